@@ -1,0 +1,146 @@
+/* env: every file and clock access Mica makes goes through here.
+ *
+ * Nothing else in the project calls open/read/write/fsync/rename/unlink or
+ * reads a clock directly. That single seam is what lets tests fail the Nth
+ * write or sync, and simulate a machine crash that loses whatever was not
+ * yet synced (env_fault_*), without touching the code under test.
+ *
+ * An env is a table of operations. env_posix() is the real one; a fault
+ * env wraps another env and passes calls through until told to fail.
+ *
+ * Files are either append-only writers (WAL segments, SSTables being built,
+ * manifests) or random-access readers (SSTables, WAL replay). Files are
+ * immutable once closed, except WAL segments, which are only ever appended.
+ *
+ * Errors name the path and the operation ("open /d/t1/000007.sst: No such
+ * file or directory"); a missing file is MICA_NOT_FOUND, a full disk
+ * MICA_RESOURCE_EXHAUSTED, other failures MICA_IO_ERROR.
+ *
+ * Thread-safety: an env and its functions may be used from any thread. A
+ * reader may be used by many threads at once (reads are positional). A
+ * writer must be used by one thread at a time. */
+#ifndef MICA_COMMON_ENV_H
+#define MICA_COMMON_ENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct env env;
+typedef struct env_reader env_reader;
+typedef struct env_writer env_writer;
+
+/* The process-wide POSIX env. Never freed. */
+env *env_posix(void);
+
+/* ---- readers ---- */
+
+/* Opens `path` for positional reads. Caller closes with env_reader_close(). */
+mica_err *env_open_reader(env *e, const char *path, env_reader **out);
+
+/* Reads up to `n` bytes at `offset` into `dst`; *got is the count read,
+ * short only at end of file. */
+mica_err *env_read(env_reader *r, uint64_t offset, size_t n, void *dst,
+                   size_t *got);
+
+/* Size of the file when it was opened. */
+uint64_t env_reader_size(const env_reader *r);
+const char *env_reader_path(const env_reader *r);
+void env_reader_close(env_reader *r); /* accepts NULL */
+
+/* ---- writers ---- */
+
+enum {
+  ENV_CREATE_NEW = 1, /* fail with ALREADY_EXISTS if the file exists */
+  ENV_TRUNCATE = 2,   /* create or truncate */
+  ENV_APPEND = 3      /* create or append to the end */
+};
+
+/* Opens `path` for appending, per `mode` above. Caller closes with
+ * env_writer_close(). */
+mica_err *env_open_writer(env *e, const char *path, int mode, env_writer **out);
+mica_err *env_append(env_writer *w, const void *data, size_t n);
+/* Makes every byte appended so far durable (fdatasync). */
+mica_err *env_sync(env_writer *w);
+/* Bytes in the file: its size at open plus everything appended. */
+uint64_t env_writer_size(const env_writer *w);
+const char *env_writer_path(const env_writer *w);
+/* Closes without syncing; returns the close error if any. Accepts NULL. */
+mica_err *env_writer_close(env_writer *w);
+
+/* ---- whole files and directories ---- */
+
+mica_err *env_rename(env *e, const char *from, const char *to);
+mica_err *env_remove(env *e, const char *path); /* NOT_FOUND if absent */
+/* Creates `path` and missing parents; succeeds if it exists. */
+mica_err *env_mkdirs(env *e, const char *path);
+/* Removes `path` and everything under it; succeeds if it is absent. */
+mica_err *env_remove_tree(env *e, const char *path);
+/* Makes the directory's entries (creates, renames, removes) durable. */
+mica_err *env_sync_dir(env *e, const char *path);
+bool env_exists(env *e, const char *path);
+mica_err *env_file_size(env *e, const char *path, uint64_t *size);
+/* Names in `dir` (no "." or ".."), in no particular order. Caller frees
+ * with env_free_names(). */
+mica_err *env_list(env *e, const char *dir, char ***names, size_t *n);
+void env_free_names(char **names, size_t n);
+/* Reads the whole of a small file. Caller frees out->data (buf_free). */
+mica_err *env_read_file(env *e, const char *path, size_t max_bytes, buf *out);
+/* Writes `data` to `path` atomically and durably: temp file, sync, rename,
+ * sync directory. */
+mica_err *env_write_file_atomic(env *e, const char *path, slice data);
+
+/* Takes an exclusive advisory lock on `path` (created if absent), held until
+ * env_unlock or process exit; UNAVAILABLE if another process holds it. */
+mica_err *env_lock(env *e, const char *path, int *lock_fd);
+void env_unlock(env *e, int lock_fd);
+
+/* ---- time ---- */
+
+/* Monotonic microseconds: for leases, deadlines and durations. */
+uint64_t env_now_micros(env *e);
+/* Wall-clock microseconds since the epoch: for display and event times. */
+uint64_t env_wall_micros(env *e);
+void env_sleep_micros(env *e, uint64_t micros);
+
+/* ---- fault injection (tests) ---- */
+
+typedef struct env_fault env_fault;
+
+enum env_op {
+  ENV_OP_READ,
+  ENV_OP_WRITE, /* append */
+  ENV_OP_SYNC,  /* env_sync and env_sync_dir */
+  ENV_OP_RENAME,
+  ENV_OP_OPEN,  /* open for write (creating files) */
+  ENV_OP_REMOVE,
+  ENV_OP_COUNT_
+};
+
+/* A fault env over `base`. It behaves exactly like `base` until armed.
+ * Caller frees with env_fault_free() after every file from it is closed. */
+env_fault *env_fault_new(env *base);
+void env_fault_free(env_fault *f);
+/* The env to hand to the code under test. */
+env *env_fault_env(env_fault *f);
+
+/* The `nth` (1-based) call of `op` from now on fails with IO_ERROR, and so
+ * does every later one if `sticky`. 0 disarms. */
+void env_fault_fail_nth(env_fault *f, enum env_op op, uint64_t nth, bool sticky);
+/* Appends fail with RESOURCE_EXHAUSTED ("no space left") from now on. */
+void env_fault_set_disk_full(env_fault *f, bool full);
+/* Calls of `op` seen so far (counts failed calls too). */
+uint64_t env_fault_count(env_fault *f, enum env_op op);
+
+/* Simulates power loss: every file written through this env is cut back to
+ * the length it had at its last successful sync (files never synced lose
+ * everything; files created since their directory's last sync are removed;
+ * renames count as durable once they return, the ordering ext4 gives and
+ * that Mica's writers rely on only after a directory sync anyway), and every
+ * open writer and later call through this env fails with IO_ERROR. Afterwards the code under test is
+ * closed and reopened on a fresh env over the same directory. */
+void env_fault_crash(env_fault *f);
+
+#endif
