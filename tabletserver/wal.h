@@ -78,9 +78,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/slice.h" /* before env.h, which uses slice and buf */
 #include "common/env.h"
 #include "common/err.h"
-#include "common/slice.h"
 
 /* Largest data record payload: a 32 MiB batch plus its encoding overhead
  * with room to spare. wal_add rejects larger payloads (INVALID_ARGUMENT);
