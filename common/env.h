@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/slice.h"
 
 typedef struct env env;
 typedef struct env_reader env_reader;

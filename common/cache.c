@@ -1,0 +1,281 @@
+/* cache: the sharded LRU cache behind cache.h.
+ *
+ * Each of 16 shards (picked by the top bits of hash32 of the key) holds a
+ * chained hash table of its entries and two circular lists:
+ *   lru     entries only the cache references (refs == 1), oldest first;
+ *           these are the eviction candidates;
+ *   in_use  entries some handle also pins (refs > 1); never evicted.
+ * An entry is in exactly one list while it is in the cache (in_cache), and
+ * in neither once erased, replaced or evicted; it is freed, deleter first,
+ * when its last reference goes. The cache's own reference counts as one.
+ *
+ * Each shard's budget is its share of the capacity (the shares sum to the
+ * capacity exactly). Eviction runs on insert and whenever a release makes
+ * an entry evictable, so with no handle held usage never exceeds capacity.
+ * Deleters run after the shard mutex is dropped: they free block memory
+ * and must not stall other readers of the shard. */
+#include "common/cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hash.h"
+
+#define NSHARDS 16
+#define SHARD_BITS 4
+
+typedef struct centry {
+  struct centry *next_hash; /* chain in the shard's table */
+  struct centry *next, *prev; /* lru or in_use list */
+  void *value;
+  cache_deleter deleter;
+  size_t charge;
+  uint32_t hash;
+  uint32_t refs;   /* guarded by the shard mutex */
+  bool in_cache;   /* guarded by the shard mutex */
+  size_t klen;
+  uint8_t key[];
+} centry;
+
+typedef struct shard {
+  pthread_mutex_t mu;
+  /* Everything below is guarded by mu. */
+  size_t capacity;
+  size_t usage;
+  centry lru;    /* list head: lru.next is the oldest evictable entry */
+  centry in_use; /* list head */
+  centry **table;
+  size_t nbuckets; /* power of two */
+  size_t elems;
+} shard;
+
+struct cache {
+  shard shards[NSHARDS];
+  size_t capacity;
+  atomic_uint_fast64_t hits, misses, last_id;
+};
+
+static void list_init(centry *head) { head->next = head->prev = head; }
+
+static void list_remove(centry *e) {
+  e->next->prev = e->prev;
+  e->prev->next = e->next;
+}
+
+/* Appends at the newest end. */
+static void list_append(centry *head, centry *e) {
+  e->next = head;
+  e->prev = head->prev;
+  e->prev->next = e;
+  e->next->prev = e;
+}
+
+static centry **table_find(shard *s, slice key, uint32_t hash) {
+  centry **p = &s->table[hash & (s->nbuckets - 1)];
+  while (*p != NULL && ((*p)->hash != hash ||
+                        !slice_eq(slice_make((*p)->key, (*p)->klen), key)))
+    p = &(*p)->next_hash;
+  return p;
+}
+
+static void table_grow(shard *s) {
+  size_t nb = s->nbuckets * 2;
+  centry **t = xcalloc(nb, sizeof(*t));
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    centry *e = s->table[i];
+    while (e != NULL) {
+      centry *next = e->next_hash;
+      centry **slot = &t[e->hash & (nb - 1)];
+      e->next_hash = *slot;
+      *slot = e;
+      e = next;
+    }
+  }
+  free(s->table);
+  s->table = t;
+  s->nbuckets = nb;
+}
+
+/* A chain of entries whose last reference is gone, freed after unlock. */
+typedef struct dead_list {
+  centry *head;
+} dead_list;
+
+static void unref(centry *e, dead_list *dead) {
+  if (--e->refs == 0) {
+    e->next_hash = dead->head;
+    dead->head = e;
+  }
+}
+
+static void free_dead(dead_list *dead) {
+  centry *e = dead->head;
+  while (e != NULL) {
+    centry *next = e->next_hash;
+    if (e->deleter != NULL) e->deleter(slice_make(e->key, e->klen), e->value);
+    free(e);
+    e = next;
+  }
+  dead->head = NULL;
+}
+
+/* Takes an entry already unlinked from the table out of its list and
+ * drops the cache's reference. Requires s->mu. */
+static void finish_erase(shard *s, centry *e, dead_list *dead) {
+  list_remove(e);
+  e->in_cache = false;
+  s->usage -= e->charge;
+  unref(e, dead);
+}
+
+/* Evicts the oldest unpinned entries until usage fits. Requires s->mu. */
+static void evict(shard *s, dead_list *dead) {
+  while (s->usage > s->capacity && s->lru.next != &s->lru) {
+    centry *old = s->lru.next;
+    centry **p = table_find(s, slice_make(old->key, old->klen), old->hash);
+    *p = old->next_hash;
+    s->elems--;
+    finish_erase(s, old, dead);
+  }
+}
+
+cache *cache_new(size_t capacity_bytes) {
+  cache *c = xcalloc(1, sizeof(*c));
+  c->capacity = capacity_bytes;
+  for (int i = 0; i < NSHARDS; i++) {
+    shard *s = &c->shards[i];
+    pthread_mutex_init(&s->mu, NULL);
+    s->capacity = capacity_bytes / NSHARDS +
+                  ((size_t)i < capacity_bytes % NSHARDS ? 1 : 0);
+    list_init(&s->lru);
+    list_init(&s->in_use);
+    s->nbuckets = 16;
+    s->table = xcalloc(s->nbuckets, sizeof(*s->table));
+  }
+  return c;
+}
+
+void cache_free(cache *c) {
+  if (c == NULL) return;
+  for (int i = 0; i < NSHARDS; i++) {
+    shard *s = &c->shards[i];
+    dead_list dead = {NULL};
+    /* Every handle has been released, so all entries are on lru. */
+    while (s->lru.next != &s->lru) finish_erase(s, s->lru.next, &dead);
+    while (s->in_use.next != &s->in_use)
+      finish_erase(s, s->in_use.next, &dead);
+    free_dead(&dead);
+    free(s->table);
+    pthread_mutex_destroy(&s->mu);
+  }
+  free(c);
+}
+
+static shard *shard_of(cache *c, uint32_t hash) {
+  return &c->shards[hash >> (32 - SHARD_BITS)];
+}
+
+cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
+                           cache_deleter deleter) {
+  uint32_t hash = hash32(key.data, key.len, 0);
+  shard *s = shard_of(c, hash);
+  centry *e = xmalloc(sizeof(*e) + key.len);
+  if (key.len > 0) memcpy(e->key, key.data, key.len);
+  e->klen = key.len;
+  e->hash = hash;
+  e->value = value;
+  e->deleter = deleter;
+  e->charge = charge;
+  e->refs = 2; /* the cache's and the returned handle's */
+  e->in_cache = true;
+  e->next_hash = NULL;
+
+  dead_list dead = {NULL};
+  pthread_mutex_lock(&s->mu);
+  list_append(&s->in_use, e);
+  s->usage += charge;
+  centry **p = table_find(s, key, hash);
+  centry *old = *p;
+  if (old != NULL) {
+    e->next_hash = old->next_hash;
+    *p = e;
+    finish_erase(s, old, &dead);
+  } else {
+    *p = e;
+    if (++s->elems > s->nbuckets) table_grow(s);
+  }
+  evict(s, &dead);
+  pthread_mutex_unlock(&s->mu);
+  free_dead(&dead);
+  return (cache_handle *)e;
+}
+
+cache_handle *cache_lookup(cache *c, slice key) {
+  uint32_t hash = hash32(key.data, key.len, 0);
+  shard *s = shard_of(c, hash);
+  pthread_mutex_lock(&s->mu);
+  centry *e = *table_find(s, key, hash);
+  if (e != NULL) {
+    if (e->refs == 1) { /* was evictable: now pinned */
+      list_remove(e);
+      list_append(&s->in_use, e);
+    }
+    e->refs++;
+  }
+  pthread_mutex_unlock(&s->mu);
+  atomic_fetch_add(e != NULL ? &c->hits : &c->misses, 1);
+  return (cache_handle *)e;
+}
+
+void cache_release(cache *c, cache_handle *h) {
+  centry *e = (centry *)h;
+  shard *s = shard_of(c, e->hash);
+  dead_list dead = {NULL};
+  pthread_mutex_lock(&s->mu);
+  unref(e, &dead);
+  if (e->in_cache && e->refs == 1) { /* only the cache holds it now */
+    list_remove(e);
+    list_append(&s->lru, e);
+    evict(s, &dead);
+  }
+  pthread_mutex_unlock(&s->mu);
+  free_dead(&dead);
+}
+
+void *cache_value(cache_handle *h) { return ((centry *)h)->value; }
+
+void cache_erase(cache *c, slice key) {
+  uint32_t hash = hash32(key.data, key.len, 0);
+  shard *s = shard_of(c, hash);
+  dead_list dead = {NULL};
+  pthread_mutex_lock(&s->mu);
+  centry **p = table_find(s, key, hash);
+  centry *e = *p;
+  if (e != NULL) {
+    *p = e->next_hash;
+    s->elems--;
+    finish_erase(s, e, &dead);
+  }
+  pthread_mutex_unlock(&s->mu);
+  free_dead(&dead);
+}
+
+uint64_t cache_new_id(cache *c) { return atomic_fetch_add(&c->last_id, 1) + 1; }
+
+size_t cache_usage(cache *c) {
+  size_t total = 0;
+  for (int i = 0; i < NSHARDS; i++) {
+    shard *s = &c->shards[i];
+    pthread_mutex_lock(&s->mu);
+    total += s->usage;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return total;
+}
+
+size_t cache_capacity(cache *c) { return c->capacity; }
+uint64_t cache_hits(cache *c) { return atomic_load(&c->hits); }
+uint64_t cache_misses(cache *c) { return atomic_load(&c->misses); }

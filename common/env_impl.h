@@ -1,0 +1,64 @@
+/* env_impl: the inside of an env, for the files that implement one.
+ *
+ * Private to common/: env.c dispatches the public env_* calls through these
+ * tables, env_posix.c fills them with system calls and env_fault.c fills
+ * them with wrappers that count, fail or forward to another env. Code
+ * outside common/ uses env.h only.
+ *
+ * An implementation allocates its readers and writers as larger structs
+ * whose first member is `struct env_reader` / `struct env_writer`, keeps
+ * `path` pointing at a string it owns until close, and keeps `size` current
+ * (for a writer: its size at open plus every byte appended so far).
+ *
+ * Thread-safety: as env.h. The tables are immutable after construction. */
+#ifndef MICA_COMMON_ENV_IMPL_H
+#define MICA_COMMON_ENV_IMPL_H
+
+#include "common/env.h"
+
+struct env_ops {
+  mica_err *(*open_reader)(env *e, const char *path, env_reader **out);
+  mica_err *(*read)(env_reader *r, uint64_t offset, size_t n, void *dst,
+                    size_t *got);
+  void (*reader_close)(env_reader *r);
+
+  mica_err *(*open_writer)(env *e, const char *path, int mode,
+                           env_writer **out);
+  mica_err *(*append)(env_writer *w, const void *data, size_t n);
+  mica_err *(*sync)(env_writer *w);
+  mica_err *(*writer_close)(env_writer *w);
+
+  mica_err *(*rename)(env *e, const char *from, const char *to);
+  mica_err *(*remove)(env *e, const char *path);
+  mica_err *(*mkdirs)(env *e, const char *path);
+  mica_err *(*remove_tree)(env *e, const char *path);
+  mica_err *(*sync_dir)(env *e, const char *path);
+  bool (*exists)(env *e, const char *path);
+  mica_err *(*file_size)(env *e, const char *path, uint64_t *size);
+  mica_err *(*list)(env *e, const char *dir, char ***names, size_t *n);
+  mica_err *(*lock)(env *e, const char *path, int *lock_fd);
+  void (*unlock)(env *e, int lock_fd);
+
+  uint64_t (*now_micros)(env *e);
+  uint64_t (*wall_micros)(env *e);
+  void (*sleep_micros)(env *e, uint64_t micros);
+};
+
+/* Implementations embed this as their first member. */
+struct env {
+  const struct env_ops *ops;
+};
+
+struct env_reader {
+  env *owner;       /* the env whose ops serve this reader */
+  const char *path; /* owned by the implementation */
+  uint64_t size;    /* at open */
+};
+
+struct env_writer {
+  env *owner;
+  const char *path; /* owned by the implementation */
+  uint64_t size;    /* at open plus everything appended */
+};
+
+#endif
