@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/coding.h"
+#include "common/crc32c_internal.h"
 
 static uint32_t table[8][256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -76,6 +77,11 @@ uint32_t crc32c_extend(uint32_t crc, const void *data, size_t n) {
   if (use_hw) return ~crc_hw(crc, p, n);
 #endif
   return ~crc_table(crc, p, n);
+}
+
+uint32_t crc32c_extend_portable(uint32_t crc, const void *data, size_t n) {
+  pthread_once(&once, init);
+  return ~crc_table(~crc, data, n);
 }
 
 int crc32c_hardware(void) {
