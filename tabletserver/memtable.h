@@ -76,7 +76,9 @@ enum mt_get_result mt_get(memtable *m, slice user_key, uint64_t snapshot_seq,
 /* An iterator over all entries in ikey_cmp order. key() is the internal
  * key, value() the value (empty for deletes); both stay valid as long as
  * the memtable does, which the iterator guarantees until it is closed
- * (it holds a reference). seek and seek_for_prev take internal keys.
+ * (it holds a reference). seek and seek_for_prev take internal keys (a
+ * target shorter than IKEY_TRAILER is taken as a bare user key, sorting
+ * before every version of it).
  * Entries added after creation may or may not be seen, but what is seen is
  * always complete and sorted. Never fails (status is always NULL). Caller
  * closes with iter_close(). */
