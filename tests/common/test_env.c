@@ -1,0 +1,576 @@
+/* test_env: the POSIX env and the fault-injecting env.
+ *
+ * POSIX: every operation on real files in a temporary directory, the
+ * errno-to-code mapping (missing files, existing files, a full device via
+ * /dev/full), error messages that name the path, the advisory lock against
+ * a forked process, and the clocks.
+ *
+ * Fault: the Nth call of each kind fails once or stickily and then
+ * recovers, a full disk, and a simulated crash checked through the plain
+ * POSIX env afterwards: unsynced tails cut, unsynced new files gone,
+ * renamed files kept, every later call refused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/env.h"
+#include "tests/testutil.h"
+
+static char *path_in(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = xmalloc(n);
+  snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+/* Asserts `e` has `code` and a message containing `needle`; frees it. */
+static void expect_err(mica_err *e, int code, const char *needle) {
+  if (err_code(e) != code || strstr(err_msg(e), needle) == NULL)
+    fprintf(stderr, "\n  got %s: %s; want %s naming %s\n",
+            mica_code_name(err_code(e)), err_msg(e), mica_code_name(code),
+            needle);
+  CU_ASSERT_EQUAL(err_code(e), code);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), needle));
+  err_free(e);
+}
+
+static void write_file(env *e, const char *path, int mode, const char *data) {
+  env_writer *w;
+  TU_OK(env_open_writer(e, path, mode, &w));
+  TU_OK(env_append(w, data, strlen(data)));
+  TU_OK(env_sync(w));
+  TU_OK(env_writer_close(w));
+}
+
+/* The whole file as a NUL-terminated string (test files are text). */
+static char *slurp(env *e, const char *path) {
+  buf b = BUF_INIT;
+  mica_err *err = env_read_file(e, path, 1 << 20, &b);
+  if (err != NULL) {
+    err_free(err);
+    buf_free(&b);
+    return NULL;
+  }
+  buf_push(&b, 0);
+  return (char *)b.data;
+}
+
+static bool names_contain(char **names, size_t n, const char *want) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(names[i], want) == 0) return true;
+  return false;
+}
+
+/* ---- POSIX ---- */
+
+static void test_write_read(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *p = path_in(dir, "f1");
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  CU_ASSERT_STRING_EQUAL(env_writer_path(w), p);
+  CU_ASSERT_EQUAL(env_writer_size(w), 0);
+  TU_OK(env_append(w, "hello", 5));
+  TU_OK(env_append(w, " world", 6));
+  TU_OK(env_append(w, "", 0));
+  CU_ASSERT_EQUAL(env_writer_size(w), 11);
+  TU_OK(env_sync(w));
+  TU_OK(env_writer_close(w));
+  TU_OK(env_writer_close(NULL));
+
+  env_reader *r;
+  TU_OK(env_open_reader(e, p, &r));
+  CU_ASSERT_EQUAL(env_reader_size(r), 11);
+  CU_ASSERT_STRING_EQUAL(env_reader_path(r), p);
+  char got[32];
+  size_t n;
+  TU_OK(env_read(r, 6, 5, got, &n));
+  CU_ASSERT_EQUAL(n, 5);
+  CU_ASSERT_EQUAL(memcmp(got, "world", 5), 0);
+  TU_OK(env_read(r, 8, 10, got, &n)); /* short only at end of file */
+  CU_ASSERT_EQUAL(n, 3);
+  CU_ASSERT_EQUAL(memcmp(got, "rld", 3), 0);
+  TU_OK(env_read(r, 100, 10, got, &n));
+  CU_ASSERT_EQUAL(n, 0);
+  env_reader_close(r);
+  env_reader_close(NULL);
+
+  uint64_t size;
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 11);
+
+  /* Modes: CREATE_NEW refuses, APPEND continues, TRUNCATE empties. */
+  expect_err(env_open_writer(e, p, ENV_CREATE_NEW, &w), MICA_ALREADY_EXISTS, p);
+  CU_ASSERT_PTR_NULL(w);
+  TU_OK(env_open_writer(e, p, ENV_APPEND, &w));
+  CU_ASSERT_EQUAL(env_writer_size(w), 11);
+  TU_OK(env_append(w, "!", 1));
+  CU_ASSERT_EQUAL(env_writer_size(w), 12);
+  TU_OK(env_writer_close(w));
+  char *s = slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "hello world!");
+  free(s);
+  TU_OK(env_open_writer(e, p, ENV_TRUNCATE, &w));
+  CU_ASSERT_EQUAL(env_writer_size(w), 0);
+  TU_OK(env_writer_close(w));
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 0);
+  expect_err(env_open_writer(e, p, 42, &w), MICA_INVALID_ARGUMENT, p);
+  free(p);
+}
+
+static void test_large_io(void) {
+  env *e = env_posix();
+  char *p = path_in(tu_tmpdir(), "big");
+  size_t n = 3 << 20;
+  uint8_t *data = xmalloc(n), *back = xmalloc(n);
+  tu_rand_bytes(data, n);
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  size_t off = 0;
+  while (off < n) {
+    size_t k = tu_rand_below(200000);
+    if (k > n - off) k = n - off;
+    TU_OK(env_append(w, data + off, k));
+    off += k;
+  }
+  TU_OK(env_writer_close(w));
+  env_reader *r;
+  TU_OK(env_open_reader(e, p, &r));
+  size_t got;
+  TU_OK(env_read(r, 0, n, back, &got));
+  CU_ASSERT_EQUAL(got, n);
+  CU_ASSERT_EQUAL(memcmp(back, data, n), 0);
+  for (int i = 0; i < 50; i++) {
+    uint64_t o = tu_rand_below(n);
+    size_t k = tu_rand_below(n);
+    TU_OK(env_read(r, o, k, back, &got));
+    CU_ASSERT_EQUAL(got, k < n - o ? k : n - o);
+    CU_ASSERT_EQUAL(memcmp(back, data + o, got), 0);
+  }
+  env_reader_close(r);
+  free(data);
+  free(back);
+  free(p);
+}
+
+static void test_missing(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *p = path_in(dir, "nope");
+  env_reader *r;
+  expect_err(env_open_reader(e, p, &r), MICA_NOT_FOUND, p);
+  CU_ASSERT_PTR_NULL(r);
+  uint64_t size;
+  expect_err(env_file_size(e, p, &size), MICA_NOT_FOUND, p);
+  expect_err(env_remove(e, p), MICA_NOT_FOUND, p);
+  expect_err(env_rename(e, p, "/tmp/x"), MICA_NOT_FOUND, p);
+  CU_ASSERT_FALSE(env_exists(e, p));
+  char **names;
+  size_t n;
+  expect_err(env_list(e, p, &names, &n), MICA_NOT_FOUND, p);
+  expect_err(env_sync_dir(e, p), MICA_NOT_FOUND, p);
+  buf b = BUF_INIT;
+  expect_err(env_read_file(e, p, 100, &b), MICA_NOT_FOUND, p);
+  char *deep = path_in(p, "child");
+  env_writer *w;
+  expect_err(env_open_writer(e, deep, ENV_TRUNCATE, &w), MICA_NOT_FOUND, deep);
+  TU_OK(env_remove_tree(e, p)); /* absent is fine */
+  free(deep);
+  free(p);
+}
+
+static void test_disk_full_posix(void) {
+  env *e = env_posix();
+  if (!env_exists(e, "/dev/full")) {
+    fprintf(stderr, "[no /dev/full; skipped] ");
+    return;
+  }
+  env_writer *w;
+  TU_OK(env_open_writer(e, "/dev/full", ENV_APPEND, &w));
+  expect_err(env_append(w, "x", 1), MICA_RESOURCE_EXHAUSTED, "/dev/full");
+  TU_OK(env_writer_close(w));
+}
+
+static void test_dirs(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *a = path_in(dir, "a"), *abc = path_in(dir, "a/b/c");
+  TU_OK(env_mkdirs(e, abc));
+  TU_OK(env_mkdirs(e, abc)); /* exists: fine */
+  CU_ASSERT_TRUE(env_exists(e, abc));
+  char *f1 = path_in(abc, "f1"), *f2 = path_in(a, "f2");
+  write_file(e, f1, ENV_CREATE_NEW, "1");
+  write_file(e, f2, ENV_CREATE_NEW, "2");
+  TU_OK(env_sync_dir(e, abc));
+
+  /* A file in the way of mkdirs is an error naming it. */
+  char *under = path_in(f2, "sub");
+  mica_err *err = env_mkdirs(e, under);
+  CU_ASSERT_NOT_EQUAL(err_code(err), MICA_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "f2"));
+  err_free(err);
+
+  char **names;
+  size_t n;
+  TU_OK(env_list(e, a, &names, &n));
+  CU_ASSERT_EQUAL(n, 2);
+  CU_ASSERT_TRUE(names_contain(names, n, "b"));
+  CU_ASSERT_TRUE(names_contain(names, n, "f2"));
+  CU_ASSERT_FALSE(names_contain(names, n, "."));
+  env_free_names(names, n);
+
+  /* Rename, then remove: the name moves, and removing twice fails. */
+  char *f3 = path_in(a, "f3");
+  TU_OK(env_rename(e, f2, f3));
+  CU_ASSERT_FALSE(env_exists(e, f2));
+  char *s = slurp(e, f3);
+  CU_ASSERT_STRING_EQUAL(s, "2");
+  free(s);
+  /* Rename over an existing file replaces it. */
+  TU_OK(env_rename(e, f3, f1));
+  s = slurp(e, f1);
+  CU_ASSERT_STRING_EQUAL(s, "2");
+  free(s);
+  TU_OK(env_remove(e, f1));
+  expect_err(env_remove(e, f1), MICA_NOT_FOUND, f1);
+
+  TU_OK(env_remove_tree(e, a));
+  CU_ASSERT_FALSE(env_exists(e, a));
+  TU_OK(env_list(e, dir, &names, &n));
+  CU_ASSERT_EQUAL(n, 0);
+  env_free_names(names, n);
+  free(a), free(abc), free(f1), free(f2), free(f3), free(under);
+}
+
+static void test_whole_files(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *p = path_in(dir, "CURRENT");
+  TU_OK(env_write_file_atomic(e, p, slice_from_str("manifest-1\n")));
+  TU_OK(env_write_file_atomic(e, p, slice_from_str("manifest-2\n")));
+  char *s = slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "manifest-2\n");
+  free(s);
+  /* No temporary file is left behind. */
+  char **names;
+  size_t n;
+  TU_OK(env_list(e, dir, &names, &n));
+  CU_ASSERT_EQUAL(n, 1);
+  env_free_names(names, n);
+  /* The size limit. */
+  buf b = BUF_INIT;
+  buf_append(&b, "prefix", 6);
+  expect_err(env_read_file(e, p, 5, &b), MICA_CORRUPTION, p);
+  CU_ASSERT_EQUAL(b.len, 6); /* unchanged on failure */
+  TU_OK(env_read_file(e, p, 11, &b));
+  CU_ASSERT_EQUAL(b.len, 17);
+  buf_free(&b);
+  /* Empty file. */
+  TU_OK(env_write_file_atomic(e, p, slice_make(NULL, 0)));
+  TU_OK(env_read_file(e, p, 0, &b));
+  CU_ASSERT_EQUAL(b.len, 0);
+  buf_free(&b);
+  free(p);
+}
+
+static void test_lock(void) {
+  env *e = env_posix();
+  char *p = path_in(tu_tmpdir(), "LOCK");
+  int fd;
+  TU_OK(env_lock(e, p, &fd));
+  CU_ASSERT(fd >= 0);
+  /* Another open of the lock, even in this process, is refused. */
+  int fd2;
+  expect_err(env_lock(e, p, &fd2), MICA_UNAVAILABLE, p);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int cfd;
+    mica_err *err = env_lock(env_posix(), p, &cfd);
+    _exit(err_code(err) == MICA_UNAVAILABLE ? 0 : 1);
+  }
+  int status;
+  CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  env_unlock(e, fd);
+  pid = fork();
+  if (pid == 0) {
+    int cfd;
+    mica_err *err = env_lock(env_posix(), p, &cfd);
+    _exit(err == NULL ? 0 : 1);
+  }
+  CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  TU_OK(env_lock(e, p, &fd));
+  env_unlock(e, fd);
+  free(p);
+}
+
+static void test_clocks(void) {
+  env *e = env_posix();
+  uint64_t t0 = env_now_micros(e);
+  uint64_t prev = t0;
+  for (int i = 0; i < 1000; i++) {
+    uint64_t t = env_now_micros(e);
+    CU_ASSERT(t >= prev);
+    prev = t;
+  }
+  env_sleep_micros(e, 3000);
+  CU_ASSERT(env_now_micros(e) - t0 >= 3000);
+  /* Wall clock: after 2020-01-01 and in microseconds, not seconds. */
+  uint64_t wall = env_wall_micros(e);
+  CU_ASSERT(wall > UINT64_C(1577836800) * 1000000);
+  CU_ASSERT(wall < UINT64_C(4102444800) * 1000000);
+}
+
+/* ---- fault ---- */
+
+static void test_fault_nth(void) {
+  const char *dir = tu_tmpdir();
+  env_fault *f = env_fault_new(env_posix());
+  env *e = env_fault_env(f);
+  char *p = path_in(dir, "f");
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+
+  /* Writes: only the 3rd from now fails, then it recovers. */
+  env_fault_fail_nth(f, ENV_OP_WRITE, 3, false);
+  TU_OK(env_append(w, "a", 1));
+  TU_OK(env_append(w, "b", 1));
+  expect_err(env_append(w, "c", 1), MICA_IO_ERROR, p);
+  TU_OK(env_append(w, "d", 1));
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_WRITE), 4);
+  CU_ASSERT_EQUAL(env_writer_size(w), 3); /* the failed append wrote nothing */
+
+  /* Sticky: the 2nd and every later one, until disarmed. */
+  env_fault_fail_nth(f, ENV_OP_WRITE, 2, true);
+  TU_OK(env_append(w, "e", 1));
+  for (int i = 0; i < 5; i++) expect_err(env_append(w, "x", 1), MICA_IO_ERROR, p);
+  env_fault_fail_nth(f, ENV_OP_WRITE, 0, false);
+  TU_OK(env_append(w, "f", 1));
+
+  env_fault_fail_nth(f, ENV_OP_SYNC, 1, false);
+  expect_err(env_sync(w), MICA_IO_ERROR, p);
+  TU_OK(env_sync(w));
+  TU_OK(env_writer_close(w));
+  char *s = slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "abdef");
+  free(s);
+
+  /* Reads. */
+  env_reader *r;
+  TU_OK(env_open_reader(e, p, &r));
+  char got[8];
+  size_t n;
+  env_fault_fail_nth(f, ENV_OP_READ, 2, false);
+  TU_OK(env_read(r, 0, 2, got, &n));
+  expect_err(env_read(r, 0, 2, got, &n), MICA_IO_ERROR, p);
+  TU_OK(env_read(r, 0, 5, got, &n));
+  CU_ASSERT_EQUAL(memcmp(got, "abdef", 5), 0);
+  env_reader_close(r);
+
+  /* Renames, opens and removes; each failed call leaves the files alone. */
+  char *q = path_in(dir, "g");
+  env_fault_fail_nth(f, ENV_OP_RENAME, 1, false);
+  expect_err(env_rename(e, p, q), MICA_IO_ERROR, p);
+  CU_ASSERT_TRUE(env_exists(e, p));
+  CU_ASSERT_FALSE(env_exists(e, q));
+  TU_OK(env_rename(e, p, q));
+  CU_ASSERT_TRUE(env_exists(e, q));
+
+  env_fault_fail_nth(f, ENV_OP_OPEN, 1, false);
+  expect_err(env_open_writer(e, p, ENV_CREATE_NEW, &w), MICA_IO_ERROR, p);
+  CU_ASSERT_FALSE(env_exists(e, p));
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  TU_OK(env_writer_close(w));
+
+  env_fault_fail_nth(f, ENV_OP_REMOVE, 1, false);
+  expect_err(env_remove(e, q), MICA_IO_ERROR, q);
+  CU_ASSERT_TRUE(env_exists(e, q));
+  TU_OK(env_remove(e, q));
+  CU_ASSERT_FALSE(env_exists(e, q));
+
+  /* A failed sync inside write_file_atomic leaves the old file alone and
+   * no temporary behind. */
+  TU_OK(env_write_file_atomic(e, q, slice_from_str("old")));
+  env_fault_fail_nth(f, ENV_OP_SYNC, 1, false);
+  mica_err *err = env_write_file_atomic(e, q, slice_from_str("new"));
+  CU_ASSERT_EQUAL(err_code(err), MICA_IO_ERROR);
+  err_free(err);
+  s = slurp(e, q);
+  CU_ASSERT_STRING_EQUAL(s, "old");
+  free(s);
+  char **names;
+  size_t nn;
+  TU_OK(env_list(e, dir, &names, &nn));
+  CU_ASSERT_EQUAL(nn, 2); /* f and g */
+  env_free_names(names, nn);
+
+  CU_ASSERT(env_fault_count(f, ENV_OP_OPEN) >= 3);
+  CU_ASSERT(env_fault_count(f, ENV_OP_RENAME) >= 3);
+  env_fault_free(f);
+  env_fault_free(NULL);
+  free(p);
+  free(q);
+}
+
+static void test_fault_disk_full(void) {
+  env_fault *f = env_fault_new(env_posix());
+  env *e = env_fault_env(f);
+  char *p = path_in(tu_tmpdir(), "f");
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  TU_OK(env_append(w, "ok", 2));
+  env_fault_set_disk_full(f, true);
+  expect_err(env_append(w, "no", 2), MICA_RESOURCE_EXHAUSTED, p);
+  expect_err(env_append(w, "no", 2), MICA_RESOURCE_EXHAUSTED, p);
+  CU_ASSERT_EQUAL(env_writer_size(w), 2);
+  env_fault_set_disk_full(f, false);
+  TU_OK(env_append(w, "!", 1));
+  TU_OK(env_writer_close(w));
+  char *s = slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "ok!");
+  free(s);
+  env_fault_free(f);
+  free(p);
+}
+
+static void test_fault_crash(void) {
+  env *px = env_posix();
+  const char *dir = tu_tmpdir();
+  char *a = path_in(dir, "a"), *b = path_in(dir, "b"), *c = path_in(dir, "c"),
+       *d = path_in(dir, "d"), *d2 = path_in(dir, "d2"), *g = path_in(dir, "g"),
+       *t = path_in(dir, "t"), *cur = path_in(dir, "CURRENT"),
+       *sub = path_in(dir, "sub"), *subf = path_in(dir, "sub/f");
+  write_file(px, c, ENV_CREATE_NEW, "before"); /* written outside the env */
+  TU_OK(env_mkdirs(px, sub));
+
+  env_fault *f = env_fault_new(px);
+  env *e = env_fault_env(f);
+  env_writer *wa, *wb, *wc, *wd, *wg, *wt, *ws;
+  /* a: synced "aaaa", then an unsynced tail; its directory synced. */
+  TU_OK(env_open_writer(e, a, ENV_CREATE_NEW, &wa));
+  TU_OK(env_append(wa, "aaaa", 4));
+  TU_OK(env_sync(wa));
+  TU_OK(env_append(wa, "bbbb", 4));
+  /* g: created and never synced, directory synced: survives empty. */
+  TU_OK(env_open_writer(e, g, ENV_CREATE_NEW, &wg));
+  TU_OK(env_append(wg, "gggg", 4));
+  /* d: synced, directory synced, then renamed to d2 with a tail. */
+  TU_OK(env_open_writer(e, d, ENV_CREATE_NEW, &wd));
+  TU_OK(env_append(wd, "dd", 2));
+  TU_OK(env_sync(wd));
+  /* sub/f: synced, but only the top directory is synced: lost. */
+  TU_OK(env_open_writer(e, subf, ENV_CREATE_NEW, &ws));
+  TU_OK(env_append(ws, "s", 1));
+  TU_OK(env_sync(ws));
+  TU_OK(env_sync_dir(e, dir));
+  TU_OK(env_rename(e, d, d2));
+  TU_OK(env_append(wd, "DD", 2));
+  /* CURRENT: atomic writes survive whole (this also syncs the directory). */
+  TU_OK(env_write_file_atomic(e, cur, slice_from_str("manifest-7")));
+  /* b: created after the last directory sync; synced data but lost. */
+  TU_OK(env_open_writer(e, b, ENV_CREATE_NEW, &wb));
+  TU_OK(env_append(wb, "bb", 2));
+  TU_OK(env_sync(wb));
+  /* c: existed before; unsynced appends are cut back. */
+  TU_OK(env_open_writer(e, c, ENV_APPEND, &wc));
+  TU_OK(env_append(wc, " after", 6));
+  /* t: truncated existing file: its old contents are not durable either. */
+  write_file(px, t, ENV_CREATE_NEW, "old contents");
+  TU_OK(env_open_writer(e, t, ENV_TRUNCATE, &wt));
+  TU_OK(env_append(wt, "new", 3));
+
+  env_fault_crash(f);
+
+  /* Every call through the crashed env fails; open writers too. */
+  expect_err(env_append(wa, "x", 1), MICA_IO_ERROR, a);
+  expect_err(env_sync(wa), MICA_IO_ERROR, a);
+  env_reader *r;
+  expect_err(env_open_reader(e, a, &r), MICA_IO_ERROR, a);
+  env_writer *w;
+  expect_err(env_open_writer(e, b, ENV_TRUNCATE, &w), MICA_IO_ERROR, b);
+  expect_err(env_rename(e, a, b), MICA_IO_ERROR, a);
+  expect_err(env_remove(e, a), MICA_IO_ERROR, a);
+  expect_err(env_sync_dir(e, dir), MICA_IO_ERROR, dir);
+  char **names;
+  size_t n;
+  expect_err(env_list(e, dir, &names, &n), MICA_IO_ERROR, dir);
+  CU_ASSERT_FALSE(env_exists(e, a));
+  expect_err(env_write_file_atomic(e, cur, slice_from_str("x")), MICA_IO_ERROR,
+             "CURRENT");
+  expect_err(env_writer_close(wa), MICA_IO_ERROR, a);
+  expect_err(env_writer_close(wb), MICA_IO_ERROR, b);
+  expect_err(env_writer_close(wc), MICA_IO_ERROR, c);
+  expect_err(env_writer_close(wd), MICA_IO_ERROR, d);
+  expect_err(env_writer_close(wg), MICA_IO_ERROR, g);
+  expect_err(env_writer_close(wt), MICA_IO_ERROR, t);
+  expect_err(env_writer_close(ws), MICA_IO_ERROR, "sub/f");
+  env_fault_free(f);
+
+  /* What a restarted process finds. */
+  char *s = slurp(px, a);
+  CU_ASSERT_STRING_EQUAL(s, "aaaa");
+  free(s);
+  CU_ASSERT_FALSE(env_exists(px, b));
+  s = slurp(px, c);
+  CU_ASSERT_STRING_EQUAL(s, "before");
+  free(s);
+  CU_ASSERT_FALSE(env_exists(px, d));
+  s = slurp(px, d2);
+  CU_ASSERT_STRING_EQUAL(s, "dd");
+  free(s);
+  uint64_t size = 99;
+  TU_OK(env_file_size(px, g, &size));
+  CU_ASSERT_EQUAL(size, 0);
+  TU_OK(env_file_size(px, t, &size));
+  CU_ASSERT_EQUAL(size, 0);
+  CU_ASSERT_FALSE(env_exists(px, subf));
+  s = slurp(px, cur);
+  CU_ASSERT_STRING_EQUAL(s, "manifest-7");
+  free(s);
+  TU_OK(env_list(px, dir, &names, &n));
+  CU_ASSERT_EQUAL(n, 7); /* a c d2 g t CURRENT sub: no temporaries */
+  env_free_names(names, n);
+
+  /* A fresh fault env over the same directory works normally. */
+  f = env_fault_new(px);
+  e = env_fault_env(f);
+  write_file(e, b, ENV_CREATE_NEW, "again");
+  s = slurp(e, b);
+  CU_ASSERT_STRING_EQUAL(s, "again");
+  free(s);
+  env_fault_free(f);
+  free(a), free(b), free(c), free(d), free(d2), free(g), free(t), free(cur);
+  free(sub), free(subf);
+}
+
+static CU_TestInfo posix_tests[] = {
+    {"write, read, sizes, modes", test_write_read},
+    {"large reads and writes", test_large_io},
+    {"missing files", test_missing},
+    {"full device", test_disk_full_posix},
+    {"directories, list, rename, remove", test_dirs},
+    {"read_file and write_file_atomic", test_whole_files},
+    {"lock against another process", test_lock},
+    {"clocks", test_clocks},
+    CU_TEST_INFO_NULL,
+};
+static CU_TestInfo fault_tests[] = {
+    {"nth failures", test_fault_nth},
+    {"disk full", test_fault_disk_full},
+    {"crash", test_fault_crash},
+    CU_TEST_INFO_NULL,
+};
+
+static void add_suites(void) {
+  tu_add_suite("env posix", posix_tests);
+  tu_add_suite("env fault", fault_tests);
+}
+
+int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
