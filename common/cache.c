@@ -163,10 +163,9 @@ void cache_free(cache *c) {
   for (int i = 0; i < NSHARDS; i++) {
     shard *s = &c->shards[i];
     dead_list dead = {NULL};
-    /* Every handle has been released, so all entries are on lru. */
+    /* The contract says every handle has been released, so every entry
+     * is on lru and goes with the cache's reference. */
     while (s->lru.next != &s->lru) finish_erase(s, s->lru.next, &dead);
-    while (s->in_use.next != &s->in_use)
-      finish_erase(s, s->in_use.next, &dead);
     free_dead(&dead);
     free(s->table);
     pthread_mutex_destroy(&s->mu);
