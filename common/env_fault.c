@@ -28,7 +28,8 @@
  *
  * Thread-safety: one mutex guards the counters, the armed faults, the
  * records and the crashed flag; base-env calls are made without it, except
- * during env_fault_crash, which holds it throughout. */
+ * during env_fault_crash, which holds it throughout. A read-write lock
+ * (field `io`) orders whole operations against a crash. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,13 @@ typedef struct frecord {
 struct env_fault {
   struct env env; /* first: the env handed to code under test */
   env *base;
+  /* Held shared by every operation from its fault decision through its
+   * base-env call and bookkeeping, and exclusively by env_fault_crash, so
+   * a crash never lands between an operation's check and its effect: an
+   * append cannot re-extend a file the crash cut, nor a sync report
+   * success for bytes the crash dropped. Writer-preferring, so a stream
+   * of operations cannot hold off a crash. */
+  pthread_rwlock_t io;
   pthread_mutex_t mu;
   /* Everything below is guarded by mu. */
   uint64_t count[ENV_OP_COUNT_];
@@ -129,7 +137,7 @@ static bool in_dir(const char *path, const char *dir) {
 
 /* ---- readers ---- */
 
-static mica_err *f_open_reader(env *e, const char *path, env_reader **out) {
+static mica_err *open_reader_io(env *e, const char *path, env_reader **out) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "open", path);
   if (err != NULL) return err;
@@ -145,7 +153,7 @@ static mica_err *f_open_reader(env *e, const char *path, env_reader **out) {
   return NULL;
 }
 
-static mica_err *f_read(env_reader *rb, uint64_t offset, size_t n, void *dst,
+static mica_err *read_io(env_reader *rb, uint64_t offset, size_t n, void *dst,
                         size_t *got) {
   freader *r = (freader *)rb;
   mica_err *err = fault_check(fault_of(rb->owner), ENV_OP_READ, rb->path);
@@ -161,7 +169,7 @@ static void f_reader_close(env_reader *rb) {
 
 /* ---- writers ---- */
 
-static mica_err *f_open_writer(env *e, const char *path, int mode,
+static mica_err *open_writer_io(env *e, const char *path, int mode,
                                env_writer **out) {
   env_fault *f = fault_of(e);
   mica_err *err = fault_check(f, ENV_OP_OPEN, path);
@@ -196,7 +204,7 @@ static mica_err *f_open_writer(env *e, const char *path, int mode,
   return NULL;
 }
 
-static mica_err *f_append(env_writer *wb, const void *data, size_t n) {
+static mica_err *append_io(env_writer *wb, const void *data, size_t n) {
   fwriter *w = (fwriter *)wb;
   mica_err *err = fault_check(fault_of(wb->owner), ENV_OP_WRITE, wb->path);
   if (err != NULL) return err;
@@ -205,7 +213,7 @@ static mica_err *f_append(env_writer *wb, const void *data, size_t n) {
   return err;
 }
 
-static mica_err *f_sync(env_writer *wb) {
+static mica_err *sync_io(env_writer *wb) {
   fwriter *w = (fwriter *)wb;
   env_fault *f = fault_of(wb->owner);
   mica_err *err = fault_check(f, ENV_OP_SYNC, wb->path);
@@ -213,13 +221,13 @@ static mica_err *f_sync(env_writer *wb) {
   err = env_sync(w->inner);
   if (err == NULL) {
     pthread_mutex_lock(&f->mu);
-    if (!f->crashed) w->rec->synced_len = w->inner->size;
+    w->rec->synced_len = w->inner->size;
     pthread_mutex_unlock(&f->mu);
   }
   return err;
 }
 
-static mica_err *f_writer_close(env_writer *wb) {
+static mica_err *writer_close_io(env_writer *wb) {
   fwriter *w = (fwriter *)wb;
   mica_err *err = crash_check(fault_of(wb->owner), "close", wb->path);
   mica_err *cerr = env_writer_close(w->inner);
@@ -233,7 +241,7 @@ static mica_err *f_writer_close(env_writer *wb) {
 
 /* ---- whole files and directories ---- */
 
-static mica_err *f_rename(env *e, const char *from, const char *to) {
+static mica_err *rename_io(env *e, const char *from, const char *to) {
   env_fault *f = fault_of(e);
   mica_err *err = fault_check(f, ENV_OP_RENAME, from);
   if (err != NULL) return err;
@@ -252,7 +260,7 @@ static mica_err *f_rename(env *e, const char *from, const char *to) {
   return NULL;
 }
 
-static mica_err *f_remove(env *e, const char *path) {
+static mica_err *remove_io(env *e, const char *path) {
   env_fault *f = fault_of(e);
   mica_err *err = fault_check(f, ENV_OP_REMOVE, path);
   if (err != NULL) return err;
@@ -265,13 +273,13 @@ static mica_err *f_remove(env *e, const char *path) {
   return NULL;
 }
 
-static mica_err *f_mkdirs(env *e, const char *path) {
+static mica_err *mkdirs_io(env *e, const char *path) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "mkdir", path);
   return err != NULL ? err : env_mkdirs(f->base, path);
 }
 
-static mica_err *f_remove_tree(env *e, const char *path) {
+static mica_err *remove_tree_io(env *e, const char *path) {
   env_fault *f = fault_of(e);
   mica_err *err = fault_check(f, ENV_OP_REMOVE, path);
   if (err != NULL) return err;
@@ -287,21 +295,20 @@ static mica_err *f_remove_tree(env *e, const char *path) {
   return NULL;
 }
 
-static mica_err *f_sync_dir(env *e, const char *path) {
+static mica_err *sync_dir_io(env *e, const char *path) {
   env_fault *f = fault_of(e);
   mica_err *err = fault_check(f, ENV_OP_SYNC, path);
   if (err != NULL) return err;
   err = env_sync_dir(f->base, path);
   if (err != NULL) return err;
   pthread_mutex_lock(&f->mu);
-  if (!f->crashed)
-    for (frecord *r = f->records; r != NULL; r = r->next)
-      if (!r->gone && r->new_file && in_dir(r->path, path)) r->new_file = false;
+  for (frecord *r = f->records; r != NULL; r = r->next)
+    if (!r->gone && r->new_file && in_dir(r->path, path)) r->new_file = false;
   pthread_mutex_unlock(&f->mu);
   return NULL;
 }
 
-static bool f_exists(env *e, const char *path) {
+static bool exists_io(env *e, const char *path) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "exists", path);
   if (err != NULL) {
@@ -311,19 +318,19 @@ static bool f_exists(env *e, const char *path) {
   return env_exists(f->base, path);
 }
 
-static mica_err *f_file_size(env *e, const char *path, uint64_t *size) {
+static mica_err *file_size_io(env *e, const char *path, uint64_t *size) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "stat", path);
   return err != NULL ? err : env_file_size(f->base, path, size);
 }
 
-static mica_err *f_list(env *e, const char *dir, char ***names, size_t *n) {
+static mica_err *list_io(env *e, const char *dir, char ***names, size_t *n) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "list", dir);
   return err != NULL ? err : env_list(f->base, dir, names, n);
 }
 
-static mica_err *f_lock(env *e, const char *path, int *lock_fd) {
+static mica_err *lock_io(env *e, const char *path, int *lock_fd) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "lock", path);
   return err != NULL ? err : env_lock(f->base, path, lock_fd);
@@ -344,6 +351,119 @@ static uint64_t f_wall_micros(env *e) {
 
 static void f_sleep_micros(env *e, uint64_t micros) {
   env_sleep_micros(fault_of(e)->base, micros);
+}
+
+/* ---- the table: each operation runs with f->io held shared ---- */
+
+static void io_begin(env_fault *f) { pthread_rwlock_rdlock(&f->io); }
+static void io_end(env_fault *f) { pthread_rwlock_unlock(&f->io); }
+
+static mica_err *f_open_reader(env *e, const char *path, env_reader **out) {
+  io_begin(fault_of(e));
+  mica_err *err = open_reader_io(e, path, out);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_read(env_reader *r, uint64_t offset, size_t n, void *dst,
+                        size_t *got) {
+  io_begin(fault_of(r->owner));
+  mica_err *err = read_io(r, offset, n, dst, got);
+  io_end(fault_of(r->owner));
+  return err;
+}
+
+static mica_err *f_open_writer(env *e, const char *path, int mode,
+                               env_writer **out) {
+  io_begin(fault_of(e));
+  mica_err *err = open_writer_io(e, path, mode, out);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_append(env_writer *w, const void *data, size_t n) {
+  io_begin(fault_of(w->owner));
+  mica_err *err = append_io(w, data, n);
+  io_end(fault_of(w->owner));
+  return err;
+}
+
+static mica_err *f_sync(env_writer *w) {
+  io_begin(fault_of(w->owner));
+  mica_err *err = sync_io(w);
+  io_end(fault_of(w->owner));
+  return err;
+}
+
+static mica_err *f_writer_close(env_writer *w) {
+  env_fault *f = fault_of(w->owner); /* w is freed by the call */
+  io_begin(f);
+  mica_err *err = writer_close_io(w);
+  io_end(f);
+  return err;
+}
+
+static mica_err *f_rename(env *e, const char *from, const char *to) {
+  io_begin(fault_of(e));
+  mica_err *err = rename_io(e, from, to);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_remove(env *e, const char *path) {
+  io_begin(fault_of(e));
+  mica_err *err = remove_io(e, path);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_mkdirs(env *e, const char *path) {
+  io_begin(fault_of(e));
+  mica_err *err = mkdirs_io(e, path);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_remove_tree(env *e, const char *path) {
+  io_begin(fault_of(e));
+  mica_err *err = remove_tree_io(e, path);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_sync_dir(env *e, const char *path) {
+  io_begin(fault_of(e));
+  mica_err *err = sync_dir_io(e, path);
+  io_end(fault_of(e));
+  return err;
+}
+
+static bool f_exists(env *e, const char *path) {
+  io_begin(fault_of(e));
+  bool yes = exists_io(e, path);
+  io_end(fault_of(e));
+  return yes;
+}
+
+static mica_err *f_file_size(env *e, const char *path, uint64_t *size) {
+  io_begin(fault_of(e));
+  mica_err *err = file_size_io(e, path, size);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_list(env *e, const char *dir, char ***names, size_t *n) {
+  io_begin(fault_of(e));
+  mica_err *err = list_io(e, dir, names, n);
+  io_end(fault_of(e));
+  return err;
+}
+
+static mica_err *f_lock(env *e, const char *path, int *lock_fd) {
+  io_begin(fault_of(e));
+  mica_err *err = lock_io(e, path, lock_fd);
+  io_end(fault_of(e));
+  return err;
 }
 
 static const struct env_ops fault_ops = {
@@ -376,6 +496,12 @@ env_fault *env_fault_new(env *base) {
   f->env.ops = &fault_ops;
   f->base = base;
   pthread_mutex_init(&f->mu, NULL);
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&f->io, &attr);
+  pthread_rwlockattr_destroy(&attr);
   return f;
 }
 
@@ -389,6 +515,7 @@ void env_fault_free(env_fault *f) {
     r = next;
   }
   pthread_mutex_destroy(&f->mu);
+  pthread_rwlock_destroy(&f->io);
   free(f);
 }
 
@@ -455,6 +582,7 @@ static void truncate_through(env *base, const char *path, uint64_t len) {
 }
 
 void env_fault_crash(env_fault *f) {
+  pthread_rwlock_wrlock(&f->io);
   pthread_mutex_lock(&f->mu);
   if (!f->crashed) {
     f->crashed = true;
@@ -468,4 +596,5 @@ void env_fault_crash(env_fault *f) {
     }
   }
   pthread_mutex_unlock(&f->mu);
+  pthread_rwlock_unlock(&f->io);
 }
