@@ -87,7 +87,9 @@ mica_err *env_file_size(env *e, const char *path, uint64_t *size);
  * with env_free_names(). */
 mica_err *env_list(env *e, const char *dir, char ***names, size_t *n);
 void env_free_names(char **names, size_t n);
-/* Reads the whole of a small file. Caller frees out->data (buf_free). */
+/* Appends the whole of a small file to `out`. A file longer than
+ * `max_bytes` is CORRUPTION (callers bound files they wrote themselves);
+ * `out` is unchanged on failure. Caller frees out->data (buf_free). */
 mica_err *env_read_file(env *e, const char *path, size_t max_bytes, buf *out);
 /* Writes `data` to `path` atomically and durably: temp file, sync, rename,
  * sync directory. */
@@ -116,7 +118,7 @@ enum env_op {
   ENV_OP_SYNC,  /* env_sync and env_sync_dir */
   ENV_OP_RENAME,
   ENV_OP_OPEN,  /* open for write (creating files) */
-  ENV_OP_REMOVE,
+  ENV_OP_REMOVE, /* env_remove and env_remove_tree */
   ENV_OP_COUNT_
 };
 
