@@ -1,0 +1,331 @@
+/* rpc: Mica's RPC module, a small server and client over the gRPC C core.
+ *
+ * Messages are the protobuf-c structs generated from proto/mica.proto
+ * ("proto/mica.pb-c.h"). Handlers and callers see those structs, Mica
+ * statuses (mica_err) and the opaque handles below; nothing outside proto/
+ * includes a gRPC header. There is no gRPC code generator for protobuf-c, so
+ * a method is described once by a table entry (rpc_method: full path and the
+ * request/response descriptors) and this module does the framing, dispatch
+ * and status mapping for every method the same way.
+ *
+ * Server. rpc_server_new() binds the listen address (port 0 lets the kernel
+ * pick; rpc_server_port() tells which), rpc_server_register() adds handlers,
+ * rpc_server_start() starts N polling threads, each with its own completion
+ * queue. A request is dispatched by method path; a request that does not
+ * decode is answered INVALID_ARGUMENT and an unknown path UNIMPLEMENTED
+ * without reaching a handler. A handler receives an rpc_call and the decoded
+ * request and must end the call exactly once, from any thread, at any later
+ * time: rpc_call_reply() (unary) or rpc_call_finish() (stream end, or any
+ * error). A unary handler runs on a polling thread unless registered with
+ * RPC_OFFLOAD, so it must not block; it may keep the call and reply later
+ * from another thread (group commit), or hand the rest of its work to a
+ * worker thread with rpc_call_offload(). Streaming handlers always run on a
+ * worker thread, because rpc_call_send() blocks until the chunk is on its
+ * way (flow control).
+ *
+ * Shutdown (rpc_server_free): stop accepting, cancel every live call, wait
+ * until each handler has ended its call and every outstanding operation has
+ * completed, and only then shut down and drain the completion queues; no
+ * operation is ever started on a queue that was shut down. Handlers must
+ * therefore always end their calls; rpc_call_cancelled() tells them to hurry.
+ *
+ * Client. An rpc_channel is one connection (re-established on failure) to one
+ * address, shared by any number of threads. rpc_unary() is a blocking call
+ * with a deadline; rpc_async keeps many calls in flight from one thread;
+ * rpc_stream reads a server stream chunk by chunk and can cancel it.
+ *
+ * Status. Transport outcomes map between gRPC and Mica codes through one
+ * table (rpc_code_from_grpc / rpc_code_to_grpc). Application outcomes travel
+ * inside each response's Status message (rpc_status_set / rpc_status_err),
+ * where the code crosses unchanged.
+ *
+ * Limits. Send and receive limits are set explicitly on both sides
+ * (RPC_MAX_MESSAGE_DEFAULT, 64 MiB: batches are up to 32 MiB and values 8 MiB).
+ * A larger message fails with RESOURCE_EXHAUSTED on the side that sees it.
+ *
+ * Thread-safety: rpc_server_register/start happen on one thread before
+ * serving; everything else on a server is thread-safe. An rpc_call is used by
+ * one thread at a time (the one holding it). rpc_channel and rpc_unary are
+ * thread-safe. An rpc_async and an rpc_stream are each used by one thread at
+ * a time. */
+#ifndef MICA_PROTO_RPC_H
+#define MICA_PROTO_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/slice.h"
+#include "proto/mica.pb-c.h"
+
+/* Default send and receive limit per message, both sides. */
+#define RPC_MAX_MESSAGE_DEFAULT ((size_t)64 << 20)
+
+/* ---- methods ---- */
+
+/* One RPC method: what both the server dispatch and the client need. */
+typedef struct rpc_method {
+  const char *path; /* "/mica.v1.TabletServer/Get" */
+  const ProtobufCMessageDescriptor *request;
+  const ProtobufCMessageDescriptor *response;
+  bool server_streaming; /* response is a stream of `response` messages */
+} rpc_method;
+
+/* Every method of mica.proto:
+ * X(name, service, method, request type, response type, streaming), where
+ * the types are the snake_case message names of the generated descriptors.
+ * tests/rpc checks this list against the generated service descriptors. */
+#define RPC_METHOD_LIST(X)                                                    \
+  X(ts_get, "TabletServer", "Get", get_request, get_response, false)          \
+  X(ts_multi_get, "TabletServer", "MultiGet", multi_get_request,              \
+    multi_get_response, false)                                                \
+  X(ts_put, "TabletServer", "Put", put_request, put_response, false)          \
+  X(ts_delete, "TabletServer", "Delete", delete_request, delete_response,     \
+    false)                                                                    \
+  X(ts_batch, "TabletServer", "Batch", batch_request, batch_response, false)  \
+  X(ts_scan, "TabletServer", "Scan", scan_request, scan_chunk, true)          \
+  X(ts_open_tablet, "TabletServer", "OpenTablet", open_tablet_request,        \
+    open_tablet_response, false)                                              \
+  X(ts_close_tablet, "TabletServer", "CloseTablet", close_tablet_request,     \
+    close_tablet_response, false)                                             \
+  X(ts_split_tablet, "TabletServer", "SplitTablet", ts_split_tablet_request,  \
+    ts_split_tablet_response, false)                                          \
+  X(ts_tablet_info, "TabletServer", "TabletInfo", tablet_info_request,        \
+    tablet_info_response, false)                                              \
+  X(master_create_table, "Master", "CreateTable", create_table_request,       \
+    create_table_response, false)                                             \
+  X(master_drop_table, "Master", "DropTable", drop_table_request,             \
+    drop_table_response, false)                                               \
+  X(master_list_tables, "Master", "ListTables", list_tables_request,          \
+    list_tables_response, false)                                              \
+  X(master_lookup_tablets, "Master", "LookupTablets", lookup_tablets_request, \
+    lookup_tablets_response, false)                                           \
+  X(master_list_tablets, "Master", "ListTablets", list_tablets_request,       \
+    list_tablets_response, false)                                             \
+  X(master_list_servers, "Master", "ListServers", list_servers_request,       \
+    list_servers_response, false)                                             \
+  X(master_split_tablet, "Master", "SplitTablet", split_tablet_request,       \
+    split_tablet_response, false)                                             \
+  X(master_move_tablet, "Master", "MoveTablet", move_tablet_request,          \
+    move_tablet_response, false)                                              \
+  X(master_merge_tablets, "Master", "MergeTablets", merge_tablets_request,    \
+    merge_tablets_response, false)                                            \
+  X(master_balance, "Master", "Balance", balance_request, balance_response,   \
+    false)                                                                    \
+  X(master_configure, "Master", "Configure", configure_request,               \
+    configure_response, false)                                                \
+  X(master_list_events, "Master", "ListEvents", list_events_request,          \
+    list_events_response, false)                                              \
+  X(master_register_server, "Master", "RegisterServer",                       \
+    register_server_request, register_server_response, false)                 \
+  X(master_heartbeat, "Master", "Heartbeat", heartbeat_request,               \
+    heartbeat_response, false)                                                \
+  X(master_report_split, "Master", "ReportSplit", report_split_request,       \
+    report_split_response, false)                                             \
+  X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
+  X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
+
+/* rpc_m_ts_get, rpc_m_master_heartbeat, ...: one constant per method. */
+#define RPC_METHOD_DECL_(name, svc, meth, req, resp, stream) \
+  extern const rpc_method rpc_m_##name;
+RPC_METHOD_LIST(RPC_METHOD_DECL_)
+#undef RPC_METHOD_DECL_
+
+/* All of the above, in list order; `*n` gets the count. Static. */
+const rpc_method *const *rpc_methods_all(size_t *n);
+
+/* Frees a message returned by this module (decoded responses). NULL is
+ * ignored. */
+void rpc_msg_free(ProtobufCMessage *msg);
+
+/* ---- status ---- */
+
+/* The Mica code for a gRPC status code, and back. The mapping is one table
+ * in rpc_status.c; docs/protocol.md lists it. Unknown numbers map to
+ * INTERNAL (Mica) / UNKNOWN (gRPC). */
+int rpc_code_from_grpc(int grpc_code);
+int rpc_code_to_grpc(int code);
+
+/* Fills `st` (initialised or not) from `e`: code and message; NULL = OK.
+ * The message points into `e`, so `st` is valid until `e` is freed; routing
+ * is left unset. */
+void rpc_status_set(Mica__V1__Status *st, const mica_err *e);
+
+/* The error a response Status carries; NULL for OK or for an absent status
+ * (proto3 leaves an all-default sub-message out). A code this build does not
+ * know becomes INTERNAL. Caller frees with err_free(). */
+mica_err *rpc_status_err(const Mica__V1__Status *st);
+
+/* ---- server ---- */
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+typedef struct rpc_server_opts {
+  const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
+  int threads;              /* polling threads; 0 = one per core */
+  int max_workers;          /* worker threads for offloaded and streaming
+                               handlers; 0 = 256. Calls queue when all are
+                               busy. */
+  size_t max_message_bytes; /* send and receive limit; 0 = default */
+} rpc_server_opts;
+
+/* Handles one call. `request` is the decoded request, owned by the call and
+ * valid until the call ends. The handler must end the call exactly once
+ * (now or later, from any thread). */
+typedef void (*rpc_handler_fn)(rpc_call *call, const ProtobufCMessage *request,
+                               void *ctx);
+
+enum {
+  /* Run a unary handler on a worker thread instead of a polling thread:
+   * for handlers that may block (disk reads, locks held long). */
+  RPC_OFFLOAD = 1u << 0,
+};
+
+typedef struct rpc_handler {
+  const rpc_method *method;
+  rpc_handler_fn fn;
+  void *ctx;      /* passed to fn */
+  unsigned flags; /* RPC_OFFLOAD */
+} rpc_handler;
+
+/* Creates a server bound to opts->listen (opts may be NULL for defaults). It
+ * serves nothing until rpc_server_start(). UNAVAILABLE when the address
+ * cannot be bound. Caller frees with rpc_server_free(). */
+mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out);
+
+/* Adds `n` handlers (copied). Before rpc_server_start() only.
+ * ALREADY_EXISTS for a path registered twice. */
+mica_err *rpc_server_register(rpc_server *s, const rpc_handler *handlers,
+                              size_t n);
+
+/* Starts the polling threads. */
+mica_err *rpc_server_start(rpc_server *s);
+
+/* The bound port, and "host:port" with it (valid until the server is
+ * freed). */
+int rpc_server_port(const rpc_server *s);
+const char *rpc_server_address(const rpc_server *s);
+
+/* Calls accepted and not yet ended and cleaned up. */
+size_t rpc_server_live_calls(rpc_server *s);
+
+/* Clean shutdown as described above, then frees. Blocks until every handler
+ * has ended its call. Accepts NULL. */
+void rpc_server_free(rpc_server *s);
+
+/* Unary: sends `response` (serialized before return; the caller keeps it)
+ * with gRPC status OK and ends the call. */
+void rpc_call_reply(rpc_call *call, const ProtobufCMessage *response);
+
+/* Streaming: sends one chunk and returns once it is handed to the transport.
+ * CANCELLED when the client went away or the deadline passed: the handler
+ * then stops and ends the call with rpc_call_finish(). Worker threads only
+ * (streaming and offloaded handlers). The caller keeps `msg`. */
+mica_err *rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
+
+/* Ends the call with the transport status for `e` (NULL = OK, which a unary
+ * call may not use: it is sent as INTERNAL "no response"). Use for streams
+ * and for failures that are not application outcomes; application outcomes
+ * go in the response's Status. Does not take `e`. */
+void rpc_call_finish(rpc_call *call, const mica_err *e);
+
+/* Runs fn(call, request, ctx) on a worker thread; the handler that calls
+ * this returns without ending the call, and fn takes over that duty. */
+void rpc_call_offload(rpc_call *call, rpc_handler_fn fn, void *ctx);
+
+/* True once the client cancelled, the deadline passed or the connection was
+ * lost: nothing sent will arrive. */
+bool rpc_call_cancelled(const rpc_call *call);
+
+/* Milliseconds until the call's deadline (0 when passed); INT64_MAX when the
+ * client set none. */
+int64_t rpc_call_remaining_ms(const rpc_call *call);
+
+/* The method being served. */
+const rpc_method *rpc_call_method(const rpc_call *call);
+
+/* ---- client ---- */
+
+typedef struct rpc_channel rpc_channel;
+
+typedef struct rpc_channel_opts {
+  size_t max_message_bytes; /* send and receive limit; 0 = default */
+} rpc_channel_opts;
+
+/* A channel to "host:port" (opts may be NULL). Connecting is lazy: an
+ * unreachable address shows up as UNAVAILABLE on the first call. Caller
+ * frees with rpc_channel_free() after every call on it has ended. */
+mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
+                          rpc_channel **out);
+void rpc_channel_free(rpc_channel *ch);
+const char *rpc_channel_address(const rpc_channel *ch);
+
+/* A blocking unary call of `m` (not streaming) with `request`, which must be
+ * a message of m->request. timeout_ms <= 0 means no deadline. On success
+ * *response is the decoded response: caller frees with rpc_msg_free(). On
+ * failure *response is NULL and the error is the transport outcome (the
+ * application outcome is in the response's Status). Thread-safe. */
+mica_err *rpc_unary(rpc_channel *ch, const rpc_method *m,
+                    const ProtobufCMessage *request, int64_t timeout_ms,
+                    ProtobufCMessage **response);
+
+/* The same with raw bytes both ways, for tests and tools that must send
+ * what no message encodes. The response bytes are appended to `response`. */
+mica_err *rpc_unary_raw(rpc_channel *ch, const char *path, slice request,
+                        int64_t timeout_ms, buf *response);
+
+/* Many unary calls in flight from one thread, completed in any order. */
+typedef struct rpc_async rpc_async;
+
+/* Caller frees with rpc_async_free(). */
+mica_err *rpc_async_new(rpc_async **out);
+
+/* Cancels the calls still in flight, waits for them, frees. NULL ok. */
+void rpc_async_free(rpc_async *a);
+
+/* Starts a unary call; `tag` comes back from rpc_async_next(). `request` is
+ * serialized before return. */
+mica_err *rpc_async_start(rpc_async *a, rpc_channel *ch, const rpc_method *m,
+                          const ProtobufCMessage *request, int64_t timeout_ms,
+                          void *tag);
+
+/* Waits up to timeout_ms (< 0: until one completes) for a call to end.
+ * Returns false when nothing ended in time or nothing is in flight.
+ * Otherwise *tag is the call's tag, and either *response is set (caller frees
+ * with rpc_msg_free()) and *err NULL, or *err is set (caller frees) and
+ * *response NULL. */
+bool rpc_async_next(rpc_async *a, int64_t timeout_ms, void **tag,
+                    ProtobufCMessage **response, mica_err **err);
+
+/* Calls started and not yet returned by rpc_async_next(). */
+size_t rpc_async_in_flight(const rpc_async *a);
+
+/* A server stream being read. */
+typedef struct rpc_stream rpc_stream;
+
+/* Starts streaming call `m` with `request`. timeout_ms <= 0: no deadline
+ * for the whole stream. Caller frees with rpc_stream_free(). */
+mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
+                          const ProtobufCMessage *request, int64_t timeout_ms,
+                          rpc_stream **out);
+
+/* The next chunk: *msg is set (caller frees with rpc_msg_free()), or NULL
+ * when the stream ended with OK. An error is the stream's final transport
+ * status; after the end or an error, further calls return the same
+ * outcome. */
+mica_err *rpc_stream_next(rpc_stream *st, ProtobufCMessage **msg);
+
+/* Cancels the stream if it has not ended, waits for the call to finish, and
+ * frees. Accepts NULL. */
+void rpc_stream_free(rpc_stream *st);
+
+/* ---- the Echo service (benchmarks, tests) ---- */
+
+/* Registers Echo (unary; delay_ms > 0 waits on a worker thread) and
+ * EchoStream (`chunks` responses, delay_ms between them). */
+mica_err *rpc_echo_register(rpc_server *s);
+
+#endif

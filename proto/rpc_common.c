@@ -1,0 +1,105 @@
+/* rpc_common: byte buffers, decoding, deadlines and arguments shared by the
+ * server and client halves of the RPC module (see rpc_internal.h). */
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+#include <limits.h>
+#include <string.h>
+
+#include "proto/rpc_internal.h"
+
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  grpc_slice s = grpc_slice_malloc(n);
+  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+grpc_byte_buffer *rpc_pack_bytes(slice data) {
+  grpc_slice s = grpc_slice_from_copied_buffer((const char *)data.data,
+                                               data.len);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+/* Runs `fn` over the bytes of `bb` as one contiguous range, copying only
+ * when the buffer is made of several slices. False when the buffer cannot
+ * be read (a compressed message that does not decompress). */
+static bool with_bytes(grpc_byte_buffer *bb,
+                       void (*fn)(const uint8_t *p, size_t n, void *arg),
+                       void *arg) {
+  grpc_byte_buffer_reader r;
+  if (!grpc_byte_buffer_reader_init(&r, bb))
+    return false;
+  grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  fn(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), arg);
+  grpc_slice_unref(s);
+  return true;
+}
+
+struct unpack_arg {
+  const ProtobufCMessageDescriptor *d;
+  ProtobufCMessage *msg;
+  size_t len;
+};
+
+static void unpack_fn(const uint8_t *p, size_t n, void *arg) {
+  struct unpack_arg *a = arg;
+  a->len = n;
+  a->msg = protobuf_c_message_unpack(a->d, NULL, n, p);
+}
+
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb, const char *what,
+                             mica_err **err) {
+  struct unpack_arg a = {d, NULL, 0};
+  *err = NULL;
+  if (!with_bytes(bb, unpack_fn, &a)) {
+    *err = err_new(MICA_INVALID_ARGUMENT, "%s: unreadable message", what);
+    return NULL;
+  }
+  if (a.msg == NULL)
+    *err = err_new(MICA_INVALID_ARGUMENT,
+                   "%s: %zu bytes do not decode as %s", what, a.len,
+                   d->name);
+  return a.msg;
+}
+
+static void append_fn(const uint8_t *p, size_t n, void *arg) {
+  if (n > 0)
+    buf_append(arg, p, n);
+}
+
+bool rpc_bytes_of(grpc_byte_buffer *bb, buf *out) {
+  return with_bytes(bb, append_fn, out);
+}
+
+gpr_timespec rpc_deadline(int64_t timeout_ms) {
+  if (timeout_ms <= 0)
+    return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+}
+
+grpc_channel_args rpc_args(grpc_arg *storage, size_t max) {
+  int lim = max > (size_t)INT_MAX ? INT_MAX : (int)max;
+  storage[0].type = GRPC_ARG_INTEGER;
+  storage[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  storage[0].value.integer = lim;
+  storage[1].type = GRPC_ARG_INTEGER;
+  storage[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+  storage[1].value.integer = lim;
+  storage[2].type = GRPC_ARG_INTEGER;
+  storage[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+  storage[2].value.integer = 0;
+  grpc_channel_args args = {RPC_ARGS_N, storage};
+  return args;
+}
+
+void rpc_lib_ref(void) { grpc_init(); }
+
+void rpc_lib_unref(void) { grpc_shutdown(); }

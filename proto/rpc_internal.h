@@ -1,0 +1,60 @@
+/* rpc_internal: what the server and client halves of the RPC module share,
+ * and the only header besides the .c files of proto/ that names gRPC types.
+ *
+ * Completion tags: every operation started on a completion queue carries a
+ * pointer to an rpc_tag embedded in the object it belongs to; the thread that
+ * takes the event from the queue calls tag->done(tag, ok). RPC_CONTAINER
+ * turns the tag pointer back into its object.
+ *
+ * Thread-safety: the helpers are pure functions of their arguments. */
+#ifndef MICA_PROTO_RPC_INTERNAL_H
+#define MICA_PROTO_RPC_INTERNAL_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <stddef.h>
+
+#include "proto/rpc.h"
+
+typedef struct rpc_tag rpc_tag;
+struct rpc_tag {
+  void (*done)(rpc_tag *t, bool ok);
+};
+
+#define RPC_CONTAINER(ptr, type, member) \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Serializes `m` into a new byte buffer; caller destroys it with
+ * grpc_byte_buffer_destroy(). */
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
+
+/* A byte buffer over a copy of `s`; caller destroys it. */
+grpc_byte_buffer *rpc_pack_bytes(slice s);
+
+/* Decodes `bb` as a message of `d`. NULL with *err set (INVALID_ARGUMENT,
+ * naming `what` and the size) when the bytes do not decode. Caller frees the
+ * message with rpc_msg_free(); `bb` is not consumed. */
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb, const char *what,
+                             mica_err **err);
+
+/* Appends the bytes of `bb` to `out`; false when they cannot be read. */
+bool rpc_bytes_of(grpc_byte_buffer *bb, buf *out);
+
+/* The absolute monotonic deadline `timeout_ms` from now; the infinite future
+ * for timeout_ms <= 0. */
+gpr_timespec rpc_deadline(int64_t timeout_ms);
+
+/* Channel or server arguments setting both message-size limits to `max`
+ * (clamped to INT_MAX) and turning SO_REUSEPORT off, so two servers can never
+ * share a port. `storage` must have room for RPC_ARGS_N entries and live as
+ * long as the returned value is used. */
+#define RPC_ARGS_N 3
+grpc_channel_args rpc_args(grpc_arg *storage, size_t max);
+
+/* grpc_init/grpc_shutdown pairs, one per server, channel, async or stream
+ * object, so the library lives exactly as long as something uses it. */
+void rpc_lib_ref(void);
+void rpc_lib_unref(void);
+
+#endif

@@ -1,0 +1,643 @@
+/* rpc_server: the server half of the RPC module (contract in rpc.h).
+ *
+ * Each polling thread owns one completion queue registered with the gRPC
+ * server and keeps RPC_REQUESTS_PER_CQ unmatched grpc_server_request_call
+ * slots on it; when a slot is matched to an incoming call it is replaced at
+ * once, so new calls never wait for a handler.
+ *
+ * A call's life, all of it driven by completion tags on its poller's queue:
+ *   matched -> RECV_CLOSE_ON_SERVER started (tells us about cancellation)
+ *           -> RECV_MESSAGE -> decode -> handler (inline or on a worker)
+ *           -> the handler ends the call: one final batch carrying the
+ *              status (and the unary response)
+ *   the call is freed when both the close and the final batch completed.
+ * Those two are the call's references (refs). The handler's duty to end the
+ * call is what keeps the final batch's reference alive, so "every handler
+ * ends its call" is exactly what lets shutdown finish.
+ *
+ * Counting for shutdown: `pending` counts request slots and the server
+ * shutdown notification that have not completed yet; `live` counts matched
+ * calls not yet freed. Completion queues are shut down only when both are
+ * zero after the server stopped accepting, so no batch can start on a queue
+ * that was shut down (the C core aborts on that). */
+#include <errno.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "proto/rpc_internal.h"
+
+#define RPC_REQUESTS_PER_CQ 32
+#define RPC_DEFAULT_MAX_WORKERS 256
+
+typedef struct poller {
+  rpc_server *srv;
+  grpc_completion_queue *cq;
+  pthread_t thread;
+} poller;
+
+struct rpc_call {
+  rpc_server *srv;
+  poller *p;
+  grpc_call *call;
+  grpc_call_details details;
+  grpc_metadata_array md;
+  const rpc_handler *h; /* NULL for an unknown method */
+  grpc_byte_buffer *recv_bb;
+  ProtobufCMessage *request;
+  int close_cancelled; /* written by the core when t_close completes */
+  atomic_bool cancelled;
+  atomic_int refs;
+  bool ended; /* the final batch was started; owner thread only */
+  bool md_sent; /* initial metadata went out; owner thread only */
+  grpc_byte_buffer *send_bb; /* message of the batch in flight */
+  grpc_slice status_details;
+  rpc_tag t_request, t_recv, t_close, t_send, t_final;
+
+  /* rpc_call_send waits here for t_send. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool send_done; /* guarded by mu */
+  bool send_ok;   /* guarded by mu */
+
+  /* Worker queue link and the function to run there (guarded by srv->wmu
+   * while queued). */
+  rpc_call *wnext;
+  rpc_handler_fn wfn;
+  void *wctx;
+};
+
+struct rpc_server {
+  grpc_server *gs;
+  char *address;
+  int port;
+  size_t max_msg;
+  rpc_handler *handlers; /* sorted by path at start */
+  size_t nhandlers;
+  poller *pollers;
+  int npollers;
+  bool started;
+  atomic_bool stopping; /* no new request slots once set */
+  rpc_tag t_shutdown;
+
+  pthread_mutex_t mu; /* guards nothing but the waits below */
+  pthread_cond_t cv;  /* broadcast when pending or live reaches zero */
+  atomic_size_t pending; /* unmatched request slots + shutdown notification */
+  atomic_size_t live;    /* matched calls not yet freed */
+
+  /* Worker pool for offloaded and streaming handlers. */
+  pthread_mutex_t wmu;
+  pthread_cond_t wcv;
+  rpc_call *whead, *wtail; /* guarded by wmu */
+  size_t queued, idle;     /* guarded by wmu */
+  pthread_t *workers;      /* guarded by wmu; max_workers slots */
+  int nworkers, max_workers; /* guarded by wmu */
+  bool wstop;              /* guarded by wmu */
+};
+
+/* ---- counting ---- */
+
+static void count_done(rpc_server *s, atomic_size_t *ctr) {
+  if (atomic_fetch_sub(ctr, 1) == 1 && atomic_load(&s->stopping)) {
+    /* Taking the lock orders this wake-up after the waiter's check. */
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg) {
+  rpc_server *s = arg;
+  pthread_mutex_lock(&s->wmu);
+  for (;;) {
+    while (s->whead == NULL && !s->wstop) {
+      s->idle++;
+      pthread_cond_wait(&s->wcv, &s->wmu);
+      s->idle--;
+    }
+    if (s->whead == NULL)
+      break;
+    rpc_call *c = s->whead;
+    s->whead = c->wnext;
+    if (s->whead == NULL)
+      s->wtail = NULL;
+    s->queued--;
+    pthread_mutex_unlock(&s->wmu);
+    /* The call may be freed by the time fn returns: read nothing after. */
+    c->wfn(c, c->request, c->wctx);
+    pthread_mutex_lock(&s->wmu);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return NULL;
+}
+
+static void worker_submit(rpc_call *c, rpc_handler_fn fn, void *ctx) {
+  rpc_server *s = c->srv;
+  c->wfn = fn;
+  c->wctx = ctx;
+  c->wnext = NULL;
+  pthread_mutex_lock(&s->wmu);
+  if (s->wtail != NULL)
+    s->wtail->wnext = c;
+  else
+    s->whead = c;
+  s->wtail = c;
+  s->queued++;
+  if (s->queued > s->idle && s->nworkers < s->max_workers &&
+      pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
+    s->nworkers++;
+  else
+    pthread_cond_signal(&s->wcv);
+  pthread_mutex_unlock(&s->wmu);
+}
+
+static void workers_stop(rpc_server *s) {
+  pthread_mutex_lock(&s->wmu);
+  s->wstop = true;
+  pthread_cond_broadcast(&s->wcv);
+  int n = s->nworkers;
+  pthread_mutex_unlock(&s->wmu);
+  for (int i = 0; i < n; i++)
+    pthread_join(s->workers[i], NULL);
+}
+
+/* ---- calls ---- */
+
+static void call_unref(rpc_call *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1)
+    return;
+  rpc_server *s = c->srv;
+  if (c->call != NULL)
+    grpc_call_unref(c->call);
+  grpc_call_details_destroy(&c->details);
+  grpc_metadata_array_destroy(&c->md);
+  if (c->recv_bb != NULL)
+    grpc_byte_buffer_destroy(c->recv_bb);
+  rpc_msg_free(c->request);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  free(c);
+  count_done(s, &s->live);
+}
+
+static void on_final(rpc_tag *t, bool ok) {
+  (void)ok; /* a failed final batch means the client is gone; nothing to do */
+  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_final);
+  if (c->send_bb != NULL) {
+    grpc_byte_buffer_destroy(c->send_bb);
+    c->send_bb = NULL;
+  }
+  grpc_slice_unref(c->status_details);
+  call_unref(c);
+}
+
+/* Starts the final batch: initial metadata if not sent yet, the response
+ * if any (`bb`, taken), and the status. */
+static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
+                     const char *details) {
+  if (c->ended) {
+    LOG_E("rpc: %s ended twice; second end ignored",
+          c->h != NULL ? c->h->method->path : "call");
+    if (bb != NULL)
+      grpc_byte_buffer_destroy(bb);
+    return;
+  }
+  c->ended = true;
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->md_sent) {
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+    c->md_sent = true;
+  }
+  if (bb != NULL) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = bb;
+    n++;
+  }
+  c->send_bb = bb;
+  c->status_details = grpc_slice_from_copied_string(details);
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = &c->status_details;
+  n++;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_final, NULL);
+  if (e != GRPC_CALL_OK) {
+    LOG_E("rpc: final batch refused (%d)", (int)e);
+    on_final(&c->t_final, false);
+  }
+}
+
+static void end_call_err(rpc_call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void end_call_err(rpc_call *c, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(code), msg);
+}
+
+void rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
+  end_call(c, rpc_pack(response), GRPC_STATUS_OK, "");
+}
+
+void rpc_call_finish(rpc_call *c, const mica_err *e) {
+  if (e == NULL && !c->h->method->server_streaming) {
+    end_call_err(c, MICA_INTERNAL, "%s: handler ended the call without a "
+                 "response", c->h->method->path);
+    return;
+  }
+  end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(err_code(e)),
+           e != NULL ? err_msg(e) : "");
+}
+
+static void on_send(rpc_tag *t, bool ok) {
+  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_send);
+  pthread_mutex_lock(&c->mu);
+  c->send_done = true;
+  c->send_ok = ok;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+mica_err *rpc_call_send(rpc_call *c, const ProtobufCMessage *msg) {
+  if (!c->h->method->server_streaming || c->ended)
+    return err_new(MICA_INTERNAL, "%s: rpc_call_send on a %s call",
+                   c->h->method->path, c->ended ? "finished" : "unary");
+  if (atomic_load(&c->cancelled))
+    return err_new(MICA_CANCELLED, "%s: call cancelled", c->h->method->path);
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->md_sent) {
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+    c->md_sent = true;
+  }
+  grpc_byte_buffer *bb = rpc_pack(msg);
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n].data.send_message.send_message = bb;
+  n++;
+  c->send_done = false;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
+  if (e != GRPC_CALL_OK) {
+    grpc_byte_buffer_destroy(bb);
+    return err_new(MICA_INTERNAL, "%s: send refused (%d)", c->h->method->path,
+                   (int)e);
+  }
+  pthread_mutex_lock(&c->mu);
+  while (!c->send_done)
+    pthread_cond_wait(&c->cv, &c->mu);
+  bool ok = c->send_ok;
+  pthread_mutex_unlock(&c->mu);
+  grpc_byte_buffer_destroy(bb);
+  if (!ok)
+    return err_new(MICA_CANCELLED, "%s: stream cancelled by the peer or its "
+                   "deadline", c->h->method->path);
+  return NULL;
+}
+
+void rpc_call_offload(rpc_call *c, rpc_handler_fn fn, void *ctx) {
+  worker_submit(c, fn, ctx);
+}
+
+bool rpc_call_cancelled(const rpc_call *c) {
+  return atomic_load(&((rpc_call *)c)->cancelled);
+}
+
+int64_t rpc_call_remaining_ms(const rpc_call *c) {
+  gpr_timespec d = c->details.deadline;
+  if (d.tv_sec == INT64_MAX)
+    return INT64_MAX;
+  d = gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC);
+  gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+  if (gpr_time_cmp(d, now) <= 0)
+    return 0;
+  gpr_timespec left = gpr_time_sub(d, now);
+  return left.tv_sec * 1000 + left.tv_nsec / 1000000;
+}
+
+const rpc_method *rpc_call_method(const rpc_call *c) { return c->h->method; }
+
+static void on_close(rpc_tag *t, bool ok) {
+  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_close);
+  if (!ok || c->close_cancelled)
+    atomic_store(&c->cancelled, true);
+  call_unref(c);
+}
+
+static void on_recv(rpc_tag *t, bool ok) {
+  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_recv);
+  const rpc_method *m = c->h->method;
+  if (!ok) {
+    end_call_err(c, MICA_CANCELLED, "%s: request not received", m->path);
+    return;
+  }
+  if (c->recv_bb == NULL) {
+    end_call_err(c, MICA_INVALID_ARGUMENT, "%s: no request message",
+                 m->path);
+    return;
+  }
+  mica_err *e = NULL;
+  c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
+  grpc_byte_buffer_destroy(c->recv_bb);
+  c->recv_bb = NULL;
+  if (e != NULL) {
+    rpc_call_finish(c, e);
+    err_free(e);
+    return;
+  }
+  if (m->server_streaming || (c->h->flags & RPC_OFFLOAD))
+    worker_submit(c, c->h->fn, c->h->ctx);
+  else
+    c->h->fn(c, c->request, c->h->ctx);
+}
+
+static int handler_cmp(const void *a, const void *b) {
+  return strcmp(((const rpc_handler *)a)->method->path,
+                ((const rpc_handler *)b)->method->path);
+}
+
+static const rpc_handler *find_handler(rpc_server *s, grpc_slice path) {
+  size_t n = GRPC_SLICE_LENGTH(path);
+  const char *p = (const char *)GRPC_SLICE_START_PTR(path);
+  size_t lo = 0, hi = s->nhandlers;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const char *q = s->handlers[mid].method->path;
+    int r = strncmp(q, p, n);
+    if (r == 0 && q[n] != '\0')
+      r = 1;
+    if (r == 0)
+      return &s->handlers[mid];
+    if (r < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+static void post_request(poller *p);
+
+static void on_request(rpc_tag *t, bool ok) {
+  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_request);
+  rpc_server *s = c->srv;
+  if (!ok) {
+    /* The server is shutting down and gave the slot back; no call. */
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+    count_done(s, &s->pending);
+    return;
+  }
+  /* Live before the slot stops counting, so a waiter never sees both at
+   * zero while this call exists. */
+  atomic_fetch_add(&s->live, 1);
+  post_request(c->p);
+  count_done(s, &s->pending);
+  atomic_store(&c->refs, 2); /* the close batch and the final batch */
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+  if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) !=
+      GRPC_CALL_OK) {
+    LOG_E("rpc: close batch refused");
+    atomic_fetch_sub(&c->refs, 1);
+  }
+  c->h = find_handler(s, c->details.method);
+  if (c->h == NULL) {
+    end_call_err(c, MICA_NOT_SUPPORTED, "unknown method %.*s",
+                 (int)GRPC_SLICE_LENGTH(c->details.method),
+                 (const char *)GRPC_SLICE_START_PTR(c->details.method));
+    return;
+  }
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &c->recv_bb;
+  if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) !=
+      GRPC_CALL_OK)
+    end_call_err(c, MICA_INTERNAL, "%s: receive refused",
+                 c->h->method->path);
+}
+
+/* Offers one more call slot on p's queue, counted in `pending` until it is
+ * matched or given back. */
+static void post_request(poller *p) {
+  rpc_server *s = p->srv;
+  if (atomic_load(&s->stopping))
+    return;
+  rpc_call *c = xcalloc(1, sizeof *c);
+  c->srv = s;
+  c->p = p;
+  grpc_call_details_init(&c->details);
+  grpc_metadata_array_init(&c->md);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  c->t_request.done = on_request;
+  c->t_recv.done = on_recv;
+  c->t_close.done = on_close;
+  c->t_send.done = on_send;
+  c->t_final.done = on_final;
+  c->status_details = grpc_empty_slice();
+  atomic_fetch_add(&s->pending, 1);
+  grpc_call_error e = grpc_server_request_call(s->gs, &c->call, &c->details,
+                                               &c->md, p->cq, p->cq,
+                                               &c->t_request);
+  if (e != GRPC_CALL_OK) {
+    LOG_E("rpc: request slot refused (%d)", (int)e);
+    on_request(&c->t_request, false);
+  }
+}
+
+static void *poller_main(void *arg) {
+  poller *p = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(
+        p->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      break;
+    if (ev.type == GRPC_OP_COMPLETE) {
+      rpc_tag *t = ev.tag;
+      t->done(t, ev.success != 0);
+    }
+  }
+  return NULL;
+}
+
+static void on_shutdown(rpc_tag *t, bool ok) {
+  (void)ok;
+  rpc_server *s = RPC_CONTAINER(t, rpc_server, t_shutdown);
+  count_done(s, &s->pending);
+}
+
+/* ---- server ---- */
+
+mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
+  static const rpc_server_opts defaults;
+  if (opts == NULL)
+    opts = &defaults;
+  *out = NULL;
+  const char *listen = opts->listen != NULL ? opts->listen : "127.0.0.1:0";
+  const char *colon = strrchr(listen, ':');
+  if (colon == NULL || colon == listen)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "listen address '%s' is not host:port", listen);
+  rpc_lib_ref();
+  rpc_server *s = xcalloc(1, sizeof *s);
+  s->max_msg =
+      opts->max_message_bytes ? opts->max_message_bytes : RPC_MAX_MESSAGE_DEFAULT;
+  s->npollers = opts->threads;
+  if (s->npollers <= 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    s->npollers = n > 0 ? (int)n : 1;
+  }
+  s->max_workers = opts->max_workers > 0 ? opts->max_workers
+                                         : RPC_DEFAULT_MAX_WORKERS;
+  s->workers = xcalloc((size_t)s->max_workers, sizeof *s->workers);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->wmu, NULL);
+  pthread_cond_init(&s->wcv, NULL);
+  s->t_shutdown.done = on_shutdown;
+
+  grpc_arg argv[RPC_ARGS_N];
+  grpc_channel_args args = rpc_args(argv, s->max_msg);
+  s->gs = grpc_server_create(&args, NULL);
+  s->pollers = xcalloc((size_t)s->npollers, sizeof *s->pollers);
+  for (int i = 0; i < s->npollers; i++) {
+    s->pollers[i].srv = s;
+    s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->gs, s->pollers[i].cq, NULL);
+  }
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  s->port = grpc_server_add_http2_port(s->gs, listen, creds);
+  grpc_server_credentials_release(creds);
+  if (s->port <= 0) {
+    rpc_server_free(s);
+    return err_new(MICA_UNAVAILABLE, "cannot listen on %s", listen);
+  }
+  size_t hostlen = (size_t)(colon - listen);
+  size_t alen = hostlen + 16;
+  s->address = xmalloc(alen);
+  snprintf(s->address, alen, "%.*s:%d", (int)hostlen, listen, s->port);
+  *out = s;
+  return NULL;
+}
+
+mica_err *rpc_server_register(rpc_server *s, const rpc_handler *handlers,
+                              size_t n) {
+  if (s->started)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "rpc_server_register after rpc_server_start");
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < s->nhandlers; j++)
+      if (strcmp(s->handlers[j].method->path, handlers[i].method->path) == 0)
+        return err_new(MICA_ALREADY_EXISTS, "method %s registered twice",
+                       handlers[i].method->path);
+    s->handlers =
+        xrealloc(s->handlers, (s->nhandlers + 1) * sizeof *s->handlers);
+    s->handlers[s->nhandlers++] = handlers[i];
+  }
+  return NULL;
+}
+
+mica_err *rpc_server_start(rpc_server *s) {
+  if (s->started)
+    return err_new(MICA_INVALID_ARGUMENT, "rpc server started twice");
+  if (s->nhandlers > 0)
+    qsort(s->handlers, s->nhandlers, sizeof *s->handlers, handler_cmp);
+  grpc_server_start(s->gs);
+  s->started = true;
+  for (int i = 0; i < s->npollers; i++)
+    for (int j = 0; j < RPC_REQUESTS_PER_CQ; j++)
+      post_request(&s->pollers[i]);
+  for (int i = 0; i < s->npollers; i++) {
+    int rc = pthread_create(&s->pollers[i].thread, NULL, poller_main,
+                            &s->pollers[i]);
+    if (rc != 0) {
+      /* Pollers already running keep serving every queue's share that has
+       * a thread; without one a queue would hold its calls forever, so
+       * this is fatal for the process. */
+      LOG_E("rpc: cannot start polling thread: %s", strerror(rc));
+      abort();
+    }
+  }
+  return NULL;
+}
+
+int rpc_server_port(const rpc_server *s) { return s->port; }
+
+const char *rpc_server_address(const rpc_server *s) { return s->address; }
+
+size_t rpc_server_live_calls(rpc_server *s) { return atomic_load(&s->live); }
+
+/* Waits on s->cv until pending and live are both zero. */
+static void wait_drained(rpc_server *s) {
+  pthread_mutex_lock(&s->mu);
+  while (atomic_load(&s->pending) != 0 || atomic_load(&s->live) != 0)
+    pthread_cond_wait(&s->cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void rpc_server_free(rpc_server *s) {
+  if (s == NULL)
+    return;
+  atomic_store(&s->stopping, true);
+  atomic_fetch_add(&s->pending, 1); /* the shutdown notification */
+  grpc_server_shutdown_and_notify(s->gs, s->pollers[0].cq, &s->t_shutdown);
+  grpc_server_cancel_all_calls(s->gs);
+  if (s->started) {
+    wait_drained(s);
+  } else {
+    /* No polling threads: take the notification here. */
+    while (atomic_load(&s->pending) != 0) {
+      grpc_event ev = grpc_completion_queue_next(
+          s->pollers[0].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+      if (ev.type == GRPC_OP_COMPLETE)
+        ((rpc_tag *)ev.tag)->done(ev.tag, ev.success != 0);
+    }
+  }
+  for (int i = 0; i < s->npollers; i++)
+    grpc_completion_queue_shutdown(s->pollers[i].cq);
+  for (int i = 0; i < s->npollers; i++) {
+    if (s->started) {
+      pthread_join(s->pollers[i].thread, NULL);
+    } else {
+      while (grpc_completion_queue_next(s->pollers[i].cq,
+                                        gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                        NULL)
+                 .type != GRPC_QUEUE_SHUTDOWN) {
+      }
+    }
+  }
+  workers_stop(s);
+  grpc_server_destroy(s->gs);
+  for (int i = 0; i < s->npollers; i++)
+    grpc_completion_queue_destroy(s->pollers[i].cq);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->wmu);
+  pthread_cond_destroy(&s->wcv);
+  free(s->pollers);
+  free(s->workers);
+  free(s->handlers);
+  free(s->address);
+  free(s);
+  rpc_lib_unref();
+}
