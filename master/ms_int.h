@@ -1,0 +1,187 @@
+/* ms_int: the inside of the master state, shared by its three files:
+ *
+ *   ms_state.c  the data, the log records (encoding, checking, applying),
+ *               snapshots, open/close, invariants and listings;
+ *   ms_ops.c    the calls of clients, operators and tablet servers;
+ *   ms_tick.c   the background decisions (leases, assignment, retries,
+ *               drops, merges, balancing, restart reconciliation) and the
+ *               outcomes of the actions they emit.
+ *
+ * Every function here expects ms.mu held by its caller (the public entry
+ * points take it). Durable fields change only inside ms_apply(); the fields
+ * marked "volatile" are in memory only and rebuilt on restart. */
+#ifndef MICA_MASTER_MS_INT_H
+#define MICA_MASTER_MS_INT_H
+
+#include <pthread.h>
+
+#include "master/metalog.h"
+#include "master/state.h"
+
+/* Record types of the metadata log; METALOG_FORMAT.md gives each payload. */
+enum {
+  REC_SNAPSHOT = 1,
+  REC_TABLE_CREATE = 2,
+  REC_TABLE_DROP = 3,
+  REC_TABLE_REMOVE = 4,
+  REC_SERVER_ADD = 5,
+  REC_SERVER_DEAD = 6,
+  REC_ASSIGN = 7,
+  REC_SERVING = 8,
+  REC_UNASSIGN = 9,
+  REC_CLOSING = 10,
+  REC_CLOSED = 11,
+  REC_SPLIT = 12,
+  REC_MERGE_BEGIN = 13,
+  REC_MERGE_COMMIT = 14,
+  REC_CONFIG = 15
+};
+
+/* Why a tablet is closing (durable). */
+enum { CW_NONE = 0, CW_MOVE = 1, CW_MERGE = 2, CW_DROP = 3, CW_PLAIN = 4 };
+
+typedef struct ms_tab {
+  uint64_t id, table_id;
+  buf start, end; /* end empty = +infinity */
+  uint64_t range_epoch;
+  int state;
+  uint64_t server; /* 0 = none */
+  uint64_t assign_epoch;
+  int close_why;
+  uint64_t close_arg; /* CW_MOVE: target server; CW_MERGE: partner tablet */
+  bool closed;        /* CW_MERGE: its close finished */
+  uint64_t src[2];    /* result of a merge: its inputs; else 0 */
+  /* volatile */
+  uint64_t born_us;      /* creation (or master start) time, for merges */
+  uint64_t retry_at;     /* no assignment before this */
+  uint32_t failures;     /* consecutive failed opens/closes */
+  uint64_t avoid_server; /* its last definitive open failure */
+  uint64_t action;       /* pending action id, 0 = none */
+  bool moving;           /* a move is in flight (closing or reopening) */
+  bool confirmed;        /* its server reported it since the restart */
+  bool have_stats;
+  ms_stats stats;
+} ms_tab;
+
+typedef struct ms_tbl {
+  uint64_t id;
+  char *name;
+  bool dropping;
+  uint64_t created_ms;
+  buf *presplit; /* boundaries given at create: merges never remove them */
+  size_t n_presplit;
+  ms_tab **cur; /* current tablets by start key */
+  size_t n_cur, cap_cur;
+  /* volatile */
+  uint64_t action; /* pending MS_ACT_DELETE_TABLE */
+  uint64_t retry_at;
+  uint32_t failures;
+} ms_tbl;
+
+typedef struct ms_srv {
+  uint64_t id;
+  char *address;
+  uint64_t incarnation;
+  uint64_t registered_ms;
+  bool dead;
+  /* volatile */
+  uint64_t renewed_at; /* when the master received its last renewal */
+  bool reported;       /* registered or heartbeated since this master began */
+} ms_srv;
+
+/* A pending action (volatile). */
+typedef struct ms_act {
+  uint64_t id;
+  int type;
+  uint64_t tablet_id; /* OPEN/CLOSE */
+  uint64_t table_id;  /* DELETE_TABLE */
+  uint64_t server;
+  uint64_t epoch; /* assign_epoch the action is for */
+  uint64_t due;   /* not emitted before this */
+  bool emitted;
+} ms_act;
+
+struct ms {
+  pthread_mutex_t mu; /* guards everything below */
+  ms_options opt;
+  char *dir;
+  mlog *log;
+  uint64_t now;            /* `now` of the call in progress */
+  int64_t wall_minus_mono; /* for display times */
+  uint64_t grace_until;    /* restart grace ends; 0 = none */
+  bool grace_done;
+
+  /* durable */
+  uint64_t next_table_id, next_tablet_id, next_server_id;
+  bool balancer_on, merges_on;
+  ms_tbl **tables; /* by id */
+  size_t n_tables, cap_tables;
+  ms_tab **tabs; /* by id, every tablet including retired ones */
+  size_t n_tabs, cap_tabs;
+  ms_srv **srvs; /* by id, dead ones included */
+  size_t n_srvs, cap_srvs;
+
+  /* volatile */
+  ms_act *acts;
+  size_t n_acts, cap_acts;
+  uint64_t next_action_id;
+  ms_event *events; /* ring of opt.event_capacity */
+  size_t ev_head, ev_count;
+};
+
+/* ---- ms_state.c ---- */
+
+ms_tab *ms_find_tab(ms *m, uint64_t id);
+ms_tbl *ms_find_tbl(ms *m, uint64_t id);
+ms_tbl *ms_find_tbl_name(ms *m, const char *name); /* live tables only */
+ms_srv *ms_find_srv(ms *m, uint64_t id);
+bool ms_srv_live(ms *m, uint64_t id);
+
+/* Checks a record against the state and, unless `dry`, applies it. Every
+ * defect is CORRUPTION (replayed bytes are untrusted). */
+mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry);
+
+/* Logs then applies one record: the only way the durable state changes
+ * outside replay. A record that does not check against the state is
+ * INTERNAL and is not logged. */
+mica_err *ms_commit(ms *m, uint8_t type, const buf *payload);
+
+void ms_encode_state(ms *m, buf *out);
+void ms_event_add(ms *m, const char *kind, uint64_t tablet, uint64_t server,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+uint64_t ms_wall_ms(ms *m, uint64_t now);
+void ms_fill_tablet(ms *m, const ms_tab *t, ms_tablet *out);
+bool ms_valid_table_name(const char *name);
+
+/* Record builders (ms_state.c): each returns the payload in `b`. */
+void rec_u64s(buf *b, const uint64_t *v, size_t n);
+
+/* ---- ms_tick.c ---- */
+
+/* Declares `s` dead (logged) and records the event. */
+mica_err *ms_declare_dead(ms *m, ms_srv *s, const char *why);
+/* Queues an action of `type` for `t` on its server, due at `due`. */
+uint64_t ms_queue_action(ms *m, int type, ms_tab *t, uint64_t due);
+/* The live server with the fewest tablets (then bytes, then lowest id)
+ * other than `exclude`; 0 when there is none. */
+uint64_t ms_least_loaded(ms *m, uint64_t exclude);
+/* Logs the start of a move of serving `t` to live `target` and queues the
+ * close on its current server. */
+mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why);
+/* Logs the start of merging adjacent serving `a` and `b` and queues both
+ * closes. */
+mica_err *ms_start_merge(ms *m, ms_tab *a, ms_tab *b, const char *why);
+/* The balancer's plan: at most `limit` moves, appended to the array
+ * at *out of *n entries (it
+ * array grows with xrealloc). Applies them when `apply`. */
+mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
+                          size_t *n);
+/* Moves in flight (tablets closing for a move or reopening after one). */
+size_t ms_moves_in_flight(ms *m);
+/* Handles what a server reports (register or heartbeat): confirms the
+ * tablets assigned to it under those epochs, records their figures, and
+ * lists the others in reply->close. */
+mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
+                          ms_server_reply *reply);
+
+#endif

@@ -1,0 +1,659 @@
+/* ms_ops: the master's answers to clients, operators and tablet servers.
+ *
+ * Each call takes the state's mutex, checks its input completely (so a bad
+ * request changes nothing), logs what it changes, and answers with copies.
+ * Errors name the thing at fault; keys in messages are escaped and cut to a
+ * readable length because they are arbitrary bytes. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/coding.h"
+#include "master/ms_int.h"
+
+#define LOCK(m) pthread_mutex_lock(&(m)->mu)
+#define UNLOCK(m) pthread_mutex_unlock(&(m)->mu)
+
+/* `key` escaped for a message, at most ~64 input bytes. Caller frees. */
+static char *show_key(slice key) {
+  buf b = BUF_INIT;
+  bool cut = key.len > 64;
+  if (cut) key.len = 64;
+  slice_escape(key, &b);
+  if (cut) buf_append(&b, "...", 4);
+  else buf_push(&b, 0);
+  return (char *)b.data;
+}
+
+static mica_err *check_key(ms *m, slice key, const char *what) {
+  if (key.len == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "%s is empty", what);
+  if (key.len > m->opt.max_key_len)
+    return err_new(MICA_INVALID_ARGUMENT, "%s is %zu bytes, over the %zu-byte "
+                   "key limit", what, key.len, m->opt.max_key_len);
+  return NULL;
+}
+
+static void list_push(ms *m, ms_tablet_list *l, const ms_tab *t) {
+  l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+  ms_fill_tablet(m, t, &l->v[l->n++]);
+}
+
+static mica_err *commit_u64s(ms *m, uint8_t type, const uint64_t *v,
+                             size_t n) {
+  buf b = BUF_INIT;
+  rec_u64s(&b, v, n);
+  mica_err *err = ms_commit(m, type, &b);
+  buf_free(&b);
+  return err;
+}
+
+/* ---- tables ---- */
+
+static mica_err *check_create(ms *m, const char *name, const slice *keys,
+                              size_t n) {
+  if (name == NULL || !ms_valid_table_name(name))
+    return err_new(MICA_INVALID_ARGUMENT, "table name \"%.140s\" is not 1 to "
+                   "128 characters of A-Z a-z 0-9 _ . -", name ? name : "");
+  if (ms_find_tbl_name(m, name) != NULL)
+    return err_new(MICA_ALREADY_EXISTS, "table %s already exists", name);
+  if (n > m->opt.max_split_keys)
+    return err_new(MICA_INVALID_ARGUMENT, "%zu split keys, over the limit of "
+                   "%zu", n, m->opt.max_split_keys);
+  for (size_t i = 0; i < n; i++) {
+    char what[48];
+    snprintf(what, sizeof(what), "split key %zu", i);
+    mica_err *err = check_key(m, keys[i], what);
+    if (err) return err;
+    if (i == 0) continue;
+    int c = slice_cmp(keys[i - 1], keys[i]);
+    if (c >= 0) {
+      char *a = show_key(keys[i - 1]), *b = show_key(keys[i]);
+      err = err_new(MICA_INVALID_ARGUMENT, c == 0
+                    ? "split key %zu \"%s\" repeats split key %zu"
+                    : "split keys not sorted: key %zu \"%s\" sorts before "
+                      "key %zu \"%s\"", i, b, i - 1, a);
+      free(a);
+      free(b);
+      return err;
+    }
+  }
+  return NULL;
+}
+
+mica_err *ms_create_table(ms *m, const char *name, const slice *split_keys,
+                          size_t n, uint64_t now, ms_tablet_list *out) {
+  LOCK(m);
+  m->now = now;
+  mica_err *err = check_create(m, name, split_keys, n);
+  if (!err) {
+    buf b = BUF_INIT;
+    uint64_t id = m->next_table_id, first = m->next_tablet_id;
+    put_varint64(&b, id);
+    put_length_prefixed(&b, slice_from_str(name));
+    put_varint64(&b, ms_wall_ms(m, now));
+    put_varint64(&b, first);
+    put_varint64(&b, n);
+    for (size_t i = 0; i < n; i++) put_length_prefixed(&b, split_keys[i]);
+    err = ms_commit(m, REC_TABLE_CREATE, &b);
+    buf_free(&b);
+    if (!err) {
+      ms_tbl *tb = ms_find_tbl(m, id);
+      ms_event_add(m, "create", 0, 0, "table %s created with %zu tablets",
+                   name, tb->n_cur);
+      if (out)
+        for (size_t i = 0; i < tb->n_cur; i++) list_push(m, out, tb->cur[i]);
+    }
+  }
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_drop_table(ms *m, const char *name, uint64_t now) {
+  LOCK(m);
+  m->now = now;
+  mica_err *err = NULL;
+  ms_tbl *tb = name ? ms_find_tbl_name(m, name) : NULL;
+  if (tb == NULL) {
+    err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"",
+                  name ? name : "");
+  } else {
+    err = commit_u64s(m, REC_TABLE_DROP, &tb->id, 1);
+    if (!err)
+      ms_event_add(m, "drop", 0, 0, "table %s dropped; closing its %zu "
+                   "tablets", tb->name, tb->n_cur);
+  }
+  UNLOCK(m);
+  return err;
+}
+
+static int cmp_info_name(const void *a, const void *b) {
+  return strcmp(((const ms_table_info *)a)->name,
+                ((const ms_table_info *)b)->name);
+}
+
+mica_err *ms_list_tables(ms *m, ms_table_info **out, size_t *n) {
+  LOCK(m);
+  ms_table_info *v = xcalloc(m->n_tables + 1, sizeof(*v));
+  size_t k = 0;
+  for (size_t i = 0; i < m->n_tables; i++) {
+    ms_tbl *tb = m->tables[i];
+    if (tb->dropping) continue;
+    ms_table_info *x = &v[k++];
+    x->table_id = tb->id;
+    x->name = xstrdup(tb->name);
+    x->tablet_count = tb->n_cur;
+    x->created_ms = tb->created_ms;
+    for (size_t j = 0; j < tb->n_cur; j++) {
+      x->bytes += tb->cur[j]->stats.bytes;
+      x->keys += tb->cur[j]->stats.keys;
+    }
+  }
+  UNLOCK(m);
+  qsort(v, k, sizeof(*v), cmp_info_name);
+  *out = v;
+  *n = k;
+  return NULL;
+}
+
+/* ---- routing ---- */
+
+/* Index of the current tablet containing `key` (non-empty). */
+static size_t containing(const ms_tbl *tb, slice key) {
+  size_t lo = 0, hi = tb->n_cur;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (slice_cmp(buf_slice(&tb->cur[mid]->start), key) <= 0) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+static mica_err *lookup(ms *m, const char *table, slice key, uint32_t count,
+                        bool before, ms_tablet_list *out) {
+  if (count == 0) count = 1;
+  if (count > 1000) count = 1000;
+  LOCK(m);
+  mica_err *err = NULL;
+  ms_tbl *tb = table ? ms_find_tbl_name(m, table) : NULL;
+  if (tb == NULL) {
+    err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"",
+                  table ? table : "");
+    goto out;
+  }
+  if (key.len > m->opt.max_key_len) {
+    err = err_new(MICA_INVALID_ARGUMENT, "lookup key of %zu bytes exceeds "
+                  "the %zu-byte limit", key.len, m->opt.max_key_len);
+    goto out;
+  }
+  if (!before) {
+    size_t i = key.len ? containing(tb, key) : 0;
+    for (size_t k = 0; k < count && i + k < tb->n_cur; k++)
+      list_push(m, out, tb->cur[i + k]);
+    goto out;
+  }
+  size_t i = tb->n_cur - 1;
+  if (key.len) {
+    i = containing(tb, key);
+    if (slice_eq(buf_slice(&tb->cur[i]->start), key)) {
+      if (i == 0) {
+        char *k = show_key(key);
+        err = err_new(MICA_NOT_FOUND, "no key of table %s sorts before "
+                      "\"%s\"", tb->name, k);
+        free(k);
+        goto out;
+      }
+      i--;
+    }
+  }
+  for (size_t k = 0; k < count && k <= i; k++) list_push(m, out, tb->cur[i - k]);
+out:
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_lookup(ms *m, const char *table, slice key, uint32_t count,
+                    ms_tablet_list *out) {
+  return lookup(m, table, key, count, false, out);
+}
+
+mica_err *ms_lookup_before(ms *m, const char *table, slice key,
+                           uint32_t count, ms_tablet_list *out) {
+  return lookup(m, table, key, count, true, out);
+}
+
+mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
+                          ms_tablet_list *out) {
+  LOCK(m);
+  mica_err *err = NULL;
+  ms_tbl *only = NULL;
+  if (table != NULL && table[0] != '\0') {
+    only = ms_find_tbl_name(m, table);
+    if (only == NULL) {
+      err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"", table);
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < m->n_tables; i++) {
+    ms_tbl *tb = m->tables[i];
+    if ((only && tb != only) || (!only && tb->dropping)) continue;
+    for (size_t k = 0; k < tb->n_cur; k++) list_push(m, out, tb->cur[k]);
+    if (!include_retired) continue;
+    for (size_t k = 0; k < m->n_tabs; k++) {
+      ms_tab *t = m->tabs[k];
+      if (t->table_id == tb->id &&
+          (t->state == MS_SPLIT || t->state == MS_MERGED))
+        list_push(m, out, t);
+    }
+  }
+out:
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out) {
+  LOCK(m);
+  mica_err *err = NULL;
+  ms_tab *t = ms_find_tab(m, tablet_id);
+  if (t == NULL) err = err_new(MICA_NOT_FOUND, "no tablet %" PRIu64, tablet_id);
+  else ms_fill_tablet(m, t, out);
+  UNLOCK(m);
+  return err;
+}
+
+/* ---- tablet servers ---- */
+
+static void reply_close(ms_server_reply *r, ms_ref ref) {
+  r->close = xrealloc(r->close, (r->n_close + 1) * sizeof(*r->close));
+  r->close[r->n_close++] = ref;
+}
+
+mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
+                          ms_server_reply *reply) {
+  for (size_t i = 0; i < n; i++) {
+    ms_ref ref = r[i].ref;
+    ms_tab *t = ms_find_tab(m, ref.tablet_id);
+    bool placed = t && (t->state == MS_OPENING || t->state == MS_SERVING ||
+                        (t->state == MS_CLOSING && !t->closed));
+    bool ours = placed && t->server == s->id &&
+                t->assign_epoch == ref.assign_epoch &&
+                t->range_epoch == ref.range_epoch;
+    if (!ours) {
+      /* A split parent is retired by its own server once the commit is
+       * answered; a report racing that answer is not a stray. */
+      if (!(t && t->state == MS_SPLIT && t->server == s->id))
+        reply_close(reply, ref);
+      continue;
+    }
+    t->stats = r[i].stats;
+    t->have_stats = true;
+    t->confirmed = true;
+    bool after_restart = !m->grace_done;
+    if ((t->state == MS_OPENING && t->action == 0) ||
+        (t->state == MS_CLOSING && after_restart && t->action == 0)) {
+      /* It serves the tablet, and no request of this master is in flight
+       * that could change that: the log catches up with what is true. */
+      uint64_t rec[2] = {t->id, t->assign_epoch};
+      buf b = BUF_INIT;
+      rec_u64s(&b, rec, 2);
+      mica_err *err = ms_commit(m, REC_SERVING, &b);
+      buf_free(&b);
+      if (err) return err;
+    }
+  }
+  return NULL;
+}
+
+static mica_err *check_address(const char *address) {
+  if (address == NULL || address[0] == '\0' || strlen(address) > 1024)
+    return err_new(MICA_INVALID_ARGUMENT, "server address must be 1 to 1024 "
+                   "bytes");
+  return NULL;
+}
+
+static bool lease_over(ms *m, const ms_srv *s, uint64_t now) {
+  return now > s->renewed_at + m->opt.lease_us + m->opt.lease_margin_us;
+}
+
+static void fill_reply(ms *m, const ms_srv *s, ms_server_reply *reply) {
+  reply->server_id = s->id;
+  reply->lease_ms = m->opt.lease_us / 1000;
+  reply->heartbeat_ms = m->opt.heartbeat_us / 1000;
+}
+
+mica_err *ms_handle_register(ms *m, const char *address,
+                             uint64_t prev_server_id, uint64_t incarnation,
+                             const ms_report *tablets, size_t n,
+                             uint64_t now, ms_server_reply *reply) {
+  memset(reply, 0, sizeof(*reply));
+  mica_err *err = check_address(address);
+  if (err) return err;
+  LOCK(m);
+  m->now = now;
+  ms_srv *s = prev_server_id ? ms_find_srv(m, prev_server_id) : NULL;
+  bool adopt = s && !s->dead && s->incarnation == incarnation &&
+               strcmp(s->address, address) == 0;
+  if (adopt && lease_over(m, s, now)) {
+    err = ms_declare_dead(m, s, "lease and margin ran out before it "
+                          "registered again");
+    adopt = false;
+  }
+  if (!err && !adopt) {
+    /* A live server at the same address is an earlier process on that
+     * port: the port now belongs to the new one, so the old process can no
+     * longer be reached by clients and its tablets must move now. */
+    for (size_t i = 0; i < m->n_srvs && !err; i++)
+      if (!m->srvs[i]->dead && strcmp(m->srvs[i]->address, address) == 0)
+        err = ms_declare_dead(m, m->srvs[i], "a new process registered at "
+                              "its address");
+    if (!err) {
+      buf b = BUF_INIT;
+      uint64_t id = m->next_server_id;
+      put_varint64(&b, id);
+      put_length_prefixed(&b, slice_from_str(address));
+      put_varint64(&b, incarnation);
+      put_varint64(&b, ms_wall_ms(m, now));
+      err = ms_commit(m, REC_SERVER_ADD, &b);
+      buf_free(&b);
+      if (!err) {
+        s = ms_find_srv(m, id);
+        ms_event_add(m, "register", 0, id, "server %" PRIu64 " registered "
+                     "at %s", id, address);
+      }
+    }
+  } else if (!err) {
+    ms_event_add(m, "register", 0, s->id, "server %" PRIu64 " at %s "
+                 "registered again reporting %zu tablets", s->id, address, n);
+  }
+  if (!err) {
+    s->renewed_at = now;
+    s->reported = true;
+    err = ms_take_reports(m, s, tablets, n, reply);
+  }
+  if (!err) fill_reply(m, s, reply);
+  else ms_server_reply_free(reply);
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
+                              const ms_report *tablets, size_t n,
+                              uint64_t now, ms_server_reply *reply) {
+  memset(reply, 0, sizeof(*reply));
+  LOCK(m);
+  m->now = now;
+  mica_err *err = NULL;
+  ms_srv *s = ms_find_srv(m, server_id);
+  if (s == NULL || s->incarnation != incarnation) {
+    err = err_new(MICA_NOT_FOUND, "no server %" PRIu64 " with that "
+                  "incarnation: register first", server_id);
+  } else if (s->dead) {
+    err = err_new(MICA_LEASE_EXPIRED, "server %" PRIu64 " was declared dead: "
+                  "register again", server_id);
+  } else if (lease_over(m, s, now)) {
+    err = ms_declare_dead(m, s, "heartbeat arrived after lease and margin");
+    if (!err)
+      err = err_new(MICA_LEASE_EXPIRED, "server %" PRIu64 " heartbeat came "
+                    "after its lease and margin: register again", server_id);
+  } else {
+    s->renewed_at = now;
+    s->reported = true;
+    err = ms_take_reports(m, s, tablets, n, reply);
+    if (!err) fill_reply(m, s, reply);
+  }
+  if (err) ms_server_reply_free(reply);
+  UNLOCK(m);
+  return err;
+}
+
+/* The daughters of `p` split at `key`, if that split was committed. */
+static bool find_daughters(ms *m, const ms_tab *p, slice key, ms_tab **l,
+                           ms_tab **r) {
+  *l = *r = NULL;
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->id <= p->id || t->table_id != p->table_id ||
+        t->src[0] != p->id || t->src[1] != 0)
+      continue;
+    if (slice_eq(buf_slice(&t->start), buf_slice(&p->start)) &&
+        slice_eq(buf_slice(&t->end), key))
+      *l = t;
+    if (slice_eq(buf_slice(&t->start), key) &&
+        slice_eq(buf_slice(&t->end), buf_slice(&p->end)))
+      *r = t;
+  }
+  return *l != NULL && *r != NULL;
+}
+
+mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
+                          slice key, uint64_t now, ms_tablet_list *out) {
+  LOCK(m);
+  m->now = now;
+  mica_err *err = NULL;
+  ms_tab *t = ms_find_tab(m, parent.tablet_id);
+  ms_tab *l, *r;
+  char *k = NULL;
+  if (t == NULL) {
+    err = err_new(MICA_NOT_FOUND, "no tablet %" PRIu64, parent.tablet_id);
+  } else if (!ms_srv_live(m, server_id)) {
+    err = err_new(MICA_LEASE_EXPIRED, "server %" PRIu64 " is not a live "
+                  "server", server_id);
+  } else if (t->state == MS_SPLIT && t->server == server_id &&
+             t->range_epoch == parent.range_epoch &&
+             t->assign_epoch == parent.assign_epoch &&
+             find_daughters(m, t, key, &l, &r)) {
+    /* The commit went through and its answer was lost: answer again. */
+    list_push(m, out, l);
+    list_push(m, out, r);
+  } else if (t->server != server_id || t->range_epoch != parent.range_epoch ||
+             t->assign_epoch != parent.assign_epoch ||
+             t->state == MS_SPLIT || t->state == MS_MERGED) {
+    err = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " is %s on server %"
+                  PRIu64 " at epochs %" PRIu64 "/%" PRIu64 ", not as proposed",
+                  t->id, ms_tablet_state_name(t->state), t->server,
+                  t->range_epoch, t->assign_epoch);
+  } else if (t->state != MS_SERVING || t->action != 0) {
+    err = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is %s: no split now",
+                  t->id, ms_tablet_state_name(t->state));
+  } else if ((err = check_key(m, key, "split key")) != NULL) {
+  } else if (slice_cmp(key, buf_slice(&t->start)) <= 0 ||
+             (t->end.len && slice_cmp(key, buf_slice(&t->end)) >= 0)) {
+    k = show_key(key);
+    err = err_new(MICA_OUT_OF_RANGE, "split key \"%s\" is not strictly "
+                  "inside tablet %" PRIu64, k, t->id);
+  } else {
+    uint64_t left = m->next_tablet_id;
+    buf b = BUF_INIT;
+    put_varint64(&b, t->id);
+    put_length_prefixed(&b, key);
+    put_varint64(&b, left);
+    put_varint64(&b, left + 1);
+    err = ms_commit(m, REC_SPLIT, &b);
+    buf_free(&b);
+    if (!err) {
+      k = show_key(key);
+      list_push(m, out, ms_find_tab(m, left));
+      list_push(m, out, ms_find_tab(m, left + 1));
+      ms_event_add(m, "split", t->id, server_id, "tablet %" PRIu64 " split "
+                   "at \"%s\" into %" PRIu64 " and %" PRIu64, t->id, k, left,
+                   left + 1);
+    }
+  }
+  free(k);
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
+                          ms_server_info **out, size_t *n) {
+  LOCK(m);
+  ms_server_info *v = xcalloc(m->n_srvs + 1, sizeof(*v));
+  size_t k = 0;
+  for (size_t i = 0; i < m->n_srvs; i++) {
+    ms_srv *s = m->srvs[i];
+    if (s->dead && !include_dead) continue;
+    ms_server_info *x = &v[k++];
+    x->server_id = s->id;
+    x->address = xstrdup(s->address);
+    x->state = s->dead ? MS_SERVER_DEAD
+               : now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
+                                                      : MS_SERVER_LIVE;
+    x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
+    x->registered_ms = s->registered_ms;
+    for (size_t j = 0; j < m->n_tabs; j++) {
+      ms_tab *t = m->tabs[j];
+      if (t->server != s->id || s->dead ||
+          (t->state != MS_OPENING && t->state != MS_SERVING &&
+           t->state != MS_CLOSING))
+        continue;
+      x->tablet_count++;
+      x->bytes += t->stats.bytes;
+      x->read_rate += t->stats.read_rate;
+      x->write_rate += t->stats.write_rate;
+    }
+  }
+  UNLOCK(m);
+  *out = v;
+  *n = k;
+  return NULL;
+}
+
+/* ---- operator requests ---- */
+
+static mica_err *serving_tablet(ms *m, uint64_t id, ms_tab **out) {
+  ms_tab *t = ms_find_tab(m, id);
+  *out = t;
+  if (t == NULL) return err_new(MICA_NOT_FOUND, "no tablet %" PRIu64, id);
+  ms_tbl *tb = ms_find_tbl(m, t->table_id);
+  if (tb == NULL || tb->dropping)
+    return err_new(MICA_NOT_FOUND, "tablet %" PRIu64 " belongs to a dropped "
+                   "table", id);
+  if (t->state != MS_SERVING || t->action != 0 || t->moving)
+    return err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is %s, not serving "
+                   "steadily: retry later", id,
+                   t->action ? "in transition" : ms_tablet_state_name(t->state));
+  return NULL;
+}
+
+mica_err *ms_prepare_split(ms *m, uint64_t tablet_id, slice key,
+                           ms_tablet *out) {
+  LOCK(m);
+  ms_tab *t;
+  mica_err *err = serving_tablet(m, tablet_id, &t);
+  if (!err && key.len > 0) {
+    err = check_key(m, key, "split key");
+    if (!err && (slice_cmp(key, buf_slice(&t->start)) <= 0 ||
+                 (t->end.len && slice_cmp(key, buf_slice(&t->end)) >= 0))) {
+      char *k = show_key(key);
+      err = err_new(MICA_OUT_OF_RANGE, "split key \"%s\" is not strictly "
+                    "inside tablet %" PRIu64, k, t->id);
+      free(k);
+    }
+  }
+  if (!err) ms_fill_tablet(m, t, out);
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
+                          uint64_t now, ms_move *out) {
+  LOCK(m);
+  m->now = now;
+  ms_tab *t;
+  mica_err *err = serving_tablet(m, tablet_id, &t);
+  if (!err && target == 0) {
+    target = ms_least_loaded(m, t->server);
+    if (target == 0)
+      err = err_new(MICA_UNAVAILABLE, "no live server other than %" PRIu64
+                    " to move tablet %" PRIu64 " to", t->server, tablet_id);
+  } else if (!err) {
+    ms_srv *s = ms_find_srv(m, target);
+    if (s == NULL)
+      err = err_new(MICA_NOT_FOUND, "no server %" PRIu64, target);
+    else if (s->dead)
+      err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) is dead",
+                    target, s->address);
+    else if (target == t->server)
+      err = err_new(MICA_INVALID_ARGUMENT, "tablet %" PRIu64 " is already on "
+                    "server %" PRIu64, tablet_id, target);
+  }
+  if (!err) {
+    if (out) {
+      memset(out, 0, sizeof(*out));
+      out->tablet_id = tablet_id;
+      out->from_server_id = t->server;
+      out->to_server_id = target;
+      snprintf(out->reason, sizeof(out->reason), "operator request");
+    }
+    err = ms_start_move(m, t, target, "operator request");
+  }
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_request_merge(ms *m, uint64_t left_id, uint64_t right_id,
+                           uint64_t now) {
+  LOCK(m);
+  m->now = now;
+  ms_tab *a, *b;
+  mica_err *err = serving_tablet(m, left_id, &a);
+  if (!err) err = serving_tablet(m, right_id, &b);
+  if (!err && (a->table_id != b->table_id || b->start.len == 0 ||
+               !slice_eq(buf_slice(&a->end), buf_slice(&b->start))))
+    err = err_new(MICA_INVALID_ARGUMENT, "tablets %" PRIu64 " and %" PRIu64
+                  " are not adjacent (left's end must be right's start)",
+                  left_id, right_id);
+  if (!err) err = ms_start_merge(m, a, b, "operator request");
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
+                     size_t *n) {
+  *out = NULL;
+  *n = 0;
+  LOCK(m);
+  m->now = now;
+  size_t limit = m->n_tabs;
+  if (!dry_run) {
+    size_t in_flight = ms_moves_in_flight(m);
+    limit = in_flight >= m->opt.max_moves_in_flight
+                ? 0 : m->opt.max_moves_in_flight - in_flight;
+  }
+  mica_err *err = ms_plan_balance(m, limit, !dry_run, out, n);
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_configure(ms *m, const bool *balancer, const bool *merges,
+                       bool *balancer_now, bool *merges_now) {
+  LOCK(m);
+  mica_err *err = NULL;
+  bool bal = balancer ? *balancer : m->balancer_on;
+  bool mer = merges ? *merges : m->merges_on;
+  if (bal != m->balancer_on || mer != m->merges_on) {
+    uint64_t rec[2] = {bal, mer};
+    err = commit_u64s(m, REC_CONFIG, rec, 2);
+    if (!err)
+      ms_event_add(m, "configure", 0, 0, "balancer %s, merges %s",
+                   bal ? "on" : "off", mer ? "on" : "off");
+  }
+  if (balancer_now) *balancer_now = m->balancer_on;
+  if (merges_now) *merges_now = m->merges_on;
+  UNLOCK(m);
+  return err;
+}
+
+void ms_events(ms *m, size_t limit, ms_event **out, size_t *n) {
+  LOCK(m);
+  size_t k = m->ev_count;
+  if (limit && limit < k) k = limit;
+  ms_event *v = xcalloc(k + 1, sizeof(*v));
+  size_t cap = m->opt.event_capacity ? m->opt.event_capacity : 1;
+  for (size_t i = 0; i < k; i++)
+    v[i] = m->events[(m->ev_head + m->ev_count - 1 - i) % cap];
+  UNLOCK(m);
+  *out = v;
+  *n = k;
+}

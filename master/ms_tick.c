@@ -1,0 +1,688 @@
+/* ms_tick: what the master decides on its own, and the outcomes of the
+ * actions it asked for.
+ *
+ * Actions are in memory only: a restarted master rebuilds its work from the
+ * durable tablet states (an opening tablet whose server confirms it is
+ * serving; one it does not confirm is reassigned), so nothing here needs to
+ * survive a restart. At most one action is pending per tablet (ms_tab.action)
+ * and per dropped table (ms_tbl.action); an outcome is applied only while
+ * the tablet is still in the state, on the server and under the epoch the
+ * action was issued for, so late answers from a dead server or a superseded
+ * attempt change nothing. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/coding.h"
+#include "common/log.h"
+#include "master/ms_int.h"
+
+static uint64_t backoff(ms *m, uint32_t failures) {
+  uint64_t d = m->opt.open_backoff_min_us;
+  for (uint32_t i = 1; i < failures && d < m->opt.open_backoff_max_us; i++)
+    d *= 2;
+  return d < m->opt.open_backoff_max_us ? d : m->opt.open_backoff_max_us;
+}
+
+static ms_act *new_act(ms *m) {
+  if (m->n_acts == m->cap_acts) {
+    m->cap_acts = m->cap_acts ? m->cap_acts * 2 : 16;
+    m->acts = xrealloc(m->acts, m->cap_acts * sizeof(*m->acts));
+  }
+  ms_act *a = &m->acts[m->n_acts++];
+  memset(a, 0, sizeof(*a));
+  a->id = m->next_action_id++;
+  return a;
+}
+
+uint64_t ms_queue_action(ms *m, int type, ms_tab *t, uint64_t due) {
+  ms_act *a = new_act(m);
+  a->type = type;
+  a->tablet_id = t->id;
+  a->server = t->server;
+  a->epoch = t->assign_epoch;
+  a->due = due;
+  t->action = a->id;
+  return a->id;
+}
+
+static ms_act *find_act(ms *m, uint64_t id) {
+  for (size_t i = 0; i < m->n_acts; i++)
+    if (m->acts[i].id == id) return &m->acts[i];
+  return NULL;
+}
+
+static void remove_act(ms *m, ms_act *a) {
+  size_t i = (size_t)(a - m->acts);
+  m->acts[i] = m->acts[--m->n_acts];
+}
+
+static void log_payload(buf *b, const uint64_t *v, size_t n) {
+  buf_clear(b);
+  rec_u64s(b, v, n);
+}
+
+static mica_err *commit_u64s(ms *m, uint8_t type, const uint64_t *v,
+                             size_t n) {
+  buf b = BUF_INIT;
+  log_payload(&b, v, n);
+  mica_err *err = ms_commit(m, type, &b);
+  buf_free(&b);
+  return err;
+}
+
+/* ---- servers ---- */
+
+mica_err *ms_declare_dead(ms *m, ms_srv *s, const char *why) {
+  size_t held = 0;
+  for (size_t i = 0; i < m->n_tabs; i++)
+    if (m->tabs[i]->server == s->id &&
+        (m->tabs[i]->state == MS_OPENING || m->tabs[i]->state == MS_SERVING ||
+         m->tabs[i]->state == MS_CLOSING))
+      held++;
+  uint64_t id = s->id;
+  mica_err *err = commit_u64s(m, REC_SERVER_DEAD, &id, 1);
+  if (err) return err;
+  /* Its pending actions can never complete; the tablets they were for are
+   * unassigned now and start over. */
+  for (size_t i = 0; i < m->n_acts;) {
+    ms_act *a = &m->acts[i];
+    if (a->server == id && a->type != MS_ACT_DELETE_TABLE) {
+      ms_tab *t = ms_find_tab(m, a->tablet_id);
+      if (t && t->action == a->id) t->action = 0;
+      remove_act(m, a);
+    } else {
+      i++;
+    }
+  }
+  ms_event_add(m, "server_dead", 0, id, "server %" PRIu64 " (%s) declared "
+               "dead: %s; %zu tablets to reassign", id, s->address, why, held);
+  return NULL;
+}
+
+static mica_err *check_leases(ms *m, uint64_t now) {
+  uint64_t limit = m->opt.lease_us + m->opt.lease_margin_us;
+  for (size_t i = 0; i < m->n_srvs; i++) {
+    ms_srv *s = m->srvs[i];
+    if (s->dead || now <= s->renewed_at + limit) continue;
+    mica_err *err = ms_declare_dead(m, s, "lease and margin ran out");
+    if (err) return err;
+  }
+  return NULL;
+}
+
+/* ---- loads ---- */
+
+typedef struct ld {
+  ms_srv *s;
+  uint64_t count, bytes;
+} ld;
+
+/* Loads of the live servers by id. A tablet closing for a move counts on
+ * its destination, where it is about to be. Caller frees *out. */
+static size_t loads(ms *m, ld **out) {
+  ld *v = xcalloc(m->n_srvs + 1, sizeof(*v));
+  size_t n = 0;
+  for (size_t i = 0; i < m->n_srvs; i++)
+    if (!m->srvs[i]->dead) v[n++].s = m->srvs[i];
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    uint64_t on = 0;
+    if (t->state == MS_OPENING || t->state == MS_SERVING) on = t->server;
+    else if (t->state == MS_CLOSING && t->close_why == CW_MOVE)
+      on = t->close_arg;
+    if (on == 0) continue;
+    for (size_t k = 0; k < n; k++)
+      if (v[k].s->id == on) {
+        v[k].count++;
+        v[k].bytes += t->stats.bytes;
+        break;
+      }
+  }
+  *out = v;
+  return n;
+}
+
+static bool less_loaded(const ld *a, const ld *b) {
+  if (a->count != b->count) return a->count < b->count;
+  if (a->bytes != b->bytes) return a->bytes < b->bytes;
+  return a->s->id < b->s->id;
+}
+
+uint64_t ms_least_loaded(ms *m, uint64_t exclude) {
+  ld *v;
+  size_t n = loads(m, &v);
+  ld *best = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (v[i].s->id != exclude && (best == NULL || less_loaded(&v[i], best)))
+      best = &v[i];
+  uint64_t id = best ? best->s->id : 0;
+  free(v);
+  return id;
+}
+
+/* ---- restart reconciliation ---- */
+
+static mica_err *end_grace(ms *m) {
+  size_t dead = 0, reassigned = 0;
+  for (size_t i = 0; i < m->n_srvs; i++) {
+    ms_srv *s = m->srvs[i];
+    if (s->dead || s->reported) continue;
+    mica_err *err = ms_declare_dead(m, s, "did not come back after the "
+                                    "master restarted");
+    if (err) return err;
+    dead++;
+  }
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    bool placed = t->state == MS_OPENING || t->state == MS_SERVING ||
+                  (t->state == MS_CLOSING && !t->closed);
+    if (!placed || t->confirmed || t->action != 0) continue;
+    uint64_t id = t->id;
+    mica_err *err = commit_u64s(
+        m, t->state == MS_CLOSING ? REC_CLOSED : REC_UNASSIGN, &id, 1);
+    if (err) return err;
+    reassigned++;
+  }
+  m->grace_done = true;
+  ms_event_add(m, "reconcile", 0, 0, "restart reconciled: %zu servers did "
+               "not return, %zu tablets not confirmed by their server",
+               dead, reassigned);
+  return NULL;
+}
+
+/* ---- assignment ---- */
+
+static mica_err *assign_unassigned(ms *m, uint64_t now) {
+  ld *v = NULL;
+  size_t n = 0;
+  mica_err *err = NULL;
+  for (size_t i = 0; i < m->n_tabs && !err; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->state != MS_UNASSIGNED || t->retry_at > now) continue;
+    ms_tbl *tb = ms_find_tbl(m, t->table_id);
+    if (tb == NULL || tb->dropping) continue;
+    if (v == NULL) n = loads(m, &v);
+    if (n == 0) break;
+    ld *best = NULL;
+    for (size_t k = 0; k < n; k++) {
+      if (n > 1 && v[k].s->id == t->avoid_server) continue;
+      if (best == NULL || less_loaded(&v[k], best)) best = &v[k];
+    }
+    uint64_t rec[3] = {t->id, best->s->id, t->assign_epoch + 1};
+    err = commit_u64s(m, REC_ASSIGN, rec, 3);
+    if (err) break;
+    best->count++;
+    ms_queue_action(m, MS_ACT_OPEN, t, now);
+    ms_event_add(m, "assign", t->id, best->s->id, "tablet %" PRIu64
+                 " assigned to server %" PRIu64 " (epoch %" PRIu64 ")",
+                 t->id, best->s->id, t->assign_epoch);
+  }
+  free(v);
+  return err;
+}
+
+/* ---- drops ---- */
+
+static mica_err *advance_drops(ms *m, uint64_t now) {
+  for (size_t i = 0; i < m->n_tables; i++) {
+    ms_tbl *tb = m->tables[i];
+    if (!tb->dropping) continue;
+    bool all_closed = true;
+    for (size_t k = 0; k < m->n_tabs; k++) {
+      ms_tab *t = m->tabs[k];
+      if (t->table_id != tb->id) continue;
+      mica_err *err = NULL;
+      uint64_t id = t->id;
+      if (t->state == MS_SERVING && t->action == 0 && t->retry_at <= now) {
+        uint64_t rec[3] = {id, CW_DROP, 0};
+        err = commit_u64s(m, REC_CLOSING, rec, 3);
+        if (!err) ms_queue_action(m, MS_ACT_CLOSE, t, now);
+      } else if (t->state == MS_CLOSING && t->close_why == CW_MERGE &&
+                 t->closed) {
+        err = commit_u64s(m, REC_UNASSIGN, &id, 1);
+      }
+      if (err) return err;
+      if (t->state == MS_OPENING || t->state == MS_SERVING ||
+          t->state == MS_CLOSING)
+        all_closed = false;
+    }
+    if (all_closed && tb->action == 0 && tb->retry_at <= now) {
+      ms_act *a = new_act(m);
+      a->type = MS_ACT_DELETE_TABLE;
+      a->table_id = tb->id;
+      a->due = now;
+      tb->action = a->id;
+    }
+  }
+  return NULL;
+}
+
+/* ---- moves and merges ---- */
+
+size_t ms_moves_in_flight(ms *m) {
+  size_t n = 0;
+  for (size_t i = 0; i < m->n_tabs; i++) n += m->tabs[i]->moving;
+  return n;
+}
+
+mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why) {
+  uint64_t rec[3] = {t->id, CW_MOVE, target};
+  uint64_t from = t->server;
+  mica_err *err = commit_u64s(m, REC_CLOSING, rec, 3);
+  if (err) return err;
+  ms_queue_action(m, MS_ACT_CLOSE, t, m->now);
+  ms_event_add(m, "move", t->id, target, "tablet %" PRIu64 " moving from "
+               "server %" PRIu64 " to %" PRIu64 ": %s", t->id, from, target,
+               why);
+  return NULL;
+}
+
+mica_err *ms_start_merge(ms *m, ms_tab *a, ms_tab *b, const char *why) {
+  uint64_t rec[2] = {a->id, b->id};
+  mica_err *err = commit_u64s(m, REC_MERGE_BEGIN, rec, 2);
+  if (err) return err;
+  ms_queue_action(m, MS_ACT_CLOSE, a, m->now);
+  ms_queue_action(m, MS_ACT_CLOSE, b, m->now);
+  ms_event_add(m, "merge", a->id, 0, "merging tablets %" PRIu64 " and %"
+               PRIu64 ": %s", a->id, b->id, why);
+  return NULL;
+}
+
+static bool presplit_boundary(const ms_tbl *tb, slice key) {
+  for (size_t i = 0; i < tb->n_presplit; i++)
+    if (slice_eq(buf_slice(&tb->presplit[i]), key)) return true;
+  return false;
+}
+
+static bool mergeable(ms *m, const ms_tab *t, uint64_t now) {
+  return t->state == MS_SERVING && t->action == 0 && !t->moving &&
+         t->have_stats && t->stats.bytes < m->opt.merge_max_bytes &&
+         t->stats.read_rate + t->stats.write_rate < m->opt.merge_max_rate &&
+         now >= t->born_us + m->opt.merge_min_age_us;
+}
+
+static mica_err *start_merges(ms *m, uint64_t now) {
+  size_t in_flight = 0;
+  for (size_t i = 0; i < m->n_tabs; i++)
+    if (m->tabs[i]->state == MS_CLOSING && m->tabs[i]->close_why == CW_MERGE)
+      in_flight++;
+  in_flight /= 2;
+  for (size_t i = 0; i < m->n_tables; i++) {
+    ms_tbl *tb = m->tables[i];
+    if (tb->dropping) continue;
+    for (size_t k = 0; k + 1 < tb->n_cur; k++) {
+      if (in_flight >= m->opt.max_merges_in_flight) return NULL;
+      ms_tab *a = tb->cur[k], *b = tb->cur[k + 1];
+      if (!mergeable(m, a, now) || !mergeable(m, b, now) ||
+          presplit_boundary(tb, buf_slice(&b->start)))
+        continue;
+      mica_err *err = ms_start_merge(m, a, b, "both small and cold");
+      if (err) return err;
+      in_flight++;
+      k++;
+    }
+  }
+  return NULL;
+}
+
+/* Both inputs of a merge are closed: one record retires them and creates
+ * the merged tablet opening where the left one was. */
+static mica_err *commit_merges(ms *m, uint64_t now) {
+  for (size_t i = 0; i < m->n_tables; i++) {
+    ms_tbl *tb = m->tables[i];
+    if (tb->dropping) continue;
+    for (size_t k = 0; k + 1 < tb->n_cur; k++) {
+      ms_tab *a = tb->cur[k], *b = tb->cur[k + 1];
+      if (a->state != MS_CLOSING || a->close_why != CW_MERGE || !a->closed ||
+          a->close_arg != b->id || !b->closed)
+        continue;
+      uint64_t srv = ms_srv_live(m, a->server)   ? a->server
+                     : ms_srv_live(m, b->server) ? b->server
+                                                 : ms_least_loaded(m, 0);
+      if (srv == 0) return NULL;
+      uint64_t id = m->next_tablet_id;
+      uint64_t rec[4] = {a->id, b->id, id, srv};
+      mica_err *err = commit_u64s(m, REC_MERGE_COMMIT, rec, 4);
+      if (err) return err;
+      ms_queue_action(m, MS_ACT_OPEN, ms_find_tab(m, id), now);
+      ms_event_add(m, "merge", id, srv, "tablets %" PRIu64 " and %" PRIu64
+                   " merged into %" PRIu64 " on server %" PRIu64, rec[0],
+                   rec[1], id, srv);
+    }
+  }
+  return NULL;
+}
+
+/* ---- balancing ---- */
+
+static bool movable(ms *m, const ms_tab *t, uint64_t now) {
+  if (t->state != MS_SERVING || t->action != 0 || t->moving ||
+      t->retry_at > now)
+    return false;
+  ms_tbl *tb = ms_find_tbl(m, t->table_id);
+  return tb != NULL && !tb->dropping;
+}
+
+/* The movable tablet on `from`, not yet planned, whose size is nearest to
+ * `want` and below `below` (0 = no bound). */
+static ms_tab *pick(ms *m, uint64_t from, uint64_t want, uint64_t below,
+                    const uint64_t *planned, size_t n_planned) {
+  ms_tab *best = NULL;
+  uint64_t best_d = 0;
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->server != from || !movable(m, t, m->now)) continue;
+    if (below && t->stats.bytes >= below) continue;
+    bool seen = false;
+    for (size_t k = 0; k < n_planned && !seen; k++) seen = planned[k] == t->id;
+    if (seen) continue;
+    uint64_t d = t->stats.bytes > want ? t->stats.bytes - want
+                                       : want - t->stats.bytes;
+    if (best == NULL || d < best_d) {
+      best = t;
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
+                          size_t *n_out) {
+  ld *v;
+  size_t n = loads(m, &v);
+  uint64_t *planned = xcalloc(limit + 1, sizeof(*planned));
+  size_t n_planned = 0;
+  mica_err *err = NULL;
+  double band = m->opt.balance_band;
+  while (n >= 2 && n_planned < limit) {
+    uint64_t tc = 0, tbytes = 0;
+    ld *cmax = &v[0], *cmin = &v[0], *bmax = &v[0], *bmin = &v[0];
+    for (size_t i = 0; i < n; i++) {
+      tc += v[i].count;
+      tbytes += v[i].bytes;
+      if (v[i].count > cmax->count) cmax = &v[i];
+      if (v[i].count < cmin->count) cmin = &v[i];
+      if (v[i].bytes > bmax->bytes) bmax = &v[i];
+      if (v[i].bytes < bmin->bytes) bmin = &v[i];
+    }
+    double mean_c = (double)tc / (double)n;
+    double slack = fmax(1.0, band * mean_c);
+    double lo_c = mean_c - slack, hi_c = mean_c + slack;
+    double mean_b = (double)tbytes / (double)n;
+    ld *from = NULL, *to = NULL;
+    ms_tab *t = NULL;
+    char why[128];
+    if (((double)cmax->count > hi_c || (double)cmin->count < lo_c) &&
+        cmax->count >= cmin->count + 2) {
+      from = cmax;
+      to = cmin;
+      uint64_t want = from->bytes > to->bytes ? (from->bytes - to->bytes) / 2 : 0;
+      t = pick(m, from->s->id, want, 0, planned, n_planned);
+      snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
+               " tablets, mean %.1f", from->s->id, from->count, mean_c);
+    } else if (bmax->bytes - bmin->bytes > m->opt.balance_min_bytes &&
+               ((double)bmax->bytes > mean_b * (1 + band) ||
+                (double)bmin->bytes < mean_b * (1 - band)) &&
+               (double)bmax->count - 1 >= lo_c &&
+               (double)bmin->count + 1 <= hi_c) {
+      from = bmax;
+      to = bmin;
+      uint64_t gap = from->bytes - to->bytes;
+      t = pick(m, from->s->id, gap / 2, gap, planned, n_planned);
+      if (t != NULL && t->stats.bytes == 0) t = NULL;
+      snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
+               " MiB, mean %.1f MiB", from->s->id, from->bytes >> 20,
+               mean_b / 1048576.0);
+    }
+    if (t == NULL) break;
+    planned[n_planned++] = t->id;
+    from->count--;
+    from->bytes -= t->stats.bytes;
+    to->count++;
+    to->bytes += t->stats.bytes;
+    *out = xrealloc(*out, (*n_out + 1) * sizeof(**out));
+    ms_move *mv = &(*out)[(*n_out)++];
+    memset(mv, 0, sizeof(*mv));
+    mv->tablet_id = t->id;
+    mv->from_server_id = from->s->id;
+    mv->to_server_id = to->s->id;
+    snprintf(mv->reason, sizeof(mv->reason), "%s", why);
+    if (apply) {
+      err = ms_start_move(m, t, to->s->id, why);
+      if (err) break;
+    }
+  }
+  free(planned);
+  free(v);
+  return err;
+}
+
+static mica_err *balance(ms *m, uint64_t now) {
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->state == MS_UNASSIGNED && t->retry_at <= now) {
+      ms_tbl *tb = ms_find_tbl(m, t->table_id);
+      if (tb && !tb->dropping) return NULL; /* place everything first */
+    }
+  }
+  size_t in_flight = ms_moves_in_flight(m);
+  if (in_flight >= m->opt.max_moves_in_flight) return NULL;
+  ms_move *moves = NULL;
+  size_t n = 0;
+  mica_err *err = ms_plan_balance(m, m->opt.max_moves_in_flight - in_flight,
+                                  true, &moves, &n);
+  free(moves);
+  return err;
+}
+
+/* An opening or closing tablet without a pending action (its action's
+ * outcome could not be logged, or a restart dropped it) gets the same
+ * request again: opens and closes are idempotent under one epoch. */
+static void resend(ms *m, uint64_t now) {
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->action != 0 || t->retry_at > now || !ms_srv_live(m, t->server))
+      continue;
+    if (t->state == MS_OPENING) ms_queue_action(m, MS_ACT_OPEN, t, now);
+    else if (t->state == MS_CLOSING && !t->closed)
+      ms_queue_action(m, MS_ACT_CLOSE, t, now);
+  }
+}
+
+/* ---- tick ---- */
+
+static mica_err *tick(ms *m, uint64_t now) {
+  mica_err *err;
+  if (!m->grace_done) {
+    if (now < m->grace_until) return NULL;
+    err = end_grace(m);
+    if (err) return err;
+  }
+  if ((err = check_leases(m, now))) return err;
+  resend(m, now);
+  if ((err = advance_drops(m, now))) return err;
+  if ((err = commit_merges(m, now))) return err;
+  if ((err = assign_unassigned(m, now))) return err;
+  if (m->merges_on && (err = start_merges(m, now))) return err;
+  if (m->balancer_on && (err = balance(m, now))) return err;
+  return NULL;
+}
+
+static void emit(ms *m, ms_act *a, ms_action_list *out) {
+  out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+  ms_action *x = &out->v[out->n++];
+  memset(x, 0, sizeof(*x));
+  x->id = a->id;
+  x->type = a->type;
+  x->server_id = a->server;
+  ms_srv *s = ms_find_srv(m, a->server);
+  x->address = xstrdup(s ? s->address : "");
+  x->moved_to_address = xstrdup("");
+  if (a->type == MS_ACT_DELETE_TABLE) {
+    x->table_id = a->table_id;
+    x->tablet.table_name = xstrdup("");
+    x->tablet.address = xstrdup("");
+    ms_tbl *tb = ms_find_tbl(m, a->table_id);
+    if (tb) {
+      free(x->tablet.table_name);
+      x->tablet.table_name = xstrdup(tb->name);
+    }
+    return;
+  }
+  ms_tab *t = ms_find_tab(m, a->tablet_id);
+  ms_fill_tablet(m, t, &x->tablet);
+  x->tablet.assign_epoch = a->epoch;
+  x->table_id = t->table_id;
+  if (a->type == MS_ACT_OPEN) {
+    for (int i = 0; i < 2; i++)
+      if (t->src[i] != 0) x->sources[x->n_sources++] = t->src[i];
+  }
+  if (a->type == MS_ACT_CLOSE && t->close_why == CW_MOVE) {
+    ms_srv *to = ms_find_srv(m, t->close_arg);
+    x->has_moved_to = to != NULL;
+    x->moved_to_server = t->close_arg;
+    free(x->moved_to_address);
+    x->moved_to_address = xstrdup(to ? to->address : "");
+    x->moved_to_epoch = t->assign_epoch + 1;
+  }
+  x->skip_flush = a->type == MS_ACT_CLOSE && t->close_why == CW_DROP;
+}
+
+mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out) {
+  pthread_mutex_lock(&m->mu);
+  m->now = now;
+  mica_err *err = tick(m, now);
+  for (size_t i = 0; i < m->n_acts; i++) {
+    ms_act *a = &m->acts[i];
+    if (a->emitted || a->due > now) continue;
+    a->emitted = true;
+    emit(m, a, out);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return err;
+}
+
+/* ---- outcomes ---- */
+
+static bool indeterminate(int code) {
+  return code == MICA_DEADLINE_EXCEEDED || code == MICA_UNAVAILABLE ||
+         code == MICA_CANCELLED;
+}
+
+/* Sends the same action again after a backoff. */
+static void retry_later(ms *m, ms_act copy, ms_tab *t, uint64_t now) {
+  t->failures++;
+  ms_act *a = new_act(m);
+  uint64_t id = a->id;
+  *a = copy;
+  a->id = id;
+  a->emitted = false;
+  a->due = now + backoff(m, t->failures);
+  t->action = id;
+}
+
+static mica_err *open_done(ms *m, ms_act act, ms_tab *t, int code,
+                           uint64_t now) {
+  uint64_t rec[2] = {t->id, t->assign_epoch};
+  if (code == MICA_OK || code == MICA_ALREADY_EXISTS) {
+    bool was_move = t->moving;
+    mica_err *err = commit_u64s(m, REC_SERVING, rec, 2);
+    if (err) return err;
+    t->failures = 0;
+    t->avoid_server = 0;
+    if (was_move)
+      ms_event_add(m, "move", t->id, t->server, "tablet %" PRIu64
+                   " serving on server %" PRIu64, t->id, t->server);
+    return NULL;
+  }
+  if (indeterminate(code) && ms_srv_live(m, t->server)) {
+    retry_later(m, act, t, now);
+    return NULL;
+  }
+  uint64_t srv = t->server;
+  mica_err *err = commit_u64s(m, REC_UNASSIGN, rec, 1);
+  if (err) return err;
+  t->failures++;
+  t->avoid_server = srv;
+  t->retry_at = now + backoff(m, t->failures);
+  ms_event_add(m, "open_failed", t->id, srv, "server %" PRIu64 " could not "
+               "open tablet %" PRIu64 ": %s; retry in %" PRIu64 " ms", srv,
+               t->id, mica_code_name(code), (t->retry_at - now) / 1000);
+  return NULL;
+}
+
+static mica_err *close_done(ms *m, ms_act act, ms_tab *t, int code,
+                            uint64_t now) {
+  uint64_t id = t->id;
+  if (code == MICA_OK || code == MICA_NOT_SERVING) {
+    ms_tbl *tb = ms_find_tbl(m, t->table_id);
+    if (t->close_why == CW_MOVE && tb && !tb->dropping &&
+        ms_srv_live(m, t->close_arg)) {
+      uint64_t rec[3] = {id, t->close_arg, t->assign_epoch + 1};
+      mica_err *err = commit_u64s(m, REC_ASSIGN, rec, 3);
+      if (err) return err;
+      t->moving = true;
+      ms_queue_action(m, MS_ACT_OPEN, t, now);
+      return NULL;
+    }
+    return commit_u64s(m, REC_CLOSED, &id, 1);
+  }
+  if (indeterminate(code) && ms_srv_live(m, t->server)) {
+    retry_later(m, act, t, now);
+    return NULL;
+  }
+  uint64_t rec[2] = {id, t->assign_epoch};
+  mica_err *err = commit_u64s(m, REC_SERVING, rec, 2);
+  if (err) return err;
+  t->failures++;
+  t->retry_at = now + backoff(m, t->failures);
+  ms_event_add(m, "close_failed", id, t->server, "server %" PRIu64 " could "
+               "not close tablet %" PRIu64 ": %s; it keeps serving", t->server,
+               id, mica_code_name(code));
+  return NULL;
+}
+
+mica_err *ms_action_done(ms *m, uint64_t id, int code, uint64_t now) {
+  pthread_mutex_lock(&m->mu);
+  m->now = now;
+  mica_err *err = NULL;
+  ms_act *a = find_act(m, id);
+  if (a == NULL || !a->emitted) {
+    err = err_new(MICA_NOT_FOUND, "no pending action %" PRIu64, id);
+    goto out;
+  }
+  ms_act act = *a;
+  remove_act(m, a);
+  if (act.type == MS_ACT_DELETE_TABLE) {
+    ms_tbl *tb = ms_find_tbl(m, act.table_id);
+    if (tb == NULL || tb->action != id) goto out;
+    tb->action = 0;
+    if (code == MICA_OK) {
+      char *name = xstrdup(tb->name);
+      err = commit_u64s(m, REC_TABLE_REMOVE, &act.table_id, 1);
+      if (!err)
+        ms_event_add(m, "drop", 0, 0, "table %s (id %" PRIu64 ") removed",
+                     name, act.table_id);
+      free(name);
+    } else {
+      tb->failures++;
+      tb->retry_at = now + backoff(m, tb->failures);
+    }
+    goto out;
+  }
+  ms_tab *t = ms_find_tab(m, act.tablet_id);
+  if (t == NULL || t->action != id || t->server != act.server ||
+      t->assign_epoch != act.epoch)
+    goto out;
+  t->action = 0;
+  if (act.type == MS_ACT_OPEN && t->state == MS_OPENING)
+    err = open_done(m, act, t, code, now);
+  else if (act.type == MS_ACT_CLOSE && t->state == MS_CLOSING && !t->closed)
+    err = close_done(m, act, t, code, now);
+out:
+  pthread_mutex_unlock(&m->mu);
+  return err;
+}
