@@ -1,0 +1,728 @@
+/* test_wal: WAL segments end to end. Round trips of records of every size,
+ * group commit under 16 threads, torn tails cut at every byte, damage at
+ * the tail versus in the middle, write and sync failures (sticky, reported
+ * to every writer of the group), and simulated power loss. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/coding.h"
+#include "common/crc32c.h"
+#include "tabletserver/wal.h"
+#include "tests/testutil.h"
+
+/* ---- helpers ---- */
+
+static char *path_in(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = xmalloc(n);
+  snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+static char *new_segment_path(uint64_t epoch, uint64_t number) {
+  char name[64];
+  return path_in(tu_tmpdir(), wal_segment_name(name, sizeof(name), epoch, number));
+}
+
+static void read_all(const char *path, buf *out) {
+  buf_clear(out);
+  TU_OK(env_read_file(env_posix(), path, SIZE_MAX, out));
+}
+
+static void write_all(const char *path, const void *data, size_t n) {
+  env_writer *w;
+  TU_OK(env_open_writer(env_posix(), path, ENV_TRUNCATE, &w));
+  TU_OK(env_append(w, data, n));
+  TU_OK(env_writer_close(w));
+}
+
+typedef struct records {
+  buf *r;
+  size_t n, cap;
+  uint64_t last_offset;
+} records;
+
+static mica_err *collect(void *arg, slice payload, uint64_t offset) {
+  records *rs = arg;
+  if (rs->n == rs->cap) {
+    rs->cap = rs->cap ? 2 * rs->cap : 64;
+    rs->r = xrealloc(rs->r, rs->cap * sizeof(buf));
+  }
+  rs->r[rs->n] = (buf)BUF_INIT;
+  buf_append_slice(&rs->r[rs->n++], payload);
+  CU_ASSERT(rs->n == 1 || offset > rs->last_offset);
+  rs->last_offset = offset;
+  return NULL;
+}
+
+static void records_free(records *rs) {
+  for (size_t i = 0; i < rs->n; i++) buf_free(&rs->r[i]);
+  free(rs->r);
+  memset(rs, 0, sizeof(*rs));
+}
+
+static mica_err *replay(const char *path, records *rs, wal_replay_stats *st) {
+  records_free(rs);
+  return wal_replay(env_posix(), path, collect, rs, st);
+}
+
+static void random_payload(buf *b, size_t n) {
+  buf_resize(b, n);
+  tu_rand_bytes(b->data, n);
+}
+
+/* Writes `n` records of `size` random bytes each (the last of
+ * `last_size`); returns the offset of every frame in offs. */
+static char *write_segment(size_t n, size_t size, size_t last_size, buf *payloads,
+                           uint64_t *offs) {
+  char *path = new_segment_path(1, tu_rand_below(1u << 30));
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_posix(), path, 1, 2, &w));
+  for (size_t i = 0; i < n; i++) {
+    payloads[i] = (buf)BUF_INIT;
+    random_payload(&payloads[i], i + 1 == n ? last_size : size);
+    offs[i] = wal_writer_size(w);
+    TU_OK(wal_append(w, buf_slice(&payloads[i]), i % 2 == 0));
+  }
+  TU_OK(wal_writer_close(w));
+  return path;
+}
+
+static void check_prefix(const records *rs, const buf *payloads, size_t n) {
+  CU_ASSERT_EQUAL_FATAL(rs->n, n);
+  for (size_t i = 0; i < n; i++)
+    CU_ASSERT(slice_eq(buf_slice(&rs->r[i]), buf_slice(&payloads[i])));
+}
+
+/* ---- names ---- */
+
+static void test_names(void) {
+  char name[64];
+  uint64_t e, n;
+  wal_segment_name(name, sizeof(name), 7, 42);
+  CU_ASSERT_STRING_EQUAL(name, "wal-00000000000000000007-00000000000000000042.log");
+  CU_ASSERT(wal_parse_segment_name(name, &e, &n));
+  CU_ASSERT_EQUAL(e, 7);
+  CU_ASSERT_EQUAL(n, 42);
+  wal_segment_name(name, sizeof(name), UINT64_MAX, 0);
+  CU_ASSERT(wal_parse_segment_name(name, &e, &n));
+  CU_ASSERT_EQUAL(e, UINT64_MAX);
+  CU_ASSERT_EQUAL(n, 0);
+  /* Sorting names sorts by epoch, then number. */
+  char a[64], b[64];
+  wal_segment_name(a, sizeof(a), 9, 100);
+  wal_segment_name(b, sizeof(b), 10, 1);
+  CU_ASSERT(strcmp(a, b) < 0);
+  const char *bad[] = {
+      "wal-7-42.log",
+      "wal-00000000000000000007-00000000000000000042.sst",
+      "wal-0000000000000000000x-00000000000000000042.log",
+      "wal-00000000000000000007_00000000000000000042.log",
+      "wal-99999999999999999999-00000000000000000042.log", /* > UINT64_MAX */
+      "wal-00000000000000000007-00000000000000000042.log.tmp",
+      "MANIFEST",
+      "",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    CU_ASSERT(!wal_parse_segment_name(bad[i], &e, &n));
+}
+
+/* ---- round trip ---- */
+
+static void test_round_trip(void) {
+  char *path = new_segment_path(3, 5);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_posix(), path, 3, 5, &w));
+  /* The segment exists and never opens twice. */
+  wal_writer *w2;
+  TU_ERR(wal_writer_open(env_posix(), path, 3, 5, &w2), MICA_ALREADY_EXISTS);
+
+  enum { N = 300 };
+  buf *p = xcalloc(N, sizeof(buf));
+  for (size_t i = 0; i < N; i++) {
+    size_t sz;
+    if (i == 0 || i == 7) sz = 0;
+    else if (i == 150) sz = (32u << 20) + 100; /* the largest batch + overhead */
+    else if (i % 60 == 1) sz = (1u << 20) + tu_rand_below(4u << 20);
+    else sz = tu_rand_below(tu_rand_below(8) == 0 ? 70000 : 200);
+    random_payload(&p[i], sz);
+    TU_OK(wal_append(w, buf_slice(&p[i]), tu_rand_below(4) == 0));
+  }
+  /* Too large: refused, and the writer stays healthy. */
+  TU_ERR(wal_append(w, slice_make(p[150].data, WAL_MAX_PAYLOAD + 1u), true),
+         MICA_INVALID_ARGUMENT);
+  CU_ASSERT_PTR_NULL(wal_writer_error(w));
+  uint64_t size = wal_writer_size(w);
+  TU_OK(wal_writer_close(w));
+  uint64_t fsize;
+  TU_OK(env_file_size(env_posix(), path, &fsize));
+  CU_ASSERT_EQUAL(fsize, size);
+
+  /* Reader API. */
+  wal_reader *r;
+  TU_OK(wal_reader_open(env_posix(), path, &r));
+  CU_ASSERT_EQUAL(wal_reader_epoch(r), 3);
+  CU_ASSERT_EQUAL(wal_reader_number(r), 5);
+  for (size_t i = 0; i <= N; i++) {
+    slice s;
+    bool eof;
+    TU_OK(wal_reader_next(r, &s, &eof));
+    if (i == N) {
+      CU_ASSERT(eof);
+      break;
+    }
+    CU_ASSERT_FATAL(!eof);
+    CU_ASSERT(slice_eq(s, buf_slice(&p[i])));
+  }
+  CU_ASSERT_EQUAL(wal_reader_dropped(r), 0);
+  CU_ASSERT_EQUAL(wal_reader_valid_end(r), size);
+  bool eof = false;
+  slice s;
+  TU_OK(wal_reader_next(r, &s, &eof));
+  CU_ASSERT(eof);
+  wal_reader_close(r);
+
+  /* One-call replay. */
+  records rs = {0};
+  wal_replay_stats st;
+  TU_OK(replay(path, &rs, &st));
+  check_prefix(&rs, p, N);
+  CU_ASSERT_EQUAL(st.records, N);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  CU_ASSERT_EQUAL(st.valid_end, size);
+  CU_ASSERT_EQUAL(st.epoch, 3);
+  CU_ASSERT_EQUAL(st.number, 5);
+  records_free(&rs);
+  for (size_t i = 0; i < N; i++) buf_free(&p[i]);
+  free(p);
+  free(path);
+}
+
+static mica_err *stop_at_third(void *arg, slice payload, uint64_t offset) {
+  (void)payload;
+  int *n = arg;
+  if (++*n == 3) return err_new(MICA_CORRUPTION, "bad batch at %llu", (unsigned long long)offset);
+  return NULL;
+}
+
+static void test_replay_callback_error(void) {
+  buf p[5];
+  uint64_t offs[5];
+  char *path = write_segment(5, 10, 10, p, offs);
+  int n = 0;
+  wal_replay_stats st;
+  TU_ERR(wal_replay(env_posix(), path, stop_at_third, &n, &st), MICA_CORRUPTION);
+  CU_ASSERT_EQUAL(n, 3);
+  CU_ASSERT_EQUAL(st.records, 3);
+  for (int i = 0; i < 5; i++) buf_free(&p[i]);
+  TU_ERR(wal_replay(env_posix(), "/nonexistent/wal.log", stop_at_third, &n, NULL),
+         MICA_NOT_FOUND);
+  free(path);
+}
+
+/* Empty file, header only, torn header: no records, and the right amount
+ * dropped. */
+static void test_short_segments(void) {
+  char *path = new_segment_path(1, 1);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_posix(), path, 1, 1, &w));
+  TU_OK(wal_writer_close(w));
+  buf whole = BUF_INIT;
+  read_all(path, &whole);
+  CU_ASSERT_EQUAL(whole.len, WAL_FRAME_HEADER + 28);
+  records rs = {0};
+  wal_replay_stats st;
+  TU_OK(replay(path, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, 0);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  CU_ASSERT_EQUAL(st.epoch, 1);
+  for (size_t cut = 0; cut < whole.len; cut++) {
+    write_all(path, whole.data, cut);
+    TU_OK(replay(path, &rs, &st));
+    CU_ASSERT_EQUAL(rs.n, 0);
+    CU_ASSERT_EQUAL(st.dropped, cut);
+    CU_ASSERT_EQUAL(st.valid_end, 0);
+    CU_ASSERT_EQUAL(st.epoch, 0);
+  }
+  /* A complete, checksummed header with the wrong magic is not a WAL. */
+  whole.data[WAL_FRAME_HEADER] ^= 1;
+  uint32_t crc = crc32c_extend(0, whole.data + 4, whole.len - 4);
+  encode_fixed32(whole.data, crc32c_mask(crc));
+  write_all(path, whole.data, whole.len);
+  mica_err *e = replay(path, &rs, &st);
+  CU_ASSERT_EQUAL(err_code(e), MICA_CORRUPTION);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "not a WAL segment"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), path));
+  err_free(e);
+  records_free(&rs);
+  buf_free(&whole);
+  free(path);
+}
+
+/* ---- torn tails and damage ---- */
+
+enum { K = 12, SMALL = 40, LAST = 300 };
+
+static void test_torn_tail_every_length(void) {
+  buf p[K];
+  uint64_t offs[K];
+  char *path = write_segment(K, SMALL, LAST, p, offs);
+  buf whole = BUF_INIT;
+  read_all(path, &whole);
+  uint64_t last = offs[K - 1];
+  CU_ASSERT_EQUAL_FATAL(whole.len, last + WAL_FRAME_HEADER + LAST);
+  char *cut_path = path_in(tu_tmpdir(), "cut.log");
+  records rs = {0};
+  wal_replay_stats st;
+  for (uint64_t cut = last; cut < whole.len; cut++) {
+    write_all(cut_path, whole.data, cut);
+    TU_OK(replay(cut_path, &rs, &st));
+    check_prefix(&rs, p, K - 1);
+    CU_ASSERT_EQUAL(st.dropped, cut - last);
+    CU_ASSERT_EQUAL(st.valid_end, last);
+  }
+  /* Zero-filled space after the last record (a file system that extended
+   * the file but never wrote the block). */
+  buf z = BUF_INIT;
+  size_t zeros[] = {1, 8, 9, 10, 4096, 70000};
+  for (size_t i = 0; i < sizeof(zeros) / sizeof(zeros[0]); i++) {
+    buf_clear(&z);
+    buf_append_slice(&z, buf_slice(&whole));
+    buf_resize(&z, whole.len + zeros[i]);
+    write_all(cut_path, z.data, z.len);
+    TU_OK(replay(cut_path, &rs, &st));
+    check_prefix(&rs, p, K);
+    CU_ASSERT_EQUAL(st.dropped, zeros[i]);
+  }
+  /* The last record's tail zeroed, plus zeros beyond. */
+  buf_clear(&z);
+  buf_append(&z, whole.data, last + 20);
+  buf_resize(&z, whole.len + 5000);
+  write_all(cut_path, z.data, z.len);
+  TU_OK(replay(cut_path, &rs, &st));
+  check_prefix(&rs, p, K - 1);
+  CU_ASSERT_EQUAL(st.dropped, z.len - last);
+  buf_free(&z);
+  records_free(&rs);
+  for (int i = 0; i < K; i++) buf_free(&p[i]);
+  buf_free(&whole);
+  free(cut_path);
+  free(path);
+}
+
+static void test_flipped_byte_in_last_record(void) {
+  buf p[K];
+  uint64_t offs[K];
+  char *path = write_segment(K, SMALL, LAST, p, offs);
+  buf whole = BUF_INIT;
+  read_all(path, &whole);
+  uint64_t last = offs[K - 1];
+  records rs = {0};
+  wal_replay_stats st;
+  for (uint64_t at = last; at < whole.len; at++) {
+    uint8_t flip = (uint8_t)(1u << tu_rand_below(8));
+    whole.data[at] ^= flip;
+    write_all(path, whole.data, whole.len);
+    mica_err *e = replay(path, &rs, &st);
+    if (e != NULL) fprintf(stderr, "\nflip at %llu: %s\n", (unsigned long long)at, err_msg(e));
+    TU_OK(e);
+    check_prefix(&rs, p, K - 1);
+    CU_ASSERT_EQUAL(st.dropped, whole.len - last);
+    whole.data[at] ^= flip;
+  }
+  records_free(&rs);
+  for (int i = 0; i < K; i++) buf_free(&p[i]);
+  buf_free(&whole);
+  free(path);
+}
+
+static void expect_middle_corruption(const char *path, uint64_t bad_off,
+                                     size_t records_before) {
+  records rs = {0};
+  wal_replay_stats st;
+  mica_err *e = replay(path, &rs, &st);
+  CU_ASSERT_EQUAL(err_code(e), MICA_CORRUPTION);
+  char needle[64];
+  snprintf(needle, sizeof(needle), "offset %llu ", (unsigned long long)bad_off);
+  if (e == NULL || strstr(err_msg(e), needle) == NULL || strstr(err_msg(e), path) == NULL) {
+    fprintf(stderr, "\nwant CORRUPTION naming %s and \"%s\", got %s\n", path, needle,
+            err_msg(e));
+    CU_FAIL("middle corruption not reported with file and offset");
+  }
+  err_free(e);
+  CU_ASSERT_EQUAL(rs.n, records_before);
+  CU_ASSERT_EQUAL(st.records, records_before);
+  records_free(&rs);
+}
+
+static void test_middle_corruption(void) {
+  buf p[K];
+  uint64_t offs[K];
+  char *path = write_segment(K, SMALL, LAST, p, offs);
+  buf whole = BUF_INIT;
+  read_all(path, &whole);
+  /* Every byte of a middle record's frame: checksum, length, type, payload. */
+  size_t m = K / 2;
+  for (uint64_t at = offs[m]; at < offs[m + 1]; at++) {
+    uint8_t flip = (uint8_t)(1 + tu_rand_below(255));
+    whole.data[at] ^= flip;
+    write_all(path, whole.data, whole.len);
+    expect_middle_corruption(path, offs[m], m);
+    whole.data[at] ^= flip;
+  }
+  /* The record before the last, followed by the valid last record. */
+  whole.data[offs[K - 2] + WAL_FRAME_HEADER] ^= 0x40;
+  write_all(path, whole.data, whole.len);
+  expect_middle_corruption(path, offs[K - 2], K - 2);
+  whole.data[offs[K - 2] + WAL_FRAME_HEADER] ^= 0x40;
+  /* A middle block of zeros (a lost file system block). */
+  buf z = BUF_INIT;
+  buf_append_slice(&z, buf_slice(&whole));
+  memset(z.data + offs[2], 0, offs[5] - offs[2]);
+  write_all(path, z.data, z.len);
+  expect_middle_corruption(path, offs[2], 2);
+  /* The header damaged while records follow. */
+  buf_clear(&z);
+  buf_append_slice(&z, buf_slice(&whole));
+  z.data[12] ^= 0x10;
+  write_all(path, z.data, z.len);
+  expect_middle_corruption(path, 0, 0);
+  buf_free(&z);
+  for (int i = 0; i < K; i++) buf_free(&p[i]);
+  buf_free(&whole);
+  free(path);
+}
+
+/* ---- group commit ---- */
+
+enum { THREADS = 16, PER_THREAD = 150 };
+
+typedef struct gc_ctx {
+  wal_writer *w;
+  int id;
+  bool sync;
+  /* Crash and failure tests: what this thread saw. */
+  int acked;        /* records acknowledged (all succeeded before the first error) */
+  atomic_int acked_synced; /* index + 1 of the last record acked with sync */
+  int errors;
+  int after_error_ok; /* successes after an error: must stay 0 */
+  atomic_bool *stop;
+  int limit; /* records to append; 0 means PER_THREAD */
+} gc_ctx;
+
+static void gc_payload(buf *b, int thread, int index) {
+  buf_clear(b);
+  put_fixed32(b, (uint32_t)thread);
+  put_fixed32(b, (uint32_t)index);
+  size_t extra = (size_t)((thread * 7 + index * 13) % 120);
+  for (size_t i = 0; i < extra; i++) buf_push(b, (uint8_t)(thread ^ index ^ (int)i));
+}
+
+static void *gc_main(void *arg) {
+  gc_ctx *c = arg;
+  buf b = BUF_INIT;
+  int limit = c->limit ? c->limit : PER_THREAD;
+  for (int i = 0; i < limit; i++) {
+    if (c->stop != NULL && atomic_load(c->stop)) break;
+    gc_payload(&b, c->id, i);
+    bool sync = c->sync || i % 3 == 0;
+    mica_err *e = wal_append(c->w, buf_slice(&b), sync);
+    if (e != NULL) {
+      c->errors++;
+      err_free(e);
+      continue;
+    }
+    if (c->errors > 0) {
+      c->after_error_ok++;
+      continue;
+    }
+    c->acked = i + 1;
+    if (sync) atomic_store(&c->acked_synced, i + 1);
+  }
+  buf_free(&b);
+  return NULL;
+}
+
+/* Checks a replayed log of gc payloads: each record well formed, at most
+ * once, each thread's records in its own order; fills per-thread counts. */
+static void check_gc_records(const records *rs, int *count) {
+  memset(count, 0, THREADS * sizeof(int));
+  buf want = BUF_INIT;
+  for (size_t i = 0; i < rs->n; i++) {
+    const buf *r = &rs->r[i];
+    CU_ASSERT_FATAL(r->len >= 8);
+    uint32_t t = decode_fixed32(r->data), idx = decode_fixed32(r->data + 4);
+    CU_ASSERT_FATAL(t < THREADS);
+    /* In order and exactly once: the next index this thread should have. */
+    CU_ASSERT_EQUAL(idx, (uint32_t)count[t]);
+    gc_payload(&want, (int)t, (int)idx);
+    CU_ASSERT(slice_eq(buf_slice(r), buf_slice(&want)));
+    count[t] = (int)idx + 1;
+  }
+  buf_free(&want);
+}
+
+static void run_threads(gc_ctx *c, int n) {
+  pthread_t th[THREADS];
+  for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, gc_main, &c[i]);
+  for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+}
+
+static void test_group_commit(void) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(2, 1);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 2, 1, &w));
+  uint64_t syncs0 = env_fault_count(f, ENV_OP_SYNC);
+  uint64_t writes0 = env_fault_count(f, ENV_OP_WRITE);
+  gc_ctx c[THREADS];
+  for (int i = 0; i < THREADS; i++) c[i] = (gc_ctx){.w = w, .id = i, .sync = true};
+  run_threads(c, THREADS);
+  uint64_t syncs = env_fault_count(f, ENV_OP_SYNC) - syncs0;
+  uint64_t writes = env_fault_count(f, ENV_OP_WRITE) - writes0;
+  int appends = THREADS * PER_THREAD;
+  fprintf(stderr, "(%d sync appends: %llu writes, %llu fdatasyncs, %.1f appends/sync) ",
+          appends, (unsigned long long)writes, (unsigned long long)syncs,
+          (double)appends / (double)(syncs ? syncs : 1));
+  for (int i = 0; i < THREADS; i++) {
+    CU_ASSERT_EQUAL(c[i].errors, 0);
+    CU_ASSERT_EQUAL(c[i].acked, PER_THREAD);
+  }
+  /* Group commit: one sync per group, and groups of many records. */
+  CU_ASSERT(syncs == writes);
+  CU_ASSERT(syncs * 3 <= (uint64_t)appends);
+  TU_OK(wal_writer_close(w));
+  env_fault_free(f);
+
+  records rs = {0};
+  wal_replay_stats st;
+  TU_OK(replay(path, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, (size_t)appends);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  int count[THREADS];
+  check_gc_records(&rs, count);
+  for (int i = 0; i < THREADS; i++) CU_ASSERT_EQUAL(count[i], PER_THREAD);
+  records_free(&rs);
+  free(path);
+}
+
+/* wal_add fixes the order; records not synced are written without a sync;
+ * wal_sync makes them durable. */
+static void test_add_commit_and_sync(void) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(2, 2);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 2, 2, &w));
+  uint64_t syncs0 = env_fault_count(f, ENV_OP_SYNC);
+  uint64_t t[3];
+  TU_OK(wal_add(w, slice_from_str("one"), false, &t[0]));
+  TU_OK(wal_add(w, slice_from_str("two"), false, &t[1]));
+  CU_ASSERT_EQUAL(t[0], t[1]); /* same group */
+  TU_OK(wal_commit(w, t[1]));
+  TU_OK(wal_commit(w, t[0])); /* already written */
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC), syncs0);
+  TU_OK(wal_add(w, slice_from_str("three"), false, &t[2]));
+  CU_ASSERT(t[2] > t[1]);
+  TU_OK(wal_sync(w)); /* writes "three" and syncs */
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC), syncs0 + 1);
+  TU_OK(wal_commit(w, t[2]));
+  TU_OK(wal_sync(w)); /* nothing new; still a correct (extra) sync */
+  /* Everything so far survives power loss. */
+  env_fault_crash(f);
+  TU_ERR(wal_append(w, slice_from_str("four"), true), MICA_IO_ERROR);
+  mica_err *e = wal_writer_close(w);
+  CU_ASSERT_EQUAL(err_code(e), MICA_IO_ERROR);
+  err_free(e);
+  env_fault_free(f);
+  records rs = {0};
+  TU_OK(replay(path, &rs, NULL));
+  CU_ASSERT_EQUAL_FATAL(rs.n, 3);
+  CU_ASSERT(slice_eq(buf_slice(&rs.r[0]), slice_from_str("one")));
+  CU_ASSERT(slice_eq(buf_slice(&rs.r[2]), slice_from_str("three")));
+  records_free(&rs);
+  free(path);
+}
+
+/* One group of five records whose write (or sync) fails: all five writers
+ * get the error, and so does everything after. */
+static void group_failure(enum env_op op) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(4, op);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 4, 1, &w));
+  TU_OK(wal_append(w, slice_from_str("before"), true));
+  env_fault_fail_nth(f, op, 1, false);
+  uint64_t t[5];
+  for (int i = 0; i < 5; i++) TU_OK(wal_add(w, slice_from_str("doomed"), true, &t[i]));
+  for (int i = 4; i >= 0; i--) TU_ERR(wal_commit(w, t[i]), MICA_IO_ERROR);
+  /* Sticky, although the fault was one-shot. */
+  uint64_t tk;
+  TU_ERR(wal_add(w, slice_from_str("after"), true, &tk), MICA_IO_ERROR);
+  TU_ERR(wal_append(w, slice_from_str("after"), false), MICA_IO_ERROR);
+  TU_ERR(wal_sync(w), MICA_IO_ERROR);
+  mica_err *e = wal_writer_error(w);
+  CU_ASSERT_EQUAL(err_code(e), MICA_IO_ERROR);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), path));
+  err_free(e);
+  TU_ERR(wal_writer_close(w), MICA_IO_ERROR);
+  env_fault_free(f);
+  /* The acknowledged record is there; "after" never is. */
+  records rs = {0};
+  TU_OK(replay(path, &rs, NULL));
+  CU_ASSERT_FATAL(rs.n >= 1);
+  CU_ASSERT(slice_eq(buf_slice(&rs.r[0]), slice_from_str("before")));
+  for (size_t i = 1; i < rs.n; i++)
+    CU_ASSERT(slice_eq(buf_slice(&rs.r[i]), slice_from_str("doomed")));
+  if (op == ENV_OP_WRITE) CU_ASSERT_EQUAL(rs.n, 1);
+  records_free(&rs);
+  free(path);
+}
+
+static void test_write_failure(void) { group_failure(ENV_OP_WRITE); }
+static void test_sync_failure(void) { group_failure(ENV_OP_SYNC); }
+
+/* The same under 16 concurrent writers: after the failing group, nobody
+ * succeeds again, and every acknowledged record is in the file. */
+static void concurrent_failure(enum env_op op, bool disk_full) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(5, op * 2 + disk_full);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 5, 1, &w));
+  if (disk_full) {
+    TU_OK(wal_append(w, slice_from_str("x"), true));
+    env_fault_set_disk_full(f, true);
+  } else {
+    env_fault_fail_nth(f, op, 1 + tu_rand_below(30), false);
+  }
+  gc_ctx c[THREADS];
+  for (int i = 0; i < THREADS; i++) c[i] = (gc_ctx){.w = w, .id = i, .sync = true};
+  run_threads(c, THREADS);
+  for (int i = 0; i < THREADS; i++) {
+    /* Each thread: some successes, then only errors. */
+    CU_ASSERT_EQUAL(c[i].after_error_ok, 0);
+    CU_ASSERT_EQUAL(c[i].errors, PER_THREAD - c[i].acked);
+    CU_ASSERT(c[i].errors > 0);
+  }
+  mica_err *e = wal_writer_error(w);
+  CU_ASSERT_EQUAL(err_code(e), disk_full ? MICA_RESOURCE_EXHAUSTED : MICA_IO_ERROR);
+  err_free(e);
+  /* Power loss now keeps only what was synced, so a record acknowledged
+   * although its group's sync failed would be missing below. */
+  env_fault_crash(f);
+  err_free(wal_writer_close(w));
+  env_fault_free(f);
+  records rs = {0};
+  TU_OK(replay(path, &rs, NULL));
+  if (disk_full) {
+    CU_ASSERT_EQUAL(rs.n, 1);
+  } else {
+    int count[THREADS];
+    check_gc_records(&rs, count);
+    for (int i = 0; i < THREADS; i++) CU_ASSERT(count[i] >= c[i].acked);
+  }
+  records_free(&rs);
+  free(path);
+}
+
+static void test_concurrent_write_failure(void) { concurrent_failure(ENV_OP_WRITE, false); }
+static void test_concurrent_sync_failure(void) { concurrent_failure(ENV_OP_SYNC, false); }
+static void test_disk_full(void) { concurrent_failure(ENV_OP_WRITE, true); }
+
+/* ---- power loss ---- */
+
+static void test_crash_single_writer(void) {
+  for (int round = 0; round < 20; round++) {
+    env_fault *f = env_fault_new(env_posix());
+    char *path = new_segment_path(6, (uint64_t)round);
+    wal_writer *w;
+    TU_OK(wal_writer_open(env_fault_env(f), path, 6, 1, &w));
+    int n = (int)tu_rand_below(200), synced = 0;
+    buf b = BUF_INIT;
+    for (int i = 0; i < n; i++) {
+      gc_payload(&b, 0, i);
+      bool sync = tu_rand_below(3) == 0;
+      TU_OK(wal_append(w, buf_slice(&b), sync));
+      if (sync) synced = i + 1;
+    }
+    env_fault_crash(f);
+    err_free(wal_writer_close(w));
+    env_fault_free(f);
+    records rs = {0};
+    wal_replay_stats st;
+    TU_OK(replay(path, &rs, &st));
+    int count[THREADS];
+    check_gc_records(&rs, count);
+    /* Every synced record survives; this env drops all unsynced bytes. */
+    CU_ASSERT_EQUAL(count[0], synced);
+    CU_ASSERT_EQUAL(st.dropped, 0);
+    records_free(&rs);
+    buf_free(&b);
+    free(path);
+  }
+}
+
+static void test_crash_concurrent(void) {
+  for (int round = 0; round < 5; round++) {
+    env_fault *f = env_fault_new(env_posix());
+    char *path = new_segment_path(7, (uint64_t)round);
+    wal_writer *w;
+    TU_OK(wal_writer_open(env_fault_env(f), path, 7, 1, &w));
+    atomic_bool stop = false;
+    gc_ctx c[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+      /* Writers keep going until told to stop, so the crash lands among
+       * groups in flight. */
+      c[i] = (gc_ctx){.w = w, .id = i, .sync = false, .stop = &stop, .limit = 1 << 30};
+      pthread_create(&th[i], NULL, gc_main, &c[i]);
+    }
+    env_sleep_micros(env_posix(), 2000 + tu_rand_below(20000));
+    env_fault_crash(f);
+    atomic_store(&stop, true);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    err_free(wal_writer_close(w));
+    env_fault_free(f);
+    records rs = {0};
+    TU_OK(replay(path, &rs, NULL));
+    int count[THREADS], survived = 0;
+    check_gc_records(&rs, count);
+    /* Every record acknowledged with sync survives (the fault env orders
+     * each whole operation before or after the crash). */
+    for (int i = 0; i < THREADS; i++) {
+      int acked = atomic_load(&c[i].acked_synced);
+      CU_ASSERT(count[i] >= acked);
+      CU_ASSERT_EQUAL(c[i].after_error_ok, 0);
+      survived += acked;
+    }
+    CU_ASSERT(survived > 0);
+    records_free(&rs);
+    free(path);
+  }
+}
+
+static void add_suites(void) {
+  static const CU_TestInfo tests[] = {
+      {"names", test_names},
+      {"round_trip", test_round_trip},
+      {"replay_callback_error", test_replay_callback_error},
+      {"short_segments", test_short_segments},
+      {"torn_tail_every_length", test_torn_tail_every_length},
+      {"flipped_byte_in_last_record", test_flipped_byte_in_last_record},
+      {"middle_corruption", test_middle_corruption},
+      {"group_commit", test_group_commit},
+      {"add_commit_and_sync", test_add_commit_and_sync},
+      {"write_failure", test_write_failure},
+      {"sync_failure", test_sync_failure},
+      {"concurrent_write_failure", test_concurrent_write_failure},
+      {"concurrent_sync_failure", test_concurrent_sync_failure},
+      {"disk_full", test_disk_full},
+      {"crash_single_writer", test_crash_single_writer},
+      {"crash_concurrent", test_crash_concurrent},
+      CU_TEST_INFO_NULL,
+  };
+  tu_add_suite("wal", tests);
+}
+
+int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
