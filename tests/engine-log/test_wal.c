@@ -10,6 +10,7 @@
 #include "common/coding.h"
 #include "common/crc32c.h"
 #include "tabletserver/wal.h"
+#include "tabletserver/wbatch.h"
 #include "tests/testutil.h"
 
 /* ---- helpers ---- */
@@ -127,6 +128,43 @@ static void test_names(void) {
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     CU_ASSERT(!wal_parse_segment_name(bad[i], &e, &n));
+}
+
+/* The worked example of WAL_FORMAT.md, byte for byte. */
+static void test_layout(void) {
+  char *path = new_segment_path(7, 1);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_posix(), path, 7, 1, &w));
+  wbatch *b = wbatch_new();
+  wbatch_set_seq(b, 5);
+  wbatch_put(b, slice_from_str("k"), slice_from_str("v1"));
+  wbatch_delete(b, slice_from_str("x"));
+  TU_OK(wal_append(w, wbatch_data(b), true));
+  TU_OK(wal_writer_close(w));
+  static const uint8_t want[] = {
+      0x3b, 0x2b, 0xf2, 0xe1, 0x1c, 0x00, 0x00, 0x00, 0x01, 0x4d, 0x49, 0x43,
+      0x41, 0x2d, 0x57, 0x41, 0x4c, 0x01, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0xf7, 0x14, 0x2e, 0xab, 0x15, 0x00, 0x00, 0x00, 0x02, 0x05, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01,
+      0x6b, 0x02, 0x76, 0x31, 0x00, 0x01, 0x78};
+  buf got = BUF_INIT;
+  read_all(path, &got);
+  CU_ASSERT_EQUAL_FATAL(got.len, sizeof(want));
+  CU_ASSERT(memcmp(got.data, want, sizeof(want)) == 0);
+  /* And it decodes back to the batch. */
+  records rs = {0};
+  TU_OK(replay(path, &rs, NULL));
+  CU_ASSERT_EQUAL_FATAL(rs.n, 1);
+  wbatch *d = wbatch_new();
+  TU_OK(wbatch_decode(d, buf_slice(&rs.r[0])));
+  CU_ASSERT_EQUAL(wbatch_seq(d), 5);
+  CU_ASSERT_EQUAL(wbatch_count(d), 2);
+  wbatch_free(d);
+  records_free(&rs);
+  buf_free(&got);
+  wbatch_free(b);
+  free(path);
 }
 
 /* ---- round trip ---- */
@@ -705,6 +743,7 @@ static void test_crash_concurrent(void) {
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"names", test_names},
+      {"layout", test_layout},
       {"round_trip", test_round_trip},
       {"replay_callback_error", test_replay_callback_error},
       {"short_segments", test_short_segments},
