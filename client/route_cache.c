@@ -189,28 +189,43 @@ static bool fresher(const rc_route *e, const rc_route *d) {
   return e->tablet_id == d->tablet_id && e->assign_epoch > d->assign_epoch;
 }
 
-/* Caller holds t->lock for writing. Returns the change in route count. */
+/* Caller holds t->lock for writing. Returns the change in route count.
+ * Every cached route overlapping `d` and not fresher than it is dropped;
+ * `d` goes in unless some overlapping cached route is fresher. Dropping the
+ * older ones even when `d` is refused matters: `d` proves them stale. */
 static long install_one(route_cache *c, struct rc_table *t, const rc_route *d) {
   /* Overlapping entries form one contiguous run starting at the last entry
    * whose start is <= d's start (it may reach into d) or the one after. */
   long first = last_start_at_or_below(t, buf_slice(&d->start_key), false);
   if (first < 0 || !overlaps(&t->v[first]->r, d)) first++;
   long last = first;
+  bool stale = false;
   while ((size_t)last < t->n && overlaps(&t->v[last]->r, d)) {
-    if (fresher(&t->v[last]->r, d)) {
-      atomic_fetch_add_explicit(&c->stale, 1, memory_order_relaxed);
-      return 0;
-    }
+    if (fresher(&t->v[last]->r, d)) stale = true;
     last++;
   }
-  long removed = last - first;
-  for (long i = first; i < last; i++) free_entry(t->v[i]);
-  if (t->n - (size_t)removed + 1 > t->cap) {
+  long keep = first;
+  for (long i = first; i < last; i++) {
+    if (fresher(&t->v[i]->r, d))
+      t->v[keep++] = t->v[i];
+    else
+      free_entry(t->v[i]);
+  }
+  long removed = last - keep;
+  if (removed > 0)
+    memmove(&t->v[keep], &t->v[last], (t->n - (size_t)last) * sizeof(*t->v));
+  t->n -= (size_t)removed;
+  if (stale) {
+    atomic_fetch_add_explicit(&c->stale, 1, memory_order_relaxed);
+    return -removed;
+  }
+  /* Nothing overlapping is left, so d's slot is where `first` now is. */
+  if (t->n + 1 > t->cap) {
     t->cap = t->cap ? t->cap * 2 : 8;
     t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
   }
-  memmove(&t->v[first + 1], &t->v[last], (t->n - (size_t)last) * sizeof(*t->v));
-  t->n = t->n - (size_t)removed + 1;
+  memmove(&t->v[first + 1], &t->v[first], (t->n - (size_t)first) * sizeof(*t->v));
+  t->n++;
   struct entry *e = xcalloc(1, sizeof(*e));
   rc_route_copy(&e->r, d);
   atomic_store_explicit(&e->last_used, atomic_fetch_add(&c->clock, 1) + 1,

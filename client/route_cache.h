@@ -11,9 +11,15 @@
  * (split daughters, merged tablet) has a range epoch greater than each of
  * the ranges it replaces (the master guarantees this). So when a route
  * arrives that overlaps cached routes, the one with the greater range epoch
- * wins: older overlapping routes are dropped, and an arriving route older
- * than a cached overlapping one is ignored. For the same tablet and range
- * epoch, the greater assign epoch wins (a move).
+ * wins: cached routes overlapping an arriving one and not fresher than it
+ * are dropped, and the arriving route is ignored if any cached overlapping
+ * route is fresher. For the same tablet and range epoch, the greater assign
+ * epoch wins (a move).
+ *
+ * The cache is a hint, not the truth: having forgotten a range (evicted or
+ * invalidated), it can accept an older route for it again. Tablet servers
+ * check epochs on every request and answer a stale route with a routing
+ * error carrying the current descriptors, which the client installs.
  *
  * Capacity: at most `capacity` routes over all tables; beyond it the least
  * recently used routes are dropped (usage is stamped with an atomic clock
