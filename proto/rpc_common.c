@@ -2,10 +2,13 @@
  * server and client halves of the RPC module (see rpc_internal.h). */
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "proto/rpc_internal.h"
 
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
@@ -100,6 +103,21 @@ grpc_channel_args rpc_args(grpc_arg *storage, size_t max) {
   return args;
 }
 
-void rpc_lib_ref(void) { grpc_init(); }
+/* gRPC's own diagnostics go through Mica's log, one line each in the same
+ * format as everything else. Its errors are mostly about conditions this
+ * module also reports as a mica_err (a port that will not bind, a peer that
+ * went away), so they are warnings here. */
+static void grpc_log_line(gpr_log_func_args *a) {
+  int level = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_WARN : LOG_DEBUG;
+  log_msg(level, "grpc %s:%d: %s", a->file, a->line, a->message);
+}
+
+static void install_log(void) { gpr_set_log_function(grpc_log_line); }
+
+void rpc_lib_ref(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, install_log);
+  grpc_init();
+}
 
 void rpc_lib_unref(void) { grpc_shutdown(); }

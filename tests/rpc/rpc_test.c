@@ -72,7 +72,8 @@ static mica_err *echo_n(rpc_channel *ch, size_t n, uint8_t seed,
     const Mica__V1__EchoResponse *r = (const Mica__V1__EchoResponse *)resp;
     CU_ASSERT_EQUAL(r->base.descriptor, &mica__v1__echo_response__descriptor);
     CU_ASSERT_EQUAL(r->payload.len, n);
-    CU_ASSERT(r->payload.len == n && memcmp(r->payload.data, p, n) == 0);
+    CU_ASSERT(r->payload.len == n &&
+              (n == 0 || memcmp(r->payload.data, p, n) == 0));
     CU_ASSERT_PTR_NULL(rpc_status_err(r->status));
   }
   rpc_msg_free(resp);
@@ -157,10 +158,12 @@ static void test_status_mapping(void) {
   CU_ASSERT_EQUAL(err_code(back), MICA_STALE_EPOCH);
   CU_ASSERT_STRING_EQUAL(err_msg(back), "tablet 7 epoch 3 < 4");
   err_free(back);
-  err_free(e);
+  err_free(e); /* st.message pointed into e: point it elsewhere */
   st.code = (Mica__V1__Code)77;
+  st.message = (char *)"from a newer peer";
   back = rpc_status_err(&st);
   CU_ASSERT_EQUAL(err_code(back), MICA_INTERNAL);
+  CU_ASSERT(strstr(err_msg(back), "77") != NULL);
   err_free(back);
 }
 
@@ -389,7 +392,10 @@ static void test_app_status_and_deadline(void) {
             re->current[1]->desc->start_key.data[0] == 'm');
   CU_ASSERT_PTR_NULL(re->moved_to);
   long long left = atomic_load(&seen_remaining);
-  CU_ASSERT(left > 3000 && left <= 5000);
+  if (left <= 3000 || left > 5100)
+    fprintf(stderr, "[handler saw %lld ms left] ", left);
+  /* gRPC sends the timeout rounded up and converts clocks: a few ms over. */
+  CU_ASSERT(left > 3000 && left <= 5100);
   rpc_msg_free(m);
   /* No deadline: the handler sees INT64_MAX. */
   TU_OK(rpc_unary(ch, &rpc_m_ts_get, &get.base, 0, &m));
