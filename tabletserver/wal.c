@@ -236,6 +236,8 @@ mica_err *wal_sync(wal_writer *w) {
   mica_err *e;
   if (w->err != NULL) {
     e = err_dup(w->err);
+  } else if (w->group.len == 0 && !w->leading && !w->unsynced) {
+    e = NULL; /* everything written is already durable */
   } else {
     /* The open group may be empty: its leader then only syncs, which
      * covers every group written before it. */

@@ -133,8 +133,8 @@ mica_err *wal_commit(wal_writer *w, uint64_t ticket);
 /* wal_add followed by wal_commit. */
 mica_err *wal_append(wal_writer *w, slice payload, bool sync);
 
-/* Makes every record added so far durable (writes any pending group, then
- * fdatasync). */
+/* Makes every record added so far durable: writes any pending group, then
+ * fdatasync, unless everything written is already synced. */
 mica_err *wal_sync(wal_writer *w);
 
 /* Bytes in the segment file including records added but not yet written. */
@@ -144,8 +144,9 @@ uint64_t wal_writer_size(wal_writer *w);
  * frees with err_free(). */
 mica_err *wal_writer_error(wal_writer *w);
 
-/* Writes and syncs any records added but not yet committed, then closes the
- * file. Returns the first error (the sticky one if the writer had failed).
+/* Writes any records added but not yet written and syncs whatever is not
+ * yet durable (so a cleanly closed segment is wholly durable), then closes
+ * the file. Returns the first error (the sticky one if the writer had failed).
  * Frees `w` in every case; accepts NULL. */
 mica_err *wal_writer_close(wal_writer *w);
 

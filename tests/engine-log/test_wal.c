@@ -566,21 +566,49 @@ static void test_add_commit_and_sync(void) {
   TU_OK(wal_sync(w)); /* writes "three" and syncs */
   CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC), syncs0 + 1);
   TU_OK(wal_commit(w, t[2]));
-  TU_OK(wal_sync(w)); /* nothing new; still a correct (extra) sync */
+  TU_OK(wal_sync(w)); /* nothing new: no fdatasync */
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC), syncs0 + 1);
+  /* A record written without sync makes wal_sync sync again. */
+  TU_OK(wal_append(w, slice_from_str("four"), false));
+  TU_OK(wal_sync(w));
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC), syncs0 + 2);
   /* Everything so far survives power loss. */
   env_fault_crash(f);
-  TU_ERR(wal_append(w, slice_from_str("four"), true), MICA_IO_ERROR);
+  TU_ERR(wal_append(w, slice_from_str("five"), true), MICA_IO_ERROR);
   mica_err *e = wal_writer_close(w);
   CU_ASSERT_EQUAL(err_code(e), MICA_IO_ERROR);
   err_free(e);
   env_fault_free(f);
   records rs = {0};
   TU_OK(replay(path, &rs, NULL));
-  CU_ASSERT_EQUAL_FATAL(rs.n, 3);
+  CU_ASSERT_EQUAL_FATAL(rs.n, 4);
   CU_ASSERT(slice_eq(buf_slice(&rs.r[0]), slice_from_str("one")));
   CU_ASSERT(slice_eq(buf_slice(&rs.r[2]), slice_from_str("three")));
+  CU_ASSERT(slice_eq(buf_slice(&rs.r[3]), slice_from_str("four")));
   records_free(&rs);
   free(path);
+}
+
+/* A cleanly closed segment is wholly durable, even if nothing asked for
+ * sync. */
+static void test_close_makes_durable(void) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(2, 3);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 2, 3, &w));
+  uint64_t t;
+  TU_OK(wal_append(w, slice_from_str("a"), false));
+  TU_OK(wal_add(w, slice_from_str("b"), false, &t)); /* never committed */
+  TU_OK(wal_writer_close(w));
+  env_fault_crash(f);
+  env_fault_free(f);
+  records rs = {0};
+  TU_OK(replay(path, &rs, NULL));
+  CU_ASSERT_EQUAL_FATAL(rs.n, 2);
+  CU_ASSERT(slice_eq(buf_slice(&rs.r[1]), slice_from_str("b")));
+  records_free(&rs);
+  free(path);
+  TU_OK(wal_writer_close(NULL));
 }
 
 /* One group of five records whose write (or sync) fails: all five writers
@@ -752,6 +780,7 @@ static void add_suites(void) {
       {"middle_corruption", test_middle_corruption},
       {"group_commit", test_group_commit},
       {"add_commit_and_sync", test_add_commit_and_sync},
+      {"close_makes_durable", test_close_makes_durable},
       {"write_failure", test_write_failure},
       {"sync_failure", test_sync_failure},
       {"concurrent_write_failure", test_concurrent_write_failure},
