@@ -508,7 +508,33 @@ static void run_threads(gc_ctx *c, int n) {
   for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
 }
 
+/* Median microseconds of an fdatasync after a small append in the test
+ * directory. On a memory file system it is ~0 and there is nothing for
+ * group commit to amortise: a leader finishes before followers arrive. */
+static uint64_t median_sync_micros(void) {
+  char *path = path_in(tu_tmpdir(), "probe");
+  env_writer *w;
+  TU_OK(env_open_writer(env_posix(), path, ENV_TRUNCATE, &w));
+  uint64_t t[9];
+  for (int i = 0; i < 9; i++) {
+    uint64_t t0 = env_now_micros(env_posix());
+    TU_OK(env_append(w, "x", 1));
+    TU_OK(env_sync(w));
+    t[i] = env_now_micros(env_posix()) - t0;
+  }
+  TU_OK(env_writer_close(w));
+  free(path);
+  for (int i = 1; i < 9; i++)
+    for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+      uint64_t x = t[j];
+      t[j] = t[j - 1];
+      t[j - 1] = x;
+    }
+  return t[4];
+}
+
 static void test_group_commit(void) {
+  uint64_t sync_us = median_sync_micros();
   env_fault *f = env_fault_new(env_posix());
   char *path = new_segment_path(2, 1);
   wal_writer *w;
@@ -521,16 +547,22 @@ static void test_group_commit(void) {
   uint64_t syncs = env_fault_count(f, ENV_OP_SYNC) - syncs0;
   uint64_t writes = env_fault_count(f, ENV_OP_WRITE) - writes0;
   int appends = THREADS * PER_THREAD;
-  fprintf(stderr, "(%d sync appends: %llu writes, %llu fdatasyncs, %.1f appends/sync) ",
+  fprintf(stderr, "(%d sync appends: %llu writes, %llu fdatasyncs, %.1f appends/sync; "
+          "one fdatasync ~%llu us) ",
           appends, (unsigned long long)writes, (unsigned long long)syncs,
-          (double)appends / (double)(syncs ? syncs : 1));
+          (double)appends / (double)(syncs ? syncs : 1), (unsigned long long)sync_us);
   for (int i = 0; i < THREADS; i++) {
     CU_ASSERT_EQUAL(c[i].errors, 0);
     CU_ASSERT_EQUAL(c[i].acked, PER_THREAD);
   }
   /* Group commit: one sync per group, and groups of many records. */
   CU_ASSERT(syncs == writes);
-  CU_ASSERT(syncs * 3 <= (uint64_t)appends);
+  CU_ASSERT(syncs <= (uint64_t)appends);
+  if (sync_us >= 50) {
+    CU_ASSERT(syncs * 3 <= (uint64_t)appends);
+  } else {
+    fprintf(stderr, "(fdatasync is free here: grouping not asserted) ");
+  }
   TU_OK(wal_writer_close(w));
   env_fault_free(f);
 
@@ -744,7 +776,13 @@ static void test_crash_concurrent(void) {
       c[i] = (gc_ctx){.w = w, .id = i, .sync = false, .stop = &stop, .limit = 1 << 30};
       pthread_create(&th[i], NULL, gc_main, &c[i]);
     }
-    env_sleep_micros(env_posix(), 2000 + tu_rand_below(20000));
+    /* Crash at a random moment once some records are durable. */
+    for (int acked = 0; acked < 50;) {
+      env_sleep_micros(env_posix(), 200);
+      acked = 0;
+      for (int i = 0; i < THREADS; i++) acked += atomic_load(&c[i].acked_synced);
+    }
+    env_sleep_micros(env_posix(), tu_rand_below(10000));
     env_fault_crash(f);
     atomic_store(&stop, true);
     for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
