@@ -127,7 +127,10 @@ mica_err *wal_writer_open(env *e, const char *path, uint64_t assign_epoch,
   if (err == NULL) err = env_sync(f);
   if (err == NULL) err = sync_parent_dir(e, path);
   if (err != NULL) {
+    /* A half-created segment holds nothing anyone was promised; removing
+     * it lets the caller retry under the same name. */
     err_free(env_writer_close(f));
+    err_free(env_remove(e, path));
     return err_wrap(err, "wal open %s", path);
   }
 

@@ -681,6 +681,27 @@ static void group_failure(enum env_op op) {
 static void test_write_failure(void) { group_failure(ENV_OP_WRITE); }
 static void test_sync_failure(void) { group_failure(ENV_OP_SYNC); }
 
+/* Creating a segment fails cleanly at each of its I/O steps, leaving no
+ * file behind, so the caller can retry. */
+static void test_open_failures(void) {
+  enum env_op ops[] = {ENV_OP_OPEN, ENV_OP_WRITE, ENV_OP_SYNC};
+  for (size_t i = 0; i < 3; i++) {
+    for (uint64_t nth = 1; nth <= (ops[i] == ENV_OP_SYNC ? 2 : 1); nth++) {
+      env_fault *f = env_fault_new(env_posix());
+      char *path = new_segment_path(8, i * 10 + nth);
+      env_fault_fail_nth(f, ops[i], nth, false);
+      wal_writer *w = (wal_writer *)&f; /* must be reset to NULL */
+      TU_ERR(wal_writer_open(env_fault_env(f), path, 8, 1, &w), MICA_IO_ERROR);
+      CU_ASSERT_PTR_NULL(w);
+      CU_ASSERT(!env_exists(env_posix(), path));
+      TU_OK(wal_writer_open(env_fault_env(f), path, 8, 1, &w));
+      TU_OK(wal_writer_close(w));
+      env_fault_free(f);
+      free(path);
+    }
+  }
+}
+
 /* The same under 16 concurrent writers: after the failing group, nobody
  * succeeds again, and every acknowledged record is in the file. */
 static void concurrent_failure(enum env_op op, bool disk_full) {
@@ -819,6 +840,7 @@ static void add_suites(void) {
       {"group_commit", test_group_commit},
       {"add_commit_and_sync", test_add_commit_and_sync},
       {"close_makes_durable", test_close_makes_durable},
+      {"open_failures", test_open_failures},
       {"write_failure", test_write_failure},
       {"sync_failure", test_sync_failure},
       {"concurrent_write_failure", test_concurrent_write_failure},
