@@ -158,6 +158,11 @@ void rpc_status_set(Mica__V1__Status *st, const mica_err *e);
  * know becomes INTERNAL. Caller frees with err_free(). */
 mica_err *rpc_status_err(const Mica__V1__Status *st);
 
+/* The Status of any response message of mica.proto (field 1 by the
+ * protocol's convention, which tests/rpc checks for every method); NULL when
+ * absent or when `msg` has no such field. Points into `msg`. */
+const Mica__V1__Status *rpc_response_status(const ProtobufCMessage *msg);
+
 /* ---- server ---- */
 
 typedef struct rpc_server rpc_server;

@@ -89,6 +89,16 @@ mica_err *rpc_status_err(const Mica__V1__Status *st) {
   return err_new(code, "%s", msg[0] != '\0' ? msg : mica_code_message(code));
 }
 
+const Mica__V1__Status *rpc_response_status(const ProtobufCMessage *msg) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
+  if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
+      f->label == PROTOBUF_C_LABEL_REPEATED ||
+      f->descriptor != &mica__v1__status__descriptor)
+    return NULL;
+  return *(const Mica__V1__Status *const *)((const char *)msg + f->offset);
+}
+
 void rpc_msg_free(ProtobufCMessage *msg) {
   if (msg != NULL)
     protobuf_c_message_free_unpacked(msg, NULL);

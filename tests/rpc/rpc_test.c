@@ -115,6 +115,25 @@ static void test_method_table(void) {
       fprintf(stderr, "method %s not in any service\n", m->path);
     CU_ASSERT(found);
   }
+  /* Every response carries its Status as field 1; requests do not. */
+  for (size_t i = 0; i < n; i++) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(all[i]->response, 1);
+    CU_ASSERT(f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+              f->label != PROTOBUF_C_LABEL_REPEATED &&
+              f->descriptor == &mica__v1__status__descriptor &&
+              strcmp(f->name, "status") == 0);
+    if (f == NULL || f->descriptor != &mica__v1__status__descriptor)
+      fprintf(stderr, "%s: response without Status as field 1\n",
+              all[i]->path);
+  }
+  Mica__V1__Status st = MICA__V1__STATUS__INIT;
+  Mica__V1__PutResponse pr = MICA__V1__PUT_RESPONSE__INIT;
+  CU_ASSERT_PTR_NULL(rpc_response_status(&pr.base));
+  pr.status = &st;
+  CU_ASSERT_PTR_EQUAL(rpc_response_status(&pr.base), &st);
+  Mica__V1__PutRequest preq = MICA__V1__PUT_REQUEST__INIT;
+  CU_ASSERT_PTR_NULL(rpc_response_status(&preq.base));
   CU_ASSERT_STRING_EQUAL(rpc_m_ts_get.path, "/mica.v1.TabletServer/Get");
   CU_ASSERT(rpc_m_ts_scan.server_streaming);
   CU_ASSERT(!rpc_m_ts_put.server_streaming);
