@@ -1,0 +1,284 @@
+/* manifest: encoding, decoding and atomic replacement of a tablet's
+ * MANIFEST. The file is rewritten whole on every change; see manifest.h for
+ * why and MANIFEST_FORMAT.md for the bytes. Decoding treats the file as
+ * untrusted: every length is bounds-checked and every failure names the
+ * file and the offset. */
+#include "tabletserver/manifest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/coding.h"
+#include "common/crc32c.h"
+
+#define MAN_MAGIC "MICAMANF"
+#define MAN_VERSION 1
+#define MAN_HEADER 20 /* magic 8, version 4, length 4, crc 4 */
+
+void man_init(man_state *m) { memset(m, 0, sizeof(*m)); }
+
+void man_clear(man_state *m) {
+  if (m == NULL) return;
+  for (size_t i = 0; i < m->n_ssts; i++) {
+    free(m->ssts[i].path);
+    buf_free(&m->ssts[i].lo);
+    buf_free(&m->ssts[i].hi);
+  }
+  free(m->ssts);
+  free(m->live);
+  free(m->retired);
+  buf_free(&m->start_key);
+  buf_free(&m->end_key);
+  buf_free(&m->split_key);
+  man_init(m);
+}
+
+void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
+                 slice hi, bool has_hi) {
+  m->ssts = xrealloc(m->ssts, (m->n_ssts + 1) * sizeof(*m->ssts));
+  man_sst *s = &m->ssts[m->n_ssts++];
+  memset(s, 0, sizeof(*s));
+  s->path = xstrdup(path);
+  s->size = size;
+  buf_append_slice(&s->lo, lo);
+  s->has_hi = has_hi;
+  if (has_hi) buf_append_slice(&s->hi, hi);
+}
+
+void man_add_live(man_state *m, uint64_t epoch, uint64_t number) {
+  m->live = xrealloc(m->live, (m->n_live + 1) * sizeof(*m->live));
+  m->live[m->n_live++] = (man_segment){epoch, number};
+}
+
+void man_add_retired(man_state *m, uint64_t epoch, uint64_t number) {
+  m->retired = xrealloc(m->retired, (m->n_retired + 1) * sizeof(*m->retired));
+  m->retired[m->n_retired++] = (man_segment){epoch, number};
+}
+
+void man_copy(man_state *dst, const man_state *src) {
+  man_init(dst);
+  dst->tablet_id = src->tablet_id;
+  dst->epoch = src->epoch;
+  dst->last_seq = src->last_seq;
+  dst->next_file = src->next_file;
+  dst->state = src->state;
+  buf_append_slice(&dst->start_key, buf_slice(&src->start_key));
+  buf_append_slice(&dst->end_key, buf_slice(&src->end_key));
+  dst->has_end = src->has_end;
+  dst->parent_id = src->parent_id;
+  for (size_t i = 0; i < src->n_ssts; i++) {
+    const man_sst *s = &src->ssts[i];
+    man_add_sst(dst, s->path, s->size, buf_slice(&s->lo), buf_slice(&s->hi),
+                s->has_hi);
+  }
+  for (size_t i = 0; i < src->n_live; i++)
+    man_add_live(dst, src->live[i].epoch, src->live[i].number);
+  for (size_t i = 0; i < src->n_retired; i++)
+    man_add_retired(dst, src->retired[i].epoch, src->retired[i].number);
+  dst->left_id = src->left_id;
+  dst->right_id = src->right_id;
+  buf_append_slice(&dst->split_key, buf_slice(&src->split_key));
+}
+
+void man_encode(const man_state *m, buf *out) {
+  buf p = BUF_INIT;
+  put_varint64(&p, m->tablet_id);
+  put_varint64(&p, m->epoch);
+  put_varint64(&p, m->last_seq);
+  put_varint64(&p, m->next_file);
+  buf_push(&p, (uint8_t)m->state);
+  put_length_prefixed(&p, buf_slice(&m->start_key));
+  buf_push(&p, m->has_end ? 1 : 0);
+  put_length_prefixed(&p, buf_slice(&m->end_key));
+  put_varint64(&p, m->parent_id);
+  put_varint32(&p, (uint32_t)m->n_ssts);
+  for (size_t i = 0; i < m->n_ssts; i++) {
+    const man_sst *s = &m->ssts[i];
+    put_length_prefixed(&p, slice_from_str(s->path));
+    put_varint64(&p, s->size);
+    put_length_prefixed(&p, buf_slice(&s->lo));
+    buf_push(&p, s->has_hi ? 1 : 0);
+    put_length_prefixed(&p, buf_slice(&s->hi));
+  }
+  put_varint32(&p, (uint32_t)m->n_live);
+  for (size_t i = 0; i < m->n_live; i++) {
+    put_varint64(&p, m->live[i].epoch);
+    put_varint64(&p, m->live[i].number);
+  }
+  put_varint32(&p, (uint32_t)m->n_retired);
+  for (size_t i = 0; i < m->n_retired; i++) {
+    put_varint64(&p, m->retired[i].epoch);
+    put_varint64(&p, m->retired[i].number);
+  }
+  if (m->state != MAN_LIVE) {
+    put_varint64(&p, m->left_id);
+    put_varint64(&p, m->right_id);
+    put_length_prefixed(&p, buf_slice(&m->split_key));
+  }
+  buf_append(out, MAN_MAGIC, 8);
+  put_fixed32(out, MAN_VERSION);
+  put_fixed32(out, (uint32_t)p.len);
+  put_fixed32(out, crc32c_mask(crc32c_value(p.data, p.len)));
+  buf_append_slice(out, buf_slice(&p));
+  buf_free(&p);
+}
+
+/* Decoding cursor: position plus the bounds and name for messages. */
+typedef struct dec {
+  const uint8_t *p, *base, *limit;
+  const char *what;
+  mica_err *err;
+} dec;
+
+static void dec_fail(dec *d, const char *field) {
+  if (d->err == NULL)
+    d->err = err_new(MICA_CORRUPTION, "manifest %s: bad %s at offset %zu",
+                     d->what, field,
+                     (size_t)(d->p - d->base) + MAN_HEADER);
+}
+
+static uint64_t dec_u64(dec *d, const char *field) {
+  uint64_t v = 0;
+  if (d->err != NULL) return 0;
+  const uint8_t *q = get_varint64(d->p, d->limit, &v);
+  if (q == NULL) {
+    dec_fail(d, field);
+    return 0;
+  }
+  d->p = q;
+  return v;
+}
+
+static uint8_t dec_byte(dec *d, const char *field, uint8_t max) {
+  if (d->err != NULL) return 0;
+  if (d->p >= d->limit || *d->p > max) {
+    dec_fail(d, field);
+    return 0;
+  }
+  return *d->p++;
+}
+
+static slice dec_bytes(dec *d, const char *field) {
+  slice s = slice_make(NULL, 0);
+  if (d->err != NULL) return s;
+  const uint8_t *q = get_length_prefixed(d->p, d->limit, &s);
+  if (q == NULL) {
+    dec_fail(d, field);
+    return slice_make(NULL, 0);
+  }
+  d->p = q;
+  return s;
+}
+
+/* A count of records that each take at least `min_bytes`: rejecting counts
+ * the remaining bytes cannot hold keeps a corrupt count from allocating. */
+static size_t dec_count(dec *d, const char *field, size_t min_bytes) {
+  uint64_t n = dec_u64(d, field);
+  if (d->err == NULL && n > (uint64_t)(d->limit - d->p) / min_bytes) {
+    dec_fail(d, field);
+    return 0;
+  }
+  return (size_t)n;
+}
+
+mica_err *man_decode(slice data, const char *what, man_state *m) {
+  man_clear(m);
+  if (data.len < MAN_HEADER)
+    return err_new(MICA_CORRUPTION,
+                   "manifest %s: %zu bytes, shorter than the %d-byte header",
+                   what, data.len, MAN_HEADER);
+  if (memcmp(data.data, MAN_MAGIC, 8) != 0)
+    return err_new(MICA_CORRUPTION, "manifest %s: bad magic at offset 0",
+                   what);
+  uint32_t version = decode_fixed32(data.data + 8);
+  if (version != MAN_VERSION)
+    return err_new(MICA_CORRUPTION,
+                   "manifest %s: unknown format version %u at offset 8", what,
+                   version);
+  uint32_t len = decode_fixed32(data.data + 12);
+  if (len != data.len - MAN_HEADER)
+    return err_new(MICA_CORRUPTION,
+                   "manifest %s: payload length %u at offset 12 but %zu "
+                   "bytes follow the header",
+                   what, len, data.len - MAN_HEADER);
+  uint32_t crc = crc32c_unmask(decode_fixed32(data.data + 16));
+  if (crc != crc32c_value(data.data + MAN_HEADER, len))
+    return err_new(MICA_CORRUPTION,
+                   "manifest %s: checksum mismatch over bytes %d..%zu", what,
+                   MAN_HEADER, data.len);
+
+  dec d = {data.data + MAN_HEADER, data.data + MAN_HEADER, data.data + data.len,
+           what, NULL};
+  m->tablet_id = dec_u64(&d, "tablet id");
+  m->epoch = dec_u64(&d, "epoch");
+  m->last_seq = dec_u64(&d, "last sequence");
+  m->next_file = dec_u64(&d, "next file number");
+  m->state = (man_tablet_state)dec_byte(&d, "state", MAN_SPLIT);
+  buf_append_slice(&m->start_key, dec_bytes(&d, "start key"));
+  m->has_end = dec_byte(&d, "end flag", 1) != 0;
+  buf_append_slice(&m->end_key, dec_bytes(&d, "end key"));
+  m->parent_id = dec_u64(&d, "parent id");
+  size_t n = dec_count(&d, "SSTable count", 5);
+  for (size_t i = 0; i < n && d.err == NULL; i++) {
+    slice path = dec_bytes(&d, "SSTable path");
+    uint64_t size = dec_u64(&d, "SSTable size");
+    slice lo = dec_bytes(&d, "SSTable low key");
+    bool has_hi = dec_byte(&d, "SSTable high flag", 1) != 0;
+    slice hi = dec_bytes(&d, "SSTable high key");
+    if (d.err != NULL) break;
+    if (path.len == 0 || memchr(path.data, 0, path.len) != NULL) {
+      dec_fail(&d, "SSTable path");
+      break;
+    }
+    char *p = xmalloc(path.len + 1);
+    memcpy(p, path.data, path.len);
+    p[path.len] = '\0';
+    man_add_sst(m, p, size, lo, hi, has_hi);
+    free(p);
+  }
+  n = dec_count(&d, "live segment count", 2);
+  for (size_t i = 0; i < n && d.err == NULL; i++) {
+    uint64_t e = dec_u64(&d, "segment epoch");
+    uint64_t num = dec_u64(&d, "segment number");
+    if (d.err == NULL) man_add_live(m, e, num);
+  }
+  n = dec_count(&d, "retired segment count", 2);
+  for (size_t i = 0; i < n && d.err == NULL; i++) {
+    uint64_t e = dec_u64(&d, "segment epoch");
+    uint64_t num = dec_u64(&d, "segment number");
+    if (d.err == NULL) man_add_retired(m, e, num);
+  }
+  if (m->state != MAN_LIVE && d.err == NULL) {
+    m->left_id = dec_u64(&d, "left daughter id");
+    m->right_id = dec_u64(&d, "right daughter id");
+    buf_append_slice(&m->split_key, dec_bytes(&d, "split key"));
+  }
+  if (d.err == NULL && d.p != d.limit) dec_fail(&d, "trailing bytes");
+  if (d.err != NULL) {
+    man_clear(m);
+    return d.err;
+  }
+  return NULL;
+}
+
+mica_err *man_read(env *e, const char *dir, man_state *m) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", dir, MAN_FILE_NAME);
+  buf data = BUF_INIT;
+  mica_err *err = env_read_file(e, path, MAN_MAX_BYTES, &data);
+  if (err == NULL) err = man_decode(buf_slice(&data), path, m);
+  buf_free(&data);
+  return err;
+}
+
+mica_err *man_write(env *e, const char *dir, const man_state *m) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", dir, MAN_FILE_NAME);
+  buf data = BUF_INIT;
+  man_encode(m, &data);
+  mica_err *err = env_write_file_atomic(e, path, buf_slice(&data));
+  buf_free(&data);
+  return err_wrap(err, "write manifest of tablet %llu",
+                  (unsigned long long)m->tablet_id);
+}

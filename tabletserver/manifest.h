@@ -1,0 +1,110 @@
+/* manifest: the durable description of one tablet's files.
+ *
+ * A tablet's MANIFEST names everything needed to reopen it: its id and key
+ * range, the assign_epoch of the owner that last wrote it, the live
+ * SSTables (each with the key range this tablet may read from it, which is
+ * how split daughters share their parent's files), the WAL segments still
+ * holding unflushed writes, the segments already retired, the last
+ * sequence number handed out and the next file number. A tablet that was
+ * split also records the split (its daughters and the split key).
+ *
+ * Every change rewrites the whole file with env_write_file_atomic (temp
+ * file, sync, rename, directory sync), so a reader sees either the old or
+ * the new manifest, never a mix, whatever instant a crash happens at. The
+ * file is small (a few hundred bytes per SSTable), so rewriting it on each
+ * flush or compaction costs one small write and two syncs. The byte layout
+ * is in tabletserver/MANIFEST_FORMAT.md.
+ *
+ * Paths of SSTables are relative to the tablet's own directory: a bare
+ * name ("sst-...sst") for the tablet's own files, "../<dir>/<name>" for a
+ * file inherited from a split parent. Tablet directories are siblings, so
+ * such a path stays valid when a daughter splits again.
+ *
+ * Thread-safety: a man_state is a plain value owned by one thread; the
+ * functions hold no global state. */
+#ifndef MICA_TABLETSERVER_MANIFEST_H
+#define MICA_TABLETSERVER_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/slice.h"
+#include "common/env.h"
+#include "common/err.h"
+
+#define MAN_FILE_NAME "MANIFEST"
+/* A manifest larger than this is not one we wrote. */
+#define MAN_MAX_BYTES (64u << 20)
+
+typedef enum man_tablet_state {
+  MAN_LIVE = 0,        /* serving (or servable) */
+  MAN_SPLITTING = 1,   /* split begun: daughters may be half-written */
+  MAN_SPLIT = 2        /* split done: daughters own the data; retired */
+} man_tablet_state;
+
+/* One SSTable the tablet reads. */
+typedef struct man_sst {
+  char *path;        /* relative to the tablet directory; owned */
+  uint64_t size;     /* file size in bytes, checked at open */
+  /* The user-key range [lo, hi) this tablet reads from the file. An empty
+   * `lo` means unbounded below; has_hi false means unbounded above. */
+  buf lo, hi;
+  bool has_hi;
+} man_sst;
+
+/* One WAL segment, named wal_segment_name(epoch, number). */
+typedef struct man_segment {
+  uint64_t epoch, number;
+} man_segment;
+
+typedef struct man_state {
+  uint64_t tablet_id;
+  uint64_t epoch;      /* assign_epoch of the owner that wrote this */
+  uint64_t last_seq;   /* >= every sequence number in the tablet's files */
+  uint64_t next_file;  /* next number for files named with `epoch` */
+  man_tablet_state state;
+  buf start_key;       /* tablet range [start, end); empty start = -inf */
+  buf end_key;
+  bool has_end;        /* false: unbounded above */
+  uint64_t parent_id;  /* tablet this one was split from; 0 if none */
+
+  man_sst *ssts;       /* newest data first */
+  size_t n_ssts;
+  man_segment *live;   /* segments with unflushed writes, oldest first */
+  size_t n_live;
+  man_segment *retired; /* retired segments whose files may still exist */
+  size_t n_retired;
+
+  /* When state != MAN_LIVE: the daughters and where they split. */
+  uint64_t left_id, right_id;
+  buf split_key;
+} man_state;
+
+/* Zeroes `m` (an empty state, no allocations). */
+void man_init(man_state *m);
+/* Frees everything `m` holds; `m` is empty afterwards. Accepts NULL. */
+void man_clear(man_state *m);
+/* Makes `dst` (which must be empty or initialized) a deep copy of `src`. */
+void man_copy(man_state *dst, const man_state *src);
+
+/* Appends an SST (copies path and bounds; lo/hi NULL-data slices mean
+ * unbounded). */
+void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
+                 slice hi, bool has_hi);
+void man_add_live(man_state *m, uint64_t epoch, uint64_t number);
+void man_add_retired(man_state *m, uint64_t epoch, uint64_t number);
+
+/* The encoded form (MANIFEST_FORMAT.md), appended to `out`. */
+void man_encode(const man_state *m, buf *out);
+/* Decodes `data` into `m` (initialized by the caller and cleared on
+ * error). CORRUPTION naming `what` (the file) and the byte offset when the
+ * bytes are not a manifest this code wrote. */
+mica_err *man_decode(slice data, const char *what, man_state *m);
+
+/* Reads `<dir>/MANIFEST`. NOT_FOUND if it does not exist. */
+mica_err *man_read(env *e, const char *dir, man_state *m);
+/* Replaces `<dir>/MANIFEST` atomically and durably. */
+mica_err *man_write(env *e, const char *dir, const man_state *m);
+
+#endif

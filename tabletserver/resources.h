@@ -1,0 +1,118 @@
+/* resources: what all tablets of one tablet server share.
+ *
+ * A server may hold thousands of small tablets, so nothing that costs a
+ * thread or a large buffer may exist per tablet. Instead the server makes
+ * one res_pool and hands it to every tablet it opens:
+ *
+ *  - one memory budget for all memtables. Tablets report how many bytes
+ *    their memtables hold; when the sum passes the budget, the pool asks
+ *    the member with the largest active memtable to flush it, and writers
+ *    that find the sum far over budget wait (bounded) for flushes to free
+ *    memory;
+ *  - one block cache (common/cache.h) that every SSTable reader uses;
+ *  - one small pool of background threads that run flushes (first) and
+ *    compactions (after) for every tablet.
+ *
+ * Background work is a res_job: a callback embedded in its owner. A job is
+ * queued at most once at a time; scheduling it while it runs makes it run
+ * again afterwards. res_job_cancel removes a queued job and waits for a
+ * running one, which is how a tablet makes sure no job of its own runs
+ * once it closes.
+ *
+ * Thread-safety: every function may be called from any thread.
+ * Lock order: a member's pick/flush callbacks are called with the pool's
+ * member lock held, so they must not call res_member_* themselves, and a
+ * tablet must not hold its own lock while registering or unregistering. */
+#ifndef MICA_TABLETSERVER_RESOURCES_H
+#define MICA_TABLETSERVER_RESOURCES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cache.h"
+#include "common/env.h"
+#include "common/err.h"
+
+typedef struct res_options {
+  size_t memtable_budget;    /* bytes for all memtables; default 256 MiB */
+  size_t block_cache_bytes;  /* default 64 MiB; 0 means no block cache */
+  int background_threads;    /* default 2; 1..64 */
+} res_options;
+
+void res_options_init(res_options *o);
+
+typedef struct res_pool res_pool;
+
+/* Starts the background threads. `e` must outlive the pool. Caller frees
+ * with res_free() after closing every tablet that uses it. */
+mica_err *res_new(env *e, const res_options *opts, res_pool **out);
+/* Stops the threads (running jobs finish; queued jobs are dropped, which
+ * is why every tablet must be closed first). Accepts NULL. */
+void res_free(res_pool *r);
+
+env *res_env(res_pool *r);
+/* NULL when block_cache_bytes was 0. Valid until res_free(). */
+cache *res_cache(res_pool *r);
+
+/* ---- background jobs ---- */
+
+enum { RES_PRIO_HIGH = 0, RES_PRIO_LOW = 1, RES_PRIO_COUNT_ = 2 };
+
+typedef struct res_job res_job;
+typedef void (*res_job_fn)(res_job *job);
+
+/* Embed in the owner; initialize with res_job_init before first use. The
+ * fields are the pool's (guarded by its lock). */
+struct res_job {
+  res_job_fn fn;
+  int prio;
+  int state;        /* idle, queued, running */
+  bool again;       /* scheduled while running */
+  res_job *next;    /* queue link */
+};
+
+void res_job_init(res_job *job, res_job_fn fn, int prio);
+/* Queues `job` unless it is queued already; if it is running, it runs once
+ * more when it returns. */
+void res_job_schedule(res_pool *r, res_job *job);
+/* Unqueues `job` and waits until it is not running. Afterwards the job is
+ * idle and only a new res_job_schedule queues it again. */
+void res_job_cancel(res_pool *r, res_job *job);
+
+/* Test and operator hook: while paused, the threads start no job (running
+ * ones finish). Used to simulate flushes that fall behind. */
+void res_pause(res_pool *r, bool paused);
+
+/* ---- memory budget ---- */
+
+/* A tablet registers itself as a member to be asked to flush. */
+typedef struct res_member {
+  /* Bytes of the active (not yet immutable) memtable: the candidate size. */
+  size_t (*active_bytes)(void *arg);
+  /* Asks the member to make its active memtable immutable and flush it in
+   * the background. Must not block on I/O. */
+  void (*request_flush)(void *arg);
+  void *arg;
+  struct res_member *prev, *next; /* the pool's list */
+} res_member;
+
+void res_member_add(res_pool *r, res_member *m);
+void res_member_remove(res_pool *r, res_member *m);
+
+/* Adds `delta` (may be negative) to the bytes held by all memtables. When
+ * growing past the budget, asks the largest member to flush. When
+ * shrinking, wakes writers waiting in res_wait_for_memory. */
+void res_mem_add(res_pool *r, int64_t delta);
+size_t res_mem_usage(res_pool *r);
+size_t res_mem_budget(res_pool *r);
+
+/* Waits while all memtables together hold more than twice the budget
+ * (flushes are behind everywhere), until `deadline` (env_now_micros).
+ * Returns true when under that limit, false on timeout. */
+bool res_wait_for_memory(res_pool *r, uint64_t deadline);
+
+/* Jobs run so far, for tests and stats. */
+uint64_t res_jobs_run(res_pool *r);
+
+#endif
