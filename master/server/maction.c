@@ -1,0 +1,296 @@
+/* maction: the action loop, the one thread through which the master acts on
+ * the cluster.
+ *
+ * Each round asks the core for the actions due now (ms_tick), starts every
+ * OpenTablet and CloseTablet as an asynchronous call with a deadline, so a
+ * slow or dead server holds up only its own actions, and deletes a dropped
+ * table's files in place. It then waits for the first of: an outcome, a
+ * kick from a handler, or the tick period. Outcomes go straight back to the
+ * core (ms_action_done), and the next round starts at once, because an
+ * outcome usually makes the next step due (the open that follows a move's
+ * close, the commit of a merge whose inputs closed): a move costs two round
+ * trips and no tick waits.
+ *
+ * The loop never retries by itself: the core decides from each outcome
+ * whether and when the same action is due again. A transport failure is
+ * reported with its code (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), which
+ * the core reads as "outcome unknown". */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "master/server/msrv_int.h"
+
+/* One call in flight: the tag of its rpc_async call, listed in msrv.out
+ * until its outcome is handled. */
+struct pending {
+  uint64_t action_id;
+  int type;
+  uint64_t tablet_id;
+  uint64_t server_id;
+};
+
+static int outcome_code(const ProtobufCMessage *resp, const mica_err *err,
+                        int type) {
+  if (err != NULL) return err_code(err);
+  const Mica__V1__Status *st =
+      type == MS_ACT_OPEN
+          ? ((const Mica__V1__OpenTabletResponse *)resp)->status
+          : ((const Mica__V1__CloseTabletResponse *)resp)->status;
+  mica_err *e = rpc_status_err(st);
+  return err_take_code(e);
+}
+
+static void start_open(msrv *s, rpc_async *as, const ms_action *a,
+                       pending *p, mica_err **err) {
+  rpc_channel *ch;
+  if ((*err = msrv_channel(s, a->address, &ch)) != NULL) return;
+  const ms_tablet *t = &a->tablet;
+  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  d.tablet_id = t->tablet_id;
+  d.table_id = t->table_id;
+  d.table_name = t->table_name ? t->table_name : "";
+  d.start_key.data = t->start_key.data;
+  d.start_key.len = t->start_key.len;
+  d.end_key.data = t->end_key.data;
+  d.end_key.len = t->end_key.len;
+  d.range_epoch = t->range_epoch;
+  Mica__V1__TabletSource src[2], *srcp[2];
+  for (size_t i = 0; i < a->n_sources && i < 2; i++) {
+    mica__v1__tablet_source__init(&src[i]);
+    src[i].tablet_id = a->sources[i];
+    src[i].tablet_dir = "";
+    srcp[i] = &src[i];
+  }
+  Mica__V1__OpenTabletRequest q = MICA__V1__OPEN_TABLET_REQUEST__INIT;
+  q.desc = &d;
+  q.assign_epoch = t->assign_epoch;
+  q.tablet_dir = "";
+  q.n_sources = a->n_sources < 2 ? a->n_sources : 2;
+  q.sources = srcp;
+  *err = rpc_async_start(as, ch, &rpc_m_ts_open_tablet, &q.base,
+                         s->opt.open_timeout_ms, p);
+}
+
+static void start_close(msrv *s, rpc_async *as, const ms_action *a,
+                        pending *p, mica_err **err) {
+  rpc_channel *ch;
+  if ((*err = msrv_channel(s, a->address, &ch)) != NULL) return;
+  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  ref.tablet_id = a->tablet.tablet_id;
+  ref.range_epoch = a->tablet.range_epoch;
+  ref.assign_epoch = a->tablet.assign_epoch;
+  Mica__V1__Location to = MICA__V1__LOCATION__INIT;
+  Mica__V1__CloseTabletRequest q = MICA__V1__CLOSE_TABLET_REQUEST__INIT;
+  q.tablet = &ref;
+  if (a->has_moved_to) {
+    to.server_id = a->moved_to_server;
+    to.address = a->moved_to_address;
+    to.assign_epoch = a->moved_to_epoch;
+    q.moved_to = &to;
+  }
+  q.skip_flush = a->skip_flush;
+  *err = rpc_async_start(as, ch, &rpc_m_ts_close_tablet, &q.base,
+                         s->opt.close_timeout_ms, p);
+}
+
+/* Deletes the directory of every tablet of dropped table `table_id` under
+ * <root>/tablets. Tablets are found through the core (which still knows
+ * every tablet of a table until its removal is logged), so a directory of
+ * another table is never touched. */
+static mica_err *delete_table_files(msrv *s, uint64_t table_id,
+                                    size_t *removed) {
+  env *e = s->opt.core.env;
+  buf dir = BUF_INIT, path = BUF_INIT;
+  buf_append(&dir, s->root, strlen(s->root));
+  buf_append(&dir, "/" MSRV_TABLETS_SUBDIR, strlen(MSRV_TABLETS_SUBDIR) + 1);
+  buf_push(&dir, 0);
+  *removed = 0;
+  mica_err *err = NULL;
+  if (!env_exists(e, (const char *)dir.data)) goto out;
+  char **names = NULL;
+  size_t n = 0;
+  if ((err = env_list(e, (const char *)dir.data, &names, &n)) != NULL)
+    goto out;
+  for (size_t i = 0; i < n && err == NULL; i++) {
+    char *end;
+    uint64_t id = strtoull(names[i], &end, 10);
+    if (names[i][0] < '0' || names[i][0] > '9' || *end != '\0') continue;
+    ms_tablet t = {0};
+    mica_err *gerr = ms_get_tablet(s->core, id, &t);
+    bool ours = gerr == NULL && t.table_id == table_id;
+    err_free(gerr);
+    ms_tablet_clear(&t);
+    if (!ours) continue;
+    buf_clear(&path);
+    buf_append(&path, dir.data, dir.len - 1);
+    buf_push(&path, '/');
+    buf_append(&path, names[i], strlen(names[i]) + 1);
+    err = env_remove_tree(e, (const char *)path.data);
+    if (err == NULL) (*removed)++;
+  }
+  env_free_names(names, n);
+out:
+  buf_free(&dir);
+  buf_free(&path);
+  return err;
+}
+
+/* Starts one action, or performs it at once (table deletion, or a call that
+ * could not even start). */
+static void perform(msrv *s, rpc_async *as, const ms_action *a) {
+  mica_err *err = NULL;
+  if (a->type == MS_ACT_DELETE_TABLE) {
+    size_t removed = 0;
+    err = delete_table_files(s, a->table_id, &removed);
+    if (err)
+      LOG_W("deleting the files of dropped table %" PRIu64 " failed: %s",
+            a->table_id, err_msg(err));
+    else
+      LOG_I("dropped table %" PRIu64 ": %zu tablet directories deleted",
+            a->table_id, removed);
+    mica_err *derr = ms_action_done(s->core, a->id,
+                                    err ? err_code(err) : MICA_OK,
+                                    msrv_now(s));
+    err_free(derr);
+    err_free(err);
+    return;
+  }
+  pending *p = xcalloc(1, sizeof(*p));
+  p->action_id = a->id;
+  p->type = a->type;
+  p->tablet_id = a->tablet.tablet_id;
+  p->server_id = a->server_id;
+  LOG_D("%s tablet %" PRIu64 " on server %" PRIu64 " (%s) epoch %" PRIu64,
+        a->type == MS_ACT_OPEN ? "open" : "close", a->tablet.tablet_id,
+        a->server_id, a->address, a->tablet.assign_epoch);
+  if (a->type == MS_ACT_OPEN) start_open(s, as, a, p, &err);
+  else start_close(s, as, a, p, &err);
+  if (err == NULL) {
+    s->out = xrealloc(s->out, (s->n_out + 1) * sizeof(*s->out));
+    s->out[s->n_out++] = p;
+  } else {
+    LOG_W("could not send action %" PRIu64 " to %s: %s", a->id, a->address,
+          err_msg(err));
+    mica_err *derr = ms_action_done(s->core, a->id, MICA_UNAVAILABLE,
+                                    msrv_now(s));
+    err_free(derr);
+    err_free(err);
+    free(p);
+  }
+}
+
+/* Hands one outcome to the core. */
+static void finish(msrv *s, pending *p, ProtobufCMessage *resp,
+                   mica_err *err) {
+  int code = outcome_code(resp, err, p->type);
+  if (code != MICA_OK)
+    LOG_I("%s of tablet %" PRIu64 " on server %" PRIu64 ": %s%s%s",
+          p->type == MS_ACT_OPEN ? "open" : "close", p->tablet_id,
+          p->server_id, mica_code_name(code), err ? ": " : "",
+          err ? err_msg(err) : "");
+  mica_err *derr = ms_action_done(s->core, p->action_id, code, msrv_now(s));
+  if (derr != NULL && err_code(derr) != MICA_NOT_FOUND)
+    LOG_E("recording the outcome of action %" PRIu64 " failed: %s",
+          p->action_id, err_msg(derr));
+  err_free(derr);
+  rpc_msg_free(resp);
+  err_free(err);
+  for (size_t i = 0; i < s->n_out; i++)
+    if (s->out[i] == p) {
+      s->out[i] = s->out[--s->n_out];
+      break;
+    }
+  free(p);
+}
+
+/* Waits up to the tick for an outcome or a kick; returns true when the
+ * next round should start. */
+static bool wait_round(msrv *s, rpc_async *as, uint64_t until) {
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    bool go = s->stopping || s->kicked;
+    s->kicked = false;
+    pthread_mutex_unlock(&s->mu);
+    if (go) return true;
+    uint64_t now = msrv_now(s);
+    if (now >= until) return true;
+    if (rpc_async_in_flight(as) > 0) {
+      void *tag;
+      ProtobufCMessage *resp;
+      mica_err *err;
+      /* Short slices keep a kick's latency low while calls are out. */
+      int64_t slice_ms = (int64_t)((until - now) / 1000);
+      if (slice_ms > 5) slice_ms = 5;
+      if (rpc_async_next(as, slice_ms, &tag, &resp, &err)) {
+        finish(s, tag, resp, err);
+        while (rpc_async_next(as, 0, &tag, &resp, &err))
+          finish(s, tag, resp, err);
+        msrv_progress(s);
+        return true;
+      }
+      continue;
+    }
+    struct timespec ts = msrv_abstime(s, until - now);
+    pthread_mutex_lock(&s->mu);
+    if (!s->stopping && !s->kicked)
+      pthread_cond_timedwait(&s->kick_cv, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+static void *loop_main(void *arg) {
+  msrv *s = arg;
+  rpc_async *as = NULL;
+  mica_err *err = rpc_async_new(&as);
+  if (err != NULL) {
+    LOG_E("action loop cannot start: %s", err_msg(err));
+    err_free(err);
+    return NULL;
+  }
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    if (stop) break;
+    uint64_t now = msrv_now(s);
+    ms_action_list acts = {0};
+    err = ms_tick(s->core, now, &acts);
+    if (err != NULL) {
+      /* The actions returned with the error were logged: perform them. */
+      LOG_E("master tick: %s", err_msg(err));
+      err_free(err);
+    }
+    for (size_t i = 0; i < acts.n; i++) perform(s, as, &acts.v[i]);
+    ms_action_list_free(&acts);
+    msrv_progress(s);
+    wait_round(s, as, now + s->opt.tick_us);
+  }
+  /* Calls still out are cancelled; their outcomes are not reported
+   * because the core closes right after and a restarted master resends
+   * whatever its log says is in transition. */
+  rpc_async_free(as);
+  for (size_t i = 0; i < s->n_out; i++) free(s->out[i]);
+  free(s->out);
+  s->out = NULL;
+  s->n_out = 0;
+  return NULL;
+}
+
+mica_err *msrv_loop_start(msrv *s) {
+  if (pthread_create(&s->loop, NULL, loop_main, s) != 0)
+    return err_new(MICA_INTERNAL, "cannot start the action loop thread");
+  s->loop_started = true;
+  return NULL;
+}
+
+void msrv_loop_stop(msrv *s) {
+  if (!s->loop_started) return;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = true;
+  pthread_cond_broadcast(&s->kick_cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->loop, NULL);
+  s->loop_started = false;
+}

@@ -1,0 +1,277 @@
+/* mica-master: the master process of a Mica cluster.
+ *
+ * Parses flags, starts the master (mserver.h) on the shared data root,
+ * prints `listening <host:port>` on stdout (and writes the address to
+ * --address-file) once it serves, then waits for SIGTERM or SIGINT and
+ * stops cleanly with exit status 0. Bad flags print the usage and exit 2;
+ * a master that cannot start (unreadable log, address in use) exits 1. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/env.h"
+#include "common/log.h"
+#include "master/server/mserver.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+"usage: mica-master --data-dir DIR [options]\n"
+"\n"
+"The master of a Mica cluster: tables, the tablet map, server leases,\n"
+"assignment, splits, moves, merges and balancing. Its metadata log lives in\n"
+"DIR/master; tablet servers of the cluster share DIR as their data root.\n"
+"\n"
+"  --data-dir DIR          shared data root (required)\n"
+"  --listen HOST:PORT      RPC address (default 127.0.0.1:0: the kernel\n"
+"                          picks the port; the real address is printed as\n"
+"                          'listening HOST:PORT' on stdout)\n"
+"  --address-file PATH     also write the address to PATH (atomically)\n"
+"  --lease-ms N            lease granted per heartbeat (default 10000)\n"
+"  --lease-margin-ms N     extra wait before a silent server is declared\n"
+"                          dead (default 2000)\n"
+"  --heartbeat-ms N        heartbeat interval told to servers (default 1000)\n"
+"  --split-threshold SIZE  tablet size at which servers propose a split,\n"
+"                          told to them at registration (default 0: each\n"
+"                          server keeps its own --split-threshold)\n"
+"  --balancer on|off       automatic balancing (default: as last set, on in\n"
+"                          a new cluster)\n"
+"  --balance-band F        allowed deviation from the mean tablet count and\n"
+"                          bytes, as a fraction (default 0.2)\n"
+"  --balance-min-bytes SIZE byte gaps below this are ignored (default 64M)\n"
+"  --max-moves N           balancer moves in flight at once (default 2)\n"
+"  --merge on|off          automatic merges of small cold neighbours\n"
+"                          (default: as last set, on in a new cluster)\n"
+"  --merge-max-bytes SIZE  each merge input below this size (default 16M)\n"
+"  --merge-max-rate F      each input below this many reads+writes/s\n"
+"                          (default 1.0)\n"
+"  --merge-min-age-ms N    never merge tablets younger than this\n"
+"                          (default 60000)\n"
+"  --tick-ms N             action loop period (default 100)\n"
+"  --threads N             RPC polling threads (default 2)\n"
+"  --help                  this text\n"
+"\n"
+"SIZE takes an optional K, M or G suffix (powers of 1024).\n"
+"Log level: MICA_LOG_LEVEL=debug|info|warn|error (default info).\n"
+"\n"
+"example:\n"
+"  mica-master --data-dir /srv/mica --listen 127.0.0.1:7000 \\\n"
+"      --lease-ms 5000 --merge off\n");
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_size(const char *s, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0) return false;
+  int shift = 0;
+  if (*end == 'K' || *end == 'k') shift = 10;
+  else if (*end == 'M' || *end == 'm') shift = 20;
+  else if (*end == 'G' || *end == 'g') shift = 30;
+  if (shift) end++;
+  if (*end != '\0' || v > (UINT64_MAX >> shift)) return false;
+  *out = (uint64_t)v << shift;
+  return true;
+}
+
+static bool parse_double(const char *s, double *out) {
+  if (s == NULL || *s == '\0') return false;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno != 0 || *end != '\0' || !(v >= 0)) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_switch(const char *s, bool *out) {
+  if (strcmp(s, "on") == 0) *out = true;
+  else if (strcmp(s, "off") == 0) *out = false;
+  else return false;
+  return true;
+}
+
+enum {
+  F_LISTEN = 256, F_DATA_DIR, F_ADDRESS_FILE, F_LEASE, F_MARGIN, F_HEARTBEAT,
+  F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
+  F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS, F_HELP
+};
+
+static const struct option longopts[] = {
+    {"listen", required_argument, NULL, F_LISTEN},
+    {"data-dir", required_argument, NULL, F_DATA_DIR},
+    {"address-file", required_argument, NULL, F_ADDRESS_FILE},
+    {"lease-ms", required_argument, NULL, F_LEASE},
+    {"lease-margin-ms", required_argument, NULL, F_MARGIN},
+    {"heartbeat-ms", required_argument, NULL, F_HEARTBEAT},
+    {"split-threshold", required_argument, NULL, F_SPLIT},
+    {"balancer", required_argument, NULL, F_BALANCER},
+    {"balance-band", required_argument, NULL, F_BAND},
+    {"balance-min-bytes", required_argument, NULL, F_BAL_MIN},
+    {"max-moves", required_argument, NULL, F_MAX_MOVES},
+    {"merge", required_argument, NULL, F_MERGE},
+    {"merge-max-bytes", required_argument, NULL, F_MERGE_BYTES},
+    {"merge-max-rate", required_argument, NULL, F_MERGE_RATE},
+    {"merge-min-age-ms", required_argument, NULL, F_MERGE_AGE},
+    {"tick-ms", required_argument, NULL, F_TICK},
+    {"threads", required_argument, NULL, F_THREADS},
+    {"help", no_argument, NULL, F_HELP},
+    {NULL, 0, NULL, 0}};
+
+static int bad_flag(const char *flag, const char *value) {
+  fprintf(stderr, "mica-master: bad value \"%s\" for --%s\n\n",
+          value ? value : "", flag);
+  usage(stderr);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  msrv_options o;
+  msrv_options_init(&o);
+  const char *address_file = NULL;
+  bool balancer, merges;
+  uint64_t v;
+  double d;
+  int c, idx = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+    const char *name = c >= F_LISTEN && c <= F_HELP
+                           ? longopts[c - F_LISTEN].name : "";
+    switch (c) {
+      case F_LISTEN: o.listen = optarg; break;
+      case F_DATA_DIR: o.core.data_root = optarg; break;
+      case F_ADDRESS_FILE: address_file = optarg; break;
+      case F_LEASE:
+        if (!parse_u64(optarg, &v) || v == 0) return bad_flag(name, optarg);
+        o.core.lease_us = v * 1000;
+        break;
+      case F_MARGIN:
+        if (!parse_u64(optarg, &v)) return bad_flag(name, optarg);
+        o.core.lease_margin_us = v * 1000;
+        break;
+      case F_HEARTBEAT:
+        if (!parse_u64(optarg, &v) || v == 0) return bad_flag(name, optarg);
+        o.core.heartbeat_us = v * 1000;
+        break;
+      case F_SPLIT:
+        if (!parse_size(optarg, &v)) return bad_flag(name, optarg);
+        o.split_threshold_bytes = v;
+        break;
+      case F_BALANCER:
+        if (!parse_switch(optarg, &balancer)) return bad_flag(name, optarg);
+        o.balancer = &balancer;
+        break;
+      case F_BAND:
+        if (!parse_double(optarg, &d) || d > 10) return bad_flag(name, optarg);
+        o.core.balance_band = d;
+        break;
+      case F_BAL_MIN:
+        if (!parse_size(optarg, &v)) return bad_flag(name, optarg);
+        o.core.balance_min_bytes = v;
+        break;
+      case F_MAX_MOVES:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 1000)
+          return bad_flag(name, optarg);
+        o.core.max_moves_in_flight = (uint32_t)v;
+        break;
+      case F_MERGE:
+        if (!parse_switch(optarg, &merges)) return bad_flag(name, optarg);
+        o.merges = &merges;
+        break;
+      case F_MERGE_BYTES:
+        if (!parse_size(optarg, &v)) return bad_flag(name, optarg);
+        o.core.merge_max_bytes = v;
+        break;
+      case F_MERGE_RATE:
+        if (!parse_double(optarg, &d)) return bad_flag(name, optarg);
+        o.core.merge_max_rate = d;
+        break;
+      case F_MERGE_AGE:
+        if (!parse_u64(optarg, &v)) return bad_flag(name, optarg);
+        o.core.merge_min_age_us = v * 1000;
+        break;
+      case F_TICK:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 60000)
+          return bad_flag(name, optarg);
+        o.tick_us = v * 1000;
+        break;
+      case F_THREADS:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 64)
+          return bad_flag(name, optarg);
+        o.rpc_threads = (int)v;
+        break;
+      case F_HELP: usage(stdout); return 0;
+      default:
+        fprintf(stderr, "mica-master: unknown or incomplete flag \"%s\"\n\n",
+                argv[optind - 1]);
+        usage(stderr);
+        return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "mica-master: unexpected argument \"%s\"\n\n",
+            argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+  if (o.core.data_root == NULL || o.core.data_root[0] == '\0') {
+    fprintf(stderr, "mica-master: --data-dir is required\n\n");
+    usage(stderr);
+    return 2;
+  }
+  log_set_name("master");
+
+  /* Every thread inherits this mask, so the signals reach only sigwait. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  msrv *s;
+  mica_err *err = msrv_start(&o, &s);
+  if (err != NULL) {
+    fprintf(stderr, "mica-master: cannot start: %s: %s\n",
+            mica_code_name(err_code(err)), err_msg(err));
+    err_free(err);
+    return 1;
+  }
+  const char *addr = msrv_address(s);
+  if (address_file != NULL) {
+    buf b = BUF_INIT;
+    buf_append(&b, addr, strlen(addr));
+    buf_push(&b, '\n');
+    err = env_write_file_atomic(env_posix(), address_file, buf_slice(&b));
+    buf_free(&b);
+    if (err != NULL) {
+      fprintf(stderr, "mica-master: cannot write %s: %s\n", address_file,
+              err_msg(err));
+      err_free(err);
+      msrv_stop(s);
+      return 1;
+    }
+  }
+  printf("listening %s\n", addr);
+  fflush(stdout);
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  LOG_I("signal %d: stopping", sig);
+  msrv_stop(s);
+  return 0;
+}

@@ -1,0 +1,820 @@
+/* mserver: the Master service handlers and the lifecycle of the process.
+ *
+ * Each handler decodes nothing itself (the RPC module did), turns the
+ * request into a call of the core, and turns the core's copies into a
+ * response. Response messages are built in a per-call arena so that one
+ * arena_free releases the whole tree after rpc_call_reply has serialized it.
+ *
+ * Handlers that only read the core (lookups, listings, events) answer on
+ * the polling thread: the core's lock is held for microseconds and lookups
+ * are the hot path of every client with a cold cache. Handlers that change
+ * the core write and sync its log, and the ones that wait for the cluster
+ * (split, move, merge) block for up to their deadline, so both run on
+ * worker threads (RPC_OFFLOAD). After any change the action loop is kicked
+ * so that the work the change created starts at once rather than at the
+ * next tick. */
+#include "master/server/mserver.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/log.h"
+#include "master/server/msrv_int.h"
+
+/* ---- small helpers ---- */
+
+uint64_t msrv_now(const msrv *s) { return env_now_micros(s->opt.core.env); }
+
+void msrv_kick(msrv *s) {
+  pthread_mutex_lock(&s->mu);
+  s->kicked = true;
+  pthread_cond_broadcast(&s->kick_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void msrv_progress(msrv *s) {
+  pthread_mutex_lock(&s->mu);
+  s->progress++;
+  pthread_cond_broadcast(&s->progress_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+struct timespec msrv_abstime(const msrv *s, uint64_t micros) {
+  /* Condition variables time out on the wall clock; the env supplies it. */
+  uint64_t t = env_wall_micros(s->opt.core.env) + micros;
+  struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
+  return ts;
+}
+
+/* Waits until the loop reports progress or `millis` milliseconds pass. */
+static void wait_progress(msrv *s, uint64_t seen, int millis) {
+  struct timespec ts = msrv_abstime(s, (uint64_t)millis * 1000);
+  pthread_mutex_lock(&s->mu);
+  while (s->progress == seen && !s->stopping)
+    if (pthread_cond_timedwait(&s->progress_cv, &s->mu, &ts) != 0) break;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static uint64_t progress_now(msrv *s) {
+  pthread_mutex_lock(&s->mu);
+  uint64_t p = s->progress;
+  pthread_mutex_unlock(&s->mu);
+  return p;
+}
+
+static bool stopping(msrv *s) {
+  pthread_mutex_lock(&s->mu);
+  bool st = s->stopping;
+  pthread_mutex_unlock(&s->mu);
+  return st;
+}
+
+mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
+  pthread_mutex_lock(&s->ch_mu);
+  for (size_t i = 0; i < s->n_chans; i++)
+    if (strcmp(rpc_channel_address(s->chans[i]), address) == 0) {
+      *out = s->chans[i];
+      pthread_mutex_unlock(&s->ch_mu);
+      return NULL;
+    }
+  rpc_channel *ch;
+  mica_err *err = rpc_channel_new(address, NULL, &ch);
+  if (err == NULL) {
+    s->chans = xrealloc(s->chans, (s->n_chans + 1) * sizeof(*s->chans));
+    s->chans[s->n_chans++] = ch;
+    *out = ch;
+  }
+  pthread_mutex_unlock(&s->ch_mu);
+  return err;
+}
+
+static void *a_new(arena *a, size_t n) {
+  void *p = arena_alloc_aligned(a, n);
+  memset(p, 0, n);
+  return p;
+}
+
+static char *a_str(arena *a, const char *str) {
+  size_t n = strlen(str) + 1;
+  char *p = arena_alloc(a, n);
+  memcpy(p, str, n);
+  return p;
+}
+
+static ProtobufCBinaryData bin(const buf *b) {
+  ProtobufCBinaryData d = {b->len, b->data};
+  return d;
+}
+
+/* Fills a Status from `err` (NULL = OK); the message stays valid while
+ * `err` lives. */
+static Mica__V1__Status *status_of(Mica__V1__Status *st, const mica_err *err) {
+  mica__v1__status__init(st);
+  rpc_status_set(st, err);
+  return st;
+}
+
+/* ---- core values to messages (all memory in `a`) ---- */
+
+static Mica__V1__TabletDescriptor *desc_msg(arena *a, const ms_tablet *t) {
+  Mica__V1__TabletDescriptor *d = a_new(a, sizeof(*d));
+  mica__v1__tablet_descriptor__init(d);
+  d->tablet_id = t->tablet_id;
+  d->table_id = t->table_id;
+  d->table_name = t->table_name ? t->table_name : "";
+  d->start_key = bin(&t->start_key);
+  d->end_key = bin(&t->end_key);
+  d->range_epoch = t->range_epoch;
+  return d;
+}
+
+static Mica__V1__Location *loc_msg(arena *a, const ms_tablet *t) {
+  Mica__V1__Location *l = a_new(a, sizeof(*l));
+  mica__v1__location__init(l);
+  l->server_id = t->server_id;
+  l->address = t->address ? t->address : "";
+  l->assign_epoch = t->assign_epoch;
+  return l;
+}
+
+static Mica__V1__TabletRoute *route_msg(arena *a, const ms_tablet *t) {
+  Mica__V1__TabletRoute *r = a_new(a, sizeof(*r));
+  mica__v1__tablet_route__init(r);
+  r->desc = desc_msg(a, t);
+  if (t->has_location) r->location = loc_msg(a, t);
+  return r;
+}
+
+static Mica__V1__TabletRoute **routes_msg(arena *a, const ms_tablet_list *l) {
+  Mica__V1__TabletRoute **v = a_new(a, (l->n + 1) * sizeof(*v));
+  for (size_t i = 0; i < l->n; i++) v[i] = route_msg(a, &l->v[i]);
+  return v;
+}
+
+static Mica__V1__TabletStats *stats_msg(arena *a, const ms_stats *st) {
+  Mica__V1__TabletStats *m = a_new(a, sizeof(*m));
+  mica__v1__tablet_stats__init(m);
+  m->approx_bytes = st->bytes;
+  m->approx_keys = st->keys;
+  m->read_rate = st->read_rate;
+  m->write_rate = st->write_rate;
+  return m;
+}
+
+static Mica__V1__TableInfo *table_msg(arena *a, const ms_table_info *x) {
+  Mica__V1__TableInfo *m = a_new(a, sizeof(*m));
+  mica__v1__table_info__init(m);
+  m->table_id = x->table_id;
+  m->name = a_str(a, x->name);
+  m->tablet_count = x->tablet_count;
+  m->approx_bytes = x->bytes;
+  m->approx_keys = x->keys;
+  m->created_ms = x->created_ms;
+  return m;
+}
+
+static Mica__V1__TabletRef *ref_msg(arena *a, ms_ref r) {
+  Mica__V1__TabletRef *m = a_new(a, sizeof(*m));
+  mica__v1__tablet_ref__init(m);
+  m->tablet_id = r.tablet_id;
+  m->range_epoch = r.range_epoch;
+  m->assign_epoch = r.assign_epoch;
+  return m;
+}
+
+/* Reports from a register or heartbeat; absent sub-messages count as
+ * zero. Caller frees the array. */
+static ms_report *reports_of(Mica__V1__TabletReport **v, size_t n) {
+  ms_report *r = xcalloc(n + 1, sizeof(*r));
+  for (size_t i = 0; i < n; i++) {
+    if (v[i]->tablet) {
+      r[i].ref.tablet_id = v[i]->tablet->tablet_id;
+      r[i].ref.range_epoch = v[i]->tablet->range_epoch;
+      r[i].ref.assign_epoch = v[i]->tablet->assign_epoch;
+    }
+    if (v[i]->stats) {
+      r[i].stats.bytes = v[i]->stats->approx_bytes;
+      r[i].stats.keys = v[i]->stats->approx_keys;
+      r[i].stats.read_rate = v[i]->stats->read_rate;
+      r[i].stats.write_rate = v[i]->stats->write_rate;
+    }
+  }
+  return r;
+}
+
+/* ---- tables and routing ---- */
+
+static void h_create_table(rpc_call *call, const ProtobufCMessage *req,
+                           void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__CreateTableRequest *r = (const void *)req;
+  slice *keys = xcalloc(r->n_split_keys + 1, sizeof(*keys));
+  for (size_t i = 0; i < r->n_split_keys; i++)
+    keys[i] = slice_make(r->split_keys[i].data, r->split_keys[i].len);
+  ms_tablet_list l = {0};
+  mica_err *err = ms_create_table(s->core, r->name, keys, r->n_split_keys,
+                                  msrv_now(s), &l);
+  free(keys);
+  arena *a = arena_new();
+  Mica__V1__CreateTableResponse resp = MICA__V1__CREATE_TABLE_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  ms_table_info *tables = NULL;
+  size_t n_tables = 0;
+  if (err == NULL) {
+    resp.tablets = routes_msg(a, &l);
+    resp.n_tablets = l.n;
+    mica_err *lerr = ms_list_tables(s->core, &tables, &n_tables);
+    err_free(lerr);
+    for (size_t i = 0; i < n_tables; i++)
+      if (strcmp(tables[i].name, r->name) == 0)
+        resp.table = table_msg(a, &tables[i]);
+    LOG_I("table %s created with %zu tablets", r->name, l.n);
+  }
+  rpc_call_reply(call, &resp.base);
+  ms_table_infos_free(tables, n_tables);
+  arena_free(a);
+  ms_tablet_list_free(&l);
+  err_free(err);
+  msrv_kick(s);
+}
+
+static void h_drop_table(rpc_call *call, const ProtobufCMessage *req,
+                         void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__DropTableRequest *r = (const void *)req;
+  mica_err *err = ms_drop_table(s->core, r->name, msrv_now(s));
+  Mica__V1__DropTableResponse resp = MICA__V1__DROP_TABLE_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL) LOG_I("table %s dropped", r->name);
+  rpc_call_reply(call, &resp.base);
+  err_free(err);
+  msrv_kick(s);
+}
+
+static void h_list_tables(rpc_call *call, const ProtobufCMessage *req,
+                          void *ctx) {
+  (void)req;
+  msrv *s = ctx;
+  ms_table_info *v = NULL;
+  size_t n = 0;
+  mica_err *err = ms_list_tables(s->core, &v, &n);
+  arena *a = arena_new();
+  Mica__V1__ListTablesResponse resp = MICA__V1__LIST_TABLES_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.tables = a_new(a, (n + 1) * sizeof(*resp.tables));
+  for (size_t i = 0; i < n; i++) resp.tables[i] = table_msg(a, &v[i]);
+  resp.n_tables = n;
+  rpc_call_reply(call, &resp.base);
+  ms_table_infos_free(v, n);
+  arena_free(a);
+  err_free(err);
+}
+
+static void h_lookup(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__LookupTabletsRequest *r = (const void *)req;
+  slice key = slice_make(r->key.data, r->key.len);
+  ms_tablet_list l = {0};
+  mica_err *err = r->before
+                      ? ms_lookup_before(s->core, r->table, key, r->count, &l)
+                      : ms_lookup(s->core, r->table, key, r->count, &l);
+  arena *a = arena_new();
+  Mica__V1__LookupTabletsResponse resp =
+      MICA__V1__LOOKUP_TABLETS_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.tablets = routes_msg(a, &l);
+  resp.n_tablets = l.n;
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  ms_tablet_list_free(&l);
+  err_free(err);
+}
+
+static void h_list_tablets(rpc_call *call, const ProtobufCMessage *req,
+                           void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__ListTabletsRequest *r = (const void *)req;
+  ms_tablet_list l = {0};
+  mica_err *err = ms_list_tablets(s->core, r->table, r->include_retired, &l);
+  arena *a = arena_new();
+  Mica__V1__ListTabletsResponse resp = MICA__V1__LIST_TABLETS_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.tablets = a_new(a, (l.n + 1) * sizeof(*resp.tablets));
+  for (size_t i = 0; i < l.n; i++) {
+    const ms_tablet *t = &l.v[i];
+    Mica__V1__TabletEntry *e = a_new(a, sizeof(*e));
+    mica__v1__tablet_entry__init(e);
+    e->desc = desc_msg(a, t);
+    if (t->server_id != 0) e->location = loc_msg(a, t);
+    e->state = (Mica__V1__TabletState)t->state;
+    e->stats = stats_msg(a, &t->stats);
+    resp.tablets[i] = e;
+  }
+  resp.n_tablets = l.n;
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  ms_tablet_list_free(&l);
+  err_free(err);
+}
+
+static void h_list_servers(rpc_call *call, const ProtobufCMessage *req,
+                           void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__ListServersRequest *r = (const void *)req;
+  ms_server_info *v = NULL;
+  size_t n = 0;
+  mica_err *err = ms_list_servers(s->core, r->include_dead, msrv_now(s), &v,
+                                  &n);
+  arena *a = arena_new();
+  Mica__V1__ListServersResponse resp = MICA__V1__LIST_SERVERS_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.servers = a_new(a, (n + 1) * sizeof(*resp.servers));
+  for (size_t i = 0; i < n; i++) {
+    Mica__V1__ServerInfo *x = a_new(a, sizeof(*x));
+    mica__v1__server_info__init(x);
+    x->server_id = v[i].server_id;
+    x->address = a_str(a, v[i].address);
+    x->state = (Mica__V1__ServerState)v[i].state;
+    x->lease_age_ms = v[i].lease_age_ms;
+    x->tablet_count = v[i].tablet_count;
+    x->approx_bytes = v[i].bytes;
+    x->read_rate = v[i].read_rate;
+    x->write_rate = v[i].write_rate;
+    x->registered_ms = v[i].registered_ms;
+    resp.servers[i] = x;
+  }
+  resp.n_servers = n;
+  rpc_call_reply(call, &resp.base);
+  ms_server_infos_free(v, n);
+  arena_free(a);
+  err_free(err);
+}
+
+/* ---- operator requests that wait for the cluster ---- */
+
+/* How long a waiting call may wait: its deadline, capped by the option. */
+static int64_t wait_budget_ms(msrv *s, rpc_call *call) {
+  int64_t left = rpc_call_remaining_ms(call);
+  return left < s->opt.wait_timeout_ms ? left : s->opt.wait_timeout_ms;
+}
+
+/* Why a waiting call must stop now (NULL = keep waiting). */
+static mica_err *wait_over(msrv *s, rpc_call *call, uint64_t until,
+                           const char *what) {
+  if (stopping(s))
+    return err_new(MICA_UNAVAILABLE, "master shutting down while %s", what);
+  if (rpc_call_cancelled(call))
+    return err_new(MICA_CANCELLED, "caller went away while %s", what);
+  if (msrv_now(s) >= until)
+    return err_new(MICA_DEADLINE_EXCEEDED, "gave up waiting while %s; the "
+                   "master keeps working on it", what);
+  return NULL;
+}
+
+static void h_split(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__SplitTabletRequest *r = (const void *)req;
+  slice key = slice_make(r->split_key.data, r->split_key.len);
+  ms_tablet t = {0};
+  Mica__V1__TsSplitTabletResponse *tr = NULL;
+  mica_err *err = ms_prepare_split(s->core, r->tablet_id, key, &t);
+  if (err == NULL) {
+    rpc_channel *ch;
+    err = msrv_channel(s, t.address, &ch);
+    if (err == NULL) {
+      Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+      ref.tablet_id = t.tablet_id;
+      ref.range_epoch = t.range_epoch;
+      ref.assign_epoch = t.assign_epoch;
+      Mica__V1__TsSplitTabletRequest q = MICA__V1__TS_SPLIT_TABLET_REQUEST__INIT;
+      q.tablet = &ref;
+      q.split_key = r->split_key;
+      ProtobufCMessage *out = NULL;
+      err = rpc_unary(ch, &rpc_m_ts_split_tablet, &q.base,
+                      wait_budget_ms(s, call), &out);
+      if (err != NULL) {
+        err = err_wrap(err, "tablet server %" PRIu64 " (%s) did not answer "
+                       "the split of tablet %" PRIu64, t.server_id,
+                       t.address, t.tablet_id);
+      } else {
+        tr = (Mica__V1__TsSplitTabletResponse *)out;
+        err = rpc_status_err(tr->status);
+      }
+    }
+  }
+  Mica__V1__SplitTabletResponse resp = MICA__V1__SPLIT_TABLET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL) {
+    resp.left = tr->left;
+    resp.right = tr->right;
+    LOG_I("tablet %" PRIu64 " split on operator request", r->tablet_id);
+  }
+  rpc_call_reply(call, &resp.base);
+  rpc_msg_free(tr ? &tr->base : NULL);
+  ms_tablet_clear(&t);
+  err_free(err);
+  msrv_kick(s);
+}
+
+static void h_move(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__MoveTabletRequest *r = (const void *)req;
+  uint64_t until = msrv_now(s) + (uint64_t)wait_budget_ms(s, call) * 1000;
+  ms_tablet before = {0}, now_t = {0};
+  ms_move mv;
+  bool have_now = false;
+  mica_err *err = ms_get_tablet(s->core, r->tablet_id, &before);
+  if (err == NULL)
+    err = ms_request_move(s->core, r->tablet_id, r->target_server_id,
+                          msrv_now(s), &mv);
+  if (err == NULL) {
+    LOG_I("tablet %" PRIu64 " moving from server %" PRIu64 " to %" PRIu64
+          " on operator request", mv.tablet_id, mv.from_server_id,
+          mv.to_server_id);
+    msrv_kick(s);
+    char what[96];
+    snprintf(what, sizeof(what), "tablet %" PRIu64 " moves to server %"
+             PRIu64, mv.tablet_id, mv.to_server_id);
+    for (;;) {
+      uint64_t seen = progress_now(s);
+      ms_tablet_clear(&now_t);
+      memset(&now_t, 0, sizeof(now_t));
+      err = ms_get_tablet(s->core, r->tablet_id, &now_t);
+      if (err != NULL) break;
+      have_now = true;
+      if (now_t.state == MS_SERVING) {
+        if (now_t.server_id != mv.to_server_id ||
+            now_t.assign_epoch <= before.assign_epoch)
+          err = err_new(MICA_ABORTED, "the move of tablet %" PRIu64 " to "
+                        "server %" PRIu64 " did not complete: it serves on "
+                        "server %" PRIu64 " (see ListEvents)", mv.tablet_id,
+                        mv.to_server_id, now_t.server_id);
+        break;
+      }
+      if (now_t.state == MS_SPLIT || now_t.state == MS_MERGED) {
+        err = err_new(MICA_ABORTED, "tablet %" PRIu64 " was %s during its "
+                      "move", mv.tablet_id, ms_tablet_state_name(now_t.state));
+        break;
+      }
+      if ((err = wait_over(s, call, until, what)) != NULL) break;
+      wait_progress(s, seen, 20);
+    }
+  }
+  arena *a = arena_new();
+  Mica__V1__MoveTabletResponse resp = MICA__V1__MOVE_TABLET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL && have_now) resp.tablet = route_msg(a, &now_t);
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  ms_tablet_clear(&before);
+  ms_tablet_clear(&now_t);
+  err_free(err);
+}
+
+static void h_merge(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__MergeTabletsRequest *r = (const void *)req;
+  uint64_t until = msrv_now(s) + (uint64_t)wait_budget_ms(s, call) * 1000;
+  ms_tablet left = {0}, right = {0};
+  ms_tablet_list l = {0};
+  mica_err *err = ms_get_tablet(s->core, r->left_tablet_id, &left);
+  if (err == NULL) err = ms_get_tablet(s->core, r->right_tablet_id, &right);
+  if (err == NULL)
+    err = ms_request_merge(s->core, r->left_tablet_id, r->right_tablet_id,
+                           msrv_now(s));
+  if (err == NULL) {
+    LOG_I("merging tablets %" PRIu64 " and %" PRIu64 " on operator request",
+          left.tablet_id, right.tablet_id);
+    msrv_kick(s);
+    char what[96];
+    snprintf(what, sizeof(what), "tablets %" PRIu64 " and %" PRIu64
+             " merge", left.tablet_id, right.tablet_id);
+    for (;;) {
+      uint64_t seen = progress_now(s);
+      ms_tablet_list_free(&l);
+      err = ms_lookup(s->core, left.table_name, buf_slice(&left.start_key), 1,
+                      &l);
+      if (err != NULL) break;
+      const ms_tablet *m = l.n ? &l.v[0] : NULL;
+      if (m && m->tablet_id != left.tablet_id &&
+          m->tablet_id != right.tablet_id &&
+          slice_eq(buf_slice(&m->start_key), buf_slice(&left.start_key)) &&
+          slice_eq(buf_slice(&m->end_key), buf_slice(&right.end_key)) &&
+          m->state == MS_SERVING)
+        break;
+      if (m && m->tablet_id == left.tablet_id && m->state == MS_SERVING) {
+        ms_tablet rt = {0};
+        bool back = ms_get_tablet(s->core, right.tablet_id, &rt) == NULL &&
+                    rt.state == MS_SERVING;
+        ms_tablet_clear(&rt);
+        if (back) {
+          err = err_new(MICA_ABORTED, "the merge of tablets %" PRIu64
+                        " and %" PRIu64 " was given up: both serve again "
+                        "(see ListEvents)", left.tablet_id, right.tablet_id);
+          break;
+        }
+      }
+      if ((err = wait_over(s, call, until, what)) != NULL) break;
+      wait_progress(s, seen, 20);
+    }
+  }
+  arena *a = arena_new();
+  Mica__V1__MergeTabletsResponse resp = MICA__V1__MERGE_TABLETS_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL && l.n) resp.merged = route_msg(a, &l.v[0]);
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  ms_tablet_list_free(&l);
+  ms_tablet_clear(&left);
+  ms_tablet_clear(&right);
+  err_free(err);
+}
+
+static void h_balance(rpc_call *call, const ProtobufCMessage *req,
+                      void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__BalanceRequest *r = (const void *)req;
+  ms_move *mv = NULL;
+  size_t n = 0;
+  mica_err *err = ms_balance(s->core, r->dry_run, msrv_now(s), &mv, &n);
+  arena *a = arena_new();
+  Mica__V1__BalanceResponse resp = MICA__V1__BALANCE_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.moves = a_new(a, (n + 1) * sizeof(*resp.moves));
+  for (size_t i = 0; i < n; i++) {
+    Mica__V1__PlannedMove *p = a_new(a, sizeof(*p));
+    mica__v1__planned_move__init(p);
+    p->tablet_id = mv[i].tablet_id;
+    p->from_server_id = mv[i].from_server_id;
+    p->to_server_id = mv[i].to_server_id;
+    p->reason = a_str(a, mv[i].reason);
+    resp.moves[i] = p;
+  }
+  resp.n_moves = n;
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  free(mv);
+  err_free(err);
+  if (!r->dry_run) msrv_kick(s);
+}
+
+static void h_configure(rpc_call *call, const ProtobufCMessage *req,
+                        void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__ConfigureRequest *r = (const void *)req;
+  bool bal = r->balancer_enabled, mer = r->merge_enabled;
+  bool bal_now = false, mer_now = false;
+  mica_err *err = ms_configure(
+      s->core,
+      r->balancer_case == MICA__V1__CONFIGURE_REQUEST__BALANCER_BALANCER_ENABLED
+          ? &bal : NULL,
+      r->merge_case == MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED
+          ? &mer : NULL,
+      &bal_now, &mer_now);
+  Mica__V1__ConfigureResponse resp = MICA__V1__CONFIGURE_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  resp.balancer_enabled = bal_now;
+  resp.merge_enabled = mer_now;
+  rpc_call_reply(call, &resp.base);
+  err_free(err);
+  msrv_kick(s);
+}
+
+static void h_events(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__ListEventsRequest *r = (const void *)req;
+  ms_event *v = NULL;
+  size_t n = 0;
+  ms_events(s->core, r->limit, &v, &n);
+  arena *a = arena_new();
+  Mica__V1__ListEventsResponse resp = MICA__V1__LIST_EVENTS_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, NULL);
+  resp.events = a_new(a, (n + 1) * sizeof(*resp.events));
+  for (size_t i = 0; i < n; i++) {
+    Mica__V1__Event *e = a_new(a, sizeof(*e));
+    mica__v1__event__init(e);
+    e->time_ms = v[i].time_ms;
+    e->kind = v[i].kind;
+    e->text = v[i].text;
+    e->tablet_id = v[i].tablet_id;
+    e->server_id = v[i].server_id;
+    resp.events[i] = e;
+  }
+  resp.n_events = n;
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  free(v);
+}
+
+/* ---- tablet servers ---- */
+
+static Mica__V1__TabletRef **close_list(arena *a, const ms_server_reply *rp) {
+  Mica__V1__TabletRef **v = a_new(a, (rp->n_close + 1) * sizeof(*v));
+  for (size_t i = 0; i < rp->n_close; i++) v[i] = ref_msg(a, rp->close[i]);
+  return v;
+}
+
+static void h_register(rpc_call *call, const ProtobufCMessage *req,
+                       void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__RegisterServerRequest *r = (const void *)req;
+  ms_report *rep = reports_of(r->tablets, r->n_tablets);
+  ms_server_reply rp;
+  mica_err *err = ms_handle_register(s->core, r->address,
+                                     r->previous_server_id, r->incarnation,
+                                     rep, r->n_tablets, msrv_now(s), &rp);
+  free(rep);
+  arena *a = arena_new();
+  Mica__V1__RegisterServerResponse resp =
+      MICA__V1__REGISTER_SERVER_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL) {
+    resp.server_id = rp.server_id;
+    resp.lease_ms = rp.lease_ms;
+    resp.heartbeat_interval_ms = rp.heartbeat_ms;
+    resp.close_tablets = close_list(a, &rp);
+    resp.n_close_tablets = rp.n_close;
+    resp.split_threshold_bytes = s->opt.split_threshold_bytes;
+    LOG_I("server %" PRIu64 " registered at %s reporting %zu tablets (%zu "
+          "to close)", rp.server_id, r->address, r->n_tablets, rp.n_close);
+  } else {
+    LOG_W("registration from %s refused: %s", r->address ? r->address : "",
+          err_msg(err));
+  }
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  if (err == NULL) ms_server_reply_free(&rp);
+  err_free(err);
+  msrv_kick(s);
+}
+
+static void h_heartbeat(rpc_call *call, const ProtobufCMessage *req,
+                        void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__HeartbeatRequest *r = (const void *)req;
+  ms_report *rep = reports_of(r->tablets, r->n_tablets);
+  ms_server_reply rp;
+  mica_err *err = ms_handle_heartbeat(s->core, r->server_id, r->incarnation,
+                                      rep, r->n_tablets, msrv_now(s), &rp);
+  free(rep);
+  arena *a = arena_new();
+  Mica__V1__HeartbeatResponse resp = MICA__V1__HEARTBEAT_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL) {
+    resp.lease_ms = rp.lease_ms;
+    resp.close_tablets = close_list(a, &rp);
+    resp.n_close_tablets = rp.n_close;
+  }
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  if (err == NULL) ms_server_reply_free(&rp);
+  else msrv_kick(s); /* a refused heartbeat may have declared a death */
+  err_free(err);
+}
+
+static void h_report_split(rpc_call *call, const ProtobufCMessage *req,
+                           void *ctx) {
+  msrv *s = ctx;
+  const Mica__V1__ReportSplitRequest *r = (const void *)req;
+  ms_ref parent = {0};
+  if (r->parent) {
+    parent.tablet_id = r->parent->tablet_id;
+    parent.range_epoch = r->parent->range_epoch;
+    parent.assign_epoch = r->parent->assign_epoch;
+  }
+  ms_tablet_list l = {0};
+  mica_err *err = ms_handle_split(
+      s->core, r->server_id, parent,
+      slice_make(r->split_key.data, r->split_key.len), msrv_now(s), &l);
+  arena *a = arena_new();
+  Mica__V1__ReportSplitResponse resp = MICA__V1__REPORT_SPLIT_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, err);
+  if (err == NULL && l.n == 2) {
+    resp.left = route_msg(a, &l.v[0]);
+    resp.right = route_msg(a, &l.v[1]);
+    LOG_I("tablet %" PRIu64 " split into %" PRIu64 " and %" PRIu64
+          " (proposed by server %" PRIu64 ")", parent.tablet_id,
+          l.v[0].tablet_id, l.v[1].tablet_id, r->server_id);
+  } else if (err != NULL) {
+    LOG_I("split of tablet %" PRIu64 " proposed by server %" PRIu64
+          " refused: %s", parent.tablet_id, r->server_id, err_msg(err));
+  }
+  rpc_call_reply(call, &resp.base);
+  arena_free(a);
+  ms_tablet_list_free(&l);
+  err_free(err);
+  msrv_kick(s);
+}
+
+/* ---- lifecycle ---- */
+
+void msrv_options_init(msrv_options *o) {
+  memset(o, 0, sizeof(*o));
+  ms_options_init(&o->core);
+  o->rpc_threads = 2;
+  o->tick_us = 100 * 1000;
+  o->open_timeout_ms = 30 * 1000;
+  o->close_timeout_ms = 30 * 1000;
+  o->wait_timeout_ms = 60 * 1000;
+}
+
+static mica_err *register_handlers(msrv *s) {
+  const rpc_handler h[] = {
+      {&rpc_m_master_create_table, h_create_table, s, RPC_OFFLOAD},
+      {&rpc_m_master_drop_table, h_drop_table, s, RPC_OFFLOAD},
+      {&rpc_m_master_list_tables, h_list_tables, s, 0},
+      {&rpc_m_master_lookup_tablets, h_lookup, s, 0},
+      {&rpc_m_master_list_tablets, h_list_tablets, s, 0},
+      {&rpc_m_master_list_servers, h_list_servers, s, 0},
+      {&rpc_m_master_split_tablet, h_split, s, RPC_OFFLOAD},
+      {&rpc_m_master_move_tablet, h_move, s, RPC_OFFLOAD},
+      {&rpc_m_master_merge_tablets, h_merge, s, RPC_OFFLOAD},
+      {&rpc_m_master_balance, h_balance, s, RPC_OFFLOAD},
+      {&rpc_m_master_configure, h_configure, s, RPC_OFFLOAD},
+      {&rpc_m_master_list_events, h_events, s, 0},
+      {&rpc_m_master_register_server, h_register, s, RPC_OFFLOAD},
+      {&rpc_m_master_heartbeat, h_heartbeat, s, RPC_OFFLOAD},
+      {&rpc_m_master_report_split, h_report_split, s, RPC_OFFLOAD},
+  };
+  return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
+}
+
+mica_err *msrv_start(const msrv_options *o, msrv **out) {
+  *out = NULL;
+  if (o->core.data_root == NULL || o->core.data_root[0] == '\0')
+    return err_new(MICA_INVALID_ARGUMENT, "a data root is required");
+  msrv *s = xcalloc(1, sizeof(*s));
+  s->opt = *o;
+  s->root = xstrdup(o->core.data_root);
+  s->opt.core.data_root = s->root;
+  if (s->opt.core.env == NULL) s->opt.core.env = env_posix();
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->ch_mu, NULL);
+  pthread_cond_init(&s->kick_cv, NULL);
+  pthread_cond_init(&s->progress_cv, NULL);
+  mica_err *err = ms_open(&s->opt.core, msrv_now(s), &s->core);
+  if (err == NULL && (o->balancer || o->merges))
+    err = ms_configure(s->core, o->balancer, o->merges, NULL, NULL);
+  rpc_server_opts ro = {0};
+  ro.listen = o->listen;
+  ro.threads = o->rpc_threads;
+  if (err == NULL) err = rpc_server_new(&ro, &s->rpc);
+  if (err == NULL) err = register_handlers(s);
+  if (err == NULL) err = msrv_loop_start(s);
+  if (err == NULL) err = rpc_server_start(s->rpc);
+  if (err != NULL) {
+    msrv_stop(s);
+    return err;
+  }
+  LOG_I("master serving on %s, data root %s%s", rpc_server_address(s->rpc),
+        s->root, ms_in_grace(s->core, msrv_now(s))
+                     ? " (restart: waiting one lease for servers to report)"
+                     : "");
+  *out = s;
+  return NULL;
+}
+
+const char *msrv_address(const msrv *s) { return rpc_server_address(s->rpc); }
+
+ms *msrv_core(msrv *s) { return s->core; }
+
+void msrv_stop(msrv *s) {
+  if (s == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = true;
+  pthread_cond_broadcast(&s->kick_cv);
+  pthread_cond_broadcast(&s->progress_cv);
+  pthread_mutex_unlock(&s->mu);
+  /* Calls first: waiting handlers see `stopping` and end their calls, and
+   * no handler can kick a loop that is gone. */
+  rpc_server_free(s->rpc);
+  msrv_loop_stop(s);
+  for (size_t i = 0; i < s->n_chans; i++) rpc_channel_free(s->chans[i]);
+  free(s->chans);
+  ms_close(s->core);
+  pthread_cond_destroy(&s->progress_cv);
+  pthread_cond_destroy(&s->kick_cv);
+  pthread_mutex_destroy(&s->ch_mu);
+  pthread_mutex_destroy(&s->mu);
+  free(s->root);
+  free(s);
+}

@@ -1,0 +1,81 @@
+/* mserver: the networked half of the master, the body of `mica-master`.
+ *
+ * The master's knowledge and decisions live in the core (master/state.h);
+ * this module puts them on the wire. It serves the Master service of
+ * proto/mica.proto by calling the core, and runs the action loop: one
+ * thread that asks the core for due work (ms_tick), performs it with
+ * OpenTablet / CloseTablet calls to the tablet servers (many in flight at
+ * once, each with a deadline), deletes a dropped table's files, and reports
+ * every outcome back (ms_action_done). Retries and backoff are decided by
+ * the core from those outcomes, so this module never retries on its own.
+ *
+ * Durability: every state change a handler makes goes through the core,
+ * which logs and syncs it before the handler answers, and every action the
+ * loop performs was logged by the core before ms_tick returned it.
+ *
+ * Calls that wait for the cluster to act (MoveTablet answers once the tablet
+ * serves on its target, MergeTablets once the merged tablet serves,
+ * SplitTablet once the tablet server has split) block a worker thread, never
+ * a polling thread, and give up at their deadline or when the master stops.
+ *
+ * Thread-safety: msrv_start and msrv_stop are called from one thread; the
+ * handlers and the action loop run on their own threads and share only the
+ * core (which has its own lock) and the fields documented in mserver.c. */
+#ifndef MICA_MASTER_SERVER_MSERVER_H
+#define MICA_MASTER_SERVER_MSERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "master/state.h"
+
+typedef struct msrv msrv;
+
+/* Subdirectory of the data root holding one directory per tablet
+ * ("<root>/tablets/<tablet_id>"), the layout tablet servers use when
+ * OpenTablet names no tablet_dir. The master deletes a dropped table's
+ * tablet directories from there. */
+#define MSRV_TABLETS_SUBDIR "tablets"
+
+typedef struct msrv_options {
+  const char *listen;      /* "host:port"; NULL = "127.0.0.1:0" */
+  ms_options core;         /* data_root, lease, balancer and merge figures */
+  int rpc_threads;         /* polling threads; 0 = 2 */
+  uint64_t tick_us;        /* action loop period (100 ms) */
+  int64_t open_timeout_ms; /* deadline of OpenTablet (30 s) */
+  int64_t close_timeout_ms;/* deadline of CloseTablet (30 s) */
+  int64_t wait_timeout_ms; /* longest wait of Move/Merge/Split calls
+                              without a client deadline (60 s) */
+  /* Split threshold told to servers at registration; 0 = each server keeps
+   * its own --split-threshold. */
+  uint64_t split_threshold_bytes;
+  /* Runtime switches applied (and logged) at start; NULL keeps what the
+   * log says (both on in a fresh directory). */
+  const bool *balancer;
+  const bool *merges;
+} msrv_options;
+
+/* Fills `o` with the defaults above and ms_options_init(&o->core). */
+void msrv_options_init(msrv_options *o);
+
+/* Opens the core on o->core.data_root (replaying its log), binds
+ * o->listen, starts serving and starts the action loop. UNAVAILABLE when
+ * the address cannot be bound; the core's errors when its log cannot be
+ * read. Caller stops with msrv_stop(). */
+mica_err *msrv_start(const msrv_options *o, msrv **out);
+
+/* The bound "host:port" (the real port when 0 was asked); valid until
+ * msrv_stop. */
+const char *msrv_address(const msrv *s);
+
+/* The core, for tools and tests in the same process; valid until
+ * msrv_stop. */
+ms *msrv_core(msrv *s);
+
+/* Stops accepting calls, ends the calls in progress (waiting ones give up
+ * with UNAVAILABLE), stops the action loop after its calls in flight end,
+ * closes the core and frees everything. Accepts NULL. */
+void msrv_stop(msrv *s);
+
+#endif

@@ -1,0 +1,56 @@
+/* msrv_int: the inside of the master process, shared by mserver.c (the
+ * Master service handlers and the lifecycle) and maction.c (the action
+ * loop). Not for use outside master/server/. */
+#ifndef MICA_MASTER_SERVER_MSRV_INT_H
+#define MICA_MASTER_SERVER_MSRV_INT_H
+
+#include <pthread.h>
+#include <time.h>
+
+#include "master/server/mserver.h"
+#include "proto/rpc.h"
+
+typedef struct pending pending; /* maction.c */
+
+struct msrv {
+  msrv_options opt; /* data_root points at `root` */
+  char *root;
+  ms *core;         /* thread-safe on its own */
+  rpc_server *rpc;
+
+  pthread_mutex_t mu;         /* guards the fields down to progress */
+  pthread_cond_t kick_cv;     /* signalled when kicked or stopping */
+  pthread_cond_t progress_cv; /* broadcast when progress grows */
+  bool stopping;
+  bool kicked;       /* work may be due before the next tick */
+  uint64_t progress; /* grows after every batch of action outcomes */
+
+  pthread_mutex_t ch_mu; /* guards chans: one channel per server address,
+                            kept until msrv_stop */
+  rpc_channel **chans;
+  size_t n_chans;
+
+  pthread_t loop; /* the action loop (maction.c) */
+  bool loop_started;
+  pending **out; /* calls in flight; the loop thread's alone */
+  size_t n_out;
+};
+
+/* Monotonic microseconds from the core's env. */
+uint64_t msrv_now(const msrv *s);
+/* The wall-clock instant `micros` from now, for pthread_cond_timedwait. */
+struct timespec msrv_abstime(const msrv *s, uint64_t micros);
+/* Asks the action loop to tick now. */
+void msrv_kick(msrv *s);
+/* Tells waiting handlers that actions completed. */
+void msrv_progress(msrv *s);
+/* The shared channel to `address` (created on first use; valid until
+ * msrv_stop). */
+mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out);
+
+/* Starts and stops the action loop thread (maction.c). Stop waits for the
+ * thread, which cancels its calls in flight first. */
+mica_err *msrv_loop_start(msrv *s);
+void msrv_loop_stop(msrv *s);
+
+#endif
