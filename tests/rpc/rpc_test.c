@@ -323,6 +323,106 @@ static void test_unknown_method(void) {
   rpc_server_free(s);
 }
 
+/* Answers any method with an empty response of its type (one chunk for a
+ * stream), after checking the request decoded as the right type. */
+static atomic_int wrong_type_seen;
+
+static void any_handler(rpc_call *call, const ProtobufCMessage *request,
+                        void *ctx) {
+  (void)ctx;
+  const rpc_method *m = rpc_call_method(call);
+  if (request->descriptor != m->request)
+    atomic_fetch_add(&wrong_type_seen, 1);
+  ProtobufCMessage *resp = xcalloc(1, m->response->sizeof_message);
+  protobuf_c_message_init(m->response, resp);
+  if (m->server_streaming) {
+    mica_err *e = rpc_call_send(call, resp);
+    rpc_call_finish(call, e);
+    err_free(e);
+  } else {
+    rpc_call_reply(call, resp);
+  }
+  free(resp);
+}
+
+static void test_fuzz_every_method(void) {
+  size_t n = 0;
+  const rpc_method *const *all = rpc_methods_all(&n);
+  rpc_handler *h = xcalloc(n, sizeof *h);
+  for (size_t i = 0; i < n; i++)
+    h[i] = (rpc_handler){all[i], any_handler, NULL, 0};
+  rpc_server *s = NULL;
+  TU_OK(rpc_server_new(NULL, &s));
+  TU_OK(rpc_server_register(s, h, n));
+  TU_OK(rpc_server_start(s));
+  rpc_channel *ch = connect_to(s, 0);
+  /* A valid request to start mutations from: a Batch with two mutations. */
+  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  ref.tablet_id = 42;
+  ref.range_epoch = 3;
+  Mica__V1__Mutation mu[2] = {MICA__V1__MUTATION__INIT,
+                              MICA__V1__MUTATION__INIT};
+  Mica__V1__Mutation *mp[2] = {&mu[0], &mu[1]};
+  mu[0].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+  mu[0].key.data = (uint8_t *)"apple";
+  mu[0].key.len = 5;
+  mu[0].value.data = (uint8_t *)"red";
+  mu[0].value.len = 3;
+  mu[1].kind = MICA__V1__MUTATION__KIND__KIND_DELETE;
+  mu[1].key.data = (uint8_t *)"pear";
+  mu[1].key.len = 4;
+  Mica__V1__BatchRequest batch = MICA__V1__BATCH_REQUEST__INIT;
+  batch.tablet = &ref;
+  batch.n_mutations = 2;
+  batch.mutations = mp;
+  uint8_t seed[256];
+  size_t seedlen = protobuf_c_message_pack(&batch.base, seed);
+  int ok = 0, invalid = 0, other = 0;
+  buf out = BUF_INIT;
+  for (int i = 0; i < 1500; i++) {
+    uint8_t msg[256];
+    size_t len;
+    if (i % 2 == 0) {
+      /* Mutate the valid encoding: flip, truncate, or both. */
+      memcpy(msg, seed, seedlen);
+      len = seedlen;
+      int flips = 1 + (int)tu_rand_below(4);
+      for (int f = 0; f < flips; f++)
+        msg[tu_rand_below(len)] ^= (uint8_t)(1u << tu_rand_below(8));
+      if (tu_rand_below(3) == 0)
+        len = (size_t)tu_rand_below(len + 1);
+    } else {
+      len = (size_t)tu_rand_below(sizeof msg);
+      tu_rand_bytes(msg, len);
+    }
+    const rpc_method *m = all[tu_rand_below(n)];
+    buf_clear(&out);
+    mica_err *e = rpc_unary_raw(ch, m->path, slice_make(msg, len), 5000, &out);
+    if (e == NULL)
+      ok++;
+    else if (err_code(e) == MICA_INVALID_ARGUMENT)
+      invalid++;
+    else {
+      other++;
+      fprintf(stderr, "%s: %s\n", m->path, err_msg(e));
+    }
+    err_free(e);
+  }
+  buf_free(&out);
+  fprintf(stderr, "[%d decoded, %d refused] ", ok, invalid);
+  CU_ASSERT_EQUAL(other, 0);
+  CU_ASSERT(invalid > 100);
+  CU_ASSERT_EQUAL(atomic_load(&wrong_type_seen), 0);
+  /* Still serving. */
+  Mica__V1__EchoRequest req = MICA__V1__ECHO_REQUEST__INIT;
+  ProtobufCMessage *resp = NULL;
+  TU_OK(rpc_unary(ch, &rpc_m_echo_echo, &req.base, 5000, &resp));
+  rpc_msg_free(resp);
+  rpc_channel_free(ch);
+  rpc_server_free(s);
+  free(h);
+}
+
 /* ---- handlers written for the tests ---- */
 
 static atomic_llong seen_remaining;
@@ -433,6 +533,13 @@ static void test_app_status_and_deadline(void) {
   TU_ERR(echo_n(ch, 10, 1, 3000, 200), MICA_DEADLINE_EXCEEDED);
   uint64_t took = now_ms() - t0;
   CU_ASSERT(took >= 150 && took < 2000);
+  /* The handler saw the cancellation and ended its call long before its
+   * 3 s delay was over. */
+  t0 = now_ms();
+  while (rpc_server_live_calls(s) != 0 && now_ms() - t0 < 5000)
+    sleep_ms(2);
+  CU_ASSERT_EQUAL(rpc_server_live_calls(s), 0);
+  CU_ASSERT(now_ms() - t0 < 1500);
   /* And the delayed echo works within its deadline. */
   TU_OK(echo_n(ch, 10, 1, 50, 5000));
   rpc_channel_free(ch);
@@ -911,6 +1018,7 @@ static void add_suites(void) {
       {"explicit limits both sides", test_limits_explicit},
       {"malformed bytes -> INVALID_ARGUMENT", test_malformed_request},
       {"unknown method -> NOT_SUPPORTED", test_unknown_method},
+      {"mutated and random bytes into every method", test_fuzz_every_method},
       {"app status, routing error, deadlines", test_app_status_and_deadline},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo streams[] = {
