@@ -113,6 +113,9 @@ static void count_done(rpc_server *s, atomic_size_t *ctr) {
   }
 }
 
+static void end_call_err(rpc_call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- workers ---- */
 
 static void *worker_main(void *arg) {
@@ -152,11 +155,22 @@ static void worker_submit(rpc_call *c, rpc_handler_fn fn, void *ctx) {
     s->whead = c;
   s->wtail = c;
   s->queued++;
-  if (s->queued > s->idle && s->nworkers < s->max_workers &&
-      pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
-    s->nworkers++;
-  else
-    pthread_cond_signal(&s->wcv);
+  if (s->queued > s->idle && s->nworkers < s->max_workers) {
+    int rc = pthread_create(&s->workers[s->nworkers], NULL, worker_main, s);
+    if (rc == 0) {
+      s->nworkers++;
+    } else if (s->nworkers == 0) {
+      /* Nobody would ever run this call: take it back and fail it, so
+       * the client hears and shutdown is not left waiting for it. */
+      s->whead = s->wtail = NULL;
+      s->queued = 0;
+      pthread_mutex_unlock(&s->wmu);
+      end_call_err(c, MICA_UNAVAILABLE, "%s: no worker thread: %s",
+                   c->h->method->path, strerror(rc));
+      return;
+    }
+  }
+  pthread_cond_signal(&s->wcv);
   pthread_mutex_unlock(&s->wmu);
 }
 
@@ -238,8 +252,6 @@ static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
   }
 }
 
-static void end_call_err(rpc_call *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static void end_call_err(rpc_call *c, int code, const char *fmt, ...) {
   char msg[512];
   va_list ap;
