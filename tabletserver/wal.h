@@ -67,6 +67,11 @@
  * corruption; that errs on the side of refusing to open, never of losing
  * data silently.
  *
+ * Invariants: records appear in the file in the order of their wal_add
+ * calls, as whole frames; groups are written one at a time in ticket order;
+ * a writer that has failed never writes again; a reader never returns a
+ * payload whose checksum failed.
+ *
  * Thread-safety: wal_add, wal_commit, wal_append, wal_sync, wal_writer_size
  * and wal_writer_error may be called from any number of threads at once.
  * wal_writer_open and wal_writer_close must not race with any other call on
