@@ -32,7 +32,7 @@ static void usage(FILE *f) {
           "core)\n"
           "  --modes LIST        comma list of serial,async,threads (default "
           "all)\n"
-          "  --serve [ADDR]      only run a server (default 127.0.0.1:0), "
+          "  --serve[=ADDR]      only run a server (default 127.0.0.1:0), "
           "print its address, serve until killed\n"
           "  --connect ADDR      run the clients against a server elsewhere\n"
           "  --help              this text\n"
