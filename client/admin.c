@@ -1,0 +1,280 @@
+/* admin: table and cluster administration through the master.
+ *
+ * Each call is one master RPC (retried while the master is unreachable,
+ * within the deadline). Lists come back to the caller as one allocation:
+ * the array of structs first, then the strings and keys they point to, so
+ * a single mica_free releases everything. Calls that change routing (create,
+ * split, move, drop) feed what the master answered into the routing cache. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+
+/* Copies `n` bytes plus a NUL at *p and advances it. */
+static const void *put_bytes(uint8_t **p, const void *d, size_t n) {
+  uint8_t *at = *p;
+  if (n > 0) memcpy(at, d, n);
+  at[n] = 0;
+  *p += n + 1;
+  return at;
+}
+
+static const char *put_str(uint8_t **p, const char *s) {
+  if (s == NULL) s = "";
+  return put_bytes(p, s, strlen(s));
+}
+
+static size_t str_size(const char *s) { return (s ? strlen(s) : 0) + 1; }
+
+static mica_err *master(mica_client *c, const rpc_method *m, const ProtobufCMessage *req,
+                        ProtobufCMessage **resp) {
+  cl_retry r;
+  cl_retry_init(&r, c);
+  mica_err *e = cl_master_call(c, &r, m, req, resp);
+  cl_retry_done(&r);
+  return e;
+}
+
+int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
+                      size_t n_splits) {
+  mica_err *e = cl_check_table(table);
+  for (size_t i = 0; i < n_splits && e == NULL; i++)
+    e = cl_check_key(slice_make(splits[i].data, splits[i].len));
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__CreateTableRequest req = MICA__V1__CREATE_TABLE_REQUEST__INIT;
+  req.name = (char *)table;
+  ProtobufCBinaryData *keys = xcalloc(n_splits ? n_splits : 1, sizeof *keys);
+  for (size_t i = 0; i < n_splits; i++) {
+    keys[i].data = (uint8_t *)splits[i].data;
+    keys[i].len = splits[i].len;
+  }
+  req.n_split_keys = n_splits;
+  req.split_keys = keys;
+  ProtobufCMessage *msg = NULL;
+  e = master(c, &rpc_m_master_create_table, &req.base, &msg);
+  free(keys);
+  if (e == NULL) {
+    Mica__V1__CreateTableResponse *resp = (Mica__V1__CreateTableResponse *)msg;
+    /* A table of the same name dropped earlier may linger in the cache. */
+    route_cache_forget_table(c->cache, table);
+    cl_install_routes(c, table, resp->tablets, resp->n_tablets);
+  }
+  rpc_msg_free(msg);
+  return cl_finish(e);
+}
+
+int mica_drop_table(mica_client *c, const char *table) {
+  mica_err *e = cl_check_table(table);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__DropTableRequest req = MICA__V1__DROP_TABLE_REQUEST__INIT;
+  req.name = (char *)table;
+  ProtobufCMessage *msg = NULL;
+  e = master(c, &rpc_m_master_drop_table, &req.base, &msg);
+  rpc_msg_free(msg);
+  route_cache_forget_table(c->cache, table);
+  return cl_finish(e);
+}
+
+int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
+  *tables = NULL;
+  *n = 0;
+  Mica__V1__ListTablesRequest req = MICA__V1__LIST_TABLES_REQUEST__INIT;
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_tables, &req.base, &msg);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__ListTablesResponse *resp = (Mica__V1__ListTablesResponse *)msg;
+  size_t cnt = resp->n_tables, need = cnt * sizeof(mica_table_info);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->tables[i]->name);
+  mica_table_info *v = xmalloc(need ? need : 1);
+  uint8_t *p = (uint8_t *)(v + cnt);
+  for (size_t i = 0; i < cnt; i++) {
+    const Mica__V1__TableInfo *t = resp->tables[i];
+    v[i].table_id = t->table_id;
+    v[i].name = put_str(&p, t->name);
+    v[i].tablet_count = t->tablet_count;
+    v[i].approx_bytes = t->approx_bytes;
+    v[i].approx_keys = t->approx_keys;
+    v[i].created_ms = t->created_ms;
+  }
+  rpc_msg_free(msg);
+  *tables = v;
+  *n = cnt;
+  return cl_finish(NULL);
+}
+
+static const char *tablet_state_name(int st) {
+  switch (st) {
+    case MICA__V1__TABLET_STATE__TABLET_UNASSIGNED: return "unassigned";
+    case MICA__V1__TABLET_STATE__TABLET_OPENING: return "opening";
+    case MICA__V1__TABLET_STATE__TABLET_SERVING: return "serving";
+    case MICA__V1__TABLET_STATE__TABLET_CLOSING: return "closing";
+    case MICA__V1__TABLET_STATE__TABLET_SPLIT: return "split";
+    case MICA__V1__TABLET_STATE__TABLET_MERGED: return "merged";
+    default: return "unknown";
+  }
+}
+
+int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tablets,
+                      size_t *n) {
+  *tablets = NULL;
+  *n = 0;
+  Mica__V1__ListTabletsRequest req = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  req.table = (char *)(table ? table : "");
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_tablets, &req.base, &msg);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__ListTabletsResponse *resp = (Mica__V1__ListTabletsResponse *)msg;
+  size_t cnt = 0, need = 0;
+  for (size_t i = 0; i < resp->n_tablets; i++) {
+    const Mica__V1__TabletEntry *t = resp->tablets[i];
+    if (t->desc == NULL) continue;
+    cnt++;
+    need += str_size(t->desc->table_name) + t->desc->start_key.len + 1 +
+            t->desc->end_key.len + 1 +
+            str_size(t->location ? t->location->address : NULL);
+  }
+  need += cnt * sizeof(mica_tablet_info);
+  mica_tablet_info *v = xmalloc(need ? need : 1);
+  uint8_t *p = (uint8_t *)(v + cnt);
+  size_t k = 0;
+  for (size_t i = 0; i < resp->n_tablets; i++) {
+    const Mica__V1__TabletEntry *t = resp->tablets[i];
+    if (t->desc == NULL) continue;
+    mica_tablet_info *o = &v[k++];
+    memset(o, 0, sizeof *o);
+    o->tablet_id = t->desc->tablet_id;
+    o->table_id = t->desc->table_id;
+    o->table_name = put_str(&p, t->desc->table_name);
+    o->start_key = put_bytes(&p, t->desc->start_key.data, t->desc->start_key.len);
+    o->start_len = t->desc->start_key.len;
+    o->end_key = put_bytes(&p, t->desc->end_key.data, t->desc->end_key.len);
+    o->end_len = t->desc->end_key.len;
+    o->range_epoch = t->desc->range_epoch;
+    o->address = put_str(&p, t->location ? t->location->address : NULL);
+    if (t->location != NULL) {
+      o->server_id = t->location->server_id;
+      o->assign_epoch = t->location->assign_epoch;
+    }
+    o->state = tablet_state_name(t->state);
+    if (t->stats != NULL) {
+      o->approx_bytes = t->stats->approx_bytes;
+      o->approx_keys = t->stats->approx_keys;
+    }
+  }
+  rpc_msg_free(msg);
+  *tablets = v;
+  *n = cnt;
+  return cl_finish(NULL);
+}
+
+/* Installs a route the master just reported, under its own table name. */
+static void install_one(mica_client *c, Mica__V1__TabletRoute *t) {
+  if (t != NULL && t->desc != NULL && t->desc->table_name != NULL &&
+      t->desc->table_name[0] != '\0')
+    cl_install_routes(c, t->desc->table_name, &t, 1);
+}
+
+int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_t key_len,
+                      uint64_t daughters[2]) {
+  if (daughters != NULL) daughters[0] = daughters[1] = 0;
+  mica_err *e = NULL;
+  if (key_len > 0) e = cl_check_key(slice_make(key, key_len));
+  if (e == NULL && tablet_id == 0) e = err_new(MICA_INVALID_ARGUMENT, "tablet id 0");
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__SplitTabletRequest req = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+  req.tablet_id = tablet_id;
+  req.split_key.data = (uint8_t *)key;
+  req.split_key.len = key_len;
+  ProtobufCMessage *msg = NULL;
+  e = master(c, &rpc_m_master_split_tablet, &req.base, &msg);
+  if (e == NULL) {
+    Mica__V1__SplitTabletResponse *resp = (Mica__V1__SplitTabletResponse *)msg;
+    install_one(c, resp->left);
+    install_one(c, resp->right);
+    if (daughters != NULL) {
+      daughters[0] = resp->left && resp->left->desc ? resp->left->desc->tablet_id : 0;
+      daughters[1] = resp->right && resp->right->desc ? resp->right->desc->tablet_id : 0;
+    }
+  }
+  rpc_msg_free(msg);
+  return cl_finish(e);
+}
+
+int mica_move_tablet(mica_client *c, uint64_t tablet_id, uint64_t server_id) {
+  if (tablet_id == 0) return cl_finish(err_new(MICA_INVALID_ARGUMENT, "tablet id 0"));
+  Mica__V1__MoveTabletRequest req = MICA__V1__MOVE_TABLET_REQUEST__INIT;
+  req.tablet_id = tablet_id;
+  req.target_server_id = server_id;
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_move_tablet, &req.base, &msg);
+  if (e == NULL) install_one(c, ((Mica__V1__MoveTabletResponse *)msg)->tablet);
+  rpc_msg_free(msg);
+  return cl_finish(e);
+}
+
+int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
+  *moves = NULL;
+  *n = 0;
+  Mica__V1__BalanceRequest req = MICA__V1__BALANCE_REQUEST__INIT;
+  req.dry_run = dry_run != 0;
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_balance, &req.base, &msg);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__BalanceResponse *resp = (Mica__V1__BalanceResponse *)msg;
+  size_t cnt = resp->n_moves, need = cnt * sizeof(mica_move);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->moves[i]->reason);
+  mica_move *v = xmalloc(need ? need : 1);
+  uint8_t *p = (uint8_t *)(v + cnt);
+  for (size_t i = 0; i < cnt; i++) {
+    const Mica__V1__PlannedMove *m = resp->moves[i];
+    v[i].tablet_id = m->tablet_id;
+    v[i].from_server_id = m->from_server_id;
+    v[i].to_server_id = m->to_server_id;
+    v[i].reason = put_str(&p, m->reason);
+  }
+  rpc_msg_free(msg);
+  *moves = v;
+  *n = cnt;
+  return cl_finish(NULL);
+}
+
+static const char *server_state_name(int st) {
+  switch (st) {
+    case MICA__V1__SERVER_STATE__SERVER_LIVE: return "live";
+    case MICA__V1__SERVER_STATE__SERVER_SUSPECT: return "suspect";
+    case MICA__V1__SERVER_STATE__SERVER_DEAD: return "dead";
+    default: return "unknown";
+  }
+}
+
+int mica_list_servers(mica_client *c, int include_dead, mica_server_info **servers,
+                      size_t *n) {
+  *servers = NULL;
+  *n = 0;
+  Mica__V1__ListServersRequest req = MICA__V1__LIST_SERVERS_REQUEST__INIT;
+  req.include_dead = include_dead != 0;
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_servers, &req.base, &msg);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__ListServersResponse *resp = (Mica__V1__ListServersResponse *)msg;
+  size_t cnt = resp->n_servers, need = cnt * sizeof(mica_server_info);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->servers[i]->address);
+  mica_server_info *v = xmalloc(need ? need : 1);
+  uint8_t *p = (uint8_t *)(v + cnt);
+  for (size_t i = 0; i < cnt; i++) {
+    const Mica__V1__ServerInfo *s = resp->servers[i];
+    v[i].server_id = s->server_id;
+    v[i].address = put_str(&p, s->address);
+    v[i].state = server_state_name(s->state);
+    v[i].lease_age_ms = s->lease_age_ms;
+    v[i].tablet_count = s->tablet_count;
+    v[i].approx_bytes = s->approx_bytes;
+    v[i].read_rate = s->read_rate;
+    v[i].write_rate = s->write_rate;
+  }
+  rpc_msg_free(msg);
+  *servers = v;
+  *n = cnt;
+  return cl_finish(NULL);
+}

@@ -1,0 +1,557 @@
+/* client: the mica_client handle, its errors, connections, retry policy and
+ * routing, plus the single-key calls (put, get, delete) built on them.
+ *
+ * The routing loop of every data call is the same: locate the tablet for a
+ * key (routing cache, else the master with prefetch), call its server naming
+ * the tablet and the epochs believed, and on a routing error install what
+ * the server said and go again. Only when the server said nothing useful or
+ * could not be reached does the next locate fall through to the master.
+ * The error message is kept per thread because one handle serves many
+ * threads at once. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "common/env.h"
+
+static __thread char tls_msg[1024];
+static __thread bool tls_set;
+
+const char *mica_version(void) { return MICA_VERSION; }
+
+void mica_free(void *p) { free(p); }
+
+const char *mica_errmsg(void) { return tls_set ? tls_msg : "ok"; }
+
+int cl_finish(mica_err *e) {
+  if (e == NULL) {
+    tls_set = false;
+    return MICA_OK;
+  }
+  snprintf(tls_msg, sizeof tls_msg, "%s", err_msg(e));
+  tls_set = true;
+  return err_take_code(e);
+}
+
+void mica_options_init(mica_options *o) {
+  memset(o, 0, sizeof *o);
+  o->deadline_ms = 10000;
+  o->max_attempts = 64;
+  o->cache_routes = 100000;
+  o->prefetch = 32;
+  o->backoff_initial_ms = 10;
+  o->backoff_max_ms = 1000;
+}
+
+int mica_open(const char *master, const mica_options *opts, mica_client **out) {
+  *out = NULL;
+  mica_options o;
+  if (opts != NULL)
+    o = *opts;
+  else
+    mica_options_init(&o);
+  if (o.deadline_ms <= 0 || o.max_attempts <= 0 || o.cache_routes == 0 ||
+      o.prefetch == 0 || o.prefetch > 1000 || o.backoff_initial_ms <= 0 ||
+      o.backoff_max_ms < o.backoff_initial_ms)
+    return cl_finish(err_new(MICA_INVALID_ARGUMENT,
+                             "bad option: deadline_ms, max_attempts, cache_routes, "
+                             "backoff_initial_ms must be > 0, prefetch in 1..1000, "
+                             "backoff_max_ms >= backoff_initial_ms"));
+  rpc_channel *ch = NULL;
+  mica_err *e = rpc_channel_new(master, NULL, &ch);
+  if (e != NULL) return cl_finish(err_wrap(e, "master address"));
+  mica_client *c = xcalloc(1, sizeof *c);
+  c->opts = o;
+  c->master = xstrdup(master);
+  c->cache = route_cache_new(o.cache_routes);
+  pthread_rwlock_init(&c->conns_lock, NULL);
+  c->master_conn = xcalloc(1, sizeof(cl_conn));
+  c->master_conn->address = xstrdup(master);
+  c->master_conn->ch = ch;
+  *out = c;
+  return cl_finish(NULL);
+}
+
+static void conn_free(cl_conn *k) {
+  if (k == NULL) return;
+  rpc_channel_free(k->ch);
+  free(k->address);
+  free(k);
+}
+
+void mica_close(mica_client *c) {
+  if (c == NULL) return;
+  for (size_t i = 0; i < c->n_conns; i++) conn_free(c->conns[i]);
+  free(c->conns);
+  conn_free(c->master_conn);
+  pthread_rwlock_destroy(&c->conns_lock);
+  route_cache_free(c->cache);
+  free(c->master);
+  free(c);
+}
+
+const char *mica_master_address(const mica_client *c) { return c->master; }
+
+void mica_get_stats(mica_client *c, mica_stats *out) {
+  route_cache_stats rs;
+  route_cache_get_stats(c->cache, &rs);
+  memset(out, 0, sizeof *out);
+  out->cache_hits = rs.hits;
+  out->cache_misses = rs.misses;
+  out->cached_routes = rs.routes;
+  out->master_lookups = atomic_load(&c->master_lookups);
+  out->master_calls = atomic_load(&c->master_calls);
+  out->routing_answers = atomic_load(&c->routing_answers);
+  out->retries = atomic_load(&c->retries);
+  out->server_rpcs = atomic_load(&c->server_rpcs);
+}
+
+/* ---- connections ---- */
+
+cl_conn *cl_conn_get(mica_client *c, const char *address) {
+  pthread_rwlock_rdlock(&c->conns_lock);
+  for (size_t i = 0; i < c->n_conns; i++) {
+    if (strcmp(c->conns[i]->address, address) == 0) {
+      cl_conn *k = c->conns[i];
+      pthread_rwlock_unlock(&c->conns_lock);
+      return k;
+    }
+  }
+  pthread_rwlock_unlock(&c->conns_lock);
+  pthread_rwlock_wrlock(&c->conns_lock);
+  cl_conn *k = NULL;
+  for (size_t i = 0; i < c->n_conns && k == NULL; i++)
+    if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
+  if (k == NULL) {
+    rpc_channel *ch = NULL;
+    mica_err *e = rpc_channel_new(address, NULL, &ch);
+    if (e != NULL) {
+      /* A malformed address from the master: the call fails on it like on
+       * an unreachable server, through a channel that can never connect. */
+      err_free(e);
+      e = rpc_channel_new("invalid-address:0", NULL, &ch);
+      err_free(e);
+    }
+    k = xcalloc(1, sizeof *k);
+    k->address = xstrdup(address);
+    k->ch = ch;
+    if (c->n_conns == c->cap_conns) {
+      c->cap_conns = c->cap_conns ? 2 * c->cap_conns : 8;
+      c->conns = xrealloc(c->conns, c->cap_conns * sizeof *c->conns);
+    }
+    c->conns[c->n_conns++] = k;
+  }
+  pthread_rwlock_unlock(&c->conns_lock);
+  return k;
+}
+
+/* ---- retries ---- */
+
+static uint64_t now_us(void) { return env_now_micros(env_posix()); }
+
+void cl_retry_init(cl_retry *r, mica_client *c) {
+  r->c = c;
+  r->deadline_us = now_us() + (uint64_t)c->opts.deadline_ms * 1000;
+  r->attempts = 1;
+  r->delay_ms = c->opts.backoff_initial_ms;
+  r->last = NULL;
+}
+
+void cl_retry_done(cl_retry *r) {
+  err_free(r->last);
+  r->last = NULL;
+}
+
+int64_t cl_retry_remaining_ms(const cl_retry *r) {
+  uint64_t now = now_us();
+  if (now >= r->deadline_us) return 1;
+  int64_t ms = (int64_t)((r->deadline_us - now + 999) / 1000);
+  return ms > 0 ? ms : 1;
+}
+
+bool cl_code_retryable(int code) {
+  return code == MICA_UNAVAILABLE || code == MICA_ABORTED ||
+         code == MICA_LEASE_EXPIRED || code == MICA_NOT_SERVING ||
+         code == MICA_STALE_EPOCH || code == MICA_OUT_OF_RANGE;
+}
+
+/* xorshift per thread, seeded from the clock and the thread's stack: only
+ * to spread the retries of many clients apart. */
+static uint64_t jitter_rand(void) {
+  static __thread uint64_t s;
+  if (s == 0) s = now_us() ^ (uint64_t)(uintptr_t)&s ^ 0x9e3779b97f4a7c15ull;
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep) {
+  err_free(r->last);
+  r->last = e;
+  uint64_t now = now_us();
+  if (r->attempts >= r->c->opts.max_attempts)
+    return err_new(err_code(e), "gave up after %d attempts: %s", r->attempts,
+                   err_msg(e));
+  if (now >= r->deadline_us)
+    return err_new(MICA_DEADLINE_EXCEEDED,
+                   "deadline of %" PRId64 " ms exceeded after %d attempts; last error: %s",
+                   r->c->opts.deadline_ms, r->attempts, err_msg(e));
+  if (sleep) {
+    int64_t d = r->delay_ms;
+    int64_t wait = d / 2 + (int64_t)(jitter_rand() % (uint64_t)(d - d / 2 + 1));
+    uint64_t left_us = r->deadline_us - now;
+    uint64_t wait_us = (uint64_t)wait * 1000;
+    if (wait_us > left_us) wait_us = left_us;
+    env_sleep_micros(env_posix(), wait_us);
+    r->delay_ms = d * 2 > r->c->opts.backoff_max_ms ? r->c->opts.backoff_max_ms : d * 2;
+    if (now_us() >= r->deadline_us)
+      return err_new(MICA_DEADLINE_EXCEEDED,
+                     "deadline of %" PRId64 " ms exceeded after %d attempts; last error: %s",
+                     r->c->opts.deadline_ms, r->attempts, err_msg(e));
+  }
+  r->attempts++;
+  atomic_fetch_add_explicit(&r->c->retries, 1, memory_order_relaxed);
+  return NULL;
+}
+
+/* ---- master ---- */
+
+/* Every response message of mica.proto has its Status as field 1: read it
+ * through the descriptor, so one function serves every method. */
+const Mica__V1__Status *cl_status_of(const ProtobufCMessage *msg) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
+  if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
+      f->descriptor != &mica__v1__status__descriptor)
+    return NULL;
+  return *(const Mica__V1__Status *const *)((const char *)msg + f->offset);
+}
+
+mica_err *cl_master_call(mica_client *c, cl_retry *r, const rpc_method *m,
+                         const ProtobufCMessage *req, ProtobufCMessage **resp) {
+  *resp = NULL;
+  for (;;) {
+    ProtobufCMessage *msg = NULL;
+    atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
+    mica_err *e = rpc_unary(c->master_conn->ch, m, req, cl_retry_remaining_ms(r), &msg);
+    if (e == NULL) {
+      e = rpc_status_err(cl_status_of(msg));
+      if (e == NULL) {
+        *resp = msg;
+        return NULL;
+      }
+      rpc_msg_free(msg);
+      if (err_code(e) != MICA_UNAVAILABLE) return e;
+    } else {
+      int code = err_code(e);
+      if (code == MICA_UNAVAILABLE)
+        e = err_wrap(e, "master %s unreachable", c->master);
+      else
+        return err_wrap(e, "master %s", c->master);
+    }
+    e = cl_retry_next(r, e, true);
+    if (e != NULL) return e;
+  }
+}
+
+/* ---- routing ---- */
+
+static void route_from_wire(rc_route *d, const Mica__V1__TabletRoute *w) {
+  memset(d, 0, sizeof *d);
+  const Mica__V1__TabletDescriptor *desc = w->desc;
+  if (desc != NULL) {
+    d->tablet_id = desc->tablet_id;
+    d->range_epoch = desc->range_epoch;
+    buf_append(&d->start_key, desc->start_key.data, desc->start_key.len);
+    buf_append(&d->end_key, desc->end_key.data, desc->end_key.len);
+  }
+  if (w->location != NULL && w->location->address != NULL &&
+      w->location->address[0] != '\0') {
+    d->server_id = w->location->server_id;
+    d->assign_epoch = w->location->assign_epoch;
+    d->address = xstrdup(w->location->address);
+  }
+}
+
+void cl_install_routes(mica_client *c, const char *table,
+                       Mica__V1__TabletRoute *const *routes, size_t n) {
+  if (n == 0) return;
+  rc_route *v = xcalloc(n, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const Mica__V1__TabletRoute *w = routes[i];
+    if (w == NULL || w->desc == NULL || w->desc->tablet_id == 0) continue;
+    if (w->desc->table_name != NULL && w->desc->table_name[0] != '\0' &&
+        strcmp(w->desc->table_name, table) != 0)
+      continue;
+    route_from_wire(&v[k++], w);
+  }
+  route_cache_install(c->cache, table, v, k);
+  for (size_t i = 0; i < k; i++) rc_route_clear(&v[i]);
+  free(v);
+}
+
+mica_err *cl_locate(mica_client *c, cl_retry *r, const char *table, slice key,
+                    bool before, rc_route *out) {
+  for (;;) {
+    bool hit = before ? route_cache_lookup_before(c->cache, table, key, out)
+                      : route_cache_lookup(c->cache, table, key, out);
+    if (hit && out->address != NULL) return NULL;
+    if (hit) rc_route_clear(out);
+
+    Mica__V1__LookupTabletsRequest req = MICA__V1__LOOKUP_TABLETS_REQUEST__INIT;
+    req.table = (char *)table;
+    req.key.data = (uint8_t *)key.data;
+    req.key.len = key.len;
+    req.count = c->opts.prefetch;
+    req.before = before;
+    ProtobufCMessage *msg = NULL;
+    atomic_fetch_add_explicit(&c->master_lookups, 1, memory_order_relaxed);
+    mica_err *e = cl_master_call(c, r, &rpc_m_master_lookup_tablets, &req.base, &msg);
+    if (e != NULL) return e;
+    Mica__V1__LookupTabletsResponse *resp = (Mica__V1__LookupTabletsResponse *)msg;
+    cl_install_routes(c, table, resp->tablets, resp->n_tablets);
+    bool found = false;
+    if (resp->n_tablets > 0 && resp->tablets[0]->desc != NULL) {
+      route_from_wire(out, resp->tablets[0]);
+      found = true;
+      if (!before && !rc_route_contains(out, key)) {
+        rc_route_clear(out);
+        e = err_new(MICA_INTERNAL, "master answered a lookup in '%s' with a tablet not "
+                                   "holding the key", table);
+        found = false;
+      }
+    } else {
+      e = err_new(MICA_INTERNAL, "master answered a lookup in '%s' with no tablet", table);
+    }
+    rpc_msg_free(msg);
+    if (found && out->address != NULL) return NULL;
+    if (found) {
+      e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " of '%s' has no server yet",
+                  out->tablet_id, table);
+      rc_route_clear(out);
+    }
+    if (err_code(e) != MICA_UNAVAILABLE) return e;
+    e = cl_retry_next(r, e, true);
+    if (e != NULL) return e;
+  }
+}
+
+void cl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r) {
+  mica__v1__tablet_ref__init(ref);
+  ref->tablet_id = r->tablet_id;
+  ref->range_epoch = r->range_epoch;
+  ref->assign_epoch = r->assign_epoch;
+}
+
+static bool is_routing_code(int code) {
+  return code == MICA_NOT_SERVING || code == MICA_STALE_EPOCH || code == MICA_OUT_OF_RANGE;
+}
+
+/* True if the wire route is the very one that just failed. */
+static bool same_route(const Mica__V1__TabletRoute *w, const rc_route *used) {
+  return w->desc != NULL && w->desc->tablet_id == used->tablet_id &&
+         w->desc->range_epoch == used->range_epoch && w->location != NULL &&
+         w->location->assign_epoch == used->assign_epoch &&
+         w->location->server_id == used->server_id;
+}
+
+cl_verdict cl_digest(mica_client *c, const char *table, const rc_route *used, int code,
+                     const Mica__V1__Status *st) {
+  if (st == NULL) {
+    /* Transport outcome: the server could not be reached or the call was
+     * cut. Forget its route so the next attempt asks the master. */
+    if (code != MICA_UNAVAILABLE) return CL_FAIL;
+    route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
+    return CL_RETRY_LATER;
+  }
+  if (is_routing_code(code)) {
+    const Mica__V1__RoutingError *re = st->routing;
+    bool useful = false;
+    if (re != NULL) {
+      for (size_t i = 0; i < re->n_current; i++)
+        if (re->current[i] != NULL && re->current[i]->location != NULL &&
+            !same_route(re->current[i], used))
+          useful = true;
+      if (re->moved_to != NULL && re->moved_to->address != NULL &&
+          re->moved_to->address[0] != '\0' &&
+          (re->moved_to->assign_epoch != used->assign_epoch ||
+           re->moved_to->server_id != used->server_id))
+        useful = true;
+    }
+    route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
+    if (!useful) return CL_RETRY_LATER;
+    cl_install_routes(c, table, re->current, re->n_current);
+    if (re->moved_to != NULL && re->moved_to->address != NULL &&
+        re->moved_to->address[0] != '\0') {
+      rc_route m;
+      rc_route_copy(&m, used);
+      m.server_id = re->moved_to->server_id;
+      m.assign_epoch = re->moved_to->assign_epoch;
+      free(m.address);
+      m.address = xstrdup(re->moved_to->address);
+      route_cache_install(c->cache, table, &m, 1);
+      rc_route_clear(&m);
+    }
+    atomic_fetch_add_explicit(&c->routing_answers, 1, memory_order_relaxed);
+    return CL_RETRY_NOW;
+  }
+  if (code == MICA_LEASE_EXPIRED) {
+    route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
+    return CL_RETRY_LATER;
+  }
+  if (code == MICA_UNAVAILABLE || code == MICA_ABORTED) return CL_RETRY_LATER;
+  return CL_FAIL;
+}
+
+mica_err *cl_after_failure(mica_client *c, cl_retry *r, const char *table,
+                           const rc_route *used, mica_err *e,
+                           const Mica__V1__Status *st) {
+  cl_verdict v = cl_digest(c, table, used, err_code(e), st);
+  if (st == NULL && used->address != NULL) e = err_wrap(e, "server %s", used->address);
+  if (v == CL_FAIL) return e;
+  return cl_retry_next(r, e, v == CL_RETRY_LATER);
+}
+
+mica_err *cl_check_key(slice key) {
+  if (key.len == 0) return err_new(MICA_INVALID_ARGUMENT, "empty key");
+  if (key.data == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL key");
+  if (key.len > CL_MAX_KEY)
+    return err_new(MICA_INVALID_ARGUMENT, "key of %zu bytes exceeds the %u-byte limit",
+                   key.len, CL_MAX_KEY);
+  return NULL;
+}
+
+mica_err *cl_check_table(const char *table) {
+  if (table == NULL || table[0] == '\0')
+    return err_new(MICA_INVALID_ARGUMENT, "empty table name");
+  return NULL;
+}
+
+/* ---- single-key calls ---- */
+
+/* One unary data call to the tablet holding a key: `ref` points into `req`
+ * and is set to each attempt's route. */
+typedef struct keycall {
+  const rpc_method *m;
+  ProtobufCMessage *req;
+  Mica__V1__TabletRef *ref; /* inside req */
+} keycall;
+
+static mica_err *key_call(mica_client *c, const char *table, slice key, keycall *kc,
+                          ProtobufCMessage **resp) {
+  *resp = NULL;
+  cl_retry r;
+  cl_retry_init(&r, c);
+  mica_err *e = NULL;
+  for (;;) {
+    rc_route route = {0};
+    e = cl_locate(c, &r, table, key, false, &route);
+    if (e != NULL) break;
+    cl_tablet_ref(kc->ref, &route);
+    cl_conn *k = cl_conn_get(c, route.address);
+    ProtobufCMessage *msg = NULL;
+    atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
+    e = rpc_unary(k->ch, kc->m, kc->req, cl_retry_remaining_ms(&r), &msg);
+    const Mica__V1__Status *st = NULL;
+    if (e == NULL) {
+      st = cl_status_of(msg);
+      e = rpc_status_err(st);
+      if (e == NULL) {
+        rc_route_clear(&route);
+        *resp = msg;
+        break;
+      }
+    }
+    e = cl_after_failure(c, &r, table, &route, e, st);
+    rpc_msg_free(msg);
+    rc_route_clear(&route);
+    if (e != NULL) break;
+  }
+  cl_retry_done(&r);
+  return e;
+}
+
+static mica_err *check_value(size_t len, const void *p) {
+  if (len > CL_MAX_VALUE)
+    return err_new(MICA_INVALID_ARGUMENT, "value of %zu bytes exceeds the %zu-byte limit",
+                   len, CL_MAX_VALUE);
+  if (len > 0 && p == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL value");
+  return NULL;
+}
+
+int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
+             const void *value, size_t value_len) {
+  slice k = slice_make(key, key_len);
+  mica_err *e = cl_check_table(table);
+  if (e == NULL) e = cl_check_key(k);
+  if (e == NULL) e = check_value(value_len, value);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__TabletRef ref;
+  Mica__V1__PutRequest req = MICA__V1__PUT_REQUEST__INIT;
+  req.tablet = &ref;
+  req.key.data = (uint8_t *)key;
+  req.key.len = key_len;
+  req.value.data = (uint8_t *)value;
+  req.value.len = value_len;
+  keycall kc = {&rpc_m_ts_put, &req.base, &ref};
+  ProtobufCMessage *resp = NULL;
+  e = key_call(c, table, k, &kc, &resp);
+  rpc_msg_free(resp);
+  return cl_finish(e);
+}
+
+int mica_delete(mica_client *c, const char *table, const void *key, size_t key_len) {
+  slice k = slice_make(key, key_len);
+  mica_err *e = cl_check_table(table);
+  if (e == NULL) e = cl_check_key(k);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__TabletRef ref;
+  Mica__V1__DeleteRequest req = MICA__V1__DELETE_REQUEST__INIT;
+  req.tablet = &ref;
+  req.key.data = (uint8_t *)key;
+  req.key.len = key_len;
+  keycall kc = {&rpc_m_ts_delete, &req.base, &ref};
+  ProtobufCMessage *resp = NULL;
+  e = key_call(c, table, k, &kc, &resp);
+  rpc_msg_free(resp);
+  return cl_finish(e);
+}
+
+int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
+             void **value, size_t *value_len) {
+  *value = NULL;
+  *value_len = 0;
+  slice k = slice_make(key, key_len);
+  mica_err *e = cl_check_table(table);
+  if (e == NULL) e = cl_check_key(k);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__TabletRef ref;
+  Mica__V1__GetRequest req = MICA__V1__GET_REQUEST__INIT;
+  req.tablet = &ref;
+  req.key.data = (uint8_t *)key;
+  req.key.len = key_len;
+  keycall kc = {&rpc_m_ts_get, &req.base, &ref};
+  ProtobufCMessage *msg = NULL;
+  e = key_call(c, table, k, &kc, &msg);
+  if (e != NULL) return cl_finish(e);
+  Mica__V1__GetResponse *resp = (Mica__V1__GetResponse *)msg;
+  if (!resp->found) {
+    rpc_msg_free(msg);
+    buf esc = BUF_INIT;
+    slice_escape(k, &esc);
+    e = err_new(MICA_NOT_FOUND, "key '%s' not found in '%s'", (char *)esc.data, table);
+    buf_free(&esc);
+    return cl_finish(e);
+  }
+  /* One byte more than needed so an empty value still gets a pointer. */
+  *value = xmalloc(resp->value.len + 1);
+  if (resp->value.len > 0) memcpy(*value, resp->value.data, resp->value.len);
+  *value_len = resp->value.len;
+  rpc_msg_free(msg);
+  return cl_finish(NULL);
+}
