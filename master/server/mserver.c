@@ -388,6 +388,13 @@ static void h_split(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
   ms_tablet t = {0};
   Mica__V1__TsSplitTabletResponse *tr = NULL;
   mica_err *err = ms_prepare_split(s->core, r->tablet_id, key, &t);
+  if (err != NULL && err_code(err) == MICA_OUT_OF_RANGE) {
+    /* To a data client OUT_OF_RANGE is a routing error worth a retry; an
+     * operator's split key outside the tablet is simply a bad argument. */
+    mica_err *bad = err_new(MICA_INVALID_ARGUMENT, "%s", err_msg(err));
+    err_free(err);
+    err = bad;
+  }
   if (err == NULL) {
     rpc_channel *ch;
     err = msrv_channel(s, t.address, &ch);
