@@ -1,0 +1,222 @@
+/* mica-tserver: the tablet server program.
+ *
+ * Parses flags, starts a ts_server, prints `listening <host:port>` on
+ * stdout (and writes the address to --address-file, atomically, for
+ * scripts and tests), then waits for SIGTERM or SIGINT and shuts down
+ * cleanly: every tablet closed with its memtables flushed, exit 0. The
+ * signals are blocked in every thread and taken by sigwait on the main
+ * thread, so no handler runs inside library code. docs/tserver.md has the
+ * flags and behaviour. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/env.h"
+#include "common/log.h"
+#include "tabletserver/server/ts.h"
+
+static const char usage_text[] =
+    "usage: mica-tserver --data-dir DIR [flags]\n"
+    "\n"
+    "Serves the tablets a Mica master (or a test) opens on it.\n"
+    "\n"
+    "flags (FLAG VALUE or FLAG=VALUE; sizes take K, M, G suffixes):\n"
+    "  --listen HOST:PORT       address to serve on (default 127.0.0.1:0; port\n"
+    "                           0 lets the kernel pick; the real address is\n"
+    "                           printed as `listening HOST:PORT`)\n"
+    "  --address-file PATH      also write the real address to PATH\n"
+    "  --data-dir DIR           shared data root; tablets live in DIR/tablets\n"
+    "                           (required)\n"
+    "  --master HOST:PORT       master to register with; without it the\n"
+    "                           server runs standalone (tests open tablets\n"
+    "                           directly with OpenTablet)\n"
+    "  --memory-budget SIZE     bytes for all memtables (default 256M)\n"
+    "  --block-cache SIZE       SSTable block cache, 0 = none (default 64M)\n"
+    "  --memtable-size SIZE     bytes at which a tablet's memtable is flushed\n"
+    "                           (default 8M)\n"
+    "  --split-threshold SIZE   split a tablet past this size (default 10G)\n"
+    "  --lease-ms MS            longest master lease assumed (default 10000)\n"
+    "  --heartbeat-ms MS        heartbeat interval until the master sets one\n"
+    "                           (default 1000)\n"
+    "  --threads N              RPC polling threads, 0 = one per core\n"
+    "                           (default 0)\n"
+    "  --background-threads N   flush and compaction threads (default 2)\n"
+    "  --help                   this text\n"
+    "\n"
+    "example:\n"
+    "  mica-tserver --data-dir /srv/mica --master 127.0.0.1:7000 \\\n"
+    "      --listen 127.0.0.1:7101 --memory-budget 1G --block-cache 512M\n";
+
+static void usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "mica-tserver: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n\n%s", usage_text);
+  exit(2);
+}
+
+/* "64M" -> 67108864. False on anything else. */
+static bool parse_size(const char *s, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0) return false;
+  unsigned shift = 0;
+  if (*end == 'K' || *end == 'k')
+    shift = 10, end++;
+  else if (*end == 'M' || *end == 'm')
+    shift = 20, end++;
+  else if (*end == 'G' || *end == 'g')
+    shift = 30, end++;
+  else if (*end == 'T' || *end == 't')
+    shift = 40, end++;
+  if (*end == 'B' || *end == 'b') end++;
+  if (*end != '\0') return false;
+  if (shift > 0 && v > (UINT64_MAX >> shift)) return false;
+  *out = (uint64_t)v << shift;
+  return true;
+}
+
+static bool parse_int(const char *s, uint64_t max, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max) return false;
+  *out = v;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  ts_config c;
+  ts_config_init(&c);
+  const char *address_file = NULL;
+  log_set_name("tserver");
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    }
+    if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
+    char name[64];
+    const char *val = NULL;
+    const char *eq = strchr(a, '=');
+    if (eq != NULL) {
+      size_t n = (size_t)(eq - a);
+      if (n >= sizeof name) usage_error("unknown flag '%s'", a);
+      memcpy(name, a, n);
+      name[n] = '\0';
+      val = eq + 1;
+    } else {
+      snprintf(name, sizeof name, "%s", a);
+      if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
+    }
+    static const char *const known[] = {
+        "--listen", "--address-file", "--data-dir", "--master",
+        "--memory-budget", "--block-cache", "--memtable-size",
+        "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
+        "--background-threads"};
+    bool is_known = false;
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+      if (strcmp(name, known[k]) == 0) is_known = true;
+    if (!is_known) usage_error("unknown flag '%s'", name);
+    if (val == NULL) usage_error("flag '%s' needs a value", name);
+    uint64_t v = 0;
+    if (strcmp(name, "--listen") == 0) {
+      c.listen = val;
+    } else if (strcmp(name, "--address-file") == 0) {
+      address_file = val;
+    } else if (strcmp(name, "--data-dir") == 0) {
+      c.data_dir = val;
+    } else if (strcmp(name, "--master") == 0) {
+      c.master = val;
+    } else if (strcmp(name, "--memory-budget") == 0) {
+      if (!parse_size(val, &v) || v < (1u << 20))
+        usage_error("--memory-budget: '%s' is not a size of at least 1M", val);
+      c.memory_budget = v;
+    } else if (strcmp(name, "--block-cache") == 0) {
+      if (!parse_size(val, &v)) usage_error("--block-cache: bad size '%s'", val);
+      c.block_cache = v;
+    } else if (strcmp(name, "--memtable-size") == 0) {
+      if (!parse_size(val, &v) || v < 4096 || v > (1ull << 30))
+        usage_error("--memtable-size: '%s' is not a size in 4K..1G", val);
+      c.memtable_bytes = v;
+    } else if (strcmp(name, "--split-threshold") == 0) {
+      if (!parse_size(val, &v) || v == 0)
+        usage_error("--split-threshold: bad size '%s'", val);
+      c.split_threshold = v;
+    } else if (strcmp(name, "--lease-ms") == 0) {
+      if (!parse_int(val, 86400000, &v) || v == 0)
+        usage_error("--lease-ms: '%s' is not a positive number", val);
+      c.lease_ms = v;
+    } else if (strcmp(name, "--heartbeat-ms") == 0) {
+      if (!parse_int(val, 86400000, &v) || v == 0)
+        usage_error("--heartbeat-ms: '%s' is not a positive number", val);
+      c.heartbeat_ms = v;
+    } else if (strcmp(name, "--threads") == 0) {
+      if (!parse_int(val, 256, &v))
+        usage_error("--threads: '%s' is not a number in 0..256", val);
+      c.threads = (int)v;
+    } else if (strcmp(name, "--background-threads") == 0) {
+      if (!parse_int(val, 64, &v) || v == 0)
+        usage_error("--background-threads: '%s' is not in 1..64", val);
+      c.background_threads = (int)v;
+    }
+  }
+  if (c.data_dir == NULL) usage_error("%s", "--data-dir is required");
+  if (c.heartbeat_ms >= c.lease_ms)
+    usage_error("%s", "--heartbeat-ms must be below --lease-ms");
+
+  /* Block the shutdown signals before any thread exists, so every thread
+   * inherits the mask and only sigwait below sees them. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  ts_server *s = NULL;
+  mica_err *e = ts_server_new(&c, &s);
+  if (e == NULL) e = ts_server_start(s);
+  if (e != NULL) {
+    fprintf(stderr, "mica-tserver: %s\n", err_msg(e));
+    err_free(e);
+    err_free(ts_server_stop(s));
+    return 1;
+  }
+  const char *addr = ts_server_address(s);
+  printf("listening %s\n", addr);
+  fflush(stdout);
+  if (address_file != NULL) {
+    buf line = BUF_INIT;
+    buf_append(&line, addr, strlen(addr));
+    buf_push(&line, '\n');
+    e = env_write_file_atomic(env_posix(), address_file, buf_slice(&line));
+    buf_free(&line);
+    if (e != NULL) {
+      fprintf(stderr, "mica-tserver: --address-file: %s\n", err_msg(e));
+      err_free(e);
+      err_free(ts_server_stop(s));
+      return 1;
+    }
+  }
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  LOG_I("signal %d: closing every tablet", sig);
+  e = ts_server_stop(s);
+  if (e != NULL) {
+    LOG_E("shutdown: %s", err_msg(e));
+    err_free(e);
+    return 1;
+  }
+  LOG_I("stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,75 @@
+/* ts: the tablet server, as a library (mica_tserver_core) that the
+ * mica-tserver program wraps with flags and signal handling.
+ *
+ * A ts_server serves the TabletServer service of proto/mica.proto over the
+ * RPC module: the data calls (Get, MultiGet, Put, Delete, Batch, Scan) on
+ * the tablets it has open, and the admin calls (OpenTablet, CloseTablet,
+ * SplitTablet, TabletInfo) that the master, operators and tests send. All
+ * tablets share one res_pool (memory budget, block cache, background
+ * threads). docs/tserver.md describes the behaviour and the decisions.
+ *
+ * Every data request names a tablet and the epochs the client believes
+ * (TabletRef). The server serves only an exact match of a tablet it has
+ * open; anything else is a routing error (NOT_SERVING, STALE_EPOCH,
+ * OUT_OF_RANGE) carrying what the server knows: the tablet's current
+ * descriptor, both daughters after a split, the destination after a move.
+ * Limits are checked before anything is applied, and a rejected request
+ * changes nothing.
+ *
+ * With a master address the server registers, heartbeats, and holds a
+ * lease counted from the moment it SENT the heartbeat the master answered;
+ * past the lease it acknowledges no read or write (LEASE_EXPIRED) until the
+ * master renews it. Without one it runs standalone: always leased, and
+ * SplitTablet picks daughter ids itself (the largest tablet id it knows of
+ * under the data root, plus one and two).
+ *
+ * Thread-safety: ts_server_new, ts_server_start and ts_server_stop are
+ * called by one thread (the program's main thread); everything else runs on
+ * the RPC module's threads and the server's own background threads. */
+#ifndef MICA_TSERVER_TS_H
+#define MICA_TSERVER_TS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct ts_config {
+  const char *listen;        /* "host:port"; NULL = "127.0.0.1:0" */
+  const char *data_dir;      /* shared data root (required) */
+  const char *master;        /* master "host:port"; NULL = standalone */
+  size_t memory_budget;      /* bytes for all memtables; 0 = default */
+  size_t block_cache;        /* block cache bytes; 0 = none */
+  uint64_t split_threshold;  /* bytes at which a tablet is split */
+  uint64_t lease_ms;         /* longest lease this server assumes */
+  uint64_t heartbeat_ms;     /* heartbeat interval until the master says */
+  int threads;               /* RPC polling threads; 0 = one per core */
+  int background_threads;    /* flush/compaction threads; 0 = default */
+  size_t memtable_bytes;     /* per-tablet memtable size; 0 = default */
+} ts_config;
+
+/* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split
+ * threshold, 10 s lease, 1 s heartbeat. */
+void ts_config_init(ts_config *c);
+
+typedef struct ts_server ts_server;
+
+/* Creates the server and binds the listen address (UNAVAILABLE when it
+ * cannot be bound); serves nothing until ts_server_start. The config's
+ * strings are copied. Caller frees with ts_server_stop(). */
+mica_err *ts_server_new(const ts_config *c, ts_server **out);
+
+/* Starts serving, and the master and maintenance threads. */
+mica_err *ts_server_start(ts_server *s);
+
+/* The bound address "host:port"; valid until ts_server_stop. */
+const char *ts_server_address(const ts_server *s);
+
+/* Clean shutdown: stops the background threads, drains every call in
+ * progress, closes every tablet (flushing memtables, so no WAL holds data),
+ * and frees. Returns the first close error (the data is then still in the
+ * WAL and a reopen replays it). Accepts NULL. */
+mica_err *ts_server_stop(ts_server *s);
+
+#endif

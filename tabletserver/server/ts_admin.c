@@ -1,0 +1,695 @@
+/* ts_admin: the admin calls of the TabletServer service (OpenTablet,
+ * CloseTablet, SplitTablet, TabletInfo) and the split itself.
+ *
+ * Admin operations are serialized by admin_mu: they are rare, and each one
+ * changes the registry and the files of one tablet in several steps that
+ * must not interleave with another operation on the same tablet. Data
+ * requests keep flowing to every other tablet meanwhile; the tablet being
+ * changed is first taken out of service (ts_quiesce) so that tab_close and
+ * tab_split never race with a request on it.
+ *
+ * Opening is idempotent: the same tablet under the same assign_epoch
+ * answers ALREADY_EXISTS with its figures; a higher assign_epoch reopens it
+ * (the master re-assigned it here); a lower one is STALE_EPOCH.
+ *
+ * Crash safety of splits. The master commits a split before the server
+ * performs it, so a crash in between leaves a retired parent at the master
+ * and a parent on disk that was never split. When OpenTablet names a
+ * daughter (sources = the parent) whose directory holds no MANIFEST, the
+ * server finishes the split from the parent's files: if the parent's
+ * MANIFEST already records the split, reopening the parent completes it;
+ * otherwise the parent is opened (replaying its WAL) and split by reference
+ * into both daughters, whose ids and split key come from the daughter's
+ * descriptor and split_sibling. Either way no acknowledged write is lost and
+ * no data is copied. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "tabletserver/manifest.h"
+#include "tabletserver/server/ts_int.h"
+
+static slice pb_slice(ProtobufCBinaryData d) {
+  return slice_make(d.data, d.len);
+}
+
+/* "<dir of path>" (everything before the last '/'). Caller frees. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return xstrdup(".");
+  size_t n = (size_t)(slash - path);
+  char *d = xmalloc(n + 1);
+  memcpy(d, path, n);
+  d[n] = '\0';
+  return d;
+}
+
+static char *join(const char *a, const char *b) {
+  size_t n = strlen(a) + strlen(b) + 2;
+  char *p = xmalloc(n);
+  snprintf(p, n, "%s/%s", a, b);
+  return p;
+}
+
+/* A tablet directory relative to the data root: no absolute path, no "."
+ * or ".." component, no empty component. */
+static mica_err *check_rel_dir(const char *rel, const char *field) {
+  if (rel[0] == '/')
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "%s: \"%s\" must be relative to the data root", field, rel);
+  if (strlen(rel) > 1024)
+    return err_new(MICA_INVALID_ARGUMENT, "%s: longer than 1024 bytes", field);
+  const char *p = rel;
+  while (*p) {
+    const char *q = strchr(p, '/');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (n == 0 || (n == 1 && p[0] == '.') ||
+        (n == 2 && p[0] == '.' && p[1] == '.'))
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "%s: \"%s\" has an empty, \".\" or \"..\" component",
+                     field, rel);
+    for (size_t i = 0; i < n; i++)
+      if (!isprint((unsigned char)p[i]))
+        return err_new(MICA_INVALID_ARGUMENT,
+                       "%s: unprintable byte in the directory name", field);
+    p += n;
+    if (*p == '/') p++;
+  }
+  return NULL;
+}
+
+/* The absolute and data-root-relative directories of tablet `id` given
+ * the request's `rel` (empty: the engine's default layout). */
+static void tablet_dirs(ts_server *s, uint64_t id, const char *rel,
+                        char **abs_out, char **rel_out) {
+  if (rel != NULL && rel[0] != '\0') {
+    *abs_out = join(s->cfg.data_dir, rel);
+    *rel_out = xstrdup(rel);
+    return;
+  }
+  buf p = BUF_INIT;
+  tab_dir_path(s->tablets_dir, id, &p);
+  *abs_out = xstrdup((const char *)p.data);
+  const char *base = strrchr(*abs_out, '/');
+  *rel_out = join("tablets", base ? base + 1 : *abs_out);
+  buf_free(&p);
+}
+
+static ts_tab *tab_new(const ts_desc *d, const char *abs, const char *rel,
+                       tablet *t) {
+  ts_tab *tt = xcalloc(1, sizeof(*tt));
+  ts_desc_copy(&tt->d, d);
+  tt->dir = xstrdup(abs);
+  tt->rel_dir = xstrdup(rel);
+  tt->t = t;
+  return tt;
+}
+
+/* Closes served tablet `tt` (admin_mu held): out of service, engine close,
+ * out of the registry, freed. `stats` (may be NULL) receives its final
+ * figures. The departure is recorded by the caller. */
+static mica_err *close_tab(ts_server *s, ts_tab *tt,
+                           Mica__V1__TabletStats *stats) {
+  ts_quiesce(s, tt, TS_CLOSING);
+  if (stats != NULL) ts_tab_stats(s, tt, stats);
+  mica_err *e = tab_close(tt->t);
+  pthread_mutex_lock(&s->mu);
+  ts_reg_remove_locked(s, tt);
+  pthread_mutex_unlock(&s->mu);
+  if (e != NULL)
+    LOG_W("close tablet %" PRIu64 ": %s (a reopen replays its WAL)",
+          tt->d.id, err_msg(e));
+  ts_tab_free(tt);
+  return e;
+}
+
+static void record_closed(ts_server *s, uint64_t id, uint64_t ae) {
+  ts_gone g;
+  memset(&g, 0, sizeof(g));
+  g.id = id;
+  g.kind = TS_GONE_CLOSED;
+  g.assign_epoch = ae;
+  ts_reg_gone(s, &g);
+}
+
+static ts_tab *find(ts_server *s, uint64_t id) {
+  pthread_mutex_lock(&s->mu);
+  ts_tab *tt = ts_reg_find_locked(s, id);
+  pthread_mutex_unlock(&s->mu);
+  return tt;
+}
+
+/* Splits the engine tablet `t` (taken; freed in every case) at `key` into
+ * daughters `l` and `r`, which are created but not opened. */
+static mica_err *engine_split(tablet *t, slice key, const ts_desc *l,
+                              const ts_desc *r) {
+  uint64_t parent_epoch = tab_epoch(t);
+  if (l->assign_epoch < parent_epoch || r->assign_epoch < parent_epoch) {
+    /* The daughters' MANIFESTs carry the parent's epoch; an owner with a
+     * smaller one would be refused as stale by the engine. */
+    mica_err *e = err_new(
+        MICA_STALE_EPOCH,
+        "split of tablet %" PRIu64 ": daughters' assign_epochs %" PRIu64
+        "/%" PRIu64 " are below the parent's %" PRIu64
+        " (daughters must inherit at least the parent's epoch)",
+        tab_id(t), l->assign_epoch, r->assign_epoch, parent_epoch);
+    err_free(tab_close(t));
+    return e;
+  }
+  return tab_split(t, key, l->id, r->id, NULL, NULL, NULL);
+}
+
+/* Opens daughter or ordinary tablet `d` from directory `abs`. */
+static mica_err *engine_open(ts_server *s, const ts_desc *d, const char *abs,
+                             bool create, tablet **out) {
+  tab_options o = s->topts;
+  o.create_if_missing = create;
+  return tab_open(s->res, abs, d->id, buf_slice(&d->start),
+                  buf_slice(&d->end), d->assign_epoch, &o, out);
+}
+
+/* Daughters' directories: siblings of the parent's. */
+static void daughter_dirs(const char *parent_abs, const char *parent_rel,
+                          uint64_t id, char **abs, char **rel) {
+  char *pa = dir_of(parent_abs), *pr = dir_of(parent_rel);
+  buf p = BUF_INIT;
+  tab_dir_path(pa, id, &p);
+  *abs = xstrdup((const char *)p.data);
+  const char *base = strrchr(*abs, '/');
+  *rel = join(pr, base ? base + 1 : *abs);
+  buf_free(&p);
+  free(pa);
+  free(pr);
+}
+
+/* Finishes the split that created daughter `d` from the parent named by
+ * `src`, `sib` being the other daughter (may be NULL). admin_mu held. */
+static mica_err *finish_split(ts_server *s, const ts_desc *d,
+                              const Mica__V1__TabletSource *src,
+                              const Mica__V1__TabletDescriptor *sib) {
+  uint64_t pid = src->tablet_id;
+  mica_err *e = NULL;
+  if (pid == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "sources[0].tablet_id: 0");
+  if (src->tablet_dir && src->tablet_dir[0]) {
+    e = check_rel_dir(src->tablet_dir, "sources[0].tablet_dir");
+    if (e != NULL) return e;
+  }
+  ts_desc l, r;
+  memset(&l, 0, sizeof(l));
+  memset(&r, 0, sizeof(r));
+  if (sib != NULL) {
+    ts_desc sd;
+    ts_desc_from_pb(&sd, sib, d->assign_epoch);
+    if (sd.start.len > 0 && slice_eq(buf_slice(&sd.start), buf_slice(&d->end))) {
+      ts_desc_copy(&l, d);
+      r = sd;
+    } else if (d->start.len > 0 &&
+               slice_eq(buf_slice(&d->start), buf_slice(&sd.end))) {
+      l = sd;
+      ts_desc_copy(&r, d);
+    } else {
+      ts_desc_clear(&sd);
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "split_sibling: tablet %" PRIu64
+                     " is not adjacent to tablet %" PRIu64,
+                     sib->tablet_id, d->id);
+    }
+  }
+  slice key = buf_slice(&r.start);
+  ts_tab *ptt = find(s, pid);
+  if (ptt != NULL) {
+    /* The parent is still served here: this server never got to split it
+     * (the master committed the split and then lost our answer). */
+    if (sib == NULL) {
+      e = err_new(MICA_INVALID_ARGUMENT,
+                  "tablet %" PRIu64 ": its parent %" PRIu64 " is not split "
+                  "yet; OpenTablet must name split_sibling",
+                  d->id, pid);
+    } else {
+      ts_quiesce(s, ptt, TS_SPLITTING);
+      e = engine_split(ptt->t, key, &l, &r);
+      pthread_mutex_lock(&s->mu);
+      ts_reg_remove_locked(s, ptt);
+      pthread_mutex_unlock(&s->mu);
+      ts_gone g;
+      memset(&g, 0, sizeof(g));
+      g.id = pid;
+      g.assign_epoch = ptt->d.assign_epoch;
+      if (e == NULL) {
+        g.kind = TS_GONE_SPLIT;
+        ts_desc_copy(&g.left, &l);
+        ts_desc_copy(&g.right, &r);
+      } else {
+        g.kind = TS_GONE_CLOSED;
+      }
+      ts_reg_gone(s, &g);
+      ts_tab_free(ptt);
+    }
+    ts_desc_clear(&l);
+    ts_desc_clear(&r);
+    return e;
+  }
+
+  char *pabs, *prel;
+  tablet_dirs(s, pid, src->tablet_dir, &pabs, &prel);
+  man_state m;
+  man_init(&m);
+  e = man_read(s->e, pabs, &m);
+  if (e != NULL) {
+    e = err_wrap(e, "tablet %" PRIu64 " has no files and its parent %" PRIu64
+                 " cannot be read", d->id, pid);
+  } else if (m.state == MAN_LIVE && sib == NULL) {
+    e = err_new(MICA_INVALID_ARGUMENT,
+                "tablet %" PRIu64 ": its parent %" PRIu64 " was never split; "
+                "OpenTablet must name split_sibling to finish the split",
+                d->id, pid);
+  } else {
+    ts_desc pd;
+    memset(&pd, 0, sizeof(pd));
+    pd.id = pid;
+    pd.table_name = xstrdup("");
+    buf_append_slice(&pd.start, buf_slice(&m.start_key));
+    if (m.has_end) buf_append_slice(&pd.end, buf_slice(&m.end_key));
+    /* Open the parent under the daughter's epoch (the newest this split
+     * knows): that also fences any older owner of the parent. */
+    pd.assign_epoch = d->assign_epoch > m.epoch ? d->assign_epoch : m.epoch;
+    tablet *pt = NULL;
+    e = engine_open(s, &pd, pabs, false, &pt);
+    if (e == NULL && m.state == MAN_LIVE) {
+      LOG_I("finishing the committed split of tablet %" PRIu64
+            " into %" PRIu64 " and %" PRIu64 " from its files",
+            pid, l.id, r.id);
+      e = engine_split(pt, key, &l, &r);
+    } else if (e == NULL) {
+      err_free(tab_close(pt));
+    } else if (err_code(e) == MICA_NOT_SERVING) {
+      /* The engine finished (or had finished) the split. */
+      err_free(e);
+      e = NULL;
+    }
+    ts_desc_clear(&pd);
+  }
+  man_clear(&m);
+  free(pabs);
+  free(prel);
+  ts_desc_clear(&l);
+  ts_desc_clear(&r);
+  return e;
+}
+
+/* OpenTablet, admin_mu held. */
+static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *req,
+                             Mica__V1__TabletStats *stats) {
+  const Mica__V1__TabletDescriptor *w = req->desc;
+  if (w == NULL || w->tablet_id == 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "desc: a descriptor with a non-zero tablet_id is required");
+  if (req->assign_epoch == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "assign_epoch: must not be 0");
+  if (w->start_key.len > TS_MAX_KEY || w->end_key.len > TS_MAX_KEY)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "desc: range bounds are keys of at most %u bytes",
+                   TS_MAX_KEY);
+  if (w->end_key.len > 0 &&
+      slice_cmp(pb_slice(w->start_key), pb_slice(w->end_key)) >= 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "desc: start_key must be below end_key");
+  mica_err *e = NULL;
+  if (req->tablet_dir && req->tablet_dir[0])
+    e = check_rel_dir(req->tablet_dir, "tablet_dir");
+  if (e != NULL) return e;
+
+  ts_tab *old = find(s, w->tablet_id);
+  if (old != NULL) {
+    if (old->d.assign_epoch == req->assign_epoch) {
+      ts_tab_stats(s, old, stats);
+      return err_new(MICA_ALREADY_EXISTS,
+                     "tablet %" PRIu64 " is already open under assign_epoch "
+                     "%" PRIu64,
+                     w->tablet_id, req->assign_epoch);
+    }
+    if (old->d.assign_epoch > req->assign_epoch)
+      return err_new(MICA_STALE_EPOCH,
+                     "tablet %" PRIu64 " is open under assign_epoch %" PRIu64
+                     ", newer than %" PRIu64,
+                     w->tablet_id, old->d.assign_epoch, req->assign_epoch);
+    LOG_I("tablet %" PRIu64 ": reopening under assign_epoch %" PRIu64,
+          w->tablet_id, req->assign_epoch);
+    err_free(close_tab(s, old, NULL));
+  }
+
+  ts_desc d;
+  ts_desc_from_pb(&d, w, req->assign_epoch);
+  char *abs, *rel;
+  tablet_dirs(s, d.id, req->tablet_dir, &abs, &rel);
+  char *man = join(abs, MAN_FILE_NAME);
+  if (req->n_sources > 0 && !env_exists(s->e, man))
+    e = finish_split(s, &d, req->sources[0], req->split_sibling);
+  free(man);
+  tablet *t = NULL;
+  if (e == NULL) e = engine_open(s, &d, abs, req->n_sources == 0, &t);
+  if (e == NULL) {
+    ts_tab *tt = tab_new(&d, abs, rel, t);
+    ts_reg_insert(s, tt);
+    ts_tab_stats(s, tt, stats);
+    LOG_I("tablet %" PRIu64 " open under assign_epoch %" PRIu64 " (%s)", d.id,
+          d.assign_epoch, rel);
+  }
+  ts_desc_clear(&d);
+  free(abs);
+  free(rel);
+  return e;
+}
+
+static void h_open(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+  ts_server *s = ctx;
+  Mica__V1__OpenTabletResponse resp = MICA__V1__OPEN_TABLET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  Mica__V1__TabletStats stats;
+  mica__v1__tablet_stats__init(&stats);
+  pthread_mutex_lock(&s->admin_mu);
+  mica_err *e =
+      open_tablet(s, (const Mica__V1__OpenTabletRequest *)request, &stats);
+  pthread_mutex_unlock(&s->admin_mu);
+  ts_status_fill(&st, e, NULL);
+  resp.status = &st;
+  resp.stats = &stats;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+}
+
+static void h_close(rpc_call *call, const ProtobufCMessage *request,
+                    void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__CloseTabletRequest *req =
+      (const Mica__V1__CloseTabletRequest *)request;
+  Mica__V1__CloseTabletResponse resp = MICA__V1__CLOSE_TABLET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  Mica__V1__TabletStats stats;
+  mica__v1__tablet_stats__init(&stats);
+  mica_err *e = NULL;
+  if (req->tablet == NULL || req->tablet->tablet_id == 0)
+    e = err_new(MICA_INVALID_ARGUMENT,
+                "tablet: a TabletRef with a non-zero tablet_id is required");
+  pthread_mutex_lock(&s->admin_mu);
+  ts_tab *tt = e ? NULL : find(s, req->tablet->tablet_id);
+  if (e == NULL && tt == NULL) {
+    /* Closing what is already closed succeeds, so the master may retry. */
+    pthread_mutex_lock(&s->mu);
+    bool known = false;
+    for (size_t i = 0; i < s->ngone; i++)
+      if (s->gone[i].id == req->tablet->tablet_id) known = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!known)
+      e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is not served here",
+                  req->tablet->tablet_id);
+  } else if (e == NULL && tt->d.assign_epoch != req->tablet->assign_epoch) {
+    e = err_new(MICA_STALE_EPOCH,
+                "tablet %" PRIu64 " is served under assign_epoch %" PRIu64
+                ", not %" PRIu64,
+                tt->d.id, tt->d.assign_epoch, req->tablet->assign_epoch);
+  } else if (e == NULL) {
+    uint64_t id = tt->d.id, ae = tt->d.assign_epoch;
+    e = close_tab(s, tt, &stats);
+    ts_gone g;
+    memset(&g, 0, sizeof(g));
+    g.id = id;
+    g.assign_epoch = ae;
+    if (req->moved_to != NULL) {
+      g.kind = TS_GONE_MOVED;
+      g.moved_server = req->moved_to->server_id;
+      g.moved_epoch = req->moved_to->assign_epoch;
+      g.moved_address = xstrdup(req->moved_to->address ? req->moved_to->address
+                                                       : "");
+    } else {
+      g.kind = TS_GONE_CLOSED;
+    }
+    ts_reg_gone(s, &g);
+    LOG_I("tablet %" PRIu64 " closed%s", id,
+          req->moved_to ? " (moving away)" : "");
+  }
+  pthread_mutex_unlock(&s->admin_mu);
+  ts_status_fill(&st, e, NULL);
+  resp.status = &st;
+  resp.stats = &stats;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+}
+
+/* Picks two fresh tablet ids without a master: above every id this server
+ * has seen and every numbered directory under the data root's tablets. */
+static void standalone_ids(ts_server *s, uint64_t *l, uint64_t *r) {
+  uint64_t max = 0;
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *e = env_list(s->e, s->tablets_dir, &names, &n);
+  if (e == NULL) {
+    for (size_t i = 0; i < n; i++) {
+      char *end = NULL;
+      uint64_t v = strtoull(names[i], &end, 10);
+      if (end != names[i] && *end == '\0' && v > max) max = v;
+    }
+    env_free_names(names, n);
+  }
+  err_free(e);
+  pthread_mutex_lock(&s->mu);
+  if (s->max_id_seen > max) max = s->max_id_seen;
+  s->max_id_seen = max + 2;
+  pthread_mutex_unlock(&s->mu);
+  *l = max + 1;
+  *r = max + 2;
+}
+
+mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
+                          uint64_t assign_epoch, slice key, ts_desc *left,
+                          ts_desc *right) {
+  pthread_mutex_lock(&s->admin_mu);
+  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  ref.tablet_id = id;
+  ref.range_epoch = range_epoch;
+  ref.assign_epoch = assign_epoch;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  ts_tab *tt = NULL;
+  mica_err *e = ts_acquire(s, &ref, &rb, &tt);
+  ts_routebuf_clear(&rb);
+  ts_release(s, tt); /* admin_mu keeps it open from here on */
+  buf mid = BUF_INIT;
+  if (e == NULL && key.len == 0) {
+    e = tab_middle_key(tt->t, &mid);
+    if (e != NULL)
+      e = err_wrap(e, "split tablet %" PRIu64 ": no middle key", id);
+    key = buf_slice(&mid);
+  } else if (e == NULL) {
+    if (key.len > TS_MAX_KEY ||
+        slice_cmp(key, buf_slice(&tt->d.start)) <= 0 ||
+        (tt->d.end.len > 0 && slice_cmp(key, buf_slice(&tt->d.end)) >= 0))
+      e = err_new(MICA_INVALID_ARGUMENT,
+                  "split_key: must lie strictly inside tablet %" PRIu64
+                  "'s range",
+                  id);
+  }
+  ts_desc l, r;
+  memset(&l, 0, sizeof(l));
+  memset(&r, 0, sizeof(r));
+  if (e == NULL && s->master_ch != NULL) {
+    e = ts_master_report_split(s, &tt->d, key, &l, &r);
+  } else if (e == NULL) {
+    uint64_t lid, rid;
+    standalone_ids(s, &lid, &rid);
+    ts_desc_copy(&l, &tt->d);
+    ts_desc_copy(&r, &tt->d);
+    l.id = lid;
+    r.id = rid;
+    l.range_epoch = r.range_epoch = tt->d.range_epoch + 1;
+    buf_clear(&l.end);
+    buf_append_slice(&l.end, key);
+    buf_clear(&r.start);
+    buf_append_slice(&r.start, key);
+  }
+  if (e == NULL) {
+    ts_quiesce(s, tt, TS_SPLITTING);
+    e = engine_split(tt->t, key, &l, &r);
+    tt->t = NULL;
+    pthread_mutex_lock(&s->mu);
+    ts_reg_remove_locked(s, tt);
+    pthread_mutex_unlock(&s->mu);
+    ts_gone g;
+    memset(&g, 0, sizeof(g));
+    g.id = id;
+    g.assign_epoch = tt->d.assign_epoch;
+    g.kind = e == NULL ? TS_GONE_SPLIT : TS_GONE_CLOSED;
+    if (e == NULL) {
+      ts_desc_copy(&g.left, &l);
+      ts_desc_copy(&g.right, &r);
+    }
+    ts_reg_gone(s, &g);
+    /* Open both daughters; after a failed split this also finds out
+     * whether the engine got past its commit point. */
+    const ts_desc *ds[2] = {&l, &r};
+    for (int i = 0; i < 2; i++) {
+      char *abs, *rel;
+      daughter_dirs(tt->dir, tt->rel_dir, ds[i]->id, &abs, &rel);
+      tablet *t = NULL;
+      mica_err *oe = engine_open(s, ds[i], abs, false, &t);
+      if (oe == NULL)
+        ts_reg_insert(s, tab_new(ds[i], abs, rel, t));
+      else if (e == NULL)
+        e = err_wrap(oe, "split of tablet %" PRIu64 ": open daughter", id);
+      else
+        err_free(oe);
+      free(abs);
+      free(rel);
+    }
+    if (e != NULL && s->master_ch == NULL && find(s, l.id) == NULL) {
+      /* Standalone and the split did not happen: serve the parent again. */
+      tablet *t = NULL;
+      mica_err *oe = engine_open(s, &tt->d, tt->dir, false, &t);
+      if (oe == NULL)
+        ts_reg_insert(s, tab_new(&tt->d, tt->dir, tt->rel_dir, t));
+      err_free(oe);
+    }
+    if (e == NULL)
+      LOG_I("tablet %" PRIu64 " split into %" PRIu64 " and %" PRIu64, id, l.id,
+            r.id);
+    else
+      LOG_E("split of tablet %" PRIu64 " failed: %s", id, err_msg(e));
+    ts_tab_free(tt);
+  }
+  pthread_mutex_unlock(&s->admin_mu);
+  buf_free(&mid);
+  if (e == NULL && left != NULL) {
+    *left = l;
+    memset(&l, 0, sizeof(l));
+  }
+  if (e == NULL && right != NULL) {
+    *right = r;
+    memset(&r, 0, sizeof(r));
+  }
+  ts_desc_clear(&l);
+  ts_desc_clear(&r);
+  return e;
+}
+
+static void h_split(rpc_call *call, const ProtobufCMessage *request,
+                    void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__TsSplitTabletRequest *req =
+      (const Mica__V1__TsSplitTabletRequest *)request;
+  Mica__V1__TsSplitTabletResponse resp =
+      MICA__V1__TS_SPLIT_TABLET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  ts_desc l, r;
+  memset(&l, 0, sizeof(l));
+  memset(&r, 0, sizeof(r));
+  mica_err *e = NULL;
+  if (req->tablet == NULL || req->tablet->tablet_id == 0) {
+    e = err_new(MICA_INVALID_ARGUMENT,
+                "tablet: a TabletRef with a non-zero tablet_id is required");
+  } else {
+    /* Routing errors first, with what the registry knows. */
+    ts_tab *tt = NULL;
+    e = ts_acquire(s, req->tablet, &rb, &tt);
+    ts_release(s, tt);
+  }
+  if (e == NULL)
+    e = ts_split_tablet(s, req->tablet->tablet_id, req->tablet->range_epoch,
+                        req->tablet->assign_epoch, pb_slice(req->split_key),
+                        &l, &r);
+  if (e == NULL) {
+    ts_routebuf_add(s, &rb, &l, true);
+    ts_routebuf_add(s, &rb, &r, true);
+    resp.left = &rb.routes[0];
+    resp.right = &rb.routes[1];
+  }
+  ts_status_fill(&st, e, &rb);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  ts_desc_clear(&l);
+  ts_desc_clear(&r);
+  ts_routebuf_clear(&rb);
+}
+
+static void h_info(rpc_call *call, const ProtobufCMessage *request,
+                   void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__TabletInfoRequest *req =
+      (const Mica__V1__TabletInfoRequest *)request;
+  Mica__V1__TabletInfoResponse resp = MICA__V1__TABLET_INFO_RESPONSE__INIT;
+  Mica__V1__Status st;
+  bool leased = true;
+  mica_err *le = ts_lease_check(s);
+  if (le != NULL) leased = false;
+  err_free(le);
+
+  /* Hold every serving tablet like a request does, so none closes while
+   * its figures are read. */
+  pthread_mutex_lock(&s->mu);
+  size_t n = 0;
+  ts_tab **held = xcalloc(s->ntabs ? s->ntabs : 1, sizeof(*held));
+  for (size_t i = 0; i < s->ntabs; i++) {
+    ts_tab *tt = s->tabs[i];
+    bool want = req->n_tablet_ids == 0;
+    for (size_t j = 0; j < req->n_tablet_ids && !want; j++)
+      want = req->tablet_ids[j] == tt->d.id;
+    if (!want || tt->state != TS_SERVING) continue;
+    tt->refs++;
+    held[n++] = tt;
+  }
+  pthread_mutex_unlock(&s->mu);
+  Mica__V1__ServedTablet *v = xcalloc(n ? n : 1, sizeof(*v));
+  Mica__V1__ServedTablet **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
+  Mica__V1__TabletDescriptor *ds = xcalloc(n ? n : 1, sizeof(*ds));
+  Mica__V1__TabletStats *sts = xcalloc(n ? n : 1, sizeof(*sts));
+  for (size_t i = 0; i < n; i++) {
+    mica__v1__served_tablet__init(&v[i]);
+    ts_desc_to_pb(&held[i]->d, &ds[i]);
+    ts_tab_stats(s, held[i], &sts[i]);
+    v[i].desc = &ds[i];
+    v[i].stats = &sts[i];
+    v[i].assign_epoch = held[i]->d.assign_epoch;
+    v[i].paused = !leased;
+    ptrs[i] = &v[i];
+  }
+  resp.tablets = ptrs;
+  resp.n_tablets = n;
+  resp.server_id = atomic_load(&s->server_id);
+  ts_status_fill(&st, NULL, NULL);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  for (size_t i = 0; i < n; i++) ts_release(s, held[i]);
+  free(held);
+  free(v);
+  free(ptrs);
+  free(ds);
+  free(sts);
+}
+
+void ts_drop_tablet(ts_server *s, uint64_t id, uint64_t assign_epoch) {
+  pthread_mutex_lock(&s->admin_mu);
+  ts_tab *tt = find(s, id);
+  if (tt != NULL && tt->d.assign_epoch == assign_epoch) {
+    LOG_W("tablet %" PRIu64 ": the master no longer assigns it here; closing",
+          id);
+    err_free(close_tab(s, tt, NULL));
+    record_closed(s, id, assign_epoch);
+  }
+  pthread_mutex_unlock(&s->admin_mu);
+}
+
+mica_err *ts_admin_register(ts_server *s) {
+  const rpc_handler h[] = {
+      {&rpc_m_ts_open_tablet, h_open, s, RPC_OFFLOAD},
+      {&rpc_m_ts_close_tablet, h_close, s, RPC_OFFLOAD},
+      {&rpc_m_ts_split_tablet, h_split, s, RPC_OFFLOAD},
+      {&rpc_m_ts_tablet_info, h_info, s, RPC_OFFLOAD},
+  };
+  return rpc_server_register(s->rpc, h, sizeof h / sizeof h[0]);
+}

@@ -1,0 +1,609 @@
+/* ts_data: the data calls of the TabletServer service (Get, MultiGet, Put,
+ * Delete, Batch, Scan).
+ *
+ * Every handler follows the same order: check the request's limits (so a
+ * message can name the field), acquire the tablet it names (routing errors
+ * carry what the registry knows), check every key against the tablet's
+ * range, do the work, release the tablet, and check the lease once more
+ * just before acknowledging: a server whose lease ran out while a write was
+ * in the group commit must not acknowledge it (DESIGN.md §4).
+ *
+ * Threads. Point reads run inline on the RPC polling threads: they touch
+ * memtables and cached or page-cached SSTable blocks, and a hand-off to a
+ * worker would cost more than the read (docs/tserver.md has the
+ * measurement). Writes are registered RPC_OFFLOAD: each waits in the
+ * tablet's group commit on its own worker thread, so many writes are in
+ * flight and share one fdatasync. Large MultiGets move to a worker. Scans
+ * are streaming calls and always run on a worker. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "tabletserver/server/ts_int.h"
+
+/* MultiGets with more keys than this leave the polling thread. */
+#define TS_INLINE_MULTIGET_KEYS 32
+
+static slice pb_slice(ProtobufCBinaryData d) {
+  return slice_make(d.data, d.len);
+}
+
+static mica_err *check_key(slice key, const char *what, size_t index,
+                           bool indexed) {
+  char name[64];
+  if (indexed)
+    snprintf(name, sizeof name, what, index);
+  else
+    snprintf(name, sizeof name, "%s", what);
+  if (key.len == 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "%s: empty key (keys are 1..%u bytes)", name, TS_MAX_KEY);
+  if (key.len > TS_MAX_KEY)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "%s: key of %zu bytes exceeds the %u-byte limit", name,
+                   key.len, TS_MAX_KEY);
+  return NULL;
+}
+
+static mica_err *check_value(slice v, const char *name) {
+  if (v.len > TS_MAX_VALUE)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "%s: value of %zu bytes exceeds the %u-byte limit", name,
+                   v.len, TS_MAX_VALUE);
+  return NULL;
+}
+
+/* ---- Get ---- */
+
+static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__GetRequest *req = (const Mica__V1__GetRequest *)request;
+  Mica__V1__GetResponse resp = MICA__V1__GET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  buf val = BUF_INIT;
+  ts_tab *tt = NULL;
+  slice key = pb_slice(req->key);
+
+  mica_err *e = check_key(key, "key", 0, false);
+  if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
+  if (e == NULL) e = ts_check_in_range(s, tt, key, "key", &rb);
+  if (e == NULL) {
+    e = tab_get(tt->t, NULL, key, &val);
+    if (e == NULL) {
+      resp.found = true;
+    } else if (err_code(e) == MICA_NOT_FOUND) {
+      err_free(e);
+      e = NULL;
+    }
+    atomic_fetch_add(&tt->reads, 1);
+    atomic_fetch_add(&tt->read_bytes, key.len + val.len);
+  }
+  ts_release(s, tt);
+  if (e == NULL) e = ts_lease_check(s);
+  if (e == NULL && resp.found) {
+    resp.value.data = val.data;
+    resp.value.len = val.len;
+  } else {
+    resp.found = false;
+  }
+  ts_status_fill(&st, e, &rb);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  ts_routebuf_clear(&rb);
+  buf_free(&val);
+}
+
+/* ---- MultiGet ---- */
+
+typedef struct mg_part {
+  Mica__V1__MultiGetPartResult res;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  mica_err *err;
+  Mica__V1__GetResult *results;
+  Mica__V1__GetResult **result_ptrs;
+  buf *vals;
+  size_t n;
+} mg_part;
+
+/* Reads one part at one snapshot of its tablet. Adds the bytes returned to
+ * *bytes. */
+static void mg_read_part(ts_server *s, const Mica__V1__MultiGetPart *p,
+                         size_t pi, mg_part *out, uint64_t *bytes) {
+  ts_tab *tt = NULL;
+  mica_err *e = ts_acquire(s, p->tablet, &out->rb, &tt);
+  for (size_t i = 0; e == NULL && i < p->n_keys; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "parts[%zu].keys[%zu]", pi, i);
+    e = ts_check_in_range(s, tt, pb_slice(p->keys[i]), name, &out->rb);
+  }
+  if (e == NULL) {
+    out->n = p->n_keys;
+    out->results = xcalloc(out->n ? out->n : 1, sizeof(*out->results));
+    out->result_ptrs = xcalloc(out->n ? out->n : 1, sizeof(*out->result_ptrs));
+    out->vals = xcalloc(out->n ? out->n : 1, sizeof(*out->vals));
+    tab_snapshot *snap = tab_snapshot_new(tt->t);
+    for (size_t i = 0; e == NULL && i < out->n; i++) {
+      Mica__V1__GetResult *r = &out->results[i];
+      mica__v1__get_result__init(r);
+      out->result_ptrs[i] = r;
+      slice key = pb_slice(p->keys[i]);
+      e = tab_get(tt->t, snap, key, &out->vals[i]);
+      if (e == NULL) {
+        r->found = true;
+      } else if (err_code(e) == MICA_NOT_FOUND) {
+        err_free(e);
+        e = NULL;
+      }
+      *bytes += key.len + out->vals[i].len;
+      atomic_fetch_add(&tt->read_bytes, key.len + out->vals[i].len);
+    }
+    tab_snapshot_free(snap);
+    atomic_fetch_add(&tt->reads, out->n);
+    for (size_t i = 0; e == NULL && i < out->n; i++)
+      if (out->results[i].found) {
+        out->results[i].value.data = out->vals[i].data;
+        out->results[i].value.len = out->vals[i].len;
+      }
+  }
+  ts_release(s, tt);
+  out->err = e;
+}
+
+static void mg_run(rpc_call *call, const ProtobufCMessage *request,
+                   void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__MultiGetRequest *req =
+      (const Mica__V1__MultiGetRequest *)request;
+  Mica__V1__MultiGetResponse resp = MICA__V1__MULTI_GET_RESPONSE__INIT;
+  Mica__V1__Status st;
+  mica_err *e = NULL;
+  size_t total = 0;
+  for (size_t i = 0; i < req->n_parts && e == NULL; i++) {
+    const Mica__V1__MultiGetPart *p = req->parts[i];
+    total += p->n_keys;
+    for (size_t j = 0; j < p->n_keys && e == NULL; j++) {
+      char name[64];
+      snprintf(name, sizeof name, "parts[%zu].keys[%zu]", i, j);
+      e = check_key(pb_slice(p->keys[j]), name, 0, false);
+    }
+  }
+  if (e == NULL && total > TS_MAX_MULTIGET_KEYS)
+    e = err_new(MICA_INVALID_ARGUMENT,
+                "parts: %zu keys exceed the limit of %u per MultiGet", total,
+                TS_MAX_MULTIGET_KEYS);
+  mg_part *parts = NULL;
+  Mica__V1__MultiGetPartResult **ptrs = NULL;
+  if (e == NULL && req->n_parts > 0) {
+    parts = xcalloc(req->n_parts, sizeof(*parts));
+    ptrs = xcalloc(req->n_parts, sizeof(*ptrs));
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < req->n_parts; i++) {
+      ts_routebuf_init(&parts[i].rb);
+      mg_read_part(s, req->parts[i], i, &parts[i], &bytes);
+    }
+    if (bytes > TS_MAX_MULTIGET_BYTES)
+      e = err_new(MICA_RESOURCE_EXHAUSTED,
+                  "MultiGet answer of %" PRIu64 " bytes exceeds the %u-byte "
+                  "limit; ask for fewer keys per request",
+                  bytes, TS_MAX_MULTIGET_BYTES);
+  }
+  if (e == NULL) e = ts_lease_check(s);
+  if (e == NULL) {
+    for (size_t i = 0; i < req->n_parts; i++) {
+      mg_part *p = &parts[i];
+      mica__v1__multi_get_part_result__init(&p->res);
+      ts_status_fill(&p->st, p->err, &p->rb);
+      p->res.status = &p->st;
+      if (p->err == NULL) {
+        p->res.results = p->result_ptrs;
+        p->res.n_results = p->n;
+      }
+      ptrs[i] = &p->res;
+    }
+    resp.parts = ptrs;
+    resp.n_parts = req->n_parts;
+  }
+  ts_status_fill(&st, e, NULL);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  for (size_t i = 0; parts != NULL && i < req->n_parts; i++) {
+    mg_part *p = &parts[i];
+    for (size_t j = 0; j < p->n; j++) buf_free(&p->vals[j]);
+    free(p->vals);
+    free(p->results);
+    free(p->result_ptrs);
+    err_free(p->err);
+    ts_routebuf_clear(&p->rb);
+  }
+  free(parts);
+  free(ptrs);
+}
+
+static void h_multi_get(rpc_call *call, const ProtobufCMessage *request,
+                        void *ctx) {
+  const Mica__V1__MultiGetRequest *req =
+      (const Mica__V1__MultiGetRequest *)request;
+  size_t total = 0;
+  for (size_t i = 0; i < req->n_parts; i++) total += req->parts[i]->n_keys;
+  if (total > TS_INLINE_MULTIGET_KEYS)
+    rpc_call_offload(call, mg_run, ctx);
+  else
+    mg_run(call, request, ctx);
+}
+
+/* ---- writes ---- */
+
+/* Applies `b` durably to the tablet `ref` names after checking that every
+ * key in `keys` lies in it (`field` formats the key's name with its index).
+ * *seq receives the sequence number of the batch's last entry. */
+static mica_err *apply(ts_server *s, const Mica__V1__TabletRef *ref,
+                       wbatch *b, const slice *keys, size_t nkeys,
+                       const char *field, uint64_t kv_bytes,
+                       ts_routebuf *rb, uint64_t *seq) {
+  ts_tab *tt = NULL;
+  mica_err *e = ts_acquire(s, ref, rb, &tt);
+  for (size_t i = 0; e == NULL && i < nkeys; i++) {
+    char name[64];
+    snprintf(name, sizeof name, field, i);
+    e = ts_check_in_range(s, tt, keys[i], name, rb);
+  }
+  if (e == NULL) {
+    e = tab_write(tt->t, b, true);
+    if (e == NULL) {
+      *seq = wbatch_seq(b) + wbatch_count(b) - 1;
+      atomic_fetch_add(&tt->writes, wbatch_count(b));
+      atomic_fetch_add(&tt->write_bytes, kv_bytes);
+    }
+  }
+  ts_release(s, tt);
+  if (e == NULL) e = ts_lease_check(s);
+  return e;
+}
+
+static void h_put(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__PutRequest *req = (const Mica__V1__PutRequest *)request;
+  Mica__V1__PutResponse resp = MICA__V1__PUT_RESPONSE__INIT;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  slice key = pb_slice(req->key), value = pb_slice(req->value);
+  mica_err *e = check_key(key, "key", 0, false);
+  if (e == NULL) e = check_value(value, "value");
+  if (e == NULL) {
+    wbatch *b = wbatch_new();
+    wbatch_put(b, key, value);
+    e = apply(s, req->tablet, b, &key, 1, "key", key.len + value.len, &rb,
+              &resp.sequence);
+    wbatch_free(b);
+  }
+  ts_status_fill(&st, e, &rb);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  ts_routebuf_clear(&rb);
+}
+
+static void h_delete(rpc_call *call, const ProtobufCMessage *request,
+                     void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__DeleteRequest *req = (const Mica__V1__DeleteRequest *)request;
+  Mica__V1__DeleteResponse resp = MICA__V1__DELETE_RESPONSE__INIT;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  slice key = pb_slice(req->key);
+  mica_err *e = check_key(key, "key", 0, false);
+  if (e == NULL) {
+    wbatch *b = wbatch_new();
+    wbatch_delete(b, key);
+    e = apply(s, req->tablet, b, &key, 1, "key", key.len, &rb,
+              &resp.sequence);
+    wbatch_free(b);
+  }
+  ts_status_fill(&st, e, &rb);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  ts_routebuf_clear(&rb);
+}
+
+/* Checks every mutation and the batch's total against the limits. */
+static mica_err *check_batch(const Mica__V1__BatchRequest *req,
+                             uint64_t *kv_bytes) {
+  if (req->n_mutations == 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "mutations: a batch needs at least one mutation");
+  uint64_t total = 0;
+  for (size_t i = 0; i < req->n_mutations; i++) {
+    const Mica__V1__Mutation *m = req->mutations[i];
+    if (m->kind != MICA__V1__MUTATION__KIND__KIND_PUT &&
+        m->kind != MICA__V1__MUTATION__KIND__KIND_DELETE)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "mutations[%zu].kind: %d is neither PUT (1) nor "
+                     "DELETE (2)",
+                     i, (int)m->kind);
+    mica_err *e = check_key(pb_slice(m->key), "mutations[%zu].key", i, true);
+    if (e != NULL) return e;
+    if (m->kind == MICA__V1__MUTATION__KIND__KIND_DELETE && m->value.len > 0)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "mutations[%zu].value: a DELETE carries no value (got "
+                     "%zu bytes)",
+                     i, m->value.len);
+    char name[64];
+    snprintf(name, sizeof name, "mutations[%zu].value", i);
+    e = check_value(pb_slice(m->value), name);
+    if (e != NULL) return e;
+    total += m->key.len + m->value.len;
+  }
+  if (total > TS_MAX_BATCH)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "mutations: batch of %" PRIu64 " bytes of keys and values "
+                   "exceeds the %u-byte limit",
+                   total, TS_MAX_BATCH);
+  *kv_bytes = total;
+  return NULL;
+}
+
+static void h_batch(rpc_call *call, const ProtobufCMessage *request,
+                    void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__BatchRequest *req = (const Mica__V1__BatchRequest *)request;
+  Mica__V1__BatchResponse resp = MICA__V1__BATCH_RESPONSE__INIT;
+  Mica__V1__Status st;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  uint64_t kv = 0;
+  mica_err *e = check_batch(req, &kv);
+  if (e == NULL) {
+    wbatch *b = wbatch_new();
+    slice *keys = xcalloc(req->n_mutations, sizeof(*keys));
+    for (size_t i = 0; i < req->n_mutations; i++) {
+      const Mica__V1__Mutation *m = req->mutations[i];
+      keys[i] = pb_slice(m->key);
+      if (m->kind == MICA__V1__MUTATION__KIND__KIND_PUT)
+        wbatch_put(b, keys[i], pb_slice(m->value));
+      else
+        wbatch_delete(b, keys[i]);
+    }
+    e = apply(s, req->tablet, b, keys, req->n_mutations, "mutations[%zu].key",
+              kv, &rb, &resp.sequence);
+    free(keys);
+    wbatch_free(b);
+  }
+  ts_status_fill(&st, e, &rb);
+  resp.status = &st;
+  rpc_call_reply(call, &resp.base);
+  err_free(e);
+  ts_routebuf_clear(&rb);
+}
+
+/* ---- Scan ---- */
+
+typedef struct scan_chunk {
+  buf bytes;          /* keys and values of the chunk, back to back */
+  size_t *offs;       /* per row: key offset, key len, value len */
+  Mica__V1__KeyValue *kvs;
+  Mica__V1__KeyValue **ptrs;
+  size_t n, cap;
+} scan_chunk;
+
+static void chunk_add(scan_chunk *c, slice k, slice v) {
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 64;
+    c->offs = xrealloc(c->offs, c->cap * 3 * sizeof(*c->offs));
+  }
+  c->offs[3 * c->n] = c->bytes.len;
+  c->offs[3 * c->n + 1] = k.len;
+  c->offs[3 * c->n + 2] = v.len;
+  buf_append_slice(&c->bytes, k);
+  buf_append_slice(&c->bytes, v);
+  c->n++;
+}
+
+/* Points the chunk's rows into its bytes (which no longer move). */
+static void chunk_to_pb(scan_chunk *c, Mica__V1__ScanChunk *out) {
+  c->kvs = xrealloc(c->kvs, (c->n ? c->n : 1) * sizeof(*c->kvs));
+  c->ptrs = xrealloc(c->ptrs, (c->n ? c->n : 1) * sizeof(*c->ptrs));
+  for (size_t i = 0; i < c->n; i++) {
+    Mica__V1__KeyValue *kv = &c->kvs[i];
+    mica__v1__key_value__init(kv);
+    size_t off = c->offs[3 * i], kl = c->offs[3 * i + 1],
+           vl = c->offs[3 * i + 2];
+    kv->key.data = c->bytes.data + off;
+    kv->key.len = kl;
+    kv->value.data = vl ? c->bytes.data + off + kl : NULL;
+    kv->value.len = vl;
+    c->ptrs[i] = kv;
+  }
+  out->rows = c->ptrs;
+  out->n_rows = c->n;
+}
+
+static void chunk_reset(scan_chunk *c) {
+  buf_clear(&c->bytes);
+  c->n = 0;
+}
+
+static void chunk_free(scan_chunk *c) {
+  buf_free(&c->bytes);
+  free(c->offs);
+  free(c->kvs);
+  free(c->ptrs);
+}
+
+static mica_err *check_scan(const Mica__V1__ScanRequest *req) {
+  struct {
+    const char *name;
+    ProtobufCBinaryData d;
+  } f[] = {{"start_key", req->start_key},
+           {"end_key", req->end_key},
+           {"prefix", req->prefix}};
+  for (size_t i = 0; i < 3; i++)
+    if (f[i].d.len > TS_MAX_KEY)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "%s: %zu bytes exceeds the %u-byte key limit", f[i].name,
+                     f[i].d.len, TS_MAX_KEY);
+  if (req->start_key.len > 0 && req->end_key.len > 0 &&
+      slice_cmp(pb_slice(req->start_key), pb_slice(req->end_key)) > 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "start_key is greater than end_key (start must not be "
+                   "after end)");
+  return NULL;
+}
+
+/* Sends the final chunk of a stream: `rows` (may be empty), the end
+ * reason, the tablet's descriptor and the status. */
+static void scan_send_last(rpc_call *call, scan_chunk *c, ts_tab *tt,
+                           const mica_err *e, ts_routebuf *rb, int end) {
+  Mica__V1__ScanChunk msg = MICA__V1__SCAN_CHUNK__INIT;
+  Mica__V1__Status st;
+  Mica__V1__TabletDescriptor d;
+  if (c != NULL) chunk_to_pb(c, &msg);
+  ts_status_fill(&st, e, rb);
+  msg.status = &st;
+  msg.last = true;
+  msg.end = end;
+  if (tt != NULL) {
+    ts_desc_to_pb(&tt->d, &d);
+    msg.tablet = &d;
+  }
+  mica_err *se = rpc_call_send(call, &msg.base);
+  rpc_call_finish(call, se);
+  err_free(se);
+}
+
+static void h_scan(rpc_call *call, const ProtobufCMessage *request,
+                   void *ctx) {
+  ts_server *s = ctx;
+  const Mica__V1__ScanRequest *req = (const Mica__V1__ScanRequest *)request;
+  ts_routebuf rb;
+  ts_routebuf_init(&rb);
+  ts_tab *tt = NULL;
+  mica_err *e = check_scan(req);
+  if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
+  iter *it = NULL;
+  if (e == NULL) {
+    tab_scan_options o;
+    tab_scan_options_init(&o);
+    o.start = pb_slice(req->start_key);
+    o.end = pb_slice(req->end_key);
+    o.prefix = pb_slice(req->prefix);
+    o.limit = req->limit;
+    o.reverse = req->reverse;
+    e = tab_scan(tt->t, &o, &it);
+    atomic_fetch_add(&tt->scans, 1);
+  }
+  if (e != NULL) {
+    /* A refused scan: the first and only chunk carries the status. */
+    scan_send_last(call, NULL, NULL, e, &rb, MICA__V1__SCAN_END__SCAN_END_ERROR);
+    ts_release(s, tt);
+    err_free(e);
+    ts_routebuf_clear(&rb);
+    return;
+  }
+
+  size_t max_bytes = req->chunk_max_bytes ? req->chunk_max_bytes
+                                          : TS_SCAN_DEFAULT_BYTES;
+  if (max_bytes > TS_SCAN_MAX_BYTES) max_bytes = TS_SCAN_MAX_BYTES;
+  size_t max_rows = req->chunk_max_rows ? req->chunk_max_rows
+                                        : TS_SCAN_DEFAULT_ROWS;
+  if (max_rows > TS_SCAN_MAX_ROWS) max_rows = TS_SCAN_MAX_ROWS;
+  uint64_t returned = 0;
+  scan_chunk c;
+  memset(&c, 0, sizeof(c));
+  for (;;) {
+    chunk_reset(&c);
+    bool done = false;
+    int end = MICA__V1__SCAN_END__SCAN_END_RANGE;
+    while (c.n < max_rows) {
+      if (req->limit > 0 && returned >= req->limit) {
+        done = true;
+        end = MICA__V1__SCAN_END__SCAN_END_LIMIT;
+        break;
+      }
+      if (!iter_valid(it)) {
+        done = true;
+        const mica_err *ie = iter_status(it);
+        if (ie != NULL) {
+          e = err_dup(ie);
+          end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+        }
+        break;
+      }
+      slice k = iter_key(it);
+      slice v = req->keys_only ? slice_make(NULL, 0) : iter_value(it);
+      if (c.n > 0 && c.bytes.len + k.len + v.len > max_bytes) break;
+      chunk_add(&c, k, v);
+      returned++;
+      iter_next(it);
+      if (c.bytes.len >= max_bytes) break;
+    }
+    atomic_fetch_add(&tt->read_bytes, c.bytes.len);
+    if (!done) {
+      /* The tablet leaving service or the lease running out ends the
+       * stream resumably, after the rows already read. */
+      pthread_mutex_lock(&s->mu);
+      int state = tt->state;
+      pthread_mutex_unlock(&s->mu);
+      if (state == TS_SPLITTING)
+        e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is being split; "
+                    "resume the scan after the last row", tt->d.id);
+      else if (state == TS_CLOSING)
+        e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing; "
+                    "resume the scan after the last row", tt->d.id);
+      if (e != NULL) {
+        done = true;
+        end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+      }
+    }
+    mica_err *le = ts_lease_check(s);
+    if (le != NULL) {
+      /* Rows read after the lease ran out are not sent. */
+      err_free(e);
+      e = le;
+      chunk_reset(&c);
+      done = true;
+      end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+    }
+    if (done) {
+      scan_send_last(call, &c, tt, e, &rb, end);
+      break;
+    }
+    Mica__V1__ScanChunk msg = MICA__V1__SCAN_CHUNK__INIT;
+    Mica__V1__Status st;
+    ts_status_fill(&st, NULL, NULL);
+    msg.status = &st;
+    chunk_to_pb(&c, &msg);
+    mica_err *se = rpc_call_send(call, &msg.base);
+    if (se != NULL) {
+      rpc_call_finish(call, se);
+      err_free(se);
+      break;
+    }
+  }
+  iter_close(it);
+  ts_release(s, tt);
+  chunk_free(&c);
+  err_free(e);
+  ts_routebuf_clear(&rb);
+}
+
+mica_err *ts_data_register(ts_server *s) {
+  const rpc_handler h[] = {
+      {&rpc_m_ts_get, h_get, s, 0},
+      {&rpc_m_ts_multi_get, h_multi_get, s, 0},
+      {&rpc_m_ts_put, h_put, s, RPC_OFFLOAD},
+      {&rpc_m_ts_delete, h_delete, s, RPC_OFFLOAD},
+      {&rpc_m_ts_batch, h_batch, s, RPC_OFFLOAD},
+      {&rpc_m_ts_scan, h_scan, s, 0},
+  };
+  return rpc_server_register(s->rpc, h, sizeof h / sizeof h[0]);
+}

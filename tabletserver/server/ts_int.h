@@ -1,0 +1,211 @@
+/* ts_int: what the files of the tablet server share (not a public API).
+ *
+ * The registry (ts_registry.c) maps tablet ids to open tablets (ts_tab)
+ * and remembers tablets that left this server (ts_gone: split, moved,
+ * closed) so routing errors can say where their data went. Data handlers
+ * (ts_data.c) acquire a ts_tab for the duration of one request; admin
+ * operations (ts_admin.c) take a tablet out of service by changing its state
+ * and waiting until no request holds it, because tab_close and tab_split
+ * must not race with other calls on the tablet. ts_master.c runs the master
+ * conversation (register, heartbeat, lease, split proposals) and the
+ * maintenance loop (rates, automatic splits).
+ *
+ * Lock order: admin_mu, then mu. No lock of the server is held while calling
+ * into the tablet engine or making an RPC, except admin_mu, which only
+ * serializes admin operations with each other. */
+#ifndef MICA_TSERVER_TS_INT_H
+#define MICA_TSERVER_TS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/env.h"
+#include "common/slice.h"
+#include "proto/rpc.h"
+#include "tabletserver/resources.h"
+#include "tabletserver/server/ts.h"
+#include "tabletserver/tablet.h"
+
+/* Limits (DESIGN.md §7), checked by the server before the engine sees a
+ * request so that the message can name the request's field. */
+#define TS_MAX_KEY 16384u
+#define TS_MAX_VALUE (8u << 20)
+#define TS_MAX_BATCH (32u << 20)
+#define TS_MAX_MULTIGET_KEYS 10000u
+#define TS_MAX_MULTIGET_BYTES (48u << 20)
+#define TS_SCAN_DEFAULT_BYTES (1u << 20)
+#define TS_SCAN_MAX_BYTES (16u << 20)
+#define TS_SCAN_DEFAULT_ROWS 1024u
+#define TS_SCAN_MAX_ROWS 65536u
+/* How many departed tablets the registry remembers for routing errors. */
+#define TS_GONE_MAX 4096
+
+enum ts_tab_state {
+  TS_SERVING = 0,
+  TS_SPLITTING = 1, /* being split: requests get UNAVAILABLE (retry) */
+  TS_CLOSING = 2    /* being closed: requests get NOT_SERVING */
+};
+
+/* A tablet descriptor in plain C, with the location it had here. */
+typedef struct ts_desc {
+  uint64_t id, table_id;
+  char *table_name; /* owned, never NULL */
+  buf start, end;   /* end.len 0 = unbounded */
+  uint64_t range_epoch, assign_epoch;
+} ts_desc;
+
+void ts_desc_copy(ts_desc *dst, const ts_desc *src);
+void ts_desc_clear(ts_desc *d);
+/* From the wire; the caller has checked `w` is not NULL. */
+void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
+                     uint64_t assign_epoch);
+
+/* One open tablet. */
+typedef struct ts_tab {
+  ts_desc d;     /* immutable while the entry is in the registry */
+  char *dir;     /* absolute directory */
+  char *rel_dir; /* relative to the data root */
+  tablet *t;
+  int state;     /* enum ts_tab_state; guarded by ts_server.mu */
+  int refs;      /* requests holding the tablet; guarded by ts_server.mu */
+  bool split_failed_recently; /* auto split backoff; maintenance thread */
+  uint64_t split_retry_us;    /* maintenance thread only */
+  /* Counters since open, updated without locks. */
+  atomic_uint_fast64_t reads, writes, read_bytes, write_bytes, scans;
+  /* Recent rates; guarded by ts_server.mu. */
+  uint64_t rate_reads, rate_writes, rate_at_us;
+  double read_rate, write_rate;
+} ts_tab;
+
+enum ts_gone_kind { TS_GONE_CLOSED = 0, TS_GONE_MOVED = 1, TS_GONE_SPLIT = 2 };
+
+/* A tablet that left this server. */
+typedef struct ts_gone {
+  uint64_t id;
+  int kind;
+  uint64_t assign_epoch; /* the epoch it was served under here */
+  ts_desc left, right;   /* TS_GONE_SPLIT: the daughters */
+  uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
+  char *moved_address;
+} ts_gone;
+
+struct ts_server {
+  ts_config cfg;          /* strings owned (copied) */
+  env *e;
+  res_pool *res;
+  tab_options topts;
+  rpc_server *rpc;
+  rpc_channel *master_ch; /* NULL when standalone */
+  char *tablets_dir;      /* <data_dir>/tablets */
+
+  pthread_mutex_t admin_mu; /* serializes admin operations */
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;      /* refs of a tablet out of service reached 0 */
+  ts_tab **tabs;          /* sorted by id; guarded by mu */
+  size_t ntabs, captabs;  /* guarded by mu */
+  ts_gone *gone;          /* ring of departed tablets; guarded by mu */
+  size_t ngone, gone_next; /* guarded by mu */
+  uint64_t max_id_seen;   /* standalone id allocation; guarded by mu */
+
+  /* Master conversation. */
+  atomic_uint_fast64_t server_id;     /* 0 before registering */
+  atomic_uint_fast64_t lease_until_us; /* env_now_micros deadline */
+  uint64_t incarnation;
+  atomic_uint_fast64_t heartbeat_ms;  /* interval in force */
+
+  /* Background threads. */
+  pthread_mutex_t bg_mu;
+  bool stopping;          /* guarded by bg_mu */
+  pthread_t master_thread, maint_thread;
+  bool master_started, maint_started;
+};
+
+/* ---- registry (ts_registry.c) ---- */
+
+/* Inserts an open tablet (SERVING) and forgets any departure record of its
+ * id. Takes ownership of `tt`. */
+void ts_reg_insert(ts_server *s, ts_tab *tt);
+/* Finds tablet `id` (NULL if not open), with mu held. */
+ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id);
+/* Removes `tt` from the map (it is not freed), with mu held. */
+void ts_reg_remove_locked(ts_server *s, ts_tab *tt);
+/* Records a departure; takes ownership of g's contents. */
+void ts_reg_gone(ts_server *s, ts_gone *g);
+/* Frees a ts_tab whose tablet was closed. */
+void ts_tab_free(ts_tab *tt);
+
+/* The route of a served tablet, for routing errors and split answers.
+ * Everything is copied into `rb` storage; valid until ts_routebuf_clear. */
+typedef struct ts_routebuf {
+  Mica__V1__RoutingError re;
+  Mica__V1__TabletRoute routes[4];
+  Mica__V1__TabletRoute *route_ptrs[4];
+  Mica__V1__TabletDescriptor descs[4];
+  Mica__V1__Location locs[4];
+  Mica__V1__Location moved;
+  ts_desc copies[4];
+  char *moved_address;
+  char *address;
+} ts_routebuf;
+
+void ts_routebuf_init(ts_routebuf *rb);
+void ts_routebuf_clear(ts_routebuf *rb);
+/* Appends `d` as a route (served here when `here`). */
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+                     bool here);
+/* Fills a wire descriptor pointing into `d`. */
+void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w);
+
+/* Looks up the tablet a data request names and takes a reference on it.
+ * On success *out is held (release with ts_release). Otherwise returns the
+ * routing or lease error and fills `rb` with what the server knows. */
+mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+                     ts_routebuf *rb, ts_tab **out);
+void ts_release(ts_server *s, ts_tab *tt);
+/* OUT_OF_RANGE (with this tablet's route in `rb`) when `key` is outside
+ * the tablet. `what` names the field. */
+mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
+                            const char *what, ts_routebuf *rb);
+
+/* Takes `tt` out of service (state `state`) and waits until no request
+ * holds it. */
+void ts_quiesce(ts_server *s, ts_tab *tt, int state);
+/* Puts a quiesced tablet back in service. */
+void ts_resume(ts_server *s, ts_tab *tt);
+
+/* The lease: NULL while leased (always, standalone), else LEASE_EXPIRED. */
+mica_err *ts_lease_check(ts_server *s);
+
+/* Fills `st` from `e` plus the routing in `rb` (if any was added). `st`
+ * points into `e` and `rb`. */
+void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb);
+
+/* Figures of one tablet (counters, engine figures, rates). */
+void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out);
+
+/* ---- handlers (ts_data.c, ts_admin.c) ---- */
+
+mica_err *ts_data_register(ts_server *s);
+mica_err *ts_admin_register(ts_server *s);
+
+/* Splits served tablet `tt` at `key` (empty: the middle) the way
+ * SplitTablet does: proposes to the master (or picks ids standalone),
+ * then splits by reference and serves both daughters. `left`/`right`
+ * (may be NULL) receive the daughters. Takes admin_mu itself. */
+mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
+                          uint64_t assign_epoch, slice key, ts_desc *left,
+                          ts_desc *right);
+
+/* Closes tablet `id` because the master no longer assigns it here. */
+void ts_drop_tablet(ts_server *s, uint64_t id, uint64_t assign_epoch);
+
+/* ---- master and maintenance (ts_master.c) ---- */
+
+mica_err *ts_master_start(ts_server *s);
+void ts_master_stop(ts_server *s);
+/* ReportSplit to the master. */
+mica_err *ts_master_report_split(ts_server *s, const ts_desc *parent,
+                                 slice key, ts_desc *left, ts_desc *right);
+
+#endif

@@ -1,0 +1,363 @@
+/* ts_registry: which tablets this server serves, and what it remembers of
+ * the ones that left.
+ *
+ * Open tablets sit in an array sorted by id under one mutex. A request
+ * holds its tablet by a reference count for its whole duration (a scan for
+ * the whole stream), which is how an admin operation knows when it may call
+ * tab_close or tab_split: it switches the tablet's state so new requests
+ * are turned away, then waits for the count to drain. The critical sections
+ * are a binary search and an increment, so one mutex is enough for the
+ * request rates two cores can produce.
+ *
+ * Departed tablets (split, moved, closed) are kept in a bounded ring so a
+ * client still holding an old route gets a routing error that carries the
+ * new descriptors or the destination, and can install them without asking
+ * the master. A split daughter that itself split is followed one more
+ * level, up to four routes. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tabletserver/server/ts_int.h"
+
+void ts_desc_copy(ts_desc *dst, const ts_desc *src) {
+  memset(dst, 0, sizeof(*dst));
+  dst->id = src->id;
+  dst->table_id = src->table_id;
+  dst->table_name = xstrdup(src->table_name ? src->table_name : "");
+  buf_append_slice(&dst->start, buf_slice(&src->start));
+  buf_append_slice(&dst->end, buf_slice(&src->end));
+  dst->range_epoch = src->range_epoch;
+  dst->assign_epoch = src->assign_epoch;
+}
+
+void ts_desc_clear(ts_desc *d) {
+  free(d->table_name);
+  buf_free(&d->start);
+  buf_free(&d->end);
+  memset(d, 0, sizeof(*d));
+}
+
+void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
+                     uint64_t assign_epoch) {
+  memset(d, 0, sizeof(*d));
+  d->id = w->tablet_id;
+  d->table_id = w->table_id;
+  d->table_name = xstrdup(w->table_name ? w->table_name : "");
+  buf_append(&d->start, w->start_key.data, w->start_key.len);
+  buf_append(&d->end, w->end_key.data, w->end_key.len);
+  d->range_epoch = w->range_epoch;
+  d->assign_epoch = assign_epoch;
+}
+
+void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w) {
+  mica__v1__tablet_descriptor__init(w);
+  w->tablet_id = d->id;
+  w->table_id = d->table_id;
+  w->table_name = d->table_name;
+  w->start_key.data = d->start.data;
+  w->start_key.len = d->start.len;
+  w->end_key.data = d->end.data;
+  w->end_key.len = d->end.len;
+  w->range_epoch = d->range_epoch;
+}
+
+void ts_tab_free(ts_tab *tt) {
+  if (tt == NULL) return;
+  ts_desc_clear(&tt->d);
+  free(tt->dir);
+  free(tt->rel_dir);
+  free(tt);
+}
+
+static void gone_clear(ts_gone *g) {
+  ts_desc_clear(&g->left);
+  ts_desc_clear(&g->right);
+  free(g->moved_address);
+  memset(g, 0, sizeof(*g));
+}
+
+/* Index of the first tablet with id >= `id`. mu held. */
+static size_t lower_bound(ts_server *s, uint64_t id) {
+  size_t lo = 0, hi = s->ntabs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->tabs[mid]->d.id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id) {
+  size_t i = lower_bound(s, id);
+  return i < s->ntabs && s->tabs[i]->d.id == id ? s->tabs[i] : NULL;
+}
+
+/* Forgets departure records of `id`. mu held. */
+static void forget_gone_locked(ts_server *s, uint64_t id) {
+  for (size_t i = 0; i < s->ngone; i++)
+    if (s->gone[i].id == id) {
+      gone_clear(&s->gone[i]);
+      s->gone[i].id = 0;
+    }
+}
+
+void ts_reg_insert(ts_server *s, ts_tab *tt) {
+  pthread_mutex_lock(&s->mu);
+  if (s->ntabs == s->captabs) {
+    s->captabs = s->captabs ? 2 * s->captabs : 16;
+    s->tabs = xrealloc(s->tabs, s->captabs * sizeof(*s->tabs));
+  }
+  size_t i = lower_bound(s, tt->d.id);
+  memmove(&s->tabs[i + 1], &s->tabs[i], (s->ntabs - i) * sizeof(*s->tabs));
+  s->tabs[i] = tt;
+  s->ntabs++;
+  tt->state = TS_SERVING;
+  tt->rate_at_us = env_now_micros(s->e);
+  if (tt->d.id > s->max_id_seen) s->max_id_seen = tt->d.id;
+  forget_gone_locked(s, tt->d.id);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ts_reg_remove_locked(ts_server *s, ts_tab *tt) {
+  size_t i = lower_bound(s, tt->d.id);
+  if (i < s->ntabs && s->tabs[i] == tt) {
+    memmove(&s->tabs[i], &s->tabs[i + 1],
+            (s->ntabs - i - 1) * sizeof(*s->tabs));
+    s->ntabs--;
+  }
+}
+
+void ts_reg_gone(ts_server *s, ts_gone *g) {
+  pthread_mutex_lock(&s->mu);
+  forget_gone_locked(s, g->id);
+  if (s->gone == NULL) s->gone = xcalloc(TS_GONE_MAX, sizeof(*s->gone));
+  ts_gone *slot = &s->gone[s->gone_next];
+  gone_clear(slot);
+  *slot = *g;
+  s->gone_next = (s->gone_next + 1) % TS_GONE_MAX;
+  if (s->ngone < TS_GONE_MAX) s->ngone++;
+  if (g->left.id > s->max_id_seen) s->max_id_seen = g->left.id;
+  if (g->right.id > s->max_id_seen) s->max_id_seen = g->right.id;
+  pthread_mutex_unlock(&s->mu);
+  memset(g, 0, sizeof(*g));
+}
+
+/* mu held. */
+static ts_gone *find_gone_locked(ts_server *s, uint64_t id) {
+  for (size_t i = 0; i < s->ngone; i++)
+    if (s->gone[i].id == id) return &s->gone[i];
+  return NULL;
+}
+
+void ts_routebuf_init(ts_routebuf *rb) {
+  memset(rb, 0, sizeof(*rb));
+  mica__v1__routing_error__init(&rb->re);
+}
+
+void ts_routebuf_clear(ts_routebuf *rb) {
+  for (size_t i = 0; i < rb->re.n_current; i++) ts_desc_clear(&rb->copies[i]);
+  free(rb->moved_address);
+  free(rb->address);
+  memset(rb, 0, sizeof(*rb));
+}
+
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+                     bool here) {
+  size_t i = rb->re.n_current;
+  if (i >= 4) return;
+  ts_desc_copy(&rb->copies[i], d);
+  ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
+  mica__v1__tablet_route__init(&rb->routes[i]);
+  rb->routes[i].desc = &rb->descs[i];
+  if (here) {
+    if (rb->address == NULL) rb->address = xstrdup(rpc_server_address(s->rpc));
+    mica__v1__location__init(&rb->locs[i]);
+    rb->locs[i].server_id = atomic_load(&s->server_id);
+    rb->locs[i].address = rb->address;
+    rb->locs[i].assign_epoch = d->assign_epoch;
+    rb->routes[i].location = &rb->locs[i];
+  }
+  rb->route_ptrs[i] = &rb->routes[i];
+  rb->re.current = rb->route_ptrs;
+  rb->re.n_current = i + 1;
+}
+
+/* Adds the routes that replaced split tablet `g`: each daughter served
+ * here with its current descriptor, a daughter that split again by its own
+ * daughters (one level), else as recorded. mu held. */
+static void add_daughters_locked(ts_server *s, ts_routebuf *rb,
+                                 const ts_gone *g, int depth) {
+  const ts_desc *ds[2] = {&g->left, &g->right};
+  for (int i = 0; i < 2; i++) {
+    ts_tab *open = ts_reg_find_locked(s, ds[i]->id);
+    ts_gone *again = open ? NULL : find_gone_locked(s, ds[i]->id);
+    if (open != NULL)
+      ts_routebuf_add(s, rb, &open->d, true);
+    else if (again != NULL && again->kind == TS_GONE_SPLIT && depth < 1)
+      add_daughters_locked(s, rb, again, depth + 1);
+    else
+      ts_routebuf_add(s, rb, ds[i], false);
+  }
+}
+
+mica_err *ts_lease_check(ts_server *s) {
+  if (s->master_ch == NULL) return NULL;
+  uint64_t until = atomic_load(&s->lease_until_us);
+  uint64_t now = env_now_micros(s->e);
+  if (now < until) return NULL;
+  if (until == 0)
+    return err_new(MICA_LEASE_EXPIRED,
+                   "server has no master lease yet (registering with %s)",
+                   s->cfg.master);
+  return err_new(MICA_LEASE_EXPIRED,
+                 "server lease expired %" PRIu64 " ms ago; re-registering "
+                 "with the master",
+                 (now - until) / 1000);
+}
+
+mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+                     ts_routebuf *rb, ts_tab **out) {
+  *out = NULL;
+  if (ref == NULL || ref->tablet_id == 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet: a TabletRef with a non-zero tablet_id is required");
+  mica_err *e = ts_lease_check(s);
+  if (e != NULL) return e;
+  pthread_mutex_lock(&s->mu);
+  ts_tab *tt = ts_reg_find_locked(s, ref->tablet_id);
+  if (tt != NULL) {
+    if (ref->range_epoch != tt->d.range_epoch ||
+        ref->assign_epoch != tt->d.assign_epoch) {
+      /* Name our descriptor only when it is the newer one: a client that
+       * holds newer epochs than this server knows must ask the master. */
+      bool ours_newer = ref->range_epoch <= tt->d.range_epoch &&
+                        ref->assign_epoch <= tt->d.assign_epoch;
+      if (ours_newer) ts_routebuf_add(s, rb, &tt->d, true);
+      e = err_new(MICA_STALE_EPOCH,
+                  "tablet %" PRIu64 ": request names range_epoch %" PRIu64
+                  " assign_epoch %" PRIu64 ", served under %" PRIu64
+                  "/%" PRIu64,
+                  ref->tablet_id, ref->range_epoch, ref->assign_epoch,
+                  tt->d.range_epoch, tt->d.assign_epoch);
+    } else if (tt->state == TS_SPLITTING) {
+      e = err_new(MICA_UNAVAILABLE,
+                  "tablet %" PRIu64 " is being split; retry shortly",
+                  ref->tablet_id);
+    } else if (tt->state == TS_CLOSING) {
+      e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing",
+                  ref->tablet_id);
+    } else {
+      tt->refs++;
+      *out = tt;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+  }
+  ts_gone *g = find_gone_locked(s, ref->tablet_id);
+  if (g == NULL) {
+    e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is not served here",
+                ref->tablet_id);
+  } else if (g->kind == TS_GONE_SPLIT) {
+    add_daughters_locked(s, rb, g, 0);
+    e = err_new(MICA_STALE_EPOCH,
+                "tablet %" PRIu64 " was split into %" PRIu64 " and %" PRIu64,
+                g->id, g->left.id, g->right.id);
+  } else if (g->kind == TS_GONE_MOVED) {
+    rb->moved_address = xstrdup(g->moved_address ? g->moved_address : "");
+    mica__v1__location__init(&rb->moved);
+    rb->moved.server_id = g->moved_server;
+    rb->moved.address = rb->moved_address;
+    rb->moved.assign_epoch = g->moved_epoch;
+    rb->re.moved_to = &rb->moved;
+    e = err_new(MICA_NOT_SERVING,
+                "tablet %" PRIu64 " moved to server %" PRIu64 " (%s)", g->id,
+                g->moved_server, rb->moved_address);
+  } else {
+    e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " was closed here",
+                g->id);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return e;
+}
+
+void ts_release(ts_server *s, ts_tab *tt) {
+  if (tt == NULL) return;
+  pthread_mutex_lock(&s->mu);
+  if (--tt->refs == 0 && tt->state != TS_SERVING)
+    pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static bool in_range(const ts_desc *d, slice key) {
+  if (slice_cmp(key, buf_slice(&d->start)) < 0) return false;
+  return d->end.len == 0 || slice_cmp(key, buf_slice(&d->end)) < 0;
+}
+
+mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
+                            const char *what, ts_routebuf *rb) {
+  if (in_range(&tt->d, key)) return NULL;
+  buf esc = BUF_INIT, lo = BUF_INIT, hi = BUF_INIT;
+  slice_escape(key.len > 64 ? slice_make(key.data, 64) : key, &esc);
+  slice_escape(buf_slice(&tt->d.start), &lo);
+  slice_escape(buf_slice(&tt->d.end), &hi);
+  mica_err *e = err_new(MICA_OUT_OF_RANGE,
+                        "%s \"%s%s\" is outside tablet %" PRIu64
+                        " [\"%s\", %s%s%s)",
+                        what, esc.data ? (char *)esc.data : "",
+                        key.len > 64 ? "..." : "", tt->d.id,
+                        lo.data ? (char *)lo.data : "",
+                        tt->d.end.len ? "\"" : "", 
+                        tt->d.end.len ? (char *)hi.data : "end",
+                        tt->d.end.len ? "\"" : "");
+  buf_free(&esc);
+  buf_free(&lo);
+  buf_free(&hi);
+  ts_routebuf_add(s, rb, &tt->d, true);
+  return e;
+}
+
+void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
+  pthread_mutex_lock(&s->mu);
+  tt->state = state;
+  while (tt->refs > 0) pthread_cond_wait(&s->cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ts_resume(ts_server *s, ts_tab *tt) {
+  pthread_mutex_lock(&s->mu);
+  tt->state = TS_SERVING;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb) {
+  mica__v1__status__init(st);
+  rpc_status_set(st, e);
+  if (e != NULL && rb != NULL &&
+      (rb->re.n_current > 0 || rb->re.moved_to != NULL)) {
+    rb->re.current = rb->route_ptrs;
+    st->routing = &rb->re;
+  }
+}
+
+void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out) {
+  mica__v1__tablet_stats__init(out);
+  tab_stats ts;
+  tab_get_stats(tt->t, &ts);
+  out->approx_bytes = tab_approximate_size(tt->t);
+  out->approx_keys = tab_approximate_keys(tt->t);
+  out->reads = atomic_load(&tt->reads);
+  out->writes = atomic_load(&tt->writes);
+  out->read_bytes = atomic_load(&tt->read_bytes);
+  out->write_bytes = atomic_load(&tt->write_bytes);
+  out->scans = atomic_load(&tt->scans);
+  out->memtable_bytes = ts.memtable_bytes;
+  out->sstable_count = (uint32_t)ts.num_ssts;
+  pthread_mutex_lock(&s->mu);
+  out->read_rate = tt->read_rate;
+  out->write_rate = tt->write_rate;
+  pthread_mutex_unlock(&s->mu);
+}

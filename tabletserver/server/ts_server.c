@@ -1,0 +1,148 @@
+/* ts_server: the tablet server's life cycle (create, start, stop).
+ *
+ * Creation binds the listen address first, so the caller can print it
+ * before anything else happens, and prepares the resources every tablet
+ * shares. Stopping goes in the one order that loses nothing: background
+ * threads first (no new split or heartbeat), then the RPC server (it
+ * cancels live calls and waits for every handler to end, so no request
+ * holds a tablet any more), then every tablet is closed, which flushes its
+ * memtables so no WAL segment holds data and the next owner replays
+ * nothing. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "tabletserver/server/ts_int.h"
+
+void ts_config_init(ts_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->memory_budget = (size_t)256 << 20;
+  c->block_cache = (size_t)64 << 20;
+  c->split_threshold = (uint64_t)10 << 30;
+  c->lease_ms = 10000;
+  c->heartbeat_ms = 1000;
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+mica_err *ts_server_new(const ts_config *c, ts_server **out) {
+  *out = NULL;
+  if (c->data_dir == NULL || c->data_dir[0] == '\0')
+    return err_new(MICA_INVALID_ARGUMENT, "data_dir is required");
+  if (c->lease_ms == 0 || c->heartbeat_ms == 0 ||
+      c->heartbeat_ms >= c->lease_ms)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "heartbeat interval (%" PRIu64 " ms) must be positive and "
+                   "below the lease (%" PRIu64 " ms)",
+                   c->heartbeat_ms, c->lease_ms);
+  if (c->split_threshold == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "split threshold must be positive");
+  ts_server *s = xcalloc(1, sizeof(*s));
+  s->cfg = *c;
+  s->cfg.listen = dup_or_null(c->listen ? c->listen : "127.0.0.1:0");
+  s->cfg.data_dir = xstrdup(c->data_dir);
+  s->cfg.master = c->master && c->master[0] ? xstrdup(c->master) : NULL;
+  s->e = env_posix();
+  pthread_mutex_init(&s->admin_mu, NULL);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->bg_mu, NULL);
+  atomic_init(&s->server_id, 0);
+  atomic_init(&s->lease_until_us, 0);
+  atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
+
+  size_t n = strlen(s->cfg.data_dir) + 16;
+  s->tablets_dir = xmalloc(n);
+  snprintf(s->tablets_dir, n, "%s/tablets", s->cfg.data_dir);
+  mica_err *e = env_mkdirs(s->e, s->tablets_dir);
+
+  tab_options_init(&s->topts);
+  if (c->memtable_bytes > 0) s->topts.memtable_bytes = c->memtable_bytes;
+  /* The server checks the wire limits itself (32 MiB of keys and values
+   * per batch); the engine's limit is on the encoded batch, which adds a
+   * few bytes per entry, so it gets the message limit as its bound. */
+  s->topts.max_batch = RPC_MAX_MESSAGE_DEFAULT;
+
+  if (e == NULL) {
+    res_options ro;
+    res_options_init(&ro);
+    if (c->memory_budget > 0) ro.memtable_budget = c->memory_budget;
+    ro.block_cache_bytes = c->block_cache;
+    if (c->background_threads > 0) ro.background_threads = c->background_threads;
+    e = res_new(s->e, &ro, &s->res);
+  }
+  if (e == NULL) {
+    rpc_server_opts o;
+    memset(&o, 0, sizeof(o));
+    o.listen = s->cfg.listen;
+    o.threads = c->threads;
+    e = rpc_server_new(&o, &s->rpc);
+  }
+  if (e == NULL && s->cfg.master != NULL)
+    e = rpc_channel_new(s->cfg.master, NULL, &s->master_ch);
+  if (e == NULL) e = ts_data_register(s);
+  if (e == NULL) e = ts_admin_register(s);
+  if (e != NULL) {
+    err_free(ts_server_stop(s));
+    return e;
+  }
+  *out = s;
+  return NULL;
+}
+
+mica_err *ts_server_start(ts_server *s) {
+  mica_err *e = rpc_server_start(s->rpc);
+  if (e == NULL) e = ts_master_start(s);
+  if (e == NULL)
+    LOG_I("serving on %s, data root %s, %s", rpc_server_address(s->rpc),
+          s->cfg.data_dir, s->master_ch ? s->cfg.master : "standalone");
+  return e;
+}
+
+const char *ts_server_address(const ts_server *s) {
+  return rpc_server_address(s->rpc);
+}
+
+mica_err *ts_server_stop(ts_server *s) {
+  if (s == NULL) return NULL;
+  ts_master_stop(s);
+  rpc_server_free(s->rpc);
+  s->rpc = NULL;
+  mica_err *first = NULL;
+  pthread_mutex_lock(&s->admin_mu);
+  for (size_t i = 0; i < s->ntabs; i++) {
+    ts_tab *tt = s->tabs[i];
+    mica_err *e = tab_close(tt->t);
+    if (e != NULL) {
+      LOG_E("close tablet %" PRIu64 ": %s", tt->d.id, err_msg(e));
+      if (first == NULL)
+        first = e;
+      else
+        err_free(e);
+    }
+    ts_tab_free(tt);
+  }
+  s->ntabs = 0;
+  pthread_mutex_unlock(&s->admin_mu);
+  res_free(s->res);
+  rpc_channel_free(s->master_ch);
+  for (size_t i = 0; i < s->ngone; i++) {
+    ts_desc_clear(&s->gone[i].left);
+    ts_desc_clear(&s->gone[i].right);
+    free(s->gone[i].moved_address);
+  }
+  free(s->gone);
+  free(s->tabs);
+  free(s->tablets_dir);
+  free((char *)s->cfg.listen);
+  free((char *)s->cfg.data_dir);
+  free((char *)s->cfg.master);
+  pthread_mutex_destroy(&s->admin_mu);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->bg_mu);
+  free(s);
+  return first;
+}
