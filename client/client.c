@@ -194,12 +194,12 @@ mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep) {
   r->last = e;
   uint64_t now = now_us();
   if (r->attempts >= r->c->opts.max_attempts)
-    return err_new(err_code(e), "gave up after %d attempts: %s", r->attempts,
-                   err_msg(e));
+    return err_new(err_code(e), "%s (gave up after %d attempts)", err_msg(e),
+                   r->attempts);
   if (now >= r->deadline_us)
     return err_new(MICA_DEADLINE_EXCEEDED,
-                   "deadline of %" PRId64 " ms exceeded after %d attempts; last error: %s",
-                   r->c->opts.deadline_ms, r->attempts, err_msg(e));
+                   "%s (gave up after %d attempts within the %" PRId64 " ms deadline)",
+                   err_msg(e), r->attempts, r->c->opts.deadline_ms);
   if (sleep) {
     int64_t d = r->delay_ms;
     int64_t wait = d / 2 + (int64_t)(jitter_rand() % (uint64_t)(d - d / 2 + 1));
@@ -210,8 +210,8 @@ mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep) {
     r->delay_ms = d * 2 > r->c->opts.backoff_max_ms ? r->c->opts.backoff_max_ms : d * 2;
     if (now_us() >= r->deadline_us)
       return err_new(MICA_DEADLINE_EXCEEDED,
-                     "deadline of %" PRId64 " ms exceeded after %d attempts; last error: %s",
-                     r->c->opts.deadline_ms, r->attempts, err_msg(e));
+                     "%s (gave up after %d attempts within the %" PRId64 " ms deadline)",
+                     err_msg(e), r->attempts, r->c->opts.deadline_ms);
   }
   r->attempts++;
   atomic_fetch_add_explicit(&r->c->retries, 1, memory_order_relaxed);
