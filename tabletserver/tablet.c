@@ -823,6 +823,9 @@ static mica_err *write_sst(tablet *t, iter *in, bool drop_deletes,
     return NULL;
   }
   err = sst_builder_finish(b, NULL);
+  /* The file's directory entry must be durable before a manifest that
+   * names it can be. */
+  if (err == NULL) err = env_sync_dir(t->e, t->dir);
   if (err == NULL) {
     err = tfile_open(t->e, res_cache(t->res), t->dir, name, 0, t_start(t),
                      t_end(t), t->has_end, out);
@@ -886,12 +889,11 @@ static mica_err *flush_one(tablet *t, bool *did) {
 
   err = write_manifest(t, &m);
   if (err != NULL) {
+    /* Whether the new manifest replaced the old one is unknown, so the
+     * file stays on disk; a reopen deletes it if no manifest lists it. */
     man_clear(&m);
     free(files);
-    if (f != NULL) {
-      atomic_store(&f->obsolete, true);
-      tfile_unref(f);
-    }
+    tfile_unref(f);
     pthread_mutex_unlock(&t->man_mu);
     pthread_mutex_unlock(&t->flush_mu);
     return err_wrap(err, "tablet %" PRIu64 ": flush", t->id);
@@ -977,10 +979,11 @@ static mica_err *rotate_locked(tablet *t, bool new_segment) {
         t->man = m;
         pthread_mutex_unlock(&t->mu);
       } else {
+        /* The manifest may or may not have been replaced: keep the
+         * segment file (a reopen deletes it if no manifest lists it). */
         man_clear(&m);
         err_free(wal_writer_close(nw));
         nw = NULL;
-        err_free(env_remove(t->e, path));
       }
     }
   }
@@ -1123,12 +1126,10 @@ static mica_err *compact_once(tablet *t, bool force, bool *did) {
   pthread_mutex_unlock(&t->mu);
   err = write_manifest(t, &m);
   if (err != NULL) {
+    /* As in flush_one: the output may be listed; leave it to reopen. */
     man_clear(&m);
     free(files);
-    if (out != NULL) {
-      atomic_store(&out->obsolete, true);
-      tfile_unref(out);
-    }
+    tfile_unref(out);
     pthread_mutex_unlock(&t->man_mu);
     version_unref(v);
     pthread_mutex_unlock(&t->compact_mu);
@@ -1335,9 +1336,18 @@ static mica_err *write_daughters(env *e, const char *dir, const man_state *m) {
       man_add_sst(&d, (const char *)rel.data, s->size, lo, hi, has_hi);
       buf_free(&rel);
     }
-    err = env_remove_tree(e, dpath);
-    if (err == NULL) err = env_mkdirs(e, dpath);
-    if (err == NULL) err = man_write(e, dpath, &d);
+    /* Built under a temporary name and renamed into place, so that a
+     * daughter's directory never exists without its manifest: garbage
+     * collection relies on that (see tab_collect_garbage). */
+    size_t tlen = ddir.len + 16;
+    char *tmp = xmalloc(tlen);
+    snprintf(tmp, tlen, "%s.split-tmp", dpath);
+    err = env_remove_tree(e, tmp);
+    if (err == NULL) err = env_mkdirs(e, tmp);
+    if (err == NULL) err = man_write(e, tmp, &d);
+    if (err == NULL) err = env_remove_tree(e, dpath);
+    if (err == NULL) err = env_rename(e, tmp, dpath);
+    free(tmp);
     man_clear(&d);
   }
   if (err == NULL) err = env_sync_dir(e, tablets_dir);
@@ -1647,13 +1657,11 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
     pthread_mutex_unlock(&t->man_mu);
   }
   if (err != NULL) {
+    /* The new files stay: the manifest write may have happened, and the
+     * next open deletes whatever no manifest lists. */
     man_clear(&nm);
-    if (t->wal != NULL) {
-      err_free(wal_writer_close(t->wal));
-      t->wal = NULL;
-      err_free(env_remove(e, segpath));
-    }
-    if (flushed != NULL) atomic_store(&flushed->obsolete, true);
+    err_free(wal_writer_close(t->wal));
+    t->wal = NULL;
     for (size_t i = 0; i < nf; i++) tfile_unref(files[i]);
     free(files);
     free(segpath);
@@ -2212,7 +2220,7 @@ static mica_err *list_tablet_dirs(env *e, const char *tablets_dir,
     if (all_digits(names[i])) names[k++] = names[i];
     else free(names[i]);
   }
-  qsort(names, k, sizeof(*names), cmp_str);
+  if (k > 0) qsort(names, k, sizeof(*names), cmp_str);
   *out = names;
   *n = k;
   return NULL;
@@ -2228,11 +2236,11 @@ static bool same_names(char **a, size_t na, char **b, size_t nb) {
 mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
                               uint64_t *removed) {
   if (removed != NULL) *removed = 0;
-  /* References only move from a parent to its daughters, and only while
-   * the daughters' manifests already exist: so a scan that sees the same
-   * set of directories before and after reading every manifest, and that
-   * found a manifest in each, has seen every live reference (see
-   * docs/engine.md). Otherwise it deletes nothing and tries again. */
+  /* References only move from a parent to its daughters, and daughters
+   * appear (by rename) with their manifests before the parent retires: so
+   * a scan that sees the same set of directories before and after reading
+   * every manifest has seen every live reference (see docs/engine.md).
+   * Otherwise it deletes nothing and tries again. */
   for (int attempt = 0; attempt < 3; attempt++) {
     char **before, **after;
     size_t nb, na;
@@ -2249,9 +2257,17 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
       man_init(&m);
       mica_err *merr = man_read(e, dir, &m);
       free(dir);
+      if (merr != NULL && err_code(merr) == MICA_NOT_FOUND) {
+        /* A tablet being created (it references nothing yet: daughters
+         * appear by rename, manifest included) or a retired one being
+         * removed (its references no longer count). */
+        err_free(merr);
+        continue;
+      }
       if (merr != NULL) {
-        /* Being created, being removed, or damaged: not knowing what it
-         * references, delete nothing this round. */
+        /* Damaged or unreadable: not knowing what it references, delete
+         * nothing this round. */
+        LOG_W("garbage collection: %s", err_msg(merr));
         err_free(merr);
         complete = false;
         break;
@@ -2277,7 +2293,7 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
     if (err == NULL) env_free_names(after, na);
     env_free_names(before, nb);
     if (stable) {
-      qsort(refs, nrefs, sizeof(*refs), cmp_str);
+      if (nrefs > 0) qsort(refs, nrefs, sizeof(*refs), cmp_str);
       for (size_t i = 0; i < nretired && err == NULL; i++) {
         char *dir = path_join(tablets_dir, retired[i]);
         char **files;
@@ -2289,11 +2305,23 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         }
         bool still_used = false;
         for (size_t j = 0; j < nfiles; j++) {
+          uint64_t ep, num;
+          if (wal_parse_segment_name(files[j], &ep, &num)) {
+            /* A split parent flushed everything before the split began;
+             * a segment left by an interrupted cleanup holds nothing. */
+            char *p = path_join(dir, files[j]);
+            mica_err *rm = env_remove(e, p);
+            if (rm == NULL && removed != NULL) (*removed)++;
+            err_free(rm);
+            free(p);
+            continue;
+          }
           if (!is_sst_name(files[j])) continue;
           size_t len = strlen(retired[i]) + strlen(files[j]) + 2;
           char *canon = xmalloc(len);
           snprintf(canon, len, "%s/%s", retired[i], files[j]);
-          if (bsearch(&canon, refs, nrefs, sizeof(*refs), cmp_str) != NULL) {
+          if (nrefs > 0 &&
+              bsearch(&canon, refs, nrefs, sizeof(*refs), cmp_str) != NULL) {
             still_used = true;
           } else {
             char *p = path_join(dir, files[j]);
