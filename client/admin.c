@@ -29,19 +29,19 @@ static size_t str_size(const char *s) { return (s ? strlen(s) : 0) + 1; }
 
 static mica_err *master(mica_client *c, const rpc_method *m, const ProtobufCMessage *req,
                         ProtobufCMessage **resp) {
-  cl_retry r;
-  cl_retry_init(&r, c);
-  mica_err *e = cl_master_call(c, &r, m, req, resp);
-  cl_retry_done(&r);
+  mcl_retry r;
+  mcl_retry_init(&r, c);
+  mica_err *e = mcl_master_call(c, &r, m, req, resp);
+  mcl_retry_done(&r);
   return e;
 }
 
 int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
                       size_t n_splits) {
-  mica_err *e = cl_check_table(table);
+  mica_err *e = mcl_check_table(table);
   for (size_t i = 0; i < n_splits && e == NULL; i++)
-    e = cl_check_key(slice_make(splits[i].data, splits[i].len));
-  if (e != NULL) return cl_finish(e);
+    e = mcl_check_key(slice_make(splits[i].data, splits[i].len));
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__CreateTableRequest req = MICA__V1__CREATE_TABLE_REQUEST__INIT;
   req.name = (char *)table;
   ProtobufCBinaryData *keys = xcalloc(n_splits ? n_splits : 1, sizeof *keys);
@@ -58,22 +58,22 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
     Mica__V1__CreateTableResponse *resp = (Mica__V1__CreateTableResponse *)msg;
     /* A table of the same name dropped earlier may linger in the cache. */
     route_cache_forget_table(c->cache, table);
-    cl_install_routes(c, table, resp->tablets, resp->n_tablets);
+    mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
   }
   rpc_msg_free(msg);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_drop_table(mica_client *c, const char *table) {
-  mica_err *e = cl_check_table(table);
-  if (e != NULL) return cl_finish(e);
+  mica_err *e = mcl_check_table(table);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__DropTableRequest req = MICA__V1__DROP_TABLE_REQUEST__INIT;
   req.name = (char *)table;
   ProtobufCMessage *msg = NULL;
   e = master(c, &rpc_m_master_drop_table, &req.base, &msg);
   rpc_msg_free(msg);
   route_cache_forget_table(c->cache, table);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
@@ -82,7 +82,7 @@ int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
   Mica__V1__ListTablesRequest req = MICA__V1__LIST_TABLES_REQUEST__INIT;
   ProtobufCMessage *msg = NULL;
   mica_err *e = master(c, &rpc_m_master_list_tables, &req.base, &msg);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__ListTablesResponse *resp = (Mica__V1__ListTablesResponse *)msg;
   size_t cnt = resp->n_tables, need = cnt * sizeof(mica_table_info);
   for (size_t i = 0; i < cnt; i++) need += str_size(resp->tables[i]->name);
@@ -100,7 +100,7 @@ int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
   rpc_msg_free(msg);
   *tables = v;
   *n = cnt;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
 static const char *tablet_state_name(int st) {
@@ -123,7 +123,7 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
   req.table = (char *)(table ? table : "");
   ProtobufCMessage *msg = NULL;
   mica_err *e = master(c, &rpc_m_master_list_tablets, &req.base, &msg);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__ListTabletsResponse *resp = (Mica__V1__ListTabletsResponse *)msg;
   size_t cnt = 0, need = 0;
   for (size_t i = 0; i < resp->n_tablets; i++) {
@@ -165,23 +165,23 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
   rpc_msg_free(msg);
   *tablets = v;
   *n = cnt;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
 /* Installs a route the master just reported, under its own table name. */
 static void install_one(mica_client *c, Mica__V1__TabletRoute *t) {
   if (t != NULL && t->desc != NULL && t->desc->table_name != NULL &&
       t->desc->table_name[0] != '\0')
-    cl_install_routes(c, t->desc->table_name, &t, 1);
+    mcl_install_routes(c, t->desc->table_name, &t, 1);
 }
 
 int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_t key_len,
                       uint64_t daughters[2]) {
   if (daughters != NULL) daughters[0] = daughters[1] = 0;
   mica_err *e = NULL;
-  if (key_len > 0) e = cl_check_key(slice_make(key, key_len));
+  if (key_len > 0) e = mcl_check_key(slice_make(key, key_len));
   if (e == NULL && tablet_id == 0) e = err_new(MICA_INVALID_ARGUMENT, "tablet id 0");
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__SplitTabletRequest req = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
   req.tablet_id = tablet_id;
   req.split_key.data = (uint8_t *)key;
@@ -198,11 +198,11 @@ int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_
     }
   }
   rpc_msg_free(msg);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_move_tablet(mica_client *c, uint64_t tablet_id, uint64_t server_id) {
-  if (tablet_id == 0) return cl_finish(err_new(MICA_INVALID_ARGUMENT, "tablet id 0"));
+  if (tablet_id == 0) return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "tablet id 0"));
   Mica__V1__MoveTabletRequest req = MICA__V1__MOVE_TABLET_REQUEST__INIT;
   req.tablet_id = tablet_id;
   req.target_server_id = server_id;
@@ -210,7 +210,7 @@ int mica_move_tablet(mica_client *c, uint64_t tablet_id, uint64_t server_id) {
   mica_err *e = master(c, &rpc_m_master_move_tablet, &req.base, &msg);
   if (e == NULL) install_one(c, ((Mica__V1__MoveTabletResponse *)msg)->tablet);
   rpc_msg_free(msg);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
@@ -220,7 +220,7 @@ int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
   req.dry_run = dry_run != 0;
   ProtobufCMessage *msg = NULL;
   mica_err *e = master(c, &rpc_m_master_balance, &req.base, &msg);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__BalanceResponse *resp = (Mica__V1__BalanceResponse *)msg;
   size_t cnt = resp->n_moves, need = cnt * sizeof(mica_move);
   for (size_t i = 0; i < cnt; i++) need += str_size(resp->moves[i]->reason);
@@ -236,7 +236,7 @@ int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
   rpc_msg_free(msg);
   *moves = v;
   *n = cnt;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
 static const char *server_state_name(int st) {
@@ -256,7 +256,7 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
   req.include_dead = include_dead != 0;
   ProtobufCMessage *msg = NULL;
   mica_err *e = master(c, &rpc_m_master_list_servers, &req.base, &msg);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__ListServersResponse *resp = (Mica__V1__ListServersResponse *)msg;
   size_t cnt = resp->n_servers, need = cnt * sizeof(mica_server_info);
   for (size_t i = 0; i < cnt; i++) need += str_size(resp->servers[i]->address);
@@ -276,5 +276,5 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
   rpc_msg_free(msg);
   *servers = v;
   *n = cnt;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }

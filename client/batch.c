@@ -52,13 +52,13 @@ size_t mica_batch_count(const mica_batch *b) { return b->n; }
 
 static int batch_add(mica_batch *b, bool del, const void *key, size_t key_len,
                      const void *value, size_t value_len) {
-  mica_err *e = cl_check_key(slice_make(key, key_len));
-  if (e == NULL && value_len > CL_MAX_VALUE)
+  mica_err *e = mcl_check_key(slice_make(key, key_len));
+  if (e == NULL && value_len > MCL_MAX_VALUE)
     e = err_new(MICA_INVALID_ARGUMENT, "value of %zu bytes exceeds the %zu-byte limit",
-                value_len, CL_MAX_VALUE);
+                value_len, MCL_MAX_VALUE);
   if (e == NULL && value_len > 0 && value == NULL)
     e = err_new(MICA_INVALID_ARGUMENT, "NULL value");
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   if (b->n == b->cap) {
     b->cap = b->cap ? 2 * b->cap : 16;
     b->v = xrealloc(b->v, b->cap * sizeof *b->v);
@@ -68,7 +68,7 @@ static int batch_add(mica_batch *b, bool del, const void *key, size_t key_len,
   m->is_delete = del;
   buf_append(&m->key, key, key_len);
   if (value_len > 0) buf_append(&m->value, value, value_len);
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
 int mica_batch_put(mica_batch *b, const void *key, size_t key_len, const void *value,
@@ -113,7 +113,7 @@ static int group_cmp(const void *a, const void *b) {
 
 /* Groups the keys key_at(i) for i in pending[0..np) by tablet, in key order
  * of the tablets. Locates through the cache (or the master). */
-static mica_err *group_keys(mica_client *c, cl_retry *r, const char *table,
+static mica_err *group_keys(mica_client *c, mcl_retry *r, const char *table,
                             const size_t *pending, size_t np,
                             slice (*key_at)(const void *, size_t), const void *src,
                             group **out, size_t *n_out) {
@@ -131,7 +131,7 @@ static mica_err *group_keys(mica_client *c, cl_retry *r, const char *table,
       }
     if (g == NULL) {
       rc_route route = {0};
-      e = cl_locate(c, r, table, key, false, &route);
+      e = mcl_locate(c, r, table, key, false, &route);
       if (e != NULL) break;
       for (size_t j = 0; j < ng && g == NULL; j++)
         if (gs[j].route.tablet_id == route.tablet_id) g = &gs[j];
@@ -166,9 +166,9 @@ static slice mut_key(const void *src, size_t i) {
 }
 
 static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
-                            cl_retry *r, ProtobufCMessage **resp) {
+                            mcl_retry *r, ProtobufCMessage **resp) {
   Mica__V1__TabletRef ref;
-  cl_tablet_ref(&ref, &g->route);
+  mcl_tablet_ref(&ref, &g->route);
   Mica__V1__Mutation *ms = xcalloc(g->n, sizeof *ms);
   Mica__V1__Mutation **mp = xcalloc(g->n, sizeof *mp);
   for (size_t i = 0; i < g->n; i++) {
@@ -185,9 +185,9 @@ static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
   req.tablet = &ref;
   req.n_mutations = g->n;
   req.mutations = mp;
-  cl_conn *k = cl_conn_get(c, g->route.address);
+  mcl_conn *k = mcl_conn_get(c, g->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-  mica_err *e = rpc_unary(k->ch, &rpc_m_ts_batch, &req.base, cl_retry_remaining_ms(r), resp);
+  mica_err *e = rpc_unary(k->ch, &rpc_m_ts_batch, &req.base, mcl_retry_remaining_ms(r), resp);
   free(mp);
   free(ms);
   return e;
@@ -197,15 +197,15 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
                      unsigned flags, mica_batch_result *result) {
   mica_batch_result res = {0, 0};
   if (result != NULL) *result = res;
-  mica_err *e = cl_check_table(table);
-  if (e != NULL) return cl_finish(e);
-  if (b->n == 0) return cl_finish(NULL);
+  mica_err *e = mcl_check_table(table);
+  if (e != NULL) return mcl_finish(e);
+  if (b->n == 0) return mcl_finish(NULL);
 
   size_t np = b->n;
   size_t *pending = xmalloc(np * sizeof *pending);
   for (size_t i = 0; i < np; i++) pending[i] = i;
-  cl_retry r;
-  cl_retry_init(&r, c);
+  mcl_retry r;
+  mcl_retry_init(&r, c);
   group *gs = NULL;
   size_t ng = 0;
   while (np > 0 && e == NULL) {
@@ -224,7 +224,7 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
       e = send_group(c, b, &gs[gi], &r, &msg);
       const Mica__V1__Status *st = NULL;
       if (e == NULL) {
-        st = cl_status_of(msg);
+        st = mcl_status_of(msg);
         e = rpc_status_err(st);
       }
       if (e == NULL) {
@@ -232,7 +232,7 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
         res.parts_applied++;
         continue;
       }
-      e = cl_after_failure(c, &r, table, &gs[gi].route, e, st);
+      e = mcl_after_failure(c, &r, table, &gs[gi].route, e, st);
       rpc_msg_free(msg);
       break;
     }
@@ -255,9 +255,9 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   }
   groups_free(gs, ng);
   free(pending);
-  cl_retry_done(&r);
+  mcl_retry_done(&r);
   if (result != NULL) *result = res;
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 /* ---- multi-get ---- */
@@ -287,10 +287,10 @@ typedef struct mg_server {
 int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size_t n,
                    mica_value **values) {
   *values = NULL;
-  mica_err *e = cl_check_table(table);
+  mica_err *e = mcl_check_table(table);
   for (size_t i = 0; i < n && e == NULL; i++)
-    e = cl_check_key(slice_make(keys[i].data, keys[i].len));
-  if (e != NULL) return cl_finish(e);
+    e = mcl_check_key(slice_make(keys[i].data, keys[i].len));
+  if (e != NULL) return mcl_finish(e);
 
   mg_ans *ans = xcalloc(n ? n : 1, sizeof *ans);
   size_t *pending = xmalloc((n ? n : 1) * sizeof *pending);
@@ -303,8 +303,8 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
   ProtobufCMessage **kept = NULL; /* responses the answers point into */
   size_t n_kept = 0, cap_kept = 0;
   mg_src src = {keys};
-  cl_retry r;
-  cl_retry_init(&r, c);
+  mcl_retry r;
+  mcl_retry_init(&r, c);
 
   while (np > 0 && e == NULL) {
     group *gs = NULL;
@@ -335,7 +335,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
       for (size_t j = 0; j < ss[s].n; j++) {
         group *g = &gs[ss[s].gidx[j]];
         mica__v1__multi_get_part__init(&parts[j]);
-        cl_tablet_ref(&refs[j], &g->route);
+        mcl_tablet_ref(&refs[j], &g->route);
         parts[j].tablet = &refs[j];
         parts[j].n_keys = g->n;
         parts[j].keys = xcalloc(g->n, sizeof(ProtobufCBinaryData));
@@ -347,10 +347,10 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
       }
       req.n_parts = ss[s].n;
       req.parts = pp;
-      cl_conn *k = cl_conn_get(c, ss[s].address);
+      mcl_conn *k = mcl_conn_get(c, ss[s].address);
       atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
       e = rpc_async_start(a, k->ch, &rpc_m_ts_multi_get, &req.base,
-                          cl_retry_remaining_ms(&r), &ss[s]);
+                          mcl_retry_remaining_ms(&r), &ss[s]);
       for (size_t j = 0; j < ss[s].n; j++) free(parts[j].keys);
       free(refs);
       free(pp);
@@ -360,7 +360,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
       void *tag = NULL;
       ProtobufCMessage *msg = NULL;
       mica_err *te = NULL;
-      if (!rpc_async_next(a, cl_retry_remaining_ms(&r) + 1000, &tag, &msg, &te)) {
+      if (!rpc_async_next(a, mcl_retry_remaining_ms(&r) + 1000, &tag, &msg, &te)) {
         e = err_new(MICA_DEADLINE_EXCEEDED, "multi-get in '%s': servers did not answer "
                                             "within the deadline", table);
         break;
@@ -390,12 +390,12 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
         }
         const Mica__V1__Status *st = te != NULL ? NULL
                                      : (whole != NULL ? resp->status : pr->status);
-        cl_verdict v = cl_digest(c, table, &g->route, err_code(pe), st);
-        if (v == CL_FAIL) {
+        mcl_verdict v = mcl_digest(c, table, &g->route, err_code(pe), st);
+        if (v == MCL_FAIL) {
           for (size_t t = 0; t < g->n; t++) ans[g->idx[t]].code = err_code(pe);
           if (failure == NULL) failure = err_dup(pe);
         } else {
-          if (v == CL_RETRY_LATER) backoff = true;
+          if (v == MCL_RETRY_LATER) backoff = true;
           if (reason == NULL || err_code(reason) != err_code(pe)) {
             err_free(reason);
             reason = err_dup(pe);
@@ -426,7 +426,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
       mica_err *why = reason != NULL ? reason
                                      : err_new(MICA_UNAVAILABLE, "keys left unanswered");
       reason = NULL;
-      e = cl_retry_next(&r, why, backoff && !progressed);
+      e = mcl_retry_next(&r, why, backoff && !progressed);
     }
     err_free(reason);
   }
@@ -458,10 +458,10 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
   free(kept);
   free(ans);
   free(pending);
-  cl_retry_done(&r);
+  mcl_retry_done(&r);
   if (e == NULL && first_err != MICA_OK)
     e = failure != NULL ? err_wrap(err_dup(failure), "multi-get in '%s'", table)
                         : err_new(first_err, "multi-get in '%s': some keys failed", table);
   err_free(failure);
-  return cl_finish(e);
+  return mcl_finish(e);
 }

@@ -26,7 +26,7 @@ void mica_free(void *p) { free(p); }
 
 const char *mica_errmsg(void) { return tls_set ? tls_msg : "ok"; }
 
-int cl_finish(mica_err *e) {
+int mcl_finish(mica_err *e) {
   if (e == NULL) {
     tls_set = false;
     return MICA_OK;
@@ -56,26 +56,26 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
   if (o.deadline_ms <= 0 || o.max_attempts <= 0 || o.cache_routes == 0 ||
       o.prefetch == 0 || o.prefetch > 1000 || o.backoff_initial_ms <= 0 ||
       o.backoff_max_ms < o.backoff_initial_ms)
-    return cl_finish(err_new(MICA_INVALID_ARGUMENT,
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
                              "bad option: deadline_ms, max_attempts, cache_routes, "
                              "backoff_initial_ms must be > 0, prefetch in 1..1000, "
                              "backoff_max_ms >= backoff_initial_ms"));
   rpc_channel *ch = NULL;
   mica_err *e = rpc_channel_new(master, NULL, &ch);
-  if (e != NULL) return cl_finish(err_wrap(e, "master address"));
+  if (e != NULL) return mcl_finish(err_wrap(e, "master address"));
   mica_client *c = xcalloc(1, sizeof *c);
   c->opts = o;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
   pthread_rwlock_init(&c->conns_lock, NULL);
-  c->master_conn = xcalloc(1, sizeof(cl_conn));
+  c->master_conn = xcalloc(1, sizeof(mcl_conn));
   c->master_conn->address = xstrdup(master);
   c->master_conn->ch = ch;
   *out = c;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
-static void conn_free(cl_conn *k) {
+static void conn_free(mcl_conn *k) {
   if (k == NULL) return;
   rpc_channel_free(k->ch);
   free(k->address);
@@ -111,18 +111,18 @@ void mica_get_stats(mica_client *c, mica_stats *out) {
 
 /* ---- connections ---- */
 
-cl_conn *cl_conn_get(mica_client *c, const char *address) {
+mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
   pthread_rwlock_rdlock(&c->conns_lock);
   for (size_t i = 0; i < c->n_conns; i++) {
     if (strcmp(c->conns[i]->address, address) == 0) {
-      cl_conn *k = c->conns[i];
+      mcl_conn *k = c->conns[i];
       pthread_rwlock_unlock(&c->conns_lock);
       return k;
     }
   }
   pthread_rwlock_unlock(&c->conns_lock);
   pthread_rwlock_wrlock(&c->conns_lock);
-  cl_conn *k = NULL;
+  mcl_conn *k = NULL;
   for (size_t i = 0; i < c->n_conns && k == NULL; i++)
     if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
   if (k == NULL) {
@@ -152,7 +152,7 @@ cl_conn *cl_conn_get(mica_client *c, const char *address) {
 
 static uint64_t now_us(void) { return env_now_micros(env_posix()); }
 
-void cl_retry_init(cl_retry *r, mica_client *c) {
+void mcl_retry_init(mcl_retry *r, mica_client *c) {
   r->c = c;
   r->deadline_us = now_us() + (uint64_t)c->opts.deadline_ms * 1000;
   r->attempts = 1;
@@ -160,19 +160,19 @@ void cl_retry_init(cl_retry *r, mica_client *c) {
   r->last = NULL;
 }
 
-void cl_retry_done(cl_retry *r) {
+void mcl_retry_done(mcl_retry *r) {
   err_free(r->last);
   r->last = NULL;
 }
 
-int64_t cl_retry_remaining_ms(const cl_retry *r) {
+int64_t mcl_retry_remaining_ms(const mcl_retry *r) {
   uint64_t now = now_us();
   if (now >= r->deadline_us) return 1;
   int64_t ms = (int64_t)((r->deadline_us - now + 999) / 1000);
   return ms > 0 ? ms : 1;
 }
 
-bool cl_code_retryable(int code) {
+bool mcl_code_retryable(int code) {
   return code == MICA_UNAVAILABLE || code == MICA_ABORTED ||
          code == MICA_LEASE_EXPIRED || code == MICA_NOT_SERVING ||
          code == MICA_STALE_EPOCH || code == MICA_OUT_OF_RANGE;
@@ -189,7 +189,7 @@ static uint64_t jitter_rand(void) {
   return s;
 }
 
-mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep) {
+mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep) {
   err_free(r->last);
   r->last = e;
   uint64_t now = now_us();
@@ -222,7 +222,7 @@ mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep) {
 
 /* Every response message of mica.proto has its Status as field 1: read it
  * through the descriptor, so one function serves every method. */
-const Mica__V1__Status *cl_status_of(const ProtobufCMessage *msg) {
+const Mica__V1__Status *mcl_status_of(const ProtobufCMessage *msg) {
   const ProtobufCFieldDescriptor *f =
       protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
   if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
@@ -231,15 +231,15 @@ const Mica__V1__Status *cl_status_of(const ProtobufCMessage *msg) {
   return *(const Mica__V1__Status *const *)((const char *)msg + f->offset);
 }
 
-mica_err *cl_master_call(mica_client *c, cl_retry *r, const rpc_method *m,
+mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
                          const ProtobufCMessage *req, ProtobufCMessage **resp) {
   *resp = NULL;
   for (;;) {
     ProtobufCMessage *msg = NULL;
     atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
-    mica_err *e = rpc_unary(c->master_conn->ch, m, req, cl_retry_remaining_ms(r), &msg);
+    mica_err *e = rpc_unary(c->master_conn->ch, m, req, mcl_retry_remaining_ms(r), &msg);
     if (e == NULL) {
-      e = rpc_status_err(cl_status_of(msg));
+      e = rpc_status_err(mcl_status_of(msg));
       if (e == NULL) {
         *resp = msg;
         return NULL;
@@ -253,7 +253,7 @@ mica_err *cl_master_call(mica_client *c, cl_retry *r, const rpc_method *m,
       else
         return err_wrap(e, "master %s", c->master);
     }
-    e = cl_retry_next(r, e, true);
+    e = mcl_retry_next(r, e, true);
     if (e != NULL) return e;
   }
 }
@@ -277,7 +277,7 @@ static void route_from_wire(rc_route *d, const Mica__V1__TabletRoute *w) {
   }
 }
 
-void cl_install_routes(mica_client *c, const char *table,
+void mcl_install_routes(mica_client *c, const char *table,
                        Mica__V1__TabletRoute *const *routes, size_t n) {
   if (n == 0) return;
   rc_route *v = xcalloc(n, sizeof *v);
@@ -295,7 +295,7 @@ void cl_install_routes(mica_client *c, const char *table,
   free(v);
 }
 
-mica_err *cl_locate(mica_client *c, cl_retry *r, const char *table, slice key,
+mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
                     bool before, rc_route *out) {
   for (;;) {
     bool hit = before ? route_cache_lookup_before(c->cache, table, key, out)
@@ -311,10 +311,10 @@ mica_err *cl_locate(mica_client *c, cl_retry *r, const char *table, slice key,
     req.before = before;
     ProtobufCMessage *msg = NULL;
     atomic_fetch_add_explicit(&c->master_lookups, 1, memory_order_relaxed);
-    mica_err *e = cl_master_call(c, r, &rpc_m_master_lookup_tablets, &req.base, &msg);
+    mica_err *e = mcl_master_call(c, r, &rpc_m_master_lookup_tablets, &req.base, &msg);
     if (e != NULL) return e;
     Mica__V1__LookupTabletsResponse *resp = (Mica__V1__LookupTabletsResponse *)msg;
-    cl_install_routes(c, table, resp->tablets, resp->n_tablets);
+    mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
     bool found = false;
     if (resp->n_tablets > 0 && resp->tablets[0]->desc != NULL) {
       route_from_wire(out, resp->tablets[0]);
@@ -336,12 +336,12 @@ mica_err *cl_locate(mica_client *c, cl_retry *r, const char *table, slice key,
       rc_route_clear(out);
     }
     if (err_code(e) != MICA_UNAVAILABLE) return e;
-    e = cl_retry_next(r, e, true);
+    e = mcl_retry_next(r, e, true);
     if (e != NULL) return e;
   }
 }
 
-void cl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r) {
+void mcl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r) {
   mica__v1__tablet_ref__init(ref);
   ref->tablet_id = r->tablet_id;
   ref->range_epoch = r->range_epoch;
@@ -360,14 +360,14 @@ static bool same_route(const Mica__V1__TabletRoute *w, const rc_route *used) {
          w->location->server_id == used->server_id;
 }
 
-cl_verdict cl_digest(mica_client *c, const char *table, const rc_route *used, int code,
+mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, int code,
                      const Mica__V1__Status *st) {
   if (st == NULL) {
     /* Transport outcome: the server could not be reached or the call was
      * cut. Forget its route so the next attempt asks the master. */
-    if (code != MICA_UNAVAILABLE) return CL_FAIL;
+    if (code != MICA_UNAVAILABLE) return MCL_FAIL;
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
-    return CL_RETRY_LATER;
+    return MCL_RETRY_LATER;
   }
   if (is_routing_code(code)) {
     const Mica__V1__RoutingError *re = st->routing;
@@ -384,8 +384,8 @@ cl_verdict cl_digest(mica_client *c, const char *table, const rc_route *used, in
         useful = true;
     }
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
-    if (!useful) return CL_RETRY_LATER;
-    cl_install_routes(c, table, re->current, re->n_current);
+    if (!useful) return MCL_RETRY_LATER;
+    mcl_install_routes(c, table, re->current, re->n_current);
     if (re->moved_to != NULL && re->moved_to->address != NULL &&
         re->moved_to->address[0] != '\0') {
       rc_route m;
@@ -398,35 +398,35 @@ cl_verdict cl_digest(mica_client *c, const char *table, const rc_route *used, in
       rc_route_clear(&m);
     }
     atomic_fetch_add_explicit(&c->routing_answers, 1, memory_order_relaxed);
-    return CL_RETRY_NOW;
+    return MCL_RETRY_NOW;
   }
   if (code == MICA_LEASE_EXPIRED) {
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
-    return CL_RETRY_LATER;
+    return MCL_RETRY_LATER;
   }
-  if (code == MICA_UNAVAILABLE || code == MICA_ABORTED) return CL_RETRY_LATER;
-  return CL_FAIL;
+  if (code == MICA_UNAVAILABLE || code == MICA_ABORTED) return MCL_RETRY_LATER;
+  return MCL_FAIL;
 }
 
-mica_err *cl_after_failure(mica_client *c, cl_retry *r, const char *table,
+mica_err *mcl_after_failure(mica_client *c, mcl_retry *r, const char *table,
                            const rc_route *used, mica_err *e,
                            const Mica__V1__Status *st) {
-  cl_verdict v = cl_digest(c, table, used, err_code(e), st);
+  mcl_verdict v = mcl_digest(c, table, used, err_code(e), st);
   if (st == NULL && used->address != NULL) e = err_wrap(e, "server %s", used->address);
-  if (v == CL_FAIL) return e;
-  return cl_retry_next(r, e, v == CL_RETRY_LATER);
+  if (v == MCL_FAIL) return e;
+  return mcl_retry_next(r, e, v == MCL_RETRY_LATER);
 }
 
-mica_err *cl_check_key(slice key) {
+mica_err *mcl_check_key(slice key) {
   if (key.len == 0) return err_new(MICA_INVALID_ARGUMENT, "empty key");
   if (key.data == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL key");
-  if (key.len > CL_MAX_KEY)
+  if (key.len > MCL_MAX_KEY)
     return err_new(MICA_INVALID_ARGUMENT, "key of %zu bytes exceeds the %u-byte limit",
-                   key.len, CL_MAX_KEY);
+                   key.len, MCL_MAX_KEY);
   return NULL;
 }
 
-mica_err *cl_check_table(const char *table) {
+mica_err *mcl_check_table(const char *table) {
   if (table == NULL || table[0] == '\0')
     return err_new(MICA_INVALID_ARGUMENT, "empty table name");
   return NULL;
@@ -445,21 +445,21 @@ typedef struct keycall {
 static mica_err *key_call(mica_client *c, const char *table, slice key, keycall *kc,
                           ProtobufCMessage **resp) {
   *resp = NULL;
-  cl_retry r;
-  cl_retry_init(&r, c);
+  mcl_retry r;
+  mcl_retry_init(&r, c);
   mica_err *e = NULL;
   for (;;) {
     rc_route route = {0};
-    e = cl_locate(c, &r, table, key, false, &route);
+    e = mcl_locate(c, &r, table, key, false, &route);
     if (e != NULL) break;
-    cl_tablet_ref(kc->ref, &route);
-    cl_conn *k = cl_conn_get(c, route.address);
+    mcl_tablet_ref(kc->ref, &route);
+    mcl_conn *k = mcl_conn_get(c, route.address);
     ProtobufCMessage *msg = NULL;
     atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-    e = rpc_unary(k->ch, kc->m, kc->req, cl_retry_remaining_ms(&r), &msg);
+    e = rpc_unary(k->ch, kc->m, kc->req, mcl_retry_remaining_ms(&r), &msg);
     const Mica__V1__Status *st = NULL;
     if (e == NULL) {
-      st = cl_status_of(msg);
+      st = mcl_status_of(msg);
       e = rpc_status_err(st);
       if (e == NULL) {
         rc_route_clear(&route);
@@ -467,19 +467,19 @@ static mica_err *key_call(mica_client *c, const char *table, slice key, keycall 
         break;
       }
     }
-    e = cl_after_failure(c, &r, table, &route, e, st);
+    e = mcl_after_failure(c, &r, table, &route, e, st);
     rpc_msg_free(msg);
     rc_route_clear(&route);
     if (e != NULL) break;
   }
-  cl_retry_done(&r);
+  mcl_retry_done(&r);
   return e;
 }
 
 static mica_err *check_value(size_t len, const void *p) {
-  if (len > CL_MAX_VALUE)
+  if (len > MCL_MAX_VALUE)
     return err_new(MICA_INVALID_ARGUMENT, "value of %zu bytes exceeds the %zu-byte limit",
-                   len, CL_MAX_VALUE);
+                   len, MCL_MAX_VALUE);
   if (len > 0 && p == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL value");
   return NULL;
 }
@@ -487,10 +487,10 @@ static mica_err *check_value(size_t len, const void *p) {
 int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
              const void *value, size_t value_len) {
   slice k = slice_make(key, key_len);
-  mica_err *e = cl_check_table(table);
-  if (e == NULL) e = cl_check_key(k);
+  mica_err *e = mcl_check_table(table);
+  if (e == NULL) e = mcl_check_key(k);
   if (e == NULL) e = check_value(value_len, value);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__TabletRef ref;
   Mica__V1__PutRequest req = MICA__V1__PUT_REQUEST__INIT;
   req.tablet = &ref;
@@ -502,14 +502,14 @@ int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
   ProtobufCMessage *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_delete(mica_client *c, const char *table, const void *key, size_t key_len) {
   slice k = slice_make(key, key_len);
-  mica_err *e = cl_check_table(table);
-  if (e == NULL) e = cl_check_key(k);
-  if (e != NULL) return cl_finish(e);
+  mica_err *e = mcl_check_table(table);
+  if (e == NULL) e = mcl_check_key(k);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__TabletRef ref;
   Mica__V1__DeleteRequest req = MICA__V1__DELETE_REQUEST__INIT;
   req.tablet = &ref;
@@ -519,7 +519,7 @@ int mica_delete(mica_client *c, const char *table, const void *key, size_t key_l
   ProtobufCMessage *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
-  return cl_finish(e);
+  return mcl_finish(e);
 }
 
 int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
@@ -527,9 +527,9 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   *value = NULL;
   *value_len = 0;
   slice k = slice_make(key, key_len);
-  mica_err *e = cl_check_table(table);
-  if (e == NULL) e = cl_check_key(k);
-  if (e != NULL) return cl_finish(e);
+  mica_err *e = mcl_check_table(table);
+  if (e == NULL) e = mcl_check_key(k);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__TabletRef ref;
   Mica__V1__GetRequest req = MICA__V1__GET_REQUEST__INIT;
   req.tablet = &ref;
@@ -538,7 +538,7 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   keycall kc = {&rpc_m_ts_get, &req.base, &ref};
   ProtobufCMessage *msg = NULL;
   e = key_call(c, table, k, &kc, &msg);
-  if (e != NULL) return cl_finish(e);
+  if (e != NULL) return mcl_finish(e);
   Mica__V1__GetResponse *resp = (Mica__V1__GetResponse *)msg;
   if (!resp->found) {
     rpc_msg_free(msg);
@@ -546,12 +546,12 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
     slice_escape(k, &esc);
     e = err_new(MICA_NOT_FOUND, "key '%s' not found in '%s'", (char *)esc.data, table);
     buf_free(&esc);
-    return cl_finish(e);
+    return mcl_finish(e);
   }
   /* One byte more than needed so an empty value still gets a pointer. */
   *value = xmalloc(resp->value.len + 1);
   if (resp->value.len > 0) memcpy(*value, resp->value.data, resp->value.len);
   *value_len = resp->value.len;
   rpc_msg_free(msg);
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }

@@ -5,11 +5,11 @@
  * error); batch.c, scan.c and admin.c build the calls on top of it.
  * Internally everything returns mica_err (NULL = success); the public entry
  * points turn that into a code plus the thread's error message with
- * cl_finish().
+ * mcl_finish().
  *
  * Thread-safety: a mica_client is shared by any number of threads. The
  * connection table has its own reader-writer lock; the routing cache locks
- * per table; counters are atomics. A cl_retry belongs to one call. */
+ * per table; counters are atomics. A mcl_retry belongs to one call. */
 #ifndef MICA_CLIENT_CLIENT_INT_H
 #define MICA_CLIENT_CLIENT_INT_H
 
@@ -24,10 +24,10 @@
 #include "proto/rpc.h"
 
 /* A channel to one address, shared by the calls using it. */
-typedef struct cl_conn {
+typedef struct mcl_conn {
   char *address;
   rpc_channel *ch;
-} cl_conn;
+} mcl_conn;
 
 struct mica_client {
   mica_options opts;
@@ -35,10 +35,10 @@ struct mica_client {
   route_cache *cache;
   pthread_rwlock_t conns_lock;
   /* Guarded by conns_lock: connections by address, never removed before
-   * mica_close, so a cl_conn pointer stays valid for the client's life. */
-  cl_conn **conns;
+   * mica_close, so a mcl_conn pointer stays valid for the client's life. */
+  mcl_conn **conns;
   size_t n_conns, cap_conns;
-  cl_conn *master_conn; /* immutable after open */
+  mcl_conn *master_conn; /* immutable after open */
   _Atomic uint64_t master_lookups, master_calls, routing_answers, retries,
       server_rpcs;
 };
@@ -46,34 +46,34 @@ struct mica_client {
 /* ---- errors ---- */
 
 /* Sets the calling thread's message from `e`, frees it, returns its code. */
-int cl_finish(mica_err *e);
+int mcl_finish(mica_err *e);
 
 /* ---- connections ---- */
 
-cl_conn *cl_conn_get(mica_client *c, const char *address);
+mcl_conn *mcl_conn_get(mica_client *c, const char *address);
 
 /* ---- retries ---- */
 
-typedef struct cl_retry {
+typedef struct mcl_retry {
   mica_client *c;
   uint64_t deadline_us; /* monotonic */
   int attempts;         /* made so far */
   int64_t delay_ms;     /* next backoff bound */
   mica_err *last;       /* reason for the last retry; owned */
-} cl_retry;
+} mcl_retry;
 
-void cl_retry_init(cl_retry *r, mica_client *c);
-void cl_retry_done(cl_retry *r); /* frees `last` */
+void mcl_retry_init(mcl_retry *r, mica_client *c);
+void mcl_retry_done(mcl_retry *r); /* frees `last` */
 /* Milliseconds left, at least 1 (0 never reaches gRPC as "no deadline"). */
-int64_t cl_retry_remaining_ms(const cl_retry *r);
+int64_t mcl_retry_remaining_ms(const mcl_retry *r);
 /* Takes `e` as the reason another attempt is needed. With `sleep`, waits
  * the next backoff delay (clipped to the deadline). Returns NULL when the
  * caller should try again, otherwise the error to give up with (deadline
  * or attempts used up), which names the last reason. */
-mica_err *cl_retry_next(cl_retry *r, mica_err *e, bool sleep);
+mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep);
 
 /* True for codes worth another attempt after a backoff. */
-bool cl_code_retryable(int code);
+bool mcl_code_retryable(int code);
 
 /* ---- master calls ---- */
 
@@ -81,7 +81,7 @@ bool cl_code_retryable(int code);
  * extracts the response's Status; on success *resp (caller frees with
  * rpc_msg_free) holds an OK response. An application error is returned as
  * is, without retry unless it is UNAVAILABLE. */
-mica_err *cl_master_call(mica_client *c, cl_retry *r, const rpc_method *m,
+mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
                          const ProtobufCMessage *req, ProtobufCMessage **resp);
 
 /* ---- routing ---- */
@@ -90,50 +90,50 @@ mica_err *cl_master_call(mica_client *c, cl_retry *r, const rpc_method *m,
  * keys below `key`; empty key = the table's last tablet), from the cache or
  * the master, with a location. `out` must be zeroed; caller clears it with
  * rc_route_clear. */
-mica_err *cl_locate(mica_client *c, cl_retry *r, const char *table, slice key,
+mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
                     bool before, rc_route *out);
 
 /* Converts and installs routes from the wire. */
-void cl_install_routes(mica_client *c, const char *table,
+void mcl_install_routes(mica_client *c, const char *table,
                        Mica__V1__TabletRoute *const *routes, size_t n);
 
 /* Digests a failed answer from a tablet server for route `used`:
  * - a routing error carrying descriptors or a new location is installed
  *   (no master involved) and the caller retries at once;
  * - a routing error without them, or a transport failure reaching the
- *   server, drops the route so the next cl_locate asks the master, after a
+ *   server, drops the route so the next mcl_locate asks the master, after a
  *   backoff;
  * - other retryable codes back off.
  * Takes `e`. Returns NULL to try again or the error to give up with. */
-mica_err *cl_after_failure(mica_client *c, cl_retry *r, const char *table,
+mica_err *mcl_after_failure(mica_client *c, mcl_retry *r, const char *table,
                            const rc_route *used, mica_err *e,
                            const Mica__V1__Status *st);
 
-typedef enum cl_verdict {
-  CL_RETRY_NOW,   /* a routing answer was installed: go again at once */
-  CL_RETRY_LATER, /* back off first (the route may have been dropped) */
-  CL_FAIL         /* not worth retrying */
-} cl_verdict;
+typedef enum mcl_verdict {
+  MCL_RETRY_NOW,   /* a routing answer was installed: go again at once */
+  MCL_RETRY_LATER, /* back off first (the route may have been dropped) */
+  MCL_FAIL         /* not worth retrying */
+} mcl_verdict;
 
-/* The decision part of cl_after_failure, for calls that handle many
+/* The decision part of mcl_after_failure, for calls that handle many
  * tablets in one round (multi-get): updates the cache and says what to do
  * for a failure with `code` from the server of `used`. */
-cl_verdict cl_digest(mica_client *c, const char *table, const rc_route *used, int code,
+mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, int code,
                      const Mica__V1__Status *st);
 
 /* The Status (field 1) of any response message of mica.proto; NULL when
  * absent. */
-const Mica__V1__Status *cl_status_of(const ProtobufCMessage *msg);
+const Mica__V1__Status *mcl_status_of(const ProtobufCMessage *msg);
 
 /* Fills a TabletRef from a route. */
-void cl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r);
+void mcl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r);
 
 /* Checks key and value sizes against the protocol limits. */
-mica_err *cl_check_key(slice key);
-mica_err *cl_check_table(const char *table);
+mica_err *mcl_check_key(slice key);
+mica_err *mcl_check_table(const char *table);
 
 /* Protocol limits (mica.proto). */
-#define CL_MAX_KEY 16384u
-#define CL_MAX_VALUE ((size_t)8 << 20)
+#define MCL_MAX_KEY 16384u
+#define MCL_MAX_VALUE ((size_t)8 << 20)
 
 #endif

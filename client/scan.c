@@ -71,14 +71,14 @@ static void close_stream(mica_scanner *s) {
   s->stream_progress = false;
 }
 
-static mica_err *open_stream(mica_scanner *s, cl_retry *r) {
+static mica_err *open_stream(mica_scanner *s, mcl_retry *r) {
   mica_client *c = s->c;
   if (s->route.address == NULL) {
-    mica_err *e = cl_locate(c, r, s->table, buf_slice(&s->cursor), s->reverse, &s->route);
+    mica_err *e = mcl_locate(c, r, s->table, buf_slice(&s->cursor), s->reverse, &s->route);
     if (e != NULL) return e;
   }
   Mica__V1__TabletRef ref;
-  cl_tablet_ref(&ref, &s->route);
+  mcl_tablet_ref(&ref, &s->route);
   Mica__V1__ScanRequest req = MICA__V1__SCAN_REQUEST__INIT;
   req.tablet = &ref;
   const buf *start = s->reverse ? &s->lo : &s->cursor;
@@ -94,7 +94,7 @@ static mica_err *open_stream(mica_scanner *s, cl_retry *r) {
   req.keys_only = s->keys_only;
   int64_t timeout = c->opts.deadline_ms > SCAN_STREAM_MIN_MS ? c->opts.deadline_ms
                                                              : SCAN_STREAM_MIN_MS;
-  cl_conn *k = cl_conn_get(c, s->route.address);
+  mcl_conn *k = mcl_conn_get(c, s->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
   mica_err *e = rpc_stream_open(k->ch, &rpc_m_ts_scan, &req.base, timeout, &s->stream);
   s->stream_progress = false;
@@ -119,7 +119,7 @@ static void next_tablet(mica_scanner *s, const Mica__V1__TabletDescriptor *d) {
 }
 
 /* A stream failed: digest the failure and decide whether to reopen. */
-static mica_err *stream_failed(mica_scanner *s, cl_retry *r, mica_err *e,
+static mica_err *stream_failed(mica_scanner *s, mcl_retry *r, mica_err *e,
                                const Mica__V1__Status *st) {
   bool progressed = s->stream_progress;
   rc_route used = s->route;
@@ -132,7 +132,7 @@ static mica_err *stream_failed(mica_scanner *s, cl_retry *r, mica_err *e,
     rc_route_clear(&used);
     return NULL;
   }
-  e = cl_after_failure(s->c, r, s->table, &used, e, st);
+  e = mcl_after_failure(s->c, r, s->table, &used, e, st);
   rc_route_clear(&used);
   return e;
 }
@@ -140,8 +140,8 @@ static mica_err *stream_failed(mica_scanner *s, cl_retry *r, mica_err *e,
 int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_len,
                    const void **value, size_t *value_len) {
   *has_row = 0;
-  cl_retry r;
-  cl_retry_init(&r, s->c);
+  mcl_retry r;
+  mcl_retry_init(&r, s->c);
   mica_err *e = NULL;
   for (;;) {
     if (s->limit && s->returned >= s->limit) {
@@ -221,26 +221,26 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
     s->stream_progress = true;
   }
   if (s->done && *has_row == 0 && s->stream != NULL) close_stream(s);
-  cl_retry_done(&r);
-  return cl_finish(e);
+  mcl_retry_done(&r);
+  return mcl_finish(e);
 }
 
 int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *opts,
                    mica_scanner **out) {
   *out = NULL;
-  mica_err *e = cl_check_table(table);
-  if (e != NULL) return cl_finish(e);
+  mica_err *e = mcl_check_table(table);
+  if (e != NULL) return mcl_finish(e);
   mica_scan_options none;
   memset(&none, 0, sizeof none);
   if (opts == NULL) opts = &none;
   slice start = slice_make(opts->start, opts->start ? opts->start_len : 0);
   slice end = slice_make(opts->end, opts->end ? opts->end_len : 0);
   slice prefix = slice_make(opts->prefix, opts->prefix ? opts->prefix_len : 0);
-  if (start.len > CL_MAX_KEY || end.len > CL_MAX_KEY || prefix.len > CL_MAX_KEY)
-    return cl_finish(err_new(MICA_INVALID_ARGUMENT, "scan bound longer than %u bytes",
-                             CL_MAX_KEY));
+  if (start.len > MCL_MAX_KEY || end.len > MCL_MAX_KEY || prefix.len > MCL_MAX_KEY)
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "scan bound longer than %u bytes",
+                             MCL_MAX_KEY));
   if (start.len > 0 && end.len > 0 && slice_cmp(start, end) > 0)
-    return cl_finish(err_new(MICA_INVALID_ARGUMENT, "scan start is greater than its end"));
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "scan start is greater than its end"));
 
   mica_scanner *s = xcalloc(1, sizeof *s);
   s->c = c;
@@ -265,16 +265,16 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
     s->done = true;
 
   /* Locate the first tablet now, so an unknown table fails here. */
-  cl_retry r;
-  cl_retry_init(&r, c);
-  e = cl_locate(c, &r, s->table, buf_slice(&s->cursor), s->reverse, &s->route);
-  cl_retry_done(&r);
+  mcl_retry r;
+  mcl_retry_init(&r, c);
+  e = mcl_locate(c, &r, s->table, buf_slice(&s->cursor), s->reverse, &s->route);
+  mcl_retry_done(&r);
   if (e != NULL) {
     mica_scan_close(s);
-    return cl_finish(e);
+    return mcl_finish(e);
   }
   *out = s;
-  return cl_finish(NULL);
+  return mcl_finish(NULL);
 }
 
 void mica_scan_close(mica_scanner *s) {
