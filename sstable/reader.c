@@ -26,12 +26,22 @@
 #include "common/ikey.h"
 #include "sstable/sst_int.h"
 
+/* One data block in the in-memory index: one 64-byte cache line, with
+ * the separator key inline when it fits (it nearly always does: separators
+ * are shortened), so each step of the binary search that every point read
+ * and seek does costs one cache miss rather than two. */
+#define INLINE_KEY_BYTES 48
+
 typedef struct index_entry {
-  size_t key_off; /* into sst_reader.index_keys */
-  size_t key_len;
   uint64_t offset;
-  uint64_t size; /* stored contents, trailer excluded */
+  uint32_t size;    /* stored contents, trailer excluded (<= 256 MiB) */
+  uint32_t key_len;
+  union {
+    uint8_t inl[INLINE_KEY_BYTES]; /* key_len <= INLINE_KEY_BYTES */
+    size_t off;                    /* else: into sst_reader.index_keys */
+  } k;
 } index_entry;
+_Static_assert(sizeof(index_entry) == 64, "an index entry is one cache line");
 
 struct sst_reader {
   atomic_int refs;
@@ -74,7 +84,10 @@ static mica_err *corrupt(const sst_reader *r, uint64_t offset, const char *fmt,
 }
 
 static slice index_key(const sst_reader *r, size_t i) {
-  return slice_make(r->index_keys.data + r->index[i].key_off, r->index[i].key_len);
+  const index_entry *e = &r->index[i];
+  return e->key_len <= INLINE_KEY_BYTES
+             ? slice_make(e->k.inl, e->key_len)
+             : slice_make(r->index_keys.data + e->k.off, e->key_len);
 }
 
 /* First block whose index key is >= `ik` (nblocks when none). */
@@ -92,33 +105,80 @@ static size_t index_lower_bound(const sst_reader *r, slice ik) {
 
 /* ---- block reads ---- */
 
-/* Reads the block at `h`, checks its checksum, and returns its
- * uncompressed contents in *out (caller frees) and *size; *type gets the
- * stored block type. `what` names the block in errors. */
-static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
-                            uint8_t **out, size_t *size, int *type) {
-  *out = NULL;
+/* A window of file bytes read ahead by a sequential scan: one read of
+ * READAHEAD_BYTES serves the next several blocks, which are still
+ * checksummed one by one. Off until the scan proves sequential. */
+#define READAHEAD_BYTES (256 * 1024)
+
+typedef struct readahead {
+  bool on;
+  uint64_t off; /* file offset of win.data[0] */
+  buf win;
+} readahead;
+
+/* Fetches the stored bytes and trailer of the block at `h` into *raw:
+ * from `ra`'s window when it is on (refilling it as needed; *borrowed is
+ * then true and the bytes stay valid until the window moves), else into a
+ * new buffer the caller frees. */
+static mica_err *fetch_block(const sst_reader *r, sst_handle h, const char *what,
+                             readahead *ra, uint8_t **raw, bool *borrowed) {
   uint64_t limit = r->file_size - SST_FOOTER_SIZE;
   if (h.offset > limit || h.size > limit - h.offset ||
       limit - h.offset - h.size < SST_TRAILER_SIZE || h.size > SST_MAX_BLOCK_BYTES)
     return corrupt(r, h.offset, "%s block of %llu bytes runs past the data end %llu",
                    what, (unsigned long long)h.size, (unsigned long long)limit);
   size_t n = (size_t)h.size + SST_TRAILER_SIZE;
-  uint8_t *raw = xmalloc(n);
+  size_t want = n;
+  uint8_t *dst;
+  if (ra != NULL && ra->on) {
+    *borrowed = true;
+    if (h.offset >= ra->off && h.offset - ra->off + n <= ra->win.len) {
+      *raw = ra->win.data + (h.offset - ra->off);
+      return NULL;
+    }
+    if (want < READAHEAD_BYTES) want = READAHEAD_BYTES;
+    if (want > limit - h.offset) want = (size_t)(limit - h.offset);
+    buf_clear(&ra->win);
+    buf_reserve(&ra->win, want);
+    dst = ra->win.data;
+  } else {
+    *borrowed = false;
+    dst = xmalloc(n);
+  }
   size_t got = 0;
-  mica_err *err = env_read(r->f, h.offset, n, raw, &got);
+  mica_err *err = env_read(r->f, h.offset, want, dst, &got);
+  if (err == NULL && got < n)
+    err = corrupt(r, h.offset, "%s block truncated (%zu of %zu bytes)", what, got, n);
+  else if (err != NULL)
+    err = err_wrap(err, "sst %s: %s block at offset %llu", r->path, what,
+                   (unsigned long long)h.offset);
+  if (*borrowed) {
+    ra->off = h.offset;
+    ra->win.len = err == NULL ? got : 0;
+  }
   if (err != NULL) {
-    free(raw);
-    return err_wrap(err, "sst %s: %s block at offset %llu", r->path, what,
-                    (unsigned long long)h.offset);
+    if (!*borrowed) free(dst);
+    return err;
   }
-  if (got != n) {
-    free(raw);
-    return corrupt(r, h.offset, "%s block truncated (%zu of %zu bytes)", what, got, n);
-  }
+  *raw = dst;
+  return NULL;
+}
+
+/* Reads the block at `h` (through `ra` when not NULL), checks its
+ * checksum, and returns its uncompressed contents in *out and *size, and
+ * the stored block type in *type. When *borrowed is true the contents
+ * live in `ra`'s window (valid until it moves); otherwise the caller frees
+ * *out. `what` names the block in errors. */
+static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
+                            readahead *ra, uint8_t **out, size_t *size, int *type,
+                            bool *borrowed) {
+  *out = NULL;
+  uint8_t *raw = NULL;
+  mica_err *err = fetch_block(r, h, what, ra, &raw, borrowed);
+  if (err != NULL) return err;
   uint32_t crc = crc32c_extend(crc32c_value(raw, (size_t)h.size), raw + h.size, 1);
   if (crc32c_unmask(decode_fixed32(raw + h.size + 1)) != crc) {
-    free(raw);
+    if (!*borrowed) free(raw);
     return corrupt(r, h.offset, "%s block checksum mismatch", what);
   }
   *type = raw[h.size];
@@ -131,7 +191,7 @@ static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
   const uint8_t *p = get_varint32(raw, raw + h.size, &rawlen);
   if (p == NULL || rawlen > SST_MAX_BLOCK_BYTES ||
       (*type != SST_BLOCK_LZ4 && *type != SST_BLOCK_ZSTD)) {
-    free(raw);
+    if (!*borrowed) free(raw);
     return corrupt(r, h.offset, "%s block has unknown type %d or bad length", what,
                    *type);
   }
@@ -145,7 +205,8 @@ static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
     size_t d = ZSTD_decompress(dst, rawlen, p, clen);
     ok = !ZSTD_isError(d) && d == rawlen;
   }
-  free(raw);
+  if (!*borrowed) free(raw);
+  *borrowed = false;
   if (!ok) {
     free(dst);
     return corrupt(r, h.offset, "%s block does not decompress", what);
@@ -153,6 +214,13 @@ static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
   *out = dst;
   *size = rawlen;
   return NULL;
+}
+
+/* read_block for the metadata blocks read once at open. */
+static mica_err *read_meta_block(const sst_reader *r, sst_handle h, const char *what,
+                                 uint8_t **out, size_t *size, int *type) {
+  bool borrowed;
+  return read_block(r, h, what, NULL, out, size, type, &borrowed);
 }
 
 static void cached_block_delete(slice key, void *value) {
@@ -171,10 +239,11 @@ static void block_ref_release(const sst_reader *r, block_ref *ref) {
 
 /* Loads data block `i` into `ref` (released first). Uses the reader's
  * cache, if any, when `use_cache`; inserts what it read only when
- * `fill_cache` too. *type_out (may be NULL) gets the stored block type, or
- * -1 for a cache hit. */
+ * `fill_cache` too. Reads through `ra` when not NULL. *type_out (may be
+ * NULL) gets the stored block type, or -1 for a cache hit. */
 static mica_err *load_block(const sst_reader *r, size_t i, bool use_cache,
-                            bool fill_cache, block_ref *ref, int *type_out) {
+                            bool fill_cache, readahead *ra, block_ref *ref,
+                            int *type_out) {
   block_ref_release(r, ref);
   const index_entry *ie = &r->index[i];
   uint8_t key[16];
@@ -193,26 +262,31 @@ static mica_err *load_block(const sst_reader *r, size_t i, bool use_cache,
   uint8_t *data;
   size_t size;
   int type;
+  bool borrowed;
   sst_handle hd = {ie->offset, ie->size};
-  mica_err *err = read_block(r, hd, "data", &data, &size, &type);
+  mica_err *err = read_block(r, hd, "data", ra, &data, &size, &type, &borrowed);
   if (err != NULL) return err;
   if (type_out != NULL) *type_out = type;
+  bool cache_it = use_cache && fill_cache;
+  if (borrowed && cache_it) {
+    data = xmemdup(data, size);
+    borrowed = false;
+  }
   sst_block blk;
   if (!sst_block_parse(data, size, &blk)) {
-    free(data);
+    if (!borrowed) free(data);
     return corrupt(r, ie->offset, "data block has a malformed restart array");
   }
-  if (use_cache && fill_cache) {
+  ref->blk = blk;
+  if (cache_it) {
     cached_block *cb = xmalloc(sizeof *cb);
     cb->data = data;
     cb->blk = blk;
     ref->h = cache_insert(r->cache, slice_make(key, sizeof key), cb,
                           size + sizeof *cb, cached_block_delete);
-    ref->blk = blk;
-    return NULL;
+  } else if (!borrowed) {
+    ref->owned = data;
   }
-  ref->owned = data;
-  ref->blk = blk;
   return NULL;
 }
 
@@ -250,7 +324,7 @@ static mica_err *read_index(sst_reader *r, sst_handle h) {
   uint8_t *data;
   size_t size;
   int type;
-  mica_err *err = read_block(r, h, "index", &data, &size, &type);
+  mica_err *err = read_meta_block(r, h, "index", &data, &size, &type);
   if (err != NULL) return err;
   sst_block blk;
   if (type != SST_BLOCK_RAW || !sst_block_parse(data, size, &blk)) {
@@ -263,7 +337,13 @@ static mica_err *read_index(sst_reader *r, sst_handle h) {
     return corrupt(r, h.offset, "index block cannot hold %llu entries",
                    (unsigned long long)n);
   }
-  r->index = xcalloc(n > 0 ? n : 1, sizeof *r->index);
+  if (posix_memalign((void **)&r->index, 64, (n > 0 ? n : 1) * sizeof *r->index) != 0)
+    r->index = NULL;
+  if (r->index == NULL) {
+    free(data);
+    return err_new(MICA_RESOURCE_EXHAUSTED, "sst %s: no memory for an index of %llu "
+                   "blocks", r->path, (unsigned long long)n);
+  }
   sst_block_cursor c;
   sst_bc_init(&c, &blk);
   uint64_t expect = 0;
@@ -273,17 +353,23 @@ static mica_err *read_index(sst_reader *r, sst_handle h) {
     const uint8_t *p = get_varint64(c.value.data, c.value.data + c.value.len, &bh.offset);
     if (p != NULL) p = get_varint64(p, c.value.data + c.value.len, &bh.size);
     if (i >= n || p != c.value.data + c.value.len || bh.offset != expect ||
+        bh.size > SST_MAX_BLOCK_BYTES || c.key.len > UINT32_MAX ||
         bh.size > r->props.data_size - expect ||
         r->props.data_size - expect - bh.size < SST_TRAILER_SIZE ||
         (i > 0 && ikey_cmp(index_key(r, i - 1), buf_slice(&c.key)) >= 0)) {
       err = corrupt(r, h.offset, "index entry %zu is inconsistent", i);
       break;
     }
-    r->index[i].key_off = r->index_keys.len;
-    r->index[i].key_len = c.key.len;
-    r->index[i].offset = bh.offset;
-    r->index[i].size = bh.size;
-    buf_append_slice(&r->index_keys, buf_slice(&c.key));
+    index_entry *e = &r->index[i];
+    e->offset = bh.offset;
+    e->size = (uint32_t)bh.size;
+    e->key_len = (uint32_t)c.key.len;
+    if (c.key.len <= INLINE_KEY_BYTES) {
+      memcpy(e->k.inl, c.key.data, c.key.len);
+    } else {
+      e->k.off = r->index_keys.len;
+      buf_append_slice(&r->index_keys, buf_slice(&c.key));
+    }
     expect = bh.offset + bh.size + SST_TRAILER_SIZE;
   }
   if (err == NULL && c.corrupt)
@@ -299,7 +385,7 @@ static mica_err *read_index(sst_reader *r, sst_handle h) {
 }
 
 static mica_err *reader_load(sst_reader *r) {
-  sst_handle index_h, filter_h, props_h;
+  sst_handle index_h = {0, 0}, filter_h = {0, 0}, props_h = {0, 0};
   mica_err *err = read_footer(r, &index_h, &filter_h, &props_h);
   if (err != NULL) return err;
   uint64_t footer_off = r->file_size - SST_FOOTER_SIZE;
@@ -307,7 +393,7 @@ static mica_err *reader_load(sst_reader *r) {
   uint8_t *data;
   size_t size;
   int type;
-  err = read_block(r, props_h, "properties", &data, &size, &type);
+  err = read_meta_block(r, props_h, "properties", &data, &size, &type);
   if (err != NULL) return err;
   bool ok = type == SST_BLOCK_RAW &&
             sst_props_decode(slice_make(data, size), &r->props);
@@ -333,9 +419,10 @@ static mica_err *reader_load(sst_reader *r) {
   if (err != NULL) return err;
 
   if (has_filter) {
-    err = read_block(r, filter_h, "filter", &data, &size, &type);
+    err = read_meta_block(r, filter_h, "filter", &data, &size, &type);
     if (err != NULL) return err;
-    if (type != SST_BLOCK_RAW || size < 9 || data[size - 1] < 1 || data[size - 1] > 30) {
+    if (type != SST_BLOCK_RAW || size < 65 || (size - 1) % 64 != 0 ||
+        data[size - 1] < 1 || data[size - 1] > 30) {
       free(data);
       return corrupt(r, filter_h.offset, "filter block is malformed");
     }
@@ -420,7 +507,7 @@ mica_err *sst_reader_get(sst_reader *r, slice user_key, uint64_t snapshot_seq,
   /* The target sorts at or before block i's index key, so the answer is in
    * block i or, when the target falls after its last key, first in i+1. */
   for (; i < r->nblocks; i++) {
-    err = load_block(r, i, true, true, &ref, NULL);
+    err = load_block(r, i, true, true, NULL, &ref, NULL);
     if (err != NULL) break;
     sst_bc_set(&c, &ref.blk);
     sst_bc_seek(&c, buf_slice(&target));
@@ -461,12 +548,14 @@ typedef struct sst_iter {
   block_ref ref;
   sst_block_cursor c;
   mica_err *err;       /* sticky */
+  int forward_steps;   /* consecutive moves to the next block */
+  readahead ra;        /* turned on by the second consecutive forward move */
 } sst_iter;
 
 static void it_set_block(sst_iter *it, size_t i) {
   it->has_block = false;
   sst_bc_set(&it->c, NULL);
-  mica_err *err = load_block(it->r, i, true, it->fill_cache, &it->ref, NULL);
+  mica_err *err = load_block(it->r, i, true, it->fill_cache, &it->ra, &it->ref, NULL);
   if (err != NULL) {
     it->err = err;
     return;
@@ -487,12 +576,19 @@ static bool it_check(sst_iter *it) {
   return it->err == NULL;
 }
 
+/* Called by every positioning call: a seek ends any sequential run. */
+static void it_random_access(sst_iter *it) {
+  it->forward_steps = 0;
+  it->ra.on = false;
+}
+
 static void it_skip_forward(sst_iter *it) {
   while (it_check(it) && it->has_block && !sst_bc_valid(&it->c)) {
     if (it->bi + 1 >= it->r->nblocks) {
       it->has_block = false;
       return;
     }
+    if (++it->forward_steps >= 2) it->ra.on = true;
     it_set_block(it, it->bi + 1);
     if (it->has_block) sst_bc_first(&it->c);
   }
@@ -517,6 +613,7 @@ static bool it_valid(iter *base) {
 static void it_seek_to_first(iter *base) {
   sst_iter *it = (sst_iter *)base;
   if (it->err != NULL) return;
+  it_random_access(it);
   it->has_block = false;
   if (it->r->nblocks == 0) return;
   it_set_block(it, 0);
@@ -527,6 +624,7 @@ static void it_seek_to_first(iter *base) {
 static void it_seek_to_last(iter *base) {
   sst_iter *it = (sst_iter *)base;
   if (it->err != NULL) return;
+  it_random_access(it);
   it->has_block = false;
   if (it->r->nblocks == 0) return;
   it_set_block(it, it->r->nblocks - 1);
@@ -537,6 +635,7 @@ static void it_seek_to_last(iter *base) {
 static void it_seek(iter *base, slice target) {
   sst_iter *it = (sst_iter *)base;
   if (it->err != NULL) return;
+  it_random_access(it);
   it->has_block = false;
   if (target.len < IKEY_TRAILER) {
     it->err = err_new(MICA_INVALID_ARGUMENT, "sst %s: seek target is not an internal key",
@@ -573,7 +672,10 @@ static void it_prev(iter *base) {
   sst_iter *it = (sst_iter *)base;
   if (!it_valid(base)) return;
   sst_bc_prev(&it->c);
-  if (!sst_bc_valid(&it->c)) it_skip_backward(it);
+  if (!sst_bc_valid(&it->c)) {
+    it_random_access(it);
+    it_skip_backward(it);
+  }
 }
 
 static slice it_key(iter *base) {
@@ -589,6 +691,7 @@ static void it_close(iter *base) {
   sst_iter *it = (sst_iter *)base;
   block_ref_release(it->r, &it->ref);
   sst_bc_free(&it->c);
+  buf_free(&it->ra.win);
   err_free(it->err);
   sst_reader_close(it->r);
   free(it);
@@ -621,6 +724,7 @@ iter *sst_reader_iter_new(sst_reader *r, bool fill_cache) {
 /* ---- middle key ---- */
 
 static void it_block_first(sst_iter *it, size_t i) {
+  it_random_access(it);
   it->has_block = false;
   it_set_block(it, i);
   if (it->has_block) sst_bc_first(&it->c);
@@ -714,13 +818,14 @@ mica_err *sst_reader_verify(sst_reader *r) {
   sst_bc_init(&c, NULL);
   mica_err *err = NULL;
   uint64_t raw_data = 0, compressed = 0;
+  readahead ra = {.on = true};
 
   for (size_t i = 0; i < r->nblocks && err == NULL; i++) {
     int type;
     uint64_t off = r->index[i].offset;
     /* The cache is bypassed so that every block really is read and
      * checksummed from the file. */
-    err = load_block(r, i, false, false, &ref, &type);
+    err = load_block(r, i, false, false, &ra, &ref, &type);
     if (err != NULL) break;
     raw_data += ref.blk.size + SST_TRAILER_SIZE;
     if (type != SST_BLOCK_RAW) compressed++;
@@ -777,6 +882,7 @@ mica_err *sst_reader_verify(sst_reader *r) {
   }
   sst_bc_free(&c);
   block_ref_release(r, &ref);
+  buf_free(&ra.win);
   buf_free(&prev);
   sst_properties_clear(&seen);
   return err;

@@ -112,13 +112,13 @@ void sst_bc_seek(sst_block_cursor *c, slice target);
 uint64_t sst_bloom_hash(slice user_key);
 /* Number of probes for `bits_per_key`: bits * ln 2, rounded down, 1..30. */
 int sst_bloom_probes(int bits_per_key);
-/* Appends a filter over the `n` key hashes (sst_bloom_hash)
- * to `out`: ceil(n * bits_per_key / 8) bytes (at least 8) of bits, then
- * one byte holding the probe count. */
+/* Appends a filter over the `n` key hashes (sst_bloom_hash) to `out`:
+ * ceil(n * bits_per_key / 512) 64-byte blocks (at least one), then one
+ * byte holding the probe count. */
 void sst_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key,
                      buf *out);
-/* `filter` as sst_bloom_build wrote it (at least 2 bytes, probe count
- * 1..30, checked by the caller). */
+/* `filter` as sst_bloom_build wrote it (length 64 * blocks + 1 with at
+ * least one block, probe count 1..30: checked by the caller). */
 bool sst_bloom_may_contain(slice filter, uint64_t hash);
 
 /* ---- properties ---- */

@@ -1,0 +1,481 @@
+/* bench: `mica-sst bench`, the SSTable library's throughput against the
+ * disk and against LevelDB, measured in one run on one machine.
+ *
+ * Rows (N entries, 16-byte user keys in order, 100-byte random values, no
+ * compression, 10-bit Bloom filters, the same block size on both sides):
+ *   disk     append 256 MiB through the env in 1 MiB calls, then fdatasync
+ *   build    Mica: one SSTable from sorted input, synced.
+ *            LevelDB: fill in batches of 1000 (no sync), then compact_range
+ *            so the data ends in sorted tables, as Mica's does.
+ *   scan     every entry in order, twice: blocks first from the file (the
+ *            OS page cache, in practice) and then from a block cache big
+ *            enough for the whole table.
+ *   get      random point lookups of present keys with that big cache
+ *            (warmed by the scans), and without any block cache (Mica: no
+ *            cache; LevelDB: reopened with a zero-capacity cache, which
+ *            LevelDB treats as "do not cache"). The OS page cache still
+ *            holds the file, so "uncached" means "no block cache": every
+ *            lookup reads, checksums and parses a block, but no lookup
+ *            waits for the device.
+ * Mica/LevelDB ratios above 1 mean Mica is faster. Build is also given as
+ * a share of the disk's bandwidth: file bytes written per second of build.
+ *
+ * LevelDB is optional at build time (MICA_HAVE_LEVELDB); without it the
+ * LevelDB columns say "LevelDB not found". */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cache.h"
+#include "common/env.h"
+#include "common/ikey.h"
+#include "sstable/sstable.h"
+#include "tools/mica-sst/mica_sst.h"
+
+#ifdef MICA_HAVE_LEVELDB
+#include <leveldb/c.h>
+#endif
+
+#define KEY_LEN 16
+#define VALUE_LEN 100
+#define VALUE_POOL (1 << 20)
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: mica-sst bench [--entries N] [--dir DIR] [--lookups N]\n"
+          "                      [--uncached-lookups N] [--disk-mib N] [--no-leveldb]\n"
+          "\n"
+          "Builds one SSTable of N entries (16-byte keys, 100-byte values, no\n"
+          "compression), scans it and looks keys up, and does the same with LevelDB\n"
+          "(fill in sorted order, compact, readseq, readrandom) when the tool was\n"
+          "built with it. Also measures the disk's sequential write bandwidth\n"
+          "(append + fdatasync). Prints each rate and the Mica/LevelDB ratio.\n"
+          "\n"
+          "flags:\n"
+          "  --entries N            entries in the table (default 1000000)\n"
+          "  --dir DIR              where to write; a fresh subdirectory is made\n"
+          "                         and removed afterwards (default $TMPDIR or /tmp)\n"
+          "  --lookups N            random lookups with the block cache (default 1000000)\n"
+          "  --uncached-lookups N   random lookups without it (default 200000)\n"
+          "  --disk-mib N           MiB written to measure the disk (default 256)\n"
+          "  --no-leveldb           skip the LevelDB side\n"
+          "  --help                 this text\n"
+          "\n"
+          "example:\n"
+          "  mica-sst bench --entries 1000000 --dir /var/tmp\n");
+}
+
+/* Scans add up the bytes they see here so the compiler keeps the reads. */
+static volatile uint64_t sink;
+
+static uint64_t now_us(void) { return env_now_micros(env_posix()); }
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+/* Key i as 16 decimal digits: keys sort in the order they are made. */
+static void make_key(uint64_t i, char *k) {
+  for (int j = KEY_LEN - 1; j >= 0; j--) {
+    k[j] = (char)('0' + i % 10);
+    i /= 10;
+  }
+}
+
+static const uint8_t *value_of(const uint8_t *pool, uint64_t i) {
+  return pool + (i * 7919) % (VALUE_POOL - VALUE_LEN);
+}
+
+typedef struct rates {
+  bool ok;
+  double build_eps, build_mbps; /* entries/s; file MB/s (Mica) */
+  double scan_cold, scan_warm;  /* entries/s */
+  double get_cached, get_uncached; /* lookups/s */
+  uint64_t bytes;               /* table bytes on disk */
+} rates;
+
+typedef struct cfg {
+  uint64_t entries, lookups, uncached_lookups, disk_mib;
+  const char *dir;
+  const uint8_t *pool;
+} cfg;
+
+static int bench_fail(const char *what, mica_err *err) {
+  fprintf(stderr, "mica-sst: bench: %s: %s\n", what, err_msg(err));
+  err_free(err);
+  return EXIT_FAILED;
+}
+
+static int disk_bandwidth(const cfg *c, double *mbps) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/disk.bin", c->dir);
+  size_t chunk = 1 << 20;
+  uint8_t *data = xmalloc(chunk);
+  for (size_t i = 0; i < chunk; i++) data[i] = (uint8_t)rnd();
+  env_writer *w;
+  mica_err *err = env_open_writer(env_posix(), path, ENV_TRUNCATE, &w);
+  if (err != NULL) {
+    free(data);
+    return bench_fail("disk", err);
+  }
+  uint64_t t0 = now_us();
+  for (uint64_t i = 0; i < c->disk_mib && err == NULL; i++)
+    err = env_append(w, data, chunk);
+  if (err == NULL) err = env_sync(w);
+  uint64_t t1 = now_us();
+  mica_err *cerr = env_writer_close(w);
+  if (err == NULL) err = cerr; else err_free(cerr);
+  free(data);
+  err_free(env_remove(env_posix(), path));
+  if (err != NULL) return bench_fail("disk", err);
+  *mbps = (double)c->disk_mib * chunk / 1e6 / ((double)(t1 - t0) / 1e6);
+  return EXIT_OK;
+}
+
+static double per_sec(uint64_t n, uint64_t t0, uint64_t t1) {
+  return (double)n / ((double)(t1 > t0 ? t1 - t0 : 1) / 1e6);
+}
+
+static mica_err *mica_scan(sst_reader *r, uint64_t expect, double *eps) {
+  iter *it = sst_reader_iter_new(r, true);
+  uint64_t n = 0, bytes = 0, t0 = now_us();
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it)) {
+    bytes += iter_key(it).len + iter_value(it).len;
+    n++;
+  }
+  uint64_t t1 = now_us();
+  mica_err *err = iter_status(it) ? err_dup(iter_status(it)) : NULL;
+  iter_close(it);
+  if (err == NULL && n != expect)
+    err = err_new(MICA_INTERNAL, "scan saw %" PRIu64 " entries, want %" PRIu64, n, expect);
+  sink += bytes;
+  *eps = per_sec(n, t0, t1);
+  return err;
+}
+
+static mica_err *mica_gets(const cfg *c, sst_reader *r, uint64_t count, double *ops) {
+  char k[KEY_LEN];
+  buf v = BUF_INIT;
+  mica_err *err = NULL;
+  uint64_t t0 = now_us();
+  for (uint64_t i = 0; i < count && err == NULL; i++) {
+    uint64_t idx = rnd() % c->entries;
+    make_key(idx, k);
+    sst_get_result res;
+    err = sst_reader_get(r, slice_make(k, KEY_LEN), IKEY_MAX_SEQ, &res, &v, NULL);
+    if (err == NULL && (res != SST_GET_PUT || v.len != VALUE_LEN ||
+                        memcmp(v.data, value_of(c->pool, idx), VALUE_LEN) != 0))
+      err = err_new(MICA_INTERNAL, "lookup of entry %" PRIu64 " returned the wrong answer",
+                    idx);
+  }
+  uint64_t t1 = now_us();
+  buf_free(&v);
+  *ops = per_sec(count, t0, t1);
+  return err;
+}
+
+static int run_mica(const cfg *c, rates *out) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/bench.sst", c->dir);
+  sst_options o;
+  sst_options_init(&o);
+  sst_builder *b;
+  buf ik = BUF_INIT;
+  char k[KEY_LEN];
+  uint64_t t0 = now_us();
+  mica_err *err = sst_builder_new(env_posix(), path, &o, &b);
+  if (err != NULL) return bench_fail("mica build", err);
+  for (uint64_t i = 0; i < c->entries && err == NULL; i++) {
+    make_key(i, k);
+    buf_clear(&ik);
+    ikey_append(&ik, slice_make(k, KEY_LEN), i + 1, IKEY_PUT);
+    err = sst_builder_add(b, buf_slice(&ik), slice_make(value_of(c->pool, i), VALUE_LEN));
+  }
+  buf_free(&ik);
+  if (err != NULL) {
+    sst_builder_abandon(b);
+    return bench_fail("mica build", err);
+  }
+  sst_properties props;
+  err = sst_builder_finish(b, &props);
+  uint64_t t1 = now_us();
+  if (err != NULL) return bench_fail("mica build", err);
+  uint64_t fsize = 0;
+  err = env_file_size(env_posix(), path, &fsize);
+  sst_properties_clear(&props);
+  if (err != NULL) return bench_fail("mica build", err);
+  out->bytes = fsize;
+  out->build_eps = per_sec(c->entries, t0, t1);
+  out->build_mbps = (double)fsize / 1e6 / ((double)(t1 - t0) / 1e6);
+
+  cache *bc = cache_new((size_t)fsize * 2 + (64 << 20));
+  sst_reader *r;
+  err = sst_reader_open(env_posix(), path, bc, &r);
+  if (err == NULL) err = mica_scan(r, c->entries, &out->scan_cold);
+  if (err == NULL) err = mica_scan(r, c->entries, &out->scan_warm);
+  if (err == NULL) err = mica_gets(c, r, c->lookups, &out->get_cached);
+  if (err == NULL) sst_reader_close(r);
+  if (err == NULL) err = sst_reader_open(env_posix(), path, NULL, &r);
+  if (err == NULL) err = mica_gets(c, r, c->uncached_lookups, &out->get_uncached);
+  sst_reader_close(r);
+  cache_free(bc);
+  err_free(env_remove(env_posix(), path));
+  if (err != NULL) return bench_fail("mica", err);
+  out->ok = true;
+  return EXIT_OK;
+}
+
+#ifdef MICA_HAVE_LEVELDB
+static int ldb_fail(const char *what, char *msg) {
+  fprintf(stderr, "mica-sst: bench: leveldb %s: %s\n", what, msg);
+  leveldb_free(msg);
+  return EXIT_FAILED;
+}
+
+static leveldb_t *ldb_open(const char *path, leveldb_cache_t *bcache,
+                           leveldb_filterpolicy_t *fp, leveldb_options_t **opts,
+                           char **errp) {
+  leveldb_options_t *o = leveldb_options_create();
+  leveldb_options_set_create_if_missing(o, 1);
+  leveldb_options_set_compression(o, leveldb_no_compression);
+  leveldb_options_set_block_size(o, SST_DEFAULT_BLOCK_SIZE);
+  leveldb_options_set_filter_policy(o, fp);
+  leveldb_options_set_cache(o, bcache);
+  *opts = o;
+  return leveldb_open(o, path, errp);
+}
+
+static int ldb_scan(leveldb_t *db, uint64_t expect, double *eps) {
+  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
+  uint64_t n = 0, bytes = 0, t0 = now_us();
+  for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t kl, vl;
+    leveldb_iter_key(it, &kl);
+    leveldb_iter_value(it, &vl);
+    bytes += kl + vl;
+    n++;
+  }
+  uint64_t t1 = now_us();
+  char *err = NULL;
+  leveldb_iter_get_error(it, &err);
+  leveldb_iter_destroy(it);
+  leveldb_readoptions_destroy(ro);
+  if (err != NULL) return ldb_fail("scan", err);
+  if (n != expect) {
+    fprintf(stderr, "mica-sst: bench: leveldb scan saw %" PRIu64 " entries\n", n);
+    return EXIT_FAILED;
+  }
+  sink += bytes;
+  *eps = per_sec(n, t0, t1);
+  return EXIT_OK;
+}
+
+static int ldb_gets(const cfg *c, leveldb_t *db, uint64_t count, double *ops) {
+  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  char k[KEY_LEN];
+  int rc = EXIT_OK;
+  uint64_t t0 = now_us();
+  for (uint64_t i = 0; i < count && rc == EXIT_OK; i++) {
+    uint64_t idx = rnd() % c->entries;
+    make_key(idx, k);
+    size_t vl = 0;
+    char *err = NULL;
+    char *v = leveldb_get(db, ro, k, KEY_LEN, &vl, &err);
+    if (err != NULL) {
+      rc = ldb_fail("get", err);
+    } else if (v == NULL || vl != VALUE_LEN ||
+               memcmp(v, value_of(c->pool, idx), VALUE_LEN) != 0) {
+      fprintf(stderr, "mica-sst: bench: leveldb get of %" PRIu64 " is wrong\n", idx);
+      rc = EXIT_FAILED;
+    }
+    leveldb_free(v);
+  }
+  uint64_t t1 = now_us();
+  leveldb_readoptions_destroy(ro);
+  *ops = per_sec(count, t0, t1);
+  return rc;
+}
+
+static uint64_t dir_bytes(const char *dir) {
+  char **names;
+  size_t n;
+  uint64_t total = 0;
+  mica_err *lerr = env_list(env_posix(), dir, &names, &n);
+  if (lerr != NULL) {
+    err_free(lerr);
+    return 0;
+  }
+  buf p = BUF_INIT;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t sz;
+    buf_clear(&p);
+    buf_append(&p, dir, strlen(dir));
+    buf_push(&p, '/');
+    buf_append(&p, names[i], strlen(names[i]) + 1);
+    mica_err *err = NULL;
+    if (strstr(names[i], ".ldb") != NULL &&
+        (err = env_file_size(env_posix(), (const char *)p.data, &sz)) == NULL)
+      total += sz;
+    err_free(err);
+  }
+  buf_free(&p);
+  env_free_names(names, n);
+  return total;
+}
+
+static int run_leveldb(const cfg *c, rates *out) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/leveldb", c->dir);
+  leveldb_filterpolicy_t *fp = leveldb_filterpolicy_create_bloom(SST_DEFAULT_BLOOM_BITS);
+  leveldb_cache_t *big = leveldb_cache_create_lru((size_t)c->entries * 300 + (64 << 20));
+  leveldb_options_t *o;
+  char *err = NULL;
+  int rc = EXIT_OK;
+  uint64_t t0 = now_us();
+  leveldb_t *db = ldb_open(path, big, fp, &o, &err);
+  if (err != NULL) {
+    rc = ldb_fail("open", err);
+    goto out;
+  }
+  leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+  leveldb_writebatch_t *wb = leveldb_writebatch_create();
+  char k[KEY_LEN];
+  for (uint64_t i = 0; i < c->entries && err == NULL; i++) {
+    make_key(i, k);
+    leveldb_writebatch_put(wb, k, KEY_LEN, (const char *)value_of(c->pool, i), VALUE_LEN);
+    if ((i + 1) % 1000 == 0 || i + 1 == c->entries) {
+      leveldb_write(db, wo, wb, &err);
+      leveldb_writebatch_clear(wb);
+    }
+  }
+  leveldb_writebatch_destroy(wb);
+  leveldb_writeoptions_destroy(wo);
+  if (err != NULL) {
+    rc = ldb_fail("fill", err);
+  } else {
+    leveldb_compact_range(db, NULL, 0, NULL, 0);
+    uint64_t t1 = now_us();
+    out->build_eps = per_sec(c->entries, t0, t1);
+    out->bytes = dir_bytes(path);
+    out->build_mbps = (double)out->bytes / 1e6 / ((double)(t1 - t0) / 1e6);
+    rc = ldb_scan(db, c->entries, &out->scan_cold);
+    if (rc == EXIT_OK) rc = ldb_scan(db, c->entries, &out->scan_warm);
+    if (rc == EXIT_OK) rc = ldb_gets(c, db, c->lookups, &out->get_cached);
+  }
+  leveldb_close(db);
+  leveldb_options_destroy(o);
+  if (rc == EXIT_OK) {
+    leveldb_cache_t *none = leveldb_cache_create_lru(0);
+    db = ldb_open(path, none, fp, &o, &err);
+    if (err != NULL) {
+      rc = ldb_fail("reopen", err);
+    } else {
+      rc = ldb_gets(c, db, c->uncached_lookups, &out->get_uncached);
+      leveldb_close(db);
+    }
+    leveldb_options_destroy(o);
+    leveldb_cache_destroy(none);
+  }
+  leveldb_options_t *d = leveldb_options_create();
+  leveldb_destroy_db(d, path, &err);
+  leveldb_options_destroy(d);
+  if (err != NULL) leveldb_free(err);
+out:
+  leveldb_cache_destroy(big);
+  leveldb_filterpolicy_destroy(fp);
+  out->ok = rc == EXIT_OK;
+  return rc;
+}
+#endif
+
+static void row(const char *name, const char *unit, double m, const rates *l, double lv) {
+  if (l->ok)
+    printf("%-34s %14.0f %14.0f %8.2f  %s\n", name, m, lv, lv > 0 ? m / lv : 0.0, unit);
+  else
+    printf("%-34s %14.0f %14s %8s  %s\n", name, m, "-", "-", unit);
+}
+
+int sst_cmd_bench(int argc, char **argv) {
+  flag flags[] = {{"entries", true, NULL},          {"dir", true, NULL},
+                  {"lookups", true, NULL},          {"uncached-lookups", true, NULL},
+                  {"disk-mib", true, NULL},         {"no-leveldb", false, NULL},
+                  {NULL, false, NULL}};
+  const char *pos[1];
+  int npos;
+  bool help;
+  if (!sst_parse_flags(argc, argv, 2, flags, pos, 0, &npos, &help)) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (help) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  cfg c = {0};
+  if (!sst_flag_u64(&flags[0], 1000000, 1, UINT64_C(1) << 32, &c.entries) ||
+      !sst_flag_u64(&flags[2], 1000000, 1, UINT64_C(1) << 40, &c.lookups) ||
+      !sst_flag_u64(&flags[3], 200000, 1, UINT64_C(1) << 40, &c.uncached_lookups) ||
+      !sst_flag_u64(&flags[4], 256, 1, 1 << 20, &c.disk_mib)) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  bool leveldb = flags[5].value == NULL;
+  const char *base = flags[1].value;
+  if (base == NULL) base = getenv("TMPDIR");
+  if (base == NULL || base[0] == '\0') base = "/tmp";
+  if (strlen(base) > 3000) {
+    fprintf(stderr, "mica-sst: bench: --dir path too long\n");
+    return EXIT_USAGE;
+  }
+  char *dir = xmalloc(strlen(base) + 64);
+  sprintf(dir, "%s/mica-sst-bench-%d", base, (int)getpid());
+  mica_err *err = env_mkdirs(env_posix(), dir);
+  if (err != NULL) {
+    free(dir);
+    return bench_fail("mkdir", err);
+  }
+  c.dir = dir;
+  uint8_t *pool = xmalloc(VALUE_POOL);
+  for (size_t i = 0; i < VALUE_POOL; i++) pool[i] = (uint8_t)rnd();
+  c.pool = pool;
+
+  printf("mica-sst bench: %" PRIu64 " entries, %d-byte keys, %d-byte values, no "
+         "compression, %d-byte blocks, %d-bit Bloom filter, in %s\n",
+         c.entries, KEY_LEN, VALUE_LEN, SST_DEFAULT_BLOCK_SIZE, SST_DEFAULT_BLOOM_BITS, dir);
+  fflush(stdout);
+  double disk = 0;
+  rates m = {0}, l = {0};
+  int rc = disk_bandwidth(&c, &disk);
+  if (rc == EXIT_OK) rc = run_mica(&c, &m);
+#ifdef MICA_HAVE_LEVELDB
+  if (rc == EXIT_OK && leveldb) rc = run_leveldb(&c, &l);
+#endif
+  if (rc == EXIT_OK) {
+    printf("disk sequential write (%" PRIu64 " MiB, append + fdatasync): %.1f MB/s\n",
+           c.disk_mib, disk);
+    printf("mica table: %" PRIu64 " bytes; leveldb tables: ", m.bytes);
+    if (l.ok) printf("%" PRIu64 " bytes\n", l.bytes); else printf("-\n");
+#ifndef MICA_HAVE_LEVELDB
+    printf("LevelDB not found: built without libleveldb-dev, so no comparison\n");
+#endif
+    printf("%-34s %14s %14s %8s\n", "", "mica", "leveldb", "ratio");
+    row("build (leveldb: fill + compact)", "entries/s", m.build_eps, &l, l.build_eps);
+    row("build, table bytes written", "MB/s", m.build_mbps, &l, l.build_mbps);
+    row("scan, blocks from file", "entries/s", m.scan_cold, &l, l.scan_cold);
+    row("scan, blocks in cache", "entries/s", m.scan_warm, &l, l.scan_warm);
+    row("get, block cache", "lookups/s", m.get_cached, &l, l.get_cached);
+    row("get, no block cache", "lookups/s", m.get_uncached, &l, l.get_uncached);
+    printf("build bandwidth / disk bandwidth: %.0f%%\n", 100.0 * m.build_mbps / disk);
+  }
+  free(pool);
+  err_free(env_remove_tree(env_posix(), dir));
+  free(dir);
+  return rc;
+}
