@@ -99,6 +99,7 @@ typedef struct ms_act {
   uint64_t epoch; /* assign_epoch the action is for */
   uint64_t due;   /* not emitted before this */
   bool emitted;
+  uint64_t emitted_at;
 } ms_act;
 
 struct ms {

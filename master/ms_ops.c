@@ -193,19 +193,13 @@ static mica_err *lookup(ms *m, const char *table, slice key, uint32_t count,
       list_push(m, out, tb->cur[i + k]);
     goto out;
   }
+  /* The first tablet starts at "", below every non-empty key, so a
+   * non-empty key always has a tablet before it or containing keys below
+   * it. */
   size_t i = tb->n_cur - 1;
   if (key.len) {
     i = containing(tb, key);
-    if (slice_eq(buf_slice(&tb->cur[i]->start), key)) {
-      if (i == 0) {
-        char *k = show_key(key);
-        err = err_new(MICA_NOT_FOUND, "no key of table %s sorts before "
-                      "\"%s\"", tb->name, k);
-        free(k);
-        goto out;
-      }
-      i--;
-    }
+    if (i > 0 && slice_eq(buf_slice(&tb->cur[i]->start), key)) i--;
   }
   for (size_t k = 0; k < count && k <= i; k++) list_push(m, out, tb->cur[i - k]);
 out:
@@ -473,8 +467,13 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
     buf_free(&b);
     if (!err) {
       k = show_key(key);
-      list_push(m, out, ms_find_tab(m, left));
-      list_push(m, out, ms_find_tab(m, left + 1));
+      /* The proposing server serves both daughters from now on: as good as
+       * a report of them (this matters during a restart grace period). */
+      for (uint64_t id = left; id <= left + 1; id++) {
+        ms_tab *d = ms_find_tab(m, id);
+        d->confirmed = true;
+        list_push(m, out, d);
+      }
       ms_event_add(m, "split", t->id, server_id, "tablet %" PRIu64 " split "
                    "at \"%s\" into %" PRIu64 " and %" PRIu64, t->id, k, left,
                    left + 1);

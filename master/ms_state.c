@@ -426,7 +426,9 @@ static mica_err *apply_closing(ms *m, rd *r, bool dry) {
   ms_tab *t;
   if (!err) err = check_tab(m, id, "closing", &t);
   if (err) return err;
-  if (t->state != MS_SERVING)
+  /* Only a plain close may start from opening: the master does not know
+   * whether the open took effect and makes sure it did not. */
+  if (t->state != MS_SERVING && !(t->state == MS_OPENING && why == CW_PLAIN))
     return bad("closing: tablet %" PRIu64 " is %s", id,
                ms_tablet_state_name(t->state));
   ms_tbl *tb = ms_find_tbl(m, t->table_id);
@@ -987,6 +989,7 @@ void ms_options_init(ms_options *o) {
   o->max_split_keys = 10000;
   o->open_backoff_min_us = 200 * 1000;
   o->open_backoff_max_us = 10 * 1000 * 1000;
+  o->action_timeout_us = 30ull * 1000 * 1000;
   o->balance_band = 0.2;
   o->balance_min_bytes = 64ull << 20;
   o->max_moves_in_flight = 2;

@@ -179,10 +179,14 @@ static mica_err *end_grace(ms *m) {
     ms_tab *t = m->tabs[i];
     bool placed = t->state == MS_OPENING || t->state == MS_SERVING ||
                   (t->state == MS_CLOSING && !t->closed);
-    if (!placed || t->confirmed || t->action != 0) continue;
-    uint64_t id = t->id;
-    mica_err *err = commit_u64s(
-        m, t->state == MS_CLOSING ? REC_CLOSED : REC_UNASSIGN, &id, 1);
+    if (!placed || t->confirmed || t->action != 0 || t->state == MS_CLOSING)
+      continue;
+    /* Its server is live but did not report it: an open sent by the
+     * previous master may still be under way there. Close it on that
+     * server first (resend() sends the close); only a confirmed close
+     * makes it unassigned and free to go elsewhere. */
+    uint64_t rec[3] = {t->id, CW_PLAIN, 0};
+    mica_err *err = commit_u64s(m, REC_CLOSING, rec, 3);
     if (err) return err;
     reassigned++;
   }
@@ -557,8 +561,12 @@ mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out) {
   mica_err *err = tick(m, now);
   for (size_t i = 0; i < m->n_acts; i++) {
     ms_act *a = &m->acts[i];
-    if (a->emitted || a->due > now) continue;
+    /* An outcome that never came is an unknown one: ask again (opens and
+     * closes are idempotent under one epoch, deletes by nature). */
+    bool lost = a->emitted && now >= a->emitted_at + m->opt.action_timeout_us;
+    if ((a->emitted && !lost) || a->due > now) continue;
     a->emitted = true;
+    a->emitted_at = now;
     emit(m, a, out);
   }
   pthread_mutex_unlock(&m->mu);
@@ -617,7 +625,9 @@ static mica_err *open_done(ms *m, ms_act act, ms_tab *t, int code,
 static mica_err *close_done(ms *m, ms_act act, ms_tab *t, int code,
                             uint64_t now) {
   uint64_t id = t->id;
-  if (code == MICA_OK || code == MICA_NOT_SERVING) {
+  /* NOT_SERVING / NOT_FOUND: the server does not have it open, which is
+   * what the close was for. */
+  if (code == MICA_OK || code == MICA_NOT_SERVING || code == MICA_NOT_FOUND) {
     ms_tbl *tb = ms_find_tbl(m, t->table_id);
     if (t->close_why == CW_MOVE && tb && !tb->dropping &&
         ms_srv_live(m, t->close_arg)) {

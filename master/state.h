@@ -70,6 +70,7 @@ typedef struct ms_options {
   size_t max_split_keys;        /* most split keys at create (10000) */
   uint64_t open_backoff_min_us; /* first retry delay of a failed open (200 ms) */
   uint64_t open_backoff_max_us; /* cap of that delay (10 s) */
+  uint64_t action_timeout_us;   /* resend an action with no outcome (30 s) */
   double balance_band;          /* allowed deviation from the mean (0.2) */
   uint64_t balance_min_bytes;   /* byte gaps below this are ignored (64 MiB) */
   uint32_t max_moves_in_flight; /* balancer moves at once (2) */
@@ -229,8 +230,7 @@ mica_err *ms_list_tables(ms *m, ms_table_info **out, size_t *n);
 mica_err *ms_lookup(ms *m, const char *table, slice key, uint32_t count,
                     ms_tablet_list *out);
 /* The tablet holding the largest keys below `key` (empty = the last tablet)
- * and the count-1 before it, in descending key order; NOT_FOUND when `key`
- * lies in the first tablet (nothing is below it). */
+ * and the count-1 before it, in descending key order. */
 mica_err *ms_lookup_before(ms *m, const char *table, slice key, uint32_t count,
                            ms_tablet_list *out);
 
@@ -351,8 +351,9 @@ typedef struct ms_action_list {
 } ms_action_list;
 void ms_action_list_free(ms_action_list *l);
 
-/* Does what is due at `now`: declares servers dead whose lease + margin
- * ran out, ends the restart grace period (reconciling what servers
+/* Does what is due at `now`: sends again actions whose outcome has not
+ * been reported within action_timeout_us, declares servers dead whose
+ * lease + margin ran out, ends the restart grace period (reconciling what servers
  * reported with the log), assigns unassigned tablets to the least-loaded
  * live servers, retries failed opens and closes after their backoff,
  * closes dropped tables' tablets, merges and balances (when switched on).
