@@ -1,6 +1,7 @@
 /* mica-sst: looks inside SSTables and measures the SSTable library.
  *
  *   mica-sst dump FILE     every entry, escaped, as "key @seq KIND => value"
+ *   mica-sst build FILE    writes a table from lines in dump's format
  *   mica-sst verify FILE   every checksum, key order, properties vs data
  *   mica-sst stats FILE    properties, blocks, filter, compression
  *   mica-sst bench         build/scan/lookup throughput, against LevelDB
@@ -29,6 +30,7 @@ static void usage_main(FILE *f) {
           "\n"
           "commands:\n"
           "  dump FILE      print every entry: key @seq PUT|DELETE => value (escaped)\n"
+          "  build FILE     write a table from lines in dump's format on stdin\n"
           "  verify FILE    check every checksum, the key order and the properties\n"
           "  stats FILE     print the properties, block count, filter and compression\n"
           "  bench          build, scan and look up a table; compare with LevelDB\n"
@@ -38,6 +40,7 @@ static void usage_main(FILE *f) {
           "examples:\n"
           "  mica-sst stats /data/t1/000012.sst\n"
           "  mica-sst dump --limit 20 /data/t1/000012.sst\n"
+          "  printf 'a @2 PUT => x\\nb @1 DELETE\\n' | mica-sst build /tmp/t.sst\n"
           "  mica-sst verify /data/t1/000012.sst && echo intact\n"
           "  mica-sst bench --entries 1000000 --dir /tmp\n"
           "\n"
@@ -50,7 +53,8 @@ static void usage_dump(FILE *f) {
           "\n"
           "Prints every entry in key order, one per line:\n"
           "  KEY @SEQ PUT => VALUE      or      KEY @SEQ DELETE\n"
-          "Bytes outside printable ASCII (and the backslash) appear as \\xNN.\n"
+          "Bytes outside printable ASCII (and the backslash) appear as \\xNN, and so\n"
+          "do spaces in keys, so that 'mica-sst build' reads the output back.\n"
           "\n"
           "flags:\n"
           "  --limit N          stop after N entries (default: all)\n"
@@ -61,6 +65,32 @@ static void usage_dump(FILE *f) {
           "\n"
           "example:\n"
           "  mica-sst dump --limit 5 /data/t1/000012.sst\n");
+}
+
+static void usage_build(FILE *f) {
+  fprintf(f,
+          "usage: mica-sst build [--block-size BYTES] [--restart-interval N]\n"
+          "                      [--bloom-bits N] [--compression none|lz4|zstd] FILE\n"
+          "\n"
+          "Writes the SSTable FILE (replacing it) from lines on stdin in the format\n"
+          "'mica-sst dump' prints, in key order (user key ascending, then sequence\n"
+          "descending):\n"
+          "  KEY @SEQ PUT => VALUE\n"
+          "  KEY @SEQ DELETE\n"
+          "KEY has no spaces (write them as \\x20); both KEY and VALUE take the\n"
+          "escapes \\xNN, \\\\, \\n, \\t and \\0. Prints the file's size and entry count.\n"
+          "\n"
+          "flags:\n"
+          "  --block-size BYTES      data block size (default %d)\n"
+          "  --restart-interval N    keys between restart points (default %d)\n"
+          "  --bloom-bits N          Bloom filter bits per key, 0 for none (default %d)\n"
+          "  --compression NAME      none, lz4 or zstd (default none)\n"
+          "  --help                  this text\n"
+          "\n"
+          "examples:\n"
+          "  printf 'apple @3 PUT => red\\napple @2 DELETE\\n' | mica-sst build /tmp/a.sst\n"
+          "  mica-sst dump old.sst | mica-sst build --compression zstd new.sst\n",
+          SST_DEFAULT_BLOCK_SIZE, SST_DEFAULT_RESTART_INTERVAL, SST_DEFAULT_BLOOM_BITS);
 }
 
 static void usage_verify(FILE *f) {
@@ -172,18 +202,34 @@ static int fail(const char *what, mica_err *err) {
   return EXIT_FAILED;
 }
 
-/* Appends "escaped-user-key @seq KIND" for an internal key. */
+/* slice_escape, plus spaces as \x20: a dumped key never contains a space,
+ * which is what lets `build` split its input lines. */
+static void escape_key(slice k, buf *out) {
+  size_t from = 0;
+  for (size_t i = 0; i <= k.len; i++) {
+    if (i == k.len || k.data[i] == ' ') {
+      slice_escape(slice_make(k.data + from, i - from), out);
+      if (i < k.len) buf_append(out, "\\x20", 4);
+      from = i + 1;
+    }
+  }
+}
+
+/* Appends "escaped-user-key @seq KIND" for an internal key, keeping `out`
+ * NUL-terminated. */
 static void format_ikey(slice ik, buf *out) {
   ikey_parts p;
   if (!ikey_parse(ik, &p)) {
-    slice_escape(ik, out);
+    escape_key(ik, out);
     return;
   }
-  slice_escape(p.user_key, out);
+  escape_key(p.user_key, out);
   char tail[64];
   int n = snprintf(tail, sizeof tail, " @%" PRIu64 " %s", p.seq,
                    p.kind == IKEY_PUT ? "PUT" : "DELETE");
   buf_append(out, tail, (size_t)n);
+  buf_reserve(out, 1);
+  out->data[out->len] = '\0'; /* a C string too, not counted in len */
 }
 
 /* Parses "CMD [flags] FILE": returns EXIT_OK with *path set, or the exit
@@ -256,6 +302,110 @@ static int cmd_dump(int argc, char **argv) {
   sst_reader_close(r);
   if (fflush(stdout) != 0) rc = EXIT_FAILED;
   return rc;
+}
+
+/* Parses one input line of `build` into an internal key and value. */
+static bool parse_entry(char *line, buf *ik, buf *value) {
+  char *sp = strchr(line, ' ');
+  if (sp == NULL || sp[1] != '@') return false;
+  *sp = '\0';
+  buf uk = BUF_INIT;
+  bool ok = slice_unescape(line, &uk);
+  char *end;
+  errno = 0;
+  unsigned long long seq = strtoull(sp + 2, &end, 10);
+  if (!ok || errno != 0 || end == sp + 2 || seq > IKEY_MAX_SEQ || *end != ' ') {
+    buf_free(&uk);
+    return false;
+  }
+  char *kind = end + 1;
+  buf_clear(value);
+  buf_clear(ik);
+  if (strcmp(kind, "DELETE") == 0) {
+    ikey_append(ik, buf_slice(&uk), seq, IKEY_DELETE);
+  } else if (strncmp(kind, "PUT => ", 7) == 0 && slice_unescape(kind + 7, value)) {
+    ikey_append(ik, buf_slice(&uk), seq, IKEY_PUT);
+  } else if (strcmp(kind, "PUT =>") == 0 || strcmp(kind, "PUT") == 0) {
+    ikey_append(ik, buf_slice(&uk), seq, IKEY_PUT);
+  } else {
+    ok = false;
+  }
+  buf_free(&uk);
+  return ok;
+}
+
+static int cmd_build(int argc, char **argv) {
+  flag flags[] = {{"block-size", true, NULL}, {"restart-interval", true, NULL},
+                  {"bloom-bits", true, NULL}, {"compression", true, NULL},
+                  {NULL, false, NULL}};
+  const char *path;
+  int rc = one_file(argc, argv, flags, usage_build, &path);
+  if (rc != EXIT_OK) return rc < 0 ? EXIT_OK : rc;
+  sst_options o;
+  sst_options_init(&o);
+  uint64_t bs, ri, bits;
+  if (!sst_flag_u64(&flags[0], SST_DEFAULT_BLOCK_SIZE, 1024, 4 << 20, &bs) ||
+      !sst_flag_u64(&flags[1], SST_DEFAULT_RESTART_INTERVAL, 1, 1024, &ri) ||
+      !sst_flag_u64(&flags[2], SST_DEFAULT_BLOOM_BITS, 0, 32, &bits)) {
+    usage_build(stderr);
+    return EXIT_USAGE;
+  }
+  o.block_size = (size_t)bs;
+  o.restart_interval = (int)ri;
+  o.bloom_bits_per_key = (int)bits;
+  const char *comp = flags[3].value;
+  if (comp == NULL || strcmp(comp, "none") == 0) {
+    o.compression = SST_COMPRESS_NONE;
+  } else if (strcmp(comp, "lz4") == 0) {
+    o.compression = SST_COMPRESS_LZ4;
+  } else if (strcmp(comp, "zstd") == 0) {
+    o.compression = SST_COMPRESS_ZSTD;
+  } else {
+    fprintf(stderr, "%s: --compression wants none, lz4 or zstd, not '%s'\n", prog, comp);
+    usage_build(stderr);
+    return EXIT_USAGE;
+  }
+  sst_builder *b;
+  mica_err *err = sst_builder_new(env_posix(), path, &o, &b);
+  if (err != NULL) return fail("build", err);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  uint64_t lineno = 0;
+  buf ik = BUF_INIT, value = BUF_INIT;
+  while (err == NULL && (n = getline(&line, &cap, stdin)) >= 0) {
+    lineno++;
+    if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    if (n == 0) continue;
+    if (!parse_entry(line, &ik, &value)) {
+      err = err_new(MICA_INVALID_ARGUMENT, "stdin line %" PRIu64 ": want 'KEY @SEQ PUT "
+                    "=> VALUE' or 'KEY @SEQ DELETE'", lineno);
+      break;
+    }
+    err = sst_builder_add(b, buf_slice(&ik), buf_slice(&value));
+    if (err != NULL) err = err_wrap(err, "stdin line %" PRIu64, lineno);
+  }
+  free(line);
+  buf_free(&ik);
+  buf_free(&value);
+  if (err == NULL && ferror(stdin))
+    err = err_new(MICA_IO_ERROR, "reading stdin: %s", strerror(errno));
+  if (err != NULL) {
+    sst_builder_abandon(b);
+    return fail("build", err);
+  }
+  sst_properties p;
+  err = sst_builder_finish(b, &p);
+  if (err != NULL) return fail("build", err);
+  uint64_t size = 0;
+  err = env_file_size(env_posix(), path, &size);
+  if (err != NULL) {
+    sst_properties_clear(&p);
+    return fail("build", err);
+  }
+  printf("wrote %s: %" PRIu64 " entries, %" PRIu64 " bytes\n", path, p.num_entries, size);
+  sst_properties_clear(&p);
+  return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
 static int cmd_verify(int argc, char **argv) {
@@ -338,6 +488,7 @@ int main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (strcmp(cmd, "dump") == 0) return cmd_dump(argc, argv);
+  if (strcmp(cmd, "build") == 0) return cmd_build(argc, argv);
   if (strcmp(cmd, "verify") == 0) return cmd_verify(argc, argv);
   if (strcmp(cmd, "stats") == 0) return cmd_stats(argc, argv);
   if (strcmp(cmd, "bench") == 0) return sst_cmd_bench(argc, argv);
