@@ -428,6 +428,7 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
   ms_tab *t = ms_find_tab(m, parent.tablet_id);
   ms_tab *l, *r;
   char *k = NULL;
+  bool commit = false;
   if (t == NULL) {
     err = err_new(MICA_NOT_FOUND, "no tablet %" PRIu64, parent.tablet_id);
   } else if (!ms_srv_live(m, server_id)) {
@@ -450,13 +451,17 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
   } else if (t->state != MS_SERVING || t->action != 0) {
     err = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is %s: no split now",
                   t->id, ms_tablet_state_name(t->state));
-  } else if ((err = check_key(m, key, "split key")) != NULL) {
-  } else if (slice_cmp(key, buf_slice(&t->start)) <= 0 ||
-             (t->end.len && slice_cmp(key, buf_slice(&t->end)) >= 0)) {
-    k = show_key(key);
-    err = err_new(MICA_OUT_OF_RANGE, "split key \"%s\" is not strictly "
-                  "inside tablet %" PRIu64, k, t->id);
   } else {
+    err = check_key(m, key, "split key");
+    if (!err && (slice_cmp(key, buf_slice(&t->start)) <= 0 ||
+                 (t->end.len && slice_cmp(key, buf_slice(&t->end)) >= 0))) {
+      k = show_key(key);
+      err = err_new(MICA_OUT_OF_RANGE, "split key \"%s\" is not strictly "
+                    "inside tablet %" PRIu64, k, t->id);
+    }
+    commit = err == NULL;
+  }
+  if (commit) {
     uint64_t left = m->next_tablet_id;
     buf b = BUF_INIT;
     put_varint64(&b, t->id);
@@ -466,6 +471,7 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
     err = ms_commit(m, REC_SPLIT, &b);
     buf_free(&b);
     if (!err) {
+      free(k);
       k = show_key(key);
       /* The proposing server serves both daughters from now on: as good as
        * a report of them (this matters during a restart grace period). */

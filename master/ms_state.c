@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "master/ms_int.h"
 
+static mica_err *check_invariants(ms *m);
+
 /* ---- lookups ---- */
 
 ms_tab *ms_find_tab(ms *m, uint64_t id) {
@@ -727,7 +729,7 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     ms_tbl *tb = m->tables[i];
     if (tb->n_cur) qsort(tb->cur, tb->n_cur, sizeof(*tb->cur), cmp_tab_start);
   }
-  err = ms_check_invariants(m);
+  err = check_invariants(m);
   if (err) {
     mica_err *e2 = bad("snapshot: %s", err_msg(err));
     err_free(err);
@@ -902,7 +904,7 @@ void ms_action_list_free(ms_action_list *l) {
 
 /* ---- invariants ---- */
 
-mica_err *ms_check_invariants(ms *m) {
+static mica_err *check_invariants(ms *m) {
   for (size_t i = 0; i < m->n_tabs; i++) {
     if (i > 0 && m->tabs[i - 1]->id >= m->tabs[i]->id)
       return err_new(MICA_INTERNAL, "tablet ids not unique and ordered at %"
@@ -974,6 +976,13 @@ mica_err *ms_check_invariants(ms *m) {
     }
   }
   return NULL;
+}
+
+mica_err *ms_check_invariants(ms *m) {
+  pthread_mutex_lock(&m->mu);
+  mica_err *err = check_invariants(m);
+  pthread_mutex_unlock(&m->mu);
+  return err;
 }
 
 /* ---- open and close ---- */

@@ -675,7 +675,7 @@ static void test_balancer(void) {
   TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
   sim_start_server(&c, 0);
   slice keys[11];
-  char kb[11][4];
+  char kb[11][16];
   for (int i = 0; i < 11; i++) {
     snprintf(kb[i], sizeof(kb[i]), "k%02d", i);
     keys[i] = S(kb[i]);
@@ -775,7 +775,7 @@ static void setup_cluster(sim *c, int servers, int splits) {
   TU_OK(ms_configure(c->m, NULL, &off, NULL, NULL));
   for (int i = 0; i < servers; i++) sim_start_server(c, i);
   slice keys[32];
-  char kb[32][4];
+  char kb[32][16];
   for (int i = 0; i < splits; i++) {
     snprintf(kb[i], sizeof(kb[i]), "s%02d", i);
     keys[i] = S(kb[i]);
@@ -985,6 +985,8 @@ static void test_log_failures(void) {
   CU_ASSERT(slice_eq(buf_slice(&before), buf_slice(&after)));
   TU_OK(ms_lookup(c.m, "b", NOKEY, 1, &l));
   ms_tablet_list_free(&l);
+  buf_free(&before);
+  buf_free(&after);
   sim_free(&c);
 }
 

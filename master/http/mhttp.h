@@ -1,0 +1,77 @@
+/* mhttp: the master's HTTP side — status page, JSON API, metrics.
+ *
+ * Serves, with libmicrohttpd on its own address:
+ *   /                          the status page (HTML, CSS and JS compiled
+ *                              into the binary; the page reads the API)
+ *   /static/status.css, .js    the page's assets
+ *   /api/cluster               header facts and warnings
+ *   /api/servers               tablet servers
+ *   /api/tables                tables
+ *   /api/tables/NAME/tablets   one table's current tablets in key order
+ *   /api/events                recent events, newest first
+ *   /metrics                   Prometheus text format
+ *   /healthz                   200 "ok"
+ * Field names and metrics are documented in docs/http-api.md.
+ *
+ * Every request copies what it needs from the core under the core's mutex
+ * (a short copy, no I/O, no rendering) and renders from that copy without
+ * it, so a slow or hostile client never holds the lock that the master's
+ * RPC handlers and action loop need. Connections are bounded in number and
+ * time; requests with a body, long URLs or large headers are refused.
+ *
+ * Wiring into mica-master (three lines):
+ *
+ *   mhttp_opts ho; mhttp_opts_init(&ho);
+ *   ho.listen = http_listen; ho.master_address = msrv_address(srv);
+ *   err = mhttp_start(&ho, msrv_core(srv), &http);    // before serving
+ *   ... printf("http %s\n", mhttp_address(http)) ...
+ *   mhttp_stop(http);                                  // before msrv_stop
+ *
+ * Thread-safety: mhttp_start and mhttp_stop are called from one thread;
+ * mhttp_port and mhttp_address may be called from any thread between them.
+ * The core must outlive the server: stop it before closing the core. */
+#ifndef MICA_MASTER_HTTP_MHTTP_H
+#define MICA_MASTER_HTTP_MHTTP_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "master/state.h"
+
+typedef struct mhttp mhttp;
+
+typedef struct mhttp_opts {
+  /* "host:port", "[v6]:port" or ":port"; NULL = "127.0.0.1:0" (the kernel
+   * picks the port; mhttp_port()/mhttp_address() tell which). */
+  const char *listen;
+  const char *cluster_name;   /* shown in the header; NULL = "mica" */
+  const char *master_address; /* the RPC address shown; NULL = "" */
+  uint64_t start_us; /* monotonic start of the master; 0 = now (uptime) */
+  unsigned threads;         /* polling threads (2) */
+  unsigned max_connections; /* open connections at once (64) */
+  unsigned timeout_s;       /* idle connection closed after this (10) */
+  /* Monotonic microseconds for lease ages and uptime; NULL = the core's
+   * env_now_micros (tests that drive the core's time pass their own). */
+  uint64_t (*now_us)(void *ctx);
+  void *now_ctx;
+} mhttp_opts;
+
+/* Fills `o` with the defaults above. */
+void mhttp_opts_init(mhttp_opts *o);
+
+/* Binds o->listen and starts serving the state of `core`, which must stay
+ * open until mhttp_stop(). INVALID_ARGUMENT for a malformed address,
+ * UNAVAILABLE when it cannot be bound. Caller stops with mhttp_stop(). */
+mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out);
+
+/* The bound port (the real one when 0 was asked). */
+int mhttp_port(const mhttp *h);
+
+/* The bound "host:port"; valid until mhttp_stop(). */
+const char *mhttp_address(const mhttp *h);
+
+/* Stops accepting, ends the connections in progress, frees everything.
+ * Accepts NULL. */
+void mhttp_stop(mhttp *h);
+
+#endif
