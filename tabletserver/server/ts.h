@@ -6,7 +6,8 @@
  * the tablets it has open, and the admin calls (OpenTablet, CloseTablet,
  * SplitTablet, TabletInfo) that the master, operators and tests send. All
  * tablets share one res_pool (memory budget, block cache, background
- * threads). docs/tserver.md describes the behaviour and the decisions.
+ * threads). The Echo service is served too (a liveness probe, and the
+ * transport baseline of the benchmark). docs/tserver.md describes the behaviour and the decisions.
  *
  * Every data request names a tablet and the epochs the client believes
  * (TabletRef). The server serves only an exact match of a tablet it has

@@ -1,0 +1,510 @@
+/* mica-tserver-bench: throughput and latency of a real mica-tserver against
+ * the transport's own limit, in one run.
+ *
+ * It starts mica-tserver (from --bin-dir) on 127.0.0.1:0 over a fresh data
+ * root, opens one tablet, loads --keys keys with --value-size values, then
+ * measures for --seconds each, at each concurrency of --inflight:
+ *   echo    Echo with a value-sized payload, served by the same process and
+ *           threads (the RPC module's own limit on this machine)
+ *   get     Get of a random loaded key
+ *   put     durable Put (acknowledged after its WAL record is synced) of a
+ *           random key
+ *   scan100 Scan of 100 rows from a random key
+ * Unary calls are kept in flight by one client thread (rpc_async); scans by
+ * one thread per stream. Before that it measures this file system's
+ * fdatasync rate (1 KiB append + sync, in a loop, on the data root), the
+ * peer of the durable Put figure: group commit should let 64 writers share
+ * each sync. Prints ops/s, p50 and p99 per phase and the two goal ratios. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/env.h"
+#include "proto/rpc.h"
+
+static const char usage_text[] =
+    "usage: mica-tserver-bench [flags]\n"
+    "\n"
+    "  --bin-dir DIR       where mica-tserver is (default: this program's "
+    "directory)\n"
+    "  --data-dir DIR      data root for the server (default: a new "
+    "directory in /tmp,\n"
+    "                      removed afterwards)\n"
+    "  --seconds N         seconds per phase (default 3)\n"
+    "  --inflight A,B      concurrencies to measure (default 1,64)\n"
+    "  --value-size N      value and echo payload bytes (default 1024)\n"
+    "  --keys N            keys loaded before reading (default 50000)\n"
+    "  --help              this text\n"
+    "\n"
+    "example:\n"
+    "  mica-tserver-bench --seconds 5 --inflight 1,16,64\n";
+
+static env *E;
+
+static uint64_t now_us(void) { return env_now_micros(E); }
+
+/* ---- latency samples ---- */
+
+typedef struct samples {
+  uint32_t *v; /* microseconds */
+  size_t n, cap;
+} samples;
+
+static void sample_add(samples *s, uint64_t us) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? 2 * s->cap : 4096;
+    s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+  }
+  s->v[s->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint32_t pct(samples *s, double p) {
+  if (s->n == 0) return 0;
+  size_t i = (size_t)(p * (double)(s->n - 1));
+  return s->v[i];
+}
+
+/* ---- the server process ---- */
+
+static pid_t server_pid;
+
+static void kill_server(void) {
+  if (server_pid > 0) {
+    kill(server_pid, SIGKILL);
+    waitpid(server_pid, NULL, 0);
+    server_pid = 0;
+  }
+}
+
+static mica_err *start_server(const char *bin_dir, const char *data_dir,
+                              char *addr, size_t addr_len) {
+  char exe[1100], afile[1100], logf[1100];
+  snprintf(exe, sizeof exe, "%s/mica-tserver", bin_dir);
+  snprintf(afile, sizeof afile, "%s/bench.addr", data_dir);
+  snprintf(logf, sizeof logf, "%s/tserver.log", data_dir);
+  err_free(env_remove(E, afile));
+  atexit(kill_server);
+  pid_t pid = fork();
+  if (pid < 0) return err_new(MICA_INTERNAL, "fork failed");
+  if (pid == 0) {
+    int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) dup2(fd, 2);
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul >= 0) dup2(nul, 1);
+    execl(exe, exe, "--data-dir", data_dir, "--address-file", afile,
+          "--memory-budget", "512M", (char *)NULL);
+    _exit(127);
+  }
+  server_pid = pid;
+  for (int i = 0; i < 400; i++) {
+    buf b = BUF_INIT;
+    mica_err *e = env_read_file(E, afile, 256, &b);
+    if (e == NULL && b.len > 1 && b.data[b.len - 1] == '\n') {
+      size_t n = b.len - 1 < addr_len - 1 ? b.len - 1 : addr_len - 1;
+      memcpy(addr, b.data, n);
+      addr[n] = '\0';
+      buf_free(&b);
+      return NULL;
+    }
+    err_free(e);
+    buf_free(&b);
+    env_sleep_micros(E, 50000);
+  }
+  return err_new(MICA_UNAVAILABLE, "%s did not start (see %s)", exe, logf);
+}
+
+/* ---- fsync rate ---- */
+
+static double fsync_rate(const char *dir, double seconds) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/fsync-probe", dir);
+  env_writer *w = NULL;
+  mica_err *e = env_open_writer(E, path, ENV_TRUNCATE, &w);
+  uint8_t block[1024];
+  memset(block, 'f', sizeof block);
+  uint64_t start = now_us(), n = 0;
+  while (e == NULL && now_us() - start < (uint64_t)(seconds * 1e6)) {
+    e = env_append(w, block, sizeof block);
+    if (e == NULL) e = env_sync(w);
+    n++;
+  }
+  double secs = (double)(now_us() - start) / 1e6;
+  if (e != NULL) {
+    fprintf(stderr, "fsync probe: %s\n", err_msg(e));
+    err_free(e);
+  }
+  err_free(env_writer_close(w));
+  err_free(env_remove(E, path));
+  return (double)n / secs;
+}
+
+/* ---- workloads ---- */
+
+enum { OP_ECHO, OP_GET, OP_PUT, OP_SCAN, OP_COUNT_ };
+static const char *op_names[] = {"echo", "get", "put", "scan100"};
+
+typedef struct bench_cfg {
+  rpc_channel *ch;
+  uint64_t keys;
+  size_t value_size;
+  double seconds;
+  uint8_t *value;
+} bench_cfg;
+
+static const Mica__V1__TabletRef *tablet_ref(void) {
+  static Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  ref.tablet_id = 1;
+  ref.range_epoch = 1;
+  ref.assign_epoch = 1;
+  return &ref;
+}
+
+static int key_of(uint64_t i, char *out) {
+  return snprintf(out, 32, "key%010" PRIu64, i);
+}
+
+/* Per-call state of an async unary call. */
+typedef struct slot {
+  uint64_t started;
+  char key[32];
+  union {
+    Mica__V1__EchoRequest echo;
+    Mica__V1__GetRequest get;
+    Mica__V1__PutRequest put;
+  } req;
+} slot;
+
+static mica_err *start_call(bench_cfg *c, int op, slot *s, rpc_async *a,
+                            uint64_t *rng) {
+  *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+  int kl = key_of((*rng >> 33) % c->keys, s->key);
+  ProtobufCBinaryData key = {(size_t)kl, (uint8_t *)s->key};
+  ProtobufCBinaryData val = {c->value_size, c->value};
+  const rpc_method *m = NULL;
+  switch (op) {
+    case OP_ECHO:
+      mica__v1__echo_request__init(&s->req.echo);
+      s->req.echo.payload = val;
+      m = &rpc_m_echo_echo;
+      break;
+    case OP_GET:
+      mica__v1__get_request__init(&s->req.get);
+      s->req.get.tablet = (Mica__V1__TabletRef *)tablet_ref();
+      s->req.get.key = key;
+      m = &rpc_m_ts_get;
+      break;
+    default:
+      mica__v1__put_request__init(&s->req.put);
+      s->req.put.tablet = (Mica__V1__TabletRef *)tablet_ref();
+      s->req.put.key = key;
+      s->req.put.value = val;
+      m = &rpc_m_ts_put;
+      break;
+  }
+  s->started = now_us();
+  return rpc_async_start(a, c->ch, m, (const ProtobufCMessage *)&s->req, 30000,
+                         s);
+}
+
+/* The Status of a response of `op`. */
+static const Mica__V1__Status *status_of(int op, ProtobufCMessage *m) {
+  switch (op) {
+    case OP_ECHO:
+      return ((Mica__V1__EchoResponse *)m)->status;
+    case OP_GET:
+      return ((Mica__V1__GetResponse *)m)->status;
+    default:
+      return ((Mica__V1__PutResponse *)m)->status;
+  }
+}
+
+static mica_err *run_unary(bench_cfg *c, int op, int inflight, samples *lat,
+                           double *ops_per_s) {
+  rpc_async *a = NULL;
+  mica_err *e = rpc_async_new(&a);
+  if (e != NULL) return e;
+  slot *slots = xcalloc((size_t)inflight, sizeof(*slots));
+  uint64_t rng = 0x1234567u + (uint64_t)op * 77 + (uint64_t)inflight;
+  uint64_t start = now_us(), end = start + (uint64_t)(c->seconds * 1e6);
+  uint64_t done = 0;
+  for (int i = 0; i < inflight && e == NULL; i++)
+    e = start_call(c, op, &slots[i], a, &rng);
+  while (e == NULL && rpc_async_in_flight(a) > 0) {
+    void *tag = NULL;
+    ProtobufCMessage *m = NULL;
+    mica_err *ce = NULL;
+    if (!rpc_async_next(a, 10000, &tag, &m, &ce)) {
+      e = err_new(MICA_DEADLINE_EXCEEDED, "no call completed in 10 s");
+      break;
+    }
+    slot *s = tag;
+    uint64_t t = now_us();
+    if (ce == NULL) ce = rpc_status_err(status_of(op, m));
+    rpc_msg_free(m);
+    if (ce != NULL) {
+      e = ce;
+      break;
+    }
+    sample_add(lat, t - s->started);
+    done++;
+    if (t < end) e = start_call(c, op, s, a, &rng);
+  }
+  *ops_per_s = (double)done / ((double)(now_us() - start) / 1e6);
+  rpc_async_free(a);
+  free(slots);
+  return e;
+}
+
+typedef struct scan_thread {
+  bench_cfg *c;
+  uint64_t end_us, seed, done;
+  samples lat;
+  mica_err *err;
+} scan_thread;
+
+static void *scan_main(void *p) {
+  scan_thread *st = p;
+  uint64_t rng = st->seed;
+  char key[32];
+  while (st->err == NULL && now_us() < st->end_us) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    int kl = key_of((rng >> 33) % st->c->keys, key);
+    Mica__V1__ScanRequest req = MICA__V1__SCAN_REQUEST__INIT;
+    req.tablet = (Mica__V1__TabletRef *)tablet_ref();
+    req.start_key.data = (uint8_t *)key;
+    req.start_key.len = (size_t)kl;
+    req.limit = 100;
+    uint64_t t0 = now_us();
+    rpc_stream *s = NULL;
+    mica_err *e = rpc_stream_open(st->c->ch, &rpc_m_ts_scan, &req.base, 30000,
+                                  &s);
+    while (e == NULL) {
+      ProtobufCMessage *m = NULL;
+      e = rpc_stream_next(s, &m);
+      if (m == NULL) break;
+      if (e == NULL) e = rpc_status_err(((Mica__V1__ScanChunk *)m)->status);
+      rpc_msg_free(m);
+    }
+    rpc_stream_free(s);
+    if (e != NULL) {
+      st->err = e;
+      break;
+    }
+    sample_add(&st->lat, now_us() - t0);
+    st->done++;
+  }
+  return NULL;
+}
+
+static mica_err *run_scan(bench_cfg *c, int inflight, samples *lat,
+                          double *ops_per_s) {
+  scan_thread *ts = xcalloc((size_t)inflight, sizeof(*ts));
+  pthread_t *th = xcalloc((size_t)inflight, sizeof(*th));
+  uint64_t start = now_us();
+  for (int i = 0; i < inflight; i++) {
+    ts[i].c = c;
+    ts[i].end_us = start + (uint64_t)(c->seconds * 1e6);
+    ts[i].seed = 99 + (uint64_t)i * 1000003;
+    pthread_create(&th[i], NULL, scan_main, &ts[i]);
+  }
+  uint64_t done = 0;
+  mica_err *e = NULL;
+  for (int i = 0; i < inflight; i++) {
+    pthread_join(th[i], NULL);
+    done += ts[i].done;
+    for (size_t j = 0; j < ts[i].lat.n; j++) sample_add(lat, ts[i].lat.v[j]);
+    free(ts[i].lat.v);
+    if (e == NULL)
+      e = ts[i].err;
+    else
+      err_free(ts[i].err);
+  }
+  *ops_per_s = (double)done / ((double)(now_us() - start) / 1e6);
+  free(ts);
+  free(th);
+  return e;
+}
+
+static mica_err *load(bench_cfg *c) {
+  const size_t per = 500;
+  Mica__V1__Mutation *muts = xcalloc(per, sizeof(*muts));
+  Mica__V1__Mutation **ptrs = xcalloc(per, sizeof(*ptrs));
+  char (*keys)[32] = xcalloc(per, 32);
+  mica_err *e = NULL;
+  for (uint64_t i = 0; i < c->keys && e == NULL;) {
+    size_t k = 0;
+    for (; k < per && i < c->keys; k++, i++) {
+      mica__v1__mutation__init(&muts[k]);
+      muts[k].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+      muts[k].key.len = (size_t)key_of(i, keys[k]);
+      muts[k].key.data = (uint8_t *)keys[k];
+      muts[k].value.len = c->value_size;
+      muts[k].value.data = c->value;
+      ptrs[k] = &muts[k];
+    }
+    Mica__V1__BatchRequest req = MICA__V1__BATCH_REQUEST__INIT;
+    req.tablet = (Mica__V1__TabletRef *)tablet_ref();
+    req.mutations = ptrs;
+    req.n_mutations = k;
+    ProtobufCMessage *m = NULL;
+    e = rpc_unary(c->ch, &rpc_m_ts_batch, &req.base, 60000, &m);
+    if (e == NULL) e = rpc_status_err(((Mica__V1__BatchResponse *)m)->status);
+    rpc_msg_free(m);
+  }
+  free(muts);
+  free(ptrs);
+  free(keys);
+  return e;
+}
+
+static mica_err *open_tablet(bench_cfg *c) {
+  Mica__V1__OpenTabletRequest req = MICA__V1__OPEN_TABLET_REQUEST__INIT;
+  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  d.tablet_id = 1;
+  d.table_id = 1;
+  d.table_name = "bench";
+  d.range_epoch = 1;
+  req.desc = &d;
+  req.assign_epoch = 1;
+  ProtobufCMessage *m = NULL;
+  mica_err *e = rpc_unary(c->ch, &rpc_m_ts_open_tablet, &req.base, 60000, &m);
+  if (e == NULL)
+    e = rpc_status_err(((Mica__V1__OpenTabletResponse *)m)->status);
+  rpc_msg_free(m);
+  return e;
+}
+
+static void usage_exit(const char *why, const char *arg) {
+  fprintf(stderr, "mica-tserver-bench: %s%s\n\n%s", why, arg, usage_text);
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  E = env_posix();
+  signal(SIGPIPE, SIG_IGN);
+  char bin_dir[1024];
+  snprintf(bin_dir, sizeof bin_dir, "%s", argv[0]);
+  char *slash = strrchr(bin_dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(bin_dir, sizeof bin_dir, ".");
+  const char *data_dir = NULL;
+  int inflight[8] = {1, 64};
+  int n_inflight = 2;
+  bench_cfg c;
+  memset(&c, 0, sizeof(c));
+  c.keys = 50000;
+  c.value_size = 1024;
+  c.seconds = 3;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) usage_exit("missing value or unknown flag: ", a);
+    const char *v = argv[++i];
+    if (strcmp(a, "--bin-dir") == 0) {
+      snprintf(bin_dir, sizeof bin_dir, "%s", v);
+    } else if (strcmp(a, "--data-dir") == 0) {
+      data_dir = v;
+    } else if (strcmp(a, "--seconds") == 0) {
+      c.seconds = atof(v);
+      if (c.seconds <= 0) usage_exit("bad --seconds ", v);
+    } else if (strcmp(a, "--value-size") == 0) {
+      c.value_size = (size_t)strtoull(v, NULL, 10);
+      if (c.value_size == 0 || c.value_size > (8u << 20))
+        usage_exit("bad --value-size ", v);
+    } else if (strcmp(a, "--keys") == 0) {
+      c.keys = strtoull(v, NULL, 10);
+      if (c.keys < 100) usage_exit("--keys must be at least 100: ", v);
+    } else if (strcmp(a, "--inflight") == 0) {
+      n_inflight = 0;
+      char *copy = xstrdup(v), *save = NULL;
+      for (char *t = strtok_r(copy, ",", &save); t && n_inflight < 8;
+           t = strtok_r(NULL, ",", &save)) {
+        int k = atoi(t);
+        if (k < 1 || k > 1024) usage_exit("bad --inflight ", v);
+        inflight[n_inflight++] = k;
+      }
+      free(copy);
+      if (n_inflight == 0) usage_exit("bad --inflight ", v);
+    } else {
+      usage_exit("unknown flag ", a);
+    }
+  }
+  char tmp[] = "/tmp/mica-tserver-bench-XXXXXX";
+  bool own_dir = data_dir == NULL;
+  if (own_dir) {
+    if (mkdtemp(tmp) == NULL) usage_exit("cannot create a temp dir", "");
+    data_dir = tmp;
+  }
+  c.value = xmalloc(c.value_size);
+  memset(c.value, 'v', c.value_size);
+
+  double fs_rate = fsync_rate(data_dir, 2.0);
+  printf("fsync rate (1 KiB append + fdatasync, %s): %.0f/s\n", data_dir,
+         fs_rate);
+  char addr[128];
+  mica_err *e = start_server(bin_dir, data_dir, addr, sizeof addr);
+  if (e == NULL) e = rpc_channel_new(addr, NULL, &c.ch);
+  if (e == NULL) e = open_tablet(&c);
+  if (e == NULL) e = load(&c);
+  if (e != NULL) {
+    fprintf(stderr, "mica-tserver-bench: %s\n", err_msg(e));
+    return 1;
+  }
+  printf("server %s; %" PRIu64 " keys of %zu-byte values loaded; %.1f s per "
+         "phase\n\n",
+         addr, c.keys, c.value_size, c.seconds);
+  printf("%-8s %8s %12s %10s %10s\n", "op", "inflight", "ops/s", "p50 us",
+         "p99 us");
+  double rate[OP_COUNT_][8];
+  for (int op = 0; op < OP_COUNT_ && e == NULL; op++)
+    for (int k = 0; k < n_inflight && e == NULL; k++) {
+      samples lat = {NULL, 0, 0};
+      double r = 0;
+      if (op == OP_SCAN)
+        e = run_scan(&c, inflight[k], &lat, &r);
+      else
+        e = run_unary(&c, op, inflight[k], &lat, &r);
+      qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u32);
+      rate[op][k] = r;
+      printf("%-8s %8d %12.0f %10u %10u\n", op_names[op], inflight[k], r,
+             pct(&lat, 0.50), pct(&lat, 0.99));
+      fflush(stdout);
+      free(lat.v);
+    }
+  if (e != NULL) {
+    fprintf(stderr, "mica-tserver-bench: %s\n", err_msg(e));
+    err_free(e);
+  } else {
+    int last = n_inflight - 1;
+    printf("\nget/echo at %d in flight: %.2f (goal >= 0.70)\n", inflight[last],
+           rate[OP_GET][last] / rate[OP_ECHO][last]);
+    printf("durable put at %d in flight / fsync rate: %.2f (goal >= 8)\n",
+           inflight[last], rate[OP_PUT][last] / fs_rate);
+  }
+  rpc_channel_free(c.ch);
+  if (server_pid > 0) {
+    kill(server_pid, SIGTERM);
+    waitpid(server_pid, NULL, 0);
+    server_pid = 0;
+  }
+  if (own_dir) err_free(env_remove_tree(E, data_dir));
+  free(c.value);
+  return 0;
+}
