@@ -31,15 +31,52 @@ struct pending {
   uint64_t server_id;
 };
 
-static int outcome_code(const ProtobufCMessage *resp, const mica_err *err,
-                        int type) {
-  if (err != NULL) return err_code(err);
+/* The outcome of a finished call: the transport error, or the error the
+ * response's Status carries (NULL for OK). Caller frees. */
+static mica_err *outcome(const ProtobufCMessage *resp, const mica_err *err,
+                         int type) {
+  if (err != NULL) return err_dup(err);
   const Mica__V1__Status *st =
       type == MS_ACT_OPEN
           ? ((const Mica__V1__OpenTabletResponse *)resp)->status
           : ((const Mica__V1__CloseTabletResponse *)resp)->status;
-  mica_err *e = rpc_status_err(st);
-  return err_take_code(e);
+  return rpc_status_err(st);
+}
+
+/* For a split daughter opened elsewhere: the other daughter of the same
+ * split, so that a server finding the daughter without files can finish
+ * the split from the parent's (proto: OpenTabletRequest.split_sibling).
+ * The core gives daughters consecutive ids, left then right. */
+static bool split_sibling(msrv *s, const ms_action *a, ms_tablet *sib) {
+  const ms_tablet *d = &a->tablet;
+  ms_tablet parent = {0};
+  bool ok = false;
+  mica_err *err = ms_get_tablet(s->core, a->sources[0], &parent);
+  if (err == NULL && parent.table_id == d->table_id) {
+    bool left = slice_eq(buf_slice(&d->start_key),
+                         buf_slice(&parent.start_key));
+    uint64_t id = left ? d->tablet_id + 1 : d->tablet_id - 1;
+    err = ms_get_tablet(s->core, id, sib);
+    ok = err == NULL && sib->table_id == d->table_id &&
+         (left ? slice_eq(buf_slice(&sib->start_key), buf_slice(&d->end_key))
+               : slice_eq(buf_slice(&sib->end_key),
+                          buf_slice(&d->start_key)));
+  }
+  err_free(err);
+  ms_tablet_clear(&parent);
+  return ok;
+}
+
+static void desc_of(const ms_tablet *t, Mica__V1__TabletDescriptor *d) {
+  mica__v1__tablet_descriptor__init(d);
+  d->tablet_id = t->tablet_id;
+  d->table_id = t->table_id;
+  d->table_name = t->table_name ? t->table_name : "";
+  d->start_key.data = t->start_key.data;
+  d->start_key.len = t->start_key.len;
+  d->end_key.data = t->end_key.data;
+  d->end_key.len = t->end_key.len;
+  d->range_epoch = t->range_epoch;
 }
 
 static void start_open(msrv *s, rpc_async *as, const ms_action *a,
@@ -47,15 +84,9 @@ static void start_open(msrv *s, rpc_async *as, const ms_action *a,
   rpc_channel *ch;
   if ((*err = msrv_channel(s, a->address, &ch)) != NULL) return;
   const ms_tablet *t = &a->tablet;
-  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
-  d.tablet_id = t->tablet_id;
-  d.table_id = t->table_id;
-  d.table_name = t->table_name ? t->table_name : "";
-  d.start_key.data = t->start_key.data;
-  d.start_key.len = t->start_key.len;
-  d.end_key.data = t->end_key.data;
-  d.end_key.len = t->end_key.len;
-  d.range_epoch = t->range_epoch;
+  Mica__V1__TabletDescriptor d, sd;
+  desc_of(t, &d);
+  ms_tablet sib = {0};
   Mica__V1__TabletSource src[2], *srcp[2];
   for (size_t i = 0; i < a->n_sources && i < 2; i++) {
     mica__v1__tablet_source__init(&src[i]);
@@ -69,8 +100,13 @@ static void start_open(msrv *s, rpc_async *as, const ms_action *a,
   q.tablet_dir = "";
   q.n_sources = a->n_sources < 2 ? a->n_sources : 2;
   q.sources = srcp;
+  if (a->n_sources == 1 && split_sibling(s, a, &sib)) {
+    desc_of(&sib, &sd);
+    q.split_sibling = &sd;
+  }
   *err = rpc_async_start(as, ch, &rpc_m_ts_open_tablet, &q.base,
                          s->opt.open_timeout_ms, p);
+  ms_tablet_clear(&sib);
 }
 
 static void start_close(msrv *s, rpc_async *as, const ms_action *a,
@@ -184,12 +220,13 @@ static void perform(msrv *s, rpc_async *as, const ms_action *a) {
 /* Hands one outcome to the core. */
 static void finish(msrv *s, pending *p, ProtobufCMessage *resp,
                    mica_err *err) {
-  int code = outcome_code(resp, err, p->type);
-  if (code != MICA_OK)
-    LOG_I("%s of tablet %" PRIu64 " on server %" PRIu64 ": %s%s%s",
+  mica_err *out = outcome(resp, err, p->type);
+  int code = err_code(out);
+  if (out != NULL)
+    LOG_I("%s of tablet %" PRIu64 " on server %" PRIu64 ": %s: %s",
           p->type == MS_ACT_OPEN ? "open" : "close", p->tablet_id,
-          p->server_id, mica_code_name(code), err ? ": " : "",
-          err ? err_msg(err) : "");
+          p->server_id, mica_code_name(code), err_msg(out));
+  err_free(out);
   mica_err *derr = ms_action_done(s->core, p->action_id, code, msrv_now(s));
   if (derr != NULL && err_code(derr) != MICA_NOT_FOUND)
     LOG_E("recording the outcome of action %" PRIu64 " failed: %s",
@@ -240,6 +277,32 @@ static bool wait_round(msrv *s, rpc_async *as, uint64_t until) {
   }
 }
 
+/* Keeps automatic merges off while some live server cannot open a merged
+ * tablet (the core would otherwise start merges whose result nobody can
+ * serve), and on again once every live server can. */
+static void guard_merges(msrv *s) {
+  bool bal, mer;
+  err_free(ms_configure(s->core, NULL, NULL, &bal, &mer));
+  pthread_mutex_lock(&s->mu);
+  bool suspended = s->merge_suspended;
+  pthread_mutex_unlock(&s->mu);
+  if (!mer && !suspended) return;
+  mica_err *why = msrv_merge_blocker(s);
+  bool want = why == NULL;
+  if (want != mer) {
+    mica_err *err = ms_configure(s->core, NULL, &want, NULL, NULL);
+    if (err == NULL) {
+      pthread_mutex_lock(&s->mu);
+      s->merge_suspended = !want;
+      pthread_mutex_unlock(&s->mu);
+      if (want) LOG_I("automatic merges on again: every live server can merge");
+      else LOG_W("automatic merges suspended: %s", err_msg(why));
+    }
+    err_free(err);
+  }
+  err_free(why);
+}
+
 static void *loop_main(void *arg) {
   msrv *s = arg;
   rpc_async *as = NULL;
@@ -254,6 +317,7 @@ static void *loop_main(void *arg) {
     bool stop = s->stopping;
     pthread_mutex_unlock(&s->mu);
     if (stop) break;
+    guard_merges(s);
     uint64_t now = msrv_now(s);
     ms_action_list acts = {0};
     err = ms_tick(s->core, now, &acts);

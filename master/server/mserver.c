@@ -73,6 +73,40 @@ static bool stopping(msrv *s) {
   return st;
 }
 
+void msrv_set_caps(msrv *s, uint64_t id, bool can_merge) {
+  pthread_mutex_lock(&s->mu);
+  size_t i = 0;
+  while (i < s->n_caps && s->caps[i].id != id) i++;
+  if (i == s->n_caps) {
+    s->caps = xrealloc(s->caps, (s->n_caps + 1) * sizeof(*s->caps));
+    s->caps[s->n_caps++].id = id;
+  }
+  s->caps[i].can_merge = can_merge;
+  pthread_mutex_unlock(&s->mu);
+}
+
+mica_err *msrv_merge_blocker(msrv *s) {
+  ms_server_info *v = NULL;
+  size_t n = 0;
+  mica_err *err = ms_list_servers(s->core, false, msrv_now(s), &v, &n);
+  if (err == NULL && n == 0)
+    err = err_new(MICA_NOT_SUPPORTED, "no live tablet server to merge on");
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < n && err == NULL; i++) {
+    bool can = false;
+    for (size_t k = 0; k < s->n_caps; k++)
+      if (s->caps[k].id == v[i].server_id) can = s->caps[k].can_merge;
+    if (!can)
+      err = err_new(MICA_NOT_SUPPORTED, "tablet server %" PRIu64 " (%s) "
+                    "cannot open merged tablets (it did not report "
+                    "can_merge): merges are unavailable", v[i].server_id,
+                    v[i].address);
+  }
+  pthread_mutex_unlock(&s->mu);
+  ms_server_infos_free(v, n);
+  return err;
+}
+
 mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
   pthread_mutex_lock(&s->ch_mu);
   for (size_t i = 0; i < s->n_chans; i++)
@@ -498,6 +532,14 @@ static void h_merge(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
   ms_tablet_list l = {0};
   mica_err *err = ms_get_tablet(s->core, r->left_tablet_id, &left);
   if (err == NULL) err = ms_get_tablet(s->core, r->right_tablet_id, &right);
+  if (err == NULL &&
+      (left.table_id != right.table_id || right.start_key.len == 0 ||
+       !slice_eq(buf_slice(&left.end_key), buf_slice(&right.start_key))))
+    err = err_new(MICA_INVALID_ARGUMENT, "tablets %" PRIu64 " and %" PRIu64
+                  " are not adjacent (left's end must be right's start)",
+                  left.tablet_id, right.tablet_id);
+  /* A merged tablet no server can open would leave its range unserved. */
+  if (err == NULL) err = msrv_merge_blocker(s);
   if (err == NULL)
     err = ms_request_merge(s->core, r->left_tablet_id, r->right_tablet_id,
                            msrv_now(s));
@@ -584,14 +626,24 @@ static void h_configure(rpc_call *call, const ProtobufCMessage *req,
   msrv *s = ctx;
   const Mica__V1__ConfigureRequest *r = (const void *)req;
   bool bal = r->balancer_enabled, mer = r->merge_enabled;
+  bool set_bal =
+      r->balancer_case == MICA__V1__CONFIGURE_REQUEST__BALANCER_BALANCER_ENABLED;
+  bool set_mer =
+      r->merge_case == MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED;
   bool bal_now = false, mer_now = false;
-  mica_err *err = ms_configure(
-      s->core,
-      r->balancer_case == MICA__V1__CONFIGURE_REQUEST__BALANCER_BALANCER_ENABLED
-          ? &bal : NULL,
-      r->merge_case == MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED
-          ? &mer : NULL,
-      &bal_now, &mer_now);
+  mica_err *err = set_mer && mer ? msrv_merge_blocker(s) : NULL;
+  if (err == NULL) {
+    err = ms_configure(s->core, set_bal ? &bal : NULL, set_mer ? &mer : NULL,
+                       &bal_now, &mer_now);
+    /* An operator's explicit choice ends a suspension by the loop. */
+    if (err == NULL && set_mer) {
+      pthread_mutex_lock(&s->mu);
+      s->merge_suspended = false;
+      pthread_mutex_unlock(&s->mu);
+    }
+  } else {
+    err_free(ms_configure(s->core, NULL, NULL, &bal_now, &mer_now));
+  }
   Mica__V1__ConfigureResponse resp = MICA__V1__CONFIGURE_RESPONSE__INIT;
   Mica__V1__Status st;
   resp.status = status_of(&st, err);
@@ -653,6 +705,7 @@ static void h_register(rpc_call *call, const ProtobufCMessage *req,
   Mica__V1__Status st;
   resp.status = status_of(&st, err);
   if (err == NULL) {
+    msrv_set_caps(s, rp.server_id, r->can_merge);
     resp.server_id = rp.server_id;
     resp.lease_ms = rp.lease_ms;
     resp.heartbeat_interval_ms = rp.heartbeat_ms;
@@ -686,6 +739,7 @@ static void h_heartbeat(rpc_call *call, const ProtobufCMessage *req,
   Mica__V1__Status st;
   resp.status = status_of(&st, err);
   if (err == NULL) {
+    msrv_set_caps(s, r->server_id, r->can_merge);
     resp.lease_ms = rp.lease_ms;
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
@@ -822,6 +876,7 @@ void msrv_stop(msrv *s) {
   pthread_cond_destroy(&s->kick_cv);
   pthread_mutex_destroy(&s->ch_mu);
   pthread_mutex_destroy(&s->mu);
+  free(s->caps);
   free(s->root);
   free(s);
 }

@@ -24,6 +24,14 @@ struct msrv {
   bool stopping;
   bool kicked;       /* work may be due before the next tick */
   uint64_t progress; /* grows after every batch of action outcomes */
+  struct msrv_cap {  /* what each server said it can do, by server id */
+    uint64_t id;
+    bool can_merge;
+  } *caps;
+  size_t n_caps;
+  /* Automatic merges were switched off by the loop because a live server
+   * cannot merge; the loop switches them on again once all can. */
+  bool merge_suspended;
 
   pthread_mutex_t ch_mu; /* guards chans: one channel per server address,
                             kept until msrv_stop */
@@ -44,6 +52,12 @@ struct timespec msrv_abstime(const msrv *s, uint64_t micros);
 void msrv_kick(msrv *s);
 /* Tells waiting handlers that actions completed. */
 void msrv_progress(msrv *s);
+/* Records what server `id` said it can do (register, heartbeat). */
+void msrv_set_caps(msrv *s, uint64_t id, bool can_merge);
+/* NULL when every live server can open merged tablets (and there is at
+ * least one); otherwise NOT_SUPPORTED naming a server that cannot. */
+mica_err *msrv_merge_blocker(msrv *s);
+
 /* The shared channel to `address` (created on first use; valid until
  * msrv_stop). */
 mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out);
