@@ -89,6 +89,9 @@ typedef struct mh_snap {
 void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, mh_snap *out);
 void mh_snap_free(mh_snap *s); /* accepts an already freed one */
 
+/* The core's monotonic clock (env_now_micros of its env). */
+uint64_t mh_core_now(ms *m);
+
 const mh_srv *mh_snap_srv(const mh_snap *s, uint64_t id); /* NULL if none */
 const mh_tbl *mh_snap_tbl(const mh_snap *s, const char *name);
 

@@ -241,3 +241,5 @@ const mh_tbl *mh_snap_tbl(const mh_snap *s, const char *name) {
     if (strcmp(s->tbls[i].name, name) == 0) return &s->tbls[i];
   return NULL;
 }
+
+uint64_t mh_core_now(ms *m) { return env_now_micros(m->opt.env); }
