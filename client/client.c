@@ -16,6 +16,7 @@
 
 #include "client/client_int.h"
 #include "common/env.h"
+#include "common/log.h"
 
 static __thread char tls_msg[1024];
 static __thread bool tls_set;
@@ -215,6 +216,7 @@ mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep) {
   }
   r->attempts++;
   atomic_fetch_add_explicit(&r->c->retries, 1, memory_order_relaxed);
+  LOG_D("client: attempt %d after: %s", r->attempts, err_msg(e));
   return NULL;
 }
 
