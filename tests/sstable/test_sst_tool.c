@@ -63,14 +63,14 @@ static void test_help_and_usage(void) {
             out_has("bench") && out_has("example"));
   struct {
     const char *cmd;
-    const char *flags[7];
+    const char *flags[8];
   } cmds[] = {
       {"dump", {"--limit", "--max-value", "--keys-only", NULL}},
       {"build", {"--block-size", "--restart-interval", "--bloom-bits", "--compression", NULL}},
       {"verify", {NULL}},
       {"stats", {NULL}},
       {"bench", {"--entries", "--dir", "--lookups", "--uncached-lookups", "--disk-mib",
-                 "--no-leveldb", NULL}},
+                 "--block-size", "--no-leveldb", NULL}},
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char args[64];

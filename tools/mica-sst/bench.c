@@ -7,16 +7,20 @@
  *   build    Mica: one SSTable from sorted input, synced.
  *            LevelDB: fill in batches of 1000 (no sync), then compact_range
  *            so the data ends in sorted tables, as Mica's does.
- *   scan     every entry in order, twice: blocks first from the file (the
- *            OS page cache, in practice) and then from a block cache big
- *            enough for the whole table.
+ *   scan     every entry in order: once reading every block from the file
+ *            (the OS page cache, in practice) without filling the block
+ *            cache, then, after an untimed pass that fills it, once with
+ *            every block in a block cache big enough for the whole table.
  *   get      random point lookups of present keys with that big cache
  *            (warmed by the scans), and without any block cache (Mica: no
  *            cache; LevelDB: reopened with a zero-capacity cache, which
  *            LevelDB treats as "do not cache"). The OS page cache still
  *            holds the file, so "uncached" means "no block cache": every
  *            lookup reads, checksums and parses a block, but no lookup
- *            waits for the device.
+ *            waits for the device. LevelDB reads its tables through mmap
+ *            and by default does not verify block checksums on reads;
+ *            Mica always does, so one more row runs LevelDB's uncached
+ *            lookups with verify_checksums on.
  * Mica/LevelDB ratios above 1 mean Mica is faster. Build is also given as
  * a share of the disk's bandwidth: file bytes written per second of build.
  *
@@ -45,7 +49,8 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: mica-sst bench [--entries N] [--dir DIR] [--lookups N]\n"
-          "                      [--uncached-lookups N] [--disk-mib N] [--no-leveldb]\n"
+          "                      [--uncached-lookups N] [--disk-mib N]\n"
+          "                      [--block-size BYTES] [--no-leveldb]\n"
           "\n"
           "Builds one SSTable of N entries (16-byte keys, 100-byte values, no\n"
           "compression), scans it and looks keys up, and does the same with LevelDB\n"
@@ -60,6 +65,7 @@ static void usage(FILE *f) {
           "  --lookups N            random lookups with the block cache (default 1000000)\n"
           "  --uncached-lookups N   random lookups without it (default 200000)\n"
           "  --disk-mib N           MiB written to measure the disk (default 256)\n"
+          "  --block-size BYTES     data block size on both sides (default 8192)\n"
           "  --no-leveldb           skip the LevelDB side\n"
           "  --help                 this text\n"
           "\n"
@@ -97,11 +103,12 @@ typedef struct rates {
   double build_eps, build_mbps; /* entries/s; file MB/s (Mica) */
   double scan_cold, scan_warm;  /* entries/s */
   double get_cached, get_uncached; /* lookups/s */
+  double get_uncached_verify;   /* LevelDB with verify_checksums; Mica always */
   uint64_t bytes;               /* table bytes on disk */
 } rates;
 
 typedef struct cfg {
-  uint64_t entries, lookups, uncached_lookups, disk_mib;
+  uint64_t entries, lookups, uncached_lookups, disk_mib, block_size;
   const char *dir;
   const uint8_t *pool;
 } cfg;
@@ -142,8 +149,8 @@ static double per_sec(uint64_t n, uint64_t t0, uint64_t t1) {
   return (double)n / ((double)(t1 > t0 ? t1 - t0 : 1) / 1e6);
 }
 
-static mica_err *mica_scan(sst_reader *r, uint64_t expect, double *eps) {
-  iter *it = sst_reader_iter_new(r, true);
+static mica_err *mica_scan(sst_reader *r, bool fill, uint64_t expect, double *eps) {
+  iter *it = sst_reader_iter_new(r, fill);
   uint64_t n = 0, bytes = 0, t0 = now_us();
   for (iter_seek_to_first(it); iter_valid(it); iter_next(it)) {
     bytes += iter_key(it).len + iter_value(it).len;
@@ -185,6 +192,7 @@ static int run_mica(const cfg *c, rates *out) {
   snprintf(path, sizeof path, "%s/bench.sst", c->dir);
   sst_options o;
   sst_options_init(&o);
+  o.block_size = (size_t)c->block_size;
   sst_builder *b;
   buf ik = BUF_INIT;
   char k[KEY_LEN];
@@ -217,12 +225,15 @@ static int run_mica(const cfg *c, rates *out) {
   cache *bc = cache_new((size_t)fsize * 2 + (64 << 20));
   sst_reader *r;
   err = sst_reader_open(env_posix(), path, bc, &r);
-  if (err == NULL) err = mica_scan(r, c->entries, &out->scan_cold);
-  if (err == NULL) err = mica_scan(r, c->entries, &out->scan_warm);
+  double fill_pass;
+  if (err == NULL) err = mica_scan(r, false, c->entries, &out->scan_cold);
+  if (err == NULL) err = mica_scan(r, true, c->entries, &fill_pass);
+  if (err == NULL) err = mica_scan(r, true, c->entries, &out->scan_warm);
   if (err == NULL) err = mica_gets(c, r, c->lookups, &out->get_cached);
   if (err == NULL) sst_reader_close(r);
   if (err == NULL) err = sst_reader_open(env_posix(), path, NULL, &r);
   if (err == NULL) err = mica_gets(c, r, c->uncached_lookups, &out->get_uncached);
+  out->get_uncached_verify = out->get_uncached;
   sst_reader_close(r);
   cache_free(bc);
   err_free(env_remove(env_posix(), path));
@@ -238,21 +249,22 @@ static int ldb_fail(const char *what, char *msg) {
   return EXIT_FAILED;
 }
 
-static leveldb_t *ldb_open(const char *path, leveldb_cache_t *bcache,
+static leveldb_t *ldb_open(const char *path, size_t block_size, leveldb_cache_t *bcache,
                            leveldb_filterpolicy_t *fp, leveldb_options_t **opts,
                            char **errp) {
   leveldb_options_t *o = leveldb_options_create();
   leveldb_options_set_create_if_missing(o, 1);
   leveldb_options_set_compression(o, leveldb_no_compression);
-  leveldb_options_set_block_size(o, SST_DEFAULT_BLOCK_SIZE);
+  leveldb_options_set_block_size(o, block_size);
   leveldb_options_set_filter_policy(o, fp);
   leveldb_options_set_cache(o, bcache);
   *opts = o;
   return leveldb_open(o, path, errp);
 }
 
-static int ldb_scan(leveldb_t *db, uint64_t expect, double *eps) {
+static int ldb_scan(leveldb_t *db, bool fill, uint64_t expect, double *eps) {
   leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  leveldb_readoptions_set_fill_cache(ro, fill);
   leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
   uint64_t n = 0, bytes = 0, t0 = now_us();
   for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
@@ -277,8 +289,10 @@ static int ldb_scan(leveldb_t *db, uint64_t expect, double *eps) {
   return EXIT_OK;
 }
 
-static int ldb_gets(const cfg *c, leveldb_t *db, uint64_t count, double *ops) {
+static int ldb_gets(const cfg *c, leveldb_t *db, bool verify, uint64_t count,
+                    double *ops) {
   leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  leveldb_readoptions_set_verify_checksums(ro, verify);
   char k[KEY_LEN];
   int rc = EXIT_OK;
   uint64_t t0 = now_us();
@@ -339,7 +353,7 @@ static int run_leveldb(const cfg *c, rates *out) {
   char *err = NULL;
   int rc = EXIT_OK;
   uint64_t t0 = now_us();
-  leveldb_t *db = ldb_open(path, big, fp, &o, &err);
+  leveldb_t *db = ldb_open(path, (size_t)c->block_size, big, fp, &o, &err);
   if (err != NULL) {
     rc = ldb_fail("open", err);
     goto out;
@@ -365,19 +379,23 @@ static int run_leveldb(const cfg *c, rates *out) {
     out->build_eps = per_sec(c->entries, t0, t1);
     out->bytes = dir_bytes(path);
     out->build_mbps = (double)out->bytes / 1e6 / ((double)(t1 - t0) / 1e6);
-    rc = ldb_scan(db, c->entries, &out->scan_cold);
-    if (rc == EXIT_OK) rc = ldb_scan(db, c->entries, &out->scan_warm);
-    if (rc == EXIT_OK) rc = ldb_gets(c, db, c->lookups, &out->get_cached);
+    double fill_pass;
+    rc = ldb_scan(db, false, c->entries, &out->scan_cold);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &fill_pass);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &out->scan_warm);
+    if (rc == EXIT_OK) rc = ldb_gets(c, db, false, c->lookups, &out->get_cached);
   }
   leveldb_close(db);
   leveldb_options_destroy(o);
   if (rc == EXIT_OK) {
     leveldb_cache_t *none = leveldb_cache_create_lru(0);
-    db = ldb_open(path, none, fp, &o, &err);
+    db = ldb_open(path, (size_t)c->block_size, none, fp, &o, &err);
     if (err != NULL) {
       rc = ldb_fail("reopen", err);
     } else {
-      rc = ldb_gets(c, db, c->uncached_lookups, &out->get_uncached);
+      rc = ldb_gets(c, db, false, c->uncached_lookups, &out->get_uncached);
+      if (rc == EXIT_OK)
+        rc = ldb_gets(c, db, true, c->uncached_lookups, &out->get_uncached_verify);
       leveldb_close(db);
     }
     leveldb_options_destroy(o);
@@ -406,7 +424,7 @@ int sst_cmd_bench(int argc, char **argv) {
   flag flags[] = {{"entries", true, NULL},          {"dir", true, NULL},
                   {"lookups", true, NULL},          {"uncached-lookups", true, NULL},
                   {"disk-mib", true, NULL},         {"no-leveldb", false, NULL},
-                  {NULL, false, NULL}};
+                  {"block-size", true, NULL},       {NULL, false, NULL}};
   const char *pos[1];
   int npos;
   bool help;
@@ -422,7 +440,8 @@ int sst_cmd_bench(int argc, char **argv) {
   if (!sst_flag_u64(&flags[0], 1000000, 1, UINT64_C(1) << 32, &c.entries) ||
       !sst_flag_u64(&flags[2], 1000000, 1, UINT64_C(1) << 40, &c.lookups) ||
       !sst_flag_u64(&flags[3], 200000, 1, UINT64_C(1) << 40, &c.uncached_lookups) ||
-      !sst_flag_u64(&flags[4], 256, 1, 1 << 20, &c.disk_mib)) {
+      !sst_flag_u64(&flags[4], 256, 1, 1 << 20, &c.disk_mib) ||
+      !sst_flag_u64(&flags[6], SST_DEFAULT_BLOCK_SIZE, 1024, 4 << 20, &c.block_size)) {
     usage(stderr);
     return EXIT_USAGE;
   }
@@ -447,8 +466,8 @@ int sst_cmd_bench(int argc, char **argv) {
   c.pool = pool;
 
   printf("mica-sst bench: %" PRIu64 " entries, %d-byte keys, %d-byte values, no "
-         "compression, %d-byte blocks, %d-bit Bloom filter, in %s\n",
-         c.entries, KEY_LEN, VALUE_LEN, SST_DEFAULT_BLOCK_SIZE, SST_DEFAULT_BLOOM_BITS, dir);
+         "compression, %" PRIu64 "-byte blocks, %d-bit Bloom filter, in %s\n",
+         c.entries, KEY_LEN, VALUE_LEN, c.block_size, SST_DEFAULT_BLOOM_BITS, dir);
   fflush(stdout);
   double disk = 0;
   rates m = {0}, l = {0};
@@ -472,6 +491,8 @@ int sst_cmd_bench(int argc, char **argv) {
     row("scan, blocks in cache", "entries/s", m.scan_warm, &l, l.scan_warm);
     row("get, block cache", "lookups/s", m.get_cached, &l, l.get_cached);
     row("get, no block cache", "lookups/s", m.get_uncached, &l, l.get_uncached);
+    row("get, no block cache, verify crc", "lookups/s", m.get_uncached_verify, &l,
+        l.get_uncached_verify);
     printf("build bandwidth / disk bandwidth: %.0f%%\n", 100.0 * m.build_mbps / disk);
   }
   free(pool);
