@@ -1,0 +1,252 @@
+// The master's status page: reads the JSON API every few seconds and
+// rebuilds the page. Every name and key reaches the DOM through
+// textContent or the title property, never as markup, so hostile keys
+// and names render as text. Keys are shown in their escaped form (the
+// API's "text": printable ASCII with \xNN for other bytes).
+'use strict';
+
+const REFRESH_MS = 3000;
+const MAX_EVENTS = 40;
+const MAX_KEY_SHOWN = 160;
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2',
+                 '#edc948', '#e15759', '#9c755f', '#ff9da7', '#bab0ac'];
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function td(text, cls) { return el('td', cls, text); }
+
+function serverColor(id) {
+  return id ? PALETTE[(id - 1) % PALETTE.length] : '#c9cdd4';
+}
+
+function fmtBytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+}
+
+function fmtCount(n) {
+  if (n < 10000) return String(n);
+  if (n < 1e6) return (n / 1e3).toFixed(1) + 'k';
+  if (n < 1e9) return (n / 1e6).toFixed(1) + 'M';
+  return (n / 1e9).toFixed(1) + 'G';
+}
+
+function fmtRate(r) { return r >= 100 ? r.toFixed(0) : r.toFixed(1); }
+
+function fmtAge(ms) {
+  if (ms < 1000) return ms + ' ms';
+  const s = ms / 1000;
+  if (s < 60) return s.toFixed(1) + ' s';
+  if (s < 3600) return Math.floor(s / 60) + ' min ' + Math.floor(s % 60) + ' s';
+  if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor(s % 3600 / 60) + ' min';
+  return Math.floor(s / 86400) + ' d ' + Math.floor(s % 86400 / 3600) + ' h';
+}
+
+function fmtTime(ms) {
+  const d = new Date(ms);
+  const p = (n, w) => String(n).padStart(w || 2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) +
+         ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' +
+         p(d.getSeconds());
+}
+
+function shortKey(text, isEnd) {
+  if (text === '') return isEnd ? '(end)' : '(start)';
+  return text.length > MAX_KEY_SHOWN ? text.slice(0, MAX_KEY_SHOWN) + '…' : text;
+}
+
+function stateBadge(state) { return el('span', 'state ' + state, state); }
+
+async function getJson(path) {
+  const r = await fetch(path, {cache: 'no-store'});
+  if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+  return r.json();
+}
+
+function renderHeader(c) {
+  document.getElementById('cluster').textContent = c.cluster;
+  document.title = 'Mica ' + c.cluster;
+  const facts = [
+    ['master', c.master_address || c.http_address],
+    ['version', c.version],
+    ['uptime', fmtAge(c.uptime_s * 1000)],
+    ['servers', c.servers.live + ' live, ' + c.servers.dead + ' dead' +
+                (c.servers.suspect ? ', ' + c.servers.suspect + ' suspect' : '')],
+    ['tables', c.tables],
+    ['tablets', c.tablets.current],
+    ['data', fmtBytes(c.bytes) + ', ' + fmtCount(c.keys) + ' keys'],
+    ['balancer', c.balancer ? 'on' : 'off'],
+    ['merges', c.merges ? 'on' : 'off'],
+  ];
+  const dl = document.getElementById('facts');
+  dl.replaceChildren();
+  for (const [k, v] of facts) {
+    const d = el('div');
+    d.append(el('dt', null, k), el('dd', null, v));
+    dl.append(d);
+  }
+  const ul = document.getElementById('warnings');
+  ul.replaceChildren();
+  const bad = new Set(['server_down', 'no_servers', 'tablets_unassigned']);
+  for (const w of c.warnings) {
+    ul.append(el('li', bad.has(w.kind) ? 'bad' : '', w.text));
+  }
+  if (c.warnings.length === 0) {
+    ul.append(el('li', 'good', 'Healthy: every server live, every tablet serving.'));
+  }
+}
+
+function renderServers(list) {
+  const tb = document.querySelector('#servers tbody');
+  tb.replaceChildren();
+  for (const s of list) {
+    const tr = el('tr');
+    const id = td('');
+    const sw = el('span', 'swatch');
+    sw.style.background = serverColor(s.id);
+    id.append(sw, document.createTextNode(String(s.id)));
+    const st = td('');
+    st.append(stateBadge(s.state));
+    tr.append(id, td(s.address), st, td(fmtAge(s.lease_age_ms), 'num'),
+              td(s.tablets, 'num'), td(fmtBytes(s.bytes), 'num'),
+              td(fmtCount(s.keys), 'num'), td(fmtRate(s.read_rate), 'num'),
+              td(fmtRate(s.write_rate), 'num'),
+              td(s.last_heartbeat_ms === null ? 'none since master start'
+                                              : fmtTime(s.last_heartbeat_ms)));
+    tb.append(tr);
+  }
+}
+
+function renderTables(list) {
+  const tb = document.querySelector('#tables tbody');
+  tb.replaceChildren();
+  for (const t of list) {
+    const tr = el('tr');
+    tr.append(td(t.name), td(t.tablets, 'num'), td(fmtBytes(t.bytes), 'num'),
+              td(fmtCount(t.keys), 'num'), td(fmtRate(t.read_rate), 'num'),
+              td(fmtRate(t.write_rate), 'num'), td(t.in_transition, 'num'),
+              td(t.splits, 'num'), td(t.merges, 'num'));
+    tb.append(tr);
+  }
+}
+
+function tabletTitle(t, servers) {
+  const s = servers.get(t.server_id);
+  const lines = [
+    'tablet ' + t.id + ' (' + t.state + ')',
+    'start: ' + shortKey(t.start.text, false),
+    'end:   ' + shortKey(t.end.text, true),
+    'size:  ' + fmtBytes(t.bytes) + ', ' + fmtCount(t.keys) + ' keys',
+    'server: ' + (t.server_id ? t.server_id + ' ' + (s ? s.address : t.server_address)
+                              : 'none'),
+    'reads/s ' + fmtRate(t.read_rate) + ', writes/s ' + fmtRate(t.write_rate),
+  ];
+  if (t.transition) lines.push('under way: ' + t.transition);
+  return lines.join('\n');
+}
+
+function renderKeyspace(tables, tablets, servers) {
+  const box = document.getElementById('keyspace');
+  box.replaceChildren();
+  tables.forEach((t, i) => {
+    const list = tablets[i].tablets;
+    const total = list.reduce((a, x) => a + x.bytes, 0);
+    const row = el('div', 'ks-row');
+    const name = el('div', 'ks-name', t.name);
+    name.title = t.name;
+    const bar = el('div', 'ks-bar');
+    for (const x of list) {
+      const seg = el('div', 'ks-seg');
+      // Sized by bytes; an empty tablet still gets a sliver (min-width).
+      const w = total > 0 ? x.bytes / total : 1 / list.length;
+      seg.style.flexGrow = String(Math.max(w, 0.002));
+      if (x.state === 'unassigned') {
+        seg.classList.add('unassigned');
+      } else {
+        seg.style.backgroundColor = serverColor(x.server_id);
+        if (x.in_transition) seg.classList.add('moving');
+      }
+      seg.title = tabletTitle(x, servers);
+      bar.append(seg);
+    }
+    row.append(name, bar, el('div', 'ks-size',
+                             fmtBytes(total) + ' · ' + list.length + ' tablets'));
+    box.append(row);
+  });
+  const legend = document.getElementById('legend');
+  legend.replaceChildren();
+  for (const s of servers.values()) {
+    if (s.state === 'dead') continue;
+    const item = el('span');
+    const sw = el('span', 'swatch');
+    sw.style.background = serverColor(s.id);
+    item.append(sw, document.createTextNode('server ' + s.id + ' ' + s.address));
+    legend.append(item);
+  }
+  const un = el('span');
+  const sw = el('span', 'swatch');
+  sw.style.background = '#c9cdd4';
+  un.append(sw, document.createTextNode('unassigned (striped: in transition)'));
+  legend.append(un);
+}
+
+function renderTransitions(c) {
+  const tb = document.querySelector('#transitions tbody');
+  tb.replaceChildren();
+  for (const t of c.transitions) {
+    const tr = el('tr');
+    const st = td('');
+    st.append(stateBadge(t.state));
+    const sk = td(shortKey(t.start.text, false), 'key');
+    sk.title = t.start.text;
+    const ek = td(shortKey(t.end.text, true), 'key');
+    ek.title = t.end.text;
+    tr.append(td(t.table), td(t.id, 'num'), sk, ek, st, td(t.transition, 'text'));
+    tb.append(tr);
+  }
+  document.getElementById('transitions').hidden = c.transitions.length === 0;
+  document.getElementById('no-transitions').hidden = c.transitions.length !== 0;
+}
+
+function renderEvents(list) {
+  const tb = document.querySelector('#events tbody');
+  tb.replaceChildren();
+  for (const e of list) {
+    const tr = el('tr');
+    tr.append(td(fmtTime(e.time_ms)), td(e.kind), td(e.text, 'text'));
+    tb.append(tr);
+  }
+}
+
+async function refresh() {
+  const status = document.getElementById('refresh');
+  try {
+    const [c, sv, tb, ev] = await Promise.all([
+      getJson('/api/cluster'), getJson('/api/servers'), getJson('/api/tables'),
+      getJson('/api/events?limit=' + MAX_EVENTS)]);
+    const tablets = await Promise.all(tb.tables.map(
+        t => getJson('/api/tables/' + encodeURIComponent(t.name) + '/tablets')));
+    const servers = new Map(sv.servers.map(s => [s.id, s]));
+    renderHeader(c);
+    renderServers(sv.servers);
+    renderTables(tb.tables);
+    renderKeyspace(tb.tables, tablets, servers);
+    renderTransitions(c);
+    renderEvents(ev.events);
+    status.classList.remove('stale');
+    status.textContent = 'updated ' + fmtTime(c.now_ms);
+  } catch (err) {
+    status.classList.add('stale');
+    status.textContent = 'refresh failed (' + err.message + '); retrying';
+  }
+  setTimeout(refresh, REFRESH_MS);
+}
+
+refresh();
