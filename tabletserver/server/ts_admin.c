@@ -672,14 +672,30 @@ static void h_info(rpc_call *call, const ProtobufCMessage *request,
   free(sts);
 }
 
-void ts_drop_tablet(ts_server *s, uint64_t id, uint64_t assign_epoch) {
-  pthread_mutex_lock(&s->admin_mu);
-  ts_tab *tt = find(s, id);
+void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch) {
+  pthread_mutex_lock(&s->mu);
+  ts_tab *tt = ts_reg_find_locked(s, id);
   if (tt != NULL && tt->d.assign_epoch == assign_epoch) {
+    tt->drop_requested = true;
+    if (tt->state == TS_SERVING) tt->state = TS_CLOSING;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void ts_drop_requested(ts_server *s) {
+  pthread_mutex_lock(&s->admin_mu);
+  for (;;) {
+    ts_tab *tt = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->ntabs && tt == NULL; i++)
+      if (s->tabs[i]->drop_requested) tt = s->tabs[i];
+    pthread_mutex_unlock(&s->mu);
+    if (tt == NULL) break;
+    uint64_t id = tt->d.id, ae = tt->d.assign_epoch;
     LOG_W("tablet %" PRIu64 ": the master no longer assigns it here; closing",
           id);
     err_free(close_tab(s, tt, NULL));
-    record_closed(s, id, assign_epoch);
+    record_closed(s, id, ae);
   }
   pthread_mutex_unlock(&s->admin_mu);
 }

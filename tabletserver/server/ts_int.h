@@ -68,8 +68,10 @@ typedef struct ts_tab {
   tablet *t;
   int state;     /* enum ts_tab_state; guarded by ts_server.mu */
   int refs;      /* requests holding the tablet; guarded by ts_server.mu */
-  bool split_failed_recently; /* auto split backoff; maintenance thread */
-  uint64_t split_retry_us;    /* maintenance thread only */
+  uint64_t split_retry_us; /* auto split back-off; maintenance thread */
+  /* The master no longer assigns it here; the maintenance thread closes
+   * it. Guarded by ts_server.mu. */
+  bool drop_requested;
   /* Counters since open, updated without locks. */
   atomic_uint_fast64_t reads, writes, read_bytes, write_bytes, scans;
   /* Recent rates; guarded by ts_server.mu. */
@@ -113,6 +115,7 @@ struct ts_server {
   atomic_uint_fast64_t lease_until_us; /* env_now_micros deadline */
   uint64_t incarnation;
   atomic_uint_fast64_t heartbeat_ms;  /* interval in force */
+  uint64_t warned_us;     /* last master failure logged; master thread */
 
   /* Background threads. */
   pthread_mutex_t bg_mu;
@@ -197,8 +200,13 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
                           uint64_t assign_epoch, slice key, ts_desc *left,
                           ts_desc *right);
 
-/* Closes tablet `id` because the master no longer assigns it here. */
-void ts_drop_tablet(ts_server *s, uint64_t id, uint64_t assign_epoch);
+/* Takes tablet `id` (if served under `assign_epoch`) out of service at
+ * once because the master no longer assigns it here; the maintenance
+ * thread closes it (ts_drop_requested), so the heartbeat never waits for an
+ * admin operation. */
+void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch);
+/* Closes every tablet whose drop was requested. */
+void ts_drop_requested(ts_server *s);
 
 /* ---- master and maintenance (ts_master.c) ---- */
 

@@ -103,7 +103,7 @@ static void renew_lease(ts_server *s, uint64_t sent_us, uint64_t granted_ms) {
 
 static void close_listed(ts_server *s, Mica__V1__TabletRef **refs, size_t n) {
   for (size_t i = 0; i < n; i++)
-    ts_drop_tablet(s, refs[i]->tablet_id, refs[i]->assign_epoch);
+    ts_request_drop(s, refs[i]->tablet_id, refs[i]->assign_epoch);
 }
 
 /* One RegisterServer; true when registered. */
@@ -143,8 +143,14 @@ static bool do_register(ts_server *s) {
     }
   }
   if (e != NULL) {
-    LOG_W("register with master %s: %s", s->cfg.master, err_msg(e));
+    uint64_t now = env_now_micros(s->e);
+    if (s->warned_us == 0 || now - s->warned_us >= 5000000) {
+      LOG_W("register with master %s: %s", s->cfg.master, err_msg(e));
+      s->warned_us = now;
+    }
     err_free(e);
+  } else {
+    s->warned_us = 0;
   }
   rpc_msg_free(m);
   return ok;
@@ -179,8 +185,15 @@ static bool do_heartbeat(ts_server *s) {
     }
   }
   if (e != NULL) {
-    LOG_W("heartbeat to master %s: %s", s->cfg.master, err_msg(e));
+    /* One line per 5 s is enough while the master is away. */
+    uint64_t now = env_now_micros(s->e);
+    if (!registered || s->warned_us == 0 || now - s->warned_us >= 5000000) {
+      LOG_W("heartbeat to master %s: %s", s->cfg.master, err_msg(e));
+      s->warned_us = now;
+    }
     err_free(e);
+  } else {
+    s->warned_us = 0;
   }
   rpc_msg_free(m);
   return registered;
@@ -302,9 +315,12 @@ static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
 
 static void *maint_main(void *arg) {
   ts_server *s = arg;
-  while (!bg_wait(s, 1000000)) {
+  /* Drops are due at once; rates and split checks once a second. */
+  for (unsigned tick = 1; !bg_wait(s, 100000); tick++) {
+    ts_drop_requested(s);
+    if (tick % 10 != 0) continue;
     update_rates(s);
-    uint64_t id, re, ae;
+    uint64_t id = 0, re = 0, ae = 0;
     if (pick_split(s, &id, &re, &ae)) {
       mica_err *le = ts_lease_check(s);
       if (le == NULL) {
