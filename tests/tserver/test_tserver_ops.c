@@ -734,6 +734,63 @@ static void test_finish_split(void) {
   buf_free(&v);
 }
 
+/* ---- automatic split past the threshold ---- */
+
+static void test_auto_split(void) {
+  const char *extra[] = {"--split-threshold", "300K", "--memtable-size",
+                         "64K", NULL};
+  tsh_proc p;
+  TU_OK(tsh_start(tu_tmpdir(), extra, &p));
+  tsh_ref r = {1, 1, 1};
+  TU_OK(tsh_open(p.ch, r, NULL, NULL));
+  TU_OK(tsh_fill(p.ch, r, "a", 2000, 400, 200)); /* ~800 KB */
+  /* The maintenance thread splits within a few seconds; the parent then
+   * answers with its daughters, which a client follows. */
+  Mica__V1__GetResponse *g = NULL;
+  mica_err *e = NULL;
+  for (int i = 0; i < 300; i++) {
+    g = NULL;
+    e = get_routed(p.ch, r, "a00001000", &g);
+    if (e != NULL && err_code(e) != MICA_UNAVAILABLE) break;
+    err_free(e);
+    e = NULL;
+    if (g != NULL) rpc_msg_free(&g->base);
+    usleep(50000);
+  }
+  CU_ASSERT_EQUAL_FATAL(err_code(e), MICA_STALE_EPOCH);
+  err_free(e);
+  CU_ASSERT_FATAL(g->status->routing && g->status->routing->n_current >= 2);
+  size_t nr = g->status->routing->n_current;
+  tsh_ref d[4];
+  buf bounds[4];
+  for (size_t i = 0; i < nr; i++) {
+    const Mica__V1__TabletRoute *rt = g->status->routing->current[i];
+    d[i] = (tsh_ref){rt->desc->tablet_id, rt->desc->range_epoch,
+                     rt->location ? rt->location->assign_epoch : 0};
+    memset(&bounds[i], 0, sizeof(bounds[i]));
+    buf_append(&bounds[i], rt->desc->end_key.data, rt->desc->end_key.len);
+  }
+  rpc_msg_free(&g->base);
+  /* Every key is in exactly the daughter whose range holds it. */
+  buf v = BUF_INIT;
+  char key[32];
+  int found = 0;
+  for (int i = 0; i < 2000; i += 13) {
+    snprintf(key, sizeof key, "a%08d", i);
+    size_t j = 0;
+    while (j + 1 < nr && bounds[j].len > 0 &&
+           slice_cmp(S(key), buf_slice(&bounds[j])) >= 0)
+      j++;
+    mica_err *ge = tsh_get(p.ch, d[j], S(key), &v);
+    if (ge == NULL && v.len == 400) found++;
+    err_free(ge);
+  }
+  CU_ASSERT_EQUAL(found, (2000 + 12) / 13);
+  for (size_t i = 0; i < nr; i++) buf_free(&bounds[i]);
+  buf_free(&v);
+  CU_ASSERT_EQUAL(tsh_stop(&p, SIGTERM), 0);
+}
+
 static const CU_TestInfo tests[] = {
     {"flags", test_flags},
     {"ops", test_ops},
@@ -741,6 +798,7 @@ static const CU_TestInfo tests[] = {
     {"routing", test_routing},
     {"deadlines", test_deadlines},
     {"finish_split", test_finish_split},
+    {"auto_split", test_auto_split},
     CU_TEST_INFO_NULL};
 
 static void add_suites(void) {
