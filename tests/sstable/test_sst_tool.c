@@ -63,14 +63,14 @@ static void test_help_and_usage(void) {
             out_has("bench") && out_has("example"));
   struct {
     const char *cmd;
-    const char *flags[8];
+    const char *flags[9];
   } cmds[] = {
       {"dump", {"--limit", "--max-value", "--keys-only", NULL}},
       {"build", {"--block-size", "--restart-interval", "--bloom-bits", "--compression", NULL}},
       {"verify", {NULL}},
       {"stats", {NULL}},
       {"bench", {"--entries", "--dir", "--lookups", "--uncached-lookups", "--disk-mib",
-                 "--block-size", "--no-leveldb", NULL}},
+                 "--block-size", "--rounds", "--no-leveldb", NULL}},
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     char args[64];
@@ -185,7 +185,7 @@ static void test_corrupt_and_missing(void) {
 static void test_tiny_bench(void) {
   char args[1024];
   snprintf(args, sizeof args,
-           "bench --entries 3000 --lookups 2000 --uncached-lookups 1000 --disk-mib 2 "
+           "bench --entries 3000 --lookups 2000 --uncached-lookups 1000 --disk-mib 2 --rounds 2 "
            "--dir %s", tu_tmpdir());
   CU_ASSERT_EQUAL(run(args, NULL), 0);
   CU_ASSERT(out_has("disk sequential write") && out_has("get, block cache") &&

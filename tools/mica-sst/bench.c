@@ -20,7 +20,12 @@
  *            waits for the device. LevelDB reads its tables through mmap
  *            and by default does not verify block checksums on reads;
  *            Mica always does, so one more row runs LevelDB's uncached
- *            lookups with verify_checksums on.
+ *            lookups with verify_checksums on. (Blocks LevelDB reads from
+ *            an mmap'd, uncompressed table are never put in its block
+ *            cache, so its cached and uncached rows run the same code.)
+ * The read rows run in rounds that alternate Mica and LevelDB, each on
+ * freshly opened readers, and report the median round: the machine's load
+ * then weighs on both sides alike.
  * Mica/LevelDB ratios above 1 mean Mica is faster. Build is also given as
  * a share of the disk's bandwidth: file bytes written per second of build.
  *
@@ -45,12 +50,13 @@
 #define KEY_LEN 16
 #define VALUE_LEN 100
 #define VALUE_POOL (1 << 20)
+#define MAX_ROUNDS 9
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: mica-sst bench [--entries N] [--dir DIR] [--lookups N]\n"
           "                      [--uncached-lookups N] [--disk-mib N]\n"
-          "                      [--block-size BYTES] [--no-leveldb]\n"
+          "                      [--block-size BYTES] [--rounds N] [--no-leveldb]\n"
           "\n"
           "Builds one SSTable of N entries (16-byte keys, 100-byte values, no\n"
           "compression), scans it and looks keys up, and does the same with LevelDB\n"
@@ -62,8 +68,11 @@ static void usage(FILE *f) {
           "  --entries N            entries in the table (default 1000000)\n"
           "  --dir DIR              where to write; a fresh subdirectory is made\n"
           "                         and removed afterwards (default $TMPDIR or /tmp)\n"
-          "  --lookups N            random lookups with the block cache (default 1000000)\n"
-          "  --uncached-lookups N   random lookups without it (default 200000)\n"
+          "  --lookups N            random lookups per round with the block cache\n"
+          "                         (default 500000)\n"
+          "  --uncached-lookups N   random lookups per round without it (default 200000)\n"
+          "  --rounds N             read rounds, alternating Mica and LevelDB; each\n"
+          "                         row shows the median round (default 3, at most 9)\n"
           "  --disk-mib N           MiB written to measure the disk (default 256)\n"
           "  --block-size BYTES     data block size on both sides (default 8192)\n"
           "  --no-leveldb           skip the LevelDB side\n"
@@ -108,7 +117,7 @@ typedef struct rates {
 } rates;
 
 typedef struct cfg {
-  uint64_t entries, lookups, uncached_lookups, disk_mib, block_size;
+  uint64_t entries, lookups, uncached_lookups, disk_mib, block_size, rounds;
   const char *dir;
   const uint8_t *pool;
 } cfg;
@@ -187,9 +196,13 @@ static mica_err *mica_gets(const cfg *c, sst_reader *r, uint64_t count, double *
   return err;
 }
 
-static int run_mica(const cfg *c, rates *out) {
+static void mica_path(const cfg *c, char *path, size_t n) {
+  snprintf(path, n, "%s/bench.sst", c->dir);
+}
+
+static int mica_build(const cfg *c, rates *out) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/bench.sst", c->dir);
+  mica_path(c, path, sizeof path);
   sst_options o;
   sst_options_init(&o);
   o.block_size = (size_t)c->block_size;
@@ -210,35 +223,39 @@ static int run_mica(const cfg *c, rates *out) {
     sst_builder_abandon(b);
     return bench_fail("mica build", err);
   }
-  sst_properties props;
-  err = sst_builder_finish(b, &props);
+  err = sst_builder_finish(b, NULL);
   uint64_t t1 = now_us();
   if (err != NULL) return bench_fail("mica build", err);
   uint64_t fsize = 0;
   err = env_file_size(env_posix(), path, &fsize);
-  sst_properties_clear(&props);
   if (err != NULL) return bench_fail("mica build", err);
   out->bytes = fsize;
   out->build_eps = per_sec(c->entries, t0, t1);
   out->build_mbps = (double)fsize / 1e6 / ((double)(t1 - t0) / 1e6);
+  out->ok = true;
+  return EXIT_OK;
+}
 
-  cache *bc = cache_new((size_t)fsize * 2 + (64 << 20));
-  sst_reader *r;
-  err = sst_reader_open(env_posix(), path, bc, &r);
+/* One round of the read rows, on a freshly opened reader. */
+static int mica_reads(const cfg *c, rates *out) {
+  char path[4096];
+  mica_path(c, path, sizeof path);
+  cache *bc = cache_new((size_t)c->entries * 200 + (64 << 20));
+  sst_reader *r = NULL;
+  mica_err *err = sst_reader_open(env_posix(), path, bc, &r);
   double fill_pass;
   if (err == NULL) err = mica_scan(r, false, c->entries, &out->scan_cold);
   if (err == NULL) err = mica_scan(r, true, c->entries, &fill_pass);
   if (err == NULL) err = mica_scan(r, true, c->entries, &out->scan_warm);
   if (err == NULL) err = mica_gets(c, r, c->lookups, &out->get_cached);
-  if (err == NULL) sst_reader_close(r);
+  sst_reader_close(r);
+  r = NULL;
   if (err == NULL) err = sst_reader_open(env_posix(), path, NULL, &r);
   if (err == NULL) err = mica_gets(c, r, c->uncached_lookups, &out->get_uncached);
   out->get_uncached_verify = out->get_uncached;
   sst_reader_close(r);
   cache_free(bc);
-  err_free(env_remove(env_posix(), path));
   if (err != NULL) return bench_fail("mica", err);
-  out->ok = true;
   return EXIT_OK;
 }
 
@@ -344,51 +361,78 @@ static uint64_t dir_bytes(const char *dir) {
   return total;
 }
 
-static int run_leveldb(const cfg *c, rates *out) {
+static void ldb_path(const cfg *c, char *path, size_t n) {
+  snprintf(path, n, "%s/leveldb", c->dir);
+}
+
+static int ldb_build(const cfg *c, rates *out) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/leveldb", c->dir);
+  ldb_path(c, path, sizeof path);
   leveldb_filterpolicy_t *fp = leveldb_filterpolicy_create_bloom(SST_DEFAULT_BLOOM_BITS);
-  leveldb_cache_t *big = leveldb_cache_create_lru((size_t)c->entries * 300 + (64 << 20));
+  leveldb_cache_t *bc = leveldb_cache_create_lru(8 << 20);
   leveldb_options_t *o;
   char *err = NULL;
   int rc = EXIT_OK;
   uint64_t t0 = now_us();
+  leveldb_t *db = ldb_open(path, (size_t)c->block_size, bc, fp, &o, &err);
+  if (err != NULL) {
+    rc = ldb_fail("open", err);
+  } else {
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    char k[KEY_LEN];
+    for (uint64_t i = 0; i < c->entries && err == NULL; i++) {
+      make_key(i, k);
+      leveldb_writebatch_put(wb, k, KEY_LEN, (const char *)value_of(c->pool, i), VALUE_LEN);
+      if ((i + 1) % 1000 == 0 || i + 1 == c->entries) {
+        leveldb_write(db, wo, wb, &err);
+        leveldb_writebatch_clear(wb);
+      }
+    }
+    leveldb_writebatch_destroy(wb);
+    leveldb_writeoptions_destroy(wo);
+    if (err != NULL) {
+      rc = ldb_fail("fill", err);
+    } else {
+      leveldb_compact_range(db, NULL, 0, NULL, 0);
+      uint64_t t1 = now_us();
+      out->build_eps = per_sec(c->entries, t0, t1);
+      out->bytes = dir_bytes(path);
+      out->build_mbps = (double)out->bytes / 1e6 / ((double)(t1 - t0) / 1e6);
+    }
+    leveldb_close(db);
+  }
+  leveldb_options_destroy(o);
+  leveldb_cache_destroy(bc);
+  leveldb_filterpolicy_destroy(fp);
+  out->ok = rc == EXIT_OK;
+  return rc;
+}
+
+/* One round of the read rows, on freshly opened databases: one with a
+ * block cache as big as the Mica side's, one with a zero-capacity cache. */
+static int ldb_reads(const cfg *c, rates *out) {
+  char path[4096];
+  ldb_path(c, path, sizeof path);
+  leveldb_filterpolicy_t *fp = leveldb_filterpolicy_create_bloom(SST_DEFAULT_BLOOM_BITS);
+  leveldb_cache_t *big = leveldb_cache_create_lru((size_t)c->entries * 200 + (64 << 20));
+  leveldb_cache_t *none = leveldb_cache_create_lru(0);
+  leveldb_options_t *o;
+  char *err = NULL;
+  int rc = EXIT_OK;
   leveldb_t *db = ldb_open(path, (size_t)c->block_size, big, fp, &o, &err);
   if (err != NULL) {
     rc = ldb_fail("open", err);
-    goto out;
-  }
-  leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
-  leveldb_writebatch_t *wb = leveldb_writebatch_create();
-  char k[KEY_LEN];
-  for (uint64_t i = 0; i < c->entries && err == NULL; i++) {
-    make_key(i, k);
-    leveldb_writebatch_put(wb, k, KEY_LEN, (const char *)value_of(c->pool, i), VALUE_LEN);
-    if ((i + 1) % 1000 == 0 || i + 1 == c->entries) {
-      leveldb_write(db, wo, wb, &err);
-      leveldb_writebatch_clear(wb);
-    }
-  }
-  leveldb_writebatch_destroy(wb);
-  leveldb_writeoptions_destroy(wo);
-  if (err != NULL) {
-    rc = ldb_fail("fill", err);
   } else {
-    leveldb_compact_range(db, NULL, 0, NULL, 0);
-    uint64_t t1 = now_us();
-    out->build_eps = per_sec(c->entries, t0, t1);
-    out->bytes = dir_bytes(path);
-    out->build_mbps = (double)out->bytes / 1e6 / ((double)(t1 - t0) / 1e6);
     double fill_pass;
     rc = ldb_scan(db, false, c->entries, &out->scan_cold);
     if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &fill_pass);
     if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &out->scan_warm);
     if (rc == EXIT_OK) rc = ldb_gets(c, db, false, c->lookups, &out->get_cached);
+    leveldb_close(db);
   }
-  leveldb_close(db);
   leveldb_options_destroy(o);
   if (rc == EXIT_OK) {
-    leveldb_cache_t *none = leveldb_cache_create_lru(0);
     db = ldb_open(path, (size_t)c->block_size, none, fp, &o, &err);
     if (err != NULL) {
       rc = ldb_fail("reopen", err);
@@ -399,19 +443,23 @@ static int run_leveldb(const cfg *c, rates *out) {
       leveldb_close(db);
     }
     leveldb_options_destroy(o);
-    leveldb_cache_destroy(none);
   }
-  leveldb_options_t *d = leveldb_options_create();
-  leveldb_destroy_db(d, path, &err);
-  leveldb_options_destroy(d);
-  if (err != NULL) leveldb_free(err);
-out:
+  leveldb_cache_destroy(none);
   leveldb_cache_destroy(big);
   leveldb_filterpolicy_destroy(fp);
-  out->ok = rc == EXIT_OK;
   return rc;
 }
 #endif
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 static void row(const char *name, const char *unit, double m, const rates *l, double lv) {
   if (l->ok)
@@ -424,7 +472,8 @@ int sst_cmd_bench(int argc, char **argv) {
   flag flags[] = {{"entries", true, NULL},          {"dir", true, NULL},
                   {"lookups", true, NULL},          {"uncached-lookups", true, NULL},
                   {"disk-mib", true, NULL},         {"no-leveldb", false, NULL},
-                  {"block-size", true, NULL},       {NULL, false, NULL}};
+                  {"block-size", true, NULL},       {"rounds", true, NULL},
+                  {NULL, false, NULL}};
   const char *pos[1];
   int npos;
   bool help;
@@ -438,8 +487,9 @@ int sst_cmd_bench(int argc, char **argv) {
   }
   cfg c = {0};
   if (!sst_flag_u64(&flags[0], 1000000, 1, UINT64_C(1) << 32, &c.entries) ||
-      !sst_flag_u64(&flags[2], 1000000, 1, UINT64_C(1) << 40, &c.lookups) ||
+      !sst_flag_u64(&flags[2], 500000, 1, UINT64_C(1) << 40, &c.lookups) ||
       !sst_flag_u64(&flags[3], 200000, 1, UINT64_C(1) << 40, &c.uncached_lookups) ||
+      !sst_flag_u64(&flags[7], 3, 1, MAX_ROUNDS, &c.rounds) ||
       !sst_flag_u64(&flags[4], 256, 1, 1 << 20, &c.disk_mib) ||
       !sst_flag_u64(&flags[6], SST_DEFAULT_BLOCK_SIZE, 1024, 4 << 20, &c.block_size)) {
     usage(stderr);
@@ -471,12 +521,40 @@ int sst_cmd_bench(int argc, char **argv) {
   fflush(stdout);
   double disk = 0;
   rates m = {0}, l = {0};
+  rates mr[MAX_ROUNDS] = {{0}}, lr[MAX_ROUNDS] = {{0}};
   int rc = disk_bandwidth(&c, &disk);
-  if (rc == EXIT_OK) rc = run_mica(&c, &m);
+  if (rc == EXIT_OK) rc = mica_build(&c, &m);
 #ifdef MICA_HAVE_LEVELDB
-  if (rc == EXIT_OK && leveldb) rc = run_leveldb(&c, &l);
+  if (rc == EXIT_OK && leveldb) rc = ldb_build(&c, &l);
 #endif
+  /* Rounds alternate between the two sides so that a change in the
+   * machine's load during the run hits both alike; each row reports the
+   * median round. */
+  for (uint64_t i = 0; i < c.rounds && rc == EXIT_OK; i++) {
+    rc = mica_reads(&c, &mr[i]);
+#ifdef MICA_HAVE_LEVELDB
+    if (rc == EXIT_OK && leveldb) rc = ldb_reads(&c, &lr[i]);
+#endif
+  }
   if (rc == EXIT_OK) {
+    int n = (int)c.rounds;
+#define MEDIAN_OF(dst, arr, field)                          \
+  do {                                                       \
+    double v_[MAX_ROUNDS];                                   \
+    for (int i_ = 0; i_ < n; i_++) v_[i_] = (arr)[i_].field; \
+    (dst).field = median(v_, n);                             \
+  } while (0)
+    MEDIAN_OF(m, mr, scan_cold);
+    MEDIAN_OF(m, mr, scan_warm);
+    MEDIAN_OF(m, mr, get_cached);
+    MEDIAN_OF(m, mr, get_uncached);
+    MEDIAN_OF(m, mr, get_uncached_verify);
+    MEDIAN_OF(l, lr, scan_cold);
+    MEDIAN_OF(l, lr, scan_warm);
+    MEDIAN_OF(l, lr, get_cached);
+    MEDIAN_OF(l, lr, get_uncached);
+    MEDIAN_OF(l, lr, get_uncached_verify);
+#undef MEDIAN_OF
     printf("disk sequential write (%" PRIu64 " MiB, append + fdatasync): %.1f MB/s\n",
            c.disk_mib, disk);
     printf("mica table: %" PRIu64 " bytes; leveldb tables: ", m.bytes);
@@ -484,6 +562,7 @@ int sst_cmd_bench(int argc, char **argv) {
 #ifndef MICA_HAVE_LEVELDB
     printf("LevelDB not found: built without libleveldb-dev, so no comparison\n");
 #endif
+    printf("read rows: median of %" PRIu64 " alternating rounds\n", c.rounds);
     printf("%-34s %14s %14s %8s\n", "", "mica", "leveldb", "ratio");
     row("build (leveldb: fill + compact)", "entries/s", m.build_eps, &l, l.build_eps);
     row("build, table bytes written", "MB/s", m.build_mbps, &l, l.build_mbps);
