@@ -506,17 +506,25 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
                                                       : MS_SERVER_LIVE;
     x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
     x->registered_ms = s->registered_ms;
-    for (size_t j = 0; j < m->n_tabs; j++) {
-      ms_tab *t = m->tabs[j];
-      if (t->server != s->id || s->dead ||
-          (t->state != MS_OPENING && t->state != MS_SERVING &&
-           t->state != MS_CLOSING))
-        continue;
-      x->tablet_count++;
-      x->bytes += t->stats.bytes;
-      x->read_rate += t->stats.read_rate;
-      x->write_rate += t->stats.write_rate;
+  }
+  /* One pass over the tablets; `v` is sorted by server id like srvs. */
+  for (size_t j = 0; j < m->n_tabs; j++) {
+    ms_tab *t = m->tabs[j];
+    if (t->state != MS_OPENING && t->state != MS_SERVING &&
+        t->state != MS_CLOSING)
+      continue;
+    size_t lo = 0, hi = k;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (v[mid].server_id < t->server) lo = mid + 1;
+      else hi = mid;
     }
+    if (lo == k || v[lo].server_id != t->server) continue;
+    ms_server_info *x = &v[lo];
+    x->tablet_count++;
+    x->bytes += t->stats.bytes;
+    x->read_rate += t->stats.read_rate;
+    x->write_rate += t->stats.write_rate;
   }
   UNLOCK(m);
   *out = v;
@@ -525,6 +533,15 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
 }
 
 /* ---- operator requests ---- */
+
+/* Changes that move tablets wait until a restarted master has heard from
+ * the servers: before that it does not know what they really serve. */
+static mica_err *check_not_in_grace(ms *m, uint64_t now) {
+  if (m->grace_done || now >= m->grace_until) return NULL;
+  return err_new(MICA_UNAVAILABLE, "the master restarted and waits %" PRIu64
+                 " ms more for tablet servers to report: retry later",
+                 (m->grace_until - now) / 1000);
+}
 
 static mica_err *serving_tablet(ms *m, uint64_t id, ms_tab **out) {
   ms_tab *t = ms_find_tab(m, id);
@@ -565,8 +582,9 @@ mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
                           uint64_t now, ms_move *out) {
   LOCK(m);
   m->now = now;
-  ms_tab *t;
-  mica_err *err = serving_tablet(m, tablet_id, &t);
+  ms_tab *t = NULL;
+  mica_err *err = check_not_in_grace(m, now);
+  if (!err) err = serving_tablet(m, tablet_id, &t);
   if (!err && target == 0) {
     target = ms_least_loaded(m, t->server);
     if (target == 0)
@@ -601,8 +619,9 @@ mica_err *ms_request_merge(ms *m, uint64_t left_id, uint64_t right_id,
                            uint64_t now) {
   LOCK(m);
   m->now = now;
-  ms_tab *a, *b;
-  mica_err *err = serving_tablet(m, left_id, &a);
+  ms_tab *a = NULL, *b = NULL;
+  mica_err *err = check_not_in_grace(m, now);
+  if (!err) err = serving_tablet(m, left_id, &a);
   if (!err) err = serving_tablet(m, right_id, &b);
   if (!err && (a->table_id != b->table_id || b->start.len == 0 ||
                !slice_eq(buf_slice(&a->end), buf_slice(&b->start))))
@@ -621,12 +640,14 @@ mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
   LOCK(m);
   m->now = now;
   size_t limit = m->n_tabs;
+  mica_err *err = NULL;
   if (!dry_run) {
     size_t in_flight = ms_moves_in_flight(m);
     limit = in_flight >= m->opt.max_moves_in_flight
                 ? 0 : m->opt.max_moves_in_flight - in_flight;
+    err = check_not_in_grace(m, now);
   }
-  mica_err *err = ms_plan_balance(m, limit, !dry_run, out, n);
+  if (!err) err = ms_plan_balance(m, limit, !dry_run, out, n);
   UNLOCK(m);
   return err;
 }

@@ -370,38 +370,65 @@ static bool movable(ms *m, const ms_tab *t, uint64_t now) {
   return tb != NULL && !tb->dropping;
 }
 
-/* The movable tablet on `from`, not yet planned, whose size is nearest to
- * `want` and below `below` (0 = no bound). */
-static ms_tab *pick(ms *m, uint64_t from, uint64_t want, uint64_t below,
-                    const uint64_t *planned, size_t n_planned) {
-  ms_tab *best = NULL;
-  uint64_t best_d = 0;
+/* Movable tablets per live server, for one plan: `at[i]` lists those on
+ * the server of loads entry i. A planned tablet is taken out of its list,
+ * so no tablet moves twice in one plan. */
+typedef struct cands {
+  ms_tab **t;
+  size_t n, cap;
+} cands;
+
+static cands *movable_by_server(ms *m, const ld *v, size_t n, uint64_t now) {
+  cands *at = xcalloc(n + 1, sizeof(*at));
   for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
-    if (t->server != from || !movable(m, t, m->now)) continue;
-    if (below && t->stats.bytes >= below) continue;
-    bool seen = false;
-    for (size_t k = 0; k < n_planned && !seen; k++) seen = planned[k] == t->id;
-    if (seen) continue;
-    uint64_t d = t->stats.bytes > want ? t->stats.bytes - want
-                                       : want - t->stats.bytes;
-    if (best == NULL || d < best_d) {
-      best = t;
+    if (!movable(m, t, now)) continue;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (v[mid].s->id < t->server) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo == n || v[lo].s->id != t->server) continue;
+    cands *c = &at[lo];
+    if (c->n == c->cap) {
+      c->cap = c->cap ? c->cap * 2 : 8;
+      c->t = xrealloc(c->t, c->cap * sizeof(*c->t));
+    }
+    c->t[c->n++] = t;
+  }
+  return at;
+}
+
+/* Takes from `c` the tablet whose size is nearest to `want` and below
+ * `below` (0 = no bound); NULL when there is none. */
+static ms_tab *pick(cands *c, uint64_t want, uint64_t below) {
+  size_t best = SIZE_MAX;
+  uint64_t best_d = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    uint64_t b = c->t[i]->stats.bytes;
+    if (below && b >= below) continue;
+    uint64_t d = b > want ? b - want : want - b;
+    if (best == SIZE_MAX || d < best_d) {
+      best = i;
       best_d = d;
     }
   }
-  return best;
+  if (best == SIZE_MAX) return NULL;
+  ms_tab *t = c->t[best];
+  c->t[best] = c->t[--c->n];
+  return t;
 }
 
 mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
                           size_t *n_out) {
   ld *v;
   size_t n = loads(m, &v);
-  uint64_t *planned = xcalloc(limit + 1, sizeof(*planned));
-  size_t n_planned = 0;
+  cands *at = movable_by_server(m, v, n, m->now);
+  size_t planned = 0;
   mica_err *err = NULL;
   double band = m->opt.balance_band;
-  while (n >= 2 && n_planned < limit) {
+  while (n >= 2 && planned < limit) {
     uint64_t tc = 0, tbytes = 0;
     ld *cmax = &v[0], *cmin = &v[0], *bmax = &v[0], *bmin = &v[0];
     for (size_t i = 0; i < n; i++) {
@@ -424,7 +451,7 @@ mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
       from = cmax;
       to = cmin;
       uint64_t want = from->bytes > to->bytes ? (from->bytes - to->bytes) / 2 : 0;
-      t = pick(m, from->s->id, want, 0, planned, n_planned);
+      t = pick(&at[from - v], want, 0);
       snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
                " tablets, mean %.1f", from->s->id, from->count, mean_c);
     } else if (bmax->bytes - bmin->bytes > m->opt.balance_min_bytes &&
@@ -435,14 +462,15 @@ mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
       from = bmax;
       to = bmin;
       uint64_t gap = from->bytes - to->bytes;
-      t = pick(m, from->s->id, gap / 2, gap, planned, n_planned);
+      /* Strictly below the gap (and not empty), so the pair ends closer. */
+      t = pick(&at[from - v], gap / 2, gap);
       if (t != NULL && t->stats.bytes == 0) t = NULL;
       snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
                " MiB, mean %.1f MiB", from->s->id, from->bytes >> 20,
                mean_b / 1048576.0);
     }
     if (t == NULL) break;
-    planned[n_planned++] = t->id;
+    planned++;
     from->count--;
     from->bytes -= t->stats.bytes;
     to->count++;
@@ -459,7 +487,8 @@ mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
       if (err) break;
     }
   }
-  free(planned);
+  for (size_t i = 0; i < n; i++) free(at[i].t);
+  free(at);
   free(v);
   return err;
 }

@@ -291,8 +291,8 @@ mica_err *ms_prepare_split(ms *m, uint64_t tablet_id, slice key,
 /* Starts moving a serving tablet to `target` (0 = least-loaded other live
  * server): logged as closing, then ms_tick() emits the close and, once it
  * succeeds, the open on the target. NOT_FOUND unknown tablet or server,
- * UNAVAILABLE dead target or tablet not serving, INVALID_ARGUMENT target
- * is the current server. The RPC layer polls ms_get_tablet() to answer
+ * UNAVAILABLE dead target or tablet not serving (or the restart grace
+ * period still runs), INVALID_ARGUMENT target is the current server. The RPC layer polls ms_get_tablet() to answer
  * once the tablet serves on the target. */
 mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
                           uint64_t now, ms_move *out);
@@ -300,14 +300,16 @@ mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
 /* Starts merging two adjacent serving tablets of one table (left.end ==
  * right.start): both are closed, then one tablet covering both ranges is
  * opened where the left one was. INVALID_ARGUMENT when not adjacent,
- * UNAVAILABLE when either is not serving or in transition. */
+ * UNAVAILABLE when either is not serving or in transition, or during the
+ * restart grace period. */
 mica_err *ms_request_merge(ms *m, uint64_t left_id, uint64_t right_id,
                            uint64_t now);
 
 /* The balancer's plan for the current state. `dry_run` only computes the
  * whole plan (every move needed to bring all live servers into the band);
  * otherwise the first moves, up to the in-flight bound, are started as
- * with ms_request_move(). Caller frees *out with free(). */
+ * with ms_request_move() (UNAVAILABLE during the restart grace period).
+ * Caller frees *out with free(). */
 mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
                      size_t *n);
 

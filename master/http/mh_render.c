@@ -3,11 +3,11 @@
  *
  * Everything written is ASCII. Strings from the core (table names, server
  * addresses as the servers announced them, event texts) are not trusted
- * to be UTF-8: a JSON string gets printable ASCII as is (with `"` and `\`
- * escaped), control characters as \u00NN, and every other byte as the text
- * \xNN (so the JSON value holds a backslash, an x and two hex digits, the
- * same form slice_escape gives keys). Keys additionally travel as base64 of
- * their exact bytes. Rates come from heartbeats, so a non-finite figure is
+ * to be UTF-8, so every string value is the slice_escape form of its bytes:
+ * printable ASCII as is, every other byte and the backslash as the four
+ * characters \xNN (then JSON-quoted, so `"` becomes \" and the backslash
+ * of \xNN becomes \\). Keys additionally travel as base64 of their exact
+ * bytes. Rates come from heartbeats, so a non-finite figure is
  * written as 0 in JSON (which has no NaN) and as NaN/+Inf in Prometheus.
  * Field and metric names are the contract of docs/http-api.md. */
 #include <inttypes.h>
@@ -43,34 +43,29 @@ static void out_f(buf *out, const char *fmt, ...) {
 
 static void out_s(buf *out, const char *s) { buf_append(out, s, strlen(s)); }
 
-static const char hexd[] = "0123456789abcdef";
-
-static void json_bytes(buf *out, const uint8_t *p, size_t n) {
+/* Quotes printable ASCII (what slice_escape writes) as a JSON string. */
+static void json_quote(buf *out, const uint8_t *p, size_t n) {
   buf_push(out, '"');
   for (size_t i = 0; i < n; i++) {
-    uint8_t c = p[i];
-    if (c == '"' || c == '\\') {
-      buf_push(out, '\\');
-      buf_push(out, c);
-    } else if (c < 0x20) {
-      char u[7] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15], 0};
-      buf_append(out, u, 6);
-    } else if (c >= 0x7f) {
-      char x[5] = {'\\', '\\', 'x', hexd[c >> 4], hexd[c & 15]};
-      buf_append(out, x, 5);
-    } else {
-      buf_push(out, c);
-    }
+    if (p[i] == '"' || p[i] == '\\') buf_push(out, '\\');
+    buf_push(out, p[i]);
   }
   buf_push(out, '"');
 }
 
+static void json_escaped(buf *out, slice s) {
+  buf esc = BUF_INIT;
+  slice_escape(s, &esc);
+  json_quote(out, esc.data, esc.len);
+  buf_free(&esc);
+}
+
 void mh_json_str(buf *out, const char *s) {
-  json_bytes(out, (const uint8_t *)s, strlen(s));
+  json_escaped(out, slice_from_str(s));
 }
 
 static void json_strn(buf *out, const char *s, size_t cap) {
-  json_bytes(out, (const uint8_t *)s, strnlen(s, cap));
+  json_escaped(out, slice_make(s, strnlen(s, cap)));
 }
 
 void mh_base64(buf *out, slice s) {
@@ -94,14 +89,11 @@ void mh_base64(buf *out, slice s) {
 
 /* {"text":"<escaped>","b64":"<base64>"} */
 static void json_key(buf *out, const buf *key) {
-  buf esc = BUF_INIT;
-  slice_escape(buf_slice(key), &esc);
   out_s(out, "{\"text\":");
-  json_bytes(out, esc.data, esc.len);
+  json_escaped(out, buf_slice(key));
   out_s(out, ",\"b64\":\"");
   mh_base64(out, buf_slice(key));
   out_s(out, "\"}");
-  buf_free(&esc);
 }
 
 static void json_num(buf *out, double v) {
