@@ -11,20 +11,21 @@
  *   mu          the in-memory state: current version, sequence numbers,
  *               the queue of writers in flight, flags. Held only briefly;
  *               no I/O happens under it.
- *   mt_mu       the memtable's single-writer rule: inserts are serialized.
  *
- * Lock order: flush_mu / compact_mu -> man_mu -> mu. mt_mu is never held
- * with another tablet lock. The server-wide pool's member lock may call
- * our active_bytes / request_flush callbacks, which take no tablet lock.
+ * Lock order: flush_mu / compact_mu -> man_mu -> mu. The server-wide
+ * pool's member lock may call our active_bytes / request_flush callbacks,
+ * which take no tablet lock.
  *
- * The write path (group commit through the WAL): under mu a writer takes
- * its sequence numbers, adds its record to the WAL (fixing its position in
- * the file) and joins the FIFO of writers in flight; then, without mu, it
- * waits for the WAL (one fdatasync for everyone in the group), inserts
- * into the memtable under mt_mu, and finally marks itself done. The
- * visible sequence number advances over the FIFO's done prefix only, so a
- * reader never sees a write before every earlier write is in, and never a
- * write that is not yet durable. */
+ * The write path is LevelDB's: writers queue under mu; the writer at the
+ * head (the leader) takes a group of queued batches, gives them their
+ * sequence numbers, adds them to the WAL, and with mu released waits for
+ * the WAL (one write and, if any asked for it, one fdatasync for the whole
+ * group), inserts them into the memtable (the leader is the memtable's
+ * only writer), then publishes the group's last sequence number and wakes
+ * each member. A reader never sees a write before it is durable, and a
+ * writer never returns before its write is visible. While a leader is
+ * outside mu (t->writing), nothing else may switch the memtable or the
+ * WAL segment. */
 #include "tabletserver/tablet.h"
 
 #include <inttypes.h>
@@ -273,11 +274,13 @@ typedef struct imm_entry {
   size_t charged;
 } imm_entry;
 
-/* A writer in flight (between taking its sequence numbers and being
- * visible). Lives on the writer's stack. */
+/* A queued writer; lives on the writer's stack. */
 typedef struct wnode {
-  uint64_t last_seq;
+  wbatch *b;
+  bool sync;
   bool done;
+  mica_err *err;       /* its outcome once done */
+  pthread_cond_t cv;   /* signalled when done or when it became the head */
   struct wnode *next;
 } wnode;
 
@@ -292,7 +295,7 @@ struct tablet {
   bool has_end;
   tab_options o;
 
-  pthread_mutex_t flush_mu, compact_mu, man_mu, mu, mt_mu;
+  pthread_mutex_t flush_mu, compact_mu, man_mu, mu;
   pthread_cond_t cv; /* with mu: versions, FIFO, rotation, closing */
 
   /* Guarded by man_mu (written), mu (read by info calls): */
@@ -307,7 +310,8 @@ struct tablet {
   uint64_t last_seq;    /* assigned */
   uint64_t visible_seq; /* every write <= it is in and acknowledged */
   uint64_t next_file;
-  wnode *fifo_head, *fifo_tail;
+  wnode *queue_head, *queue_tail; /* writers waiting, leader first */
+  bool writing;  /* a leader is applying a group outside mu */
   bool rotating;
   bool closing;
   mica_err *failed;     /* sticky: writes refused */
@@ -533,7 +537,8 @@ static iter *version_iter(version *v, slice lo, slice hi, bool has_hi,
                           bool fill_cache) {
   size_t n = 1 + v->n_imm + v->n_files, k = 0;
   iter **kids = xcalloc(n, sizeof(*kids));
-  kids[k++] = mt_iter_new(v->mem);
+  /* An empty memtable adds nothing but a comparison per step. */
+  if (mt_count(v->mem) > 0) kids[k++] = mt_iter_new(v->mem);
   for (size_t i = 0; i < v->n_imm; i++) kids[k++] = mt_iter_new(v->imm[i]);
   for (size_t i = 0; i < v->n_files; i++) {
     tfile *f = v->files[i];
@@ -542,7 +547,15 @@ static iter *version_iter(version *v, slice lo, slice hi, bool has_hi,
       fi = rng_iter_new(fi, buf_slice(&f->lo), buf_slice(&f->hi), f->has_hi);
     kids[k++] = fi;
   }
-  return rng_iter_new(merge_iter_new(kids, n, ikey_cmp), lo, hi, has_hi);
+  iter *m;
+  if (k == 1) {
+    m = kids[0];
+    free(kids);
+  } else {
+    m = merge_iter_new(kids, k, ikey_cmp); /* takes kids, also when empty */
+  }
+  if (lo.len == 0 && !has_hi) return m;
+  return rng_iter_new(m, lo, hi, has_hi);
 }
 
 /* User-key view of an internal iterator at a snapshot: the newest version
@@ -581,10 +594,10 @@ static void ui_find_next(user_iter *u, bool skipping) {
         buf_append_slice(&u->key, p.user_key);
         skipping = true;
       } else {
+        /* The value stays in the inner iterator, which does not move
+         * until we do; the key is kept for skipping older versions. */
         buf_clear(&u->key);
         buf_append_slice(&u->key, p.user_key);
-        buf_clear(&u->val);
-        buf_append_slice(&u->val, iter_value(u->in));
         u->valid = true;
         return;
       }
@@ -672,7 +685,10 @@ static void ui_prev(iter *it) {
 }
 
 static slice ui_key(iter *it) { return buf_slice(&((user_iter *)it)->key); }
-static slice ui_value(iter *it) { return buf_slice(&((user_iter *)it)->val); }
+static slice ui_value(iter *it) {
+  user_iter *u = (user_iter *)it;
+  return u->forward ? iter_value(u->in) : buf_slice(&u->val);
+}
 
 static const mica_err *ui_status(iter *it) {
   user_iter *u = (user_iter *)it;
@@ -951,7 +967,7 @@ static mica_err *flush_one(tablet *t, bool *did) {
  * is closed instead and no writes may follow. */
 static mica_err *rotate_locked(tablet *t, bool new_segment) {
   t->rotating = true;
-  while (t->fifo_head != NULL) pthread_cond_wait(&t->cv, &t->mu);
+  while (t->writing) pthread_cond_wait(&t->cv, &t->mu);
   uint64_t number = new_segment ? t->next_file++ : 0;
   pthread_mutex_unlock(&t->mu);
 
@@ -1426,7 +1442,6 @@ static void tablet_free(tablet *t) {
   pthread_mutex_destroy(&t->compact_mu);
   pthread_mutex_destroy(&t->man_mu);
   pthread_mutex_destroy(&t->mu);
-  pthread_mutex_destroy(&t->mt_mu);
   pthread_cond_destroy(&t->cv);
   free(t);
 }
@@ -1491,7 +1506,6 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
   pthread_mutex_init(&t->compact_mu, NULL);
   pthread_mutex_init(&t->man_mu, NULL);
   pthread_mutex_init(&t->mu, NULL);
-  pthread_mutex_init(&t->mt_mu, NULL);
   pthread_cond_init(&t->cv, NULL);
   atomic_init(&t->flush_requested, false);
   atomic_init(&t->active_bytes, 0);
@@ -1710,7 +1724,8 @@ mica_err *tab_close(tablet *t) {
   if (t == NULL) return NULL;
   pthread_mutex_lock(&t->mu);
   t->closing = true;
-  while (t->fifo_head != NULL || t->rotating) pthread_cond_wait(&t->cv, &t->mu);
+  while (t->queue_head != NULL || t->writing || t->rotating)
+    pthread_cond_wait(&t->cv, &t->mu);
   bool failed = t->failed != NULL;
   pthread_mutex_unlock(&t->mu);
   res_member_remove(t->res, &t->member);
@@ -1841,17 +1856,26 @@ static mica_err *make_room(tablet *t) {
   return err;
 }
 
-/* Marks `w` done and publishes the done prefix of the FIFO. Caller holds
+/* Largest group a leader takes: LevelDB's rule, so that a small write is
+ * not held up behind a megabyte of others. */
+static size_t group_limit(size_t first) {
+  return first <= (128u << 10) ? first + (128u << 10) : (1u << 20);
+}
+
+/* Removes the leader's group (up to and including `last`) from the queue,
+ * hands each member the outcome, and wakes the next head. Caller holds
  * mu. */
-static void publish_locked(tablet *t, wnode *w) {
-  w->done = true;
-  while (t->fifo_head != NULL && t->fifo_head->done) {
-    wnode *h = t->fifo_head;
-    t->visible_seq = h->last_seq;
-    t->fifo_head = h->next;
-    if (t->fifo_head == NULL) t->fifo_tail = NULL;
+static void finish_group(tablet *t, wnode *last, const mica_err *err) {
+  for (;;) {
+    wnode *w = t->queue_head;
+    t->queue_head = w->next;
+    if (t->queue_head == NULL) t->queue_tail = NULL;
+    w->err = err_dup(err);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    if (w == last) break;
   }
-  pthread_cond_broadcast(&t->cv);
+  if (t->queue_head != NULL) pthread_cond_signal(&t->queue_head->cv);
 }
 
 mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
@@ -1864,54 +1888,97 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
   mica_err *err = wbatch_iterate(b, check_entry, &cc);
   if (err != NULL) return err_wrap(err, "tablet %" PRIu64, t->id);
 
+  wnode w;
+  memset(&w, 0, sizeof(w));
+  w.b = b;
+  w.sync = sync;
+  pthread_cond_init(&w.cv, NULL);
   pthread_mutex_lock(&t->mu);
+  if (t->queue_tail != NULL) t->queue_tail->next = &w;
+  else t->queue_head = &w;
+  t->queue_tail = &w;
+  while (!w.done && t->queue_head != &w) pthread_cond_wait(&w.cv, &t->mu);
+  if (w.done) {
+    /* A leader wrote this batch as part of its group. */
+    pthread_mutex_unlock(&t->mu);
+    pthread_cond_destroy(&w.cv);
+    err = w.err;
+    goto out;
+  }
+
+  /* The leader. */
   err = make_room(t);
   if (err != NULL) {
+    finish_group(t, &w, err);
+    err_free(w.err);
     pthread_mutex_unlock(&t->mu);
+    pthread_cond_destroy(&w.cv);
     return err;
   }
-  uint64_t seq = t->last_seq + 1;
-  wbatch_set_seq(b, seq);
-  uint64_t ticket;
-  err = wal_add(t->wal, wbatch_data(b), sync, &ticket);
+  /* Take the group and log it. A group is synced if any member asked. */
+  wnode *last = &w;
+  size_t bytes = wbatch_byte_size(b), limit = group_limit(bytes);
+  bool group_sync = sync;
+  for (wnode *n = w.next; n != NULL; n = n->next) {
+    if (bytes + wbatch_byte_size(n->b) > limit) break;
+    bytes += wbatch_byte_size(n->b);
+    group_sync |= n->sync;
+    last = n;
+  }
+  uint64_t ticket = 0;
+  for (wnode *n = &w;; n = n->next) {
+    wbatch_set_seq(n->b, t->last_seq + 1);
+    err = wal_add(t->wal, wbatch_data(n->b), group_sync, &ticket);
+    if (err != NULL) break;
+    t->last_seq += wbatch_count(n->b);
+    if (n == last) break;
+  }
   if (err != NULL) {
-    if (err_code(err) != MICA_INVALID_ARGUMENT) fail_locked(t, err_dup(err));
+    /* Records already added may reach the file: fail the tablet so that
+     * nothing after them is acknowledged, and reopen sorts it out. */
+    fail_locked(t, err_dup(err));
+    finish_group(t, last, err);
+    err_free(w.err);
     pthread_mutex_unlock(&t->mu);
+    pthread_cond_destroy(&w.cv);
     return err;
   }
-  t->last_seq += count;
-  wnode w = {t->last_seq, false, NULL};
-  if (t->fifo_tail != NULL) t->fifo_tail->next = &w;
-  else t->fifo_head = &w;
-  t->fifo_tail = &w;
+  uint64_t group_last_seq = t->last_seq;
   wal_writer *wal = t->wal;
   memtable *mem = t->cur->mem;
+  t->writing = true;
   pthread_mutex_unlock(&t->mu);
 
   err = wal_commit(wal, ticket);
   int64_t delta = 0;
   if (err == NULL) {
-    pthread_mutex_lock(&t->mt_mu);
     size_t before = mt_memory_usage(mem);
-    mt_apply_batch(mem, b);
-    size_t after = mt_memory_usage(mem);
-    delta = (int64_t)(after - before);
-    pthread_mutex_unlock(&t->mt_mu);
+    for (wnode *n = &w;; n = n->next) {
+      mt_apply_batch(mem, n->b);
+      if (n == last) break;
+    }
+    delta = (int64_t)(mt_memory_usage(mem) - before);
   }
 
   pthread_mutex_lock(&t->mu);
-  if (err != NULL) fail_locked(t, err_dup(err));
-  else {
+  t->writing = false;
+  if (err != NULL) {
+    fail_locked(t, err_dup(err));
+  } else {
+    t->visible_seq = group_last_seq;
     t->active_charged += (size_t)delta;
     atomic_store(&t->active_bytes, t->active_charged);
   }
-  publish_locked(t, &w);
-  while (t->visible_seq < w.last_seq && t->fifo_head != NULL)
-    pthread_cond_wait(&t->cv, &t->mu);
+  finish_group(t, last, err);
+  pthread_cond_broadcast(&t->cv); /* rotation, close and split wait */
   pthread_mutex_unlock(&t->mu);
-
-  if (err != NULL) return err;
+  pthread_cond_destroy(&w.cv);
+  err_free(err);
+  err = w.err;
   charge_memory(t, delta);
+
+out:
+  if (err != NULL) return err;
   stat_add(&t->st_puts, cc.puts);
   stat_add(&t->st_deletes, cc.deletes);
   stat_add(&t->st_batches, 1);
@@ -2132,7 +2199,8 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
   /* Stop writes and background work, flush everything. */
   pthread_mutex_lock(&t->mu);
   t->closing = true;
-  while (t->fifo_head != NULL || t->rotating) pthread_cond_wait(&t->cv, &t->mu);
+  while (t->queue_head != NULL || t->writing || t->rotating)
+    pthread_cond_wait(&t->cv, &t->mu);
   mica_err *err = t->failed != NULL ? err_dup(t->failed) : NULL;
   pthread_mutex_unlock(&t->mu);
   res_member_remove(t->res, &t->member);
