@@ -323,7 +323,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   size_t n = strlen(line);
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
     line[--n] = '\0';
-  LOG_W("http: %s", line);
+  LOG_D("http: %s", line);
 }
 
 /* ---- lifecycle ---- */

@@ -59,7 +59,7 @@ function fmtTime(ms) {
 
 function shortKey(text, isEnd) {
   if (text === '') return isEnd ? '(end)' : '(start)';
-  return text.length > MAX_KEY_SHOWN ? text.slice(0, MAX_KEY_SHOWN) + '…' : text;
+  return text.length > MAX_KEY_SHOWN ? text.slice(0, MAX_KEY_SHOWN) + '\u2026' : text;
 }
 
 function stateBadge(state) { return el('span', 'state ' + state, state); }
@@ -177,7 +177,7 @@ function renderKeyspace(tables, tablets, servers) {
       bar.append(seg);
     }
     row.append(name, bar, el('div', 'ks-size',
-                             fmtBytes(total) + ' · ' + list.length + ' tablets'));
+                             fmtBytes(total) + ' \u00b7 ' + list.length + ' tablets'));
     box.append(row);
   });
   const legend = document.getElementById('legend');
