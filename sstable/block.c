@@ -40,6 +40,17 @@ void sst_bb_reset(sst_block_builder *bb) {
   bb->entries = 0;
 }
 
+static inline uint8_t *encode_varint32(uint8_t *p, uint32_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* Called once per entry on every flush and compaction: it reserves once
+ * and writes in place rather than appending field by field. */
 void sst_bb_add(sst_block_builder *bb, slice key, slice value) {
   size_t shared = 0;
   if (bb->counter < bb->restart_interval) {
@@ -50,13 +61,19 @@ void sst_bb_add(sst_block_builder *bb, slice key, slice value) {
     put_fixed32(&bb->restarts, (uint32_t)bb->data.len);
     bb->counter = 0;
   }
-  put_varint32(&bb->data, (uint32_t)shared);
-  put_varint32(&bb->data, (uint32_t)(key.len - shared));
-  put_varint32(&bb->data, (uint32_t)value.len);
-  buf_append(&bb->data, key.data + shared, key.len - shared);
-  buf_append_slice(&bb->data, value);
+  size_t unshared = key.len - shared;
+  buf_reserve(&bb->data, 15 + unshared + value.len);
+  uint8_t *p = bb->data.data + bb->data.len;
+  p = encode_varint32(p, (uint32_t)shared);
+  p = encode_varint32(p, (uint32_t)unshared);
+  p = encode_varint32(p, (uint32_t)value.len);
+  memcpy(p, key.data + shared, unshared);
+  p += unshared;
+  if (value.len > 0) memcpy(p, value.data, value.len);
+  p += value.len;
+  bb->data.len = (size_t)(p - bb->data.data);
   bb->last_key.len = shared;
-  buf_append(&bb->last_key, key.data + shared, key.len - shared);
+  buf_append(&bb->last_key, key.data + shared, unshared);
   bb->counter++;
   bb->entries++;
 }

@@ -132,7 +132,9 @@ uint64_t sst_builder_num_entries(const sst_builder *b);
 /* Writes the last data block, filter, properties, index and footer, syncs
  * and closes the file. On success fills `*props` (may be NULL; caller
  * frees with sst_properties_clear). On failure the file is removed. Frees
- * `b` in every case. */
+ * `b` in every case. The file's directory entry is not synced here: call
+ * env_sync_dir on its directory before recording the file anywhere (a
+ * manifest) that must survive a crash. */
 mica_err *sst_builder_finish(sst_builder *b, sst_properties *props);
 
 /* Closes and removes the file and frees `b`. Accepts NULL. */
