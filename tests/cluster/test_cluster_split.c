@@ -156,13 +156,17 @@ static void test_split_and_balance(void) {
   /* Splits follow the load: many tablets, then the balancer spreads them
    * (splits keep both daughters on the server of the parent). */
   uint64_t counts[16];
-  size_t n = 0, tablets = 0;
-  uint64_t until = cl_now_ms() + 90000;
+  size_t n = 0, tablets = 0, last = 0;
+  uint64_t until = cl_now_ms() + 90000, stable_since = cl_now_ms();
   for (;;) {
     server_counts(counts, &n);
     tablets = 0;
     for (size_t i = 0; i < n; i++) tablets += counts[i];
-    if (tablets >= (size_t)LOAD_MB / 4 && in_band(counts, n)) break;
+    if (tablets != last || !in_band(counts, n)) stable_since = cl_now_ms();
+    last = tablets;
+    /* Done once splitting has settled (no change for 3 s) in the band. */
+    if (tablets >= (size_t)LOAD_MB / 4 && cl_now_ms() - stable_since > 3000)
+      break;
     if (cl_now_ms() > until) break;
     cl_sleep_ms(250);
   }
