@@ -30,7 +30,7 @@
 static hfix F;
 static mhttp *H;
 static int slot[4];
-static char base[96];
+static char base[160];
 static const char *tmp;
 
 #define MiB (1024ull * 1024)
@@ -904,7 +904,7 @@ static void test_real_master(void) {
     if (addr[0] == '\0') usleep(100 * 1000);
   }
   CU_ASSERT(addr[0] != '\0');
-  char saved[96];
+  char saved[160];
   snprintf(saved, sizeof(saved), "%s", base);
   snprintf(base, sizeof(base), "http://%s", addr);
   if (addr[0]) {

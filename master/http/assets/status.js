@@ -57,6 +57,10 @@ function fmtTime(ms) {
          p(d.getSeconds());
 }
 
+function fmtClock(ms) {
+  return fmtTime(ms).slice(5);
+}
+
 function shortKey(text, isEnd) {
   if (text === '') return isEnd ? '(end)' : '(start)';
   return text.length > MAX_KEY_SHOWN ? text.slice(0, MAX_KEY_SHOWN) + '\u2026' : text;
@@ -220,7 +224,7 @@ function renderEvents(list) {
   tb.replaceChildren();
   for (const e of list) {
     const tr = el('tr');
-    tr.append(td(fmtTime(e.time_ms)), td(e.kind), td(e.text, 'text'));
+    tr.append(td(fmtClock(e.time_ms)), td(e.kind), td(e.text, 'text'));
     tb.append(tr);
   }
 }
