@@ -184,6 +184,18 @@ static void test_compressible(void) {
     round_trip(&m, &o, "compress2.sst");
     model_free(&m);
     buf_free(&k);
+
+    /* Random values do not compress by 1/8: every block is stored raw. */
+    gen_opts g = {.entries = 3000, .min_key = 8, .max_key = 16, .min_val = 100,
+                  .max_val = 300};
+    model_gen(&m, &g);
+    path = tmp_path("incompressible.sst");
+    build_file(E(), path, &o, &m, &p);
+    CU_ASSERT(p.num_data_blocks > 10);
+    CU_ASSERT_EQUAL(p.num_compressed_blocks, 0);
+    CU_ASSERT_EQUAL(p.data_size, p.raw_data_size);
+    sst_properties_clear(&p);
+    model_free(&m);
   }
 }
 
