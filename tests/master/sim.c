@@ -65,14 +65,17 @@ static void apply_reply(sim *c, sim_srv *s, const ms_server_reply *r) {
 static mica_err *do_register(sim *c, int i, bool prev) {
   sim_srv *s = &c->s[i];
   ms_report rep[SIM_MAX_SERVED];
+  size_t nrep = 0;
   for (int k = 0; k < s->n; k++) {
-    rep[k].ref = s->served[k].ref;
-    rep[k].stats = s->served[k].stats;
+    if (s->served[k].hidden) continue;
+    rep[nrep].ref = s->served[k].ref;
+    rep[nrep].stats = s->served[k].stats;
+    nrep++;
   }
   ms_server_reply r;
   uint64_t sent = c->now - c->net_delay;
   mica_err *err = ms_handle_register(c->m, s->addr, prev ? s->id : 0, s->inc,
-                                     rep, prev ? (size_t)s->n : 0, c->now, &r);
+                                     rep, prev ? nrep : 0, c->now, &r);
   if (err) return err;
   if (!prev) s->n = 0;
   apply_reply(c, s, &r);
@@ -97,14 +100,17 @@ void sim_reregister(sim *c, int i) { TU_OK(do_register(c, i, true)); }
 int sim_heartbeat(sim *c, int i) {
   sim_srv *s = &c->s[i];
   ms_report rep[SIM_MAX_SERVED];
+  size_t nrep = 0;
   for (int k = 0; k < s->n; k++) {
-    rep[k].ref = s->served[k].ref;
-    rep[k].stats = s->served[k].stats;
+    if (s->served[k].hidden) continue;
+    rep[nrep].ref = s->served[k].ref;
+    rep[nrep].stats = s->served[k].stats;
+    nrep++;
   }
   ms_server_reply r;
   uint64_t sent = c->now - c->net_delay;
-  mica_err *err = ms_handle_heartbeat(c->m, s->id, s->inc, rep, (size_t)s->n,
-                                      c->now, &r);
+  mica_err *err = ms_handle_heartbeat(c->m, s->id, s->inc, rep, nrep, c->now,
+                                      &r);
   int code = err_take_code(err);
   if (code == MICA_OK) {
     apply_reply(c, s, &r);

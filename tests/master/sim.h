@@ -22,6 +22,7 @@
 typedef struct sim_served {
   ms_ref ref;
   ms_stats stats;
+  bool hidden; /* served but not yet in its reports (an open completing) */
 } sim_served;
 
 typedef struct sim_srv {
