@@ -515,6 +515,28 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
     ts_quiesce(s, tt, TS_SPLITTING);
     e = engine_split(tt->t, key, &l, &r);
     tt->t = NULL;
+    /* Open both daughters while the parent still answers "being split",
+     * so no client is ever sent to a daughter that does not serve yet.
+     * After a failed split this also finds out whether the engine got
+     * past its commit point. */
+    const ts_desc *ds[2] = {&l, &r};
+    bool opened = false;
+    for (int i = 0; i < 2; i++) {
+      char *abs, *rel;
+      daughter_dirs(tt->dir, tt->rel_dir, ds[i]->id, &abs, &rel);
+      tablet *t = NULL;
+      mica_err *oe = engine_open(s, ds[i], abs, false, &t);
+      if (oe == NULL) {
+        ts_reg_insert(s, tab_new(ds[i], abs, rel, t));
+        opened = true;
+      } else if (e == NULL) {
+        e = err_wrap(oe, "split of tablet %" PRIu64 ": open daughter", id);
+      } else {
+        err_free(oe);
+      }
+      free(abs);
+      free(rel);
+    }
     pthread_mutex_lock(&s->mu);
     ts_reg_remove_locked(s, tt);
     pthread_mutex_unlock(&s->mu);
@@ -522,30 +544,13 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
     memset(&g, 0, sizeof(g));
     g.id = id;
     g.assign_epoch = tt->d.assign_epoch;
-    g.kind = e == NULL ? TS_GONE_SPLIT : TS_GONE_CLOSED;
-    if (e == NULL) {
+    g.kind = e == NULL || opened ? TS_GONE_SPLIT : TS_GONE_CLOSED;
+    if (g.kind == TS_GONE_SPLIT) {
       ts_desc_copy(&g.left, &l);
       ts_desc_copy(&g.right, &r);
     }
     ts_reg_gone(s, &g);
-    /* Open both daughters; after a failed split this also finds out
-     * whether the engine got past its commit point. */
-    const ts_desc *ds[2] = {&l, &r};
-    for (int i = 0; i < 2; i++) {
-      char *abs, *rel;
-      daughter_dirs(tt->dir, tt->rel_dir, ds[i]->id, &abs, &rel);
-      tablet *t = NULL;
-      mica_err *oe = engine_open(s, ds[i], abs, false, &t);
-      if (oe == NULL)
-        ts_reg_insert(s, tab_new(ds[i], abs, rel, t));
-      else if (e == NULL)
-        e = err_wrap(oe, "split of tablet %" PRIu64 ": open daughter", id);
-      else
-        err_free(oe);
-      free(abs);
-      free(rel);
-    }
-    if (e != NULL && s->master_ch == NULL && find(s, l.id) == NULL) {
+    if (e != NULL && s->master_ch == NULL && !opened) {
       /* Standalone and the split did not happen: serve the parent again. */
       tablet *t = NULL;
       mica_err *oe = engine_open(s, &tt->d, tt->dir, false, &t);

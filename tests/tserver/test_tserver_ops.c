@@ -730,6 +730,34 @@ static void test_finish_split(void) {
   }
   /* The parent is retired: reopening it says so. */
   expect(tsh_open(other.ch, q, NULL, NULL), MICA_NOT_SERVING, "");
+
+  /* The parent still served by this very server (the master committed
+   * the split but its answer was lost): opening a daughter splits it. */
+  tsh_ref par = {300, 1, 1};
+  TU_OK(tsh_open(other.ch, par, "s", "t"));
+  TU_OK(tsh_fill(other.ch, par, "s", 100, 10, 50));
+  Mica__V1__TabletDescriptor sib3 = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  sib3.tablet_id = 302;
+  sib3.range_epoch = 2;
+  sib3.start_key = tsh_bin(S("s00000050"));
+  sib3.end_key = tsh_bin(S("t"));
+  TU_OK(open_daughter(other.ch, (tsh_ref){301, 2, 1}, "s", "s00000050", 300,
+                      &sib3));
+  TU_OK(tsh_get(other.ch, (tsh_ref){301, 2, 1}, S("s00000049"), &v));
+  Mica__V1__GetResponse *g = NULL;
+  expect(get_routed(other.ch, par, "s00000001", &g), MICA_STALE_EPOCH,
+         "was split");
+  CU_ASSERT(g->status->routing && g->status->routing->n_current == 2);
+  rpc_msg_free(&g->base);
+  Mica__V1__TabletDescriptor sib4 = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  sib4.tablet_id = 301;
+  sib4.range_epoch = 2;
+  sib4.start_key = tsh_bin(S("s"));
+  sib4.end_key = tsh_bin(S("s00000050"));
+  TU_OK(open_daughter(other.ch, (tsh_ref){302, 2, 1}, "s00000050", "t", 300,
+                      &sib4));
+  TU_OK(tsh_get(other.ch, (tsh_ref){302, 2, 1}, S("s00000050"), &v));
+  TU_OK(tsh_get(other.ch, (tsh_ref){302, 2, 1}, S("s00000099"), &v));
   CU_ASSERT_EQUAL(tsh_stop(&other, SIGTERM), 0);
   buf_free(&v);
 }
@@ -737,7 +765,7 @@ static void test_finish_split(void) {
 /* ---- automatic split past the threshold ---- */
 
 static void test_auto_split(void) {
-  const char *extra[] = {"--split-threshold", "300K", "--memtable-size",
+  const char *extra[] = {"--split-threshold", "600K", "--memtable-size",
                          "64K", NULL};
   tsh_proc p;
   TU_OK(tsh_start(tu_tmpdir(), extra, &p));
@@ -745,7 +773,8 @@ static void test_auto_split(void) {
   TU_OK(tsh_open(p.ch, r, NULL, NULL));
   TU_OK(tsh_fill(p.ch, r, "a", 2000, 400, 200)); /* ~800 KB */
   /* The maintenance thread splits within a few seconds; the parent then
-   * answers with its daughters, which a client follows. */
+   * answers with its daughters, which a client follows. (Each daughter
+   * holds ~400 KB, below the threshold, so they do not split again.) */
   Mica__V1__GetResponse *g = NULL;
   mica_err *e = NULL;
   for (int i = 0; i < 300; i++) {
