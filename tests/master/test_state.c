@@ -8,6 +8,7 @@
  * operation sequences with restarts, checking invariants and fencing after
  * every step. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1252,6 +1253,91 @@ static void test_random_sequences(void) {
   for (int run = 0; run < 10; run++) random_run(400);
 }
 
+/* ---- concurrency ---- */
+
+typedef struct reader_arg {
+  ms *m;
+  volatile int *stop;
+  uint64_t lookups;
+  int bad;
+} reader_arg;
+
+static void *reader(void *p) {
+  reader_arg *a = p;
+  while (!*a->stop) {
+    char key[3] = {(char)('a' + a->lookups % 26), (char)('a' + a->lookups / 26 % 26), 0};
+    ms_tablet_list l = {0};
+    mica_err *e = ms_lookup(a->m, "t", S(key), 3, &l);
+    if (e == NULL) {
+      /* Whatever instant it saw, the answer is contiguous from the tablet
+       * holding the key. */
+      if (l.n == 0 || slice_cmp(buf_slice(&l.v[0].start_key), S(key)) > 0)
+        a->bad++;
+      for (size_t i = 1; i < l.n; i++)
+        if (!slice_eq(buf_slice(&l.v[i - 1].end_key),
+                      buf_slice(&l.v[i].start_key)))
+          a->bad++;
+    }
+    err_free(e);
+    ms_tablet_list_free(&l);
+    ms_server_info *si;
+    size_t n;
+    if (ms_list_servers(a->m, true, 0, &si, &n) == NULL)
+      ms_server_infos_free(si, n);
+    a->lookups++;
+  }
+  return NULL;
+}
+
+/* Readers look up and list while the state changes under them. */
+static void test_concurrent_readers(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  sim_start_server(&c, 1);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  volatile int stop = 0;
+  reader_arg args[3];
+  pthread_t th[3];
+  for (int i = 0; i < 3; i++) {
+    args[i] = (reader_arg){c.m, &stop, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, reader, &args[i]), 0);
+  }
+  for (int i = 0; i < 200; i++) {
+    ms_tablet_list l = tablets_of(&c, "t");
+    ms_tablet *p = &l.v[tu_rand_below(l.n)];
+    char key[3] = {(char)('a' + tu_rand_below(26)), (char)('a' + tu_rand_below(26)), 0};
+    ms_tablet_list d = {0};
+    ms_ref ref = {p->tablet_id, p->range_epoch, p->assign_epoch};
+    /* A key outside the tablet is refused and changes nothing. */
+    mica_err *e = ms_handle_split(c.m, p->server_id, ref, S(key), c.now, &d);
+    if (e == NULL) {
+      int si = sim_find(&c, p->server_id);
+      for (int k = 0; k < c.s[si].n; k++)
+        if (c.s[si].served[k].ref.tablet_id == ref.tablet_id)
+          c.s[si].served[k] = c.s[si].served[--c.s[si].n];
+      for (int k = 0; k < 2; k++) {
+        sim_served *x = &c.s[si].served[c.s[si].n++];
+        memset(x, 0, sizeof(*x));
+        x->ref = (ms_ref){d.v[k].tablet_id, d.v[k].range_epoch, 1};
+      }
+    }
+    err_free(e);
+    ms_tablet_list_free(&d);
+    ms_tablet_list_free(&l);
+    sim_advance(&c, SIM_SEC / 4);
+  }
+  stop = 1;
+  for (int i = 0; i < 3; i++) {
+    pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(args[i].bad, 0);
+    CU_ASSERT(args[i].lookups > 0);
+  }
+  sim_check(&c);
+  sim_free(&c);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tables[] = {
       {"names_and_split_keys", test_table_names_and_keys},
@@ -1276,6 +1362,7 @@ static void add_suites(void) {
       {"log_failures", test_log_failures},
       {"replay_rejects_bad_record", test_replay_rejects_bad_record},
       {"random_sequences", test_random_sequences},
+      {"concurrent_readers", test_concurrent_readers},
       CU_TEST_INFO_NULL};
   tu_add_suite("tables", tables);
   tu_add_suite("servers", servers);
