@@ -302,7 +302,9 @@ mica_err *rpc_call_send(rpc_call *c, const ProtobufCMessage *msg) {
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n].data.send_message.send_message = bb;
   n++;
+  pthread_mutex_lock(&c->mu);
   c->send_done = false;
+  pthread_mutex_unlock(&c->mu);
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
   if (e != GRPC_CALL_OK) {
     grpc_byte_buffer_destroy(bb);
