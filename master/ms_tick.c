@@ -199,9 +199,24 @@ static mica_err *end_grace(ms *m) {
 
 /* ---- assignment ---- */
 
+/* One event per tick for the assignments it made, so that reassigning a
+ * big server's tablets does not push its death out of the bounded event
+ * list; each assignment is still logged at debug level. */
+static void assign_event(ms *m, uint64_t first, uint64_t first_srv,
+                         size_t count) {
+  if (count == 1)
+    ms_event_add(m, "assign", first, first_srv, "tablet %" PRIu64
+                 " assigned to server %" PRIu64, first, first_srv);
+  else if (count > 1)
+    ms_event_add(m, "assign", first, 0, "%zu tablets assigned to the least "
+                 "loaded servers (tablet %" PRIu64 " to server %" PRIu64
+                 " first)", count, first, first_srv);
+}
+
 static mica_err *assign_unassigned(ms *m, uint64_t now) {
   ld *v = NULL;
-  size_t n = 0;
+  size_t n = 0, count = 0;
+  uint64_t first = 0, first_srv = 0;
   mica_err *err = NULL;
   for (size_t i = 0; i < m->n_tabs && !err; i++) {
     ms_tab *t = m->tabs[i];
@@ -220,10 +235,14 @@ static mica_err *assign_unassigned(ms *m, uint64_t now) {
     if (err) break;
     best->count++;
     ms_queue_action(m, MS_ACT_OPEN, t, now);
-    ms_event_add(m, "assign", t->id, best->s->id, "tablet %" PRIu64
-                 " assigned to server %" PRIu64 " (epoch %" PRIu64 ")",
-                 t->id, best->s->id, t->assign_epoch);
+    LOG_D("master: tablet %" PRIu64 " assigned to server %" PRIu64
+          " (epoch %" PRIu64 ")", t->id, best->s->id, t->assign_epoch);
+    if (count++ == 0) {
+      first = t->id;
+      first_srv = best->s->id;
+    }
   }
+  assign_event(m, first, first_srv, count);
   free(v);
   return err;
 }

@@ -338,6 +338,20 @@ static void test_lease_expiry(void) {
   CU_ASSERT_EQUAL(n, 2);
   ms_server_infos_free(si, n);
 
+  /* The event list is bounded, newest first, and still shows the death. */
+  ms_event *ev;
+  size_t nev;
+  ms_events(c.m, 0, &ev, &nev);
+  CU_ASSERT(nev > 0 && nev <= c.o.event_capacity);
+  CU_ASSERT_STRING_EQUAL(ev[0].kind, "assign");
+  CU_ASSERT_EQUAL(ev[1].server_id, dead_id);
+  CU_ASSERT_STRING_EQUAL(ev[1].kind, "server_dead");
+  for (size_t i = 1; i < nev; i++) CU_ASSERT(ev[i - 1].time_ms >= ev[i].time_ms);
+  free(ev);
+  ms_events(c.m, 1, &ev, &nev);
+  CU_ASSERT_EQUAL(nev, 1);
+  free(ev);
+
   /* The partition heals: the old process is told its lease is gone and
    * comes back as a new server with nothing. */
   c.s[0].up = true;
@@ -741,6 +755,19 @@ static void test_balancer(void) {
   for (int i = 0; i < 3; i++) CU_ASSERT(per[i] >= 3 && per[i] <= 5);
   CU_ASSERT_EQUAL(per[0] + per[1] + per[2], 12);
   CU_ASSERT(has_event(&c, "move"));
+  /* Many more events than the ring holds: it keeps the newest. */
+  for (int i = 0; i < 100; i++) {
+    bool flip = i % 2;
+    TU_OK(ms_configure(c.m, NULL, &flip, NULL, NULL));
+  }
+  ms_event *ev;
+  size_t nev;
+  ms_events(c.m, 0, &ev, &nev);
+  CU_ASSERT_EQUAL(nev, c.o.event_capacity);
+  CU_ASSERT_STRING_EQUAL(ev[0].kind, "configure");
+  CU_ASSERT_PTR_NOT_NULL(strstr(ev[0].text, "merges on"));
+  free(ev);
+  TU_OK(ms_configure(c.m, NULL, &off, NULL, NULL));
 
   /* Equal counts, skewed bytes: the heaviest server gives up a big tablet
    * while counts stay in band. */
