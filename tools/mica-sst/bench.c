@@ -20,7 +20,7 @@
  *            waits for the device. LevelDB reads its tables through mmap
  *            and by default does not verify block checksums on reads;
  *            Mica always does, so one more row runs LevelDB's uncached
- *            lookups with verify_checksums on. (Blocks LevelDB reads from
+ *            lookups (and its file scan) with verify_checksums on. (Blocks LevelDB reads from
  *            an mmap'd, uncompressed table are never put in its block
  *            cache, so its cached and uncached rows run the same code.)
  * The read rows run in rounds that alternate Mica and LevelDB, each on
@@ -111,6 +111,7 @@ typedef struct rates {
   bool ok;
   double build_eps, build_mbps; /* entries/s; file MB/s (Mica) */
   double scan_cold, scan_warm;  /* entries/s */
+  double scan_cold_verify;      /* LevelDB with verify_checksums; Mica always */
   double get_cached, get_uncached; /* lookups/s */
   double get_uncached_verify;   /* LevelDB with verify_checksums; Mica always */
   uint64_t bytes;               /* table bytes on disk */
@@ -245,6 +246,7 @@ static int mica_reads(const cfg *c, rates *out) {
   mica_err *err = sst_reader_open(env_posix(), path, bc, &r);
   double fill_pass;
   if (err == NULL) err = mica_scan(r, false, c->entries, &out->scan_cold);
+  out->scan_cold_verify = out->scan_cold;
   if (err == NULL) err = mica_scan(r, true, c->entries, &fill_pass);
   if (err == NULL) err = mica_scan(r, true, c->entries, &out->scan_warm);
   if (err == NULL) err = mica_gets(c, r, c->lookups, &out->get_cached);
@@ -279,9 +281,10 @@ static leveldb_t *ldb_open(const char *path, size_t block_size, leveldb_cache_t 
   return leveldb_open(o, path, errp);
 }
 
-static int ldb_scan(leveldb_t *db, bool fill, uint64_t expect, double *eps) {
+static int ldb_scan(leveldb_t *db, bool fill, bool verify, uint64_t expect, double *eps) {
   leveldb_readoptions_t *ro = leveldb_readoptions_create();
   leveldb_readoptions_set_fill_cache(ro, fill);
+  leveldb_readoptions_set_verify_checksums(ro, verify);
   leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
   uint64_t n = 0, bytes = 0, t0 = now_us();
   for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
@@ -425,9 +428,10 @@ static int ldb_reads(const cfg *c, rates *out) {
     rc = ldb_fail("open", err);
   } else {
     double fill_pass;
-    rc = ldb_scan(db, false, c->entries, &out->scan_cold);
-    if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &fill_pass);
-    if (rc == EXIT_OK) rc = ldb_scan(db, true, c->entries, &out->scan_warm);
+    rc = ldb_scan(db, false, false, c->entries, &out->scan_cold);
+    if (rc == EXIT_OK) rc = ldb_scan(db, false, true, c->entries, &out->scan_cold_verify);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, &fill_pass);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, &out->scan_warm);
     if (rc == EXIT_OK) rc = ldb_gets(c, db, false, c->lookups, &out->get_cached);
     leveldb_close(db);
   }
@@ -545,11 +549,13 @@ int sst_cmd_bench(int argc, char **argv) {
     (dst).field = median(v_, n);                             \
   } while (0)
     MEDIAN_OF(m, mr, scan_cold);
+    MEDIAN_OF(m, mr, scan_cold_verify);
     MEDIAN_OF(m, mr, scan_warm);
     MEDIAN_OF(m, mr, get_cached);
     MEDIAN_OF(m, mr, get_uncached);
     MEDIAN_OF(m, mr, get_uncached_verify);
     MEDIAN_OF(l, lr, scan_cold);
+    MEDIAN_OF(l, lr, scan_cold_verify);
     MEDIAN_OF(l, lr, scan_warm);
     MEDIAN_OF(l, lr, get_cached);
     MEDIAN_OF(l, lr, get_uncached);
@@ -567,6 +573,8 @@ int sst_cmd_bench(int argc, char **argv) {
     row("build (leveldb: fill + compact)", "entries/s", m.build_eps, &l, l.build_eps);
     row("build, table bytes written", "MB/s", m.build_mbps, &l, l.build_mbps);
     row("scan, blocks from file", "entries/s", m.scan_cold, &l, l.scan_cold);
+    row("scan, blocks from file, verify crc", "entries/s", m.scan_cold_verify, &l,
+        l.scan_cold_verify);
     row("scan, blocks in cache", "entries/s", m.scan_warm, &l, l.scan_warm);
     row("get, block cache", "lookups/s", m.get_cached, &l, l.get_cached);
     row("get, no block cache", "lookups/s", m.get_uncached, &l, l.get_uncached);
