@@ -148,19 +148,23 @@ static void get_ok(const char *path, const char *type, resp *r) {
 static const char kPyPrelude[] =
     "import json, sys, base64, re\n"
     "raw = open(sys.argv[1], 'rb').read()\n"
-    "assert all(b < 0x80 for b in raw), 'non-ASCII byte in the answer'\n"
+    "mode = sys.argv[2]\n"
+    "assert mode == 'utf8' or all(b < 0x80 for b in raw), 'non-ASCII byte'\n"
     "def const(x): raise ValueError('non-standard constant ' + x)\n"
     "d = json.loads(raw.decode('ascii'), parse_constant=const) "
-    "if sys.argv[2] == 'json' else raw.decode('ascii')\n"
+    "if mode == 'json' else raw.decode('utf-8')\n"
     "def esc(hexbytes):\n"
     "    return ''.join(chr(b) if 0x20 <= b < 0x7f and b != 0x5c\n"
     "                   else '\\\\x%02x' % b for b in bytes.fromhex(hexbytes))\n"
     "def label(hexbytes):\n"
     "    return esc(hexbytes).replace('\\\\', '\\\\\\\\').replace('\"', '\\\\\"')\n";
 
-/* Runs `script` (after the prelude: `d` is the parsed JSON, or the text
- * when `json` is false) over `body`; true when it exits 0. */
-static bool py(const buf *body, bool json, const char *fmt, ...) {
+enum { PY_TEXT = 0, PY_JSON = 1, PY_UTF8 = 2 };
+
+/* Runs `script` (after the prelude: `d` is the parsed JSON for PY_JSON,
+ * else the text) over `body`; true when it exits 0. PY_JSON and PY_TEXT
+ * also require the body to be ASCII. */
+static bool py(const buf *body, int mode, const char *fmt, ...) {
   char bpath[512], spath[512];
   snprintf(bpath, sizeof(bpath), "%s/body", tmp);
   snprintf(spath, sizeof(spath), "%s/check.py", tmp);
@@ -176,8 +180,8 @@ static bool py(const buf *body, bool json, const char *fmt, ...) {
   fputc('\n', f);
   fclose(f);
   char cmd[1200];
-  snprintf(cmd, sizeof(cmd), "python3 %s %s %s", spath, bpath,
-           json ? "json" : "text");
+  static const char *modes[] = {"text", "json", "utf8"};
+  snprintf(cmd, sizeof(cmd), "python3 %s %s %s", spath, bpath, modes[mode]);
   int rc = system(cmd);
   if (rc != 0) {
     fprintf(stderr, "\npython check failed on: %.*s\n",
@@ -340,7 +344,7 @@ static void test_cluster(void) {
 
   resp r;
   get_ok("/api/cluster", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "assert d['cluster'] == 'test<cluster>'\n"
       "assert d['master_address'] == '127.0.0.1:7000'\n"
       "assert d['http_address'] == '127.0.0.1:%d'\n"
@@ -378,7 +382,7 @@ static void test_servers(void) {
   CU_ASSERT_EQUAL_FATAL(n, 4);
   resp r;
   get_ok("/api/servers", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "s = d['servers']\n"
       "assert [x['id'] for x in s] == [%" PRIu64 ", %" PRIu64 ", %" PRIu64
       ", %" PRIu64 "]\n"
@@ -406,7 +410,7 @@ static void test_tables(void) {
   CU_ASSERT_EQUAL_FATAL(n, 3);
   resp r;
   get_ok("/api/tables", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "t = d['tables']\n"
       "assert [x['name'] for x in t] == ['hostile', 'orders', 'users']\n"
       "assert [x['tablets'] for x in t] == [%" PRIu64 ", %" PRIu64 ", %"
@@ -459,7 +463,7 @@ static void test_tablets_hostile(void) {
   hostile_lists(&b64s, &texts);
   resp r;
   get_ok("/api/tables/hostile/tablets", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "b = %s\n"
       "x = %s\n"
       "t = d['tablets']\n"
@@ -485,7 +489,7 @@ static void test_tablets_hostile(void) {
 static void test_tablets_urls(void) {
   resp r;
   get_ok("/api/tables/%75ser%73/tablets", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "assert d['table']['name'] == 'users'\n"
       "t = d['tablets']\n"
       "assert t[0]['start']['text'] == '' and t[-1]['end']['text'] == ''\n"
@@ -498,7 +502,7 @@ static void test_tablets_urls(void) {
   http("GET", "/api/tables/nosuch/tablets", NULL, &r);
   CU_ASSERT_EQUAL(r.code, 404);
   CU_ASSERT_STRING_EQUAL(r.ctype, "application/json");
-  CU_ASSERT(py(&r.body, true, "assert d['error'] == 'no table nosuch'\n"));
+  CU_ASSERT(py(&r.body, PY_JSON, "assert d['error'] == 'no table nosuch'\n"));
   resp_free(&r);
 
   const char *bad[] = {"/api/tables/a%2Fb/tablets", "/api/tables/%00/tablets",
@@ -509,7 +513,7 @@ static void test_tablets_urls(void) {
     http("GET", bad[i], NULL, &r);
     if (r.code != 400) fprintf(stderr, "\n%s -> %ld\n", bad[i], r.code);
     CU_ASSERT_EQUAL(r.code, 400);
-    CU_ASSERT(py(&r.body, true, "assert 'invalid table name' in d['error']"));
+    CU_ASSERT(py(&r.body, PY_JSON, "assert 'invalid table name' in d['error']"));
     resp_free(&r);
   }
   char longname[300] = "/api/tables/";
@@ -526,7 +530,7 @@ static void test_tablets_urls(void) {
 static void test_events(void) {
   resp r;
   get_ok("/api/events", "application/json", &r);
-  CU_ASSERT(py(&r.body, true,
+  CU_ASSERT(py(&r.body, PY_JSON,
       "e = d['events']\n"
       "times = [x['time_ms'] for x in e]\n"
       "assert times == sorted(times, reverse=True)\n"
@@ -542,7 +546,7 @@ static void test_events(void) {
       F.ids[slot[2]], F.ids[slot[3]], kEvilHex));
   resp_free(&r);
   get_ok("/api/events?limit=2", "application/json", &r);
-  CU_ASSERT(py(&r.body, true, "assert len(d['events']) == 2"));
+  CU_ASSERT(py(&r.body, PY_JSON, "assert len(d['events']) == 2"));
   resp_free(&r);
   const char *bad[] = {"/api/events?limit=abc", "/api/events?limit=",
                        "/api/events?limit=100001", "/api/events?limit=-1"};
@@ -594,7 +598,7 @@ static const char kPromCheck[] =
 static void test_metrics(void) {
   resp r;
   get_ok("/metrics", "text/plain; version=0.0.4; charset=utf-8", &r);
-  CU_ASSERT(py(&r.body, false,
+  CU_ASSERT(py(&r.body, PY_TEXT,
       "%s"
       "s = samples\n"
       "assert s['mica_master_servers{state=\"live\"}'] == 3\n"
@@ -630,7 +634,7 @@ static void test_page(void) {
   resp r, i2;
   get_ok("/", "text/html; charset=utf-8", &r);
   CU_ASSERT(r.csp);
-  CU_ASSERT(py(&r.body, false,
+  CU_ASSERT(py(&r.body, PY_TEXT,
       "assert '<script src=\"/static/status.js\"></script>' in d\n"
       "assert '/static/status.css' in d\n"
       "assert 'alert' not in d and 'hostile' not in d\n"));
@@ -640,7 +644,7 @@ static void test_page(void) {
   resp_free(&i2);
   resp_free(&r);
   get_ok("/static/status.js", "text/javascript; charset=utf-8", &r);
-  CU_ASSERT(py(&r.body, false,
+  CU_ASSERT(py(&r.body, PY_TEXT,
       "assert 'innerHTML' not in d and 'outerHTML' not in d\n"
       "assert 'insertAdjacentHTML' not in d and 'document.write' not in d\n"
       "assert 'textContent' in d and '/api/cluster' in d\n"));
@@ -655,6 +659,59 @@ static void test_page(void) {
   http("HEAD", "/api/cluster", NULL, &r);
   CU_ASSERT_EQUAL(r.code, 200);
   resp_free(&r);
+}
+
+/* The page as a browser builds it: hostile keys and names end up as text
+ * and attribute values, never as elements. Needs Debian's chromium;
+ * skipped without it. */
+static void test_page_in_browser(void) {
+  if (system("command -v chromium >/dev/null 2>&1") != 0) {
+    printf("\n  no chromium: skipped\n");
+    return;
+  }
+  char cmd[1200];
+  snprintf(cmd, sizeof(cmd),
+           "timeout 120 chromium --headless --no-sandbox --disable-gpu "
+           "--virtual-time-budget=4000 --dump-dom %s/ >%s/dom.html "
+           "2>/dev/null", base, tmp);
+  CU_ASSERT_FATAL(system(cmd) == 0);
+  char path[600];
+  snprintf(path, sizeof(path), "%s/dom.html", tmp);
+  FILE *f = fopen(path, "rb");
+  CU_ASSERT_FATAL(f != NULL);
+  buf dom = BUF_INIT;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    buf_append(&dom, chunk, n);
+  fclose(f);
+  CU_ASSERT(py(&dom, PY_UTF8,
+      "from html.parser import HTMLParser\n"
+      "class P(HTMLParser):\n"
+      "    def __init__(self):\n"
+      "        super().__init__()\n"
+      "        self.tags, self.text, self.titles = [], [], []\n"
+      "    def handle_starttag(self, tag, attrs):\n"
+      "        self.tags.append(tag)\n"
+      "        self.titles += [v for k, v in attrs if k == 'title' and v]\n"
+      "    def handle_data(self, data):\n"
+      "        self.text.append(data)\n"
+      "p = P()\n"
+      "p.feed(d)\n"
+      "assert p.tags.count('script') == 1, p.tags.count('script')\n"
+      "assert 'img' not in p.tags and 'b' not in p.tags\n"
+      "text = ''.join(p.text)\n"
+      "assert 'test<cluster>' in text\n"
+      "assert '</td><img src=x onerror=alert(2)>' in text\n"
+      "assert esc('%s') in text\n"
+      "assert 'server 3 (127.0.0.1:7103) is dead' in text\n"
+      "segs = [t for t in p.titles if t.startswith('tablet ')]\n"
+      "assert len(segs) >= 12, len(segs)\n"
+      "assert any('start: <script>alert(1)</script>' in t for t in segs)\n"
+      "assert any('end:   \\\\xff\\\\xfe' in t for t in segs)\n"
+      "assert any('start: nul\\\\x00inside' in t for t in segs)\n",
+      kEvilHex));
+  buf_free(&dom);
 }
 
 static int raw_connect(void) {
@@ -700,7 +757,7 @@ static void test_errors(void) {
   resp_free(&r);
   http("GET", "/api/nope", NULL, &r);
   CU_ASSERT_EQUAL(r.code, 404);
-  CU_ASSERT(py(&r.body, true, "assert d == {'error': 'not found'}"));
+  CU_ASSERT(py(&r.body, PY_JSON, "assert d == {'error': 'not found'}"));
   resp_free(&r);
   http("GET", "/healthz/", NULL, &r);
   CU_ASSERT_EQUAL(r.code, 404);
@@ -912,7 +969,7 @@ static void test_real_master(void) {
     get_ok("/healthz", "text/plain; charset=utf-8", &r);
     resp_free(&r);
     get_ok("/api/cluster", "application/json", &r);
-    CU_ASSERT(py(&r.body, true,
+    CU_ASSERT(py(&r.body, PY_JSON,
         "assert d['servers'] == {'live': 0, 'suspect': 0, 'dead': 0}\n"
         "assert d['tables'] == 0 and d['version'] == '%s'\n"
         "assert d['master_address'] != ''\n", MICA_VERSION));
@@ -941,6 +998,7 @@ static void add_suites(void) {
   CU_add_test(s, "events", test_events);
   CU_add_test(s, "metrics", test_metrics);
   CU_add_test(s, "page", test_page);
+  CU_add_test(s, "page in a browser", test_page_in_browser);
   CU_add_test(s, "errors", test_errors);
   CU_add_test(s, "concurrent", test_concurrent);
   CU_add_test(s, "slow clients", test_slow_clients);
