@@ -609,6 +609,14 @@ mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out) {
   mica_err *err = tick(m, now);
   for (size_t i = 0; i < m->n_acts; i++) {
     ms_act *a = &m->acts[i];
+    bool gone = a->type == MS_ACT_DELETE_TABLE
+                    ? ms_find_tbl(m, a->table_id) == NULL
+                    : ms_find_tab(m, a->tablet_id) == NULL;
+    if (gone) { /* its subject was forgotten: nothing left to do */
+      remove_act(m, a);
+      i--;
+      continue;
+    }
     /* An outcome that never came is an unknown one: ask again (opens and
      * closes are idempotent under one epoch, deletes by nature). */
     bool lost = a->emitted && now >= a->emitted_at + m->opt.action_timeout_us;

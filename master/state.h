@@ -366,10 +366,11 @@ void ms_action_list_free(ms_action_list *l);
 mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out);
 
 /* Reports the outcome of action `id`: MICA_OK, or the code the server
- * answered. DEADLINE_EXCEEDED, UNAVAILABLE and CANCELLED mean the outcome
- * is unknown (the call may have taken effect): the same action is retried
- * on the same server after a backoff. Any other code means it did not take
- * effect. An outcome for an action the state has moved past (its server
+ * answered. ALREADY_EXISTS for an open, and NOT_SERVING or NOT_FOUND for a
+ * close, count as success (the server is in the state asked for).
+ * DEADLINE_EXCEEDED, UNAVAILABLE and CANCELLED mean the outcome is unknown
+ * (the call may have taken effect): the same action is retried on the same
+ * server after a backoff. Any other code means it did not take effect. An outcome for an action the state has moved past (its server
  * died, the table was dropped) is ignored. NOT_FOUND for an unknown id. */
 mica_err *ms_action_done(ms *m, uint64_t id, int code, uint64_t now);
 
