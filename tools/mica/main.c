@@ -869,6 +869,10 @@ static int cmd_help(mica_client *c, int argc, char **argv) {
     main_usage(stdout);
     return 0;
   }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    command_usage(stdout, find_command("help"));
+    return 0;
+  }
   const command *cmd = find_command(argv[1]);
   if (cmd == NULL) return usage_error(NULL, "unknown command '%s'", argv[1]);
   command_usage(stdout, cmd);
