@@ -42,10 +42,12 @@ typedef struct mh_tbl {
   char *name;
   bool dropping;
   uint64_t created_ms;
-  size_t first, n; /* its current tablets: snap.tabs[first .. first+n) */
-  uint64_t bytes, keys;
+  size_t n;        /* current tablets */
+  size_t first;    /* those copied: snap.tabs[first .. first+n_copied) */
+  size_t n_copied;
+  uint64_t bytes, keys; /* sums over its current tablets */
   double read_rate, write_rate;
-  uint64_t in_transition;
+  uint64_t in_transition, unassigned;
   uint64_t splits;      /* retired split parents (one per split) */
   uint64_t merges;      /* merge results among its tablets */
   uint64_t assignments; /* sum of assign epochs over all its tablets */
@@ -78,15 +80,26 @@ typedef struct mh_snap {
   size_t n_srvs;
   mh_tbl *tbls; /* live and dropping tables, by name */
   size_t n_tbls;
-  mh_tab *tabs; /* current tablets, grouped by table in tbls order */
+  mh_tab *tabs; /* copied current tablets, grouped by table, key order */
   size_t n_tabs;
   ms_event *events; /* newest first */
   size_t n_events;
 } mh_snap;
 
-/* Copies the state of `m` at monotonic time `now_us`. Caller frees with
- * mh_snap_free(). Takes and releases m's mutex. */
-void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, mh_snap *out);
+/* Which current tablets a snapshot copies (keys and all): copying every
+ * tablet of a large cluster for each request would hold the core's mutex
+ * and allocate far more than any one answer needs. */
+enum {
+  MH_NO_TABLETS = 0,     /* none: figures per table and server only */
+  MH_MOVING_TABLETS = 1, /* those in transition, of every table */
+  MH_TABLE_TABLETS = 2   /* every one of the table named `table` */
+};
+
+/* Copies the state of `m` at monotonic time `now_us`, with the tablets
+ * `which` selects. Caller frees with mh_snap_free(). Takes and releases
+ * m's mutex. */
+void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, int which,
+                  const char *table, mh_snap *out);
 void mh_snap_free(mh_snap *s); /* accepts an already freed one */
 
 /* The core's monotonic clock (env_now_micros of its env). */

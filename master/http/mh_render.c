@@ -164,12 +164,13 @@ static void tablet_fields(const mh_snap *s, const mh_tab *t, buf *out) {
 }
 
 void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
-  uint64_t bytes = 0, keys = 0, unassigned = 0, moving = 0;
-  for (size_t i = 0; i < s->n_tabs; i++) {
-    bytes += s->tabs[i].stats.bytes;
-    keys += s->tabs[i].stats.keys;
-    if (s->tabs[i].state == MS_UNASSIGNED) unassigned++;
-    if (s->tabs[i].in_transition) moving++;
+  uint64_t bytes = 0, keys = 0, unassigned = 0, moving = 0, current = 0;
+  for (size_t i = 0; i < s->n_tbls; i++) {
+    bytes += s->tbls[i].bytes;
+    keys += s->tbls[i].keys;
+    unassigned += s->tbls[i].unassigned;
+    moving += s->tbls[i].in_transition;
+    current += s->tbls[i].n;
   }
   out_s(out, "{\"cluster\":");
   mh_json_str(out, id->cluster);
@@ -186,8 +187,8 @@ void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
         ",\"dead\":%" PRIu64 "},", s->servers_by_state[MS_SERVER_LIVE],
         s->servers_by_state[MS_SERVER_SUSPECT],
         s->servers_by_state[MS_SERVER_DEAD]);
-  out_f(out, "\"tables\":%zu,\"tablets\":{\"current\":%zu,"
-        "\"in_transition\":%" PRIu64, s->n_tbls, s->n_tabs, moving);
+  out_f(out, "\"tables\":%zu,\"tablets\":{\"current\":%" PRIu64 ","
+        "\"in_transition\":%" PRIu64, s->n_tbls, current, moving);
   for (int st = MS_UNASSIGNED; st <= MS_MERGED; st++)
     out_f(out, ",\"%s\":%" PRIu64, ms_tablet_state_name(st),
           s->tablets_by_state[st]);
@@ -233,7 +234,7 @@ void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
   size_t shown = 0;
   for (size_t i = 0; i < s->n_tbls && shown < MH_MAX_TRANSITIONS; i++) {
     const mh_tbl *tb = &s->tbls[i];
-    for (size_t j = 0; j < tb->n && shown < MH_MAX_TRANSITIONS; j++) {
+    for (size_t j = 0; j < tb->n_copied && shown < MH_MAX_TRANSITIONS; j++) {
       const mh_tab *t = &s->tabs[tb->first + j];
       if (!t->in_transition) continue;
       out_s(out, shown++ ? ",{\"table\":" : "{\"table\":");
@@ -297,7 +298,7 @@ void mh_render_tablets(const mh_snap *s, const mh_tbl *t, buf *out) {
   out_s(out, "{\"table\":{");
   table_fields(t, out);
   out_s(out, "},\"tablets\":[");
-  for (size_t i = 0; i < t->n; i++) {
+  for (size_t i = 0; i < t->n_copied; i++) {
     out_s(out, i ? ",{" : "{");
     tablet_fields(s, &s->tabs[t->first + i], out);
     out_s(out, "}");
@@ -434,7 +435,7 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
     out_f(out, "mica_master_tablets{state=\"%s\"} %" PRIu64 "\n",
           ms_tablet_state_name(st), s->tablets_by_state[st]);
   uint64_t moving = 0;
-  for (size_t i = 0; i < s->n_tabs; i++) moving += s->tabs[i].in_transition;
+  for (size_t i = 0; i < s->n_tbls; i++) moving += s->tbls[i].in_transition;
   prom_head(out, "mica_master_tablets_in_transition", "gauge",
             "Current tablets not serving steadily (unassigned, opening, "
             "closing or moving).");

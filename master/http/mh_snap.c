@@ -27,8 +27,13 @@ static bool placed(int state) {
   return state == MS_OPENING || state == MS_SERVING || state == MS_CLOSING;
 }
 
-/* Says what is under way for `t`; false when it serves steadily. */
-static bool describe(const ms_tab *t, uint64_t now, char *out, size_t cap) {
+/* True when `t` is not serving steadily. */
+static bool moving(const ms_tab *t) {
+  return t->state != MS_SERVING || t->moving;
+}
+
+/* Says what is under way for `t` ("" when it serves steadily). */
+static void describe(const ms_tab *t, uint64_t now, char *out, size_t cap) {
   out[0] = '\0';
   switch (t->state) {
     case MS_UNASSIGNED:
@@ -37,11 +42,11 @@ static bool describe(const ms_tab *t, uint64_t now, char *out, size_t cap) {
                  " failures", (t->retry_at - now) / 1000, t->failures);
       else
         snprintf(out, cap, "unassigned");
-      return true;
+      return;
     case MS_OPENING:
       snprintf(out, cap, "opening on server %" PRIu64 "%s", t->server,
                t->moving ? " (move)" : "");
-      return true;
+      return;
     case MS_CLOSING:
       switch (t->close_why) {
         case CW_MOVE:
@@ -61,16 +66,13 @@ static bool describe(const ms_tab *t, uint64_t now, char *out, size_t cap) {
           snprintf(out, cap, "closing on server %" PRIu64, t->server);
           break;
       }
-      return true;
+      return;
     case MS_SERVING:
-      if (t->moving) {
-        snprintf(out, cap, "serving, move under way");
-        return true;
-      }
-      return false;
+      if (t->moving) snprintf(out, cap, "serving, move under way");
+      return;
     default:
       snprintf(out, cap, "%s", ms_tablet_state_name(t->state));
-      return true;
+      return;
   }
 }
 
@@ -103,9 +105,9 @@ static mh_srv *srv_by_id(mh_srv *v, size_t n, uint64_t id) {
   return NULL;
 }
 
-static void copy_tables(ms *m, uint64_t now, mh_snap *out) {
+static void copy_tables(ms *m, uint64_t now, int which, const char *table,
+                        mh_snap *out) {
   out->tbls = xcalloc(m->n_tables + 1, sizeof(*out->tbls));
-  size_t n_tabs = 0;
   for (size_t i = 0; i < m->n_tables; i++) {
     ms_tbl *tb = m->tables[i];
     if (tb->dropping) continue;
@@ -114,7 +116,6 @@ static void copy_tables(ms *m, uint64_t now, mh_snap *out) {
     x->name = xstrdup(tb->name);
     x->created_ms = tb->created_ms;
     x->n = tb->n_cur;
-    n_tabs += tb->n_cur;
   }
 
   /* Counters over every tablet a table ever had (retired ones included),
@@ -130,14 +131,28 @@ static void copy_tables(ms *m, uint64_t now, mh_snap *out) {
   }
   qsort(out->tbls, out->n_tbls, sizeof(*out->tbls), by_name);
 
-  out->tabs = xcalloc(n_tabs + 1, sizeof(*out->tabs));
+  size_t cap = 0;
   for (size_t i = 0; i < out->n_tbls; i++) {
     mh_tbl *x = &out->tbls[i];
     ms_tbl *tb = ms_find_tbl(m, x->id);
+    bool all = which == MH_TABLE_TABLETS && strcmp(x->name, table) == 0;
     x->first = out->n_tabs;
     for (size_t j = 0; j < tb->n_cur; j++) {
       const ms_tab *t = tb->cur[j];
+      bool mv = moving(t);
+      x->bytes += t->stats.bytes;
+      x->keys += t->stats.keys;
+      x->read_rate += t->stats.read_rate;
+      x->write_rate += t->stats.write_rate;
+      x->in_transition += mv;
+      x->unassigned += t->state == MS_UNASSIGNED;
+      if (!all && !(which == MH_MOVING_TABLETS && mv)) continue;
+      if (out->n_tabs == cap) {
+        cap = cap ? 2 * cap : 16;
+        out->tabs = xrealloc(out->tabs, cap * sizeof(*out->tabs));
+      }
       mh_tab *y = &out->tabs[out->n_tabs++];
+      memset(y, 0, sizeof(*y));
       y->id = t->id;
       y->table_id = t->table_id;
       buf_append_slice(&y->start, buf_slice(&t->start));
@@ -146,17 +161,13 @@ static void copy_tables(ms *m, uint64_t now, mh_snap *out) {
       y->assign_epoch = t->assign_epoch;
       y->state = t->state;
       y->server = placed(t->state) ? t->server : 0;
-      y->in_transition =
-          describe(t, now, y->transition, sizeof(y->transition));
+      y->in_transition = mv;
+      describe(t, now, y->transition, sizeof(y->transition));
       y->failures = t->failures;
       y->have_stats = t->have_stats;
       y->stats = t->stats;
-      x->bytes += t->stats.bytes;
-      x->keys += t->stats.keys;
-      x->read_rate += t->stats.read_rate;
-      x->write_rate += t->stats.write_rate;
-      if (y->in_transition) x->in_transition++;
     }
+    x->n_copied = out->n_tabs - x->first;
   }
 }
 
@@ -198,7 +209,8 @@ static void copy_events(ms *m, mh_snap *out) {
   }
 }
 
-void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, mh_snap *out) {
+void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, int which,
+                  const char *table, mh_snap *out) {
   memset(out, 0, sizeof(*out));
   out->now_us = now_us;
   out->uptime_s = now_us > start_us ? (now_us - start_us) / 1000000 : 0;
@@ -210,7 +222,7 @@ void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, mh_snap *out) {
   out->log_bytes = mlog_log_bytes(m->log);
   out->log_generation = mlog_generation(m->log);
   out->actions_pending = m->n_acts;
-  copy_tables(m, now_us, out);
+  copy_tables(m, now_us, which, table, out);
   copy_servers(m, now_us, out);
   copy_events(m, out);
   pthread_mutex_unlock(&m->mu);

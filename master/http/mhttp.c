@@ -210,7 +210,7 @@ static enum MHD_Result serve(mhttp *h, struct MHD_Connection *c,
                              size_t name_len) {
   if (rt == R_HEALTH) return answer(h, c, 200, kText, "ok\n", 3, NULL);
 
-  char tname[MH_MAX_NAME + 1];
+  char tname[MH_MAX_NAME + 1] = "";
   size_t limit = 0;
   if (rt == R_TABLETS &&
       !table_name(name, name_len, tname, sizeof(tname)))
@@ -222,7 +222,10 @@ static enum MHD_Result serve(mhttp *h, struct MHD_Connection *c,
                 NULL);
 
   mh_snap s;
-  mh_snap_take(h->core, now_of(h), h->start_us, &s);
+  int which = rt == R_TABLETS   ? MH_TABLE_TABLETS
+              : rt == R_CLUSTER ? MH_MOVING_TABLETS
+                                : MH_NO_TABLETS;
+  mh_snap_take(h->core, now_of(h), h->start_us, which, tname, &s);
   mh_ident id = {h->cluster, h->master_address, h->address};
   buf b = BUF_INIT;
   enum MHD_Result r;
