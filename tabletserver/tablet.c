@@ -1986,20 +1986,38 @@ out:
   return NULL;
 }
 
+/* Single puts and deletes reuse one batch per thread instead of
+ * allocating one per call; the key's destructor frees it when the thread
+ * exits. A batch is only read by tab_write until it returns. */
+static pthread_key_t g_batch_key;
+static pthread_once_t g_batch_once = PTHREAD_ONCE_INIT;
+
+static void batch_key_free(void *b) { wbatch_free(b); }
+static void batch_key_init(void) {
+  pthread_key_create(&g_batch_key, batch_key_free);
+}
+
+static wbatch *thread_batch(void) {
+  pthread_once(&g_batch_once, batch_key_init);
+  wbatch *b = pthread_getspecific(g_batch_key);
+  if (b == NULL) {
+    b = wbatch_new();
+    pthread_setspecific(g_batch_key, b);
+  }
+  wbatch_clear(b);
+  return b;
+}
+
 mica_err *tab_put(tablet *t, slice key, slice value, bool sync) {
-  wbatch *b = wbatch_new();
+  wbatch *b = thread_batch();
   wbatch_put(b, key, value);
-  mica_err *err = tab_write(t, b, sync);
-  wbatch_free(b);
-  return err;
+  return tab_write(t, b, sync);
 }
 
 mica_err *tab_delete(tablet *t, slice key, bool sync) {
-  wbatch *b = wbatch_new();
+  wbatch *b = thread_batch();
   wbatch_delete(b, key);
-  mica_err *err = tab_write(t, b, sync);
-  wbatch_free(b);
-  return err;
+  return tab_write(t, b, sync);
 }
 
 /* ------------------------------------------------------------------ */
