@@ -87,7 +87,7 @@ struct cluster {
   rpc_channel *master_ch;
   rpc_channel **old_master_chs; /* replaced by restarts, freed at the end */
   size_t n_old;
-  pthread_mutex_t ch_mu; /* guards chans */
+  pthread_mutex_t ch_mu; /* guards chans and master_ch */
   rpc_channel **chans;
   size_t n_chans;
 };
@@ -253,13 +253,21 @@ static mica_err *start_master(cluster *c, const char *listen) {
   args_free(&a);
   free(af);
   if (err) return err;
+  /* Other threads may be calling the master: the new channel replaces the
+   * old one in one step, and the old one lives on until cl_free for the
+   * calls still using it. */
+  rpc_channel *ch;
+  err = rpc_channel_new(c->master.address, NULL, &ch);
+  if (err) return err;
+  pthread_mutex_lock(&c->ch_mu);
   if (c->master_ch) {
     c->old_master_chs = xrealloc(c->old_master_chs,
                                  (c->n_old + 1) * sizeof(*c->old_master_chs));
     c->old_master_chs[c->n_old++] = c->master_ch;
-    c->master_ch = NULL;
   }
-  return rpc_channel_new(c->master.address, NULL, &c->master_ch);
+  c->master_ch = ch;
+  pthread_mutex_unlock(&c->ch_mu);
+  return NULL;
 }
 
 static mica_err *start_tserver(cluster *c, int i) {
@@ -304,7 +312,7 @@ mica_err *cl_call_master(cluster *c, const rpc_method *m,
                          ProtobufCMessage **resp) {
   if (resp) *resp = NULL;
   ProtobufCMessage *r = NULL;
-  mica_err *err = rpc_unary(c->master_ch, m, req, timeout_ms, &r);
+  mica_err *err = rpc_unary(cl_master_channel(c), m, req, timeout_ms, &r);
   if (err) return err;
   err = cl_response_err(r);
   if (resp) *resp = r;
@@ -502,7 +510,12 @@ mica_err *cl_add_tserver(cluster *c, int *slot) {
   return cl_wait_registered(c, c->opt.start_timeout_ms);
 }
 
-rpc_channel *cl_master_channel(cluster *c) { return c->master_ch; }
+rpc_channel *cl_master_channel(cluster *c) {
+  pthread_mutex_lock(&c->ch_mu);
+  rpc_channel *ch = c->master_ch;
+  pthread_mutex_unlock(&c->ch_mu);
+  return ch;
+}
 
 rpc_channel *cl_channel(cluster *c, const char *address) {
   pthread_mutex_lock(&c->ch_mu);

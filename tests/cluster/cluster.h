@@ -21,9 +21,11 @@
  * cl_call_master(), a unary call to the master that turns the transport
  * outcome and the response Status into one mica_err.
  *
- * Thread-safety: start, stop, kill and restart calls come from one thread;
- * cl_master_channel(), cl_channel() and cl_call_master() may be called from
- * any thread while no restart of that process is in progress. */
+ * Thread-safety: start, stop, kill, restart and cl_free calls come from one
+ * thread, as do the getters of addresses and ids (a restart replaces the
+ * strings); cl_master_channel(), cl_channel() and cl_call_master() may be
+ * called from any thread at any time before cl_free, also while the
+ * master restarts (calls then fail with UNAVAILABLE until it is back). */
 #ifndef MICA_TESTS_CLUSTER_CLUSTER_H
 #define MICA_TESTS_CLUSTER_CLUSTER_H
 
@@ -90,8 +92,9 @@ mica_err *cl_add_tserver(cluster *c, int *slot);
  * (every running slot registered, none of them suspect). */
 mica_err *cl_wait_registered(cluster *c, int timeout_ms);
 
-/* The shared channel to the master (replaced on master restart; do not
- * keep it across one) and to any address (kept until cl_free). */
+/* The shared channel to the master (a restart installs a new one; an old
+ * one stays valid, pointing at the old address, until cl_free) and to any
+ * address (kept until cl_free). */
 rpc_channel *cl_master_channel(cluster *c);
 rpc_channel *cl_channel(cluster *c, const char *address);
 

@@ -151,6 +151,20 @@ static bool map_eq(const tmap *a, const tmap *b) {
   return true;
 }
 
+/* Asserts a == b, printing both maps when they differ. */
+static void assert_same_map(const tmap *a, const tmap *b, const char *when) {
+  bool same = map_eq(a, b);
+  CU_ASSERT_TRUE(same);
+  if (same) return;
+  fprintf(stderr, "\n  tablet map changed %s (%zu vs %zu tablets):", when,
+          a->n, b->n);
+  for (size_t i = 0; i < a->n || i < b->n; i++)
+    fprintf(stderr, "\n  [%zu] id %" PRIu64 "/%" PRIu64 " server %" PRIu64
+            "/%" PRIu64 " epoch %" PRIu64 "/%" PRIu64, i, a->id[i], b->id[i],
+            a->server[i], b->server[i], a->epoch[i], b->epoch[i]);
+  fprintf(stderr, "\n");
+}
+
 static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
@@ -253,7 +267,7 @@ static void test_kill_master_and_restart(void) {
   do {
     get_map("load", &after);
   } while (after.n == 0 && cl_now_ms() < until);
-  CU_ASSERT_TRUE(map_eq(&before, &after));
+  assert_same_map(&before, &after, "right after the restart");
 
   /* Writes continue once the servers re-registered. */
   until = cl_now_ms() + 15000;
@@ -265,12 +279,7 @@ static void test_kill_master_and_restart(void) {
   cl_sleep_ms(LEASE_MS + MARGIN_MS + 1000);
   get_map("load", &after);
   CU_ASSERT_TRUE(after.all_serving);
-  CU_ASSERT_TRUE(map_eq(&before, &after));
-  if (!map_eq(&before, &after))
-    for (size_t i = 0; i < after.n && i < before.n; i++)
-      fprintf(stderr, "\n  tablet %" PRIu64 ": server %" PRIu64 "/%" PRIu64
-              " epoch %" PRIu64 "/%" PRIu64, after.id[i], before.server[i],
-              after.server[i], before.epoch[i], after.epoch[i]);
+  assert_same_map(&before, &after, "after the grace period");
 
   /* No assignment events since the restart. */
   Mica__V1__ListEventsRequest q = MICA__V1__LIST_EVENTS_REQUEST__INIT;
