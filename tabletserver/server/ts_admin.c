@@ -229,6 +229,12 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
                   "tablet %" PRIu64 ": its parent %" PRIu64 " is not split "
                   "yet; OpenTablet must name split_sibling",
                   d->id, pid);
+    } else if (l.assign_epoch < ptt->d.assign_epoch) {
+      /* Refused before the parent leaves service (see engine_split). */
+      e = err_new(MICA_STALE_EPOCH,
+                  "tablet %" PRIu64 ": assign_epoch %" PRIu64 " is below its "
+                  "parent %" PRIu64 "'s %" PRIu64,
+                  d->id, l.assign_epoch, pid, ptt->d.assign_epoch);
     } else {
       ts_quiesce(s, ptt, TS_SPLITTING);
       e = engine_split(ptt->t, key, &l, &r);
