@@ -161,6 +161,11 @@ static mica_err *group_keys(mica_client *c, mcl_retry *r, const char *table,
 
 /* ---- batch write ---- */
 
+static int size_cmp(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static slice mut_key(const void *src, size_t i) {
   return buf_slice(&((const mica_batch *)src)->v[i].key);
 }
@@ -243,12 +248,7 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
     np = nn;
     /* Restore the caller's order inside the pending set: a later mutation of
      * the same key must still come later. */
-    for (size_t x = 1; x < np; x++)
-      for (size_t y = x; y > 0 && pending[y - 1] > pending[y]; y--) {
-        size_t t = pending[y];
-        pending[y] = pending[y - 1];
-        pending[y - 1] = t;
-      }
+    qsort(pending, np, sizeof *pending, size_cmp);
     groups_free(gs, ng);
     gs = NULL;
     ng = 0;
