@@ -47,7 +47,7 @@
  * serving; everything else on a server is thread-safe. An rpc_call is used by
  * one thread at a time (the one holding it). rpc_channel and rpc_unary are
  * thread-safe. An rpc_async and an rpc_stream are each used by one thread at
- * a time. */
+ * a time (rpc_stream_cancel excepted). */
 #ifndef MICA_PROTO_RPC_H
 #define MICA_PROTO_RPC_H
 
@@ -322,6 +322,11 @@ mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
  * status; after the end or an error, further calls return the same
  * outcome. */
 mica_err *rpc_stream_next(rpc_stream *st, ProtobufCMessage **msg);
+
+/* Cancels the stream from any thread while another may be blocked in
+ * rpc_stream_next(), which then returns CANCELLED. The stream must still be
+ * freed by its reader. */
+void rpc_stream_cancel(rpc_stream *st);
 
 /* Cancels the stream if it has not ended, waits for the call to finish, and
  * frees. Accepts NULL. */

@@ -34,7 +34,7 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
   rpc_channel *c = xcalloc(1, sizeof *c);
   c->address = xstrdup(address);
   grpc_arg argv[RPC_ARGS_N];
-  grpc_channel_args args = rpc_args(argv, max);
+  grpc_channel_args args = rpc_args(argv, max, true);
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(address, creds, &args);
   grpc_channel_credentials_release(creds);
@@ -438,6 +438,8 @@ mica_err *rpc_stream_next(rpc_stream *st, ProtobufCMessage **msg) {
   }
   return NULL;
 }
+
+void rpc_stream_cancel(rpc_stream *st) { grpc_call_cancel(st->call, NULL); }
 
 void rpc_stream_free(rpc_stream *st) {
   if (st == NULL)

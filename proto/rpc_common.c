@@ -88,18 +88,26 @@ gpr_timespec rpc_deadline(int64_t timeout_ms) {
                       gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
-grpc_channel_args rpc_args(grpc_arg *storage, size_t max) {
+static void int_arg(grpc_arg *a, const char *key, int value) {
+  a->type = GRPC_ARG_INTEGER;
+  a->key = (char *)key;
+  a->value.integer = value;
+}
+
+grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client) {
   int lim = max > (size_t)INT_MAX ? INT_MAX : (int)max;
-  storage[0].type = GRPC_ARG_INTEGER;
-  storage[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  storage[0].value.integer = lim;
-  storage[1].type = GRPC_ARG_INTEGER;
-  storage[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-  storage[1].value.integer = lim;
-  storage[2].type = GRPC_ARG_INTEGER;
-  storage[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-  storage[2].value.integer = 0;
-  grpc_channel_args args = {RPC_ARGS_N, storage};
+  size_t n = 0;
+  int_arg(&storage[n++], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, lim);
+  int_arg(&storage[n++], GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, lim);
+  int_arg(&storage[n++], GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (client) {
+    /* Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also uses it as the
+     * connection attempt's timeout, and 100 ms fails handshakes on a busy
+     * machine. */
+    int_arg(&storage[n++], GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    int_arg(&storage[n++], GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  }
+  grpc_channel_args args = {n, storage};
   return args;
 }
 

@@ -45,12 +45,15 @@ bool rpc_bytes_of(grpc_byte_buffer *bb, buf *out);
  * for timeout_ms <= 0. */
 gpr_timespec rpc_deadline(int64_t timeout_ms);
 
-/* Channel or server arguments setting both message-size limits to `max`
- * (clamped to INT_MAX) and turning SO_REUSEPORT off, so two servers can never
- * share a port. `storage` must have room for RPC_ARGS_N entries and live as
- * long as the returned value is used. */
-#define RPC_ARGS_N 3
-grpc_channel_args rpc_args(grpc_arg *storage, size_t max);
+/* Channel or server arguments: both message-size limits set to `max`
+ * (clamped to INT_MAX), SO_REUSEPORT off so two servers can never share a
+ * port, and for channels (`client`) a reconnect backoff of 100 ms growing to
+ * at most 1 s (gRPC's default grows to 120 s, which would keep a channel to a
+ * restarted master or tablet server failing for minutes). `storage` must
+ * have room for RPC_ARGS_N entries and live as long as the returned value is
+ * used. */
+#define RPC_ARGS_N 5
+grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client);
 
 /* grpc_init/grpc_shutdown pairs, one per server, channel, async or stream
  * object, so the library lives exactly as long as something uses it. */

@@ -531,7 +531,7 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->t_shutdown.done = on_shutdown;
 
   grpc_arg argv[RPC_ARGS_N];
-  grpc_channel_args args = rpc_args(argv, s->max_msg);
+  grpc_channel_args args = rpc_args(argv, s->max_msg, false);
   s->gs = grpc_server_create(&args, NULL);
   s->pollers = xcalloc((size_t)s->npollers, sizeof *s->pollers);
   for (int i = 0; i < s->npollers; i++) {

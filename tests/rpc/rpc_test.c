@@ -681,6 +681,54 @@ static void test_stream_cancel(void) {
   rpc_server_free(s);
 }
 
+struct reader_arg {
+  rpc_stream *st;
+  int chunks;
+  int code;
+  uint64_t ended_ms;
+};
+
+static void *stream_reader(void *p) {
+  struct reader_arg *a = p;
+  ProtobufCMessage *m = NULL;
+  mica_err *e;
+  while ((e = rpc_stream_next(a->st, &m)) == NULL && m != NULL) {
+    rpc_msg_free(m);
+    a->chunks++;
+  }
+  a->code = err_code(e);
+  a->ended_ms = now_ms();
+  err_free(e);
+  return NULL;
+}
+
+static void test_stream_cancel_other_thread(void) {
+  rpc_server *s = start_server(NULL, NULL, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  rpc_channel *ch = connect_to(s, 0);
+  Mica__V1__EchoRequest req = MICA__V1__ECHO_REQUEST__INIT;
+  req.chunks = 1000;
+  req.delay_ms = 20;
+  struct reader_arg a = {NULL, 0, -1, 0};
+  TU_OK(rpc_stream_open(ch, &rpc_m_echo_stream, &req.base, 60000, &a.st));
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, stream_reader, &a), 0);
+  sleep_ms(200);
+  uint64_t t0 = now_ms();
+  rpc_stream_cancel(a.st);
+  pthread_join(t, NULL);
+  CU_ASSERT_EQUAL(a.code, MICA_CANCELLED);
+  CU_ASSERT(a.chunks > 0 && a.chunks < 1000);
+  CU_ASSERT(a.ended_ms - t0 < 1000);
+  rpc_stream_free(a.st);
+  t0 = now_ms();
+  while (rpc_server_live_calls(s) != 0 && now_ms() - t0 < 5000)
+    sleep_ms(5);
+  CU_ASSERT_EQUAL(rpc_server_live_calls(s), 0);
+  rpc_channel_free(ch);
+  rpc_server_free(s);
+}
+
 /* ---- concurrency ---- */
 
 struct thread_arg {
@@ -996,6 +1044,40 @@ static void test_dead_port(void) {
   TU_ERR(rpc_server_new(&so, &twin), MICA_UNAVAILABLE);
 }
 
+static void test_reconnect(void) {
+  rpc_server *s = start_server(NULL, NULL, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s", rpc_server_address(s));
+  rpc_channel *ch = connect_to(s, 0);
+  TU_OK(echo_n(ch, 10, 1, 0, 5000));
+  rpc_server_free(s);
+  /* Down for 5 s while calls keep failing: gRPC's default backoff would
+   * by now wait several seconds between connection attempts. */
+  for (int i = 0; i < 10; i++) {
+    TU_ERR(echo_n(ch, 10, 1, 0, 2000), MICA_UNAVAILABLE);
+    sleep_ms(500);
+  }
+  /* The server comes back on the same port (as a restarted master would). */
+  rpc_server_opts so = {.listen = addr};
+  s = start_server(&so, NULL, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  uint64_t t0 = now_ms();
+  mica_err *e = NULL;
+  do {
+    err_free(e);
+    e = echo_n(ch, 10, 2, 0, 2000);
+    if (e != NULL)
+      sleep_ms(20);
+  } while (e != NULL && now_ms() - t0 < 10000);
+  TU_OK(e);
+  uint64_t took = now_ms() - t0;
+  fprintf(stderr, "[reconnected after %llu ms] ", (unsigned long long)took);
+  CU_ASSERT(took < 1800);
+  rpc_channel_free(ch);
+  rpc_server_free(s);
+}
+
 static void test_server_never_started(void) {
   rpc_server *s = NULL;
   TU_OK(rpc_server_new(NULL, &s));
@@ -1024,6 +1106,7 @@ static void add_suites(void) {
   static const CU_TestInfo streams[] = {
       {"many chunks, empty, deadline", test_stream},
       {"client cancels mid-stream", test_stream_cancel},
+      {"cancel from another thread", test_stream_cancel_other_thread},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo conc[] = {
       {"64 threads on one channel", test_many_threads},
@@ -1033,6 +1116,7 @@ static void add_suites(void) {
   static const CU_TestInfo life[] = {
       {"shutdown with calls in flight", test_shutdown_in_flight},
       {"dead port -> UNAVAILABLE", test_dead_port},
+      {"server restarts on the same port", test_reconnect},
       {"server freed before start", test_server_never_started},
       CU_TEST_INFO_NULL};
   tu_add_suite("rpc tables", tables);
