@@ -323,14 +323,20 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
 }
 
 mica_err *mlog_append(mlog *m, uint8_t type, slice payload) {
+  return mlog_append_batch(m, 1, &type, &payload);
+}
+
+mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
+                            const slice *payloads) {
   if (m->needs_roll || m->log == NULL)
     return err_new(MICA_IO_ERROR, "metadata log %s: an earlier write failed "
                    "and no new snapshot could be written yet", m->dir);
-  if (payload.len > MLOG_MAX_RECORD)
-    return err_new(MICA_RESOURCE_EXHAUSTED, "metadata record of %zu bytes "
-                   "exceeds the record limit", payload.len);
+  for (size_t i = 0; i < n; i++)
+    if (payloads[i].len > MLOG_MAX_RECORD)
+      return err_new(MICA_RESOURCE_EXHAUSTED, "metadata record of %zu bytes "
+                     "exceeds the record limit", payloads[i].len);
   buf b = BUF_INIT;
-  put_record(&b, type, payload);
+  for (size_t i = 0; i < n; i++) put_record(&b, types[i], payloads[i]);
   mica_err *err = env_append(m->log, b.data, b.len);
   buf_free(&b);
   if (!err) err = env_sync(m->log);

@@ -60,6 +60,12 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state);
  * nothing may be assumed about the record on disk until the next roll. */
 mica_err *mlog_append(mlog *m, uint8_t type, slice payload);
 
+/* Appends `n` records with one write and one sync (group commit). A crash
+ * may keep any prefix of them, so each record must be valid on its own
+ * after the ones before it. */
+mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
+                            const slice *payloads);
+
 /* True when the next change must be preceded by a successful mlog_roll(). */
 bool mlog_needs_roll(const mlog *m);
 

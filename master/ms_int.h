@@ -147,6 +147,12 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry);
  * INTERNAL and is not logged. */
 mica_err *ms_commit(ms *m, uint8_t type, const buf *payload);
 
+/* ms_commit for `n` records with one sync. Each is checked against the
+ * current state, so they must be independent of one another (for
+ * example, each about a different tablet and none cancelling another). */
+mica_err *ms_commit_batch(ms *m, size_t n, const uint8_t *types,
+                          const buf *payloads);
+
 void ms_encode_state(ms *m, buf *out);
 void ms_event_add(ms *m, const char *kind, uint64_t tablet, uint64_t server,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));

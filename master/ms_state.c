@@ -769,27 +769,37 @@ static mica_err *roll(ms *m) {
 }
 
 mica_err *ms_commit(ms *m, uint8_t type, const buf *payload) {
-  slice p = buf_slice(payload);
-  mica_err *err = ms_apply(m, type, p, true);
-  if (err) {
-    int t = type;
-    mica_err *e2 = err_new(MICA_INTERNAL, "master refused its own record "
-                           "(type %d): %s", t, err_msg(err));
-    err_free(err);
-    return e2;
+  return ms_commit_batch(m, 1, &type, payload);
+}
+
+mica_err *ms_commit_batch(ms *m, size_t n, const uint8_t *types,
+                          const buf *payloads) {
+  if (n == 0) return NULL;
+  slice *p = xcalloc(n, sizeof(*p));
+  mica_err *err = NULL;
+  for (size_t i = 0; i < n && !err; i++) {
+    p[i] = buf_slice(&payloads[i]);
+    err = ms_apply(m, types[i], p[i], true);
+    if (err) {
+      int t = types[i];
+      mica_err *e2 = err_new(MICA_INTERNAL, "master refused its own record "
+                             "(type %d): %s", t, err_msg(err));
+      err_free(err);
+      err = e2;
+    }
   }
-  if (mlog_needs_roll(m->log)) {
-    err = roll(m);
-    if (err) return err;
+  if (!err && mlog_needs_roll(m->log)) err = roll(m);
+  if (!err) err = mlog_append_batch(m->log, n, types, p);
+  for (size_t i = 0; i < n && !err; i++) {
+    mica_err *ae = ms_apply(m, types[i], p[i], false);
+    if (ae) {
+      /* Checked above under the same lock, and independent: cannot fail. */
+      LOG_E("master: applying a checked record failed: %s", err_msg(ae));
+      abort();
+    }
   }
-  err = mlog_append(m->log, type, p);
+  free(p);
   if (err) return err;
-  err = ms_apply(m, type, p, false);
-  if (err) {
-    /* Checked above under the same lock: cannot happen. */
-    LOG_E("master: applying a checked record failed: %s", err_msg(err));
-    abort();
-  }
   if (mlog_log_bytes(m->log) > m->opt.snapshot_bytes) {
     mica_err *re = roll(m);
     if (re) {

@@ -163,10 +163,50 @@ uint64_t ms_least_loaded(ms *m, uint64_t exclude) {
   return id;
 }
 
+/* ---- batches ---- */
+
+/* Records about distinct tablets that touch nothing else (assignments,
+ * closes of serving or opening tablets, opens confirmed), committed with
+ * one sync: a server's death or a big new table costs one disk flush, not
+ * one per tablet. */
+typedef struct batch {
+  uint8_t *types;
+  buf *payloads;
+  ms_tab **tabs;
+  size_t n, cap;
+} batch;
+
+static void batch_add(batch *b, uint8_t type, ms_tab *t, const uint64_t *v,
+                      size_t nv) {
+  if (b->n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 16;
+    b->types = xrealloc(b->types, b->cap);
+    b->payloads = xrealloc(b->payloads, b->cap * sizeof(*b->payloads));
+    b->tabs = xrealloc(b->tabs, b->cap * sizeof(*b->tabs));
+  }
+  b->types[b->n] = type;
+  b->payloads[b->n] = (buf)BUF_INIT;
+  rec_u64s(&b->payloads[b->n], v, nv);
+  b->tabs[b->n] = t;
+  b->n++;
+}
+
+static void batch_free(batch *b) {
+  for (size_t i = 0; i < b->n; i++) buf_free(&b->payloads[i]);
+  free(b->types);
+  free(b->payloads);
+  free(b->tabs);
+  memset(b, 0, sizeof(*b));
+}
+
+static mica_err *batch_commit(ms *m, batch *b) {
+  return ms_commit_batch(m, b->n, b->types, b->payloads);
+}
+
 /* ---- restart reconciliation ---- */
 
-static mica_err *end_grace(ms *m) {
-  size_t dead = 0, reassigned = 0;
+static mica_err *end_grace(ms *m, uint64_t now) {
+  size_t dead = 0;
   for (size_t i = 0; i < m->n_srvs; i++) {
     ms_srv *s = m->srvs[i];
     if (s->dead || s->reported) continue;
@@ -175,26 +215,30 @@ static mica_err *end_grace(ms *m) {
     if (err) return err;
     dead++;
   }
+  /* A tablet whose server is live but did not report it may still be
+   * opening there (an OpenTablet of the previous master): close it on that
+   * server first; only a confirmed close makes it unassigned and free to
+   * go elsewhere. */
+  batch b = {0};
   for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
-    bool placed = t->state == MS_OPENING || t->state == MS_SERVING ||
-                  (t->state == MS_CLOSING && !t->closed);
-    if (!placed || t->confirmed || t->action != 0 || t->state == MS_CLOSING)
+    if ((t->state != MS_OPENING && t->state != MS_SERVING) || t->confirmed ||
+        t->action != 0)
       continue;
-    /* Its server is live but did not report it: an open sent by the
-     * previous master may still be under way there. Close it on that
-     * server first (resend() sends the close); only a confirmed close
-     * makes it unassigned and free to go elsewhere. */
     uint64_t rec[3] = {t->id, CW_PLAIN, 0};
-    mica_err *err = commit_u64s(m, REC_CLOSING, rec, 3);
-    if (err) return err;
-    reassigned++;
+    batch_add(&b, REC_CLOSING, t, rec, 3);
   }
-  m->grace_done = true;
-  ms_event_add(m, "reconcile", 0, 0, "restart reconciled: %zu servers did "
-               "not return, %zu tablets not confirmed by their server",
-               dead, reassigned);
-  return NULL;
+  mica_err *err = batch_commit(m, &b);
+  for (size_t i = 0; i < b.n && !err; i++)
+    ms_queue_action(m, MS_ACT_CLOSE, b.tabs[i], now);
+  if (!err) {
+    m->grace_done = true;
+    ms_event_add(m, "reconcile", 0, 0, "restart reconciled: %zu servers did "
+                 "not return, %zu tablets not confirmed by their server",
+                 dead, b.n);
+  }
+  batch_free(&b);
+  return err;
 }
 
 /* ---- assignment ---- */
@@ -204,6 +248,7 @@ static mica_err *end_grace(ms *m) {
  * list; each assignment is still logged at debug level. */
 static void assign_event(ms *m, uint64_t first, uint64_t first_srv,
                          size_t count) {
+  if (count == 0) return;
   if (count == 1)
     ms_event_add(m, "assign", first, first_srv, "tablet %" PRIu64
                  " assigned to server %" PRIu64, first, first_srv);
@@ -215,10 +260,9 @@ static void assign_event(ms *m, uint64_t first, uint64_t first_srv,
 
 static mica_err *assign_unassigned(ms *m, uint64_t now) {
   ld *v = NULL;
-  size_t n = 0, count = 0;
-  uint64_t first = 0, first_srv = 0;
-  mica_err *err = NULL;
-  for (size_t i = 0; i < m->n_tabs && !err; i++) {
+  size_t n = 0;
+  batch b = {0};
+  for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
     if (t->state != MS_UNASSIGNED || t->retry_at > now) continue;
     ms_tbl *tb = ms_find_tbl(m, t->table_id);
@@ -231,48 +275,50 @@ static mica_err *assign_unassigned(ms *m, uint64_t now) {
       if (best == NULL || less_loaded(&v[k], best)) best = &v[k];
     }
     uint64_t rec[3] = {t->id, best->s->id, t->assign_epoch + 1};
-    err = commit_u64s(m, REC_ASSIGN, rec, 3);
-    if (err) break;
+    batch_add(&b, REC_ASSIGN, t, rec, 3);
     best->count++;
+  }
+  free(v);
+  mica_err *err = batch_commit(m, &b);
+  for (size_t i = 0; i < b.n && !err; i++) {
+    ms_tab *t = b.tabs[i];
     ms_queue_action(m, MS_ACT_OPEN, t, now);
     LOG_D("master: tablet %" PRIu64 " assigned to server %" PRIu64
-          " (epoch %" PRIu64 ")", t->id, best->s->id, t->assign_epoch);
-    if (count++ == 0) {
-      first = t->id;
-      first_srv = best->s->id;
-    }
+          " (epoch %" PRIu64 ")", t->id, t->server, t->assign_epoch);
   }
-  assign_event(m, first, first_srv, count);
-  free(v);
+  if (!err) assign_event(m, b.n ? b.tabs[0]->id : 0,
+                         b.n ? b.tabs[0]->server : 0, b.n);
+  batch_free(&b);
   return err;
 }
 
 /* ---- drops ---- */
 
 static mica_err *advance_drops(ms *m, uint64_t now) {
-  for (size_t i = 0; i < m->n_tables; i++) {
+  batch b = {0};
+  mica_err *err = NULL;
+  for (size_t i = 0; i < m->n_tables && !err; i++) {
     ms_tbl *tb = m->tables[i];
     if (!tb->dropping) continue;
     bool all_closed = true;
-    for (size_t k = 0; k < m->n_tabs; k++) {
+    for (size_t k = 0; k < m->n_tabs && !err; k++) {
       ms_tab *t = m->tabs[k];
       if (t->table_id != tb->id) continue;
-      mica_err *err = NULL;
-      uint64_t id = t->id;
-      if (t->state == MS_SERVING && t->action == 0 && t->retry_at <= now) {
-        uint64_t rec[3] = {id, CW_DROP, 0};
-        err = commit_u64s(m, REC_CLOSING, rec, 3);
-        if (!err) ms_queue_action(m, MS_ACT_CLOSE, t, now);
-      } else if (t->state == MS_CLOSING && t->close_why == CW_MERGE &&
-                 t->closed) {
+      if (t->state == MS_CLOSING && t->close_why == CW_MERGE && t->closed) {
+        /* Closed for a merge that will not happen now. */
+        uint64_t id = t->id;
         err = commit_u64s(m, REC_UNASSIGN, &id, 1);
+        continue;
       }
-      if (err) return err;
+      if (t->state == MS_SERVING && t->action == 0 && t->retry_at <= now) {
+        uint64_t rec[3] = {t->id, CW_DROP, 0};
+        batch_add(&b, REC_CLOSING, t, rec, 3);
+      }
       if (t->state == MS_OPENING || t->state == MS_SERVING ||
           t->state == MS_CLOSING)
         all_closed = false;
     }
-    if (all_closed && tb->action == 0 && tb->retry_at <= now) {
+    if (!err && all_closed && tb->action == 0 && tb->retry_at <= now) {
       ms_act *a = new_act(m);
       a->type = MS_ACT_DELETE_TABLE;
       a->table_id = tb->id;
@@ -280,7 +326,11 @@ static mica_err *advance_drops(ms *m, uint64_t now) {
       tb->action = a->id;
     }
   }
-  return NULL;
+  if (!err) err = batch_commit(m, &b);
+  for (size_t i = 0; i < b.n && !err; i++)
+    ms_queue_action(m, MS_ACT_CLOSE, b.tabs[i], now);
+  batch_free(&b);
+  return err;
 }
 
 /* ---- moves and merges ---- */
@@ -550,7 +600,7 @@ static mica_err *tick(ms *m, uint64_t now) {
   mica_err *err;
   if (!m->grace_done) {
     if (now < m->grace_until) return NULL;
-    err = end_grace(m);
+    err = end_grace(m, now);
     if (err) return err;
   }
   if ((err = check_leases(m, now))) return err;
@@ -648,19 +698,27 @@ static void retry_later(ms *m, ms_act copy, ms_tab *t, uint64_t now) {
   t->action = id;
 }
 
+static bool open_ok(int code) {
+  return code == MICA_OK || code == MICA_ALREADY_EXISTS;
+}
+
+/* After the SERVING record of `t` is durable. */
+static void opened(ms *m, ms_tab *t, bool was_move) {
+  t->failures = 0;
+  t->avoid_server = 0;
+  if (was_move)
+    ms_event_add(m, "move", t->id, t->server, "tablet %" PRIu64
+                 " serving on server %" PRIu64, t->id, t->server);
+}
+
 static mica_err *open_done(ms *m, ms_act act, ms_tab *t, int code,
                            uint64_t now) {
   uint64_t rec[2] = {t->id, t->assign_epoch};
-  if (code == MICA_OK || code == MICA_ALREADY_EXISTS) {
+  if (open_ok(code)) {
     bool was_move = t->moving;
     mica_err *err = commit_u64s(m, REC_SERVING, rec, 2);
-    if (err) return err;
-    t->failures = 0;
-    t->avoid_server = 0;
-    if (was_move)
-      ms_event_add(m, "move", t->id, t->server, "tablet %" PRIu64
-                   " serving on server %" PRIu64, t->id, t->server);
-    return NULL;
+    if (!err) opened(m, t, was_move);
+    return err;
   }
   if (indeterminate(code) && ms_srv_live(m, t->server)) {
     retry_later(m, act, t, now);
@@ -711,44 +769,101 @@ static mica_err *close_done(ms *m, ms_act act, ms_tab *t, int code,
   return NULL;
 }
 
+/* Takes pending action `id` out of the list into *act. For an OPEN or
+ * CLOSE, *tab is its tablet when the outcome still matters (same tablet
+ * state, server and epoch as when it was issued), else NULL. */
+static mica_err *take_action(ms *m, uint64_t id, ms_act *act, ms_tab **tab) {
+  *tab = NULL;
+  ms_act *a = find_act(m, id);
+  if (a == NULL || !a->emitted)
+    return err_new(MICA_NOT_FOUND, "no pending action %" PRIu64, id);
+  *act = *a;
+  remove_act(m, a);
+  if (act->type == MS_ACT_DELETE_TABLE) return NULL;
+  ms_tab *t = ms_find_tab(m, act->tablet_id);
+  if (t == NULL || t->action != id || t->server != act->server ||
+      t->assign_epoch != act->epoch)
+    return NULL;
+  bool current = act->type == MS_ACT_OPEN
+                     ? t->state == MS_OPENING
+                     : t->state == MS_CLOSING && !t->closed;
+  t->action = 0;
+  if (current) *tab = t;
+  return NULL;
+}
+
+static mica_err *delete_done(ms *m, const ms_act *act, int code,
+                             uint64_t now) {
+  ms_tbl *tb = ms_find_tbl(m, act->table_id);
+  if (tb == NULL || tb->action != act->id) return NULL;
+  tb->action = 0;
+  if (code != MICA_OK) {
+    tb->failures++;
+    tb->retry_at = now + backoff(m, tb->failures);
+    return NULL;
+  }
+  char *name = xstrdup(tb->name);
+  uint64_t id = act->table_id;
+  mica_err *err = commit_u64s(m, REC_TABLE_REMOVE, &id, 1);
+  if (!err)
+    ms_event_add(m, "drop", 0, 0, "table %s (id %" PRIu64 ") removed", name,
+                 id);
+  free(name);
+  return err;
+}
+
+static mica_err *done_locked(ms *m, uint64_t id, int code, uint64_t now) {
+  ms_act act;
+  ms_tab *t;
+  mica_err *err = take_action(m, id, &act, &t);
+  if (err) return err;
+  if (act.type == MS_ACT_DELETE_TABLE) return delete_done(m, &act, code, now);
+  if (t == NULL) return NULL;
+  return act.type == MS_ACT_OPEN ? open_done(m, act, t, code, now)
+                                 : close_done(m, act, t, code, now);
+}
+
 mica_err *ms_action_done(ms *m, uint64_t id, int code, uint64_t now) {
   pthread_mutex_lock(&m->mu);
   m->now = now;
-  mica_err *err = NULL;
-  ms_act *a = find_act(m, id);
-  if (a == NULL || !a->emitted) {
-    err = err_new(MICA_NOT_FOUND, "no pending action %" PRIu64, id);
-    goto out;
-  }
-  ms_act act = *a;
-  remove_act(m, a);
-  if (act.type == MS_ACT_DELETE_TABLE) {
-    ms_tbl *tb = ms_find_tbl(m, act.table_id);
-    if (tb == NULL || tb->action != id) goto out;
-    tb->action = 0;
-    if (code == MICA_OK) {
-      char *name = xstrdup(tb->name);
-      err = commit_u64s(m, REC_TABLE_REMOVE, &act.table_id, 1);
-      if (!err)
-        ms_event_add(m, "drop", 0, 0, "table %s (id %" PRIu64 ") removed",
-                     name, act.table_id);
-      free(name);
-    } else {
-      tb->failures++;
-      tb->retry_at = now + backoff(m, tb->failures);
-    }
-    goto out;
-  }
-  ms_tab *t = ms_find_tab(m, act.tablet_id);
-  if (t == NULL || t->action != id || t->server != act.server ||
-      t->assign_epoch != act.epoch)
-    goto out;
-  t->action = 0;
-  if (act.type == MS_ACT_OPEN && t->state == MS_OPENING)
-    err = open_done(m, act, t, code, now);
-  else if (act.type == MS_ACT_CLOSE && t->state == MS_CLOSING && !t->closed)
-    err = close_done(m, act, t, code, now);
-out:
+  mica_err *err = done_locked(m, id, code, now);
   pthread_mutex_unlock(&m->mu);
   return err;
+}
+
+mica_err *ms_actions_done(ms *m, const uint64_t *ids, const int *codes,
+                          size_t n, uint64_t now) {
+  pthread_mutex_lock(&m->mu);
+  m->now = now;
+  mica_err *first = NULL;
+  batch b = {0};
+  bool *was_move = xcalloc(n + 1, sizeof(*was_move));
+  for (size_t i = 0; i < n; i++) {
+    mica_err *err = NULL;
+    ms_act *a = find_act(m, ids[i]);
+    if (a != NULL && a->type == MS_ACT_OPEN && open_ok(codes[i])) {
+      ms_act act;
+      ms_tab *t;
+      err = take_action(m, ids[i], &act, &t);
+      if (!err && t != NULL) {
+        uint64_t rec[2] = {t->id, t->assign_epoch};
+        was_move[b.n] = t->moving;
+        batch_add(&b, REC_SERVING, t, rec, 2);
+      }
+    } else {
+      err = done_locked(m, ids[i], codes[i], now);
+    }
+    if (err && first == NULL) first = err;
+    else err_free(err);
+  }
+  /* On failure the tablets stay opening without an action, and the next
+   * tick sends their opens again. */
+  mica_err *err = batch_commit(m, &b);
+  for (size_t i = 0; i < b.n && !err; i++) opened(m, b.tabs[i], was_move[i]);
+  if (err && first == NULL) first = err;
+  else err_free(err);
+  free(was_move);
+  batch_free(&b);
+  pthread_mutex_unlock(&m->mu);
+  return first;
 }

@@ -374,6 +374,12 @@ mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out);
  * died, the table was dropped) is ignored. NOT_FOUND for an unknown id. */
 mica_err *ms_action_done(ms *m, uint64_t id, int code, uint64_t now);
 
+/* ms_action_done for `n` outcomes at once, the successful opens logged with
+ * a single sync (a server's death reassigns many tablets; their opens
+ * finish together). Every outcome is processed; returns the first error. */
+mica_err *ms_actions_done(ms *m, const uint64_t *ids, const int *codes,
+                          size_t n, uint64_t now);
+
 /* ---- tests and tools ---- */
 
 /* Appends the canonical encoding of the durable state (the snapshot

@@ -127,6 +127,12 @@ int sim_heartbeat(sim *c, int i) {
 }
 
 void sim_perform(sim *c, ms_action_list *l) {
+  TU_OK(sim_perform_err(c, l, tu_rand_below(2)));
+}
+
+mica_err *sim_perform_err(sim *c, ms_action_list *l, bool batched) {
+  uint64_t *ids = xcalloc(l->n + 1, sizeof(*ids));
+  int *codes = xcalloc(l->n + 1, sizeof(*codes));
   for (size_t k = 0; k < l->n; k++) {
     ms_action *a = &l->v[k];
     int code = MICA_OK;
@@ -161,8 +167,19 @@ void sim_perform(sim *c, ms_action_list *l) {
         }
       }
     }
-    TU_OK(ms_action_done(c->m, a->id, code, c->now));
+    ids[k] = a->id;
+    codes[k] = code;
   }
+  mica_err *err = NULL;
+  if (batched) {
+    err = ms_actions_done(c->m, ids, codes, l->n, c->now);
+  } else {
+    for (size_t k = 0; k < l->n && !err; k++)
+      err = ms_action_done(c->m, ids[k], codes[k], c->now);
+  }
+  free(ids);
+  free(codes);
+  return err;
 }
 
 int sim_settle(sim *c, int rounds) {

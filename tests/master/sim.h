@@ -73,8 +73,11 @@ int sim_settle(sim *c, int rounds);
 /* Advances time by `us` in heartbeat-sized steps: up servers heartbeat,
  * the master ticks, actions are performed. */
 void sim_advance(sim *c, uint64_t us);
-/* Performs every action of `l` and reports the outcomes. */
+/* Performs every action of `l` and reports the outcomes, one by one or
+ * all at once (chosen at random); asserts the reports succeed. */
 void sim_perform(sim *c, ms_action_list *l);
+/* The same, reporting as asked, returning the master's error. */
+mica_err *sim_perform_err(sim *c, ms_action_list *l, bool batched);
 
 int sim_find(sim *c, uint64_t server_id); /* index or -1 */
 /* Tablets each server serves, by the master's map (serving state). */

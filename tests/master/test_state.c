@@ -1029,6 +1029,28 @@ static void test_log_failures(void) {
   TU_OK(ms_create_table(c.m, "b", NULL, 0, c.now, NULL));
   sim_settle(&c, 5);
 
+  /* Outcomes reported together: a failed sync leaves the tablets opening,
+   * and their opens are sent again (same epoch). */
+  slice k2[] = {S("g"), S("p")};
+  TU_OK(ms_create_table(c.m, "e", k2, 2, c.now, NULL));
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT_EQUAL_FATAL(a.n, 3);
+  env_fault_fail_nth(f, ENV_OP_SYNC, 1, false);
+  mica_err *e = sim_perform_err(&c, &a, true);
+  CU_ASSERT_EQUAL(err_code(e), MICA_IO_ERROR);
+  err_free(e);
+  ms_action_list_free(&a);
+  CU_ASSERT_EQUAL(count_state(&c, MS_OPENING), 3);
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT_EQUAL_FATAL(a.n, 3);
+  for (size_t i = 0; i < a.n; i++) {
+    CU_ASSERT_EQUAL(a.v[i].type, MS_ACT_OPEN);
+    CU_ASSERT_EQUAL(a.v[i].tablet.assign_epoch, 1);
+  }
+  TU_OK(sim_perform_err(&c, &a, true));
+  ms_action_list_free(&a);
+  CU_ASSERT_EQUAL(count_state(&c, MS_OPENING), 0);
+
   /* Power loss: everything acknowledged survives. */
   buf before = BUF_INIT, after = BUF_INIT;
   ms_dump_durable(c.m, &before);

@@ -8,6 +8,8 @@
 const REFRESH_MS = 3000;
 const MAX_EVENTS = 40;
 const MAX_KEY_SHOWN = 160;
+const MAX_SEGMENTS = 240;
+const MAX_TRANSITIONS = 20;
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2',
                  '#edc948', '#e15759', '#9c755f', '#ff9da7', '#bab0ac'];
 
@@ -156,6 +158,50 @@ function tabletTitle(t, servers) {
   return lines.join('\n');
 }
 
+// A table of more tablets than MAX_SEGMENTS is drawn as MAX_SEGMENTS runs
+// of neighbouring tablets, each coloured by the server holding most of its
+// bytes, so the bar stays readable and cheap to draw.
+function segments(list) {
+  const per = Math.ceil(list.length / MAX_SEGMENTS);
+  const out = [];
+  for (let i = 0; i < list.length; i += per) {
+    const tablets = list.slice(i, i + per);
+    const by = new Map();  // server id -> {n, bytes}
+    for (const x of tablets) {
+      const e = by.get(x.server_id) || {n: 0, bytes: 0};
+      e.n++;
+      e.bytes += x.bytes;
+      by.set(x.server_id, e);
+    }
+    let best = 0, bestKey = -1;
+    for (const [id, e] of by) {
+      const key = e.bytes * 1e6 + e.n;  // most bytes, then most tablets
+      if (key > bestKey) { best = id; bestKey = key; }
+    }
+    out.push({tablets, server_id: best, by,
+              bytes: tablets.reduce((a, x) => a + x.bytes, 0),
+              in_transition: tablets.some(x => x.in_transition)});
+  }
+  return out;
+}
+
+function groupTitle(g, servers) {
+  const first = g.tablets[0], last = g.tablets[g.tablets.length - 1];
+  const lines = [
+    g.tablets.length + ' tablets, ' + first.id + ' to ' + last.id,
+    'start: ' + shortKey(first.start.text, false),
+    'end:   ' + shortKey(last.end.text, true),
+    'size:  ' + fmtBytes(g.bytes),
+  ];
+  for (const [id, e] of g.by) {
+    const s = servers.get(id);
+    lines.push((id ? 'server ' + id + ' ' + (s ? s.address : '') : 'unassigned') +
+               ': ' + e.n + ' tablets, ' + fmtBytes(e.bytes));
+  }
+  if (g.in_transition) lines.push('some in transition');
+  return lines.join('\n');
+}
+
 function renderKeyspace(tables, tablets, servers) {
   const box = document.getElementById('keyspace');
   box.replaceChildren();
@@ -166,18 +212,20 @@ function renderKeyspace(tables, tablets, servers) {
     const name = el('div', 'ks-name', t.name);
     name.title = t.name;
     const bar = el('div', 'ks-bar');
-    for (const x of list) {
+    if (list.length > MAX_SEGMENTS) bar.classList.add('dense');
+    for (const g of segments(list)) {
       const seg = el('div', 'ks-seg');
       // Sized by bytes; an empty tablet still gets a sliver (min-width).
-      const w = total > 0 ? x.bytes / total : 1 / list.length;
+      const w = total > 0 ? g.bytes / total : g.tablets.length / list.length;
       seg.style.flexGrow = String(Math.max(w, 0.002));
-      if (x.state === 'unassigned') {
+      if (g.server_id === 0) {
         seg.classList.add('unassigned');
       } else {
-        seg.style.backgroundColor = serverColor(x.server_id);
-        if (x.in_transition) seg.classList.add('moving');
+        seg.style.backgroundColor = serverColor(g.server_id);
+        if (g.in_transition) seg.classList.add('moving');
       }
-      seg.title = tabletTitle(x, servers);
+      seg.title = g.tablets.length === 1 ? tabletTitle(g.tablets[0], servers)
+                                         : groupTitle(g, servers);
       bar.append(seg);
     }
     row.append(name, bar, el('div', 'ks-size',
@@ -204,7 +252,7 @@ function renderKeyspace(tables, tablets, servers) {
 function renderTransitions(c) {
   const tb = document.querySelector('#transitions tbody');
   tb.replaceChildren();
-  for (const t of c.transitions) {
+  for (const t of c.transitions.slice(0, MAX_TRANSITIONS)) {
     const tr = el('tr');
     const st = td('');
     st.append(stateBadge(t.state));
@@ -215,8 +263,17 @@ function renderTransitions(c) {
     tr.append(td(t.table), td(t.id, 'num'), sk, ek, st, td(t.transition, 'text'));
     tb.append(tr);
   }
-  document.getElementById('transitions').hidden = c.transitions.length === 0;
-  document.getElementById('no-transitions').hidden = c.transitions.length !== 0;
+  const total = c.tablets.in_transition;
+  if (total > MAX_TRANSITIONS) {
+    const tr = el('tr');
+    const more = td('... and ' + (total - MAX_TRANSITIONS) +
+                    ' more (all in /api/cluster, up to 200)', 'muted');
+    more.colSpan = 6;
+    tr.append(more);
+    tb.append(tr);
+  }
+  document.getElementById('transitions').hidden = total === 0;
+  document.getElementById('no-transitions').hidden = total !== 0;
 }
 
 function renderEvents(list) {
