@@ -10,6 +10,8 @@
  *   serial     one thread, blocking rpc_unary, one call in flight
  *   async-N    one thread keeping N calls in flight with rpc_async
  *   threads-N  N threads, each with blocking rpc_unary, on one channel
+ *   stream     one EchoStream call read chunk by chunk (the shape of a
+ *              Scan): chunks/s and MB/s of payload
  * By default the server runs in this process; --serve and --connect split
  * server and client into two processes. */
 #include <getopt.h>
@@ -30,8 +32,8 @@ static void usage(FILE *f) {
           "  --seconds S         measuring time per mode (default 3)\n"
           "  --server-threads N  server polling threads (default: one per "
           "core)\n"
-          "  --modes LIST        comma list of serial,async,threads (default "
-          "all)\n"
+          "  --modes LIST        comma list of serial,async,threads,stream "
+          "(default all)\n"
           "  --serve[=ADDR]      only run a server (default 127.0.0.1:0), "
           "print its address, serve until killed\n"
           "  --connect ADDR      run the clients against a server elsewhere\n"
@@ -157,6 +159,44 @@ static void async_loop(run *r) {
   free(data);
 }
 
+static void stream_loop(rpc_channel *ch, size_t payload, double seconds) {
+  uint8_t *data = xcalloc(1, payload + 1);
+  Mica__V1__EchoRequest req;
+  make_req(&req, data, payload);
+  req.chunks = UINT32_MAX;
+  rpc_stream *st = NULL;
+  mica_err *e = rpc_stream_open(ch, &rpc_m_echo_stream, &req.base, 0, &st);
+  uint64_t start = now_us();
+  uint64_t warm_until = start + 500000;
+  uint64_t stop_at = warm_until + (uint64_t)(seconds * 1e6);
+  size_t chunks = 0;
+  while (e == NULL) {
+    ProtobufCMessage *m = NULL;
+    e = rpc_stream_next(st, &m);
+    if (m == NULL)
+      break;
+    rpc_msg_free(m);
+    uint64_t now = now_us();
+    if (now >= stop_at)
+      break;
+    if (now >= warm_until)
+      chunks++;
+  }
+  int errors = e != NULL;
+  if (e != NULL) {
+    fprintf(stderr, "stream: %s\n", err_msg(e));
+    err_free(e);
+  }
+  rpc_stream_free(st);
+  double rate = (double)chunks / seconds;
+  printf("%-12s payload=%zu chunks=%zu errors=%d rate=%.0f/s "
+         "throughput=%.1fMB/s\n",
+         "stream", payload, chunks, errors, rate,
+         rate * (double)payload / 1e6);
+  fflush(stdout);
+  free(data);
+}
+
 static void measure(const char *mode, rpc_channel *ch, size_t payload,
                     int inflight, double seconds) {
   uint64_t start = now_us();
@@ -208,7 +248,7 @@ int main(int argc, char **argv) {
   int inflight = 64;
   double seconds = 3;
   int server_threads = 0;
-  const char *modes = "serial,async,threads";
+  const char *modes = "serial,async,threads,stream";
   const char *serve = NULL;
   const char *connect = NULL;
   bool serve_only = false;
@@ -274,6 +314,10 @@ int main(int argc, char **argv) {
   char *list = xstrdup(modes);
   for (char *save = NULL, *m = strtok_r(list, ",", &save); m != NULL;
        m = strtok_r(NULL, ",", &save)) {
+    if (strcmp(m, "stream") == 0) {
+      stream_loop(ch, payload, seconds);
+      continue;
+    }
     if (strcmp(m, "serial") != 0 && strcmp(m, "async") != 0 &&
         strcmp(m, "threads") != 0) {
       fprintf(stderr, "mica-rpc-bench: unknown mode '%s'\n", m);
