@@ -19,22 +19,31 @@
  *            lookup reads, checksums and parses a block, but no lookup
  *            waits for the device. LevelDB reads its tables through mmap
  *            and by default does not verify block checksums on reads;
- *            Mica always does, so one more row runs LevelDB's uncached
- *            lookups (and its file scan) with verify_checksums on. (Blocks LevelDB reads from
- *            an mmap'd, uncompressed table are never put in its block
- *            cache, so its cached and uncached rows run the same code.)
+ *            Mica always does, so two more rows run LevelDB's file scan
+ *            and uncached lookups with verify_checksums on. (Blocks LevelDB
+ *            reads from an mmap'd, uncompressed table are never put in its
+ *            block cache, so its cached and uncached rows run the same
+ *            code.)
  * The read rows run in rounds that alternate Mica and LevelDB, each on
- * freshly opened readers, and report the median round: the machine's load
- * then weighs on both sides alike.
+ * freshly opened readers, and report the median round, so that a change
+ * in the machine's load weighs on both sides alike.
+ *
+ * Each row is reported twice: per second of wall-clock time, and per
+ * second of CPU time the process used (getrusage). On a machine shared
+ * with other work the wall-clock figure mostly measures the scheduler;
+ * the CPU-time figure measures the code. (The env offers monotonic and
+ * wall clocks only, which is what the wall-clock column uses; process CPU
+ * time is not a clock the rest of Mica has any use for.)
  * Mica/LevelDB ratios above 1 mean Mica is faster. Build is also given as
  * a share of the disk's bandwidth: file bytes written per second of build.
  *
  * LevelDB is optional at build time (MICA_HAVE_LEVELDB); without it the
- * LevelDB columns say "LevelDB not found". */
+ * LevelDB columns are empty and the output says "LevelDB not found". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/cache.h"
@@ -62,7 +71,8 @@ static void usage(FILE *f) {
           "compression), scans it and looks keys up, and does the same with LevelDB\n"
           "(fill in sorted order, compact, readseq, readrandom) when the tool was\n"
           "built with it. Also measures the disk's sequential write bandwidth\n"
-          "(append + fdatasync). Prints each rate and the Mica/LevelDB ratio.\n"
+          "(append + fdatasync). Prints each rate per second of wall-clock time and\n"
+          "per second of CPU time, and the Mica/LevelDB ratios.\n"
           "\n"
           "flags:\n"
           "  --entries N            entries in the table (default 1000000)\n"
@@ -85,8 +95,6 @@ static void usage(FILE *f) {
 /* Scans add up the bytes they see here so the compiler keeps the reads. */
 static volatile uint64_t sink;
 
-static uint64_t now_us(void) { return env_now_micros(env_posix()); }
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 static uint64_t rnd(void) {
   rng_state ^= rng_state << 13;
@@ -107,15 +115,61 @@ static const uint8_t *value_of(const uint8_t *pool, uint64_t i) {
   return pool + (i * 7919) % (VALUE_POOL - VALUE_LEN);
 }
 
+/* ---- measuring ---- */
+
+enum row_id {
+  ROW_BUILD,
+  ROW_SCAN_FILE,
+  ROW_SCAN_FILE_VERIFY,
+  ROW_SCAN_CACHE,
+  ROW_GET_CACHE,
+  ROW_GET_NOCACHE,
+  ROW_GET_NOCACHE_VERIFY,
+  ROW_COUNT_
+};
+
+static const struct {
+  const char *name, *unit;
+} row_names[ROW_COUNT_] = {
+    {"build (leveldb: fill + compact)", "entries/s"},
+    {"scan, blocks from file", "entries/s"},
+    {"scan, blocks from file, verify crc", "entries/s"},
+    {"scan, blocks in cache", "entries/s"},
+    {"get, block cache", "lookups/s"},
+    {"get, no block cache", "lookups/s"},
+    {"get, no block cache, verify crc", "lookups/s"},
+};
+
 typedef struct rates {
   bool ok;
-  double build_eps, build_mbps; /* entries/s; file MB/s (Mica) */
-  double scan_cold, scan_warm;  /* entries/s */
-  double scan_cold_verify;      /* LevelDB with verify_checksums; Mica always */
-  double get_cached, get_uncached; /* lookups/s */
-  double get_uncached_verify;   /* LevelDB with verify_checksums; Mica always */
-  uint64_t bytes;               /* table bytes on disk */
+  double wall[ROW_COUNT_]; /* operations per wall-clock second */
+  double cpu[ROW_COUNT_];  /* operations per second of process CPU time */
+  uint64_t bytes;          /* table bytes on disk */
 } rates;
+
+typedef struct meter {
+  uint64_t wall_us, cpu_us;
+} meter;
+
+static uint64_t cpu_micros(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+         (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+static meter meter_start(void) {
+  meter m = {env_now_micros(env_posix()), cpu_micros()};
+  return m;
+}
+
+/* Records `n` operations since `m` into row `row` of `out`. */
+static void meter_stop(meter m, uint64_t n, rates *out, enum row_id row) {
+  uint64_t wall = env_now_micros(env_posix()) - m.wall_us;
+  uint64_t cpu = cpu_micros() - m.cpu_us;
+  out->wall[row] = (double)n / ((double)(wall ? wall : 1) / 1e6);
+  out->cpu[row] = (double)n / ((double)(cpu ? cpu : 1) / 1e6);
+}
 
 typedef struct cfg {
   uint64_t entries, lookups, uncached_lookups, disk_mib, block_size, rounds;
@@ -141,61 +195,21 @@ static int disk_bandwidth(const cfg *c, double *mbps) {
     free(data);
     return bench_fail("disk", err);
   }
-  uint64_t t0 = now_us();
+  uint64_t t0 = env_now_micros(env_posix());
   for (uint64_t i = 0; i < c->disk_mib && err == NULL; i++)
     err = env_append(w, data, chunk);
   if (err == NULL) err = env_sync(w);
-  uint64_t t1 = now_us();
+  uint64_t t1 = env_now_micros(env_posix());
   mica_err *cerr = env_writer_close(w);
   if (err == NULL) err = cerr; else err_free(cerr);
   free(data);
   err_free(env_remove(env_posix(), path));
   if (err != NULL) return bench_fail("disk", err);
-  *mbps = (double)c->disk_mib * chunk / 1e6 / ((double)(t1 - t0) / 1e6);
+  *mbps = (double)c->disk_mib * chunk / 1e6 / ((double)(t1 > t0 ? t1 - t0 : 1) / 1e6);
   return EXIT_OK;
 }
 
-static double per_sec(uint64_t n, uint64_t t0, uint64_t t1) {
-  return (double)n / ((double)(t1 > t0 ? t1 - t0 : 1) / 1e6);
-}
-
-static mica_err *mica_scan(sst_reader *r, bool fill, uint64_t expect, double *eps) {
-  iter *it = sst_reader_iter_new(r, fill);
-  uint64_t n = 0, bytes = 0, t0 = now_us();
-  for (iter_seek_to_first(it); iter_valid(it); iter_next(it)) {
-    bytes += iter_key(it).len + iter_value(it).len;
-    n++;
-  }
-  uint64_t t1 = now_us();
-  mica_err *err = iter_status(it) ? err_dup(iter_status(it)) : NULL;
-  iter_close(it);
-  if (err == NULL && n != expect)
-    err = err_new(MICA_INTERNAL, "scan saw %" PRIu64 " entries, want %" PRIu64, n, expect);
-  sink += bytes;
-  *eps = per_sec(n, t0, t1);
-  return err;
-}
-
-static mica_err *mica_gets(const cfg *c, sst_reader *r, uint64_t count, double *ops) {
-  char k[KEY_LEN];
-  buf v = BUF_INIT;
-  mica_err *err = NULL;
-  uint64_t t0 = now_us();
-  for (uint64_t i = 0; i < count && err == NULL; i++) {
-    uint64_t idx = rnd() % c->entries;
-    make_key(idx, k);
-    sst_get_result res;
-    err = sst_reader_get(r, slice_make(k, KEY_LEN), IKEY_MAX_SEQ, &res, &v, NULL);
-    if (err == NULL && (res != SST_GET_PUT || v.len != VALUE_LEN ||
-                        memcmp(v.data, value_of(c->pool, idx), VALUE_LEN) != 0))
-      err = err_new(MICA_INTERNAL, "lookup of entry %" PRIu64 " returned the wrong answer",
-                    idx);
-  }
-  uint64_t t1 = now_us();
-  buf_free(&v);
-  *ops = per_sec(count, t0, t1);
-  return err;
-}
+/* ---- Mica ---- */
 
 static void mica_path(const cfg *c, char *path, size_t n) {
   snprintf(path, n, "%s/bench.sst", c->dir);
@@ -210,7 +224,7 @@ static int mica_build(const cfg *c, rates *out) {
   sst_builder *b;
   buf ik = BUF_INIT;
   char k[KEY_LEN];
-  uint64_t t0 = now_us();
+  meter m = meter_start();
   mica_err *err = sst_builder_new(env_posix(), path, &o, &b);
   if (err != NULL) return bench_fail("mica build", err);
   for (uint64_t i = 0; i < c->entries && err == NULL; i++) {
@@ -225,41 +239,82 @@ static int mica_build(const cfg *c, rates *out) {
     return bench_fail("mica build", err);
   }
   err = sst_builder_finish(b, NULL);
-  uint64_t t1 = now_us();
+  meter_stop(m, c->entries, out, ROW_BUILD);
   if (err != NULL) return bench_fail("mica build", err);
-  uint64_t fsize = 0;
-  err = env_file_size(env_posix(), path, &fsize);
+  err = env_file_size(env_posix(), path, &out->bytes);
   if (err != NULL) return bench_fail("mica build", err);
-  out->bytes = fsize;
-  out->build_eps = per_sec(c->entries, t0, t1);
-  out->build_mbps = (double)fsize / 1e6 / ((double)(t1 - t0) / 1e6);
   out->ok = true;
   return EXIT_OK;
 }
 
-/* One round of the read rows, on a freshly opened reader. */
+static mica_err *mica_scan(sst_reader *r, bool fill, uint64_t expect, rates *out,
+                           enum row_id row) {
+  iter *it = sst_reader_iter_new(r, fill);
+  uint64_t n = 0, bytes = 0;
+  meter m = meter_start();
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it)) {
+    bytes += iter_key(it).len + iter_value(it).len;
+    n++;
+  }
+  meter_stop(m, n, out, row);
+  mica_err *err = iter_status(it) ? err_dup(iter_status(it)) : NULL;
+  iter_close(it);
+  if (err == NULL && n != expect)
+    err = err_new(MICA_INTERNAL, "scan saw %" PRIu64 " entries, want %" PRIu64, n, expect);
+  sink += bytes;
+  return err;
+}
+
+static mica_err *mica_gets(const cfg *c, sst_reader *r, uint64_t count, rates *out,
+                           enum row_id row) {
+  char k[KEY_LEN];
+  buf v = BUF_INIT;
+  mica_err *err = NULL;
+  meter m = meter_start();
+  for (uint64_t i = 0; i < count && err == NULL; i++) {
+    uint64_t idx = rnd() % c->entries;
+    make_key(idx, k);
+    sst_get_result res;
+    err = sst_reader_get(r, slice_make(k, KEY_LEN), IKEY_MAX_SEQ, &res, &v, NULL);
+    if (err == NULL && (res != SST_GET_PUT || v.len != VALUE_LEN ||
+                        memcmp(v.data, value_of(c->pool, idx), VALUE_LEN) != 0))
+      err = err_new(MICA_INTERNAL, "lookup of entry %" PRIu64 " returned the wrong answer",
+                    idx);
+  }
+  meter_stop(m, count, out, row);
+  buf_free(&v);
+  return err;
+}
+
+/* One round of the read rows, on freshly opened readers. */
 static int mica_reads(const cfg *c, rates *out) {
   char path[4096];
   mica_path(c, path, sizeof path);
   cache *bc = cache_new((size_t)c->entries * 200 + (64 << 20));
   sst_reader *r = NULL;
+  rates scratch;
   mica_err *err = sst_reader_open(env_posix(), path, bc, &r);
-  double fill_pass;
-  if (err == NULL) err = mica_scan(r, false, c->entries, &out->scan_cold);
-  out->scan_cold_verify = out->scan_cold;
-  if (err == NULL) err = mica_scan(r, true, c->entries, &fill_pass);
-  if (err == NULL) err = mica_scan(r, true, c->entries, &out->scan_warm);
-  if (err == NULL) err = mica_gets(c, r, c->lookups, &out->get_cached);
+  if (err == NULL) err = mica_scan(r, false, c->entries, out, ROW_SCAN_FILE);
+  if (err == NULL) err = mica_scan(r, true, c->entries, &scratch, ROW_SCAN_CACHE);
+  if (err == NULL) err = mica_scan(r, true, c->entries, out, ROW_SCAN_CACHE);
+  if (err == NULL) err = mica_gets(c, r, c->lookups, out, ROW_GET_CACHE);
   sst_reader_close(r);
   r = NULL;
   if (err == NULL) err = sst_reader_open(env_posix(), path, NULL, &r);
-  if (err == NULL) err = mica_gets(c, r, c->uncached_lookups, &out->get_uncached);
-  out->get_uncached_verify = out->get_uncached;
+  if (err == NULL) err = mica_gets(c, r, c->uncached_lookups, out, ROW_GET_NOCACHE);
   sst_reader_close(r);
   cache_free(bc);
   if (err != NULL) return bench_fail("mica", err);
+  /* Mica checks every block it reads from the file: the "verify crc" rows
+   * are the same measurements. */
+  out->wall[ROW_SCAN_FILE_VERIFY] = out->wall[ROW_SCAN_FILE];
+  out->cpu[ROW_SCAN_FILE_VERIFY] = out->cpu[ROW_SCAN_FILE];
+  out->wall[ROW_GET_NOCACHE_VERIFY] = out->wall[ROW_GET_NOCACHE];
+  out->cpu[ROW_GET_NOCACHE_VERIFY] = out->cpu[ROW_GET_NOCACHE];
   return EXIT_OK;
 }
+
+/* ---- LevelDB ---- */
 
 #ifdef MICA_HAVE_LEVELDB
 static int ldb_fail(const char *what, char *msg) {
@@ -268,73 +323,23 @@ static int ldb_fail(const char *what, char *msg) {
   return EXIT_FAILED;
 }
 
-static leveldb_t *ldb_open(const char *path, size_t block_size, leveldb_cache_t *bcache,
+static void ldb_path(const cfg *c, char *path, size_t n) {
+  snprintf(path, n, "%s/leveldb", c->dir);
+}
+
+static leveldb_t *ldb_open(const cfg *c, leveldb_cache_t *bcache,
                            leveldb_filterpolicy_t *fp, leveldb_options_t **opts,
                            char **errp) {
+  char path[4096];
+  ldb_path(c, path, sizeof path);
   leveldb_options_t *o = leveldb_options_create();
   leveldb_options_set_create_if_missing(o, 1);
   leveldb_options_set_compression(o, leveldb_no_compression);
-  leveldb_options_set_block_size(o, block_size);
+  leveldb_options_set_block_size(o, (size_t)c->block_size);
   leveldb_options_set_filter_policy(o, fp);
   leveldb_options_set_cache(o, bcache);
   *opts = o;
   return leveldb_open(o, path, errp);
-}
-
-static int ldb_scan(leveldb_t *db, bool fill, bool verify, uint64_t expect, double *eps) {
-  leveldb_readoptions_t *ro = leveldb_readoptions_create();
-  leveldb_readoptions_set_fill_cache(ro, fill);
-  leveldb_readoptions_set_verify_checksums(ro, verify);
-  leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
-  uint64_t n = 0, bytes = 0, t0 = now_us();
-  for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
-    size_t kl, vl;
-    leveldb_iter_key(it, &kl);
-    leveldb_iter_value(it, &vl);
-    bytes += kl + vl;
-    n++;
-  }
-  uint64_t t1 = now_us();
-  char *err = NULL;
-  leveldb_iter_get_error(it, &err);
-  leveldb_iter_destroy(it);
-  leveldb_readoptions_destroy(ro);
-  if (err != NULL) return ldb_fail("scan", err);
-  if (n != expect) {
-    fprintf(stderr, "mica-sst: bench: leveldb scan saw %" PRIu64 " entries\n", n);
-    return EXIT_FAILED;
-  }
-  sink += bytes;
-  *eps = per_sec(n, t0, t1);
-  return EXIT_OK;
-}
-
-static int ldb_gets(const cfg *c, leveldb_t *db, bool verify, uint64_t count,
-                    double *ops) {
-  leveldb_readoptions_t *ro = leveldb_readoptions_create();
-  leveldb_readoptions_set_verify_checksums(ro, verify);
-  char k[KEY_LEN];
-  int rc = EXIT_OK;
-  uint64_t t0 = now_us();
-  for (uint64_t i = 0; i < count && rc == EXIT_OK; i++) {
-    uint64_t idx = rnd() % c->entries;
-    make_key(idx, k);
-    size_t vl = 0;
-    char *err = NULL;
-    char *v = leveldb_get(db, ro, k, KEY_LEN, &vl, &err);
-    if (err != NULL) {
-      rc = ldb_fail("get", err);
-    } else if (v == NULL || vl != VALUE_LEN ||
-               memcmp(v, value_of(c->pool, idx), VALUE_LEN) != 0) {
-      fprintf(stderr, "mica-sst: bench: leveldb get of %" PRIu64 " is wrong\n", idx);
-      rc = EXIT_FAILED;
-    }
-    leveldb_free(v);
-  }
-  uint64_t t1 = now_us();
-  leveldb_readoptions_destroy(ro);
-  *ops = per_sec(count, t0, t1);
-  return rc;
 }
 
 static uint64_t dir_bytes(const char *dir) {
@@ -364,20 +369,14 @@ static uint64_t dir_bytes(const char *dir) {
   return total;
 }
 
-static void ldb_path(const cfg *c, char *path, size_t n) {
-  snprintf(path, n, "%s/leveldb", c->dir);
-}
-
 static int ldb_build(const cfg *c, rates *out) {
-  char path[4096];
-  ldb_path(c, path, sizeof path);
   leveldb_filterpolicy_t *fp = leveldb_filterpolicy_create_bloom(SST_DEFAULT_BLOOM_BITS);
   leveldb_cache_t *bc = leveldb_cache_create_lru(8 << 20);
   leveldb_options_t *o;
   char *err = NULL;
   int rc = EXIT_OK;
-  uint64_t t0 = now_us();
-  leveldb_t *db = ldb_open(path, (size_t)c->block_size, bc, fp, &o, &err);
+  meter m = meter_start();
+  leveldb_t *db = ldb_open(c, bc, fp, &o, &err);
   if (err != NULL) {
     rc = ldb_fail("open", err);
   } else {
@@ -398,10 +397,10 @@ static int ldb_build(const cfg *c, rates *out) {
       rc = ldb_fail("fill", err);
     } else {
       leveldb_compact_range(db, NULL, 0, NULL, 0);
-      uint64_t t1 = now_us();
-      out->build_eps = per_sec(c->entries, t0, t1);
+      meter_stop(m, c->entries, out, ROW_BUILD);
+      char path[4096];
+      ldb_path(c, path, sizeof path);
       out->bytes = dir_bytes(path);
-      out->build_mbps = (double)out->bytes / 1e6 / ((double)(t1 - t0) / 1e6);
     }
     leveldb_close(db);
   }
@@ -412,38 +411,93 @@ static int ldb_build(const cfg *c, rates *out) {
   return rc;
 }
 
+static int ldb_scan(leveldb_t *db, bool fill, bool verify, uint64_t expect, rates *out,
+                    enum row_id row) {
+  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  leveldb_readoptions_set_fill_cache(ro, fill);
+  leveldb_readoptions_set_verify_checksums(ro, verify);
+  leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
+  uint64_t n = 0, bytes = 0;
+  meter m = meter_start();
+  for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t kl, vl;
+    leveldb_iter_key(it, &kl);
+    leveldb_iter_value(it, &vl);
+    bytes += kl + vl;
+    n++;
+  }
+  meter_stop(m, n, out, row);
+  char *err = NULL;
+  leveldb_iter_get_error(it, &err);
+  leveldb_iter_destroy(it);
+  leveldb_readoptions_destroy(ro);
+  if (err != NULL) return ldb_fail("scan", err);
+  if (n != expect) {
+    fprintf(stderr, "mica-sst: bench: leveldb scan saw %" PRIu64 " entries\n", n);
+    return EXIT_FAILED;
+  }
+  sink += bytes;
+  return EXIT_OK;
+}
+
+static int ldb_gets(const cfg *c, leveldb_t *db, bool verify, uint64_t count,
+                    rates *out, enum row_id row) {
+  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  leveldb_readoptions_set_verify_checksums(ro, verify);
+  char k[KEY_LEN];
+  int rc = EXIT_OK;
+  meter m = meter_start();
+  for (uint64_t i = 0; i < count && rc == EXIT_OK; i++) {
+    uint64_t idx = rnd() % c->entries;
+    make_key(idx, k);
+    size_t vl = 0;
+    char *err = NULL;
+    char *v = leveldb_get(db, ro, k, KEY_LEN, &vl, &err);
+    if (err != NULL) {
+      rc = ldb_fail("get", err);
+    } else if (v == NULL || vl != VALUE_LEN ||
+               memcmp(v, value_of(c->pool, idx), VALUE_LEN) != 0) {
+      fprintf(stderr, "mica-sst: bench: leveldb get of %" PRIu64 " is wrong\n", idx);
+      rc = EXIT_FAILED;
+    }
+    leveldb_free(v);
+  }
+  meter_stop(m, count, out, row);
+  leveldb_readoptions_destroy(ro);
+  return rc;
+}
+
 /* One round of the read rows, on freshly opened databases: one with a
  * block cache as big as the Mica side's, one with a zero-capacity cache. */
 static int ldb_reads(const cfg *c, rates *out) {
-  char path[4096];
-  ldb_path(c, path, sizeof path);
   leveldb_filterpolicy_t *fp = leveldb_filterpolicy_create_bloom(SST_DEFAULT_BLOOM_BITS);
   leveldb_cache_t *big = leveldb_cache_create_lru((size_t)c->entries * 200 + (64 << 20));
   leveldb_cache_t *none = leveldb_cache_create_lru(0);
   leveldb_options_t *o;
   char *err = NULL;
   int rc = EXIT_OK;
-  leveldb_t *db = ldb_open(path, (size_t)c->block_size, big, fp, &o, &err);
+  rates scratch;
+  leveldb_t *db = ldb_open(c, big, fp, &o, &err);
   if (err != NULL) {
     rc = ldb_fail("open", err);
   } else {
-    double fill_pass;
-    rc = ldb_scan(db, false, false, c->entries, &out->scan_cold);
-    if (rc == EXIT_OK) rc = ldb_scan(db, false, true, c->entries, &out->scan_cold_verify);
-    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, &fill_pass);
-    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, &out->scan_warm);
-    if (rc == EXIT_OK) rc = ldb_gets(c, db, false, c->lookups, &out->get_cached);
+    rc = ldb_scan(db, false, false, c->entries, out, ROW_SCAN_FILE);
+    if (rc == EXIT_OK)
+      rc = ldb_scan(db, false, true, c->entries, out, ROW_SCAN_FILE_VERIFY);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, &scratch, ROW_SCAN_CACHE);
+    if (rc == EXIT_OK) rc = ldb_scan(db, true, false, c->entries, out, ROW_SCAN_CACHE);
+    if (rc == EXIT_OK) rc = ldb_gets(c, db, false, c->lookups, out, ROW_GET_CACHE);
     leveldb_close(db);
   }
   leveldb_options_destroy(o);
   if (rc == EXIT_OK) {
-    db = ldb_open(path, (size_t)c->block_size, none, fp, &o, &err);
+    db = ldb_open(c, none, fp, &o, &err);
     if (err != NULL) {
       rc = ldb_fail("reopen", err);
     } else {
-      rc = ldb_gets(c, db, false, c->uncached_lookups, &out->get_uncached);
+      rc = ldb_gets(c, db, false, c->uncached_lookups, out, ROW_GET_NOCACHE);
       if (rc == EXIT_OK)
-        rc = ldb_gets(c, db, true, c->uncached_lookups, &out->get_uncached_verify);
+        rc = ldb_gets(c, db, true, c->uncached_lookups, out, ROW_GET_NOCACHE_VERIFY);
       leveldb_close(db);
     }
     leveldb_options_destroy(o);
@@ -455,6 +509,8 @@ static int ldb_reads(const cfg *c, rates *out) {
 }
 #endif
 
+/* ---- report ---- */
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -465,11 +521,31 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void row(const char *name, const char *unit, double m, const rates *l, double lv) {
-  if (l->ok)
-    printf("%-34s %14.0f %14.0f %8.2f  %s\n", name, m, lv, lv > 0 ? m / lv : 0.0, unit);
-  else
-    printf("%-34s %14.0f %14s %8s  %s\n", name, m, "-", "-", unit);
+/* Sets the read rows of `out` to the medians over `n` rounds. */
+static void take_medians(rates *out, const rates *rounds, int n) {
+  for (int row = ROW_SCAN_FILE; row < ROW_COUNT_; row++) {
+    double w[MAX_ROUNDS], cpu[MAX_ROUNDS];
+    for (int i = 0; i < n; i++) {
+      w[i] = rounds[i].wall[row];
+      cpu[i] = rounds[i].cpu[row];
+    }
+    out->wall[row] = median(w, n);
+    out->cpu[row] = median(cpu, n);
+  }
+}
+
+static void print_table(const char *title, const rates *m, const rates *l, bool cpu) {
+  printf("%-36s %13s %13s %7s\n", title, "mica", "leveldb", "ratio");
+  for (int row = 0; row < ROW_COUNT_; row++) {
+    double mv = cpu ? m->cpu[row] : m->wall[row];
+    double lv = cpu ? l->cpu[row] : l->wall[row];
+    if (l->ok)
+      printf("%-36s %13.0f %13.0f %7.2f  %s\n", row_names[row].name, mv, lv,
+             lv > 0 ? mv / lv : 0.0, row_names[row].unit);
+    else
+      printf("%-36s %13.0f %13s %7s  %s\n", row_names[row].name, mv, "-", "-",
+             row_names[row].unit);
+  }
 }
 
 int sst_cmd_bench(int argc, char **argv) {
@@ -493,9 +569,9 @@ int sst_cmd_bench(int argc, char **argv) {
   if (!sst_flag_u64(&flags[0], 1000000, 1, UINT64_C(1) << 32, &c.entries) ||
       !sst_flag_u64(&flags[2], 500000, 1, UINT64_C(1) << 40, &c.lookups) ||
       !sst_flag_u64(&flags[3], 200000, 1, UINT64_C(1) << 40, &c.uncached_lookups) ||
-      !sst_flag_u64(&flags[7], 3, 1, MAX_ROUNDS, &c.rounds) ||
       !sst_flag_u64(&flags[4], 256, 1, 1 << 20, &c.disk_mib) ||
-      !sst_flag_u64(&flags[6], SST_DEFAULT_BLOCK_SIZE, 1024, 4 << 20, &c.block_size)) {
+      !sst_flag_u64(&flags[6], SST_DEFAULT_BLOCK_SIZE, 1024, 4 << 20, &c.block_size) ||
+      !sst_flag_u64(&flags[7], 3, 1, MAX_ROUNDS, &c.rounds)) {
     usage(stderr);
     return EXIT_USAGE;
   }
@@ -530,10 +606,9 @@ int sst_cmd_bench(int argc, char **argv) {
   if (rc == EXIT_OK) rc = mica_build(&c, &m);
 #ifdef MICA_HAVE_LEVELDB
   if (rc == EXIT_OK && leveldb) rc = ldb_build(&c, &l);
+#else
+  (void)leveldb;
 #endif
-  /* Rounds alternate between the two sides so that a change in the
-   * machine's load during the run hits both alike; each row reports the
-   * median round. */
   for (uint64_t i = 0; i < c.rounds && rc == EXIT_OK; i++) {
     rc = mica_reads(&c, &mr[i]);
 #ifdef MICA_HAVE_LEVELDB
@@ -541,46 +616,21 @@ int sst_cmd_bench(int argc, char **argv) {
 #endif
   }
   if (rc == EXIT_OK) {
-    int n = (int)c.rounds;
-#define MEDIAN_OF(dst, arr, field)                          \
-  do {                                                       \
-    double v_[MAX_ROUNDS];                                   \
-    for (int i_ = 0; i_ < n; i_++) v_[i_] = (arr)[i_].field; \
-    (dst).field = median(v_, n);                             \
-  } while (0)
-    MEDIAN_OF(m, mr, scan_cold);
-    MEDIAN_OF(m, mr, scan_cold_verify);
-    MEDIAN_OF(m, mr, scan_warm);
-    MEDIAN_OF(m, mr, get_cached);
-    MEDIAN_OF(m, mr, get_uncached);
-    MEDIAN_OF(m, mr, get_uncached_verify);
-    MEDIAN_OF(l, lr, scan_cold);
-    MEDIAN_OF(l, lr, scan_cold_verify);
-    MEDIAN_OF(l, lr, scan_warm);
-    MEDIAN_OF(l, lr, get_cached);
-    MEDIAN_OF(l, lr, get_uncached);
-    MEDIAN_OF(l, lr, get_uncached_verify);
-#undef MEDIAN_OF
+    take_medians(&m, mr, (int)c.rounds);
+    take_medians(&l, lr, (int)c.rounds);
+    double build_mbps = m.wall[ROW_BUILD] * (double)m.bytes / (double)c.entries / 1e6;
     printf("disk sequential write (%" PRIu64 " MiB, append + fdatasync): %.1f MB/s\n",
            c.disk_mib, disk);
+    printf("mica build: %.1f MB/s of table bytes = %.0f%% of the disk's bandwidth\n",
+           build_mbps, 100.0 * build_mbps / disk);
     printf("mica table: %" PRIu64 " bytes; leveldb tables: ", m.bytes);
     if (l.ok) printf("%" PRIu64 " bytes\n", l.bytes); else printf("-\n");
 #ifndef MICA_HAVE_LEVELDB
     printf("LevelDB not found: built without libleveldb-dev, so no comparison\n");
 #endif
     printf("read rows: median of %" PRIu64 " alternating rounds\n", c.rounds);
-    printf("%-34s %14s %14s %8s\n", "", "mica", "leveldb", "ratio");
-    row("build (leveldb: fill + compact)", "entries/s", m.build_eps, &l, l.build_eps);
-    row("build, table bytes written", "MB/s", m.build_mbps, &l, l.build_mbps);
-    row("scan, blocks from file", "entries/s", m.scan_cold, &l, l.scan_cold);
-    row("scan, blocks from file, verify crc", "entries/s", m.scan_cold_verify, &l,
-        l.scan_cold_verify);
-    row("scan, blocks in cache", "entries/s", m.scan_warm, &l, l.scan_warm);
-    row("get, block cache", "lookups/s", m.get_cached, &l, l.get_cached);
-    row("get, no block cache", "lookups/s", m.get_uncached, &l, l.get_uncached);
-    row("get, no block cache, verify crc", "lookups/s", m.get_uncached_verify, &l,
-        l.get_uncached_verify);
-    printf("build bandwidth / disk bandwidth: %.0f%%\n", 100.0 * m.build_mbps / disk);
+    print_table("per second of wall-clock time", &m, &l, false);
+    print_table("per second of CPU time", &m, &l, true);
   }
   free(pool);
   err_free(env_remove_tree(env_posix(), dir));
