@@ -378,6 +378,41 @@ static void test_crash_keeps_synced_records(void) {
   free(dir);
 }
 
+/* Several records, one write and one sync; a cut inside keeps a prefix. */
+static void test_batch(void) {
+  char *dir = master_dir();
+  mlog *m;
+  seen got = {0};
+  TU_OK(mlog_open(env_posix(), dir, collect, &got, &m));
+  TU_OK(mlog_roll(m, 1, slice_from_str("S")));
+  uint8_t types[5] = {2, 3, 4, 5, 6};
+  slice p[5] = {slice_from_str("a"), slice_from_str("bb"), slice_from_str(""),
+                slice_from_str("dddd"), slice_from_str("eeeee")};
+  TU_OK(mlog_append_batch(m, 5, types, p));
+  char *log = gen_file(dir, "log-", mlog_generation(m));
+  mlog_close(m);
+  TU_OK(mlog_open(env_posix(), dir, collect, &got, &m));
+  CU_ASSERT_EQUAL_FATAL(got.n, 6);
+  for (int i = 0; i < 5; i++) {
+    CU_ASSERT_EQUAL(got.v[i + 1].type, types[i]);
+    CU_ASSERT(slice_eq(buf_slice(&got.v[i + 1].payload), p[i]));
+  }
+  mlog_close(m);
+  seen_free(&got);
+  buf f = BUF_INIT;
+  TU_OK(env_read_file(env_posix(), log, 1 << 20, &f));
+  /* Cut in the middle of the fourth record. */
+  size_t cut = 24 + (9 + 1) + (9 + 2) + (9 + 0) + 5;
+  TU_OK(env_write_file_atomic(env_posix(), log, slice_make(f.data, cut)));
+  TU_OK(mlog_open(env_posix(), dir, collect, &got, &m));
+  CU_ASSERT_EQUAL(got.n, 4);
+  mlog_close(m);
+  seen_free(&got);
+  buf_free(&f);
+  free(log);
+  free(dir);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"round_trip", test_round_trip},
@@ -387,6 +422,7 @@ static void add_suites(void) {
       {"replay_error_names_offset", test_replay_error_names_offset},
       {"failed_sync_never_resurfaces", test_failed_sync_never_resurfaces},
       {"crash_keeps_synced_records", test_crash_keeps_synced_records},
+      {"batch", test_batch},
       CU_TEST_INFO_NULL};
   tu_add_suite("metalog", tests);
 }

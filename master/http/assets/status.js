@@ -266,8 +266,7 @@ function renderTransitions(c) {
   const total = c.tablets.in_transition;
   if (total > MAX_TRANSITIONS) {
     const tr = el('tr');
-    const more = td('... and ' + (total - MAX_TRANSITIONS) +
-                    ' more (all in /api/cluster, up to 200)', 'muted');
+    const more = td('... and ' + (total - MAX_TRANSITIONS) + ' more', 'muted');
     more.colSpan = 6;
     tr.append(more);
     tb.append(tr);
