@@ -1,13 +1,14 @@
 /* mhttp_demo: serves the status page over a sample cluster, for looking at
  * the page (docs/status-page.png is taken from it).
  *
- *   mhttp_demo DIR [--seconds N]
+ *   mhttp_demo DIR [--seconds N] [--big N]
  *
  * Builds, in a master core on DIR (which must not hold a master yet):
  * three servers of which one dies, three tables (one with hostile split
  * keys) of about forty tablets with figures, a split, a merge, a move and
  * opens left under way; then prints "http HOST:PORT" and serves until
- * SIGINT/SIGTERM or N seconds, heartbeating the two live servers. */
+ * SIGINT/SIGTERM or N seconds, heartbeating the two live servers. --big N
+ * adds a table of N tablets (up to 10000), to look at a dense key space. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,11 +56,15 @@ static uint64_t tablet_at(hfix *f, const char *table, size_t idx) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: mhttp_demo DIR [--seconds N]\n");
+    fprintf(stderr, "usage: mhttp_demo DIR [--seconds N] [--big N]\n");
     return 2;
   }
-  long seconds = argc >= 4 && strcmp(argv[2], "--seconds") == 0
-                     ? atol(argv[3]) : 0;
+  long seconds = 0, big = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--seconds") == 0) seconds = atol(argv[i + 1]);
+    else if (strcmp(argv[i], "--big") == 0) big = atol(argv[i + 1]);
+  }
+  if (big > 10000) big = 10000;
   hfix f;
   check(hfix_open(&f, argv[1], 10 * SEC, 2 * SEC), "open");
   bool off = false;
@@ -93,7 +98,19 @@ int main(int argc, char **argv) {
   };
   check(ms_create_table(f.m, "hostile_keys", hk, sizeof(hk) / sizeof(hk[0]),
                         hfix_now(&f), NULL), "hostile");
-  check(hfix_settle(&f, 10, SIZE_MAX), "settle");
+  if (big > 1) {
+    char (*bk)[16] = calloc((size_t)big, 16);
+    slice *bs = calloc((size_t)big, sizeof(*bs));
+    for (long i = 0; i + 1 < big; i++) {
+      snprintf(bk[i], 16, "row%07ld", (i + 1) * 10);
+      bs[i] = slice_from_str(bk[i]);
+    }
+    check(ms_create_table(f.m, "big", bs, (size_t)big - 1, hfix_now(&f), NULL),
+          "big");
+    free(bk);
+    free(bs);
+  }
+  check(hfix_settle(&f, 1000, SIZE_MAX), "settle");
   for (int i = 0; i < 3; i++) check(hfix_heartbeat(&f, s[i], stats_of, NULL), "hb");
 
   check(hfix_split(&f, tablet_at(&f, "users", 3), slice_from_str("user:0350")),
