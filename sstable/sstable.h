@@ -53,11 +53,13 @@ typedef enum sst_compression {
 
 /* Default data block size. 8 KiB: a point read that misses the cache
  * costs one read of two pages, no slower than one page on SSDs; the index,
- * which every open reader holds in memory, is about 0.3% of the data
- * (half of what 4 KiB blocks cost, which matters for 10 GiB tablets); and
- * LZ4/zstd find noticeably more redundancy in 8 KiB than in 4 KiB. Larger
- * blocks would make every cached point read search and every cache miss
- * read more bytes than the one entry it wants. */
+ * which every open reader holds in memory at 64 bytes per block, is 0.8%
+ * of the data (half of what 4 KiB blocks cost, which matters for 10 GiB
+ * tablets); scans and LZ4/zstd do better on 8 KiB than on 4 KiB. The
+ * price: a point read without the block cache copies and checksums twice
+ * the bytes (docs/benchmarks-sstable.md measures both sizes). Larger
+ * blocks would make every cache miss read ever more bytes than the one
+ * entry it wants. */
 #define SST_DEFAULT_BLOCK_SIZE 8192
 #define SST_DEFAULT_RESTART_INTERVAL 16
 #define SST_DEFAULT_BLOOM_BITS 10
