@@ -26,10 +26,12 @@
  *
  * Thread-safety: a builder is used by one thread at a time. A reader is
  * immutable after open: sst_reader_get, sst_reader_iter_new and every
- * accessor may be called from any number of threads at once. Each iterator
- * is used by one thread at a time. The reader is reference counted
- * (atomically); iterators hold a reference, so closing a reader while its
- * iterators are still open is safe. */
+ * accessor may be called from any number of threads at once, by callers
+ * that hold a reference. Each iterator is used by one thread at a time.
+ * The reader is reference counted (atomically); iterators hold a
+ * reference, so closing a reader while its iterators are still open is
+ * safe. Open a file once and share the reader: each open gets its own
+ * cache id, so two readers of one file would cache its blocks twice. */
 #ifndef MICA_SSTABLE_SSTABLE_H
 #define MICA_SSTABLE_SSTABLE_H
 
