@@ -160,8 +160,16 @@ uint64_t ms_wall_ms(ms *m, uint64_t now);
 void ms_fill_tablet(ms *m, const ms_tab *t, ms_tablet *out);
 bool ms_valid_table_name(const char *name);
 
-/* Record builders (ms_state.c): each returns the payload in `b`. */
+/* Appends v[0..n) as varints: the payload of most records. */
 void rec_u64s(buf *b, const uint64_t *v, size_t n);
+
+/* ---- ms_ops.c ---- */
+
+/* Handles what a server reports (register or heartbeat): confirms the
+ * tablets assigned to it under those epochs, records their figures, and
+ * lists the others in reply->close. */
+mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
+                          ms_server_reply *reply);
 
 /* ---- ms_tick.c ---- */
 
@@ -185,10 +193,5 @@ mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
                           size_t *n);
 /* Moves in flight (tablets closing for a move or reopening after one). */
 size_t ms_moves_in_flight(ms *m);
-/* Handles what a server reports (register or heartbeat): confirms the
- * tablets assigned to it under those epochs, records their figures, and
- * lists the others in reply->close. */
-mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
-                          ms_server_reply *reply);
 
 #endif

@@ -19,13 +19,19 @@
  * RPC handlers and action loop need. Connections are bounded in number and
  * time; requests with a body, long URLs or large headers are refused.
  *
- * Wiring into mica-master (three lines):
+ * Wiring into mica-master (after msrv_start, before printing addresses):
  *
- *   mhttp_opts ho; mhttp_opts_init(&ho);
- *   ho.listen = http_listen; ho.master_address = msrv_address(srv);
- *   err = mhttp_start(&ho, msrv_core(srv), &http);    // before serving
- *   ... printf("http %s\n", mhttp_address(http)) ...
- *   mhttp_stop(http);                                  // before msrv_stop
+ *   mhttp_opts ho;
+ *   mhttp_opts_init(&ho);
+ *   ho.listen = http_listen;                 // --http-listen, NULL = default
+ *   ho.master_address = msrv_address(srv);
+ *   mica_err *err = mhttp_start(&ho, msrv_core(srv), &http);
+ *   // print/write mhttp_address(http) for --http-address-file
+ *   ...
+ *   mhttp_stop(http);                        // before msrv_stop(srv)
+ *
+ * /healthz answers without touching the core: it says the process serves
+ * HTTP, not that the core is responsive.
  *
  * Thread-safety: mhttp_start and mhttp_stop are called from one thread;
  * mhttp_port and mhttp_address may be called from any thread between them.

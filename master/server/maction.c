@@ -217,9 +217,19 @@ static void perform(msrv *s, rpc_async *as, const ms_action *a) {
   }
 }
 
-/* Hands one outcome to the core. */
-static void finish(msrv *s, pending *p, ProtobufCMessage *resp,
-                   mica_err *err) {
+/* Outcomes collected from one drain of the completion queue, handed to
+ * the core together so that their log records share one sync (a failover
+ * finishes many opens at once). */
+typedef struct outcomes {
+  uint64_t *ids;
+  int *codes;
+  size_t n;
+} outcomes;
+
+/* Takes one finished call: logs a failure, records its outcome in `o`, and
+ * frees the call's memory. */
+static void collect(msrv *s, outcomes *o, pending *p, ProtobufCMessage *resp,
+                    mica_err *err) {
   mica_err *out = outcome(resp, err, p->type);
   int code = err_code(out);
   if (out != NULL)
@@ -227,11 +237,10 @@ static void finish(msrv *s, pending *p, ProtobufCMessage *resp,
           p->type == MS_ACT_OPEN ? "open" : "close", p->tablet_id,
           p->server_id, mica_code_name(code), err_msg(out));
   err_free(out);
-  mica_err *derr = ms_action_done(s->core, p->action_id, code, msrv_now(s));
-  if (derr != NULL && err_code(derr) != MICA_NOT_FOUND)
-    LOG_E("recording the outcome of action %" PRIu64 " failed: %s",
-          p->action_id, err_msg(derr));
-  err_free(derr);
+  o->ids = xrealloc(o->ids, (o->n + 1) * sizeof(*o->ids));
+  o->codes = xrealloc(o->codes, (o->n + 1) * sizeof(*o->codes));
+  o->ids[o->n] = p->action_id;
+  o->codes[o->n++] = code;
   rpc_msg_free(resp);
   err_free(err);
   for (size_t i = 0; i < s->n_out; i++)
@@ -240,6 +249,18 @@ static void finish(msrv *s, pending *p, ProtobufCMessage *resp,
       break;
     }
   free(p);
+}
+
+/* Hands the collected outcomes to the core. */
+static void report(msrv *s, outcomes *o) {
+  mica_err *err = ms_actions_done(s->core, o->ids, o->codes, o->n,
+                                  msrv_now(s));
+  if (err != NULL && err_code(err) != MICA_NOT_FOUND)
+    LOG_E("recording the outcomes of %zu actions failed: %s", o->n,
+          err_msg(err));
+  err_free(err);
+  free(o->ids);
+  free(o->codes);
 }
 
 /* Waits up to the tick for an outcome or a kick; returns true when the
@@ -261,9 +282,11 @@ static bool wait_round(msrv *s, rpc_async *as, uint64_t until) {
       int64_t slice_ms = (int64_t)((until - now) / 1000);
       if (slice_ms > 5) slice_ms = 5;
       if (rpc_async_next(as, slice_ms, &tag, &resp, &err)) {
-        finish(s, tag, resp, err);
+        outcomes o = {0};
+        collect(s, &o, tag, resp, err);
         while (rpc_async_next(as, 0, &tag, &resp, &err))
-          finish(s, tag, resp, err);
+          collect(s, &o, tag, resp, err);
+        report(s, &o);
         msrv_progress(s);
         return true;
       }
