@@ -1,13 +1,15 @@
 /* mica-master: the master process of a Mica cluster.
  *
- * Parses flags, starts the master (mserver.h) on the shared data root,
- * prints `listening <host:port>` on stdout (and writes the address to
- * --address-file) once it serves, then waits for SIGTERM or SIGINT and
- * stops cleanly with exit status 0. Bad flags print the usage and exit 2;
+ * Parses flags, starts the master (mserver.h) on the shared data root and
+ * its HTTP status server (master/http/mhttp.h), prints `listening
+ * <host:port>` and `http <host:port>` on stdout (and writes the addresses
+ * to --address-file / --http-address-file) once both serve, then waits for
+ * SIGTERM or SIGINT and stops cleanly with exit status 0. Bad flags print the usage and exit 2;
  * a master that cannot start (unreadable log, address in use) exits 1. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "master/http/mhttp.h"
 #include "master/server/mserver.h"
 
 static void usage(FILE *f) {
@@ -30,6 +33,9 @@ static void usage(FILE *f) {
 "                          picks the port; the real address is printed as\n"
 "                          'listening HOST:PORT' on stdout)\n"
 "  --address-file PATH     also write the address to PATH (atomically)\n"
+"  --http-listen HOST:PORT status page, JSON API and metrics (default\n"
+"                          127.0.0.1:0; printed as 'http HOST:PORT')\n"
+"  --http-address-file PATH  also write the HTTP address to PATH\n"
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
@@ -105,10 +111,30 @@ static bool parse_switch(const char *s, bool *out) {
   return true;
 }
 
+static sem_t g_stop; /* posted by the SIGTERM/SIGINT handler */
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  sem_post(&g_stop);
+}
+
+/* Writes "addr\n" to `path` atomically; NULL path = nothing to do. */
+static mica_err *write_address(const char *path, const char *addr) {
+  if (path == NULL) return NULL;
+  buf b = BUF_INIT;
+  buf_append(&b, addr, strlen(addr));
+  buf_push(&b, '\n');
+  mica_err *err = env_write_file_atomic(env_posix(), path, buf_slice(&b));
+  buf_free(&b);
+  if (err != NULL) err = err_wrap(err, "writing %s", path);
+  return err;
+}
+
 enum {
   F_LISTEN = 256, F_DATA_DIR, F_ADDRESS_FILE, F_LEASE, F_MARGIN, F_HEARTBEAT,
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
-  F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS, F_HELP
+  F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
+  F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -129,6 +155,8 @@ static const struct option longopts[] = {
     {"merge-min-age-ms", required_argument, NULL, F_MERGE_AGE},
     {"tick-ms", required_argument, NULL, F_TICK},
     {"threads", required_argument, NULL, F_THREADS},
+    {"http-listen", required_argument, NULL, F_HTTP_LISTEN},
+    {"http-address-file", required_argument, NULL, F_HTTP_ADDRESS_FILE},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -143,6 +171,7 @@ int main(int argc, char **argv) {
   msrv_options o;
   msrv_options_init(&o);
   const char *address_file = NULL;
+  const char *http_listen = NULL, *http_address_file = NULL;
   bool balancer, merges;
   uint64_t v;
   double d;
@@ -214,6 +243,8 @@ int main(int argc, char **argv) {
           return bad_flag(name, optarg);
         o.rpc_threads = (int)v;
         break;
+      case F_HTTP_LISTEN: http_listen = optarg; break;
+      case F_HTTP_ADDRESS_FILE: http_address_file = optarg; break;
       case F_HELP: usage(stdout); return 0;
       default:
         fprintf(stderr, "mica-master: unknown or incomplete flag \"%s\"\n\n",
@@ -235,12 +266,16 @@ int main(int argc, char **argv) {
   }
   log_set_name("master");
 
-  /* Every thread inherits this mask, so the signals reach only sigwait. */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  /* Whichever thread a stop signal lands on (libraries start threads with
+   * their own signal masks), the handler only posts the semaphore that the
+   * main thread waits on; sem_post is async-signal-safe. */
+  sem_init(&g_stop, 0, 0);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   msrv *s;
@@ -251,27 +286,29 @@ int main(int argc, char **argv) {
     err_free(err);
     return 1;
   }
-  const char *addr = msrv_address(s);
-  if (address_file != NULL) {
-    buf b = BUF_INIT;
-    buf_append(&b, addr, strlen(addr));
-    buf_push(&b, '\n');
-    err = env_write_file_atomic(env_posix(), address_file, buf_slice(&b));
-    buf_free(&b);
-    if (err != NULL) {
-      fprintf(stderr, "mica-master: cannot write %s: %s\n", address_file,
-              err_msg(err));
-      err_free(err);
-      msrv_stop(s);
-      return 1;
-    }
+  mhttp_opts ho;
+  mhttp_opts_init(&ho);
+  ho.listen = http_listen;
+  ho.master_address = msrv_address(s);
+  mhttp *http = NULL;
+  err = mhttp_start(&ho, msrv_core(s), &http);
+  if (err == NULL) err = write_address(address_file, msrv_address(s));
+  if (err == NULL) err = write_address(http_address_file, mhttp_address(http));
+  if (err != NULL) {
+    fprintf(stderr, "mica-master: cannot start: %s: %s\n",
+            mica_code_name(err_code(err)), err_msg(err));
+    err_free(err);
+    mhttp_stop(http);
+    msrv_stop(s);
+    return 1;
   }
-  printf("listening %s\n", addr);
+  printf("listening %s\nhttp %s\n", msrv_address(s), mhttp_address(http));
   fflush(stdout);
 
-  int sig = 0;
-  sigwait(&set, &sig);
-  LOG_I("signal %d: stopping", sig);
+  while (sem_wait(&g_stop) != 0 && errno == EINTR) {
+  }
+  LOG_I("stop signal: stopping");
+  mhttp_stop(http);
   msrv_stop(s);
   return 0;
 }
