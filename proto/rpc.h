@@ -218,7 +218,8 @@ const char *rpc_server_address(const rpc_server *s);
 size_t rpc_server_live_calls(rpc_server *s);
 
 /* Clean shutdown as described above, then frees. Blocks until every handler
- * has ended its call. Accepts NULL. */
+ * has ended its call, so it must not be called from a handler. Accepts
+ * NULL. */
 void rpc_server_free(rpc_server *s);
 
 /* Unary: sends `response` (serialized before return; the caller keeps it)
