@@ -292,8 +292,9 @@ int main(int argc, char **argv) {
   ho.master_address = msrv_address(s);
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
-  if (err == NULL) err = write_address(address_file, msrv_address(s));
+  /* The RPC address file last: tools take it as "the master is up". */
   if (err == NULL) err = write_address(http_address_file, mhttp_address(http));
+  if (err == NULL) err = write_address(address_file, msrv_address(s));
   if (err != NULL) {
     fprintf(stderr, "mica-master: cannot start: %s: %s\n",
             mica_code_name(err_code(err)), err_msg(err));

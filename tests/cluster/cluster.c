@@ -81,6 +81,7 @@ struct cluster {
   char *root;
   char *bin_dir;
   proc master;
+  char *http_address; /* the master's status server, "" until up */
   proc ts[MAX_SLOTS];
   int n_ts;
   uint64_t ts_id[MAX_SLOTS];
@@ -245,6 +246,9 @@ static mica_err *start_master(cluster *c, const char *listen) {
   arg(&a, listen);
   arg(&a, "--address-file");
   arg(&a, af);
+  char *hf = path_of(c, c->master.name, "http");
+  arg(&a, "--http-address-file");
+  arg(&a, hf);
   arg_u64(&a, "--lease-ms", c->opt.lease_ms);
   arg_u64(&a, "--lease-margin-ms", c->opt.lease_margin_ms);
   arg_u64(&a, "--heartbeat-ms", c->opt.heartbeat_ms);
@@ -252,6 +256,16 @@ static mica_err *start_master(cluster *c, const char *listen) {
   mica_err *err = spawn(c, &c->master, &a, af, c->opt.start_timeout_ms);
   args_free(&a);
   free(af);
+  if (err == NULL) {
+    /* Written before the RPC address file, so it is there by now. */
+    buf b = BUF_INIT;
+    err = env_read_file(env_posix(), hf, 4096, &b);
+    while (b.len && b.data[b.len - 1] == '\n') b.len--;
+    buf_push(&b, 0);
+    free(c->http_address);
+    c->http_address = (char *)b.data;
+  }
+  free(hf);
   if (err) return err;
   /* Other threads may be calling the master: the new channel replaces the
    * old one in one step, and the old one lives on until cl_free for the
@@ -376,6 +390,7 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
   install_handlers();
   snprintf(c->master.name, sizeof(c->master.name), "master");
   c->master.address = xstrdup("");
+  c->http_address = xstrdup("");
   char logs[4096];
   snprintf(logs, sizeof(logs), "%s/logs", c->root);
   mica_err *err = env_mkdirs(env_posix(), logs);
@@ -404,6 +419,7 @@ void cl_free(cluster *c) {
   }
   err_free(wait_exit(&c->master, SIGTERM, 10000, &st));
   free(c->master.address);
+  free(c->http_address);
   rpc_channel_free(c->master_ch);
   for (size_t i = 0; i < c->n_old; i++) rpc_channel_free(c->old_master_chs[i]);
   free(c->old_master_chs);
@@ -417,6 +433,9 @@ void cl_free(cluster *c) {
 
 const char *cl_data_root(const cluster *c) { return c->root; }
 const char *cl_master_address(const cluster *c) { return c->master.address; }
+const char *cl_master_http_address(const cluster *c) {
+  return c->http_address;
+}
 int cl_tserver_count(const cluster *c) { return c->n_ts; }
 
 const char *cl_tserver_address(const cluster *c, int i) {

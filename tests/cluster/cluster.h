@@ -65,6 +65,8 @@ void cl_free(cluster *c);
 
 const char *cl_data_root(const cluster *c);
 const char *cl_master_address(const cluster *c);
+/* The master's HTTP status server (status page, /api/..., /metrics). */
+const char *cl_master_http_address(const cluster *c);
 int cl_tserver_count(const cluster *c); /* slots, running or not */
 /* The current address of server slot i ("" while it is not running). */
 const char *cl_tserver_address(const cluster *c, int i);

@@ -190,6 +190,9 @@ static void test_create_lookup_put_get(void) {
   CU_ASSERT_FALSE(found);
   buf_free(&v);
 
+  /* The status server answers. */
+  CU_ASSERT_TRUE(strlen(cl_master_http_address(g_c)) > 0);
+
   /* The table is listed with its tablet. */
   Mica__V1__ListTablesRequest q = MICA__V1__LIST_TABLES_REQUEST__INIT;
   ProtobufCMessage *m = NULL;
