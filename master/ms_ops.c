@@ -597,6 +597,10 @@ mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
     else if (s->dead)
       err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) is dead",
                     target, s->address);
+    else if (now > s->renewed_at + m->opt.lease_us)
+      err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) has not "
+                    "renewed its lease for %" PRIu64 " ms", target,
+                    s->address, (now - s->renewed_at) / 1000);
     else if (target == t->server)
       err = err_new(MICA_INVALID_ARGUMENT, "tablet %" PRIu64 " is already on "
                     "server %" PRIu64, tablet_id, target);

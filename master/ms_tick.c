@@ -120,13 +120,18 @@ typedef struct ld {
   uint64_t count, bytes;
 } ld;
 
-/* Loads of the live servers by id. A tablet closing for a move counts on
- * its destination, where it is about to be. Caller frees *out. */
+/* Loads of the servers that can take tablets: live and with a current
+ * lease (a server silent past its lease is probably gone; giving it
+ * tablets would only delay them until it is declared dead). A tablet
+ * closing for a move counts on its destination, where it is about to be.
+ * By server id. Caller frees *out. */
 static size_t loads(ms *m, ld **out) {
   ld *v = xcalloc(m->n_srvs + 1, sizeof(*v));
   size_t n = 0;
   for (size_t i = 0; i < m->n_srvs; i++)
-    if (!m->srvs[i]->dead) v[n++].s = m->srvs[i];
+    if (!m->srvs[i]->dead &&
+        m->now <= m->srvs[i]->renewed_at + m->opt.lease_us)
+      v[n++].s = m->srvs[i];
   for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
     uint64_t on = 0;

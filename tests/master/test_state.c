@@ -310,12 +310,25 @@ static void test_lease_expiry(void) {
   CU_ASSERT_EQUAL_FATAL(n, 3);
   CU_ASSERT_EQUAL(si[0].state, MS_SERVER_SUSPECT);
   ms_server_infos_free(si, n);
+  /* A suspect server gets no new tablets, even as the least loaded. */
+  TU_OK(ms_create_table(c.m, "u", NULL, 0, c.now, NULL));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT_EQUAL_FATAL(a.n, 1);
+  CU_ASSERT_NOT_EQUAL(a.v[0].server_id, dead_id);
+  sim_perform(&c, &a);
+  ms_action_list_free(&a);
+  ms_move mv;
+  ms_tablet_list ul = tablets_of(&c, "u");
+  TU_ERR(ms_request_move(c.m, ul.v[0].tablet_id, dead_id, c.now, &mv),
+         MICA_UNAVAILABLE);
+  ms_tablet_list_free(&ul);
+  TU_OK(ms_drop_table(c.m, "u", c.now));
   sim_advance(&c, t0 + limit - c.now); /* exactly lease + margin */
   CU_ASSERT_EQUAL(sim_count_on(&c, dead_id), 2);
   CU_ASSERT_FALSE(has_event(&c, "server_dead"));
 
   c.now += 1;
-  ms_action_list a = {0};
   TU_OK(ms_tick(c.m, c.now, &a));
   CU_ASSERT(has_event(&c, "server_dead"));
   CU_ASSERT_EQUAL(a.n, 2);
