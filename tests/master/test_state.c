@@ -691,6 +691,87 @@ static void test_merge(void) {
   sim_free(&c);
 }
 
+/* A merge whose input's server dies half way is abandoned: nothing is
+ * lost, the surviving input goes back to work, the other is reassigned. */
+static void test_merge_interrupted(void) {
+  sim c;
+  sim_init(&c, NULL);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  split_owner(&c, "t", "m");
+  sim_start_server(&c, 1);
+  ms_tablet_list l = tablets_of(&c, "t");
+  ms_move mv;
+  TU_OK(ms_request_move(c.m, l.v[1].tablet_id, c.s[1].id, c.now, &mv));
+  sim_settle(&c, 5);
+  TU_OK(ms_request_merge(c.m, l.v[0].tablet_id, l.v[1].tablet_id, c.now));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT_EQUAL_FATAL(a.n, 2);
+  /* Server 0 closes its input; server 1 is partitioned and never answers. */
+  ms_action_list one = {a.v, 0};
+  for (size_t i = 0; i < a.n; i++)
+    if (a.v[i].server_id == c.s[0].id) {
+      ms_action tmp = a.v[0];
+      a.v[0] = a.v[i];
+      a.v[i] = tmp;
+      one.n = 1;
+    }
+  CU_ASSERT_EQUAL_FATAL(one.n, 1);
+  c.s[1].up = false;
+  sim_perform(&c, &one);
+  ms_action_list_free(&a);
+  sim_advance(&c, c.o.lease_us + c.o.lease_margin_us + 3 * SIM_SEC);
+  CU_ASSERT(has_event(&c, "server_dead"));
+  ms_tablet_list now = tablets_of(&c, "t");
+  CU_ASSERT_EQUAL(now.n, 2); /* no merge happened */
+  for (size_t i = 0; i < now.n; i++) {
+    CU_ASSERT_EQUAL(now.v[i].state, MS_SERVING);
+    CU_ASSERT_EQUAL(now.v[i].server_id, c.s[0].id);
+  }
+  ms_tablet_list_free(&now);
+  ms_tablet_list_free(&l);
+  sim_check(&c);
+  sim_restart(&c);
+  sim_free(&c);
+}
+
+/* Dropping a table while one of its tablets is moving and another opening
+ * still ends with the table gone and nothing served. */
+static void test_drop_during_transitions(void) {
+  sim c;
+  sim_init(&c, NULL);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  sim_start_server(&c, 1);
+  slice keys[] = {S("m")};
+  TU_OK(ms_create_table(c.m, "t", keys, 1, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_tablet_list l = tablets_of(&c, "t");
+  ms_move mv;
+  TU_OK(ms_request_move(c.m, l.v[0].tablet_id, 0, c.now, &mv));
+  ms_tablet_list_free(&l);
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a)); /* the move's close, not yet answered */
+  CU_ASSERT_EQUAL_FATAL(a.n, 1);
+  TU_OK(ms_drop_table(c.m, "t", c.now));
+  sim_perform(&c, &a);
+  ms_action_list_free(&a);
+  sim_settle(&c, 10);
+  CU_ASSERT_EQUAL(c.deletes, 1);
+  CU_ASSERT_EQUAL(c.s[0].n + c.s[1].n, 0);
+  l = tablets_of(&c, NULL);
+  CU_ASSERT_EQUAL(l.n, 0);
+  ms_tablet_list_free(&l);
+  sim_check(&c);
+  sim_restart(&c);
+  sim_free(&c);
+}
+
 /* ---- balancer ---- */
 
 static void count_per_server(sim *c, int *per) {
@@ -1417,6 +1498,8 @@ static void add_suites(void) {
       {"split", test_split},
       {"move", test_move},
       {"merge", test_merge},
+      {"merge_interrupted", test_merge_interrupted},
+      {"drop_during_transitions", test_drop_during_transitions},
       {"balancer", test_balancer},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo durability[] = {
