@@ -217,6 +217,13 @@ mica_err *ms_lookup_before(ms *m, const char *table, slice key,
   return lookup(m, table, key, count, true, out);
 }
 
+static int cmp_by_start(const void *a, const void *b) {
+  const ms_tablet *x = a, *y = b;
+  int c = slice_cmp(buf_slice(&x->start_key), buf_slice(&y->start_key));
+  if (c != 0) return c;
+  return x->tablet_id < y->tablet_id ? -1 : x->tablet_id > y->tablet_id;
+}
+
 mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
                           ms_tablet_list *out) {
   LOCK(m);
@@ -232,14 +239,16 @@ mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
   for (size_t i = 0; i < m->n_tables; i++) {
     ms_tbl *tb = m->tables[i];
     if ((only && tb != only) || (!only && tb->dropping)) continue;
-    for (size_t k = 0; k < tb->n_cur; k++) list_push(m, out, tb->cur[k]);
-    if (!include_retired) continue;
-    for (size_t k = 0; k < m->n_tabs; k++) {
-      ms_tab *t = m->tabs[k];
-      if (t->table_id == tb->id &&
-          (t->state == MS_SPLIT || t->state == MS_MERGED))
-        list_push(m, out, t);
+    if (!include_retired) {
+      for (size_t k = 0; k < tb->n_cur; k++) list_push(m, out, tb->cur[k]);
+      continue;
     }
+    /* Current and retired together, in key order (then by id, so a parent
+     * comes before the daughter that starts where it did). */
+    size_t from = out->n;
+    for (size_t k = 0; k < m->n_tabs; k++)
+      if (m->tabs[k]->table_id == tb->id) list_push(m, out, m->tabs[k]);
+    qsort(out->v + from, out->n - from, sizeof(*out->v), cmp_by_start);
   }
 out:
   UNLOCK(m);

@@ -234,8 +234,9 @@ mica_err *ms_lookup(ms *m, const char *table, slice key, uint32_t count,
 mica_err *ms_lookup_before(ms *m, const char *table, slice key, uint32_t count,
                            ms_tablet_list *out);
 
-/* Tablets of `table` (NULL = all tables) by table id then key; retired ones
- * too when `include_retired`. */
+/* Tablets of `table` (NULL or "" = all live tables) by table id then
+ * start key; retired ones too when `include_retired` (a parent before the
+ * daughter that starts at its start key). */
 mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
                           ms_tablet_list *out);
 /* One tablet by id, retired ones included. NOT_FOUND if unknown. */

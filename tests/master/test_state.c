@@ -513,7 +513,12 @@ static void test_split(void) {
   CU_ASSERT_EQUAL(l.v[0].tablet_id, d.v[1].tablet_id);
   ms_tablet_list_free(&l);
   TU_OK(ms_list_tablets(c.m, "t", true, &l));
-  CU_ASSERT_EQUAL(l.n, 3);
+  CU_ASSERT_EQUAL_FATAL(l.n, 3);
+  CU_ASSERT_EQUAL(l.v[0].tablet_id, p.tablet_id); /* parent, then left */
+  CU_ASSERT_EQUAL(l.v[0].state, MS_SPLIT);
+  CU_ASSERT_FALSE(l.v[0].has_location);
+  CU_ASSERT_EQUAL(l.v[1].tablet_id, d.v[0].tablet_id);
+  CU_ASSERT_EQUAL(l.v[2].tablet_id, d.v[1].tablet_id);
   ms_tablet_list_free(&l);
   ms_tablet_list_free(&d);
   ms_tablet_clear(&p);
