@@ -367,9 +367,15 @@ static void bench_failover(void) {
       bool there = lr->tablets[0]->location &&
                    lr->tablets[0]->location->server_id == victim;
       rpc_msg_free(&lr->base);
-      if (!there)
-        die("move", cl_call_master(c, &rpc_m_master_move_tablet, &q.base,
-                                   60000, NULL));
+      for (int tries = 0; !there; tries++) {
+        /* A tablet still opening after the create answers UNAVAILABLE. */
+        mica_err *err = cl_call_master(c, &rpc_m_master_move_tablet, &q.base,
+                                       60000, NULL);
+        if (err == NULL) break;
+        if (err_code(err) != MICA_UNAVAILABLE || tries > 200) die("move", err);
+        err_free(err);
+        cl_sleep_ms(20);
+      }
     }
     uint64_t t0 = env_now_micros(env_posix());
     die("kill", cl_kill_tserver(c, 0));
