@@ -214,9 +214,14 @@ mica_err *sst_builder_add(sst_builder *b, slice key, slice value) {
   if (!ikey_parse(key, &parts))
     return err_new(MICA_INVALID_ARGUMENT, "sst %s: entry %llu is not an internal key",
                    b->path, (unsigned long long)b->props.num_entries);
-  if (key.len > UINT32_MAX / 2 || value.len > UINT32_MAX / 2)
-    return err_new(MICA_INVALID_ARGUMENT, "sst %s: entry %llu too large", b->path,
-                   (unsigned long long)b->props.num_entries);
+  /* Readers treat a block over SST_MAX_BLOCK_BYTES as corrupt, so no
+   * entry may make one: it would write a file nobody could read. */
+  if (key.len > SST_MAX_BLOCK_BYTES || value.len > SST_MAX_BLOCK_BYTES ||
+      key.len + value.len + 16 > SST_MAX_BLOCK_BYTES - b->o.block_size)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "sst %s: entry %llu of %zu key and %zu value bytes exceeds the "
+                   "block limit", b->path, (unsigned long long)b->props.num_entries,
+                   key.len, value.len);
   bool first = b->props.num_entries == 0;
   if (!first && ikey_cmp(buf_slice(&b->last_key), key) >= 0)
     return err_new(MICA_INVALID_ARGUMENT,

@@ -121,8 +121,10 @@ mica_err *sst_builder_new(env *e, const char *path, const sst_options *opts,
                           sst_builder **out);
 
 /* Appends an entry. `ikey` must be a valid internal key (ikey_parse) and
- * sort strictly after the previous one by ikey_cmp; otherwise
- * INVALID_ARGUMENT and the builder is unchanged and still usable. An I/O
+ * sort strictly after the previous one by ikey_cmp, and key plus value
+ * must stay under 252 MiB (a block's limit, far above Mica's key and value
+ * limits); otherwise INVALID_ARGUMENT and the builder is unchanged and
+ * still usable. An I/O
  * error is returned here or by a later call, and the builder then only
  * accepts sst_builder_abandon(). The bytes are copied. */
 mica_err *sst_builder_add(sst_builder *b, slice ikey, slice value);

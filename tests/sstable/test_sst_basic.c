@@ -565,6 +565,12 @@ static void test_builder_rejects(void) {
   buf_clear(&k);
   ikey_append(&k, slice_from_str("z"), 1, 7);
   TU_ERR(sst_builder_add(b, buf_slice(&k), slice_from_str("v")), MICA_INVALID_ARGUMENT);
+  /* An entry too big for any block is refused up front (the value is
+   * never read: the lengths decide). */
+  buf_clear(&k);
+  ikey_append(&k, slice_from_str("m"), 9, IKEY_PUT);
+  TU_ERR(sst_builder_add(b, buf_slice(&k), slice_make(k.data, (size_t)300 << 20)),
+         MICA_INVALID_ARGUMENT);
   /* Still usable: an older version of "m" and a later key go in. */
   buf_clear(&k);
   ikey_append(&k, slice_from_str("m"), 9, IKEY_DELETE);
