@@ -489,6 +489,7 @@ bool sst_reader_may_contain(const sst_reader *r, slice user_key) {
 }
 
 uint64_t sst_reader_approximate_offset(const sst_reader *r, slice ik) {
+  if (ik.len < IKEY_TRAILER) return 0; /* not an internal key: sorts first */
   size_t i = index_lower_bound(r, ik);
   return i < r->nblocks ? r->index[i].offset : r->props.data_size;
 }

@@ -194,7 +194,8 @@ bool sst_reader_may_contain(const sst_reader *r, slice user_key);
 
 /* Byte offset in the file at which the data for `ikey` is or would be:
  * the offset of the data block that would hold it, or data_size when it
- * sorts after every entry. Monotone in `ikey`. */
+ * sorts after every entry. Monotone in `ikey`. Bytes too short to be an
+ * internal key give 0. */
 uint64_t sst_reader_approximate_offset(const sst_reader *r, slice ikey);
 
 /* One data block as the index describes it. */
