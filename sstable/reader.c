@@ -14,9 +14,9 @@
  * The table iterator is two-level: a position in the in-memory index and a
  * cursor in the current block, pinning that block (a cache handle, an
  * owned buffer, or its read-ahead window) until it moves to another. Once
- * it has stepped forward into two blocks in a row it reads 256 KiB at a
- * time, so a scan makes one read call per ~30 blocks instead of one each;
- * any seek or backward step ends that. */
+ * it has stepped forward into two blocks in a row it reads ahead, 32 KiB
+ * at first and up to 256 KiB, so a long scan makes one read call per ~30
+ * blocks instead of one each; any seek or backward step ends that. */
 #include <lz4.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -108,13 +108,18 @@ static size_t index_lower_bound(const sst_reader *r, slice ik) {
 
 /* ---- block reads ---- */
 
-/* A window of file bytes read ahead by a sequential scan: one read of
- * READAHEAD_BYTES serves the next several blocks, which are still
- * checksummed one by one. Off until the scan proves sequential. */
-#define READAHEAD_BYTES (256 * 1024)
+/* A window of file bytes read ahead by a sequential scan: one read serves
+ * the next several blocks, which are still checksummed one by one. Off
+ * until the scan proves sequential; then the window starts at 32 KiB and
+ * doubles with each refill up to 256 KiB, so short scans (and the many
+ * per-file iterators under one merging scan) stay small while long ones
+ * make one read call per ~30 blocks. */
+#define READAHEAD_MIN (32 * 1024)
+#define READAHEAD_MAX (256 * 1024)
 
 typedef struct readahead {
   bool on;
+  size_t next;  /* size of the next refill; 0 means READAHEAD_MIN */
   uint64_t off; /* file offset of win.data[0] */
   buf win;
 } readahead;
@@ -139,7 +144,9 @@ static mica_err *fetch_block(const sst_reader *r, sst_handle h, const char *what
       *raw = ra->win.data + (h.offset - ra->off);
       return NULL;
     }
-    if (want < READAHEAD_BYTES) want = READAHEAD_BYTES;
+    size_t span = ra->next < READAHEAD_MIN ? READAHEAD_MIN : ra->next;
+    ra->next = span < READAHEAD_MAX ? span * 2 : READAHEAD_MAX;
+    if (want < span) want = span;
     if (want > limit - h.offset) want = (size_t)(limit - h.offset);
     buf_clear(&ra->win);
     buf_reserve(&ra->win, want);
@@ -590,6 +597,7 @@ static bool it_check(sst_iter *it) {
 static void it_random_access(sst_iter *it) {
   it->forward_steps = 0;
   it->ra.on = false;
+  it->ra.next = 0;
 }
 
 static void it_skip_forward(sst_iter *it) {
