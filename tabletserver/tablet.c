@@ -9,8 +9,9 @@
  *               manifest with mu released, install under mu", all inside
  *               man_mu, so what was written is what gets installed.
  *   mu          the in-memory state: current version, sequence numbers,
- *               the queue of writers in flight, flags. Held only briefly;
- *               no I/O happens under it.
+ *               the writer queue, flags. Held only briefly: no reads,
+ *               writes or syncs happen under it (dropping the last
+ *               reference to an old version may unlink obsolete files).
  *
  * Lock order: flush_mu / compact_mu -> man_mu -> mu. The server-wide
  * pool's member lock may call our active_bytes / request_flush callbacks,
@@ -296,7 +297,7 @@ struct tablet {
   tab_options o;
 
   pthread_mutex_t flush_mu, compact_mu, man_mu, mu;
-  pthread_cond_t cv; /* with mu: versions, FIFO, rotation, closing */
+  pthread_cond_t cv; /* with mu: versions, leader done, rotation, closing */
 
   /* Guarded by man_mu (written), mu (read by info calls): */
   man_state man;

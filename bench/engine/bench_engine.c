@@ -1,9 +1,9 @@
 /* mica-engine-bench: one Mica tablet against LevelDB and RocksDB.
  *
  * In the spirit of LevelDB's db_bench: one process, the same workloads on
- * each engine, interleaved (every workload runs on every engine before the
- * next starts) so that drift in a shared machine's load hits all engines
- * alike. Keys are 16 bytes ("%016d"), values 100 bytes, no compression,
+ * each engine, one engine open at a time (so no engine's background
+ * compactions run while another is measured); fillseq and the durable
+ * rows alternate engines per row. Keys are 16 bytes ("%016d"), values 100 bytes, no compression,
  * the WAL written without sync except in the durable-write rows, where
  * every acknowledged write is synced (fdatasync) and concurrent writers
  * may share syncs (group commit in all three engines).
@@ -606,60 +606,46 @@ int main(int argc, char **argv) {
     rmtree(d);
     free(d);
   }
-  /* fillrandom, overwrite and the reads on one database per engine. */
-  void *dbs[3];
+  /* fillrandom, overwrite and the reads on one database, one engine at a
+   * time: only one engine's background work runs while it is measured. */
   char *dirs[3];
+  long found[3], seek_found[3];
+  uint64_t entries[3];
   for (int e = 0; e < ne; e++) {
     dirs[e] = sub(g_dir, engines[e]->name);
     rmtree(dirs[e]);
-    dbs[e] = engines[e]->open(dirs[e]);
-  }
-  for (int e = 0; e < ne; e++) {
+    void *db = engines[e]->open(dirs[e]);
     uint64_t t0 = now_us();
-    fill(engines[e], dbs[e], g_num, true, 2, false);
+    fill(engines[e], db, g_num, true, 2, false);
     ops[W_FILLRANDOM][e] = g_num / ((now_us() - t0) / 1e6);
-  }
-  for (int e = 0; e < ne; e++) {
-    uint64_t t0 = now_us();
-    fill(engines[e], dbs[e], g_num, true, 3, false);
+    t0 = now_us();
+    fill(engines[e], db, g_num, true, 3, false);
     ops[W_OVERWRITE][e] = g_num / ((now_us() - t0) / 1e6);
-  }
-  if (engines[0] == &mica_engine) {
-    tab_stats st;
-    tab_get_stats(((mica_db *)dbs[0])->t, &st);
-    printf("mica before the reads: %" PRIu64 " SSTables, %" PRIu64
-           " immutable memtables, %" PRIu64 " flushes, %" PRIu64
-           " compactions, %" PRIu64 " stalls (%.1f s)\n",
-           st.num_ssts, st.num_immutable, st.flushes, st.compactions,
-           st.stalls, st.stall_micros / 1e6);
-  }
-  long found[3], seek_found[3];
-  for (int e = 0; e < ne; e++) {
-    uint64_t t0 = now_us();
-    found[e] = read_random(engines[e], dbs[e], g_reads);
+    if (engines[e] == &mica_engine) {
+      tab_stats st;
+      tab_get_stats(((mica_db *)db)->t, &st);
+      printf("mica before the reads: %" PRIu64 " SSTables, %" PRIu64
+             " immutable memtables, %" PRIu64 " flushes, %" PRIu64
+             " compactions, %" PRIu64 " stalls (%.1f s)\n",
+             st.num_ssts, st.num_immutable, st.flushes, st.compactions,
+             st.stalls, st.stall_micros / 1e6);
+    }
+    t0 = now_us();
+    found[e] = read_random(engines[e], db, g_reads);
     ops[W_READRANDOM][e] = g_reads / ((now_us() - t0) / 1e6);
-  }
-  for (int e = 1; e < ne; e++)
-    if (found[e] != found[0]) die("readrandom", "engines found different keys");
-  uint64_t entries[3];
-  for (int e = 0; e < ne; e++) {
-    uint64_t t0 = now_us();
-    entries[e] = engines[e]->scan_all(dbs[e]);
+    t0 = now_us();
+    entries[e] = engines[e]->scan_all(db);
     ops[W_READSEQ][e] = entries[e] / ((now_us() - t0) / 1e6);
-  }
-  for (int e = 1; e < ne; e++)
-    if (entries[e] != entries[0]) die("readseq", "engines hold different counts");
-  for (int e = 0; e < ne; e++) {
-    uint64_t t0 = now_us();
-    seek_found[e] = seek_random(engines[e], dbs[e], g_seeks);
+    t0 = now_us();
+    seek_found[e] = seek_random(engines[e], db, g_seeks);
     ops[W_SEEKRANDOM][e] = g_seeks / ((now_us() - t0) / 1e6);
-  }
-  for (int e = 1; e < ne; e++)
-    if (seek_found[e] != seek_found[0]) die("seekrandom", "engines differ");
-  for (int e = 0; e < ne; e++) {
-    engines[e]->close(dbs[e]);
+    engines[e]->close(db);
     rmtree(dirs[e]);
   }
+  for (int e = 1; e < ne; e++)
+    if (found[e] != found[0] || entries[e] != entries[0] ||
+        seek_found[e] != seek_found[0])
+      die("reads", "engines disagree on the data");
   /* Durable writes, fresh databases. */
   for (int w = W_SYNC1; w <= W_SYNC16; w++) {
     int threads = w == W_SYNC1 ? 1 : 16;
