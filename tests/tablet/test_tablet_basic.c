@@ -599,6 +599,46 @@ static void test_memory_budget_flushes_largest(void) {
   res_free(r);
 }
 
+
+static int thread_count(void) {
+  char **names;
+  size_t n;
+  if (env_list(env_posix(), "/proc/self/task", &names, &n) != NULL) return -1;
+  env_free_names(names, n);
+  return (int)n;
+}
+
+/* Many small tablets share the pool's threads and cost little memory. */
+static void test_many_small_tablets(void) {
+  const char *tmp = getenv("TMPDIR");
+  char *saved = tmp ? xstrdup(tmp) : NULL;
+  if (env_exists(env_posix(), "/dev/shm")) setenv("TMPDIR", "/dev/shm", 1);
+  const char *root = fresh_root();
+  if (saved) setenv("TMPDIR", saved, 1);
+  else unsetenv("TMPDIR");
+  free(saved);
+  res_pool *r = tt_res(env_posix(), 64 << 20);
+  int before = thread_count();
+  enum { N = 300 };
+  static tablet *ts[N];
+  char k[16];
+  for (int i = 0; i < N; i++) {
+    ts[i] = open_t(r, root, (uint64_t)i + 1, NONE, NONE, 1);
+    snprintf(k, sizeof(k), "key%d", i);
+    TU_OK(tab_put(ts[i], S(k), S("v"), false));
+  }
+  /* No thread per tablet, and well under 16 KiB of memtable each. */
+  CU_ASSERT_EQUAL(thread_count(), before);
+  CU_ASSERT(res_mem_usage(r) < (size_t)N * (16 << 10));
+  for (int i = 0; i < N; i += 37) {
+    snprintf(k, sizeof(k), "key%d", i);
+    expect_value(ts[i], k, "v");
+  }
+  for (int i = 0; i < N; i++) TU_OK(tab_close(ts[i]));
+  CU_ASSERT_EQUAL(res_mem_usage(r), 0);
+  res_free(r);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"put_get_delete", test_put_get_delete},
@@ -610,6 +650,7 @@ static void add_suites(void) {
       {"split_by_reference", test_split_by_reference},
       {"write_stall", test_write_stall},
       {"memory_budget_flushes_largest", test_memory_budget_flushes_largest},
+      {"many_small_tablets", test_many_small_tablets},
       CU_TEST_INFO_NULL};
   tu_add_suite("tablet", tests);
 }
