@@ -1,0 +1,188 @@
+/* mica-bench end to end against a real one-master, one-tablet-server
+ * cluster on loopback: load small records, run workload A for a fixed
+ * number of operations and E and D for a fixed time, and check from the
+ * JSON report that every operation issued is counted once, in the right
+ * mix, with no error; that a run against a missing table reports every
+ * operation as an error and exits 1; that an unreachable master and bad
+ * usage exit 1 and 2. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "tests/cluster/cluster.h"
+#include "tests/testutil.h"
+
+static cluster *cl;
+static char bench[1024];
+static char tmp[1024];
+static bool have_python;
+
+static int paths_init(void) {
+  const char *bin = getenv("MICA_BIN_DIR");
+  if (!bin) {
+    fprintf(stderr, "MICA_BIN_DIR is not set\n");
+    return 1;
+  }
+  snprintf(bench, sizeof bench, "%s/mica-bench", bin);
+  return 0;
+}
+
+static int suite_init(void) {
+  if (paths_init() != 0) return 1;
+  snprintf(tmp, sizeof tmp, "%s", tu_tmpdir());
+  have_python = system("python3 -c 'import json' >/dev/null 2>&1") == 0;
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  mica_err *e = cl_start(&o, &cl);
+  if (e) {
+    fprintf(stderr, "cl_start: %s\n", err_msg(e));
+    err_free(e);
+    return 1;
+  }
+  return 0;
+}
+
+static int suite_clean(void) {
+  cl_free(cl);
+  cl = NULL;
+  return 0;
+}
+
+/* Runs mica-bench with `args` against the cluster; output to <tmp>/<name>.out
+ * and JSON to <tmp>/<name>.json. Returns the exit status (-1 if it did not
+ * exit normally). */
+static int bench_run(const char *name, const char *args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "%s %s --master %s --quiet --json %s/%s.json >%s/%s.out 2>&1",
+           bench, args, cl_master_address(cl), tmp, name, tmp, name);
+  int st = system(cmd);
+  if (!WIFEXITED(st)) return -1;
+  if (WEXITSTATUS(st) > 1) {
+    char show[2048];
+    snprintf(show, sizeof show, "cat %s/%s.out >&2", tmp, name);
+    if (system(show) != 0) fprintf(stderr, "(no output)\n");
+  }
+  return WEXITSTATUS(st);
+}
+
+/* Evaluates a Python expression over the report `d` of run `name`; the
+ * integer it prints. -1 when Python or the JSON failed. */
+static long long report(const char *name, const char *expr) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+           "o=d[\"operations\"]; print(int(%s))' %s/%s.json 2>&1",
+           expr, tmp, name);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  char line[512] = "";
+  char *got = fgets(line, sizeof line, p);
+  int st = pclose(p);
+  if (!got || st != 0) {
+    fprintf(stderr, "report %s: %s -> %s\n", name, expr, line);
+    return -1;
+  }
+  return atoll(line);
+}
+
+/* Every issued operation counted once, per-op counts summing to the total,
+ * and no errors anywhere. */
+static void check_accounted(const char *name) {
+  long long issued = report(name, "d[\"ops_issued\"]");
+  CU_ASSERT(issued > 0);
+  CU_ASSERT_EQUAL(report(name, "d[\"ops_counted\"]"), issued);
+  CU_ASSERT_EQUAL(report(name, "sum(v[\"count\"] for v in o.values())"), issued);
+  CU_ASSERT_EQUAL(report(name, "d[\"errors\"]"), 0);
+  CU_ASSERT_EQUAL(report(name, "sum(v[\"errors\"] for v in o.values())"), 0);
+  /* Percentiles are ordered and within the maximum. */
+  CU_ASSERT_EQUAL(report(name, "all(v[\"p50_us\"] <= v[\"p95_us\"] <= v[\"p99_us\"] <= "
+                               "v[\"p99_9_us\"] <= v[\"max_us\"] for v in o.values())"),
+                  1);
+}
+
+#define SMALL "--records 400 --fields 10 --field-length 10 --threads 4"
+
+static void test_load_and_run(void) {
+  if (!have_python) {
+    fprintf(stderr, "python3 not found: skipping the JSON checks\n");
+    return;
+  }
+  CU_ASSERT_EQUAL_FATAL(bench_run("load", "load " SMALL " --tablets 3"), 0);
+  check_accounted("load");
+  CU_ASSERT_EQUAL(report("load", "o[\"insert\"][\"count\"]"), 400);
+  CU_ASSERT_EQUAL(report("load", "d[\"record_bytes\"]"), 100);
+
+  CU_ASSERT_EQUAL(bench_run("a", "run --workload a --ops 3000 " SMALL), 0);
+  check_accounted("a");
+  CU_ASSERT_EQUAL(report("a", "d[\"ops_issued\"]"), 3000);
+  /* 50/50: each side within 40..60% of 3000 (far outside chance). */
+  CU_ASSERT(report("a", "o[\"read\"][\"count\"]") > 1200);
+  CU_ASSERT(report("a", "o[\"update\"][\"count\"]") > 1200);
+  CU_ASSERT_EQUAL(report("a", "len(o)"), 2);
+
+  CU_ASSERT_EQUAL(bench_run("e", "run --workload e --ops 0 --duration 2 " SMALL), 0);
+  check_accounted("e");
+  CU_ASSERT(report("e", "d[\"seconds\"] >= 2") == 1);
+  long long scans = report("e", "o[\"scan\"][\"count\"]");
+  long long inserts = report("e", "o[\"insert\"][\"count\"]");
+  CU_ASSERT(scans > 0 && inserts > 0 && inserts < scans);
+  /* Scans of 1..100 records: some rows, never more than 100 per scan. */
+  long long rows = report("e", "o[\"scan\"][\"rows\"]");
+  CU_ASSERT(rows >= scans && rows <= 100 * scans);
+
+  /* D reads the newest records most: those E just inserted beyond the 400
+   * loaded, which must all be there. Its own inserts continue after E's
+   * (a load of 400 + E's inserts), so it needs the real record count. */
+  char d_args[512];
+  snprintf(d_args, sizeof d_args,
+           "run --workload d --ops 0 --duration 1 --records %lld --fields 10 --field-length 10 "
+           "--threads 4",
+           400 + inserts);
+  CU_ASSERT_EQUAL(bench_run("d", d_args), 0);
+  check_accounted("d");
+  CU_ASSERT(report("d", "o[\"read\"][\"count\"]") > 0);
+}
+
+static void test_failures_counted(void) {
+  if (!have_python) return;
+  /* Every read of a missing table fails: all counted, all errors, exit 1. */
+  CU_ASSERT_EQUAL(bench_run("missing", "run --workload c --ops 50 --table no_such_table " SMALL),
+                  1);
+  CU_ASSERT_EQUAL(report("missing", "d[\"ops_counted\"]"), 50);
+  CU_ASSERT_EQUAL(report("missing", "d[\"errors\"]"), 50);
+  CU_ASSERT_EQUAL(report("missing", "\"NOT_FOUND\" in o[\"read\"][\"first_error\"]"), 1);
+  /* Records of another size than loaded count as errors too. */
+  CU_ASSERT_EQUAL(bench_run("size", "run --workload c --ops 40 --records 400 --field-length 11"),
+                  1);
+  CU_ASSERT_EQUAL(report("size", "d[\"errors\"]"), 40);
+}
+
+static void test_usage(void) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s --help >/dev/null", bench);
+  CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 0);
+  const char *bad[] = {"", "run --nope 1", "walk", "run --workload z", "run --threads 0",
+                       "run --records ten", "run --backend etcd", "run --ops 0"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", bench, bad[i]);
+    int st = system(cmd);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+  }
+  /* Nothing listens on port 1: every call fails within its deadline. */
+  snprintf(cmd, sizeof cmd, "%s run --master 127.0.0.1:1 --ops 5 --threads 1 --timeout 300 "
+           "--quiet >/dev/null 2>&1", bench);
+  int st = system(cmd);
+  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+static void add_suites(void) {
+  CU_pSuite u = CU_add_suite("usage", paths_init, NULL);
+  CU_add_test(u, "usage", test_usage);
+  CU_pSuite s = CU_add_suite("bench_e2e", suite_init, suite_clean);
+  CU_add_test(s, "load_and_run", test_load_and_run);
+  CU_add_test(s, "failures_counted", test_failures_counted);
+}
+
+int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
