@@ -544,6 +544,7 @@ static void progress(run *r, worker *ws, bool tty, uint64_t *last_done, uint64_t
 
 typedef struct totals {
   op_stats st[OP_N];
+  hist all; /* every operation of every type */
   uint64_t issued, counted, errors;
   double secs;
 } totals;
@@ -618,7 +619,11 @@ static mica_err *write_json(const config *c, const totals *t) {
     json_fmt(&b, "}");
     first = false;
   }
-  json_fmt(&b, "\n  }\n}\n");
+  json_fmt(&b, "\n  },\n  \"all\": {\"count\": %" PRIu64 ", \"mean_us\": %.1f", t->all.count,
+           hist_mean(&t->all));
+  for (int p = 0; p < 4; p++)
+    json_fmt(&b, ", \"%s_us\": %" PRIu64, pct_names[p], hist_percentile(&t->all, pcts[p]));
+  json_fmt(&b, ", \"max_us\": %" PRIu64 "}\n}\n", t->all.max);
   mica_err *e = env_write_file_atomic(env_posix(), c->json, buf_slice(&b));
   buf_free(&b);
   return e;
@@ -643,6 +648,10 @@ static void print_report(const config *c, const totals *t) {
     for (int p = 0; p < 4; p++) printf(" %9" PRIu64, hist_percentile(&s->lat, pcts[p]));
     printf(" %9" PRIu64 "\n", s->lat.max);
   }
+  printf("%-7s %10" PRIu64 " %7" PRIu64 " %10.1f %9.1f", "all", t->all.count, t->errors,
+         t->secs > 0 ? (double)t->all.count / t->secs : 0, hist_mean(&t->all));
+  for (int p = 0; p < 4; p++) printf(" %9" PRIu64, hist_percentile(&t->all, pcts[p]));
+  printf(" %9" PRIu64 "\n", t->all.max);
   if (t->st[OP_SCAN].lat.count)
     printf("scan rows: %" PRIu64 " (%.1f rows/s, %.1f per scan)\n", t->st[OP_SCAN].rows,
            t->secs > 0 ? (double)t->st[OP_SCAN].rows / t->secs : 0,
@@ -737,6 +746,7 @@ int main(int argc, char **argv) {
 
   totals *t = xcalloc(1, sizeof *t);
   for (int op = 0; op < OP_N; op++) hist_init(&t->st[op].lat);
+  hist_init(&t->all);
   t->secs = (double)(end_us - r->start_us) / 1e6;
   for (int i = 0; i < started; i++) {
     t->issued += ws[i].issued;
@@ -749,6 +759,7 @@ int main(int argc, char **argv) {
     }
   }
   for (int op = 0; op < OP_N; op++) {
+    hist_merge(&t->all, &t->st[op].lat);
     t->counted += t->st[op].lat.count;
     t->errors += t->st[op].errors;
   }
