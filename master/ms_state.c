@@ -493,7 +493,10 @@ static mica_err *apply_split(ms *m, rd *r, bool dry) {
   for (int i = 0; i < 2; i++) {
     d[i]->state = MS_SERVING;
     d[i]->server = t->server;
-    d[i]->assign_epoch = 1;
+    /* Daughters stay where the parent was, under the parent's epoch: the
+     * tablet server writes their manifests with it and refuses an epoch
+     * below the one the parent's files already carry. */
+    d[i]->assign_epoch = t->assign_epoch;
     d[i]->src[0] = t->id;
   }
   t->state = MS_SPLIT;
@@ -556,7 +559,10 @@ static mica_err *apply_merge_commit(ms *m, rd *r, bool dry) {
                       buf_slice(&b->end), ep + 1);
   t->state = MS_OPENING;
   t->server = srv;
-  t->assign_epoch = 1;
+  /* A new assignment: above both sources' epochs, so no segment either
+   * source's last owner wrote can be taken for the merged tablet's own. */
+  t->assign_epoch = (a->assign_epoch > b->assign_epoch ? a->assign_epoch
+                                                       : b->assign_epoch) + 1;
   t->src[0] = a_id;
   t->src[1] = b_id;
   a->state = b->state = MS_MERGED;

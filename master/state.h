@@ -270,7 +270,8 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
  * (NOT_FOUND unknown tablet; STALE_EPOCH epochs or owner differ;
  * UNAVAILABLE not serving; OUT_OF_RANGE key not strictly inside), then
  * logged as one record that retires the parent and creates both daughters
- * serving on the same server (assign_epoch 1, range_epoch parent+1).
+ * serving on the same server (the parent's assign_epoch, range_epoch
+ * parent+1).
  * `out` receives [left, right]; caller frees with ms_tablet_list_free(). */
 mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
                           slice split_key, uint64_t now, ms_tablet_list *out);
