@@ -90,9 +90,10 @@ static void create_split(mica_client *c, const char *table, int n_splits, int st
     keys[i].data = bufs[i];
     keys[i].len = strlen(bufs[i]);
   }
-  OK(mica_create_table(c, table, keys, (size_t)n_splits));
+  int rc = mica_create_table(c, table, keys, (size_t)n_splits);
   free(keys);
   free(bufs);
+  OK(rc); /* after the frees: a failed fatal assertion does not return */
 }
 
 static void put_str(mica_client *c, const char *t, const char *k, const char *v) {
