@@ -40,7 +40,8 @@
 typedef enum man_tablet_state {
   MAN_LIVE = 0,        /* serving (or servable) */
   MAN_SPLITTING = 1,   /* split begun: daughters may be half-written */
-  MAN_SPLIT = 2        /* split done: daughters own the data; retired */
+  MAN_SPLIT = 2,       /* split done: daughters own the data; retired */
+  MAN_MERGED = 3       /* merged into left_id (tablet_merge.h); retired */
 } man_tablet_state;
 
 /* One SSTable the tablet reads. */
@@ -76,7 +77,9 @@ typedef struct man_state {
   man_segment *retired; /* retired segments whose files may still exist */
   size_t n_retired;
 
-  /* When state != MAN_LIVE: the daughters and where they split. */
+  /* When state != MAN_LIVE: the daughters and where they split; for
+   * MAN_MERGED, left_id is the merged tablet, right_id the other input and
+   * split_key is empty. */
   uint64_t left_id, right_id;
   buf split_key;
 } man_state;
