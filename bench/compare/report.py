@@ -41,8 +41,20 @@ def runs_of(jdir, prefix, runs):
     for r in range(1, runs + 1):
         p = os.path.join(jdir, "%s-%d.json" % (prefix, r))
         if os.path.exists(p):
-            out.append(load(p))
+            d = load(p)
+            d["cpu_us_per_op"] = cpu_us_per_op(jdir, prefix, r, d)
+            out.append(d)
     return out
+
+
+def cpu_us_per_op(jdir, prefix, r, report):
+    """Server CPU time per operation of one run, from run.sh's .cpu file."""
+    p = os.path.join(jdir, "%s-%d.cpu" % (prefix, r))
+    if not os.path.exists(p) or not report["ops_counted"]:
+        return None
+    with open(p) as f:
+        ticks, hz = f.read().split()
+    return int(ticks) / int(hz) * 1e6 / report["ops_counted"]
 
 
 def med(xs):
@@ -87,16 +99,20 @@ def main():
             head.append("%s / etcd" % NAMES[s])
     for s in systems:
         head.append("p99 ms %s" % NAMES[s])
+    for s in systems:
+        head.append("server CPU us/op %s" % NAMES[s])
     if etcd:
+        head.append("etcd / Mica 1 server CPU per op")
         head.append("goal")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for w in wls:
-        tput, p99 = {}, {}
+        tput, p99, cpu = {}, {}, {}
         for s in systems:
             rs = runs_of(a.json, "%s-%s" % (s, w), a.runs)
             tput[s] = [r["throughput_ops_s"] for r in rs]
             p99[s] = [r["all"]["p99_us"] / 1000.0 for r in rs]
+            cpu[s] = [r["cpu_us_per_op"] for r in rs if r["cpu_us_per_op"] is not None]
             errs = sum(r["errors"] for r in rs)
             if errs:
                 print("warning: %d errors in %s %s" % (errs, s, w), file=sys.stderr)
@@ -108,7 +124,11 @@ def main():
                 row.append("%.2fx" % (med(tput[s]) / med(tput["etcd"])))
         for s in systems:
             row.append("%.2f" % med(p99[s]) if p99[s] else "-")
+        for s in systems:
+            row.append("%.1f" % med(cpu[s]) if cpu[s] else "-")
         if etcd:
+            both = cpu.get("mica1") and cpu.get("etcd")
+            row.append("%.2fx" % (med(cpu["etcd"]) / med(cpu["mica1"])) if both else "-")
             ratio = med(tput["mica1"]) / med(tput["etcd"]) if "mica1" in tput else 0
             lower = med(p99["mica1"]) < med(p99["etcd"])
             g = GOALS.get(w)
@@ -120,7 +140,9 @@ def main():
         print("| " + " | ".join(row) + " |")
     print()
     print("ops/s: median (min-max) over rounds; p99 over all operations of a run, "
-          "median over rounds. Ratios are of medians.")
+          "median over rounds. Ratios are of medians. Server CPU: user+system time of "
+          "the system's server processes (Mica: master and tablet servers) during the "
+          "run, per operation.")
 
     if a.bigtable != "1" or "mica1" not in systems:
         return

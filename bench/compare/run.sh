@@ -129,8 +129,19 @@ wait_file() { # FILE PID SECONDS
   return 1
 }
 
+# CPU time (clock ticks) the given processes have used so far.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
 # start_mica NAME SERVERS: a master and SERVERS tablet servers under
-# $work/NAME; sets mica_addr.
+# $work/NAME; sets mica_addr and mica_pids.
 start_mica() {
   local dir=$work/$1 n=$2 i pid
   mkdir -p "$dir/data" "$dir/logs"
@@ -139,6 +150,7 @@ start_mica() {
     >"$dir/logs/master.out" 2>"$dir/logs/master.log" &
   pid=$!
   pids+=("$pid")
+  mica_pids=("$pid")
   wait_file "$dir/master.addr" "$pid" 30 || die "$1 master did not start; see $dir/logs/master.log"
   mica_addr=$(cat "$dir/master.addr")
   for ((i = 1; i <= n; i++)); do
@@ -147,6 +159,7 @@ start_mica() {
       >"$dir/logs/tserver-$i.out" 2>"$dir/logs/tserver-$i.log" &
     pid=$!
     pids+=("$pid")
+    mica_pids+=("$pid")
     wait_file "$dir/tserver-$i.addr" "$pid" 30 ||
       die "$1 tserver-$i did not start; see $dir/logs/tserver-$i.log"
   done
@@ -173,6 +186,7 @@ start_etcd() {
     >"$dir/etcd.log" 2>&1 &
   pid=$!
   pids+=("$pid")
+  etcd_pids=("$pid")
   etcd_addr=127.0.0.1:$client
   for ((i = 0; i < 300; i++)); do
     kill -0 "$pid" 2>/dev/null || die "etcd exited; see $dir/etcd.log"
@@ -183,21 +197,26 @@ start_etcd() {
 }
 
 # bench SYSTEM NAME ARGS...: one mica-bench phase against SYSTEM, JSON to
-# $out/json/NAME.json, text appended to $out/bench.log.
+# $out/json/SYSTEM-NAME.json, the CPU time the system's server processes
+# spent meanwhile ("ticks hz") to SYSTEM-NAME.cpu, text appended to
+# $out/bench.log.
 bench() {
-  local sys=$1 name=$2 target
+  local sys=$1 name=$2 target spids c0 c1
   shift 2
   case $sys in
-    etcd) target=(--etcd "$etcd_addr") ;;
-    mica1) target=(--master "$mica1_addr") ;;
-    mica3) target=(--master "$mica3_addr") ;;
+    etcd) target=(--etcd "$etcd_addr"); spids=("${etcd_pids[@]}") ;;
+    mica1) target=(--master "$mica1_addr"); spids=("${mica1_pids[@]}") ;;
+    mica3) target=(--master "$mica3_addr"); spids=("${mica3_pids[@]}") ;;
   esac
   echo "== $sys $name: mica-bench $* ${target[*]}" >>"$out/bench.log"
+  c0=$(cpu_ticks "${spids[@]}")
   if ! "$bin/mica-bench" "$@" "${target[@]}" --threads "$threads" --quiet \
       --json "$out/json/$sys-$name.json" >>"$out/bench.log" 2>&1; then
     tail -20 "$out/bench.log" >&2
     die "mica-bench failed against $sys ($name); see $out/bench.log"
   fi
+  c1=$(cpu_ticks "${spids[@]}")
+  echo "$((c1 - c0)) $hz" >"$out/json/$sys-$name.cpu"
   printf '  %-6s %-14s %s ops/s\n' "$sys" "$name" \
     "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' \
       "$out/json/$sys-$name.json")" >&2
@@ -209,9 +228,9 @@ systems+=(mica3)
 
 echo "run.sh: work directory $work, results in $out" >&2
 start_mica mica1 1
-mica1_addr=$mica_addr
+mica1_addr=$mica_addr mica1_pids=("${mica_pids[@]}")
 start_mica mica3 3
-mica3_addr=$mica_addr
+mica3_addr=$mica_addr mica3_pids=("${mica_pids[@]}")
 [ $with_etcd = 1 ] && start_etcd
 
 started=$(date +%s)
