@@ -238,6 +238,15 @@ echo "loading $records records into ${systems[*]}" >&2
 for sys in "${systems[@]}"; do
   bench "$sys" load load --workload a --records "$records" --tablets "$tablets"
 done
+# Where the tablets ended up (column 7 is the serving address), for the
+# report: a 3-server run that left every tablet on one server would
+# measure one server.
+spread=""
+for sys in mica1 mica3; do
+  addr_var=${sys}_addr
+  "$bin/mica" --master "${!addr_var}" tablets usertable --format tsv >"$out/tablets-$sys.tsv"
+  spread+="$sys: $(cut -f7 "$out/tablets-$sys.tsv" | sort | uniq -c | awk '{print $1}' | paste -sd/ -) tablets per server; "
+done
 IFS=, read -r -a wls <<<"$workloads"
 for ((r = 1; r <= runs; r++)); do
   echo "round $r of $runs" >&2
@@ -266,5 +275,5 @@ elapsed=$(($(date +%s) - started))
 python3 "$here/report.py" --json "$out/json" --runs "$runs" --workloads "$workloads" \
   --systems "$(IFS=,; echo "${systems[*]}")" --bigtable "$with_bigtable" \
   --command "bench/compare/run.sh --records $records --ops $ops --threads $threads --runs $runs --tablets $tablets --bt-records $bt_records --bt-ops $bt_ops --workloads $workloads" \
-  --setup "records=$records (1 KB) ops=$ops threads=$threads tablets=$tablets runs=$runs; $(nproc) cores; ${elapsed}s" \
+  --setup "records=$records (1 KB) ops=$ops threads=$threads tablets=$tablets runs=$runs; $(nproc) cores; ${spread}${elapsed}s" \
   | tee "$out/report.md"
