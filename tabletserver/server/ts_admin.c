@@ -30,6 +30,7 @@
 
 #include "common/log.h"
 #include "tabletserver/manifest.h"
+#include "tabletserver/tablet_merge.h"
 #include "tabletserver/server/ts_int.h"
 
 static slice pb_slice(ProtobufCBinaryData d) {
@@ -307,6 +308,60 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
   return e;
 }
 
+/* Makes merged tablet `d` (directory `abs`) from its two inputs by
+ * reference (tablet_merge.h), admin_mu held. Also when its MANIFEST
+ * exists already: the call then only finishes retiring the inputs, so a
+ * re-sent OpenTablet after a crash anywhere in the merge completes it. */
+static mica_err *prepare_merge(ts_server *s, const ts_desc *d,
+                               const char *abs,
+                               Mica__V1__TabletSource *const *src) {
+  char *sabs[2] = {NULL, NULL}, *srel[2] = {NULL, NULL};
+  mica_err *e = NULL;
+  for (int i = 0; i < 2 && e == NULL; i++) {
+    char field[32];
+    snprintf(field, sizeof(field), "sources[%d].tablet_dir", i);
+    if (src[i]->tablet_id == 0)
+      e = err_new(MICA_INVALID_ARGUMENT, "sources[%d].tablet_id: 0", i);
+    else if (src[i]->tablet_dir && src[i]->tablet_dir[0])
+      e = check_rel_dir(src[i]->tablet_dir, field);
+    if (e == NULL)
+      tablet_dirs(s, src[i]->tablet_id, src[i]->tablet_dir, &sabs[i],
+                  &srel[i]);
+  }
+  for (int i = 0; i < 2 && e == NULL; i++) {
+    /* An input still served here (the master's close did not reach us)
+     * must leave service before its files change. */
+    ts_tab *tt = find(s, src[i]->tablet_id);
+    if (tt != NULL) {
+      LOG_I("tablet %" PRIu64 ": closing input %" PRIu64 " of the merge",
+            d->id, tt->d.id);
+      uint64_t ae = tt->d.assign_epoch;
+      e = close_tab(s, tt, NULL);
+      record_closed(s, src[i]->tablet_id, ae);
+    }
+  }
+  if (e == NULL) {
+    tab_merge_input in[2] = {{sabs[0], src[0]->tablet_id},
+                             {sabs[1], src[1]->tablet_id}};
+    e = tab_merge_prepare(s->res, abs, d->id, in, d->assign_epoch, &s->topts);
+  }
+  if (e == NULL) {
+    for (int i = 0; i < 2; i++) {
+      ts_gone g;
+      memset(&g, 0, sizeof(g));
+      g.id = src[i]->tablet_id;
+      g.kind = TS_GONE_MERGED;
+      ts_desc_copy(&g.left, d);
+      ts_reg_gone(s, &g);
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    free(sabs[i]);
+    free(srel[i]);
+  }
+  return e;
+}
+
 /* OpenTablet, admin_mu held. */
 static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *req,
                              Mica__V1__TabletStats *stats) {
@@ -353,8 +408,14 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
   char *abs, *rel;
   tablet_dirs(s, d.id, req->tablet_dir, &abs, &rel);
   char *man = join(abs, MAN_FILE_NAME);
-  if (req->n_sources > 0 && !env_exists(s->e, man))
+  if (req->n_sources == 2)
+    e = prepare_merge(s, &d, abs, req->sources);
+  else if (req->n_sources == 1 && !env_exists(s->e, man))
     e = finish_split(s, &d, req->sources[0], req->split_sibling);
+  else if (req->n_sources > 2)
+    e = err_new(MICA_INVALID_ARGUMENT,
+                "sources: %zu given; 1 (split daughter) or 2 (merge) allowed",
+                req->n_sources);
   free(man);
   tablet *t = NULL;
   if (e == NULL) e = engine_open(s, &d, abs, req->n_sources == 0, &t);

@@ -79,14 +79,19 @@ typedef struct ts_tab {
   double read_rate, write_rate;
 } ts_tab;
 
-enum ts_gone_kind { TS_GONE_CLOSED = 0, TS_GONE_MOVED = 1, TS_GONE_SPLIT = 2 };
+enum ts_gone_kind {
+  TS_GONE_CLOSED = 0,
+  TS_GONE_MOVED = 1,
+  TS_GONE_SPLIT = 2,
+  TS_GONE_MERGED = 3 /* input of a merge opened here; `left` = the result */
+};
 
 /* A tablet that left this server. */
 typedef struct ts_gone {
   uint64_t id;
   int kind;
   uint64_t assign_epoch; /* the epoch it was served under here */
-  ts_desc left, right;   /* TS_GONE_SPLIT: the daughters */
+  ts_desc left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
   uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
   char *moved_address;
 } ts_gone;
@@ -115,6 +120,9 @@ struct ts_server {
   atomic_uint_fast64_t lease_until_us; /* env_now_micros deadline */
   uint64_t incarnation;
   atomic_uint_fast64_t heartbeat_ms;  /* interval in force */
+  /* Split threshold in force: the master's (RegisterServerResponse.
+   * split_threshold_bytes) once it gave one, else cfg.split_threshold. */
+  atomic_uint_fast64_t split_threshold;
   uint64_t warned_us;     /* last master failure logged; master thread */
 
   /* Background threads. */

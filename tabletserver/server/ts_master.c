@@ -117,6 +117,7 @@ static bool do_register(ts_server *s) {
   req.tablets = r.ptrs;
   req.n_tablets = r.n;
   req.incarnation = s->incarnation;
+  req.can_merge = true; /* OpenTablet with two sources: tablet_merge.h */
   ProtobufCMessage *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_register_server,
@@ -137,6 +138,11 @@ static bool do_register(ts_server *s) {
               resp->server_id);
       if (resp->heartbeat_interval_ms > 0)
         atomic_store(&s->heartbeat_ms, resp->heartbeat_interval_ms);
+      if (resp->split_threshold_bytes > 0 &&
+          atomic_exchange(&s->split_threshold, resp->split_threshold_bytes) !=
+              resp->split_threshold_bytes)
+        LOG_I("split threshold set by the master: %" PRIu64 " bytes",
+              resp->split_threshold_bytes);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       renew_lease(s, sent, resp->lease_ms);
       ok = true;
@@ -165,6 +171,7 @@ static bool do_heartbeat(ts_server *s) {
   req.incarnation = s->incarnation;
   req.tablets = r.ptrs;
   req.n_tablets = r.n;
+  req.can_merge = true;
   ProtobufCMessage *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   uint64_t hb = atomic_load(&s->heartbeat_ms);
@@ -299,7 +306,8 @@ static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
     }
   pthread_mutex_unlock(&s->mu);
   for (size_t i = 0; i < n; i++) {
-    if (!found && tab_approximate_size(held[i]->t) >= s->cfg.split_threshold) {
+    if (!found && tab_approximate_size(held[i]->t) >=
+                       atomic_load(&s->split_threshold)) {
       found = true;
       *id = held[i]->d.id;
       *re = held[i]->d.range_epoch;
@@ -326,7 +334,7 @@ static void *maint_main(void *arg) {
       if (le == NULL) {
         LOG_I("tablet %" PRIu64 " passed the split threshold of %" PRIu64
               " bytes; splitting",
-              id, s->cfg.split_threshold);
+              id, (uint64_t)atomic_load(&s->split_threshold));
         mica_err *e = ts_split_tablet(s, id, re, ae, slice_make(NULL, 0), NULL,
                                       NULL);
         if (e != NULL)

@@ -266,6 +266,11 @@ mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
     e = err_new(MICA_STALE_EPOCH,
                 "tablet %" PRIu64 " was split into %" PRIu64 " and %" PRIu64,
                 g->id, g->left.id, g->right.id);
+  } else if (g->kind == TS_GONE_MERGED) {
+    ts_tab *open = ts_reg_find_locked(s, g->left.id);
+    ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left, open != NULL);
+    e = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " was merged into %" PRIu64,
+                g->id, g->left.id);
   } else if (g->kind == TS_GONE_MOVED) {
     rb->moved_address = xstrdup(g->moved_address ? g->moved_address : "");
     mica__v1__location__init(&rb->moved);

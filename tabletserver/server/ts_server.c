@@ -52,6 +52,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   atomic_init(&s->server_id, 0);
   atomic_init(&s->lease_until_us, 0);
   atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
+  atomic_init(&s->split_threshold, c->split_threshold);
 
   size_t n = strlen(s->cfg.data_dir) + 16;
   s->tablets_dir = xmalloc(n);
