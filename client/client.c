@@ -158,6 +158,7 @@ void mcl_retry_init(mcl_retry *r, mica_client *c) {
   r->deadline_us = now_us() + (uint64_t)c->opts.deadline_ms * 1000;
   r->attempts = 1;
   r->delay_ms = c->opts.backoff_initial_ms;
+  r->immediate = 0;
   r->last = NULL;
 }
 
@@ -193,6 +194,10 @@ static uint64_t jitter_rand(void) {
 mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep) {
   err_free(r->last);
   r->last = e;
+  /* Routing answers are followed at once, but not forever: servers that
+   * keep pointing elsewhere (tablets moving faster than answers travel)
+   * get the same backoff as any other failure. */
+  if (!sleep && ++r->immediate > MCL_MAX_IMMEDIATE) sleep = true;
   uint64_t now = now_us();
   if (r->attempts >= r->c->opts.max_attempts)
     return err_new(err_code(e), "%s (gave up after %d attempts)", err_msg(e),
@@ -354,12 +359,21 @@ static bool is_routing_code(int code) {
   return code == MICA_NOT_SERVING || code == MICA_STALE_EPOCH || code == MICA_OUT_OF_RANGE;
 }
 
-/* True if the wire route is the very one that just failed. */
-static bool same_route(const Mica__V1__TabletRoute *w, const rc_route *used) {
-  return w->desc != NULL && w->desc->tablet_id == used->tablet_id &&
-         w->desc->range_epoch == used->range_epoch && w->location != NULL &&
-         w->location->assign_epoch == used->assign_epoch &&
-         w->location->server_id == used->server_id;
+/* True if the wire route is strictly fresher than the route that just
+ * failed, by the cache's rule: a greater range epoch, or the same tablet and
+ * range epoch at a greater assign epoch. Anything else is old news (a
+ * server's memory of an earlier move, say) and following it could send the
+ * client around in circles. */
+static bool fresher_than(const Mica__V1__TabletRoute *w, const rc_route *used) {
+  if (w == NULL || w->desc == NULL) return false;
+  if (w->desc->range_epoch != used->range_epoch)
+    return w->desc->range_epoch > used->range_epoch;
+  return w->desc->tablet_id == used->tablet_id && w->location != NULL &&
+         w->location->assign_epoch > used->assign_epoch;
+}
+
+static bool has_address(const Mica__V1__Location *l) {
+  return l != NULL && l->address != NULL && l->address[0] != '\0';
 }
 
 mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, int code,
@@ -373,23 +387,23 @@ mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, 
   }
   if (is_routing_code(code)) {
     const Mica__V1__RoutingError *re = st->routing;
-    bool useful = false;
+    bool useful = false, moved = false;
+    Mica__V1__TabletRoute **fresh = NULL;
+    size_t n_fresh = 0;
     if (re != NULL) {
-      for (size_t i = 0; i < re->n_current; i++)
-        if (re->current[i] != NULL && re->current[i]->location != NULL &&
-            !same_route(re->current[i], used))
-          useful = true;
-      if (re->moved_to != NULL && re->moved_to->address != NULL &&
-          re->moved_to->address[0] != '\0' &&
-          (re->moved_to->assign_epoch != used->assign_epoch ||
-           re->moved_to->server_id != used->server_id))
-        useful = true;
+      fresh = xcalloc(re->n_current + 1, sizeof *fresh);
+      for (size_t i = 0; i < re->n_current; i++) {
+        if (!fresher_than(re->current[i], used)) continue;
+        fresh[n_fresh++] = re->current[i];
+        if (has_address(re->current[i]->location)) useful = true;
+      }
+      moved = has_address(re->moved_to) && re->moved_to->assign_epoch > used->assign_epoch;
     }
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
-    if (!useful) return MCL_RETRY_LATER;
-    mcl_install_routes(c, table, re->current, re->n_current);
-    if (re->moved_to != NULL && re->moved_to->address != NULL &&
-        re->moved_to->address[0] != '\0') {
+    mcl_install_routes(c, table, fresh, n_fresh);
+    free(fresh);
+    if (!useful && !moved) return MCL_RETRY_LATER;
+    if (moved) {
       rc_route m;
       rc_route_copy(&m, used);
       m.server_id = re->moved_to->server_id;

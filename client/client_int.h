@@ -59,6 +59,7 @@ typedef struct mcl_retry {
   uint64_t deadline_us; /* monotonic */
   int attempts;         /* made so far */
   int64_t delay_ms;     /* next backoff bound */
+  int immediate;        /* retries made without a backoff */
   mica_err *last;       /* reason for the last retry; owned */
 } mcl_retry;
 
@@ -131,6 +132,10 @@ void mcl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r);
 /* Checks key and value sizes against the protocol limits. */
 mica_err *mcl_check_key(slice key);
 mica_err *mcl_check_table(const char *table);
+
+/* Immediate retries (after routing answers) one call makes before it
+ * backs off anyway. */
+#define MCL_MAX_IMMEDIATE 4
 
 /* Protocol limits (mica.proto). */
 #define MCL_MAX_KEY 16384u
