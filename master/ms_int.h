@@ -59,6 +59,9 @@ typedef struct ms_tab {
   uint64_t action;       /* pending action id, 0 = none */
   bool moving;           /* a move is in flight (closing or reopening) */
   bool confirmed;        /* its server reported it since the restart */
+  uint32_t unreported;   /* heartbeats in a row its server left it out of
+                          * (serving) or still named it (split parent) */
+  uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
   bool have_stats;
   ms_stats stats;
 } ms_tab;
@@ -126,6 +129,7 @@ struct ms {
   ms_act *acts;
   size_t n_acts, cap_acts;
   uint64_t next_action_id;
+  uint64_t report_gen; /* counts heartbeats, to mark tablets they name */
   ms_event *events; /* ring of opt.event_capacity */
   size_t ev_head, ev_count;
 };
@@ -167,9 +171,17 @@ void rec_u64s(buf *b, const uint64_t *v, size_t n);
 
 /* Handles what a server reports (register or heartbeat): confirms the
  * tablets assigned to it under those epochs, records their figures, and
- * lists the others in reply->close. */
+ * lists the others in reply->close. A heartbeat (`heartbeat`) names every
+ * tablet the server serves, so it also counts the serving tablets it left
+ * out (see MS_UNREPORTED_LIMIT). */
 mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
-                          ms_server_reply *reply);
+                          bool heartbeat, ms_server_reply *reply);
+
+/* Heartbeats in a row after which a serving tablet its server does not
+ * report is closed there and reassigned, and a split parent its server
+ * still reports is closed: a split the server committed but did not carry
+ * out would otherwise leave the map wrong for good. */
+#define MS_UNREPORTED_LIMIT 3
 
 /* ---- ms_tick.c ---- */
 

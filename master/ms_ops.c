@@ -272,8 +272,55 @@ static void reply_close(ms_server_reply *r, ms_ref ref) {
   r->close[r->n_close++] = ref;
 }
 
+/* Serving tablets of `s` without anything in flight that the heartbeat of
+ * generation `gen` did not name: after MS_UNREPORTED_LIMIT such heartbeats
+ * in a row, the server is asked to close the tablet (it answers that it
+ * has none, or closes a copy it stopped reporting) and the tablet is then
+ * reassigned. */
+static mica_err *check_unreported(ms *m, ms_srv *s, uint64_t gen) {
+  uint8_t type = REC_CLOSING;
+  buf *recs = NULL;
+  ms_tab **tabs = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    ms_tab *t = m->tabs[i];
+    if (t->server != s->id || t->state != MS_SERVING || t->action != 0)
+      continue;
+    if (t->seen_gen == gen) {
+      t->unreported = 0;
+      continue;
+    }
+    if (++t->unreported < MS_UNREPORTED_LIMIT) continue;
+    recs = xrealloc(recs, (n + 1) * sizeof(*recs));
+    tabs = xrealloc(tabs, (n + 1) * sizeof(*tabs));
+    recs[n] = (buf)BUF_INIT;
+    uint64_t rec[3] = {t->id, CW_PLAIN, 0};
+    rec_u64s(&recs[n], rec, 3);
+    tabs[n++] = t;
+  }
+  uint8_t *types = xcalloc(n + 1, 1);
+  for (size_t i = 0; i < n; i++) types[i] = type;
+  mica_err *err = ms_commit_batch(m, n, types, recs);
+  for (size_t i = 0; i < n; i++) {
+    if (!err) {
+      tabs[i]->unreported = 0;
+      ms_queue_action(m, MS_ACT_CLOSE, tabs[i], m->now);
+      ms_event_add(m, "lost", tabs[i]->id, s->id, "server %" PRIu64 " has "
+                   "not reported tablet %" PRIu64 " in %d heartbeats: "
+                   "closing it there to reassign it", s->id, tabs[i]->id,
+                   MS_UNREPORTED_LIMIT);
+    }
+    buf_free(&recs[i]);
+  }
+  free(types);
+  free(recs);
+  free(tabs);
+  return err;
+}
+
 mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
-                          ms_server_reply *reply) {
+                          bool heartbeat, ms_server_reply *reply) {
+  uint64_t gen = ++m->report_gen;
   for (size_t i = 0; i < n; i++) {
     ms_ref ref = r[i].ref;
     ms_tab *t = ms_find_tab(m, ref.tablet_id);
@@ -284,11 +331,15 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
                 t->range_epoch == ref.range_epoch;
     if (!ours) {
       /* A split parent is retired by its own server once the commit is
-       * answered; a report racing that answer is not a stray. */
-      if (!(t && t->state == MS_SPLIT && t->server == s->id))
+       * answered, so a report racing that answer is not a stray; one that
+       * keeps coming means the server never switched to the daughters. */
+      bool parent = t && t->state == MS_SPLIT && t->server == s->id &&
+                    t->assign_epoch == ref.assign_epoch;
+      if (!parent || (heartbeat && ++t->unreported >= MS_UNREPORTED_LIMIT))
         reply_close(reply, ref);
       continue;
     }
+    t->seen_gen = gen;
     t->stats = r[i].stats;
     t->have_stats = true;
     t->confirmed = true;
@@ -305,6 +356,9 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
       if (err) return err;
     }
   }
+  /* Not while a restarted master waits for reports: end_grace decides
+   * about tablets nobody confirmed. */
+  if (heartbeat && m->grace_done) return check_unreported(m, s, gen);
   return NULL;
 }
 
@@ -372,7 +426,7 @@ mica_err *ms_handle_register(ms *m, const char *address,
   if (!err) {
     s->renewed_at = now;
     s->reported = true;
-    err = ms_take_reports(m, s, tablets, n, reply);
+    err = ms_take_reports(m, s, tablets, n, false, reply);
   }
   if (!err) fill_reply(m, s, reply);
   else ms_server_reply_free(reply);
@@ -402,7 +456,7 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
   } else {
     s->renewed_at = now;
     s->reported = true;
-    err = ms_take_reports(m, s, tablets, n, reply);
+    err = ms_take_reports(m, s, tablets, n, true, reply);
     if (!err) fill_reply(m, s, reply);
   }
   if (err) ms_server_reply_free(reply);

@@ -454,7 +454,8 @@ static void test_split(void) {
     CU_ASSERT_EQUAL(d.v[i].range_epoch, p.range_epoch + 1);
     CU_ASSERT_EQUAL(d.v[i].state, MS_SERVING);
     CU_ASSERT_EQUAL(d.v[i].server_id, owner);
-    CU_ASSERT_EQUAL(d.v[i].assign_epoch, 1);
+    /* The parent's epoch: the server's files keep growing epochs. */
+    CU_ASSERT_EQUAL(d.v[i].assign_epoch, p.assign_epoch);
   }
   ms_tablet got;
   TU_OK(ms_get_tablet(c.m, p.tablet_id, &got));
@@ -481,8 +482,8 @@ static void test_split(void) {
     c.s[si].n++;
   }
   /* Keys not strictly inside the tablet. */
-  ms_ref right = {d.v[1].tablet_id, d.v[1].range_epoch, 1};
-  ms_ref left = {d.v[0].tablet_id, d.v[0].range_epoch, 1};
+  ms_ref right = {d.v[1].tablet_id, d.v[1].range_epoch, d.v[1].assign_epoch};
+  ms_ref left = {d.v[0].tablet_id, d.v[0].range_epoch, d.v[0].assign_epoch};
   TU_ERR(ms_handle_split(c.m, owner, right, S("m"), c.now, &again),
          MICA_OUT_OF_RANGE);
   TU_ERR(ms_handle_split(c.m, owner, right, S("a"), c.now, &again),
@@ -526,6 +527,45 @@ static void test_split(void) {
   CU_ASSERT_EQUAL(c.s[si].n, 2); /* no stray closes for the daughters */
   sim_check(&c);
   sim_restart(&c);
+  sim_free(&c);
+}
+
+/* A server that had its split committed but never switched to the
+ * daughters (it kept serving the parent): the master notices within a few
+ * heartbeats, has the parent closed, and reopens the daughters from the
+ * parent's files. */
+static void test_split_not_carried_out(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_tablet_list l = tablets_of(&c, "t");
+  ms_ref ref = {l.v[0].tablet_id, l.v[0].range_epoch, l.v[0].assign_epoch};
+  ms_tablet_list_free(&l);
+  ms_tablet_list d = {0};
+  TU_OK(ms_handle_split(c.m, c.s[0].id, ref, S("m"), c.now, &d));
+  uint64_t left = d.v[0].tablet_id;
+  ms_tablet_list_free(&d);
+  /* One heartbeat still naming the parent is an expected race. */
+  c.now += SIM_SEC;
+  CU_ASSERT_EQUAL(sim_heartbeat(&c, 0), MICA_OK);
+  CU_ASSERT_EQUAL(c.s[0].n, 1);
+  c.opens = 0;
+  sim_advance(&c, 6 * SIM_SEC);
+  CU_ASSERT_EQUAL(c.s[0].n, 2); /* the daughters, not the parent */
+  for (int k = 0; k < c.s[0].n; k++)
+    CU_ASSERT_NOT_EQUAL(c.s[0].served[k].ref.tablet_id, ref.tablet_id);
+  CU_ASSERT_EQUAL(c.opens, 2);
+  CU_ASSERT_EQUAL(c.last_open_n_sources, 1);
+  CU_ASSERT_EQUAL(c.last_open_sources[0], ref.tablet_id);
+  CU_ASSERT(has_event(&c, "lost"));
+  ms_tablet t;
+  TU_OK(ms_get_tablet(c.m, left, &t));
+  CU_ASSERT_EQUAL(t.state, MS_SERVING);
+  CU_ASSERT(t.assign_epoch > ref.assign_epoch);
+  ms_tablet_clear(&t);
+  sim_check(&c);
   sim_free(&c);
 }
 
@@ -621,7 +661,8 @@ static void split_owner(sim *c, const char *table, const char *key) {
   for (int i = 0; i < 2; i++) {
     sim_served *x = &c->s[si].served[c->s[si].n++];
     memset(x, 0, sizeof(*x));
-    x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch, 1};
+    x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch,
+                      d.v[i].assign_epoch};
   }
   ms_tablet_list_free(&d);
   ms_tablet_list_free(&l);
@@ -1235,7 +1276,8 @@ static void random_split(sim *c) {
     for (int i = 0; i < 2; i++) {
       sim_served *x = &s->served[s->n++];
       memset(x, 0, sizeof(*x));
-      x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch, 1};
+      x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch,
+                      d.v[i].assign_epoch};
     }
   }
   ms_tablet_list_free(&d);
@@ -1469,7 +1511,8 @@ static void test_concurrent_readers(void) {
       for (int k = 0; k < 2; k++) {
         sim_served *x = &c.s[si].served[c.s[si].n++];
         memset(x, 0, sizeof(*x));
-        x->ref = (ms_ref){d.v[k].tablet_id, d.v[k].range_epoch, 1};
+        x->ref = (ms_ref){d.v[k].tablet_id, d.v[k].range_epoch,
+                          d.v[k].assign_epoch};
       }
     }
     err_free(e);
@@ -1501,6 +1544,7 @@ static void add_suites(void) {
       CU_TEST_INFO_NULL};
   static const CU_TestInfo changes[] = {
       {"split", test_split},
+      {"split_not_carried_out", test_split_not_carried_out},
       {"move", test_move},
       {"merge", test_merge},
       {"merge_interrupted", test_merge_interrupted},
