@@ -620,6 +620,9 @@ static void *churn_main(void *arg) {
       atomic_fetch_add(&ch->moves, 1);
     }
     buf_free(&key);
+    /* A change every ~30 ms: far faster than a real cluster moves tablets,
+     * slow enough that a tablet is not moved again before it serves. */
+    cl_sleep_ms(30);
   }
   mica_close(admin);
   return NULL;
