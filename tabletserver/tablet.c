@@ -1284,10 +1284,7 @@ typedef struct replay_ctx {
   wbatch *b;
   const char *path;
   uint64_t max_seq;
-  tablet *t;
 } replay_ctx;
-
-static mica_err *range_error(const tablet *t, slice key);
 
 static mica_err *replay_record(void *arg, slice payload, uint64_t offset) {
   replay_ctx *c = arg;
@@ -1598,7 +1595,7 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
     char name[96];
     wal_segment_name(name, sizeof(name), m->live[i].epoch, m->live[i].number);
     char *path = path_join(dir, name);
-    replay_ctx c = {replayed, b, path, 0, t};
+    replay_ctx c = {replayed, b, path, 0};
     wal_replay_stats st;
     memset(&st, 0, sizeof(st));
     err = wal_replay(e, path, replay_record, &c, &st);

@@ -49,6 +49,7 @@ static int g_value = 100;
 static const char *g_dir = "/tmp/mica-engine-bench";
 static char g_engines[256] = "mica,leveldb,rocksdb";
 static char g_splits[256] = "10";
+static long g_mica_memtable_mb = 0; /* 0: the tablet's default */
 
 static env *E;
 
@@ -87,6 +88,7 @@ static void *mica_open(const char *dir) {
   tab_options o;
   tab_options_init(&o);
   o.create_if_missing = true;
+  if (g_mica_memtable_mb > 0) o.memtable_bytes = (size_t)g_mica_memtable_mb << 20;
   buf path = BUF_INIT;
   tab_dir_path(dir, 1, &path);
   err = tab_open(d->res, (const char *)path.data, 1, slice_make(NULL, 0),
@@ -526,6 +528,7 @@ static void usage(void) {
       "  --db=DIR         scratch directory, emptied first (default\n"
       "                   /tmp/mica-engine-bench)\n"
       "  --engines=LIST   subset of mica,leveldb,rocksdb\n"
+      "  --mica_memtable_mb=N  Mica's memtable size (default: the tablet's 8)\n"
       "  --split_mb=LIST  tablet sizes in MB to time splits of, e.g. 10,1024\n"
       "                   (default 10; empty for none)\n"
       "example: mica-engine-bench --num=1000000 --split_mb=10,1024\n");
@@ -554,6 +557,8 @@ int main(int argc, char **argv) {
     else if (strncmp(a, "--db=", 5) == 0) g_dir = a + 5;
     else if (strncmp(a, "--engines=", 10) == 0)
       snprintf(g_engines, sizeof(g_engines), "%s", a + 10);
+    else if (strncmp(a, "--mica_memtable_mb=", 19) == 0)
+      g_mica_memtable_mb = atol(a + 19);
     else if (strncmp(a, "--split_mb=", 11) == 0)
       snprintf(g_splits, sizeof(g_splits), "%s", a + 11);
     else {
