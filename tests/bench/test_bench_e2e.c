@@ -2,9 +2,9 @@
  * cluster on loopback: load small records, run workload A for a fixed
  * number of operations and E and D for a fixed time, and check from the
  * JSON report that every operation issued is counted once, in the right
- * mix, with no error; that a run against a missing table reports every
- * operation as an error and exits 1; that an unreachable master and bad
- * usage exit 1 and 2. */
+ * mix, with no error; that --target holds the rate down; that a run
+ * against a missing table reports every operation as an error and exits 1;
+ * that an unreachable master and bad usage exit 1 and 2. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +145,15 @@ static void test_load_and_run(void) {
   CU_ASSERT(report("d", "o[\"read\"][\"count\"]") > 0);
 }
 
+static void test_target_rate(void) {
+  if (!have_python) return;
+  /* 300 reads at 200 ops/s take 1.5 s; unthrottled they take a fraction. */
+  CU_ASSERT_EQUAL(bench_run("target", "run --workload c --ops 300 --target 200 " SMALL), 0);
+  check_accounted("target");
+  CU_ASSERT_EQUAL(report("target", "1.3 <= d[\"seconds\"] <= 5"), 1);
+  CU_ASSERT_EQUAL(report("target", "d[\"target_ops_s\"]"), 200);
+}
+
 static void test_failures_counted(void) {
   if (!have_python) return;
   /* Every read of a missing table fails: all counted, all errors, exit 1. */
@@ -182,6 +191,7 @@ static void add_suites(void) {
   CU_add_test(u, "usage", test_usage);
   CU_pSuite s = CU_add_suite("bench_e2e", suite_init, suite_clean);
   CU_add_test(s, "load_and_run", test_load_and_run);
+  CU_add_test(s, "target_rate", test_target_rate);
   CU_add_test(s, "failures_counted", test_failures_counted);
 }
 
