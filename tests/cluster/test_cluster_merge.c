@@ -1,0 +1,262 @@
+/* test_cluster_merge: the master merges emptied tablets and the tablet
+ * servers open the merged tablets by reference.
+ *
+ * Two tablet servers; merge thresholds from master flags (inputs below
+ * 1 MiB, any rate, at least 300 ms old). A table pre-split at its middle
+ * key and split further by the operator into 10 tablets gets 3000 keys,
+ * then nine keys in ten are deleted and automatic merges are switched on.
+ * The master merges neighbours until only the two pre-split halves are
+ * left (it never merges across an operator's pre-split key); every
+ * remaining key must read back with its value and every deleted one be
+ * absent, and a full scan must return exactly the remaining keys in
+ * order. Writes to merged tablets work. Then the server holding the first
+ * tablet is killed: its merged tablet reopens on the other server from the
+ * same references and every key is still exact. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/cluster/cluster.h"
+#include "tests/cluster/kvc.h"
+#include "tests/testutil.h"
+
+#define NKEYS 3000
+#define NSPLITS 9
+
+static cluster *g_c;
+
+static void key_of(int i, char *k) { sprintf(k, "key%05d", i); }
+
+static void value_of(int i, int gen, char *v) {
+  int n = sprintf(v, "value-%d-%d-", i, gen);
+  for (; n < 200; n++) v[n] = (char)('a' + (i + n) % 26);
+  v[n] = '\0';
+}
+
+static bool kept(int i) { return i % 10 == 3; }
+
+/* Durable delete through the tablet server, retried like kvc's calls. */
+static mica_err *del(const char *table, slice key) {
+  uint64_t until = cl_now_ms() + 30000;
+  for (;;) {
+    Mica__V1__TabletRoute *rt;
+    Mica__V1__LookupTabletsResponse *lr;
+    mica_err *err = kvc_route(g_c, table, key, 30000, &rt, &lr);
+    if (err) return err;
+    Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+    ref.tablet_id = rt->desc->tablet_id;
+    ref.range_epoch = rt->desc->range_epoch;
+    ref.assign_epoch = rt->location->assign_epoch;
+    Mica__V1__DeleteRequest q = MICA__V1__DELETE_REQUEST__INIT;
+    q.tablet = &ref;
+    q.key.data = (uint8_t *)key.data;
+    q.key.len = key.len;
+    ProtobufCMessage *r = NULL;
+    err = rpc_unary(cl_channel(g_c, rt->location->address), &rpc_m_ts_delete,
+                    &q.base, 5000, &r);
+    if (err == NULL) err = cl_response_err(r);
+    rpc_msg_free(r);
+    rpc_msg_free(&lr->base);
+    if (err == NULL || !kvc_retryable(err_code(err)) || cl_now_ms() > until)
+      return err;
+    err_free(err);
+    cl_sleep_ms(10);
+  }
+}
+
+static size_t live_tablets(const char *table) {
+  Mica__V1__ListTabletsRequest q = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  q.table = (char *)table;
+  ProtobufCMessage *m = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &q.base, 5000, &m));
+  const Mica__V1__ListTabletsResponse *lt = (const void *)m;
+  size_t n = lt ? lt->n_tablets : 0;
+  rpc_msg_free(m);
+  return n;
+}
+
+typedef struct scan_state {
+  int next; /* index of the next kept key expected */
+  int gen;
+  uint64_t rows, bad;
+} scan_state;
+
+static int next_kept(int i) {
+  while (i < NKEYS && !kept(i)) i++;
+  return i;
+}
+
+static bool on_row(void *arg, slice k, slice v) {
+  scan_state *s = arg;
+  s->rows++;
+  char wk[16], wv[256];
+  if (s->next >= NKEYS) {
+    s->bad++;
+    return true;
+  }
+  key_of(s->next, wk);
+  value_of(s->next, s->gen, wv);
+  if (!slice_eq(k, slice_from_str(wk)) || !slice_eq(v, slice_from_str(wv))) {
+    if (s->bad++ < 5)
+      fprintf(stderr, "\nscan row %" PRIu64 ": got %.*s, want %s\n", s->rows,
+              (int)(k.len < 20 ? k.len : 20), (const char *)k.data, wk);
+  }
+  s->next = next_kept(s->next + 1);
+  return true;
+}
+
+/* Every key read one by one, and a full scan. */
+static void check_all(const char *table, int gen) {
+  buf v = BUF_INIT;
+  int bad = 0;
+  for (int i = 0; i < NKEYS; i++) {
+    char k[16], wv[256];
+    key_of(i, k);
+    value_of(i, gen, wv);
+    bool found = false;
+    mica_err *err = kvc_get(g_c, table, slice_from_str(k), &found, &v, 30000);
+    if (err != NULL) {
+      if (bad++ < 5) fprintf(stderr, "\nget %s: %s\n", k, err_msg(err));
+      err_free(err);
+      continue;
+    }
+    if (found != kept(i) ||
+        (found && !slice_eq(buf_slice(&v), slice_from_str(wv)))) {
+      if (bad++ < 5)
+        fprintf(stderr, "\nget %s: found %d, want %d\n", k, found, kept(i));
+    }
+  }
+  buf_free(&v);
+  CU_ASSERT_EQUAL(bad, 0);
+  scan_state s = {next_kept(0), gen, 0, 0};
+  TU_OK(kvc_scan(g_c, table, on_row, &s, 60000));
+  CU_ASSERT_EQUAL(s.bad, 0);
+  CU_ASSERT_EQUAL(s.next, NKEYS);
+  CU_ASSERT_EQUAL(s.rows, NKEYS / 10);
+}
+
+/* Waits until the table has at most `most` tablets. */
+static size_t wait_merged(const char *table, size_t most, int timeout_ms) {
+  uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
+  size_t n;
+  while ((n = live_tablets(table)) > most && cl_now_ms() < until)
+    cl_sleep_ms(200);
+  return n;
+}
+
+/* Operator split at `key` through the master, retried while the tablet
+ * holding the key is still opening after the previous split. */
+static void split_at(const char *table, slice key) {
+  uint64_t until = cl_now_ms() + 30000;
+  for (;;) {
+    Mica__V1__TabletRoute *rt;
+    Mica__V1__LookupTabletsResponse *lr;
+    TU_OK(kvc_route(g_c, table, key, 30000, &rt, &lr));
+    Mica__V1__SplitTabletRequest q = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+    q.tablet_id = rt->desc->tablet_id;
+    q.split_key.data = (uint8_t *)key.data;
+    q.split_key.len = key.len;
+    rpc_msg_free(&lr->base);
+    mica_err *err = cl_call_master(g_c, &rpc_m_master_split_tablet, &q.base,
+                                   10000, NULL);
+    if (err == NULL) return;
+    if (cl_now_ms() > until) {
+      TU_OK(err);
+      return;
+    }
+    err_free(err);
+    cl_sleep_ms(50);
+  }
+}
+
+static mica_err *set_merges(bool on) {
+  Mica__V1__ConfigureRequest q = MICA__V1__CONFIGURE_REQUEST__INIT;
+  q.merge_case = MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED;
+  q.merge_enabled = on;
+  return cl_call_master(g_c, &rpc_m_master_configure, &q.base, 5000, NULL);
+}
+
+static void test_merge_emptied(void) {
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 2;
+  /* Merges start off so that the table can be loaded split; they are
+   * switched on once most keys are deleted. */
+  static const char *const margs[] = {
+      "--merge",          "off", "--merge-max-bytes", "1M",
+      "--merge-max-rate", "1e9", "--merge-min-age-ms", "300", NULL};
+  o.master_args = margs;
+  TU_OK(cl_start(&o, &g_c));
+  /* A pre-split table (one operator boundary, which merges never undo),
+   * split further by operator splits into 10 tablets. */
+  char k[16];
+  key_of(NKEYS / 2, k);
+  slice presplit = slice_from_str(k);
+  TU_OK(kvc_create_table(g_c, "m", &presplit, 1));
+  for (int i = 1; i < NSPLITS + 1; i++) {
+    if (i * NKEYS / (NSPLITS + 1) == NKEYS / 2) continue;
+    key_of(i * NKEYS / (NSPLITS + 1), k);
+    split_at("m", slice_from_str(k));
+  }
+  size_t before = live_tablets("m");
+  CU_ASSERT_EQUAL(before, NSPLITS + 1);
+
+  for (int i = 0; i < NKEYS; i++) {
+    char v[256];
+    key_of(i, k);
+    value_of(i, 0, v);
+    TU_OK(kvc_put(g_c, "m", slice_from_str(k), slice_from_str(v), 30000));
+  }
+  for (int i = 0; i < NKEYS; i++) {
+    if (kept(i)) continue;
+    key_of(i, k);
+    TU_OK(del("m", slice_from_str(k)));
+  }
+  /* Both servers declare can_merge, so the master accepts the switch
+   * (it answers NOT_SUPPORTED while some live server cannot merge). */
+  TU_OK(set_merges(true));
+  uint64_t t0 = cl_now_ms();
+  size_t n = wait_merged("m", 2, 60000);
+  fprintf(stderr, "\n  %zu tablets merged into %zu in %" PRIu64 " ms\n",
+          before, n, cl_now_ms() - t0);
+  /* The two halves of the pre-split table are never merged together. */
+  CU_ASSERT_EQUAL(n, 2);
+  check_all("m", 0);
+
+  /* Writes to merged tablets. */
+  for (int i = 0; i < NKEYS; i++) {
+    if (!kept(i)) continue;
+    char v[256];
+    key_of(i, k);
+    value_of(i, 1, v);
+    TU_OK(kvc_put(g_c, "m", slice_from_str(k), slice_from_str(v), 30000));
+  }
+  check_all("m", 1);
+
+  /* The server of the first tablet dies: the merged tablet reopens on the
+   * other server from the same references (the master re-sends its
+   * sources; the merge is already made, so only the open happens). */
+  Mica__V1__TabletRoute *rt;
+  Mica__V1__LookupTabletsResponse *lr;
+  TU_OK(kvc_route(g_c, "m", slice_from_str("key00000"), 10000, &rt, &lr));
+  int victim = -1;
+  for (int i = 0; i < cl_tserver_count(g_c); i++)
+    if (strcmp(cl_tserver_address(g_c, i), rt->location->address) == 0)
+      victim = i;
+  rpc_msg_free(&lr->base);
+  CU_ASSERT_FATAL(victim >= 0);
+  TU_OK(cl_kill_tserver(g_c, victim));
+  check_all("m", 1);
+  CU_ASSERT_EQUAL(live_tablets("m"), 2);
+
+  cl_free(g_c);
+  g_c = NULL;
+}
+
+static void add_suites(void) {
+  CU_pSuite s = CU_add_suite("merge", NULL, NULL);
+  CU_add_test(s, "merge_emptied", test_merge_emptied);
+}
+
+int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
