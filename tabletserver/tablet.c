@@ -1105,6 +1105,13 @@ static mica_err *compact_once(tablet *t, bool force, bool *did) {
   for (size_t i = 0; i < len; i++) {
     tfile *f = v->files[first + i];
     kids[i] = sst_reader_iter_new(f->r, false);
+    /* A file shared with other tablets is read only inside its own range:
+     * a merged tablet lists one input's file for that input's half only,
+     * and the rest of the file may hold older versions of the other
+     * half's keys (tablet_merge.h). */
+    if (f->restrict_reads)
+      kids[i] = rng_iter_new(kids[i], buf_slice(&f->lo), buf_slice(&f->hi),
+                             f->has_hi);
     in_bytes += f->size;
     if (!f->own) foreign = true;
   }
@@ -1566,6 +1573,10 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
     if (err == NULL) err = split_done_error(m);
   } else if (m->state == MAN_SPLIT) {
     err = split_done_error(m);
+  } else if (m->state == MAN_MERGED) {
+    err = err_new(MICA_NOT_SERVING,
+                  "tablet %" PRIu64 " was merged into %" PRIu64, m->tablet_id,
+                  m->left_id);
   }
   if (err != NULL) {
     tablet_free(t);
@@ -2320,8 +2331,10 @@ static bool same_names(char **a, size_t na, char **b, size_t nb) {
 mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
                               uint64_t *removed) {
   if (removed != NULL) *removed = 0;
-  /* References only move from a parent to its daughters, and daughters
-   * appear (by rename) with their manifests before the parent retires: so
+  /* References only move from a parent to its daughters (or from the
+   * inputs of a merge to the merged tablet, tablet_merge.h), and the new
+   * tablets appear (by rename) with their manifests before the old ones
+   * retire: so
    * a scan that sees the same set of directories before and after reading
    * every manifest has seen every live reference (see docs/engine.md).
    * Otherwise it deletes nothing and tries again. */
@@ -2356,7 +2369,7 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         complete = false;
         break;
       }
-      if (m.state == MAN_SPLIT) {
+      if (m.state == MAN_SPLIT || m.state == MAN_MERGED) {
         retired = xrealloc(retired, (nretired + 1) * sizeof(*retired));
         retired[nretired++] = xstrdup(before[i]);
       } else {
