@@ -41,8 +41,8 @@ usage: bench/compare/run.sh [options]
   --keep            keep the data directories and logs
   -h, --help
 
-Needs etcd (Debian: apt-get install etcd-server) unless --no-etcd, and
-python3 for the tables.
+Needs etcd unless --no-etcd (installed from Debian's etcd-server package
+when missing) and python3 for the tables.
 
 Example (the defaults take about 5 minutes on 2 cores):
   bench/compare/run.sh --bin build/bin --runs 3
@@ -83,8 +83,14 @@ for b in mica-bench mica-master mica-tserver mica; do
   [ -x "$bin/$b" ] || die "$bin/$b not found (build first, or pass --bin)"
 done
 command -v python3 >/dev/null || die "python3 is needed for the result tables"
-if [ $with_etcd = 1 ]; then
-  command -v etcd >/dev/null || die "etcd not found: apt-get install etcd-server (or --no-etcd)"
+if [ $with_etcd = 1 ] && ! command -v etcd >/dev/null; then
+  # The peer comes from Debian's own package, as a user would install it.
+  echo "run.sh: etcd not found; installing Debian's etcd-server" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  { $sudo apt-get install -y etcd-server >&2 && command -v etcd >/dev/null; } ||
+    die "could not install etcd-server (apt-get install etcd-server, or --no-etcd)"
+  # Debian starts the packaged service; this script runs its own instance.
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mica-compare.XXXXXX")
