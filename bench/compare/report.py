@@ -127,7 +127,8 @@ def main():
         for s in systems:
             row.append("%.1f" % med(cpu[s]) if cpu[s] else "-")
         if etcd:
-            both = cpu.get("mica1") and cpu.get("etcd")
+            # A run shorter than a few clock ticks may measure no CPU.
+            both = cpu.get("mica1") and cpu.get("etcd") and med(cpu["mica1"]) > 0
             row.append("%.2fx" % (med(cpu["etcd"]) / med(cpu["mica1"])) if both else "-")
             ratio = med(tput["mica1"]) / med(tput["etcd"]) if "mica1" in tput else 0
             lower = med(p99["mica1"]) < med(p99["etcd"])

@@ -116,6 +116,7 @@ cleanup() {
     echo "run.sh: data and logs kept in $work" >&2
   else
     rm -rf "$work/etcd" "$work/mica1" "$work/mica3"
+    rmdir "$work" 2>/dev/null || true # empty when --out pointed elsewhere
   fi
 }
 trap cleanup EXIT
