@@ -614,11 +614,12 @@ static void h_balance(rpc_call *call, const ProtobufCMessage *req,
     resp.moves[i] = p;
   }
   resp.n_moves = n;
+  bool dry_run = r->dry_run; /* the reply frees the request */
   rpc_call_reply(call, &resp.base);
   arena_free(a);
   free(mv);
   err_free(err);
-  if (!r->dry_run) msrv_kick(s);
+  if (!dry_run) msrv_kick(s);
 }
 
 static void h_configure(rpc_call *call, const ProtobufCMessage *req,

@@ -211,9 +211,11 @@ static void mg_run(rpc_call *call, const ProtobufCMessage *request,
   }
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
+  /* The reply frees the request; keep what the cleanup needs. */
+  size_t n_parts = req->n_parts;
   rpc_call_reply(call, &resp.base);
   err_free(e);
-  for (size_t i = 0; parts != NULL && i < req->n_parts; i++) {
+  for (size_t i = 0; parts != NULL && i < n_parts; i++) {
     mg_part *p = &parts[i];
     for (size_t j = 0; j < p->n; j++) buf_free(&p->vals[j]);
     free(p->vals);

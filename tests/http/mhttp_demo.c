@@ -99,10 +99,11 @@ int main(int argc, char **argv) {
   check(ms_create_table(f.m, "hostile_keys", hk, sizeof(hk) / sizeof(hk[0]),
                         hfix_now(&f), NULL), "hostile");
   if (big > 1) {
-    char (*bk)[16] = calloc((size_t)big, 16);
+    /* 24 bytes hold "row" and any long, so the name is never cut. */
+    char (*bk)[24] = calloc((size_t)big, 24);
     slice *bs = calloc((size_t)big, sizeof(*bs));
     for (long i = 0; i + 1 < big; i++) {
-      snprintf(bk[i], 16, "row%07ld", (i + 1) * 10);
+      snprintf(bk[i], 24, "row%07ld", (i + 1) * 10);
       bs[i] = slice_from_str(bk[i]);
     }
     check(ms_create_table(f.m, "big", bs, (size_t)big - 1, hfix_now(&f), NULL),
