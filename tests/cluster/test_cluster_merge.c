@@ -11,7 +11,9 @@
  * absent, and a full scan must return exactly the remaining keys in
  * order. Writes to merged tablets work. Then the server holding the first
  * tablet is killed: its merged tablet reopens on the other server from the
- * same references and every key is still exact. */
+ * same references and every key is still exact.
+ *
+ * Also: the master's split threshold replaces the servers' own. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,9 +256,38 @@ static void test_merge_emptied(void) {
   g_c = NULL;
 }
 
+/* The master's --split-threshold reaches the servers in
+ * RegisterServerResponse.split_threshold_bytes and replaces their own
+ * (10 GiB by default here): 600 KB of data in a table must split at a
+ * 64 KiB threshold. */
+static void test_master_split_threshold(void) {
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  static const char *const margs[] = {"--merge", "off", "--split-threshold",
+                                      "64K", NULL};
+  o.master_args = margs;
+  TU_OK(cl_start(&o, &g_c));
+  TU_OK(kvc_create_table(g_c, "s", NULL, 0));
+  for (int i = 0; i < NKEYS; i++) {
+    char k[16], v[256];
+    key_of(i, k);
+    value_of(i, 0, v);
+    TU_OK(kvc_put(g_c, "s", slice_from_str(k), slice_from_str(v), 30000));
+  }
+  uint64_t until = cl_now_ms() + 30000;
+  size_t n;
+  while ((n = live_tablets("s")) < 4 && cl_now_ms() < until) cl_sleep_ms(200);
+  fprintf(stderr, "\n  %zu tablets at a 64 KiB threshold\n", n);
+  CU_ASSERT(n >= 4);
+  cl_free(g_c);
+  g_c = NULL;
+}
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("merge", NULL, NULL);
   CU_add_test(s, "merge_emptied", test_merge_emptied);
+  CU_add_test(s, "master_split_threshold", test_master_split_threshold);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
