@@ -124,6 +124,8 @@ typedef struct rpc_method {
     heartbeat_response, false)                                                \
   X(master_report_split, "Master", "ReportSplit", report_split_request,       \
     report_split_response, false)                                             \
+  X(master_get_info, "Master", "GetInfo", get_info_request,                   \
+    get_info_response, false)                                                 \
   X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
   X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
 

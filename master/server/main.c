@@ -36,6 +36,9 @@ static void usage(FILE *f) {
 "  --http-listen HOST:PORT status page, JSON API and metrics (default\n"
 "                          127.0.0.1:0; printed as 'http HOST:PORT')\n"
 "  --http-address-file PATH  also write the HTTP address to PATH\n"
+"  --cluster-name NAME     the cluster's name, shown on the status page and\n"
+"                          reported to tools (default: none; the page says\n"
+"                          'mica')\n"
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
@@ -134,7 +137,7 @@ enum {
   F_LISTEN = 256, F_DATA_DIR, F_ADDRESS_FILE, F_LEASE, F_MARGIN, F_HEARTBEAT,
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
-  F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_HELP
+  F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -157,6 +160,7 @@ static const struct option longopts[] = {
     {"threads", required_argument, NULL, F_THREADS},
     {"http-listen", required_argument, NULL, F_HTTP_LISTEN},
     {"http-address-file", required_argument, NULL, F_HTTP_ADDRESS_FILE},
+    {"cluster-name", required_argument, NULL, F_CLUSTER_NAME},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -245,6 +249,10 @@ int main(int argc, char **argv) {
         break;
       case F_HTTP_LISTEN: http_listen = optarg; break;
       case F_HTTP_ADDRESS_FILE: http_address_file = optarg; break;
+      case F_CLUSTER_NAME:
+        if (optarg[0] == '\0') return bad_flag(name, optarg);
+        o.cluster_name = optarg;
+        break;
       case F_HELP: usage(stdout); return 0;
       default:
         fprintf(stderr, "mica-master: unknown or incomplete flag \"%s\"\n\n",
@@ -290,8 +298,10 @@ int main(int argc, char **argv) {
   mhttp_opts_init(&ho);
   ho.listen = http_listen;
   ho.master_address = msrv_address(s);
+  ho.cluster_name = o.cluster_name;
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
+  if (err == NULL) msrv_set_http_address(s, mhttp_address(http));
   /* The RPC address file last: tools take it as "the master is up". */
   if (err == NULL) err = write_address(http_address_file, mhttp_address(http));
   if (err == NULL) err = write_address(address_file, msrv_address(s));

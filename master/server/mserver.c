@@ -682,6 +682,27 @@ static void h_events(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
   free(v);
 }
 
+/* What this process is. Answers on the polling thread: it reads only
+ * fields of the msrv, one of them under `mu` for microseconds. */
+static void h_get_info(rpc_call *call, const ProtobufCMessage *req,
+                       void *ctx) {
+  (void)req;
+  msrv *s = ctx;
+  pthread_mutex_lock(&s->mu);
+  char *http = xstrdup(s->http_address ? s->http_address : "");
+  pthread_mutex_unlock(&s->mu);
+  Mica__V1__GetInfoResponse resp = MICA__V1__GET_INFO_RESPONSE__INIT;
+  Mica__V1__Status st;
+  resp.status = status_of(&st, NULL);
+  resp.version = (char *)MICA_VERSION;
+  resp.rpc_address = (char *)msrv_address(s);
+  resp.http_address = http;
+  resp.start_time_ms = s->start_wall_ms;
+  resp.cluster_name = s->cluster_name;
+  rpc_call_reply(call, &resp.base);
+  free(http);
+}
+
 /* ---- tablet servers ---- */
 
 static Mica__V1__TabletRef **close_list(arena *a, const ms_server_reply *rp) {
@@ -816,6 +837,7 @@ static mica_err *register_handlers(msrv *s) {
       {&rpc_m_master_register_server, h_register, s, RPC_OFFLOAD},
       {&rpc_m_master_heartbeat, h_heartbeat, s, RPC_OFFLOAD},
       {&rpc_m_master_report_split, h_report_split, s, RPC_OFFLOAD},
+      {&rpc_m_master_get_info, h_get_info, s, 0},
   };
   return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
 }
@@ -828,7 +850,10 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   s->opt = *o;
   s->root = xstrdup(o->core.data_root);
   s->opt.core.data_root = s->root;
+  s->cluster_name = xstrdup(o->cluster_name ? o->cluster_name : "");
+  s->opt.cluster_name = s->cluster_name;
   if (s->opt.core.env == NULL) s->opt.core.env = env_posix();
+  s->start_wall_ms = env_wall_micros(s->opt.core.env) / 1000;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->ch_mu, NULL);
   pthread_cond_init(&s->kick_cv, NULL);
@@ -857,6 +882,15 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
 
 const char *msrv_address(const msrv *s) { return rpc_server_address(s->rpc); }
 
+void msrv_set_http_address(msrv *s, const char *address) {
+  char *copy = address ? xstrdup(address) : NULL;
+  pthread_mutex_lock(&s->mu);
+  char *old = s->http_address;
+  s->http_address = copy;
+  pthread_mutex_unlock(&s->mu);
+  free(old);
+}
+
 ms *msrv_core(msrv *s) { return s->core; }
 
 void msrv_stop(msrv *s) {
@@ -878,6 +912,8 @@ void msrv_stop(msrv *s) {
   pthread_mutex_destroy(&s->ch_mu);
   pthread_mutex_destroy(&s->mu);
   free(s->caps);
+  free(s->http_address);
+  free(s->cluster_name);
   free(s->root);
   free(s);
 }

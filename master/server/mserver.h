@@ -54,6 +54,8 @@ typedef struct msrv_options {
    * log says (both on in a fresh directory). */
   const bool *balancer;
   const bool *merges;
+  /* The cluster's name, reported by GetInfo; NULL or "" = none. */
+  const char *cluster_name;
 } msrv_options;
 
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */
@@ -68,6 +70,12 @@ mica_err *msrv_start(const msrv_options *o, msrv **out);
 /* The bound "host:port" (the real port when 0 was asked); valid until
  * msrv_stop. */
 const char *msrv_address(const msrv *s);
+
+/* Records the address of the process's HTTP server (master/http), which
+ * GetInfo reports so that tools knowing only the RPC address find the JSON
+ * API. Until called, or with NULL, GetInfo reports none. Copies `address`;
+ * may be called while serving. */
+void msrv_set_http_address(msrv *s, const char *address);
 
 /* The core, for tools and tests in the same process; valid until
  * msrv_stop. */

@@ -17,6 +17,8 @@ struct msrv {
   char *root;
   ms *core;         /* thread-safe on its own */
   rpc_server *rpc;
+  char *cluster_name;     /* opt.cluster_name points at it; "" = none */
+  uint64_t start_wall_ms; /* when msrv_start began, ms since the epoch */
 
   pthread_mutex_t mu;         /* guards the fields down to progress */
   pthread_cond_t kick_cv;     /* signalled when kicked or stopping */
@@ -32,6 +34,7 @@ struct msrv {
   /* Automatic merges were switched off by the loop because a live server
    * cannot merge; the loop switches them on again once all can. */
   bool merge_suspended;
+  char *http_address; /* guarded by mu; msrv_set_http_address; NULL = none */
 
   pthread_mutex_t ch_mu; /* guards chans: one channel per server address,
                             kept until msrv_stop */
