@@ -278,3 +278,25 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
   *n = cnt;
   return mcl_finish(NULL);
 }
+
+int mica_get_master_info(mica_client *c, mica_master_info **info) {
+  *info = NULL;
+  Mica__V1__GetInfoRequest req = MICA__V1__GET_INFO_REQUEST__INIT;
+  ProtobufCMessage *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_get_info, &req.base, &msg);
+  if (e != NULL) return mcl_finish(e);
+  Mica__V1__GetInfoResponse *resp = (Mica__V1__GetInfoResponse *)msg;
+  size_t need = sizeof(mica_master_info) + str_size(resp->version) +
+                str_size(resp->rpc_address) + str_size(resp->http_address) +
+                str_size(resp->cluster_name);
+  mica_master_info *v = xmalloc(need);
+  uint8_t *p = (uint8_t *)(v + 1);
+  v->version = put_str(&p, resp->version);
+  v->rpc_address = put_str(&p, resp->rpc_address);
+  v->http_address = put_str(&p, resp->http_address);
+  v->start_time_ms = resp->start_time_ms;
+  v->cluster_name = put_str(&p, resp->cluster_name);
+  rpc_msg_free(msg);
+  *info = v;
+  return mcl_finish(NULL);
+}

@@ -327,6 +327,21 @@ typedef struct mica_server_info {
 int mica_list_servers(mica_client *c, int include_dead,
                       mica_server_info **servers, size_t *n);
 
+typedef struct mica_master_info {
+  const char *version;      /* the master's version, e.g. "0.1.0" */
+  const char *rpc_address;  /* its bound RPC "host:port" */
+  const char *http_address; /* status page and JSON API "host:port"; ""
+                               when the master serves no HTTP */
+  uint64_t start_time_ms;   /* when the master started, ms since the epoch */
+  const char *cluster_name; /* "" when the master has none */
+} mica_master_info;
+
+/* What the master process is, from its GetInfo call: how tools that know
+ * only the master's RPC address find its HTTP address. *info: caller frees
+ * with mica_free (one allocation, strings included). Errors:
+ * MICA_UNAVAILABLE when the master cannot be reached within the deadline. */
+int mica_get_master_info(mica_client *c, mica_master_info **info);
+
 #ifdef __cplusplus
 }
 #endif
