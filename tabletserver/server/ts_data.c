@@ -6,7 +6,9 @@
  * carry what the registry knows), check every key against the tablet's
  * range, do the work, release the tablet, and check the lease once more
  * just before acknowledging: a server whose lease ran out while a write was
- * in the group commit must not acknowledge it (DESIGN.md §4).
+ * in the group commit must not acknowledge it (DESIGN.md §4), and neither
+ * may one whose lease lapsed and was renewed meanwhile (the lease period
+ * is read before the tablet is acquired: ts_lease_check_since).
  *
  * Threads. Point reads run inline on the RPC polling threads: they touch
  * memtables and cached or page-cached SSTable blocks, and a hand-off to a
@@ -68,6 +70,7 @@ static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
   ts_tab *tt = NULL;
   slice key = pb_slice(req->key);
 
+  uint64_t gen = ts_lease_gen(s);
   mica_err *e = check_key(key, "key", 0, false);
   if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
   if (e == NULL) e = ts_check_in_range(s, tt, key, "key", &rb);
@@ -83,7 +86,7 @@ static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
     atomic_fetch_add(&tt->read_bytes, key.len + val.len);
   }
   ts_release(s, tt);
-  if (e == NULL) e = ts_lease_check(s);
+  if (e == NULL) e = ts_lease_check_since(s, gen);
   if (e == NULL && resp.found) {
     resp.value.data = val.data;
     resp.value.len = val.len;
@@ -162,6 +165,7 @@ static void mg_run(rpc_call *call, const ProtobufCMessage *request,
       (const Mica__V1__MultiGetRequest *)request;
   Mica__V1__MultiGetResponse resp = MICA__V1__MULTI_GET_RESPONSE__INIT;
   Mica__V1__Status st;
+  uint64_t gen = ts_lease_gen(s);
   mica_err *e = NULL;
   size_t total = 0;
   for (size_t i = 0; i < req->n_parts && e == NULL; i++) {
@@ -193,7 +197,7 @@ static void mg_run(rpc_call *call, const ProtobufCMessage *request,
                   "limit; ask for fewer keys per request",
                   bytes, TS_MAX_MULTIGET_BYTES);
   }
-  if (e == NULL) e = ts_lease_check(s);
+  if (e == NULL) e = ts_lease_check_since(s, gen);
   if (e == NULL) {
     for (size_t i = 0; i < req->n_parts; i++) {
       mg_part *p = &parts[i];
@@ -250,6 +254,7 @@ static mica_err *apply(ts_server *s, const Mica__V1__TabletRef *ref,
                        const char *field, uint64_t kv_bytes,
                        ts_routebuf *rb, uint64_t *seq) {
   ts_tab *tt = NULL;
+  uint64_t gen = ts_lease_gen(s);
   mica_err *e = ts_acquire(s, ref, rb, &tt);
   for (size_t i = 0; e == NULL && i < nkeys; i++) {
     char name[64];
@@ -265,7 +270,7 @@ static mica_err *apply(ts_server *s, const Mica__V1__TabletRef *ref,
     }
   }
   ts_release(s, tt);
-  if (e == NULL) e = ts_lease_check(s);
+  if (e == NULL) e = ts_lease_check_since(s, gen);
   return e;
 }
 
@@ -489,6 +494,7 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
   ts_routebuf rb;
   ts_routebuf_init(&rb);
   ts_tab *tt = NULL;
+  uint64_t gen = ts_lease_gen(s);
   mica_err *e = check_scan(req);
   if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
   iter *it = NULL;
@@ -566,7 +572,7 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
         end = MICA__V1__SCAN_END__SCAN_END_ERROR;
       }
     }
-    mica_err *le = ts_lease_check(s);
+    mica_err *le = ts_lease_check_since(s, gen);
     if (le != NULL) {
       /* Rows read after the lease ran out are not sent. */
       err_free(e);

@@ -118,6 +118,10 @@ struct ts_server {
   /* Master conversation. */
   atomic_uint_fast64_t server_id;     /* 0 before registering */
   atomic_uint_fast64_t lease_until_us; /* env_now_micros deadline */
+  /* Lease periods begun: incremented (before lease_until_us moves) by a
+   * renewal that finds the lease over, so a request accepted under one
+   * period is never acknowledged under the next (ts_lease_check_since). */
+  atomic_uint_fast64_t lease_gen;
   uint64_t incarnation;
   atomic_uint_fast64_t heartbeat_ms;  /* interval in force */
   /* Split threshold in force: the master's (RegisterServerResponse.
@@ -187,6 +191,16 @@ void ts_resume(ts_server *s, ts_tab *tt);
 
 /* The lease: NULL while leased (always, standalone), else LEASE_EXPIRED. */
 mica_err *ts_lease_check(ts_server *s);
+/* The current lease period, read by a data handler before it looks the
+ * tablet up. */
+uint64_t ts_lease_gen(ts_server *s);
+/* ts_lease_check, and also LEASE_EXPIRED when the lease lapsed since
+ * ts_lease_gen returned `gen`, even if renewed since: a server frozen past
+ * its lease while holding a request may have lost the tablet to another
+ * server and then re-registered, and what the request did (a write to a
+ * retired WAL segment, a read of a stale memtable) must not be
+ * acknowledged under the new lease. */
+mica_err *ts_lease_check_since(ts_server *s, uint64_t gen);
 
 /* Fills `st` from `e` plus the routing in `rb` (if any was added). `st`
  * points into `e` and `rb`. */

@@ -96,8 +96,12 @@ static void renew_lease(ts_server *s, uint64_t sent_us, uint64_t granted_ms) {
   if (granted_ms > 0 && granted_ms < ms) ms = granted_ms;
   uint64_t until = sent_us + ms * 1000;
   uint64_t prev = atomic_load(&s->lease_until_us);
-  if (prev != 0 && env_now_micros(s->e) >= prev)
-    LOG_I("master renewed the lease; serving again");
+  if (prev == 0 || env_now_micros(s->e) >= prev) {
+    /* A new lease period. Counted before the deadline moves, so a handler
+     * that sees the new deadline also sees the new period. */
+    atomic_fetch_add(&s->lease_gen, 1);
+    if (prev != 0) LOG_I("master renewed the lease; serving again");
+  }
   if (until > prev) atomic_store(&s->lease_until_us, until);
 }
 

@@ -219,6 +219,17 @@ mica_err *ts_lease_check(ts_server *s) {
                  (now - until) / 1000);
 }
 
+uint64_t ts_lease_gen(ts_server *s) { return atomic_load(&s->lease_gen); }
+
+mica_err *ts_lease_check_since(ts_server *s, uint64_t gen) {
+  mica_err *e = ts_lease_check(s);
+  if (e == NULL && s->master_ch != NULL && atomic_load(&s->lease_gen) != gen)
+    e = err_new(MICA_LEASE_EXPIRED,
+                "server lease lapsed while the request was being served; "
+                "not acknowledged");
+  return e;
+}
+
 mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
                      ts_routebuf *rb, ts_tab **out) {
   *out = NULL;

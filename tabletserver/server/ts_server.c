@@ -51,6 +51,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   pthread_mutex_init(&s->bg_mu, NULL);
   atomic_init(&s->server_id, 0);
   atomic_init(&s->lease_until_us, 0);
+  atomic_init(&s->lease_gen, 0);
   atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
   atomic_init(&s->split_threshold, c->split_threshold);
 
