@@ -25,12 +25,14 @@
 #include "common/log.h"
 #include "common/slice.h"
 #include "mica/mica.h"
+#include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
 static const char *prog = "mica";
+static int64_t g_deadline_ms = 10000; /* --deadline */
 
 enum fmt { FMT_TEXT, FMT_TSV, FMT_JSON };
 
@@ -64,6 +66,7 @@ static void main_usage(FILE *f) {
           "  split TABLET [KEY]\n"
           "  move TABLET SERVER\n"
           "  balance [--dry-run]\n"
+          "  status [--json] [--http HOST:PORT]   cluster summary from the JSON API\n"
           "  help [COMMAND]\n"
           "\n"
           "Options:\n"
@@ -179,6 +182,8 @@ enum {
   OPT_DRY_RUN,
   OPT_ALL,
   OPT_BATCH,
+  OPT_JSON,
+  OPT_HTTP,
 };
 
 /* Parses the flags of `cmd` (from `longopts`), leaving positionals in
@@ -203,8 +208,8 @@ static int parse_flags(const command *cmd, int argc, char **argv,
     }
     if (opt == ':') return usage_error(cmd, "flag '%s' needs a value", argv[optind - 1]);
     if (!handle(opt, optarg, ctx))
-      return usage_error(cmd, "bad value '%s' for flag '%s'", optarg ? optarg : "",
-                         argv[optind - 1]);
+      return usage_error(cmd, "bad value '%s' for flag '--%s'", optarg ? optarg : "",
+                         longopts[idx].name);
   }
   return -1;
 }
@@ -803,6 +808,61 @@ static int cmd_balance(mica_client *c, int argc, char **argv) {
   return 0;
 }
 
+/* ---- status ---- */
+
+typedef struct status_args {
+  bool json;
+  const char *http;
+} status_args;
+
+static bool status_flag(int opt, const char *arg, void *ctx) {
+  status_args *a = ctx;
+  if (opt == OPT_JSON) {
+    a->json = true;
+    return true;
+  }
+  if (opt == OPT_HTTP && mstatus_valid_address(arg) && strlen(arg) <= 255) {
+    a->http = arg;
+    return true;
+  }
+  return false;
+}
+
+static int cmd_status(mica_client *c, int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
+                                       {"json", no_argument, NULL, OPT_JSON},
+                                       {"http", required_argument, NULL, OPT_HTTP},
+                                       {NULL, 0, NULL, 0}};
+  const command *cmd = find_command("status");
+  status_args a = {false, NULL};
+  int rc = parse_flags(cmd, argc, argv, opts, status_flag, &a);
+  if (rc < 0) rc = positionals(cmd, argc, 0, 0);
+  if (rc >= 0) return rc;
+  mica_master_info *info = NULL;
+  if (a.http == NULL) {
+    int code = mica_get_master_info(c, &info);
+    if (code != MICA_OK) {
+      fprintf(stderr, "%s: status: cannot reach the master at %s: %s (%s)\n", prog,
+              mica_master_address(c), mica_errmsg(), mica_code_name(code));
+      return EXIT_FAIL;
+    }
+    if (info->http_address[0] == '\0' || strlen(info->http_address) > 255 ||
+        !mstatus_valid_address(info->http_address)) {
+      fprintf(stderr, "%s: status: the master at %s reports %s HTTP address%s%s; "
+              "give one with --http HOST:PORT\n", prog, mica_master_address(c),
+              info->http_address[0] ? "an unusable" : "no",
+              info->http_address[0] ? " " : "", info->http_address);
+      mica_free(info);
+      return EXIT_FAIL;
+    }
+    a.http = info->http_address;
+  }
+  mstatus_opts o = {a.http, a.json, g_deadline_ms};
+  rc = mstatus_run(&o, stdout, stderr);
+  mica_free(info);
+  return rc;
+}
+
 /* ---- the command table ---- */
 
 static int cmd_help(mica_client *c, int argc, char **argv);
@@ -853,6 +913,18 @@ static const command commands[] = {
     {"balance", cmd_balance, "[--dry-run]",
      "Runs the balancer once, or with --dry-run shows the moves it would make.\n"
      "\nExample:\n  mica balance --dry-run\n"},
+    {"status", cmd_status, "[--json] [--http HOST:PORT]",
+     "Prints a summary of the cluster: the master, its version and uptime, server,\n"
+     "table and tablet counts, warnings, then one line per tablet server (id,\n"
+     "address, state, tablets, bytes, reads/s, writes/s) and per table (tablets,\n"
+     "bytes, keys). It reads the master's JSON API (/api/cluster, /api/servers,\n"
+     "/api/tables), whose address it asks the master for, unless --http names it.\n"
+     "--json prints {\"cluster\": ..., \"servers\": ..., \"tables\": ...} holding the\n"
+     "three answers as the master sent them (docs/http-api.md). Each request may\n"
+     "take up to --deadline ms. Exits 1 with one line naming the master or the URL\n"
+     "when either cannot be read.\n"
+     "\nExample:\n  mica --master 127.0.0.1:7000 status\n"
+     "  mica status --http 127.0.0.1:7080 --json | python3 -m json.tool\n"},
     {"help", cmd_help, "[COMMAND]", "Shows the usage of mica or of COMMAND.\n"
                                     "\nExample:\n  mica help scan\n"},
 };
@@ -920,6 +992,7 @@ int main(int argc, char **argv) {
       return usage_error(NULL, "bad value '%s' for --deadline (1..3600000 ms)", val);
     deadline = (int64_t)d;
   }
+  g_deadline_ms = deadline;
   if (i >= argc) return usage_error(NULL, "no command given");
   const command *cmd = find_command(argv[i]);
   if (cmd == NULL) return usage_error(NULL, "unknown command '%s'", argv[i]);

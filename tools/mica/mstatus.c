@@ -1,0 +1,423 @@
+/* mstatus: `mica status` (see mstatus.h).
+ *
+ * Everything is fetched before anything is printed, so a failure leaves one
+ * line on stderr and nothing half-written on stdout. The summary reads each
+ * field it shows through need_*(), which checks presence and type against
+ * docs/http-api.md; the first mismatch is reported with its JSON path
+ * ("servers[2].address: expected string, got number") and later look-ups
+ * return harmless defaults so the code reads straight through. Strings from
+ * the master are printed with every byte outside printable ASCII as \xNN:
+ * the master already sends them in that escaped form, and a foreign or
+ * broken server on the port must not reach the terminal with raw bytes. */
+#include "tools/mica/mstatus.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/slice.h"
+#include "tools/mica/mjson.h"
+
+/* ---- HTTP ---- */
+
+typedef struct body {
+  buf data;
+  bool too_big;
+} body;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
+  body *b = ctx;
+  size_t len = size * n;
+  if (b->data.len + len > MSTATUS_MAX_BODY) {
+    b->too_big = true;
+    return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+  }
+  buf_append(&b->data, p, len);
+  return len;
+}
+
+/* GETs `url` into `out`; false with the reason in `why` unless the answer
+ * is a complete 200. */
+static bool http_get(const char *url, int64_t timeout_ms, buf *out, char *why,
+                     size_t why_len) {
+  CURL *h = curl_easy_init();
+  if (h == NULL) {
+    snprintf(why, why_len, "libcurl cannot start a request");
+    return false;
+  }
+  body b = {BUF_INIT, false};
+  char cerr[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+  /* No signals: the default resolver would otherwise use SIGALRM for its
+   * timeout. */
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  /* The HTTP address sits beside the RPC address, which the CLI reaches
+   * directly; an http_proxy set for the web must not take these requests
+   * elsewhere. */
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "mica-cli");
+  CURLcode rc = curl_easy_perform(h);
+  long code = 0;
+  bool ok = false;
+  if (b.too_big) {
+    snprintf(why, why_len, "answer larger than %zu bytes", MSTATUS_MAX_BODY);
+  } else if (rc != CURLE_OK) {
+    snprintf(why, why_len, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+  } else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK ||
+             code != 200) {
+    snprintf(why, why_len, "HTTP status %ld (expected 200)", code);
+  } else {
+    ok = true;
+  }
+  curl_easy_cleanup(h);
+  if (ok) *out = b.data;
+  else buf_free(&b.data);
+  return ok;
+}
+
+/* ---- checked field access ---- */
+
+typedef struct check {
+  const char *url; /* the answer being read, for the message */
+  FILE *err;
+  bool bad;        /* a message was written */
+} check;
+
+static void bad_field(check *k, const char *path, const char *what, ...) {
+  if (k->bad) return;
+  k->bad = true;
+  fprintf(k->err, "mica: status: bad answer from %s: %s: ", k->url, path);
+  va_list ap;
+  va_start(ap, what);
+  vfprintf(k->err, what, ap);
+  va_end(ap);
+  fputc('\n', k->err);
+}
+
+/* The member `name` of `obj` when it has type `t`; otherwise reports it
+ * (path `at`.`name`) and returns NULL. */
+static const mj_val *need(check *k, const mj_val *obj, const char *at,
+                          const char *name, mj_type t) {
+  const mj_val *v = mj_get(obj, name);
+  char path[160];
+  snprintf(path, sizeof path, "%s%s%s", at, at[0] ? "." : "", name);
+  if (v == NULL) {
+    bad_field(k, path, "missing");
+    return NULL;
+  }
+  if (v->type != t) {
+    bad_field(k, path, "expected %s, got %s", mj_type_name(t),
+              mj_type_name(v->type));
+    return NULL;
+  }
+  return v;
+}
+
+static const char *need_str(check *k, const mj_val *obj, const char *at,
+                            const char *name, size_t *len) {
+  const mj_val *v = need(k, obj, at, name, MJ_STRING);
+  *len = v ? v->len : 0;
+  return v ? v->str : "";
+}
+
+static uint64_t need_u64(check *k, const mj_val *obj, const char *at,
+                         const char *name) {
+  const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
+  uint64_t u = 0;
+  if (v != NULL && !mj_u64(v, &u))
+    bad_field(k, at, "%s: expected a whole number >= 0, got %g", name,
+              v->number);
+  return u;
+}
+
+static double need_rate(check *k, const mj_val *obj, const char *at,
+                        const char *name) {
+  const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
+  if (v != NULL && !(v->number >= 0)) {
+    bad_field(k, at, "%s: expected a rate >= 0, got %g", name, v->number);
+    return 0;
+  }
+  return v ? v->number : 0;
+}
+
+/* The array `name` of `obj` (its items and count), or none after a
+ * report. */
+static mj_val **need_array(check *k, const mj_val *obj, const char *name,
+                           size_t *n) {
+  const mj_val *v = need(k, obj, "", name, MJ_ARRAY);
+  *n = v ? v->len : 0;
+  return v ? v->items : NULL;
+}
+
+/* ---- output ---- */
+
+/* Appends `s` to `b` with bytes outside printable ASCII as \xNN. */
+static void put_safe(buf *b, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = (uint8_t)s[i];
+    if (c >= 0x20 && c < 0x7f) {
+      buf_push(b, c);
+    } else {
+      char hex[5];
+      snprintf(hex, sizeof hex, "\\x%02x", c);
+      buf_append(b, hex, 4);
+    }
+  }
+}
+
+static void putf(buf *b, const char *fmt, ...) {
+  char tmp[128];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n > 0) buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static void put_bytes_human(buf *b, uint64_t v) {
+  static const char *unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (v < 1024) {
+    putf(b, "%" PRIu64 " B", v);
+    return;
+  }
+  double d = (double)v / 1024;
+  int u = 0;
+  while (d >= 1024 && u < 4) d /= 1024, u++;
+  putf(b, "%.1f %s", d, unit[u]);
+}
+
+static void put_uptime(buf *b, uint64_t s) {
+  if (s >= 86400) putf(b, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+  else if (s >= 3600) putf(b, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+  else if (s >= 60) putf(b, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+  else putf(b, "%" PRIu64 "s", s);
+}
+
+/* A text table: rows of cells, columns padded to their widest cell. */
+typedef struct grid {
+  size_t cols;
+  buf *cells; /* row-major */
+  size_t rows;
+} grid;
+
+static buf *grid_row(grid *g) {
+  g->cells = xrealloc(g->cells, (g->rows + 1) * g->cols * sizeof(buf));
+  buf *r = &g->cells[g->rows++ * g->cols];
+  for (size_t i = 0; i < g->cols; i++) r[i] = (buf)BUF_INIT;
+  return r;
+}
+
+static void grid_print(grid *g, buf *out) {
+  size_t w[16] = {0};
+  for (size_t r = 0; r < g->rows; r++)
+    for (size_t c = 0; c < g->cols; c++)
+      if (g->cells[r * g->cols + c].len > w[c]) w[c] = g->cells[r * g->cols + c].len;
+  for (size_t r = 0; r < g->rows; r++) {
+    for (size_t c = 0; c < g->cols; c++) {
+      buf *cell = &g->cells[r * g->cols + c];
+      buf_append(out, cell->data, cell->len);
+      if (c + 1 < g->cols)
+        for (size_t pad = cell->len; pad < w[c] + 2; pad++) buf_push(out, ' ');
+    }
+    buf_push(out, '\n');
+  }
+}
+
+static void grid_free(grid *g) {
+  for (size_t i = 0; i < g->rows * g->cols; i++) buf_free(&g->cells[i]);
+  free(g->cells);
+}
+
+/* ---- the summary ---- */
+
+static void summarize_cluster(check *k, const mj_val *c, buf *out) {
+  size_t n;
+  const char *s;
+  buf_append(out, "cluster ", 8);
+  s = need_str(k, c, "", "cluster", &n);
+  put_safe(out, s, n);
+  buf_append(out, ": master ", 9);
+  s = need_str(k, c, "", "master_address", &n);
+  put_safe(out, s, n);
+  buf_append(out, ", version ", 10);
+  s = need_str(k, c, "", "version", &n);
+  put_safe(out, s, n);
+  buf_append(out, ", up ", 5);
+  put_uptime(out, need_u64(k, c, "", "uptime_s"));
+  buf_push(out, '\n');
+
+  const mj_val *sv = need(k, c, "", "servers", MJ_OBJECT);
+  const mj_val *tb = need(k, c, "", "tablets", MJ_OBJECT);
+  putf(out, "servers: %" PRIu64 " live, %" PRIu64 " suspect, %" PRIu64 " dead",
+       need_u64(k, sv, "servers", "live"), need_u64(k, sv, "servers", "suspect"),
+       need_u64(k, sv, "servers", "dead"));
+  putf(out, "; tables: %" PRIu64, need_u64(k, c, "", "tables"));
+  putf(out, "; tablets: %" PRIu64 " (%" PRIu64 " in transition); ",
+       need_u64(k, tb, "tablets", "current"),
+       need_u64(k, tb, "tablets", "in_transition"));
+  put_bytes_human(out, need_u64(k, c, "", "bytes"));
+  putf(out, ", %" PRIu64 " keys\n", need_u64(k, c, "", "keys"));
+
+  mj_val **w = need_array(k, c, "warnings", &n);
+  for (size_t i = 0; i < n; i++) {
+    char at[32];
+    snprintf(at, sizeof at, "warnings[%zu]", i);
+    size_t len;
+    s = need_str(k, w[i], at, "text", &len);
+    buf_append(out, "warning: ", 9);
+    put_safe(out, s, len);
+    buf_push(out, '\n');
+  }
+}
+
+static void summarize_servers(check *k, const mj_val *root, buf *out) {
+  size_t n;
+  mj_val **v = need_array(k, root, "servers", &n);
+  grid g = {7, NULL, 0};
+  buf *r = grid_row(&g);
+  const char *head[] = {"SERVER", "ADDRESS", "STATE", "TABLETS", "BYTES",
+                        "READS/S", "WRITES/S"};
+  for (size_t c = 0; c < 7; c++) buf_append(&r[c], head[c], strlen(head[c]));
+  for (size_t i = 0; i < n; i++) {
+    char at[32];
+    snprintf(at, sizeof at, "servers[%zu]", i);
+    if (v[i]->type != MJ_OBJECT) {
+      bad_field(k, at, "expected object, got %s", mj_type_name(v[i]->type));
+      break;
+    }
+    size_t len;
+    const char *s;
+    r = grid_row(&g);
+    putf(&r[0], "%" PRIu64, need_u64(k, v[i], at, "id"));
+    s = need_str(k, v[i], at, "address", &len);
+    put_safe(&r[1], s, len);
+    s = need_str(k, v[i], at, "state", &len);
+    put_safe(&r[2], s, len);
+    putf(&r[3], "%" PRIu64, need_u64(k, v[i], at, "tablets"));
+    put_bytes_human(&r[4], need_u64(k, v[i], at, "bytes"));
+    putf(&r[5], "%.1f", need_rate(k, v[i], at, "read_rate"));
+    putf(&r[6], "%.1f", need_rate(k, v[i], at, "write_rate"));
+  }
+  buf_push(out, '\n');
+  if (n > 0) grid_print(&g, out);
+  else buf_append(out, "no tablet servers\n", 18);
+  grid_free(&g);
+}
+
+static void summarize_tables(check *k, const mj_val *root, buf *out) {
+  size_t n;
+  mj_val **v = need_array(k, root, "tables", &n);
+  grid g = {4, NULL, 0};
+  buf *r = grid_row(&g);
+  const char *head[] = {"TABLE", "TABLETS", "BYTES", "KEYS"};
+  for (size_t c = 0; c < 4; c++) buf_append(&r[c], head[c], strlen(head[c]));
+  for (size_t i = 0; i < n; i++) {
+    char at[32];
+    snprintf(at, sizeof at, "tables[%zu]", i);
+    if (v[i]->type != MJ_OBJECT) {
+      bad_field(k, at, "expected object, got %s", mj_type_name(v[i]->type));
+      break;
+    }
+    size_t len;
+    r = grid_row(&g);
+    const char *s = need_str(k, v[i], at, "name", &len);
+    put_safe(&r[0], s, len);
+    putf(&r[1], "%" PRIu64, need_u64(k, v[i], at, "tablets"));
+    put_bytes_human(&r[2], need_u64(k, v[i], at, "bytes"));
+    putf(&r[3], "%" PRIu64, need_u64(k, v[i], at, "keys"));
+  }
+  buf_push(out, '\n');
+  if (n > 0) grid_print(&g, out);
+  else buf_append(out, "no tables\n", 10);
+  grid_free(&g);
+}
+
+/* ---- the command ---- */
+
+bool mstatus_valid_address(const char *a) {
+  if (a == NULL || a[0] == '\0') return false;
+  const char *colon = strrchr(a, ':');
+  if (colon == NULL || colon == a) return false;
+  if (a[0] == '[' && colon[-1] != ']') return false;
+  for (const char *p = a; p < colon; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c <= 0x20 || c >= 0x7f || strchr("/?#@\\%\"<>", c) != NULL)
+      return false;
+    if (a[0] != '[' && (c == '[' || c == ']' || c == ':')) return false;
+  }
+  char *end = NULL;
+  if (colon[1] < '0' || colon[1] > '9') return false;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+enum { EP_CLUSTER, EP_SERVERS, EP_TABLES, EP_N };
+
+static const char *const ep_name[EP_N] = {"cluster", "servers", "tables"};
+
+int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
+  char url[EP_N][300];
+  buf text[EP_N] = {BUF_INIT, BUF_INIT, BUF_INIT};
+  mj_val *doc[EP_N] = {NULL, NULL, NULL};
+  int rc = 0;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  for (int i = 0; i < EP_N && rc == 0; i++) {
+    snprintf(url[i], sizeof url[i], "http://%s/api/%s", o->http, ep_name[i]);
+    char why[CURL_ERROR_SIZE + 64];
+    if (!http_get(url[i], o->timeout_ms, &text[i], why, sizeof why)) {
+      fprintf(err, "mica: status: cannot read %s: %s\n", url[i], why);
+      rc = 1;
+      break;
+    }
+    doc[i] = mj_parse((const char *)text[i].data, text[i].len, why, sizeof why);
+    if (doc[i] == NULL) {
+      fprintf(err, "mica: status: bad answer from %s: not JSON: %s\n", url[i],
+              why);
+      rc = 1;
+    } else if (doc[i]->type != MJ_OBJECT) {
+      fprintf(err, "mica: status: bad answer from %s: expected an object, "
+              "got %s\n", url[i], mj_type_name(doc[i]->type));
+      rc = 1;
+    }
+  }
+  buf res = BUF_INIT;
+  if (rc == 0 && o->json) {
+    /* The answers are whole, strict JSON objects, so placing them side by
+     * side as member values gives valid JSON; only trailing whitespace is
+     * trimmed. */
+    for (int i = 0; i < EP_N; i++) {
+      size_t n = text[i].len;
+      while (n > 0 && strchr(" \t\r\n", text[i].data[n - 1]) != NULL) n--;
+      putf(&res, "%s\"%s\": ", i == 0 ? "{" : ",\n ", ep_name[i]);
+      buf_append(&res, text[i].data, n);
+    }
+    buf_append(&res, "}\n", 2);
+  } else if (rc == 0) {
+    check k[EP_N];
+    for (int i = 0; i < EP_N; i++) k[i] = (check){url[i], err, false};
+    summarize_cluster(&k[EP_CLUSTER], doc[EP_CLUSTER], &res);
+    if (!k[EP_CLUSTER].bad) summarize_servers(&k[EP_SERVERS], doc[EP_SERVERS], &res);
+    if (!k[EP_CLUSTER].bad && !k[EP_SERVERS].bad)
+      summarize_tables(&k[EP_TABLES], doc[EP_TABLES], &res);
+    for (int i = 0; i < EP_N; i++)
+      if (k[i].bad) rc = 1;
+  }
+  if (rc == 0) {
+    fwrite(res.data, 1, res.len, out);
+    fflush(out);
+  }
+  buf_free(&res);
+  for (int i = 0; i < EP_N; i++) {
+    mj_free(doc[i]);
+    buf_free(&text[i]);
+  }
+  curl_global_cleanup();
+  return rc;
+}
