@@ -101,13 +101,19 @@ static void bad_field(check *k, const char *path, const char *what, ...) {
   fputc('\n', k->err);
 }
 
+/* The JSON path of member `name` under `at` ("" = the top). */
+static const char *path_of(char *out, size_t len, const char *at, const char *name) {
+  snprintf(out, len, "%s%s%s", at, at[0] ? "." : "", name);
+  return out;
+}
+
 /* The member `name` of `obj` when it has type `t`; otherwise reports it
- * (path `at`.`name`) and returns NULL. */
+ * and returns NULL. */
 static const mj_val *need(check *k, const mj_val *obj, const char *at,
                           const char *name, mj_type t) {
   const mj_val *v = mj_get(obj, name);
   char path[160];
-  snprintf(path, sizeof path, "%s%s%s", at, at[0] ? "." : "", name);
+  path_of(path, sizeof path, at, name);
   if (v == NULL) {
     bad_field(k, path, "missing");
     return NULL;
@@ -131,17 +137,20 @@ static uint64_t need_u64(check *k, const mj_val *obj, const char *at,
                          const char *name) {
   const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
   uint64_t u = 0;
+  char path[160];
   if (v != NULL && !mj_u64(v, &u))
-    bad_field(k, at, "%s: expected a whole number >= 0, got %g", name,
-              v->number);
+    bad_field(k, path_of(path, sizeof path, at, name),
+              "expected a whole number >= 0, got %g", v->number);
   return u;
 }
 
 static double need_rate(check *k, const mj_val *obj, const char *at,
                         const char *name) {
   const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
+  char path[160];
   if (v != NULL && !(v->number >= 0)) {
-    bad_field(k, at, "%s: expected a rate >= 0, got %g", name, v->number);
+    bad_field(k, path_of(path, sizeof path, at, name),
+              "expected a rate >= 0, got %g", v->number);
     return 0;
   }
   return v ? v->number : 0;
