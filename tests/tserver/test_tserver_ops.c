@@ -8,7 +8,11 @@
  * range, after a move, after a split with both daughters), idempotent and
  * stale opens, deadlines, and finishing a split from the parent's files
  * when the daughters have none (the crash between the master's commit and
- * the server's split). */
+ * the server's split), and opening a merged tablet from two sources (WAL
+ * data of killed inputs replayed, inputs in either order, idempotent,
+ * inputs routed to the result and never served again, non-neighbours and
+ * too many sources refused, inputs still served here closed first, the
+ * same open re-sent after a restart). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -762,6 +766,105 @@ static void test_finish_split(void) {
   buf_free(&v);
 }
 
+/* ---- merged tablets opened by reference ---- */
+
+static mica_err *open_merged(rpc_channel *ch, tsh_ref d, const char *start,
+                             const char *end, const uint64_t *inputs,
+                             size_t n) {
+  Mica__V1__OpenTabletRequest req = MICA__V1__OPEN_TABLET_REQUEST__INIT;
+  Mica__V1__TabletDescriptor desc = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  Mica__V1__TabletSource src[3], *srcs[3];
+  for (size_t i = 0; i < n && i < 3; i++) {
+    mica__v1__tablet_source__init(&src[i]);
+    src[i].tablet_id = inputs[i];
+    srcs[i] = &src[i];
+  }
+  desc.tablet_id = d.id;
+  desc.range_epoch = d.re;
+  if (start) desc.start_key = tsh_bin(S(start));
+  if (end) desc.end_key = tsh_bin(S(end));
+  req.desc = &desc;
+  req.assign_epoch = d.ae;
+  req.sources = srcs;
+  req.n_sources = n;
+  ProtobufCMessage *m = NULL;
+  mica_err *e = rpc_unary(ch, &rpc_m_ts_open_tablet, &req.base, 60000, &m);
+  e = tsh_status(e, m ? ((Mica__V1__OpenTabletResponse *)m)->status : NULL);
+  rpc_msg_free(m);
+  return e;
+}
+
+static void test_open_merged(void) {
+  const char *dir = tu_tmpdir();
+  tsh_proc p;
+  TU_OK(tsh_start(dir, NULL, &p));
+  tsh_ref a = {400, 1, 1}, b = {401, 1, 1}, m = {402, 2, 2};
+  TU_OK(tsh_open(p.ch, a, NULL, "m"));
+  TU_OK(tsh_open(p.ch, b, "m", NULL));
+  TU_OK(tsh_fill(p.ch, a, "c", 300, 30, 100));
+  TU_OK(tsh_fill(p.ch, b, "p", 300, 30, 100));
+  /* Killed: both inputs keep their writes in the WAL, so the merge must
+   * replay them first. */
+  CU_ASSERT_EQUAL(tsh_stop(&p, SIGKILL) & 0x7f, SIGKILL);
+  TU_OK(tsh_start(dir, NULL, &p));
+  const uint64_t ab[2] = {400, 401}, ba[2] = {401, 400};
+  const uint64_t three[3] = {400, 401, 403};
+  expect(open_merged(p.ch, m, NULL, NULL, three, 3), MICA_INVALID_ARGUMENT,
+         "sources");
+  /* Inputs in either order. */
+  TU_OK(open_merged(p.ch, m, NULL, NULL, ba, 2));
+  buf v = BUF_INIT;
+  char key[32];
+  for (int i = 0; i < 300; i += 7) {
+    snprintf(key, sizeof key, "c%08d", i);
+    TU_OK(tsh_get(p.ch, m, S(key), &v));
+    CU_ASSERT_EQUAL(v.len, 30);
+    snprintf(key, sizeof key, "p%08d", i);
+    TU_OK(tsh_get(p.ch, m, S(key), &v));
+    CU_ASSERT_EQUAL(v.len, 30);
+  }
+  TU_OK(tsh_put(p.ch, m, S("after"), S("merge")));
+  /* Idempotent; a request for an input is routed to the result; an input
+   * is never served again. */
+  expect(open_merged(p.ch, m, NULL, NULL, ab, 2), MICA_ALREADY_EXISTS, "");
+  Mica__V1__GetResponse *g = NULL;
+  expect(get_routed(p.ch, a, "c00000001", &g), MICA_STALE_EPOCH,
+         "was merged into 402");
+  CU_ASSERT(g->status->routing && g->status->routing->n_current == 1 &&
+            g->status->routing->current[0]->desc->tablet_id == 402);
+  rpc_msg_free(&g->base);
+  expect(tsh_open(p.ch, (tsh_ref){400, 1, 5}, NULL, "m"), MICA_NOT_SERVING,
+         "merged");
+
+  /* Not neighbours: refused, nothing changes. */
+  TU_OK(tsh_open(p.ch, (tsh_ref){410, 1, 1}, "a", "b"));
+  TU_OK(tsh_open(p.ch, (tsh_ref){411, 1, 1}, "c", "d"));
+  const uint64_t apart[2] = {410, 411};
+  expect(open_merged(p.ch, (tsh_ref){412, 2, 2}, "a", "d", apart, 2),
+         MICA_INVALID_ARGUMENT, "not adjacent");
+
+  /* Inputs still served here are taken out of service first. */
+  tsh_ref e = {420, 1, 1}, f = {421, 1, 1};
+  TU_OK(tsh_open(p.ch, e, "x", "y"));
+  TU_OK(tsh_open(p.ch, f, "y", "z"));
+  TU_OK(tsh_put(p.ch, e, S("x1"), S("e")));
+  TU_OK(tsh_put(p.ch, f, S("y1"), S("f")));
+  const uint64_t ef[2] = {420, 421};
+  TU_OK(open_merged(p.ch, (tsh_ref){422, 2, 2}, "x", "z", ef, 2));
+  TU_OK(tsh_get(p.ch, (tsh_ref){422, 2, 2}, S("x1"), &v));
+  TU_OK(tsh_get(p.ch, (tsh_ref){422, 2, 2}, S("y1"), &v));
+
+  /* Moved elsewhere later, the master sends the same sources again. */
+  CU_ASSERT_EQUAL(tsh_stop(&p, SIGTERM), 0);
+  TU_OK(tsh_start(dir, NULL, &p));
+  tsh_ref m3 = {402, 2, 3};
+  TU_OK(open_merged(p.ch, m3, NULL, NULL, ab, 2));
+  TU_OK(tsh_get(p.ch, m3, S("after"), &v));
+  TU_OK(tsh_get(p.ch, m3, S("p00000299"), &v));
+  CU_ASSERT_EQUAL(tsh_stop(&p, SIGTERM), 0);
+  buf_free(&v);
+}
+
 /* ---- automatic split past the threshold ---- */
 
 static void test_auto_split(void) {
@@ -827,6 +930,7 @@ static const CU_TestInfo tests[] = {
     {"routing", test_routing},
     {"deadlines", test_deadlines},
     {"finish_split", test_finish_split},
+    {"open_merged", test_open_merged},
     {"auto_split", test_auto_split},
     CU_TEST_INFO_NULL};
 
