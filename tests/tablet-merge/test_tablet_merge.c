@@ -201,6 +201,11 @@ static void test_model(void) {
   TU_ERR(tab_open(res, l, 2, NONE, S("k0500"), 3, &o, &lt), MICA_NOT_SERVING);
   /* Preparing again changes nothing. */
   TU_OK(tab_merge_prepare(res, m, 4, in, 2, &o));
+  /* Collecting now must keep every file the merged tablet references
+   * (the inputs are retired, their files are not garbage). */
+  collect(root);
+  CU_ASSERT(env_exists(env_posix(), l));
+  CU_ASSERT(env_exists(env_posix(), r));
 
   o.create_if_missing = false;
   TU_OK(tab_open(res, m, 4, NONE, NONE, 2, &o, &t));
