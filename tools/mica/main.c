@@ -1,7 +1,8 @@
 /* mica: the command line of a Mica cluster, built on libmica.
  *
  * `mica [--master ADDR] COMMAND ...` reads and writes keys, scans ranges,
- * loads files and administers tables, tablets and servers. Keys and values
+ * loads files, administers tables, tablets and servers, and summarises the
+ * cluster from the master's JSON API (`status`, in mstatus.c). Keys and values
  * are bytes: every output escapes bytes outside printable ASCII (and the
  * backslash) as \xNN, and every key or value on the command line or in a
  * loaded file accepts the same escapes (plus \\, \n, \t, \0). JSON output

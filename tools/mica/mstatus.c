@@ -376,7 +376,10 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
   buf text[EP_N] = {BUF_INIT, BUF_INIT, BUF_INIT};
   mj_val *doc[EP_N] = {NULL, NULL, NULL};
   int rc = 0;
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(err, "mica: status: libcurl cannot start\n");
+    return 1;
+  }
   for (int i = 0; i < EP_N && rc == 0; i++) {
     snprintf(url[i], sizeof url[i], "http://%s/api/%s", o->http, ep_name[i]);
     char why[CURL_ERROR_SIZE + 64];
