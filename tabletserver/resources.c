@@ -37,7 +37,8 @@ struct res_pool {
   pthread_mutex_t member_mu;
   res_member *members; /* guarded by member_mu */
 
-  atomic_int_fast64_t mem_used;
+  atomic_int_fast64_t mem_used;   /* all memtables */
+  atomic_int_fast64_t mem_active; /* active memtables only */
   pthread_mutex_t mem_mu;
   pthread_cond_t mem_cv; /* memory was freed */
 };
@@ -121,6 +122,7 @@ mica_err *res_new(env *e, const res_options *opts, res_pool **out) {
   pthread_mutex_init(&r->mem_mu, NULL);
   pthread_cond_init(&r->mem_cv, NULL);
   atomic_init(&r->mem_used, 0);
+  atomic_init(&r->mem_active, 0);
   r->threads = xcalloc((size_t)opts->background_threads, sizeof(pthread_t));
   for (int i = 0; i < opts->background_threads; i++) {
     if (pthread_create(&r->threads[i], NULL, worker_main, r) != 0) {
@@ -251,19 +253,36 @@ static void flush_largest(res_pool *r) {
   pthread_mutex_unlock(&r->member_mu);
 }
 
+static void wake_memory_waiters(res_pool *r) {
+  pthread_mutex_lock(&r->mem_mu);
+  pthread_cond_broadcast(&r->mem_cv);
+  pthread_mutex_unlock(&r->mem_mu);
+}
+
 void res_mem_add(res_pool *r, int64_t delta) {
-  int64_t now = atomic_fetch_add(&r->mem_used, delta) + delta;
-  if (delta > 0) {
-    /* Ask once when crossing the budget and again every eighth of it
-     * above: a flush already asked for frees memory only when it ends. */
-    int64_t budget = (int64_t)r->budget, step = budget / 8 + 1;
-    if (now > budget && (now - delta <= budget || now / step != (now - delta) / step))
-      flush_largest(r);
-  } else if (delta < 0) {
-    pthread_mutex_lock(&r->mem_mu);
-    pthread_cond_broadcast(&r->mem_cv);
-    pthread_mutex_unlock(&r->mem_mu);
+  int64_t total = atomic_fetch_add(&r->mem_used, delta) + delta;
+  int64_t active = atomic_fetch_add(&r->mem_active, delta) + delta;
+  if (delta < 0) {
+    wake_memory_waiters(r);
+    return;
   }
+  int64_t budget = (int64_t)r->budget, step = budget / 8 + 1;
+  bool over = active > budget - budget / 8 ||
+              (total > budget && active >= budget / 2);
+  /* Ask when the condition starts to hold and again every eighth of the
+   * budget of further growth, not on every write. */
+  if (over && (active - delta <= budget - budget / 8 ||
+               active / step != (active - delta) / step))
+    flush_largest(r);
+}
+
+void res_mem_freeze(res_pool *r, size_t bytes) {
+  atomic_fetch_sub(&r->mem_active, (int64_t)bytes);
+}
+
+void res_mem_release(res_pool *r, size_t bytes) {
+  atomic_fetch_sub(&r->mem_used, (int64_t)bytes);
+  wake_memory_waiters(r);
 }
 
 size_t res_mem_usage(res_pool *r) {

@@ -100,10 +100,23 @@ typedef struct res_member {
 void res_member_add(res_pool *r, res_member *m);
 void res_member_remove(res_pool *r, res_member *m);
 
-/* Adds `delta` (may be negative) to the bytes held by all memtables. When
- * growing past the budget, asks the largest member to flush. When
- * shrinking, wakes writers waiting in res_wait_for_memory. */
+/* Memory accounting, in three moves of a memtable's bytes:
+ *  res_mem_add      an active memtable grew by `delta` (or, negative, an
+ *                   active memtable was dropped without a flush);
+ *  res_mem_freeze   an active memtable of `bytes` became immutable (it is
+ *                   waiting for or being flushed);
+ *  res_mem_release  an immutable memtable of `bytes` was flushed and freed.
+ * Flushes are asked for on growth, RocksDB's WriteBufferManager rule: when
+ * the active memtables together pass 7/8 of the budget, or all memtables
+ * pass the budget while the active ones hold at least half of it, the
+ * member with the largest active memtable is asked to flush (again every
+ * eighth of the budget of further growth). Memory already being flushed
+ * does not make the pool flush small memtables for nothing. Releasing
+ * wakes writers waiting in res_wait_for_memory. */
 void res_mem_add(res_pool *r, int64_t delta);
+void res_mem_freeze(res_pool *r, size_t bytes);
+void res_mem_release(res_pool *r, size_t bytes);
+/* Bytes of all memtables, active and immutable. */
 size_t res_mem_usage(res_pool *r);
 size_t res_mem_budget(res_pool *r);
 

@@ -950,7 +950,7 @@ static mica_err *flush_one(tablet *t, bool *did) {
   free(path);
   pthread_mutex_unlock(&t->man_mu);
 
-  charge_memory(t, -(int64_t)victim.charged);
+  res_mem_release(t->res, victim.charged);
   mt_unref(victim.mem);
   *did = true;
   pthread_mutex_lock(&t->mu);
@@ -1026,6 +1026,7 @@ static mica_err *rotate_locked(tablet *t, bool new_segment) {
     memtable *old = t->cur->mem;
     mt_ref(old);
     t->imms[t->n_imm++] = (imm_entry){old, old_number, t->active_charged};
+    res_mem_freeze(t->res, t->active_charged);
     t->active_charged = 0;
     atomic_store(&t->active_bytes, 0);
     memtable *fresh = mt_new();
@@ -1460,11 +1461,12 @@ static void tablet_release(tablet *t) {
   }
   res_job_cancel(t->res, &t->flush_job);
   res_job_cancel(t->res, &t->compact_job);
-  int64_t charged = (int64_t)t->active_charged;
-  for (size_t i = 0; i < t->n_imm; i++) charged += (int64_t)t->imms[i].charged;
+  charge_memory(t, -(int64_t)t->active_charged);
   t->active_charged = 0;
-  for (size_t i = 0; i < t->n_imm; i++) t->imms[i].charged = 0;
-  charge_memory(t, -charged);
+  for (size_t i = 0; i < t->n_imm; i++) {
+    res_mem_release(t->res, t->imms[i].charged);
+    t->imms[i].charged = 0;
+  }
   tablet_free(t);
 }
 
