@@ -21,7 +21,13 @@
  * otherwise the parent is opened (replaying its WAL) and split by reference
  * into both daughters, whose ids and split key come from the daughter's
  * descriptor and split_sibling. Either way no acknowledged write is lost and
- * no data is copied. */
+ * no data is copied.
+ *
+ * Merges. OpenTablet with two sources opens the result of a merge the
+ * master committed: tab_merge_prepare (tabletserver/tablet_merge.h) makes
+ * its MANIFEST reference both inputs' SSTables and retires the inputs, in
+ * idempotent steps, so the same OpenTablet re-sent after a crash anywhere
+ * (or after a move of the merged tablet) completes it. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
