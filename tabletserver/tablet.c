@@ -2526,7 +2526,11 @@ mica_err *tab_middle_key(tablet *t, buf *out) {
       sst_reader_block_info(f->r, j, &bi);
       if (bi.index_key.len < IKEY_TRAILER) continue;
       slice uk = ikey_user_key(bi.index_key);
-      if (!in_range(uk, t_start(t), t_end(t), t->has_end)) continue;
+      /* Also inside the file's own listed range: a merged tablet may list
+       * one shared file twice, each entry for one input's half. */
+      if (!in_range(uk, t_start(t), t_end(t), t->has_end) ||
+          !in_range(uk, buf_slice(&f->lo), buf_slice(&f->hi), f->has_hi))
+        continue;
       if (nm == cap) {
         cap = cap ? 2 * cap : 256;
         marks = xrealloc(marks, cap * sizeof(*marks));
