@@ -16,6 +16,9 @@
  *  - after closing and collecting garbage, no SSTable is left that no live
  *    manifest references, and no WAL segment is left at all.
  *
+ * The same workload also runs with one failed append or rename (an I/O
+ * error, no crash) at every such call.
+ *
  * Background work is off (auto-compaction disabled, a large memtable and
  * budget) so that every sync happens on the test's thread, in the same
  * order on every run. Runs in /dev/shm when available: the fault env
@@ -230,6 +233,7 @@ static void check_no_leaks(const char *root) {
 
 /* Reopens whatever the crash left and checks it against the run. */
 static void verify(const char *root, run *r, uint64_t crash_at) {
+  /* crash_at: the failing call's number, for messages. */
   res_pool *res = tt_res(env_posix(), 64 << 20);
   tab_options o;
   opts(&o);
@@ -286,9 +290,12 @@ static const char *scratch_root(void) {
   return tu_tmpdir();
 }
 
-static void test_crash_every_sync(void) {
+/* Runs the workload once per call of `op` it makes, failing the i-th
+ * call (and every later one when `crash`, followed by a simulated power
+ * loss; just that one call otherwise), then reopens and verifies. */
+static void fail_every(enum env_op op, bool crash, const char *what) {
   const char *base = scratch_root();
-  /* Dry run: count the syncs. */
+  /* Dry run: count the calls. */
   char root[512];
   snprintf(root, sizeof(root), "%s/dry", base);
   TU_OK(env_mkdirs(env_posix(), root));
@@ -297,23 +304,23 @@ static void test_crash_every_sync(void) {
   memset(&r, 0, sizeof(r));
   workload(env_fault_env(f), root, &r);
   CU_ASSERT_FALSE(r.failed);
-  uint64_t syncs = env_fault_count(f, ENV_OP_SYNC);
+  uint64_t calls = env_fault_count(f, op);
   env_fault_free(f);
   tt_model_free(&r.acked);
   tt_model_free(&r.pending);
-  fprintf(stderr, "workload makes %llu syncs\n", (unsigned long long)syncs);
-  CU_ASSERT(syncs > 50);
+  fprintf(stderr, "workload makes %llu %s\n", (unsigned long long)calls, what);
+  CU_ASSERT(calls > 10);
 
-  for (uint64_t i = 1; i <= syncs + 1; i++) {
-    snprintf(root, sizeof(root), "%s/crash%llu", base, (unsigned long long)i);
+  for (uint64_t i = 1; i <= calls + 1; i++) {
+    snprintf(root, sizeof(root), "%s/fail%llu", base, (unsigned long long)i);
     TU_OK(env_mkdirs(env_posix(), root));
     f = env_fault_new(env_posix());
-    env_fault_fail_nth(f, ENV_OP_SYNC, i, true);
+    env_fault_fail_nth(f, op, i, crash);
     memset(&r, 0, sizeof(r));
     workload(env_fault_env(f), root, &r);
-    env_fault_crash(f);
+    if (crash) env_fault_crash(f);
     env_fault_free(f);
-    if (i <= syncs) CU_ASSERT(r.failed);
+    if (i <= calls && crash) CU_ASSERT(r.failed);
     verify(root, &r, i);
     tt_model_free(&r.acked);
     tt_model_free(&r.pending);
@@ -321,9 +328,28 @@ static void test_crash_every_sync(void) {
   }
 }
 
+static void test_crash_every_sync(void) {
+  fail_every(ENV_OP_SYNC, true, "syncs");
+}
+
+/* An I/O error that is not a crash: one failed append (WAL, SSTable or
+ * manifest). The write or job in progress fails; nothing acknowledged is
+ * lost and the failed batch is all or nothing after a reopen. */
+static void test_io_error_every_write(void) {
+  fail_every(ENV_OP_WRITE, false, "appends");
+}
+
+/* A failed rename is the failed install of a manifest. */
+static void test_io_error_every_rename(void) {
+  fail_every(ENV_OP_RENAME, false, "renames");
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
-      {"crash_every_sync", test_crash_every_sync}, CU_TEST_INFO_NULL};
+      {"crash_every_sync", test_crash_every_sync},
+      {"io_error_every_write", test_io_error_every_write},
+      {"io_error_every_rename", test_io_error_every_rename},
+      CU_TEST_INFO_NULL};
   tu_add_suite("tablet_crash", tests);
 }
 
