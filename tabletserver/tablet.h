@@ -183,10 +183,11 @@ mica_err *tab_compact(tablet *t);
  * daughters `left_id` [start, split_key) and `right_id` [split_key, end),
  * created as sibling directories that reference the parent's SSTables (no
  * data copied), with the parent's assign_epoch. Stops writes, flushes the
- * memtables, then commits in the parent's MANIFEST. Frees `t` in every
- * case: on success the parent is retired; on failure reopening the parent
- * either serves it as before or finishes the split, depending on whether
- * the commit point was reached. When `left`/`right` are not NULL the
+ * memtables, then commits in the parent's MANIFEST. INVALID_ARGUMENT (a
+ * key not strictly inside the range, bad ids) leaves `t` open and
+ * unchanged; every other outcome frees `t`: on success the parent is
+ * retired; on failure reopening the parent either serves it as before or
+ * finishes the split, depending on whether the commit point was reached. When `left`/`right` are not NULL the
  * daughters are opened with `opts` (NULL: the parent's options). */
 mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                     uint64_t right_id, const tab_options *opts,
