@@ -272,6 +272,24 @@ static void reply_close(ms_server_reply *r, ms_ref ref) {
   r->close[r->n_close++] = ref;
 }
 
+/* True while daughter `t` of a split may still be coming up on its server:
+ * the server has never reported it, nor did the heartbeat of generation
+ * `gen` name its parent, and less than a lease has passed since the commit.
+ * Between the answer to ReportSplit and the daughters serving, the server
+ * reports neither parent nor daughters (it waits for the parent's requests
+ * in flight, then splits and syncs the files), which on a loaded machine
+ * took longer than 3 heartbeats in the cluster churn test: counting those
+ * heartbeats closed the daughters as "lost" the moment they opened and
+ * sent them through a needless close and reassignment. A server still
+ * naming the parent did not carry the split out, and one whose split
+ * failed or never finished is caught once the lease has passed. */
+static bool split_in_progress(ms *m, const ms_tab *t, uint64_t gen) {
+  if (t->src[0] == 0 || t->src[1] != 0 || t->have_stats) return false;
+  const ms_tab *p = ms_find_tab(m, t->src[0]);
+  if (p == NULL || p->state != MS_SPLIT || p->seen_gen == gen) return false;
+  return m->now < t->born_us + m->opt.lease_us;
+}
+
 /* Serving tablets of `s` without anything in flight that the heartbeat of
  * generation `gen` did not name: after MS_UNREPORTED_LIMIT such heartbeats
  * in a row, the server is asked to close the tablet (it answers that it
@@ -290,6 +308,7 @@ static mica_err *check_unreported(ms *m, ms_srv *s, uint64_t gen) {
       t->unreported = 0;
       continue;
     }
+    if (split_in_progress(m, t, gen)) continue;
     if (++t->unreported < MS_UNREPORTED_LIMIT) continue;
     recs = xrealloc(recs, (n + 1) * sizeof(*recs));
     tabs = xrealloc(tabs, (n + 1) * sizeof(*tabs));
@@ -335,6 +354,7 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
        * keeps coming means the server never switched to the daughters. */
       bool parent = t && t->state == MS_SPLIT && t->server == s->id &&
                     t->assign_epoch == ref.assign_epoch;
+      if (parent) t->seen_gen = gen; /* see split_in_progress */
       if (!parent || (heartbeat && ++t->unreported >= MS_UNREPORTED_LIMIT))
         reply_close(reply, ref);
       continue;
