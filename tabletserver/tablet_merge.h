@@ -60,7 +60,8 @@
 #include "tabletserver/resources.h"
 #include "tabletserver/tablet.h"
 
-/* One input of a merge: its directory and id. */
+/* One input of a merge: its directory and id. `dir` is borrowed: it must
+ * stay valid for the duration of the call. */
 typedef struct tab_merge_input {
   const char *dir;
   uint64_t id;
