@@ -12,7 +12,8 @@
  * dead HTTP port, an unreachable master, an answer other than 200, and
  * answers that are not JSON or not the documented shape (served by a tiny
  * HTTP server inside this test) all exit 1 with one line naming the URL or
- * the master and print nothing on stdout; bad flags exit 2; --help shows
+ * the master and print nothing on stdout; so does a master that reports no
+ * usable HTTP address (a scripted RPC server); bad flags exit 2; --help shows
  * an example. */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -526,6 +527,39 @@ static void test_bad_answers(void) {
   fake_stop(&f);
 }
 
+/* ---- a master without HTTP ---- */
+
+/* GetInfo of a master embedded without its HTTP server: an empty address
+ * (`ctx` is the address to report). */
+static void fake_get_info(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+  (void)req;
+  Mica__V1__GetInfoResponse resp = MICA__V1__GET_INFO_RESPONSE__INIT;
+  resp.version = (char *)"0.0.0";
+  resp.http_address = ctx;
+  rpc_call_reply(call, &resp.base);
+}
+
+static void test_master_without_http(void) {
+  static const char *const reported[] = {"", "not an address", "h:1/../x"};
+  for (size_t i = 0; i < sizeof reported / sizeof reported[0]; i++) {
+    rpc_server_opts o = {0};
+    rpc_server *srv = NULL;
+    TU_OK(rpc_server_new(&o, &srv));
+    rpc_handler h = {&rpc_m_master_get_info, fake_get_info, (void *)reported[i], 0};
+    TU_OK(rpc_server_register(srv, &h, 1));
+    TU_OK(rpc_server_start(srv));
+    const char *argv[] = {g_mica, "--master", rpc_server_address(srv), "--deadline", "3000",
+                          "status", NULL};
+    char want[160];
+    snprintf(want, sizeof want, "the master at %s reports %s HTTP address",
+             rpc_server_address(srv), i == 0 ? "no" : "an unusable");
+    result r = run_argv(argv, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&r), "give one with --http HOST:PORT"));
+    expect_fail(r, want);
+    rpc_server_free(srv);
+  }
+}
+
 /* ---- usage ---- */
 
 static void test_usage(void) {
@@ -575,7 +609,8 @@ static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"get_info", test_get_info},       {"summary", test_summary},
       {"json", test_json},               {"unreachable", test_unreachable},
-      {"bad_answers", test_bad_answers}, {"usage", test_usage},
+      {"bad_answers", test_bad_answers}, {"master_without_http", test_master_without_http},
+      {"usage", test_usage},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("cli_status", suite_init, suite_clean);
   for (const CU_TestInfo *t = tests; t->pName; t++) CU_add_test(s, t->pName, t->pTestFunc);
