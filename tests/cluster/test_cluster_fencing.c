@@ -17,10 +17,12 @@
  *    readable with its value, and none of the writes fired at A after the
  *    move exists; a write that was in flight at A when it froze was never
  *    acknowledged and may be present or absent, but with its own value;
- *  - the retired-segment rule: the tablet's MANIFEST, written by B, lists
- *    no live WAL segment of A's epoch, and every segment file of A's
- *    epoch still in the directory is listed as retired, so whatever A
- *    appended after resuming is never read;
+ *  - the retired-segment rule: while A is still frozen, every WAL segment
+ *    of the tablet its process holds open (where anything it appends on
+ *    waking would go) is deleted or listed as retired by B's MANIFEST;
+ *    afterwards that MANIFEST lists no live segment of A's epoch, and
+ *    every segment file of A's epoch still in the directory is listed as
+ *    retired, so whatever A appended after resuming is never read;
  *  - finally B is killed: the tablet reopens on A (now re-registered)
  *    from the files, and the same holds: acknowledged writes there, the
  *    fenced ones absent. */
@@ -315,6 +317,55 @@ static void check_segments(uint64_t tablet_id, uint64_t old_epoch,
   man_clear(&m);
 }
 
+/* While A is frozen: every WAL segment of the tablet that A's process holds
+ * open (the only files it could append to on resuming) is either deleted
+ * or listed as retired by the new owner's MANIFEST. Returns how many A
+ * holds. */
+static int check_frozen_fds(pid_t pid, uint64_t tablet_id) {
+  char dir[1024];
+  snprintf(dir, sizeof(dir), "%s/tablets/%" PRIu64, cl_data_root(g_c),
+           tablet_id);
+  man_state m;
+  man_init(&m);
+  TU_OK(man_read(env_posix(), dir, &m));
+  char fddir[64];
+  snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(fddir);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  int held = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char link[512], to[2048];
+    snprintf(link, sizeof(link), "%s/%s", fddir, de->d_name);
+    ssize_t n = readlink(link, to, sizeof(to) - 1);
+    if (n <= 0) continue;
+    to[n] = '\0';
+    size_t dl = strlen(dir);
+    if (strncmp(to, dir, dl) != 0 || to[dl] != '/') continue;
+    char name[256];
+    snprintf(name, sizeof(name), "%.200s", to + dl + 1);
+    char *sp = strchr(name, ' ');
+    bool deleted = strstr(to, " (deleted)") != NULL;
+    if (sp) *sp = '\0';
+    uint64_t ep, num;
+    if (!wal_parse_segment_name(name, &ep, &num)) continue;
+    held++;
+    bool retired = false;
+    for (size_t j = 0; j < m.n_retired; j++)
+      retired |= m.retired[j].epoch == ep && m.retired[j].number == num;
+    bool live = false;
+    for (size_t j = 0; j < m.n_live; j++)
+      live |= m.live[j].epoch == ep && m.live[j].number == num;
+    fprintf(stderr, "  frozen A holds %s:%s%s\n", name,
+            deleted ? " deleted" : "", retired ? " retired" : "");
+    CU_ASSERT(!live);
+    CU_ASSERT(deleted || retired);
+  }
+  closedir(d);
+  man_clear(&m);
+  return held;
+}
+
 static void route_of(target *t) {
   Mica__V1__TabletRoute *rt;
   Mica__V1__LookupTabletsResponse *lr;
@@ -397,6 +448,8 @@ static void test_frozen_owner(void) {
   /* Let B acknowledge a good number of writes. */
   while (atomic_load(&g_nacked) < 400 && cl_now_ms() - frozen_at < 30000)
     cl_sleep_ms(20);
+  /* The segment A would append to on waking is already retired. */
+  CU_ASSERT(check_frozen_fds(pid_a, a.tablet_id) >= 1);
 
   /* Calls with A's old epochs are queued on A's connection, A resumes,
    * and they keep coming. */
