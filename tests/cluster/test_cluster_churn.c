@@ -35,7 +35,10 @@
 #define CHURN_MS 12000
 /* Far above the milliseconds a move or split takes, far below the tens of
  * seconds an open refused for its epoch costs. */
-#define PROBE_BOUND_MS 8000
+#define PROBE_BOUND_MS 15000
+/* The churn runs at least CHURN_MS and until enough happened, at most
+ * CHURN_MAX_MS (a loaded machine slows every split and move down). */
+#define CHURN_MAX_MS 45000
 
 static cluster *g_c;
 
@@ -46,6 +49,10 @@ static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
   o.master_args = g_master_args;
+  /* A split on a loaded machine can outlast the 2 s test lease, after
+   * which the master rightly stops waiting for its daughters (see
+   * split_in_progress in master/ms_ops.c). */
+  o.lease_ms = 8000;
   mica_err *err = cl_start(&o, &g_c);
   if (err) {
     fprintf(stderr, "cluster start: %s\n", err_msg(err));
@@ -127,7 +134,7 @@ static void check_events(seen_events *seen, int *bad) {
 
 typedef struct shared {
   atomic_bool stop;
-  atomic_int splits, moves, refused;
+  atomic_int splits, moves, refused, followed;
 } shared;
 
 static void *churn_main(void *arg) {
@@ -255,6 +262,7 @@ static void probe_key(prober *p, int i) {
         ref.assign_epoch = re->moved_to->assign_epoch;
         following = true;
         p->followed++;
+        atomic_fetch_add(&p->sh->followed, 1);
       } else if (following && err_code(err) == MICA_NOT_SERVING && re == NULL) {
         cl_sleep_ms(5); /* the target's open is on its way */
       } else {
@@ -325,6 +333,7 @@ static void test_moves_and_splits_under_reads(void) {
   atomic_init(&sh.splits, 0);
   atomic_init(&sh.moves, 0);
   atomic_init(&sh.refused, 0);
+  atomic_init(&sh.followed, 0);
   prober pr[NPROBERS];
   memset(pr, 0, sizeof pr);
   pthread_t churn_th, probe_th[NPROBERS];
@@ -336,7 +345,9 @@ static void test_moves_and_splits_under_reads(void) {
   seen_events seen = {0};
   int bad_events = 0;
   uint64_t t0 = cl_now_ms();
-  while (cl_now_ms() - t0 < CHURN_MS) {
+  while (cl_now_ms() - t0 < CHURN_MAX_MS &&
+         (cl_now_ms() - t0 < CHURN_MS || atomic_load(&sh.splits) < 3 ||
+          atomic_load(&sh.moves) < 10 || atomic_load(&sh.followed) < 1)) {
     cl_sleep_ms(1000);
     check_events(&seen, &bad_events);
   }
