@@ -569,6 +569,48 @@ static void test_split_not_carried_out(void) {
   sim_free(&c);
 }
 
+/* A split still running on its server: the server answered ReportSplit and
+ * reports neither the parent nor the daughters while it splits. Within a
+ * lease of the commit the daughters are not "lost" (a slow split used to
+ * have them closed as they opened); a split that never finishes is healed
+ * once the lease has passed. */
+static void test_split_in_progress(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_tablet_list l = tablets_of(&c, "t");
+  ms_ref ref = {l.v[0].tablet_id, l.v[0].range_epoch, l.v[0].assign_epoch};
+  ms_tablet_list_free(&l);
+  ms_tablet_list d = {0};
+  TU_OK(ms_handle_split(c.m, c.s[0].id, ref, S("m"), c.now, &d));
+  uint64_t left = d.v[0].tablet_id;
+  ms_tablet_list_free(&d);
+  c.s[0].n = 0; /* the parent left service; the daughters are not up yet */
+  c.opens = 0;
+  sim_advance(&c, c.o.lease_us / 2);
+  CU_ASSERT_FALSE(has_event(&c, "lost"));
+  CU_ASSERT_EQUAL(c.opens, 0);
+  ms_tablet t;
+  TU_OK(ms_get_tablet(c.m, left, &t));
+  CU_ASSERT_EQUAL(t.state, MS_SERVING);
+  CU_ASSERT_EQUAL(t.assign_epoch, ref.assign_epoch);
+  ms_tablet_clear(&t);
+  /* The split never finishes: after the lease the daughters are closed
+   * and opened again from the parent's files. */
+  sim_advance(&c, c.o.lease_us / 2 + 6 * SIM_SEC);
+  CU_ASSERT(has_event(&c, "lost"));
+  CU_ASSERT_EQUAL(c.opens, 2);
+  CU_ASSERT_EQUAL(c.s[0].n, 2);
+  TU_OK(ms_get_tablet(c.m, left, &t));
+  CU_ASSERT_EQUAL(t.state, MS_SERVING);
+  CU_ASSERT(t.assign_epoch > ref.assign_epoch);
+  ms_tablet_clear(&t);
+  sim_check(&c);
+  sim_free(&c);
+}
+
 /* ---- moves ---- */
 
 static void test_move(void) {
@@ -1545,6 +1587,7 @@ static void add_suites(void) {
   static const CU_TestInfo changes[] = {
       {"split", test_split},
       {"split_not_carried_out", test_split_not_carried_out},
+      {"split_in_progress", test_split_in_progress},
       {"move", test_move},
       {"merge", test_merge},
       {"merge_interrupted", test_merge_interrupted},
