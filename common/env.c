@@ -43,6 +43,10 @@ mica_err *env_append(env_writer *w, const void *data, size_t n) {
 }
 
 mica_err *env_sync(env_writer *w) { return w->owner->ops->sync(w); }
+
+mica_err *env_preallocate(env_writer *w, uint64_t bytes) {
+  return w->owner->ops->preallocate(w, bytes);
+}
 uint64_t env_writer_size(const env_writer *w) { return w->size; }
 const char *env_writer_path(const env_writer *w) { return w->path; }
 

@@ -67,6 +67,19 @@ mica_err *env_append(env_writer *w, const void *data, size_t n);
 mica_err *env_sync(env_writer *w);
 /* Bytes in the file: its size at open plus everything appended. */
 uint64_t env_writer_size(const env_writer *w);
+/* Allocates disk blocks so that the file is at least `bytes` long
+ * (fallocate(2) mode 0): the part past the bytes appended so far reads as
+ * zeros, and later appends overwrite it in place instead of growing the
+ * file, so a sync after them records no new size or block allocation
+ * (much cheaper fdatasync on ext4/xfs). Never shrinks a file; does not
+ * change env_writer_size (appends still land at that offset), but readers
+ * and env_file_size see the longer file. Writers opened with ENV_APPEND
+ * are refused (INVALID_ARGUMENT: their appends go to the end of the file).
+ * A file system without fallocate answers NOT_SUPPORTED; a full disk
+ * RESOURCE_EXHAUSTED. On failure part of the range may be allocated (and
+ * the file longer), as after fallocate(2). The new length is durable after
+ * the next env_sync of this writer. */
+mica_err *env_preallocate(env_writer *w, uint64_t bytes);
 const char *env_writer_path(const env_writer *w);
 /* Closes without syncing; returns the close error if any. Accepts NULL. */
 mica_err *env_writer_close(env_writer *w);
@@ -119,6 +132,7 @@ enum env_op {
   ENV_OP_RENAME,
   ENV_OP_OPEN,  /* open for write (creating files) */
   ENV_OP_REMOVE, /* env_remove and env_remove_tree */
+  ENV_OP_PREALLOCATE, /* env_preallocate */
   ENV_OP_COUNT_
 };
 
@@ -138,7 +152,9 @@ void env_fault_set_disk_full(env_fault *f, bool full);
 uint64_t env_fault_count(env_fault *f, enum env_op op);
 
 /* Simulates power loss: every file written through this env is cut back to
- * the length it had at its last successful sync (files never synced lose
+ * the length it had at its last successful sync and then, if a preallocation
+ * was made durable by that sync (or an earlier one), extended with zeros to
+ * the preallocated length, as fallocate(2) space survives (files never synced lose
  * everything; files created since their directory's last sync are removed;
  * renames count as durable once they return, the ordering ext4 gives and
  * that Mica's writers rely on only after a directory sync anyway), and every

@@ -7,10 +7,14 @@
  *
  * Crash model. For each file written through this env a record keeps
  *   synced_len  the length at its last successful env_sync (0 if never),
+ *   synced_alloc the length env_preallocate had given it at that sync,
  *   new_file    created since its directory's last env_sync_dir.
  * env_fault_crash() removes the new files and cuts the others back to
  * synced_len, which is what survives power loss on a journaling file
- * system when data is written but not flushed. Records are keyed by the
+ * system when data is written but not flushed; a file whose preallocation
+ * was synced is then extended with zeros to synced_alloc again (fallocate
+ * space and the size it sets are metadata the sync committed, while the
+ * unsynced bytes written into it are lost: they read as zeros). Records are keyed by the
  * path the file currently has: a rename moves the record, and counts as
  * durable once it returns (the parenthesis in env.h), so the renamed file
  * is no longer "new". A removed file's record is dropped. Files this env
@@ -40,6 +44,8 @@ typedef struct frecord {
   struct frecord *next;
   char *path;          /* current name; guarded by mu */
   uint64_t synced_len; /* guarded by mu */
+  uint64_t alloc_len;  /* largest successful env_preallocate; guarded by mu */
+  uint64_t synced_alloc; /* alloc_len at the last successful sync; mu */
   bool new_file;       /* guarded by mu */
   bool gone;           /* removed or renamed over; guarded by mu */
 } frecord;
@@ -79,6 +85,7 @@ static const char *op_names[ENV_OP_COUNT_] = {
     [ENV_OP_READ] = "read",     [ENV_OP_WRITE] = "write",
     [ENV_OP_SYNC] = "sync",     [ENV_OP_RENAME] = "rename",
     [ENV_OP_OPEN] = "open",     [ENV_OP_REMOVE] = "remove",
+    [ENV_OP_PREALLOCATE] = "preallocate",
 };
 
 static env_fault *fault_of(env *e) { return (env_fault *)e; }
@@ -100,9 +107,11 @@ static mica_err *fault_check(env_fault *f, enum env_op op, const char *path) {
              (n == f->fail_at[op] || (f->fail_sticky[op] && n > f->fail_at[op]))) {
     err = err_new(MICA_IO_ERROR, "%s %s: injected fault", op_names[op], path);
     if (!f->fail_sticky[op]) f->fail_at[op] = 0;
-  } else if (op == ENV_OP_WRITE && f->disk_full) {
+  } else if ((op == ENV_OP_WRITE || op == ENV_OP_PREALLOCATE) &&
+             f->disk_full) {
     err = err_new(MICA_RESOURCE_EXHAUSTED,
-                  "write %s: no space left on device (injected)", path);
+                  "%s %s: no space left on device (injected)", op_names[op],
+                  path);
   }
   pthread_mutex_unlock(&f->mu);
   return err;
@@ -191,7 +200,7 @@ static mica_err *open_writer_io(env *e, const char *path, int mode,
     rec->next = f->records;
     f->records = rec;
   }
-  if (mode == ENV_TRUNCATE) rec->synced_len = 0;
+  if (mode == ENV_TRUNCATE) rec->synced_len = rec->alloc_len = 0;
   pthread_mutex_unlock(&f->mu);
 
   fwriter *w = xmalloc(sizeof(*w));
@@ -213,6 +222,20 @@ static mica_err *append_io(env_writer *wb, const void *data, size_t n) {
   return err;
 }
 
+static mica_err *preallocate_io(env_writer *wb, uint64_t bytes) {
+  fwriter *w = (fwriter *)wb;
+  env_fault *f = fault_of(wb->owner);
+  mica_err *err = fault_check(f, ENV_OP_PREALLOCATE, wb->path);
+  if (err != NULL) return err;
+  err = env_preallocate(w->inner, bytes);
+  if (err == NULL) {
+    pthread_mutex_lock(&f->mu);
+    if (bytes > w->rec->alloc_len) w->rec->alloc_len = bytes;
+    pthread_mutex_unlock(&f->mu);
+  }
+  return err;
+}
+
 static mica_err *sync_io(env_writer *wb) {
   fwriter *w = (fwriter *)wb;
   env_fault *f = fault_of(wb->owner);
@@ -222,6 +245,7 @@ static mica_err *sync_io(env_writer *wb) {
   if (err == NULL) {
     pthread_mutex_lock(&f->mu);
     w->rec->synced_len = w->inner->size;
+    w->rec->synced_alloc = w->rec->alloc_len;
     pthread_mutex_unlock(&f->mu);
   }
   return err;
@@ -395,6 +419,13 @@ static mica_err *f_sync(env_writer *w) {
   return err;
 }
 
+static mica_err *f_preallocate(env_writer *w, uint64_t bytes) {
+  io_begin(fault_of(w->owner));
+  mica_err *err = preallocate_io(w, bytes);
+  io_end(fault_of(w->owner));
+  return err;
+}
+
 static mica_err *f_writer_close(env_writer *w) {
   env_fault *f = fault_of(w->owner); /* w is freed by the call */
   io_begin(f);
@@ -473,6 +504,7 @@ static const struct env_ops fault_ops = {
     .open_writer = f_open_writer,
     .append = f_append,
     .sync = f_sync,
+    .preallocate = f_preallocate,
     .writer_close = f_writer_close,
     .rename = f_rename,
     .remove = f_remove,
@@ -544,13 +576,16 @@ uint64_t env_fault_count(env_fault *f, enum env_op op) {
   return n;
 }
 
-/* Cuts `path` back to its first `len` bytes through the base env. A file
- * already no longer than that is left alone. Errors are ignored: the crash
- * is simulated on a best-effort basis and a test then sees what is left. */
-static void truncate_through(env *base, const char *path, uint64_t len) {
+/* Cuts `path` back to its first `len` bytes through the base env, then
+ * preallocates it to `alloc` bytes of zeros if that is longer. A file
+ * without such preallocation and already no longer than `len` is left
+ * alone. Errors are ignored: the crash is simulated on a best-effort basis
+ * and a test then sees what is left. */
+static void truncate_through(env *base, const char *path, uint64_t len,
+                             uint64_t alloc) {
   uint64_t size;
   mica_err *err = env_file_size(base, path, &size);
-  if (err != NULL || size <= len) {
+  if (err != NULL || (size <= len && alloc <= len)) {
     err_free(err);
     return;
   }
@@ -571,6 +606,7 @@ static void truncate_through(env *base, const char *path, uint64_t len) {
     err = env_open_writer(base, path, ENV_TRUNCATE, &w);
     if (err == NULL) {
       err = env_append(w, keep.data, keep.len);
+      if (err == NULL && alloc > len) err = env_preallocate(w, alloc);
       if (err == NULL) err = env_sync(w);
       mica_err *cerr = env_writer_close(w);
       if (err == NULL) err = cerr;
@@ -591,7 +627,7 @@ void env_fault_crash(env_fault *f) {
       if (r->new_file)
         err_free(env_remove(f->base, r->path));
       else
-        truncate_through(f->base, r->path, r->synced_len);
+        truncate_through(f->base, r->path, r->synced_len, r->synced_alloc);
       r->gone = true;
     }
   }

@@ -26,6 +26,7 @@ struct env_ops {
                            env_writer **out);
   mica_err *(*append)(env_writer *w, const void *data, size_t n);
   mica_err *(*sync)(env_writer *w);
+  mica_err *(*preallocate)(env_writer *w, uint64_t bytes);
   mica_err *(*writer_close)(env_writer *w);
 
   mica_err *(*rename)(env *e, const char *from, const char *to);

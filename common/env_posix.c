@@ -32,6 +32,7 @@ typedef struct px_reader {
 typedef struct px_writer {
   struct env_writer base;
   int fd;
+  bool append_mode; /* opened with ENV_APPEND (O_APPEND): no preallocation */
   char path[];
 } px_writer;
 
@@ -44,6 +45,8 @@ static int code_of_errno(int errnum) {
       return MICA_RESOURCE_EXHAUSTED;
     case EEXIST:
       return MICA_ALREADY_EXISTS;
+    case EOPNOTSUPP:
+      return MICA_NOT_SUPPORTED;
     default:
       return MICA_IO_ERROR;
   }
@@ -129,6 +132,7 @@ static mica_err *px_open_writer(env *e, const char *path, int mode,
   w->base.path = w->path;
   w->base.size = (uint64_t)st.st_size;
   w->fd = fd;
+  w->append_mode = mode == ENV_APPEND;
   *out = &w->base;
   return NULL;
 }
@@ -153,6 +157,26 @@ static mica_err *px_append(env_writer *wb, const void *data, size_t n) {
 static mica_err *px_sync(env_writer *wb) {
   px_writer *w = (px_writer *)wb;
   if (fdatasync(w->fd) != 0) return px_err("sync", w->path, errno);
+  return NULL;
+}
+
+/* Mode 0, so the file's size covers the range: a later write inside it
+ * then changes no size, only (on ext4) the extent's written flag. The
+ * writer's descriptor is not O_APPEND, so write(2) keeps writing at the
+ * file position, which stays at base.size. */
+static mica_err *px_preallocate(env_writer *wb, uint64_t bytes) {
+  px_writer *w = (px_writer *)wb;
+  if (w->append_mode)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "preallocate %s: writer opened in append mode", w->path);
+  struct stat st;
+  if (fstat(w->fd, &st) != 0) return px_err("stat", w->path, errno);
+  if ((uint64_t)st.st_size >= bytes) return NULL;
+  int rc;
+  do {
+    rc = fallocate(w->fd, 0, st.st_size, (off_t)bytes - st.st_size);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return px_err("preallocate", w->path, errno);
   return NULL;
 }
 
@@ -365,6 +389,7 @@ static const struct env_ops px_ops = {
     .open_writer = px_open_writer,
     .append = px_append,
     .sync = px_sync,
+    .preallocate = px_preallocate,
     .writer_close = px_writer_close,
     .rename = px_rename,
     .remove = px_remove,

@@ -64,6 +64,19 @@ static bool names_contain(char **names, size_t n, const char *want) {
   return false;
 }
 
+/* Reads all of `path` through `e` into a buf the caller frees. */
+static buf read_all(env *e, const char *path) {
+  buf b = BUF_INIT;
+  TU_OK(env_read_file(e, path, 64 << 20, &b));
+  return b;
+}
+
+static bool all_zero(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return false;
+  return true;
+}
+
 /* ---- POSIX ---- */
 
 static void test_write_read(void) {
@@ -441,6 +454,74 @@ static void test_fault_disk_full(void) {
   free(p);
 }
 
+/* Preallocation through the fault env: counted, failable once, refused
+ * while the disk is full, and a crash keeps exactly the synced bytes
+ * followed by the zeros of a synced preallocation (an unsynced one, and
+ * unsynced bytes written into preallocated space, are lost). */
+static void test_fault_preallocate(void) {
+  env *px = env_posix();
+  const char *dir = tu_tmpdir();
+  char *a = path_in(dir, "a"), *b = path_in(dir, "b"), *c = path_in(dir, "c");
+  env_fault *f = env_fault_new(px);
+  env *e = env_fault_env(f);
+  env_writer *wa, *wb, *wc;
+  TU_OK(env_open_writer(e, a, ENV_CREATE_NEW, &wa));
+  TU_OK(env_open_writer(e, b, ENV_CREATE_NEW, &wb));
+  TU_OK(env_open_writer(e, c, ENV_CREATE_NEW, &wc));
+  TU_OK(env_sync_dir(e, dir));
+
+  uint64_t n0 = env_fault_count(f, ENV_OP_PREALLOCATE);
+  env_fault_fail_nth(f, ENV_OP_PREALLOCATE, 1, false);
+  expect_err(env_preallocate(wa, 4096), MICA_IO_ERROR, a);
+  env_fault_set_disk_full(f, true);
+  expect_err(env_preallocate(wa, 4096), MICA_RESOURCE_EXHAUSTED, a);
+  env_fault_set_disk_full(f, false);
+  uint64_t size;
+  TU_OK(env_file_size(e, a, &size));
+  CU_ASSERT_EQUAL(size, 0);
+  /* a: preallocated, "sync1" synced, then "lost" written unsynced. */
+  TU_OK(env_preallocate(wa, 4096));
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_PREALLOCATE), n0 + 3);
+  TU_OK(env_append(wa, "sync1", 5));
+  TU_OK(env_sync(wa));
+  TU_OK(env_append(wa, "lost", 4));
+  /* b: synced "bb", then preallocated but never synced again. */
+  TU_OK(env_append(wb, "bb", 2));
+  TU_OK(env_sync(wb));
+  TU_OK(env_preallocate(wb, 4096));
+  /* c: preallocated larger than an earlier synced preallocation. */
+  TU_OK(env_preallocate(wc, 1000));
+  TU_OK(env_append(wc, "c", 1));
+  TU_OK(env_sync(wc));
+  TU_OK(env_preallocate(wc, 5000));
+  TU_OK(env_append(wc, "unsynced", 8));
+
+  env_fault_crash(f);
+  expect_err(env_preallocate(wa, 8192), MICA_IO_ERROR, "crashed");
+  err_free(env_writer_close(wa));
+  err_free(env_writer_close(wb));
+  err_free(env_writer_close(wc));
+  env_fault_free(f);
+
+  buf ba = read_all(px, a);
+  CU_ASSERT_EQUAL(ba.len, 4096);
+  CU_ASSERT_EQUAL(memcmp(ba.data, "sync1", 5), 0);
+  CU_ASSERT_TRUE(all_zero(ba.data + 5, ba.len - 5));
+  buf_free(&ba);
+  buf bb = read_all(px, b);
+  CU_ASSERT_EQUAL(bb.len, 2);
+  CU_ASSERT_EQUAL(memcmp(bb.data, "bb", 2), 0);
+  buf_free(&bb);
+  buf bc = read_all(px, c);
+  CU_ASSERT_EQUAL(bc.len, 1000);
+  CU_ASSERT_EQUAL(bc.len > 0 && bc.data[0] == 'c', true);
+  CU_ASSERT_TRUE(all_zero(bc.data + 1, bc.len - 1));
+  buf_free(&bc);
+  free(a);
+  free(b);
+  free(c);
+}
+
 static void test_fault_crash(void) {
   env *px = env_posix();
   const char *dir = tu_tmpdir();
@@ -627,6 +708,45 @@ static void test_fault_crash_concurrent(void) {
   }
 }
 
+/* Preallocation lengthens the file with zeros, appends overwrite them in
+ * place, the writer's size does not move, it never shrinks, and append-mode
+ * writers are refused. */
+static void test_preallocate(void) {
+  env *e = env_posix();
+  char *p = path_in(tu_tmpdir(), "pre");
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  TU_OK(env_append(w, "head", 4));
+  TU_OK(env_preallocate(w, 8192));
+  CU_ASSERT_EQUAL(env_writer_size(w), 4);
+  uint64_t size;
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 8192);
+  TU_OK(env_append(w, "tail", 4));
+  TU_OK(env_preallocate(w, 100)); /* never shrinks */
+  TU_OK(env_sync(w));
+  CU_ASSERT_EQUAL(env_writer_size(w), 8);
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 8192);
+  buf b = read_all(e, p);
+  CU_ASSERT_EQUAL(b.len, 8192);
+  CU_ASSERT_EQUAL(memcmp(b.data, "headtail", 8), 0);
+  CU_ASSERT_TRUE(all_zero(b.data + 8, b.len - 8));
+  buf_free(&b);
+  /* Appends past the preallocated end grow the file as usual. */
+  char big[9000];
+  memset(big, 'x', sizeof(big));
+  TU_OK(env_append(w, big, sizeof(big)));
+  TU_OK(env_writer_close(w));
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 8 + sizeof(big));
+
+  TU_OK(env_open_writer(e, p, ENV_APPEND, &w));
+  expect_err(env_preallocate(w, 1 << 20), MICA_INVALID_ARGUMENT, p);
+  TU_OK(env_writer_close(w));
+  free(p);
+}
+
 static CU_TestInfo posix_tests[] = {
     {"write, read, sizes, modes", test_write_read},
     {"large reads and writes", test_large_io},
@@ -636,12 +756,14 @@ static CU_TestInfo posix_tests[] = {
     {"read_file and write_file_atomic", test_whole_files},
     {"lock against another process", test_lock},
     {"clocks", test_clocks},
+    {"preallocate", test_preallocate},
     CU_TEST_INFO_NULL,
 };
 static CU_TestInfo fault_tests[] = {
     {"nth failures", test_fault_nth},
     {"disk full", test_fault_disk_full},
     {"crash", test_fault_crash},
+    {"preallocate: failures and crash", test_fault_preallocate},
     {"crash during concurrent appends and syncs", test_fault_crash_concurrent},
     CU_TEST_INFO_NULL,
 };
