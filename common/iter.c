@@ -20,12 +20,22 @@
  * O(log n) key comparisons where a linear scan would be O(n), and for the
  * handful of children of a point read it costs about the same.
  *
+ * Comparisons. Every step compares keys a few times, so each valid child's
+ * current key is kept in keys[] (refreshed whenever that child moves; the
+ * slice stays valid until the child moves again, by the iterator
+ * contract) rather than fetched through two indirect calls per
+ * comparison, and when the comparator is ikey_cmp the comparison is done
+ * inline, eight bytes at a time, with the same result sign.
+ *
  * Errors. A child reports an error by becoming invalid with a status, so
  * each child that turns invalid has its status checked; the first error is
  * copied, the merge becomes invalid and stays so (every later move is a
  * no-op), and status() returns it. */
 #include <stdlib.h>
+#include <string.h>
 
+#include "common/coding.h"
+#include "common/ikey.h"
 #include "common/iter.h"
 
 /* ---- iter_empty ---- */
@@ -97,15 +107,41 @@ typedef struct merge_iter {
   size_t n;
   key_cmp_fn cmp;
   int dir;
+  bool icmp;    /* cmp is ikey_cmp: compare inline */
   size_t *heap; /* child indices; heap[0] is the current child */
   size_t hn;    /* children in the heap: exactly the valid ones */
+  slice *keys;  /* keys[j]: child j's current key while j is in the heap */
   mica_err *err; /* first child error; the merge is invalid once set */
   buf saved;     /* current key, copied across a direction change */
 } merge_iter;
 
+static inline uint64_t load_be64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return __builtin_bswap64(v);
+}
+
+/* ikey_cmp's order (user keys bytewise, then the trailer descending) for
+ * keys that hold a trailer, as every key of a merged internal iterator
+ * does. Only the sign matches ikey_cmp's result. */
+static inline int ikey_cmp_inline(slice a, slice b) {
+  size_t ua = a.len - IKEY_TRAILER, ub = b.len - IKEY_TRAILER;
+  size_t n = ua < ub ? ua : ub, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x = load_be64(a.data + i), y = load_be64(b.data + i);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  for (; i < n; i++)
+    if (a.data[i] != b.data[i]) return a.data[i] < b.data[i] ? -1 : 1;
+  if (ua != ub) return ua < ub ? -1 : 1;
+  uint64_t ta = decode_fixed64(a.data + ua), tb = decode_fixed64(b.data + ub);
+  return ta > tb ? -1 : ta < tb ? 1 : 0;
+}
+
 /* True if child a comes before child b in the current direction's order. */
-static bool m_before(merge_iter *m, size_t a, size_t b) {
-  int c = m->cmp(iter_key(m->child[a]), iter_key(m->child[b]));
+static inline bool m_before(merge_iter *m, size_t a, size_t b) {
+  int c = m->icmp ? ikey_cmp_inline(m->keys[a], m->keys[b])
+                  : m->cmp(m->keys[a], m->keys[b]);
   if (m->dir == DIR_FORWARD) return c < 0 || (c == 0 && a < b);
   return c > 0 || (c == 0 && a > b);
 }
@@ -136,9 +172,10 @@ static void m_rebuild(merge_iter *m, int dir) {
   m->dir = dir;
   m->hn = 0;
   for (size_t j = 0; j < m->n; j++) {
-    if (iter_valid(m->child[j]))
+    if (iter_valid(m->child[j])) {
+      m->keys[j] = iter_key(m->child[j]);
       m->heap[m->hn++] = j;
-    else
+    } else
       m_check(m, j);
   }
   if (m->err != NULL) {
@@ -152,6 +189,7 @@ static void m_rebuild(merge_iter *m, int dir) {
 static void m_fix_top(merge_iter *m) {
   size_t j = m->heap[0];
   if (iter_valid(m->child[j])) {
+    m->keys[j] = iter_key(m->child[j]);
     m_sift_down(m, 0);
     return;
   }
@@ -255,7 +293,7 @@ static void m_prev(iter *it) {
 
 static slice m_key(iter *it) {
   merge_iter *m = (merge_iter *)it;
-  return iter_key(m->child[m->heap[0]]);
+  return m->keys[m->heap[0]];
 }
 
 static slice m_value(iter *it) {
@@ -270,6 +308,7 @@ static void m_close(iter *it) {
   for (size_t j = 0; j < m->n; j++) iter_close(m->child[j]);
   free(m->child);
   free(m->heap);
+  free(m->keys);
   err_free(m->err);
   buf_free(&m->saved);
   free(m);
@@ -300,6 +339,8 @@ iter *merge_iter_new(iter **children, size_t n, key_cmp_fn cmp) {
   m->n = n;
   m->cmp = cmp;
   m->dir = DIR_FORWARD;
+  m->icmp = cmp == ikey_cmp;
   m->heap = xmalloc(n * sizeof(*m->heap));
+  m->keys = xmalloc(n * sizeof(*m->keys));
   return &m->base;
 }

@@ -7,20 +7,31 @@
  * an index into it, including direction changes in the middle of runs of
  * equal keys. Values name their child and position, so a wrong entry with
  * the right key is caught. Errors from children, at the start and in the
- * middle of an iteration, must stop the merge and be reported. */
+ * middle of an iteration, must stop the merge and be reported.
+ *
+ * The scans and random moves run twice: with a plain bytewise comparator,
+ * and with internal keys (user key + 8-byte trailer) under ikey_cmp, for
+ * which the merge compares inline; user keys there are long enough to
+ * cover its eight-bytes-at-a-time loop and hold bytes above 0x7f. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ikey.h"
 #include "common/iter.h"
 #include "tests/testutil.h"
 
 typedef struct entry {
-  char key[8];
+  char key[24];
   size_t klen;
   char val[24];
   int child, pos;
 } entry;
+
+/* The comparator of the current test: every child, the model and the
+ * merge order keys by it. */
+static int cmp_key(slice a, slice b) { return slice_cmp(a, b); }
+static key_cmp_fn g_cmp = cmp_key;
 
 /* ---- an array iterator ---- */
 
@@ -62,13 +73,13 @@ static void a_seek(iter *it, slice t) {
   arr_iter *a = (arr_iter *)it;
   if (!a_moved(a)) return;
   a->i = 0;
-  while (a->i < a->n && slice_cmp(ekey(&a->e[a->i]), t) < 0) a->i++;
+  while (a->i < a->n && g_cmp(ekey(&a->e[a->i]), t) < 0) a->i++;
 }
 static void a_seek_for_prev(iter *it, slice t) {
   arr_iter *a = (arr_iter *)it;
   if (!a_moved(a)) return;
   a->i = a->n - 1;
-  while (a->i >= 0 && slice_cmp(ekey(&a->e[a->i]), t) > 0) a->i--;
+  while (a->i >= 0 && g_cmp(ekey(&a->e[a->i]), t) > 0) a->i--;
 }
 static void a_next(iter *it) {
   arr_iter *a = (arr_iter *)it;
@@ -117,19 +128,29 @@ static iter *arr_new(const entry *e, int n, int fail_after) {
 
 /* ---- model ---- */
 
-static int cmp_key(slice a, slice b) { return slice_cmp(a, b); }
-
 static int entry_order(const void *pa, const void *pb) {
   const entry *a = pa, *b = pb;
-  int c = slice_cmp(ekey(a), ekey(b));
+  int c = g_cmp(ekey(a), ekey(b));
   if (c != 0) return c;
   if (a->child != b->child) return a->child < b->child ? -1 : 1;
   return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
+/* Few distinct keys, so that equal keys meet often. Under ikey_cmp: a
+ * user key of 0 to 11 bytes (differing before, at and after byte 8) and
+ * a trailer with one of four sequence numbers and either kind. */
 static void rand_key(char *k, size_t *len) {
-  *len = tu_rand_below(4);
-  for (size_t i = 0; i < *len; i++) k[i] = (char)("ab\xff"[tu_rand_below(3)]);
+  if (g_cmp != ikey_cmp) {
+    *len = tu_rand_below(4);
+    for (size_t i = 0; i < *len; i++) k[i] = (char)("ab\xff"[tu_rand_below(3)]);
+    return;
+  }
+  size_t ulen = tu_rand_below(2) ? tu_rand_below(3) : 7 + tu_rand_below(5);
+  for (size_t i = 0; i < ulen; i++)
+    k[i] = (char)(i < 6 ? 'p' : "ab\xff"[tu_rand_below(3)]);
+  uint64_t trailer = tu_rand_below(4) << 8 | tu_rand_below(2);
+  for (int i = 0; i < 8; i++) k[ulen + i] = (char)(trailer >> (8 * i));
+  *len = ulen + IKEY_TRAILER;
 }
 
 typedef struct world {
@@ -175,13 +196,13 @@ static void check_at(iter *m, const world *w, int pos) {
 
 static int model_seek(const world *w, slice t) {
   int i = 0;
-  while (i < w->total && slice_cmp(ekey(&w->all[i]), t) < 0) i++;
+  while (i < w->total && g_cmp(ekey(&w->all[i]), t) < 0) i++;
   return i;
 }
 
 static int model_seek_for_prev(const world *w, slice t) {
   int i = w->total - 1;
-  while (i >= 0 && slice_cmp(ekey(&w->all[i]), t) > 0) i--;
+  while (i >= 0 && g_cmp(ekey(&w->all[i]), t) > 0) i--;
   return i;
 }
 
@@ -189,7 +210,7 @@ static void test_full_scans(void) {
   for (int round = 0; round < 300; round++) {
     world w;
     make_world(&w, 1 + (int)tu_rand_below(8), 12);
-    iter *m = merge_iter_new(w.children, (size_t)w.nchildren, cmp_key);
+    iter *m = merge_iter_new(w.children, (size_t)w.nchildren, g_cmp);
     iter_seek_to_first(m);
     for (int i = 0; i < w.total; i++) {
       check_at(m, &w, i);
@@ -212,10 +233,10 @@ static void test_random_moves(void) {
   for (int round = 0; round < 400; round++) {
     world w;
     make_world(&w, 1 + (int)tu_rand_below(40), 10);
-    iter *m = merge_iter_new(w.children, (size_t)w.nchildren, cmp_key);
+    iter *m = merge_iter_new(w.children, (size_t)w.nchildren, g_cmp);
     for (int s = 0; s < 20; s++) {
       int pos;
-      char t[8];
+      char t[24];
       size_t tlen;
       rand_key(t, &tlen);
       switch (tu_rand_below(4)) {
@@ -252,6 +273,18 @@ static void test_random_moves(void) {
     iter_close(m);
     free(w.all);
   }
+}
+
+static void test_full_scans_ikeys(void) {
+  g_cmp = ikey_cmp;
+  test_full_scans();
+  g_cmp = cmp_key;
+}
+
+static void test_random_moves_ikeys(void) {
+  g_cmp = ikey_cmp;
+  test_random_moves();
+  g_cmp = cmp_key;
 }
 
 /* Forward and backward sequences are exact mirror images, even with equal
@@ -430,6 +463,8 @@ static void test_generic_seek_for_prev(void) {
 static CU_TestInfo tests[] = {
     {"full forward and backward scans", test_full_scans},
     {"random seeks and direction changes", test_random_moves},
+    {"internal keys: full scans (inline compare)", test_full_scans_ikeys},
+    {"internal keys: random moves (inline compare)", test_random_moves_ikeys},
     {"equal keys mirror", test_equal_keys},
     {"no children, empty children", test_empty_and_none},
     {"child errors stop the merge", test_child_error},
