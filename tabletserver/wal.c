@@ -22,6 +22,7 @@
 
 #include "common/coding.h"
 #include "common/crc32c.h"
+#include "common/log.h"
 
 enum { TYPE_ZERO = 0, TYPE_HEADER = 1, TYPE_DATA = 2 };
 
@@ -29,6 +30,51 @@ static const uint8_t WAL_MAGIC[8] = {'M', 'I', 'C', 'A', '-', 'W', 'A', 'L'};
 #define WAL_VERSION 1
 #define HEADER_PAYLOAD 28 /* magic 8, version 4, epoch 8, number 8 */
 #define READ_WINDOW (256u << 10)
+
+/* Preallocation of a segment's space (see wal.h): the leader extends the
+ * allocated region to cover a group plus about as much again as the
+ * segment already holds, clamped to [PREALLOC_MIN, PREALLOC_MAX], so that
+ * the segments of idle or small tablets stay small while a busy one calls
+ * fallocate a handful of times per segment. */
+#define PREALLOC_MIN (1u << 20)
+#define PREALLOC_MAX (16u << 20)
+
+/* Group buffers come from one small server-wide free list instead of
+ * malloc/free per group (a single-threaded writer forms one group per
+ * record). Buffers that grew past POOL_BUF_MAX are freed, and at most
+ * POOL_MAX are kept, so idle tablets hold no buffer and the pool holds at
+ * most 1 MiB. */
+#define GROUP_BUF_INIT (16u << 10)
+#define POOL_BUF_MAX (64u << 10)
+#define POOL_MAX 16
+
+static struct {
+  pthread_mutex_t mu;
+  size_t n;               /* guarded by mu */
+  buf bufs[POOL_MAX];     /* [0, n) are free, len 0; guarded by mu */
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}};
+
+/* Gives `b` (empty, no memory) a buffer of at least `want` bytes. */
+static void pool_get(buf *b, size_t want) {
+  pthread_mutex_lock(&g_pool.mu);
+  if (g_pool.n > 0) *b = g_pool.bufs[--g_pool.n];
+  pthread_mutex_unlock(&g_pool.mu);
+  buf_reserve(b, want < GROUP_BUF_INIT ? GROUP_BUF_INIT : want);
+}
+
+/* Takes `b`'s memory back (or frees it) and leaves `b` empty. */
+static void pool_put(buf *b) {
+  if (b->cap > 0 && b->cap <= POOL_BUF_MAX) {
+    pthread_mutex_lock(&g_pool.mu);
+    if (g_pool.n < POOL_MAX) {
+      b->len = 0;
+      g_pool.bufs[g_pool.n++] = *b;
+      *b = (buf)BUF_INIT;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+  }
+  buf_free(b);
+}
 
 /* Appends one frame: masked CRC32C of (length, type, payload), length,
  * type, payload. */
@@ -82,6 +128,9 @@ bool wal_parse_segment_name(const char *name, uint64_t *assign_epoch,
 struct wal_writer {
   env_writer *f; /* used by the leader only, or by open/close */
   char *path;
+  /* Used by the leader only (like f): */
+  uint64_t alloc_end;  /* file bytes preallocated so far */
+  bool no_prealloc;    /* preallocation failed once: plain appends */
 
   pthread_mutex_t mu;
   pthread_cond_t cv; /* broadcast whenever a group finishes */
@@ -156,17 +205,34 @@ mica_err *wal_add(wal_writer *w, slice payload, bool sync, uint64_t *ticket) {
     pthread_mutex_unlock(&w->mu);
     return e;
   }
-  if (w->group.cap == 0) {
-    /* Sized so that a typical group of small records never reallocates. */
-    size_t want = WAL_FRAME_HEADER + payload.len;
-    buf_reserve(&w->group, want < 16384 ? 16384 : want);
-  }
+  if (w->group.cap == 0) pool_get(&w->group, WAL_FRAME_HEADER + payload.len);
   frame_append(&w->group, TYPE_DATA, payload);
   w->group_sync |= sync;
   w->size += WAL_FRAME_HEADER + payload.len;
   *ticket = w->open_id;
   pthread_mutex_unlock(&w->mu);
   return NULL;
+}
+
+/* Before the leader writes `n` bytes at `end`: makes sure they land in
+ * preallocated space, so that the group's sync records no new file size.
+ * Preallocation is an optimisation only: when it fails the segment is
+ * written with plain appends from then on, which is still correct (the
+ * append that follows reports a real disk-full condition). */
+static void preallocate(wal_writer *w, uint64_t end, size_t n) {
+  if (w->no_prealloc || end + n <= w->alloc_end) return;
+  uint64_t grow = end < PREALLOC_MIN ? PREALLOC_MIN
+                  : end > PREALLOC_MAX ? PREALLOC_MAX
+                                       : end;
+  mica_err *err = env_preallocate(w->f, end + n + grow);
+  if (err != NULL) {
+    LOG_W("wal %s: appending without preallocation: %s", w->path,
+          err_msg(err));
+    err_free(err);
+    w->no_prealloc = true;
+    return;
+  }
+  w->alloc_end = end + n + grow;
 }
 
 /* Called with mu held by a thread that found no leader and an unfinished
@@ -182,9 +248,12 @@ static void lead(wal_writer *w) {
   pthread_mutex_unlock(&w->mu);
 
   mica_err *err = NULL;
-  if (g.len > 0) err = env_append(w->f, g.data, g.len);
+  if (g.len > 0) {
+    preallocate(w, env_writer_size(w->f), g.len);
+    err = env_append(w->f, g.data, g.len);
+  }
   bool wrote = g.len > 0 && err == NULL;
-  buf_free(&g);
+  pool_put(&g);
   if (err == NULL && sync) err = env_sync(w->f);
 
   pthread_mutex_lock(&w->mu);
@@ -281,7 +350,7 @@ mica_err *wal_writer_close(wal_writer *w) {
     err = err_wrap(cerr, "wal close %s", w->path);
   else
     err_free(cerr);
-  buf_free(&w->group);
+  pool_put(&w->group);
   err_free(w->err);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
@@ -301,7 +370,7 @@ struct wal_reader {
   uint64_t pos;       /* offset of the next frame */
   uint64_t rec_off;   /* offset of the frame last returned */
   bool eof;
-  uint64_t valid_end, dropped;
+  uint64_t valid_end, dropped, zero_tail;
   mica_err *err;      /* sticky */
   uint64_t epoch, number;
 };
@@ -367,23 +436,65 @@ static mica_err *check_frame(wal_reader *r, uint64_t off, uint8_t type,
   return NULL;
 }
 
+/* Sets *end just past the last non-zero byte in [from, size), or to
+ * `from` if there is none. */
+static mica_err *nonzero_end(wal_reader *r, uint64_t from, uint64_t *end) {
+  uint64_t hi = r->size;
+  while (hi > from) {
+    size_t n = hi - from > READ_WINDOW ? READ_WINDOW : (size_t)(hi - from);
+    const uint8_t *p;
+    mica_err *e = ensure(r, hi - n, n, &p);
+    if (e != NULL) return e;
+    for (size_t i = n; i > 0; i--) {
+      if (p[i - 1] != 0) {
+        *end = hi - n + i;
+        return NULL;
+      }
+    }
+    hi -= n;
+  }
+  *end = from;
+  return NULL;
+}
+
 /* The frame at `bad` failed for `why`. Middle damage if any valid data
- * frame starts after it; else a torn tail, and the reader ends there. */
+ * frame starts after it; else a torn tail, and the reader ends there.
+ * Every offset after `bad` is a candidate, but only one whose type byte
+ * (8 bytes in) is TYPE_DATA can pass check_frame, so the scan jumps from
+ * one such byte to the next with memchr: a preallocated tail of zeros
+ * costs a memchr over it, not a check per byte. */
 static mica_err *classify(wal_reader *r, uint64_t bad, const char *why) {
-  for (uint64_t o = bad + 1; o + WAL_FRAME_HEADER <= r->size; o++) {
+  uint64_t o = bad + 1;
+  while (o + WAL_FRAME_HEADER <= r->size) {
+    uint64_t t = o + 8;
+    size_t n = r->size - t > READ_WINDOW ? READ_WINDOW : (size_t)(r->size - t);
+    const uint8_t *p;
+    mica_err *e = ensure(r, t, n, &p);
+    if (e != NULL) return e;
+    const uint8_t *hit = memchr(p, TYPE_DATA, n);
+    if (hit == NULL) {
+      o += n;
+      continue;
+    }
+    o += (uint64_t)(hit - p);
     const char *w2;
-    slice p;
-    mica_err *e = check_frame(r, o, TYPE_DATA, &w2, &p);
+    slice pl;
+    e = check_frame(r, o, TYPE_DATA, &w2, &pl);
     if (e != NULL) return e;
     if (w2 == NULL)
       return err_new(MICA_CORRUPTION,
                      "wal %s: damaged record at offset %" PRIu64 " (%s) "
                      "followed by a valid record at offset %" PRIu64,
                      r->path, bad, why, o);
+    o++;
   }
+  uint64_t nz;
+  mica_err *e = nonzero_end(r, bad, &nz);
+  if (e != NULL) return e;
   r->eof = true;
   r->valid_end = bad;
-  r->dropped = r->size - bad;
+  r->dropped = nz - bad;
+  r->zero_tail = r->size - nz;
   return NULL;
 }
 
@@ -460,6 +571,7 @@ mica_err *wal_reader_next(wal_reader *r, slice *payload, bool *eof) {
 
 uint64_t wal_reader_record_offset(const wal_reader *r) { return r->rec_off; }
 uint64_t wal_reader_dropped(const wal_reader *r) { return r->dropped; }
+uint64_t wal_reader_zero_tail(const wal_reader *r) { return r->zero_tail; }
 uint64_t wal_reader_valid_end(const wal_reader *r) { return r->valid_end; }
 uint64_t wal_reader_epoch(const wal_reader *r) { return r->epoch; }
 uint64_t wal_reader_number(const wal_reader *r) { return r->number; }
@@ -490,6 +602,7 @@ mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
       if (eof) {
         st.valid_end = r->valid_end;
         st.dropped = r->dropped;
+        st.zero_tail = r->zero_tail;
         break;
       }
       st.records++;

@@ -19,8 +19,19 @@
  * group, writes it with one env_append and, if any record in it asked for
  * sync, one env_sync (fdatasync), while later records gather into the next
  * group. There is no background thread and no buffer while idle: a group's
- * buffer is allocated by its first record and freed once written, so a
- * server can hold thousands of idle tablets cheaply.
+ * buffer is taken by its first record from a small server-wide free list
+ * and given back once written, so a server can hold thousands of idle
+ * tablets cheaply.
+ *
+ * Preallocation: before writing a group past the allocated end of the
+ * file, the leader preallocates (env_preallocate, fallocate(2)) a chunk of
+ * 1 to 16 MiB, about the size the segment already has. Appends then
+ * overwrite zeros inside the file instead of growing it, so a group's
+ * fdatasync need not journal a new file size and block allocation. The
+ * file is therefore longer than its records (up to 16 MiB of zeros after
+ * them, also after a clean close): the reader treats a zero tail as a
+ * clean end and reports it apart from torn bytes (wal_reader_zero_tail).
+ * If preallocation fails the segment is appended to as before.
  *
  * Appending is split in two so that the tablet can fix the order of records
  * under its own lock without holding that lock across the disk write:
@@ -50,7 +61,10 @@
  * wal_reader yields data record payloads in file order. A crash can leave
  * the end of the segment torn: a partial header, a partial payload, a
  * record whose checksum fails, or a zero-filled tail. Such a TAIL is not an
- * error: the reader stops there and reports how many bytes it dropped.
+ * error: the reader stops there and reports how many bytes it dropped:
+ * torn bytes (through the last non-zero byte) as "dropped", and the zeros
+ * after them (preallocated space, or space a crash left zero-filled) as
+ * the "zero tail", so a cleanly ended preallocated segment drops nothing.
  * A damaged record that is FOLLOWED by a valid record is corruption in the
  * middle of the log, where acknowledged writes may be lost, and is reported
  * as CORRUPTION naming the file and the offset of the damaged record.
@@ -177,9 +191,15 @@ mica_err *wal_reader_next(wal_reader *r, slice *payload, bool *eof);
  * wal_reader_next (for error messages about its payload). */
 uint64_t wal_reader_record_offset(const wal_reader *r);
 
-/* After the end: bytes of torn tail ignored (0 for a clean end), and the
- * offset where the valid records end (where the tail starts). */
+/* After the end: bytes of torn tail ignored, from the end of the valid
+ * records through the last non-zero byte of the file (0 for a clean end);
+ * the zero bytes after those (preallocated or zero-filled space; 0 if the
+ * file ends in a non-zero byte); and the offset where the valid records
+ * end (where the tail starts). valid_end + dropped + zero_tail is the
+ * file size. A torn record whose last bytes happen to be zero counts those
+ * bytes in the zero tail. */
 uint64_t wal_reader_dropped(const wal_reader *r);
+uint64_t wal_reader_zero_tail(const wal_reader *r);
 uint64_t wal_reader_valid_end(const wal_reader *r);
 
 /* From the header record; 0 when the segment had no complete header. */
@@ -196,6 +216,7 @@ typedef struct wal_replay_stats {
   uint64_t payload_bytes; /* their total payload size */
   uint64_t valid_end;     /* file offset where valid records end */
   uint64_t dropped;       /* bytes of torn tail ignored */
+  uint64_t zero_tail;     /* zero bytes after them (preallocated space) */
   uint64_t epoch, number; /* from the header (0 if none) */
 } wal_replay_stats;
 
