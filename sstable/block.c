@@ -109,16 +109,8 @@ static inline uint32_t restart_point(const sst_block *b, uint32_t i) {
   return decode_fixed32(b->data + b->restart_off + (size_t)i * 4);
 }
 
-/* ikey_cmp for a key already known to hold a trailer, inlined: block
- * seeks compare a dozen keys each and the call overhead showed in
- * profiles. Same order as ikey_cmp. */
 static inline int key_cmp(const uint8_t *a, size_t alen, slice b) {
-  size_t ua = alen - IKEY_TRAILER, ub = b.len - IKEY_TRAILER;
-  int r = memcmp(a, b.data, ua < ub ? ua : ub);
-  if (r != 0) return r;
-  if (ua != ub) return ua < ub ? -1 : 1;
-  uint64_t ta = decode_fixed64(a + ua), tb = decode_fixed64(b.data + ub);
-  return ta > tb ? -1 : ta < tb ? 1 : 0;
+  return sst_ikey_cmp(a, alen, b.data, b.len);
 }
 
 static inline const uint8_t *varint32_fast(const uint8_t *p,

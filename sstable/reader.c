@@ -93,12 +93,14 @@ static slice index_key(const sst_reader *r, size_t i) {
              : slice_make(r->index_keys.data + e->k.off, e->key_len);
 }
 
-/* First block whose index key is >= `ik` (nblocks when none). */
+/* First block whose index key is >= `ik` (nblocks when none; `ik` holds
+ * a trailer, as every index key does). */
 static size_t index_lower_bound(const sst_reader *r, slice ik) {
   size_t lo = 0, hi = r->nblocks;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (ikey_cmp(index_key(r, mid), ik) < 0)
+    slice k = index_key(r, mid);
+    if (sst_ikey_cmp(k.data, k.len, ik.data, ik.len) < 0)
       lo = mid + 1;
     else
       hi = mid;
