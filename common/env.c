@@ -23,6 +23,14 @@ mica_err *env_read(env_reader *r, uint64_t offset, size_t n, void *dst,
 }
 
 uint64_t env_reader_size(const env_reader *r) { return r->size; }
+
+mica_err *env_reader_map(env_reader *r, const uint8_t **data) {
+  *data = NULL;
+  if (r->owner->ops->reader_map == NULL)
+    return err_new(MICA_NOT_SUPPORTED, "map %s: this env does not map files",
+                   r->path);
+  return r->owner->ops->reader_map(r, data);
+}
 const char *env_reader_path(const env_reader *r) { return r->path; }
 
 void env_reader_close(env_reader *r) {

@@ -48,6 +48,19 @@ mica_err *env_read(env_reader *r, uint64_t offset, size_t n, void *dst,
 
 /* Size of the file when it was opened. */
 uint64_t env_reader_size(const env_reader *r);
+/* Maps the whole file (env_reader_size bytes) read-only: on success *data
+ * stays valid until env_reader_close(r), and reading it costs no system
+ * call and no copy once its pages are in memory. Only for files nobody
+ * truncates or rewrites while they are open (SSTables): touching bytes cut
+ * off the file kills the process (SIGBUS). Call at most once per reader,
+ * before other threads use it. Answers NOT_SUPPORTED, and the caller uses
+ * env_read, when the env does not map files (the fault env never does, so
+ * every byte read through it passes its read faults and crash checks), for
+ * an empty file, or when the process already holds ENV_MAX_MAPS maps
+ * (each costs an entry in the kernel's per-process map table, which is
+ * bounded). */
+#define ENV_MAX_MAPS 4096
+mica_err *env_reader_map(env_reader *r, const uint8_t **data);
 const char *env_reader_path(const env_reader *r);
 void env_reader_close(env_reader *r); /* accepts NULL */
 

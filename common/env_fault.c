@@ -497,6 +497,9 @@ static mica_err *f_lock(env *e, const char *path, int *lock_fd) {
   return err;
 }
 
+/* No reader_map: a mapped file would be read without passing the read
+ * faults and crash checks above (and a crash's truncation would make its
+ * map fault the process), so readers of this env always use env_read. */
 static const struct env_ops fault_ops = {
     .open_reader = f_open_reader,
     .read = f_read,

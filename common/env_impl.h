@@ -21,6 +21,9 @@ struct env_ops {
   mica_err *(*read)(env_reader *r, uint64_t offset, size_t n, void *dst,
                     size_t *got);
   void (*reader_close)(env_reader *r);
+  /* May be NULL: the env does not map files (env_reader_map answers
+   * NOT_SUPPORTED). */
+  mica_err *(*reader_map)(env_reader *r, const uint8_t **data);
 
   mica_err *(*open_writer)(env *e, const char *path, int mode,
                            env_writer **out);

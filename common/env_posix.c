@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,8 +28,12 @@
 typedef struct px_reader {
   struct env_reader base;
   int fd;
+  void *map; /* env_reader_map's, or NULL; unmapped at close */
   char path[]; /* base.path points here */
 } px_reader;
+
+/* Maps held by the process, kept under ENV_MAX_MAPS. */
+static atomic_int live_maps;
 
 typedef struct px_writer {
   struct env_writer base;
@@ -77,6 +83,7 @@ static mica_err *px_open_reader(env *e, const char *path, env_reader **out) {
   r->base.path = r->path;
   r->base.size = (uint64_t)st.st_size;
   r->fd = fd;
+  r->map = NULL;
   *out = &r->base;
   return NULL;
 }
@@ -102,8 +109,32 @@ static mica_err *px_read(env_reader *rb, uint64_t offset, size_t n,
   return NULL;
 }
 
+static mica_err *px_reader_map(env_reader *rb, const uint8_t **data) {
+  px_reader *r = (px_reader *)rb;
+  if (r->base.size == 0 || r->base.size > SIZE_MAX)
+    return err_new(MICA_NOT_SUPPORTED, "map %s: empty or too large", r->path);
+  if (atomic_fetch_add(&live_maps, 1) >= ENV_MAX_MAPS) {
+    atomic_fetch_sub(&live_maps, 1);
+    return err_new(MICA_NOT_SUPPORTED, "map %s: %d files already mapped",
+                   r->path, ENV_MAX_MAPS);
+  }
+  void *p = mmap(NULL, (size_t)r->base.size, PROT_READ, MAP_SHARED, r->fd, 0);
+  if (p == MAP_FAILED) {
+    int errnum = errno;
+    atomic_fetch_sub(&live_maps, 1);
+    return px_err("mmap", r->path, errnum);
+  }
+  r->map = p;
+  *data = p;
+  return NULL;
+}
+
 static void px_reader_close(env_reader *rb) {
   px_reader *r = (px_reader *)rb;
+  if (r->map != NULL) {
+    munmap(r->map, (size_t)r->base.size);
+    atomic_fetch_sub(&live_maps, 1);
+  }
   close(r->fd);
   free(r);
 }
@@ -386,6 +417,7 @@ static const struct env_ops px_ops = {
     .open_reader = px_open_reader,
     .read = px_read,
     .reader_close = px_reader_close,
+    .reader_map = px_reader_map,
     .open_writer = px_open_writer,
     .append = px_append,
     .sync = px_sync,

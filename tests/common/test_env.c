@@ -747,6 +747,49 @@ static void test_preallocate(void) {
   free(p);
 }
 
+/* A map shows the file's bytes; an empty file is not mapped; the fault
+ * env never maps, so its read faults still reach every reader. */
+static void test_map(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *p = path_in(dir, "mapped"), *q = path_in(dir, "empty");
+  size_t n = 100000;
+  uint8_t *data = xmalloc(n);
+  tu_rand_bytes(data, n);
+  TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+  TU_OK(env_write_file_atomic(e, q, slice_make(NULL, 0)));
+  env_reader *r;
+  TU_OK(env_open_reader(e, p, &r));
+  const uint8_t *m;
+  TU_OK(env_reader_map(r, &m));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_EQUAL(memcmp(m, data, n), 0);
+  size_t got;
+  uint8_t back[64];
+  TU_OK(env_read(r, n - 10, sizeof back, back, &got)); /* reads still work */
+  CU_ASSERT_EQUAL(got, 10);
+  CU_ASSERT_EQUAL(memcmp(back, m + n - 10, 10), 0);
+  env_reader_close(r);
+
+  TU_OK(env_open_reader(e, q, &r));
+  TU_ERR(env_reader_map(r, &m), MICA_NOT_SUPPORTED);
+  CU_ASSERT_PTR_NULL(m);
+  env_reader_close(r);
+
+  env_fault *f = env_fault_new(e);
+  env *fe = env_fault_env(f);
+  TU_OK(env_open_reader(fe, p, &r));
+  TU_ERR(env_reader_map(r, &m), MICA_NOT_SUPPORTED);
+  CU_ASSERT_PTR_NULL(m);
+  env_fault_fail_nth(f, ENV_OP_READ, 1, false);
+  TU_ERR(env_read(r, 0, sizeof back, back, &got), MICA_IO_ERROR);
+  env_reader_close(r);
+  env_fault_free(f);
+  free(data);
+  free(p);
+  free(q);
+}
+
 static CU_TestInfo posix_tests[] = {
     {"write, read, sizes, modes", test_write_read},
     {"large reads and writes", test_large_io},
@@ -757,6 +800,7 @@ static CU_TestInfo posix_tests[] = {
     {"lock against another process", test_lock},
     {"clocks", test_clocks},
     {"preallocate", test_preallocate},
+    {"read-only maps", test_map},
     CU_TEST_INFO_NULL,
 };
 static CU_TestInfo fault_tests[] = {
