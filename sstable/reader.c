@@ -11,6 +11,14 @@
  * under (cache id of this open, block offset) and charged by its size, so
  * concurrent readers share it and a hit costs no read and no checksum.
  *
+ * When the env maps the file (env_reader_map), blocks are "read" straight
+ * from the map: no system call and no copy, which measured as half the
+ * time of a point read that misses the cache (pread's copy out of the
+ * page cache and its page lookups). Every block taken from the map is
+ * still checksummed before use, exactly as one read with env_read; a
+ * cached copy is taken only when the block goes into the block cache.
+ * Envs that do not map (the fault env) get env_read, as before.
+ *
  * The table iterator is two-level: a position in the in-memory index and a
  * cursor in the current block, pinning that block (a cache handle, an
  * owned buffer, or its read-ahead window) until it moves to another. Once
@@ -49,6 +57,7 @@ _Static_assert(sizeof(index_entry) == 64, "an index entry is one cache line");
 struct sst_reader {
   atomic_int refs;
   env_reader *f;
+  const uint8_t *map; /* the whole file, or NULL: read with env_read */
   char *path;
   uint64_t file_size;
   cache *cache;       /* may be NULL */
@@ -127,9 +136,11 @@ typedef struct readahead {
 } readahead;
 
 /* Fetches the stored bytes and trailer of the block at `h` into *raw:
- * from `ra`'s window when it is on (refilling it as needed; *borrowed is
- * then true and the bytes stay valid until the window moves), else into a
- * new buffer the caller frees. */
+ * from the file's map when there is one (*borrowed is then true and the
+ * bytes stay valid until the reader closes), else from `ra`'s window when
+ * it is on (refilling it as needed; *borrowed is then true and the bytes
+ * stay valid until the window moves), else into a new buffer the caller
+ * frees. */
 static mica_err *fetch_block(const sst_reader *r, sst_handle h, const char *what,
                              readahead *ra, uint8_t **raw, bool *borrowed) {
   uint64_t limit = r->file_size - SST_FOOTER_SIZE;
@@ -140,6 +151,12 @@ static mica_err *fetch_block(const sst_reader *r, sst_handle h, const char *what
   size_t n = (size_t)h.size + SST_TRAILER_SIZE;
   size_t want = n;
   uint8_t *dst;
+  if (r->map != NULL) {
+    /* Valid until the reader closes; the range was checked above. */
+    *borrowed = true;
+    *raw = (uint8_t *)(uintptr_t)(r->map + h.offset);
+    return NULL;
+  }
   if (ra != NULL && ra->on) {
     *borrowed = true;
     if (h.offset >= ra->off && h.offset - ra->off + n <= ra->win.len) {
@@ -228,11 +245,14 @@ static mica_err *read_block(const sst_reader *r, sst_handle h, const char *what,
   return NULL;
 }
 
-/* read_block for the metadata blocks read once at open. */
+/* read_block for the metadata blocks read once at open, into a buffer
+ * the caller frees (copied out of the map when the file is mapped). */
 static mica_err *read_meta_block(const sst_reader *r, sst_handle h, const char *what,
                                  uint8_t **out, size_t *size, int *type) {
   bool borrowed;
-  return read_block(r, h, what, NULL, out, size, type, &borrowed);
+  mica_err *err = read_block(r, h, what, NULL, out, size, type, &borrowed);
+  if (err == NULL && borrowed) *out = xmemdup(*out, *size > 0 ? *size : 1);
+  return err;
 }
 
 static void cached_block_delete(slice key, void *value) {
@@ -456,6 +476,12 @@ mica_err *sst_reader_open(env *e, const char *path, cache *block_cache,
   r->path = xstrdup(path);
   r->file_size = env_reader_size(f);
   r->cache = block_cache;
+  /* Mapping is only a faster way to read: any refusal means env_read. */
+  mica_err *map_err = env_reader_map(f, &r->map);
+  if (map_err != NULL) {
+    r->map = NULL;
+    err_free(map_err);
+  }
   err = reader_load(r);
   if (err != NULL) {
     sst_reader_close(r);
