@@ -108,9 +108,11 @@ typedef struct merge_iter {
   key_cmp_fn cmp;
   int dir;
   bool icmp;    /* cmp is ikey_cmp: compare inline */
-  size_t *heap; /* child indices; heap[0] is the current child */
+  size_t *heap; /* child indices; heap[0] is the current child (after keys,
+                   in this struct's allocation) */
   size_t hn;    /* children in the heap: exactly the valid ones */
-  slice *keys;  /* keys[j]: child j's current key while j is in the heap */
+  slice *keys;  /* keys[j]: child j's current key while j is in the heap
+                   (just past this struct, in its allocation) */
   mica_err *err; /* first child error; the merge is invalid once set */
   buf saved;     /* current key, copied across a direction change */
 } merge_iter;
@@ -307,8 +309,6 @@ static void m_close(iter *it) {
   merge_iter *m = (merge_iter *)it;
   for (size_t j = 0; j < m->n; j++) iter_close(m->child[j]);
   free(m->child);
-  free(m->heap);
-  free(m->keys);
   err_free(m->err);
   buf_free(&m->saved);
   free(m);
@@ -333,14 +333,16 @@ iter *merge_iter_new(iter **children, size_t n, key_cmp_fn cmp) {
     free(children);
     return iter_empty(NULL);
   }
-  merge_iter *m = xcalloc(1, sizeof(*m));
+  /* One allocation for the iterator, its heap and its keys: a tablet
+   * scan or seek builds one merge per call. */
+  merge_iter *m = xcalloc(1, sizeof(*m) + n * (sizeof(*m->keys) + sizeof(*m->heap)));
   m->base.ops = &merge_ops;
   m->child = children;
   m->n = n;
   m->cmp = cmp;
   m->dir = DIR_FORWARD;
   m->icmp = cmp == ikey_cmp;
-  m->heap = xmalloc(n * sizeof(*m->heap));
-  m->keys = xmalloc(n * sizeof(*m->keys));
+  m->keys = (slice *)(m + 1);
+  m->heap = (size_t *)(m->keys + n);
   return &m->base;
 }
