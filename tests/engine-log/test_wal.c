@@ -1,7 +1,9 @@
 /* test_wal: WAL segments end to end. Round trips of records of every size,
  * group commit under 16 threads, torn tails cut at every byte, damage at
  * the tail versus in the middle, write and sync failures (sticky, reported
- * to every writer of the group), and simulated power loss. */
+ * to every writer of the group), simulated power loss, and preallocated
+ * segments (zero tails told apart from torn bytes, a failed preallocation,
+ * power loss keeping exactly the synced records). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -882,6 +884,180 @@ static void test_concurrent_write_failure(void) { concurrent_failure(ENV_OP_WRIT
 static void test_concurrent_sync_failure(void) { concurrent_failure(ENV_OP_SYNC, false); }
 static void test_disk_full(void) { concurrent_failure(ENV_OP_WRITE, true); }
 
+/* ---- preallocation ---- */
+
+enum { PRE_REC = 4000 };
+
+static uint64_t file_size_of(const char *path) {
+  uint64_t n = 0;
+  TU_OK(env_file_size(env_posix(), path, &n));
+  return n;
+}
+
+/* Records of PRE_REC bytes, thread 0's gc payload in the first 8. */
+static void pre_payload(buf *b, int i) {
+  gc_payload(b, 0, i);
+  buf_resize(b, PRE_REC);
+  memset(b->data + 8, 'a' + i % 26, PRE_REC - 8);
+}
+
+/* The file runs ahead of the records in a few growing chunks; replay
+ * reads every record and reports the rest as a zero tail, not as dropped;
+ * damage in front of a preallocated tail is still told apart exactly. */
+static void test_preallocated_segment(void) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(8, 1);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 8, 1, &w));
+  uint64_t calls0 = env_fault_count(f, ENV_OP_PREALLOCATE);
+  CU_ASSERT_EQUAL(file_size_of(path), WAL_FRAME_HEADER + 28);
+  enum { N = 900 }; /* 3.6 MB: crosses the 1 and 2 MiB chunks */
+  buf b = BUF_INIT;
+  uint64_t offs[N + 1];
+  for (int i = 0; i < N; i++) {
+    pre_payload(&b, i);
+    offs[i] = wal_writer_size(w);
+    TU_OK(wal_append(w, buf_slice(&b), i % 16 == 0));
+    uint64_t fs = file_size_of(path), ws = wal_writer_size(w);
+    CU_ASSERT(fs > ws);
+    CU_ASSERT(fs <= 2 * ws + (1u << 20));
+  }
+  offs[N] = wal_writer_size(w);
+  uint64_t calls = env_fault_count(f, ENV_OP_PREALLOCATE) - calls0;
+  CU_ASSERT(calls >= 2 && calls <= 4);
+  TU_OK(wal_writer_close(w));
+  env_fault_free(f);
+
+  uint64_t fsize = file_size_of(path);
+  records rs = {0};
+  wal_replay_stats st;
+  TU_OK(replay(path, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, N);
+  for (size_t i = 0; i < rs.n; i++) {
+    pre_payload(&b, (int)i);
+    CU_ASSERT(slice_eq(buf_slice(&rs.r[i]), buf_slice(&b)));
+  }
+  CU_ASSERT_EQUAL(st.valid_end, offs[N]);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  CU_ASSERT_EQUAL(st.zero_tail, fsize - offs[N]);
+
+  /* The raw file, zeros included: the last record damaged is a torn tail
+   * (its non-zero bytes dropped, the zeros a zero tail); a middle record
+   * damaged is CORRUPTION even with megabytes of zeros after the end. */
+  buf raw = BUF_INIT;
+  TU_OK(env_read_file(env_posix(), path, SIZE_MAX, &raw));
+  CU_ASSERT_EQUAL_FATAL(raw.len, fsize);
+  char *dpath = path_in(tu_tmpdir(), "pre-damaged.log");
+  raw.data[offs[N - 1] + WAL_FRAME_HEADER + 100] ^= 0x20;
+  write_all(dpath, raw.data, raw.len);
+  TU_OK(replay(dpath, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, N - 1);
+  CU_ASSERT_EQUAL(st.valid_end, offs[N - 1]);
+  CU_ASSERT_EQUAL(st.dropped, offs[N] - offs[N - 1]);
+  CU_ASSERT_EQUAL(st.zero_tail, fsize - offs[N]);
+  raw.data[offs[N - 1] + WAL_FRAME_HEADER + 100] ^= 0x20;
+  raw.data[offs[N / 2] + 2] ^= 0x01;
+  write_all(dpath, raw.data, raw.len);
+  expect_middle_corruption(dpath, offs[N / 2], N / 2);
+  /* A torn write inside preallocated space: the last group's first
+   * bytes reached the disk, the rest of the space is still zero. */
+  raw.data[offs[N / 2] + 2] ^= 0x01;
+  memset(raw.data + offs[N - 1] + 50, 0, offs[N] - offs[N - 1] - 50);
+  write_all(dpath, raw.data, raw.len);
+  TU_OK(replay(dpath, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, N - 1);
+  CU_ASSERT_EQUAL(st.dropped, nz_end(raw.data, offs[N - 1], raw.len) - offs[N - 1]);
+  CU_ASSERT(st.dropped > 0 && st.dropped <= 50);
+  CU_ASSERT_EQUAL(st.valid_end + st.dropped + st.zero_tail, fsize);
+  records_free(&rs);
+  buf_free(&raw);
+  buf_free(&b);
+  free(dpath);
+  free(path);
+}
+
+/* A failed preallocation is not an error: the segment is appended to as
+ * before (no further attempts), every record is durable and replays, and
+ * the file has no zero tail. */
+static void test_preallocate_failure(void) {
+  env_fault *f = env_fault_new(env_posix());
+  char *path = new_segment_path(8, 2);
+  wal_writer *w;
+  TU_OK(wal_writer_open(env_fault_env(f), path, 8, 2, &w));
+  uint64_t calls0 = env_fault_count(f, ENV_OP_PREALLOCATE);
+  env_fault_fail_nth(f, ENV_OP_PREALLOCATE, 1, false);
+  enum { N = 400 };
+  buf b = BUF_INIT;
+  for (int i = 0; i < N; i++) {
+    pre_payload(&b, i);
+    TU_OK(wal_append(w, buf_slice(&b), i % 5 == 0));
+    CU_ASSERT_EQUAL(file_size_of(path), wal_writer_size(w));
+  }
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_PREALLOCATE) - calls0, 1);
+  CU_ASSERT_PTR_NULL(wal_writer_error(w));
+  uint64_t size = wal_writer_size(w);
+  TU_OK(wal_writer_close(w));
+  env_fault_free(f);
+  records rs = {0};
+  wal_replay_stats st;
+  TU_OK(replay(path, &rs, &st));
+  CU_ASSERT_EQUAL(rs.n, N);
+  CU_ASSERT_EQUAL(st.valid_end, size);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  CU_ASSERT_EQUAL(st.zero_tail, 0);
+  records_free(&rs);
+  buf_free(&b);
+  free(path);
+}
+
+/* Power loss with preallocated segments: synced records across several
+ * chunks, then unsynced ones (some in space preallocated but not yet made
+ * durable). After the crash exactly the synced records replay, nothing is
+ * dropped, and the zeros up to the last synced preallocation are a zero
+ * tail. */
+static void test_crash_preallocated(void) {
+  for (int round = 0; round < 6; round++) {
+    env_fault *f = env_fault_new(env_posix());
+    char *path = new_segment_path(9, (uint64_t)round);
+    wal_writer *w;
+    TU_OK(wal_writer_open(env_fault_env(f), path, 9, 1, &w));
+    int n = 200 + (int)tu_rand_below(700), synced = 0;
+    uint64_t synced_end = 0, synced_fsize = 0;
+    buf b = BUF_INIT;
+    for (int i = 0; i < n; i++) {
+      pre_payload(&b, i);
+      bool sync = i + 1 < n - round * 20 && tu_rand_below(8) == 0;
+      TU_OK(wal_append(w, buf_slice(&b), sync));
+      if (sync) {
+        synced = i + 1;
+        synced_end = wal_writer_size(w);
+        synced_fsize = file_size_of(path);
+      }
+    }
+    env_fault_crash(f);
+    err_free(wal_writer_close(w));
+    env_fault_free(f);
+    records rs = {0};
+    wal_replay_stats st;
+    TU_OK(replay(path, &rs, &st));
+    CU_ASSERT_EQUAL(rs.n, (size_t)synced);
+    for (size_t i = 0; i < rs.n; i++) {
+      pre_payload(&b, (int)i);
+      CU_ASSERT(slice_eq(buf_slice(&rs.r[i]), buf_slice(&b)));
+    }
+    CU_ASSERT_EQUAL(st.dropped, 0);
+    if (synced > 0) {
+      CU_ASSERT_EQUAL(st.valid_end, synced_end);
+      CU_ASSERT_EQUAL(file_size_of(path), synced_fsize);
+      CU_ASSERT_EQUAL(st.zero_tail, synced_fsize - synced_end);
+      CU_ASSERT(st.zero_tail > 0);
+    }
+    records_free(&rs);
+    buf_free(&b);
+    free(path);
+  }
+}
+
 /* ---- power loss ---- */
 
 static void test_crash_single_writer(void) {
@@ -906,9 +1082,15 @@ static void test_crash_single_writer(void) {
     TU_OK(replay(path, &rs, &st));
     int count[THREADS];
     check_gc_records(&rs, count);
-    /* Every synced record survives; this env drops all unsynced bytes. */
+    /* Every synced record survives; this env drops all unsynced bytes.
+     * The first data sync also made the segment's preallocation durable,
+     * so exactly then the file ends in a zero tail. */
     CU_ASSERT_EQUAL(count[0], synced);
     CU_ASSERT_EQUAL(st.dropped, 0);
+    CU_ASSERT_EQUAL(st.zero_tail > 0, synced > 0);
+    uint64_t fsize;
+    TU_OK(env_file_size(env_posix(), path, &fsize));
+    CU_ASSERT_EQUAL(st.valid_end + st.zero_tail, fsize);
     records_free(&rs);
     buf_free(&b);
     free(path);
@@ -982,6 +1164,9 @@ static void add_suites(void) {
       {"disk_full", test_disk_full},
       {"crash_single_writer", test_crash_single_writer},
       {"crash_concurrent", test_crash_concurrent},
+      {"preallocated_segment", test_preallocated_segment},
+      {"preallocate_failure", test_preallocate_failure},
+      {"crash_preallocated", test_crash_preallocated},
       CU_TEST_INFO_NULL,
   };
   tu_add_suite("wal", tests);
