@@ -574,12 +574,37 @@ typedef struct user_iter {
   mica_err *err;   /* corruption found here (bad internal key) */
 } user_iter;
 
-static bool parse_or_fail(user_iter *u, ikey_parts *p) {
-  if (ikey_parse(iter_key(u->in), p)) return true;
+/* The next three run once per internal entry of every scan, so they are
+ * inlined here rather than called (ikey_parse, slice_eq, buf_append). */
+
+/* ikey_parse of the inner iterator's key; on a malformed key the scan
+ * stops with CORRUPTION. */
+static inline bool parse_or_fail(user_iter *u, ikey_parts *p) {
+  slice ik = iter_key(u->in);
+  if (ik.len >= IKEY_TRAILER) {
+    uint64_t t = decode_fixed64(ik.data + ik.len - IKEY_TRAILER);
+    if ((t & 0xff) <= IKEY_PUT) {
+      p->user_key = slice_make(ik.data, ik.len - IKEY_TRAILER);
+      p->seq = t >> 8;
+      p->kind = (uint8_t)(t & 0xff);
+      return true;
+    }
+  }
   if (u->err == NULL)
     u->err = err_new(MICA_CORRUPTION, "tablet scan: malformed internal key");
   u->valid = false;
   return false;
+}
+
+static inline bool same_key(slice a, const buf *b) {
+  return a.len == b->len && (a.len == 0 || memcmp(a.data, b->data, a.len) == 0);
+}
+
+static inline void set_key(buf *b, slice k) {
+  b->len = 0;
+  if (b->cap < k.len) buf_reserve(b, k.len);
+  if (k.len > 0) memcpy(b->data, k.data, k.len);
+  b->len = k.len;
 }
 
 static void ui_find_next(user_iter *u, bool skipping) {
@@ -588,17 +613,15 @@ static void ui_find_next(user_iter *u, bool skipping) {
     ikey_parts p;
     if (!parse_or_fail(u, &p)) return;
     if (p.seq <= u->seq) {
-      if (skipping && slice_eq(p.user_key, buf_slice(&u->key))) {
+      if (skipping && same_key(p.user_key, &u->key)) {
         /* An older version of a key already decided. */
       } else if (p.kind == IKEY_DELETE) {
-        buf_clear(&u->key);
-        buf_append_slice(&u->key, p.user_key);
+        set_key(&u->key, p.user_key);
         skipping = true;
       } else {
         /* The value stays in the inner iterator, which does not move
          * until we do; the key is kept for skipping older versions. */
-        buf_clear(&u->key);
-        buf_append_slice(&u->key, p.user_key);
+        set_key(&u->key, p.user_key);
         u->valid = true;
         return;
       }
