@@ -23,7 +23,6 @@ static mica_err *ignore_record(void *arg, slice payload, uint64_t offset) {
   (void)offset;
   return NULL;
 }
-#define NULL_FN ignore_record
 
 static char *path_in(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
@@ -51,7 +50,7 @@ static void read_all(const char *path, buf *out) {
   buf_clear(out);
   TU_OK(env_read_file(env_posix(), path, SIZE_MAX, out));
   wal_replay_stats st;
-  TU_OK(wal_replay(env_posix(), path, NULL_FN, NULL, &st));
+  TU_OK(wal_replay(env_posix(), path, ignore_record, NULL, &st));
   CU_ASSERT_EQUAL(st.dropped, 0);
   CU_ASSERT_EQUAL(st.valid_end + st.zero_tail, out->len);
   CU_ASSERT_EQUAL(nz_end(out->data, st.valid_end, out->len), st.valid_end);
