@@ -13,7 +13,10 @@
  * owner, so each OpenTablet is refused (STALE_EPOCH), the tablet climbs one
  * epoch per failed open with a doubling backoff, and it serves nowhere for
  * tens of seconds while its old server keeps pointing readers at a target
- * that never opens it.
+ * that never opens it (masters from before daughters kept the parent's
+ * assign_epoch fail here within seconds: refused splits, open_failed
+ * events, keys unread for 15 s). Also guarded: daughters of a split still
+ * running on a loaded server being declared lost and closed as they open.
  *
  * Checked: the master's event list holds no failed open, failed close or
  * lost tablet; every reader's key is served within PROBE_BOUND_MS, also
