@@ -59,7 +59,7 @@ typedef enum sst_compression {
  * of the data (half of what 4 KiB blocks cost, which matters for 10 GiB
  * tablets); scans and LZ4/zstd do better on 8 KiB than on 4 KiB. The
  * price: a point read without the block cache copies and checksums twice
- * the bytes (docs/benchmarks-sstable.md measures both sizes). Larger
+ * the bytes (docs/benchmarks.md, SSTable section, measures both sizes). Larger
  * blocks would make every cache miss read ever more bytes than the one
  * entry it wants. */
 #define SST_DEFAULT_BLOCK_SIZE 8192
