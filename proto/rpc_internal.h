@@ -52,7 +52,7 @@ gpr_timespec rpc_deadline(int64_t timeout_ms);
  * restarted master or tablet server failing for minutes). `storage` must
  * have room for RPC_ARGS_N entries and live as long as the returned value is
  * used. */
-#define RPC_ARGS_N 5
+#define RPC_ARGS_N 6
 grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client);
 
 /* grpc_init/grpc_shutdown pairs, one per server, channel, async or stream

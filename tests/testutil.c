@@ -84,7 +84,11 @@ int tu_main(int argc, char **argv, void (*add_suites)(void)) {
   add_suites();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
-  unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+  /* A suite whose setup failed ran none of its tests: that is a failure,
+   * not a pass with fewer tests. */
+  unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+                    CU_get_number_of_suites_failed();
+  if (CU_get_number_of_tests_run() == 0) failed++;
   CU_cleanup_registry();
   return failed ? 1 : 0;
 }
