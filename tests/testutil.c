@@ -1,6 +1,7 @@
 /* testutil: CUnit runner, temporary directories and a seeded PRNG. */
 #include "tests/testutil.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,16 @@ const char *tu_tmpdir(void) {
   if (ndirs == 0) atexit(cleanup);
   dirs[ndirs] = strdup(path);
   return dirs[ndirs++];
+}
+
+int tu_mkstemp(const char *prefix, char *path, size_t n) {
+  static const char *dir;
+  if (dir == NULL) dir = tu_tmpdir();
+  if ((size_t)snprintf(path, n, "%s/%sXXXXXX", dir, prefix) >= n) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return mkstemp(path);
 }
 
 void tu_rand_seed(uint64_t seed) {

@@ -29,6 +29,12 @@ void tu_add_suite(const char *name, const CU_TestInfo *tests);
 /* A new empty directory; the string is valid until exit. */
 const char *tu_tmpdir(void);
 
+/* Creates a new empty file named `prefix` plus a unique suffix inside one
+ * per-process tu_tmpdir() (so under $TMPDIR, and removed at exit), writes
+ * its path to `path` (`n` bytes) and returns an open read/write descriptor,
+ * or -1 with errno set. */
+int tu_mkstemp(const char *prefix, char *path, size_t n);
+
 uint64_t tu_rand(void);
 /* Uniform in [0, n). */
 uint64_t tu_rand_below(uint64_t n);

@@ -446,9 +446,13 @@ int main(int argc, char **argv) {
       usage_exit("unknown flag ", a);
     }
   }
-  char tmp[] = "/tmp/mica-tserver-bench-XXXXXX";
+  char tmp[512]; /* fits the 1 KiB path buffers built from it */
+  const char *tmpdir = getenv("TMPDIR");
   bool own_dir = data_dir == NULL;
   if (own_dir) {
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/mica-tserver-bench-XXXXXX",
+                         tmpdir ? tmpdir : "/tmp") >= sizeof tmp)
+      usage_exit("TMPDIR is too long: ", tmpdir);
     if (mkdtemp(tmp) == NULL) usage_exit("cannot create a temp dir", "");
     data_dir = tmp;
   }

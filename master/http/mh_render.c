@@ -354,6 +354,12 @@ static void prom_u(buf *out, const char *name, uint64_t v) {
   out_f(out, "%s %" PRIu64 "\n", name, v);
 }
 
+/* A gauge without labels: its HELP and TYPE lines, then its one sample. */
+static void prom_gauge(buf *out, const char *name, uint64_t v, const char *help) {
+  prom_head(out, name, "gauge", help);
+  prom_u(out, name, v);
+}
+
 static void srv_labels(buf *out, const mh_srv *v) {
   out_f(out, "{server_id=\"%" PRIu64 "\",", v->id);
   prom_label(out, "address", v->address);
@@ -409,25 +415,20 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
   out_s(out, ",");
   prom_label(out, "address", id->master_address);
   out_s(out, "} 1\n");
-  prom_head(out, "mica_master_uptime_seconds", "gauge",
-            "Seconds since the master started.");
-  prom_u(out, "mica_master_uptime_seconds", s->uptime_s);
-  prom_head(out, "mica_master_in_grace", "gauge",
-            "1 while the restart grace period lasts.");
-  prom_u(out, "mica_master_in_grace", s->in_grace);
-  prom_head(out, "mica_master_balancer_enabled", "gauge",
-            "1 when automatic balancing is on.");
-  prom_u(out, "mica_master_balancer_enabled", s->balancer_on);
-  prom_head(out, "mica_master_merges_enabled", "gauge",
-            "1 when automatic merges are on.");
-  prom_u(out, "mica_master_merges_enabled", s->merges_on);
+  prom_gauge(out, "mica_master_uptime_seconds", s->uptime_s,
+             "Seconds since the master started.");
+  prom_gauge(out, "mica_master_in_grace", s->in_grace,
+             "1 while the restart grace period lasts.");
+  prom_gauge(out, "mica_master_balancer_enabled", s->balancer_on,
+             "1 when automatic balancing is on.");
+  prom_gauge(out, "mica_master_merges_enabled", s->merges_on,
+             "1 when automatic merges are on.");
   prom_head(out, "mica_master_servers", "gauge",
             "Tablet servers known to the master, by state.");
   for (int st = MS_SERVER_LIVE; st <= MS_SERVER_DEAD; st++)
     out_f(out, "mica_master_servers{state=\"%s\"} %" PRIu64 "\n",
           srv_state_name(st), s->servers_by_state[st]);
-  prom_head(out, "mica_master_tables", "gauge", "Live tables.");
-  prom_u(out, "mica_master_tables", s->n_tbls);
+  prom_gauge(out, "mica_master_tables", s->n_tbls, "Live tables.");
   prom_head(out, "mica_master_tablets", "gauge",
             "Tablets of live tables by state, retired (split, merged) "
             "ones included.");
@@ -436,19 +437,15 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
           ms_tablet_state_name(st), s->tablets_by_state[st]);
   uint64_t moving = 0;
   for (size_t i = 0; i < s->n_tbls; i++) moving += s->tbls[i].in_transition;
-  prom_head(out, "mica_master_tablets_in_transition", "gauge",
-            "Current tablets not serving steadily (unassigned, opening, "
-            "closing or moving).");
-  prom_u(out, "mica_master_tablets_in_transition", moving);
-  prom_head(out, "mica_master_actions_pending", "gauge",
-            "OpenTablet/CloseTablet/delete actions queued or in flight.");
-  prom_u(out, "mica_master_actions_pending", s->actions_pending);
-  prom_head(out, "mica_master_metalog_bytes", "gauge",
-            "Bytes in the current metadata log file.");
-  prom_u(out, "mica_master_metalog_bytes", s->log_bytes);
-  prom_head(out, "mica_master_metalog_generation", "gauge",
-            "Generation of the metadata log (grows by one per snapshot).");
-  prom_u(out, "mica_master_metalog_generation", s->log_generation);
+  prom_gauge(out, "mica_master_tablets_in_transition", moving,
+             "Current tablets not serving steadily (unassigned, opening, "
+             "closing or moving).");
+  prom_gauge(out, "mica_master_actions_pending", s->actions_pending,
+             "OpenTablet/CloseTablet/delete actions queued or in flight.");
+  prom_gauge(out, "mica_master_metalog_bytes", s->log_bytes,
+             "Bytes in the current metadata log file.");
+  prom_gauge(out, "mica_master_metalog_generation", s->log_generation,
+             "Generation of the metadata log (grows by one per snapshot).");
   prom_head(out, "mica_master_http_responses_total", "counter",
             "HTTP responses sent by this master, by status class.");
   for (int c = 1; c <= 5; c++)

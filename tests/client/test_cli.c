@@ -65,8 +65,9 @@ static void slurp(int fd, buf *b) {
 static result run_env(const char *master, const char *in, const char *const *args) {
   result r;
   memset(&r, 0, sizeof r);
-  char tmpl_out[] = "/tmp/mica-cli-outXXXXXX", tmpl_err[] = "/tmp/mica-cli-errXXXXXX";
-  int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+  char tmpl_out[4096], tmpl_err[4096];
+  int fo = tu_mkstemp("cli-out", tmpl_out, sizeof tmpl_out);
+  int fe = tu_mkstemp("cli-err", tmpl_err, sizeof tmpl_err);
   int pin[2];
   CU_ASSERT_FATAL(fo >= 0 && fe >= 0 && pipe(pin) == 0);
   const char *argv[64];
@@ -297,12 +298,12 @@ static void test_all_bytes(void) {
   r = RUN("scan", "bytes", "--format", "json");
   CU_ASSERT_EQUAL(r.rc, 0);
   if (system("python3 -c 'import json' >/dev/null 2>&1") == 0) {
-    char path[] = "/tmp/mica-cli-jsonXXXXXX";
-    int fd = mkstemp(path);
+    char path[4096];
+    int fd = tu_mkstemp("cli-json", path, sizeof path);
     CU_ASSERT_FATAL(fd >= 0);
     CU_ASSERT(write(fd, r.out.data, r.out.len) == (ssize_t)r.out.len);
     close(fd);
-    char cmd[512];
+    char cmd[8192];
     /* Each code point stands for one byte: rebuild and check them all. */
     snprintf(cmd, sizeof cmd,
              "python3 -c \"import json,sys; rows=json.load(open('%s')); "
@@ -319,8 +320,8 @@ static void test_all_bytes(void) {
 
 static void test_load(void) {
   expect(RUN("create", "ld", "--splits", "k0300,k0600"), 0, NULL);
-  char path[] = "/tmp/mica-cli-loadXXXXXX";
-  int fd = mkstemp(path);
+  char path[4096];
+  int fd = tu_mkstemp("cli-load", path, sizeof path);
   CU_ASSERT_FATAL(fd >= 0);
   FILE *f = fdopen(fd, "w");
   for (int i = 0; i < 1000; i++) fprintf(f, "k%04d\tvalue %d\r\n%s", i, i, i % 100 ? "" : "\n");

@@ -68,8 +68,9 @@ static const char *err_of(const result *r) { return r->err.data ? (char *)r->err
 static result run_argv(const char *const *argv, const char *in) {
   result r;
   memset(&r, 0, sizeof r);
-  char tmpl_out[] = "/tmp/mica-status-outXXXXXX", tmpl_err[] = "/tmp/mica-status-errXXXXXX";
-  int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+  char tmpl_out[4096], tmpl_err[4096];
+  int fo = tu_mkstemp("status-out", tmpl_out, sizeof tmpl_out);
+  int fe = tu_mkstemp("status-err", tmpl_err, sizeof tmpl_err);
   int pin[2];
   CU_ASSERT_FATAL(fo >= 0 && fe >= 0 && pipe(pin) == 0);
   pid_t pid = fork();
