@@ -41,17 +41,6 @@ struct mica_scanner {
   size_t pos;
 };
 
-/* The smallest key greater than every key starting with `p`, or empty when
- * there is none (p is all 0xff). */
-static void prefix_successor(slice p, buf *out) {
-  buf_clear(out);
-  size_t n = p.len;
-  while (n > 0 && p.data[n - 1] == 0xff) n--;
-  if (n == 0) return;
-  buf_append(out, p.data, n);
-  out->data[n - 1]++;
-}
-
 /* True when nothing is left between the cursor and the far bound. */
 static bool exhausted(const mica_scanner *s) {
   if (s->reverse) {
@@ -253,7 +242,7 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
   buf_append_slice(&s->hi, end);
   if (prefix.len > 0) {
     buf succ = BUF_INIT;
-    prefix_successor(prefix, &succ);
+    slice_prefix_successor(prefix, &succ);
     if (succ.len > 0 && (end.len == 0 || slice_cmp(buf_slice(&succ), end) < 0)) {
       buf_clear(&s->hi);
       buf_append_slice(&s->hi, buf_slice(&succ));

@@ -54,6 +54,16 @@ bool slice_starts_with(slice s, slice prefix) {
          (prefix.len == 0 || memcmp(s.data, prefix.data, prefix.len) == 0);
 }
 
+bool slice_prefix_successor(slice prefix, buf *out) {
+  buf_clear(out);
+  size_t n = prefix.len;
+  while (n > 0 && prefix.data[n - 1] == 0xff) n--;
+  if (n == 0) return false;
+  buf_append(out, prefix.data, n);
+  out->data[n - 1]++;
+  return true;
+}
+
 void buf_reserve(buf *b, size_t extra) {
   if (b->cap - b->len >= extra) return;
   size_t need = b->len + extra;

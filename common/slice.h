@@ -53,6 +53,14 @@ static inline slice buf_slice(const buf *b) { return slice_make(b->data, b->len)
 /* Frees the bytes; the buf is empty and reusable afterwards. */
 void buf_free(buf *b);
 
+/* The smallest key greater than every key that starts with `prefix`
+ * (the prefix with its trailing 0xff bytes dropped and its last byte
+ * incremented), so that the keys with that prefix are exactly
+ * [prefix, successor). Replaces the contents of `out`. Returns false, with
+ * `out` empty, when there is none (the prefix is empty or all 0xff): the
+ * range then runs to the end of the key space. */
+bool slice_prefix_successor(slice prefix, buf *out);
+
 /* Writes `s` with every byte outside printable ASCII, and the backslash,
  * as \xNN into `out` (appended, NUL-terminated but the NUL not counted). */
 void slice_escape(slice s, buf *out);

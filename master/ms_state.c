@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/coding.h"
+#include "common/layout.h"
 #include "common/log.h"
 #include "master/ms_int.h"
 
@@ -1053,9 +1054,7 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
   pthread_mutex_init(&m->mu, NULL);
   m->opt = *o;
   m->opt.data_root = NULL;
-  size_t n = strlen(o->data_root) + 16;
-  m->dir = xmalloc(n);
-  snprintf(m->dir, n, "%s/master", o->data_root);
+  m->dir = layout_master_dir(o->data_root);
   m->now = now;
   m->wall_minus_mono = (int64_t)env_wall_micros(o->env) -
                        (int64_t)env_now_micros(o->env);

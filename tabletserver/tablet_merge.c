@@ -9,31 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "common/slice.h"
 #include "tabletserver/manifest.h"
-
-static char *join(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 2;
-  char *p = xmalloc(n);
-  snprintf(p, n, "%s/%s", a, b);
-  return p;
-}
-
-/* Splits "a/b/c" into "a/b" and "c". Caller frees both. */
-static void split_path(const char *path, char **parent, char **base) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) {
-    *parent = xstrdup(".");
-    *base = xstrdup(path);
-    return;
-  }
-  size_t n = (size_t)(slash - path);
-  *parent = xmalloc(n + 1);
-  memcpy(*parent, path, n);
-  (*parent)[n] = '\0';
-  *base = xstrdup(slash + 1);
-}
 
 /* The end of `m`'s range as tab_open takes it (len 0 = unbounded). */
 static slice man_end(const man_state *m) {
@@ -118,15 +98,10 @@ static void add_input_files(man_state *dst, const man_state *src,
       has_hi = true;
     }
     if (has_hi && slice_cmp(lo, hi) >= 0) continue; /* nothing in range */
+    /* The input's file, seen from the merged tablet's (sibling)
+     * directory; a path naming a sibling already stays as it is. */
     buf rel = BUF_INIT;
-    if (strchr(s->path, '/') == NULL) {
-      /* The input's own file, seen from a sibling directory. A path that
-       * already starts with "../" names a sibling too and stays as is. */
-      buf_append(&rel, "../", 3);
-      buf_append(&rel, base, strlen(base));
-      buf_push(&rel, '/');
-    }
-    buf_append(&rel, s->path, strlen(s->path) + 1);
+    layout_sibling_file(base, s->path, &rel);
     man_add_sst(dst, (const char *)rel.data, s->size, lo, hi, has_hi);
     buf_free(&rel);
   }
@@ -215,9 +190,9 @@ mica_err *tab_merge_prepare(res_pool *res, const char *dir, uint64_t id,
                    " and %" PRIu64 " must be two other tablets",
                    id, in[0].id, in[1].id);
   char *parent, *base, *p0, *b0, *p1, *b1;
-  split_path(dir, &parent, &base);
-  split_path(in[0].dir, &p0, &b0);
-  split_path(in[1].dir, &p1, &b1);
+  path_split(dir, &parent, &base);
+  path_split(in[0].dir, &p0, &b0);
+  path_split(in[1].dir, &p1, &b1);
   mica_err *err = NULL;
   if (strcmp(parent, p0) != 0 || strcmp(parent, p1) != 0)
     err = err_new(MICA_INVALID_ARGUMENT,
@@ -227,7 +202,7 @@ mica_err *tab_merge_prepare(res_pool *res, const char *dir, uint64_t id,
   man_state m[2];
   man_init(&m[0]);
   man_init(&m[1]);
-  char *man = join(dir, MAN_FILE_NAME);
+  char *man = path_join(dir, MAN_FILE_NAME);
   bool exists = err == NULL && env_exists(e, man);
   free(man);
   if (exists) {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
 #include "master/server/msrv_int.h"
 
@@ -132,44 +133,34 @@ static void start_close(msrv *s, rpc_async *as, const ms_action *a,
 }
 
 /* Deletes the directory of every tablet of dropped table `table_id` under
- * <root>/tablets. Tablets are found through the core (which still knows
+ * <root>/tablets (common/layout.h). Tablets are found through the core (which still knows
  * every tablet of a table until its removal is logged), so a directory of
  * another table is never touched. */
 static mica_err *delete_table_files(msrv *s, uint64_t table_id,
                                     size_t *removed) {
   env *e = s->opt.core.env;
-  buf dir = BUF_INIT, path = BUF_INIT;
-  buf_append(&dir, s->root, strlen(s->root));
-  buf_append(&dir, "/" MSRV_TABLETS_SUBDIR, strlen(MSRV_TABLETS_SUBDIR) + 1);
-  buf_push(&dir, 0);
+  char *dir = layout_tablets_dir(s->root);
   *removed = 0;
   mica_err *err = NULL;
-  if (!env_exists(e, (const char *)dir.data)) goto out;
+  if (!env_exists(e, dir)) goto out;
   char **names = NULL;
   size_t n = 0;
-  if ((err = env_list(e, (const char *)dir.data, &names, &n)) != NULL)
-    goto out;
+  if ((err = layout_list_tablets(e, dir, &names, &n)) != NULL) goto out;
   for (size_t i = 0; i < n && err == NULL; i++) {
-    char *end;
-    uint64_t id = strtoull(names[i], &end, 10);
-    if (names[i][0] < '0' || names[i][0] > '9' || *end != '\0') continue;
+    uint64_t id;
+    if (!layout_parse_tablet_name(names[i], &id)) continue;
     ms_tablet t = {0};
     mica_err *gerr = ms_get_tablet(s->core, id, &t);
     bool ours = gerr == NULL && t.table_id == table_id;
     err_free(gerr);
     ms_tablet_clear(&t);
     if (!ours) continue;
-    buf_clear(&path);
-    buf_append(&path, dir.data, dir.len - 1);
-    buf_push(&path, '/');
-    buf_append(&path, names[i], strlen(names[i]) + 1);
-    err = env_remove_tree(e, (const char *)path.data);
+    err = layout_remove_tablet(e, dir, id);
     if (err == NULL) (*removed)++;
   }
   env_free_names(names, n);
 out:
-  buf_free(&dir);
-  buf_free(&path);
+  free(dir);
   return err;
 }
 

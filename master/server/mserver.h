@@ -32,12 +32,6 @@
 
 typedef struct msrv msrv;
 
-/* Subdirectory of the data root holding one directory per tablet
- * ("<root>/tablets/<tablet_id>"), the layout tablet servers use when
- * OpenTablet names no tablet_dir. The master deletes a dropped table's
- * tablet directories from there. */
-#define MSRV_TABLETS_SUBDIR "tablets"
-
 typedef struct msrv_options {
   const char *listen;      /* "host:port"; NULL = "127.0.0.1:0" */
   ms_options core;         /* data_root, lease, balancer and merge figures */

@@ -34,31 +34,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "tabletserver/manifest.h"
 #include "tabletserver/tablet_merge.h"
 #include "tabletserver/server/ts_int.h"
 
 static slice pb_slice(ProtobufCBinaryData d) {
   return slice_make(d.data, d.len);
-}
-
-/* "<dir of path>" (everything before the last '/'). Caller frees. */
-static char *dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) return xstrdup(".");
-  size_t n = (size_t)(slash - path);
-  char *d = xmalloc(n + 1);
-  memcpy(d, path, n);
-  d[n] = '\0';
-  return d;
-}
-
-static char *join(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 2;
-  char *p = xmalloc(n);
-  snprintf(p, n, "%s/%s", a, b);
-  return p;
 }
 
 /* A tablet directory relative to the data root: no absolute path, no "."
@@ -93,15 +77,14 @@ static mica_err *check_rel_dir(const char *rel, const char *field) {
 static void tablet_dirs(ts_server *s, uint64_t id, const char *rel,
                         char **abs_out, char **rel_out) {
   if (rel != NULL && rel[0] != '\0') {
-    *abs_out = join(s->cfg.data_dir, rel);
+    *abs_out = path_join(s->cfg.data_dir, rel);
     *rel_out = xstrdup(rel);
     return;
   }
   buf p = BUF_INIT;
-  tab_dir_path(s->tablets_dir, id, &p);
+  layout_tablet_dir(s->tablets_dir, id, &p);
   *abs_out = xstrdup((const char *)p.data);
-  const char *base = strrchr(*abs_out, '/');
-  *rel_out = join("tablets", base ? base + 1 : *abs_out);
+  *rel_out = layout_tablet_rel(id);
   buf_free(&p);
 }
 
@@ -181,12 +164,12 @@ static mica_err *engine_open(ts_server *s, const ts_desc *d, const char *abs,
 /* Daughters' directories: siblings of the parent's. */
 static void daughter_dirs(const char *parent_abs, const char *parent_rel,
                           uint64_t id, char **abs, char **rel) {
-  char *pa = dir_of(parent_abs), *pr = dir_of(parent_rel);
+  char *pa = path_parent(parent_abs), *pr = path_parent(parent_rel);
   buf p = BUF_INIT;
-  tab_dir_path(pa, id, &p);
+  layout_tablet_dir(pa, id, &p);
   *abs = xstrdup((const char *)p.data);
-  const char *base = strrchr(*abs, '/');
-  *rel = join(pr, base ? base + 1 : *abs);
+  layout_tablet_dir(pr, id, &p);
+  *rel = xstrdup((const char *)p.data);
   buf_free(&p);
   free(pa);
   free(pr);
@@ -413,7 +396,7 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
   ts_desc_from_pb(&d, w, req->assign_epoch);
   char *abs, *rel;
   tablet_dirs(s, d.id, req->tablet_dir, &abs, &rel);
-  char *man = join(abs, MAN_FILE_NAME);
+  char *man = path_join(abs, MAN_FILE_NAME);
   if (req->n_sources == 2)
     e = prepare_merge(s, &d, abs, req->sources);
   else if (req->n_sources == 1 && !env_exists(s->e, man))
@@ -522,9 +505,8 @@ static void standalone_ids(ts_server *s, uint64_t *l, uint64_t *r) {
   mica_err *e = env_list(s->e, s->tablets_dir, &names, &n);
   if (e == NULL) {
     for (size_t i = 0; i < n; i++) {
-      char *end = NULL;
-      uint64_t v = strtoull(names[i], &end, 10);
-      if (end != names[i] && *end == '\0' && v > max) max = v;
+      uint64_t v;
+      if (layout_parse_tablet_name(names[i], &v) && v > max) max = v;
     }
     env_free_names(names, n);
   }

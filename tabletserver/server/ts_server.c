@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
 #include "tabletserver/server/ts_int.h"
 
@@ -55,9 +56,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
   atomic_init(&s->split_threshold, c->split_threshold);
 
-  size_t n = strlen(s->cfg.data_dir) + 16;
-  s->tablets_dir = xmalloc(n);
-  snprintf(s->tablets_dir, n, "%s/tablets", s->cfg.data_dir);
+  s->tablets_dir = layout_tablets_dir(s->cfg.data_dir);
   mica_err *e = env_mkdirs(s->e, s->tablets_dir);
 
   tab_options_init(&s->topts);

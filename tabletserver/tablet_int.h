@@ -1,0 +1,295 @@
+/* tablet_int: the engine's private view of a tablet, shared by the files
+ * that implement tablet.h (nothing else includes it). One concern per file:
+ *
+ *   tablet.c          the public calls: options, the write path (group
+ *                     commit, stalls), reads at snapshots, flush and
+ *                     compaction on request, information, close
+ *   tablet_files.c    the file set: SSTable handles, versions, manifest
+ *                     writes with the fencing check
+ *   tablet_iter.c     the iterators: range restriction, the merge of a
+ *                     version, the user-key view at a snapshot, scan order
+ *   tablet_compact.c  writing SSTables: flush, memtable rotation,
+ *                     size-tiered compaction, the background jobs
+ *   tablet_open.c     open and recovery (replay, cleanup, fencing) and
+ *                     freeing a tablet
+ *   tablet_split.c    split by reference and the middle key
+ *   tablet_gc.c       garbage collection of retired tablets' files
+ *
+ * Functions shared between these files are prefixed tb_; everything else
+ * is static in its file. See tablet.h and docs/engine.md for the design.
+ *
+ * The pieces and the locks that guard them:
+ *
+ *   flush_mu    one flush at a time (background job, tab_flush, close)
+ *   compact_mu  one compaction at a time
+ *   man_mu      the durable state: t->man and the WAL segment set. Every
+ *               change to the file set is "compute under mu, write the
+ *               manifest with mu released, install under mu", all inside
+ *               man_mu, so what was written is what gets installed.
+ *   mu          the in-memory state: current version, sequence numbers,
+ *               the writer queue, flags. Held only briefly: no reads,
+ *               writes or syncs happen under it (dropping the last
+ *               reference to an old version may unlink obsolete files).
+ *
+ * Lock order: flush_mu / compact_mu -> man_mu -> mu. The server-wide
+ * pool's member lock may call our active_bytes / request_flush callbacks,
+ * which take no tablet lock.
+ *
+ * The write path is LevelDB's: writers queue under mu; the writer at the
+ * head (the leader) takes a group of queued batches, gives them their
+ * sequence numbers, adds them to the WAL, and with mu released waits for
+ * the WAL (one write and, if any asked for it, one fdatasync for the whole
+ * group), inserts them into the memtable (the leader is the memtable's
+ * only writer), then publishes the group's last sequence number and wakes
+ * each member. A reader never sees a write before it is durable, and a
+ * writer never returns before its write is visible. While a leader is
+ * outside mu (t->writing), nothing else may switch the memtable or the
+ * WAL segment. */
+#ifndef MICA_TABLETSERVER_TABLET_INT_H
+#define MICA_TABLETSERVER_TABLET_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cache.h"
+#include "common/ikey.h"
+#include "common/iter.h"
+#include "tabletserver/manifest.h"
+#include "tabletserver/memtable.h"
+#include "tabletserver/tablet.h"
+#include "tabletserver/wal.h"
+
+#define container_of(p, type, field) \
+  ((type *)((char *)(p) - offsetof(type, field)))
+
+/* ------------------------------------------------------------------ */
+/* Key ranges. A range is [lo, hi): lo.len == 0 means unbounded below,
+ * has_hi false unbounded above. */
+
+static inline bool in_range(slice k, slice lo, slice hi, bool has_hi) {
+  if (lo.len > 0 && slice_cmp(k, lo) < 0) return false;
+  if (has_hi && slice_cmp(k, hi) >= 0) return false;
+  return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* SSTable handles, shared by the versions that list them               */
+
+typedef struct tfile {
+  atomic_int refs;
+  env *e;
+  char *rel;   /* path as the manifest has it */
+  char *path;  /* full path */
+  bool own;    /* in this tablet's directory, deletable by it */
+  atomic_bool obsolete; /* no longer in the current version */
+  sst_reader *r;
+  uint64_t size;
+  buf lo, hi;  /* read range */
+  bool has_hi;
+  bool restrict_reads; /* the file holds keys outside [lo, hi) */
+  uint64_t est_bytes;  /* data bytes inside [lo, hi) */
+  uint64_t est_keys;
+} tfile;
+
+static inline void seek_key(buf *b, slice user, uint64_t seq, uint8_t kind) {
+  buf_clear(b);
+  ikey_append(b, user, seq, kind);
+}
+
+/* ------------------------------------------------------------------ */
+/* Versions                                                            */
+
+typedef struct version {
+  atomic_int refs;
+  memtable *mem;     /* active */
+  memtable **imm;    /* immutable, newest first */
+  size_t n_imm;
+  tfile **files;     /* newest data first */
+  size_t n_files;
+} version;
+
+/* ------------------------------------------------------------------ */
+/* The tablet                                                          */
+
+/* An immutable memtable waiting for flush, with the WAL segment that holds
+ * its writes and the bytes it counts against the server's budget. */
+typedef struct imm_entry {
+  memtable *mem;
+  uint64_t segment;
+  size_t charged;
+} imm_entry;
+
+/* A queued writer; lives on the writer's stack. */
+typedef struct wnode {
+  wbatch *b;
+  bool sync;
+  bool done;
+  mica_err *err;       /* its outcome once done */
+  pthread_cond_t cv;   /* signalled when done or when it became the head */
+  struct wnode *next;
+} wnode;
+
+struct tablet {
+  res_pool *res;
+  env *e;
+  char *dir;
+  char *tablets_dir; /* parent directory of dir */
+  char *dir_name;    /* last component of dir */
+  uint64_t id, epoch;
+  buf start, end;    /* range; end.len == 0: unbounded */
+  bool has_end;
+  tab_options o;
+
+  pthread_mutex_t flush_mu, compact_mu, man_mu, mu;
+  pthread_cond_t cv; /* with mu: versions, leader done, rotation, closing */
+
+  /* Guarded by man_mu (written), mu (read by info calls): */
+  man_state man;
+
+  /* Guarded by mu: */
+  version *cur;
+  imm_entry *imms; /* oldest first; parallel to cur->imm reversed */
+  size_t n_imm;
+  wal_writer *wal;
+  uint64_t wal_number;
+  uint64_t last_seq;    /* assigned */
+  uint64_t visible_seq; /* every write <= it is in and acknowledged */
+  uint64_t next_file;
+  wnode *queue_head, *queue_tail; /* writers waiting, leader first */
+  bool writing;  /* a leader is applying a group outside mu */
+  bool rotating;
+  bool closing;
+  mica_err *failed;     /* sticky: writes refused */
+  mica_err *bg_error;   /* last background failure, for stall messages */
+  size_t active_charged; /* bytes of cur->mem charged to the budget */
+
+  atomic_bool flush_requested;
+  atomic_size_t active_bytes;
+  res_job flush_job, compact_job;
+  res_member member;
+  bool member_added;
+
+  /* Statistics (atomic, relaxed). */
+  atomic_uint_fast64_t st_puts, st_deletes, st_batches, st_bytes, st_gets,
+      st_scans, st_flushes, st_flush_bytes, st_compactions, st_cread, st_cwrite,
+      st_stalls, st_stall_micros, st_stall_timeouts;
+  uint64_t replayed_records, dropped_bytes;
+};
+
+static inline void stat_add(atomic_uint_fast64_t *s, uint64_t v) {
+  atomic_fetch_add_explicit(s, v, memory_order_relaxed);
+}
+
+static inline slice t_start(const tablet *t) { return buf_slice(&t->start); }
+static inline slice t_end(const tablet *t) { return buf_slice(&t->end); }
+
+static inline bool t_in_range(const tablet *t, slice k) {
+  return in_range(k, t_start(t), t_end(t), t->has_end);
+}
+
+
+/* ---- tablet.c ---- */
+
+/* Makes the tablet refuse writes from now on. Caller holds mu; takes
+ * ownership of `err`. */
+void tb_fail_locked(tablet *t, mica_err *err);
+/* Remembers the last background failure for stall messages. */
+void tb_set_bg_error(tablet *t, const mica_err *err);
+
+/* ---- tablet_files.c ---- */
+
+/* "sst-<epoch>-<number>.sst", the name of an SSTable this tablet writes. */
+void tb_sst_file_name(char *out, size_t size, uint64_t epoch,
+                      uint64_t number);
+bool tb_is_sst_name(const char *name);
+
+void tb_tfile_ref(tfile *f);
+/* Drops a reference; the last one closes the reader and, when the file
+ * is the tablet's own and obsolete, deletes it. Accepts NULL. */
+void tb_tfile_unref(tfile *f);
+/* Opens the SSTable at `rel` (relative to `dir`) for reading [lo, hi),
+ * checking its size when `expect_size` is not 0. Caller drops the
+ * reference with tb_tfile_unref(). */
+mica_err *tb_tfile_open(env *e, cache *c, const char *dir, const char *rel,
+                        uint64_t expect_size, slice lo, slice hi, bool has_hi,
+                        tfile **out);
+
+/* A version holding a reference to each memtable and file given. Caller
+ * drops it with tb_version_unref(). */
+version *tb_version_new(memtable *mem, memtable **imm, size_t n_imm,
+                        tfile **files, size_t n_files);
+void tb_version_ref(version *v);
+void tb_version_unref(version *v); /* accepts NULL */
+/* Replaces the current version. Caller holds mu. */
+void tb_install_version(tablet *t, memtable *mem, tfile **files,
+                        size_t n_files);
+/* A reference to the current version (caller drops it with
+ * tb_version_unref) and, when `seq` is not NULL, the visible sequence
+ * number. Takes mu. */
+version *tb_current_version(tablet *t, uint64_t *seq);
+
+/* Rebuilds the SSTable list of `m` from `files`. */
+void tb_man_set_files(man_state *m, tfile **files, size_t n);
+/* Writes `m` as the tablet's manifest unless a newer epoch took the
+ * tablet over (STALE_EPOCH, and the tablet refuses writes from then on).
+ * Caller holds man_mu. */
+mica_err *tb_write_manifest(tablet *t, man_state *m);
+
+/* ---- tablet_iter.c ---- */
+
+/* Restricts internal-key iterator `in` (taken) to user keys in [lo, hi). */
+iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi);
+/* The merge of every source of `v`, newest first, restricted to [lo, hi).
+ * Holds no reference to `v`: the caller keeps it alive. */
+iter *tb_version_iter(version *v, slice lo, slice hi, bool has_hi,
+                      bool fill_cache);
+/* The user-key view of `in` at `seq`: the newest version of each key,
+ * deletes hidden. Takes ownership of `in` and of one reference to `v`. */
+iter *tb_user_iter_new(iter *in, version *v, uint64_t seq);
+/* Scan order (reverse or not) and limit over user iterator `u` (taken),
+ * positioned at the scan's first entry. */
+iter *tb_scan_iter_new(iter *u, bool reverse, uint64_t limit);
+
+/* ---- tablet_compact.c ---- */
+
+/* Writes the newest entry of each user key of `in` to the new SSTable
+ * numbered `number` (see the definition). */
+mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
+                       uint64_t number, tfile **out, uint64_t *read_bytes);
+/* Moves `delta` bytes of active memtable into (or out of) the budget. */
+void tb_charge_memory(tablet *t, int64_t delta);
+/* Makes the active memtable immutable behind a new WAL segment, or with
+ * `new_segment` false closes the WAL for good. Caller holds mu (released
+ * while doing I/O and reacquired). */
+mica_err *tb_rotate_locked(tablet *t, bool new_segment);
+/* Flushes every immutable memtable, oldest first. */
+mica_err *tb_flush_all_imm(tablet *t);
+/* Runs one compaction (`force`: everything). Sets *did when it merged
+ * something. */
+mica_err *tb_compact_once(tablet *t, bool force, bool *did);
+/* The pool's callbacks: background jobs and the memory member. */
+void tb_flush_job_fn(res_job *job);
+void tb_compact_job_fn(res_job *job);
+size_t tb_member_active_bytes(void *arg);
+void tb_member_request_flush(void *arg);
+
+/* ---- tablet_open.c ---- */
+
+/* Frees `t` and everything it holds (accepts NULL). */
+void tb_free(tablet *t);
+/* Returns memory charged to the budget, leaves the pool and frees the
+ * tablet without flushing. */
+void tb_release(tablet *t);
+
+/* ---- tablet_split.c ---- */
+
+/* Writes both daughters of the split recorded in `m` next to `dir`
+ * (idempotent). */
+mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m);
+/* NOT_SERVING naming the split recorded in `m`. */
+mica_err *tb_split_done_error(const man_state *m);
+
+#endif

@@ -1,0 +1,465 @@
+/* tablet_open: opening a tablet, which is also its recovery. tab_open
+ * reads the MANIFEST (finishing an interrupted split, refusing a retired
+ * or newer-epoch tablet), opens the SSTables, replays the live WAL
+ * segments, deletes what a crash or a fenced owner left behind, flushes
+ * the replayed writes to its own SSTable and starts its own segment, all
+ * made durable by one manifest write that also retires the old segments
+ * (the epoch argument is in tablet.h). Also the inverse: freeing a
+ * tablet. Locks: tablet_int.h. */
+#include "tabletserver/tablet_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/path.h"
+
+static mica_err *check_options(const tab_options *o) {
+  if (o->memtable_bytes < 1024)
+    return err_new(MICA_INVALID_ARGUMENT, "tablet: memtable_bytes %zu < 1024",
+                   o->memtable_bytes);
+  if (o->max_immutable < 1 || o->max_immutable > 64)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet: max_immutable %d not in 1..64", o->max_immutable);
+  if (o->compaction_trigger < 2 || o->compaction_trigger > 64)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet: compaction_trigger %d not in 2..64",
+                   o->compaction_trigger);
+  if (o->stall_sst_count <= o->compaction_trigger)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet: stall_sst_count %d must exceed compaction_trigger",
+                   o->stall_sst_count);
+  if (o->max_key < 1 || o->max_value < 1 || o->max_batch < 1)
+    return err_new(MICA_INVALID_ARGUMENT, "tablet: limits must be positive");
+  return NULL;
+}
+
+
+typedef struct replay_ctx {
+  memtable *mem;
+  wbatch *b;
+  const char *path;
+  uint64_t max_seq;
+} replay_ctx;
+
+static mica_err *replay_record(void *arg, slice payload, uint64_t offset) {
+  replay_ctx *c = arg;
+  mica_err *err = wbatch_decode(c->b, payload);
+  if (err != NULL)
+    return err_wrap(err, "WAL %s: record at offset %" PRIu64, c->path, offset);
+  uint64_t seq = wbatch_seq(c->b), n = wbatch_count(c->b);
+  if (n == 0) return NULL;
+  if (seq == 0 || seq + n - 1 > IKEY_MAX_SEQ)
+    return err_new(MICA_CORRUPTION,
+                   "WAL %s: record at offset %" PRIu64
+                   ": sequence %" PRIu64 " out of range",
+                   c->path, offset, seq);
+  mt_apply_batch(c->mem, c->b);
+  if (seq + n - 1 > c->max_seq) c->max_seq = seq + n - 1;
+  return NULL;
+}
+
+/* Deletes what a crash or a fenced owner may have left in the tablet's
+ * own directory: SSTables and WAL segments the manifest does not list,
+ * and temporary manifests. Runs before the tablet writes anything. */
+static void clean_own_dir(tablet *t) {
+  char **names;
+  size_t n;
+  mica_err *err = env_list(t->e, t->dir, &names, &n);
+  if (err != NULL) {
+    LOG_W("tablet %" PRIu64 ": listing %s: %s", t->id, t->dir, err_msg(err));
+    err_free(err);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *name = names[i];
+    bool keep = true;
+    uint64_t ep, num;
+    if (tb_is_sst_name(name)) {
+      keep = false;
+      for (size_t j = 0; j < t->man.n_ssts && !keep; j++)
+        keep = strcmp(t->man.ssts[j].path, name) == 0;
+    } else if (wal_parse_segment_name(name, &ep, &num)) {
+      keep = false;
+      for (size_t j = 0; j < t->man.n_live && !keep; j++)
+        keep = t->man.live[j].epoch == ep && t->man.live[j].number == num;
+    } else if (strncmp(name, MAN_FILE_NAME ".tmp.", strlen(MAN_FILE_NAME) + 5) ==
+               0) {
+      keep = false;
+    }
+    if (!keep) {
+      char *p = path_join(t->dir, name);
+      mica_err *rm = env_remove(t->e, p);
+      if (rm == NULL) LOG_I("tablet %" PRIu64 ": removed unreferenced %s", t->id, p);
+      err_free(rm);
+      free(p);
+    }
+  }
+  env_free_names(names, n);
+}
+
+void tb_free(tablet *t) {
+  if (t == NULL) return;
+  tb_version_unref(t->cur);
+  for (size_t i = 0; i < t->n_imm; i++) mt_unref(t->imms[i].mem);
+  free(t->imms);
+  err_free(wal_writer_close(t->wal));
+  man_clear(&t->man);
+  err_free(t->failed);
+  err_free(t->bg_error);
+  buf_free(&t->start);
+  buf_free(&t->end);
+  free(t->dir);
+  free(t->tablets_dir);
+  free(t->dir_name);
+  pthread_mutex_destroy(&t->flush_mu);
+  pthread_mutex_destroy(&t->compact_mu);
+  pthread_mutex_destroy(&t->man_mu);
+  pthread_mutex_destroy(&t->mu);
+  pthread_cond_destroy(&t->cv);
+  free(t);
+}
+
+/* Returns memory charged to the budget and drops the tablet without
+ * flushing (after a failure, or once everything was flushed). */
+void tb_release(tablet *t) {
+  if (t->member_added) {
+    res_member_remove(t->res, &t->member);
+    t->member_added = false;
+  }
+  res_job_cancel(t->res, &t->flush_job);
+  res_job_cancel(t->res, &t->compact_job);
+  tb_charge_memory(t, -(int64_t)t->active_charged);
+  t->active_charged = 0;
+  for (size_t i = 0; i < t->n_imm; i++) {
+    res_mem_release(t->res, t->imms[i].charged);
+    t->imms[i].charged = 0;
+  }
+  tb_free(t);
+}
+
+static bool same_range(const man_state *m, slice start, slice end) {
+  if (!slice_eq(buf_slice(&m->start_key), start)) return false;
+  if (m->has_end != (end.len > 0)) return false;
+  return !m->has_end || slice_eq(buf_slice(&m->end_key), end);
+}
+
+/* The arguments of tab_open, before anything is read. */
+static mica_err *check_open_args(const tab_options *opts, uint64_t tablet_id,
+                                 slice start, slice end,
+                                 uint64_t assign_epoch) {
+  mica_err *err = check_options(opts);
+  if (err != NULL) return err;
+  if (tablet_id == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "tablet: id 0 is reserved");
+  if (assign_epoch == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "tablet %" PRIu64 ": epoch 0",
+                   tablet_id);
+  if (end.len > 0 && slice_cmp(start, end) >= 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet %" PRIu64 ": start key not below end key",
+                   tablet_id);
+  return NULL;
+}
+
+/* The in-memory tablet, nothing read yet. Caller frees with tb_free(). */
+static tablet *tablet_new(res_pool *res, const char *dir, uint64_t tablet_id,
+                          slice start, slice end, uint64_t assign_epoch,
+                          const tab_options *opts) {
+  tablet *t = xcalloc(1, sizeof(*t));
+  t->res = res;
+  t->e = res_env(res);
+  t->dir = xstrdup(dir);
+  path_split(dir, &t->tablets_dir, &t->dir_name);
+  t->id = tablet_id;
+  t->epoch = assign_epoch;
+  t->o = *opts;
+  buf_append_slice(&t->start, start);
+  if (end.len > 0) buf_append_slice(&t->end, end);
+  t->has_end = end.len > 0;
+  pthread_mutex_init(&t->flush_mu, NULL);
+  pthread_mutex_init(&t->compact_mu, NULL);
+  pthread_mutex_init(&t->man_mu, NULL);
+  pthread_mutex_init(&t->mu, NULL);
+  pthread_cond_init(&t->cv, NULL);
+  atomic_init(&t->flush_requested, false);
+  atomic_init(&t->active_bytes, 0);
+  res_job_init(&t->flush_job, tb_flush_job_fn, RES_PRIO_HIGH);
+  res_job_init(&t->compact_job, tb_compact_job_fn, RES_PRIO_LOW);
+  man_init(&t->man);
+  return t;
+}
+
+/* Reads the MANIFEST into t->man or, when there is none and the options
+ * allow it, creates the tablet's directory and starts an empty one. */
+static mica_err *read_or_create_manifest(tablet *t, slice start, slice end) {
+  mica_err *err = man_read(t->e, t->dir, &t->man);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    if (!t->o.create_if_missing) {
+      mica_err *w = err_new(
+          MICA_NOT_FOUND,
+          "tablet %" PRIu64 ": no MANIFEST in %s (a daughter of an interrupted "
+          "split appears once its parent is reopened)",
+          t->id, t->dir);
+      err_free(err);
+      return w;
+    }
+    err_free(err);
+    err = env_mkdirs(t->e, t->dir);
+    if (err == NULL) err = env_sync_dir(t->e, t->tablets_dir);
+    if (err != NULL) return err;
+    man_clear(&t->man);
+    t->man.tablet_id = t->id;
+    t->man.epoch = t->epoch;
+    t->man.next_file = 1;
+    buf_append_slice(&t->man.start_key, start);
+    buf_append_slice(&t->man.end_key, end);
+    t->man.has_end = end.len > 0;
+    return NULL;
+  }
+  if (err != NULL) return err_wrap(err, "open tablet %" PRIu64, t->id);
+  return NULL;
+}
+
+/* Whether the manifest lets this owner serve the tablet: the right id and
+ * range, no newer epoch, not retired. A split that was decided but not
+ * finished is finished here (so its daughters can open), and the tablet
+ * then answers NOT_SERVING like a split one. */
+static mica_err *check_manifest(tablet *t, slice start, slice end) {
+  man_state *m = &t->man;
+  if (m->tablet_id != t->id)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet %" PRIu64 ": %s/MANIFEST belongs to tablet %" PRIu64,
+                   t->id, t->dir, m->tablet_id);
+  if (m->epoch > t->epoch)
+    return err_new(MICA_STALE_EPOCH,
+                   "tablet %" PRIu64 ": opened with assign_epoch %" PRIu64
+                   " but epoch %" PRIu64 " already owns it",
+                   t->id, t->epoch, m->epoch);
+  if (!same_range(m, start, end))
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tablet %" PRIu64 ": key range differs from its MANIFEST",
+                   t->id);
+  if (m->state == MAN_SPLITTING) {
+    /* The split was decided; finish it so the daughters can open. */
+    m->epoch = t->epoch;
+    mica_err *err = tb_write_daughters(t->e, t->dir, m);
+    if (err == NULL) {
+      m->state = MAN_SPLIT;
+      err = man_write(t->e, t->dir, m);
+    }
+    return err != NULL ? err : tb_split_done_error(m);
+  }
+  if (m->state == MAN_SPLIT) return tb_split_done_error(m);
+  if (m->state == MAN_MERGED)
+    return err_new(MICA_NOT_SERVING,
+                   "tablet %" PRIu64 " was merged into %" PRIu64, m->tablet_id,
+                   m->left_id);
+  return NULL;
+}
+
+/* Opens every SSTable the manifest lists, newest first, into `files`
+ * (which has room for them), raising *max_seq to the largest sequence
+ * number they hold. */
+static mica_err *open_ssts(tablet *t, tfile **files, uint64_t *max_seq) {
+  const man_state *m = &t->man;
+  for (size_t i = 0; i < m->n_ssts; i++) {
+    const man_sst *s = &m->ssts[i];
+    mica_err *err = tb_tfile_open(t->e, res_cache(t->res), t->dir, s->path,
+                                  s->size, buf_slice(&s->lo),
+                                  buf_slice(&s->hi), s->has_hi, &files[i]);
+    if (err != NULL) return err;
+    uint64_t ls = sst_reader_properties(files[i]->r)->largest_seq;
+    if (ls > *max_seq) *max_seq = ls;
+  }
+  return NULL;
+}
+
+/* Replays every live WAL segment into `mem`, raising *max_seq. A torn
+ * tail is dropped (and logged); damage before the tail is CORRUPTION, and
+ * so is a listed segment that is missing. */
+static mica_err *replay_wal(tablet *t, memtable *mem, uint64_t *max_seq) {
+  const man_state *m = &t->man;
+  wbatch *b = wbatch_new();
+  mica_err *err = NULL;
+  for (size_t i = 0; i < m->n_live && err == NULL; i++) {
+    char name[96];
+    wal_segment_name(name, sizeof(name), m->live[i].epoch, m->live[i].number);
+    char *path = path_join(t->dir, name);
+    replay_ctx c = {mem, b, path, 0};
+    wal_replay_stats st;
+    memset(&st, 0, sizeof(st));
+    err = wal_replay(t->e, path, replay_record, &c, &st);
+    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+      mica_err *w = err_new(MICA_CORRUPTION,
+                            "WAL segment %s listed in %s/MANIFEST is missing",
+                            path, t->dir);
+      err_free(err);
+      err = w;
+    }
+    if (c.max_seq > *max_seq) *max_seq = c.max_seq;
+    t->replayed_records += st.records;
+    t->dropped_bytes += st.dropped;
+    if (err == NULL && st.dropped > 0)
+      LOG_W("tablet %" PRIu64 ": %s: ignored a torn tail of %" PRIu64
+            " bytes at offset %" PRIu64,
+            t->id, path, st.dropped, st.valid_end);
+    free(path);
+  }
+  wbatch_free(b);
+  return err;
+}
+
+/* Makes the replayed writes durable in this owner's own SSTable, put in
+ * front of `files` (*nf grows by one; `files` has room). Takes `mem`. */
+static mica_err *flush_replayed(tablet *t, memtable *mem, tfile **files,
+                                size_t *nf) {
+  tfile *flushed = NULL;
+  mica_err *err = NULL;
+  if (mt_count(mem) > 0) {
+    iter *in = mt_iter_new(mem);
+    err = tb_write_sst(t, in, false, t->next_file++, &flushed, NULL);
+    iter_close(in);
+  }
+  mt_unref(mem);
+  if (flushed != NULL) {
+    memmove(&files[1], &files[0], *nf * sizeof(*files));
+    files[0] = flushed;
+    (*nf)++;
+  }
+  return err;
+}
+
+/* Starts this owner's own WAL segment (t->wal, numbered *seg), then one
+ * manifest write that lists it, lists `files` and retires every older
+ * segment. The new manifest is left in `nm` (initialized by the caller). */
+static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
+                                   uint64_t max_seq, man_state *nm,
+                                   uint64_t *seg) {
+  const man_state *m = &t->man;
+  *seg = t->next_file++;
+  char name[96];
+  wal_segment_name(name, sizeof(name), t->epoch, *seg);
+  char *segpath = path_join(t->dir, name);
+  mica_err *err = wal_writer_open(t->e, segpath, t->epoch, *seg, &t->wal);
+  free(segpath);
+  if (err != NULL) return err;
+  man_copy(nm, m);
+  tb_man_set_files(nm, files, nf);
+  for (size_t i = 0; i < m->n_live; i++)
+    man_add_retired(nm, m->live[i].epoch, m->live[i].number);
+  nm->n_live = 0;
+  man_add_live(nm, t->epoch, *seg);
+  nm->last_seq = max_seq;
+  nm->next_file = t->next_file;
+  nm->state = MAN_LIVE;
+  pthread_mutex_lock(&t->man_mu);
+  err = tb_write_manifest(t, nm);
+  pthread_mutex_unlock(&t->man_mu);
+  return err;
+}
+
+/* The retired segments are no longer read by anyone: deletes them and
+ * forgets those that are gone. */
+static void delete_retired_segments(tablet *t) {
+  size_t keep = 0;
+  for (size_t i = 0; i < t->man.n_retired; i++) {
+    char name[96];
+    wal_segment_name(name, sizeof(name), t->man.retired[i].epoch,
+                     t->man.retired[i].number);
+    char *p = path_join(t->dir, name);
+    mica_err *rm = env_remove(t->e, p);
+    if (rm != NULL && err_code(rm) != MICA_NOT_FOUND)
+      t->man.retired[keep++] = t->man.retired[i];
+    err_free(rm);
+    free(p);
+  }
+  t->man.n_retired = keep;
+}
+
+/* Installs the first version (an empty memtable and `files`, whose
+ * references it takes over) and joins the server's pool. */
+static void start_serving(tablet *t, tfile **files, size_t nf) {
+  memtable *mem = mt_new();
+  t->cur = tb_version_new(mem, NULL, 0, files, nf);
+  mt_unref(mem);
+  for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+
+  t->member.active_bytes = tb_member_active_bytes;
+  t->member.request_flush = tb_member_request_flush;
+  t->member.arg = t;
+  res_member_add(t->res, &t->member);
+  t->member_added = true;
+  if (t->o.auto_compact && nf >= (size_t)t->o.compaction_trigger)
+    res_job_schedule(t->res, &t->compact_job);
+}
+
+mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
+                   slice start, slice end, uint64_t assign_epoch,
+                   const tab_options *opts, tablet **out) {
+  *out = NULL;
+  tab_options def;
+  if (opts == NULL) {
+    tab_options_init(&def);
+    opts = &def;
+  }
+  mica_err *err = check_open_args(opts, tablet_id, start, end, assign_epoch);
+  if (err != NULL) return err;
+  tablet *t = tablet_new(res, dir, tablet_id, start, end, assign_epoch, opts);
+  err = read_or_create_manifest(t, start, end);
+  if (err == NULL) err = check_manifest(t, start, end);
+  if (err != NULL) {
+    tb_free(t);
+    return err;
+  }
+
+  /* What the previous owners left: SSTables and WAL. */
+  size_t nf = t->man.n_ssts;
+  tfile **files = xcalloc(nf + 2, sizeof(*files));
+  uint64_t max_seq = t->man.last_seq;
+  memtable *replayed = mt_new();
+  err = open_ssts(t, files, &max_seq);
+  if (err == NULL) err = replay_wal(t, replayed, &max_seq);
+  if (err != NULL) {
+    for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+    free(files);
+    mt_unref(replayed);
+    tb_free(t);
+    return err_wrap(err, "open tablet %" PRIu64, tablet_id);
+  }
+
+  t->last_seq = t->visible_seq = max_seq;
+  t->next_file = t->man.epoch == assign_epoch
+                     ? (t->man.next_file ? t->man.next_file : 1)
+                     : 1;
+  clean_own_dir(t);
+
+  /* Take the tablet over: everything in this owner's own files, one
+   * manifest write. */
+  err = flush_replayed(t, replayed, files, &nf);
+  man_state nm;
+  man_init(&nm);
+  uint64_t seg = 0;
+  if (err == NULL) err = start_own_segment(t, files, nf, max_seq, &nm, &seg);
+  if (err != NULL) {
+    /* The new files stay: the manifest write may have happened, and the
+     * next open deletes whatever no manifest lists. */
+    man_clear(&nm);
+    err_free(wal_writer_close(t->wal));
+    t->wal = NULL;
+    for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+    free(files);
+    tb_free(t);
+    return err_wrap(err, "open tablet %" PRIu64, tablet_id);
+  }
+  man_clear(&t->man);
+  t->man = nm;
+  t->wal_number = seg;
+  delete_retired_segments(t);
+  start_serving(t, files, nf);
+  free(files);
+  *out = t;
+  return NULL;
+}
