@@ -5,12 +5,12 @@
  * file and the offset. */
 #include "tabletserver/manifest.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/coding.h"
 #include "common/crc32c.h"
+#include "common/path.h"
 
 #define MAN_MAGIC "MICAMANF"
 #define MAN_VERSION 1
@@ -263,22 +263,22 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
 }
 
 mica_err *man_read(env *e, const char *dir, man_state *m) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s", dir, MAN_FILE_NAME);
+  char *path = path_join(dir, MAN_FILE_NAME);
   buf data = BUF_INIT;
   mica_err *err = env_read_file(e, path, MAN_MAX_BYTES, &data);
   if (err == NULL) err = man_decode(buf_slice(&data), path, m);
   buf_free(&data);
+  free(path);
   return err;
 }
 
 mica_err *man_write(env *e, const char *dir, const man_state *m) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s", dir, MAN_FILE_NAME);
+  char *path = path_join(dir, MAN_FILE_NAME);
   buf data = BUF_INIT;
   man_encode(m, &data);
   mica_err *err = env_write_file_atomic(e, path, buf_slice(&data));
   buf_free(&data);
+  free(path);
   return err_wrap(err, "write manifest of tablet %llu",
                   (unsigned long long)m->tablet_id);
 }
