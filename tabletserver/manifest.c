@@ -174,8 +174,10 @@ static slice dec_bytes(dec *d, const char *field) {
 /* A count of records that each take at least `min_bytes`: rejecting counts
  * the remaining bytes cannot hold keeps a corrupt count from allocating. */
 static size_t dec_count(dec *d, const char *field, size_t min_bytes) {
+  const uint8_t *at = d->p;
   uint64_t n = dec_u64(d, field);
   if (d->err == NULL && n > (uint64_t)(d->limit - d->p) / min_bytes) {
+    d->p = at; /* name the count's own offset */
     dec_fail(d, field);
     return 0;
   }
@@ -221,6 +223,7 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
   m->parent_id = dec_u64(&d, "parent id");
   size_t n = dec_count(&d, "SSTable count", 5);
   for (size_t i = 0; i < n && d.err == NULL; i++) {
+    const uint8_t *at = d.p;
     slice path = dec_bytes(&d, "SSTable path");
     uint64_t size = dec_u64(&d, "SSTable size");
     slice lo = dec_bytes(&d, "SSTable low key");
@@ -228,6 +231,7 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     slice hi = dec_bytes(&d, "SSTable high key");
     if (d.err != NULL) break;
     if (path.len == 0 || memchr(path.data, 0, path.len) != NULL) {
+      d.p = at; /* name the path's own offset */
       dec_fail(&d, "SSTable path");
       break;
     }
