@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/coding.h"
 #include "master/metalog.h"
 #include "tests/harness/testutil.h"
@@ -41,9 +42,7 @@ static void seen_free(seen *s) {
 
 static char *master_dir(void) {
   const char *root = tu_tmpdir();
-  char *d = xmalloc(strlen(root) + 16);
-  sprintf(d, "%s/master", root);
-  return d;
+  return layout_master_dir(root);
 }
 
 static char *gen_file(const char *dir, const char *prefix, uint64_t gen) {

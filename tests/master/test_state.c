@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
 #include "tests/master/sim.h"
 
@@ -1266,7 +1267,9 @@ static void test_replay_rejects_bad_record(void) {
   char **names;
   size_t n;
   char dir[4200];
-  snprintf(dir, sizeof(dir), "%s/master", root);
+  char *mdir = layout_master_dir(root);
+  snprintf(dir, sizeof(dir), "%s", mdir);
+  free(mdir);
   TU_OK(env_list(env_posix(), dir, &names, &n));
   char log[4400] = "";
   for (size_t i = 0; i < n; i++)

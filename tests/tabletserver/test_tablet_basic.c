@@ -528,7 +528,7 @@ static void test_split_by_reference(void) {
          MICA_NOT_SERVING);
   uint64_t removed = 0;
   char tablets[600];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   TU_OK(tab_collect_garbage(env_posix(), tablets, &removed));
   CU_ASSERT_EQUAL(removed, 0);
   /* Compacting one daughter writes only its own half... */

@@ -186,7 +186,7 @@ static bool same(const tt_model *a, const tt_model *b) {
 /* Every sst-* under tablets/ is referenced by a live manifest; no wal-*. */
 static void check_no_leaks(const char *root) {
   char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   char **dirs;
   size_t nd;
   TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
@@ -279,7 +279,7 @@ static void verify(const char *root, run *r, uint64_t crash_at) {
   tt_model_free(&got);
   for (size_t i = 0; i < n; i++) TU_OK(tab_close(ts[i]));
   char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   TU_OK(tab_collect_garbage(env_posix(), tablets, NULL));
   check_no_leaks(root);
   res_free(res);

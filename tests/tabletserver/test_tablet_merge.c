@@ -38,9 +38,7 @@
 #define NKEYS 1000
 
 static char *tdir(const char *root, uint64_t id) {
-  char *p = xmalloc(strlen(root) + 40);
-  sprintf(p, "%s/tablets/%llu", root, (unsigned long long)id);
-  return p;
+  return xstrdup(tt_tablet_dir(root, id));
 }
 
 static void key_of(int i, char *k) { sprintf(k, "k%04d", i); }
@@ -98,7 +96,7 @@ static void check_all(tablet *t, const tt_model *m) {
  * segment or temporary file is left; returns the number of directories. */
 static size_t check_no_leaks(const char *root) {
   char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   char **dirs;
   size_t nd;
   TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
@@ -146,7 +144,7 @@ static size_t check_no_leaks(const char *root) {
 
 static void collect(const char *root) {
   char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   TU_OK(tab_collect_garbage(env_posix(), tablets, NULL));
 }
 

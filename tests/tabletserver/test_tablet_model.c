@@ -174,7 +174,7 @@ static void test_model(void) {
   buf k = BUF_INIT, v = BUF_INIT;
   wbatch *b = wbatch_new();
   char tablets[600];
-  snprintf(tablets, sizeof(tablets), "%s/tablets", root);
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   int ops = 6000;
   size_t scans = 0;
   for (int step = 0; step < ops; step++) {

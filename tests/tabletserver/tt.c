@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "tests/harness/testutil.h"
 
 size_t tt_model_lower(const tt_model *m, slice k) {
@@ -156,6 +157,21 @@ const char *tt_tablet_dir(const char *root, uint64_t id) {
   static char pool[64][512];
   static int next;
   char *p = pool[next++ % 64];
-  snprintf(p, 512, "%s/tablets/%llu", root, (unsigned long long)id);
+  char *tablets = layout_tablets_dir(root);
+  buf d = BUF_INIT;
+  layout_tablet_dir(tablets, id, &d);
+  snprintf(p, 512, "%s", (const char *)d.data);
+  buf_free(&d);
+  free(tablets);
+  return p;
+}
+
+const char *tt_tablets_dir(const char *root) {
+  static char pool[16][512];
+  static int next;
+  char *p = pool[next++ % 16];
+  char *tablets = layout_tablets_dir(root);
+  snprintf(p, 512, "%s", tablets);
+  free(tablets);
   return p;
 }

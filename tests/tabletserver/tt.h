@@ -41,7 +41,9 @@ size_t tt_check_scan(tablet *t, const tab_scan_options *o, const tt_model *m,
 void tt_options(tab_options *o);
 res_pool *tt_res(env *e, size_t budget);
 
-/* "<dir>/tablets/<id>" in a static-lifetime string pool. */
+/* The data root's tablets directory and tablet `id`'s directory in it
+ * (common/layout.h), in static-lifetime string pools. */
+const char *tt_tablets_dir(const char *root);
 const char *tt_tablet_dir(const char *root, uint64_t id);
 
 #endif
