@@ -488,7 +488,7 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
   }
   /* An empty range still gets an iterator (with no entries). */
   iter *in = tb_version_iter(v, buf_slice(&lo), buf_slice(&hi), has_hi,
-                          o->fill_cache);
+                             o->fill_cache);
   iter *u = tb_user_iter_new(in, v, seq);
   if (has_hi && lo.len > 0 && slice_cmp(buf_slice(&lo), buf_slice(&hi)) >= 0) {
     iter_close(u);

@@ -20,8 +20,8 @@
  * nothing was left to write. `read_bytes` (may be NULL) gets the bytes of
  * entries read. */
 mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
-                           uint64_t number, tfile **out,
-                           uint64_t *read_bytes) {
+                       uint64_t number, tfile **out,
+                       uint64_t *read_bytes) {
   *out = NULL;
   char name[96];
   tb_sst_file_name(name, sizeof(name), t->epoch, number);
@@ -70,7 +70,7 @@ mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
   if (err == NULL) err = env_sync_dir(t->e, t->dir);
   if (err == NULL) {
     err = tb_tfile_open(t->e, res_cache(t->res), t->dir, name, 0, t_start(t),
-                     t_end(t), t->has_end, out);
+                        t_end(t), t->has_end, out);
     if (err != NULL) err_free(env_remove(t->e, path));
   }
   free(path);
@@ -337,14 +337,14 @@ mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
      * half's keys (tablet_merge.h). */
     if (f->restrict_reads)
       kids[i] = tb_rng_iter_new(kids[i], buf_slice(&f->lo), buf_slice(&f->hi),
-                             f->has_hi);
+                                f->has_hi);
     in_bytes += f->size;
     if (!f->own) foreign = true;
   }
   /* Only the tablet's own range is written, so a daughter's compaction
    * never copies its sibling's half of a shared parent file. */
   iter *in = tb_rng_iter_new(merge_iter_new(kids, len, ikey_cmp), t_start(t),
-                          t_end(t), t->has_end);
+                             t_end(t), t->has_end);
   tfile *out = NULL;
   uint64_t read_bytes = 0;
   mica_err *err = tb_write_sst(t, in, oldest, number, &out, &read_bytes);

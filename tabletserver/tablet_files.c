@@ -14,7 +14,7 @@
 #include "common/path.h"
 
 void tb_sst_file_name(char *out, size_t size, uint64_t epoch,
-                          uint64_t number) {
+                      uint64_t number) {
   snprintf(out, size, "sst-%020" PRIu64 "-%020" PRIu64 ".sst", epoch, number);
 }
 
@@ -44,8 +44,8 @@ void tb_tfile_unref(tfile *f) {
 
 /* Opens the SSTable at `rel` (relative to `dir`) for reading [lo, hi). */
 mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
-                            const char *rel, uint64_t expect_size, slice lo,
-                            slice hi, bool has_hi, tfile **out) {
+                        const char *rel, uint64_t expect_size, slice lo,
+                        slice hi, bool has_hi, tfile **out) {
   *out = NULL;
   char *path = path_join(dir, rel);
   sst_reader *r;
@@ -112,7 +112,7 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
 }
 
 version *tb_version_new(memtable *mem, memtable **imm, size_t n_imm,
-                            tfile **files, size_t n_files) {
+                        tfile **files, size_t n_files) {
   version *v = xcalloc(1, sizeof(*v));
   atomic_init(&v->refs, 1);
   v->mem = mem;
@@ -146,7 +146,7 @@ void tb_version_unref(version *v) {
 
 /* Replaces the current version. Caller holds mu. */
 void tb_install_version(tablet *t, memtable *mem, tfile **files,
-                            size_t n_files) {
+                        size_t n_files) {
   memtable **imm = xcalloc(t->n_imm + 1, sizeof(*imm));
   for (size_t i = 0; i < t->n_imm; i++) imm[i] = t->imms[t->n_imm - 1 - i].mem;
   version *v = tb_version_new(mem, imm, t->n_imm, files, n_files);

@@ -101,7 +101,7 @@ iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi) {
 /* The merge of every source of a version, newest first, restricted to
  * [lo, hi). */
 iter *tb_version_iter(version *v, slice lo, slice hi, bool has_hi,
-                          bool fill_cache) {
+                      bool fill_cache) {
   size_t n = 1 + v->n_imm + v->n_files, k = 0;
   iter **kids = xcalloc(n, sizeof(*kids));
   /* An empty memtable adds nothing but a comparison per step. */
