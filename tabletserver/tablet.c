@@ -10,12 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/log.h"
-#include "common/path.h"
 #include <time.h>
 
 #include "common/layout.h"
+#include "common/log.h"
 
 void tab_dir_path(const char *tablets_dir, uint64_t tablet_id, buf *out) {
   layout_tablet_dir(tablets_dir, tablet_id, out);

@@ -5,15 +5,13 @@
  * it needs. */
 #include "tabletserver/tablet_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/layout.h"
 #include "common/log.h"
 #include "common/path.h"
-
-#include "common/layout.h"
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);

@@ -190,7 +190,6 @@ static inline bool t_in_range(const tablet *t, slice k) {
   return in_range(k, t_start(t), t_end(t), t->has_end);
 }
 
-
 /* ---- tablet.c ---- */
 
 /* Makes the tablet refuse writes from now on. Caller holds mu; takes

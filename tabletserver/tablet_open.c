@@ -9,7 +9,6 @@
 #include "tabletserver/tablet_int.h"
 
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -11,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
-#include "common/path.h"
-
 #include "common/layout.h"
+#include "common/path.h"
 
 /* Writes both daughters of a split recorded in `m` (state SPLITTING or
  * SPLIT) next to `dir`, each referencing the parent's SSTables restricted
