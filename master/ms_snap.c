@@ -1,4 +1,4 @@
-/* mh_snap: one consistent, self-contained copy of what the status page,
+/* ms_snap: one consistent, self-contained copy of what the status page,
  * the JSON API and the metrics show.
  *
  * The core's public listings each take its mutex separately and leave out
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "master/http/mh_int.h"
 #include "master/ms_int.h"
+#include "master/snapshot.h"
 
 static int srv_state(ms *m, const ms_srv *s, uint64_t now) {
   if (s->dead) return MS_SERVER_DEAD;
@@ -77,13 +77,13 @@ static void describe(const ms_tab *t, uint64_t now, char *out, size_t cap) {
 }
 
 static int by_name(const void *a, const void *b) {
-  const mh_tbl *x = a, *y = b;
+  const ms_snap_tbl *x = a, *y = b;
   return strcmp(x->name, y->name);
 }
 
 /* Binary search in arrays sorted by id (the core keeps its tables and
  * servers by id, and the copies start in that order). */
-static mh_tbl *tbl_by_id(mh_tbl *v, size_t n, uint64_t id) {
+static ms_snap_tbl *tbl_by_id(ms_snap_tbl *v, size_t n, uint64_t id) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -94,7 +94,7 @@ static mh_tbl *tbl_by_id(mh_tbl *v, size_t n, uint64_t id) {
   return NULL;
 }
 
-static mh_srv *srv_by_id(mh_srv *v, size_t n, uint64_t id) {
+static ms_snap_srv *srv_by_id(ms_snap_srv *v, size_t n, uint64_t id) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -106,12 +106,12 @@ static mh_srv *srv_by_id(mh_srv *v, size_t n, uint64_t id) {
 }
 
 static void copy_tables(ms *m, uint64_t now, int which, const char *table,
-                        mh_snap *out) {
+                        ms_snap *out) {
   out->tbls = xcalloc(m->n_tables + 1, sizeof(*out->tbls));
   for (size_t i = 0; i < m->n_tables; i++) {
     ms_tbl *tb = m->tables[i];
     if (tb->dropping) continue;
-    mh_tbl *x = &out->tbls[out->n_tbls++];
+    ms_snap_tbl *x = &out->tbls[out->n_tbls++];
     x->id = tb->id;
     x->name = xstrdup(tb->name);
     x->created_ms = tb->created_ms;
@@ -122,7 +122,7 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
    * while the copies are still in id order. */
   for (size_t i = 0; i < m->n_tabs; i++) {
     const ms_tab *t = m->tabs[i];
-    mh_tbl *x = tbl_by_id(out->tbls, out->n_tbls, t->table_id);
+    ms_snap_tbl *x = tbl_by_id(out->tbls, out->n_tbls, t->table_id);
     if (x == NULL) continue;
     if (t->state >= 1 && t->state <= 6) out->tablets_by_state[t->state]++;
     if (t->state == MS_SPLIT) x->splits++;
@@ -133,9 +133,9 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
 
   size_t cap = 0;
   for (size_t i = 0; i < out->n_tbls; i++) {
-    mh_tbl *x = &out->tbls[i];
+    ms_snap_tbl *x = &out->tbls[i];
     ms_tbl *tb = ms_find_tbl(m, x->id);
-    bool all = which == MH_TABLE_TABLETS && strcmp(x->name, table) == 0;
+    bool all = which == MS_SNAP_TABLE_TABLETS && strcmp(x->name, table) == 0;
     x->first = out->n_tabs;
     for (size_t j = 0; j < tb->n_cur; j++) {
       const ms_tab *t = tb->cur[j];
@@ -146,12 +146,12 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
       x->write_rate += t->stats.write_rate;
       x->in_transition += mv;
       x->unassigned += t->state == MS_UNASSIGNED;
-      if (!all && !(which == MH_MOVING_TABLETS && mv)) continue;
+      if (!all && !(which == MS_SNAP_MOVING_TABLETS && mv)) continue;
       if (out->n_tabs == cap) {
         cap = cap ? 2 * cap : 16;
         out->tabs = xrealloc(out->tabs, cap * sizeof(*out->tabs));
       }
-      mh_tab *y = &out->tabs[out->n_tabs++];
+      ms_snap_tab *y = &out->tabs[out->n_tabs++];
       memset(y, 0, sizeof(*y));
       y->id = t->id;
       y->table_id = t->table_id;
@@ -171,11 +171,11 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
   }
 }
 
-static void copy_servers(ms *m, uint64_t now, mh_snap *out) {
+static void copy_servers(ms *m, uint64_t now, ms_snap *out) {
   out->srvs = xcalloc(m->n_srvs + 1, sizeof(*out->srvs));
   for (size_t i = 0; i < m->n_srvs; i++) {
     const ms_srv *s = m->srvs[i];
-    mh_srv *x = &out->srvs[out->n_srvs++];
+    ms_snap_srv *x = &out->srvs[out->n_srvs++];
     x->id = s->id;
     x->address = xstrdup(s->address);
     x->state = srv_state(m, s, now);
@@ -188,7 +188,7 @@ static void copy_servers(ms *m, uint64_t now, mh_snap *out) {
   for (size_t i = 0; i < m->n_tabs; i++) {
     const ms_tab *t = m->tabs[i];
     if (t->server == 0) continue;
-    mh_srv *x = srv_by_id(out->srvs, out->n_srvs, t->server);
+    ms_snap_srv *x = srv_by_id(out->srvs, out->n_srvs, t->server);
     if (x == NULL) continue;
     if (t->state == MS_SPLIT) x->splits++;
     if (!placed(t->state) || x->state == MS_SERVER_DEAD) continue;
@@ -200,7 +200,7 @@ static void copy_servers(ms *m, uint64_t now, mh_snap *out) {
   }
 }
 
-static void copy_events(ms *m, mh_snap *out) {
+static void copy_events(ms *m, ms_snap *out) {
   size_t cap = m->opt.event_capacity;
   out->events = xcalloc(m->ev_count + 1, sizeof(*out->events));
   for (size_t i = 0; i < m->ev_count; i++) {
@@ -209,8 +209,8 @@ static void copy_events(ms *m, mh_snap *out) {
   }
 }
 
-void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, int which,
-                  const char *table, mh_snap *out) {
+void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
+                 const char *table, ms_snap *out) {
   memset(out, 0, sizeof(*out));
   out->now_us = now_us;
   out->uptime_s = now_us > start_us ? (now_us - start_us) / 1000000 : 0;
@@ -228,7 +228,7 @@ void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, int which,
   pthread_mutex_unlock(&m->mu);
 }
 
-void mh_snap_free(mh_snap *s) {
+void ms_snap_free(ms_snap *s) {
   for (size_t i = 0; i < s->n_tabs; i++) {
     buf_free(&s->tabs[i].start);
     buf_free(&s->tabs[i].end);
@@ -242,16 +242,16 @@ void mh_snap_free(mh_snap *s) {
   memset(s, 0, sizeof(*s));
 }
 
-const mh_srv *mh_snap_srv(const mh_snap *s, uint64_t id) {
+const ms_snap_srv *ms_snap_find_srv(const ms_snap *s, uint64_t id) {
   for (size_t i = 0; i < s->n_srvs; i++)
     if (s->srvs[i].id == id) return &s->srvs[i];
   return NULL;
 }
 
-const mh_tbl *mh_snap_tbl(const mh_snap *s, const char *name) {
+const ms_snap_tbl *ms_snap_find_tbl(const ms_snap *s, const char *name) {
   for (size_t i = 0; i < s->n_tbls; i++)
     if (strcmp(s->tbls[i].name, name) == 0) return &s->tbls[i];
   return NULL;
 }
 
-uint64_t mh_core_now(ms *m) { return env_now_micros(m->opt.env); }
+uint64_t ms_now(ms *m) { return env_now_micros(m->opt.env); }
