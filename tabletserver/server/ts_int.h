@@ -26,8 +26,9 @@
 #include "tabletserver/server/ts.h"
 #include "tabletserver/tablet.h"
 
-/* Limits (DESIGN.md §7), checked by the server before the engine sees a
- * request so that the message can name the request's field. */
+/* Limits (docs/design.md, "Limits and bad input"), checked by the server
+ * before the engine sees a request so that the message can name the
+ * request's field. */
 #define TS_MAX_KEY 16384u
 #define TS_MAX_VALUE (8u << 20)
 #define TS_MAX_BATCH (32u << 20)
