@@ -27,9 +27,16 @@
 #define NSHARDS 16
 #define SHARD_BITS 4
 
+/* A link in a circular list. The list heads live in the shard and carry
+ * no entry, which is why they are links and not entries (an entry ends in
+ * its key, so it cannot be a field of another struct). */
+typedef struct clink {
+  struct clink *next, *prev;
+} clink;
+
 typedef struct centry {
+  clink link; /* lru or in_use list; first, so a link is its entry */
   struct centry *next_hash; /* chain in the shard's table */
-  struct centry *next, *prev; /* lru or in_use list */
   void *value;
   cache_deleter deleter;
   size_t charge;
@@ -45,8 +52,8 @@ typedef struct shard {
   /* Everything below is guarded by mu. */
   size_t capacity;
   size_t usage;
-  centry lru;    /* list head: lru.next is the oldest evictable entry */
-  centry in_use; /* list head */
+  clink lru;    /* list head: lru.next is the oldest evictable entry */
+  clink in_use; /* list head */
   centry **table;
   size_t nbuckets; /* power of two */
   size_t elems;
@@ -58,15 +65,15 @@ struct cache {
   atomic_uint_fast64_t hits, misses, last_id;
 };
 
-static void list_init(centry *head) { head->next = head->prev = head; }
+static void list_init(clink *head) { head->next = head->prev = head; }
 
-static void list_remove(centry *e) {
+static void list_remove(clink *e) {
   e->next->prev = e->prev;
   e->prev->next = e->next;
 }
 
 /* Appends at the newest end. */
-static void list_append(centry *head, centry *e) {
+static void list_append(clink *head, clink *e) {
   e->next = head;
   e->prev = head->prev;
   e->prev->next = e;
@@ -125,7 +132,7 @@ static void free_dead(dead_list *dead) {
 /* Takes an entry already unlinked from the table out of its list and
  * drops the cache's reference. Requires s->mu. */
 static void finish_erase(shard *s, centry *e, dead_list *dead) {
-  list_remove(e);
+  list_remove(&e->link);
   e->in_cache = false;
   s->usage -= e->charge;
   unref(e, dead);
@@ -134,7 +141,7 @@ static void finish_erase(shard *s, centry *e, dead_list *dead) {
 /* Evicts the oldest unpinned entries until usage fits. Requires s->mu. */
 static void evict(shard *s, dead_list *dead) {
   while (s->usage > s->capacity && s->lru.next != &s->lru) {
-    centry *old = s->lru.next;
+    centry *old = (centry *)s->lru.next;
     centry **p = table_find(s, slice_make(old->key, old->klen), old->hash);
     *p = old->next_hash;
     s->elems--;
@@ -165,7 +172,8 @@ void cache_free(cache *c) {
     dead_list dead = {NULL};
     /* The contract says every handle has been released, so every entry
      * is on lru and goes with the cache's reference. */
-    while (s->lru.next != &s->lru) finish_erase(s, s->lru.next, &dead);
+    while (s->lru.next != &s->lru)
+      finish_erase(s, (centry *)s->lru.next, &dead);
     free_dead(&dead);
     free(s->table);
     pthread_mutex_destroy(&s->mu);
@@ -194,7 +202,7 @@ cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
 
   dead_list dead = {NULL};
   pthread_mutex_lock(&s->mu);
-  list_append(&s->in_use, e);
+  list_append(&s->in_use, &e->link);
   s->usage += charge;
   centry **p = table_find(s, key, hash);
   centry *old = *p;
@@ -219,8 +227,8 @@ cache_handle *cache_lookup(cache *c, slice key) {
   centry *e = *table_find(s, key, hash);
   if (e != NULL) {
     if (e->refs == 1) { /* was evictable: now pinned */
-      list_remove(e);
-      list_append(&s->in_use, e);
+      list_remove(&e->link);
+      list_append(&s->in_use, &e->link);
     }
     e->refs++;
   }
@@ -236,8 +244,8 @@ void cache_release(cache *c, cache_handle *h) {
   pthread_mutex_lock(&s->mu);
   unref(e, &dead);
   if (e->in_cache && e->refs == 1) { /* only the cache holds it now */
-    list_remove(e);
-    list_append(&s->lru, e);
+    list_remove(&e->link);
+    list_append(&s->lru, &e->link);
     evict(s, &dead);
   }
   pthread_mutex_unlock(&s->mu);

@@ -818,7 +818,7 @@ static mica_err *delete_done(ms *m, const ms_act *act, int code,
 }
 
 static mica_err *done_locked(ms *m, uint64_t id, int code, uint64_t now) {
-  ms_act act;
+  ms_act act = {0};
   ms_tab *t;
   mica_err *err = take_action(m, id, &act, &t);
   if (err) return err;

@@ -1,6 +1,7 @@
 /* limits: the protocol's size and count limits, written once.
  *
- * mica.proto states these in its comments; this header is where code reads
+ * mica.proto states these in its comments (the reasoning is in docs/design.md,
+ * "Limits and bad input"); this header is where code reads
  * them. The client checks them before sending so a caller hears about a bad
  * key without a round trip, the tablet server checks them again because
  * other clients exist, and the master caps what it answers. Changing one is

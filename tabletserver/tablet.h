@@ -1,4 +1,5 @@
-/* tablet: the storage engine of one tablet (DESIGN.md §3-§5).
+/* tablet: the storage engine of one tablet (docs/design.md, "Storage
+ * engine"; in detail docs/engine.md).
  *
  * A tablet is a contiguous key range [start, end) of one table, stored in
  * its own directory under the shared data root as a MANIFEST (manifest.h),
@@ -16,7 +17,8 @@
  * version plus a sequence number; gets and scans at a snapshot see exactly
  * the writes acknowledged before it was taken.
  *
- * Epochs (DESIGN.md §4): tab_open with assign_epoch E replays every WAL
+ * Epochs (docs/design.md, "Leases and fencing"): tab_open with
+ * assign_epoch E replays every WAL
  * segment listed in the manifest (all written under epochs <= E), flushes
  * what it replayed to an SSTable, starts its own segment named with E and
  * records in the manifest that the old segments are retired, in one atomic

@@ -1,5 +1,5 @@
-/* tablet_merge: the result of a merge, made by reference (DESIGN.md §4
- * Merges, the reverse of a split).
+/* tablet_merge: the result of a merge, made by reference (docs/design.md,
+ * "Merges": the reverse of a split).
  *
  * The master closes two adjacent tablets L and R, commits a merged tablet M
  * covering [L.start, R.end) with an assign_epoch E above both inputs', and

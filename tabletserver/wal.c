@@ -297,7 +297,7 @@ mica_err *wal_commit(wal_writer *w, uint64_t ticket) {
 }
 
 mica_err *wal_append(wal_writer *w, slice payload, bool sync) {
-  uint64_t t;
+  uint64_t t = 0;
   mica_err *e = wal_add(w, payload, sync, &t);
   if (e != NULL) return e;
   return wal_commit(w, t);
@@ -404,7 +404,7 @@ static mica_err *ensure(wal_reader *r, uint64_t off, size_t n,
  * *payload when it is valid, else *why to the reason. Only I/O fails. */
 static mica_err *check_frame(wal_reader *r, uint64_t off, uint8_t type,
                              const char **why, slice *payload) {
-  const uint8_t *h;
+  const uint8_t *h = NULL;
   if (r->size - off < WAL_FRAME_HEADER) {
     *why = "partial frame header";
     return NULL;
@@ -468,7 +468,7 @@ static mica_err *classify(wal_reader *r, uint64_t bad, const char *why) {
   while (o + WAL_FRAME_HEADER <= r->size) {
     uint64_t t = o + 8;
     size_t n = r->size - t > READ_WINDOW ? READ_WINDOW : (size_t)(r->size - t);
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     mica_err *e = ensure(r, t, n, &p);
     if (e != NULL) return e;
     const uint8_t *hit = memchr(p, TYPE_DATA, n);
@@ -595,7 +595,7 @@ mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
     st.epoch = r->epoch;
     st.number = r->number;
     for (;;) {
-      slice p;
+      slice p = {0};
       bool eof;
       err = wal_reader_next(r, &p, &eof);
       if (err != NULL) break;

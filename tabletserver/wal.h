@@ -4,8 +4,8 @@
  * tablet decides when to start a new segment (at each memtable switch, so a
  * flushed memtable's segments can be retired) and names the files with
  * wal_segment_name(), which puts the tablet's assign_epoch in the name
- * (DESIGN.md §4: a new owner never appends to a segment written under an
- * older epoch; it replays and retires them). This module writes and reads
+ * (docs/design.md, "Leases and fencing": a new owner never appends to a
+ * segment written under an older epoch; it replays and retires them). This module writes and reads
  * ONE segment; the byte format is in tabletserver/WAL_FORMAT.md.
  *
  * Each segment starts with a header record (magic, format version,

@@ -6,9 +6,10 @@
  * carry what the registry knows), check every key against the tablet's
  * range, do the work, release the tablet, and check the lease once more
  * just before acknowledging: a server whose lease ran out while a write was
- * in the group commit must not acknowledge it (DESIGN.md §4), and neither
- * may one whose lease lapsed and was renewed meanwhile (the lease period
- * is read before the tablet is acquired: ts_lease_check_since).
+ * in the group commit must not acknowledge it (docs/design.md, "Leases and
+ * fencing"), and neither may one whose lease lapsed and was renewed
+ * meanwhile (the lease period is read before the tablet is acquired:
+ * ts_lease_check_since).
  *
  * Threads. Point reads run inline on the RPC polling threads: they touch
  * memtables and cached or page-cached SSTable blocks, and a hand-off to a

@@ -5,8 +5,9 @@
  * each tablet's figures. The lease is counted from the moment the server
  * SENT the request the master answered with OK, and lasts the smaller of
  * the master's grant and --lease-ms; the master counts from when it
- * received it, so the server's view always ends first (DESIGN.md §4). Past
- * the lease every data handler refuses to acknowledge (ts_lease_check):
+ * received it, so the server's view always ends first (docs/design.md,
+ * "Leases and fencing"). Past the lease every data handler refuses to
+ * acknowledge (ts_lease_check):
  * tablets stay open and memtables in memory, and the moment a heartbeat or
  * re-registration is answered OK, serving resumes. A heartbeat answered
  * NOT_FOUND or LEASE_EXPIRED means the master forgot or buried this server:

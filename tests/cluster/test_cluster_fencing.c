@@ -1,5 +1,5 @@
-/* test_cluster_fencing: tries to break the fencing rule of DESIGN.md §4
- * (two servers never both acknowledge for one tablet).
+/* test_cluster_fencing: tries to break the fencing rule of docs/design.md,
+ * "Leases and fencing" (two servers never both acknowledge for one tablet).
  *
  * A master with a 1.5 s lease and two tablet servers. A table's only
  * tablet is served by A; a writer hammers A directly while A is frozen

@@ -3,9 +3,12 @@
  * valid for every byte value by python3's json module when available, and
  * by exact comparison always), escapes in and out, load with its line
  * errors, exit codes (0 success, 1 failure with one line on stderr, 2 usage
- * with the usage on stderr), --help for every command, MICA_MASTER, and an
- * unreachable master named in one line. */
+ * with the usage on stderr), --help for every command, MICA_MASTER, an
+ * unreachable master named in one line, and output whose reader stops early
+ * (`mica scan t | head -1`: exit 0, nothing on stderr) or that cannot be
+ * written (/dev/full: exit 1 naming the error). */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +474,118 @@ static void test_admin(void) {
   result_free(&r);
 }
 
+/* ---- a reader that stops early ---- */
+
+/* Runs mica (the cluster's master) with `args`, stdout on `out` and stderr
+ * into *err. `out` is closed in the test before it returns. The pipe's
+ * reader, if any, runs in `reader` (may be NULL) between the start and the
+ * wait, as a shell runs both sides of `mica ... | head`; pipes are made
+ * close-on-exec so that mica holds no read end of its own. SIGPIPE is reset
+ * to its default in the child, so that mica must ignore it by itself. */
+static int run_out(const char *const *args, int out, void (*reader)(void *), void *arg,
+                   buf *err) {
+  char tmpl_err[4096];
+  int fe = tu_mkstemp("cli-err", tmpl_err, sizeof tmpl_err);
+  CU_ASSERT_FATAL(fe >= 0);
+  const char *argv[64];
+  int n = 0;
+  argv[n++] = g_mica;
+  argv[n++] = "--master";
+  argv[n++] = cl_master_address(g_c);
+  for (int i = 0; args[i] && n < 62; i++) argv[n++] = args[i];
+  argv[n] = NULL;
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    dup2(out, 1);
+    dup2(fe, 2);
+    execv(g_mica, (char *const *)argv);
+    _exit(127);
+  }
+  close(out);
+  if (reader != NULL) reader(arg);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  lseek(fe, 0, SEEK_SET);
+  buf_clear(err);
+  slurp(fe, err);
+  close(fe);
+  unlink(tmpl_err);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+typedef struct head_reader {
+  int fd;    /* the pipe's read end */
+  buf first; /* what was read: one line */
+} head_reader;
+
+/* `head -1`: reads up to the first newline, then closes the pipe. */
+static void read_one_line(void *arg) {
+  head_reader *h = arg;
+  uint8_t c;
+  while (read(h->fd, &c, 1) == 1) {
+    buf_push(&h->first, c);
+    if (c == '\n') break;
+  }
+  close(h->fd);
+}
+
+static void test_closed_stdout(void) {
+  /* 4000 rows of ~110 bytes: far more than a pipe buffer (64 KiB) holds,
+   * so the scan must meet the closed pipe while it still has rows. */
+  expect(RUN("create", "pipe"), 0, NULL);
+  buf in = BUF_INIT;
+  for (int i = 0; i < 4000; i++) {
+    char line[160];
+    int len = snprintf(line, sizeof line, "row%05d\t%0100d\n", i, i);
+    buf_append(&in, line, (size_t)len);
+  }
+  buf_push(&in, 0);
+  result r = run_env(NULL, (const char *)in.data, (const char *const[]){"load", "pipe", "-", NULL});
+  CU_ASSERT_EQUAL(r.rc, 0);
+  result_free(&r);
+  buf_free(&in);
+
+  buf err = BUF_INIT;
+  int p[2];
+  CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+  head_reader h = {p[0], BUF_INIT};
+  int rc = run_out((const char *const[]){"scan", "pipe", NULL}, p[1], read_one_line, &h, &err);
+  buf_push(&h.first, 0);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_EQUAL(err.len, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)h.first.data, "row00000 => 0000"));
+  buf_free(&h.first);
+
+  /* A pipe whose reader is gone before the first write, for a listing, a
+   * single value and the help text. */
+  static const char *const cmds[][5] = {{"scan", "pipe", "--format", "json", NULL},
+                                        {"tablets", "pipe", NULL},
+                                        {"get", "pipe", "row00001", NULL},
+                                        {"--help", NULL}};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+    close(p[0]);
+    rc = run_out(cmds[i], p[1], NULL, NULL, &err);
+    if (rc != 0 || err.len != 0)
+      fprintf(stderr, "\n%s: exit %d, stderr: %.*s\n", cmds[i][0], rc, (int)err.len,
+              (char *)err.data);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(err.len, 0);
+  }
+
+  /* A write error that is not a closed reader is a failure, and says so. */
+  int full = open("/dev/full", O_WRONLY);
+  if (full >= 0) {
+    rc = run_out((const char *const[]){"scan", "pipe", NULL}, full, NULL, NULL, &err);
+    buf_push(&err, 0);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)err.data, "writing output: No space left on device"));
+  }
+  buf_free(&err);
+  expect(RUN("drop", "pipe"), 0, NULL);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"usage", test_usage},
@@ -479,6 +594,7 @@ static void add_suites(void) {
       {"all_bytes", test_all_bytes},
       {"load", test_load},
       {"admin", test_admin},
+      {"closed_stdout", test_closed_stdout},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("cli", suite_init, suite_clean);
   for (const CU_TestInfo *t = tests; t->pName; t++) CU_add_test(s, t->pName, t->pTestFunc);

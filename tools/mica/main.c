@@ -12,11 +12,16 @@
  * taking each code point as one byte.
  *
  * Exit status: 0 success; 1 the operation failed (not found, master or
- * server unreachable, refused), with one line on stderr; 2 bad usage
- * (unknown command or flag, missing argument), with the usage on stderr. */
+ * server unreachable, refused, output could not be written), with one line
+ * on stderr; 2 bad usage (unknown command or flag, missing argument), with
+ * the usage on stderr. A reader that closes the output early (`mica scan t |
+ * head`) ends the output normally, as with ls or git log: no message, and
+ * the command's own status (0 for a scan that ran fine). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +111,38 @@ static int usage_error(const command *cmd, const char *fmt, ...) {
 /* One line on stderr for a failed library call; exit status 1. */
 static int fail(int code, const char *what) {
   fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, mica_errmsg(), mica_code_name(code));
+  return EXIT_FAIL;
+}
+
+/* ---- the end of output ---- */
+
+static int g_out_errno; /* errno of the first failed write to stdout */
+
+/* True once a write to stdout has failed, remembering why. A long listing
+ * checks it after each row, so that it stops once its reader has gone. */
+static bool output_failed(void) {
+  if (!ferror(stdout)) return false;
+  if (g_out_errno == 0) g_out_errno = errno != 0 ? errno : EIO;
+  return true;
+}
+
+/* Whether stdout is a pipe or socket whose reading end is closed. This
+ * settles a failed write whose errno was not caught when it happened. */
+static bool output_reader_gone(void) {
+  struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
+/* Flushes stdout at exit and returns the exit status. SIGPIPE is ignored
+ * (see main), so a reader that went away shows up here as a write error
+ * with EPIPE: that is a normal end of output, and `rc` stands. Any other
+ * write error (a full disk) is reported, with status 1: output was lost. */
+static int finish_output(int rc) {
+  errno = 0;
+  if (fflush(stdout) != 0 && g_out_errno == 0) g_out_errno = errno != 0 ? errno : EIO;
+  if (!output_failed()) return rc;
+  if (g_out_errno == EPIPE || output_reader_gone()) return rc;
+  fprintf(stderr, "%s: writing output: %s\n", prog, strerror(g_out_errno));
   return EXIT_FAIL;
 }
 
@@ -318,6 +355,7 @@ static int cmd_scan(mica_client *c, int argc, char **argv) {
       fputc('\n', stdout);
     }
     rows++;
+    if (output_failed()) break;
   }
   if (a.format == FMT_JSON) fputs(rows ? "\n]\n" : "]\n", stdout);
   fflush(stdout);
@@ -952,7 +990,7 @@ static int cmd_help(mica_client *c, int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   const char *master = getenv("MICA_MASTER");
   if (master == NULL || *master == '\0') master = DEFAULT_MASTER;
   int64_t deadline = 10000;
@@ -1020,6 +1058,12 @@ int main(int argc, char **argv) {
   }
   int rc = cmd->run(c, sub_argc, sub_argv);
   mica_close(c);
-  fflush(stdout);
   return rc;
+}
+
+int main(int argc, char **argv) {
+  /* A closed stdout must end the output, not kill the process half-way:
+   * with SIGPIPE ignored it is a write error that finish_output handles. */
+  signal(SIGPIPE, SIG_IGN);
+  return finish_output(run(argc, argv));
 }

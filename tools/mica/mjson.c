@@ -71,6 +71,7 @@ static int hex_digit(uint8_t c) {
 
 /* Reads the four hex digits after "\u". */
 static bool hex4(parser *ps, uint32_t *out) {
+  *out = 0;
   if (ps->end - ps->p < 4) return fail_at(ps, "unexpected end in \\u escape");
   uint32_t v = 0;
   for (int i = 0; i < 4; i++) {

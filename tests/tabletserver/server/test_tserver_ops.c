@@ -2,9 +2,9 @@
  *
  * Flags (--help, bad flags), every data operation (Get, MultiGet, Put,
  * Delete, Batch, Scan forward/reverse/prefix/limit/keys_only with chunk
- * bounds), every bad input of DESIGN.md §7 (each answered with the right
- * code and a message naming the field, nothing partial applied, the server
- * still serving), routing errors (unknown tablet, stale epochs, key out of
+ * bounds), every bad input of docs/design.md, "Limits and bad input"
+ * (each answered with the right code and a message naming the field,
+ * nothing partial applied, the server still serving), routing errors (unknown tablet, stale epochs, key out of
  * range, after a move, after a split with both daughters), idempotent and
  * stale opens, deadlines, and finishing a split from the parent's files
  * when the daughters have none (the crash between the master's commit and
