@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/env.h"
 #include "tests/harness/cluster.h"
+#include "tests/harness/proc.h"
 #include "tests/cluster/kvc.h"
 #include "tests/harness/testutil.h"
 
@@ -30,20 +30,10 @@ static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
   o.master_args = g_master_args;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err) {
-    fprintf(stderr, "cluster start: %s\n", err_msg(err));
-    err_free(err);
-    return 1;
-  }
-  return 0;
+  return cl_suite_start(&o, &g_c);
 }
 
-static int suite_clean(void) {
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 static slice S(const char *s) { return slice_from_str(s); }
 
@@ -680,20 +670,16 @@ static void test_clean_stop(void) {
 
 /* ---- the program's flags, without a cluster ---- */
 
+/* Runs mica-master with argv[1...]; its exit code. */
 static int run(const char *const *argv) {
   char bin[4096];
-  snprintf(bin, sizeof(bin), "%s/mica-master", getenv("MICA_BIN_DIR"));
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (freopen("/dev/null", "w", stdout) == NULL ||
-        freopen("/dev/null", "w", stderr) == NULL)
-      _exit(127);
-    execv(bin, (char *const *)argv);
-    _exit(127);
-  }
-  int st;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  TU_OK(th_bin("mica-master", bin, sizeof(bin)));
+  const char *args[16] = {bin};
+  for (int i = 1; argv[i] && i < 15; i++) args[i] = argv[i];
+  th_result r;
+  TU_OK(th_run(args, NULL, NULL, 0, &r));
+  th_result_free(&r);
+  return r.rc;
 }
 
 static void test_flags(void) {

@@ -138,7 +138,7 @@ mica_err *th_node_signal_wait(th_node *n, int sig, int timeout_ms,
 mica_err *th_mica_cli(const char *master, const char *in,
                       const char *const *args, int timeout_ms, th_result *r) {
   memset(r, 0, sizeof(*r));
-  r->code = -1;
+  r->rc = -1;
   char bin[4096];
   mica_err *err = th_bin("mica", bin, sizeof(bin));
   if (err) return err;

@@ -516,7 +516,7 @@ static void slurp(const char *path, buf *b) {
 mica_err *th_run(const char *const *argv, const char *const *env_edits,
                  const char *in, int timeout_ms, th_result *r) {
   memset(r, 0, sizeof(*r));
-  r->code = -1;
+  r->rc = -1;
   if (timeout_ms <= 0) timeout_ms = 120000;
   char in_path[4096], out_path[4096], err_path[4096];
   int fi = tu_mkstemp("run-in-", in_path, sizeof(in_path));
@@ -545,7 +545,7 @@ mica_err *th_run(const char *const *argv, const char *const *env_edits,
       th_proc_kill(p);
       st = th_proc_status(p);
     }
-    r->code = th_exit_code(st);
+    r->rc = th_exit_code(st);
     slurp(out_path, &r->out);
     slurp(err_path, &r->err);
   }

@@ -111,7 +111,7 @@ mica_err *th_proc_wait(th_proc *p, bool (*ready)(void *arg), void *arg,
 /* ---- run to completion ---- */
 
 typedef struct th_result {
-  int code; /* exit code, or 128 + the signal that ended it */
+  int rc;   /* exit code, or 128 + the signal that ended it */
   buf out;  /* stdout, NUL-terminated (the NUL not counted in len) */
   buf err;  /* stderr, likewise */
 } th_result;
