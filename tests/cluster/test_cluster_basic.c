@@ -16,7 +16,6 @@
 
 #include "common/env.h"
 #include "tests/harness/cluster.h"
-#include "tests/harness/proc.h"
 #include "tests/cluster/kvc.h"
 #include "tests/harness/testutil.h"
 
@@ -668,44 +667,7 @@ static void test_clean_stop(void) {
   TU_OK(cl_stop_master(g_c));
 }
 
-/* ---- the program's flags, without a cluster ---- */
-
-/* Runs mica-master with argv[1...]; its exit code. */
-static int run(const char *const *argv) {
-  char bin[4096];
-  TU_OK(th_bin("mica-master", bin, sizeof(bin)));
-  const char *args[16] = {bin};
-  for (int i = 1; argv[i] && i < 15; i++) args[i] = argv[i];
-  th_result r;
-  TU_OK(th_run(args, NULL, NULL, 0, &r));
-  th_result_free(&r);
-  return r.rc;
-}
-
-static void test_flags(void) {
-  const char *dir = tu_tmpdir();
-  const char *help[] = {"mica-master", "--help", NULL};
-  CU_ASSERT_EQUAL(run(help), 0);
-  const char *unknown[] = {"mica-master", "--data-dir", dir, "--nope", NULL};
-  CU_ASSERT_EQUAL(run(unknown), 2);
-  const char *nodir[] = {"mica-master", NULL};
-  CU_ASSERT_EQUAL(run(nodir), 2);
-  const char *badlease[] = {"mica-master", "--data-dir", dir, "--lease-ms",
-                            "soon", NULL};
-  CU_ASSERT_EQUAL(run(badlease), 2);
-  const char *badswitch[] = {"mica-master", "--data-dir", dir, "--balancer",
-                             "maybe", NULL};
-  CU_ASSERT_EQUAL(run(badswitch), 2);
-  const char *extra[] = {"mica-master", "--data-dir", dir, "stray", NULL};
-  CU_ASSERT_EQUAL(run(extra), 2);
-  const char *badlisten[] = {"mica-master", "--data-dir", dir, "--listen",
-                             "256.1.1.1:99999", NULL};
-  CU_ASSERT_EQUAL(run(badlisten), 1);
-}
-
 static void add_suites(void) {
-  CU_pSuite flags = CU_add_suite("flags", NULL, NULL);
-  CU_add_test(flags, "flags", test_flags);
   CU_pSuite s = CU_add_suite("cluster", suite_init, suite_clean);
   CU_add_test(s, "create_lookup_put_get", test_create_lookup_put_get);
   CU_add_test(s, "presplit", test_presplit);
