@@ -8,7 +8,6 @@
  * can read them as plain fields. */
 #include "tests/harness/cluster.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
