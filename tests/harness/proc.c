@@ -225,12 +225,20 @@ mica_err *th_proc_start(const th_spawn *s, th_proc **out) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
-    /* stderr first, so that later failures can be reported there. */
-    if (redirect(err_to, O_WRONLY | O_CREAT | O_APPEND, 2) != 0)
+    /* An ignored signal stays ignored across exec: give the program the
+     * default a shell would. */
+    signal(SIGPIPE, SIG_DFL);
+    /* stderr first, so that later failures can be reported there; given
+     * descriptors before any redirection can reuse their numbers. */
+    int out_fd = s->out_fd > 0 ? fcntl(s->out_fd, F_DUPFD_CLOEXEC, 3) : -1;
+    int err_fd = s->err_fd > 0 ? fcntl(s->err_fd, F_DUPFD_CLOEXEC, 3) : -1;
+    if (err_fd >= 0 ? dup2(err_fd, 2) < 0
+                    : redirect(err_to, O_WRONLY | O_CREAT | O_APPEND, 2) != 0)
       _exit(127);
     if (redirect(s->in_path, O_RDONLY, 0) != 0)
       child_fail("stdin", s->in_path);
-    if (redirect(s->out_path, O_WRONLY | O_CREAT | O_APPEND, 1) != 0)
+    if (out_fd >= 0 ? dup2(out_fd, 1) < 0
+                    : redirect(s->out_path, O_WRONLY | O_CREAT | O_APPEND, 1) != 0)
       child_fail("stdout", s->out_path ? s->out_path : "/dev/null");
     if (s->cwd != NULL && chdir(s->cwd) != 0) child_fail("chdir", s->cwd);
     if (s->pre_exec != NULL && s->pre_exec(s->pre_exec_arg) != 0) _exit(127);

@@ -15,7 +15,8 @@
  * handler and handlers for fatal signals (SIGABRT, SIGSEGV, SIGBUS, SIGILL,
  * SIGFPE, SIGTERM, SIGINT) SIGKILL every child still running, also when a
  * failed CUnit assertion ends the program early. SIGPIPE is ignored once
- * the first child starts (a test writing to a dead child gets EPIPE).
+ * the first child starts (a test writing to a dead child gets EPIPE); the
+ * children themselves start with SIGPIPE at its default, as from a shell.
  *
  * Waits fail early, with the process's name, exit status and the last line
  * of its stderr, when the process exits before it is ready.
@@ -47,6 +48,12 @@ typedef struct th_spawn {
   const char *out_path; /* stdout, appended to; NULL = /dev/null */
   const char *err_path; /* stderr, appended to; NULL = out_path's file, or
                            /dev/null when out_path is NULL too */
+  /* A descriptor of the test (a pipe's write end, say) to use as the
+   * child's stdout or stderr instead of out_path / err_path; 0 = not
+   * given. The test keeps its copy and closes it when it likes; its other
+   * pipe ends should be close-on-exec (pipe2 O_CLOEXEC), or the child
+   * holds them open too. */
+  int out_fd, err_fd;
   const char *cwd;      /* NULL = the test's */
   /* Runs in the child after the redirections, before exec (for example to
    * enter a namespace); only async-signal-safe calls. Non-zero makes the

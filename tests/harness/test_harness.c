@@ -10,6 +10,7 @@
  * ignores SIGTERM; kill -9 and signals report what happened; a pre-exec
  * hook runs in the child and can refuse the exec; and a test program that
  * aborts still takes its children with it (the guard). */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,26 @@ static void test_stop_escalates(void) {
   th_proc_free(p);
 }
 
+/* A child writing into a pipe whose reader is gone dies of SIGPIPE, as
+ * under a shell, although the test itself ignores SIGPIPE. */
+static void test_pipe_and_sigpipe(void) {
+  int fds[2];
+  CU_ASSERT_FATAL(pipe2(fds, O_CLOEXEC) == 0);
+  const char *const yes[] = {"yes", "mica", NULL};
+  th_spawn s = {.name = "yes", .argv = yes, .out_fd = fds[1]};
+  th_proc *p = NULL;
+  TU_OK(th_proc_start(&s, &p));
+  close(fds[1]);
+  char line[5];
+  CU_ASSERT_EQUAL(read(fds[0], line, 5), 5);
+  CU_ASSERT_EQUAL(memcmp(line, "mica\n", 5), 0);
+  close(fds[0]);
+  int st = 0;
+  TU_OK(th_proc_wait_exit(p, 10000, &st));
+  CU_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE);
+  th_proc_free(p);
+}
+
 static int refuse(void *arg) {
   (void)arg;
   return 1;
@@ -366,6 +387,7 @@ static void add_suites(void) {
       {"wait_fails_early", test_wait_fails_early},
       {"stop_escalates", test_stop_escalates},
       {"pre_exec_and_cwd", test_pre_exec_and_cwd},
+      {"pipe_and_sigpipe", test_pipe_and_sigpipe},
       {"wait_port", test_wait_port},
       {"node", test_node},
       {"guard", test_guard},

@@ -488,6 +488,8 @@ static void *move_main(void *arg) {
   mica_options mo;
   mica_options_init(&mo);
   mo.deadline_ms = 20000;
+  /* One attempt: what the master answered, not a retry's failure. */
+  mo.max_attempts = 1;
   mica_client *c = NULL;
   m->rc = mica_open(cl_master_address(g_c), &mo, &c);
   if (m->rc == MICA_OK) m->rc = mica_move_tablet(c, m->tablet_id, m->server_id);
@@ -537,9 +539,14 @@ static void test_stop_while_waiting(void) {
   TU_OK(cl_stop_master(g_c));
   CU_ASSERT(th_now_ms() - t0 < 10000);
   pthread_join(th, NULL);
-  if (m.rc == MICA_OK) fprintf(stderr, "\nmove succeeded: %s\n", m.msg);
-  CU_ASSERT_NOT_EQUAL(m.rc, MICA_OK);
-  CU_ASSERT_STRING_NOT_EQUAL(m.msg, "ok");
+  /* mserver.h promises UNAVAILABLE ("master shutting down while ..."),
+   * which the handler answers once it sees the stop; but rpc_server_free
+   * cancels every call right after shutting the server down
+   * (proto/rpc_server.c), so a reply that loses that race reaches the
+   * client as CANCELLED. Either way the call ends, without success. */
+  if (m.rc != MICA_UNAVAILABLE)
+    fprintf(stderr, "\nthe waiting move: %s: %s\n", mica_code_name(m.rc), m.msg);
+  CU_ASSERT(m.rc == MICA_UNAVAILABLE || m.rc == MICA_CANCELLED);
   CU_ASSERT_EQUAL(kill(frozen, SIGCONT), 0);
 }
 
