@@ -42,7 +42,8 @@ static void usage(FILE *f) {
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
-"  --heartbeat-ms N        heartbeat interval told to servers (default 1000)\n"
+"  --heartbeat-ms N        heartbeat interval told to servers, below\n"
+"                          --lease-ms (default 1000)\n"
 "  --split-threshold SIZE  tablet size at which servers propose a split,\n"
 "                          told to them at registration (default 0: each\n"
 "                          server keeps its own --split-threshold)\n"
@@ -78,6 +79,15 @@ static bool parse_u64(const char *s, uint64_t *out) {
   unsigned long long v = strtoull(s, &end, 10);
   if (errno != 0 || *end != '\0') return false;
   *out = v;
+  return true;
+}
+
+/* Milliseconds into microseconds; false for what is not a number or does
+ * not fit once multiplied. */
+static bool parse_ms(const char *s, uint64_t *us) {
+  uint64_t v;
+  if (!parse_u64(s, &v) || v > UINT64_MAX / 1000) return false;
+  *us = v * 1000;
   return true;
 }
 
@@ -189,16 +199,16 @@ int main(int argc, char **argv) {
       case F_DATA_DIR: o.core.data_root = optarg; break;
       case F_ADDRESS_FILE: address_file = optarg; break;
       case F_LEASE:
-        if (!parse_u64(optarg, &v) || v == 0) return bad_flag(name, optarg);
-        o.core.lease_us = v * 1000;
+        if (!parse_ms(optarg, &v) || v == 0) return bad_flag(name, optarg);
+        o.core.lease_us = v;
         break;
       case F_MARGIN:
-        if (!parse_u64(optarg, &v)) return bad_flag(name, optarg);
-        o.core.lease_margin_us = v * 1000;
+        if (!parse_ms(optarg, &v)) return bad_flag(name, optarg);
+        o.core.lease_margin_us = v;
         break;
       case F_HEARTBEAT:
-        if (!parse_u64(optarg, &v) || v == 0) return bad_flag(name, optarg);
-        o.core.heartbeat_us = v * 1000;
+        if (!parse_ms(optarg, &v) || v == 0) return bad_flag(name, optarg);
+        o.core.heartbeat_us = v;
         break;
       case F_SPLIT:
         if (!parse_size(optarg, &v)) return bad_flag(name, optarg);
@@ -234,8 +244,8 @@ int main(int argc, char **argv) {
         o.core.merge_max_rate = d;
         break;
       case F_MERGE_AGE:
-        if (!parse_u64(optarg, &v)) return bad_flag(name, optarg);
-        o.core.merge_min_age_us = v * 1000;
+        if (!parse_ms(optarg, &v)) return bad_flag(name, optarg);
+        o.core.merge_min_age_us = v;
         break;
       case F_TICK:
         if (!parse_u64(optarg, &v) || v == 0 || v > 60000)
@@ -269,6 +279,14 @@ int main(int argc, char **argv) {
   }
   if (o.core.data_root == NULL || o.core.data_root[0] == '\0') {
     fprintf(stderr, "mica-master: --data-dir is required\n\n");
+    usage(stderr);
+    return 2;
+  }
+  /* A server could never renew its lease in time. */
+  if (o.core.heartbeat_us >= o.core.lease_us) {
+    fprintf(stderr, "mica-master: --heartbeat-ms (%" PRIu64 ") must be "
+            "below --lease-ms (%" PRIu64 ")\n\n", o.core.heartbeat_us / 1000,
+            o.core.lease_us / 1000);
     usage(stderr);
     return 2;
   }

@@ -35,20 +35,10 @@ static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;
-  mica_err *e = cl_start(&o, &cl);
-  if (e) {
-    fprintf(stderr, "cl_start: %s\n", err_msg(e));
-    err_free(e);
-    return 1;
-  }
-  return 0;
+  return cl_suite_start(&o, &cl);
 }
 
-static int suite_clean(void) {
-  cl_free(cl);
-  cl = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&cl); }
 
 /* Runs mica-bench with `args` against the cluster; output to <tmp>/<name>.out
  * and JSON to <tmp>/<name>.json. Returns the exit status (-1 if it did not

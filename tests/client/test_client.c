@@ -33,12 +33,7 @@ static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
   o.master_args = g_master_args;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err) {
-    fprintf(stderr, "cluster start: %s\n", err_msg(err));
-    err_free(err);
-    return 1;
-  }
+  if (cl_suite_start(&o, &g_c) != 0) return 1;
   mica_options mo;
   mica_options_init(&mo);
   mo.deadline_ms = 20000;
@@ -49,9 +44,7 @@ static int suite_init(void) {
 static int suite_clean(void) {
   mica_close(g_m);
   g_m = NULL;
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
+  return cl_suite_stop(&g_c);
 }
 
 #define OK(call)                                                              \

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/env.h"
@@ -30,20 +29,10 @@ static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
   o.master_args = g_master_args;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err) {
-    fprintf(stderr, "cluster start: %s\n", err_msg(err));
-    err_free(err);
-    return 1;
-  }
-  return 0;
+  return cl_suite_start(&o, &g_c);
 }
 
-static int suite_clean(void) {
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 static slice S(const char *s) { return slice_from_str(s); }
 
@@ -678,48 +667,7 @@ static void test_clean_stop(void) {
   TU_OK(cl_stop_master(g_c));
 }
 
-/* ---- the program's flags, without a cluster ---- */
-
-static int run(const char *const *argv) {
-  char bin[4096];
-  snprintf(bin, sizeof(bin), "%s/mica-master", getenv("MICA_BIN_DIR"));
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (freopen("/dev/null", "w", stdout) == NULL ||
-        freopen("/dev/null", "w", stderr) == NULL)
-      _exit(127);
-    execv(bin, (char *const *)argv);
-    _exit(127);
-  }
-  int st;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void test_flags(void) {
-  const char *dir = tu_tmpdir();
-  const char *help[] = {"mica-master", "--help", NULL};
-  CU_ASSERT_EQUAL(run(help), 0);
-  const char *unknown[] = {"mica-master", "--data-dir", dir, "--nope", NULL};
-  CU_ASSERT_EQUAL(run(unknown), 2);
-  const char *nodir[] = {"mica-master", NULL};
-  CU_ASSERT_EQUAL(run(nodir), 2);
-  const char *badlease[] = {"mica-master", "--data-dir", dir, "--lease-ms",
-                            "soon", NULL};
-  CU_ASSERT_EQUAL(run(badlease), 2);
-  const char *badswitch[] = {"mica-master", "--data-dir", dir, "--balancer",
-                             "maybe", NULL};
-  CU_ASSERT_EQUAL(run(badswitch), 2);
-  const char *extra[] = {"mica-master", "--data-dir", dir, "stray", NULL};
-  CU_ASSERT_EQUAL(run(extra), 2);
-  const char *badlisten[] = {"mica-master", "--data-dir", dir, "--listen",
-                             "256.1.1.1:99999", NULL};
-  CU_ASSERT_EQUAL(run(badlisten), 1);
-}
-
 static void add_suites(void) {
-  CU_pSuite flags = CU_add_suite("flags", NULL, NULL);
-  CU_add_test(flags, "flags", test_flags);
   CU_pSuite s = CU_add_suite("cluster", suite_init, suite_clean);
   CU_add_test(s, "create_lookup_put_get", test_create_lookup_put_get);
   CU_add_test(s, "presplit", test_presplit);

@@ -56,20 +56,10 @@ static int suite_init(void) {
    * which the master rightly stops waiting for its daughters (see
    * split_in_progress in master/ms_ops.c). */
   o.lease_ms = 8000;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err) {
-    fprintf(stderr, "cluster start: %s\n", err_msg(err));
-    err_free(err);
-    return 1;
-  }
-  return 0;
+  return cl_suite_start(&o, &g_c);
 }
 
-static int suite_clean(void) {
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 static void key_of(int i, char *k, size_t n) { snprintf(k, n, "k%06d", i); }
 static void val_of(int i, char *v, size_t n) { snprintf(v, n, "v%06d", i); }

@@ -173,15 +173,13 @@ static int suite_init(void) {
   static const char *const margs[] = {"--merge", "off", "--balancer", "off",
                                       NULL};
   o.master_args = margs;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err == NULL) {
-    slice splits[] = {slice_from_str("w1"), slice_from_str("w2"),
-                      slice_from_str("w3"), slice_from_str("w1-00000500"),
-                      slice_from_str("w3-00000500")};
-    /* Split keys must be sorted. */
-    slice sorted[] = {splits[0], splits[3], splits[1], splits[2], splits[4]};
-    err = kvc_create_table(g_c, "load", sorted, 5);
-  }
+  if (cl_suite_start(&o, &g_c) != 0) return 1;
+  slice splits[] = {slice_from_str("w1"), slice_from_str("w2"),
+                    slice_from_str("w3"), slice_from_str("w1-00000500"),
+                    slice_from_str("w3-00000500")};
+  /* Split keys must be sorted. */
+  slice sorted[] = {splits[0], splits[3], splits[1], splits[2], splits[4]};
+  mica_err *err = kvc_create_table(g_c, "load", sorted, 5);
   if (err) {
     fprintf(stderr, "suite init: %s\n", err_msg(err));
     err_free(err);
@@ -190,11 +188,7 @@ static int suite_init(void) {
   return 0;
 }
 
-static int suite_clean(void) {
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 static void test_kill_tserver_under_load(void) {
   tmap m;

@@ -48,43 +48,6 @@
 
 static cluster *g_c;
 
-/* The pid of tablet server slot `slot`: a child of this process whose
- * command line names that slot's address file. */
-static pid_t tserver_pid(int slot) {
-  char want[64];
-  snprintf(want, sizeof(want), "/logs/tserver-%d.addr", slot);
-  const char *root = cl_data_root(g_c);
-  DIR *d = opendir("/proc");
-  pid_t found = 0;
-  struct dirent *de;
-  while (d != NULL && (de = readdir(d)) != NULL && found == 0) {
-    char *end;
-    long pid = strtol(de->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0) continue;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) continue;
-    long ppid = -1;
-    if (fscanf(f, "%*d %*s %*c %ld", &ppid) != 1) ppid = -1;
-    fclose(f);
-    if (ppid != (long)getpid()) continue;
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-    f = fopen(path, "r");
-    if (f == NULL) continue;
-    char cmd[8192];
-    size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
-    fclose(f);
-    for (size_t i = 0; i < n; i++)
-      if (cmd[i] == '\0') cmd[i] = ' ';
-    cmd[n] = '\0';
-    if (strstr(cmd, "mica-tserver") && strstr(cmd, want) && strstr(cmd, root))
-      found = (pid_t)pid;
-  }
-  if (d != NULL) closedir(d);
-  return found;
-}
-
 /* ---- writes and their fate ---- */
 
 typedef struct wrec {
@@ -399,7 +362,7 @@ static void test_frozen_owner(void) {
   route_of(&a);
   int slot_a = slot_of(a.address);
   CU_ASSERT_FATAL(slot_a >= 0);
-  pid_t pid_a = tserver_pid(slot_a);
+  pid_t pid_a = cl_tserver_pid(g_c, slot_a);
   CU_ASSERT_FATAL(pid_a > 0);
 
   /* Acknowledged by A before anything happens. */

@@ -11,23 +11,22 @@
 #include <unistd.h>
 
 #include "common/slice.h"
+#include "tests/harness/proc.h"
 #include "tests/harness/testutil.h"
 
-/* Runs `cmd` through the shell; returns its exit status and its stdout and
- * stderr in `out` (NUL-terminated). */
+/* Runs `cmd` through the shell (MICA_BIN_DIR inherited); returns its exit
+ * status and its stdout and stderr in `out` (NUL-terminated). */
 static int run(const char *cmd, buf *out) {
   char full[8192];
-  snprintf(full, sizeof(full), "MICA_BIN_DIR='%s' %s 2>&1", getenv("MICA_BIN_DIR"), cmd);
+  snprintf(full, sizeof(full), "%s 2>&1", cmd);
+  th_result r;
+  TU_OK(th_run_shell(full, NULL, 300000, &r));
   buf_clear(out);
-  FILE *p = popen(full, "r");
-  if (p == NULL) return -1;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) buf_append(out, chunk, n);
+  buf_append(out, r.out.data, r.out.len);
   buf_push(out, 0);
   out->len--;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  th_result_free(&r);
+  return r.rc;
 }
 
 static bool has(const buf *b, const char *needle) {

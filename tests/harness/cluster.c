@@ -1,87 +1,45 @@
-/* cluster: starting, watching and killing the processes of a test cluster.
+/* cluster: a Mica cluster's processes for tests, on the harness's nodes
+ * (tests/harness/node.h), plus the master calls every cluster test needs.
  *
- * Processes are started with fork + execv, each in its own process group
- * member slot of a global table (`g_kids`) that the atexit and signal
- * handlers walk to SIGKILL whatever is still running; the table is a fixed
- * array of pids so the signal handler only reads plain integers. A process
- * is "up" once its --address-file exists: both binaries write it after they
- * bind and start serving. */
+ * Each slot (the master, tserver-0, tserver-1, ...) is a th_node: a
+ * restart starts a new process in the same slot, on the same data root,
+ * with the same log names. `pid` and `address` of a slot mirror its node
+ * after every start, stop and kill (sync_slot), so the master calls below
+ * can read them as plain fields. */
 #include "tests/harness/cluster.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "common/env.h"
+#include "tests/harness/node.h"
 #include "tests/harness/testutil.h"
 
-#define MAX_KIDS 64
 #define MAX_SLOTS 16
 
-static volatile pid_t g_kids[MAX_KIDS];
-static bool g_handlers;
+uint64_t cl_now_ms(void) { return th_now_ms(); }
 
-static void kill_all_kids(void) {
-  for (int i = 0; i < MAX_KIDS; i++)
-    if (g_kids[i] > 0) kill(g_kids[i], SIGKILL);
-}
-
-static void on_fatal(int sig) {
-  kill_all_kids();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-static void install_handlers(void) {
-  if (g_handlers) return;
-  g_handlers = true;
-  atexit(kill_all_kids);
-  int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTERM, SIGINT};
-  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-    signal(sigs[i], on_fatal);
-  signal(SIGPIPE, SIG_IGN);
-}
-
-static void track(pid_t pid) {
-  for (int i = 0; i < MAX_KIDS; i++)
-    if (g_kids[i] == 0) {
-      g_kids[i] = pid;
-      return;
-    }
-}
-
-static void untrack(pid_t pid) {
-  for (int i = 0; i < MAX_KIDS; i++)
-    if (g_kids[i] == pid) g_kids[i] = 0;
-}
-
-uint64_t cl_now_ms(void) { return env_now_micros(env_posix()) / 1000; }
-
-void cl_sleep_ms(uint64_t ms) { env_sleep_micros(env_posix(), ms * 1000); }
+void cl_sleep_ms(uint64_t ms) { th_sleep_ms(ms); }
 
 /* ---- one process ---- */
 
 typedef struct proc {
   char name[32];  /* "master", "tserver-2" */
-  pid_t pid;      /* 0 = not running */
-  char *address;  /* "" until up */
-  int runs;       /* processes started in this slot */
+  th_node node;
+  pid_t pid;      /* 0 = not running; mirrors node */
+  char *address;  /* "" until up, then the last address served on;
+                     borrowed from node */
 } proc;
 
 struct cluster {
   cl_options opt;
   char *root;
-  char *bin_dir;
+  char *logs; /* <root>/logs */
   proc master;
-  char *http_address; /* the master's status server, "" until up */
   proc ts[MAX_SLOTS];
   int n_ts;
   uint64_t ts_id[MAX_SLOTS];
@@ -102,170 +60,51 @@ void cl_options_init(cl_options *o) {
   o->start_timeout_ms = 30000;
 }
 
-static char *path_of(const cluster *c, const char *name, const char *ext) {
-  size_t n = strlen(c->root) + strlen(name) + strlen(ext) + 16;
-  char *p = xmalloc(n);
-  snprintf(p, n, "%s/logs/%s.%s", c->root, name, ext);
-  return p;
+static void sync_slot(proc *p) {
+  p->pid = th_node_pid(&p->node);
+  p->address = p->node.address ? p->node.address : "";
 }
 
-/* argv building: a growable NULL-terminated array of copies. */
-typedef struct args {
-  char **v;
-  size_t n;
-} args;
-
-static void arg(args *a, const char *s) {
-  a->v = xrealloc(a->v, (a->n + 2) * sizeof(*a->v));
-  a->v[a->n++] = xstrdup(s);
-  a->v[a->n] = NULL;
+static void init_slot(proc *p, const char *fmt, int i) {
+  snprintf(p->name, sizeof(p->name), fmt, i);
+  sync_slot(p);
 }
 
-static void arg_u64(args *a, const char *flag, uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof(b), "%" PRIu64, v);
-  arg(a, flag);
-  arg(a, b);
+/* Flags with numbers: "--flag", "<n>" pairs in fixed storage. */
+typedef struct num_flags {
+  const char *v[16];
+  char num[8][24];
+  int n, k;
+} num_flags;
+
+static void num_flag(num_flags *f, const char *flag, uint64_t v) {
+  snprintf(f->num[f->k], sizeof(f->num[f->k]), "%" PRIu64, v);
+  f->v[f->n++] = flag;
+  f->v[f->n++] = f->num[f->k++];
+  f->v[f->n] = NULL;
 }
 
-static void args_free(args *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->v[i]);
-  free(a->v);
-}
-
-/* Starts `argv` with stdout/stderr to the process's log files and waits
- * until it wrote `addr_file`. */
-static mica_err *spawn(cluster *c, proc *p, args *a, const char *addr_file,
-                       int timeout_ms) {
-  env *e = env_posix();
-  if (env_exists(e, addr_file)) {
-    mica_err *err = env_remove(e, addr_file);
-    if (err) return err;
-  }
-  char *out = path_of(c, p->name, "out"), *log = path_of(c, p->name, "log");
-  fflush(stdout);
-  fflush(stderr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    free(out);
-    free(log);
-    return err_new(MICA_INTERNAL, "fork: %s", strerror(errno));
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    if (freopen(out, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL)
-      _exit(127);
-    execv(a->v[0], a->v);
-    fprintf(stderr, "exec %s: %s\n", a->v[0], strerror(errno));
-    _exit(127);
-  }
-  track(pid);
-  p->pid = pid;
-  p->runs++;
-  free(out);
-  uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
-  mica_err *err = NULL;
-  for (;;) {
-    if (env_exists(e, addr_file)) {
-      buf b = BUF_INIT;
-      err = env_read_file(e, addr_file, 4096, &b);
-      if (err) break;
-      while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
-        b.len--;
-      if (b.len) {
-        buf_push(&b, 0);
-        free(p->address);
-        p->address = (char *)b.data;
-        break;
-      }
-      buf_free(&b);
-    }
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      untrack(pid);
-      p->pid = 0;
-      err = err_new(MICA_UNAVAILABLE, "%s exited (status %d) before serving; "
-                    "see %s", p->name, st, log);
-      break;
-    }
-    if (cl_now_ms() > until) {
-      err = err_new(MICA_DEADLINE_EXCEEDED, "%s did not write its address "
-                    "within %d ms; see %s", p->name, timeout_ms, log);
-      break;
-    }
-    cl_sleep_ms(10);
-  }
-  free(log);
+static mica_err *start_slot(cluster *c, proc *p, const char *prog,
+                            const char *listen, const char *master, bool http,
+                            const num_flags *f, const char *const *user) {
+  th_node_opts o = {.prog = prog, .name = p->name, .data_dir = c->root,
+                    .log_dir = c->logs, .listen = listen, .master = master,
+                    .http = http, .args = f->v, .more_args = user,
+                    .timeout_ms = c->opt.start_timeout_ms};
+  mica_err *err = th_node_start(&o, &p->node);
+  sync_slot(p);
   return err;
-}
-
-static mica_err *wait_exit(proc *p, int sig, int timeout_ms, int *status) {
-  *status = -1;
-  if (p->pid == 0) return NULL;
-  kill(p->pid, sig);
-  uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
-  for (;;) {
-    int st;
-    pid_t r = waitpid(p->pid, &st, WNOHANG);
-    if (r == p->pid) {
-      *status = st;
-      break;
-    }
-    if (cl_now_ms() > until) {
-      kill(p->pid, SIGKILL);
-      waitpid(p->pid, &st, 0);
-      untrack(p->pid);
-      p->pid = 0;
-      return err_new(MICA_DEADLINE_EXCEEDED, "%s did not exit within %d ms "
-                     "of signal %d; killed", p->name, timeout_ms, sig);
-    }
-    cl_sleep_ms(5);
-  }
-  untrack(p->pid);
-  p->pid = 0;
-  return NULL;
 }
 
 /* ---- master and servers ---- */
 
-static char *addr_file(cluster *c, const proc *p) {
-  return path_of(c, p->name, "addr");
-}
-
 static mica_err *start_master(cluster *c, const char *listen) {
-  args a = {0};
-  char bin[4096];
-  snprintf(bin, sizeof(bin), "%s/mica-master", c->bin_dir);
-  char *af = addr_file(c, &c->master);
-  arg(&a, bin);
-  arg(&a, "--data-dir");
-  arg(&a, c->root);
-  arg(&a, "--listen");
-  arg(&a, listen);
-  arg(&a, "--address-file");
-  arg(&a, af);
-  char *hf = path_of(c, c->master.name, "http");
-  arg(&a, "--http-address-file");
-  arg(&a, hf);
-  arg_u64(&a, "--lease-ms", c->opt.lease_ms);
-  arg_u64(&a, "--lease-margin-ms", c->opt.lease_margin_ms);
-  arg_u64(&a, "--heartbeat-ms", c->opt.heartbeat_ms);
-  for (const char *const *x = c->opt.master_args; x && *x; x++) arg(&a, *x);
-  mica_err *err = spawn(c, &c->master, &a, af, c->opt.start_timeout_ms);
-  args_free(&a);
-  free(af);
-  if (err == NULL) {
-    /* Written before the RPC address file, so it is there by now. */
-    buf b = BUF_INIT;
-    err = env_read_file(env_posix(), hf, 4096, &b);
-    while (b.len && b.data[b.len - 1] == '\n') b.len--;
-    buf_push(&b, 0);
-    free(c->http_address);
-    c->http_address = (char *)b.data;
-  }
-  free(hf);
+  num_flags f = {0};
+  num_flag(&f, "--lease-ms", c->opt.lease_ms);
+  num_flag(&f, "--lease-margin-ms", c->opt.lease_margin_ms);
+  num_flag(&f, "--heartbeat-ms", c->opt.heartbeat_ms);
+  mica_err *err = start_slot(c, &c->master, "mica-master", listen, NULL, true,
+                             &f, c->opt.master_args);
   if (err) return err;
   /* Other threads may be calling the master: the new channel replaces the
    * old one in one step, and the old one lives on until cl_free for the
@@ -285,28 +124,12 @@ static mica_err *start_master(cluster *c, const char *listen) {
 }
 
 static mica_err *start_tserver(cluster *c, int i) {
-  proc *p = &c->ts[i];
-  args a = {0};
-  char bin[4096];
-  snprintf(bin, sizeof(bin), "%s/mica-tserver", c->bin_dir);
-  char *af = addr_file(c, p);
-  arg(&a, bin);
-  arg(&a, "--data-dir");
-  arg(&a, c->root);
-  arg(&a, "--listen");
-  arg(&a, "127.0.0.1:0");
-  arg(&a, "--master");
-  arg(&a, c->master.address);
-  arg(&a, "--address-file");
-  arg(&a, af);
+  num_flags f = {0};
   if (c->opt.split_threshold)
-    arg_u64(&a, "--split-threshold", c->opt.split_threshold);
-  for (const char *const *x = c->opt.tserver_args; x && *x; x++) arg(&a, *x);
+    num_flag(&f, "--split-threshold", c->opt.split_threshold);
   c->ts_id[i] = 0;
-  mica_err *err = spawn(c, p, &a, af, c->opt.start_timeout_ms);
-  args_free(&a);
-  free(af);
-  return err;
+  return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,
+                    false, &f, c->opt.tserver_args);
 }
 
 mica_err *cl_response_err(const void *resp) {
@@ -366,11 +189,12 @@ mica_err *cl_wait_registered(cluster *c, int timeout_ms) {
   }
 }
 
+
 mica_err *cl_start(const cl_options *o, cluster **out) {
   *out = NULL;
-  const char *bin = getenv("MICA_BIN_DIR");
-  if (bin == NULL || bin[0] == '\0')
-    return err_new(MICA_INVALID_ARGUMENT, "MICA_BIN_DIR is not set");
+  char probe[4096];
+  mica_err *err = th_bin("mica-master", probe, sizeof(probe));
+  if (err) return err;
   if (o->tservers < 0 || o->tservers > MAX_SLOTS)
     return err_new(MICA_INVALID_ARGUMENT, "%d tablet servers: 0..%d",
                    o->tservers, MAX_SLOTS);
@@ -378,19 +202,14 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
   pthread_mutex_init(&c->ch_mu, NULL);
   c->opt = *o;
   c->root = xstrdup(tu_tmpdir());
-  c->bin_dir = xstrdup(bin);
-  install_handlers();
-  snprintf(c->master.name, sizeof(c->master.name), "master");
-  c->master.address = xstrdup("");
-  c->http_address = xstrdup("");
-  char logs[4096];
-  snprintf(logs, sizeof(logs), "%s/logs", c->root);
-  mica_err *err = env_mkdirs(env_posix(), logs);
+  size_t n = strlen(c->root) + 8;
+  c->logs = xmalloc(n);
+  snprintf(c->logs, n, "%s/logs", c->root);
+  init_slot(&c->master, "master", 0);
+  err = env_mkdirs(env_posix(), c->logs);
   if (err == NULL) err = start_master(c, "127.0.0.1:0");
   for (int i = 0; i < o->tservers && err == NULL; i++) {
-    proc *p = &c->ts[c->n_ts++];
-    snprintf(p->name, sizeof(p->name), "tserver-%d", i);
-    p->address = xstrdup("");
+    init_slot(&c->ts[c->n_ts++], "tserver-%d", i);
     err = start_tserver(c, i);
   }
   if (err == NULL) err = cl_wait_registered(c, o->start_timeout_ms);
@@ -406,12 +225,11 @@ void cl_free(cluster *c) {
   if (c == NULL) return;
   int st;
   for (int i = 0; i < c->n_ts; i++) {
-    err_free(wait_exit(&c->ts[i], SIGTERM, 10000, &st));
-    free(c->ts[i].address);
+    err_free(th_node_signal_wait(&c->ts[i].node, SIGTERM, 10000, &st));
+    th_node_clear(&c->ts[i].node);
   }
-  err_free(wait_exit(&c->master, SIGTERM, 10000, &st));
-  free(c->master.address);
-  free(c->http_address);
+  err_free(th_node_signal_wait(&c->master.node, SIGTERM, 10000, &st));
+  th_node_clear(&c->master.node);
   rpc_channel_free(c->master_ch);
   for (size_t i = 0; i < c->n_old; i++) rpc_channel_free(c->old_master_chs[i]);
   free(c->old_master_chs);
@@ -419,14 +237,28 @@ void cl_free(cluster *c) {
   free(c->chans);
   pthread_mutex_destroy(&c->ch_mu);
   free(c->root);
-  free(c->bin_dir);
+  free(c->logs);
   free(c);
+}
+
+int cl_suite_start(const cl_options *o, cluster **c) {
+  mica_err *err = cl_start(o, c);
+  if (err == NULL) return 0;
+  fprintf(stderr, "cluster start: %s\n", err_msg(err));
+  err_free(err);
+  return 1;
+}
+
+int cl_suite_stop(cluster **c) {
+  cl_free(*c);
+  *c = NULL;
+  return 0;
 }
 
 const char *cl_data_root(const cluster *c) { return c->root; }
 const char *cl_master_address(const cluster *c) { return c->master.address; }
 const char *cl_master_http_address(const cluster *c) {
-  return c->http_address;
+  return c->master.node.http_address ? c->master.node.http_address : "";
 }
 int cl_tserver_count(const cluster *c) { return c->n_ts; }
 
@@ -437,6 +269,12 @@ const char *cl_tserver_address(const cluster *c, int i) {
 bool cl_tserver_running(const cluster *c, int i) {
   return i >= 0 && i < c->n_ts && c->ts[i].pid != 0;
 }
+
+pid_t cl_tserver_pid(const cluster *c, int i) {
+  return i >= 0 && i < c->n_ts ? c->ts[i].pid : 0;
+}
+
+pid_t cl_master_pid(const cluster *c) { return c->master.pid; }
 
 uint64_t cl_tserver_id(cluster *c, int i) {
   if (i < 0 || i >= c->n_ts || c->ts[i].pid == 0) return 0;
@@ -453,39 +291,37 @@ static mica_err *check_slot(const cluster *c, int i) {
 mica_err *cl_kill_tserver(cluster *c, int i) {
   mica_err *err = check_slot(c, i);
   if (err) return err;
-  int st;
   c->ts_id[i] = 0;
-  return wait_exit(&c->ts[i], SIGKILL, 10000, &st);
+  err = th_node_kill(&c->ts[i].node);
+  sync_slot(&c->ts[i]);
+  return err;
 }
 
 mica_err *cl_kill_master(cluster *c) {
-  int st;
-  return wait_exit(&c->master, SIGKILL, 10000, &st);
-}
-
-static mica_err *stop_clean(proc *p) {
-  int st;
-  mica_err *err = wait_exit(p, SIGTERM, 10000, &st);
-  if (err) return err;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return err_new(MICA_INTERNAL, "%s did not exit cleanly on SIGTERM "
-                   "(status %d)", p->name, st);
-  return NULL;
+  mica_err *err = th_node_kill(&c->master.node);
+  sync_slot(&c->master);
+  return err;
 }
 
 mica_err *cl_stop_tserver(cluster *c, int i) {
   mica_err *err = check_slot(c, i);
   if (err) return err;
   c->ts_id[i] = 0;
-  return stop_clean(&c->ts[i]);
+  err = th_node_stop(&c->ts[i].node, 10000);
+  sync_slot(&c->ts[i]);
+  return err;
 }
 
-mica_err *cl_stop_master(cluster *c) { return stop_clean(&c->master); }
+mica_err *cl_stop_master(cluster *c) {
+  mica_err *err = th_node_stop(&c->master.node, 10000);
+  sync_slot(&c->master);
+  return err;
+}
 
 mica_err *cl_restart_tserver(cluster *c, int i) {
   mica_err *err = check_slot(c, i);
   if (err) return err;
-  if (c->ts[i].pid != 0)
+  if (th_node_running(&c->ts[i].node))
     return err_new(MICA_ALREADY_EXISTS, "%s is running", c->ts[i].name);
   err = start_tserver(c, i);
   if (err) return err;
@@ -493,7 +329,7 @@ mica_err *cl_restart_tserver(cluster *c, int i) {
 }
 
 mica_err *cl_restart_master(cluster *c) {
-  if (c->master.pid != 0)
+  if (th_node_running(&c->master.node))
     return err_new(MICA_ALREADY_EXISTS, "the master is running");
   char *addr = xstrdup(c->master.address);
   mica_err *err = NULL;
@@ -513,8 +349,7 @@ mica_err *cl_add_tserver(cluster *c, int *slot) {
     return err_new(MICA_RESOURCE_EXHAUSTED, "at most %d tablet servers",
                    MAX_SLOTS);
   int i = c->n_ts++;
-  snprintf(c->ts[i].name, sizeof(c->ts[i].name), "tserver-%d", i);
-  c->ts[i].address = xstrdup("");
+  init_slot(&c->ts[i], "tserver-%d", i);
   *slot = i;
   mica_err *err = start_tserver(c, i);
   if (err) return err;

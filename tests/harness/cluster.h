@@ -7,15 +7,17 @@
  * killed (SIGKILL) and restarted on the same data root; a restarted master
  * listens on its previous address so the tablet servers find it again.
  *
- * No child outlives the test: cl_free() stops every process, and a process
- * that dies without reaching cl_free() (a failed CUnit assertion that
- * longjmps, an abort, a signal) still takes its children with it, because
- * each child is started with PR_SET_PDEATHSIG and the helper installs
- * atexit and fatal-signal handlers that SIGKILL every child it started.
+ * No child outlives the test: cl_free() stops every process, and the
+ * harness's process guard (tests/harness/proc.h) kills whatever a test that
+ * ends early (a failed CUnit assertion, an abort, a signal) left running.
  *
- * Each process writes its stderr to <root>/logs/<name>.log and its stdout
- * (the `listening` line) to <root>/logs/<name>.out; set MICA_KEEP_TMP=1 to
- * keep them after the run.
+ * Each process is a harness node (tests/harness/node.h) named "master" or
+ * "tserver-<slot>", with its files in <root>/logs: <name>.log (stderr),
+ * <name>.out (stdout, the `listening` line), <name>.addr; set
+ * MICA_KEEP_TMP=1 to keep them after the run.
+ *
+ * For a CUnit suite: cl_suite_start() and cl_suite_stop() are the init and
+ * clean-up bodies of a suite that shares one cluster.
  *
  * Also here: shared channels to the master and to any address, and
  * cl_call_master(), a unary call to the master that turns the transport
@@ -31,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 #include "proto/rpc.h"
@@ -63,6 +66,12 @@ mica_err *cl_start(const cl_options *o, cluster **out);
  * frees. Accepts NULL. */
 void cl_free(cluster *c);
 
+/* A suite's init: cl_start() into *c; on failure prints why and returns 1
+ * (CUnit then fails the suite), else 0. */
+int cl_suite_start(const cl_options *o, cluster **c);
+/* A suite's clean-up: cl_free(*c), *c = NULL; returns 0. */
+int cl_suite_stop(cluster **c);
+
 const char *cl_data_root(const cluster *c);
 const char *cl_master_address(const cluster *c);
 /* The master's HTTP status server (status page, /api/..., /metrics). */
@@ -73,6 +82,10 @@ const char *cl_tserver_address(const cluster *c, int i);
 bool cl_tserver_running(const cluster *c, int i);
 /* The server id the master gave slot i's current process (0 = unknown). */
 uint64_t cl_tserver_id(cluster *c, int i);
+/* The pid of slot i's process, or of the master; 0 when not running. For
+ * signals a test sends itself (SIGSTOP to freeze a server). */
+pid_t cl_tserver_pid(const cluster *c, int i);
+pid_t cl_master_pid(const cluster *c);
 
 /* SIGKILL, then reap. */
 mica_err *cl_kill_tserver(cluster *c, int i);

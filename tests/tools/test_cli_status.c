@@ -23,13 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/slice.h"
 #include "mica/mica.h"
 #include "tests/harness/cluster.h"
+#include "tests/harness/node.h"
 #include "tests/harness/testutil.h"
 #include "tools/mica/mjson.h"
 
@@ -41,69 +41,23 @@ static const char *const g_master_args[] = {"--merge", "off", "--balancer", "off
 
 /* ---- running the CLI ---- */
 
-typedef struct result {
-  int rc;
-  buf out, err;
-} result;
-
-static void result_free(result *r) {
-  buf_free(&r->out);
-  buf_free(&r->err);
-}
-
-static void slurp(int fd, buf *b) {
-  char tmp[4096];
-  ssize_t n;
-  lseek(fd, 0, SEEK_SET);
-  while ((n = read(fd, tmp, sizeof tmp)) > 0) buf_append(b, tmp, (size_t)n);
-  buf_push(b, 0);
-  b->len--;
-}
-
-static const char *out_of(const result *r) { return r->out.data ? (char *)r->out.data : ""; }
-static const char *err_of(const result *r) { return r->err.data ? (char *)r->err.data : ""; }
-
-/* Runs `argv[0]` (g_mica when NULL) with the NULL-terminated `argv`,
+/* Runs the NULL-terminated `argv` (argv[0] a path or a name in PATH) with
  * `in` on stdin. */
-static result run_argv(const char *const *argv, const char *in) {
-  result r;
-  memset(&r, 0, sizeof r);
-  char tmpl_out[4096], tmpl_err[4096];
-  int fo = tu_mkstemp("status-out", tmpl_out, sizeof tmpl_out);
-  int fe = tu_mkstemp("status-err", tmpl_err, sizeof tmpl_err);
-  int pin[2];
-  CU_ASSERT_FATAL(fo >= 0 && fe >= 0 && pipe(pin) == 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pin[0], 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    close(pin[1]);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(pin[0]);
-  if (in != NULL && write(pin[1], in, strlen(in)) < 0) CU_FAIL("write stdin");
-  close(pin[1]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  slurp(fo, &r.out);
-  slurp(fe, &r.err);
-  close(fo);
-  close(fe);
-  unlink(tmpl_out);
-  unlink(tmpl_err);
+static th_result run_argv(const char *const *argv, const char *in) {
+  th_result r;
+  TU_OK(th_run(argv, NULL, in, 0, &r));
   return r;
 }
 
 /* mica --master <the cluster's> --deadline 5000 ARGS... */
-static result mica(const char *const *args) {
-  const char *argv[32] = {g_mica, "--master", cl_master_address(g_c), "--deadline", "5000"};
-  int n = 5;
+static th_result mica(const char *const *args) {
+  const char *argv[32] = {"--deadline", "5000"};
+  int n = 2;
   for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
   argv[n] = NULL;
-  return run_argv(argv, NULL);
+  th_result r;
+  TU_OK(th_mica_cli(cl_master_address(g_c), NULL, argv, 0, &r));
+  return r;
 }
 
 #define MICA(...) mica((const char *const[]){__VA_ARGS__, NULL})
@@ -116,16 +70,16 @@ static int count_lines(const char *s) {
 
 /* Asserts a failure: exit 1, nothing on stdout, one line on stderr that
  * contains `needle`. */
-static void expect_fail(result r, const char *needle) {
-  if (r.rc != 1 || strstr(err_of(&r), needle) == NULL || r.out.len != 0 ||
-      count_lines(err_of(&r)) != 1)
+static void expect_fail(th_result r, const char *needle) {
+  if (r.rc != 1 || strstr(th_err(&r), needle) == NULL || r.out.len != 0 ||
+      count_lines(th_err(&r)) != 1)
     fprintf(stderr, "\nexit %d (want 1), want '%s' in stderr:\n%s\nstdout:\n%s\n", r.rc,
-            needle, err_of(&r), out_of(&r));
+            needle, th_err(&r), th_out(&r));
   CU_ASSERT_EQUAL(r.rc, 1);
-  CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&r), needle));
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&r), needle));
   CU_ASSERT_EQUAL(r.out.len, 0);
-  CU_ASSERT_EQUAL(count_lines(err_of(&r)), 1);
-  result_free(&r);
+  CU_ASSERT_EQUAL(count_lines(th_err(&r)), 1);
+  th_result_free(&r);
 }
 
 /* ---- a tiny HTTP server serving canned answers ---- */
@@ -226,12 +180,7 @@ static int suite_init(void) {
   cl_options_init(&o);
   o.tservers = 2;
   o.master_args = g_master_args;
-  mica_err *err = cl_start(&o, &g_c);
-  if (err) {
-    fprintf(stderr, "cluster start: %s\n", err_msg(err));
-    err_free(err);
-    return 1;
-  }
+  if (cl_suite_start(&o, &g_c) != 0) return 1;
   mica_client *c = NULL;
   int rc = mica_open(cl_master_address(g_c), NULL, &c);
   mica_key splits[] = {{"m", 1}};
@@ -247,11 +196,7 @@ static int suite_init(void) {
   return rc == MICA_OK ? 0 : 1;
 }
 
-static int suite_clean(void) {
-  cl_free(g_c);
-  g_c = NULL;
-  return 0;
-}
+static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 /* ---- GetInfo ---- */
 
@@ -302,10 +247,10 @@ static void test_get_info(void) {
 /* ---- the summary ---- */
 
 static void test_summary(void) {
-  result r = MICA("status");
-  if (r.rc != 0) fprintf(stderr, "\nstatus: %s\n", err_of(&r));
+  th_result r = MICA("status");
+  if (r.rc != 0) fprintf(stderr, "\nstatus: %s\n", th_err(&r));
   CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-  const char *out = out_of(&r);
+  const char *out = th_out(&r);
   char want[256];
   snprintf(want, sizeof want, "cluster statustest: master %s, version %s, up ",
            cl_master_address(g_c), MICA_VERSION);
@@ -336,22 +281,22 @@ static void test_summary(void) {
     warnings++;
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nwarning: ")); /* balancer/merges off */
   CU_ASSERT_EQUAL(count_lines(out), 2 + warnings + 1 + 3 + 1 + 3);
-  result_free(&r);
+  th_result_free(&r);
 
   /* --http skips the master: a wrong --master does not matter. */
   const char *argv[] = {g_mica, "--master", "127.0.0.1:1", "--deadline", "300", "status",
                         "--http", cl_master_http_address(g_c), NULL};
   r = run_argv(argv, NULL);
   CU_ASSERT_EQUAL(r.rc, 0);
-  CU_ASSERT_PTR_NOT_NULL(strstr(out_of(&r), "\nbeta.2  1  "));
-  result_free(&r);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "\nbeta.2  1  "));
+  th_result_free(&r);
 }
 
 /* ---- --json ---- */
 
 static void test_json(void) {
-  result r = MICA("status", "--json");
-  if (r.rc != 0) fprintf(stderr, "\nstatus --json: %s\n", err_of(&r));
+  th_result r = MICA("status", "--json");
+  if (r.rc != 0) fprintf(stderr, "\nstatus --json: %s\n", th_err(&r));
   CU_ASSERT_EQUAL_FATAL(r.rc, 0);
 
   /* Python's json module agrees it is JSON with the three keys. */
@@ -363,17 +308,17 @@ static void test_json(void) {
                         "print(len(d['servers']['servers']), "
                         "' '.join(t['name'] for t in d['tables']['tables']))\n",
                         NULL};
-    result p = run_argv(py, out_of(&r));
-    if (p.rc != 0) fprintf(stderr, "\npython3: %s\n", err_of(&p));
+    th_result p = run_argv(py, th_out(&r));
+    if (p.rc != 0) fprintf(stderr, "\npython3: %s\n", th_err(&p));
     CU_ASSERT_EQUAL(p.rc, 0);
-    CU_ASSERT_STRING_EQUAL(out_of(&p), "2 alpha beta.2\n");
-    result_free(&p);
+    CU_ASSERT_STRING_EQUAL(th_out(&p), "2 alpha beta.2\n");
+    th_result_free(&p);
   } else {
     fprintf(stderr, "\n(python3 missing: JSON checked by mjson only)\n");
   }
 
   char why[200];
-  mj_val *v = mj_parse(out_of(&r), r.out.len, why, sizeof why);
+  mj_val *v = mj_parse(th_out(&r), r.out.len, why, sizeof why);
   if (v == NULL) fprintf(stderr, "\n--json output: %s\n", why);
   CU_ASSERT_PTR_NOT_NULL_FATAL(v);
   CU_ASSERT_EQUAL(v->type, MJ_OBJECT);
@@ -394,7 +339,7 @@ static void test_json(void) {
   CU_ASSERT_STRING_EQUAL(mj_get(tb->items[0], "name")->str, "alpha");
   CU_ASSERT_STRING_EQUAL(mj_get(tb->items[1], "name")->str, "beta.2");
   mj_free(v);
-  result_free(&r);
+  th_result_free(&r);
 }
 
 /* ---- failures ---- */
@@ -421,7 +366,7 @@ static void test_unreachable(void) {
 
   /* The master itself unreachable: the line names its address. */
   const char *argv[] = {g_mica, "--master", addr, "--deadline", "500", "status", NULL};
-  result r = run_argv(argv, NULL);
+  th_result r = run_argv(argv, NULL);
   char want[128];
   snprintf(want, sizeof want, "cannot reach the master at %s", addr);
   expect_fail(r, want);
@@ -450,10 +395,10 @@ static void test_bad_answers(void) {
 
   /* The well-formed fake first: uptime, sizes and raw bytes escaped. */
   fake_set(&f, "200 OK", good_cluster, good_servers, good_tables);
-  result r = MICA("status", "--http", addr);
-  if (r.rc != 0) fprintf(stderr, "\nfake status: %s\n", err_of(&r));
+  th_result r = MICA("status", "--http", addr);
+  if (r.rc != 0) fprintf(stderr, "\nfake status: %s\n", th_err(&r));
   CU_ASSERT_EQUAL(r.rc, 0);
-  const char *out = out_of(&r);
+  const char *out = th_out(&r);
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "cluster fake: master m:1, version 9.9, up 1h02m\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "servers: 1 live, 0 suspect, 1 dead; tables: 1; "
                                      "tablets: 4 (1 in transition); 3.0 MiB, 10 keys\n"));
@@ -462,7 +407,7 @@ static void test_bad_answers(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "1.2"));
   CU_ASSERT_PTR_NULL(strchr(out, 0x1b)); /* no raw escape reaches a terminal */
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nt      4        3.0 MiB  10\n"));
-  result_free(&r);
+  th_result_free(&r);
 
   /* A status other than 200. */
   fake_set(&f, "404 Not Found", "{\"error\": \"no\"}", good_servers, good_tables);
@@ -504,9 +449,9 @@ static void test_bad_answers(void) {
     fake_set(&f, "200 OK", b[0], b[1], b[2]);
     static const char *const ep[] = {"cluster", "servers", "tables"};
     snprintf(url, sizeof url, "%s%s", base, ep[cases[i].which]);
-    result rr = MICA("status", "--http", addr);
-    if (strstr(err_of(&rr), url) == NULL) fprintf(stderr, "\ncase %zu: no URL %s\n", i, url);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&rr), url));
+    th_result rr = MICA("status", "--http", addr);
+    if (strstr(th_err(&rr), url) == NULL) fprintf(stderr, "\ncase %zu: no URL %s\n", i, url);
+    CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&rr), url));
     expect_fail(rr, cases[i].needle);
   }
   /* --json refuses answers that are not JSON objects, so its output is
@@ -519,9 +464,9 @@ static void test_bad_answers(void) {
   fake_set(&f, "200 OK", "{\"anything\": [1, {\"x\": null}]}\n", "{}", "{ }");
   r = MICA("status", "--json", "--http", addr);
   CU_ASSERT_EQUAL(r.rc, 0);
-  CU_ASSERT_STRING_EQUAL(out_of(&r), "{\"cluster\": {\"anything\": [1, {\"x\": null}]},\n"
+  CU_ASSERT_STRING_EQUAL(th_out(&r), "{\"cluster\": {\"anything\": [1, {\"x\": null}]},\n"
                                      " \"servers\": {},\n \"tables\": { }}\n");
-  result_free(&r);
+  th_result_free(&r);
   pthread_mutex_lock(&f.mu);
   CU_ASSERT(f.requests > 20);
   pthread_mutex_unlock(&f.mu);
@@ -554,8 +499,8 @@ static void test_master_without_http(void) {
     char want[160];
     snprintf(want, sizeof want, "the master at %s reports %s HTTP address",
              rpc_server_address(srv), i == 0 ? "no" : "an unusable");
-    result r = run_argv(argv, NULL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&r), "give one with --http HOST:PORT"));
+    th_result r = run_argv(argv, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&r), "give one with --http HOST:PORT"));
     expect_fail(r, want);
     rpc_server_free(srv);
   }
@@ -564,18 +509,18 @@ static void test_master_without_http(void) {
 /* ---- usage ---- */
 
 static void test_usage(void) {
-  result r = MICA("status", "--help");
+  th_result r = MICA("status", "--help");
   CU_ASSERT_EQUAL(r.rc, 0);
-  CU_ASSERT_PTR_NOT_NULL(strstr(out_of(&r), "usage: mica status [--json] [--http HOST:PORT]"));
-  CU_ASSERT_PTR_NOT_NULL(strstr(out_of(&r), "Example:\n  mica"));
-  result_free(&r);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "usage: mica status [--json] [--http HOST:PORT]"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "Example:\n  mica"));
+  th_result_free(&r);
   r = MICA("help", "status");
   CU_ASSERT_EQUAL(r.rc, 0);
-  CU_ASSERT_PTR_NOT_NULL(strstr(out_of(&r), "--json"));
-  result_free(&r);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "--json"));
+  th_result_free(&r);
   r = MICA("--help");
-  CU_ASSERT_PTR_NOT_NULL(strstr(out_of(&r), "\n  status [--json] [--http HOST:PORT]"));
-  result_free(&r);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "\n  status [--json] [--http HOST:PORT]"));
+  th_result_free(&r);
 
   static const char *const bad[][4] = {
       {"status", "--bogus", NULL},        {"status", "extra", NULL},
@@ -588,21 +533,21 @@ static void test_usage(void) {
     r = mica(bad[i]);
     if (r.rc != 2) fprintf(stderr, "\ncase %zu: exit %d\n", i, r.rc);
     CU_ASSERT_EQUAL(r.rc, 2);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&r), "usage: mica status"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&r), "usage: mica status"));
     CU_ASSERT_EQUAL(r.out.len, 0);
-    result_free(&r);
+    th_result_free(&r);
   }
   /* IPv6 literals are accepted as addresses (and refused as unreachable). */
   r = MICA("status", "--deadline", "1", "--http", "[::1]:1");
   CU_ASSERT_EQUAL(r.rc, 2); /* --deadline is a global flag, not status's */
-  result_free(&r);
+  th_result_free(&r);
   int fd;
   char v6[64];
   snprintf(v6, sizeof v6, "[::1]:%d", dead_port(&fd));
   r = MICA("status", "--http", v6);
   CU_ASSERT_EQUAL(r.rc, 1);
-  CU_ASSERT_PTR_NOT_NULL(strstr(err_of(&r), "http://[::1]:"));
-  result_free(&r);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&r), "http://[::1]:"));
+  th_result_free(&r);
   close(fd);
 }
 

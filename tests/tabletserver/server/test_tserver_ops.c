@@ -56,34 +56,18 @@ static int suite_clean(void) {
 /* Runs mica-tserver with `args`, stdout and stderr to files; returns the
  * exit code and appends the outputs to `out` / `err`. */
 static int run_capture(const char *const *args, buf *out, buf *errb) {
-  const char *dir = tu_tmpdir();
-  char o[600], e2[600], exe[600];
-  snprintf(o, sizeof o, "%s/out", dir);
-  snprintf(e2, sizeof e2, "%s/err", dir);
-  snprintf(exe, sizeof exe, "%s/mica-tserver", getenv("MICA_BIN_DIR"));
-  const char *argv[16];
-  int n = 0;
-  argv[n++] = exe;
-  for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
-  argv[n] = NULL;
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fe = open(e2, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    execv(exe, (char *const *)argv);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  err_free(env_read_file(env_posix(), o, 1 << 20, out));
-  err_free(env_read_file(env_posix(), e2, 1 << 20, errb));
+  char exe[4096];
+  TU_OK(th_bin("mica-tserver", exe, sizeof exe));
+  const char *argv[16] = {exe};
+  for (int i = 0; args[i] && i < 14; i++) argv[i + 1] = args[i];
+  th_result r;
+  TU_OK(th_run(argv, NULL, NULL, 0, &r));
+  buf_append(out, r.out.data, r.out.len);
+  buf_append(errb, r.err.data, r.err.len);
   buf_push(out, 0);
   buf_push(errb, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  th_result_free(&r);
+  return r.rc;
 }
 
 static void test_flags(void) {

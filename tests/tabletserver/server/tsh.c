@@ -1,127 +1,37 @@
 /* tsh: starting real mica-tserver processes for the integration tests and
  * the thin call wrappers they share (contract in tsh.h). */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "common/env.h"
 #include "tests/tabletserver/server/tsh.h"
 
-#define TSH_MAX_PROCS 64
-
-static pid_t live[TSH_MAX_PROCS];
-static bool atexit_set;
-
-static void kill_all(void) {
-  for (int i = 0; i < TSH_MAX_PROCS; i++)
-    if (live[i] > 0) {
-      kill(live[i], SIGKILL);
-      waitpid(live[i], NULL, 0);
-      live[i] = 0;
-    }
-}
-
-static void track(pid_t pid, bool add) {
-  for (int i = 0; i < TSH_MAX_PROCS; i++)
-    if (add ? live[i] == 0 : live[i] == pid) {
-      live[i] = add ? pid : 0;
-      return;
-    }
-}
-
-bool tsh_sanitized(void) {
-#if defined(__SANITIZE_ADDRESS__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  return true;
-#else
-  return false;
-#endif
-#else
-  return false;
-#endif
-}
-
 mica_err *tsh_start(const char *dir, const char *const *extra, tsh_proc *p) {
-  if (!atexit_set) {
-    atexit(kill_all);
-    atexit_set = true;
-  }
   memset(p, 0, sizeof(*p));
-  snprintf(p->dir, sizeof p->dir, "%s", dir);
-  const char *bin = getenv("MICA_BIN_DIR");
-  if (bin == NULL) bin = ".";
-  char exe[600], afile[600];
-  snprintf(exe, sizeof exe, "%s/mica-tserver", bin);
-  snprintf(afile, sizeof afile, "%s/tserver.addr.%d", dir, (int)getpid());
-  snprintf(p->log, sizeof p->log, "%s/tserver.log", dir);
-  env *e = env_posix();
-  err_free(env_remove(e, afile));
-  const char *argv[64];
-  int n = 0;
-  argv[n++] = exe;
-  argv[n++] = "--data-dir";
-  argv[n++] = dir;
-  argv[n++] = "--address-file";
-  argv[n++] = afile;
-  for (int i = 0; extra != NULL && extra[i] != NULL && n < 62; i++)
-    argv[n++] = extra[i];
-  argv[n] = NULL;
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) return err_new(MICA_INTERNAL, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int nul = open("/dev/null", O_WRONLY);
-    if (fd >= 0) dup2(fd, 2);
-    if (nul >= 0) dup2(nul, 1);
-    execv(exe, (char *const *)argv);
-    _exit(127);
-  }
-  track(pid, true);
-  p->pid = pid;
   /* ASan builds start slowly on a busy machine. */
-  for (int i = 0; i < 600; i++) {
-    buf b = BUF_INIT;
-    mica_err *re = env_read_file(e, afile, 256, &b);
-    if (re == NULL && b.len > 1 && b.data[b.len - 1] == '\n') {
-      size_t l = b.len - 1 < sizeof p->addr - 1 ? b.len - 1 : sizeof p->addr - 1;
-      memcpy(p->addr, b.data, l);
-      p->addr[l] = '\0';
-      buf_free(&b);
-      return rpc_channel_new(p->addr, NULL, &p->ch);
-    }
-    err_free(re);
-    buf_free(&b);
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      track(pid, false);
-      p->pid = 0;
-      return err_new(MICA_UNAVAILABLE, "mica-tserver exited early (status %d); "
-                     "see %s", st, p->log);
-    }
-    usleep(50000);
+  th_node_opts o = {.prog = "mica-tserver", .name = "tserver",
+                    .data_dir = dir, .log_dir = dir, .args = extra,
+                    .timeout_ms = 30000};
+  mica_err *err = th_node_start(&o, &p->node);
+  if (err == NULL && strlen(p->node.address) >= sizeof(p->addr))
+    err = err_new(MICA_INTERNAL, "address too long: %s", p->node.address);
+  if (err == NULL) {
+    snprintf(p->addr, sizeof(p->addr), "%s", p->node.address);
+    err = rpc_channel_new(p->addr, NULL, &p->ch);
   }
-  return err_new(MICA_UNAVAILABLE, "mica-tserver wrote no address in 30 s");
+  if (err) th_node_clear(&p->node);
+  return err;
 }
 
 int tsh_stop(tsh_proc *p, int sig) {
   rpc_channel_free(p->ch);
   p->ch = NULL;
-  if (p->pid <= 0) return -1;
-  kill(p->pid, sig);
-  int st = 0;
-  if (waitpid(p->pid, &st, 0) != p->pid) st = -1;
-  track(p->pid, false);
-  p->pid = 0;
+  int st = -1;
+  if (p->node.proc != NULL)
+    err_free(th_node_signal_wait(&p->node, sig, 60000, &st));
+  th_node_clear(&p->node);
   return st;
 }
 

@@ -1,10 +1,10 @@
 /* tsh: what the tablet server integration tests share.
  *
  * tsh_start() runs a real mica-tserver (from $MICA_BIN_DIR) on
- * 127.0.0.1:0 over a given data root, waits for its --address-file and
- * connects a channel. Every process started is killed with SIGKILL at exit
- * (also when a fatal assertion ends the test early), so no test leaves a
- * server behind. The small wrappers turn a call's transport error or its
+ * 127.0.0.1:0 over a given data root, as a harness node
+ * (tests/harness/node.h: its address file waited for, its log in the data
+ * root as tserver.log, killed at exit whatever ends the test), and connects
+ * a channel. The small wrappers turn a call's transport error or its
  * response Status into one mica_err, so tests can use TU_OK / TU_ERR.
  *
  * Thread-safety: tsh_start/tsh_stop on the main thread; the wrappers from
@@ -18,23 +18,23 @@
 
 #include "common/slice.h"
 #include "proto/rpc.h"
+#include "tests/harness/node.h"
 
 typedef struct tsh_proc {
-  pid_t pid;
+  th_node node;
   char addr[64];
-  char dir[512];    /* the data root */
-  char log[600];    /* stderr of the process */
   rpc_channel *ch;
 } tsh_proc;
 
 /* Starts mica-tserver --data-dir `dir` plus the NULL-terminated `extra`
  * flags (may be NULL). */
 mica_err *tsh_start(const char *dir, const char *const *extra, tsh_proc *p);
-/* Sends `sig`, waits for the exit, frees the channel. Returns the exit
- * status as waitpid reports it (-1 if the process was gone). */
+/* Sends `sig`, waits for the exit (SIGKILL after 60 s), frees the channel
+ * and the node. Returns the exit status as waitpid reports it (-1 if the
+ * process was gone). */
 int tsh_stop(tsh_proc *p, int sig);
 /* True when the build has AddressSanitizer (tests scale their sizes). */
-bool tsh_sanitized(void);
+static inline bool tsh_sanitized(void) { return th_sanitized(); }
 
 typedef struct tsh_ref {
   uint64_t id, re, ae;
