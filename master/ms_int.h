@@ -84,6 +84,7 @@ typedef struct ms_tbl {
 typedef struct ms_srv {
   uint64_t id;
   char *address;
+  char *http_address; /* its /metrics server; "" when it announced none */
   uint64_t incarnation;
   uint64_t registered_ms;
   bool dead;

@@ -400,11 +400,16 @@ static void fill_reply(ms *m, const ms_srv *s, ms_server_reply *reply) {
 }
 
 mica_err *ms_handle_register(ms *m, const char *address,
+                             const char *http_address,
                              uint64_t prev_server_id, uint64_t incarnation,
                              const ms_report *tablets, size_t n,
                              uint64_t now, ms_server_reply *reply) {
   memset(reply, 0, sizeof(*reply));
+  if (http_address == NULL) http_address = "";
   mica_err *err = check_address(address);
+  if (!err && strlen(http_address) > 1024)
+    err = err_new(MICA_INVALID_ARGUMENT, "server http address must be at "
+                  "most 1024 bytes");
   if (err) return err;
   LOCK(m);
   m->now = now;
@@ -431,6 +436,8 @@ mica_err *ms_handle_register(ms *m, const char *address,
       put_length_prefixed(&b, slice_from_str(address));
       put_varint64(&b, incarnation);
       put_varint64(&b, ms_wall_ms(m, now));
+      if (http_address[0] != 0)
+        put_length_prefixed(&b, slice_from_str(http_address));
       err = ms_commit(m, REC_SERVER_ADD, &b);
       buf_free(&b);
       if (!err) {
@@ -444,6 +451,12 @@ mica_err *ms_handle_register(ms *m, const char *address,
                  "registered again reporting %zu tablets", s->id, address, n);
   }
   if (!err) {
+    /* A process adopted again from a log written before servers announced
+     * an HTTP address learns it here, in memory (see METALOG_FORMAT.md). */
+    if (strcmp(s->http_address, http_address) != 0) {
+      free(s->http_address);
+      s->http_address = xstrdup(http_address);
+    }
     s->renewed_at = now;
     s->reported = true;
     err = ms_take_reports(m, s, tablets, n, false, reply);
@@ -584,6 +597,7 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
     ms_server_info *x = &v[k++];
     x->server_id = s->id;
     x->address = xstrdup(s->address);
+    x->http_address = xstrdup(s->http_address);
     x->state = s->dead ? MS_SERVER_DEAD
                : now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
                                                       : MS_SERVER_LIVE;

@@ -156,6 +156,7 @@ void ms_table_infos_free(ms_table_info *v, size_t n);
 typedef struct ms_server_info {
   uint64_t server_id;
   char *address;
+  char *http_address; /* its /metrics and /healthz; "" when it gave none */
   int state; /* enum ms_server_state */
   uint64_t lease_age_ms;
   uint32_t tablet_count;
@@ -244,7 +245,10 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
 
 /* ---- tablet servers ---- */
 
-/* A server process announces itself. `prev_server_id` and `incarnation`
+/* A server process announces itself at RPC `address`, with the HTTP
+ * address of its /metrics (`http_address`; NULL or "" = none), which is
+ * logged with the server and shown in server lists.
+ * `prev_server_id` and `incarnation`
  * identify a process that registered before (with a master that has since
  * restarted, or after its own lease ran out): when both match a server the
  * master does not consider dead, the id is kept and the reported tablets
@@ -253,6 +257,7 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
  * logged, and an older live server with the same address (a previous
  * process on that port) is declared dead at once. */
 mica_err *ms_handle_register(ms *m, const char *address,
+                             const char *http_address,
                              uint64_t prev_server_id, uint64_t incarnation,
                              const ms_report *tablets, size_t n,
                              uint64_t now, ms_server_reply *reply);

@@ -385,6 +385,7 @@ static void h_list_servers(rpc_call *call, const ProtobufCMessage *req,
     x->read_rate = v[i].read_rate;
     x->write_rate = v[i].write_rate;
     x->registered_ms = v[i].registered_ms;
+    x->http_address = a_str(a, v[i].http_address);
     resp.servers[i] = x;
   }
   resp.n_servers = n;
@@ -717,7 +718,7 @@ static void h_register(rpc_call *call, const ProtobufCMessage *req,
   const Mica__V1__RegisterServerRequest *r = (const void *)req;
   ms_report *rep = reports_of(r->tablets, r->n_tablets);
   ms_server_reply rp;
-  mica_err *err = ms_handle_register(s->core, r->address,
+  mica_err *err = ms_handle_register(s->core, r->address, r->http_address,
                                      r->previous_server_id, r->incarnation,
                                      rep, r->n_tablets, msrv_now(s), &rp);
   free(rep);

@@ -394,7 +394,7 @@ static void test_late_heartbeat_and_same_address(void) {
          MICA_NOT_FOUND);
   TU_ERR(ms_handle_heartbeat(c.m, c.s[1].id, c.s[1].inc + 2, NULL, 0, c.now,
                              &r), MICA_NOT_FOUND);
-  TU_ERR(ms_handle_register(c.m, "", 0, 1, NULL, 0, c.now, &r),
+  TU_ERR(ms_handle_register(c.m, "", NULL, 0, 1, NULL, 0, c.now, &r),
          MICA_INVALID_ARGUMENT);
 
   /* Server 1 restarts at its address with a new incarnation. */
@@ -1072,7 +1072,7 @@ static void test_restart_reconciles(void) {
     rep[k].stats = c.s[1].served[k].stats;
   }
   ms_server_reply r;
-  TU_OK(ms_handle_register(c.m, c.s[1].addr, c.s[1].id, c.s[1].inc, rep,
+  TU_OK(ms_handle_register(c.m, c.s[1].addr, NULL, c.s[1].id, c.s[1].inc, rep,
                            (size_t)c.s[1].n, c.now, &r));
   CU_ASSERT_EQUAL(r.server_id, c.s[1].id);
   CU_ASSERT_EQUAL_FATAL(r.n_close, 1);
@@ -1427,7 +1427,7 @@ static void random_run(uint64_t steps) {
               rep[k].stats = c.s[i].served[k].stats;
             }
             ms_server_reply r;
-            e = ms_handle_register(c.m, c.s[i].addr, c.s[i].id, c.s[i].inc,
+            e = ms_handle_register(c.m, c.s[i].addr, NULL, c.s[i].id, c.s[i].inc,
                                    rep, (size_t)c.s[i].n, c.now, &r);
             if (e == NULL) {
               for (size_t k = 0; k < r.n_close; k++)
