@@ -34,7 +34,8 @@ enum {
   REC_SPLIT = 12,
   REC_MERGE_BEGIN = 13,
   REC_MERGE_COMMIT = 14,
-  REC_CONFIG = 15
+  REC_CONFIG = 15,
+  REC_SERVER_HTTP = 16
 };
 
 /* Why a tablet is closing (durable). */

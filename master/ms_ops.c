@@ -450,13 +450,17 @@ mica_err *ms_handle_register(ms *m, const char *address,
     ms_event_add(m, "register", 0, s->id, "server %" PRIu64 " at %s "
                  "registered again reporting %zu tablets", s->id, address, n);
   }
+  if (!err && strcmp(s->http_address, http_address) != 0) {
+    /* An adopted process announcing another HTTP address (one whose
+     * SERVER_ADD predates the field, or one restarted by hand with the same
+     * incarnation): the change is logged like any durable fact. */
+    buf b = BUF_INIT;
+    put_varint64(&b, s->id);
+    put_length_prefixed(&b, slice_from_str(http_address));
+    err = ms_commit(m, REC_SERVER_HTTP, &b);
+    buf_free(&b);
+  }
   if (!err) {
-    /* A process adopted again from a log written before servers announced
-     * an HTTP address learns it here, in memory (see METALOG_FORMAT.md). */
-    if (strcmp(s->http_address, http_address) != 0) {
-      free(s->http_address);
-      s->http_address = xstrdup(http_address);
-    }
     s->renewed_at = now;
     s->reported = true;
     err = ms_take_reports(m, s, tablets, n, false, reply);

@@ -598,6 +598,23 @@ static mica_err *apply_config(ms *m, rd *r, bool dry) {
   return NULL;
 }
 
+static mica_err *apply_server_http(ms *m, rd *r, bool dry) {
+  uint64_t id = rd_u64(r);
+  slice http = rd_bytes(r);
+  mica_err *err = rd_end(r, "server-http");
+  if (err) return err;
+  ms_srv *s = ms_find_srv(m, id);
+  if (s == NULL || s->dead)
+    return bad("server-http: no live server %" PRIu64, id);
+  if (http.len > 1024 || memchr(http.data, 0, http.len))
+    return bad("server-http: bad http address");
+  if (!dry) {
+    free(s->http_address);
+    s->http_address = ms_strndup(http);
+  }
+  return NULL;
+}
+
 /* ---- snapshots ---- */
 
 void ms_encode_state(ms *m, buf *b) {
@@ -799,6 +816,7 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry) {
     case REC_MERGE_BEGIN: return apply_merge_begin(m, &r, dry);
     case REC_MERGE_COMMIT: return apply_merge_commit(m, &r, dry);
     case REC_CONFIG: return apply_config(m, &r, dry);
+    case REC_SERVER_HTTP: return apply_server_http(m, &r, dry);
     default: return bad("unknown record type %u", type);
   }
 }
