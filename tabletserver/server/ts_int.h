@@ -24,6 +24,7 @@
 #include "proto/rpc.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
+#include "tabletserver/server/ts_http.h"
 #include "tabletserver/tablet.h"
 
 /* Limits (DESIGN.md §7), checked by the server before the engine sees a
@@ -77,6 +78,10 @@ typedef struct ts_tab {
   /* Recent rates; guarded by ts_server.mu. */
   uint64_t rate_reads, rate_writes, rate_at_us;
   double read_rate, write_rate;
+  /* Out of service and counted in the server totals through obs.retired
+   * with figures `retired` (ts_http.h). Guarded by ts_server.mu. */
+  bool is_retired;
+  ts_tally retired;
 } ts_tab;
 
 enum ts_gone_kind {
@@ -104,6 +109,7 @@ struct ts_server {
   rpc_server *rpc;
   rpc_channel *master_ch; /* NULL when standalone */
   char *tablets_dir;      /* <data_dir>/tablets */
+  ts_obs obs;             /* counters and the HTTP side (ts_http.h) */
 
   pthread_mutex_t admin_mu; /* serializes admin operations */
 

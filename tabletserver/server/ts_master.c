@@ -122,6 +122,7 @@ static bool do_register(ts_server *s) {
   req.n_tablets = r.n;
   req.incarnation = s->incarnation;
   req.can_merge = true; /* OpenTablet with two sources: tablet_merge.h */
+  req.http_address = (char *)ts_server_http_address(s);
   ProtobufCMessage *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_register_server,

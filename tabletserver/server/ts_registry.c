@@ -337,7 +337,11 @@ mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
 }
 
 void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
+  /* Its counters move to the server totals as it leaves service. */
+  ts_tally t;
+  ts_obs_tally(s, tt, &t);
   pthread_mutex_lock(&s->mu);
+  ts_obs_retire_locked(s, tt, &t);
   tt->state = state;
   while (tt->refs > 0) pthread_cond_wait(&s->cv, &s->mu);
   pthread_mutex_unlock(&s->mu);
@@ -345,6 +349,7 @@ void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
 
 void ts_resume(ts_server *s, ts_tab *tt) {
   pthread_mutex_lock(&s->mu);
+  ts_obs_unretire_locked(s, tt);
   tt->state = TS_SERVING;
   pthread_mutex_unlock(&s->mu);
 }
