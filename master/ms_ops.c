@@ -393,6 +393,47 @@ static bool lease_over(ms *m, const ms_srv *s, uint64_t now) {
   return now > s->renewed_at + m->opt.lease_us + m->opt.lease_margin_us;
 }
 
+void ms_note_successor(ms *m, uint64_t server, uint64_t input,
+                       uint64_t merged) {
+  ms_srv *s = ms_find_srv(m, server);
+  if (s == NULL || s->dead) return;
+  if (s->n_succ == MS_MAX_SUCCESSORS) {
+    memmove(&s->succ[0], &s->succ[1], (s->n_succ - 1) * sizeof(*s->succ));
+    s->n_succ--;
+  }
+  if (s->n_succ == s->cap_succ) {
+    s->cap_succ = s->cap_succ ? 2 * s->cap_succ : 8;
+    s->succ = xrealloc(s->succ, s->cap_succ * sizeof(*s->succ));
+  }
+  s->succ[s->n_succ].input = input;
+  s->succ[s->n_succ].merged = merged;
+  s->n_succ++;
+}
+
+/* Moves into reply->merged the successors of `s` whose merged tablet
+ * serves now; drops those whose merged tablet is retired or gone (its
+ * clients ask the master); keeps the rest (still opening) for later. */
+static void take_successors(ms *m, ms_srv *s, ms_server_reply *reply) {
+  size_t keep = 0;
+  for (size_t i = 0; i < s->n_succ; i++) {
+    ms_tab *t = ms_find_tab(m, s->succ[i].merged);
+    ms_tbl *tb = t ? ms_find_tbl(m, t->table_id) : NULL;
+    if (t == NULL || tb == NULL || tb->dropping || t->state == MS_SPLIT ||
+        t->state == MS_MERGED)
+      continue;
+    if (t->state != MS_SERVING) {
+      s->succ[keep++] = s->succ[i];
+      continue;
+    }
+    reply->merged = xrealloc(reply->merged,
+                             (reply->n_merged + 1) * sizeof(*reply->merged));
+    ms_successor *x = &reply->merged[reply->n_merged++];
+    x->input_id = s->succ[i].input;
+    ms_fill_tablet(m, t, &x->merged);
+  }
+  s->n_succ = keep;
+}
+
 static void fill_reply(ms *m, const ms_srv *s, ms_server_reply *reply) {
   reply->server_id = s->id;
   reply->lease_ms = m->opt.lease_us / 1000;
@@ -495,6 +536,7 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
     s->reported = true;
     err = ms_take_reports(m, s, tablets, n, true, reply);
     if (!err) fill_reply(m, s, reply);
+    if (!err) take_successors(m, s, reply);
   }
   if (err) ms_server_reply_free(reply);
   UNLOCK(m);

@@ -962,6 +962,10 @@ void ms_server_reply_free(ms_server_reply *r) {
   free(r->close);
   r->close = NULL;
   r->n_close = 0;
+  for (size_t i = 0; i < r->n_merged; i++) ms_tablet_clear(&r->merged[i].merged);
+  free(r->merged);
+  r->merged = NULL;
+  r->n_merged = 0;
 }
 
 void ms_action_list_free(ms_action_list *l) {
@@ -1093,6 +1097,7 @@ static void free_state(ms *m) {
   for (size_t i = 0; i < m->n_srvs; i++) {
     free(m->srvs[i]->address);
     free(m->srvs[i]->http_address);
+    free(m->srvs[i]->succ);
     free(m->srvs[i]);
   }
   free(m->tabs);

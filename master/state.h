@@ -179,6 +179,13 @@ typedef struct ms_report {
   ms_stats stats;
 } ms_report;
 
+/* An input of a merge that the server closed, and the tablet it became
+ * (serving, with its location). */
+typedef struct ms_successor {
+  uint64_t input_id;
+  ms_tablet merged;
+} ms_successor;
+
 /* What the master answers a register or heartbeat with. */
 typedef struct ms_server_reply {
   uint64_t server_id;
@@ -186,8 +193,14 @@ typedef struct ms_server_reply {
   uint64_t heartbeat_ms;
   ms_ref *close; /* reported tablets the server must stop serving now */
   size_t n_close;
+  /* Heartbeats only: merge inputs this server closed whose merged tablet
+   * now serves, each told once (best effort: a lost reply loses them, and
+   * clients of such an input then ask the master). */
+  ms_successor *merged;
+  size_t n_merged;
 } ms_server_reply;
-void ms_server_reply_free(ms_server_reply *r); /* frees `close` */
+/* Frees `close` and `merged`. */
+void ms_server_reply_free(ms_server_reply *r);
 
 typedef struct ms_move {
   uint64_t tablet_id;

@@ -766,6 +766,15 @@ static void h_heartbeat(rpc_call *call, const ProtobufCMessage *req,
     resp.lease_ms = rp.lease_ms;
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
+    resp.merged = a_new(a, (rp.n_merged + 1) * sizeof(*resp.merged));
+    for (size_t i = 0; i < rp.n_merged; i++) {
+      Mica__V1__MergedInput *x = a_new(a, sizeof(*x));
+      mica__v1__merged_input__init(x);
+      x->tablet_id = rp.merged[i].input_id;
+      x->merged = route_msg(a, &rp.merged[i].merged);
+      resp.merged[i] = x;
+    }
+    resp.n_merged = rp.n_merged;
   }
   rpc_call_reply(call, &resp.base);
   arena_free(a);

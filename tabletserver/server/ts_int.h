@@ -88,7 +88,10 @@ enum ts_gone_kind {
   TS_GONE_CLOSED = 0,
   TS_GONE_MOVED = 1,
   TS_GONE_SPLIT = 2,
-  TS_GONE_MERGED = 3 /* input of a merge opened here; `left` = the result */
+  /* Input of a merge: `left` = the result, opened here, or (learnt from
+   * the master's heartbeat reply) served at moved_server/moved_address
+   * under left.assign_epoch. */
+  TS_GONE_MERGED = 3
 };
 
 /* A tablet that left this server. */
@@ -97,8 +100,8 @@ typedef struct ts_gone {
   int kind;
   uint64_t assign_epoch; /* the epoch it was served under here */
   ts_desc left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
-  uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
-  char *moved_address;
+  uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED (server: MERGED) */
+  char *moved_address;                /* MOVED; MERGED elsewhere, else NULL */
 } ts_gone;
 
 struct ts_server {
@@ -168,6 +171,7 @@ typedef struct ts_routebuf {
   ts_desc copies[4];
   char *moved_address;
   char *address;
+  char *remote_address; /* of a route served elsewhere */
 } ts_routebuf;
 
 void ts_routebuf_init(ts_routebuf *rb);
@@ -175,6 +179,16 @@ void ts_routebuf_clear(ts_routebuf *rb);
 /* Appends `d` as a route (served here when `here`). */
 void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
                      bool here);
+/* Appends `d` as a route served by another server. */
+void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
+                        const char *address);
+/* The master says merge input `input`, which this server closed, is now
+ * part of `merged` served at server_id/address (under
+ * merged->assign_epoch): requests for the input are answered with that
+ * route from now on. Nothing changes when the input is open here or left
+ * otherwise (split, moved, merged here). */
+void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
+                        uint64_t server_id, const char *address);
 /* Fills a wire descriptor pointing into `d`. */
 void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w);
 

@@ -167,6 +167,23 @@ static bool do_register(ts_server *s) {
   return ok;
 }
 
+/* Records where merge inputs this server closed went (the master tells
+ * once the merged tablet serves). */
+static void learn_merged(ts_server *s, Mica__V1__MergedInput **v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const Mica__V1__TabletRoute *r = v[i]->merged;
+    if (v[i]->tablet_id == 0 || r == NULL || r->desc == NULL ||
+        r->desc->tablet_id == 0 || r->location == NULL ||
+        r->location->address == NULL || r->location->address[0] == '\0')
+      continue;
+    ts_desc d;
+    ts_desc_from_pb(&d, r->desc, r->location->assign_epoch);
+    ts_reg_merged_into(s, v[i]->tablet_id, &d, r->location->server_id,
+                       r->location->address);
+    ts_desc_clear(&d);
+  }
+}
+
 /* One Heartbeat; false when the server must register again. */
 static bool do_heartbeat(ts_server *s) {
   reports r;
@@ -190,6 +207,7 @@ static bool do_heartbeat(ts_server *s) {
     e = rpc_status_err(resp->status);
     if (e == NULL) {
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
+      learn_merged(s, resp->merged, resp->n_merged);
       renew_lease(s, sent, resp->lease_ms);
     } else if (err_code(e) == MICA_NOT_FOUND ||
                err_code(e) == MICA_LEASE_EXPIRED) {

@@ -162,7 +162,46 @@ void ts_routebuf_clear(ts_routebuf *rb) {
   for (size_t i = 0; i < rb->re.n_current; i++) ts_desc_clear(&rb->copies[i]);
   free(rb->moved_address);
   free(rb->address);
+  free(rb->remote_address);
   memset(rb, 0, sizeof(*rb));
+}
+
+void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
+                        const char *address) {
+  size_t i = rb->re.n_current;
+  if (i >= 4 || rb->remote_address != NULL) return;
+  ts_desc_copy(&rb->copies[i], d);
+  ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
+  mica__v1__tablet_route__init(&rb->routes[i]);
+  rb->routes[i].desc = &rb->descs[i];
+  rb->remote_address = xstrdup(address);
+  mica__v1__location__init(&rb->locs[i]);
+  rb->locs[i].server_id = server_id;
+  rb->locs[i].address = rb->remote_address;
+  rb->locs[i].assign_epoch = d->assign_epoch;
+  rb->routes[i].location = &rb->locs[i];
+  rb->route_ptrs[i] = &rb->routes[i];
+  rb->re.current = rb->route_ptrs;
+  rb->re.n_current = i + 1;
+}
+
+void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
+                        uint64_t server_id, const char *address) {
+  pthread_mutex_lock(&s->mu);
+  ts_gone *old = find_gone_locked(s, input);
+  bool skip = ts_reg_find_locked(s, input) != NULL ||
+              (old != NULL && old->kind != TS_GONE_CLOSED);
+  pthread_mutex_unlock(&s->mu);
+  if (skip) return;
+  ts_gone g;
+  memset(&g, 0, sizeof(g));
+  g.id = input;
+  g.kind = TS_GONE_MERGED;
+  ts_desc_copy(&g.left, merged);
+  g.moved_server = server_id;
+  g.moved_epoch = merged->assign_epoch;
+  g.moved_address = xstrdup(address);
+  ts_reg_gone(s, &g);
 }
 
 void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
@@ -279,7 +318,11 @@ mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
                 g->id, g->left.id, g->right.id);
   } else if (g->kind == TS_GONE_MERGED) {
     ts_tab *open = ts_reg_find_locked(s, g->left.id);
-    ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left, open != NULL);
+    if (open == NULL && g->moved_address != NULL)
+      ts_routebuf_add_at(rb, &g->left, g->moved_server, g->moved_address);
+    else
+      ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left,
+                      open != NULL);
     e = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " was merged into %" PRIu64,
                 g->id, g->left.id);
   } else if (g->kind == TS_GONE_MOVED) {
