@@ -3,14 +3,15 @@
  *   mh_render.c   JSON documents and Prometheus text from a snapshot of
  *                 the core (master/snapshot.h: the only view of the core
  *                 this side has);
- *   mhttp.c       the libmicrohttpd server, routing and request limits;
+ *   mhttp.c       routing and request checks over common/httpd (the
+ *                 libmicrohttpd server the tablet server uses too);
  *   mh_assets.c   the page's files (generated at build time from assets/).
  *
  * A snapshot is a plain value owned by one request: rendering needs no
  * lock, and nothing in it points into the core.
  *
  * Text emitted by the renderers is ASCII only: names, addresses and event
- * texts pass through mh_json_str()/mh_prom_label(), which write every byte
+ * texts pass through mh_json_str()/prom_label() (common/prom.h), which write every byte
  * outside printable ASCII as the four characters \xNN; keys are given both
  * that way (slice_escape) and as base64 of the exact bytes. */
 #ifndef MICA_MASTER_HTTP_MH_INT_H
