@@ -39,10 +39,6 @@
 #include "tabletserver/tablet_merge.h"
 #include "tabletserver/server/ts_int.h"
 
-static slice pb_slice(ProtobufCBinaryData d) {
-  return slice_make(d.data, d.len);
-}
-
 /* "<dir of path>" (everything before the last '/'). Caller frees. */
 static char *dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -119,7 +115,7 @@ static ts_tab *tab_new(const ts_desc *d, const char *abs, const char *rel,
  * out of the registry, freed. `stats` (may be NULL) receives its final
  * figures. The departure is recorded by the caller. */
 static mica_err *close_tab(ts_server *s, ts_tab *tt,
-                           Mica__V1__TabletStats *stats) {
+                           rpc_tablet_stats *stats) {
   ts_quiesce(s, tt, TS_CLOSING);
   if (stats != NULL) ts_tab_stats(s, tt, stats);
   mica_err *e = tab_close(tt->t);
@@ -195,8 +191,8 @@ static void daughter_dirs(const char *parent_abs, const char *parent_rel,
 /* Finishes the split that created daughter `d` from the parent named by
  * `src`, `sib` being the other daughter (may be NULL). admin_mu held. */
 static mica_err *finish_split(ts_server *s, const ts_desc *d,
-                              const Mica__V1__TabletSource *src,
-                              const Mica__V1__TabletDescriptor *sib) {
+                              const rpc_tablet_source *src,
+                              const rpc_tablet_descriptor *sib) {
   uint64_t pid = src->tablet_id;
   mica_err *e = NULL;
   if (pid == 0)
@@ -320,42 +316,42 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
  * re-sent OpenTablet after a crash anywhere in the merge completes it. */
 static mica_err *prepare_merge(ts_server *s, const ts_desc *d,
                                const char *abs,
-                               Mica__V1__TabletSource *const *src) {
+                               const rpc_tablet_source *src) {
   char *sabs[2] = {NULL, NULL}, *srel[2] = {NULL, NULL};
   mica_err *e = NULL;
   for (int i = 0; i < 2 && e == NULL; i++) {
     char field[32];
     snprintf(field, sizeof(field), "sources[%d].tablet_dir", i);
-    if (src[i]->tablet_id == 0)
+    if (src[i].tablet_id == 0)
       e = err_new(MICA_INVALID_ARGUMENT, "sources[%d].tablet_id: 0", i);
-    else if (src[i]->tablet_dir && src[i]->tablet_dir[0])
-      e = check_rel_dir(src[i]->tablet_dir, field);
+    else if (src[i].tablet_dir && src[i].tablet_dir[0])
+      e = check_rel_dir(src[i].tablet_dir, field);
     if (e == NULL)
-      tablet_dirs(s, src[i]->tablet_id, src[i]->tablet_dir, &sabs[i],
+      tablet_dirs(s, src[i].tablet_id, src[i].tablet_dir, &sabs[i],
                   &srel[i]);
   }
   for (int i = 0; i < 2 && e == NULL; i++) {
     /* An input still served here (the master's close did not reach us)
      * must leave service before its files change. */
-    ts_tab *tt = find(s, src[i]->tablet_id);
+    ts_tab *tt = find(s, src[i].tablet_id);
     if (tt != NULL) {
       LOG_I("tablet %" PRIu64 ": closing input %" PRIu64 " of the merge",
             d->id, tt->d.id);
       uint64_t ae = tt->d.assign_epoch;
       e = close_tab(s, tt, NULL);
-      record_closed(s, src[i]->tablet_id, ae);
+      record_closed(s, src[i].tablet_id, ae);
     }
   }
   if (e == NULL) {
-    tab_merge_input in[2] = {{sabs[0], src[0]->tablet_id},
-                             {sabs[1], src[1]->tablet_id}};
+    tab_merge_input in[2] = {{sabs[0], src[0].tablet_id},
+                             {sabs[1], src[1].tablet_id}};
     e = tab_merge_prepare(s->res, abs, d->id, in, d->assign_epoch, &s->topts);
   }
   if (e == NULL) {
     for (int i = 0; i < 2; i++) {
       ts_gone g;
       memset(&g, 0, sizeof(g));
-      g.id = src[i]->tablet_id;
+      g.id = src[i].tablet_id;
       g.kind = TS_GONE_MERGED;
       ts_desc_copy(&g.left, d);
       ts_reg_gone(s, &g);
@@ -369,23 +365,13 @@ static mica_err *prepare_merge(ts_server *s, const ts_desc *d,
 }
 
 /* OpenTablet, admin_mu held. */
-static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *req,
-                             Mica__V1__TabletStats *stats) {
-  const Mica__V1__TabletDescriptor *w = req->desc;
-  if (w == NULL || w->tablet_id == 0)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: a descriptor with a non-zero tablet_id is required");
+static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
+                             rpc_tablet_stats *stats) {
+  const rpc_tablet_descriptor *w = req->desc;
+  mica_err *e = rpc_check_desc(w, "desc");
+  if (e != NULL) return e;
   if (req->assign_epoch == 0)
     return err_new(MICA_INVALID_ARGUMENT, "assign_epoch: must not be 0");
-  if (w->start_key.len > TS_MAX_KEY || w->end_key.len > TS_MAX_KEY)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: range bounds are keys of at most %u bytes",
-                   TS_MAX_KEY);
-  if (w->end_key.len > 0 &&
-      slice_cmp(pb_slice(w->start_key), pb_slice(w->end_key)) >= 0)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: start_key must be below end_key");
-  mica_err *e = NULL;
   if (req->tablet_dir && req->tablet_dir[0])
     e = check_rel_dir(req->tablet_dir, "tablet_dir");
   if (e != NULL) return e;
@@ -417,7 +403,7 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
   if (req->n_sources == 2)
     e = prepare_merge(s, &d, abs, req->sources);
   else if (req->n_sources == 1 && !env_exists(s->e, man))
-    e = finish_split(s, &d, req->sources[0], req->split_sibling);
+    e = finish_split(s, &d, &req->sources[0], req->split_sibling);
   else if (req->n_sources > 2)
     e = err_new(MICA_INVALID_ARGUMENT,
                 "sources: %zu given; 1 (split daughter) or 2 (merge) allowed",
@@ -438,32 +424,32 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
   return e;
 }
 
-static void h_open(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+static void h_open(rpc_call *call, const void *request, void *ctx) {
   ts_server *s = ctx;
-  Mica__V1__OpenTabletResponse resp = MICA__V1__OPEN_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
-  Mica__V1__TabletStats stats;
-  mica__v1__tablet_stats__init(&stats);
+  rpc_open_tablet_response resp = {0};
+  rpc_status st;
+  rpc_tablet_stats stats;
+  memset(&stats, 0, sizeof stats);
   pthread_mutex_lock(&s->admin_mu);
   mica_err *e =
-      open_tablet(s, (const Mica__V1__OpenTabletRequest *)request, &stats);
+      open_tablet(s, (const rpc_open_tablet_request *)request, &stats);
   pthread_mutex_unlock(&s->admin_mu);
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
   resp.stats = &stats;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
-static void h_close(rpc_call *call, const ProtobufCMessage *request,
+static void h_close(rpc_call *call, const void *request,
                     void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__CloseTabletRequest *req =
-      (const Mica__V1__CloseTabletRequest *)request;
-  Mica__V1__CloseTabletResponse resp = MICA__V1__CLOSE_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
-  Mica__V1__TabletStats stats;
-  mica__v1__tablet_stats__init(&stats);
+  const rpc_close_tablet_request *req =
+      (const rpc_close_tablet_request *)request;
+  rpc_close_tablet_response resp = {0};
+  rpc_status st;
+  rpc_tablet_stats stats;
+  memset(&stats, 0, sizeof stats);
   mica_err *e = NULL;
   if (req->tablet == NULL || req->tablet->tablet_id == 0)
     e = err_new(MICA_INVALID_ARGUMENT,
@@ -509,7 +495,7 @@ static void h_close(rpc_call *call, const ProtobufCMessage *request,
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
   resp.stats = &stats;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
@@ -541,7 +527,7 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
                           uint64_t assign_epoch, slice key, ts_desc *left,
                           ts_desc *right) {
   pthread_mutex_lock(&s->admin_mu);
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = id;
   ref.range_epoch = range_epoch;
   ref.assign_epoch = assign_epoch;
@@ -558,7 +544,7 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       e = err_wrap(e, "split tablet %" PRIu64 ": no middle key", id);
     key = buf_slice(&mid);
   } else if (e == NULL) {
-    if (key.len > TS_MAX_KEY ||
+    if (key.len > MICA_MAX_KEY ||
         slice_cmp(key, buf_slice(&tt->d.start)) <= 0 ||
         (tt->d.end.len > 0 && slice_cmp(key, buf_slice(&tt->d.end)) >= 0))
       e = err_new(MICA_INVALID_ARGUMENT,
@@ -653,14 +639,14 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
   return e;
 }
 
-static void h_split(rpc_call *call, const ProtobufCMessage *request,
+static void h_split(rpc_call *call, const void *request,
                     void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__TsSplitTabletRequest *req =
-      (const Mica__V1__TsSplitTabletRequest *)request;
-  Mica__V1__TsSplitTabletResponse resp =
-      MICA__V1__TS_SPLIT_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_ts_split_tablet_request *req =
+      (const rpc_ts_split_tablet_request *)request;
+  rpc_ts_split_tablet_response resp =
+      {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
   ts_desc l, r;
@@ -678,7 +664,7 @@ static void h_split(rpc_call *call, const ProtobufCMessage *request,
   }
   if (e == NULL)
     e = ts_split_tablet(s, req->tablet->tablet_id, req->tablet->range_epoch,
-                        req->tablet->assign_epoch, pb_slice(req->split_key),
+                        req->tablet->assign_epoch, req->split_key,
                         &l, &r);
   if (e == NULL) {
     ts_routebuf_add(s, &rb, &l, true);
@@ -688,20 +674,20 @@ static void h_split(rpc_call *call, const ProtobufCMessage *request,
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   ts_desc_clear(&l);
   ts_desc_clear(&r);
   ts_routebuf_clear(&rb);
 }
 
-static void h_info(rpc_call *call, const ProtobufCMessage *request,
+static void h_info(rpc_call *call, const void *request,
                    void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__TabletInfoRequest *req =
-      (const Mica__V1__TabletInfoRequest *)request;
-  Mica__V1__TabletInfoResponse resp = MICA__V1__TABLET_INFO_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_tablet_info_request *req =
+      (const rpc_tablet_info_request *)request;
+  rpc_tablet_info_response resp = {0};
+  rpc_status st;
   bool leased = true;
   mica_err *le = ts_lease_check(s);
   if (le != NULL) leased = false;
@@ -722,30 +708,27 @@ static void h_info(rpc_call *call, const ProtobufCMessage *request,
     held[n++] = tt;
   }
   pthread_mutex_unlock(&s->mu);
-  Mica__V1__ServedTablet *v = xcalloc(n ? n : 1, sizeof(*v));
-  Mica__V1__ServedTablet **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
-  Mica__V1__TabletDescriptor *ds = xcalloc(n ? n : 1, sizeof(*ds));
-  Mica__V1__TabletStats *sts = xcalloc(n ? n : 1, sizeof(*sts));
+  rpc_served_tablet *v = xcalloc(n ? n : 1, sizeof(*v));
+  rpc_tablet_descriptor *ds = xcalloc(n ? n : 1, sizeof(*ds));
+  rpc_tablet_stats *sts = xcalloc(n ? n : 1, sizeof(*sts));
   for (size_t i = 0; i < n; i++) {
-    mica__v1__served_tablet__init(&v[i]);
+    memset(&v[i], 0, sizeof v[i]);
     ts_desc_to_pb(&held[i]->d, &ds[i]);
     ts_tab_stats(s, held[i], &sts[i]);
     v[i].desc = &ds[i];
     v[i].stats = &sts[i];
     v[i].assign_epoch = held[i]->d.assign_epoch;
     v[i].paused = !leased;
-    ptrs[i] = &v[i];
   }
-  resp.tablets = ptrs;
+  resp.tablets = v;
   resp.n_tablets = n;
   resp.server_id = atomic_load(&s->server_id);
   ts_status_fill(&st, NULL, NULL);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   for (size_t i = 0; i < n; i++) ts_release(s, held[i]);
   free(held);
   free(v);
-  free(ptrs);
   free(ds);
   free(sts);
 }

@@ -21,23 +21,16 @@
 
 #include "common/env.h"
 #include "common/slice.h"
+#include "proto/route.h"
 #include "proto/rpc.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
 #include "tabletserver/server/ts_http.h"
 #include "tabletserver/tablet.h"
 
-/* Limits (DESIGN.md §7), checked by the server before the engine sees a
- * request so that the message can name the request's field. */
-#define TS_MAX_KEY 16384u
-#define TS_MAX_VALUE (8u << 20)
-#define TS_MAX_BATCH (32u << 20)
-#define TS_MAX_MULTIGET_KEYS 10000u
-#define TS_MAX_MULTIGET_BYTES (48u << 20)
-#define TS_SCAN_DEFAULT_BYTES (1u << 20)
-#define TS_SCAN_MAX_BYTES (16u << 20)
-#define TS_SCAN_DEFAULT_ROWS 1024u
-#define TS_SCAN_MAX_ROWS 65536u
+/* Protocol limits (key, value, batch, MultiGet, scan chunks) are in
+ * proto/limits.h; the server checks them before the engine sees a request
+ * so that the message can name the request's field. */
 /* How many departed tablets the registry remembers for routing errors. */
 #define TS_GONE_MAX 4096
 
@@ -58,7 +51,7 @@ typedef struct ts_desc {
 void ts_desc_copy(ts_desc *dst, const ts_desc *src);
 void ts_desc_clear(ts_desc *d);
 /* From the wire; the caller has checked `w` is not NULL. */
-void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
+void ts_desc_from_pb(ts_desc *d, const rpc_tablet_descriptor *w,
                      uint64_t assign_epoch);
 
 /* One open tablet. */
@@ -162,12 +155,11 @@ void ts_tab_free(ts_tab *tt);
 /* The route of a served tablet, for routing errors and split answers.
  * Everything is copied into `rb` storage; valid until ts_routebuf_clear. */
 typedef struct ts_routebuf {
-  Mica__V1__RoutingError re;
-  Mica__V1__TabletRoute routes[4];
-  Mica__V1__TabletRoute *route_ptrs[4];
-  Mica__V1__TabletDescriptor descs[4];
-  Mica__V1__Location locs[4];
-  Mica__V1__Location moved;
+  rpc_routing_error re;
+  rpc_tablet_route routes[4];
+  rpc_tablet_descriptor descs[4];
+  rpc_location locs[4];
+  rpc_location moved;
   ts_desc copies[4];
   char *moved_address;
   char *address;
@@ -190,12 +182,12 @@ void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
 void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
                         uint64_t server_id, const char *address);
 /* Fills a wire descriptor pointing into `d`. */
-void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w);
+void ts_desc_to_pb(const ts_desc *d, rpc_tablet_descriptor *w);
 
 /* Looks up the tablet a data request names and takes a reference on it.
  * On success *out is held (release with ts_release). Otherwise returns the
  * routing or lease error and fills `rb` with what the server knows. */
-mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
                      ts_routebuf *rb, ts_tab **out);
 void ts_release(ts_server *s, ts_tab *tt);
 /* OUT_OF_RANGE (with this tablet's route in `rb`) when `key` is outside
@@ -224,10 +216,10 @@ mica_err *ts_lease_check_since(ts_server *s, uint64_t gen);
 
 /* Fills `st` from `e` plus the routing in `rb` (if any was added). `st`
  * points into `e` and `rb`. */
-void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb);
+void ts_status_fill(rpc_status *st, const mica_err *e, ts_routebuf *rb);
 
 /* Figures of one tablet (counters, engine figures, rates). */
-void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out);
+void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out);
 
 /* ---- handlers (ts_data.c, ts_admin.c) ---- */
 

@@ -46,10 +46,9 @@ static bool bg_wait(ts_server *s, uint64_t us) {
 
 /* The reports of every serving tablet. Caller frees with free_reports. */
 typedef struct reports {
-  Mica__V1__TabletReport *v;
-  Mica__V1__TabletReport **ptrs;
-  Mica__V1__TabletRef *refs;
-  Mica__V1__TabletStats *stats;
+  rpc_tablet_report *v;
+  rpc_tablet_ref *refs;
+  rpc_tablet_stats *stats;
   size_t n;
 } reports;
 
@@ -65,19 +64,17 @@ static void collect_reports(ts_server *s, reports *r) {
   pthread_mutex_unlock(&s->mu);
   r->n = n;
   r->v = xcalloc(n ? n : 1, sizeof(*r->v));
-  r->ptrs = xcalloc(n ? n : 1, sizeof(*r->ptrs));
   r->refs = xcalloc(n ? n : 1, sizeof(*r->refs));
   r->stats = xcalloc(n ? n : 1, sizeof(*r->stats));
   for (size_t i = 0; i < n; i++) {
-    mica__v1__tablet_report__init(&r->v[i]);
-    mica__v1__tablet_ref__init(&r->refs[i]);
+    memset(&r->v[i], 0, sizeof r->v[i]);
+    memset(&r->refs[i], 0, sizeof r->refs[i]);
     r->refs[i].tablet_id = held[i]->d.id;
     r->refs[i].range_epoch = held[i]->d.range_epoch;
     r->refs[i].assign_epoch = held[i]->d.assign_epoch;
     ts_tab_stats(s, held[i], &r->stats[i]);
     r->v[i].tablet = &r->refs[i];
     r->v[i].stats = &r->stats[i];
-    r->ptrs[i] = &r->v[i];
     ts_release(s, held[i]);
   }
   free(held);
@@ -85,7 +82,6 @@ static void collect_reports(ts_server *s, reports *r) {
 
 static void free_reports(reports *r) {
   free(r->v);
-  free(r->ptrs);
   free(r->refs);
   free(r->stats);
   memset(r, 0, sizeof(*r));
@@ -105,34 +101,33 @@ static void renew_lease(ts_server *s, uint64_t sent_us, uint64_t granted_ms) {
   if (until > prev) atomic_store(&s->lease_until_us, until);
 }
 
-static void close_listed(ts_server *s, Mica__V1__TabletRef **refs, size_t n) {
+static void close_listed(ts_server *s, const rpc_tablet_ref *refs, size_t n) {
   for (size_t i = 0; i < n; i++)
-    ts_request_drop(s, refs[i]->tablet_id, refs[i]->assign_epoch);
+    ts_request_drop(s, refs[i].tablet_id, refs[i].assign_epoch);
 }
 
 /* One RegisterServer; true when registered. */
 static bool do_register(ts_server *s) {
   reports r;
   collect_reports(s, &r);
-  Mica__V1__RegisterServerRequest req =
-      MICA__V1__REGISTER_SERVER_REQUEST__INIT;
+  rpc_register_server_request req = {0};
   req.address = (char *)rpc_server_address(s->rpc);
   req.previous_server_id = atomic_load(&s->server_id);
-  req.tablets = r.ptrs;
+  req.tablets = r.v;
   req.n_tablets = r.n;
   req.incarnation = s->incarnation;
   req.can_merge = true; /* OpenTablet with two sources: tablet_merge.h */
-  req.http_address = (char *)ts_server_http_address(s);
-  ProtobufCMessage *m = NULL;
+  req.http_address = ts_server_http_address(s);
+  void *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_register_server,
-                          &req.base, (int64_t)s->cfg.heartbeat_ms * 2 + 1000,
+                          &req, (int64_t)s->cfg.heartbeat_ms * 2 + 1000,
                           &m);
   free_reports(&r);
   bool ok = false;
   if (e == NULL) {
-    const Mica__V1__RegisterServerResponse *resp =
-        (const Mica__V1__RegisterServerResponse *)m;
+    const rpc_register_server_response *resp =
+        (const rpc_register_server_response *)m;
     e = rpc_status_err(resp->status);
     if (e == NULL && resp->server_id == 0)
       e = err_new(MICA_INTERNAL, "master answered server_id 0");
@@ -169,16 +164,16 @@ static bool do_register(ts_server *s) {
 
 /* Records where merge inputs this server closed went (the master tells
  * once the merged tablet serves). */
-static void learn_merged(ts_server *s, Mica__V1__MergedInput **v, size_t n) {
+static void learn_merged(ts_server *s, const rpc_merged_input *v, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    const Mica__V1__TabletRoute *r = v[i]->merged;
-    if (v[i]->tablet_id == 0 || r == NULL || r->desc == NULL ||
+    const rpc_tablet_route *r = v[i].merged;
+    if (v[i].tablet_id == 0 || r == NULL || r->desc == NULL ||
         r->desc->tablet_id == 0 || r->location == NULL ||
         r->location->address == NULL || r->location->address[0] == '\0')
       continue;
     ts_desc d;
     ts_desc_from_pb(&d, r->desc, r->location->assign_epoch);
-    ts_reg_merged_into(s, v[i]->tablet_id, &d, r->location->server_id,
+    ts_reg_merged_into(s, v[i].tablet_id, &d, r->location->server_id,
                        r->location->address);
     ts_desc_clear(&d);
   }
@@ -188,22 +183,22 @@ static void learn_merged(ts_server *s, Mica__V1__MergedInput **v, size_t n) {
 static bool do_heartbeat(ts_server *s) {
   reports r;
   collect_reports(s, &r);
-  Mica__V1__HeartbeatRequest req = MICA__V1__HEARTBEAT_REQUEST__INIT;
+  rpc_heartbeat_request req = {0};
   req.server_id = atomic_load(&s->server_id);
   req.incarnation = s->incarnation;
-  req.tablets = r.ptrs;
+  req.tablets = r.v;
   req.n_tablets = r.n;
   req.can_merge = true;
-  ProtobufCMessage *m = NULL;
+  void *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   uint64_t hb = atomic_load(&s->heartbeat_ms);
-  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_heartbeat, &req.base,
+  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_heartbeat, &req,
                           (int64_t)hb * 2 + 1000, &m);
   free_reports(&r);
   bool registered = true;
   if (e == NULL) {
-    const Mica__V1__HeartbeatResponse *resp =
-        (const Mica__V1__HeartbeatResponse *)m;
+    const rpc_heartbeat_response *resp =
+        (const rpc_heartbeat_response *)m;
     e = rpc_status_err(resp->status);
     if (e == NULL) {
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
@@ -247,8 +242,8 @@ static void *master_main(void *arg) {
 
 mica_err *ts_master_report_split(ts_server *s, const ts_desc *parent,
                                  slice key, ts_desc *left, ts_desc *right) {
-  Mica__V1__ReportSplitRequest req = MICA__V1__REPORT_SPLIT_REQUEST__INIT;
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_report_split_request req = {0};
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = parent->id;
   ref.range_epoch = parent->range_epoch;
   ref.assign_epoch = parent->assign_epoch;
@@ -256,21 +251,21 @@ mica_err *ts_master_report_split(ts_server *s, const ts_desc *parent,
   req.parent = &ref;
   req.split_key.data = (uint8_t *)key.data;
   req.split_key.len = key.len;
-  ProtobufCMessage *m = NULL;
-  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_report_split, &req.base,
+  void *m = NULL;
+  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_report_split, &req,
                           30000, &m);
   if (e != NULL)
     return err_wrap(e, "ReportSplit of tablet %" PRIu64 " to %s", parent->id,
                     s->cfg.master);
-  const Mica__V1__ReportSplitResponse *resp =
-      (const Mica__V1__ReportSplitResponse *)m;
+  const rpc_report_split_response *resp =
+      (const rpc_report_split_response *)m;
   e = rpc_status_err(resp->status);
   if (e == NULL &&
       (resp->left == NULL || resp->left->desc == NULL || resp->right == NULL ||
        resp->right->desc == NULL))
     e = err_new(MICA_INTERNAL, "ReportSplit answer lacks the daughters");
   if (e == NULL) {
-    const Mica__V1__TabletRoute *rt[2] = {resp->left, resp->right};
+    const rpc_tablet_route *rt[2] = {resp->left, resp->right};
     ts_desc *out[2] = {left, right};
     for (int i = 0; i < 2; i++) {
       uint64_t ae = rt[i]->location ? rt[i]->location->assign_epoch

@@ -39,7 +39,7 @@ void ts_desc_clear(ts_desc *d) {
   memset(d, 0, sizeof(*d));
 }
 
-void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
+void ts_desc_from_pb(ts_desc *d, const rpc_tablet_descriptor *w,
                      uint64_t assign_epoch) {
   memset(d, 0, sizeof(*d));
   d->id = w->tablet_id;
@@ -51,8 +51,8 @@ void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
   d->assign_epoch = assign_epoch;
 }
 
-void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w) {
-  mica__v1__tablet_descriptor__init(w);
+void ts_desc_to_pb(const ts_desc *d, rpc_tablet_descriptor *w) {
+  memset(w, 0, sizeof *w);
   w->tablet_id = d->id;
   w->table_id = d->table_id;
   w->table_name = d->table_name;
@@ -155,7 +155,6 @@ static ts_gone *find_gone_locked(ts_server *s, uint64_t id) {
 
 void ts_routebuf_init(ts_routebuf *rb) {
   memset(rb, 0, sizeof(*rb));
-  mica__v1__routing_error__init(&rb->re);
 }
 
 void ts_routebuf_clear(ts_routebuf *rb) {
@@ -172,16 +171,15 @@ void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
   if (i >= 4 || rb->remote_address != NULL) return;
   ts_desc_copy(&rb->copies[i], d);
   ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
-  mica__v1__tablet_route__init(&rb->routes[i]);
+  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
   rb->routes[i].desc = &rb->descs[i];
   rb->remote_address = xstrdup(address);
-  mica__v1__location__init(&rb->locs[i]);
+  memset(&rb->locs[i], 0, sizeof rb->locs[i]);
   rb->locs[i].server_id = server_id;
   rb->locs[i].address = rb->remote_address;
   rb->locs[i].assign_epoch = d->assign_epoch;
   rb->routes[i].location = &rb->locs[i];
-  rb->route_ptrs[i] = &rb->routes[i];
-  rb->re.current = rb->route_ptrs;
+  rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }
 
@@ -210,18 +208,17 @@ void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
   if (i >= 4) return;
   ts_desc_copy(&rb->copies[i], d);
   ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
-  mica__v1__tablet_route__init(&rb->routes[i]);
+  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
   rb->routes[i].desc = &rb->descs[i];
   if (here) {
     if (rb->address == NULL) rb->address = xstrdup(rpc_server_address(s->rpc));
-    mica__v1__location__init(&rb->locs[i]);
+    memset(&rb->locs[i], 0, sizeof rb->locs[i]);
     rb->locs[i].server_id = atomic_load(&s->server_id);
     rb->locs[i].address = rb->address;
     rb->locs[i].assign_epoch = d->assign_epoch;
     rb->routes[i].location = &rb->locs[i];
   }
-  rb->route_ptrs[i] = &rb->routes[i];
-  rb->re.current = rb->route_ptrs;
+  rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }
 
@@ -269,7 +266,7 @@ mica_err *ts_lease_check_since(ts_server *s, uint64_t gen) {
   return e;
 }
 
-mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
                      ts_routebuf *rb, ts_tab **out) {
   *out = NULL;
   if (ref == NULL || ref->tablet_id == 0)
@@ -327,7 +324,7 @@ mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
                 g->id, g->left.id);
   } else if (g->kind == TS_GONE_MOVED) {
     rb->moved_address = xstrdup(g->moved_address ? g->moved_address : "");
-    mica__v1__location__init(&rb->moved);
+    memset(&rb->moved, 0, sizeof rb->moved);
     rb->moved.server_id = g->moved_server;
     rb->moved.address = rb->moved_address;
     rb->moved.assign_epoch = g->moved_epoch;
@@ -397,18 +394,18 @@ void ts_resume(ts_server *s, ts_tab *tt) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb) {
-  mica__v1__status__init(st);
+void ts_status_fill(rpc_status *st, const mica_err *e, ts_routebuf *rb) {
+  memset(st, 0, sizeof *st);
   rpc_status_set(st, e);
   if (e != NULL && rb != NULL &&
       (rb->re.n_current > 0 || rb->re.moved_to != NULL)) {
-    rb->re.current = rb->route_ptrs;
+    rb->re.current = rb->routes;
     st->routing = &rb->re;
   }
 }
 
-void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out) {
-  mica__v1__tablet_stats__init(out);
+void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out) {
+  memset(out, 0, sizeof *out);
   tab_stats ts;
   tab_get_stats(tt->t, &ts);
   out->approx_bytes = tab_approximate_size(tt->t);

@@ -41,83 +41,80 @@ static int suite_clean(void) {
 }
 
 /* The current tablets of `table`; caller frees with rpc_msg_free. */
-static Mica__V1__ListTabletsResponse *tablets_of(const char *table) {
-  Mica__V1__ListTabletsRequest q = MICA__V1__LIST_TABLETS_REQUEST__INIT;
-  q.table = (char *)table;
-  ProtobufCMessage *r = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &q.base, 10000, &r));
-  return (Mica__V1__ListTabletsResponse *)r;
+static rpc_list_tablets_response *tablets_of(const char *table) {
+  rpc_list_tablets_request q = {0};
+  q.table = table;
+  void *r = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &q, 10000, &r));
+  return r;
 }
 
-static mica_err *call_master(const rpc_method *m, const ProtobufCMessage *q) {
-  ProtobufCMessage *r = NULL;
+static mica_err *call_master(const rpc_method *m, const void *q) {
+  void *r = NULL;
   mica_err *e = cl_call_master(g_c, m, q, 30000, &r);
   rpc_msg_free(r);
   return e;
 }
 
 /* The current tablets of `table` once all of them serve. */
-static Mica__V1__ListTabletsResponse *serving_tablets_of(const char *table) {
+static rpc_list_tablets_response *serving_tablets_of(const char *table) {
   uint64_t until = cl_now_ms() + 30000;
   for (;;) {
-    Mica__V1__ListTabletsResponse *l = tablets_of(table);
+    rpc_list_tablets_response *l = tablets_of(table);
     bool all = l->n_tablets > 0;
     for (size_t i = 0; i < l->n_tablets; i++)
-      all = all && l->tablets[i]->location != NULL &&
-            l->tablets[i]->state == MICA__V1__TABLET_STATE__TABLET_SERVING;
+      all = all && l->tablets[i].location != NULL &&
+            l->tablets[i].state == RPC_TABLET_SERVING;
     if (all || cl_now_ms() > until) return l;
-    rpc_msg_free(&l->base);
+    rpc_msg_free(l);
     cl_sleep_ms(50);
   }
 }
 
 /* Asks `addr` for `key` naming tablet `ref`: the answer's Status. Caller
  * frees the response with rpc_msg_free. */
-static Mica__V1__GetResponse *get_at(const char *addr,
-                                     const Mica__V1__TabletRef *ref,
-                                     const char *key) {
-  Mica__V1__GetRequest q = MICA__V1__GET_REQUEST__INIT;
-  q.tablet = (Mica__V1__TabletRef *)ref;
-  q.key.data = (uint8_t *)key;
-  q.key.len = strlen(key);
-  ProtobufCMessage *r = NULL;
-  mica_err *e = rpc_unary(cl_channel(g_c, addr), &rpc_m_ts_get, &q.base,
-                          5000, &r);
+static rpc_get_response *get_at(const char *addr, const rpc_tablet_ref *ref,
+                                const char *key) {
+  rpc_get_request q = {0};
+  q.tablet = (rpc_tablet_ref *)ref;
+  q.key = slice_from_str(key);
+  void *r = NULL;
+  mica_err *e = rpc_unary(cl_channel(g_c, addr), &rpc_m_ts_get, &q, 5000, &r);
   TU_OK(e);
-  return (Mica__V1__GetResponse *)r;
+  return r;
 }
 
 static void test_both_inputs_reach_merged(void) {
   slice split = slice_from_str("m");
   TU_OK(kvc_create_table(g_c, "mt", &split, 1));
-  Mica__V1__ListTabletsResponse *l = serving_tablets_of("mt");
+  rpc_list_tablets_response *l = serving_tablets_of("mt");
   CU_ASSERT_EQUAL_FATAL(l->n_tablets, 2);
-  uint64_t left = l->tablets[0]->desc->tablet_id;
-  uint64_t right = l->tablets[1]->desc->tablet_id;
-  CU_ASSERT_FATAL(l->tablets[0]->location && l->tablets[1]->location);
-  uint64_t lsrv = l->tablets[0]->location->server_id;
-  uint64_t rsrv = l->tablets[1]->location->server_id;
-  rpc_msg_free(&l->base);
+  uint64_t left = l->tablets[0].desc->tablet_id;
+  uint64_t right = l->tablets[1].desc->tablet_id;
+  CU_ASSERT_FATAL(l->tablets[0].location && l->tablets[1].location);
+  uint64_t lsrv = l->tablets[0].location->server_id;
+  uint64_t rsrv = l->tablets[1].location->server_id;
+  rpc_msg_free(l);
   if (lsrv == rsrv) {
     /* Put the right input on the other server. */
     uint64_t other = cl_tserver_id(g_c, 0) == lsrv ? cl_tserver_id(g_c, 1)
                                                    : cl_tserver_id(g_c, 0);
-    Mica__V1__MoveTabletRequest mv = MICA__V1__MOVE_TABLET_REQUEST__INIT;
+    rpc_move_tablet_request mv = {0};
     mv.tablet_id = right;
     mv.target_server_id = other;
-    TU_OK(call_master(&rpc_m_master_move_tablet, &mv.base));
+    TU_OK(call_master(&rpc_m_master_move_tablet, &mv));
   }
   l = serving_tablets_of("mt");
-  CU_ASSERT_FATAL(l->tablets[1]->location != NULL);
-  rsrv = l->tablets[1]->location->server_id;
+  CU_ASSERT_FATAL(l->tablets[1].location != NULL);
+  rsrv = l->tablets[1].location->server_id;
   char raddr[128];
-  snprintf(raddr, sizeof(raddr), "%s", l->tablets[1]->location->address);
-  Mica__V1__TabletRef rref = MICA__V1__TABLET_REF__INIT;
+  snprintf(raddr, sizeof(raddr), "%s", l->tablets[1].location->address);
+  rpc_tablet_ref rref = {0};
   rref.tablet_id = right;
-  rref.range_epoch = l->tablets[1]->desc->range_epoch;
-  rref.assign_epoch = l->tablets[1]->location->assign_epoch;
-  CU_ASSERT_NOT_EQUAL(rsrv, l->tablets[0]->location->server_id);
-  rpc_msg_free(&l->base);
+  rref.range_epoch = l->tablets[1].desc->range_epoch;
+  rref.assign_epoch = l->tablets[1].location->assign_epoch;
+  CU_ASSERT_NOT_EQUAL(rsrv, l->tablets[0].location->server_id);
+  rpc_msg_free(l);
 
   /* A client with routes to both inputs. */
   mica_client *mc = NULL;
@@ -135,38 +132,38 @@ static void test_both_inputs_reach_merged(void) {
   CU_ASSERT(before.cached_routes >= 2);
 
   /* The operator merges; the answer comes once the merged tablet serves. */
-  Mica__V1__MergeTabletsRequest mq = MICA__V1__MERGE_TABLETS_REQUEST__INIT;
+  rpc_merge_tablets_request mq = {0};
   mq.left_tablet_id = left;
   mq.right_tablet_id = right;
-  TU_OK(call_master(&rpc_m_master_merge_tablets, &mq.base));
+  TU_OK(call_master(&rpc_m_master_merge_tablets, &mq));
   l = serving_tablets_of("mt");
   CU_ASSERT_EQUAL_FATAL(l->n_tablets, 1);
-  uint64_t merged = l->tablets[0]->desc->tablet_id;
-  CU_ASSERT_FATAL(l->tablets[0]->location != NULL);
+  uint64_t merged = l->tablets[0].desc->tablet_id;
+  CU_ASSERT_FATAL(l->tablets[0].location != NULL);
   char maddr[128];
-  snprintf(maddr, sizeof(maddr), "%s", l->tablets[0]->location->address);
+  snprintf(maddr, sizeof(maddr), "%s", l->tablets[0].location->address);
   CU_ASSERT_STRING_NOT_EQUAL(maddr, raddr);
-  rpc_msg_free(&l->base);
+  rpc_msg_free(l);
 
   /* The right input's server learns the successor with a heartbeat. */
   bool learnt = false;
   uint64_t until = cl_now_ms() + 15000;
   while (!learnt && cl_now_ms() < until) {
-    Mica__V1__GetResponse *g = get_at(raddr, &rref, "zebra");
-    const Mica__V1__Status *st = g->status;
-    if (st && st->code == MICA__V1__CODE__MICA_STALE_EPOCH && st->routing &&
+    rpc_get_response *g = get_at(raddr, &rref, "zebra");
+    const rpc_status *st = g->status;
+    if (st && st->code == MICA_STALE_EPOCH && st->routing &&
         st->routing->n_current == 1) {
-      const Mica__V1__TabletRoute *rt = st->routing->current[0];
+      const rpc_tablet_route *rt = &st->routing->current[0];
       CU_ASSERT_EQUAL(rt->desc->tablet_id, merged);
       CU_ASSERT_FATAL(rt->location != NULL);
       CU_ASSERT_STRING_EQUAL(rt->location->address, maddr);
       learnt = true;
     } else {
       /* Until then: closed here, nothing to route to. */
-      CU_ASSERT(st && st->code == MICA__V1__CODE__MICA_NOT_SERVING);
+      CU_ASSERT(st && st->code == MICA_NOT_SERVING);
       cl_sleep_ms(50);
     }
-    rpc_msg_free(&g->base);
+    rpc_msg_free(g);
   }
   CU_ASSERT_FATAL(learnt);
 

@@ -63,25 +63,25 @@ static int suite_clean(void) {
 }
 
 /* ListServers of the live servers; caller frees with rpc_msg_free. */
-static Mica__V1__ListServersResponse *list_servers(void) {
-  Mica__V1__ListServersRequest q = MICA__V1__LIST_SERVERS_REQUEST__INIT;
-  ProtobufCMessage *r = NULL;
-  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_servers, &q.base,
-                               10000, &r);
+static rpc_list_servers_response *list_servers(void) {
+  rpc_list_servers_request q = {0};
+  void *r = NULL;
+  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_servers, &q, 10000,
+                               &r);
   TU_OK(e);
-  return (Mica__V1__ListServersResponse *)r;
+  return r;
 }
 
 /* Checks that every live server lists an HTTP address that serves its
  * own /metrics, and that /api/servers shows the same address. */
 static void check_listed(void) {
-  Mica__V1__ListServersResponse *ls = list_servers();
+  rpc_list_servers_response *ls = list_servers();
   CU_ASSERT_EQUAL_FATAL(ls->n_servers, 2);
   buf api = BUF_INIT;
   CU_ASSERT_EQUAL(get(cl_master_http_address(g_c), "/api/servers", &api),
                   200);
   for (size_t i = 0; i < ls->n_servers; i++) {
-    const Mica__V1__ServerInfo *s = ls->servers[i];
+    const rpc_server_info *s = &ls->servers[i];
     CU_ASSERT_FATAL(s->http_address != NULL);
     CU_ASSERT(strncmp(s->http_address, "127.0.0.1:", 10) == 0);
     CU_ASSERT(strcmp(s->http_address, s->address) != 0);
@@ -102,7 +102,7 @@ static void check_listed(void) {
     buf_free(&b);
   }
   buf_free(&api);
-  rpc_msg_free(&ls->base);
+  rpc_msg_free(ls);
 }
 
 static void test_servers_list_http(void) {
