@@ -264,7 +264,8 @@ static double tablet_gauge(const scraped *t, int which) {
 
 static void render_tablets(const scraped *v, size_t n, buf *out) {
   prom_head(out, "mica_tserver_tablets", "gauge",
-            "Tablets open on this server, by state.");
+            "Tablets open on this server and not yet leaving it, by state "
+            "(closing: dropped by the master, waiting to be closed).");
   static const int kStates[] = {TS_SERVING, TS_SPLITTING, TS_CLOSING};
   for (size_t k = 0; k < 3; k++) {
     uint64_t c = 0;
