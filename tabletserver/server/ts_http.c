@@ -112,7 +112,6 @@ void ts_obs_unretire_locked(ts_server *s, ts_tab *tt) {
 /* One tablet as a scrape sees it. */
 typedef struct scraped {
   ts_tab *tt;
-  int state;
   double read_rate, write_rate;
   ts_tally tally;
   uint64_t bytes, keys, memtable_bytes, ssts, immutables;
@@ -262,17 +261,15 @@ static double tablet_gauge(const scraped *t, int which) {
   }
 }
 
-static void render_tablets(const scraped *v, size_t n, buf *out) {
+static void render_tablets(const scraped *v, size_t n,
+                           const uint64_t by_state[3], buf *out) {
   prom_head(out, "mica_tserver_tablets", "gauge",
-            "Tablets open on this server and not yet leaving it, by state "
-            "(closing: dropped by the master, waiting to be closed).");
+            "Tablets open on this server, by state.");
   static const int kStates[] = {TS_SERVING, TS_SPLITTING, TS_CLOSING};
   for (size_t k = 0; k < 3; k++) {
-    uint64_t c = 0;
-    for (size_t i = 0; i < n; i++) c += v[i].state == kStates[k];
     prom_sample_begin(out, "mica_tserver_tablets");
     prom_label(out, "state", state_name(kStates[k]));
-    prom_sample_end_u(out, c);
+    prom_sample_end_u(out, by_state[kStates[k]]);
   }
   static const struct {
     const char *name, *help;
@@ -301,13 +298,14 @@ static void render_metrics(ts_server *s, buf *out) {
   /* Hold every tablet that has not left service yet (see ts_http.h). */
   pthread_mutex_lock(&s->mu);
   size_t n = 0;
+  uint64_t by_state[3] = {0, 0, 0};
   scraped *v = xcalloc(s->ntabs ? s->ntabs : 1, sizeof(*v));
   for (size_t i = 0; i < s->ntabs; i++) {
     ts_tab *tt = s->tabs[i];
+    if (tt->state >= 0 && tt->state < 3) by_state[tt->state]++;
     if (tt->is_retired) continue;
     tt->refs++;
     v[n].tt = tt;
-    v[n].state = tt->state;
     v[n].read_rate = tt->read_rate;
     v[n].write_rate = tt->write_rate;
     n++;
@@ -348,7 +346,7 @@ static void render_metrics(ts_server *s, buf *out) {
   render_requests(s, out);
   render_engine(s, out);
   render_tally(s, v, n, &retired, out);
-  render_tablets(v, n, out);
+  render_tablets(v, n, by_state, out);
   uint64_t by_class[6];
   httpd_counts(s->obs.http, by_class);
   prom_head(out, "mica_tserver_http_responses_total", "counter",
