@@ -103,7 +103,9 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
         protobuf_c_message_descriptor_get_field(d->pb, f->number);
     char *dst = AT(m, pf->offset);
     const char *src = CAT(plain, f->off);
-    size_t cnt = f->aux != 0 ? *(const size_t *)CAT(plain, f->aux) : 0;
+    bool repeated = f->kind == RPC_K_RMSG || f->kind == RPC_K_RBYTES ||
+                    f->kind == RPC_K_RU64;
+    size_t cnt = repeated ? *(const size_t *)CAT(plain, f->aux) : 0;
     switch (f->kind) {
       case RPC_K_U64: memcpy(dst, src, sizeof(uint64_t)); break;
       case RPC_K_U32: memcpy(dst, src, sizeof(uint32_t)); break;

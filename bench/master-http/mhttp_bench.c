@@ -39,8 +39,8 @@ static void op_list(void) {
 
 static void snap(int which) {
   ms_snap s;
-  ms_snapshot(F.m, hfix_now(&F), which, "t0", &s);
-  ms_snapshot_free(&s);
+  ms_snapshot(F.m, hfix_now(&F), 0, which, "t0", &s);
+  ms_snap_free(&s);
 }
 static void op_none(void) { snap(MS_SNAP_NO_TABLETS); }
 static void op_moving(void) { snap(MS_SNAP_MOVING_TABLETS); }

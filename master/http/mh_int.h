@@ -1,14 +1,13 @@
 /* mh_int: the inside of the master's HTTP side, shared by its files:
  *
- *   mh_render.c   JSON documents and Prometheus text from a snapshot of
- *                 the core (master/snapshot.h: the only view of the core
- *                 this side has);
+ *   mh_render.c   JSON documents and Prometheus text from a snapshot;
  *   mhttp.c       routing and request checks over common/httpd (the
  *                 libmicrohttpd server the tablet server uses too);
  *   mh_assets.c   the page's files (generated at build time from assets/).
  *
- * A snapshot is a plain value owned by one request: rendering needs no
- * lock, and nothing in it points into the core.
+ * Everything shown comes from one snapshot of the core (ms_snapshot,
+ * master/snapshot.h), a plain value owned by one request: rendering needs
+ * no lock, and nothing in it points into the core.
  *
  * Text emitted by the renderers is ASCII only: names, addresses and event
  * texts pass through mh_json_str()/prom_label() (common/prom.h), which write every byte
@@ -31,7 +30,6 @@ typedef struct mh_ident {
   const char *cluster;
   const char *master_address;
   const char *http_address;
-  uint64_t uptime_s;
 } mh_ident;
 
 /* JSON string literal of the NUL-terminated `s` (quotes included). */
@@ -42,7 +40,7 @@ void mh_base64(buf *out, slice s);
 void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out);
 void mh_render_servers(const ms_snap *s, buf *out);
 void mh_render_tables(const ms_snap *s, buf *out);
-void mh_render_tablets(const ms_snap *s, const ms_snap_table *t, buf *out);
+void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out);
 void mh_render_events(const ms_snap *s, size_t limit, buf *out);
 
 /* `by_class`: HTTP answers so far by class (httpd_counts). */

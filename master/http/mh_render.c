@@ -111,13 +111,13 @@ static const char *srv_state_name(int state) {
 }
 
 static const char *srv_addr(const ms_snap *s, uint64_t id) {
-  const ms_snap_server *v = ms_snap_find_server(s, id);
+  const ms_snap_srv *v = ms_snap_find_srv(s, id);
   return v ? v->address : "";
 }
 
 /* A dead server is worth a warning until another live server has taken
  * its address (a restarted process registers under a new id). */
-static bool replaced(const ms_snap *s, const ms_snap_server *dead) {
+static bool replaced(const ms_snap *s, const ms_snap_srv *dead) {
   for (size_t i = 0; i < s->n_srvs; i++)
     if (s->srvs[i].state != MS_SERVER_DEAD &&
         strcmp(s->srvs[i].address, dead->address) == 0)
@@ -142,7 +142,7 @@ static void warning(buf *out, bool *first, const char *kind, const char *fmt,
   out_s(out, "}");
 }
 
-static void tablet_fields(const ms_snap *s, const ms_snap_tablet *t, buf *out) {
+static void tablet_fields(const ms_snap *s, const ms_snap_tab *t, buf *out) {
   out_f(out, "\"id\":%" PRIu64 ",\"start\":", t->id);
   json_key(out, &t->start);
   out_s(out, ",\"end\":");
@@ -181,7 +181,7 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   mh_json_str(out, id->http_address);
   out_f(out, ",\"version\":\"%s\",\"now_ms\":%" PRIu64 ",\"uptime_s\":%"
         PRIu64 ",\"balancer\":%s,\"merges\":%s,\"in_grace\":%s,",
-        MICA_VERSION, s->wall_ms, id->uptime_s,
+        MICA_VERSION, s->wall_ms, s->uptime_s,
         s->balancer_on ? "true" : "false", s->merges_on ? "true" : "false",
         s->in_grace ? "true" : "false");
   out_f(out, "\"servers\":{\"live\":%" PRIu64 ",\"suspect\":%" PRIu64
@@ -201,7 +201,7 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   bool first = true;
   uint64_t live = s->servers_by_state[MS_SERVER_LIVE];
   for (size_t i = 0; i < s->n_srvs; i++) {
-    const ms_snap_server *v = &s->srvs[i];
+    const ms_snap_srv *v = &s->srvs[i];
     if (v->state == MS_SERVER_DEAD && !replaced(s, v)) {
       char a[160];
       snprintf(a, sizeof(a), "%s", v->address);
@@ -234,9 +234,9 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   out_s(out, "],\"transitions\":[");
   size_t shown = 0;
   for (size_t i = 0; i < s->n_tbls && shown < MH_MAX_TRANSITIONS; i++) {
-    const ms_snap_table *tb = &s->tbls[i];
+    const ms_snap_tbl *tb = &s->tbls[i];
     for (size_t j = 0; j < tb->n_copied && shown < MH_MAX_TRANSITIONS; j++) {
-      const ms_snap_tablet *t = &s->tabs[tb->first + j];
+      const ms_snap_tab *t = &s->tabs[tb->first + j];
       if (!t->in_transition) continue;
       out_s(out, shown++ ? ",{\"table\":" : "{\"table\":");
       mh_json_str(out, tb->name);
@@ -252,7 +252,7 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
 void mh_render_servers(const ms_snap *s, buf *out) {
   out_s(out, "{\"servers\":[");
   for (size_t i = 0; i < s->n_srvs; i++) {
-    const ms_snap_server *v = &s->srvs[i];
+    const ms_snap_srv *v = &s->srvs[i];
     out_f(out, "%s{\"id\":%" PRIu64 ",\"address\":", i ? "," : "", v->id);
     mh_json_str(out, v->address);
     out_s(out, ",\"http_address\":");
@@ -273,7 +273,7 @@ void mh_render_servers(const ms_snap *s, buf *out) {
   out_s(out, "]}\n");
 }
 
-static void table_fields(const ms_snap_table *t, buf *out) {
+static void table_fields(const ms_snap_tbl *t, buf *out) {
   out_f(out, "\"id\":%" PRIu64 ",\"name\":", t->id);
   mh_json_str(out, t->name);
   out_f(out, ",\"created_ms\":%" PRIu64 ",\"tablets\":%zu,\"bytes\":%" PRIu64
@@ -297,7 +297,7 @@ void mh_render_tables(const ms_snap *s, buf *out) {
   out_s(out, "]}\n");
 }
 
-void mh_render_tablets(const ms_snap *s, const ms_snap_table *t, buf *out) {
+void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out) {
   out_s(out, "{\"table\":{");
   table_fields(t, out);
   out_s(out, "},\"tablets\":[");
@@ -327,12 +327,12 @@ void mh_render_events(const ms_snap *s, size_t limit, buf *out) {
 
 /* ---- Prometheus text format (version 0.0.4) ---- */
 
-static void srv_labels(buf *out, const ms_snap_server *v) {
+static void srv_labels(buf *out, const ms_snap_srv *v) {
   prom_label_u(out, "server_id", v->id);
   prom_label(out, "address", v->address);
 }
 
-static void tbl_labels(buf *out, const ms_snap_table *t) {
+static void tbl_labels(buf *out, const ms_snap_tbl *t) {
   prom_label(out, "table", t->name);
 }
 
@@ -340,7 +340,7 @@ static void tbl_labels(buf *out, const ms_snap_table *t) {
 enum { SV_UP, SV_LEASE, SV_TABLETS, SV_BYTES, SV_KEYS, SV_READS, SV_WRITES,
        SV_SPLITS };
 
-static double srv_value(const ms_snap_server *v, int which) {
+static double srv_value(const ms_snap_srv *v, int which) {
   switch (which) {
     case SV_UP: return v->state == MS_SERVER_LIVE ? 1 : 0;
     case SV_LEASE: return (double)v->lease_age_ms / 1000.0;
@@ -356,7 +356,7 @@ static double srv_value(const ms_snap_server *v, int which) {
 enum { TB_TABLETS, TB_BYTES, TB_KEYS, TB_READS, TB_WRITES, TB_MOVING,
        TB_SPLITS, TB_MERGES, TB_ASSIGN };
 
-static double tbl_value(const ms_snap_table *t, int which) {
+static double tbl_value(const ms_snap_tbl *t, int which) {
   switch (which) {
     case TB_TABLETS: return (double)t->n;
     case TB_BYTES: return (double)t->bytes;
@@ -379,7 +379,7 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
   prom_label(out, "cluster", id->cluster);
   prom_label(out, "address", id->master_address);
   prom_sample_end_u(out, 1);
-  prom_gauge(out, "mica_master_uptime_seconds", id->uptime_s,
+  prom_gauge(out, "mica_master_uptime_seconds", s->uptime_s,
              "Seconds since the master started.");
   prom_gauge(out, "mica_master_in_grace", s->in_grace,
              "1 while the restart grace period lasts.");

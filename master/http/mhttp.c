@@ -40,7 +40,7 @@ void mhttp_opts_init(mhttp_opts *o) {
 }
 
 static uint64_t now_of(mhttp *h) {
-  return h->now_us ? h->now_us(h->now_ctx) : ms_now_micros(h->core);
+  return h->now_us ? h->now_us(h->now_ctx) : ms_now(h->core);
 }
 
 /* ---- answers ---- */
@@ -184,10 +184,8 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
   int which = rt == R_TABLETS   ? MS_SNAP_TABLE_TABLETS
               : rt == R_CLUSTER ? MS_SNAP_MOVING_TABLETS
                                 : MS_SNAP_NO_TABLETS;
-  uint64_t now = now_of(h);
-  ms_snapshot(h->core, now, which, tname, &s);
-  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d),
-                 now > h->start_us ? (now - h->start_us) / 1000000 : 0};
+  ms_snapshot(h->core, now_of(h), h->start_us, which, tname, &s);
+  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d)};
   buf b = BUF_INIT;
   switch (rt) {
     case R_CLUSTER:
@@ -203,7 +201,7 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
       send_buf(c, kJson, &b);
       break;
     case R_TABLETS: {
-      const ms_snap_table *t = ms_snap_find_table(&s, tname);
+      const ms_snap_tbl *t = ms_snap_find_tbl(&s, tname);
       if (t == NULL) {
         char msg[200];
         snprintf(msg, sizeof(msg), "no table %s", tname);
@@ -226,7 +224,7 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
       break;
     }
   }
-  ms_snapshot_free(&s);
+  ms_snap_free(&s);
 }
 
 static void on_request(void *ctx, httpd_req *c) {

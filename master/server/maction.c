@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "master/server/msrv_int.h"
+#include "master/server/maction.h"
 
 /* One call in flight: the tag of its rpc_async call, listed in msrv.out
  * until its outcome is handled. */
@@ -68,15 +68,8 @@ static bool split_sibling(msrv *s, const ms_action *a, ms_tablet *sib) {
 }
 
 static void desc_of(const ms_tablet *t, rpc_tablet_descriptor *d) {
-  memset(d, 0, sizeof *d);
-  d->tablet_id = t->tablet_id;
-  d->table_id = t->table_id;
-  d->table_name = t->table_name ? t->table_name : "";
-  d->start_key.data = t->start_key.data;
-  d->start_key.len = t->start_key.len;
-  d->end_key.data = t->end_key.data;
-  d->end_key.len = t->end_key.len;
-  d->range_epoch = t->range_epoch;
+  rpc_route v = msrv_route_view(t);
+  rpc_route_desc(&v, d);
 }
 
 static void start_open(msrv *s, rpc_async *as, const ms_action *a,

@@ -23,32 +23,10 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "master/server/maction.h"
 #include "master/server/msrv_int.h"
 
 /* ---- small helpers ---- */
-
-uint64_t msrv_now(const msrv *s) { return env_now_micros(s->opt.core.env); }
-
-void msrv_kick(msrv *s) {
-  pthread_mutex_lock(&s->mu);
-  s->kicked = true;
-  pthread_cond_broadcast(&s->kick_cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-void msrv_progress(msrv *s) {
-  pthread_mutex_lock(&s->mu);
-  s->progress++;
-  pthread_cond_broadcast(&s->progress_cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-struct timespec msrv_abstime(const msrv *s, uint64_t micros) {
-  /* Condition variables time out on the wall clock; the env supplies it. */
-  uint64_t t = env_wall_micros(s->opt.core.env) + micros;
-  struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
-  return ts;
-}
 
 /* Waits until the loop reports progress or `millis` milliseconds pass. */
 static void wait_progress(msrv *s, uint64_t seen, int millis) {
@@ -71,59 +49,6 @@ static bool stopping(msrv *s) {
   bool st = s->stopping;
   pthread_mutex_unlock(&s->mu);
   return st;
-}
-
-void msrv_set_caps(msrv *s, uint64_t id, bool can_merge) {
-  pthread_mutex_lock(&s->mu);
-  size_t i = 0;
-  while (i < s->n_caps && s->caps[i].id != id) i++;
-  if (i == s->n_caps) {
-    s->caps = xrealloc(s->caps, (s->n_caps + 1) * sizeof(*s->caps));
-    s->caps[s->n_caps++].id = id;
-  }
-  s->caps[i].can_merge = can_merge;
-  pthread_mutex_unlock(&s->mu);
-}
-
-mica_err *msrv_merge_blocker(msrv *s) {
-  ms_server_info *v = NULL;
-  size_t n = 0;
-  mica_err *err = ms_list_servers(s->core, false, msrv_now(s), &v, &n);
-  if (err == NULL && n == 0)
-    err = err_new(MICA_NOT_SUPPORTED, "no live tablet server to merge on");
-  pthread_mutex_lock(&s->mu);
-  for (size_t i = 0; i < n && err == NULL; i++) {
-    bool can = false;
-    for (size_t k = 0; k < s->n_caps; k++)
-      if (s->caps[k].id == v[i].server_id) can = s->caps[k].can_merge;
-    if (!can)
-      err = err_new(MICA_NOT_SUPPORTED, "tablet server %" PRIu64 " (%s) "
-                    "cannot open merged tablets (it did not report "
-                    "can_merge): merges are unavailable", v[i].server_id,
-                    v[i].address);
-  }
-  pthread_mutex_unlock(&s->mu);
-  ms_server_infos_free(v, n);
-  return err;
-}
-
-mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
-  pthread_mutex_lock(&s->ch_mu);
-  for (size_t i = 0; i < s->n_chans; i++)
-    if (strcmp(rpc_channel_address(s->chans[i]), address) == 0) {
-      *out = s->chans[i];
-      pthread_mutex_unlock(&s->ch_mu);
-      return NULL;
-    }
-  rpc_channel *ch;
-  mica_err *err = rpc_channel_new(address, NULL, &ch);
-  if (err == NULL) {
-    s->chans = xrealloc(s->chans, (s->n_chans + 1) * sizeof(*s->chans));
-    s->chans[s->n_chans++] = ch;
-    *out = ch;
-  }
-  pthread_mutex_unlock(&s->ch_mu);
-  return err;
 }
 
 static void *a_new(arena *a, size_t n) {
@@ -149,33 +74,16 @@ static rpc_status *status_of(rpc_status *st, const mica_err *err) {
 
 /* ---- core values to messages (all memory in `a`) ---- */
 
-static rpc_tablet_descriptor *desc_msg(arena *a, const ms_tablet *t) {
-  rpc_tablet_descriptor *d = a_new(a, sizeof(*d));
-  memset(d, 0, sizeof *d);
-  d->tablet_id = t->tablet_id;
-  d->table_id = t->table_id;
-  d->table_name = t->table_name ? t->table_name : "";
-  d->start_key = buf_slice(&t->start_key);
-  d->end_key = buf_slice(&t->end_key);
-  d->range_epoch = t->range_epoch;
-  return d;
-}
-
-static rpc_location *loc_msg(arena *a, const ms_tablet *t) {
-  rpc_location *l = a_new(a, sizeof(*l));
-  memset(l, 0, sizeof *l);
-  l->server_id = t->server_id;
-  l->address = t->address ? t->address : "";
-  l->assign_epoch = t->assign_epoch;
-  return l;
+/* The route of `t` as a wire message, with its location when `with_loc`. */
+static rpc_tablet_route *route_msg_loc(arena *a, const ms_tablet *t,
+                                       bool with_loc) {
+  rpc_route_wire *w = a_new(a, sizeof(*w));
+  rpc_route v = msrv_route_view(t);
+  return rpc_route_to_wire(&v, with_loc, w);
 }
 
 static rpc_tablet_route *route_msg(arena *a, const ms_tablet *t) {
-  rpc_tablet_route *r = a_new(a, sizeof(*r));
-  memset(r, 0, sizeof *r);
-  r->desc = desc_msg(a, t);
-  if (t->has_location) r->location = loc_msg(a, t);
-  return r;
+  return route_msg_loc(a, t, t->has_location);
 }
 
 static rpc_tablet_route *routes_msg(arena *a, const ms_tablet_list *l) {
@@ -342,8 +250,9 @@ static void h_list_tablets(rpc_call *call, const void *req,
     const ms_tablet *t = &l.v[i];
     rpc_tablet_entry *e = &resp.tablets[i];
     memset(e, 0, sizeof *e);
-    e->desc = desc_msg(a, t);
-    if (t->server_id != 0) e->location = loc_msg(a, t);
+    const rpc_tablet_route *tr = route_msg_loc(a, t, t->server_id != 0);
+    e->desc = tr->desc;
+    e->location = tr->location;
     e->state = t->state;
     e->stats = stats_msg(a, &t->stats);
   }
@@ -684,8 +593,8 @@ static void h_get_info(rpc_call *call, const void *req,
   rpc_get_info_response resp = {0};
   rpc_status st;
   resp.status = status_of(&st, NULL);
-  resp.version = (char *)MICA_VERSION;
-  resp.rpc_address = (char *)msrv_address(s);
+  resp.version = MICA_VERSION;
+  resp.rpc_address = msrv_address(s);
   resp.http_address = http;
   resp.start_time_ms = s->start_wall_ms;
   resp.cluster_name = s->cluster_name;

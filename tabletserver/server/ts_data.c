@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "tabletserver/server/ts_int.h"
+#include "tabletserver/server/ts_data.h"
 
 /* MultiGets with more keys than this leave the polling thread. */
 #define TS_INLINE_MULTIGET_KEYS 32
@@ -465,7 +465,7 @@ static void scan_send_last(rpc_call *call, scan_chunk *c, ts_tab *tt,
   msg.last = true;
   msg.end = end;
   if (tt != NULL) {
-    ts_desc_to_pb(&tt->d, &d);
+    rpc_route_desc(&tt->d, &d);
     msg.tablet = &d;
   }
   mica_err *se = rpc_call_send(call, &msg);
@@ -549,10 +549,10 @@ static void h_scan(rpc_call *call, const void *request,
       pthread_mutex_unlock(&s->mu);
       if (state == TS_SPLITTING)
         e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is being split; "
-                    "resume the scan after the last row", tt->d.id);
+                    "resume the scan after the last row", tt->d.tablet_id);
       else if (state == TS_CLOSING)
         e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing; "
-                    "resume the scan after the last row", tt->d.id);
+                    "resume the scan after the last row", tt->d.tablet_id);
       if (e != NULL) {
         done = true;
         end = RPC_SCAN_END_ERROR;

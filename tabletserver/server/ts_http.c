@@ -126,8 +126,8 @@ static const char *state_name(int st) {
 }
 
 static void tablet_labels(buf *out, const scraped *t) {
-  prom_label_u(out, "tablet_id", t->tt->d.id);
-  prom_label(out, "table", t->tt->d.table_name);
+  prom_label_u(out, "tablet_id", t->tt->d.tablet_id);
+  prom_label(out, "table", t->tt->d.table_name ? t->tt->d.table_name : "");
 }
 
 static void render_requests(ts_server *s, buf *out) {

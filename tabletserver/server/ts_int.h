@@ -7,8 +7,16 @@
  * operations (ts_admin.c) take a tablet out of service by changing its state
  * and waiting until no request holds it, because tab_close and tab_split
  * must not race with other calls on the tablet. ts_master.c runs the master
- * conversation (register, heartbeat, lease, split proposals) and the
- * maintenance loop (rates, automatic splits).
+ * conversation (register, heartbeat, lease, split proposals); ts_maint.c
+ * runs the maintenance loop (rates, automatic splits, requested drops).
+ *
+ * Calls go one way only, so no two files call each other:
+ *   ts_server.c (life cycle) -> ts_maint.c -> ts_admin.c -> ts_master.c
+ *   ts_server.c -> ts_data.c
+ * and every file -> ts_registry.c (this header: the shared state, the
+ * registry, the lease, the status helpers). Each module's own header
+ * (ts_maint.h, ts_admin.h, ts_master.h, ts_data.h) declares what the files
+ * before it may use.
  *
  * Lock order: admin_mu, then mu. No lock of the server is held while calling
  * into the tablet engine or making an RPC, except admin_mu, which only
@@ -40,23 +48,14 @@ enum ts_tab_state {
   TS_CLOSING = 2    /* being closed: requests get NOT_SERVING */
 };
 
-/* A tablet descriptor in plain C, with the location it had here. */
-typedef struct ts_desc {
-  uint64_t id, table_id;
-  char *table_name; /* owned, never NULL */
-  buf start, end;   /* end.len 0 = unbounded */
-  uint64_t range_epoch, assign_epoch;
-} ts_desc;
-
-void ts_desc_copy(ts_desc *dst, const ts_desc *src);
-void ts_desc_clear(ts_desc *d);
-/* From the wire; the caller has checked `w` is not NULL. */
-void ts_desc_from_pb(ts_desc *d, const rpc_tablet_descriptor *w,
-                     uint64_t assign_epoch);
+/* A tablet's descriptor and the assign epoch it has (or had) here is an
+ * rpc_route (proto/route.h) whose server fields are unused: table_name is
+ * never NULL (rpc_route_from_desc makes it ""), and routes built for
+ * routing errors add this server's location (ts_routebuf_add). */
 
 /* One open tablet. */
 typedef struct ts_tab {
-  ts_desc d;     /* immutable while the entry is in the registry */
+  rpc_route d;     /* immutable while the entry is in the registry */
   char *dir;     /* absolute directory */
   char *rel_dir; /* relative to the data root */
   tablet *t;
@@ -92,9 +91,10 @@ typedef struct ts_gone {
   uint64_t id;
   int kind;
   uint64_t assign_epoch; /* the epoch it was served under here */
-  ts_desc left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
-  uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED (server: MERGED) */
-  char *moved_address;                /* MOVED; MERGED elsewhere, else NULL */
+  rpc_route left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left,
+                            * with its location when it serves elsewhere */
+  uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
+  char *moved_address;
 } ts_gone;
 
 struct ts_server {
@@ -156,33 +156,25 @@ void ts_tab_free(ts_tab *tt);
  * Everything is copied into `rb` storage; valid until ts_routebuf_clear. */
 typedef struct ts_routebuf {
   rpc_routing_error re;
-  rpc_tablet_route routes[4];
-  rpc_tablet_descriptor descs[4];
-  rpc_location locs[4];
+  rpc_tablet_route routes[4]; /* re.current; point into wires */
+  rpc_route_wire wires[4];     /* the wire forms of copies */
   rpc_location moved;
-  ts_desc copies[4];
+  rpc_route copies[4];         /* with this server as location when here */
   char *moved_address;
-  char *address;
-  char *remote_address; /* of a route served elsewhere */
 } ts_routebuf;
 
 void ts_routebuf_init(ts_routebuf *rb);
 void ts_routebuf_clear(ts_routebuf *rb);
 /* Appends `d` as a route (served here when `here`). */
-void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here);
-/* Appends `d` as a route served by another server. */
-void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
-                        const char *address);
+/* Appends `r` as it is, location included (a tablet served elsewhere). */
+void ts_routebuf_add_remote(ts_routebuf *rb, const rpc_route *r);
 /* The master says merge input `input`, which this server closed, is now
- * part of `merged` served at server_id/address (under
- * merged->assign_epoch): requests for the input are answered with that
- * route from now on. Nothing changes when the input is open here or left
- * otherwise (split, moved, merged here). */
-void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
-                        uint64_t server_id, const char *address);
-/* Fills a wire descriptor pointing into `d`. */
-void ts_desc_to_pb(const ts_desc *d, rpc_tablet_descriptor *w);
+ * part of `merged`, which serves at merged's location: requests for the
+ * input are answered with that route from now on. Nothing changes when
+ * the input is open here or left otherwise (split, moved, merged here). */
+void ts_reg_merged_into(ts_server *s, uint64_t input, const rpc_route *merged);
 
 /* Looks up the tablet a data request names and takes a reference on it.
  * On success *out is held (release with ts_release). Otherwise returns the
@@ -221,33 +213,16 @@ void ts_status_fill(rpc_status *st, const mica_err *e, ts_routebuf *rb);
 /* Figures of one tablet (counters, engine figures, rates). */
 void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out);
 
-/* ---- handlers (ts_data.c, ts_admin.c) ---- */
-
-mica_err *ts_data_register(ts_server *s);
-mica_err *ts_admin_register(ts_server *s);
-
-/* Splits served tablet `tt` at `key` (empty: the middle) the way
- * SplitTablet does: proposes to the master (or picks ids standalone),
- * then splits by reference and serves both daughters. `left`/`right`
- * (may be NULL) receive the daughters. Takes admin_mu itself. */
-mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
-                          uint64_t assign_epoch, slice key, ts_desc *left,
-                          ts_desc *right);
-
 /* Takes tablet `id` (if served under `assign_epoch`) out of service at
  * once because the master no longer assigns it here; the maintenance
- * thread closes it (ts_drop_requested), so the heartbeat never waits for an
- * admin operation. */
+ * thread closes it (ts_drop_requested, ts_admin.h), so the heartbeat never
+ * waits for an admin operation. */
 void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch);
-/* Closes every tablet whose drop was requested. */
-void ts_drop_requested(ts_server *s);
 
-/* ---- master and maintenance (ts_master.c) ---- */
-
-mica_err *ts_master_start(ts_server *s);
-void ts_master_stop(ts_server *s);
-/* ReportSplit to the master. */
-mica_err *ts_master_report_split(ts_server *s, const ts_desc *parent,
-                                 slice key, ts_desc *left, ts_desc *right);
+/* Sleeps up to `us` for a background thread; true once the server is
+ * stopping (ts_bg_stop). */
+bool ts_bg_wait(ts_server *s, uint64_t us);
+/* Tells the background threads to stop. */
+void ts_bg_stop(ts_server *s);
 
 #endif

@@ -21,59 +21,17 @@
 
 #include "tabletserver/server/ts_int.h"
 
-void ts_desc_copy(ts_desc *dst, const ts_desc *src) {
-  memset(dst, 0, sizeof(*dst));
-  dst->id = src->id;
-  dst->table_id = src->table_id;
-  dst->table_name = xstrdup(src->table_name ? src->table_name : "");
-  buf_append_slice(&dst->start, buf_slice(&src->start));
-  buf_append_slice(&dst->end, buf_slice(&src->end));
-  dst->range_epoch = src->range_epoch;
-  dst->assign_epoch = src->assign_epoch;
-}
-
-void ts_desc_clear(ts_desc *d) {
-  free(d->table_name);
-  buf_free(&d->start);
-  buf_free(&d->end);
-  memset(d, 0, sizeof(*d));
-}
-
-void ts_desc_from_pb(ts_desc *d, const rpc_tablet_descriptor *w,
-                     uint64_t assign_epoch) {
-  memset(d, 0, sizeof(*d));
-  d->id = w->tablet_id;
-  d->table_id = w->table_id;
-  d->table_name = xstrdup(w->table_name ? w->table_name : "");
-  buf_append(&d->start, w->start_key.data, w->start_key.len);
-  buf_append(&d->end, w->end_key.data, w->end_key.len);
-  d->range_epoch = w->range_epoch;
-  d->assign_epoch = assign_epoch;
-}
-
-void ts_desc_to_pb(const ts_desc *d, rpc_tablet_descriptor *w) {
-  memset(w, 0, sizeof *w);
-  w->tablet_id = d->id;
-  w->table_id = d->table_id;
-  w->table_name = d->table_name;
-  w->start_key.data = d->start.data;
-  w->start_key.len = d->start.len;
-  w->end_key.data = d->end.data;
-  w->end_key.len = d->end.len;
-  w->range_epoch = d->range_epoch;
-}
-
 void ts_tab_free(ts_tab *tt) {
   if (tt == NULL) return;
-  ts_desc_clear(&tt->d);
+  rpc_route_clear(&tt->d);
   free(tt->dir);
   free(tt->rel_dir);
   free(tt);
 }
 
 static void gone_clear(ts_gone *g) {
-  ts_desc_clear(&g->left);
-  ts_desc_clear(&g->right);
+  rpc_route_clear(&g->left);
+  rpc_route_clear(&g->right);
   free(g->moved_address);
   memset(g, 0, sizeof(*g));
 }
@@ -83,7 +41,7 @@ static size_t lower_bound(ts_server *s, uint64_t id) {
   size_t lo = 0, hi = s->ntabs;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (s->tabs[mid]->d.id < id)
+    if (s->tabs[mid]->d.tablet_id < id)
       lo = mid + 1;
     else
       hi = mid;
@@ -93,7 +51,7 @@ static size_t lower_bound(ts_server *s, uint64_t id) {
 
 ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id) {
   size_t i = lower_bound(s, id);
-  return i < s->ntabs && s->tabs[i]->d.id == id ? s->tabs[i] : NULL;
+  return i < s->ntabs && s->tabs[i]->d.tablet_id == id ? s->tabs[i] : NULL;
 }
 
 /* Forgets departure records of `id`. mu held. */
@@ -111,19 +69,19 @@ void ts_reg_insert(ts_server *s, ts_tab *tt) {
     s->captabs = s->captabs ? 2 * s->captabs : 16;
     s->tabs = xrealloc(s->tabs, s->captabs * sizeof(*s->tabs));
   }
-  size_t i = lower_bound(s, tt->d.id);
+  size_t i = lower_bound(s, tt->d.tablet_id);
   memmove(&s->tabs[i + 1], &s->tabs[i], (s->ntabs - i) * sizeof(*s->tabs));
   s->tabs[i] = tt;
   s->ntabs++;
   tt->state = TS_SERVING;
   tt->rate_at_us = env_now_micros(s->e);
-  if (tt->d.id > s->max_id_seen) s->max_id_seen = tt->d.id;
-  forget_gone_locked(s, tt->d.id);
+  if (tt->d.tablet_id > s->max_id_seen) s->max_id_seen = tt->d.tablet_id;
+  forget_gone_locked(s, tt->d.tablet_id);
   pthread_mutex_unlock(&s->mu);
 }
 
 void ts_reg_remove_locked(ts_server *s, ts_tab *tt) {
-  size_t i = lower_bound(s, tt->d.id);
+  size_t i = lower_bound(s, tt->d.tablet_id);
   if (i < s->ntabs && s->tabs[i] == tt) {
     memmove(&s->tabs[i], &s->tabs[i + 1],
             (s->ntabs - i - 1) * sizeof(*s->tabs));
@@ -140,8 +98,8 @@ void ts_reg_gone(ts_server *s, ts_gone *g) {
   *slot = *g;
   s->gone_next = (s->gone_next + 1) % TS_GONE_MAX;
   if (s->ngone < TS_GONE_MAX) s->ngone++;
-  if (g->left.id > s->max_id_seen) s->max_id_seen = g->left.id;
-  if (g->right.id > s->max_id_seen) s->max_id_seen = g->right.id;
+  if (g->left.tablet_id > s->max_id_seen) s->max_id_seen = g->left.tablet_id;
+  if (g->right.tablet_id > s->max_id_seen) s->max_id_seen = g->right.tablet_id;
   pthread_mutex_unlock(&s->mu);
   memset(g, 0, sizeof(*g));
 }
@@ -158,33 +116,22 @@ void ts_routebuf_init(ts_routebuf *rb) {
 }
 
 void ts_routebuf_clear(ts_routebuf *rb) {
-  for (size_t i = 0; i < rb->re.n_current; i++) ts_desc_clear(&rb->copies[i]);
+  for (size_t i = 0; i < rb->re.n_current; i++) rpc_route_clear(&rb->copies[i]);
   free(rb->moved_address);
-  free(rb->address);
-  free(rb->remote_address);
   memset(rb, 0, sizeof(*rb));
 }
 
-void ts_routebuf_add_at(ts_routebuf *rb, const ts_desc *d, uint64_t server_id,
-                        const char *address) {
+void ts_routebuf_add_remote(ts_routebuf *rb, const rpc_route *r) {
   size_t i = rb->re.n_current;
-  if (i >= 4 || rb->remote_address != NULL) return;
-  ts_desc_copy(&rb->copies[i], d);
-  ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
-  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
-  rb->routes[i].desc = &rb->descs[i];
-  rb->remote_address = xstrdup(address);
-  memset(&rb->locs[i], 0, sizeof rb->locs[i]);
-  rb->locs[i].server_id = server_id;
-  rb->locs[i].address = rb->remote_address;
-  rb->locs[i].assign_epoch = d->assign_epoch;
-  rb->routes[i].location = &rb->locs[i];
+  if (i >= 4) return;
+  rpc_route *c = &rb->copies[i];
+  rpc_route_copy(c, r);
+  rb->routes[i] = *rpc_route_to_wire(c, c->address != NULL, &rb->wires[i]);
   rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }
 
-void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
-                        uint64_t server_id, const char *address) {
+void ts_reg_merged_into(ts_server *s, uint64_t input, const rpc_route *merged) {
   pthread_mutex_lock(&s->mu);
   ts_gone *old = find_gone_locked(s, input);
   bool skip = ts_reg_find_locked(s, input) != NULL ||
@@ -195,29 +142,23 @@ void ts_reg_merged_into(ts_server *s, uint64_t input, const ts_desc *merged,
   memset(&g, 0, sizeof(g));
   g.id = input;
   g.kind = TS_GONE_MERGED;
-  ts_desc_copy(&g.left, merged);
-  g.moved_server = server_id;
-  g.moved_epoch = merged->assign_epoch;
-  g.moved_address = xstrdup(address);
+  rpc_route_copy(&g.left, merged);
   ts_reg_gone(s, &g);
 }
 
-void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here) {
   size_t i = rb->re.n_current;
   if (i >= 4) return;
-  ts_desc_copy(&rb->copies[i], d);
-  ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
-  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
-  rb->routes[i].desc = &rb->descs[i];
+  rpc_route *c = &rb->copies[i];
+  rpc_route_copy(c, d);
+  free(c->address);
+  c->address = NULL;
   if (here) {
-    if (rb->address == NULL) rb->address = xstrdup(rpc_server_address(s->rpc));
-    memset(&rb->locs[i], 0, sizeof rb->locs[i]);
-    rb->locs[i].server_id = atomic_load(&s->server_id);
-    rb->locs[i].address = rb->address;
-    rb->locs[i].assign_epoch = d->assign_epoch;
-    rb->routes[i].location = &rb->locs[i];
+    c->server_id = atomic_load(&s->server_id);
+    c->address = xstrdup(rpc_server_address(s->rpc));
   }
+  rb->routes[i] = *rpc_route_to_wire(c, here, &rb->wires[i]);
   rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }
@@ -227,10 +168,10 @@ void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
  * daughters (one level), else as recorded. mu held. */
 static void add_daughters_locked(ts_server *s, ts_routebuf *rb,
                                  const ts_gone *g, int depth) {
-  const ts_desc *ds[2] = {&g->left, &g->right};
+  const rpc_route *ds[2] = {&g->left, &g->right};
   for (int i = 0; i < 2; i++) {
-    ts_tab *open = ts_reg_find_locked(s, ds[i]->id);
-    ts_gone *again = open ? NULL : find_gone_locked(s, ds[i]->id);
+    ts_tab *open = ts_reg_find_locked(s, ds[i]->tablet_id);
+    ts_gone *again = open ? NULL : find_gone_locked(s, ds[i]->tablet_id);
     if (open != NULL)
       ts_routebuf_add(s, rb, &open->d, true);
     else if (again != NULL && again->kind == TS_GONE_SPLIT && depth < 1)
@@ -312,16 +253,20 @@ mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
     add_daughters_locked(s, rb, g, 0);
     e = err_new(MICA_STALE_EPOCH,
                 "tablet %" PRIu64 " was split into %" PRIu64 " and %" PRIu64,
-                g->id, g->left.id, g->right.id);
+                g->id, g->left.tablet_id, g->right.tablet_id);
   } else if (g->kind == TS_GONE_MERGED) {
-    ts_tab *open = ts_reg_find_locked(s, g->left.id);
-    if (open == NULL && g->moved_address != NULL)
-      ts_routebuf_add_at(rb, &g->left, g->moved_server, g->moved_address);
+    ts_tab *open = ts_reg_find_locked(s, g->left.tablet_id);
+    /* Served elsewhere: the location the master told (ts_reg_merged_into);
+     * a merge opened here records the result without one. */
+    bool remote = open == NULL && g->left.address != NULL &&
+                  g->left.server_id != atomic_load(&s->server_id);
+    if (remote)
+      ts_routebuf_add_remote(rb, &g->left);
     else
       ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left,
                       open != NULL);
     e = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " was merged into %" PRIu64,
-                g->id, g->left.id);
+                g->id, g->left.tablet_id);
   } else if (g->kind == TS_GONE_MOVED) {
     rb->moved_address = xstrdup(g->moved_address ? g->moved_address : "");
     memset(&rb->moved, 0, sizeof rb->moved);
@@ -348,9 +293,9 @@ void ts_release(ts_server *s, ts_tab *tt) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static bool in_range(const ts_desc *d, slice key) {
-  if (slice_cmp(key, buf_slice(&d->start)) < 0) return false;
-  return d->end.len == 0 || slice_cmp(key, buf_slice(&d->end)) < 0;
+static bool in_range(const rpc_route *d, slice key) {
+  if (slice_cmp(key, buf_slice(&d->start_key)) < 0) return false;
+  return d->end_key.len == 0 || slice_cmp(key, buf_slice(&d->end_key)) < 0;
 }
 
 mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
@@ -358,17 +303,17 @@ mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
   if (in_range(&tt->d, key)) return NULL;
   buf esc = BUF_INIT, lo = BUF_INIT, hi = BUF_INIT;
   slice_escape(key.len > 64 ? slice_make(key.data, 64) : key, &esc);
-  slice_escape(buf_slice(&tt->d.start), &lo);
-  slice_escape(buf_slice(&tt->d.end), &hi);
+  slice_escape(buf_slice(&tt->d.start_key), &lo);
+  slice_escape(buf_slice(&tt->d.end_key), &hi);
   mica_err *e = err_new(MICA_OUT_OF_RANGE,
                         "%s \"%s%s\" is outside tablet %" PRIu64
                         " [\"%s\", %s%s%s)",
                         what, esc.data ? (char *)esc.data : "",
-                        key.len > 64 ? "..." : "", tt->d.id,
+                        key.len > 64 ? "..." : "", tt->d.tablet_id,
                         lo.data ? (char *)lo.data : "",
-                        tt->d.end.len ? "\"" : "", 
-                        tt->d.end.len ? (char *)hi.data : "end",
-                        tt->d.end.len ? "\"" : "");
+                        tt->d.end_key.len ? "\"" : "", 
+                        tt->d.end_key.len ? (char *)hi.data : "end",
+                        tt->d.end_key.len ? "\"" : "");
   buf_free(&esc);
   buf_free(&lo);
   buf_free(&hi);
@@ -421,4 +366,37 @@ void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out) {
   out->read_rate = tt->read_rate;
   out->write_rate = tt->write_rate;
   pthread_mutex_unlock(&s->mu);
+}
+
+void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch) {
+  pthread_mutex_lock(&s->mu);
+  ts_tab *tt = ts_reg_find_locked(s, id);
+  if (tt != NULL && tt->d.assign_epoch == assign_epoch) {
+    tt->drop_requested = true;
+    if (tt->state == TS_SERVING) tt->state = TS_CLOSING;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- background threads ---- */
+
+/* Waits up to `us` for a stop request; true when stopping. Sleeps in
+ * short steps through the env clock (the only clock Mica code reads). */
+bool ts_bg_wait(ts_server *s, uint64_t us) {
+  uint64_t end = env_now_micros(s->e) + us;
+  for (;;) {
+    pthread_mutex_lock(&s->bg_mu);
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->bg_mu);
+    uint64_t now = env_now_micros(s->e);
+    if (stop || now >= end) return stop;
+    uint64_t step = end - now < 20000 ? end - now : 20000;
+    env_sleep_micros(s->e, step);
+  }
+}
+
+void ts_bg_stop(ts_server *s) {
+  pthread_mutex_lock(&s->bg_mu);
+  s->stopping = true;
+  pthread_mutex_unlock(&s->bg_mu);
 }
