@@ -34,7 +34,8 @@ enum {
   REC_SPLIT = 12,
   REC_MERGE_BEGIN = 13,
   REC_MERGE_COMMIT = 14,
-  REC_CONFIG = 15
+  REC_CONFIG = 15,
+  REC_SERVER_HTTP = 16
 };
 
 /* Why a tablet is closing (durable). */
@@ -84,13 +85,24 @@ typedef struct ms_tbl {
 typedef struct ms_srv {
   uint64_t id;
   char *address;
+  char *http_address; /* its /metrics server; "" when it announced none */
   uint64_t incarnation;
   uint64_t registered_ms;
   bool dead;
   /* volatile */
   uint64_t renewed_at; /* when the master received its last renewal */
   bool reported;       /* registered or heartbeated since this master began */
+  /* Merge inputs this server closed, with the tablet they were merged
+   * into: told to the server in a heartbeat reply once that tablet serves
+   * (ms_handle_heartbeat), so it can route clients of the input there. At
+   * most MS_MAX_SUCCESSORS, oldest dropped first. */
+  struct ms_succ {
+    uint64_t input, merged;
+  } *succ;
+  size_t n_succ, cap_succ;
 } ms_srv;
+
+#define MS_MAX_SUCCESSORS 1024
 
 /* A pending action (volatile). */
 typedef struct ms_act {
@@ -162,6 +174,10 @@ void ms_event_add(ms *m, const char *kind, uint64_t tablet, uint64_t server,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 uint64_t ms_wall_ms(ms *m, uint64_t now);
 void ms_fill_tablet(ms *m, const ms_tab *t, ms_tablet *out);
+/* Remembers (volatile) that server `server` closed merge input `input`,
+ * now part of tablet `merged` (see ms_srv.succ). mu held. */
+void ms_note_successor(ms *m, uint64_t server, uint64_t input,
+                       uint64_t merged);
 bool ms_valid_table_name(const char *name);
 
 /* Appends v[0..n) as varints: the payload of most records. */

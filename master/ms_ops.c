@@ -395,6 +395,47 @@ static bool lease_over(ms *m, const ms_srv *s, uint64_t now) {
   return now > s->renewed_at + m->opt.lease_us + m->opt.lease_margin_us;
 }
 
+void ms_note_successor(ms *m, uint64_t server, uint64_t input,
+                       uint64_t merged) {
+  ms_srv *s = ms_find_srv(m, server);
+  if (s == NULL || s->dead) return;
+  if (s->n_succ == MS_MAX_SUCCESSORS) {
+    memmove(&s->succ[0], &s->succ[1], (s->n_succ - 1) * sizeof(*s->succ));
+    s->n_succ--;
+  }
+  if (s->n_succ == s->cap_succ) {
+    s->cap_succ = s->cap_succ ? 2 * s->cap_succ : 8;
+    s->succ = xrealloc(s->succ, s->cap_succ * sizeof(*s->succ));
+  }
+  s->succ[s->n_succ].input = input;
+  s->succ[s->n_succ].merged = merged;
+  s->n_succ++;
+}
+
+/* Moves into reply->merged the successors of `s` whose merged tablet
+ * serves now; drops those whose merged tablet is retired or gone (its
+ * clients ask the master); keeps the rest (still opening) for later. */
+static void take_successors(ms *m, ms_srv *s, ms_server_reply *reply) {
+  size_t keep = 0;
+  for (size_t i = 0; i < s->n_succ; i++) {
+    ms_tab *t = ms_find_tab(m, s->succ[i].merged);
+    ms_tbl *tb = t ? ms_find_tbl(m, t->table_id) : NULL;
+    if (t == NULL || tb == NULL || tb->dropping || t->state == MS_SPLIT ||
+        t->state == MS_MERGED)
+      continue;
+    if (t->state != MS_SERVING) {
+      s->succ[keep++] = s->succ[i];
+      continue;
+    }
+    reply->merged = xrealloc(reply->merged,
+                             (reply->n_merged + 1) * sizeof(*reply->merged));
+    ms_successor *x = &reply->merged[reply->n_merged++];
+    x->input_id = s->succ[i].input;
+    ms_fill_tablet(m, t, &x->merged);
+  }
+  s->n_succ = keep;
+}
+
 static void fill_reply(ms *m, const ms_srv *s, ms_server_reply *reply) {
   reply->server_id = s->id;
   reply->lease_ms = m->opt.lease_us / 1000;
@@ -402,11 +443,16 @@ static void fill_reply(ms *m, const ms_srv *s, ms_server_reply *reply) {
 }
 
 mica_err *ms_handle_register(ms *m, const char *address,
+                             const char *http_address,
                              uint64_t prev_server_id, uint64_t incarnation,
                              const ms_report *tablets, size_t n,
                              uint64_t now, ms_server_reply *reply) {
   memset(reply, 0, sizeof(*reply));
+  if (http_address == NULL) http_address = "";
   mica_err *err = check_address(address);
+  if (!err && strlen(http_address) > 1024)
+    err = err_new(MICA_INVALID_ARGUMENT, "server http address must be at "
+                  "most 1024 bytes");
   if (err) return err;
   LOCK(m);
   m->now = now;
@@ -433,6 +479,8 @@ mica_err *ms_handle_register(ms *m, const char *address,
       put_length_prefixed(&b, slice_from_str(address));
       put_varint64(&b, incarnation);
       put_varint64(&b, ms_wall_ms(m, now));
+      if (http_address[0] != 0)
+        put_length_prefixed(&b, slice_from_str(http_address));
       err = ms_commit(m, REC_SERVER_ADD, &b);
       buf_free(&b);
       if (!err) {
@@ -444,6 +492,16 @@ mica_err *ms_handle_register(ms *m, const char *address,
   } else if (!err) {
     ms_event_add(m, "register", 0, s->id, "server %" PRIu64 " at %s "
                  "registered again reporting %zu tablets", s->id, address, n);
+  }
+  if (!err && strcmp(s->http_address, http_address) != 0) {
+    /* An adopted process announcing another HTTP address (one whose
+     * SERVER_ADD predates the field, or one restarted by hand with the same
+     * incarnation): the change is logged like any durable fact. */
+    buf b = BUF_INIT;
+    put_varint64(&b, s->id);
+    put_length_prefixed(&b, slice_from_str(http_address));
+    err = ms_commit(m, REC_SERVER_HTTP, &b);
+    buf_free(&b);
   }
   if (!err) {
     s->renewed_at = now;
@@ -480,6 +538,7 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
     s->reported = true;
     err = ms_take_reports(m, s, tablets, n, true, reply);
     if (!err) fill_reply(m, s, reply);
+    if (!err) take_successors(m, s, reply);
   }
   if (err) ms_server_reply_free(reply);
   UNLOCK(m);
@@ -586,6 +645,7 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
     ms_server_info *x = &v[k++];
     x->server_id = s->id;
     x->address = xstrdup(s->address);
+    x->http_address = xstrdup(s->http_address);
     x->state = s->dead ? MS_SERVER_DEAD
                : now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
                                                       : MS_SERVER_LIVE;

@@ -178,6 +178,7 @@ static void copy_servers(ms *m, uint64_t now, ms_snap *out) {
     ms_snap_srv *x = &out->srvs[out->n_srvs++];
     x->id = s->id;
     x->address = xstrdup(s->address);
+    x->http_address = xstrdup(s->http_address);
     x->state = srv_state(m, s, now);
     x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
     x->heartbeat_seen = s->reported;
@@ -234,7 +235,10 @@ void ms_snap_free(ms_snap *s) {
     buf_free(&s->tabs[i].end);
   }
   for (size_t i = 0; i < s->n_tbls; i++) free(s->tbls[i].name);
-  for (size_t i = 0; i < s->n_srvs; i++) free(s->srvs[i].address);
+  for (size_t i = 0; i < s->n_srvs; i++) {
+    free(s->srvs[i].address);
+    free(s->srvs[i].http_address);
+  }
   free(s->tabs);
   free(s->tbls);
   free(s->srvs);

@@ -160,6 +160,14 @@ static slice rd_bytes(rd *r) {
   return s;
 }
 
+/* A NUL-terminated copy of `s` (checked to hold no NUL). */
+static char *ms_strndup(slice s) {
+  char *p = xmalloc(s.len + 1);
+  memcpy(p, s.data, s.len);
+  p[s.len] = '\0';
+  return p;
+}
+
 static mica_err *bad(const char *what, ...) __attribute__((format(printf, 1, 2)));
 static mica_err *bad(const char *what, ...) {
   va_list ap;
@@ -319,18 +327,23 @@ static mica_err *apply_server_add(ms *m, rd *r, bool dry) {
   slice addr = rd_bytes(r);
   uint64_t inc = rd_u64(r);
   uint64_t reg = rd_u64(r);
+  /* The HTTP address was added later: a record without it is older. */
+  slice http = r->p != r->lim ? rd_bytes(r) : slice_make("", 0);
   mica_err *err = rd_end(r, "server-add");
   if (err) return err;
   if (id < m->next_server_id || id == 0)
     return bad("server-add: server id %" PRIu64 " reused", id);
   if (addr.len == 0 || addr.len > 1024 || memchr(addr.data, 0, addr.len))
     return bad("server-add: bad address");
+  if (http.len > 1024 || memchr(http.data, 0, http.len))
+    return bad("server-add: bad http address");
   if (dry) return NULL;
   ms_srv *s = xcalloc(1, sizeof(*s));
   s->id = id;
   s->address = xmalloc(addr.len + 1);
   memcpy(s->address, addr.data, addr.len);
   s->address[addr.len] = '\0';
+  s->http_address = ms_strndup(http);
   s->incarnation = inc;
   s->registered_ms = reg;
   s->renewed_at = m->now;
@@ -587,6 +600,23 @@ static mica_err *apply_config(ms *m, rd *r, bool dry) {
   return NULL;
 }
 
+static mica_err *apply_server_http(ms *m, rd *r, bool dry) {
+  uint64_t id = rd_u64(r);
+  slice http = rd_bytes(r);
+  mica_err *err = rd_end(r, "server-http");
+  if (err) return err;
+  ms_srv *s = ms_find_srv(m, id);
+  if (s == NULL || s->dead)
+    return bad("server-http: no live server %" PRIu64, id);
+  if (http.len > 1024 || memchr(http.data, 0, http.len))
+    return bad("server-http: bad http address");
+  if (!dry) {
+    free(s->http_address);
+    s->http_address = ms_strndup(http);
+  }
+  return NULL;
+}
+
 /* ---- snapshots ---- */
 
 void ms_encode_state(ms *m, buf *b) {
@@ -631,6 +661,15 @@ void ms_encode_state(ms *m, buf *b) {
     put_varint64(b, t->closed);
     put_varint64(b, t->src[0]);
     put_varint64(b, t->src[1]);
+  }
+  uint64_t n_http = 0;
+  for (size_t i = 0; i < m->n_srvs; i++) n_http += m->srvs[i]->http_address[0] != 0;
+  put_varint64(b, n_http);
+  for (size_t i = 0; i < m->n_srvs; i++) {
+    ms_srv *s = m->srvs[i];
+    if (s->http_address[0] == 0) continue;
+    put_varint64(b, s->id);
+    put_length_prefixed(b, slice_from_str(s->http_address));
   }
 }
 
@@ -694,6 +733,7 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     s->address = xmalloc(addr.len + 1);
     memcpy(s->address, addr.data, addr.len);
     s->address[addr.len] = '\0';
+    s->http_address = xstrdup("");
     s->incarnation = inc;
     s->registered_ms = reg;
     s->dead = dead == 1;
@@ -731,6 +771,20 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     if (st != MS_SPLIT && st != MS_MERGED)
       PUSH(tb->cur, tb->n_cur, tb->cap_cur, t);
   }
+  /* Servers' HTTP addresses, a section added later: older snapshots end
+   * before it. */
+  n = r->p != r->lim ? rd_u64(r) : 0;
+  for (uint64_t i = 0; i < n && !r->bad; i++) {
+    uint64_t id = rd_u64(r);
+    slice http = rd_bytes(r);
+    if (r->bad) break;
+    ms_srv *s = ms_find_srv(m, id);
+    if (s == NULL || s->http_address[0] != 0 || http.len == 0 ||
+        http.len > 1024 || memchr(http.data, 0, http.len))
+      return bad("snapshot: bad http address of server %" PRIu64, id);
+    free(s->http_address);
+    s->http_address = ms_strndup(http);
+  }
   mica_err *err = rd_end(r, "snapshot");
   if (err) return err;
   for (size_t i = 0; i < m->n_tables; i++) {
@@ -764,6 +818,7 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry) {
     case REC_MERGE_BEGIN: return apply_merge_begin(m, &r, dry);
     case REC_MERGE_COMMIT: return apply_merge_commit(m, &r, dry);
     case REC_CONFIG: return apply_config(m, &r, dry);
+    case REC_SERVER_HTTP: return apply_server_http(m, &r, dry);
     default: return bad("unknown record type %u", type);
   }
 }
@@ -898,7 +953,10 @@ void ms_table_infos_free(ms_table_info *v, size_t n) {
 }
 
 void ms_server_infos_free(ms_server_info *v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i].address);
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].address);
+    free(v[i].http_address);
+  }
   free(v);
 }
 
@@ -906,6 +964,10 @@ void ms_server_reply_free(ms_server_reply *r) {
   free(r->close);
   r->close = NULL;
   r->n_close = 0;
+  for (size_t i = 0; i < r->n_merged; i++) ms_tablet_clear(&r->merged[i].merged);
+  free(r->merged);
+  r->merged = NULL;
+  r->n_merged = 0;
 }
 
 void ms_action_list_free(ms_action_list *l) {
@@ -1036,6 +1098,8 @@ static void free_state(ms *m) {
   for (size_t i = 0; i < m->n_tables; i++) tbl_free(m->tables[i]);
   for (size_t i = 0; i < m->n_srvs; i++) {
     free(m->srvs[i]->address);
+    free(m->srvs[i]->http_address);
+    free(m->srvs[i]->succ);
     free(m->srvs[i]);
   }
   free(m->tabs);

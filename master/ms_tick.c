@@ -423,8 +423,13 @@ static mica_err *commit_merges(ms *m, uint64_t now) {
       if (srv == 0) return NULL;
       uint64_t id = m->next_tablet_id;
       uint64_t rec[4] = {a->id, b->id, id, srv};
+      uint64_t closed_on[2] = {a->server, b->server};
       mica_err *err = commit_u64s(m, REC_MERGE_COMMIT, rec, 4);
       if (err) return err;
+      /* The server that closed an input elsewhere learns the merged
+       * tablet later (the one opening it records both inputs itself). */
+      for (int j = 0; j < 2; j++)
+        if (closed_on[j] != srv) ms_note_successor(m, closed_on[j], rec[j], id);
       ms_queue_action(m, MS_ACT_OPEN, ms_find_tab(m, id), now);
       ms_event_add(m, "merge", id, srv, "tablets %" PRIu64 " and %" PRIu64
                    " merged into %" PRIu64 " on server %" PRIu64, rec[0],

@@ -53,6 +53,7 @@ typedef struct ms_snap_tbl {
 typedef struct ms_snap_srv {
   uint64_t id;
   char *address;
+  char *http_address; /* its /metrics server; "" when it announced none */
   int state; /* enum ms_server_state */
   uint64_t lease_age_ms;
   bool heartbeat_seen;       /* reported since this master started */

@@ -156,6 +156,7 @@ void ms_table_infos_free(ms_table_info *v, size_t n);
 typedef struct ms_server_info {
   uint64_t server_id;
   char *address;
+  char *http_address; /* its /metrics and /healthz; "" when it gave none */
   int state; /* enum ms_server_state */
   uint64_t lease_age_ms;
   uint32_t tablet_count;
@@ -178,6 +179,13 @@ typedef struct ms_report {
   ms_stats stats;
 } ms_report;
 
+/* An input of a merge that the server closed, and the tablet it became
+ * (serving, with its location). */
+typedef struct ms_successor {
+  uint64_t input_id;
+  ms_tablet merged;
+} ms_successor;
+
 /* What the master answers a register or heartbeat with. */
 typedef struct ms_server_reply {
   uint64_t server_id;
@@ -185,8 +193,14 @@ typedef struct ms_server_reply {
   uint64_t heartbeat_ms;
   ms_ref *close; /* reported tablets the server must stop serving now */
   size_t n_close;
+  /* Heartbeats only: merge inputs this server closed whose merged tablet
+   * now serves, each told once (best effort: a lost reply loses them, and
+   * clients of such an input then ask the master). */
+  ms_successor *merged;
+  size_t n_merged;
 } ms_server_reply;
-void ms_server_reply_free(ms_server_reply *r); /* frees `close` */
+/* Frees `close` and `merged`. */
+void ms_server_reply_free(ms_server_reply *r);
 
 typedef struct ms_move {
   uint64_t tablet_id;
@@ -244,7 +258,10 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
 
 /* ---- tablet servers ---- */
 
-/* A server process announces itself. `prev_server_id` and `incarnation`
+/* A server process announces itself at RPC `address`, with the HTTP
+ * address of its /metrics (`http_address`; NULL or "" = none), which is
+ * logged with the server and shown in server lists.
+ * `prev_server_id` and `incarnation`
  * identify a process that registered before (with a master that has since
  * restarted, or after its own lease ran out): when both match a server the
  * master does not consider dead, the id is kept and the reported tablets
@@ -253,6 +270,7 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
  * logged, and an older live server with the same address (a previous
  * process on that port) is declared dead at once. */
 mica_err *ms_handle_register(ms *m, const char *address,
+                             const char *http_address,
                              uint64_t prev_server_id, uint64_t incarnation,
                              const ms_report *tablets, size_t n,
                              uint64_t now, ms_server_reply *reply);

@@ -196,6 +196,14 @@ const rpc_status *rpc_response_status(const void *msg);
 typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
+/* Told of every call a server ends: the method (NULL for an unknown
+ * path), the Mica code of the outcome (a unary reply's Status code, else
+ * the code the call was ended with) and the microseconds since the request
+ * arrived. Runs on the thread that ends the call, so it must be cheap and
+ * must not block (atomic counters). */
+typedef void (*rpc_observe_fn)(void *ctx, const rpc_method *m, int code,
+                               uint64_t micros);
+
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
   int threads;              /* polling threads; 0 = one per core */
@@ -203,6 +211,8 @@ typedef struct rpc_server_opts {
                                handlers; 0 = 256. Calls queue when all are
                                busy. */
   size_t max_message_bytes; /* send and receive limit; 0 = default */
+  rpc_observe_fn observe;   /* NULL = none */
+  void *observe_ctx;
 } rpc_server_opts;
 
 /* Handles one call. `request` is the decoded request (the plain struct of

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/log.h"
 #include "proto/rpc_internal.h"
 
@@ -60,6 +61,7 @@ struct rpc_call {
   grpc_byte_buffer *send_bb; /* message of the batch in flight */
   grpc_slice status_details;
   rpc_tag t_request, t_recv, t_close, t_send, t_final;
+  uint64_t start_us; /* when matched; set only when the server observes */
 
   /* rpc_call_send waits here for t_send. */
   pthread_mutex_t mu;
@@ -84,6 +86,8 @@ struct rpc_server {
   poller *pollers;
   int npollers;
   bool started;
+  rpc_observe_fn observe; /* NULL = none */
+  void *observe_ctx;
   atomic_bool stopping; /* no new request slots once set */
   rpc_tag t_shutdown;
 
@@ -217,7 +221,7 @@ static void on_final(rpc_tag *t, bool ok) {
 /* Starts the final batch: initial metadata if not sent yet, the response
  * if any (`bb`, taken), and the status. */
 static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
-                     const char *details) {
+                     const char *details, int outcome) {
   if (c->ended) {
     LOG_E("rpc: %s ended twice; second end ignored",
           c->h != NULL ? c->h->method->path : "call");
@@ -226,6 +230,12 @@ static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
     return;
   }
   c->ended = true;
+  rpc_server *srv = c->srv;
+  if (srv->observe != NULL) {
+    uint64_t now = env_now_micros(env_posix());
+    srv->observe(srv->observe_ctx, c->h != NULL ? c->h->method : NULL,
+                 outcome, now > c->start_us ? now - c->start_us : 0);
+  }
   grpc_op ops[3];
   size_t n = 0;
   memset(ops, 0, sizeof ops);
@@ -258,11 +268,13 @@ static void end_call_err(rpc_call *c, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(code), msg);
+  end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(code), msg, code);
 }
 
 void rpc_call_reply(rpc_call *c, const void *response) {
-  end_call(c, rpc_pack(c->h->method->response, response), GRPC_STATUS_OK, "");
+  const rpc_status *st = rpc_response_status(response);
+  end_call(c, rpc_pack(c->h->method->response, response), GRPC_STATUS_OK, "",
+           st != NULL ? st->code : MICA_OK);
 }
 
 void rpc_call_finish(rpc_call *c, const mica_err *e) {
@@ -272,7 +284,7 @@ void rpc_call_finish(rpc_call *c, const mica_err *e) {
     return;
   }
   end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(err_code(e)),
-           e != NULL ? err_msg(e) : "");
+           e != NULL ? err_msg(e) : "", err_code(e));
 }
 
 static void on_send(rpc_tag *t, bool ok) {
@@ -422,6 +434,7 @@ static void on_request(rpc_tag *t, bool ok) {
   /* Live before the slot stops counting, so a waiter never sees both at
    * zero while this call exists. */
   atomic_fetch_add(&s->live, 1);
+  if (s->observe != NULL) c->start_us = env_now_micros(env_posix());
   post_request(c->p);
   count_done(s, &s->pending);
   atomic_store(&c->refs, 2); /* the close batch and the final batch */
@@ -529,6 +542,8 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->wcv, NULL);
   s->t_shutdown.done = on_shutdown;
+  s->observe = opts->observe;
+  s->observe_ctx = opts->observe_ctx;
 
   grpc_arg argv[RPC_ARGS_N];
   grpc_channel_args args = rpc_args(argv, s->max_msg, false);

@@ -105,7 +105,7 @@ enum rpc_server_state {
   X(configure_request) X(configure_response)                                 \
   X(event) X(list_events_request) X(list_events_response)                    \
   X(tablet_report) X(register_server_request) X(register_server_response)    \
-  X(heartbeat_request) X(heartbeat_response)                                 \
+  X(heartbeat_request) X(merged_input) X(heartbeat_response)                 \
   X(report_split_request) X(report_split_response)                           \
   X(get_info_request) X(get_info_response)                                   \
   X(echo_request) X(echo_response)
@@ -224,7 +224,8 @@ enum rpc_server_state {
   F(U64, _, server_id, 1) F(STR, _, address, 2) F(ENUM, _, state, 3)         \
   F(U64, _, lease_age_ms, 4) F(U32, _, tablet_count, 5)                      \
   F(U64, _, approx_bytes, 6) F(DBL, _, read_rate, 7)                         \
-  F(DBL, _, write_rate, 8) F(U64, _, registered_ms, 9)
+  F(DBL, _, write_rate, 8) F(U64, _, registered_ms, 9)                      \
+  F(STR, _, http_address, 10)
 #define RPC_FIELDS_list_servers_request(F) F(BOOL, _, include_dead, 1)
 #define RPC_FIELDS_list_servers_response(F) \
   F(MSG, status, status, 1) F(RMSG, server_info, servers, 2)
@@ -264,7 +265,7 @@ enum rpc_server_state {
 #define RPC_FIELDS_register_server_request(F)                                \
   F(STR, _, address, 1) F(U64, _, previous_server_id, 2)                     \
   F(RMSG, tablet_report, tablets, 3) F(U64, _, incarnation, 4)               \
-  F(BOOL, _, can_merge, 5)
+  F(BOOL, _, can_merge, 5) F(STR, _, http_address, 6)
 #define RPC_FIELDS_register_server_response(F)                               \
   F(MSG, status, status, 1) F(U64, _, server_id, 2) F(U64, _, lease_ms, 3)   \
   F(U64, _, heartbeat_interval_ms, 4) F(RMSG, tablet_ref, close_tablets, 5)  \
@@ -272,9 +273,11 @@ enum rpc_server_state {
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
   F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)
+#define RPC_FIELDS_merged_input(F) \
+  F(U64, _, tablet_id, 1) F(MSG, tablet_route, merged, 2)
 #define RPC_FIELDS_heartbeat_response(F)                                     \
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
-  F(RMSG, tablet_ref, close_tablets, 3)
+  F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)
 #define RPC_FIELDS_report_split_request(F)                                   \
   F(U64, _, server_id, 1) F(MSG, tablet_ref, parent, 2)                      \
   F(BYTES, _, split_key, 3)

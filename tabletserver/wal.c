@@ -55,6 +55,15 @@ static struct {
 } g_pool = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}};
 
 /* Gives `b` (empty, no memory) a buffer of at least `want` bytes. */
+/* Process-wide figures for the tablet server's /metrics (wal_get_sums). */
+static uint64_t g_groups, g_syncs, g_sync_micros; /* atomic adds */
+
+void wal_get_sums(wal_sums *out) {
+  out->groups = __atomic_load_n(&g_groups, __ATOMIC_RELAXED);
+  out->syncs = __atomic_load_n(&g_syncs, __ATOMIC_RELAXED);
+  out->sync_micros = __atomic_load_n(&g_sync_micros, __ATOMIC_RELAXED);
+}
+
 static void pool_get(buf *b, size_t want) {
   pthread_mutex_lock(&g_pool.mu);
   if (g_pool.n > 0) *b = g_pool.bufs[--g_pool.n];
@@ -254,7 +263,15 @@ static void lead(wal_writer *w) {
   }
   bool wrote = g.len > 0 && err == NULL;
   pool_put(&g);
-  if (err == NULL && sync) err = env_sync(w->f);
+  if (wrote) __atomic_fetch_add(&g_groups, 1, __ATOMIC_RELAXED);
+  if (err == NULL && sync) {
+    uint64_t t0 = env_now_micros(env_posix());
+    err = env_sync(w->f);
+    uint64_t t1 = env_now_micros(env_posix());
+    __atomic_fetch_add(&g_syncs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_sync_micros, t1 > t0 ? t1 - t0 : 0,
+                       __ATOMIC_RELAXED);
+  }
 
   pthread_mutex_lock(&w->mu);
   w->leading = false;

@@ -156,6 +156,15 @@ mica_err *wal_append(wal_writer *w, slice payload, bool sync);
  * fdatasync, unless everything written is already synced. */
 mica_err *wal_sync(wal_writer *w);
 
+/* Totals over every writer of this process since it started (the tablet
+ * server's /metrics): groups written, fdatasyncs of groups, and the time
+ * spent in them. Read with relaxed atomics: each figure is exact, the
+ * three are not one snapshot. */
+typedef struct wal_sums {
+  uint64_t groups, syncs, sync_micros;
+} wal_sums;
+void wal_get_sums(wal_sums *out);
+
 /* Bytes in the segment file including records added but not yet written. */
 uint64_t wal_writer_size(wal_writer *w);
 

@@ -38,13 +38,13 @@ static void op_list(void) {
 }
 
 static void snap(int which) {
-  mh_snap s;
-  mh_snap_take(F.m, hfix_now(&F), 0, which, "t0", &s);
-  mh_snap_free(&s);
+  ms_snap s;
+  ms_snapshot(F.m, hfix_now(&F), 0, which, "t0", &s);
+  ms_snap_free(&s);
 }
-static void op_none(void) { snap(MH_NO_TABLETS); }
-static void op_moving(void) { snap(MH_MOVING_TABLETS); }
-static void op_table(void) { snap(MH_TABLE_TABLETS); }
+static void op_none(void) { snap(MS_SNAP_NO_TABLETS); }
+static void op_moving(void) { snap(MS_SNAP_MOVING_TABLETS); }
+static void op_table(void) { snap(MS_SNAP_TABLE_TABLETS); }
 
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;

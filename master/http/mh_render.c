@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/prom.h"
 #include "master/http/mh_int.h"
 
 /* Longest list of tablets in transition given in /api/cluster. */
@@ -109,14 +110,14 @@ static const char *srv_state_name(int state) {
   }
 }
 
-static const char *srv_addr(const mh_snap *s, uint64_t id) {
-  const mh_srv *v = mh_snap_srv(s, id);
+static const char *srv_addr(const ms_snap *s, uint64_t id) {
+  const ms_snap_srv *v = ms_snap_find_srv(s, id);
   return v ? v->address : "";
 }
 
 /* A dead server is worth a warning until another live server has taken
  * its address (a restarted process registers under a new id). */
-static bool replaced(const mh_snap *s, const mh_srv *dead) {
+static bool replaced(const ms_snap *s, const ms_snap_srv *dead) {
   for (size_t i = 0; i < s->n_srvs; i++)
     if (s->srvs[i].state != MS_SERVER_DEAD &&
         strcmp(s->srvs[i].address, dead->address) == 0)
@@ -141,7 +142,7 @@ static void warning(buf *out, bool *first, const char *kind, const char *fmt,
   out_s(out, "}");
 }
 
-static void tablet_fields(const mh_snap *s, const mh_tab *t, buf *out) {
+static void tablet_fields(const ms_snap *s, const ms_snap_tab *t, buf *out) {
   out_f(out, "\"id\":%" PRIu64 ",\"start\":", t->id);
   json_key(out, &t->start);
   out_s(out, ",\"end\":");
@@ -163,7 +164,7 @@ static void tablet_fields(const mh_snap *s, const mh_tab *t, buf *out) {
   json_num(out, t->stats.write_rate);
 }
 
-void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
+void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   uint64_t bytes = 0, keys = 0, unassigned = 0, moving = 0, current = 0;
   for (size_t i = 0; i < s->n_tbls; i++) {
     bytes += s->tbls[i].bytes;
@@ -200,7 +201,7 @@ void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
   bool first = true;
   uint64_t live = s->servers_by_state[MS_SERVER_LIVE];
   for (size_t i = 0; i < s->n_srvs; i++) {
-    const mh_srv *v = &s->srvs[i];
+    const ms_snap_srv *v = &s->srvs[i];
     if (v->state == MS_SERVER_DEAD && !replaced(s, v)) {
       char a[160];
       snprintf(a, sizeof(a), "%s", v->address);
@@ -233,9 +234,9 @@ void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
   out_s(out, "],\"transitions\":[");
   size_t shown = 0;
   for (size_t i = 0; i < s->n_tbls && shown < MH_MAX_TRANSITIONS; i++) {
-    const mh_tbl *tb = &s->tbls[i];
+    const ms_snap_tbl *tb = &s->tbls[i];
     for (size_t j = 0; j < tb->n_copied && shown < MH_MAX_TRANSITIONS; j++) {
-      const mh_tab *t = &s->tabs[tb->first + j];
+      const ms_snap_tab *t = &s->tabs[tb->first + j];
       if (!t->in_transition) continue;
       out_s(out, shown++ ? ",{\"table\":" : "{\"table\":");
       mh_json_str(out, tb->name);
@@ -248,12 +249,14 @@ void mh_render_cluster(const mh_snap *s, const mh_ident *id, buf *out) {
         moving > shown ? "true" : "false");
 }
 
-void mh_render_servers(const mh_snap *s, buf *out) {
+void mh_render_servers(const ms_snap *s, buf *out) {
   out_s(out, "{\"servers\":[");
   for (size_t i = 0; i < s->n_srvs; i++) {
-    const mh_srv *v = &s->srvs[i];
+    const ms_snap_srv *v = &s->srvs[i];
     out_f(out, "%s{\"id\":%" PRIu64 ",\"address\":", i ? "," : "", v->id);
     mh_json_str(out, v->address);
+    out_s(out, ",\"http_address\":");
+    mh_json_str(out, v->http_address);
     out_f(out, ",\"state\":\"%s\",\"lease_age_ms\":%" PRIu64
           ",\"last_heartbeat_ms\":", srv_state_name(v->state),
           v->lease_age_ms);
@@ -270,7 +273,7 @@ void mh_render_servers(const mh_snap *s, buf *out) {
   out_s(out, "]}\n");
 }
 
-static void table_fields(const mh_tbl *t, buf *out) {
+static void table_fields(const ms_snap_tbl *t, buf *out) {
   out_f(out, "\"id\":%" PRIu64 ",\"name\":", t->id);
   mh_json_str(out, t->name);
   out_f(out, ",\"created_ms\":%" PRIu64 ",\"tablets\":%zu,\"bytes\":%" PRIu64
@@ -284,7 +287,7 @@ static void table_fields(const mh_tbl *t, buf *out) {
         t->in_transition, t->splits, t->merges, t->assignments);
 }
 
-void mh_render_tables(const mh_snap *s, buf *out) {
+void mh_render_tables(const ms_snap *s, buf *out) {
   out_s(out, "{\"tables\":[");
   for (size_t i = 0; i < s->n_tbls; i++) {
     out_s(out, i ? ",{" : "{");
@@ -294,7 +297,7 @@ void mh_render_tables(const mh_snap *s, buf *out) {
   out_s(out, "]}\n");
 }
 
-void mh_render_tablets(const mh_snap *s, const mh_tbl *t, buf *out) {
+void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out) {
   out_s(out, "{\"table\":{");
   table_fields(t, out);
   out_s(out, "},\"tablets\":[");
@@ -306,7 +309,7 @@ void mh_render_tablets(const mh_snap *s, const mh_tbl *t, buf *out) {
   out_s(out, "]}\n");
 }
 
-void mh_render_events(const mh_snap *s, size_t limit, buf *out) {
+void mh_render_events(const ms_snap *s, size_t limit, buf *out) {
   size_t n = limit && limit < s->n_events ? limit : s->n_events;
   out_s(out, "{\"events\":[");
   for (size_t i = 0; i < n; i++) {
@@ -324,59 +327,20 @@ void mh_render_events(const mh_snap *s, size_t limit, buf *out) {
 
 /* ---- Prometheus text format (version 0.0.4) ---- */
 
-/* A label value: ASCII through slice_escape, then `\` and `"` escaped as
- * the format asks (slice_escape already turned newlines into \x0a). */
-static void prom_label(buf *out, const char *name, const char *value) {
-  buf esc = BUF_INIT;
-  slice_escape(slice_from_str(value), &esc);
-  out_s(out, name);
-  out_s(out, "=\"");
-  for (size_t i = 0; i < esc.len; i++) {
-    if (esc.data[i] == '\\' || esc.data[i] == '"') buf_push(out, '\\');
-    buf_push(out, esc.data[i]);
-  }
-  buf_push(out, '"');
-  buf_free(&esc);
-}
-
-static void prom_num(buf *out, double v) {
-  if (isnan(v)) out_s(out, "NaN");
-  else if (isinf(v)) out_s(out, v > 0 ? "+Inf" : "-Inf");
-  else out_f(out, "%.17g", v);
-}
-
-static void prom_head(buf *out, const char *name, const char *type,
-                      const char *help) {
-  out_f(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void prom_u(buf *out, const char *name, uint64_t v) {
-  out_f(out, "%s %" PRIu64 "\n", name, v);
-}
-
-/* A gauge without labels: its HELP and TYPE lines, then its one sample. */
-static void prom_gauge(buf *out, const char *name, uint64_t v, const char *help) {
-  prom_head(out, name, "gauge", help);
-  prom_u(out, name, v);
-}
-
-static void srv_labels(buf *out, const mh_srv *v) {
-  out_f(out, "{server_id=\"%" PRIu64 "\",", v->id);
+static void srv_labels(buf *out, const ms_snap_srv *v) {
+  prom_label_u(out, "server_id", v->id);
   prom_label(out, "address", v->address);
-  out_s(out, "} ");
 }
 
-static void tbl_labels(buf *out, const mh_tbl *t) {
-  out_s(out, "{");
+static void tbl_labels(buf *out, const ms_snap_tbl *t) {
   prom_label(out, "table", t->name);
-  out_s(out, "} ");
 }
 
 /* Per-server metric `name` with the value chosen by `which`. */
 enum { SV_UP, SV_LEASE, SV_TABLETS, SV_BYTES, SV_KEYS, SV_READS, SV_WRITES,
        SV_SPLITS };
 
-static double srv_value(const mh_srv *v, int which) {
+static double srv_value(const ms_snap_srv *v, int which) {
   switch (which) {
     case SV_UP: return v->state == MS_SERVER_LIVE ? 1 : 0;
     case SV_LEASE: return (double)v->lease_age_ms / 1000.0;
@@ -392,7 +356,7 @@ static double srv_value(const mh_srv *v, int which) {
 enum { TB_TABLETS, TB_BYTES, TB_KEYS, TB_READS, TB_WRITES, TB_MOVING,
        TB_SPLITS, TB_MERGES, TB_ASSIGN };
 
-static double tbl_value(const mh_tbl *t, int which) {
+static double tbl_value(const ms_snap_tbl *t, int which) {
   switch (which) {
     case TB_TABLETS: return (double)t->n;
     case TB_BYTES: return (double)t->bytes;
@@ -406,15 +370,15 @@ static double tbl_value(const mh_tbl *t, int which) {
   }
 }
 
-void mh_render_metrics(const mh_snap *s, const mh_ident *id,
-                       const mh_http_counts *hc, buf *out) {
+void mh_render_metrics(const ms_snap *s, const mh_ident *id,
+                       const uint64_t by_class[6], buf *out) {
   prom_head(out, "mica_master_info", "gauge",
             "Always 1; labels name the version, cluster and RPC address.");
-  out_f(out, "mica_master_info{version=\"%s\",", MICA_VERSION);
+  prom_sample_begin(out, "mica_master_info");
+  prom_label(out, "version", MICA_VERSION);
   prom_label(out, "cluster", id->cluster);
-  out_s(out, ",");
   prom_label(out, "address", id->master_address);
-  out_s(out, "} 1\n");
+  prom_sample_end_u(out, 1);
   prom_gauge(out, "mica_master_uptime_seconds", s->uptime_s,
              "Seconds since the master started.");
   prom_gauge(out, "mica_master_in_grace", s->in_grace,
@@ -450,7 +414,7 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
             "HTTP responses sent by this master, by status class.");
   for (int c = 1; c <= 5; c++)
     out_f(out, "mica_master_http_responses_total{code=\"%dxx\"} %" PRIu64
-          "\n", c, hc->by_class[c]);
+          "\n", c, by_class[c]);
 
   static const struct {
     const char *name, *type, *help;
@@ -471,10 +435,9 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
   for (int w = 0; w < (int)(sizeof(sv) / sizeof(sv[0])); w++) {
     prom_head(out, sv[w].name, sv[w].type, sv[w].help);
     for (size_t i = 0; i < s->n_srvs; i++) {
-      out_s(out, sv[w].name);
+      prom_sample_begin(out, sv[w].name);
       srv_labels(out, &s->srvs[i]);
-      prom_num(out, srv_value(&s->srvs[i], w));
-      buf_push(out, '\n');
+      prom_sample_end(out, srv_value(&s->srvs[i], w));
     }
   }
 
@@ -499,10 +462,9 @@ void mh_render_metrics(const mh_snap *s, const mh_ident *id,
   for (int w = 0; w < (int)(sizeof(tv) / sizeof(tv[0])); w++) {
     prom_head(out, tv[w].name, tv[w].type, tv[w].help);
     for (size_t i = 0; i < s->n_tbls; i++) {
-      out_s(out, tv[w].name);
+      prom_sample_begin(out, tv[w].name);
       tbl_labels(out, &s->tbls[i]);
-      prom_num(out, tbl_value(&s->tbls[i], w));
-      buf_push(out, '\n');
+      prom_sample_end(out, tbl_value(&s->tbls[i], w));
     }
   }
 }

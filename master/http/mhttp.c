@@ -1,51 +1,36 @@
-/* mhttp: the libmicrohttpd server of the master's status page and API.
+/* mhttp: the master's status page and API over the shared HTTP server
+ * (common/httpd.h: connection bounds, timeouts, common headers).
  *
- * libmicrohttpd runs a small pool of polling threads over non-blocking
- * sockets: a client that sends half a request or reads slowly occupies a
- * connection slot, not a thread, and is dropped after the idle timeout.
  * Each request is answered on its first callback (no request here has a
  * body), from a snapshot of the core taken for that request alone
  * (ms_snapshot, master/snapshot.h), so the core's mutex is held only for
  * the copy.
  *
- * The URL path reaches us undecoded (a pass-through unescape callback):
- * percent-decoding happens here, only in the one place a name is taken
- * from the path, so an encoded NUL or slash cannot change the route. */
-#include <arpa/inet.h>
+ * The URL path reaches us undecoded: percent-decoding happens here, only
+ * in the one place a name is taken from the path, so an encoded NUL or
+ * slash cannot change the route. */
 #include <inttypes.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include "common/log.h"
+#include "common/httpd.h"
 #include "master/http/mh_int.h"
 #include "master/http/mhttp.h"
 
-/* Longest URL path answered; longer ones get 414. */
-#define MH_MAX_URL 2048
-/* Per-connection memory of libmicrohttpd: bounds the request line and
- * headers (beyond it the library answers 414/431 itself). */
-#define MH_CONN_MEMORY (32 * 1024)
 /* Longest table name (ms_valid_table_name). */
 #define MH_MAX_NAME 128
 /* Most events one request may ask for. */
 #define MH_MAX_EVENTS 100000
 
 struct mhttp {
-  struct MHD_Daemon *d;
+  httpd *d;
   ms *core;
   char *cluster;
   char *master_address;
-  char address[80];
-  int port;
   uint64_t start_us;
   uint64_t (*now_us)(void *ctx);
   void *now_ctx;
-  mh_http_counts counts; /* updated with atomic adds from any thread */
 };
 
 void mhttp_opts_init(mhttp_opts *o) {
@@ -56,45 +41,21 @@ void mhttp_opts_init(mhttp_opts *o) {
 }
 
 static uint64_t now_of(mhttp *h) {
-  return h->now_us ? h->now_us(h->now_ctx) : mh_core_now(h->core);
+  return h->now_us ? h->now_us(h->now_ctx) : ms_now(h->core);
 }
 
 /* ---- answers ---- */
 
-static const char kHtmlCsp[] =
-    "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'";
-
-/* Queues `body` (copied) with status `code` and the headers every answer
- * carries. */
-static enum MHD_Result answer(mhttp *h, struct MHD_Connection *c, int code,
-                              const char *type, const void *body, size_t len,
-                              const char *allow) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (r == NULL) return MHD_NO;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-  if (strncmp(type, "text/html", 9) == 0) {
-    MHD_add_response_header(r, "Content-Security-Policy", kHtmlCsp);
-    MHD_add_response_header(r, "X-Frame-Options", "DENY");
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-  }
-  if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)code, r);
-  MHD_destroy_response(r);
-  if (code >= 100 && code < 600)
-    __atomic_fetch_add(&h->counts.by_class[code / 100], 1, __ATOMIC_RELAXED);
-  return ret;
+static void answer(httpd_req *c, int code, const char *type,
+                   const void *body, size_t len, const char *allow) {
+  httpd_reply(c, code, type, body, len, allow);
 }
 
 static const char kJson[] = "application/json";
 static const char kText[] = "text/plain; charset=utf-8";
 
-static enum MHD_Result fail(mhttp *h, struct MHD_Connection *c, int code,
-                            bool api, const char *msg, const char *allow) {
+static void fail(httpd_req *c, int code, bool api, const char *msg,
+                 const char *allow) {
   buf b = BUF_INIT;
   if (api) {
     buf_append(&b, "{\"error\":", 9);
@@ -104,17 +65,13 @@ static enum MHD_Result fail(mhttp *h, struct MHD_Connection *c, int code,
     buf_append(&b, msg, strlen(msg));
     buf_push(&b, '\n');
   }
-  enum MHD_Result r = answer(h, c, code, api ? kJson : kText, b.data, b.len,
-                             allow);
+  answer(c, code, api ? kJson : kText, b.data, b.len, allow);
   buf_free(&b);
-  return r;
 }
 
-static enum MHD_Result send_buf(mhttp *h, struct MHD_Connection *c,
-                                const char *type, buf *b) {
-  enum MHD_Result r = answer(h, c, 200, type, b->data, b->len, NULL);
+static void send_buf(httpd_req *c, const char *type, buf *b) {
+  answer(c, 200, type, b->data, b->len, NULL);
   buf_free(b);
-  return r;
 }
 
 /* ---- routes ---- */
@@ -206,173 +163,96 @@ static enum route route_of(const char *url, const mh_asset **asset,
   return R_NONE;
 }
 
-static enum MHD_Result serve(mhttp *h, struct MHD_Connection *c,
-                             enum route rt, const char *name,
-                             size_t name_len) {
-  if (rt == R_HEALTH) return answer(h, c, 200, kText, "ok\n", 3, NULL);
+static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
+                  size_t name_len) {
+  if (rt == R_HEALTH) {
+    answer(c, 200, kText, "ok\n", 3, NULL);
+    return;
+  }
 
   char tname[MH_MAX_NAME + 1] = "";
   size_t limit = 0;
-  if (rt == R_TABLETS &&
-      !table_name(name, name_len, tname, sizeof(tname)))
-    return fail(h, c, 400, true, "invalid table name in the URL", NULL);
-  if (rt == R_EVENTS &&
-      !parse_limit(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-                                               "limit"), &limit))
-    return fail(h, c, 400, true, "limit must be a number up to 100000",
-                NULL);
+  if (rt == R_TABLETS && !table_name(name, name_len, tname, sizeof(tname))) {
+    fail(c, 400, true, "invalid table name in the URL", NULL);
+    return;
+  }
+  if (rt == R_EVENTS && !parse_limit(httpd_req_arg(c, "limit"), &limit)) {
+    fail(c, 400, true, "limit must be a number up to 100000", NULL);
+    return;
+  }
 
-  mh_snap s;
-  int which = rt == R_TABLETS   ? MH_TABLE_TABLETS
-              : rt == R_CLUSTER ? MH_MOVING_TABLETS
-                                : MH_NO_TABLETS;
-  mh_snap_take(h->core, now_of(h), h->start_us, which, tname, &s);
-  mh_ident id = {h->cluster, h->master_address, h->address};
+  ms_snap s;
+  int which = rt == R_TABLETS   ? MS_SNAP_TABLE_TABLETS
+              : rt == R_CLUSTER ? MS_SNAP_MOVING_TABLETS
+                                : MS_SNAP_NO_TABLETS;
+  ms_snapshot(h->core, now_of(h), h->start_us, which, tname, &s);
+  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d)};
   buf b = BUF_INIT;
-  enum MHD_Result r;
   switch (rt) {
     case R_CLUSTER:
       mh_render_cluster(&s, &id, &b);
-      r = send_buf(h, c, kJson, &b);
+      send_buf(c, kJson, &b);
       break;
     case R_SERVERS:
       mh_render_servers(&s, &b);
-      r = send_buf(h, c, kJson, &b);
+      send_buf(c, kJson, &b);
       break;
     case R_TABLES:
       mh_render_tables(&s, &b);
-      r = send_buf(h, c, kJson, &b);
+      send_buf(c, kJson, &b);
       break;
     case R_TABLETS: {
-      const mh_tbl *t = mh_snap_tbl(&s, tname);
+      const ms_snap_tbl *t = ms_snap_find_tbl(&s, tname);
       if (t == NULL) {
         char msg[200];
         snprintf(msg, sizeof(msg), "no table %s", tname);
-        r = fail(h, c, 404, true, msg, NULL);
+        fail(c, 404, true, msg, NULL);
         break;
       }
       mh_render_tablets(&s, t, &b);
-      r = send_buf(h, c, kJson, &b);
+      send_buf(c, kJson, &b);
       break;
     }
     case R_EVENTS:
       mh_render_events(&s, limit, &b);
-      r = send_buf(h, c, kJson, &b);
+      send_buf(c, kJson, &b);
       break;
     default: {
-      mh_http_counts hc;
-      for (int i = 0; i < 6; i++)
-        hc.by_class[i] =
-            __atomic_load_n(&h->counts.by_class[i], __ATOMIC_RELAXED);
-      mh_render_metrics(&s, &id, &hc, &b);
-      r = send_buf(h, c, "text/plain; version=0.0.4; charset=utf-8", &b);
+      uint64_t by_class[6];
+      httpd_counts(h->d, by_class);
+      mh_render_metrics(&s, &id, by_class, &b);
+      send_buf(c, "text/plain; version=0.0.4; charset=utf-8", &b);
       break;
     }
   }
-  mh_snap_free(&s);
-  return r;
+  ms_snap_free(&s);
 }
 
-static bool has_body(struct MHD_Connection *c) {
-  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                               MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if (cl && strspn(cl, "0") != strlen(cl)) return true;
-  return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                     MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
-         NULL;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-                                  const char *url, const char *method,
-                                  const char *version,
-                                  const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls) {
-  (void)version;
-  (void)upload_data;
-  (void)upload_data_size;
-  mhttp *h = cls;
-  /* A request with a body gets its answer at the first callback; the
-   * library then closes the connection rather than read the body. */
-  *con_cls = h;
-  if (strlen(url) > MH_MAX_URL)
-    return fail(h, c, 414, false, "URL too long", NULL);
+static void on_request(void *ctx, httpd_req *c) {
+  mhttp *h = ctx;
+  const char *url = httpd_req_url(c);
   const mh_asset *asset = NULL;
   const char *name = NULL;
   size_t name_len = 0;
   enum route rt = route_of(url, &asset, &name, &name_len);
   bool api = strncmp(url, "/api/", 5) == 0;
-  if (rt == R_NONE) return fail(h, c, 404, api, "not found", NULL);
-  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-      strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-    return fail(h, c, 405, api, "method not allowed", "GET, HEAD");
-  if (has_body(c))
-    return fail(h, c, 413, api, "a request body is not accepted", NULL);
-  if (rt == R_ASSET)
-    return answer(h, c, 200, asset->content_type, asset->data, asset->len,
-                  NULL);
-  return serve(h, c, rt, name, name_len);
-}
-
-/* Keeps the path as sent: routes decode the one part that may be encoded. */
-static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) {
-  (void)cls;
-  (void)c;
-  return strlen(s);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
-  char line[512];
-  vsnprintf(line, sizeof(line), fmt, ap);
-  size_t n = strlen(line);
-  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-    line[--n] = '\0';
-  LOG_D("http: %s", line);
+  if (rt == R_NONE) {
+    fail(c, 404, api, "not found", NULL);
+  } else if (!httpd_req_is_read(c)) {
+    fail(c, 405, api, "method not allowed", "GET, HEAD");
+  } else if (httpd_req_has_body(c)) {
+    fail(c, 413, api, "a request body is not accepted", NULL);
+  } else if (rt == R_ASSET) {
+    answer(c, 200, asset->content_type, asset->data, asset->len, NULL);
+  } else {
+    serve(h, c, rt, name, name_len);
+  }
 }
 
 /* ---- lifecycle ---- */
 
-static mica_err *parse_listen(const char *listen, struct addrinfo **out) {
-  const char *colon = strrchr(listen, ':');
-  if (colon == NULL)
-    return err_new(MICA_INVALID_ARGUMENT, "--http-listen %s: want HOST:PORT",
-                   listen);
-  char host[256];
-  size_t hn = (size_t)(colon - listen);
-  const char *hp = listen;
-  if (hn >= 2 && listen[0] == '[' && listen[hn - 1] == ']') {
-    hp++;
-    hn -= 2;
-  }
-  if (hn >= sizeof(host))
-    return err_new(MICA_INVALID_ARGUMENT, "--http-listen %s: host too long",
-                   listen);
-  memcpy(host, hp, hn);
-  host[hn] = '\0';
-  const char *port = colon + 1;
-  if (*port == '\0' || strspn(port, "0123456789") != strlen(port) ||
-      strlen(port) > 5 || atoi(port) > 65535)
-    return err_new(MICA_INVALID_ARGUMENT, "--http-listen %s: bad port",
-                   listen);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  int rc = getaddrinfo(hn ? host : NULL, port, &hints, out);
-  if (rc != 0)
-    return err_new(MICA_INVALID_ARGUMENT, "--http-listen %s: %s", listen,
-                   gai_strerror(rc));
-  return NULL;
-}
-
 mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   *out = NULL;
-  const char *listen = o->listen ? o->listen : "127.0.0.1:0";
-  struct addrinfo *ai = NULL;
-  mica_err *err = parse_listen(listen, &ai);
-  if (err) return err;
-
   mhttp *h = xcalloc(1, sizeof(*h));
   h->core = core;
   h->cluster = xstrdup(o->cluster_name ? o->cluster_name : "mica");
@@ -381,46 +261,29 @@ mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   h->now_ctx = o->now_ctx;
   h->start_us = o->start_us ? o->start_us : now_of(h);
 
-  unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-                   MHD_USE_ERROR_LOG;
-  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  h->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, h,
-      MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 2),
-      MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)(o->max_connections ? o->max_connections : 64),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s ? o->timeout_s
-                                                             : 10),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MH_CONN_MEMORY,
-      MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-      MHD_OPTION_END);
-  char host[INET6_ADDRSTRLEN] = "";
-  getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-              NI_NUMERICHOST);
-  bool v6 = ai->ai_family == AF_INET6;
-  freeaddrinfo(ai);
-  if (h->d == NULL) {
+  httpd_opts ho;
+  httpd_opts_init(&ho);
+  ho.listen = o->listen;
+  ho.flag = "--http-listen";
+  if (o->threads) ho.threads = o->threads;
+  if (o->max_connections) ho.max_connections = o->max_connections;
+  if (o->timeout_s) ho.timeout_s = o->timeout_s;
+  mica_err *err = httpd_start(&ho, on_request, h, &h->d);
+  if (err) {
     mhttp_stop(h);
-    return err_new(MICA_UNAVAILABLE, "http: cannot listen on %s", listen);
+    return err;
   }
-  const union MHD_DaemonInfo *di =
-      MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-  h->port = di ? (int)di->port : 0;
-  snprintf(h->address, sizeof(h->address), v6 ? "[%s]:%d" : "%s:%d", host,
-           h->port);
   *out = h;
   return NULL;
 }
 
-int mhttp_port(const mhttp *h) { return h->port; }
+int mhttp_port(const mhttp *h) { return httpd_port(h->d); }
 
-const char *mhttp_address(const mhttp *h) { return h->address; }
+const char *mhttp_address(const mhttp *h) { return httpd_address(h->d); }
 
 void mhttp_stop(mhttp *h) {
   if (h == NULL) return;
-  if (h->d) MHD_stop_daemon(h->d);
+  httpd_stop(h->d);
   free(h->cluster);
   free(h->master_address);
   free(h);

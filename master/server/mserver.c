@@ -288,6 +288,7 @@ static void h_list_servers(rpc_call *call, const void *req,
     x->read_rate = v[i].read_rate;
     x->write_rate = v[i].write_rate;
     x->registered_ms = v[i].registered_ms;
+    x->http_address = a_str(a, v[i].http_address);
   }
   resp.n_servers = n;
   rpc_call_reply(call, &resp);
@@ -615,7 +616,7 @@ static void h_register(rpc_call *call, const void *req,
   const rpc_register_server_request *r = (const void *)req;
   ms_report *rep = reports_of(r->tablets, r->n_tablets);
   ms_server_reply rp;
-  mica_err *err = ms_handle_register(s->core, r->address,
+  mica_err *err = ms_handle_register(s->core, r->address, r->http_address,
                                      r->previous_server_id, r->incarnation,
                                      rep, r->n_tablets, msrv_now(s), &rp);
   free(rep);
@@ -662,6 +663,14 @@ static void h_heartbeat(rpc_call *call, const void *req,
     resp.lease_ms = rp.lease_ms;
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
+    resp.merged = a_new(a, (rp.n_merged + 1) * sizeof(*resp.merged));
+    for (size_t i = 0; i < rp.n_merged; i++) {
+      rpc_merged_input *x = &resp.merged[i];
+      memset(x, 0, sizeof *x);
+      x->tablet_id = rp.merged[i].input_id;
+      x->merged = route_msg(a, &rp.merged[i].merged);
+    }
+    resp.n_merged = rp.n_merged;
   }
   rpc_call_reply(call, &resp);
   arena_free(a);

@@ -1,8 +1,8 @@
 /* mica-tserver: the tablet server program.
  *
- * Parses flags, starts a ts_server, prints `listening <host:port>` on
- * stdout (and writes the address to --address-file, atomically, for
- * scripts and tests), then waits for SIGTERM or SIGINT and shuts down
+ * Parses flags, starts a ts_server, prints `listening <host:port>` and
+ * `http <host:port>` on stdout (and writes the addresses to --address-file
+ * and --http-address-file, atomically, for scripts and tests), then waits for SIGTERM or SIGINT and shuts down
  * cleanly: every tablet closed with its memtables flushed, exit 0. The
  * signals are blocked in every thread and taken by sigwait on the main
  * thread, so no handler runs inside library code. docs/tserver.md has the
@@ -28,6 +28,10 @@ static const char usage_text[] =
     "                           0 lets the kernel pick; the real address is\n"
     "                           printed as `listening HOST:PORT`)\n"
     "  --address-file PATH      also write the real address to PATH\n"
+    "  --http-listen HOST:PORT  /metrics and /healthz (default 127.0.0.1:0;\n"
+    "                           printed as `http HOST:PORT` and announced to\n"
+    "                           the master)\n"
+    "  --http-address-file PATH also write the real HTTP address to PATH\n"
     "  --data-dir DIR           shared data root; tablets live in DIR/tablets\n"
     "                           (required)\n"
     "  --master HOST:PORT       master to register with; without it the\n"
@@ -90,10 +94,22 @@ static bool parse_int(const char *s, uint64_t max, uint64_t *out) {
   return true;
 }
 
+/* Writes `addr` and a newline to `path` atomically (nothing when NULL). */
+static mica_err *write_address(const char *flag, const char *path,
+                               const char *addr) {
+  if (path == NULL) return NULL;
+  buf line = BUF_INIT;
+  buf_append(&line, addr, strlen(addr));
+  buf_push(&line, '\n');
+  mica_err *e = env_write_file_atomic(env_posix(), path, buf_slice(&line));
+  buf_free(&line);
+  return e ? err_wrap(e, "%s", flag) : NULL;
+}
+
 int main(int argc, char **argv) {
   ts_config c;
   ts_config_init(&c);
-  const char *address_file = NULL;
+  const char *address_file = NULL, *http_address_file = NULL;
   log_set_name("tserver");
 
   for (int i = 1; i < argc; i++) {
@@ -117,7 +133,8 @@ int main(int argc, char **argv) {
       if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
     }
     static const char *const known[] = {
-        "--listen", "--address-file", "--data-dir", "--master",
+        "--listen", "--address-file", "--http-listen",
+        "--http-address-file", "--data-dir", "--master",
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
         "--background-threads"};
@@ -131,6 +148,10 @@ int main(int argc, char **argv) {
       c.listen = val;
     } else if (strcmp(name, "--address-file") == 0) {
       address_file = val;
+    } else if (strcmp(name, "--http-listen") == 0) {
+      c.http_listen = val;
+    } else if (strcmp(name, "--http-address-file") == 0) {
+      http_address_file = val;
     } else if (strcmp(name, "--data-dir") == 0) {
       c.data_dir = val;
     } else if (strcmp(name, "--master") == 0) {
@@ -191,20 +212,17 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *addr = ts_server_address(s);
-  printf("listening %s\n", addr);
+  const char *http = ts_server_http_address(s);
+  printf("listening %s\nhttp %s\n", addr, http);
   fflush(stdout);
-  if (address_file != NULL) {
-    buf line = BUF_INIT;
-    buf_append(&line, addr, strlen(addr));
-    buf_push(&line, '\n');
-    e = env_write_file_atomic(env_posix(), address_file, buf_slice(&line));
-    buf_free(&line);
-    if (e != NULL) {
-      fprintf(stderr, "mica-tserver: --address-file: %s\n", err_msg(e));
-      err_free(e);
-      err_free(ts_server_stop(s));
-      return 1;
-    }
+  /* The RPC address file last: scripts take it as "the server is up". */
+  e = write_address("--http-address-file", http_address_file, http);
+  if (e == NULL) e = write_address("--address-file", address_file, addr);
+  if (e != NULL) {
+    fprintf(stderr, "mica-tserver: %s\n", err_msg(e));
+    err_free(e);
+    err_free(ts_server_stop(s));
+    return 1;
   }
 
   int sig = 0;

@@ -48,6 +48,8 @@ typedef struct ts_config {
   int threads;               /* RPC polling threads; 0 = one per core */
   int background_threads;    /* flush/compaction threads; 0 = default */
   size_t memtable_bytes;     /* per-tablet memtable size; 0 = default */
+  const char *http_listen;   /* /metrics and /healthz "host:port";
+                                NULL = "127.0.0.1:0" */
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split
@@ -56,8 +58,9 @@ void ts_config_init(ts_config *c);
 
 typedef struct ts_server ts_server;
 
-/* Creates the server and binds the listen address (UNAVAILABLE when it
- * cannot be bound); serves nothing until ts_server_start. The config's
+/* Creates the server and binds the listen address and the HTTP address
+ * (UNAVAILABLE when one cannot be bound, INVALID_ARGUMENT when malformed);
+ * serves no RPC until ts_server_start, /metrics and /healthz at once. The config's
  * strings are copied. Caller frees with ts_server_stop(). */
 mica_err *ts_server_new(const ts_config *c, ts_server **out);
 
@@ -66,6 +69,9 @@ mica_err *ts_server_start(ts_server *s);
 
 /* The bound address "host:port"; valid until ts_server_stop. */
 const char *ts_server_address(const ts_server *s);
+/* The bound HTTP address (/metrics, /healthz), announced to the master;
+ * valid until ts_server_stop. */
+const char *ts_server_http_address(const ts_server *s);
 
 /* Clean shutdown: stops the background threads, drains every call in
  * progress, closes every tablet (flushing memtables, so no WAL holds data),

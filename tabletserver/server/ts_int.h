@@ -33,6 +33,7 @@
 #include "proto/rpc.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
+#include "tabletserver/server/ts_http.h"
 #include "tabletserver/tablet.h"
 
 /* Protocol limits (key, value, batch, MultiGet, scan chunks) are in
@@ -69,13 +70,20 @@ typedef struct ts_tab {
   /* Recent rates; guarded by ts_server.mu. */
   uint64_t rate_reads, rate_writes, rate_at_us;
   double read_rate, write_rate;
+  /* Out of service and counted in the server totals through obs.retired
+   * with figures `retired` (ts_http.h). Guarded by ts_server.mu. */
+  bool is_retired;
+  ts_tally retired;
 } ts_tab;
 
 enum ts_gone_kind {
   TS_GONE_CLOSED = 0,
   TS_GONE_MOVED = 1,
   TS_GONE_SPLIT = 2,
-  TS_GONE_MERGED = 3 /* input of a merge opened here; `left` = the result */
+  /* Input of a merge: `left` = the result, opened here, or (learnt from
+   * the master's heartbeat reply) served at moved_server/moved_address
+   * under left.assign_epoch. */
+  TS_GONE_MERGED = 3
 };
 
 /* A tablet that left this server. */
@@ -83,7 +91,8 @@ typedef struct ts_gone {
   uint64_t id;
   int kind;
   uint64_t assign_epoch; /* the epoch it was served under here */
-  rpc_route left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
+  rpc_route left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left,
+                            * with its location when it serves elsewhere */
   uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
   char *moved_address;
 } ts_gone;
@@ -96,6 +105,7 @@ struct ts_server {
   rpc_server *rpc;
   rpc_channel *master_ch; /* NULL when standalone */
   char *tablets_dir;      /* <data_dir>/tablets */
+  ts_obs obs;             /* counters and the HTTP side (ts_http.h) */
 
   pthread_mutex_t admin_mu; /* serializes admin operations */
 
@@ -158,6 +168,13 @@ void ts_routebuf_clear(ts_routebuf *rb);
 /* Appends `d` as a route (served here when `here`). */
 void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here);
+/* Appends `r` as it is, location included (a tablet served elsewhere). */
+void ts_routebuf_add_remote(ts_routebuf *rb, const rpc_route *r);
+/* The master says merge input `input`, which this server closed, is now
+ * part of `merged`, which serves at merged's location: requests for the
+ * input are answered with that route from now on. Nothing changes when
+ * the input is open here or left otherwise (split, moved, merged here). */
+void ts_reg_merged_into(ts_server *s, uint64_t input, const rpc_route *merged);
 
 /* Looks up the tablet a data request names and takes a reference on it.
  * On success *out is held (release with ts_release). Otherwise returns the

@@ -97,6 +97,7 @@ static bool do_register(ts_server *s) {
   req.n_tablets = r.n;
   req.incarnation = s->incarnation;
   req.can_merge = true; /* OpenTablet with two sources: tablet_merge.h */
+  req.http_address = ts_server_http_address(s);
   void *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_register_server,
@@ -141,6 +142,20 @@ static bool do_register(ts_server *s) {
   return ok;
 }
 
+/* Records where merge inputs this server closed went (the master tells
+ * once the merged tablet serves). */
+static void learn_merged(ts_server *s, const rpc_merged_input *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (v[i].tablet_id == 0 || v[i].merged == NULL ||
+        v[i].merged->desc == NULL || v[i].merged->desc->tablet_id == 0)
+      continue;
+    rpc_route r = {0};
+    rpc_route_from_wire(&r, v[i].merged);
+    if (r.address != NULL) ts_reg_merged_into(s, v[i].tablet_id, &r);
+    rpc_route_clear(&r);
+  }
+}
+
 /* One Heartbeat; false when the server must register again. */
 static bool do_heartbeat(ts_server *s) {
   reports r;
@@ -164,6 +179,7 @@ static bool do_heartbeat(ts_server *s) {
     e = rpc_status_err(resp->status);
     if (e == NULL) {
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
+      learn_merged(s, resp->merged, resp->n_merged);
       renew_lease(s, sent, resp->lease_ms);
     } else if (err_code(e) == MICA_NOT_FOUND ||
                err_code(e) == MICA_LEASE_EXPIRED) {

@@ -121,6 +121,31 @@ void ts_routebuf_clear(ts_routebuf *rb) {
   memset(rb, 0, sizeof(*rb));
 }
 
+void ts_routebuf_add_remote(ts_routebuf *rb, const rpc_route *r) {
+  size_t i = rb->re.n_current;
+  if (i >= 4) return;
+  rpc_route *c = &rb->copies[i];
+  rpc_route_copy(c, r);
+  rb->routes[i] = *rpc_route_to_wire(c, c->address != NULL, &rb->wires[i]);
+  rb->re.current = rb->routes;
+  rb->re.n_current = i + 1;
+}
+
+void ts_reg_merged_into(ts_server *s, uint64_t input, const rpc_route *merged) {
+  pthread_mutex_lock(&s->mu);
+  ts_gone *old = find_gone_locked(s, input);
+  bool skip = ts_reg_find_locked(s, input) != NULL ||
+              (old != NULL && old->kind != TS_GONE_CLOSED);
+  pthread_mutex_unlock(&s->mu);
+  if (skip) return;
+  ts_gone g;
+  memset(&g, 0, sizeof(g));
+  g.id = input;
+  g.kind = TS_GONE_MERGED;
+  rpc_route_copy(&g.left, merged);
+  ts_reg_gone(s, &g);
+}
+
 void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here) {
   size_t i = rb->re.n_current;
@@ -231,7 +256,15 @@ mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
                 g->id, g->left.tablet_id, g->right.tablet_id);
   } else if (g->kind == TS_GONE_MERGED) {
     ts_tab *open = ts_reg_find_locked(s, g->left.tablet_id);
-    ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left, open != NULL);
+    /* Served elsewhere: the location the master told (ts_reg_merged_into);
+     * a merge opened here records the result without one. */
+    bool remote = open == NULL && g->left.address != NULL &&
+                  g->left.server_id != atomic_load(&s->server_id);
+    if (remote)
+      ts_routebuf_add_remote(rb, &g->left);
+    else
+      ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left,
+                      open != NULL);
     e = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " was merged into %" PRIu64,
                 g->id, g->left.tablet_id);
   } else if (g->kind == TS_GONE_MOVED) {
@@ -289,7 +322,11 @@ mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
 }
 
 void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
+  /* Its counters move to the server totals as it leaves service. */
+  ts_tally t;
+  ts_obs_tally(s, tt, &t);
   pthread_mutex_lock(&s->mu);
+  ts_obs_retire_locked(s, tt, &t);
   tt->state = state;
   while (tt->refs > 0) pthread_cond_wait(&s->cv, &s->mu);
   pthread_mutex_unlock(&s->mu);
@@ -297,6 +334,7 @@ void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
 
 void ts_resume(ts_server *s, ts_tab *tt) {
   pthread_mutex_lock(&s->mu);
+  ts_obs_unretire_locked(s, tt);
   tt->state = TS_SERVING;
   pthread_mutex_unlock(&s->mu);
 }

@@ -48,11 +48,14 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   s->cfg.listen = dup_or_null(c->listen ? c->listen : "127.0.0.1:0");
   s->cfg.data_dir = xstrdup(c->data_dir);
   s->cfg.master = c->master && c->master[0] ? xstrdup(c->master) : NULL;
+  s->cfg.http_listen = xstrdup(c->http_listen ? c->http_listen
+                                              : "127.0.0.1:0");
   s->e = env_posix();
   pthread_mutex_init(&s->admin_mu, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->bg_mu, NULL);
+  ts_obs_init(s);
   atomic_init(&s->server_id, 0);
   atomic_init(&s->lease_until_us, 0);
   atomic_init(&s->lease_gen, 0);
@@ -82,8 +85,11 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     memset(&o, 0, sizeof(o));
     o.listen = s->cfg.listen;
     o.threads = c->threads;
+    o.observe = ts_obs_rpc_end;
+    o.observe_ctx = s;
     e = rpc_server_new(&o, &s->rpc);
   }
+  if (e == NULL) e = ts_http_start(s);
   if (e == NULL && s->cfg.master != NULL)
     e = rpc_channel_new(s->cfg.master, NULL, &s->master_ch);
   if (e == NULL) e = ts_data_register(s);
@@ -114,8 +120,13 @@ const char *ts_server_address(const ts_server *s) {
   return rpc_server_address(s->rpc);
 }
 
+const char *ts_server_http_address(const ts_server *s) {
+  return httpd_address(s->obs.http);
+}
+
 mica_err *ts_server_stop(ts_server *s) {
   if (s == NULL) return NULL;
+  ts_http_stop(s); /* a scrape reads tablets and the RPC server */
   ts_master_stop(s);
   ts_maint_stop(s);
   rpc_server_free(s->rpc);
@@ -149,6 +160,8 @@ mica_err *ts_server_stop(ts_server *s) {
   free((char *)s->cfg.listen);
   free((char *)s->cfg.data_dir);
   free((char *)s->cfg.master);
+  free((char *)s->cfg.http_listen);
+  ts_obs_destroy(s);
   pthread_mutex_destroy(&s->admin_mu);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);

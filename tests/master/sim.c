@@ -74,8 +74,10 @@ static mica_err *do_register(sim *c, int i, bool prev) {
   }
   ms_server_reply r;
   uint64_t sent = c->now - c->net_delay;
-  mica_err *err = ms_handle_register(c->m, s->addr, prev ? s->id : 0, s->inc,
-                                     rep, prev ? nrep : 0, c->now, &r);
+  /* The RPC address stands in for the HTTP one: logged and replayed. */
+  mica_err *err = ms_handle_register(c->m, s->addr, s->addr,
+                                     prev ? s->id : 0, s->inc, rep,
+                                     prev ? nrep : 0, c->now, &r);
   if (err) return err;
   if (!prev) s->n = 0;
   apply_reply(c, s, &r);

@@ -395,7 +395,7 @@ static void test_late_heartbeat_and_same_address(void) {
          MICA_NOT_FOUND);
   TU_ERR(ms_handle_heartbeat(c.m, c.s[1].id, c.s[1].inc + 2, NULL, 0, c.now,
                              &r), MICA_NOT_FOUND);
-  TU_ERR(ms_handle_register(c.m, "", 0, 1, NULL, 0, c.now, &r),
+  TU_ERR(ms_handle_register(c.m, "", NULL, 0, 1, NULL, 0, c.now, &r),
          MICA_INVALID_ARGUMENT);
 
   /* Server 1 restarts at its address with a new incarnation. */
@@ -780,6 +780,137 @@ static void test_merge(void) {
   sim_free(&c);
 }
 
+/* One heartbeat of server i built like sim_heartbeat's, but the reply is
+ * handed to the caller (freed with ms_server_reply_free). */
+static void heartbeat_reply(sim *c, int i, ms_server_reply *r) {
+  sim_srv *s = &c->s[i];
+  ms_report rep[SIM_MAX_SERVED];
+  size_t n = 0;
+  for (int k = 0; k < s->n; k++) {
+    if (s->served[k].hidden) continue;
+    rep[n].ref = s->served[k].ref;
+    rep[n].stats = s->served[k].stats;
+    n++;
+  }
+  TU_OK(ms_handle_heartbeat(c->m, s->id, s->inc, rep, n, c->now, r));
+}
+
+/* The server that closed a merge input elsewhere is told, in one
+ * heartbeat reply once the merged tablet serves, where its input went;
+ * the server that opens the merged tablet is told nothing. */
+static void test_merge_successor(void) {
+  sim c;
+  sim_init(&c, NULL);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  sim_start_server(&c, 1);
+  slice pre[] = {S("m")};
+  TU_OK(ms_create_table(c.m, "t", pre, 1, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_tablet_list l = tablets_of(&c, "t");
+  CU_ASSERT_EQUAL_FATAL(l.n, 2);
+  uint64_t a = l.v[0].tablet_id, b = l.v[1].tablet_id;
+  if (l.v[0].server_id == l.v[1].server_id) {
+    uint64_t other = l.v[0].server_id == c.s[0].id ? c.s[1].id : c.s[0].id;
+    ms_move mv;
+    TU_OK(ms_request_move(c.m, b, other, c.now, &mv));
+    sim_settle(&c, 5);
+  }
+  ms_tablet_list_free(&l);
+  l = tablets_of(&c, "t");
+  int ia = sim_find(&c, l.v[0].server_id), ib = sim_find(&c, l.v[1].server_id);
+  CU_ASSERT_FATAL(ia >= 0 && ib >= 0 && ia != ib);
+  ms_tablet_list_free(&l);
+
+  TU_OK(ms_request_merge(c.m, a, b, c.now));
+  ms_server_reply r;
+  /* Closes done, the merged tablet not yet open: nothing to tell. */
+  ms_action_list al = {0};
+  TU_OK(ms_tick(c.m, c.now, &al));
+  sim_perform(&c, &al); /* the two closes */
+  ms_action_list_free(&al);
+  TU_OK(ms_tick(c.m, c.now, &al)); /* commits; the open is queued */
+  heartbeat_reply(&c, ib, &r);
+  CU_ASSERT_EQUAL(r.n_merged, 0);
+  ms_server_reply_free(&r);
+  sim_perform(&c, &al); /* the open */
+  ms_action_list_free(&al);
+  sim_settle(&c, 5);
+  l = tablets_of(&c, "t");
+  CU_ASSERT_EQUAL_FATAL(l.n, 1);
+  CU_ASSERT_EQUAL(l.v[0].state, MS_SERVING);
+  CU_ASSERT_EQUAL(l.v[0].server_id, c.s[ia].id);
+  uint64_t merged = l.v[0].tablet_id;
+  ms_tablet_list_free(&l);
+
+  heartbeat_reply(&c, ia, &r);
+  CU_ASSERT_EQUAL(r.n_merged, 0);
+  ms_server_reply_free(&r);
+  heartbeat_reply(&c, ib, &r);
+  CU_ASSERT_EQUAL_FATAL(r.n_merged, 1);
+  CU_ASSERT_EQUAL(r.merged[0].input_id, b);
+  CU_ASSERT_EQUAL(r.merged[0].merged.tablet_id, merged);
+  CU_ASSERT(r.merged[0].merged.has_location);
+  CU_ASSERT_EQUAL(r.merged[0].merged.server_id, c.s[ia].id);
+  CU_ASSERT_STRING_EQUAL(r.merged[0].merged.address, c.s[ia].addr);
+  ms_server_reply_free(&r);
+  /* Told once. */
+  heartbeat_reply(&c, ib, &r);
+  CU_ASSERT_EQUAL(r.n_merged, 0);
+  ms_server_reply_free(&r);
+  sim_check(&c);
+  sim_free(&c);
+}
+
+/* Servers announce an HTTP address: listed, logged (kept across a
+ * restart), changed by an adopted re-registration, bounded in size. */
+static void test_server_http_address(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0); /* the sim announces its RPC address */
+  ms_server_reply r;
+  TU_OK(ms_handle_register(c.m, "127.0.0.1:7101", "127.0.0.1:7201", 0, 77,
+                           NULL, 0, c.now, &r));
+  uint64_t id = r.server_id;
+  ms_server_reply_free(&r);
+  TU_OK(ms_handle_register(c.m, "127.0.0.1:7102", NULL, 0, 78, NULL, 0,
+                           c.now, &r));
+  uint64_t id_none = r.server_id;
+  ms_server_reply_free(&r);
+  char big[1100];
+  memset(big, 'h', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  TU_ERR(ms_handle_register(c.m, "127.0.0.1:7103", big, 0, 79, NULL, 0, c.now,
+                            &r),
+         MICA_INVALID_ARGUMENT);
+
+  for (int round = 0; round < 3; round++) {
+    ms_server_info *si;
+    size_t n;
+    TU_OK(ms_list_servers(c.m, false, c.now, &si, &n));
+    CU_ASSERT_EQUAL(n, 3);
+    for (size_t i = 0; i < n; i++) {
+      const char *want = si[i].server_id == id
+                             ? (round < 2 ? "127.0.0.1:7201"
+                                          : "127.0.0.1:7301")
+                         : si[i].server_id == id_none ? ""
+                                                      : c.s[0].addr;
+      CU_ASSERT_STRING_EQUAL(si[i].http_address, want);
+    }
+    ms_server_infos_free(si, n);
+    if (round == 1) {
+      /* The same process (id and incarnation) with another address. */
+      TU_OK(ms_handle_register(c.m, "127.0.0.1:7101", "127.0.0.1:7301", id,
+                               77, NULL, 0, c.now, &r));
+      CU_ASSERT_EQUAL(r.server_id, id);
+      ms_server_reply_free(&r);
+    }
+    sim_restart(&c); /* asserts the durable state survives byte for byte */
+  }
+  sim_free(&c);
+}
+
 /* A merge whose input's server dies half way is abandoned: nothing is
  * lost, the surviving input goes back to work, the other is reassigned. */
 static void test_merge_interrupted(void) {
@@ -1073,7 +1204,7 @@ static void test_restart_reconciles(void) {
     rep[k].stats = c.s[1].served[k].stats;
   }
   ms_server_reply r;
-  TU_OK(ms_handle_register(c.m, c.s[1].addr, c.s[1].id, c.s[1].inc, rep,
+  TU_OK(ms_handle_register(c.m, c.s[1].addr, NULL, c.s[1].id, c.s[1].inc, rep,
                            (size_t)c.s[1].n, c.now, &r));
   CU_ASSERT_EQUAL(r.server_id, c.s[1].id);
   CU_ASSERT_EQUAL_FATAL(r.n_close, 1);
@@ -1430,7 +1561,7 @@ static void random_run(uint64_t steps) {
               rep[k].stats = c.s[i].served[k].stats;
             }
             ms_server_reply r;
-            e = ms_handle_register(c.m, c.s[i].addr, c.s[i].id, c.s[i].inc,
+            e = ms_handle_register(c.m, c.s[i].addr, NULL, c.s[i].id, c.s[i].inc,
                                    rep, (size_t)c.s[i].n, c.now, &r);
             if (e == NULL) {
               for (size_t k = 0; k < r.n_close; k++)
@@ -1594,10 +1725,12 @@ static void add_suites(void) {
       {"move", test_move},
       {"merge", test_merge},
       {"merge_interrupted", test_merge_interrupted},
+      {"merge_successor", test_merge_successor},
       {"drop_during_transitions", test_drop_during_transitions},
       {"balancer", test_balancer},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo durability[] = {
+      {"server_http_address", test_server_http_address},
       {"restart_no_storm", test_restart_no_storm},
       {"restart_reconciles", test_restart_reconciles},
       {"log_failures", test_log_failures},

@@ -109,6 +109,21 @@ function renderHeader(c) {
   }
 }
 
+// A link to a tablet server's /metrics, or a dash when it announced no
+// HTTP address. The address comes from the server, so only a plain
+// host:port (or [v6]:port) becomes a link.
+function metricsLink(httpAddress) {
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(httpAddress || '')) {
+    return td('\u2013');
+  }
+  const cell = td('');
+  const a = el('a', null, httpAddress);
+  a.href = 'http://' + httpAddress + '/metrics';
+  a.rel = 'noreferrer';
+  cell.append(a);
+  return cell;
+}
+
 function renderServers(list) {
   const tb = document.querySelector('#servers tbody');
   tb.replaceChildren();
@@ -120,7 +135,8 @@ function renderServers(list) {
     id.append(sw, document.createTextNode(String(s.id)));
     const st = td('');
     st.append(stateBadge(s.state));
-    tr.append(id, td(s.address), st, td(fmtAge(s.lease_age_ms), 'num'),
+    tr.append(id, td(s.address), metricsLink(s.http_address), st,
+              td(fmtAge(s.lease_age_ms), 'num'),
               td(s.tablets, 'num'), td(fmtBytes(s.bytes), 'num'),
               td(fmtCount(s.keys), 'num'), td(fmtRate(s.read_rate), 'num'),
               td(fmtRate(s.write_rate), 'num'),

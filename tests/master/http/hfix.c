@@ -40,7 +40,7 @@ mica_err *hfix_register(hfix *f, const char *addr, int *slot) {
   ms_server_reply r;
   memset(&r, 0, sizeof(r));
   uint64_t inc = 7000 + (uint64_t)f->n;
-  mica_err *err = ms_handle_register(f->m, addr, 0, inc, NULL, 0, hfix_now(f),
+  mica_err *err = ms_handle_register(f->m, addr, NULL, 0, inc, NULL, 0, hfix_now(f),
                                      &r);
   if (err) return err;
   f->ids[f->n] = r.server_id;

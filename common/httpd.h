@@ -1,0 +1,87 @@
+/* httpd: a small HTTP server for status pages and metrics, over
+ * libmicrohttpd, shared by the master (master/http) and the tablet server
+ * (tabletserver/server/ts_http.c).
+ *
+ * It owns what both need the same way: the listen address ("host:port",
+ * "[v6]:port" or ":port"), a small pool of polling threads over
+ * non-blocking sockets (a client that sends half a request or reads slowly
+ * occupies a connection slot, not a thread, and is dropped after the idle
+ * timeout), a bound on open connections, a bound on the memory of one
+ * request line and its headers (beyond it libmicrohttpd answers 414/431
+ * itself), a 414 for URL paths longer than max_url, the headers every
+ * answer carries (Cache-Control: no-store, X-Content-Type-Options:
+ * nosniff; a strict Content-Security-Policy on HTML), and a count of
+ * answers by status class. The URL path reaches the handler undecoded:
+ * a route that takes a name from the path decodes that part itself, so an
+ * encoded NUL or slash cannot change the route.
+ *
+ * The handler routes and answers. It runs on a polling thread, once per
+ * request, and must answer exactly once with httpd_reply() before
+ * returning (a handler that does not is answered 500); it must not block
+ * for long, because other connections on its thread wait meanwhile.
+ *
+ * Thread-safety: httpd_start and httpd_stop are called from one thread;
+ * the rest may be called from any thread between them. */
+#ifndef MICA_COMMON_HTTPD_H
+#define MICA_COMMON_HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct httpd httpd;
+/* One request; valid only during the handler call. */
+typedef struct httpd_req httpd_req;
+
+typedef void (*httpd_handler_fn)(void *ctx, httpd_req *r);
+
+typedef struct httpd_opts {
+  const char *listen;       /* NULL = "127.0.0.1:0" (the kernel picks) */
+  const char *flag;         /* names the address in errors ("--http-listen") */
+  unsigned threads;         /* polling threads (2) */
+  unsigned max_connections; /* open connections at once (64) */
+  unsigned timeout_s;       /* idle connection closed after this (10) */
+  size_t max_url;           /* longer URL paths get 414 (2048) */
+} httpd_opts;
+
+/* Fills `o` with the defaults above. */
+void httpd_opts_init(httpd_opts *o);
+
+/* Binds o->listen and serves every request with fn(ctx, request).
+ * INVALID_ARGUMENT naming the flag for a malformed address, UNAVAILABLE
+ * when it cannot be bound. Caller stops with httpd_stop(). */
+mica_err *httpd_start(const httpd_opts *o, httpd_handler_fn fn, void *ctx,
+                      httpd **out);
+
+/* The bound port (the real one when 0 was asked). */
+int httpd_port(const httpd *h);
+/* The bound "host:port"; valid until httpd_stop(). */
+const char *httpd_address(const httpd *h);
+
+/* Answers sent so far by status class: by_class[1..5] = 1xx..5xx. */
+void httpd_counts(const httpd *h, uint64_t by_class[6]);
+
+/* Stops accepting, ends the connections in progress, frees. Accepts NULL. */
+void httpd_stop(httpd *h);
+
+/* ---- inside a handler ---- */
+
+const char *httpd_req_url(const httpd_req *r);    /* path, undecoded */
+const char *httpd_req_method(const httpd_req *r); /* "GET" */
+/* True for GET and HEAD (the only methods these servers answer). */
+bool httpd_req_is_read(const httpd_req *r);
+/* True when the request announces a body (a non-zero Content-Length or a
+ * Transfer-Encoding). */
+bool httpd_req_has_body(const httpd_req *r);
+/* Query argument `name` (decoded by libmicrohttpd); NULL when absent.
+ * Valid during the handler call. */
+const char *httpd_req_arg(const httpd_req *r, const char *name);
+
+/* Answers with `code`, content type `type` and `len` bytes of `body`
+ * (copied). `allow` (may be NULL) is sent as the Allow header. */
+void httpd_reply(httpd_req *r, int code, const char *type, const void *body,
+                 size_t len, const char *allow);
+
+#endif
