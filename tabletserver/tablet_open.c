@@ -537,7 +537,7 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
   /* Then take the tablet over, unless the disk is short of space: then the
    * tablet serves reads and the first write after space returns (or a
    * flush, or close) takes it over. */
-  err = res_space_check(t->res, "taking the tablet over (writes)");
+  err = res_space_check(t->res, "writes");
   if (err == NULL) err = tb_take_over(t);
   if (err != NULL && err_code(err) == MICA_RESOURCE_EXHAUSTED) {
     LOG_W("tablet %" PRIu64 ": serving reads only, writes wait for space: %s",
