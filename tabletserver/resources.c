@@ -24,6 +24,9 @@ struct res_pool {
   uint64_t reserve_bytes;
   unsigned reserve_percent;
   atomic_bool statvfs_failed; /* logged once */
+  uint64_t space_refresh;
+  atomic_uint_fast64_t space_ok_at; /* when free space was last >= reserve;
+                                       0: not known to be */
   cache *block_cache;
   size_t budget;
 
@@ -55,6 +58,7 @@ void res_options_init(res_options *o) {
   o->data_root = NULL;
   o->reserve_bytes = (uint64_t)1 << 30;
   o->reserve_percent = 5;
+  o->space_refresh_micros = 10000;
 }
 
 /* Takes the first job of the highest priority. Caller holds mu. */
@@ -128,6 +132,8 @@ mica_err *res_new(env *e, const res_options *opts, res_pool **out) {
   r->reserve_bytes = opts->reserve_bytes;
   r->reserve_percent = opts->reserve_percent;
   atomic_init(&r->statvfs_failed, false);
+  r->space_refresh = opts->space_refresh_micros;
+  atomic_init(&r->space_ok_at, 0);
   r->budget = opts->memtable_budget;
   if (opts->block_cache_bytes > 0)
     r->block_cache = cache_new(opts->block_cache_bytes);
@@ -183,6 +189,10 @@ uint64_t res_reserve_for(const res_pool *r, uint64_t total) {
 
 mica_err *res_space_check(res_pool *r, const char *what) {
   if (r->data_root == NULL) return NULL;
+  uint64_t now = env_now_micros(r->e);
+  uint64_t ok_at = atomic_load_explicit(&r->space_ok_at, memory_order_relaxed);
+  if (r->space_refresh > 0 && ok_at != 0 && now - ok_at < r->space_refresh)
+    return NULL;
   uint64_t avail = 0, total = 0;
   mica_err *err = env_free_space(r->e, r->data_root, &avail, &total);
   if (err != NULL) {
@@ -193,7 +203,11 @@ mica_err *res_space_check(res_pool *r, const char *what) {
     return NULL;
   }
   uint64_t reserve = res_reserve_for(r, total);
-  if (avail >= reserve && avail > 0) return NULL;
+  if (avail >= reserve && avail > 0) {
+    atomic_store_explicit(&r->space_ok_at, now ? now : 1, memory_order_relaxed);
+    return NULL;
+  }
+  atomic_store_explicit(&r->space_ok_at, 0, memory_order_relaxed);
   return err_new(MICA_RESOURCE_EXHAUSTED,
                  "disk full: data root %s has %" PRIu64 " bytes (%.1f MiB) "
                  "free of %" PRIu64 " (%.1f MiB), below the reserve of %" PRIu64

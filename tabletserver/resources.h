@@ -50,6 +50,11 @@ typedef struct res_options {
    * reserve_bytes unless that is 0. Default 5% capped at 1 GiB. */
   uint64_t reserve_bytes;
   unsigned reserve_percent;
+  /* While the disk is above the reserve, its free space is read at most
+   * this often (a statvfs costs microseconds, a write less); below it, on
+   * every check, so writes resume as soon as space returns. The reserve
+   * absorbs what is written in between. Default 10 ms; 0: every check. */
+  uint64_t space_refresh_micros;
 } res_options;
 
 void res_options_init(res_options *o);
@@ -143,8 +148,9 @@ bool res_wait_for_memory(res_pool *r, uint64_t deadline);
  * no data root was given, or its free space cannot be read: that is
  * logged, never a reason to refuse). Otherwise RESOURCE_EXHAUSTED naming
  * the data root, the bytes free, the file system's size and the reserve:
- * "<what> refused ...". Reads the file system's counters on every call
- * (one statvfs), so space that returns is seen at once. */
+ * "<what> refused ...". Reads the file system's counters (one statvfs) on
+ * every call while below the reserve, so space that returns is seen at
+ * once, and at most every space_refresh_micros while above it. */
 mica_err *res_space_check(res_pool *r, const char *what);
 /* The reserve in bytes for a file system of `total` bytes. */
 uint64_t res_reserve_for(const res_pool *r, uint64_t total);

@@ -14,7 +14,8 @@
  *  - a WAL write that hits a full disk with no reserve configured fails
  *    that write only; the next write after space returns starts a new
  *    segment, and a reopen finds every acknowledged write;
- *  - the reserve's arithmetic (percentage, cap, absolute). */
+ *  - the reserve's arithmetic (percentage, cap, absolute), and how often
+ *    the free space is read. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ static res_pool *pool(env *e, const char *root, uint64_t reserve, bool watch) {
   ro.data_root = watch ? root : NULL;
   ro.reserve_percent = 0;
   ro.reserve_bytes = reserve;
+  ro.space_refresh_micros = 0; /* the fault env's disk fills at once */
   res_pool *r = NULL;
   TU_OK(res_new(e, &ro, &r));
   return r;
@@ -353,6 +355,34 @@ static void test_reserve_arithmetic(void) {
   TU_ERR(res_new(e, &ro, &r), MICA_INVALID_ARGUMENT);
 }
 
+/* Above the reserve the free space is read at most every
+ * space_refresh_micros; below it on every check, so a write after space
+ * returns is not refused on an old reading. */
+static void test_space_refresh(void) {
+  env_fault *f = env_fault_new(env_posix());
+  res_options ro;
+  res_options_init(&ro);
+  ro.data_root = tu_tmpdir();
+  ro.reserve_percent = 0;
+  ro.reserve_bytes = 4096;
+  ro.space_refresh_micros = 60ull * 1000 * 1000;
+  res_pool *r = NULL;
+  TU_OK(res_new(env_fault_env(f), &ro, &r));
+  env_fault_set_disk_full(f, true);
+  TU_ERR(res_space_check(r, "writes"), MICA_RESOURCE_EXHAUSTED);
+  TU_ERR(res_space_check(r, "writes"), MICA_RESOURCE_EXHAUSTED);
+  env_fault_set_disk_full(f, false);
+  TU_OK(res_space_check(r, "writes")); /* at once */
+  env_fault_set_disk_full(f, true);
+  TU_OK(res_space_check(r, "writes")); /* the reading of a moment ago */
+  res_free(r);
+  ro.space_refresh_micros = 0;
+  TU_OK(res_new(env_fault_env(f), &ro, &r));
+  TU_ERR(res_space_check(r, "writes"), MICA_RESOURCE_EXHAUSTED);
+  res_free(r);
+  env_fault_free(f);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"full_disk_reads_and_resume", test_full_disk_reads_and_resume},
@@ -361,6 +391,7 @@ static void add_suites(void) {
       {"wal_full_disk_recovers", test_wal_full_disk_recovers},
       {"wal_full_disk_then_crash", test_wal_full_disk_then_crash},
       {"reserve_arithmetic", test_reserve_arithmetic},
+      {"space_refresh", test_space_refresh},
       CU_TEST_INFO_NULL};
   tu_add_suite("tablet_disk", tests);
 }
