@@ -244,10 +244,20 @@ static void test_full_disk(void) {
   CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(c), &mo, &cl), MICA_OK);
   CU_ASSERT_EQUAL_FATAL(mica_create_table(cl, TABLE, NULL, 0), MICA_OK);
 
-  /* Load until the server refuses. */
+  /* A third of the disk, then wait for the server's split check (once a
+   * second) to split the table, so that the rest of the load fills a disk
+   * under a split table whatever the machine's speed. */
   int code;
   char msg[2048];
-  uint64_t acked = load(cl, 0, MAX_ROWS, 5000, &code, msg, sizeof msg);
+  uint64_t first = load(cl, 0, 30000, 5000, &code, msg, sizeof msg);
+  CU_ASSERT_EQUAL_FATAL(first, 30000);
+  bool placed;
+  uint64_t deadline = cl_now_ms() + 30000;
+  while (serving_tablets(cl, &placed) < 2 && cl_now_ms() < deadline)
+    cl_sleep_ms(200);
+
+  /* Then load until the server refuses for good. */
+  uint64_t acked = load(cl, first, MAX_ROWS, 5000, &code, msg, sizeof msg);
   fprintf(stderr, "\n  refused after %" PRIu64 " rows (%" PRIu64
                   " MiB): %s\n", acked, acked * VALUE_LEN >> 20, msg);
   CU_ASSERT_EQUAL_FATAL(code, MICA_RESOURCE_EXHAUSTED);
@@ -270,7 +280,6 @@ static void test_full_disk(void) {
   }
 
   /* Reads keep being served; every tablet has its server. */
-  bool placed;
   size_t tablets = serving_tablets(cl, &placed);
   fprintf(stderr, "  %zu tablets\n", tablets);
   CU_ASSERT(placed);
