@@ -89,6 +89,19 @@ mica_err *env_file_size(env *e, const char *path, uint64_t *size) {
   return e->ops->file_size(e, path, size);
 }
 
+mica_err *env_free_space(env *e, const char *path, uint64_t *avail,
+                         uint64_t *total) {
+  uint64_t a = 0, t = 0;
+  mica_err *err =
+      e->ops->free_space != NULL
+          ? e->ops->free_space(e, path, &a, &t)
+          : err_new(MICA_NOT_SUPPORTED, "statvfs %s: this env cannot tell "
+                    "free space", path);
+  if (avail != NULL) *avail = a;
+  if (total != NULL) *total = t;
+  return err;
+}
+
 mica_err *env_list(env *e, const char *dir, char ***names, size_t *n) {
   *names = NULL;
   *n = 0;

@@ -109,6 +109,12 @@ mica_err *env_remove_tree(env *e, const char *path);
 mica_err *env_sync_dir(env *e, const char *path);
 bool env_exists(env *e, const char *path);
 mica_err *env_file_size(env *e, const char *path, uint64_t *size);
+/* Space of the file system holding `path`: *avail the bytes an
+ * unprivileged writer may still use (statvfs f_bavail), *total its size.
+ * Either pointer may be NULL. The fault env reports 0 available while its
+ * disk is "full" (env_fault_set_disk_full), else the base env's figures. */
+mica_err *env_free_space(env *e, const char *path, uint64_t *avail,
+                         uint64_t *total);
 /* Names in `dir` (no "." or ".."), in no particular order. Caller frees
  * with env_free_names(). */
 mica_err *env_list(env *e, const char *dir, char ***names, size_t *n);
@@ -159,7 +165,9 @@ env *env_fault_env(env_fault *f);
 /* The `nth` (1-based) call of `op` from now on fails with IO_ERROR, and so
  * does every later one if `sticky`. 0 disarms. */
 void env_fault_fail_nth(env_fault *f, enum env_op op, uint64_t nth, bool sticky);
-/* Appends fail with RESOURCE_EXHAUSTED ("no space left") from now on. */
+/* Appends and preallocations fail with RESOURCE_EXHAUSTED ("no space
+ * left") from now on, and env_free_space reports 0 bytes available, until
+ * called again with false. */
 void env_fault_set_disk_full(env_fault *f, bool full);
 /* Calls of `op` seen so far (counts failed calls too). */
 uint64_t env_fault_count(env_fault *f, enum env_op op);

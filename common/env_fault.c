@@ -3,7 +3,8 @@
  *
  * Every call is counted per operation kind and forwarded to the base env
  * unless a fault is armed for it: the Nth call of a kind (once, or from
- * then on if sticky), or every append while the disk is "full".
+ * then on if sticky), or every append while the disk is "full" (which
+ * env_free_space then reports as 0 bytes available).
  *
  * Crash model. For each file written through this env a record keeps
  *   synced_len  the length at its last successful env_sync (0 if never),
@@ -348,6 +349,17 @@ static mica_err *file_size_io(env *e, const char *path, uint64_t *size) {
   return err != NULL ? err : env_file_size(f->base, path, size);
 }
 
+static mica_err *free_space_io(env *e, const char *path, uint64_t *avail,
+                               uint64_t *total) {
+  env_fault *f = fault_of(e);
+  mica_err *err = crash_check(f, "statvfs", path);
+  if (err == NULL) err = env_free_space(f->base, path, avail, total);
+  pthread_mutex_lock(&f->mu);
+  if (err == NULL && f->disk_full) *avail = 0;
+  pthread_mutex_unlock(&f->mu);
+  return err;
+}
+
 static mica_err *list_io(env *e, const char *dir, char ***names, size_t *n) {
   env_fault *f = fault_of(e);
   mica_err *err = crash_check(f, "list", dir);
@@ -483,6 +495,14 @@ static mica_err *f_file_size(env *e, const char *path, uint64_t *size) {
   return err;
 }
 
+static mica_err *f_free_space(env *e, const char *path, uint64_t *avail,
+                              uint64_t *total) {
+  io_begin(fault_of(e));
+  mica_err *err = free_space_io(e, path, avail, total);
+  io_end(fault_of(e));
+  return err;
+}
+
 static mica_err *f_list(env *e, const char *dir, char ***names, size_t *n) {
   io_begin(fault_of(e));
   mica_err *err = list_io(e, dir, names, n);
@@ -516,6 +536,7 @@ static const struct env_ops fault_ops = {
     .sync_dir = f_sync_dir,
     .exists = f_exists,
     .file_size = f_file_size,
+    .free_space = f_free_space,
     .list = f_list,
     .lock = f_lock,
     .unlock = f_unlock,

@@ -39,6 +39,9 @@ struct env_ops {
   mica_err *(*sync_dir)(env *e, const char *path);
   bool (*exists)(env *e, const char *path);
   mica_err *(*file_size)(env *e, const char *path, uint64_t *size);
+  /* May be NULL: env_free_space answers NOT_SUPPORTED. */
+  mica_err *(*free_space)(env *e, const char *path, uint64_t *avail,
+                          uint64_t *total);
   mica_err *(*list)(env *e, const char *dir, char ***names, size_t *n);
   mica_err *(*lock)(env *e, const char *path, int *lock_fd);
   void (*unlock)(env *e, int lock_fd);

@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,6 +329,17 @@ static mica_err *px_file_size(env *e, const char *path, uint64_t *size) {
   return NULL;
 }
 
+static mica_err *px_free_space(env *e, const char *path, uint64_t *avail,
+                               uint64_t *total) {
+  (void)e;
+  struct statvfs st;
+  if (statvfs(path, &st) != 0) return px_err("statvfs", path, errno);
+  uint64_t unit = st.f_frsize ? (uint64_t)st.f_frsize : (uint64_t)st.f_bsize;
+  *avail = (uint64_t)st.f_bavail * unit;
+  *total = (uint64_t)st.f_blocks * unit;
+  return NULL;
+}
+
 static mica_err *px_list(env *e, const char *dir, char ***names, size_t *n) {
   (void)e;
   DIR *d = opendir(dir);
@@ -430,6 +442,7 @@ static const struct env_ops px_ops = {
     .sync_dir = px_sync_dir,
     .exists = px_exists,
     .file_size = px_file_size,
+    .free_space = px_free_space,
     .list = px_list,
     .lock = px_lock,
     .unlock = px_unlock,

@@ -7,6 +7,7 @@
  * another thread could run. */
 #include "tabletserver/resources.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +20,13 @@ enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_RUNNING = 2 };
 
 struct res_pool {
   env *e;
+  char *data_root; /* NULL: no reserve */
+  uint64_t reserve_bytes;
+  unsigned reserve_percent;
+  atomic_bool statvfs_failed; /* logged once */
+  uint64_t space_refresh;
+  atomic_uint_fast64_t space_ok_at; /* when free space was last >= reserve;
+                                       0: not known to be */
   cache *block_cache;
   size_t budget;
 
@@ -47,6 +55,10 @@ void res_options_init(res_options *o) {
   o->memtable_budget = 256u << 20;
   o->block_cache_bytes = 64u << 20;
   o->background_threads = 2;
+  o->data_root = NULL;
+  o->reserve_bytes = (uint64_t)1 << 30;
+  o->reserve_percent = 5;
+  o->space_refresh_micros = 10000;
 }
 
 /* Takes the first job of the highest priority. Caller holds mu. */
@@ -110,8 +122,18 @@ mica_err *res_new(env *e, const res_options *opts, res_pool **out) {
     return err_new(MICA_INVALID_ARGUMENT,
                    "resources: memtable budget %zu below 4096 bytes",
                    opts->memtable_budget);
+  if (opts->reserve_percent > 50)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "resources: reserve of %u%% of the disk exceeds 50%%",
+                   opts->reserve_percent);
   res_pool *r = xcalloc(1, sizeof(*r));
   r->e = e;
+  r->data_root = opts->data_root ? xstrdup(opts->data_root) : NULL;
+  r->reserve_bytes = opts->reserve_bytes;
+  r->reserve_percent = opts->reserve_percent;
+  atomic_init(&r->statvfs_failed, false);
+  r->space_refresh = opts->space_refresh_micros;
+  atomic_init(&r->space_ok_at, 0);
   r->budget = opts->memtable_budget;
   if (opts->block_cache_bytes > 0)
     r->block_cache = cache_new(opts->block_cache_bytes);
@@ -151,10 +173,49 @@ void res_free(res_pool *r) {
   pthread_mutex_destroy(&r->member_mu);
   pthread_mutex_destroy(&r->mem_mu);
   pthread_cond_destroy(&r->mem_cv);
+  free(r->data_root);
   free(r);
 }
 
 env *res_env(res_pool *r) { return r->e; }
+
+uint64_t res_reserve_for(const res_pool *r, uint64_t total) {
+  if (r->reserve_percent == 0) return r->reserve_bytes;
+  uint64_t v = total / 100 * r->reserve_percent +
+               total % 100 * r->reserve_percent / 100;
+  if (r->reserve_bytes > 0 && v > r->reserve_bytes) v = r->reserve_bytes;
+  return v;
+}
+
+mica_err *res_space_check(res_pool *r, const char *what) {
+  if (r->data_root == NULL) return NULL;
+  uint64_t now = env_now_micros(r->e);
+  uint64_t ok_at = atomic_load_explicit(&r->space_ok_at, memory_order_relaxed);
+  if (r->space_refresh > 0 && ok_at != 0 && now - ok_at < r->space_refresh)
+    return NULL;
+  uint64_t avail = 0, total = 0;
+  mica_err *err = env_free_space(r->e, r->data_root, &avail, &total);
+  if (err != NULL) {
+    if (!atomic_exchange(&r->statvfs_failed, true))
+      LOG_W("free space of the data root unknown, no reserve enforced: %s",
+            err_msg(err));
+    err_free(err);
+    return NULL;
+  }
+  uint64_t reserve = res_reserve_for(r, total);
+  if (avail >= reserve && avail > 0) {
+    atomic_store_explicit(&r->space_ok_at, now ? now : 1, memory_order_relaxed);
+    return NULL;
+  }
+  atomic_store_explicit(&r->space_ok_at, 0, memory_order_relaxed);
+  return err_new(MICA_RESOURCE_EXHAUSTED,
+                 "disk full: data root %s has %" PRIu64 " bytes (%.1f MiB) "
+                 "free of %" PRIu64 " (%.1f MiB), below the reserve of %" PRIu64
+                 " bytes (%.1f MiB); %s refused until space is freed",
+                 r->data_root, avail, (double)avail / 1048576.0, total,
+                 (double)total / 1048576.0, reserve,
+                 (double)reserve / 1048576.0, what);
+}
 cache *res_cache(res_pool *r) { return r->block_cache; }
 
 void res_job_init(res_job *job, res_job_fn fn, int prio) {

@@ -11,7 +11,11 @@
  *    memory;
  *  - one block cache (common/cache.h) that every SSTable reader uses;
  *  - one small pool of background threads that run flushes (first) and
- *    compactions (after) for every tablet.
+ *    compactions (after) for every tablet;
+ *  - the free-space reserve of the data root (res_space_check): below it,
+ *    writes are refused at once and no compaction or split starts, so
+ *    that flushes, manifests and already committed work always find room
+ *    (docs/engine.md, "A full disk").
  *
  * Background work is a res_job: a callback embedded in its owner. A job is
  * queued at most once at a time; scheduling it while it runs makes it run
@@ -38,6 +42,19 @@ typedef struct res_options {
   size_t memtable_budget;    /* bytes for all memtables; default 256 MiB */
   size_t block_cache_bytes;  /* default 64 MiB; 0 means no block cache */
   int background_threads;    /* default 2; 1..64 */
+  /* The directory whose file system's free space is watched (the data
+   * root); NULL: no reserve, nothing is ever refused for space. */
+  const char *data_root;
+  /* The reserve: with reserve_percent 0 it is reserve_bytes; otherwise
+   * reserve_percent (1..50) of the file system's size, capped at
+   * reserve_bytes unless that is 0. Default 5% capped at 1 GiB. */
+  uint64_t reserve_bytes;
+  unsigned reserve_percent;
+  /* While the disk is above the reserve, its free space is read at most
+   * this often (a statvfs costs microseconds, a write less); below it, on
+   * every check, so writes resume as soon as space returns. The reserve
+   * absorbs what is written in between. Default 10 ms; 0: every check. */
+  uint64_t space_refresh_micros;
 } res_options;
 
 void res_options_init(res_options *o);
@@ -124,6 +141,19 @@ size_t res_mem_budget(res_pool *r);
  * (flushes are behind everywhere), until `deadline` (env_now_micros).
  * Returns true when under that limit, false on timeout. */
 bool res_wait_for_memory(res_pool *r, uint64_t deadline);
+
+/* ---- free space ---- */
+
+/* NULL when the data root's file system has at least the reserve free (or
+ * no data root was given, or its free space cannot be read: that is
+ * logged, never a reason to refuse). Otherwise RESOURCE_EXHAUSTED naming
+ * the data root, the bytes free, the file system's size and the reserve:
+ * "<what> refused ...". Reads the file system's counters (one statvfs) on
+ * every call while below the reserve, so space that returns is seen at
+ * once, and at most every space_refresh_micros while above it. */
+mica_err *res_space_check(res_pool *r, const char *what);
+/* The reserve in bytes for a file system of `total` bytes. */
+uint64_t res_reserve_for(const res_pool *r, uint64_t total);
 
 /* Jobs run so far, for tests and stats. */
 uint64_t res_jobs_run(res_pool *r);

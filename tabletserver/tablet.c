@@ -93,9 +93,15 @@ mica_err *tab_close(tablet *t) {
     err = err_dup(t->failed);
     pthread_mutex_unlock(&t->mu);
   } else {
-    pthread_mutex_lock(&t->mu);
-    err = tb_rotate_locked(t, false);
-    pthread_mutex_unlock(&t->mu);
+    /* A tablet still pending is taken over first: closing means the
+     * manifest lists no WAL segment (a merge relies on it), and the
+     * replayed writes are only in the previous owners' segments. */
+    err = tb_take_over(t);
+    if (err == NULL) {
+      pthread_mutex_lock(&t->mu);
+      err = tb_rotate_locked(t, false);
+      pthread_mutex_unlock(&t->mu);
+    }
     if (err == NULL) err = tb_flush_all_imm(t);
   }
   tb_release(t);
@@ -159,19 +165,38 @@ static mica_err *make_room(tablet *t) {
     char detail[160];
     if (t->rotating) {
       why = "";
-    } else if (mt_memory_usage(t->cur->mem) >= t->o.memtable_bytes &&
-               mt_count(t->cur->mem) > 0) {
+    } else if (t->pending) {
+      /* Opened on a disk short of space: take the tablet over now (the
+       * caller checked the space). Other writers stay out meanwhile. */
+      t->rotating = true;
+      pthread_mutex_unlock(&t->mu);
+      err = tb_take_over(t);
+      pthread_mutex_lock(&t->mu);
+      t->rotating = false;
+      pthread_cond_broadcast(&t->cv);
+      if (err != NULL) break;
+      continue;
+    } else if (t->wal_full ||
+               (mt_memory_usage(t->cur->mem) >= t->o.memtable_bytes &&
+                mt_count(t->cur->mem) > 0)) {
       if (t->n_imm < (size_t)t->o.max_immutable) {
         err = tb_rotate_locked(t, true);
         if (err != NULL) {
-          tb_fail_locked(t, err_dup(err));
+          /* A failed rotation leaves the old segment in use and at most
+           * an unused new one behind, listed or not; only a full disk is
+           * worth retrying without a reopen. */
+          if (err_code(err) != MICA_RESOURCE_EXHAUSTED)
+            tb_fail_locked(t, err_dup(err));
           break;
         }
+        t->wal_full = false;
         continue;
       }
       snprintf(detail, sizeof(detail),
                "%zu immutable memtables waiting for flush", t->n_imm);
       why = detail;
+      /* A flush that failed (a full disk) is retried from here. */
+      res_job_schedule(t->res, &t->flush_job);
     } else if (t->cur->n_files >= (size_t)t->o.stall_sst_count) {
       snprintf(detail, sizeof(detail), "%zu SSTables waiting for compaction",
                t->cur->n_files);
@@ -211,6 +236,30 @@ static mica_err *make_room(tablet *t) {
   return err;
 }
 
+/* The WAL write of a group failed with *err. The records of the group may
+ * or may not be in the file, followed by a torn one, so nothing is ever
+ * appended to this segment again. A full disk is not the end of the
+ * tablet: the group's writes are refused (they were not applied to the
+ * memtable, and their sequence numbers are never reused, so if a replay
+ * finds them they sort below every later write), and make_room starts a
+ * new segment before the next write, once there is room again; replay
+ * treats the old segment's end as a torn tail. Any other failure makes
+ * the tablet refuse writes. Caller holds mu. */
+static void wal_failed_locked(tablet *t, mica_err **err) {
+  if (err_code(*err) == MICA_RESOURCE_EXHAUSTED) {
+    if (!t->wal_full)
+      LOG_W("tablet %" PRIu64 ": WAL write on a full disk; the next write "
+            "starts a new segment: %s", t->id, err_msg(*err));
+    t->wal_full = true;
+    *err = err_wrap(*err,
+                    "tablet %" PRIu64 ": disk full while writing the WAL; "
+                    "the write was not acknowledged and may or may not "
+                    "survive a crash", t->id);
+    return;
+  }
+  tb_fail_locked(t, err_dup(*err));
+}
+
 /* Largest group a leader takes: LevelDB's rule, so that a small write is
  * not held up behind a megabyte of others. */
 static size_t group_limit(size_t first) {
@@ -241,6 +290,9 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
                    wbatch_byte_size(b), t->o.max_batch);
   check_ctx cc = {t, 0, 0};
   mica_err *err = wbatch_iterate(b, check_entry, &cc);
+  if (err != NULL) return err_wrap(err, "tablet %" PRIu64, t->id);
+  /* Below the free-space reserve, refused at once: nothing is applied. */
+  err = res_space_check(t->res, "writes");
   if (err != NULL) return err_wrap(err, "tablet %" PRIu64, t->id);
 
   wnode w;
@@ -289,9 +341,11 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
     if (n == last) break;
   }
   if (err != NULL) {
-    /* Records already added may reach the file: fail the tablet so that
-     * nothing after them is acknowledged, and reopen sorts it out. */
-    tb_fail_locked(t, err_dup(err));
+    /* Records already added may reach the file: nothing after them may be
+     * acknowledged in this segment. On a full disk the next write starts
+     * a new segment; on any other failure the tablet refuses writes and
+     * reopen sorts it out. */
+    wal_failed_locked(t, &err);
     finish_group(t, last, err);
     err_free(w.err);
     pthread_mutex_unlock(&t->mu);
@@ -318,7 +372,7 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
   pthread_mutex_lock(&t->mu);
   t->writing = false;
   if (err != NULL) {
-    tb_fail_locked(t, err_dup(err));
+    wal_failed_locked(t, &err);
   } else {
     t->visible_seq = group_last_seq;
     t->active_charged += (size_t)delta;
@@ -503,8 +557,9 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
 /* Maintenance                                                         */
 
 mica_err *tab_flush(tablet *t) {
+  mica_err *err = tb_take_over(t);
+  if (err != NULL) return err;
   pthread_mutex_lock(&t->mu);
-  mica_err *err = NULL;
   if (t->failed != NULL) err = err_dup(t->failed);
   else if (t->closing)
     err = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing", t->id);
@@ -521,7 +576,9 @@ mica_err *tab_flush(tablet *t) {
 }
 
 mica_err *tab_compact(tablet *t) {
-  mica_err *err = tab_flush(t);
+  mica_err *err = res_space_check(t->res, "compaction");
+  if (err != NULL) return err_wrap(err, "tablet %" PRIu64, t->id);
+  err = tab_flush(t);
   bool did;
   if (err == NULL) err = tb_compact_once(t, true, &did);
   return err;

@@ -18,14 +18,17 @@
  * the writes acknowledged before it was taken.
  *
  * Epochs (docs/design.md, "Leases and fencing"): tab_open with
- * assign_epoch E replays every WAL
- * segment listed in the manifest (all written under epochs <= E), flushes
- * what it replayed to an SSTable, starts its own segment named with E and
- * records in the manifest that the old segments are retired, in one atomic
+ * assign_epoch E replays every WAL segment listed in the manifest (all
+ * written under epochs <= E) into memory and serves reads; then it takes the tablet over: flushes what it
+ * replayed to an SSTable, starts its own segment named with E and records
+ * in the manifest that the old segments are retired, in one atomic
  * manifest write. It never appends to an older segment, and it refuses to
  * write a manifest once a newer epoch has written one (STALE_EPOCH), so a
  * fenced old owner can neither make its late writes visible nor undo the
- * new owner's manifest.
+ * new owner's manifest. On a disk below the server's free-space reserve
+ * (resources.h) the take-over waits: the tablet serves reads, having
+ * written nothing, and the first write (or flush, split, close) after
+ * space returns takes it over (docs/engine.md, "A full disk").
  *
  * Split by reference: tab_split makes two daughter tablets (sibling
  * directories) whose manifests reference the parent's SSTables restricted
@@ -43,10 +46,14 @@
  * absent key; open of a tablet without MANIFEST), UNAVAILABLE ("write
  * stall: ..." after the bounded wait), NOT_SERVING (tablet closing, or
  * already split), STALE_EPOCH (a newer owner took the tablet), CORRUPTION
- * (naming file and offset), IO_ERROR. After an I/O error on the WAL or a
- * failed manifest write the tablet stops accepting writes (every later
- * write returns that error) until it is closed and reopened, because what
- * is on disk is then unknown.
+ * (naming file and offset), RESOURCE_EXHAUSTED (the data root is below
+ * the free-space reserve: writes and compactions refused at once, nothing
+ * applied; or the disk filled under a WAL write, whose outcome is then
+ * unknown), IO_ERROR. After an I/O error on the WAL or a failed manifest
+ * write the tablet stops accepting writes (every later write returns that
+ * error) until it is closed and reopened, because what is on disk is then
+ * unknown; a full disk under the WAL is not such an error: the next write
+ * starts a new segment once there is room.
  *
  * Thread-safety: every function may be called from any number of threads
  * at once on one tablet, except tab_close and tab_split, which must not
@@ -111,16 +118,18 @@ void tab_dir_path(const char *tablets_dir, uint64_t tablet_id, buf *out);
  * written by a newer epoch; NOT_SERVING when the tablet was split (an
  * interrupted split is finished first, so its daughters can then be
  * opened); CORRUPTION naming the file for a damaged manifest, a missing or
- * damaged SSTable, or WAL corruption before the tail. Caller closes with
- * tab_close(). */
+ * damaged SSTable, or WAL corruption before the tail. Below the free-space
+ * reserve it succeeds without writing anything (see the epoch paragraph).
+ * Caller closes with tab_close(). */
 mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
                    slice start, slice end, uint64_t assign_epoch,
                    const tab_options *opts, tablet **out);
 
 /* Stops writes, flushes every memtable to SSTables so that no WAL segment
- * holds data any more (the manifest lists none), and frees the tablet
- * (also on error; then the WAL still holds the data and a reopen replays
- * it). Accepts NULL. */
+ * holds data any more (the manifest lists none; a tablet not yet taken over
+ * is taken over first), and frees the tablet (also on error, e.g. a full
+ * disk; then the WAL still holds the data and a reopen replays it).
+ * Accepts NULL. */
 mica_err *tab_close(tablet *t);
 
 /* ---- writes ---- */
@@ -178,7 +187,8 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out);
 /* Makes the active memtable immutable and flushes every immutable
  * memtable, waiting until done. */
 mica_err *tab_flush(tablet *t);
-/* Flushes, then merges all SSTables into one, waiting until done. */
+/* Flushes, then merges all SSTables into one, waiting until done.
+ * RESOURCE_EXHAUSTED, doing nothing, below the free-space reserve. */
 mica_err *tab_compact(tablet *t);
 
 /* Splits the tablet at `split_key` (start < split_key < end) into

@@ -423,7 +423,16 @@ mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
 void tb_flush_job_fn(res_job *job) {
   tablet *t = container_of(job, tablet, flush_job);
   mica_err *err = NULL;
-  if (atomic_exchange(&t->flush_requested, false)) {
+  pthread_mutex_lock(&t->mu);
+  bool pending = t->pending;
+  pthread_mutex_unlock(&t->mu);
+  if (pending) {
+    /* The pool wants the replayed memtable's memory back: take the
+     * tablet over, which flushes it, when the disk has room. */
+    atomic_store(&t->flush_requested, false);
+    err = res_space_check(t->res, "taking the tablet over");
+    if (err == NULL) err = tb_take_over(t);
+  } else if (atomic_exchange(&t->flush_requested, false)) {
     pthread_mutex_lock(&t->mu);
     if (!t->closing && !t->rotating && t->failed == NULL &&
         mt_count(t->cur->mem) > 0)
@@ -441,11 +450,20 @@ void tb_flush_job_fn(res_job *job) {
 void tb_compact_job_fn(res_job *job) {
   tablet *t = container_of(job, tablet, compact_job);
   pthread_mutex_lock(&t->mu);
-  bool closing = t->closing;
+  bool skip = t->closing || t->pending;
   pthread_mutex_unlock(&t->mu);
-  if (closing) return;
+  if (skip) return;
+  /* No compaction starts below the free-space reserve: its output needs
+   * room until its inputs are deleted. The next flush schedules it again. */
+  mica_err *err = res_space_check(t->res, "compaction");
+  if (err != NULL) {
+    LOG_I("tablet %" PRIu64 ": %s", t->id, err_msg(err));
+    tb_set_bg_error(t, err);
+    err_free(err);
+    return;
+  }
   bool did;
-  mica_err *err = tb_compact_once(t, false, &did);
+  err = tb_compact_once(t, false, &did);
   if (err != NULL) {
     LOG_W("%s", err_msg(err));
     tb_set_bg_error(t, err);

@@ -162,6 +162,17 @@ struct tablet {
   bool writing;  /* a leader is applying a group outside mu */
   bool rotating;
   bool closing;
+  /* Opened but not yet taken over (docs/engine.md, "Serving before taking
+   * over"): cur->mem is the memtable replayed from the previous owners'
+   * WAL segments, which the manifest still lists as live; there is no WAL
+   * writer (t->wal NULL) and this owner has written nothing. Reads are
+   * served; writes, flushes, rotations and compactions wait for
+   * tb_take_over. Only ever goes from true to false. */
+  bool pending;
+  /* The last group's WAL write found the disk full: the segment may end
+   * in a torn record and is never appended to again; the next write
+   * starts a new segment first (make_room). */
+  bool wal_full;
   mica_err *failed;     /* sticky: writes refused */
   mica_err *bg_error;   /* last background failure, for stall messages */
   size_t active_charged; /* bytes of cur->mem charged to the budget */
@@ -276,6 +287,14 @@ size_t tb_member_active_bytes(void *arg);
 void tb_member_request_flush(void *arg);
 
 /* ---- tablet_open.c ---- */
+
+/* Takes a pending tablet over (nothing when it is not pending): writes the
+ * replayed memtable to this owner's own SSTable, starts this owner's own
+ * WAL segment, and in one manifest write lists both and retires the
+ * previous owners' segments; then installs a fresh memtable and accepts
+ * writes. Takes flush_mu; caller holds no tablet lock. On failure the
+ * tablet stays pending and serving reads (STALE_EPOCH also fails it). */
+mica_err *tb_take_over(tablet *t);
 
 /* Frees `t` and everything it holds (accepts NULL). */
 void tb_free(tablet *t);

@@ -1,11 +1,14 @@
 /* tablet_open: opening a tablet, which is also its recovery. tab_open
  * reads the MANIFEST (finishing an interrupted split, refusing a retired
  * or newer-epoch tablet), opens the SSTables, replays the live WAL
- * segments, deletes what a crash or a fenced owner left behind, flushes
- * the replayed writes to its own SSTable and starts its own segment, all
- * made durable by one manifest write that also retires the old segments
- * (the epoch argument is in tablet.h). Also the inverse: freeing a
- * tablet. Locks: tablet_int.h. */
+ * segments and deletes what a crash or a fenced owner left behind; from
+ * then on it serves reads, having written nothing. Taking the tablet over
+ * (tb_take_over) flushes the replayed writes to its own SSTable and
+ * starts its own segment, all made durable by one manifest write that
+ * also retires the old segments; it runs at once when the disk has room,
+ * else when a write, flush or close needs it (the epoch argument is in
+ * tablet.h and docs/engine.md). Also the inverse: freeing a tablet.
+ * Locks: tablet_int.h. */
 #include "tabletserver/tablet_int.h"
 
 #include <inttypes.h>
@@ -311,38 +314,19 @@ static mica_err *replay_wal(tablet *t, memtable *mem, uint64_t *max_seq) {
   return err;
 }
 
-/* Makes the replayed writes durable in this owner's own SSTable, put in
- * front of `files` (*nf grows by one; `files` has room). Takes `mem`. */
-static mica_err *flush_replayed(tablet *t, memtable *mem, tfile **files,
-                                size_t *nf) {
-  tfile *flushed = NULL;
-  mica_err *err = NULL;
-  if (mt_count(mem) > 0) {
-    iter *in = mt_iter_new(mem);
-    err = tb_write_sst(t, in, false, t->next_file++, &flushed, NULL);
-    iter_close(in);
-  }
-  mt_unref(mem);
-  if (flushed != NULL) {
-    memmove(&files[1], &files[0], *nf * sizeof(*files));
-    files[0] = flushed;
-    (*nf)++;
-  }
-  return err;
-}
-
-/* Starts this owner's own WAL segment (t->wal, numbered *seg), then one
+/* Starts this owner's own WAL segment numbered `seg` (into *wal), then one
  * manifest write that lists it, lists `files` and retires every older
- * segment. The new manifest is left in `nm` (initialized by the caller). */
+ * segment. The new manifest is left in `nm` (initialized by the caller).
+ * Caller holds man_mu. */
 static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
-                                   uint64_t max_seq, man_state *nm,
-                                   uint64_t *seg) {
+                                   uint64_t max_seq, uint64_t seg,
+                                   uint64_t next_file, man_state *nm,
+                                   wal_writer **wal) {
   const man_state *m = &t->man;
-  *seg = t->next_file++;
   char name[96];
-  wal_segment_name(name, sizeof(name), t->epoch, *seg);
+  wal_segment_name(name, sizeof(name), t->epoch, seg);
   char *segpath = path_join(t->dir, name);
-  mica_err *err = wal_writer_open(t->e, segpath, t->epoch, *seg, &t->wal);
+  mica_err *err = wal_writer_open(t->e, segpath, t->epoch, seg, wal);
   free(segpath);
   if (err != NULL) return err;
   man_copy(nm, m);
@@ -350,49 +334,159 @@ static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
   for (size_t i = 0; i < m->n_live; i++)
     man_add_retired(nm, m->live[i].epoch, m->live[i].number);
   nm->n_live = 0;
-  man_add_live(nm, t->epoch, *seg);
+  man_add_live(nm, t->epoch, seg);
   nm->last_seq = max_seq;
-  nm->next_file = t->next_file;
+  nm->next_file = next_file;
   nm->state = MAN_LIVE;
-  pthread_mutex_lock(&t->man_mu);
-  err = tb_write_manifest(t, nm);
-  pthread_mutex_unlock(&t->man_mu);
-  return err;
+  return tb_write_manifest(t, nm);
 }
 
 /* The retired segments are no longer read by anyone: deletes them and
- * forgets those that are gone. */
+ * forgets those that are gone. Caller holds man_mu. */
 static void delete_retired_segments(tablet *t) {
-  size_t keep = 0;
-  for (size_t i = 0; i < t->man.n_retired; i++) {
+  pthread_mutex_lock(&t->mu);
+  man_state rm_set;
+  man_copy(&rm_set, &t->man);
+  pthread_mutex_unlock(&t->mu);
+  for (size_t i = 0; i < rm_set.n_retired; i++) {
     char name[96];
-    wal_segment_name(name, sizeof(name), t->man.retired[i].epoch,
-                     t->man.retired[i].number);
+    wal_segment_name(name, sizeof(name), rm_set.retired[i].epoch,
+                     rm_set.retired[i].number);
     char *p = path_join(t->dir, name);
     mica_err *rm = env_remove(t->e, p);
-    if (rm != NULL && err_code(rm) != MICA_NOT_FOUND)
-      t->man.retired[keep++] = t->man.retired[i];
+    if (rm == NULL || err_code(rm) == MICA_NOT_FOUND) {
+      pthread_mutex_lock(&t->mu);
+      man_state *cm = &t->man;
+      for (size_t j = 0; j < cm->n_retired; j++) {
+        if (cm->retired[j].epoch == rm_set.retired[i].epoch &&
+            cm->retired[j].number == rm_set.retired[i].number) {
+          cm->retired[j] = cm->retired[--cm->n_retired];
+          break;
+        }
+      }
+      pthread_mutex_unlock(&t->mu);
+    }
     err_free(rm);
     free(p);
   }
-  t->man.n_retired = keep;
+  man_clear(&rm_set);
 }
 
-/* Installs the first version (an empty memtable and `files`, whose
- * references it takes over) and joins the server's pool. */
-static void start_serving(tablet *t, tfile **files, size_t nf) {
-  memtable *mem = mt_new();
-  t->cur = tb_version_new(mem, NULL, 0, files, nf);
-  mt_unref(mem);
+mica_err *tb_take_over(tablet *t) {
+  pthread_mutex_lock(&t->flush_mu);
+  pthread_mutex_lock(&t->mu);
+  if (!t->pending) {
+    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_unlock(&t->flush_mu);
+    return NULL;
+  }
+  if (t->failed != NULL) {
+    mica_err *f = err_dup(t->failed);
+    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_unlock(&t->flush_mu);
+    return f;
+  }
+  /* Nothing else changes the version or allocates file numbers while
+   * the tablet is pending (no writes, rotations, flushes of immutable
+   * memtables or compactions), so this snapshot stays the current one. */
+  memtable *replayed = t->cur->mem;
+  mt_ref(replayed);
+  size_t nf = t->cur->n_files;
+  tfile **files = xcalloc(nf + 2, sizeof(*files));
+  for (size_t i = 0; i < nf; i++) {
+    files[i] = t->cur->files[i];
+    tb_tfile_ref(files[i]);
+  }
+  uint64_t sst_number = t->next_file++;
+  uint64_t seg = t->next_file++;
+  uint64_t next_file = t->next_file;
+  uint64_t max_seq = t->last_seq;
+  pthread_mutex_unlock(&t->mu);
+
+  /* The replayed writes, in this owner's own SSTable. */
+  tfile *flushed = NULL;
+  mica_err *err = NULL;
+  if (mt_count(replayed) > 0) {
+    iter *in = mt_iter_new(replayed);
+    err = tb_write_sst(t, in, false, sst_number, &flushed, NULL);
+    iter_close(in);
+  }
+  mt_unref(replayed);
+  if (flushed != NULL) {
+    memmove(&files[1], &files[0], nf * sizeof(*files));
+    files[0] = flushed;
+    nf++;
+  }
+
+  /* This owner's own segment, and the one manifest write that makes all
+   * of it the tablet's state. */
+  man_state nm;
+  man_init(&nm);
+  wal_writer *wal = NULL;
+  pthread_mutex_lock(&t->man_mu);
+  if (err == NULL)
+    err = start_own_segment(t, files, nf, max_seq, seg, next_file, &nm, &wal);
+  if (err != NULL) {
+    /* The new files stay: the manifest write may have happened, and the
+     * next open deletes whatever no manifest lists. */
+    pthread_mutex_unlock(&t->man_mu);
+    man_clear(&nm);
+    err_free(wal_writer_close(wal));
+    for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+    free(files);
+    pthread_mutex_unlock(&t->flush_mu);
+    return err_wrap(err, "tablet %" PRIu64 ": taking over", t->id);
+  }
+  pthread_mutex_lock(&t->mu);
+  man_clear(&t->man);
+  t->man = nm;
+  t->wal = wal;
+  t->wal_number = seg;
+  t->pending = false;
+  memtable *fresh = mt_new();
+  tb_install_version(t, fresh, files, nf);
+  mt_unref(fresh);
+  size_t charged = t->active_charged;
+  t->active_charged = 0;
+  atomic_store(&t->active_bytes, 0);
+  bool compact = t->o.auto_compact && !t->closing &&
+                 nf >= (size_t)t->o.compaction_trigger;
+  pthread_mutex_unlock(&t->mu);
   for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+  free(files);
+  delete_retired_segments(t);
+  pthread_mutex_unlock(&t->man_mu);
+  pthread_mutex_unlock(&t->flush_mu);
+  tb_charge_memory(t, -(int64_t)charged);
+  if (flushed != NULL) {
+    stat_add(&t->st_flushes, 1);
+    stat_add(&t->st_flush_bytes, flushed->size);
+  }
+  if (compact) res_job_schedule(t->res, &t->compact_job);
+  return NULL;
+}
+
+/* Installs the first version (the replayed memtable and `files`, whose
+ * references it takes over), pending (see tablet_int.h), and joins the
+ * server's pool. The replayed memtable counts as the active one against
+ * the memory budget, so that the pool's flush requests reach it. */
+static void start_serving(tablet *t, memtable *replayed, tfile **files,
+                          size_t nf) {
+  t->cur = tb_version_new(replayed, NULL, 0, files, nf);
+  mt_unref(replayed);
+  for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+  t->pending = true;
+  if (mt_count(replayed) > 0) {
+    t->active_charged = mt_memory_usage(replayed);
+    atomic_store(&t->active_bytes, t->active_charged);
+    tb_charge_memory(t, (int64_t)t->active_charged);
+  }
 
   t->member.active_bytes = tb_member_active_bytes;
   t->member.request_flush = tb_member_request_flush;
   t->member.arg = t;
   res_member_add(t->res, &t->member);
   t->member_added = true;
-  if (t->o.auto_compact && nf >= (size_t)t->o.compaction_trigger)
-    res_job_schedule(t->res, &t->compact_job);
 }
 
 mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
@@ -435,30 +529,26 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
                      : 1;
   clean_own_dir(t);
 
-  /* Take the tablet over: everything in this owner's own files, one
-   * manifest write. */
-  err = flush_replayed(t, replayed, files, &nf);
-  man_state nm;
-  man_init(&nm);
-  uint64_t seg = 0;
-  if (err == NULL) err = start_own_segment(t, files, nf, max_seq, &nm, &seg);
+  /* Serve reads first: everything the previous owners acknowledged is in
+   * `files` and the replayed memtable, and nothing has been written. */
+  start_serving(t, replayed, files, nf);
+  free(files);
+
+  /* Then take the tablet over, unless the disk is short of space: then the
+   * tablet serves reads and the first write after space returns (or a
+   * flush, or close) takes it over. */
+  err = res_space_check(t->res, "writes");
+  if (err == NULL) err = tb_take_over(t);
+  if (err != NULL && err_code(err) == MICA_RESOURCE_EXHAUSTED) {
+    LOG_W("tablet %" PRIu64 ": serving reads only, writes wait for space: %s",
+          tablet_id, err_msg(err));
+    err_free(err);
+    err = NULL;
+  }
   if (err != NULL) {
-    /* The new files stay: the manifest write may have happened, and the
-     * next open deletes whatever no manifest lists. */
-    man_clear(&nm);
-    err_free(wal_writer_close(t->wal));
-    t->wal = NULL;
-    for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
-    free(files);
-    tb_free(t);
+    tb_release(t);
     return err_wrap(err, "open tablet %" PRIu64, tablet_id);
   }
-  man_clear(&t->man);
-  t->man = nm;
-  t->wal_number = seg;
-  delete_retired_segments(t);
-  start_serving(t, files, nf);
-  free(files);
   *out = t;
   return NULL;
 }

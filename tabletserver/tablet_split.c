@@ -124,6 +124,7 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
   t->member_added = false;
   res_job_cancel(t->res, &t->flush_job);
   res_job_cancel(t->res, &t->compact_job);
+  if (err == NULL) err = tb_take_over(t); /* a pending tablet, see close */
   if (err == NULL) {
     pthread_mutex_lock(&t->mu);
     err = tb_rotate_locked(t, false);

@@ -48,6 +48,11 @@ static const char usage_text[] =
     "  --threads N              RPC polling threads, 0 = one per core\n"
     "                           (default 0)\n"
     "  --background-threads N   flush and compaction threads (default 2)\n"
+    "  --reserve-space SIZE|P%  free space kept on the data root's disk: below\n"
+    "                           it writes are refused (RESOURCE_EXHAUSTED) and\n"
+    "                           no split or compaction starts; P% of the disk\n"
+    "                           (1..50), or a size, 0 = only a full disk\n"
+    "                           (default 5% capped at 1G)\n"
     "  --help                   this text\n"
     "\n"
     "example:\n"
@@ -137,7 +142,7 @@ int main(int argc, char **argv) {
         "--http-address-file", "--data-dir", "--master",
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
-        "--background-threads"};
+        "--background-threads", "--reserve-space"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -183,6 +188,25 @@ int main(int argc, char **argv) {
       if (!parse_int(val, 256, &v))
         usage_error("--threads: '%s' is not a number in 0..256", val);
       c.threads = (int)v;
+    } else if (strcmp(name, "--reserve-space") == 0) {
+      size_t n = strlen(val);
+      if (n > 1 && val[n - 1] == '%') {
+        char *end = NULL;
+        errno = 0;
+        unsigned long p = strtoul(val, &end, 10);
+        if (errno != 0 || end != val + n - 1 || val[0] < '0' || val[0] > '9' ||
+            p < 1 || p > 50)
+          usage_error("--reserve-space: '%s' is not a percentage in 1%%..50%%",
+                      val);
+        c.reserve_percent = (unsigned)p;
+        c.reserve_bytes = 0;
+      } else {
+        if (!parse_size(val, &v))
+          usage_error("--reserve-space: '%s' is neither a size nor a "
+                      "percentage", val);
+        c.reserve_percent = 0;
+        c.reserve_bytes = v;
+      }
     } else if (strcmp(name, "--background-threads") == 0) {
       if (!parse_int(val, 64, &v) || v == 0)
         usage_error("--background-threads: '%s' is not in 1..64", val);

@@ -50,10 +50,16 @@ typedef struct ts_config {
   size_t memtable_bytes;     /* per-tablet memtable size; 0 = default */
   const char *http_listen;   /* /metrics and /healthz "host:port";
                                 NULL = "127.0.0.1:0" */
+  /* Free-space reserve of the data root (res_options): reserve_percent of
+   * the disk capped at reserve_bytes, or reserve_bytes when the percent
+   * is 0. Below it writes, splits and compactions are refused. */
+  uint64_t reserve_bytes;
+  unsigned reserve_percent;
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split
- * threshold, 10 s lease, 1 s heartbeat. */
+ * threshold, 10 s lease, 1 s heartbeat, a reserve of 5% of the disk
+ * capped at 1 GiB. */
 void ts_config_init(ts_config *c);
 
 typedef struct ts_server ts_server;

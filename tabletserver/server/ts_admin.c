@@ -520,6 +520,9 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
   mica_err *e = ts_acquire(s, &ref, &rb, &tt);
   ts_routebuf_clear(&rb);
   ts_release(s, tt); /* admin_mu keeps it open from here on */
+  /* Not below the free-space reserve: once the master commits the split
+   * it must be carried out, and that flushes and writes manifests. */
+  if (e == NULL) e = res_space_check(s->res, "splits");
   buf mid = BUF_INIT;
   if (e == NULL && key.len == 0) {
     e = tab_middle_key(tt->t, &mid);

@@ -27,6 +27,8 @@ void ts_config_init(ts_config *c) {
   c->split_threshold = (uint64_t)10 << 30;
   c->lease_ms = 10000;
   c->heartbeat_ms = 1000;
+  c->reserve_bytes = (uint64_t)1 << 30;
+  c->reserve_percent = 5;
 }
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
@@ -78,6 +80,9 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     if (c->memory_budget > 0) ro.memtable_budget = c->memory_budget;
     ro.block_cache_bytes = c->block_cache;
     if (c->background_threads > 0) ro.background_threads = c->background_threads;
+    ro.data_root = s->cfg.data_dir;
+    ro.reserve_bytes = c->reserve_bytes;
+    ro.reserve_percent = c->reserve_percent;
     e = res_new(s->e, &ro, &s->res);
   }
   if (e == NULL) {

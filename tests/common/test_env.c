@@ -209,6 +209,20 @@ static void test_disk_full_posix(void) {
   TU_OK(env_writer_close(w));
 }
 
+/* Free space: the file system's figures, a missing path named. */
+static void test_free_space(void) {
+  env *e = env_posix();
+  uint64_t avail = 0, total = 0;
+  TU_OK(env_free_space(e, tu_tmpdir(), &avail, &total));
+  CU_ASSERT(total > 0);
+  CU_ASSERT(avail <= total);
+  TU_OK(env_free_space(e, tu_tmpdir(), NULL, NULL));
+  char *missing = path_in(tu_tmpdir(), "no/such/dir");
+  expect_err(env_free_space(e, missing, &avail, &total), MICA_NOT_FOUND,
+             missing);
+  free(missing);
+}
+
 static void test_dirs(void) {
   env *e = env_posix();
   const char *dir = tu_tmpdir();
@@ -444,7 +458,15 @@ static void test_fault_disk_full(void) {
   expect_err(env_append(w, "no", 2), MICA_RESOURCE_EXHAUSTED, p);
   expect_err(env_append(w, "no", 2), MICA_RESOURCE_EXHAUSTED, p);
   CU_ASSERT_EQUAL(env_writer_size(w), 2);
+  /* A full disk has no space to report; the total stays the base's. */
+  uint64_t avail = 1, total = 0, base_total = 0;
+  TU_OK(env_free_space(e, p, &avail, &total));
+  TU_OK(env_free_space(env_posix(), p, NULL, &base_total));
+  CU_ASSERT_EQUAL(avail, 0);
+  CU_ASSERT_EQUAL(total, base_total);
   env_fault_set_disk_full(f, false);
+  TU_OK(env_free_space(e, p, &avail, NULL));
+  CU_ASSERT(avail > 0);
   TU_OK(env_append(w, "!", 1));
   TU_OK(env_writer_close(w));
   char *s = slurp(e, p);
@@ -795,6 +817,7 @@ static CU_TestInfo posix_tests[] = {
     {"large reads and writes", test_large_io},
     {"missing files", test_missing},
     {"full device", test_disk_full_posix},
+    {"free space", test_free_space},
     {"directories, list, rename, remove", test_dirs},
     {"read_file and write_file_atomic", test_whole_files},
     {"lock against another process", test_lock},

@@ -78,7 +78,7 @@ static void test_flags(void) {
                          "--master", "--memory-budget", "--block-cache",
                          "--memtable-size", "--split-threshold", "--lease-ms",
                          "--heartbeat-ms", "--threads", "--background-threads",
-                         "--help", "example:"};
+                         "--reserve-space", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
@@ -100,6 +100,15 @@ static void test_flags(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--memory-budget"));
   buf_clear(&out);
   buf_clear(&er);
+  const char *const reserves[] = {"60%", "0%", "5%x", "%", "lots", "-1"};
+  for (size_t i = 0; i < sizeof reserves / sizeof reserves[0]; i++) {
+    const char *badres[] = {"--data-dir", "/tmp", "--reserve-space",
+                            reserves[i], NULL};
+    CU_ASSERT_EQUAL(run_capture(badres, &out, &er), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--reserve-space"));
+    buf_clear(&out);
+    buf_clear(&er);
+  }
   const char *lease[] = {"--data-dir", "/tmp", "--lease-ms", "100",
                          "--heartbeat-ms", "200", NULL};
   CU_ASSERT_EQUAL(run_capture(lease, &out, &er), 2);
