@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "master/zk/mzk_int.h"
 
 static mica_err *check_host(const char *spec, const char *h, size_t len) {
@@ -211,6 +213,29 @@ static void setup_log(void) {
     else if (strcmp(v, "debug") == 0) l = ZOO_LOG_LEVEL_DEBUG;
   }
   zoo_set_debug_level(l);
+}
+
+/* While ZooKeeper is unreachable its client logs every reconnect attempt,
+ * many times a second; Mica's log gets the first line and then at most one
+ * line every 5 s, with the number of lines left out. */
+static atomic_uint_fast64_t log_next_us;
+static atomic_uint_fast64_t log_dropped;
+
+void mzk_client_log(const char *message) {
+  uint64_t now = env_now_micros(env_posix());
+  uint64_t next = atomic_load(&log_next_us);
+  if (now < next || !atomic_compare_exchange_strong(&log_next_us, &next,
+                                                    now + 5000000)) {
+    atomic_fetch_add(&log_dropped, 1);
+    return;
+  }
+  uint64_t dropped = atomic_exchange(&log_dropped, 0);
+  size_t n = strcspn(message, "\n");
+  if (dropped)
+    LOG_W("zookeeper client: %.*s (%" PRIu64 " similar lines left out)",
+          (int)n, message, dropped);
+  else
+    LOG_W("zookeeper client: %.*s", (int)n, message);
 }
 
 void mzk_setup_client_log(void) { pthread_once(&log_once, setup_log); }

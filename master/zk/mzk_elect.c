@@ -159,6 +159,7 @@ static void new_session(mzk_elector *e) {
   e->sid = 0;
   e->zh = zookeeper_init(e->hosts, session_watcher, e->want_timeout_ms, NULL,
                          e, 0);
+  if (e->zh != NULL) zoo_set_log_callback(e->zh, mzk_client_log);
   if (e->zh == NULL) {
     LOG_E("mzk: cannot create a ZooKeeper client for %s: %m", e->hosts);
     retry_later(e, 1000);
@@ -468,6 +469,7 @@ mica_err *mzk_elector_start(const mzk_elector_opts *o, mzk_elector **out) {
   mzk_setup_client_log();
   e->zh = zookeeper_init(e->hosts, session_watcher, e->want_timeout_ms, NULL,
                          e, 0);
+  if (e->zh != NULL) zoo_set_log_callback(e->zh, mzk_client_log);
   if (e->zh == NULL) {
     err = err_new(MICA_UNAVAILABLE, "mzk: cannot create a ZooKeeper client "
                   "for '%s': %m", e->hosts);

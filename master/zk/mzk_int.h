@@ -45,4 +45,8 @@ void mzk_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu,
  * (error, warn, info, debug) says otherwise; set once per process. */
 void mzk_setup_client_log(void);
 
+/* The log callback given to every handle (zoo_set_log_callback): ZooKeeper's
+ * lines go to Mica's log, rate-limited. */
+void mzk_client_log(const char *message);
+
 #endif

@@ -127,6 +127,7 @@ static void *reader_main(void *arg) {
       pthread_mutex_unlock(&r->mu);
       r->zh = zookeeper_init(r->hosts, reader_watcher, r->timeout_ms, NULL, r,
                              0);
+      if (r->zh != NULL) zoo_set_log_callback(r->zh, mzk_client_log);
       if (r->zh == NULL) r->retry_at_us = now_us() + 1000000;
       continue;
     }
@@ -163,6 +164,7 @@ mica_err *mzk_reader_open(const char *zk, int session_timeout_ms,
   }
   mzk_setup_client_log();
   r->zh = zookeeper_init(r->hosts, reader_watcher, r->timeout_ms, NULL, r, 0);
+  if (r->zh != NULL) zoo_set_log_callback(r->zh, mzk_client_log);
   if (r->zh == NULL) {
     err = err_new(MICA_UNAVAILABLE,
                   "mzk: cannot create a ZooKeeper client for '%s': %m",
