@@ -24,7 +24,7 @@
 #include "common/env.h"
 #include "mica/mica.h"
 #include "proto/rpc.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 
 static uint64_t now_ns(void) { return env_now_micros(env_posix()) * 1000; }
 

@@ -1,5 +1,5 @@
 /* mica-master-bench: the master's figures, measured on a real cluster of
- * processes on loopback (tests/cluster/cluster.h).
+ * processes on loopback (tests/harness/cluster.h).
  *
  *   lookups   LookupTablets answered per second by the master, from
  *             THREADS threads keeping WINDOW calls in flight each; the peer
@@ -28,7 +28,7 @@
 
 #include "common/env.h"
 #include "proto/rpc.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
 
 static int g_runs = 3;

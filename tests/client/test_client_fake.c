@@ -16,7 +16,7 @@
 #include "common/env.h"
 #include "mica/mica.h"
 #include "proto/rpc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 enum get_mode {
   GET_OK,        /* found, value "v" */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "client/route_cache.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 static rc_route mk(uint64_t id, uint64_t repoch, const char *start, const char *end,
                    uint64_t server, uint64_t aepoch) {

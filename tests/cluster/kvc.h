@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "common/slice.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 
 /* CreateTable with `n` split keys (may be 0). */
 mica_err *kvc_create_table(cluster *c, const char *name, const slice *splits,

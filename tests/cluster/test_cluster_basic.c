@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "common/env.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 static cluster *g_c;
 

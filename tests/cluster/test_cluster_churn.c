@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define NKEYS 600
 #define NPROBERS 3

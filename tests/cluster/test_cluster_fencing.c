@@ -39,9 +39,9 @@
 
 #include "tabletserver/manifest.h"
 #include "tabletserver/wal.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define MAX_ACKED 20000
 #define FIRE_THREADS 8
