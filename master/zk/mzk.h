@@ -30,10 +30,11 @@
  *   `min_epoch`, written by a set conditional on the version read.
  * - A candidate reports itself active only while (a) it is connected, (b) it
  *   has won and (c) its leadership lease has not run out: the lease runs
- *   from the moment it sent the last request the ensemble answered, for
- *   4/5 of the negotiated session timeout. ZooKeeper cannot expire the
- *   session (and so cannot let another candidate win) sooner than a full
- *   session timeout after it received that request.
+ *   from the moment it sent the last write the ensemble answered (the
+ *   winning multi-op, then a check-only multi-op every sixth of the session
+ *   timeout), for 2/3 of the granted session timeout. docs/ha.md shows why
+ *   ZooKeeper cannot expire the session, and so cannot let another
+ *   candidate win, before that lease has run out.
  *
  * Thread-safety: every function may be called from any thread, except that
  * mzk_elector_close / mzk_reader_close must not race with other calls on the
@@ -115,7 +116,8 @@ typedef struct mzk_elector_stats {
   int session_timeout_ms;   /* the timeout the ensemble granted (0 before) */
   uint64_t wins;            /* election wins so far */
   uint64_t sessions;        /* sessions established so far */
-  uint64_t watch_events;    /* predecessor-watch notifications received */
+  uint64_t watch_events;    /* node-watch notifications received (the
+                               predecessor's, or an old active record's) */
   char candidate[64];       /* this candidate's node name ("" when none) */
   char watching[64];        /* the predecessor it watches ("" when none) */
 } mzk_elector_stats;

@@ -8,7 +8,7 @@
  * of it without waiting for this thread.
  *
  * Leadership lease: every answered write (the winning multi-op, then a
- * check-only multi-op every quarter session timeout, both conditional on
+ * check-only multi-op every sixth of the session timeout, both conditional on
  * this candidate's node) extends the lease to (send time + 2/3 of the
  * granted session timeout). Writes, not reads: only a write proves the
  * ZooKeeper leader still held the session at that moment; a read may be
@@ -213,7 +213,7 @@ static void refresh(mzk_elector *e) {
     if (atomic_load(&e->active))
       atomic_store(&e->lease_until_us, s + lease_us(e));
     pthread_mutex_unlock(&e->cb_mu);
-    e->refresh_at_us = s + lease_us(e) * 3 / 8; /* a quarter timeout */
+    e->refresh_at_us = s + lease_us(e) / 4; /* a sixth of the timeout */
   } else if (rc == ZNONODE) {
     step_down(e, "this candidate's znode was removed");
     struct Stat ast;
@@ -296,7 +296,7 @@ static void try_win(mzk_elector *e) {
   }
   if (rc == ZOK) {
     become_active(e, epoch, s + lease_us(e));
-    e->refresh_at_us = s + lease_us(e) * 3 / 8;
+    e->refresh_at_us = s + lease_us(e) / 4;
     return;
   }
   if (res[0].err == ZNONODE) {
