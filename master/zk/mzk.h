@@ -31,8 +31,8 @@
  * - A candidate reports itself active only while (a) it is connected, (b) it
  *   has won and (c) its leadership lease has not run out: the lease runs
  *   from the moment it sent the last write the ensemble answered (the
- *   winning multi-op, then a check-only multi-op every sixth of the session
- *   timeout), for 2/3 of the granted session timeout. docs/ha.md shows why
+ *   winning multi-op, then a check-only multi-op every eighth of the
+ *   session timeout), for half the granted session timeout. docs/ha.md shows why
  *   ZooKeeper cannot expire the session, and so cannot let another
  *   candidate win, before that lease has run out.
  *

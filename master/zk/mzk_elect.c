@@ -8,9 +8,12 @@
  * of it without waiting for this thread.
  *
  * Leadership lease: every answered write (the winning multi-op, then a
- * check-only multi-op every sixth of the session timeout, both conditional on
- * this candidate's node) extends the lease to (send time + 2/3 of the
- * granted session timeout). Writes, not reads: only a write proves the
+ * check-only multi-op every eighth of the session timeout, both conditional
+ * on this candidate's node) extends the lease to (send time + half the
+ * granted session timeout). A lease that lapsed because writes went
+ * unanswered resumes, with the same epoch, when one is answered: the
+ * session, and so the candidate node, was still alive at that write, so no
+ * one else can have won. Writes, not reads: only a write proves the
  * ZooKeeper leader still held the session at that moment; a read may be
  * answered by a follower cut off from the leader.
  *
@@ -63,7 +66,7 @@ static uint64_t now_us(mzk_elector *e) { return env_now_micros(e->env); }
 
 static uint64_t lease_us(mzk_elector *e) {
   int t = zoo_recv_timeout(e->zh);
-  return (uint64_t)(t > 0 ? t : e->want_timeout_ms) * 1000 * 2 / 3;
+  return (uint64_t)(t > 0 ? t : e->want_timeout_ms) * 1000 / 2;
 }
 
 static void step_down(mzk_elector *e, const char *why) {
@@ -213,7 +216,7 @@ static void refresh(mzk_elector *e) {
     if (atomic_load(&e->active))
       atomic_store(&e->lease_until_us, s + lease_us(e));
     pthread_mutex_unlock(&e->cb_mu);
-    e->refresh_at_us = s + lease_us(e) / 4; /* a sixth of the timeout */
+    e->refresh_at_us = s + lease_us(e) / 4; /* an eighth of the timeout */
   } else if (rc == ZNONODE) {
     step_down(e, "this candidate's znode was removed");
     struct Stat ast;

@@ -318,12 +318,12 @@ static void test_zookeeper_outage(void) {
   uint64_t t0 = now_ms();
   TU_OK(zks_stop(g_zk, 0));
   uint64_t stopped = now_ms();
-  /* The lease bounds how long the master can believe it leads: 2/3 of the
+  /* The lease bounds how long the master can believe it leads: half the
    * session timeout after the last answered write, which was sent before
    * the stop began. */
   while (the_active(c, 2, NULL) >= 0 && now_ms() < t0 + 20000) sleep_ms(5);
   uint64_t gone = now_ms();
-  CU_ASSERT(gone <= stopped + TIMEOUT_MS * 2 / 3 + 50);
+  CU_ASSERT(gone <= stopped + TIMEOUT_MS / 2 + 50);
   CU_ASSERT(atomic_load(&c[0].downs) >= 1);
   for (int i = 0; i < 40; i++) {
     CU_ASSERT_EQUAL(the_active(c, 2, NULL), -1);
