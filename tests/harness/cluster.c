@@ -309,23 +309,15 @@ static mica_err *start_tserver(cluster *c, int i) {
   return err;
 }
 
-mica_err *cl_response_err(const ProtobufCMessage *resp) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(resp->descriptor,
-                                                      "status");
-  if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE)
-    return err_new(MICA_INTERNAL, "%s has no status field",
-                   resp->descriptor->name);
-  const Mica__V1__Status *st =
-      *(Mica__V1__Status *const *)((const char *)resp + f->offset);
-  return rpc_status_err(st);
+mica_err *cl_response_err(const void *resp) {
+  return rpc_status_err(rpc_response_status(resp));
 }
 
 mica_err *cl_call_master(cluster *c, const rpc_method *m,
-                         const ProtobufCMessage *req, int64_t timeout_ms,
-                         ProtobufCMessage **resp) {
+                         const void *req, int64_t timeout_ms,
+                         void **resp) {
   if (resp) *resp = NULL;
-  ProtobufCMessage *r = NULL;
+  void *r = NULL;
   mica_err *err = rpc_unary(cl_master_channel(c), m, req, timeout_ms, &r);
   if (err) return err;
   err = cl_response_err(r);
@@ -338,26 +330,26 @@ mica_err *cl_wait_registered(cluster *c, int timeout_ms) {
   uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
   char last[512] = "no answer yet";
   for (;;) {
-    Mica__V1__ListServersRequest q = MICA__V1__LIST_SERVERS_REQUEST__INIT;
-    ProtobufCMessage *r = NULL;
-    mica_err *err = cl_call_master(c, &rpc_m_master_list_servers, &q.base,
+    rpc_list_servers_request q = {0};
+    void *r = NULL;
+    mica_err *err = cl_call_master(c, &rpc_m_master_list_servers, &q,
                                    2000, &r);
     if (err == NULL) {
-      const Mica__V1__ListServersResponse *ls = (const void *)r;
+      const rpc_list_servers_response *ls = (const void *)r;
       int ok = 0, running = 0;
       for (int i = 0; i < c->n_ts; i++) {
         if (c->ts[i].pid == 0) continue;
         running++;
         for (size_t k = 0; k < ls->n_servers; k++)
-          if (strcmp(ls->servers[k]->address, c->ts[i].address) == 0 &&
-              ls->servers[k]->state == MICA__V1__SERVER_STATE__SERVER_LIVE) {
-            c->ts_id[i] = ls->servers[k]->server_id;
+          if (strcmp(ls->servers[k].address, c->ts[i].address) == 0 &&
+              ls->servers[k].state == RPC_SERVER_LIVE) {
+            c->ts_id[i] = ls->servers[k].server_id;
             ok++;
           }
       }
       size_t live = 0;
       for (size_t k = 0; k < ls->n_servers; k++)
-        live += ls->servers[k]->state == MICA__V1__SERVER_STATE__SERVER_LIVE;
+        live += ls->servers[k].state == RPC_SERVER_LIVE;
       snprintf(last, sizeof(last), "%d of %d running servers live, %zu live "
                "at the master", ok, running, live);
       rpc_msg_free(r);

@@ -105,12 +105,12 @@ rpc_channel *cl_channel(cluster *c, const char *address);
  * *resp (may be NULL) receives the response whenever one arrived, even with
  * a non-OK Status; caller frees with rpc_msg_free(). */
 mica_err *cl_call_master(cluster *c, const rpc_method *m,
-                         const ProtobufCMessage *req, int64_t timeout_ms,
-                         ProtobufCMessage **resp);
+                         const void *req, int64_t timeout_ms,
+                         void **resp);
 
-/* The error a response message's Status carries (NULL for OK), found
- * through the message's descriptor. Caller frees. */
-mica_err *cl_response_err(const ProtobufCMessage *resp);
+/* The error a response message's Status carries (NULL for OK). Caller
+ * frees. */
+mica_err *cl_response_err(const void *resp);
 
 /* Monotonic milliseconds, for deadlines in tests. */
 uint64_t cl_now_ms(void);

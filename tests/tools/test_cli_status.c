@@ -256,12 +256,12 @@ static int suite_clean(void) {
 /* ---- GetInfo ---- */
 
 static void test_get_info(void) {
-  Mica__V1__GetInfoRequest req = MICA__V1__GET_INFO_REQUEST__INIT;
-  ProtobufCMessage *msg = NULL;
+  rpc_get_info_request req = {0};
+  void *msg = NULL;
   uint64_t now_ms = (uint64_t)time(NULL) * 1000;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_get_info, &req.base, 5000, &msg));
+  TU_OK(cl_call_master(g_c, &rpc_m_master_get_info, &req, 5000, &msg));
   CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
-  const Mica__V1__GetInfoResponse *r = (const void *)msg;
+  const rpc_get_info_response *r = (const void *)msg;
   CU_ASSERT_STRING_EQUAL(r->http_address, cl_master_http_address(g_c));
   CU_ASSERT(r->http_address[0] != '\0');
   CU_ASSERT_STRING_EQUAL(r->rpc_address, cl_master_address(g_c));
@@ -532,12 +532,12 @@ static void test_bad_answers(void) {
 
 /* GetInfo of a master embedded without its HTTP server: an empty address
  * (`ctx` is the address to report). */
-static void fake_get_info(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void fake_get_info(rpc_call *call, const void *req, void *ctx) {
   (void)req;
-  Mica__V1__GetInfoResponse resp = MICA__V1__GET_INFO_RESPONSE__INIT;
+  rpc_get_info_response resp = {0};
   resp.version = (char *)"0.0.0";
   resp.http_address = ctx;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
 }
 
 static void test_master_without_http(void) {

@@ -155,14 +155,14 @@ static size_t fm_last_register_tablets;
 static uint64_t fm_split_parent, fm_split_server;
 static uint64_t fm_close_id, fm_close_ae; /* listed in close_tablets */
 
-static void fm_register(rpc_call *call, const ProtobufCMessage *request,
+static void fm_register(rpc_call *call, const void *request,
                         void *ctx) {
   (void)ctx;
-  const Mica__V1__RegisterServerRequest *req =
-      (const Mica__V1__RegisterServerRequest *)request;
-  Mica__V1__RegisterServerResponse resp =
-      MICA__V1__REGISTER_SERVER_RESPONSE__INIT;
-  Mica__V1__Status st = MICA__V1__STATUS__INIT;
+  const rpc_register_server_request *req =
+      (const rpc_register_server_request *)request;
+  rpc_register_server_response resp =
+      {0};
+  rpc_status st = {0};
   pthread_mutex_lock(&fm_mu);
   fm_registers++;
   fm_last_register_tablets = req->n_tablets;
@@ -171,48 +171,47 @@ static void fm_register(rpc_call *call, const ProtobufCMessage *request,
   resp.server_id = 42;
   resp.lease_ms = 1500;
   resp.heartbeat_interval_ms = 100;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
 }
 
-static void fm_heartbeat(rpc_call *call, const ProtobufCMessage *request,
+static void fm_heartbeat(rpc_call *call, const void *request,
                          void *ctx) {
   (void)ctx;
-  const Mica__V1__HeartbeatRequest *req =
-      (const Mica__V1__HeartbeatRequest *)request;
-  Mica__V1__HeartbeatResponse resp = MICA__V1__HEARTBEAT_RESPONSE__INIT;
-  Mica__V1__Status st = MICA__V1__STATUS__INIT;
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
-  Mica__V1__TabletRef *refs[1] = {&ref};
+  const rpc_heartbeat_request *req =
+      (const rpc_heartbeat_request *)request;
+  rpc_heartbeat_response resp = {0};
+  rpc_status st = {0};
+  rpc_tablet_ref ref = {0};
   pthread_mutex_lock(&fm_mu);
   fm_heartbeats++;
   st.code = fm_heartbeat_code;
   if (fm_close_id != 0)
     for (size_t i = 0; i < req->n_tablets; i++)
-      if (req->tablets[i]->tablet->tablet_id == fm_close_id) {
+      if (req->tablets[i].tablet->tablet_id == fm_close_id) {
         ref.tablet_id = fm_close_id;
         ref.assign_epoch = fm_close_ae;
-        resp.close_tablets = refs;
+        resp.close_tablets = &ref;
         resp.n_close_tablets = 1;
       }
   pthread_mutex_unlock(&fm_mu);
   if (st.code != 0) st.message = "fake master says no";
   resp.status = &st;
   resp.lease_ms = 1500;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
 }
 
-static void fm_report_split(rpc_call *call, const ProtobufCMessage *request,
+static void fm_report_split(rpc_call *call, const void *request,
                             void *ctx) {
   (void)ctx;
-  const Mica__V1__ReportSplitRequest *req =
-      (const Mica__V1__ReportSplitRequest *)request;
-  Mica__V1__ReportSplitResponse resp = MICA__V1__REPORT_SPLIT_RESPONSE__INIT;
-  Mica__V1__Status st = MICA__V1__STATUS__INIT;
-  Mica__V1__TabletRoute l = MICA__V1__TABLET_ROUTE__INIT,
-                        r = MICA__V1__TABLET_ROUTE__INIT;
-  Mica__V1__TabletDescriptor ld = MICA__V1__TABLET_DESCRIPTOR__INIT,
-                             rd = MICA__V1__TABLET_DESCRIPTOR__INIT;
-  Mica__V1__Location loc = MICA__V1__LOCATION__INIT;
+  const rpc_report_split_request *req =
+      (const rpc_report_split_request *)request;
+  rpc_report_split_response resp = {0};
+  rpc_status st = {0};
+  rpc_tablet_route l = {0},
+                        r = {0};
+  rpc_tablet_descriptor ld = {0},
+                             rd = {0};
+  rpc_location loc = {0};
   pthread_mutex_lock(&fm_mu);
   fm_splits++;
   fm_split_parent = req->parent ? req->parent->tablet_id : 0;
@@ -233,7 +232,7 @@ static void fm_report_split(rpc_call *call, const ProtobufCMessage *request,
   resp.status = &st;
   resp.left = &l;
   resp.right = &r;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
 }
 
 static int fm_get(int *v) {
@@ -286,13 +285,13 @@ static void test_master_lease(void) {
   TU_ERR(e, MICA_LEASE_EXPIRED);
   TU_ERR(tsh_put(p.ch, r, S("b"), S("2")), MICA_LEASE_EXPIRED);
   TU_ERR(tsh_get(p.ch, r, S("a"), &v), MICA_LEASE_EXPIRED);
-  Mica__V1__TabletInfoRequest ir = MICA__V1__TABLET_INFO_REQUEST__INIT;
-  ProtobufCMessage *m = NULL;
-  TU_OK(rpc_unary(p.ch, &rpc_m_ts_tablet_info, &ir.base, 10000, &m));
-  const Mica__V1__TabletInfoResponse *info =
-      (const Mica__V1__TabletInfoResponse *)m;
+  rpc_tablet_info_request ir = {0};
+  void *m = NULL;
+  TU_OK(rpc_unary(p.ch, &rpc_m_ts_tablet_info, &ir, 10000, &m));
+  const rpc_tablet_info_response *info =
+      (const rpc_tablet_info_response *)m;
   CU_ASSERT_EQUAL(info->server_id, 42);
-  CU_ASSERT(info->n_tablets == 1 && info->tablets[0]->paused);
+  CU_ASSERT(info->n_tablets == 1 && info->tablets[0].paused);
   rpc_msg_free(m);
 
   /* The master forgot the server: it registers again with its tablets
@@ -319,12 +318,12 @@ static void test_master_lease(void) {
 
   /* A split goes through ReportSplit; the daughters the master named
    * serve. */
-  Mica__V1__TsSplitTabletRequest sreq = MICA__V1__TS_SPLIT_TABLET_REQUEST__INIT;
-  Mica__V1__TabletRef sref = tsh_pb_ref(r);
+  rpc_ts_split_tablet_request sreq = {0};
+  rpc_tablet_ref sref = tsh_pb_ref(r);
   sreq.tablet = &sref;
   sreq.split_key = tsh_bin(S("b"));
-  TU_OK(rpc_unary(p.ch, &rpc_m_ts_split_tablet, &sreq.base, 30000, &m));
-  TU_OK(rpc_status_err(((Mica__V1__TsSplitTabletResponse *)m)->status));
+  TU_OK(rpc_unary(p.ch, &rpc_m_ts_split_tablet, &sreq, 30000, &m));
+  TU_OK(rpc_status_err(((rpc_ts_split_tablet_response *)m)->status));
   rpc_msg_free(m);
   CU_ASSERT_EQUAL(fm_get(&fm_splits), 1);
   pthread_mutex_lock(&fm_mu);

@@ -43,31 +43,31 @@ static void test_big_scan(void) {
   TU_OK(tsh_fill(srv.ch, r, "k", n, 8, 10000));
 
   for (int reverse = 0; reverse < 2; reverse++) {
-    Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
-    Mica__V1__TabletRef ref = tsh_pb_ref(r);
+    rpc_scan_request sr = {0};
+    rpc_tablet_ref ref = tsh_pb_ref(r);
     sr.tablet = &ref;
     sr.reverse = reverse;
     rpc_stream *st = NULL;
-    TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr.base, 120000, &st));
+    TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr, 120000, &st));
     uint64_t rows = 0, chunks = 0;
     bool last = false, order_ok = true;
     int end = 0;
     char want[32];
     for (;;) {
-      ProtobufCMessage *m = NULL;
+      void *m = NULL;
       mica_err *e = rpc_stream_next(st, &m);
       TU_OK(e);
       if (m == NULL) break;
-      const Mica__V1__ScanChunk *c = (const Mica__V1__ScanChunk *)m;
+      const rpc_scan_chunk *c = (const rpc_scan_chunk *)m;
       TU_OK(rpc_status_err(c->status));
       CU_ASSERT(c->n_rows <= 1024);
       chunks++;
       for (size_t i = 0; i < c->n_rows; i++, rows++) {
         uint64_t idx = reverse ? n - 1 - rows : rows;
         int len = snprintf(want, sizeof want, "k%08" PRIu64, idx);
-        if (c->rows[i]->key.len != (size_t)len ||
-            memcmp(c->rows[i]->key.data, want, (size_t)len) != 0 ||
-            c->rows[i]->value.len != 8)
+        if (c->rows[i].key.len != (size_t)len ||
+            memcmp(c->rows[i].key.data, want, (size_t)len) != 0 ||
+            c->rows[i].value.len != 8)
           order_ok = false;
       }
       if (c->last) {
@@ -80,7 +80,7 @@ static void test_big_scan(void) {
     CU_ASSERT_EQUAL(rows, n);
     CU_ASSERT(order_ok);
     CU_ASSERT(last);
-    CU_ASSERT_EQUAL(end, MICA__V1__SCAN_END__SCAN_END_RANGE);
+    CU_ASSERT_EQUAL(end, RPC_SCAN_END_RANGE);
     CU_ASSERT(chunks >= n / 1024);
   }
 }
@@ -88,17 +88,17 @@ static void test_big_scan(void) {
 static void test_cancel_mid_scan(void) {
   tsh_ref r = {1, 1, 1};
   for (int round = 0; round < 3; round++) {
-    Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
-    Mica__V1__TabletRef ref = tsh_pb_ref(r);
+    rpc_scan_request sr = {0};
+    rpc_tablet_ref ref = tsh_pb_ref(r);
     sr.tablet = &ref;
     sr.chunk_max_rows = 100;
     rpc_stream *st = NULL;
-    TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr.base, 60000, &st));
+    TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr, 60000, &st));
     for (int i = 0; i < 3; i++) {
-      ProtobufCMessage *m = NULL;
+      void *m = NULL;
       TU_OK(rpc_stream_next(st, &m));
       CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-      CU_ASSERT_EQUAL(((Mica__V1__ScanChunk *)m)->n_rows, 100);
+      CU_ASSERT_EQUAL(((rpc_scan_chunk *)m)->n_rows, 100);
       rpc_msg_free(m);
     }
     rpc_stream_free(st); /* cancels the stream */
@@ -169,18 +169,18 @@ static void test_64_clients(void) {
   CU_ASSERT_EQUAL(failed, 0);
   CU_ASSERT_EQUAL(ok, 64 * 40);
   /* Every write landed: a scan counts them. */
-  Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref((tsh_ref){2, 1, 1});
+  rpc_scan_request sr = {0};
+  rpc_tablet_ref ref = tsh_pb_ref((tsh_ref){2, 1, 1});
   sr.tablet = &ref;
   sr.keys_only = true;
   rpc_stream *st = NULL;
-  TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr.base, 60000, &st));
+  TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr, 60000, &st));
   size_t rows = 0;
   for (;;) {
-    ProtobufCMessage *m = NULL;
+    void *m = NULL;
     TU_OK(rpc_stream_next(st, &m));
     if (m == NULL) break;
-    rows += ((Mica__V1__ScanChunk *)m)->n_rows;
+    rows += ((rpc_scan_chunk *)m)->n_rows;
     rpc_msg_free(m);
   }
   rpc_stream_free(st);

@@ -134,25 +134,25 @@ typedef struct scan_out {
   mica_err *status;
 } scan_out;
 
-static mica_err *scan(rpc_channel *ch, Mica__V1__ScanRequest *req,
+static mica_err *scan(rpc_channel *ch, rpc_scan_request *req,
                       scan_out *o) {
   memset(o, 0, sizeof(*o));
   rpc_stream *st = NULL;
-  mica_err *e = rpc_stream_open(ch, &rpc_m_ts_scan, &req->base, 60000, &st);
+  mica_err *e = rpc_stream_open(ch, &rpc_m_ts_scan, req, 60000, &st);
   while (e == NULL) {
-    ProtobufCMessage *m = NULL;
+    void *m = NULL;
     e = rpc_stream_next(st, &m);
     if (e != NULL || m == NULL) break;
-    const Mica__V1__ScanChunk *c = (const Mica__V1__ScanChunk *)m;
+    const rpc_scan_chunk *c = (const rpc_scan_chunk *)m;
     CU_ASSERT_FALSE(o->last_seen); /* nothing after the last chunk */
     o->chunks++;
     size_t bytes = 0;
     for (size_t i = 0; i < c->n_rows; i++) {
-      buf_append(&o->keys, c->rows[i]->key.data, c->rows[i]->key.len);
+      buf_append(&o->keys, c->rows[i].key.data, c->rows[i].key.len);
       buf_push(&o->keys, '\n');
-      bytes += c->rows[i]->key.len + c->rows[i]->value.len;
+      bytes += c->rows[i].key.len + c->rows[i].value.len;
       buf_clear(&o->last_key);
-      buf_append(&o->last_key, c->rows[i]->key.data, c->rows[i]->key.len);
+      buf_append(&o->last_key, c->rows[i].key.data, c->rows[i].key.len);
     }
     o->rows += c->n_rows;
     if (c->n_rows > o->max_chunk_rows) o->max_chunk_rows = c->n_rows;
@@ -189,29 +189,27 @@ static void test_ops(void) {
   TU_OK(tsh_del(srv.ch, r, S("never")));
 
   /* Batch: in order, later wins, sequence of the last mutation. */
-  Mica__V1__Mutation m[4];
-  Mica__V1__Mutation *mp[4];
+  rpc_mutation m[4];
   const char *k[4] = {"cat", "cow", "cat", "dog"};
   const char *val[4] = {"1", "2", "3", ""};
-  int kinds[4] = {MICA__V1__MUTATION__KIND__KIND_PUT,
-                  MICA__V1__MUTATION__KIND__KIND_PUT,
-                  MICA__V1__MUTATION__KIND__KIND_PUT,
-                  MICA__V1__MUTATION__KIND__KIND_DELETE};
+  int kinds[4] = {RPC_MUTATION_PUT,
+                  RPC_MUTATION_PUT,
+                  RPC_MUTATION_PUT,
+                  RPC_MUTATION_DELETE};
   for (int i = 0; i < 4; i++) {
-    mica__v1__mutation__init(&m[i]);
+    memset(&m[i], 0, sizeof m[i]);
     m[i].kind = kinds[i];
     m[i].key = tsh_bin(S(k[i]));
     m[i].value = tsh_bin(S(val[i]));
-    mp[i] = &m[i];
   }
-  Mica__V1__BatchRequest br = MICA__V1__BATCH_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref(r);
+  rpc_batch_request br = {0};
+  rpc_tablet_ref ref = tsh_pb_ref(r);
   br.tablet = &ref;
-  br.mutations = mp;
+  br.mutations = m;
   br.n_mutations = 4;
-  ProtobufCMessage *resp = NULL;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_batch, &br.base, 10000, &resp));
-  const Mica__V1__BatchResponse *bresp = (const Mica__V1__BatchResponse *)resp;
+  void *resp = NULL;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_batch, &br, 10000, &resp));
+  const rpc_batch_response *bresp = (const rpc_batch_response *)resp;
   TU_OK(rpc_status_err(bresp->status));
   uint64_t seq = bresp->sequence;
   rpc_msg_free(resp);
@@ -220,43 +218,42 @@ static void test_ops(void) {
   TU_OK(tsh_get(srv.ch, r, S("cow"), &v));
   CU_ASSERT(slice_eq(buf_slice(&v), S("2")));
   /* A later Put gets a larger sequence number. */
-  Mica__V1__PutRequest pr = MICA__V1__PUT_REQUEST__INIT;
+  rpc_put_request pr = {0};
   pr.tablet = &ref;
   pr.key = tsh_bin(S("cat"));
   pr.value = tsh_bin(S("4"));
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_put, &pr.base, 10000, &resp));
-  CU_ASSERT(((Mica__V1__PutResponse *)resp)->sequence > seq);
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_put, &pr, 10000, &resp));
+  CU_ASSERT(((rpc_put_response *)resp)->sequence > seq);
   rpc_msg_free(resp);
 
   /* MultiGet: order kept, duplicates and misses. */
-  Mica__V1__MultiGetRequest mg = MICA__V1__MULTI_GET_REQUEST__INIT;
-  Mica__V1__MultiGetPart part = MICA__V1__MULTI_GET_PART__INIT;
-  Mica__V1__MultiGetPart *parts[1] = {&part};
-  ProtobufCBinaryData keys[4] = {tsh_bin(S("cow")), tsh_bin(S("zzz-miss")),
+  rpc_multi_get_request mg = {0};
+  rpc_multi_get_part part = {0};
+  slice keys[4] = {tsh_bin(S("cow")), tsh_bin(S("zzz-miss")),
                                  tsh_bin(S("cat")), tsh_bin(S("cow"))};
   keys[1] = tsh_bin(S("miss"));
   part.tablet = &ref;
   part.keys = keys;
   part.n_keys = 4;
-  mg.parts = parts;
+  mg.parts = &part;
   mg.n_parts = 1;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_multi_get, &mg.base, 10000, &resp));
-  const Mica__V1__MultiGetResponse *mr = (const Mica__V1__MultiGetResponse *)resp;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_multi_get, &mg, 10000, &resp));
+  const rpc_multi_get_response *mr = (const rpc_multi_get_response *)resp;
   TU_OK(rpc_status_err(mr->status));
   CU_ASSERT_EQUAL_FATAL(mr->n_parts, 1);
-  TU_OK(rpc_status_err(mr->parts[0]->status));
-  CU_ASSERT_EQUAL_FATAL(mr->parts[0]->n_results, 4);
-  CU_ASSERT(mr->parts[0]->results[0]->found);
-  CU_ASSERT_FALSE(mr->parts[0]->results[1]->found);
-  CU_ASSERT(mr->parts[0]->results[2]->found &&
-            mr->parts[0]->results[2]->value.len == 1 &&
-            mr->parts[0]->results[2]->value.data[0] == '4');
-  CU_ASSERT(mr->parts[0]->results[3]->found);
+  TU_OK(rpc_status_err(mr->parts[0].status));
+  CU_ASSERT_EQUAL_FATAL(mr->parts[0].n_results, 4);
+  CU_ASSERT(mr->parts[0].results[0].found);
+  CU_ASSERT_FALSE(mr->parts[0].results[1].found);
+  CU_ASSERT(mr->parts[0].results[2].found &&
+            mr->parts[0].results[2].value.len == 1 &&
+            mr->parts[0].results[2].value.data[0] == '4');
+  CU_ASSERT(mr->parts[0].results[3].found);
   rpc_msg_free(resp);
 
   /* Scans over 300 keys "k00000000".. with small chunks. */
   TU_OK(tsh_fill(srv.ch, r, "k", 300, 100, 128));
-  Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
+  rpc_scan_request sr = {0};
   sr.tablet = &ref;
   sr.prefix = tsh_bin(S("k"));
   sr.chunk_max_rows = 7;
@@ -265,7 +262,7 @@ static void test_ops(void) {
   CU_ASSERT_EQUAL(o.rows, 300);
   CU_ASSERT(o.max_chunk_rows <= 7);
   CU_ASSERT(o.chunks >= 300 / 7);
-  CU_ASSERT_EQUAL(o.end, MICA__V1__SCAN_END__SCAN_END_RANGE);
+  CU_ASSERT_EQUAL(o.end, RPC_SCAN_END_RANGE);
   CU_ASSERT(o.status == NULL);
   CU_ASSERT(slice_eq(buf_slice(&o.last_key), S("k00000299")));
   scan_out_free(&o);
@@ -286,7 +283,7 @@ static void test_ops(void) {
   CU_ASSERT_EQUAL(o.rows, 4);
   CU_ASSERT_STRING_EQUAL((char *)o.keys.data,
                          "k00000019\nk00000018\nk00000017\nk00000016\n");
-  CU_ASSERT_EQUAL(o.end, MICA__V1__SCAN_END__SCAN_END_LIMIT);
+  CU_ASSERT_EQUAL(o.end, RPC_SCAN_END_LIMIT);
   scan_out_free(&o);
   /* keys_only: values are empty. */
   sr.reverse = false;
@@ -300,24 +297,24 @@ static void test_ops(void) {
   sr.end_key = sr.start_key;
   TU_OK(scan(srv.ch, &sr, &o));
   CU_ASSERT_EQUAL(o.rows, 0);
-  CU_ASSERT_EQUAL(o.end, MICA__V1__SCAN_END__SCAN_END_RANGE);
+  CU_ASSERT_EQUAL(o.end, RPC_SCAN_END_RANGE);
   scan_out_free(&o);
 
   /* TabletInfo counts what happened. */
-  Mica__V1__TabletInfoRequest ir = MICA__V1__TABLET_INFO_REQUEST__INIT;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_tablet_info, &ir.base, 10000, &resp));
-  const Mica__V1__TabletInfoResponse *info =
-      (const Mica__V1__TabletInfoResponse *)resp;
+  rpc_tablet_info_request ir = {0};
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_tablet_info, &ir, 10000, &resp));
+  const rpc_tablet_info_response *info =
+      (const rpc_tablet_info_response *)resp;
   CU_ASSERT_EQUAL_FATAL(info->n_tablets, 1);
-  const Mica__V1__TabletStats *ts = info->tablets[0]->stats;
+  const rpc_tablet_stats *ts = info->tablets[0].stats;
   CU_ASSERT(ts->reads >= 9);
   CU_ASSERT(ts->writes >= 300 + 8);
   CU_ASSERT(ts->scans >= 5);
   CU_ASSERT(ts->write_bytes >= 300 * 100);
   CU_ASSERT(ts->read_bytes >= 300 * 100);
   CU_ASSERT(ts->approx_keys > 0);
-  CU_ASSERT_EQUAL(info->tablets[0]->assign_epoch, 1);
-  CU_ASSERT_FALSE(info->tablets[0]->paused);
+  CU_ASSERT_EQUAL(info->tablets[0].assign_epoch, 1);
+  CU_ASSERT_FALSE(info->tablets[0].paused);
   rpc_msg_free(resp);
   buf_free(&v);
 }
@@ -334,15 +331,15 @@ static void expect(mica_err *e, int code, const char *needle) {
   err_free(e);
 }
 
-static mica_err *batch(tsh_ref r, Mica__V1__Mutation **mp, size_t n) {
-  Mica__V1__BatchRequest br = MICA__V1__BATCH_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref(r);
+static mica_err *batch(tsh_ref r, rpc_mutation *m, size_t n) {
+  rpc_batch_request br = {0};
+  rpc_tablet_ref ref = tsh_pb_ref(r);
   br.tablet = &ref;
-  br.mutations = mp;
+  br.mutations = m;
   br.n_mutations = n;
-  ProtobufCMessage *resp = NULL;
-  mica_err *e = rpc_unary(srv.ch, &rpc_m_ts_batch, &br.base, 60000, &resp);
-  e = tsh_status(e, resp ? ((Mica__V1__BatchResponse *)resp)->status : NULL);
+  void *resp = NULL;
+  mica_err *e = rpc_unary(srv.ch, &rpc_m_ts_batch, &br, 60000, &resp);
+  e = tsh_status(e, resp ? ((rpc_batch_response *)resp)->status : NULL);
   rpc_msg_free(resp);
   return e;
 }
@@ -368,43 +365,41 @@ static void test_limits(void) {
          MICA_INVALID_ARGUMENT, "key of 20000 bytes");
 
   /* Batches: nothing applied when any mutation is bad. */
-  Mica__V1__Mutation m[8];
-  Mica__V1__Mutation *mp[8];
+  rpc_mutation m[8];
   for (int i = 0; i < 8; i++) {
-    mica__v1__mutation__init(&m[i]);
-    m[i].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
-    mp[i] = &m[i];
+    memset(&m[i], 0, sizeof m[i]);
+    m[i].kind = RPC_MUTATION_PUT;
   }
   m[0].key = tsh_bin(S("partial1"));
   m[0].value = tsh_bin(S("v"));
   m[1].key = tsh_bin(S("partial2"));
-  m[1].kind = MICA__V1__MUTATION__KIND__KIND_UNSPECIFIED;
-  expect(batch(r, mp, 2), MICA_INVALID_ARGUMENT, "mutations[1].kind");
-  m[1].kind = MICA__V1__MUTATION__KIND__KIND_DELETE;
+  m[1].kind = RPC_MUTATION_UNSPECIFIED;
+  expect(batch(r, m, 2), MICA_INVALID_ARGUMENT, "mutations[1].kind");
+  m[1].kind = RPC_MUTATION_DELETE;
   m[1].value = tsh_bin(S("oops"));
-  expect(batch(r, mp, 2), MICA_INVALID_ARGUMENT,
+  expect(batch(r, m, 2), MICA_INVALID_ARGUMENT,
          "mutations[1].value: a DELETE carries no value");
   m[1].value = tsh_bin(S(""));
   m[1].key = tsh_bin(S(""));
-  expect(batch(r, mp, 2), MICA_INVALID_ARGUMENT, "mutations[1].key: empty");
+  expect(batch(r, m, 2), MICA_INVALID_ARGUMENT, "mutations[1].key: empty");
   m[1].key = tsh_bin(S("zzz")); /* outside ["b", "y") */
-  expect(batch(r, mp, 2), MICA_OUT_OF_RANGE, "mutations[1].key");
-  expect(batch(r, mp, 0), MICA_INVALID_ARGUMENT, "at least one mutation");
+  expect(batch(r, m, 2), MICA_OUT_OF_RANGE, "mutations[1].key");
+  expect(batch(r, m, 0), MICA_INVALID_ARGUMENT, "at least one mutation");
   /* Over 32 MiB of keys and values (five values of 7 MiB). */
   for (int i = 0; i < 5; i++) {
-    m[i].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+    m[i].kind = RPC_MUTATION_PUT;
     m[i].key = tsh_bin(S("partial1"));
     m[i].value.data = big.data;
     m[i].value.len = 7u << 20;
   }
-  expect(batch(r, mp, 5), MICA_INVALID_ARGUMENT,
+  expect(batch(r, m, 5), MICA_INVALID_ARGUMENT,
          "exceeds the 33554432-byte limit");
   TU_ERR(tsh_get(srv.ch, r, S("partial1"), &v), MICA_NOT_FOUND);
   TU_ERR(tsh_get(srv.ch, r, S("partial2"), &v), MICA_NOT_FOUND);
 
   /* Scans: start > end, oversized bounds. */
-  Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref(r);
+  rpc_scan_request sr = {0};
+  rpc_tablet_ref ref = tsh_pb_ref(r);
   sr.tablet = &ref;
   sr.start_key = tsh_bin(S("d"));
   sr.end_key = tsh_bin(S("c"));
@@ -412,7 +407,7 @@ static void test_limits(void) {
   TU_OK(scan(srv.ch, &sr, &o));
   CU_ASSERT_EQUAL(o.rows, 0);
   CU_ASSERT_EQUAL(o.chunks, 1);
-  CU_ASSERT_EQUAL(o.end, MICA__V1__SCAN_END__SCAN_END_ERROR);
+  CU_ASSERT_EQUAL(o.end, RPC_SCAN_END_ERROR);
   expect(o.status, MICA_INVALID_ARGUMENT, "start_key is greater than end_key");
   o.status = NULL;
   scan_out_free(&o);
@@ -424,26 +419,25 @@ static void test_limits(void) {
   scan_out_free(&o);
 
   /* MultiGet with a bad key in a part. */
-  Mica__V1__MultiGetRequest mg = MICA__V1__MULTI_GET_REQUEST__INIT;
-  Mica__V1__MultiGetPart part = MICA__V1__MULTI_GET_PART__INIT;
-  Mica__V1__MultiGetPart *parts[1] = {&part};
-  ProtobufCBinaryData keys[2] = {tsh_bin(S("cow")), tsh_bin(S(""))};
+  rpc_multi_get_request mg = {0};
+  rpc_multi_get_part part = {0};
+  slice keys[2] = {tsh_bin(S("cow")), tsh_bin(S(""))};
   part.tablet = &ref;
   part.keys = keys;
   part.n_keys = 2;
-  mg.parts = parts;
+  mg.parts = &part;
   mg.n_parts = 1;
-  ProtobufCMessage *resp = NULL;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_multi_get, &mg.base, 10000, &resp));
-  expect(rpc_status_err(((Mica__V1__MultiGetResponse *)resp)->status),
+  void *resp = NULL;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_multi_get, &mg, 10000, &resp));
+  expect(rpc_status_err(((rpc_multi_get_response *)resp)->status),
          MICA_INVALID_ARGUMENT, "parts[0].keys[1]");
   rpc_msg_free(resp);
 
   /* A request without a tablet. */
-  Mica__V1__GetRequest gr = MICA__V1__GET_REQUEST__INIT;
+  rpc_get_request gr = {0};
   gr.key = tsh_bin(S("cow"));
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_get, &gr.base, 10000, &resp));
-  expect(rpc_status_err(((Mica__V1__GetResponse *)resp)->status),
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_get, &gr, 10000, &resp));
+  expect(rpc_status_err(((rpc_get_response *)resp)->status),
          MICA_INVALID_ARGUMENT, "tablet");
   rpc_msg_free(resp);
   /* Undecodable bytes never reach a handler. */
@@ -464,56 +458,56 @@ static void test_limits(void) {
 
 /* Get on `r` and return its status with the routing part. */
 static mica_err *get_routed(rpc_channel *ch, tsh_ref r, const char *key,
-                            Mica__V1__GetResponse **keep) {
-  Mica__V1__GetRequest req = MICA__V1__GET_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref(r);
+                            rpc_get_response **keep) {
+  rpc_get_request req = {0};
+  rpc_tablet_ref ref = tsh_pb_ref(r);
   req.tablet = &ref;
   req.key = tsh_bin(S(key));
-  ProtobufCMessage *m = NULL;
-  mica_err *e = rpc_unary(ch, &rpc_m_ts_get, &req.base, 10000, &m);
+  void *m = NULL;
+  mica_err *e = rpc_unary(ch, &rpc_m_ts_get, &req, 10000, &m);
   if (e != NULL) return e;
-  *keep = (Mica__V1__GetResponse *)m;
+  *keep = (rpc_get_response *)m;
   return rpc_status_err((*keep)->status);
 }
 
 static void test_routing(void) {
-  Mica__V1__GetResponse *g = NULL;
+  rpc_get_response *g = NULL;
   /* Unknown tablet. */
   tsh_ref unknown = {999, 1, 1};
   expect(get_routed(srv.ch, unknown, "c", &g), MICA_NOT_SERVING,
          "tablet 999 is not served here");
   CU_ASSERT(g->status->routing == NULL);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Old range epoch: the answer carries the current descriptor. */
   TU_OK(tsh_open(srv.ch, (tsh_ref){2, 5, 3}, "y", NULL));
   expect(get_routed(srv.ch, (tsh_ref){2, 4, 3}, "yy", &g), MICA_STALE_EPOCH,
          "range_epoch 4");
   CU_ASSERT_FATAL(g->status->routing != NULL);
   CU_ASSERT_EQUAL_FATAL(g->status->routing->n_current, 1);
-  const Mica__V1__TabletRoute *rt = g->status->routing->current[0];
+  const rpc_tablet_route *rt = &g->status->routing->current[0];
   CU_ASSERT_EQUAL(rt->desc->tablet_id, 2);
   CU_ASSERT_EQUAL(rt->desc->range_epoch, 5);
   CU_ASSERT(rt->desc->start_key.len == 1 && rt->desc->start_key.data[0] == 'y');
   CU_ASSERT_FATAL(rt->location != NULL);
   CU_ASSERT_EQUAL(rt->location->assign_epoch, 3);
   CU_ASSERT_STRING_EQUAL(rt->location->address, srv.addr);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Old assign epoch. */
   expect(get_routed(srv.ch, (tsh_ref){2, 5, 2}, "yy", &g), MICA_STALE_EPOCH,
          "assign_epoch 2");
   CU_ASSERT(g->status->routing != NULL);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Newer epochs than the server's: no descriptor to offer. */
   expect(get_routed(srv.ch, (tsh_ref){2, 6, 3}, "yy", &g), MICA_STALE_EPOCH,
          "range_epoch 6");
   CU_ASSERT(g->status->routing == NULL);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Key outside the tablet. */
   expect(get_routed(srv.ch, T1, "a", &g), MICA_OUT_OF_RANGE, "outside tablet 1");
   CU_ASSERT(g->status->routing && g->status->routing->n_current == 1);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   expect(get_routed(srv.ch, T1, "y", &g), MICA_OUT_OF_RANGE, "key");
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
 
   /* Opens: idempotent, stale, bad directory. */
   expect(tsh_open(srv.ch, (tsh_ref){2, 5, 3}, "y", NULL), MICA_ALREADY_EXISTS,
@@ -524,15 +518,15 @@ static void test_routing(void) {
          "assign_epoch");
   expect(tsh_open(srv.ch, (tsh_ref){3, 1, 1}, "b", "a"), MICA_INVALID_ARGUMENT,
          "start_key must be below end_key");
-  Mica__V1__OpenTabletRequest oreq = MICA__V1__OPEN_TABLET_REQUEST__INIT;
-  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_open_tablet_request oreq = {0};
+  rpc_tablet_descriptor d = {0};
   d.tablet_id = 3;
   oreq.desc = &d;
   oreq.assign_epoch = 1;
   oreq.tablet_dir = "../escape";
-  ProtobufCMessage *m = NULL;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_open_tablet, &oreq.base, 10000, &m));
-  expect(rpc_status_err(((Mica__V1__OpenTabletResponse *)m)->status),
+  void *m = NULL;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_open_tablet, &oreq, 10000, &m));
+  expect(rpc_status_err(((rpc_open_tablet_response *)m)->status),
          MICA_INVALID_ARGUMENT, "tablet_dir");
   rpc_msg_free(m);
   /* Reopen under a higher assign epoch keeps the data. */
@@ -543,41 +537,41 @@ static void test_routing(void) {
   TU_ERR(tsh_get(srv.ch, (tsh_ref){2, 5, 3}, S("yak"), &v), MICA_STALE_EPOCH);
 
   /* A move: later requests are told where the tablet went. */
-  Mica__V1__CloseTabletRequest creq = MICA__V1__CLOSE_TABLET_REQUEST__INIT;
-  Mica__V1__TabletRef cref = tsh_pb_ref((tsh_ref){2, 5, 4});
-  Mica__V1__Location to = MICA__V1__LOCATION__INIT;
+  rpc_close_tablet_request creq = {0};
+  rpc_tablet_ref cref = tsh_pb_ref((tsh_ref){2, 5, 4});
+  rpc_location to = {0};
   to.server_id = 7;
   to.address = "10.0.0.7:7101";
   to.assign_epoch = 5;
   creq.tablet = &cref;
   creq.moved_to = &to;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_close_tablet, &creq.base, 10000, &m));
-  TU_OK(rpc_status_err(((Mica__V1__CloseTabletResponse *)m)->status));
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_close_tablet, &creq, 10000, &m));
+  TU_OK(rpc_status_err(((rpc_close_tablet_response *)m)->status));
   rpc_msg_free(m);
   expect(get_routed(srv.ch, (tsh_ref){2, 5, 4}, "yak", &g), MICA_NOT_SERVING,
          "moved to server 7");
   CU_ASSERT_FATAL(g->status->routing && g->status->routing->moved_to);
   CU_ASSERT_STRING_EQUAL(g->status->routing->moved_to->address, "10.0.0.7:7101");
   CU_ASSERT_EQUAL(g->status->routing->moved_to->assign_epoch, 5);
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Closing again is fine (the master may retry); closing the unknown
    * is not. */
   TU_OK(tsh_close(srv.ch, (tsh_ref){2, 5, 4}));
   expect(tsh_close(srv.ch, (tsh_ref){998, 1, 1}), MICA_NOT_SERVING, "998");
 
   /* Split standalone at "m": both daughters in the routing error. */
-  Mica__V1__TsSplitTabletRequest sreq = MICA__V1__TS_SPLIT_TABLET_REQUEST__INIT;
-  Mica__V1__TabletRef sref = tsh_pb_ref(T1);
+  rpc_ts_split_tablet_request sreq = {0};
+  rpc_tablet_ref sref = tsh_pb_ref(T1);
   sreq.tablet = &sref;
   sreq.split_key = tsh_bin(S("a"));
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_split_tablet, &sreq.base, 30000, &m));
-  expect(rpc_status_err(((Mica__V1__TsSplitTabletResponse *)m)->status),
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_split_tablet, &sreq, 30000, &m));
+  expect(rpc_status_err(((rpc_ts_split_tablet_response *)m)->status),
          MICA_INVALID_ARGUMENT, "split_key");
   rpc_msg_free(m);
   sreq.split_key = tsh_bin(S("m"));
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_split_tablet, &sreq.base, 30000, &m));
-  const Mica__V1__TsSplitTabletResponse *sp =
-      (const Mica__V1__TsSplitTabletResponse *)m;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_split_tablet, &sreq, 30000, &m));
+  const rpc_ts_split_tablet_response *sp =
+      (const rpc_ts_split_tablet_response *)m;
   TU_OK(rpc_status_err(sp->status));
   CU_ASSERT_FATAL(sp->left && sp->right && sp->left->location);
   tsh_ref L = {sp->left->desc->tablet_id, sp->left->desc->range_epoch,
@@ -592,10 +586,10 @@ static void test_routing(void) {
   expect(get_routed(srv.ch, T1, "cow", &g), MICA_STALE_EPOCH, "was split");
   CU_ASSERT_FATAL(g->status->routing != NULL);
   CU_ASSERT_EQUAL_FATAL(g->status->routing->n_current, 2);
-  CU_ASSERT_EQUAL(g->status->routing->current[0]->desc->tablet_id, L.id);
-  CU_ASSERT_EQUAL(g->status->routing->current[1]->desc->tablet_id, R.id);
-  CU_ASSERT(g->status->routing->current[1]->location != NULL);
-  rpc_msg_free(&g->base);
+  CU_ASSERT_EQUAL(g->status->routing->current[0].desc->tablet_id, L.id);
+  CU_ASSERT_EQUAL(g->status->routing->current[1].desc->tablet_id, R.id);
+  CU_ASSERT(g->status->routing->current[1].location != NULL);
+  rpc_msg_free(g);
   /* The daughters hold the parent's data, each its half. */
   TU_OK(tsh_get(srv.ch, L, S("cow"), &v));
   CU_ASSERT(slice_eq(buf_slice(&v), S("2")));
@@ -612,30 +606,30 @@ static void test_routing(void) {
 static void test_deadlines(void) {
   tsh_ref r = T1;
   /* Use the left daughter of the split above if the parent is gone. */
-  Mica__V1__TabletInfoRequest ir = MICA__V1__TABLET_INFO_REQUEST__INIT;
-  ProtobufCMessage *m = NULL;
-  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_tablet_info, &ir.base, 10000, &m));
-  const Mica__V1__TabletInfoResponse *info =
-      (const Mica__V1__TabletInfoResponse *)m;
+  rpc_tablet_info_request ir = {0};
+  void *m = NULL;
+  TU_OK(rpc_unary(srv.ch, &rpc_m_ts_tablet_info, &ir, 10000, &m));
+  const rpc_tablet_info_response *info =
+      (const rpc_tablet_info_response *)m;
   for (size_t i = 0; i < info->n_tablets; i++)
-    if (info->tablets[i]->desc->start_key.len == 1 &&
-        info->tablets[i]->desc->start_key.data[0] == 'b')
-      r = (tsh_ref){info->tablets[i]->desc->tablet_id,
-                    info->tablets[i]->desc->range_epoch,
-                    info->tablets[i]->assign_epoch};
+    if (info->tablets[i].desc->start_key.len == 1 &&
+        info->tablets[i].desc->start_key.data[0] == 'b')
+      r = (tsh_ref){info->tablets[i].desc->tablet_id,
+                    info->tablets[i].desc->range_epoch,
+                    info->tablets[i].assign_epoch};
   rpc_msg_free(m);
 
   /* A scan read slowly past its deadline ends with DEADLINE_EXCEEDED. */
-  Mica__V1__ScanRequest sr = MICA__V1__SCAN_REQUEST__INIT;
-  Mica__V1__TabletRef ref = tsh_pb_ref(r);
+  rpc_scan_request sr = {0};
+  rpc_tablet_ref ref = tsh_pb_ref(r);
   sr.tablet = &ref;
   sr.chunk_max_rows = 1;
   rpc_stream *st = NULL;
-  TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr.base, 300, &st));
+  TU_OK(rpc_stream_open(srv.ch, &rpc_m_ts_scan, &sr, 300, &st));
   mica_err *e = NULL;
   int chunks = 0;
   for (int i = 0; i < 1000 && e == NULL; i++) {
-    ProtobufCMessage *c = NULL;
+    void *c = NULL;
     e = rpc_stream_next(st, &c);
     if (c == NULL && e == NULL) break;
     rpc_msg_free(c);
@@ -648,20 +642,18 @@ static void test_deadlines(void) {
   /* A 30 MiB batch cannot arrive in 1 ms. */
   buf big = BUF_INIT;
   buf_resize(&big, 6u << 20);
-  Mica__V1__Mutation mu[5];
-  Mica__V1__Mutation *mp[5];
+  rpc_mutation mu[5];
   for (int i = 0; i < 5; i++) {
-    mica__v1__mutation__init(&mu[i]);
-    mu[i].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+    memset(&mu[i], 0, sizeof mu[i]);
+    mu[i].kind = RPC_MUTATION_PUT;
     mu[i].key = tsh_bin(S("deadline"));
     mu[i].value = tsh_bin(buf_slice(&big));
-    mp[i] = &mu[i];
   }
-  Mica__V1__BatchRequest br = MICA__V1__BATCH_REQUEST__INIT;
+  rpc_batch_request br = {0};
   br.tablet = &ref;
-  br.mutations = mp;
+  br.mutations = mu;
   br.n_mutations = 5;
-  TU_ERR(rpc_unary(srv.ch, &rpc_m_ts_batch, &br.base, 1, &m),
+  TU_ERR(rpc_unary(srv.ch, &rpc_m_ts_batch, &br, 1, &m),
          MICA_DEADLINE_EXCEEDED);
   buf_free(&big);
   /* Still serving. */
@@ -675,11 +667,10 @@ static void test_deadlines(void) {
 
 static mica_err *open_daughter(rpc_channel *ch, tsh_ref d, const char *start,
                                const char *end, uint64_t parent,
-                               const Mica__V1__TabletDescriptor *sib) {
-  Mica__V1__OpenTabletRequest req = MICA__V1__OPEN_TABLET_REQUEST__INIT;
-  Mica__V1__TabletDescriptor desc = MICA__V1__TABLET_DESCRIPTOR__INIT;
-  Mica__V1__TabletSource src = MICA__V1__TABLET_SOURCE__INIT;
-  Mica__V1__TabletSource *srcs[1] = {&src};
+                               const rpc_tablet_descriptor *sib) {
+  rpc_open_tablet_request req = {0};
+  rpc_tablet_descriptor desc = {0};
+  rpc_tablet_source src = {0};
   desc.tablet_id = d.id;
   desc.range_epoch = d.re;
   if (start) desc.start_key = tsh_bin(S(start));
@@ -687,12 +678,12 @@ static mica_err *open_daughter(rpc_channel *ch, tsh_ref d, const char *start,
   src.tablet_id = parent;
   req.desc = &desc;
   req.assign_epoch = d.ae;
-  req.sources = srcs;
+  req.sources = &src;
   req.n_sources = 1;
-  req.split_sibling = (Mica__V1__TabletDescriptor *)sib;
-  ProtobufCMessage *m = NULL;
-  mica_err *e = rpc_unary(ch, &rpc_m_ts_open_tablet, &req.base, 60000, &m);
-  e = tsh_status(e, m ? ((Mica__V1__OpenTabletResponse *)m)->status : NULL);
+  req.split_sibling = (rpc_tablet_descriptor *)sib;
+  void *m = NULL;
+  mica_err *e = rpc_unary(ch, &rpc_m_ts_open_tablet, &req, 60000, &m);
+  e = tsh_status(e, m ? ((rpc_open_tablet_response *)m)->status : NULL);
   rpc_msg_free(m);
   return e;
 }
@@ -712,13 +703,13 @@ static void test_finish_split(void) {
   expect(open_daughter(other.ch, (tsh_ref){201, 2, 1}, NULL, "k00000200", 200,
                        NULL),
          MICA_INVALID_ARGUMENT, "split_sibling");
-  Mica__V1__TabletDescriptor sib = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_tablet_descriptor sib = {0};
   sib.tablet_id = 202;
   sib.range_epoch = 2;
   sib.start_key = tsh_bin(S("k00000200"));
   TU_OK(open_daughter(other.ch, (tsh_ref){201, 2, 1}, NULL, "k00000200", 200,
                       &sib));
-  Mica__V1__TabletDescriptor sib2 = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_tablet_descriptor sib2 = {0};
   sib2.tablet_id = 201;
   sib2.range_epoch = 2;
   sib2.end_key = tsh_bin(S("k00000200"));
@@ -740,7 +731,7 @@ static void test_finish_split(void) {
   tsh_ref par = {300, 1, 1};
   TU_OK(tsh_open(other.ch, par, "s", "t"));
   TU_OK(tsh_fill(other.ch, par, "s", 100, 10, 50));
-  Mica__V1__TabletDescriptor sib3 = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_tablet_descriptor sib3 = {0};
   sib3.tablet_id = 302;
   sib3.range_epoch = 2;
   sib3.start_key = tsh_bin(S("s00000050"));
@@ -748,12 +739,12 @@ static void test_finish_split(void) {
   TU_OK(open_daughter(other.ch, (tsh_ref){301, 2, 1}, "s", "s00000050", 300,
                       &sib3));
   TU_OK(tsh_get(other.ch, (tsh_ref){301, 2, 1}, S("s00000049"), &v));
-  Mica__V1__GetResponse *g = NULL;
+  rpc_get_response *g = NULL;
   expect(get_routed(other.ch, par, "s00000001", &g), MICA_STALE_EPOCH,
          "was split");
   CU_ASSERT(g->status->routing && g->status->routing->n_current == 2);
-  rpc_msg_free(&g->base);
-  Mica__V1__TabletDescriptor sib4 = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_msg_free(g);
+  rpc_tablet_descriptor sib4 = {0};
   sib4.tablet_id = 301;
   sib4.range_epoch = 2;
   sib4.start_key = tsh_bin(S("s"));
@@ -771,13 +762,12 @@ static void test_finish_split(void) {
 static mica_err *open_merged(rpc_channel *ch, tsh_ref d, const char *start,
                              const char *end, const uint64_t *inputs,
                              size_t n) {
-  Mica__V1__OpenTabletRequest req = MICA__V1__OPEN_TABLET_REQUEST__INIT;
-  Mica__V1__TabletDescriptor desc = MICA__V1__TABLET_DESCRIPTOR__INIT;
-  Mica__V1__TabletSource src[3], *srcs[3];
+  rpc_open_tablet_request req = {0};
+  rpc_tablet_descriptor desc = {0};
+  rpc_tablet_source src[3];
   for (size_t i = 0; i < n && i < 3; i++) {
-    mica__v1__tablet_source__init(&src[i]);
+    memset(&src[i], 0, sizeof src[i]);
     src[i].tablet_id = inputs[i];
-    srcs[i] = &src[i];
   }
   desc.tablet_id = d.id;
   desc.range_epoch = d.re;
@@ -785,11 +775,11 @@ static mica_err *open_merged(rpc_channel *ch, tsh_ref d, const char *start,
   if (end) desc.end_key = tsh_bin(S(end));
   req.desc = &desc;
   req.assign_epoch = d.ae;
-  req.sources = srcs;
+  req.sources = src;
   req.n_sources = n;
-  ProtobufCMessage *m = NULL;
-  mica_err *e = rpc_unary(ch, &rpc_m_ts_open_tablet, &req.base, 60000, &m);
-  e = tsh_status(e, m ? ((Mica__V1__OpenTabletResponse *)m)->status : NULL);
+  void *m = NULL;
+  mica_err *e = rpc_unary(ch, &rpc_m_ts_open_tablet, &req, 60000, &m);
+  e = tsh_status(e, m ? ((rpc_open_tablet_response *)m)->status : NULL);
   rpc_msg_free(m);
   return e;
 }
@@ -827,12 +817,12 @@ static void test_open_merged(void) {
   /* Idempotent; a request for an input is routed to the result; an input
    * is never served again. */
   expect(open_merged(p.ch, m, NULL, NULL, ab, 2), MICA_ALREADY_EXISTS, "");
-  Mica__V1__GetResponse *g = NULL;
+  rpc_get_response *g = NULL;
   expect(get_routed(p.ch, a, "c00000001", &g), MICA_STALE_EPOCH,
          "was merged into 402");
   CU_ASSERT(g->status->routing && g->status->routing->n_current == 1 &&
-            g->status->routing->current[0]->desc->tablet_id == 402);
-  rpc_msg_free(&g->base);
+            g->status->routing->current[0].desc->tablet_id == 402);
+  rpc_msg_free(g);
   expect(tsh_open(p.ch, (tsh_ref){400, 1, 5}, NULL, "m"), MICA_NOT_SERVING,
          "merged");
 
@@ -878,7 +868,7 @@ static void test_auto_split(void) {
   /* The maintenance thread splits within a few seconds; the parent then
    * answers with its daughters, which a client follows. (Each daughter
    * holds ~400 KB, below the threshold, so they do not split again.) */
-  Mica__V1__GetResponse *g = NULL;
+  rpc_get_response *g = NULL;
   mica_err *e = NULL;
   for (int i = 0; i < 300; i++) {
     g = NULL;
@@ -886,7 +876,7 @@ static void test_auto_split(void) {
     if (e != NULL && err_code(e) != MICA_UNAVAILABLE) break;
     err_free(e);
     e = NULL;
-    if (g != NULL) rpc_msg_free(&g->base);
+    if (g != NULL) rpc_msg_free(g);
     usleep(50000);
   }
   CU_ASSERT_EQUAL_FATAL(err_code(e), MICA_STALE_EPOCH);
@@ -896,13 +886,13 @@ static void test_auto_split(void) {
   tsh_ref d[4];
   buf bounds[4];
   for (size_t i = 0; i < nr; i++) {
-    const Mica__V1__TabletRoute *rt = g->status->routing->current[i];
+    const rpc_tablet_route *rt = &g->status->routing->current[i];
     d[i] = (tsh_ref){rt->desc->tablet_id, rt->desc->range_epoch,
                      rt->location ? rt->location->assign_epoch : 0};
     memset(&bounds[i], 0, sizeof(bounds[i]));
     buf_append(&bounds[i], rt->desc->end_key.data, rt->desc->end_key.len);
   }
-  rpc_msg_free(&g->base);
+  rpc_msg_free(g);
   /* Every key is in exactly the daughter whose range holds it. */
   buf v = BUF_INIT;
   char key[32];

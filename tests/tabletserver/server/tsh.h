@@ -55,18 +55,18 @@ mica_err *tsh_fill(rpc_channel *ch, tsh_ref r, const char *prefix,
 
 /* `transport` when not NULL (taken), else the error `st` carries (NULL for
  * OK). */
-mica_err *tsh_status(mica_err *transport, const Mica__V1__Status *st);
+mica_err *tsh_status(mica_err *transport, const rpc_status *st);
 
-static inline Mica__V1__TabletRef tsh_pb_ref(tsh_ref r) {
-  Mica__V1__TabletRef t = MICA__V1__TABLET_REF__INIT;
+static inline rpc_tablet_ref tsh_pb_ref(tsh_ref r) {
+  rpc_tablet_ref t = {0};
   t.tablet_id = r.id;
   t.range_epoch = r.re;
   t.assign_epoch = r.ae;
   return t;
 }
 
-static inline ProtobufCBinaryData tsh_bin(slice s) {
-  ProtobufCBinaryData b = {s.len, (uint8_t *)s.data};
+static inline slice tsh_bin(slice s) {
+  slice b = s;
   return b;
 }
 

@@ -2,9 +2,9 @@
  * Mica's RPC module, for benchmarking Mica against etcd with the same gRPC
  * C core underneath.
  *
- * The messages come from etcd_kv.proto (compiled by protoc-c); the methods
- * are two rpc_method entries built from the generated descriptors, so the
- * calls go through rpc_unary like any Mica call. One channel (one HTTP/2
+ * The messages come from etcd_kv.proto (compiled by protoc-c, seen only by
+ * etcd_kv.c); the calls go through rpc_unary_raw, so the same transport
+ * carries them as Mica's calls. One channel (one HTTP/2
  * connection) per client, as libmica keeps one per server.
  *
  * Reads are etcd's default linearizable Range (served through the leader's
@@ -12,8 +12,8 @@
  * entry is fsynced.
  *
  * Thread-safety: an etcd_kv may be used by any number of threads at once. */
-#ifndef MICA_BENCH_ETCD_ETCD_KV_H
-#define MICA_BENCH_ETCD_ETCD_KV_H
+#ifndef MICA_PROTO_ETCD_ETCD_KV_H
+#define MICA_PROTO_ETCD_ETCD_KV_H
 
 #include <stdint.h>
 
