@@ -32,12 +32,13 @@ static void usage(FILE *f) {
           "Campaigns to be the active master; prints ACTIVE/STANDBY lines.\n"
           "--status FILE is rewritten every 50 ms with lines 'active 0|1',\n"
           "'epoch N', 'wins N', 'sessions N', 'watch_events N', 'connected "
-          "0|1'.\n"
+          "0|1',\n'candidate NAME' and 'writes N' (this file's rewrites).\n"
           "example: mzk-candidate --zk 127.0.0.1:2181/mica --rpc "
           "127.0.0.1:7000 --status /tmp/c1\n");
 }
 
 static int write_status(const char *path, mzk_elector *e) {
+  static unsigned long long writes;
   mzk_elector_stats st;
   mzk_elector_get_stats(e, &st);
   char tmp[4096];
@@ -46,9 +47,10 @@ static int write_status(const char *path, mzk_elector *e) {
   if (f == NULL) return -1;
   fprintf(f,
           "active %d\nepoch %" PRIu64 "\nwins %" PRIu64 "\nsessions %" PRIu64
-          "\nwatch_events %" PRIu64 "\nconnected %d\ncandidate %s\n",
+          "\nwatch_events %" PRIu64 "\nconnected %d\ncandidate %s\n"
+          "writes %llu\n",
           st.active, st.epoch, st.wins, st.sessions, st.watch_events,
-          st.connected, st.candidate);
+          st.connected, st.candidate, ++writes);
   if (fclose(f) != 0) return -1;
   return rename(tmp, path);
 }
