@@ -238,6 +238,14 @@ static int read_epoch(mzk_elector *e, uint64_t *epoch, int *version) {
   int len = sizeof zbuf - 1;
   struct Stat st;
   int rc = zoo_get(e->zh, e->p_epoch, 0, zbuf, &len, &st);
+  if (rc == ZNONODE) {
+    /* It existed when this candidate started: someone removed it. Making
+     * it again would restart epochs from the owner's floor only, so an
+     * operator must restore it (with at least the highest epoch used). */
+    LOG_E("mzk: %s has been removed; no master can be elected until it is "
+          "restored with the highest master epoch used so far", e->p_epoch);
+    return ZBADARGUMENTS;
+  }
   if (rc != ZOK) return rc;
   if (len < 0) len = 0;
   zbuf[len] = '\0';

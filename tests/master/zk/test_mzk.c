@@ -54,8 +54,8 @@ static void cand_change(void *ctx, bool active, uint64_t epoch,
   else atomic_fetch_add(&c->downs, 1);
 }
 
-static void cand_start(cand *c, const char *zk, int i, uint64_t min_epoch,
-                       int timeout_ms) {
+static void cand_begin(cand *c, const char *zk, int i, uint64_t min_epoch,
+                       int timeout_ms, bool wait_joined) {
   memset(c, 0, sizeof *c);
   snprintf(c->rpc, sizeof c->rpc, "10.0.0.%d:7000", i);
   mzk_elector_opts o = {.zk = zk,
@@ -66,6 +66,7 @@ static void cand_start(cand *c, const char *zk, int i, uint64_t min_epoch,
                         .on_change = cand_change,
                         .ctx = c};
   TU_OK(mzk_elector_start(&o, &c->e));
+  if (!wait_joined) return;
   /* Start in order: wait until this one's candidate node exists and it
    * has either won or set its watch on its predecessor. */
   mzk_elector_stats st;
@@ -76,6 +77,11 @@ static void cand_start(cand *c, const char *zk, int i, uint64_t min_epoch,
     sleep_ms(10);
   } while (now_ms() < deadline);
   CU_FAIL_FATAL("candidate did not join within 20 s");
+}
+
+static void cand_start(cand *c, const char *zk, int i, uint64_t min_epoch,
+                       int timeout_ms) {
+  cand_begin(c, zk, i, min_epoch, timeout_ms, true);
 }
 
 static void cand_close(cand *c) {
@@ -305,6 +311,42 @@ static void test_epochs_never_reused(void) {
   cand_close(&f);
 }
 
+/* A damaged /master/epoch stops every election (rather than guess an epoch
+ * that might be reused); once an operator restores it, the next win is
+ * above the restored value. */
+static void test_epoch_node_damaged(void) {
+  char zk[600];
+  spec(zk, sizeof zk);
+  char *hosts, *chroot;
+  TU_OK(mzk_spec_parse(zk, &hosts, &chroot));
+  char epath[700];
+  snprintf(epath, sizeof epath, "%s/master/epoch", chroot);
+  cand c;
+  cand_start(&c, zk, 1, 0, TIMEOUT_MS);
+  uint64_t ep = 0;
+  CU_ASSERT_EQUAL_FATAL(wait_active(&c, 1, 0, 20000, &ep), 0);
+  cand_close(&c);
+
+  zhandle_t *zh = zookeeper_init(hosts, NULL, TIMEOUT_MS, NULL, NULL, 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(zh);
+  uint64_t deadline = now_ms() + 20000;
+  while (zoo_state(zh) != ZOO_CONNECTED_STATE && now_ms() < deadline)
+    sleep_ms(10);
+  CU_ASSERT_EQUAL_FATAL(zoo_set(zh, epath, "garbage", 7, -1), ZOK);
+  cand_begin(&c, zk, 2, 0, TIMEOUT_MS, false);
+  for (int i = 0; i < 40; i++) {
+    CU_ASSERT_EQUAL(the_active(&c, 1, NULL), -1);
+    sleep_ms(50);
+  }
+  CU_ASSERT_EQUAL(zoo_set(zh, epath, "41", 2, -1), ZOK);
+  CU_ASSERT_EQUAL(wait_active(&c, 1, 0, 20000, &ep), 0);
+  CU_ASSERT_EQUAL(ep, 42);
+  cand_close(&c);
+  zookeeper_close(zh);
+  free(hosts);
+  free(chroot);
+}
+
 /* ZooKeeper down: the active master stops acting well before anyone could
  * win elsewhere, nobody is active during the outage, and one is active
  * again (with a new epoch) once ZooKeeper returns. */
@@ -478,6 +520,7 @@ static void add_suites(void) {
       {"middle_departure", test_middle_departure},
       {"epochs_never_reused", test_epochs_never_reused},
       {"frozen_master_loses_session", test_frozen_master_loses_session},
+      {"epoch_node_damaged", test_epoch_node_damaged},
       {"zookeeper_outage", test_zookeeper_outage},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("mzk_standalone", standalone_setup,
