@@ -200,18 +200,15 @@ static void zk_role_close(zk_role *z) {
  * the address to serve on, the one published), a stop signal arrives (1)
  * or something fails (2, after printing why). */
 static int zk_campaign(const char *zk, int session_ms, const char *listen,
-                       const char *http_listen, zk_role *z, char *addr,
-                       size_t n) {
+                       zk_role *z, char *addr, size_t n) {
   mzk_standby *sb = NULL;
   mica_err *err = mzk_reader_open(zk, session_ms, NULL, NULL, &z->reader);
   if (err == NULL) err = mzk_standby_start(listen, z->reader, &sb);
   if (err == NULL) {
     snprintf(addr, n, "%s", mzk_standby_address(sb));
-    /* The HTTP address is published only when it is known before winning. */
-    const char *colon = http_listen ? strrchr(http_listen, ':') : NULL;
+    /* The HTTP address is published once the HTTP server runs. */
     mzk_elector_opts eo = {
-        .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr,
-        .http_addr = colon && strcmp(colon, ":0") != 0 ? http_listen : NULL};
+        .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr};
     err = mzk_elector_start(&eo, &z->elector);
   }
   if (err != NULL) {
@@ -396,8 +393,8 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (zk != NULL) {
-    int rc = zk_campaign(zk, zk_session_ms, o.listen, http_listen, &z,
-                         zk_addr, sizeof zk_addr);
+    int rc = zk_campaign(zk, zk_session_ms, o.listen, &z, zk_addr,
+                         sizeof zk_addr);
     if (rc != 0) {
       zk_role_close(&z);
       return rc == 1 ? 0 : 1;
@@ -439,6 +436,8 @@ int main(int argc, char **argv) {
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
   if (err == NULL) msrv_set_http_address(s, mhttp_address(http));
+  if (err == NULL && z.elector != NULL)
+    err = mzk_elector_set_http_addr(z.elector, mhttp_address(http));
   /* The RPC address file last: tools take it as "the master is up". */
   if (err == NULL) err = write_address(http_address_file, mhttp_address(http));
   if (err == NULL) err = write_address(address_file, msrv_address(s));

@@ -103,6 +103,12 @@ typedef struct mzk_elector_opts {
  * closes with mzk_elector_close(). Strings in `o` are copied. */
 mica_err *mzk_elector_start(const mzk_elector_opts *o, mzk_elector **out);
 
+/* Changes the HTTP address published with this candidate's record (NULL or
+ * "" for none): at once if it is active, at its next win otherwise. For a
+ * master whose HTTP server starts only after it won. INVALID_ARGUMENT for
+ * an address of MZK_ADDR_MAX bytes or more, or with a newline. */
+mica_err *mzk_elector_set_http_addr(mzk_elector *e, const char *addr);
+
 /* True when this candidate is the active master now (see the invariants);
  * then *epoch (if not NULL) is its epoch. Cheap: two atomic loads and a
  * clock read; meant to be called before every action a master takes. */

@@ -33,7 +33,7 @@ struct mzk_elector {
   env *env;
   char *hosts, *chroot;
   char *p_master, *p_cands, *p_epoch, *p_active;
-  char *rpc, *http;
+  char *rpc;
   int want_timeout_ms;
   uint64_t min_epoch;
   void (*on_change)(void *, bool, uint64_t, const char *);
@@ -45,6 +45,8 @@ struct mzk_elector {
   pthread_cond_t cond;
   bool stop, wake;           /* (mu) */
   int zstate;                /* (mu) last session state seen by the watcher */
+  char http[MZK_ADDR_MAX];   /* (mu) published HTTP address, "" for none */
+  bool republish;            /* (mu) the record must be rewritten */
   bool expired;              /* (mu) */
   mzk_elector_stats st;      /* (mu) except `active`, computed on read */
 
@@ -274,7 +276,10 @@ static void try_win(mzk_elector *e) {
   snprintf(ebuf, sizeof ebuf, "%" PRIu64, epoch);
   mzk_master m = {.epoch = epoch};
   snprintf(m.rpc_addr, sizeof m.rpc_addr, "%s", e->rpc);
-  snprintf(m.http_addr, sizeof m.http_addr, "%s", e->http ? e->http : "");
+  pthread_mutex_lock(&e->mu);
+  snprintf(m.http_addr, sizeof m.http_addr, "%s", e->http);
+  e->republish = false; /* this record has the latest address */
+  pthread_mutex_unlock(&e->mu);
   int rlen = mzk_record_format(&m, rec, sizeof rec);
 
   zoo_op_t ops[3];
@@ -321,6 +326,30 @@ static void try_win(mzk_elector *e) {
   }
 }
 
+/* Rewrites this master's own record after mzk_elector_set_http_addr. */
+static void republish(mzk_elector *e) {
+  mzk_master m = {.epoch = atomic_load(&e->epoch)};
+  snprintf(m.rpc_addr, sizeof m.rpc_addr, "%s", e->rpc);
+  pthread_mutex_lock(&e->mu);
+  snprintf(m.http_addr, sizeof m.http_addr, "%s", e->http);
+  e->republish = false;
+  pthread_mutex_unlock(&e->mu);
+  char rec[3 * MZK_ADDR_MAX];
+  int rlen = mzk_record_format(&m, rec, sizeof rec);
+  struct Stat ast;
+  int rc = zoo_exists(e->zh, e->p_active, 0, &ast);
+  if (rc == ZOK && ast.ephemeralOwner == e->sid)
+    rc = zoo_set(e->zh, e->p_active, rec, rlen, ast.version);
+  else if (rc == ZOK)
+    rc = ZNOAUTH; /* not ours: we are being deposed; nothing to rewrite */
+  if (rc != ZOK && rc != ZNOAUTH) {
+    pthread_mutex_lock(&e->mu);
+    e->republish = true;
+    pthread_mutex_unlock(&e->mu);
+    retry_later(e, 200);
+  }
+}
+
 static int cmp_seq(const void *a, const void *b) {
   long long x = cand_seq(*(char *const *)a), y = cand_seq(*(char *const *)b);
   return x < y ? -1 : x > y;
@@ -333,6 +362,10 @@ static void campaign(mzk_elector *e) {
   }
   if (atomic_load(&e->active)) {
     if (now_us(e) >= e->refresh_at_us) refresh(e);
+    pthread_mutex_lock(&e->mu);
+    bool again = e->republish;
+    pthread_mutex_unlock(&e->mu);
+    if (again && atomic_load(&e->active)) republish(e);
     return;
   }
   struct String_vector kids = {0, NULL};
@@ -460,7 +493,7 @@ mica_err *mzk_elector_start(const mzk_elector_opts *o, mzk_elector **out) {
   e->p_epoch = mzk_path(e->chroot, "/master/epoch");
   e->p_active = mzk_path(e->chroot, "/master/active");
   e->rpc = strdup(o->rpc_addr);
-  e->http = o->http_addr && o->http_addr[0] ? strdup(o->http_addr) : NULL;
+  snprintf(e->http, sizeof e->http, "%s", o->http_addr ? o->http_addr : "");
   e->want_timeout_ms = o->session_timeout_ms ? o->session_timeout_ms : 10000;
   e->min_epoch = o->min_epoch;
   e->on_change = o->on_change;
@@ -472,8 +505,8 @@ mica_err *mzk_elector_start(const mzk_elector_opts *o, mzk_elector **out) {
   atomic_init(&e->active, false);
   atomic_init(&e->lease_until_us, 0);
   atomic_init(&e->epoch, 0);
-  if (!e->p_master || !e->p_cands || !e->p_epoch || !e->p_active || !e->rpc ||
-      (o->http_addr && o->http_addr[0] && !e->http)) {
+  if (!e->p_master || !e->p_cands || !e->p_epoch || !e->p_active ||
+      !e->rpc) {
     mzk_elector_close(e);
     return err_new(MICA_RESOURCE_EXHAUSTED, "out of memory");
   }
@@ -493,6 +526,20 @@ mica_err *mzk_elector_start(const mzk_elector_opts *o, mzk_elector **out) {
   }
   e->thread_started = true;
   *out = e;
+  return NULL;
+}
+
+mica_err *mzk_elector_set_http_addr(mzk_elector *e, const char *addr) {
+  if (addr == NULL) addr = "";
+  if (strlen(addr) >= MZK_ADDR_MAX || strchr(addr, '\n'))
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "mzk: http address must be a host:port of at most %d "
+                   "bytes", MZK_ADDR_MAX - 1);
+  pthread_mutex_lock(&e->mu);
+  snprintf(e->http, sizeof e->http, "%s", addr);
+  e->republish = true;
+  wake_locked(e);
+  pthread_mutex_unlock(&e->mu);
   return NULL;
 }
 
@@ -530,6 +577,5 @@ void mzk_elector_close(mzk_elector *e) {
   free(e->p_epoch);
   free(e->p_active);
   free(e->rpc);
-  free(e->http);
   free(e);
 }

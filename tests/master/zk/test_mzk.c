@@ -258,6 +258,33 @@ static void test_one_of_three_and_no_herd(void) {
   mzk_reader_close(r);
 }
 
+/* The HTTP address set after winning reaches readers, with the same epoch;
+ * a bad one is refused. */
+static void test_http_address_republished(void) {
+  char zk[600];
+  spec(zk, sizeof zk);
+  mzk_reader *r;
+  TU_OK(mzk_reader_open(zk, TIMEOUT_MS, NULL, NULL, &r));
+  cand c;
+  cand_start(&c, zk, 1, 0, TIMEOUT_MS);
+  uint64_t ep = 0;
+  CU_ASSERT_EQUAL_FATAL(wait_active(&c, 1, 0, 20000, &ep), 0);
+  mzk_master m;
+  TU_OK(mzk_reader_wait(r, ep, 10000, &m));
+  CU_ASSERT_STRING_EQUAL(m.http_addr, "10.0.0.1:8080");
+  TU_OK(mzk_elector_set_http_addr(c.e, "10.0.0.1:9090"));
+  uint64_t deadline = now_ms() + 10000;
+  while (mzk_reader_get(r, &m) && strcmp(m.http_addr, "10.0.0.1:9090") != 0 &&
+         now_ms() < deadline)
+    sleep_ms(10);
+  CU_ASSERT_STRING_EQUAL(m.http_addr, "10.0.0.1:9090");
+  CU_ASSERT_EQUAL(m.epoch, ep);
+  CU_ASSERT_EQUAL(the_active(&c, 1, NULL), 0);
+  TU_ERR(mzk_elector_set_http_addr(c.e, "a\nb"), MICA_INVALID_ARGUMENT);
+  cand_close(&c);
+  mzk_reader_close(r);
+}
+
 /* A standby in the middle leaves: only the one behind it is woken, and the
  * active master keeps its epoch (no election happened). */
 static void test_middle_departure(void) {
@@ -518,6 +545,7 @@ static void add_suites(void) {
   static CU_TestInfo standalone[] = {
       {"one_of_three_and_no_herd", test_one_of_three_and_no_herd},
       {"middle_departure", test_middle_departure},
+      {"http_address_republished", test_http_address_republished},
       {"epochs_never_reused", test_epochs_never_reused},
       {"frozen_master_loses_session", test_frozen_master_loses_session},
       {"epoch_node_damaged", test_epoch_node_damaged},

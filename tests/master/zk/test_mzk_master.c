@@ -170,6 +170,16 @@ static void test_standby_redirects_then_takes_over(void) {
   mzk_master m;
   TU_OK(mzk_reader_wait(r, 1, 10000, &m));
   CU_ASSERT_STRING_EQUAL(m.rpc_addr, a_addr);
+  /* The HTTP address, known only once the HTTP server ran, follows. */
+  char a_http[128];
+  CU_ASSERT_FATAL(wait_line(&a, "http", a_http, sizeof a_http, 10000));
+  uint64_t deadline = now_ms() + 10000;
+  while (mzk_reader_get(r, &m) && strcmp(m.http_addr, a_http) != 0 &&
+         now_ms() < deadline) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  CU_ASSERT_STRING_EQUAL(m.http_addr, a_http);
 
   kill(a.pid, SIGKILL);
   CU_ASSERT_EQUAL(wait_exit(&a, 5000), 128 + SIGKILL);
