@@ -384,6 +384,10 @@ static void test_zookeeper_outage(void) {
   for (int i = 0; i < 2; i++) cand_start(&c[i], zk, i + 1, 0, TIMEOUT_MS);
   uint64_t e0 = 0, e1 = 0;
   CU_ASSERT_EQUAL_FATAL(wait_active(c, 2, 0, 20000, &e0), 0);
+  mzk_reader *r;
+  TU_OK(mzk_reader_open(zk, TIMEOUT_MS, NULL, NULL, &r));
+  mzk_master m;
+  TU_OK(mzk_reader_wait(r, e0, 10000, &m));
   uint64_t t0 = now_ms();
   TU_OK(zks_stop(g_zk, 0));
   uint64_t stopped = now_ms();
@@ -402,6 +406,11 @@ static void test_zookeeper_outage(void) {
   int w = wait_active(c, 2, -2, 30000, &e1);
   CU_ASSERT_FATAL(w >= 0);
   CU_ASSERT(e1 > e0);
+  /* The reader, cut off as long as the candidates, follows the new win. */
+  TU_OK(mzk_reader_wait(r, e1, 20000, &m));
+  CU_ASSERT_EQUAL(m.epoch, e1);
+  CU_ASSERT_STRING_EQUAL(m.rpc_addr, c[w].rpc);
+  mzk_reader_close(r);
   for (int i = 0; i < 2; i++) cand_close(&c[i]);
 }
 
