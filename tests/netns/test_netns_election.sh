@@ -52,7 +52,7 @@ wait_stat() { # wait_stat HOST KEY VALUE TIMEOUT_MS
   done
 }
 
-"$netns" up "$bed" 3
+"$netns" up "$bed" 3 --owner-pid $$
 zk_addr=$("$netns" addr "$bed" 1)
 out=$("$netns" exec "$bed" 1 "$zkserver" start --bind "$zk_addr" \
         --dir "$tmp/zk" --owner-pid $$)

@@ -50,7 +50,7 @@ wait_line() { # wait_line FILE WORD TIMEOUT_MS: prints the word's argument
 }
 cli() { "$netns" exec "$bed" 4 "$bin/mica" --deadline 5000 --master "$@"; }
 
-"$netns" up "$bed" 4
+"$netns" up "$bed" 4 --owner-pid $$
 zk_addr=$("$netns" addr "$bed" 1)
 eval "$("$netns" exec "$bed" 1 "$zkserver" start --bind "$zk_addr" \
           --dir "$tmp/zk" --owner-pid $$)"
