@@ -27,7 +27,8 @@
   X(NOT_SERVING,       13, "tablet not served here")                          \
   X(STALE_EPOCH,       14, "stale tablet epoch")                              \
   X(LEASE_EXPIRED,     15, "server lease expired")                            \
-  X(OUT_OF_RANGE,      16, "key outside tablet range")
+  X(OUT_OF_RANGE,      16, "key outside tablet range")                       \
+  X(NOT_ACTIVE_MASTER, 17, "not the active master")
 
 typedef enum mica_code {
 #define MICA_STATUS_ENUM_(name, num, msg) MICA_##name = num,

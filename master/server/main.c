@@ -14,11 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/env.h"
 #include "common/log.h"
 #include "master/http/mhttp.h"
 #include "master/server/mserver.h"
+#include "master/zk/mzk.h"
+#include "master/zk/mzk_standby.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -62,6 +66,13 @@ static void usage(FILE *f) {
 "                          (default 60000)\n"
 "  --tick-ms N             action loop period (default 100)\n"
 "  --threads N             RPC polling threads (default 2)\n"
+"  --zk HOST:PORT[,...][/chroot]  run as one of several candidates elected\n"
+"                          in ZooKeeper (docs/ha.md): a standby prints\n"
+"                          `standby <host:port>` and answers every call with\n"
+"                          NOT_ACTIVE_MASTER naming the active master; on\n"
+"                          winning it serves as usual; on losing leadership\n"
+"                          it exits with status 3\n"
+"  --zk-session-ms N       ZooKeeper session timeout (default 10000)\n"
 "  --help                  this text\n"
 "\n"
 "SIZE takes an optional K, M or G suffix (powers of 1024).\n"
@@ -147,7 +158,8 @@ enum {
   F_LISTEN = 256, F_DATA_DIR, F_ADDRESS_FILE, F_LEASE, F_MARGIN, F_HEARTBEAT,
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
-  F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_HELP
+  F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
+  F_HELP
 };
 
 static const struct option longopts[] = {
@@ -171,6 +183,8 @@ static const struct option longopts[] = {
     {"http-listen", required_argument, NULL, F_HTTP_LISTEN},
     {"http-address-file", required_argument, NULL, F_HTTP_ADDRESS_FILE},
     {"cluster-name", required_argument, NULL, F_CLUSTER_NAME},
+    {"zk", required_argument, NULL, F_ZK},
+    {"zk-session-ms", required_argument, NULL, F_ZK_SESSION},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -181,11 +195,97 @@ static int bad_flag(const char *flag, const char *value) {
   return 2;
 }
 
+/* --zk: this process's part in the election. */
+typedef struct zk_role {
+  mzk_reader *reader;
+  mzk_elector *elector;
+} zk_role;
+
+static void zk_role_close(zk_role *z) {
+  mzk_elector_close(z->elector);
+  mzk_reader_close(z->reader);
+}
+
+/* Serves as a standby on `listen` until this process wins (0; `addr` gets
+ * the address to serve on, the one published), a stop signal arrives (1)
+ * or something fails (2, after printing why). */
+static int zk_campaign(const char *zk, int session_ms, const char *listen,
+                       zk_role *z, char *addr, size_t n) {
+  mzk_standby *sb = NULL;
+  mica_err *err = mzk_reader_open(zk, session_ms, NULL, NULL, &z->reader);
+  if (err == NULL) err = mzk_standby_start(listen, z->reader, &sb);
+  if (err == NULL) {
+    snprintf(addr, n, "%s", mzk_standby_address(sb));
+    /* The HTTP address is published once the HTTP server runs. */
+    mzk_elector_opts eo = {
+        .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr};
+    err = mzk_elector_start(&eo, &z->elector);
+  }
+  if (err != NULL) {
+    fprintf(stderr, "mica-master: cannot campaign in ZooKeeper: %s: %s\n",
+            mica_code_name(err_code(err)), err_msg(err));
+    err_free(err);
+    mzk_standby_stop(sb);
+    return 2;
+  }
+  printf("standby %s\n", addr);
+  fflush(stdout);
+  LOG_I("standby on %s, campaigning in ZooKeeper %s", addr, zk);
+  for (;;) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    if (sem_timedwait(&g_stop, &ts) == 0) {
+      mzk_standby_stop(sb);
+      return 1;
+    }
+    uint64_t epoch;
+    if (mzk_elector_is_active(z->elector, &epoch)) {
+      LOG_I("won the election with master epoch %" PRIu64, epoch);
+      mzk_standby_stop(sb);
+      return 0;
+    }
+  }
+}
+
+/* Waits for a stop signal; with --zk, exits with status 3 as soon as this
+ * process is no longer the active master (a deposed master must stop
+ * acting at once; a supervisor may start it again as a candidate). */
+static void wait_for_stop(zk_role *z) {
+  for (;;) {
+    if (z->elector == NULL) {
+      if (sem_wait(&g_stop) == 0) return;
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 20 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    if (sem_timedwait(&g_stop, &ts) == 0) return;
+    if (!mzk_elector_is_active(z->elector, NULL)) {
+      LOG_E("no longer the active master (ZooKeeper session lost or lease "
+            "ended): exiting");
+      _exit(3);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   msrv_options o;
   msrv_options_init(&o);
   const char *address_file = NULL;
   const char *http_listen = NULL, *http_address_file = NULL;
+  const char *zk = NULL;
+  int zk_session_ms = 10000;
+  zk_role z = {0};
+  char zk_addr[MZK_ADDR_MAX];
   bool balancer, merges;
   uint64_t v;
   double d;
@@ -263,6 +363,12 @@ int main(int argc, char **argv) {
         if (optarg[0] == '\0') return bad_flag(name, optarg);
         o.cluster_name = optarg;
         break;
+      case F_ZK: zk = optarg; break;
+      case F_ZK_SESSION:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
+          return bad_flag(name, optarg);
+        zk_session_ms = (int)v;
+        break;
       case F_HELP: usage(stdout); return 0;
       default:
         fprintf(stderr, "mica-master: unknown or incomplete flag \"%s\"\n\n",
@@ -304,12 +410,40 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (zk != NULL) {
+    int rc = zk_campaign(zk, zk_session_ms, o.listen, &z, zk_addr,
+                         sizeof zk_addr);
+    if (rc != 0) {
+      zk_role_close(&z);
+      return rc == 1 ? 0 : 1;
+    }
+    o.listen = zk_addr;
+  }
   msrv *s;
   mica_err *err = msrv_start(&o, &s);
+  /* A new active master may find the data root still locked by the master
+   * it replaces, if that process lives on (paused, partitioned): it waits,
+   * while it stays active, for that process to see it was deposed and
+   * exit. */
+  for (bool said = false; err != NULL && err_code(err) == MICA_UNAVAILABLE &&
+                          z.elector != NULL &&
+                          mzk_elector_is_active(z.elector, NULL);) {
+    if (!said) LOG_W("waiting to start: %s", err_msg(err));
+    said = true;
+    err_free(err);
+    if (sem_trywait(&g_stop) == 0) {
+      zk_role_close(&z);
+      return 0;
+    }
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    err = msrv_start(&o, &s);
+  }
   if (err != NULL) {
     fprintf(stderr, "mica-master: cannot start: %s: %s\n",
             mica_code_name(err_code(err)), err_msg(err));
     err_free(err);
+    zk_role_close(&z);
     return 1;
   }
   mhttp_opts ho;
@@ -320,6 +454,8 @@ int main(int argc, char **argv) {
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
   if (err == NULL) msrv_set_http_address(s, mhttp_address(http));
+  if (err == NULL && z.elector != NULL)
+    err = mzk_elector_set_http_addr(z.elector, mhttp_address(http));
   /* The RPC address file last: tools take it as "the master is up". */
   if (err == NULL) err = write_address(http_address_file, mhttp_address(http));
   if (err == NULL) err = write_address(address_file, msrv_address(s));
@@ -334,10 +470,10 @@ int main(int argc, char **argv) {
   printf("listening %s\nhttp %s\n", msrv_address(s), mhttp_address(http));
   fflush(stdout);
 
-  while (sem_wait(&g_stop) != 0 && errno == EINTR) {
-  }
+  wait_for_stop(&z);
   LOG_I("stop signal: stopping");
   mhttp_stop(http);
   msrv_stop(s);
+  zk_role_close(&z);
   return 0;
 }
