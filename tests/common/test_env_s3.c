@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,8 @@ static bool start_proxy(void) {
   pid_t pid = fork();
   if (pid < 0) return false;
   if (pid == 0) {
+    /* The proxy dies with this process, even one killed by a timeout. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
@@ -105,8 +108,9 @@ static int start_servers(void) {
   servers_failed = true;
   snprintf(server_dir, sizeof(server_dir), "%s", tu_tmpdir());
   char cmd[8192];
-  snprintf(cmd, sizeof(cmd), "%s/tools/s3-test-server start '%s' %s",
-           MICA_SOURCE_DIR, server_dir, BUCKET);
+  snprintf(cmd, sizeof(cmd),
+           "MICA_S3_OWNER_PID=%ld %s/tools/s3-test-server start '%s' %s",
+           (long)getpid(), MICA_SOURCE_DIR, server_dir, BUCKET);
   FILE *f = popen(cmd, "r");
   if (f == NULL) return 1;
   char line[512] = "";
