@@ -437,6 +437,78 @@ static mica_err *s3_writer_close(env_writer *wb) {
 
 /* ---- whole files and directories ---- */
 
+static char *dir_prefix(const char *key);
+static mica_err *found_one(void *arg, const char *name, bool is_prefix);
+
+/* Server-side copy of one object. */
+static mica_err *copy_object(env *e, const char *fb, const char *fk,
+                             const char *tb, const char *tk) {
+  buf src = BUF_INIT;
+  buf_append(&src, "x-amz-copy-source: /", 20);
+  buf_append(&src, fb, strlen(fb));
+  buf_push(&src, '/');
+  s3_uri_encode(fk, true, &src);
+  const char *hdr[] = {(const char *)src.data, NULL};
+  s3_request rq = {.method = "PUT", .bucket = tb, .key = tk, .headers = hdr,
+                   .what = "(copy)"};
+  s3_response rs;
+  mica_err *err = s3_do(cli_of(e), &rq, &rs);
+  s3_response_free(&rs);
+  buf_free(&src);
+  return err;
+}
+
+typedef struct key_list {
+  char **v;
+  size_t n, cap;
+} key_list;
+
+static mica_err *collect_key(void *arg, const char *name, bool is_prefix) {
+  key_list *l = arg;
+  if (is_prefix) return NULL;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 16;
+    l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+  }
+  l->v[l->n++] = xstrdup(name);
+  return NULL;
+}
+
+/* A "directory" rename: every object under FROM/ is copied under TO/, then
+ * the originals are deleted. Not atomic: objects appear under TO/ one at a
+ * time, and a crash leaves both copies. The engine renames only temporary
+ * directories holding a single MANIFEST (split and merge daughters), for
+ * which the new directory still comes into existence together with its
+ * manifest, as tab_collect_garbage requires. */
+static mica_err *rename_dir(env *e, const char *fb, const char *fk,
+                            const char *tb, const char *tk) {
+  char *fp = dir_prefix(fk), *tp = dir_prefix(tk);
+  key_list keys = {0};
+  bool busy = false;
+  mica_err *err = list_prefix(e, fb, fp, false, 1000, false, collect_key, &keys);
+  if (err == NULL && keys.n == 0)
+    err = err_new(MICA_NOT_FOUND, "no such object or directory");
+  if (err == NULL)
+    err = list_prefix(e, tb, tp, false, 1, true, found_one, &busy);
+  if (err == NULL && busy)
+    err = err_new(MICA_ALREADY_EXISTS, "target directory is not empty");
+  size_t fl = strlen(fp);
+  buf to = BUF_INIT;
+  for (size_t i = 0; err == NULL && i < keys.n; i++) {
+    buf_clear(&to);
+    buf_append(&to, tp, strlen(tp));
+    buf_append(&to, keys.v[i] + fl, strlen(keys.v[i] + fl) + 1);
+    err = copy_object(e, fb, keys.v[i], tb, (const char *)to.data);
+  }
+  for (size_t i = 0; err == NULL && i < keys.n; i++)
+    err = delete_key(e, fb, keys.v[i]);
+  env_free_names(keys.v, keys.n);
+  buf_free(&to);
+  free(fp);
+  free(tp);
+  return err;
+}
+
 static mica_err *s3_rename(env *e, const char *from, const char *to) {
   char *fb, *fk, *tb, *tk;
   mica_err *err = parse_object("rename", from, &fb, &fk);
@@ -447,20 +519,15 @@ static mica_err *s3_rename(env *e, const char *from, const char *to) {
     free(fk);
     return err;
   }
-  buf src = BUF_INIT;
-  buf_append(&src, "x-amz-copy-source: /", 20);
-  buf_append(&src, fb, strlen(fb));
-  buf_push(&src, '/');
-  s3_uri_encode(fk, true, &src);
-  const char *hdr[] = {(const char *)src.data, NULL};
-  s3_request rq = {.method = "PUT", .bucket = tb, .key = tk, .headers = hdr,
-                   .what = "(copy for rename)"};
-  s3_response rs;
-  err = s3_do(cli_of(e), &rq, &rs);
-  s3_response_free(&rs);
-  if (err == NULL) err = delete_key(e, fb, fk);
+  err = copy_object(e, fb, fk, tb, tk);
+  if (err == NULL) {
+    err = delete_key(e, fb, fk);
+  } else if (err_code(err) == MICA_NOT_FOUND) {
+    /* Not an object: maybe a directory. */
+    err_free(err);
+    err = rename_dir(e, fb, fk, tb, tk);
+  }
   if (err != NULL) err = err_wrap(err, "rename %s to %s", from, to);
-  buf_free(&src);
   free(fb), free(fk), free(tb), free(tk);
   return err;
 }

@@ -505,6 +505,20 @@ static void conf_dirs(void) {
   TU_OK(env_remove(e, f1));
   expect_err(env_remove(e, f1), MICA_NOT_FOUND, f1);
 
+  /* A directory renames with what it holds (how split and merge install
+   * a daughter's directory with its manifest). */
+  char *tmp = path_in(dir, "d.tmp"), *tmpf = path_in(dir, "d.tmp/MANIFEST");
+  char *d = path_in(dir, "d"), *df = path_in(dir, "d/MANIFEST");
+  TU_OK(env_mkdirs(e, tmp));
+  TU_OK(env_write_file_atomic(e, tmpf, slice_from_str("m")));
+  TU_OK(env_rename(e, tmp, d));
+  CU_ASSERT_FALSE(env_exists(e, tmp));
+  s = slurp(e, df);
+  CU_ASSERT_STRING_EQUAL(s, "m");
+  free(s);
+  TU_OK(env_remove_tree(e, d));
+  free(tmp), free(tmpf), free(d), free(df);
+
   write_file(e, f2, ENV_CREATE_NEW, "again");
   TU_OK(env_remove_tree(e, a));
   CU_ASSERT_FALSE(env_exists(e, a));
