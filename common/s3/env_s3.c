@@ -17,17 +17,20 @@
 #include <string.h>
 
 #include "common/env_impl.h"
+#include "common/s3/s3_cache.h"
 #include "common/s3/s3_xml.h"
 
 typedef struct env_s3 {
   struct env base;
   s3_client *cli;
+  s3_cache *cache; /* NULL: no disk cache */
 } env_s3;
 
 typedef struct s3_reader {
   struct env_reader base;
   char *bucket, *key, *path;
-  char if_match[160]; /* "If-Match: ETAG", or "" when the server gave none */
+  char etag[128];     /* from the HEAD at open; "" if the server gave none */
+  char if_match[160]; /* "If-Match: ETAG", or "" */
 } s3_reader;
 
 typedef struct s3_writer {
@@ -304,7 +307,9 @@ static mica_err *s3_open_reader(env *e, const char *path, env_reader **out) {
   r->bucket = bucket;
   r->key = key;
   r->path = xstrdup(path);
-  if (etag[0] != '\0') snprintf(r->if_match, sizeof(r->if_match), "If-Match: %s", etag);
+  snprintf(r->etag, sizeof(r->etag), "%s", etag);
+  if (etag[0] != '\0')
+    snprintf(r->if_match, sizeof(r->if_match), "If-Match: %s", etag);
   r->base.owner = e;
   r->base.path = r->path;
   r->base.size = size;
@@ -312,26 +317,68 @@ static mica_err *s3_open_reader(env *e, const char *path, env_reader **out) {
   return NULL;
 }
 
+/* One ranged GET of [off, off+len) into `dst` (len > 0, inside the
+ * object). */
+static mica_err *get_range(s3_reader *r, uint64_t off, uint64_t len,
+                           uint8_t *dst) {
+  const char *hdr[] = {r->if_match, NULL};
+  s3_request rq = {.method = "GET", .bucket = r->bucket, .key = r->key,
+                   .ranged = true, .range_off = off, .range_len = len,
+                   .headers = r->if_match[0] ? hdr : NULL};
+  s3_response rs;
+  mica_err *err = s3_do(cli_of(r->base.owner), &rq, &rs);
+  if (err == NULL && rs.body.len != len)
+    err = err_new(MICA_IO_ERROR,
+                  "GET s3://%s/%s: %zu bytes, expected %" PRIu64
+                  " (object shorter than at open)",
+                  r->bucket, r->key, rs.body.len, len);
+  if (err == NULL) memcpy(dst, rs.body.data, rs.body.len);
+  else if (err_code(err) == MICA_ABORTED)
+    err = err_wrap(err, "object replaced since it was opened");
+  s3_response_free(&rs);
+  return err;
+}
+
+/* Through the disk cache: every chunk the range touches is served from
+ * disk or fetched whole (one GET) and kept. */
+static mica_err *read_chunks(s3_reader *r, s3_cache *cache, uint64_t offset,
+                             uint64_t len, uint8_t *dst) {
+  uint64_t csize = s3_cache_chunk(cache);
+  uint8_t *tmp = NULL;
+  mica_err *err = NULL;
+  uint64_t end = offset + len;
+  for (uint64_t idx = offset / csize; err == NULL && idx * csize < end; idx++) {
+    uint64_t cstart = idx * csize;
+    uint64_t clen = r->base.size - cstart < csize ? r->base.size - cstart : csize;
+    if (tmp == NULL) tmp = xmalloc((size_t)csize);
+    uint8_t id[32];
+    s3_cache_id(cache, r->bucket, r->key, r->etag, idx, id);
+    if (!s3_cache_get(cache, id, tmp, (size_t)clen)) {
+      err = get_range(r, cstart, clen, tmp);
+      if (err != NULL) break;
+      s3_cache_put(cache, id, tmp, (size_t)clen);
+    }
+    uint64_t from = offset > cstart ? offset : cstart;
+    uint64_t to = end < cstart + clen ? end : cstart + clen;
+    memcpy(dst + (from - offset), tmp + (from - cstart), (size_t)(to - from));
+  }
+  free(tmp);
+  return err;
+}
+
 static mica_err *s3_read(env_reader *rb, uint64_t offset, size_t n, void *dst,
                          size_t *got) {
   s3_reader *r = (s3_reader *)rb;
   if (offset >= r->base.size || n == 0) return NULL;
   uint64_t len = r->base.size - offset < n ? r->base.size - offset : n;
-  const char *hdr[] = {r->if_match, NULL};
-  s3_request rq = {.method = "GET", .bucket = r->bucket, .key = r->key,
-                   .ranged = true, .range_off = offset, .range_len = len,
-                   .headers = r->if_match[0] ? hdr : NULL};
-  s3_response rs;
-  mica_err *err = s3_do(cli_of(r->base.owner), &rq, &rs);
-  if (err == NULL) {
-    memcpy(dst, rs.body.data, rs.body.len);
-    *got = rs.body.len;
-  } else if (err_code(err) == MICA_ABORTED) {
-    err = err_wrap(err, "object replaced since it was opened");
-  }
-  s3_response_free(&rs);
-  return err == NULL ? NULL : err_wrap(err, "read %s at offset %" PRIu64,
-                                       r->path, offset);
+  s3_cache *cache = ((env_s3 *)r->base.owner)->cache;
+  mica_err *err = cache != NULL && r->etag[0] != '\0'
+                      ? read_chunks(r, cache, offset, len, dst)
+                      : get_range(r, offset, len, dst);
+  if (err != NULL)
+    return err_wrap(err, "read %s at offset %" PRIu64, r->path, offset);
+  *got = (size_t)len;
+  return NULL;
 }
 
 static void s3_reader_close(env_reader *rb) {
@@ -748,9 +795,19 @@ mica_err *env_s3_new(const s3_config *c, env **out) {
   s3_client *cli;
   mica_err *err = s3_client_new(c, &cli);
   if (err != NULL) return err;
+  s3_cache *dc = NULL;
+  if (c->cache_dir != NULL) {
+    err = s3_cache_open(c->cache_dir, c->cache_size,
+                        c->cache_chunk ? c->cache_chunk : 256u << 10, &dc);
+    if (err != NULL) {
+      s3_client_free(cli);
+      return err;
+    }
+  }
   env_s3 *e = xcalloc(1, sizeof(*e));
   e->base.ops = &s3_ops;
   e->cli = cli;
+  e->cache = dc;
   *out = &e->base;
   return NULL;
 }
@@ -758,8 +815,11 @@ mica_err *env_s3_new(const s3_config *c, env **out) {
 void env_s3_free(env *e) {
   if (e == NULL) return;
   env_s3 *s = (env_s3 *)e;
+  s3_cache_close(s->cache);
   s3_client_free(s->cli);
   free(s);
 }
 
 s3_client *env_s3_client(env *e) { return cli_of(e); }
+
+s3_cache *env_s3_cache(env *e) { return ((env_s3 *)e)->cache; }

@@ -19,7 +19,9 @@
  *   first. env_preallocate answers NOT_SUPPORTED.
  * - A reader HEADs the object (size, ETag) and each env_read is one ranged
  *   GET carrying If-Match: ETAG, so bytes always come from the object seen
- *   at open (a replaced object is ABORTED, not mixed). No maps.
+ *   at open (a replaced object is ABORTED, not mixed). No maps. With a
+ *   disk cache (s3_config.cache_dir, s3_cache.h) reads go by chunks: each
+ *   chunk touched is served from local disk or fetched whole and kept.
  * - Directories do not exist: mkdirs and sync_dir only check the path;
  *   list names the objects and the "subdirectories" (common prefixes)
  *   right under DIR/ and answers an empty list (never NOT_FOUND) when
@@ -62,5 +64,8 @@ void env_s3_free(env *e); /* accepts NULL */
 
 /* The client under an S3 env, for tests and tools (borrowed). */
 s3_client *env_s3_client(env *e);
+
+/* Its disk cache (borrowed), or NULL when it has none. */
+struct s3_cache *env_s3_cache(env *e);
 
 #endif

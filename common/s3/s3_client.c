@@ -64,6 +64,30 @@ static mica_err *parse_u64(const char *name, const char *v, uint64_t min,
   return NULL;
 }
 
+/* A byte count with an optional k, m or g suffix (KiB, MiB, GiB). */
+static mica_err *parse_size(const char *name, const char *v, uint64_t min,
+                            uint64_t *out) {
+  if (v == NULL || v[0] < '0' || v[0] > '9')
+    return err_new(MICA_INVALID_ARGUMENT, "s3 %s: '%s' is not a size", name,
+                   v ? v : "");
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  int shift = 0;
+  if (*end == 'k' || *end == 'K') shift = 10, end++;
+  else if (*end == 'm' || *end == 'M') shift = 20, end++;
+  else if (*end == 'g' || *end == 'G') shift = 30, end++;
+  if (errno != 0 || *end != '\0' || x > (UINT64_MAX >> shift))
+    return err_new(MICA_INVALID_ARGUMENT, "s3 %s: '%s' is not a size", name,
+                   v);
+  x <<= shift;
+  if (x < min)
+    return err_new(MICA_INVALID_ARGUMENT, "s3 %s: %llu is below %" PRIu64,
+                   name, x, min);
+  *out = x;
+  return NULL;
+}
+
 static mica_err *set_addressing(s3_config *c, const char *v) {
   if (strcmp(v, "path") == 0) c->virtual_host = false;
   else if (strcmp(v, "virtual") == 0) c->virtual_host = true;
@@ -102,9 +126,14 @@ mica_err *s3_config_set(s3_config *c, const char *name, const char *value) {
   if (strcmp(name, "backoff-max-ms") == 0)
     return parse_u64(name, value, 1, &c->backoff_max_ms);
   if (strcmp(name, "multipart-threshold") == 0)
-    return parse_u64(name, value, min_part, &c->multipart_threshold);
+    return parse_size(name, value, min_part, &c->multipart_threshold);
   if (strcmp(name, "part-size") == 0)
-    return parse_u64(name, value, min_part, &c->part_size);
+    return parse_size(name, value, min_part, &c->part_size);
+  if (strcmp(name, "cache-dir") == 0) return set_str(&c->cache_dir, value), NULL;
+  if (strcmp(name, "cache-size") == 0)
+    return parse_size(name, value, 0, &c->cache_size);
+  if (strcmp(name, "cache-chunk") == 0)
+    return parse_size(name, value, 1, &c->cache_chunk);
   return err_new(MICA_INVALID_ARGUMENT, "s3: unknown setting '%s'", name);
 }
 
@@ -118,6 +147,8 @@ mica_err *s3_config_from_environ(s3_config *c) {
   c->backoff_max_ms = 2000;
   c->multipart_threshold = 16u << 20;
   c->part_size = 8u << 20;
+  c->cache_size = 1u << 30;
+  c->cache_chunk = 256u << 10;
   const char *v;
   if ((v = getenv("AWS_ENDPOINT_URL_S3")) != NULL && v[0] != '\0')
     s3_config_set(c, "endpoint", v);
@@ -142,6 +173,7 @@ void s3_config_free(s3_config *c) {
   free(c->access_key);
   free(c->secret_key);
   free(c->session_token);
+  free(c->cache_dir);
   memset(c, 0, sizeof(*c));
 }
 
@@ -152,6 +184,7 @@ static void config_copy(s3_config *dst, const s3_config *src) {
   dst->access_key = src->access_key ? xstrdup(src->access_key) : NULL;
   dst->secret_key = src->secret_key ? xstrdup(src->secret_key) : NULL;
   dst->session_token = src->session_token ? xstrdup(src->session_token) : NULL;
+  dst->cache_dir = src->cache_dir ? xstrdup(src->cache_dir) : NULL;
 }
 
 /* ---- the handle pool ---- */

@@ -55,6 +55,11 @@ typedef struct s3_config {
    * lower them with S3_ALLOW_SMALL_PARTS). Default 16 MiB / 8 MiB. */
   uint64_t multipart_threshold;
   uint64_t part_size;
+  /* The local disk cache of object chunks (s3_cache.h) used by the S3 env:
+   * off when cache_dir is NULL. Default size 1 GiB, chunk 256 KiB. */
+  char *cache_dir;
+  uint64_t cache_size;
+  uint64_t cache_chunk;
 } s3_config;
 
 /* Defaults, then the variables the AWS tools read: AWS_ENDPOINT_URL (or
@@ -68,8 +73,10 @@ mica_err *s3_config_from_environ(s3_config *c);
  * "--s3-" prefix: "endpoint", "region", "access-key", "secret-key",
  * "session-token", "addressing" (path|virtual), "deadline-ms",
  * "attempt-timeout-ms", "backoff-base-ms", "backoff-max-ms",
- * "multipart-threshold", "part-size". INVALID_ARGUMENT names an unknown
- * setting or a bad value. */
+ * "multipart-threshold", "part-size", and the disk cache's "cache-dir",
+ * "cache-size", "cache-chunk" (flags --cache-dir, --cache-size). Sizes take
+ * an optional k, m or g suffix (powers of 1024). INVALID_ARGUMENT names an
+ * unknown setting or a bad value. */
 mica_err *s3_config_set(s3_config *c, const char *name, const char *value);
 void s3_config_free(s3_config *c); /* accepts NULL; leaves it zeroed */
 

@@ -34,6 +34,7 @@
 #include "common/env.h"
 #include "common/ikey.h"
 #include "common/s3/env_s3.h"
+#include "common/s3/s3_cache.h"
 #include "sstable/sstable.h"
 #include "tests/testutil.h"
 
@@ -1141,6 +1142,174 @@ static void test_config(void) {
   CU_ASSERT_FALSE(env_s3_is_path("/data"));
 }
 
+
+/* ---- the disk cache ---- */
+
+static env *cached_env(const char *cache_dir, const char *size,
+                       const char *chunk) {
+  s3_config c;
+  config_for(&c, proxy_endpoint, false);
+  TU_OK(s3_config_set(&c, "cache-dir", cache_dir));
+  TU_OK(s3_config_set(&c, "cache-size", size));
+  TU_OK(s3_config_set(&c, "cache-chunk", chunk));
+  env *e;
+  TU_OK(env_s3_new(&c, &e));
+  s3_config_free(&c);
+  return e;
+}
+
+/* Reads all of `path` through a new reader; checks it against `want`. */
+static void read_check(env *e, const char *path, const uint8_t *want,
+                       size_t n) {
+  env_reader *r;
+  TU_OK(env_open_reader(e, path, &r));
+  CU_ASSERT_EQUAL_FATAL(env_reader_size(r), n);
+  uint8_t *back = xmalloc(n + 1);
+  size_t got;
+  /* Unaligned pieces, so reads straddle chunk boundaries. */
+  size_t off = 0;
+  while (off < n) {
+    size_t k = 1000 + tu_rand_below(90000);
+    TU_OK(env_read(r, off, k, back + off, &got));
+    CU_ASSERT_EQUAL_FATAL(got, k < n - off ? k : n - off);
+    off += got;
+  }
+  CU_ASSERT_EQUAL(memcmp(back, want, n), 0);
+  env_reader_close(r);
+  free(back);
+}
+
+static uint64_t dir_bytes(const char *dir, size_t *files) {
+  char **names;
+  size_t n;
+  TU_OK(env_list(env_posix(), dir, &names, &n));
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    char *p = path_in(dir, names[i]);
+    uint64_t size;
+    TU_OK(env_file_size(env_posix(), p, &size));
+    total += size;
+    free(p);
+  }
+  env_free_names(names, n);
+  *files = n;
+  return total;
+}
+
+/* A warm cache answers every read without S3, across readers and across a
+ * restart; a replaced object is never served stale. */
+static void test_cache_warm(void) {
+  const char *cdir = tu_tmpdir();
+  env *e = cached_env(cdir, "64m", "64k");
+  char *dir = new_root();
+  char *p = path_in(dir, "000001.sst");
+  size_t n = 300000; /* 5 chunks of 64 KiB, the last one short */
+  uint8_t *data = xmalloc(n);
+  tu_rand_bytes(data, n);
+  TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+
+  log_reset();
+  read_check(e, p, data, n); /* cold: one GET per chunk */
+  char *t = log_text();
+  CU_ASSERT_EQUAL(COUNT(t, "GET "), 5);
+  CU_ASSERT_EQUAL(COUNT(t, "GET ", "range=bytes=262144-299999"), 1);
+  free(t);
+  size_t files;
+  CU_ASSERT_EQUAL(dir_bytes(cdir, &files), n + 5 * 4);
+  CU_ASSERT_EQUAL(files, 5);
+
+  log_reset();
+  read_check(e, p, data, n); /* warm: only the reader's HEAD */
+  t = log_text();
+  CU_ASSERT_EQUAL(COUNT(t, "GET "), 0);
+  CU_ASSERT_EQUAL(COUNT(t, "HEAD "), 1);
+  free(t);
+  CU_ASSERT(s3_cache_hits(env_s3_cache(e)) >= 5);
+
+  /* A restart keeps the cache. */
+  env_s3_free(e);
+  e = cached_env(cdir, "64m", "64k");
+  CU_ASSERT_EQUAL(s3_cache_usage(env_s3_cache(e)), n + 5 * 4);
+  log_reset();
+  read_check(e, p, data, n);
+  t = log_text();
+  CU_ASSERT_EQUAL(COUNT(t, "GET "), 0);
+  free(t);
+
+  /* Replaced under the same name: new ETag, new chunks, new bytes. */
+  tu_rand_bytes(data, n);
+  TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+  log_reset();
+  read_check(e, p, data, n);
+  t = log_text();
+  CU_ASSERT_EQUAL(COUNT(t, "GET "), 5);
+  free(t);
+
+  /* A damaged chunk file is a miss, refetched, never an error. */
+  char **names;
+  size_t nn;
+  TU_OK(env_list(env_posix(), cdir, &names, &nn));
+  for (size_t i = 0; i < nn; i++) {
+    char *f = path_in(cdir, names[i]);
+    buf b = BUF_INIT;
+    TU_OK(env_read_file(env_posix(), f, 1 << 20, &b));
+    b.data[b.len / 2] ^= 1;
+    TU_OK(env_write_file_atomic(env_posix(), f, buf_slice(&b)));
+    buf_free(&b);
+    free(f);
+  }
+  env_free_names(names, nn);
+  log_reset();
+  read_check(e, p, data, n);
+  t = log_text();
+  /* The chunks of the old version are damaged too, but never read. */
+  CU_ASSERT_EQUAL(COUNT(t, "GET "), 5);
+  free(t);
+  env_s3_free(e);
+  free(data);
+  free(p);
+  free(dir);
+}
+
+/* The cache stays within its budget, evicting the least recently used. */
+static void test_cache_budget(void) {
+  const char *cdir = tu_tmpdir();
+  /* 16 shards of 80 KiB: room for one 64 KiB chunk in each. */
+  env *e = cached_env(cdir, "1280k", "64k");
+  char *dir = new_root();
+  char *p = path_in(dir, "big.sst");
+  size_t n = 3 << 20;
+  uint8_t *data = xmalloc(n);
+  tu_rand_bytes(data, n);
+  TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+  read_check(e, p, data, n);
+  size_t files;
+  uint64_t bytes = dir_bytes(cdir, &files);
+  CU_ASSERT(bytes <= 1280 * 1024);
+  CU_ASSERT(files > 0 && files <= 16);
+  CU_ASSERT_EQUAL(bytes, s3_cache_usage(env_s3_cache(e)));
+  read_check(e, p, data, n); /* still right with evictions */
+  env_s3_free(e);
+
+  /* A smaller budget at restart evicts down to it. */
+  e = cached_env(cdir, "0", "64k");
+  bytes = dir_bytes(cdir, &files);
+  CU_ASSERT_EQUAL(files, 0);
+  CU_ASSERT_EQUAL(bytes, 0);
+  read_check(e, p, data, n);
+  env_s3_free(e);
+
+  s3_config c;
+  config_for(&c, proxy_endpoint, false);
+  TU_OK(s3_config_set(&c, "cache-dir", "/dev/null/cache"));
+  expect_err(env_s3_new(&c, &e), MICA_IO_ERROR, "/dev/null");
+  expect_err(s3_config_set(&c, "cache-size", "12q"), MICA_INVALID_ARGUMENT, "12q");
+  s3_config_free(&c);
+  free(data);
+  free(p);
+  free(dir);
+}
+
 static CU_TestInfo s3_tests[] = {
     {"configuration and paths", test_config},
     {"S3-only semantics and bad paths", test_s3_semantics},
@@ -1152,6 +1321,8 @@ static CU_TestInfo s3_tests[] = {
     {"retries: 500, 503, SlowDown, reset, truncation, stall", test_retries},
     {"deadline: clear errors, in time", test_deadline},
     {"corruption caught by the SSTable checksum", test_corruption},
+    {"disk cache: warm reads, restart, replaced objects, damage", test_cache_warm},
+    {"disk cache: budget and eviction", test_cache_budget},
     CU_TEST_INFO_NULL,
 };
 
