@@ -733,6 +733,44 @@ static void test_request_shapes(void) {
   free(dir);
 }
 
+
+/* Names with characters that must be percent-encoded (and signed that
+ * way) work for every call. */
+static void test_odd_names(void) {
+  env *e = proxy_env;
+  char *dir = new_root();
+  const char *odd[] = {"a b", "plus+eq=amp&", "tilde~dot.", "pct%20q?h#",
+                       "\xc3\xa9t\xc3\xa9", "semi;comma,colon:at@star*"};
+  log_reset();
+  for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+    char *p = path_in(dir, odd[i]);
+    write_file(e, p, ENV_CREATE_NEW, odd[i]);
+    char *s = slurp(e, p);
+    CU_ASSERT_STRING_EQUAL(s, odd[i]);
+    free(s);
+    /* s3rver decodes x-amz-copy-source with JavaScript's decodeURI, which
+     * leaves %2B, %3D, %26, %3F, %23, %3B, %2C, %3A, %40 encoded, so its
+     * copies of such names fail; AWS decodes them (docs/storage.md). */
+    if (strpbrk(odd[i], ";/?:@&=+$,#") == NULL) {
+      char *q = path_in(dir, "renamed");
+      TU_OK(env_rename(e, p, q));
+      TU_OK(env_rename(e, q, p));
+      free(q);
+    }
+    free(p);
+  }
+  char **names;
+  size_t n;
+  TU_OK(env_list(e, dir, &names, &n));
+  CU_ASSERT_EQUAL(n, sizeof(odd) / sizeof(odd[0]));
+  for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+    CU_ASSERT_TRUE(names_contain(names, n, odd[i]));
+  env_free_names(names, n);
+  assert_all_signed();
+  TU_OK(env_remove_tree(e, dir));
+  free(dir);
+}
+
 /* More than 1000 keys: listing follows continuation tokens. */
 static void test_list_many(void) {
   env *e = proxy_env;
@@ -950,7 +988,9 @@ static void test_retries(void) {
     CU_ASSERT_EQUAL(memcmp(back, data + 100, got), 0);
     t = log_text();
     CU_ASSERT_EQUAL(COUNT(t, "GET ", "range=bytes=100-40099"), 3);
-    CU_ASSERT_EQUAL(COUNT(t, "fault=", kinds[i]), 2);
+    char fneedle[32];
+    snprintf(fneedle, sizeof(fneedle), "fault=%s", kinds[i]);
+    CU_ASSERT_EQUAL(COUNT(t, fneedle), 2);
     free(t);
   }
   /* A stall longer than one attempt's timeout: that attempt is abandoned
@@ -1314,6 +1354,7 @@ static CU_TestInfo s3_tests[] = {
     {"configuration and paths", test_config},
     {"S3-only semantics and bad paths", test_s3_semantics},
     {"requests per operation", test_request_shapes},
+    {"names that need percent-encoding", test_odd_names},
     {"list past 1000 keys, remove_tree", test_list_many},
     {"multipart uploads", test_multipart},
     {"virtual-host addressing", test_virtual_host},
