@@ -35,6 +35,7 @@
 #include "common/ikey.h"
 #include "common/s3/env_s3.h"
 #include "common/s3/s3_cache.h"
+#include "common/s3/s3_xml.h"
 #include "sstable/sstable.h"
 #include "tests/testutil.h"
 
@@ -1367,7 +1368,109 @@ static CU_TestInfo s3_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+
+/* ---- parsing S3's answers (no server) ---- */
+
+static void test_xml(void) {
+  char code[32], msg[64];
+  const char *e1 = "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
+                   "<Message>The key &amp; &lt;it&gt; does not exist.</Message>"
+                   "</Error>";
+  CU_ASSERT_TRUE(s3_xml_error(slice_from_str(e1), code, sizeof(code), msg,
+                              sizeof(msg)));
+  CU_ASSERT_STRING_EQUAL(code, "NoSuchKey");
+  CU_ASSERT_STRING_EQUAL(msg, "The key & <it> does not exist.");
+  /* Truncated to the buffers; not an error document; not XML. */
+  CU_ASSERT_TRUE(s3_xml_error(slice_from_str(e1), code, 4, msg, 8));
+  CU_ASSERT_STRING_EQUAL(code, "NoS");
+  CU_ASSERT_FALSE(s3_xml_error(slice_from_str("<CopyObjectResult/>"), code,
+                               sizeof(code), msg, sizeof(msg)));
+  CU_ASSERT_FALSE(s3_xml_error(slice_from_str("<Error><Code>x"), code,
+                               sizeof(code), msg, sizeof(msg)));
+  CU_ASSERT_FALSE(s3_xml_error(slice_make(NULL, 0), code, sizeof(code), msg,
+                               sizeof(msg)));
+
+  const char *l1 =
+      "<ListBucketResult><IsTruncated>true</IsTruncated>"
+      "<NextContinuationToken>a+b/c=</NextContinuationToken>"
+      "<Contents><Key>p/x&amp;y</Key><Size>12</Size></Contents>"
+      "<Contents><Key>p/z</Key><Size>0</Size></Contents>"
+      "<CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes>"
+      "</ListBucketResult>";
+  s3_list_page pg;
+  TU_OK(s3_xml_list(slice_from_str(l1), &pg));
+  CU_ASSERT_EQUAL(pg.nkeys, 2);
+  CU_ASSERT_STRING_EQUAL(pg.keys[0], "p/x&y");
+  CU_ASSERT_EQUAL(pg.sizes[0], 12);
+  CU_ASSERT_EQUAL(pg.sizes[1], 0);
+  CU_ASSERT_EQUAL(pg.nprefixes, 1);
+  CU_ASSERT_STRING_EQUAL(pg.prefixes[0], "p/d/");
+  CU_ASSERT_TRUE(pg.truncated);
+  CU_ASSERT_STRING_EQUAL(pg.next_token, "a+b/c=");
+  s3_list_page_free(&pg);
+  s3_list_page_free(NULL);
+
+  /* Hostile or broken answers: errors, never crashes. */
+  const char *bad[] = {
+      "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+      "<ListBucketResult><Contents><Key>k</Key><Size>-1x</Size></Contents>"
+      "</ListBucketResult>",
+      "<ListBucketResult><Contents><Key>k</Key>",
+      "<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;"
+      "&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\"><!ENTITY d "
+      "\"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;"
+      "&d;&d;\">]><ListBucketResult><Contents><Key>&e;&e;&e;&e;&e;&e;&e;&e;"
+      "</Key></Contents></ListBucketResult>",
+      "not xml at all",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    mica_err *err = s3_xml_list(slice_from_str(bad[i]), &pg);
+    if (err_code(err) != MICA_CORRUPTION)
+      fprintf(stderr, "\n  bad answer %zu: %s\n", i, err_msg(err));
+    CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+    err_free(err);
+    s3_list_page_free(&pg);
+  }
+  /* Deep nesting is walked without recording past the depth limit. */
+  buf deep = BUF_INIT;
+  for (int i = 0; i < 5000; i++) buf_append(&deep, "<a>", 3);
+  for (int i = 0; i < 5000; i++) buf_append(&deep, "</a>", 4);
+  TU_OK(s3_xml_list(buf_slice(&deep), &pg));
+  CU_ASSERT_EQUAL(pg.nkeys, 0);
+  s3_list_page_free(&pg);
+  buf_free(&deep);
+
+  char *id;
+  TU_OK(s3_xml_find(slice_from_str("<R><Bucket>b</Bucket><UploadId>u-1</UploadId></R>"),
+                    "UploadId", &id));
+  CU_ASSERT_STRING_EQUAL(id, "u-1");
+  free(id);
+  TU_ERR(s3_xml_find(slice_from_str("<R/>"), "UploadId", &id), MICA_NOT_FOUND);
+  TU_ERR(s3_xml_find(slice_from_str("<R>"), "UploadId", &id), MICA_CORRUPTION);
+
+  buf b = BUF_INIT;
+  s3_xml_escape("a&b<c>\"d'", &b);
+  buf_push(&b, 0);
+  CU_ASSERT_STRING_EQUAL((char *)b.data, "a&amp;b&lt;c&gt;&quot;d&apos;");
+  buf_clear(&b);
+  s3_uri_encode("a b/c+d~e.f_g-h\xc3\xa9", true, &b);
+  CU_ASSERT_STRING_EQUAL((char *)b.data, "a%20b/c%2Bd~e.f_g-h%C3%A9");
+  buf_clear(&b);
+  s3_uri_encode("a/b", false, &b);
+  CU_ASSERT_STRING_EQUAL((char *)b.data, "a%2Fb");
+  buf_free(&b);
+  char hexd[65];
+  s3_sha256_hex(slice_make(NULL, 0), hexd);
+  CU_ASSERT_STRING_EQUAL(hexd, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static CU_TestInfo xml_tests[] = {
+    {"errors, listings, hostile answers, encodings", test_xml},
+    CU_TEST_INFO_NULL,
+};
+
 static void add_suites(void) {
+  tu_add_suite("s3 answers and encodings", xml_tests);
   CU_pSuite s = CU_add_suite("env conformance: posix", conf_posix_init, NULL);
   for (const CU_TestInfo *t = conformance_tests; t->pName; t++)
     CU_add_test(s, t->pName, t->pTestFunc);
