@@ -12,6 +12,7 @@
 #include "common/s3/env_s3.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,12 +149,66 @@ static mica_err *delete_key(env *e, const char *bucket, const char *key) {
   return err;
 }
 
-/* Multipart upload of `data` in parts of the configured size; aborted on
- * failure so no parts are left to bill. */
+/* The parts of one multipart upload, shared by the threads that send
+ * them: each takes the next part number until all are sent or one fails. */
+typedef struct part_job {
+  s3_client *cli;
+  const char *bucket, *key, *upload_id; /* upload_id URI-encoded */
+  slice data;
+  uint64_t part_size;
+  size_t nparts;
+  pthread_mutex_t mu;
+  size_t next;   /* guarded by mu */
+  mica_err *err; /* the first failure; guarded by mu */
+  char (*etags)[128];
+} part_job;
+
+static void *send_parts(void *arg) {
+  part_job *j = arg;
+  buf q = BUF_INIT;
+  for (;;) {
+    pthread_mutex_lock(&j->mu);
+    size_t i = j->next++;
+    bool stop = j->err != NULL || i >= j->nparts;
+    pthread_mutex_unlock(&j->mu);
+    if (stop) break;
+    size_t off = (size_t)(i * j->part_size);
+    size_t len = j->data.len - off < j->part_size ? j->data.len - off
+                                                  : (size_t)j->part_size;
+    char what[64], num[48];
+    snprintf(what, sizeof(what), "(part %zu of %zu)", i + 1, j->nparts);
+    snprintf(num, sizeof(num), "partNumber=%zu&uploadId=", i + 1);
+    buf_clear(&q);
+    buf_append(&q, num, strlen(num));
+    buf_append(&q, j->upload_id, strlen(j->upload_id) + 1);
+    s3_request pr = {.method = "PUT", .bucket = j->bucket, .key = j->key,
+                     .query = (const char *)q.data,
+                     .body = slice_make(j->data.data + off, len), .what = what};
+    s3_response rs;
+    mica_err *err = s3_do(j->cli, &pr, &rs);
+    if (err == NULL && rs.etag[0] == '\0')
+      err = err_new(MICA_IO_ERROR, "PUT s3://%s/%s %s: no ETag in the answer",
+                    j->bucket, j->key, what);
+    if (err == NULL) snprintf(j->etags[i], sizeof(j->etags[i]), "%s", rs.etag);
+    s3_response_free(&rs);
+    if (err != NULL) {
+      pthread_mutex_lock(&j->mu);
+      if (j->err == NULL) j->err = err;
+      else err_free(err);
+      pthread_mutex_unlock(&j->mu);
+    }
+  }
+  buf_free(&q);
+  return NULL;
+}
+
+/* Multipart upload of `data` in parts of the configured size, up to
+ * `upload_parallelism` parts in flight; aborted on failure so no parts
+ * are left to bill. */
 static mica_err *put_multipart(env *e, const char *bucket, const char *key,
                                slice data, bool if_none_match) {
   s3_client *cli = cli_of(e);
-  uint64_t part = s3_client_config(cli)->part_size;
+  const s3_config *cfg = s3_client_config(cli);
   s3_request rq = {.method = "POST", .bucket = bucket, .key = key,
                    .query = "uploads=", .what = "(start multipart upload)"};
   s3_response rs;
@@ -170,37 +225,36 @@ static mica_err *put_multipart(env *e, const char *bucket, const char *key,
 
   buf id = BUF_INIT, q = BUF_INIT, done = BUF_INIT;
   s3_uri_encode(upload_id, false, &id);
+  part_job j = {.cli = cli, .bucket = bucket, .key = key,
+                .upload_id = (const char *)id.data, .data = data,
+                .part_size = cfg->part_size};
+  j.nparts = (size_t)((data.len + j.part_size - 1) / j.part_size);
+  j.etags = xcalloc(j.nparts, sizeof(*j.etags));
+  pthread_mutex_init(&j.mu, NULL);
+  size_t nthreads = cfg->upload_parallelism ? cfg->upload_parallelism : 1;
+  if (nthreads > j.nparts) nthreads = j.nparts;
+  pthread_t *th = xcalloc(nthreads, sizeof(*th));
+  size_t started = 0;
+  /* This thread sends parts too; a thread that cannot start is not needed. */
+  for (size_t t = 1; t < nthreads; t++)
+    if (pthread_create(&th[started], NULL, send_parts, &j) == 0) started++;
+  send_parts(&j);
+  for (size_t t = 0; t < started; t++) pthread_join(th[t], NULL);
+  free(th);
+  pthread_mutex_destroy(&j.mu);
+  err = j.err;
+
   buf_append(&done, "<CompleteMultipartUpload>", 25);
-  size_t nparts = (size_t)((data.len + part - 1) / part);
-  for (size_t i = 0; i < nparts && err == NULL; i++) {
-    size_t off = (size_t)(i * part);
-    size_t len = data.len - off < part ? data.len - off : (size_t)part;
-    char what[64];
-    snprintf(what, sizeof(what), "(part %zu of %zu)", i + 1, nparts);
-    buf_clear(&q);
-    char num[48];
-    snprintf(num, sizeof(num), "partNumber=%zu&uploadId=", i + 1);
-    buf_append(&q, num, strlen(num));
-    buf_append(&q, id.data, id.len + 1);
-    s3_request pr = {.method = "PUT", .bucket = bucket, .key = key,
-                     .query = (const char *)q.data,
-                     .body = slice_make(data.data + off, len), .what = what};
-    err = s3_do(cli, &pr, &rs);
-    if (err == NULL && rs.etag[0] == '\0')
-      err = err_new(MICA_IO_ERROR, "PUT s3://%s/%s %s: no ETag in the answer",
-                    bucket, key, what);
-    if (err == NULL) {
-      char head_[64];
-      snprintf(head_, sizeof(head_), "<Part><PartNumber>%zu</PartNumber><ETag>",
-               i + 1);
-      buf_append(&done, head_, strlen(head_));
-      s3_xml_escape(rs.etag, &done);
-      buf_append(&done, "</ETag></Part>", 14);
-    }
-    s3_response_free(&rs);
+  for (size_t i = 0; err == NULL && i < j.nparts; i++) {
+    char head_[64];
+    snprintf(head_, sizeof(head_), "<Part><PartNumber>%zu</PartNumber><ETag>",
+             i + 1);
+    buf_append(&done, head_, strlen(head_));
+    s3_xml_escape(j.etags[i], &done);
+    buf_append(&done, "</ETag></Part>", 14);
   }
   buf_append(&done, "</CompleteMultipartUpload>", 26);
-  buf_clear(&q);
+  free(j.etags);
   buf_append(&q, "uploadId=", 9);
   buf_append(&q, id.data, id.len + 1);
   if (err == NULL) {

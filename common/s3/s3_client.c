@@ -129,6 +129,8 @@ mica_err *s3_config_set(s3_config *c, const char *name, const char *value) {
     return parse_size(name, value, min_part, &c->multipart_threshold);
   if (strcmp(name, "part-size") == 0)
     return parse_size(name, value, min_part, &c->part_size);
+  if (strcmp(name, "upload-parallelism") == 0)
+    return parse_u64(name, value, 1, &c->upload_parallelism);
   if (strcmp(name, "cache-dir") == 0) return set_str(&c->cache_dir, value), NULL;
   if (strcmp(name, "cache-size") == 0)
     return parse_size(name, value, 0, &c->cache_size);
@@ -147,6 +149,7 @@ mica_err *s3_config_from_environ(s3_config *c) {
   c->backoff_max_ms = 2000;
   c->multipart_threshold = 16u << 20;
   c->part_size = 8u << 20;
+  c->upload_parallelism = 4;
   c->cache_size = 1u << 30;
   c->cache_chunk = 256u << 10;
   const char *v;

@@ -55,6 +55,7 @@ typedef struct s3_config {
    * lower them with S3_ALLOW_SMALL_PARTS). Default 16 MiB / 8 MiB. */
   uint64_t multipart_threshold;
   uint64_t part_size;
+  uint64_t upload_parallelism; /* parts of one upload in flight; 4 */
   /* The local disk cache of object chunks (s3_cache.h) used by the S3 env:
    * off when cache_dir is NULL. Default size 1 GiB, chunk 256 KiB. */
   char *cache_dir;
@@ -73,7 +74,7 @@ mica_err *s3_config_from_environ(s3_config *c);
  * "--s3-" prefix: "endpoint", "region", "access-key", "secret-key",
  * "session-token", "addressing" (path|virtual), "deadline-ms",
  * "attempt-timeout-ms", "backoff-base-ms", "backoff-max-ms",
- * "multipart-threshold", "part-size", and the disk cache's "cache-dir",
+ * "multipart-threshold", "part-size", "upload-parallelism", and the disk cache's "cache-dir",
  * "cache-size", "cache-chunk" (flags --cache-dir, --cache-size). Sizes take
  * an optional k, m or g suffix (powers of 1024). INVALID_ARGUMENT names an
  * unknown setting or a bad value. */

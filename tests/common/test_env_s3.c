@@ -847,6 +847,26 @@ static void test_multipart(void) {
   CU_ASSERT_EQUAL(b.len, n);
   CU_ASSERT_EQUAL(memcmp(b.data, data, n), 0);
   buf_free(&b);
+  /* One part at a time gives the same object. */
+  s3_config c1;
+  base_config(&c1, proxy_endpoint);
+  setenv("S3_ALLOW_SMALL_PARTS", "1", 1);
+  TU_OK(s3_config_set(&c1, "multipart-threshold", "100000"));
+  TU_OK(s3_config_set(&c1, "part-size", "40000"));
+  unsetenv("S3_ALLOW_SMALL_PARTS");
+  TU_OK(s3_config_set(&c1, "upload-parallelism", "1"));
+  env *e1;
+  TU_OK(env_s3_new(&c1, &e1));
+  s3_config_free(&c1);
+  char *p1 = path_in(dir, "serial");
+  TU_OK(env_write_file_atomic(e1, p1, slice_make(data, n)));
+  TU_OK(env_read_file(e, p1, n, &b));
+  CU_ASSERT_EQUAL(b.len, n);
+  CU_ASSERT_EQUAL(memcmp(b.data, data, n), 0);
+  buf_free(&b);
+  env_s3_free(e1);
+  free(p1);
+
   /* A part that keeps failing aborts the upload; nothing is created. */
   char *q = path_in(dir, "failed");
   fault("kind=500&count=1000&method=PUT&match=partNumber=2");
