@@ -29,7 +29,9 @@
 //          corrupt        forwarded with the body byte at offset O flipped
 //   POST /__proxy/clear   drops pending faults
 //   GET  /__proxy/log     one line per request since the last reset:
-//                         "METHOD URL host=H sig=ok|bad signed=H1;H2 range=R fault=K [why=...]"
+//                         "METHOD URL host=H conn=PORT sig=ok|bad signed=H1;H2
+//                          range=R fault=K [why=...]" (conn: the client's port,
+//                          so reused connections show as repeats)
 //   POST /__proxy/reset   clears the log
 'use strict';
 
@@ -154,7 +156,7 @@ function control(req, res, url) {
   } else if (url.pathname === '/__proxy/log') {
     res.setHeader('Content-Type', 'text/plain');
     res.end(log.map(r =>
-      `${r.method} ${r.url} host=${r.host} sig=${r.ok ? 'ok' : 'bad'} signed=${r.signed}` +
+      `${r.method} ${r.url} host=${r.host} conn=${r.conn} sig=${r.ok ? 'ok' : 'bad'} signed=${r.signed}` +
       ` range=${r.range || '-'} fault=${r.fault || '-'}` +
       (r.why ? ` why=${r.why.replace(/\n/g, '\\n')}` : '') + '\n').join(''));
   } else if (url.pathname === '/__proxy/reset' && req.method === 'POST') {
@@ -213,6 +215,7 @@ const server = http.createServer((req, res) => {
       method: req.method,
       url: req.url,
       host: req.headers['host'],
+      conn: req.socket.remotePort,
       signed: /SignedHeaders=([^,]+)/.exec(req.headers['authorization'] || '')?.[1] || '',
       ok: why === null,
       why,

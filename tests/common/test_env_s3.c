@@ -772,6 +772,47 @@ static void test_odd_names(void) {
   free(dir);
 }
 
+
+/* Consecutive requests, from one thread or several, reuse keep-alive
+ * connections through the process-wide handle pool. */
+static void *head_loop(void *arg) {
+  const char *p = arg;
+  for (int i = 0; i < 10; i++) {
+    uint64_t size;
+    mica_err *err = env_file_size(proxy_env, p, &size);
+    CU_ASSERT_PTR_NULL(err);
+    err_free(err);
+  }
+  return NULL;
+}
+
+static void test_connection_reuse(void) {
+  char *dir = new_root();
+  char *p = path_in(dir, "c");
+  TU_OK(env_write_file_atomic(proxy_env, p, slice_from_str("c")));
+  log_reset();
+  head_loop(p);
+  pthread_t th[3];
+  for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, head_loop, p);
+  for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  char *t = log_text();
+  /* Distinct client ports among the 40 HEADs. */
+  int ports[64], nports = 0, heads = 0;
+  for (char *q = strstr(t, "conn="); q != NULL; q = strstr(q + 5, "conn=")) {
+    int port = atoi(q + 5);
+    heads++;
+    bool seen = false;
+    for (int i = 0; i < nports; i++) seen |= ports[i] == port;
+    if (!seen && nports < 64) ports[nports++] = port;
+  }
+  CU_ASSERT_EQUAL(heads, 40);
+  /* At most one connection per concurrent thread (plus one spare). */
+  CU_ASSERT(nports >= 1 && nports <= 5);
+  free(t);
+  free(p);
+  free(dir);
+}
+
 /* More than 1000 keys: listing follows continuation tokens. */
 static void test_list_many(void) {
   env *e = proxy_env;
@@ -1376,6 +1417,7 @@ static CU_TestInfo s3_tests[] = {
     {"S3-only semantics and bad paths", test_s3_semantics},
     {"requests per operation", test_request_shapes},
     {"names that need percent-encoding", test_odd_names},
+    {"connections are reused", test_connection_reuse},
     {"list past 1000 keys, remove_tree", test_list_many},
     {"multipart uploads", test_multipart},
     {"virtual-host addressing", test_virtual_host},
