@@ -381,6 +381,17 @@ static mica_err *get_range(s3_reader *r, uint64_t off, uint64_t len,
                    .headers = r->if_match[0] ? hdr : NULL};
   s3_response rs;
   mica_err *err = s3_do(cli_of(r->base.owner), &rq, &rs);
+  /* A server that ignores If-Match still names the object it answered
+   * from: a different ETag or size means the object was replaced. */
+  if (err == NULL && ((r->etag[0] != '\0' && rs.etag[0] != '\0' &&
+                       strcmp(rs.etag, r->etag) != 0) ||
+                      (rs.object_size != UINT64_MAX &&
+                       rs.object_size != r->base.size)))
+    err = err_new(MICA_ABORTED,
+                  "GET s3://%s/%s: object replaced since it was opened "
+                  "(ETag %s, size %" PRIu64 "; at open %s, %" PRIu64 ")",
+                  r->bucket, r->key, rs.etag, rs.object_size, r->etag,
+                  r->base.size);
   if (err == NULL && rs.body.len != len)
     err = err_new(MICA_IO_ERROR,
                   "GET s3://%s/%s: %zu bytes, expected %" PRIu64

@@ -18,8 +18,9 @@
  *   refuses a racing creator. ENV_APPEND downloads the existing object
  *   first. env_preallocate answers NOT_SUPPORTED.
  * - A reader HEADs the object (size, ETag) and each env_read is one ranged
- *   GET carrying If-Match: ETAG, so bytes always come from the object seen
- *   at open (a replaced object is ABORTED, not mixed). No maps. With a
+ *   GET carrying If-Match: ETAG and checked against the answer's ETag and
+ *   size, so bytes always come from the object seen at open (a replaced
+ *   object is ABORTED, not mixed). No maps. With a
  *   disk cache (s3_config.cache_dir, s3_cache.h) reads go by chunks: each
  *   chunk touched is served from local disk or fetched whole and kept.
  * - Directories do not exist: mkdirs and sync_dir only check the path;

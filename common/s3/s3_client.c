@@ -425,6 +425,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     r->etag[0] = '\0';
     r->content_length = UINT64_MAX;
     r->object_size = UINT64_MAX;
+    r->range_start = UINT64_MAX;
   } else if ((v = header_value(p, n, "ETag", &vl)) != NULL) {
     if (vl >= sizeof(r->etag)) vl = sizeof(r->etag) - 1;
     memcpy(r->etag, v, vl);
@@ -439,6 +440,15 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
       if (end != tmp && *end == '\0') r->content_length = x;
     }
   } else if ((v = header_value(p, n, "Content-Range", &vl)) != NULL) {
+    if (vl > 6 && strncmp(v, "bytes ", 6) == 0 && v[6] >= '0' && v[6] <= '9') {
+      char tmp[32];
+      size_t tl = strcspn(v + 6, "-");
+      if (tl < sizeof(tmp) && 6 + tl < vl) {
+        memcpy(tmp, v + 6, tl);
+        tmp[tl] = '\0';
+        r->range_start = strtoull(tmp, NULL, 10);
+      }
+    }
     const char *slash = memchr(v, '/', vl);
     if (slash != NULL && slash + 1 < v + vl) {
       char tmp[32];
@@ -532,6 +542,7 @@ static void attempt_once(const s3_client *s, const s3_request *r,
   resp->etag[0] = '\0';
   resp->content_length = UINT64_MAX;
   resp->object_size = UINT64_MAX;
+  resp->range_start = UINT64_MAX;
 
   CURL *h = pool_take();
   if (h == NULL) {
@@ -650,6 +661,13 @@ static void attempt_once(const s3_client *s, const s3_request *r,
         uint64_t len = size - off < r->range_len ? size - off : r->range_len;
         memmove(resp->body.data, resp->body.data + off, (size_t)len);
         resp->body.len = (size_t)len;
+      }
+      if (status == 206 && resp->range_start != r->range_off) {
+        o->code = MICA_IO_ERROR;
+        snprintf(o->msg, sizeof(o->msg),
+                 "HTTP 206 for bytes from %" PRIu64 ", not the range asked for",
+                 resp->range_start);
+        return;
       }
       uint64_t want = r->range_len;
       if (resp->object_size != UINT64_MAX) {

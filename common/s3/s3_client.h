@@ -115,6 +115,7 @@ typedef struct s3_response {
   uint64_t content_length;  /* Content-Length, or UINT64_MAX if none */
   uint64_t object_size;     /* from Content-Range "bytes a-b/SIZE", or
                                UINT64_MAX */
+  uint64_t range_start;     /* the "a" of Content-Range, or UINT64_MAX */
   int attempts;
 } s3_response;
 
