@@ -211,20 +211,43 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u) {
   pthread_mutex_unlock(&share_mu[d]);
 }
 
+static CURLSH *new_share(void) {
+  CURLSH *sh = curl_share_init();
+  if (sh == NULL) return NULL;
+  curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  return sh;
+}
+
+/* A forked child must not use its parent's connections: the sockets are
+ * shared with the parent, and two processes talking on one connection
+ * garble it (closing them could even end the parent's TLS sessions). The
+ * child forgets the idle handles and the shared cache without freeing
+ * them, and starts its own. Its locks may have been held by threads that
+ * do not exist in the child, so they are made anew. */
+static void pool_after_fork_child(void) {
+  pthread_mutex_init(&pool_mu, NULL);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&share_mu[i], NULL);
+  pool_idle = NULL;
+  pool_nidle = pool_cap = 0;
+  pool_share = new_share();
+  if (pool_share == NULL) pool_init_rc = CURLE_OUT_OF_MEMORY;
+}
+
 static void pool_init(void) {
   pool_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (pool_init_rc != CURLE_OK) return;
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&share_mu[i], NULL);
-  pool_share = curl_share_init();
+  pool_share = new_share();
   if (pool_share == NULL) {
     pool_init_rc = CURLE_OUT_OF_MEMORY;
     return;
   }
-  curl_share_setopt(pool_share, CURLSHOPT_LOCKFUNC, share_lock);
-  curl_share_setopt(pool_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-  curl_share_setopt(pool_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  curl_share_setopt(pool_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  pthread_atfork(NULL, NULL, pool_after_fork_child);
 }
 
 static CURL *pool_take(void) {

@@ -822,6 +822,42 @@ static void test_connection_reuse(void) {
   free(dir);
 }
 
+
+/* kill -9 of a writer: what its last sync covered is there, nothing it
+ * appended afterwards is, and no partial object ever appears. The child
+ * uses the env its parent already used (its pool starts afresh after
+ * fork: pool_after_fork_child). */
+static void test_killed_writer(void) {
+  char *dir = new_root();
+  char *p = path_in(dir, "killed"), *q = path_in(dir, "never-synced");
+  TU_OK(env_write_file_atomic(proxy_env, p, slice_from_str("old")));
+  fflush(NULL);
+  pid_t pid = fork();
+  CU_ASSERT_FATAL(pid >= 0);
+  if (pid == 0) {
+    env_writer *w, *w2;
+    bool ok = env_open_writer(proxy_env, p, ENV_TRUNCATE, &w) == NULL &&
+              env_append(w, "synced", 6) == NULL && env_sync(w) == NULL &&
+              env_append(w, "+lost", 5) == NULL &&
+              env_open_writer(proxy_env, q, ENV_CREATE_NEW, &w2) == NULL &&
+              env_append(w2, "lost", 4) == NULL;
+    raise(SIGKILL);
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+  CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  char *s = slurp(proxy_env, p);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  CU_ASSERT_STRING_EQUAL(s, "synced");
+  free(s);
+  CU_ASSERT_FALSE(env_exists(proxy_env, q));
+  assert_all_signed();
+  free(p);
+  free(q);
+  free(dir);
+}
+
 /* More than 1000 keys: listing follows continuation tokens. */
 static void test_list_many(void) {
   env *e = proxy_env;
@@ -1427,6 +1463,7 @@ static CU_TestInfo s3_tests[] = {
     {"requests per operation", test_request_shapes},
     {"names that need percent-encoding", test_odd_names},
     {"connections are reused", test_connection_reuse},
+    {"kill -9 of a writer keeps exactly what was synced", test_killed_writer},
     {"list past 1000 keys, remove_tree", test_list_many},
     {"multipart uploads", test_multipart},
     {"virtual-host addressing", test_virtual_host},
