@@ -1236,6 +1236,9 @@ static void test_corruption(void) {
 
 static void test_config(void) {
   s3_config c;
+  unsetenv("AWS_ENDPOINT_URL_S3");
+  unsetenv("AWS_DEFAULT_REGION");
+  unsetenv("MICA_S3_ADDRESSING");
   setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
   setenv("AWS_REGION", "eu-west-3", 1);
   setenv("AWS_ACCESS_KEY_ID", "AK", 1);
