@@ -1072,8 +1072,12 @@ static void test_retries(void) {
   snprintf(spec, sizeof(spec), "kind=reset&count=1&method=PUT&match=%s", key);
   fault(spec);
   TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+  /* Counts are lower bounds where a slow answer under load can cost an
+   * extra attempt; the faults themselves are counted exactly. */
   char *t = log_text();
-  CU_ASSERT_EQUAL(COUNT(t, "PUT "), 4);
+  CU_ASSERT(COUNT(t, "PUT ") >= 4);
+  CU_ASSERT_EQUAL(COUNT(t, "fault=503"), 2);
+  CU_ASSERT_EQUAL(COUNT(t, "fault=reset"), 1);
   free(t);
 
   env_reader *r;
@@ -1094,7 +1098,7 @@ static void test_retries(void) {
     CU_ASSERT_EQUAL(got, 40000);
     CU_ASSERT_EQUAL(memcmp(back, data + 100, got), 0);
     t = log_text();
-    CU_ASSERT_EQUAL(COUNT(t, "GET ", "range=bytes=100-40099"), 3);
+    CU_ASSERT(COUNT(t, "GET ", "range=bytes=100-40099") >= 3);
     char fneedle[32];
     snprintf(fneedle, sizeof(fneedle), "fault=%s", kinds[i]);
     CU_ASSERT_EQUAL(COUNT(t, fneedle), 2);
@@ -1111,7 +1115,8 @@ static void test_retries(void) {
   CU_ASSERT_EQUAL(got, n);
   CU_ASSERT_EQUAL(memcmp(back, data, n), 0);
   t = log_text();
-  CU_ASSERT_EQUAL(COUNT(t, "GET "), 2);
+  CU_ASSERT(COUNT(t, "GET ") >= 2);
+  CU_ASSERT_EQUAL(COUNT(t, "fault=delay"), 1);
   free(t);
   env_reader_close(r);
   assert_all_signed();
