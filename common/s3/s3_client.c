@@ -742,7 +742,13 @@ mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
 
   uint64_t start = mono_ms();
   uint64_t deadline = start + s->c.deadline_ms;
+  /* An attempt with less time than this left is not started: it would
+   * mostly time out and hide what the server last said. */
+  uint64_t min_attempt = s->c.attempt_timeout_ms / 4 < 250
+                             ? s->c.attempt_timeout_ms / 4
+                             : 250;
   outcome o;
+  char last_answer[sizeof(o.msg)] = ""; /* the last HTTP answer, if any */
   int attempts = 0;
   for (;;) {
     uint64_t now = mono_ms();
@@ -753,6 +759,8 @@ mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
     attempt_once(s, r, (const char *)url.data, sha, timeout, out, &o);
     out->attempts = attempts;
     if (o.ok || !o.retry) break;
+    if (strncmp(o.msg, "HTTP ", 5) == 0)
+      snprintf(last_answer, sizeof(last_answer), "%s", o.msg);
     /* Equal jitter: half the capped exponential step, plus a random part
      * of the other half, so no retry is immediate and none in lockstep. */
     uint64_t step = s->c.backoff_base_ms;
@@ -760,7 +768,7 @@ mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
     if (step > s->c.backoff_max_ms) step = s->c.backoff_max_ms;
     uint64_t nap = step / 2 + jitter_rand() % (step / 2 + 1);
     now = mono_ms();
-    if (now + nap >= deadline) break;
+    if (now + nap + min_attempt >= deadline) break;
     sleep_ms(nap);
   }
   buf_free(&url);
@@ -770,12 +778,15 @@ mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
   if (r->ranged)
     snprintf(where, sizeof(where), " bytes %" PRIu64 "-%" PRIu64, r->range_off,
              r->range_off + r->range_len - 1);
-  char tries[128] = "";
+  char tries[sizeof(last_answer) + 160] = "";
   if (o.retry) {
-    /* Gave up on something transient: the deadline decided. */
+    /* Gave up on something transient: the deadline decided. If the last
+     * attempt got no answer, say what the server answered before. */
+    bool earlier = last_answer[0] != '\0' && strncmp(o.msg, "HTTP ", 5) != 0;
     snprintf(tries, sizeof(tries),
-             " (gave up after %d attempts in %" PRIu64 " ms; deadline %" PRIu64
+             "%s%s (gave up after %d attempts in %" PRIu64 " ms; deadline %" PRIu64
              " ms)",
+             earlier ? "; before that: " : "", earlier ? last_answer : "",
              attempts, mono_ms() - start, s->c.deadline_ms);
     if (o.code == MICA_IO_ERROR) o.code = MICA_UNAVAILABLE;
   }

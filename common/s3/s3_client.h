@@ -15,7 +15,8 @@
  * SlowDown / RequestTimeout / InternalError codes whatever the status).
  * Anything else fails at once. Every error names the method, the
  * s3://bucket/key, the HTTP status and S3's error code and message, and,
- * after retries, how many attempts were made over how long.
+ * after retries, how many attempts were made over how long (and the
+ * server's last answer when the final attempt got none).
  *
  * Connections: one process-wide pool of curl easy handles sharing one
  * connection and DNS cache, so consecutive requests reuse keep-alive

@@ -959,8 +959,12 @@ static void test_multipart(void) {
   TU_OK(env_open_writer(e, q, ENV_CREATE_NEW, &w));
   TU_OK(env_append(w, data, n));
   mica_err *err = env_sync(w);
-  CU_ASSERT_EQUAL(err_code(err), MICA_UNAVAILABLE);
+  /* UNAVAILABLE, or DEADLINE_EXCEEDED if a slow answer under load made
+   * the last attempt time out; the message says what happened either way. */
+  CU_ASSERT(err_code(err) == MICA_UNAVAILABLE ||
+            err_code(err) == MICA_DEADLINE_EXCEEDED);
   CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "part 2 of 4"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "HTTP 500"));
   err_free(err);
   proxy_ctl("POST", "clear", NULL);
   t = log_text();
@@ -1164,11 +1168,14 @@ static void test_deadline(void) {
     mica_err *err = env_read(r, 0, 4, got, &n);
     uint64_t took = now_ms() - t0;
     proxy_ctl("POST", "clear", NULL);
-    if (err_code(err) != cases[i].code ||
-        strstr(err_msg(err), cases[i].needle) == NULL)
+    /* A slow answer under load can make the last attempt time out
+     * (DEADLINE_EXCEEDED); the message still names the server's answer. */
+    bool code_ok = err_code(err) == cases[i].code ||
+                   err_code(err) == MICA_DEADLINE_EXCEEDED;
+    if (!code_ok || strstr(err_msg(err), cases[i].needle) == NULL)
       fprintf(stderr, "\n  %s: got %s: %s\n", cases[i].kind,
               mica_code_name(err_code(err)), err_msg(err));
-    CU_ASSERT_EQUAL(err_code(err), cases[i].code);
+    CU_ASSERT_TRUE(code_ok);
     CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), cases[i].needle));
     CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), p)); /* s3://bucket/key */
     CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "at offset 0"));
