@@ -415,16 +415,17 @@ static mica_err *read_chunks(s3_reader *r, s3_cache *cache, uint64_t offset,
   for (uint64_t idx = offset / csize; err == NULL && idx * csize < end; idx++) {
     uint64_t cstart = idx * csize;
     uint64_t clen = r->base.size - cstart < csize ? r->base.size - cstart : csize;
-    if (tmp == NULL) tmp = xmalloc((size_t)csize);
-    uint8_t id[32];
-    s3_cache_id(cache, r->bucket, r->key, r->etag, idx, id);
-    if (!s3_cache_get(cache, id, tmp, (size_t)clen)) {
-      err = get_range(r, cstart, clen, tmp);
-      if (err != NULL) break;
-      s3_cache_put(cache, id, tmp, (size_t)clen);
-    }
     uint64_t from = offset > cstart ? offset : cstart;
     uint64_t to = end < cstart + clen ? end : cstart + clen;
+    uint8_t id[32];
+    s3_cache_id(cache, r->bucket, r->key, r->etag, idx, id);
+    if (s3_cache_get(cache, id, clen, from - cstart, (size_t)(to - from),
+                     dst + (from - offset)))
+      continue;
+    if (tmp == NULL) tmp = xmalloc((size_t)csize);
+    err = get_range(r, cstart, clen, tmp);
+    if (err != NULL) break;
+    s3_cache_put(cache, id, tmp, (size_t)clen);
     memcpy(dst + (from - offset), tmp + (from - cstart), (size_t)(to - from));
   }
   free(tmp);

@@ -142,28 +142,54 @@ void s3_cache_id(const s3_cache *c, const char *bucket, const char *key,
   buf_free(&b);
 }
 
-bool s3_cache_get(s3_cache *c, const uint8_t id[32], void *dst, size_t len) {
+/* Bytes of a chunk file holding `len` bytes: the bytes, then one masked
+ * CRC32C per page. */
+static uint64_t file_bytes(uint64_t len) {
+  return len + 4 * ((len + S3_CACHE_PAGE - 1) / S3_CACHE_PAGE);
+}
+
+/* Reads [off, off+n) of a chunk file of `len` bytes into `dst`, checking
+ * the CRC of every page it touches. */
+static bool read_pages(const char *path, uint64_t len, uint64_t off, size_t n,
+                       uint8_t *dst) {
+  env_reader *r;
+  if (env_open_reader(env_posix(), path, &r) != NULL) return false;
+  bool ok = env_reader_size(r) == file_bytes(len);
+  uint64_t p0 = off / S3_CACHE_PAGE, p1 = (off + n - 1) / S3_CACHE_PAGE;
+  uint64_t from = p0 * S3_CACHE_PAGE;
+  uint64_t to = (p1 + 1) * S3_CACHE_PAGE < len ? (p1 + 1) * S3_CACHE_PAGE : len;
+  size_t npages = (size_t)(p1 - p0 + 1);
+  uint8_t *pages = ok ? xmalloc((size_t)(to - from)) : NULL;
+  uint8_t *crcs = ok ? xmalloc(4 * npages) : NULL;
+  size_t got = 0, cgot = 0;
+  if (ok) {
+    mica_err *err = env_read(r, from, (size_t)(to - from), pages, &got);
+    if (err == NULL) err = env_read(r, len + 4 * p0, 4 * npages, crcs, &cgot);
+    ok = err == NULL && got == to - from && cgot == 4 * npages;
+    err_free(err);
+  }
+  for (size_t i = 0; ok && i < npages; i++) {
+    uint64_t ps = i * S3_CACHE_PAGE;
+    uint64_t pl = to - from - ps < S3_CACHE_PAGE ? to - from - ps : S3_CACHE_PAGE;
+    ok = crc32c_unmask(decode_fixed32(crcs + 4 * i)) ==
+         crc32c_value(pages + ps, (size_t)pl);
+  }
+  if (ok) memcpy(dst, pages + (off - from), n);
+  free(pages);
+  free(crcs);
+  env_reader_close(r);
+  return ok;
+}
+
+bool s3_cache_get(s3_cache *c, const uint8_t id[32], uint64_t len,
+                  uint64_t off, size_t n, void *dst) {
   cache_handle *h = cache_lookup(c->index, slice_make(id, 32));
   if (h == NULL) {
     atomic_fetch_add(&c->misses, 1);
     return false;
   }
   chunk_file *f = cache_value(h);
-  env_reader *r;
-  bool ok = false;
-  if (env_open_reader(env_posix(), f->path, &r) == NULL) {
-    uint8_t trailer[4];
-    size_t got = 0, tgot = 0;
-    mica_err *err = NULL;
-    if (env_reader_size(r) == len + 4) {
-      err = env_read(r, 0, len, dst, &got);
-      if (err == NULL) err = env_read(r, len, 4, trailer, &tgot);
-    }
-    ok = err == NULL && got == len && tgot == 4 &&
-         crc32c_unmask(decode_fixed32(trailer)) == crc32c_value(dst, len);
-    err_free(err);
-    env_reader_close(r);
-  }
+  bool ok = off + n <= len && n > 0 && read_pages(f->path, len, off, n, dst);
   cache_release(c->index, h);
   if (!ok) {
     /* Missing, cut short or damaged: forget it (removing the file). */
@@ -186,13 +212,19 @@ void s3_cache_put(s3_cache *c, const uint8_t id[32], const void *data,
   chunk_file *tmp = new_file(c, tmpname);
   chunk_file *f = new_file(c, name);
   env *px = env_posix();
-  uint8_t trailer[4];
-  encode_fixed32(trailer, crc32c_mask(crc32c_value(data, len)));
+  size_t npages = (len + S3_CACHE_PAGE - 1) / S3_CACHE_PAGE;
+  uint8_t *crcs = xmalloc(4 * npages + 1);
+  for (size_t i = 0; i < npages; i++) {
+    size_t ps = i * S3_CACHE_PAGE;
+    size_t pl = len - ps < S3_CACHE_PAGE ? len - ps : S3_CACHE_PAGE;
+    encode_fixed32(crcs + 4 * i,
+                   crc32c_mask(crc32c_value((const uint8_t *)data + ps, pl)));
+  }
   env_writer *w;
   mica_err *err = env_open_writer(px, tmp->path, ENV_TRUNCATE, &w);
   if (err == NULL) {
     err = env_append(w, data, len);
-    if (err == NULL) err = env_append(w, trailer, 4);
+    if (err == NULL) err = env_append(w, crcs, 4 * npages);
     mica_err *cerr = env_writer_close(w);
     if (err == NULL) err = cerr;
     else err_free(cerr);
@@ -202,13 +234,14 @@ void s3_cache_put(s3_cache *c, const uint8_t id[32], const void *data,
     if (err != NULL) err_free(env_remove(px, tmp->path));
   }
   free(tmp);
+  free(crcs);
   if (err != NULL) {
     LOG_W("disk cache: chunk not cached: %s", err_msg(err));
     err_free(err);
     free(f);
     return;
   }
-  index_file(c, id, f, len + 4);
+  index_file(c, id, f, file_bytes(len));
 }
 
 uint64_t s3_cache_hits(const s3_cache *c) { return atomic_load(&c->hits); }

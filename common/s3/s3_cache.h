@@ -9,10 +9,12 @@
  * chunk names, and a stale chunk can never be served for it.
  *
  * Files: `<64 hex>.<unique>.chunk` holding the chunk's bytes followed by
- * their masked CRC32C (4 bytes, little-endian); temporary files while
- * writing. A chunk file that is missing, of the wrong length or fails its
- * CRC is a miss (and is removed), never an error: the cache only ever
- * costs a refetch. The directory survives restarts: at open every chunk
+ * one masked CRC32C (4 bytes, little-endian) per 4 KiB page of them, so a
+ * read checks and reads only the pages it touches (an 8 KiB block read
+ * from a 256 KiB chunk reads 8 to 12 KiB); temporary files while writing.
+ * A chunk file that is missing, of the wrong length or fails a page's CRC
+ * is a miss (and is removed), never an error: the cache only ever costs a
+ * refetch. The directory survives restarts: at open every chunk
  * file is indexed again (and leftover temporaries removed).
  *
  * Eviction: least recently used, by bytes on disk, through the same
@@ -46,9 +48,13 @@ uint64_t s3_cache_chunk(const s3_cache *c);
 void s3_cache_id(const s3_cache *c, const char *bucket, const char *key,
                  const char *etag, uint64_t index, uint8_t id[32]);
 
-/* Copies the chunk `id` into `dst` if it is cached with exactly `len`
- * bytes; false (a miss) otherwise. */
-bool s3_cache_get(s3_cache *c, const uint8_t id[32], void *dst, size_t len);
+#define S3_CACHE_PAGE 4096
+
+/* Copies bytes [off, off+n) (n > 0) of the chunk `id`, whose length is
+ * `len`, into `dst` if the chunk is cached and those pages are intact;
+ * false (a miss) otherwise. */
+bool s3_cache_get(s3_cache *c, const uint8_t id[32], uint64_t len,
+                  uint64_t off, size_t n, void *dst);
 
 /* Stores `len` bytes as chunk `id`. Failures (a full disk) are logged and
  * otherwise ignored: the chunk is simply not cached. */
