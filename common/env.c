@@ -161,6 +161,8 @@ mica_err *env_read_file(env *e, const char *path, size_t max_bytes,
 }
 
 mica_err *env_write_file_atomic(env *e, const char *path, slice data) {
+  if (e->ops->write_file_atomic != NULL)
+    return e->ops->write_file_atomic(e, path, data);
   /* The temporary name is unique per process and call, so concurrent
    * writers of one path never share a temporary file; the last rename
    * wins, and each rename installs a complete file. */

@@ -43,6 +43,11 @@ struct env_ops {
   mica_err *(*free_space)(env *e, const char *path, uint64_t *avail,
                           uint64_t *total);
   mica_err *(*list)(env *e, const char *dir, char ***names, size_t *n);
+  /* May be NULL: env_write_file_atomic then writes a temporary file,
+   * syncs it, renames it over `path` and syncs the directory. An env whose
+   * rename is not atomic (S3: a copy and a delete) but whose whole-file
+   * write is (one PUT) supplies this instead. */
+  mica_err *(*write_file_atomic)(env *e, const char *path, slice data);
   mica_err *(*lock)(env *e, const char *path, int *lock_fd);
   void (*unlock)(env *e, int lock_fd);
 
