@@ -16,7 +16,7 @@
 
 #include "common/env.h"
 #include "common/s3/env_s3.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define S3H_BUCKET "mica-test"
 

@@ -373,8 +373,11 @@ static void test_bad_listen(void) {
       tsh_stop(&p, SIGKILL);
       continue;
     }
+    /* th_node_start names the node's stderr log <log_dir>/<name>.log. */
+    char logpath[700];
+    snprintf(logpath, sizeof(logpath), "%s/tserver.log", dir);
     buf log = BUF_INIT;
-    TU_OK(env_read_file(env_posix(), p.log, 1 << 20, &log));
+    TU_OK(env_read_file(env_posix(), logpath, 1 << 20, &log));
     buf_push(&log, 0);
     CU_ASSERT(strstr((char *)log.data, "--http-listen") != NULL);
     buf_free(&log);
