@@ -27,8 +27,8 @@ static const char *put_str(uint8_t **p, const char *s) {
 
 static size_t str_size(const char *s) { return (s ? strlen(s) : 0) + 1; }
 
-static mica_err *master(mica_client *c, const rpc_method *m, const ProtobufCMessage *req,
-                        ProtobufCMessage **resp) {
+static mica_err *master(mica_client *c, const rpc_method *m, const void *req,
+                        void **resp) {
   mcl_retry r;
   mcl_retry_init(&r, c);
   mica_err *e = mcl_master_call(c, &r, m, req, resp);
@@ -42,20 +42,20 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
   for (size_t i = 0; i < n_splits && e == NULL; i++)
     e = mcl_check_key(slice_make(splits[i].data, splits[i].len));
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__CreateTableRequest req = MICA__V1__CREATE_TABLE_REQUEST__INIT;
+  rpc_create_table_request req = {0};
   req.name = (char *)table;
-  ProtobufCBinaryData *keys = xcalloc(n_splits ? n_splits : 1, sizeof *keys);
+  slice *keys = xcalloc(n_splits ? n_splits : 1, sizeof *keys);
   for (size_t i = 0; i < n_splits; i++) {
     keys[i].data = (uint8_t *)splits[i].data;
     keys[i].len = splits[i].len;
   }
   req.n_split_keys = n_splits;
   req.split_keys = keys;
-  ProtobufCMessage *msg = NULL;
-  e = master(c, &rpc_m_master_create_table, &req.base, &msg);
+  void *msg = NULL;
+  e = master(c, &rpc_m_master_create_table, &req, &msg);
   free(keys);
   if (e == NULL) {
-    Mica__V1__CreateTableResponse *resp = (Mica__V1__CreateTableResponse *)msg;
+    rpc_create_table_response *resp = (rpc_create_table_response *)msg;
     /* A table of the same name dropped earlier may linger in the cache. */
     route_cache_forget_table(c->cache, table);
     mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
@@ -67,10 +67,10 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
 int mica_drop_table(mica_client *c, const char *table) {
   mica_err *e = mcl_check_table(table);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__DropTableRequest req = MICA__V1__DROP_TABLE_REQUEST__INIT;
+  rpc_drop_table_request req = {0};
   req.name = (char *)table;
-  ProtobufCMessage *msg = NULL;
-  e = master(c, &rpc_m_master_drop_table, &req.base, &msg);
+  void *msg = NULL;
+  e = master(c, &rpc_m_master_drop_table, &req, &msg);
   rpc_msg_free(msg);
   route_cache_forget_table(c->cache, table);
   return mcl_finish(e);
@@ -79,17 +79,17 @@ int mica_drop_table(mica_client *c, const char *table) {
 int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
   *tables = NULL;
   *n = 0;
-  Mica__V1__ListTablesRequest req = MICA__V1__LIST_TABLES_REQUEST__INIT;
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_list_tables, &req.base, &msg);
+  rpc_list_tables_request req = {0};
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_tables, &req, &msg);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__ListTablesResponse *resp = (Mica__V1__ListTablesResponse *)msg;
+  rpc_list_tables_response *resp = (rpc_list_tables_response *)msg;
   size_t cnt = resp->n_tables, need = cnt * sizeof(mica_table_info);
-  for (size_t i = 0; i < cnt; i++) need += str_size(resp->tables[i]->name);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->tables[i].name);
   mica_table_info *v = xmalloc(need ? need : 1);
   uint8_t *p = (uint8_t *)(v + cnt);
   for (size_t i = 0; i < cnt; i++) {
-    const Mica__V1__TableInfo *t = resp->tables[i];
+    const rpc_table_info *t = &resp->tables[i];
     v[i].table_id = t->table_id;
     v[i].name = put_str(&p, t->name);
     v[i].tablet_count = t->tablet_count;
@@ -105,12 +105,12 @@ int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
 
 static const char *tablet_state_name(int st) {
   switch (st) {
-    case MICA__V1__TABLET_STATE__TABLET_UNASSIGNED: return "unassigned";
-    case MICA__V1__TABLET_STATE__TABLET_OPENING: return "opening";
-    case MICA__V1__TABLET_STATE__TABLET_SERVING: return "serving";
-    case MICA__V1__TABLET_STATE__TABLET_CLOSING: return "closing";
-    case MICA__V1__TABLET_STATE__TABLET_SPLIT: return "split";
-    case MICA__V1__TABLET_STATE__TABLET_MERGED: return "merged";
+    case RPC_TABLET_UNASSIGNED: return "unassigned";
+    case RPC_TABLET_OPENING: return "opening";
+    case RPC_TABLET_SERVING: return "serving";
+    case RPC_TABLET_CLOSING: return "closing";
+    case RPC_TABLET_SPLIT: return "split";
+    case RPC_TABLET_MERGED: return "merged";
     default: return "unknown";
   }
 }
@@ -119,15 +119,15 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
                       size_t *n) {
   *tablets = NULL;
   *n = 0;
-  Mica__V1__ListTabletsRequest req = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  rpc_list_tablets_request req = {0};
   req.table = (char *)(table ? table : "");
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_list_tablets, &req.base, &msg);
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_tablets, &req, &msg);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__ListTabletsResponse *resp = (Mica__V1__ListTabletsResponse *)msg;
+  rpc_list_tablets_response *resp = (rpc_list_tablets_response *)msg;
   size_t cnt = 0, need = 0;
   for (size_t i = 0; i < resp->n_tablets; i++) {
-    const Mica__V1__TabletEntry *t = resp->tablets[i];
+    const rpc_tablet_entry *t = &resp->tablets[i];
     if (t->desc == NULL) continue;
     cnt++;
     need += str_size(t->desc->table_name) + t->desc->start_key.len + 1 +
@@ -139,7 +139,7 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
   uint8_t *p = (uint8_t *)(v + cnt);
   size_t k = 0;
   for (size_t i = 0; i < resp->n_tablets; i++) {
-    const Mica__V1__TabletEntry *t = resp->tablets[i];
+    const rpc_tablet_entry *t = &resp->tablets[i];
     if (t->desc == NULL) continue;
     mica_tablet_info *o = &v[k++];
     memset(o, 0, sizeof *o);
@@ -169,10 +169,10 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
 }
 
 /* Installs a route the master just reported, under its own table name. */
-static void install_one(mica_client *c, Mica__V1__TabletRoute *t) {
+static void install_one(mica_client *c, rpc_tablet_route *t) {
   if (t != NULL && t->desc != NULL && t->desc->table_name != NULL &&
       t->desc->table_name[0] != '\0')
-    mcl_install_routes(c, t->desc->table_name, &t, 1);
+    mcl_install_routes(c, t->desc->table_name, t, 1);
 }
 
 int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_t key_len,
@@ -182,14 +182,14 @@ int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_
   if (key_len > 0) e = mcl_check_key(slice_make(key, key_len));
   if (e == NULL && tablet_id == 0) e = err_new(MICA_INVALID_ARGUMENT, "tablet id 0");
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__SplitTabletRequest req = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+  rpc_split_tablet_request req = {0};
   req.tablet_id = tablet_id;
   req.split_key.data = (uint8_t *)key;
   req.split_key.len = key_len;
-  ProtobufCMessage *msg = NULL;
-  e = master(c, &rpc_m_master_split_tablet, &req.base, &msg);
+  void *msg = NULL;
+  e = master(c, &rpc_m_master_split_tablet, &req, &msg);
   if (e == NULL) {
-    Mica__V1__SplitTabletResponse *resp = (Mica__V1__SplitTabletResponse *)msg;
+    rpc_split_tablet_response *resp = (rpc_split_tablet_response *)msg;
     install_one(c, resp->left);
     install_one(c, resp->right);
     if (daughters != NULL) {
@@ -203,12 +203,12 @@ int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_
 
 int mica_move_tablet(mica_client *c, uint64_t tablet_id, uint64_t server_id) {
   if (tablet_id == 0) return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "tablet id 0"));
-  Mica__V1__MoveTabletRequest req = MICA__V1__MOVE_TABLET_REQUEST__INIT;
+  rpc_move_tablet_request req = {0};
   req.tablet_id = tablet_id;
   req.target_server_id = server_id;
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_move_tablet, &req.base, &msg);
-  if (e == NULL) install_one(c, ((Mica__V1__MoveTabletResponse *)msg)->tablet);
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_move_tablet, &req, &msg);
+  if (e == NULL) install_one(c, ((rpc_move_tablet_response *)msg)->tablet);
   rpc_msg_free(msg);
   return mcl_finish(e);
 }
@@ -216,18 +216,18 @@ int mica_move_tablet(mica_client *c, uint64_t tablet_id, uint64_t server_id) {
 int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
   *moves = NULL;
   *n = 0;
-  Mica__V1__BalanceRequest req = MICA__V1__BALANCE_REQUEST__INIT;
+  rpc_balance_request req = {0};
   req.dry_run = dry_run != 0;
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_balance, &req.base, &msg);
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_balance, &req, &msg);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__BalanceResponse *resp = (Mica__V1__BalanceResponse *)msg;
+  rpc_balance_response *resp = (rpc_balance_response *)msg;
   size_t cnt = resp->n_moves, need = cnt * sizeof(mica_move);
-  for (size_t i = 0; i < cnt; i++) need += str_size(resp->moves[i]->reason);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->moves[i].reason);
   mica_move *v = xmalloc(need ? need : 1);
   uint8_t *p = (uint8_t *)(v + cnt);
   for (size_t i = 0; i < cnt; i++) {
-    const Mica__V1__PlannedMove *m = resp->moves[i];
+    const rpc_planned_move *m = &resp->moves[i];
     v[i].tablet_id = m->tablet_id;
     v[i].from_server_id = m->from_server_id;
     v[i].to_server_id = m->to_server_id;
@@ -241,9 +241,9 @@ int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
 
 static const char *server_state_name(int st) {
   switch (st) {
-    case MICA__V1__SERVER_STATE__SERVER_LIVE: return "live";
-    case MICA__V1__SERVER_STATE__SERVER_SUSPECT: return "suspect";
-    case MICA__V1__SERVER_STATE__SERVER_DEAD: return "dead";
+    case RPC_SERVER_LIVE: return "live";
+    case RPC_SERVER_SUSPECT: return "suspect";
+    case RPC_SERVER_DEAD: return "dead";
     default: return "unknown";
   }
 }
@@ -252,18 +252,18 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
                       size_t *n) {
   *servers = NULL;
   *n = 0;
-  Mica__V1__ListServersRequest req = MICA__V1__LIST_SERVERS_REQUEST__INIT;
+  rpc_list_servers_request req = {0};
   req.include_dead = include_dead != 0;
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_list_servers, &req.base, &msg);
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_list_servers, &req, &msg);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__ListServersResponse *resp = (Mica__V1__ListServersResponse *)msg;
+  rpc_list_servers_response *resp = (rpc_list_servers_response *)msg;
   size_t cnt = resp->n_servers, need = cnt * sizeof(mica_server_info);
-  for (size_t i = 0; i < cnt; i++) need += str_size(resp->servers[i]->address);
+  for (size_t i = 0; i < cnt; i++) need += str_size(resp->servers[i].address);
   mica_server_info *v = xmalloc(need ? need : 1);
   uint8_t *p = (uint8_t *)(v + cnt);
   for (size_t i = 0; i < cnt; i++) {
-    const Mica__V1__ServerInfo *s = resp->servers[i];
+    const rpc_server_info *s = &resp->servers[i];
     v[i].server_id = s->server_id;
     v[i].address = put_str(&p, s->address);
     v[i].state = server_state_name(s->state);
@@ -281,11 +281,11 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
 
 int mica_get_master_info(mica_client *c, mica_master_info **info) {
   *info = NULL;
-  Mica__V1__GetInfoRequest req = MICA__V1__GET_INFO_REQUEST__INIT;
-  ProtobufCMessage *msg = NULL;
-  mica_err *e = master(c, &rpc_m_master_get_info, &req.base, &msg);
+  rpc_get_info_request req = {0};
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_get_info, &req, &msg);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__GetInfoResponse *resp = (Mica__V1__GetInfoResponse *)msg;
+  rpc_get_info_response *resp = (rpc_get_info_response *)msg;
   size_t need = sizeof(mica_master_info) + str_size(resp->version) +
                 str_size(resp->rpc_address) + str_size(resp->http_address) +
                 str_size(resp->cluster_name);

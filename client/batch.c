@@ -53,9 +53,9 @@ size_t mica_batch_count(const mica_batch *b) { return b->n; }
 static int batch_add(mica_batch *b, bool del, const void *key, size_t key_len,
                      const void *value, size_t value_len) {
   mica_err *e = mcl_check_key(slice_make(key, key_len));
-  if (e == NULL && value_len > MCL_MAX_VALUE)
+  if (e == NULL && value_len > MICA_MAX_VALUE)
     e = err_new(MICA_INVALID_ARGUMENT, "value of %zu bytes exceeds the %zu-byte limit",
-                value_len, MCL_MAX_VALUE);
+                value_len, MICA_MAX_VALUE);
   if (e == NULL && value_len > 0 && value == NULL)
     e = err_new(MICA_INVALID_ARGUMENT, "NULL value");
   if (e != NULL) return mcl_finish(e);
@@ -85,7 +85,7 @@ int mica_batch_delete(mica_batch *b, const void *key, size_t key_len) {
 /* One tablet's share of a batch or multi-get: indices into the caller's
  * array, in the caller's order. */
 typedef struct group {
-  rc_route route;
+  rpc_route route;
   size_t *idx;
   size_t n, cap;
 } group;
@@ -100,7 +100,7 @@ static void group_add(group *g, size_t i) {
 
 static void groups_free(group *gs, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    rc_route_clear(&gs[i].route);
+    rpc_route_clear(&gs[i].route);
     free(gs[i].idx);
   }
   free(gs);
@@ -125,18 +125,18 @@ static mica_err *group_keys(mica_client *c, mcl_retry *r, const char *table,
     group *g = NULL;
     /* Consecutive keys usually share a tablet: test the groups first. */
     for (size_t j = ng; j-- > 0;)
-      if (rc_route_contains(&gs[j].route, key)) {
+      if (rpc_route_contains(&gs[j].route, key)) {
         g = &gs[j];
         break;
       }
     if (g == NULL) {
-      rc_route route = {0};
+      rpc_route route = {0};
       e = mcl_locate(c, r, table, key, false, &route);
       if (e != NULL) break;
       for (size_t j = 0; j < ng && g == NULL; j++)
         if (gs[j].route.tablet_id == route.tablet_id) g = &gs[j];
       if (g != NULL) {
-        rc_route_clear(&route);
+        rpc_route_clear(&route);
       } else {
         if (ng == cap) {
           cap = cap ? 2 * cap : 8;
@@ -171,29 +171,26 @@ static slice mut_key(const void *src, size_t i) {
 }
 
 static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
-                            mcl_retry *r, ProtobufCMessage **resp) {
-  Mica__V1__TabletRef ref;
+                            mcl_retry *r, void **resp) {
+  rpc_tablet_ref ref;
   mcl_tablet_ref(&ref, &g->route);
-  Mica__V1__Mutation *ms = xcalloc(g->n, sizeof *ms);
-  Mica__V1__Mutation **mp = xcalloc(g->n, sizeof *mp);
+  rpc_mutation *ms = xcalloc(g->n, sizeof *ms);
   for (size_t i = 0; i < g->n; i++) {
     const mut *m = &b->v[g->idx[i]];
-    mica__v1__mutation__init(&ms[i]);
-    ms[i].kind = m->is_delete ? MICA__V1__MUTATION__KIND__KIND_DELETE : MICA__V1__MUTATION__KIND__KIND_PUT;
+    memset(&ms[i], 0, sizeof ms[i]);
+    ms[i].kind = m->is_delete ? RPC_MUTATION_DELETE : RPC_MUTATION_PUT;
     ms[i].key.data = m->key.data;
     ms[i].key.len = m->key.len;
     ms[i].value.data = m->value.data;
     ms[i].value.len = m->value.len;
-    mp[i] = &ms[i];
   }
-  Mica__V1__BatchRequest req = MICA__V1__BATCH_REQUEST__INIT;
+  rpc_batch_request req = {0};
   req.tablet = &ref;
   req.n_mutations = g->n;
-  req.mutations = mp;
+  req.mutations = ms;
   mcl_conn *k = mcl_conn_get(c, g->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-  mica_err *e = rpc_unary(k->ch, &rpc_m_ts_batch, &req.base, mcl_retry_remaining_ms(r), resp);
-  free(mp);
+  mica_err *e = rpc_unary(k->ch, &rpc_m_ts_batch, &req, mcl_retry_remaining_ms(r), resp);
   free(ms);
   return e;
 }
@@ -225,11 +222,11 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
     }
     size_t gi = 0;
     for (; gi < ng; gi++) {
-      ProtobufCMessage *msg = NULL;
+      void *msg = NULL;
       e = send_group(c, b, &gs[gi], &r, &msg);
-      const Mica__V1__Status *st = NULL;
+      const rpc_status *st = NULL;
       if (e == NULL) {
-        st = mcl_status_of(msg);
+        st = rpc_response_status(msg);
         e = rpc_status_err(st);
       }
       if (e == NULL) {
@@ -300,7 +297,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
     ans[i].code = -1;
   }
   mica_err *failure = NULL; /* the first key error not worth retrying */
-  ProtobufCMessage **kept = NULL; /* responses the answers point into */
+  void **kept = NULL; /* responses the answers point into */
   size_t n_kept = 0, cap_kept = 0;
   mg_src src = {keys};
   mcl_retry r;
@@ -328,37 +325,34 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
     bool backoff = false, progressed = false;
     mica_err *reason = NULL;
     for (size_t s = 0; s < ns && e == NULL; s++) {
-      Mica__V1__MultiGetRequest req = MICA__V1__MULTI_GET_REQUEST__INIT;
-      Mica__V1__MultiGetPart *parts = xcalloc(ss[s].n, sizeof *parts);
-      Mica__V1__MultiGetPart **pp = xcalloc(ss[s].n, sizeof *pp);
-      Mica__V1__TabletRef *refs = xcalloc(ss[s].n, sizeof *refs);
+      rpc_multi_get_request req = {0};
+      rpc_multi_get_part *parts = xcalloc(ss[s].n, sizeof *parts);
+      rpc_tablet_ref *refs = xcalloc(ss[s].n, sizeof *refs);
       for (size_t j = 0; j < ss[s].n; j++) {
         group *g = &gs[ss[s].gidx[j]];
-        mica__v1__multi_get_part__init(&parts[j]);
+        memset(&parts[j], 0, sizeof parts[j]);
         mcl_tablet_ref(&refs[j], &g->route);
         parts[j].tablet = &refs[j];
         parts[j].n_keys = g->n;
-        parts[j].keys = xcalloc(g->n, sizeof(ProtobufCBinaryData));
+        parts[j].keys = xcalloc(g->n, sizeof(slice));
         for (size_t t = 0; t < g->n; t++) {
           parts[j].keys[t].data = (uint8_t *)keys[g->idx[t]].data;
           parts[j].keys[t].len = keys[g->idx[t]].len;
         }
-        pp[j] = &parts[j];
       }
       req.n_parts = ss[s].n;
-      req.parts = pp;
+      req.parts = parts;
       mcl_conn *k = mcl_conn_get(c, ss[s].address);
       atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-      e = rpc_async_start(a, k->ch, &rpc_m_ts_multi_get, &req.base,
+      e = rpc_async_start(a, k->ch, &rpc_m_ts_multi_get, &req,
                           mcl_retry_remaining_ms(&r), &ss[s]);
       for (size_t j = 0; j < ss[s].n; j++) free(parts[j].keys);
       free(refs);
-      free(pp);
       free(parts);
     }
     while (e == NULL && rpc_async_in_flight(a) > 0) {
       void *tag = NULL;
-      ProtobufCMessage *msg = NULL;
+      void *msg = NULL;
       mica_err *te = NULL;
       if (!rpc_async_next(a, mcl_retry_remaining_ms(&r) + 1000, &tag, &msg, &te)) {
         e = err_new(MICA_DEADLINE_EXCEEDED, "multi-get in '%s': servers did not answer "
@@ -366,7 +360,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
         break;
       }
       mg_server *sv = tag;
-      const Mica__V1__MultiGetResponse *resp = (const Mica__V1__MultiGetResponse *)msg;
+      const rpc_multi_get_response *resp = (const rpc_multi_get_response *)msg;
       mica_err *whole = te;
       if (whole == NULL) whole = rpc_status_err(resp->status);
       if (whole == NULL && resp->n_parts != sv->n)
@@ -374,7 +368,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
                         resp->n_parts, sv->n);
       for (size_t j = 0; j < sv->n; j++) {
         group *g = &gs[sv->gidx[j]];
-        const Mica__V1__MultiGetPartResult *pr = whole == NULL ? resp->parts[j] : NULL;
+        const rpc_multi_get_part_result *pr = whole == NULL ? &resp->parts[j] : NULL;
         mica_err *pe = whole != NULL ? err_dup(whole) : rpc_status_err(pr->status);
         if (pe == NULL && pr->n_results != g->n)
           pe = err_new(MICA_INTERNAL, "server %s answered %zu results for %zu keys",
@@ -382,13 +376,13 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
         if (pe == NULL) {
           for (size_t t = 0; t < g->n; t++) {
             mg_ans *an = &ans[g->idx[t]];
-            an->code = pr->results[t]->found ? MICA_OK : MICA_NOT_FOUND;
-            an->value = slice_make(pr->results[t]->value.data, pr->results[t]->value.len);
+            an->code = pr->results[t].found ? MICA_OK : MICA_NOT_FOUND;
+            an->value = slice_make(pr->results[t].value.data, pr->results[t].value.len);
           }
           progressed = true;
           continue;
         }
-        const Mica__V1__Status *st = te != NULL ? NULL
+        const rpc_status *st = te != NULL ? NULL
                                      : (whole != NULL ? resp->status : pr->status);
         mcl_verdict v = mcl_digest(c, table, &g->route, err_code(pe), st);
         if (v == MCL_FAIL) {

@@ -227,26 +227,15 @@ mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep) {
 
 /* ---- master ---- */
 
-/* Every response message of mica.proto has its Status as field 1: read it
- * through the descriptor, so one function serves every method. */
-const Mica__V1__Status *mcl_status_of(const ProtobufCMessage *msg) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
-  if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
-      f->descriptor != &mica__v1__status__descriptor)
-    return NULL;
-  return *(const Mica__V1__Status *const *)((const char *)msg + f->offset);
-}
-
 mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
-                         const ProtobufCMessage *req, ProtobufCMessage **resp) {
+                         const void *req, void **resp) {
   *resp = NULL;
   for (;;) {
-    ProtobufCMessage *msg = NULL;
+    void *msg = NULL;
     atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
     mica_err *e = rpc_unary(c->master_conn->ch, m, req, mcl_retry_remaining_ms(r), &msg);
     if (e == NULL) {
-      e = rpc_status_err(mcl_status_of(msg));
+      e = rpc_status_err(rpc_response_status(msg));
       if (e == NULL) {
         *resp = msg;
         return NULL;
@@ -267,67 +256,53 @@ mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
 
 /* ---- routing ---- */
 
-static void route_from_wire(rc_route *d, const Mica__V1__TabletRoute *w) {
-  memset(d, 0, sizeof *d);
-  const Mica__V1__TabletDescriptor *desc = w->desc;
-  if (desc != NULL) {
-    d->tablet_id = desc->tablet_id;
-    d->range_epoch = desc->range_epoch;
-    buf_append(&d->start_key, desc->start_key.data, desc->start_key.len);
-    buf_append(&d->end_key, desc->end_key.data, desc->end_key.len);
-  }
-  if (w->location != NULL && w->location->address != NULL &&
-      w->location->address[0] != '\0') {
-    d->server_id = w->location->server_id;
-    d->assign_epoch = w->location->assign_epoch;
-    d->address = xstrdup(w->location->address);
-  }
+/* A cached route carries no table: the cache is keyed by it. */
+static void route_from_wire(rpc_route *d, const rpc_tablet_route *w) {
+  rpc_route_from_wire(d, w);
+  free(d->table_name);
+  d->table_name = NULL;
+  d->table_id = 0;
 }
 
 void mcl_install_routes(mica_client *c, const char *table,
-                       Mica__V1__TabletRoute *const *routes, size_t n) {
+                       const rpc_tablet_route *routes, size_t n) {
   if (n == 0) return;
-  rc_route *v = xcalloc(n, sizeof *v);
+  rpc_route *v = xcalloc(n, sizeof *v);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    const Mica__V1__TabletRoute *w = routes[i];
-    if (w == NULL || w->desc == NULL || w->desc->tablet_id == 0) continue;
+    const rpc_tablet_route *w = &routes[i];
+    if (w->desc == NULL || w->desc->tablet_id == 0) continue;
     if (w->desc->table_name != NULL && w->desc->table_name[0] != '\0' &&
         strcmp(w->desc->table_name, table) != 0)
       continue;
     route_from_wire(&v[k++], w);
   }
   route_cache_install(c->cache, table, v, k);
-  for (size_t i = 0; i < k; i++) rc_route_clear(&v[i]);
+  for (size_t i = 0; i < k; i++) rpc_route_clear(&v[i]);
   free(v);
 }
 
 mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
-                    bool before, rc_route *out) {
+                    bool before, rpc_route *out) {
   for (;;) {
     bool hit = before ? route_cache_lookup_before(c->cache, table, key, out)
                       : route_cache_lookup(c->cache, table, key, out);
     if (hit && out->address != NULL) return NULL;
-    if (hit) rc_route_clear(out);
+    if (hit) rpc_route_clear(out);
 
-    Mica__V1__LookupTabletsRequest req = MICA__V1__LOOKUP_TABLETS_REQUEST__INIT;
-    req.table = (char *)table;
-    req.key.data = (uint8_t *)key.data;
-    req.key.len = key.len;
-    req.count = c->opts.prefetch;
-    req.before = before;
-    ProtobufCMessage *msg = NULL;
+    rpc_lookup_tablets_request req = {
+        .table = table, .key = key, .count = c->opts.prefetch, .before = before};
+    rpc_lookup_tablets_response *resp = NULL;
     atomic_fetch_add_explicit(&c->master_lookups, 1, memory_order_relaxed);
-    mica_err *e = mcl_master_call(c, r, &rpc_m_master_lookup_tablets, &req.base, &msg);
+    mica_err *e = mcl_master_call(c, r, &rpc_m_master_lookup_tablets, &req, (void **)&resp);
     if (e != NULL) return e;
-    Mica__V1__LookupTabletsResponse *resp = (Mica__V1__LookupTabletsResponse *)msg;
     mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
     bool found = false;
-    if (resp->n_tablets > 0 && resp->tablets[0]->desc != NULL) {
-      route_from_wire(out, resp->tablets[0]);
+    if (resp->n_tablets > 0 && resp->tablets[0].desc != NULL) {
+      route_from_wire(out, &resp->tablets[0]);
       found = true;
-      if (!before && !rc_route_contains(out, key)) {
-        rc_route_clear(out);
+      if (!before && !rpc_route_contains(out, key)) {
+        rpc_route_clear(out);
         e = err_new(MICA_INTERNAL, "master answered a lookup in '%s' with a tablet not "
                                    "holding the key", table);
         found = false;
@@ -335,12 +310,12 @@ mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
     } else {
       e = err_new(MICA_INTERNAL, "master answered a lookup in '%s' with no tablet", table);
     }
-    rpc_msg_free(msg);
+    rpc_msg_free(resp);
     if (found && out->address != NULL) return NULL;
     if (found) {
       e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " of '%s' has no server yet",
                   out->tablet_id, table);
-      rc_route_clear(out);
+      rpc_route_clear(out);
     }
     if (err_code(e) != MICA_UNAVAILABLE) return e;
     e = mcl_retry_next(r, e, true);
@@ -348,8 +323,8 @@ mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
   }
 }
 
-void mcl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r) {
-  mica__v1__tablet_ref__init(ref);
+void mcl_tablet_ref(rpc_tablet_ref *ref, const rpc_route *r) {
+  memset(ref, 0, sizeof *ref);
   ref->tablet_id = r->tablet_id;
   ref->range_epoch = r->range_epoch;
   ref->assign_epoch = r->assign_epoch;
@@ -364,20 +339,20 @@ static bool is_routing_code(int code) {
  * range epoch at a greater assign epoch. Anything else is old news (a
  * server's memory of an earlier move, say) and following it could send the
  * client around in circles. */
-static bool fresher_than(const Mica__V1__TabletRoute *w, const rc_route *used) {
-  if (w == NULL || w->desc == NULL) return false;
+static bool fresher_than(const rpc_tablet_route *w, const rpc_route *used) {
+  if (w->desc == NULL) return false;
   if (w->desc->range_epoch != used->range_epoch)
     return w->desc->range_epoch > used->range_epoch;
   return w->desc->tablet_id == used->tablet_id && w->location != NULL &&
          w->location->assign_epoch > used->assign_epoch;
 }
 
-static bool has_address(const Mica__V1__Location *l) {
+static bool has_address(const rpc_location *l) {
   return l != NULL && l->address != NULL && l->address[0] != '\0';
 }
 
-mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, int code,
-                     const Mica__V1__Status *st) {
+mcl_verdict mcl_digest(mica_client *c, const char *table, const rpc_route *used, int code,
+                     const rpc_status *st) {
   if (st == NULL) {
     /* Transport outcome: the server could not be reached or the call was
      * cut. Forget its route so the next attempt asks the master. */
@@ -386,16 +361,16 @@ mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, 
     return MCL_RETRY_LATER;
   }
   if (is_routing_code(code)) {
-    const Mica__V1__RoutingError *re = st->routing;
+    const rpc_routing_error *re = st->routing;
     bool useful = false, moved = false;
-    Mica__V1__TabletRoute **fresh = NULL;
+    rpc_tablet_route *fresh = NULL;
     size_t n_fresh = 0;
     if (re != NULL) {
       fresh = xcalloc(re->n_current + 1, sizeof *fresh);
       for (size_t i = 0; i < re->n_current; i++) {
-        if (!fresher_than(re->current[i], used)) continue;
+        if (!fresher_than(&re->current[i], used)) continue;
         fresh[n_fresh++] = re->current[i];
-        if (has_address(re->current[i]->location)) useful = true;
+        if (has_address(re->current[i].location)) useful = true;
       }
       moved = has_address(re->moved_to) && re->moved_to->assign_epoch > used->assign_epoch;
     }
@@ -404,14 +379,14 @@ mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, 
     free(fresh);
     if (!useful && !moved) return MCL_RETRY_LATER;
     if (moved) {
-      rc_route m;
-      rc_route_copy(&m, used);
+      rpc_route m;
+      rpc_route_copy(&m, used);
       m.server_id = re->moved_to->server_id;
       m.assign_epoch = re->moved_to->assign_epoch;
       free(m.address);
       m.address = xstrdup(re->moved_to->address);
       route_cache_install(c->cache, table, &m, 1);
-      rc_route_clear(&m);
+      rpc_route_clear(&m);
     }
     atomic_fetch_add_explicit(&c->routing_answers, 1, memory_order_relaxed);
     return MCL_RETRY_NOW;
@@ -425,8 +400,8 @@ mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, 
 }
 
 mica_err *mcl_after_failure(mica_client *c, mcl_retry *r, const char *table,
-                           const rc_route *used, mica_err *e,
-                           const Mica__V1__Status *st) {
+                           const rpc_route *used, mica_err *e,
+                           const rpc_status *st) {
   mcl_verdict v = mcl_digest(c, table, used, err_code(e), st);
   if (st == NULL && used->address != NULL) e = err_wrap(e, "server %s", used->address);
   if (v == MCL_FAIL) return e;
@@ -436,9 +411,9 @@ mica_err *mcl_after_failure(mica_client *c, mcl_retry *r, const char *table,
 mica_err *mcl_check_key(slice key) {
   if (key.len == 0) return err_new(MICA_INVALID_ARGUMENT, "empty key");
   if (key.data == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL key");
-  if (key.len > MCL_MAX_KEY)
+  if (key.len > MICA_MAX_KEY)
     return err_new(MICA_INVALID_ARGUMENT, "key of %zu bytes exceeds the %u-byte limit",
-                   key.len, MCL_MAX_KEY);
+                   key.len, MICA_MAX_KEY);
   return NULL;
 }
 
@@ -454,38 +429,38 @@ mica_err *mcl_check_table(const char *table) {
  * and is set to each attempt's route. */
 typedef struct keycall {
   const rpc_method *m;
-  ProtobufCMessage *req;
-  Mica__V1__TabletRef *ref; /* inside req */
+  const void *req;
+  rpc_tablet_ref *ref; /* what req->tablet points to */
 } keycall;
 
 static mica_err *key_call(mica_client *c, const char *table, slice key, keycall *kc,
-                          ProtobufCMessage **resp) {
+                          void **resp) {
   *resp = NULL;
   mcl_retry r;
   mcl_retry_init(&r, c);
   mica_err *e = NULL;
   for (;;) {
-    rc_route route = {0};
+    rpc_route route = {0};
     e = mcl_locate(c, &r, table, key, false, &route);
     if (e != NULL) break;
     mcl_tablet_ref(kc->ref, &route);
     mcl_conn *k = mcl_conn_get(c, route.address);
-    ProtobufCMessage *msg = NULL;
+    void *msg = NULL;
     atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
     e = rpc_unary(k->ch, kc->m, kc->req, mcl_retry_remaining_ms(&r), &msg);
-    const Mica__V1__Status *st = NULL;
+    const rpc_status *st = NULL;
     if (e == NULL) {
-      st = mcl_status_of(msg);
+      st = rpc_response_status(msg);
       e = rpc_status_err(st);
       if (e == NULL) {
-        rc_route_clear(&route);
+        rpc_route_clear(&route);
         *resp = msg;
         break;
       }
     }
     e = mcl_after_failure(c, &r, table, &route, e, st);
     rpc_msg_free(msg);
-    rc_route_clear(&route);
+    rpc_route_clear(&route);
     if (e != NULL) break;
   }
   mcl_retry_done(&r);
@@ -493,9 +468,9 @@ static mica_err *key_call(mica_client *c, const char *table, slice key, keycall 
 }
 
 static mica_err *check_value(size_t len, const void *p) {
-  if (len > MCL_MAX_VALUE)
+  if (len > MICA_MAX_VALUE)
     return err_new(MICA_INVALID_ARGUMENT, "value of %zu bytes exceeds the %zu-byte limit",
-                   len, MCL_MAX_VALUE);
+                   len, MICA_MAX_VALUE);
   if (len > 0 && p == NULL) return err_new(MICA_INVALID_ARGUMENT, "NULL value");
   return NULL;
 }
@@ -507,15 +482,11 @@ int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
   if (e == NULL) e = mcl_check_key(k);
   if (e == NULL) e = check_value(value_len, value);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__TabletRef ref;
-  Mica__V1__PutRequest req = MICA__V1__PUT_REQUEST__INIT;
-  req.tablet = &ref;
-  req.key.data = (uint8_t *)key;
-  req.key.len = key_len;
-  req.value.data = (uint8_t *)value;
-  req.value.len = value_len;
-  keycall kc = {&rpc_m_ts_put, &req.base, &ref};
-  ProtobufCMessage *resp = NULL;
+  rpc_tablet_ref ref;
+  rpc_put_request req = {.tablet = &ref, .key = k,
+                         .value = slice_make(value, value_len)};
+  keycall kc = {&rpc_m_ts_put, &req, &ref};
+  void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
   return mcl_finish(e);
@@ -526,13 +497,10 @@ int mica_delete(mica_client *c, const char *table, const void *key, size_t key_l
   mica_err *e = mcl_check_table(table);
   if (e == NULL) e = mcl_check_key(k);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__TabletRef ref;
-  Mica__V1__DeleteRequest req = MICA__V1__DELETE_REQUEST__INIT;
-  req.tablet = &ref;
-  req.key.data = (uint8_t *)key;
-  req.key.len = key_len;
-  keycall kc = {&rpc_m_ts_delete, &req.base, &ref};
-  ProtobufCMessage *resp = NULL;
+  rpc_tablet_ref ref;
+  rpc_delete_request req = {.tablet = &ref, .key = k};
+  keycall kc = {&rpc_m_ts_delete, &req, &ref};
+  void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
   return mcl_finish(e);
@@ -546,18 +514,14 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   mica_err *e = mcl_check_table(table);
   if (e == NULL) e = mcl_check_key(k);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__TabletRef ref;
-  Mica__V1__GetRequest req = MICA__V1__GET_REQUEST__INIT;
-  req.tablet = &ref;
-  req.key.data = (uint8_t *)key;
-  req.key.len = key_len;
-  keycall kc = {&rpc_m_ts_get, &req.base, &ref};
-  ProtobufCMessage *msg = NULL;
-  e = key_call(c, table, k, &kc, &msg);
+  rpc_tablet_ref ref;
+  rpc_get_request req = {.tablet = &ref, .key = k};
+  keycall kc = {&rpc_m_ts_get, &req, &ref};
+  rpc_get_response *resp = NULL;
+  e = key_call(c, table, k, &kc, (void **)&resp);
   if (e != NULL) return mcl_finish(e);
-  Mica__V1__GetResponse *resp = (Mica__V1__GetResponse *)msg;
   if (!resp->found) {
-    rpc_msg_free(msg);
+    rpc_msg_free(resp);
     buf esc = BUF_INIT;
     slice_escape(k, &esc);
     e = err_new(MICA_NOT_FOUND, "key '%s' not found in '%s'", (char *)esc.data, table);
@@ -568,6 +532,6 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   *value = xmalloc(resp->value.len + 1);
   if (resp->value.len > 0) memcpy(*value, resp->value.data, resp->value.len);
   *value_len = resp->value.len;
-  rpc_msg_free(msg);
+  rpc_msg_free(resp);
   return mcl_finish(NULL);
 }

@@ -83,20 +83,20 @@ bool mcl_code_retryable(int code);
  * rpc_msg_free) holds an OK response. An application error is returned as
  * is, without retry unless it is UNAVAILABLE. */
 mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
-                         const ProtobufCMessage *req, ProtobufCMessage **resp);
+                         const void *req, void **resp);
 
 /* ---- routing ---- */
 
 /* The route for `key` of `table` (reverse: the route holding the greatest
  * keys below `key`; empty key = the table's last tablet), from the cache or
  * the master, with a location. `out` must be zeroed; caller clears it with
- * rc_route_clear. */
+ * rpc_route_clear. */
 mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
-                    bool before, rc_route *out);
+                    bool before, rpc_route *out);
 
 /* Converts and installs routes from the wire. */
 void mcl_install_routes(mica_client *c, const char *table,
-                       Mica__V1__TabletRoute *const *routes, size_t n);
+                       const rpc_tablet_route *routes, size_t n);
 
 /* Digests a failed answer from a tablet server for route `used`:
  * - a routing error carrying descriptors or a new location is installed
@@ -107,8 +107,8 @@ void mcl_install_routes(mica_client *c, const char *table,
  * - other retryable codes back off.
  * Takes `e`. Returns NULL to try again or the error to give up with. */
 mica_err *mcl_after_failure(mica_client *c, mcl_retry *r, const char *table,
-                           const rc_route *used, mica_err *e,
-                           const Mica__V1__Status *st);
+                           const rpc_route *used, mica_err *e,
+                           const rpc_status *st);
 
 typedef enum mcl_verdict {
   MCL_RETRY_NOW,   /* a routing answer was installed: go again at once */
@@ -119,15 +119,11 @@ typedef enum mcl_verdict {
 /* The decision part of mcl_after_failure, for calls that handle many
  * tablets in one round (multi-get): updates the cache and says what to do
  * for a failure with `code` from the server of `used`. */
-mcl_verdict mcl_digest(mica_client *c, const char *table, const rc_route *used, int code,
-                     const Mica__V1__Status *st);
-
-/* The Status (field 1) of any response message of mica.proto; NULL when
- * absent. */
-const Mica__V1__Status *mcl_status_of(const ProtobufCMessage *msg);
+mcl_verdict mcl_digest(mica_client *c, const char *table, const rpc_route *used, int code,
+                     const rpc_status *st);
 
 /* Fills a TabletRef from a route. */
-void mcl_tablet_ref(Mica__V1__TabletRef *ref, const rc_route *r);
+void mcl_tablet_ref(rpc_tablet_ref *ref, const rpc_route *r);
 
 /* Checks key and value sizes against the protocol limits. */
 mica_err *mcl_check_key(slice key);
@@ -137,8 +133,5 @@ mica_err *mcl_check_table(const char *table);
  * backs off anyway. */
 #define MCL_MAX_IMMEDIATE 4
 
-/* Protocol limits (mica.proto). */
-#define MCL_MAX_KEY 16384u
-#define MCL_MAX_VALUE ((size_t)8 << 20)
 
 #endif

@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct entry {
-  rc_route r;
+  rpc_route r;
   _Atomic uint64_t last_used; /* cache clock at the last hit or install */
 };
 
@@ -36,30 +36,9 @@ struct route_cache {
   _Atomic uint64_t hits, misses, installs, stale, evictions;
 };
 
-void rc_route_clear(rc_route *r) {
-  if (r == NULL) return;
-  buf_free(&r->start_key);
-  buf_free(&r->end_key);
-  free(r->address);
-  memset(r, 0, sizeof(*r));
-}
-
-void rc_route_copy(rc_route *dst, const rc_route *src) {
-  *dst = *src;
-  memset(&dst->start_key, 0, sizeof(buf));
-  memset(&dst->end_key, 0, sizeof(buf));
-  buf_append(&dst->start_key, src->start_key.data, src->start_key.len);
-  buf_append(&dst->end_key, src->end_key.data, src->end_key.len);
-  dst->address = src->address ? xstrdup(src->address) : NULL;
-}
-
 /* end is exclusive; an empty end is +infinity. */
 static bool below_end(slice key, const buf *end) {
   return end->len == 0 || slice_cmp(key, buf_slice(end)) < 0;
-}
-
-bool rc_route_contains(const rc_route *r, slice key) {
-  return slice_cmp(buf_slice(&r->start_key), key) <= 0 && below_end(key, &r->end_key);
 }
 
 route_cache *route_cache_new(size_t capacity) {
@@ -71,7 +50,7 @@ route_cache *route_cache_new(size_t capacity) {
 }
 
 static void free_entry(struct entry *e) {
-  rc_route_clear(&e->r);
+  rpc_route_clear(&e->r);
   free(e);
 }
 
@@ -131,14 +110,14 @@ static long last_start_at_or_below(const struct rc_table *t, slice key, bool str
   return found;
 }
 
-static void hit(route_cache *c, struct entry *e, rc_route *out) {
+static void hit(route_cache *c, struct entry *e, rpc_route *out) {
   atomic_store_explicit(&e->last_used, atomic_fetch_add(&c->clock, 1) + 1,
                         memory_order_relaxed);
-  rc_route_copy(out, &e->r);
+  rpc_route_copy(out, &e->r);
   atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
 }
 
-bool route_cache_lookup(route_cache *c, const char *table, slice key, rc_route *out) {
+bool route_cache_lookup(route_cache *c, const char *table, slice key, rpc_route *out) {
   struct rc_table *t = find_table(c, table, false);
   if (t != NULL) {
     pthread_rwlock_rdlock(&t->lock);
@@ -155,7 +134,7 @@ bool route_cache_lookup(route_cache *c, const char *table, slice key, rc_route *
 }
 
 bool route_cache_lookup_before(route_cache *c, const char *table, slice key,
-                               rc_route *out) {
+                               rpc_route *out) {
   struct rc_table *t = find_table(c, table, false);
   if (t != NULL) {
     pthread_rwlock_rdlock(&t->lock);
@@ -178,13 +157,13 @@ bool route_cache_lookup_before(route_cache *c, const char *table, slice key,
   return false;
 }
 
-static bool overlaps(const rc_route *a, const rc_route *b) {
+static bool overlaps(const rpc_route *a, const rpc_route *b) {
   return below_end(buf_slice(&a->start_key), &b->end_key) &&
          below_end(buf_slice(&b->start_key), &a->end_key);
 }
 
 /* True if cached `e` is fresher than arriving `d` (so `d` is stale). */
-static bool fresher(const rc_route *e, const rc_route *d) {
+static bool fresher(const rpc_route *e, const rpc_route *d) {
   if (e->range_epoch != d->range_epoch) return e->range_epoch > d->range_epoch;
   return e->tablet_id == d->tablet_id && e->assign_epoch > d->assign_epoch;
 }
@@ -193,7 +172,7 @@ static bool fresher(const rc_route *e, const rc_route *d) {
  * Every cached route overlapping `d` and not fresher than it is dropped;
  * `d` goes in unless some overlapping cached route is fresher. Dropping the
  * older ones even when `d` is refused matters: `d` proves them stale. */
-static long install_one(route_cache *c, struct rc_table *t, const rc_route *d) {
+static long install_one(route_cache *c, struct rc_table *t, const rpc_route *d) {
   /* Overlapping entries form one contiguous run starting at the last entry
    * whose start is <= d's start (it may reach into d) or the one after. */
   long first = last_start_at_or_below(t, buf_slice(&d->start_key), false);
@@ -227,7 +206,7 @@ static long install_one(route_cache *c, struct rc_table *t, const rc_route *d) {
   memmove(&t->v[first + 1], &t->v[first], (t->n - (size_t)first) * sizeof(*t->v));
   t->n++;
   struct entry *e = xcalloc(1, sizeof(*e));
-  rc_route_copy(&e->r, d);
+  rpc_route_copy(&e->r, d);
   atomic_store_explicit(&e->last_used, atomic_fetch_add(&c->clock, 1) + 1,
                         memory_order_relaxed);
   t->v[first] = e;
@@ -285,7 +264,7 @@ static void evict(route_cache *c) {
   pthread_mutex_unlock(&c->evict_mu);
 }
 
-void route_cache_install(route_cache *c, const char *table, const rc_route *routes,
+void route_cache_install(route_cache *c, const char *table, const rpc_route *routes,
                          size_t n) {
   if (n == 0) return;
   struct rc_table *t = find_table(c, table, true);

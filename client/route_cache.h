@@ -37,25 +37,11 @@
 #include <stdint.h>
 
 #include "common/slice.h"
+#include "proto/route.h"
 
-/* One tablet and where it is served. Keys: start inclusive, end exclusive,
- * an empty end key means "to the end of the key space". */
-typedef struct rc_route {
-  uint64_t tablet_id;
-  uint64_t range_epoch;
-  buf start_key;
-  buf end_key;
-  uint64_t server_id; /* 0 when unassigned */
-  uint64_t assign_epoch;
-  char *address; /* "host:port"; NULL when unassigned */
-} rc_route;
-
-/* Frees the route's owned members (not the struct); accepts NULL. */
-void rc_route_clear(rc_route *r);
-/* Deep copy into `dst`, which must be cleared or zeroed. */
-void rc_route_copy(rc_route *dst, const rc_route *src);
-/* True if `key` lies in [start_key, end_key). */
-bool rc_route_contains(const rc_route *r, slice key);
+/* A cached route is an rpc_route (proto/route.h): one tablet and where it
+ * is served. The cache keeps no table name or id in it (the table is the
+ * cache's key). */
 
 typedef struct route_cache route_cache;
 
@@ -64,19 +50,19 @@ route_cache *route_cache_new(size_t capacity);
 void route_cache_free(route_cache *c); /* accepts NULL */
 
 /* Copies the route covering `key` in `table` into `out` (which must be
- * zeroed or cleared; caller clears it with rc_route_clear). Returns false
+ * zeroed or cleared; caller clears it with rpc_route_clear). Returns false
  * on a miss, leaving `out` untouched. Counts a hit or a miss. */
 bool route_cache_lookup(route_cache *c, const char *table, slice key,
-                        rc_route *out);
+                        rpc_route *out);
 
 /* The route covering the greatest keys strictly below `key`, or, when
  * `key` is empty, the last route of the table (for reverse scans). */
 bool route_cache_lookup_before(route_cache *c, const char *table, slice key,
-                               rc_route *out);
+                               rpc_route *out);
 
 /* Installs routes per the freshness rule above. Routes are copied. */
 void route_cache_install(route_cache *c, const char *table,
-                         const rc_route *routes, size_t n);
+                         const rpc_route *routes, size_t n);
 
 /* Drops the route of `tablet_id` if its range epoch is <= `range_epoch`
  * (0 drops whatever is cached): for an unreachable server or a NOT_SERVING

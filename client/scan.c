@@ -34,10 +34,10 @@ struct mica_scanner {
   uint64_t limit, returned;
   buf cursor;  /* see the file comment */
   bool done;
-  rc_route route;      /* tablet of the open stream */
+  rpc_route route;      /* tablet of the open stream */
   rpc_stream *stream;  /* NULL between tablets */
   bool stream_progress; /* the open stream delivered a chunk */
-  Mica__V1__ScanChunk *chunk;
+  rpc_scan_chunk *chunk;
   size_t pos;
 };
 
@@ -63,7 +63,7 @@ static bool exhausted(const mica_scanner *s) {
 }
 
 static void close_stream(mica_scanner *s) {
-  rpc_msg_free((ProtobufCMessage *)s->chunk);
+  rpc_msg_free(s->chunk);
   s->chunk = NULL;
   s->pos = 0;
   rpc_stream_free(s->stream);
@@ -77,9 +77,9 @@ static mica_err *open_stream(mica_scanner *s, mcl_retry *r) {
     mica_err *e = mcl_locate(c, r, s->table, buf_slice(&s->cursor), s->reverse, &s->route);
     if (e != NULL) return e;
   }
-  Mica__V1__TabletRef ref;
+  rpc_tablet_ref ref;
   mcl_tablet_ref(&ref, &s->route);
-  Mica__V1__ScanRequest req = MICA__V1__SCAN_REQUEST__INIT;
+  rpc_scan_request req = {0};
   req.tablet = &ref;
   const buf *start = s->reverse ? &s->lo : &s->cursor;
   const buf *end = s->reverse ? &s->cursor : &s->hi;
@@ -96,13 +96,13 @@ static mica_err *open_stream(mica_scanner *s, mcl_retry *r) {
                                                              : SCAN_STREAM_MIN_MS;
   mcl_conn *k = mcl_conn_get(c, s->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-  mica_err *e = rpc_stream_open(k->ch, &rpc_m_ts_scan, &req.base, timeout, &s->stream);
+  mica_err *e = rpc_stream_open(k->ch, &rpc_m_ts_scan, &req, timeout, &s->stream);
   s->stream_progress = false;
   return e;
 }
 
 /* The current tablet's part is done: move the cursor to its boundary. */
-static void next_tablet(mica_scanner *s, const Mica__V1__TabletDescriptor *d) {
+static void next_tablet(mica_scanner *s, const rpc_tablet_descriptor *d) {
   slice start = d != NULL ? slice_make(d->start_key.data, d->start_key.len)
                           : buf_slice(&s->route.start_key);
   slice end = d != NULL ? slice_make(d->end_key.data, d->end_key.len)
@@ -115,25 +115,25 @@ static void next_tablet(mica_scanner *s, const Mica__V1__TabletDescriptor *d) {
     buf_append_slice(&s->cursor, edge);
     if (exhausted(s)) s->done = true;
   }
-  rc_route_clear(&s->route);
+  rpc_route_clear(&s->route);
 }
 
 /* A stream failed: digest the failure and decide whether to reopen. */
 static mica_err *stream_failed(mica_scanner *s, mcl_retry *r, mica_err *e,
-                               const Mica__V1__Status *st) {
+                               const rpc_status *st) {
   bool progressed = s->stream_progress;
-  rc_route used = s->route;
+  rpc_route used = s->route;
   memset(&s->route, 0, sizeof s->route);
   close_stream(s);
   /* A stream that ran out of its own time after delivering rows is simply
    * reopened at the cursor. */
   if (st == NULL && err_code(e) == MICA_DEADLINE_EXCEEDED && progressed) {
     err_free(e);
-    rc_route_clear(&used);
+    rpc_route_clear(&used);
     return NULL;
   }
   e = mcl_after_failure(s->c, r, s->table, &used, e, st);
-  rc_route_clear(&used);
+  rpc_route_clear(&used);
   return e;
 }
 
@@ -149,7 +149,7 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
       break;
     }
     if (s->chunk != NULL && s->pos < s->chunk->n_rows) {
-      const Mica__V1__KeyValue *kv = s->chunk->rows[s->pos++];
+      const rpc_key_value *kv = &s->chunk->rows[s->pos++];
       slice k = slice_make(kv->key.data, kv->key.len);
       /* Rows outside the bounds or at or behind the cursor would be a
        * server bug; refuse them rather than repeat a key. */
@@ -177,23 +177,23 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
       break;
     }
     if (s->chunk != NULL) {
-      Mica__V1__ScanChunk *ch = s->chunk;
+      rpc_scan_chunk *ch = s->chunk;
       if (ch->last) {
-        const Mica__V1__Status *st = ch->status;
+        const rpc_status *st = ch->status;
         mica_err *se = rpc_status_err(st);
         if (se != NULL) {
           s->chunk = NULL;
           e = stream_failed(s, &r, se, st);
-          rpc_msg_free((ProtobufCMessage *)ch);
+          rpc_msg_free(ch);
           if (e != NULL) break;
           continue;
         }
-        if (ch->end == MICA__V1__SCAN_END__SCAN_END_LIMIT) s->done = true;
+        if (ch->end == RPC_SCAN_END_LIMIT) s->done = true;
         else next_tablet(s, ch->tablet);
         close_stream(s);
         continue;
       }
-      rpc_msg_free((ProtobufCMessage *)ch);
+      rpc_msg_free(ch);
       s->chunk = NULL;
       s->pos = 0;
     }
@@ -206,7 +206,7 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
         continue;
       }
     }
-    ProtobufCMessage *msg = NULL;
+    void *msg = NULL;
     e = rpc_stream_next(s->stream, &msg);
     if (e == NULL && msg == NULL)
       e = err_new(MICA_UNAVAILABLE, "scan stream from %s ended without its last chunk",
@@ -216,7 +216,7 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
       if (e != NULL) break;
       continue;
     }
-    s->chunk = (Mica__V1__ScanChunk *)msg;
+    s->chunk = (rpc_scan_chunk *)msg;
     s->pos = 0;
     s->stream_progress = true;
   }
@@ -236,9 +236,9 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
   slice start = slice_make(opts->start, opts->start ? opts->start_len : 0);
   slice end = slice_make(opts->end, opts->end ? opts->end_len : 0);
   slice prefix = slice_make(opts->prefix, opts->prefix ? opts->prefix_len : 0);
-  if (start.len > MCL_MAX_KEY || end.len > MCL_MAX_KEY || prefix.len > MCL_MAX_KEY)
+  if (start.len > MICA_MAX_KEY || end.len > MICA_MAX_KEY || prefix.len > MICA_MAX_KEY)
     return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "scan bound longer than %u bytes",
-                             MCL_MAX_KEY));
+                             MICA_MAX_KEY));
   if (start.len > 0 && end.len > 0 && slice_cmp(start, end) > 0)
     return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "scan start is greater than its end"));
 
@@ -280,7 +280,7 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
 void mica_scan_close(mica_scanner *s) {
   if (s == NULL) return;
   close_stream(s);
-  rc_route_clear(&s->route);
+  rpc_route_clear(&s->route);
   buf_free(&s->lo);
   buf_free(&s->hi);
   buf_free(&s->prefix);

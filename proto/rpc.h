@@ -1,12 +1,14 @@
 /* rpc: Mica's RPC module, a small server and client over the gRPC C core.
  *
- * Messages are the protobuf-c structs generated from proto/mica.proto
- * ("proto/mica.pb-c.h"). Handlers and callers see those structs, Mica
- * statuses (mica_err) and the opaque handles below; nothing outside proto/
- * includes a gRPC header. There is no gRPC code generator for protobuf-c, so
- * a method is described once by a table entry (rpc_method: full path and the
- * request/response descriptors) and this module does the framing, dispatch
- * and status mapping for every method the same way.
+ * Messages are the plain C structs of proto/wire.h, one per message of
+ * proto/mica.proto. Handlers and callers see those structs, Mica statuses
+ * (mica_err) and the opaque handles below; gRPC and protobuf-c stay inside
+ * proto/ (STYLE.md rule 9), where each message is converted once on its way
+ * in (decoded and checked) and once on its way out (encoded). There is no
+ * gRPC code generator for protobuf-c, so a method is described once by a
+ * table entry (rpc_method: full path and the request/response messages) and
+ * this module does the framing, conversion, dispatch and status mapping for
+ * every method the same way.
  *
  * Server. rpc_server_new() binds the listen address (port 0 lets the kernel
  * pick; rpc_server_port() tells which), rpc_server_register() adds handlers,
@@ -40,7 +42,8 @@
  * where the code crosses unchanged.
  *
  * Limits. Send and receive limits are set explicitly on both sides
- * (RPC_MAX_MESSAGE_DEFAULT, 64 MiB: batches are up to 32 MiB and values 8 MiB).
+ * (RPC_MAX_MESSAGE_DEFAULT, 64 MiB: batches are up to 32 MiB and values
+ * 8 MiB; proto/limits.h has the protocol's limits).
  * A larger message fails with RESOURCE_EXHAUSTED on the side that sees it.
  *
  * Thread-safety: rpc_server_register/start happen on one thread before
@@ -51,32 +54,32 @@
 #ifndef MICA_PROTO_RPC_H
 #define MICA_PROTO_RPC_H
 
-#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
 #include "common/slice.h"
-#include "proto/mica.pb-c.h"
+#include "proto/limits.h"
+#include "proto/wire.h"
 
 /* Default send and receive limit per message, both sides. */
-#define RPC_MAX_MESSAGE_DEFAULT ((size_t)64 << 20)
+#define RPC_MAX_MESSAGE_DEFAULT MICA_MAX_MESSAGE
 
 /* ---- methods ---- */
 
 /* One RPC method: what both the server dispatch and the client need. */
 typedef struct rpc_method {
   const char *path; /* "/mica.v1.TabletServer/Get" */
-  const ProtobufCMessageDescriptor *request;
-  const ProtobufCMessageDescriptor *response;
+  const rpc_msgdef *request;  /* rpc_def_get_request: rpc_get_request */
+  const rpc_msgdef *response; /* rpc_def_get_response: rpc_get_response */
   bool server_streaming; /* response is a stream of `response` messages */
 } rpc_method;
 
 /* Every method of mica.proto:
  * X(name, service, method, request type, response type, streaming), where
- * the types are the snake_case message names of the generated descriptors.
- * tests/rpc checks this list against the generated service descriptors. */
+ * the types are the snake_case message names of proto/wire.h (rpc_<type>).
+ * tests/proto checks this list against mica.proto's services. */
 #define RPC_METHOD_LIST(X)                                                    \
   X(ts_get, "TabletServer", "Get", get_request, get_response, false)          \
   X(ts_multi_get, "TabletServer", "MultiGet", multi_get_request,              \
@@ -138,9 +141,31 @@ RPC_METHOD_LIST(RPC_METHOD_DECL_)
 /* All of the above, in list order; `*n` gets the count. Static. */
 const rpc_method *const *rpc_methods_all(size_t *n);
 
-/* Frees a message returned by this module (decoded responses). NULL is
- * ignored. */
-void rpc_msg_free(ProtobufCMessage *msg);
+/* Frees a message this module handed out (a decoded response or stream
+ * chunk) with everything it points to. NULL is ignored. */
+void rpc_msg_free(void *msg);
+
+/* The bytes of `msg`, a message of `d` (rpc_def_batch_request for an
+ * rpc_batch_request, ...), as they cross the wire, appended to `out`: for
+ * tests and tools that send bytes through rpc_unary_raw. */
+void rpc_msg_encode(const rpc_msgdef *d, const void *msg, buf *out);
+
+/* Decodes `bytes` as a message of `d` into *out (caller frees with
+ * rpc_msg_free()). INVALID_ARGUMENT, naming the message and the size, when
+ * they do not decode; *out is then NULL. */
+mica_err *rpc_msg_decode(const rpc_msgdef *d, slice bytes, void **out);
+
+/* sizeof the plain struct of messages of `d`, and the message's name in
+ * mica.proto ("mica.v1.GetRequest"). */
+size_t rpc_msg_size(const rpc_msgdef *d);
+const char *rpc_msg_name(const rpc_msgdef *d);
+
+/* NULL when the plain structs of wire.h agree with mica.proto field by
+ * field (number, name, type) and the method table agrees with its services
+ * (every method present, request and response types, Status as field 1 of
+ * every response), else an INTERNAL error naming the first difference. For
+ * tests. Caller frees. */
+mica_err *rpc_wire_check(void);
 
 /* ---- status ---- */
 
@@ -152,18 +177,19 @@ int rpc_code_to_grpc(int code);
 
 /* Fills `st` (initialised or not) from `e`: code and message; NULL = OK.
  * The message points into `e`, so `st` is valid until `e` is freed; routing
- * is left unset. */
-void rpc_status_set(Mica__V1__Status *st, const mica_err *e);
+ * is left NULL. */
+void rpc_status_set(rpc_status *st, const mica_err *e);
 
 /* The error a response Status carries; NULL for OK or for an absent status
  * (proto3 leaves an all-default sub-message out). A code this build does not
  * know becomes INTERNAL. Caller frees with err_free(). */
-mica_err *rpc_status_err(const Mica__V1__Status *st);
+mica_err *rpc_status_err(const rpc_status *st);
 
 /* The Status of any response message of mica.proto (field 1 by the
- * protocol's convention, which tests/rpc checks for every method); NULL when
- * absent or when `msg` has no such field. Points into `msg`. */
-const Mica__V1__Status *rpc_response_status(const ProtobufCMessage *msg);
+ * protocol's convention, its first member in C; rpc_wire_check() checks
+ * it); NULL when absent. `msg` must be a response message. Points into
+ * `msg`. */
+const rpc_status *rpc_response_status(const void *msg);
 
 /* ---- server ---- */
 
@@ -179,11 +205,11 @@ typedef struct rpc_server_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
 } rpc_server_opts;
 
-/* Handles one call. `request` is the decoded request, owned by the call and
- * valid until the call ends. The handler must end the call exactly once
- * (now or later, from any thread). */
-typedef void (*rpc_handler_fn)(rpc_call *call, const ProtobufCMessage *request,
-                               void *ctx);
+/* Handles one call. `request` is the decoded request (the plain struct of
+ * the method's request message), owned by the call and valid until the call
+ * ends. The handler must end the call exactly once (now or later, from any
+ * thread). */
+typedef void (*rpc_handler_fn)(rpc_call *call, const void *request, void *ctx);
 
 enum {
   /* Run a unary handler on a worker thread instead of a polling thread:
@@ -224,15 +250,16 @@ size_t rpc_server_live_calls(rpc_server *s);
  * NULL. */
 void rpc_server_free(rpc_server *s);
 
-/* Unary: sends `response` (serialized before return; the caller keeps it)
- * with gRPC status OK and ends the call. */
-void rpc_call_reply(rpc_call *call, const ProtobufCMessage *response);
+/* Unary: sends `response` (a message of the method's response type,
+ * serialized before return; the caller keeps it) with gRPC status OK and
+ * ends the call. */
+void rpc_call_reply(rpc_call *call, const void *response);
 
 /* Streaming: sends one chunk and returns once it is handed to the transport.
  * CANCELLED when the client went away or the deadline passed: the handler
  * then stops and ends the call with rpc_call_finish(). Worker threads only
  * (streaming and offloaded handlers). The caller keeps `msg`. */
-mica_err *rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
+mica_err *rpc_call_send(rpc_call *call, const void *msg);
 
 /* Ends the call with the transport status for `e` (NULL = OK, which a unary
  * call may not use: it is sent as INTERNAL "no response"). Use for streams
@@ -272,13 +299,15 @@ void rpc_channel_free(rpc_channel *ch);
 const char *rpc_channel_address(const rpc_channel *ch);
 
 /* A blocking unary call of `m` (not streaming) with `request`, which must be
- * a message of m->request. timeout_ms <= 0 means no deadline. On success
- * *response is the decoded response: caller frees with rpc_msg_free(). On
+ * a message of m->request (rpc_get_request for rpc_m_ts_get, and so on).
+ * timeout_ms <= 0 means no deadline. On success *response is the decoded
+ * response, a message of m->response: caller frees with rpc_msg_free(). On
  * failure *response is NULL and the error is the transport outcome (the
- * application outcome is in the response's Status). Thread-safe. */
-mica_err *rpc_unary(rpc_channel *ch, const rpc_method *m,
-                    const ProtobufCMessage *request, int64_t timeout_ms,
-                    ProtobufCMessage **response);
+ * application outcome is in the response's Status). Thread-safe.
+ * `response` is a void * so that a typed pointer's address can be passed
+ * (rpc_get_response *r; rpc_unary(..., (void **)&r) is what callers write). */
+mica_err *rpc_unary(rpc_channel *ch, const rpc_method *m, const void *request,
+                    int64_t timeout_ms, void **response);
 
 /* The same with raw bytes both ways, for tests and tools that must send
  * what no message encodes. The response bytes are appended to `response`. */
@@ -297,8 +326,7 @@ void rpc_async_free(rpc_async *a);
 /* Starts a unary call; `tag` comes back from rpc_async_next(). `request` is
  * serialized before return. */
 mica_err *rpc_async_start(rpc_async *a, rpc_channel *ch, const rpc_method *m,
-                          const ProtobufCMessage *request, int64_t timeout_ms,
-                          void *tag);
+                          const void *request, int64_t timeout_ms, void *tag);
 
 /* Waits up to timeout_ms (< 0: until one completes) for a call to end.
  * Returns false when nothing ended in time or nothing is in flight.
@@ -306,7 +334,7 @@ mica_err *rpc_async_start(rpc_async *a, rpc_channel *ch, const rpc_method *m,
  * with rpc_msg_free()) and *err NULL, or *err is set (caller frees) and
  * *response NULL. */
 bool rpc_async_next(rpc_async *a, int64_t timeout_ms, void **tag,
-                    ProtobufCMessage **response, mica_err **err);
+                    void **response, mica_err **err);
 
 /* Calls started and not yet returned by rpc_async_next(). */
 size_t rpc_async_in_flight(const rpc_async *a);
@@ -317,14 +345,14 @@ typedef struct rpc_stream rpc_stream;
 /* Starts streaming call `m` with `request`. timeout_ms <= 0: no deadline
  * for the whole stream. Caller frees with rpc_stream_free(). */
 mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
-                          const ProtobufCMessage *request, int64_t timeout_ms,
+                          const void *request, int64_t timeout_ms,
                           rpc_stream **out);
 
 /* The next chunk: *msg is set (caller frees with rpc_msg_free()), or NULL
  * when the stream ended with OK. An error is the stream's final transport
  * status; after the end or an error, further calls return the same
  * outcome. */
-mica_err *rpc_stream_next(rpc_stream *st, ProtobufCMessage **msg);
+mica_err *rpc_stream_next(rpc_stream *st, void **msg);
 
 /* Cancels the stream from any thread while another may be blocked in
  * rpc_stream_next(), which then returns CANCELLED. The stream must still be

@@ -152,20 +152,18 @@ static mica_err *ucall_blocking(ucall *u, int64_t timeout_ms) {
   return e;
 }
 
-mica_err *rpc_unary(rpc_channel *ch, const rpc_method *m,
-                    const ProtobufCMessage *request, int64_t timeout_ms,
-                    ProtobufCMessage **response) {
+mica_err *rpc_unary(rpc_channel *ch, const rpc_method *m, const void *request,
+                    int64_t timeout_ms, void **response) {
   *response = NULL;
-  if (m->server_streaming || request->descriptor != m->request)
+  if (m->server_streaming)
     return err_new(MICA_INVALID_ARGUMENT,
-                   "rpc %s: wrong call form or request type %s", m->path,
-                   request->descriptor->name);
+                   "rpc %s: wrong call form (streaming method)", m->path);
   ucall u;
   memset(&u, 0, sizeof u);
   u.ch = ch;
   u.m = m;
   u.path = m->path;
-  u.req_bb = rpc_pack(request);
+  u.req_bb = rpc_pack(m->request, request);
   mica_err *e = ucall_blocking(&u, timeout_ms);
   if (e == NULL) {
     *response = rpc_unpack(m->response, u.resp_bb, m->path, &e);
@@ -243,18 +241,16 @@ void rpc_async_free(rpc_async *a) {
 }
 
 mica_err *rpc_async_start(rpc_async *a, rpc_channel *ch, const rpc_method *m,
-                          const ProtobufCMessage *request, int64_t timeout_ms,
-                          void *tag) {
-  if (m->server_streaming || request->descriptor != m->request)
+                          const void *request, int64_t timeout_ms, void *tag) {
+  if (m->server_streaming)
     return err_new(MICA_INVALID_ARGUMENT,
-                   "rpc %s: wrong call form or request type %s", m->path,
-                   request->descriptor->name);
+                   "rpc %s: wrong call form (streaming method)", m->path);
   ucall *u = xcalloc(1, sizeof *u);
   u->ch = ch;
   u->m = m;
   u->path = m->path;
   u->user = tag;
-  u->req_bb = rpc_pack(request);
+  u->req_bb = rpc_pack(m->request, request);
   mica_err *e = ucall_start(u, a->cq, timeout_ms, u);
   if (e != NULL) {
     ucall_clear(u);
@@ -270,7 +266,7 @@ mica_err *rpc_async_start(rpc_async *a, rpc_channel *ch, const rpc_method *m,
 }
 
 bool rpc_async_next(rpc_async *a, int64_t timeout_ms, void **tag,
-                    ProtobufCMessage **response, mica_err **err) {
+                    void **response, mica_err **err) {
   *tag = NULL;
   *response = NULL;
   *err = NULL;
@@ -359,13 +355,12 @@ static mica_err *stream_outcome(const rpc_stream *st) {
 }
 
 mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
-                          const ProtobufCMessage *request, int64_t timeout_ms,
+                          const void *request, int64_t timeout_ms,
                           rpc_stream **out) {
   *out = NULL;
-  if (!m->server_streaming || request->descriptor != m->request)
+  if (!m->server_streaming)
     return err_new(MICA_INVALID_ARGUMENT,
-                   "rpc %s: wrong call form or request type %s", m->path,
-                   request->descriptor->name);
+                   "rpc %s: wrong call form (unary method)", m->path);
   rpc_lib_ref();
   rpc_stream *st = xcalloc(1, sizeof *st);
   st->ch = ch;
@@ -375,7 +370,7 @@ mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
   st->details = grpc_empty_slice();
   st->cq = grpc_completion_queue_create_for_pluck(NULL);
   st->call = create_call(ch, st->cq, m->path, timeout_ms);
-  grpc_byte_buffer *bb = rpc_pack(request);
+  grpc_byte_buffer *bb = rpc_pack(m->request, request);
   grpc_op ops[3];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -399,7 +394,7 @@ mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
   return NULL;
 }
 
-mica_err *rpc_stream_next(rpc_stream *st, ProtobufCMessage **msg) {
+mica_err *rpc_stream_next(rpc_stream *st, void **msg) {
   *msg = NULL;
   if (st->ended)
     return stream_outcome(st);

@@ -10,13 +10,17 @@
 
 #include "common/log.h"
 #include "proto/rpc_internal.h"
+#include "proto/wire_int.h"
 
-grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m) {
+grpc_byte_buffer *rpc_pack(const rpc_msgdef *d, const void *plain) {
+  arena *a = arena_new();
+  const ProtobufCMessage *m = rpc_wire_encode(d, plain, a);
   size_t n = protobuf_c_message_get_packed_size(m);
   grpc_slice s = grpc_slice_malloc(n);
   protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
+  arena_free(a);
   return bb;
 }
 
@@ -56,10 +60,9 @@ static void unpack_fn(const uint8_t *p, size_t n, void *arg) {
   a->msg = protobuf_c_message_unpack(a->d, NULL, n, p);
 }
 
-ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d,
-                             grpc_byte_buffer *bb, const char *what,
-                             mica_err **err) {
-  struct unpack_arg a = {d, NULL, 0};
+void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
+                 mica_err **err) {
+  struct unpack_arg a = {d->pb, NULL, 0};
   *err = NULL;
   if (!with_bytes(bb, unpack_fn, &a)) {
     *err = err_new(MICA_INVALID_ARGUMENT, "%s: unreadable message", what);
@@ -68,8 +71,8 @@ ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d,
   if (a.msg == NULL)
     *err = err_new(MICA_INVALID_ARGUMENT,
                    "%s: %zu bytes do not decode as %s", what, a.len,
-                   d->name);
-  return a.msg;
+                   d->pb->name);
+  return a.msg != NULL ? rpc_wire_decode(d, a.msg) : NULL;
 }
 
 static void append_fn(const uint8_t *p, size_t n, void *arg) {

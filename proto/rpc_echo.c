@@ -21,39 +21,37 @@ static void wait_ms(rpc_call *call, uint32_t ms) {
   }
 }
 
-static void echo_reply(rpc_call *call, const Mica__V1__EchoRequest *req) {
-  Mica__V1__EchoResponse resp = MICA__V1__ECHO_RESPONSE__INIT;
-  resp.payload = req->payload;
-  rpc_call_reply(call, &resp.base);
+static void echo_reply(rpc_call *call, const rpc_echo_request *req) {
+  rpc_echo_response resp = {.payload = req->payload};
+  rpc_call_reply(call, &resp);
 }
 
-static void echo_delayed(rpc_call *call, const ProtobufCMessage *request,
+static void echo_delayed(rpc_call *call, const void *request,
                          void *ctx) {
   (void)ctx;
-  const Mica__V1__EchoRequest *req = (const Mica__V1__EchoRequest *)request;
+  const rpc_echo_request *req = request;
   wait_ms(call, req->delay_ms);
   echo_reply(call, req);
 }
 
-static void echo(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
-  const Mica__V1__EchoRequest *req = (const Mica__V1__EchoRequest *)request;
+static void echo(rpc_call *call, const void *request, void *ctx) {
+  const rpc_echo_request *req = request;
   if (req->delay_ms > 0)
     rpc_call_offload(call, echo_delayed, ctx);
   else
     echo_reply(call, req);
 }
 
-static void echo_stream(rpc_call *call, const ProtobufCMessage *request,
+static void echo_stream(rpc_call *call, const void *request,
                         void *ctx) {
   (void)ctx;
-  const Mica__V1__EchoRequest *req = (const Mica__V1__EchoRequest *)request;
-  Mica__V1__EchoResponse resp = MICA__V1__ECHO_RESPONSE__INIT;
-  resp.payload = req->payload;
+  const rpc_echo_request *req = request;
+  rpc_echo_response resp = {.payload = req->payload};
   for (uint32_t i = 0; i < req->chunks; i++) {
     if (req->delay_ms > 0)
       wait_ms(call, req->delay_ms);
     resp.index = i;
-    mica_err *e = rpc_call_send(call, &resp.base);
+    mica_err *e = rpc_call_send(call, &resp);
     if (e != NULL) {
       rpc_call_finish(call, e);
       err_free(e);

@@ -1,5 +1,7 @@
 /* rpc_internal: what the server and client halves of the RPC module share,
  * and the only header besides the .c files of proto/ that names gRPC types.
+ * Messages cross this boundary as plain structs (wire.h): rpc_pack encodes
+ * and rpc_unpack decodes through the converters of wire_int.h.
  *
  * Completion tags: every operation started on a completion queue carries a
  * pointer to an rpc_tag embedded in the object it belongs to; the thread that
@@ -24,19 +26,19 @@ struct rpc_tag {
 #define RPC_CONTAINER(ptr, type, member) \
   ((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* Serializes `m` into a new byte buffer; caller destroys it with
- * grpc_byte_buffer_destroy(). */
-grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
+/* Serializes `m`, a plain message of `d`, into a new byte buffer; caller
+ * destroys it with grpc_byte_buffer_destroy(). */
+grpc_byte_buffer *rpc_pack(const rpc_msgdef *d, const void *m);
 
 /* A byte buffer over a copy of `s`; caller destroys it. */
 grpc_byte_buffer *rpc_pack_bytes(slice s);
 
-/* Decodes `bb` as a message of `d`. NULL with *err set (INVALID_ARGUMENT,
- * naming `what` and the size) when the bytes do not decode. Caller frees the
- * message with rpc_msg_free(); `bb` is not consumed. */
-ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *d,
-                             grpc_byte_buffer *bb, const char *what,
-                             mica_err **err);
+/* Decodes `bb` as a plain message of `d`. NULL with *err set
+ * (INVALID_ARGUMENT, naming `what` and the size) when the bytes do not
+ * decode. Caller frees the message with rpc_msg_free(); `bb` is not
+ * consumed. */
+void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
+                 mica_err **err);
 
 /* Appends the bytes of `bb` to `out`; false when they cannot be read. */
 bool rpc_bytes_of(grpc_byte_buffer *bb, buf *out);

@@ -51,7 +51,7 @@ struct rpc_call {
   grpc_metadata_array md;
   const rpc_handler *h; /* NULL for an unknown method */
   grpc_byte_buffer *recv_bb;
-  ProtobufCMessage *request;
+  void *request; /* decoded; owned by the call */
   int close_cancelled; /* written by the core when t_close completes */
   atomic_bool cancelled;
   atomic_int refs;
@@ -261,8 +261,8 @@ static void end_call_err(rpc_call *c, int code, const char *fmt, ...) {
   end_call(c, NULL, (grpc_status_code)rpc_code_to_grpc(code), msg);
 }
 
-void rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
-  end_call(c, rpc_pack(response), GRPC_STATUS_OK, "");
+void rpc_call_reply(rpc_call *c, const void *response) {
+  end_call(c, rpc_pack(c->h->method->response, response), GRPC_STATUS_OK, "");
 }
 
 void rpc_call_finish(rpc_call *c, const mica_err *e) {
@@ -284,7 +284,7 @@ static void on_send(rpc_tag *t, bool ok) {
   pthread_mutex_unlock(&c->mu);
 }
 
-mica_err *rpc_call_send(rpc_call *c, const ProtobufCMessage *msg) {
+mica_err *rpc_call_send(rpc_call *c, const void *msg) {
   if (!c->h->method->server_streaming || c->ended)
     return err_new(MICA_INTERNAL, "%s: rpc_call_send on a %s call",
                    c->h->method->path, c->ended ? "finished" : "unary");
@@ -298,7 +298,7 @@ mica_err *rpc_call_send(rpc_call *c, const ProtobufCMessage *msg) {
     n++;
     c->md_sent = true;
   }
-  grpc_byte_buffer *bb = rpc_pack(msg);
+  grpc_byte_buffer *bb = rpc_pack(c->h->method->response, msg);
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n].data.send_message.send_message = bb;
   n++;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "proto/rpc.h"
+#include "proto/wire_int.h"
 
 /* The proto enum must equal include/mica/status.h, number for number. */
 #define RPC_CHECK_CODE_(name, num, msg)                                      \
@@ -69,19 +70,19 @@ int rpc_code_to_grpc(int code) {
   return GRPC_STATUS_UNKNOWN;
 }
 
-void rpc_status_set(Mica__V1__Status *st, const mica_err *e) {
-  mica__v1__status__init(st);
+void rpc_status_set(rpc_status *st, const mica_err *e) {
+  memset(st, 0, sizeof *st);
+  st->message = "";
   if (e == NULL)
     return;
-  st->code = (Mica__V1__Code)err_code(e);
-  /* protobuf-c never writes through the pointer when packing. */
-  st->message = (char *)err_msg(e);
+  st->code = err_code(e);
+  st->message = err_msg(e);
 }
 
-mica_err *rpc_status_err(const Mica__V1__Status *st) {
-  if (st == NULL || st->code == MICA__V1__CODE__MICA_OK)
+mica_err *rpc_status_err(const rpc_status *st) {
+  if (st == NULL || st->code == MICA_OK)
     return NULL;
-  int code = (int)st->code;
+  int code = st->code;
   const char *msg = st->message != NULL ? st->message : "";
   if (code <= 0 || code >= MICA_CODE_COUNT_)
     return err_new(MICA_INTERNAL, "unknown status code %d from peer: %s",
@@ -89,25 +90,21 @@ mica_err *rpc_status_err(const Mica__V1__Status *st) {
   return err_new(code, "%s", msg[0] != '\0' ? msg : mica_code_message(code));
 }
 
-const Mica__V1__Status *rpc_response_status(const ProtobufCMessage *msg) {
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
-  if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
-      f->label == PROTOBUF_C_LABEL_REPEATED ||
-      f->descriptor != &mica__v1__status__descriptor)
-    return NULL;
-  return *(const Mica__V1__Status *const *)((const char *)msg + f->offset);
+/* Every response struct starts with its Status pointer: rpc_wire_check()
+ * proves it for each message whose field 1 is `status`, and tests/proto
+ * checks that every method's response is such a message. */
+const rpc_status *rpc_response_status(const void *msg) {
+  return msg != NULL ? *(const rpc_status *const *)msg : NULL;
 }
 
-void rpc_msg_free(ProtobufCMessage *msg) {
-  if (msg != NULL)
-    protobuf_c_message_free_unpacked(msg, NULL);
+mica_err *rpc_wire_check(void) {
+  mica_err *e = rpc_wire_selfcheck();
+  return e != NULL ? e : rpc_methods_selfcheck();
 }
 
 #define RPC_METHOD_DEF_(name, svc, meth, req, resp, stream)                 \
   const rpc_method rpc_m_##name = {"/mica.v1." svc "/" meth,                \
-                                   &mica__v1__##req##__descriptor,          \
-                                   &mica__v1__##resp##__descriptor, stream};
+                                   &rpc_def_##req, &rpc_def_##resp, stream};
 RPC_METHOD_LIST(RPC_METHOD_DEF_)
 #undef RPC_METHOD_DEF_
 

@@ -24,7 +24,7 @@
 #include "common/env.h"
 #include "mica/mica.h"
 #include "proto/rpc.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 
 static uint64_t now_ns(void) { return env_now_micros(env_posix()) * 1000; }
 
@@ -98,12 +98,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-client-bench: channel: %s\n", err_msg(e));
     return 1;
   }
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = ti[0].tablet_id;
   ref.range_epoch = ti[0].range_epoch;
   ref.assign_epoch = ti[0].assign_epoch;
   mica_free(ti);
-  Mica__V1__GetRequest req = MICA__V1__GET_REQUEST__INIT;
+  rpc_get_request req = {0};
   req.tablet = &ref;
   req.key.data = (uint8_t *)key;
   req.key.len = strlen(key);
@@ -129,9 +129,9 @@ int main(int argc, char **argv) {
           CHECK(mica_get(c, "hot", key, strlen(key), &v, &vl), "get");
           mica_free(v);
         } else {
-          ProtobufCMessage *resp = NULL;
-          e = rpc_unary(ch, &rpc_m_ts_get, &req.base, 10000, &resp);
-          if (e != NULL || !((Mica__V1__GetResponse *)resp)->found) {
+          void *resp = NULL;
+          e = rpc_unary(ch, &rpc_m_ts_get, &req, 10000, &resp);
+          if (e != NULL || !((rpc_get_response *)resp)->found) {
             fprintf(stderr, "mica-client-bench: raw get failed: %s\n", e ? err_msg(e) : "not found");
             return 1;
           }

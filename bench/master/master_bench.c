@@ -1,5 +1,5 @@
 /* mica-master-bench: the master's figures, measured on a real cluster of
- * processes on loopback (tests/cluster/cluster.h).
+ * processes on loopback (tests/harness/cluster.h).
  *
  *   lookups   LookupTablets answered per second by the master, from
  *             THREADS threads keeping WINDOW calls in flight each; the peer
@@ -28,7 +28,7 @@
 
 #include "common/env.h"
 #include "proto/rpc.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
 
 static int g_runs = 3;
@@ -70,10 +70,10 @@ static void *lk_main(void *p) {
   die("rpc_async_new", rpc_async_new(&as));
   uint64_t until = cl_now_ms() + SECONDS * 1000;
   char key[32];
-  Mica__V1__LookupTabletsRequest lq = MICA__V1__LOOKUP_TABLETS_REQUEST__INIT;
+  rpc_lookup_tablets_request lq = {0};
   lq.table = "lk";
   lq.count = 1;
-  Mica__V1__EchoRequest eq = MICA__V1__ECHO_REQUEST__INIT;
+  rpc_echo_request eq = {0};
   uint64_t seq = (uint64_t)(uintptr_t)a * 7919;
   for (;;) {
     bool more = cl_now_ms() < until;
@@ -84,12 +84,13 @@ static void *lk_main(void *p) {
       lq.key.len = strlen(key);
       eq.payload = lq.key;
       die("rpc_async_start",
-          rpc_async_start(as, a->ch, a->m, a->echo ? &eq.base : &lq.base,
+          rpc_async_start(as, a->ch, a->m,
+                          a->echo ? (const void *)&eq : (const void *)&lq,
                           5000, NULL));
     }
     if (!more && rpc_async_in_flight(as) == 0) break;
     void *tag;
-    ProtobufCMessage *resp;
+    void *resp;
     mica_err *err;
     if (rpc_async_next(as, 100, &tag, &resp, &err)) {
       if (err == NULL && cl_response_err(resp) == NULL) a->done++;
@@ -185,20 +186,20 @@ static void load(cluster *c, const char *table, int mb, const char *prefix) {
 /* Splits `table`'s only tablet at its middle; ms until both daughters
  * serve (as lookups show them with locations). */
 static double split_once(cluster *c, const char *table) {
-  Mica__V1__LookupTabletsResponse *lr;
+  rpc_lookup_tablets_response *lr;
   die("lookup", kvc_lookup(c, table, slice_from_str(""), 1, false, &lr));
-  uint64_t id = lr->tablets[0]->desc->tablet_id;
-  rpc_msg_free(&lr->base);
-  Mica__V1__SplitTabletRequest q = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+  uint64_t id = lr->tablets[0].desc->tablet_id;
+  rpc_msg_free(lr);
+  rpc_split_tablet_request q = {0};
   q.tablet_id = id;
   uint64_t t0 = env_now_micros(env_posix());
-  die("split", cl_call_master(c, &rpc_m_master_split_tablet, &q.base, 60000,
+  die("split", cl_call_master(c, &rpc_m_master_split_tablet, &q, 60000,
                               NULL));
   for (;;) {
     die("lookup", kvc_lookup(c, table, slice_from_str(""), 2, false, &lr));
-    bool ok = lr->n_tablets == 2 && lr->tablets[0]->location &&
-              lr->tablets[1]->location;
-    rpc_msg_free(&lr->base);
+    bool ok = lr->n_tablets == 2 && lr->tablets[0].location &&
+              lr->tablets[1].location;
+    rpc_msg_free(lr);
     if (ok) break;
   }
   return (double)(env_now_micros(env_posix()) - t0) / 1000.0;
@@ -298,18 +299,18 @@ static void bench_move(void) {
   int moves = g_runs * 3;
   double un[64];
   for (int r = 0; r < moves && r < 64; r++) {
-    Mica__V1__LookupTabletsResponse *lr;
+    rpc_lookup_tablets_response *lr;
     die("lookup", kvc_lookup(c, "mv", slice_from_str(""), 1, false, &lr));
-    Mica__V1__MoveTabletRequest q = MICA__V1__MOVE_TABLET_REQUEST__INIT;
-    q.tablet_id = lr->tablets[0]->desc->tablet_id;
-    rpc_msg_free(&lr->base);
+    rpc_move_tablet_request q = {0};
+    q.tablet_id = lr->tablets[0].desc->tablet_id;
+    rpc_msg_free(lr);
     pthread_mutex_lock(&s.mu);
     s.win_start = env_now_micros(env_posix());
     s.win_end = 0;
     s.win_max = 0;
     s.in_window = true;
     pthread_mutex_unlock(&s.mu);
-    die("move", cl_call_master(c, &rpc_m_master_move_tablet, &q.base, 60000,
+    die("move", cl_call_master(c, &rpc_m_master_move_tablet, &q, 60000,
                                NULL));
     pthread_mutex_lock(&s.mu);
     s.in_window = false;
@@ -359,17 +360,17 @@ static void bench_failover(void) {
     uint64_t victim = cl_tserver_id(c, 0);
     /* Give the victim tablets: move two onto it. */
     for (int k = 0; k < 2; k++) {
-      Mica__V1__LookupTabletsResponse *lr;
+      rpc_lookup_tablets_response *lr;
       die("lookup", kvc_lookup(c, "fo", keys[k * 2], 1, false, &lr));
-      Mica__V1__MoveTabletRequest q = MICA__V1__MOVE_TABLET_REQUEST__INIT;
-      q.tablet_id = lr->tablets[0]->desc->tablet_id;
+      rpc_move_tablet_request q = {0};
+      q.tablet_id = lr->tablets[0].desc->tablet_id;
       q.target_server_id = victim;
-      bool there = lr->tablets[0]->location &&
-                   lr->tablets[0]->location->server_id == victim;
-      rpc_msg_free(&lr->base);
+      bool there = lr->tablets[0].location &&
+                   lr->tablets[0].location->server_id == victim;
+      rpc_msg_free(lr);
       for (int tries = 0; !there; tries++) {
         /* A tablet still opening after the create answers UNAVAILABLE. */
-        mica_err *err = cl_call_master(c, &rpc_m_master_move_tablet, &q.base,
+        mica_err *err = cl_call_master(c, &rpc_m_master_move_tablet, &q,
                                        60000, NULL);
         if (err == NULL) break;
         if (err_code(err) != MICA_UNAVAILABLE || tries > 200) die("move", err);
@@ -380,13 +381,13 @@ static void bench_failover(void) {
     uint64_t t0 = env_now_micros(env_posix());
     die("kill", cl_kill_tserver(c, 0));
     for (;;) {
-      Mica__V1__LookupTabletsResponse *lr;
+      rpc_lookup_tablets_response *lr;
       die("lookup", kvc_lookup(c, "fo", slice_from_str(""), 10, false, &lr));
       bool ok = lr->n_tablets == 6;
       for (size_t i = 0; i < lr->n_tablets && ok; i++)
-        ok = lr->tablets[i]->location &&
-             lr->tablets[i]->location->server_id != victim;
-      rpc_msg_free(&lr->base);
+        ok = lr->tablets[i].location &&
+             lr->tablets[i].location->server_id != victim;
+      rpc_msg_free(lr);
       if (ok) break;
       cl_sleep_ms(5);
     }

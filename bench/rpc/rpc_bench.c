@@ -89,8 +89,8 @@ typedef struct run {
   size_t errors;
 } run;
 
-static void make_req(Mica__V1__EchoRequest *req, uint8_t *data, size_t n) {
-  mica__v1__echo_request__init(req);
+static void make_req(rpc_echo_request *req, uint8_t *data, size_t n) {
+  memset(req, 0, sizeof *req);
   req->payload.data = data;
   req->payload.len = n;
 }
@@ -98,14 +98,14 @@ static void make_req(Mica__V1__EchoRequest *req, uint8_t *data, size_t n) {
 static void *serial_loop(void *arg) {
   run *r = arg;
   uint8_t *data = xcalloc(1, r->payload + 1);
-  Mica__V1__EchoRequest req;
+  rpc_echo_request req;
   make_req(&req, data, r->payload);
   for (;;) {
     uint64_t t0 = now_us();
     if (t0 >= r->stop_at)
       break;
-    ProtobufCMessage *resp = NULL;
-    mica_err *e = rpc_unary(r->ch, &rpc_m_echo_echo, &req.base, 10000, &resp);
+    void *resp = NULL;
+    mica_err *e = rpc_unary(r->ch, &rpc_m_echo_echo, &req, 10000, &resp);
     uint64_t t1 = now_us();
     if (e != NULL) {
       if (r->errors++ == 0)
@@ -122,7 +122,7 @@ static void *serial_loop(void *arg) {
 
 static void async_loop(run *r) {
   uint8_t *data = xcalloc(1, r->payload + 1);
-  Mica__V1__EchoRequest req;
+  rpc_echo_request req;
   make_req(&req, data, r->payload);
   rpc_async *a = NULL;
   mica_err *e = rpc_async_new(&a);
@@ -134,7 +134,7 @@ static void async_loop(run *r) {
     uint64_t now = now_us();
     while (now < r->stop_at &&
            rpc_async_in_flight(a) < (size_t)r->inflight) {
-      e = rpc_async_start(a, r->ch, &rpc_m_echo_echo, &req.base, 10000,
+      e = rpc_async_start(a, r->ch, &rpc_m_echo_echo, &req, 10000,
                           (void *)(uintptr_t)now);
       if (e != NULL) {
         fprintf(stderr, "rpc_async_start: %s\n", err_msg(e));
@@ -142,7 +142,7 @@ static void async_loop(run *r) {
       }
     }
     void *tag;
-    ProtobufCMessage *resp;
+    void *resp;
     if (!rpc_async_next(a, -1, &tag, &resp, &e))
       break;
     uint64_t t0 = (uint64_t)(uintptr_t)tag, t1 = now_us();
@@ -161,17 +161,17 @@ static void async_loop(run *r) {
 
 static void stream_loop(rpc_channel *ch, size_t payload, double seconds) {
   uint8_t *data = xcalloc(1, payload + 1);
-  Mica__V1__EchoRequest req;
+  rpc_echo_request req;
   make_req(&req, data, payload);
   req.chunks = UINT32_MAX;
   rpc_stream *st = NULL;
-  mica_err *e = rpc_stream_open(ch, &rpc_m_echo_stream, &req.base, 0, &st);
+  mica_err *e = rpc_stream_open(ch, &rpc_m_echo_stream, &req, 0, &st);
   uint64_t start = now_us();
   uint64_t warm_until = start + 500000;
   uint64_t stop_at = warm_until + (uint64_t)(seconds * 1e6);
   size_t chunks = 0;
   while (e == NULL) {
-    ProtobufCMessage *m = NULL;
+    void *m = NULL;
     e = rpc_stream_next(st, &m);
     if (m == NULL)
       break;

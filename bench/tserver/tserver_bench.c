@@ -163,8 +163,8 @@ typedef struct bench_cfg {
   uint8_t *value;
 } bench_cfg;
 
-static const Mica__V1__TabletRef *tablet_ref(void) {
-  static Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+static const rpc_tablet_ref *tablet_ref(void) {
+  static rpc_tablet_ref ref = {0};
   ref.tablet_id = 1;
   ref.range_epoch = 1;
   ref.assign_epoch = 1;
@@ -180,9 +180,9 @@ typedef struct slot {
   uint64_t started;
   char key[32];
   union {
-    Mica__V1__EchoRequest echo;
-    Mica__V1__GetRequest get;
-    Mica__V1__PutRequest put;
+    rpc_echo_request echo;
+    rpc_get_request get;
+    rpc_put_request put;
   } req;
 } slot;
 
@@ -190,43 +190,42 @@ static mica_err *start_call(bench_cfg *c, int op, slot *s, rpc_async *a,
                             uint64_t *rng) {
   *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
   int kl = key_of((*rng >> 33) % c->keys, s->key);
-  ProtobufCBinaryData key = {(size_t)kl, (uint8_t *)s->key};
-  ProtobufCBinaryData val = {c->value_size, c->value};
+  slice key = slice_make(s->key, (size_t)kl);
+  slice val = slice_make(c->value, c->value_size);
   const rpc_method *m = NULL;
   switch (op) {
     case OP_ECHO:
-      mica__v1__echo_request__init(&s->req.echo);
+      memset(&s->req.echo, 0, sizeof s->req.echo);
       s->req.echo.payload = val;
       m = &rpc_m_echo_echo;
       break;
     case OP_GET:
-      mica__v1__get_request__init(&s->req.get);
-      s->req.get.tablet = (Mica__V1__TabletRef *)tablet_ref();
+      memset(&s->req.get, 0, sizeof s->req.get);
+      s->req.get.tablet = (rpc_tablet_ref *)tablet_ref();
       s->req.get.key = key;
       m = &rpc_m_ts_get;
       break;
     default:
-      mica__v1__put_request__init(&s->req.put);
-      s->req.put.tablet = (Mica__V1__TabletRef *)tablet_ref();
+      memset(&s->req.put, 0, sizeof s->req.put);
+      s->req.put.tablet = (rpc_tablet_ref *)tablet_ref();
       s->req.put.key = key;
       s->req.put.value = val;
       m = &rpc_m_ts_put;
       break;
   }
   s->started = now_us();
-  return rpc_async_start(a, c->ch, m, (const ProtobufCMessage *)&s->req, 30000,
-                         s);
+  return rpc_async_start(a, c->ch, m, &s->req, 30000, s);
 }
 
 /* The Status of a response of `op`. */
-static const Mica__V1__Status *status_of(int op, ProtobufCMessage *m) {
+static const rpc_status *status_of(int op, void *m) {
   switch (op) {
     case OP_ECHO:
-      return ((Mica__V1__EchoResponse *)m)->status;
+      return ((rpc_echo_response *)m)->status;
     case OP_GET:
-      return ((Mica__V1__GetResponse *)m)->status;
+      return ((rpc_get_response *)m)->status;
     default:
-      return ((Mica__V1__PutResponse *)m)->status;
+      return ((rpc_put_response *)m)->status;
   }
 }
 
@@ -243,7 +242,7 @@ static mica_err *run_unary(bench_cfg *c, int op, int inflight, samples *lat,
     e = start_call(c, op, &slots[i], a, &rng);
   while (e == NULL && rpc_async_in_flight(a) > 0) {
     void *tag = NULL;
-    ProtobufCMessage *m = NULL;
+    void *m = NULL;
     mica_err *ce = NULL;
     if (!rpc_async_next(a, 10000, &tag, &m, &ce)) {
       e = err_new(MICA_DEADLINE_EXCEEDED, "no call completed in 10 s");
@@ -281,20 +280,20 @@ static void *scan_main(void *p) {
   while (st->err == NULL && now_us() < st->end_us) {
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
     int kl = key_of((rng >> 33) % st->c->keys, key);
-    Mica__V1__ScanRequest req = MICA__V1__SCAN_REQUEST__INIT;
-    req.tablet = (Mica__V1__TabletRef *)tablet_ref();
+    rpc_scan_request req = {0};
+    req.tablet = (rpc_tablet_ref *)tablet_ref();
     req.start_key.data = (uint8_t *)key;
     req.start_key.len = (size_t)kl;
     req.limit = 100;
     uint64_t t0 = now_us();
     rpc_stream *s = NULL;
-    mica_err *e = rpc_stream_open(st->c->ch, &rpc_m_ts_scan, &req.base, 30000,
+    mica_err *e = rpc_stream_open(st->c->ch, &rpc_m_ts_scan, &req, 30000,
                                   &s);
     while (e == NULL) {
-      ProtobufCMessage *m = NULL;
+      void *m = NULL;
       e = rpc_stream_next(s, &m);
       if (m == NULL) break;
-      if (e == NULL) e = rpc_status_err(((Mica__V1__ScanChunk *)m)->status);
+      if (e == NULL) e = rpc_status_err(((rpc_scan_chunk *)m)->status);
       rpc_msg_free(m);
     }
     rpc_stream_free(s);
@@ -339,49 +338,46 @@ static mica_err *run_scan(bench_cfg *c, int inflight, samples *lat,
 
 static mica_err *load(bench_cfg *c) {
   const size_t per = 500;
-  Mica__V1__Mutation *muts = xcalloc(per, sizeof(*muts));
-  Mica__V1__Mutation **ptrs = xcalloc(per, sizeof(*ptrs));
+  rpc_mutation *muts = xcalloc(per, sizeof(*muts));
   char (*keys)[32] = xcalloc(per, 32);
   mica_err *e = NULL;
   for (uint64_t i = 0; i < c->keys && e == NULL;) {
     size_t k = 0;
     for (; k < per && i < c->keys; k++, i++) {
-      mica__v1__mutation__init(&muts[k]);
-      muts[k].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+      memset(&muts[k], 0, sizeof muts[k]);
+      muts[k].kind = RPC_MUTATION_PUT;
       muts[k].key.len = (size_t)key_of(i, keys[k]);
       muts[k].key.data = (uint8_t *)keys[k];
       muts[k].value.len = c->value_size;
       muts[k].value.data = c->value;
-      ptrs[k] = &muts[k];
     }
-    Mica__V1__BatchRequest req = MICA__V1__BATCH_REQUEST__INIT;
-    req.tablet = (Mica__V1__TabletRef *)tablet_ref();
-    req.mutations = ptrs;
+    rpc_batch_request req = {0};
+    req.tablet = (rpc_tablet_ref *)tablet_ref();
+    req.mutations = muts;
     req.n_mutations = k;
-    ProtobufCMessage *m = NULL;
-    e = rpc_unary(c->ch, &rpc_m_ts_batch, &req.base, 60000, &m);
-    if (e == NULL) e = rpc_status_err(((Mica__V1__BatchResponse *)m)->status);
+    void *m = NULL;
+    e = rpc_unary(c->ch, &rpc_m_ts_batch, &req, 60000, &m);
+    if (e == NULL) e = rpc_status_err(((rpc_batch_response *)m)->status);
     rpc_msg_free(m);
   }
   free(muts);
-  free(ptrs);
   free(keys);
   return e;
 }
 
 static mica_err *open_tablet(bench_cfg *c) {
-  Mica__V1__OpenTabletRequest req = MICA__V1__OPEN_TABLET_REQUEST__INIT;
-  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  rpc_open_tablet_request req = {0};
+  rpc_tablet_descriptor d = {0};
   d.tablet_id = 1;
   d.table_id = 1;
   d.table_name = "bench";
   d.range_epoch = 1;
   req.desc = &d;
   req.assign_epoch = 1;
-  ProtobufCMessage *m = NULL;
-  mica_err *e = rpc_unary(c->ch, &rpc_m_ts_open_tablet, &req.base, 60000, &m);
+  void *m = NULL;
+  mica_err *e = rpc_unary(c->ch, &rpc_m_ts_open_tablet, &req, 60000, &m);
   if (e == NULL)
-    e = rpc_status_err(((Mica__V1__OpenTabletResponse *)m)->status);
+    e = rpc_status_err(((rpc_open_tablet_response *)m)->status);
   rpc_msg_free(m);
   return e;
 }

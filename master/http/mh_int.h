@@ -1,13 +1,12 @@
 /* mh_int: the inside of the master's HTTP side, shared by its files:
  *
- *   mh_snap.c     a consistent copy of the core's state, taken under the
- *                 core's mutex (read only: it never changes the core);
  *   mh_render.c   JSON documents and Prometheus text from such a copy;
  *   mhttp.c       the libmicrohttpd server, routing and request limits;
  *   mh_assets.c   the page's files (generated at build time from assets/).
  *
- * A snapshot is a plain value owned by one request: rendering needs no
- * lock, and nothing in it points into the core.
+ * Everything shown comes from one snapshot of the core (ms_snapshot,
+ * master/snapshot.h), a plain value owned by one request: rendering needs
+ * no lock, and nothing in it points into the core.
  *
  * Text emitted by the renderers is ASCII only: names, addresses and event
  * texts pass through mh_json_str()/mh_prom_label(), which write every byte
@@ -21,92 +20,34 @@
 #include <stdint.h>
 
 #include "common/slice.h"
+#include "master/snapshot.h"
 #include "master/state.h"
 
-/* A current tablet of a table. */
-typedef struct mh_tab {
-  uint64_t id, table_id;
-  buf start, end; /* end empty = +infinity */
-  uint64_t range_epoch, assign_epoch;
-  int state;            /* enum ms_tablet_state */
-  uint64_t server;      /* 0 = none */
-  bool in_transition;   /* not serving steadily */
-  char transition[96];  /* what is under way, "" when serving steadily */
-  uint32_t failures;    /* consecutive failed opens/closes */
-  bool have_stats;
-  ms_stats stats;
-} mh_tab;
+/* The snapshot is the core's (master/snapshot.h): the HTTP side reads the
+ * core only through it. These are its names here. */
+typedef ms_snap_tab mh_tab;
+typedef ms_snap_tbl mh_tbl;
+typedef ms_snap_srv mh_srv;
+typedef ms_snap mh_snap;
 
-typedef struct mh_tbl {
-  uint64_t id;
-  char *name;
-  bool dropping;
-  uint64_t created_ms;
-  size_t n;        /* current tablets */
-  size_t first;    /* those copied: snap.tabs[first .. first+n_copied) */
-  size_t n_copied;
-  uint64_t bytes, keys; /* sums over its current tablets */
-  double read_rate, write_rate;
-  uint64_t in_transition, unassigned;
-  uint64_t splits;      /* retired split parents (one per split) */
-  uint64_t merges;      /* merge results among its tablets */
-  uint64_t assignments; /* sum of assign epochs over all its tablets */
-} mh_tbl;
-
-typedef struct mh_srv {
-  uint64_t id;
-  char *address;
-  int state; /* enum ms_server_state */
-  uint64_t lease_age_ms;
-  bool heartbeat_seen;       /* reported since this master started */
-  uint64_t last_heartbeat_ms; /* wall clock; valid when heartbeat_seen */
-  uint64_t registered_ms;
-  uint32_t tablets;
-  uint64_t bytes, keys;
-  double read_rate, write_rate;
-  uint64_t splits; /* retired split parents it last held */
-} mh_srv;
-
-typedef struct mh_snap {
-  uint64_t now_us;  /* monotonic, for ages */
-  uint64_t wall_ms; /* wall clock of now_us */
-  uint64_t uptime_s;
-  bool balancer_on, merges_on, in_grace;
-  uint64_t log_bytes, log_generation;
-  uint64_t actions_pending;
-  uint64_t tablets_by_state[7]; /* index enum ms_tablet_state, live tables */
-  uint64_t servers_by_state[4]; /* index enum ms_server_state */
-  mh_srv *srvs; /* by id */
-  size_t n_srvs;
-  mh_tbl *tbls; /* live and dropping tables, by name */
-  size_t n_tbls;
-  mh_tab *tabs; /* copied current tablets, grouped by table, key order */
-  size_t n_tabs;
-  ms_event *events; /* newest first */
-  size_t n_events;
-} mh_snap;
-
-/* Which current tablets a snapshot copies (keys and all): copying every
- * tablet of a large cluster for each request would hold the core's mutex
- * and allocate far more than any one answer needs. */
 enum {
-  MH_NO_TABLETS = 0,     /* none: figures per table and server only */
-  MH_MOVING_TABLETS = 1, /* those in transition, of every table */
-  MH_TABLE_TABLETS = 2   /* every one of the table named `table` */
+  MH_NO_TABLETS = MS_SNAP_NO_TABLETS,
+  MH_MOVING_TABLETS = MS_SNAP_MOVING_TABLETS,
+  MH_TABLE_TABLETS = MS_SNAP_TABLE_TABLETS
 };
 
-/* Copies the state of `m` at monotonic time `now_us`, with the tablets
- * `which` selects. Caller frees with mh_snap_free(). Takes and releases
- * m's mutex. */
-void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us, int which,
-                  const char *table, mh_snap *out);
-void mh_snap_free(mh_snap *s); /* accepts an already freed one */
-
-/* The core's monotonic clock (env_now_micros of its env). */
-uint64_t mh_core_now(ms *m);
-
-const mh_srv *mh_snap_srv(const mh_snap *s, uint64_t id); /* NULL if none */
-const mh_tbl *mh_snap_tbl(const mh_snap *s, const char *name);
+static inline void mh_snap_take(ms *m, uint64_t now_us, uint64_t start_us,
+                                int which, const char *table, mh_snap *out) {
+  ms_snapshot(m, now_us, start_us, which, table, out);
+}
+static inline void mh_snap_free(mh_snap *s) { ms_snap_free(s); }
+static inline uint64_t mh_core_now(ms *m) { return ms_now(m); }
+static inline const mh_srv *mh_snap_srv(const mh_snap *s, uint64_t id) {
+  return ms_snap_find_srv(s, id);
+}
+static inline const mh_tbl *mh_snap_tbl(const mh_snap *s, const char *name) {
+  return ms_snap_find_tbl(s, name);
+}
 
 /* ---- mh_render.c ---- */
 

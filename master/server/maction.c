@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "master/server/msrv_int.h"
+#include "master/server/maction.h"
 
 /* One call in flight: the tag of its rpc_async call, listed in msrv.out
  * until its outcome is handled. */
@@ -33,13 +33,13 @@ struct pending {
 
 /* The outcome of a finished call: the transport error, or the error the
  * response's Status carries (NULL for OK). Caller frees. */
-static mica_err *outcome(const ProtobufCMessage *resp, const mica_err *err,
+static mica_err *outcome(const void *resp, const mica_err *err,
                          int type) {
   if (err != NULL) return err_dup(err);
-  const Mica__V1__Status *st =
+  const rpc_status *st =
       type == MS_ACT_OPEN
-          ? ((const Mica__V1__OpenTabletResponse *)resp)->status
-          : ((const Mica__V1__CloseTabletResponse *)resp)->status;
+          ? ((const rpc_open_tablet_response *)resp)->status
+          : ((const rpc_close_tablet_response *)resp)->status;
   return rpc_status_err(st);
 }
 
@@ -67,16 +67,9 @@ static bool split_sibling(msrv *s, const ms_action *a, ms_tablet *sib) {
   return ok;
 }
 
-static void desc_of(const ms_tablet *t, Mica__V1__TabletDescriptor *d) {
-  mica__v1__tablet_descriptor__init(d);
-  d->tablet_id = t->tablet_id;
-  d->table_id = t->table_id;
-  d->table_name = t->table_name ? t->table_name : "";
-  d->start_key.data = t->start_key.data;
-  d->start_key.len = t->start_key.len;
-  d->end_key.data = t->end_key.data;
-  d->end_key.len = t->end_key.len;
-  d->range_epoch = t->range_epoch;
+static void desc_of(const ms_tablet *t, rpc_tablet_descriptor *d) {
+  rpc_route v = msrv_route_view(t);
+  rpc_route_desc(&v, d);
 }
 
 static void start_open(msrv *s, rpc_async *as, const ms_action *a,
@@ -84,27 +77,26 @@ static void start_open(msrv *s, rpc_async *as, const ms_action *a,
   rpc_channel *ch;
   if ((*err = msrv_channel(s, a->address, &ch)) != NULL) return;
   const ms_tablet *t = &a->tablet;
-  Mica__V1__TabletDescriptor d, sd;
+  rpc_tablet_descriptor d, sd;
   desc_of(t, &d);
   ms_tablet sib = {0};
-  Mica__V1__TabletSource src[2], *srcp[2];
+  rpc_tablet_source src[2];
   for (size_t i = 0; i < a->n_sources && i < 2; i++) {
-    mica__v1__tablet_source__init(&src[i]);
+    memset(&src[i], 0, sizeof src[i]);
     src[i].tablet_id = a->sources[i];
     src[i].tablet_dir = "";
-    srcp[i] = &src[i];
   }
-  Mica__V1__OpenTabletRequest q = MICA__V1__OPEN_TABLET_REQUEST__INIT;
+  rpc_open_tablet_request q = {0};
   q.desc = &d;
   q.assign_epoch = t->assign_epoch;
   q.tablet_dir = "";
   q.n_sources = a->n_sources < 2 ? a->n_sources : 2;
-  q.sources = srcp;
+  q.sources = src;
   if (a->n_sources == 1 && split_sibling(s, a, &sib)) {
     desc_of(&sib, &sd);
     q.split_sibling = &sd;
   }
-  *err = rpc_async_start(as, ch, &rpc_m_ts_open_tablet, &q.base,
+  *err = rpc_async_start(as, ch, &rpc_m_ts_open_tablet, &q,
                          s->opt.open_timeout_ms, p);
   ms_tablet_clear(&sib);
 }
@@ -113,12 +105,12 @@ static void start_close(msrv *s, rpc_async *as, const ms_action *a,
                         pending *p, mica_err **err) {
   rpc_channel *ch;
   if ((*err = msrv_channel(s, a->address, &ch)) != NULL) return;
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = a->tablet.tablet_id;
   ref.range_epoch = a->tablet.range_epoch;
   ref.assign_epoch = a->tablet.assign_epoch;
-  Mica__V1__Location to = MICA__V1__LOCATION__INIT;
-  Mica__V1__CloseTabletRequest q = MICA__V1__CLOSE_TABLET_REQUEST__INIT;
+  rpc_location to = {0};
+  rpc_close_tablet_request q = {0};
   q.tablet = &ref;
   if (a->has_moved_to) {
     to.server_id = a->moved_to_server;
@@ -127,7 +119,7 @@ static void start_close(msrv *s, rpc_async *as, const ms_action *a,
     q.moved_to = &to;
   }
   q.skip_flush = a->skip_flush;
-  *err = rpc_async_start(as, ch, &rpc_m_ts_close_tablet, &q.base,
+  *err = rpc_async_start(as, ch, &rpc_m_ts_close_tablet, &q,
                          s->opt.close_timeout_ms, p);
 }
 
@@ -228,7 +220,7 @@ typedef struct outcomes {
 
 /* Takes one finished call: logs a failure, records its outcome in `o`, and
  * frees the call's memory. */
-static void collect(msrv *s, outcomes *o, pending *p, ProtobufCMessage *resp,
+static void collect(msrv *s, outcomes *o, pending *p, void *resp,
                     mica_err *err) {
   mica_err *out = outcome(resp, err, p->type);
   int code = err_code(out);
@@ -276,7 +268,7 @@ static bool wait_round(msrv *s, rpc_async *as, uint64_t until) {
     if (now >= until) return true;
     if (rpc_async_in_flight(as) > 0) {
       void *tag;
-      ProtobufCMessage *resp;
+      void *resp;
       mica_err *err;
       /* Short slices keep a kick's latency low while calls are out. */
       int64_t slice_ms = (int64_t)((until - now) / 1000);

@@ -23,32 +23,10 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "master/server/maction.h"
 #include "master/server/msrv_int.h"
 
 /* ---- small helpers ---- */
-
-uint64_t msrv_now(const msrv *s) { return env_now_micros(s->opt.core.env); }
-
-void msrv_kick(msrv *s) {
-  pthread_mutex_lock(&s->mu);
-  s->kicked = true;
-  pthread_cond_broadcast(&s->kick_cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-void msrv_progress(msrv *s) {
-  pthread_mutex_lock(&s->mu);
-  s->progress++;
-  pthread_cond_broadcast(&s->progress_cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-struct timespec msrv_abstime(const msrv *s, uint64_t micros) {
-  /* Condition variables time out on the wall clock; the env supplies it. */
-  uint64_t t = env_wall_micros(s->opt.core.env) + micros;
-  struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
-  return ts;
-}
 
 /* Waits until the loop reports progress or `millis` milliseconds pass. */
 static void wait_progress(msrv *s, uint64_t seen, int millis) {
@@ -73,59 +51,6 @@ static bool stopping(msrv *s) {
   return st;
 }
 
-void msrv_set_caps(msrv *s, uint64_t id, bool can_merge) {
-  pthread_mutex_lock(&s->mu);
-  size_t i = 0;
-  while (i < s->n_caps && s->caps[i].id != id) i++;
-  if (i == s->n_caps) {
-    s->caps = xrealloc(s->caps, (s->n_caps + 1) * sizeof(*s->caps));
-    s->caps[s->n_caps++].id = id;
-  }
-  s->caps[i].can_merge = can_merge;
-  pthread_mutex_unlock(&s->mu);
-}
-
-mica_err *msrv_merge_blocker(msrv *s) {
-  ms_server_info *v = NULL;
-  size_t n = 0;
-  mica_err *err = ms_list_servers(s->core, false, msrv_now(s), &v, &n);
-  if (err == NULL && n == 0)
-    err = err_new(MICA_NOT_SUPPORTED, "no live tablet server to merge on");
-  pthread_mutex_lock(&s->mu);
-  for (size_t i = 0; i < n && err == NULL; i++) {
-    bool can = false;
-    for (size_t k = 0; k < s->n_caps; k++)
-      if (s->caps[k].id == v[i].server_id) can = s->caps[k].can_merge;
-    if (!can)
-      err = err_new(MICA_NOT_SUPPORTED, "tablet server %" PRIu64 " (%s) "
-                    "cannot open merged tablets (it did not report "
-                    "can_merge): merges are unavailable", v[i].server_id,
-                    v[i].address);
-  }
-  pthread_mutex_unlock(&s->mu);
-  ms_server_infos_free(v, n);
-  return err;
-}
-
-mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
-  pthread_mutex_lock(&s->ch_mu);
-  for (size_t i = 0; i < s->n_chans; i++)
-    if (strcmp(rpc_channel_address(s->chans[i]), address) == 0) {
-      *out = s->chans[i];
-      pthread_mutex_unlock(&s->ch_mu);
-      return NULL;
-    }
-  rpc_channel *ch;
-  mica_err *err = rpc_channel_new(address, NULL, &ch);
-  if (err == NULL) {
-    s->chans = xrealloc(s->chans, (s->n_chans + 1) * sizeof(*s->chans));
-    s->chans[s->n_chans++] = ch;
-    *out = ch;
-  }
-  pthread_mutex_unlock(&s->ch_mu);
-  return err;
-}
-
 static void *a_new(arena *a, size_t n) {
   void *p = arena_alloc_aligned(a, n);
   memset(p, 0, n);
@@ -139,59 +64,37 @@ static char *a_str(arena *a, const char *str) {
   return p;
 }
 
-static ProtobufCBinaryData bin(const buf *b) {
-  ProtobufCBinaryData d = {b->len, b->data};
-  return d;
-}
-
 /* Fills a Status from `err` (NULL = OK); the message stays valid while
  * `err` lives. */
-static Mica__V1__Status *status_of(Mica__V1__Status *st, const mica_err *err) {
-  mica__v1__status__init(st);
+static rpc_status *status_of(rpc_status *st, const mica_err *err) {
+  memset(st, 0, sizeof *st);
   rpc_status_set(st, err);
   return st;
 }
 
 /* ---- core values to messages (all memory in `a`) ---- */
 
-static Mica__V1__TabletDescriptor *desc_msg(arena *a, const ms_tablet *t) {
-  Mica__V1__TabletDescriptor *d = a_new(a, sizeof(*d));
-  mica__v1__tablet_descriptor__init(d);
-  d->tablet_id = t->tablet_id;
-  d->table_id = t->table_id;
-  d->table_name = t->table_name ? t->table_name : "";
-  d->start_key = bin(&t->start_key);
-  d->end_key = bin(&t->end_key);
-  d->range_epoch = t->range_epoch;
-  return d;
+/* The route of `t` as a wire message, with its location when `with_loc`. */
+static rpc_tablet_route *route_msg_loc(arena *a, const ms_tablet *t,
+                                       bool with_loc) {
+  rpc_route_wire *w = a_new(a, sizeof(*w));
+  rpc_route v = msrv_route_view(t);
+  return rpc_route_to_wire(&v, with_loc, w);
 }
 
-static Mica__V1__Location *loc_msg(arena *a, const ms_tablet *t) {
-  Mica__V1__Location *l = a_new(a, sizeof(*l));
-  mica__v1__location__init(l);
-  l->server_id = t->server_id;
-  l->address = t->address ? t->address : "";
-  l->assign_epoch = t->assign_epoch;
-  return l;
+static rpc_tablet_route *route_msg(arena *a, const ms_tablet *t) {
+  return route_msg_loc(a, t, t->has_location);
 }
 
-static Mica__V1__TabletRoute *route_msg(arena *a, const ms_tablet *t) {
-  Mica__V1__TabletRoute *r = a_new(a, sizeof(*r));
-  mica__v1__tablet_route__init(r);
-  r->desc = desc_msg(a, t);
-  if (t->has_location) r->location = loc_msg(a, t);
-  return r;
-}
-
-static Mica__V1__TabletRoute **routes_msg(arena *a, const ms_tablet_list *l) {
-  Mica__V1__TabletRoute **v = a_new(a, (l->n + 1) * sizeof(*v));
-  for (size_t i = 0; i < l->n; i++) v[i] = route_msg(a, &l->v[i]);
+static rpc_tablet_route *routes_msg(arena *a, const ms_tablet_list *l) {
+  rpc_tablet_route *v = a_new(a, (l->n + 1) * sizeof(*v));
+  for (size_t i = 0; i < l->n; i++) v[i] = *route_msg(a, &l->v[i]);
   return v;
 }
 
-static Mica__V1__TabletStats *stats_msg(arena *a, const ms_stats *st) {
-  Mica__V1__TabletStats *m = a_new(a, sizeof(*m));
-  mica__v1__tablet_stats__init(m);
+static rpc_tablet_stats *stats_msg(arena *a, const ms_stats *st) {
+  rpc_tablet_stats *m = a_new(a, sizeof(*m));
+  memset(m, 0, sizeof *m);
   m->approx_bytes = st->bytes;
   m->approx_keys = st->keys;
   m->read_rate = st->read_rate;
@@ -199,9 +102,9 @@ static Mica__V1__TabletStats *stats_msg(arena *a, const ms_stats *st) {
   return m;
 }
 
-static Mica__V1__TableInfo *table_msg(arena *a, const ms_table_info *x) {
-  Mica__V1__TableInfo *m = a_new(a, sizeof(*m));
-  mica__v1__table_info__init(m);
+static rpc_table_info *table_msg(arena *a, const ms_table_info *x) {
+  rpc_table_info *m = a_new(a, sizeof(*m));
+  memset(m, 0, sizeof *m);
   m->table_id = x->table_id;
   m->name = a_str(a, x->name);
   m->tablet_count = x->tablet_count;
@@ -211,9 +114,9 @@ static Mica__V1__TableInfo *table_msg(arena *a, const ms_table_info *x) {
   return m;
 }
 
-static Mica__V1__TabletRef *ref_msg(arena *a, ms_ref r) {
-  Mica__V1__TabletRef *m = a_new(a, sizeof(*m));
-  mica__v1__tablet_ref__init(m);
+static rpc_tablet_ref *ref_msg(arena *a, ms_ref r) {
+  rpc_tablet_ref *m = a_new(a, sizeof(*m));
+  memset(m, 0, sizeof *m);
   m->tablet_id = r.tablet_id;
   m->range_epoch = r.range_epoch;
   m->assign_epoch = r.assign_epoch;
@@ -222,19 +125,20 @@ static Mica__V1__TabletRef *ref_msg(arena *a, ms_ref r) {
 
 /* Reports from a register or heartbeat; absent sub-messages count as
  * zero. Caller frees the array. */
-static ms_report *reports_of(Mica__V1__TabletReport **v, size_t n) {
+static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
   ms_report *r = xcalloc(n + 1, sizeof(*r));
   for (size_t i = 0; i < n; i++) {
-    if (v[i]->tablet) {
-      r[i].ref.tablet_id = v[i]->tablet->tablet_id;
-      r[i].ref.range_epoch = v[i]->tablet->range_epoch;
-      r[i].ref.assign_epoch = v[i]->tablet->assign_epoch;
+    const rpc_tablet_report *v = &reps[i];
+    if (v->tablet) {
+      r[i].ref.tablet_id = v->tablet->tablet_id;
+      r[i].ref.range_epoch = v->tablet->range_epoch;
+      r[i].ref.assign_epoch = v->tablet->assign_epoch;
     }
-    if (v[i]->stats) {
-      r[i].stats.bytes = v[i]->stats->approx_bytes;
-      r[i].stats.keys = v[i]->stats->approx_keys;
-      r[i].stats.read_rate = v[i]->stats->read_rate;
-      r[i].stats.write_rate = v[i]->stats->write_rate;
+    if (v->stats) {
+      r[i].stats.bytes = v->stats->approx_bytes;
+      r[i].stats.keys = v->stats->approx_keys;
+      r[i].stats.read_rate = v->stats->read_rate;
+      r[i].stats.write_rate = v->stats->write_rate;
     }
   }
   return r;
@@ -242,10 +146,10 @@ static ms_report *reports_of(Mica__V1__TabletReport **v, size_t n) {
 
 /* ---- tables and routing ---- */
 
-static void h_create_table(rpc_call *call, const ProtobufCMessage *req,
+static void h_create_table(rpc_call *call, const void *req,
                            void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__CreateTableRequest *r = (const void *)req;
+  const rpc_create_table_request *r = (const void *)req;
   slice *keys = xcalloc(r->n_split_keys + 1, sizeof(*keys));
   for (size_t i = 0; i < r->n_split_keys; i++)
     keys[i] = slice_make(r->split_keys[i].data, r->split_keys[i].len);
@@ -254,8 +158,8 @@ static void h_create_table(rpc_call *call, const ProtobufCMessage *req,
                                   msrv_now(s), &l);
   free(keys);
   arena *a = arena_new();
-  Mica__V1__CreateTableResponse resp = MICA__V1__CREATE_TABLE_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_create_table_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   ms_table_info *tables = NULL;
   size_t n_tables = 0;
@@ -269,7 +173,7 @@ static void h_create_table(rpc_call *call, const ProtobufCMessage *req,
         resp.table = table_msg(a, &tables[i]);
     LOG_I("table %s created with %zu tablets", r->name, l.n);
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   ms_table_infos_free(tables, n_tables);
   arena_free(a);
   ms_tablet_list_free(&l);
@@ -277,21 +181,21 @@ static void h_create_table(rpc_call *call, const ProtobufCMessage *req,
   msrv_kick(s);
 }
 
-static void h_drop_table(rpc_call *call, const ProtobufCMessage *req,
+static void h_drop_table(rpc_call *call, const void *req,
                          void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__DropTableRequest *r = (const void *)req;
+  const rpc_drop_table_request *r = (const void *)req;
   mica_err *err = ms_drop_table(s->core, r->name, msrv_now(s));
-  Mica__V1__DropTableResponse resp = MICA__V1__DROP_TABLE_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_drop_table_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL) LOG_I("table %s dropped", r->name);
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(err);
   msrv_kick(s);
 }
 
-static void h_list_tables(rpc_call *call, const ProtobufCMessage *req,
+static void h_list_tables(rpc_call *call, const void *req,
                           void *ctx) {
   (void)req;
   msrv *s = ctx;
@@ -299,96 +203,94 @@ static void h_list_tables(rpc_call *call, const ProtobufCMessage *req,
   size_t n = 0;
   mica_err *err = ms_list_tables(s->core, &v, &n);
   arena *a = arena_new();
-  Mica__V1__ListTablesResponse resp = MICA__V1__LIST_TABLES_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_list_tables_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.tables = a_new(a, (n + 1) * sizeof(*resp.tables));
-  for (size_t i = 0; i < n; i++) resp.tables[i] = table_msg(a, &v[i]);
+  for (size_t i = 0; i < n; i++) resp.tables[i] = *table_msg(a, &v[i]);
   resp.n_tables = n;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   ms_table_infos_free(v, n);
   arena_free(a);
   err_free(err);
 }
 
-static void h_lookup(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_lookup(rpc_call *call, const void *req, void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__LookupTabletsRequest *r = (const void *)req;
+  const rpc_lookup_tablets_request *r = (const void *)req;
   slice key = slice_make(r->key.data, r->key.len);
   ms_tablet_list l = {0};
   mica_err *err = r->before
                       ? ms_lookup_before(s->core, r->table, key, r->count, &l)
                       : ms_lookup(s->core, r->table, key, r->count, &l);
   arena *a = arena_new();
-  Mica__V1__LookupTabletsResponse resp =
-      MICA__V1__LOOKUP_TABLETS_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_lookup_tablets_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.tablets = routes_msg(a, &l);
   resp.n_tablets = l.n;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_list_free(&l);
   err_free(err);
 }
 
-static void h_list_tablets(rpc_call *call, const ProtobufCMessage *req,
+static void h_list_tablets(rpc_call *call, const void *req,
                            void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__ListTabletsRequest *r = (const void *)req;
+  const rpc_list_tablets_request *r = (const void *)req;
   ms_tablet_list l = {0};
   mica_err *err = ms_list_tablets(s->core, r->table, r->include_retired, &l);
   arena *a = arena_new();
-  Mica__V1__ListTabletsResponse resp = MICA__V1__LIST_TABLETS_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_list_tablets_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.tablets = a_new(a, (l.n + 1) * sizeof(*resp.tablets));
   for (size_t i = 0; i < l.n; i++) {
     const ms_tablet *t = &l.v[i];
-    Mica__V1__TabletEntry *e = a_new(a, sizeof(*e));
-    mica__v1__tablet_entry__init(e);
-    e->desc = desc_msg(a, t);
-    if (t->server_id != 0) e->location = loc_msg(a, t);
-    e->state = (Mica__V1__TabletState)t->state;
+    rpc_tablet_entry *e = &resp.tablets[i];
+    memset(e, 0, sizeof *e);
+    const rpc_tablet_route *tr = route_msg_loc(a, t, t->server_id != 0);
+    e->desc = tr->desc;
+    e->location = tr->location;
+    e->state = t->state;
     e->stats = stats_msg(a, &t->stats);
-    resp.tablets[i] = e;
   }
   resp.n_tablets = l.n;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_list_free(&l);
   err_free(err);
 }
 
-static void h_list_servers(rpc_call *call, const ProtobufCMessage *req,
+static void h_list_servers(rpc_call *call, const void *req,
                            void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__ListServersRequest *r = (const void *)req;
+  const rpc_list_servers_request *r = (const void *)req;
   ms_server_info *v = NULL;
   size_t n = 0;
   mica_err *err = ms_list_servers(s->core, r->include_dead, msrv_now(s), &v,
                                   &n);
   arena *a = arena_new();
-  Mica__V1__ListServersResponse resp = MICA__V1__LIST_SERVERS_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_list_servers_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.servers = a_new(a, (n + 1) * sizeof(*resp.servers));
   for (size_t i = 0; i < n; i++) {
-    Mica__V1__ServerInfo *x = a_new(a, sizeof(*x));
-    mica__v1__server_info__init(x);
+    rpc_server_info *x = &resp.servers[i];
+    memset(x, 0, sizeof *x);
     x->server_id = v[i].server_id;
     x->address = a_str(a, v[i].address);
-    x->state = (Mica__V1__ServerState)v[i].state;
+    x->state = v[i].state;
     x->lease_age_ms = v[i].lease_age_ms;
     x->tablet_count = v[i].tablet_count;
     x->approx_bytes = v[i].bytes;
     x->read_rate = v[i].read_rate;
     x->write_rate = v[i].write_rate;
     x->registered_ms = v[i].registered_ms;
-    resp.servers[i] = x;
   }
   resp.n_servers = n;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   ms_server_infos_free(v, n);
   arena_free(a);
   err_free(err);
@@ -415,12 +317,12 @@ static mica_err *wait_over(msrv *s, rpc_call *call, uint64_t until,
   return NULL;
 }
 
-static void h_split(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_split(rpc_call *call, const void *req, void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__SplitTabletRequest *r = (const void *)req;
+  const rpc_split_tablet_request *r = (const void *)req;
   slice key = slice_make(r->split_key.data, r->split_key.len);
   ms_tablet t = {0};
-  Mica__V1__TsSplitTabletResponse *tr = NULL;
+  rpc_ts_split_tablet_response *tr = NULL;
   mica_err *err = ms_prepare_split(s->core, r->tablet_id, key, &t);
   if (err != NULL && err_code(err) == MICA_OUT_OF_RANGE) {
     /* To a data client OUT_OF_RANGE is a routing error worth a retry; an
@@ -433,44 +335,44 @@ static void h_split(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
     rpc_channel *ch;
     err = msrv_channel(s, t.address, &ch);
     if (err == NULL) {
-      Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+      rpc_tablet_ref ref = {0};
       ref.tablet_id = t.tablet_id;
       ref.range_epoch = t.range_epoch;
       ref.assign_epoch = t.assign_epoch;
-      Mica__V1__TsSplitTabletRequest q = MICA__V1__TS_SPLIT_TABLET_REQUEST__INIT;
+      rpc_ts_split_tablet_request q = {0};
       q.tablet = &ref;
       q.split_key = r->split_key;
-      ProtobufCMessage *out = NULL;
-      err = rpc_unary(ch, &rpc_m_ts_split_tablet, &q.base,
+      void *out = NULL;
+      err = rpc_unary(ch, &rpc_m_ts_split_tablet, &q,
                       wait_budget_ms(s, call), &out);
       if (err != NULL) {
         err = err_wrap(err, "tablet server %" PRIu64 " (%s) did not answer "
                        "the split of tablet %" PRIu64, t.server_id,
                        t.address, t.tablet_id);
       } else {
-        tr = (Mica__V1__TsSplitTabletResponse *)out;
+        tr = (rpc_ts_split_tablet_response *)out;
         err = rpc_status_err(tr->status);
       }
     }
   }
-  Mica__V1__SplitTabletResponse resp = MICA__V1__SPLIT_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_split_tablet_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL) {
     resp.left = tr->left;
     resp.right = tr->right;
     LOG_I("tablet %" PRIu64 " split on operator request", r->tablet_id);
   }
-  rpc_call_reply(call, &resp.base);
-  rpc_msg_free(tr ? &tr->base : NULL);
+  rpc_call_reply(call, &resp);
+  rpc_msg_free(tr);
   ms_tablet_clear(&t);
   err_free(err);
   msrv_kick(s);
 }
 
-static void h_move(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_move(rpc_call *call, const void *req, void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__MoveTabletRequest *r = (const void *)req;
+  const rpc_move_tablet_request *r = (const void *)req;
   uint64_t until = msrv_now(s) + (uint64_t)wait_budget_ms(s, call) * 1000;
   ms_tablet before = {0}, now_t = {0};
   ms_move mv;
@@ -513,20 +415,20 @@ static void h_move(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
     }
   }
   arena *a = arena_new();
-  Mica__V1__MoveTabletResponse resp = MICA__V1__MOVE_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_move_tablet_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL && have_now) resp.tablet = route_msg(a, &now_t);
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_clear(&before);
   ms_tablet_clear(&now_t);
   err_free(err);
 }
 
-static void h_merge(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_merge(rpc_call *call, const void *req, void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__MergeTabletsRequest *r = (const void *)req;
+  const rpc_merge_tablets_request *r = (const void *)req;
   uint64_t until = msrv_now(s) + (uint64_t)wait_budget_ms(s, call) * 1000;
   ms_tablet left = {0}, right = {0};
   ms_tablet_list l = {0};
@@ -580,11 +482,11 @@ static void h_merge(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
     }
   }
   arena *a = arena_new();
-  Mica__V1__MergeTabletsResponse resp = MICA__V1__MERGE_TABLETS_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_merge_tablets_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL && l.n) resp.merged = route_msg(a, &l.v[0]);
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_list_free(&l);
   ms_tablet_clear(&left);
@@ -592,45 +494,42 @@ static void h_merge(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
   err_free(err);
 }
 
-static void h_balance(rpc_call *call, const ProtobufCMessage *req,
+static void h_balance(rpc_call *call, const void *req,
                       void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__BalanceRequest *r = (const void *)req;
+  const rpc_balance_request *r = (const void *)req;
   ms_move *mv = NULL;
   size_t n = 0;
   mica_err *err = ms_balance(s->core, r->dry_run, msrv_now(s), &mv, &n);
   arena *a = arena_new();
-  Mica__V1__BalanceResponse resp = MICA__V1__BALANCE_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_balance_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.moves = a_new(a, (n + 1) * sizeof(*resp.moves));
   for (size_t i = 0; i < n; i++) {
-    Mica__V1__PlannedMove *p = a_new(a, sizeof(*p));
-    mica__v1__planned_move__init(p);
+    rpc_planned_move *p = &resp.moves[i];
+    memset(p, 0, sizeof *p);
     p->tablet_id = mv[i].tablet_id;
     p->from_server_id = mv[i].from_server_id;
     p->to_server_id = mv[i].to_server_id;
     p->reason = a_str(a, mv[i].reason);
-    resp.moves[i] = p;
   }
   resp.n_moves = n;
   bool dry_run = r->dry_run; /* the reply frees the request */
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   free(mv);
   err_free(err);
   if (!dry_run) msrv_kick(s);
 }
 
-static void h_configure(rpc_call *call, const ProtobufCMessage *req,
+static void h_configure(rpc_call *call, const void *req,
                         void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__ConfigureRequest *r = (const void *)req;
+  const rpc_configure_request *r = (const void *)req;
   bool bal = r->balancer_enabled, mer = r->merge_enabled;
-  bool set_bal =
-      r->balancer_case == MICA__V1__CONFIGURE_REQUEST__BALANCER_BALANCER_ENABLED;
-  bool set_mer =
-      r->merge_case == MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED;
+  bool set_bal = r->has_balancer_enabled;
+  bool set_mer = r->has_merge_enabled;
   bool bal_now = false, mer_now = false;
   mica_err *err = set_mer && mer ? msrv_merge_blocker(s) : NULL;
   if (err == NULL) {
@@ -645,76 +544,75 @@ static void h_configure(rpc_call *call, const ProtobufCMessage *req,
   } else {
     err_free(ms_configure(s->core, NULL, NULL, &bal_now, &mer_now));
   }
-  Mica__V1__ConfigureResponse resp = MICA__V1__CONFIGURE_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_configure_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   resp.balancer_enabled = bal_now;
   resp.merge_enabled = mer_now;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(err);
   msrv_kick(s);
 }
 
-static void h_events(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_events(rpc_call *call, const void *req, void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__ListEventsRequest *r = (const void *)req;
+  const rpc_list_events_request *r = (const void *)req;
   ms_event *v = NULL;
   size_t n = 0;
   ms_events(s->core, r->limit, &v, &n);
   arena *a = arena_new();
-  Mica__V1__ListEventsResponse resp = MICA__V1__LIST_EVENTS_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_list_events_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, NULL);
   resp.events = a_new(a, (n + 1) * sizeof(*resp.events));
   for (size_t i = 0; i < n; i++) {
-    Mica__V1__Event *e = a_new(a, sizeof(*e));
-    mica__v1__event__init(e);
+    rpc_event *e = &resp.events[i];
+    memset(e, 0, sizeof *e);
     e->time_ms = v[i].time_ms;
     e->kind = v[i].kind;
     e->text = v[i].text;
     e->tablet_id = v[i].tablet_id;
     e->server_id = v[i].server_id;
-    resp.events[i] = e;
   }
   resp.n_events = n;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   free(v);
 }
 
 /* What this process is. Answers on the polling thread: it reads only
  * fields of the msrv, one of them under `mu` for microseconds. */
-static void h_get_info(rpc_call *call, const ProtobufCMessage *req,
+static void h_get_info(rpc_call *call, const void *req,
                        void *ctx) {
   (void)req;
   msrv *s = ctx;
   pthread_mutex_lock(&s->mu);
   char *http = xstrdup(s->http_address ? s->http_address : "");
   pthread_mutex_unlock(&s->mu);
-  Mica__V1__GetInfoResponse resp = MICA__V1__GET_INFO_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_get_info_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, NULL);
   resp.version = (char *)MICA_VERSION;
   resp.rpc_address = (char *)msrv_address(s);
   resp.http_address = http;
   resp.start_time_ms = s->start_wall_ms;
   resp.cluster_name = s->cluster_name;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   free(http);
 }
 
 /* ---- tablet servers ---- */
 
-static Mica__V1__TabletRef **close_list(arena *a, const ms_server_reply *rp) {
-  Mica__V1__TabletRef **v = a_new(a, (rp->n_close + 1) * sizeof(*v));
-  for (size_t i = 0; i < rp->n_close; i++) v[i] = ref_msg(a, rp->close[i]);
+static rpc_tablet_ref *close_list(arena *a, const ms_server_reply *rp) {
+  rpc_tablet_ref *v = a_new(a, (rp->n_close + 1) * sizeof(*v));
+  for (size_t i = 0; i < rp->n_close; i++) v[i] = *ref_msg(a, rp->close[i]);
   return v;
 }
 
-static void h_register(rpc_call *call, const ProtobufCMessage *req,
+static void h_register(rpc_call *call, const void *req,
                        void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__RegisterServerRequest *r = (const void *)req;
+  const rpc_register_server_request *r = (const void *)req;
   ms_report *rep = reports_of(r->tablets, r->n_tablets);
   ms_server_reply rp;
   mica_err *err = ms_handle_register(s->core, r->address,
@@ -722,9 +620,8 @@ static void h_register(rpc_call *call, const ProtobufCMessage *req,
                                      rep, r->n_tablets, msrv_now(s), &rp);
   free(rep);
   arena *a = arena_new();
-  Mica__V1__RegisterServerResponse resp =
-      MICA__V1__REGISTER_SERVER_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_register_server_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL) {
     msrv_set_caps(s, rp.server_id, r->can_merge);
@@ -740,25 +637,25 @@ static void h_register(rpc_call *call, const ProtobufCMessage *req,
     LOG_W("registration from %s refused: %s", r->address ? r->address : "",
           err_msg(err));
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   if (err == NULL) ms_server_reply_free(&rp);
   err_free(err);
   msrv_kick(s);
 }
 
-static void h_heartbeat(rpc_call *call, const ProtobufCMessage *req,
+static void h_heartbeat(rpc_call *call, const void *req,
                         void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__HeartbeatRequest *r = (const void *)req;
+  const rpc_heartbeat_request *r = (const void *)req;
   ms_report *rep = reports_of(r->tablets, r->n_tablets);
   ms_server_reply rp;
   mica_err *err = ms_handle_heartbeat(s->core, r->server_id, r->incarnation,
                                       rep, r->n_tablets, msrv_now(s), &rp);
   free(rep);
   arena *a = arena_new();
-  Mica__V1__HeartbeatResponse resp = MICA__V1__HEARTBEAT_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_heartbeat_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL) {
     msrv_set_caps(s, r->server_id, r->can_merge);
@@ -766,17 +663,17 @@ static void h_heartbeat(rpc_call *call, const ProtobufCMessage *req,
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   if (err == NULL) ms_server_reply_free(&rp);
   else msrv_kick(s); /* a refused heartbeat may have declared a death */
   err_free(err);
 }
 
-static void h_report_split(rpc_call *call, const ProtobufCMessage *req,
+static void h_report_split(rpc_call *call, const void *req,
                            void *ctx) {
   msrv *s = ctx;
-  const Mica__V1__ReportSplitRequest *r = (const void *)req;
+  const rpc_report_split_request *r = (const void *)req;
   ms_ref parent = {0};
   if (r->parent) {
     parent.tablet_id = r->parent->tablet_id;
@@ -788,8 +685,8 @@ static void h_report_split(rpc_call *call, const ProtobufCMessage *req,
       s->core, r->server_id, parent,
       slice_make(r->split_key.data, r->split_key.len), msrv_now(s), &l);
   arena *a = arena_new();
-  Mica__V1__ReportSplitResponse resp = MICA__V1__REPORT_SPLIT_RESPONSE__INIT;
-  Mica__V1__Status st;
+  rpc_report_split_response resp = {0};
+  rpc_status st;
   resp.status = status_of(&st, err);
   if (err == NULL && l.n == 2) {
     resp.left = route_msg(a, &l.v[0]);
@@ -801,7 +698,7 @@ static void h_report_split(rpc_call *call, const ProtobufCMessage *req,
     LOG_I("split of tablet %" PRIu64 " proposed by server %" PRIu64
           " refused: %s", parent.tablet_id, r->server_id, err_msg(err));
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_list_free(&l);
   err_free(err);

@@ -1,6 +1,10 @@
 /* msrv_int: the inside of the master process, shared by mserver.c (the
  * Master service handlers and the lifecycle) and maction.c (the action
- * loop). Not for use outside master/server/. */
+ * loop). Not for use outside master/server/.
+ *
+ * Calls go one way only: mserver.c -> maction.c (maction.h: start and stop
+ * the loop) -> msrv_ctx.c (this header's functions); mserver.c also uses
+ * msrv_ctx.c. Nothing here calls back into mserver.c or maction.c. */
 #ifndef MICA_MASTER_SERVER_MSRV_INT_H
 #define MICA_MASTER_SERVER_MSRV_INT_H
 
@@ -8,6 +12,7 @@
 #include <time.h>
 
 #include "master/server/mserver.h"
+#include "proto/route.h"
 #include "proto/rpc.h"
 
 typedef struct pending pending; /* maction.c */
@@ -65,9 +70,9 @@ mica_err *msrv_merge_blocker(msrv *s);
  * msrv_stop). */
 mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out);
 
-/* Starts and stops the action loop thread (maction.c). Stop waits for the
- * thread, which cancels its calls in flight first. */
-mica_err *msrv_loop_start(msrv *s);
-void msrv_loop_stop(msrv *s);
+/* The route form of the core's record `t`, borrowing its keys and strings
+ * (valid while `t` lives; never rpc_route_clear it): what the handlers and
+ * the loop convert to wire messages with proto/route.h. */
+rpc_route msrv_route_view(const ms_tablet *t);
 
 #endif

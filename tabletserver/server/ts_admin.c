@@ -37,11 +37,8 @@
 #include "common/log.h"
 #include "tabletserver/manifest.h"
 #include "tabletserver/tablet_merge.h"
-#include "tabletserver/server/ts_int.h"
-
-static slice pb_slice(ProtobufCBinaryData d) {
-  return slice_make(d.data, d.len);
-}
+#include "tabletserver/server/ts_admin.h"
+#include "tabletserver/server/ts_master.h"
 
 /* "<dir of path>" (everything before the last '/'). Caller frees. */
 static char *dir_of(const char *path) {
@@ -105,10 +102,10 @@ static void tablet_dirs(ts_server *s, uint64_t id, const char *rel,
   buf_free(&p);
 }
 
-static ts_tab *tab_new(const ts_desc *d, const char *abs, const char *rel,
+static ts_tab *tab_new(const rpc_route *d, const char *abs, const char *rel,
                        tablet *t) {
   ts_tab *tt = xcalloc(1, sizeof(*tt));
-  ts_desc_copy(&tt->d, d);
+  rpc_route_copy(&tt->d, d);
   tt->dir = xstrdup(abs);
   tt->rel_dir = xstrdup(rel);
   tt->t = t;
@@ -119,7 +116,7 @@ static ts_tab *tab_new(const ts_desc *d, const char *abs, const char *rel,
  * out of the registry, freed. `stats` (may be NULL) receives its final
  * figures. The departure is recorded by the caller. */
 static mica_err *close_tab(ts_server *s, ts_tab *tt,
-                           Mica__V1__TabletStats *stats) {
+                           rpc_tablet_stats *stats) {
   ts_quiesce(s, tt, TS_CLOSING);
   if (stats != NULL) ts_tab_stats(s, tt, stats);
   mica_err *e = tab_close(tt->t);
@@ -128,7 +125,7 @@ static mica_err *close_tab(ts_server *s, ts_tab *tt,
   pthread_mutex_unlock(&s->mu);
   if (e != NULL)
     LOG_W("close tablet %" PRIu64 ": %s (a reopen replays its WAL)",
-          tt->d.id, err_msg(e));
+          tt->d.tablet_id, err_msg(e));
   ts_tab_free(tt);
   return e;
 }
@@ -151,8 +148,8 @@ static ts_tab *find(ts_server *s, uint64_t id) {
 
 /* Splits the engine tablet `t` (taken; freed in every case) at `key` into
  * daughters `l` and `r`, which are created but not opened. */
-static mica_err *engine_split(tablet *t, slice key, const ts_desc *l,
-                              const ts_desc *r) {
+static mica_err *engine_split(tablet *t, slice key, const rpc_route *l,
+                              const rpc_route *r) {
   uint64_t parent_epoch = tab_epoch(t);
   if (l->assign_epoch < parent_epoch || r->assign_epoch < parent_epoch) {
     /* The daughters' MANIFESTs carry the parent's epoch; an owner with a
@@ -166,16 +163,16 @@ static mica_err *engine_split(tablet *t, slice key, const ts_desc *l,
     err_free(tab_close(t));
     return e;
   }
-  return tab_split(t, key, l->id, r->id, NULL, NULL, NULL);
+  return tab_split(t, key, l->tablet_id, r->tablet_id, NULL, NULL, NULL);
 }
 
 /* Opens daughter or ordinary tablet `d` from directory `abs`. */
-static mica_err *engine_open(ts_server *s, const ts_desc *d, const char *abs,
+static mica_err *engine_open(ts_server *s, const rpc_route *d, const char *abs,
                              bool create, tablet **out) {
   tab_options o = s->topts;
   o.create_if_missing = create;
-  return tab_open(s->res, abs, d->id, buf_slice(&d->start),
-                  buf_slice(&d->end), d->assign_epoch, &o, out);
+  return tab_open(s->res, abs, d->tablet_id, buf_slice(&d->start_key),
+                  buf_slice(&d->end_key), d->assign_epoch, &o, out);
 }
 
 /* Daughters' directories: siblings of the parent's. */
@@ -194,9 +191,9 @@ static void daughter_dirs(const char *parent_abs, const char *parent_rel,
 
 /* Finishes the split that created daughter `d` from the parent named by
  * `src`, `sib` being the other daughter (may be NULL). admin_mu held. */
-static mica_err *finish_split(ts_server *s, const ts_desc *d,
-                              const Mica__V1__TabletSource *src,
-                              const Mica__V1__TabletDescriptor *sib) {
+static mica_err *finish_split(ts_server *s, const rpc_route *d,
+                              const rpc_tablet_source *src,
+                              const rpc_tablet_descriptor *sib) {
   uint64_t pid = src->tablet_id;
   mica_err *e = NULL;
   if (pid == 0)
@@ -205,28 +202,28 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
     e = check_rel_dir(src->tablet_dir, "sources[0].tablet_dir");
     if (e != NULL) return e;
   }
-  ts_desc l, r;
+  rpc_route l, r;
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
   if (sib != NULL) {
-    ts_desc sd;
-    ts_desc_from_pb(&sd, sib, d->assign_epoch);
-    if (sd.start.len > 0 && slice_eq(buf_slice(&sd.start), buf_slice(&d->end))) {
-      ts_desc_copy(&l, d);
+    rpc_route sd;
+    rpc_route_from_desc(&sd, sib, d->assign_epoch);
+    if (sd.start_key.len > 0 && slice_eq(buf_slice(&sd.start_key), buf_slice(&d->end_key))) {
+      rpc_route_copy(&l, d);
       r = sd;
-    } else if (d->start.len > 0 &&
-               slice_eq(buf_slice(&d->start), buf_slice(&sd.end))) {
+    } else if (d->start_key.len > 0 &&
+               slice_eq(buf_slice(&d->start_key), buf_slice(&sd.end_key))) {
       l = sd;
-      ts_desc_copy(&r, d);
+      rpc_route_copy(&r, d);
     } else {
-      ts_desc_clear(&sd);
+      rpc_route_clear(&sd);
       return err_new(MICA_INVALID_ARGUMENT,
                      "split_sibling: tablet %" PRIu64
                      " is not adjacent to tablet %" PRIu64,
-                     sib->tablet_id, d->id);
+                     sib->tablet_id, d->tablet_id);
     }
   }
-  slice key = buf_slice(&r.start);
+  slice key = buf_slice(&r.start_key);
   ts_tab *ptt = find(s, pid);
   if (ptt != NULL) {
     /* The parent is still served here: this server never got to split it
@@ -235,13 +232,13 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
       e = err_new(MICA_INVALID_ARGUMENT,
                   "tablet %" PRIu64 ": its parent %" PRIu64 " is not split "
                   "yet; OpenTablet must name split_sibling",
-                  d->id, pid);
+                  d->tablet_id, pid);
     } else if (l.assign_epoch < ptt->d.assign_epoch) {
       /* Refused before the parent leaves service (see engine_split). */
       e = err_new(MICA_STALE_EPOCH,
                   "tablet %" PRIu64 ": assign_epoch %" PRIu64 " is below its "
                   "parent %" PRIu64 "'s %" PRIu64,
-                  d->id, l.assign_epoch, pid, ptt->d.assign_epoch);
+                  d->tablet_id, l.assign_epoch, pid, ptt->d.assign_epoch);
     } else {
       ts_quiesce(s, ptt, TS_SPLITTING);
       e = engine_split(ptt->t, key, &l, &r);
@@ -254,16 +251,16 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
       g.assign_epoch = ptt->d.assign_epoch;
       if (e == NULL) {
         g.kind = TS_GONE_SPLIT;
-        ts_desc_copy(&g.left, &l);
-        ts_desc_copy(&g.right, &r);
+        rpc_route_copy(&g.left, &l);
+        rpc_route_copy(&g.right, &r);
       } else {
         g.kind = TS_GONE_CLOSED;
       }
       ts_reg_gone(s, &g);
       ts_tab_free(ptt);
     }
-    ts_desc_clear(&l);
-    ts_desc_clear(&r);
+    rpc_route_clear(&l);
+    rpc_route_clear(&r);
     return e;
   }
 
@@ -274,19 +271,19 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
   e = man_read(s->e, pabs, &m);
   if (e != NULL) {
     e = err_wrap(e, "tablet %" PRIu64 " has no files and its parent %" PRIu64
-                 " cannot be read", d->id, pid);
+                 " cannot be read", d->tablet_id, pid);
   } else if (m.state == MAN_LIVE && sib == NULL) {
     e = err_new(MICA_INVALID_ARGUMENT,
                 "tablet %" PRIu64 ": its parent %" PRIu64 " was never split; "
                 "OpenTablet must name split_sibling to finish the split",
-                d->id, pid);
+                d->tablet_id, pid);
   } else {
-    ts_desc pd;
+    rpc_route pd;
     memset(&pd, 0, sizeof(pd));
-    pd.id = pid;
+    pd.tablet_id = pid;
     pd.table_name = xstrdup("");
-    buf_append_slice(&pd.start, buf_slice(&m.start_key));
-    if (m.has_end) buf_append_slice(&pd.end, buf_slice(&m.end_key));
+    buf_append_slice(&pd.start_key, buf_slice(&m.start_key));
+    if (m.has_end) buf_append_slice(&pd.end_key, buf_slice(&m.end_key));
     /* Open the parent under the daughter's epoch (the newest this split
      * knows): that also fences any older owner of the parent. */
     pd.assign_epoch = d->assign_epoch > m.epoch ? d->assign_epoch : m.epoch;
@@ -295,7 +292,7 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
     if (e == NULL && m.state == MAN_LIVE) {
       LOG_I("finishing the committed split of tablet %" PRIu64
             " into %" PRIu64 " and %" PRIu64 " from its files",
-            pid, l.id, r.id);
+            pid, l.tablet_id, r.tablet_id);
       e = engine_split(pt, key, &l, &r);
     } else if (e == NULL) {
       err_free(tab_close(pt));
@@ -304,13 +301,13 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
       err_free(e);
       e = NULL;
     }
-    ts_desc_clear(&pd);
+    rpc_route_clear(&pd);
   }
   man_clear(&m);
   free(pabs);
   free(prel);
-  ts_desc_clear(&l);
-  ts_desc_clear(&r);
+  rpc_route_clear(&l);
+  rpc_route_clear(&r);
   return e;
 }
 
@@ -318,46 +315,46 @@ static mica_err *finish_split(ts_server *s, const ts_desc *d,
  * reference (tablet_merge.h), admin_mu held. Also when its MANIFEST
  * exists already: the call then only finishes retiring the inputs, so a
  * re-sent OpenTablet after a crash anywhere in the merge completes it. */
-static mica_err *prepare_merge(ts_server *s, const ts_desc *d,
+static mica_err *prepare_merge(ts_server *s, const rpc_route *d,
                                const char *abs,
-                               Mica__V1__TabletSource *const *src) {
+                               const rpc_tablet_source *src) {
   char *sabs[2] = {NULL, NULL}, *srel[2] = {NULL, NULL};
   mica_err *e = NULL;
   for (int i = 0; i < 2 && e == NULL; i++) {
     char field[32];
     snprintf(field, sizeof(field), "sources[%d].tablet_dir", i);
-    if (src[i]->tablet_id == 0)
+    if (src[i].tablet_id == 0)
       e = err_new(MICA_INVALID_ARGUMENT, "sources[%d].tablet_id: 0", i);
-    else if (src[i]->tablet_dir && src[i]->tablet_dir[0])
-      e = check_rel_dir(src[i]->tablet_dir, field);
+    else if (src[i].tablet_dir && src[i].tablet_dir[0])
+      e = check_rel_dir(src[i].tablet_dir, field);
     if (e == NULL)
-      tablet_dirs(s, src[i]->tablet_id, src[i]->tablet_dir, &sabs[i],
+      tablet_dirs(s, src[i].tablet_id, src[i].tablet_dir, &sabs[i],
                   &srel[i]);
   }
   for (int i = 0; i < 2 && e == NULL; i++) {
     /* An input still served here (the master's close did not reach us)
      * must leave service before its files change. */
-    ts_tab *tt = find(s, src[i]->tablet_id);
+    ts_tab *tt = find(s, src[i].tablet_id);
     if (tt != NULL) {
       LOG_I("tablet %" PRIu64 ": closing input %" PRIu64 " of the merge",
-            d->id, tt->d.id);
+            d->tablet_id, tt->d.tablet_id);
       uint64_t ae = tt->d.assign_epoch;
       e = close_tab(s, tt, NULL);
-      record_closed(s, src[i]->tablet_id, ae);
+      record_closed(s, src[i].tablet_id, ae);
     }
   }
   if (e == NULL) {
-    tab_merge_input in[2] = {{sabs[0], src[0]->tablet_id},
-                             {sabs[1], src[1]->tablet_id}};
-    e = tab_merge_prepare(s->res, abs, d->id, in, d->assign_epoch, &s->topts);
+    tab_merge_input in[2] = {{sabs[0], src[0].tablet_id},
+                             {sabs[1], src[1].tablet_id}};
+    e = tab_merge_prepare(s->res, abs, d->tablet_id, in, d->assign_epoch, &s->topts);
   }
   if (e == NULL) {
     for (int i = 0; i < 2; i++) {
       ts_gone g;
       memset(&g, 0, sizeof(g));
-      g.id = src[i]->tablet_id;
+      g.id = src[i].tablet_id;
       g.kind = TS_GONE_MERGED;
-      ts_desc_copy(&g.left, d);
+      rpc_route_copy(&g.left, d);
       ts_reg_gone(s, &g);
     }
   }
@@ -369,23 +366,13 @@ static mica_err *prepare_merge(ts_server *s, const ts_desc *d,
 }
 
 /* OpenTablet, admin_mu held. */
-static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *req,
-                             Mica__V1__TabletStats *stats) {
-  const Mica__V1__TabletDescriptor *w = req->desc;
-  if (w == NULL || w->tablet_id == 0)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: a descriptor with a non-zero tablet_id is required");
+static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
+                             rpc_tablet_stats *stats) {
+  const rpc_tablet_descriptor *w = req->desc;
+  mica_err *e = rpc_check_desc(w, "desc");
+  if (e != NULL) return e;
   if (req->assign_epoch == 0)
     return err_new(MICA_INVALID_ARGUMENT, "assign_epoch: must not be 0");
-  if (w->start_key.len > TS_MAX_KEY || w->end_key.len > TS_MAX_KEY)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: range bounds are keys of at most %u bytes",
-                   TS_MAX_KEY);
-  if (w->end_key.len > 0 &&
-      slice_cmp(pb_slice(w->start_key), pb_slice(w->end_key)) >= 0)
-    return err_new(MICA_INVALID_ARGUMENT,
-                   "desc: start_key must be below end_key");
-  mica_err *e = NULL;
   if (req->tablet_dir && req->tablet_dir[0])
     e = check_rel_dir(req->tablet_dir, "tablet_dir");
   if (e != NULL) return e;
@@ -409,15 +396,15 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
     err_free(close_tab(s, old, NULL));
   }
 
-  ts_desc d;
-  ts_desc_from_pb(&d, w, req->assign_epoch);
+  rpc_route d;
+  rpc_route_from_desc(&d, w, req->assign_epoch);
   char *abs, *rel;
-  tablet_dirs(s, d.id, req->tablet_dir, &abs, &rel);
+  tablet_dirs(s, d.tablet_id, req->tablet_dir, &abs, &rel);
   char *man = join(abs, MAN_FILE_NAME);
   if (req->n_sources == 2)
     e = prepare_merge(s, &d, abs, req->sources);
   else if (req->n_sources == 1 && !env_exists(s->e, man))
-    e = finish_split(s, &d, req->sources[0], req->split_sibling);
+    e = finish_split(s, &d, &req->sources[0], req->split_sibling);
   else if (req->n_sources > 2)
     e = err_new(MICA_INVALID_ARGUMENT,
                 "sources: %zu given; 1 (split daughter) or 2 (merge) allowed",
@@ -429,41 +416,41 @@ static mica_err *open_tablet(ts_server *s, const Mica__V1__OpenTabletRequest *re
     ts_tab *tt = tab_new(&d, abs, rel, t);
     ts_reg_insert(s, tt);
     ts_tab_stats(s, tt, stats);
-    LOG_I("tablet %" PRIu64 " open under assign_epoch %" PRIu64 " (%s)", d.id,
+    LOG_I("tablet %" PRIu64 " open under assign_epoch %" PRIu64 " (%s)", d.tablet_id,
           d.assign_epoch, rel);
   }
-  ts_desc_clear(&d);
+  rpc_route_clear(&d);
   free(abs);
   free(rel);
   return e;
 }
 
-static void h_open(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+static void h_open(rpc_call *call, const void *request, void *ctx) {
   ts_server *s = ctx;
-  Mica__V1__OpenTabletResponse resp = MICA__V1__OPEN_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
-  Mica__V1__TabletStats stats;
-  mica__v1__tablet_stats__init(&stats);
+  rpc_open_tablet_response resp = {0};
+  rpc_status st;
+  rpc_tablet_stats stats;
+  memset(&stats, 0, sizeof stats);
   pthread_mutex_lock(&s->admin_mu);
   mica_err *e =
-      open_tablet(s, (const Mica__V1__OpenTabletRequest *)request, &stats);
+      open_tablet(s, (const rpc_open_tablet_request *)request, &stats);
   pthread_mutex_unlock(&s->admin_mu);
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
   resp.stats = &stats;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
-static void h_close(rpc_call *call, const ProtobufCMessage *request,
+static void h_close(rpc_call *call, const void *request,
                     void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__CloseTabletRequest *req =
-      (const Mica__V1__CloseTabletRequest *)request;
-  Mica__V1__CloseTabletResponse resp = MICA__V1__CLOSE_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
-  Mica__V1__TabletStats stats;
-  mica__v1__tablet_stats__init(&stats);
+  const rpc_close_tablet_request *req =
+      (const rpc_close_tablet_request *)request;
+  rpc_close_tablet_response resp = {0};
+  rpc_status st;
+  rpc_tablet_stats stats;
+  memset(&stats, 0, sizeof stats);
   mica_err *e = NULL;
   if (req->tablet == NULL || req->tablet->tablet_id == 0)
     e = err_new(MICA_INVALID_ARGUMENT,
@@ -484,9 +471,9 @@ static void h_close(rpc_call *call, const ProtobufCMessage *request,
     e = err_new(MICA_STALE_EPOCH,
                 "tablet %" PRIu64 " is served under assign_epoch %" PRIu64
                 ", not %" PRIu64,
-                tt->d.id, tt->d.assign_epoch, req->tablet->assign_epoch);
+                tt->d.tablet_id, tt->d.assign_epoch, req->tablet->assign_epoch);
   } else if (e == NULL) {
-    uint64_t id = tt->d.id, ae = tt->d.assign_epoch;
+    uint64_t id = tt->d.tablet_id, ae = tt->d.assign_epoch;
     e = close_tab(s, tt, &stats);
     ts_gone g;
     memset(&g, 0, sizeof(g));
@@ -509,7 +496,7 @@ static void h_close(rpc_call *call, const ProtobufCMessage *request,
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
   resp.stats = &stats;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
@@ -538,10 +525,10 @@ static void standalone_ids(ts_server *s, uint64_t *l, uint64_t *r) {
 }
 
 mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
-                          uint64_t assign_epoch, slice key, ts_desc *left,
-                          ts_desc *right) {
+                          uint64_t assign_epoch, slice key, rpc_route *left,
+                          rpc_route *right) {
   pthread_mutex_lock(&s->admin_mu);
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = id;
   ref.range_epoch = range_epoch;
   ref.assign_epoch = assign_epoch;
@@ -558,15 +545,15 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       e = err_wrap(e, "split tablet %" PRIu64 ": no middle key", id);
     key = buf_slice(&mid);
   } else if (e == NULL) {
-    if (key.len > TS_MAX_KEY ||
-        slice_cmp(key, buf_slice(&tt->d.start)) <= 0 ||
-        (tt->d.end.len > 0 && slice_cmp(key, buf_slice(&tt->d.end)) >= 0))
+    if (key.len > MICA_MAX_KEY ||
+        slice_cmp(key, buf_slice(&tt->d.start_key)) <= 0 ||
+        (tt->d.end_key.len > 0 && slice_cmp(key, buf_slice(&tt->d.end_key)) >= 0))
       e = err_new(MICA_INVALID_ARGUMENT,
                   "split_key: must lie strictly inside tablet %" PRIu64
                   "'s range",
                   id);
   }
-  ts_desc l, r;
+  rpc_route l, r;
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
   if (e == NULL && s->master_ch != NULL) {
@@ -574,15 +561,15 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
   } else if (e == NULL) {
     uint64_t lid, rid;
     standalone_ids(s, &lid, &rid);
-    ts_desc_copy(&l, &tt->d);
-    ts_desc_copy(&r, &tt->d);
-    l.id = lid;
-    r.id = rid;
+    rpc_route_copy(&l, &tt->d);
+    rpc_route_copy(&r, &tt->d);
+    l.tablet_id = lid;
+    r.tablet_id = rid;
     l.range_epoch = r.range_epoch = tt->d.range_epoch + 1;
-    buf_clear(&l.end);
-    buf_append_slice(&l.end, key);
-    buf_clear(&r.start);
-    buf_append_slice(&r.start, key);
+    buf_clear(&l.end_key);
+    buf_append_slice(&l.end_key, key);
+    buf_clear(&r.start_key);
+    buf_append_slice(&r.start_key, key);
   }
   if (e == NULL) {
     ts_quiesce(s, tt, TS_SPLITTING);
@@ -592,11 +579,11 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
      * so no client is ever sent to a daughter that does not serve yet.
      * After a failed split this also finds out whether the engine got
      * past its commit point. */
-    const ts_desc *ds[2] = {&l, &r};
+    const rpc_route *ds[2] = {&l, &r};
     bool opened = false;
     for (int i = 0; i < 2; i++) {
       char *abs, *rel;
-      daughter_dirs(tt->dir, tt->rel_dir, ds[i]->id, &abs, &rel);
+      daughter_dirs(tt->dir, tt->rel_dir, ds[i]->tablet_id, &abs, &rel);
       tablet *t = NULL;
       mica_err *oe = engine_open(s, ds[i], abs, false, &t);
       if (oe == NULL) {
@@ -619,8 +606,8 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
     g.assign_epoch = tt->d.assign_epoch;
     g.kind = e == NULL || opened ? TS_GONE_SPLIT : TS_GONE_CLOSED;
     if (g.kind == TS_GONE_SPLIT) {
-      ts_desc_copy(&g.left, &l);
-      ts_desc_copy(&g.right, &r);
+      rpc_route_copy(&g.left, &l);
+      rpc_route_copy(&g.right, &r);
     }
     ts_reg_gone(s, &g);
     if (e != NULL && s->master_ch == NULL && !opened) {
@@ -632,8 +619,8 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       err_free(oe);
     }
     if (e == NULL)
-      LOG_I("tablet %" PRIu64 " split into %" PRIu64 " and %" PRIu64, id, l.id,
-            r.id);
+      LOG_I("tablet %" PRIu64 " split into %" PRIu64 " and %" PRIu64, id, l.tablet_id,
+            r.tablet_id);
     else
       LOG_E("split of tablet %" PRIu64 " failed: %s", id, err_msg(e));
     ts_tab_free(tt);
@@ -648,22 +635,22 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
     *right = r;
     memset(&r, 0, sizeof(r));
   }
-  ts_desc_clear(&l);
-  ts_desc_clear(&r);
+  rpc_route_clear(&l);
+  rpc_route_clear(&r);
   return e;
 }
 
-static void h_split(rpc_call *call, const ProtobufCMessage *request,
+static void h_split(rpc_call *call, const void *request,
                     void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__TsSplitTabletRequest *req =
-      (const Mica__V1__TsSplitTabletRequest *)request;
-  Mica__V1__TsSplitTabletResponse resp =
-      MICA__V1__TS_SPLIT_TABLET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_ts_split_tablet_request *req =
+      (const rpc_ts_split_tablet_request *)request;
+  rpc_ts_split_tablet_response resp =
+      {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
-  ts_desc l, r;
+  rpc_route l, r;
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
   mica_err *e = NULL;
@@ -678,7 +665,7 @@ static void h_split(rpc_call *call, const ProtobufCMessage *request,
   }
   if (e == NULL)
     e = ts_split_tablet(s, req->tablet->tablet_id, req->tablet->range_epoch,
-                        req->tablet->assign_epoch, pb_slice(req->split_key),
+                        req->tablet->assign_epoch, req->split_key,
                         &l, &r);
   if (e == NULL) {
     ts_routebuf_add(s, &rb, &l, true);
@@ -688,20 +675,20 @@ static void h_split(rpc_call *call, const ProtobufCMessage *request,
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
-  ts_desc_clear(&l);
-  ts_desc_clear(&r);
+  rpc_route_clear(&l);
+  rpc_route_clear(&r);
   ts_routebuf_clear(&rb);
 }
 
-static void h_info(rpc_call *call, const ProtobufCMessage *request,
+static void h_info(rpc_call *call, const void *request,
                    void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__TabletInfoRequest *req =
-      (const Mica__V1__TabletInfoRequest *)request;
-  Mica__V1__TabletInfoResponse resp = MICA__V1__TABLET_INFO_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_tablet_info_request *req =
+      (const rpc_tablet_info_request *)request;
+  rpc_tablet_info_response resp = {0};
+  rpc_status st;
   bool leased = true;
   mica_err *le = ts_lease_check(s);
   if (le != NULL) leased = false;
@@ -716,48 +703,35 @@ static void h_info(rpc_call *call, const ProtobufCMessage *request,
     ts_tab *tt = s->tabs[i];
     bool want = req->n_tablet_ids == 0;
     for (size_t j = 0; j < req->n_tablet_ids && !want; j++)
-      want = req->tablet_ids[j] == tt->d.id;
+      want = req->tablet_ids[j] == tt->d.tablet_id;
     if (!want || tt->state != TS_SERVING) continue;
     tt->refs++;
     held[n++] = tt;
   }
   pthread_mutex_unlock(&s->mu);
-  Mica__V1__ServedTablet *v = xcalloc(n ? n : 1, sizeof(*v));
-  Mica__V1__ServedTablet **ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
-  Mica__V1__TabletDescriptor *ds = xcalloc(n ? n : 1, sizeof(*ds));
-  Mica__V1__TabletStats *sts = xcalloc(n ? n : 1, sizeof(*sts));
+  rpc_served_tablet *v = xcalloc(n ? n : 1, sizeof(*v));
+  rpc_tablet_descriptor *ds = xcalloc(n ? n : 1, sizeof(*ds));
+  rpc_tablet_stats *sts = xcalloc(n ? n : 1, sizeof(*sts));
   for (size_t i = 0; i < n; i++) {
-    mica__v1__served_tablet__init(&v[i]);
-    ts_desc_to_pb(&held[i]->d, &ds[i]);
+    memset(&v[i], 0, sizeof v[i]);
+    rpc_route_desc(&held[i]->d, &ds[i]);
     ts_tab_stats(s, held[i], &sts[i]);
     v[i].desc = &ds[i];
     v[i].stats = &sts[i];
     v[i].assign_epoch = held[i]->d.assign_epoch;
     v[i].paused = !leased;
-    ptrs[i] = &v[i];
   }
-  resp.tablets = ptrs;
+  resp.tablets = v;
   resp.n_tablets = n;
   resp.server_id = atomic_load(&s->server_id);
   ts_status_fill(&st, NULL, NULL);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   for (size_t i = 0; i < n; i++) ts_release(s, held[i]);
   free(held);
   free(v);
-  free(ptrs);
   free(ds);
   free(sts);
-}
-
-void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch) {
-  pthread_mutex_lock(&s->mu);
-  ts_tab *tt = ts_reg_find_locked(s, id);
-  if (tt != NULL && tt->d.assign_epoch == assign_epoch) {
-    tt->drop_requested = true;
-    if (tt->state == TS_SERVING) tt->state = TS_CLOSING;
-  }
-  pthread_mutex_unlock(&s->mu);
 }
 
 void ts_drop_requested(ts_server *s) {
@@ -769,7 +743,7 @@ void ts_drop_requested(ts_server *s) {
       if (s->tabs[i]->drop_requested) tt = s->tabs[i];
     pthread_mutex_unlock(&s->mu);
     if (tt == NULL) break;
-    uint64_t id = tt->d.id, ae = tt->d.assign_epoch;
+    uint64_t id = tt->d.tablet_id, ae = tt->d.assign_epoch;
     LOG_W("tablet %" PRIu64 ": the master no longer assigns it here; closing",
           id);
     err_free(close_tab(s, tt, NULL));

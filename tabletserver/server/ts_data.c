@@ -23,14 +23,10 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "tabletserver/server/ts_int.h"
+#include "tabletserver/server/ts_data.h"
 
 /* MultiGets with more keys than this leave the polling thread. */
 #define TS_INLINE_MULTIGET_KEYS 32
-
-static slice pb_slice(ProtobufCBinaryData d) {
-  return slice_make(d.data, d.len);
-}
 
 static mica_err *check_key(slice key, const char *what, size_t index,
                            bool indexed) {
@@ -41,34 +37,34 @@ static mica_err *check_key(slice key, const char *what, size_t index,
     snprintf(name, sizeof name, "%s", what);
   if (key.len == 0)
     return err_new(MICA_INVALID_ARGUMENT,
-                   "%s: empty key (keys are 1..%u bytes)", name, TS_MAX_KEY);
-  if (key.len > TS_MAX_KEY)
+                   "%s: empty key (keys are 1..%u bytes)", name, MICA_MAX_KEY);
+  if (key.len > MICA_MAX_KEY)
     return err_new(MICA_INVALID_ARGUMENT,
                    "%s: key of %zu bytes exceeds the %u-byte limit", name,
-                   key.len, TS_MAX_KEY);
+                   key.len, MICA_MAX_KEY);
   return NULL;
 }
 
 static mica_err *check_value(slice v, const char *name) {
-  if (v.len > TS_MAX_VALUE)
+  if (v.len > MICA_MAX_VALUE)
     return err_new(MICA_INVALID_ARGUMENT,
-                   "%s: value of %zu bytes exceeds the %u-byte limit", name,
-                   v.len, TS_MAX_VALUE);
+                   "%s: value of %zu bytes exceeds the %zu-byte limit", name,
+                   v.len, MICA_MAX_VALUE);
   return NULL;
 }
 
 /* ---- Get ---- */
 
-static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+static void h_get(rpc_call *call, const void *request, void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__GetRequest *req = (const Mica__V1__GetRequest *)request;
-  Mica__V1__GetResponse resp = MICA__V1__GET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_get_request *req = (const rpc_get_request *)request;
+  rpc_get_response resp = {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
   buf val = BUF_INIT;
   ts_tab *tt = NULL;
-  slice key = pb_slice(req->key);
+  slice key = req->key;
 
   uint64_t gen = ts_lease_gen(s);
   mica_err *e = check_key(key, "key", 0, false);
@@ -95,7 +91,7 @@ static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   ts_routebuf_clear(&rb);
   buf_free(&val);
@@ -104,38 +100,34 @@ static void h_get(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
 /* ---- MultiGet ---- */
 
 typedef struct mg_part {
-  Mica__V1__MultiGetPartResult res;
-  Mica__V1__Status st;
+  rpc_status st;
   ts_routebuf rb;
   mica_err *err;
-  Mica__V1__GetResult *results;
-  Mica__V1__GetResult **result_ptrs;
+  rpc_get_result *results;
   buf *vals;
   size_t n;
 } mg_part;
 
 /* Reads one part at one snapshot of its tablet. Adds the bytes returned to
  * *bytes. */
-static void mg_read_part(ts_server *s, const Mica__V1__MultiGetPart *p,
+static void mg_read_part(ts_server *s, const rpc_multi_get_part *p,
                          size_t pi, mg_part *out, uint64_t *bytes) {
   ts_tab *tt = NULL;
   mica_err *e = ts_acquire(s, p->tablet, &out->rb, &tt);
   for (size_t i = 0; e == NULL && i < p->n_keys; i++) {
     char name[64];
     snprintf(name, sizeof name, "parts[%zu].keys[%zu]", pi, i);
-    e = ts_check_in_range(s, tt, pb_slice(p->keys[i]), name, &out->rb);
+    e = ts_check_in_range(s, tt, p->keys[i], name, &out->rb);
   }
   if (e == NULL) {
     out->n = p->n_keys;
     out->results = xcalloc(out->n ? out->n : 1, sizeof(*out->results));
-    out->result_ptrs = xcalloc(out->n ? out->n : 1, sizeof(*out->result_ptrs));
     out->vals = xcalloc(out->n ? out->n : 1, sizeof(*out->vals));
     tab_snapshot *snap = tab_snapshot_new(tt->t);
     for (size_t i = 0; e == NULL && i < out->n; i++) {
-      Mica__V1__GetResult *r = &out->results[i];
-      mica__v1__get_result__init(r);
-      out->result_ptrs[i] = r;
-      slice key = pb_slice(p->keys[i]);
+      rpc_get_result *r = &out->results[i];
+      memset(r, 0, sizeof *r);
+      slice key = p->keys[i];
       e = tab_get(tt->t, snap, key, &out->vals[i]);
       if (e == NULL) {
         r->found = true;
@@ -158,86 +150,84 @@ static void mg_read_part(ts_server *s, const Mica__V1__MultiGetPart *p,
   out->err = e;
 }
 
-static void mg_run(rpc_call *call, const ProtobufCMessage *request,
+static void mg_run(rpc_call *call, const void *request,
                    void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__MultiGetRequest *req =
-      (const Mica__V1__MultiGetRequest *)request;
-  Mica__V1__MultiGetResponse resp = MICA__V1__MULTI_GET_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_multi_get_request *req =
+      (const rpc_multi_get_request *)request;
+  rpc_multi_get_response resp = {0};
+  rpc_status st;
   uint64_t gen = ts_lease_gen(s);
   mica_err *e = NULL;
   size_t total = 0;
   for (size_t i = 0; i < req->n_parts && e == NULL; i++) {
-    const Mica__V1__MultiGetPart *p = req->parts[i];
+    const rpc_multi_get_part *p = &req->parts[i];
     total += p->n_keys;
     for (size_t j = 0; j < p->n_keys && e == NULL; j++) {
       char name[64];
       snprintf(name, sizeof name, "parts[%zu].keys[%zu]", i, j);
-      e = check_key(pb_slice(p->keys[j]), name, 0, false);
+      e = check_key(p->keys[j], name, 0, false);
     }
   }
-  if (e == NULL && total > TS_MAX_MULTIGET_KEYS)
+  if (e == NULL && total > MICA_MAX_MULTIGET_KEYS)
     e = err_new(MICA_INVALID_ARGUMENT,
                 "parts: %zu keys exceed the limit of %u per MultiGet", total,
-                TS_MAX_MULTIGET_KEYS);
+                MICA_MAX_MULTIGET_KEYS);
   mg_part *parts = NULL;
-  Mica__V1__MultiGetPartResult **ptrs = NULL;
+  rpc_multi_get_part_result *results = NULL;
   if (e == NULL && req->n_parts > 0) {
     parts = xcalloc(req->n_parts, sizeof(*parts));
-    ptrs = xcalloc(req->n_parts, sizeof(*ptrs));
+    results = xcalloc(req->n_parts, sizeof(*results));
     uint64_t bytes = 0;
     for (size_t i = 0; i < req->n_parts; i++) {
       ts_routebuf_init(&parts[i].rb);
-      mg_read_part(s, req->parts[i], i, &parts[i], &bytes);
+      mg_read_part(s, &req->parts[i], i, &parts[i], &bytes);
     }
-    if (bytes > TS_MAX_MULTIGET_BYTES)
+    if (bytes > MICA_MAX_MULTIGET_BYTES)
       e = err_new(MICA_RESOURCE_EXHAUSTED,
-                  "MultiGet answer of %" PRIu64 " bytes exceeds the %u-byte "
+                  "MultiGet answer of %" PRIu64 " bytes exceeds the %zu-byte "
                   "limit; ask for fewer keys per request",
-                  bytes, TS_MAX_MULTIGET_BYTES);
+                  bytes, MICA_MAX_MULTIGET_BYTES);
   }
   if (e == NULL) e = ts_lease_check_since(s, gen);
   if (e == NULL) {
     for (size_t i = 0; i < req->n_parts; i++) {
       mg_part *p = &parts[i];
-      mica__v1__multi_get_part_result__init(&p->res);
+      rpc_multi_get_part_result *res = &results[i];
       ts_status_fill(&p->st, p->err, &p->rb);
-      p->res.status = &p->st;
+      res->status = &p->st;
       if (p->err == NULL) {
-        p->res.results = p->result_ptrs;
-        p->res.n_results = p->n;
+        res->results = p->results;
+        res->n_results = p->n;
       }
-      ptrs[i] = &p->res;
     }
-    resp.parts = ptrs;
+    resp.parts = results;
     resp.n_parts = req->n_parts;
   }
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
   /* The reply frees the request; keep what the cleanup needs. */
   size_t n_parts = req->n_parts;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   for (size_t i = 0; parts != NULL && i < n_parts; i++) {
     mg_part *p = &parts[i];
     for (size_t j = 0; j < p->n; j++) buf_free(&p->vals[j]);
     free(p->vals);
     free(p->results);
-    free(p->result_ptrs);
     err_free(p->err);
     ts_routebuf_clear(&p->rb);
   }
   free(parts);
-  free(ptrs);
+  free(results);
 }
 
-static void h_multi_get(rpc_call *call, const ProtobufCMessage *request,
+static void h_multi_get(rpc_call *call, const void *request,
                         void *ctx) {
-  const Mica__V1__MultiGetRequest *req =
-      (const Mica__V1__MultiGetRequest *)request;
+  const rpc_multi_get_request *req =
+      (const rpc_multi_get_request *)request;
   size_t total = 0;
-  for (size_t i = 0; i < req->n_parts; i++) total += req->parts[i]->n_keys;
+  for (size_t i = 0; i < req->n_parts; i++) total += req->parts[i].n_keys;
   if (total > TS_INLINE_MULTIGET_KEYS)
     rpc_call_offload(call, mg_run, ctx);
   else
@@ -249,7 +239,7 @@ static void h_multi_get(rpc_call *call, const ProtobufCMessage *request,
 /* Applies `b` durably to the tablet `ref` names after checking that every
  * key in `keys` lies in it (`field` formats the key's name with its index).
  * *seq receives the sequence number of the batch's last entry. */
-static mica_err *apply(ts_server *s, const Mica__V1__TabletRef *ref,
+static mica_err *apply(ts_server *s, const rpc_tablet_ref *ref,
                        wbatch *b, const slice *keys, size_t nkeys,
                        const char *field, uint64_t kv_bytes,
                        ts_routebuf *rb, uint64_t *seq) {
@@ -274,14 +264,14 @@ static mica_err *apply(ts_server *s, const Mica__V1__TabletRef *ref,
   return e;
 }
 
-static void h_put(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
+static void h_put(rpc_call *call, const void *request, void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__PutRequest *req = (const Mica__V1__PutRequest *)request;
-  Mica__V1__PutResponse resp = MICA__V1__PUT_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_put_request *req = (const rpc_put_request *)request;
+  rpc_put_response resp = {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
-  slice key = pb_slice(req->key), value = pb_slice(req->value);
+  slice key = req->key, value = req->value;
   mica_err *e = check_key(key, "key", 0, false);
   if (e == NULL) e = check_value(value, "value");
   if (e == NULL) {
@@ -293,20 +283,20 @@ static void h_put(rpc_call *call, const ProtobufCMessage *request, void *ctx) {
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   ts_routebuf_clear(&rb);
 }
 
-static void h_delete(rpc_call *call, const ProtobufCMessage *request,
+static void h_delete(rpc_call *call, const void *request,
                      void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__DeleteRequest *req = (const Mica__V1__DeleteRequest *)request;
-  Mica__V1__DeleteResponse resp = MICA__V1__DELETE_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_delete_request *req = (const rpc_delete_request *)request;
+  rpc_delete_response resp = {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
-  slice key = pb_slice(req->key);
+  slice key = req->key;
   mica_err *e = check_key(key, "key", 0, false);
   if (e == NULL) {
     wbatch *b = wbatch_new();
@@ -317,54 +307,54 @@ static void h_delete(rpc_call *call, const ProtobufCMessage *request,
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   ts_routebuf_clear(&rb);
 }
 
 /* Checks every mutation and the batch's total against the limits. */
-static mica_err *check_batch(const Mica__V1__BatchRequest *req,
+static mica_err *check_batch(const rpc_batch_request *req,
                              uint64_t *kv_bytes) {
   if (req->n_mutations == 0)
     return err_new(MICA_INVALID_ARGUMENT,
                    "mutations: a batch needs at least one mutation");
   uint64_t total = 0;
   for (size_t i = 0; i < req->n_mutations; i++) {
-    const Mica__V1__Mutation *m = req->mutations[i];
-    if (m->kind != MICA__V1__MUTATION__KIND__KIND_PUT &&
-        m->kind != MICA__V1__MUTATION__KIND__KIND_DELETE)
+    const rpc_mutation *m = &req->mutations[i];
+    if (m->kind != RPC_MUTATION_PUT &&
+        m->kind != RPC_MUTATION_DELETE)
       return err_new(MICA_INVALID_ARGUMENT,
                      "mutations[%zu].kind: %d is neither PUT (1) nor "
                      "DELETE (2)",
                      i, (int)m->kind);
-    mica_err *e = check_key(pb_slice(m->key), "mutations[%zu].key", i, true);
+    mica_err *e = check_key(m->key, "mutations[%zu].key", i, true);
     if (e != NULL) return e;
-    if (m->kind == MICA__V1__MUTATION__KIND__KIND_DELETE && m->value.len > 0)
+    if (m->kind == RPC_MUTATION_DELETE && m->value.len > 0)
       return err_new(MICA_INVALID_ARGUMENT,
                      "mutations[%zu].value: a DELETE carries no value (got "
                      "%zu bytes)",
                      i, m->value.len);
     char name[64];
     snprintf(name, sizeof name, "mutations[%zu].value", i);
-    e = check_value(pb_slice(m->value), name);
+    e = check_value(m->value, name);
     if (e != NULL) return e;
     total += m->key.len + m->value.len;
   }
-  if (total > TS_MAX_BATCH)
+  if (total > MICA_MAX_BATCH_BYTES)
     return err_new(MICA_INVALID_ARGUMENT,
                    "mutations: batch of %" PRIu64 " bytes of keys and values "
-                   "exceeds the %u-byte limit",
-                   total, TS_MAX_BATCH);
+                   "exceeds the %zu-byte limit",
+                   total, MICA_MAX_BATCH_BYTES);
   *kv_bytes = total;
   return NULL;
 }
 
-static void h_batch(rpc_call *call, const ProtobufCMessage *request,
+static void h_batch(rpc_call *call, const void *request,
                     void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__BatchRequest *req = (const Mica__V1__BatchRequest *)request;
-  Mica__V1__BatchResponse resp = MICA__V1__BATCH_RESPONSE__INIT;
-  Mica__V1__Status st;
+  const rpc_batch_request *req = (const rpc_batch_request *)request;
+  rpc_batch_response resp = {0};
+  rpc_status st;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
   uint64_t kv = 0;
@@ -373,10 +363,10 @@ static void h_batch(rpc_call *call, const ProtobufCMessage *request,
     wbatch *b = wbatch_new();
     slice *keys = xcalloc(req->n_mutations, sizeof(*keys));
     for (size_t i = 0; i < req->n_mutations; i++) {
-      const Mica__V1__Mutation *m = req->mutations[i];
-      keys[i] = pb_slice(m->key);
-      if (m->kind == MICA__V1__MUTATION__KIND__KIND_PUT)
-        wbatch_put(b, keys[i], pb_slice(m->value));
+      const rpc_mutation *m = &req->mutations[i];
+      keys[i] = m->key;
+      if (m->kind == RPC_MUTATION_PUT)
+        wbatch_put(b, keys[i], m->value);
       else
         wbatch_delete(b, keys[i]);
     }
@@ -387,7 +377,7 @@ static void h_batch(rpc_call *call, const ProtobufCMessage *request,
   }
   ts_status_fill(&st, e, &rb);
   resp.status = &st;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
   ts_routebuf_clear(&rb);
 }
@@ -397,8 +387,7 @@ static void h_batch(rpc_call *call, const ProtobufCMessage *request,
 typedef struct scan_chunk {
   buf bytes;          /* keys and values of the chunk, back to back */
   size_t *offs;       /* per row: key offset, key len, value len */
-  Mica__V1__KeyValue *kvs;
-  Mica__V1__KeyValue **ptrs;
+  rpc_key_value *kvs;
   size_t n, cap;
 } scan_chunk;
 
@@ -416,21 +405,19 @@ static void chunk_add(scan_chunk *c, slice k, slice v) {
 }
 
 /* Points the chunk's rows into its bytes (which no longer move). */
-static void chunk_to_pb(scan_chunk *c, Mica__V1__ScanChunk *out) {
+static void chunk_to_pb(scan_chunk *c, rpc_scan_chunk *out) {
   c->kvs = xrealloc(c->kvs, (c->n ? c->n : 1) * sizeof(*c->kvs));
-  c->ptrs = xrealloc(c->ptrs, (c->n ? c->n : 1) * sizeof(*c->ptrs));
   for (size_t i = 0; i < c->n; i++) {
-    Mica__V1__KeyValue *kv = &c->kvs[i];
-    mica__v1__key_value__init(kv);
+    rpc_key_value *kv = &c->kvs[i];
+    memset(kv, 0, sizeof *kv);
     size_t off = c->offs[3 * i], kl = c->offs[3 * i + 1],
            vl = c->offs[3 * i + 2];
     kv->key.data = c->bytes.data + off;
     kv->key.len = kl;
     kv->value.data = vl ? c->bytes.data + off + kl : NULL;
     kv->value.len = vl;
-    c->ptrs[i] = kv;
   }
-  out->rows = c->ptrs;
+  out->rows = c->kvs;
   out->n_rows = c->n;
 }
 
@@ -443,23 +430,22 @@ static void chunk_free(scan_chunk *c) {
   buf_free(&c->bytes);
   free(c->offs);
   free(c->kvs);
-  free(c->ptrs);
 }
 
-static mica_err *check_scan(const Mica__V1__ScanRequest *req) {
+static mica_err *check_scan(const rpc_scan_request *req) {
   struct {
     const char *name;
-    ProtobufCBinaryData d;
+    slice d;
   } f[] = {{"start_key", req->start_key},
            {"end_key", req->end_key},
            {"prefix", req->prefix}};
   for (size_t i = 0; i < 3; i++)
-    if (f[i].d.len > TS_MAX_KEY)
+    if (f[i].d.len > MICA_MAX_KEY)
       return err_new(MICA_INVALID_ARGUMENT,
                      "%s: %zu bytes exceeds the %u-byte key limit", f[i].name,
-                     f[i].d.len, TS_MAX_KEY);
+                     f[i].d.len, MICA_MAX_KEY);
   if (req->start_key.len > 0 && req->end_key.len > 0 &&
-      slice_cmp(pb_slice(req->start_key), pb_slice(req->end_key)) > 0)
+      slice_cmp(req->start_key, req->end_key) > 0)
     return err_new(MICA_INVALID_ARGUMENT,
                    "start_key is greater than end_key (start must not be "
                    "after end)");
@@ -470,27 +456,27 @@ static mica_err *check_scan(const Mica__V1__ScanRequest *req) {
  * reason, the tablet's descriptor and the status. */
 static void scan_send_last(rpc_call *call, scan_chunk *c, ts_tab *tt,
                            const mica_err *e, ts_routebuf *rb, int end) {
-  Mica__V1__ScanChunk msg = MICA__V1__SCAN_CHUNK__INIT;
-  Mica__V1__Status st;
-  Mica__V1__TabletDescriptor d;
+  rpc_scan_chunk msg = {0};
+  rpc_status st;
+  rpc_tablet_descriptor d;
   if (c != NULL) chunk_to_pb(c, &msg);
   ts_status_fill(&st, e, rb);
   msg.status = &st;
   msg.last = true;
   msg.end = end;
   if (tt != NULL) {
-    ts_desc_to_pb(&tt->d, &d);
+    rpc_route_desc(&tt->d, &d);
     msg.tablet = &d;
   }
-  mica_err *se = rpc_call_send(call, &msg.base);
+  mica_err *se = rpc_call_send(call, &msg);
   rpc_call_finish(call, se);
   err_free(se);
 }
 
-static void h_scan(rpc_call *call, const ProtobufCMessage *request,
+static void h_scan(rpc_call *call, const void *request,
                    void *ctx) {
   ts_server *s = ctx;
-  const Mica__V1__ScanRequest *req = (const Mica__V1__ScanRequest *)request;
+  const rpc_scan_request *req = (const rpc_scan_request *)request;
   ts_routebuf rb;
   ts_routebuf_init(&rb);
   ts_tab *tt = NULL;
@@ -501,9 +487,9 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
   if (e == NULL) {
     tab_scan_options o;
     tab_scan_options_init(&o);
-    o.start = pb_slice(req->start_key);
-    o.end = pb_slice(req->end_key);
-    o.prefix = pb_slice(req->prefix);
+    o.start = req->start_key;
+    o.end = req->end_key;
+    o.prefix = req->prefix;
     o.limit = req->limit;
     o.reverse = req->reverse;
     e = tab_scan(tt->t, &o, &it);
@@ -511,7 +497,7 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
   }
   if (e != NULL) {
     /* A refused scan: the first and only chunk carries the status. */
-    scan_send_last(call, NULL, NULL, e, &rb, MICA__V1__SCAN_END__SCAN_END_ERROR);
+    scan_send_last(call, NULL, NULL, e, &rb, RPC_SCAN_END_ERROR);
     ts_release(s, tt);
     err_free(e);
     ts_routebuf_clear(&rb);
@@ -519,22 +505,22 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
   }
 
   size_t max_bytes = req->chunk_max_bytes ? req->chunk_max_bytes
-                                          : TS_SCAN_DEFAULT_BYTES;
-  if (max_bytes > TS_SCAN_MAX_BYTES) max_bytes = TS_SCAN_MAX_BYTES;
+                                          : MICA_SCAN_DEFAULT_CHUNK_BYTES;
+  if (max_bytes > MICA_SCAN_MAX_CHUNK_BYTES) max_bytes = MICA_SCAN_MAX_CHUNK_BYTES;
   size_t max_rows = req->chunk_max_rows ? req->chunk_max_rows
-                                        : TS_SCAN_DEFAULT_ROWS;
-  if (max_rows > TS_SCAN_MAX_ROWS) max_rows = TS_SCAN_MAX_ROWS;
+                                        : MICA_SCAN_DEFAULT_CHUNK_ROWS;
+  if (max_rows > MICA_SCAN_MAX_CHUNK_ROWS) max_rows = MICA_SCAN_MAX_CHUNK_ROWS;
   uint64_t returned = 0;
   scan_chunk c;
   memset(&c, 0, sizeof(c));
   for (;;) {
     chunk_reset(&c);
     bool done = false;
-    int end = MICA__V1__SCAN_END__SCAN_END_RANGE;
+    int end = RPC_SCAN_END_RANGE;
     while (c.n < max_rows) {
       if (req->limit > 0 && returned >= req->limit) {
         done = true;
-        end = MICA__V1__SCAN_END__SCAN_END_LIMIT;
+        end = RPC_SCAN_END_LIMIT;
         break;
       }
       if (!iter_valid(it)) {
@@ -542,7 +528,7 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
         const mica_err *ie = iter_status(it);
         if (ie != NULL) {
           e = err_dup(ie);
-          end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+          end = RPC_SCAN_END_ERROR;
         }
         break;
       }
@@ -563,13 +549,13 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
       pthread_mutex_unlock(&s->mu);
       if (state == TS_SPLITTING)
         e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is being split; "
-                    "resume the scan after the last row", tt->d.id);
+                    "resume the scan after the last row", tt->d.tablet_id);
       else if (state == TS_CLOSING)
         e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing; "
-                    "resume the scan after the last row", tt->d.id);
+                    "resume the scan after the last row", tt->d.tablet_id);
       if (e != NULL) {
         done = true;
-        end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+        end = RPC_SCAN_END_ERROR;
       }
     }
     mica_err *le = ts_lease_check_since(s, gen);
@@ -579,18 +565,18 @@ static void h_scan(rpc_call *call, const ProtobufCMessage *request,
       e = le;
       chunk_reset(&c);
       done = true;
-      end = MICA__V1__SCAN_END__SCAN_END_ERROR;
+      end = RPC_SCAN_END_ERROR;
     }
     if (done) {
       scan_send_last(call, &c, tt, e, &rb, end);
       break;
     }
-    Mica__V1__ScanChunk msg = MICA__V1__SCAN_CHUNK__INIT;
-    Mica__V1__Status st;
+    rpc_scan_chunk msg = {0};
+    rpc_status st;
     ts_status_fill(&st, NULL, NULL);
     msg.status = &st;
     chunk_to_pb(&c, &msg);
-    mica_err *se = rpc_call_send(call, &msg.base);
+    mica_err *se = rpc_call_send(call, &msg);
     if (se != NULL) {
       rpc_call_finish(call, se);
       err_free(se);

@@ -7,8 +7,16 @@
  * operations (ts_admin.c) take a tablet out of service by changing its state
  * and waiting until no request holds it, because tab_close and tab_split
  * must not race with other calls on the tablet. ts_master.c runs the master
- * conversation (register, heartbeat, lease, split proposals) and the
- * maintenance loop (rates, automatic splits).
+ * conversation (register, heartbeat, lease, split proposals); ts_maint.c
+ * runs the maintenance loop (rates, automatic splits, requested drops).
+ *
+ * Calls go one way only, so no two files call each other:
+ *   ts_server.c (life cycle) -> ts_maint.c -> ts_admin.c -> ts_master.c
+ *   ts_server.c -> ts_data.c
+ * and every file -> ts_registry.c (this header: the shared state, the
+ * registry, the lease, the status helpers). Each module's own header
+ * (ts_maint.h, ts_admin.h, ts_master.h, ts_data.h) declares what the files
+ * before it may use.
  *
  * Lock order: admin_mu, then mu. No lock of the server is held while calling
  * into the tablet engine or making an RPC, except admin_mu, which only
@@ -21,22 +29,15 @@
 
 #include "common/env.h"
 #include "common/slice.h"
+#include "proto/route.h"
 #include "proto/rpc.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
 #include "tabletserver/tablet.h"
 
-/* Limits (DESIGN.md §7), checked by the server before the engine sees a
- * request so that the message can name the request's field. */
-#define TS_MAX_KEY 16384u
-#define TS_MAX_VALUE (8u << 20)
-#define TS_MAX_BATCH (32u << 20)
-#define TS_MAX_MULTIGET_KEYS 10000u
-#define TS_MAX_MULTIGET_BYTES (48u << 20)
-#define TS_SCAN_DEFAULT_BYTES (1u << 20)
-#define TS_SCAN_MAX_BYTES (16u << 20)
-#define TS_SCAN_DEFAULT_ROWS 1024u
-#define TS_SCAN_MAX_ROWS 65536u
+/* Protocol limits (key, value, batch, MultiGet, scan chunks) are in
+ * proto/limits.h; the server checks them before the engine sees a request
+ * so that the message can name the request's field. */
 /* How many departed tablets the registry remembers for routing errors. */
 #define TS_GONE_MAX 4096
 
@@ -46,23 +47,14 @@ enum ts_tab_state {
   TS_CLOSING = 2    /* being closed: requests get NOT_SERVING */
 };
 
-/* A tablet descriptor in plain C, with the location it had here. */
-typedef struct ts_desc {
-  uint64_t id, table_id;
-  char *table_name; /* owned, never NULL */
-  buf start, end;   /* end.len 0 = unbounded */
-  uint64_t range_epoch, assign_epoch;
-} ts_desc;
-
-void ts_desc_copy(ts_desc *dst, const ts_desc *src);
-void ts_desc_clear(ts_desc *d);
-/* From the wire; the caller has checked `w` is not NULL. */
-void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
-                     uint64_t assign_epoch);
+/* A tablet's descriptor and the assign epoch it has (or had) here is an
+ * rpc_route (proto/route.h) whose server fields are unused: table_name is
+ * never NULL (rpc_route_from_desc makes it ""), and routes built for
+ * routing errors add this server's location (ts_routebuf_add). */
 
 /* One open tablet. */
 typedef struct ts_tab {
-  ts_desc d;     /* immutable while the entry is in the registry */
+  rpc_route d;     /* immutable while the entry is in the registry */
   char *dir;     /* absolute directory */
   char *rel_dir; /* relative to the data root */
   tablet *t;
@@ -91,7 +83,7 @@ typedef struct ts_gone {
   uint64_t id;
   int kind;
   uint64_t assign_epoch; /* the epoch it was served under here */
-  ts_desc left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
+  rpc_route left, right;   /* TS_GONE_SPLIT: the daughters; MERGED: left */
   uint64_t moved_server, moved_epoch; /* TS_GONE_MOVED */
   char *moved_address;
 } ts_gone;
@@ -153,13 +145,12 @@ void ts_tab_free(ts_tab *tt);
 /* The route of a served tablet, for routing errors and split answers.
  * Everything is copied into `rb` storage; valid until ts_routebuf_clear. */
 typedef struct ts_routebuf {
-  Mica__V1__RoutingError re;
-  Mica__V1__TabletRoute routes[4];
-  Mica__V1__TabletRoute *route_ptrs[4];
-  Mica__V1__TabletDescriptor descs[4];
-  Mica__V1__Location locs[4];
-  Mica__V1__Location moved;
-  ts_desc copies[4];
+  rpc_routing_error re;
+  rpc_tablet_route routes[4];
+  rpc_tablet_descriptor descs[4];
+  rpc_location locs[4];
+  rpc_location moved;
+  rpc_route copies[4];
   char *moved_address;
   char *address;
 } ts_routebuf;
@@ -167,15 +158,13 @@ typedef struct ts_routebuf {
 void ts_routebuf_init(ts_routebuf *rb);
 void ts_routebuf_clear(ts_routebuf *rb);
 /* Appends `d` as a route (served here when `here`). */
-void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here);
-/* Fills a wire descriptor pointing into `d`. */
-void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w);
 
 /* Looks up the tablet a data request names and takes a reference on it.
  * On success *out is held (release with ts_release). Otherwise returns the
  * routing or lease error and fills `rb` with what the server knows. */
-mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
                      ts_routebuf *rb, ts_tab **out);
 void ts_release(ts_server *s, ts_tab *tt);
 /* OUT_OF_RANGE (with this tablet's route in `rb`) when `key` is outside
@@ -204,38 +193,21 @@ mica_err *ts_lease_check_since(ts_server *s, uint64_t gen);
 
 /* Fills `st` from `e` plus the routing in `rb` (if any was added). `st`
  * points into `e` and `rb`. */
-void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb);
+void ts_status_fill(rpc_status *st, const mica_err *e, ts_routebuf *rb);
 
 /* Figures of one tablet (counters, engine figures, rates). */
-void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out);
-
-/* ---- handlers (ts_data.c, ts_admin.c) ---- */
-
-mica_err *ts_data_register(ts_server *s);
-mica_err *ts_admin_register(ts_server *s);
-
-/* Splits served tablet `tt` at `key` (empty: the middle) the way
- * SplitTablet does: proposes to the master (or picks ids standalone),
- * then splits by reference and serves both daughters. `left`/`right`
- * (may be NULL) receive the daughters. Takes admin_mu itself. */
-mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
-                          uint64_t assign_epoch, slice key, ts_desc *left,
-                          ts_desc *right);
+void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out);
 
 /* Takes tablet `id` (if served under `assign_epoch`) out of service at
  * once because the master no longer assigns it here; the maintenance
- * thread closes it (ts_drop_requested), so the heartbeat never waits for an
- * admin operation. */
+ * thread closes it (ts_drop_requested, ts_admin.h), so the heartbeat never
+ * waits for an admin operation. */
 void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch);
-/* Closes every tablet whose drop was requested. */
-void ts_drop_requested(ts_server *s);
 
-/* ---- master and maintenance (ts_master.c) ---- */
-
-mica_err *ts_master_start(ts_server *s);
-void ts_master_stop(ts_server *s);
-/* ReportSplit to the master. */
-mica_err *ts_master_report_split(ts_server *s, const ts_desc *parent,
-                                 slice key, ts_desc *left, ts_desc *right);
+/* Sleeps up to `us` for a background thread; true once the server is
+ * stopping (ts_bg_stop). */
+bool ts_bg_wait(ts_server *s, uint64_t us);
+/* Tells the background threads to stop. */
+void ts_bg_stop(ts_server *s);
 
 #endif

@@ -21,59 +21,17 @@
 
 #include "tabletserver/server/ts_int.h"
 
-void ts_desc_copy(ts_desc *dst, const ts_desc *src) {
-  memset(dst, 0, sizeof(*dst));
-  dst->id = src->id;
-  dst->table_id = src->table_id;
-  dst->table_name = xstrdup(src->table_name ? src->table_name : "");
-  buf_append_slice(&dst->start, buf_slice(&src->start));
-  buf_append_slice(&dst->end, buf_slice(&src->end));
-  dst->range_epoch = src->range_epoch;
-  dst->assign_epoch = src->assign_epoch;
-}
-
-void ts_desc_clear(ts_desc *d) {
-  free(d->table_name);
-  buf_free(&d->start);
-  buf_free(&d->end);
-  memset(d, 0, sizeof(*d));
-}
-
-void ts_desc_from_pb(ts_desc *d, const Mica__V1__TabletDescriptor *w,
-                     uint64_t assign_epoch) {
-  memset(d, 0, sizeof(*d));
-  d->id = w->tablet_id;
-  d->table_id = w->table_id;
-  d->table_name = xstrdup(w->table_name ? w->table_name : "");
-  buf_append(&d->start, w->start_key.data, w->start_key.len);
-  buf_append(&d->end, w->end_key.data, w->end_key.len);
-  d->range_epoch = w->range_epoch;
-  d->assign_epoch = assign_epoch;
-}
-
-void ts_desc_to_pb(const ts_desc *d, Mica__V1__TabletDescriptor *w) {
-  mica__v1__tablet_descriptor__init(w);
-  w->tablet_id = d->id;
-  w->table_id = d->table_id;
-  w->table_name = d->table_name;
-  w->start_key.data = d->start.data;
-  w->start_key.len = d->start.len;
-  w->end_key.data = d->end.data;
-  w->end_key.len = d->end.len;
-  w->range_epoch = d->range_epoch;
-}
-
 void ts_tab_free(ts_tab *tt) {
   if (tt == NULL) return;
-  ts_desc_clear(&tt->d);
+  rpc_route_clear(&tt->d);
   free(tt->dir);
   free(tt->rel_dir);
   free(tt);
 }
 
 static void gone_clear(ts_gone *g) {
-  ts_desc_clear(&g->left);
-  ts_desc_clear(&g->right);
+  rpc_route_clear(&g->left);
+  rpc_route_clear(&g->right);
   free(g->moved_address);
   memset(g, 0, sizeof(*g));
 }
@@ -83,7 +41,7 @@ static size_t lower_bound(ts_server *s, uint64_t id) {
   size_t lo = 0, hi = s->ntabs;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (s->tabs[mid]->d.id < id)
+    if (s->tabs[mid]->d.tablet_id < id)
       lo = mid + 1;
     else
       hi = mid;
@@ -93,7 +51,7 @@ static size_t lower_bound(ts_server *s, uint64_t id) {
 
 ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id) {
   size_t i = lower_bound(s, id);
-  return i < s->ntabs && s->tabs[i]->d.id == id ? s->tabs[i] : NULL;
+  return i < s->ntabs && s->tabs[i]->d.tablet_id == id ? s->tabs[i] : NULL;
 }
 
 /* Forgets departure records of `id`. mu held. */
@@ -111,19 +69,19 @@ void ts_reg_insert(ts_server *s, ts_tab *tt) {
     s->captabs = s->captabs ? 2 * s->captabs : 16;
     s->tabs = xrealloc(s->tabs, s->captabs * sizeof(*s->tabs));
   }
-  size_t i = lower_bound(s, tt->d.id);
+  size_t i = lower_bound(s, tt->d.tablet_id);
   memmove(&s->tabs[i + 1], &s->tabs[i], (s->ntabs - i) * sizeof(*s->tabs));
   s->tabs[i] = tt;
   s->ntabs++;
   tt->state = TS_SERVING;
   tt->rate_at_us = env_now_micros(s->e);
-  if (tt->d.id > s->max_id_seen) s->max_id_seen = tt->d.id;
-  forget_gone_locked(s, tt->d.id);
+  if (tt->d.tablet_id > s->max_id_seen) s->max_id_seen = tt->d.tablet_id;
+  forget_gone_locked(s, tt->d.tablet_id);
   pthread_mutex_unlock(&s->mu);
 }
 
 void ts_reg_remove_locked(ts_server *s, ts_tab *tt) {
-  size_t i = lower_bound(s, tt->d.id);
+  size_t i = lower_bound(s, tt->d.tablet_id);
   if (i < s->ntabs && s->tabs[i] == tt) {
     memmove(&s->tabs[i], &s->tabs[i + 1],
             (s->ntabs - i - 1) * sizeof(*s->tabs));
@@ -140,8 +98,8 @@ void ts_reg_gone(ts_server *s, ts_gone *g) {
   *slot = *g;
   s->gone_next = (s->gone_next + 1) % TS_GONE_MAX;
   if (s->ngone < TS_GONE_MAX) s->ngone++;
-  if (g->left.id > s->max_id_seen) s->max_id_seen = g->left.id;
-  if (g->right.id > s->max_id_seen) s->max_id_seen = g->right.id;
+  if (g->left.tablet_id > s->max_id_seen) s->max_id_seen = g->left.tablet_id;
+  if (g->right.tablet_id > s->max_id_seen) s->max_id_seen = g->right.tablet_id;
   pthread_mutex_unlock(&s->mu);
   memset(g, 0, sizeof(*g));
 }
@@ -155,34 +113,32 @@ static ts_gone *find_gone_locked(ts_server *s, uint64_t id) {
 
 void ts_routebuf_init(ts_routebuf *rb) {
   memset(rb, 0, sizeof(*rb));
-  mica__v1__routing_error__init(&rb->re);
 }
 
 void ts_routebuf_clear(ts_routebuf *rb) {
-  for (size_t i = 0; i < rb->re.n_current; i++) ts_desc_clear(&rb->copies[i]);
+  for (size_t i = 0; i < rb->re.n_current; i++) rpc_route_clear(&rb->copies[i]);
   free(rb->moved_address);
   free(rb->address);
   memset(rb, 0, sizeof(*rb));
 }
 
-void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
+void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here) {
   size_t i = rb->re.n_current;
   if (i >= 4) return;
-  ts_desc_copy(&rb->copies[i], d);
-  ts_desc_to_pb(&rb->copies[i], &rb->descs[i]);
-  mica__v1__tablet_route__init(&rb->routes[i]);
+  rpc_route_copy(&rb->copies[i], d);
+  rpc_route_desc(&rb->copies[i], &rb->descs[i]);
+  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
   rb->routes[i].desc = &rb->descs[i];
   if (here) {
     if (rb->address == NULL) rb->address = xstrdup(rpc_server_address(s->rpc));
-    mica__v1__location__init(&rb->locs[i]);
+    memset(&rb->locs[i], 0, sizeof rb->locs[i]);
     rb->locs[i].server_id = atomic_load(&s->server_id);
     rb->locs[i].address = rb->address;
     rb->locs[i].assign_epoch = d->assign_epoch;
     rb->routes[i].location = &rb->locs[i];
   }
-  rb->route_ptrs[i] = &rb->routes[i];
-  rb->re.current = rb->route_ptrs;
+  rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }
 
@@ -191,10 +147,10 @@ void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const ts_desc *d,
  * daughters (one level), else as recorded. mu held. */
 static void add_daughters_locked(ts_server *s, ts_routebuf *rb,
                                  const ts_gone *g, int depth) {
-  const ts_desc *ds[2] = {&g->left, &g->right};
+  const rpc_route *ds[2] = {&g->left, &g->right};
   for (int i = 0; i < 2; i++) {
-    ts_tab *open = ts_reg_find_locked(s, ds[i]->id);
-    ts_gone *again = open ? NULL : find_gone_locked(s, ds[i]->id);
+    ts_tab *open = ts_reg_find_locked(s, ds[i]->tablet_id);
+    ts_gone *again = open ? NULL : find_gone_locked(s, ds[i]->tablet_id);
     if (open != NULL)
       ts_routebuf_add(s, rb, &open->d, true);
     else if (again != NULL && again->kind == TS_GONE_SPLIT && depth < 1)
@@ -230,7 +186,7 @@ mica_err *ts_lease_check_since(ts_server *s, uint64_t gen) {
   return e;
 }
 
-mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
+mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
                      ts_routebuf *rb, ts_tab **out) {
   *out = NULL;
   if (ref == NULL || ref->tablet_id == 0)
@@ -276,15 +232,15 @@ mica_err *ts_acquire(ts_server *s, const Mica__V1__TabletRef *ref,
     add_daughters_locked(s, rb, g, 0);
     e = err_new(MICA_STALE_EPOCH,
                 "tablet %" PRIu64 " was split into %" PRIu64 " and %" PRIu64,
-                g->id, g->left.id, g->right.id);
+                g->id, g->left.tablet_id, g->right.tablet_id);
   } else if (g->kind == TS_GONE_MERGED) {
-    ts_tab *open = ts_reg_find_locked(s, g->left.id);
+    ts_tab *open = ts_reg_find_locked(s, g->left.tablet_id);
     ts_routebuf_add(s, rb, open != NULL ? &open->d : &g->left, open != NULL);
     e = err_new(MICA_STALE_EPOCH, "tablet %" PRIu64 " was merged into %" PRIu64,
-                g->id, g->left.id);
+                g->id, g->left.tablet_id);
   } else if (g->kind == TS_GONE_MOVED) {
     rb->moved_address = xstrdup(g->moved_address ? g->moved_address : "");
-    mica__v1__location__init(&rb->moved);
+    memset(&rb->moved, 0, sizeof rb->moved);
     rb->moved.server_id = g->moved_server;
     rb->moved.address = rb->moved_address;
     rb->moved.assign_epoch = g->moved_epoch;
@@ -308,9 +264,9 @@ void ts_release(ts_server *s, ts_tab *tt) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static bool in_range(const ts_desc *d, slice key) {
-  if (slice_cmp(key, buf_slice(&d->start)) < 0) return false;
-  return d->end.len == 0 || slice_cmp(key, buf_slice(&d->end)) < 0;
+static bool in_range(const rpc_route *d, slice key) {
+  if (slice_cmp(key, buf_slice(&d->start_key)) < 0) return false;
+  return d->end_key.len == 0 || slice_cmp(key, buf_slice(&d->end_key)) < 0;
 }
 
 mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
@@ -318,17 +274,17 @@ mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
   if (in_range(&tt->d, key)) return NULL;
   buf esc = BUF_INIT, lo = BUF_INIT, hi = BUF_INIT;
   slice_escape(key.len > 64 ? slice_make(key.data, 64) : key, &esc);
-  slice_escape(buf_slice(&tt->d.start), &lo);
-  slice_escape(buf_slice(&tt->d.end), &hi);
+  slice_escape(buf_slice(&tt->d.start_key), &lo);
+  slice_escape(buf_slice(&tt->d.end_key), &hi);
   mica_err *e = err_new(MICA_OUT_OF_RANGE,
                         "%s \"%s%s\" is outside tablet %" PRIu64
                         " [\"%s\", %s%s%s)",
                         what, esc.data ? (char *)esc.data : "",
-                        key.len > 64 ? "..." : "", tt->d.id,
+                        key.len > 64 ? "..." : "", tt->d.tablet_id,
                         lo.data ? (char *)lo.data : "",
-                        tt->d.end.len ? "\"" : "", 
-                        tt->d.end.len ? (char *)hi.data : "end",
-                        tt->d.end.len ? "\"" : "");
+                        tt->d.end_key.len ? "\"" : "", 
+                        tt->d.end_key.len ? (char *)hi.data : "end",
+                        tt->d.end_key.len ? "\"" : "");
   buf_free(&esc);
   buf_free(&lo);
   buf_free(&hi);
@@ -349,18 +305,18 @@ void ts_resume(ts_server *s, ts_tab *tt) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void ts_status_fill(Mica__V1__Status *st, const mica_err *e, ts_routebuf *rb) {
-  mica__v1__status__init(st);
+void ts_status_fill(rpc_status *st, const mica_err *e, ts_routebuf *rb) {
+  memset(st, 0, sizeof *st);
   rpc_status_set(st, e);
   if (e != NULL && rb != NULL &&
       (rb->re.n_current > 0 || rb->re.moved_to != NULL)) {
-    rb->re.current = rb->route_ptrs;
+    rb->re.current = rb->routes;
     st->routing = &rb->re;
   }
 }
 
-void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out) {
-  mica__v1__tablet_stats__init(out);
+void ts_tab_stats(ts_server *s, ts_tab *tt, rpc_tablet_stats *out) {
+  memset(out, 0, sizeof *out);
   tab_stats ts;
   tab_get_stats(tt->t, &ts);
   out->approx_bytes = tab_approximate_size(tt->t);
@@ -376,4 +332,37 @@ void ts_tab_stats(ts_server *s, ts_tab *tt, Mica__V1__TabletStats *out) {
   out->read_rate = tt->read_rate;
   out->write_rate = tt->write_rate;
   pthread_mutex_unlock(&s->mu);
+}
+
+void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch) {
+  pthread_mutex_lock(&s->mu);
+  ts_tab *tt = ts_reg_find_locked(s, id);
+  if (tt != NULL && tt->d.assign_epoch == assign_epoch) {
+    tt->drop_requested = true;
+    if (tt->state == TS_SERVING) tt->state = TS_CLOSING;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- background threads ---- */
+
+/* Waits up to `us` for a stop request; true when stopping. Sleeps in
+ * short steps through the env clock (the only clock Mica code reads). */
+bool ts_bg_wait(ts_server *s, uint64_t us) {
+  uint64_t end = env_now_micros(s->e) + us;
+  for (;;) {
+    pthread_mutex_lock(&s->bg_mu);
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->bg_mu);
+    uint64_t now = env_now_micros(s->e);
+    if (stop || now >= end) return stop;
+    uint64_t step = end - now < 20000 ? end - now : 20000;
+    env_sleep_micros(s->e, step);
+  }
+}
+
+void ts_bg_stop(ts_server *s) {
+  pthread_mutex_lock(&s->bg_mu);
+  s->stopping = true;
+  pthread_mutex_unlock(&s->bg_mu);
 }

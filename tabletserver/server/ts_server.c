@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "tabletserver/server/ts_int.h"
+#include "tabletserver/server/ts_admin.h"
+#include "tabletserver/server/ts_data.h"
+#include "tabletserver/server/ts_maint.h"
+#include "tabletserver/server/ts_master.h"
 
 void ts_config_init(ts_config *c) {
   memset(c, 0, sizeof(*c));
@@ -101,6 +104,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
 mica_err *ts_server_start(ts_server *s) {
   mica_err *e = rpc_server_start(s->rpc);
   if (e == NULL) e = ts_master_start(s);
+  if (e == NULL) e = ts_maint_start(s);
   if (e == NULL)
     LOG_I("serving on %s, data root %s, %s", rpc_server_address(s->rpc),
           s->cfg.data_dir, s->master_ch ? s->cfg.master : "standalone");
@@ -114,6 +118,7 @@ const char *ts_server_address(const ts_server *s) {
 mica_err *ts_server_stop(ts_server *s) {
   if (s == NULL) return NULL;
   ts_master_stop(s);
+  ts_maint_stop(s);
   rpc_server_free(s->rpc);
   s->rpc = NULL;
   mica_err *first = NULL;
@@ -122,7 +127,7 @@ mica_err *ts_server_stop(ts_server *s) {
     ts_tab *tt = s->tabs[i];
     mica_err *e = tab_close(tt->t);
     if (e != NULL) {
-      LOG_E("close tablet %" PRIu64 ": %s", tt->d.id, err_msg(e));
+      LOG_E("close tablet %" PRIu64 ": %s", tt->d.tablet_id, err_msg(e));
       if (first == NULL)
         first = e;
       else
@@ -135,8 +140,8 @@ mica_err *ts_server_stop(ts_server *s) {
   res_free(s->res);
   rpc_channel_free(s->master_ch);
   for (size_t i = 0; i < s->ngone; i++) {
-    ts_desc_clear(&s->gone[i].left);
-    ts_desc_clear(&s->gone[i].right);
+    rpc_route_clear(&s->gone[i].left);
+    rpc_route_clear(&s->gone[i].right);
     free(s->gone[i].moved_address);
   }
   free(s->gone);

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "tests/cluster/cluster.h"
-#include "tests/testutil.h"
+#include "tests/harness/cluster.h"
+#include "tests/harness/testutil.h"
 
 static cluster *cl;
 static char bench[1024];

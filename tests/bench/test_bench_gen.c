@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 #include "tools/mica-bench/gen.h"
 #include "tools/mica-bench/hist.h"
 

@@ -1,5 +1,5 @@
 /* test_client: libmica against a real cluster (one mica-master and three
- * mica-tserver processes on loopback, from tests/cluster).
+ * mica-tserver processes on loopback, from tests/harness).
  *
  * Every call of include/mica/mica.h, with its failure paths: single keys,
  * batches cut at tablet boundaries, multi-get, scans compared with an
@@ -21,8 +21,8 @@
 
 #include "common/slice.h"
 #include "mica/mica.h"
-#include "tests/cluster/cluster.h"
-#include "tests/testutil.h"
+#include "tests/harness/cluster.h"
+#include "tests/harness/testutil.h"
 
 static cluster *g_c;
 static mica_client *g_m; /* shared client for most tests */

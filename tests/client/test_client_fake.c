@@ -16,7 +16,7 @@
 #include "common/env.h"
 #include "mica/mica.h"
 #include "proto/rpc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 enum get_mode {
   GET_OK,        /* found, value "v" */
@@ -39,11 +39,11 @@ static struct {
 
 static uint64_t now_ms(void) { return env_now_micros(env_posix()) / 1000; }
 
-static void fill_route(Mica__V1__TabletRoute *r, Mica__V1__TabletDescriptor *d,
-                       Mica__V1__Location *l, uint64_t assign_epoch) {
-  mica__v1__tablet_route__init(r);
-  mica__v1__tablet_descriptor__init(d);
-  mica__v1__location__init(l);
+static void fill_route(rpc_tablet_route *r, rpc_tablet_descriptor *d,
+                       rpc_location *l, uint64_t assign_epoch) {
+  memset(r, 0, sizeof *r);
+  memset(d, 0, sizeof *d);
+  memset(l, 0, sizeof *l);
   d->tablet_id = 7;
   d->table_id = 1;
   d->table_name = "t";
@@ -55,14 +55,14 @@ static void fill_route(Mica__V1__TabletRoute *r, Mica__V1__TabletDescriptor *d,
   if (!g.no_location) r->location = l;
 }
 
-static void h_lookup(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_lookup(rpc_call *call, const void *req, void *ctx) {
   (void)ctx;
-  const Mica__V1__LookupTabletsRequest *q = (const Mica__V1__LookupTabletsRequest *)req;
+  const rpc_lookup_tablets_request *q = (const rpc_lookup_tablets_request *)req;
   atomic_fetch_add(&g.lookups, 1);
   atomic_store(&g.last_count, q->count);
-  Mica__V1__LookupTabletsResponse resp = MICA__V1__LOOKUP_TABLETS_RESPONSE__INIT;
-  Mica__V1__Status st;
-  mica__v1__status__init(&st);
+  rpc_lookup_tablets_response resp = {0};
+  rpc_status st;
+  memset(&st, 0, sizeof st);
   mica_err *e = NULL;
   if (strcmp(q->table, "t") != 0) e = err_new(MICA_NOT_FOUND, "table '%s' not found", q->table);
   else if (atomic_load(&g.lookups_unavailable) > 0) {
@@ -71,28 +71,27 @@ static void h_lookup(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
   }
   rpc_status_set(&st, e);
   resp.status = &st;
-  Mica__V1__TabletRoute r;
-  Mica__V1__TabletDescriptor d;
-  Mica__V1__Location l;
-  Mica__V1__TabletRoute *rp = &r;
+  rpc_tablet_route r;
+  rpc_tablet_descriptor d;
+  rpc_location l;
   if (e == NULL) {
     fill_route(&r, &d, &l, g.serve_epoch);
-    resp.tablets = &rp;
+    resp.tablets = &r;
     resp.n_tablets = 1;
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
-static void h_get(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_get(rpc_call *call, const void *req, void *ctx) {
   (void)ctx;
-  const Mica__V1__GetRequest *q = (const Mica__V1__GetRequest *)req;
+  const rpc_get_request *q = (const rpc_get_request *)req;
   atomic_fetch_add(&g.gets, 1);
-  Mica__V1__GetResponse resp = MICA__V1__GET_RESPONSE__INIT;
-  Mica__V1__Status st;
-  mica__v1__status__init(&st);
-  Mica__V1__RoutingError re = MICA__V1__ROUTING_ERROR__INIT;
-  Mica__V1__Location moved = MICA__V1__LOCATION__INIT;
+  rpc_get_response resp = {0};
+  rpc_status st;
+  memset(&st, 0, sizeof st);
+  rpc_routing_error re = {0};
+  rpc_location moved = {0};
   mica_err *e = NULL;
   if (g.get_mode == GET_OLD_NEWS) {
     moved.server_id = 2;
@@ -115,61 +114,58 @@ static void h_get(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
     resp.value.data = (uint8_t *)"v";
     resp.value.len = 1;
   }
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
   err_free(e);
 }
 
-static void h_multi_get(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_multi_get(rpc_call *call, const void *req, void *ctx) {
   (void)ctx;
-  const Mica__V1__MultiGetRequest *q = (const Mica__V1__MultiGetRequest *)req;
-  Mica__V1__MultiGetResponse resp = MICA__V1__MULTI_GET_RESPONSE__INIT;
-  Mica__V1__Status st, pst;
-  mica__v1__status__init(&st);
-  mica__v1__status__init(&pst);
+  const rpc_multi_get_request *q = (const rpc_multi_get_request *)req;
+  rpc_multi_get_response resp = {0};
+  rpc_status st, pst;
+  memset(&st, 0, sizeof st);
+  memset(&pst, 0, sizeof pst);
   resp.status = &st;
-  Mica__V1__MultiGetPartResult pr = MICA__V1__MULTI_GET_PART_RESULT__INIT;
-  Mica__V1__MultiGetPartResult *prp = &pr;
+  rpc_multi_get_part_result pr = {0};
   pr.status = &pst;
-  Mica__V1__GetResult res = MICA__V1__GET_RESULT__INIT;
+  rpc_get_result res = {0};
   res.found = true;
   res.value.data = (uint8_t *)"v";
   res.value.len = 1;
-  Mica__V1__GetResult *rv[64];
-  size_t nk = q->n_parts ? q->parts[0]->n_keys : 0;
-  for (size_t i = 0; i < nk && i < 64; i++) rv[i] = &res;
+  rpc_get_result rv[64];
+  size_t nk = q->n_parts ? q->parts[0].n_keys : 0;
+  for (size_t i = 0; i < nk && i < 64; i++) rv[i] = res;
   pr.results = rv;
   pr.n_results = g.multi_get_short && nk > 0 ? nk - 1 : nk;
-  resp.parts = &prp;
+  resp.parts = &pr;
   resp.n_parts = q->n_parts ? 1 : 0;
-  rpc_call_reply(call, &resp.base);
+  rpc_call_reply(call, &resp);
 }
 
-static void h_scan(rpc_call *call, const ProtobufCMessage *req, void *ctx) {
+static void h_scan(rpc_call *call, const void *req, void *ctx) {
   (void)ctx;
   (void)req;
-  Mica__V1__ScanChunk ch = MICA__V1__SCAN_CHUNK__INIT;
-  Mica__V1__Status st;
-  mica__v1__status__init(&st);
+  rpc_scan_chunk ch = {0};
+  rpc_status st;
+  memset(&st, 0, sizeof st);
   ch.status = &st;
-  Mica__V1__KeyValue kv[3];
-  Mica__V1__KeyValue *kp[3];
+  rpc_key_value kv[3];
   const char *keys[3] = {"a", "c", "b"}; /* "b" after "c" when out of order */
   size_t n = g.scan_out_of_order ? 3 : 2;
   for (size_t i = 0; i < n; i++) {
-    mica__v1__key_value__init(&kv[i]);
+    memset(&kv[i], 0, sizeof kv[i]);
     kv[i].key.data = (uint8_t *)keys[i];
     kv[i].key.len = 1;
-    kp[i] = &kv[i];
   }
-  ch.rows = kp;
+  ch.rows = kv;
   ch.n_rows = n;
   ch.last = true;
-  ch.end = MICA__V1__SCAN_END__SCAN_END_RANGE;
-  Mica__V1__TabletDescriptor d = MICA__V1__TABLET_DESCRIPTOR__INIT;
+  ch.end = RPC_SCAN_END_RANGE;
+  rpc_tablet_descriptor d = {0};
   d.tablet_id = 7;
   d.range_epoch = 3;
   ch.tablet = &d;
-  mica_err *e = rpc_call_send(call, &ch.base);
+  mica_err *e = rpc_call_send(call, &ch);
   err_free(e);
   rpc_call_finish(call, NULL);
 }

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/cluster/cluster.h"
-#include "tests/testutil.h"
+#include "tests/harness/cluster.h"
+#include "tests/harness/testutil.h"
 
 #ifndef MICA_BUILD_DIR
 #error "MICA_BUILD_DIR must name the build directory"

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "client/route_cache.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
-static rc_route mk(uint64_t id, uint64_t repoch, const char *start, const char *end,
+static rpc_route mk(uint64_t id, uint64_t repoch, const char *start, const char *end,
                    uint64_t server, uint64_t aepoch) {
-  rc_route r;
+  rpc_route r;
   memset(&r, 0, sizeof(r));
   r.tablet_id = id;
   r.range_epoch = repoch;
@@ -25,28 +25,28 @@ static rc_route mk(uint64_t id, uint64_t repoch, const char *start, const char *
   return r;
 }
 
-static void install1(route_cache *c, const char *table, rc_route r) {
+static void install1(route_cache *c, const char *table, rpc_route r) {
   route_cache_install(c, table, &r, 1);
-  rc_route_clear(&r);
+  rpc_route_clear(&r);
 }
 
 /* Tablet id covering `key`, 0 on a miss. */
 static uint64_t at(route_cache *c, const char *table, const char *key) {
-  rc_route r;
+  rpc_route r;
   memset(&r, 0, sizeof(r));
   if (!route_cache_lookup(c, table, slice_from_str(key), &r)) return 0;
   uint64_t id = r.tablet_id;
-  CU_ASSERT(rc_route_contains(&r, slice_from_str(key)));
-  rc_route_clear(&r);
+  CU_ASSERT(rpc_route_contains(&r, slice_from_str(key)));
+  rpc_route_clear(&r);
   return id;
 }
 
 static uint64_t before(route_cache *c, const char *table, const char *key) {
-  rc_route r;
+  rpc_route r;
   memset(&r, 0, sizeof(r));
   if (!route_cache_lookup_before(c, table, slice_from_str(key), &r)) return 0;
   uint64_t id = r.tablet_id;
-  rc_route_clear(&r);
+  rpc_route_clear(&r);
   return id;
 }
 
@@ -84,10 +84,10 @@ static void test_gap_is_a_miss(void) {
 static void test_split_and_late_parent(void) {
   route_cache *c = route_cache_new(100);
   install1(c, "t", mk(1, 1, "", "", 1, 1));
-  rc_route d[2] = {mk(2, 2, "", "m", 1, 1), mk(3, 2, "m", "", 2, 1)};
+  rpc_route d[2] = {mk(2, 2, "", "m", 1, 1), mk(3, 2, "m", "", 2, 1)};
   route_cache_install(c, "t", d, 2);
-  rc_route_clear(&d[0]);
-  rc_route_clear(&d[1]);
+  rpc_route_clear(&d[0]);
+  rpc_route_clear(&d[1]);
   CU_ASSERT_EQUAL(at(c, "t", "a"), 2);
   CU_ASSERT_EQUAL(at(c, "t", "m"), 3);
   /* The parent's descriptor arriving late (a slow master answer) must not
@@ -107,16 +107,16 @@ static void test_move_and_merge(void) {
   install1(c, "t", mk(2, 2, "", "m", 1, 1));
   install1(c, "t", mk(3, 2, "m", "", 1, 1));
   install1(c, "t", mk(3, 2, "m", "", 2, 2)); /* moved to server 2 */
-  rc_route r;
+  rpc_route r;
   memset(&r, 0, sizeof(r));
   CU_ASSERT_TRUE(route_cache_lookup(c, "t", slice_from_str("x"), &r));
   CU_ASSERT_EQUAL(r.server_id, 2);
   CU_ASSERT_STRING_EQUAL(r.address, "127.0.0.1:7002");
-  rc_route_clear(&r);
+  rpc_route_clear(&r);
   install1(c, "t", mk(3, 2, "m", "", 1, 1)); /* the move's old answer */
   CU_ASSERT_TRUE(route_cache_lookup(c, "t", slice_from_str("x"), &r));
   CU_ASSERT_EQUAL(r.assign_epoch, 2);
-  rc_route_clear(&r);
+  rpc_route_clear(&r);
   install1(c, "t", mk(4, 3, "", "", 1, 3)); /* merge of both */
   CU_ASSERT_EQUAL(at(c, "t", "a"), 4);
   CU_ASSERT_EQUAL(at(c, "t", "x"), 4);
@@ -194,7 +194,7 @@ struct mroute {
   char start, end; /* 0 = open end */
 };
 
-static rc_route to_route(const struct mroute *m) {
+static rpc_route to_route(const struct mroute *m) {
   char s[2] = {m->start, 0}, e[2] = {m->end, 0};
   return mk(m->id, m->repoch, s, e, m->server, m->aepoch);
 }
@@ -243,19 +243,19 @@ static void test_model(void) {
       /* Right after an install, no cached route overlapping the arriving
        * one is older than it: it went in, or a fresher one kept its place
        * and every older overlapping route went out. */
-      rc_route hr = to_route(&hist[h]);
+      rpc_route hr = to_route(&hist[h]);
       for (char ch = 'a' - 1; ch <= 'z' + 1; ch++) {
         char key[3] = {ch, 'x', 0};
-        if (!rc_route_contains(&hr, slice_from_str(key))) continue;
-        rc_route r;
+        if (!rpc_route_contains(&hr, slice_from_str(key))) continue;
+        rpc_route r;
         memset(&r, 0, sizeof(r));
         if (!route_cache_lookup(c, "t", slice_from_str(key), &r)) continue;
-        CU_ASSERT(rc_route_contains(&r, slice_from_str(key)));
+        CU_ASSERT(rpc_route_contains(&r, slice_from_str(key)));
         CU_ASSERT(r.range_epoch >= hr.range_epoch);
         if (r.tablet_id == hr.tablet_id) CU_ASSERT(r.assign_epoch >= hr.assign_epoch);
-        rc_route_clear(&r);
+        rpc_route_clear(&r);
       }
-      rc_route_clear(&hr);
+      rpc_route_clear(&hr);
     }
     /* Installing the live set last makes the cache exactly the live map. */
     for (int i = 0; i < nlive; i++) install1(c, "t", to_route(&live[i]));
@@ -289,11 +289,11 @@ static void *worker_main(void *arg) {
       install1(w->c, t, mk((uint64_t)k + 1, 1 + tu_rand_below(4), a, b, 1, 1));
     } else {
       key_of(2 * k + 1, a);
-      rc_route r;
+      rpc_route r;
       memset(&r, 0, sizeof(r));
       if (route_cache_lookup(w->c, t, slice_from_str(a), &r)) {
-        if (!rc_route_contains(&r, slice_from_str(a))) w->bad++;
-        rc_route_clear(&r);
+        if (!rpc_route_contains(&r, slice_from_str(a))) w->bad++;
+        rpc_route_clear(&r);
       }
     }
   }

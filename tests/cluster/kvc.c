@@ -10,58 +10,58 @@ bool kvc_retryable(int code) {
          code == MICA_UNAVAILABLE || code == MICA_DEADLINE_EXCEEDED;
 }
 
-static ProtobufCBinaryData pb(slice s) {
-  ProtobufCBinaryData d = {s.len, (uint8_t *)s.data};
+static slice pb(slice s) {
+  slice d = s;
   return d;
 }
 
 mica_err *kvc_create_table(cluster *c, const char *name, const slice *splits,
                            size_t n) {
-  Mica__V1__CreateTableRequest q = MICA__V1__CREATE_TABLE_REQUEST__INIT;
+  rpc_create_table_request q = {0};
   q.name = (char *)name;
-  ProtobufCBinaryData *k = xcalloc(n + 1, sizeof(*k));
+  slice *k = xcalloc(n + 1, sizeof(*k));
   for (size_t i = 0; i < n; i++) k[i] = pb(splits[i]);
   q.split_keys = k;
   q.n_split_keys = n;
-  mica_err *err = cl_call_master(c, &rpc_m_master_create_table, &q.base,
+  mica_err *err = cl_call_master(c, &rpc_m_master_create_table, &q,
                                  10000, NULL);
   free(k);
   return err;
 }
 
 mica_err *kvc_lookup(cluster *c, const char *table, slice key, uint32_t count,
-                     bool before, Mica__V1__LookupTabletsResponse **out) {
-  Mica__V1__LookupTabletsRequest q = MICA__V1__LOOKUP_TABLETS_REQUEST__INIT;
+                     bool before, rpc_lookup_tablets_response **out) {
+  rpc_lookup_tablets_request q = {0};
   q.table = (char *)table;
   q.key = pb(key);
   q.count = count;
   q.before = before;
-  ProtobufCMessage *r = NULL;
-  mica_err *err = cl_call_master(c, &rpc_m_master_lookup_tablets, &q.base,
+  void *r = NULL;
+  mica_err *err = cl_call_master(c, &rpc_m_master_lookup_tablets, &q,
                                  5000, &r);
   if (err) {
     rpc_msg_free(r);
     *out = NULL;
     return err;
   }
-  *out = (Mica__V1__LookupTabletsResponse *)r;
+  *out = (rpc_lookup_tablets_response *)r;
   return NULL;
 }
 
 mica_err *kvc_route(cluster *c, const char *table, slice key,
-                    int64_t timeout_ms, Mica__V1__TabletRoute **route,
-                    Mica__V1__LookupTabletsResponse **out) {
+                    int64_t timeout_ms, rpc_tablet_route **route,
+                    rpc_lookup_tablets_response **out) {
   uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
   for (;;) {
-    Mica__V1__LookupTabletsResponse *r = NULL;
+    rpc_lookup_tablets_response *r = NULL;
     mica_err *err = kvc_lookup(c, table, key, 1, false, &r);
-    if (err == NULL && r->n_tablets == 1 && r->tablets[0]->location &&
-        r->tablets[0]->desc) {
-      *route = r->tablets[0];
+    if (err == NULL && r->n_tablets == 1 && r->tablets[0].location &&
+        r->tablets[0].desc) {
+      *route = &r->tablets[0];
       *out = r;
       return NULL;
     }
-    rpc_msg_free(r ? &r->base : NULL);
+    rpc_msg_free(r ? r : NULL);
     if (err && !kvc_retryable(err_code(err))) return err;
     if (cl_now_ms() > until) {
       if (err) return err_wrap(err, "no route before the deadline");
@@ -73,8 +73,8 @@ mica_err *kvc_route(cluster *c, const char *table, slice key,
   }
 }
 
-static void ref_of(const Mica__V1__TabletRoute *rt, Mica__V1__TabletRef *ref) {
-  mica__v1__tablet_ref__init(ref);
+static void ref_of(const rpc_tablet_route *rt, rpc_tablet_ref *ref) {
+  memset(ref, 0, sizeof *ref);
   ref->tablet_id = rt->desc->tablet_id;
   ref->range_epoch = rt->desc->range_epoch;
   ref->assign_epoch = rt->location->assign_epoch;
@@ -82,9 +82,9 @@ static void ref_of(const Mica__V1__TabletRoute *rt, Mica__V1__TabletRef *ref) {
 
 /* One attempt of a unary data call to the server of `rt`; the error of the
  * transport or of the response's Status. *resp is set when one arrived. */
-static mica_err *call_ts(cluster *c, const Mica__V1__TabletRoute *rt,
-                         const rpc_method *m, const ProtobufCMessage *q,
-                         ProtobufCMessage **resp) {
+static mica_err *call_ts(cluster *c, const rpc_tablet_route *rt,
+                         const rpc_method *m, const void *q,
+                         void **resp) {
   *resp = NULL;
   rpc_channel *ch = cl_channel(c, rt->location->address);
   if (ch == NULL) return err_new(MICA_UNAVAILABLE, "no channel");
@@ -95,19 +95,19 @@ static mica_err *call_ts(cluster *c, const Mica__V1__TabletRoute *rt,
 
 /* Runs `attempt` until it succeeds, fails for good or the deadline. */
 typedef mica_err *(*attempt_fn)(cluster *c, void *arg,
-                                const Mica__V1__TabletRoute *rt);
+                                const rpc_tablet_route *rt);
 
 static mica_err *with_retries(cluster *c, const char *table, slice key,
                               int64_t timeout_ms, attempt_fn fn, void *arg) {
   uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
   for (;;) {
-    Mica__V1__TabletRoute *rt;
-    Mica__V1__LookupTabletsResponse *lr;
+    rpc_tablet_route *rt;
+    rpc_lookup_tablets_response *lr;
     int64_t left = (int64_t)(until - cl_now_ms());
     mica_err *err = kvc_route(c, table, key, left > 0 ? left : 1, &rt, &lr);
     if (err) return err;
     err = fn(c, arg, rt);
-    rpc_msg_free(&lr->base);
+    rpc_msg_free(lr);
     if (err == NULL || !kvc_retryable(err_code(err))) return err;
     if (cl_now_ms() > until) return err;
     err_free(err);
@@ -120,16 +120,16 @@ typedef struct put_arg {
 } put_arg;
 
 static mica_err *put_once(cluster *c, void *arg,
-                          const Mica__V1__TabletRoute *rt) {
+                          const rpc_tablet_route *rt) {
   put_arg *a = arg;
-  Mica__V1__TabletRef ref;
+  rpc_tablet_ref ref;
   ref_of(rt, &ref);
-  Mica__V1__PutRequest q = MICA__V1__PUT_REQUEST__INIT;
+  rpc_put_request q = {0};
   q.tablet = &ref;
   q.key = pb(a->key);
   q.value = pb(a->value);
-  ProtobufCMessage *r;
-  mica_err *err = call_ts(c, rt, &rpc_m_ts_put, &q.base, &r);
+  void *r;
+  mica_err *err = call_ts(c, rt, &rpc_m_ts_put, &q, &r);
   rpc_msg_free(r);
   return err;
 }
@@ -146,38 +146,35 @@ typedef struct batch_arg {
   size_t done; /* keys acknowledged by the last successful attempt */
 } batch_arg;
 
-static bool before_end(slice key, const Mica__V1__TabletDescriptor *d) {
+static bool before_end(slice key, const rpc_tablet_descriptor *d) {
   if (d->end_key.len == 0) return true;
   return slice_cmp(key, slice_make(d->end_key.data, d->end_key.len)) < 0;
 }
 
 static mica_err *batch_once(cluster *c, void *arg,
-                            const Mica__V1__TabletRoute *rt) {
+                            const rpc_tablet_route *rt) {
   batch_arg *a = arg;
   size_t n = 0;
   while (n < a->n && before_end(a->keys[n], rt->desc)) n++;
   if (n == 0) return err_new(MICA_OUT_OF_RANGE, "lookup returned a tablet "
                              "ending before the key");
-  Mica__V1__Mutation *mu = xcalloc(n, sizeof(*mu));
-  Mica__V1__Mutation **mp = xcalloc(n, sizeof(*mp));
+  rpc_mutation *mu = xcalloc(n, sizeof(*mu));
   for (size_t i = 0; i < n; i++) {
-    mica__v1__mutation__init(&mu[i]);
-    mu[i].kind = MICA__V1__MUTATION__KIND__KIND_PUT;
+    memset(&mu[i], 0, sizeof mu[i]);
+    mu[i].kind = RPC_MUTATION_PUT;
     mu[i].key = pb(a->keys[i]);
     mu[i].value = pb(a->vals[i]);
-    mp[i] = &mu[i];
   }
-  Mica__V1__TabletRef ref;
+  rpc_tablet_ref ref;
   ref_of(rt, &ref);
-  Mica__V1__BatchRequest q = MICA__V1__BATCH_REQUEST__INIT;
+  rpc_batch_request q = {0};
   q.tablet = &ref;
-  q.mutations = mp;
+  q.mutations = mu;
   q.n_mutations = n;
-  ProtobufCMessage *r;
-  mica_err *err = call_ts(c, rt, &rpc_m_ts_batch, &q.base, &r);
+  void *r;
+  mica_err *err = call_ts(c, rt, &rpc_m_ts_batch, &q, &r);
   rpc_msg_free(r);
   free(mu);
-  free(mp);
   if (err == NULL) a->done = n;
   return err;
 }
@@ -204,17 +201,17 @@ typedef struct get_arg {
 } get_arg;
 
 static mica_err *get_once(cluster *c, void *arg,
-                          const Mica__V1__TabletRoute *rt) {
+                          const rpc_tablet_route *rt) {
   get_arg *a = arg;
-  Mica__V1__TabletRef ref;
+  rpc_tablet_ref ref;
   ref_of(rt, &ref);
-  Mica__V1__GetRequest q = MICA__V1__GET_REQUEST__INIT;
+  rpc_get_request q = {0};
   q.tablet = &ref;
   q.key = pb(a->key);
-  ProtobufCMessage *r;
-  mica_err *err = call_ts(c, rt, &rpc_m_ts_get, &q.base, &r);
+  void *r;
+  mica_err *err = call_ts(c, rt, &rpc_m_ts_get, &q, &r);
   if (err == NULL) {
-    const Mica__V1__GetResponse *g = (const void *)r;
+    const rpc_get_response *g = (const void *)r;
     *a->found = g->found;
     buf_clear(a->value);
     if (g->found) buf_append(a->value, g->value.data, g->value.len);
@@ -231,21 +228,21 @@ mica_err *kvc_get(cluster *c, const char *table, slice key, bool *found,
 
 /* Scans one tablet from `resume`. Advances `resume` past every row seen;
  * *done when the table is exhausted or fn asked to stop. */
-static mica_err *scan_tablet(cluster *c, const Mica__V1__TabletRoute *rt,
+static mica_err *scan_tablet(cluster *c, const rpc_tablet_route *rt,
                              buf *resume, kvc_row_fn fn, void *arg,
                              bool *done) {
   rpc_channel *ch = cl_channel(c, rt->location->address);
   if (ch == NULL) return err_new(MICA_UNAVAILABLE, "no channel");
-  Mica__V1__TabletRef ref;
+  rpc_tablet_ref ref;
   ref_of(rt, &ref);
-  Mica__V1__ScanRequest q = MICA__V1__SCAN_REQUEST__INIT;
+  rpc_scan_request q = {0};
   q.tablet = &ref;
   q.start_key = pb(buf_slice(resume));
   rpc_stream *st = NULL;
-  mica_err *err = rpc_stream_open(ch, &rpc_m_ts_scan, &q.base, 30000, &st);
+  mica_err *err = rpc_stream_open(ch, &rpc_m_ts_scan, &q, 30000, &st);
   if (err) return err;
   for (;;) {
-    ProtobufCMessage *m = NULL;
+    void *m = NULL;
     err = rpc_stream_next(st, &m);
     if (err) break;
     if (m == NULL) {
@@ -253,11 +250,11 @@ static mica_err *scan_tablet(cluster *c, const Mica__V1__TabletRoute *rt,
                     "chunk");
       break;
     }
-    const Mica__V1__ScanChunk *ch_ = (const void *)m;
+    const rpc_scan_chunk *ch_ = (const void *)m;
     bool stop = false;
     for (size_t i = 0; i < ch_->n_rows && !stop; i++) {
-      slice k = slice_make(ch_->rows[i]->key.data, ch_->rows[i]->key.len);
-      slice v = slice_make(ch_->rows[i]->value.data, ch_->rows[i]->value.len);
+      slice k = slice_make(ch_->rows[i].key.data, ch_->rows[i].key.len);
+      slice v = slice_make(ch_->rows[i].value.data, ch_->rows[i].value.len);
       stop = !fn(arg, k, v);
       buf_clear(resume);
       buf_append_slice(resume, k);
@@ -270,7 +267,7 @@ static mica_err *scan_tablet(cluster *c, const Mica__V1__TabletRoute *rt,
     }
     err = rpc_status_err(ch_->status);
     if (err == NULL && ch_->last) {
-      const Mica__V1__TabletDescriptor *d =
+      const rpc_tablet_descriptor *d =
           ch_->tablet ? ch_->tablet : rt->desc;
       if (d->end_key.len == 0) {
         *done = true;
@@ -294,14 +291,14 @@ mica_err *kvc_scan(cluster *c, const char *table, kvc_row_fn fn, void *arg,
   bool done = false;
   mica_err *err = NULL;
   while (!done) {
-    Mica__V1__TabletRoute *rt;
-    Mica__V1__LookupTabletsResponse *lr;
+    rpc_tablet_route *rt;
+    rpc_lookup_tablets_response *lr;
     int64_t left = (int64_t)(until - cl_now_ms());
     err = kvc_route(c, table, buf_slice(&resume), left > 0 ? left : 1, &rt,
                     &lr);
     if (err) break;
     err = scan_tablet(c, rt, &resume, fn, arg, &done);
-    rpc_msg_free(&lr->base);
+    rpc_msg_free(lr);
     if (err == NULL) continue;
     if (!kvc_retryable(err_code(err)) || cl_now_ms() > until) break;
     err_free(err);

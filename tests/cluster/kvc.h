@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "common/slice.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 
 /* CreateTable with `n` split keys (may be 0). */
 mica_err *kvc_create_table(cluster *c, const char *name, const slice *splits,
@@ -26,13 +26,13 @@ mica_err *kvc_create_table(cluster *c, const char *name, const slice *splits,
 
 /* LookupTablets; *out (caller frees with rpc_msg_free) on success. */
 mica_err *kvc_lookup(cluster *c, const char *table, slice key, uint32_t count,
-                     bool before, Mica__V1__LookupTabletsResponse **out);
+                     bool before, rpc_lookup_tablets_response **out);
 
 /* The serving tablet holding `key`: waits (until the deadline) while it
  * has no location. *out: caller frees with rpc_msg_free(). */
 mica_err *kvc_route(cluster *c, const char *table, slice key,
-                    int64_t timeout_ms, Mica__V1__TabletRoute **route,
-                    Mica__V1__LookupTabletsResponse **out);
+                    int64_t timeout_ms, rpc_tablet_route **route,
+                    rpc_lookup_tablets_response **out);
 
 /* Durable put; NULL once acknowledged. */
 mica_err *kvc_put(cluster *c, const char *table, slice key, slice value,

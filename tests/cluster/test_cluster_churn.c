@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define NKEYS 600
 #define NPROBERS 3
@@ -76,11 +76,11 @@ static void val_of(int i, char *v, size_t n) { snprintf(v, n, "v%06d", i); }
 
 /* ---- master calls ---- */
 
-static Mica__V1__ListTabletsResponse *list_tablets(const char *table) {
-  Mica__V1__ListTabletsRequest q = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+static rpc_list_tablets_response *list_tablets(const char *table) {
+  rpc_list_tablets_request q = {0};
   q.table = (char *)table;
-  ProtobufCMessage *r = NULL;
-  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_tablets, &q.base,
+  void *r = NULL;
+  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_tablets, &q,
                                  5000, &r);
   if (err != NULL) {
     fprintf(stderr, "\nlist tablets: %s\n", err_msg(err));
@@ -88,7 +88,7 @@ static Mica__V1__ListTabletsResponse *list_tablets(const char *table) {
     rpc_msg_free(r);
     return NULL;
   }
-  return (Mica__V1__ListTabletsResponse *)r;
+  return (rpc_list_tablets_response *)r;
 }
 
 static uint64_t server_ids[8];
@@ -103,9 +103,9 @@ typedef struct seen_events {
 } seen_events;
 
 static void check_events(seen_events *seen, int *bad) {
-  Mica__V1__ListEventsRequest q = MICA__V1__LIST_EVENTS_REQUEST__INIT;
-  ProtobufCMessage *r = NULL;
-  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_events, &q.base,
+  rpc_list_events_request q = {0};
+  void *r = NULL;
+  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_events, &q,
                                  5000, &r);
   if (err != NULL) {
     fprintf(stderr, "\nlist events: %s\n", err_msg(err));
@@ -114,9 +114,9 @@ static void check_events(seen_events *seen, int *bad) {
     (*bad)++;
     return;
   }
-  const Mica__V1__ListEventsResponse *ev = (const void *)r;
+  const rpc_list_events_response *ev = (const void *)r;
   for (size_t i = 0; i < ev->n_events; i++) {
-    const Mica__V1__Event *e = ev->events[i];
+    const rpc_event *e = &ev->events[i];
     if (strcmp(e->kind, "open_failed") != 0 &&
         strcmp(e->kind, "close_failed") != 0 && strcmp(e->kind, "lost") != 0)
       continue;
@@ -143,10 +143,10 @@ typedef struct shared {
 static void *churn_main(void *arg) {
   shared *sh = arg;
   while (!atomic_load(&sh->stop)) {
-    Mica__V1__ListTabletsResponse *lt = list_tablets("churn");
+    rpc_list_tablets_response *lt = list_tablets("churn");
     if (lt == NULL) break;
     size_t n = lt->n_tablets;
-    const Mica__V1__TabletEntry *t = lt->tablets[tu_rand_below(n)];
+    const rpc_tablet_entry *t = &lt->tablets[tu_rand_below(n)];
     uint64_t id = t->desc->tablet_id;
     uint64_t from = t->location ? t->location->server_id : 0;
     /* A split key strictly inside the tablet: its start plus a digit. */
@@ -162,20 +162,20 @@ static void *churn_main(void *arg) {
     mica_err *err;
     bool split = n < 48 && inside && tu_rand_below(2) == 0;
     if (split) {
-      Mica__V1__SplitTabletRequest q = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+      rpc_split_tablet_request q = {0};
       q.tablet_id = id;
       q.split_key.data = (uint8_t *)key;
       q.split_key.len = (size_t)kl;
-      err = cl_call_master(g_c, &rpc_m_master_split_tablet, &q.base, 20000,
+      err = cl_call_master(g_c, &rpc_m_master_split_tablet, &q, 20000,
                            NULL);
     } else {
-      Mica__V1__MoveTabletRequest q = MICA__V1__MOVE_TABLET_REQUEST__INIT;
+      rpc_move_tablet_request q = {0};
       q.tablet_id = id;
       /* A named target, not the least loaded: tablets also go back to
        * servers that served them before, which keep their memory of it. */
       uint64_t to = server_ids[tu_rand_below((uint64_t)n_servers)];
       q.target_server_id = to == from ? 0 : to;
-      err = cl_call_master(g_c, &rpc_m_master_move_tablet, &q.base, 20000,
+      err = cl_call_master(g_c, &rpc_m_master_move_tablet, &q, 20000,
                            NULL);
     }
     if (err == NULL) {
@@ -189,7 +189,7 @@ static void *churn_main(void *arg) {
       atomic_fetch_add(&sh->refused, 1);
     }
     err_free(err);
-    rpc_msg_free(&lt->base);
+    rpc_msg_free(lt);
     cl_sleep_ms(15 + tu_rand_below(20));
   }
   return NULL;
@@ -213,7 +213,7 @@ static void probe_key(prober *p, int i) {
   char k[16], want[16];
   key_of(i, k, sizeof k);
   val_of(i, want, sizeof want);
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   char *addr = NULL;
   uint64_t first = cl_now_ms();
   while (cl_now_ms() - first < READ_FOR_MS && !atomic_load(&p->sh->stop)) {
@@ -221,8 +221,8 @@ static void probe_key(prober *p, int i) {
     bool following = false, served = false;
     while (!served && cl_now_ms() - t0 < PROBE_BOUND_MS) {
       if (addr == NULL) {
-        Mica__V1__TabletRoute *rt = NULL;
-        Mica__V1__LookupTabletsResponse *lk = NULL;
+        rpc_tablet_route *rt = NULL;
+        rpc_lookup_tablets_response *lk = NULL;
         mica_err *err = kvc_route(g_c, "churn", slice_from_str(k),
                                   PROBE_BOUND_MS, &rt, &lk);
         if (err != NULL) {
@@ -234,19 +234,19 @@ static void probe_key(prober *p, int i) {
         ref.range_epoch = rt->desc->range_epoch;
         ref.assign_epoch = rt->location->assign_epoch;
         addr = strdup(rt->location->address);
-        rpc_msg_free(&lk->base);
+        rpc_msg_free(lk);
         following = false;
       }
-      Mica__V1__GetRequest q = MICA__V1__GET_REQUEST__INIT;
+      rpc_get_request q = {0};
       q.tablet = &ref;
       q.key.data = (uint8_t *)k;
       q.key.len = strlen(k);
-      ProtobufCMessage *resp = NULL;
-      mica_err *err = rpc_unary(cl_channel(g_c, addr), &rpc_m_ts_get, &q.base,
+      void *resp = NULL;
+      mica_err *err = rpc_unary(cl_channel(g_c, addr), &rpc_m_ts_get, &q,
                                 5000, &resp);
       if (err == NULL) err = cl_response_err(resp);
-      const Mica__V1__GetResponse *g = (const void *)resp;
-      const Mica__V1__RoutingError *re =
+      const rpc_get_response *g = (const void *)resp;
+      const rpc_routing_error *re =
           resp != NULL && g->status != NULL ? g->status->routing : NULL;
       if (err == NULL) {
         served = true;
@@ -309,12 +309,12 @@ static bool count_row(void *arg, slice key, slice value) {
 
 static void test_moves_and_splits_under_reads(void) {
   /* Server ids, for named move targets. */
-  Mica__V1__ListServersRequest sq = MICA__V1__LIST_SERVERS_REQUEST__INIT;
-  ProtobufCMessage *sr = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_servers, &sq.base, 5000, &sr));
-  const Mica__V1__ListServersResponse *ls = (const void *)sr;
+  rpc_list_servers_request sq = {0};
+  void *sr = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_servers, &sq, 5000, &sr));
+  const rpc_list_servers_response *ls = (const void *)sr;
   for (size_t i = 0; i < ls->n_servers && n_servers < 8; i++)
-    server_ids[n_servers++] = ls->servers[i]->server_id;
+    server_ids[n_servers++] = ls->servers[i].server_id;
   rpc_msg_free(sr);
   CU_ASSERT_FATAL(n_servers >= 2);
 
@@ -384,11 +384,11 @@ static void test_moves_and_splits_under_reads(void) {
   uint64_t until = cl_now_ms() + 5000;
   bool all = false;
   while (!all && cl_now_ms() < until) {
-    Mica__V1__ListTabletsResponse *lt = list_tablets("churn");
+    rpc_list_tablets_response *lt = list_tablets("churn");
     all = lt != NULL;
     for (size_t i = 0; lt != NULL && i < lt->n_tablets; i++)
-      all = all && lt->tablets[i]->state == MICA__V1__TABLET_STATE__TABLET_SERVING;
-    rpc_msg_free(lt ? &lt->base : NULL);
+      all = all && lt->tablets[i].state == RPC_TABLET_SERVING;
+    rpc_msg_free(lt ? lt : NULL);
     if (!all) cl_sleep_ms(20);
   }
   CU_ASSERT(all);

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define WRITERS 4
 #define LEASE_MS 2000
@@ -118,25 +118,25 @@ typedef struct tmap {
 } tmap;
 
 static void get_map(const char *table, tmap *m) {
-  Mica__V1__ListTabletsRequest q = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  rpc_list_tablets_request q = {0};
   q.table = (char *)table;
-  ProtobufCMessage *r = NULL;
+  void *r = NULL;
   memset(m, 0, sizeof(*m));
-  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_tablets, &q.base,
+  mica_err *err = cl_call_master(g_c, &rpc_m_master_list_tablets, &q,
                                  2000, &r);
   if (err) {
     err_free(err);
     rpc_msg_free(r);
     return;
   }
-  const Mica__V1__ListTabletsResponse *lt = (const void *)r;
+  const rpc_list_tablets_response *lt = (const void *)r;
   m->all_serving = lt->n_tablets > 0;
   for (size_t i = 0; i < lt->n_tablets && i < 256; i++) {
-    const Mica__V1__TabletEntry *e = lt->tablets[i];
+    const rpc_tablet_entry *e = &lt->tablets[i];
     m->id[i] = e->desc->tablet_id;
     m->server[i] = e->location ? e->location->server_id : 0;
     m->epoch[i] = e->location ? e->location->assign_epoch : 0;
-    m->all_serving &= e->state == MICA__V1__TABLET_STATE__TABLET_SERVING;
+    m->all_serving &= e->state == RPC_TABLET_SERVING;
   }
   m->n = lt->n_tablets;
   rpc_msg_free(r);
@@ -285,14 +285,14 @@ static void test_kill_master_and_restart(void) {
   assert_same_map(&before, &after, "after the grace period");
 
   /* No assignment events since the restart. */
-  Mica__V1__ListEventsRequest q = MICA__V1__LIST_EVENTS_REQUEST__INIT;
-  ProtobufCMessage *r = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_events, &q.base, 5000, &r));
-  const Mica__V1__ListEventsResponse *ev = (const void *)r;
+  rpc_list_events_request q = {0};
+  void *r = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &r));
+  const rpc_list_events_response *ev = (const void *)r;
   size_t assigns = 0, deaths = 0;
   for (size_t i = 0; i < ev->n_events; i++) {
-    assigns += strcmp(ev->events[i]->kind, "assign") == 0;
-    deaths += strcmp(ev->events[i]->kind, "server_dead") == 0;
+    assigns += strcmp(ev->events[i].kind, "assign") == 0;
+    deaths += strcmp(ev->events[i].kind, "server_dead") == 0;
   }
   CU_ASSERT_EQUAL(assigns, 0);
   CU_ASSERT_EQUAL(deaths, 0);

@@ -39,9 +39,9 @@
 
 #include "tabletserver/manifest.h"
 #include "tabletserver/wal.h"
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define MAX_ACKED 20000
 #define FIRE_THREADS 8
@@ -116,19 +116,19 @@ typedef struct target {
 
 static mica_err *direct_put(const target *t, const char *k, const char *v,
                             int64_t timeout_ms) {
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+  rpc_tablet_ref ref = {0};
   ref.tablet_id = t->tablet_id;
   ref.range_epoch = t->range_epoch;
   ref.assign_epoch = t->assign_epoch;
-  Mica__V1__PutRequest q = MICA__V1__PUT_REQUEST__INIT;
+  rpc_put_request q = {0};
   q.tablet = &ref;
   q.key.data = (uint8_t *)k;
   q.key.len = strlen(k);
   q.value.data = (uint8_t *)v;
   q.value.len = strlen(v);
-  ProtobufCMessage *r = NULL;
+  void *r = NULL;
   mica_err *err = rpc_unary(cl_channel(g_c, t->address), &rpc_m_ts_put,
-                            &q.base, timeout_ms, &r);
+                            &q, timeout_ms, &r);
   if (err == NULL) err = cl_response_err(r);
   rpc_msg_free(r);
   return err;
@@ -193,16 +193,16 @@ static void *fire_main(void *arg) {
     bool is_get = i % 3 == 2;
     if (is_get) {
       /* A read of a key B acknowledged: any answer from A is stale. */
-      Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+      rpc_tablet_ref ref = {0};
       ref.tablet_id = f->t.tablet_id;
       ref.range_epoch = f->t.range_epoch;
       ref.assign_epoch = f->t.assign_epoch;
-      Mica__V1__GetRequest q = MICA__V1__GET_REQUEST__INIT;
+      rpc_get_request q = {0};
       q.tablet = &ref;
       q.key.data = (uint8_t *)"routed-000000";
       q.key.len = strlen("routed-000000");
-      ProtobufCMessage *r = NULL;
-      err = rpc_unary(cl_channel(g_c, f->t.address), &rpc_m_ts_get, &q.base,
+      void *r = NULL;
+      err = rpc_unary(cl_channel(g_c, f->t.address), &rpc_m_ts_get, &q,
                       1500, &r);
       if (err == NULL) err = cl_response_err(r);
       rpc_msg_free(r);
@@ -367,14 +367,14 @@ static int check_frozen_fds(pid_t pid, uint64_t tablet_id) {
 }
 
 static void route_of(target *t) {
-  Mica__V1__TabletRoute *rt;
-  Mica__V1__LookupTabletsResponse *lr;
+  rpc_tablet_route *rt;
+  rpc_lookup_tablets_response *lr;
   TU_OK(kvc_route(g_c, "f", slice_from_str("a"), 20000, &rt, &lr));
   snprintf(t->address, sizeof(t->address), "%s", rt->location->address);
   t->tablet_id = rt->desc->tablet_id;
   t->range_epoch = rt->desc->range_epoch;
   t->assign_epoch = rt->location->assign_epoch;
-  rpc_msg_free(&lr->base);
+  rpc_msg_free(lr);
 }
 
 static int slot_of(const char *address) {

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define NKEYS 3000
 #define NSPLITS 9
@@ -42,24 +42,24 @@ static bool kept(int i) { return i % 10 == 3; }
 static mica_err *del(const char *table, slice key) {
   uint64_t until = cl_now_ms() + 30000;
   for (;;) {
-    Mica__V1__TabletRoute *rt;
-    Mica__V1__LookupTabletsResponse *lr;
+    rpc_tablet_route *rt;
+    rpc_lookup_tablets_response *lr;
     mica_err *err = kvc_route(g_c, table, key, 30000, &rt, &lr);
     if (err) return err;
-    Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT;
+    rpc_tablet_ref ref = {0};
     ref.tablet_id = rt->desc->tablet_id;
     ref.range_epoch = rt->desc->range_epoch;
     ref.assign_epoch = rt->location->assign_epoch;
-    Mica__V1__DeleteRequest q = MICA__V1__DELETE_REQUEST__INIT;
+    rpc_delete_request q = {0};
     q.tablet = &ref;
     q.key.data = (uint8_t *)key.data;
     q.key.len = key.len;
-    ProtobufCMessage *r = NULL;
+    void *r = NULL;
     err = rpc_unary(cl_channel(g_c, rt->location->address), &rpc_m_ts_delete,
-                    &q.base, 5000, &r);
+                    &q, 5000, &r);
     if (err == NULL) err = cl_response_err(r);
     rpc_msg_free(r);
-    rpc_msg_free(&lr->base);
+    rpc_msg_free(lr);
     if (err == NULL || !kvc_retryable(err_code(err)) || cl_now_ms() > until)
       return err;
     err_free(err);
@@ -68,11 +68,11 @@ static mica_err *del(const char *table, slice key) {
 }
 
 static size_t live_tablets(const char *table) {
-  Mica__V1__ListTabletsRequest q = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  rpc_list_tablets_request q = {0};
   q.table = (char *)table;
-  ProtobufCMessage *m = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &q.base, 5000, &m));
-  const Mica__V1__ListTabletsResponse *lt = (const void *)m;
+  void *m = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &q, 5000, &m));
+  const rpc_list_tablets_response *lt = (const void *)m;
   size_t n = lt ? lt->n_tablets : 0;
   rpc_msg_free(m);
   return n;
@@ -152,15 +152,15 @@ static size_t wait_merged(const char *table, size_t most, int timeout_ms) {
 static void split_at(const char *table, slice key) {
   uint64_t until = cl_now_ms() + 30000;
   for (;;) {
-    Mica__V1__TabletRoute *rt;
-    Mica__V1__LookupTabletsResponse *lr;
+    rpc_tablet_route *rt;
+    rpc_lookup_tablets_response *lr;
     TU_OK(kvc_route(g_c, table, key, 30000, &rt, &lr));
-    Mica__V1__SplitTabletRequest q = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
+    rpc_split_tablet_request q = {0};
     q.tablet_id = rt->desc->tablet_id;
     q.split_key.data = (uint8_t *)key.data;
     q.split_key.len = key.len;
-    rpc_msg_free(&lr->base);
-    mica_err *err = cl_call_master(g_c, &rpc_m_master_split_tablet, &q.base,
+    rpc_msg_free(lr);
+    mica_err *err = cl_call_master(g_c, &rpc_m_master_split_tablet, &q,
                                    10000, NULL);
     if (err == NULL) return;
     if (cl_now_ms() > until) {
@@ -173,10 +173,10 @@ static void split_at(const char *table, slice key) {
 }
 
 static mica_err *set_merges(bool on) {
-  Mica__V1__ConfigureRequest q = MICA__V1__CONFIGURE_REQUEST__INIT;
-  q.merge_case = MICA__V1__CONFIGURE_REQUEST__MERGE_MERGE_ENABLED;
+  rpc_configure_request q = {0};
+  q.has_merge_enabled = true;
   q.merge_enabled = on;
-  return cl_call_master(g_c, &rpc_m_master_configure, &q.base, 5000, NULL);
+  return cl_call_master(g_c, &rpc_m_master_configure, &q, 5000, NULL);
 }
 
 static void test_merge_emptied(void) {
@@ -239,14 +239,14 @@ static void test_merge_emptied(void) {
   /* The server of the first tablet dies: the merged tablet reopens on the
    * other server from the same references (the master re-sends its
    * sources; the merge is already made, so only the open happens). */
-  Mica__V1__TabletRoute *rt;
-  Mica__V1__LookupTabletsResponse *lr;
+  rpc_tablet_route *rt;
+  rpc_lookup_tablets_response *lr;
   TU_OK(kvc_route(g_c, "m", slice_from_str("key00000"), 10000, &rt, &lr));
   int victim = -1;
   for (int i = 0; i < cl_tserver_count(g_c); i++)
     if (strcmp(cl_tserver_address(g_c, i), rt->location->address) == 0)
       victim = i;
-  rpc_msg_free(&lr->base);
+  rpc_msg_free(lr);
   CU_ASSERT_FATAL(victim >= 0);
   TU_OK(cl_kill_tserver(g_c, victim));
   check_all("m", 1);

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/cluster/cluster.h"
+#include "tests/harness/cluster.h"
 #include "tests/cluster/kvc.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LOAD_MB 20
@@ -112,14 +112,14 @@ static bool on_row(void *arg, slice k, slice v) {
 }
 
 static void server_counts(uint64_t *counts, size_t *n) {
-  Mica__V1__ListServersRequest q = MICA__V1__LIST_SERVERS_REQUEST__INIT;
-  ProtobufCMessage *m = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_servers, &q.base, 5000, &m));
-  const Mica__V1__ListServersResponse *ls = (const void *)m;
+  rpc_list_servers_request q = {0};
+  void *m = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_servers, &q, 5000, &m));
+  const rpc_list_servers_response *ls = (const void *)m;
   *n = 0;
   for (size_t i = 0; i < ls->n_servers && *n < 16; i++)
-    if (ls->servers[i]->state == MICA__V1__SERVER_STATE__SERVER_LIVE)
-      counts[(*n)++] = ls->servers[i]->tablet_count;
+    if (ls->servers[i].state == RPC_SERVER_LIVE)
+      counts[(*n)++] = ls->servers[i].tablet_count;
   rpc_msg_free(m);
 }
 
@@ -179,17 +179,17 @@ static void test_split_and_balance(void) {
   CU_ASSERT_TRUE(in_band(counts, n));
 
   /* The table's tablets tile the key space. */
-  Mica__V1__ListTabletsRequest lq = MICA__V1__LIST_TABLETS_REQUEST__INIT;
+  rpc_list_tablets_request lq = {0};
   lq.table = "big";
-  ProtobufCMessage *m = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &lq.base, 5000, &m));
-  const Mica__V1__ListTabletsResponse *lt = (const void *)m;
+  void *m = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_list_tablets, &lq, 5000, &m));
+  const rpc_list_tablets_response *lt = (const void *)m;
   CU_ASSERT_TRUE(lt->n_tablets >= (size_t)LOAD_MB / 4);
-  CU_ASSERT_EQUAL(lt->tablets[0]->desc->start_key.len, 0);
-  CU_ASSERT_EQUAL(lt->tablets[lt->n_tablets - 1]->desc->end_key.len, 0);
+  CU_ASSERT_EQUAL(lt->tablets[0].desc->start_key.len, 0);
+  CU_ASSERT_EQUAL(lt->tablets[lt->n_tablets - 1].desc->end_key.len, 0);
   for (size_t i = 1; i < lt->n_tablets; i++) {
-    const ProtobufCBinaryData *a = &lt->tablets[i - 1]->desc->end_key;
-    const ProtobufCBinaryData *b = &lt->tablets[i]->desc->start_key;
+    const slice *a = &lt->tablets[i - 1].desc->end_key;
+    const slice *b = &lt->tablets[i].desc->start_key;
     CU_ASSERT_TRUE(a->len == b->len && memcmp(a->data, b->data, a->len) == 0);
   }
   rpc_msg_free(m);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/cache.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 typedef struct val {
   char key[32];

@@ -11,7 +11,7 @@
 #include "common/err.h"
 #include "common/ikey.h"
 #include "common/slice.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 /* ---- status and err ---- */
 

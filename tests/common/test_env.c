@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/env.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 static char *path_in(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;

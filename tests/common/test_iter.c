@@ -19,7 +19,7 @@
 
 #include "common/ikey.h"
 #include "common/iter.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 typedef struct entry {
   char key[24];

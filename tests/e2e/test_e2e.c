@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/slice.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 /* Runs `cmd` through the shell; returns its exit status and its stdout and
  * stderr in `out` (NUL-terminated). */

@@ -13,7 +13,7 @@
 #define MICA_TESTS_MASTER_SIM_H
 
 #include "master/state.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define SIM_SEC 1000000ull
 #define SIM_MAX_SERVERS 8

@@ -12,7 +12,7 @@
 
 #include "common/coding.h"
 #include "master/metalog.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 typedef struct rec {
   uint8_t type;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 void model_free(model *m) {
   for (size_t i = 0; i < m->n; i++) {

@@ -10,7 +10,7 @@
 #include "common/ikey.h"
 #include "sstable/sstable.h"
 #include "tests/sstable/sstutil.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 static env *E(void) { return env_posix(); }
 

@@ -16,7 +16,7 @@
 #include "common/ikey.h"
 #include "sstable/sstable.h"
 #include "tests/sstable/sstutil.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 #define THREADS 8
 #define OPS_PER_THREAD 10000

@@ -17,7 +17,7 @@
 #include "sstable/sst_int.h"
 #include "sstable/sstable.h"
 #include "tests/sstable/sstutil.h"
-#include "tests/testutil.h"
+#include "tests/harness/testutil.h"
 
 static env *E(void) { return env_posix(); }
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/etcd/etcd_kv.h"
+#include "proto/etcd/etcd_kv.h"
 #include "tools/mica-bench/backend.h"
 
 typedef struct bk_etcd {

@@ -1,0 +1,109 @@
+/* snapshot: one consistent, self-contained copy of the master core's state,
+ * for the status page, the JSON API and the metrics (master/http).
+ *
+ * The core's listings (state.h) each take its mutex separately and leave
+ * out things an operator wants to see (why a tablet is in transition, when
+ * a server last reported, how many splits a table went through, the log's
+ * size). ms_snapshot takes the mutex once, copies, and releases it; the copy
+ * owns everything it holds (nothing points into the core), so rendering it
+ * needs no lock. It is O(servers + tablets) with no I/O.
+ *
+ * Thread-safety: ms_snapshot may be called from any thread; a snapshot
+ * belongs to its caller. */
+#ifndef MICA_MASTER_SNAPSHOT_H
+#define MICA_MASTER_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/slice.h"
+#include "master/state.h"
+
+/* A current tablet of a table. */
+typedef struct ms_snap_tab {
+  uint64_t id, table_id;
+  buf start, end; /* end empty = +infinity */
+  uint64_t range_epoch, assign_epoch;
+  int state;            /* enum ms_tablet_state */
+  uint64_t server;      /* 0 = none */
+  bool in_transition;   /* not serving steadily */
+  char transition[96];  /* what is under way, "" when serving steadily */
+  uint32_t failures;    /* consecutive failed opens/closes */
+  bool have_stats;
+  ms_stats stats;
+} ms_snap_tab;
+
+typedef struct ms_snap_tbl {
+  uint64_t id;
+  char *name;
+  bool dropping;
+  uint64_t created_ms;
+  size_t n;        /* current tablets */
+  size_t first;    /* those copied: snap.tabs[first .. first+n_copied) */
+  size_t n_copied;
+  uint64_t bytes, keys; /* sums over its current tablets */
+  double read_rate, write_rate;
+  uint64_t in_transition, unassigned;
+  uint64_t splits;      /* retired split parents (one per split) */
+  uint64_t merges;      /* merge results among its tablets */
+  uint64_t assignments; /* sum of assign epochs over all its tablets */
+} ms_snap_tbl;
+
+typedef struct ms_snap_srv {
+  uint64_t id;
+  char *address;
+  int state; /* enum ms_server_state */
+  uint64_t lease_age_ms;
+  bool heartbeat_seen;       /* reported since this master started */
+  uint64_t last_heartbeat_ms; /* wall clock; valid when heartbeat_seen */
+  uint64_t registered_ms;
+  uint32_t tablets;
+  uint64_t bytes, keys;
+  double read_rate, write_rate;
+  uint64_t splits; /* retired split parents it last held */
+} ms_snap_srv;
+
+typedef struct ms_snap {
+  uint64_t now_us;  /* monotonic, for ages */
+  uint64_t wall_ms; /* wall clock of now_us */
+  uint64_t uptime_s;
+  bool balancer_on, merges_on, in_grace;
+  uint64_t log_bytes, log_generation;
+  uint64_t actions_pending;
+  uint64_t tablets_by_state[7]; /* index enum ms_tablet_state, live tables */
+  uint64_t servers_by_state[4]; /* index enum ms_server_state */
+  ms_snap_srv *srvs; /* by id */
+  size_t n_srvs;
+  ms_snap_tbl *tbls; /* live and dropping tables, by name */
+  size_t n_tbls;
+  ms_snap_tab *tabs; /* copied current tablets, grouped by table, key order */
+  size_t n_tabs;
+  ms_event *events; /* newest first */
+  size_t n_events;
+} ms_snap;
+
+/* Which current tablets a snapshot copies (keys and all): copying every
+ * tablet of a large cluster for each request would hold the core's mutex
+ * and allocate far more than any one answer needs. */
+enum {
+  MS_SNAP_NO_TABLETS = 0,     /* none: figures per table and server only */
+  MS_SNAP_MOVING_TABLETS = 1, /* those in transition, of every table */
+  MS_SNAP_TABLE_TABLETS = 2   /* every one of the table named `table` */
+};
+
+/* Copies the state of `m` at monotonic time `now_us` (uptime counted from
+ * `start_us`, when the process started), with the tablets `which` selects. Caller frees with ms_snap_free(). Takes and releases
+ * m's mutex once; never changes the core. */
+void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
+                 const char *table, ms_snap *out);
+void ms_snap_free(ms_snap *s); /* accepts an already freed one */
+
+/* The core's monotonic clock (env_now_micros of its env). */
+uint64_t ms_now(ms *m);
+
+/* The server `id` and the table `name` of a snapshot; NULL if none. */
+const ms_snap_srv *ms_snap_find_srv(const ms_snap *s, uint64_t id);
+const ms_snap_tbl *ms_snap_find_tbl(const ms_snap *s, const char *name);
+
+#endif

@@ -1,0 +1,105 @@
+/* ts_maint: the tablet server's maintenance thread.
+ *
+ * It runs always (with or without a master). Requested drops (tablets the
+ * master no longer assigns here, ts_request_drop) are closed at once; once
+ * a second it refreshes the per-tablet read/write rates and splits tablets
+ * that passed the split threshold (one at a time; a failed attempt is
+ * retried after a back-off). A split goes through ts_split_tablet, which
+ * proposes it to the master with ReportSplit when there is one. */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "tabletserver/server/ts_admin.h"
+#include "tabletserver/server/ts_maint.h"
+
+/* Refreshes every tablet's rates (exponentially weighted, ~5 s). */
+static void update_rates(ts_server *s) {
+  uint64_t now = env_now_micros(s->e);
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->ntabs; i++) {
+    ts_tab *tt = s->tabs[i];
+    uint64_t r = atomic_load(&tt->reads), w = atomic_load(&tt->writes);
+    double dt = (double)(now - tt->rate_at_us) / 1e6;
+    if (dt < 0.2) continue;
+    double rr = (double)(r - tt->rate_reads) / dt;
+    double wr = (double)(w - tt->rate_writes) / dt;
+    double a = dt >= 5 ? 1.0 : dt / 5;
+    tt->read_rate += a * (rr - tt->read_rate);
+    tt->write_rate += a * (wr - tt->write_rate);
+    tt->rate_reads = r;
+    tt->rate_writes = w;
+    tt->rate_at_us = now;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Finds one serving tablet past the split threshold that is not in its
+ * back-off; returns its id and epochs, or false. */
+static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
+                       uint64_t *ae) {
+  uint64_t now = env_now_micros(s->e);
+  bool found = false;
+  pthread_mutex_lock(&s->mu);
+  size_t n = 0;
+  ts_tab **held = xcalloc(s->ntabs ? s->ntabs : 1, sizeof(*held));
+  for (size_t i = 0; i < s->ntabs; i++)
+    if (s->tabs[i]->state == TS_SERVING && s->tabs[i]->split_retry_us <= now) {
+      s->tabs[i]->refs++;
+      held[n++] = s->tabs[i];
+    }
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    if (!found && tab_approximate_size(held[i]->t) >=
+                       atomic_load(&s->split_threshold)) {
+      found = true;
+      *id = held[i]->d.tablet_id;
+      *re = held[i]->d.range_epoch;
+      *ae = held[i]->d.assign_epoch;
+      /* Until the split replaces it, do not pick it again at once. */
+      held[i]->split_retry_us = now + 10 * 1000000ull;
+    }
+    ts_release(s, held[i]);
+  }
+  free(held);
+  return found;
+}
+
+static void *maint_main(void *arg) {
+  ts_server *s = arg;
+  /* Drops are due at once; rates and split checks once a second. */
+  for (unsigned tick = 1; !ts_bg_wait(s, 100000); tick++) {
+    ts_drop_requested(s);
+    if (tick % 10 != 0) continue;
+    update_rates(s);
+    uint64_t id = 0, re = 0, ae = 0;
+    if (pick_split(s, &id, &re, &ae)) {
+      mica_err *le = ts_lease_check(s);
+      if (le == NULL) {
+        LOG_I("tablet %" PRIu64 " passed the split threshold of %" PRIu64
+              " bytes; splitting",
+              id, (uint64_t)atomic_load(&s->split_threshold));
+        mica_err *e = ts_split_tablet(s, id, re, ae, slice_make(NULL, 0), NULL,
+                                      NULL);
+        if (e != NULL)
+          LOG_W("automatic split of tablet %" PRIu64 ": %s", id, err_msg(e));
+        err_free(e);
+      }
+      err_free(le);
+    }
+  }
+  return NULL;
+}
+
+mica_err *ts_maint_start(ts_server *s) {
+  if (pthread_create(&s->maint_thread, NULL, maint_main, s) != 0)
+    return err_new(MICA_INTERNAL, "cannot start the maintenance thread");
+  s->maint_started = true;
+  return NULL;
+}
+
+void ts_maint_stop(ts_server *s) {
+  ts_bg_stop(s);
+  if (s->maint_started) pthread_join(s->maint_thread, NULL);
+  s->maint_started = false;
+}

@@ -1,0 +1,21 @@
+/* ts_master: the tablet server's side of the master conversation
+ * (ts_master.c): registration, heartbeats and the lease, split proposals.
+ * Thread-safety: start and stop from the life cycle's thread; ReportSplit
+ * from any thread. */
+#ifndef MICA_TSERVER_TS_MASTER_H
+#define MICA_TSERVER_TS_MASTER_H
+
+#include "tabletserver/server/ts_int.h"
+
+/* Starts the master thread (only when the server has a master). */
+mica_err *ts_master_start(ts_server *s);
+/* Stops it (ts_bg_stop) and waits for it. */
+void ts_master_stop(ts_server *s);
+
+/* ReportSplit of `parent` at `key` to the master; on success `left` and
+ * `right` (caller clears them with rpc_route_clear) are the daughters the
+ * master committed. */
+mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
+                                 slice key, rpc_route *left, rpc_route *right);
+
+#endif

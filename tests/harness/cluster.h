@@ -1,0 +1,119 @@
+/* cluster: real Mica clusters on loopback for integration tests.
+ *
+ * cl_start() runs one `mica-master` and N `mica-tserver` processes (binaries
+ * from $MICA_BIN_DIR) on a fresh temporary data root, every process on port
+ * 0, and returns once every tablet server is registered and live at the
+ * master. Processes can then be stopped (SIGTERM, clean exit checked),
+ * killed (SIGKILL) and restarted on the same data root; a restarted master
+ * listens on its previous address so the tablet servers find it again.
+ *
+ * No child outlives the test: cl_free() stops every process, and a process
+ * that dies without reaching cl_free() (a failed CUnit assertion that
+ * longjmps, an abort, a signal) still takes its children with it, because
+ * each child is started with PR_SET_PDEATHSIG and the helper installs
+ * atexit and fatal-signal handlers that SIGKILL every child it started.
+ *
+ * Each process writes its stderr to <root>/logs/<name>.log and its stdout
+ * (the `listening` line) to <root>/logs/<name>.out; set MICA_KEEP_TMP=1 to
+ * keep them after the run.
+ *
+ * Also here: shared channels to the master and to any address, and
+ * cl_call_master(), a unary call to the master that turns the transport
+ * outcome and the response Status into one mica_err.
+ *
+ * Thread-safety: start, stop, kill, restart and cl_free calls come from one
+ * thread, as do the getters of addresses and ids (a restart replaces the
+ * strings); cl_master_channel(), cl_channel() and cl_call_master() may be
+ * called from any thread at any time before cl_free, also while the
+ * master restarts (calls then fail with UNAVAILABLE until it is back). */
+#ifndef MICA_TESTS_CLUSTER_CLUSTER_H
+#define MICA_TESTS_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/rpc.h"
+
+typedef struct cluster cluster;
+
+typedef struct cl_options {
+  int tservers;              /* tablet servers to start (default 3) */
+  uint64_t lease_ms;         /* master --lease-ms (default 2000) */
+  uint64_t lease_margin_ms;  /* master --lease-margin-ms (default 500) */
+  uint64_t heartbeat_ms;     /* master --heartbeat-ms (default 200) */
+  uint64_t split_threshold;  /* tserver --split-threshold in bytes;
+                                0 = the server's default */
+  /* Extra arguments, NULL-terminated arrays (may be NULL). */
+  const char *const *master_args;
+  const char *const *tserver_args;
+  int start_timeout_ms;      /* wait for registration (default 30000) */
+} cl_options;
+
+/* Fills `o` with the defaults above. */
+void cl_options_init(cl_options *o);
+
+/* Starts a master and o->tservers tablet servers on a new data root and
+ * waits until every server is live at the master. On failure everything
+ * started is killed and the error names the process and its log. Caller
+ * frees with cl_free(). */
+mica_err *cl_start(const cl_options *o, cluster **out);
+
+/* Stops every process still running (SIGTERM, then SIGKILL after 10 s) and
+ * frees. Accepts NULL. */
+void cl_free(cluster *c);
+
+const char *cl_data_root(const cluster *c);
+const char *cl_master_address(const cluster *c);
+/* The master's HTTP status server (status page, /api/..., /metrics). */
+const char *cl_master_http_address(const cluster *c);
+int cl_tserver_count(const cluster *c); /* slots, running or not */
+/* The current address of server slot i ("" while it is not running). */
+const char *cl_tserver_address(const cluster *c, int i);
+bool cl_tserver_running(const cluster *c, int i);
+/* The server id the master gave slot i's current process (0 = unknown). */
+uint64_t cl_tserver_id(cluster *c, int i);
+
+/* SIGKILL, then reap. */
+mica_err *cl_kill_tserver(cluster *c, int i);
+mica_err *cl_kill_master(cluster *c);
+/* SIGTERM and wait up to 10 s; INTERNAL unless the exit status was 0. */
+mica_err *cl_stop_tserver(cluster *c, int i);
+mica_err *cl_stop_master(cluster *c);
+/* Starts slot i again (a new process, new port, same data root) and waits
+ * until it is live at the master. */
+mica_err *cl_restart_tserver(cluster *c, int i);
+/* Starts the master again on its previous address and data root; waits
+ * only until it answers (servers re-register on their own). */
+mica_err *cl_restart_master(cluster *c);
+/* Adds a new tablet server slot, started and registered; *slot gets its
+ * index. */
+mica_err *cl_add_tserver(cluster *c, int *slot);
+
+/* Waits until the master lists exactly the running tablet servers as live
+ * (every running slot registered, none of them suspect). */
+mica_err *cl_wait_registered(cluster *c, int timeout_ms);
+
+/* The shared channel to the master (a restart installs a new one; an old
+ * one stays valid, pointing at the old address, until cl_free) and to any
+ * address (kept until cl_free). */
+rpc_channel *cl_master_channel(cluster *c);
+rpc_channel *cl_channel(cluster *c, const char *address);
+
+/* A unary call of `m` to the master. NULL when the transport succeeded and
+ * the response's Status is OK; otherwise the error (transport or Status).
+ * *resp (may be NULL) receives the response whenever one arrived, even with
+ * a non-OK Status; caller frees with rpc_msg_free(). */
+mica_err *cl_call_master(cluster *c, const rpc_method *m,
+                         const void *req, int64_t timeout_ms,
+                         void **resp);
+
+/* The error a response message's Status carries (NULL for OK). Caller
+ * frees. */
+mica_err *cl_response_err(const void *resp);
+
+/* Monotonic milliseconds, for deadlines in tests. */
+uint64_t cl_now_ms(void);
+void cl_sleep_ms(uint64_t ms);
+
+#endif

@@ -1,0 +1,161 @@
+/* tt: the model map and scan checker shared by the tablet suites. */
+#include "tests/tabletserver/tt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness/testutil.h"
+
+size_t tt_model_lower(const tt_model *m, slice k) {
+  size_t lo = 0, hi = m->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (slice_cmp(buf_slice(&m->keys[mid]), k) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+long tt_model_find(const tt_model *m, slice k) {
+  size_t i = tt_model_lower(m, k);
+  if (i < m->n && slice_eq(buf_slice(&m->keys[i]), k)) return (long)i;
+  return -1;
+}
+
+void tt_model_put(tt_model *m, slice k, slice v) {
+  size_t i = tt_model_lower(m, k);
+  if (i < m->n && slice_eq(buf_slice(&m->keys[i]), k)) {
+    buf_clear(&m->vals[i]);
+    buf_append_slice(&m->vals[i], v);
+    return;
+  }
+  if (m->n == m->cap) {
+    m->cap = m->cap ? 2 * m->cap : 64;
+    m->keys = xrealloc(m->keys, m->cap * sizeof(buf));
+    m->vals = xrealloc(m->vals, m->cap * sizeof(buf));
+  }
+  memmove(&m->keys[i + 1], &m->keys[i], (m->n - i) * sizeof(buf));
+  memmove(&m->vals[i + 1], &m->vals[i], (m->n - i) * sizeof(buf));
+  m->keys[i] = (buf)BUF_INIT;
+  m->vals[i] = (buf)BUF_INIT;
+  buf_append_slice(&m->keys[i], k);
+  buf_append_slice(&m->vals[i], v);
+  m->n++;
+}
+
+void tt_model_del(tt_model *m, slice k) {
+  long i = tt_model_find(m, k);
+  if (i < 0) return;
+  buf_free(&m->keys[i]);
+  buf_free(&m->vals[i]);
+  memmove(&m->keys[i], &m->keys[i + 1], (m->n - (size_t)i - 1) * sizeof(buf));
+  memmove(&m->vals[i], &m->vals[i + 1], (m->n - (size_t)i - 1) * sizeof(buf));
+  m->n--;
+}
+
+void tt_model_copy(tt_model *dst, const tt_model *src) {
+  memset(dst, 0, sizeof(*dst));
+  for (size_t i = 0; i < src->n; i++)
+    tt_model_put(dst, buf_slice(&src->keys[i]), buf_slice(&src->vals[i]));
+}
+
+void tt_model_free(tt_model *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    buf_free(&m->keys[i]);
+    buf_free(&m->vals[i]);
+  }
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof(*m));
+}
+
+static bool model_in_scan(slice k, const tab_scan_options *o, slice lo,
+                          slice hi) {
+  if (lo.len > 0 && slice_cmp(k, lo) < 0) return false;
+  if (hi.len > 0 && slice_cmp(k, hi) >= 0) return false;
+  if (o->start.len > 0 && slice_cmp(k, o->start) < 0) return false;
+  if (o->end.len > 0 && slice_cmp(k, o->end) >= 0) return false;
+  if (o->prefix.len > 0 && !slice_starts_with(k, o->prefix)) return false;
+  return true;
+}
+
+size_t tt_check_scan(tablet *t, const tab_scan_options *o, const tt_model *m,
+                     slice lo, slice hi) {
+  size_t *want = xcalloc(m->n + 1, sizeof(size_t));
+  size_t nw = 0;
+  for (size_t i = 0; i < m->n; i++)
+    if (model_in_scan(buf_slice(&m->keys[i]), o, lo, hi)) want[nw++] = i;
+  if (o->reverse)
+    for (size_t i = 0; i < nw / 2; i++) {
+      size_t x = want[i];
+      want[i] = want[nw - 1 - i];
+      want[nw - 1 - i] = x;
+    }
+  if (o->limit > 0 && nw > o->limit) nw = o->limit;
+  iter *it = NULL;
+  TU_OK(tab_scan(t, o, &it));
+  size_t got = 0;
+  for (; iter_valid(it); iter_next(it), got++) {
+    if (got >= nw) {
+      buf e = BUF_INIT;
+      slice_escape(iter_key(it), &e);
+      fprintf(stderr, "scan yields extra key %s\n", (char *)e.data);
+      buf_free(&e);
+      CU_FAIL("scan yields more entries than the model");
+      break;
+    }
+    slice wk = buf_slice(&m->keys[want[got]]);
+    if (!slice_eq(iter_key(it), wk)) {
+      buf a = BUF_INIT, b = BUF_INIT;
+      slice_escape(iter_key(it), &a);
+      slice_escape(wk, &b);
+      fprintf(stderr, "scan entry %zu: got %s want %s (reverse %d)\n", got,
+              (char *)a.data, (char *)b.data, o->reverse);
+      buf_free(&a);
+      buf_free(&b);
+      CU_FAIL("scan key differs from the model");
+      break;
+    }
+    if (!slice_eq(iter_value(it), buf_slice(&m->vals[want[got]]))) {
+      CU_FAIL("scan value differs from the model");
+      break;
+    }
+  }
+  CU_ASSERT_PTR_NULL(iter_status(it));
+  if (got < nw && !iter_valid(it)) {
+    fprintf(stderr, "scan ended after %zu of %zu entries\n", got, nw);
+    CU_FAIL("scan yields fewer entries than the model");
+  }
+  iter_close(it);
+  free(want);
+  return got;
+}
+
+void tt_options(tab_options *o) {
+  tab_options_init(o);
+  o->memtable_bytes = 16 << 10;
+  o->max_immutable = 3;
+  o->compaction_trigger = 3;
+  o->stall_sst_count = 40;
+  o->create_if_missing = true;
+  o->sst.block_size = 1024;
+}
+
+res_pool *tt_res(env *e, size_t budget) {
+  res_options ro;
+  res_options_init(&ro);
+  ro.memtable_budget = budget;
+  ro.block_cache_bytes = 1 << 20;
+  res_pool *r = NULL;
+  TU_OK(res_new(e, &ro, &r));
+  return r;
+}
+
+const char *tt_tablet_dir(const char *root, uint64_t id) {
+  static char pool[64][512];
+  static int next;
+  char *p = pool[next++ % 64];
+  snprintf(p, 512, "%s/tablets/%llu", root, (unsigned long long)id);
+  return p;
+}
