@@ -11,8 +11,9 @@
  *   the rest: the request message's bytes, as they travel on the wire
  *
  * sent over a real channel to the server of that method's service, so the
- * bytes go through the same decode and dispatch as any client's and reach
- * the handler when they decode (tabletserver/server/ts_*.c,
+ * bytes go through the same decode (proto/: protobuf-c, then the
+ * conversion to the plain structs of proto/wire.h) and dispatch as any
+ * client's, and reach the handler when they decode (tabletserver/server/ts_*.c,
  * master/server/mserver.c, the engine and the master core behind them).
  * Streaming methods (Scan, EchoStream) are read for at most 64 chunks.
  *
@@ -35,8 +36,8 @@
  *
  * MICA_FUZZ_VERBOSE=1 prints each unary call's outcome (for replays).
  * MICA_FUZZ_RPC_SEEDS=DIR makes the program write its seed corpus (real
- * requests for the tablets it serves, packed by protobuf-c, plus an empty
- * request for every method) into DIR and exit: tools/fuzz --seeds. */
+ * requests for the tablets it serves, encoded by rpc_msg_encode, plus an
+ * empty request for every method) into DIR and exit: tools/fuzz --seeds. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,18 +176,19 @@ static bool loopback_address(const char *a) {
 static void guard(const rpc_method *m, slice in, buf *out) {
   buf_append_slice(out, in);
   if (m != &rpc_m_master_register_server) return;
-  Mica__V1__RegisterServerRequest *r =
-      mica__v1__register_server_request__unpack(NULL, in.len, in.data);
-  if (r == NULL) return; /* does not decode: the server refuses it as is */
-  if (!loopback_address(r->address)) {
-    char *old = r->address;
-    r->address = (char *)"127.0.0.1:9";
-    buf_clear(out);
-    buf_reserve(out, mica__v1__register_server_request__get_packed_size(r));
-    out->len = mica__v1__register_server_request__pack(r, out->data);
-    r->address = old;
+  void *msg = NULL;
+  mica_err *err = rpc_msg_decode(m->request, in, &msg);
+  if (err) { /* does not decode: the server refuses it as it is */
+    err_free(err);
+    return;
   }
-  mica__v1__register_server_request__free_unpacked(r, NULL);
+  rpc_register_server_request *r = msg;
+  if (!loopback_address(r->address)) {
+    r->address = "127.0.0.1:9";
+    buf_clear(out);
+    rpc_msg_encode(m->request, r, out);
+  }
+  rpc_msg_free(msg);
 }
 
 static void check_transport(const rpc_method *m, const mica_err *err) {
@@ -197,21 +199,22 @@ static void check_transport(const rpc_method *m, const mica_err *err) {
 }
 
 static void call_stream(const rpc_method *m, rpc_channel *ch, slice req) {
-  ProtobufCMessage *msg =
-      protobuf_c_message_unpack(m->request, NULL, req.len, req.data);
-  if (msg == NULL) {
+  void *msg = NULL;
+  mica_err *err = rpc_msg_decode(m->request, req, &msg);
+  if (err) {
     /* Not a request: the server must refuse it before any stream. */
+    err_free(err);
     buf resp = BUF_INIT;
-    mica_err *err = rpc_unary_raw(ch, m->path, req, CALL_TIMEOUT_MS, &resp);
+    err = rpc_unary_raw(ch, m->path, req, CALL_TIMEOUT_MS, &resp);
     check_transport(m, err);
     err_free(err);
     buf_free(&resp);
     return;
   }
   rpc_stream *st = NULL;
-  mica_err *err = rpc_stream_open(ch, m, msg, CALL_TIMEOUT_MS, &st);
+  err = rpc_stream_open(ch, m, msg, CALL_TIMEOUT_MS, &st);
   for (int i = 0; err == NULL && i < MAX_CHUNKS; i++) {
-    ProtobufCMessage *chunk = NULL;
+    void *chunk = NULL;
     err = rpc_stream_next(st, &chunk);
     if (chunk == NULL) break;
     rpc_msg_free(chunk);
@@ -219,7 +222,7 @@ static void call_stream(const rpc_method *m, rpc_channel *ch, slice req) {
   check_transport(m, err);
   err_free(err);
   rpc_stream_free(st);
-  protobuf_c_message_free_unpacked(msg, NULL);
+  rpc_msg_free(msg);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -243,13 +246,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fprintf(stderr, "fz_rpc: %s: %s, %zu answer bytes\n", m->path,
               err ? err_msg(err) : "OK", resp.len);
     if (err == NULL) {
-      ProtobufCMessage *r =
-          protobuf_c_message_unpack(m->response, NULL, resp.len, resp.data);
-      if (r == NULL) {
+      void *r = NULL;
+      mica_err *derr = rpc_msg_decode(m->response, buf_slice(&resp), &r);
+      if (derr) {
         fprintf(stderr, "fz_rpc: %s\n", m->path);
-        die("an answer does not decode as the method's response", NULL);
+        die("an answer does not decode as the method's response", derr);
       }
-      protobuf_c_message_free_unpacked(r, NULL);
+      rpc_msg_free(r);
     }
     err_free(err);
     buf_free(&resp);
@@ -262,26 +265,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 static const char *g_seed_dir;
 
-static void seed(const rpc_method *m, const char *name,
-                 const ProtobufCMessage *msg) {
+static void seed(const rpc_method *m, const char *name, const void *msg) {
   size_t idx = 0;
   while (g_methods[idx] != m) idx++;
   buf b = BUF_INIT;
   buf_push(&b, (uint8_t)idx);
-  if (msg != NULL) {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    buf_reserve(&b, n);
-    b.len += protobuf_c_message_pack(msg, b.data + b.len);
-  }
+  if (msg != NULL) rpc_msg_encode(m->request, msg, &b);
   char path[4096];
   snprintf(path, sizeof(path), "%s/%02zu-%s", g_seed_dir, idx, name);
-  mica_err *err =
-      env_write_file_atomic(env_posix(), path, buf_slice(&b));
+  mica_err *err = env_write_file_atomic(env_posix(), path, buf_slice(&b));
   if (err) die("write a seed", err);
   buf_free(&b);
 }
 
-#define BIN(s) ((ProtobufCBinaryData){sizeof(s) - 1, (uint8_t *)(s)})
+#define S(lit) slice_make(lit, sizeof(lit) - 1)
 
 static void write_seeds(const char *dir) {
   g_seed_dir = dir;
@@ -297,145 +294,87 @@ static void write_seeds(const char *dir) {
   ms_tablet_list l = {0};
   err = ms_list_tablets(msrv_core(g_master), "t", false, &l);
   if (err || l.n < 2) die("list the tablets of t", err);
-  Mica__V1__TabletRef ref = MICA__V1__TABLET_REF__INIT, ref2 = ref;
-  ref.tablet_id = l.v[0].tablet_id;
-  ref.range_epoch = l.v[0].range_epoch;
-  ref.assign_epoch = l.v[0].assign_epoch;
-  ref2.tablet_id = l.v[1].tablet_id;
-  ref2.range_epoch = l.v[1].range_epoch;
-  ref2.assign_epoch = l.v[1].assign_epoch;
+  rpc_tablet_ref ref = {l.v[0].tablet_id, l.v[0].range_epoch,
+                        l.v[0].assign_epoch};
+  rpc_tablet_ref ref2 = {l.v[1].tablet_id, l.v[1].range_epoch,
+                         l.v[1].assign_epoch};
   uint64_t server_id = l.v[0].server_id;
   ms_tablet_list_free(&l);
 
-  Mica__V1__PutRequest put = MICA__V1__PUT_REQUEST__INIT;
-  put.tablet = &ref;
-  put.key = BIN("apple");
-  put.value = BIN("red");
-  seed(&rpc_m_ts_put, "Put", &put.base);
-  Mica__V1__GetRequest get = MICA__V1__GET_REQUEST__INIT;
-  get.tablet = &ref;
-  get.key = BIN("apple");
-  seed(&rpc_m_ts_get, "Get", &get.base);
-  Mica__V1__DeleteRequest del = MICA__V1__DELETE_REQUEST__INIT;
-  del.tablet = &ref2;
-  del.key = BIN("zebra");
-  seed(&rpc_m_ts_delete, "Delete", &del.base);
+  rpc_put_request put = {.tablet = &ref, .key = S("apple"), .value = S("red")};
+  seed(&rpc_m_ts_put, "Put", &put);
+  rpc_get_request get = {.tablet = &ref, .key = S("apple")};
+  seed(&rpc_m_ts_get, "Get", &get);
+  rpc_delete_request del = {.tablet = &ref2, .key = S("zebra")};
+  seed(&rpc_m_ts_delete, "Delete", &del);
+  rpc_mutation mus[] = {{RPC_MUTATION_PUT, S("b1"), S("v")},
+                        {RPC_MUTATION_DELETE, S("b2"), S("")}};
+  rpc_batch_request batch = {.tablet = &ref, .mutations = mus,
+                             .n_mutations = 2};
+  seed(&rpc_m_ts_batch, "Batch", &batch);
+  slice keys[] = {S("apple"), S("b1"), S("apple")};
+  rpc_multi_get_part part = {.tablet = &ref, .keys = keys, .n_keys = 3};
+  rpc_multi_get_request mget = {.parts = &part, .n_parts = 1};
+  seed(&rpc_m_ts_multi_get, "MultiGet", &mget);
 
-  Mica__V1__Mutation mu1 = MICA__V1__MUTATION__INIT, mu2 = mu1;
-  mu1.kind = MICA__V1__MUTATION__KIND__KIND_PUT;
-  mu1.key = BIN("b1");
-  mu1.value = BIN("v");
-  mu2.kind = MICA__V1__MUTATION__KIND__KIND_DELETE;
-  mu2.key = BIN("b2");
-  Mica__V1__Mutation *mus[] = {&mu1, &mu2};
-  Mica__V1__BatchRequest batch = MICA__V1__BATCH_REQUEST__INIT;
-  batch.tablet = &ref;
-  batch.n_mutations = 2;
-  batch.mutations = mus;
-  seed(&rpc_m_ts_batch, "Batch", &batch.base);
-
-  ProtobufCBinaryData keys[] = {BIN("apple"), BIN("b1"), BIN("apple")};
-  Mica__V1__MultiGetPart part = MICA__V1__MULTI_GET_PART__INIT;
-  part.tablet = &ref;
-  part.n_keys = 3;
-  part.keys = keys;
-  Mica__V1__MultiGetPart *parts[] = {&part};
-  Mica__V1__MultiGetRequest mget = MICA__V1__MULTI_GET_REQUEST__INIT;
-  mget.n_parts = 1;
-  mget.parts = parts;
-  seed(&rpc_m_ts_multi_get, "MultiGet", &mget.base);
-
-  Mica__V1__ScanRequest scan = MICA__V1__SCAN_REQUEST__INIT;
-  scan.tablet = &ref;
-  scan.start_key = BIN("a");
-  scan.limit = 10;
-  scan.chunk_max_rows = 2;
-  seed(&rpc_m_ts_scan, "Scan", &scan.base);
-  scan.reverse = 1;
-  scan.keys_only = 1;
-  scan.prefix = BIN("b");
-  seed(&rpc_m_ts_scan, "Scan-reverse-prefix", &scan.base);
+  rpc_scan_request scan = {.tablet = &ref, .start_key = S("a"), .limit = 10,
+                           .chunk_max_rows = 2};
+  seed(&rpc_m_ts_scan, "Scan", &scan);
+  scan.reverse = true;
+  scan.keys_only = true;
+  scan.prefix = S("b");
+  seed(&rpc_m_ts_scan, "Scan-reverse-prefix", &scan);
 
   uint64_t ids[] = {ref.tablet_id, ref2.tablet_id, 999};
-  Mica__V1__TabletInfoRequest info = MICA__V1__TABLET_INFO_REQUEST__INIT;
-  info.n_tablet_ids = 3;
-  info.tablet_ids = ids;
-  seed(&rpc_m_ts_tablet_info, "TabletInfo", &info.base);
+  rpc_tablet_info_request info = {.tablet_ids = ids, .n_tablet_ids = 3};
+  seed(&rpc_m_ts_tablet_info, "TabletInfo", &info);
+  rpc_ts_split_tablet_request tsplit = {.tablet = &ref, .split_key = S("c")};
+  seed(&rpc_m_ts_split_tablet, "SplitTablet", &tsplit);
+  rpc_close_tablet_request close = {.tablet = &ref2};
+  seed(&rpc_m_ts_close_tablet, "CloseTablet", &close);
+  rpc_tablet_descriptor desc = {.tablet_id = 77, .table_id = 1,
+                                .table_name = "t", .start_key = S("x"),
+                                .range_epoch = 1};
+  rpc_open_tablet_request open = {.desc = &desc, .assign_epoch = 1};
+  seed(&rpc_m_ts_open_tablet, "OpenTablet", &open);
 
-  Mica__V1__TsSplitTabletRequest tsplit = MICA__V1__TS_SPLIT_TABLET_REQUEST__INIT;
-  tsplit.tablet = &ref;
-  tsplit.split_key = BIN("c");
-  seed(&rpc_m_ts_split_tablet, "SplitTablet", &tsplit.base);
-  Mica__V1__CloseTabletRequest close = MICA__V1__CLOSE_TABLET_REQUEST__INIT;
-  close.tablet = &ref2;
-  seed(&rpc_m_ts_close_tablet, "CloseTablet", &close.base);
-  Mica__V1__TabletDescriptor desc = MICA__V1__TABLET_DESCRIPTOR__INIT;
-  desc.tablet_id = 77;
-  desc.table_id = 1;
-  desc.table_name = (char *)"t";
-  desc.start_key = BIN("x");
-  desc.range_epoch = 1;
-  Mica__V1__OpenTabletRequest open = MICA__V1__OPEN_TABLET_REQUEST__INIT;
-  open.desc = &desc;
-  open.assign_epoch = 1;
-  seed(&rpc_m_ts_open_tablet, "OpenTablet", &open.base);
-
-  ProtobufCBinaryData splits[] = {BIN("g"), BIN("p")};
-  Mica__V1__CreateTableRequest create = MICA__V1__CREATE_TABLE_REQUEST__INIT;
-  create.name = (char *)"u";
-  create.n_split_keys = 2;
-  create.split_keys = splits;
-  seed(&rpc_m_master_create_table, "CreateTable", &create.base);
-  Mica__V1__DropTableRequest drop = MICA__V1__DROP_TABLE_REQUEST__INIT;
-  drop.name = (char *)"t";
-  seed(&rpc_m_master_drop_table, "DropTable", &drop.base);
-  Mica__V1__LookupTabletsRequest look = MICA__V1__LOOKUP_TABLETS_REQUEST__INIT;
-  look.table = (char *)"t";
-  look.key = BIN("n");
-  look.count = 2;
-  seed(&rpc_m_master_lookup_tablets, "LookupTablets", &look.base);
-  look.before = 1;
-  seed(&rpc_m_master_lookup_tablets, "LookupTablets-before", &look.base);
-  Mica__V1__ListTabletsRequest lt = MICA__V1__LIST_TABLETS_REQUEST__INIT;
-  lt.table = (char *)"t";
-  lt.include_retired = 1;
-  seed(&rpc_m_master_list_tablets, "ListTablets", &lt.base);
-  Mica__V1__ListServersRequest ls = MICA__V1__LIST_SERVERS_REQUEST__INIT;
-  ls.include_dead = 1;
-  seed(&rpc_m_master_list_servers, "ListServers", &ls.base);
-  Mica__V1__SplitTabletRequest split = MICA__V1__SPLIT_TABLET_REQUEST__INIT;
-  split.tablet_id = ref.tablet_id;
-  split.split_key = BIN("f");
-  seed(&rpc_m_master_split_tablet, "SplitTablet", &split.base);
-  Mica__V1__MoveTabletRequest move = MICA__V1__MOVE_TABLET_REQUEST__INIT;
-  move.tablet_id = ref2.tablet_id;
-  seed(&rpc_m_master_move_tablet, "MoveTablet", &move.base);
-  Mica__V1__MergeTabletsRequest merge = MICA__V1__MERGE_TABLETS_REQUEST__INIT;
-  merge.left_tablet_id = ref.tablet_id;
-  merge.right_tablet_id = ref2.tablet_id;
-  seed(&rpc_m_master_merge_tablets, "MergeTablets", &merge.base);
-  Mica__V1__BalanceRequest bal = MICA__V1__BALANCE_REQUEST__INIT;
-  bal.dry_run = 1;
-  seed(&rpc_m_master_balance, "Balance-dry-run", &bal.base);
-  Mica__V1__ConfigureRequest conf = MICA__V1__CONFIGURE_REQUEST__INIT;
-  conf.balancer_case = MICA__V1__CONFIGURE_REQUEST__BALANCER_BALANCER_ENABLED;
-  conf.balancer_enabled = 0;
-  seed(&rpc_m_master_configure, "Configure", &conf.base);
-  Mica__V1__ListEventsRequest ev = MICA__V1__LIST_EVENTS_REQUEST__INIT;
-  ev.limit = 5;
-  seed(&rpc_m_master_list_events, "ListEvents", &ev.base);
-  Mica__V1__RegisterServerRequest reg = MICA__V1__REGISTER_SERVER_REQUEST__INIT;
-  reg.address = (char *)"127.0.0.1:9";
-  reg.incarnation = 1;
-  seed(&rpc_m_master_register_server, "RegisterServer", &reg.base);
-  Mica__V1__HeartbeatRequest hb = MICA__V1__HEARTBEAT_REQUEST__INIT;
-  hb.server_id = server_id;
-  hb.incarnation = 1;
-  seed(&rpc_m_master_heartbeat, "Heartbeat", &hb.base);
-  Mica__V1__EchoRequest echo = MICA__V1__ECHO_REQUEST__INIT;
-  echo.payload = BIN("ping");
-  seed(&rpc_m_echo_echo, "Echo", &echo.base);
+  slice splits[] = {S("g"), S("p")};
+  rpc_create_table_request create = {.name = "u", .split_keys = splits,
+                                     .n_split_keys = 2};
+  seed(&rpc_m_master_create_table, "CreateTable", &create);
+  rpc_drop_table_request drop = {.name = "t"};
+  seed(&rpc_m_master_drop_table, "DropTable", &drop);
+  rpc_lookup_tablets_request look = {.table = "t", .key = S("n"), .count = 2};
+  seed(&rpc_m_master_lookup_tablets, "LookupTablets", &look);
+  look.before = true;
+  seed(&rpc_m_master_lookup_tablets, "LookupTablets-before", &look);
+  rpc_list_tablets_request lt = {.table = "t", .include_retired = true};
+  seed(&rpc_m_master_list_tablets, "ListTablets", &lt);
+  rpc_list_servers_request ls = {.include_dead = true};
+  seed(&rpc_m_master_list_servers, "ListServers", &ls);
+  rpc_split_tablet_request split = {.tablet_id = ref.tablet_id,
+                                    .split_key = S("f")};
+  seed(&rpc_m_master_split_tablet, "SplitTablet", &split);
+  rpc_move_tablet_request move = {.tablet_id = ref2.tablet_id};
+  seed(&rpc_m_master_move_tablet, "MoveTablet", &move);
+  rpc_merge_tablets_request merge = {.left_tablet_id = ref.tablet_id,
+                                     .right_tablet_id = ref2.tablet_id};
+  seed(&rpc_m_master_merge_tablets, "MergeTablets", &merge);
+  rpc_balance_request bal = {.dry_run = true};
+  seed(&rpc_m_master_balance, "Balance-dry-run", &bal);
+  rpc_configure_request conf = {.has_balancer_enabled = true,
+                                .balancer_enabled = false};
+  seed(&rpc_m_master_configure, "Configure", &conf);
+  rpc_list_events_request ev = {.limit = 5};
+  seed(&rpc_m_master_list_events, "ListEvents", &ev);
+  rpc_register_server_request reg = {.address = "127.0.0.1:9",
+                                     .incarnation = 1};
+  seed(&rpc_m_master_register_server, "RegisterServer", &reg);
+  rpc_heartbeat_request hb = {.server_id = server_id, .incarnation = 1};
+  seed(&rpc_m_master_heartbeat, "Heartbeat", &hb);
+  rpc_echo_request echo = {.payload = S("ping")};
+  seed(&rpc_m_echo_echo, "Echo", &echo);
   echo.chunks = 3;
-  seed(&rpc_m_echo_stream, "EchoStream", &echo.base);
+  seed(&rpc_m_echo_stream, "EchoStream", &echo);
   printf("rpc seeds written under %s\n", dir);
 }
