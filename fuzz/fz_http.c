@@ -1,7 +1,7 @@
 /* fz_http: the master's HTTP side (master/http/mhttp.c) over a socket.
  *
  * A live mhttp server runs in the process over a populated master core
- * (fz_master.h), on 127.0.0.1 with a kernel-chosen port. The input is one
+ * (master_fill.h), on 127.0.0.1 with a kernel-chosen port. The input is one
  * request, laid out as
  *
  *   byte 0: method (GET, HEAD, POST, or the lower-case "get")
@@ -28,7 +28,7 @@
 
 #include "common/log.h"
 #include "fuzz/fuzz_util.h"
-#include "fuzz/fz_master.h"
+#include "fuzz/master_fill.h"
 #include "master/http/mhttp.h"
 #include "tools/mica/mjson.h"
 

@@ -6,7 +6,7 @@
  * sst_builder (raw, LZ4 and zstd blocks, with and without a filter, one
  * block and many, empty), WAL segments from wal_writer, manifests from
  * man_write, metadata logs from a master core driven through its calls
- * (fz_master.h), all read back as bytes. The text inputs (escapes, JSON,
+ * (master_fill.h), all read back as bytes. The text inputs (escapes, JSON,
  * HTTP requests) are written out literally below. Each file is small:
  * the whole corpus stays far under 1 MiB. Output names are fixed, so
  * running it again rewrites the same files. */
@@ -19,7 +19,7 @@
 #include "common/ikey.h"
 #include "common/log.h"
 #include "fuzz/fuzz_util.h"
-#include "fuzz/fz_master.h"
+#include "fuzz/master_fill.h"
 #include "master/state.h"
 #include "sstable/sstable.h"
 #include "tabletserver/manifest.h"

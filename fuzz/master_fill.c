@@ -1,13 +1,13 @@
-/* fz_master: populates a master core through its public calls
- * (fz_master.h). */
-#include "fuzz/fz_master.h"
+/* master_fill: populates a master core through its public calls
+ * (master_fill.h). */
+#include "fuzz/master_fill.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 static void check(mica_err *err, const char *what) {
   if (err == NULL) return;
-  fprintf(stderr, "fz_master: %s: %s\n", what, err_msg(err));
+  fprintf(stderr, "master_fill: %s: %s\n", what, err_msg(err));
   abort();
 }
 

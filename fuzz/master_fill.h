@@ -1,4 +1,4 @@
-/* fz_master: a master core with something in it, for the fuzz targets and
+/* master_fill: a master core with something in it, for the fuzz targets and
  * the seed generator.
  *
  * fzm_populate drives a freshly opened core through the calls the RPC
@@ -9,8 +9,8 @@
  * normal life and every section the HTTP API renders.
  *
  * Thread-safety: as state.h. */
-#ifndef MICA_FUZZ_FZ_MASTER_H
-#define MICA_FUZZ_FZ_MASTER_H
+#ifndef MICA_FUZZ_MASTER_FILL_H
+#define MICA_FUZZ_MASTER_FILL_H
 
 #include <stdint.h>
 
