@@ -43,7 +43,7 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
     e = mcl_check_key(slice_make(splits[i].data, splits[i].len));
   if (e != NULL) return mcl_finish(e);
   rpc_create_table_request req = {0};
-  req.name = (char *)table;
+  req.name = table;
   slice *keys = xcalloc(n_splits ? n_splits : 1, sizeof *keys);
   for (size_t i = 0; i < n_splits; i++) {
     keys[i].data = (uint8_t *)splits[i].data;
@@ -68,7 +68,7 @@ int mica_drop_table(mica_client *c, const char *table) {
   mica_err *e = mcl_check_table(table);
   if (e != NULL) return mcl_finish(e);
   rpc_drop_table_request req = {0};
-  req.name = (char *)table;
+  req.name = table;
   void *msg = NULL;
   e = master(c, &rpc_m_master_drop_table, &req, &msg);
   rpc_msg_free(msg);
@@ -120,7 +120,7 @@ int mica_list_tablets(mica_client *c, const char *table, mica_tablet_info **tabl
   *tablets = NULL;
   *n = 0;
   rpc_list_tablets_request req = {0};
-  req.table = (char *)(table ? table : "");
+  req.table = table ? table : "";
   void *msg = NULL;
   mica_err *e = master(c, &rpc_m_master_list_tablets, &req, &msg);
   if (e != NULL) return mcl_finish(e);
@@ -184,8 +184,7 @@ int mica_split_tablet(mica_client *c, uint64_t tablet_id, const void *key, size_
   if (e != NULL) return mcl_finish(e);
   rpc_split_tablet_request req = {0};
   req.tablet_id = tablet_id;
-  req.split_key.data = (uint8_t *)key;
-  req.split_key.len = key_len;
+  req.split_key = slice_make(key, key_len);
   void *msg = NULL;
   e = master(c, &rpc_m_master_split_tablet, &req, &msg);
   if (e == NULL) {

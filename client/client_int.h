@@ -78,9 +78,9 @@ bool mcl_code_retryable(int code);
 
 /* ---- master calls ---- */
 
-/* A unary call to the master with retries on UNAVAILABLE. `status_of`
- * extracts the response's Status; on success *resp (caller frees with
- * rpc_msg_free) holds an OK response. An application error is returned as
+/* A unary call to the master with retries on UNAVAILABLE. `req` is a
+ * message of m->request; on success *resp (a message of m->response; caller
+ * frees with rpc_msg_free) holds a response whose Status is OK. An application error is returned as
  * is, without retry unless it is UNAVAILABLE. */
 mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
                          const void *req, void **resp);

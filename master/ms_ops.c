@@ -11,6 +11,7 @@
 
 #include "common/coding.h"
 #include "master/ms_int.h"
+#include "proto/limits.h"
 
 #define LOCK(m) pthread_mutex_lock(&(m)->mu)
 #define UNLOCK(m) pthread_mutex_unlock(&(m)->mu)
@@ -55,7 +56,8 @@ static mica_err *check_create(ms *m, const char *name, const slice *keys,
                               size_t n) {
   if (name == NULL || !ms_valid_table_name(name))
     return err_new(MICA_INVALID_ARGUMENT, "table name \"%.140s\" is not 1 to "
-                   "128 characters of A-Z a-z 0-9 _ . -", name ? name : "");
+                   "%u characters of A-Z a-z 0-9 _ . -", name ? name : "",
+                   MICA_MAX_TABLE_NAME);
   if (ms_find_tbl_name(m, name) != NULL)
     return err_new(MICA_ALREADY_EXISTS, "table %s already exists", name);
   if (n > m->opt.max_split_keys)
@@ -173,7 +175,7 @@ static size_t containing(const ms_tbl *tb, slice key) {
 static mica_err *lookup(ms *m, const char *table, slice key, uint32_t count,
                         bool before, ms_tablet_list *out) {
   if (count == 0) count = 1;
-  if (count > 1000) count = 1000;
+  if (count > MICA_MAX_LOOKUP_COUNT) count = MICA_MAX_LOOKUP_COUNT;
   LOCK(m);
   mica_err *err = NULL;
   ms_tbl *tb = table ? ms_find_tbl_name(m, table) : NULL;

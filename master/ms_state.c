@@ -15,6 +15,7 @@
 #include "common/coding.h"
 #include "common/log.h"
 #include "master/ms_int.h"
+#include "proto/limits.h"
 
 static mica_err *check_invariants(ms *m);
 
@@ -60,7 +61,7 @@ bool ms_srv_live(ms *m, uint64_t id) {
 
 bool ms_valid_table_name(const char *name) {
   size_t n = strlen(name);
-  if (n < 1 || n > 128) return false;
+  if (n < 1 || n > MICA_MAX_TABLE_NAME) return false;
   for (size_t i = 0; i < n; i++) {
     char c = name[i];
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -1010,7 +1011,7 @@ void ms_options_init(ms_options *o) {
   o->lease_margin_us = 2 * 1000 * 1000;
   o->heartbeat_us = 1000 * 1000;
   o->snapshot_bytes = 4 << 20;
-  o->max_key_len = 16 << 10;
+  o->max_key_len = MICA_MAX_KEY;
   o->max_split_keys = 10000;
   o->open_backoff_min_us = 200 * 1000;
   o->open_backoff_max_us = 10 * 1000 * 1000;

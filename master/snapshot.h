@@ -93,8 +93,9 @@ enum {
 };
 
 /* Copies the state of `m` at monotonic time `now_us` (uptime counted from
- * `start_us`, when the process started), with the tablets `which` selects. Caller frees with ms_snap_free(). Takes and releases
- * m's mutex once; never changes the core. */
+ * `start_us`, when the process started), with the tablets `which` selects.
+ * Caller frees with ms_snap_free(). Takes and releases m's mutex once;
+ * never changes the core. */
 void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
                  const char *table, ms_snap *out);
 void ms_snap_free(ms_snap *s); /* accepts an already freed one */

@@ -66,7 +66,7 @@ typedef struct ms_options {
   uint64_t lease_margin_us;     /* extra wait before declaring death (2 s) */
   uint64_t heartbeat_us;        /* interval servers are told to use (1 s) */
   uint64_t snapshot_bytes;      /* roll the log past this size (4 MiB) */
-  size_t max_key_len;           /* longest key (16 KiB) */
+  size_t max_key_len;           /* longest key (MICA_MAX_KEY) */
   size_t max_split_keys;        /* most split keys at create (10000) */
   uint64_t open_backoff_min_us; /* first retry delay of a failed open (200 ms) */
   uint64_t open_backoff_max_us; /* cap of that delay (10 s) */

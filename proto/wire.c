@@ -4,8 +4,9 @@
  * Encoding builds a protobuf-c message in an arena, pointing at the plain
  * message's bytes and strings rather than copying them, so the only copy is
  * the serialization itself. Decoding keeps the unpacked protobuf-c message
- * and points the plain struct into it; both live in one block with an arena
- * for the plain arrays, freed together by rpc_msg_free(). */
+ * and points the plain struct into its bytes and strings; the plain struct,
+ * its arrays and a record of the unpacked message live in one arena, and
+ * rpc_msg_free() frees both. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,24 +67,26 @@ static const rpc_msgdef *const all_defs[] = {RPC_MESSAGE_LIST(RPC_DEF_REF_)};
 #undef RPC_DEF_REF_
 
 /* The enums of wire.h must equal mica.proto's, number for number. */
-_Static_assert((int)RPC_TABLET_MERGED == (int)MICA__V1__TABLET_STATE__TABLET_MERGED &&
-                   (int)RPC_TABLET_UNASSIGNED == (int)MICA__V1__TABLET_STATE__TABLET_UNASSIGNED &&
-                   (int)RPC_TABLET_OPENING == (int)MICA__V1__TABLET_STATE__TABLET_OPENING &&
-                   (int)RPC_TABLET_SERVING == (int)MICA__V1__TABLET_STATE__TABLET_SERVING &&
-                   (int)RPC_TABLET_CLOSING == (int)MICA__V1__TABLET_STATE__TABLET_CLOSING &&
-                   (int)RPC_TABLET_SPLIT == (int)MICA__V1__TABLET_STATE__TABLET_SPLIT,
+#define SAME_(ours, theirs) ((int)(ours) == (int)(theirs))
+_Static_assert(SAME_(RPC_TABLET_UNASSIGNED, MICA__V1__TABLET_STATE__TABLET_UNASSIGNED) &&
+                   SAME_(RPC_TABLET_OPENING, MICA__V1__TABLET_STATE__TABLET_OPENING) &&
+                   SAME_(RPC_TABLET_SERVING, MICA__V1__TABLET_STATE__TABLET_SERVING) &&
+                   SAME_(RPC_TABLET_CLOSING, MICA__V1__TABLET_STATE__TABLET_CLOSING) &&
+                   SAME_(RPC_TABLET_SPLIT, MICA__V1__TABLET_STATE__TABLET_SPLIT) &&
+                   SAME_(RPC_TABLET_MERGED, MICA__V1__TABLET_STATE__TABLET_MERGED),
                "TabletState");
-_Static_assert((int)RPC_SCAN_END_RANGE == (int)MICA__V1__SCAN_END__SCAN_END_RANGE &&
-                   (int)RPC_SCAN_END_LIMIT == (int)MICA__V1__SCAN_END__SCAN_END_LIMIT &&
-                   (int)RPC_SCAN_END_ERROR == (int)MICA__V1__SCAN_END__SCAN_END_ERROR,
+_Static_assert(SAME_(RPC_SCAN_END_RANGE, MICA__V1__SCAN_END__SCAN_END_RANGE) &&
+                   SAME_(RPC_SCAN_END_LIMIT, MICA__V1__SCAN_END__SCAN_END_LIMIT) &&
+                   SAME_(RPC_SCAN_END_ERROR, MICA__V1__SCAN_END__SCAN_END_ERROR),
                "ScanEnd");
-_Static_assert((int)RPC_MUTATION_PUT == (int)MICA__V1__MUTATION__KIND__KIND_PUT &&
-                   (int)RPC_MUTATION_DELETE == (int)MICA__V1__MUTATION__KIND__KIND_DELETE,
+_Static_assert(SAME_(RPC_MUTATION_PUT, MICA__V1__MUTATION__KIND__KIND_PUT) &&
+                   SAME_(RPC_MUTATION_DELETE, MICA__V1__MUTATION__KIND__KIND_DELETE),
                "Mutation.Kind");
-_Static_assert((int)RPC_SERVER_LIVE == (int)MICA__V1__SERVER_STATE__SERVER_LIVE &&
-                   (int)RPC_SERVER_SUSPECT == (int)MICA__V1__SERVER_STATE__SERVER_SUSPECT &&
-                   (int)RPC_SERVER_DEAD == (int)MICA__V1__SERVER_STATE__SERVER_DEAD,
+_Static_assert(SAME_(RPC_SERVER_LIVE, MICA__V1__SERVER_STATE__SERVER_LIVE) &&
+                   SAME_(RPC_SERVER_SUSPECT, MICA__V1__SERVER_STATE__SERVER_SUSPECT) &&
+                   SAME_(RPC_SERVER_DEAD, MICA__V1__SERVER_STATE__SERVER_DEAD),
                "ServerState");
+#undef SAME_
 
 /* ---- encoding ---- */
 
@@ -103,7 +106,9 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
         protobuf_c_message_descriptor_get_field(d->pb, f->number);
     char *dst = AT(m, pf->offset);
     const char *src = CAT(plain, f->off);
-    size_t cnt = f->aux != 0 ? *(const size_t *)CAT(plain, f->aux) : 0;
+    bool repeated = f->kind == RPC_K_RMSG || f->kind == RPC_K_RBYTES ||
+                    f->kind == RPC_K_RU64;
+    size_t cnt = repeated ? *(const size_t *)CAT(plain, f->aux) : 0;
     switch (f->kind) {
       case RPC_K_U64: memcpy(dst, src, sizeof(uint64_t)); break;
       case RPC_K_U32: memcpy(dst, src, sizeof(uint32_t)); break;

@@ -422,7 +422,7 @@ int main(int argc, char **argv) {
       if (c.seconds <= 0) usage_exit("bad --seconds ", v);
     } else if (strcmp(a, "--value-size") == 0) {
       c.value_size = (size_t)strtoull(v, NULL, 10);
-      if (c.value_size == 0 || c.value_size > (8u << 20))
+      if (c.value_size == 0 || c.value_size > MICA_MAX_VALUE)
         usage_exit("bad --value-size ", v);
     } else if (strcmp(a, "--keys") == 0) {
       c.keys = strtoull(v, NULL, 10);

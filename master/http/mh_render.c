@@ -1,5 +1,5 @@
 /* mh_render: the JSON documents and the Prometheus text, written from a
- * snapshot (mh_snap.c) without any lock.
+ * snapshot (ms_snapshot, master/snapshot.h) without any lock.
  *
  * Everything written is ASCII. Strings from the core (table names, server
  * addresses as the servers announced them, event texts) are not trusted

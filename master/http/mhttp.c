@@ -5,7 +5,8 @@
  * connection slot, not a thread, and is dropped after the idle timeout.
  * Each request is answered on its first callback (no request here has a
  * body), from a snapshot of the core taken for that request alone
- * (mh_snap.c), so the core's mutex is held only for the copy.
+ * (ms_snapshot, master/snapshot.h), so the core's mutex is held only for
+ * the copy.
  *
  * The URL path reaches us undecoded (a pass-through unescape callback):
  * percent-decoding happens here, only in the one place a name is taken

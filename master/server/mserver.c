@@ -592,8 +592,8 @@ static void h_get_info(rpc_call *call, const void *req,
   rpc_get_info_response resp = {0};
   rpc_status st;
   resp.status = status_of(&st, NULL);
-  resp.version = (char *)MICA_VERSION;
-  resp.rpc_address = (char *)msrv_address(s);
+  resp.version = MICA_VERSION;
+  resp.rpc_address = msrv_address(s);
   resp.http_address = http;
   resp.start_time_ms = s->start_wall_ms;
   resp.cluster_name = s->cluster_name;

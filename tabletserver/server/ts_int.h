@@ -146,13 +146,11 @@ void ts_tab_free(ts_tab *tt);
  * Everything is copied into `rb` storage; valid until ts_routebuf_clear. */
 typedef struct ts_routebuf {
   rpc_routing_error re;
-  rpc_tablet_route routes[4];
-  rpc_tablet_descriptor descs[4];
-  rpc_location locs[4];
+  rpc_tablet_route routes[4]; /* re.current; point into wires */
+  rpc_route_wire wires[4];     /* the wire forms of copies */
   rpc_location moved;
-  rpc_route copies[4];
+  rpc_route copies[4];         /* with this server as location when here */
   char *moved_address;
-  char *address;
 } ts_routebuf;
 
 void ts_routebuf_init(ts_routebuf *rb);

@@ -90,7 +90,7 @@ static bool do_register(ts_server *s) {
   reports r;
   collect_reports(s, &r);
   rpc_register_server_request req = {0};
-  req.address = (char *)rpc_server_address(s->rpc);
+  req.address = rpc_server_address(s->rpc);
   req.previous_server_id = atomic_load(&s->server_id);
   req.tablets = r.v;
   req.n_tablets = r.n;
@@ -209,8 +209,7 @@ mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
   ref.assign_epoch = parent->assign_epoch;
   req.server_id = atomic_load(&s->server_id);
   req.parent = &ref;
-  req.split_key.data = (uint8_t *)key.data;
-  req.split_key.len = key.len;
+  req.split_key = key;
   void *m = NULL;
   mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_report_split, &req,
                           30000, &m);

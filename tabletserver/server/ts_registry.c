@@ -118,7 +118,6 @@ void ts_routebuf_init(ts_routebuf *rb) {
 void ts_routebuf_clear(ts_routebuf *rb) {
   for (size_t i = 0; i < rb->re.n_current; i++) rpc_route_clear(&rb->copies[i]);
   free(rb->moved_address);
-  free(rb->address);
   memset(rb, 0, sizeof(*rb));
 }
 
@@ -126,18 +125,15 @@ void ts_routebuf_add(ts_server *s, ts_routebuf *rb, const rpc_route *d,
                      bool here) {
   size_t i = rb->re.n_current;
   if (i >= 4) return;
-  rpc_route_copy(&rb->copies[i], d);
-  rpc_route_desc(&rb->copies[i], &rb->descs[i]);
-  memset(&rb->routes[i], 0, sizeof rb->routes[i]);
-  rb->routes[i].desc = &rb->descs[i];
+  rpc_route *c = &rb->copies[i];
+  rpc_route_copy(c, d);
+  free(c->address);
+  c->address = NULL;
   if (here) {
-    if (rb->address == NULL) rb->address = xstrdup(rpc_server_address(s->rpc));
-    memset(&rb->locs[i], 0, sizeof rb->locs[i]);
-    rb->locs[i].server_id = atomic_load(&s->server_id);
-    rb->locs[i].address = rb->address;
-    rb->locs[i].assign_epoch = d->assign_epoch;
-    rb->routes[i].location = &rb->locs[i];
+    c->server_id = atomic_load(&s->server_id);
+    c->address = xstrdup(rpc_server_address(s->rpc));
   }
+  rb->routes[i] = *rpc_route_to_wire(c, here, &rb->wires[i]);
   rb->re.current = rb->routes;
   rb->re.n_current = i + 1;
 }

@@ -38,6 +38,7 @@
 #include "common/err.h"
 #include "common/slice.h"
 #include "mica/status.h"
+#include "proto/limits.h"
 #include "tools/mica-bench/backend.h"
 #include "tools/mica-bench/gen.h"
 #include "tools/mica-bench/hist.h"
@@ -299,7 +300,7 @@ static void parse_args(int argc, char **argv, config *c) {
   }
   if (c->load) c->ops = c->records;
   if (c->ops == 0 && c->duration_s <= 0) usage_error("--ops 0 needs --duration");
-  if ((uint64_t)c->fields * c->field_len > (8u << 20))
+  if ((uint64_t)c->fields * c->field_len > MICA_MAX_VALUE)
     usage_error("records of %llu bytes exceed the 8 MiB value limit",
                 (unsigned long long)c->fields * c->field_len);
 }
