@@ -23,11 +23,12 @@
  * servers are stopped and started afresh on an empty data root every
  * RESET_EVERY inputs.
  *
- * One guard: RegisterServer makes the master dial the address it names
- * (OpenTablet, CloseTablet), so a request naming anything other than
- * 127.0.0.1:<port> is sent with the address 127.0.0.1:9 instead (nothing
- * listens on the discard port): the fuzzer never makes the process dial
- * out of the machine.
+ * Two guards (guard()): RegisterServer makes the master dial the address
+ * it names (OpenTablet, CloseTablet), so a request naming anything other
+ * than 127.0.0.1:<port> is sent with the address 127.0.0.1:9 instead
+ * (nothing listens on the discard port): the fuzzer never makes the
+ * process dial out of the machine. And Echo's delay_ms, which only makes
+ * the server sleep, is capped at 2 ms.
  *
  * Oracles besides "never crash": no call ends with the transport status
  * INTERNAL (a handler that ended a call without answering, or an answer
@@ -55,6 +56,7 @@
  * sooner (wait_timeout_ms below). */
 #define CALL_TIMEOUT_MS 5000
 #define MAX_CHUNKS 64
+#define MAX_ECHO_DELAY_MS 2
 
 static msrv *g_master;
 static ts_server *g_ts;
@@ -171,22 +173,38 @@ static bool loopback_address(const char *a) {
   return n >= 1 && n <= 5 && strspn(a + 10, "0123456789") == n;
 }
 
-/* The request bytes to send: the input, or for a RegisterServer naming a
- * non-loopback address, the same request naming 127.0.0.1:9. */
+/* The request bytes to send: the input, except that a RegisterServer
+ * naming a non-loopback address names 127.0.0.1:9 instead, and an Echo
+ * waits at most MAX_ECHO_DELAY_MS per answer (delay_ms only makes the
+ * server sleep: a fuzzer that finds it would otherwise spend its time
+ * waiting for deadlines). */
 static void guard(const rpc_method *m, slice in, buf *out) {
   buf_append_slice(out, in);
-  if (m != &rpc_m_master_register_server) return;
+  bool echo = m == &rpc_m_echo_echo || m == &rpc_m_echo_stream;
+  if (m != &rpc_m_master_register_server && !echo) return;
   void *msg = NULL;
   mica_err *err = rpc_msg_decode(m->request, in, &msg);
   if (err) { /* does not decode: the server refuses it as it is */
     err_free(err);
     return;
   }
-  rpc_register_server_request *r = msg;
-  if (!loopback_address(r->address)) {
-    r->address = "127.0.0.1:9";
+  bool changed = false;
+  if (echo) {
+    rpc_echo_request *r = msg;
+    if (r->delay_ms > MAX_ECHO_DELAY_MS) {
+      r->delay_ms = MAX_ECHO_DELAY_MS;
+      changed = true;
+    }
+  } else {
+    rpc_register_server_request *r = msg;
+    if (!loopback_address(r->address)) {
+      r->address = "127.0.0.1:9";
+      changed = true;
+    }
+  }
+  if (changed) {
     buf_clear(out);
-    rpc_msg_encode(m->request, r, out);
+    rpc_msg_encode(m->request, msg, out);
   }
   rpc_msg_free(msg);
 }
@@ -239,12 +257,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     call_stream(m, ch, buf_slice(&req));
   } else {
     buf resp = BUF_INIT;
+    uint64_t t0 = env_now_micros(env_posix());
     mica_err *err =
         rpc_unary_raw(ch, m->path, buf_slice(&req), CALL_TIMEOUT_MS, &resp);
     check_transport(m, err);
     if (g_verbose)
-      fprintf(stderr, "fz_rpc: %s: %s, %zu answer bytes\n", m->path,
-              err ? err_msg(err) : "OK", resp.len);
+      fprintf(stderr, "fz_rpc: %s: %s, %zu answer bytes in %.1f ms\n",
+              m->path, err ? err_msg(err) : "OK", resp.len,
+              (double)(env_now_micros(env_posix()) - t0) / 1000);
     if (err == NULL) {
       void *r = NULL;
       mica_err *derr = rpc_msg_decode(m->response, buf_slice(&resp), &r);
