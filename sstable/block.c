@@ -109,6 +109,30 @@ static inline uint32_t restart_point(const sst_block *b, uint32_t i) {
   return decode_fixed32(b->data + b->restart_off + (size_t)i * 4);
 }
 
+bool sst_block_restarts_ok(const sst_block *b) {
+  const uint8_t *limit = b->data + b->restart_off;
+  uint32_t off = 0, next_restart = 0;
+  while (off < b->restart_off) {
+    const uint8_t *p = b->data + off;
+    uint32_t shared, unshared, vlen;
+    if ((p = get_varint32(p, limit, &shared)) == NULL ||
+        (p = get_varint32(p, limit, &unshared)) == NULL ||
+        (p = get_varint32(p, limit, &vlen)) == NULL ||
+        (uint64_t)unshared + vlen > (uint64_t)(limit - p))
+      return false;
+    if (next_restart < b->nrestarts) {
+      uint32_t r = restart_point(b, next_restart);
+      if (r < off) return false; /* inside the previous entry */
+      if (r == off) {
+        if (shared != 0) return false;
+        next_restart++;
+      }
+    }
+    off = (uint32_t)(p + unshared + vlen - b->data);
+  }
+  return next_restart == b->nrestarts;
+}
+
 static inline int key_cmp(const uint8_t *a, size_t alen, slice b) {
   return sst_ikey_cmp(a, alen, b.data, b.len);
 }

@@ -875,6 +875,10 @@ mica_err *sst_reader_verify(sst_reader *r) {
     if (err != NULL) break;
     raw_data += ref.blk.size + SST_TRAILER_SIZE;
     if (type != SST_BLOCK_RAW) compressed++;
+    if (!sst_block_restarts_ok(&ref.blk)) {
+      err = corrupt(r, off, "data block restart point is not at a whole-key entry");
+      break;
+    }
     sst_bc_set(&c, &ref.blk);
     size_t n = 0;
     for (sst_bc_first(&c); sst_bc_valid(&c); sst_bc_next(&c), n++) {

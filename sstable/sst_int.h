@@ -102,6 +102,14 @@ typedef struct sst_block {
  * False when the trailer cannot be a restart array. */
 bool sst_block_parse(const uint8_t *data, size_t size, sst_block *b);
 
+/* True when every restart point of `b` is the offset of an entry, as
+ * decoded from the start, whose key is written whole (shared = 0). Backward
+ * steps and seeks decode from restart points, forward iteration never
+ * does, so a block that breaks this iterates forward fine but reads
+ * differently (or fails) the other ways. Scans the whole block: for
+ * sst_reader_verify, not for every read. */
+bool sst_block_restarts_ok(const sst_block *b);
+
 /* A cursor over one block's entries, in both directions. `corrupt` is set
  * (and the cursor invalid) when an entry fails to decode. */
 typedef struct sst_block_cursor {

@@ -235,9 +235,12 @@ static mj_val *number_val(parser *ps) {
     while (is_digit(ps)) ps->p++;
   }
   /* The grammar above is a subset of what strtod reads, so strtod consumes
-   * exactly these bytes; a copy gives it the NUL it needs. */
-  char *copy = xmemdup(s, (size_t)(ps->p - s) + 1);
-  copy[ps->p - s] = '\0';
+   * exactly these bytes; a copy gives it the NUL it needs (copying only
+   * the number: it may end the text, with no byte after it to read). */
+  size_t n = (size_t)(ps->p - s);
+  char *copy = xmalloc(n + 1);
+  memcpy(copy, s, n);
+  copy[n] = '\0';
   double d = strtod(copy, NULL);
   free(copy);
   if (!isfinite(d)) {
