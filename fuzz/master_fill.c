@@ -49,11 +49,11 @@ static void heartbeat_all(ms *m, uint64_t id, uint64_t now) {
 
 uint64_t fzm_populate(ms *m, uint64_t now) {
   ms_server_reply r = {0};
-  check(ms_handle_register(m, "127.0.0.1:7001", 0, 1, NULL, 0, now, &r),
+  check(ms_handle_register(m, "127.0.0.1:7001", NULL, 0, 1, NULL, 0, now, &r),
         "register");
   uint64_t s1 = r.server_id;
   ms_server_reply_free(&r);
-  check(ms_handle_register(m, "127.0.0.1:7002", 0, 1, NULL, 0, now, &r),
+  check(ms_handle_register(m, "127.0.0.1:7002", NULL, 0, 1, NULL, 0, now, &r),
         "register");
   uint64_t s2 = r.server_id;
   ms_server_reply_free(&r);
