@@ -88,6 +88,105 @@ _Static_assert(SAME_(RPC_SERVER_LIVE, MICA__V1__SERVER_STATE__SERVER_LIVE) &&
                "ServerState");
 #undef SAME_
 
+/* ---- text: proto3 strings are UTF-8 ---- */
+
+/* Length of the valid UTF-8 prefix of s[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). n when all of it is. */
+static size_t utf8_valid_prefix(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return i;
+    }
+    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; k++)
+      if ((s[i + k] & 0xc0) != 0x80) return i;
+    i += len;
+  }
+  return n;
+}
+
+bool rpc_utf8_valid(const char *s, size_t n) {
+  return utf8_valid_prefix((const uint8_t *)s, n) == n;
+}
+
+/* `s` as it may go on the wire: itself when it is UTF-8, else a copy in
+ * `a` with every byte outside printable ASCII escaped as \xNN, the way
+ * messages show keys (slice_escape). */
+static const char *wire_text(const char *s, arena *a) {
+  size_t n = strlen(s);
+  if (rpc_utf8_valid(s, n)) return s;
+  buf esc = BUF_INIT;
+  slice_escape(slice_make(s, n), &esc);
+  char *out = arena_alloc_aligned(a, esc.len + 1);
+  memcpy(out, esc.data, esc.len + 1);
+  buf_free(&esc);
+  return out;
+}
+
+/* The first string field of `plain` (a message of `d`), depth first, that
+ * is not UTF-8: INVALID_ARGUMENT naming it by its path from the top
+ * message, e.g. "CreateTableRequest.name", "OpenTabletRequest.desc.
+ * table_name", "RegisterServerRequest.tablets[2]...". */
+static mica_err *check_text(const rpc_msgdef *d, const void *plain,
+                            const char *path) {
+  size_t n;
+  const rpc_field *fs = d->fields(&n);
+  for (size_t i = 0; i < n; i++) {
+    const rpc_field *f = &fs[i];
+    const char *src = (const char *)plain + f->off;
+    char sub[512];
+    if (f->kind == RPC_K_STR) {
+      const char *v = *(const char *const *)src;
+      if (v == NULL) continue;
+      size_t len = strlen(v);
+      size_t ok = utf8_valid_prefix((const uint8_t *)v, len);
+      if (ok < len)
+        return err_new(MICA_INVALID_ARGUMENT,
+                       "%s.%s is not valid UTF-8 (byte 0x%02x at offset %zu): "
+                       "string fields must be UTF-8; send arbitrary bytes "
+                       "only in bytes fields",
+                       path, f->name, (unsigned)(uint8_t)v[ok], ok);
+    } else if (f->kind == RPC_K_MSG) {
+      const void *m = *(const void *const *)src;
+      if (m == NULL) continue;
+      snprintf(sub, sizeof sub, "%s.%s", path, f->name);
+      mica_err *e = check_text(f->sub, m, sub);
+      if (e != NULL) return e;
+    } else if (f->kind == RPC_K_RMSG) {
+      const char *arr = *(const char *const *)src;
+      size_t cnt = *(const size_t *)((const char *)plain + f->aux);
+      for (size_t k = 0; k < cnt; k++) {
+        snprintf(sub, sizeof sub, "%s.%s[%zu]", path, f->name, k);
+        mica_err *e = check_text(f->sub, arr + k * f->sub->size, sub);
+        if (e != NULL) return e;
+      }
+    }
+  }
+  return NULL;
+}
+
+mica_err *rpc_wire_check_text(const rpc_msgdef *d, const void *plain) {
+  /* pb->short_name is the message's name in mica.proto ("GetRequest"). */
+  return check_text(d, plain, d->pb->short_name);
+}
+
 /* ---- encoding ---- */
 
 #define AT(base, off) ((char *)(base) + (off))
@@ -116,8 +215,11 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
       case RPC_K_ENUM: memcpy(dst, src, sizeof(int)); break;
       case RPC_K_BOOL: *(protobuf_c_boolean *)dst = *(const bool *)src; break;
       case RPC_K_STR: {
+        /* Every string this process sends is UTF-8, whatever it was given
+         * (an error message quoting a peer's bytes, say): a strict decoder
+         * rejects the whole message otherwise. */
         const char *s = *(const char *const *)src;
-        *(char **)dst = (char *)(s != NULL ? s : "");
+        *(char **)dst = (char *)(s != NULL ? wire_text(s, a) : "");
         break;
       }
       case RPC_K_BYTES: {
@@ -353,7 +455,13 @@ mica_err *rpc_msg_decode(const rpc_msgdef *d, slice bytes, void **out) {
   if (m == NULL)
     return err_new(MICA_INVALID_ARGUMENT, "%zu bytes do not decode as %s",
                    bytes.len, d->pb->name);
-  *out = rpc_wire_decode(d, m);
+  void *msg = rpc_wire_decode(d, m);
+  mica_err *e = rpc_wire_check_text(d, msg);
+  if (e != NULL) {
+    rpc_msg_free(msg);
+    return e;
+  }
+  *out = msg;
   return NULL;
 }
 
