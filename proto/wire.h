@@ -275,7 +275,8 @@ enum rpc_server_state {
   F(U64, _, split_threshold_bytes, 6)
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
-  F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)
+  F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)              \
+  F(BOOL, _, disk_below_reserve, 5)
 #define RPC_FIELDS_merged_input(F) \
   F(U64, _, tablet_id, 1) F(MSG, tablet_route, merged, 2)
 #define RPC_FIELDS_heartbeat_response(F)                                     \
