@@ -184,8 +184,6 @@ static const struct option longopts[] = {
     {"merge-max-bytes", required_argument, NULL, F_MERGE_BYTES},
     {"merge-max-rate", required_argument, NULL, F_MERGE_RATE},
     {"merge-min-age-ms", required_argument, NULL, F_MERGE_AGE},
-    {"max-split-keys", required_argument, NULL, F_MAX_SPLIT_KEYS},
-    {"max-opens", required_argument, NULL, F_MAX_OPENS},
     {"tick-ms", required_argument, NULL, F_TICK},
     {"threads", required_argument, NULL, F_THREADS},
     {"http-listen", required_argument, NULL, F_HTTP_LISTEN},
@@ -193,6 +191,8 @@ static const struct option longopts[] = {
     {"cluster-name", required_argument, NULL, F_CLUSTER_NAME},
     {"zk", required_argument, NULL, F_ZK},
     {"zk-session-ms", required_argument, NULL, F_ZK_SESSION},
+    {"max-split-keys", required_argument, NULL, F_MAX_SPLIT_KEYS},
+    {"max-opens", required_argument, NULL, F_MAX_OPENS},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
