@@ -14,7 +14,9 @@
  *   - CreateTable refuses more split keys than --max-split-keys, and a
  *     table of many tablets opens (at most --max-opens per server at a
  *     time) while a move and heartbeats proceed; dropping it takes its
- *     tablets out of ListServers' counts at once. */
+ *     tablets out of ListServers' counts at once;
+ *   - a tablet server whose disk is below its free-space reserve says so in
+ *     its heartbeats, and the master starts no merge there. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +45,19 @@ static int suite_init(void) {
 static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 /* The serving route of `key` in `table`; caller frees *resp. */
-static const rpc_tablet_route *route_of(const char *table, slice key,
+static const rpc_tablet_route *route_in(cluster *c, const char *table,
+                                        slice key,
                                         rpc_lookup_tablets_response **resp) {
   rpc_tablet_route *r = NULL;
-  TU_OK(kvc_route(g_c, table, key, 30000, &r, resp));
+  TU_OK(kvc_route(c, table, key, 30000, &r, resp));
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r->location);
   return r;
+}
+
+static const rpc_tablet_route *route_of(const char *table, slice key,
+                                        rpc_lookup_tablets_response **resp) {
+  return route_in(g_c, table, key, resp);
 }
 
 /* A Get of `key` naming `ref`, sent to `address`. */
@@ -379,6 +387,69 @@ static void test_many_tablets(void) {
   free(kb);
 }
 
+/* ---- a server below its free-space reserve ---- */
+
+static cluster *g_low;
+
+/* One tablet server whose reserve exceeds any disk: its data root is always
+ * "below the reserve", which its heartbeats must tell the master. */
+static int low_init(void) {
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  static const char *const targs[] = {"--reserve-space", "1000000G", NULL};
+  static const char *const margs[] = {"--balancer", "off", NULL};
+  o.tserver_args = targs;
+  o.master_args = margs;
+  return cl_suite_start(&o, &g_low);
+}
+
+static int low_clean(void) { return cl_suite_stop(&g_low); }
+
+static void test_disk_low_no_merge(void) {
+  slice split[] = {S("m")};
+  TU_OK(kvc_create_table(g_low, "low", split, 1));
+  rpc_lookup_tablets_response *la = NULL, *lb = NULL;
+  const rpc_tablet_route *a = route_in(g_low, "low", S("a"), &la);
+  const rpc_tablet_route *b = route_in(g_low, "low", S("x"), &lb);
+  uint64_t srv = a->location->server_id;
+
+  /* The master learns it from the heartbeats (200 ms apart). */
+  bool seen = false;
+  for (uint64_t end = cl_now_ms() + 15000; !seen && cl_now_ms() < end;) {
+    rpc_list_events_request q = {0};
+    rpc_list_events_response *r = NULL;
+    TU_OK(cl_call_master(g_low, &rpc_m_master_list_events, &q, 10000,
+                         (void **)&r));
+    for (size_t i = 0; i < r->n_events && !seen; i++)
+      seen = strcmp(r->events[i].kind, "disk") == 0 &&
+             r->events[i].server_id == srv &&
+             strstr(r->events[i].text, "below") != NULL;
+    rpc_msg_free(r);
+    if (!seen) cl_sleep_ms(100);
+  }
+  CU_ASSERT_FATAL(seen);
+
+  /* No merge starts there. */
+  rpc_merge_tablets_request mq = {.left_tablet_id = a->desc->tablet_id,
+                                  .right_tablet_id = b->desc->tablet_id};
+  void *r = NULL;
+  mica_err *e = cl_call_master(g_low, &rpc_m_master_merge_tablets, &mq,
+                               10000, &r);
+  CU_ASSERT_EQUAL(err_code(e), MICA_RESOURCE_EXHAUSTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "reserve"));
+  err_free(e);
+  rpc_msg_free(r);
+  /* Reads are still served. */
+  bool found = true;
+  buf v = BUF_INIT;
+  TU_OK(kvc_get(g_low, "low", S("a"), &found, &v, 10000));
+  CU_ASSERT_FALSE(found);
+  buf_free(&v);
+  rpc_msg_free(la);
+  rpc_msg_free(lb);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"routing errors echo the tablet id", test_routing_errors},
@@ -387,8 +458,12 @@ static void add_suites(void) {
       {"assign events name the server", test_assign_events},
       {"many tablets: cap, paced opens, drop", test_many_tablets},
       CU_TEST_INFO_NULL};
+  static const CU_TestInfo low[] = {
+      {"disk below reserve: no merge", test_disk_low_no_merge},
+      CU_TEST_INFO_NULL};
   CU_SuiteInfo suites[] = {
       {"answers", suite_init, suite_clean, NULL, NULL, (CU_TestInfo *)tests},
+      {"disk_low", low_init, low_clean, NULL, NULL, (CU_TestInfo *)low},
       CU_SUITE_INFO_NULL};
   CU_register_suites(suites);
 }
