@@ -140,51 +140,73 @@ static const char *wire_text(const char *s, arena *a) {
   return out;
 }
 
-/* The first string field of `plain` (a message of `d`), depth first, that
- * is not UTF-8: INVALID_ARGUMENT naming it by its path from the top
- * message, e.g. "CreateTableRequest.name", "OpenTabletRequest.desc.
- * table_name", "RegisterServerRequest.tablets[2]...". */
-static mica_err *check_text(const rpc_msgdef *d, const void *plain,
-                            const char *path) {
+/* Where check_text found a string that is not UTF-8: the field's path
+ * from the top message, built as the search unwinds (failures are rare,
+ * so the common path formats nothing). */
+typedef struct bad_text {
+  char path[512];
+  size_t offset;
+  uint8_t byte;
+} bad_text;
+
+/* Prepends `seg` (shorter than the path buffer) to bad->path, cutting
+ * the path's end if the whole would not fit. */
+static void path_prepend(bad_text *bad, const char *seg) {
+  size_t sl = strlen(seg), pl = strlen(bad->path);
+  if (sl + pl + 1 > sizeof bad->path) pl = sizeof bad->path - 1 - sl;
+  memmove(bad->path + sl, bad->path, pl);
+  memcpy(bad->path, seg, sl);
+  bad->path[sl + pl] = '\0';
+}
+
+/* False, filling *bad, at the first string field of `plain` (a message of
+ * `d`), depth first, that is not UTF-8. */
+static bool check_text(const rpc_msgdef *d, const void *plain, bad_text *bad) {
   size_t n;
   const rpc_field *fs = d->fields(&n);
   for (size_t i = 0; i < n; i++) {
     const rpc_field *f = &fs[i];
     const char *src = (const char *)plain + f->off;
-    char sub[512];
+    char seg[160];
     if (f->kind == RPC_K_STR) {
       const char *v = *(const char *const *)src;
       if (v == NULL) continue;
       size_t len = strlen(v);
       size_t ok = utf8_valid_prefix((const uint8_t *)v, len);
-      if (ok < len)
-        return err_new(MICA_INVALID_ARGUMENT,
-                       "%s.%s is not valid UTF-8 (byte 0x%02x at offset %zu): "
-                       "string fields must be UTF-8; send arbitrary bytes "
-                       "only in bytes fields",
-                       path, f->name, (unsigned)(uint8_t)v[ok], ok);
+      if (ok == len) continue;
+      snprintf(bad->path, sizeof bad->path, ".%s", f->name);
+      bad->offset = ok;
+      bad->byte = (uint8_t)v[ok];
+      return false;
     } else if (f->kind == RPC_K_MSG) {
       const void *m = *(const void *const *)src;
-      if (m == NULL) continue;
-      snprintf(sub, sizeof sub, "%s.%s", path, f->name);
-      mica_err *e = check_text(f->sub, m, sub);
-      if (e != NULL) return e;
+      if (m == NULL || check_text(f->sub, m, bad)) continue;
+      snprintf(seg, sizeof seg, ".%s", f->name);
+      path_prepend(bad, seg);
+      return false;
     } else if (f->kind == RPC_K_RMSG) {
       const char *arr = *(const char *const *)src;
       size_t cnt = *(const size_t *)((const char *)plain + f->aux);
       for (size_t k = 0; k < cnt; k++) {
-        snprintf(sub, sizeof sub, "%s.%s[%zu]", path, f->name, k);
-        mica_err *e = check_text(f->sub, arr + k * f->sub->size, sub);
-        if (e != NULL) return e;
+        if (check_text(f->sub, arr + k * f->sub->size, bad)) continue;
+        snprintf(seg, sizeof seg, ".%s[%zu]", f->name, k);
+        path_prepend(bad, seg);
+        return false;
       }
     }
   }
-  return NULL;
+  return true;
 }
 
 mica_err *rpc_wire_check_text(const rpc_msgdef *d, const void *plain) {
+  bad_text bad;
+  if (check_text(d, plain, &bad)) return NULL;
   /* pb->short_name is the message's name in mica.proto ("GetRequest"). */
-  return check_text(d, plain, d->pb->short_name);
+  return err_new(MICA_INVALID_ARGUMENT,
+                 "%s%s is not valid UTF-8 (byte 0x%02x at offset %zu): string "
+                 "fields must be UTF-8; send arbitrary bytes only in bytes "
+                 "fields",
+                 d->pb->short_name, bad.path, (unsigned)bad.byte, bad.offset);
 }
 
 /* ---- encoding ---- */
