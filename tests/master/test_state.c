@@ -1841,6 +1841,29 @@ static void test_drop_leaves_server_counts(void) {
   CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
                   1);
   sim_check(&c);
+
+  /* Dropped while its opens are in flight, some of them answered with an
+   * unknown outcome: the table still goes away completely. */
+  TU_OK(ms_create_table(c.m, "big2", keys, N, c.now, NULL));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT(a.n > 0);
+  TU_OK(ms_drop_table(c.m, "big2", c.now));
+  CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
+                  1);
+  c.s[0].open_err = MICA_DEADLINE_EXCEEDED;
+  sim_perform(&c, &a);
+  ms_action_list_free(&a);
+  c.s[0].open_err = MICA_OK;
+  c.deletes = 0;
+  for (int r = 0; r < 120 && c.deletes == 0; r++) sim_advance(&c, SIM_SEC);
+  CU_ASSERT_EQUAL(c.deletes, 1);
+  CU_ASSERT_EQUAL(c.s[0].n + c.s[1].n, 1);
+  ms_tablet_list all = {0};
+  TU_OK(ms_list_tablets(c.m, NULL, true, &all));
+  CU_ASSERT_EQUAL(all.n, 1); /* only "keep"'s */
+  ms_tablet_list_free(&all);
+  sim_check(&c);
   free(keys);
   free(kb);
   sim_free(&c);
