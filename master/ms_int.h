@@ -92,6 +92,8 @@ typedef struct ms_srv {
   /* volatile */
   uint64_t renewed_at; /* when the master received its last renewal */
   bool reported;       /* registered or heartbeated since this master began */
+  bool disk_low;       /* its last heartbeat: disk below its free-space
+                        * reserve (no merge starts there, no split commits) */
   /* Merge inputs this server closed, with the tablet they were merged
    * into: told to the server in a heartbeat reply once that tablet serves
    * (ms_handle_heartbeat), so it can route clients of the input there. At
@@ -153,6 +155,8 @@ ms_tbl *ms_find_tbl(ms *m, uint64_t id);
 ms_tbl *ms_find_tbl_name(ms *m, const char *name); /* live tables only */
 ms_srv *ms_find_srv(ms *m, uint64_t id);
 bool ms_srv_live(ms *m, uint64_t id);
+/* True when server `id` last reported its disk below its reserve. */
+bool ms_srv_disk_low(ms *m, uint64_t id);
 
 /* Checks a record against the state and, unless `dry`, applies it. Every
  * defect is CORRUPTION (replayed bytes are untrusted). */

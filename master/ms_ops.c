@@ -27,6 +27,18 @@ static char *show_key(slice key) {
   return (char *)b.data;
 }
 
+/* NOT_FOUND for table `name`, quoted as messages quote keys: a name is
+ * the caller's bytes, and a message must stay readable UTF-8. */
+static mica_err *no_table(const char *name) {
+  buf b = BUF_INIT;
+  size_t n = name ? strlen(name) : 0;
+  slice_escape(slice_make(name ? name : "", n > 140 ? 140 : n), &b);
+  mica_err *e = err_new(MICA_NOT_FOUND, "no table named \"%s%s\"",
+                        b.data ? (char *)b.data : "", n > 140 ? "..." : "");
+  buf_free(&b);
+  return e;
+}
+
 static mica_err *check_key(ms *m, slice key, const char *what) {
   if (key.len == 0)
     return err_new(MICA_INVALID_ARGUMENT, "%s is empty", what);
@@ -54,15 +66,22 @@ static mica_err *commit_u64s(ms *m, uint8_t type, const uint64_t *v,
 
 static mica_err *check_create(ms *m, const char *name, const slice *keys,
                               size_t n) {
-  if (name == NULL || !ms_valid_table_name(name))
-    return err_new(MICA_INVALID_ARGUMENT, "table name \"%.140s\" is not 1 to "
-                   "%u characters of A-Z a-z 0-9 _ . -", name ? name : "",
-                   MICA_MAX_TABLE_NAME);
+  if (name == NULL || !ms_valid_table_name(name)) {
+    size_t len = name ? strlen(name) : 0;
+    char *shown = show_key(slice_make(name ? name : "", len));
+    mica_err *e = err_new(MICA_INVALID_ARGUMENT, "table name \"%s\" is not 1 "
+                          "to %u characters of A-Z a-z 0-9 _ . -", shown,
+                          MICA_MAX_TABLE_NAME);
+    free(shown);
+    return e;
+  }
   if (ms_find_tbl_name(m, name) != NULL)
     return err_new(MICA_ALREADY_EXISTS, "table %s already exists", name);
   if (n > m->opt.max_split_keys)
-    return err_new(MICA_INVALID_ARGUMENT, "%zu split keys, over the limit of "
-                   "%zu", n, m->opt.max_split_keys);
+    return err_new(MICA_INVALID_ARGUMENT, "%zu split keys, over the cap of "
+                   "%zu split keys per CreateTable (the master's "
+                   "--max-split-keys); create fewer tablets and let them "
+                   "split", n, m->opt.max_split_keys);
   for (size_t i = 0; i < n; i++) {
     char what[48];
     snprintf(what, sizeof(what), "split key %zu", i);
@@ -118,8 +137,7 @@ mica_err *ms_drop_table(ms *m, const char *name, uint64_t now) {
   mica_err *err = NULL;
   ms_tbl *tb = name ? ms_find_tbl_name(m, name) : NULL;
   if (tb == NULL) {
-    err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"",
-                  name ? name : "");
+    err = no_table(name);
   } else {
     err = commit_u64s(m, REC_TABLE_DROP, &tb->id, 1);
     if (!err)
@@ -180,8 +198,7 @@ static mica_err *lookup(ms *m, const char *table, slice key, uint32_t count,
   mica_err *err = NULL;
   ms_tbl *tb = table ? ms_find_tbl_name(m, table) : NULL;
   if (tb == NULL) {
-    err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"",
-                  table ? table : "");
+    err = no_table(table);
     goto out;
   }
   if (key.len > m->opt.max_key_len) {
@@ -234,7 +251,7 @@ mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
   if (table != NULL && table[0] != '\0') {
     only = ms_find_tbl_name(m, table);
     if (only == NULL) {
-      err = err_new(MICA_NOT_FOUND, "no table named \"%.140s\"", table);
+      err = no_table(table);
       goto out;
     }
   }
@@ -595,6 +612,11 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
   } else if (t->state != MS_SERVING || t->action != 0) {
     err = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is %s: no split now",
                   t->id, ms_tablet_state_name(t->state));
+  } else if (ms_srv_disk_low(m, server_id)) {
+    err = err_new(MICA_RESOURCE_EXHAUSTED, "server %" PRIu64 " reported its "
+                  "disk below its free-space reserve: no split of tablet %"
+                  PRIu64 " commits there until space returns", server_id,
+                  t->id);
   } else {
     err = check_key(m, key, "split key");
     if (!err && (slice_cmp(key, buf_slice(&t->start)) <= 0 ||
@@ -652,12 +674,16 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
     x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
     x->registered_ms = s->registered_ms;
   }
-  /* One pass over the tablets; `v` is sorted by server id like srvs. */
+  /* One pass over the tablets; `v` is sorted by server id like srvs. A
+   * dropped table's tablets leave the counts with the table, as they leave
+   * every listing, though their closes may take a while. */
   for (size_t j = 0; j < m->n_tabs; j++) {
     ms_tab *t = m->tabs[j];
     if (t->state != MS_OPENING && t->state != MS_SERVING &&
         t->state != MS_CLOSING)
       continue;
+    ms_tbl *tb = ms_find_tbl(m, t->table_id);
+    if (tb == NULL || tb->dropping) continue;
     size_t lo = 0, hi = k;
     while (lo < hi) {
       size_t mid = lo + (hi - lo) / 2;
@@ -777,9 +803,30 @@ mica_err *ms_request_merge(ms *m, uint64_t left_id, uint64_t right_id,
     err = err_new(MICA_INVALID_ARGUMENT, "tablets %" PRIu64 " and %" PRIu64
                   " are not adjacent (left's end must be right's start)",
                   left_id, right_id);
+  for (int i = 0; i < 2 && !err; i++) {
+    ms_tab *t = i == 0 ? a : b;
+    if (ms_srv_disk_low(m, t->server))
+      err = err_new(MICA_RESOURCE_EXHAUSTED, "tablet %" PRIu64 " is on "
+                    "server %" PRIu64 ", whose disk is below its free-space "
+                    "reserve: no merge starts there until space returns",
+                    t->id, t->server);
+  }
   if (!err) err = ms_start_merge(m, a, b, "operator request");
   UNLOCK(m);
   return err;
+}
+
+void ms_server_disk(ms *m, uint64_t server_id, bool below_reserve) {
+  LOCK(m);
+  ms_srv *s = ms_find_srv(m, server_id);
+  if (s != NULL && s->disk_low != below_reserve) {
+    s->disk_low = below_reserve;
+    ms_event_add(m, "disk", 0, s->id, "server %" PRIu64 " (%s) reports its "
+                 "disk %s its free-space reserve%s", s->id, s->address,
+                 below_reserve ? "below" : "back above",
+                 below_reserve ? ": no merge or split starts there" : "");
+  }
+  UNLOCK(m);
 }
 
 mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,

@@ -193,6 +193,8 @@ static void copy_servers(ms *m, uint64_t now, ms_snap *out) {
     if (x == NULL) continue;
     if (t->state == MS_SPLIT) x->splits++;
     if (!placed(t->state) || x->state == MS_SERVER_DEAD) continue;
+    const ms_tbl *tb = ms_find_tbl(m, t->table_id);
+    if (tb == NULL || tb->dropping) continue; /* as ms_list_servers */
     x->tablets++;
     x->bytes += t->stats.bytes;
     x->keys += t->stats.keys;

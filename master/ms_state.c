@@ -55,6 +55,11 @@ ms_srv *ms_find_srv(ms *m, uint64_t id) {
   return lo < m->n_srvs && m->srvs[lo]->id == id ? m->srvs[lo] : NULL;
 }
 
+bool ms_srv_disk_low(ms *m, uint64_t id) {
+  ms_srv *s = ms_find_srv(m, id);
+  return s != NULL && s->disk_low;
+}
+
 bool ms_srv_live(ms *m, uint64_t id) {
   ms_srv *s = ms_find_srv(m, id);
   return s != NULL && !s->dead;
@@ -1075,7 +1080,8 @@ void ms_options_init(ms_options *o) {
   o->heartbeat_us = 1000 * 1000;
   o->snapshot_bytes = 4 << 20;
   o->max_key_len = MICA_MAX_KEY;
-  o->max_split_keys = 10000;
+  o->max_split_keys = 1000;
+  o->max_opens_per_server = 32;
   o->open_backoff_min_us = 200 * 1000;
   o->open_backoff_max_us = 10 * 1000 * 1000;
   o->action_timeout_us = 30ull * 1000 * 1000;

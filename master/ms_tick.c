@@ -250,17 +250,25 @@ static mica_err *end_grace(ms *m, uint64_t now) {
 
 /* One event per tick for the assignments it made, so that reassigning a
  * big server's tablets does not push its death out of the bounded event
- * list; each assignment is still logged at debug level. */
-static void assign_event(ms *m, uint64_t first, uint64_t first_srv,
-                         size_t count) {
-  if (count == 0) return;
-  if (count == 1)
+ * list; each assignment is still logged at debug level. The event's
+ * tablet and server are the first assignment's, which its text names. */
+static void assign_event(ms *m, const batch *b) {
+  if (b->n == 0) return;
+  uint64_t first = b->tabs[0]->id, first_srv = b->tabs[0]->server;
+  bool one_server = true;
+  for (size_t i = 1; i < b->n && one_server; i++)
+    one_server = b->tabs[i]->server == first_srv;
+  if (b->n == 1)
     ms_event_add(m, "assign", first, first_srv, "tablet %" PRIu64
                  " assigned to server %" PRIu64, first, first_srv);
-  else if (count > 1)
-    ms_event_add(m, "assign", first, 0, "%zu tablets assigned to the least "
-                 "loaded servers (tablet %" PRIu64 " to server %" PRIu64
-                 " first)", count, first, first_srv);
+  else if (one_server)
+    ms_event_add(m, "assign", first, first_srv, "%zu tablets assigned to "
+                 "server %" PRIu64 " (tablet %" PRIu64 " first)", b->n,
+                 first_srv, first);
+  else
+    ms_event_add(m, "assign", first, first_srv, "%zu tablets assigned to "
+                 "the least loaded servers (tablet %" PRIu64 " to server %"
+                 PRIu64 " first)", b->n, first, first_srv);
 }
 
 static mica_err *assign_unassigned(ms *m, uint64_t now) {
@@ -291,8 +299,7 @@ static mica_err *assign_unassigned(ms *m, uint64_t now) {
     LOG_D("master: tablet %" PRIu64 " assigned to server %" PRIu64
           " (epoch %" PRIu64 ")", t->id, t->server, t->assign_epoch);
   }
-  if (!err) assign_event(m, b.n ? b.tabs[0]->id : 0,
-                         b.n ? b.tabs[0]->server : 0, b.n);
+  if (!err) assign_event(m, &b);
   batch_free(&b);
   return err;
 }
@@ -377,6 +384,7 @@ static bool presplit_boundary(const ms_tbl *tb, slice key) {
 
 static bool mergeable(ms *m, const ms_tab *t, uint64_t now) {
   return t->state == MS_SERVING && t->action == 0 && !t->moving &&
+         !ms_srv_disk_low(m, t->server) &&
          t->have_stats && t->stats.bytes < m->opt.merge_max_bytes &&
          t->stats.read_rate + t->stats.write_rate < m->opt.merge_max_rate &&
          now >= t->born_us + m->opt.merge_min_age_us;
@@ -417,9 +425,17 @@ static mica_err *commit_merges(ms *m, uint64_t now) {
       if (a->state != MS_CLOSING || a->close_why != CW_MERGE || !a->closed ||
           a->close_arg != b->id || !b->closed)
         continue;
-      uint64_t srv = ms_srv_live(m, a->server)   ? a->server
-                     : ms_srv_live(m, b->server) ? b->server
-                                                 : ms_least_loaded(m, 0);
+      /* Where an input was, preferring one whose disk is not below its
+       * reserve (the merged tablet writes there soon); the least loaded
+       * server when neither input's server is live. */
+      uint64_t srv = 0;
+      for (int j = 0; j < 2 && srv == 0; j++) {
+        uint64_t at = j == 0 ? a->server : b->server;
+        if (ms_srv_live(m, at) && !ms_srv_disk_low(m, at)) srv = at;
+      }
+      if (srv == 0) srv = ms_srv_live(m, a->server)   ? a->server
+                          : ms_srv_live(m, b->server) ? b->server
+                                                      : ms_least_loaded(m, 0);
       if (srv == 0) return NULL;
       uint64_t id = m->next_tablet_id;
       uint64_t rec[4] = {a->id, b->id, id, srv};
@@ -663,10 +679,41 @@ static void emit(ms *m, ms_act *a, ms_action_list *out) {
   x->skip_flush = a->type == MS_ACT_CLOSE && t->close_why == CW_DROP;
 }
 
+/* Placements (the opens of new, unassigned or reassigned tablets: a
+ * pre-split table's, a dead server's) go out at most
+ * opt.max_opens_per_server at a time per server; the others wait, queued
+ * and not yet emitted, for earlier ones to finish. A table created with
+ * thousands of tablets then opens at the pace its servers can take,
+ * instead of as thousands of calls that time out together and retry
+ * together. A move's open and a merge's are not placements: they never
+ * wait behind them, and neither do closes, splits or heartbeats. */
+static bool is_placement(ms *m, const ms_act *a) {
+  if (a->type != MS_ACT_OPEN) return false;
+  const ms_tab *t = ms_find_tab(m, a->tablet_id);
+  return t != NULL && !t->moving && t->src[1] == 0;
+}
+
+/* Index of server `id` in m->srvs (sorted by id), or n_srvs. */
+static size_t srv_index(ms *m, uint64_t id) {
+  size_t lo = 0, hi = m->n_srvs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (m->srvs[mid]->id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < m->n_srvs && m->srvs[lo]->id == id ? lo : m->n_srvs;
+}
+
 mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out) {
   pthread_mutex_lock(&m->mu);
   m->now = now;
   mica_err *err = tick(m, now);
+  /* Placements in flight per server (index in srvs), emitted and not yet
+   * answered. */
+  uint32_t *opening = xcalloc(m->n_srvs + 1, sizeof(*opening));
+  for (size_t i = 0; i < m->n_acts; i++)
+    if (m->acts[i].emitted && is_placement(m, &m->acts[i]))
+      opening[srv_index(m, m->acts[i].server)]++;
   for (size_t i = 0; i < m->n_acts; i++) {
     ms_act *a = &m->acts[i];
     bool gone = a->type == MS_ACT_DELETE_TABLE
@@ -681,10 +728,16 @@ mica_err *ms_tick(ms *m, uint64_t now, ms_action_list *out) {
      * closes are idempotent under one epoch, deletes by nature). */
     bool lost = a->emitted && now >= a->emitted_at + m->opt.action_timeout_us;
     if ((a->emitted && !lost) || a->due > now) continue;
+    if (!a->emitted && is_placement(m, a)) {
+      uint32_t *n = &opening[srv_index(m, a->server)];
+      if (*n >= m->opt.max_opens_per_server) continue;
+      (*n)++;
+    }
     a->emitted = true;
     a->emitted_at = now;
     emit(m, a, out);
   }
+  free(opening);
   pthread_mutex_unlock(&m->mu);
   return err;
 }
@@ -791,13 +844,15 @@ static mica_err *take_action(ms *m, uint64_t id, ms_act *act, ms_tab **tab) {
   remove_act(m, a);
   if (act->type == MS_ACT_DELETE_TABLE) return NULL;
   ms_tab *t = ms_find_tab(m, act->tablet_id);
-  if (t == NULL || t->action != id || t->server != act->server ||
-      t->assign_epoch != act->epoch)
-    return NULL;
+  if (t == NULL || t->action != id) return NULL;
+  /* The action is gone either way: a tablet left pointing at it would be
+   * skipped for good by everything that waits for action == 0 (a drop's
+   * closes, resends, merges). */
+  t->action = 0;
+  if (t->server != act->server || t->assign_epoch != act->epoch) return NULL;
   bool current = act->type == MS_ACT_OPEN
                      ? t->state == MS_OPENING
                      : t->state == MS_CLOSING && !t->closed;
-  t->action = 0;
   if (current) *tab = t;
   return NULL;
 }

@@ -67,7 +67,8 @@ typedef struct ms_options {
   uint64_t heartbeat_us;        /* interval servers are told to use (1 s) */
   uint64_t snapshot_bytes;      /* roll the log past this size (4 MiB) */
   size_t max_key_len;           /* longest key (MICA_MAX_KEY) */
-  size_t max_split_keys;        /* most split keys at create (10000) */
+  size_t max_split_keys;        /* most split keys at create (1000) */
+  uint32_t max_opens_per_server;/* outstanding opens of placements (32) */
   uint64_t open_backoff_min_us; /* first retry delay of a failed open (200 ms) */
   uint64_t open_backoff_max_us; /* cap of that delay (10 s) */
   uint64_t action_timeout_us;   /* resend an action with no outcome (30 s) */
@@ -109,11 +110,18 @@ enum ms_server_state {
   MS_SERVER_DEAD = 3
 };
 
+/* A tablet's figures as its server last reported them (TabletStats):
+ * sizes, the counters since it was opened there, and the rates. */
 typedef struct ms_stats {
   uint64_t bytes;
   uint64_t keys;
   double read_rate;  /* per second */
   double write_rate; /* per second */
+  uint64_t reads, writes;           /* keys read / written since open */
+  uint64_t read_bytes, write_bytes; /* their key+value bytes */
+  uint64_t scans;                   /* scans started since open */
+  uint64_t memtable_bytes;
+  uint32_t sstable_count;
 } ms_stats;
 
 /* A tablet with its location. `has_location` is set only for a serving
@@ -284,9 +292,19 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
                               const ms_report *tablets, size_t n,
                               uint64_t now, ms_server_reply *reply);
 
+/* Records what server `server_id` said of its disk in its last heartbeat
+ * (HeartbeatRequest.disk_below_reserve): while its free space is below its
+ * reserve, no merge starts with an input there (ms_request_merge answers
+ * RESOURCE_EXHAUSTED), a merge's result opens on another server when one
+ * can take it, and splits it proposes are refused with RESOURCE_EXHAUSTED:
+ * each would write new files where there is no room. Volatile (the next
+ * heartbeat tells again); unknown servers are ignored. */
+void ms_server_disk(ms *m, uint64_t server_id, bool below_reserve);
+
 /* A server asks to commit the split of `parent` at `split_key`: checked
  * (NOT_FOUND unknown tablet; STALE_EPOCH epochs or owner differ;
- * UNAVAILABLE not serving; OUT_OF_RANGE key not strictly inside), then
+ * UNAVAILABLE not serving; OUT_OF_RANGE key not strictly inside;
+ * RESOURCE_EXHAUSTED the server's disk is below its reserve), then
  * logged as one record that retires the parent and creates both daughters
  * serving on the same server (the parent's assign_epoch, range_epoch
  * parent+1).

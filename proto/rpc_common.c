@@ -72,7 +72,15 @@ void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
     *err = err_new(MICA_INVALID_ARGUMENT,
                    "%s: %zu bytes do not decode as %s", what, a.len,
                    d->pb->name);
-  return a.msg != NULL ? rpc_wire_decode(d, a.msg) : NULL;
+  if (a.msg == NULL) return NULL;
+  void *msg = rpc_wire_decode(d, a.msg);
+  mica_err *bad = rpc_wire_check_text(d, msg);
+  if (bad != NULL) {
+    rpc_msg_free(msg);
+    *err = err_wrap(bad, "%s", what);
+    return NULL;
+  }
+  return msg;
 }
 
 static void append_fn(const uint8_t *p, size_t n, void *arg) {

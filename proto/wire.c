@@ -88,6 +88,127 @@ _Static_assert(SAME_(RPC_SERVER_LIVE, MICA__V1__SERVER_STATE__SERVER_LIVE) &&
                "ServerState");
 #undef SAME_
 
+/* ---- text: proto3 strings are UTF-8 ---- */
+
+/* Length of the valid UTF-8 prefix of s[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). n when all of it is. */
+static size_t utf8_valid_prefix(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return i;
+    }
+    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; k++)
+      if ((s[i + k] & 0xc0) != 0x80) return i;
+    i += len;
+  }
+  return n;
+}
+
+bool rpc_utf8_valid(const char *s, size_t n) {
+  return utf8_valid_prefix((const uint8_t *)s, n) == n;
+}
+
+/* `s` as it may go on the wire: itself when it is UTF-8, else a copy in
+ * `a` with every byte outside printable ASCII escaped as \xNN, the way
+ * messages show keys (slice_escape). */
+static const char *wire_text(const char *s, arena *a) {
+  size_t n = strlen(s);
+  if (rpc_utf8_valid(s, n)) return s;
+  buf esc = BUF_INIT;
+  slice_escape(slice_make(s, n), &esc);
+  char *out = arena_alloc_aligned(a, esc.len + 1);
+  memcpy(out, esc.data, esc.len + 1);
+  buf_free(&esc);
+  return out;
+}
+
+/* Where check_text found a string that is not UTF-8: the field's path
+ * from the top message, built as the search unwinds (failures are rare,
+ * so the common path formats nothing). */
+typedef struct bad_text {
+  char path[512];
+  size_t offset;
+  uint8_t byte;
+} bad_text;
+
+/* Prepends `seg` (shorter than the path buffer) to bad->path, cutting
+ * the path's end if the whole would not fit. */
+static void path_prepend(bad_text *bad, const char *seg) {
+  size_t sl = strlen(seg), pl = strlen(bad->path);
+  if (sl + pl + 1 > sizeof bad->path) pl = sizeof bad->path - 1 - sl;
+  memmove(bad->path + sl, bad->path, pl);
+  memcpy(bad->path, seg, sl);
+  bad->path[sl + pl] = '\0';
+}
+
+/* False, filling *bad, at the first string field of `plain` (a message of
+ * `d`), depth first, that is not UTF-8. */
+static bool check_text(const rpc_msgdef *d, const void *plain, bad_text *bad) {
+  size_t n;
+  const rpc_field *fs = d->fields(&n);
+  for (size_t i = 0; i < n; i++) {
+    const rpc_field *f = &fs[i];
+    const char *src = (const char *)plain + f->off;
+    char seg[160];
+    if (f->kind == RPC_K_STR) {
+      const char *v = *(const char *const *)src;
+      if (v == NULL) continue;
+      size_t len = strlen(v);
+      size_t ok = utf8_valid_prefix((const uint8_t *)v, len);
+      if (ok == len) continue;
+      snprintf(bad->path, sizeof bad->path, ".%s", f->name);
+      bad->offset = ok;
+      bad->byte = (uint8_t)v[ok];
+      return false;
+    } else if (f->kind == RPC_K_MSG) {
+      const void *m = *(const void *const *)src;
+      if (m == NULL || check_text(f->sub, m, bad)) continue;
+      snprintf(seg, sizeof seg, ".%s", f->name);
+      path_prepend(bad, seg);
+      return false;
+    } else if (f->kind == RPC_K_RMSG) {
+      const char *arr = *(const char *const *)src;
+      size_t cnt = *(const size_t *)((const char *)plain + f->aux);
+      for (size_t k = 0; k < cnt; k++) {
+        if (check_text(f->sub, arr + k * f->sub->size, bad)) continue;
+        snprintf(seg, sizeof seg, ".%s[%zu]", f->name, k);
+        path_prepend(bad, seg);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+mica_err *rpc_wire_check_text(const rpc_msgdef *d, const void *plain) {
+  bad_text bad;
+  if (check_text(d, plain, &bad)) return NULL;
+  /* pb->short_name is the message's name in mica.proto ("GetRequest"). */
+  return err_new(MICA_INVALID_ARGUMENT,
+                 "%s%s is not valid UTF-8 (byte 0x%02x at offset %zu): string "
+                 "fields must be UTF-8; send arbitrary bytes only in bytes "
+                 "fields",
+                 d->pb->short_name, bad.path, (unsigned)bad.byte, bad.offset);
+}
+
 /* ---- encoding ---- */
 
 #define AT(base, off) ((char *)(base) + (off))
@@ -116,8 +237,11 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
       case RPC_K_ENUM: memcpy(dst, src, sizeof(int)); break;
       case RPC_K_BOOL: *(protobuf_c_boolean *)dst = *(const bool *)src; break;
       case RPC_K_STR: {
+        /* Every string this process sends is UTF-8, whatever it was given
+         * (an error message quoting a peer's bytes, say): a strict decoder
+         * rejects the whole message otherwise. */
         const char *s = *(const char *const *)src;
-        *(char **)dst = (char *)(s != NULL ? s : "");
+        *(char **)dst = (char *)(s != NULL ? wire_text(s, a) : "");
         break;
       }
       case RPC_K_BYTES: {
@@ -353,7 +477,13 @@ mica_err *rpc_msg_decode(const rpc_msgdef *d, slice bytes, void **out) {
   if (m == NULL)
     return err_new(MICA_INVALID_ARGUMENT, "%zu bytes do not decode as %s",
                    bytes.len, d->pb->name);
-  *out = rpc_wire_decode(d, m);
+  void *msg = rpc_wire_decode(d, m);
+  mica_err *e = rpc_wire_check_text(d, msg);
+  if (e != NULL) {
+    rpc_msg_free(msg);
+    return e;
+  }
+  *out = msg;
   return NULL;
 }
 

@@ -30,7 +30,10 @@
  * owning everything it points to; see rpc.h for who frees it.
  *
  * Decoding proves only that the bytes are a well-formed message of the
- * right type (a request that is not never reaches its handler). What the
+ * right type whose strings are all UTF-8 (a request that is not never
+ * reaches its handler: INVALID_ARGUMENT names the first bad string field),
+ * and encoding never sends a string that is not UTF-8 (its bytes outside
+ * printable ASCII go as \xNN, as messages quote keys). What the
  * values mean is checked once by the service that receives them, with the
  * shared helpers of proto/: the limits of proto/limits.h and
  * rpc_check_desc() (proto/route.h) for descriptors.
@@ -272,7 +275,8 @@ enum rpc_server_state {
   F(U64, _, split_threshold_bytes, 6)
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
-  F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)
+  F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)              \
+  F(BOOL, _, disk_below_reserve, 5)
 #define RPC_FIELDS_merged_input(F) \
   F(U64, _, tablet_id, 1) F(MSG, tablet_route, merged, 2)
 #define RPC_FIELDS_heartbeat_response(F)                                     \
@@ -330,5 +334,10 @@ typedef struct rpc_msgdef rpc_msgdef;
 #define RPC_DEF_DECL_(n) extern const rpc_msgdef rpc_def_##n;
 RPC_MESSAGE_LIST(RPC_DEF_DECL_)
 #undef RPC_DEF_DECL_
+
+/* True when s[0..n) is valid UTF-8, as every string field must be: decoding
+ * rejects a message with any other string (INVALID_ARGUMENT naming the
+ * field), and encoding escapes one as \xNN (see proto/wire.c). */
+bool rpc_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -62,6 +62,14 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
  * rpc_msg_free(). Never fails (the bytes were checked by protobuf-c). */
 void *rpc_wire_decode(const rpc_msgdef *d, ProtobufCMessage *pb);
 
+/* NULL when every string field of `plain` (a message of `d`), nested
+ * messages included, is valid UTF-8, as proto3 requires; otherwise
+ * INVALID_ARGUMENT naming the first bad field by its path ("CreateTable
+ * Request.name") and the offending byte. Run on every message decoded
+ * (rpc_unpack, rpc_msg_decode), so no handler sees a non-UTF-8 string.
+ * Caller frees. */
+mica_err *rpc_wire_check_text(const rpc_msgdef *d, const void *plain);
+
 /* NULL when every table agrees with the generated descriptors, otherwise
  * an INTERNAL error naming the first disagreement. Caller frees. */
 mica_err *rpc_wire_selfcheck(void);

@@ -64,6 +64,12 @@ static void usage(FILE *f) {
 "                          (default 1.0)\n"
 "  --merge-min-age-ms N    never merge tablets younger than this\n"
 "                          (default 60000)\n"
+"  --max-split-keys N      most split keys one CreateTable may give\n"
+"                          (default 1000; more is INVALID_ARGUMENT)\n"
+"  --max-opens N           OpenTablet calls of new or reassigned tablets\n"
+"                          outstanding per server at once; the rest wait\n"
+"                          their turn (default 32; moves and merges never\n"
+"                          wait for them)\n"
 "  --tick-ms N             action loop period (default 100)\n"
 "  --threads N             RPC polling threads (default 2)\n"
 "  --zk HOST:PORT[,...][/chroot]  run as one of several candidates elected\n"
@@ -159,7 +165,7 @@ enum {
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
-  F_HELP
+  F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -185,6 +191,8 @@ static const struct option longopts[] = {
     {"cluster-name", required_argument, NULL, F_CLUSTER_NAME},
     {"zk", required_argument, NULL, F_ZK},
     {"zk-session-ms", required_argument, NULL, F_ZK_SESSION},
+    {"max-split-keys", required_argument, NULL, F_MAX_SPLIT_KEYS},
+    {"max-opens", required_argument, NULL, F_MAX_OPENS},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -346,6 +354,16 @@ int main(int argc, char **argv) {
       case F_MERGE_AGE:
         if (!parse_ms(optarg, &v)) return bad_flag(name, optarg);
         o.core.merge_min_age_us = v;
+        break;
+      case F_MAX_SPLIT_KEYS:
+        if (!parse_u64(optarg, &v) || v > 1000000)
+          return bad_flag(name, optarg);
+        o.core.max_split_keys = (size_t)v;
+        break;
+      case F_MAX_OPENS:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 100000)
+          return bad_flag(name, optarg);
+        o.core.max_opens_per_server = (uint32_t)v;
         break;
       case F_TICK:
         if (!parse_u64(optarg, &v) || v == 0 || v > 60000)

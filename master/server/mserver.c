@@ -99,6 +99,13 @@ static rpc_tablet_stats *stats_msg(arena *a, const ms_stats *st) {
   m->approx_keys = st->keys;
   m->read_rate = st->read_rate;
   m->write_rate = st->write_rate;
+  m->reads = st->reads;
+  m->writes = st->writes;
+  m->read_bytes = st->read_bytes;
+  m->write_bytes = st->write_bytes;
+  m->scans = st->scans;
+  m->memtable_bytes = st->memtable_bytes;
+  m->sstable_count = st->sstable_count;
   return m;
 }
 
@@ -139,6 +146,13 @@ static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
       r[i].stats.keys = v->stats->approx_keys;
       r[i].stats.read_rate = v->stats->read_rate;
       r[i].stats.write_rate = v->stats->write_rate;
+      r[i].stats.reads = v->stats->reads;
+      r[i].stats.writes = v->stats->writes;
+      r[i].stats.read_bytes = v->stats->read_bytes;
+      r[i].stats.write_bytes = v->stats->write_bytes;
+      r[i].stats.scans = v->stats->scans;
+      r[i].stats.memtable_bytes = v->stats->memtable_bytes;
+      r[i].stats.sstable_count = v->stats->sstable_count;
     }
   }
   return r;
@@ -660,6 +674,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
   resp.status = status_of(&st, err);
   if (err == NULL) {
     msrv_set_caps(s, r->server_id, r->can_merge);
+    ms_server_disk(s->core, r->server_id, r->disk_below_reserve);
     resp.lease_ms = rp.lease_ms;
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;

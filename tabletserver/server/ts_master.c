@@ -166,6 +166,9 @@ static bool do_heartbeat(ts_server *s) {
   req.tablets = r.v;
   req.n_tablets = r.n;
   req.can_merge = true;
+  mica_err *low = res_space_check(s->res, "merges and splits");
+  req.disk_below_reserve = low != NULL; /* the master then starts neither */
+  err_free(low);
   void *m = NULL;
   uint64_t sent = env_now_micros(s->e);
   uint64_t hb = atomic_load(&s->heartbeat_ms);

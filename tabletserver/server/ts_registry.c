@@ -213,6 +213,9 @@ mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
   if (ref == NULL || ref->tablet_id == 0)
     return err_new(MICA_INVALID_ARGUMENT,
                    "tablet: a TabletRef with a non-zero tablet_id is required");
+  /* Every routing error echoes the id asked for (ts_check_in_range's
+   * OUT_OF_RANGE reuses `rb`, so it is set here once). */
+  rb->re.requested_tablet_id = ref->tablet_id;
   mica_err *e = ts_lease_check(s);
   if (e != NULL) return e;
   pthread_mutex_lock(&s->mu);
@@ -220,11 +223,12 @@ mica_err *ts_acquire(ts_server *s, const rpc_tablet_ref *ref,
   if (tt != NULL) {
     if (ref->range_epoch != tt->d.range_epoch ||
         ref->assign_epoch != tt->d.assign_epoch) {
-      /* Name our descriptor only when it is the newer one: a client that
-       * holds newer epochs than this server knows must ask the master. */
-      bool ours_newer = ref->range_epoch <= tt->d.range_epoch &&
-                        ref->assign_epoch <= tt->d.assign_epoch;
-      if (ours_newer) ts_routebuf_add(s, rb, &tt->d, true);
+      /* Our descriptor goes with the answer even when the request names
+       * newer epochs than this server holds (a future epoch): it is what
+       * this server serves now, and clients keep only routes fresher than
+       * the one that failed (client/route_cache.h), so an older one is
+       * information, never a step back. */
+      ts_routebuf_add(s, rb, &tt->d, true);
       e = err_new(MICA_STALE_EPOCH,
                   "tablet %" PRIu64 ": request names range_epoch %" PRIu64
                   " assign_epoch %" PRIu64 ", served under %" PRIu64

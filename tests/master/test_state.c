@@ -26,6 +26,13 @@ static ms_tablet_list tablets_of(sim *c, const char *table) {
   return l;
 }
 
+static size_t tablets_of_count(sim *c, const char *table) {
+  ms_tablet_list l = tablets_of(c, table);
+  size_t n = l.n;
+  ms_tablet_list_free(&l);
+  return n;
+}
+
 static int count_state(sim *c, int state) {
   ms_tablet_list l = tablets_of(c, NULL);
   int n = 0;
@@ -1706,6 +1713,321 @@ static void test_concurrent_readers(void) {
   sim_free(&c);
 }
 
+/* ---- issue 12 section 3: answers that match the proto ---- */
+
+/* The newest event of `kind`, copied into *out; false when there is none. */
+static bool last_event(sim *c, const char *kind, ms_event *out) {
+  ms_event *ev;
+  size_t n;
+  ms_events(c->m, 0, &ev, &n);
+  bool found = false;
+  for (size_t i = 0; i < n && !found; i++)
+    if (strcmp(ev[i].kind, kind) == 0) {
+      *out = ev[i];
+      found = true;
+    }
+  free(ev);
+  return found;
+}
+
+/* Assign events carry the server their text names, for one tablet, for
+ * many on one server, and for many spread over several. */
+static void test_assign_event_names_server(void) {
+  sim c;
+  sim_init(&c, NULL);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "one", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_event e;
+  char want[64];
+  CU_ASSERT_FATAL(last_event(&c, "assign", &e));
+  CU_ASSERT_EQUAL(e.server_id, c.s[0].id);
+  CU_ASSERT_NOT_EQUAL(e.tablet_id, 0);
+  snprintf(want, sizeof want, "server %" PRIu64, c.s[0].id);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.text, want));
+
+  slice k3[] = {S("a"), S("b"), S("c")};
+  TU_OK(ms_create_table(c.m, "many", k3, 3, c.now, NULL));
+  sim_settle(&c, 5);
+  CU_ASSERT_FATAL(last_event(&c, "assign", &e));
+  CU_ASSERT_EQUAL(e.server_id, c.s[0].id);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.text, "4 tablets"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.text, want));
+
+  sim_start_server(&c, 1);
+  TU_OK(ms_create_table(c.m, "spread", k3, 3, c.now, NULL));
+  sim_settle(&c, 5);
+  CU_ASSERT_FATAL(last_event(&c, "assign", &e));
+  CU_ASSERT_NOT_EQUAL(e.server_id, 0);
+  snprintf(want, sizeof want, "to server %" PRIu64, e.server_id);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.text, want));
+  sim_check(&c);
+  sim_free(&c);
+}
+
+/* ListTablets gives every figure of the last heartbeat, counters too. */
+static void test_stats_from_heartbeat(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "st", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  CU_ASSERT_EQUAL_FATAL(c.s[0].n, 1);
+  ms_stats *x = &c.s[0].served[0].stats;
+  *x = (ms_stats){.bytes = 4096, .keys = 12, .read_rate = 1.5,
+                  .write_rate = 2.5, .reads = 7, .writes = 166,
+                  .read_bytes = 700, .write_bytes = 16600, .scans = 3,
+                  .memtable_bytes = 2048, .sstable_count = 2};
+  CU_ASSERT_EQUAL(sim_heartbeat(&c, 0), MICA_OK);
+  ms_tablet_list l = tablets_of(&c, "st");
+  CU_ASSERT_EQUAL_FATAL(l.n, 1);
+  const ms_stats *y = &l.v[0].stats;
+  CU_ASSERT_EQUAL(y->writes, 166);
+  CU_ASSERT_EQUAL(y->reads, 7);
+  CU_ASSERT_EQUAL(y->read_bytes, 700);
+  CU_ASSERT_EQUAL(y->write_bytes, 16600);
+  CU_ASSERT_EQUAL(y->scans, 3);
+  CU_ASSERT_EQUAL(y->memtable_bytes, 2048);
+  CU_ASSERT_EQUAL(y->sstable_count, 2);
+  CU_ASSERT_EQUAL(y->bytes, 4096);
+  ms_tablet_list_free(&l);
+  sim_free(&c);
+}
+
+static uint32_t server_count(sim *c, uint64_t id) {
+  ms_server_info *v;
+  size_t n;
+  TU_OK(ms_list_servers(c->m, false, c->now, &v, &n));
+  uint32_t count = UINT32_MAX;
+  for (size_t i = 0; i < n; i++)
+    if (v[i].server_id == id) count = v[i].tablet_count;
+  ms_server_infos_free(v, n);
+  return count;
+}
+
+/* Per-server tablet counts drop with a dropped table at once, while its
+ * tablets are still closing, and stay right once they are closed. */
+static void test_drop_leaves_server_counts(void) {
+  sim c;
+  sim_init(&c, NULL);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  sim_start_server(&c, 1);
+  TU_OK(ms_create_table(c.m, "keep", NULL, 0, c.now, NULL));
+  enum { N = 300 };
+  slice *keys = xcalloc(N, sizeof(*keys));
+  char (*kb)[8] = xcalloc(N, sizeof(*kb));
+  for (int i = 0; i < N; i++) {
+    snprintf(kb[i], sizeof kb[i], "k%04d", i);
+    keys[i] = S(kb[i]);
+  }
+  TU_OK(ms_create_table(c.m, "big", keys, N, c.now, NULL));
+  for (int r = 0; r < 100 && count_state(&c, MS_SERVING) < N + 2; r++)
+    sim_advance(&c, SIM_SEC);
+  CU_ASSERT_EQUAL_FATAL(count_state(&c, MS_SERVING), N + 2);
+  CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
+                  N + 2);
+
+  TU_OK(ms_drop_table(c.m, "big", c.now));
+  /* Nothing closed yet: the counts already leave the table out. */
+  CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
+                  1);
+  for (int r = 0; r < 60 && c.deletes == 0; r++) sim_advance(&c, SIM_SEC);
+  CU_ASSERT_EQUAL(c.deletes, 1);
+  CU_ASSERT_EQUAL(c.s[0].n + c.s[1].n, 1);
+  CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
+                  1);
+  sim_check(&c);
+
+  /* Dropped while its opens are in flight, some of them answered with an
+   * unknown outcome: the table still goes away completely. */
+  TU_OK(ms_create_table(c.m, "big2", keys, N, c.now, NULL));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a));
+  CU_ASSERT(a.n > 0);
+  TU_OK(ms_drop_table(c.m, "big2", c.now));
+  CU_ASSERT_EQUAL(server_count(&c, c.s[0].id) + server_count(&c, c.s[1].id),
+                  1);
+  c.s[0].open_err = MICA_DEADLINE_EXCEEDED;
+  sim_perform(&c, &a);
+  ms_action_list_free(&a);
+  c.s[0].open_err = MICA_OK;
+  c.deletes = 0;
+  for (int r = 0; r < 120 && c.deletes == 0; r++) sim_advance(&c, SIM_SEC);
+  CU_ASSERT_EQUAL(c.deletes, 1);
+  CU_ASSERT_EQUAL(c.s[0].n + c.s[1].n, 1);
+  ms_tablet_list all = {0};
+  TU_OK(ms_list_tablets(c.m, NULL, true, &all));
+  CU_ASSERT_EQUAL(all.n, 1); /* only "keep"'s */
+  ms_tablet_list_free(&all);
+  sim_check(&c);
+  free(keys);
+  free(kb);
+  sim_free(&c);
+}
+
+static void test_split_key_cap(void) {
+  sim c;
+  sim_init(&c, NULL);
+  c.o.max_split_keys = 50;
+  sim_restart(&c);
+  slice keys[51];
+  char kb[51][8];
+  for (int i = 0; i < 51; i++) {
+    snprintf(kb[i], sizeof kb[i], "k%03d", i);
+    keys[i] = S(kb[i]);
+  }
+  mica_err *e = ms_create_table(c.m, "capped", keys, 51, c.now, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+  CU_ASSERT_EQUAL(err_code(e), MICA_INVALID_ARGUMENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "cap of 50 split keys"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "--max-split-keys"));
+  err_free(e);
+  TU_OK(ms_create_table(c.m, "capped", keys, 50, c.now, NULL));
+  sim_free(&c);
+  ms_options o;
+  ms_options_init(&o);
+  CU_ASSERT_EQUAL(o.max_split_keys, 1000);
+}
+
+/* Counts of emitted placements (opens that are not moves) per server. */
+static void count_opens(sim *c, const ms_action_list *l, int *per,
+                        uint64_t skip_tablet) {
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].type == MS_ACT_OPEN && l->v[i].tablet.tablet_id != skip_tablet)
+      per[sim_find(c, l->v[i].server_id)]++;
+}
+
+/* A table of many tablets opens at most max_opens_per_server at a time
+ * per server, and a move started meanwhile is neither queued behind them
+ * nor starved; heartbeats keep being answered; all of it completes. */
+static void test_bounded_opens(void) {
+  sim c;
+  sim_init(&c, NULL);
+  c.o.max_opens_per_server = 4;
+  sim_restart(&c);
+  bool off = false;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  sim_start_server(&c, 1);
+  TU_OK(ms_create_table(c.m, "small", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  ms_tablet_list l = tablets_of(&c, "small");
+  uint64_t mv = l.v[0].tablet_id, from = l.v[0].server_id;
+  uint64_t to = from == c.s[0].id ? c.s[1].id : c.s[0].id;
+  ms_tablet_list_free(&l);
+
+  enum { N = 199 };
+  slice keys[N];
+  char kb[N][8];
+  for (int i = 0; i < N; i++) {
+    snprintf(kb[i], sizeof kb[i], "k%03d", i);
+    keys[i] = S(kb[i]);
+  }
+  TU_OK(ms_create_table(c.m, "big", keys, N, c.now, NULL));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a));
+  int per[2] = {0, 0};
+  count_opens(&c, &a, per, 0);
+  CU_ASSERT_EQUAL(per[0], 4);
+  CU_ASSERT_EQUAL(per[1], 4);
+  /* Nothing more goes out while those are unanswered. */
+  ms_action_list more = {0};
+  TU_OK(ms_tick(c.m, c.now, &more));
+  CU_ASSERT_EQUAL(more.n, 0);
+  ms_action_list_free(&more);
+
+  /* A move now: its close and then its open go out at once, though the
+   * target has its placements in flight. */
+  ms_move m;
+  TU_OK(ms_request_move(c.m, mv, to, c.now, &m));
+  TU_OK(ms_tick(c.m, c.now, &more));
+  CU_ASSERT_EQUAL_FATAL(more.n, 1);
+  CU_ASSERT_EQUAL(more.v[0].type, MS_ACT_CLOSE);
+  CU_ASSERT_EQUAL(more.v[0].tablet.tablet_id, mv);
+  sim_perform(&c, &more);
+  ms_action_list_free(&more);
+  TU_OK(ms_tick(c.m, c.now, &more));
+  CU_ASSERT_EQUAL_FATAL(more.n, 1);
+  CU_ASSERT_EQUAL(more.v[0].type, MS_ACT_OPEN);
+  CU_ASSERT_EQUAL(more.v[0].tablet.tablet_id, mv);
+  CU_ASSERT_EQUAL(more.v[0].server_id, to);
+  sim_perform(&c, &more);
+  ms_action_list_free(&more);
+  ms_tablet t;
+  TU_OK(ms_get_tablet(c.m, mv, &t));
+  CU_ASSERT_EQUAL(t.state, MS_SERVING);
+  CU_ASSERT_EQUAL(t.server_id, to);
+  ms_tablet_clear(&t);
+  /* Heartbeats are answered meanwhile. */
+  CU_ASSERT_EQUAL(sim_heartbeat(&c, 0), MICA_OK);
+  CU_ASSERT_EQUAL(sim_heartbeat(&c, 1), MICA_OK);
+
+  /* Each answer lets the next placements out, never more than the bound. */
+  int rounds = 0;
+  while (a.n > 0) {
+    sim_perform(&c, &a);
+    ms_action_list_free(&a);
+    TU_OK(ms_tick(c.m, c.now, &a));
+    int p[2] = {0, 0};
+    count_opens(&c, &a, p, 0);
+    CU_ASSERT(p[0] <= 4 && p[1] <= 4);
+    CU_ASSERT_FATAL(++rounds < 200);
+  }
+  ms_action_list_free(&a);
+  CU_ASSERT(rounds >= (N + 1) / 8);
+  CU_ASSERT_EQUAL(count_state(&c, MS_SERVING), N + 2);
+  sim_check(&c);
+  sim_free(&c);
+}
+
+/* A server whose disk is below its reserve gets no merge and commits no
+ * split; when space returns, merges resume by themselves. */
+static void test_disk_low_server(void) {
+  sim c;
+  sim_init(&c, NULL);
+  c.o.merge_min_age_us = 30 * SIM_SEC;
+  sim_restart(&c);
+  bool off = false, on = true;
+  TU_OK(ms_configure(c.m, &off, &off, NULL, NULL));
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 5);
+  split_owner(&c, "t", "m");
+  sim_set_stats(&c, 0, 1000, 0.0);
+  sim_advance(&c, 40 * SIM_SEC);
+  ms_tablet_list l = tablets_of(&c, "t");
+  CU_ASSERT_EQUAL_FATAL(l.n, 2);
+  uint64_t left = l.v[0].tablet_id, right = l.v[1].tablet_id;
+  ms_ref ref = {l.v[1].tablet_id, l.v[1].range_epoch, l.v[1].assign_epoch};
+  ms_tablet_list_free(&l);
+
+  ms_server_disk(c.m, c.s[0].id, true);
+  CU_ASSERT(has_event(&c, "disk"));
+  TU_OK(ms_configure(c.m, NULL, &on, NULL, NULL));
+  sim_advance(&c, 5 * SIM_SEC);
+  CU_ASSERT_EQUAL(count_state(&c, MS_SERVING), 2); /* no merge started */
+  TU_ERR(ms_request_merge(c.m, left, right, c.now), MICA_RESOURCE_EXHAUSTED);
+  ms_tablet_list d = {0};
+  mica_err *e = ms_handle_split(c.m, c.s[0].id, ref, S("t"), c.now, &d);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+  CU_ASSERT_EQUAL(err_code(e), MICA_RESOURCE_EXHAUSTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "reserve"));
+  err_free(e);
+  CU_ASSERT_EQUAL(d.n, 0);
+  CU_ASSERT_EQUAL(tablets_of_count(&c, "t"), 2);
+  sim_check(&c);
+
+  ms_server_disk(c.m, c.s[0].id, false);
+  sim_advance(&c, 3 * SIM_SEC);
+  CU_ASSERT_EQUAL(tablets_of_count(&c, "t"), 1); /* merged */
+  sim_check(&c);
+  sim_free(&c);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tables[] = {
       {"names_and_split_keys", test_table_names_and_keys},
@@ -1737,6 +2059,12 @@ static void add_suites(void) {
       {"replay_rejects_bad_record", test_replay_rejects_bad_record},
       {"random_sequences", test_random_sequences},
       {"concurrent_readers", test_concurrent_readers},
+      {"assign_event_names_server", test_assign_event_names_server},
+      {"stats_from_heartbeat", test_stats_from_heartbeat},
+      {"drop_leaves_server_counts", test_drop_leaves_server_counts},
+      {"split_key_cap", test_split_key_cap},
+      {"bounded_opens", test_bounded_opens},
+      {"disk_low_server", test_disk_low_server},
       CU_TEST_INFO_NULL};
   tu_add_suite("tables", tables);
   tu_add_suite("servers", servers);

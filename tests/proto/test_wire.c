@@ -252,6 +252,150 @@ static void test_route_conversions(void) {
   rpc_route_clear(NULL);
 }
 
+/* ---- strings must be UTF-8 ---- */
+
+/* Appends field `num` of wire type 2 (string, bytes or sub-message). */
+static void pb_len(buf *b, unsigned num, const void *data, size_t len) {
+  buf_push(b, (uint8_t)(num << 3 | 2));
+  CU_ASSERT_FATAL(len < 128);
+  buf_push(b, (uint8_t)len);
+  buf_append(b, data, len);
+}
+
+static void test_utf8_rule(void) {
+  static const struct {
+    const char *s;
+    bool ok;
+  } cases[] = {
+      {"", true},
+      {"plain", true},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", true}, /* e-acute, euro, emoji */
+      {"\xef\xbf\xbf", true},        /* U+FFFF */
+      {"\xf4\x8f\xbf\xbf", true},    /* U+10FFFF */
+      {"\xff\xfe", false},
+      {"\xc0\x80", false},           /* overlong NUL */
+      {"\xe0\x80\xaf", false},       /* overlong '/' */
+      {"\xed\xa0\x80", false},       /* surrogate U+D800 */
+      {"\xf4\x90\x80\x80", false},   /* above U+10FFFF */
+      {"ok\xc3", false},             /* truncated */
+      {"\xe2\x82", false},
+      {"\x80", false},               /* lone continuation */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    CU_ASSERT_EQUAL(rpc_utf8_valid(cases[i].s, strlen(cases[i].s)),
+                    cases[i].ok);
+}
+
+/* Decodes `bytes` as `d` and expects INVALID_ARGUMENT naming `field`. */
+static void expect_bad_text(const rpc_msgdef *d, const buf *bytes,
+                            const char *field) {
+  void *out = (void *)1;
+  mica_err *e = rpc_msg_decode(d, buf_slice(bytes), &out);
+  CU_ASSERT_PTR_NULL(out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+  CU_ASSERT_EQUAL(err_code(e), MICA_INVALID_ARGUMENT);
+  if (strstr(err_msg(e), field) == NULL || strstr(err_msg(e), "UTF-8") == NULL)
+    CU_FAIL_FATAL(err_msg(e));
+  /* The message itself must be fit to send. */
+  CU_ASSERT(rpc_utf8_valid(err_msg(e), strlen(err_msg(e))));
+  err_free(e);
+}
+
+/* Every string field a request can carry, top-level and nested, with
+ * ff fe in it, is refused naming that field. */
+static void test_requests_with_bad_text(void) {
+  static const uint8_t bad[] = {0xff, 0xfe};
+  buf b = BUF_INIT, sub = BUF_INIT, sub2 = BUF_INIT;
+  /* top-level strings */
+  static const struct {
+    const rpc_msgdef *d;
+    unsigned num;
+    const char *field;
+  } top[] = {
+      {&rpc_def_create_table_request, 1, "CreateTableRequest.name"},
+      {&rpc_def_drop_table_request, 1, "DropTableRequest.name"},
+      {&rpc_def_lookup_tablets_request, 1, "LookupTabletsRequest.table"},
+      {&rpc_def_list_tablets_request, 1, "ListTabletsRequest.table"},
+      {&rpc_def_register_server_request, 1, "RegisterServerRequest.address"},
+      {&rpc_def_register_server_request, 6,
+       "RegisterServerRequest.http_address"},
+      {&rpc_def_open_tablet_request, 3, "OpenTabletRequest.tablet_dir"},
+  };
+  for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+    buf_clear(&b);
+    pb_len(&b, top[i].num, bad, sizeof bad);
+    expect_bad_text(top[i].d, &b, top[i].field);
+  }
+  /* nested: OpenTabletRequest.desc.table_name, .split_sibling.table_name */
+  buf_clear(&sub);
+  pb_len(&sub, 3, bad, sizeof bad);
+  buf_clear(&b);
+  pb_len(&b, 1, sub.data, sub.len);
+  expect_bad_text(&rpc_def_open_tablet_request, &b,
+                  "OpenTabletRequest.desc.table_name");
+  buf_clear(&b);
+  pb_len(&b, 5, sub.data, sub.len);
+  expect_bad_text(&rpc_def_open_tablet_request, &b,
+                  "OpenTabletRequest.split_sibling.table_name");
+  /* repeated: OpenTabletRequest.sources[1].tablet_dir (the first is fine) */
+  buf_clear(&sub);
+  pb_len(&sub, 2, "ok", 2);
+  buf_clear(&sub2);
+  pb_len(&sub2, 2, bad, sizeof bad);
+  buf_clear(&b);
+  pb_len(&b, 4, sub.data, sub.len);
+  pb_len(&b, 4, sub2.data, sub2.len);
+  expect_bad_text(&rpc_def_open_tablet_request, &b,
+                  "OpenTabletRequest.sources[1].tablet_dir");
+  /* CloseTabletRequest.moved_to.address */
+  buf_clear(&sub);
+  pb_len(&sub, 2, bad, sizeof bad);
+  buf_clear(&b);
+  pb_len(&b, 2, sub.data, sub.len);
+  expect_bad_text(&rpc_def_close_tablet_request, &b,
+                  "CloseTabletRequest.moved_to.address");
+  /* valid UTF-8 beyond ASCII passes */
+  buf_clear(&b);
+  pb_len(&b, 1, "t\xc3\xa9", 3);
+  rpc_create_table_request *ok = NULL;
+  TU_OK(rpc_msg_decode(&rpc_def_create_table_request, buf_slice(&b),
+                       (void **)&ok));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
+  CU_ASSERT_STRING_EQUAL(ok->name, "t\xc3\xa9");
+  rpc_msg_free(ok);
+  buf_free(&b);
+  buf_free(&sub);
+  buf_free(&sub2);
+}
+
+/* Whatever a process puts in a string field leaves it as UTF-8: a status
+ * message quoting raw bytes is escaped the way keys are, and valid UTF-8
+ * goes unchanged. */
+static void test_encoding_escapes_bad_text(void) {
+  rpc_status st = {.code = MICA_NOT_FOUND,
+                   .message = "no table named \"\xff\xfe\""};
+  rpc_status *back = round_trip(&rpc_def_status, &st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+  CU_ASSERT_STRING_EQUAL(back->message, "no table named \"\\xff\\xfe\"");
+  rpc_msg_free(back);
+  st.message = "caf\xc3\xa9";
+  back = round_trip(&rpc_def_status, &st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+  CU_ASSERT_STRING_EQUAL(back->message, "caf\xc3\xa9");
+  rpc_msg_free(back);
+  /* nested: a descriptor's table name inside a routing error */
+  rpc_tablet_descriptor d = {.tablet_id = 1, .table_name = "a\x80"};
+  rpc_tablet_route r = {.desc = &d};
+  rpc_routing_error re = {.requested_tablet_id = 1, .current = &r,
+                          .n_current = 1};
+  rpc_status st2 = {.code = MICA_STALE_EPOCH, .message = "x", .routing = &re};
+  back = round_trip(&rpc_def_status, &st2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+  CU_ASSERT_STRING_EQUAL(back->routing->current[0].desc->table_name,
+                         "a\\x80");
+  rpc_msg_free(back);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo wire[] = {
       {"tables match mica.proto", test_tables_match_proto},
@@ -260,6 +404,9 @@ static void add_suites(void) {
       {"oneof presence", test_oneof_presence},
       {"empty messages and bad bytes", test_empty_and_bad_bytes},
       {"response status", test_response_status},
+      {"utf8 rule", test_utf8_rule},
+      {"requests with non-UTF-8 strings", test_requests_with_bad_text},
+      {"encoding escapes non-UTF-8", test_encoding_escapes_bad_text},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo route[] = {
       {"check_desc", test_check_desc},

@@ -83,7 +83,8 @@ static void test_help(void) {
       "--balance-min-bytes", "--max-moves",    "--merge",
       "--merge-max-bytes", "--merge-max-rate", "--merge-min-age-ms",
       "--tick-ms",        "--threads",         "--http-listen",
-      "--http-address-file", "--cluster-name", "--help",
+      "--http-address-file", "--cluster-name", "--max-split-keys",
+      "--max-opens", "--help",
       "mica-master --data-dir /srv/mica"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     if (strstr(th_out(&r), flags[i]) == NULL)
@@ -117,6 +118,8 @@ static void test_bad_values(void) {
       {"merge-min-age-ms", "x"},    {"merge-min-age-ms", "18446744073709552"},
       {"tick-ms", "0"},             {"tick-ms", "60001"},
       {"threads", "0"},             {"threads", "65"},
+      {"max-split-keys", "many"},   {"max-split-keys", "1000001"},
+      {"max-opens", "0"},           {"max-opens", "x"},
       {"cluster-name", ""},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
