@@ -662,8 +662,12 @@ async function main() {
     check(big(m.desc.range_epoch) > big(left.desc.range_epoch) &&
           big(m.desc.range_epoch) > big(right.desc.range_epoch), 'merge: range_epoch grows');
     check(m.location, 'merge: the merged tablet serves');
-    // A stale route to an input: STALE_EPOCH with the merged tablet, or
-    // NOT_SERVING with nothing (then the client asks the master).
+    // A stale route to an input is answered STALE_EPOCH with the merged
+    // tablet (the input was merged on that server, or the server learnt the
+    // merged tablet from the master), or NOT_SERVING: with moved_to when the
+    // master moved the input to its partner's server before merging, else
+    // with nothing (the client asks the master). Either way the client
+    // reaches the merged tablet by following what it is told.
     const staleLeft = cached(table, T('grape'));
     eq(staleLeft.desc.tablet_id, left.desc.tablet_id, 'cache still holds the left input');
     const resp = await getWith(staleLeft, T('grape'));
@@ -676,9 +680,15 @@ async function main() {
       process.stdout.write('merge: the input answered STALE_EPOCH with the merged tablet\n');
     } else {
       eq(code, 'MICA_NOT_SERVING', 'merge: a stale input answers STALE_EPOCH or NOT_SERVING');
-      check(!resp.status.routing || !resp.status.routing.moved_to,
-            'merge: NOT_SERVING for a merged input carries no moved_to');
-      process.stdout.write('merge: the input answered NOT_SERVING; the client asks the master (' + JSON.stringify(resp.status) + ')\n');
+      const re = resp.status.routing;
+      if (re && re.moved_to) {
+        checkRouting(resp.status, code, left.desc.tablet_id, T('grape'), 'stale route after a merge');
+        check(big(re.moved_to.assign_epoch) > big(staleLeft.location.assign_epoch),
+              'merge: moved_to carries a newer assign_epoch');
+        process.stdout.write('merge: the input answered NOT_SERVING with moved_to (moved before merging)\n');
+      } else {
+        process.stdout.write('merge: the input answered NOT_SERVING; the client asks the master\n');
+      }
     }
     for (const k of ['grape', 'kiwi', 'lemon', 'mango', 'peach', 'pear', 'plum']) {
       const g = await get(table, T(k));
