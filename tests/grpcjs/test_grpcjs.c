@@ -124,10 +124,11 @@ static int prerequisites(void) {
   th_result r;
   mica_err *e = th_run(argv, NULL, NULL, 30000, &r);
   if (e != NULL || r.rc != 0) {
-    fprintf(stderr, "test_grpcjs: SKIP: `node` is not runnable (%s); "
+    fprintf(stderr, "test_grpcjs: SKIP: `node --version` failed (%s%s); "
             "tools/install-deps installs Node.js\n",
-            e != NULL ? err_msg(e) : th_err(&r));
-    if (e == NULL) th_result_free(&r);
+            e != NULL ? err_msg(e) : "exit status ",
+            e != NULL ? "" : (r.rc == 127 ? "127, not on the PATH" : "not 0"));
+    th_result_free(&r);
     err_free(e);
     return 77;
   }
