@@ -114,7 +114,15 @@ typedef struct mg_part {
 static void mg_read_part(ts_server *s, const rpc_multi_get_part *p,
                          size_t pi, mg_part *out, uint64_t *bytes) {
   ts_tab *tt = NULL;
-  mica_err *e = ts_acquire(s, p->tablet, &out->rb, &tt);
+  mica_err *e = NULL;
+  /* Whatever is wrong with a part, a malformed key included, fails that part
+   * only (mica.proto, MultiGetPartResult). */
+  for (size_t i = 0; e == NULL && i < p->n_keys; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "parts[%zu].keys[%zu]", pi, i);
+    e = check_key(p->keys[i], name, 0, false);
+  }
+  if (e == NULL) e = ts_acquire(s, p->tablet, &out->rb, &tt);
   for (size_t i = 0; e == NULL && i < p->n_keys; i++) {
     char name[64];
     snprintf(name, sizeof name, "parts[%zu].keys[%zu]", pi, i);
@@ -161,15 +169,7 @@ static void mg_run(rpc_call *call, const void *request,
   uint64_t gen = ts_lease_gen(s);
   mica_err *e = NULL;
   size_t total = 0;
-  for (size_t i = 0; i < req->n_parts && e == NULL; i++) {
-    const rpc_multi_get_part *p = &req->parts[i];
-    total += p->n_keys;
-    for (size_t j = 0; j < p->n_keys && e == NULL; j++) {
-      char name[64];
-      snprintf(name, sizeof name, "parts[%zu].keys[%zu]", i, j);
-      e = check_key(p->keys[j], name, 0, false);
-    }
-  }
+  for (size_t i = 0; i < req->n_parts; i++) total += req->parts[i].n_keys;
   if (e == NULL && total > MICA_MAX_MULTIGET_KEYS)
     e = err_new(MICA_INVALID_ARGUMENT,
                 "parts: %zu keys exceed the limit of %u per MultiGet", total,

@@ -411,19 +411,39 @@ static void test_limits(void) {
   o.status = NULL;
   scan_out_free(&o);
 
-  /* MultiGet with a bad key in a part. */
+  /* MultiGet with a bad key in a part: that part fails, the others are
+   * answered (mica.proto, MultiGetPartResult). */
+  TU_OK(tsh_put(srv.ch, r, S("calf"), S("moo")));
   rpc_multi_get_request mg = {0};
-  rpc_multi_get_part part = {0};
-  slice keys[2] = {tsh_bin(S("cow")), tsh_bin(S(""))};
-  part.tablet = &ref;
-  part.keys = keys;
-  part.n_keys = 2;
-  mg.parts = &part;
-  mg.n_parts = 1;
+  rpc_multi_get_part parts[3] = {{0}};
+  slice good[1] = {tsh_bin(S("calf"))};
+  slice bad[2] = {tsh_bin(S("calf")), tsh_bin(slice_make(big.data, 16385))};
+  slice empty[1] = {tsh_bin(S(""))};
+  parts[0].tablet = &ref;
+  parts[0].keys = bad;
+  parts[0].n_keys = 2;
+  parts[1].tablet = &ref;
+  parts[1].keys = good;
+  parts[1].n_keys = 1;
+  parts[2].tablet = &ref;
+  parts[2].keys = empty;
+  parts[2].n_keys = 1;
+  mg.parts = parts;
+  mg.n_parts = 3;
   void *resp = NULL;
   TU_OK(rpc_unary(srv.ch, &rpc_m_ts_multi_get, &mg, 10000, &resp));
-  expect(rpc_status_err(((rpc_multi_get_response *)resp)->status),
-         MICA_INVALID_ARGUMENT, "parts[0].keys[1]");
+  const rpc_multi_get_response *mgr = (const rpc_multi_get_response *)resp;
+  TU_OK(rpc_status_err(mgr->status));
+  CU_ASSERT_EQUAL_FATAL(mgr->n_parts, 3);
+  expect(rpc_status_err(mgr->parts[0].status), MICA_INVALID_ARGUMENT,
+         "parts[0].keys[1]: key of 16385 bytes exceeds the 16384-byte limit");
+  CU_ASSERT_EQUAL(mgr->parts[0].n_results, 0);
+  TU_OK(rpc_status_err(mgr->parts[1].status));
+  CU_ASSERT_EQUAL_FATAL(mgr->parts[1].n_results, 1);
+  CU_ASSERT(mgr->parts[1].results[0].found);
+  CU_ASSERT(slice_eq(mgr->parts[1].results[0].value, S("moo")));
+  expect(rpc_status_err(mgr->parts[2].status), MICA_INVALID_ARGUMENT,
+         "parts[2].keys[0]: empty key");
   rpc_msg_free(resp);
 
   /* A request without a tablet. */
