@@ -199,6 +199,7 @@ static int bad_flag(const char *flag, const char *value) {
 typedef struct zk_role {
   mzk_reader *reader;
   mzk_elector *elector;
+  uint64_t epoch; /* the master epoch won */
 } zk_role;
 
 static void zk_role_close(zk_role *z) {
@@ -246,21 +247,20 @@ static int zk_campaign(const char *zk, int session_ms, const char *listen,
     uint64_t epoch;
     if (mzk_elector_is_active(z->elector, &epoch)) {
       LOG_I("won the election with master epoch %" PRIu64, epoch);
+      z->epoch = epoch;
       mzk_standby_stop(sb);
       return 0;
     }
   }
 }
 
-/* Waits for a stop signal; with --zk, exits with status 3 as soon as this
- * process is no longer the active master (a deposed master must stop
- * acting at once; a supervisor may start it again as a candidate). */
-static void wait_for_stop(zk_role *z) {
+/* Waits for a stop signal; exits with status 3 as soon as this process is
+ * no longer the active master (with --zk: its session or lease ended; in
+ * any case: a tablet server refused a command as coming from an older
+ * master epoch). A deposed master must stop acting at once; a supervisor
+ * may start it again as a candidate. */
+static void wait_for_stop(zk_role *z, msrv *s) {
   for (;;) {
-    if (z->elector == NULL) {
-      if (sem_wait(&g_stop) == 0) return;
-      continue;
-    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 20 * 1000 * 1000;
@@ -269,7 +269,11 @@ static void wait_for_stop(zk_role *z) {
       ts.tv_nsec -= 1000000000;
     }
     if (sem_timedwait(&g_stop, &ts) == 0) return;
-    if (!mzk_elector_is_active(z->elector, NULL)) {
+    if (msrv_deposed(s)) {
+      LOG_E("a tablet server has seen a newer master epoch: exiting");
+      _exit(3);
+    }
+    if (z->elector != NULL && !mzk_elector_is_active(z->elector, NULL)) {
       LOG_E("no longer the active master (ZooKeeper session lost or lease "
             "ended): exiting");
       _exit(3);
@@ -418,6 +422,7 @@ int main(int argc, char **argv) {
       return rc == 1 ? 0 : 1;
     }
     o.listen = zk_addr;
+    o.master_epoch = z.epoch;
   }
   msrv *s;
   mica_err *err = msrv_start(&o, &s);
@@ -470,7 +475,7 @@ int main(int argc, char **argv) {
   printf("listening %s\nhttp %s\n", msrv_address(s), mhttp_address(http));
   fflush(stdout);
 
-  wait_for_stop(&z);
+  wait_for_stop(&z, s);
   LOG_I("stop signal: stopping");
   mhttp_stop(http);
   msrv_stop(s);

@@ -129,6 +129,9 @@ struct ts_server {
   /* Split threshold in force: the master's (RegisterServerResponse.
    * split_threshold_bytes) once it gave one, else cfg.split_threshold. */
   atomic_uint_fast64_t split_threshold;
+  /* The highest master epoch seen in a master's command or answer; older
+   * ones are refused (ts_master_fence). Lives as long as the process. */
+  atomic_uint_fast64_t master_epoch;
   uint64_t warned_us;     /* last master failure logged; master thread */
 
   /* Background threads. */

@@ -81,6 +81,24 @@ static void renew_lease(ts_server *s, uint64_t sent_us, uint64_t granted_ms) {
   if (until > prev) atomic_store(&s->lease_until_us, until);
 }
 
+mica_err *ts_master_fence(ts_server *s, uint64_t epoch, const char *what) {
+  if (s->master_ch == NULL) return NULL;
+  uint64_t seen = atomic_load(&s->master_epoch);
+  for (;;) {
+    if (epoch < seen)
+      return err_new(MICA_STALE_MASTER,
+                     "%s from master epoch %" PRIu64 " refused: this tablet "
+                     "server has seen master epoch %" PRIu64 ", so the "
+                     "sender is no longer the active master",
+                     what, epoch, seen);
+    if (epoch == seen) return NULL;
+    if (atomic_compare_exchange_weak(&s->master_epoch, &seen, epoch)) {
+      LOG_I("master epoch %" PRIu64 " (was %" PRIu64 ")", epoch, seen);
+      return NULL;
+    }
+  }
+}
+
 static void close_listed(ts_server *s, const rpc_tablet_ref *refs, size_t n) {
   for (size_t i = 0; i < n; i++)
     ts_request_drop(s, refs[i].tablet_id, refs[i].assign_epoch);
@@ -109,6 +127,9 @@ static bool do_register(ts_server *s) {
     const rpc_register_server_response *resp =
         (const rpc_register_server_response *)m;
     e = rpc_status_err(resp->status);
+    /* An answer from a deposed master grants nothing and commands nothing. */
+    if (e == NULL)
+      e = ts_master_fence(s, resp->master_epoch, "RegisterServer answer");
     if (e == NULL && resp->server_id == 0)
       e = err_new(MICA_INTERNAL, "master answered server_id 0");
     if (e == NULL) {
@@ -177,6 +198,8 @@ static bool do_heartbeat(ts_server *s) {
     const rpc_heartbeat_response *resp =
         (const rpc_heartbeat_response *)m;
     e = rpc_status_err(resp->status);
+    if (e == NULL)
+      e = ts_master_fence(s, resp->master_epoch, "Heartbeat answer");
     if (e == NULL) {
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
@@ -236,6 +259,8 @@ mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
   const rpc_report_split_response *resp =
       (const rpc_report_split_response *)m;
   e = rpc_status_err(resp->status);
+  if (e == NULL)
+    e = ts_master_fence(s, resp->master_epoch, "ReportSplit answer");
   if (e == NULL &&
       (resp->left == NULL || resp->left->desc == NULL || resp->right == NULL ||
        resp->right->desc == NULL))
