@@ -103,7 +103,8 @@ struct ts_server {
   res_pool *res;
   tab_options topts;
   rpc_server *rpc;
-  rpc_channel *master_ch; /* NULL when standalone */
+  struct ts_mlink *master_ch; /* the master(s) (ts_master.c); NULL when
+                                standalone */
   char *tablets_dir;      /* <data_dir>/tablets */
   ts_obs obs;             /* counters and the HTTP side (ts_http.h) */
 

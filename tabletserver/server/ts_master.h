@@ -7,6 +7,13 @@
 
 #include "tabletserver/server/ts_int.h"
 
+/* Opens the link to the master(s) of s->cfg.master: one address, a
+ * comma-separated list, or zk://HOST:PORT[,...]/chroot (mzk_locate.h);
+ * INVALID_ARGUMENT naming what is wrong with it. Freed by
+ * ts_master_link_free (accepts a server without one). */
+mica_err *ts_master_link_open(ts_server *s);
+void ts_master_link_free(ts_server *s);
+
 /* Starts the master thread (only when the server has a master). */
 mica_err *ts_master_start(ts_server *s);
 /* Stops it (ts_bg_stop) and waits for it. */
