@@ -28,7 +28,7 @@
 #include "tests/harness/node.h"
 #include "tests/harness/proc.h"
 #include "tests/harness/testutil.h"
-#include "tests/master/zk/zkserver.h"
+#include "tests/harness/zkserver.h"
 
 #define SESSION_MS 3000
 #define N_MASTERS 3
