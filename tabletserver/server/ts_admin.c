@@ -644,11 +644,10 @@ static void h_split(rpc_call *call, const void *request,
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
   mica_err *e = ts_master_fence(s, req->master_epoch, "TsSplitTablet");
-  if (e != NULL) {
-  } else if (req->tablet == NULL || req->tablet->tablet_id == 0) {
+  if (e == NULL && (req->tablet == NULL || req->tablet->tablet_id == 0)) {
     e = err_new(MICA_INVALID_ARGUMENT,
                 "tablet: a TabletRef with a non-zero tablet_id is required");
-  } else {
+  } else if (e == NULL) {
     /* Routing errors first, with what the registry knows. */
     ts_tab *tt = NULL;
     e = ts_acquire(s, req->tablet, &rb, &tt);
