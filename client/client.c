@@ -17,6 +17,7 @@
 #include "client/client_int.h"
 #include "common/env.h"
 #include "common/log.h"
+#include "master/zk/mzk_locate.h"
 
 static __thread char tls_msg[1024];
 static __thread bool tls_set;
@@ -61,17 +62,25 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
                              "bad option: deadline_ms, max_attempts, cache_routes, "
                              "backoff_initial_ms must be > 0, prefetch in 1..1000, "
                              "backoff_max_ms >= backoff_initial_ms"));
+  if (master == NULL || master[0] == '\0')
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "master address: empty"));
   rpc_channel *ch = NULL;
-  mica_err *e = rpc_channel_new(master, NULL, &ch);
+  mzk_locator *loc = NULL;
+  mica_err *e = mzk_spec_is_ha(master)
+                    ? mzk_locator_open(master, (int)o.deadline_ms, &loc)
+                    : rpc_channel_new(master, NULL, &ch);
   if (e != NULL) return mcl_finish(err_wrap(e, "master address"));
   mica_client *c = xcalloc(1, sizeof *c);
+  c->loc = loc;
   c->opts = o;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
   pthread_rwlock_init(&c->conns_lock, NULL);
-  c->master_conn = xcalloc(1, sizeof(mcl_conn));
-  c->master_conn->address = xstrdup(master);
-  c->master_conn->ch = ch;
+  if (ch != NULL) {
+    c->master_conn = xcalloc(1, sizeof(mcl_conn));
+    c->master_conn->address = xstrdup(master);
+    c->master_conn->ch = ch;
+  }
   *out = c;
   return mcl_finish(NULL);
 }
@@ -88,6 +97,7 @@ void mica_close(mica_client *c) {
   for (size_t i = 0; i < c->n_conns; i++) conn_free(c->conns[i]);
   free(c->conns);
   conn_free(c->master_conn);
+  mzk_locator_close(c->loc);
   pthread_rwlock_destroy(&c->conns_lock);
   route_cache_free(c->cache);
   free(c->master);
@@ -227,9 +237,54 @@ mica_err *mcl_retry_next(mcl_retry *r, mica_err *e, bool sleep) {
 
 /* ---- master ---- */
 
+/* One attempt at a master that may be down (partitioned rather than
+ * refusing connections) waits at most this long, so that another master
+ * is tried within the caller's deadline. */
+#define HA_ATTEMPT_MS 3000
+
+/* mcl_master_call with several masters: each attempt goes to the one the
+ * locator names; a standby's refusal re-routes at once to the master it
+ * names, an unreachable master after a backoff to the next candidate (or
+ * to ZooKeeper's newer record). */
+static mica_err *ha_master_call(mica_client *c, mcl_retry *r,
+                                const rpc_method *m, const void *req,
+                                void **resp) {
+  for (;;) {
+    char addr[MZK_ADDR_MAX];
+    mica_err *e = NULL;
+    bool sleep = true;
+    if (!mzk_locator_current(c->loc, addr, sizeof addr)) {
+      e = err_new(MICA_UNAVAILABLE, "no active master published in %s yet",
+                  c->master);
+    } else {
+      void *msg = NULL;
+      int64_t t = mcl_retry_remaining_ms(r);
+      atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
+      e = rpc_unary(mcl_conn_get(c, addr)->ch, m, req,
+                    t < HA_ATTEMPT_MS ? t : HA_ATTEMPT_MS, &msg);
+      if (e == NULL) {
+        e = rpc_status_err(rpc_response_status(msg));
+        if (e == NULL) {
+          *resp = msg;
+          return NULL;
+        }
+        rpc_msg_free(msg);
+      }
+      if (!mzk_locator_should_switch(err_code(e)))
+        return err_wrap(e, "master %s", addr);
+      sleep = err_code(e) != MICA_NOT_ACTIVE_MASTER;
+      mzk_locator_failed(c->loc, addr, e);
+      e = err_wrap(e, "master %s (of %s)", addr, c->master);
+    }
+    e = mcl_retry_next(r, e, sleep);
+    if (e != NULL) return e;
+  }
+}
+
 mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
                          const void *req, void **resp) {
   *resp = NULL;
+  if (c->loc != NULL) return ha_master_call(c, r, m, req, resp);
   for (;;) {
     void *msg = NULL;
     atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);

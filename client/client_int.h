@@ -38,7 +38,10 @@ struct mica_client {
    * mica_close, so a mcl_conn pointer stays valid for the client's life. */
   mcl_conn **conns;
   size_t n_conns, cap_conns;
-  mcl_conn *master_conn; /* immutable after open */
+  mcl_conn *master_conn; /* immutable after open; NULL when `loc` is used */
+  /* Several masters (a list or zk://, mzk_locate.h): the active one is
+   * followed; NULL for one master address. */
+  struct mzk_locator *loc;
   _Atomic uint64_t master_lookups, master_calls, routing_answers, retries,
       server_rpcs;
 };

@@ -24,31 +24,61 @@ struct mlog {
   char *dir;
   int lock_fd;
   bool locked;
+  uint64_t epoch;     /* master epoch this log writes under (file names) */
   uint64_t gen;       /* generation of the current files; 0 = none yet */
+  uint64_t gen_epoch; /* master epoch in the current files' names */
+  bool (*guard)(void *ctx); /* mlog_set_guard; NULL = none */
+  void *guard_ctx;
   env_writer *log;    /* log-gen; NULL before the first roll */
   bool needs_roll;
 };
 
-static char *gen_path(const char *dir, const char *prefix, uint64_t gen) {
-  size_t n = strlen(dir) + strlen(prefix) + 32;
+/* The file of generation `gen` written under master epoch `epoch`:
+ * "snap-<gen>" for epoch 0 (every file written before epochs existed, and
+ * by masters run without ZooKeeper), "snap-<epoch>-<gen>" otherwise, both
+ * numbers as 16 decimal digits. */
+static char *gen_path(const char *dir, const char *prefix, uint64_t epoch,
+                      uint64_t gen) {
+  size_t n = strlen(dir) + strlen(prefix) + 48;
   char *p = xmalloc(n);
-  snprintf(p, n, "%s/%s%016" PRIu64, dir, prefix, gen);
+  if (epoch == 0)
+    snprintf(p, n, "%s/%s%016" PRIu64, dir, prefix, gen);
+  else
+    snprintf(p, n, "%s/%s%016" PRIu64 "-%016" PRIu64, dir, prefix, epoch,
+             gen);
   return p;
 }
 
-/* "snap-0000000000000012" -> 12; false for any other name. */
-static bool parse_gen(const char *name, const char *prefix, uint64_t *gen) {
-  size_t pl = strlen(prefix);
-  if (strncmp(name, prefix, pl) != 0) return false;
-  const char *d = name + pl;
-  if (strlen(d) != 16) return false;
+static bool parse16(const char *d, uint64_t *out) {
   uint64_t v = 0;
   for (int i = 0; i < 16; i++) {
     if (d[i] < '0' || d[i] > '9') return false;
     v = v * 10 + (uint64_t)(d[i] - '0');
   }
-  *gen = v;
+  *out = v;
   return true;
+}
+
+/* "snap-0000000000000012" -> epoch 0, generation 12;
+ * "snap-0000000000000004-0000000000000012" -> epoch 4, generation 12;
+ * false for any other name. */
+static bool parse_name(const char *name, const char *prefix, uint64_t *epoch,
+                       uint64_t *gen) {
+  size_t pl = strlen(prefix);
+  if (strncmp(name, prefix, pl) != 0) return false;
+  const char *d = name + pl;
+  if (strlen(d) == 16) {
+    *epoch = 0;
+    return parse16(d, gen);
+  }
+  if (strlen(d) != 33 || d[16] != '-') return false;
+  return parse16(d, epoch) && *epoch > 0 && parse16(d + 17, gen);
+}
+
+/* Files are ordered by (epoch, generation): whatever a newer master epoch
+ * wrote supersedes everything written under older ones. */
+static bool before(uint64_t e1, uint64_t g1, uint64_t e2, uint64_t g2) {
+  return e1 < e2 || (e1 == e2 && g1 < g2);
 }
 
 static void put_file_header(buf *b, const char magic[8], uint64_t gen) {
@@ -168,22 +198,36 @@ static mica_err *replay(mlog *m, mlog_replay_fn fn, void *ctx) {
   size_t n;
   mica_err *err = env_list(m->env, m->dir, &names, &n);
   if (err) return err;
-  uint64_t snap = 0, newest_log = 0;
+  uint64_t snap = 0, snap_e = 0, newest_log = 0, log_e = 0;
   for (size_t i = 0; i < n; i++) {
-    uint64_t g;
-    if (parse_gen(names[i], "snap-", &g) && g > snap) snap = g;
-    if (parse_gen(names[i], "log-", &g) && g > newest_log) newest_log = g;
+    uint64_t g, ep;
+    if (parse_name(names[i], "snap-", &ep, &g) &&
+        before(snap_e, snap, ep, g)) {
+      snap = g;
+      snap_e = ep;
+    }
+    if (parse_name(names[i], "log-", &ep, &g) &&
+        before(log_e, newest_log, ep, g)) {
+      newest_log = g;
+      log_e = ep;
+    }
   }
   env_free_names(names, n);
-  if (newest_log > snap)
-    return err_new(MICA_CORRUPTION, "%s: log-%016" PRIu64 " has no snapshot "
-                   "(newest snapshot is generation %" PRIu64 ")", m->dir,
-                   newest_log, snap);
+  if (before(snap_e, snap, log_e, newest_log))
+    return err_new(MICA_CORRUPTION, "%s: the log of master epoch %" PRIu64
+                   ", generation %" PRIu64 " has no snapshot (newest "
+                   "snapshot: master epoch %" PRIu64 ", generation %" PRIu64
+                   ")", m->dir, log_e, newest_log, snap_e, snap);
+  if (snap_e > m->epoch)
+    return err_new(MICA_STALE_MASTER, "%s: written by master epoch %" PRIu64
+                   ", newer than this master's %" PRIu64 ": a newer master "
+                   "has taken over", m->dir, snap_e, m->epoch);
   m->gen = snap;
+  m->gen_epoch = snap_e;
   if (snap == 0) return NULL;
 
   buf f = BUF_INIT;
-  char *path = gen_path(m->dir, "snap-", snap);
+  char *path = gen_path(m->dir, "snap-", snap_e, snap);
   bool torn;
   int count;
   err = read_whole(m->env, path, &f);
@@ -203,7 +247,7 @@ static mica_err *replay(mlog *m, mlog_replay_fn fn, void *ctx) {
     return err;
   }
 
-  path = gen_path(m->dir, "log-", snap);
+  path = gen_path(m->dir, "log-", snap_e, snap);
   buf_clear(&f);
   err = read_whole(m->env, path, &f);
   if (err_code(err) == MICA_NOT_FOUND) {
@@ -223,11 +267,17 @@ static mica_err *replay(mlog *m, mlog_replay_fn fn, void *ctx) {
 
 mica_err *mlog_open(env *e, const char *dir, mlog_replay_fn fn, void *ctx,
                     mlog **out) {
+  return mlog_open_epoch(e, dir, 0, fn, ctx, out);
+}
+
+mica_err *mlog_open_epoch(env *e, const char *dir, uint64_t epoch,
+                          mlog_replay_fn fn, void *ctx, mlog **out) {
   *out = NULL;
   mica_err *err = env_mkdirs(e, dir);
   if (err) return err;
   mlog *m = xcalloc(1, sizeof(*m));
   m->env = e;
+  m->epoch = epoch;
   m->dir = xstrdup(dir);
   size_t n = strlen(dir) + 8;
   char *lock = xmalloc(n);
@@ -261,9 +311,11 @@ static void delete_old(mlog *m) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    uint64_t g;
-    bool old = (parse_gen(names[i], "snap-", &g) && g < m->gen) ||
-               (parse_gen(names[i], "log-", &g) && g < m->gen) ||
+    uint64_t g, ep;
+    bool old = (parse_name(names[i], "snap-", &ep, &g) &&
+                before(ep, g, m->gen_epoch, m->gen)) ||
+               (parse_name(names[i], "log-", &ep, &g) &&
+                before(ep, g, m->gen_epoch, m->gen)) ||
                strstr(names[i], ".tmp.") != NULL;
     if (!old) continue;
     size_t len = strlen(m->dir) + strlen(names[i]) + 2;
@@ -284,7 +336,7 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
   buf b = BUF_INIT;
   put_file_header(&b, SNAP_MAGIC, gen);
   put_record(&b, type, state);
-  char *snap = gen_path(m->dir, "snap-", gen);
+  char *snap = gen_path(m->dir, "snap-", m->epoch, gen);
   mica_err *err = env_write_file_atomic(m->env, snap, buf_slice(&b));
   free(snap);
   if (err) {
@@ -295,7 +347,7 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
   /* From here the new snapshot is durable and is what a restart replays;
    * the new log must exist (with its header durable) before any record is
    * appended to it. */
-  char *path = gen_path(m->dir, "log-", gen);
+  char *path = gen_path(m->dir, "log-", m->epoch, gen);
   env_writer *w = NULL;
   buf_clear(&b);
   put_file_header(&b, LOG_MAGIC, gen);
@@ -310,6 +362,7 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
     /* The snapshot of `gen` is installed; a retry must go past it so the
      * retry's log never pairs with a header written here. */
     m->gen = gen;
+    m->gen_epoch = m->epoch;
     err_free(env_writer_close(m->log));
     m->log = NULL;
     return err_wrap(err, "metadata log");
@@ -317,6 +370,7 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
   err_free(env_writer_close(m->log));
   m->log = w;
   m->gen = gen;
+  m->gen_epoch = m->epoch;
   m->needs_roll = false;
   delete_old(m);
   return NULL;
@@ -344,8 +398,41 @@ mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
     m->needs_roll = true;
     return err_wrap(err, "metadata log");
   }
+  /* Durable, but acknowledged only if this master is still the active
+   * one now: otherwise a newer master may already have replayed this log
+   * without the record (docs/ha.md, "Fencing the metadata log"). */
+  if (m->guard != NULL && !m->guard(m->guard_ctx)) {
+    m->needs_roll = true;
+    return err_new(MICA_STALE_MASTER, "metadata log %s: master epoch %" PRIu64
+                   " is no longer the active master; the change is not "
+                   "acknowledged", m->dir, m->epoch);
+  }
   return NULL;
 }
+
+void mlog_set_guard(mlog *m, bool (*guard)(void *ctx), void *ctx) {
+  m->guard = guard;
+  m->guard_ctx = ctx;
+}
+
+mica_err *mlog_peek_epoch(env *e, const char *dir, uint64_t *epoch) {
+  *epoch = 0;
+  if (!env_exists(e, dir)) return NULL;
+  char **names;
+  size_t n;
+  mica_err *err = env_list(e, dir, &names, &n);
+  if (err) return err;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t g, ep;
+    if ((parse_name(names[i], "snap-", &ep, &g) ||
+         parse_name(names[i], "log-", &ep, &g)) && ep > *epoch)
+      *epoch = ep;
+  }
+  env_free_names(names, n);
+  return NULL;
+}
+
+uint64_t mlog_epoch(const mlog *m) { return m->gen_epoch; }
 
 bool mlog_needs_roll(const mlog *m) { return m->needs_roll; }
 

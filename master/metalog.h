@@ -51,6 +51,30 @@ typedef mica_err *(*mlog_replay_fn)(void *ctx, uint8_t type, slice payload);
 mica_err *mlog_open(env *e, const char *dir, mlog_replay_fn fn, void *ctx,
                     mlog **out);
 
+/* mlog_open for a master with master epoch `epoch` (docs/ha.md): files
+ * are named by the epoch they were written under and ordered by (epoch,
+ * generation), so the first roll writes this master's own snapshot and
+ * log, and everything an older epoch wrote is retired by it (never read
+ * again, deleted). STALE_MASTER when the directory holds files of a newer
+ * epoch. mlog_open() is mlog_open_epoch() with epoch 0. */
+mica_err *mlog_open_epoch(env *e, const char *dir, uint64_t epoch,
+                          mlog_replay_fn fn, void *ctx, mlog **out);
+
+/* The highest master epoch in the names of the files in `dir` (0 when
+ * none, or no such directory), without taking the lock: the floor of the
+ * next election (mzk_elector_opts.min_epoch). */
+mica_err *mlog_peek_epoch(env *e, const char *dir, uint64_t *epoch);
+
+/* After every durable append, `guard(ctx)` must still be true for the
+ * append to succeed; when false it fails with STALE_MASTER (the record may
+ * be on disk, in a log a newer master has retired or will retire) and the
+ * log needs a roll. For the active master's leadership lease. */
+void mlog_set_guard(mlog *m, bool (*guard)(void *ctx), void *ctx);
+
+/* The master epoch of the current files (of the replayed ones before the
+ * first roll). */
+uint64_t mlog_epoch(const mlog *m);
+
 /* Starts a new generation whose snapshot is one record (`type`, `state`),
  * then deletes the older generations' files. On failure the current log
  * stays in place and mlog_needs_roll() becomes true. */

@@ -1134,7 +1134,10 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
   m->next_action_id = 1;
   m->events = xcalloc(o->event_capacity ? o->event_capacity : 1,
                       sizeof(ms_event));
-  mica_err *err = mlog_open(o->env, m->dir, replay_fn, m, &m->log);
+  mica_err *err = mlog_open_epoch(o->env, m->dir, o->master_epoch, replay_fn,
+                                  m, &m->log);
+  if (!err && o->still_active)
+    mlog_set_guard(m->log, o->still_active, o->still_active_ctx);
   if (!err) err = roll(m);
   if (err) {
     ms_close(m);

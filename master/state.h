@@ -80,6 +80,13 @@ typedef struct ms_options {
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */
   uint32_t max_merges_in_flight;/* merges at once (1) */
   size_t event_capacity;        /* events kept (256) */
+  /* The master epoch the log is written under (metalog.h,
+   * mlog_open_epoch), and the leadership check made after every durable
+   * append before it is acknowledged (mlog_set_guard). 0 / NULL without
+   * ZooKeeper. */
+  uint64_t master_epoch;
+  bool (*still_active)(void *ctx);
+  void *still_active_ctx;
 } ms_options;
 
 /* Fills `o` with the defaults above; env = env_posix(), data_root NULL. */

@@ -176,16 +176,17 @@ enum rpc_server_state {
 #define RPC_FIELDS_open_tablet_request(F)                                    \
   F(MSG, tablet_descriptor, desc, 1) F(U64, _, assign_epoch, 2)              \
   F(STR, _, tablet_dir, 3) F(RMSG, tablet_source, sources, 4)                \
-  F(MSG, tablet_descriptor, split_sibling, 5)
+  F(MSG, tablet_descriptor, split_sibling, 5) F(U64, _, master_epoch, 6)
 #define RPC_FIELDS_open_tablet_response(F) \
   F(MSG, status, status, 1) F(MSG, tablet_stats, stats, 2)
 #define RPC_FIELDS_close_tablet_request(F)                                   \
   F(MSG, tablet_ref, tablet, 1) F(MSG, location, moved_to, 2)                \
-  F(BOOL, _, skip_flush, 3)
+  F(BOOL, _, skip_flush, 3) F(U64, _, master_epoch, 4)
 #define RPC_FIELDS_close_tablet_response(F) \
   F(MSG, status, status, 1) F(MSG, tablet_stats, stats, 2)
-#define RPC_FIELDS_ts_split_tablet_request(F) \
-  F(MSG, tablet_ref, tablet, 1) F(BYTES, _, split_key, 2)
+#define RPC_FIELDS_ts_split_tablet_request(F)                               \
+  F(MSG, tablet_ref, tablet, 1) F(BYTES, _, split_key, 2)                    \
+  F(U64, _, master_epoch, 3)
 #define RPC_FIELDS_ts_split_tablet_response(F)                               \
   F(MSG, status, status, 1) F(MSG, tablet_route, left, 2)                    \
   F(MSG, tablet_route, right, 3)
@@ -272,7 +273,7 @@ enum rpc_server_state {
 #define RPC_FIELDS_register_server_response(F)                               \
   F(MSG, status, status, 1) F(U64, _, server_id, 2) F(U64, _, lease_ms, 3)   \
   F(U64, _, heartbeat_interval_ms, 4) F(RMSG, tablet_ref, close_tablets, 5)  \
-  F(U64, _, split_threshold_bytes, 6)
+  F(U64, _, split_threshold_bytes, 6) F(U64, _, master_epoch, 7)
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
   F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)              \
@@ -281,13 +282,14 @@ enum rpc_server_state {
   F(U64, _, tablet_id, 1) F(MSG, tablet_route, merged, 2)
 #define RPC_FIELDS_heartbeat_response(F)                                     \
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
-  F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)
+  F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)   \
+  F(U64, _, master_epoch, 5)
 #define RPC_FIELDS_report_split_request(F)                                   \
   F(U64, _, server_id, 1) F(MSG, tablet_ref, parent, 2)                      \
   F(BYTES, _, split_key, 3)
 #define RPC_FIELDS_report_split_response(F)                                  \
   F(MSG, status, status, 1) F(MSG, tablet_route, left, 2)                    \
-  F(MSG, tablet_route, right, 3)
+  F(MSG, tablet_route, right, 3) F(U64, _, master_epoch, 4)
 #define RPC_FIELDS_get_info_request(F) F(NONE, _, unused_, 0)
 #define RPC_FIELDS_get_info_response(F)                                      \
   F(MSG, status, status, 1) F(STR, _, version, 2) F(STR, _, rpc_address, 3)  \

@@ -91,6 +91,7 @@ static void start_open(msrv *s, rpc_async *as, const ms_action *a,
   q.desc = &d;
   q.assign_epoch = t->assign_epoch;
   q.tablet_dir = "";
+  q.master_epoch = s->opt.master_epoch;
   q.n_sources = a->n_sources < 2 ? a->n_sources : 2;
   q.sources = src;
   if (a->n_sources == 1 && split_sibling(s, a, &sib)) {
@@ -120,6 +121,7 @@ static void start_close(msrv *s, rpc_async *as, const ms_action *a,
     q.moved_to = &to;
   }
   q.skip_flush = a->skip_flush;
+  q.master_epoch = s->opt.master_epoch;
   *err = rpc_async_start(as, ch, &rpc_m_ts_close_tablet, &q,
                          s->opt.close_timeout_ms, p);
 }
@@ -219,6 +221,7 @@ static void collect(msrv *s, outcomes *o, pending *p, void *resp,
     LOG_I("%s of tablet %" PRIu64 " on server %" PRIu64 ": %s: %s",
           p->type == MS_ACT_OPEN ? "open" : "close", p->tablet_id,
           p->server_id, mica_code_name(code), err_msg(out));
+  msrv_note_fenced(s, out);
   err_free(out);
   o->ids = xrealloc(o->ids, (o->n + 1) * sizeof(*o->ids));
   o->codes = xrealloc(o->codes, (o->n + 1) * sizeof(*o->codes));

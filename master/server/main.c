@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "common/layout.h"
 #include "common/log.h"
 #include "master/http/mhttp.h"
+#include "master/metalog.h"
 #include "master/server/mserver.h"
 #include "master/zk/mzk.h"
 #include "master/zk/mzk_standby.h"
@@ -207,6 +209,7 @@ static int bad_flag(const char *flag, const char *value) {
 typedef struct zk_role {
   mzk_reader *reader;
   mzk_elector *elector;
+  uint64_t epoch; /* the master epoch won */
 } zk_role;
 
 static void zk_role_close(zk_role *z) {
@@ -218,7 +221,8 @@ static void zk_role_close(zk_role *z) {
  * the address to serve on, the one published), a stop signal arrives (1)
  * or something fails (2, after printing why). */
 static int zk_campaign(const char *zk, int session_ms, const char *listen,
-                       zk_role *z, char *addr, size_t n) {
+                       uint64_t min_epoch, zk_role *z, char *addr,
+                       size_t n) {
   mzk_standby *sb = NULL;
   mica_err *err = mzk_reader_open(zk, session_ms, NULL, NULL, &z->reader);
   if (err == NULL) err = mzk_standby_start(listen, z->reader, &sb);
@@ -226,7 +230,8 @@ static int zk_campaign(const char *zk, int session_ms, const char *listen,
     snprintf(addr, n, "%s", mzk_standby_address(sb));
     /* The HTTP address is published once the HTTP server runs. */
     mzk_elector_opts eo = {
-        .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr};
+        .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr,
+        .min_epoch = min_epoch};
     err = mzk_elector_start(&eo, &z->elector);
   }
   if (err != NULL) {
@@ -254,21 +259,28 @@ static int zk_campaign(const char *zk, int session_ms, const char *listen,
     uint64_t epoch;
     if (mzk_elector_is_active(z->elector, &epoch)) {
       LOG_I("won the election with master epoch %" PRIu64, epoch);
+      z->epoch = epoch;
       mzk_standby_stop(sb);
       return 0;
     }
   }
 }
 
-/* Waits for a stop signal; with --zk, exits with status 3 as soon as this
- * process is no longer the active master (a deposed master must stop
- * acting at once; a supervisor may start it again as a candidate). */
-static void wait_for_stop(zk_role *z) {
+/* The leadership check of every metadata-log append (ms_options): still
+ * the active master, under the epoch it won. */
+static bool zk_still_active(void *ctx) {
+  zk_role *z = ctx;
+  uint64_t epoch = 0;
+  return mzk_elector_is_active(z->elector, &epoch) && epoch == z->epoch;
+}
+
+/* Waits for a stop signal; exits with status 3 as soon as this process is
+ * no longer the active master (with --zk: its session or lease ended; in
+ * any case: a tablet server refused a command as coming from an older
+ * master epoch). A deposed master must stop acting at once; a supervisor
+ * may start it again as a candidate. */
+static void wait_for_stop(zk_role *z, msrv *s) {
   for (;;) {
-    if (z->elector == NULL) {
-      if (sem_wait(&g_stop) == 0) return;
-      continue;
-    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 20 * 1000 * 1000;
@@ -277,7 +289,11 @@ static void wait_for_stop(zk_role *z) {
       ts.tv_nsec -= 1000000000;
     }
     if (sem_timedwait(&g_stop, &ts) == 0) return;
-    if (!mzk_elector_is_active(z->elector, NULL)) {
+    if (msrv_deposed(s)) {
+      LOG_E("a tablet server has seen a newer master epoch: exiting");
+      _exit(3);
+    }
+    if (z->elector != NULL && !zk_still_active(z)) {
       LOG_E("no longer the active master (ZooKeeper session lost or lease "
             "ended): exiting");
       _exit(3);
@@ -428,14 +444,30 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* The highest master epoch the metadata log was written under: the
+   * floor of the election, and the epoch of a master without ZooKeeper. */
+  uint64_t floor_epoch = 0;
+  char *mdir = layout_master_dir(o.core.data_root);
+  mica_err *perr = mlog_peek_epoch(env_posix(), mdir, &floor_epoch);
+  free(mdir);
+  if (perr != NULL) {
+    fprintf(stderr, "mica-master: cannot read the metadata log's epoch: "
+            "%s: %s\n", mica_code_name(err_code(perr)), err_msg(perr));
+    err_free(perr);
+    return 1;
+  }
+  o.master_epoch = o.core.master_epoch = floor_epoch;
   if (zk != NULL) {
-    int rc = zk_campaign(zk, zk_session_ms, o.listen, &z, zk_addr,
-                         sizeof zk_addr);
+    int rc = zk_campaign(zk, zk_session_ms, o.listen, floor_epoch, &z,
+                         zk_addr, sizeof zk_addr);
     if (rc != 0) {
       zk_role_close(&z);
       return rc == 1 ? 0 : 1;
     }
     o.listen = zk_addr;
+    o.master_epoch = o.core.master_epoch = z.epoch;
+    o.core.still_active = zk_still_active;
+    o.core.still_active_ctx = &z;
   }
   msrv *s;
   mica_err *err = msrv_start(&o, &s);
@@ -488,7 +520,7 @@ int main(int argc, char **argv) {
   printf("listening %s\nhttp %s\n", msrv_address(s), mhttp_address(http));
   fflush(stdout);
 
-  wait_for_stop(&z);
+  wait_for_stop(&z, s);
   LOG_I("stop signal: stopping");
   mhttp_stop(http);
   msrv_stop(s);

@@ -357,6 +357,7 @@ static void h_split(rpc_call *call, const void *req, void *ctx) {
       rpc_ts_split_tablet_request q = {0};
       q.tablet = &ref;
       q.split_key = r->split_key;
+      q.master_epoch = s->opt.master_epoch;
       void *out = NULL;
       err = rpc_unary(ch, &rpc_m_ts_split_tablet, &q,
                       wait_budget_ms(s, call), &out);
@@ -367,6 +368,7 @@ static void h_split(rpc_call *call, const void *req, void *ctx) {
       } else {
         tr = (rpc_ts_split_tablet_response *)out;
         err = rpc_status_err(tr->status);
+        msrv_note_fenced(s, err);
       }
     }
   }
@@ -646,6 +648,7 @@ static void h_register(rpc_call *call, const void *req,
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
     resp.split_threshold_bytes = s->opt.split_threshold_bytes;
+    resp.master_epoch = s->opt.master_epoch;
     LOG_I("server %" PRIu64 " registered at %s reporting %zu tablets (%zu "
           "to close)", rp.server_id, r->address, r->n_tablets, rp.n_close);
   } else {
@@ -676,6 +679,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
     msrv_set_caps(s, r->server_id, r->can_merge);
     ms_server_disk(s->core, r->server_id, r->disk_below_reserve);
     resp.lease_ms = rp.lease_ms;
+    resp.master_epoch = s->opt.master_epoch;
     resp.close_tablets = close_list(a, &rp);
     resp.n_close_tablets = rp.n_close;
     resp.merged = a_new(a, (rp.n_merged + 1) * sizeof(*resp.merged));
@@ -712,6 +716,7 @@ static void h_report_split(rpc_call *call, const void *req,
   rpc_report_split_response resp = {0};
   rpc_status st;
   resp.status = status_of(&st, err);
+  resp.master_epoch = s->opt.master_epoch;
   if (err == NULL && l.n == 2) {
     resp.left = route_msg(a, &l.v[0]);
     resp.right = route_msg(a, &l.v[1]);

@@ -50,6 +50,10 @@ typedef struct msrv_options {
   const bool *merges;
   /* The cluster's name, reported by GetInfo; NULL or "" = none. */
   const char *cluster_name;
+  /* The master epoch stamped on every command and answer to a tablet
+   * server (docs/ha.md, "Fencing the tablet servers"): the election's with
+   * --zk; 0 without. */
+  uint64_t master_epoch;
 } msrv_options;
 
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */
@@ -70,6 +74,11 @@ const char *msrv_address(const msrv *s);
  * API. Until called, or with NULL, GetInfo reports none. Copies `address`;
  * may be called while serving. */
 void msrv_set_http_address(msrv *s, const char *address);
+
+/* True once a tablet server refused one of this master's commands with
+ * STALE_MASTER: a newer master exists, and this one must stop acting
+ * (mica-master exits 3). Thread-safe. */
+bool msrv_deposed(msrv *s);
 
 /* The core, for tools and tests in the same process; valid until
  * msrv_stop. */

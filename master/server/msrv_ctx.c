@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "master/server/msrv_int.h"
 
 uint64_t msrv_now(const msrv *s) { return env_now_micros(s->opt.core.env); }
@@ -30,6 +31,24 @@ struct timespec msrv_abstime(const msrv *s, uint64_t micros) {
   uint64_t t = env_wall_micros(s->opt.core.env) + micros;
   struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
   return ts;
+}
+
+void msrv_note_fenced(msrv *s, const mica_err *err) {
+  if (err == NULL || err_code(err) != MICA_STALE_MASTER) return;
+  pthread_mutex_lock(&s->mu);
+  bool first = !s->deposed;
+  s->deposed = true;
+  pthread_mutex_unlock(&s->mu);
+  if (first)
+    LOG_E("deposed: a tablet server refused a command of master epoch "
+          "%" PRIu64 ": %s", s->opt.master_epoch, err_msg(err));
+}
+
+bool msrv_deposed(msrv *s) {
+  pthread_mutex_lock(&s->mu);
+  bool d = s->deposed;
+  pthread_mutex_unlock(&s->mu);
+  return d;
 }
 
 void msrv_set_caps(msrv *s, uint64_t id, bool can_merge) {

@@ -40,6 +40,7 @@ struct msrv {
    * cannot merge; the loop switches them on again once all can. */
   bool merge_suspended;
   char *http_address; /* guarded by mu; msrv_set_http_address; NULL = none */
+  bool deposed;       /* guarded by mu; msrv_note_fenced */
 
   pthread_mutex_t ch_mu; /* guards chans: one channel per server address,
                             kept until msrv_stop */
@@ -65,6 +66,10 @@ void msrv_set_caps(msrv *s, uint64_t id, bool can_merge);
 /* NULL when every live server can open merged tablets (and there is at
  * least one); otherwise NOT_SUPPORTED naming a server that cannot. */
 mica_err *msrv_merge_blocker(msrv *s);
+
+/* Records that a tablet server refused a command of this master as coming
+ * from an older master epoch, if `err` says so (msrv_deposed). */
+void msrv_note_fenced(msrv *s, const mica_err *err);
 
 /* The shared channel to `address` (created on first use; valid until
  * msrv_stop). */

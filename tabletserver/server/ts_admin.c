@@ -414,9 +414,13 @@ static void h_open(rpc_call *call, const void *request, void *ctx) {
   rpc_status st;
   rpc_tablet_stats stats;
   memset(&stats, 0, sizeof stats);
+  const rpc_open_tablet_request *req =
+      (const rpc_open_tablet_request *)request;
+  /* Under admin_mu, so a command of a newer master is never carried out
+   * before one of an older master that was admitted earlier ends. */
   pthread_mutex_lock(&s->admin_mu);
-  mica_err *e =
-      open_tablet(s, (const rpc_open_tablet_request *)request, &stats);
+  mica_err *e = ts_master_fence(s, req->master_epoch, "OpenTablet");
+  if (e == NULL) e = open_tablet(s, req, &stats);
   pthread_mutex_unlock(&s->admin_mu);
   ts_status_fill(&st, e, NULL);
   resp.status = &st;
@@ -439,6 +443,7 @@ static void h_close(rpc_call *call, const void *request,
     e = err_new(MICA_INVALID_ARGUMENT,
                 "tablet: a TabletRef with a non-zero tablet_id is required");
   pthread_mutex_lock(&s->admin_mu);
+  if (e == NULL) e = ts_master_fence(s, req->master_epoch, "CloseTablet");
   ts_tab *tt = e ? NULL : find(s, req->tablet->tablet_id);
   if (e == NULL && tt == NULL) {
     /* Closing what is already closed succeeds, so the master may retry. */
@@ -638,11 +643,11 @@ static void h_split(rpc_call *call, const void *request,
   rpc_route l, r;
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
-  mica_err *e = NULL;
-  if (req->tablet == NULL || req->tablet->tablet_id == 0) {
+  mica_err *e = ts_master_fence(s, req->master_epoch, "TsSplitTablet");
+  if (e == NULL && (req->tablet == NULL || req->tablet->tablet_id == 0)) {
     e = err_new(MICA_INVALID_ARGUMENT,
                 "tablet: a TabletRef with a non-zero tablet_id is required");
-  } else {
+  } else if (e == NULL) {
     /* Routing errors first, with what the registry knows. */
     ts_tab *tt = NULL;
     e = ts_acquire(s, req->tablet, &rb, &tt);

@@ -103,7 +103,8 @@ struct ts_server {
   res_pool *res;
   tab_options topts;
   rpc_server *rpc;
-  rpc_channel *master_ch; /* NULL when standalone */
+  struct ts_mlink *master_ch; /* the master(s) (ts_master.c); NULL when
+                                standalone */
   char *tablets_dir;      /* <data_dir>/tablets */
   ts_obs obs;             /* counters and the HTTP side (ts_http.h) */
 
@@ -129,6 +130,9 @@ struct ts_server {
   /* Split threshold in force: the master's (RegisterServerResponse.
    * split_threshold_bytes) once it gave one, else cfg.split_threshold. */
   atomic_uint_fast64_t split_threshold;
+  /* The highest master epoch seen in a master's command or answer; older
+   * ones are refused (ts_master_fence). Lives as long as the process. */
+  atomic_uint_fast64_t master_epoch;
   uint64_t warned_us;     /* last master failure logged; master thread */
 
   /* Background threads. */

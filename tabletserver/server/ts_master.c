@@ -22,7 +22,92 @@
 
 #include "common/hash.h"
 #include "common/log.h"
+#include "master/zk/mzk_locate.h"
 #include "tabletserver/server/ts_master.h"
+
+/* The link to the master: where the active one is (a locator following a
+ * list or ZooKeeper) and one channel per master address met, kept until
+ * the server stops (so a channel handed out stays valid). */
+struct ts_mlink {
+  mzk_locator *loc;
+  pthread_mutex_t mu;
+  struct {
+    char *addr;
+    rpc_channel *ch;
+  } *chans;
+  size_t n;
+};
+
+mica_err *ts_master_link_open(ts_server *s) {
+  mzk_locator *loc;
+  /* Its ZooKeeper session may last a lease: the master it finds is the
+   * one whose leases count. */
+  mica_err *e = mzk_locator_open(s->cfg.master, (int)s->cfg.lease_ms, &loc);
+  if (e != NULL) return err_wrap(e, "--master");
+  struct ts_mlink *l = xcalloc(1, sizeof(*l));
+  l->loc = loc;
+  pthread_mutex_init(&l->mu, NULL);
+  s->master_ch = l;
+  return NULL;
+}
+
+void ts_master_link_free(ts_server *s) {
+  struct ts_mlink *l = s->master_ch;
+  if (l == NULL) return;
+  for (size_t i = 0; i < l->n; i++) {
+    rpc_channel_free(l->chans[i].ch);
+    free(l->chans[i].addr);
+  }
+  free(l->chans);
+  mzk_locator_close(l->loc);
+  pthread_mutex_destroy(&l->mu);
+  free(l);
+  s->master_ch = NULL;
+}
+
+/* A unary call of `m` to the active master. `addr` (MZK_ADDR_MAX bytes)
+ * gets the address called, for messages. A failure that another master
+ * may answer (or a refusal naming one) moves the link on; the caller
+ * retries on its own schedule. */
+static mica_err *master_call(ts_server *s, const rpc_method *m,
+                             const void *req, int64_t timeout_ms,
+                             void **resp, char *addr) {
+  struct ts_mlink *l = s->master_ch;
+  if (!mzk_locator_current(l->loc, addr, MZK_ADDR_MAX)) {
+    snprintf(addr, MZK_ADDR_MAX, "%s", s->cfg.master);
+    return err_new(MICA_UNAVAILABLE, "no active master published in %s yet",
+                   s->cfg.master);
+  }
+  pthread_mutex_lock(&l->mu);
+  rpc_channel *ch = NULL;
+  for (size_t i = 0; i < l->n && ch == NULL; i++)
+    if (strcmp(l->chans[i].addr, addr) == 0) ch = l->chans[i].ch;
+  mica_err *e = NULL;
+  if (ch == NULL) {
+    e = rpc_channel_new(addr, NULL, &ch);
+    if (e == NULL) {
+      l->chans = xrealloc(l->chans, (l->n + 1) * sizeof(*l->chans));
+      l->chans[l->n].addr = xstrdup(addr);
+      l->chans[l->n++].ch = ch;
+    }
+  }
+  pthread_mutex_unlock(&l->mu);
+  if (e != NULL) return e;
+  e = rpc_unary(ch, m, req, timeout_ms, resp);
+  mica_err *st = e == NULL ? rpc_status_err(rpc_response_status(*resp)) : NULL;
+  const mica_err *why = e != NULL ? e : st;
+  if (why != NULL && mzk_locator_should_switch(err_code(why))) {
+    char prev[MZK_ADDR_MAX];
+    snprintf(prev, sizeof prev, "%s", addr);
+    mzk_locator_failed(l->loc, addr, why);
+    char next[MZK_ADDR_MAX];
+    if (mzk_locator_current(l->loc, next, sizeof next) &&
+        strcmp(next, prev) != 0)
+      LOG_I("master %s: %s; trying %s", prev, err_msg(why), next);
+  }
+  err_free(st);
+  return e;
+}
 
 /* The reports of every serving tablet. Caller frees with free_reports. */
 typedef struct reports {
@@ -81,6 +166,24 @@ static void renew_lease(ts_server *s, uint64_t sent_us, uint64_t granted_ms) {
   if (until > prev) atomic_store(&s->lease_until_us, until);
 }
 
+mica_err *ts_master_fence(ts_server *s, uint64_t epoch, const char *what) {
+  if (s->master_ch == NULL) return NULL;
+  uint64_t seen = atomic_load(&s->master_epoch);
+  for (;;) {
+    if (epoch < seen)
+      return err_new(MICA_STALE_MASTER,
+                     "%s from master epoch %" PRIu64 " refused: this tablet "
+                     "server has seen master epoch %" PRIu64 ", so the "
+                     "sender is no longer the active master",
+                     what, epoch, seen);
+    if (epoch == seen) return NULL;
+    if (atomic_compare_exchange_weak(&s->master_epoch, &seen, epoch)) {
+      LOG_I("master epoch %" PRIu64 " (was %" PRIu64 ")", epoch, seen);
+      return NULL;
+    }
+  }
+}
+
 static void close_listed(ts_server *s, const rpc_tablet_ref *refs, size_t n) {
   for (size_t i = 0; i < n; i++)
     ts_request_drop(s, refs[i].tablet_id, refs[i].assign_epoch);
@@ -99,22 +202,28 @@ static bool do_register(ts_server *s) {
   req.can_merge = true; /* OpenTablet with two sources: tablet_merge.h */
   req.http_address = ts_server_http_address(s);
   void *m = NULL;
+  char addr[MZK_ADDR_MAX];
   uint64_t sent = env_now_micros(s->e);
-  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_register_server,
-                          &req, (int64_t)s->cfg.heartbeat_ms * 2 + 1000,
-                          &m);
+  mica_err *e = master_call(s, &rpc_m_master_register_server, &req,
+                            (int64_t)s->cfg.heartbeat_ms * 2 + 1000, &m,
+                            addr);
   free_reports(&r);
   bool ok = false;
   if (e == NULL) {
     const rpc_register_server_response *resp =
         (const rpc_register_server_response *)m;
     e = rpc_status_err(resp->status);
+    /* An answer from a deposed master grants nothing and commands nothing. */
+    if (e == NULL &&
+        (e = ts_master_fence(s, resp->master_epoch,
+                             "RegisterServer answer")) != NULL)
+      mzk_locator_failed(s->master_ch->loc, addr, e);
     if (e == NULL && resp->server_id == 0)
       e = err_new(MICA_INTERNAL, "master answered server_id 0");
     if (e == NULL) {
       uint64_t prev = atomic_exchange(&s->server_id, resp->server_id);
       if (prev != resp->server_id)
-        LOG_I("registered with master %s as server %" PRIu64, s->cfg.master,
+        LOG_I("registered with master %s as server %" PRIu64, addr,
               resp->server_id);
       if (resp->heartbeat_interval_ms > 0)
         atomic_store(&s->heartbeat_ms, resp->heartbeat_interval_ms);
@@ -131,7 +240,7 @@ static bool do_register(ts_server *s) {
   if (e != NULL) {
     uint64_t now = env_now_micros(s->e);
     if (s->warned_us == 0 || now - s->warned_us >= 5000000) {
-      LOG_W("register with master %s: %s", s->cfg.master, err_msg(e));
+      LOG_W("register with master %s: %s", addr, err_msg(e));
       s->warned_us = now;
     }
     err_free(e);
@@ -170,16 +279,21 @@ static bool do_heartbeat(ts_server *s) {
   req.disk_below_reserve = low != NULL; /* the master then starts neither */
   err_free(low);
   void *m = NULL;
+  char addr[MZK_ADDR_MAX];
   uint64_t sent = env_now_micros(s->e);
   uint64_t hb = atomic_load(&s->heartbeat_ms);
-  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_heartbeat, &req,
-                          (int64_t)hb * 2 + 1000, &m);
+  mica_err *e = master_call(s, &rpc_m_master_heartbeat, &req,
+                            (int64_t)hb * 2 + 1000, &m, addr);
   free_reports(&r);
   bool registered = true;
   if (e == NULL) {
     const rpc_heartbeat_response *resp =
         (const rpc_heartbeat_response *)m;
     e = rpc_status_err(resp->status);
+    if (e == NULL &&
+        (e = ts_master_fence(s, resp->master_epoch, "Heartbeat answer")) !=
+            NULL)
+      mzk_locator_failed(s->master_ch->loc, addr, e);
     if (e == NULL) {
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
@@ -193,7 +307,7 @@ static bool do_heartbeat(ts_server *s) {
     /* One line per 5 s is enough while the master is away. */
     uint64_t now = env_now_micros(s->e);
     if (!registered || s->warned_us == 0 || now - s->warned_us >= 5000000) {
-      LOG_W("heartbeat to master %s: %s", s->cfg.master, err_msg(e));
+      LOG_W("heartbeat to master %s: %s", addr, err_msg(e));
       s->warned_us = now;
     }
     err_free(e);
@@ -231,14 +345,17 @@ mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
   req.parent = &ref;
   req.split_key = key;
   void *m = NULL;
-  mica_err *e = rpc_unary(s->master_ch, &rpc_m_master_report_split, &req,
-                          30000, &m);
+  char addr[MZK_ADDR_MAX];
+  mica_err *e = master_call(s, &rpc_m_master_report_split, &req, 30000, &m,
+                            addr);
   if (e != NULL)
     return err_wrap(e, "ReportSplit of tablet %" PRIu64 " to %s", parent->tablet_id,
-                    s->cfg.master);
+                    addr);
   const rpc_report_split_response *resp =
       (const rpc_report_split_response *)m;
   e = rpc_status_err(resp->status);
+  if (e == NULL)
+    e = ts_master_fence(s, resp->master_epoch, "ReportSplit answer");
   if (e == NULL &&
       (resp->left == NULL || resp->left->desc == NULL || resp->right == NULL ||
        resp->right->desc == NULL))

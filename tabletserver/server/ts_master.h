@@ -7,10 +7,24 @@
 
 #include "tabletserver/server/ts_int.h"
 
+/* Opens the link to the master(s) of s->cfg.master: one address, a
+ * comma-separated list, or zk://HOST:PORT[,...]/chroot (mzk_locate.h);
+ * INVALID_ARGUMENT naming what is wrong with it. Freed by
+ * ts_master_link_free (accepts a server without one). */
+mica_err *ts_master_link_open(ts_server *s);
+void ts_master_link_free(ts_server *s);
+
 /* Starts the master thread (only when the server has a master). */
 mica_err *ts_master_start(ts_server *s);
 /* Stops it (ts_bg_stop) and waits for it. */
 void ts_master_stop(ts_server *s);
+
+/* Master-epoch fencing (docs/ha.md, "Fencing the tablet servers"): NULL
+ * when `epoch` is at least the highest master epoch this server has seen
+ * (which it then becomes); STALE_MASTER naming both epochs and `what` when
+ * it is older, for a command the server must not carry out. A no-op for a
+ * standalone server. Thread-safe. */
+mica_err *ts_master_fence(ts_server *s, uint64_t epoch, const char *what);
 
 /* ReportSplit of `parent` at `key` to the master; on success `left` and
  * `right` (caller clears them with rpc_route_clear) are the daughters the

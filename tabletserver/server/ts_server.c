@@ -63,6 +63,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   atomic_init(&s->lease_gen, 0);
   atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
   atomic_init(&s->split_threshold, c->split_threshold);
+  atomic_init(&s->master_epoch, 0);
 
   s->tablets_dir = layout_tablets_dir(s->cfg.data_dir);
   mica_err *e = env_mkdirs(s->e, s->tablets_dir);
@@ -96,7 +97,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   }
   if (e == NULL) e = ts_http_start(s);
   if (e == NULL && s->cfg.master != NULL)
-    e = rpc_channel_new(s->cfg.master, NULL, &s->master_ch);
+    e = ts_master_link_open(s);
   if (e == NULL) e = ts_data_register(s);
   if (e == NULL) e = ts_admin_register(s);
   /* Echo rides along: a liveness probe for operators and the transport
@@ -153,7 +154,7 @@ mica_err *ts_server_stop(ts_server *s) {
   s->ntabs = 0;
   pthread_mutex_unlock(&s->admin_mu);
   res_free(s->res);
-  rpc_channel_free(s->master_ch);
+  ts_master_link_free(s);
   for (size_t i = 0; i < s->ngone; i++) {
     rpc_route_clear(&s->gone[i].left);
     rpc_route_clear(&s->gone[i].right);

@@ -134,11 +134,12 @@ static void test_example_pkg_config(void) {
 
 static void test_example_static_and_cmake(void) {
   CU_ASSERT_FATAL(g_prefix[0] != '\0');
-  /* Static: the archive holds everything of Mica; gRPC and protobuf-c come
-   * from the system. */
+  /* Static: the archive holds everything of Mica; gRPC, protobuf-c and the
+   * ZooKeeper C client (for zk:// masters) come from the system. */
   CU_ASSERT_EQUAL(sh("cc %s %s/docs/example.c -o %s/example-static "
                      "$(PKG_CONFIG_PATH=%s/pkgconfig pkg-config --cflags mica) "
-                     "%s/libmica.a $(pkg-config --libs grpc libprotobuf-c) -lpthread",
+                     "%s/libmica.a $(pkg-config --libs grpc libprotobuf-c) "
+                     "-lzookeeper_mt -lpthread",
                      SAN_FLAGS, MICA_SOURCE_DIR, g_work, g_libdir, g_libdir),
                   0);
   CU_ASSERT_EQUAL(sh("! ldd %s/example-static | grep -q libmica", g_work), 0);

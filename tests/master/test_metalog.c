@@ -412,6 +412,103 @@ static void test_batch(void) {
   free(dir);
 }
 
+static bool g_active;
+static bool still_active(void *ctx) {
+  (void)ctx;
+  return g_active;
+}
+
+static bool exists_in(const char *dir, const char *name) {
+  char *p = xmalloc(strlen(dir) + strlen(name) + 2);
+  sprintf(p, "%s/%s", dir, name);
+  bool r = env_exists(env_posix(), p);
+  free(p);
+  return r;
+}
+
+/* Per-epoch logs (docs/ha.md, "Fencing the metadata log"): a master of a
+ * newer epoch replays the older epochs' files, writes its own, and retires
+ * the old ones; an older epoch can neither open the directory again nor
+ * have its late files read; an append made after leadership ended is not
+ * acknowledged. */
+static void test_master_epochs(void) {
+  char *dir = master_dir();
+  seen got = {0};
+  mlog *m;
+  /* Epoch 0 (no ZooKeeper): the old names. */
+  TU_OK(mlog_open(env_posix(), dir, collect, &got, &m));
+  TU_OK(mlog_roll(m, 1, slice_from_str("S0")));
+  TU_OK(mlog_append(m, 2, slice_from_str("a")));
+  CU_ASSERT(exists_in(dir, "log-0000000000000001"));
+  mlog_close(m);
+  uint64_t ep = 99;
+  TU_OK(mlog_peek_epoch(env_posix(), dir, &ep));
+  CU_ASSERT_EQUAL(ep, 0);
+
+  /* Epoch 4 replays epoch 0's snapshot and log, then writes its own. */
+  TU_OK(mlog_open_epoch(env_posix(), dir, 4, collect, &got, &m));
+  CU_ASSERT_EQUAL_FATAL(got.n, 2);
+  CU_ASSERT(slice_eq(buf_slice(&got.v[1].payload), slice_from_str("a")));
+  seen_free(&got);
+  CU_ASSERT_EQUAL(mlog_epoch(m), 0);
+  TU_OK(mlog_roll(m, 1, slice_from_str("S4")));
+  CU_ASSERT_EQUAL(mlog_epoch(m), 4);
+  TU_OK(mlog_append(m, 2, slice_from_str("b")));
+  CU_ASSERT(exists_in(dir, "snap-0000000000000004-0000000000000002"));
+  CU_ASSERT(exists_in(dir, "log-0000000000000004-0000000000000002"));
+  CU_ASSERT(!exists_in(dir, "log-0000000000000001")); /* retired */
+  CU_ASSERT(!exists_in(dir, "snap-0000000000000001"));
+
+  /* The leadership check after every durable append. */
+  g_active = true;
+  mlog_set_guard(m, still_active, NULL);
+  TU_OK(mlog_append(m, 2, slice_from_str("c")));
+  g_active = false;
+  mica_err *err = mlog_append(m, 2, slice_from_str("late"));
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
+  if (err) CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "master epoch 4"));
+  err_free(err);
+  CU_ASSERT(mlog_needs_roll(m));
+  mlog_close(m);
+  TU_OK(mlog_peek_epoch(env_posix(), dir, &ep));
+  CU_ASSERT_EQUAL(ep, 4);
+
+  /* A deposed epoch-3 master's files, written late with a higher
+   * generation, are older than epoch 4's: never read, deleted. */
+  const char *late[] = {"snap-0000000000000003-0000000000000099",
+                        "log-0000000000000003-0000000000000099"};
+  for (int i = 0; i < 2; i++) {
+    char *p = xmalloc(strlen(dir) + 64);
+    sprintf(p, "%s/%s", dir, late[i]);
+    TU_OK(env_write_file_atomic(env_posix(), p, slice_from_str("garbage")));
+    free(p);
+  }
+  /* An older epoch may not open what a newer one wrote. */
+  err = mlog_open_epoch(env_posix(), dir, 3, collect, &got, &m);
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
+  if (err) CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "master epoch 4"));
+  err_free(err);
+  seen_free(&got);
+  /* Epoch 5 reads epoch 4's records (the late one too: it is durable,
+   * merely never acknowledged), not the garbage. */
+  TU_OK(mlog_open_epoch(env_posix(), dir, 5, collect, &got, &m));
+  CU_ASSERT_EQUAL_FATAL(got.n, 4);
+  CU_ASSERT(slice_eq(buf_slice(&got.v[0].payload), slice_from_str("S4")));
+  CU_ASSERT(slice_eq(buf_slice(&got.v[2].payload), slice_from_str("c")));
+  seen_free(&got);
+  TU_OK(mlog_roll(m, 1, slice_from_str("S5")));
+  for (int i = 0; i < 2; i++) CU_ASSERT(!exists_in(dir, late[i]));
+  CU_ASSERT(exists_in(dir, "snap-0000000000000005-0000000000000003"));
+  mlog_close(m);
+  /* Epoch 0 (a master run without ZooKeeper on this root) is refused too:
+   * it would take the same epoch as the files it finds (mica-master). */
+  err = mlog_open(env_posix(), dir, collect, &got, &m);
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
+  err_free(err);
+  seen_free(&got);
+  free(dir);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"round_trip", test_round_trip},
@@ -422,6 +519,7 @@ static void add_suites(void) {
       {"failed_sync_never_resurfaces", test_failed_sync_never_resurfaces},
       {"crash_keeps_synced_records", test_crash_keeps_synced_records},
       {"batch", test_batch},
+      {"master_epochs", test_master_epochs},
       CU_TEST_INFO_NULL};
   tu_add_suite("metalog", tests);
 }

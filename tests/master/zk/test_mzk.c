@@ -18,7 +18,7 @@
 
 #include "master/zk/mzk.h"
 #include "master/zk/mzk_int.h"
-#include "tests/master/zk/zkserver.h"
+#include "tests/harness/zkserver.h"
 #include "tests/harness/testutil.h"
 
 #define TIMEOUT_MS 3000

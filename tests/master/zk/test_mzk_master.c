@@ -16,7 +16,7 @@
 #include "master/zk/mzk.h"
 #include "proto/rpc.h"
 #include "tests/harness/testutil.h"
-#include "tests/master/zk/zkserver.h"
+#include "tests/harness/zkserver.h"
 
 #define SESSION_MS 3000
 

@@ -1,4 +1,5 @@
-/* zkserver: a real ZooKeeper for a test program, run by tools/zk-test-server.
+/* zkserver: a real ZooKeeper for a test program, run by tools/zk-test-server
+ * (Debian's zookeeper package) through th_run (proc.h).
  *
  * A suite's setup starts one (standalone or a 3-node ensemble on loopback,
  * free ports, a temp directory) and its cleanup stops it; tests may stop and
@@ -7,8 +8,8 @@
  * Java process outlives a test.
  *
  * Thread-safety: main-thread only. */
-#ifndef MICA_TESTS_MASTER_ZK_ZKSERVER_H
-#define MICA_TESTS_MASTER_ZK_ZKSERVER_H
+#ifndef MICA_TESTS_HARNESS_ZKSERVER_H
+#define MICA_TESTS_HARNESS_ZKSERVER_H
 
 #include "common/err.h"
 
