@@ -198,9 +198,10 @@ cpu_ticks() {
     t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)
     total=$((total + t))
     # Comm (field 2) may hold spaces; the fields after its ')' are fixed.
+    # A process may exit while cat reads /proc: its failure is no error.
     t=$(cat /proc/[0-9]*/stat 2>/dev/null |
       awk -v p="$pid" '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " ");
-                         if (f[2] == p) n += f[12] + f[13] } END { print n + 0 }')
+                         if (f[2] == p) n += f[12] + f[13] } END { print n + 0 }' || true)
     total=$((total + t))
   done
   echo "$total"
@@ -289,15 +290,20 @@ start_pg() {
 
 # pg_settle: waits (up to 10 s) until the backends of mica-bench's
 # connections have exited and been reaped, so their CPU time is in the
-# postmaster's children's time when cpu_ticks reads it. A backend reaped
-# between cpu_ticks's two reads would be missed; client backends are the
-# children whose title names their client's address.
+# postmaster's children's time when cpu_ticks reads it (a backend reaped
+# between cpu_ticks's two reads would be missed). Client backends are the
+# children whose title names their client's address; an exited one not yet
+# reaped is a zombie (state Z), whose title is already gone.
 pg_settle() {
-  local i
+  local i busy
   for ((i = 0; i < 100; i++)); do
-    grep -qs '127\.0\.0\.1(' $(awk -v p="${pg_pids[0]}" \
-      '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[2] == p) print "/proc/" $1 "/cmdline" }' \
-      /proc/[0-9]*/stat 2>/dev/null) /dev/null || return 0
+    busy=$(awk -v p="${pg_pids[0]}" '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " ");
+        if (f[2] == p) { if (f[1] == "Z") z = 1; else print "/proc/" $1 "/cmdline" } }
+        END { if (z) print "zombie" }' /proc/[0-9]*/stat 2>/dev/null || true)
+    case $busy in
+      *zombie*) ;;
+      *) grep -qs '127\.0\.0\.1(' $busy /dev/null || return 0 ;;
+    esac
     sleep 0.1
   done
 }
