@@ -72,7 +72,7 @@ when missing), PostgreSQL 15 unless --no-postgres (Debian's postgresql-15;
 run as root, the script runs it as the user nobody), and python3 for the
 tables.
 
-Example (the defaults take about 8 minutes on 2 cores):
+Example (the defaults take several minutes on 2 cores):
   bench/compare/run.sh --bin build/bin --runs 3
   # The size that does not fit the caches (1 GB of records, 64 MiB block
   # cache); hours on 2 cores, for a quiet machine:
