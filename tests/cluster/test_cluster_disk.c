@@ -223,7 +223,7 @@ static void test_full_disk(void) {
   setenv("TMPDIR", g_mnt, 1);
   static const char *const targs[] = {
       "--reserve-space", "6M", "--memtable-size", "1M", "--memory-budget",
-      "8M", "--compression", "none", NULL}; /* sizes below are on-disk */
+      "8M", NULL};
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;

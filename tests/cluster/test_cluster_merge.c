@@ -267,9 +267,6 @@ static void test_master_split_threshold(void) {
   static const char *const margs[] = {"--merge", "off", "--split-threshold",
                                       "64K", NULL};
   o.master_args = margs;
-  /* The threshold counts bytes on disk; these values compress. */
-  static const char *const targs[] = {"--compression", "none", NULL};
-  o.tserver_args = targs;
   TU_OK(cl_start(&o, &g_c));
   TU_OK(kvc_create_table(g_c, "s", NULL, 0));
   for (int i = 0; i < NKEYS; i++) {

@@ -141,10 +141,6 @@ static void test_split_and_balance(void) {
   o.split_threshold = 1 << 20;
   static const char *const margs[] = {"--merge", "off", NULL};
   o.master_args = margs;
-  /* The split threshold counts bytes on disk and these values compress
-   * several-fold; the tablet counts below assume uncompressed files. */
-  static const char *const targs[] = {"--compression", "none", NULL};
-  o.tserver_args = targs;
   TU_OK(cl_start(&o, &g_c));
   TU_OK(kvc_create_table(g_c, "big", NULL, 0));
   g_keys = (uint64_t)LOAD_MB * 1024 * 1024 / VALUE_BYTES;

@@ -851,10 +851,8 @@ static void test_open_merged(void) {
 /* ---- automatic split past the threshold ---- */
 
 static void test_auto_split(void) {
-  /* The threshold counts bytes on disk; the fill's values compress ~100x,
-   * so compression is off to keep the sizes below. */
   const char *extra[] = {"--split-threshold", "600K", "--memtable-size",
-                         "64K", "--compression", "none", NULL};
+                         "64K", NULL};
   tsh_proc p;
   TU_OK(tsh_start(tu_tmpdir(), extra, &p));
   tsh_ref r = {1, 1, 1};
