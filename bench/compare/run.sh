@@ -42,7 +42,8 @@ usage() {
   cat <<'USAGE'
 usage: bench/compare/run.sh [options]
 
-  --bin DIR         where mica-bench, mica-master, mica-tserver and mica are
+  --bin DIR         where mica-bench, mica-master, mica-tserver, mica and
+                    mica-rpc-bench are
                     (default: $MICA_BIN_DIR, else build/bin)
   --records N       YCSB records, 1 KB each (default 20000); 1000000 makes
                     1 GB, far more than the block cache
@@ -56,7 +57,9 @@ usage: bench/compare/run.sh [options]
   --block-cache SIZE tablet servers' block cache (default 64M)
   --compression C   tablet servers' SSTable compression: lz4, zstd or none
                     (default: the server's, lz4)
-  --etcd-e-seconds S cap of each etcd workload E run (default 60; see above)
+  --etcd-e-seconds S cap of each etcd workload E run (default 60): etcd 3.4
+                    counts every key up to a Range's end, so a scan costs
+                    time in proportion to the table and E would not end
   --echo-seconds S  measuring time of each echo run (default 5)
   --no-etcd         skip etcd
   --no-postgres     skip PostgreSQL
