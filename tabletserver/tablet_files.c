@@ -80,8 +80,12 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
   f->has_hi = has_hi;
   if (has_hi) buf_append_slice(&f->hi, hi);
 
+  /* Sizes are logical: data-block bytes before compression. A split
+   * threshold, the compaction's size tiers and the sizes the master shows
+   * then mean the same amount of data whatever the files' compression
+   * (a compressed file's size on disk depends on its values). */
   const sst_properties *p = sst_reader_properties(r);
-  f->est_bytes = p->data_size;
+  f->est_bytes = p->raw_data_size;
   f->est_keys = p->num_entries;
   if (p->num_entries > 0) {
     slice smallest = ikey_user_key(buf_slice(&p->smallest_key));
@@ -100,11 +104,13 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
         b = sst_reader_approximate_offset(r, buf_slice(&k));
       }
       buf_free(&k);
-      f->est_bytes = b > a ? b - a : 0;
-      f->est_keys = p->data_size == 0
-                        ? 0
-                        : (uint64_t)((double)p->num_entries *
-                                     ((double)f->est_bytes / (double)p->data_size));
+      /* The offsets are of the file on disk: the range's share of it is
+       * its share of the logical bytes and of the entries. */
+      double share = p->data_size == 0 || b <= a
+                         ? 0
+                         : (double)(b - a) / (double)p->data_size;
+      f->est_bytes = (uint64_t)((double)p->raw_data_size * share);
+      f->est_keys = (uint64_t)((double)p->num_entries * share);
     }
   }
   *out = f;

@@ -90,7 +90,7 @@ typedef struct tfile {
   buf lo, hi;  /* read range */
   bool has_hi;
   bool restrict_reads; /* the file holds keys outside [lo, hi) */
-  uint64_t est_bytes;  /* data bytes inside [lo, hi) */
+  uint64_t est_bytes;  /* logical (uncompressed) data bytes inside [lo, hi) */
   uint64_t est_keys;
 } tfile;
 

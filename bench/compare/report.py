@@ -4,18 +4,24 @@
 Reads OUT/json/<system>-<workload>-<round>.json (and the bt-* files of the
 Bigtable part), takes per workload and system the median over rounds of
 throughput and of the p99 over all operations, and prints markdown: the
-YCSB table with Mica/etcd ratios against the goals, and the Bigtable
+YCSB tables with Mica's ratios against etcd, PostgreSQL and the
+transport's echo ceiling (OUT/json/echo-MODE-ROUND.txt) and the goals, and the Bigtable
 per-server table. Called by run.sh; usable alone on a kept results
 directory.
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 
-# Goals of the comparison (issue 8): Mica throughput over etcd's.
-GOALS = {"a": 3.0, "c": 5.0, "e": 10.0}
+# Goals of the comparison (issue 15), of the 1-server Mica's throughput:
+# over etcd's, over PostgreSQL's, and as a share of the transport's echo
+# ceiling at the same concurrency and payload.
+GOALS_ETCD = {"a": 3.0}
+GOALS_PG = {"a": 1.5, "b": 1.5, "c": 1.5, "e": 1.5}
+GOALS_ECHO = {"b": 0.9, "c": 0.9}
 
 # Bigtable, OSDI 2006, Figure 6: 1000-byte values read/written per second
 # per tablet server, for 1 tablet server.
@@ -28,7 +34,9 @@ BIGTABLE = [
     ("scans", 15385, "scan", "scan", "rows"),
 ]
 
-NAMES = {"mica1": "Mica 1 server", "mica3": "Mica 3 servers", "etcd": "etcd 3.4"}
+NAMES = {"mica1": "Mica 1 server", "mica3": "Mica 3 servers", "etcd": "etcd 3.4",
+         "pg": "PostgreSQL 15"}
+ECHO_WARMUP_S = 0.5  # mica-rpc-bench's warm-up before each measured mode
 
 
 def load(path):
@@ -57,6 +65,48 @@ def cpu_us_per_op(jdir, prefix, r, report):
     return int(ticks) / int(hz) * 1e6 / report["ops_counted"]
 
 
+def echo_rounds(jdir, runs):
+    """Per round: (best echo rate, its mode, server CPU us per echo)."""
+    out = []
+    for r in range(1, runs + 1):
+        best = None
+        for mode in ("threads", "async"):
+            p = os.path.join(jdir, "echo-%s-%d.txt" % (mode, r))
+            if not os.path.exists(p):
+                continue
+            with open(p) as f:
+                text = f.read()
+            m = re.search(r"rate=([0-9.]+)/s", text)
+            sec = re.search(r"seconds=([0-9.]+)", text)
+            if not m:
+                continue
+            rate = float(m.group(1))
+            cpu = None
+            cp = os.path.join(jdir, "echo-%s-%d.cpu" % (mode, r))
+            if os.path.exists(cp) and sec and rate > 0:
+                with open(cp) as f:
+                    ticks, hz = f.read().split()
+                # The CPU covers the warm-up too: count its echoes at the
+                # measured rate.
+                calls = rate * (float(sec.group(1)) + ECHO_WARMUP_S)
+                cpu = int(ticks) / int(hz) * 1e6 / calls
+            if best is None or rate > best[0]:
+                best = (rate, mode, cpu)
+        if best:
+            out.append(best)
+    return out
+
+
+def ratio(a, b):
+    if not a or not b or med(b) <= 0:
+        return None
+    return med(a) / med(b)
+
+
+def fmt_ratio(x):
+    return "%.2fx" % x if x is not None else "-"
+
+
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -76,36 +126,39 @@ def main():
     ap.add_argument("--workloads", default="a,b,c,e")
     ap.add_argument("--systems", default="mica1,etcd,mica3")
     ap.add_argument("--bigtable", default="1")
+    ap.add_argument("--echo", default="1")
     ap.add_argument("--command", default="")
     ap.add_argument("--setup", default="")
     a = ap.parse_args()
     systems = a.systems.split(",")
     wls = a.workloads.split(",")
 
-    print("# Mica vs etcd: YCSB, medians of %d run(s)" % a.runs)
+    peers = [p for p in ("etcd", "pg") if p in systems]
+    print("# Mica vs %s: YCSB, medians of %d run(s)" %
+          (" and ".join(NAMES[p] for p in peers) or "itself", a.runs))
     print()
     if a.command:
         print("Command: `%s`  " % a.command)
     if a.setup:
         print("Setup: %s" % a.setup)
     print()
-    head = ["workload"]
-    for s in systems:
-        head.append("%s ops/s" % NAMES[s])
-    etcd = "etcd" in systems
-    micas = [s for s in systems if s != "etcd"]
-    if etcd:
-        for s in micas:
-            head.append("%s / etcd" % NAMES[s])
-    for s in systems:
-        head.append("p99 ms %s" % NAMES[s])
-    for s in systems:
-        head.append("server CPU us/op %s" % NAMES[s])
-    if etcd:
-        head.append("etcd / Mica 1 server CPU per op")
-        head.append("goal")
+    echo = echo_rounds(a.json, a.runs) if a.echo == "1" else []
+    echo_rate = [e[0] for e in echo]
+    echo_cpu = [e[2] for e in echo if e[2] is not None]
+    micas = [s for s in systems if s.startswith("mica")]
+
+    head = ["workload"] + ["%s ops/s" % NAMES[s] for s in systems]
+    if echo:
+        head.append("echo ceiling/s")
+    for m in micas:
+        for p in peers:
+            head.append("%s / %s" % (NAMES[m], NAMES[p]))
+        if echo:
+            head.append("%s / echo" % NAMES[m])
+    head.append("goals (Mica 1 server)")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    rows2 = []
     for w in wls:
         tput, p99, cpu = {}, {}, {}
         for s in systems:
@@ -116,34 +169,47 @@ def main():
             errs = sum(r["errors"] for r in rs)
             if errs:
                 print("warning: %d errors in %s %s" % (errs, s, w), file=sys.stderr)
-        row = ["%s" % w.upper()]
-        for s in systems:
-            row.append(fmt_ops(tput[s]))
-        if etcd:
-            for s in micas:
-                row.append("%.2fx" % (med(tput[s]) / med(tput["etcd"])))
-        for s in systems:
-            row.append("%.2f" % med(p99[s]) if p99[s] else "-")
-        for s in systems:
-            row.append("%.1f" % med(cpu[s]) if cpu[s] else "-")
-        if etcd:
-            # A run shorter than a few clock ticks may measure no CPU.
-            both = cpu.get("mica1") and cpu.get("etcd") and med(cpu["mica1"]) > 0
-            row.append("%.2fx" % (med(cpu["etcd"]) / med(cpu["mica1"])) if both else "-")
-            ratio = med(tput["mica1"]) / med(tput["etcd"]) if "mica1" in tput else 0
-            lower = med(p99["mica1"]) < med(p99["etcd"])
-            g = GOALS.get(w)
-            if g:
-                row.append("%s %.0fx, p99 %s" % ("met" if ratio >= g else "MISSED", g,
-                                                  "lower" if lower else "NOT lower"))
-            else:
-                row.append("p99 %s" % ("lower" if lower else "NOT lower"))
+        row = [w.upper()] + [fmt_ops(tput[s]) for s in systems]
+        if echo:
+            row.append(fmt_ops(echo_rate))
+        for m in micas:
+            for p in peers:
+                row.append(fmt_ratio(ratio(tput[m], tput[p])))
+            if echo:
+                row.append(fmt_ratio(ratio(tput[m], echo_rate)))
+        goals = []
+        for name, table, other in (("etcd", GOALS_ETCD, tput.get("etcd")),
+                                   ("PostgreSQL", GOALS_PG, tput.get("pg")),
+                                   ("echo", GOALS_ECHO, echo_rate)):
+            g = table.get(w)
+            x = ratio(tput.get("mica1"), other) if other else None
+            if g and x is not None:
+                goals.append("%s %.1fx %s" % (name, g, "met" if x >= g else "MISSED"))
+        row.append(", ".join(goals) or "-")
+        print("| " + " | ".join(row) + " |")
+        rows2.append([w.upper()] + ["%.2f" % med(p99[s]) if p99[s] else "-" for s in systems] +
+                     ["%.1f" % med(cpu[s]) if cpu[s] else "-" for s in systems])
+    print()
+    head = (["workload"] + ["p99 ms %s" % NAMES[s] for s in systems] +
+            ["server CPU us/op %s" % NAMES[s] for s in systems])
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows2:
         print("| " + " | ".join(row) + " |")
     print()
+    if echo:
+        modes = sorted(set(e[1] for e in echo))
+        print("Echo ceiling: mica-rpc-bench against its own server process, the same "
+              "number of calls in flight as client threads and a payload of one record, "
+              "best of its blocking-threads and async client modes per round (best: %s); "
+              "echo server CPU %s us per echo." %
+              (", ".join(modes), "%.1f" % med(echo_cpu) if echo_cpu else "-"))
+        print()
     print("ops/s: median (min-max) over rounds; p99 over all operations of a run, "
           "median over rounds. Ratios are of medians. Server CPU: user+system time of "
-          "the system's server processes (Mica: master and tablet servers) during the "
-          "run, per operation.")
+          "the system's server processes (Mica: master and tablet servers; PostgreSQL: "
+          "the postmaster and every backend it forked) during the run, per operation.")
+    print()
 
     if a.bigtable != "1" or "mica1" not in systems:
         return

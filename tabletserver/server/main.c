@@ -16,6 +16,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "sstable/sstable.h"
 #include "tabletserver/server/ts.h"
 
 static const char usage_text[] =
@@ -56,6 +57,10 @@ static const char usage_text[] =
     "                           no split or compaction starts; P% of the disk\n"
     "                           (1..50), or a size, 0 = only a full disk\n"
     "                           (default 5% capped at 1G)\n"
+    "  --compression lz4|zstd|none\n"
+    "                           how SSTable data blocks are compressed\n"
+    "                           (default lz4; files written under another\n"
+    "                           setting stay readable)\n"
     "  --help                   this text\n"
     "\n"
     "example:\n"
@@ -145,7 +150,7 @@ int main(int argc, char **argv) {
         "--http-address-file", "--data-dir", "--master",
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
-        "--background-threads", "--reserve-space"};
+        "--background-threads", "--reserve-space", "--compression"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -210,6 +215,15 @@ int main(int argc, char **argv) {
         c.reserve_percent = 0;
         c.reserve_bytes = v;
       }
+    } else if (strcmp(name, "--compression") == 0) {
+      if (strcmp(val, "lz4") == 0)
+        c.compression = SST_COMPRESS_LZ4;
+      else if (strcmp(val, "zstd") == 0)
+        c.compression = SST_COMPRESS_ZSTD;
+      else if (strcmp(val, "none") == 0)
+        c.compression = SST_COMPRESS_NONE;
+      else
+        usage_error("--compression: '%s' is not lz4, zstd or none", val);
     } else if (strcmp(name, "--background-threads") == 0) {
       if (!parse_int(val, 64, &v) || v == 0)
         usage_error("--background-threads: '%s' is not in 1..64", val);

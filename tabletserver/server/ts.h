@@ -55,11 +55,18 @@ typedef struct ts_config {
    * is 0. Below it writes, splits and compactions are refused. */
   uint64_t reserve_bytes;
   unsigned reserve_percent;
+  /* How the SSTables this server writes (flushes, compactions, splits,
+   * merges) compress their data blocks: an sst_compression value
+   * (sstable/sstable.h). Default LZ4: it costs a few percent of a flush's
+   * CPU and reads back faster than the disk delivers; zstd trades more
+   * CPU for smaller files. Files written with any setting stay readable
+   * under any other, since every block records its own compression. */
+  int compression;
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split
  * threshold, 10 s lease, 1 s heartbeat, a reserve of 5% of the disk
- * capped at 1 GiB. */
+ * capped at 1 GiB, LZ4-compressed SSTable blocks. */
 void ts_config_init(ts_config *c);
 
 typedef struct ts_server ts_server;

@@ -29,6 +29,7 @@ void ts_config_init(ts_config *c) {
   c->heartbeat_ms = 1000;
   c->reserve_bytes = (uint64_t)1 << 30;
   c->reserve_percent = 5;
+  c->compression = SST_COMPRESS_LZ4;
 }
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
@@ -45,6 +46,11 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
                    c->heartbeat_ms, c->lease_ms);
   if (c->split_threshold == 0)
     return err_new(MICA_INVALID_ARGUMENT, "split threshold must be positive");
+  if (c->compression != SST_COMPRESS_NONE &&
+      c->compression != SST_COMPRESS_LZ4 && c->compression != SST_COMPRESS_ZSTD)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "compression %d is not none (0), lz4 (1) or zstd (2)",
+                   c->compression);
   ts_server *s = xcalloc(1, sizeof(*s));
   s->cfg = *c;
   s->cfg.listen = dup_or_null(c->listen ? c->listen : "127.0.0.1:0");
@@ -70,6 +76,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
 
   tab_options_init(&s->topts);
   if (c->memtable_bytes > 0) s->topts.memtable_bytes = c->memtable_bytes;
+  s->topts.sst.compression = (sst_compression)c->compression;
   /* The server checks the wire limits itself (32 MiB of keys and values
    * per batch); the engine's limit is on the encoded batch, which adds a
    * few bytes per entry, so it gets the message limit as its bound. */

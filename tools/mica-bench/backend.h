@@ -1,10 +1,12 @@
 /* backend: the store mica-bench drives, behind five calls.
  *
  * The generators, threads, records and measurement are the same for every
- * backend; only these calls differ. Two backends exist: "mica" (libmica
- * against a cluster's master) and "etcd" (etcd v3's KV service over gRPC,
- * bench/etcd). Both acknowledge a write only once it is durable: Mica after
- * its WAL record is synced, etcd after its raft log entry is fsynced.
+ * backend; only these calls differ. Three backends exist: "mica" (libmica
+ * against a cluster's master), "etcd" (etcd v3's KV service over gRPC,
+ * bench/etcd) and "postgres" (a bytea table through libpq, backend_pg.c).
+ * All acknowledge a write only once it is durable: Mica after its WAL
+ * record is synced, etcd after its raft log entry is fsynced, PostgreSQL
+ * after its commit record is flushed (synchronous_commit = on).
  *
  * Every call returns NULL on success or an error (caller frees with
  * err_free()) whose code is a Mica status: NOT_FOUND for a read of a
@@ -21,8 +23,10 @@
 #include "common/slice.h"
 
 typedef struct bk_config {
-  const char *address;   /* master (mica) or server (etcd) "host:port" */
-  const char *table;     /* mica: the table; etcd: a key prefix "table/" */
+  const char *address;   /* master (mica) or server (etcd) "host:port";
+                            postgres: a libpq connection string or URI */
+  const char *table;     /* mica, postgres: the table; etcd: a key prefix
+                            "table/" */
   int64_t timeout_ms;    /* per call, retries included */
 } bk_config;
 
@@ -41,11 +45,14 @@ typedef struct backend {
   void (*close)(void *h);
 } backend;
 
-/* Opens the named backend ("mica" or "etcd"). INVALID_ARGUMENT for another
- * name. Close with backend->close(backend->h). */
+/* Opens the named backend ("mica", "etcd" or "postgres"). INVALID_ARGUMENT
+ * for another name. Close with backend->close(backend->h). */
 mica_err *bk_open(const char *name, const bk_config *cfg, backend *out);
 
 mica_err *bk_mica_open(const bk_config *cfg, backend *out);
 mica_err *bk_etcd_open(const bk_config *cfg, backend *out);
+/* Connects once to check the address and that the server runs with fsync
+ * on (INVALID_ARGUMENT otherwise); workers connect on their first call. */
+mica_err *bk_pg_open(const bk_config *cfg, backend *out);
 
 #endif

@@ -97,5 +97,7 @@ mica_err *bk_mica_open(const bk_config *cfg, backend *out) {
 mica_err *bk_open(const char *name, const bk_config *cfg, backend *out) {
   if (strcmp(name, "mica") == 0) return bk_mica_open(cfg, out);
   if (strcmp(name, "etcd") == 0) return bk_etcd_open(cfg, out);
-  return err_new(MICA_INVALID_ARGUMENT, "unknown backend '%s' (mica or etcd)", name);
+  if (strcmp(name, "postgres") == 0) return bk_pg_open(cfg, out);
+  return err_new(MICA_INVALID_ARGUMENT, "unknown backend '%s' (mica, etcd or postgres)",
+                 name);
 }

@@ -121,9 +121,10 @@ static void usage(FILE *f) {
           "usage: mica-bench load|run [flags]\n"
           "\n"
           "Runs YCSB's core workloads (or Bigtable's per-server benchmark) against a\n"
-          "Mica cluster or an etcd server. `load` inserts records 0..N-1; `run` runs\n"
-          "the workload's operation mix over them. Writes are durable when acknowledged\n"
-          "on both backends (Mica syncs its WAL, etcd fsyncs its raft log).\n"
+          "Mica cluster, an etcd server or PostgreSQL. `load` inserts records 0..N-1;\n"
+          "`run` runs the workload's operation mix over them. Writes are durable when\n"
+          "acknowledged on every backend (Mica syncs its WAL, etcd fsyncs its raft log,\n"
+          "PostgreSQL flushes its commit record: synchronous_commit = on, fsync on).\n"
           "\n"
           "flags (--flag VALUE or --flag=VALUE):\n"
           "  --workload W        a  50%% read / 50%% update, zipfian\n"
@@ -135,9 +136,12 @@ static void usage(FILE *f) {
           "                      seqwrite randwrite seqread randread scan: Bigtable's\n"
           "                      (OSDI 2006, Figure 6) with keys in record order\n"
           "                      (default a)\n"
-          "  --backend B         mica or etcd (default mica)\n"
+          "  --backend B         mica, etcd or postgres (default mica)\n"
           "  --master HOST:PORT  Mica master (default $MICA_MASTER, else %s)\n"
           "  --etcd HOST:PORT    etcd server; implies --backend etcd\n"
+          "  --postgres CONNINFO PostgreSQL, a libpq connection string or URI; implies\n"
+          "                      --backend postgres; one connection per thread, the\n"
+          "                      table (key bytea primary key, value bytea) made by load\n"
           "  --table T           table (etcd: key prefix T/) (default usertable)\n"
           "  --records N         records loaded / chosen from (default 1000)\n"
           "  --ops N             run: operations in total (default 1000; 0 = until\n"
@@ -164,7 +168,9 @@ static void usage(FILE *f) {
           "  mica-bench load --workload a --records 100000 --threads 16 --tablets 8\n"
           "  mica-bench run --workload a --records 100000 --ops 200000 --threads 16 \\\n"
           "      --json a.json\n"
-          "  mica-bench run --etcd 127.0.0.1:2379 --workload c --records 100000 --ops 100000\n",
+          "  mica-bench run --etcd 127.0.0.1:2379 --workload c --records 100000 --ops 100000\n"
+          "  mica-bench load --postgres postgresql://mica@127.0.0.1:5432/postgres \\\n"
+          "      --records 100000 --threads 16\n",
           DEFAULT_MASTER);
 }
 
@@ -199,7 +205,7 @@ static double parse_double(const char *flag, const char *v) {
 }
 
 static const char *const value_flags[] = {
-    "--workload", "--backend", "--master", "--etcd", "--table", "--records", "--ops",
+    "--workload", "--backend", "--master", "--etcd", "--postgres", "--table", "--records", "--ops",
     "--duration", "--threads", "--target", "--fields", "--field-length", "--max-scan",
     "--tablets", "--timeout", "--seed", "--json"};
 
@@ -215,7 +221,7 @@ static void parse_args(int argc, char **argv, config *c) {
                 .table = "usertable", .records = 1000, .ops = 1000, .threads = 8, .fields = 10,
                 .field_len = 100, .max_scan = 100, .tablets = 1, .timeout_ms = 10000, .seed = 1,
                 .w = find_workload("a")};
-  const char *etcd = NULL;
+  const char *etcd = NULL, *postgres = NULL;
   bool have_phase = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -253,13 +259,16 @@ static void parse_args(int argc, char **argv, config *c) {
       c->w = find_workload(v);
       if (!c->w) usage_error("unknown workload '%s'", v);
     } else if (strcmp(name, "--backend") == 0) {
-      if (strcmp(v, "mica") != 0 && strcmp(v, "etcd") != 0)
-        usage_error("unknown backend '%s' (mica or etcd)", v);
+      if (strcmp(v, "mica") != 0 && strcmp(v, "etcd") != 0 && strcmp(v, "postgres") != 0)
+        usage_error("unknown backend '%s' (mica, etcd or postgres)", v);
       c->backend = v;
     } else if (strcmp(name, "--master") == 0) {
       c->address = v;
     } else if (strcmp(name, "--etcd") == 0) {
       etcd = v;
+    } else if (strcmp(name, "--postgres") == 0) {
+      if (!*v) usage_error("--postgres: empty connection string");
+      postgres = v;
     } else if (strcmp(name, "--table") == 0) {
       if (!*v) usage_error("--table: empty name");
       c->table = v;
@@ -292,11 +301,17 @@ static void parse_args(int argc, char **argv, config *c) {
     }
   }
   if (!have_phase) usage_error("say which phase: load or run");
+  if (etcd && postgres) usage_error("--etcd and --postgres: choose one backend");
   if (etcd) {
     c->backend = "etcd";
     c->address = etcd;
+  } else if (postgres) {
+    c->backend = "postgres";
+    c->address = postgres;
   } else if (strcmp(c->backend, "etcd") == 0) {
     usage_error("--backend etcd needs --etcd HOST:PORT");
+  } else if (strcmp(c->backend, "postgres") == 0) {
+    usage_error("--backend postgres needs --postgres CONNINFO");
   }
   if (c->load) c->ops = c->records;
   if (c->ops == 0 && c->duration_s <= 0) usage_error("--ops 0 needs --duration");

@@ -78,7 +78,7 @@ static void test_flags(void) {
                          "--master", "--memory-budget", "--block-cache",
                          "--memtable-size", "--split-threshold", "--lease-ms",
                          "--heartbeat-ms", "--threads", "--background-threads",
-                         "--reserve-space", "--help", "example:"};
+                         "--reserve-space", "--compression", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
