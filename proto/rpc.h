@@ -352,6 +352,10 @@ typedef struct rpc_channel rpc_channel;
 
 typedef struct rpc_channel_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
+  /* Bytes one stream may hold unread on this side, fixed (gRPC otherwise
+   * grows the window with its bandwidth probe): a memory bound for a client
+   * that keeps many streams open. 0 = gRPC's adaptive window. */
+  int stream_window_bytes;
 } rpc_channel_opts;
 
 /* A channel to "host:port" (opts may be NULL). Connecting is lazy: an

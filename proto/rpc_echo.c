@@ -64,7 +64,13 @@ static void echo_stream_next(rpc_call *call, void *state,
     wait_ms(call, st->req->delay_ms);
   rpc_echo_response resp = {.payload = st->req->payload, .index = st->next};
   st->next++;
-  rpc_call_send_then(call, &resp, echo_stream_next, st);
+  if (st->next < st->req->chunks) {
+    rpc_call_send_then(call, &resp, echo_stream_next, st);
+    return;
+  }
+  /* The last chunk travels with the status. */
+  free(st);
+  rpc_call_reply(call, &resp);
 }
 
 static void echo_stream(rpc_call *call, const void *request,

@@ -7,8 +7,8 @@
  * RESOURCE_EXHAUSTED naming the bound, the idle timeout cancels unread
  * streams (and spares a reader that keeps up), and shutdown ends parked
  * streams. EchoStream is the streaming handler: it parks between chunks
- * with rpc_call_send_then. A chunk of 128 KiB is larger than the HTTP/2
- * stream window (64 KiB), so an unread stream's first send cannot
+ * with rpc_call_send_then. A chunk of 128 KiB is larger than the clients'
+ * fixed stream window (64 KiB), so an unread stream's first send cannot
  * complete. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,7 +35,8 @@ static rpc_server *start_server(const rpc_server_opts *opts) {
 
 static rpc_channel *connect_to(rpc_server *s) {
   rpc_channel *ch = NULL;
-  TU_OK(rpc_channel_new(rpc_server_address(s), NULL, &ch));
+  rpc_channel_opts o = {0, 64 << 10}; /* a fixed window per stream */
+  TU_OK(rpc_channel_new(rpc_server_address(s), &o, &ch));
   return ch;
 }
 
@@ -205,7 +206,11 @@ static void test_idle_timeout(void) {
   rpc_channel *ch = connect_to(s);
   enum { N = 10 };
   rpc_stream *st[N];
-  for (int i = 0; i < N; i++) st[i] = open_unread(ch, BIG_CHUNK, 1000);
+  /* Half of them short: their last chunk (sent with the status) waits
+   * for the reader too. */
+  for (int i = 0; i < N; i++)
+    st[i] = i % 2 ? open_unread(ch, BIG_CHUNK, 1000)
+                  : open_unread(ch, 40 << 10, 2);
   CU_ASSERT_FATAL(wait_open(s, N, 10000));
   /* A reader that takes a chunk every 100 ms is never idle that long. */
   rpc_echo_request req = {0};
