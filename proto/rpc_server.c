@@ -307,10 +307,8 @@ static void stream_unlist(rpc_call *c) {
 static void on_final(rpc_tag *t, bool ok) {
   (void)ok; /* a failed final batch means the client is gone; nothing to do */
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_final);
-  if (c->listed) {
-    if (c->reaped) LOG_W("DEBUG final of reaped %p ok=%d", (void *)c, (int)ok);
+  if (c->listed)
     stream_unlist(c);
-  }
   if (c->send_bb != NULL) {
     grpc_byte_buffer_destroy(c->send_bb);
     c->send_bb = NULL;
@@ -597,7 +595,6 @@ static void *reaper_main(void *arg) {
     uint64_t now = now_us();
     for (rpc_call *c = s->streams; c != NULL; c = c->snext) {
       uint64_t since = atomic_load(&c->op_since_us);
-      if (since == 0 && s->nstreams < 20) LOG_W("DEBUG zero %p ended=%d next=%d reaped=%d", (void *)c, (int)c->ended, c->next_fn != NULL, (int)c->reaped);
       if (c->reaped || since == 0 || now < since ||
           now - since < s->stream_idle_us)
         continue;
@@ -609,7 +606,6 @@ static void *reaper_main(void *arg) {
                " ms (the server's idle-stream timeout)",
                s->stream_idle_us / 1000);
       rpc_call_abort(c, MICA_CANCELLED, msg);
-      LOG_W("DEBUG reaped %p ended=%d next=%d", (void *)c, (int)c->ended, c->next_fn != NULL);
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -289,14 +289,12 @@ static void test_thousand_unread_streams(void) {
    * (the idle timeout is IDLE_MS). */
   CU_ASSERT(cl_now_ms() - held_since < IDLE_MS);
 
-  fprintf(stderr, "held for %llu ms before the idle timeout\n",
-          (unsigned long long)(cl_now_ms() - held_since));
   /* The idle timeout ends every held stream and frees its snapshot. The
-   * first wave frees connection window at the client, so a few streams
-   * then make progress and are cancelled only after their own idle
-   * period. */
+   * first wave's cancellations let the client's transport take more of a
+   * few other streams (seen: up to 8 of 900), which count as progressing
+   * and are cancelled only after their own idle period, typically 20-40 s
+   * later. */
   CU_ASSERT(wait_metric(xhttp, "mica_tserver_streams_open", 0, 8 * IDLE_MS));
-  fprintf(stderr, "idle cancelled %lld\n", metric(xhttp, "mica_tserver_streams_idle_cancelled_total"));
   CU_ASSERT_EQUAL(
       metric(xhttp, "mica_tserver_streams_idle_cancelled_total"), 900);
   int idle = 0;
