@@ -21,9 +21,22 @@
  * error). A unary handler runs on a polling thread unless registered with
  * RPC_OFFLOAD, so it must not block; it may keep the call and reply later
  * from another thread (group commit), or hand the rest of its work to a
- * worker thread with rpc_call_offload(). Streaming handlers always run on a
- * worker thread, because rpc_call_send() blocks until the chunk is on its
- * way (flow control).
+ * worker thread with rpc_call_offload(). Offloaded unary handlers and
+ * streams run on two separate pools, so no number of streams can delay a
+ * write or an admin call.
+ *
+ * Streams. A streaming handler runs on the stream pool, keeps its progress
+ * in a struct of its own, produces one chunk and hands it over with
+ * rpc_call_send_then(chunk, next, state), then returns: the call is parked,
+ * holding memory but no thread, until the transport took the chunk (the
+ * reader made room); then next(call, state, NULL) runs on the stream pool to
+ * produce the following chunk. The last chunk goes with rpc_call_reply(),
+ * an error end with rpc_call_finish(). A reader that takes nothing costs the
+ * server no thread; it is bounded three ways: at most max_streams open
+ * streams per server and max_streams_per_peer per connection (beyond them a
+ * stream ends RESOURCE_EXHAUSTED naming the bound before its handler runs),
+ * and a stream whose chunk has waited stream_idle_ms for its reader is
+ * cancelled, so its continuation runs with CANCELLED and frees its state.
  *
  * Shutdown (rpc_server_free): stop accepting, cancel every live call, wait
  * until each handler has ended its call and every outstanding operation has
@@ -207,9 +220,15 @@ typedef void (*rpc_observe_fn)(void *ctx, const rpc_method *m, int code,
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
   int threads;              /* polling threads; 0 = one per core */
-  int max_workers;          /* worker threads for offloaded and streaming
+  int max_workers;          /* worker threads for offloaded unary
                                handlers; 0 = 256. Calls queue when all are
-                               busy. */
+                               busy. Streams never use them. */
+  int stream_workers;       /* threads producing stream chunks; 0 = 64.
+                               A parked stream holds none. */
+  size_t max_streams;       /* open streams per server; 0 = 1024 */
+  size_t max_streams_per_peer; /* per connection; 0 = 128 */
+  int64_t stream_idle_ms;   /* cancel a stream whose chunk waited this long
+                               for its reader; 0 = 30000 */
   size_t max_message_bytes; /* send and receive limit; 0 = default */
   rpc_observe_fn observe;   /* NULL = none */
   void *observe_ctx;
@@ -255,6 +274,15 @@ const char *rpc_server_address(const rpc_server *s);
 /* Calls accepted and not yet ended and cleaned up. */
 size_t rpc_server_live_calls(rpc_server *s);
 
+/* Streams: open now (admitted, final batch not yet completed), refused by
+ * a bound since start, cancelled by the idle timeout since start. */
+typedef struct rpc_stream_stats {
+  size_t open;
+  uint64_t refused;
+  uint64_t idle_cancelled;
+} rpc_stream_stats;
+void rpc_server_stream_stats(rpc_server *s, rpc_stream_stats *out);
+
 /* Clean shutdown as described above, then frees. Blocks until every handler
  * has ended its call, so it must not be called from a handler. Accepts
  * NULL. */
@@ -262,14 +290,40 @@ void rpc_server_free(rpc_server *s);
 
 /* Unary: sends `response` (a message of the method's response type,
  * serialized before return; the caller keeps it) with gRPC status OK and
- * ends the call. */
+ * ends the call. Streaming: sends `response` as the last chunk and ends
+ * the call with OK. */
 void rpc_call_reply(rpc_call *call, const void *response);
 
 /* Streaming: sends one chunk and returns once it is handed to the transport.
  * CANCELLED when the client went away or the deadline passed: the handler
- * then stops and ends the call with rpc_call_finish(). Worker threads only
- * (streaming and offloaded handlers). The caller keeps `msg`. */
+ * then stops and ends the call with rpc_call_finish(). Blocks a stream-pool
+ * thread while the reader is slow, so it suits short streams (tests);
+ * real streams use rpc_call_send_then(). The caller keeps `msg`. */
 mica_err *rpc_call_send(rpc_call *call, const void *msg);
+
+/* Continues a parked stream. `err` is NULL when the previous chunk was
+ * taken by the transport: produce the next and send it (send_then), or the
+ * last (rpc_call_reply), or end (rpc_call_finish). Otherwise `err` says why
+ * the stream is over (CANCELLED: the reader cancelled, its deadline passed,
+ * the idle timeout, or shutdown): free the state and end the call with
+ * rpc_call_finish(call, err). Runs on a stream-pool thread; `err` is valid
+ * during the call only. */
+typedef void (*rpc_stream_fn)(rpc_call *call, void *state,
+                              const mica_err *err);
+
+/* Streaming: starts sending `msg` (serialized before return; the caller
+ * keeps it) and parks the call; next(call, state, ...) runs once the send
+ * completed, on a stream-pool thread. The caller must not touch the call or
+ * `state` after this returns: `next` may already be running. If the send
+ * cannot start, `next` runs at once on this thread with the error. */
+void rpc_call_send_then(rpc_call *call, const void *msg, rpc_stream_fn next,
+                        void *state);
+
+/* Cancels the call from any thread, with `code` and `msg` for the client:
+ * an operation in flight fails (a parked stream's `next` runs with
+ * CANCELLED), and the handler still ends the call. The caller must know
+ * the call has not ended (it is between handler start and its end). */
+void rpc_call_abort(rpc_call *call, int code, const char *msg);
 
 /* Ends the call with the transport status for `e` (NULL = OK, which a unary
  * call may not use: it is sent as INTERNAL "no response"). Use for streams
@@ -298,6 +352,10 @@ typedef struct rpc_channel rpc_channel;
 
 typedef struct rpc_channel_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
+  /* Bytes one stream may hold unread on this side, fixed (gRPC otherwise
+   * grows the window with its bandwidth probe): a memory bound for a client
+   * that keeps many streams open. 0 = gRPC's adaptive window. */
+  int stream_window_bytes;
 } rpc_channel_opts;
 
 /* A channel to "host:port" (opts may be NULL). Connecting is lazy: an

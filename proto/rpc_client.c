@@ -33,8 +33,17 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
   rpc_lib_ref();
   rpc_channel *c = xcalloc(1, sizeof *c);
   c->address = xstrdup(address);
-  grpc_arg argv[RPC_ARGS_N];
+  grpc_arg argv[RPC_ARGS_N + 2];
   grpc_channel_args args = rpc_args(argv, max, true);
+  if (opts != NULL && opts->stream_window_bytes > 0) {
+    grpc_arg *a = &argv[args.num_args];
+    a[0].type = a[1].type = GRPC_ARG_INTEGER;
+    a[0].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    a[0].value.integer = 0;
+    a[1].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+    a[1].value.integer = opts->stream_window_bytes;
+    args.num_args += 2;
+  }
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(address, creds, &args);
   grpc_channel_credentials_release(creds);

@@ -5,6 +5,8 @@
  * Echo answers inline on the polling thread when delay_ms is 0, the path the
  * benchmark measures; a delayed echo moves to a worker thread so a waiting
  * call never holds up a poller. */
+#include <stdlib.h>
+
 #include "common/env.h"
 #include "proto/rpc.h"
 
@@ -42,23 +44,41 @@ static void echo(rpc_call *call, const void *request, void *ctx) {
     echo_reply(call, req);
 }
 
+/* EchoStream's progress between chunks (the call is parked meanwhile). */
+typedef struct echo_state {
+  const rpc_echo_request *req; /* the call's request: valid until it ends */
+  uint32_t next;
+} echo_state;
+
+/* Produces chunk st->next, or ends the stream. The delay between chunks is
+ * served on the stream pool: Echo is a test service. */
+static void echo_stream_next(rpc_call *call, void *state,
+                             const mica_err *err) {
+  echo_state *st = state;
+  if (err != NULL || st->next == st->req->chunks) {
+    free(st);
+    rpc_call_finish(call, err);
+    return;
+  }
+  if (st->req->delay_ms > 0)
+    wait_ms(call, st->req->delay_ms);
+  rpc_echo_response resp = {.payload = st->req->payload, .index = st->next};
+  st->next++;
+  if (st->next < st->req->chunks) {
+    rpc_call_send_then(call, &resp, echo_stream_next, st);
+    return;
+  }
+  /* The last chunk travels with the status. */
+  free(st);
+  rpc_call_reply(call, &resp);
+}
+
 static void echo_stream(rpc_call *call, const void *request,
                         void *ctx) {
   (void)ctx;
-  const rpc_echo_request *req = request;
-  rpc_echo_response resp = {.payload = req->payload};
-  for (uint32_t i = 0; i < req->chunks; i++) {
-    if (req->delay_ms > 0)
-      wait_ms(call, req->delay_ms);
-    resp.index = i;
-    mica_err *e = rpc_call_send(call, &resp);
-    if (e != NULL) {
-      rpc_call_finish(call, e);
-      err_free(e);
-      return;
-    }
-  }
-  rpc_call_finish(call, NULL);
+  echo_state *st = xcalloc(1, sizeof *st);
+  st->req = request;
+  echo_stream_next(call, st, NULL);
 }
 
 mica_err *rpc_echo_register(rpc_server *s) {

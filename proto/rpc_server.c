@@ -19,16 +19,51 @@
  * shutdown notification that have not completed yet; `live` counts matched
  * calls not yet freed. Completion queues are shut down only when both are
  * zero after the server stopped accepting, so no batch can start on a queue
- * that was shut down (the C core aborts on that). */
+ * that was shut down (the C core aborts on that).
+ *
+ * Streams. A stream never waits for its reader on a thread. Its handler
+ * runs on the stream pool (its own threads, never the unary pool, so
+ * writes and admin calls cannot queue behind scans), produces one chunk and
+ * hands it over with rpc_call_send_then(): the send is started, the thread
+ * returns, and the call is parked. When the transport has taken the chunk
+ * (the reader made room) the poller that sees the completion queues the
+ * handler's continuation on the stream pool, which produces the next chunk
+ * from the state the handler kept in its own struct. A parked stream thus
+ * holds memory (one chunk, and whatever its state pins) and no thread.
+ * rpc_call_send() remains as a blocking form for short streams in tests; it
+ * holds a stream-pool thread, never a unary one.
+ *
+ * Every admitted stream is on the server's stream list (smu) from admission
+ * until its final batch completed, which gives three things:
+ *   - bounds: a stream is admitted only while the server has fewer than
+ *     max_streams and its peer (one connection: "ipv4:host:port") fewer than
+ *     max_streams_per_peer; beyond either the call ends RESOURCE_EXHAUSTED
+ *     naming the bound, before any handler runs;
+ *   - an idle timeout: `op_since_us` is set while a send (or the final
+ *     batch) waits for the transport; the reaper thread cancels a stream
+ *     whose wait exceeds stream_idle_ms, the send fails, and the
+ *     continuation runs with CANCELLED and frees its state;
+ *   - counts for rpc_server_stream_stats().
+ * A list entry's call is alive (the final-batch reference is held until it
+ * leaves the list), so the reaper may cancel it under smu.
+ *
+ * Invariants for shutdown, on top of the counting above: a parked stream
+ * has exactly one operation in flight (its send or its final batch), so
+ * grpc_server_cancel_all_calls() completes it; its continuation then runs on
+ * the stream pool, which is joined only after `live` reached zero; the
+ * reaper is stopped after that too. */
 #include <errno.h>
+#include <inttypes.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/env.h"
@@ -37,6 +72,23 @@
 
 #define RPC_REQUESTS_PER_CQ 32
 #define RPC_DEFAULT_MAX_WORKERS 256
+#define RPC_DEFAULT_STREAM_WORKERS 64
+#define RPC_DEFAULT_MAX_STREAMS 1024
+#define RPC_DEFAULT_MAX_STREAMS_PER_PEER 128
+#define RPC_DEFAULT_STREAM_IDLE_MS 30000
+
+/* A pool of threads that grows on demand up to `max` and runs calls queued
+ * on it. The server has two: unary (offloaded handlers) and stream
+ * (streaming handlers and their continuations). */
+typedef struct pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  rpc_call *head, *tail; /* guarded by mu */
+  size_t queued, idle;   /* guarded by mu */
+  pthread_t *threads;    /* guarded by mu; `max` slots */
+  int n, max;            /* guarded by mu */
+  bool stop;             /* guarded by mu */
+} pool;
 
 typedef struct poller {
   rpc_server *srv;
@@ -69,8 +121,19 @@ struct rpc_call {
   bool send_done; /* guarded by mu */
   bool send_ok;   /* guarded by mu */
 
-  /* Worker queue link and the function to run there (guarded by srv->wmu
-   * while queued). */
+  /* Streams: rpc_call_send_then's continuation (owner thread, then the
+   * poller that completes the send). */
+  rpc_stream_fn next_fn;
+  void *next_state;
+  /* On the server's stream list (smu) from admission to on_final. */
+  bool listed;               /* set before the handler runs; then fixed */
+  rpc_call *snext, *sprev;   /* guarded by srv->smu */
+  char *peer;                /* gpr string; freed with the call */
+  bool reaped;               /* the reaper cancelled it; guarded by smu */
+  atomic_uint_fast64_t op_since_us; /* a send waits since; 0 = none */
+
+  /* Pool queue link and the function to run there (guarded by the pool's
+   * mu while queued). */
   rpc_call *wnext;
   rpc_handler_fn wfn;
   void *wctx;
@@ -96,14 +159,20 @@ struct rpc_server {
   atomic_size_t pending; /* unmatched request slots + shutdown notification */
   atomic_size_t live;    /* matched calls not yet freed */
 
-  /* Worker pool for offloaded and streaming handlers. */
-  pthread_mutex_t wmu;
-  pthread_cond_t wcv;
-  rpc_call *whead, *wtail; /* guarded by wmu */
-  size_t queued, idle;     /* guarded by wmu */
-  pthread_t *workers;      /* guarded by wmu; max_workers slots */
-  int nworkers, max_workers; /* guarded by wmu */
-  bool wstop;              /* guarded by wmu */
+  pool unary;  /* offloaded unary handlers */
+  pool stream; /* streaming handlers and continuations */
+
+  /* Open streams (see the top of this file). */
+  pthread_mutex_t smu;
+  pthread_cond_t scv;        /* wakes the reaper to stop */
+  rpc_call *streams;         /* guarded by smu */
+  size_t nstreams;           /* guarded by smu */
+  size_t max_streams, max_streams_per_peer;
+  uint64_t stream_idle_us;
+  uint64_t streams_refused, streams_reaped; /* guarded by smu */
+  bool reaper_stop;          /* guarded by smu */
+  bool reaper_running;
+  pthread_t reaper;
 };
 
 /* ---- counting ---- */
@@ -120,72 +189,82 @@ static void count_done(rpc_server *s, atomic_size_t *ctr) {
 static void end_call_err(rpc_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- workers ---- */
+/* ---- pools ---- */
 
-static void *worker_main(void *arg) {
-  rpc_server *s = arg;
-  pthread_mutex_lock(&s->wmu);
+static void pool_init(pool *p, int max) {
+  memset(p, 0, sizeof *p);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  p->max = max;
+  p->threads = xcalloc((size_t)max, sizeof *p->threads);
+}
+
+static void *pool_main(void *arg) {
+  pool *p = arg;
+  pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (s->whead == NULL && !s->wstop) {
-      s->idle++;
-      pthread_cond_wait(&s->wcv, &s->wmu);
-      s->idle--;
+    while (p->head == NULL && !p->stop) {
+      p->idle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->idle--;
     }
-    if (s->whead == NULL)
+    if (p->head == NULL)
       break;
-    rpc_call *c = s->whead;
-    s->whead = c->wnext;
-    if (s->whead == NULL)
-      s->wtail = NULL;
-    s->queued--;
-    pthread_mutex_unlock(&s->wmu);
+    rpc_call *c = p->head;
+    p->head = c->wnext;
+    if (p->head == NULL)
+      p->tail = NULL;
+    p->queued--;
+    pthread_mutex_unlock(&p->mu);
     /* The call may be freed by the time fn returns: read nothing after. */
     c->wfn(c, c->request, c->wctx);
-    pthread_mutex_lock(&s->wmu);
+    pthread_mutex_lock(&p->mu);
   }
-  pthread_mutex_unlock(&s->wmu);
+  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
-static void worker_submit(rpc_call *c, rpc_handler_fn fn, void *ctx) {
-  rpc_server *s = c->srv;
+static void pool_submit(pool *p, rpc_call *c, rpc_handler_fn fn, void *ctx) {
   c->wfn = fn;
   c->wctx = ctx;
   c->wnext = NULL;
-  pthread_mutex_lock(&s->wmu);
-  if (s->wtail != NULL)
-    s->wtail->wnext = c;
+  pthread_mutex_lock(&p->mu);
+  if (p->tail != NULL)
+    p->tail->wnext = c;
   else
-    s->whead = c;
-  s->wtail = c;
-  s->queued++;
-  if (s->queued > s->idle && s->nworkers < s->max_workers) {
-    int rc = pthread_create(&s->workers[s->nworkers], NULL, worker_main, s);
+    p->head = c;
+  p->tail = c;
+  p->queued++;
+  if (p->queued > p->idle && p->n < p->max) {
+    int rc = pthread_create(&p->threads[p->n], NULL, pool_main, p);
     if (rc == 0) {
-      s->nworkers++;
-    } else if (s->nworkers == 0) {
+      p->n++;
+    } else if (p->n == 0) {
       /* Nobody would ever run this call: take it back and fail it, so
        * the client hears and shutdown is not left waiting for it. */
-      s->whead = s->wtail = NULL;
-      s->queued = 0;
-      pthread_mutex_unlock(&s->wmu);
+      p->head = p->tail = NULL;
+      p->queued = 0;
+      pthread_mutex_unlock(&p->mu);
       end_call_err(c, MICA_UNAVAILABLE, "%s: no worker thread: %s",
                    c->h->method->path, strerror(rc));
       return;
     }
   }
-  pthread_cond_signal(&s->wcv);
-  pthread_mutex_unlock(&s->wmu);
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
 }
 
-static void workers_stop(rpc_server *s) {
-  pthread_mutex_lock(&s->wmu);
-  s->wstop = true;
-  pthread_cond_broadcast(&s->wcv);
-  int n = s->nworkers;
-  pthread_mutex_unlock(&s->wmu);
+static void pool_stop(pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->stop = true;
+  pthread_cond_broadcast(&p->cv);
+  int n = p->n;
+  pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < n; i++)
-    pthread_join(s->workers[i], NULL);
+    pthread_join(p->threads[i], NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p->threads);
 }
 
 /* ---- calls ---- */
@@ -201,15 +280,35 @@ static void call_unref(rpc_call *c) {
   if (c->recv_bb != NULL)
     grpc_byte_buffer_destroy(c->recv_bb);
   rpc_msg_free(c->request);
+  if (c->peer != NULL)
+    gpr_free(c->peer);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
   free(c);
   count_done(s, &s->live);
 }
 
+static uint64_t now_us(void) { return env_now_micros(env_posix()); }
+
+/* Takes a stream off the server's list (its final batch completed). */
+static void stream_unlist(rpc_call *c) {
+  rpc_server *s = c->srv;
+  pthread_mutex_lock(&s->smu);
+  if (c->sprev != NULL)
+    c->sprev->snext = c->snext;
+  else
+    s->streams = c->snext;
+  if (c->snext != NULL)
+    c->snext->sprev = c->sprev;
+  s->nstreams--;
+  pthread_mutex_unlock(&s->smu);
+}
+
 static void on_final(rpc_tag *t, bool ok) {
   (void)ok; /* a failed final batch means the client is gone; nothing to do */
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_final);
+  if (c->listed)
+    stream_unlist(c);
   if (c->send_bb != NULL) {
     grpc_byte_buffer_destroy(c->send_bb);
     c->send_bb = NULL;
@@ -231,8 +330,10 @@ static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
   }
   c->ended = true;
   rpc_server *srv = c->srv;
+  if (c->listed) /* the final batch may wait for the reader too */
+    atomic_store(&c->op_since_us, now_us());
   if (srv->observe != NULL) {
-    uint64_t now = env_now_micros(env_posix());
+    uint64_t now = now_us();
     srv->observe(srv->observe_ctx, c->h != NULL ? c->h->method : NULL,
                  outcome, now > c->start_us ? now - c->start_us : 0);
   }
@@ -272,6 +373,7 @@ static void end_call_err(rpc_call *c, int code, const char *fmt, ...) {
 }
 
 void rpc_call_reply(rpc_call *c, const void *response) {
+  /* Streams: `response` is the last chunk, sent with the OK status. */
   const rpc_status *st = rpc_response_status(response);
   end_call(c, rpc_pack(c->h->method->response, response), GRPC_STATUS_OK, "",
            st != NULL ? st->code : MICA_OK);
@@ -287,8 +389,18 @@ void rpc_call_finish(rpc_call *c, const mica_err *e) {
            e != NULL ? err_msg(e) : "", err_code(e));
 }
 
+static void run_next(rpc_call *c, const void *request, void *ctx);
+
 static void on_send(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_send);
+  atomic_store(&c->op_since_us, 0);
+  if (c->next_fn != NULL) {
+    /* Parked: the continuation produces the next chunk on the stream
+     * pool. send_ok is read by it alone. */
+    c->send_ok = ok;
+    pool_submit(&c->srv->stream, c, run_next, NULL);
+    return;
+  }
   pthread_mutex_lock(&c->mu);
   c->send_done = true;
   c->send_ok = ok;
@@ -296,9 +408,11 @@ static void on_send(rpc_tag *t, bool ok) {
   pthread_mutex_unlock(&c->mu);
 }
 
-mica_err *rpc_call_send(rpc_call *c, const void *msg) {
+/* Checks that `c` may send, then starts a batch sending `msg` (with the
+ * initial metadata the first time) that completes on t_send. */
+static mica_err *start_send(rpc_call *c, const void *msg) {
   if (!c->h->method->server_streaming || c->ended)
-    return err_new(MICA_INTERNAL, "%s: rpc_call_send on a %s call",
+    return err_new(MICA_INTERNAL, "%s: send on a %s call",
                    c->h->method->path, c->ended ? "finished" : "unary");
   if (atomic_load(&c->cancelled))
     return err_new(MICA_CANCELLED, "%s: call cancelled", c->h->method->path);
@@ -310,33 +424,95 @@ mica_err *rpc_call_send(rpc_call *c, const void *msg) {
     n++;
     c->md_sent = true;
   }
-  grpc_byte_buffer *bb = rpc_pack(c->h->method->response, msg);
+  if (c->send_bb != NULL)
+    grpc_byte_buffer_destroy(c->send_bb);
+  c->send_bb = rpc_pack(c->h->method->response, msg);
   ops[n].op = GRPC_OP_SEND_MESSAGE;
-  ops[n].data.send_message.send_message = bb;
+  ops[n].data.send_message.send_message = c->send_bb;
   n++;
+  atomic_store(&c->op_since_us, now_us());
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
+  if (e != GRPC_CALL_OK) {
+    atomic_store(&c->op_since_us, 0);
+    return err_new(MICA_INTERNAL, "%s: send refused (%d)", c->h->method->path,
+                   (int)e);
+  }
+  return NULL;
+}
+
+/* The byte buffer of the send that completed, released before the next
+ * send or the final batch reuses send_bb. */
+static void send_done(rpc_call *c) {
+  if (c->send_bb != NULL) {
+    grpc_byte_buffer_destroy(c->send_bb);
+    c->send_bb = NULL;
+  }
+}
+
+mica_err *rpc_call_send(rpc_call *c, const void *msg) {
+  c->next_fn = NULL;
   pthread_mutex_lock(&c->mu);
   c->send_done = false;
   pthread_mutex_unlock(&c->mu);
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
-  if (e != GRPC_CALL_OK) {
-    grpc_byte_buffer_destroy(bb);
-    return err_new(MICA_INTERNAL, "%s: send refused (%d)", c->h->method->path,
-                   (int)e);
+  mica_err *e = start_send(c, msg);
+  if (e != NULL) {
+    send_done(c);
+    return e;
   }
   pthread_mutex_lock(&c->mu);
   while (!c->send_done)
     pthread_cond_wait(&c->cv, &c->mu);
   bool ok = c->send_ok;
   pthread_mutex_unlock(&c->mu);
-  grpc_byte_buffer_destroy(bb);
+  send_done(c);
   if (!ok)
     return err_new(MICA_CANCELLED, "%s: stream cancelled by the peer or its "
                    "deadline", c->h->method->path);
   return NULL;
 }
 
+/* Stream pool: the parked send completed; run the continuation. */
+static void run_next(rpc_call *c, const void *request, void *ctx) {
+  (void)request, (void)ctx;
+  rpc_stream_fn fn = c->next_fn;
+  void *state = c->next_state;
+  c->next_fn = NULL;
+  send_done(c);
+  if (c->send_ok) {
+    fn(c, state, NULL);
+    return;
+  }
+  mica_err *e = err_new(MICA_CANCELLED, "%s: stream cancelled by the peer, "
+                        "its deadline, the idle timeout or shutdown",
+                        c->h->method->path);
+  fn(c, state, e);
+  err_free(e);
+}
+
+void rpc_call_send_then(rpc_call *c, const void *msg, rpc_stream_fn next,
+                        void *state) {
+  c->next_fn = next;
+  c->next_state = state;
+  mica_err *e = start_send(c, msg);
+  if (e == NULL)
+    return; /* parked: `c` may already be running `next` elsewhere */
+  c->next_fn = NULL;
+  send_done(c);
+  next(c, state, e);
+  err_free(e);
+}
+
+void rpc_call_abort(rpc_call *c, int code, const char *msg) {
+  atomic_store(&c->cancelled, true);
+  grpc_call_cancel_with_status(c->call,
+                               (grpc_status_code)rpc_code_to_grpc(code), msg,
+                               NULL);
+}
+
 void rpc_call_offload(rpc_call *c, rpc_handler_fn fn, void *ctx) {
-  worker_submit(c, fn, ctx);
+  pool_submit(c->h->method->server_streaming ? &c->srv->stream
+                                             : &c->srv->unary,
+              c, fn, ctx);
 }
 
 bool rpc_call_cancelled(const rpc_call *c) {
@@ -364,6 +540,92 @@ static void on_close(rpc_tag *t, bool ok) {
   call_unref(c);
 }
 
+/* Admits stream `c` onto the server's list, or ends it RESOURCE_EXHAUSTED
+ * naming the bound it would pass. Peers are few and streams bounded, so
+ * counting one peer's streams walks the list. */
+static bool stream_admit(rpc_call *c) {
+  rpc_server *s = c->srv;
+  c->peer = grpc_call_get_peer(c->call);
+  const char *peer = c->peer != NULL ? c->peer : "";
+  pthread_mutex_lock(&s->smu);
+  size_t mine = 0;
+  for (rpc_call *o = s->streams; o != NULL; o = o->snext)
+    if (strcmp(o->peer != NULL ? o->peer : "", peer) == 0)
+      mine++;
+  size_t open = s->nstreams;
+  bool server_full = open >= s->max_streams;
+  bool peer_full = mine >= s->max_streams_per_peer;
+  if (server_full || peer_full) {
+    s->streams_refused++;
+    pthread_mutex_unlock(&s->smu);
+    if (peer_full)
+      end_call_err(c, MICA_RESOURCE_EXHAUSTED,
+                   "%s: %zu streams already open from %s, the per-connection "
+                   "bound of %zu; read or cancel open streams first",
+                   c->h->method->path, mine, peer, s->max_streams_per_peer);
+    else
+      end_call_err(c, MICA_RESOURCE_EXHAUSTED,
+                   "%s: %zu streams already open on this server, the "
+                   "per-server bound of %zu; retry later",
+                   c->h->method->path, open, s->max_streams);
+    return false;
+  }
+  c->listed = true;
+  c->sprev = NULL;
+  c->snext = s->streams;
+  if (s->streams != NULL)
+    s->streams->sprev = c;
+  s->streams = c;
+  s->nstreams++;
+  pthread_mutex_unlock(&s->smu);
+  return true;
+}
+
+/* Cancels every stream whose send has waited for its reader longer than
+ * the idle timeout; the continuation then frees its state. */
+static void *reaper_main(void *arg) {
+  rpc_server *s = arg;
+  uint64_t period = s->stream_idle_us / 4;
+  if (period < 10000)
+    period = 10000;
+  if (period > 1000000)
+    period = 1000000;
+  pthread_mutex_lock(&s->smu);
+  while (!s->reaper_stop) {
+    uint64_t now = now_us();
+    for (rpc_call *c = s->streams; c != NULL; c = c->snext) {
+      uint64_t since = atomic_load(&c->op_since_us);
+      if (c->reaped || since == 0 || now < since ||
+          now - since < s->stream_idle_us)
+        continue;
+      c->reaped = true;
+      s->streams_reaped++;
+      char msg[160];
+      snprintf(msg, sizeof msg,
+               "stream idle: the reader took no chunk for %" PRIu64
+               " ms (the server's idle-stream timeout)",
+               s->stream_idle_us / 1000);
+      rpc_call_abort(c, MICA_CANCELLED, msg);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + period * 1000;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&s->scv, &s->smu, &ts);
+  }
+  pthread_mutex_unlock(&s->smu);
+  return NULL;
+}
+
+void rpc_server_stream_stats(rpc_server *s, rpc_stream_stats *out) {
+  pthread_mutex_lock(&s->smu);
+  out->open = s->nstreams;
+  out->refused = s->streams_refused;
+  out->idle_cancelled = s->streams_reaped;
+  pthread_mutex_unlock(&s->smu);
+}
+
 static void on_recv(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_recv);
   const rpc_method *m = c->h->method;
@@ -385,8 +647,11 @@ static void on_recv(rpc_tag *t, bool ok) {
     err_free(e);
     return;
   }
-  if (m->server_streaming || (c->h->flags & RPC_OFFLOAD))
-    worker_submit(c, c->h->fn, c->h->ctx);
+  if (m->server_streaming) {
+    if (stream_admit(c))
+      pool_submit(&c->srv->stream, c, c->h->fn, c->h->ctx);
+  } else if (c->h->flags & RPC_OFFLOAD)
+    pool_submit(&c->srv->unary, c, c->h->fn, c->h->ctx);
   else
     c->h->fn(c, c->request, c->h->ctx);
 }
@@ -534,13 +799,24 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     s->npollers = n > 0 ? (int)n : 1;
   }
-  s->max_workers = opts->max_workers > 0 ? opts->max_workers
-                                         : RPC_DEFAULT_MAX_WORKERS;
-  s->workers = xcalloc((size_t)s->max_workers, sizeof *s->workers);
+  pool_init(&s->unary, opts->max_workers > 0 ? opts->max_workers
+                                             : RPC_DEFAULT_MAX_WORKERS);
+  pool_init(&s->stream, opts->stream_workers > 0
+                            ? opts->stream_workers
+                            : RPC_DEFAULT_STREAM_WORKERS);
+  s->max_streams = opts->max_streams > 0 ? opts->max_streams
+                                         : RPC_DEFAULT_MAX_STREAMS;
+  s->max_streams_per_peer = opts->max_streams_per_peer > 0
+                                ? opts->max_streams_per_peer
+                                : RPC_DEFAULT_MAX_STREAMS_PER_PEER;
+  s->stream_idle_us = (uint64_t)(opts->stream_idle_ms > 0
+                                     ? opts->stream_idle_ms
+                                     : RPC_DEFAULT_STREAM_IDLE_MS) *
+                      1000;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
-  pthread_mutex_init(&s->wmu, NULL);
-  pthread_cond_init(&s->wcv, NULL);
+  pthread_mutex_init(&s->smu, NULL);
+  pthread_cond_init(&s->scv, NULL);
   s->t_shutdown.done = on_shutdown;
   s->observe = opts->observe;
   s->observe_ctx = opts->observe_ctx;
@@ -596,9 +872,16 @@ mica_err *rpc_server_start(rpc_server *s) {
   for (int i = 0; i < s->npollers; i++)
     for (int j = 0; j < RPC_REQUESTS_PER_CQ; j++)
       post_request(&s->pollers[i]);
+  int rc = pthread_create(&s->reaper, NULL, reaper_main, s);
+  if (rc != 0) {
+    /* Without it idle streams would never be cancelled. */
+    LOG_E("rpc: cannot start the stream reaper: %s", strerror(rc));
+    abort();
+  }
+  s->reaper_running = true;
   for (int i = 0; i < s->npollers; i++) {
-    int rc = pthread_create(&s->pollers[i].thread, NULL, poller_main,
-                            &s->pollers[i]);
+    rc = pthread_create(&s->pollers[i].thread, NULL, poller_main,
+                        &s->pollers[i]);
     if (rc != 0) {
       /* Pollers already running keep serving every queue's share that has
        * a thread; without one a queue would hold its calls forever, so
@@ -655,16 +938,24 @@ void rpc_server_free(rpc_server *s) {
       }
     }
   }
-  workers_stop(s);
+  /* Every call ended (live is zero), so no continuation is left to run. */
+  pool_stop(&s->unary);
+  pool_stop(&s->stream);
+  if (s->reaper_running) {
+    pthread_mutex_lock(&s->smu);
+    s->reaper_stop = true;
+    pthread_cond_broadcast(&s->scv);
+    pthread_mutex_unlock(&s->smu);
+    pthread_join(s->reaper, NULL);
+  }
   grpc_server_destroy(s->gs);
   for (int i = 0; i < s->npollers; i++)
     grpc_completion_queue_destroy(s->pollers[i].cq);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
-  pthread_mutex_destroy(&s->wmu);
-  pthread_cond_destroy(&s->wcv);
+  pthread_mutex_destroy(&s->smu);
+  pthread_cond_destroy(&s->scv);
   free(s->pollers);
-  free(s->workers);
   free(s->handlers);
   free(s->address);
   free(s);

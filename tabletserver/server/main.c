@@ -52,6 +52,13 @@ static const char usage_text[] =
     "  --threads N              RPC polling threads, 0 = one per core\n"
     "                           (default 0)\n"
     "  --background-threads N   flush and compaction threads (default 2)\n"
+    "  --max-streams N          open Scan streams on this server; more are\n"
+    "                           refused with RESOURCE_EXHAUSTED (default 1024)\n"
+    "  --max-streams-per-conn N open Scan streams per client connection\n"
+    "                           (default 128)\n"
+    "  --stream-idle-timeout MS cancel a Scan stream whose reader has taken\n"
+    "                           no chunk for MS, freeing its snapshot\n"
+    "                           (default 30000)\n"
     "  --reserve-space SIZE|P%  free space kept on the data root's disk: below\n"
     "                           it writes are refused (RESOURCE_EXHAUSTED) and\n"
     "                           no split or compaction starts; P% of the disk\n"
@@ -150,7 +157,8 @@ int main(int argc, char **argv) {
         "--http-address-file", "--data-dir", "--master",
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
-        "--background-threads", "--reserve-space", "--compression"};
+        "--background-threads", "--reserve-space", "--compression",
+        "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -224,6 +232,20 @@ int main(int argc, char **argv) {
         c.compression = SST_COMPRESS_NONE;
       else
         usage_error("--compression: '%s' is not lz4, zstd or none", val);
+    } else if (strcmp(name, "--max-streams") == 0) {
+      if (!parse_int(val, 1000000, &v) || v == 0)
+        usage_error("--max-streams: '%s' is not a number in 1..1000000", val);
+      c.max_streams = v;
+    } else if (strcmp(name, "--max-streams-per-conn") == 0) {
+      if (!parse_int(val, 1000000, &v) || v == 0)
+        usage_error("--max-streams-per-conn: '%s' is not a number in "
+                    "1..1000000", val);
+      c.max_streams_per_conn = v;
+    } else if (strcmp(name, "--stream-idle-timeout") == 0) {
+      if (!parse_int(val, 86400000, &v) || v == 0)
+        usage_error("--stream-idle-timeout: '%s' is not a number of "
+                    "milliseconds in 1..86400000", val);
+      c.stream_idle_ms = v;
     } else if (strcmp(name, "--background-threads") == 0) {
       if (!parse_int(val, 64, &v) || v == 0)
         usage_error("--background-threads: '%s' is not in 1..64", val);

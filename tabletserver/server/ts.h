@@ -47,6 +47,10 @@ typedef struct ts_config {
   uint64_t heartbeat_ms;     /* heartbeat interval until the master says */
   int threads;               /* RPC polling threads; 0 = one per core */
   int background_threads;    /* flush/compaction threads; 0 = default */
+  size_t max_streams;        /* open Scan streams per server; 0 = default */
+  size_t max_streams_per_conn; /* per client connection; 0 = default */
+  uint64_t stream_idle_ms;   /* cancel a stream whose reader took no chunk
+                                for this long; 0 = default (rpc.h) */
   size_t memtable_bytes;     /* per-tablet memtable size; 0 = default */
   const char *http_listen;   /* /metrics and /healthz "host:port";
                                 NULL = "127.0.0.1:0" */

@@ -17,7 +17,10 @@
  * measurement). Writes are registered RPC_OFFLOAD: each waits in the
  * tablet's group commit on its own worker thread, so many writes are in
  * flight and share one fdatasync. Large MultiGets move to a worker. Scans
- * are streaming calls and always run on a worker. */
+ * are streaming calls on the RPC layer's stream pool: each produces one
+ * chunk per run and parks between chunks (ts_scan below), so a reader that
+ * stops reading holds a snapshot but no thread, and writes never wait
+ * behind scans. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,38 +456,177 @@ static mica_err *check_scan(const rpc_scan_request *req) {
   return NULL;
 }
 
-/* Sends the final chunk of a stream: `rows` (may be empty), the end
- * reason, the tablet's descriptor and the status. */
-static void scan_send_last(rpc_call *call, scan_chunk *c, ts_tab *tt,
-                           const mica_err *e, ts_routebuf *rb, int end) {
+/* An open scan between chunks. The stream is parked (rpc.h, "Streams")
+ * while its chunk waits for the reader, holding this state, its iterator
+ * (an engine snapshot) and a reference on the tablet, but no thread. It is
+ * on s->scans from the first chunk until it ends, so that a tablet leaving
+ * service cancels its parked scans (ts_scans_abort_locked) instead of
+ * waiting for their readers. */
+typedef struct ts_scan {
+  ts_server *s;
+  rpc_call *call;
+  const rpc_scan_request *req; /* the call's: valid until it ends */
+  ts_tab *tt;                  /* held */
+  iter *it;
+  ts_routebuf rb;
+  uint64_t gen;                /* lease period the scan started in */
+  size_t max_bytes, max_rows;
+  uint64_t returned;
+  scan_chunk c;
+  struct ts_scan *next, *prev; /* s->scans; guarded by s->mu */
+} ts_scan;
+
+static void scan_step(rpc_call *call, void *state, const mica_err *err);
+
+/* Takes the scan off s->scans: before its call ends, so that
+ * ts_scans_abort_locked never touches an ended call. */
+static void scan_unlist(ts_scan *sc) {
+  ts_server *s = sc->s;
+  pthread_mutex_lock(&s->mu);
+  if (sc->prev != NULL)
+    sc->prev->next = sc->next;
+  else
+    s->scans = sc->next;
+  if (sc->next != NULL) sc->next->prev = sc->prev;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Frees the scan's snapshot, tablet reference and buffers (unlisted). */
+static void scan_destroy(ts_scan *sc) {
+  iter_close(sc->it);
+  ts_release(sc->s, sc->tt);
+  chunk_free(&sc->c);
+  ts_routebuf_clear(&sc->rb);
+  free(sc);
+}
+
+/* UNAVAILABLE for either state: the transport code that tells a client
+ * to look the tablet up again and resume. */
+void ts_scans_abort_locked(ts_server *s, ts_tab *tt) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "tablet %" PRIu64 " is %s; resume the scan after the last row",
+           tt->d.tablet_id,
+           tt->state == TS_SPLITTING ? "being split" : "closing");
+  for (ts_scan *sc = s->scans; sc != NULL; sc = sc->next)
+    if (sc->tt == tt)
+      rpc_call_abort(sc->call, MICA_UNAVAILABLE, msg);
+}
+
+/* Fills sc->c with the next rows. Returns true when the stream ends with
+ * this chunk, with *end and *e (owned by the caller) saying how. */
+static bool scan_fill(ts_scan *sc, int *end, mica_err **e) {
+  const rpc_scan_request *req = sc->req;
+  scan_chunk *c = &sc->c;
+  chunk_reset(c);
+  *end = RPC_SCAN_END_RANGE;
+  *e = NULL;
+  bool done = false;
+  while (c->n < sc->max_rows) {
+    if (req->limit > 0 && sc->returned >= req->limit) {
+      done = true;
+      *end = RPC_SCAN_END_LIMIT;
+      break;
+    }
+    if (!iter_valid(sc->it)) {
+      done = true;
+      const mica_err *ie = iter_status(sc->it);
+      if (ie != NULL) {
+        *e = err_dup(ie);
+        *end = RPC_SCAN_END_ERROR;
+      }
+      break;
+    }
+    slice k = iter_key(sc->it);
+    slice v = req->keys_only ? slice_make(NULL, 0) : iter_value(sc->it);
+    if (c->n > 0 && c->bytes.len + k.len + v.len > sc->max_bytes) break;
+    chunk_add(c, k, v);
+    sc->returned++;
+    iter_next(sc->it);
+    if (c->bytes.len >= sc->max_bytes) break;
+  }
+  atomic_fetch_add(&sc->tt->read_bytes, c->bytes.len);
+  if (!done) {
+    /* The tablet leaving service or the lease running out ends the
+     * stream resumably, after the rows already read. */
+    pthread_mutex_lock(&sc->s->mu);
+    int state = sc->tt->state;
+    pthread_mutex_unlock(&sc->s->mu);
+    if (state == TS_SPLITTING)
+      *e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is being split; "
+                   "resume the scan after the last row", sc->tt->d.tablet_id);
+    else if (state == TS_CLOSING)
+      *e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing; "
+                   "resume the scan after the last row", sc->tt->d.tablet_id);
+    if (*e != NULL) {
+      done = true;
+      *end = RPC_SCAN_END_ERROR;
+    }
+  }
+  mica_err *le = ts_lease_check_since(sc->s, sc->gen);
+  if (le != NULL) {
+    /* Rows read after the lease ran out are not sent. */
+    err_free(*e);
+    *e = le;
+    chunk_reset(c);
+    done = true;
+    *end = RPC_SCAN_END_ERROR;
+  }
+  return done;
+}
+
+/* The stream's continuation: one chunk per run (rpc_call_send_then). */
+static void scan_step(rpc_call *call, void *state, const mica_err *err) {
+  ts_scan *sc = state;
+  if (err != NULL) {
+    /* The reader cancelled, its deadline passed, the idle timeout, the
+     * tablet left service, or shutdown. */
+    scan_unlist(sc);
+    scan_destroy(sc);
+    rpc_call_finish(call, err);
+    return;
+  }
+  int end;
+  mica_err *e = NULL;
+  if (scan_fill(sc, &end, &e)) {
+    /* The last chunk: rows (maybe none), the end reason, the tablet's
+     * descriptor and the status, then OK. */
+    rpc_scan_chunk msg = {0};
+    rpc_status st;
+    rpc_tablet_descriptor d;
+    chunk_to_pb(&sc->c, &msg);
+    ts_status_fill(&st, e, &sc->rb);
+    msg.status = &st;
+    msg.last = true;
+    msg.end = end;
+    rpc_route_desc(&sc->tt->d, &d);
+    msg.tablet = &d;
+    scan_unlist(sc);
+    rpc_call_reply(call, &msg);
+    scan_destroy(sc);
+    err_free(e);
+    return;
+  }
   rpc_scan_chunk msg = {0};
   rpc_status st;
-  rpc_tablet_descriptor d;
-  if (c != NULL) chunk_to_pb(c, &msg);
-  ts_status_fill(&st, e, rb);
+  ts_status_fill(&st, NULL, NULL);
   msg.status = &st;
-  msg.last = true;
-  msg.end = end;
-  if (tt != NULL) {
-    rpc_route_desc(&tt->d, &d);
-    msg.tablet = &d;
-  }
-  mica_err *se = rpc_call_send(call, &msg);
-  rpc_call_finish(call, se);
-  err_free(se);
+  chunk_to_pb(&sc->c, &msg);
+  rpc_call_send_then(call, &msg, scan_step, sc);
 }
 
 static void h_scan(rpc_call *call, const void *request,
                    void *ctx) {
   ts_server *s = ctx;
   const rpc_scan_request *req = (const rpc_scan_request *)request;
-  ts_routebuf rb;
-  ts_routebuf_init(&rb);
-  ts_tab *tt = NULL;
-  uint64_t gen = ts_lease_gen(s);
+  ts_scan *sc = xcalloc(1, sizeof(*sc));
+  sc->s = s;
+  sc->call = call;
+  sc->req = req;
+  ts_routebuf_init(&sc->rb);
+  sc->gen = ts_lease_gen(s);
   mica_err *e = check_scan(req);
-  if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
-  iter *it = NULL;
+  if (e == NULL) e = ts_acquire(s, req->tablet, &sc->rb, &sc->tt);
   if (e == NULL) {
     tab_scan_options o;
     tab_scan_options_init(&o);
@@ -493,102 +635,40 @@ static void h_scan(rpc_call *call, const void *request,
     o.prefix = req->prefix;
     o.limit = req->limit;
     o.reverse = req->reverse;
-    e = tab_scan(tt->t, &o, &it);
-    atomic_fetch_add(&tt->scans, 1);
+    e = tab_scan(sc->tt->t, &o, &sc->it);
+    atomic_fetch_add(&sc->tt->scans, 1);
+  }
+  if (e == NULL) {
+    /* On the list before the first chunk can park; a tablet that left
+     * service meanwhile ends the scan at its first chunk (scan_fill). */
+    pthread_mutex_lock(&s->mu);
+    sc->next = s->scans;
+    if (s->scans != NULL) s->scans->prev = sc;
+    s->scans = sc;
+    pthread_mutex_unlock(&s->mu);
   }
   if (e != NULL) {
     /* A refused scan: the first and only chunk carries the status. */
-    scan_send_last(call, NULL, NULL, e, &rb, RPC_SCAN_END_ERROR);
-    ts_release(s, tt);
-    err_free(e);
-    ts_routebuf_clear(&rb);
-    return;
-  }
-
-  size_t max_bytes = req->chunk_max_bytes ? req->chunk_max_bytes
-                                          : MICA_SCAN_DEFAULT_CHUNK_BYTES;
-  if (max_bytes > MICA_SCAN_MAX_CHUNK_BYTES) max_bytes = MICA_SCAN_MAX_CHUNK_BYTES;
-  size_t max_rows = req->chunk_max_rows ? req->chunk_max_rows
-                                        : MICA_SCAN_DEFAULT_CHUNK_ROWS;
-  if (max_rows > MICA_SCAN_MAX_CHUNK_ROWS) max_rows = MICA_SCAN_MAX_CHUNK_ROWS;
-  uint64_t returned = 0;
-  scan_chunk c;
-  memset(&c, 0, sizeof(c));
-  for (;;) {
-    chunk_reset(&c);
-    bool done = false;
-    int end = RPC_SCAN_END_RANGE;
-    while (c.n < max_rows) {
-      if (req->limit > 0 && returned >= req->limit) {
-        done = true;
-        end = RPC_SCAN_END_LIMIT;
-        break;
-      }
-      if (!iter_valid(it)) {
-        done = true;
-        const mica_err *ie = iter_status(it);
-        if (ie != NULL) {
-          e = err_dup(ie);
-          end = RPC_SCAN_END_ERROR;
-        }
-        break;
-      }
-      slice k = iter_key(it);
-      slice v = req->keys_only ? slice_make(NULL, 0) : iter_value(it);
-      if (c.n > 0 && c.bytes.len + k.len + v.len > max_bytes) break;
-      chunk_add(&c, k, v);
-      returned++;
-      iter_next(it);
-      if (c.bytes.len >= max_bytes) break;
-    }
-    atomic_fetch_add(&tt->read_bytes, c.bytes.len);
-    if (!done) {
-      /* The tablet leaving service or the lease running out ends the
-       * stream resumably, after the rows already read. */
-      pthread_mutex_lock(&s->mu);
-      int state = tt->state;
-      pthread_mutex_unlock(&s->mu);
-      if (state == TS_SPLITTING)
-        e = err_new(MICA_UNAVAILABLE, "tablet %" PRIu64 " is being split; "
-                    "resume the scan after the last row", tt->d.tablet_id);
-      else if (state == TS_CLOSING)
-        e = err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is closing; "
-                    "resume the scan after the last row", tt->d.tablet_id);
-      if (e != NULL) {
-        done = true;
-        end = RPC_SCAN_END_ERROR;
-      }
-    }
-    mica_err *le = ts_lease_check_since(s, gen);
-    if (le != NULL) {
-      /* Rows read after the lease ran out are not sent. */
-      err_free(e);
-      e = le;
-      chunk_reset(&c);
-      done = true;
-      end = RPC_SCAN_END_ERROR;
-    }
-    if (done) {
-      scan_send_last(call, &c, tt, e, &rb, end);
-      break;
-    }
     rpc_scan_chunk msg = {0};
     rpc_status st;
-    ts_status_fill(&st, NULL, NULL);
+    ts_status_fill(&st, e, &sc->rb);
     msg.status = &st;
-    chunk_to_pb(&c, &msg);
-    mica_err *se = rpc_call_send(call, &msg);
-    if (se != NULL) {
-      rpc_call_finish(call, se);
-      err_free(se);
-      break;
-    }
+    msg.last = true;
+    msg.end = RPC_SCAN_END_ERROR;
+    rpc_call_reply(call, &msg);
+    scan_destroy(sc);
+    err_free(e);
+    return;
   }
-  iter_close(it);
-  ts_release(s, tt);
-  chunk_free(&c);
-  err_free(e);
-  ts_routebuf_clear(&rb);
+  sc->max_bytes = req->chunk_max_bytes ? req->chunk_max_bytes
+                                       : MICA_SCAN_DEFAULT_CHUNK_BYTES;
+  if (sc->max_bytes > MICA_SCAN_MAX_CHUNK_BYTES)
+    sc->max_bytes = MICA_SCAN_MAX_CHUNK_BYTES;
+  sc->max_rows = req->chunk_max_rows ? req->chunk_max_rows
+                                     : MICA_SCAN_DEFAULT_CHUNK_ROWS;
+  if (sc->max_rows > MICA_SCAN_MAX_CHUNK_ROWS)
+    sc->max_rows = MICA_SCAN_MAX_CHUNK_ROWS;
+  scan_step(call, sc, NULL);
 }
 
 mica_err *ts_data_register(ts_server *s) {

@@ -344,6 +344,16 @@ static void render_metrics(ts_server *s, buf *out) {
              "acknowledges reads and writes only then.");
   err_free(lease);
   render_requests(s, out);
+  rpc_stream_stats ss;
+  rpc_server_stream_stats(s->rpc, &ss);
+  prom_gauge(out, "mica_tserver_streams_open", ss.open,
+             "Scan streams open now (admitted and not yet ended).");
+  prom_counter(out, "mica_tserver_streams_refused_total", ss.refused,
+               "Streams refused with RESOURCE_EXHAUSTED by --max-streams "
+               "or --max-streams-per-conn.");
+  prom_counter(out, "mica_tserver_streams_idle_cancelled_total",
+               ss.idle_cancelled,
+               "Streams cancelled by --stream-idle-timeout.");
   render_engine(s, out);
   render_tally(s, v, n, &retired, out);
   render_tablets(v, n, by_state, out);

@@ -117,6 +117,7 @@ struct ts_server {
   ts_gone *gone;          /* ring of departed tablets; guarded by mu */
   size_t ngone, gone_next; /* guarded by mu */
   uint64_t max_id_seen;   /* standalone id allocation; guarded by mu */
+  struct ts_scan *scans;  /* open scans (ts_data.c); guarded by mu */
 
   /* Master conversation. */
   atomic_uint_fast64_t server_id;     /* 0 before registering */
@@ -194,6 +195,10 @@ mica_err *ts_check_in_range(ts_server *s, ts_tab *tt, slice key,
 /* Takes `tt` out of service (state `state`) and waits until no request
  * holds it. */
 void ts_quiesce(ts_server *s, ts_tab *tt, int state);
+/* Cancels the parked scans of `tt`, which just left service (mu held):
+ * their readers get the tablet's state and resume elsewhere, and their
+ * references on `tt` go at once instead of when the readers read. */
+void ts_scans_abort_locked(ts_server *s, ts_tab *tt);
 /* Puts a quiesced tablet back in service. */
 void ts_resume(ts_server *s, ts_tab *tt);
 

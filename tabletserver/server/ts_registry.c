@@ -332,6 +332,7 @@ void ts_quiesce(ts_server *s, ts_tab *tt, int state) {
   pthread_mutex_lock(&s->mu);
   ts_obs_retire_locked(s, tt, &t);
   tt->state = state;
+  ts_scans_abort_locked(s, tt);
   while (tt->refs > 0) pthread_cond_wait(&s->cv, &s->mu);
   pthread_mutex_unlock(&s->mu);
 }

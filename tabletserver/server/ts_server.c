@@ -98,6 +98,9 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     memset(&o, 0, sizeof(o));
     o.listen = s->cfg.listen;
     o.threads = c->threads;
+    o.max_streams = c->max_streams;
+    o.max_streams_per_peer = c->max_streams_per_conn;
+    o.stream_idle_ms = (int64_t)c->stream_idle_ms;
     o.observe = ts_obs_rpc_end;
     o.observe_ctx = s;
     e = rpc_server_new(&o, &s->rpc);

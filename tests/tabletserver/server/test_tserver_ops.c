@@ -78,7 +78,9 @@ static void test_flags(void) {
                          "--master", "--memory-budget", "--block-cache",
                          "--memtable-size", "--split-threshold", "--lease-ms",
                          "--heartbeat-ms", "--threads", "--background-threads",
-                         "--reserve-space", "--compression", "--help", "example:"};
+                         "--reserve-space", "--compression", "--max-streams",
+                         "--max-streams-per-conn", "--stream-idle-timeout",
+                         "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
@@ -109,6 +111,20 @@ static void test_flags(void) {
     buf_clear(&out);
     buf_clear(&er);
   }
+  /* Stream bounds and the idle timeout: positive numbers. */
+  const char *const sflags[] = {"--max-streams", "--max-streams-per-conn",
+                                "--stream-idle-timeout"};
+  const char *const svals[] = {"0", "-5", "many"};
+  for (size_t i = 0; i < 3; i++)
+    for (size_t j = 0; j < 3; j++) {
+      const char *bads[] = {"--data-dir", "/tmp", sflags[i], svals[j], NULL};
+      CU_ASSERT_EQUAL(run_capture(bads, &out, &er), 2);
+      char want[64];
+      snprintf(want, sizeof want, "%s: '%s'", sflags[i], svals[j]);
+      CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, want));
+      buf_clear(&out);
+      buf_clear(&er);
+    }
   const char *lease[] = {"--data-dir", "/tmp", "--lease-ms", "100",
                          "--heartbeat-ms", "200", NULL};
   CU_ASSERT_EQUAL(run_capture(lease, &out, &er), 2);
