@@ -213,6 +213,10 @@ typedef struct rpc_server_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
   rpc_observe_fn observe;   /* NULL = none */
   void *observe_ctx;
+  /* Who may call what (proto/auth.h); NULL = every call is let in
+   * unchecked (tests, benchmarks, the Echo tool). Not taken: it must
+   * outlive the server. */
+  struct rpc_auth *auth;
 } rpc_server_opts;
 
 /* Handles one call. `request` is the decoded request (the plain struct of
@@ -292,12 +296,22 @@ int64_t rpc_call_remaining_ms(const rpc_call *call);
 /* The method being served. */
 const rpc_method *rpc_call_method(const rpc_call *call);
 
+/* Who made the call, as the server's rpc_auth found it: "member", a
+ * token's identity, or "anonymous" (also when the server checks nothing).
+ * Valid until the call ends. */
+const char *rpc_call_identity(const rpc_call *call);
+
 /* ---- client ---- */
 
 typedef struct rpc_channel rpc_channel;
 
 typedef struct rpc_channel_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
+  /* Credentials sent with every call (proto/auth.h), copied: the cluster
+   * secret signs a membership proof, the token goes as a bearer token.
+   * NULL = none. */
+  const struct rpc_secret *member;
+  const char *token;
 } rpc_channel_opts;
 
 /* A channel to "host:port" (opts may be NULL). Connecting is lazy: an

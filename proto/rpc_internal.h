@@ -16,6 +16,7 @@
 #include <grpc/grpc.h>
 #include <stddef.h>
 
+#include "proto/auth.h"
 #include "proto/rpc.h"
 
 typedef struct rpc_tag rpc_tag;
@@ -61,5 +62,24 @@ grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client);
  * object, so the library lives exactly as long as something uses it. */
 void rpc_lib_ref(void);
 void rpc_lib_unref(void);
+
+/* ---- credentials in call metadata (rpc_auth.c; auth.h has the scheme) ---- */
+
+/* The metadata a client attaches to one call: a membership proof when
+ * `member` is set (signed over `path` and the bytes of `bb`), a bearer
+ * token when `token` is. Release with rpc_md_release after the call. */
+typedef struct rpc_md_out {
+  grpc_metadata md[2];
+  size_t n;
+} rpc_md_out;
+void rpc_md_build(const rpc_secret *member, const char *token,
+                  const char *path, grpc_byte_buffer *bb, rpc_md_out *out);
+void rpc_md_release(rpc_md_out *out);
+
+/* The server's check of one call from its metadata and request bytes
+ * (rpc_auth_check), filling *id. */
+mica_err *rpc_md_check(rpc_auth *a, const char *path,
+                       const grpc_metadata_array *md, grpc_byte_buffer *bb,
+                       rpc_identity *id);
 
 #endif

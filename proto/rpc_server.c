@@ -62,6 +62,7 @@ struct rpc_call {
   grpc_slice status_details;
   rpc_tag t_request, t_recv, t_close, t_send, t_final;
   uint64_t start_us; /* when matched; set only when the server observes */
+  rpc_identity ident; /* who called, once checked */
 
   /* rpc_call_send waits here for t_send. */
   pthread_mutex_t mu;
@@ -88,6 +89,7 @@ struct rpc_server {
   bool started;
   rpc_observe_fn observe; /* NULL = none */
   void *observe_ctx;
+  rpc_auth *auth; /* NULL = no checks */
   atomic_bool stopping; /* no new request slots once set */
   rpc_tag t_shutdown;
 
@@ -357,6 +359,10 @@ int64_t rpc_call_remaining_ms(const rpc_call *c) {
 
 const rpc_method *rpc_call_method(const rpc_call *c) { return c->h->method; }
 
+const char *rpc_call_identity(const rpc_call *c) {
+  return c->ident.name[0] != '\0' ? c->ident.name : "anonymous";
+}
+
 static void on_close(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_close);
   if (!ok || c->close_cancelled)
@@ -377,7 +383,10 @@ static void on_recv(rpc_tag *t, bool ok) {
     return;
   }
   mica_err *e = NULL;
-  c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
+  if (c->srv->auth != NULL)
+    e = rpc_md_check(c->srv->auth, m->path, &c->md, c->recv_bb, &c->ident);
+  if (e == NULL)
+    c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
   grpc_byte_buffer_destroy(c->recv_bb);
   c->recv_bb = NULL;
   if (e != NULL) {
@@ -544,6 +553,7 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->t_shutdown.done = on_shutdown;
   s->observe = opts->observe;
   s->observe_ctx = opts->observe_ctx;
+  s->auth = opts->auth;
 
   grpc_arg argv[RPC_ARGS_N];
   grpc_channel_args args = rpc_args(argv, s->max_msg, false);

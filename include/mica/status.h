@@ -28,7 +28,9 @@
   X(STALE_EPOCH,       14, "stale tablet epoch")                              \
   X(LEASE_EXPIRED,     15, "server lease expired")                            \
   X(OUT_OF_RANGE,      16, "key outside tablet range")                       \
-  X(NOT_ACTIVE_MASTER, 17, "not the active master")
+  X(NOT_ACTIVE_MASTER, 17, "not the active master")                         \
+  X(PERMISSION_DENIED, 18, "permission denied")                               \
+  X(UNAUTHENTICATED,   19, "unauthenticated")
 
 typedef enum mica_code {
 #define MICA_STATUS_ENUM_(name, num, msg) MICA_##name = num,

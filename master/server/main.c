@@ -43,6 +43,13 @@ static void usage(FILE *f) {
 "  --cluster-name NAME     the cluster's name, shown on the status page and\n"
 "                          reported to tools (default: none; the page says\n"
 "                          'mica')\n"
+"  --cluster-secret-file PATH  the cluster secret (64 hex digits, mode\n"
+"                          0600) shared by masters and tablet servers\n"
+"                          (default: DIR/cluster.secret, created when\n"
+"                          missing; docs/security.md)\n"
+"  --tokens PATH           client tokens and roles, one \"TOKEN IDENTITY\n"
+"                          read|write|admin\" per line (default: none,\n"
+"                          client calls are open; docs/security.md)\n"
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
@@ -159,7 +166,7 @@ enum {
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
-  F_HELP
+  F_SECRET_FILE, F_TOKENS, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -185,6 +192,8 @@ static const struct option longopts[] = {
     {"cluster-name", required_argument, NULL, F_CLUSTER_NAME},
     {"zk", required_argument, NULL, F_ZK},
     {"zk-session-ms", required_argument, NULL, F_ZK_SESSION},
+    {"cluster-secret-file", required_argument, NULL, F_SECRET_FILE},
+    {"tokens", required_argument, NULL, F_TOKENS},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -364,6 +373,14 @@ int main(int argc, char **argv) {
         o.cluster_name = optarg;
         break;
       case F_ZK: zk = optarg; break;
+      case F_SECRET_FILE:
+        if (optarg[0] == '\0') return bad_flag(name, optarg);
+        o.secret_file = optarg;
+        break;
+      case F_TOKENS:
+        if (optarg[0] == '\0') return bad_flag(name, optarg);
+        o.tokens_file = optarg;
+        break;
       case F_ZK_SESSION:
         if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
           return bad_flag(name, optarg);

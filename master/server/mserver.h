@@ -50,6 +50,12 @@ typedef struct msrv_options {
   const bool *merges;
   /* The cluster's name, reported by GetInfo; NULL or "" = none. */
   const char *cluster_name;
+  /* docs/security.md. The cluster secret file; NULL = <data root>/
+   * cluster.secret, created when missing. */
+  const char *secret_file;
+  /* The tokens file; NULL = client calls are open (membership is still
+   * required of servers). */
+  const char *tokens_file;
 } msrv_options;
 
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */

@@ -53,6 +53,9 @@ static const char usage_text[] =
     "                           no split or compaction starts; P% of the disk\n"
     "                           (1..50), or a size, 0 = only a full disk\n"
     "                           (default 5% capped at 1G)\n"
+    "  --cluster-secret-file PATH  the cluster secret shared with the master\n"
+    "                           (default DIR/cluster.secret, created when\n"
+    "                           missing; docs/security.md)\n"
     "  --help                   this text\n"
     "\n"
     "example:\n"
@@ -142,7 +145,7 @@ int main(int argc, char **argv) {
         "--http-address-file", "--data-dir", "--master",
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
-        "--background-threads", "--reserve-space"};
+        "--background-threads", "--reserve-space", "--cluster-secret-file"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -188,6 +191,9 @@ int main(int argc, char **argv) {
       if (!parse_int(val, 256, &v))
         usage_error("--threads: '%s' is not a number in 0..256", val);
       c.threads = (int)v;
+    } else if (strcmp(name, "--cluster-secret-file") == 0) {
+      if (val[0] == '\0') usage_error("--cluster-secret-file: empty path '%s'", val);
+      c.secret_file = val;
     } else if (strcmp(name, "--reserve-space") == 0) {
       size_t n = strlen(val);
       if (n > 1 && val[n - 1] == '%') {

@@ -55,6 +55,9 @@ typedef struct ts_config {
    * is 0. Below it writes, splits and compactions are refused. */
   uint64_t reserve_bytes;
   unsigned reserve_percent;
+  /* The cluster secret file (docs/security.md); NULL = <data_dir>/
+   * cluster.secret, created when missing. */
+  const char *secret_file;
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split

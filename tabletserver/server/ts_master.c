@@ -24,6 +24,8 @@
 #include "common/log.h"
 #include "tabletserver/server/ts_master.h"
 
+static void learn_access(ts_server *s, const rpc_access_table *w);
+
 /* The reports of every serving tablet. Caller frees with free_reports. */
 typedef struct reports {
   rpc_tablet_report *v;
@@ -123,6 +125,7 @@ static bool do_register(ts_server *s) {
               resp->split_threshold_bytes)
         LOG_I("split threshold set by the master: %" PRIu64 " bytes",
               resp->split_threshold_bytes);
+      learn_access(s, resp->access);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       renew_lease(s, sent, resp->lease_ms);
       ok = true;
@@ -140,6 +143,21 @@ static bool do_register(ts_server *s) {
   }
   rpc_msg_free(m);
   return ok;
+}
+
+/* Installs the client access table the master sent (absent: the master
+ * enforces no tokens, so client calls are open). */
+static void learn_access(ts_server *s, const rpc_access_table *w) {
+  static const rpc_access_table open_table;
+  rpc_access *a = NULL;
+  mica_err *e = rpc_access_from_wire(w != NULL ? w : &open_table, &a);
+  if (e != NULL) {
+    LOG_W("master's access table refused (the previous one stays): %s",
+          err_msg(e));
+    err_free(e);
+    return;
+  }
+  rpc_auth_set_access(s->auth, a);
 }
 
 /* Records where merge inputs this server closed went (the master tells
@@ -178,6 +196,7 @@ static bool do_heartbeat(ts_server *s) {
         (const rpc_heartbeat_response *)m;
     e = rpc_status_err(resp->status);
     if (e == NULL) {
+      learn_access(s, resp->access);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
       renew_lease(s, sent, resp->lease_ms);

@@ -33,6 +33,27 @@ void ts_config_init(ts_config *c) {
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
 
+/* The cluster secret and the checker (docs/security.md). With a master,
+ * client calls wait for the master's access table; standalone they are
+ * open (there is no tokens file to follow). */
+static mica_err *ts_auth_setup(ts_server *s) {
+  mica_err *e;
+  if (s->cfg.secret_file != NULL) {
+    e = rpc_secret_read(s->cfg.secret_file, &s->secret);
+  } else {
+    bool created = false;
+    e = rpc_secret_load_or_create(s->cfg.data_dir, &s->secret, &created);
+    if (e == NULL && created)
+      LOG_I("created the cluster secret %s/%s (mode 0600)", s->cfg.data_dir,
+            RPC_SECRET_FILE);
+  }
+  if (e != NULL) return e;
+  rpc_access *initial =
+      s->cfg.master != NULL ? NULL : xcalloc(1, sizeof *initial);
+  s->auth = rpc_auth_new(&s->secret, initial);
+  return NULL;
+}
+
 mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   *out = NULL;
   if (c->data_dir == NULL || c->data_dir[0] == '\0')
@@ -85,9 +106,11 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     ro.reserve_percent = c->reserve_percent;
     e = res_new(s->e, &ro, &s->res);
   }
+  if (e == NULL) e = ts_auth_setup(s);
   if (e == NULL) {
     rpc_server_opts o;
     memset(&o, 0, sizeof(o));
+    o.auth = s->auth;
     o.listen = s->cfg.listen;
     o.threads = c->threads;
     o.observe = ts_obs_rpc_end;
@@ -95,8 +118,10 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     e = rpc_server_new(&o, &s->rpc);
   }
   if (e == NULL) e = ts_http_start(s);
-  if (e == NULL && s->cfg.master != NULL)
-    e = rpc_channel_new(s->cfg.master, NULL, &s->master_ch);
+  if (e == NULL && s->cfg.master != NULL) {
+    rpc_channel_opts co = {.member = &s->secret};
+    e = rpc_channel_new(s->cfg.master, &co, &s->master_ch);
+  }
   if (e == NULL) e = ts_data_register(s);
   if (e == NULL) e = ts_admin_register(s);
   /* Echo rides along: a liveness probe for operators and the transport
@@ -154,6 +179,7 @@ mica_err *ts_server_stop(ts_server *s) {
   pthread_mutex_unlock(&s->admin_mu);
   res_free(s->res);
   rpc_channel_free(s->master_ch);
+  rpc_auth_free(s->auth);
   for (size_t i = 0; i < s->ngone; i++) {
     rpc_route_clear(&s->gone[i].left);
     rpc_route_clear(&s->gone[i].right);

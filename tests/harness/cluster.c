@@ -7,6 +7,7 @@
  * after every start, stop and kill (sync_slot), so the master calls below
  * can read them as plain fields. */
 #include "tests/harness/cluster.h"
+#include "tests/harness/member.h"
 
 #include <pthread.h>
 #include <inttypes.h>
@@ -110,7 +111,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
    * old one in one step, and the old one lives on until cl_free for the
    * calls still using it. */
   rpc_channel *ch;
-  err = rpc_channel_new(c->master.address, NULL, &ch);
+  err = th_member_channel(c->master.address, c->root, &ch);
   if (err) return err;
   pthread_mutex_lock(&c->ch_mu);
   if (c->master_ch) {
@@ -370,7 +371,7 @@ rpc_channel *cl_channel(cluster *c, const char *address) {
     if (strcmp(rpc_channel_address(c->chans[i]), address) == 0)
       ch = c->chans[i];
   if (ch == NULL) {
-    mica_err *err = rpc_channel_new(address, NULL, &ch);
+    mica_err *err = th_member_channel(address, c->root, &ch);
     if (err) {
       fprintf(stderr, "cl_channel %s: %s\n", address, err_msg(err));
       err_free(err);
