@@ -61,11 +61,17 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
                              "bad option: deadline_ms, max_attempts, cache_routes, "
                              "backoff_initial_ms must be > 0, prefetch in 1..1000, "
                              "backoff_max_ms >= backoff_initial_ms"));
+  if (o.token != NULL && (o.token[0] == '\0' || strpbrk(o.token, " \t\r\n")))
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
+                              "bad option: token is empty or has white "
+                              "space"));
+  rpc_channel_opts co = {.token = o.token};
   rpc_channel *ch = NULL;
-  mica_err *e = rpc_channel_new(master, NULL, &ch);
+  mica_err *e = rpc_channel_new(master, &co, &ch);
   if (e != NULL) return mcl_finish(err_wrap(e, "master address"));
   mica_client *c = xcalloc(1, sizeof *c);
   c->opts = o;
+  c->opts.token = o.token != NULL ? xstrdup(o.token) : NULL;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
   pthread_rwlock_init(&c->conns_lock, NULL);
@@ -91,6 +97,7 @@ void mica_close(mica_client *c) {
   pthread_rwlock_destroy(&c->conns_lock);
   route_cache_free(c->cache);
   free(c->master);
+  free((char *)c->opts.token);
   free(c);
 }
 
@@ -128,7 +135,8 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
     if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
   if (k == NULL) {
     rpc_channel *ch = NULL;
-    mica_err *e = rpc_channel_new(address, NULL, &ch);
+    rpc_channel_opts co = {.token = c->opts.token};
+    mica_err *e = rpc_channel_new(address, &co, &ch);
     if (e != NULL) {
       /* A malformed address from the master: the call fails on it like on
        * an unreachable server, through a channel that can never connect. */

@@ -24,6 +24,7 @@ typedef struct bk_config {
   const char *address;   /* master (mica) or server (etcd) "host:port" */
   const char *table;     /* mica: the table; etcd: a key prefix "table/" */
   int64_t timeout_ms;    /* per call, retries included */
+  const char *token;     /* mica: bearer token; NULL = none */
 } bk_config;
 
 typedef struct backend {

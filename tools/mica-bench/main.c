@@ -100,6 +100,7 @@ typedef struct config {
   const workload *w;
   const char *backend;
   const char *address;
+  const char *token; /* --token or $MICA_TOKEN (mica backend) */
   const char *table;
   uint64_t records;
   uint64_t ops;
@@ -137,6 +138,7 @@ static void usage(FILE *f) {
           "                      (default a)\n"
           "  --backend B         mica or etcd (default mica)\n"
           "  --master HOST:PORT  Mica master (default $MICA_MASTER, else %s)\n"
+          "  --token TOKEN       Mica bearer token (default $MICA_TOKEN)\n"
           "  --etcd HOST:PORT    etcd server; implies --backend etcd\n"
           "  --table T           table (etcd: key prefix T/) (default usertable)\n"
           "  --records N         records loaded / chosen from (default 1000)\n"
@@ -201,7 +203,7 @@ static double parse_double(const char *flag, const char *v) {
 static const char *const value_flags[] = {
     "--workload", "--backend", "--master", "--etcd", "--table", "--records", "--ops",
     "--duration", "--threads", "--target", "--fields", "--field-length", "--max-scan",
-    "--tablets", "--timeout", "--seed", "--json"};
+    "--tablets", "--timeout", "--seed", "--json", "--token"};
 
 static bool value_flag(const char *name) {
   for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
@@ -215,6 +217,8 @@ static void parse_args(int argc, char **argv, config *c) {
                 .table = "usertable", .records = 1000, .ops = 1000, .threads = 8, .fields = 10,
                 .field_len = 100, .max_scan = 100, .tablets = 1, .timeout_ms = 10000, .seed = 1,
                 .w = find_workload("a")};
+  const char *env_token = getenv("MICA_TOKEN");
+  if (env_token && *env_token) c->token = env_token;
   const char *etcd = NULL;
   bool have_phase = false;
   for (int i = 1; i < argc; i++) {
@@ -258,6 +262,8 @@ static void parse_args(int argc, char **argv, config *c) {
       c->backend = v;
     } else if (strcmp(name, "--master") == 0) {
       c->address = v;
+    } else if (strcmp(name, "--token") == 0) {
+      c->token = v;
     } else if (strcmp(name, "--etcd") == 0) {
       etcd = v;
     } else if (strcmp(name, "--table") == 0) {
@@ -671,7 +677,8 @@ int main(int argc, char **argv) {
 
   run *r = xcalloc(1, sizeof *r);
   r->c = &c;
-  bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms};
+  bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms,
+                  .token = c.token};
   mica_err *e = bk_open(c.backend, &bc, &r->bk);
   if (e) {
     fprintf(stderr, "mica-bench: %s %s: %s\n", c.backend, c.address, err_msg(e));

@@ -39,6 +39,7 @@
 
 static const char *prog = "mica";
 static int64_t g_deadline_ms = 10000; /* --deadline */
+static const char *g_token;         /* --token or $MICA_TOKEN; NULL = none */
 
 enum fmt { FMT_TEXT, FMT_TSV, FMT_JSON };
 
@@ -78,6 +79,9 @@ static void main_usage(FILE *f) {
           "Options:\n"
           "  --master HOST:PORT  the master (default $MICA_MASTER, else %s)\n"
           "  --deadline MS       time allowed per call, retries included (default 10000)\n"
+          "  --token TOKEN       bearer token for a cluster with a tokens file\n"
+          "                      (default $MICA_TOKEN; the variable keeps it out of\n"
+          "                      the process list; docs/security.md)\n"
           "  --help              this text; `mica COMMAND --help` for a command\n"
           "  --version           the version\n"
           "\n"
@@ -994,6 +998,8 @@ static int run(int argc, char **argv) {
   const char *master = getenv("MICA_MASTER");
   if (master == NULL || *master == '\0') master = DEFAULT_MASTER;
   int64_t deadline = 10000;
+  const char *token = getenv("MICA_TOKEN");
+  if (token != NULL && *token == '\0') token = NULL;
   /* gRPC's own diagnostics would bury the one line a failed command
    * prints; they show only when asked for with MICA_LOG_LEVEL. */
   if (getenv("MICA_LOG_LEVEL") == NULL) log_set_level(LOG_ERROR + 1);
@@ -1012,6 +1018,15 @@ static int run(int argc, char **argv) {
     }
     if (strncmp(a, "--master=", 9) == 0) {
       master = a + 9;
+      continue;
+    }
+    if (strncmp(a, "--token=", 8) == 0) {
+      token = a + 8;
+      continue;
+    }
+    if (strcmp(a, "--token") == 0) {
+      if (i + 1 >= argc) return usage_error(NULL, "flag '%s' needs a value", a);
+      token = argv[++i];
       continue;
     }
     if (strncmp(a, "--deadline=", 11) == 0) {
@@ -1050,6 +1065,8 @@ static int run(int argc, char **argv) {
   mica_options o;
   mica_options_init(&o);
   o.deadline_ms = deadline;
+  o.token = token;
+  g_token = token;
   mica_client *c = NULL;
   int code = mica_open(master, &o, &c);
   if (code != MICA_OK) {
