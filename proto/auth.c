@@ -467,6 +467,52 @@ static mica_err *member_verify(const rpc_secret *s, const char *path,
   return NULL;
 }
 
+/* The client-token half of the decision: `need` for `what`; `token` (len
+ * bytes) the bearer token, NULL when none was given. */
+static mica_err *token_check(rpc_auth *a, const char *what, rpc_role need,
+                             const char *token, size_t len,
+                             rpc_identity *id) {
+  uint8_t d[32];
+  if (token != NULL) sha256(token, len, d);
+  pthread_rwlock_rdlock(&a->mu);
+  const rpc_access *acc = a->acc;
+  mica_err *e = NULL;
+  if (acc == NULL) {
+    e = err_new(MICA_UNAVAILABLE,
+                "%s: this server has not yet received the access table from "
+                "its master; retry", what);
+  } else if (!acc->enabled) {
+    /* No tokens file: client calls are open (docs/security.md). */
+    id->role = RPC_ROLE_ADMIN;
+    snprintf(id->name, sizeof id->name, "anonymous");
+  } else if (token == NULL) {
+    e = err_new(MICA_UNAUTHENTICATED,
+                "%s needs role '%s': no token given (--token or MICA_TOKEN)",
+                what, rpc_role_name(need));
+  } else {
+    const rpc_grant *hit = NULL;
+    /* Every entry is compared, in constant time, whatever matches. */
+    for (size_t i = 0; i < acc->n; i++)
+      if (CRYPTO_memcmp(acc->grants[i].sha, d, 32) == 0) hit = &acc->grants[i];
+    if (hit == NULL) {
+      e = err_new(MICA_UNAUTHENTICATED,
+                  "%s needs role '%s': the token is not recognised", what,
+                  rpc_role_name(need));
+    } else {
+      id->role = hit->role;
+      snprintf(id->name, sizeof id->name, "%s", hit->identity);
+      if (hit->role < need)
+        e = err_new(MICA_PERMISSION_DENIED,
+                    "%s needs role '%s'; identity '%s' has role '%s'", what,
+                    rpc_role_name(need), hit->identity,
+                    rpc_role_name(hit->role));
+    }
+  }
+  pthread_rwlock_unlock(&a->mu);
+  OPENSSL_cleanse(d, sizeof d);
+  return e;
+}
+
 mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *member, size_t member_len,
                          const char *bearer, size_t bearer_len,
@@ -485,52 +531,51 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                    "%s is for cluster members only: the call carries no "
                    "membership proof (signed with the cluster secret)",
                    path);
-  uint8_t d[32];
-  bool have_token = false;
-  if (bearer != NULL) {
-    const char *p = "Bearer ";
-    if (bearer_len <= 7 || strncasecmp(bearer, p, 7) != 0)
-      return err_new(MICA_UNAUTHENTICATED,
-                     "%s: authorization metadata is not \"Bearer <token>\"",
-                     path);
-    sha256(bearer + 7, bearer_len - 7, d);
-    have_token = true;
-  }
-  pthread_rwlock_rdlock(&a->mu);
-  const rpc_access *acc = a->acc;
-  mica_err *e = NULL;
-  if (acc == NULL) {
-    e = err_new(MICA_UNAVAILABLE,
-                "%s: this server has not yet received the access table from "
-                "its master; retry", path);
-  } else if (!acc->enabled) {
-    /* No tokens file: client calls are open (docs/security.md). */
-    id->role = RPC_ROLE_ADMIN;
-    snprintf(id->name, sizeof id->name, "anonymous");
-  } else if (!have_token) {
-    e = err_new(MICA_UNAUTHENTICATED,
-                "%s needs role '%s': no token given (--token or MICA_TOKEN)",
-                path, rpc_role_name(need));
-  } else {
-    const rpc_grant *hit = NULL;
-    /* Every entry is compared, in constant time, whatever matches. */
-    for (size_t i = 0; i < acc->n; i++)
-      if (CRYPTO_memcmp(acc->grants[i].sha, d, 32) == 0) hit = &acc->grants[i];
-    if (hit == NULL) {
-      e = err_new(MICA_UNAUTHENTICATED,
-                  "%s needs role '%s': the token is not recognised", path,
-                  rpc_role_name(need));
-    } else {
-      id->role = hit->role;
-      snprintf(id->name, sizeof id->name, "%s", hit->identity);
-      if (hit->role < need)
-        e = err_new(MICA_PERMISSION_DENIED,
-                    "%s needs role '%s'; identity '%s' has role '%s'", path,
-                    rpc_role_name(need), hit->identity,
-                    rpc_role_name(hit->role));
+  if (bearer != NULL &&
+      (bearer_len <= 7 || strncasecmp(bearer, "Bearer ", 7) != 0))
+    return err_new(MICA_UNAUTHENTICATED,
+                   "%s: authorization metadata is not \"Bearer <token>\"",
+                   path);
+  return token_check(a, path, need, bearer ? bearer + 7 : NULL,
+                     bearer ? bearer_len - 7 : 0, id);
+}
+
+mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
+                              const char *authorization, rpc_role need,
+                              rpc_identity *id) {
+  memset(id, 0, sizeof *id);
+  if (authorization == NULL)
+    return token_check(a, what, need, NULL, 0, id);
+  size_t n = strlen(authorization);
+  if (n > 7 && strncasecmp(authorization, "Bearer ", 7) == 0)
+    return token_check(a, what, need, authorization + 7, n - 7, id);
+  if (n > 6 && strncasecmp(authorization, "Basic ", 6) == 0 && n < 4096) {
+    /* A browser's login box: any user name, the token as password. */
+    const char *b64 = authorization + 6;
+    size_t bl = strlen(b64);
+    unsigned char *raw = xmalloc(bl + 4);
+    int rl = bl % 4 == 0
+                 ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)bl)
+                 : -1;
+    if (rl >= 0) {
+      /* EVP_DecodeBlock counts '=' padding as zero bytes: drop them. */
+      if (bl >= 1 && b64[bl - 1] == '=') rl--;
+      if (bl >= 2 && b64[bl - 2] == '=') rl--;
     }
+    char *colon = rl > 0 ? memchr(raw, ':', (size_t)rl) : NULL;
+    mica_err *e;
+    if (colon == NULL)
+      e = err_new(MICA_UNAUTHENTICATED,
+                  "%s: Basic credentials are not base64 of \"user:token\"",
+                  what);
+    else
+      e = token_check(a, what, need, colon + 1,
+                      (size_t)rl - (size_t)(colon + 1 - (char *)raw), id);
+    OPENSSL_cleanse(raw, bl + 4);
+    free(raw);
+    return e;
   }
-  pthread_rwlock_unlock(&a->mu);
-  OPENSSL_cleanse(d, sizeof d);
-  return e;
+  return err_new(MICA_UNAUTHENTICATED,
+                 "%s: Authorization is neither \"Bearer <token>\" nor "
+                 "Basic", what);
 }

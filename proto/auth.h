@@ -142,6 +142,14 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *bearer, size_t bearer_len,
                          rpc_identity *id);
 
+/* The same decision for an HTTP request needing `need` (the status
+ * page's API): `authorization` is the Authorization header (NULL when
+ * absent), "Bearer <token>" or "Basic base64(<any user>:<token>)" (what a
+ * browser's login box sends). Membership proofs do not apply. */
+mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
+                              const char *authorization, rpc_role need,
+                              rpc_identity *id);
+
 /* The x-mica-member value for a call of `path` with request `body` at
  * `now_ms` (unix ms), written to out (room for RPC_MEMBER_PROOF_MAX). */
 #define RPC_MEMBER_PROOF_MAX 96

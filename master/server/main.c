@@ -468,6 +468,8 @@ int main(int argc, char **argv) {
   ho.listen = http_listen;
   ho.master_address = msrv_address(s);
   ho.cluster_name = o.cluster_name;
+  ho.authorize = msrv_authorize_read;
+  ho.authorize_ctx = s;
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
   if (err == NULL) msrv_set_http_address(s, mhttp_address(http));

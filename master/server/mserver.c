@@ -878,6 +878,13 @@ void msrv_set_http_address(msrv *s, const char *address) {
 
 ms *msrv_core(msrv *s) { return s->core; }
 
+mica_err *msrv_authorize_read(void *msrv_ptr, const char *authorization) {
+  msrv *s = msrv_ptr;
+  rpc_identity id;
+  return rpc_auth_check_http(s->auth, "the status API", authorization,
+                             RPC_ROLE_READ, &id);
+}
+
 void msrv_stop(msrv *s) {
   if (s == NULL) return;
   pthread_mutex_lock(&s->mu);

@@ -77,6 +77,12 @@ const char *msrv_address(const msrv *s);
  * may be called while serving. */
 void msrv_set_http_address(msrv *s, const char *address);
 
+/* Whether an HTTP request with Authorization header `authorization` (NULL
+ * when absent) may read the status API: NULL when yes (the tokens file
+ * allows it, or there is none), else UNAUTHENTICATED or PERMISSION_DENIED
+ * naming the missing role. For mhttp_opts.authorize. */
+mica_err *msrv_authorize_read(void *msrv_ptr, const char *authorization);
+
 /* The core, for tools and tests in the same process; valid until
  * msrv_stop. */
 ms *msrv_core(msrv *s);

@@ -11,6 +11,7 @@
  * missing, unknown, or too weak token is refused with a message naming the
  * role, nothing changes; the right tokens work; the tablet servers enforce
  * the table they learned from the master; no token reaches a log. */
+#include <curl/curl.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -366,6 +367,72 @@ static void test_roles(void) {
   mica_close(admin);
 }
 
+static size_t on_body(char *p, size_t size, size_t n, void *ctx) {
+  buf_append(ctx, p, size * n);
+  return size * n;
+}
+
+/* GET http://<master http><path>, with `auth` as Authorization (NULL =
+ * none): the status code; the body goes to `out`. */
+static long http_get(const char *path, const char *auth, buf *out) {
+  char url[512], hdr[256];
+  snprintf(url, sizeof url, "http://%s%s", cl_master_http_address(g_c), path);
+  CURL *h = curl_easy_init();
+  struct curl_slist *hl = NULL;
+  if (auth) {
+    snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
+    hl = curl_slist_append(hl, hdr);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+  }
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+  long code = 0;
+  if (curl_easy_perform(h) == CURLE_OK)
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(h);
+  buf_push(out, 0);
+  return code;
+}
+
+/* The status API reveals keys: it needs a read token; /healthz does not. */
+static void test_status_api(void) {
+  buf b = BUF_INIT;
+  CU_ASSERT_EQUAL(http_get("/api/tables", NULL, &b), 401);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "needs role 'read'"));
+  buf_clear(&b);
+  CU_ASSERT_EQUAL(http_get("/api/events", "Bearer wrong-token-of-nobody",
+                           &b), 401);
+  buf_clear(&b);
+  CU_ASSERT_EQUAL(http_get("/api/tables", "Bearer " TOK_READ, &b), 200);
+  buf_clear(&b);
+  /* A browser's login box: base64("x:" TOK_READ). */
+  char basic[128] = "Basic ";
+  {
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *in = "x:" TOK_READ;
+    size_t n = strlen(in), k = strlen(basic);
+    for (size_t i = 0; i < n; i += 3) {
+      uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
+      if (i + 1 < n) v |= (uint32_t)(unsigned char)in[i + 1] << 8;
+      if (i + 2 < n) v |= (unsigned char)in[i + 2];
+      basic[k++] = tbl[v >> 18 & 63];
+      basic[k++] = tbl[v >> 12 & 63];
+      basic[k++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+      basic[k++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    basic[k] = '\0';
+  }
+  CU_ASSERT_EQUAL(http_get("/api/servers", basic, &b), 200);
+  buf_clear(&b);
+  CU_ASSERT_EQUAL(http_get("/healthz", NULL, &b), 200);
+  buf_free(&b);
+}
+
 /* No token reaches a process log. */
 static void test_tokens_not_logged(void) {
   char cmd[2048];
@@ -382,6 +449,7 @@ static void add_suites(void) {
   CU_add_test(s, "admin_audited", test_admin_audited);
   s = CU_add_suite("tokens", tokens_init, suite_clean);
   CU_add_test(s, "roles", test_roles);
+  CU_add_test(s, "status_api", test_status_api);
   CU_add_test(s, "tokens_not_logged", test_tokens_not_logged);
 }
 

@@ -900,7 +900,7 @@ static int cmd_status(mica_client *c, int argc, char **argv) {
     }
     a.http = info->http_address;
   }
-  mstatus_opts o = {a.http, a.json, g_deadline_ms};
+  mstatus_opts o = {a.http, a.json, g_deadline_ms, g_token};
   rc = mstatus_run(&o, stdout, stderr);
   mica_free(info);
   return rc;
