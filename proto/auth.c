@@ -11,6 +11,7 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ mica_err *rpc_secret_read(const char *path, rpc_secret *out) {
   if (st.st_mode & 077) {
     close(fd);
     return err_new(MICA_PERMISSION_DENIED,
-                   "cluster secret %s has mode %03o: group and others must "
+                   "cluster secret %s has mode %04o: group and others must "
                    "not have access (chmod 600 it)", path,
                    (unsigned)(st.st_mode & 0777));
   }
@@ -164,9 +165,13 @@ mica_err *rpc_secret_load_or_create(const char *root, rpc_secret *out,
   char hex[2 * RPC_SECRET_BYTES + 2];
   to_hex(s.b, sizeof s.b, hex);
   strcat(hex, "\n");
-  size_t tlen = plen + 32;
+  /* Unique per process and per call, so concurrent creators (processes or
+   * threads) never share a temporary file. */
+  static atomic_uint seq;
+  size_t tlen = plen + 48;
   char *tmp = xmalloc(tlen);
-  snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+  snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(),
+           atomic_fetch_add(&seq, 1));
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     e = err_new(MICA_IO_ERROR, "cannot create cluster secret %s: %s", tmp,
