@@ -204,6 +204,19 @@ typedef struct rpc_call rpc_call;
 typedef void (*rpc_observe_fn)(void *ctx, const rpc_method *m, int code,
                                uint64_t micros);
 
+/* TLS through the gRPC C core's SSL credentials (docs/security.md), from
+ * PEM files read when the server or channel is created.
+ * Server: cert_file and key_file are required; with ca_file, clients must
+ * present a certificate signed by it (mutual TLS).
+ * Channel: ca_file is required (the server's certificate must chain to it
+ * and name the address's host); cert_file and key_file, together, present a
+ * client certificate. */
+typedef struct rpc_tls {
+  const char *cert_file;
+  const char *key_file;
+  const char *ca_file;
+} rpc_tls;
+
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
   int threads;              /* polling threads; 0 = one per core */
@@ -217,6 +230,7 @@ typedef struct rpc_server_opts {
    * unchecked (tests, benchmarks, the Echo tool). Not taken: it must
    * outlive the server. */
   struct rpc_auth *auth;
+  const rpc_tls *tls; /* NULL = plaintext */
 } rpc_server_opts;
 
 /* Handles one call. `request` is the decoded request (the plain struct of
@@ -312,6 +326,7 @@ typedef struct rpc_channel_opts {
    * NULL = none. */
   const struct rpc_secret *member;
   const char *token;
+  const rpc_tls *tls; /* NULL = plaintext */
 } rpc_channel_opts;
 
 /* A channel to "host:port" (opts may be NULL). Connecting is lazy: an

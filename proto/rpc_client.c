@@ -39,6 +39,16 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
                    ? opts->max_message_bytes
                    : RPC_MAX_MESSAGE_DEFAULT;
   rpc_lib_ref();
+  grpc_channel_credentials *creds = NULL;
+  if (opts != NULL && opts->tls != NULL) {
+    mica_err *e = rpc_tls_channel_creds(opts->tls, &creds);
+    if (e != NULL) {
+      rpc_lib_unref();
+      return e;
+    }
+  } else {
+    creds = grpc_insecure_credentials_create();
+  }
   rpc_channel *c = xcalloc(1, sizeof *c);
   c->address = xstrdup(address);
   if (opts != NULL && opts->member != NULL) {
@@ -48,7 +58,6 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
   if (opts != NULL && opts->token != NULL) c->token = xstrdup(opts->token);
   grpc_arg argv[RPC_ARGS_N];
   grpc_channel_args args = rpc_args(argv, max, true);
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(address, creds, &args);
   grpc_channel_credentials_release(creds);
   *out = c;

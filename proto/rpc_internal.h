@@ -14,6 +14,7 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <stddef.h>
 
 #include "proto/auth.h"
@@ -62,6 +63,15 @@ grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client);
  * object, so the library lives exactly as long as something uses it. */
 void rpc_lib_ref(void);
 void rpc_lib_unref(void);
+
+/* ---- TLS (rpc_tls.c) ---- */
+
+/* Credentials from the PEM files of `t`; INVALID_ARGUMENT naming the file
+ * that is missing or not PEM. Caller releases them. */
+mica_err *rpc_tls_server_creds(const rpc_tls *t,
+                               grpc_server_credentials **out);
+mica_err *rpc_tls_channel_creds(const rpc_tls *t,
+                                grpc_channel_credentials **out);
 
 /* ---- credentials in call metadata (rpc_auth.c; auth.h has the scheme) ---- */
 

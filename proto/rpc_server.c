@@ -564,7 +564,16 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
     s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->gs, s->pollers[i].cq, NULL);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = NULL;
+  mica_err *terr = NULL;
+  if (opts->tls != NULL)
+    terr = rpc_tls_server_creds(opts->tls, &creds);
+  else
+    creds = grpc_insecure_server_credentials_create();
+  if (terr != NULL) {
+    rpc_server_free(s);
+    return terr;
+  }
   s->port = grpc_server_add_http2_port(s->gs, listen, creds);
   grpc_server_credentials_release(creds);
   if (s->port <= 0) {
