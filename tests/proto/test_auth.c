@@ -155,6 +155,8 @@ static void test_tokens_file(void) {
   CU_ASSERT_EQUAL(b->n, 3);
   CU_ASSERT(memcmp(b->grants[2].sha, a->grants[2].sha, 32) == 0);
   CU_ASSERT_STRING_EQUAL(b->grants[0].identity, "alice");
+  rpc_access_free(b);
+  b = NULL;
   w.grants[1].token_sha256.len = 31;
   expect(rpc_access_from_wire(&w, &b), MICA_INVALID_ARGUMENT, "grant 1",
          NULL, "short digest");
