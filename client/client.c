@@ -65,13 +65,23 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
     return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
                               "bad option: token is empty or has white "
                               "space"));
-  rpc_channel_opts co = {.token = o.token};
+  if (o.tls_ca == NULL && (o.tls_cert != NULL || o.tls_key != NULL))
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
+                              "bad option: tls_cert and tls_key need "
+                              "tls_ca"));
+  rpc_tls tls = {o.tls_cert, o.tls_key, o.tls_ca};
+  rpc_channel_opts co = {.token = o.token, .tls = o.tls_ca ? &tls : NULL};
   rpc_channel *ch = NULL;
   mica_err *e = rpc_channel_new(master, &co, &ch);
-  if (e != NULL) return mcl_finish(err_wrap(e, "master address"));
+  if (e != NULL)
+    return mcl_finish(err_wrap(e, o.tls_ca ? "master address or TLS files"
+                                           : "master address"));
   mica_client *c = xcalloc(1, sizeof *c);
   c->opts = o;
   c->opts.token = o.token != NULL ? xstrdup(o.token) : NULL;
+  c->opts.tls_ca = o.tls_ca != NULL ? xstrdup(o.tls_ca) : NULL;
+  c->opts.tls_cert = o.tls_cert != NULL ? xstrdup(o.tls_cert) : NULL;
+  c->opts.tls_key = o.tls_key != NULL ? xstrdup(o.tls_key) : NULL;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
   pthread_rwlock_init(&c->conns_lock, NULL);
@@ -98,6 +108,9 @@ void mica_close(mica_client *c) {
   route_cache_free(c->cache);
   free(c->master);
   free((char *)c->opts.token);
+  free((char *)c->opts.tls_ca);
+  free((char *)c->opts.tls_cert);
+  free((char *)c->opts.tls_key);
   free(c);
 }
 
@@ -135,7 +148,9 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
     if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
   if (k == NULL) {
     rpc_channel *ch = NULL;
-    rpc_channel_opts co = {.token = c->opts.token};
+    rpc_tls tls = {c->opts.tls_cert, c->opts.tls_key, c->opts.tls_ca};
+    rpc_channel_opts co = {.token = c->opts.token,
+                           .tls = c->opts.tls_ca ? &tls : NULL};
     mica_err *e = rpc_channel_new(address, &co, &ch);
     if (e != NULL) {
       /* A malformed address from the master: the call fails on it like on

@@ -217,6 +217,14 @@ typedef struct rpc_tls {
   const char *ca_file;
 } rpc_tls;
 
+/* NULL when a server may bind `listen` ("host:port") with `tls` on or off:
+ * always with TLS, and without it only on a loopback host (127.0.0.0/8,
+ * ::1, localhost, or the default NULL) unless `insecure`. Otherwise
+ * INVALID_ARGUMENT naming the address and the flags (`what` names the
+ * listener: "--listen"). docs/security.md. */
+mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
+                              bool insecure);
+
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
   int threads;              /* polling threads; 0 = one per core */

@@ -104,3 +104,32 @@ mica_err *rpc_tls_channel_creds(const rpc_tls *t,
   free_pem(ca);
   return e;
 }
+
+static bool loopback_host(const char *listen) {
+  if (listen == NULL) return true;
+  const char *colon = strrchr(listen, ':');
+  size_t n = colon != NULL ? (size_t)(colon - listen) : strlen(listen);
+  char host[256];
+  if (n >= sizeof host) return false;
+  memcpy(host, listen, n);
+  host[n] = '\0';
+  if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+    memmove(host, host + 1, n - 2);
+    host[n - 2] = '\0';
+  }
+  if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0) return true;
+  unsigned a, b, c, d;
+  char extra;
+  return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4 &&
+         a == 127 && b < 256 && c < 256 && d < 256;
+}
+
+mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
+                              bool insecure) {
+  if (tls || insecure || loopback_host(listen)) return NULL;
+  return err_new(MICA_INVALID_ARGUMENT,
+                 "%s %s is not a loopback address and serves plaintext: give "
+                 "--tls-cert and --tls-key (and --tls-ca), or --insecure to "
+                 "accept that anyone on the network can read and forge its "
+                 "traffic", what, listen);
+}

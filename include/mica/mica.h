@@ -91,6 +91,13 @@ typedef struct mica_options {
    * file accepts. Refusals are MICA_UNAUTHENTICATED (missing or unknown
    * token) and MICA_PERMISSION_DENIED (role too low), naming the role. */
   const char *token;
+  /* TLS (docs/security.md), copied by mica_open: with tls_ca set every
+   * connection is TLS and the servers' certificates must chain to this PEM
+   * CA file; tls_cert and tls_key (together) present a client
+   * certificate. NULL (default) = plaintext. */
+  const char *tls_ca;
+  const char *tls_cert;
+  const char *tls_key;
 } mica_options;
 
 /* Fills `o` with the defaults above. */

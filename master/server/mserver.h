@@ -29,6 +29,7 @@
 
 #include "common/err.h"
 #include "master/state.h"
+#include "proto/rpc.h"
 
 typedef struct msrv msrv;
 
@@ -56,6 +57,10 @@ typedef struct msrv_options {
   /* The tokens file; NULL = client calls are open (membership is still
    * required of servers). */
   const char *tokens_file;
+  /* TLS (docs/security.md): serve with tls.cert_file/key_file when set,
+   * and call tablet servers verifying them against tls.ca_file, presenting
+   * the same certificate. All NULL = plaintext. */
+  rpc_tls tls;
 } msrv_options;
 
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */

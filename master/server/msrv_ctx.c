@@ -76,6 +76,7 @@ mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
     }
   rpc_channel *ch;
   rpc_channel_opts co = {.member = &s->secret};
+  if (s->opt.tls.ca_file != NULL) co.tls = &s->opt.tls;
   mica_err *err = rpc_channel_new(address, &co, &ch);
   if (err == NULL) {
     s->chans = xrealloc(s->chans, (s->n_chans + 1) * sizeof(*s->chans));

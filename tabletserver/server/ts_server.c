@@ -71,6 +71,10 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   s->cfg.listen = dup_or_null(c->listen ? c->listen : "127.0.0.1:0");
   s->cfg.data_dir = xstrdup(c->data_dir);
   s->cfg.master = c->master && c->master[0] ? xstrdup(c->master) : NULL;
+  s->cfg.secret_file = dup_or_null(c->secret_file);
+  s->cfg.tls.cert_file = dup_or_null(c->tls.cert_file);
+  s->cfg.tls.key_file = dup_or_null(c->tls.key_file);
+  s->cfg.tls.ca_file = dup_or_null(c->tls.ca_file);
   s->cfg.http_listen = xstrdup(c->http_listen ? c->http_listen
                                               : "127.0.0.1:0");
   s->e = env_posix();
@@ -111,6 +115,8 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     rpc_server_opts o;
     memset(&o, 0, sizeof(o));
     o.auth = s->auth;
+    rpc_tls serve_tls = {s->cfg.tls.cert_file, s->cfg.tls.key_file, NULL};
+    if (s->cfg.tls.cert_file != NULL) o.tls = &serve_tls;
     o.listen = s->cfg.listen;
     o.threads = c->threads;
     o.observe = ts_obs_rpc_end;
@@ -120,6 +126,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   if (e == NULL) e = ts_http_start(s);
   if (e == NULL && s->cfg.master != NULL) {
     rpc_channel_opts co = {.member = &s->secret};
+    if (s->cfg.tls.ca_file != NULL) co.tls = &s->cfg.tls;
     e = rpc_channel_new(s->cfg.master, &co, &s->master_ch);
   }
   if (e == NULL) e = ts_data_register(s);
@@ -192,6 +199,10 @@ mica_err *ts_server_stop(ts_server *s) {
   free((char *)s->cfg.data_dir);
   free((char *)s->cfg.master);
   free((char *)s->cfg.http_listen);
+  free((char *)s->cfg.secret_file);
+  free((char *)s->cfg.tls.cert_file);
+  free((char *)s->cfg.tls.key_file);
+  free((char *)s->cfg.tls.ca_file);
   ts_obs_destroy(s);
   pthread_mutex_destroy(&s->admin_mu);
   pthread_mutex_destroy(&s->mu);

@@ -433,6 +433,82 @@ static void test_status_api(void) {
   buf_free(&b);
 }
 
+/* ---- suite: TLS ---- */
+
+static char g_certs[1024];
+
+static int tls_init(void) {
+  snprintf(g_certs, sizeof g_certs, "%s/certs", tu_tmpdir());
+  char cmd[2300];
+  snprintf(cmd, sizeof cmd, "'%s/tools/mica-certs' '%s' >/dev/null",
+           MICA_SOURCE_DIR, g_certs);
+  if (system(cmd) != 0) return 1;
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 2;
+  o.tls_dir = g_certs;
+  return cl_suite_start(&o, &g_c);
+}
+
+/* Every process serves TLS; a client trusting the CA works, kill -9 of a
+ * server included; a plaintext client is refused. */
+static void test_tls_cluster(void) {
+  char ca[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", g_certs);
+  mica_options o;
+  mica_options_init(&o);
+  o.tls_ca = ca;
+  o.deadline_ms = 20000;
+  mica_client *c = NULL;
+  CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(g_c), &o, &c), MICA_OK);
+  CU_ASSERT_EQUAL(mica_create_table(c, "sec", NULL, 0), MICA_OK);
+  char key[32];
+  for (int i = 0; i < 50; i++) {
+    snprintf(key, sizeof key, "k%03d", i);
+    CU_ASSERT_EQUAL(mica_put(c, "sec", key, strlen(key), "v", 1), MICA_OK);
+  }
+  /* The tablet's server dies; the master (over TLS, as a member) reopens
+   * it elsewhere and every acknowledged write is there. */
+  TU_OK(cl_kill_tserver(g_c, 0));
+  TU_OK(cl_kill_tserver(g_c, 1));
+  TU_OK(cl_restart_tserver(g_c, 0));
+  for (int i = 0; i < 50; i++) {
+    snprintf(key, sizeof key, "k%03d", i);
+    void *v = NULL;
+    size_t vl = 0;
+    CU_ASSERT_EQUAL(mica_get(c, "sec", key, strlen(key), &v, &vl), MICA_OK);
+    mica_free(v);
+  }
+  mica_close(c);
+
+  mica_options p;
+  mica_options_init(&p);
+  p.deadline_ms = 2000;
+  mica_client *plain = NULL;
+  CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(g_c), &p, &plain),
+                        MICA_OK);
+  mica_table_info *t = NULL;
+  size_t n = 0;
+  CU_ASSERT_NOT_EQUAL(mica_list_tables(plain, &t, &n), MICA_OK);
+  mica_close(plain);
+}
+
+/* Plaintext on a non-loopback address needs --insecure: refused before
+ * anything is bound, naming the address and the flags. */
+static void test_insecure_required(void) {
+  char cmd[2300];
+  snprintf(cmd, sizeof cmd,
+           "'%s/mica-master' --data-dir '%s/insecure' --listen 0.0.0.0:0 "
+           "2>&1 | grep -q 'is not a loopback address and serves plaintext'",
+           getenv("MICA_BIN_DIR"), tu_tmpdir());
+  CU_ASSERT_EQUAL(system(cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "'%s/mica-tserver' --data-dir '%s/insecure' --http-listen "
+           "0.0.0.0:0 2>&1 | grep -q -- '--http-listen 0.0.0.0:0 is not a "
+           "loopback'", getenv("MICA_BIN_DIR"), tu_tmpdir());
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 /* No token reaches a process log. */
 static void test_tokens_not_logged(void) {
   char cmd[2048];
@@ -451,6 +527,9 @@ static void add_suites(void) {
   CU_add_test(s, "roles", test_roles);
   CU_add_test(s, "status_api", test_status_api);
   CU_add_test(s, "tokens_not_logged", test_tokens_not_logged);
+  s = CU_add_suite("tls", tls_init, suite_clean);
+  CU_add_test(s, "tls_cluster", test_tls_cluster);
+  CU_add_test(s, "insecure_required", test_insecure_required);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }

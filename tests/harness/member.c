@@ -8,7 +8,7 @@
 #include "proto/auth.h"
 
 mica_err *th_member_channel(const char *address, const char *data_root,
-                            rpc_channel **out) {
+                            const rpc_tls *tls, rpc_channel **out) {
   *out = NULL;
   size_t n = strlen(data_root) + sizeof RPC_SECRET_FILE + 2;
   char *path = xmalloc(n);
@@ -17,6 +17,6 @@ mica_err *th_member_channel(const char *address, const char *data_root,
   mica_err *err = rpc_secret_read(path, &sec);
   free(path);
   if (err) return err;
-  rpc_channel_opts o = {.member = &sec};
+  rpc_channel_opts o = {.member = &sec, .tls = tls};
   return rpc_channel_new(address, &o, out);
 }

@@ -8,8 +8,9 @@
 
 /* A channel to `address` that signs every call with the cluster secret in
  * <data_root>/cluster.secret (created by the first master or tablet server
- * started there). Caller frees with rpc_channel_free(). */
+ * started there), over TLS when `tls` is not NULL. Caller frees with
+ * rpc_channel_free(). */
 mica_err *th_member_channel(const char *address, const char *data_root,
-                            rpc_channel **out);
+                            const rpc_tls *tls, rpc_channel **out);
 
 #endif
