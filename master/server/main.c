@@ -442,9 +442,10 @@ int main(int argc, char **argv) {
     if (pe == NULL)
       pe = rpc_check_plaintext("--http-listen", http_listen, false, insecure);
     if (pe != NULL) {
-      fprintf(stderr, "mica-master: %s\n", err_msg(pe));
+      fprintf(stderr, "mica-master: cannot start: %s: %s\n",
+              mica_code_name(err_code(pe)), err_msg(pe));
       err_free(pe);
-      return 2;
+      return 1;
     }
   }
   log_set_name("master");
