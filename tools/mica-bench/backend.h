@@ -25,6 +25,7 @@ typedef struct bk_config {
   const char *table;     /* mica: the table; etcd: a key prefix "table/" */
   int64_t timeout_ms;    /* per call, retries included */
   const char *token;     /* mica: bearer token; NULL = none */
+  const char *tls_ca;    /* mica: TLS trusting this CA; NULL = plaintext */
 } bk_config;
 
 typedef struct backend {

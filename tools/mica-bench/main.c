@@ -101,6 +101,7 @@ typedef struct config {
   const char *backend;
   const char *address;
   const char *token; /* --token or $MICA_TOKEN (mica backend) */
+  const char *tls_ca; /* --ca or $MICA_CA (mica backend); NULL = plaintext */
   const char *table;
   uint64_t records;
   uint64_t ops;
@@ -139,6 +140,7 @@ static void usage(FILE *f) {
           "  --backend B         mica or etcd (default mica)\n"
           "  --master HOST:PORT  Mica master (default $MICA_MASTER, else %s)\n"
           "  --token TOKEN       Mica bearer token (default $MICA_TOKEN)\n"
+          "  --ca PATH           Mica over TLS, trusting this CA (default $MICA_CA)\n"
           "  --etcd HOST:PORT    etcd server; implies --backend etcd\n"
           "  --table T           table (etcd: key prefix T/) (default usertable)\n"
           "  --records N         records loaded / chosen from (default 1000)\n"
@@ -203,7 +205,7 @@ static double parse_double(const char *flag, const char *v) {
 static const char *const value_flags[] = {
     "--workload", "--backend", "--master", "--etcd", "--table", "--records", "--ops",
     "--duration", "--threads", "--target", "--fields", "--field-length", "--max-scan",
-    "--tablets", "--timeout", "--seed", "--json", "--token"};
+    "--tablets", "--timeout", "--seed", "--json", "--token", "--ca"};
 
 static bool value_flag(const char *name) {
   for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
@@ -219,6 +221,8 @@ static void parse_args(int argc, char **argv, config *c) {
                 .w = find_workload("a")};
   const char *env_token = getenv("MICA_TOKEN");
   if (env_token && *env_token) c->token = env_token;
+  const char *env_ca = getenv("MICA_CA");
+  if (env_ca && *env_ca) c->tls_ca = env_ca;
   const char *etcd = NULL;
   bool have_phase = false;
   for (int i = 1; i < argc; i++) {
@@ -264,6 +268,8 @@ static void parse_args(int argc, char **argv, config *c) {
       c->address = v;
     } else if (strcmp(name, "--token") == 0) {
       c->token = v;
+    } else if (strcmp(name, "--ca") == 0) {
+      c->tls_ca = v;
     } else if (strcmp(name, "--etcd") == 0) {
       etcd = v;
     } else if (strcmp(name, "--table") == 0) {
@@ -678,7 +684,7 @@ int main(int argc, char **argv) {
   run *r = xcalloc(1, sizeof *r);
   r->c = &c;
   bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms,
-                  .token = c.token};
+                  .token = c.token, .tls_ca = c.tls_ca};
   mica_err *e = bk_open(c.backend, &bc, &r->bk);
   if (e) {
     fprintf(stderr, "mica-bench: %s %s: %s\n", c.backend, c.address, err_msg(e));
