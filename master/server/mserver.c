@@ -764,7 +764,6 @@ static void h_admin(rpc_call *call, const void *req, void *ctx) {
     snprintf(what, sizeof what, "%s", name);
   const char *who = rpc_call_identity(call);
   ms_audit(s->core, who, what);
-  LOG_I("admin: %s by %s", what, who);
   for (size_t i = 0; i < sizeof admin_fns / sizeof admin_fns[0]; i++)
     if (admin_fns[i].m == m) {
       admin_fns[i].fn(call, req, ctx);
