@@ -205,16 +205,21 @@ typedef void (*rpc_observe_fn)(void *ctx, const rpc_method *m, int code,
                                uint64_t micros);
 
 /* TLS through the gRPC C core's SSL credentials (docs/security.md), from
- * PEM files read when the server or channel is created.
- * Server: cert_file and key_file are required; with ca_file, clients must
- * present a certificate signed by it (mutual TLS).
+ * PEM files.
+ * Server: cert_file and key_file are required. With ca_file (the roots for
+ * client certificates) the files are re-read whenever one of them changes,
+ * before the next connection's handshake, so renewed certificates need no
+ * restart (a file that does not parse keeps the previous ones serving);
+ * require_client_cert then makes clients present a certificate signed by
+ * it (mutual TLS).
  * Channel: ca_file is required (the server's certificate must chain to it
  * and name the address's host); cert_file and key_file, together, present a
- * client certificate. */
+ * client certificate. Read when the channel is created. */
 typedef struct rpc_tls {
   const char *cert_file;
   const char *key_file;
   const char *ca_file;
+  bool require_client_cert; /* server only */
 } rpc_tls;
 
 /* NULL when a server may bind `listen` ("host:port") with `tls` on or off:

@@ -67,9 +67,14 @@ void rpc_lib_unref(void);
 /* ---- TLS (rpc_tls.c) ---- */
 
 /* Credentials from the PEM files of `t`; INVALID_ARGUMENT naming the file
- * that is missing or not PEM. Caller releases them. */
-mica_err *rpc_tls_server_creds(const rpc_tls *t,
-                               grpc_server_credentials **out);
+ * that is missing or not PEM. Caller releases them. A server's files are
+ * re-read when they change (before a new connection's handshake), through
+ * *state, which the caller frees with rpc_tls_state_free() once the gRPC
+ * server is destroyed. */
+typedef struct rpc_tls_state rpc_tls_state;
+mica_err *rpc_tls_server_creds(const rpc_tls *t, grpc_server_credentials **out,
+                               rpc_tls_state **state);
+void rpc_tls_state_free(rpc_tls_state *st);
 mica_err *rpc_tls_channel_creds(const rpc_tls *t,
                                 grpc_channel_credentials **out);
 

@@ -90,6 +90,7 @@ struct rpc_server {
   rpc_observe_fn observe; /* NULL = none */
   void *observe_ctx;
   rpc_auth *auth; /* NULL = no checks */
+  rpc_tls_state *tls; /* certificate reloading; NULL = plaintext */
   atomic_bool stopping; /* no new request slots once set */
   rpc_tag t_shutdown;
 
@@ -567,7 +568,7 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   grpc_server_credentials *creds = NULL;
   mica_err *terr = NULL;
   if (opts->tls != NULL)
-    terr = rpc_tls_server_creds(opts->tls, &creds);
+    terr = rpc_tls_server_creds(opts->tls, &creds, &s->tls);
   else
     creds = grpc_insecure_server_credentials_create();
   if (terr != NULL) {
@@ -676,6 +677,7 @@ void rpc_server_free(rpc_server *s) {
   }
   workers_stop(s);
   grpc_server_destroy(s->gs);
+  rpc_tls_state_free(s->tls);
   for (int i = 0; i < s->npollers; i++)
     grpc_completion_queue_destroy(s->pollers[i].cq);
   pthread_mutex_destroy(&s->mu);

@@ -1,12 +1,15 @@
 /* rpc_tls: TLS credentials for servers and channels from PEM files, through
  * the gRPC C core's SSL credentials (contract in rpc.h, rpc_tls). */
 #include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <grpc/grpc_security.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "proto/rpc_internal.h"
 
 #define PEM_MAX (1u << 20)
@@ -50,32 +53,127 @@ static void free_pem(char *p) {
   free(p);
 }
 
-mica_err *rpc_tls_server_creds(const rpc_tls *t,
-                               grpc_server_credentials **out) {
+/* The server's files, re-read when one changes: gRPC calls the fetcher at
+ * start-up and before each new TLS handshake, so a renewed certificate is
+ * used from the next connection on, without a restart. */
+struct rpc_tls_state {
+  char *cert, *key, *ca; /* paths; ca may be NULL */
+  pthread_mutex_t mu;
+  struct timespec seen[3]; /* mtimes of the files last loaded */
+  bool loaded;
+};
+
+static struct timespec mtime_of(const char *path) {
+  struct stat st;
+  struct timespec zero = {0, 0};
+  return path != NULL && stat(path, &st) == 0 ? st.st_mtim : zero;
+}
+
+static grpc_ssl_certificate_config_reload_status fetch_config(
+    void *ud, grpc_ssl_server_certificate_config **config) {
+  rpc_tls_state *st = ud;
+  grpc_ssl_certificate_config_reload_status rc =
+      GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  pthread_mutex_lock(&st->mu);
+  struct timespec now[3] = {mtime_of(st->cert), mtime_of(st->key),
+                            mtime_of(st->ca)};
+  bool changed = !st->loaded;
+  for (int i = 0; i < 3; i++)
+    if (now[i].tv_sec != st->seen[i].tv_sec ||
+        now[i].tv_nsec != st->seen[i].tv_nsec)
+      changed = true;
+  if (changed) {
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    mica_err *e = read_pem("certificate", st->cert, &cert);
+    if (e == NULL) e = read_pem("key", st->key, &key);
+    if (e == NULL && st->ca != NULL) e = read_pem("CA", st->ca, &ca);
+    if (e == NULL) {
+      grpc_ssl_pem_key_cert_pair pair = {key, cert};
+      *config = grpc_ssl_server_certificate_config_create(ca, &pair, 1);
+      if (st->loaded) LOG_I("TLS: reloaded %s", st->cert);
+      memcpy(st->seen, now, sizeof now);
+      st->loaded = true;
+      rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+    } else {
+      /* Half-written files: keep serving with what was loaded. */
+      LOG_W("TLS: %s; keeping the previous certificate", err_msg(e));
+      err_free(e);
+      if (!st->loaded) rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+    }
+    free_pem(cert);
+    free_pem(key);
+    free_pem(ca);
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
+void rpc_tls_state_free(rpc_tls_state *st) {
+  if (st == NULL) return;
+  pthread_mutex_destroy(&st->mu);
+  free(st->cert);
+  free(st->key);
+  free(st->ca);
+  free(st);
+}
+
+mica_err *rpc_tls_server_creds(const rpc_tls *t, grpc_server_credentials **out,
+                               rpc_tls_state **state) {
   *out = NULL;
+  *state = NULL;
   if (t->cert_file == NULL || t->key_file == NULL)
     return err_new(MICA_INVALID_ARGUMENT,
                    "TLS server needs both a certificate and a key file");
+  /* Check the files now, so a bad one is named at start-up. */
   char *cert = NULL, *key = NULL, *ca = NULL;
   mica_err *e = read_pem("certificate", t->cert_file, &cert);
   if (e == NULL) e = read_pem("key", t->key_file, &key);
   if (e == NULL && t->ca_file != NULL) e = read_pem("CA", t->ca_file, &ca);
-  if (e == NULL) {
-    grpc_ssl_pem_key_cert_pair pair = {key, cert};
-    *out = grpc_ssl_server_credentials_create_ex(
-        ca, &pair, 1,
-        ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-        NULL);
-    if (*out == NULL)
-      e = err_new(MICA_INVALID_ARGUMENT,
-                  "TLS server credentials from %s and %s were refused",
-                  t->cert_file, t->key_file);
-  }
   free_pem(cert);
   free_pem(key);
   free_pem(ca);
-  return e;
+  if (e != NULL) return e;
+  grpc_ssl_client_certificate_request_type req =
+      t->require_client_cert
+          ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+          : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  if (t->ca_file == NULL) {
+    /* gRPC reloads only configurations with roots: without a CA the
+     * certificate is fixed for the server's life. */
+    if (t->require_client_cert)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "TLS server requiring client certificates needs a CA");
+    e = read_pem("certificate", t->cert_file, &cert);
+    if (e == NULL) e = read_pem("key", t->key_file, &key);
+    if (e == NULL) {
+      grpc_ssl_pem_key_cert_pair pair = {key, cert};
+      *out = grpc_ssl_server_credentials_create_ex(NULL, &pair, 1, req, NULL);
+      if (*out == NULL)
+        e = err_new(MICA_INVALID_ARGUMENT,
+                    "TLS server credentials from %s and %s were refused",
+                    t->cert_file, t->key_file);
+    }
+    free_pem(cert);
+    free_pem(key);
+    return e;
+  }
+  rpc_tls_state *st = xcalloc(1, sizeof *st);
+  st->cert = xstrdup(t->cert_file);
+  st->key = xstrdup(t->key_file);
+  st->ca = t->ca_file != NULL ? xstrdup(t->ca_file) : NULL;
+  pthread_mutex_init(&st->mu, NULL);
+  grpc_ssl_server_credentials_options *o =
+      grpc_ssl_server_credentials_create_options_using_config_fetcher(
+          req, fetch_config, st);
+  *out = o != NULL ? grpc_ssl_server_credentials_create_with_options(o) : NULL;
+  if (*out == NULL) {
+    rpc_tls_state_free(st);
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "TLS server credentials from %s and %s were refused",
+                   t->cert_file, t->key_file);
+  }
+  *state = st;
+  return NULL;
 }
 
 mica_err *rpc_tls_channel_creds(const rpc_tls *t,

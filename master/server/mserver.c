@@ -848,7 +848,8 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   ro.listen = o->listen;
   ro.threads = o->rpc_threads;
   ro.auth = s->auth;
-  rpc_tls serve_tls = {o->tls.cert_file, o->tls.key_file, NULL};
+  rpc_tls serve_tls = {o->tls.cert_file, o->tls.key_file, o->tls.ca_file,
+                       false};
   if (o->tls.cert_file != NULL) ro.tls = &serve_tls;
   if (err == NULL) err = rpc_server_new(&ro, &s->rpc);
   if (err == NULL) err = register_handlers(s);

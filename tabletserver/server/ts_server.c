@@ -115,7 +115,8 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     rpc_server_opts o;
     memset(&o, 0, sizeof(o));
     o.auth = s->auth;
-    rpc_tls serve_tls = {s->cfg.tls.cert_file, s->cfg.tls.key_file, NULL};
+    rpc_tls serve_tls = {s->cfg.tls.cert_file, s->cfg.tls.key_file,
+                         s->cfg.tls.ca_file, false};
     if (s->cfg.tls.cert_file != NULL) o.tls = &serve_tls;
     o.listen = s->cfg.listen;
     o.threads = c->threads;

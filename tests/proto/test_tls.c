@@ -38,7 +38,7 @@ static rpc_tls tls_of(files *f, const char *dir, const char *who,
   snprintf(name, sizeof name, "%s.key", who);
   path(f->key, sizeof f->key, dir, name);
   path(f->ca, sizeof f->ca, ca_dir, "ca.pem");
-  rpc_tls t = {f->cert, f->key, f->ca};
+  rpc_tls t = {f->cert, f->key, f->ca, false};
   return t;
 }
 
@@ -70,8 +70,7 @@ static mica_err *echo(rpc_server *s, const rpc_tls *t) {
 
 static void test_server_tls(void) {
   files sf, cf, wf;
-  rpc_tls st = tls_of(&sf, g_a, "server", g_a);
-  st.ca_file = NULL; /* no client certificates asked */
+  rpc_tls st = tls_of(&sf, g_a, "server", g_a); /* no client certificates */
   rpc_server *s = serve(&st);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   rpc_tls ct = tls_of(&cf, g_a, "client", g_a);
@@ -92,7 +91,8 @@ static void test_server_tls(void) {
 
 static void test_mutual_tls(void) {
   files sf, cf, nf, of;
-  rpc_tls st = tls_of(&sf, g_a, "server", g_a); /* clients must show a cert */
+  rpc_tls st = tls_of(&sf, g_a, "server", g_a);
+  st.require_client_cert = true; /* clients must show a certificate */
   rpc_server *s = serve(&st);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   rpc_tls ct = tls_of(&cf, g_a, "client", g_a);
@@ -108,6 +108,62 @@ static void test_mutual_tls(void) {
   CU_ASSERT_PTR_NOT_NULL(e);
   err_free(e);
   rpc_server_free(s);
+}
+
+/* Certificates replaced on disk are used from the next connection on,
+ * without a restart; a half-written file keeps the old ones serving. */
+static void test_reload(void) {
+  char live[1024], cmd[12000];
+  snprintf(live, sizeof live, "%s/live", tu_tmpdir());
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/server.pem' '%s/server.key' '%s/'",
+           live, g_a, g_a, live);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  files sf, af, bf;
+  rpc_tls st = tls_of(&sf, live, "server", g_a);
+  rpc_server *s = serve(&st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  rpc_tls ta = tls_of(&af, g_a, "client", g_a);
+  ta.cert_file = ta.key_file = NULL;
+  rpc_tls tb = tls_of(&bf, g_b, "client", g_b);
+  tb.cert_file = tb.key_file = NULL;
+  TU_OK(echo(s, &ta));
+  mica_err *e = echo(s, &tb);
+  CU_ASSERT_PTR_NOT_NULL(e);
+  err_free(e);
+  /* Swap in CA b's certificate (renamed into place, as tools should). */
+  snprintf(cmd, sizeof cmd,
+           "cp '%s/server.pem' '%s/n.pem' && cp '%s/server.key' '%s/n.key' && "
+           "mv '%s/n.key' '%s/server.key' && mv '%s/n.pem' '%s/server.pem'",
+           g_b, live, g_b, live, live, live, live, live);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  TU_OK(echo(s, &tb));
+  e = echo(s, &ta);
+  CU_ASSERT_PTR_NOT_NULL(e);
+  err_free(e);
+  /* A broken certificate file: the previous one keeps serving. */
+  snprintf(cmd, sizeof cmd, "echo garbage > '%s/server.pem'", live);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  TU_OK(echo(s, &tb));
+  rpc_server_free(s);
+}
+
+/* Without a CA the server's certificate is fixed but works. */
+static void test_no_ca(void) {
+  files sf, cf;
+  rpc_tls st = tls_of(&sf, g_a, "server", g_a);
+  st.ca_file = NULL;
+  rpc_server *s = serve(&st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  rpc_tls ct = tls_of(&cf, g_a, "client", g_a);
+  ct.cert_file = ct.key_file = NULL;
+  TU_OK(echo(s, &ct));
+  rpc_server_free(s);
+  st.require_client_cert = true;
+  rpc_server_opts o = {.tls = &st};
+  rpc_server *s2 = NULL;
+  mica_err *e = rpc_server_new(&o, &s2);
+  CU_ASSERT(e && strstr(err_msg(e), "needs a CA"));
+  err_free(e);
 }
 
 static void test_bad_files(void) {
@@ -147,6 +203,8 @@ static void add_suites(void) {
   CU_pSuite s = CU_add_suite("tls", suite_init, NULL);
   CU_add_test(s, "server_tls", test_server_tls);
   CU_add_test(s, "mutual_tls", test_mutual_tls);
+  CU_add_test(s, "reload", test_reload);
+  CU_add_test(s, "no_ca", test_no_ca);
   CU_add_test(s, "bad_files", test_bad_files);
 }
 
