@@ -64,15 +64,33 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
                              "backoff_max_ms >= backoff_initial_ms"));
   if (master == NULL || master[0] == '\0')
     return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "master address: empty"));
+  if (o.token != NULL && (o.token[0] == '\0' || strpbrk(o.token, " \t\r\n")))
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
+                              "bad option: token is empty or has white "
+                              "space"));
+  if (o.tls_ca == NULL && (o.tls_cert != NULL || o.tls_key != NULL))
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT,
+                              "bad option: tls_cert and tls_key need "
+                              "tls_ca"));
+  rpc_tls tls = {o.tls_cert, o.tls_key, o.tls_ca};
+  rpc_channel_opts co = {.token = o.token, .tls = o.tls_ca ? &tls : NULL};
   rpc_channel *ch = NULL;
   mzk_locator *loc = NULL;
+  /* With a list or zk://, master channels come from the connection cache
+   * (conn_get), which carries the same token and TLS options. */
   mica_err *e = mzk_spec_is_ha(master)
                     ? mzk_locator_open(master, (int)o.deadline_ms, &loc)
-                    : rpc_channel_new(master, NULL, &ch);
-  if (e != NULL) return mcl_finish(err_wrap(e, "master address"));
+                    : rpc_channel_new(master, &co, &ch);
+  if (e != NULL)
+    return mcl_finish(err_wrap(e, o.tls_ca ? "master address or TLS files"
+                                           : "master address"));
   mica_client *c = xcalloc(1, sizeof *c);
   c->loc = loc;
   c->opts = o;
+  c->opts.token = o.token != NULL ? xstrdup(o.token) : NULL;
+  c->opts.tls_ca = o.tls_ca != NULL ? xstrdup(o.tls_ca) : NULL;
+  c->opts.tls_cert = o.tls_cert != NULL ? xstrdup(o.tls_cert) : NULL;
+  c->opts.tls_key = o.tls_key != NULL ? xstrdup(o.tls_key) : NULL;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
   pthread_rwlock_init(&c->conns_lock, NULL);
@@ -101,6 +119,10 @@ void mica_close(mica_client *c) {
   pthread_rwlock_destroy(&c->conns_lock);
   route_cache_free(c->cache);
   free(c->master);
+  free((char *)c->opts.token);
+  free((char *)c->opts.tls_ca);
+  free((char *)c->opts.tls_cert);
+  free((char *)c->opts.tls_key);
   free(c);
 }
 
@@ -138,7 +160,10 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
     if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
   if (k == NULL) {
     rpc_channel *ch = NULL;
-    mica_err *e = rpc_channel_new(address, NULL, &ch);
+    rpc_tls tls = {c->opts.tls_cert, c->opts.tls_key, c->opts.tls_ca};
+    rpc_channel_opts co = {.token = c->opts.token,
+                           .tls = c->opts.tls_ca ? &tls : NULL};
+    mica_err *e = rpc_channel_new(address, &co, &ch);
     if (e != NULL) {
       /* A malformed address from the master: the call fails on it like on
        * an unreachable server, through a channel that can never connect. */

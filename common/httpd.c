@@ -72,6 +72,9 @@ void httpd_reply(httpd_req *r, int code, const char *type, const void *body,
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
   }
   if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+  if (code == 401)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Basic realm=\"mica\", charset=\"UTF-8\"");
   r->result = MHD_queue_response(r->c, (unsigned)code, resp);
   MHD_destroy_response(resp);
   if (code >= 100 && code < 600)
@@ -97,6 +100,10 @@ bool httpd_req_has_body(const httpd_req *r) {
 
 const char *httpd_req_arg(const httpd_req *r, const char *name) {
   return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *httpd_req_header(const httpd_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,

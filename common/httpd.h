@@ -78,9 +78,13 @@ bool httpd_req_has_body(const httpd_req *r);
 /* Query argument `name` (decoded by libmicrohttpd); NULL when absent.
  * Valid during the handler call. */
 const char *httpd_req_arg(const httpd_req *r, const char *name);
+/* Request header `name` (case-insensitive); NULL when absent. Valid during
+ * the handler call. */
+const char *httpd_req_header(const httpd_req *r, const char *name);
 
 /* Answers with `code`, content type `type` and `len` bytes of `body`
- * (copied). `allow` (may be NULL) is sent as the Allow header. */
+ * (copied). `allow` (may be NULL) is sent as the Allow header. A 401
+ * carries WWW-Authenticate: Basic, so a browser asks for credentials. */
 void httpd_reply(httpd_req *r, int code, const char *type, const void *body,
                  size_t len, const char *allow);
 

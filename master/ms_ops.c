@@ -848,6 +848,12 @@ mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
   return err;
 }
 
+void ms_audit(ms *m, const char *identity, const char *what) {
+  LOCK(m);
+  ms_event_add(m, "admin", 0, 0, "%s by %s", what, identity);
+  UNLOCK(m);
+}
+
 mica_err *ms_configure(ms *m, const bool *balancer, const bool *merges,
                        bool *balancer_now, bool *merges_now) {
   LOCK(m);

@@ -358,6 +358,10 @@ mica_err *ms_request_merge(ms *m, uint64_t left_id, uint64_t right_id,
 mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
                      size_t *n);
 
+/* Records in the event log (kind "admin") that `identity` asked for
+ * `what` (docs/security.md: admin actions carry who made them). */
+void ms_audit(ms *m, const char *identity, const char *what);
+
 /* Runtime switches, kept in the log. NULL leaves a switch unchanged; the
  * settings in force are returned through the non-NULL out pointers. */
 mica_err *ms_configure(ms *m, const bool *balancer, const bool *merges,

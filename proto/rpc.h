@@ -217,6 +217,32 @@ typedef struct rpc_call rpc_call;
 typedef void (*rpc_observe_fn)(void *ctx, const rpc_method *m, int code,
                                uint64_t micros);
 
+/* TLS through the gRPC C core's SSL credentials (docs/security.md), from
+ * PEM files.
+ * Server: cert_file and key_file are required. With ca_file (the roots for
+ * client certificates) the files are re-read whenever one of them changes,
+ * before the next connection's handshake, so renewed certificates need no
+ * restart (a file that does not parse keeps the previous ones serving);
+ * require_client_cert then makes clients present a certificate signed by
+ * it (mutual TLS).
+ * Channel: ca_file is required (the server's certificate must chain to it
+ * and name the address's host); cert_file and key_file, together, present a
+ * client certificate. Read when the channel is created. */
+typedef struct rpc_tls {
+  const char *cert_file;
+  const char *key_file;
+  const char *ca_file;
+  bool require_client_cert; /* server only */
+} rpc_tls;
+
+/* NULL when a server may bind `listen` ("host:port") with `tls` on or off:
+ * always with TLS, and without it only on a loopback host (127.0.0.0/8,
+ * ::1, localhost, or the default NULL) unless `insecure`. Otherwise
+ * INVALID_ARGUMENT naming the address and the flags (`what` names the
+ * listener: "--listen"). docs/security.md. */
+mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
+                              bool insecure);
+
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
   int threads;              /* polling threads; 0 = one per core */
@@ -232,6 +258,11 @@ typedef struct rpc_server_opts {
   size_t max_message_bytes; /* send and receive limit; 0 = default */
   rpc_observe_fn observe;   /* NULL = none */
   void *observe_ctx;
+  /* Who may call what (proto/auth.h); NULL = every call is let in
+   * unchecked (tests, benchmarks, the Echo tool). Not taken: it must
+   * outlive the server. */
+  struct rpc_auth *auth;
+  const rpc_tls *tls; /* NULL = plaintext */
 } rpc_server_opts;
 
 /* Handles one call. `request` is the decoded request (the plain struct of
@@ -346,6 +377,11 @@ int64_t rpc_call_remaining_ms(const rpc_call *call);
 /* The method being served. */
 const rpc_method *rpc_call_method(const rpc_call *call);
 
+/* Who made the call, as the server's rpc_auth found it: "member", a
+ * token's identity, or "anonymous" (also when the server checks nothing).
+ * Valid until the call ends. */
+const char *rpc_call_identity(const rpc_call *call);
+
 /* ---- client ---- */
 
 typedef struct rpc_channel rpc_channel;
@@ -356,6 +392,12 @@ typedef struct rpc_channel_opts {
    * grows the window with its bandwidth probe): a memory bound for a client
    * that keeps many streams open. 0 = gRPC's adaptive window. */
   int stream_window_bytes;
+  /* Credentials sent with every call (proto/auth.h), copied: the cluster
+   * secret signs a membership proof, the token goes as a bearer token.
+   * NULL = none. */
+  const struct rpc_secret *member;
+  const char *token;
+  const rpc_tls *tls; /* NULL = plaintext */
 } rpc_channel_opts;
 
 /* A channel to "host:port" (opts may be NULL). Connecting is lazy: an

@@ -11,14 +11,22 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/rpc_internal.h"
 
+/* The credentials of `ch` for one call of `path` carrying `bb`. */
+static void call_md(rpc_channel *ch, const char *path, grpc_byte_buffer *bb,
+                    rpc_md_out *out);
+
 struct rpc_channel {
   grpc_channel *ch;
   char *address;
+  bool has_member;
+  rpc_secret member; /* valid when has_member */
+  char *token;       /* NULL = none */
 };
 
 mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
@@ -31,8 +39,23 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
                    ? opts->max_message_bytes
                    : RPC_MAX_MESSAGE_DEFAULT;
   rpc_lib_ref();
+  grpc_channel_credentials *creds = NULL;
+  if (opts != NULL && opts->tls != NULL) {
+    mica_err *e = rpc_tls_channel_creds(opts->tls, &creds);
+    if (e != NULL) {
+      rpc_lib_unref();
+      return e;
+    }
+  } else {
+    creds = grpc_insecure_credentials_create();
+  }
   rpc_channel *c = xcalloc(1, sizeof *c);
   c->address = xstrdup(address);
+  if (opts != NULL && opts->member != NULL) {
+    c->has_member = true;
+    c->member = *opts->member;
+  }
+  if (opts != NULL && opts->token != NULL) c->token = xstrdup(opts->token);
   grpc_arg argv[RPC_ARGS_N + 2];
   grpc_channel_args args = rpc_args(argv, max, true);
   if (opts != NULL && opts->stream_window_bytes > 0) {
@@ -44,7 +67,6 @@ mica_err *rpc_channel_new(const char *address, const rpc_channel_opts *opts,
     a[1].value.integer = opts->stream_window_bytes;
     args.num_args += 2;
   }
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->ch = grpc_channel_create(address, creds, &args);
   grpc_channel_credentials_release(creds);
   *out = c;
@@ -56,11 +78,21 @@ void rpc_channel_free(rpc_channel *c) {
     return;
   grpc_channel_destroy(c->ch);
   free(c->address);
+  if (c->token != NULL) {
+    OPENSSL_cleanse(c->token, strlen(c->token));
+    free(c->token);
+  }
+  OPENSSL_cleanse(&c->member, sizeof c->member);
   free(c);
   rpc_lib_unref();
 }
 
 const char *rpc_channel_address(const rpc_channel *c) { return c->address; }
+
+static void call_md(rpc_channel *ch, const char *path, grpc_byte_buffer *bb,
+                    rpc_md_out *out) {
+  rpc_md_build(ch->has_member ? &ch->member : NULL, ch->token, path, bb, out);
+}
 
 /* What one unary call needs from start to status, shared by the blocking
  * and async forms. */
@@ -70,6 +102,7 @@ typedef struct ucall {
   grpc_byte_buffer *req_bb;
   grpc_byte_buffer *resp_bb;
   grpc_metadata_array init_md, trail_md;
+  rpc_md_out send_md;
   grpc_status_code status;
   grpc_slice details;
   const char *error_string;
@@ -95,9 +128,12 @@ static mica_err *ucall_start(ucall *u, grpc_completion_queue *cq,
   grpc_metadata_array_init(&u->trail_md);
   u->details = grpc_empty_slice();
   u->call = create_call(u->ch, cq, u->path, timeout_ms);
+  call_md(u->ch, u->path, u->req_bb, &u->send_md);
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = u->send_md.n;
+  ops[0].data.send_initial_metadata.metadata = u->send_md.md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = u->req_bb;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -139,6 +175,7 @@ static void ucall_clear(ucall *u) {
     grpc_byte_buffer_destroy(u->resp_bb);
   grpc_metadata_array_destroy(&u->init_md);
   grpc_metadata_array_destroy(&u->trail_md);
+  rpc_md_release(&u->send_md);
   grpc_slice_unref(u->details);
   gpr_free((void *)u->error_string);
 }
@@ -312,6 +349,7 @@ struct rpc_stream {
   grpc_completion_queue *cq;
   grpc_call *call;
   grpc_metadata_array init_md, trail_md;
+  rpc_md_out send_md;
   grpc_status_code status;
   grpc_slice details;
   const char *error_string;
@@ -380,9 +418,12 @@ mica_err *rpc_stream_open(rpc_channel *ch, const rpc_method *m,
   st->cq = grpc_completion_queue_create_for_pluck(NULL);
   st->call = create_call(ch, st->cq, m->path, timeout_ms);
   grpc_byte_buffer *bb = rpc_pack(m->request, request);
+  call_md(ch, m->path, bb, &st->send_md);
   grpc_op ops[3];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = st->send_md.n;
+  ops[0].data.send_initial_metadata.metadata = st->send_md.md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = bb;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -457,6 +498,7 @@ void rpc_stream_free(rpc_stream *st) {
   grpc_completion_queue_destroy(st->cq);
   grpc_metadata_array_destroy(&st->init_md);
   grpc_metadata_array_destroy(&st->trail_md);
+  rpc_md_release(&st->send_md);
   grpc_slice_unref(st->details);
   gpr_free((void *)st->error_string);
   free(st->final_msg);

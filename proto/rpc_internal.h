@@ -14,8 +14,10 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <stddef.h>
 
+#include "proto/auth.h"
 #include "proto/rpc.h"
 
 typedef struct rpc_tag rpc_tag;
@@ -61,5 +63,38 @@ grpc_channel_args rpc_args(grpc_arg *storage, size_t max, bool client);
  * object, so the library lives exactly as long as something uses it. */
 void rpc_lib_ref(void);
 void rpc_lib_unref(void);
+
+/* ---- TLS (rpc_tls.c) ---- */
+
+/* Credentials from the PEM files of `t`; INVALID_ARGUMENT naming the file
+ * that is missing or not PEM. Caller releases them. A server's files are
+ * re-read when they change (before a new connection's handshake), through
+ * *state, which the caller frees with rpc_tls_state_free() once the gRPC
+ * server is destroyed. */
+typedef struct rpc_tls_state rpc_tls_state;
+mica_err *rpc_tls_server_creds(const rpc_tls *t, grpc_server_credentials **out,
+                               rpc_tls_state **state);
+void rpc_tls_state_free(rpc_tls_state *st);
+mica_err *rpc_tls_channel_creds(const rpc_tls *t,
+                                grpc_channel_credentials **out);
+
+/* ---- credentials in call metadata (rpc_auth.c; auth.h has the scheme) ---- */
+
+/* The metadata a client attaches to one call: a membership proof when
+ * `member` is set (signed over `path` and the bytes of `bb`), a bearer
+ * token when `token` is. Release with rpc_md_release after the call. */
+typedef struct rpc_md_out {
+  grpc_metadata md[2];
+  size_t n;
+} rpc_md_out;
+void rpc_md_build(const rpc_secret *member, const char *token,
+                  const char *path, grpc_byte_buffer *bb, rpc_md_out *out);
+void rpc_md_release(rpc_md_out *out);
+
+/* The server's check of one call from its metadata and request bytes
+ * (rpc_auth_check), filling *id. */
+mica_err *rpc_md_check(rpc_auth *a, const char *path,
+                       const grpc_metadata_array *md, grpc_byte_buffer *bb,
+                       rpc_identity *id);
 
 #endif

@@ -114,6 +114,7 @@ struct rpc_call {
   grpc_slice status_details;
   rpc_tag t_request, t_recv, t_close, t_send, t_final;
   uint64_t start_us; /* when matched; set only when the server observes */
+  rpc_identity ident; /* who called, once checked */
 
   /* rpc_call_send waits here for t_send. */
   pthread_mutex_t mu;
@@ -151,6 +152,8 @@ struct rpc_server {
   bool started;
   rpc_observe_fn observe; /* NULL = none */
   void *observe_ctx;
+  rpc_auth *auth; /* NULL = no checks */
+  rpc_tls_state *tls; /* certificate reloading; NULL = plaintext */
   atomic_bool stopping; /* no new request slots once set */
   rpc_tag t_shutdown;
 
@@ -533,6 +536,10 @@ int64_t rpc_call_remaining_ms(const rpc_call *c) {
 
 const rpc_method *rpc_call_method(const rpc_call *c) { return c->h->method; }
 
+const char *rpc_call_identity(const rpc_call *c) {
+  return c->ident.name[0] != '\0' ? c->ident.name : "anonymous";
+}
+
 static void on_close(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_close);
   if (!ok || c->close_cancelled)
@@ -639,7 +646,10 @@ static void on_recv(rpc_tag *t, bool ok) {
     return;
   }
   mica_err *e = NULL;
-  c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
+  if (c->srv->auth != NULL)
+    e = rpc_md_check(c->srv->auth, m->path, &c->md, c->recv_bb, &c->ident);
+  if (e == NULL)
+    c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
   grpc_byte_buffer_destroy(c->recv_bb);
   c->recv_bb = NULL;
   if (e != NULL) {
@@ -820,6 +830,7 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->t_shutdown.done = on_shutdown;
   s->observe = opts->observe;
   s->observe_ctx = opts->observe_ctx;
+  s->auth = opts->auth;
 
   grpc_arg argv[RPC_ARGS_N];
   grpc_channel_args args = rpc_args(argv, s->max_msg, false);
@@ -830,7 +841,16 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
     s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->gs, s->pollers[i].cq, NULL);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds = NULL;
+  mica_err *terr = NULL;
+  if (opts->tls != NULL)
+    terr = rpc_tls_server_creds(opts->tls, &creds, &s->tls);
+  else
+    creds = grpc_insecure_server_credentials_create();
+  if (terr != NULL) {
+    rpc_server_free(s);
+    return terr;
+  }
   s->port = grpc_server_add_http2_port(s->gs, listen, creds);
   grpc_server_credentials_release(creds);
   if (s->port <= 0) {
@@ -949,6 +969,7 @@ void rpc_server_free(rpc_server *s) {
     pthread_join(s->reaper, NULL);
   }
   grpc_server_destroy(s->gs);
+  rpc_tls_state_free(s->tls);
   for (int i = 0; i < s->npollers; i++)
     grpc_completion_queue_destroy(s->pollers[i].cq);
   pthread_mutex_destroy(&s->mu);

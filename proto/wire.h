@@ -108,7 +108,8 @@ enum rpc_server_state {
   X(configure_request) X(configure_response)                                 \
   X(event) X(list_events_request) X(list_events_response)                    \
   X(tablet_report) X(register_server_request) X(register_server_response)    \
-  X(heartbeat_request) X(merged_input) X(heartbeat_response)                 \
+  X(heartbeat_request) X(merged_input) X(access_grant) X(access_table)     \
+  X(heartbeat_response)                 \
   X(report_split_request) X(report_split_response)                           \
   X(get_info_request) X(get_info_response)                                   \
   X(echo_request) X(echo_response)
@@ -273,7 +274,8 @@ enum rpc_server_state {
 #define RPC_FIELDS_register_server_response(F)                               \
   F(MSG, status, status, 1) F(U64, _, server_id, 2) F(U64, _, lease_ms, 3)   \
   F(U64, _, heartbeat_interval_ms, 4) F(RMSG, tablet_ref, close_tablets, 5)  \
-  F(U64, _, split_threshold_bytes, 6) F(U64, _, master_epoch, 7)
+  F(U64, _, split_threshold_bytes, 6) F(U64, _, master_epoch, 7)           \
+  F(MSG, access_table, access, 8)
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
   F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)              \
@@ -283,7 +285,11 @@ enum rpc_server_state {
 #define RPC_FIELDS_heartbeat_response(F)                                     \
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
   F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)   \
-  F(U64, _, master_epoch, 5)
+  F(U64, _, master_epoch, 5) F(MSG, access_table, access, 6)
+#define RPC_FIELDS_access_grant(F)                                          \
+  F(BYTES, _, token_sha256, 1) F(STR, _, identity, 2) F(U32, _, role, 3)
+#define RPC_FIELDS_access_table(F) \
+  F(BOOL, _, enabled, 1) F(RMSG, access_grant, grants, 2)
 #define RPC_FIELDS_report_split_request(F)                                   \
   F(U64, _, server_id, 1) F(MSG, tablet_ref, parent, 2)                      \
   F(BYTES, _, split_key, 3)

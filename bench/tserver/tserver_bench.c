@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "proto/auth.h"
 #include "proto/rpc.h"
 
 static const char usage_text[] =
@@ -460,7 +461,14 @@ int main(int argc, char **argv) {
          fs_rate);
   char addr[128];
   mica_err *e = start_server(bin_dir, data_dir, addr, sizeof addr);
-  if (e == NULL) e = rpc_channel_new(addr, NULL, &c.ch);
+  /* OpenTablet is for cluster members (docs/security.md): sign calls with
+   * the secret the server created in its data root. */
+  rpc_secret secret;
+  char spath[1100];
+  snprintf(spath, sizeof spath, "%s/%s", data_dir, RPC_SECRET_FILE);
+  if (e == NULL) e = rpc_secret_read(spath, &secret);
+  rpc_channel_opts co = {.member = &secret};
+  if (e == NULL) e = rpc_channel_new(addr, &co, &c.ch);
   if (e == NULL) e = open_tablet(&c);
   if (e == NULL) e = load(&c);
   if (e != NULL) {

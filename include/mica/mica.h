@@ -86,6 +86,18 @@ typedef struct mica_options {
    * is drawn uniformly from [d/2, d], d doubling per attempt. */
   int64_t backoff_initial_ms;
   int64_t backoff_max_ms;
+  /* Bearer token sent with every call (docs/security.md), copied by
+   * mica_open. NULL (default) = none, which a cluster without a tokens
+   * file accepts. Refusals are MICA_UNAUTHENTICATED (missing or unknown
+   * token) and MICA_PERMISSION_DENIED (role too low), naming the role. */
+  const char *token;
+  /* TLS (docs/security.md), copied by mica_open: with tls_ca set every
+   * connection is TLS and the servers' certificates must chain to this PEM
+   * CA file; tls_cert and tls_key (together) present a client
+   * certificate. NULL (default) = plaintext. */
+  const char *tls_ca;
+  const char *tls_cert;
+  const char *tls_key;
 } mica_options;
 
 /* Fills `o` with the defaults above. */

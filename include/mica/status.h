@@ -29,7 +29,9 @@
   X(LEASE_EXPIRED,     15, "server lease expired")                            \
   X(OUT_OF_RANGE,      16, "key outside tablet range")                       \
   X(NOT_ACTIVE_MASTER, 17, "not the active master")                          \
-  X(STALE_MASTER,      18, "command from a deposed master")
+  X(STALE_MASTER,      18, "command from a deposed master")                  \
+  X(PERMISSION_DENIED, 19, "permission denied")                              \
+  X(UNAUTHENTICATED,   20, "unauthenticated")
 
 typedef enum mica_code {
 #define MICA_STATUS_ENUM_(name, num, msg) MICA_##name = num,

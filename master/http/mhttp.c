@@ -31,6 +31,8 @@ struct mhttp {
   uint64_t start_us;
   uint64_t (*now_us)(void *ctx);
   void *now_ctx;
+  mica_err *(*authorize)(void *ctx, const char *authorization);
+  void *authorize_ctx;
 };
 
 void mhttp_opts_init(mhttp_opts *o) {
@@ -244,6 +246,15 @@ static void on_request(void *ctx, httpd_req *c) {
     fail(c, 413, api, "a request body is not accepted", NULL);
   } else if (rt == R_ASSET) {
     answer(c, 200, asset->content_type, asset->data, asset->len, NULL);
+  } else if (api && h->authorize != NULL) {
+    mica_err *e = h->authorize(h->authorize_ctx,
+                               httpd_req_header(c, "Authorization"));
+    if (e != NULL)
+      fail(c, err_code(e) == MICA_UNAUTHENTICATED ? 401 : 403, true,
+           err_msg(e), NULL);
+    else
+      serve(h, c, rt, name, name_len);
+    err_free(e);
   } else {
     serve(h, c, rt, name, name_len);
   }
@@ -259,6 +270,8 @@ mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   h->master_address = xstrdup(o->master_address ? o->master_address : "");
   h->now_us = o->now_us;
   h->now_ctx = o->now_ctx;
+  h->authorize = o->authorize;
+  h->authorize_ctx = o->authorize_ctx;
   h->start_us = o->start_us ? o->start_us : now_of(h);
 
   httpd_opts ho;

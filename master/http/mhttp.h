@@ -60,6 +60,13 @@ typedef struct mhttp_opts {
    * env_now_micros (tests that drive the core's time pass their own). */
   uint64_t (*now_us)(void *ctx);
   void *now_ctx;
+  /* Decides whether a request for the API (/api/..., which shows keys)
+   * may be answered, given its Authorization header (NULL when absent):
+   * NULL = yes, else why not (UNAUTHENTICATED: 401, others: 403). NULL
+   * function = everything is open. /healthz, /metrics and the page's
+   * static files are always open. docs/security.md. */
+  mica_err *(*authorize)(void *ctx, const char *authorization);
+  void *authorize_ctx;
 } mhttp_opts;
 
 /* Fills `o` with the defaults above. */

@@ -45,6 +45,18 @@ static void usage(FILE *f) {
 "  --cluster-name NAME     the cluster's name, shown on the status page and\n"
 "                          reported to tools (default: none; the page says\n"
 "                          'mica')\n"
+"  --cluster-secret-file PATH  the cluster secret (64 hex digits, mode\n"
+"                          0600) shared by masters and tablet servers\n"
+"                          (default: DIR/cluster.secret, created when\n"
+"                          missing; docs/security.md)\n"
+"  --tokens PATH           client tokens and roles, one \"TOKEN IDENTITY\n"
+"                          read|write|admin\" per line (default: none,\n"
+"                          client calls are open; docs/security.md)\n"
+"  --tls-cert PATH, --tls-key PATH  serve TLS with this PEM certificate\n"
+"                          and key (tools/mica-certs makes development ones)\n"
+"  --tls-ca PATH           CA that tablet servers' certificates chain to\n"
+"                          (required with --tls-cert)\n"
+"  --insecure              allow plaintext on a non-loopback address\n"
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
@@ -167,7 +179,8 @@ enum {
   F_SPLIT, F_BALANCER, F_BAND, F_BAL_MIN, F_MAX_MOVES, F_MERGE,
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
-  F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_HELP
+  F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
+  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -195,6 +208,12 @@ static const struct option longopts[] = {
     {"zk-session-ms", required_argument, NULL, F_ZK_SESSION},
     {"max-split-keys", required_argument, NULL, F_MAX_SPLIT_KEYS},
     {"max-opens", required_argument, NULL, F_MAX_OPENS},
+    {"cluster-secret-file", required_argument, NULL, F_SECRET_FILE},
+    {"tokens", required_argument, NULL, F_TOKENS},
+    {"tls-cert", required_argument, NULL, F_TLS_CERT},
+    {"tls-key", required_argument, NULL, F_TLS_KEY},
+    {"tls-ca", required_argument, NULL, F_TLS_CA},
+    {"insecure", no_argument, NULL, F_INSECURE},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -306,6 +325,7 @@ int main(int argc, char **argv) {
   msrv_options_init(&o);
   const char *address_file = NULL;
   const char *http_listen = NULL, *http_address_file = NULL;
+  bool insecure = false;
   const char *zk = NULL;
   int zk_session_ms = 10000;
   zk_role z = {0};
@@ -398,6 +418,18 @@ int main(int argc, char **argv) {
         o.cluster_name = optarg;
         break;
       case F_ZK: zk = optarg; break;
+      case F_SECRET_FILE:
+        if (optarg[0] == '\0') return bad_flag(name, optarg);
+        o.secret_file = optarg;
+        break;
+      case F_TLS_CERT: o.tls.cert_file = optarg; break;
+      case F_TLS_KEY: o.tls.key_file = optarg; break;
+      case F_TLS_CA: o.tls.ca_file = optarg; break;
+      case F_INSECURE: insecure = true; break;
+      case F_TOKENS:
+        if (optarg[0] == '\0') return bad_flag(name, optarg);
+        o.tokens_file = optarg;
+        break;
       case F_ZK_SESSION:
         if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
           return bad_flag(name, optarg);
@@ -430,7 +462,29 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if ((o.tls.cert_file != NULL) != (o.tls.key_file != NULL) ||
+      (o.tls.cert_file != NULL) != (o.tls.ca_file != NULL)) {
+    fprintf(stderr, "mica-master: --tls-cert, --tls-key and --tls-ca go "
+            "together\n\n");
+    usage(stderr);
+    return 2;
+  }
+  {
+    /* The status page has no TLS yet: off loopback it is plaintext. */
+    mica_err *pe = rpc_check_plaintext("--listen", o.listen,
+                                       o.tls.cert_file != NULL, insecure);
+    if (pe == NULL)
+      pe = rpc_check_plaintext("--http-listen", http_listen, false, insecure);
+    if (pe != NULL) {
+      fprintf(stderr, "mica-master: cannot start: %s: %s\n",
+              mica_code_name(err_code(pe)), err_msg(pe));
+      err_free(pe);
+      return 1;
+    }
+  }
   log_set_name("master");
+  if (insecure)
+    LOG_W("--insecure: plaintext allowed on non-loopback addresses");
 
   /* Whichever thread a stop signal lands on (libraries start threads with
    * their own signal masks), the handler only posts the semaphore that the
@@ -501,6 +555,8 @@ int main(int argc, char **argv) {
   ho.listen = http_listen;
   ho.master_address = msrv_address(s);
   ho.cluster_name = o.cluster_name;
+  ho.authorize = msrv_authorize_read;
+  ho.authorize_ctx = s;
   mhttp *http = NULL;
   err = mhttp_start(&ho, msrv_core(s), &http);
   if (err == NULL) msrv_set_http_address(s, mhttp_address(http));

@@ -649,6 +649,7 @@ static void h_register(rpc_call *call, const void *req,
     resp.n_close_tablets = rp.n_close;
     resp.split_threshold_bytes = s->opt.split_threshold_bytes;
     resp.master_epoch = s->opt.master_epoch;
+    resp.access = &s->access_wire;
     LOG_I("server %" PRIu64 " registered at %s reporting %zu tablets (%zu "
           "to close)", rp.server_id, r->address, r->n_tablets, rp.n_close);
   } else {
@@ -690,6 +691,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
       x->merged = route_msg(a, &rp.merged[i].merged);
     }
     resp.n_merged = rp.n_merged;
+    resp.access = &s->access_wire;
   }
   rpc_call_reply(call, &resp);
   arena_free(a);
@@ -746,19 +748,93 @@ void msrv_options_init(msrv_options *o) {
   o->wait_timeout_ms = 60 * 1000;
 }
 
+/* ---- admin actions: recorded with who asked (docs/security.md) ---- */
+
+static const struct {
+  const rpc_method *m;
+  rpc_handler_fn fn;
+} admin_fns[] = {
+    {&rpc_m_master_create_table, h_create_table},
+    {&rpc_m_master_drop_table, h_drop_table},
+    {&rpc_m_master_split_tablet, h_split},
+    {&rpc_m_master_move_tablet, h_move},
+    {&rpc_m_master_merge_tablets, h_merge},
+    {&rpc_m_master_balance, h_balance},
+    {&rpc_m_master_configure, h_configure},
+};
+
+static void h_admin(rpc_call *call, const void *req, void *ctx) {
+  msrv *s = ctx;
+  const rpc_method *m = rpc_call_method(call);
+  char what[160];
+  const char *name = strrchr(m->path, '/') + 1;
+  if (m == &rpc_m_master_create_table)
+    snprintf(what, sizeof what, "%s %s", name,
+             ((const rpc_create_table_request *)req)->name);
+  else if (m == &rpc_m_master_drop_table)
+    snprintf(what, sizeof what, "%s %s", name,
+             ((const rpc_drop_table_request *)req)->name);
+  else if (m == &rpc_m_master_split_tablet)
+    snprintf(what, sizeof what, "%s of tablet %" PRIu64, name,
+             ((const rpc_split_tablet_request *)req)->tablet_id);
+  else if (m == &rpc_m_master_move_tablet)
+    snprintf(what, sizeof what, "%s of tablet %" PRIu64, name,
+             ((const rpc_move_tablet_request *)req)->tablet_id);
+  else
+    snprintf(what, sizeof what, "%s", name);
+  const char *who = rpc_call_identity(call);
+  ms_audit(s->core, who, what);
+  for (size_t i = 0; i < sizeof admin_fns / sizeof admin_fns[0]; i++)
+    if (admin_fns[i].m == m) {
+      admin_fns[i].fn(call, req, ctx);
+      return;
+    }
+}
+
+/* The cluster secret, the token table and the checker built from them. */
+static mica_err *auth_setup(msrv *s) {
+  mica_err *err;
+  if (s->opt.secret_file != NULL) {
+    err = rpc_secret_read(s->opt.secret_file, &s->secret);
+  } else {
+    bool created = false;
+    err = rpc_secret_load_or_create(s->root, &s->secret, &created);
+    if (err == NULL && created)
+      LOG_I("created the cluster secret %s/%s (mode 0600)", s->root,
+            RPC_SECRET_FILE);
+  }
+  if (err == NULL && s->opt.tokens_file != NULL) {
+    err = rpc_access_load(s->opt.tokens_file, &s->access);
+    if (err == NULL)
+      LOG_I("client tokens required: %zu grants from %s", s->access->n,
+            s->opt.tokens_file);
+  }
+  if (err != NULL) return err;
+  if (s->access == NULL) {
+    s->access = xcalloc(1, sizeof *s->access); /* enabled = false: open */
+    LOG_I("no --tokens file: client calls are open (cluster membership is "
+          "still required of servers)");
+  }
+  rpc_access_to_wire(s->access, &s->access_wire);
+  rpc_access *copy;
+  err = rpc_access_from_wire(&s->access_wire, &copy);
+  if (err == NULL) s->auth = rpc_auth_new(&s->secret, copy);
+  return err;
+}
+
 static mica_err *register_handlers(msrv *s) {
   const rpc_handler h[] = {
-      {&rpc_m_master_create_table, h_create_table, s, RPC_OFFLOAD},
-      {&rpc_m_master_drop_table, h_drop_table, s, RPC_OFFLOAD},
+      {&rpc_m_master_create_table, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_drop_table, h_admin, s, RPC_OFFLOAD},
       {&rpc_m_master_list_tables, h_list_tables, s, 0},
       {&rpc_m_master_lookup_tablets, h_lookup, s, 0},
       {&rpc_m_master_list_tablets, h_list_tablets, s, 0},
       {&rpc_m_master_list_servers, h_list_servers, s, 0},
-      {&rpc_m_master_split_tablet, h_split, s, RPC_OFFLOAD},
-      {&rpc_m_master_move_tablet, h_move, s, RPC_OFFLOAD},
-      {&rpc_m_master_merge_tablets, h_merge, s, RPC_OFFLOAD},
-      {&rpc_m_master_balance, h_balance, s, RPC_OFFLOAD},
-      {&rpc_m_master_configure, h_configure, s, RPC_OFFLOAD},
+      {&rpc_m_master_split_tablet, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_move_tablet, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_merge_tablets, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_balance, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_configure, h_admin, s, RPC_OFFLOAD},
       {&rpc_m_master_list_events, h_events, s, 0},
       {&rpc_m_master_register_server, h_register, s, RPC_OFFLOAD},
       {&rpc_m_master_heartbeat, h_heartbeat, s, RPC_OFFLOAD},
@@ -787,9 +863,14 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   mica_err *err = ms_open(&s->opt.core, msrv_now(s), &s->core);
   if (err == NULL && (o->balancer || o->merges))
     err = ms_configure(s->core, o->balancer, o->merges, NULL, NULL);
+  if (err == NULL) err = auth_setup(s);
   rpc_server_opts ro = {0};
   ro.listen = o->listen;
   ro.threads = o->rpc_threads;
+  ro.auth = s->auth;
+  rpc_tls serve_tls = {o->tls.cert_file, o->tls.key_file, o->tls.ca_file,
+                       false};
+  if (o->tls.cert_file != NULL) ro.tls = &serve_tls;
   if (err == NULL) err = rpc_server_new(&ro, &s->rpc);
   if (err == NULL) err = register_handlers(s);
   if (err == NULL) err = msrv_loop_start(s);
@@ -819,6 +900,13 @@ void msrv_set_http_address(msrv *s, const char *address) {
 
 ms *msrv_core(msrv *s) { return s->core; }
 
+mica_err *msrv_authorize_read(void *msrv_ptr, const char *authorization) {
+  msrv *s = msrv_ptr;
+  rpc_identity id;
+  return rpc_auth_check_http(s->auth, "the status API", authorization,
+                             RPC_ROLE_READ, &id);
+}
+
 void msrv_stop(msrv *s) {
   if (s == NULL) return;
   pthread_mutex_lock(&s->mu);
@@ -832,6 +920,9 @@ void msrv_stop(msrv *s) {
   msrv_loop_stop(s);
   for (size_t i = 0; i < s->n_chans; i++) rpc_channel_free(s->chans[i]);
   free(s->chans);
+  rpc_auth_free(s->auth);
+  rpc_access_wire_free(&s->access_wire);
+  rpc_access_free(s->access);
   ms_close(s->core);
   pthread_cond_destroy(&s->progress_cv);
   pthread_cond_destroy(&s->kick_cv);

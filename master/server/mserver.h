@@ -29,6 +29,7 @@
 
 #include "common/err.h"
 #include "master/state.h"
+#include "proto/rpc.h"
 
 typedef struct msrv msrv;
 
@@ -54,6 +55,16 @@ typedef struct msrv_options {
    * server (docs/ha.md, "Fencing the tablet servers"): the election's with
    * --zk; 0 without. */
   uint64_t master_epoch;
+  /* docs/security.md. The cluster secret file; NULL = <data root>/
+   * cluster.secret, created when missing. */
+  const char *secret_file;
+  /* The tokens file; NULL = client calls are open (membership is still
+   * required of servers). */
+  const char *tokens_file;
+  /* TLS (docs/security.md): serve with tls.cert_file/key_file when set,
+   * and call tablet servers verifying them against tls.ca_file, presenting
+   * the same certificate. All NULL = plaintext. */
+  rpc_tls tls;
 } msrv_options;
 
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */
@@ -79,6 +90,11 @@ void msrv_set_http_address(msrv *s, const char *address);
  * STALE_MASTER: a newer master exists, and this one must stop acting
  * (mica-master exits 3). Thread-safe. */
 bool msrv_deposed(msrv *s);
+/* Whether an HTTP request with Authorization header `authorization` (NULL
+ * when absent) may read the status API: NULL when yes (the tokens file
+ * allows it, or there is none), else UNAUTHENTICATED or PERMISSION_DENIED
+ * naming the missing role. For mhttp_opts.authorize. */
+mica_err *msrv_authorize_read(void *msrv_ptr, const char *authorization);
 
 /* The core, for tools and tests in the same process; valid until
  * msrv_stop. */

@@ -94,7 +94,9 @@ mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out) {
       return NULL;
     }
   rpc_channel *ch;
-  mica_err *err = rpc_channel_new(address, NULL, &ch);
+  rpc_channel_opts co = {.member = &s->secret};
+  if (s->opt.tls.ca_file != NULL) co.tls = &s->opt.tls;
+  mica_err *err = rpc_channel_new(address, &co, &ch);
   if (err == NULL) {
     s->chans = xrealloc(s->chans, (s->n_chans + 1) * sizeof(*s->chans));
     s->chans[s->n_chans++] = ch;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "master/server/mserver.h"
+#include "proto/auth.h"
 #include "proto/route.h"
 #include "proto/rpc.h"
 
@@ -22,6 +23,10 @@ struct msrv {
   char *root;
   ms *core;         /* thread-safe on its own */
   rpc_server *rpc;
+  rpc_secret secret;  /* the cluster secret: signs calls to servers */
+  rpc_auth *auth;     /* checks every call to this master */
+  rpc_access *access; /* the tokens file; NULL = client calls are open */
+  rpc_access_table access_wire; /* what register/heartbeat replies carry */
   char *cluster_name;     /* opt.cluster_name points at it; "" = none */
   uint64_t start_wall_ms; /* when msrv_start began, ms since the epoch */
 

@@ -17,6 +17,7 @@
 #include "common/env.h"
 #include "common/log.h"
 #include "sstable/sstable.h"
+#include "proto/rpc.h"
 #include "tabletserver/server/ts.h"
 
 static const char usage_text[] =
@@ -68,6 +69,14 @@ static const char usage_text[] =
     "                           how SSTable data blocks are compressed\n"
     "                           (default lz4; files written under another\n"
     "                           setting stay readable)\n"
+    "  --cluster-secret-file PATH  the cluster secret shared with the master\n"
+    "                           (default DIR/cluster.secret, created when\n"
+    "                           missing; docs/security.md)\n"
+    "  --tls-cert PATH, --tls-key PATH  serve TLS with this PEM certificate\n"
+    "                           and key, also shown to the master\n"
+    "  --tls-ca PATH            CA the master's certificate chains to\n"
+    "                           (required with --tls-cert)\n"
+    "  --insecure               allow plaintext on a non-loopback address\n"
     "  --help                   this text\n"
     "\n"
     "example:\n"
@@ -129,6 +138,7 @@ static mica_err *write_address(const char *flag, const char *path,
 int main(int argc, char **argv) {
   ts_config c;
   ts_config_init(&c);
+  bool insecure = false;
   const char *address_file = NULL, *http_address_file = NULL;
   log_set_name("tserver");
 
@@ -139,6 +149,10 @@ int main(int argc, char **argv) {
       return 0;
     }
     if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
+    if (strcmp(a, "--insecure") == 0) {
+      insecure = true;
+      continue;
+    }
     char name[64];
     const char *val = NULL;
     const char *eq = strchr(a, '=');
@@ -158,7 +172,8 @@ int main(int argc, char **argv) {
         "--memory-budget", "--block-cache", "--memtable-size",
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
         "--background-threads", "--reserve-space", "--compression",
-        "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout"};
+        "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
+        "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -204,6 +219,15 @@ int main(int argc, char **argv) {
       if (!parse_int(val, 256, &v))
         usage_error("--threads: '%s' is not a number in 0..256", val);
       c.threads = (int)v;
+    } else if (strcmp(name, "--tls-cert") == 0) {
+      c.tls.cert_file = val;
+    } else if (strcmp(name, "--tls-key") == 0) {
+      c.tls.key_file = val;
+    } else if (strcmp(name, "--tls-ca") == 0) {
+      c.tls.ca_file = val;
+    } else if (strcmp(name, "--cluster-secret-file") == 0) {
+      if (val[0] == '\0') usage_error("--cluster-secret-file: empty path '%s'", val);
+      c.secret_file = val;
     } else if (strcmp(name, "--reserve-space") == 0) {
       size_t n = strlen(val);
       if (n > 1 && val[n - 1] == '%') {
@@ -253,6 +277,18 @@ int main(int argc, char **argv) {
     }
   }
   if (c.data_dir == NULL) usage_error("%s", "--data-dir is required");
+  if ((c.tls.cert_file != NULL) != (c.tls.key_file != NULL) ||
+      (c.tls.cert_file != NULL) != (c.tls.ca_file != NULL))
+    usage_error("%s", "--tls-cert, --tls-key and --tls-ca go together");
+  {
+    /* /metrics and /healthz have no TLS yet. */
+    mica_err *pe = rpc_check_plaintext("--listen", c.listen,
+                                       c.tls.cert_file != NULL, insecure);
+    if (pe == NULL)
+      pe = rpc_check_plaintext("--http-listen", c.http_listen, false,
+                               insecure);
+    if (pe != NULL) usage_error("%s", err_msg(pe));
+  }
   if (c.heartbeat_ms >= c.lease_ms)
     usage_error("%s", "--heartbeat-ms must be below --lease-ms");
 

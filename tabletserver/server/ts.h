@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "proto/rpc.h"
 
 typedef struct ts_config {
   const char *listen;        /* "host:port"; NULL = "127.0.0.1:0" */
@@ -66,6 +67,13 @@ typedef struct ts_config {
    * CPU for smaller files. Files written with any setting stay readable
    * under any other, since every block records its own compression. */
   int compression;
+  /* The cluster secret file (docs/security.md); NULL = <data_dir>/
+   * cluster.secret, created when missing. */
+  const char *secret_file;
+  /* TLS (docs/security.md): serve with tls.cert_file/key_file when set,
+   * and call the master verifying it against tls.ca_file, presenting the
+   * same certificate. All NULL = plaintext. */
+  rpc_tls tls;
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split

@@ -29,6 +29,7 @@
 
 #include "common/env.h"
 #include "common/slice.h"
+#include "proto/auth.h"
 #include "proto/route.h"
 #include "proto/rpc.h"
 #include "tabletserver/resources.h"
@@ -105,6 +106,9 @@ struct ts_server {
   rpc_server *rpc;
   struct ts_mlink *master_ch; /* the master(s) (ts_master.c); NULL when
                                 standalone */
+  rpc_secret secret;      /* the cluster secret: signs calls to the master */
+  rpc_auth *auth;         /* checks every call; its client table comes from
+                             the master (pending until the first reply) */
   char *tablets_dir;      /* <data_dir>/tablets */
   ts_obs obs;             /* counters and the HTTP side (ts_http.h) */
 

@@ -84,7 +84,10 @@ static mica_err *master_call(ts_server *s, const rpc_method *m,
     if (strcmp(l->chans[i].addr, addr) == 0) ch = l->chans[i].ch;
   mica_err *e = NULL;
   if (ch == NULL) {
-    e = rpc_channel_new(addr, NULL, &ch);
+    /* Calls to the master carry this server's membership proof. */
+    rpc_channel_opts co = {.member = &s->secret};
+    if (s->cfg.tls.ca_file != NULL) co.tls = &s->cfg.tls;
+    e = rpc_channel_new(addr, &co, &ch);
     if (e == NULL) {
       l->chans = xrealloc(l->chans, (l->n + 1) * sizeof(*l->chans));
       l->chans[l->n].addr = xstrdup(addr);
@@ -108,6 +111,8 @@ static mica_err *master_call(ts_server *s, const rpc_method *m,
   err_free(st);
   return e;
 }
+
+static void learn_access(ts_server *s, const rpc_access_table *w);
 
 /* The reports of every serving tablet. Caller frees with free_reports. */
 typedef struct reports {
@@ -232,6 +237,7 @@ static bool do_register(ts_server *s) {
               resp->split_threshold_bytes)
         LOG_I("split threshold set by the master: %" PRIu64 " bytes",
               resp->split_threshold_bytes);
+      learn_access(s, resp->access);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       renew_lease(s, sent, resp->lease_ms);
       ok = true;
@@ -249,6 +255,21 @@ static bool do_register(ts_server *s) {
   }
   rpc_msg_free(m);
   return ok;
+}
+
+/* Installs the client access table the master sent (absent: the master
+ * enforces no tokens, so client calls are open). */
+static void learn_access(ts_server *s, const rpc_access_table *w) {
+  static const rpc_access_table open_table;
+  rpc_access *a = NULL;
+  mica_err *e = rpc_access_from_wire(w != NULL ? w : &open_table, &a);
+  if (e != NULL) {
+    LOG_W("master's access table refused (the previous one stays): %s",
+          err_msg(e));
+    err_free(e);
+    return;
+  }
+  rpc_auth_set_access(s->auth, a);
 }
 
 /* Records where merge inputs this server closed went (the master tells
@@ -295,6 +316,7 @@ static bool do_heartbeat(ts_server *s) {
             NULL)
       mzk_locator_failed(s->master_ch->loc, addr, e);
     if (e == NULL) {
+      learn_access(s, resp->access);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
       renew_lease(s, sent, resp->lease_ms);

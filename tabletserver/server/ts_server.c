@@ -34,6 +34,27 @@ void ts_config_init(ts_config *c) {
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
 
+/* The cluster secret and the checker (docs/security.md). With a master,
+ * client calls wait for the master's access table; standalone they are
+ * open (there is no tokens file to follow). */
+static mica_err *ts_auth_setup(ts_server *s) {
+  mica_err *e;
+  if (s->cfg.secret_file != NULL) {
+    e = rpc_secret_read(s->cfg.secret_file, &s->secret);
+  } else {
+    bool created = false;
+    e = rpc_secret_load_or_create(s->cfg.data_dir, &s->secret, &created);
+    if (e == NULL && created)
+      LOG_I("created the cluster secret %s/%s (mode 0600)", s->cfg.data_dir,
+            RPC_SECRET_FILE);
+  }
+  if (e != NULL) return e;
+  rpc_access *initial =
+      s->cfg.master != NULL ? NULL : xcalloc(1, sizeof *initial);
+  s->auth = rpc_auth_new(&s->secret, initial);
+  return NULL;
+}
+
 mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   *out = NULL;
   if (c->data_dir == NULL || c->data_dir[0] == '\0')
@@ -56,6 +77,10 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   s->cfg.listen = dup_or_null(c->listen ? c->listen : "127.0.0.1:0");
   s->cfg.data_dir = xstrdup(c->data_dir);
   s->cfg.master = c->master && c->master[0] ? xstrdup(c->master) : NULL;
+  s->cfg.secret_file = dup_or_null(c->secret_file);
+  s->cfg.tls.cert_file = dup_or_null(c->tls.cert_file);
+  s->cfg.tls.key_file = dup_or_null(c->tls.key_file);
+  s->cfg.tls.ca_file = dup_or_null(c->tls.ca_file);
   s->cfg.http_listen = xstrdup(c->http_listen ? c->http_listen
                                               : "127.0.0.1:0");
   s->e = env_posix();
@@ -93,9 +118,14 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     ro.reserve_percent = c->reserve_percent;
     e = res_new(s->e, &ro, &s->res);
   }
+  if (e == NULL) e = ts_auth_setup(s);
   if (e == NULL) {
     rpc_server_opts o;
     memset(&o, 0, sizeof(o));
+    o.auth = s->auth;
+    rpc_tls serve_tls = {s->cfg.tls.cert_file, s->cfg.tls.key_file,
+                         s->cfg.tls.ca_file, false};
+    if (s->cfg.tls.cert_file != NULL) o.tls = &serve_tls;
     o.listen = s->cfg.listen;
     o.threads = c->threads;
     o.max_streams = c->max_streams;
@@ -165,6 +195,7 @@ mica_err *ts_server_stop(ts_server *s) {
   pthread_mutex_unlock(&s->admin_mu);
   res_free(s->res);
   ts_master_link_free(s);
+  rpc_auth_free(s->auth);
   for (size_t i = 0; i < s->ngone; i++) {
     rpc_route_clear(&s->gone[i].left);
     rpc_route_clear(&s->gone[i].right);
@@ -177,6 +208,10 @@ mica_err *ts_server_stop(ts_server *s) {
   free((char *)s->cfg.data_dir);
   free((char *)s->cfg.master);
   free((char *)s->cfg.http_listen);
+  free((char *)s->cfg.secret_file);
+  free((char *)s->cfg.tls.cert_file);
+  free((char *)s->cfg.tls.key_file);
+  free((char *)s->cfg.tls.ca_file);
   ts_obs_destroy(s);
   pthread_mutex_destroy(&s->admin_mu);
   pthread_mutex_destroy(&s->mu);

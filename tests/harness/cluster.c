@@ -7,6 +7,7 @@
  * after every start, stop and kill (sync_slot), so the master calls below
  * can read them as plain fields. */
 #include "tests/harness/cluster.h"
+#include "tests/harness/member.h"
 
 #include <pthread.h>
 #include <inttypes.h>
@@ -49,6 +50,9 @@ struct cluster {
   pthread_mutex_t ch_mu; /* guards chans and master_ch */
   rpc_channel **chans;
   size_t n_chans;
+  char tls_cert[1100], tls_key[1100], tls_ca[1100];
+  rpc_tls tls;
+  bool tls_on;
 };
 
 void cl_options_init(cl_options *o) {
@@ -84,6 +88,15 @@ static void num_flag(num_flags *f, const char *flag, uint64_t v) {
   f->v[f->n] = NULL;
 }
 
+/* The TLS flags of every process when the cluster is TLS. */
+static void tls_flags(cluster *c, num_flags *f) {
+  if (!c->tls_on) return;
+  const char *pairs[] = {"--tls-cert", c->tls_cert, "--tls-key", c->tls_key,
+                         "--tls-ca", c->tls_ca};
+  for (size_t i = 0; i < 6; i++) f->v[f->n++] = pairs[i];
+  f->v[f->n] = NULL;
+}
+
 static mica_err *start_slot(cluster *c, proc *p, const char *prog,
                             const char *listen, const char *master, bool http,
                             const num_flags *f, const char *const *user) {
@@ -103,6 +116,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
   num_flag(&f, "--lease-ms", c->opt.lease_ms);
   num_flag(&f, "--lease-margin-ms", c->opt.lease_margin_ms);
   num_flag(&f, "--heartbeat-ms", c->opt.heartbeat_ms);
+  tls_flags(c, &f);
   mica_err *err = start_slot(c, &c->master, "mica-master", listen, NULL, true,
                              &f, c->opt.master_args);
   if (err) return err;
@@ -110,7 +124,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
    * old one in one step, and the old one lives on until cl_free for the
    * calls still using it. */
   rpc_channel *ch;
-  err = rpc_channel_new(c->master.address, NULL, &ch);
+  err = th_member_channel(c->master.address, c->root, cl_tls(c), &ch);
   if (err) return err;
   pthread_mutex_lock(&c->ch_mu);
   if (c->master_ch) {
@@ -127,6 +141,7 @@ static mica_err *start_tserver(cluster *c, int i) {
   num_flags f = {0};
   if (c->opt.split_threshold)
     num_flag(&f, "--split-threshold", c->opt.split_threshold);
+  tls_flags(c, &f);
   c->ts_id[i] = 0;
   return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,
                     false, &f, c->opt.tserver_args);
@@ -205,6 +220,13 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
   size_t n = strlen(c->root) + 8;
   c->logs = xmalloc(n);
   snprintf(c->logs, n, "%s/logs", c->root);
+  if (o->tls_dir != NULL) {
+    c->tls_on = true;
+    snprintf(c->tls_cert, sizeof c->tls_cert, "%s/server.pem", o->tls_dir);
+    snprintf(c->tls_key, sizeof c->tls_key, "%s/server.key", o->tls_dir);
+    snprintf(c->tls_ca, sizeof c->tls_ca, "%s/ca.pem", o->tls_dir);
+    c->tls = (rpc_tls){c->tls_cert, c->tls_key, c->tls_ca};
+  }
   init_slot(&c->master, "master", 0);
   err = env_mkdirs(env_posix(), c->logs);
   if (err == NULL) err = start_master(c, "127.0.0.1:0");
@@ -256,6 +278,8 @@ int cl_suite_stop(cluster **c) {
 }
 
 const char *cl_data_root(const cluster *c) { return c->root; }
+
+const rpc_tls *cl_tls(const cluster *c) { return c->tls_on ? &c->tls : NULL; }
 const char *cl_master_address(const cluster *c) { return c->master.address; }
 const char *cl_master_http_address(const cluster *c) {
   return c->master.node.http_address ? c->master.node.http_address : "";
@@ -370,7 +394,7 @@ rpc_channel *cl_channel(cluster *c, const char *address) {
     if (strcmp(rpc_channel_address(c->chans[i]), address) == 0)
       ch = c->chans[i];
   if (ch == NULL) {
-    mica_err *err = rpc_channel_new(address, NULL, &ch);
+    mica_err *err = th_member_channel(address, c->root, cl_tls(c), &ch);
     if (err) {
       fprintf(stderr, "cl_channel %s: %s\n", address, err_msg(err));
       err_free(err);

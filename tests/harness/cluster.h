@@ -51,6 +51,10 @@ typedef struct cl_options {
   const char *const *master_args;
   const char *const *tserver_args;
   int start_timeout_ms;      /* wait for registration (default 30000) */
+  /* A directory made by tools/mica-certs: every process serves TLS with
+   * server.pem/server.key and trusts ca.pem, and so do the harness's
+   * channels. NULL = plaintext. */
+  const char *tls_dir;
 } cl_options;
 
 /* Fills `o` with the defaults above. */
@@ -73,6 +77,9 @@ int cl_suite_start(const cl_options *o, cluster **c);
 int cl_suite_stop(cluster **c);
 
 const char *cl_data_root(const cluster *c);
+/* The TLS files clients of this cluster need (NULL when plaintext): ca
+ * is the CA file. */
+const rpc_tls *cl_tls(const cluster *c);
 const char *cl_master_address(const cluster *c);
 /* The master's HTTP status server (status page, /api/..., /metrics). */
 const char *cl_master_http_address(const cluster *c);

@@ -60,7 +60,8 @@ declare -A pid
 start_master() {
   "$netns" exec "$bed" "$1" "$bin/mica-master" --data-dir "$tmp/data" \
     --listen "$("$netns" addr "$bed" "$1"):7000" --zk "$connect/mica" \
-    --zk-session-ms "$session_ms" >"$tmp/m$1.out" 2>"$tmp/m$1.err" &
+    --zk-session-ms "$session_ms" --insecure \
+    >"$tmp/m$1.out" 2>"$tmp/m$1.err" &
   pid[$1]=$!
 }
 start_master 2

@@ -28,6 +28,8 @@ typedef struct bk_config {
   const char *table;     /* mica, postgres: the table; etcd: a key prefix
                             "table/" */
   int64_t timeout_ms;    /* per call, retries included */
+  const char *token;     /* mica: bearer token; NULL = none */
+  const char *tls_ca;    /* mica: TLS trusting this CA; NULL = plaintext */
 } bk_config;
 
 typedef struct backend {

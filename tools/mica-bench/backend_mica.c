@@ -83,6 +83,8 @@ mica_err *bk_mica_open(const bk_config *cfg, backend *out) {
   mica_options o;
   mica_options_init(&o);
   if (cfg->timeout_ms > 0) o.deadline_ms = cfg->timeout_ms;
+  o.token = cfg->token;
+  o.tls_ca = cfg->tls_ca;
   mica_client *c = NULL;
   int rc = mica_open(cfg->address, &o, &c);
   if (rc != MICA_OK) return mica_fail(rc, "open");

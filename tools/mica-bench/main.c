@@ -100,6 +100,8 @@ typedef struct config {
   const workload *w;
   const char *backend;
   const char *address;
+  const char *token; /* --token or $MICA_TOKEN (mica backend) */
+  const char *tls_ca; /* --ca or $MICA_CA (mica backend); NULL = plaintext */
   const char *table;
   uint64_t records;
   uint64_t ops;
@@ -138,6 +140,8 @@ static void usage(FILE *f) {
           "                      (default a)\n"
           "  --backend B         mica, etcd or postgres (default mica)\n"
           "  --master HOST:PORT  Mica master (default $MICA_MASTER, else %s)\n"
+          "  --token TOKEN       Mica bearer token (default $MICA_TOKEN)\n"
+          "  --ca PATH           Mica over TLS, trusting this CA (default $MICA_CA)\n"
           "  --etcd HOST:PORT    etcd server; implies --backend etcd\n"
           "  --postgres CONNINFO PostgreSQL, a libpq connection string or URI; implies\n"
           "                      --backend postgres; one connection per thread, the\n"
@@ -207,7 +211,7 @@ static double parse_double(const char *flag, const char *v) {
 static const char *const value_flags[] = {
     "--workload", "--backend", "--master", "--etcd", "--postgres", "--table", "--records", "--ops",
     "--duration", "--threads", "--target", "--fields", "--field-length", "--max-scan",
-    "--tablets", "--timeout", "--seed", "--json"};
+    "--tablets", "--timeout", "--seed", "--json", "--token", "--ca"};
 
 static bool value_flag(const char *name) {
   for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
@@ -221,6 +225,10 @@ static void parse_args(int argc, char **argv, config *c) {
                 .table = "usertable", .records = 1000, .ops = 1000, .threads = 8, .fields = 10,
                 .field_len = 100, .max_scan = 100, .tablets = 1, .timeout_ms = 10000, .seed = 1,
                 .w = find_workload("a")};
+  const char *env_token = getenv("MICA_TOKEN");
+  if (env_token && *env_token) c->token = env_token;
+  const char *env_ca = getenv("MICA_CA");
+  if (env_ca && *env_ca) c->tls_ca = env_ca;
   const char *etcd = NULL, *postgres = NULL;
   bool have_phase = false;
   for (int i = 1; i < argc; i++) {
@@ -264,6 +272,10 @@ static void parse_args(int argc, char **argv, config *c) {
       c->backend = v;
     } else if (strcmp(name, "--master") == 0) {
       c->address = v;
+    } else if (strcmp(name, "--token") == 0) {
+      c->token = v;
+    } else if (strcmp(name, "--ca") == 0) {
+      c->tls_ca = v;
     } else if (strcmp(name, "--etcd") == 0) {
       etcd = v;
     } else if (strcmp(name, "--postgres") == 0) {
@@ -686,7 +698,8 @@ int main(int argc, char **argv) {
 
   run *r = xcalloc(1, sizeof *r);
   r->c = &c;
-  bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms};
+  bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms,
+                  .token = c.token, .tls_ca = c.tls_ca};
   mica_err *e = bk_open(c.backend, &bc, &r->bk);
   if (e) {
     fprintf(stderr, "mica-bench: %s %s: %s\n", c.backend, c.address, err_msg(e));

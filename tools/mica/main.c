@@ -39,6 +39,7 @@
 
 static const char *prog = "mica";
 static int64_t g_deadline_ms = 10000; /* --deadline */
+static const char *g_token;         /* --token or $MICA_TOKEN; NULL = none */
 
 enum fmt { FMT_TEXT, FMT_TSV, FMT_JSON };
 
@@ -81,6 +82,13 @@ static void main_usage(FILE *f) {
           "                      zk://HOST:PORT[,...]/chroot (the active master in\n"
           "                      ZooKeeper)\n"
           "  --deadline MS       time allowed per call, retries included (default 10000)\n"
+          "  --token TOKEN       bearer token for a cluster with a tokens file\n"
+          "                      (default $MICA_TOKEN; the variable keeps it out of\n"
+          "                      the process list; docs/security.md)\n"
+          "  --ca PATH           TLS: the CA the servers' certificates chain to\n"
+          "                      (default $MICA_CA; unset = plaintext)\n"
+          "  --cert PATH, --key PATH  TLS client certificate and key (default\n"
+          "                      $MICA_CERT, $MICA_KEY)\n"
           "  --help              this text; `mica COMMAND --help` for a command\n"
           "  --version           the version\n"
           "\n"
@@ -899,7 +907,7 @@ static int cmd_status(mica_client *c, int argc, char **argv) {
     }
     a.http = info->http_address;
   }
-  mstatus_opts o = {a.http, a.json, g_deadline_ms};
+  mstatus_opts o = {a.http, a.json, g_deadline_ms, g_token};
   rc = mstatus_run(&o, stdout, stderr);
   mica_free(info);
   return rc;
@@ -997,6 +1005,13 @@ static int run(int argc, char **argv) {
   const char *master = getenv("MICA_MASTER");
   if (master == NULL || *master == '\0') master = DEFAULT_MASTER;
   int64_t deadline = 10000;
+  const char *token = getenv("MICA_TOKEN");
+  if (token != NULL && *token == '\0') token = NULL;
+  const char *tls[3] = {getenv("MICA_CA"), getenv("MICA_CERT"),
+                        getenv("MICA_KEY")};
+  static const char *const tls_flag[3] = {"--ca", "--cert", "--key"};
+  for (int k = 0; k < 3; k++)
+    if (tls[k] != NULL && *tls[k] == '\0') tls[k] = NULL;
   /* gRPC's own diagnostics would bury the one line a failed command
    * prints; they show only when asked for with MICA_LOG_LEVEL. */
   if (getenv("MICA_LOG_LEVEL") == NULL) log_set_level(LOG_ERROR + 1);
@@ -1015,6 +1030,29 @@ static int run(int argc, char **argv) {
     }
     if (strncmp(a, "--master=", 9) == 0) {
       master = a + 9;
+      continue;
+    }
+    if (strncmp(a, "--token=", 8) == 0) {
+      token = a + 8;
+      continue;
+    }
+    bool tls_hit = false;
+    for (int k = 0; k < 3 && !tls_hit; k++) {
+      size_t fl = strlen(tls_flag[k]);
+      if (strncmp(a, tls_flag[k], fl) == 0 && a[fl] == '=') {
+        tls[k] = a + fl + 1;
+        tls_hit = true;
+      } else if (strcmp(a, tls_flag[k]) == 0) {
+        if (i + 1 >= argc)
+          return usage_error(NULL, "flag '%s' needs a value", a);
+        tls[k] = argv[++i];
+        tls_hit = true;
+      }
+    }
+    if (tls_hit) continue;
+    if (strcmp(a, "--token") == 0) {
+      if (i + 1 >= argc) return usage_error(NULL, "flag '%s' needs a value", a);
+      token = argv[++i];
       continue;
     }
     if (strncmp(a, "--deadline=", 11) == 0) {
@@ -1053,6 +1091,11 @@ static int run(int argc, char **argv) {
   mica_options o;
   mica_options_init(&o);
   o.deadline_ms = deadline;
+  o.token = token;
+  o.tls_ca = tls[0];
+  o.tls_cert = tls[1];
+  o.tls_key = tls[2];
+  g_token = token;
   mica_client *c = NULL;
   int code = mica_open(master, &o, &c);
   if (code != MICA_OK) {

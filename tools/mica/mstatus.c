@@ -40,8 +40,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
 
 /* GETs `url` into `out`; false with the reason in `why` unless the answer
  * is a complete 200. */
-static bool http_get(const char *url, int64_t timeout_ms, buf *out, char *why,
-                     size_t why_len) {
+static bool http_get(const char *url, int64_t timeout_ms, const char *token,
+                     buf *out, char *why, size_t why_len) {
   CURL *h = curl_easy_init();
   if (h == NULL) {
     snprintf(why, why_len, "libcurl cannot start a request");
@@ -63,6 +63,10 @@ static bool http_get(const char *url, int64_t timeout_ms, buf *out, char *why,
    * elsewhere. */
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "mica-cli");
+  if (token != NULL) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+    curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, token);
+  }
   CURLcode rc = curl_easy_perform(h);
   long code = 0;
   bool ok = false;
@@ -72,7 +76,13 @@ static bool http_get(const char *url, int64_t timeout_ms, buf *out, char *why,
     snprintf(why, why_len, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
   } else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK ||
              code != 200) {
-    snprintf(why, why_len, "HTTP status %ld (expected 200)", code);
+    if ((code == 401 || code == 403) && b.data.len > 0)
+      /* The master's refusal names the missing role (--token). */
+      snprintf(why, why_len, "HTTP status %ld: %.*s", code,
+               (int)(b.data.len > 300 ? 300 : b.data.len - 1),
+               (const char *)b.data.data);
+    else
+      snprintf(why, why_len, "HTTP status %ld (expected 200)", code);
   } else {
     ok = true;
   }
@@ -383,7 +393,8 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
   for (int i = 0; i < EP_N && rc == 0; i++) {
     snprintf(url[i], sizeof url[i], "http://%s/api/%s", o->http, ep_name[i]);
     char why[CURL_ERROR_SIZE + 64];
-    if (!http_get(url[i], o->timeout_ms, &text[i], why, sizeof why)) {
+    if (!http_get(url[i], o->timeout_ms, o->token, &text[i], why,
+                  sizeof why)) {
       fprintf(err, "mica: status: cannot read %s: %s\n", url[i], why);
       rc = 1;
       break;

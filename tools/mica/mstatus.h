@@ -24,6 +24,7 @@ typedef struct mstatus_opts {
   const char *http;   /* the master's HTTP "host:port" */
   bool json;          /* pass the JSON through instead of a summary */
   int64_t timeout_ms; /* per request, connecting included */
+  const char *token;  /* sent as a bearer token; NULL = none */
 } mstatus_opts;
 
 /* True when `addr` looks like "host:port" or "[v6]:port" with a port in

@@ -19,7 +19,7 @@ mica_err *tsh_start(const char *dir, const char *const *extra, tsh_proc *p) {
     err = err_new(MICA_INTERNAL, "address too long: %s", p->node.address);
   if (err == NULL) {
     snprintf(p->addr, sizeof(p->addr), "%s", p->node.address);
-    err = rpc_channel_new(p->addr, NULL, &p->ch);
+    err = th_member_channel(p->addr, dir, NULL, &p->ch);
   }
   if (err) th_node_clear(&p->node);
   return err;

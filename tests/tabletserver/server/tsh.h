@@ -18,6 +18,7 @@
 
 #include "common/slice.h"
 #include "proto/rpc.h"
+#include "tests/harness/member.h"
 #include "tests/harness/node.h"
 
 typedef struct tsh_proc {
