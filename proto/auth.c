@@ -2,6 +2,7 @@
  * auth.h). Cryptography is OpenSSL's: HMAC-SHA256, SHA-256 and
  * CRYPTO_memcmp; random bytes come from getrandom(2). */
 #include "proto/auth.h"
+#include "proto/limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,44 +35,61 @@ const char *rpc_role_name(rpc_role r) {
   return "none";
 }
 
+#define T RPC_SCOPE_TABLE
+#define C RPC_SCOPE_CLUSTER
+#define A RPC_SCOPE_ANY
 static const struct {
   const char *path;
   rpc_role role;
+  rpc_scope scope;
 } method_roles[] = {
-    {"/mica.v1.TabletServer/Get", RPC_ROLE_READ},
-    {"/mica.v1.TabletServer/MultiGet", RPC_ROLE_READ},
-    {"/mica.v1.TabletServer/Scan", RPC_ROLE_READ},
-    {"/mica.v1.TabletServer/TabletInfo", RPC_ROLE_READ},
-    {"/mica.v1.TabletServer/Put", RPC_ROLE_WRITE},
-    {"/mica.v1.TabletServer/Delete", RPC_ROLE_WRITE},
-    {"/mica.v1.TabletServer/Batch", RPC_ROLE_WRITE},
-    {"/mica.v1.TabletServer/OpenTablet", RPC_ROLE_MEMBER},
-    {"/mica.v1.TabletServer/CloseTablet", RPC_ROLE_MEMBER},
-    {"/mica.v1.TabletServer/SplitTablet", RPC_ROLE_MEMBER},
-    {"/mica.v1.Master/ListTables", RPC_ROLE_READ},
-    {"/mica.v1.Master/LookupTablets", RPC_ROLE_READ},
-    {"/mica.v1.Master/ListTablets", RPC_ROLE_READ},
-    {"/mica.v1.Master/ListServers", RPC_ROLE_READ},
-    {"/mica.v1.Master/ListEvents", RPC_ROLE_READ},
-    {"/mica.v1.Master/GetInfo", RPC_ROLE_READ},
-    {"/mica.v1.Master/CreateTable", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/DropTable", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/SplitTablet", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/MoveTablet", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/MergeTablets", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/Balance", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/Configure", RPC_ROLE_ADMIN},
-    {"/mica.v1.Master/RegisterServer", RPC_ROLE_MEMBER},
-    {"/mica.v1.Master/Heartbeat", RPC_ROLE_MEMBER},
-    {"/mica.v1.Master/ReportSplit", RPC_ROLE_MEMBER},
-    {"/mica.v1.Echo/Echo", RPC_ROLE_READ},
-    {"/mica.v1.Echo/EchoStream", RPC_ROLE_READ},
+    {"/mica.v1.TabletServer/Get", RPC_ROLE_READ, T},
+    {"/mica.v1.TabletServer/MultiGet", RPC_ROLE_READ, T},
+    {"/mica.v1.TabletServer/Scan", RPC_ROLE_READ, T},
+    {"/mica.v1.TabletServer/TabletInfo", RPC_ROLE_READ, T},
+    {"/mica.v1.TabletServer/Put", RPC_ROLE_WRITE, T},
+    {"/mica.v1.TabletServer/Delete", RPC_ROLE_WRITE, T},
+    {"/mica.v1.TabletServer/Batch", RPC_ROLE_WRITE, T},
+    {"/mica.v1.TabletServer/OpenTablet", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.TabletServer/CloseTablet", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.TabletServer/SplitTablet", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.Master/ListTables", RPC_ROLE_READ, A},
+    {"/mica.v1.Master/LookupTablets", RPC_ROLE_READ, T},
+    {"/mica.v1.Master/ListTablets", RPC_ROLE_READ, T},
+    {"/mica.v1.Master/ListServers", RPC_ROLE_READ, C},
+    {"/mica.v1.Master/ListEvents", RPC_ROLE_READ, C},
+    {"/mica.v1.Master/GetInfo", RPC_ROLE_READ, A},
+    {"/mica.v1.Master/CreateTable", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/DropTable", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/SplitTablet", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/MoveTablet", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/MergeTablets", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/Balance", RPC_ROLE_ADMIN, C},
+    {"/mica.v1.Master/Configure", RPC_ROLE_ADMIN, C},
+    {"/mica.v1.Master/RegisterServer", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.Master/Heartbeat", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.Master/ReportSplit", RPC_ROLE_MEMBER, C},
+    {"/mica.v1.Echo/Echo", RPC_ROLE_READ, A},
+    {"/mica.v1.Echo/EchoStream", RPC_ROLE_READ, A},
 };
+#undef T
+#undef C
+#undef A
+
+static int method_index(const char *path) {
+  for (size_t i = 0; i < sizeof method_roles / sizeof method_roles[0]; i++)
+    if (strcmp(method_roles[i].path, path) == 0) return (int)i;
+  return -1;
+}
 
 rpc_role rpc_path_role(const char *path) {
-  for (size_t i = 0; i < sizeof method_roles / sizeof method_roles[0]; i++)
-    if (strcmp(method_roles[i].path, path) == 0) return method_roles[i].role;
-  return RPC_ROLE_MEMBER;
+  int i = method_index(path);
+  return i >= 0 ? method_roles[i].role : RPC_ROLE_MEMBER;
+}
+
+rpc_scope rpc_path_scope(const char *path) {
+  int i = method_index(path);
+  return i >= 0 ? method_roles[i].scope : RPC_SCOPE_CLUSTER;
 }
 
 /* ---- the cluster secret ---- */
@@ -217,9 +235,16 @@ out:
 
 /* ---- tokens ---- */
 
+static void grant_clear(rpc_grant *g) {
+  free(g->identity);
+  free(g->cert);
+  for (size_t i = 0; i < g->ntables; i++) free(g->tables[i].table);
+  free(g->tables);
+}
+
 void rpc_access_free(rpc_access *a) {
   if (a == NULL) return;
-  for (size_t i = 0; i < a->n; i++) free(a->grants[i].identity);
+  for (size_t i = 0; i < a->n; i++) grant_clear(&a->grants[i]);
   free(a->grants);
   free(a);
 }
@@ -228,11 +253,144 @@ static void sha256(const void *p, size_t n, uint8_t out[32]) {
   SHA256(p, n, out);
 }
 
-static rpc_role role_parse(const char *s) {
-  if (strcmp(s, "read") == 0) return RPC_ROLE_READ;
-  if (strcmp(s, "write") == 0) return RPC_ROLE_WRITE;
-  if (strcmp(s, "admin") == 0) return RPC_ROLE_ADMIN;
+static rpc_role role_parse(const char *s, size_t n) {
+  if (n == 4 && memcmp(s, "read", 4) == 0) return RPC_ROLE_READ;
+  if (n == 5 && memcmp(s, "write", 5) == 0) return RPC_ROLE_WRITE;
+  if (n == 5 && memcmp(s, "admin", 5) == 0) return RPC_ROLE_ADMIN;
   return RPC_ROLE_NONE;
+}
+
+/* A table pattern: "*", a table name (1..MICA_MAX_TABLE_NAME of
+ * [A-Za-z0-9_.-], as the master accepts), or such a prefix then "*". */
+static bool pattern_valid(const char *p) {
+  size_t n = strlen(p);
+  if (n == 0 || n > MICA_MAX_TABLE_NAME) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-' ||
+              (c == '*' && i == n - 1);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static bool pattern_match(const char *pat, const char *table) {
+  size_t n = strlen(pat);
+  if (n > 0 && pat[n - 1] == '*') return strncmp(pat, table, n - 1) == 0;
+  return strcmp(pat, table) == 0;
+}
+
+rpc_role rpc_grant_table_role(const rpc_grant *g, const char *table) {
+  rpc_role r = g->role;
+  if (table == NULL) return r;
+  for (size_t i = 0; i < g->ntables; i++)
+    if (g->tables[i].role > r && pattern_match(g->tables[i].table, table))
+      r = g->tables[i].role;
+  return r;
+}
+
+/* The highest role `g` holds anywhere. */
+static rpc_role grant_max_role(const rpc_grant *g) {
+  rpc_role r = g->role;
+  for (size_t i = 0; i < g->ntables; i++)
+    if (g->tables[i].role > r) r = g->tables[i].role;
+  return r;
+}
+
+/* One "<role>" or "<role>:<pattern>" of a tokens-file line into g. */
+static mica_err *grant_parse(const char *path, int lineno, const char *word,
+                             rpc_grant *g) {
+  const char *colon = strchr(word, ':');
+  size_t rl = colon != NULL ? (size_t)(colon - word) : strlen(word);
+  rpc_role r = role_parse(word, rl);
+  if (r == RPC_ROLE_NONE)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tokens file %s line %d: role '%.*s' is not read, write "
+                   "or admin", path, lineno, (int)rl, word);
+  const char *pat = colon != NULL ? colon + 1 : "*";
+  if (!pattern_valid(pat))
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tokens file %s line %d: '%s' is not a table pattern (a "
+                   "table name of A-Z a-z 0-9 _ . -, optionally ending in "
+                   "'*', or '*' for every table)", path, lineno, pat);
+  if (strcmp(pat, "*") == 0) {
+    if (g->role != RPC_ROLE_NONE)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "tokens file %s line %d: two roles on every table "
+                     "('*') for '%s'", path, lineno, g->identity);
+    g->role = r;
+    return NULL;
+  }
+  for (size_t i = 0; i < g->ntables; i++)
+    if (strcmp(g->tables[i].table, pat) == 0)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "tokens file %s line %d: two roles on '%s' for '%s'",
+                     path, lineno, pat, g->identity);
+  g->tables = xrealloc(g->tables, (g->ntables + 1) * sizeof *g->tables);
+  g->tables[g->ntables].table = xstrdup(pat);
+  g->tables[g->ntables].role = r;
+  g->ntables++;
+  return NULL;
+}
+
+#define CERT_PREFIX "cert:"
+#define CERT_NAME_MAX 255
+
+/* One non-comment line ("<credential> <identity> <grant>...") into g,
+ * checked against the grants in `a` for a repeated credential. `cred`
+ * (a token) is wiped. */
+static mica_err *line_parse(const char *path, int lineno, char *line,
+                            const rpc_access *a, rpc_grant *g) {
+  char *save = NULL;
+  char *cred = strtok_r(line, " \t\r\n", &save);
+  char *ident = strtok_r(NULL, " \t\r\n", &save);
+  char *word = strtok_r(NULL, " \t\r\n", &save);
+  if (ident == NULL || word == NULL)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tokens file %s line %d: expected \"<token or "
+                   "cert:NAME> <identity> <role>[:<table>]...\"", path,
+                   lineno);
+  if (strlen(ident) >= sizeof ((rpc_identity *)0)->name)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "tokens file %s line %d: identity longer than %zu "
+                   "characters", path, lineno,
+                   sizeof ((rpc_identity *)0)->name - 1);
+  g->identity = xstrdup(ident);
+  bool is_cert = strncmp(cred, CERT_PREFIX, strlen(CERT_PREFIX)) == 0;
+  if (is_cert) {
+    const char *name = cred + strlen(CERT_PREFIX);
+    if (name[0] == '\0' || strlen(name) > CERT_NAME_MAX)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "tokens file %s line %d: certificate name for '%s' is "
+                     "empty or longer than %d characters", path, lineno,
+                     ident, CERT_NAME_MAX);
+    g->cert = xstrdup(name);
+  } else {
+    if (strlen(cred) < 16) {
+      OPENSSL_cleanse(cred, strlen(cred));
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "tokens file %s line %d: token for '%s' is shorter than "
+                     "16 characters", path, lineno, ident);
+    }
+    sha256(cred, strlen(cred), g->sha);
+    OPENSSL_cleanse(cred, strlen(cred));
+  }
+  for (; word != NULL; word = strtok_r(NULL, " \t\r\n", &save)) {
+    mica_err *e = grant_parse(path, lineno, word, g);
+    if (e != NULL) return e;
+  }
+  for (size_t i = 0; i < a->n; i++) {
+    const rpc_grant *o = &a->grants[i];
+    if (is_cert ? (o->cert != NULL && strcmp(o->cert, g->cert) == 0)
+                : (o->cert == NULL && memcmp(o->sha, g->sha, 32) == 0))
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "tokens file %s line %d: the %s of '%s' is already "
+                     "listed for '%s'", path, lineno,
+                     is_cert ? "certificate name" : "token", ident,
+                     o->identity);
+  }
+  return NULL;
 }
 
 mica_err *rpc_access_load(const char *path, rpc_access **out) {
@@ -243,7 +401,7 @@ mica_err *rpc_access_load(const char *path, rpc_access **out) {
                    strerror(errno));
   rpc_access *a = xcalloc(1, sizeof *a);
   a->enabled = true;
-  char line[1024];
+  char line[4096];
   int lineno = 0;
   mica_err *e = NULL;
   while (e == NULL && fgets(line, sizeof line, f) != NULL) {
@@ -254,53 +412,17 @@ mica_err *rpc_access_load(const char *path, rpc_access **out) {
                   lineno, sizeof line - 2);
       break;
     }
-    char *save = NULL;
-    char *tok = strtok_r(line, " \t\r\n", &save);
-    if (tok == NULL || tok[0] == '#') continue;
-    char *ident = strtok_r(NULL, " \t\r\n", &save);
-    char *role = strtok_r(NULL, " \t\r\n", &save);
-    char *extra = strtok_r(NULL, " \t\r\n", &save);
-    if (ident == NULL || role == NULL || extra != NULL) {
-      e = err_new(MICA_INVALID_ARGUMENT,
-                  "tokens file %s line %d: expected \"<token> <identity> "
-                  "<read|write|admin>\"", path, lineno);
+    size_t lead = strspn(line, " \t\r\n");
+    if (line[lead] == '\0' || line[lead] == '#') continue;
+    rpc_grant g;
+    memset(&g, 0, sizeof g);
+    e = line_parse(path, lineno, line, a, &g);
+    if (e != NULL) {
+      grant_clear(&g);
       break;
     }
-    if (strlen(tok) < 16) {
-      e = err_new(MICA_INVALID_ARGUMENT,
-                  "tokens file %s line %d: token for '%s' is shorter than 16 "
-                  "characters", path, lineno, ident);
-      break;
-    }
-    if (strlen(ident) >= sizeof ((rpc_identity *)0)->name) {
-      e = err_new(MICA_INVALID_ARGUMENT,
-                  "tokens file %s line %d: identity longer than %zu "
-                  "characters", path, lineno,
-                  sizeof ((rpc_identity *)0)->name - 1);
-      break;
-    }
-    rpc_role r = role_parse(role);
-    if (r == RPC_ROLE_NONE) {
-      e = err_new(MICA_INVALID_ARGUMENT,
-                  "tokens file %s line %d: role '%s' is not read, write or "
-                  "admin", path, lineno, role);
-      break;
-    }
-    uint8_t d[32];
-    sha256(tok, strlen(tok), d);
-    OPENSSL_cleanse(tok, strlen(tok));
-    for (size_t i = 0; i < a->n && e == NULL; i++)
-      if (memcmp(a->grants[i].sha, d, 32) == 0)
-        e = err_new(MICA_INVALID_ARGUMENT,
-                    "tokens file %s line %d: the token of '%s' is already "
-                    "listed for '%s'", path, lineno, ident,
-                    a->grants[i].identity);
-    if (e != NULL) break;
     a->grants = xrealloc(a->grants, (a->n + 1) * sizeof *a->grants);
-    memcpy(a->grants[a->n].sha, d, 32);
-    a->grants[a->n].identity = xstrdup(ident);
-    a->grants[a->n].role = r;
-    a->n++;
+    a->grants[a->n++] = g;
   }
   OPENSSL_cleanse(line, sizeof line);
   if (e == NULL && ferror(f))
@@ -320,16 +442,62 @@ void rpc_access_to_wire(const rpc_access *a, rpc_access_table *w) {
   w->n_grants = a->n;
   w->grants = a->n ? xcalloc(a->n, sizeof *w->grants) : NULL;
   for (size_t i = 0; i < a->n; i++) {
-    w->grants[i].token_sha256 = slice_make(a->grants[i].sha, 32);
-    w->grants[i].identity = a->grants[i].identity;
-    w->grants[i].role = (uint32_t)a->grants[i].role;
+    const rpc_grant *g = &a->grants[i];
+    rpc_access_grant *o = &w->grants[i];
+    if (g->cert == NULL) o->token_sha256 = slice_make(g->sha, 32);
+    o->cert = g->cert != NULL ? g->cert : "";
+    o->identity = g->identity;
+    o->role = (uint32_t)g->role;
+    o->n_tables = g->ntables;
+    o->tables = g->ntables ? xcalloc(g->ntables, sizeof *o->tables) : NULL;
+    for (size_t j = 0; j < g->ntables; j++) {
+      o->tables[j].table = g->tables[j].table;
+      o->tables[j].role = (uint32_t)g->tables[j].role;
+    }
   }
 }
 
 void rpc_access_wire_free(rpc_access_table *w) {
+  for (size_t i = 0; i < w->n_grants; i++) free(w->grants[i].tables);
   free(w->grants);
   w->grants = NULL;
   w->n_grants = 0;
+}
+
+static mica_err *grant_from_wire(size_t i, const rpc_access_grant *w,
+                                 rpc_grant *g) {
+  const char *cert = w->cert != NULL ? w->cert : "";
+  const char *ident = w->identity != NULL ? w->identity : "";
+  bool is_cert = cert[0] != '\0';
+  if (is_cert ? w->token_sha256.len != 0 || strlen(cert) > CERT_NAME_MAX
+              : w->token_sha256.len != 32)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "access grant %zu: a digest of %zu bytes (want 32) or a "
+                   "certificate name of 1..%d characters, not both", i,
+                   w->token_sha256.len, CERT_NAME_MAX);
+  if (w->role > RPC_ROLE_ADMIN || strlen(ident) >= 64)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "access grant %zu: role %u (want 0..3) or identity of "
+                   "%zu characters (want < 64)", i, (unsigned)w->role,
+                   strlen(ident));
+  g->identity = xstrdup(ident);
+  if (is_cert) g->cert = xstrdup(cert);
+  else memcpy(g->sha, w->token_sha256.data, 32);
+  g->role = (rpc_role)w->role;
+  if (w->n_tables) g->tables = xcalloc(w->n_tables, sizeof *g->tables);
+  for (size_t j = 0; j < w->n_tables; j++) {
+    const rpc_table_grant *t = &w->tables[j];
+    if (t->table == NULL || !pattern_valid(t->table) ||
+        strcmp(t->table, "*") == 0 || t->role < RPC_ROLE_READ ||
+        t->role > RPC_ROLE_ADMIN)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "access grant %zu table %zu: bad pattern or role %u", i,
+                     j, (unsigned)t->role);
+    g->tables[j].table = xstrdup(t->table);
+    g->tables[j].role = (rpc_role)t->role;
+    g->ntables++;
+  }
+  return NULL;
 }
 
 mica_err *rpc_access_from_wire(const rpc_access_table *w, rpc_access **out) {
@@ -338,19 +506,12 @@ mica_err *rpc_access_from_wire(const rpc_access_table *w, rpc_access **out) {
   a->enabled = w->enabled;
   if (w->n_grants) a->grants = xcalloc(w->n_grants, sizeof *a->grants);
   for (size_t i = 0; i < w->n_grants; i++) {
-    const rpc_access_grant *g = &w->grants[i];
-    if (g->token_sha256.len != 32 || g->role < RPC_ROLE_READ ||
-        g->role > RPC_ROLE_ADMIN || strlen(g->identity) >= 64) {
+    mica_err *e = grant_from_wire(i, &w->grants[i], &a->grants[i]);
+    a->n++; /* counted even when half filled, so free releases it */
+    if (e != NULL) {
       rpc_access_free(a);
-      return err_new(MICA_INVALID_ARGUMENT,
-                     "access grant %zu: digest of %zu bytes (want 32), role "
-                     "%u (want 1..3)", i, g->token_sha256.len,
-                     (unsigned)g->role);
+      return e;
     }
-    memcpy(a->grants[i].sha, g->token_sha256.data, 32);
-    a->grants[i].identity = xstrdup(g->identity);
-    a->grants[i].role = (rpc_role)g->role;
-    a->n++;
   }
   *out = a;
   return NULL;
@@ -472,16 +633,37 @@ static mica_err *member_verify(const rpc_secret *s, const char *path,
   return NULL;
 }
 
-/* The client-token half of the decision: `need` for `what`; `token` (len
- * bytes) the bearer token, NULL when none was given. */
-static mica_err *token_check(rpc_auth *a, const char *what, rpc_role need,
-                             const char *token, size_t len,
-                             rpc_identity *id) {
+/* The grant a token digest or certificate names find in `acc`, or NULL.
+ * Every token grant is compared, in constant time, whatever matches. */
+static const rpc_grant *find_token(const rpc_access *acc, const uint8_t d[32]) {
+  const rpc_grant *hit = NULL;
+  for (size_t i = 0; i < acc->n; i++)
+    if (acc->grants[i].cert == NULL &&
+        CRYPTO_memcmp(acc->grants[i].sha, d, 32) == 0)
+      hit = &acc->grants[i];
+  return hit;
+}
+
+static const rpc_grant *find_cert(const rpc_access *acc, const char *name) {
+  for (size_t i = 0; i < acc->n; i++)
+    if (acc->grants[i].cert != NULL && strcmp(acc->grants[i].cert, name) == 0)
+      return &acc->grants[i];
+  return NULL;
+}
+
+/* The client half of the decision: `need` in `scope` for `what`; `token`
+ * (len bytes) the bearer token, NULL when none was given; `peer` the
+ * names of a verified client certificate (may be NULL). */
+static mica_err *client_check(rpc_auth *a, const char *what, rpc_role need,
+                              rpc_scope scope, const char *token, size_t len,
+                              const rpc_peer_names *peer, rpc_identity *id) {
   uint8_t d[32];
   if (token != NULL) sha256(token, len, d);
+  bool has_cert = token == NULL && peer != NULL && peer->n > 0;
   pthread_rwlock_rdlock(&a->mu);
   const rpc_access *acc = a->acc;
   mica_err *e = NULL;
+  const rpc_grant *hit = NULL;
   if (acc == NULL) {
     e = err_new(MICA_UNAVAILABLE,
                 "%s: this server has not yet received the access table from "
@@ -489,29 +671,54 @@ static mica_err *token_check(rpc_auth *a, const char *what, rpc_role need,
   } else if (!acc->enabled) {
     /* No tokens file: client calls are open (docs/security.md). */
     id->role = RPC_ROLE_ADMIN;
+    id->by = RPC_BY_OPEN;
     snprintf(id->name, sizeof id->name, "anonymous");
-  } else if (token == NULL) {
-    e = err_new(MICA_UNAUTHENTICATED,
-                "%s needs role '%s': no token given (--token or MICA_TOKEN)",
-                what, rpc_role_name(need));
-  } else {
-    const rpc_grant *hit = NULL;
-    /* Every entry is compared, in constant time, whatever matches. */
-    for (size_t i = 0; i < acc->n; i++)
-      if (CRYPTO_memcmp(acc->grants[i].sha, d, 32) == 0) hit = &acc->grants[i];
-    if (hit == NULL) {
+  } else if (token != NULL) {
+    hit = find_token(acc, d);
+    if (hit == NULL)
       e = err_new(MICA_UNAUTHENTICATED,
                   "%s needs role '%s': the token is not recognised", what,
                   rpc_role_name(need));
-    } else {
-      id->role = hit->role;
-      snprintf(id->name, sizeof id->name, "%s", hit->identity);
-      if (hit->role < need)
+    else {
+      id->by = RPC_BY_TOKEN;
+      memcpy(id->sha, d, 32);
+    }
+  } else if (has_cert) {
+    /* The subject CN first, then the SANs in the certificate's order. */
+    for (size_t i = 0; i < peer->n && hit == NULL; i++)
+      if (peer->names[i] != NULL) hit = find_cert(acc, peer->names[i]);
+    if (hit == NULL)
+      e = err_new(MICA_UNAUTHENTICATED,
+                  "%s needs role '%s': client certificate '%.200s' is not "
+                  "in the tokens file (no cert:NAME grant) and no token was "
+                  "given", what, rpc_role_name(need),
+                  peer->names[0] != NULL ? peer->names[0] : "");
+    else {
+      id->by = RPC_BY_CERT;
+      snprintf(id->cert, sizeof id->cert, "%s", hit->cert);
+    }
+  } else {
+    e = err_new(MICA_UNAUTHENTICATED,
+                "%s needs role '%s': no token given (--token or MICA_TOKEN) "
+                "and no client certificate", what, rpc_role_name(need));
+  }
+  if (hit != NULL) {
+    snprintf(id->name, sizeof id->name, "%s", hit->identity);
+    rpc_role every = hit->role;
+    rpc_role gate = scope == RPC_SCOPE_CLUSTER ? every : grant_max_role(hit);
+    id->role = gate;
+    if (gate < need) {
+      if (scope == RPC_SCOPE_CLUSTER && grant_max_role(hit) >= need)
+        e = err_new(MICA_PERMISSION_DENIED,
+                    "%s needs role '%s' on every table ('*'); identity '%s' "
+                    "has it only on some tables", what, rpc_role_name(need),
+                    hit->identity);
+      else
         e = err_new(MICA_PERMISSION_DENIED,
                     "%s needs role '%s'; identity '%s' has role '%s'", what,
-                    rpc_role_name(need), hit->identity,
-                    rpc_role_name(hit->role));
+                    rpc_role_name(need), hit->identity, rpc_role_name(gate));
     }
+    id->scoped = scope == RPC_SCOPE_TABLE && every < need;
   }
   pthread_rwlock_unlock(&a->mu);
   OPENSSL_cleanse(d, sizeof d);
@@ -521,13 +728,14 @@ static mica_err *token_check(rpc_auth *a, const char *what, rpc_role need,
 mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *member, size_t member_len,
                          const char *bearer, size_t bearer_len,
-                         rpc_identity *id) {
+                         const rpc_peer_names *peer, rpc_identity *id) {
   rpc_role need = rpc_path_role(path);
   memset(id, 0, sizeof *id);
   if (member != NULL) {
     mica_err *e = member_verify(&a->secret, path, body, member, member_len);
     if (e != NULL) return e;
     id->role = RPC_ROLE_MEMBER;
+    id->by = RPC_BY_MEMBER;
     snprintf(id->name, sizeof id->name, "member");
     return NULL;
   }
@@ -541,8 +749,62 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
     return err_new(MICA_UNAUTHENTICATED,
                    "%s: authorization metadata is not \"Bearer <token>\"",
                    path);
-  return token_check(a, path, need, bearer ? bearer + 7 : NULL,
-                     bearer ? bearer_len - 7 : 0, id);
+  return client_check(a, path, need, rpc_path_scope(path),
+                      bearer ? bearer + 7 : NULL,
+                      bearer ? bearer_len - 7 : 0, peer, id);
+}
+
+rpc_role rpc_auth_table_role(rpc_auth *a, const rpc_identity *id,
+                             const char *table) {
+  switch (id->by) {
+    case RPC_BY_MEMBER: return RPC_ROLE_MEMBER;
+    case RPC_BY_OPEN: return RPC_ROLE_ADMIN;
+    case RPC_BY_TOKEN:
+    case RPC_BY_CERT: break;
+    case RPC_BY_NOTHING: return RPC_ROLE_NONE;
+  }
+  rpc_role r = RPC_ROLE_NONE;
+  pthread_rwlock_rdlock(&a->mu);
+  const rpc_access *acc = a->acc;
+  if (acc != NULL && !acc->enabled) {
+    r = RPC_ROLE_ADMIN; /* the tokens file was removed: open */
+  } else if (acc != NULL) {
+    const rpc_grant *g = id->by == RPC_BY_TOKEN ? find_token(acc, id->sha)
+                                                : find_cert(acc, id->cert);
+    if (g != NULL) r = rpc_grant_table_role(g, table);
+  }
+  pthread_rwlock_unlock(&a->mu);
+  return r;
+}
+
+mica_err *rpc_auth_check_table(rpc_auth *a, const rpc_identity *id,
+                               const char *path, rpc_role need,
+                               const char *table) {
+  rpc_role r = rpc_auth_table_role(a, id, table);
+  if (r >= need) return NULL;
+  if (r == RPC_ROLE_NONE && (id->by == RPC_BY_TOKEN || id->by == RPC_BY_CERT)) {
+    /* Distinguish a credential revoked meanwhile from a missing role. */
+    pthread_rwlock_rdlock(&a->mu);
+    const rpc_access *acc = a->acc;
+    bool known = acc != NULL &&
+                 (id->by == RPC_BY_TOKEN ? find_token(acc, id->sha)
+                                         : find_cert(acc, id->cert)) != NULL;
+    pthread_rwlock_unlock(&a->mu);
+    if (!known)
+      return err_new(MICA_UNAUTHENTICATED,
+                     "%s needs role '%s': the credential of identity '%s' "
+                     "is no longer recognised", path, rpc_role_name(need),
+                     id->name);
+  }
+  if (table == NULL)
+    return err_new(MICA_PERMISSION_DENIED,
+                   "%s needs role '%s' on every table ('*'); identity '%s' "
+                   "has role '%s' there", path, rpc_role_name(need), id->name,
+                   rpc_role_name(r));
+  return err_new(MICA_PERMISSION_DENIED,
+                 "%s needs role '%s' on table '%s'; identity '%s' has role "
+                 "'%s' there", path, rpc_role_name(need), table, id->name,
+                 rpc_role_name(r));
 }
 
 mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
@@ -550,10 +812,11 @@ mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
                               rpc_identity *id) {
   memset(id, 0, sizeof *id);
   if (authorization == NULL)
-    return token_check(a, what, need, NULL, 0, id);
+    return client_check(a, what, need, RPC_SCOPE_CLUSTER, NULL, 0, NULL, id);
   size_t n = strlen(authorization);
   if (n > 7 && strncasecmp(authorization, "Bearer ", 7) == 0)
-    return token_check(a, what, need, authorization + 7, n - 7, id);
+    return client_check(a, what, need, RPC_SCOPE_CLUSTER, authorization + 7,
+                        n - 7, NULL, id);
   if (n > 6 && strncasecmp(authorization, "Basic ", 6) == 0 && n < 4096) {
     /* A browser's login box: any user name, the token as password. */
     const char *b64 = authorization + 6;
@@ -574,8 +837,9 @@ mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
                   "%s: Basic credentials are not base64 of \"user:token\"",
                   what);
     else
-      e = token_check(a, what, need, colon + 1,
-                      (size_t)rl - (size_t)(colon + 1 - (char *)raw), id);
+      e = client_check(a, what, need, RPC_SCOPE_CLUSTER, colon + 1,
+                       (size_t)rl - (size_t)(colon + 1 - (char *)raw), NULL,
+                       id);
     OPENSSL_cleanse(raw, bl + 4);
     free(raw);
     return e;

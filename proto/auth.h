@@ -80,11 +80,24 @@ mica_err *rpc_secret_load_or_create(const char *root, rpc_secret *out,
 
 /* ---- tokens ---- */
 
-/* One grant: digest of a token, who it is, what it may do. */
-typedef struct rpc_grant {
-  uint8_t sha[32];
-  char *identity;
+/* A role on the tables a pattern names: "*" every table, "name" that
+ * table, "prefix*" every table whose name starts with prefix. */
+typedef struct rpc_table_role {
+  char *table;
   rpc_role role;
+} rpc_table_role;
+
+/* One grant: a credential (the digest of a bearer token, or the name a
+ * client certificate carries in its CN or a SAN), who it is, and what it
+ * may do: `role` on every table plus `tables[]` on named ones (the role on
+ * a table is the highest that applies). */
+typedef struct rpc_grant {
+  uint8_t sha[32];   /* token grants */
+  char *cert;        /* certificate grants ("cert:NAME"); NULL for tokens */
+  char *identity;
+  rpc_role role;     /* on every table; RPC_ROLE_NONE when only per table */
+  rpc_table_role *tables;
+  size_t ntables;
 } rpc_grant;
 
 /* A client access table. enabled = false means client calls are open. */
@@ -94,10 +107,15 @@ typedef struct rpc_access {
   size_t n;
 } rpc_access;
 
+/* The role `g` has on `table` (NULL: on every table, i.e. its '*' role). */
+rpc_role rpc_grant_table_role(const rpc_grant *g, const char *table);
+
 /* Parses a tokens file (format in docs/security.md: one grant per line,
- * "<token> <identity> <read|write|admin>", '#' comments, blank lines).
- * INVALID_ARGUMENT naming the file and line (never the token) for a bad
- * line, a token shorter than 16 characters, or a token listed twice. The
+ * "<token|cert:NAME> <identity> <grant>...", each grant "read", "write",
+ * "admin" (every table) or "<role>:<table pattern>"; '#' comments, blank
+ * lines). INVALID_ARGUMENT naming the file and line (never the token) for
+ * a bad line, a token shorter than 16 characters, a bad table pattern, or
+ * a credential listed twice. The
  * result is enabled even when the file lists no grants (then nobody is
  * let in as a client). Caller frees with rpc_access_free(). */
 mica_err *rpc_access_load(const char *path, rpc_access **out);
@@ -125,25 +143,80 @@ void rpc_auth_free(rpc_auth *a);
 /* Replaces the access table (takes `acc`). */
 void rpc_auth_set_access(rpc_auth *a, rpc_access *acc);
 
+/* How a caller proved who it is. */
+typedef enum rpc_principal {
+  RPC_BY_NOTHING = 0, /* not checked yet */
+  RPC_BY_OPEN,        /* no tokens file: anonymous, may do anything */
+  RPC_BY_MEMBER,      /* membership proof */
+  RPC_BY_TOKEN,       /* bearer token (sha) */
+  RPC_BY_CERT,        /* client certificate (cert) */
+} rpc_principal;
+
 /* Who made a call, as rpc_auth_check found it. */
 typedef struct rpc_identity {
-  rpc_role role;     /* what the caller may do */
-  char name[64];     /* "member", the token's identity, or "anonymous" */
+  rpc_role role;     /* what the caller may do (on every table for methods
+                        of cluster scope, on some table otherwise) */
+  char name[64];     /* "member", the grant's identity, or "anonymous" */
+  rpc_principal by;
+  /* The call's method needs a role that this identity holds only on some
+   * tables: the server must check every table the request touches
+   * (rpc_auth_check_table) before acting. */
+  bool scoped;
+  uint8_t sha[32];   /* RPC_BY_TOKEN: the token's digest */
+  char cert[256];    /* RPC_BY_CERT: the certificate name that matched */
 } rpc_identity;
+
+/* The names a verified client certificate carries (its subject CN, then
+ * its SANs), as the TLS layer reports them. */
+typedef struct rpc_peer_names {
+  const char *const *names;
+  size_t n;
+} rpc_peer_names;
 
 /* Decides one call: `path` the method, `body` the request bytes, `member`
  * and `bearer` the values of the x-mica-member and authorization metadata
- * (NULL when absent; not NUL-terminated, lengths given). NULL when allowed,
- * *id then set; else UNAUTHENTICATED (credentials missing or not
- * verifying) or PERMISSION_DENIED (a role too low), naming what is
- * missing, or UNAVAILABLE while the table is pending. */
+ * (NULL when absent; not NUL-terminated, lengths given), `peer` the names
+ * of the client's verified certificate (NULL or n = 0 without one; a
+ * bearer token, when given, takes precedence). NULL when allowed, *id
+ * then set; else UNAUTHENTICATED (credentials missing or not verifying) or
+ * PERMISSION_DENIED (a role too low), naming what is missing, or
+ * UNAVAILABLE while the table is pending.
+ *
+ * Methods have a scope (rpc_path_scope). For a table-scoped method the
+ * caller passes here with the role on any table, and id->scoped says
+ * whether the server must then check each table the request names with
+ * rpc_auth_check_table. Cluster-scoped methods need the role on every
+ * table ('*'). */
 mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *member, size_t member_len,
                          const char *bearer, size_t bearer_len,
-                         rpc_identity *id);
+                         const rpc_peer_names *peer, rpc_identity *id);
 
-/* The same decision for an HTTP request needing `need` (the status
- * page's API): `authorization` is the Authorization header (NULL when
+/* The scope of a method: whether its role applies per table. */
+typedef enum rpc_scope {
+  RPC_SCOPE_TABLE = 0,   /* names tables: the role is needed on each */
+  RPC_SCOPE_CLUSTER = 1, /* the role is needed on every table ('*') */
+  RPC_SCOPE_ANY = 2,     /* the role on any table (ListTables, GetInfo,
+                            Echo); ListTables filters its answer */
+} rpc_scope;
+rpc_scope rpc_path_scope(const char *path);
+
+/* The role identity `id` (from rpc_auth_check) holds on `table` (NULL:
+ * on every table) under the current access table. A token or certificate
+ * removed since the call was checked has RPC_ROLE_NONE. */
+rpc_role rpc_auth_table_role(rpc_auth *a, const rpc_identity *id,
+                             const char *table);
+
+/* NULL when `id` holds role `need` on `table` (NULL: every table);
+ * else PERMISSION_DENIED naming the method, the role, the table and the
+ * identity (never the token), or UNAUTHENTICATED when its credential was
+ * removed since the call was checked. */
+mica_err *rpc_auth_check_table(rpc_auth *a, const rpc_identity *id,
+                               const char *path, rpc_role need,
+                               const char *table);
+
+/* The same decision for an HTTP request needing `need` on every table
+ * (the status page's API): `authorization` is the Authorization header (NULL when
  * absent), "Bearer <token>" or "Basic base64(<any user>:<token>)" (what a
  * browser's login box sends). Membership proofs do not apply. */
 mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,

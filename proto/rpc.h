@@ -233,7 +233,14 @@ typedef struct rpc_tls {
   const char *key_file;
   const char *ca_file;
   bool require_client_cert; /* server only */
+  /* Server only: ask for a client certificate and verify one that is
+   * given, but let clients without one in (they then need a token). */
+  bool request_client_cert;
 } rpc_tls;
+
+/* Sets t's client-certificate fields from "none", "request" or "require"
+ * (the --tls-client-certs flag); false for anything else. */
+bool rpc_tls_client_certs_parse(const char *mode, rpc_tls *t);
 
 /* NULL when a server may bind `listen` ("host:port") with `tls` on or off:
  * always with TLS, and without it only on a loopback host (127.0.0.0/8,
@@ -242,6 +249,9 @@ typedef struct rpc_tls {
  * listener: "--listen"). docs/security.md. */
 mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
                               bool insecure);
+
+typedef mica_err *(*rpc_table_check_fn)(rpc_call *call, const void *request,
+                                        void *ctx);
 
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */
@@ -262,6 +272,12 @@ typedef struct rpc_server_opts {
    * unchecked (tests, benchmarks, the Echo tool). Not taken: it must
    * outlive the server. */
   struct rpc_auth *auth;
+  /* Names the tables a request of a table-scoped method touches, calling
+   * rpc_call_check_table for each (docs/security.md, per-table roles). Run
+   * after decoding and before the handler, only for callers whose role
+   * comes from per-table grants. NULL = such callers are refused. */
+  rpc_table_check_fn table_check;
+  void *table_check_ctx;
   const rpc_tls *tls; /* NULL = plaintext */
 } rpc_server_opts;
 
@@ -381,6 +397,15 @@ const rpc_method *rpc_call_method(const rpc_call *call);
  * token's identity, or "anonymous" (also when the server checks nothing).
  * Valid until the call ends. */
 const char *rpc_call_identity(const rpc_call *call);
+
+/* NULL when the caller holds the call's method role on `table` (NULL:
+ * on every table); else PERMISSION_DENIED naming the role, the table and
+ * the identity (rpc_auth_check_table). Always NULL on a server without
+ * checks. */
+mica_err *rpc_call_check_table(rpc_call *call, const char *table);
+
+/* Whether the caller may read `table` (to filter listings). */
+bool rpc_call_may_read_table(rpc_call *call, const char *table);
 
 /* ---- client ---- */
 

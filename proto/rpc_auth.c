@@ -1,6 +1,7 @@
 /* rpc_auth: credentials in gRPC call metadata, both ends (rpc_internal.h;
  * the scheme is in auth.h). */
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -59,7 +60,46 @@ static bool md_is(grpc_slice key, const char *name) {
          memcmp(GRPC_SLICE_START_PTR(key), name, n) == 0;
 }
 
-mica_err *rpc_md_check(rpc_auth *a, const char *path,
+/* The names of the peer's client certificate, which the TLS layer put in
+ * the call's auth context only after verifying it against the server's
+ * CA (the servers request certificates only with verification): the
+ * subject CN first, then the SANs. Caller frees with peer_names_free. */
+#define PEER_NAMES_MAX 16
+typedef struct peer_names {
+  char *v[PEER_NAMES_MAX];
+  size_t n;
+} peer_names;
+
+static void peer_names_add(peer_names *p, const grpc_auth_property *prop) {
+  if (p->n == PEER_NAMES_MAX || prop->value == NULL) return;
+  p->v[p->n++] = strndup(prop->value, prop->value_length);
+}
+
+static void peer_names_get(grpc_call *call, peer_names *p) {
+  p->n = 0;
+  if (call == NULL) return;
+  grpc_auth_context *ctx = grpc_call_auth_context(call);
+  if (ctx == NULL) return;
+  if (grpc_auth_context_peer_is_authenticated(ctx)) {
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(
+        ctx, GRPC_X509_CN_PROPERTY_NAME);
+    const grpc_auth_property *prop;
+    while ((prop = grpc_auth_property_iterator_next(&it)) != NULL)
+      peer_names_add(p, prop);
+    it = grpc_auth_context_find_properties_by_name(
+        ctx, GRPC_X509_SAN_PROPERTY_NAME);
+    while ((prop = grpc_auth_property_iterator_next(&it)) != NULL)
+      peer_names_add(p, prop);
+  }
+  grpc_auth_context_release(ctx);
+}
+
+static void peer_names_free(peer_names *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->v[i]);
+  p->n = 0;
+}
+
+mica_err *rpc_md_check(rpc_auth *a, const char *path, grpc_call *call,
                        const grpc_metadata_array *md, grpc_byte_buffer *bb,
                        rpc_identity *id) {
   const grpc_slice *member = NULL, *bearer = NULL;
@@ -70,12 +110,16 @@ mica_err *rpc_md_check(rpc_auth *a, const char *path,
   }
   buf body = BUF_INIT;
   if (member != NULL && bb != NULL) (void)rpc_bytes_of(bb, &body);
+  peer_names pn;
+  peer_names_get(member == NULL && bearer == NULL ? call : NULL, &pn);
+  rpc_peer_names peer = {(const char *const *)pn.v, pn.n};
   mica_err *e = rpc_auth_check(
       a, path, buf_slice(&body),
       member ? (const char *)GRPC_SLICE_START_PTR(*member) : NULL,
       member ? GRPC_SLICE_LENGTH(*member) : 0,
       bearer ? (const char *)GRPC_SLICE_START_PTR(*bearer) : NULL,
-      bearer ? GRPC_SLICE_LENGTH(*bearer) : 0, id);
+      bearer ? GRPC_SLICE_LENGTH(*bearer) : 0, &peer, id);
+  peer_names_free(&pn);
   buf_free(&body);
   return e;
 }

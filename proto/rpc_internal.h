@@ -91,9 +91,10 @@ void rpc_md_build(const rpc_secret *member, const char *token,
                   const char *path, grpc_byte_buffer *bb, rpc_md_out *out);
 void rpc_md_release(rpc_md_out *out);
 
-/* The server's check of one call from its metadata and request bytes
- * (rpc_auth_check), filling *id. */
-mica_err *rpc_md_check(rpc_auth *a, const char *path,
+/* The server's check of one call from its metadata, request bytes and
+ * the client certificate the TLS layer verified (rpc_auth_check), filling
+ * *id. */
+mica_err *rpc_md_check(rpc_auth *a, const char *path, grpc_call *call,
                        const grpc_metadata_array *md, grpc_byte_buffer *bb,
                        rpc_identity *id);
 

@@ -153,6 +153,8 @@ struct rpc_server {
   rpc_observe_fn observe; /* NULL = none */
   void *observe_ctx;
   rpc_auth *auth; /* NULL = no checks */
+  rpc_table_check_fn table_check; /* NULL = per-table grants refused */
+  void *table_check_ctx;
   rpc_tls_state *tls; /* certificate reloading; NULL = plaintext */
   atomic_bool stopping; /* no new request slots once set */
   rpc_tag t_shutdown;
@@ -633,6 +635,31 @@ void rpc_server_stream_stats(rpc_server *s, rpc_stream_stats *out) {
   pthread_mutex_unlock(&s->smu);
 }
 
+/* A caller whose role on the method's tables comes from per-table grants:
+ * the server's table_check names each table the request touches before
+ * any handler runs (rpc_server_opts.table_check). */
+static mica_err *table_check(rpc_call *c) {
+  if (c->srv->table_check == NULL)
+    return err_new(MICA_PERMISSION_DENIED,
+                   "%s needs role '%s' on every table ('*'); identity '%s' "
+                   "has it only on some tables", c->h->method->path,
+                   rpc_role_name(rpc_path_role(c->h->method->path)),
+                   c->ident.name);
+  return c->srv->table_check(c, c->request, c->srv->table_check_ctx);
+}
+
+mica_err *rpc_call_check_table(rpc_call *c, const char *table) {
+  if (c->srv->auth == NULL) return NULL;
+  const char *path = c->h->method->path;
+  return rpc_auth_check_table(c->srv->auth, &c->ident, path,
+                              rpc_path_role(path), table);
+}
+
+bool rpc_call_may_read_table(rpc_call *c, const char *table) {
+  return c->srv->auth == NULL ||
+         rpc_auth_table_role(c->srv->auth, &c->ident, table) >= RPC_ROLE_READ;
+}
+
 static void on_recv(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_recv);
   const rpc_method *m = c->h->method;
@@ -647,9 +674,12 @@ static void on_recv(rpc_tag *t, bool ok) {
   }
   mica_err *e = NULL;
   if (c->srv->auth != NULL)
-    e = rpc_md_check(c->srv->auth, m->path, &c->md, c->recv_bb, &c->ident);
+    e = rpc_md_check(c->srv->auth, m->path, c->call, &c->md, c->recv_bb,
+                     &c->ident);
   if (e == NULL)
     c->request = rpc_unpack(m->request, c->recv_bb, m->path, &e);
+  if (e == NULL && c->ident.scoped)
+    e = table_check(c);
   grpc_byte_buffer_destroy(c->recv_bb);
   c->recv_bb = NULL;
   if (e != NULL) {
@@ -831,6 +861,8 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->observe = opts->observe;
   s->observe_ctx = opts->observe_ctx;
   s->auth = opts->auth;
+  s->table_check = opts->table_check;
+  s->table_check_ctx = opts->table_check_ctx;
 
   grpc_arg argv[RPC_ARGS_N];
   grpc_channel_args args = rpc_args(argv, s->max_msg, false);

@@ -133,16 +133,21 @@ mica_err *rpc_tls_server_creds(const rpc_tls *t, grpc_server_credentials **out,
   free_pem(key);
   free_pem(ca);
   if (e != NULL) return e;
+  /* Client certificates are always verified when requested: the names in
+   * a certificate count as an identity (auth.h) only once it chains to
+   * the CA. */
   grpc_ssl_client_certificate_request_type req =
       t->require_client_cert
           ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+      : t->request_client_cert
+          ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
   if (t->ca_file == NULL) {
     /* gRPC reloads only configurations with roots: without a CA the
      * certificate is fixed for the server's life. */
-    if (t->require_client_cert)
+    if (t->require_client_cert || t->request_client_cert)
       return err_new(MICA_INVALID_ARGUMENT,
-                     "TLS server requiring client certificates needs a CA");
+                     "TLS server asking for client certificates needs a CA");
     e = read_pem("certificate", t->cert_file, &cert);
     if (e == NULL) e = read_pem("key", t->key_file, &key);
     if (e == NULL) {
@@ -230,4 +235,12 @@ mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
                  "--tls-cert and --tls-key (and --tls-ca), or --insecure to "
                  "accept that anyone on the network can read and forge its "
                  "traffic", what, listen);
+}
+
+bool rpc_tls_client_certs_parse(const char *mode, rpc_tls *t) {
+  bool req = strcmp(mode, "request") == 0, must = strcmp(mode, "require") == 0;
+  if (!req && !must && strcmp(mode, "none") != 0) return false;
+  t->request_client_cert = req;
+  t->require_client_cert = must;
+  return true;
 }

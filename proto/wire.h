@@ -108,8 +108,8 @@ enum rpc_server_state {
   X(configure_request) X(configure_response)                                 \
   X(event) X(list_events_request) X(list_events_response)                    \
   X(tablet_report) X(register_server_request) X(register_server_response)    \
-  X(heartbeat_request) X(merged_input) X(access_grant) X(access_table)     \
-  X(heartbeat_response)                 \
+  X(heartbeat_request) X(merged_input) X(table_grant) X(access_grant)       \
+  X(access_table) X(heartbeat_response)                                      \
   X(report_split_request) X(report_split_response)                           \
   X(get_info_request) X(get_info_response)                                   \
   X(echo_request) X(echo_response)
@@ -286,8 +286,10 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
   F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)   \
   F(U64, _, master_epoch, 5) F(MSG, access_table, access, 6)
+#define RPC_FIELDS_table_grant(F) F(STR, _, table, 1) F(U32, _, role, 2)
 #define RPC_FIELDS_access_grant(F)                                          \
-  F(BYTES, _, token_sha256, 1) F(STR, _, identity, 2) F(U32, _, role, 3)
+  F(BYTES, _, token_sha256, 1) F(STR, _, identity, 2) F(U32, _, role, 3)   \
+  F(RMSG, table_grant, tables, 4) F(STR, _, cert, 5)
 #define RPC_FIELDS_access_table(F) \
   F(BOOL, _, enabled, 1) F(RMSG, access_grant, grants, 2)
 #define RPC_FIELDS_report_split_request(F)                                   \

@@ -49,14 +49,19 @@ static void usage(FILE *f) {
 "                          0600) shared by masters and tablet servers\n"
 "                          (default: DIR/cluster.secret, created when\n"
 "                          missing; docs/security.md)\n"
-"  --tokens PATH           client tokens and roles, one \"TOKEN IDENTITY\n"
-"                          read|write|admin\" per line (default: none,\n"
-"                          client calls are open; docs/security.md)\n"
+"  --tokens PATH           client tokens, certificate names and roles, one\n"
+"                          \"TOKEN|cert:NAME IDENTITY ROLE[:TABLE]...\" per\n"
+"                          line (default: none, client calls are open;\n"
+"                          re-read on SIGHUP; docs/security.md)\n"
 "  --tls-cert PATH, --tls-key PATH  serve TLS with this PEM certificate\n"
 "                          and key (tools/mica-certs makes development ones)\n"
 "  --tls-ca PATH           CA that tablet servers' certificates chain to\n"
 "                          (required with --tls-cert)\n"
 "  --insecure              allow plaintext on a non-loopback address\n"
+"  --tls-client-certs none|request|require  ask clients for certificates\n"
+"                          signed by --tls-ca; a certificate's CN or SAN is\n"
+"                          an identity (cert:NAME in --tokens); require\n"
+"                          refuses connections without one (default none)\n"
 "  --lease-ms N            lease granted per heartbeat (default 10000)\n"
 "  --lease-margin-ms N     extra wait before a silent server is declared\n"
 "                          dead (default 2000)\n"
@@ -162,6 +167,13 @@ static void on_stop_signal(int sig) {
   sem_post(&g_stop);
 }
 
+/* Set by SIGHUP: re-read the tokens file (wait_for_stop does it). */
+static volatile sig_atomic_t g_reload;
+static void on_reload_signal(int sig) {
+  (void)sig;
+  g_reload = 1;
+}
+
 /* Writes "addr\n" to `path` atomically; NULL path = nothing to do. */
 static mica_err *write_address(const char *path, const char *addr) {
   if (path == NULL) return NULL;
@@ -180,7 +192,7 @@ enum {
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
   F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
-  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_HELP
+  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -214,6 +226,7 @@ static const struct option longopts[] = {
     {"tls-key", required_argument, NULL, F_TLS_KEY},
     {"tls-ca", required_argument, NULL, F_TLS_CA},
     {"insecure", no_argument, NULL, F_INSECURE},
+    {"tls-client-certs", required_argument, NULL, F_TLS_CLIENT_CERTS},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -308,6 +321,16 @@ static void wait_for_stop(zk_role *z, msrv *s) {
       ts.tv_nsec -= 1000000000;
     }
     if (sem_timedwait(&g_stop, &ts) == 0) return;
+    if (g_reload) {
+      g_reload = 0;
+      mica_err *e = msrv_reload_tokens(s);
+      if (e != NULL)
+        LOG_W("SIGHUP: tokens file not re-read, the current grants stay: "
+              "%s", err_msg(e));
+      else
+        LOG_I("SIGHUP: tokens file re-read");
+      err_free(e);
+    }
     if (msrv_deposed(s)) {
       LOG_E("a tablet server has seen a newer master epoch: exiting");
       _exit(3);
@@ -426,6 +449,10 @@ int main(int argc, char **argv) {
       case F_TLS_KEY: o.tls.key_file = optarg; break;
       case F_TLS_CA: o.tls.ca_file = optarg; break;
       case F_INSECURE: insecure = true; break;
+      case F_TLS_CLIENT_CERTS:
+        if (!rpc_tls_client_certs_parse(optarg, &o.tls))
+          return bad_flag(name, optarg);
+        break;
       case F_TOKENS:
         if (optarg[0] == '\0') return bad_flag(name, optarg);
         o.tokens_file = optarg;
@@ -469,6 +496,13 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (o.tls.cert_file == NULL &&
+      (o.tls.request_client_cert || o.tls.require_client_cert)) {
+    fprintf(stderr, "mica-master: --tls-client-certs needs --tls-cert, "
+            "--tls-key and --tls-ca\n\n");
+    usage(stderr);
+    return 2;
+  }
   {
     /* The status page has no TLS yet: off loopback it is plaintext. */
     mica_err *pe = rpc_check_plaintext("--listen", o.listen,
@@ -496,6 +530,8 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_reload_signal;
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   /* The highest master epoch the metadata log was written under: the

@@ -221,8 +221,10 @@ static void h_list_tables(rpc_call *call, const void *req,
   rpc_status st;
   resp.status = status_of(&st, err);
   resp.tables = a_new(a, (n + 1) * sizeof(*resp.tables));
-  for (size_t i = 0; i < n; i++) resp.tables[i] = *table_msg(a, &v[i]);
-  resp.n_tables = n;
+  /* Only the tables the caller may read (docs/security.md). */
+  for (size_t i = 0; i < n; i++)
+    if (rpc_call_may_read_table(call, v[i].name))
+      resp.tables[resp.n_tables++] = *table_msg(a, &v[i]);
   rpc_call_reply(call, &resp);
   ms_table_infos_free(v, n);
   arena_free(a);
@@ -656,7 +658,9 @@ static void h_register(rpc_call *call, const void *req,
     LOG_W("registration from %s refused: %s", r->address ? r->address : "",
           err_msg(err));
   }
+  msrv_access_lock(s);
   rpc_call_reply(call, &resp);
+  msrv_access_unlock(s);
   arena_free(a);
   if (err == NULL) ms_server_reply_free(&rp);
   err_free(err);
@@ -693,7 +697,9 @@ static void h_heartbeat(rpc_call *call, const void *req,
     resp.n_merged = rp.n_merged;
     resp.access = &s->access_wire;
   }
+  msrv_access_lock(s);
   rpc_call_reply(call, &resp);
+  msrv_access_unlock(s);
   arena_free(a);
   if (err == NULL) ms_server_reply_free(&rp);
   else msrv_kick(s); /* a refused heartbeat may have declared a death */
@@ -858,6 +864,7 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   s->start_wall_ms = env_wall_micros(s->opt.core.env) / 1000;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->ch_mu, NULL);
+  pthread_mutex_init(&s->access_mu, NULL);
   pthread_cond_init(&s->kick_cv, NULL);
   pthread_cond_init(&s->progress_cv, NULL);
   mica_err *err = ms_open(&s->opt.core, msrv_now(s), &s->core);
@@ -868,8 +875,10 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   ro.listen = o->listen;
   ro.threads = o->rpc_threads;
   ro.auth = s->auth;
+  ro.table_check = msrv_table_check;
+  ro.table_check_ctx = s;
   rpc_tls serve_tls = {o->tls.cert_file, o->tls.key_file, o->tls.ca_file,
-                       false};
+                       o->tls.require_client_cert, o->tls.request_client_cert};
   if (o->tls.cert_file != NULL) ro.tls = &serve_tls;
   if (err == NULL) err = rpc_server_new(&ro, &s->rpc);
   if (err == NULL) err = register_handlers(s);
@@ -927,6 +936,7 @@ void msrv_stop(msrv *s) {
   pthread_cond_destroy(&s->progress_cv);
   pthread_cond_destroy(&s->kick_cv);
   pthread_mutex_destroy(&s->ch_mu);
+  pthread_mutex_destroy(&s->access_mu);
   pthread_mutex_destroy(&s->mu);
   free(s->caps);
   free(s->http_address);

@@ -67,6 +67,12 @@ typedef struct msrv_options {
   rpc_tls tls;
 } msrv_options;
 
+/* Re-reads the tokens file (SIGHUP): the new grants apply to the next
+ * call here and reach tablet servers with their next heartbeat reply;
+ * recorded in the event log. On an error (NOT_SUPPORTED without
+ * --tokens, the file's own errors) the current grants stay. */
+mica_err *msrv_reload_tokens(msrv *s);
+
 /* Fills `o` with the defaults above and ms_options_init(&o->core). */
 void msrv_options_init(msrv_options *o);
 

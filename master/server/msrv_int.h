@@ -25,7 +25,8 @@ struct msrv {
   rpc_server *rpc;
   rpc_secret secret;  /* the cluster secret: signs calls to servers */
   rpc_auth *auth;     /* checks every call to this master */
-  rpc_access *access; /* the tokens file; NULL = client calls are open */
+  pthread_mutex_t access_mu; /* guards access and access_wire (mauth.c) */
+  rpc_access *access; /* the tokens file; enabled = false: calls are open */
   rpc_access_table access_wire; /* what register/heartbeat replies carry */
   char *cluster_name;     /* opt.cluster_name points at it; "" = none */
   uint64_t start_wall_ms; /* when msrv_start began, ms since the epoch */
@@ -84,5 +85,14 @@ mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out);
  * (valid while `t` lives; never rpc_route_clear it): what the handlers and
  * the loop convert to wire messages with proto/route.h. */
 rpc_route msrv_route_view(const ms_tablet *t);
+
+/* ---- client access after start-up (mauth.c) ---- */
+
+/* rpc_server_opts.table_check of the Master service: names the table each
+ * table-scoped request touches (a tablet's table for tablet ids). */
+mica_err *msrv_table_check(rpc_call *call, const void *req, void *ctx);
+/* Held while a reply carrying access_wire is encoded. */
+void msrv_access_lock(msrv *s);
+void msrv_access_unlock(msrv *s);
 
 #endif

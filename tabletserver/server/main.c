@@ -77,6 +77,9 @@ static const char usage_text[] =
     "  --tls-ca PATH            CA the master's certificate chains to\n"
     "                           (required with --tls-cert)\n"
     "  --insecure               allow plaintext on a non-loopback address\n"
+    "  --tls-client-certs none|request|require  ask clients for certificates\n"
+    "                           signed by --tls-ca, names mapped to roles by\n"
+    "                           the master's tokens file (default none)\n"
     "  --help                   this text\n"
     "\n"
     "example:\n"
@@ -173,7 +176,8 @@ int main(int argc, char **argv) {
         "--split-threshold", "--lease-ms", "--heartbeat-ms", "--threads",
         "--background-threads", "--reserve-space", "--compression",
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
-        "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca"};
+        "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
+        "--tls-client-certs"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -225,6 +229,10 @@ int main(int argc, char **argv) {
       c.tls.key_file = val;
     } else if (strcmp(name, "--tls-ca") == 0) {
       c.tls.ca_file = val;
+    } else if (strcmp(name, "--tls-client-certs") == 0) {
+      if (!rpc_tls_client_certs_parse(val, &c.tls))
+        usage_error("--tls-client-certs: '%s' is not none, request or "
+                    "require", val);
     } else if (strcmp(name, "--cluster-secret-file") == 0) {
       if (val[0] == '\0') usage_error("--cluster-secret-file: empty path '%s'", val);
       c.secret_file = val;
@@ -280,6 +288,10 @@ int main(int argc, char **argv) {
   if ((c.tls.cert_file != NULL) != (c.tls.key_file != NULL) ||
       (c.tls.cert_file != NULL) != (c.tls.ca_file != NULL))
     usage_error("%s", "--tls-cert, --tls-key and --tls-ca go together");
+  if (c.tls.cert_file == NULL &&
+      (c.tls.request_client_cert || c.tls.require_client_cert))
+    usage_error("%s", "--tls-client-certs needs --tls-cert, --tls-key and "
+                "--tls-ca");
   {
     /* /metrics and /healthz have no TLS yet. */
     mica_err *pe = rpc_check_plaintext("--listen", c.listen,

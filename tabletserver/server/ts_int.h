@@ -154,6 +154,10 @@ struct ts_server {
 void ts_reg_insert(ts_server *s, ts_tab *tt);
 /* Finds tablet `id` (NULL if not open), with mu held. */
 ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id);
+/* The table of tablet `id` when this server serves it or split or merged
+ * it (a tablet id belongs to one table for ever); NULL otherwise. Caller
+ * frees. Takes mu. */
+char *ts_reg_table_of(ts_server *s, uint64_t id);
 /* Removes `tt` from the map (it is not freed), with mu held. */
 void ts_reg_remove_locked(ts_server *s, ts_tab *tt);
 /* Records a departure; takes ownership of g's contents. */

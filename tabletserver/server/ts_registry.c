@@ -111,6 +111,19 @@ static ts_gone *find_gone_locked(ts_server *s, uint64_t id) {
   return NULL;
 }
 
+char *ts_reg_table_of(ts_server *s, uint64_t id) {
+  pthread_mutex_lock(&s->mu);
+  const char *name = NULL;
+  ts_tab *tt = ts_reg_find_locked(s, id);
+  ts_gone *g = tt == NULL ? find_gone_locked(s, id) : NULL;
+  if (tt != NULL) name = tt->d.table_name;
+  else if (g != NULL && (g->kind == TS_GONE_SPLIT || g->kind == TS_GONE_MERGED))
+    name = g->left.table_name;
+  char *copy = name != NULL ? xstrdup(name) : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return copy;
+}
+
 void ts_routebuf_init(ts_routebuf *rb) {
   memset(rb, 0, sizeof(*rb));
 }

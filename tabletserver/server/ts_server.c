@@ -16,6 +16,7 @@
 #include "common/layout.h"
 #include "common/log.h"
 #include "tabletserver/server/ts_admin.h"
+#include "tabletserver/server/ts_authz.h"
 #include "tabletserver/server/ts_data.h"
 #include "tabletserver/server/ts_maint.h"
 #include "tabletserver/server/ts_master.h"
@@ -123,8 +124,11 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     rpc_server_opts o;
     memset(&o, 0, sizeof(o));
     o.auth = s->auth;
+    o.table_check = ts_table_check;
+    o.table_check_ctx = s;
     rpc_tls serve_tls = {s->cfg.tls.cert_file, s->cfg.tls.key_file,
-                         s->cfg.tls.ca_file, false};
+                         s->cfg.tls.ca_file, s->cfg.tls.require_client_cert,
+                         s->cfg.tls.request_client_cert};
     if (s->cfg.tls.cert_file != NULL) o.tls = &serve_tls;
     o.listen = s->cfg.listen;
     o.threads = c->threads;

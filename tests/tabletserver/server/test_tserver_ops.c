@@ -80,7 +80,7 @@ static void test_flags(void) {
                          "--heartbeat-ms", "--threads", "--background-threads",
                          "--reserve-space", "--compression", "--max-streams",
                          "--max-streams-per-conn", "--stream-idle-timeout",
-                         "--help", "example:"};
+                         "--tls-client-certs", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
