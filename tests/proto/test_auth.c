@@ -208,7 +208,7 @@ static mica_err *check_proof(rpc_auth *a, const char *proof_path,
   char proof[RPC_MEMBER_PROOF_MAX];
   rpc_member_proof(by, proof_path, signed_body, ms, proof);
   (void)path;
-  return rpc_auth_check(a, path, body, proof, strlen(proof), NULL, 0, id);
+  return rpc_auth_check(a, path, body, proof, strlen(proof), NULL, 0, NULL, id);
 }
 
 static void test_membership(void) {
@@ -243,25 +243,25 @@ static void test_membership(void) {
   const char *junk[] = {"", "v1", "v2 1 00", "v1 abc 00",
                         "v1 123 zz", "v1 123 0123"};
   for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
-    expect(rpc_auth_check(a, open, body, junk[i], strlen(junk[i]), NULL, 0,
+    expect(rpc_auth_check(a, open, body, junk[i], strlen(junk[i]), NULL, 0, NULL,
                           &id),
            MICA_UNAUTHENTICATED, "malformed", NULL, junk[i]);
   /* No proof at all on a member method; a token does not help. */
-  expect(rpc_auth_check(a, open, body, NULL, 0, NULL, 0, &id),
+  expect(rpc_auth_check(a, open, body, NULL, 0, NULL, 0, NULL, &id),
          MICA_PERMISSION_DENIED, "cluster members only", NULL, "no proof");
   const char *bearer = "Bearer " T_ADMIN;
   expect(rpc_auth_check(a, "/mica.v1.Master/Heartbeat", body, NULL, 0,
-                        bearer, strlen(bearer), &id),
+                        bearer, strlen(bearer), NULL, &id),
          MICA_PERMISSION_DENIED, "Heartbeat", NULL, "admin token, member call");
   /* Pending table: clients wait. */
-  expect(rpc_auth_check(a, put, body, NULL, 0, NULL, 0, &id),
+  expect(rpc_auth_check(a, put, body, NULL, 0, NULL, 0, NULL, &id),
          MICA_UNAVAILABLE, "not yet received", NULL, "pending");
   /* Open table: anonymous clients may do anything but member calls. */
   rpc_auth_set_access(a, xcalloc(1, sizeof(rpc_access)));
   TU_OK(rpc_auth_check(a, "/mica.v1.Master/DropTable", body, NULL, 0, NULL,
-                       0, &id));
+                       0, NULL, &id));
   CU_ASSERT_STRING_EQUAL(id.name, "anonymous");
-  expect(rpc_auth_check(a, open, body, NULL, 0, NULL, 0, &id),
+  expect(rpc_auth_check(a, open, body, NULL, 0, NULL, 0, NULL, &id),
          MICA_PERMISSION_DENIED, NULL, NULL, "open table, member call");
   /* Unknown methods are member-only. */
   CU_ASSERT_EQUAL(rpc_path_role("/mica.v1.Master/Whatever"), RPC_ROLE_MEMBER);
@@ -273,7 +273,7 @@ static mica_err *with_token(rpc_auth *a, const char *path, const char *tok,
   char h[256];
   snprintf(h, sizeof h, "Bearer %s", tok ? tok : "");
   return rpc_auth_check(a, path, slice_make(NULL, 0), NULL, 0,
-                        tok ? h : NULL, tok ? strlen(h) : 0, id);
+                        tok ? h : NULL, tok ? strlen(h) : 0, NULL, id);
 }
 
 static void test_tokens(void) {
@@ -300,7 +300,7 @@ static void test_tokens(void) {
          "not recognised", NULL, "token with a suffix");
   const char *basic = "Basic abc";
   expect(rpc_auth_check(a, get, slice_make(NULL, 0), NULL, 0, basic,
-                        strlen(basic), &id),
+                        strlen(basic), NULL, &id),
          MICA_UNAUTHENTICATED, "Bearer <token>", NULL, "not Bearer");
 
   /* HTTP: Bearer, Basic (any user, token as password), garbage. */
@@ -322,12 +322,213 @@ static void test_tokens(void) {
   rpc_auth_free(a);
 }
 
+/* ---- per-table roles and certificate names ---- */
+
+#define T_ORDERS "tok-orders-0123456789"
+#define T_MIXED "tok-mixed-01234567890"
+
+static rpc_access *load_scoped(const char *name, const char *text) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
+  write_file(path, text, 0600);
+  rpc_access *a = NULL;
+  TU_OK(rpc_access_load(path, &a));
+  return a;
+}
+
+static const char *const SCOPED =
+    T_ADMIN " alice admin\n"
+    T_ORDERS " ingest write:orders\n"
+    T_MIXED " mixed read admin:logs.* write:orders\n"
+    "cert:report-job reporting read:orders\n"
+    "cert:ops.example ops admin\n";
+
+static mica_err *with_cert(rpc_auth *a, const char *path,
+                           const char *const *names, size_t n,
+                           rpc_identity *id) {
+  rpc_peer_names p = {names, n};
+  return rpc_auth_check(a, path, slice_make(NULL, 0), NULL, 0, NULL, 0, &p,
+                        id);
+}
+
+static void test_table_grants_file(void) {
+  rpc_access *a = load_scoped("tokens.scoped", SCOPED);
+  CU_ASSERT_EQUAL_FATAL(a->n, 5);
+  /* A bare role is the role on every table, as before. */
+  CU_ASSERT_EQUAL(a->grants[0].role, RPC_ROLE_ADMIN);
+  CU_ASSERT_EQUAL(a->grants[0].ntables, 0);
+  CU_ASSERT_EQUAL(a->grants[1].role, RPC_ROLE_NONE);
+  CU_ASSERT_EQUAL_FATAL(a->grants[1].ntables, 1);
+  CU_ASSERT_STRING_EQUAL(a->grants[1].tables[0].table, "orders");
+  const rpc_grant *m = &a->grants[2];
+  CU_ASSERT_EQUAL(rpc_grant_table_role(m, NULL), RPC_ROLE_READ);
+  CU_ASSERT_EQUAL(rpc_grant_table_role(m, "orders"), RPC_ROLE_WRITE);
+  CU_ASSERT_EQUAL(rpc_grant_table_role(m, "logs.2026"), RPC_ROLE_ADMIN);
+  CU_ASSERT_EQUAL(rpc_grant_table_role(m, "logs"), RPC_ROLE_READ);
+  CU_ASSERT_EQUAL(rpc_grant_table_role(m, "orders2"), RPC_ROLE_READ);
+  CU_ASSERT_STRING_EQUAL(a->grants[3].cert, "report-job");
+  CU_ASSERT_STRING_EQUAL(a->grants[4].cert, "ops.example");
+
+  /* The wire carries tables and certificate names. */
+  rpc_access_table w;
+  rpc_access_to_wire(a, &w);
+  CU_ASSERT_EQUAL(w.grants[3].token_sha256.len, 0);
+  CU_ASSERT_STRING_EQUAL(w.grants[3].cert, "report-job");
+  rpc_access *b = NULL;
+  TU_OK(rpc_access_from_wire(&w, &b));
+  CU_ASSERT_EQUAL_FATAL(b->n, 5);
+  CU_ASSERT_EQUAL(rpc_grant_table_role(&b->grants[2], "logs.x"),
+                  RPC_ROLE_ADMIN);
+  CU_ASSERT_STRING_EQUAL(b->grants[4].cert, "ops.example");
+  CU_ASSERT_PTR_NULL(b->grants[0].cert);
+  rpc_access_free(b);
+  b = NULL;
+  /* A grant with both a digest and a certificate name, or a bad table. */
+  w.grants[0].cert = "x";
+  expect(rpc_access_from_wire(&w, &b), MICA_INVALID_ARGUMENT, "not both",
+         NULL, "digest and cert");
+  w.grants[0].cert = "";
+  w.grants[2].tables[0].table = "bad name";
+  expect(rpc_access_from_wire(&w, &b), MICA_INVALID_ARGUMENT, "table 0",
+         NULL, "bad table on the wire");
+  CU_ASSERT_PTR_NULL(b);
+  w.grants[2].tables[0].table = "logs.*";
+  rpc_access_wire_free(&w);
+  rpc_access_free(a);
+
+  static const struct {
+    const char *text, *part;
+  } bad[] = {
+      {"tok-0123456789abcdef alice write:\n", "'' is not a table pattern"},
+      {"tok-0123456789abcdef alice write:a/b\n", "'a/b' is not a table"},
+      {"tok-0123456789abcdef alice write:a*b\n", "'a*b' is not a table"},
+      {"tok-0123456789abcdef alice root:orders\n", "'root' is not read"},
+      {"tok-0123456789abcdef alice read:t write:t\n", "two roles on 't'"},
+      {"tok-0123456789abcdef alice read admin:*\n", "two roles on every"},
+      {"cert: alice read\n", "certificate name for 'alice' is empty"},
+      {"cert:x alice read\ncert:x bob read\n",
+       "certificate name of 'bob' is already listed for 'alice'"},
+      {"tok-0123456789abcdef alice\n", "line 1: expected"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokens.sbad%zu", tu_tmpdir(), i);
+    write_file(path, bad[i].text, 0600);
+    rpc_access *x = NULL;
+    expect(rpc_access_load(path, &x), MICA_INVALID_ARGUMENT, bad[i].part,
+           "tok-0123456789abcdef", bad[i].part);
+    CU_ASSERT_PTR_NULL(x);
+  }
+}
+
+static void test_table_grants_decision(void) {
+  rpc_secret good = secret_of(0x11);
+  rpc_auth *a = rpc_auth_new(&good, load_scoped("tokens.sc2", SCOPED));
+  rpc_identity id;
+  const char *put = "/mica.v1.TabletServer/Put",
+             *get = "/mica.v1.TabletServer/Get",
+             *drop = "/mica.v1.Master/DropTable",
+             *balance = "/mica.v1.Master/Balance",
+             *servers = "/mica.v1.Master/ListServers",
+             *tables = "/mica.v1.Master/ListTables";
+
+  /* A '*' grant needs no per-table check. */
+  TU_OK(with_token(a, put, T_ADMIN, &id));
+  CU_ASSERT(!id.scoped);
+  /* A per-table grant passes the method gate, then each table counts. */
+  TU_OK(with_token(a, put, T_ORDERS, &id));
+  CU_ASSERT(id.scoped);
+  CU_ASSERT_EQUAL(id.by, RPC_BY_TOKEN);
+  TU_OK(rpc_auth_check_table(a, &id, put, RPC_ROLE_WRITE, "orders"));
+  expect(rpc_auth_check_table(a, &id, put, RPC_ROLE_WRITE, "users"),
+         MICA_PERMISSION_DENIED,
+         "needs role 'write' on table 'users'; identity 'ingest' has role "
+         "'none' there", T_ORDERS, "other table");
+  expect(rpc_auth_check_table(a, &id, put, RPC_ROLE_WRITE, NULL),
+         MICA_PERMISSION_DENIED, "on every table ('*')", T_ORDERS,
+         "every table");
+  /* Its highest role is write: admin methods fail at the gate. */
+  expect(with_token(a, drop, T_ORDERS, &id), MICA_PERMISSION_DENIED,
+         "needs role 'admin'; identity 'ingest' has role 'write'", T_ORDERS,
+         "write token drops");
+  /* Cluster-scoped methods need the role on '*'. */
+  expect(with_token(a, servers, T_ORDERS, &id), MICA_PERMISSION_DENIED,
+         "on every table ('*'); identity 'ingest' has it only on some",
+         T_ORDERS, "per-table token lists servers");
+  expect(with_token(a, balance, T_MIXED, &id), MICA_PERMISSION_DENIED,
+         "needs role 'admin' on every table", T_MIXED, "mixed balances");
+  TU_OK(with_token(a, servers, T_MIXED, &id));
+  /* ListTables: any role anywhere; the answer is filtered. */
+  TU_OK(with_token(a, tables, T_ORDERS, &id));
+  CU_ASSERT_EQUAL(rpc_auth_table_role(a, &id, "orders"), RPC_ROLE_WRITE);
+  CU_ASSERT_EQUAL(rpc_auth_table_role(a, &id, "users"), RPC_ROLE_NONE);
+  /* Mixed: read everywhere, write on orders, admin on logs.*. */
+  TU_OK(with_token(a, get, T_MIXED, &id));
+  CU_ASSERT(!id.scoped);
+  TU_OK(with_token(a, drop, T_MIXED, &id));
+  CU_ASSERT(id.scoped);
+  TU_OK(rpc_auth_check_table(a, &id, drop, RPC_ROLE_ADMIN, "logs.old"));
+  expect(rpc_auth_check_table(a, &id, drop, RPC_ROLE_ADMIN, "orders"),
+         MICA_PERMISSION_DENIED, "identity 'mixed' has role 'write' there",
+         NULL, "mixed drops orders");
+
+  /* Certificates: CN or SAN, token first, unknown names refused. */
+  const char *const report[] = {"report-job"};
+  TU_OK(with_cert(a, get, report, 1, &id));
+  CU_ASSERT_EQUAL(id.by, RPC_BY_CERT);
+  CU_ASSERT_STRING_EQUAL(id.name, "reporting");
+  CU_ASSERT(id.scoped);
+  TU_OK(rpc_auth_check_table(a, &id, get, RPC_ROLE_READ, "orders"));
+  expect(rpc_auth_check_table(a, &id, get, RPC_ROLE_READ, "users"),
+         MICA_PERMISSION_DENIED, "on table 'users'; identity 'reporting'",
+         NULL, "cert reads another table");
+  expect(with_cert(a, put, report, 1, &id), MICA_PERMISSION_DENIED,
+         "needs role 'write'; identity 'reporting' has role 'read'", NULL,
+         "read cert writes");
+  const char *const by_san[] = {"some-cn", "ops.example"};
+  TU_OK(with_cert(a, drop, by_san, 2, &id));
+  CU_ASSERT_STRING_EQUAL(id.name, "ops");
+  CU_ASSERT(!id.scoped);
+  const char *const stranger[] = {"intruder", "intruder.example"};
+  expect(with_cert(a, get, stranger, 2, &id), MICA_UNAUTHENTICATED,
+         "client certificate 'intruder' is not in the tokens file", NULL,
+         "unknown cert");
+  rpc_peer_names p = {report, 1};
+  char h[64];
+  snprintf(h, sizeof h, "Bearer %s", T_ADMIN);
+  TU_OK(rpc_auth_check(a, drop, slice_make(NULL, 0), NULL, 0, h, strlen(h),
+                       &p, &id));
+  CU_ASSERT_STRING_EQUAL(id.name, "alice"); /* the token decides */
+  expect(with_token(a, get, NULL, &id), MICA_UNAUTHENTICATED,
+         "no token given", NULL, "neither token nor cert");
+
+  /* Revocation: a checked identity whose grant is gone is refused. */
+  TU_OK(with_token(a, put, T_ORDERS, &id));
+  rpc_auth_set_access(a, load_scoped("tokens.sc3", T_ADMIN " alice admin\n"));
+  expect(rpc_auth_check_table(a, &id, put, RPC_ROLE_WRITE, "orders"),
+         MICA_UNAUTHENTICATED, "no longer recognised", T_ORDERS, "revoked");
+  expect(with_token(a, put, T_ORDERS, &id), MICA_UNAUTHENTICATED,
+         "not recognised", T_ORDERS, "revoked, new call");
+  expect(with_cert(a, get, report, 1, &id), MICA_UNAUTHENTICATED,
+         "not in the tokens file", NULL, "cert grant removed");
+  /* Members and open tables hold every table. */
+  rpc_auth_set_access(a, xcalloc(1, sizeof(rpc_access)));
+  TU_OK(with_token(a, drop, NULL, &id));
+  TU_OK(rpc_auth_check_table(a, &id, drop, RPC_ROLE_ADMIN, "anything"));
+  CU_ASSERT_EQUAL(rpc_path_scope(put), RPC_SCOPE_TABLE);
+  CU_ASSERT_EQUAL(rpc_path_scope(balance), RPC_SCOPE_CLUSTER);
+  CU_ASSERT_EQUAL(rpc_path_scope(tables), RPC_SCOPE_ANY);
+  rpc_auth_free(a);
+}
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("auth", NULL, NULL);
   CU_add_test(s, "secret_create", test_secret_create);
   CU_add_test(s, "secret_read_errors", test_secret_read_errors);
   CU_add_test(s, "tokens_file", test_tokens_file);
   CU_add_test(s, "membership", test_membership);
+  CU_add_test(s, "table_grants_file", test_table_grants_file);
+  CU_add_test(s, "table_grants_decision", test_table_grants_decision);
   CU_add_test(s, "tokens", test_tokens);
 }
 
