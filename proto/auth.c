@@ -704,21 +704,30 @@ static mica_err *client_check(rpc_auth *a, const char *what, rpc_role need,
   }
   if (hit != NULL) {
     snprintf(id->name, sizeof id->name, "%s", hit->identity);
-    rpc_role every = hit->role;
-    rpc_role gate = scope == RPC_SCOPE_CLUSTER ? every : grant_max_role(hit);
-    id->role = gate;
-    if (gate < need) {
-      if (scope == RPC_SCOPE_CLUSTER && grant_max_role(hit) >= need)
+    rpc_role every = hit->role, most = grant_max_role(hit);
+    if (scope == RPC_SCOPE_TABLE) {
+      /* Decided per table once the request names them, so that a refusal
+       * can name the table (rpc_auth_check_table). */
+      id->role = most;
+      id->scoped = every < need;
+    } else if (scope == RPC_SCOPE_CLUSTER) {
+      id->role = every;
+      if (every < need && most >= need)
         e = err_new(MICA_PERMISSION_DENIED,
                     "%s needs role '%s' on every table ('*'); identity '%s' "
                     "has it only on some tables", what, rpc_role_name(need),
                     hit->identity);
-      else
+      else if (every < need)
         e = err_new(MICA_PERMISSION_DENIED,
                     "%s needs role '%s'; identity '%s' has role '%s'", what,
-                    rpc_role_name(need), hit->identity, rpc_role_name(gate));
+                    rpc_role_name(need), hit->identity, rpc_role_name(every));
+    } else {
+      id->role = most;
+      if (most < need)
+        e = err_new(MICA_PERMISSION_DENIED,
+                    "%s needs role '%s'; identity '%s' has role '%s'", what,
+                    rpc_role_name(need), hit->identity, rpc_role_name(most));
     }
-    id->scoped = scope == RPC_SCOPE_TABLE && every < need;
   }
   pthread_rwlock_unlock(&a->mu);
   OPENSSL_cleanse(d, sizeof d);

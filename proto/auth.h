@@ -182,10 +182,11 @@ typedef struct rpc_peer_names {
  * PERMISSION_DENIED (a role too low), naming what is missing, or
  * UNAVAILABLE while the table is pending.
  *
- * Methods have a scope (rpc_path_scope). For a table-scoped method the
- * caller passes here with the role on any table, and id->scoped says
- * whether the server must then check each table the request names with
- * rpc_auth_check_table. Cluster-scoped methods need the role on every
+ * Methods have a scope (rpc_path_scope). For a table-scoped method a
+ * recognised caller passes here, and id->scoped says whether the server
+ * must then check each table the request names with rpc_auth_check_table
+ * (it must when the caller lacks the role on every table: the refusal
+ * then names the table). Cluster-scoped methods need the role on every
  * table ('*'). */
 mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *member, size_t member_len,

@@ -312,7 +312,7 @@ static void test_roles(void) {
   expect_rc(mica_drop_table(wrong, "t"), MICA_UNAUTHENTICATED,
             "not recognised", "unknown token DropTable");
   expect_rc(mica_drop_table(writer, "t"), MICA_PERMISSION_DENIED,
-            "needs role 'admin'; identity 'bob' has role 'write'",
+            "needs role 'admin' on table 't'; identity 'bob' has role 'write'",
             "write token DropTable");
   expect_rc(mica_create_table(reader, "t2", NULL, 0), MICA_PERMISSION_DENIED,
             "needs role 'admin'", "read token CreateTable");
@@ -320,7 +320,7 @@ static void test_roles(void) {
   /* Writes without write: read token, anonymous (the tablet server checks
    * with the table it learned from the master). */
   expect_rc(mica_put(reader, "t", "k", 1, "r1", 2), MICA_PERMISSION_DENIED,
-            "needs role 'write'; identity 'carol' has role 'read'",
+            "needs role 'write' on table 't'; identity 'carol' has role 'read'",
             "read token Put");
   expect_rc(mica_put(anon, "t", "k", 1, "a1", 2), MICA_UNAUTHENTICATED,
             "needs role", "anonymous Put");
