@@ -8,10 +8,17 @@
  * answers checked field by field against the proto. The client exits 0
  * only when every check passed; its output names each check.
  *
+ * Suite "auth" runs tests/grpcjs/auth.js against a cluster serving TLS
+ * with a tokens file and client certificates requested: TLS credentials
+ * with a token work; no token, an unknown token, a read token writing or
+ * dropping, another CA and plaintext are refused with the right gRPC
+ * codes; a client certificate acts with the role its CN is mapped to.
+ *
  * Skipped (exit 77, ctest's SKIP_RETURN_CODE) only when `node` is not on
  * the PATH or the npm modules are not installed in tests/grpcjs/node_modules
  * (tools/install-deps installs both). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,6 +112,82 @@ static void test_client_errors(void) {
   th_result_free(&r);
 }
 
+/* ---- suite: auth ---- */
+
+#define TOK_ADMIN "js-admin-token-0123456789abcdef"
+#define TOK_READ "js-read-token-0123456789abcdef"
+
+static char g_certs[1024], g_other[1024];
+
+static int auth_init(void) {
+  snprintf(g_certs, sizeof g_certs, "%s/certs", tu_tmpdir());
+  snprintf(g_other, sizeof g_other, "%s/other-ca", tu_tmpdir());
+  char cmd[2400];
+  snprintf(cmd, sizeof cmd,
+           "'%s/tools/mica-certs' '%s' --client jsreport >/dev/null && "
+           "'%s/tools/mica-certs' '%s' >/dev/null", MICA_SOURCE_DIR, g_certs,
+           MICA_SOURCE_DIR, g_other);
+  if (system(cmd) != 0) return 1;
+  static char tokens[1100];
+  snprintf(tokens, sizeof tokens, "%s/tokens", tu_tmpdir());
+  FILE *f = fopen(tokens, "w");
+  if (f == NULL) return 1;
+  fputs(TOK_ADMIN " alice admin\n" TOK_READ " carol read\n"
+        "cert:jsreport jsreport read:js_auth\n", f);
+  fclose(f);
+  static const char *margs[5], *targs[3];
+  margs[0] = "--tokens";
+  margs[1] = tokens;
+  margs[2] = targs[0] = "--tls-client-certs";
+  margs[3] = targs[1] = "request";
+  margs[4] = targs[2] = NULL;
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  o.tls_dir = g_certs;
+  o.master_args = margs;
+  o.tserver_args = targs;
+  return cl_suite_start(&o, &g_c);
+}
+
+static void test_auth(void) {
+  char ca[1100], wrong[1100], cert[1100], key[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", g_certs);
+  snprintf(wrong, sizeof wrong, "%s/ca.pem", g_other);
+  snprintf(cert, sizeof cert, "%s/client-jsreport.pem", g_certs);
+  snprintf(key, sizeof key, "%s/client-jsreport.key", g_certs);
+  const char *argv[] = {"node", DIR "/auth.js", "--master",
+                        cl_master_address(g_c), "--ca", ca, "--wrong-ca",
+                        wrong, "--admin-token", TOK_ADMIN, "--read-token",
+                        TOK_READ, "--cert", cert, "--key", key, NULL};
+  th_result r;
+  TU_OK(th_run(argv, NULL, NULL, 120000, &r));
+  show("auth.js", &r);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  const char *out = th_out(&r);
+  const char *want[] = {
+      "ok TLS with an admin token creates, writes and reads\n",
+      "ok a read token reads; its Put and DropTable are PERMISSION_DENIED",
+      "ok no token and an unknown token are UNAUTHENTICATED\n",
+      "ok a client certificate acts with the role the tokens file maps",
+      "ok a channel trusting another CA and a plaintext channel are refused",
+      "ok refused calls changed nothing; the admin drops the table\n",
+      "grpcjs auth: all 6 checks passed\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    if (strstr(out, want[i]) == NULL) {
+      fprintf(stderr, "auth.js output lacks \"%s\"\n", want[i]);
+      CU_FAIL("a check is missing from auth.js's output");
+    }
+  }
+  th_result_free(&r);
+}
+
+static const CU_TestInfo auth_tests[] = {
+    {"auth", test_auth},
+    CU_TEST_INFO_NULL,
+};
+
 static const CU_TestInfo tests[] = {
     {"client_errors", test_client_errors},
     {"client", test_client},
@@ -114,6 +197,7 @@ static const CU_TestInfo tests[] = {
 static void add_suites(void) {
   CU_SuiteInfo suites[] = {
       {"grpcjs", suite_init, suite_clean, NULL, NULL, (CU_TestInfo *)tests},
+      {"auth", auth_init, suite_clean, NULL, NULL, (CU_TestInfo *)auth_tests},
       CU_SUITE_INFO_NULL};
   CU_register_suites(suites);
 }
