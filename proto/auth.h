@@ -12,12 +12,15 @@
  *   own clock. The secret never crosses the wire; a captured proof only
  *   replays that same request to that same method within the window.
  *
- *   Clients carry "authorization: Bearer <token>". A token maps to an
- *   identity and a role (read < write < admin) through the master's tokens
- *   file; servers keep only SHA-256 digests of the tokens and compare them
- *   in constant time.
+ *   Clients carry "authorization: Bearer <token>", or a client certificate
+ *   the TLS layer verified against the cluster CA. A token or a
+ *   certificate name (cert:NAME) maps to an identity and roles (read <
+ *   write < admin) on every table and on named tables through the
+ *   master's tokens file; servers keep only SHA-256 digests of the tokens
+ *   and compare them in constant time.
  *
- * Every method needs one role (rpc_method_role): member-only methods
+ * Every method needs one role (rpc_path_role) in one scope (rpc_path_scope:
+ * per table, every table, or any table); member-only methods
  * (RegisterServer, Heartbeat, ReportSplit, OpenTablet, CloseTablet,
  * SplitTablet on a tablet server) need a member proof; admin, write and read
  * methods need a token of at least that role, or a member proof. With no
