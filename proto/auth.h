@@ -220,9 +220,10 @@ mica_err *rpc_auth_check_table(rpc_auth *a, const rpc_identity *id,
                                const char *table);
 
 /* The same decision for an HTTP request needing `need` on every table
- * (the status page's API): `authorization` is the Authorization header (NULL when
- * absent), "Bearer <token>" or "Basic base64(<any user>:<token>)" (what a
- * browser's login box sends). Membership proofs do not apply. */
+ * (the status page's API): `authorization` is the Authorization header
+ * (NULL when absent), "Bearer <token>" or "Basic base64(<any user>:
+ * <token>)" (what a browser's login box sends). Membership proofs do not
+ * apply. */
 mica_err *rpc_auth_check_http(rpc_auth *a, const char *what,
                               const char *authorization, rpc_role need,
                               rpc_identity *id);

@@ -426,7 +426,8 @@ static void test_cert_identities(void) {
             "needs role 'write' on table 'orders'; identity 'reporting' has "
             "role 'read' there", "reporter cert Put");
   expect_rc(mica_get(rep, "users", "u1", 2, &v, &vl), MICA_PERMISSION_DENIED,
-            "on table 'users'; identity 'reporting'", "reporter cert Get users");
+            "on table 'users'; identity 'reporting'",
+            "reporter cert Get users");
   expect_rc(mica_drop_table(rep, "orders"), MICA_PERMISSION_DENIED,
             "needs role 'admin' on table 'orders'; identity 'reporting' has "
             "role 'read' there", "reporter cert DropTable");

@@ -208,7 +208,8 @@ static mica_err *check_proof(rpc_auth *a, const char *proof_path,
   char proof[RPC_MEMBER_PROOF_MAX];
   rpc_member_proof(by, proof_path, signed_body, ms, proof);
   (void)path;
-  return rpc_auth_check(a, path, body, proof, strlen(proof), NULL, 0, NULL, id);
+  return rpc_auth_check(a, path, body, proof, strlen(proof), NULL, 0, NULL,
+                        id);
 }
 
 static void test_membership(void) {
@@ -243,8 +244,8 @@ static void test_membership(void) {
   const char *junk[] = {"", "v1", "v2 1 00", "v1 abc 00",
                         "v1 123 zz", "v1 123 0123"};
   for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
-    expect(rpc_auth_check(a, open, body, junk[i], strlen(junk[i]), NULL, 0, NULL,
-                          &id),
+    expect(rpc_auth_check(a, open, body, junk[i], strlen(junk[i]), NULL, 0,
+                          NULL, &id),
            MICA_UNAUTHENTICATED, "malformed", NULL, junk[i]);
   /* No proof at all on a member method; a token does not help. */
   expect(rpc_auth_check(a, open, body, NULL, 0, NULL, 0, NULL, &id),
