@@ -15,9 +15,13 @@ static mica_err *check_tablet(rpc_call *call, ts_server *s,
     return err_new(MICA_INVALID_ARGUMENT,
                    "tablet: a TabletRef with a non-zero tablet_id is required");
   char *table = ts_reg_table_of(s, ref->tablet_id);
+  /* UNAVAILABLE, as the call's own status: clients forget the route and
+   * ask the master (a NOT_SERVING here would reach them without the
+   * routing answer they expect with it). */
   if (table == NULL)
-    return err_new(MICA_NOT_SERVING, "tablet %" PRIu64 " is not served here",
-                   ref->tablet_id);
+    return err_new(MICA_UNAVAILABLE,
+                   "tablet %" PRIu64 " is not served here; ask the master "
+                   "for its route", ref->tablet_id);
   mica_err *e = rpc_call_check_table(call, table);
   free(table);
   return e;

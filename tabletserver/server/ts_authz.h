@@ -7,8 +7,9 @@
 /* rpc_server_opts.table_check of the TabletServer service: names the
  * table of every tablet a data call or TabletInfo touches and checks the
  * caller's role on it. A tablet whose table this server cannot name (not
- * served here, moved or closed) is answered NOT_SERVING without a route,
- * so the client asks the master, where its role is checked again. */
+ * served here, moved or closed) is answered UNAVAILABLE without a route,
+ * so the client forgets its route and asks the master, where its role is
+ * checked again. */
 mica_err *ts_table_check(rpc_call *call, const void *request, void *ctx);
 
 #endif

@@ -290,6 +290,22 @@ static void test_table_roles(void) {
   CU_ASSERT_EQUAL(mica_split_tablet(oadmin, first_tablet("orders"), "m", 1, d),
                   MICA_OK);
   CU_ASSERT(has_event("by ordersadmin"));
+
+  /* The per-table client follows routing answers like any other: its
+   * cached route now names the split parent (the server names the table
+   * from the split record and answers with the daughters), then a tablet
+   * moved away (the old server cannot name the table: UNAVAILABLE, the
+   * client asks the master). */
+  CU_ASSERT_EQUAL(mica_put(ingest, "orders", "o1", 2, "eleven", 6), MICA_OK);
+  rpc_tablet_route *rt = NULL;
+  rpc_lookup_tablets_response *lr = NULL;
+  TU_OK(kvc_route(g_c, "orders", S("o1"), 10000, &rt, &lr));
+  uint64_t moved = rt != NULL ? rt->desc->tablet_id : 0;
+  rpc_msg_free(lr);
+  CU_ASSERT_EQUAL(mica_move_tablet(admin, moved, 0), MICA_OK);
+  CU_ASSERT_EQUAL(mica_put(ingest, "orders", "o1", 2, "twelve", 6), MICA_OK);
+  admin_value("orders", "o1", got, sizeof got);
+  CU_ASSERT_STRING_EQUAL(got, "twelve");
   mica_close(reader);
   mica_close(oadmin);
   mica_close(ingest);
