@@ -274,8 +274,9 @@ typedef struct rpc_server_opts {
   struct rpc_auth *auth;
   /* Names the tables a request of a table-scoped method touches, calling
    * rpc_call_check_table for each (docs/security.md, per-table roles). Run
-   * after decoding and before the handler, only for callers whose role
-   * comes from per-table grants. NULL = such callers are refused. */
+   * after decoding and before the handler, only for callers that lack the
+   * method's role on every table (auth.h, rpc_identity.scoped). NULL =
+   * such callers are refused. */
   rpc_table_check_fn table_check;
   void *table_check_ctx;
   const rpc_tls *tls; /* NULL = plaintext */

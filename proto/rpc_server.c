@@ -635,24 +635,20 @@ void rpc_server_stream_stats(rpc_server *s, rpc_stream_stats *out) {
   pthread_mutex_unlock(&s->smu);
 }
 
-/* A caller whose role on the method's tables comes from per-table grants:
- * the server's table_check names each table the request touches before
- * any handler runs (rpc_server_opts.table_check). */
-static mica_err *table_check(rpc_call *c) {
-  if (c->srv->table_check == NULL)
-    return err_new(MICA_PERMISSION_DENIED,
-                   "%s needs role '%s' on every table ('*'); identity '%s' "
-                   "has it only on some tables", c->h->method->path,
-                   rpc_role_name(rpc_path_role(c->h->method->path)),
-                   c->ident.name);
-  return c->srv->table_check(c, c->request, c->srv->table_check_ctx);
-}
-
 mica_err *rpc_call_check_table(rpc_call *c, const char *table) {
   if (c->srv->auth == NULL) return NULL;
   const char *path = c->h->method->path;
   return rpc_auth_check_table(c->srv->auth, &c->ident, path,
                               rpc_path_role(path), table);
+}
+
+/* A caller without the method's role on every table: the server's
+ * table_check names each table the request touches before any handler
+ * runs (rpc_server_opts.table_check); a server without one checks the
+ * role on every table. */
+static mica_err *table_check(rpc_call *c) {
+  if (c->srv->table_check == NULL) return rpc_call_check_table(c, NULL);
+  return c->srv->table_check(c, c->request, c->srv->table_check_ctx);
 }
 
 bool rpc_call_may_read_table(rpc_call *c, const char *table) {
