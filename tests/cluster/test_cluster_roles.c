@@ -15,9 +15,11 @@
  *
  * Suite "certs" (TLS with --tls-client-certs request on every process):
  * a client certificate signed by the cluster CA whose CN is listed as
- * cert:CN gets that grant's roles; an unlisted CN, a certificate from
- * another CA, and a client with neither a certificate nor a token are
- * refused and change nothing. */
+ * cert:CN gets that grant's roles, through libmica and the `mica` CLI's
+ * --cert/--key; an unlisted CN, a certificate from another CA, and a
+ * client with neither a certificate nor a token are refused and change
+ * nothing. `require` (on a standalone tablet server) refuses the handshake
+ * of a client without a certificate; the flag is refused without TLS. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include "proto/auth.h"
 #include "tests/cluster/kvc.h"
 #include "tests/harness/cluster.h"
+#include "tests/harness/node.h"
 #include "tests/harness/testutil.h"
 
 static cluster *g_c;
@@ -484,6 +487,80 @@ static void test_cert_identities(void) {
   mica_close(ops);
 }
 
+/* The CLI's --cert/--key: the certificate is the identity. */
+static void test_cli_cert(void) {
+  char ca[1100], cert[1100], key[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", g_certs);
+  snprintf(cert, sizeof cert, "%s/client-reporter.pem", g_certs);
+  snprintf(key, sizeof key, "%s/client-reporter.key", g_certs);
+  const char *get[] = {"--ca", ca, "--cert", cert, "--key", key,
+                       "get", "orders", "o1", NULL};
+  th_result r;
+  TU_OK(th_mica_cli(cl_master_address(g_c), NULL, get, 60000, &r));
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "ten"));
+  th_result_free(&r);
+  const char *put[] = {"--ca", ca, "--cert", cert, "--key", key,
+                       "put", "orders", "o1", "bad", NULL};
+  TU_OK(th_mica_cli(cl_master_address(g_c), NULL, put, 60000, &r));
+  CU_ASSERT_NOT_EQUAL(r.rc, 0);
+  if (strstr(th_err(&r), "needs role 'write' on table 'orders'; identity "
+                         "'reporting'") == NULL) {
+    fprintf(stderr, "mica put with the reporter certificate: %s\n",
+            th_err(&r));
+    CU_FAIL("the CLI's refusal does not name the role, table and identity");
+  }
+  th_result_free(&r);
+}
+
+/* --tls-client-certs require, on a standalone tablet server (open to
+ * clients, so only the handshake decides): no certificate, no call; the
+ * CA's client certificate gets through. */
+static void test_require(void) {
+  char dir[1100], logs[1100], cert[1100], key[1100], ca[1100];
+  snprintf(dir, sizeof dir, "%s/require-ts", tu_tmpdir());
+  snprintf(logs, sizeof logs, "%s/require-logs", tu_tmpdir());
+  snprintf(cert, sizeof cert, "%s/server.pem", g_certs);
+  snprintf(key, sizeof key, "%s/server.key", g_certs);
+  snprintf(ca, sizeof ca, "%s/ca.pem", g_certs);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", logs);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  const char *args[] = {"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca,
+                        "--tls-client-certs", "require", NULL};
+  th_node_opts o = {.prog = "mica-tserver", .name = "require-ts",
+                    .data_dir = dir, .log_dir = logs, .args = args};
+  th_node n = {0};
+  TU_OK(th_node_start(&o, &n));
+  rpc_tls bare = {.ca_file = ca};
+  char ccert[1100], ckey[1100];
+  snprintf(ccert, sizeof ccert, "%s/client.pem", g_certs);
+  snprintf(ckey, sizeof ckey, "%s/client.key", g_certs);
+  rpc_tls with = {.cert_file = ccert, .key_file = ckey, .ca_file = ca};
+  const rpc_tls *tls[2] = {&bare, &with};
+  for (int i = 0; i < 2; i++) {
+    rpc_channel_opts co = {0};
+    co.tls = tls[i];
+    rpc_channel *ch = NULL;
+    TU_OK(rpc_channel_new(n.address, &co, &ch));
+    rpc_tablet_info_request q = {0};
+    rpc_tablet_info_response *r = NULL;
+    mica_err *e = rpc_unary(ch, &rpc_m_ts_tablet_info, &q, 3000, (void **)&r);
+    if (i == 0) {
+      CU_ASSERT_PTR_NOT_NULL(e);
+      CU_ASSERT(e != NULL && err_code(e) == MICA_UNAVAILABLE);
+    } else {
+      TU_OK(e);
+      e = NULL;
+    }
+    err_free(e);
+    rpc_msg_free(r);
+    rpc_channel_free(ch);
+  }
+  TU_OK(th_node_stop(&n, 10000));
+  th_node_clear(&n);
+}
+
 /* --tls-client-certs without TLS, or with a bad mode: refused at start. */
 static void test_client_certs_flag(void) {
   char cmd[2300];
@@ -506,6 +583,8 @@ static void add_suites(void) {
   CU_add_test(s, "tokens_not_logged", test_tokens_not_logged);
   s = CU_add_suite("certs", certs_init, suite_clean);
   CU_add_test(s, "cert_identities", test_cert_identities);
+  CU_add_test(s, "cli_cert", test_cli_cert);
+  CU_add_test(s, "require", test_require);
   CU_add_test(s, "client_certs_flag", test_client_certs_flag);
 }
 
