@@ -763,6 +763,13 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                       bearer ? bearer_len - 7 : 0, peer, id);
 }
 
+bool rpc_auth_clients_checked(rpc_auth *a) {
+  pthread_rwlock_rdlock(&a->mu);
+  bool on = a->acc != NULL && a->acc->enabled;
+  pthread_rwlock_unlock(&a->mu);
+  return on;
+}
+
 rpc_role rpc_auth_table_role(rpc_auth *a, const rpc_identity *id,
                              const char *table) {
   switch (id->by) {

@@ -196,6 +196,10 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
                          const char *bearer, size_t bearer_len,
                          const rpc_peer_names *peer, rpc_identity *id);
 
+/* Whether client credentials are checked now (a tokens file is in force):
+ * when not, a server need not look at a client's certificate. */
+bool rpc_auth_clients_checked(rpc_auth *a);
+
 /* The scope of a method: whether its role applies per table. */
 typedef enum rpc_scope {
   RPC_SCOPE_TABLE = 0,   /* names tables: the role is needed on each */

@@ -527,8 +527,10 @@ static void test_table_grants_decision(void) {
          "not recognised", T_ORDERS, "revoked, new call");
   expect(with_cert(a, get, report, 1, &id), MICA_UNAUTHENTICATED,
          "not in the tokens file", NULL, "cert grant removed");
+  CU_ASSERT(rpc_auth_clients_checked(a));
   /* Members and open tables hold every table. */
   rpc_auth_set_access(a, xcalloc(1, sizeof(rpc_access)));
+  CU_ASSERT(!rpc_auth_clients_checked(a));
   TU_OK(with_token(a, drop, NULL, &id));
   TU_OK(rpc_auth_check_table(a, &id, drop, RPC_ROLE_ADMIN, "anything"));
   CU_ASSERT_EQUAL(rpc_path_scope(put), RPC_SCOPE_TABLE);
