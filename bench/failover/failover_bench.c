@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/env.h"
 #include "mica/mica.h"
@@ -231,7 +232,36 @@ static void *lk_main(void *p) {
   return NULL;
 }
 
+/* CPU seconds (user + system) process `pid` has used so far. */
+static double cpu_s(pid_t pid) {
+  char path[64], st[2048];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  size_t n = fread(st, 1, sizeof st - 1, f);
+  fclose(f);
+  st[n] = '\0';
+  const char *p = strrchr(st, ')'); /* after the command name */
+  unsigned long long ut = 0, stime = 0;
+  if (p == NULL ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+             &ut, &stime) != 2)
+    return 0;
+  return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The active master's CPU per answered lookup over the last lookup_rate
+ * (microseconds), set by lookup_rate when given a pid. */
+static double g_cpu_us_per_lookup;
+
+static double lookup_rate_pid(const char *addr, pid_t pid, uint64_t *errors);
+
 static double lookup_rate(const char *addr, uint64_t *errors) {
+  return lookup_rate_pid(addr, 0, errors);
+}
+
+static double lookup_rate_pid(const char *addr, pid_t pid, uint64_t *errors) {
+  double cpu0 = pid ? cpu_s(pid) : 0;
   rpc_channel *ch;
   die("channel", rpc_channel_new(addr, NULL, &ch));
   pthread_t th[LK_THREADS];
@@ -248,6 +278,8 @@ static double lookup_rate(const char *addr, uint64_t *errors) {
     *errors += a[i].errors;
   }
   double r = (double)total * 1000.0 / (double)(th_now_ms() - t0);
+  if (pid && total)
+    g_cpu_us_per_lookup = (cpu_s(pid) - cpu0) * 1e6 / (double)total;
   rpc_channel_free(ch);
   return r;
 }
@@ -311,7 +343,7 @@ static bool flag(int argc, char **argv, int *i, const char *name, int *v,
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (flag(argc, argv, &i, "--session-ms", &g_session_ms, 1000, 60000) ||
-        flag(argc, argv, &i, "--kills", &g_kills, 1, MAX_KILLS) ||
+        flag(argc, argv, &i, "--kills", &g_kills, 0, MAX_KILLS) ||
         flag(argc, argv, &i, "--writers", &g_writers, 1, MAX_WRITERS) ||
         flag(argc, argv, &i, "--steady", &g_steady, 1, 600) ||
         flag(argc, argv, &i, "--lookup-runs", &g_lookup_runs, 0, 20))
@@ -371,7 +403,8 @@ int main(int argc, char **argv) {
       lks[i] = (mica_key){lk[i], strlen(lk[i])};
     }
     die_rc("create lk", mica_create_table(adm, "lk", lks, 99));
-    double with[20], without[20], ratio[20];
+    double with[20], without[20], ratio[20], cw[20], cwo[20];
+    pid_t apid = th_proc_pid(g_m[a].p);
     uint64_t errors = 0;
     uint64_t warm = 0;
     lookup_rate(g_m[a].addr, &warm); /* connections, caches: not counted */
@@ -380,19 +413,24 @@ int main(int argc, char **argv) {
        * runs does not favour either side. */
       for (int phase = 0; phase < 2; phase++) {
         if ((phase == 0) == (r % 2 == 0)) {
-          with[r] = lookup_rate(g_m[a].addr, &errors);
+          with[r] = lookup_rate_pid(g_m[a].addr, apid, &errors);
+          cw[r] = g_cpu_us_per_lookup;
           continue;
         }
         for (int i = 0; i < N_MASTERS; i++)
           if (i != a)
             die("stop standby", th_proc_stop_clean(g_m[i].p, 15, 20000));
-        without[r] = lookup_rate(g_m[a].addr, &errors);
+        without[r] = lookup_rate_pid(g_m[a].addr, apid, &errors);
+        cwo[r] = g_cpu_us_per_lookup;
         for (int i = 0; i < N_MASTERS; i++)
           if (i != a) start_master(i);
+        th_sleep_ms(2000); /* the new standbys settle: not measured */
       }
       ratio[r] = with[r] / without[r];
       printf("  lookups run %d: %.0f/s with 2 standbys, %.0f/s with none, "
-             "ratio %.3f\n", r + 1, with[r], without[r], ratio[r]);
+             "ratio %.3f; active master's CPU per lookup %.1f us with, "
+             "%.1f us without\n", r + 1, with[r], without[r], ratio[r],
+             cw[r], cwo[r]);
     }
     double c1[20], c2[20], c3[20];
     memcpy(c1, with, sizeof with);
@@ -402,6 +440,9 @@ int main(int argc, char **argv) {
            "ratio %.3f (%d runs, errors %" PRIu64 ")\n",
            pct(c1, g_lookup_runs, 50), pct(c2, g_lookup_runs, 50),
            pct(c3, g_lookup_runs, 50), g_lookup_runs, errors);
+    printf("lookups: active master's CPU per lookup, median %.1f us with 2 "
+           "standbys, %.1f us with none\n", pct(cw, g_lookup_runs, 50),
+           pct(cwo, g_lookup_runs, 50));
     fflush(stdout);
   }
 
@@ -412,6 +453,7 @@ int main(int argc, char **argv) {
     pthread_create(&th[w], NULL, writer, (void *)(intptr_t)w);
 
   double ta[MAX_KILLS], tb[MAX_KILLS], tput[MAX_KILLS], worst[MAX_KILLS];
+  if (g_kills == 0) g_steady = 1;
   for (int k = 0; k < g_kills; k++) {
     th_sleep_ms((uint64_t)g_steady * 1000);
     a = wait_active();
@@ -518,15 +560,17 @@ int main(int argc, char **argv) {
 
   printf("failover, ZooKeeper session %d ms, %d kills:\n", g_session_ms,
          g_kills);
-  dist("(a) kill -> LookupTablets answered", ta, g_kills, "s");
-  dist("(b) kill -> first split committed", tb, g_kills, "s");
-  double tp[MAX_KILLS], wo[MAX_KILLS];
-  for (int k = 0; k < g_kills; k++) {
-    tp[k] = 100 * tput[k];
-    wo[k] = 100 * worst[k];
+  if (g_kills > 0) {
+    dist("(a) kill -> LookupTablets answered", ta, g_kills, "s");
+    dist("(b) kill -> first split committed", tb, g_kills, "s");
+    double tp[MAX_KILLS], wo[MAX_KILLS];
+    for (int k = 0; k < g_kills; k++) {
+      tp[k] = 100 * tput[k];
+      wo[k] = 100 * worst[k];
+    }
+    dist("puts/s kill..(b) vs before", tp, g_kills, "%");
+    dist("worst second kill..(b) vs before", wo, g_kills, "%");
   }
-  dist("puts/s kill..(b) vs before", tp, g_kills, "%");
-  dist("worst second kill..(b) vs before", wo, g_kills, "%");
   printf("  puts acknowledged %" PRIu64 ", read back %" PRIu64 ", lost %"
          PRIu64 ", wrong value %" PRIu64 ", failed (not acknowledged) %"
          PRIu64 "\n", acked, found, lost, wrong,

@@ -31,6 +31,6 @@ export MICA_BIN_DIR=$build/bin
 {
   echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  nice "$build/bin/mica-failover-bench" --session-ms 3000 --kills "$kills" --lookup-runs 3
+  nice "$build/bin/mica-failover-bench" --session-ms 3000 --kills "$kills" --lookup-runs 7
   nice "$build/bin/mica-failover-bench" --session-ms 10000 --kills "$kills" --lookup-runs 0
 } 2>&1 | tee "$out"
