@@ -22,7 +22,10 @@
  * each (4 threads x 32 calls in flight, 3 s per run).
  *
  * Usage: mica-failover-bench [--session-ms N] [--kills N] [--writers N]
- *        [--steady S] [--lookup-runs N]
+ *        [--steady S] [--lookup-runs N] [--lease-ms N]
+ * (--lease-ms: the masters' and tablet servers' lease; default theirs,
+ * 10 s. --control 1: nothing is killed; the same windows, as long as the
+ * session, measure what the machine's load alone does to the ratios.)
  * MICA_BIN_DIR names the binaries; TMPDIR holds the cluster's files. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -50,6 +53,9 @@
 
 static int g_session_ms = 3000, g_kills = 10, g_writers = 2, g_steady = 5;
 static int g_lookup_runs = 3;
+static int g_control = 0; /* 1: no kills, the same windows (noise) */
+static int g_lease_ms = 0; /* 0: the processes' default (10 s) */
+static char g_lease[16];
 
 static zks *g_zk;
 static char g_dir[512], g_root[600], g_logs[600], g_spec[320], g_zkc[300];
@@ -108,7 +114,8 @@ static void start_master(int i) {
   die("mica-master", th_bin("mica-master", bin, sizeof bin));
   snprintf(tmo, sizeof tmo, "%d", g_session_ms);
   const char *argv[] = {bin, "--data-dir", g_root, "--listen", "127.0.0.1:0",
-                        "--zk", g_zkc, "--zk-session-ms", tmo, NULL};
+                        "--zk", g_zkc, "--zk-session-ms", tmo,
+                        g_lease_ms ? "--lease-ms" : NULL, g_lease, NULL};
   th_spawn s = {.name = name, .argv = argv, .out_path = m->out,
                 .err_path = errp};
   th_proc_free(m->p);
@@ -346,12 +353,16 @@ int main(int argc, char **argv) {
         flag(argc, argv, &i, "--kills", &g_kills, 0, MAX_KILLS) ||
         flag(argc, argv, &i, "--writers", &g_writers, 1, MAX_WRITERS) ||
         flag(argc, argv, &i, "--steady", &g_steady, 1, 600) ||
-        flag(argc, argv, &i, "--lookup-runs", &g_lookup_runs, 0, 20))
+        flag(argc, argv, &i, "--lookup-runs", &g_lookup_runs, 0, 20) ||
+        flag(argc, argv, &i, "--lease-ms", &g_lease_ms, 2000, 600000) ||
+        flag(argc, argv, &i, "--control", &g_control, 0, 1))
       continue;
     fprintf(stderr, "usage: mica-failover-bench [--session-ms N] [--kills N] "
-            "[--writers N] [--steady S] [--lookup-runs N]\n");
+            "[--writers N] [--steady S] [--lookup-runs N] [--lease-ms N] "
+            "[--control 0|1]\n");
     return 2;
   }
+  snprintf(g_lease, sizeof g_lease, "%d", g_lease_ms);
   const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   snprintf(g_dir, sizeof g_dir, "%s/mica-failover-XXXXXX", tmp);
   if (mkdtemp(g_dir) == NULL) {
@@ -370,9 +381,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < N_TS; i++) {
     char name[32];
     snprintf(name, sizeof name, "tserver-%d", i);
+    const char *args[] = {g_lease_ms ? "--lease-ms" : NULL, g_lease, NULL};
     th_node_opts o = {.prog = "mica-tserver", .name = name,
                       .data_dir = g_root, .log_dir = g_logs,
-                      .master = g_spec};
+                      .master = g_spec, .args = args};
     die("tserver", th_node_start(&o, &g_ts[i]));
   }
   mica_client *adm = NULL;
@@ -390,9 +402,10 @@ int main(int argc, char **argv) {
   }
   die_rc("create t", mica_create_table(adm, "t", splits,
                                        (size_t)(g_writers - 1)));
-  printf("failover bench: ZooKeeper session %d ms, %d masters, %d tablet "
-         "servers, %d writers, %d kills, %d s steady load before each\n",
-         g_session_ms, N_MASTERS, N_TS, g_writers, g_kills, g_steady);
+  printf("failover bench: ZooKeeper session %d ms, lease %d ms, %d masters, "
+         "%d tablet servers, %d writers, %d kills, %d s steady load before "
+         "each\n", g_session_ms, g_lease_ms ? g_lease_ms : 10000, N_MASTERS,
+         N_TS, g_writers, g_kills, g_steady);
 
   /* LookupTablets/s with the two standbys running and stopped. */
   if (g_lookup_runs > 0) {
@@ -458,6 +471,26 @@ int main(int argc, char **argv) {
     th_sleep_ms((uint64_t)g_steady * 1000);
     a = wait_active();
     uint64_t t0 = th_now_ms();
+    if (g_control) {
+      /* The same windows with nothing killed: what the machine's load
+       * alone does to the ratios. */
+      th_sleep_ms((uint64_t)g_session_ms);
+      uint64_t rel = t0 - g_t_start, len = (uint64_t)g_session_ms;
+      double before = ack_rate(rel - (uint64_t)g_steady * 1000, rel);
+      double during = ack_rate(rel, rel + len), w1 = -1;
+      for (uint64_t s = rel; s + 1000 <= rel + len; s += BUCKET_MS) {
+        double r = ack_rate(s, s + 1000);
+        if (w1 < 0 || r < w1) w1 = r;
+      }
+      ta[k] = tb[k] = len / 1000.0;
+      tput[k] = before > 0 ? during / before : 0;
+      worst[k] = before > 0 ? (w1 < 0 ? during : w1) / before : 0;
+      printf("  control %2d: no kill; puts/s before %.0f, next %.1f s %.0f "
+             "(%.0f%%), worst second %.0f%%\n", k + 1, before, len / 1000.0,
+             during, 100 * tput[k], 100 * worst[k]);
+      fflush(stdout);
+      continue;
+    }
     die("kill", th_proc_kill(g_m[a].p));
     /* (a) a surviving candidate answers LookupTablets. */
     uint64_t t_a = 0;
@@ -505,6 +538,17 @@ int main(int argc, char **argv) {
          s += BUCKET_MS) {
       double r = ack_rate(s, s + 1000);
       if (w1 < 0 || r < w1) w1 = r;
+    }
+    if (getenv("MICA_FAILOVER_TRACE") != NULL) {
+      th_sleep_ms(1100);
+      /* Acknowledged puts per 100 ms from 1 s before the kill to 1 s
+       * after (b), for looking at where a dip falls. */
+      printf("  trace (puts per 100 ms from kill-1s; a=%" PRIu64 " b=%"
+             PRIu64 " ms):", t_a, t_b);
+      for (uint64_t b = (rel - 1000) / BUCKET_MS;
+           b <= (rel + t_b + 1000) / BUCKET_MS && b < MAX_BUCKETS; b++)
+        printf(" %" PRIu64, (uint64_t)atomic_load(&g_bucket[b]));
+      printf("\n");
     }
     ta[k] = t_a / 1000.0;
     tb[k] = t_b / 1000.0;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/failover/run.sh: the master failover benchmark of docs/benchmarks.md
 # ("Master failover"): KILLS kill -9s of the active master under a write
-# load, with a 3 s ZooKeeper session and with the default (10 s), on one
-# loopback cluster per setting (ZooKeeper, 3 masters, 2 tablet servers);
-# plus LookupTablets/s with two standbys running vs none.
+# load, with a 3 s ZooKeeper session and with the default (10 s), then the
+# default with 20 s leases, on one loopback cluster per setting (ZooKeeper,
+# 3 masters, 2 tablet servers); plus LookupTablets/s and the active
+# master's CPU per lookup with two standbys running vs none.
 #
 #   bench/failover/run.sh [--kills N] [--build DIR] [--out FILE]
 #
@@ -33,4 +34,10 @@ export MICA_BIN_DIR=$build/bin
   echo "# commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   nice "$build/bin/mica-failover-bench" --session-ms 3000 --kills "$kills" --lookup-runs 7
   nice "$build/bin/mica-failover-bench" --session-ms 10000 --kills "$kills" --lookup-runs 0
+  # The default session with the leases raised above it (see the docs).
+  nice "$build/bin/mica-failover-bench" --session-ms 10000 --lease-ms 20000 --kills "$kills" --lookup-runs 0
+  # Controls: the same load and windows (3 s, 10 s), nothing killed: what
+  # the machine's own load does to the throughput ratios.
+  nice "$build/bin/mica-failover-bench" --session-ms 3000 --control 1 --kills "$kills" --lookup-runs 0
+  nice "$build/bin/mica-failover-bench" --session-ms 10000 --control 1 --kills "$kills" --lookup-runs 0
 } 2>&1 | tee "$out"

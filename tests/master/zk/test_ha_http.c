@@ -369,6 +369,10 @@ static void test_ha_http(void) {
    * address, serves the active master. */
   TU_OK(zks_restart(g_zk, 0));
   CU_ASSERT_FATAL(wait_cluster_str(s->http, "role", "active", 30000));
+  /* The page turns active before the process prints `listening`. */
+  for (uint64_t until = th_now_ms() + 10000; !is_active(1) &&
+       th_now_ms() < until;)
+    th_sleep_ms(20);
   CU_ASSERT(is_active(1));
   mj_val *c = get_json(s->http, "/api/servers", 200);
   mj_free(c);
