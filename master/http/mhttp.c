@@ -209,8 +209,11 @@ static void serve_standby(mhttp *h, httpd_req *c, enum route rt) {
   free(v);
 }
 
+/* `core`: as loaded once for this request (NULL: a standby), so that the
+ * authorization decision and the answer agree even while mhttp_activate
+ * runs. */
 static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
-                  size_t name_len) {
+                  size_t name_len, ms *core) {
   if (rt == R_HEALTH) {
     answer(c, 200, kText, "ok\n", 3, NULL);
     return;
@@ -227,7 +230,6 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     return;
   }
 
-  ms *core = atomic_load(&h->core);
   if (core == NULL) {
     serve_standby(h, c, rt);
     return;
@@ -292,6 +294,7 @@ static void on_request(void *ctx, httpd_req *c) {
   size_t name_len = 0;
   enum route rt = route_of(url, &asset, &name, &name_len);
   bool api = strncmp(url, "/api/", 5) == 0;
+  ms *core = atomic_load(&h->core); /* one decision per request */
   if (rt == R_NONE) {
     fail(c, 404, api, "not found", NULL);
   } else if (!httpd_req_is_read(c)) {
@@ -300,17 +303,17 @@ static void on_request(void *ctx, httpd_req *c) {
     fail(c, 413, api, "a request body is not accepted", NULL);
   } else if (rt == R_ASSET) {
     answer(c, 200, asset->content_type, asset->data, asset->len, NULL);
-  } else if (api && atomic_load(&h->core) != NULL && h->authorize != NULL) {
+  } else if (api && core != NULL && h->authorize != NULL) {
     mica_err *e = h->authorize(h->authorize_ctx,
                                httpd_req_header(c, "Authorization"));
     if (e != NULL)
       fail(c, err_code(e) == MICA_UNAUTHENTICATED ? 401 : 403, true,
            err_msg(e), NULL);
     else
-      serve(h, c, rt, name, name_len);
+      serve(h, c, rt, name, name_len, core);
     err_free(e);
   } else {
-    serve(h, c, rt, name, name_len);
+    serve(h, c, rt, name, name_len, core);
   }
 }
 
