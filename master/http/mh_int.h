@@ -22,6 +22,7 @@
 
 #include "common/slice.h"
 #include "master/snapshot.h"
+#include "master/zk/mzk.h"
 
 /* ---- mh_render.c ---- */
 
@@ -30,6 +31,9 @@ typedef struct mh_ident {
   const char *cluster;
   const char *master_address;
   const char *http_address;
+  const mzk_view *ha;    /* NULL: a single master without ZooKeeper */
+  uint64_t master_epoch; /* of this master when active (ha NULL or not) */
+  bool standby;          /* this process is a standby (no core) */
 } mh_ident;
 
 /* JSON string literal of the NUL-terminated `s` (quotes included). */
@@ -46,6 +50,22 @@ void mh_render_events(const ms_snap *s, size_t limit, buf *out);
 /* `by_class`: HTTP answers so far by class (httpd_counts). */
 void mh_render_metrics(const ms_snap *s, const mh_ident *id,
                        const uint64_t by_class[6], buf *out);
+
+/* ---- mh_ha.c ---- */
+
+/* The "ha" member's value of /api/cluster: role, epoch, the active master,
+ * the standbys and the ZooKeeper session (docs/http-api.md). */
+void mh_render_ha(const mh_ident *id, buf *out);
+/* The HA metrics (mica_master_active, mica_master_epoch, ...). */
+void mh_render_ha_metrics(const mh_ident *id, buf *out);
+/* A standby's /api/cluster and /metrics. */
+void mh_render_standby_cluster(const mh_ident *id, uint64_t uptime_s,
+                               uint64_t wall_ms, buf *out);
+void mh_render_standby_metrics(const mh_ident *id, uint64_t uptime_s,
+                               const uint64_t by_class[6], buf *out);
+/* The 503 answer of a standby to the other API paths: an "error" naming
+ * the active master, and "active_master" {rpc, http, epoch} or null. */
+void mh_render_standby_refusal(const mh_ident *id, buf *out);
 
 /* ---- mh_assets.c (generated) ---- */
 

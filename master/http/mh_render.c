@@ -179,6 +179,8 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   mh_json_str(out, id->master_address);
   out_s(out, ",\"http_address\":");
   mh_json_str(out, id->http_address);
+  out_s(out, ",\"role\":\"active\",\"ha\":"); /* mh_ha.c */
+  mh_render_ha(id, out);
   out_f(out, ",\"version\":\"%s\",\"now_ms\":%" PRIu64 ",\"uptime_s\":%"
         PRIu64 ",\"balancer\":%s,\"merges\":%s,\"in_grace\":%s,",
         MICA_VERSION, s->wall_ms, s->uptime_s,
@@ -381,6 +383,7 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
   prom_sample_end_u(out, 1);
   prom_gauge(out, "mica_master_uptime_seconds", s->uptime_s,
              "Seconds since the master started.");
+  mh_render_ha_metrics(id, out); /* mh_ha.c */
   prom_gauge(out, "mica_master_in_grace", s->in_grace,
              "1 while the restart grace period lasts.");
   prom_gauge(out, "mica_master_balancer_enabled", s->balancer_on,

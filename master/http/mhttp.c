@@ -12,7 +12,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/httpd.h"
 #include "master/http/mh_int.h"
@@ -25,9 +27,13 @@
 
 struct mhttp {
   httpd *d;
-  ms *core;
+  ms *_Atomic core; /* NULL while a standby (mhttp_activate sets it) */
   char *cluster;
-  char *master_address;
+  char *_Atomic master_address;
+  uint64_t master_epoch;
+  char *old_address; /* replaced by mhttp_activate */
+  void (*ha_view)(void *ctx, mzk_view *out);
+  void *ha_ctx;
   uint64_t start_us;
   uint64_t (*now_us)(void *ctx);
   void *now_ctx;
@@ -43,8 +49,19 @@ void mhttp_opts_init(mhttp_opts *o) {
 }
 
 static uint64_t now_of(mhttp *h) {
-  return h->now_us ? h->now_us(h->now_ctx) : ms_now(h->core);
+  ms *core = atomic_load(&h->core);
+  if (h->now_us) return h->now_us(h->now_ctx);
+  return core ? ms_now(core) : env_now_micros(env_posix());
 }
+
+/* The election's state for one request (NULL without ZooKeeper); `v` is
+ * the caller's storage. */
+static const mzk_view *ha_of(mhttp *h, mzk_view *v) {
+  if (h->ha_view == NULL) return NULL;
+  h->ha_view(h->ha_ctx, v);
+  return v;
+}
+
 
 /* ---- answers ---- */
 
@@ -165,8 +182,38 @@ static enum route route_of(const char *url, const mh_asset **asset,
   return R_NONE;
 }
 
+/* A standby's answers: its page, /api/cluster, /metrics; 503 naming the
+ * active master for the rest of the API. */
+static void serve_standby(mhttp *h, httpd_req *c, enum route rt) {
+  mzk_view *v = xcalloc(1, sizeof *v);
+  mh_ident id = {h->cluster, atomic_load(&h->master_address),
+                 httpd_address(h->d), ha_of(h, v), 0, true};
+  uint64_t up = (now_of(h) - h->start_us) / 1000000;
+  buf b = BUF_INIT;
+  if (rt == R_CLUSTER) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    mh_render_standby_cluster(&id, up, (uint64_t)ts.tv_sec * 1000 +
+                                       (uint64_t)ts.tv_nsec / 1000000, &b);
+    send_buf(c, kJson, &b);
+  } else if (rt == R_METRICS) {
+    uint64_t by_class[6];
+    httpd_counts(h->d, by_class);
+    mh_render_standby_metrics(&id, up, by_class, &b);
+    send_buf(c, "text/plain; version=0.0.4; charset=utf-8", &b);
+  } else {
+    mh_render_standby_refusal(&id, &b);
+    answer(c, 503, kJson, b.data, b.len, NULL);
+    buf_free(&b);
+  }
+  free(v);
+}
+
+/* `core`: as loaded once for this request (NULL: a standby), so that the
+ * authorization decision and the answer agree even while mhttp_activate
+ * runs. */
 static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
-                  size_t name_len) {
+                  size_t name_len, ms *core) {
   if (rt == R_HEALTH) {
     answer(c, 200, kText, "ok\n", 3, NULL);
     return;
@@ -183,12 +230,20 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     return;
   }
 
+  if (core == NULL) {
+    serve_standby(h, c, rt);
+    return;
+  }
   ms_snap s;
   int which = rt == R_TABLETS   ? MS_SNAP_TABLE_TABLETS
               : rt == R_CLUSTER ? MS_SNAP_MOVING_TABLETS
                                 : MS_SNAP_NO_TABLETS;
-  ms_snapshot(h->core, now_of(h), h->start_us, which, tname, &s);
-  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d)};
+  ms_snapshot(core, now_of(h), h->start_us, which, tname, &s);
+  mzk_view *v = rt == R_CLUSTER || rt == R_METRICS ? xcalloc(1, sizeof *v)
+                                                   : NULL;
+  mh_ident id = {h->cluster, atomic_load(&h->master_address),
+                 httpd_address(h->d), v ? ha_of(h, v) : NULL,
+                 h->master_epoch, false};
   buf b = BUF_INIT;
   switch (rt) {
     case R_CLUSTER:
@@ -228,6 +283,7 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     }
   }
   ms_snap_free(&s);
+  free(v);
 }
 
 static void on_request(void *ctx, httpd_req *c) {
@@ -238,6 +294,7 @@ static void on_request(void *ctx, httpd_req *c) {
   size_t name_len = 0;
   enum route rt = route_of(url, &asset, &name, &name_len);
   bool api = strncmp(url, "/api/", 5) == 0;
+  ms *core = atomic_load(&h->core); /* one decision per request */
   if (rt == R_NONE) {
     fail(c, 404, api, "not found", NULL);
   } else if (!httpd_req_is_read(c)) {
@@ -246,17 +303,17 @@ static void on_request(void *ctx, httpd_req *c) {
     fail(c, 413, api, "a request body is not accepted", NULL);
   } else if (rt == R_ASSET) {
     answer(c, 200, asset->content_type, asset->data, asset->len, NULL);
-  } else if (api && h->authorize != NULL) {
+  } else if (api && core != NULL && h->authorize != NULL) {
     mica_err *e = h->authorize(h->authorize_ctx,
                                httpd_req_header(c, "Authorization"));
     if (e != NULL)
       fail(c, err_code(e) == MICA_UNAUTHENTICATED ? 401 : 403, true,
            err_msg(e), NULL);
     else
-      serve(h, c, rt, name, name_len);
+      serve(h, c, rt, name, name_len, core);
     err_free(e);
   } else {
-    serve(h, c, rt, name, name_len);
+    serve(h, c, rt, name, name_len, core);
   }
 }
 
@@ -265,9 +322,18 @@ static void on_request(void *ctx, httpd_req *c) {
 mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   *out = NULL;
   mhttp *h = xcalloc(1, sizeof(*h));
-  h->core = core;
+  if (core == NULL && o->ha_view == NULL) {
+    free(h);
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "mhttp: a standby's server (no core) needs ha_view");
+  }
+  atomic_init(&h->core, core);
   h->cluster = xstrdup(o->cluster_name ? o->cluster_name : "mica");
-  h->master_address = xstrdup(o->master_address ? o->master_address : "");
+  atomic_init(&h->master_address,
+              xstrdup(o->master_address ? o->master_address : ""));
+  h->master_epoch = o->master_epoch;
+  h->ha_view = o->ha_view;
+  h->ha_ctx = o->ha_ctx;
   h->now_us = o->now_us;
   h->now_ctx = o->now_ctx;
   h->authorize = o->authorize;
@@ -290,6 +356,22 @@ mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   return NULL;
 }
 
+void mhttp_activate(mhttp *h, ms *core, const char *master_address,
+                    uint64_t master_epoch,
+                    mica_err *(*authorize)(void *ctx, const char *auth),
+                    void *authorize_ctx) {
+  /* Plain fields first; the release store of `core` publishes them to
+   * requests, which read them only after loading a non-NULL core. The old
+   * address string is kept until mhttp_stop: a request may still hold it. */
+  h->master_epoch = master_epoch;
+  h->authorize = authorize;
+  h->authorize_ctx = authorize_ctx;
+  h->old_address = atomic_exchange(&h->master_address,
+                                   xstrdup(master_address ? master_address
+                                                          : ""));
+  atomic_store(&h->core, core);
+}
+
 int mhttp_port(const mhttp *h) { return httpd_port(h->d); }
 
 const char *mhttp_address(const mhttp *h) { return httpd_address(h->d); }
@@ -298,6 +380,7 @@ void mhttp_stop(mhttp *h) {
   if (h == NULL) return;
   httpd_stop(h->d);
   free(h->cluster);
-  free(h->master_address);
+  free(atomic_load(&h->master_address));
+  free(h->old_address);
   free(h);
 }

@@ -43,6 +43,7 @@
 
 #include "common/err.h"
 #include "master/state.h"
+#include "master/zk/mzk.h"
 
 typedef struct mhttp mhttp;
 
@@ -67,6 +68,14 @@ typedef struct mhttp_opts {
    * static files are always open. docs/security.md. */
   mica_err *(*authorize)(void *ctx, const char *authorization);
   void *authorize_ctx;
+  /* High availability (docs/ha.md): with --zk, fills the election's state
+   * for the page, /api/cluster's "ha" and the mica_master_zk_* metrics;
+   * called once per request that shows it, from the request's thread.
+   * NULL = a single master without ZooKeeper, whose epoch is
+   * `master_epoch`. */
+  void (*ha_view)(void *ctx, mzk_view *out);
+  void *ha_ctx;
+  uint64_t master_epoch;
 } mhttp_opts;
 
 /* Fills `o` with the defaults above. */
@@ -74,8 +83,25 @@ void mhttp_opts_init(mhttp_opts *o);
 
 /* Binds o->listen and starts serving the state of `core`, which must stay
  * open until mhttp_stop(). INVALID_ARGUMENT for a malformed address,
- * UNAVAILABLE when it cannot be bound. Caller stops with mhttp_stop(). */
+ * UNAVAILABLE when it cannot be bound. Caller stops with mhttp_stop().
+ *
+ * `core` NULL serves a standby master (o->ha_view required): the page says
+ * it is a standby and links to the active master; /api/cluster holds only
+ * the election's state ("role":"standby", "ha"); every other /api/ path
+ * answers 503 naming the active master, since a standby has no cluster
+ * state and must not show stale tablets as if it were active; /metrics
+ * holds the master and HA metrics only. */
 mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out);
+
+/* Turns a standby's server into the active master's, on the same address:
+ * from the next request on it serves `core` (which must stay open until
+ * mhttp_stop), shows `master_address` and `master_epoch`, and checks
+ * `authorize` as mhttp_opts describes. Called once, from the thread that
+ * started the server. */
+void mhttp_activate(mhttp *h, ms *core, const char *master_address,
+                    uint64_t master_epoch,
+                    mica_err *(*authorize)(void *ctx, const char *auth),
+                    void *authorize_ctx);
 
 /* The bound port (the real one when 0 was asked). */
 int mhttp_port(const mhttp *h);

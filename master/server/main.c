@@ -7,6 +7,7 @@
  * SIGTERM or SIGINT and stops cleanly with exit status 0. Bad flags print the usage and exit 2;
  * a master that cannot start (unreadable log, address in use) exits 1. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <semaphore.h>
@@ -240,8 +241,11 @@ static int bad_flag(const char *flag, const char *value) {
 /* --zk: this process's part in the election. */
 typedef struct zk_role {
   mzk_reader *reader;
-  mzk_elector *elector;
+  mzk_elector *_Atomic elector; /* read by HTTP threads (zk_view) */
   uint64_t epoch; /* the master epoch won */
+  mhttp *http;    /* the standby's HTTP server, kept when it wins */
+  int session_ms;
+  char self[MZK_ADDR_MAX];
 } zk_role;
 
 static void zk_role_close(zk_role *z) {
@@ -249,31 +253,58 @@ static void zk_role_close(zk_role *z) {
   mzk_reader_close(z->reader);
 }
 
+/* mhttp's ha_view: the election as this process sees it. */
+static void zk_view(void *ctx, mzk_view *out) {
+  zk_role *z = ctx;
+  mzk_view_get(atomic_load(&z->elector), z->reader, z->self, z->session_ms,
+               out);
+}
+
 /* Serves as a standby on `listen` until this process wins (0; `addr` gets
  * the address to serve on, the one published), a stop signal arrives (1)
  * or something fails (2, after printing why). */
+static mica_err *write_address(const char *path, const char *addr);
+
 static int zk_campaign(const char *zk, int session_ms, const char *listen,
                        uint64_t min_epoch, zk_role *z, char *addr,
-                       size_t n) {
+                       size_t n, const mhttp_opts *hopts,
+                       const char *http_address_file) {
   mzk_standby *sb = NULL;
+  z->session_ms = session_ms;
   mica_err *err = mzk_reader_open(zk, session_ms, NULL, NULL, &z->reader);
-  if (err == NULL) err = mzk_standby_start(listen, z->reader, &sb);
+  if (err == NULL) {
+    mzk_reader_follow_candidates(z->reader);
+    err = mzk_standby_start(listen, z->reader, &sb);
+  }
   if (err == NULL) {
     snprintf(addr, n, "%s", mzk_standby_address(sb));
-    /* The HTTP address is published once the HTTP server runs. */
+    snprintf(z->self, sizeof z->self, "%s", addr);
+    /* The standby's status page, on the address it keeps when it wins. */
+    mhttp_opts ho = *hopts;
+    ho.master_address = addr;
+    ho.ha_view = zk_view;
+    ho.ha_ctx = z;
+    err = mhttp_start(&ho, NULL, &z->http);
+  }
+  if (err == NULL) err = write_address(http_address_file, mhttp_address(z->http));
+  if (err == NULL) {
     mzk_elector_opts eo = {
         .zk = zk, .session_timeout_ms = session_ms, .rpc_addr = addr,
-        .min_epoch = min_epoch};
-    err = mzk_elector_start(&eo, &z->elector);
+        .http_addr = mhttp_address(z->http), .min_epoch = min_epoch};
+    mzk_elector *el = NULL;
+    err = mzk_elector_start(&eo, &el);
+    atomic_store(&z->elector, el);
   }
   if (err != NULL) {
     fprintf(stderr, "mica-master: cannot campaign in ZooKeeper: %s: %s\n",
             mica_code_name(err_code(err)), err_msg(err));
     err_free(err);
+    mhttp_stop(z->http);
+    z->http = NULL;
     mzk_standby_stop(sb);
     return 2;
   }
-  printf("standby %s\n", addr);
+  printf("standby %s\nstandby-http %s\n", addr, mhttp_address(z->http));
   fflush(stdout);
   LOG_I("standby on %s, campaigning in ZooKeeper %s", addr, zk);
   for (;;) {
@@ -285,6 +316,8 @@ static int zk_campaign(const char *zk, int session_ms, const char *listen,
       ts.tv_nsec -= 1000000000;
     }
     if (sem_timedwait(&g_stop, &ts) == 0) {
+      mhttp_stop(z->http);
+      z->http = NULL;
       mzk_standby_stop(sb);
       return 1;
     }
@@ -547,9 +580,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   o.master_epoch = o.core.master_epoch = floor_epoch;
+  mhttp_opts ho;
+  mhttp_opts_init(&ho);
+  ho.listen = http_listen;
+  ho.cluster_name = o.cluster_name;
   if (zk != NULL) {
     int rc = zk_campaign(zk, zk_session_ms, o.listen, floor_epoch, &z,
-                         zk_addr, sizeof zk_addr);
+                         zk_addr, sizeof zk_addr, &ho, http_address_file);
     if (rc != 0) {
       zk_role_close(&z);
       return rc == 1 ? 0 : 1;
@@ -572,6 +609,7 @@ int main(int argc, char **argv) {
     said = true;
     err_free(err);
     if (sem_trywait(&g_stop) == 0) {
+      mhttp_stop(z.http);
       zk_role_close(&z);
       return 0;
     }
@@ -583,18 +621,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-master: cannot start: %s: %s\n",
             mica_code_name(err_code(err)), err_msg(err));
     err_free(err);
+    mhttp_stop(z.http);
     zk_role_close(&z);
     return 1;
   }
-  mhttp_opts ho;
-  mhttp_opts_init(&ho);
-  ho.listen = http_listen;
   ho.master_address = msrv_address(s);
-  ho.cluster_name = o.cluster_name;
   ho.authorize = msrv_authorize_read;
   ho.authorize_ctx = s;
-  mhttp *http = NULL;
-  err = mhttp_start(&ho, msrv_core(s), &http);
+  ho.master_epoch = o.master_epoch;
+  mhttp *http = z.http;
+  if (http != NULL) {
+    /* The standby's server becomes the active master's, same address. */
+    mhttp_activate(http, msrv_core(s), msrv_address(s), o.master_epoch,
+                   msrv_authorize_read, s);
+  } else {
+    err = mhttp_start(&ho, msrv_core(s), &http);
+  }
   if (err == NULL) msrv_set_http_address(s, mhttp_address(http));
   if (err == NULL && z.elector != NULL)
     err = mzk_elector_set_http_addr(z.elector, mhttp_address(http));

@@ -114,8 +114,20 @@ mica_err *mzk_elector_set_http_addr(mzk_elector *e, const char *addr);
  * clock read; meant to be called before every action a master takes. */
 bool mzk_elector_is_active(mzk_elector *e, uint64_t *epoch);
 
+/* The state of a ZooKeeper session as operators see it. */
+typedef enum mzk_session_state {
+  MZK_SESSION_CONNECTING = 0, /* no session yet, or reconnecting to one */
+  MZK_SESSION_CONNECTED,      /* connected */
+  MZK_SESSION_EXPIRED         /* the last session expired (or its auth
+                                 failed); a new one is being made */
+} mzk_session_state;
+
+/* "connecting", "connected" or "expired". */
+const char *mzk_session_state_name(mzk_session_state s);
+
 typedef struct mzk_elector_stats {
   bool connected;           /* the ZooKeeper session is connected now */
+  mzk_session_state session_state;
   bool active;              /* as mzk_elector_is_active */
   uint64_t epoch;           /* the epoch of the last win (0 before any) */
   int64_t session_id;       /* current ZooKeeper session (0 before one) */
@@ -161,5 +173,58 @@ mica_err *mzk_reader_wait(mzk_reader *r, uint64_t min_epoch, int timeout_ms,
 
 /* Closes the session and frees `r`. Accepts NULL. */
 void mzk_reader_close(mzk_reader *r);
+
+/* ---- who the candidates are (for status pages) ---- */
+
+/* A candidate's node holds this record (text, one field per line):
+ *   mica-candidate 1
+ *   rpc <host:port>
+ *   http <host:port or ->
+ * A node holding only "<host:port>" (what earlier versions wrote) is read
+ * as a candidate with that RPC address and no HTTP address. */
+typedef struct mzk_member {
+  char rpc_addr[MZK_ADDR_MAX];
+  char http_addr[MZK_ADDR_MAX]; /* "" when unknown or none */
+} mzk_member;
+
+/* Most candidates a reader lists; more are counted, not kept. */
+#define MZK_MAX_MEMBERS 16
+
+/* Makes the reader also follow /master/candidates (a child watch and one
+ * read per candidate node), for mzk_reader_candidates. Off by default: a
+ * client that only needs the active master pays nothing for it. */
+void mzk_reader_follow_candidates(mzk_reader *r);
+
+/* The candidates last seen, in election order (the next in line first),
+ * the active one included: up to `cap` into `out`, the count of all of
+ * them into *n. False when the list is not known yet (not followed, or
+ * ZooKeeper not reached since). */
+bool mzk_reader_candidates(mzk_reader *r, mzk_member *out, size_t cap,
+                           size_t *n);
+
+/* What one master process knows of the election: what its status page,
+ * JSON API and metrics show (master/http). */
+typedef struct mzk_view {
+  bool self_active;         /* this process is the active master now */
+  uint64_t self_epoch;      /* its epoch when active, else 0 */
+  mzk_session_state session;/* of the elector's session */
+  int session_timeout_ms;   /* granted by ZooKeeper; the asked one before */
+  int64_t session_id;       /* 0 before the first session */
+  bool have_active;         /* an active master is published */
+  mzk_master active;        /* that master's record */
+  bool standbys_known;      /* the candidate list was read */
+  size_t n_standbys;        /* candidates other than the active one */
+  size_t n_shown;           /* of them in `standbys` (MZK_MAX_MEMBERS) */
+  mzk_member standbys[MZK_MAX_MEMBERS]; /* next in line first */
+} mzk_view;
+
+/* Fills `v` from the elector `e` (may be NULL: not started yet) and the
+ * reader `r` (which must follow the candidates). A candidate is a standby
+ * unless its RPC address is the active record's. When `e` is active its
+ * own epoch and addresses stand for the active master (the reader's copy
+ * may lag by a watch round trip). `asked_timeout_ms` is reported until a
+ * session is granted. */
+void mzk_view_get(mzk_elector *e, mzk_reader *r, const char *self_rpc,
+                  int asked_timeout_ms, mzk_view *v);
 
 #endif

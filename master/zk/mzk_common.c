@@ -187,6 +187,54 @@ mica_err *mzk_record_parse(const char *data, int len, mzk_master *m) {
   return NULL;
 }
 
+int mzk_cand_format(const mzk_member *m, char *zbuf, size_t n) {
+  int len = snprintf(zbuf, n, "%s\nrpc %s\nhttp %s\n", MZK_CAND_MAGIC,
+                     m->rpc_addr, m->http_addr[0] ? m->http_addr : "-");
+  return len < 0 || (size_t)len >= n ? -1 : len;
+}
+
+mica_err *mzk_cand_parse(const char *data, int len, mzk_member *m) {
+  char line[MZK_ADDR_MAX + 16];
+  memset(m, 0, sizeof *m);
+  if (data == NULL || len <= 0)
+    return err_new(MICA_INVALID_ARGUMENT, "candidate record is empty");
+  if (!record_line(data, len, 0, line, sizeof line)) {
+    /* Earlier versions: the bare RPC address, no newline. */
+    if ((size_t)len >= MZK_ADDR_MAX || memchr(data, '\n', (size_t)len) ||
+        memchr(data, '\0', (size_t)len) || memchr(data, ':', (size_t)len) == NULL)
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "candidate record is neither '%s' nor a host:port",
+                     MZK_CAND_MAGIC);
+    memcpy(m->rpc_addr, data, (size_t)len);
+    m->rpc_addr[len] = '\0';
+    return NULL;
+  }
+  if (strcmp(line, MZK_CAND_MAGIC) != 0)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "candidate record: first line is not '%s'", MZK_CAND_MAGIC);
+  if (!record_line(data, len, 1, line, sizeof line) ||
+      strncmp(line, "rpc ", 4) != 0 || line[4] == '\0' ||
+      strlen(line + 4) >= MZK_ADDR_MAX)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "candidate record: line 2 is not 'rpc <host:port>'");
+  strcpy(m->rpc_addr, line + 4);
+  if (!record_line(data, len, 2, line, sizeof line) ||
+      strncmp(line, "http ", 5) != 0 || line[5] == '\0' ||
+      strlen(line + 5) >= MZK_ADDR_MAX)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "candidate record: line 3 is not 'http <host:port|->'");
+  if (strcmp(line + 5, "-") != 0) strcpy(m->http_addr, line + 5);
+  return NULL;
+}
+
+const char *mzk_session_state_name(mzk_session_state s) {
+  switch (s) {
+    case MZK_SESSION_CONNECTED: return "connected";
+    case MZK_SESSION_EXPIRED: return "expired";
+    default: return "connecting";
+  }
+}
+
 void mzk_cond_init_mono(pthread_cond_t *c) {
   pthread_condattr_t a;
   pthread_condattr_init(&a);

@@ -114,6 +114,13 @@ static void session_watcher(zhandle_t *zh, int type, int state,
   if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
     e->expired = true;
   e->st.connected = state == ZOO_CONNECTED_STATE;
+  if (state == ZOO_CONNECTED_STATE)
+    e->st.session_state = MZK_SESSION_CONNECTED;
+  else if (state == ZOO_EXPIRED_SESSION_STATE ||
+           state == ZOO_AUTH_FAILED_STATE)
+    e->st.session_state = MZK_SESSION_EXPIRED;
+  else if (e->st.session_state == MZK_SESSION_CONNECTED)
+    e->st.session_state = MZK_SESSION_CONNECTING;
   wake_locked(e);
   pthread_mutex_unlock(&e->mu);
   if (state == ZOO_EXPIRED_SESSION_STATE)
@@ -395,7 +402,14 @@ static void campaign(mzk_elector *e) {
   } else if (mine < 0) {
     char path[512], made[512];
     snprintf(path, sizeof path, "%s/%s", e->p_cands, prefix);
-    rc = zoo_create(e->zh, path, e->rpc, (int)strlen(e->rpc),
+    char rec[3 * MZK_ADDR_MAX];
+    pthread_mutex_lock(&e->mu);
+    mzk_member me;
+    snprintf(me.rpc_addr, sizeof me.rpc_addr, "%s", e->rpc);
+    snprintf(me.http_addr, sizeof me.http_addr, "%s", e->http);
+    pthread_mutex_unlock(&e->mu);
+    int rlen = mzk_cand_format(&me, rec, sizeof rec);
+    rc = zoo_create(e->zh, path, rec, rlen < 0 ? 0 : rlen,
                     &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, made,
                     sizeof made);
     if (rc == ZOK) {

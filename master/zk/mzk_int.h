@@ -35,6 +35,16 @@ int mzk_record_format(const mzk_master *m, char *buf, size_t n);
 /* Parses a record; INVALID_ARGUMENT naming the first bad line. */
 mica_err *mzk_record_parse(const char *data, int len, mzk_master *m);
 
+#define MZK_CAND_MAGIC "mica-candidate 1"
+
+/* A candidate's record (mzk.h, mzk_member) as text into buf; its length, or
+ * -1 when it does not fit. */
+int mzk_cand_format(const mzk_member *m, char *buf, size_t n);
+
+/* Parses a candidate's record, or a bare "host:port" (earlier versions);
+ * INVALID_ARGUMENT naming what is wrong. */
+mica_err *mzk_cand_parse(const char *data, int len, mzk_member *m);
+
 /* A condition variable on the monotonic clock, and a wait on it until the
  * monotonic microsecond `deadline_us` (env_now_micros of env_posix). */
 void mzk_cond_init_mono(pthread_cond_t *c);

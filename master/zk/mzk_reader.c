@@ -8,6 +8,8 @@
  * that reaches a deposed master is told who is active by that master's
  * refusal, so a stale answer costs one redirect, not correctness. */
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,11 @@ struct mzk_reader {
   int zstate;                           /* (mu) */
   bool have;                            /* (mu) */
   mzk_master cur;                       /* (mu) */
+  bool follow_cands;                    /* (mu) */
+  bool cands_known;                     /* (mu) */
+  size_t n_cands;                       /* (mu) all candidates seen */
+  mzk_member cands[MZK_MAX_MEMBERS];    /* (mu) the first of them */
+  char *p_cands;
 
   zhandle_t *zh; /* thread-only after start */
   uint64_t retry_at_us;
@@ -100,6 +107,89 @@ static void fetch(mzk_reader *r) {
   }
 }
 
+/* Sequence number of a candidate name "c-<session>-<seq>"; -1 if not one. */
+static long long seq_of(const char *name) {
+  const char *dash = strrchr(name, '-');
+  if (strncmp(name, "c-", 2) != 0 || dash == NULL || dash == name + 1 ||
+      dash[1] == '\0')
+    return -1;
+  long long v = 0;
+  for (const char *p = dash + 1; *p; p++) {
+    if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10) return -1;
+    v = v * 10 + (*p - '0');
+  }
+  return v;
+}
+
+static int by_seq(const void *a, const void *b) {
+  long long x = seq_of(*(char *const *)a), y = seq_of(*(char *const *)b);
+  return x < y ? -1 : x > y;
+}
+
+/* Lists the candidates with a child watch and reads each one's record. A
+ * node that goes between the listing and its read is skipped; its
+ * departure fires the watch, so a fresh list follows. */
+static void fetch_cands(mzk_reader *r) {
+  struct String_vector kids = {0, NULL};
+  int rc = zoo_wget_children(r->zh, r->p_cands, reader_watcher, r, &kids);
+  if (rc == ZNONODE) {
+    /* No candidate ever: wait for the parent to appear. */
+    rc = zoo_wexists(r->zh, r->p_cands, reader_watcher, r, NULL);
+    if (rc == ZNONODE) {
+      pthread_mutex_lock(&r->mu);
+      r->n_cands = 0;
+      r->cands_known = true;
+      pthread_mutex_unlock(&r->mu);
+      return;
+    }
+    if (rc == ZOK) {
+      pthread_mutex_lock(&r->mu);
+      r->need_fetch = r->wake = true;
+      pthread_mutex_unlock(&r->mu);
+    } else {
+      r->retry_at_us = now_us() + 200000;
+    }
+    return;
+  }
+  if (rc != ZOK) {
+    r->retry_at_us = now_us() + 200000;
+    return;
+  }
+  char **v = calloc((size_t)kids.count + 1, sizeof *v);
+  size_t n = 0;
+  for (int i = 0; v != NULL && i < kids.count; i++)
+    if (seq_of(kids.data[i]) >= 0) v[n++] = kids.data[i];
+  if (v != NULL) qsort(v, n, sizeof *v, by_seq);
+  mzk_member got[MZK_MAX_MEMBERS];
+  size_t k = 0, all = 0;
+  for (size_t i = 0; v != NULL && i < n; i++) {
+    char path[768], zbuf[4 * MZK_ADDR_MAX];
+    snprintf(path, sizeof path, "%s/%s", r->p_cands, v[i]);
+    int len = sizeof zbuf;
+    if (zoo_get(r->zh, path, 0, zbuf, &len, NULL) != ZOK) continue;
+    mzk_member m;
+    mica_err *e = mzk_cand_parse(zbuf, len, &m);
+    if (e != NULL) {
+      LOG_W("mzk reader: %s: %s", path, err_msg(e));
+      err_free(e);
+      continue;
+    }
+    if (k < MZK_MAX_MEMBERS) got[k++] = m;
+    all++;
+  }
+  if (v == NULL) {
+    r->retry_at_us = now_us() + 200000;
+  } else {
+    pthread_mutex_lock(&r->mu);
+    memcpy(r->cands, got, k * sizeof got[0]);
+    r->n_cands = all;
+    r->cands_known = true;
+    pthread_mutex_unlock(&r->mu);
+  }
+  free(v);
+  deallocate_String_vector(&kids);
+}
+
 static void *reader_main(void *arg) {
   mzk_reader *r = arg;
   for (;;) {
@@ -131,7 +221,13 @@ static void *reader_main(void *arg) {
       if (r->zh == NULL) r->retry_at_us = now_us() + 1000000;
       continue;
     }
-    if (zst == ZOO_CONNECTED_STATE && need) fetch(r);
+    if (zst == ZOO_CONNECTED_STATE && need) {
+      fetch(r);
+      pthread_mutex_lock(&r->mu);
+      bool cands = r->follow_cands;
+      pthread_mutex_unlock(&r->mu);
+      if (cands) fetch_cands(r);
+    }
   }
   return NULL;
 }
@@ -151,6 +247,7 @@ mica_err *mzk_reader_open(const char *zk, int session_timeout_ms,
     return err;
   }
   r->p_active = mzk_path(r->chroot, "/master/active");
+  r->p_cands = mzk_path(r->chroot, "/master/candidates");
   r->timeout_ms = session_timeout_ms ? session_timeout_ms : 10000;
   r->on_change = on_change;
   r->ctx = ctx;
@@ -158,7 +255,7 @@ mica_err *mzk_reader_open(const char *zk, int session_timeout_ms,
   pthread_mutex_init(&r->mu, NULL);
   mzk_cond_init_mono(&r->cond);
   mzk_cond_init_mono(&r->seen);
-  if (r->p_active == NULL) {
+  if (r->p_active == NULL || r->p_cands == NULL) {
     mzk_reader_close(r);
     return err_new(MICA_RESOURCE_EXHAUSTED, "out of memory");
   }
@@ -227,5 +324,26 @@ void mzk_reader_close(mzk_reader *r) {
   free(r->hosts);
   free(r->chroot);
   free(r->p_active);
+  free(r->p_cands);
   free(r);
+}
+
+void mzk_reader_follow_candidates(mzk_reader *r) {
+  pthread_mutex_lock(&r->mu);
+  r->follow_cands = true;
+  r->need_fetch = r->wake = true;
+  pthread_cond_signal(&r->cond);
+  pthread_mutex_unlock(&r->mu);
+}
+
+bool mzk_reader_candidates(mzk_reader *r, mzk_member *out, size_t cap,
+                           size_t *n) {
+  pthread_mutex_lock(&r->mu);
+  bool known = r->cands_known;
+  size_t k = r->n_cands < MZK_MAX_MEMBERS ? r->n_cands : MZK_MAX_MEMBERS;
+  if (k > cap) k = cap;
+  if (known) memcpy(out, r->cands, k * sizeof out[0]);
+  *n = known ? r->n_cands : 0;
+  pthread_mutex_unlock(&r->mu);
+  return known;
 }

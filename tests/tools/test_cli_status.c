@@ -258,6 +258,12 @@ static void test_summary(void) {
   CU_ASSERT_NSTRING_EQUAL(out, want, strlen(want));
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "servers: 2 live, 0 suspect, 0 dead; tables: 2; "
                                      "tablets: 3 ("));
+  /* The masters line: a single master, no ZooKeeper (docs/ha.md). */
+  snprintf(want, sizeof want, "\nmasters: single %s (epoch 0, http %s); no "
+           "ZooKeeper, no standbys\n", cl_master_address(g_c),
+           cl_master_http_address(g_c));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+  CU_ASSERT_EQUAL(strlen(out), r.out.len); /* no NUL byte in the output */
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "SERVER  ADDRESS"));
   /* One line per server, starting with its id and naming its address. */
   for (int i = 0; i < 2; i++) {
@@ -274,13 +280,13 @@ static void test_summary(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nTABLE "));
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nalpha   2  "));
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nbeta.2  1  "));
-  /* Two header lines (no warnings: all live, balancer and merges off
+  /* Three header lines (no warnings: all live, balancer and merges off
    * warn though), blank, server header + 2, blank, table header + 2. */
   int warnings = 0;
   for (const char *p = strstr(out, "\nwarning: "); p; p = strstr(p + 1, "\nwarning: "))
     warnings++;
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nwarning: ")); /* balancer/merges off */
-  CU_ASSERT_EQUAL(count_lines(out), 2 + warnings + 1 + 3 + 1 + 3);
+  CU_ASSERT_EQUAL(count_lines(out), 3 + warnings + 1 + 3 + 1 + 3);
   th_result_free(&r);
 
   /* --http skips the master: a wrong --master does not matter. */
@@ -441,6 +447,14 @@ static void test_bad_answers(void) {
           "\"uptime_s\": 1, \"servers\": null}",
        "servers: expected object, got null"},
       {2, "{\"tables\": []} trailing", "unexpected bytes after the value"},
+      {0, "{\"cluster\": \"c\", \"master_address\": \"m\", \"version\": \"v\", "
+          "\"uptime_s\": 1, \"ha\": 5}",
+       "ha: expected object, got number"},
+      {0, "{\"cluster\": \"c\", \"master_address\": \"m\", \"version\": \"v\", "
+          "\"uptime_s\": 1, \"ha\": {\"role\": \"active\", \"epoch\": \"1\"}}",
+       "ha.epoch: expected number, got string"},
+      {0, "{\"cluster\": \"c\", \"role\": \"standby\", \"ha\": {\"active\": null}}",
+       "is a standby master and names no active master"},
       {1, "{\"servers\": [], \"servers\": []}", "repeated member name"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

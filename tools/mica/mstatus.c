@@ -256,6 +256,68 @@ static void grid_free(grid *g) {
 
 /* ---- the summary ---- */
 
+/* "masters: ..." from /api/cluster's "ha" (docs/http-api.md): the active
+ * master, its epoch, the standbys and the ZooKeeper session. A master
+ * older than "ha" has none: then nothing is printed. */
+static void put_str(buf *out, const char *s) {
+  buf_append(out, s, strlen(s));
+}
+
+static void summarize_masters(check *k, const mj_val *c, buf *out) {
+  if (mj_get(c, "ha") == NULL) return;
+  const mj_val *ha = need(k, c, "", "ha", MJ_OBJECT);
+  if (ha == NULL) return;
+  size_t n;
+  const char *role = need_str(k, ha, "ha", "role", &n);
+  uint64_t epoch = need_u64(k, ha, "ha", "epoch");
+  const mj_val *act = mj_get(ha, "active");
+  put_str(out, "masters: ");
+  if (act == NULL || act->type == MJ_NULL) {
+    put_str(out, "no active master");
+  } else if ((act = need(k, ha, "ha", "active", MJ_OBJECT)) != NULL) {
+    put_str(out, strcmp(role, "single") == 0 ? "single " : "active ");
+    const char *s = need_str(k, act, "ha.active", "rpc", &n);
+    put_safe(out, s, n);
+    putf(out, " (epoch %" PRIu64, epoch);
+    s = need_str(k, act, "ha.active", "http", &n);
+    if (n > 0) {
+      put_str(out, ", http ");
+      put_safe(out, s, n);
+    }
+    buf_push(out, ')');
+  }
+  size_t ns;
+  mj_val **sb = NULL;
+  const mj_val *sv = need(k, ha, "ha", "standbys", MJ_ARRAY);
+  ns = sv ? sv->len : 0;
+  sb = sv ? sv->items : NULL;
+  uint64_t total = need_u64(k, ha, "ha", "standbys_total");
+  const mj_val *zk = mj_get(ha, "zookeeper");
+  if (zk == NULL || zk->type == MJ_NULL) {
+    put_str(out, "; no ZooKeeper, no standbys\n");
+    return;
+  }
+  putf(out, "; %" PRIu64 " standby%s", total, total == 1 ? "" : "s");
+  for (size_t i = 0; i < ns; i++) {
+    char at[40];
+    snprintf(at, sizeof at, "ha.standbys[%zu]", i);
+    const mj_val *m = sb[i];
+    if (m->type != MJ_OBJECT) {
+      bad_field(k, at, "expected object, got %s", mj_type_name(m->type));
+      return;
+    }
+    put_str(out, i ? ", " : " ");
+    const char *s = need_str(k, m, at, "rpc", &n);
+    put_safe(out, s, n);
+  }
+  zk = need(k, ha, "ha", "zookeeper", MJ_OBJECT);
+  const char *st = need_str(k, zk, "ha.zookeeper", "session", &n);
+  put_str(out, "; ZooKeeper session ");
+  put_safe(out, st, n);
+  putf(out, " (timeout %.1f s)\n",
+       need_u64(k, zk, "ha.zookeeper", "session_timeout_ms") / 1000.0);
+}
+
 static void summarize_cluster(check *k, const mj_val *c, buf *out) {
   size_t n;
   const char *s;
@@ -271,6 +333,7 @@ static void summarize_cluster(check *k, const mj_val *c, buf *out) {
   buf_append(out, ", up ", 5);
   put_uptime(out, need_u64(k, c, "", "uptime_s"));
   buf_push(out, '\n');
+  summarize_masters(k, c, out);
 
   const mj_val *sv = need(k, c, "", "servers", MJ_OBJECT);
   const mj_val *tb = need(k, c, "", "tablets", MJ_OBJECT);
@@ -381,8 +444,34 @@ enum { EP_CLUSTER, EP_SERVERS, EP_TABLES, EP_N };
 
 static const char *const ep_name[EP_N] = {"cluster", "servers", "tables"};
 
+/* When /api/cluster comes from a standby ("role":"standby"), the HTTP
+ * address of the active master it names into `to` (true); a standby that
+ * knows no active master is reported (false, *failed set). */
+static bool standby_redirect(const char *url, const mj_val *c, char *to,
+                             size_t n, FILE *err, bool *failed) {
+  const mj_val *role = mj_get(c, "role");
+  if (role == NULL || role->type != MJ_STRING ||
+      strcmp(role->str, "standby") != 0)
+    return false;
+  const mj_val *act = mj_get(mj_get(c, "ha"), "active");
+  const mj_val *http = mj_get(act, "http");
+  if (http == NULL || http->type != MJ_STRING ||
+      !mstatus_valid_address(http->str) || strlen(http->str) >= n) {
+    fprintf(err, "mica: status: %s is a standby master and names no active "
+            "master with an HTTP address (none is active, or ZooKeeper is "
+            "unreachable)\n", url);
+    *failed = true;
+    return false;
+  }
+  snprintf(to, n, "%s", http->str);
+  return true;
+}
+
 int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
-  char url[EP_N][300];
+  char url[EP_N][330];
+  char http[300];
+  bool followed = false;
+  snprintf(http, sizeof http, "%s", o->http);
   buf text[EP_N] = {BUF_INIT, BUF_INIT, BUF_INIT};
   mj_val *doc[EP_N] = {NULL, NULL, NULL};
   int rc = 0;
@@ -391,7 +480,7 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
     return 1;
   }
   for (int i = 0; i < EP_N && rc == 0; i++) {
-    snprintf(url[i], sizeof url[i], "http://%s/api/%s", o->http, ep_name[i]);
+    snprintf(url[i], sizeof url[i], "http://%s/api/%s", http, ep_name[i]);
     char why[CURL_ERROR_SIZE + 64];
     if (!http_get(url[i], o->timeout_ms, o->token, &text[i], why,
                   sizeof why)) {
@@ -408,6 +497,26 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
       fprintf(err, "mica: status: bad answer from %s: expected an object, "
               "got %s\n", url[i], mj_type_name(doc[i]->type));
       rc = 1;
+    } else if (i == EP_CLUSTER) {
+      /* A standby has no cluster state: ask the active master it names,
+       * once (its answer must not be a standby's again). */
+      bool failed = false;
+      char to[300];
+      if (standby_redirect(url[i], doc[i], to, sizeof to, err, &failed)) {
+        if (followed) {
+          fprintf(err, "mica: status: %s is a standby too\n", url[i]);
+          rc = 1;
+          break;
+        }
+        followed = true;
+        snprintf(http, sizeof http, "%s", to);
+        mj_free(doc[i]);
+        doc[i] = NULL;
+        buf_free(&text[i]);
+        i = -1; /* again, from the active master */
+        continue;
+      }
+      if (failed) rc = 1;
     }
   }
   buf res = BUF_INIT;

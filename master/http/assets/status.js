@@ -301,16 +301,104 @@ function renderEvents(list) {
   }
 }
 
+// ---- masters (high availability, docs/ha.md) ----
+
+function httpLink(addr, path, text) {
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(addr || '')) {
+    return el('span', 'muted', '\u2013');
+  }
+  const a = el('a', null, text || addr);
+  a.href = 'http://' + addr + path;
+  a.rel = 'noreferrer';
+  return a;
+}
+
+// The "Masters" section: role of this master, the active one, the
+// standbys and the ZooKeeper session. On a standby it is the whole page:
+// a standby has no cluster state, and shows none rather than stale data.
+function renderMasters(c) {
+  const ha = c.ha;
+  const sec = document.getElementById('masters');
+  if (!ha || !sec) return;
+  const standby = ha.role === 'standby';
+  sec.hidden = false;
+  for (const e of document.querySelectorAll('main > section:not(#masters), main > .cols')) {
+    e.hidden = standby;
+  }
+  const banner = document.getElementById('ha-banner');
+  banner.replaceChildren();
+  banner.className = standby ? 'standby' : 'muted';
+  if (standby) {
+    banner.append('This master (' + ha.self.rpc + ') is a standby: it holds no ' +
+                  'cluster state. ');
+    if (ha.active) {
+      banner.append('The active master is ' + ha.active.rpc + ' (epoch ' +
+                    ha.active.epoch + '): ',
+                    httpLink(ha.active.http, '/', 'its status page'), '.');
+    } else {
+      banner.append('No master is active right now.');
+    }
+  } else {
+    banner.append(ha.role === 'single'
+        ? 'Single master (no ZooKeeper), master epoch ' + ha.epoch + '.'
+        : 'This master is active, master epoch ' + ha.epoch + '.');
+  }
+  const tb = document.querySelector('#ha tbody');
+  tb.replaceChildren();
+  const rows = [];
+  if (ha.active) rows.push(['active', ha.active]);
+  for (const s of ha.standbys) rows.push(['standby', s]);
+  for (const [role, m] of rows) {
+    const tr = el('tr');
+    const self = m.rpc === ha.self.rpc;
+    const cell = td('');
+    cell.append(httpLink(m.http, '/'));
+    tr.append(td(role + (self ? ' (this one)' : '')), td(m.rpc), cell);
+    tb.append(tr);
+  }
+  const zk = document.getElementById('ha-zk');
+  zk.textContent = ha.zookeeper
+      ? 'ZooKeeper session ' + ha.zookeeper.session + ' (' +
+        ha.zookeeper.session_id + ', timeout ' +
+        (ha.zookeeper.session_timeout_ms / 1000) + ' s); ' +
+        ha.standbys_total + ' standby' + (ha.standbys_total === 1 ? '' : 's')
+      : '';
+}
+
+function renderStandbyHeader(c) {
+  document.getElementById('cluster').textContent = c.cluster + ' (standby)';
+  document.title = 'Mica ' + c.cluster + ' (standby)';
+  const dl = document.getElementById('facts');
+  dl.replaceChildren();
+  for (const [k, v] of [['standby master', c.master_address], ['version', c.version],
+                        ['uptime', fmtAge(c.uptime_s * 1000)]]) {
+    const d = el('div');
+    d.append(el('dt', null, k), el('dd', null, v));
+    dl.append(d);
+  }
+  document.getElementById('warnings').replaceChildren();
+}
+
 async function refresh() {
   const status = document.getElementById('refresh');
   try {
+    const c0 = await getJson('/api/cluster');
+    if (c0.role === 'standby') {
+      renderStandbyHeader(c0);
+      renderMasters(c0);
+      status.classList.remove('stale');
+      status.textContent = 'updated ' + fmtTime(c0.now_ms);
+      setTimeout(refresh, REFRESH_MS);
+      return;
+    }
     const [c, sv, tb, ev] = await Promise.all([
-      getJson('/api/cluster'), getJson('/api/servers'), getJson('/api/tables'),
+      c0, getJson('/api/servers'), getJson('/api/tables'),
       getJson('/api/events?limit=' + MAX_EVENTS)]);
     const tablets = await Promise.all(tb.tables.map(
         t => getJson('/api/tables/' + encodeURIComponent(t.name) + '/tablets')));
     const servers = new Map(sv.servers.map(s => [s.id, s]));
     renderHeader(c);
+    renderMasters(c);
     renderServers(sv.servers);
     renderTables(tb.tables);
     renderKeyspace(tb.tables, tablets, servers);

@@ -178,6 +178,46 @@ static void test_record(void) {
   TU_ERR(mzk_record_parse("", 0, &got), MICA_INVALID_ARGUMENT);
 }
 
+/* A candidate's record: round trip, the bare address of earlier versions,
+ * and refusals; the session-state names. */
+static void test_candidate_record(void) {
+  mzk_member m = {.rpc_addr = "10.77.0.3:7000", .http_addr = "10.77.0.3:8080"};
+  mzk_member got;
+  char text[3 * MZK_ADDR_MAX];
+  int n = mzk_cand_format(&m, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "mica-candidate 1\nrpc 10.77.0.3:7000\n"
+                               "http 10.77.0.3:8080\n");
+  TU_OK(mzk_cand_parse(text, n, &got));
+  CU_ASSERT_STRING_EQUAL(got.rpc_addr, "10.77.0.3:7000");
+  CU_ASSERT_STRING_EQUAL(got.http_addr, "10.77.0.3:8080");
+  m.http_addr[0] = '\0';
+  n = mzk_cand_format(&m, text, sizeof text);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nhttp -\n"));
+  TU_OK(mzk_cand_parse(text, n, &got));
+  CU_ASSERT_STRING_EQUAL(got.http_addr, "");
+  TU_OK(mzk_cand_parse("10.0.0.9:7000", 13, &got)); /* earlier versions */
+  CU_ASSERT_STRING_EQUAL(got.rpc_addr, "10.0.0.9:7000");
+  CU_ASSERT_STRING_EQUAL(got.http_addr, "");
+  CU_ASSERT_EQUAL(mzk_cand_format(&m, text, 10), -1);
+  const char *bad[] = {
+      "mica-candidate 2\nrpc a:1\nhttp -\n",
+      "mica-candidate 1\nrpc \nhttp -\n",
+      "mica-candidate 1\nrpc a:1\n",
+      "mica-candidate 1\nhttp -\nrpc a:1\n",
+      "no-colon-here",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    TU_ERR(mzk_cand_parse(bad[i], (int)strlen(bad[i]), &got),
+           MICA_INVALID_ARGUMENT);
+  TU_ERR(mzk_cand_parse("", 0, &got), MICA_INVALID_ARGUMENT);
+  CU_ASSERT_STRING_EQUAL(mzk_session_state_name(MZK_SESSION_CONNECTED),
+                         "connected");
+  CU_ASSERT_STRING_EQUAL(mzk_session_state_name(MZK_SESSION_CONNECTING),
+                         "connecting");
+  CU_ASSERT_STRING_EQUAL(mzk_session_state_name(MZK_SESSION_EXPIRED),
+                         "expired");
+}
+
 static void test_bad_options(void) {
   mzk_elector *e;
   mzk_elector_opts o = {.zk = "127.0.0.1:1/x", .rpc_addr = NULL};
@@ -282,6 +322,82 @@ static void test_http_address_republished(void) {
   CU_ASSERT_EQUAL(the_active(&c, 1, NULL), 0);
   TU_ERR(mzk_elector_set_http_addr(c.e, "a\nb"), MICA_INVALID_ARGUMENT);
   cand_close(&c);
+  mzk_reader_close(r);
+}
+
+/* Waits until the view shows `n` standbys (and an active master when
+ * `active`); false after 10 s. */
+static bool wait_view(mzk_elector *e, mzk_reader *r, const char *self,
+                      size_t n, bool active, mzk_view *v) {
+  uint64_t deadline = now_ms() + 10000;
+  do {
+    mzk_view_get(e, r, self, TIMEOUT_MS, v);
+    if (v->standbys_known && v->n_standbys == n && v->have_active == active)
+      return true;
+    sleep_ms(10);
+  } while (now_ms() < deadline);
+  return false;
+}
+
+/* What a master's status page shows: a reader that follows the
+ * candidates lists the standbys in election order with their HTTP
+ * addresses, leaving out the active one; a departure and a failover
+ * reach it by watches; the elector reports its session. A reader that
+ * does not follow them knows no list. */
+static void test_view(void) {
+  char zk[600];
+  spec(zk, sizeof zk);
+  mzk_reader *r, *plain;
+  TU_OK(mzk_reader_open(zk, TIMEOUT_MS, NULL, NULL, &r));
+  TU_OK(mzk_reader_open(zk, TIMEOUT_MS, NULL, NULL, &plain));
+  mzk_reader_follow_candidates(r);
+  mzk_view v;
+  /* Nothing yet: no candidate, no active master, not connected before a
+   * session (the elector may be NULL: not started). */
+  mzk_view_get(NULL, r, NULL, 4321, &v);
+  CU_ASSERT_EQUAL(v.session, MZK_SESSION_CONNECTING);
+  CU_ASSERT_EQUAL(v.session_timeout_ms, 4321);
+  CU_ASSERT_FALSE(v.self_active);
+  CU_ASSERT_TRUE(wait_view(NULL, r, NULL, 0, false, &v));
+  cand c[3];
+  for (int i = 0; i < 3; i++) cand_start(&c[i], zk, i + 1, 0, TIMEOUT_MS);
+  uint64_t e0 = 0;
+  CU_ASSERT_EQUAL_FATAL(wait_active(c, 3, 0, 20000, &e0), 0);
+  /* As the active master sees it. */
+  CU_ASSERT_TRUE(wait_view(c[0].e, r, c[0].rpc, 2, true, &v));
+  CU_ASSERT_TRUE(v.self_active);
+  CU_ASSERT_EQUAL(v.self_epoch, e0);
+  CU_ASSERT_EQUAL(v.session, MZK_SESSION_CONNECTED);
+  CU_ASSERT_EQUAL(v.session_timeout_ms, TIMEOUT_MS);
+  CU_ASSERT(v.session_id != 0);
+  CU_ASSERT_STRING_EQUAL(v.active.rpc_addr, c[0].rpc);
+  CU_ASSERT_EQUAL(v.active.epoch, e0);
+  CU_ASSERT_EQUAL(v.n_shown, 2);
+  CU_ASSERT_STRING_EQUAL(v.standbys[0].rpc_addr, c[1].rpc); /* next first */
+  CU_ASSERT_STRING_EQUAL(v.standbys[1].rpc_addr, c[2].rpc);
+  CU_ASSERT_STRING_EQUAL(v.standbys[0].http_addr, "10.0.0.1:8080");
+  /* As a standby sees it. */
+  mzk_view_get(c[1].e, r, c[1].rpc, TIMEOUT_MS, &v);
+  CU_ASSERT_FALSE(v.self_active);
+  CU_ASSERT_EQUAL(v.self_epoch, 0);
+  CU_ASSERT_STRING_EQUAL(v.active.rpc_addr, c[0].rpc);
+  /* Without following, no list. */
+  mzk_view_get(NULL, plain, NULL, TIMEOUT_MS, &v);
+  CU_ASSERT_FALSE(v.standbys_known);
+  CU_ASSERT_EQUAL(v.n_standbys, 0);
+  /* A standby leaves; then the active one: the view follows. */
+  cand_close(&c[2]);
+  CU_ASSERT_TRUE(wait_view(c[0].e, r, c[0].rpc, 1, true, &v));
+  CU_ASSERT_STRING_EQUAL(v.standbys[0].rpc_addr, c[1].rpc);
+  cand_close(&c[0]);
+  uint64_t e1 = 0;
+  CU_ASSERT_EQUAL_FATAL(wait_active(c, 3, 1, 20000, &e1), 1);
+  CU_ASSERT_TRUE(wait_view(c[1].e, r, c[1].rpc, 0, true, &v));
+  CU_ASSERT_STRING_EQUAL(v.active.rpc_addr, c[1].rpc);
+  CU_ASSERT_EQUAL(v.self_epoch, e1);
+  cand_close(&c[1]);
+  CU_ASSERT_TRUE(wait_view(NULL, r, NULL, 0, false, &v));
+  mzk_reader_close(plain);
   mzk_reader_close(r);
 }
 
@@ -548,12 +664,14 @@ static void add_suites(void) {
   static CU_TestInfo unit[] = {
       {"spec_parse", test_spec_parse},
       {"record", test_record},
+      {"candidate_record", test_candidate_record},
       {"bad_options", test_bad_options},
       CU_TEST_INFO_NULL};
   tu_add_suite("mzk_unit", unit);
   static CU_TestInfo standalone[] = {
       {"one_of_three_and_no_herd", test_one_of_three_and_no_herd},
       {"middle_departure", test_middle_departure},
+      {"view", test_view},
       {"http_address_republished", test_http_address_republished},
       {"epochs_never_reused", test_epochs_never_reused},
       {"frozen_master_loses_session", test_frozen_master_loses_session},
