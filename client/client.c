@@ -434,9 +434,12 @@ static bool has_address(const rpc_location *l) {
 mcl_verdict mcl_digest(mica_client *c, const char *table, const rpc_route *used, int code,
                      const rpc_status *st) {
   if (st == NULL) {
-    /* Transport outcome: the server could not be reached or the call was
-     * cut. Forget its route so the next attempt asks the master. */
-    if (code != MICA_UNAVAILABLE) return MCL_FAIL;
+    /* Transport outcome: the server could not be reached, the call was
+     * cut, or the server stayed silent until the deadline (a partitioned
+     * or frozen host). Forget its route so the next attempt, or the next
+     * call, asks the master instead of waiting on the same server again. */
+    if (code != MICA_UNAVAILABLE && code != MICA_DEADLINE_EXCEEDED)
+      return MCL_FAIL;
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
     return MCL_RETRY_LATER;
   }
