@@ -49,7 +49,7 @@ echo "the victim's last acknowledgement came $((last - t_cut)) ms after the cut 
 first_reopen=""
 for id in $mine; do
   for h in "${TSERVERS[@]:1}"; do
-    ts=$(grep -h "tablet $id open under assign_epoch" "$tmp/t$h.err" | head -n1 | cut -d' ' -f1)
+    ts=$(grep -hE "tablet $id open under assign_epoch ([2-9]|[1-9][0-9]+) " "$tmp/t$h.err" | head -n1 | cut -d' ' -f1 || true)
     [[ -n $ts ]] || continue
     ms=$(date -d "$ts" +%s%3N)
     [[ -z $first_reopen || $ms -lt $first_reopen ]] && first_reopen=$ms
