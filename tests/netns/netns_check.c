@@ -402,7 +402,7 @@ static int cmd_verify(int argc, char **argv) {
 
 static int cmd_failover(int argc, char **argv) {
   const char *master = NULL, *table = NULL, *key = NULL, *new_table = NULL;
-  int64_t since = 0, timeout_ms = 60000;
+  int64_t since = 0, timeout_ms = 60000, attempt_ms = 1000;
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (v == NULL) die("%s needs a value", a);
@@ -414,6 +414,8 @@ static int cmd_failover(int argc, char **argv) {
       since = parse_num(a, v, 1, 0x7fffffffffffffffL);
     else if (strcmp(a, "--timeout-ms") == 0)
       timeout_ms = parse_num(a, v, 1, 3600000);
+    else if (strcmp(a, "--attempt-ms") == 0)
+      attempt_ms = parse_num(a, v, 1, 3600000);
     else die("failover: unknown flag '%s' (see --help)", a);
   }
   if (!master || !table || !key || !new_table || since == 0)
@@ -423,7 +425,7 @@ static int cmd_failover(int argc, char **argv) {
   int rc = MICA_UNAVAILABLE;
   while (now_unix_ms() < until) {
     /* A client with an empty routing cache: its get needs LookupTablets. */
-    mica_client *c = open_client(master, 1000);
+    mica_client *c = open_client(master, attempt_ms);
     void *v = NULL;
     size_t vl = 0;
     rc = mica_get(c, table, key, strlen(key), &v, &vl);
@@ -438,7 +440,7 @@ static int cmd_failover(int argc, char **argv) {
   }
   printf("lookup_ms %" PRId64 "\n", now_unix_ms() - since);
   fflush(stdout);
-  mica_client *c = open_client(master, 1000);
+  mica_client *c = open_client(master, attempt_ms);
   while (now_unix_ms() < until) {
     mica_key split = {"m", 1};
     rc = mica_create_table(c, new_table, &split, 1);
@@ -462,7 +464,7 @@ static void usage(FILE *to) {
 "              [--server HOST:PORT] [--deadline-ms N] [--pause-ms N]\n"
 "       %s verify --master SPEC --table T ACKFILE...\n"
 "       %s failover --master SPEC --table T --key K --create NEWTABLE\n"
-"              --since-ms UNIX_MS [--timeout-ms N]\n"
+"              --since-ms UNIX_MS [--timeout-ms N] [--attempt-ms N]\n"
 "\n"
 "The checker of tests/netns: records every acknowledged put and reads\n"
 "them all back. SPEC is what mica_open takes: HOST:PORT, a comma-separated\n"
@@ -480,6 +482,7 @@ static void usage(FILE *to) {
 "failover  prints 'lookup_ms N': ms from UNIX_MS until a cold client got\n"
 "          key K (a LookupTablets answered), then 'admin_ms N': until\n"
 "          creating NEWTABLE succeeded; exit 1 if either never happens\n"
+"          (each try, a new client, has --attempt-ms, default 1000)\n"
 "\n"
 "example:\n"
 "  %s load --master zk://10.77.0.1:2181/mica --table t --acks a.txt \\\n"
