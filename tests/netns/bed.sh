@@ -124,6 +124,10 @@ live_servers() { cli servers --format tsv 2>/dev/null | grep -c "7100" || true; 
 
 bed_setup() { # NAME
   "$netns" check || exit $?
+  local b
+  for b in mica-master mica-tserver mica mica-netns-check; do
+    [[ -x $bin/$b ]] || fail "$bin/$b is missing (build it: cmake --build build --target $b)"
+  done
   bed=$1$$
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/mica-netns-test.XXXXXX")
   trap bed_cleanup EXIT
