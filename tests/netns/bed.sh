@@ -93,6 +93,7 @@ start_tserver() {
     --memory-budget 64M --block-cache 8M --threads 2 --insecure \
     >>"$tmp/t$h.out" 2>>"$tmp/t$h.err" &
   tpid[$h]=$!
+  disown # never waited for; spares the log a "Killed" line at teardown
 }
 
 # The host whose master serves (its stdout says `listening`, and it runs).
@@ -131,6 +132,15 @@ bed_setup() { # NAME
   bed=$1$$
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/mica-netns-test.XXXXXX")
   trap bed_cleanup EXIT
+  trap 'exit 143' TERM INT # so that the EXIT trap runs
+  # If this shell is killed outright (SIGKILL: a ctest timeout), the
+  # watchdogs of mica-netns (the bed) and zk-test-server (ZooKeeper) clean
+  # up; this one removes the temporary directory after them.
+  # (The directory goes by the environment: the check for processes left
+  # behind looks for it in command lines.)
+  MICA_NETNS_TMP=$tmp setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+      sleep 3; rm -rf "$MICA_NETNS_TMP"' mica-netns-test-watchdog $$ \
+    </dev/null >/dev/null 2>&1 &
   "$netns" up "$bed" 9 --owner-pid $$
   local out
   out=$(on "$ZK_HOST" "$zkserver" start --bind "$(addr "$ZK_HOST")" \
