@@ -74,6 +74,7 @@ stale=$(grep -c STALE_MASTER "$tmp/m$a.err" || true)
 echo "commands of the old master refused STALE_MASTER: $stale (it stopped before sending any)"
 
 # The old host, restarted as a supervisor would, is a standby naming host b.
+mv "$tmp/m$a.out" "$tmp/m$a.first.out" # wait for the new process's line
 start_master "$a"
 wait_line "$tmp/m$a.out" standby 30000 >/dev/null || fail "restarted master is no standby"
 # (A standby that just started may not have read the active record yet:
