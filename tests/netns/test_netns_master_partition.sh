@@ -92,7 +92,64 @@ while :; do
 done
 echo "the old master, restarted: $out"
 
+# Harder: freeze the active master (SIGSTOP) and cut its link, so it
+# cannot even notice it was deposed; thaw it only after another candidate
+# has won. The winner must wait for the frozen one's data-root lock; the
+# thawed one must exit 3 at once (its lease ran out while it slept), and
+# change nothing: no log file of its epoch changes or appears, no tablet
+# server goes back to its epoch.
+e1n=$((10#$e1))
+( cd "$tmp/data/master" && for f in *-"$e1"-*; do
+    [[ -e $f ]] && echo "$f $(sha256sum <"$f" | cut -c1-64)"; done ) >"$tmp/frozen.sums"
+kill -STOP "${mpid[$b]}"
+"$netns" cut "$bed" "$b"
+t1=$(now_ms)
+echo "froze and cut the active master on host $b (epoch $e1n)"
+won_epoch() { sed -n 's/.*won the election with master epoch \([0-9]*\).*/\1/p' "$tmp/m$1.err" | sort -n | tail -n1; }
+winner=""
+deadline=$(($(now_ms) + 4 * SESSION_MS + 20000))
+while [[ -z $winner ]]; do
+  for h in "${MASTERS[@]}"; do
+    [[ $h == "$b" ]] && continue
+    w=$(won_epoch "$h")
+    [[ -n $w ]] && ((w > e1n)) && winner=$h
+  done
+  (($(now_ms) < deadline)) || fail "no candidate won while host $b was frozen"
+  sleep 0.1
+done
+t_won=$(($(now_ms) - t1))
+sleep 1
+grep -q '^listening ' "$tmp/m$winner.out" 2>/dev/null &&
+  fail "host $winner serves while the deposed master still holds the data root"
+"$netns" restore "$bed" "$b"
+kill -CONT "${mpid[$b]}"
+rc=0; wait "${mpid[$b]}" || rc=$?
+((rc == 3)) || fail "the thawed master exited with status $rc, not 3"
+c=$(wait_active_master "$b" 30000) || fail "host $winner never served after the thawed master exited"
+[[ $c == "$winner" ]] || fail "host $c serves, host $winner won"
+e2=$(log_epochs | tail -n1)
+((10#$e2 > e1n)) || fail "epoch $e2 is not above $e1n"
+echo "host $winner won after $t_won ms (epoch $((10#$e2))), served once the thawed master exited 3"
+sleep 1
+while read -r f sum; do
+  [[ -e $tmp/data/master/$f ]] || continue
+  [[ $(sha256sum <"$tmp/data/master/$f" | cut -c1-64) == "$sum" ]] ||
+    fail "log file $f of the frozen master's epoch changed after it was frozen"
+done <"$tmp/frozen.sums"
+for f in "$tmp/data/master"/*-"$e1"-*; do
+  [[ -e $f ]] || continue
+  grep -q "^$(basename "$f") " "$tmp/frozen.sums" ||
+    fail "log file $(basename "$f") of the frozen master's epoch appeared after it was frozen"
+done
+for h in "${TSERVERS[@]}"; do
+  ! sed -n "/master epoch $((10#$e2)) (was/,\$p" "$tmp/t$h.err" |
+      grep -q "master epoch $e1n (was" ||
+    fail "tablet server $h went back to the frozen master's epoch"
+done
+stale=$(grep -c STALE_MASTER "$tmp/m$b.err" || true)
+echo "the thawed master's commands refused STALE_MASTER: $stale"
+
 load_stop w
 verify w
-echo "FIGURES partition: cut_to_exit_ms $t_exit cut_to_new_master_ms $t_new session_ms $SESSION_MS"
+echo "FIGURES partition: cut_to_exit_ms $t_exit cut_to_new_master_ms $t_new frozen_cut_to_won_ms $t_won session_ms $SESSION_MS"
 echo PASS
