@@ -4,16 +4,22 @@
 # into every tablet; the active master is killed with SIGKILL; the checker
 # measures, from the kill, the time until a cold client gets a key (a
 # standby answered LookupTablets) and until an admin change (CreateTable)
-# succeeds. The load goes on through the failover; afterwards every
-# acknowledged put is read back. Needs root; exits 77 (skipped) when
+# succeeds. Two loads run, one following the active master through
+# ZooKeeper (zk://), one given the comma-separated list of the three
+# masters; both go on through the failover, and afterwards every
+# acknowledged put of both is read back. Needs root; exits 77 (skipped) when
 # namespaces cannot be created.
 set -euo pipefail
 . "$(dirname "$0")/bed.sh"
 
 bed_setup km
 make_table t
+list=$(for h in "${MASTERS[@]}"; do printf '%s:7000,' "$(addr "$h")"; done)
+list=${list%,}
 load_start w
+load_start l "$CLIENT" --master "$list" --writers 2
 wait_acked w 300 30000
+wait_acked l 100 30000
 
 a=$(active_master)
 epochs0=$(log_epochs | tail -n1)
@@ -30,9 +36,11 @@ epochs1=$(log_epochs | tail -n1)
 echo "host $b is active, log epoch $epochs1"
 
 # The load goes on through the new master.
-n=$(acked w)
+n=$(acked w) nl=$(acked l)
 wait_acked w $((n + 300)) 30000
+wait_acked l $((nl + 100)) 30000
 load_stop w
-verify w
+load_stop l
+verify w l
 echo "FIGURES kill9: $(echo "$out" | tr '\n' ' ')session_ms $SESSION_MS"
 echo PASS
