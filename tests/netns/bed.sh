@@ -15,7 +15,8 @@
 # down, kills every process and removes every namespace also on failure
 # (and fails the test if any is left), printing the logs when it failed.
 # Needs root; bed_setup exits 77 (skipped) with the reason when namespaces
-# cannot be created.
+# cannot be created. MICA_NETNS_KEEP=1 keeps the temporary directory (logs,
+# ack files, data root) for a look afterwards.
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 netns=$src/tools/mica-netns
@@ -50,7 +51,11 @@ bed_cleanup() {
       [[ -f $f ]] && { echo "== $f"; tail -n 25 "$f"; } >&2
     done
   fi
-  [[ -n ${tmp:-} ]] && rm -rf "$tmp"
+  if [[ -n ${tmp:-} && -n ${MICA_NETNS_KEEP:-} ]]; then
+    echo "kept $tmp (MICA_NETNS_KEEP)" >&2
+  elif [[ -n ${tmp:-} ]]; then
+    rm -rf "$tmp"
+  fi
   exit "$rc"
 }
 
@@ -138,8 +143,8 @@ bed_setup() { # NAME
   # up; this one removes the temporary directory after them.
   # (The directory goes by the environment: the check for processes left
   # behind looks for it in command lines.)
-  MICA_NETNS_TMP=$tmp setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
-      sleep 3; rm -rf "$MICA_NETNS_TMP"' mica-netns-test-watchdog $$ \
+  MICA_NETNS_TMP=$tmp MICA_NETNS_KEEP=${MICA_NETNS_KEEP:-} setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+      sleep 3; [[ -n $MICA_NETNS_KEEP ]] || rm -rf "$MICA_NETNS_TMP"' mica-netns-test-watchdog $$ \
     </dev/null >/dev/null 2>&1 &
   "$netns" up "$bed" 9 --owner-pid $$
   local out

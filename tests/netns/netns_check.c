@@ -194,6 +194,17 @@ static void load_ranges(mica_client *c) {
       L.ranges = calloc(n, sizeof *L.ranges);
       for (size_t i = 0; i < n; i++) {
         if (L.server != NULL && strcmp(t[i].address, L.server) != 0) continue;
+        /* Keys start with the tablet's start key and the ack file is
+         * text, one put per line: a start key must be printable. */
+        for (size_t b = 0; b < t[i].start_len; b++) {
+          unsigned char ch = ((const unsigned char *)t[i].start_key)[b];
+          if (ch <= ' ' || ch > '~') {
+            char id[32];
+            snprintf(id, sizeof id, "%" PRIu64, t[i].tablet_id);
+            die("tablet %s starts at a key with bytes outside '!'..'~'; "
+                "the checker needs printable split keys", id);
+          }
+        }
         range *r = &L.ranges[L.n_ranges++];
         r->start = dup_bytes(t[i].start_key, t[i].start_len);
         r->start_len = t[i].start_len;

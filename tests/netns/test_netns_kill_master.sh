@@ -42,5 +42,14 @@ wait_acked l $((nl + 100)) 30000
 load_stop w
 load_stop l
 verify w l
+# The checker itself can fail: a key never written and a wrong value.
+{ echo "never.written.key v.x 0 0"
+  head -n1 "$tmp/w.acks" | awk '{print $1, "not-its-value", $3, $4}'; } >"$tmp/fake.acks"
+if check verify --table t "$tmp/fake.acks" >/dev/null 2>"$tmp/fake.err"; then
+  fail "the checker accepted a lost key and a wrong value"
+fi
+grep -q "^LOST: never.written.key" "$tmp/fake.err" &&
+  grep -q "^WRONG VALUE: $(head -n1 "$tmp/w.acks" | cut -d' ' -f1)" "$tmp/fake.err" ||
+  fail "the checker did not name the lost key and the wrong value: $(cat "$tmp/fake.err")"
 echo "FIGURES kill9: $(echo "$out" | tr '\n' ' ')session_ms $SESSION_MS"
 echo PASS
