@@ -999,6 +999,39 @@ static void test_master_down(void) {
   mica_close(patient);
 }
 
+/* A client whose calls the master refused while it was down reaches it
+ * again soon after it is back on the same address: its channel must not
+ * stay failing (tests/netns/test_netns_kill_master.sh saw a client stuck
+ * for 5-9 s after a failover; new clients were fine). */
+static void test_old_client_after_master_restart(void) {
+  mica_client *old = open_client(1000);
+  mica_table_info *t = NULL;
+  size_t n = 0;
+  OK(mica_list_tables(old, &t, &n));
+  mica_free(t);
+  TU_OK(cl_kill_master(g_c));
+  for (int i = 0; i < 3; i++) {
+    t = NULL;
+    CU_ASSERT_NOT_EQUAL(mica_list_tables(old, &t, &n), MICA_OK);
+    mica_free(t);
+  }
+  TU_OK(cl_restart_master(g_c));
+  uint64_t t0 = cl_now_ms();
+  int rc;
+  do {
+    t = NULL;
+    rc = mica_list_tables(old, &t, &n);
+    mica_free(t);
+  } while (rc != MICA_OK && cl_now_ms() - t0 < 15000);
+  uint64_t took = cl_now_ms() - t0;
+  if (rc != MICA_OK || took >= 3000)
+    fprintf(stderr, "\nold client after restart: %s after %llu ms\n",
+            mica_code_name(rc), (unsigned long long)took);
+  CU_ASSERT_EQUAL(rc, MICA_OK);
+  CU_ASSERT(took < 3000);
+  mica_close(old);
+}
+
 /* A server that stays silent (frozen here; partitioned on the multi-host
  * bed) makes a call fail with DEADLINE_EXCEEDED. The route to it must be
  * dropped then: the next call asks the master again instead of waiting its
@@ -1068,6 +1101,7 @@ static void add_suites(void) {
       {"scan_under_churn", test_scan_under_churn},
       {"master_down", test_master_down},
       {"silent_server_route_dropped", test_silent_server_route_dropped},
+      {"old_client_after_master_restart", test_old_client_after_master_restart},
       {"stats_and_version", test_stats_and_version},
       CU_TEST_INFO_NULL};
   /* MICA_TEST_ONLY=name runs one test (plus nothing else), for debugging. */
