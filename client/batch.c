@@ -190,7 +190,7 @@ static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
   req.mutations = ms;
   mcl_conn *k = mcl_conn_get(c, g->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-  mica_err *e = rpc_unary(k->ch, &rpc_m_ts_batch, &req, mcl_retry_remaining_ms(r), resp);
+  mica_err *e = rpc_unary(mcl_conn_channel(k), &rpc_m_ts_batch, &req, mcl_retry_remaining_ms(r), resp);
   free(ms);
   return e;
 }
@@ -344,7 +344,7 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
       req.parts = parts;
       mcl_conn *k = mcl_conn_get(c, ss[s].address);
       atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-      e = rpc_async_start(a, k->ch, &rpc_m_ts_multi_get, &req,
+      e = rpc_async_start(a, mcl_conn_channel(k), &rpc_m_ts_multi_get, &req,
                           mcl_retry_remaining_ms(&r), &ss[s]);
       for (size_t j = 0; j < ss[s].n; j++) free(parts[j].keys);
       free(refs);

@@ -97,7 +97,8 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
   if (ch != NULL) {
     c->master_conn = xcalloc(1, sizeof(mcl_conn));
     c->master_conn->address = xstrdup(master);
-    c->master_conn->ch = ch;
+    atomic_init(&c->master_conn->ch, ch);
+    pthread_mutex_init(&c->master_conn->mu, NULL);
   }
   *out = c;
   return mcl_finish(NULL);
@@ -105,7 +106,9 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
 
 static void conn_free(mcl_conn *k) {
   if (k == NULL) return;
-  rpc_channel_free(k->ch);
+  rpc_channel_free(atomic_load(&k->ch));
+  for (size_t i = 0; i < k->n_retired; i++) rpc_channel_free(k->retired[i]);
+  pthread_mutex_destroy(&k->mu);
   free(k->address);
   free(k);
 }
@@ -144,6 +147,50 @@ void mica_get_stats(mica_client *c, mica_stats *out) {
 
 /* ---- connections ---- */
 
+/* A channel to `address` with the client's token and TLS options. */
+static rpc_channel *new_channel(mica_client *c, const char *address) {
+  rpc_channel *ch = NULL;
+  rpc_tls tls = {c->opts.tls_cert, c->opts.tls_key, c->opts.tls_ca};
+  rpc_channel_opts co = {.token = c->opts.token,
+                         .tls = c->opts.tls_ca ? &tls : NULL};
+  mica_err *e = rpc_channel_new(address, &co, &ch);
+  if (e != NULL) {
+    /* A malformed address from the master: the call fails on it like on
+     * an unreachable server, through a channel that can never connect. */
+    err_free(e);
+    e = rpc_channel_new("invalid-address:0", NULL, &ch);
+    err_free(e);
+  }
+  return ch;
+}
+
+rpc_channel *mcl_conn_channel(mcl_conn *k) { return atomic_load(&k->ch); }
+
+/* The reconnect backoff cap of client channels (proto/rpc_common.c): a
+ * channel refused for longer than this is not recovering on its own. */
+#define MCL_STUCK_US 1000000
+
+void mcl_conn_master_result(mica_client *c, mcl_conn *k, rpc_channel *used,
+                            const mica_err *transport_err) {
+  if (transport_err == NULL || err_code(transport_err) != MICA_UNAVAILABLE) {
+    if (transport_err == NULL) atomic_store(&k->refused_since_us, 0);
+    return;
+  }
+  uint64_t now = env_now_micros(env_posix()), since = 0;
+  if (atomic_compare_exchange_strong(&k->refused_since_us, &since, now) ||
+      now - since < MCL_STUCK_US)
+    return;
+  pthread_mutex_lock(&k->mu);
+  if (k->n_retired < MCL_MAX_RETIRED && atomic_load(&k->ch) == used) {
+    k->retired[k->n_retired++] = used;
+    atomic_store(&k->ch, new_channel(c, k->address));
+    atomic_store(&k->refused_since_us, 0);
+    LOG_D("client: new channel to master %s (refused for %" PRIu64 " ms)",
+          k->address, (now - since) / 1000);
+  }
+  pthread_mutex_unlock(&k->mu);
+}
+
 mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
   pthread_rwlock_rdlock(&c->conns_lock);
   for (size_t i = 0; i < c->n_conns; i++) {
@@ -159,21 +206,10 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
   for (size_t i = 0; i < c->n_conns && k == NULL; i++)
     if (strcmp(c->conns[i]->address, address) == 0) k = c->conns[i];
   if (k == NULL) {
-    rpc_channel *ch = NULL;
-    rpc_tls tls = {c->opts.tls_cert, c->opts.tls_key, c->opts.tls_ca};
-    rpc_channel_opts co = {.token = c->opts.token,
-                           .tls = c->opts.tls_ca ? &tls : NULL};
-    mica_err *e = rpc_channel_new(address, &co, &ch);
-    if (e != NULL) {
-      /* A malformed address from the master: the call fails on it like on
-       * an unreachable server, through a channel that can never connect. */
-      err_free(e);
-      e = rpc_channel_new("invalid-address:0", NULL, &ch);
-      err_free(e);
-    }
     k = xcalloc(1, sizeof *k);
     k->address = xstrdup(address);
-    k->ch = ch;
+    atomic_init(&k->ch, new_channel(c, address));
+    pthread_mutex_init(&k->mu, NULL);
     if (c->n_conns == c->cap_conns) {
       c->cap_conns = c->cap_conns ? 2 * c->cap_conns : 8;
       c->conns = xrealloc(c->conns, c->cap_conns * sizeof *c->conns);
@@ -285,8 +321,10 @@ static mica_err *ha_master_call(mica_client *c, mcl_retry *r,
       void *msg = NULL;
       int64_t t = mcl_retry_remaining_ms(r);
       atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
-      e = rpc_unary(mcl_conn_get(c, addr)->ch, m, req,
-                    t < HA_ATTEMPT_MS ? t : HA_ATTEMPT_MS, &msg);
+      mcl_conn *k = mcl_conn_get(c, addr);
+      rpc_channel *ch = mcl_conn_channel(k);
+      e = rpc_unary(ch, m, req, t < HA_ATTEMPT_MS ? t : HA_ATTEMPT_MS, &msg);
+      mcl_conn_master_result(c, k, ch, e);
       if (e == NULL) {
         e = rpc_status_err(rpc_response_status(msg));
         if (e == NULL) {
@@ -313,7 +351,9 @@ mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
   for (;;) {
     void *msg = NULL;
     atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
-    mica_err *e = rpc_unary(c->master_conn->ch, m, req, mcl_retry_remaining_ms(r), &msg);
+    rpc_channel *ch = mcl_conn_channel(c->master_conn);
+    mica_err *e = rpc_unary(ch, m, req, mcl_retry_remaining_ms(r), &msg);
+    mcl_conn_master_result(c, c->master_conn, ch, e);
     if (e == NULL) {
       e = rpc_status_err(rpc_response_status(msg));
       if (e == NULL) {
@@ -434,9 +474,12 @@ static bool has_address(const rpc_location *l) {
 mcl_verdict mcl_digest(mica_client *c, const char *table, const rpc_route *used, int code,
                      const rpc_status *st) {
   if (st == NULL) {
-    /* Transport outcome: the server could not be reached or the call was
-     * cut. Forget its route so the next attempt asks the master. */
-    if (code != MICA_UNAVAILABLE) return MCL_FAIL;
+    /* Transport outcome: the server could not be reached, the call was
+     * cut, or the server stayed silent until the deadline (a partitioned
+     * or frozen host). Forget its route so the next attempt, or the next
+     * call, asks the master instead of waiting on the same server again. */
+    if (code != MICA_UNAVAILABLE && code != MICA_DEADLINE_EXCEEDED)
+      return MCL_FAIL;
     route_cache_invalidate(c->cache, table, used->tablet_id, used->range_epoch);
     return MCL_RETRY_LATER;
   }
@@ -527,7 +570,7 @@ static mica_err *key_call(mica_client *c, const char *table, slice key, keycall 
     mcl_conn *k = mcl_conn_get(c, route.address);
     void *msg = NULL;
     atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-    e = rpc_unary(k->ch, kc->m, kc->req, mcl_retry_remaining_ms(&r), &msg);
+    e = rpc_unary(mcl_conn_channel(k), kc->m, kc->req, mcl_retry_remaining_ms(&r), &msg);
     const rpc_status *st = NULL;
     if (e == NULL) {
       st = rpc_response_status(msg);

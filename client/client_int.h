@@ -23,10 +23,26 @@
 #include "mica/mica.h"
 #include "proto/rpc.h"
 
-/* A channel to one address, shared by the calls using it. */
+/* A channel to one address, shared by the calls using it.
+ *
+ * A master's channel whose calls keep being refused is replaced
+ * (mcl_conn_master_result): with gRPC 1.51 a channel whose server went away
+ * can keep failing fast with "connection refused" for several seconds after
+ * a server listens on the address again (a restarted master, or a standby
+ * that won and serves on its address), far past the reconnect backoff cap,
+ * while a new channel connects at once. A replaced channel may still be in
+ * use by other calls, so it is kept until mica_close; at most
+ * MCL_MAX_RETIRED are kept per address, after which the channel stays. */
+#define MCL_MAX_RETIRED 64
 typedef struct mcl_conn {
   char *address;
-  rpc_channel *ch;
+  _Atomic(rpc_channel *) ch; /* read with mcl_conn_channel() */
+  /* When the current run of refused calls began (0: the last call got
+   * through or none failed). */
+  _Atomic uint64_t refused_since_us;
+  pthread_mutex_t mu; /* guards retired, n_retired */
+  rpc_channel *retired[MCL_MAX_RETIRED];
+  size_t n_retired;
 } mcl_conn;
 
 struct mica_client {
@@ -54,6 +70,14 @@ int mcl_finish(mica_err *e);
 /* ---- connections ---- */
 
 mcl_conn *mcl_conn_get(mica_client *c, const char *address);
+/* The channel calls on `k` use now. */
+rpc_channel *mcl_conn_channel(mcl_conn *k);
+/* Tells the connection how a master call on `used` ended: `transport_err`
+ * is the transport error (NULL when an answer came). After refusals
+ * (UNAVAILABLE) for longer than the reconnect backoff cap, `used` is
+ * replaced by a new channel. */
+void mcl_conn_master_result(mica_client *c, mcl_conn *k, rpc_channel *used,
+                            const mica_err *transport_err);
 
 /* ---- retries ---- */
 

@@ -85,7 +85,7 @@ static mica_err *open_stream(mica_scanner *s, mcl_retry *r) {
                                                              : SCAN_STREAM_MIN_MS;
   mcl_conn *k = mcl_conn_get(c, s->route.address);
   atomic_fetch_add_explicit(&c->server_rpcs, 1, memory_order_relaxed);
-  mica_err *e = rpc_stream_open(k->ch, &rpc_m_ts_scan, &req, timeout, &s->stream);
+  mica_err *e = rpc_stream_open(mcl_conn_channel(k), &rpc_m_ts_scan, &req, timeout, &s->stream);
   s->stream_progress = false;
   return e;
 }

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -998,6 +999,85 @@ static void test_master_down(void) {
   mica_close(patient);
 }
 
+/* A client whose calls the master refused while it was down reaches it
+ * again soon after it is back on the same address: its channel must not
+ * stay failing (tests/netns/test_netns_kill_master.sh saw a client stuck
+ * for 5-9 s after a failover; new clients were fine). */
+static void test_old_client_after_master_restart(void) {
+  mica_client *old = open_client(1000);
+  mica_table_info *t = NULL;
+  size_t n = 0;
+  OK(mica_list_tables(old, &t, &n));
+  mica_free(t);
+  TU_OK(cl_kill_master(g_c));
+  for (int i = 0; i < 3; i++) {
+    t = NULL;
+    CU_ASSERT_NOT_EQUAL(mica_list_tables(old, &t, &n), MICA_OK);
+    mica_free(t);
+  }
+  TU_OK(cl_restart_master(g_c));
+  uint64_t t0 = cl_now_ms();
+  int rc;
+  do {
+    t = NULL;
+    rc = mica_list_tables(old, &t, &n);
+    mica_free(t);
+  } while (rc != MICA_OK && cl_now_ms() - t0 < 15000);
+  uint64_t took = cl_now_ms() - t0;
+  if (rc != MICA_OK || took >= 3000)
+    fprintf(stderr, "\nold client after restart: %s after %llu ms\n",
+            mica_code_name(rc), (unsigned long long)took);
+  CU_ASSERT_EQUAL(rc, MICA_OK);
+  CU_ASSERT(took < 3000);
+  mica_close(old);
+}
+
+/* A server that stays silent (frozen here; partitioned on the multi-host
+ * bed) makes a call fail with DEADLINE_EXCEEDED. The route to it must be
+ * dropped then: the next call asks the master again instead of waiting its
+ * whole deadline on the same server, so a client recovers once the master
+ * has moved the tablet (tests/netns/test_netns_tserver_partition.sh found
+ * clients stuck on a cut server forever). */
+static void test_silent_server_route_dropped(void) {
+  OK(mica_create_table(g_m, "silent", NULL, 0));
+  mica_client *c = open_client(20000);
+  put_str(c, "silent", "k1", "v1"); /* the route is cached */
+  mica_tablet_info *ti = NULL;
+  size_t n = 0;
+  OK(mica_list_tablets(g_m, "silent", &ti, &n));
+  CU_ASSERT_EQUAL_FATAL(n, 1);
+  int slot = -1;
+  for (int i = 0; i < cl_tserver_count(g_c); i++)
+    if (strcmp(cl_tserver_address(g_c, i), ti[0].address) == 0) slot = i;
+  mica_free(ti);
+  CU_ASSERT_FATAL(slot >= 0);
+  pid_t pid = cl_tserver_pid(g_c, slot);
+  CU_ASSERT_FATAL(pid > 0);
+  mica_close(c);
+
+  mica_options o;
+  mica_options_init(&o);
+  o.deadline_ms = 400;
+  OK(mica_open(cl_master_address(g_c), &o, &c));
+  put_str(c, "silent", "k2", "v2");
+  mica_stats s0, s1;
+  mica_get_stats(c, &s0);
+  kill(pid, SIGSTOP);
+  int rc1 = mica_put(c, "silent", "k3", 2, "v3", 2);
+  int rc2 = mica_put(c, "silent", "k4", 2, "v4", 2);
+  kill(pid, SIGCONT);
+  mica_get_stats(c, &s1);
+  CU_ASSERT_EQUAL(rc1, MICA_DEADLINE_EXCEEDED);
+  CU_ASSERT_EQUAL(rc2, MICA_DEADLINE_EXCEEDED);
+  /* The second put asked the master; with the route kept it would not. */
+  CU_ASSERT(s1.master_lookups > s0.master_lookups);
+  mica_close(c);
+  c = open_client(20000);
+  put_str(c, "silent", "k5", "v5");
+  expect(c, "silent", "k2", "v2");
+  mica_close(c);
+}
+
 static void test_stats_and_version(void) {
   CU_ASSERT_STRING_EQUAL(mica_version(), "0.1.0");
   CU_ASSERT_STRING_EQUAL(mica_master_address(g_m), cl_master_address(g_c));
@@ -1020,6 +1100,8 @@ static void add_suites(void) {
       {"threads", test_threads},
       {"scan_under_churn", test_scan_under_churn},
       {"master_down", test_master_down},
+      {"silent_server_route_dropped", test_silent_server_route_dropped},
+      {"old_client_after_master_restart", test_old_client_after_master_restart},
       {"stats_and_version", test_stats_and_version},
       CU_TEST_INFO_NULL};
   /* MICA_TEST_ONLY=name runs one test (plus nothing else), for debugging. */
