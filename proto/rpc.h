@@ -242,6 +242,12 @@ typedef struct rpc_tls {
  * listener: "--listen"). docs/security.md. */
 mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
                               bool insecure);
+/* Appends "WHAT LISTEN" to the NUL-terminated `note` (", "-separated)
+ * when that listener serves plaintext on a non-loopback address (what
+ * --insecure allowed); the note is shown at start-up and on the master's
+ * status page. */
+void rpc_note_plaintext(char *note, size_t size, const char *what,
+                        const char *listen, bool tls);
 
 typedef struct rpc_server_opts {
   const char *listen;       /* "host:port"; NULL = "127.0.0.1:0" */

@@ -231,3 +231,10 @@ mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
                  "accept that anyone on the network can read and forge its "
                  "traffic", what, listen);
 }
+
+void rpc_note_plaintext(char *note, size_t size, const char *what,
+                        const char *listen, bool tls) {
+  if (tls || loopback_host(listen) || size == 0) return;
+  size_t n = strlen(note);
+  snprintf(note + n, size - n, "%s%s %s", n ? ", " : "", what, listen);
+}

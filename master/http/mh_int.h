@@ -30,6 +30,8 @@ typedef struct mh_ident {
   const char *cluster;
   const char *master_address;
   const char *http_address;
+  bool rpc_tls, https;
+  const char *insecure; /* plaintext non-loopback listeners, or NULL */
 } mh_ident;
 
 /* JSON string literal of the NUL-terminated `s` (quotes included). */

@@ -27,6 +27,8 @@ struct mhttp {
   httpd *d;
   ms *core;
   char *cluster;
+  char *insecure; /* mhttp_opts.insecure, copied */
+  bool rpc_tls;
   char *master_address;
   uint64_t start_us;
   uint64_t (*now_us)(void *ctx);
@@ -188,7 +190,8 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
               : rt == R_CLUSTER ? MS_SNAP_MOVING_TABLETS
                                 : MS_SNAP_NO_TABLETS;
   ms_snapshot(h->core, now_of(h), h->start_us, which, tname, &s);
-  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d)};
+  mh_ident id = {h->cluster, h->master_address, httpd_address(h->d),
+                 h->rpc_tls, httpd_is_tls(h->d), h->insecure};
   buf b = BUF_INIT;
   switch (rt) {
     case R_CLUSTER:
@@ -281,6 +284,10 @@ mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   if (o->threads) ho.threads = o->threads;
   if (o->max_connections) ho.max_connections = o->max_connections;
   if (o->timeout_s) ho.timeout_s = o->timeout_s;
+  ho.tls_cert_file = o->tls_cert_file;
+  ho.tls_key_file = o->tls_key_file;
+  h->rpc_tls = o->rpc_tls;
+  h->insecure = o->insecure ? xstrdup(o->insecure) : NULL;
   mica_err *err = httpd_start(&ho, on_request, h, &h->d);
   if (err) {
     mhttp_stop(h);
@@ -298,6 +305,7 @@ void mhttp_stop(mhttp *h) {
   if (h == NULL) return;
   httpd_stop(h->d);
   free(h->cluster);
+  free(h->insecure);
   free(h->master_address);
   free(h);
 }
