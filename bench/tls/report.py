@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Medians of bench/tls/run.sh's rounds: throughput, latency and the
+cluster's CPU per operation, plaintext against TLS + token, as a Markdown
+table (docs/benchmarks.md, "TLS and tokens").
+
+usage: report.py OUT_DIR ROUNDS WORKLOAD..."""
+import json
+import statistics
+import sys
+
+
+def load(out, name, w, r):
+    with open(f"{out}/{name}-{w}-{r}.json") as f:
+        j = json.load(f)
+    with open(f"{out}/{name}-{w}-{r}.cpu") as f:
+        ticks, hz = (int(x) for x in f.read().split())
+    ops = j["ops_counted"]
+    if j["errors"]:
+        sys.exit(f"{name} {w} round {r}: {j['errors']} errors")
+    return {
+        "ops_s": j["throughput_ops_s"],
+        "p50": j["all"]["p50_us"],
+        "p99": j["all"]["p99_us"],
+        "cpu_us": ticks / hz * 1e6 / ops if ops else 0.0,
+    }
+
+
+def main():
+    out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    names = {"randread": "Get (randread)", "randwrite": "durable Put (randwrite)",
+             "c": "YCSB C"}
+    print("| workload | plain ops/s | TLS+token ops/s | TLS/plain | plain p50 / p99 us"
+          " | TLS p50 / p99 us | plain CPU us/op | TLS CPU us/op | rounds (plain; TLS) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for w in workloads:
+        med = {}
+        raw = {}
+        for name in ("plain", "tls"):
+            runs = [load(out, name, w, r) for r in range(1, rounds + 1)]
+            raw[name] = ", ".join(f"{x['ops_s']:,.0f}" for x in runs)
+            med[name] = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        p, t = med["plain"], med["tls"]
+        print(f"| {names.get(w, w)} | {p['ops_s']:,.0f} | {t['ops_s']:,.0f} | "
+              f"{t['ops_s'] / p['ops_s']:.2f} | {p['p50']:.0f} / {p['p99']:.0f} | "
+              f"{t['p50']:.0f} / {t['p99']:.0f} | {p['cpu_us']:.1f} | {t['cpu_us']:.1f} | "
+              f"{raw['plain']}; {raw['tls']} |")
+
+
+main()
