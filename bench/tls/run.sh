@@ -17,7 +17,10 @@
 #
 # usage: bench/tls/run.sh [--bin DIR] [--out DIR] [--records N] [--rounds N]
 #                         [--seconds S] [--threads N] [--tablets N]
-#                         [--workloads "randread randwrite c"]
+#                         [--workloads "randread randwrite c"] [--perf W]
+# --perf W: after the rounds, one more run of workload W on each cluster
+# with `perf record -g` on its tablet server; the top of `perf report`
+# (by shared object, and by symbol) goes to OUT/perf-NAME-W.txt.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +33,7 @@ seconds=8
 threads=64
 tablets=4
 workloads="randread randwrite c"
+perf_w=
 
 die() { echo "bench/tls/run.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --tablets) tablets=$2; shift 2 ;;
     --workloads) workloads=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --perf) perf_w=$2; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -93,6 +98,10 @@ cpu_ticks() {
   echo "$total"
 }
 hz=$(getconf CLK_TCK)
+# CPU ticks of this shell's reaped children (mica-bench, the client).
+child_ticks() {
+  awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[14] + f[15] }' "/proc/$$/stat"
+}
 
 "$src/tools/mica-certs" "$work/certs" >/dev/null
 # Random tokens (never printed): an admin one for the load, a write one
@@ -166,16 +175,47 @@ for ((r = 1; r <= rounds; r++)); do
     for name in plain tls; do
       eval "p=(\"\${pids_$name[@]}\")"
       c0=$(cpu_ticks "${p[@]}")
+      k0=$(child_ticks)
       table=bt
       [ "$w" = c ] && table=ycsb
       bench "$name" run --table "$table" --workload "$w" --records "$records" --threads "$threads" \
         --ops 0 --duration "$seconds" --json "$out/$name-$w-$r.json" \
         >>"$out/bench.log" 2>&1 || die "$name $w round $r failed; see $out/bench.log"
       c1=$(cpu_ticks "${p[@]}")
-      echo "$((c1 - c0)) $hz" >"$out/$name-$w-$r.cpu"
+      k1=$(child_ticks)
+      echo "$((c1 - c0)) $hz $((k1 - k0))" >"$out/$name-$w-$r.cpu"
       echo "round $r $w $name: $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' \
         "$out/$name-$w-$r.json") ops/s" >&2
     done
   done
 done
 python3 "$here/report.py" "$out" "$rounds" $workloads
+
+if [ -n "$perf_w" ]; then
+  command -v perf >/dev/null || die "--perf: perf not found"
+  table=bt
+  [ "$perf_w" = c ] && table=ycsb
+  for name in plain tls; do
+    eval "p=(\"\${pids_$name[@]}\")"
+    perf record -g -o "$out/perf-$name.data" -p "${p[1]}" -- sleep "$seconds" \
+      >>"$out/bench.log" 2>&1 &
+    perf_pid=$!
+    bench "$name" run --table "$table" --workload "$perf_w" --records "$records" \
+      --threads "$threads" --ops 0 --duration "$seconds" >>"$out/bench.log" 2>&1
+    wait "$perf_pid"
+    # The reports in full first, then their tops (head would cut a pipe).
+    perf report -i "$out/perf-$name.data" --no-children --sort dso --stdio -g none \
+      >"$out/perf-$name.dso" 2>/dev/null || true
+    perf report -i "$out/perf-$name.data" --no-children --sort dso,sym --stdio -g none \
+      >"$out/perf-$name.sym" 2>/dev/null || true
+    {
+      echo "# perf: $name tablet server during $perf_w, by shared object"
+      awk '!/^#/ && NF' "$out/perf-$name.dso" | awk 'NR <= 15'
+      echo "# by symbol"
+      awk '!/^#/ && NF' "$out/perf-$name.sym" | awk 'NR <= 40'
+    } >"$out/perf-$name-$perf_w.txt"
+    rm -f "$out/perf-$name.dso" "$out/perf-$name.sym"
+    rm -f "$out/perf-$name.data"
+    echo "perf report: $out/perf-$name-$perf_w.txt" >&2
+  done
+fi
