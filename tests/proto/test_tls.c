@@ -212,7 +212,7 @@ static void test_bad_files(void) {
   err_free(e);
 
   /* An expired certificate (signed by the CA, valid until yesterday). */
-  char old[1100], cmd[5000];
+  char old[1100], cmd[8000];
   snprintf(old, sizeof old, "%s/expired.pem", tu_tmpdir());
   snprintf(cmd, sizeof cmd,
            "openssl req -new -key '%s' -subj /CN=old -out '%s.csr' && "
