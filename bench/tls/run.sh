@@ -213,6 +213,8 @@ if [ -n "$perf_w" ]; then
       awk '!/^#/ && NF' "$out/perf-$name.dso" | awk 'NR <= 15'
       echo "# by symbol"
       awk '!/^#/ && NF' "$out/perf-$name.sym" | awk 'NR <= 40'
+      echo "# top symbols of libcrypto and libssl"
+      awk '!/^#/ && NF && /libcrypto|libssl/' "$out/perf-$name.sym" | awk 'NR <= 15'
     } >"$out/perf-$name-$perf_w.txt"
     rm -f "$out/perf-$name.dso" "$out/perf-$name.sym"
     rm -f "$out/perf-$name.data"
