@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -295,10 +296,31 @@ static mica_err *read_pem(const char *what, const char *path, char **out,
   return NULL;
 }
 
+/* Loads the pair into throw-away GnuTLS credentials, as libmicrohttpd
+ * will: a pair that does not parse or does not match is refused here with
+ * GnuTLS's reason, and never reaches MHD_start_daemon (whose failure path
+ * leaks the credentials it allocated). */
+static mica_err *check_pair(const httpd *h, const pem_pair *p) {
+  gnutls_certificate_credentials_t cred;
+  if (gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS)
+    return err_new(MICA_RESOURCE_EXHAUSTED, "HTTPS: cannot allocate GnuTLS "
+                   "credentials");
+  gnutls_datum_t cd = {(unsigned char *)p->cert, (unsigned)strlen(p->cert)};
+  gnutls_datum_t kd = {(unsigned char *)p->key, (unsigned)p->key_len};
+  int rc = gnutls_certificate_set_x509_key_mem2(cred, &cd, &kd,
+                                                GNUTLS_X509_FMT_PEM, NULL, 0);
+  gnutls_certificate_free_credentials(cred);
+  if (rc < 0)
+    return err_new(MICA_INVALID_ARGUMENT, "HTTPS certificate %s and key %s: "
+                   "%s", h->cert_file, h->key_file, gnutls_strerror(rc));
+  return NULL;
+}
+
 static mica_err *read_pair(const httpd *h, pem_pair *p) {
   memset(p, 0, sizeof(*p));
   mica_err *e = read_pem("certificate", h->cert_file, &p->cert, NULL);
   if (e == NULL) e = read_pem("key", h->key_file, &p->key, &p->key_len);
+  if (e == NULL) e = check_pair(h, p);
   if (e) pem_free(p);
   return e;
 }
