@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -301,13 +302,25 @@ static mica_err *read_pem(const char *what, const char *path, char **out,
  * GnuTLS's reason, and never reaches MHD_start_daemon (whose failure path
  * leaks the credentials it allocated). */
 static mica_err *check_pair(const httpd *h, const pem_pair *p) {
+  /* The certificates alone first: GnuTLS 3.7's set_x509_key_mem2 leaks
+   * when the certificate PEM does not decode; list_import2 does not. */
+  gnutls_datum_t cd = {(unsigned char *)p->cert, (unsigned)strlen(p->cert)};
+  gnutls_x509_crt_t *list = NULL;
+  unsigned n = 0;
+  int rc = gnutls_x509_crt_list_import2(&list, &n, &cd, GNUTLS_X509_FMT_PEM,
+                                        0);
+  for (unsigned i = 0; i < n; i++) gnutls_x509_crt_deinit(list[i]);
+  gnutls_free(list);
+  if (rc < 0 || n == 0)
+    return err_new(MICA_INVALID_ARGUMENT, "HTTPS certificate %s: %s",
+                   h->cert_file, rc < 0 ? gnutls_strerror(rc)
+                                        : "no certificate in it");
   gnutls_certificate_credentials_t cred;
   if (gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS)
     return err_new(MICA_RESOURCE_EXHAUSTED, "HTTPS: cannot allocate GnuTLS "
                    "credentials");
-  gnutls_datum_t cd = {(unsigned char *)p->cert, (unsigned)strlen(p->cert)};
   gnutls_datum_t kd = {(unsigned char *)p->key, (unsigned)p->key_len};
-  int rc = gnutls_certificate_set_x509_key_mem2(cred, &cd, &kd,
+  rc = gnutls_certificate_set_x509_key_mem2(cred, &cd, &kd,
                                                 GNUTLS_X509_FMT_PEM, NULL, 0);
   gnutls_certificate_free_credentials(cred);
   if (rc < 0)
