@@ -7,7 +7,7 @@
  * page, /api/cluster (https and rpc_tls true, insecure null) and a tablet
  * server's /metrics and /healthz answer over HTTPS to a client trusting the
  * cluster's CA; a client trusting another CA is refused, and so is plain
- * HTTP to the same port.
+ * HTTP to the same port. `mica --ca` status reads the API over HTTPS.
  *
  * Suite "reload": a tablet server serving HTTPS with one CA's certificate;
  * the files are replaced (by rename) with another CA's: new connections
@@ -176,6 +176,24 @@ static void test_tserver_https(void) {
   answer_free(&a);
 }
 
+/* `mica --ca CA status` reads the API over HTTPS; without --ca the RPC
+ * call to the TLS master fails first. */
+static void test_cli_status(void) {
+  char ca[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", g_ca);
+  const char *args[] = {"--ca", ca, "status", "--json", NULL};
+  th_result r;
+  TU_OK(th_mica_cli(cl_master_address(g_c), NULL, args, 30000, &r));
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "\"https\":true"));
+  if (r.rc != 0) fprintf(stderr, "mica status: %s\n", th_err(&r));
+  th_result_free(&r);
+  const char *plain[] = {"--deadline", "2000", "status", NULL};
+  TU_OK(th_mica_cli(cl_master_address(g_c), NULL, plain, 30000, &r));
+  CU_ASSERT_NOT_EQUAL(r.rc, 0);
+  th_result_free(&r);
+}
+
 /* ---- suite: reload ---- */
 
 static int reload_init(void) { return certs_init(); }
@@ -270,6 +288,7 @@ static void add_suites(void) {
   CU_pSuite s = CU_add_suite("https", https_init, https_clean);
   CU_add_test(s, "master_https", test_master_https);
   CU_add_test(s, "tserver_https", test_tserver_https);
+  CU_add_test(s, "cli_status", test_cli_status);
   s = CU_add_suite("reload", reload_init, NULL);
   CU_add_test(s, "reload", test_reload);
 }
