@@ -215,6 +215,13 @@ if [ -n "$perf_w" ]; then
       awk '!/^#/ && NF' "$out/perf-$name.sym" | awk 'NR <= 40'
       echo "# top symbols of libcrypto and libssl"
       awk '!/^#/ && NF && /libcrypto|libssl/' "$out/perf-$name.sym" | awk 'NR <= 15'
+      echo "# gRPC's TLS layer (secure endpoint, TSI frame protector, SSL glue)"
+      awk '!/^#/ && NF && /secure_endpoint|tsi_|[Ss]sl_|SslTransport/' \
+        "$out/perf-$name.sym" | awk 'NR <= 15'
+      awk '!/^#/ && NF && /secure_endpoint|tsi_|[Ss]sl_|SslTransport/ { s += $1 }
+           END { printf "# sum of the above gRPC TLS symbols: %.2f%%\n", s }' "$out/perf-$name.sym"
+      awk '!/^#/ && NF && /libcrypto|libssl/ { s += $1 }
+           END { printf "# sum of libcrypto and libssl: %.2f%%\n", s }' "$out/perf-$name.sym"
     } >"$out/perf-$name-$perf_w.txt"
     rm -f "$out/perf-$name.dso" "$out/perf-$name.sym"
     rm -f "$out/perf-$name.data"
