@@ -3,7 +3,9 @@
 cluster's CPU per operation, plaintext against TLS + token, as a Markdown
 table (docs/benchmarks.md, "TLS and tokens").
 
-usage: report.py OUT_DIR ROUNDS WORKLOAD..."""
+usage: report.py OUT_DIR ROUNDS WORKLOAD...
+       report.py --perf OUT_DIR   (the tablet server's time per operation by
+                                   shared object, from run.sh --perf)"""
 import json
 import statistics
 import sys
@@ -26,7 +28,47 @@ def load(out, name, w, r):
     }
 
 
+def perf_dso(path):
+    """(event name, event count, {dso: percent}) of a perf report --sort dso."""
+    event, count, share = "", 0, {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("# Samples:"):
+                event = line.split("of event")[-1].strip().strip("'")
+            elif line.startswith("# Event count"):
+                count = int(line.split(":")[-1])
+            elif line.strip() and not line.startswith("#"):
+                pct, dso = line.split(None, 1)
+                share[dso.strip()] = float(pct.rstrip("%"))
+    return event, count, share
+
+
+def perf_main(out):
+    rows, per = {}, {}
+    for name in ("plain", "tls"):
+        event, count, share = perf_dso(f"{out}/perf-{name}.dso")
+        with open(f"{out}/perf-{name}.json") as f:
+            ops = json.load(f)["ops_counted"]
+        per[name] = (event, count / ops if ops else 0.0)
+        for dso, pct in share.items():
+            rows.setdefault(dso, {})[name] = pct / 100 * count / ops if ops else 0.0
+    unit = "ns" if "clock" in per["tls"][0] else per["tls"][0]
+    print(f"| shared object | plain {unit}/op | TLS {unit}/op | TLS - plain |")
+    print("|---|---|---|---|")
+    order = sorted(rows, key=lambda d: -(rows[d].get("tls", 0) - rows[d].get("plain", 0)))
+    for dso in order:
+        p, t = rows[dso].get("plain", 0.0), rows[dso].get("tls", 0.0)
+        if max(p, t) < 0.005 * per["tls"][1]:
+            continue
+        print(f"| {dso} | {p:,.0f} | {t:,.0f} | {t - p:+,.0f} |")
+    print(f"| **all** | {per['plain'][1]:,.0f} | {per['tls'][1]:,.0f} | "
+          f"{per['tls'][1] - per['plain'][1]:+,.0f} |")
+
+
 def main():
+    if sys.argv[1] == "--perf":
+        perf_main(sys.argv[2])
+        return
     out, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     names = {"randread": "Get (randread)", "randwrite": "durable Put (randwrite)",
              "c": "YCSB C"}

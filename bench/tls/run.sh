@@ -201,7 +201,8 @@ if [ -n "$perf_w" ]; then
       >>"$out/bench.log" 2>&1 &
     perf_pid=$!
     bench "$name" run --table "$table" --workload "$perf_w" --records "$records" \
-      --threads "$threads" --ops 0 --duration "$seconds" >>"$out/bench.log" 2>&1
+      --threads "$threads" --ops 0 --duration "$seconds" --json "$out/perf-$name.json" \
+      >>"$out/bench.log" 2>&1
     wait "$perf_pid"
     # The reports in full first, then their tops (head would cut a pipe).
     perf report -i "$out/perf-$name.data" --no-children --sort dso --stdio -g none \
@@ -223,8 +224,11 @@ if [ -n "$perf_w" ]; then
       awk '!/^#/ && NF && /libcrypto|libssl/ { s += $1 }
            END { printf "# sum of libcrypto and libssl: %.2f%%\n", s }' "$out/perf-$name.sym"
     } >"$out/perf-$name-$perf_w.txt"
-    rm -f "$out/perf-$name.dso" "$out/perf-$name.sym"
-    rm -f "$out/perf-$name.data"
+    rm -f "$out/perf-$name.sym" "$out/perf-$name.data"
     echo "perf report: $out/perf-$name-$perf_w.txt" >&2
   done
+  # Per operation: each shared object's samples (the event count times its
+  # share) divided by the operations of that run, plain against TLS.
+  python3 "$here/report.py" --perf "$out" | tee "$out/perf-per-op-$perf_w.txt"
+  rm -f "$out/perf-plain.dso" "$out/perf-tls.dso"
 fi
