@@ -20,6 +20,19 @@
  * returning (a handler that does not is answered 500); it must not block
  * for long, because other connections on its thread wait meanwhile.
  *
+ * HTTPS: with tls_cert_file and tls_key_file set, the server speaks only
+ * TLS (libmicrohttpd's GnuTLS support). Both files are read at start (a
+ * certificate or key that does not parse, or that do not match, stops the
+ * start with INVALID_ARGUMENT naming the files). A watcher thread checks
+ * every reload_ms whether either file changed on disk (device, inode, size,
+ * modification time); if so it reads them again and starts a second
+ * libmicrohttpd daemon with them on the same listening socket, then
+ * quiesces the first (it stops accepting; requests on its connections
+ * finish) and stops it after the idle timeout. New connections get the new
+ * certificate; the address never stops accepting. A pair that does not
+ * load is logged and the previous certificate keeps serving; the next
+ * change is tried again. docs/security.md ("HTTPS").
+ *
  * Thread-safety: httpd_start and httpd_stop are called from one thread;
  * the rest may be called from any thread between them. */
 #ifndef MICA_COMMON_HTTPD_H
@@ -44,6 +57,11 @@ typedef struct httpd_opts {
   unsigned max_connections; /* open connections at once (64) */
   unsigned timeout_s;       /* idle connection closed after this (10) */
   size_t max_url;           /* longer URL paths get 414 (2048) */
+  /* HTTPS: PEM certificate (chain) and private key; both or neither.
+   * NULL = plain HTTP. */
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  unsigned reload_ms;       /* how often the files are checked (1000) */
 } httpd_opts;
 
 /* Fills `o` with the defaults above. */
@@ -59,6 +77,12 @@ mica_err *httpd_start(const httpd_opts *o, httpd_handler_fn fn, void *ctx,
 int httpd_port(const httpd *h);
 /* The bound "host:port"; valid until httpd_stop(). */
 const char *httpd_address(const httpd *h);
+
+/* True when the server speaks HTTPS. */
+bool httpd_is_tls(const httpd *h);
+/* Certificate loads since start (1 at start with TLS, +1 per reload that
+ * took effect; 0 without TLS), and failed reload attempts. */
+void httpd_tls_loads(const httpd *h, uint64_t *loads, uint64_t *failures);
 
 /* Answers sent so far by status class: by_class[1..5] = 1xx..5xx. */
 void httpd_counts(const httpd *h, uint64_t by_class[6]);

@@ -249,6 +249,12 @@ bool rpc_tls_client_certs_parse(const char *mode, rpc_tls *t);
  * listener: "--listen"). docs/security.md. */
 mica_err *rpc_check_plaintext(const char *what, const char *listen, bool tls,
                               bool insecure);
+/* Appends "WHAT LISTEN" to the NUL-terminated `note` (", "-separated)
+ * when that listener serves plaintext on a non-loopback address (what
+ * --insecure allowed); the note is shown at start-up and on the master's
+ * status page. */
+void rpc_note_plaintext(char *note, size_t size, const char *what,
+                        const char *listen, bool tls);
 
 typedef mica_err *(*rpc_table_check_fn)(rpc_call *call, const void *request,
                                         void *ctx);

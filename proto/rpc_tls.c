@@ -4,7 +4,11 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <grpc/grpc_security.h>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +57,51 @@ static void free_pem(char *p) {
   free(p);
 }
 
+/* What gRPC would only report as "cannot create a secure server": the
+ * first certificate of `cert` parses and has not expired, the key parses
+ * and belongs to it. `ca` (may be NULL) holds at least one certificate. */
+static mica_err *check_pem(const char *cert, const char *cert_path,
+                           const char *key, const char *key_path,
+                           const char *ca, const char *ca_path) {
+  mica_err *e = NULL;
+  X509 *x = NULL;
+  EVP_PKEY *k = NULL;
+  if (cert != NULL) {
+    BIO *b = BIO_new_mem_buf(cert, -1);
+    x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (x == NULL)
+      return err_new(MICA_INVALID_ARGUMENT, "TLS certificate %s: no "
+                     "certificate in it parses", cert_path);
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+      e = err_new(MICA_INVALID_ARGUMENT, "TLS certificate %s has expired",
+                  cert_path);
+  }
+  if (e == NULL && key != NULL) {
+    BIO *b = BIO_new_mem_buf(key, -1);
+    k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (k == NULL)
+      e = err_new(MICA_INVALID_ARGUMENT, "TLS key %s: no private key in it "
+                  "parses (an encrypted key is not supported)", key_path);
+    else if (x != NULL && X509_check_private_key(x, k) != 1)
+      e = err_new(MICA_INVALID_ARGUMENT, "TLS key %s does not belong to the "
+                  "certificate %s", key_path, cert_path);
+  }
+  if (e == NULL && ca != NULL) {
+    BIO *b = BIO_new_mem_buf(ca, -1);
+    X509 *c = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (c == NULL)
+      e = err_new(MICA_INVALID_ARGUMENT, "TLS CA %s: no certificate in it "
+                  "parses", ca_path);
+    X509_free(c);
+  }
+  EVP_PKEY_free(k);
+  X509_free(x);
+  return e;
+}
+
 /* The server's files, re-read when one changes: gRPC calls the fetcher at
  * start-up and before each new TLS handshake, so a renewed certificate is
  * used from the next connection on, without a restart. */
@@ -87,6 +136,7 @@ static grpc_ssl_certificate_config_reload_status fetch_config(
     mica_err *e = read_pem("certificate", st->cert, &cert);
     if (e == NULL) e = read_pem("key", st->key, &key);
     if (e == NULL && st->ca != NULL) e = read_pem("CA", st->ca, &ca);
+    if (e == NULL) e = check_pem(cert, st->cert, key, st->key, ca, st->ca);
     if (e == NULL) {
       grpc_ssl_pem_key_cert_pair pair = {key, cert};
       *config = grpc_ssl_server_certificate_config_create(ca, &pair, 1);
@@ -129,6 +179,8 @@ mica_err *rpc_tls_server_creds(const rpc_tls *t, grpc_server_credentials **out,
   mica_err *e = read_pem("certificate", t->cert_file, &cert);
   if (e == NULL) e = read_pem("key", t->key_file, &key);
   if (e == NULL && t->ca_file != NULL) e = read_pem("CA", t->ca_file, &ca);
+  if (e == NULL)
+    e = check_pem(cert, t->cert_file, key, t->key_file, ca, t->ca_file);
   free_pem(cert);
   free_pem(key);
   free_pem(ca);
@@ -195,6 +247,8 @@ mica_err *rpc_tls_channel_creds(const rpc_tls *t,
   if (e == NULL && t->cert_file != NULL)
     e = read_pem("certificate", t->cert_file, &cert);
   if (e == NULL && t->key_file != NULL) e = read_pem("key", t->key_file, &key);
+  if (e == NULL)
+    e = check_pem(cert, t->cert_file, key, t->key_file, ca, t->ca_file);
   if (e == NULL) {
     grpc_ssl_pem_key_cert_pair pair = {key, cert};
     *out = grpc_ssl_credentials_create(ca, cert != NULL ? &pair : NULL, NULL,
@@ -243,4 +297,11 @@ bool rpc_tls_client_certs_parse(const char *mode, rpc_tls *t) {
   t->request_client_cert = req;
   t->require_client_cert = must;
   return true;
+}
+
+void rpc_note_plaintext(char *note, size_t size, const char *what,
+                        const char *listen, bool tls) {
+  if (tls || loopback_host(listen) || size == 0) return;
+  size_t n = strlen(note);
+  snprintf(note + n, size - n, "%s%s %s", n ? ", " : "", what, listen);
 }

@@ -34,6 +34,8 @@ typedef struct mh_ident {
   const mzk_view *ha;    /* NULL: a single master without ZooKeeper */
   uint64_t master_epoch; /* of this master when active (ha NULL or not) */
   bool standby;          /* this process is a standby (no core) */
+  bool rpc_tls, https;
+  const char *insecure; /* plaintext non-loopback listeners, or NULL */
 } mh_ident;
 
 /* JSON string literal of the NUL-terminated `s` (quotes included). */

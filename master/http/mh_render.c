@@ -181,6 +181,10 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   mh_json_str(out, id->http_address);
   out_s(out, ",\"role\":\"active\",\"ha\":"); /* mh_ha.c */
   mh_render_ha(id, out);
+  out_f(out, ",\"rpc_tls\":%s,\"https\":%s,\"insecure\":",
+        id->rpc_tls ? "true" : "false", id->https ? "true" : "false");
+  if (id->insecure) mh_json_str(out, id->insecure);
+  else out_s(out, "null");
   out_f(out, ",\"version\":\"%s\",\"now_ms\":%" PRIu64 ",\"uptime_s\":%"
         PRIu64 ",\"balancer\":%s,\"merges\":%s,\"in_grace\":%s,",
         MICA_VERSION, s->wall_ms, s->uptime_s,
@@ -201,6 +205,10 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
         bytes, keys, s->actions_pending, s->log_generation, s->log_bytes);
 
   bool first = true;
+  if (id->insecure)
+    warning(out, &first, "insecure_plaintext", "started with --insecure: "
+            "plaintext on a non-loopback address (%s); anyone on the network "
+            "can read and change the traffic", id->insecure);
   uint64_t live = s->servers_by_state[MS_SERVER_LIVE];
   for (size_t i = 0; i < s->n_srvs; i++) {
     const ms_snap_srv *v = &s->srvs[i];

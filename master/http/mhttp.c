@@ -34,6 +34,8 @@ struct mhttp {
   char *old_address; /* replaced by mhttp_activate */
   void (*ha_view)(void *ctx, mzk_view *out);
   void *ha_ctx;
+  char *insecure; /* mhttp_opts.insecure, copied */
+  bool rpc_tls;
   uint64_t start_us;
   uint64_t (*now_us)(void *ctx);
   void *now_ctx;
@@ -187,7 +189,8 @@ static enum route route_of(const char *url, const mh_asset **asset,
 static void serve_standby(mhttp *h, httpd_req *c, enum route rt) {
   mzk_view *v = xcalloc(1, sizeof *v);
   mh_ident id = {h->cluster, atomic_load(&h->master_address),
-                 httpd_address(h->d), ha_of(h, v), 0, true};
+                 httpd_address(h->d), ha_of(h, v), 0, true, h->rpc_tls,
+                 httpd_is_tls(h->d), h->insecure};
   uint64_t up = (now_of(h) - h->start_us) / 1000000;
   buf b = BUF_INIT;
   if (rt == R_CLUSTER) {
@@ -243,7 +246,8 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
                                                    : NULL;
   mh_ident id = {h->cluster, atomic_load(&h->master_address),
                  httpd_address(h->d), v ? ha_of(h, v) : NULL,
-                 h->master_epoch, false};
+                 h->master_epoch, false, h->rpc_tls, httpd_is_tls(h->d),
+                 h->insecure};
   buf b = BUF_INIT;
   switch (rt) {
     case R_CLUSTER:
@@ -347,6 +351,10 @@ mica_err *mhttp_start(const mhttp_opts *o, ms *core, mhttp **out) {
   if (o->threads) ho.threads = o->threads;
   if (o->max_connections) ho.max_connections = o->max_connections;
   if (o->timeout_s) ho.timeout_s = o->timeout_s;
+  ho.tls_cert_file = o->tls_cert_file;
+  ho.tls_key_file = o->tls_key_file;
+  h->rpc_tls = o->rpc_tls;
+  h->insecure = o->insecure ? xstrdup(o->insecure) : NULL;
   mica_err *err = httpd_start(&ho, on_request, h, &h->d);
   if (err) {
     mhttp_stop(h);
@@ -382,5 +390,6 @@ void mhttp_stop(mhttp *h) {
   free(h->cluster);
   free(atomic_load(&h->master_address));
   free(h->old_address);
+  free(h->insecure);
   free(h);
 }

@@ -76,6 +76,16 @@ typedef struct mhttp_opts {
   void (*ha_view)(void *ctx, mzk_view *out);
   void *ha_ctx;
   uint64_t master_epoch;
+  /* HTTPS with this PEM certificate and key (common/httpd.h: re-read when
+   * they change on disk); NULL = plain HTTP. */
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  /* Shown in /api/cluster ("rpc_tls", "insecure") and, for insecure, as a
+   * warning and a banner on the page: whether the RPC port serves TLS, and
+   * which listeners serve plaintext on a non-loopback address because of
+   * --insecure ("--listen 0.0.0.0:7000"; NULL = none). */
+  bool rpc_tls;
+  const char *insecure;
 } mhttp_opts;
 
 /* Fills `o` with the defaults above. */

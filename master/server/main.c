@@ -537,11 +537,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   {
-    /* The status page has no TLS yet: off loopback it is plaintext. */
+    /* The status page serves HTTPS with the same certificate. */
     mica_err *pe = rpc_check_plaintext("--listen", o.listen,
                                        o.tls.cert_file != NULL, insecure);
     if (pe == NULL)
-      pe = rpc_check_plaintext("--http-listen", http_listen, false, insecure);
+      pe = rpc_check_plaintext("--http-listen", http_listen,
+                               o.tls.cert_file != NULL, insecure);
     if (pe != NULL) {
       fprintf(stderr, "mica-master: cannot start: %s: %s\n",
               mica_code_name(err_code(pe)), err_msg(pe));
@@ -550,8 +551,15 @@ int main(int argc, char **argv) {
     }
   }
   log_set_name("master");
-  if (insecure)
-    LOG_W("--insecure: plaintext allowed on non-loopback addresses");
+  /* What --insecure allowed: said at start-up and on the status page. */
+  char insecure_note[600] = "";
+  rpc_note_plaintext(insecure_note, sizeof insecure_note, "--listen",
+                     o.listen, o.tls.cert_file != NULL);
+  rpc_note_plaintext(insecure_note, sizeof insecure_note, "--http-listen",
+                     http_listen, o.tls.cert_file != NULL);
+  if (insecure_note[0])
+    LOG_W("INSECURE (--insecure): plaintext on non-loopback %s: anyone on "
+          "the network can read and change this traffic", insecure_note);
 
   /* Whichever thread a stop signal lands on (libraries start threads with
    * their own signal masks), the handler only posts the semaphore that the
@@ -584,6 +592,10 @@ int main(int argc, char **argv) {
   mhttp_opts_init(&ho);
   ho.listen = http_listen;
   ho.cluster_name = o.cluster_name;
+  ho.tls_cert_file = o.tls.cert_file;
+  ho.tls_key_file = o.tls.key_file;
+  ho.rpc_tls = o.tls.cert_file != NULL;
+  ho.insecure = insecure_note[0] ? insecure_note : NULL;
   if (zk != NULL) {
     int rc = zk_campaign(zk, zk_session_ms, o.listen, floor_epoch, &z,
                          zk_addr, sizeof zk_addr, &ho, http_address_file);

@@ -293,13 +293,23 @@ int main(int argc, char **argv) {
     usage_error("%s", "--tls-client-certs needs --tls-cert, --tls-key and "
                 "--tls-ca");
   {
-    /* /metrics and /healthz have no TLS yet. */
+    /* /metrics and /healthz serve HTTPS with the same certificate. */
     mica_err *pe = rpc_check_plaintext("--listen", c.listen,
                                        c.tls.cert_file != NULL, insecure);
     if (pe == NULL)
-      pe = rpc_check_plaintext("--http-listen", c.http_listen, false,
-                               insecure);
+      pe = rpc_check_plaintext("--http-listen", c.http_listen,
+                               c.tls.cert_file != NULL, insecure);
     if (pe != NULL) usage_error("%s", err_msg(pe));
+  }
+  {
+    char note[600] = "";
+    rpc_note_plaintext(note, sizeof note, "--listen", c.listen,
+                       c.tls.cert_file != NULL);
+    rpc_note_plaintext(note, sizeof note, "--http-listen", c.http_listen,
+                       c.tls.cert_file != NULL);
+    if (note[0])
+      LOG_W("INSECURE (--insecure): plaintext on non-loopback %s: anyone on "
+            "the network can read and change this traffic", note);
   }
   if (c.heartbeat_ms >= c.lease_ms)
     usage_error("%s", "--heartbeat-ms must be below --lease-ms");

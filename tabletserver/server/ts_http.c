@@ -408,6 +408,9 @@ mica_err *ts_http_start(ts_server *s) {
   httpd_opts_init(&o);
   o.listen = s->cfg.http_listen;
   o.flag = "--http-listen";
+  /* HTTPS with the RPC certificate when TLS is on (docs/security.md). */
+  o.tls_cert_file = s->cfg.tls.cert_file;
+  o.tls_key_file = s->cfg.tls.key_file;
   mica_err *e = httpd_start(&o, on_request, s, &s->obs.http);
   if (e == NULL) LOG_I("http on %s", httpd_address(s->obs.http));
   return e;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/env.h"
 #include "tests/harness/node.h"
@@ -55,6 +56,35 @@ struct cluster {
   bool tls_on;
 };
 
+const char *cl_env_tls_dir(void) {
+  static char dir[1024];
+  static bool done;
+  if (done) return dir[0] ? dir : NULL;
+  done = true;
+  const char *v = getenv("MICA_TEST_TLS");
+  if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0) return NULL;
+  if (strcmp(v, "1") == 0)
+    snprintf(dir, sizeof dir, "%s/certs", tu_tmpdir());
+  else
+    snprintf(dir, sizeof dir, "%s", v);
+  char ca[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  if (access(ca, R_OK) != 0) {
+    /* Not made by the ctest fixture: make them now, once per process. */
+    char cmd[2300];
+    snprintf(cmd, sizeof cmd, "'%s/tools/mica-certs' '%s' >/dev/null",
+             MICA_SOURCE_DIR, dir);
+    if (system(cmd) != 0) {
+      fprintf(stderr, "cluster: MICA_TEST_TLS: tools/mica-certs %s failed\n",
+              dir);
+      abort();
+    }
+  }
+  fprintf(stderr, "cluster: MICA_TEST_TLS: every cluster serves TLS with "
+          "the certificates in %s\n", dir);
+  return dir;
+}
+
 void cl_options_init(cl_options *o) {
   memset(o, 0, sizeof(*o));
   o->tservers = 3;
@@ -62,6 +92,7 @@ void cl_options_init(cl_options *o) {
   o->lease_margin_ms = 500;
   o->heartbeat_ms = 200;
   o->start_timeout_ms = 30000;
+  o->tls_dir = cl_env_tls_dir();
 }
 
 static void sync_slot(proc *p) {

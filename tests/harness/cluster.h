@@ -53,12 +53,21 @@ typedef struct cl_options {
   int start_timeout_ms;      /* wait for registration (default 30000) */
   /* A directory made by tools/mica-certs: every process serves TLS with
    * server.pem/server.key and trusts ca.pem, and so do the harness's
-   * channels. NULL = plaintext. */
+   * channels. NULL = plaintext (cl_options_init: cl_env_tls_dir()). */
   const char *tls_dir;
 } cl_options;
 
-/* Fills `o` with the defaults above. */
+/* Fills `o` with the defaults above. tls_dir defaults to
+ * cl_env_tls_dir(), so every cluster test runs under TLS when the
+ * environment asks for it. */
 void cl_options_init(cl_options *o);
+
+/* The cluster suite under TLS (docs/testing.md): MICA_TEST_TLS=DIR uses the
+ * tools/mica-certs directory DIR (made there if it has no ca.pem; ctest's
+ * *_tls entries get one made once per run by a fixture), MICA_TEST_TLS=1 a
+ * directory made once per process under tu_tmpdir(). NULL when unset, ""
+ * or "0". */
+const char *cl_env_tls_dir(void);
 
 /* Starts a master and o->tservers tablet servers on a new data root and
  * waits until every server is live at the master. On failure everything

@@ -197,6 +197,36 @@ static void test_bad_files(void) {
   e = rpc_channel_new("127.0.0.1:1", &co, &ch);
   CU_ASSERT(e && strstr(err_msg(e), "needs a CA file"));
   err_free(e);
+
+  /* A key of another certificate: named at start, not "cannot listen". */
+  files fb;
+  tls_of(&fb, g_b, "server", g_b);
+  rpc_tls mismatch = t;
+  mismatch.key_file = fb.key;
+  o.tls = &mismatch;
+  e = rpc_server_new(&o, &s);
+  CU_ASSERT_PTR_NULL(s);
+  CU_ASSERT(e && err_code(e) == MICA_INVALID_ARGUMENT &&
+            strstr(err_msg(e), "does not belong to the certificate"));
+  if (e) fprintf(stderr, "  mismatch: %s\n", err_msg(e));
+  err_free(e);
+
+  /* An expired certificate (signed by the CA, valid until yesterday). */
+  char old[1100], cmd[8000];
+  snprintf(old, sizeof old, "%s/expired.pem", tu_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "openssl req -new -key '%s' -subj /CN=old -out '%s.csr' && "
+           "openssl x509 -req -in '%s.csr' -CA '%s/ca.pem' -CAkey '%s/ca.key' "
+           "-days -1 -out '%s' 2>/dev/null", f.key, old, old, g_a, g_a, old);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  rpc_tls expired = t;
+  expired.cert_file = old;
+  o.tls = &expired;
+  e = rpc_server_new(&o, &s);
+  CU_ASSERT_PTR_NULL(s);
+  CU_ASSERT(e && err_code(e) == MICA_INVALID_ARGUMENT &&
+            strstr(err_msg(e), "has expired"));
+  err_free(e);
 }
 
 static void add_suites(void) {

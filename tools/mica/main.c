@@ -40,6 +40,7 @@
 static const char *prog = "mica";
 static int64_t g_deadline_ms = 10000; /* --deadline */
 static const char *g_token;         /* --token or $MICA_TOKEN; NULL = none */
+static const char *g_ca;            /* --ca or $MICA_CA: HTTPS for status */
 
 enum fmt { FMT_TEXT, FMT_TSV, FMT_JSON };
 
@@ -908,6 +909,7 @@ static int cmd_status(mica_client *c, int argc, char **argv) {
     a.http = info->http_address;
   }
   mstatus_opts o = {a.http, a.json, g_deadline_ms, g_token};
+  o.ca = g_ca;
   rc = mstatus_run(&o, stdout, stderr);
   mica_free(info);
   return rc;
@@ -1096,6 +1098,7 @@ static int run(int argc, char **argv) {
   o.tls_cert = tls[1];
   o.tls_key = tls[2];
   g_token = token;
+  g_ca = tls[0];
   mica_client *c = NULL;
   int code = mica_open(master, &o, &c);
   if (code != MICA_OK) {

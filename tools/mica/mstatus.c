@@ -41,7 +41,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
 /* GETs `url` into `out`; false with the reason in `why` unless the answer
  * is a complete 200. */
 static bool http_get(const char *url, int64_t timeout_ms, const char *token,
-                     buf *out, char *why, size_t why_len) {
+                     const char *ca, buf *out, char *why, size_t why_len) {
   CURL *h = curl_easy_init();
   if (h == NULL) {
     snprintf(why, why_len, "libcurl cannot start a request");
@@ -63,6 +63,7 @@ static bool http_get(const char *url, int64_t timeout_ms, const char *token,
    * elsewhere. */
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "mica-cli");
+  if (ca != NULL) curl_easy_setopt(h, CURLOPT_CAINFO, ca);
   if (token != NULL) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
     curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, token);
@@ -480,9 +481,10 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
     return 1;
   }
   for (int i = 0; i < EP_N && rc == 0; i++) {
-    snprintf(url[i], sizeof url[i], "http://%s/api/%s", http, ep_name[i]);
+    snprintf(url[i], sizeof url[i], "%s://%s/api/%s",
+             o->ca ? "https" : "http", http, ep_name[i]);
     char why[CURL_ERROR_SIZE + 64];
-    if (!http_get(url[i], o->timeout_ms, o->token, &text[i], why,
+    if (!http_get(url[i], o->timeout_ms, o->token, o->ca, &text[i], why,
                   sizeof why)) {
       fprintf(err, "mica: status: cannot read %s: %s\n", url[i], why);
       rc = 1;

@@ -25,6 +25,9 @@ typedef struct mstatus_opts {
   bool json;          /* pass the JSON through instead of a summary */
   int64_t timeout_ms; /* per request, connecting included */
   const char *token;  /* sent as a bearer token; NULL = none */
+  /* HTTPS trusting this CA file (--ca: a TLS master serves its API over
+   * HTTPS); NULL = plain HTTP. */
+  const char *ca;
 } mstatus_opts;
 
 /* True when `addr` looks like "host:port" or "[v6]:port" with a port in

@@ -100,13 +100,26 @@ function renderHeader(c) {
   }
   const ul = document.getElementById('warnings');
   ul.replaceChildren();
-  const bad = new Set(['server_down', 'no_servers', 'tablets_unassigned']);
+  renderInsecureBanner(c);
+  const bad = new Set(['server_down', 'no_servers', 'tablets_unassigned',
+                       'insecure_plaintext']);
   for (const w of c.warnings) {
     ul.append(el('li', bad.has(w.kind) ? 'bad' : '', w.text));
   }
   if (c.warnings.length === 0) {
     ul.append(el('li', 'good', 'Healthy: every server live, every tablet serving.'));
   }
+}
+
+// A red banner across the page while the master serves plaintext on a
+// non-loopback address (started with --insecure; docs/security.md).
+function renderInsecureBanner(c) {
+  const b = document.getElementById('insecure-banner');
+  b.hidden = !c.insecure;
+  b.textContent = c.insecure
+    ? 'INSECURE: started with --insecure, plaintext on a non-loopback address (' +
+      c.insecure + '). Anyone on the network can read and change this traffic.'
+    : '';
 }
 
 // A link to a tablet server's /metrics, or a dash when it announced no
@@ -118,7 +131,9 @@ function metricsLink(httpAddress) {
   }
   const cell = td('');
   const a = el('a', null, httpAddress);
-  a.href = 'http://' + httpAddress + '/metrics';
+  // Tablet servers serve HTTPS exactly when the master does (same TLS flags).
+  a.href = (location.protocol === 'https:' ? 'https://' : 'http://') +
+           httpAddress + '/metrics';
   a.rel = 'noreferrer';
   cell.append(a);
   return cell;

@@ -985,6 +985,43 @@ static void test_real_master(void) {
   CU_ASSERT(system(cmd) == 0);
 }
 
+/* A master that serves plaintext off loopback (--insecure) says so in
+ * /api/cluster and as a warning; the page has the banner's element. The
+ * default server above says nothing (insecure null). */
+static void test_insecure_banner(void) {
+  resp r;
+  get_ok("/api/cluster", "application/json", &r);
+  buf_push(&r.body, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)r.body.data, "\"insecure\":null"));
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)r.body.data, "\"https\":false"));
+  CU_ASSERT_PTR_NULL(strstr((char *)r.body.data, "insecure_plaintext"));
+  resp_free(&r);
+  get_ok("/", "text/html; charset=utf-8", &r);
+  buf_push(&r.body, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)r.body.data, "id=\"insecure-banner\""));
+  resp_free(&r);
+
+  mhttp_opts o;
+  mhttp_opts_init(&o);
+  o.insecure = "--listen 0.0.0.0:7000";
+  o.rpc_tls = false;
+  mhttp *h = NULL;
+  TU_OK(mhttp_start(&o, F.m, &h));
+  if (h == NULL) return;
+  char saved[sizeof(base)];
+  snprintf(saved, sizeof(saved), "%s", base);
+  snprintf(base, sizeof(base), "http://%s", mhttp_address(h));
+  get_ok("/api/cluster", "application/json", &r);
+  buf_push(&r.body, 0);
+  const char *b = (const char *)r.body.data;
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "\"insecure\":\"--listen 0.0.0.0:7000\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(b, "{\"kind\":\"insecure_plaintext\","
+                                   "\"text\":\"started with --insecure"));
+  resp_free(&r);
+  snprintf(base, sizeof(base), "%s", saved);
+  mhttp_stop(h);
+}
+
 static void add_suites(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   CU_pSuite s = CU_add_suite("http", build, teardown);
@@ -1004,6 +1041,7 @@ static void add_suites(void) {
   CU_add_test(s, "slow clients", test_slow_clients);
   CU_add_test(s, "connection bound", test_connection_bound);
   CU_add_test(s, "real mica-master", test_real_master);
+  CU_add_test(s, "insecure banner", test_insecure_banner);
 }
 
 int main(int argc, char **argv) {
