@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "master/metalog.h"
+#include "master/ms_heat.h"
 #include "master/state.h"
 
 /* Record types of the metadata log; METALOG_FORMAT.md gives each payload. */
@@ -146,6 +147,7 @@ struct ms {
   uint64_t report_gen; /* counts heartbeats, to mark tablets they name */
   ms_event *events; /* ring of opt.event_capacity */
   size_t ev_head, ev_count;
+  ms_heat *heat; /* load history, fed by heartbeats (ms_heat.h) */
 };
 
 /* ---- ms_state.c ---- */

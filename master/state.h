@@ -80,6 +80,9 @@ typedef struct ms_options {
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */
   uint32_t max_merges_in_flight;/* merges at once (1) */
   size_t event_capacity;        /* events kept (256) */
+  uint64_t heat_bucket_us;      /* load history bucket width (60 s) */
+  size_t heat_buckets;          /* load history buckets kept (60) */
+  size_t heat_max_tablets;      /* tablets per bucket (10000); ms_heat.h */
   /* The master epoch the log is written under (metalog.h,
    * mlog_open_epoch), and the leadership check made after every durable
    * append before it is acknowledged (mlog_set_guard). 0 / NULL without
