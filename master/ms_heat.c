@@ -198,7 +198,7 @@ void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
       for (int k = 0; k < NV; k++) d[k] = (double)(c[k] - tr->c[k]);
       spread(h, tr, tr->at, now, d);
       double dt = (double)(now - tr->at) / 1e6;
-      double a = tr->have_rate ? 1 - exp(-dt * 1e6 / (double)MS_HEAT_TAU_US)
+      double a = tr->have_rate ? 1 - exp(-dt * 1e6 / (MS_HEAT_WINDOW_S * 1e6))
                                : 1.0;
       for (int k = 0; k < NV; k++)
         tr->rate[k] += a * (d[k] / dt - tr->rate[k]);
@@ -263,7 +263,9 @@ static void copy_hot(ms *m, ms_heat *h, uint64_t now, const ms_tbl *only,
   for (size_t i = 0; i < out->n_hot; i++) {
     ms_heat_hot *x = &out->hot[i];
     const ms_tab *t = ms_find_tab(m, x->tablet_id);
+    const ms_srv *sv = ms_find_srv(m, x->server);
     x->table = xstrdup(ms_find_tbl(m, x->table_id)->name);
+    x->address = xstrdup(sv ? sv->address : "");
     buf_append_slice(&x->start, buf_slice(&t->start));
     buf_append_slice(&x->end, buf_slice(&t->end));
   }
@@ -382,6 +384,7 @@ bool ms_heat_snapshot(ms *m, uint64_t now_us, const char *table,
 void ms_heat_snap_free(ms_heat_snap *s) {
   for (size_t i = 0; i < s->n_hot; i++) {
     free(s->hot[i].table);
+    free(s->hot[i].address);
     buf_free(&s->hot[i].start);
     buf_free(&s->hot[i].end);
   }

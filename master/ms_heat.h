@@ -8,7 +8,8 @@
  * epoch is the work done in between. That work is spread over the time
  * buckets the interval overlaps (in proportion to the overlap), into one
  * row per tablet id and bucket; and it updates a recent rate per tablet
- * (exponentially weighted, time constant MS_HEAT_TAU_US) for the hot list.
+ * (exponentially weighted, time constant MS_HEAT_WINDOW_S of
+ * snapshot.h) for the hot list.
  *
  * Splits and merges: a tablet id names one key range for good (a split or
  * a merge makes new ids), so rows keep only the tablet id and the snapshot
@@ -41,10 +42,6 @@
 #include "master/state.h"
 
 typedef struct ms_heat ms_heat;
-
-/* Time constant of the recent rates of the hot list: TiKV's 10 s load
- * detection window. */
-#define MS_HEAT_TAU_US (10ull * 1000 * 1000)
 
 /* A history of `buckets` buckets of `bucket_us` microseconds, at most
  * `max_tablets` rows each (all three at least 1). Caller frees with

@@ -117,6 +117,11 @@ typedef struct ms_heat_rates {
   double reads, writes, scans, read_bytes, write_bytes;
 } ms_heat_rates;
 
+/* The time constant of the recent rates of the hot list (each report
+ * moves them by 1 - e^(-dt / window) towards the rate it measured):
+ * TiKV's 10 s load detection window. */
+#define MS_HEAT_WINDOW_S 10
+
 /* The operations per second that rank and colour a tablet: reads + writes
  * + scans. */
 double ms_heat_ops(const ms_heat_rates *r);
@@ -149,6 +154,7 @@ typedef struct ms_heat_hot {
   char *table;
   buf start, end;
   uint64_t server;
+  char *address; /* of server */
   ms_heat_rates r;
 } ms_heat_hot;
 

@@ -1,6 +1,7 @@
 /* mh_int: the inside of the master's HTTP side, shared by its files:
  *
  *   mh_render.c   JSON documents and Prometheus text from a snapshot;
+ *   mh_hot.c      the hot list and the heat map (load history snapshot);
  *   mhttp.c       routing and request checks over common/httpd (the
  *                 libmicrohttpd server the tablet server uses too);
  *   mh_assets.c   the page's files (generated at build time from assets/).
@@ -46,6 +47,13 @@ void mh_render_events(const ms_snap *s, size_t limit, buf *out);
 /* `by_class`: HTTP answers so far by class (httpd_counts). */
 void mh_render_metrics(const ms_snap *s, const mh_ident *id,
                        const uint64_t by_class[6], buf *out);
+
+/* ---- mh_hot.c ---- */
+
+/* /api/hot: the hot list of `s` (`table` NULL = every table). */
+void mh_render_hot(const ms_heat_snap *s, const char *table, buf *out);
+/* /api/heatmap: the history of `table` in `s`. */
+void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out);
 
 /* ---- mh_assets.c (generated) ---- */
 

@@ -84,6 +84,10 @@ static void usage(FILE *f) {
 "                          outstanding per server at once; the rest wait\n"
 "                          their turn (default 32; moves and merges never\n"
 "                          wait for them)\n"
+"  --heat-bucket-ms N      width of a bucket of the per-tablet load history\n"
+"                          (`mica hot`, /api/heatmap; default 60000)\n"
+"  --heat-buckets N        buckets kept (default 60: one hour)\n"
+"  --heat-max-tablets N    tablets recorded per bucket (default 10000)\n"
 "  --tick-ms N             action loop period (default 100)\n"
 "  --threads N             RPC polling threads (default 2)\n"
 "  --zk HOST:PORT[,...][/chroot]  run as one of several candidates elected\n"
@@ -180,7 +184,8 @@ enum {
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
   F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
-  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_HELP
+  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_HEAT_BUCKET, F_HEAT_BUCKETS,
+  F_HEAT_MAX, F_HELP
 };
 
 static const struct option longopts[] = {
@@ -214,6 +219,9 @@ static const struct option longopts[] = {
     {"tls-key", required_argument, NULL, F_TLS_KEY},
     {"tls-ca", required_argument, NULL, F_TLS_CA},
     {"insecure", no_argument, NULL, F_INSECURE},
+    {"heat-bucket-ms", required_argument, NULL, F_HEAT_BUCKET},
+    {"heat-buckets", required_argument, NULL, F_HEAT_BUCKETS},
+    {"heat-max-tablets", required_argument, NULL, F_HEAT_MAX},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -434,6 +442,21 @@ int main(int argc, char **argv) {
         if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
           return bad_flag(name, optarg);
         zk_session_ms = (int)v;
+        break;
+      case F_HEAT_BUCKET:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
+          return bad_flag(name, optarg);
+        o.core.heat_bucket_us = v * 1000;
+        break;
+      case F_HEAT_BUCKETS:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 10000)
+          return bad_flag(name, optarg);
+        o.core.heat_buckets = (size_t)v;
+        break;
+      case F_HEAT_MAX:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 1000000)
+          return bad_flag(name, optarg);
+        o.core.heat_max_tablets = (size_t)v;
         break;
       case F_HELP: usage(stdout); return 0;
       default:
