@@ -29,13 +29,17 @@ static void out_rate(buf *out, double v) {
   buf_append(out, t, (size_t)n);
 }
 
+/* {"text": the slice_escape form (printable ASCII, so only `"` and the
+ * backslash need JSON's escapes), "b64": the exact bytes}. */
 static void out_key(buf *out, const buf *key) {
   buf esc = BUF_INIT;
   slice_escape(buf_slice(key), &esc);
-  buf_push(&esc, 0);
-  out_s(out, "{\"text\":");
-  mh_json_str(out, (const char *)esc.data);
-  out_s(out, ",\"b64\":\"");
+  out_s(out, "{\"text\":\"");
+  for (size_t i = 0; i < esc.len; i++) {
+    if (esc.data[i] == '"' || esc.data[i] == '\\') buf_push(out, '\\');
+    buf_push(out, esc.data[i]);
+  }
+  out_s(out, "\",\"b64\":\"");
   mh_base64(out, buf_slice(key));
   out_s(out, "\"}");
   buf_free(&esc);

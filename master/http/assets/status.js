@@ -443,7 +443,7 @@ function renderHeatTables(tables, hot) {
   for (const n of names) {
     const o = el('option', null, n);
     o.value = n;
-    o.selected = n === chosen;
+    o.defaultSelected = n === chosen;  // the attribute: kept across refreshes
     sel.append(o);
   }
   return chosen;
