@@ -5,7 +5,8 @@
  *   ms_ops.c    the calls of clients, operators and tablet servers;
  *   ms_tick.c   the background decisions (leases, assignment, retries,
  *               drops, merges, balancing, restart reconciliation) and the
- *               outcomes of the actions they emit.
+ *               outcomes of the actions they emit;
+ *   ms_load.c   the tablets' sampled load, hot keys and load splits.
  *
  * Every function here expects ms.mu held by its caller (the public entry
  * points take it). Durable fields change only inside ms_apply(); the fields
@@ -66,6 +67,10 @@ typedef struct ms_tab {
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
   bool have_stats;
   ms_stats stats;
+  ms_load load;          /* its server's last TabletLoad (ms_load.c) */
+  uint64_t hot_at;       /* last reported hot / with hot keys, or load
+                          * split; 0 = never */
+  bool load_split;       /* a daughter of a load split */
 } ms_tab;
 
 typedef struct ms_tbl {
@@ -204,6 +209,12 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
  * still reports is closed: a split the server committed but did not carry
  * out would otherwise leave the map wrong for good. */
 #define MS_UNREPORTED_LIMIT 3
+
+/* ---- ms_load.c ---- */
+
+/* True while `t` must not be merged for its load: reported hot or with
+ * hot keys, or either (or a load split) less than load_cool_us ago. */
+bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now);
 
 /* ---- ms_tick.c ---- */
 

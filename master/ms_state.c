@@ -123,6 +123,7 @@ static ms_tab *tab_new(ms *m, uint64_t id, uint64_t table_id, slice start,
 }
 
 static void tab_free(ms_tab *t) {
+  ms_load_clear(&t->load);
   buf_free(&t->start);
   buf_free(&t->end);
   free(t);
@@ -1093,6 +1094,7 @@ void ms_options_init(ms_options *o) {
   o->merge_min_age_us = 60ull * 1000 * 1000;
   o->max_merges_in_flight = 1;
   o->event_capacity = 256;
+  o->load_cool_us = 300ull * 1000 * 1000;
   o->heat_bucket_us = 60ull * 1000 * 1000;
   o->heat_buckets = 60;
   o->heat_max_tablets = 10000;

@@ -32,6 +32,11 @@ typedef struct ms_snap_tab {
   uint32_t failures;    /* consecutive failed opens/closes */
   bool have_stats;
   ms_stats stats;
+  /* Sampled load and hot keys as its server last reported them
+   * (docs/hotspots.md); zero while load-based split is off. */
+  ms_load load;
+  bool load_split;   /* a daughter of a load split */
+  bool merge_held;   /* kept out of automatic merges for its load */
 } ms_snap_tab;
 
 typedef struct ms_snap_tbl {
@@ -82,6 +87,10 @@ typedef struct ms_snap {
   size_t n_tabs;
   ms_event *events; /* newest first */
   size_t n_events;
+  /* Every current tablet of a live table that its server reports hot or
+   * with hot keys, whatever `which` copies, hottest (ops/s) first. */
+  ms_snap_tab *hot;
+  size_t n_hot;
 } ms_snap;
 
 /* Which current tablets a snapshot copies (keys and all): copying every

@@ -35,6 +35,7 @@
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
 #include "tabletserver/server/ts_http.h"
+#include "tabletserver/server/ts_load.h"
 #include "tabletserver/tablet.h"
 
 /* Protocol limits (key, value, batch, MultiGet, scan chunks) are in
@@ -71,6 +72,7 @@ typedef struct ts_tab {
   /* Recent rates; guarded by ts_server.mu. */
   uint64_t rate_reads, rate_writes, rate_at_us;
   double read_rate, write_rate;
+  ts_load_tab *load; /* request sampler (ts_load.h); owned */
   /* Out of service and counted in the server totals through obs.retired
    * with figures `retired` (ts_http.h). Guarded by ts_server.mu. */
   bool is_retired;
@@ -135,6 +137,8 @@ struct ts_server {
   /* Split threshold in force: the master's (RegisterServerResponse.
    * split_threshold_bytes) once it gave one, else cfg.split_threshold. */
   atomic_uint_fast64_t split_threshold;
+  /* Load-based split as the master set it (ts_load.h); off until told. */
+  ts_load_conf load;
   /* The highest master epoch seen in a master's command or answer; older
    * ones are refused (ts_master_fence). Lives as long as the process. */
   atomic_uint_fast64_t master_epoch;
