@@ -5,10 +5,15 @@
  * mh_json_str, keys as {"text": escaped, "b64": exact bytes}, and a
  * non-finite rate written as 0. A heat map holds up to buckets x tablets
  * cells, so each cell is a short array whose fields are named once in
- * "cell_fields" (docs/http-api.md) rather than an object per cell. */
+ * "cell_fields" (docs/http-api.md) rather than an object per cell.
+ *
+ * The tablets of the hot list are the master's own figures (ms_heat); its
+ * hot keys are those the tablet servers' request sampling reports
+ * (ms_note_load), taken from the core snapshot's `hot` tablets. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "master/http/mh_int.h"
@@ -60,7 +65,63 @@ static void out_rates(buf *out, const ms_heat_rates *r) {
   out_rate(out, r->write_bytes);
 }
 
-void mh_render_hot(const ms_heat_snap *s, const char *table, buf *out) {
+/* A hot key of the core snapshot: tablet `tab` of core->hot, key `key`. */
+typedef struct hot_key_ref {
+  size_t tab, key;
+  double ops;
+} hot_key_ref;
+
+static int key_cmp(const void *a, const void *b) {
+  const hot_key_ref *x = a, *y = b;
+  if (x->ops != y->ops) return x->ops > y->ops ? -1 : 1;
+  if (x->tab != y->tab) return x->tab < y->tab ? -1 : 1;
+  return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static const char *table_name_of(const ms_snap *core, uint64_t id) {
+  for (size_t i = 0; i < core->n_tbls; i++)
+    if (core->tbls[i].id == id) return core->tbls[i].name;
+  return NULL;
+}
+
+/* The hot keys the servers reported (core->hot), hottest first, of
+ * `table` (NULL = all), at most `limit`. */
+static void hot_keys(const ms_snap *core, const char *table, size_t limit,
+                     buf *out) {
+  hot_key_ref *v = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < core->n_hot; i++) {
+    const ms_snap_tab *t = &core->hot[i];
+    const char *name = table_name_of(core, t->table_id);
+    if (name == NULL || (table != NULL && strcmp(name, table) != 0)) continue;
+    v = xrealloc(v, (n + t->load.n_keys + 1) * sizeof(*v));
+    for (size_t k = 0; k < t->load.n_keys; k++)
+      v[n++] = (hot_key_ref){i, k, t->load.keys[k].ops_per_sec};
+  }
+  if (n > 1) qsort(v, n, sizeof(*v), key_cmp);
+  if (limit && n > limit) n = limit;
+  for (size_t i = 0; i < n; i++) {
+    const ms_snap_tab *t = &core->hot[v[i].tab];
+    const ms_hot_key *k = &t->load.keys[v[i].key];
+    char kind[sizeof(k->kind) + 1];
+    snprintf(kind, sizeof(kind), "%.*s", (int)sizeof(k->kind), k->kind);
+    out_s(out, i ? ",{\"table\":" : "{\"table\":");
+    mh_json_str(out, table_name_of(core, t->table_id));
+    out_s(out, ",\"tablet_id\":");
+    out_u(out, t->id);
+    out_s(out, ",\"key\":");
+    out_key(out, &k->key);
+    out_s(out, ",\"kind\":");
+    mh_json_str(out, kind);
+    out_s(out, ",\"ops_per_sec\":");
+    out_rate(out, k->ops_per_sec);
+    out_s(out, "}");
+  }
+  free(v);
+}
+
+void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
+                   const char *table, size_t limit, buf *out) {
   out_s(out, "{\"now_ms\":");
   out_u(out, s->now_ms);
   out_s(out, ",\"window_s\":");
@@ -89,9 +150,9 @@ void mh_render_hot(const ms_heat_snap *s, const char *table, buf *out) {
     out_rates(out, &h->r);
     out_s(out, "}");
   }
-  /* Hot keys come from the tablet servers' request sampling; a master
-   * whose servers report none lists none. */
-  out_s(out, "],\"keys\":[]}\n");
+  out_s(out, "],\"keys\":[");
+  hot_keys(core, table, limit, out);
+  out_s(out, "]}\n");
 }
 
 void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {

@@ -50,8 +50,10 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
 
 /* ---- mh_hot.c ---- */
 
-/* /api/hot: the hot list of `s` (`table` NULL = every table). */
-void mh_render_hot(const ms_heat_snap *s, const char *table, buf *out);
+/* /api/hot: the hot list of `s` and the hot keys of `core` (`table`
+ * NULL = every table; at most `limit` keys, 0 = all). */
+void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
+                   const char *table, size_t limit, buf *out);
 /* /api/heatmap: the history of `table` in `s`. */
 void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out);
 

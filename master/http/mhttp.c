@@ -212,8 +212,16 @@ static void serve_heat(mhttp *h, httpd_req *c, enum route rt) {
     return;
   }
   buf b = BUF_INIT;
-  if (rt == R_HOT) mh_render_hot(&s, table, &b);
-  else mh_render_heatmap(&s, table, &b);
+  if (rt == R_HOT) {
+    /* The hot keys: every hot tablet is in any snapshot (s.hot). */
+    ms_snap core;
+    ms_snapshot(h->core, now_of(h), h->start_us, MS_SNAP_NO_TABLETS, "",
+                &core);
+    mh_render_hot(&s, &core, table, limit, &b);
+    ms_snap_free(&core);
+  } else {
+    mh_render_heatmap(&s, table, &b);
+  }
   ms_heat_snap_free(&s);
   send_buf(c, kJson, &b);
 }
