@@ -308,7 +308,7 @@ static void copy_history(ms *m, ms_heat *h, uint64_t now, const ms_tbl *tb,
       ids[n_ids++] = bk->rows[i].tablet_id;
     }
   }
-  qsort(ids, n_ids, sizeof(*ids), u64_cmp);
+  if (n_ids > 1) qsort(ids, n_ids, sizeof(*ids), u64_cmp);
   size_t k = 0;
   for (size_t i = 0; i < n_ids; i++)
     if (k == 0 || ids[k - 1] != ids[i]) ids[k++] = ids[i];
