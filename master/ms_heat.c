@@ -7,7 +7,8 @@
  * bucket are appended in report order; a tracked tablet remembers where
  * its rows are in the last two buckets it wrote to, so the common case (a
  * heartbeat interval inside one bucket or across one boundary) finds its
- * row without a search. Tracked tablets are kept sorted by id (new ids are
+ * row without a search, and a bucket it has not written yet gets a new row
+ * without one: a report costs O(log tablets). Tracked tablets are kept sorted by id (new ids are
  * larger than old ones, so inserting is an append but after a master
  * restart). */
 #include <math.h>
@@ -114,9 +115,14 @@ static row *row_of(ms_heat *h, track *tr, uint64_t seq) {
     if (tr->cseq1[i] == seq + 1 && tr->cidx[i] < bk->n &&
         bk->rows[tr->cidx[i]].tablet_id == tr->tablet_id)
       return &bk->rows[tr->cidx[i]];
+  /* A tablet writes its buckets in time order, and the cache holds the
+   * last two it wrote, so a bucket newer than those has no row of it yet:
+   * no search on the common path. Only a report older than the last one
+   * (two calls racing to the core) looks. */
   size_t at = bk->n;
-  for (size_t i = 0; i < bk->n; i++)
-    if (bk->rows[i].tablet_id == tr->tablet_id) at = i;
+  if (seq + 1 < tr->cseq1[0])
+    for (size_t i = 0; i < bk->n; i++)
+      if (bk->rows[i].tablet_id == tr->tablet_id) at = i;
   if (at == bk->n) {
     if (bk->n == h->max) {
       h->dropped++;
@@ -132,12 +138,12 @@ static row *row_of(ms_heat *h, track *tr, uint64_t seq) {
     r->tablet_id = tr->tablet_id;
     r->table_id = tr->table_id;
   }
-  if (tr->cseq1[0] != seq + 1) {
+  if (seq + 1 > tr->cseq1[0]) { /* the cache keeps the newest two */
     tr->cseq1[1] = tr->cseq1[0];
     tr->cidx[1] = tr->cidx[0];
+    tr->cseq1[0] = seq + 1;
+    tr->cidx[0] = at;
   }
-  tr->cseq1[0] = seq + 1;
-  tr->cidx[0] = at;
   bk->rows[at].server = tr->server;
   return &bk->rows[at];
 }
