@@ -316,6 +316,11 @@ const MAX_HOT = 10;
 const MAX_HEAT_ROWS = 160;
 const MAX_HEAT_CELLS = 20000;
 let heatTable = null;  // the table chosen in the selector; null = hottest
+// The map's answer can be large (buckets x tablets cells), so it is fetched
+// again only when its table changes or about a bucket has passed (at most
+// every HEAT_REFRESH_MS), not on every refresh of the page.
+const HEAT_REFRESH_MS = 15000;
+let heatShown = {table: null, at: 0, bucketMs: 0};
 
 // Bytes of a key from its base64 form, as a string of char codes 0..255 so
 // that < compares keys bytewise.
@@ -449,7 +454,11 @@ function renderHeatTables(tables, hot) {
   return chosen;
 }
 
+let lastTables = [], lastServers = new Map();
+
 async function refreshHeat(tables, servers) {
+  lastTables = tables;
+  lastServers = servers;
   const status = document.getElementById('heat-note');
   try {
     const hot = await getJson('/api/hot?limit=' + MAX_HOT);
@@ -460,8 +469,11 @@ async function refreshHeat(tables, servers) {
       status.textContent = 'No tables.';
       return;
     }
-    renderHeatmap(await getJson('/api/heatmap?table=' + encodeURIComponent(table)),
-                  servers);
+    const wait = Math.min(heatShown.bucketMs || 0, HEAT_REFRESH_MS);
+    if (table === heatShown.table && Date.now() - heatShown.at < wait) return;
+    const hm = await getJson('/api/heatmap?table=' + encodeURIComponent(table));
+    heatShown = {table, at: Date.now(), bucketMs: hm.bucket_ms};
+    renderHeatmap(hm, servers);
   } catch (err) {
     status.textContent = 'heat map refresh failed (' + err.message + ')';
   }
@@ -470,6 +482,7 @@ async function refreshHeat(tables, servers) {
 function setupHeat() {
   document.getElementById('heat-table').addEventListener('change', e => {
     heatTable = e.target.value;
+    refreshHeat(lastTables, lastServers);
   });
 }
 
