@@ -38,7 +38,7 @@ static char g_http[128];
 
 static const char *const g_master_args[] = {
     "--merge", "off", "--balancer", "off", "--heat-bucket-ms", "1000",
-    "--heat-buckets", "30", NULL};
+    "--heat-buckets", "120", NULL};
 
 /* The table's split keys, in byte order. */
 static const struct {
@@ -95,7 +95,9 @@ static mj_val *get_json(const char *path) {
   mj_val *v = mj_parse((const char *)b.data, b.len, why, sizeof(why));
   if (v == NULL) fprintf(stderr, "\n%s: %s\n", path, why);
   CU_ASSERT_FATAL(v != NULL && v->type == MJ_OBJECT);
-  for (size_t i = 0; i < b.len; i++) CU_ASSERT(b.data[i] < 0x80);
+  bool ascii = true;
+  for (size_t i = 0; i < b.len; i++) ascii &= b.data[i] < 0x80;
+  CU_ASSERT(ascii);
   buf_free(&b);
   return v;
 }
@@ -198,6 +200,19 @@ static double wait_writes(const char *start, size_t len, double want) {
   return got;
 }
 
+/* Waits until the heat map names `n` tablets: each has been reported at
+ * least once, so its baseline is set and all later work counts. */
+static void wait_tablets(size_t n) {
+  size_t got = 0;
+  for (int i = 0; i < 200 && got != n; i++) {
+    mj_val *d = get_json("/api/heatmap?table=hostile");
+    got = arr(d, "tablets")->len;
+    mj_free(d);
+    if (got != n) cl_sleep_ms(50);
+  }
+  CU_ASSERT_EQUAL_FATAL(got, n);
+}
+
 /* ---- suite ---- */
 
 static int suite_init(void) {
@@ -236,7 +251,7 @@ static int suite_clean(void) {
 static void test_load_is_counted(void) {
   /* Every tablet reported at least once (the baselines) before the load:
    * then every write must show up in the map. */
-  cl_sleep_ms(1000);
+  wait_tablets(N_SPLITS + 1);
   for (int r = 0; r < 3; r++) {
     write_keys(HOT_PREFIX, r * (HOT_WRITES / 3), HOT_WRITES / 3);
     cl_sleep_ms(300);
@@ -255,12 +270,12 @@ static void test_heatmap(void) {
   mj_val *d = get_json("/api/heatmap?table=hostile");
   CU_ASSERT_STRING_EQUAL(str(d, "table"), "hostile");
   CU_ASSERT_EQUAL(num(d, "bucket_ms"), 1000);
-  CU_ASSERT_EQUAL(num(d, "max_buckets"), 30);
+  CU_ASSERT_EQUAL(num(d, "max_buckets"), 120);
   CU_ASSERT_EQUAL(num(d, "dropped"), 0);
   CU_ASSERT(num(d, "now_ms") > 1.7e12);
   CU_ASSERT_EQUAL(arr(d, "cell_fields")->len, 8);
   const mj_val *tabs = arr(d, "tablets"), *bks = arr(d, "buckets");
-  CU_ASSERT_EQUAL(bks->len, 30);
+  CU_ASSERT_EQUAL(bks->len, 120);
   CU_ASSERT_EQUAL_FATAL(tabs->len, N_SPLITS + 1);
   /* Key order: "" first, then each split key; ends match. */
   CU_ASSERT(key_is(mj_get(tabs->items[0], "start"), "", 0));
@@ -348,7 +363,7 @@ static void test_split(void) {
   const char split[] = HOT_PREFIX "0150";
   CU_ASSERT_EQUAL_FATAL(
       mica_split_tablet(g_m, parent, split, sizeof(split) - 1, d), MICA_OK);
-  cl_sleep_ms(600); /* the daughters' baselines */
+  wait_tablets(N_SPLITS + 3); /* the daughters' baselines */
   write_keys(HOT_PREFIX, 200, 80); /* all in the right daughter */
   double got = wait_writes(split, sizeof(split) - 1, 80);
   CU_ASSERT(fabs(got - 80) < 0.5);
