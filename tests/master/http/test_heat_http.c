@@ -145,8 +145,9 @@ static bool key_is(const mj_val *k, const char *bytes, size_t len) {
   mh_base64(&b64, slice_make(bytes, len));
   const mj_val *t = mj_get(k, "text"), *b = mj_get(k, "b64");
   bool ok = t && b && t->type == MJ_STRING && b->type == MJ_STRING &&
-            t->len == esc.len && memcmp(t->str, esc.data, esc.len) == 0 &&
-            b->len == b64.len && memcmp(b->str, b64.data, b64.len) == 0;
+            t->len == esc.len && b->len == b64.len &&
+            (esc.len == 0 || memcmp(t->str, esc.data, esc.len) == 0) &&
+            (b64.len == 0 || memcmp(b->str, b64.data, b64.len) == 0);
   buf_free(&esc);
   buf_free(&b64);
   return ok;
