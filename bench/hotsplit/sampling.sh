@@ -107,7 +107,7 @@ wait_mode() { # on|off
     sleep 0.1
   done
   echo "sampling.sh: the tablet server never logged '$want'; the logs end:" >&2
-  tail -5 "$work/tserver.log" "$work/master.log" >&2
+  tail -n 5 "$work/tserver.log" "$work/master.log" >&2
   exit 1
 }
 
@@ -124,15 +124,19 @@ wait_mode on
 "$bin/mica-bench" load --master "$addr" --records "$records" --threads "$threads" \
   --tablets 1 --quiet >/dev/null
 
+current=on
 results=$work/results.tsv
 : >"$results"
 for ((r = 1; r <= runs; r++)); do
   for mode in on off; do
-    seen=$(grep -c "load-based split $mode" "$work/tserver.log" || true)
-    stop_master
-    start_master "$mode"
-    wait_mode "$mode" "$seen"
-    sleep 2 # the server's heartbeats settle
+    if [ "$mode" != "$current" ]; then
+      seen=$(grep -c "load-based split $mode" "$work/tserver.log" || true)
+      stop_master
+      start_master "$mode"
+      wait_mode "$mode" "$seen"
+      current=$mode
+      sleep 2 # the server's heartbeats settle
+    fi
     c0=$(cpu_ticks "$ts_pid")
     "$bin/mica-bench" run --master "$addr" --workload "$workload" --records "$records" \
       --threads "$threads" --duration "$seconds" --ops 1000000000 --quiet \
