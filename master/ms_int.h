@@ -68,8 +68,8 @@ typedef struct ms_tab {
   bool have_stats;
   ms_stats stats;
   ms_load load;          /* its server's last TabletLoad (ms_load.c) */
-  uint64_t hot_at;       /* last reported hot / with hot keys, or load
-                          * split; 0 = never */
+  uint64_t hot_at;       /* last reported with hot keys, or born of a
+                          * load split; 0 = never */
   bool load_split;       /* a daughter of a load split */
 } ms_tab;
 
@@ -213,7 +213,8 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
 /* ---- ms_load.c ---- */
 
 /* True while `t` must not be merged for its load: reported hot or with
- * hot keys, or either (or a load split) less than load_cool_us ago. */
+ * hot keys, or reported with hot keys (or born of a load split) less than
+ * load_cool_us ago. */
 bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now);
 
 /* ---- ms_tick.c ---- */

@@ -74,7 +74,10 @@ void ms_note_load(ms *m, uint64_t server_id, const ms_load_report *v,
       buf_free(&b);
     }
     ms_load_copy(&t->load, l);
-    if (l->hot || l->n_keys > 0) t->hot_at = now;
+    /* Hot keys come from a whole window's verdict: the tablet stayed hot.
+     * A hot second alone (a bulk load's burst) holds merges only while it
+     * is reported, not for the cool-down. */
+    if (l->n_keys > 0) t->hot_at = now;
   }
   pthread_mutex_unlock(&m->mu);
 }

@@ -80,8 +80,9 @@ typedef struct ms_options {
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */
   uint32_t max_merges_in_flight;/* merges at once (1) */
   size_t event_capacity;        /* events kept (256) */
-  /* A tablet reported hot, with hot keys, or split for load within this
-   * long is never merged (5 min; docs/hotspots.md). */
+  /* A tablet reported with hot keys, or born of a load split, within this
+   * long is never merged (5 min; docs/hotspots.md); one reported hot is
+   * not merged while it is. */
   uint64_t load_cool_us;
   uint64_t heat_bucket_us;      /* load history bucket width (60 s) */
   size_t heat_buckets;          /* load history buckets kept (60) */
@@ -361,7 +362,7 @@ typedef struct ms_load_report {
  * adds a "hot_key" event for each hot key a tablet did not have before.
  * The latest hot keys are kept per tablet (volatile) and shown in
  * snapshots (snapshot.h). A tablet that is hot or has hot keys is not
- * merged, nor for load_cool_us after. */
+ * merged, nor for load_cool_us after its last report with hot keys. */
 void ms_note_load(ms *m, uint64_t server_id, const ms_load_report *v,
                   size_t n, uint64_t now);
 

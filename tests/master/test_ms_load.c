@@ -130,6 +130,14 @@ static void test_hot_keys_and_merge_hold(void) {
   CU_ASSERT_EQUAL(snap.tabs[1].load.n_keys, 1);
   ms_snap_free(&snap);
 
+  /* A hot second without hot keys holds the tablet only while reported:
+   * `left`'s hold is its load split's. */
+  report(&c, left, true, NULL, 4000);
+  ms_snapshot(c.m, c.now, 0, MS_SNAP_TABLE_TABLETS, "t", &snap);
+  CU_ASSERT_EQUAL(snap.n_hot, 2);
+  ms_snap_free(&snap);
+  report(&c, left, false, NULL, 10);
+
   /* Reports naming a tablet under other epochs, or from another server,
    * change nothing. */
   ms_load_report bogus;
