@@ -8,7 +8,7 @@
  * shared in proportion; the ring keeps exactly the configured number of
  * buckets and reuses the oldest; a bucket without reports is empty; a
  * split shows the parent before and both daughters after, each with its
- * own key range; the rows per bucket and the tracked tablets are bounded
+ * own key range, and a merge the inputs before and the result after; the rows per bucket and the tracked tablets are bounded
  * (and what is left out is counted); a counter that goes backwards, a
  * move to another server and a master restart start a new baseline
  * instead of producing negative or invented work; the hot list ranks by
@@ -267,6 +267,48 @@ static void test_split(void) {
   hfix_close(&F);
 }
 
+static void test_merge(void) {
+  open_core(SEC, 10, 100);
+  create("t", (const char *const[]){"m"}, 1);
+  uint64_t a = tablet("t", 0), b = tablet("t", 1);
+  beat();
+  hfix_advance(&F, SEC);
+  work(a, 30, 0);
+  work(b, 60, 0);
+  beat(); /* bucket 0 */
+  TU_OK(ms_request_merge(F.m, a, b, hfix_now(&F)));
+  TU_OK(hfix_settle(&F, 10, SIZE_MAX));
+  uint64_t c = tablet("t", 0);
+  CU_ASSERT(c != a && c != b && tablet("t", 1) == 0);
+  beat(); /* the merged tablet's baseline, in bucket 1 */
+  hfix_advance(&F, SEC);
+  work(c, 500, 0);
+  beat(); /* bucket 1 */
+  hfix_advance(&F, SEC / 2);
+
+  ms_heat_snap s;
+  CU_ASSERT_FATAL(ms_heat_snapshot(F.m, hfix_now(&F), "t", 0, true, &s));
+  CU_ASSERT_EQUAL_FATAL(s.n_tablets, 3);
+  /* By start key then id: a and the merged one start at "", b at "m". */
+  CU_ASSERT(s.tablets[0].id == a && !s.tablets[0].current);
+  CU_ASSERT(s.tablets[1].id == c && s.tablets[1].current);
+  CU_ASSERT(s.tablets[1].start.len == 0 && s.tablets[1].end.len == 0);
+  CU_ASSERT(s.tablets[2].id == b && !s.tablets[2].current);
+  size_t n = s.n_buckets; /* t = 2.5: buckets 0, 1, 2 are the last three */
+  CU_ASSERT(cell(&s, n - 3, a) && near(cell(&s, n - 3, a)->r.reads, 30));
+  CU_ASSERT(cell(&s, n - 3, b) && near(cell(&s, n - 3, b)->r.reads, 60));
+  CU_ASSERT(cell(&s, n - 3, c) == NULL);
+  CU_ASSERT(cell(&s, n - 2, c) && near(cell(&s, n - 2, c)->r.reads, 500));
+  /* The inputs were last reported at t = 1, the start of bucket 1, where
+   * they show idle beside the result; nowhere after. */
+  CU_ASSERT(cell(&s, n - 2, a) && near(cell(&s, n - 2, a)->r.reads, 0));
+  CU_ASSERT(cell(&s, n - 1, a) == NULL && cell(&s, n - 1, b) == NULL);
+  CU_ASSERT_EQUAL_FATAL(s.n_hot, 1);
+  CU_ASSERT_EQUAL(s.hot[0].tablet_id, c);
+  ms_heat_snap_free(&s);
+  hfix_close(&F);
+}
+
 static void test_bounds(void) {
   open_core(SEC, 3, 2);
   create("t", (const char *const[]){"b", "c", "d"}, 3);
@@ -408,6 +450,7 @@ static void add_suites(void) {
       {"rates and bucket boundaries", test_rates_and_boundaries},
       {"the ring rolls", test_ring_rolls},
       {"splits", test_split},
+      {"merges", test_merge},
       {"bounds", test_bounds},
       {"baselines", test_baselines},
       {"hot list", test_hot_list},
