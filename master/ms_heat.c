@@ -294,35 +294,25 @@ static int cell_cmp(const void *a, const void *b) {
   return x->tablet < y->tablet ? -1 : x->tablet > y->tablet;
 }
 
+/* A table's history copied under the mutex, before the work that needs no
+ * lock (mapping cells to tablets, sorting by key): the tablets in id
+ * order, and per bucket its cells with their tablet ids beside them. */
+typedef struct raw_history {
+  uint64_t **ids; /* per bucket: the tablet id of each cell */
+} raw_history;
+
+/* Under the mutex: O(cells) copying plus one key copy per tablet. Every
+ * tablet with a row in the window has a track (a track is forgotten only
+ * once its rows are out of the window), so the tracks of the table, kept
+ * sorted by id, are the tablets to name. */
 static void copy_history(ms *m, ms_heat *h, uint64_t now, const ms_tbl *tb,
-                         ms_heat_snap *out) {
+                         ms_heat_snap *out, raw_history *raw) {
   uint64_t seq = now / h->width;
   uint64_t first = seq + 1 >= h->nb ? seq + 1 - h->nb : 0;
-
-  /* The tablets named in the window, by id, then by key. */
-  uint64_t *ids = NULL;
-  size_t n_ids = 0, cap = 0;
-  for (uint64_t s = first; s <= seq; s++) {
-    const bucket *bk = &h->b[s % h->nb];
-    if (bk->seq1 != s + 1) continue;
-    for (size_t i = 0; i < bk->n; i++) {
-      if (bk->rows[i].table_id != tb->id) continue;
-      if (n_ids == cap) {
-        cap = cap ? 2 * cap : 64;
-        ids = xrealloc(ids, cap * sizeof(*ids));
-      }
-      ids[n_ids++] = bk->rows[i].tablet_id;
-    }
-  }
-  if (n_ids > 1) qsort(ids, n_ids, sizeof(*ids), u64_cmp);
-  size_t k = 0;
-  for (size_t i = 0; i < n_ids; i++)
-    if (k == 0 || ids[k - 1] != ids[i]) ids[k++] = ids[i];
-  n_ids = k;
-  out->tablets = xcalloc(n_ids + 1, sizeof(*out->tablets));
-  for (size_t i = 0; i < n_ids; i++) {
-    const ms_tab *t = ms_find_tab(m, ids[i]);
-    if (t == NULL) continue;
+  out->tablets = xcalloc(h->nt + 1, sizeof(*out->tablets));
+  for (size_t i = 0; i < h->nt; i++) {
+    const ms_tab *t = ms_find_tab(m, h->t[i].tablet_id);
+    if (h->t[i].table_id != tb->id || t == NULL) continue;
     ms_heat_tablet *x = &out->tablets[out->n_tablets++];
     x->id = t->id;
     x->table_id = t->table_id;
@@ -330,18 +320,9 @@ static void copy_history(ms *m, ms_heat *h, uint64_t now, const ms_tbl *tb,
     buf_append_slice(&x->end, buf_slice(&t->end));
     x->current = !retired(t);
   }
-  qsort(out->tablets, out->n_tablets, sizeof(*out->tablets), tablet_cmp);
-  /* ids[i] -> index in out->tablets (SIZE_MAX: unknown to the core). */
-  size_t *index = xcalloc(n_ids + 1, sizeof(*index));
-  for (size_t i = 0; i < n_ids; i++) index[i] = SIZE_MAX;
-  for (size_t j = 0; j < out->n_tablets; j++) {
-    uint64_t *p = bsearch(&out->tablets[j].id, ids, n_ids, sizeof(*ids),
-                          u64_cmp);
-    index[p - ids] = j;
-  }
-
   out->n_buckets = (size_t)(seq - first + 1);
   out->buckets = xcalloc(out->n_buckets, sizeof(*out->buckets));
+  raw->ids = xcalloc(out->n_buckets, sizeof(*raw->ids));
   for (uint64_t s = first; s <= seq; s++) {
     ms_heat_bucket *x = &out->buckets[s - first];
     x->start_ms = ms_wall_ms(m, s * h->width);
@@ -349,20 +330,66 @@ static void copy_history(ms *m, ms_heat *h, uint64_t now, const ms_tbl *tb,
     x->secs = (double)(end - s * h->width) / 1e6;
     const bucket *bk = &h->b[s % h->nb];
     if (bk->seq1 != s + 1) continue;
-    x->cells = xcalloc(bk->n + 1, sizeof(*x->cells));
     double div = x->secs > 0 ? x->secs : (double)h->width / 1e6;
+    x->cells = xcalloc(bk->n + 1, sizeof(*x->cells));
+    uint64_t *ids = raw->ids[s - first] = xcalloc(bk->n + 1, sizeof(*ids));
     for (size_t i = 0; i < bk->n; i++) {
       const row *r = &bk->rows[i];
       if (r->table_id != tb->id) continue;
-      uint64_t *p = bsearch(&r->tablet_id, ids, n_ids, sizeof(*ids), u64_cmp);
-      if (p == NULL || index[p - ids] == SIZE_MAX) continue;
+      ids[x->n_cells] = r->tablet_id;
       ms_heat_cell *c = &x->cells[x->n_cells++];
-      c->tablet = index[p - ids];
       c->server = r->server;
       c->r = rates_of(r->v, div);
     }
-    qsort(x->cells, x->n_cells, sizeof(*x->cells), cell_cmp);
   }
+}
+
+/* Without the mutex: only the tablets with a cell in the window kept, in
+ * key order, each cell pointed at its tablet (a cell of a tablet the core
+ * no longer knows is left out), cells into key order. */
+static void finish_history(ms_heat_snap *out, raw_history *raw) {
+  size_t n = out->n_tablets;
+  uint64_t *ids = xcalloc(n + 1, sizeof(*ids)); /* id order, as copied */
+  for (size_t j = 0; j < n; j++) ids[j] = out->tablets[j].id;
+  bool *used = xcalloc(n + 1, sizeof(*used));
+  for (size_t b = 0; b < out->n_buckets && n; b++)
+    for (size_t i = 0; i < out->buckets[b].n_cells; i++) {
+      uint64_t *p = bsearch(&raw->ids[b][i], ids, n, sizeof(*ids), u64_cmp);
+      if (p != NULL) used[p - ids] = true;
+    }
+  size_t kept = 0;
+  for (size_t j = 0; j < n; j++) {
+    if (used[j]) {
+      out->tablets[kept] = out->tablets[j];
+      ids[kept++] = ids[j];
+    } else {
+      buf_free(&out->tablets[j].start);
+      buf_free(&out->tablets[j].end);
+    }
+  }
+  free(used);
+  n = out->n_tablets = kept;
+  qsort(out->tablets, n, sizeof(*out->tablets), tablet_cmp);
+  size_t *index = xcalloc(n + 1, sizeof(*index)); /* id order -> key order */
+  for (size_t j = 0; j < n; j++) {
+    uint64_t *p = bsearch(&out->tablets[j].id, ids, n, sizeof(*ids), u64_cmp);
+    index[p - ids] = j;
+  }
+  for (size_t b = 0; b < out->n_buckets; b++) {
+    ms_heat_bucket *x = &out->buckets[b];
+    size_t k = 0;
+    for (size_t i = 0; i < x->n_cells; i++) {
+      uint64_t *p = n ? bsearch(&raw->ids[b][i], ids, n, sizeof(*ids), u64_cmp)
+                      : NULL;
+      if (p == NULL) continue;
+      x->cells[k] = x->cells[i];
+      x->cells[k++].tablet = index[p - ids];
+    }
+    x->n_cells = k;
+    if (k > 1) qsort(x->cells, k, sizeof(*x->cells), cell_cmp);
+    free(raw->ids[b]);
+  }
+  free(raw->ids);
   free(index);
   free(ids);
 }
@@ -370,6 +397,7 @@ static void copy_history(ms *m, ms_heat *h, uint64_t now, const ms_tbl *tb,
 bool ms_heat_snapshot(ms *m, uint64_t now_us, const char *table,
                       size_t hot_limit, bool history, ms_heat_snap *out) {
   memset(out, 0, sizeof(*out));
+  raw_history raw = {NULL};
   pthread_mutex_lock(&m->mu);
   ms_heat *h = m->heat;
   const ms_tbl *tb = table ? ms_find_tbl_name(m, table) : NULL;
@@ -381,9 +409,10 @@ bool ms_heat_snapshot(ms *m, uint64_t now_us, const char *table,
     out->max_tablets = h->max;
     out->dropped = h->dropped;
     copy_hot(m, h, now_us, tb, hot_limit, out);
-    if (history && tb != NULL) copy_history(m, h, now_us, tb, out);
+    if (history && tb != NULL) copy_history(m, h, now_us, tb, out, &raw);
   }
   pthread_mutex_unlock(&m->mu);
+  if (raw.ids != NULL) finish_history(out, &raw);
   return ok;
 }
 
