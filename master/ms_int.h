@@ -1,4 +1,4 @@
-/* ms_int: the inside of the master state, shared by its three files:
+/* ms_int: the inside of the master state, shared by its files:
  *
  *   ms_state.c  the data, the log records (encoding, checking, applying),
  *               snapshots, open/close, invariants and listings;
@@ -6,7 +6,8 @@
  *   ms_tick.c   the background decisions (leases, assignment, retries,
  *               drops, merges, balancing, restart reconciliation) and the
  *               outcomes of the actions they emit;
- *   ms_load.c   the tablets' sampled load, hot keys and load splits.
+ *   ms_load.c   the tablets' sampled load, hot keys and load splits;
+ *   ms_heat.c   the bounded per-tablet load history (ms_heat.h).
  *
  * Every function here expects ms.mu held by its caller (the public entry
  * points take it). Durable fields change only inside ms_apply(); the fields
