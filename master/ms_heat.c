@@ -8,9 +8,13 @@
  * its rows are in the last two buckets it wrote to, so the common case (a
  * heartbeat interval inside one bucket or across one boundary) finds its
  * row without a search, and a bucket it has not written yet gets a new row
- * without one: a report costs O(log tablets). Tracked tablets are kept sorted by id (new ids are
- * larger than old ones, so inserting is an append but after a master
- * restart). */
+ * without one: a report costs O(log tablets). Tracked tablets are kept
+ * sorted by id (new ids are larger than old ones, so inserting is an
+ * append but after a master restart).
+ *
+ * Snapshot. Under the core's mutex only copies are made (the hot list's
+ * tablets, the table's cells and its tablets' key ranges); mapping the
+ * cells to tablets and sorting by key happen after it is released. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,8 +208,7 @@ void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
       for (int k = 0; k < NV; k++) d[k] = (double)(c[k] - tr->c[k]);
       spread(h, tr, tr->at, now, d);
       double dt = (double)(now - tr->at) / 1e6;
-      double a = tr->have_rate ? 1 - exp(-dt * 1e6 / (MS_HEAT_WINDOW_S * 1e6))
-                               : 1.0;
+      double a = tr->have_rate ? 1 - exp(-dt / MS_HEAT_WINDOW_S) : 1.0;
       for (int k = 0; k < NV; k++)
         tr->rate[k] += a * (d[k] / dt - tr->rate[k]);
       tr->have_rate = true;
