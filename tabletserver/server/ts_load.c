@@ -219,6 +219,12 @@ static void reset_locked(ts_load_tab *l) {
   atomic_store_explicit(&l->offered, 0, memory_order_relaxed);
 }
 
+void ts_load_tab_reset(ts_load_tab *l) {
+  pthread_mutex_lock(&l->mu);
+  reset_locked(l);
+  pthread_mutex_unlock(&l->mu);
+}
+
 static void clear_hot_locked(ts_load_tab *l) {
   for (size_t i = 0; i < l->n_hot; i++) buf_clear(&l->hot_keys[i].key);
   l->n_hot = 0;

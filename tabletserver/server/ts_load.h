@@ -110,6 +110,10 @@ bool ts_load_enabled(ts_server *s);
 ts_load_tab *ts_load_tab_new(void);
 void ts_load_tab_free(ts_load_tab *l); /* accepts NULL */
 
+/* Empties the sample, as a cold tick or a verdict does (for benchmarks;
+ * the maintenance tick does it itself). */
+void ts_load_tab_reset(ts_load_tab *l);
+
 /* Offers one key of a request on `tt` (a held tablet). Empty keys are
  * counted by the tablet's counters but not sampled. */
 void ts_load_note(ts_server *s, ts_tab *tt, int kind, slice key);
