@@ -7,8 +7,8 @@
  * keys as escaped text and exact base64), honours ?table= and ?limit=, and
  * refuses bad arguments with a JSON error naming them; /api/heatmap keeps
  * exactly the configured buckets, names each tablet's exact range, and
- * accounts for every write done (the sum over buckets of rate x seconds
- * equals the count); after a split the map holds the parent (retired) and
+ * accounts for every key written and read (the sum over buckets of rate x
+ * seconds equals the count), scans and bytes read; after a split the map holds the parent (retired) and
  * both daughters; `mica hot` prints the list with keys escaped as the CLI
  * escapes them (no raw byte reaches the terminal), as tsv and as JSON, and
  * fails with one clear line for an unknown table, a bad name or an
@@ -167,9 +167,12 @@ static void write_keys(const char *prefix, int from, int n) {
   mica_batch_free(b);
 }
 
-/* The writes of the tablet starting at `start` summed over the heat map's
- * buckets (rate x seconds). */
-static double heat_writes(const char *start, size_t len) {
+/* Cell fields (cell_fields of /api/heatmap). */
+enum { F_READS = 3, F_WRITES = 4, F_SCANS = 5, F_READ_BYTES = 6 };
+
+/* Field `f` of the current tablet starting at `start`, summed over the
+ * heat map's buckets (rate x seconds): the work done. */
+static double heat_sum(const char *start, size_t len, int f) {
   mj_val *d = get_json("/api/heatmap?table=hostile");
   const mj_val *tabs = arr(d, "tablets"), *bks = arr(d, "buckets");
   double sum = 0;
@@ -182,19 +185,19 @@ static double heat_writes(const char *start, size_t len) {
       CU_ASSERT_FATAL(t < tabs->len);
       if (key_is(mj_get(tabs->items[t], "start"), start, len) &&
           mj_get(tabs->items[t], "current")->boolean)
-        sum += c->items[4]->number * secs;
+        sum += c->items[f]->number * secs;
     }
   }
   mj_free(d);
   return sum;
 }
 
-/* Waits until the heat map has seen `want` writes of the tablet starting
- * at `start` (heartbeats every 200 ms carry the counters). */
-static double wait_writes(const char *start, size_t len, double want) {
+/* Waits until the heat map has seen `want` of field `f` of the tablet
+ * starting at `start` (heartbeats every 200 ms carry the counters). */
+static double wait_sum(const char *start, size_t len, int f, double want) {
   double got = 0;
   for (int i = 0; i < 100; i++) {
-    got = heat_writes(start, len);
+    got = heat_sum(start, len, f);
     if (fabs(got - want) < 0.5) break;
     cl_sleep_ms(100);
   }
@@ -258,8 +261,41 @@ static void test_load_is_counted(void) {
     cl_sleep_ms(300);
   }
   write_keys("\"q'uote", 0, COOL_WRITES);
-  double hot = wait_writes(kSplits[3].bytes, kSplits[3].len, HOT_WRITES);
-  double cool = wait_writes(kSplits[1].bytes, kSplits[1].len, COOL_WRITES);
+  /* Reads and a scan on the cool tablet: 25 keys read, one scan. */
+  for (int i = 0; i < 25; i++) {
+    char key[32];
+    int kl = snprintf(key, sizeof(key), "\"q'uote%04d", i % COOL_WRITES);
+    void *v = NULL;
+    size_t vl = 0;
+    CU_ASSERT_EQUAL_FATAL(mica_get(g_m, "hostile", key, (size_t)kl, &v, &vl),
+                          MICA_OK);
+    mica_free(v);
+  }
+  mica_scan_options so;
+  memset(&so, 0, sizeof(so));
+  so.prefix = "\"q'uote";
+  so.prefix_len = 7;
+  mica_scanner *sc = NULL;
+  CU_ASSERT_EQUAL_FATAL(mica_scan_open(g_m, "hostile", &so, &sc), MICA_OK);
+  int rows = 0, has = 1;
+  while (has) {
+    const void *k, *v;
+    size_t kl, vl;
+    CU_ASSERT_EQUAL_FATAL(mica_scan_next(sc, &has, &k, &kl, &v, &vl), MICA_OK);
+    rows += has;
+  }
+  mica_scan_close(sc);
+  CU_ASSERT_EQUAL(rows, COOL_WRITES);
+  double hot = wait_sum(kSplits[3].bytes, kSplits[3].len, F_WRITES,
+                        HOT_WRITES);
+  double cool = wait_sum(kSplits[1].bytes, kSplits[1].len, F_WRITES,
+                         COOL_WRITES);
+  double reads = wait_sum(kSplits[1].bytes, kSplits[1].len, F_READS, 25);
+  CU_ASSERT(fabs(reads - 25) < 0.5);
+  /* A scan may be resumed in more than one call; at least one counts. */
+  CU_ASSERT(heat_sum(kSplits[1].bytes, kSplits[1].len, F_SCANS) >= 0.5);
+  CU_ASSERT(heat_sum(kSplits[1].bytes, kSplits[1].len, F_READ_BYTES) >=
+            25 * (11 + 5) - 0.5);
   if (fabs(hot - HOT_WRITES) >= 0.5 || fabs(cool - COOL_WRITES) >= 0.5)
     fprintf(stderr, "\nheat map writes: %.3f (want %d), %.3f (want %d)\n",
             hot, HOT_WRITES, cool, COOL_WRITES);
@@ -366,7 +402,7 @@ static void test_split(void) {
       mica_split_tablet(g_m, parent, split, sizeof(split) - 1, d), MICA_OK);
   wait_tablets(N_SPLITS + 3); /* the daughters' baselines */
   write_keys(HOT_PREFIX, 200, 80); /* all in the right daughter */
-  double got = wait_writes(split, sizeof(split) - 1, 80);
+  double got = wait_sum(split, sizeof(split) - 1, F_WRITES, 80);
   CU_ASSERT(fabs(got - 80) < 0.5);
 
   mj_val *m = get_json("/api/heatmap?table=hostile");
@@ -544,7 +580,7 @@ static void test_page_in_browser(void) {
 
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("heat", suite_init, suite_clean);
-  CU_add_test(s, "every write is counted", test_load_is_counted);
+  CU_add_test(s, "every read, write and scan is counted", test_load_is_counted);
   CU_add_test(s, "/api/heatmap", test_heatmap);
   CU_add_test(s, "/api/hot", test_hot);
   CU_add_test(s, "a split in the map", test_split);
