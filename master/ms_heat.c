@@ -74,6 +74,11 @@ void ms_heat_free(ms_heat *h) {
   free(h);
 }
 
+void ms_heat_counts(const ms_heat *h, size_t *tracked, uint64_t *dropped) {
+  *tracked = h->nt;
+  *dropped = h->dropped;
+}
+
 double ms_heat_ops(const ms_heat_rates *r) {
   return r->reads + r->writes + r->scans;
 }

@@ -55,4 +55,8 @@ void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
                   uint64_t server, uint64_t assign_epoch, const ms_stats *st,
                   uint64_t now);
 
+/* How many tablets `h` follows, and how many reports it left out at a
+ * bound since it was made. */
+void ms_heat_counts(const ms_heat *h, size_t *tracked, uint64_t *dropped);
+
 #endif

@@ -276,6 +276,7 @@ void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
   copy_tables(m, now_us, which, table, out);
   copy_servers(m, now_us, out);
   copy_events(m, out);
+  ms_heat_counts(m->heat, &out->heat_tracked, &out->heat_dropped);
   copy_hot(m, now_us, out);
   pthread_mutex_unlock(&m->mu);
 }

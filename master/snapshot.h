@@ -91,6 +91,9 @@ typedef struct ms_snap {
    * with hot keys, whatever `which` copies, hottest (ops/s) first. */
   ms_snap_tab *hot;
   size_t n_hot;
+  /* The load history's bounds at work (ms_heat.h). */
+  size_t heat_tracked;   /* tablets whose counters it follows */
+  uint64_t heat_dropped; /* reports left out at a bound, since start */
 } ms_snap;
 
 /* Which current tablets a snapshot copies (keys and all): copying every

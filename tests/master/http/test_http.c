@@ -711,9 +711,12 @@ static void test_metrics(void) {
       "address=\"' + label('%s') + '\"}'], evil\n"
       "assert 'mica_master_info{version=\"%s\",cluster=\"test<cluster>\","
       "address=\"127.0.0.1:7000\"}' in s\n"
-      "assert s['mica_master_http_responses_total{code=\"2xx\"}'] >= 1\n",
+      "assert s['mica_master_http_responses_total{code=\"2xx\"}'] >= 1\n"
+      "assert s['mica_master_heat_tablets'] >= %zu\n"
+      "assert s['mica_master_heat_dropped_total'] == 0\n",
       kPromCheck, N_HOSTILE + 1, F.ids[slot[2]], F.ids[slot[0]],
-      F.ids[slot[2]], F.ids[slot[3]], F.ids[slot[3]], kEvilHex, MICA_VERSION));
+      F.ids[slot[2]], F.ids[slot[3]], F.ids[slot[3]], kEvilHex, MICA_VERSION,
+      N_HOSTILE + 1));
   resp_free(&r);
 }
 
