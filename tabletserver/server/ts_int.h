@@ -14,7 +14,9 @@
  *   ts_server.c (life cycle) -> ts_maint.c -> ts_admin.c -> ts_master.c
  *   ts_server.c -> ts_data.c
  * and every file -> ts_registry.c (this header: the shared state, the
- * registry, the lease, the status helpers). Each module's own header
+ * registry, the lease, the status helpers). ts_load.c (request sampling
+ * and load-split verdicts, ts_load.h) is called by ts_data.c, ts_maint.c,
+ * ts_master.c and ts_admin.c and calls only ts_registry.c. Each module's own header
  * (ts_maint.h, ts_admin.h, ts_master.h, ts_data.h) declares what the files
  * before it may use.
  *
