@@ -1,11 +1,13 @@
-/* ms_int: the inside of the master state, shared by its three files:
+/* ms_int: the inside of the master state, shared by its files:
  *
  *   ms_state.c  the data, the log records (encoding, checking, applying),
  *               snapshots, open/close, invariants and listings;
  *   ms_ops.c    the calls of clients, operators and tablet servers;
  *   ms_tick.c   the background decisions (leases, assignment, retries,
  *               drops, merges, balancing, restart reconciliation) and the
- *               outcomes of the actions they emit.
+ *               outcomes of the actions they emit;
+ *   ms_load.c   the tablets' sampled load, hot keys and load splits;
+ *   ms_heat.c   the bounded per-tablet load history (ms_heat.h).
  *
  * Every function here expects ms.mu held by its caller (the public entry
  * points take it). Durable fields change only inside ms_apply(); the fields
@@ -16,6 +18,7 @@
 #include <pthread.h>
 
 #include "master/metalog.h"
+#include "master/ms_heat.h"
 #include "master/state.h"
 
 /* Record types of the metadata log; METALOG_FORMAT.md gives each payload. */
@@ -65,6 +68,10 @@ typedef struct ms_tab {
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
   bool have_stats;
   ms_stats stats;
+  ms_load load;          /* its server's last TabletLoad (ms_load.c) */
+  uint64_t hot_at;       /* last reported with hot keys, or born of a
+                          * load split; 0 = never */
+  bool load_split;       /* a daughter of a load split */
 } ms_tab;
 
 typedef struct ms_tbl {
@@ -146,6 +153,7 @@ struct ms {
   uint64_t report_gen; /* counts heartbeats, to mark tablets they name */
   ms_event *events; /* ring of opt.event_capacity */
   size_t ev_head, ev_count;
+  ms_heat *heat; /* load history, fed by heartbeats (ms_heat.h) */
 };
 
 /* ---- ms_state.c ---- */
@@ -202,6 +210,13 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
  * still reports is closed: a split the server committed but did not carry
  * out would otherwise leave the map wrong for good. */
 #define MS_UNREPORTED_LIMIT 3
+
+/* ---- ms_load.c ---- */
+
+/* True while `t` must not be merged for its load: reported hot or with
+ * hot keys, or reported with hot keys (or born of a load split) less than
+ * load_cool_us ago. */
+bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now);
 
 /* ---- ms_tick.c ---- */
 

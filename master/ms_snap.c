@@ -105,6 +105,53 @@ static ms_snap_srv *srv_by_id(ms_snap_srv *v, size_t n, uint64_t id) {
   return NULL;
 }
 
+static void copy_tab_load(ms *m, const ms_tab *t, uint64_t now,
+                          ms_snap_tab *y) {
+  ms_load_copy(&y->load, &t->load);
+  y->load_split = t->load_split;
+  y->merge_held = ms_tab_load_busy(m, t, now);
+}
+
+static int by_heat(const void *a, const void *b) {
+  const ms_snap_tab *x = a, *y = b;
+  if (x->load.ops_per_sec != y->load.ops_per_sec)
+    return x->load.ops_per_sec > y->load.ops_per_sec ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void copy_hot(ms *m, uint64_t now, ms_snap *out) {
+  size_t cap = 0;
+  for (size_t i = 0; i < m->n_tables; i++) {
+    const ms_tbl *tb = m->tables[i];
+    if (tb->dropping) continue;
+    for (size_t j = 0; j < tb->n_cur; j++) {
+      const ms_tab *t = tb->cur[j];
+      if (!t->load.hot && t->load.n_keys == 0) continue;
+      if (out->n_hot == cap) {
+        cap = cap ? 2 * cap : 8;
+        out->hot = xrealloc(out->hot, cap * sizeof(*out->hot));
+      }
+      ms_snap_tab *y = &out->hot[out->n_hot++];
+      memset(y, 0, sizeof(*y));
+      y->id = t->id;
+      y->table_id = t->table_id;
+      buf_append_slice(&y->start, buf_slice(&t->start));
+      buf_append_slice(&y->end, buf_slice(&t->end));
+      y->range_epoch = t->range_epoch;
+      y->assign_epoch = t->assign_epoch;
+      y->state = t->state;
+      y->server = placed(t->state) ? t->server : 0;
+      y->in_transition = moving(t);
+      describe(t, now, y->transition, sizeof(y->transition));
+      y->failures = t->failures;
+      y->have_stats = t->have_stats;
+      y->stats = t->stats;
+      copy_tab_load(m, t, now, y);
+    }
+  }
+  if (out->n_hot > 1) qsort(out->hot, out->n_hot, sizeof(*out->hot), by_heat);
+}
+
 static void copy_tables(ms *m, uint64_t now, int which, const char *table,
                         ms_snap *out) {
   out->tbls = xcalloc(m->n_tables + 1, sizeof(*out->tbls));
@@ -166,6 +213,7 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
       y->failures = t->failures;
       y->have_stats = t->have_stats;
       y->stats = t->stats;
+      copy_tab_load(m, t, now, y);
     }
     x->n_copied = out->n_tabs - x->first;
   }
@@ -228,6 +276,8 @@ void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
   copy_tables(m, now_us, which, table, out);
   copy_servers(m, now_us, out);
   copy_events(m, out);
+  ms_heat_counts(m->heat, &out->heat_tracked, &out->heat_dropped);
+  copy_hot(m, now_us, out);
   pthread_mutex_unlock(&m->mu);
 }
 
@@ -235,7 +285,14 @@ void ms_snap_free(ms_snap *s) {
   for (size_t i = 0; i < s->n_tabs; i++) {
     buf_free(&s->tabs[i].start);
     buf_free(&s->tabs[i].end);
+    ms_load_clear(&s->tabs[i].load);
   }
+  for (size_t i = 0; i < s->n_hot; i++) {
+    buf_free(&s->hot[i].start);
+    buf_free(&s->hot[i].end);
+    ms_load_clear(&s->hot[i].load);
+  }
+  free(s->hot);
   for (size_t i = 0; i < s->n_tbls; i++) free(s->tbls[i].name);
   for (size_t i = 0; i < s->n_srvs; i++) {
     free(s->srvs[i].address);

@@ -123,6 +123,7 @@ static ms_tab *tab_new(ms *m, uint64_t id, uint64_t table_id, slice start,
 }
 
 static void tab_free(ms_tab *t) {
+  ms_load_clear(&t->load);
   buf_free(&t->start);
   buf_free(&t->end);
   free(t);
@@ -1093,6 +1094,10 @@ void ms_options_init(ms_options *o) {
   o->merge_min_age_us = 60ull * 1000 * 1000;
   o->max_merges_in_flight = 1;
   o->event_capacity = 256;
+  o->load_cool_us = 300ull * 1000 * 1000;
+  o->heat_bucket_us = 60ull * 1000 * 1000;
+  o->heat_buckets = 60;
+  o->heat_max_tablets = 10000;
 }
 
 static mica_err *replay_fn(void *ctx, uint8_t type, slice payload) {
@@ -1113,6 +1118,7 @@ static void free_state(ms *m) {
   free(m->srvs);
   free(m->acts);
   free(m->events);
+  ms_heat_free(m->heat);
 }
 
 mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
@@ -1134,6 +1140,8 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
   m->next_action_id = 1;
   m->events = xcalloc(o->event_capacity ? o->event_capacity : 1,
                       sizeof(ms_event));
+  m->heat = ms_heat_new(o->heat_bucket_us, o->heat_buckets,
+                        o->heat_max_tablets);
   mica_err *err = mlog_open_epoch(o->env, m->dir, o->master_epoch, replay_fn,
                                   m, &m->log);
   if (!err && o->still_active)

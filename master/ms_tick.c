@@ -387,7 +387,8 @@ static bool mergeable(ms *m, const ms_tab *t, uint64_t now) {
          !ms_srv_disk_low(m, t->server) &&
          t->have_stats && t->stats.bytes < m->opt.merge_max_bytes &&
          t->stats.read_rate + t->stats.write_rate < m->opt.merge_max_rate &&
-         now >= t->born_us + m->opt.merge_min_age_us;
+         now >= t->born_us + m->opt.merge_min_age_us &&
+         !ms_tab_load_busy(m, t, now);
 }
 
 static mica_err *start_merges(ms *m, uint64_t now) {

@@ -32,6 +32,11 @@ typedef struct ms_snap_tab {
   uint32_t failures;    /* consecutive failed opens/closes */
   bool have_stats;
   ms_stats stats;
+  /* Sampled load and hot keys as its server last reported them
+   * (docs/hotspots.md); zero while load-based split is off. */
+  ms_load load;
+  bool load_split;   /* a daughter of a load split */
+  bool merge_held;   /* kept out of automatic merges for its load */
 } ms_snap_tab;
 
 typedef struct ms_snap_tbl {
@@ -82,6 +87,13 @@ typedef struct ms_snap {
   size_t n_tabs;
   ms_event *events; /* newest first */
   size_t n_events;
+  /* Every current tablet of a live table that its server reports hot or
+   * with hot keys, whatever `which` copies, hottest (ops/s) first. */
+  ms_snap_tab *hot;
+  size_t n_hot;
+  /* The load history's bounds at work (ms_heat.h). */
+  size_t heat_tracked;   /* tablets whose counters it follows */
+  uint64_t heat_dropped; /* reports left out at a bound, since start */
 } ms_snap;
 
 /* Which current tablets a snapshot copies (keys and all): copying every
@@ -107,5 +119,80 @@ uint64_t ms_now(ms *m);
 /* The server `id` and the table `name` of a snapshot; NULL if none. */
 const ms_snap_srv *ms_snap_find_srv(const ms_snap *s, uint64_t id);
 const ms_snap_tbl *ms_snap_find_tbl(const ms_snap *s, const char *name);
+
+/* ---- load history (ms_heat.c; master/ms_heat.h says how it is kept) ---- */
+
+/* Per-second rates of one tablet: keys read (Get, MultiGet), keys written
+ * (puts and deletes), scans started, and the key+value bytes read and
+ * written. */
+typedef struct ms_heat_rates {
+  double reads, writes, scans, read_bytes, write_bytes;
+} ms_heat_rates;
+
+/* The time constant of the recent rates of the hot list (each report
+ * moves them by 1 - e^(-dt / window) towards the rate it measured):
+ * TiKV's 10 s load detection window. */
+#define MS_HEAT_WINDOW_S 10
+
+/* The operations per second that rank and colour a tablet: reads + writes
+ * + scans. */
+double ms_heat_ops(const ms_heat_rates *r);
+
+/* A tablet seen in the history, with its key range (which never changes
+ * for an id). */
+typedef struct ms_heat_tablet {
+  uint64_t id, table_id;
+  buf start, end; /* end empty = +infinity */
+  bool current;   /* false once retired by a split or merge */
+} ms_heat_tablet;
+
+/* One tablet's load in one bucket. */
+typedef struct ms_heat_cell {
+  size_t tablet;   /* index into ms_heat_snap.tablets */
+  uint64_t server; /* the server that reported it last in the bucket */
+  ms_heat_rates r; /* the bucket's work divided by its seconds */
+} ms_heat_cell;
+
+typedef struct ms_heat_bucket {
+  uint64_t start_ms; /* wall clock */
+  double secs;       /* the width; less for the bucket in progress */
+  ms_heat_cell *cells; /* in the key order of their tablets */
+  size_t n_cells;      /* 0 = no report in this bucket */
+} ms_heat_bucket;
+
+/* A current tablet with its recent rates (the hot list). */
+typedef struct ms_heat_hot {
+  uint64_t tablet_id, table_id;
+  char *table;
+  buf start, end;
+  uint64_t server;
+  char *address; /* of server */
+  ms_heat_rates r;
+} ms_heat_hot;
+
+typedef struct ms_heat_snap {
+  uint64_t now_ms;     /* wall clock */
+  uint64_t bucket_ms;  /* bucket width */
+  size_t max_buckets;  /* buckets kept */
+  size_t max_tablets;  /* rows per bucket */
+  uint64_t dropped;    /* reports left out because a bound was reached */
+  ms_heat_hot *hot;    /* hottest first (ops/s, then tablet id) */
+  size_t n_hot;
+  size_t n_hot_total;  /* before the limit */
+  /* The history of one table (when asked for): */
+  ms_heat_tablet *tablets; /* by start key, then id */
+  size_t n_tablets;
+  ms_heat_bucket *buckets; /* the whole window, oldest first */
+  size_t n_buckets;
+} ms_heat_snap;
+
+/* Copies at monotonic time `now_us` the `hot_limit` hottest current
+ * tablets (0 = all) of table `table` (NULL = of every live table), and,
+ * when `history` and `table` names a live table, that table's history.
+ * False (and an empty `out`) when `table` names no live table. Caller
+ * frees with ms_heat_snap_free(). Takes and releases m's mutex once. */
+bool ms_heat_snapshot(ms *m, uint64_t now_us, const char *table,
+                      size_t hot_limit, bool history, ms_heat_snap *out);
+void ms_heat_snap_free(ms_heat_snap *s); /* accepts an already freed one */
 
 #endif

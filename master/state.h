@@ -80,6 +80,13 @@ typedef struct ms_options {
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */
   uint32_t max_merges_in_flight;/* merges at once (1) */
   size_t event_capacity;        /* events kept (256) */
+  /* A tablet reported with hot keys, or born of a load split, within this
+   * long is never merged (5 min; docs/hotspots.md); one reported hot is
+   * not merged while it is. */
+  uint64_t load_cool_us;
+  uint64_t heat_bucket_us;      /* load history bucket width (60 s) */
+  size_t heat_buckets;          /* load history buckets kept (60) */
+  size_t heat_max_tablets;      /* tablets per bucket (10000); ms_heat.h */
   /* The master epoch the log is written under (metalog.h,
    * mlog_open_epoch), and the leadership check made after every durable
    * append before it is acknowledged (mlog_set_guard). 0 / NULL without
@@ -322,6 +329,47 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
 /* Servers by id (dead ones too when `include_dead`). */
 mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
                           ms_server_info **out, size_t *n);
+
+/* ---- load (docs/hotspots.md, "Load-based split") ---- */
+
+/* A key that takes a large share of one tablet's sampled requests. */
+typedef struct ms_hot_key {
+  buf key;
+  double ops_per_sec;
+  char kind[8]; /* "read", "write" or "scan" */
+} ms_hot_key;
+
+/* A tablet's sampled load as its server last reported it (TabletLoad). */
+typedef struct ms_load {
+  double ops_per_sec, bytes_per_sec;
+  bool hot;          /* above the load-split thresholds */
+  ms_hot_key *keys;  /* hottest first */
+  size_t n_keys;
+} ms_load;
+/* Frees the keys; the load is zero afterwards. */
+void ms_load_clear(ms_load *l);
+/* Deep copy into `dst` (cleared first). */
+void ms_load_copy(ms_load *dst, const ms_load *src);
+
+/* One tablet's load in a heartbeat. */
+typedef struct ms_load_report {
+  ms_ref ref;
+  ms_load load; /* borrowed */
+} ms_load_report;
+
+/* Records the loads server `server_id` reported in its heartbeat, for the
+ * tablets assigned to it under those epochs (others are ignored), and
+ * adds a "hot_key" event for each hot key a tablet did not have before.
+ * The latest hot keys are kept per tablet (volatile) and shown in
+ * snapshots (snapshot.h). A tablet that is hot or has hot keys is not
+ * merged, nor for load_cool_us after its last report with hot keys. */
+void ms_note_load(ms *m, uint64_t server_id, const ms_load_report *v,
+                  size_t n, uint64_t now);
+
+/* Records that the split giving daughters `left` and `right` was a load
+ * split (ReportSplitRequest.for_load): neither is merged for load_cool_us
+ * nor while hot; adds a "load_split" event. Unknown ids are ignored. */
+void ms_note_load_split(ms *m, uint64_t left, uint64_t right, uint64_t now);
 
 /* ---- operator requests ---- */
 

@@ -107,7 +107,8 @@ enum rpc_server_state {
   X(planned_move) X(balance_request) X(balance_response)                     \
   X(configure_request) X(configure_response)                                 \
   X(event) X(list_events_request) X(list_events_response)                    \
-  X(tablet_report) X(register_server_request) X(register_server_response)    \
+  X(tablet_report) X(hot_key) X(tablet_load) X(load_split_config)            \
+  X(register_server_request) X(register_server_response)                     \
   X(heartbeat_request) X(merged_input) X(table_grant) X(access_grant)       \
   X(access_table) X(heartbeat_response)                                      \
   X(report_split_request) X(report_split_response)                           \
@@ -266,7 +267,16 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(RMSG, event, events, 2)
 
 #define RPC_FIELDS_tablet_report(F) \
-  F(MSG, tablet_ref, tablet, 1) F(MSG, tablet_stats, stats, 2)
+  F(MSG, tablet_ref, tablet, 1) F(MSG, tablet_stats, stats, 2)               \
+  F(MSG, tablet_load, load, 3)
+#define RPC_FIELDS_hot_key(F) \
+  F(BYTES, _, key, 1) F(DBL, _, ops_per_sec, 2) F(STR, _, kind, 3)
+#define RPC_FIELDS_tablet_load(F)                                            \
+  F(DBL, _, ops_per_sec, 1) F(DBL, _, bytes_per_sec, 2) F(BOOL, _, hot, 3)   \
+  F(RMSG, hot_key, hot_keys, 4)
+#define RPC_FIELDS_load_split_config(F)                                      \
+  F(BOOL, _, enabled, 1) F(DBL, _, ops_per_sec, 2)                           \
+  F(U64, _, bytes_per_sec, 3) F(U64, _, window_ms, 4)
 #define RPC_FIELDS_register_server_request(F)                                \
   F(STR, _, address, 1) F(U64, _, previous_server_id, 2)                     \
   F(RMSG, tablet_report, tablets, 3) F(U64, _, incarnation, 4)               \
@@ -275,7 +285,7 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(U64, _, server_id, 2) F(U64, _, lease_ms, 3)   \
   F(U64, _, heartbeat_interval_ms, 4) F(RMSG, tablet_ref, close_tablets, 5)  \
   F(U64, _, split_threshold_bytes, 6) F(U64, _, master_epoch, 7)           \
-  F(MSG, access_table, access, 8)
+  F(MSG, access_table, access, 8) F(MSG, load_split_config, load_split, 9)
 #define RPC_FIELDS_heartbeat_request(F)                                      \
   F(U64, _, server_id, 1) F(U64, _, incarnation, 2)                          \
   F(RMSG, tablet_report, tablets, 3) F(BOOL, _, can_merge, 4)              \
@@ -285,7 +295,8 @@ enum rpc_server_state {
 #define RPC_FIELDS_heartbeat_response(F)                                     \
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
   F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)   \
-  F(U64, _, master_epoch, 5) F(MSG, access_table, access, 6)
+  F(U64, _, master_epoch, 5) F(MSG, access_table, access, 6)                \
+  F(MSG, load_split_config, load_split, 7)
 #define RPC_FIELDS_table_grant(F) F(STR, _, table, 1) F(U32, _, role, 2)
 #define RPC_FIELDS_access_grant(F)                                          \
   F(BYTES, _, token_sha256, 1) F(STR, _, identity, 2) F(U32, _, role, 3)   \
@@ -294,7 +305,7 @@ enum rpc_server_state {
   F(BOOL, _, enabled, 1) F(RMSG, access_grant, grants, 2)
 #define RPC_FIELDS_report_split_request(F)                                   \
   F(U64, _, server_id, 1) F(MSG, tablet_ref, parent, 2)                      \
-  F(BYTES, _, split_key, 3)
+  F(BYTES, _, split_key, 3) F(BOOL, _, for_load, 4)
 #define RPC_FIELDS_report_split_response(F)                                  \
   F(MSG, status, status, 1) F(MSG, tablet_route, left, 2)                    \
   F(MSG, tablet_route, right, 3) F(U64, _, master_epoch, 4)

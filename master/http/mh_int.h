@@ -1,6 +1,7 @@
 /* mh_int: the inside of the master's HTTP side, shared by its files:
  *
  *   mh_render.c   JSON documents and Prometheus text from a snapshot;
+ *   mh_hot.c      the hot list and the heat map (load history snapshot);
  *   mhttp.c       routing and request checks over common/httpd (the
  *                 libmicrohttpd server the tablet server uses too);
  *   mh_assets.c   the page's files (generated at build time from assets/).
@@ -68,6 +69,15 @@ void mh_render_standby_metrics(const mh_ident *id, uint64_t uptime_s,
 /* The 503 answer of a standby to the other API paths: an "error" naming
  * the active master, and "active_master" {rpc, http, epoch} or null. */
 void mh_render_standby_refusal(const mh_ident *id, buf *out);
+
+/* ---- mh_hot.c ---- */
+
+/* /api/hot: the hot list of `s` and the hot keys of `core` (`table`
+ * NULL = every table; at most `limit` keys, 0 = all). */
+void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
+                   const char *table, size_t limit, buf *out);
+/* /api/heatmap: the history of `table` in `s`. */
+void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out);
 
 /* ---- mh_assets.c (generated) ---- */
 

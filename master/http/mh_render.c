@@ -426,6 +426,10 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
   for (int c = 1; c <= 5; c++)
     out_f(out, "mica_master_http_responses_total{code=\"%dxx\"} %" PRIu64
           "\n", c, by_class[c]);
+  prom_gauge(out, "mica_master_heat_tablets", s->heat_tracked,
+             "Tablets the load history follows (docs/hotspots.md).");
+  prom_counter(out, "mica_master_heat_dropped_total", s->heat_dropped,
+               "Heartbeat reports the load history left out at a bound.");
 
   static const struct {
     const char *name, *type, *help;

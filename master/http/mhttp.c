@@ -24,6 +24,9 @@
 #define MH_MAX_NAME 128
 /* Most events one request may ask for. */
 #define MH_MAX_EVENTS 100000
+/* Hot tablets listed by default and at most. */
+#define MH_HOT_DEFAULT 20
+#define MH_MAX_HOT 1000
 
 struct mhttp {
   httpd *d;
@@ -150,6 +153,8 @@ enum route {
   R_TABLES,
   R_TABLETS,
   R_EVENTS,
+  R_HOT,
+  R_HEATMAP,
   R_METRICS,
   R_HEALTH
 };
@@ -171,6 +176,8 @@ static enum route route_of(const char *url, const mh_asset **asset,
   if (strcmp(url, "/api/servers") == 0) return R_SERVERS;
   if (strcmp(url, "/api/tables") == 0) return R_TABLES;
   if (strcmp(url, "/api/events") == 0) return R_EVENTS;
+  if (strcmp(url, "/api/hot") == 0) return R_HOT;
+  if (strcmp(url, "/api/heatmap") == 0) return R_HEATMAP;
   if (strcmp(url, "/metrics") == 0) return R_METRICS;
   if (strcmp(url, "/healthz") == 0) return R_HEALTH;
   static const char pre[] = "/api/tables/", suf[] = "/tablets";
@@ -182,6 +189,60 @@ static enum route route_of(const char *url, const mh_asset **asset,
     return R_TABLETS;
   }
   return R_NONE;
+}
+
+/* A table name given as a query argument (libmicrohttpd has decoded it). */
+static bool arg_is_table_name(const char *v) {
+  size_t n = strlen(v);
+  if (n == 0 || n > MH_MAX_NAME) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
+          (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' ||
+          v[i] == '-'))
+      return false;
+  return true;
+}
+
+/* /api/hot and /api/heatmap, from a snapshot of the load history. */
+static void serve_heat(mhttp *h, httpd_req *c, enum route rt, ms *core) {
+  const char *table = httpd_req_arg(c, "table");
+  const char *lim = httpd_req_arg(c, "limit");
+  size_t limit = MH_HOT_DEFAULT;
+  if (table != NULL && !arg_is_table_name(table)) {
+    fail(c, 400, true, "table must be a table name ([A-Za-z0-9_.-], 1 to "
+         "128 bytes)", NULL);
+    return;
+  }
+  if (rt == R_HEATMAP && table == NULL) {
+    fail(c, 400, true, "table is required: /api/heatmap?table=NAME", NULL);
+    return;
+  }
+  if (rt == R_HOT && lim != NULL &&
+      (!parse_limit(lim, &limit) || limit == 0 || limit > MH_MAX_HOT)) {
+    fail(c, 400, true, "limit must be a number from 1 to 1000", NULL);
+    return;
+  }
+  ms_heat_snap s;
+  if (!ms_heat_snapshot(core, now_of(h), table, rt == R_HOT ? limit : 1,
+                        rt == R_HEATMAP, &s)) {
+    char msg[200];
+    snprintf(msg, sizeof(msg), "no table %s", table);
+    fail(c, 404, true, msg, NULL);
+    return;
+  }
+  buf b = BUF_INIT;
+  if (rt == R_HOT) {
+    /* The hot keys: every hot tablet is in any snapshot (s.hot). */
+    ms_snap core;
+    ms_snapshot(core, now_of(h), h->start_us, MS_SNAP_NO_TABLETS, "",
+                &core);
+    mh_render_hot(&s, &core, table, limit, &b);
+    ms_snap_free(&core);
+  } else {
+    mh_render_heatmap(&s, table, &b);
+  }
+  ms_heat_snap_free(&s);
+  send_buf(c, kJson, &b);
 }
 
 /* A standby's answers: its page, /api/cluster, /metrics; 503 naming the
@@ -221,7 +282,6 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     answer(c, 200, kText, "ok\n", 3, NULL);
     return;
   }
-
   char tname[MH_MAX_NAME + 1] = "";
   size_t limit = 0;
   if (rt == R_TABLETS && !table_name(name, name_len, tname, sizeof(tname))) {
@@ -235,6 +295,10 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
 
   if (core == NULL) {
     serve_standby(h, c, rt);
+    return;
+  }
+  if (rt == R_HOT || rt == R_HEATMAP) {
+    serve_heat(h, c, rt, core);
     return;
   }
   ms_snap s;

@@ -9,6 +9,8 @@
  *   /api/tables                tables
  *   /api/tables/NAME/tablets   one table's current tablets in key order
  *   /api/events                recent events, newest first
+ *   /api/hot                   the hottest tablets (?table=, ?limit=)
+ *   /api/heatmap?table=NAME    a table's load history (the heat map)
  *   /metrics                   Prometheus text format
  *   /healthz                   200 "ok"
  * Field names and metrics are documented in docs/http-api.md.

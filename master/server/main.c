@@ -84,12 +84,25 @@ static void usage(FILE *f) {
 "                          (default 1.0)\n"
 "  --merge-min-age-ms N    never merge tablets younger than this\n"
 "                          (default 60000)\n"
+"  --load-split on|off     servers split a tablet that stays hot at the key\n"
+"                          that halves its sampled load (default on;\n"
+"                          docs/hotspots.md)\n"
+"  --load-split-ops F      a tablet is hot at this many ops/s (keys read +\n"
+"                          keys written + scans started; default 3000)\n"
+"  --load-split-bytes SIZE ... or at this many bytes/s read and written\n"
+"                          (default 30M)\n"
+"  --load-split-window-ms N  how long a tablet stays hot before it is\n"
+"                          split, at least 1000 (default 10000)\n"
 "  --max-split-keys N      most split keys one CreateTable may give\n"
 "                          (default 1000; more is INVALID_ARGUMENT)\n"
 "  --max-opens N           OpenTablet calls of new or reassigned tablets\n"
 "                          outstanding per server at once; the rest wait\n"
 "                          their turn (default 32; moves and merges never\n"
 "                          wait for them)\n"
+"  --heat-bucket-ms N      width of a bucket of the per-tablet load history\n"
+"                          (`mica hot`, /api/heatmap; default 60000)\n"
+"  --heat-buckets N        buckets kept (default 60: one hour)\n"
+"  --heat-max-tablets N    tablets recorded per bucket (default 10000)\n"
 "  --tick-ms N             action loop period (default 100)\n"
 "  --threads N             RPC polling threads (default 2)\n"
 "  --zk HOST:PORT[,...][/chroot]  run as one of several candidates elected\n"
@@ -193,7 +206,9 @@ enum {
   F_MERGE_BYTES, F_MERGE_RATE, F_MERGE_AGE, F_TICK, F_THREADS,
   F_HTTP_LISTEN, F_HTTP_ADDRESS_FILE, F_CLUSTER_NAME, F_ZK, F_ZK_SESSION,
   F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
-  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_HELP
+  F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_LOAD_SPLIT, F_LOAD_OPS,
+  F_LOAD_BYTES, F_LOAD_WINDOW, F_HEAT_BUCKET, F_HEAT_BUCKETS, F_HEAT_MAX,
+  F_HELP
 };
 
 static const struct option longopts[] = {
@@ -228,6 +243,13 @@ static const struct option longopts[] = {
     {"tls-ca", required_argument, NULL, F_TLS_CA},
     {"insecure", no_argument, NULL, F_INSECURE},
     {"tls-client-certs", required_argument, NULL, F_TLS_CLIENT_CERTS},
+    {"load-split", required_argument, NULL, F_LOAD_SPLIT},
+    {"load-split-ops", required_argument, NULL, F_LOAD_OPS},
+    {"load-split-bytes", required_argument, NULL, F_LOAD_BYTES},
+    {"load-split-window-ms", required_argument, NULL, F_LOAD_WINDOW},
+    {"heat-bucket-ms", required_argument, NULL, F_HEAT_BUCKET},
+    {"heat-buckets", required_argument, NULL, F_HEAT_BUCKETS},
+    {"heat-max-tablets", required_argument, NULL, F_HEAT_MAX},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -486,6 +508,24 @@ int main(int argc, char **argv) {
         if (!rpc_tls_client_certs_parse(optarg, &o.tls))
           return bad_flag(name, optarg);
         break;
+      case F_LOAD_SPLIT:
+        if (!parse_switch(optarg, &o.load_split))
+          return bad_flag(name, optarg);
+        break;
+      case F_LOAD_OPS:
+        if (!parse_double(optarg, &d) || d <= 0 || d > 1e12)
+          return bad_flag(name, optarg);
+        o.load_split_ops = d;
+        break;
+      case F_LOAD_BYTES:
+        if (!parse_size(optarg, &v) || v == 0) return bad_flag(name, optarg);
+        o.load_split_bytes = v;
+        break;
+      case F_LOAD_WINDOW:
+        if (!parse_u64(optarg, &v) || v < 1000 || v > 3600000)
+          return bad_flag(name, optarg);
+        o.load_split_window_ms = v;
+        break;
       case F_TOKENS:
         if (optarg[0] == '\0') return bad_flag(name, optarg);
         o.tokens_file = optarg;
@@ -494,6 +534,21 @@ int main(int argc, char **argv) {
         if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
           return bad_flag(name, optarg);
         zk_session_ms = (int)v;
+        break;
+      case F_HEAT_BUCKET:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 3600000)
+          return bad_flag(name, optarg);
+        o.core.heat_bucket_us = v * 1000;
+        break;
+      case F_HEAT_BUCKETS:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 10000)
+          return bad_flag(name, optarg);
+        o.core.heat_buckets = (size_t)v;
+        break;
+      case F_HEAT_MAX:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 1000000)
+          return bad_flag(name, optarg);
+        o.core.heat_max_tablets = (size_t)v;
         break;
       case F_HELP: usage(stdout); return 0;
       default:

@@ -158,6 +158,54 @@ static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
   return r;
 }
 
+/* The load-split settings every registration and heartbeat reply carries. */
+static rpc_load_split_config *load_split_msg(arena *a, const msrv *s) {
+  rpc_load_split_config *c = a_new(a, sizeof(*c));
+  memset(c, 0, sizeof *c);
+  c->enabled = s->opt.load_split;
+  c->ops_per_sec = s->opt.load_split_ops;
+  c->bytes_per_sec = s->opt.load_split_bytes;
+  c->window_ms = s->opt.load_split_window_ms;
+  return c;
+}
+
+/* The loads of a heartbeat's reports (an absent one is zero: no load
+ * reported, no hot keys). Caller frees with loads_free. */
+static ms_load_report *loads_of(const rpc_tablet_report *reps, size_t n) {
+  ms_load_report *r = xcalloc(n + 1, sizeof(*r));
+  for (size_t i = 0; i < n; i++) {
+    const rpc_tablet_report *v = &reps[i];
+    if (v->tablet) {
+      r[i].ref.tablet_id = v->tablet->tablet_id;
+      r[i].ref.range_epoch = v->tablet->range_epoch;
+      r[i].ref.assign_epoch = v->tablet->assign_epoch;
+    }
+    const rpc_tablet_load *l = v->load;
+    if (l == NULL) continue;
+    r[i].load.ops_per_sec = l->ops_per_sec;
+    r[i].load.bytes_per_sec = l->bytes_per_sec;
+    r[i].load.hot = l->hot;
+    size_t k = l->n_hot_keys < 16 ? l->n_hot_keys : 16;
+    r[i].load.keys = xcalloc(k + 1, sizeof(*r[i].load.keys));
+    for (size_t j = 0; j < k; j++) {
+      ms_hot_key *h = &r[i].load.keys[r[i].load.n_keys];
+      if (l->hot_keys[j].key.len == 0 ||
+          l->hot_keys[j].key.len > MICA_MAX_KEY)
+        continue;
+      buf_append_slice(&h->key, l->hot_keys[j].key);
+      h->ops_per_sec = l->hot_keys[j].ops_per_sec;
+      snprintf(h->kind, sizeof h->kind, "%s", l->hot_keys[j].kind);
+      r[i].load.n_keys++;
+    }
+  }
+  return r;
+}
+
+static void loads_free(ms_load_report *r, size_t n) {
+  for (size_t i = 0; i < n; i++) ms_load_clear(&r[i].load);
+  free(r);
+}
+
 /* ---- tables and routing ---- */
 
 static void h_create_table(rpc_call *call, const void *req,
@@ -652,6 +700,7 @@ static void h_register(rpc_call *call, const void *req,
     resp.split_threshold_bytes = s->opt.split_threshold_bytes;
     resp.master_epoch = s->opt.master_epoch;
     resp.access = &s->access_wire;
+    resp.load_split = load_split_msg(a, s);
     LOG_I("server %" PRIu64 " registered at %s reporting %zu tablets (%zu "
           "to close)", rp.server_id, r->address, r->n_tablets, rp.n_close);
   } else {
@@ -683,6 +732,9 @@ static void h_heartbeat(rpc_call *call, const void *req,
   if (err == NULL) {
     msrv_set_caps(s, r->server_id, r->can_merge);
     ms_server_disk(s->core, r->server_id, r->disk_below_reserve);
+    ms_load_report *lr = loads_of(r->tablets, r->n_tablets);
+    ms_note_load(s->core, r->server_id, lr, r->n_tablets, msrv_now(s));
+    loads_free(lr, r->n_tablets);
     resp.lease_ms = rp.lease_ms;
     resp.master_epoch = s->opt.master_epoch;
     resp.close_tablets = close_list(a, &rp);
@@ -696,6 +748,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
     }
     resp.n_merged = rp.n_merged;
     resp.access = &s->access_wire;
+    resp.load_split = load_split_msg(a, s);
   }
   msrv_access_lock(s);
   rpc_call_reply(call, &resp);
@@ -729,8 +782,12 @@ static void h_report_split(rpc_call *call, const void *req,
     resp.left = route_msg(a, &l.v[0]);
     resp.right = route_msg(a, &l.v[1]);
     LOG_I("tablet %" PRIu64 " split into %" PRIu64 " and %" PRIu64
-          " (proposed by server %" PRIu64 ")", parent.tablet_id,
-          l.v[0].tablet_id, l.v[1].tablet_id, r->server_id);
+          " (proposed by server %" PRIu64 "%s)", parent.tablet_id,
+          l.v[0].tablet_id, l.v[1].tablet_id, r->server_id,
+          r->for_load ? ", for load" : "");
+    if (r->for_load)
+      ms_note_load_split(s->core, l.v[0].tablet_id, l.v[1].tablet_id,
+                         msrv_now(s));
   } else if (err != NULL) {
     LOG_I("split of tablet %" PRIu64 " proposed by server %" PRIu64
           " refused: %s", parent.tablet_id, r->server_id, err_msg(err));
@@ -752,6 +809,10 @@ void msrv_options_init(msrv_options *o) {
   o->open_timeout_ms = 30 * 1000;
   o->close_timeout_ms = 30 * 1000;
   o->wait_timeout_ms = 60 * 1000;
+  o->load_split = true;
+  o->load_split_ops = 3000;
+  o->load_split_bytes = 30ull << 20;
+  o->load_split_window_ms = 10 * 1000;
 }
 
 /* ---- admin actions: recorded with who asked (docs/security.md) ---- */

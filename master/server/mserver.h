@@ -45,6 +45,14 @@ typedef struct msrv_options {
   /* Split threshold told to servers at registration; 0 = each server keeps
    * its own --split-threshold. */
   uint64_t split_threshold_bytes;
+  /* Load-based split told to servers in every registration and heartbeat
+   * reply (docs/hotspots.md): on (default), and the thresholds a tablet
+   * must stay above, one or the other, for the window (3000 ops/s,
+   * 30 MiB/s, 10 s). */
+  bool load_split;
+  double load_split_ops;
+  uint64_t load_split_bytes;
+  uint64_t load_split_window_ms;
   /* Runtime switches applied (and logged) at start; NULL keeps what the
    * log says (both on in a fresh directory). */
   const bool *balancer;

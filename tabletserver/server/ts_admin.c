@@ -92,6 +92,7 @@ static ts_tab *tab_new(const rpc_route *d, const char *abs, const char *rel,
   tt->dir = xstrdup(abs);
   tt->rel_dir = xstrdup(rel);
   tt->t = t;
+  tt->load = ts_load_tab_new();
   return tt;
 }
 
@@ -512,8 +513,8 @@ static void standalone_ids(ts_server *s, uint64_t *l, uint64_t *r) {
 }
 
 mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
-                          uint64_t assign_epoch, slice key, rpc_route *left,
-                          rpc_route *right) {
+                          uint64_t assign_epoch, slice key, bool for_load,
+                          rpc_route *left, rpc_route *right) {
   pthread_mutex_lock(&s->admin_mu);
   rpc_tablet_ref ref = {0};
   ref.tablet_id = id;
@@ -547,7 +548,7 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
   memset(&l, 0, sizeof(l));
   memset(&r, 0, sizeof(r));
   if (e == NULL && s->master_ch != NULL) {
-    e = ts_master_report_split(s, &tt->d, key, &l, &r);
+    e = ts_master_report_split(s, &tt->d, key, for_load, &l, &r);
   } else if (e == NULL) {
     uint64_t lid, rid;
     standalone_ids(s, &lid, &rid);
@@ -655,7 +656,7 @@ static void h_split(rpc_call *call, const void *request,
   }
   if (e == NULL)
     e = ts_split_tablet(s, req->tablet->tablet_id, req->tablet->range_epoch,
-                        req->tablet->assign_epoch, req->split_key,
+                        req->tablet->assign_epoch, req->split_key, false,
                         &l, &r);
   if (e == NULL) {
     ts_routebuf_add(s, &rb, &l, true);

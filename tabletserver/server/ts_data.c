@@ -84,6 +84,7 @@ static void h_get(rpc_call *call, const void *request, void *ctx) {
     }
     atomic_fetch_add(&tt->reads, 1);
     atomic_fetch_add(&tt->read_bytes, key.len + val.len);
+    ts_load_note(s, tt, TS_LOAD_READ, key);
   }
   ts_release(s, tt);
   if (e == NULL) e = ts_lease_check_since(s, gen);
@@ -149,6 +150,7 @@ static void mg_read_part(ts_server *s, const rpc_multi_get_part *p,
       }
       *bytes += key.len + out->vals[i].len;
       atomic_fetch_add(&tt->read_bytes, key.len + out->vals[i].len);
+      ts_load_note(s, tt, TS_LOAD_READ, key);
     }
     tab_snapshot_free(snap);
     atomic_fetch_add(&tt->reads, out->n);
@@ -261,6 +263,8 @@ static mica_err *apply(ts_server *s, const rpc_tablet_ref *ref,
       *seq = wbatch_seq(b) + wbatch_count(b) - 1;
       atomic_fetch_add(&tt->writes, wbatch_count(b));
       atomic_fetch_add(&tt->write_bytes, kv_bytes);
+      for (size_t i = 0; i < nkeys; i++)
+        ts_load_note(s, tt, TS_LOAD_WRITE, keys[i]);
     }
   }
   ts_release(s, tt);
@@ -637,6 +641,8 @@ static void h_scan(rpc_call *call, const void *request,
     o.reverse = req->reverse;
     e = tab_scan(sc->tt->t, &o, &sc->it);
     atomic_fetch_add(&sc->tt->scans, 1);
+    ts_load_note(s, sc->tt, TS_LOAD_SCAN,
+                 req->start_key.len > 0 ? req->start_key : req->prefix);
   }
   if (e == NULL) {
     /* On the list before the first chunk can park; a tablet that left

@@ -14,7 +14,9 @@
  *   ts_server.c (life cycle) -> ts_maint.c -> ts_admin.c -> ts_master.c
  *   ts_server.c -> ts_data.c
  * and every file -> ts_registry.c (this header: the shared state, the
- * registry, the lease, the status helpers). Each module's own header
+ * registry, the lease, the status helpers). ts_load.c (request sampling
+ * and load-split verdicts, ts_load.h) is called by ts_data.c, ts_maint.c,
+ * ts_master.c and ts_admin.c and calls only ts_registry.c. Each module's own header
  * (ts_maint.h, ts_admin.h, ts_master.h, ts_data.h) declares what the files
  * before it may use.
  *
@@ -35,6 +37,7 @@
 #include "tabletserver/resources.h"
 #include "tabletserver/server/ts.h"
 #include "tabletserver/server/ts_http.h"
+#include "tabletserver/server/ts_load.h"
 #include "tabletserver/tablet.h"
 
 /* Protocol limits (key, value, batch, MultiGet, scan chunks) are in
@@ -71,6 +74,7 @@ typedef struct ts_tab {
   /* Recent rates; guarded by ts_server.mu. */
   uint64_t rate_reads, rate_writes, rate_at_us;
   double read_rate, write_rate;
+  ts_load_tab *load; /* request sampler (ts_load.h); owned */
   /* Out of service and counted in the server totals through obs.retired
    * with figures `retired` (ts_http.h). Guarded by ts_server.mu. */
   bool is_retired;
@@ -135,6 +139,8 @@ struct ts_server {
   /* Split threshold in force: the master's (RegisterServerResponse.
    * split_threshold_bytes) once it gave one, else cfg.split_threshold. */
   atomic_uint_fast64_t split_threshold;
+  /* Load-based split as the master set it (ts_load.h); off until told. */
+  ts_load_conf load;
   /* The highest master epoch seen in a master's command or answer; older
    * ones are refused (ts_master_fence). Lives as long as the process. */
   atomic_uint_fast64_t master_epoch;

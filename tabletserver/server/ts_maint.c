@@ -4,10 +4,13 @@
  * master no longer assigns here, ts_request_drop) are closed at once; once
  * a second it refreshes the per-tablet read/write rates and splits tablets
  * that passed the split threshold (one at a time; a failed attempt is
- * retried after a back-off). A split goes through ts_split_tablet, which
- * proposes it to the master with ReportSplit when there is one. */
+ * retried after a back-off), and, when no tablet is due for a size split,
+ * accounts the sampled load and splits a tablet that stayed hot
+ * (ts_load.h). A split goes through ts_split_tablet, which proposes it to
+ * the master with ReportSplit when there is one. */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "tabletserver/server/ts_admin.h"
@@ -65,6 +68,27 @@ static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
   return found;
 }
 
+/* Accounts a second of sampled load (ts_load.h) and proposes the load
+ * split of a tablet that stayed hot, if one asks for it. */
+static void load_split(ts_server *s) {
+  ts_load_split p;
+  memset(&p, 0, sizeof(p));
+  if (!ts_load_tick(s, &p)) return;
+  mica_err *e = ts_lease_check(s);
+  if (e == NULL) {
+    LOG_I("tablet %" PRIu64 " stayed above the load-split threshold "
+          "(%.0f ops/s); splitting it where %.0f%% of its sampled load "
+          "falls below the key",
+          p.tablet_id, p.ops_per_sec, p.left_share * 100);
+    e = ts_split_tablet(s, p.tablet_id, p.range_epoch, p.assign_epoch,
+                        buf_slice(&p.key), true, NULL, NULL);
+    if (e != NULL)
+      LOG_W("load split of tablet %" PRIu64 ": %s", p.tablet_id, err_msg(e));
+  }
+  err_free(e);
+  buf_free(&p.key);
+}
+
 static void *maint_main(void *arg) {
   ts_server *s = arg;
   /* Drops are due at once; rates and split checks once a second. */
@@ -73,14 +97,16 @@ static void *maint_main(void *arg) {
     if (tick % 10 != 0) continue;
     update_rates(s);
     uint64_t id = 0, re = 0, ae = 0;
-    if (pick_split(s, &id, &re, &ae)) {
+    if (!pick_split(s, &id, &re, &ae)) {
+      load_split(s);
+    } else {
       mica_err *le = ts_lease_check(s);
       if (le == NULL) {
         LOG_I("tablet %" PRIu64 " passed the split threshold of %" PRIu64
               " bytes; splitting",
               id, (uint64_t)atomic_load(&s->split_threshold));
-        mica_err *e = ts_split_tablet(s, id, re, ae, slice_make(NULL, 0), NULL,
-                                      NULL);
+        mica_err *e = ts_split_tablet(s, id, re, ae, slice_make(NULL, 0),
+                                      false, NULL, NULL);
         if (e != NULL)
           LOG_W("automatic split of tablet %" PRIu64 ": %s", id, err_msg(e));
         err_free(e);

@@ -119,6 +119,7 @@ typedef struct reports {
   rpc_tablet_report *v;
   rpc_tablet_ref *refs;
   rpc_tablet_stats *stats;
+  rpc_tablet_load *loads; /* hot keys allocated (ts_load_report) */
   size_t n;
 } reports;
 
@@ -136,6 +137,7 @@ static void collect_reports(ts_server *s, reports *r) {
   r->v = xcalloc(n ? n : 1, sizeof(*r->v));
   r->refs = xcalloc(n ? n : 1, sizeof(*r->refs));
   r->stats = xcalloc(n ? n : 1, sizeof(*r->stats));
+  r->loads = xcalloc(n ? n : 1, sizeof(*r->loads));
   for (size_t i = 0; i < n; i++) {
     memset(&r->v[i], 0, sizeof r->v[i]);
     memset(&r->refs[i], 0, sizeof r->refs[i]);
@@ -145,12 +147,15 @@ static void collect_reports(ts_server *s, reports *r) {
     ts_tab_stats(s, held[i], &r->stats[i]);
     r->v[i].tablet = &r->refs[i];
     r->v[i].stats = &r->stats[i];
+    if (ts_load_report(s, held[i], &r->loads[i])) r->v[i].load = &r->loads[i];
     ts_release(s, held[i]);
   }
   free(held);
 }
 
 static void free_reports(reports *r) {
+  for (size_t i = 0; i < r->n; i++) ts_load_report_clear(&r->loads[i]);
+  free(r->loads);
   free(r->v);
   free(r->refs);
   free(r->stats);
@@ -238,6 +243,7 @@ static bool do_register(ts_server *s) {
         LOG_I("split threshold set by the master: %" PRIu64 " bytes",
               resp->split_threshold_bytes);
       learn_access(s, resp->access);
+      ts_load_configure(s, resp->load_split);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       renew_lease(s, sent, resp->lease_ms);
       ok = true;
@@ -317,6 +323,7 @@ static bool do_heartbeat(ts_server *s) {
       mzk_locator_failed(s->master_ch->loc, addr, e);
     if (e == NULL) {
       learn_access(s, resp->access);
+      ts_load_configure(s, resp->load_split);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
       renew_lease(s, sent, resp->lease_ms);
@@ -357,7 +364,8 @@ static void *master_main(void *arg) {
 }
 
 mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
-                                 slice key, rpc_route *left, rpc_route *right) {
+                                 slice key, bool for_load, rpc_route *left,
+                                 rpc_route *right) {
   rpc_report_split_request req = {0};
   rpc_tablet_ref ref = {0};
   ref.tablet_id = parent->tablet_id;
@@ -366,6 +374,7 @@ mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
   req.server_id = atomic_load(&s->server_id);
   req.parent = &ref;
   req.split_key = key;
+  req.for_load = for_load;
   void *m = NULL;
   char addr[MZK_ADDR_MAX];
   mica_err *e = master_call(s, &rpc_m_master_report_split, &req, 30000, &m,

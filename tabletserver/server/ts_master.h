@@ -26,10 +26,12 @@ void ts_master_stop(ts_server *s);
  * standalone server. Thread-safe. */
 mica_err *ts_master_fence(ts_server *s, uint64_t epoch, const char *what);
 
-/* ReportSplit of `parent` at `key` to the master; on success `left` and
- * `right` (caller clears them with rpc_route_clear) are the daughters the
- * master committed. */
+/* ReportSplit of `parent` at `key` to the master (`for_load`: a
+ * load-based split, ts_load.h); on success `left` and `right` (caller
+ * clears them with rpc_route_clear) are the daughters the master
+ * committed. */
 mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
-                                 slice key, rpc_route *left, rpc_route *right);
+                                 slice key, bool for_load, rpc_route *left,
+                                 rpc_route *right);
 
 #endif

@@ -26,6 +26,7 @@ void ts_tab_free(ts_tab *tt) {
   rpc_route_clear(&tt->d);
   free(tt->dir);
   free(tt->rel_dir);
+  ts_load_tab_free(tt->load);
   free(tt);
 }
 

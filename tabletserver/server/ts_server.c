@@ -96,6 +96,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   atomic_init(&s->heartbeat_ms, c->heartbeat_ms);
   atomic_init(&s->split_threshold, c->split_threshold);
   atomic_init(&s->master_epoch, 0);
+  atomic_init(&s->load.on, false);
 
   s->tablets_dir = layout_tablets_dir(s->cfg.data_dir);
   mica_err *e = env_mkdirs(s->e, s->tablets_dir);

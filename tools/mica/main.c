@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/slice.h"
 #include "mica/mica.h"
+#include "tools/mica/cmd_hot.h"
 #include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
@@ -75,6 +76,7 @@ static void main_usage(FILE *f) {
           "  move TABLET SERVER\n"
           "  balance [--dry-run]\n"
           "  status [--json] [--http HOST:PORT]   cluster summary from the JSON API\n"
+          "  hot [TABLE] [--limit N] [--format text|tsv|json] [--http HOST:PORT]\n"
           "  help [COMMAND]\n"
           "\n"
           "Options:\n"
@@ -879,6 +881,32 @@ static bool status_flag(int opt, const char *arg, void *ctx) {
   return false;
 }
 
+/* The master's HTTP address, asked of the master (GetInfo) unless *http is
+ * set already; *info (caller frees with mica_free) holds the string. -1 to
+ * go on, else the exit status after one line on stderr. */
+static int master_http(mica_client *c, const char *what, const char **http,
+                       mica_master_info **info) {
+  *info = NULL;
+  if (*http != NULL) return -1;
+  int code = mica_get_master_info(c, info);
+  if (code != MICA_OK) {
+    fprintf(stderr, "%s: %s: cannot reach the master at %s: %s (%s)\n", prog, what,
+            mica_master_address(c), mica_errmsg(), mica_code_name(code));
+    return EXIT_FAIL;
+  }
+  const char *h = (*info)->http_address;
+  if (h[0] == '\0' || strlen(h) > 255 || !mstatus_valid_address(h)) {
+    fprintf(stderr, "%s: %s: the master at %s reports %s HTTP address%s%s; "
+            "give one with --http HOST:PORT\n", prog, what, mica_master_address(c),
+            h[0] ? "an unusable" : "no", h[0] ? " " : "", h);
+    mica_free(*info);
+    *info = NULL;
+    return EXIT_FAIL;
+  }
+  *http = h;
+  return -1;
+}
+
 static int cmd_status(mica_client *c, int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
                                        {"json", no_argument, NULL, OPT_JSON},
@@ -890,27 +918,72 @@ static int cmd_status(mica_client *c, int argc, char **argv) {
   if (rc < 0) rc = positionals(cmd, argc, 0, 0);
   if (rc >= 0) return rc;
   mica_master_info *info = NULL;
-  if (a.http == NULL) {
-    int code = mica_get_master_info(c, &info);
-    if (code != MICA_OK) {
-      fprintf(stderr, "%s: status: cannot reach the master at %s: %s (%s)\n", prog,
-              mica_master_address(c), mica_errmsg(), mica_code_name(code));
-      return EXIT_FAIL;
-    }
-    if (info->http_address[0] == '\0' || strlen(info->http_address) > 255 ||
-        !mstatus_valid_address(info->http_address)) {
-      fprintf(stderr, "%s: status: the master at %s reports %s HTTP address%s%s; "
-              "give one with --http HOST:PORT\n", prog, mica_master_address(c),
-              info->http_address[0] ? "an unusable" : "no",
-              info->http_address[0] ? " " : "", info->http_address);
-      mica_free(info);
-      return EXIT_FAIL;
-    }
-    a.http = info->http_address;
-  }
+  rc = master_http(c, "status", &a.http, &info);
+  if (rc >= 0) return rc;
   mstatus_opts o = {a.http, a.json, g_deadline_ms, g_token};
   o.ca = g_ca;
   rc = mstatus_run(&o, stdout, stderr);
+  mica_free(info);
+  return rc;
+}
+
+/* ---- hot ---- */
+
+static bool hot_flag(int opt, const char *arg, void *ctx) {
+  mhot_opts *o = ctx;
+  uint64_t v;
+  enum fmt f;
+  switch (opt) {
+    case OPT_LIMIT:
+      if (!parse_u64(arg, &v) || v == 0 || v > 1000) return false;
+      o->limit = (unsigned)v;
+      return true;
+    case OPT_FORMAT:
+      if (!parse_format(arg, &f)) return false;
+      o->format = f == FMT_JSON ? MHOT_JSON : f == FMT_TSV ? MHOT_TSV : MHOT_TEXT;
+      return true;
+    case OPT_HTTP:
+      if (!mstatus_valid_address(arg) || strlen(arg) > 255) return false;
+      o->http = arg;
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* A table name as the master accepts one ([A-Za-z0-9_.-]{1,128}): it goes
+ * into a URL as it is. */
+static bool table_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+      return false;
+  return true;
+}
+
+static int cmd_hot(mica_client *c, int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
+                                       {"limit", required_argument, NULL, OPT_LIMIT},
+                                       {"format", required_argument, NULL, OPT_FORMAT},
+                                       {"http", required_argument, NULL, OPT_HTTP},
+                                       {NULL, 0, NULL, 0}};
+  const command *cmd = find_command("hot");
+  mhot_opts o = {NULL, NULL, 20, MHOT_TEXT, g_deadline_ms, g_token, g_ca};
+  int rc = parse_flags(cmd, argc, argv, opts, hot_flag, &o);
+  if (rc < 0) rc = positionals(cmd, argc, 0, 1);
+  if (rc >= 0) return rc;
+  if (optind < argc) {
+    if (!table_name_ok(argv[optind]))
+      return usage_error(cmd, "bad table name '%s' (1 to 128 of A-Z a-z 0-9 _ . -)",
+                         argv[optind]);
+    o.table = argv[optind];
+  }
+  mica_master_info *info = NULL;
+  rc = master_http(c, "hot", &o.http, &info);
+  if (rc >= 0) return rc;
+  rc = mhot_run(&o, stdout, stderr);
   mica_free(info);
   return rc;
 }
@@ -977,6 +1050,17 @@ static const command commands[] = {
      "when either cannot be read.\n"
      "\nExample:\n  mica --master 127.0.0.1:7000 status\n"
      "  mica status --http 127.0.0.1:7080 --json | python3 -m json.tool\n"},
+    {"hot", cmd_hot, "[TABLE] [--limit N] [--format text|tsv|json] [--http HOST:PORT]",
+     "Lists the hottest tablets (of TABLE, or of every table), busiest first, with\n"
+     "their recent rates (weighted over about 10 s): operations (reads + writes +\n"
+     "scans), reads, writes and scans per second and the key+value bytes read and\n"
+     "written per second; then the hot keys the tablet servers reported, if any.\n"
+     "At most --limit tablets (default 20, up to 1000). Keys are escaped as\n"
+     "everywhere (-inf/+inf for the ends of the key space); tsv leaves out the\n"
+     "header and the hot keys; json is the master's /api/hot answer as it came\n"
+     "(docs/http-api.md). It reads the master's JSON API, whose address it asks\n"
+     "the master for, unless --http names it.\n"
+     "\nExample:\n  mica hot users --limit 5\n"},
     {"help", cmd_help, "[COMMAND]", "Shows the usage of mica or of COMMAND.\n"
                                     "\nExample:\n  mica help scan\n"},
 };

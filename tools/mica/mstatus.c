@@ -38,10 +38,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
   return len;
 }
 
-/* GETs `url` into `out`; false with the reason in `why` unless the answer
- * is a complete 200. */
-static bool http_get(const char *url, int64_t timeout_ms, const char *token,
-                     const char *ca, buf *out, char *why, size_t why_len) {
+bool mstatus_http_get(const char *url, int64_t timeout_ms, const char *token,
+                      const char *ca, buf *out, char *why, size_t why_len) {
   CURL *h = curl_easy_init();
   if (h == NULL) {
     snprintf(why, why_len, "libcurl cannot start a request");
@@ -77,8 +75,9 @@ static bool http_get(const char *url, int64_t timeout_ms, const char *token,
     snprintf(why, why_len, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
   } else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK ||
              code != 200) {
-    if ((code == 401 || code == 403) && b.data.len > 0)
-      /* The master's refusal names the missing role (--token). */
+    if ((code == 401 || code == 403 || code == 404) && b.data.len > 0)
+      /* The master's refusal names the missing role (--token), its 404
+       * what is missing. */
       snprintf(why, why_len, "HTTP status %ld: %.*s", code,
                (int)(b.data.len > 300 ? 300 : b.data.len - 1),
                (const char *)b.data.data);
@@ -484,7 +483,7 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
     snprintf(url[i], sizeof url[i], "%s://%s/api/%s",
              o->ca ? "https" : "http", http, ep_name[i]);
     char why[CURL_ERROR_SIZE + 64];
-    if (!http_get(url[i], o->timeout_ms, o->token, o->ca, &text[i], why,
+    if (!mstatus_http_get(url[i], o->timeout_ms, o->token, o->ca, &text[i], why,
                   sizeof why)) {
       fprintf(err, "mica: status: cannot read %s: %s\n", url[i], why);
       rc = 1;

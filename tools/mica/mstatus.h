@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/slice.h"
+
 /* The largest answer accepted from one endpoint. */
 #define MSTATUS_MAX_BODY ((size_t)32 << 20)
 
@@ -33,6 +35,15 @@ typedef struct mstatus_opts {
 /* True when `addr` looks like "host:port" or "[v6]:port" with a port in
  * 1..65535 and nothing that would change the meaning of a URL. */
 bool mstatus_valid_address(const char *addr);
+
+/* GETs `url` (at most MSTATUS_MAX_BODY bytes, within `timeout_ms`, with
+ * `token` as a bearer token unless NULL, trusting the CA bundle `ca`
+ * for https URLs unless NULL) into `out` (caller frees with
+ * buf_free). False with the reason in `why` unless the answer is a
+ * complete 200; the reason quotes the body of a 401, 403 or 404. Needs
+ * curl_global_init. */
+bool mstatus_http_get(const char *url, int64_t timeout_ms, const char *token,
+                      const char *ca, buf *out, char *why, size_t why_len);
 
 /* Fetches the three endpoints and writes the summary or the JSON to `out`.
  * Returns 0; or 1 after writing one line to `err` that names the URL and

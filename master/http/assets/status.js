@@ -394,6 +394,191 @@ function renderStandbyHeader(c) {
   document.getElementById('warnings').replaceChildren();
 }
 
+// ---- Heat: the hot list and the Key Visualizer-style heat map ----
+//
+// /api/hot ranks the current tablets by recent ops/s; /api/heatmap gives one
+// table's load history: columns are time buckets (oldest left), rows the key
+// space (first key at the top), each cell a tablet as it was in that bucket,
+// coloured by its ops/s on a log scale against the busiest cell shown. The
+// key axis is cut at every tablet boundary seen in the window, so a split
+// shows as one tall cell becoming two; with more boundaries than
+// MAX_HEAT_ROWS, neighbouring ranges share a row. Keys and names reach the
+// DOM only as text and title values.
+
+const MAX_HOT = 10;
+const MAX_HEAT_ROWS = 160;
+const MAX_HEAT_CELLS = 20000;
+let heatTable = null;  // the table chosen in the selector; null = hottest
+// The map's answer can be large (buckets x tablets cells), so it is fetched
+// again only when its table changes or about a bucket has passed (at most
+// every HEAT_REFRESH_MS), not on every refresh of the page.
+const HEAT_REFRESH_MS = 15000;
+let heatShown = {table: null, at: 0, bucketMs: 0};
+
+// Bytes of a key from its base64 form, as a string of char codes 0..255 so
+// that < compares keys bytewise.
+function keyBytes(k) { return atob(k.b64); }
+
+function heatColor(ops, max) {
+  if (!(ops > 0) || !(max > 0)) return '#1b2030';
+  const t = Math.min(1, Math.log1p(ops) / Math.log1p(max));
+  return 'hsl(' + Math.round(230 - 230 * t) + ', 85%, ' +
+         Math.round(22 + 36 * t) + '%)';
+}
+
+function fmtBytesRate(r) { return fmtBytes(Math.round(r)) + '/s'; }
+
+function renderHot(hot) {
+  const tb = document.querySelector('#hot tbody');
+  tb.replaceChildren();
+  for (const t of hot.tablets) {
+    const tr = el('tr');
+    const sk = td(shortKey(t.start.text, false), 'key');
+    sk.title = t.start.text;
+    const ek = td(shortKey(t.end.text, true), 'key');
+    ek.title = t.end.text;
+    tr.append(td(t.table), td(t.id, 'num'), sk, ek,
+              td(t.server_id + ' ' + t.server_address),
+              td(fmtRate(t.ops_per_sec), 'num'), td(fmtRate(t.reads_per_sec), 'num'),
+              td(fmtRate(t.writes_per_sec), 'num'), td(fmtRate(t.scans_per_sec), 'num'),
+              td(fmtBytesRate(t.read_bytes_per_sec), 'num'),
+              td(fmtBytesRate(t.write_bytes_per_sec), 'num'));
+    tb.append(tr);
+  }
+  document.getElementById('hot').hidden = hot.tablets.length === 0;
+  document.getElementById('no-hot').hidden = hot.tablets.length !== 0;
+  const kb = document.querySelector('#hot-keys tbody');
+  kb.replaceChildren();
+  for (const k of hot.keys) {
+    const tr = el('tr');
+    const kc = td(shortKey(k.key.text, false), 'key');
+    kc.title = k.key.text;
+    tr.append(td(k.table), td(k.tablet_id, 'num'), kc, td(k.kind),
+              td(fmtRate(k.ops_per_sec), 'num'));
+    kb.append(tr);
+  }
+  document.getElementById('hot-keys').hidden = hot.keys.length === 0;
+}
+
+function heatCellTitle(t, b, c, bucketMs, servers) {
+  const s = servers.get(c[1]);
+  return ['tablet ' + t.id + (t.current ? '' : ' (since split or merged)'),
+          'start: ' + shortKey(t.start.text, false),
+          'end:   ' + shortKey(t.end.text, true),
+          'time:  ' + fmtTime(b.start_ms) + ' + ' + fmtAge(bucketMs),
+          'ops/s ' + fmtRate(c[2]) + ' (reads ' + fmtRate(c[3]) + ', writes ' +
+              fmtRate(c[4]) + ', scans ' + fmtRate(c[5]) + ')',
+          'read ' + fmtBytesRate(c[6]) + ', written ' + fmtBytesRate(c[7]),
+          'server: ' + c[1] + (s ? ' ' + s.address : '')].join('\n');
+}
+
+function renderHeatmap(hm, servers) {
+  const box = document.getElementById('heatmap');
+  const note = document.getElementById('heat-note');
+  box.replaceChildren();
+  let first = hm.buckets.findIndex(b => b.cells.length > 0);
+  const cells = hm.buckets.reduce((a, b) => a + b.cells.length, 0);
+  if (first < 0) {
+    note.textContent = 'No load reported for ' + hm.table + ' in the last ' +
+                       fmtAge(hm.bucket_ms * hm.max_buckets) + '.';
+    return;
+  }
+  if (cells > MAX_HEAT_CELLS) {
+    note.textContent = cells + ' cells are too many to draw here; ' +
+                       '/api/heatmap?table=' + hm.table + ' has them all.';
+    return;
+  }
+  const buckets = hm.buckets.slice(first);
+  // The key axis: every boundary of every tablet in the window, in byte
+  // order; row i runs from bounds[i] to bounds[i+1] (the last to the end).
+  const set = new Map();
+  for (const t of hm.tablets) {
+    set.set(keyBytes(t.start), t.start);
+    if (t.end.b64 !== '') set.set(keyBytes(t.end), t.end);
+  }
+  const bounds = [...set.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const index = new Map(bounds.map((k, i) => [k, i]));
+  const rows = Math.min(bounds.length, MAX_HEAT_ROWS);
+  const rowOf = i => Math.floor(i * rows / bounds.length);
+  let max = 0;
+  for (const b of buckets) for (const c of b.cells) max = Math.max(max, c[2]);
+  const w = 100 / buckets.length;
+  buckets.forEach((b, col) => {
+    // Hottest last, so that it is on top where rows are shared.
+    const list = b.cells.slice().sort((x, y) => x[2] - y[2]);
+    for (const c of list) {
+      const t = hm.tablets[c[0]];
+      const r0 = rowOf(index.get(keyBytes(t.start)));
+      const endIdx = t.end.b64 === '' ? bounds.length : index.get(keyBytes(t.end));
+      const r1 = Math.max(r0, rowOf(endIdx - 1));
+      const d = el('div', 'hm-cell');
+      d.style.left = (col * w) + '%';
+      d.style.width = w + '%';
+      d.style.top = (r0 * 100 / rows) + '%';
+      d.style.height = ((r1 - r0 + 1) * 100 / rows) + '%';
+      d.style.backgroundColor = heatColor(c[2], max);
+      d.title = heatCellTitle(t, b, c, hm.bucket_ms, servers);
+      box.append(d);
+    }
+  });
+  const last = buckets[buckets.length - 1];
+  note.textContent = buckets.length + ' buckets of ' + fmtAge(hm.bucket_ms) +
+      ' from ' + fmtClock(buckets[0].start_ms) + ' to ' +
+      fmtClock(last.start_ms + last.secs * 1000) + ' (left to right); ' +
+      bounds.length + ' key ranges, first key at the top; hottest cell ' +
+      fmtRate(max) + ' ops/s' +
+      (hm.dropped ? '; ' + hm.dropped + ' reports over the bounds not shown' : '');
+}
+
+function renderHeatTables(tables, hot) {
+  const sel = document.getElementById('heat-table');
+  const names = tables.map(t => t.name);
+  if (heatTable !== null && !names.includes(heatTable)) heatTable = null;
+  const chosen = heatTable !== null ? heatTable
+               : hot.tablets.length ? hot.tablets[0].table
+               : names.length ? names[0] : null;
+  sel.replaceChildren();
+  for (const n of names) {
+    const o = el('option', null, n);
+    o.value = n;
+    o.defaultSelected = n === chosen;  // the attribute: kept across refreshes
+    sel.append(o);
+  }
+  return chosen;
+}
+
+let lastTables = [], lastServers = new Map();
+
+async function refreshHeat(tables, servers) {
+  lastTables = tables;
+  lastServers = servers;
+  const status = document.getElementById('heat-note');
+  try {
+    const hot = await getJson('/api/hot?limit=' + MAX_HOT);
+    renderHot(hot);
+    const table = renderHeatTables(tables, hot);
+    if (table === null) {
+      document.getElementById('heatmap').replaceChildren();
+      status.textContent = 'No tables.';
+      return;
+    }
+    const wait = Math.min(heatShown.bucketMs || 0, HEAT_REFRESH_MS);
+    if (table === heatShown.table && Date.now() - heatShown.at < wait) return;
+    const hm = await getJson('/api/heatmap?table=' + encodeURIComponent(table));
+    heatShown = {table, at: Date.now(), bucketMs: hm.bucket_ms};
+    renderHeatmap(hm, servers);
+  } catch (err) {
+    status.textContent = 'heat map refresh failed (' + err.message + ')';
+  }
+}
+
+function setupHeat() {
+  document.getElementById('heat-table').addEventListener('change', e => {
+    heatTable = e.target.value;
+    refreshHeat(lastTables, lastServers);
+  });
+}
+
 async function refresh() {
   const status = document.getElementById('refresh');
   try {
@@ -419,6 +604,7 @@ async function refresh() {
     renderKeyspace(tb.tables, tablets, servers);
     renderTransitions(c);
     renderEvents(ev.events);
+    await refreshHeat(tb.tables, servers);
     status.classList.remove('stale');
     status.textContent = 'updated ' + fmtTime(c.now_ms);
   } catch (err) {
@@ -428,4 +614,5 @@ async function refresh() {
   setTimeout(refresh, REFRESH_MS);
 }
 
+setupHeat();
 refresh();

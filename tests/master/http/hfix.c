@@ -18,13 +18,19 @@ uint64_t hfix_clock(void *ctx) { return hfix_now(ctx); }
 
 mica_err *hfix_open(hfix *f, const char *dir, uint64_t lease_us,
                     uint64_t margin_us) {
+  ms_options o;
+  ms_options_init(&o);
+  o.data_root = dir;
+  o.lease_us = lease_us;
+  o.lease_margin_us = margin_us;
+  o.event_capacity = 128;
+  o.merge_min_age_us = 0;
+  return hfix_open_with(f, &o);
+}
+
+mica_err *hfix_open_with(hfix *f, const ms_options *o) {
   memset(f, 0, sizeof(*f));
-  ms_options_init(&f->o);
-  f->o.data_root = dir;
-  f->o.lease_us = lease_us;
-  f->o.lease_margin_us = margin_us;
-  f->o.event_capacity = 128;
-  f->o.merge_min_age_us = 0;
+  f->o = *o;
   f->now = env_now_micros(env_posix());
   return ms_open(&f->o, hfix_now(f), &f->m);
 }

@@ -38,6 +38,8 @@ uint64_t hfix_clock(void *ctx);
  * with hfix_close(). */
 mica_err *hfix_open(hfix *f, const char *dir, uint64_t lease_us,
                     uint64_t margin_us);
+/* Opens a core with options `o` (data_root included). */
+mica_err *hfix_open_with(hfix *f, const ms_options *o);
 void hfix_close(hfix *f);
 
 /* Registers a server at `addr`; returns its slot in *slot. */

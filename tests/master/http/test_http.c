@@ -486,6 +486,93 @@ static void test_tablets_hostile(void) {
   buf_free(&texts);
 }
 
+/* The hot list and the heat map over the fixture (no counters move, so
+ * every rate is 0), and a hot key a server reports (ms_note_load): a
+ * hostile key must come back escaped and exact, and (test_page_in_browser)
+ * be shown as text. */
+static const char kHotKey[] = "<script>alert(3)</script>\0\xff\"'";
+#define HOT_KEY_LEN (sizeof(kHotKey) - 1)
+
+static void test_hot_and_heatmap(void) {
+  ms_tablet_list l = {NULL, 0};
+  mica_err *e = hfix_tablets(&F, "hostile", &l);
+  CU_ASSERT_FATAL(e == NULL);
+  const ms_tablet *t = NULL;
+  for (size_t i = 0; i < l.n && t == NULL; i++)
+    if (l.v[i].state == MS_SERVING) t = &l.v[i];
+  CU_ASSERT_FATAL(t != NULL);
+  ms_hot_key k = {BUF_INIT, 4321.5, "read"};
+  buf_append(&k.key, kHotKey, HOT_KEY_LEN);
+  ms_load_report rep = {{t->tablet_id, t->range_epoch, t->assign_epoch},
+                        {5000, 100000, true, &k, 1}};
+  ms_note_load(F.m, t->server_id, &rep, 1, hfix_now(&F));
+  buf_free(&k.key);
+  uint64_t hot_id = t->tablet_id;
+  ms_tablet_list_free(&l);
+
+  resp r;
+  get_ok("/api/hot", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "assert d['window_s'] == 10 and d['table'] is None\n"
+      "assert d['tablets_total'] == len(d['tablets']) or len(d['tablets']) == 20\n"
+      "assert all(t['ops_per_sec'] == 0 for t in d['tablets'])\n"
+      "k = d['keys']\n"
+      "assert len(k) == 1, k\n"
+      "assert k[0]['table'] == 'hostile' and k[0]['tablet_id'] == %" PRIu64 "\n"
+      "assert k[0]['kind'] == 'read' and k[0]['ops_per_sec'] == 4321.5\n"
+      "assert base64.b64decode(k[0]['key']['b64']) == "
+      "b'<script>alert(3)</script>\\x00\\xff\"\\''\n"
+      "assert k[0]['key']['text'] == "
+      "'<script>alert(3)</script>\\\\x00\\\\xff\"\\'', k[0]['key']\n",
+      hot_id));
+  resp_free(&r);
+  get_ok("/api/hot?table=users&limit=1", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "assert d['table'] == 'users' and d['keys'] == []\n"
+      "assert len(d['tablets']) <= 1\n"
+      "assert all(t['table'] == 'users' for t in d['tablets'])\n"));
+  resp_free(&r);
+
+  buf b64s = BUF_INIT, texts = BUF_INIT;
+  hostile_lists(&b64s, &texts);
+  get_ok("/api/heatmap?table=hostile", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "b = %s\n"
+      "x = %s\n"
+      "assert d['table'] == 'hostile' and d['bucket_ms'] == 60000\n"
+      "assert d['max_buckets'] == 60 and len(d['buckets']) == 60\n"
+      "cur = [t for t in d['tablets'] if t['current']]\n"
+      "assert [t['start']['b64'] for t in cur] == b[:-1], cur\n"
+      "assert [t['end']['text'] for t in cur] == x[1:]\n"
+      "cells = [c for bk in d['buckets'] for c in bk['cells']]\n"
+      "assert cells and all(len(c) == 8 and c[0] < len(d['tablets']) "
+      "for c in cells)\n",
+      (const char *)b64s.data, (const char *)texts.data));
+  resp_free(&r);
+  buf_free(&b64s);
+  buf_free(&texts);
+
+  static const struct {
+    const char *path, *want;
+    long code;
+  } bad[] = {
+      {"/api/heatmap", "table is required: /api/heatmap?table=NAME", 400},
+      {"/api/heatmap?table=nope", "no table nope", 404},
+      {"/api/heatmap?table=%3Cb%3E",
+       "table must be a table name ([A-Za-z0-9_.-], 1 to 128 bytes)", 400},
+      {"/api/hot?table=nope", "no table nope", 404},
+      {"/api/hot?limit=0", "limit must be a number from 1 to 1000", 400},
+      {"/api/hot?limit=-1", "limit must be a number from 1 to 1000", 400},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    http("GET", bad[i].path, NULL, &r);
+    CU_ASSERT_EQUAL(r.code, bad[i].code);
+    CU_ASSERT(py(&r.body, PY_JSON, "assert d == {'error': '%s'}",
+                 bad[i].want));
+    resp_free(&r);
+  }
+}
+
 static void test_tablets_urls(void) {
   resp r;
   get_ok("/api/tables/%75ser%73/tablets", "application/json", &r);
@@ -624,9 +711,12 @@ static void test_metrics(void) {
       "address=\"' + label('%s') + '\"}'], evil\n"
       "assert 'mica_master_info{version=\"%s\",cluster=\"test<cluster>\","
       "address=\"127.0.0.1:7000\"}' in s\n"
-      "assert s['mica_master_http_responses_total{code=\"2xx\"}'] >= 1\n",
+      "assert s['mica_master_http_responses_total{code=\"2xx\"}'] >= 1\n"
+      "assert s['mica_master_heat_tablets'] >= %zu\n"
+      "assert s['mica_master_heat_dropped_total'] == 0\n",
       kPromCheck, N_HOSTILE + 1, F.ids[slot[2]], F.ids[slot[0]],
-      F.ids[slot[2]], F.ids[slot[3]], F.ids[slot[3]], kEvilHex, MICA_VERSION));
+      F.ids[slot[2]], F.ids[slot[3]], F.ids[slot[3]], kEvilHex, MICA_VERSION,
+      N_HOSTILE + 1));
   resp_free(&r);
 }
 
@@ -709,7 +799,10 @@ static void test_page_in_browser(void) {
       "assert len(segs) >= 12, len(segs)\n"
       "assert any('start: <script>alert(1)</script>' in t for t in segs)\n"
       "assert any('end:   \\\\xff\\\\xfe' in t for t in segs)\n"
-      "assert any('start: nul\\\\x00inside' in t for t in segs)\n",
+      "assert any('start: nul\\\\x00inside' in t for t in segs)\n"
+      "assert '<script>alert(3)</script>\\\\x00\\\\xff\"\\'' in text\n"
+      "assert len([t for t in p.titles if t.startswith('tablet ') and "
+      "'ops/s ' in t]) >= 4\n",
       kEvilHex));
   buf_free(&dom);
 }
@@ -1032,6 +1125,7 @@ static void add_suites(void) {
   CU_add_test(s, "tables", test_tables);
   CU_add_test(s, "hostile keys", test_tablets_hostile);
   CU_add_test(s, "table names in URLs", test_tablets_urls);
+  CU_add_test(s, "hot list, hot keys and heat map", test_hot_and_heatmap);
   CU_add_test(s, "events", test_events);
   CU_add_test(s, "metrics", test_metrics);
   CU_add_test(s, "page", test_page);

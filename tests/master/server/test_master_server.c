@@ -84,7 +84,9 @@ static void test_help(void) {
       "--merge-max-bytes", "--merge-max-rate", "--merge-min-age-ms",
       "--tick-ms",        "--threads",         "--http-listen",
       "--http-address-file", "--cluster-name", "--max-split-keys",
-      "--max-opens", "--help",
+      "--max-opens", "--load-split", "--load-split-ops",
+      "--load-split-bytes", "--load-split-window-ms", "--heat-bucket-ms",
+      "--heat-buckets", "--heat-max-tablets", "--help",
       "mica-master --data-dir /srv/mica"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     if (strstr(th_out(&r), flags[i]) == NULL)
@@ -121,6 +123,14 @@ static void test_bad_values(void) {
       {"max-split-keys", "many"},   {"max-split-keys", "1000001"},
       {"max-opens", "0"},           {"max-opens", "x"},
       {"cluster-name", ""},
+      {"load-split", "yes"},        {"load-split-ops", "0"},
+      {"load-split-ops", "-3"},     {"load-split-ops", "many"},
+      {"load-split-bytes", "0"},    {"load-split-bytes", "30X"},
+      {"load-split-window-ms", "999"},
+      {"load-split-window-ms", "3600001"},
+      {"heat-bucket-ms", "0"},      {"heat-bucket-ms", "3600001"},
+      {"heat-buckets", "0"},        {"heat-buckets", "10001"},
+      {"heat-max-tablets", "none"}, {"heat-max-tablets", "1000001"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char flag[64], want[160];

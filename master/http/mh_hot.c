@@ -1,0 +1,209 @@
+/* mh_hot: /api/hot and /api/heatmap, written from a load-history snapshot
+ * (ms_heat_snapshot, master/snapshot.h) without any lock.
+ *
+ * The same rules as mh_render.c: ASCII only, every string through
+ * mh_json_str, keys as {"text": escaped, "b64": exact bytes}, and a
+ * non-finite rate written as 0. A heat map holds up to buckets x tablets
+ * cells, so each cell is a short array whose fields are named once in
+ * "cell_fields" (docs/http-api.md) rather than an object per cell.
+ *
+ * The tablets of the hot list are the master's own figures (ms_heat); its
+ * hot keys are those the tablet servers' request sampling reports
+ * (ms_note_load), taken from the core snapshot's `hot` tablets. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "master/http/mh_int.h"
+
+static void out_s(buf *out, const char *s) { buf_append(out, s, strlen(s)); }
+
+static void out_u(buf *out, uint64_t v) {
+  char t[24];
+  int n = snprintf(t, sizeof(t), "%" PRIu64, v);
+  buf_append(out, t, (size_t)n);
+}
+
+/* Rates keep three decimals: enough for a tablet doing one operation in a
+ * minute's bucket. */
+static void out_rate(buf *out, double v) {
+  char t[64];
+  int n = snprintf(t, sizeof(t), "%.3f", isfinite(v) && v >= 0 ? v : 0.0);
+  buf_append(out, t, (size_t)n);
+}
+
+/* {"text": the slice_escape form (printable ASCII, so only `"` and the
+ * backslash need JSON's escapes), "b64": the exact bytes}. */
+static void out_key(buf *out, const buf *key) {
+  buf esc = BUF_INIT;
+  slice_escape(buf_slice(key), &esc);
+  out_s(out, "{\"text\":\"");
+  for (size_t i = 0; i < esc.len; i++) {
+    if (esc.data[i] == '"' || esc.data[i] == '\\') buf_push(out, '\\');
+    buf_push(out, esc.data[i]);
+  }
+  out_s(out, "\",\"b64\":\"");
+  mh_base64(out, buf_slice(key));
+  out_s(out, "\"}");
+  buf_free(&esc);
+}
+
+static void out_rates(buf *out, const ms_heat_rates *r) {
+  out_s(out, "\"ops_per_sec\":");
+  out_rate(out, ms_heat_ops(r));
+  out_s(out, ",\"reads_per_sec\":");
+  out_rate(out, r->reads);
+  out_s(out, ",\"writes_per_sec\":");
+  out_rate(out, r->writes);
+  out_s(out, ",\"scans_per_sec\":");
+  out_rate(out, r->scans);
+  out_s(out, ",\"read_bytes_per_sec\":");
+  out_rate(out, r->read_bytes);
+  out_s(out, ",\"write_bytes_per_sec\":");
+  out_rate(out, r->write_bytes);
+}
+
+/* A hot key of the core snapshot: tablet `tab` of core->hot, key `key`. */
+typedef struct hot_key_ref {
+  size_t tab, key;
+  double ops;
+} hot_key_ref;
+
+static int key_cmp(const void *a, const void *b) {
+  const hot_key_ref *x = a, *y = b;
+  if (x->ops != y->ops) return x->ops > y->ops ? -1 : 1;
+  if (x->tab != y->tab) return x->tab < y->tab ? -1 : 1;
+  return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static const char *table_name_of(const ms_snap *core, uint64_t id) {
+  for (size_t i = 0; i < core->n_tbls; i++)
+    if (core->tbls[i].id == id) return core->tbls[i].name;
+  return NULL;
+}
+
+/* The hot keys the servers reported (core->hot), hottest first, of
+ * `table` (NULL = all), at most `limit`. */
+static void hot_keys(const ms_snap *core, const char *table, size_t limit,
+                     buf *out) {
+  hot_key_ref *v = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < core->n_hot; i++) {
+    const ms_snap_tab *t = &core->hot[i];
+    const char *name = table_name_of(core, t->table_id);
+    if (name == NULL || (table != NULL && strcmp(name, table) != 0)) continue;
+    v = xrealloc(v, (n + t->load.n_keys + 1) * sizeof(*v));
+    for (size_t k = 0; k < t->load.n_keys; k++)
+      v[n++] = (hot_key_ref){i, k, t->load.keys[k].ops_per_sec};
+  }
+  if (n > 1) qsort(v, n, sizeof(*v), key_cmp);
+  if (limit && n > limit) n = limit;
+  for (size_t i = 0; i < n; i++) {
+    const ms_snap_tab *t = &core->hot[v[i].tab];
+    const ms_hot_key *k = &t->load.keys[v[i].key];
+    char kind[sizeof(k->kind) + 1];
+    snprintf(kind, sizeof(kind), "%.*s", (int)sizeof(k->kind), k->kind);
+    out_s(out, i ? ",{\"table\":" : "{\"table\":");
+    mh_json_str(out, table_name_of(core, t->table_id));
+    out_s(out, ",\"tablet_id\":");
+    out_u(out, t->id);
+    out_s(out, ",\"key\":");
+    out_key(out, &k->key);
+    out_s(out, ",\"kind\":");
+    mh_json_str(out, kind);
+    out_s(out, ",\"ops_per_sec\":");
+    out_rate(out, k->ops_per_sec);
+    out_s(out, "}");
+  }
+  free(v);
+}
+
+void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
+                   const char *table, size_t limit, buf *out) {
+  out_s(out, "{\"now_ms\":");
+  out_u(out, s->now_ms);
+  out_s(out, ",\"window_s\":");
+  out_u(out, MS_HEAT_WINDOW_S);
+  out_s(out, ",\"table\":");
+  if (table) mh_json_str(out, table);
+  else out_s(out, "null");
+  out_s(out, ",\"tablets_total\":");
+  out_u(out, s->n_hot_total);
+  out_s(out, ",\"tablets\":[");
+  for (size_t i = 0; i < s->n_hot; i++) {
+    const ms_heat_hot *h = &s->hot[i];
+    out_s(out, i ? ",{\"table\":" : "{\"table\":");
+    mh_json_str(out, h->table);
+    out_s(out, ",\"id\":");
+    out_u(out, h->tablet_id);
+    out_s(out, ",\"start\":");
+    out_key(out, &h->start);
+    out_s(out, ",\"end\":");
+    out_key(out, &h->end);
+    out_s(out, ",\"server_id\":");
+    out_u(out, h->server);
+    out_s(out, ",\"server_address\":");
+    mh_json_str(out, h->address);
+    out_s(out, ",");
+    out_rates(out, &h->r);
+    out_s(out, "}");
+  }
+  out_s(out, "],\"keys\":[");
+  hot_keys(core, table, limit, out);
+  out_s(out, "]}\n");
+}
+
+void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {
+  out_s(out, "{\"table\":");
+  mh_json_str(out, table);
+  out_s(out, ",\"now_ms\":");
+  out_u(out, s->now_ms);
+  out_s(out, ",\"bucket_ms\":");
+  out_u(out, s->bucket_ms);
+  out_s(out, ",\"max_buckets\":");
+  out_u(out, s->max_buckets);
+  out_s(out, ",\"max_tablets\":");
+  out_u(out, s->max_tablets);
+  out_s(out, ",\"dropped\":");
+  out_u(out, s->dropped);
+  out_s(out, ",\"tablets\":[");
+  for (size_t i = 0; i < s->n_tablets; i++) {
+    const ms_heat_tablet *t = &s->tablets[i];
+    out_s(out, i ? ",{\"id\":" : "{\"id\":");
+    out_u(out, t->id);
+    out_s(out, ",\"start\":");
+    out_key(out, &t->start);
+    out_s(out, ",\"end\":");
+    out_key(out, &t->end);
+    out_s(out, t->current ? ",\"current\":true}" : ",\"current\":false}");
+  }
+  out_s(out, "],\"cell_fields\":[\"tablet\",\"server_id\",\"ops_per_sec\","
+        "\"reads_per_sec\",\"writes_per_sec\",\"scans_per_sec\","
+        "\"read_bytes_per_sec\",\"write_bytes_per_sec\"],\"buckets\":[");
+  for (size_t i = 0; i < s->n_buckets; i++) {
+    const ms_heat_bucket *b = &s->buckets[i];
+    out_s(out, i ? ",{\"start_ms\":" : "{\"start_ms\":");
+    out_u(out, b->start_ms);
+    out_s(out, ",\"secs\":");
+    out_rate(out, b->secs);
+    out_s(out, ",\"cells\":[");
+    for (size_t j = 0; j < b->n_cells; j++) {
+      const ms_heat_cell *c = &b->cells[j];
+      out_s(out, j ? ",[" : "[");
+      out_u(out, c->tablet);
+      out_s(out, ",");
+      out_u(out, c->server);
+      const double v[6] = {ms_heat_ops(&c->r), c->r.reads, c->r.writes,
+                           c->r.scans, c->r.read_bytes, c->r.write_bytes};
+      for (int k = 0; k < 6; k++) {
+        out_s(out, ",");
+        out_rate(out, v[k]);
+      }
+      out_s(out, "]");
+    }
+    out_s(out, "]}");
+  }
+  out_s(out, "]}\n");
+}

@@ -1,0 +1,103 @@
+/* ms_load: what the master knows of the tablets' sampled load.
+ *
+ * Tablet servers sample their requests and decide load splits themselves
+ * (tabletserver/server/ts_load.h); the master only keeps the latest
+ * figures and hot keys each server reported per tablet (volatile: a new
+ * master learns them from the next heartbeats), tells people (events,
+ * snapshots) and keeps hot tablets out of automatic merges, so a tablet
+ * split for load is not merged back while the load lasts (no split–merge
+ * flapping). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "master/ms_int.h"
+
+void ms_load_clear(ms_load *l) {
+  for (size_t i = 0; i < l->n_keys; i++) buf_free(&l->keys[i].key);
+  free(l->keys);
+  memset(l, 0, sizeof(*l));
+}
+
+void ms_load_copy(ms_load *dst, const ms_load *src) {
+  ms_load_clear(dst);
+  dst->ops_per_sec = src->ops_per_sec;
+  dst->bytes_per_sec = src->bytes_per_sec;
+  dst->hot = src->hot;
+  if (src->n_keys == 0) return;
+  dst->keys = xcalloc(src->n_keys, sizeof(*dst->keys));
+  for (size_t i = 0; i < src->n_keys; i++) {
+    buf_append_slice(&dst->keys[i].key, buf_slice(&src->keys[i].key));
+    dst->keys[i].ops_per_sec = src->keys[i].ops_per_sec;
+    snprintf(dst->keys[i].kind, sizeof dst->keys[i].kind, "%s",
+             src->keys[i].kind);
+  }
+  dst->n_keys = src->n_keys;
+}
+
+static bool had_key(const ms_load *l, slice key) {
+  for (size_t i = 0; i < l->n_keys; i++)
+    if (slice_eq(buf_slice(&l->keys[i].key), key)) return true;
+  return false;
+}
+
+bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now) {
+  if (t->load.hot || t->load.n_keys > 0) return true;
+  return t->hot_at != 0 && now < t->hot_at + m->opt.load_cool_us;
+}
+
+void ms_note_load(ms *m, uint64_t server_id, const ms_load_report *v,
+                  size_t n, uint64_t now) {
+  pthread_mutex_lock(&m->mu);
+  m->now = now;
+  for (size_t i = 0; i < n; i++) {
+    ms_tab *t = ms_find_tab(m, v[i].ref.tablet_id);
+    if (t == NULL || t->server != server_id || t->state != MS_SERVING ||
+        t->range_epoch != v[i].ref.range_epoch ||
+        t->assign_epoch != v[i].ref.assign_epoch)
+      continue;
+    const ms_load *l = &v[i].load;
+    for (size_t k = 0; k < l->n_keys; k++) {
+      slice key = buf_slice(&l->keys[k].key);
+      if (had_key(&t->load, key)) continue;
+      /* The key is the client's bytes: escaped, and cut to fit. */
+      buf b = BUF_INIT;
+      bool cut = key.len > 48;
+      slice_escape(slice_make(key.data, cut ? 48 : key.len), &b);
+      buf_push(&b, 0);
+      ms_event_add(m, "hot_key", t->id, server_id,
+                   "tablet %" PRIu64 ": hot key \"%s%s\" takes %.0f %s "
+                   "ops/s; it is not split further on its account",
+                   t->id, (const char *)b.data, cut ? "..." : "",
+                   l->keys[k].ops_per_sec, l->keys[k].kind);
+      buf_free(&b);
+    }
+    ms_load_copy(&t->load, l);
+    /* Hot keys come from a whole window's verdict: the tablet stayed hot.
+     * A hot second alone (a bulk load's burst) holds merges only while it
+     * is reported, not for the cool-down. */
+    if (l->n_keys > 0) t->hot_at = now;
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
+void ms_note_load_split(ms *m, uint64_t left, uint64_t right, uint64_t now) {
+  pthread_mutex_lock(&m->mu);
+  m->now = now;
+  ms_tab *l = ms_find_tab(m, left), *r = ms_find_tab(m, right);
+  if (l != NULL && r != NULL) {
+    l->load_split = r->load_split = true;
+    l->hot_at = r->hot_at = now;
+    buf b = BUF_INIT;
+    bool cut = r->start.len > 48;
+    slice_escape(slice_make(r->start.data, cut ? 48 : r->start.len), &b);
+    buf_push(&b, 0);
+    ms_event_add(m, "load_split", r->id, r->server,
+                 "tablets %" PRIu64 " and %" PRIu64 " split for load at "
+                 "\"%s%s\"", l->id, r->id, (const char *)b.data,
+                 cut ? "..." : "");
+    buf_free(&b);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
