@@ -233,11 +233,10 @@ static void serve_heat(mhttp *h, httpd_req *c, enum route rt, ms *core) {
   buf b = BUF_INIT;
   if (rt == R_HOT) {
     /* The hot keys: every hot tablet is in any snapshot (s.hot). */
-    ms_snap core;
-    ms_snapshot(core, now_of(h), h->start_us, MS_SNAP_NO_TABLETS, "",
-                &core);
-    mh_render_hot(&s, &core, table, limit, &b);
-    ms_snap_free(&core);
+    ms_snap cs;
+    ms_snapshot(core, now_of(h), h->start_us, MS_SNAP_NO_TABLETS, "", &cs);
+    mh_render_hot(&s, &cs, table, limit, &b);
+    ms_snap_free(&cs);
   } else {
     mh_render_heatmap(&s, table, &b);
   }
