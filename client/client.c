@@ -93,6 +93,7 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
   c->opts.tls_key = o.tls_key != NULL ? xstrdup(o.tls_key) : NULL;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
+  c->salts = mcl_salts_new();
   pthread_rwlock_init(&c->conns_lock, NULL);
   if (ch != NULL) {
     c->master_conn = xcalloc(1, sizeof(mcl_conn));
@@ -118,6 +119,7 @@ void mica_close(mica_client *c) {
   mzk_locator_close(c->loc);
   pthread_rwlock_destroy(&c->conns_lock);
   route_cache_free(c->cache);
+  mcl_salts_free(c->salts);
   free(c->master);
   free((char *)c->opts.token);
   free((char *)c->opts.tls_ca);
@@ -355,6 +357,7 @@ void mcl_install_routes(mica_client *c, const char *table,
     if (w->desc->table_name != NULL && w->desc->table_name[0] != '\0' &&
         strcmp(w->desc->table_name, table) != 0)
       continue;
+    mcl_salt_note_id(c, table, w->desc->table_id);
     route_from_wire(&v[k++], w);
   }
   route_cache_install(c->cache, table, v, k);
@@ -561,7 +564,12 @@ int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
   mica_err *e = mcl_check_table(table);
   if (e == NULL) e = mcl_check_key(k);
   if (e == NULL) e = check_value(value_len, value);
-  if (e != NULL) return mcl_finish(e);
+  buf salted = BUF_INIT;
+  if (e == NULL) e = mcl_salt_prepare(c, table, k, &salted, &k);
+  if (e != NULL) {
+    buf_free(&salted);
+    return mcl_finish(e);
+  }
   rpc_tablet_ref ref;
   rpc_put_request req = {.tablet = &ref, .key = k,
                          .value = slice_make(value, value_len)};
@@ -569,6 +577,7 @@ int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
   void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
+  buf_free(&salted);
   return mcl_finish(e);
 }
 
@@ -576,13 +585,19 @@ int mica_delete(mica_client *c, const char *table, const void *key, size_t key_l
   slice k = slice_make(key, key_len);
   mica_err *e = mcl_check_table(table);
   if (e == NULL) e = mcl_check_key(k);
-  if (e != NULL) return mcl_finish(e);
+  buf salted = BUF_INIT;
+  if (e == NULL) e = mcl_salt_prepare(c, table, k, &salted, &k);
+  if (e != NULL) {
+    buf_free(&salted);
+    return mcl_finish(e);
+  }
   rpc_tablet_ref ref;
   rpc_delete_request req = {.tablet = &ref, .key = k};
   keycall kc = {&rpc_m_ts_delete, &req, &ref};
   void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
+  buf_free(&salted);
   return mcl_finish(e);
 }
 
@@ -593,12 +608,19 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   slice k = slice_make(key, key_len);
   mica_err *e = mcl_check_table(table);
   if (e == NULL) e = mcl_check_key(k);
-  if (e != NULL) return mcl_finish(e);
+  buf salted = BUF_INIT;
+  slice sk = k;
+  if (e == NULL) e = mcl_salt_prepare(c, table, k, &salted, &sk);
+  if (e != NULL) {
+    buf_free(&salted);
+    return mcl_finish(e);
+  }
   rpc_tablet_ref ref;
-  rpc_get_request req = {.tablet = &ref, .key = k};
+  rpc_get_request req = {.tablet = &ref, .key = sk};
   keycall kc = {&rpc_m_ts_get, &req, &ref};
   rpc_get_response *resp = NULL;
-  e = key_call(c, table, k, &kc, (void **)&resp);
+  e = key_call(c, table, sk, &kc, (void **)&resp);
+  buf_free(&salted);
   if (e != NULL) return mcl_finish(e);
   if (!resp->found) {
     rpc_msg_free(resp);

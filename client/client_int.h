@@ -29,10 +29,13 @@ typedef struct mcl_conn {
   rpc_channel *ch;
 } mcl_conn;
 
+typedef struct mcl_salts mcl_salts; /* salt.c */
+
 struct mica_client {
   mica_options opts;
   char *master;
   route_cache *cache;
+  mcl_salts *salts; /* tables' salt buckets (salt.c) */
   pthread_rwlock_t conns_lock;
   /* Guarded by conns_lock: connections by address, never removed before
    * mica_close, so a mcl_conn pointer stays valid for the client's life. */
@@ -136,5 +139,53 @@ mica_err *mcl_check_table(const char *table);
  * backs off anyway. */
 #define MCL_MAX_IMMEDIATE 4
 
+
+/* ---- table options (topts.c) ---- */
+
+/* `o` (NULL = defaults) on the wire; `w` borrows its strings. */
+mica_err *mcl_options_to_wire(const mica_table_options *o,
+                              rpc_table_options *w);
+/* Fills out's option fields from `w` (NULL = defaults), copying the
+ * compression name (strlen + 1 bytes) at *p and advancing it. */
+void mcl_options_from_wire(const rpc_table_options *w, uint8_t **p,
+                           mica_table_info *out);
+
+/* ---- salted tables (salt.c) ---- */
+
+mcl_salts *mcl_salts_new(void);
+void mcl_salts_free(mcl_salts *s); /* accepts NULL */
+/* The salt buckets of `table` (0 = unsalted), cached or from the master. */
+mica_err *mcl_salt_get(mica_client *c, mcl_retry *r, const char *table,
+                       uint32_t *n);
+/* Forgets what is cached of `table` (dropped or created here). */
+void mcl_salt_forget(mica_client *c, const char *table);
+/* Routes of table id `table_id` arrived for `table`: a cached salt of
+ * another id is forgotten. */
+void mcl_salt_note_id(mica_client *c, const char *table, uint64_t table_id);
+/* The bucket of `key` among `n` (crc32c(key) mod n). */
+uint8_t mcl_salt_bucket(slice key, uint32_t n);
+/* INVALID_ARGUMENT when `key` is too long for a table with `n` buckets. */
+mica_err *mcl_salt_check_key(slice key, uint32_t n, const char *table);
+/* out = bucket || key. */
+void mcl_salt_key(slice key, uint32_t n, buf *out);
+/* The key to send for `key` of `table`: itself for an unsalted table, else
+ * its salted form built in `storage` (*out valid while storage is). */
+mica_err *mcl_salt_prepare(mica_client *c, const char *table, slice key,
+                           buf *storage, slice *out);
+
+/* The merge of one plain scanner per bucket. */
+typedef struct mcl_salt_scan mcl_salt_scan;
+mica_err *mcl_salt_scan_open(mica_client *c, const char *table, uint32_t n,
+                             slice start, slice end, slice prefix,
+                             uint64_t limit, bool reverse, bool keys_only,
+                             mcl_salt_scan **out);
+int mcl_salt_scan_next(mcl_salt_scan *m, int *has_row, const void **key,
+                       size_t *key_len, const void **value, size_t *value_len);
+void mcl_salt_scan_free(mcl_salt_scan *m); /* accepts NULL */
+
+/* A plain scanner over raw (already salted) keys: scan.c. */
+mica_err *mcl_scan_open_raw(mica_client *c, const char *table, slice start,
+                            slice end, slice prefix, uint64_t limit,
+                            bool reverse, bool keys_only, mica_scanner **out);
 
 #endif
