@@ -193,7 +193,8 @@ void rec_u64s(buf *b, const uint64_t *v, size_t n);
 
 /* Checks and (unless `dry`) applies a TABLE_OPTIONS record. */
 mica_err *ms_apply_table_options(ms *m, slice payload, bool dry);
-/* The snapshot's table-options section (METALOG_FORMAT.md): appends it,
+/* The snapshot's table-options section (METALOG_FORMAT.md): appends it
+ * (nothing when every table has default options),
  * or reads it from *p (before lim; advances *p), CORRUPTION when bad. */
 void ms_encode_opts_section(ms *m, buf *b);
 mica_err *ms_decode_opts_section(ms *m, const uint8_t **p,
