@@ -13,8 +13,11 @@
  * forward and reverse scans with bounds, prefixes and limits, before and
  * after the salted table's tablets are split. */
 #define _XOPEN_SOURCE 700
+#include <arpa/inet.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,6 +542,37 @@ static void model_del(const char *k, size_t kl) {
     }
 }
 
+/* The body of GET `path` from the master's HTTP server (HTTP/1.0, so the
+ * server closes when done). Caller frees. */
+static char *http_get(const char *path) {
+  const char *addr = cl_master_http_address(g_c);
+  const char *colon = strrchr(addr, ':');
+  CU_ASSERT_PTR_NOT_NULL_FATAL(colon);
+  char host[64];
+  snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)atoi(colon + 1));
+  CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CU_ASSERT_FATAL(fd >= 0);
+  CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  char req[512];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr);
+  CU_ASSERT_EQUAL(write(fd, req, (size_t)n), n);
+  buf b = BUF_INIT;
+  char chunk[4096];
+  ssize_t got;
+  while ((got = read(fd, chunk, sizeof chunk)) > 0) buf_append(&b, chunk, (size_t)got);
+  close(fd);
+  buf_push(&b, 0);
+  char *body = strstr((char *)b.data, "\r\n\r\n");
+  char *out = strdup(body ? body + 4 : "");
+  buf_free(&b);
+  return out;
+}
+
 static void test_salted_model(void) {
   mica_table_options o;
   mica_table_options_init(&o);
@@ -620,6 +654,15 @@ static void test_salted_model(void) {
   CU_ASSERT_EQUAL(nt, 32);
   mica_free(t);
   check_all_scans("salted");
+
+  /* The JSON API shows the options and the unsalted tablet boundaries
+   * (bucket 2's "t0050" boundary is "\x02t0050" on disk). */
+  char *js = http_get("/api/tables");
+  CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"salt_buckets\":8"));
+  free(js);
+  js = http_get("/api/tables/salted/tablets");
+  CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"start_unsalted\":{\"bucket\":2,\"text\":\"t0050\"}"));
+  free(js);
 
   /* A second client learns the salt from the master. */
   mica_options co;
