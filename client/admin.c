@@ -68,6 +68,8 @@ int mica_create_table_opts(mica_client *c, const char *table,
     /* A table of the same name dropped earlier may linger in the cache. */
     route_cache_forget_table(c->cache, table);
     mcl_salt_forget(c, table);
+    if (resp->table != NULL)
+      mcl_salt_learn(c, table, wo.salt_buckets, resp->table->table_id);
     mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
   }
   rpc_msg_free(msg);

@@ -198,12 +198,13 @@ static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
 /* *out = NULL for an unsalted table, else a copy of `b` with salted keys
  * (caller frees with mica_batch_free). */
 static mica_err *salt_batch(mica_client *c, const char *table,
-                            const mica_batch *b, mica_batch **out) {
+                            const mica_batch *b, mica_batch **out,
+                            uint64_t *salt_id) {
   *out = NULL;
   mcl_retry r;
   mcl_retry_init(&r, c);
   uint32_t n = 0;
-  mica_err *e = mcl_salt_get(c, &r, table, &n);
+  mica_err *e = mcl_salt_get_id(c, &r, table, &n, salt_id);
   mcl_retry_done(&r);
   for (size_t i = 0; e == NULL && n > 0 && i < b->n; i++)
     e = mcl_salt_check_key(buf_slice(&b->v[i].key), n, table);
@@ -228,8 +229,10 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   if (e != NULL) return mcl_finish(e);
   if (b->n == 0) return mcl_finish(NULL);
   /* A salted table's batch is sent as a copy with salted keys. */
+  const mica_batch *orig = b;
   mica_batch *salted = NULL;
-  e = salt_batch(c, table, b, &salted);
+  uint64_t salt_id = 0;
+  e = salt_batch(c, table, orig, &salted, &salt_id);
   if (e != NULL) return mcl_finish(e);
   if (salted != NULL) b = salted;
 
@@ -243,6 +246,24 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   while (np > 0 && e == NULL) {
     e = group_keys(c, &r, table, pending, np, mut_key, b, &gs, &ng);
     if (e != NULL) break;
+    /* The table was dropped and created again: salt the keys anew. */
+    bool stale = false;
+    for (size_t gi = 0; gi < ng && !stale; gi++)
+      stale = mcl_salt_stale(c, table, salt_id, &gs[gi].route);
+    if (stale) {
+      groups_free(gs, ng);
+      gs = NULL;
+      ng = 0;
+      mica_batch_free(salted);
+      salted = NULL;
+      b = orig;
+      e = salt_batch(c, table, orig, &salted, &salt_id);
+      if (e != NULL) break;
+      if (salted != NULL) b = salted;
+      e = mcl_retry_next(&r, err_new(MICA_UNAVAILABLE, "table '%s' was dropped "
+                                     "and created again", table), false);
+      continue;
+    }
     res.parts = res.parts_applied + ng;
     if ((flags & MICA_BATCH_SINGLE_TABLET) && res.parts > 1) {
       e = err_new(MICA_INVALID_ARGUMENT,

@@ -157,6 +157,21 @@ void mcl_salts_free(mcl_salts *s); /* accepts NULL */
 /* The salt buckets of `table` (0 = unsalted), cached or from the master. */
 mica_err *mcl_salt_get(mica_client *c, mcl_retry *r, const char *table,
                        uint32_t *n);
+/* The cached salt of `table`, if known (no master call). */
+bool mcl_salt_peek(mica_client *c, const char *table, uint32_t *n,
+                   uint64_t *table_id);
+/* Records what a LookupTablets answer said of `table`. */
+void mcl_salt_learn(mica_client *c, const char *table, uint32_t n,
+                    uint64_t table_id);
+/* mcl_salt_get that also gives the table id the salt belongs to. */
+mica_err *mcl_salt_get_id(mica_client *c, mcl_retry *r, const char *table,
+                          uint32_t *n, uint64_t *table_id);
+/* True when `route` (about to be used for a key salted under the salt of
+ * table id `salt_id`) belongs to another table of the same name; the
+ * older of the salt and the table's routes is then forgotten, and the
+ * caller salts the key again and locates anew. */
+bool mcl_salt_stale(mica_client *c, const char *table, uint64_t salt_id,
+                    const rpc_route *route);
 /* Forgets what is cached of `table` (dropped or created here). */
 void mcl_salt_forget(mica_client *c, const char *table);
 /* Routes of table id `table_id` arrived for `table`: a cached salt of
@@ -168,11 +183,6 @@ uint8_t mcl_salt_bucket(slice key, uint32_t n);
 mica_err *mcl_salt_check_key(slice key, uint32_t n, const char *table);
 /* out = bucket || key. */
 void mcl_salt_key(slice key, uint32_t n, buf *out);
-/* The key to send for `key` of `table`: itself for an unsalted table, else
- * its salted form built in `storage` (*out valid while storage is). */
-mica_err *mcl_salt_prepare(mica_client *c, const char *table, slice key,
-                           buf *storage, slice *out);
-
 /* The merge of one plain scanner per bucket. */
 typedef struct mcl_salt_scan mcl_salt_scan;
 mica_err *mcl_salt_scan_open(mica_client *c, const char *table, uint32_t n,

@@ -15,11 +15,19 @@
  * never sees a tie. Each bucket's scanner resumes on its own after a split,
  * a move or an error, as a plain scan does.
  *
- * The client learns a table's salt from the master's LookupTablets answer
- * (salt_buckets, table_id) on first use and caches it per table name. The
+ * The client learns a table's salt from the master's LookupTablets answers
+ * (salt_buckets, table_id): every lookup records it, and a call on a table
+ * whose salt is not known yet routes its key as unsalted first (for an
+ * unsalted table that lookup is the one it needed anyway; a salted table
+ * then salts the key and routes again), or asks the master when its route
+ * came from the cache. It is cached per table name. The
  * entry is dropped when the table is dropped or created through this
  * client, and when routes of another table id are installed under the
- * name (the table was dropped and created again elsewhere).
+ * name (the table was dropped and created again elsewhere). A write checks
+ * the route it is about to use against the salt's table id
+ * (mcl_salt_stale): on a mismatch the older of the two is dropped and the
+ * key salted again, so no write goes out under the salt of a table that
+ * no longer exists.
  *
  * Thread-safety: the cache has its own reader-writer lock; a salted
  * scanner is used by one thread at a time, like every scanner. */
@@ -80,21 +88,70 @@ void mcl_salt_note_id(mica_client *c, const char *table, uint64_t table_id) {
   if (table_id == 0) return;
   pthread_rwlock_rdlock(&c->salts->mu);
   salt_entry *x = find(c->salts, table);
-  bool stale = x != NULL && x->table_id != table_id;
+  bool stale = x != NULL && x->table_id != 0 && x->table_id != table_id;
   pthread_rwlock_unlock(&c->salts->mu);
   if (!stale) return;
   pthread_rwlock_wrlock(&c->salts->mu);
   x = find(c->salts, table);
-  if (x != NULL && x->table_id != table_id) forget_locked(c->salts, x);
+  if (x != NULL && x->table_id != 0 && x->table_id != table_id)
+    forget_locked(c->salts, x);
   pthread_rwlock_unlock(&c->salts->mu);
+}
+
+bool mcl_salt_peek(mica_client *c, const char *table, uint32_t *n,
+                   uint64_t *table_id) {
+  pthread_rwlock_rdlock(&c->salts->mu);
+  salt_entry *x = find(c->salts, table);
+  if (x != NULL) {
+    *n = x->n;
+    *table_id = x->table_id;
+  }
+  pthread_rwlock_unlock(&c->salts->mu);
+  return x != NULL;
+}
+
+/* Stores (table_id, n) for `table`. */
+static void store(mica_client *c, const char *table, uint64_t id, uint32_t n) {
+  pthread_rwlock_wrlock(&c->salts->mu);
+  salt_entry *x = find(c->salts, table);
+  if (x == NULL) {
+    if (c->salts->n == c->salts->cap) {
+      c->salts->cap = c->salts->cap ? 2 * c->salts->cap : 8;
+      c->salts->v = xrealloc(c->salts->v, c->salts->cap * sizeof(salt_entry));
+    }
+    x = &c->salts->v[c->salts->n++];
+    x->table = xstrdup(table);
+  }
+  x->table_id = id;
+  x->n = n;
+  pthread_rwlock_unlock(&c->salts->mu);
+}
+
+void mcl_salt_learn(mica_client *c, const char *table, uint32_t n,
+                    uint64_t table_id) {
+  /* An answer without a table id is from a master that predates salted
+   * tables: the table is unsalted (id 0: no table-id checks). One with an
+   * impossible count is ignored (the next lookup tells). */
+  if (table_id == 0) n = 0;
+  if (n == 1 || n > 255) return;
+  store(c, table, table_id, n);
 }
 
 mica_err *mcl_salt_get(mica_client *c, mcl_retry *r, const char *table,
                        uint32_t *n) {
+  uint64_t id;
+  return mcl_salt_get_id(c, r, table, n, &id);
+}
+
+mica_err *mcl_salt_get_id(mica_client *c, mcl_retry *r, const char *table,
+                          uint32_t *n, uint64_t *table_id) {
   pthread_rwlock_rdlock(&c->salts->mu);
   salt_entry *x = find(c->salts, table);
   bool hit = x != NULL;
-  if (hit) *n = x->n;
+  if (hit) {
+    *n = x->n;
+    *table_id = x->table_id;
+  }
   pthread_rwlock_unlock(&c->salts->mu);
   if (hit) return NULL;
   /* Ask the master; the answer's routes are worth keeping too. */
@@ -112,21 +169,20 @@ mica_err *mcl_salt_get(mica_client *c, mcl_retry *r, const char *table,
   if (buckets == 1 || buckets > 255)
     return err_new(MICA_INTERNAL, "master answered %" PRIu32
                    " salt buckets for '%s'", buckets, table);
-  pthread_rwlock_wrlock(&c->salts->mu);
-  x = find(c->salts, table);
-  if (x == NULL) {
-    if (c->salts->n == c->salts->cap) {
-      c->salts->cap = c->salts->cap ? 2 * c->salts->cap : 8;
-      c->salts->v = xrealloc(c->salts->v, c->salts->cap * sizeof(salt_entry));
-    }
-    x = &c->salts->v[c->salts->n++];
-    x->table = xstrdup(table);
-  }
-  x->table_id = id;
-  x->n = buckets;
-  pthread_rwlock_unlock(&c->salts->mu);
+  store(c, table, id, buckets);
   *n = buckets;
+  *table_id = id;
   return NULL;
+}
+
+bool mcl_salt_stale(mica_client *c, const char *table, uint64_t salt_id,
+                    const rpc_route *route) {
+  if (salt_id == 0 || route->table_id == 0 || route->table_id == salt_id)
+    return false;
+  /* Table ids only grow: the older of the two is what is out of date. */
+  if (route->table_id > salt_id) mcl_salt_forget(c, table);
+  else route_cache_forget_table(c->cache, table);
+  return true;
 }
 
 uint8_t mcl_salt_bucket(slice key, uint32_t n) {
@@ -146,21 +202,6 @@ void mcl_salt_key(slice key, uint32_t n, buf *out) {
   buf_clear(out);
   buf_push(out, mcl_salt_bucket(key, n));
   buf_append_slice(out, key);
-}
-
-mica_err *mcl_salt_prepare(mica_client *c, const char *table, slice key,
-                           buf *storage, slice *out) {
-  *out = key;
-  mcl_retry r;
-  mcl_retry_init(&r, c);
-  uint32_t n = 0;
-  mica_err *e = mcl_salt_get(c, &r, table, &n);
-  mcl_retry_done(&r);
-  if (e == NULL) e = mcl_salt_check_key(key, n, table);
-  if (e != NULL || n == 0) return e;
-  mcl_salt_key(key, n, storage);
-  *out = buf_slice(storage);
-  return NULL;
 }
 
 /* ---- the merged scan of a salted table ---- */
