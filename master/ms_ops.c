@@ -120,9 +120,9 @@ mica_err *ms_create_table_opts(ms *m, const char *name,
   slice *salted = NULL;
   uint8_t *storage = NULL;
   for (size_t i = 0; o.salt_buckets && i < n; i++)
-    if (split_keys[i].len + 1 > m->opt.max_key_len)
-      return err_new(MICA_INVALID_ARGUMENT, "split key %zu: %zu bytes, over "
-                     "the %zu-byte limit of a salted table's keys (one byte "
+    if (split_keys[i].len == 0 || split_keys[i].len + 1 > m->opt.max_key_len)
+      return err_new(MICA_INVALID_ARGUMENT, "split key %zu: %zu bytes, not "
+                     "within 1 .. %zu, the keys of a salted table (one byte "
                      "goes to the salt)", i, split_keys[i].len,
                      m->opt.max_key_len - 1);
   if (o.salt_buckets) {

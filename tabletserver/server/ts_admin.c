@@ -385,8 +385,7 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
 
   rpc_route d;
   rpc_route_from_desc(&d, w, req->assign_epoch);
-  tab_options unused;
-  ts_topts_learn_open(s, d.table_id, req->options, &unused);
+  ts_topts_learn_open(s, d.table_id, req->options);
   char *abs, *rel;
   tablet_dirs(s, d.tablet_id, req->tablet_dir, &abs, &rel);
   char *man = path_join(abs, MAN_FILE_NAME);

@@ -245,10 +245,10 @@ void ts_bg_stop(ts_server *s);
 
 /* INVALID_ARGUMENT naming a TableOptions field out of range (NULL = none). */
 mica_err *ts_topts_check(const rpc_table_options *w);
-/* Remembers the options an OpenTablet carried for `table_id` and fills
- * `out` with the engine options a tablet of it opens with. */
+/* Remembers the options an OpenTablet carried for table `table_id` (0:
+ * none), for that open (ts_topts_for) and later ones. Takes mu. */
 void ts_topts_learn_open(ts_server *s, uint64_t table_id,
-                         const rpc_table_options *w, tab_options *out);
+                         const rpc_table_options *w);
 /* The engine options of a tablet of `table_id` (the server's own when the
  * table's are not known). */
 void ts_topts_for(ts_server *s, uint64_t table_id, tab_options *out);

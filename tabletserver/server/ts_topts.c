@@ -95,13 +95,13 @@ static bool store(ts_server *s, const struct ts_topt *o) {
 }
 
 void ts_topts_learn_open(ts_server *s, uint64_t table_id,
-                         const rpc_table_options *w, tab_options *out) {
+                         const rpc_table_options *w) {
+  if (table_id == 0) return; /* a tablet opened by hand, of no table */
   struct ts_topt o;
   from_wire(table_id, w, &o);
   pthread_mutex_lock(&s->mu);
-  if (table_id != 0) store(s, &o);
+  store(s, &o);
   pthread_mutex_unlock(&s->mu);
-  apply(s, &o, out);
 }
 
 void ts_topts_for(ts_server *s, uint64_t table_id, tab_options *out) {

@@ -141,6 +141,9 @@ static void test_refused(void) {
          MICA_INVALID_ARGUMENT);
   k.len--;
   TU_OK(ms_create_table_opts(c.m, "y", &k, 1, &s, c.now, NULL));
+  slice empty = S("");
+  TU_ERR(ms_create_table_opts(c.m, "z", &empty, 1, &s, c.now, NULL),
+         MICA_INVALID_ARGUMENT);
   slice two[2] = {S("b"), S("a")};
   TU_ERR(ms_create_table_opts(c.m, "z", two, 2, &s, c.now, NULL),
          MICA_INVALID_ARGUMENT);
