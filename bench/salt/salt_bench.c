@@ -12,8 +12,10 @@
  * order is the time order) and --value-size byte values. For each run it
  * reports the rate, each server's share of the rows written (the keys its
  * tablets of that table hold, from the master's tablet list), and the
- * tablet servers' CPU time per write (/proc/PID/stat, all servers).
- * The summary gives medians over rounds and the salted/unsalted ratios.
+ * tablet servers' CPU time per write (/proc/PID/stat, all servers), then
+ * what the scan fan-out costs: one full keys-only scan (rows/s) and the
+ * median time of 200 scans of 10 rows from random keys. The summary gives
+ * medians over rounds and the salted/unsalted ratios.
  *
  * Usage: mica-salt-bench [--rounds N] [--seconds S] [--threads N]
  *                        [--salt N] [--tservers N] [--value-size N] */
@@ -87,11 +89,65 @@ static double cpu_seconds(pid_t pid) {
 }
 
 typedef struct result {
+  double scan_rows_s; /* a full keys-only scan, rows per second */
+  double short_ms;    /* median time of a 10-row scan from a random key */
   double rate;        /* writes per second */
   double max_share;   /* the busiest server's share of rows */
   double share[16];   /* per server slot */
   double cpu_us_op;   /* tablet-server CPU per write */
 } result;
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* What the fan-out costs readers: one full keys-only scan, and 200 scans
+ * of 10 rows from random keys among the `rows` written. */
+static void measure_scans(mica_client *c, const char *table, uint64_t rows,
+                          result *res) {
+  mica_scan_options o;
+  memset(&o, 0, sizeof o);
+  o.keys_only = 1;
+  mica_scanner *sc = NULL;
+  uint64_t t0 = now_us(), n = 0;
+  if (mica_scan_open(c, table, &o, &sc) == MICA_OK) {
+    for (;;) {
+      int has = 0;
+      const void *k, *v;
+      size_t kl, vl;
+      if (mica_scan_next(sc, &has, &k, &kl, &v, &vl) != MICA_OK || !has) break;
+      n++;
+    }
+  }
+  mica_scan_close(sc);
+  res->scan_rows_s = (double)n / ((double)(now_us() - t0) / 1e6);
+  enum { SHORT = 200 };
+  uint64_t lat[SHORT];
+  char start[32];
+  for (int i = 0; i < SHORT; i++) {
+    int sl = snprintf(start, sizeof start, "seq:%016" PRIu64,
+                      rows ? (uint64_t)rand() % rows : 0);
+    memset(&o, 0, sizeof o);
+    o.start = start;
+    o.start_len = (size_t)sl;
+    o.limit = 10;
+    uint64_t t1 = now_us();
+    sc = NULL;
+    if (mica_scan_open(c, table, &o, &sc) == MICA_OK) {
+      for (;;) {
+        int has = 0;
+        const void *k, *v;
+        size_t kl, vl;
+        if (mica_scan_next(sc, &has, &k, &kl, &v, &vl) != MICA_OK || !has) break;
+      }
+    }
+    mica_scan_close(sc);
+    lat[i] = now_us() - t1;
+  }
+  qsort(lat, SHORT, sizeof lat[0], cmp_u64);
+  res->short_ms = (double)lat[SHORT / 2] / 1000.0;
+}
 
 static double total_cpu(cluster *cl, int n) {
   double t = 0;
@@ -167,10 +223,11 @@ static int run_one(cluster *cl, mica_client *c, const cfg *cf, const char *table
     res->share[s] = keys_total ? (double)per[s] / (double)keys_total : 0;
     if (res->share[s] > res->max_share) res->max_share = res->share[s];
   }
+  measure_scans(c, table, done, res);
   printf("%-10s salt %3d: %8.0f writes/s, %6.1f us server CPU/write, rows by server:",
          table, salt, res->rate, res->cpu_us_op);
   for (int s = 0; s < cf->tservers && s < 16; s++) printf(" %5.1f%%", 100 * res->share[s]);
-  printf("\n");
+  printf("; full scan %.0f rows/s, 10-row scan %.2f ms\n", res->scan_rows_s, res->short_ms);
   fflush(stdout);
   mica_drop_table(c, table);
   return 0;
@@ -239,6 +296,8 @@ int main(int argc, char **argv) {
   double *um = calloc((size_t)cf.rounds, sizeof(double)), *sm = calloc((size_t)cf.rounds, sizeof(double));
   double *uc = calloc((size_t)cf.rounds, sizeof(double)), *sc = calloc((size_t)cf.rounds, sizeof(double));
   double *ratio = calloc((size_t)cf.rounds, sizeof(double));
+  double *us = calloc((size_t)cf.rounds, sizeof(double)), *ss = calloc((size_t)cf.rounds, sizeof(double));
+  double *ush = calloc((size_t)cf.rounds, sizeof(double)), *ssh = calloc((size_t)cf.rounds, sizeof(double));
   int rc = 0;
   for (int r = 0; r < cf.rounds && rc == 0; r++) {
     result u, s;
@@ -252,6 +311,7 @@ int main(int argc, char **argv) {
     ur[r] = u.rate, sr[r] = s.rate, um[r] = u.max_share, sm[r] = s.max_share;
     uc[r] = u.cpu_us_op, sc[r] = s.cpu_us_op;
     ratio[r] = u.rate > 0 ? s.rate / u.rate : 0;
+    us[r] = u.scan_rows_s, ss[r] = s.scan_rows_s, ush[r] = u.short_ms, ssh[r] = s.short_ms;
   }
   if (rc == 0) {
     printf("\nmedians over %d rounds:\n", cf.rounds);
@@ -261,8 +321,13 @@ int main(int argc, char **argv) {
            cf.salt, median(sr, cf.rounds), 100 * median(sm, cf.rounds), median(sc, cf.rounds));
     printf("  salted/unsalted rate: %.2f (median of per-round ratios)\n",
            median(ratio, cf.rounds));
+    printf("  full keys-only scan: unsalted %.0f rows/s, salted %.0f rows/s\n",
+           median(us, cf.rounds), median(ss, cf.rounds));
+    printf("  10-row scan from a random key (median): unsalted %.2f ms, salted %.2f ms\n",
+           median(ush, cf.rounds), median(ssh, cf.rounds));
   }
   free(ur), free(sr), free(um), free(sm), free(uc), free(sc), free(ratio);
+  free(us), free(ss), free(ush), free(ssh);
   mica_close(c);
   cl_free(cl);
   return rc;
