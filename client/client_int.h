@@ -193,6 +193,10 @@ int mcl_salt_scan_next(mcl_salt_scan *m, int *has_row, const void **key,
                        size_t *key_len, const void **value, size_t *value_len);
 void mcl_salt_scan_free(mcl_salt_scan *m); /* accepts NULL */
 
+/* Sends the request of a plain scanner's next stream now, if it has none
+ * open, so that several scanners' servers work at once (a salted scan's
+ * buckets). Never fails: mica_scan_next retries what did not start. */
+void mcl_scan_start(mica_scanner *s);
 /* A plain scanner over raw (already salted) keys: scan.c. */
 mica_err *mcl_scan_open_raw(mica_client *c, const char *table, slice start,
                             slice end, slice prefix, uint64_t limit,

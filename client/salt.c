@@ -281,7 +281,11 @@ int mcl_salt_scan_next(mcl_salt_scan *m, int *has_row, const void **key,
   *has_row = 0;
   if (m->limit && m->returned >= m->limit) return mcl_finish(NULL);
   /* Refill every head whose row was handed out (or never read). A failure
-   * leaves `need` set, so the next call resumes that bucket's scanner. */
+   * leaves `need` set, so the next call resumes that bucket's scanner.
+   * Streams still to be opened are all started first, so the buckets'
+   * servers answer in parallel rather than one after the other. */
+  for (size_t i = 0; i < m->n; i++)
+    if (m->h[i].need && !m->h[i].over) mcl_scan_start(m->h[i].sc);
   for (size_t i = 0; i < m->n; i++) {
     salt_head *h = &m->h[i];
     if (!h->need || h->over) continue;

@@ -219,6 +219,18 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
   return mcl_finish(e);
 }
 
+void mcl_scan_start(mica_scanner *s) {
+  if (s->salted != NULL || s->stream != NULL || s->chunk != NULL || s->done ||
+      (s->limit && s->returned >= s->limit))
+    return;
+  mcl_retry r;
+  mcl_retry_init(&r, s->c);
+  /* A failure leaves no stream: mica_scan_next opens it again and digests
+   * the failure there, as it does for any stream it opens. */
+  err_free(open_stream(s, &r));
+  mcl_retry_done(&r);
+}
+
 int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *opts,
                    mica_scanner **out) {
   *out = NULL;
