@@ -237,7 +237,9 @@ typedef struct mica_scanner mica_scanner;
  * it returned: no key is returned twice or skipped. Each tablet's rows come
  * from one consistent snapshot of that tablet. Errors:
  * MICA_INVALID_ARGUMENT when start > end; MICA_NOT_FOUND for an unknown
- * table (found at open). Close with mica_scan_close(). */
+ * table (found at open). On a salted table (mica_table_options) the scan
+ * runs on every bucket and merges them: the same rows in the same order,
+ * at the cost of one stream per bucket. Close with mica_scan_close(). */
 int mica_scan_open(mica_client *c, const char *table,
                    const mica_scan_options *opts, mica_scanner **out);
 
