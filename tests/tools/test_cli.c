@@ -533,6 +533,14 @@ static void test_table_options(void) {
   expect(RUN("scan", "salty", "--reverse", "--limit", "2", "--start", "k1"), 0,
          "k5 => v\nk4 => v\n");
   expect(RUN("get", "salty", "k3"), 0, "v\n");
+  /* Tablets: text shows bucket and key, tsv the stored key. */
+  th_result t = RUN("tablets", "salty2");
+  CU_ASSERT_EQUAL(t.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&t), "[1] m"));
+  th_result_free(&t);
+  t = RUN("tablets", "salty2", "--format", "tsv");
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&t), "\tsalty2\t\\x01m\t"));
+  th_result_free(&t);
   th_result r = RUN("describe", "salty");
   CU_ASSERT_EQUAL(r.rc, 0);
   CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "compression:      zstd"));

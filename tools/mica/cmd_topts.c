@@ -108,3 +108,40 @@ void mtopt_print(FILE *f, const mica_table_info *t, bool json) {
   else
     fprintf(f, "salt_buckets:     none\n");
 }
+
+void mtopt_salts_load(mica_client *c, mtopt_salts *out) {
+  out->v = NULL;
+  out->n = 0;
+  if (mica_list_tables(c, &out->v, &out->n) != MICA_OK) {
+    out->v = NULL;
+    out->n = 0;
+  }
+}
+
+void mtopt_salts_free(mtopt_salts *s) {
+  mica_free(s->v);
+  s->v = NULL;
+  s->n = 0;
+}
+
+uint32_t mtopt_salt_of(const mtopt_salts *s, const char *table) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].name, table) == 0) return s->v[i].salt_buckets;
+  return 0;
+}
+
+void mtopt_unsalted(const void *key, size_t len, buf *out) {
+  const uint8_t *k = key;
+  char head[16];
+  snprintf(head, sizeof head, "[%u]", (unsigned)k[0]);
+  buf_clear(out);
+  buf_append(out, head, strlen(head));
+  if (len > 1) {
+    buf esc = BUF_INIT;
+    buf_push(out, ' ');
+    slice_escape(slice_make(k + 1, len - 1), &esc);
+    buf_append(out, esc.data, esc.len);
+    buf_free(&esc);
+  }
+  buf_push(out, 0);
+}

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "common/slice.h"
 #include "mica/mica.h"
 
 /* getopt values of the option flags (above main.c's own). */
@@ -35,5 +36,20 @@ bool mtopt_flag(int opt, const char *arg, mica_table_options *o,
 /* Prints the options of `t`: one "name: value" line each, or (json) a
  * JSON object without a newline. */
 void mtopt_print(FILE *f, const mica_table_info *t, bool json);
+
+/* The salt buckets of every table (from mica_list_tables), to show a salted
+ * table's tablet boundaries unsalted. */
+typedef struct mtopt_salts {
+  mica_table_info *v;
+  size_t n;
+} mtopt_salts;
+void mtopt_salts_load(mica_client *c, mtopt_salts *out); /* empty on error */
+void mtopt_salts_free(mtopt_salts *s);
+/* The salt buckets of `table` (0 = unsalted or unknown). */
+uint32_t mtopt_salt_of(const mtopt_salts *s, const char *table);
+
+/* Writes a salted table's stored boundary `key` as "[BUCKET] KEY" (the
+ * key escaped, without its salt byte) into `out`, NUL-terminated. */
+void mtopt_unsalted(const void *key, size_t len, buf *out);
 
 #endif

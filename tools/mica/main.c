@@ -750,6 +750,9 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
   int code = mica_list_tablets(c, optind < argc ? argv[optind] : NULL, &t, &n);
   if (code != MICA_OK) return fail(code, "tablets");
   if (f == FMT_JSON) fputs("[", stdout);
+  /* Salted tables' boundaries are shown unsalted in text (cmd_topts.h). */
+  mtopt_salts salts = {0};
+  if (f == FMT_TEXT) mtopt_salts_load(c, &salts);
   if (f == FMT_TEXT)
     printf("%-8s %-16s %-20s %-20s %-10s %-22s %8s %8s\n", "TABLET", "TABLE", "START", "END",
            "STATE", "SERVER", "R-EPOCH", "A-EPOCH");
@@ -772,6 +775,10 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
       buf s = BUF_INIT, e = BUF_INIT;
       slice_escape(slice_make(x->start_key, x->start_len), &s);
       slice_escape(slice_make(x->end_key, x->end_len), &e);
+      if (f == FMT_TEXT && mtopt_salt_of(&salts, x->table_name) > 0) {
+        if (x->start_len) mtopt_unsalted(x->start_key, x->start_len, &s);
+        if (x->end_len) mtopt_unsalted(x->end_key, x->end_len, &e);
+      }
       const char *ss = x->start_len ? (char *)s.data : (f == FMT_TSV ? "" : "-inf");
       const char *es = x->end_len ? (char *)e.data : (f == FMT_TSV ? "" : "+inf");
       if (f == FMT_TSV)
@@ -787,6 +794,7 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
     }
   }
   if (f == FMT_JSON) fputs(n ? "\n]\n" : "]\n", stdout);
+  mtopt_salts_free(&salts);
   mica_free(t);
   return 0;
 }
@@ -1038,7 +1046,9 @@ static const command commands[] = {
      "Lists the tables with their tablet counts and sizes.\n\nExample:\n  mica tables\n"},
     {"tablets", cmd_tablets, "[TABLE] [--format text|tsv|json]",
      "Lists the tablets of TABLE (or of every table) with ranges, state, server and\n"
-     "epochs.\n\nExample:\n  mica tablets users --format tsv\n"},
+     "epochs. A salted table's boundaries are shown as [BUCKET] KEY in text; tsv and\n"
+     "json show the stored key (the salt byte first), which `mica split` takes.\n"
+     "\nExample:\n  mica tablets users --format tsv\n"},
     {"servers", cmd_servers, "[--all] [--format text|tsv|json]",
      "Lists the tablet servers (--all: dead ones too).\n\nExample:\n  mica servers\n"},
     {"split", cmd_split, "TABLET [KEY]",
