@@ -38,7 +38,15 @@ static mica_err *master(mica_client *c, const rpc_method *m, const void *req,
 
 int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
                       size_t n_splits) {
-  mica_err *e = mcl_check_table(table);
+  return mica_create_table_opts(c, table, splits, n_splits, NULL);
+}
+
+int mica_create_table_opts(mica_client *c, const char *table,
+                           const mica_key *splits, size_t n_splits,
+                           const mica_table_options *opts) {
+  rpc_table_options wo;
+  mica_err *e = mcl_options_to_wire(opts, &wo);
+  if (e == NULL) e = mcl_check_table(table);
   for (size_t i = 0; i < n_splits && e == NULL; i++)
     e = mcl_check_key(slice_make(splits[i].data, splits[i].len));
   if (e != NULL) return mcl_finish(e);
@@ -51,6 +59,7 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
   }
   req.n_split_keys = n_splits;
   req.split_keys = keys;
+  req.options = &wo;
   void *msg = NULL;
   e = master(c, &rpc_m_master_create_table, &req, &msg);
   free(keys);
@@ -58,6 +67,9 @@ int mica_create_table(mica_client *c, const char *table, const mica_key *splits,
     rpc_create_table_response *resp = (rpc_create_table_response *)msg;
     /* A table of the same name dropped earlier may linger in the cache. */
     route_cache_forget_table(c->cache, table);
+    mcl_salt_forget(c, table);
+    if (resp->table != NULL)
+      mcl_salt_learn(c, table, wo.salt_buckets, resp->table->table_id);
     mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
   }
   rpc_msg_free(msg);
@@ -73,6 +85,7 @@ int mica_drop_table(mica_client *c, const char *table) {
   e = master(c, &rpc_m_master_drop_table, &req, &msg);
   rpc_msg_free(msg);
   route_cache_forget_table(c->cache, table);
+  mcl_salt_forget(c, table);
   return mcl_finish(e);
 }
 
@@ -85,7 +98,9 @@ int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
   if (e != NULL) return mcl_finish(e);
   rpc_list_tables_response *resp = (rpc_list_tables_response *)msg;
   size_t cnt = resp->n_tables, need = cnt * sizeof(mica_table_info);
-  for (size_t i = 0; i < cnt; i++) need += str_size(resp->tables[i].name);
+  for (size_t i = 0; i < cnt; i++)
+    need += str_size(resp->tables[i].name) +
+            str_size(resp->tables[i].options ? resp->tables[i].options->compression : "");
   mica_table_info *v = xmalloc(need ? need : 1);
   uint8_t *p = (uint8_t *)(v + cnt);
   for (size_t i = 0; i < cnt; i++) {
@@ -96,6 +111,7 @@ int mica_list_tables(mica_client *c, mica_table_info **tables, size_t *n) {
     v[i].approx_bytes = t->approx_bytes;
     v[i].approx_keys = t->approx_keys;
     v[i].created_ms = t->created_ms;
+    mcl_options_from_wire(t->options, &p, &v[i]);
   }
   rpc_msg_free(msg);
   *tables = v;

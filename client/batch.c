@@ -195,6 +195,32 @@ static mica_err *send_group(mica_client *c, const mica_batch *b, const group *g,
   return e;
 }
 
+/* *out = NULL for an unsalted table, else a copy of `b` with salted keys
+ * (caller frees with mica_batch_free). */
+static mica_err *salt_batch(mica_client *c, const char *table,
+                            const mica_batch *b, mica_batch **out,
+                            uint64_t *salt_id) {
+  *out = NULL;
+  mcl_retry r;
+  mcl_retry_init(&r, c);
+  uint32_t n = 0;
+  mica_err *e = mcl_salt_get_id(c, &r, table, &n, salt_id);
+  mcl_retry_done(&r);
+  for (size_t i = 0; e == NULL && n > 0 && i < b->n; i++)
+    e = mcl_salt_check_key(buf_slice(&b->v[i].key), n, table);
+  if (e != NULL || n == 0) return e;
+  mica_batch *sb = mica_batch_new();
+  sb->v = xcalloc(b->n, sizeof(mut));
+  sb->cap = sb->n = b->n;
+  for (size_t i = 0; i < b->n; i++) {
+    sb->v[i].is_delete = b->v[i].is_delete;
+    mcl_salt_key(buf_slice(&b->v[i].key), n, &sb->v[i].key);
+    buf_append_slice(&sb->v[i].value, buf_slice(&b->v[i].value));
+  }
+  *out = sb;
+  return NULL;
+}
+
 int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
                      unsigned flags, mica_batch_result *result) {
   mica_batch_result res = {0, 0};
@@ -202,6 +228,13 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   mica_err *e = mcl_check_table(table);
   if (e != NULL) return mcl_finish(e);
   if (b->n == 0) return mcl_finish(NULL);
+  /* A salted table's batch is sent as a copy with salted keys. */
+  const mica_batch *orig = b;
+  mica_batch *salted = NULL;
+  uint64_t salt_id = 0;
+  e = salt_batch(c, table, orig, &salted, &salt_id);
+  if (e != NULL) return mcl_finish(e);
+  if (salted != NULL) b = salted;
 
   size_t np = b->n;
   size_t *pending = xmalloc(np * sizeof *pending);
@@ -213,6 +246,24 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   while (np > 0 && e == NULL) {
     e = group_keys(c, &r, table, pending, np, mut_key, b, &gs, &ng);
     if (e != NULL) break;
+    /* The table was dropped and created again: salt the keys anew. */
+    bool stale = false;
+    for (size_t gi = 0; gi < ng && !stale; gi++)
+      stale = mcl_salt_stale(c, table, salt_id, &gs[gi].route);
+    if (stale) {
+      groups_free(gs, ng);
+      gs = NULL;
+      ng = 0;
+      mica_batch_free(salted);
+      salted = NULL;
+      b = orig;
+      e = salt_batch(c, table, orig, &salted, &salt_id);
+      if (e != NULL) break;
+      if (salted != NULL) b = salted;
+      e = mcl_retry_next(&r, err_new(MICA_UNAVAILABLE, "table '%s' was dropped "
+                                     "and created again", table), false);
+      continue;
+    }
     res.parts = res.parts_applied + ng;
     if ((flags & MICA_BATCH_SINGLE_TABLET) && res.parts > 1) {
       e = err_new(MICA_INVALID_ARGUMENT,
@@ -253,6 +304,7 @@ int mica_batch_write(mica_client *c, const char *table, const mica_batch *b,
   groups_free(gs, ng);
   free(pending);
   mcl_retry_done(&r);
+  mica_batch_free(salted);
   if (result != NULL) *result = res;
   return mcl_finish(e);
 }
@@ -288,6 +340,36 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
   for (size_t i = 0; i < n && e == NULL; i++)
     e = mcl_check_key(slice_make(keys[i].data, keys[i].len));
   if (e != NULL) return mcl_finish(e);
+  /* A salted table's keys are looked up in their salted form. */
+  uint32_t buckets = 0;
+  {
+    mcl_retry sr;
+    mcl_retry_init(&sr, c);
+    e = mcl_salt_get(c, &sr, table, &buckets);
+    mcl_retry_done(&sr);
+  }
+  for (size_t i = 0; i < n && e == NULL && buckets > 0; i++)
+    e = mcl_salt_check_key(slice_make(keys[i].data, keys[i].len), buckets, table);
+  if (e != NULL) return mcl_finish(e);
+  mica_key *skeys = NULL;
+  buf sbuf = BUF_INIT;
+  if (buckets > 0) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += keys[i].len + 1;
+    buf_reserve(&sbuf, total + 1);
+    skeys = xcalloc(n ? n : 1, sizeof(*skeys));
+    buf one = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+      mcl_salt_key(slice_make(keys[i].data, keys[i].len), buckets, &one);
+      skeys[i].len = one.len;
+      skeys[i].data = (const void *)(uintptr_t)sbuf.len; /* offset for now */
+      buf_append_slice(&sbuf, buf_slice(&one));
+    }
+    buf_free(&one);
+    for (size_t i = 0; i < n; i++)
+      skeys[i].data = sbuf.data + (uintptr_t)skeys[i].data;
+    keys = skeys;
+  }
 
   mg_ans *ans = xcalloc(n ? n : 1, sizeof *ans);
   size_t *pending = xmalloc((n ? n : 1) * sizeof *pending);
@@ -452,6 +534,8 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
   free(kept);
   free(ans);
   free(pending);
+  free(skeys);
+  buf_free(&sbuf);
   mcl_retry_done(&r);
   if (e == NULL && first_err != MICA_OK)
     e = failure != NULL ? err_wrap(err_dup(failure), "multi-get in '%s'", table)

@@ -93,6 +93,7 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
   c->opts.tls_key = o.tls_key != NULL ? xstrdup(o.tls_key) : NULL;
   c->master = xstrdup(master);
   c->cache = route_cache_new(o.cache_routes);
+  c->salts = mcl_salts_new();
   pthread_rwlock_init(&c->conns_lock, NULL);
   if (ch != NULL) {
     c->master_conn = xcalloc(1, sizeof(mcl_conn));
@@ -121,6 +122,7 @@ void mica_close(mica_client *c) {
   mzk_locator_close(c->loc);
   pthread_rwlock_destroy(&c->conns_lock);
   route_cache_free(c->cache);
+  mcl_salts_free(c->salts);
   free(c->master);
   free((char *)c->opts.token);
   free((char *)c->opts.tls_ca);
@@ -376,12 +378,13 @@ mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
 
 /* ---- routing ---- */
 
-/* A cached route carries no table: the cache is keyed by it. */
+/* A cached route carries no table name: the cache is keyed by it. It keeps
+ * the table id, against which salted writes check their salt
+ * (mcl_salt_stale). */
 static void route_from_wire(rpc_route *d, const rpc_tablet_route *w) {
   rpc_route_from_wire(d, w);
   free(d->table_name);
   d->table_name = NULL;
-  d->table_id = 0;
 }
 
 void mcl_install_routes(mica_client *c, const char *table,
@@ -395,6 +398,7 @@ void mcl_install_routes(mica_client *c, const char *table,
     if (w->desc->table_name != NULL && w->desc->table_name[0] != '\0' &&
         strcmp(w->desc->table_name, table) != 0)
       continue;
+    mcl_salt_note_id(c, table, w->desc->table_id);
     route_from_wire(&v[k++], w);
   }
   route_cache_install(c->cache, table, v, k);
@@ -417,6 +421,7 @@ mica_err *mcl_locate(mica_client *c, mcl_retry *r, const char *table, slice key,
     mica_err *e = mcl_master_call(c, r, &rpc_m_master_lookup_tablets, &req, (void **)&resp);
     if (e != NULL) return e;
     mcl_install_routes(c, table, resp->tablets, resp->n_tablets);
+    mcl_salt_learn(c, table, resp->salt_buckets, resp->table_id);
     bool found = false;
     if (resp->n_tablets > 0 && resp->tablets[0].desc != NULL) {
       route_from_wire(out, &resp->tablets[0]);
@@ -548,12 +553,14 @@ mica_err *mcl_check_table(const char *table) {
 
 /* ---- single-key calls ---- */
 
-/* One unary data call to the tablet holding a key: `ref` points into `req`
- * and is set to each attempt's route. */
+/* One unary data call to the tablet holding a key: `ref` and `key` point
+ * into `req` and are set for each attempt (the key salted when the table
+ * is, client/salt.c). */
 typedef struct keycall {
   const rpc_method *m;
   const void *req;
   rpc_tablet_ref *ref; /* what req->tablet points to */
+  slice *key;          /* req's key field */
 } keycall;
 
 static mica_err *key_call(mica_client *c, const char *table, slice key, keycall *kc,
@@ -562,10 +569,44 @@ static mica_err *key_call(mica_client *c, const char *table, slice key, keycall 
   mcl_retry r;
   mcl_retry_init(&r, c);
   mica_err *e = NULL;
+  buf salted = BUF_INIT;
   for (;;) {
-    rpc_route route = {0};
-    e = mcl_locate(c, &r, table, key, false, &route);
+    /* A table whose salt is not known yet is routed as unsalted: the
+     * master's lookup answer (on a routing cache miss) tells the salt, and
+     * for an unsalted table the route found is already the right one. */
+    uint32_t buckets = 0;
+    uint64_t salt_id = 0;
+    bool known = mcl_salt_peek(c, table, &buckets, &salt_id);
+    e = mcl_salt_check_key(key, buckets, table);
     if (e != NULL) break;
+    *kc->key = key;
+    if (buckets > 0) {
+      mcl_salt_key(key, buckets, &salted);
+      *kc->key = buf_slice(&salted);
+    }
+    rpc_route route = {0};
+    e = mcl_locate(c, &r, table, *kc->key, false, &route);
+    if (e != NULL) break;
+    if (!known) {
+      /* The route came from the cache: ask the master once. */
+      if (!mcl_salt_peek(c, table, &buckets, &salt_id))
+        e = mcl_salt_get_id(c, &r, table, &buckets, &salt_id);
+      if (e != NULL) {
+        rpc_route_clear(&route);
+        break;
+      }
+      if (buckets > 0) { /* salted after all: salt the key and go again */
+        rpc_route_clear(&route);
+        continue;
+      }
+    }
+    if (mcl_salt_stale(c, table, salt_id, &route)) {
+      rpc_route_clear(&route);
+      e = mcl_retry_next(&r, err_new(MICA_UNAVAILABLE, "table '%s' was dropped "
+                                     "and created again", table), false);
+      if (e != NULL) break;
+      continue;
+    }
     mcl_tablet_ref(kc->ref, &route);
     mcl_conn *k = mcl_conn_get(c, route.address);
     void *msg = NULL;
@@ -586,6 +627,7 @@ static mica_err *key_call(mica_client *c, const char *table, slice key, keycall 
     rpc_route_clear(&route);
     if (e != NULL) break;
   }
+  buf_free(&salted);
   mcl_retry_done(&r);
   return e;
 }
@@ -608,7 +650,7 @@ int mica_put(mica_client *c, const char *table, const void *key, size_t key_len,
   rpc_tablet_ref ref;
   rpc_put_request req = {.tablet = &ref, .key = k,
                          .value = slice_make(value, value_len)};
-  keycall kc = {&rpc_m_ts_put, &req, &ref};
+  keycall kc = {&rpc_m_ts_put, &req, &ref, &req.key};
   void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
@@ -622,7 +664,7 @@ int mica_delete(mica_client *c, const char *table, const void *key, size_t key_l
   if (e != NULL) return mcl_finish(e);
   rpc_tablet_ref ref;
   rpc_delete_request req = {.tablet = &ref, .key = k};
-  keycall kc = {&rpc_m_ts_delete, &req, &ref};
+  keycall kc = {&rpc_m_ts_delete, &req, &ref, &req.key};
   void *resp = NULL;
   e = key_call(c, table, k, &kc, &resp);
   rpc_msg_free(resp);
@@ -639,7 +681,7 @@ int mica_get(mica_client *c, const char *table, const void *key, size_t key_len,
   if (e != NULL) return mcl_finish(e);
   rpc_tablet_ref ref;
   rpc_get_request req = {.tablet = &ref, .key = k};
-  keycall kc = {&rpc_m_ts_get, &req, &ref};
+  keycall kc = {&rpc_m_ts_get, &req, &ref, &req.key};
   rpc_get_response *resp = NULL;
   e = key_call(c, table, k, &kc, (void **)&resp);
   if (e != NULL) return mcl_finish(e);

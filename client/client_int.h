@@ -45,10 +45,13 @@ typedef struct mcl_conn {
   size_t n_retired;
 } mcl_conn;
 
+typedef struct mcl_salts mcl_salts; /* salt.c */
+
 struct mica_client {
   mica_options opts;
   char *master;
   route_cache *cache;
+  mcl_salts *salts; /* tables' salt buckets (salt.c) */
   pthread_rwlock_t conns_lock;
   /* Guarded by conns_lock: connections by address, never removed before
    * mica_close, so a mcl_conn pointer stays valid for the client's life. */
@@ -160,5 +163,67 @@ mica_err *mcl_check_table(const char *table);
  * backs off anyway. */
 #define MCL_MAX_IMMEDIATE 4
 
+
+/* ---- table options (topts.c) ---- */
+
+/* `o` (NULL = defaults) on the wire; `w` borrows its strings. */
+mica_err *mcl_options_to_wire(const mica_table_options *o,
+                              rpc_table_options *w);
+/* Fills out's option fields from `w` (NULL = defaults), copying the
+ * compression name (strlen + 1 bytes) at *p and advancing it. */
+void mcl_options_from_wire(const rpc_table_options *w, uint8_t **p,
+                           mica_table_info *out);
+
+/* ---- salted tables (salt.c) ---- */
+
+mcl_salts *mcl_salts_new(void);
+void mcl_salts_free(mcl_salts *s); /* accepts NULL */
+/* The salt buckets of `table` (0 = unsalted), cached or from the master. */
+mica_err *mcl_salt_get(mica_client *c, mcl_retry *r, const char *table,
+                       uint32_t *n);
+/* The cached salt of `table`, if known (no master call). */
+bool mcl_salt_peek(mica_client *c, const char *table, uint32_t *n,
+                   uint64_t *table_id);
+/* Records what a LookupTablets answer said of `table`. */
+void mcl_salt_learn(mica_client *c, const char *table, uint32_t n,
+                    uint64_t table_id);
+/* mcl_salt_get that also gives the table id the salt belongs to. */
+mica_err *mcl_salt_get_id(mica_client *c, mcl_retry *r, const char *table,
+                          uint32_t *n, uint64_t *table_id);
+/* True when `route` (about to be used for a key salted under the salt of
+ * table id `salt_id`) belongs to another table of the same name; the
+ * older of the salt and the table's routes is then forgotten, and the
+ * caller salts the key again and locates anew. */
+bool mcl_salt_stale(mica_client *c, const char *table, uint64_t salt_id,
+                    const rpc_route *route);
+/* Forgets what is cached of `table` (dropped or created here). */
+void mcl_salt_forget(mica_client *c, const char *table);
+/* Routes of table id `table_id` arrived for `table`: a cached salt of
+ * another id is forgotten. */
+void mcl_salt_note_id(mica_client *c, const char *table, uint64_t table_id);
+/* The bucket of `key` among `n` (crc32c(key) mod n). */
+uint8_t mcl_salt_bucket(slice key, uint32_t n);
+/* INVALID_ARGUMENT when `key` is too long for a table with `n` buckets. */
+mica_err *mcl_salt_check_key(slice key, uint32_t n, const char *table);
+/* out = bucket || key. */
+void mcl_salt_key(slice key, uint32_t n, buf *out);
+/* The merge of one plain scanner per bucket. */
+typedef struct mcl_salt_scan mcl_salt_scan;
+mica_err *mcl_salt_scan_open(mica_client *c, const char *table, uint32_t n,
+                             slice start, slice end, slice prefix,
+                             uint64_t limit, bool reverse, bool keys_only,
+                             mcl_salt_scan **out);
+int mcl_salt_scan_next(mcl_salt_scan *m, int *has_row, const void **key,
+                       size_t *key_len, const void **value, size_t *value_len);
+void mcl_salt_scan_free(mcl_salt_scan *m); /* accepts NULL */
+
+/* Sends the request of a plain scanner's next stream now, if it has none
+ * open, so that several scanners' servers work at once (a salted scan's
+ * buckets). Never fails: mica_scan_next retries what did not start. */
+void mcl_scan_start(mica_scanner *s);
+/* A plain scanner over raw (already salted) keys: scan.c. */
+mica_err *mcl_scan_open_raw(mica_client *c, const char *table, slice start,
+                            slice end, slice prefix, uint64_t limit,
+                            bool reverse, bool keys_only, mica_scanner **out);
 
 #endif

@@ -39,6 +39,9 @@ struct mica_scanner {
   bool stream_progress; /* the open stream delivered a chunk */
   rpc_scan_chunk *chunk;
   size_t pos;
+  /* A salted table's scan: the merge of one scanner per bucket (salt.c);
+   * the fields above are then unused. */
+  mcl_salt_scan *salted;
 };
 
 /* True when nothing is left between the cursor and the far bound. */
@@ -128,6 +131,8 @@ static mica_err *stream_failed(mica_scanner *s, mcl_retry *r, mica_err *e,
 
 int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_len,
                    const void **value, size_t *value_len) {
+  if (s->salted != NULL)
+    return mcl_salt_scan_next(s->salted, has_row, key, key_len, value, value_len);
   *has_row = 0;
   mcl_retry r;
   mcl_retry_init(&r, s->c);
@@ -214,6 +219,18 @@ int mica_scan_next(mica_scanner *s, int *has_row, const void **key, size_t *key_
   return mcl_finish(e);
 }
 
+void mcl_scan_start(mica_scanner *s) {
+  if (s->salted != NULL || s->stream != NULL || s->chunk != NULL || s->done ||
+      (s->limit && s->returned >= s->limit))
+    return;
+  mcl_retry r;
+  mcl_retry_init(&r, s->c);
+  /* A failure leaves no stream: mica_scan_next opens it again and digests
+   * the failure there, as it does for any stream it opens. */
+  err_free(open_stream(s, &r));
+  mcl_retry_done(&r);
+}
+
 int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *opts,
                    mica_scanner **out) {
   *out = NULL;
@@ -230,13 +247,40 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
                              MICA_MAX_KEY));
   if (start.len > 0 && end.len > 0 && slice_cmp(start, end) > 0)
     return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "scan start is greater than its end"));
+  mcl_retry r;
+  mcl_retry_init(&r, c);
+  uint32_t buckets = 0;
+  e = mcl_salt_get(c, &r, table, &buckets);
+  mcl_retry_done(&r);
+  if (e == NULL && buckets > 0) {
+    mica_scanner *s = xcalloc(1, sizeof *s);
+    s->c = c;
+    s->table = xstrdup(table);
+    e = mcl_salt_scan_open(c, table, buckets, start, end, prefix, opts->limit,
+                           opts->reverse != 0, opts->keys_only != 0, &s->salted);
+    if (e != NULL) {
+      mica_scan_close(s);
+      return mcl_finish(e);
+    }
+    *out = s;
+    return mcl_finish(NULL);
+  }
+  if (e == NULL) e = mcl_scan_open_raw(c, table, start, end, prefix, opts->limit,
+                                      opts->reverse != 0, opts->keys_only != 0, out);
+  return mcl_finish(e);
+}
 
+mica_err *mcl_scan_open_raw(mica_client *c, const char *table, slice start,
+                            slice end, slice prefix, uint64_t limit,
+                            bool reverse, bool keys_only, mica_scanner **out) {
+  *out = NULL;
+  mica_err *e = NULL;
   mica_scanner *s = xcalloc(1, sizeof *s);
   s->c = c;
   s->table = xstrdup(table);
-  s->reverse = opts->reverse != 0;
-  s->keys_only = opts->keys_only != 0;
-  s->limit = opts->limit;
+  s->reverse = reverse;
+  s->keys_only = keys_only;
+  s->limit = limit;
   buf_append_slice(&s->prefix, prefix);
   buf_append_slice(&s->lo, slice_cmp(start, prefix) >= 0 ? start : prefix);
   buf_append_slice(&s->hi, end);
@@ -260,14 +304,15 @@ int mica_scan_open(mica_client *c, const char *table, const mica_scan_options *o
   mcl_retry_done(&r);
   if (e != NULL) {
     mica_scan_close(s);
-    return mcl_finish(e);
+    return e;
   }
   *out = s;
-  return mcl_finish(NULL);
+  return NULL;
 }
 
 void mica_scan_close(mica_scanner *s) {
   if (s == NULL) return;
+  mcl_salt_scan_free(s->salted);
   close_stream(s);
   rpc_route_clear(&s->route);
   buf_free(&s->lo);

@@ -362,6 +362,16 @@ static void write_seeds(const char *dir) {
   rpc_create_table_request create = {.name = "u", .split_keys = splits,
                                      .n_split_keys = 2};
   seed(&rpc_m_master_create_table, "CreateTable", &create);
+  rpc_table_options topts = {.compression = "zstd", .block_size = 8192,
+                             .bloom_set = true, .bloom_bits_per_key = 4,
+                             .salt_buckets = 4};
+  create.options = &topts;
+  seed(&rpc_m_master_create_table, "CreateTable-options", &create);
+  topts.salt_buckets = 0;
+  rpc_alter_table_request alter = {.table = "u", .options = &topts,
+                                   .set_compression = true,
+                                   .set_bloom_bits = true};
+  seed(&rpc_m_master_alter_table, "AlterTable", &alter);
   rpc_drop_table_request drop = {.name = "t"};
   seed(&rpc_m_master_drop_table, "DropTable", &drop);
   rpc_lookup_tablets_request look = {.table = "t", .key = S("n"), .count = 2};

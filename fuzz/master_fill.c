@@ -63,6 +63,20 @@ uint64_t fzm_populate(ms *m, uint64_t now) {
   check(ms_create_table(m, "users", splits, 3, now, NULL), "create users");
   check(ms_create_table(m, "events.v2", NULL, 0, now, NULL), "create events");
   check(ms_create_table(m, "scratch", NULL, 0, now, NULL), "create scratch");
+  /* Table options: a TABLE_CREATE with its options tail, a salted layout,
+   * and a TABLE_OPTIONS record. */
+  ms_table_opts o;
+  mto_init(&o);
+  o.compression = MTO_COMP_ZSTD;
+  o.salt_buckets = 3;
+  check(ms_create_table_opts(m, "salted", splits, 1, &o, now, NULL),
+        "create salted");
+  o.salt_buckets = 0;
+  o.block_size = 16384;
+  o.bloom_bits = 0;
+  check(ms_alter_table(m, "salted", &o, MS_ALTER_BLOCK_SIZE | MS_ALTER_BLOOM,
+                       now, NULL),
+        "alter salted");
   settle(m, now);
   now += 1000000;
   heartbeat_all(m, s1, now);

@@ -38,7 +38,8 @@ enum {
   REC_MERGE_BEGIN = 13,
   REC_MERGE_COMMIT = 14,
   REC_CONFIG = 15,
-  REC_SERVER_HTTP = 16
+  REC_SERVER_HTTP = 16,
+  REC_TABLE_OPTIONS = 17
 };
 
 /* Why a tablet is closing (durable). */
@@ -81,6 +82,7 @@ typedef struct ms_tbl {
   uint64_t created_ms;
   buf *presplit; /* boundaries given at create: merges never remove them */
   size_t n_presplit;
+  ms_table_opts opts; /* durable: TABLE_CREATE's tail, TABLE_OPTIONS */
   ms_tab **cur; /* current tablets by start key */
   size_t n_cur, cap_cur;
   /* volatile */
@@ -194,6 +196,25 @@ bool ms_valid_table_name(const char *name);
 
 /* Appends v[0..n) as varints: the payload of most records. */
 void rec_u64s(buf *b, const uint64_t *v, size_t n);
+
+/* ---- ms_options.c ---- */
+
+/* Checks and (unless `dry`) applies a TABLE_OPTIONS record. */
+mica_err *ms_apply_table_options(ms *m, slice payload, bool dry);
+/* The snapshot's table-options section (METALOG_FORMAT.md): appends it
+ * (nothing when every table has default options),
+ * or reads it from *p (before lim; advances *p), CORRUPTION when bad. */
+void ms_encode_opts_section(ms *m, buf *b);
+mica_err *ms_decode_opts_section(ms *m, const uint8_t **p,
+                                 const uint8_t *lim);
+/* Fills reply->table_opts with the options of the tables of `r`. */
+void ms_reply_options(ms *m, const ms_report *r, size_t n,
+                      ms_server_reply *reply);
+/* The split keys of a salted table (see ms_create_table_opts): *out gets
+ * n_buckets * (n + 1) - 1 keys, each allocated in *storage (caller frees
+ * both with free()). */
+void ms_salted_keys(const slice *keys, size_t n, uint32_t n_buckets,
+                    slice **out, size_t *n_out, uint8_t **storage);
 
 /* ---- ms_ops.c ---- */
 

@@ -105,9 +105,37 @@ static mica_err *check_create(ms *m, const char *name, const slice *keys,
 
 mica_err *ms_create_table(ms *m, const char *name, const slice *split_keys,
                           size_t n, uint64_t now, ms_tablet_list *out) {
+  return ms_create_table_opts(m, name, split_keys, n, NULL, now, out);
+}
+
+mica_err *ms_create_table_opts(ms *m, const char *name,
+                               const slice *split_keys, size_t n,
+                               const ms_table_opts *opts, uint64_t now,
+                               ms_tablet_list *out) {
+  ms_table_opts o;
+  mto_init(&o);
+  if (opts) o = *opts;
+  mica_err *err = mto_check(&o);
+  if (err) return err;
+  slice *salted = NULL;
+  uint8_t *storage = NULL;
+  for (size_t i = 0; o.salt_buckets && i < n; i++)
+    if (split_keys[i].len == 0 || split_keys[i].len + 1 > m->opt.max_key_len)
+      return err_new(MICA_INVALID_ARGUMENT, "split key %zu: %zu bytes, not "
+                     "within 1 .. %zu, the keys of a salted table (one byte "
+                     "goes to the salt)", i, split_keys[i].len,
+                     m->opt.max_key_len - 1);
+  if (o.salt_buckets) {
+    for (size_t i = 1; i < n; i++)
+      if (slice_cmp(split_keys[i - 1], split_keys[i]) >= 0)
+        return err_new(MICA_INVALID_ARGUMENT, "split key %zu is not after "
+                       "split key %zu", i, i - 1);
+    ms_salted_keys(split_keys, n, o.salt_buckets, &salted, &n, &storage);
+    split_keys = salted;
+  }
   LOCK(m);
   m->now = now;
-  mica_err *err = check_create(m, name, split_keys, n);
+  err = check_create(m, name, split_keys, n);
   if (!err) {
     buf b = BUF_INIT;
     uint64_t id = m->next_table_id, first = m->next_tablet_id;
@@ -117,6 +145,7 @@ mica_err *ms_create_table(ms *m, const char *name, const slice *split_keys,
     put_varint64(&b, first);
     put_varint64(&b, n);
     for (size_t i = 0; i < n; i++) put_length_prefixed(&b, split_keys[i]);
+    if (!mto_is_default(&o)) mto_encode(&o, &b);
     err = ms_commit(m, REC_TABLE_CREATE, &b);
     buf_free(&b);
     if (!err) {
@@ -128,6 +157,8 @@ mica_err *ms_create_table(ms *m, const char *name, const slice *split_keys,
     }
   }
   UNLOCK(m);
+  free(salted);
+  free(storage);
   return err;
 }
 
@@ -165,6 +196,7 @@ mica_err *ms_list_tables(ms *m, ms_table_info **out, size_t *n) {
     x->name = xstrdup(tb->name);
     x->tablet_count = tb->n_cur;
     x->created_ms = tb->created_ms;
+    x->opts = tb->opts;
     for (size_t j = 0; j < tb->n_cur; j++) {
       x->bytes += tb->cur[j]->stats.bytes;
       x->keys += tb->cur[j]->stats.keys;
@@ -558,6 +590,7 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
     err = ms_take_reports(m, s, tablets, n, true, reply);
     if (!err) fill_reply(m, s, reply);
     if (!err) take_successors(m, s, reply);
+    if (!err) ms_reply_options(m, tablets, n, reply);
   }
   if (err) ms_server_reply_free(reply);
   UNLOCK(m);

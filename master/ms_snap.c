@@ -162,6 +162,7 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
     x->id = tb->id;
     x->name = xstrdup(tb->name);
     x->created_ms = tb->created_ms;
+    x->opts = tb->opts;
     x->n = tb->n_cur;
   }
 

@@ -244,6 +244,14 @@ static mica_err *apply_table_create(ms *m, rd *r, bool dry) {
     return bad("table-create record malformed");
   slice *keys = xcalloc((size_t)nkeys + 1, sizeof(slice));
   for (uint64_t i = 0; i < nkeys; i++) keys[i] = rd_bytes(r);
+  /* The table's options, a tail added later: older records end before. */
+  ms_table_opts opts;
+  mto_init(&opts);
+  if (!r->bad && r->p != r->lim) {
+    const uint8_t *q = mto_decode(r->p, r->lim, &opts);
+    if (q == NULL) r->bad = true;
+    else r->p = q;
+  }
   mica_err *err = rd_end(r, "table-create");
   char *nm = NULL;
   if (!err) {
@@ -272,6 +280,7 @@ static mica_err *apply_table_create(ms *m, rd *r, bool dry) {
   tb->id = id;
   tb->name = nm;
   tb->created_ms = created;
+  tb->opts = opts;
   tb->n_presplit = (size_t)nkeys;
   tb->presplit = xcalloc((size_t)nkeys + 1, sizeof(buf));
   for (uint64_t i = 0; i < nkeys; i++) buf_append_slice(&tb->presplit[i], keys[i]);
@@ -677,6 +686,7 @@ void ms_encode_state(ms *m, buf *b) {
     put_varint64(b, s->id);
     put_length_prefixed(b, slice_from_str(s->http_address));
   }
+  ms_encode_opts_section(m, b);
 }
 
 static int cmp_tab_start(const void *a, const void *b) {
@@ -711,6 +721,7 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     tb->name[name.len] = '\0';
     tb->dropping = dropping != 0;
     tb->created_ms = created;
+    mto_init(&tb->opts);
     tb->presplit = xcalloc((size_t)np + 1, sizeof(buf));
     tb->n_presplit = (size_t)np;
     PUSH(m->tables, m->n_tables, m->cap_tables, tb);
@@ -791,6 +802,11 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     free(s->http_address);
     s->http_address = ms_strndup(http);
   }
+  /* Tables' options, a section added after that one. */
+  if (!r->bad && r->p != r->lim) {
+    mica_err *oe = ms_decode_opts_section(m, &r->p, r->lim);
+    if (oe) return oe;
+  }
   mica_err *err = rd_end(r, "snapshot");
   if (err) return err;
   for (size_t i = 0; i < m->n_tables; i++) {
@@ -825,6 +841,7 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry) {
     case REC_MERGE_COMMIT: return apply_merge_commit(m, &r, dry);
     case REC_CONFIG: return apply_config(m, &r, dry);
     case REC_SERVER_HTTP: return apply_server_http(m, &r, dry);
+    case REC_TABLE_OPTIONS: return ms_apply_table_options(m, payload, dry);
     default: return bad("unknown record type %u", type);
   }
 }
@@ -974,6 +991,9 @@ void ms_server_reply_free(ms_server_reply *r) {
   free(r->merged);
   r->merged = NULL;
   r->n_merged = 0;
+  free(r->table_opts);
+  r->table_opts = NULL;
+  r->n_table_opts = 0;
 }
 
 void ms_action_list_free(ms_action_list *l) {

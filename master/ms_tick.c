@@ -668,6 +668,8 @@ static void emit(ms *m, ms_act *a, ms_action_list *out) {
   if (a->type == MS_ACT_OPEN) {
     for (int i = 0; i < 2; i++)
       if (t->src[i] != 0) x->sources[x->n_sources++] = t->src[i];
+    ms_tbl *tb = ms_find_tbl(m, t->table_id);
+    if (tb) x->opts = tb->opts;
   }
   if (a->type == MS_ACT_CLOSE && t->close_why == CW_MOVE) {
     ms_srv *to = ms_find_srv(m, t->close_arg);

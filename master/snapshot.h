@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/slice.h"
+#include "master/table_opts.h"
 #include "master/state.h"
 
 /* A current tablet of a table. */
@@ -53,6 +54,7 @@ typedef struct ms_snap_tbl {
   uint64_t splits;      /* retired split parents (one per split) */
   uint64_t merges;      /* merge results among its tablets */
   uint64_t assignments; /* sum of assign epochs over all its tablets */
+  ms_table_opts opts;   /* its options (table_opts.h) */
 } ms_snap_tbl;
 
 typedef struct ms_snap_srv {

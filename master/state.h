@@ -54,6 +54,7 @@
 #include "common/env.h"
 #include "common/err.h"
 #include "common/slice.h"
+#include "master/table_opts.h"
 
 typedef struct ms ms;
 
@@ -171,6 +172,7 @@ typedef struct ms_table_info {
   uint64_t bytes, keys;
   uint64_t created_ms; /* wall clock */
   bool dropping;       /* dropped, tablets still closing */
+  ms_table_opts opts;  /* its options (table_opts.h) */
 } ms_table_info;
 /* Caller frees with ms_table_infos_free(). */
 void ms_table_infos_free(ms_table_info *v, size_t n);
@@ -220,8 +222,15 @@ typedef struct ms_server_reply {
    * clients of such an input then ask the master). */
   ms_successor *merged;
   size_t n_merged;
+  /* Heartbeats only: the options of every table with a tablet the server
+   * reported (how an alter reaches open tablets). */
+  struct ms_opts_entry {
+    uint64_t table_id;
+    ms_table_opts opts;
+  } *table_opts;
+  size_t n_table_opts;
 } ms_server_reply;
-/* Frees `close` and `merged`. */
+/* Frees `close`, `merged` and `table_opts`. */
 void ms_server_reply_free(ms_server_reply *r);
 
 typedef struct ms_move {
@@ -249,6 +258,37 @@ typedef struct ms_event {
 mica_err *ms_create_table(ms *m, const char *name, const slice *split_keys,
                           size_t n_split_keys, uint64_t now,
                           ms_tablet_list *out);
+
+/* ms_create_table with options (`opts` NULL = all defaults), checked first
+ * (INVALID_ARGUMENT naming the option; nothing is created). With
+ * salt_buckets N the table is cut at the one-byte keys 1..N-1 and, inside
+ * each bucket b, at b + each split key (given unsalted, at most
+ * max_key_len - 1 bytes): N * (n + 1) tablets. */
+mica_err *ms_create_table_opts(ms *m, const char *name,
+                               const slice *split_keys, size_t n_split_keys,
+                               const ms_table_opts *opts, uint64_t now,
+                               ms_tablet_list *out);
+
+/* Which options ms_alter_table changes. */
+enum {
+  MS_ALTER_COMPRESSION = 1,
+  MS_ALTER_SPLIT = 2,
+  MS_ALTER_BLOCK_SIZE = 4,
+  MS_ALTER_BLOOM = 8
+};
+
+/* Sets the options of table `name` named in `mask` to their values in
+ * `opts` (logged, then sent to its servers in heartbeat replies and with
+ * every later open). NOT_FOUND unknown table; INVALID_ARGUMENT naming the
+ * bad option, an empty mask, or a salt_buckets in `opts` (fixed at
+ * create); nothing changes then. `out` (may be NULL) receives the options
+ * now in force. */
+mica_err *ms_alter_table(ms *m, const char *name, const ms_table_opts *opts,
+                         unsigned mask, uint64_t now, ms_table_opts *out);
+
+/* The id and options of live table `name`. NOT_FOUND when unknown. */
+mica_err *ms_table_options(ms *m, const char *name, uint64_t *table_id,
+                           ms_table_opts *out);
 
 /* Drops a table: it disappears from lookups and lists at once; ms_tick()
  * then closes its tablets and, once all are closed, emits
@@ -442,6 +482,7 @@ typedef struct ms_action {
   uint64_t moved_to_epoch;
   bool skip_flush;   /* CLOSE of a dropped table's tablet */
   uint64_t table_id; /* DELETE_TABLE */
+  ms_table_opts opts; /* OPEN: the table's options */
 } ms_action;
 
 typedef struct ms_action_list {

@@ -113,6 +113,8 @@ enum rpc_server_state {
   X(access_table) X(heartbeat_response)                                      \
   X(report_split_request) X(report_split_response)                           \
   X(get_info_request) X(get_info_response)                                   \
+  X(table_options) X(table_options_entry) X(alter_table_request)             \
+  X(alter_table_response)                                                    \
   X(echo_request) X(echo_response)
 
 /* Fields: F(kind, message type of a sub-message or _, name, field number).
@@ -178,7 +180,8 @@ enum rpc_server_state {
 #define RPC_FIELDS_open_tablet_request(F)                                    \
   F(MSG, tablet_descriptor, desc, 1) F(U64, _, assign_epoch, 2)              \
   F(STR, _, tablet_dir, 3) F(RMSG, tablet_source, sources, 4)                \
-  F(MSG, tablet_descriptor, split_sibling, 5) F(U64, _, master_epoch, 6)
+  F(MSG, tablet_descriptor, split_sibling, 5) F(U64, _, master_epoch, 6)              \
+  F(MSG, table_options, options, 7)
 #define RPC_FIELDS_open_tablet_response(F) \
   F(MSG, status, status, 1) F(MSG, tablet_stats, stats, 2)
 #define RPC_FIELDS_close_tablet_request(F)                                   \
@@ -203,9 +206,10 @@ enum rpc_server_state {
 #define RPC_FIELDS_table_info(F)                                             \
   F(U64, _, table_id, 1) F(STR, _, name, 2) F(U64, _, tablet_count, 3)       \
   F(U64, _, approx_bytes, 4) F(U64, _, approx_keys, 5)                       \
-  F(U64, _, created_ms, 6)
+  F(U64, _, created_ms, 6) F(MSG, table_options, options, 7)
 #define RPC_FIELDS_create_table_request(F) \
-  F(STR, _, name, 1) F(RBYTES, _, split_keys, 2)
+  F(STR, _, name, 1) F(RBYTES, _, split_keys, 2)               \
+  F(MSG, table_options, options, 3)
 #define RPC_FIELDS_create_table_response(F)                                  \
   F(MSG, status, status, 1) F(MSG, table_info, table, 2)                     \
   F(RMSG, tablet_route, tablets, 3)
@@ -218,7 +222,8 @@ enum rpc_server_state {
   F(STR, _, table, 1) F(BYTES, _, key, 2) F(U32, _, count, 3)                \
   F(BOOL, _, before, 4)
 #define RPC_FIELDS_lookup_tablets_response(F) \
-  F(MSG, status, status, 1) F(RMSG, tablet_route, tablets, 2)
+  F(MSG, status, status, 1) F(RMSG, tablet_route, tablets, 2)          \
+  F(U32, _, salt_buckets, 3) F(U64, _, table_id, 4)
 #define RPC_FIELDS_list_tablets_request(F) \
   F(STR, _, table, 1) F(BOOL, _, include_retired, 2)
 #define RPC_FIELDS_tablet_entry(F)                                           \
@@ -296,7 +301,8 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(U64, _, lease_ms, 2)                           \
   F(RMSG, tablet_ref, close_tablets, 3) F(RMSG, merged_input, merged, 4)   \
   F(U64, _, master_epoch, 5) F(MSG, access_table, access, 6)                \
-  F(MSG, load_split_config, load_split, 7)
+  F(MSG, load_split_config, load_split, 7)                                   \
+  F(RMSG, table_options_entry, table_options, 8)
 #define RPC_FIELDS_table_grant(F) F(STR, _, table, 1) F(U32, _, role, 2)
 #define RPC_FIELDS_access_grant(F)                                          \
   F(BYTES, _, token_sha256, 1) F(STR, _, identity, 2) F(U32, _, role, 3)   \
@@ -314,6 +320,18 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(STR, _, version, 2) F(STR, _, rpc_address, 3)  \
   F(STR, _, http_address, 4) F(U64, _, start_time_ms, 5)                     \
   F(STR, _, cluster_name, 6)
+#define RPC_FIELDS_table_options(F)                                          \
+  F(STR, _, compression, 1) F(U64, _, split_threshold_bytes, 2)              \
+  F(U32, _, block_size, 3) F(U32, _, bloom_bits_per_key, 4)                  \
+  F(BOOL, _, bloom_set, 5) F(U32, _, salt_buckets, 6)
+#define RPC_FIELDS_table_options_entry(F) \
+  F(U64, _, table_id, 1) F(MSG, table_options, options, 2)
+#define RPC_FIELDS_alter_table_request(F)                                    \
+  F(STR, _, table, 1) F(MSG, table_options, options, 2)                      \
+  F(BOOL, _, set_compression, 3) F(BOOL, _, set_split_threshold, 4)         \
+  F(BOOL, _, set_block_size, 5) F(BOOL, _, set_bloom_bits, 6)
+#define RPC_FIELDS_alter_table_response(F) \
+  F(MSG, status, status, 1) F(MSG, table_info, table, 2)
 #define RPC_FIELDS_echo_request(F) \
   F(BYTES, _, payload, 1) F(U32, _, delay_ms, 2) F(U32, _, chunks, 3)
 #define RPC_FIELDS_echo_response(F) \

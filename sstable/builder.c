@@ -55,7 +55,7 @@ void sst_options_init(sst_options *o) {
   o->zstd_level = 3;
 }
 
-static mica_err *check_options(const sst_options *o) {
+mica_err *sst_options_check(const sst_options *o) {
   if (o->block_size < 1024 || o->block_size > (4u << 20))
     return err_new(MICA_INVALID_ARGUMENT, "sst block_size %zu not in 1 KiB..4 MiB",
                    o->block_size);
@@ -84,7 +84,7 @@ mica_err *sst_builder_new(env *e, const char *path, const sst_options *opts,
     sst_options_init(&defaults);
     opts = &defaults;
   }
-  mica_err *err = check_options(opts);
+  mica_err *err = sst_options_check(opts);
   if (err != NULL) return err;
   env_writer *w;
   err = env_open_writer(e, path, ENV_TRUNCATE, &w);

@@ -82,6 +82,9 @@ typedef struct sst_options {
 /* Fills `o` with the defaults above, no compression, zstd level 3. */
 void sst_options_init(sst_options *o);
 
+/* INVALID_ARGUMENT naming the first field out of the ranges above. */
+mica_err *sst_options_check(const sst_options *o);
+
 /* ---- properties ---- */
 
 /* What a finished file says about itself (stored in its properties block

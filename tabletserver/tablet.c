@@ -556,6 +556,15 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
 /* ------------------------------------------------------------------ */
 /* Maintenance                                                         */
 
+mica_err *tab_set_sst_options(tablet *t, const sst_options *o) {
+  mica_err *err = sst_options_check(o);
+  if (err != NULL) return err;
+  pthread_mutex_lock(&t->mu);
+  t->o.sst = *o;
+  pthread_mutex_unlock(&t->mu);
+  return NULL;
+}
+
 mica_err *tab_flush(tablet *t) {
   mica_err *err = tb_take_over(t);
   if (err != NULL) return err;

@@ -187,6 +187,12 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out);
 /* Makes the active memtable immutable and flushes every immutable
  * memtable, waiting until done. */
 mica_err *tab_flush(tablet *t);
+
+/* Changes the format options of the SSTables the tablet writes from now on
+ * (flushes and compactions; files already written keep theirs, and every
+ * block records its own compression). Checked like sst_options: returns
+ * INVALID_ARGUMENT and changes nothing when `o` is out of range. */
+mica_err *tab_set_sst_options(tablet *t, const sst_options *o);
 /* Flushes, then merges all SSTables into one, waiting until done.
  * RESOURCE_EXHAUSTED, doing nothing, below the free-space reserve. */
 mica_err *tab_compact(tablet *t);

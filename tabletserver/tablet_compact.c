@@ -45,7 +45,11 @@ mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
     have_last = true;
     if (p.kind == IKEY_DELETE && drop_deletes) continue;
     if (b == NULL) {
-      err = sst_builder_new(t->e, path, &t->o.sst, &b);
+      /* tab_set_sst_options may change them while we run: take a copy. */
+      pthread_mutex_lock(&t->mu);
+      sst_options so = t->o.sst;
+      pthread_mutex_unlock(&t->mu);
+      err = sst_builder_new(t->e, path, &so, &b);
       if (err != NULL) break;
     }
     err = sst_builder_add(b, k, val);

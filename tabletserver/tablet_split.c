@@ -106,7 +106,9 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                    "split of tablet %" PRIu64 ": bad daughter ids %" PRIu64
                    ", %" PRIu64,
                    t->id, left_id, right_id);
+  pthread_mutex_lock(&t->mu);
   tab_options o = opts != NULL ? *opts : t->o;
+  pthread_mutex_unlock(&t->mu);
   char *tablets_dir = xstrdup(t->tablets_dir);
   uint64_t epoch = t->epoch;
   buf lstart = BUF_INIT, rend = BUF_INIT;

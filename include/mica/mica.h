@@ -237,7 +237,9 @@ typedef struct mica_scanner mica_scanner;
  * it returned: no key is returned twice or skipped. Each tablet's rows come
  * from one consistent snapshot of that tablet. Errors:
  * MICA_INVALID_ARGUMENT when start > end; MICA_NOT_FOUND for an unknown
- * table (found at open). Close with mica_scan_close(). */
+ * table (found at open). On a salted table (mica_table_options) the scan
+ * runs on every bucket and merges them: the same rows in the same order,
+ * at the cost of one stream per bucket. Close with mica_scan_close(). */
 int mica_scan_open(mica_client *c, const char *table,
                    const mica_scan_options *opts, mica_scanner **out);
 
@@ -260,6 +262,43 @@ void mica_scan_close(mica_scanner *s);
 int mica_create_table(mica_client *c, const char *table,
                       const mica_key *splits, size_t n_splits);
 
+/* A table's options (docs/table-options.md). Zero values (bloom_bits -1)
+ * mean the servers' defaults. */
+typedef struct mica_table_options {
+  const char *compression;        /* NULL/"" default, "none", "lz4", "zstd" */
+  uint64_t split_threshold_bytes; /* 0 default, else 1 MiB .. 1 TiB */
+  uint32_t block_size;            /* 0 default, else 1 KiB .. 4 MiB */
+  int bloom_bits;                 /* -1 default, 0 (no filter) .. 32 */
+  /* 0 = unsalted; 2..255 salts every key with a one-byte bucket
+   * (docs/client.md, "Salted tables"). Fixed at create. */
+  uint32_t salt_buckets;
+} mica_table_options;
+
+/* Fills `o` with every option at its default. */
+void mica_table_options_init(mica_table_options *o);
+
+/* mica_create_table with options (`opts` NULL = defaults). A salted table
+ * is also cut at its bucket boundaries, and inside every bucket at each of
+ * `splits` (given unsalted): salt_buckets * (n_splits + 1) tablets. Errors
+ * as mica_create_table; MICA_INVALID_ARGUMENT names a bad option. */
+int mica_create_table_opts(mica_client *c, const char *table,
+                           const mica_key *splits, size_t n_splits,
+                           const mica_table_options *opts);
+
+/* Which options mica_alter_table changes. */
+#define MICA_ALTER_COMPRESSION 1u
+#define MICA_ALTER_SPLIT_THRESHOLD 2u
+#define MICA_ALTER_BLOCK_SIZE 4u
+#define MICA_ALTER_BLOOM_BITS 8u
+
+/* Sets the options of `table` named in `mask` to their values in `opts`
+ * (salt_buckets must be 0: it cannot change). The servers apply them to
+ * the SSTables they write from then on and to split decisions, within one
+ * heartbeat interval. Errors: MICA_NOT_FOUND, MICA_INVALID_ARGUMENT naming
+ * the option (nothing changes then). */
+int mica_alter_table(mica_client *c, const char *table,
+                     const mica_table_options *opts, unsigned mask);
+
 /* Drops `table` and forgets its routes. MICA_NOT_FOUND if unknown. */
 int mica_drop_table(mica_client *c, const char *table);
 
@@ -270,6 +309,12 @@ typedef struct mica_table_info {
   uint64_t approx_bytes;
   uint64_t approx_keys;
   uint64_t created_ms; /* ms since the Unix epoch */
+  /* Its options (mica_table_options; compression "" = servers' default). */
+  const char *compression;
+  uint64_t split_threshold_bytes;
+  uint32_t block_size;
+  int bloom_bits;
+  uint32_t salt_buckets;
 } mica_table_info;
 
 /* Every table, sorted by name. *tables: caller frees with mica_free. */

@@ -49,6 +49,11 @@ void mh_render_servers(const ms_snap *s, buf *out);
 void mh_render_tables(const ms_snap *s, buf *out);
 void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out);
 void mh_render_events(const ms_snap *s, size_t limit, buf *out);
+/* mh_opts.c: a table's options as a JSON object, and for a table with
+ * `n` salt buckets (0: nothing) the fields start_unsalted and
+ * end_unsalted ({"bucket", "text"}) of one of its tablets. */
+void mh_render_opts(const ms_table_opts *o, buf *out);
+void mh_render_unsalted(const ms_snap_tab *t, uint32_t n, buf *out);
 
 /* `by_class`: HTTP answers so far by class (httpd_counts). */
 void mh_render_metrics(const ms_snap *s, const mh_ident *id,

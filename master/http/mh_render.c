@@ -295,6 +295,8 @@ static void table_fields(const ms_snap_tbl *t, buf *out) {
   out_f(out, ",\"in_transition\":%" PRIu64 ",\"splits\":%" PRIu64
         ",\"merges\":%" PRIu64 ",\"assignments\":%" PRIu64,
         t->in_transition, t->splits, t->merges, t->assignments);
+  out_s(out, ",\"options\":");
+  mh_render_opts(&t->opts, out);
 }
 
 void mh_render_tables(const ms_snap *s, buf *out) {
@@ -314,6 +316,7 @@ void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out) {
   for (size_t i = 0; i < t->n_copied; i++) {
     out_s(out, i ? ",{" : "{");
     tablet_fields(s, &s->tabs[t->first + i], out);
+    mh_render_unsalted(&s->tabs[t->first + i], t->opts.salt_buckets, out);
     out_s(out, "}");
   }
   out_s(out, "]}\n");

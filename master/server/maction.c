@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/layout.h"
+#include "common/arena.h"
 #include "common/log.h"
 #include "master/server/maction.h"
 
@@ -94,12 +95,15 @@ static void start_open(msrv *s, rpc_async *as, const ms_action *a,
   q.master_epoch = s->opt.master_epoch;
   q.n_sources = a->n_sources < 2 ? a->n_sources : 2;
   q.sources = src;
+  arena *oa = arena_new();
+  q.options = msrv_opts_msg(oa, &a->opts);
   if (a->n_sources == 1 && split_sibling(s, a, &sib)) {
     desc_of(&sib, &sd);
     q.split_sibling = &sd;
   }
   *err = rpc_async_start(as, ch, &rpc_m_ts_open_tablet, &q,
                          s->opt.open_timeout_ms, p);
+  arena_free(oa);
   ms_tablet_clear(&sib);
 }
 

@@ -35,6 +35,9 @@ mica_err *msrv_table_check(rpc_call *call, const void *req, void *ctx) {
   if (m == &rpc_m_master_drop_table)
     return rpc_call_check_table(call,
                                 ((const rpc_drop_table_request *)req)->name);
+  if (m == &rpc_m_master_alter_table)
+    return rpc_call_check_table(
+        call, ((const rpc_alter_table_request *)req)->table);
   if (m == &rpc_m_master_lookup_tablets)
     return rpc_call_check_table(
         call, ((const rpc_lookup_tablets_request *)req)->table);

@@ -118,6 +118,7 @@ static rpc_table_info *table_msg(arena *a, const ms_table_info *x) {
   m->approx_bytes = x->bytes;
   m->approx_keys = x->keys;
   m->created_ms = x->created_ms;
+  m->options = msrv_opts_msg(a, &x->opts);
   return m;
 }
 
@@ -216,8 +217,11 @@ static void h_create_table(rpc_call *call, const void *req,
   for (size_t i = 0; i < r->n_split_keys; i++)
     keys[i] = slice_make(r->split_keys[i].data, r->split_keys[i].len);
   ms_tablet_list l = {0};
-  mica_err *err = ms_create_table(s->core, r->name, keys, r->n_split_keys,
-                                  msrv_now(s), &l);
+  ms_table_opts o;
+  mica_err *err = msrv_opts_from_wire(r->options, &o);
+  if (err == NULL)
+    err = ms_create_table_opts(s->core, r->name, keys, r->n_split_keys, &o,
+                               msrv_now(s), &l);
   free(keys);
   arena *a = arena_new();
   rpc_create_table_response resp = {0};
@@ -293,6 +297,10 @@ static void h_lookup(rpc_call *call, const void *req, void *ctx) {
   resp.status = status_of(&st, err);
   resp.tablets = routes_msg(a, &l);
   resp.n_tablets = l.n;
+  ms_table_opts o;
+  mto_init(&o);
+  if (err == NULL) err_free(ms_table_options(s->core, r->table, &resp.table_id, &o));
+  resp.salt_buckets = o.salt_buckets;
   rpc_call_reply(call, &resp);
   arena_free(a);
   ms_tablet_list_free(&l);
@@ -749,6 +757,12 @@ static void h_heartbeat(rpc_call *call, const void *req,
     resp.n_merged = rp.n_merged;
     resp.access = &s->access_wire;
     resp.load_split = load_split_msg(a, s);
+    resp.table_options = a_new(a, (rp.n_table_opts + 1) * sizeof(*resp.table_options));
+    for (size_t i = 0; i < rp.n_table_opts; i++) {
+      resp.table_options[i].table_id = rp.table_opts[i].table_id;
+      resp.table_options[i].options = msrv_opts_msg(a, &rp.table_opts[i].opts);
+    }
+    resp.n_table_options = rp.n_table_opts;
   }
   msrv_access_lock(s);
   rpc_call_reply(call, &resp);
@@ -828,6 +842,7 @@ static const struct {
     {&rpc_m_master_merge_tablets, h_merge},
     {&rpc_m_master_balance, h_balance},
     {&rpc_m_master_configure, h_configure},
+    {&rpc_m_master_alter_table, msrv_h_alter_table},
 };
 
 static void h_admin(rpc_call *call, const void *req, void *ctx) {
@@ -838,6 +853,9 @@ static void h_admin(rpc_call *call, const void *req, void *ctx) {
   if (m == &rpc_m_master_create_table)
     snprintf(what, sizeof what, "%s %s", name,
              ((const rpc_create_table_request *)req)->name);
+  else if (m == &rpc_m_master_alter_table)
+    snprintf(what, sizeof what, "%s %s", name,
+             ((const rpc_alter_table_request *)req)->table);
   else if (m == &rpc_m_master_drop_table)
     snprintf(what, sizeof what, "%s %s", name,
              ((const rpc_drop_table_request *)req)->name);
@@ -907,6 +925,7 @@ static mica_err *register_handlers(msrv *s) {
       {&rpc_m_master_heartbeat, h_heartbeat, s, RPC_OFFLOAD},
       {&rpc_m_master_report_split, h_report_split, s, RPC_OFFLOAD},
       {&rpc_m_master_get_info, h_get_info, s, 0},
+      {&rpc_m_master_alter_table, h_admin, s, RPC_OFFLOAD},
   };
   return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
 }

@@ -95,4 +95,15 @@ mica_err *msrv_table_check(rpc_call *call, const void *req, void *ctx);
 void msrv_access_lock(msrv *s);
 void msrv_access_unlock(msrv *s);
 
+/* ---- mopts.c: table options on the wire ---- */
+
+struct arena;
+/* The wire form of `o`, allocated in `a`. */
+rpc_table_options *msrv_opts_msg(struct arena *a, const ms_table_opts *o);
+/* `w` (NULL = all defaults) as core options, checked: INVALID_ARGUMENT
+ * naming the bad option. */
+mica_err *msrv_opts_from_wire(const rpc_table_options *w, ms_table_opts *o);
+/* The AlterTable handler (ctx: the msrv). */
+void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
+
 #endif

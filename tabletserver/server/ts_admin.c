@@ -153,7 +153,8 @@ static mica_err *engine_split(tablet *t, slice key, const rpc_route *l,
 /* Opens daughter or ordinary tablet `d` from directory `abs`. */
 static mica_err *engine_open(ts_server *s, const rpc_route *d, const char *abs,
                              bool create, tablet **out) {
-  tab_options o = s->topts;
+  tab_options o;
+  ts_topts_for(s, d->table_id, &o);
   o.create_if_missing = create;
   return tab_open(s->res, abs, d->tablet_id, buf_slice(&d->start_key),
                   buf_slice(&d->end_key), d->assign_epoch, &o, out);
@@ -330,7 +331,9 @@ static mica_err *prepare_merge(ts_server *s, const rpc_route *d,
   if (e == NULL) {
     tab_merge_input in[2] = {{sabs[0], src[0].tablet_id},
                              {sabs[1], src[1].tablet_id}};
-    e = tab_merge_prepare(s->res, abs, d->tablet_id, in, d->assign_epoch, &s->topts);
+    tab_options mo;
+    ts_topts_for(s, d->table_id, &mo);
+    e = tab_merge_prepare(s->res, abs, d->tablet_id, in, d->assign_epoch, &mo);
   }
   if (e == NULL) {
     for (int i = 0; i < 2; i++) {
@@ -359,6 +362,7 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
     return err_new(MICA_INVALID_ARGUMENT, "assign_epoch: must not be 0");
   if (req->tablet_dir && req->tablet_dir[0])
     e = check_rel_dir(req->tablet_dir, "tablet_dir");
+  if (e == NULL) e = ts_topts_check(req->options);
   if (e != NULL) return e;
 
   ts_tab *old = find(s, w->tablet_id);
@@ -382,6 +386,7 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
 
   rpc_route d;
   rpc_route_from_desc(&d, w, req->assign_epoch);
+  ts_topts_learn_open(s, d.table_id, req->options);
   char *abs, *rel;
   tablet_dirs(s, d.tablet_id, req->tablet_dir, &abs, &rel);
   char *man = path_join(abs, MAN_FILE_NAME);

@@ -141,6 +141,9 @@ struct ts_server {
   atomic_uint_fast64_t split_threshold;
   /* Load-based split as the master set it (ts_load.h); off until told. */
   ts_load_conf load;
+  /* Per-table options from the master (ts_topts.c); guarded by mu. */
+  struct ts_topt *topts_v;
+  size_t n_topts;
   /* The highest master epoch seen in a master's command or answer; older
    * ones are refused (ts_master_fence). Lives as long as the process. */
   atomic_uint_fast64_t master_epoch;
@@ -247,5 +250,23 @@ void ts_request_drop(ts_server *s, uint64_t id, uint64_t assign_epoch);
 bool ts_bg_wait(ts_server *s, uint64_t us);
 /* Tells the background threads to stop. */
 void ts_bg_stop(ts_server *s);
+
+/* ---- per-table options (ts_topts.c) ---- */
+
+/* INVALID_ARGUMENT naming a TableOptions field out of range (NULL = none). */
+mica_err *ts_topts_check(const rpc_table_options *w);
+/* Remembers the options an OpenTablet carried for table `table_id` (0:
+ * none), for that open (ts_topts_for) and later ones. Takes mu. */
+void ts_topts_learn_open(ts_server *s, uint64_t table_id,
+                         const rpc_table_options *w);
+/* The engine options of a tablet of `table_id` (the server's own when the
+ * table's are not known). */
+void ts_topts_for(ts_server *s, uint64_t table_id, tab_options *out);
+/* The split threshold of a tablet of `table_id`: the table's, else the
+ * server's in force. Takes mu. */
+uint64_t ts_topts_split_threshold(ts_server *s, uint64_t table_id);
+/* A heartbeat reply's options: stored, and applied to the open tablets of
+ * each table whose options changed (their next SSTables). Takes mu. */
+void ts_topts_learn(ts_server *s, const rpc_table_options_entry *v, size_t n);
 
 #endif

@@ -54,7 +54,7 @@ static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
   pthread_mutex_unlock(&s->mu);
   for (size_t i = 0; i < n; i++) {
     if (!found && tab_approximate_size(held[i]->t) >=
-                       atomic_load(&s->split_threshold)) {
+                      ts_topts_split_threshold(s, held[i]->d.table_id)) {
       found = true;
       *id = held[i]->d.tablet_id;
       *re = held[i]->d.range_epoch;
@@ -102,9 +102,8 @@ static void *maint_main(void *arg) {
     } else {
       mica_err *le = ts_lease_check(s);
       if (le == NULL) {
-        LOG_I("tablet %" PRIu64 " passed the split threshold of %" PRIu64
-              " bytes; splitting",
-              id, (uint64_t)atomic_load(&s->split_threshold));
+        LOG_I("tablet %" PRIu64 " passed its split threshold; splitting",
+              id);
         mica_err *e = ts_split_tablet(s, id, re, ae, slice_make(NULL, 0),
                                       false, NULL, NULL);
         if (e != NULL)

@@ -326,6 +326,7 @@ static bool do_heartbeat(ts_server *s) {
       ts_load_configure(s, resp->load_split);
       close_listed(s, resp->close_tablets, resp->n_close_tablets);
       learn_merged(s, resp->merged, resp->n_merged);
+      ts_topts_learn(s, resp->table_options, resp->n_table_options);
       renew_lease(s, sent, resp->lease_ms);
     } else if (err_code(e) == MICA_NOT_FOUND ||
                err_code(e) == MICA_LEASE_EXPIRED) {

@@ -209,6 +209,7 @@ mica_err *ts_server_stop(ts_server *s) {
   free(s->gone);
   free(s->tabs);
   free(s->tablets_dir);
+  free(s->topts_v);
   free((char *)s->cfg.listen);
   free((char *)s->cfg.data_dir);
   free((char *)s->cfg.master);

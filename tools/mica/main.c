@@ -32,6 +32,7 @@
 #include "common/slice.h"
 #include "mica/mica.h"
 #include "tools/mica/cmd_hot.h"
+#include "tools/mica/cmd_topts.h"
 #include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
@@ -581,13 +582,28 @@ static bool splits_flag(int opt, const char *arg, void *ctx) {
   return true;
 }
 
+/* The flags of create and alter: splits and table options (cmd_topts.h). */
+typedef struct table_flags {
+  char *splits;
+  mica_table_options o;
+  unsigned mask;
+} table_flags;
+
+static bool table_flag(int opt, const char *arg, void *ctx) {
+  table_flags *tf = ctx;
+  if (opt == OPT_SPLITS) return splits_flag(opt, arg, &tf->splits);
+  return mtopt_flag(opt, arg, &tf->o, &tf->mask);
+}
+
 static int cmd_create(mica_client *c, int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {"splits", required_argument, NULL, OPT_SPLITS},
-                                       {NULL, 0, NULL, 0}};
+  struct option opts[8] = {{"help", no_argument, NULL, OPT_HELP},
+                           {"splits", required_argument, NULL, OPT_SPLITS}};
+  mtopt_longopts(&opts[2], true);
   const command *cmd = find_command("create");
-  char *splits = NULL;
-  int rc = parse_flags(cmd, argc, argv, opts, splits_flag, &splits);
+  table_flags tf = {0};
+  mica_table_options_init(&tf.o);
+  int rc = parse_flags(cmd, argc, argv, opts, table_flag, &tf);
+  char *splits = tf.splits;
   if (rc < 0) rc = positionals(cmd, argc, 1, 1);
   if (rc >= 0) return rc;
   buf *keys = NULL;
@@ -614,9 +630,10 @@ static int cmd_create(mica_client *c, int argc, char **argv) {
       mk[i].data = keys[i].data;
       mk[i].len = keys[i].len;
     }
-    int code = mica_create_table(c, argv[optind], mk, n);
+    int code = mica_create_table_opts(c, argv[optind], mk, n, &tf.o);
     if (code == MICA_OK) {
-      printf("created table %s with %zu tablets\n", argv[optind], n + 1);
+      size_t buckets = tf.o.salt_buckets ? tf.o.salt_buckets : 1;
+      printf("created table %s with %zu tablets\n", argv[optind], buckets * (n + 1));
       rc = 0;
     } else {
       rc = fail(code, "create");
@@ -626,6 +643,56 @@ static int cmd_create(mica_client *c, int argc, char **argv) {
   free(keys);
   free(mk);
   return rc;
+}
+
+static int cmd_alter(mica_client *c, int argc, char **argv) {
+  struct option opts[6] = {{"help", no_argument, NULL, OPT_HELP}};
+  mtopt_longopts(&opts[1], false);
+  const command *cmd = find_command("alter");
+  table_flags tf = {0};
+  mica_table_options_init(&tf.o);
+  int rc = parse_flags(cmd, argc, argv, opts, table_flag, &tf);
+  if (rc < 0) rc = positionals(cmd, argc, 1, 1);
+  if (rc >= 0) return rc;
+  if (tf.mask == 0) return usage_error(cmd, "no option to change");
+  int code = mica_alter_table(c, argv[optind], &tf.o, tf.mask);
+  if (code != MICA_OK) return fail(code, "alter");
+  printf("altered table %s\n", argv[optind]);
+  return 0;
+}
+
+static int cmd_describe(mica_client *c, int argc, char **argv) {
+  const command *cmd = find_command("describe");
+  enum fmt f = FMT_TEXT;
+  int rc = parse_flags(cmd, argc, argv, format_opts, format_flag, &f);
+  if (rc < 0) rc = positionals(cmd, argc, 1, 1);
+  if (rc >= 0) return rc;
+  mica_table_info *t = NULL;
+  size_t n = 0;
+  int code = mica_list_tables(c, &t, &n);
+  if (code != MICA_OK) return fail(code, "describe");
+  size_t i = 0;
+  while (i < n && strcmp(t[i].name, argv[optind]) != 0) i++;
+  if (i == n) {
+    mica_free(t);
+    fprintf(stderr, "%s: describe: no table %s (NOT_FOUND)\n", prog, argv[optind]);
+    return EXIT_FAIL;
+  }
+  if (f == FMT_JSON) {
+    printf("{\"name\": ");
+    put_json_string(stdout, t[i].name, strlen(t[i].name));
+    printf(", \"id\": %" PRIu64 ", \"tablets\": %" PRIu64 ", \"options\": ",
+           t[i].table_id, t[i].tablet_count);
+    mtopt_print(stdout, &t[i], true);
+    printf("}\n");
+  } else {
+    printf("table:            %s\nid:               %" PRIu64
+           "\ntablets:          %" PRIu64 "\n",
+           t[i].name, t[i].table_id, t[i].tablet_count);
+    mtopt_print(stdout, &t[i], false);
+  }
+  mica_free(t);
+  return 0;
 }
 
 static int cmd_drop(mica_client *c, int argc, char **argv) {
@@ -656,9 +723,12 @@ static int cmd_tables(mica_client *c, int argc, char **argv) {
       printf("%s\n  {\"name\": ", i ? "," : "");
       put_json_string(stdout, t[i].name, strlen(t[i].name));
       printf(", \"id\": %" PRIu64 ", \"tablets\": %" PRIu64 ", \"bytes\": %" PRIu64
-             ", \"keys\": %" PRIu64 ", \"created_ms\": %" PRIu64 "}",
+             ", \"keys\": %" PRIu64 ", \"created_ms\": %" PRIu64,
              t[i].table_id, t[i].tablet_count, t[i].approx_bytes, t[i].approx_keys,
              t[i].created_ms);
+      printf(", \"options\": ");
+      mtopt_print(stdout, &t[i], true);
+      printf("}");
     } else if (f == FMT_TSV) {
       printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", t[i].name,
              t[i].table_id, t[i].tablet_count, t[i].approx_bytes, t[i].approx_keys);
@@ -683,6 +753,9 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
   int code = mica_list_tablets(c, optind < argc ? argv[optind] : NULL, &t, &n);
   if (code != MICA_OK) return fail(code, "tablets");
   if (f == FMT_JSON) fputs("[", stdout);
+  /* Salted tables' boundaries are shown unsalted in text (cmd_topts.h). */
+  mtopt_salts salts = {0};
+  if (f == FMT_TEXT) mtopt_salts_load(c, &salts);
   if (f == FMT_TEXT)
     printf("%-8s %-16s %-20s %-20s %-10s %-22s %8s %8s\n", "TABLET", "TABLE", "START", "END",
            "STATE", "SERVER", "R-EPOCH", "A-EPOCH");
@@ -705,6 +778,10 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
       buf s = BUF_INIT, e = BUF_INIT;
       slice_escape(slice_make(x->start_key, x->start_len), &s);
       slice_escape(slice_make(x->end_key, x->end_len), &e);
+      if (f == FMT_TEXT && mtopt_salt_of(&salts, x->table_name) > 0) {
+        if (x->start_len) mtopt_unsalted(x->start_key, x->start_len, &s);
+        if (x->end_len) mtopt_unsalted(x->end_key, x->end_len, &e);
+      }
       const char *ss = x->start_len ? (char *)s.data : (f == FMT_TSV ? "" : "-inf");
       const char *es = x->end_len ? (char *)e.data : (f == FMT_TSV ? "" : "+inf");
       if (f == FMT_TSV)
@@ -720,6 +797,7 @@ static int cmd_tablets(mica_client *c, int argc, char **argv) {
     }
   }
   if (f == FMT_JSON) fputs(n ? "\n]\n" : "]\n", stdout);
+  mtopt_salts_free(&salts);
   mica_free(t);
   return 0;
 }
@@ -1017,16 +1095,35 @@ static const command commands[] = {
      "empty lines skipped. Rows go in batches of N (default 1000), each batch split\n"
      "at tablet boundaries. A progress line is shown when stderr is a terminal.\n"
      "\nExample:\n  printf 'a\\t1\\nb\\t2\\n' | mica load users -\n"},
-    {"create", cmd_create, "TABLE [--splits K1,K2,...]",
+    {"create", cmd_create,
+     "TABLE [--splits K1,K2,...] [--salt N] [--compression none|lz4|zstd]\n"
+     "       [--split-threshold BYTES] [--block-size BYTES] [--bloom-bits 0..32]",
      "Creates TABLE, pre-split at the given keys (strictly increasing; write a comma\n"
-     "inside a key as \\x2c).\n"
-     "\nExample:\n  mica create users --splits g,n,t\n"},
+     "inside a key as \\x2c), with the given options (docs/table-options.md; sizes\n"
+     "take K, M, G, T suffixes; left out = the servers' default). --salt N (2..255)\n"
+     "makes a salted table: each key is stored under a one-byte bucket hashed from\n"
+     "it, so increasing keys spread over N tablets; scans fan out to all N buckets\n"
+     "and merge, and keys are shown as written. Fixed at create.\n"
+     "\nExample:\n  mica create users --splits g,n,t\n"
+     "  mica create events --salt 16 --compression zstd\n"},
+    {"alter", cmd_alter,
+     "TABLE [--compression none|lz4|zstd|default] [--split-threshold BYTES|default]\n"
+     "       [--block-size BYTES|default] [--bloom-bits 0..32|default]",
+     "Changes options of TABLE. Servers apply them to the SSTables they write from\n"
+     "then on and to split decisions, within one heartbeat. 'default' returns an\n"
+     "option to the servers' default. The salt cannot change.\n"
+     "\nExample:\n  mica alter users --compression zstd --split-threshold 256M\n"},
+    {"describe", cmd_describe, "TABLE [--format text|json]",
+     "Prints TABLE's id, tablet count and options.\n"
+     "\nExample:\n  mica describe users\n"},
     {"drop", cmd_drop, "TABLE", "Drops TABLE and all its data.\n\nExample:\n  mica drop users\n"},
     {"tables", cmd_tables, "[--format text|tsv|json]",
      "Lists the tables with their tablet counts and sizes.\n\nExample:\n  mica tables\n"},
     {"tablets", cmd_tablets, "[TABLE] [--format text|tsv|json]",
      "Lists the tablets of TABLE (or of every table) with ranges, state, server and\n"
-     "epochs.\n\nExample:\n  mica tablets users --format tsv\n"},
+     "epochs. A salted table's boundaries are shown as [BUCKET] KEY in text; tsv and\n"
+     "json show the stored key (the salt byte first), which `mica split` takes.\n"
+     "\nExample:\n  mica tablets users --format tsv\n"},
     {"servers", cmd_servers, "[--all] [--format text|tsv|json]",
      "Lists the tablet servers (--all: dead ones too).\n\nExample:\n  mica servers\n"},
     {"split", cmd_split, "TABLET [KEY]",

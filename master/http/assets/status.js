@@ -169,17 +169,36 @@ function renderTables(list) {
     tr.append(td(t.name), td(t.tablets, 'num'), td(fmtBytes(t.bytes), 'num'),
               td(fmtCount(t.keys), 'num'), td(fmtRate(t.read_rate), 'num'),
               td(fmtRate(t.write_rate), 'num'), td(t.in_transition, 'num'),
-              td(t.splits, 'num'), td(t.merges, 'num'));
+              td(t.splits, 'num'), td(t.merges, 'num'), td(optionsText(t.options)));
     tb.append(tr);
   }
+}
+
+// A table's options in one line: only those not at the servers' default.
+function optionsText(o) {
+  if (!o) return '';
+  const parts = [];
+  if (o.compression !== 'default') parts.push(o.compression);
+  if (o.split_threshold_bytes) parts.push('split ' + fmtBytes(o.split_threshold_bytes));
+  if (o.block_size) parts.push('block ' + fmtBytes(o.block_size));
+  if (o.bloom_bits >= 0) parts.push('bloom ' + o.bloom_bits);
+  if (o.salt_buckets) parts.push('salt ' + o.salt_buckets);
+  return parts.length ? parts.join(', ') : 'default';
+}
+
+// A boundary of a salted table's tablet, as clients write keys: the salt
+// bucket and the key inside it (the server strips the byte).
+function boundText(k, u, isEnd) {
+  if (!u) return shortKey(k.text, isEnd);
+  return 'bucket ' + u.bucket + ' ' + shortKey(u.text, isEnd);
 }
 
 function tabletTitle(t, servers) {
   const s = servers.get(t.server_id);
   const lines = [
     'tablet ' + t.id + ' (' + t.state + ')',
-    'start: ' + shortKey(t.start.text, false),
-    'end:   ' + shortKey(t.end.text, true),
+    'start: ' + boundText(t.start, t.start_unsalted, false),
+    'end:   ' + boundText(t.end, t.end_unsalted, true),
     'size:  ' + fmtBytes(t.bytes) + ', ' + fmtCount(t.keys) + ' keys',
     'server: ' + (t.server_id ? t.server_id + ' ' + (s ? s.address : t.server_address)
                               : 'none'),
@@ -220,8 +239,8 @@ function groupTitle(g, servers) {
   const first = g.tablets[0], last = g.tablets[g.tablets.length - 1];
   const lines = [
     g.tablets.length + ' tablets, ' + first.id + ' to ' + last.id,
-    'start: ' + shortKey(first.start.text, false),
-    'end:   ' + shortKey(last.end.text, true),
+    'start: ' + boundText(first.start, first.start_unsalted, false),
+    'end:   ' + boundText(last.end, last.end_unsalted, true),
     'size:  ' + fmtBytes(g.bytes),
   ];
   for (const [id, e] of g.by) {
