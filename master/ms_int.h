@@ -35,7 +35,9 @@ enum {
   REC_MERGE_BEGIN = 13,
   REC_MERGE_COMMIT = 14,
   REC_CONFIG = 15,
-  REC_SERVER_HTTP = 16
+  REC_SERVER_HTTP = 16,
+  /* 17 is left to table options (issue 17, tableopts). */
+  REC_SERVER_DRAIN = 18
 };
 
 /* Why a tablet is closing (durable). */
@@ -65,6 +67,7 @@ typedef struct ms_tab {
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
   bool have_stats;
   ms_stats stats;
+  uint64_t moved_at;     /* last move started (ms_start_move), 0 = never */
 } ms_tab;
 
 typedef struct ms_tbl {
@@ -89,7 +92,9 @@ typedef struct ms_srv {
   uint64_t incarnation;
   uint64_t registered_ms;
   bool dead;
+  bool draining; /* no new tablets; the balancer moves its own away */
   /* volatile */
+  bool drained_told;   /* the "drained" event was recorded */
   uint64_t renewed_at; /* when the master received its last renewal */
   bool reported;       /* registered or heartbeated since this master began */
   bool disk_low;       /* its last heartbeat: disk below its free-space
@@ -131,7 +136,8 @@ struct ms {
 
   /* durable */
   uint64_t next_table_id, next_tablet_id, next_server_id;
-  bool balancer_on, merges_on;
+  int balancer_mode; /* enum ms_balancer_mode */
+  bool merges_on;
   ms_tbl **tables; /* by id */
   size_t n_tables, cap_tables;
   ms_tab **tabs; /* by id, every tablet including retired ones */
@@ -146,6 +152,12 @@ struct ms {
   uint64_t report_gen; /* counts heartbeats, to mark tablets they name */
   ms_event *events; /* ring of opt.event_capacity */
   size_t ev_head, ev_count;
+  /* the balancer (ms_balance.c) */
+  bool rate_spreading;    /* hysteresis: a rate imbalance is being spread */
+  uint64_t settle_until;  /* no rate-driven move before (rates rebuild) */
+  ms_move *suggested;     /* suggest mode: the latest plan */
+  size_t n_suggested;
+  uint64_t suggested_at;  /* its `now`; 0 = none */
 };
 
 /* ---- ms_state.c ---- */
@@ -218,12 +230,26 @@ mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why);
 /* Logs the start of merging adjacent serving `a` and `b` and queues both
  * closes. */
 mica_err *ms_start_merge(ms *m, ms_tab *a, ms_tab *b, const char *why);
-/* The balancer's plan: at most `limit` moves, appended to the array
- * at *out of *n entries (it
- * array grows with xrealloc). Applies them when `apply`. */
-mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
-                          size_t *n);
 /* Moves in flight (tablets closing for a move or reopening after one). */
 size_t ms_moves_in_flight(ms *m);
+
+/* ---- ms_balance.c ---- */
+
+/* What a plan may contain: moves off draining servers, and balancing moves
+ * (load, counts, bytes). */
+enum { MS_PLAN_DRAIN = 1, MS_PLAN_BALANCE = 2 };
+/* The balancer's plan: at most `limit` moves of the kinds in `what`,
+ * appended to the array at *out of *n entries (it grows with xrealloc).
+ * Starts them when `apply`. */
+mica_err *ms_plan_balance(ms *m, size_t limit, int what, bool apply,
+                          ms_move **out, size_t *n);
+/* The balancer's part of a tick: drains always, balancing as the mode
+ * says (auto: moves; suggest: refreshes m->suggested). */
+mica_err *ms_balance_tick(ms *m, uint64_t now);
+/* True when server `id` is draining. */
+bool ms_srv_draining(ms *m, uint64_t id);
+/* True when a server at `rate` ops/s is hot next to the mean `mean`: above
+ * it by balance_band and by balance_min_rate. */
+bool ms_rate_is_hot(ms *m, double rate, double mean);
 
 #endif
