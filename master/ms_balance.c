@@ -612,9 +612,20 @@ mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
                   (m->grace_until - now) / 1000);
   for (size_t i = 0; i < n && !err; i++)
     check_move(m, moves, i, now, stale, n_stale);
-  if (!err && *n_stale)
+  if (!err && *n_stale) {
+    /* The message names them too: it is what a client that sees only
+     * the status (the CLI) reports. */
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < *n_stale && i < 10; i++) {
+      buf_append(&b, "; ", 2);
+      buf_append(&b, (*stale)[i].reason, strlen((*stale)[i].reason));
+    }
+    if (*n_stale > 10) buf_append(&b, "; ...", 5);
+    buf_push(&b, 0);
     err = err_new(MICA_STALE_EPOCH, "%zu of the plan's %zu moves no longer "
-                  "hold; none was made", *n_stale, n);
+                  "hold, none was made%s", *n_stale, n, (char *)b.data);
+    buf_free(&b);
+  }
   for (size_t i = 0; i < n && !err; i++) {
     char why[160];
     snprintf(why, sizeof(why), "approved plan: %s", moves[i].reason);

@@ -61,6 +61,7 @@ static const struct {
     {"/mica.v1.Master/MergeTablets", RPC_ROLE_ADMIN},
     {"/mica.v1.Master/Balance", RPC_ROLE_ADMIN},
     {"/mica.v1.Master/Configure", RPC_ROLE_ADMIN},
+    {"/mica.v1.Master/DrainServer", RPC_ROLE_ADMIN},
     {"/mica.v1.Master/RegisterServer", RPC_ROLE_MEMBER},
     {"/mica.v1.Master/Heartbeat", RPC_ROLE_MEMBER},
     {"/mica.v1.Master/ReportSplit", RPC_ROLE_MEMBER},

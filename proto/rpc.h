@@ -142,6 +142,8 @@ typedef struct rpc_method {
     report_split_response, false)                                             \
   X(master_get_info, "Master", "GetInfo", get_info_request,                   \
     get_info_response, false)                                                 \
+  X(master_drain_server, "Master", "DrainServer", drain_server_request,       \
+    drain_server_response, false)                                             \
   X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
   X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
 

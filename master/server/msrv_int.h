@@ -85,4 +85,8 @@ mica_err *msrv_channel(msrv *s, const char *address, rpc_channel **out);
  * the loop convert to wire messages with proto/route.h. */
 rpc_route msrv_route_view(const ms_tablet *t);
 
+/* msrv_balance.c: the Balance and DrainServer handlers (ctx: the msrv). */
+void msrv_h_balance(rpc_call *call, const void *req, void *ctx);
+void msrv_h_drain(rpc_call *call, const void *req, void *ctx);
+
 #endif

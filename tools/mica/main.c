@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/slice.h"
 #include "mica/mica.h"
+#include "tools/mica/cmd_balance.h"
 #include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
@@ -72,7 +73,9 @@ static void main_usage(FILE *f) {
           "  servers [--all] [--format text|tsv|json]\n"
           "  split TABLET [KEY]\n"
           "  move TABLET SERVER\n"
-          "  balance [--dry-run]\n"
+          "  balance [--dry-run | --plan | --apply FILE | --mode auto|suggest|off]\n"
+          "  drain SERVER [--no-wait] [--timeout S]   move its tablets away\n"
+          "  undrain SERVER\n"
           "  status [--json] [--http HOST:PORT]   cluster summary from the JSON API\n"
           "  help [COMMAND]\n"
           "\n"
@@ -228,7 +231,6 @@ enum {
   OPT_KEYS_ONLY,
   OPT_FORMAT,
   OPT_SPLITS,
-  OPT_DRY_RUN,
   OPT_ALL,
   OPT_BATCH,
   OPT_JSON,
@@ -829,35 +831,6 @@ static int cmd_move(mica_client *c, int argc, char **argv) {
   return 0;
 }
 
-static bool dry_run_flag(int opt, const char *arg, void *ctx) {
-  (void)arg;
-  if (opt != OPT_DRY_RUN) return false;
-  *(bool *)ctx = true;
-  return true;
-}
-
-static int cmd_balance(mica_client *c, int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                       {NULL, 0, NULL, 0}};
-  const command *cmd = find_command("balance");
-  bool dry = false;
-  int rc = parse_flags(cmd, argc, argv, opts, dry_run_flag, &dry);
-  if (rc < 0) rc = positionals(cmd, argc, 0, 0);
-  if (rc >= 0) return rc;
-  mica_move *m = NULL;
-  size_t n = 0;
-  int code = mica_balance(c, dry, &m, &n);
-  if (code != MICA_OK) return fail(code, "balance");
-  if (n == 0) printf("balanced: no moves%s\n", dry ? " planned" : " needed");
-  for (size_t i = 0; i < n; i++)
-    printf("%s tablet %" PRIu64 " from server %" PRIu64 " to server %" PRIu64 ": %s\n",
-           dry ? "would move" : "moving", m[i].tablet_id, m[i].from_server_id,
-           m[i].to_server_id, m[i].reason);
-  mica_free(m);
-  return 0;
-}
-
 /* ---- status ---- */
 
 typedef struct status_args {
@@ -960,9 +933,9 @@ static const command commands[] = {
     {"move", cmd_move, "TABLET SERVER",
      "Moves tablet TABLET to SERVER (a server id or HOST:PORT, see `mica servers`).\n"
      "\nExample:\n  mica move 7 3\n"},
-    {"balance", cmd_balance, "[--dry-run]",
-     "Runs the balancer once, or with --dry-run shows the moves it would make.\n"
-     "\nExample:\n  mica balance --dry-run\n"},
+    {"balance", cmd_balance_run, CMD_BALANCE_USAGE, CMD_BALANCE_HELP},
+    {"drain", cmd_drain_run, CMD_DRAIN_USAGE, CMD_DRAIN_HELP},
+    {"undrain", cmd_undrain_run, CMD_UNDRAIN_USAGE, CMD_UNDRAIN_HELP},
     {"status", cmd_status, "[--json] [--http HOST:PORT]",
      "Prints a summary of the cluster: the master, its version and uptime, server,\n"
      "table and tablet counts, warnings, then one line per tablet server (id,\n"
