@@ -236,6 +236,7 @@ void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
   out->balancer_on = m->balancer_mode == MS_BAL_AUTO;
   out->balancer_mode = m->balancer_mode;
   out->n_suggested = m->n_suggested;
+  out->suggested_at_ms = m->suggested_at ? ms_wall_ms(m, m->suggested_at) : 0;
   out->suggested = xmalloc((m->n_suggested + 1) * sizeof(ms_move));
   if (m->n_suggested)
     memcpy(out->suggested, m->suggested, m->n_suggested * sizeof(ms_move));

@@ -76,6 +76,7 @@ typedef struct ms_snap {
   int balancer_mode;  /* enum ms_balancer_mode */
   ms_move *suggested; /* suggest mode: the balancer's latest plan */
   size_t n_suggested;
+  uint64_t suggested_at_ms; /* wall clock of that plan; 0 = none */
   uint64_t log_bytes, log_generation;
   uint64_t actions_pending;
   uint64_t tablets_by_state[7]; /* index enum ms_tablet_state, live tables */

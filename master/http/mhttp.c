@@ -131,6 +131,7 @@ enum route {
   R_TABLES,
   R_TABLETS,
   R_EVENTS,
+  R_BALANCE,
   R_METRICS,
   R_HEALTH
 };
@@ -152,6 +153,7 @@ static enum route route_of(const char *url, const mh_asset **asset,
   if (strcmp(url, "/api/servers") == 0) return R_SERVERS;
   if (strcmp(url, "/api/tables") == 0) return R_TABLES;
   if (strcmp(url, "/api/events") == 0) return R_EVENTS;
+  if (strcmp(url, "/api/balance") == 0) return R_BALANCE;
   if (strcmp(url, "/metrics") == 0) return R_METRICS;
   if (strcmp(url, "/healthz") == 0) return R_HEALTH;
   static const char pre[] = "/api/tables/", suf[] = "/tablets";
@@ -217,6 +219,10 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     }
     case R_EVENTS:
       mh_render_events(&s, limit, &b);
+      send_buf(c, kJson, &b);
+      break;
+    case R_BALANCE:
+      mh_render_balance(&s, &b);
       send_buf(c, kJson, &b);
       break;
     default: {
