@@ -22,7 +22,9 @@
  *
  * Every rule has the same limits: a target is never draining and never
  * hot (above the mean by the band), and a move never makes it hot; a
- * tablet moved within balance_window_us is not moved again; after a load
+ * tablet the balancer (or an approved plan) moved within
+ * balance_window_us is not moved again (an operator's own moves do not
+ * count: they are deliberate, and the balancer may rebalance them); after a load
  * move, the next load move waits balance_settle_us, the time the moved
  * tablet's rates take to rebuild on its new server (an exponentially
  * weighted 5 s average). Each tick starts at most max_moves_in_flight
@@ -82,8 +84,17 @@ typedef struct model {
   size_t n;
 } model;
 
-static double tab_rate(const ms_tab *t) {
-  return t->have_stats ? t->stats.read_rate + t->stats.write_rate : 0;
+/* Tablet servers average rates over about 5 s, so a tablet that just
+ * moved reports a rate that climbs from 0 on its new server: until this
+ * long after its move, its load is taken as at least what it was before. */
+#define RATE_REBUILD_US (6 * 1000000ull)
+
+static double tab_rate(const ms *m, const ms_tab *t) {
+  double r = t->have_stats ? t->stats.read_rate + t->stats.write_rate : 0;
+  if (t->rate_at != 0 && m->now < t->rate_at + RATE_REBUILD_US &&
+      t->rate_at_move > r)
+    r = t->rate_at_move;
+  return r;
 }
 
 static bool movable(ms *m, const ms_tab *t, uint64_t now) {
@@ -124,7 +135,7 @@ static void model_build(ms *m, uint64_t now, model *md) {
     if (b == NULL) continue;
     b->count++;
     b->bytes += t->stats.bytes;
-    b->rate += tab_rate(t);
+    b->rate += tab_rate(m, t);
     if (!movable(m, t, now) || t->server != on) continue;
     if (b->n == b->cap) {
       b->cap = b->cap ? b->cap * 2 : 8;
@@ -220,7 +231,7 @@ static bool drain_rule(ms *m, model *md, const means *mn, choice *c) {
     /* Hottest first: the load leaves the draining server soonest. */
     ms_tab *t = b->t[0];
     for (size_t k = 1; k < b->n; k++)
-      if (tab_rate(b->t[k]) > tab_rate(t)) t = b->t[k];
+      if (tab_rate(m, b->t[k]) > tab_rate(m, t)) t = b->t[k];
     bsrv *to = least_loaded(m, md, mn, b);
     if (to == NULL) return false;
     c->from = b;
@@ -271,8 +282,8 @@ static bool load_rule(ms *m, model *md, const means *mn, bool *spreading,
   for (size_t i = 0; i < from->n; i++) {
     ms_tab *t = from->t[i], *sib = sibling(m, from, t);
     if (sib == NULL || t->id > sib->id) continue;
-    ms_tab *mv = tab_rate(t) <= tab_rate(sib) ? t : sib;
-    double r = tab_rate(mv);
+    ms_tab *mv = tab_rate(m, t) <= tab_rate(m, sib) ? t : sib;
+    double r = tab_rate(m, mv);
     double new_max = fmax(fmax(from->rate - r, to->rate + r), second);
     if (r > 0 && from->rate - new_max >= m->opt.balance_min_rate / 2) {
       c->from = from;
@@ -289,7 +300,7 @@ static bool load_rule(ms *m, model *md, const means *mn, bool *spreading,
   ms_tab *best = NULL;
   double best_d = 0;
   for (size_t i = 0; i < from->n; i++) {
-    double r = tab_rate(from->t[i]);
+    double r = tab_rate(m, from->t[i]);
     if (r <= 0 || r >= gap) continue;
     double d = fabs(r - gap / 2);
     if (best == NULL || d < best_d) {
@@ -316,7 +327,7 @@ static ms_tab *pick_bytes(ms *m, bsrv *b, const bsrv *to, const means *mn,
   for (size_t i = 0; i < b->n; i++) {
     ms_tab *t = b->t[i];
     uint64_t sz = t->stats.bytes;
-    if ((below && sz >= below) || would_be_hot(m, to, tab_rate(t), mn))
+    if ((below && sz >= below) || would_be_hot(m, to, tab_rate(m, t), mn))
       continue;
     uint64_t d = sz > want ? sz - want : want - sz;
     if (best == NULL || d < best_d) {
@@ -418,7 +429,7 @@ mica_err *ms_plan_balance(ms *m, size_t limit, int what, bool apply,
       found = count_rule(m, &md, &mn, &c);
     if (!found) break;
     planned++;
-    double r = tab_rate(c.t);
+    double r = tab_rate(m, c.t);
     take(c.from, c.t);
     c.from->count--;
     c.from->bytes -= c.t->stats.bytes;
@@ -430,6 +441,7 @@ mica_err *ms_plan_balance(ms *m, size_t limit, int what, bool apply,
     if (apply) {
       err = ms_start_move(m, c.t, c.to->s->id, c.why);
       if (err) break;
+      c.t->moved_at = now;
       if (c.load) {
         m->settle_until = now + m->opt.balance_settle_us;
         load_ok = false;
@@ -629,8 +641,9 @@ mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
   for (size_t i = 0; i < n && !err; i++) {
     char why[160];
     snprintf(why, sizeof(why), "approved plan: %s", moves[i].reason);
-    err = ms_start_move(m, ms_find_tab(m, moves[i].tablet_id),
-                        moves[i].to_server_id, why);
+    ms_tab *t = ms_find_tab(m, moves[i].tablet_id);
+    err = ms_start_move(m, t, moves[i].to_server_id, why);
+    if (!err) t->moved_at = now;
   }
   UNLOCK(m);
   return err;

@@ -67,7 +67,9 @@ typedef struct ms_tab {
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
   bool have_stats;
   ms_stats stats;
-  uint64_t moved_at;     /* last move started (ms_start_move), 0 = never */
+  uint64_t moved_at;     /* last balancer move started, 0 = never */
+  uint64_t rate_at;      /* last move of any kind started (ms_start_move) */
+  double rate_at_move;   /* its reads+writes/s then (ms_balance.c) */
 } ms_tab;
 
 typedef struct ms_tbl {
