@@ -24,7 +24,8 @@
  * hot (above the mean by the band), and a move never makes it hot; a
  * tablet the balancer (or an approved plan) moved within
  * balance_window_us is not moved again (an operator's own moves do not
- * count: they are deliberate, and the balancer may rebalance them); after a load
+ * count: they are deliberate, and the balancer may rebalance them; a drain
+ * ignores the window, for the same reason); after a load
  * move, the next load move waits balance_settle_us, the time the moved
  * tablet's rates take to rebuild on its new server (an exponentially
  * weighted 5 s average). Each tick starts at most max_moves_in_flight
@@ -101,10 +102,14 @@ static bool movable(ms *m, const ms_tab *t, uint64_t now) {
   if (t->state != MS_SERVING || t->action != 0 || t->moving ||
       t->retry_at > now)
     return false;
-  if (t->moved_at != 0 && now < t->moved_at + m->opt.balance_window_us)
-    return false;
   ms_tbl *tb = ms_find_tbl(m, t->table_id);
   return tb != NULL && !tb->dropping;
+}
+
+/* Moved by the balancer within the window: not moved again to balance (a
+ * drain still moves it). */
+static bool in_window(const ms *m, const ms_tab *t) {
+  return t->moved_at != 0 && m->now < t->moved_at + m->opt.balance_window_us;
 }
 
 static bsrv *model_find(model *md, uint64_t id) {
@@ -281,7 +286,8 @@ static bool load_rule(ms *m, model *md, const means *mn, bool *spreading,
    * the maximum drops by at least half of balance_min_rate. */
   for (size_t i = 0; i < from->n; i++) {
     ms_tab *t = from->t[i], *sib = sibling(m, from, t);
-    if (sib == NULL || t->id > sib->id) continue;
+    if (sib == NULL || t->id > sib->id || in_window(m, t) || in_window(m, sib))
+      continue;
     ms_tab *mv = tab_rate(m, t) <= tab_rate(m, sib) ? t : sib;
     double r = tab_rate(m, mv);
     double new_max = fmax(fmax(from->rate - r, to->rate + r), second);
@@ -301,7 +307,7 @@ static bool load_rule(ms *m, model *md, const means *mn, bool *spreading,
   double best_d = 0;
   for (size_t i = 0; i < from->n; i++) {
     double r = tab_rate(m, from->t[i]);
-    if (r <= 0 || r >= gap) continue;
+    if (r <= 0 || r >= gap || in_window(m, from->t[i])) continue;
     double d = fabs(r - gap / 2);
     if (best == NULL || d < best_d) {
       best = from->t[i];
@@ -327,7 +333,8 @@ static ms_tab *pick_bytes(ms *m, bsrv *b, const bsrv *to, const means *mn,
   for (size_t i = 0; i < b->n; i++) {
     ms_tab *t = b->t[i];
     uint64_t sz = t->stats.bytes;
-    if ((below && sz >= below) || would_be_hot(m, to, tab_rate(m, t), mn))
+    if ((below && sz >= below) || in_window(m, t) ||
+        would_be_hot(m, to, tab_rate(m, t), mn))
       continue;
     uint64_t d = sz > want ? sz - want : want - sz;
     if (best == NULL || d < best_d) {
@@ -658,7 +665,7 @@ mica_err *ms_drain(ms *m, uint64_t server_id, bool drain, uint64_t now,
   if (s == NULL) {
     err = err_new(MICA_NOT_FOUND, "no server %" PRIu64, server_id);
   } else if (s->dead) {
-    err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) is dead",
+    err = err_new(MICA_NOT_FOUND, "server %" PRIu64 " (%s) is dead",
                   server_id, s->address);
   } else if (drain && !s->draining) {
     bool other = false;
@@ -668,7 +675,7 @@ mica_err *ms_drain(ms *m, uint64_t server_id, bool drain, uint64_t now,
               now <= o->renewed_at + m->opt.lease_us;
     }
     if (!other)
-      err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) cannot drain:"
+      err = err_new(MICA_RESOURCE_EXHAUSTED, "server %" PRIu64 " (%s) cannot drain:"
                     " no other live server that is not draining could take "
                     "its tablets", server_id, s->address);
   }

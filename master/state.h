@@ -400,9 +400,9 @@ mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
 /* Marks live server `server_id` draining (`drain`) or not. A draining
  * server is given no tablets (assignments, moves, merges) and its tablets
  * are moved away max_moves_in_flight at a time, whatever the balancer
- * mode. Logged, so a restarted master keeps it. NOT_FOUND unknown server,
- * UNAVAILABLE dead server or (drain) no other live server that is not
- * draining. `out` (may be NULL) gets the server as ms_list_servers shows
+ * mode. Logged, so a restarted master keeps it. NOT_FOUND unknown or dead
+ * server; RESOURCE_EXHAUSTED (drain) no other live server that is not
+ * draining could take its tablets (not retried by clients). `out` (may be NULL) gets the server as ms_list_servers shows
  * it; caller frees *out with ms_server_infos_free(*out, 1). */
 mica_err *ms_drain(ms *m, uint64_t server_id, bool drain, uint64_t now,
                    ms_server_info **out);

@@ -345,7 +345,7 @@ int mica_set_balancer_mode(mica_client *c, const char *mode, char *now);
  * moves a draining server's tablets away a few at a time; poll
  * mica_list_servers for the tablet count. *server_id_out (may be NULL)
  * gets the server's id. Errors: MICA_NOT_FOUND (no such live server),
- * MICA_UNAVAILABLE (dead, or no other server could take its tablets). */
+ * MICA_RESOURCE_EXHAUSTED (no other server could take its tablets). */
 int mica_drain_server(mica_client *c, uint64_t server_id, const char *address,
                       int undrain, uint64_t *server_id_out);
 

@@ -223,7 +223,8 @@ static void test_drain(void) {
   ms_server_infos_free(si, 1);
   /* The last server that is not draining cannot drain. */
   TU_OK(ms_drain(c.m, c.s[1].id, true, c.now, NULL));
-  TU_ERR(ms_drain(c.m, c.s[2].id, true, c.now, NULL), MICA_UNAVAILABLE);
+  TU_ERR(ms_drain(c.m, c.s[2].id, true, c.now, NULL),
+         MICA_RESOURCE_EXHAUSTED);
   TU_OK(ms_drain(c.m, c.s[1].id, false, c.now, NULL));
   /* One tick starts at most max_moves_in_flight moves. */
   ms_action_list a = {0};
