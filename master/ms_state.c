@@ -1121,7 +1121,7 @@ void ms_options_init(ms_options *o) {
   o->balance_min_bytes = 64ull << 20;
   o->balance_min_rate = 50;
   o->balance_window_us = 120ull * 1000000;
-  o->balance_settle_us = 10ull * 1000000;
+  o->balance_settle_us = 3ull * 1000000;
   o->max_moves_in_flight = 2;
   o->merge_max_bytes = 16ull << 20;
   o->merge_max_rate = 1.0;

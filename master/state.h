@@ -77,7 +77,7 @@ typedef struct ms_options {
   uint32_t max_moves_in_flight; /* balancer moves at once (2) */
   double balance_min_rate;      /* ops/s gaps below this are ignored (50) */
   uint64_t balance_window_us;   /* no tablet moves twice within (120 s) */
-  uint64_t balance_settle_us;   /* rates rebuild after a load move (10 s) */
+  uint64_t balance_settle_us;   /* wait after a load move (3 s) */
   uint64_t merge_max_bytes;     /* each merge input below this (16 MiB) */
   double merge_max_rate;        /* each input's reads+writes/s below (1.0) */
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */

@@ -73,7 +73,7 @@ static void usage(FILE *f) {
 "  --balance-window-ms N   no tablet is moved twice within this\n"
 "                          (default 120000)\n"
 "  --balance-settle-ms N   wait after a load move before the next one, while\n"
-"                          the moved tablet's rates rebuild (default 10000)\n"
+"                          the moved tablet's rates rebuild (default 3000)\n"
 "  --balance-band F        allowed deviation from the mean tablet count and\n"
 "                          bytes, as a fraction (default 0.2)\n"
 "  --balance-min-bytes SIZE byte gaps below this are ignored (default 64M)\n"
