@@ -235,11 +235,12 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   double cpu = ts_cpu() - cpu0;
   uint64_t ops = atomic_load(&g_ops);
   qsort(rates, (size_t)nr, sizeof(rates[0]), cmp_d);
-  printf("  summary: final busiest/mean %.2f; within 1.25x from %s%" PRIu64
-         " s; balancer moves %zu; median %.0f ops/s; %" PRIu64 " errors; "
+  char since[48] = "never";
+  if (within) snprintf(since, sizeof(since), "%" PRIu64 " s", within_since);
+  printf("  summary: final busiest/mean %.2f; within 1.25x from %s; "
+         "balancer moves %zu; median %.0f ops/s; %" PRIu64 " errors; "
          "tablet servers %.1f us CPU/op (%.0f ms in %.1f s)\n", ratio,
-         within ? "" : "never (last at ", within ? within_since : 0,
-         balancer_moves(), nr ? rates[nr / 2] : 0,
+         since, balancer_moves(), nr ? rates[nr / 2] : 0,
          (uint64_t)atomic_load(&g_errs), ops ? cpu * 1e6 / (double)ops : 0,
          cpu * 1000, (double)(cl_now_ms() - t0) / 1000);
   free(w);
