@@ -2,6 +2,7 @@
  * (docs/benchmarks.md, "Load-aware balancing"). Not a test: run by hand,
  *
  *   MICA_BIN_DIR=build/bin build/bin/bench_balance [SECONDS] [THREADS]
+ *   MICA_BIN_DIR=build/bin build/bin/bench_balance --stop-gap
  *
  * For each scenario and each balancer mode (off, then auto) in one run,
  * it starts a fresh loopback cluster of a master and three tablet
@@ -17,7 +18,12 @@
  * Every 2 s it prints the busiest server's load over the mean (the rates
  * the master's heartbeats carry) and the client throughput; at the end
  * the time until the ratio stays within 1.25, the moves made, the median
- * throughput, and the tablet servers' CPU per operation (/proc). */
+ * throughput, and the tablet servers' CPU per operation (/proc).
+ *
+ * --stop-gap: a planned stop. Readers loop on one key of every tablet of
+ * the second server, which is stopped with SIGTERM, three times with the
+ * drain (--drain-timeout-ms 20000) and three times without; it prints the
+ * longest time any reader went without an answer. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -249,7 +255,112 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   g_c = NULL;
 }
 
+/* ---- planned stop: the client-observed gap ---- */
+
+typedef struct reader {
+  pthread_t th;
+  int key;
+  uint64_t max_gap_ms;
+} reader;
+
+static void *read_loop(void *arg) {
+  reader *r = arg;
+  mica_options o;
+  mica_options_init(&o);
+  o.deadline_ms = 60000;
+  mica_client *c = NULL;
+  if (mica_open(cl_master_address(g_c), &o, &c) != MICA_OK) return NULL;
+  char k[16];
+  key_of(r->key, k);
+  uint64_t last = cl_now_ms();
+  while (!atomic_load(&g_stop)) {
+    void *val = NULL;
+    size_t len = 0;
+    int code = mica_get(c, "usertable", k, strlen(k), &val, &len);
+    mica_free(val);
+    uint64_t now = cl_now_ms();
+    if (code == MICA_OK) {
+      if (now - last > r->max_gap_ms) r->max_gap_ms = now - last;
+      last = now;
+    }
+  }
+  mica_close(c);
+  return NULL;
+}
+
+/* One reader per tablet of the second server, which is then stopped with
+ * SIGTERM (draining first when `drain_ms` > 0); the longest time any
+ * reader went without an answer. */
+static void stop_gap(uint64_t drain_ms) {
+  cl_options o;
+  cl_options_init(&o);
+  o.heartbeat_ms = 500;
+  o.lease_ms = 5000;
+  o.drain_timeout_ms = drain_ms;
+  static const char *const margs[] = {"--merge", "off", "--balancer", "off",
+                                      NULL};
+  o.master_args = margs;
+  mica_err *e = cl_start(&o, &g_c);
+  if (e) die("starting the cluster", e);
+  mica_options mo;
+  mica_options_init(&mo);
+  mica_client *c = NULL;
+  if (mica_open(cl_master_address(g_c), &mo, &c) != MICA_OK) die("open", NULL);
+  char sk[8][16];
+  mica_key splits[8];
+  for (int i = 0; i < 8; i++) {
+    key_of((i + 1) * 100, sk[i]);
+    splits[i] = (mica_key){sk[i], strlen(sk[i])};
+  }
+  if (mica_create_table(c, "usertable", splits, 8) != MICA_OK)
+    die(mica_errmsg(), NULL);
+  char k[16];
+  for (int i = 0; i < 900; i++) {
+    key_of(i, k);
+    if (mica_put(c, "usertable", k, strlen(k), "v", 1) != MICA_OK)
+      die(mica_errmsg(), NULL);
+  }
+  uint64_t victim = cl_tserver_id(g_c, 1);
+  mica_tablet_info *t = NULL;
+  size_t nt = 0;
+  if (mica_list_tablets(c, "usertable", &t, &nt) != MICA_OK)
+    die(mica_errmsg(), NULL);
+  reader rd[9];
+  int nr = 0;
+  for (size_t i = 0; i < nt && nr < 9; i++)
+    if (t[i].server_id == victim) rd[nr++] = (reader){.key = (int)i * 100 + 50};
+  mica_free(t);
+  atomic_store(&g_stop, false);
+  for (int i = 0; i < nr; i++) pthread_create(&rd[i].th, NULL, read_loop, &rd[i]);
+  cl_sleep_ms(2000);
+  uint64_t t0 = cl_now_ms();
+  e = cl_stop_tserver(g_c, 1);
+  uint64_t stop_ms = cl_now_ms() - t0;
+  if (e) die("stopping", e);
+  cl_sleep_ms(drain_ms ? 2000 : 9000);
+  atomic_store(&g_stop, true);
+  uint64_t worst = 0;
+  for (int i = 0; i < nr; i++) {
+    pthread_join(rd[i].th, NULL);
+    if (rd[i].max_gap_ms > worst) worst = rd[i].max_gap_ms;
+  }
+  printf("stop with%s drain: %d tablets, SIGTERM to exit %" PRIu64 " ms, "
+         "longest client gap %" PRIu64 " ms (lease %" PRIu64 " ms)\n",
+         drain_ms ? "" : "out", nr, stop_ms, worst, o.lease_ms);
+  fflush(stdout);
+  mica_close(c);
+  cl_free(g_c);
+  g_c = NULL;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--stop-gap") == 0) {
+    for (int i = 0; i < 3; i++) {
+      stop_gap(20000);
+      stop_gap(0);
+    }
+    return 0;
+  }
   int seconds = argc > 1 ? atoi(argv[1]) : 60;
   int threads = argc > 2 ? atoi(argv[2]) : 8;
   if (seconds < 2 || seconds > 900 || threads < 1 || threads > 256) {
