@@ -84,7 +84,8 @@ static void test_help(void) {
       "--merge-max-bytes", "--merge-max-rate", "--merge-min-age-ms",
       "--tick-ms",        "--threads",         "--http-listen",
       "--http-address-file", "--cluster-name", "--max-split-keys",
-      "--max-opens", "--help",
+      "--max-opens", "--balance-min-rate", "--balance-window-ms",
+      "--balance-settle-ms", "auto|suggest|off", "--help",
       "mica-master --data-dir /srv/mica"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     if (strstr(th_out(&r), flags[i]) == NULL)
@@ -121,6 +122,8 @@ static void test_bad_values(void) {
       {"max-split-keys", "many"},   {"max-split-keys", "1000001"},
       {"max-opens", "0"},           {"max-opens", "x"},
       {"cluster-name", ""},
+      {"balancer", "suggested"},    {"balance-min-rate", "fast"},
+      {"balance-window-ms", "x"},   {"balance-settle-ms", "-1"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char flag[64], want[160];
