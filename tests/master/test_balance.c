@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/coding.h"
+#include "common/layout.h"
 #include "common/log.h"
+#include "master/metalog.h"
 #include "tests/master/sim.h"
 
 #define MAX_TAB 256
@@ -386,6 +389,46 @@ static void test_suggest_mode(void) {
   sim_free(&c);
 }
 
+/* Keeps the snapshot record's payload in the buf at `ctx`. */
+static mica_err *keep_snapshot(void *ctx, uint8_t type, slice payload) {
+  if (type == 1) {
+    buf_clear(ctx);
+    buf_append_slice(ctx, payload);
+  }
+  return NULL;
+}
+
+/* A drain record that does not fit the state is CORRUPTION at replay. */
+static void test_drain_record_checked(void) {
+  static const uint64_t bad[][2] = {{999, 1}, {0, 1}, {1, 2}};
+  for (int i = 0; i < 3; i++) {
+    sim c;
+    sim_init(&c, NULL);
+    sim_start_server(&c, 0);
+    sim_start_server(&c, 1);
+    TU_OK(ms_drain(c.m, c.s[0].id, true, c.now, NULL));
+    uint64_t id = bad[i][0] == 1 ? c.s[0].id : bad[i][0];
+    ms_close(c.m);
+    c.m = NULL;
+    char *dir = layout_master_dir(c.o.data_root);
+    mlog *l;
+    buf snap = BUF_INIT, b = BUF_INIT;
+    TU_OK(mlog_open(env_posix(), dir, keep_snapshot, &snap, &l));
+    TU_OK(mlog_roll(l, 1, buf_slice(&snap)));
+    buf_free(&snap);
+    put_varint64(&b, id);
+    put_varint64(&b, bad[i][1]);
+    TU_OK(mlog_append(l, 18, buf_slice(&b)));
+    mlog_close(l);
+    buf_free(&b);
+    free(dir);
+    mica_err *e = ms_open(&c.o, c.now, &c.m);
+    CU_ASSERT_EQUAL(err_code(e), MICA_CORRUPTION);
+    CU_ASSERT_PTR_NOT_NULL(e ? strstr(err_msg(e), "server-drain") : NULL);
+    err_free(e);
+  }
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"load_spread", test_load_spread},
@@ -394,6 +437,7 @@ static void add_suites(void) {
       {"drain", test_drain},
       {"plan_apply", test_plan_apply},
       {"suggest_mode", test_suggest_mode},
+      {"drain_record_checked", test_drain_record_checked},
       CU_TEST_INFO_NULL};
   tu_add_suite("balance", tests);
 }
