@@ -273,7 +273,10 @@ static void test_drain(void) {
   expect_rc(&r, 0, "takes tablets again", NULL);
   th_result_free(&r);
   r = RUN("servers", "--format", "json");
-  expect_rc(&r, 0, NULL, NULL);
+  expect_rc(&r, 0, "\"draining\": true", NULL);
+  th_result_free(&r);
+  r = RUN("servers", "--format", "tsv");
+  expect_rc(&r, 0, "\tdraining\n", NULL);
   th_result_free(&r);
   snprintf(other, sizeof(other), "%" PRIu64, id);
   r = RUN("undrain", other);

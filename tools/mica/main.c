@@ -753,25 +753,26 @@ static int cmd_servers(mica_client *c, int argc, char **argv) {
   if (code != MICA_OK) return fail(code, "servers");
   if (a.format == FMT_JSON) fputs("[", stdout);
   if (a.format == FMT_TEXT)
-    printf("%-6s %-22s %-8s %10s %8s %14s %10s %10s\n", "ID", "ADDRESS", "STATE", "LEASE-AGE",
-           "TABLETS", "BYTES", "READS/S", "WRITES/S");
+    printf("%-6s %-22s %-8s %10s %8s %14s %10s %10s %s\n", "ID", "ADDRESS", "STATE", "LEASE-AGE",
+           "TABLETS", "BYTES", "READS/S", "WRITES/S", "DRAINING");
   for (size_t i = 0; i < n; i++) {
     const mica_server_info *x = &s[i];
     if (a.format == FMT_JSON) {
       printf("%s\n  {\"server_id\": %" PRIu64 ", \"address\": ", i ? "," : "", x->server_id);
       put_json_string(stdout, x->address, strlen(x->address));
       printf(", \"state\": \"%s\", \"lease_age_ms\": %" PRIu64 ", \"tablets\": %u"
-             ", \"bytes\": %" PRIu64 ", \"read_rate\": %.3f, \"write_rate\": %.3f}",
+             ", \"bytes\": %" PRIu64 ", \"read_rate\": %.3f, \"write_rate\": %.3f"
+             ", \"draining\": %s}",
              x->state, x->lease_age_ms, x->tablet_count, x->approx_bytes, x->read_rate,
-             x->write_rate);
+             x->write_rate, x->draining ? "true" : "false");
     } else if (a.format == FMT_TSV) {
-      printf("%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.3f\t%.3f\n", x->server_id,
-             x->address, x->state, x->lease_age_ms, x->tablet_count, x->approx_bytes,
-             x->read_rate, x->write_rate);
-    } else {
-      printf("%-6" PRIu64 " %-22s %-8s %8" PRIu64 "ms %8u %14" PRIu64 " %10.1f %10.1f\n",
+      printf("%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.3f\t%.3f\t%s\n",
              x->server_id, x->address, x->state, x->lease_age_ms, x->tablet_count,
-             x->approx_bytes, x->read_rate, x->write_rate);
+             x->approx_bytes, x->read_rate, x->write_rate, x->draining ? "draining" : "-");
+    } else {
+      printf("%-6" PRIu64 " %-22s %-8s %8" PRIu64 "ms %8u %14" PRIu64 " %10.1f %10.1f %s\n",
+             x->server_id, x->address, x->state, x->lease_age_ms, x->tablet_count,
+             x->approx_bytes, x->read_rate, x->write_rate, x->draining ? "yes" : "no");
     }
   }
   if (a.format == FMT_JSON) fputs(n ? "\n]\n" : "]\n", stdout);
