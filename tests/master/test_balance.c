@@ -120,6 +120,72 @@ static void test_load_spread(void) {
   sim_free(&c);
 }
 
+static size_t load_moves_planned(sim *c, uint64_t from) {
+  ms_move *plan;
+  size_t n, k = 0;
+  TU_OK(ms_balance(c->m, true, c->now, &plan, &n));
+  for (size_t i = 0; i < n; i++)
+    k += strstr(plan[i].reason, "ops/s") != NULL &&
+         plan[i].from_server_id == from;
+  free(plan);
+  return k;
+}
+
+/* The band: 1.15x the mean is left alone, 1.3x is spread. */
+static void test_band(void) {
+  sim c;
+  three_servers(&c, 12);
+  int off_mode = MS_BAL_OFF;
+  TU_OK(ms_set_balancer_mode(c.m, &off_mode, NULL));
+  double per[3] = {115, 100, 85}; /* 460 / 400 / 340 ops/s */
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 4; k++) g_rate[on_server(&c, i, k)] = per[i];
+  run(&c, 2);
+  CU_ASSERT_EQUAL(load_moves_planned(&c, c.s[0].id), 0);
+  for (int k = 0; k < 4; k++) g_rate[on_server(&c, 0, k)] = 130; /* 520 */
+  run(&c, 2);
+  CU_ASSERT(load_moves_planned(&c, c.s[0].id) >= 1);
+  sim_check(&c);
+  sim_free(&c);
+}
+
+/* A tablet the balancer moved is not moved again within the window, even
+ * when it is then the one tablet whose move would even the load. */
+static void test_window(void) {
+  sim c;
+  three_servers(&c, 4); /* 2 / 1 / 1 tablets */
+  int a = -1;
+  for (int i = 0; i < 3; i++)
+    if (c.s[i].n == 2) a = i;
+  CU_ASSERT_FATAL(a >= 0);
+  /* A: X 100 + Y 200 ops/s; the others 150 each. Only X is below the gap
+   * (150), so X moves. */
+  uint64_t x = on_server(&c, a, 0), y = on_server(&c, a, 1);
+  g_rate[x] = 100;
+  g_rate[y] = 200;
+  for (int i = 0; i < 3; i++)
+    if (i != a) g_rate[on_server(&c, i, 0)] = 150;
+  run(&c, 5);
+  ms_tablet t;
+  TU_OK(ms_get_tablet(c.m, x, &t));
+  int b = sim_find(&c, t.server_id);
+  ms_tablet_clear(&t);
+  CU_ASSERT_FATAL(b >= 0 && b != a);
+  /* Now X's new server is the hot one and X again the only tablet below
+   * the gap: B = W 200 + X 100, A = Y 150, the third 150. */
+  uint64_t w = 0;
+  for (int k = 0; k < c.s[b].n; k++)
+    if (on_server(&c, b, k) != x) w = on_server(&c, b, k);
+  g_rate[w] = 200;
+  g_rate[y] = 150;
+  run(&c, 15); /* within the 30 s window */
+  TU_OK(ms_get_tablet(c.m, x, &t));
+  CU_ASSERT_EQUAL(t.server_id, c.s[b].id);
+  ms_tablet_clear(&t);
+  sim_check(&c);
+  sim_free(&c);
+}
+
 /* One hot tablet cannot be spread by moves; once split, its daughters are
  * parted because that lowers the maximum. */
 static void test_split_daughters(void) {
@@ -433,6 +499,8 @@ static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"load_spread", test_load_spread},
       {"split_daughters", test_split_daughters},
+      {"band", test_band},
+      {"window", test_window},
       {"targets", test_targets},
       {"drain", test_drain},
       {"plan_apply", test_plan_apply},
