@@ -1,7 +1,7 @@
 /* bench_balance: the load-aware balancer under a skewed YCSB-style load
  * (docs/benchmarks.md, "Load-aware balancing"). Not a test: run by hand,
  *
- *   MICA_BIN_DIR=build/bin build/bin/bench_balance [SECONDS] [THREADS]
+ *   MICA_BIN_DIR=build/bin build/bin/bench_balance [SECONDS] [THREADS] [SCENARIO]
  *   MICA_BIN_DIR=build/bin build/bin/bench_balance --stop-gap
  *
  * For each scenario and each balancer mode (off, then auto) in one run,
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mica/mica.h"
@@ -104,6 +105,30 @@ static double load_ratio(void) {
   double ratio = sum > 0 ? max / (sum / (double)r->n_servers) : 0;
   rpc_msg_free(m);
   return ratio;
+}
+
+/* Wall-clock ms of the first balancer move (0 = none). */
+static uint64_t first_move_ms(void) {
+  rpc_list_events_request q = {0};
+  void *m = NULL;
+  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &m);
+  if (e) die("ListEvents", e);
+  const rpc_list_events_response *r = m;
+  uint64_t first = 0;
+  for (size_t i = 0; i < r->n_events; i++)
+    if (strcmp(r->events[i].kind, "move") == 0 &&
+        strstr(r->events[i].text, "moving from") != NULL &&
+        strstr(r->events[i].text, "operator request") == NULL &&
+        (first == 0 || r->events[i].time_ms < first))
+      first = r->events[i].time_ms;
+  rpc_msg_free(m);
+  return first;
+}
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static size_t balancer_moves(void) {
@@ -208,7 +233,7 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   atomic_store(&g_stop, false);
   worker *w = calloc((size_t)threads, sizeof(*w));
   double cpu0 = ts_cpu();
-  uint64_t t0 = cl_now_ms();
+  uint64_t t0 = cl_now_ms(), wall0 = wall_ms();
   for (int i = 0; i < threads; i++) {
     w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
     pthread_create(&w[i].th, NULL, work, &w[i]);
@@ -241,8 +266,11 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   double cpu = ts_cpu() - cpu0;
   uint64_t ops = atomic_load(&g_ops);
   qsort(rates, (size_t)nr, sizeof(rates[0]), cmp_d);
-  char since[48] = "never";
+  char since[48] = "never", first[48] = "none";
   if (within) snprintf(since, sizeof(since), "%" PRIu64 " s", within_since);
+  uint64_t fm = first_move_ms();
+  if (fm) snprintf(first, sizeof(first), "%.1f s", (double)(fm - wall0) / 1000);
+  printf("  first balancer move after %s\n", first);
   printf("  summary: final busiest/mean %.2f; within 1.25x from %s; "
          "balancer moves %zu; median %.0f ops/s; %" PRIu64 " errors; "
          "tablet servers %.1f us CPU/op (%.0f ms in %.1f s)\n", ratio,
@@ -368,7 +396,12 @@ int main(int argc, char **argv) {
             "\n");
     return 2;
   }
-  for (int split = 0; split < 2; split++)
+  /* Optional third argument: only "one-tablet" or "six-tablets". */
+  const char *only = argc > 3 ? argv[3] : NULL;
+  for (int split = 0; split < 2; split++) {
+    if (only && strcmp(only, split ? "six-tablets" : "one-tablet") != 0)
+      continue;
     for (int bal = 0; bal < 2; bal++) run(split, bal, seconds, threads);
+  }
   return 0;
 }
