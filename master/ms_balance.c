@@ -25,11 +25,12 @@
  * tablet the balancer (or an approved plan) moved within
  * balance_window_us is not moved again (an operator's own moves do not
  * count: they are deliberate, and the balancer may rebalance them; a drain
- * ignores the window, for the same reason); after a load
- * move, the next load move waits balance_settle_us, the time the moved
- * tablet's rates take to rebuild on its new server (an exponentially
- * weighted 5 s average). Each tick starts at most max_moves_in_flight
- * moves in all.
+ * ignores the window, for the same reason); after a load move, the next
+ * load move waits balance_settle_us (pacing), and for RATE_REBUILD_US
+ * after any move a tablet's load counts at no less than its rate before
+ * the move, because its new server's exponentially weighted 5 s average
+ * starts from zero. Each tick starts at most max_moves_in_flight moves in
+ * all.
  *
  * Everything here runs with ms.mu held (the public entry points take it). */
 #include <inttypes.h>
