@@ -191,8 +191,8 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   mica_client *c = NULL;
   if (mica_open(cl_master_address(g_c), &mo, &c) != MICA_OK) die("open", NULL);
   /* Tablets: the hot range [0, HOT) as one or six, then six more. */
-  char sk[16][16];
-  mica_key splits[16];
+  char sk[24][16];
+  mica_key splits[24];
   size_t ns = 0;
   int hot_parts = split_hot ? 6 : 1;
   for (int p = 1; p <= hot_parts; p++) {
@@ -200,8 +200,11 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
     splits[ns] = (mica_key){sk[ns], strlen(sk[ns])};
     ns++;
   }
-  for (int p = 1; p < 6; p++) {
-    key_of(HOT + p * (RECORDS - HOT) / 6, sk[ns]);
+  /* Cold tablets: enough that the counts can be even with the hot ones
+   * on one server, so only the load tells the servers apart. */
+  int cold_parts = split_hot ? 9 : 6;
+  for (int p = 1; p < cold_parts; p++) {
+    key_of(HOT + p * (RECORDS - HOT) / cold_parts, sk[ns]);
     splits[ns] = (mica_key){sk[ns], strlen(sk[ns])};
     ns++;
   }
@@ -214,16 +217,27 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
     if (mica_put(c, "usertable", k, strlen(k), v, sizeof(v)) != MICA_OK)
       die(mica_errmsg(), NULL);
   }
-  /* The hot tablets all on the first server. */
-  uint64_t s0 = cl_tserver_id(g_c, 0);
+  /* The hot tablets all on the first server; each cold one on the server
+   * with the fewest tablets so far, so the tablet counts stay within the
+   * balancer's band (6 / 5 / 4 and 3 / 2 / 2): a count-only balancer would
+   * have nothing to do. */
+  uint64_t sid[3];
+  int count[3] = {0, 0, 0};
+  for (int i = 0; i < 3; i++) sid[i] = cl_tserver_id(g_c, i);
   mica_tablet_info *t = NULL;
   size_t nt = 0;
   if (mica_list_tablets(c, "usertable", &t, &nt) != MICA_OK)
     die(mica_errmsg(), NULL);
-  for (size_t i = 0; i < (size_t)hot_parts && i < nt; i++)
-    if (t[i].server_id != s0 &&
-        mica_move_tablet(c, t[i].tablet_id, s0) != MICA_OK)
+  for (size_t i = 0; i < nt; i++) {
+    int to = 0;
+    if (i >= (size_t)hot_parts)
+      for (int s = 1; s < 3; s++)
+        if (count[s] < count[to]) to = s;
+    count[to]++;
+    if (t[i].server_id != sid[to] &&
+        mica_move_tablet(c, t[i].tablet_id, sid[to]) != MICA_OK)
       die(mica_errmsg(), NULL);
+  }
   mica_free(t);
   if (balance && mica_set_balancer_mode(c, "auto", NULL) != MICA_OK)
     die(mica_errmsg(), NULL);
