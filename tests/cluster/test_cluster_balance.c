@@ -350,21 +350,24 @@ static void test_load_spread(void) {
       "--balance-settle-ms", "1000", "--balance-window-ms", "30000", NULL};
   o.master_args = margs;
   TU_OK(cl_start(&o, &g_c));
-  /* Nine tablets; the six hot ones all on server 0. */
-  slice splits[8];
-  char sk[8][16];
-  for (int i = 0; i < 8; i++) {
+  /* Fifteen tablets: the six hot ones all on server 0, the nine cold ones
+   * 5 / 4 on the others, so that tablet counts (6 / 5 / 4) are within the
+   * band and only the load tells the servers apart. */
+  slice splits[14];
+  char sk[14][16];
+  for (int i = 0; i < 14; i++) {
     key_of((i + 1) * 100, sk[i]);
     splits[i] = slice_from_str(sk[i]);
   }
-  TU_OK(kvc_create_table(g_c, "d", splits, 8));
-  uint64_t busy = cl_tserver_id(g_c, 0);
+  TU_OK(kvc_create_table(g_c, "d", splits, 14));
   cl_sleep_ms(500);
   rpc_list_tablets_response *lt = tablets("d");
-  CU_ASSERT_FATAL(lt != NULL && lt->n_tablets == 9);
-  for (size_t i = 0; i < 6; i++)
-    if (lt->tablets[i].location->server_id != busy)
-      move(lt->tablets[i].desc->tablet_id, busy);
+  CU_ASSERT_FATAL(lt != NULL && lt->n_tablets == 15);
+  for (size_t i = 0; i < 15; i++) {
+    uint64_t to = cl_tserver_id(g_c, i < 6 ? 0 : i < 11 ? 1 : 2);
+    if (lt->tablets[i].location->server_id != to)
+      move(lt->tablets[i].desc->tablet_id, to);
+  }
   rpc_msg_free(lt);
   hammer h[2];
   for (int t = 0; t < 2; t++) {
