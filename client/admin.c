@@ -6,6 +6,7 @@
  * a single mica_free releases everything. Calls that change routing (create,
  * split, move, drop) feed what the master answered into the routing cache. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,11 +248,61 @@ int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n) {
     v[i].from_server_id = m->from_server_id;
     v[i].to_server_id = m->to_server_id;
     v[i].reason = put_str(&p, m->reason);
+    v[i].range_epoch = m->range_epoch;
+    v[i].assign_epoch = m->assign_epoch;
   }
   rpc_msg_free(msg);
   *moves = v;
   *n = cnt;
   return mcl_finish(NULL);
+}
+
+int mica_balance_apply(mica_client *c, const mica_move *moves, size_t n) {
+  if (n == 0)
+    return mcl_finish(err_new(MICA_INVALID_ARGUMENT, "the plan has no moves"));
+  rpc_balance_request req = {0};
+  rpc_planned_move *v = xcalloc(n, sizeof(*v));
+  for (size_t i = 0; i < n; i++) {
+    v[i].tablet_id = moves[i].tablet_id;
+    v[i].from_server_id = moves[i].from_server_id;
+    v[i].to_server_id = moves[i].to_server_id;
+    v[i].reason = moves[i].reason ? moves[i].reason : "";
+    v[i].range_epoch = moves[i].range_epoch;
+    v[i].assign_epoch = moves[i].assign_epoch;
+  }
+  req.apply = v;
+  req.n_apply = n;
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_balance, &req, &msg);
+  free(v);
+  rpc_msg_free(msg);
+  return mcl_finish(e);
+}
+
+int mica_set_balancer_mode(mica_client *c, const char *mode, char *now) {
+  rpc_configure_request req = {0};
+  req.balancer_mode = mode ? mode : "";
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_configure, &req, &msg);
+  if (e == NULL && now != NULL)
+    snprintf(now, 16, "%s", ((rpc_configure_response *)msg)->balancer_mode);
+  rpc_msg_free(msg);
+  return mcl_finish(e);
+}
+
+int mica_drain_server(mica_client *c, uint64_t server_id, const char *address,
+                      int undrain, uint64_t *server_id_out) {
+  rpc_drain_server_request req = {0};
+  req.server_id = server_id;
+  req.address = address ? address : "";
+  req.undrain = undrain != 0;
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_drain_server, &req, &msg);
+  const rpc_drain_server_response *resp = msg;
+  if (e == NULL && server_id_out != NULL)
+    *server_id_out = resp->server ? resp->server->server_id : server_id;
+  rpc_msg_free(msg);
+  return mcl_finish(e);
 }
 
 static const char *server_state_name(int st) {
@@ -287,6 +338,7 @@ int mica_list_servers(mica_client *c, int include_dead, mica_server_info **serve
     v[i].approx_bytes = s->approx_bytes;
     v[i].read_rate = s->read_rate;
     v[i].write_rate = s->write_rate;
+    v[i].draining = s->draining;
   }
   rpc_msg_free(msg);
   *servers = v;

@@ -395,6 +395,8 @@ static void write_seeds(const char *dir) {
   rpc_configure_request conf = {.has_balancer_enabled = true,
                                 .balancer_enabled = false};
   seed(&rpc_m_master_configure, "Configure", &conf);
+  rpc_drain_server_request drain = {.address = "127.0.0.1:9"};
+  seed(&rpc_m_master_drain_server, "DrainServer", &drain);
   rpc_list_events_request ev = {.limit = 5};
   seed(&rpc_m_master_list_events, "ListEvents", &ev);
   rpc_register_server_request reg = {.address = "127.0.0.1:9",

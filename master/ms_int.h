@@ -39,7 +39,8 @@ enum {
   REC_MERGE_COMMIT = 14,
   REC_CONFIG = 15,
   REC_SERVER_HTTP = 16,
-  REC_TABLE_OPTIONS = 17
+  REC_TABLE_OPTIONS = 17,
+  REC_SERVER_DRAIN = 18
 };
 
 /* Why a tablet is closing (durable). */
@@ -73,6 +74,9 @@ typedef struct ms_tab {
   uint64_t hot_at;       /* last reported with hot keys, or born of a
                           * load split; 0 = never */
   bool load_split;       /* a daughter of a load split */
+  uint64_t moved_at;     /* last balancer move started, 0 = never */
+  uint64_t rate_at;      /* last move of any kind started (ms_start_move) */
+  double rate_at_move;   /* its reads+writes/s then (ms_balance.c) */
 } ms_tab;
 
 typedef struct ms_tbl {
@@ -98,7 +102,9 @@ typedef struct ms_srv {
   uint64_t incarnation;
   uint64_t registered_ms;
   bool dead;
+  bool draining; /* no new tablets; the balancer moves its own away */
   /* volatile */
+  bool drained_told;   /* the "drained" event was recorded */
   uint64_t renewed_at; /* when the master received its last renewal */
   bool reported;       /* registered or heartbeated since this master began */
   bool disk_low;       /* its last heartbeat: disk below its free-space
@@ -140,7 +146,8 @@ struct ms {
 
   /* durable */
   uint64_t next_table_id, next_tablet_id, next_server_id;
-  bool balancer_on, merges_on;
+  int balancer_mode; /* enum ms_balancer_mode */
+  bool merges_on;
   ms_tbl **tables; /* by id */
   size_t n_tables, cap_tables;
   ms_tab **tabs; /* by id, every tablet including retired ones */
@@ -156,6 +163,12 @@ struct ms {
   ms_event *events; /* ring of opt.event_capacity */
   size_t ev_head, ev_count;
   ms_heat *heat; /* load history, fed by heartbeats (ms_heat.h) */
+  /* the balancer (ms_balance.c) */
+  bool rate_spreading;    /* hysteresis: a rate imbalance is being spread */
+  uint64_t settle_until;  /* no rate-driven move before (rates rebuild) */
+  ms_move *suggested;     /* suggest mode: the latest plan */
+  size_t n_suggested;
+  uint64_t suggested_at;  /* its `now`; 0 = none */
 };
 
 /* ---- ms_state.c ---- */
@@ -254,12 +267,26 @@ mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why);
 /* Logs the start of merging adjacent serving `a` and `b` and queues both
  * closes. */
 mica_err *ms_start_merge(ms *m, ms_tab *a, ms_tab *b, const char *why);
-/* The balancer's plan: at most `limit` moves, appended to the array
- * at *out of *n entries (it
- * array grows with xrealloc). Applies them when `apply`. */
-mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
-                          size_t *n);
 /* Moves in flight (tablets closing for a move or reopening after one). */
 size_t ms_moves_in_flight(ms *m);
+
+/* ---- ms_balance.c ---- */
+
+/* What a plan may contain: moves off draining servers, and balancing moves
+ * (load, counts, bytes). */
+enum { MS_PLAN_DRAIN = 1, MS_PLAN_BALANCE = 2 };
+/* The balancer's plan: at most `limit` moves of the kinds in `what`,
+ * appended to the array at *out of *n entries (it grows with xrealloc).
+ * Starts them when `apply`. */
+mica_err *ms_plan_balance(ms *m, size_t limit, int what, bool apply,
+                          ms_move **out, size_t *n);
+/* The balancer's part of a tick: drains always, balancing as the mode
+ * says (auto: moves; suggest: refreshes m->suggested). */
+mica_err *ms_balance_tick(ms *m, uint64_t now);
+/* True when server `id` is draining. */
+bool ms_srv_draining(ms *m, uint64_t id);
+/* True when a server at `rate` ops/s is hot next to the mean `mean`: above
+ * it by balance_band and by balance_min_rate. */
+bool ms_rate_is_hot(ms *m, double rate, double mean);
 
 #endif

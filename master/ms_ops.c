@@ -708,6 +708,7 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
                                                       : MS_SERVER_LIVE;
     x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
     x->registered_ms = s->registered_ms;
+    x->draining = s->draining;
   }
   /* One pass over the tablets; `v` is sorted by server id like srvs. A
    * dropped table's tablets leave the counts with the table, as they leave
@@ -810,6 +811,10 @@ mica_err *ms_request_move(ms *m, uint64_t tablet_id, uint64_t target,
     else if (target == t->server)
       err = err_new(MICA_INVALID_ARGUMENT, "tablet %" PRIu64 " is already on "
                     "server %" PRIu64, tablet_id, target);
+    else if (s->draining)
+      err = err_new(MICA_UNAVAILABLE, "server %" PRIu64 " (%s) is draining: "
+                    "it takes no tablets (mica undrain %" PRIu64 ")", target,
+                    s->address, target);
   }
   if (!err) {
     if (out) {
@@ -878,7 +883,9 @@ mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
                 ? 0 : m->opt.max_moves_in_flight - in_flight;
     err = check_not_in_grace(m, now);
   }
-  if (!err) err = ms_plan_balance(m, limit, !dry_run, out, n);
+  if (!err)
+    err = ms_plan_balance(m, limit, MS_PLAN_DRAIN | MS_PLAN_BALANCE,
+                          !dry_run, out, n);
   UNLOCK(m);
   return err;
 }
@@ -893,16 +900,17 @@ mica_err *ms_configure(ms *m, const bool *balancer, const bool *merges,
                        bool *balancer_now, bool *merges_now) {
   LOCK(m);
   mica_err *err = NULL;
-  bool bal = balancer ? *balancer : m->balancer_on;
+  int bal = balancer ? (*balancer ? MS_BAL_AUTO : MS_BAL_OFF)
+                     : m->balancer_mode;
   bool mer = merges ? *merges : m->merges_on;
-  if (bal != m->balancer_on || mer != m->merges_on) {
-    uint64_t rec[2] = {bal, mer};
+  if (bal != m->balancer_mode || mer != m->merges_on) {
+    uint64_t rec[2] = {(uint64_t)bal, mer};
     err = commit_u64s(m, REC_CONFIG, rec, 2);
     if (!err)
       ms_event_add(m, "configure", 0, 0, "balancer %s, merges %s",
-                   bal ? "on" : "off", mer ? "on" : "off");
+                   ms_balancer_mode_name(bal), mer ? "on" : "off");
   }
-  if (balancer_now) *balancer_now = m->balancer_on;
+  if (balancer_now) *balancer_now = m->balancer_mode == MS_BAL_AUTO;
   if (merges_now) *merges_now = m->merges_on;
   UNLOCK(m);
   return err;

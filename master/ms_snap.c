@@ -250,6 +250,20 @@ static void copy_servers(ms *m, uint64_t now, ms_snap *out) {
     x->read_rate += t->stats.read_rate;
     x->write_rate += t->stats.write_rate;
   }
+  double sum = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < out->n_srvs; i++) {
+    ms_snap_srv *x = &out->srvs[i];
+    x->draining = m->srvs[i]->draining;
+    if (x->state == MS_SERVER_DEAD || x->draining) continue;
+    sum += x->read_rate + x->write_rate;
+    n++;
+  }
+  for (size_t i = 0; i < out->n_srvs && n > 1; i++) {
+    ms_snap_srv *x = &out->srvs[i];
+    x->hot = x->state != MS_SERVER_DEAD && !x->draining &&
+             ms_rate_is_hot(m, x->read_rate + x->write_rate, sum / (double)n);
+  }
 }
 
 static void copy_events(ms *m, ms_snap *out) {
@@ -268,7 +282,13 @@ void ms_snapshot(ms *m, uint64_t now_us, uint64_t start_us, int which,
   out->uptime_s = now_us > start_us ? (now_us - start_us) / 1000000 : 0;
   pthread_mutex_lock(&m->mu);
   out->wall_ms = ms_wall_ms(m, now_us);
-  out->balancer_on = m->balancer_on;
+  out->balancer_on = m->balancer_mode == MS_BAL_AUTO;
+  out->balancer_mode = m->balancer_mode;
+  out->n_suggested = m->n_suggested;
+  out->suggested_at_ms = m->suggested_at ? ms_wall_ms(m, m->suggested_at) : 0;
+  out->suggested = xmalloc((m->n_suggested + 1) * sizeof(ms_move));
+  if (m->n_suggested)
+    memcpy(out->suggested, m->suggested, m->n_suggested * sizeof(ms_move));
   out->merges_on = m->merges_on;
   out->in_grace = !m->grace_done && now_us < m->grace_until;
   out->log_bytes = mlog_log_bytes(m->log);
@@ -302,6 +322,7 @@ void ms_snap_free(ms_snap *s) {
   free(s->tabs);
   free(s->tbls);
   free(s->srvs);
+  free(s->suggested);
   free(s->events);
   memset(s, 0, sizeof(*s));
 }

@@ -607,9 +607,10 @@ static mica_err *apply_config(ms *m, rd *r, bool dry) {
   uint64_t bal = rd_u64(r), mer = rd_u64(r);
   mica_err *err = rd_end(r, "config");
   if (err) return err;
-  if (bal > 1 || mer > 1) return bad("config: bad switch value");
+  if (bal > MS_BAL_SUGGEST || mer > 1)
+    return bad("config: bad switch value");
   if (!dry) {
-    m->balancer_on = bal;
+    m->balancer_mode = (int)bal;
     m->merges_on = mer;
   }
   return NULL;
@@ -632,13 +633,28 @@ static mica_err *apply_server_http(ms *m, rd *r, bool dry) {
   return NULL;
 }
 
+static mica_err *apply_server_drain(ms *m, rd *r, bool dry) {
+  uint64_t id = rd_u64(r), on = rd_u64(r);
+  mica_err *err = rd_end(r, "server-drain");
+  if (err) return err;
+  ms_srv *s = ms_find_srv(m, id);
+  if (s == NULL || s->dead)
+    return bad("server-drain: no live server %" PRIu64, id);
+  if (on > 1) return bad("server-drain: bad switch value");
+  if (!dry) {
+    s->draining = on == 1;
+    s->drained_told = false;
+  }
+  return NULL;
+}
+
 /* ---- snapshots ---- */
 
 void ms_encode_state(ms *m, buf *b) {
   put_varint64(b, m->next_table_id);
   put_varint64(b, m->next_tablet_id);
   put_varint64(b, m->next_server_id);
-  put_varint64(b, m->balancer_on);
+  put_varint64(b, (uint64_t)m->balancer_mode);
   put_varint64(b, m->merges_on);
   put_varint64(b, m->n_tables);
   for (size_t i = 0; i < m->n_tables; i++) {
@@ -686,6 +702,11 @@ void ms_encode_state(ms *m, buf *b) {
     put_varint64(b, s->id);
     put_length_prefixed(b, slice_from_str(s->http_address));
   }
+  uint64_t n_drain = 0;
+  for (size_t i = 0; i < m->n_srvs; i++) n_drain += m->srvs[i]->draining;
+  put_varint64(b, n_drain);
+  for (size_t i = 0; i < m->n_srvs; i++)
+    if (m->srvs[i]->draining) put_varint64(b, m->srvs[i]->id);
   ms_encode_opts_section(m, b);
 }
 
@@ -702,9 +723,10 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
   m->next_tablet_id = rd_u64(r);
   m->next_server_id = rd_u64(r);
   uint64_t bal = rd_u64(r), mer = rd_u64(r);
-  m->balancer_on = bal == 1;
+  m->balancer_mode = (int)(bal & 3);
   m->merges_on = mer == 1;
-  if (bal > 1 || mer > 1) return bad("snapshot: bad switch value");
+  if (bal > MS_BAL_SUGGEST || mer > 1)
+    return bad("snapshot: bad switch value");
   uint64_t n = rd_u64(r);
   for (uint64_t i = 0; i < n && !r->bad; i++) {
     uint64_t id = rd_u64(r);
@@ -802,7 +824,16 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     free(s->http_address);
     s->http_address = ms_strndup(http);
   }
-  /* Tables' options, a section added after that one. */
+  /* Draining servers, a section added later still. */
+  n = r->p != r->lim ? rd_u64(r) : 0;
+  for (uint64_t i = 0; i < n && !r->bad; i++) {
+    ms_srv *s = ms_find_srv(m, rd_u64(r));
+    if (r->bad) break;
+    if (s == NULL || s->draining)
+      return bad("snapshot: bad draining server");
+    s->draining = true;
+  }
+  /* Tables' options, a section added after the draining servers. */
   if (!r->bad && r->p != r->lim) {
     mica_err *oe = ms_decode_opts_section(m, &r->p, r->lim);
     if (oe) return oe;
@@ -842,6 +873,7 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry) {
     case REC_CONFIG: return apply_config(m, &r, dry);
     case REC_SERVER_HTTP: return apply_server_http(m, &r, dry);
     case REC_TABLE_OPTIONS: return ms_apply_table_options(m, payload, dry);
+    case REC_SERVER_DRAIN: return apply_server_drain(m, &r, dry);
     default: return bad("unknown record type %u", type);
   }
 }
@@ -1108,6 +1140,9 @@ void ms_options_init(ms_options *o) {
   o->action_timeout_us = 30ull * 1000 * 1000;
   o->balance_band = 0.2;
   o->balance_min_bytes = 64ull << 20;
+  o->balance_min_rate = 50;
+  o->balance_window_us = 120ull * 1000000;
+  o->balance_settle_us = 3ull * 1000000;
   o->max_moves_in_flight = 2;
   o->merge_max_bytes = 16ull << 20;
   o->merge_max_rate = 1.0;
@@ -1156,7 +1191,8 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
   m->wall_minus_mono = (int64_t)env_wall_micros(o->env) -
                        (int64_t)env_now_micros(o->env);
   m->next_table_id = m->next_tablet_id = m->next_server_id = 1;
-  m->balancer_on = m->merges_on = true;
+  m->balancer_mode = MS_BAL_AUTO;
+  m->merges_on = true;
   m->next_action_id = 1;
   m->events = xcalloc(o->event_capacity ? o->event_capacity : 1,
                       sizeof(ms_event));
@@ -1185,6 +1221,7 @@ void ms_close(ms *m) {
   if (m == NULL) return;
   mlog_close(m->log);
   free_state(m);
+  free(m->suggested);
   free(m->dir);
   pthread_mutex_destroy(&m->mu);
   free(m);

@@ -120,16 +120,16 @@ typedef struct ld {
   uint64_t count, bytes;
 } ld;
 
-/* Loads of the servers that can take tablets: live and with a current
- * lease (a server silent past its lease is probably gone; giving it
- * tablets would only delay them until it is declared dead). A tablet
+/* Loads of the servers that can take tablets: live, not draining and with
+ * a current lease (a server silent past its lease is probably gone; giving
+ * it tablets would only delay them until it is declared dead). A tablet
  * closing for a move counts on its destination, where it is about to be.
  * By server id. Caller frees *out. */
 static size_t loads(ms *m, ld **out) {
   ld *v = xcalloc(m->n_srvs + 1, sizeof(*v));
   size_t n = 0;
   for (size_t i = 0; i < m->n_srvs; i++)
-    if (!m->srvs[i]->dead &&
+    if (!m->srvs[i]->dead && !m->srvs[i]->draining &&
         m->now <= m->srvs[i]->renewed_at + m->opt.lease_us)
       v[n++].s = m->srvs[i];
   for (size_t i = 0; i < m->n_tabs; i++) {
@@ -359,6 +359,9 @@ mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why) {
   mica_err *err = commit_u64s(m, REC_CLOSING, rec, 3);
   if (err) return err;
   ms_queue_action(m, MS_ACT_CLOSE, t, m->now);
+  t->rate_at = m->now;
+  t->rate_at_move = t->have_stats ? t->stats.read_rate + t->stats.write_rate
+                                  : 0;
   ms_event_add(m, "move", t->id, target, "tablet %" PRIu64 " moving from "
                "server %" PRIu64 " to %" PRIu64 ": %s", t->id, from, target,
                why);
@@ -432,11 +435,14 @@ static mica_err *commit_merges(ms *m, uint64_t now) {
       uint64_t srv = 0;
       for (int j = 0; j < 2 && srv == 0; j++) {
         uint64_t at = j == 0 ? a->server : b->server;
-        if (ms_srv_live(m, at) && !ms_srv_disk_low(m, at)) srv = at;
+        if (ms_srv_live(m, at) && !ms_srv_disk_low(m, at) &&
+            !ms_srv_draining(m, at))
+          srv = at;
       }
+      if (srv == 0) srv = ms_least_loaded(m, 0);
       if (srv == 0) srv = ms_srv_live(m, a->server)   ? a->server
                           : ms_srv_live(m, b->server) ? b->server
-                                                      : ms_least_loaded(m, 0);
+                                                      : 0;
       if (srv == 0) return NULL;
       uint64_t id = m->next_tablet_id;
       uint64_t rec[4] = {a->id, b->id, id, srv};
@@ -454,157 +460,6 @@ static mica_err *commit_merges(ms *m, uint64_t now) {
     }
   }
   return NULL;
-}
-
-/* ---- balancing ---- */
-
-static bool movable(ms *m, const ms_tab *t, uint64_t now) {
-  if (t->state != MS_SERVING || t->action != 0 || t->moving ||
-      t->retry_at > now)
-    return false;
-  ms_tbl *tb = ms_find_tbl(m, t->table_id);
-  return tb != NULL && !tb->dropping;
-}
-
-/* Movable tablets per live server, for one plan: `at[i]` lists those on
- * the server of loads entry i. A planned tablet is taken out of its list,
- * so no tablet moves twice in one plan. */
-typedef struct cands {
-  ms_tab **t;
-  size_t n, cap;
-} cands;
-
-static cands *movable_by_server(ms *m, const ld *v, size_t n, uint64_t now) {
-  cands *at = xcalloc(n + 1, sizeof(*at));
-  for (size_t i = 0; i < m->n_tabs; i++) {
-    ms_tab *t = m->tabs[i];
-    if (!movable(m, t, now)) continue;
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if (v[mid].s->id < t->server) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo == n || v[lo].s->id != t->server) continue;
-    cands *c = &at[lo];
-    if (c->n == c->cap) {
-      c->cap = c->cap ? c->cap * 2 : 8;
-      c->t = xrealloc(c->t, c->cap * sizeof(*c->t));
-    }
-    c->t[c->n++] = t;
-  }
-  return at;
-}
-
-/* Takes from `c` the tablet whose size is nearest to `want` and below
- * `below` (0 = no bound); NULL when there is none. */
-static ms_tab *pick(cands *c, uint64_t want, uint64_t below) {
-  size_t best = SIZE_MAX;
-  uint64_t best_d = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    uint64_t b = c->t[i]->stats.bytes;
-    if (below && b >= below) continue;
-    uint64_t d = b > want ? b - want : want - b;
-    if (best == SIZE_MAX || d < best_d) {
-      best = i;
-      best_d = d;
-    }
-  }
-  if (best == SIZE_MAX) return NULL;
-  ms_tab *t = c->t[best];
-  c->t[best] = c->t[--c->n];
-  return t;
-}
-
-mica_err *ms_plan_balance(ms *m, size_t limit, bool apply, ms_move **out,
-                          size_t *n_out) {
-  ld *v;
-  size_t n = loads(m, &v);
-  cands *at = movable_by_server(m, v, n, m->now);
-  size_t planned = 0;
-  mica_err *err = NULL;
-  double band = m->opt.balance_band;
-  while (n >= 2 && planned < limit) {
-    uint64_t tc = 0, tbytes = 0;
-    ld *cmax = &v[0], *cmin = &v[0], *bmax = &v[0], *bmin = &v[0];
-    for (size_t i = 0; i < n; i++) {
-      tc += v[i].count;
-      tbytes += v[i].bytes;
-      if (v[i].count > cmax->count) cmax = &v[i];
-      if (v[i].count < cmin->count) cmin = &v[i];
-      if (v[i].bytes > bmax->bytes) bmax = &v[i];
-      if (v[i].bytes < bmin->bytes) bmin = &v[i];
-    }
-    double mean_c = (double)tc / (double)n;
-    double slack = fmax(1.0, band * mean_c);
-    double lo_c = mean_c - slack, hi_c = mean_c + slack;
-    double mean_b = (double)tbytes / (double)n;
-    ld *from = NULL, *to = NULL;
-    ms_tab *t = NULL;
-    char why[128];
-    if (((double)cmax->count > hi_c || (double)cmin->count < lo_c) &&
-        cmax->count >= cmin->count + 2) {
-      from = cmax;
-      to = cmin;
-      uint64_t want = from->bytes > to->bytes ? (from->bytes - to->bytes) / 2 : 0;
-      t = pick(&at[from - v], want, 0);
-      snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
-               " tablets, mean %.1f", from->s->id, from->count, mean_c);
-    } else if (bmax->bytes - bmin->bytes > m->opt.balance_min_bytes &&
-               ((double)bmax->bytes > mean_b * (1 + band) ||
-                (double)bmin->bytes < mean_b * (1 - band)) &&
-               (double)bmax->count - 1 >= lo_c &&
-               (double)bmin->count + 1 <= hi_c) {
-      from = bmax;
-      to = bmin;
-      uint64_t gap = from->bytes - to->bytes;
-      /* Strictly below the gap (and not empty), so the pair ends closer. */
-      t = pick(&at[from - v], gap / 2, gap);
-      if (t != NULL && t->stats.bytes == 0) t = NULL;
-      snprintf(why, sizeof(why), "server %" PRIu64 " holds %" PRIu64
-               " MiB, mean %.1f MiB", from->s->id, from->bytes >> 20,
-               mean_b / 1048576.0);
-    }
-    if (t == NULL) break;
-    planned++;
-    from->count--;
-    from->bytes -= t->stats.bytes;
-    to->count++;
-    to->bytes += t->stats.bytes;
-    *out = xrealloc(*out, (*n_out + 1) * sizeof(**out));
-    ms_move *mv = &(*out)[(*n_out)++];
-    memset(mv, 0, sizeof(*mv));
-    mv->tablet_id = t->id;
-    mv->from_server_id = from->s->id;
-    mv->to_server_id = to->s->id;
-    snprintf(mv->reason, sizeof(mv->reason), "%s", why);
-    if (apply) {
-      err = ms_start_move(m, t, to->s->id, why);
-      if (err) break;
-    }
-  }
-  for (size_t i = 0; i < n; i++) free(at[i].t);
-  free(at);
-  free(v);
-  return err;
-}
-
-static mica_err *balance(ms *m, uint64_t now) {
-  for (size_t i = 0; i < m->n_tabs; i++) {
-    ms_tab *t = m->tabs[i];
-    if (t->state == MS_UNASSIGNED && t->retry_at <= now) {
-      ms_tbl *tb = ms_find_tbl(m, t->table_id);
-      if (tb && !tb->dropping) return NULL; /* place everything first */
-    }
-  }
-  size_t in_flight = ms_moves_in_flight(m);
-  if (in_flight >= m->opt.max_moves_in_flight) return NULL;
-  ms_move *moves = NULL;
-  size_t n = 0;
-  mica_err *err = ms_plan_balance(m, m->opt.max_moves_in_flight - in_flight,
-                                  true, &moves, &n);
-  free(moves);
-  return err;
 }
 
 /* An opening or closing tablet without a pending action (its action's
@@ -636,7 +491,7 @@ static mica_err *tick(ms *m, uint64_t now) {
   if ((err = commit_merges(m, now))) return err;
   if ((err = assign_unassigned(m, now))) return err;
   if (m->merges_on && (err = start_merges(m, now))) return err;
-  if (m->balancer_on && (err = balance(m, now))) return err;
+  if ((err = ms_balance_tick(m, now))) return err;
   return NULL;
 }
 

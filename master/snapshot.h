@@ -70,13 +70,20 @@ typedef struct ms_snap_srv {
   uint64_t bytes, keys;
   double read_rate, write_rate;
   uint64_t splits; /* retired split parents it last held */
+  bool draining;   /* takes no tablets; its own move away */
+  bool hot;        /* its load (reads+writes/s) is above the mean of the
+                    * servers that are not draining by the balance band */
 } ms_snap_srv;
 
 typedef struct ms_snap {
   uint64_t now_us;  /* monotonic, for ages */
   uint64_t wall_ms; /* wall clock of now_us */
   uint64_t uptime_s;
-  bool balancer_on, merges_on, in_grace;
+  bool balancer_on, merges_on, in_grace; /* balancer_on: mode auto */
+  int balancer_mode;  /* enum ms_balancer_mode */
+  ms_move *suggested; /* suggest mode: the balancer's latest plan */
+  size_t n_suggested;
+  uint64_t suggested_at_ms; /* wall clock of that plan; 0 = none */
   uint64_t log_bytes, log_generation;
   uint64_t actions_pending;
   uint64_t tablets_by_state[7]; /* index enum ms_tablet_state, live tables */

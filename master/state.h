@@ -76,6 +76,9 @@ typedef struct ms_options {
   double balance_band;          /* allowed deviation from the mean (0.2) */
   uint64_t balance_min_bytes;   /* byte gaps below this are ignored (64 MiB) */
   uint32_t max_moves_in_flight; /* balancer moves at once (2) */
+  double balance_min_rate;      /* ops/s gaps below this are ignored (50) */
+  uint64_t balance_window_us;   /* no tablet moves twice within (120 s) */
+  uint64_t balance_settle_us;   /* wait after a load move (3 s) */
   uint64_t merge_max_bytes;     /* each merge input below this (16 MiB) */
   double merge_max_rate;        /* each input's reads+writes/s below (1.0) */
   uint64_t merge_min_age_us;    /* no merge of tablets younger (60 s) */
@@ -187,6 +190,7 @@ typedef struct ms_server_info {
   uint64_t bytes;
   double read_rate, write_rate;
   uint64_t registered_ms; /* wall clock */
+  bool draining;          /* takes no tablets; its own move away */
 } ms_server_info;
 void ms_server_infos_free(ms_server_info *v, size_t n);
 
@@ -238,6 +242,10 @@ typedef struct ms_move {
   uint64_t from_server_id;
   uint64_t to_server_id;
   char reason[128];
+  /* The tablet's epochs when the move was planned: ms_apply_plan() makes
+   * the move only while they (and from_server_id) still hold. */
+  uint64_t range_epoch;
+  uint64_t assign_epoch;
 } ms_move;
 
 typedef struct ms_event {
@@ -449,6 +457,43 @@ mica_err *ms_balance(ms *m, bool dry_run, uint64_t now, ms_move **out,
 /* Records in the event log (kind "admin") that `identity` asked for
  * `what` (docs/security.md: admin actions carry who made them). */
 void ms_audit(ms *m, const char *identity, const char *what);
+
+/* The balancer's modes (docs/master.md, "Balancer"): off, auto (moves on
+ * its own), suggest (only proposes: ms_suggested()). Drains proceed in
+ * every mode. Numbers are the CONFIG record's balancer field. */
+enum ms_balancer_mode { MS_BAL_OFF = 0, MS_BAL_AUTO = 1, MS_BAL_SUGGEST = 2 };
+const char *ms_balancer_mode_name(int mode); /* "auto"; static */
+/* "auto" | "suggest" | "off" (also "on" = auto); false for anything else. */
+bool ms_balancer_mode_parse(const char *s, int *mode);
+
+/* Sets the balancer mode (NULL = unchanged; logged when it changes) and
+ * returns the mode in force through `now_mode` (may be NULL). */
+mica_err *ms_set_balancer_mode(ms *m, const int *mode, int *now_mode);
+
+/* Suggest mode: the plan the balancer last proposed (refreshed about once
+ * a second) and the `now` it was computed at (0 = none). Caller frees
+ * *out with free(). */
+void ms_suggested(ms *m, ms_move **out, size_t *n, uint64_t *at);
+
+/* Carries out an operator-approved plan, all or nothing: every move must
+ * still hold (the tablet serves on from_server_id under the planned
+ * epochs, nothing is in flight for it, the target is live, not draining
+ * and not the source, no tablet twice). Otherwise STALE_EPOCH, nothing is
+ * moved, and *stale (caller frees with free()) lists each failing move
+ * with its reason. INVALID_ARGUMENT for an empty or oversized plan (over
+ * 1000 moves); UNAVAILABLE during the restart grace period. */
+mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
+                        ms_move **stale, size_t *n_stale);
+
+/* Marks live server `server_id` draining (`drain`) or not. A draining
+ * server is given no tablets (assignments, moves, merges) and its tablets
+ * are moved away max_moves_in_flight at a time, whatever the balancer
+ * mode. Logged, so a restarted master keeps it. NOT_FOUND unknown or dead
+ * server; RESOURCE_EXHAUSTED (drain) no other live server that is not
+ * draining could take its tablets (not retried by clients). `out` (may be NULL) gets the server as ms_list_servers shows
+ * it; caller frees *out with ms_server_infos_free(*out, 1). */
+mica_err *ms_drain(ms *m, uint64_t server_id, bool drain, uint64_t now,
+                   ms_server_info **out);
 
 /* Runtime switches, kept in the log. NULL leaves a switch unchanged; the
  * settings in force are returned through the non-NULL out pointers. */

@@ -67,6 +67,7 @@ static const struct {
     {"/mica.v1.Master/Balance", RPC_ROLE_ADMIN, C},
     {"/mica.v1.Master/Configure", RPC_ROLE_ADMIN, C},
     {"/mica.v1.Master/AlterTable", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/DrainServer", RPC_ROLE_ADMIN, C},
     {"/mica.v1.Master/RegisterServer", RPC_ROLE_MEMBER, C},
     {"/mica.v1.Master/Heartbeat", RPC_ROLE_MEMBER, C},
     {"/mica.v1.Master/ReportSplit", RPC_ROLE_MEMBER, C},

@@ -144,6 +144,8 @@ typedef struct rpc_method {
     get_info_response, false)                                                 \
   X(master_alter_table, "Master", "AlterTable", alter_table_request,         \
     alter_table_response, false)                                              \
+  X(master_drain_server, "Master", "DrainServer", drain_server_request,       \
+    drain_server_response, false)                                             \
   X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
   X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
 

@@ -115,6 +115,7 @@ enum rpc_server_state {
   X(get_info_request) X(get_info_response)                                   \
   X(table_options) X(table_options_entry) X(alter_table_request)             \
   X(alter_table_response)                                                    \
+  X(drain_server_request) X(drain_server_response)                           \
   X(echo_request) X(echo_response)
 
 /* Fields: F(kind, message type of a sub-message or _, name, field number).
@@ -236,7 +237,7 @@ enum rpc_server_state {
   F(U64, _, lease_age_ms, 4) F(U32, _, tablet_count, 5)                      \
   F(U64, _, approx_bytes, 6) F(DBL, _, read_rate, 7)                         \
   F(DBL, _, write_rate, 8) F(U64, _, registered_ms, 9)                      \
-  F(STR, _, http_address, 10)
+  F(STR, _, http_address, 10) F(BOOL, _, draining, 11)
 #define RPC_FIELDS_list_servers_request(F) F(BOOL, _, include_dead, 1)
 #define RPC_FIELDS_list_servers_response(F) \
   F(MSG, status, status, 1) F(RMSG, server_info, servers, 2)
@@ -255,15 +256,23 @@ enum rpc_server_state {
   F(MSG, status, status, 1) F(MSG, tablet_route, merged, 2)
 #define RPC_FIELDS_planned_move(F)                                           \
   F(U64, _, tablet_id, 1) F(U64, _, from_server_id, 2)                       \
-  F(U64, _, to_server_id, 3) F(STR, _, reason, 4)
-#define RPC_FIELDS_balance_request(F) F(BOOL, _, dry_run, 1)
-#define RPC_FIELDS_balance_response(F) \
-  F(MSG, status, status, 1) F(RMSG, planned_move, moves, 2)
-#define RPC_FIELDS_configure_request(F) \
-  F(OBOOL, _, balancer_enabled, 1) F(OBOOL, _, merge_enabled, 2)
+  F(U64, _, to_server_id, 3) F(STR, _, reason, 4)                           \
+  F(U64, _, range_epoch, 5) F(U64, _, assign_epoch, 6)
+#define RPC_FIELDS_balance_request(F) \
+  F(BOOL, _, dry_run, 1) F(RMSG, planned_move, apply, 2)
+#define RPC_FIELDS_balance_response(F)                                       \
+  F(MSG, status, status, 1) F(RMSG, planned_move, moves, 2)                  \
+  F(RMSG, planned_move, stale, 3)
+#define RPC_FIELDS_configure_request(F)                                      \
+  F(OBOOL, _, balancer_enabled, 1) F(OBOOL, _, merge_enabled, 2)             \
+  F(STR, _, balancer_mode, 3)
 #define RPC_FIELDS_configure_response(F)                                     \
   F(MSG, status, status, 1) F(BOOL, _, balancer_enabled, 2)                  \
-  F(BOOL, _, merge_enabled, 3)
+  F(BOOL, _, merge_enabled, 3) F(STR, _, balancer_mode, 4)
+#define RPC_FIELDS_drain_server_request(F) \
+  F(U64, _, server_id, 1) F(STR, _, address, 2) F(BOOL, _, undrain, 3)
+#define RPC_FIELDS_drain_server_response(F) \
+  F(MSG, status, status, 1) F(MSG, server_info, server, 2)
 #define RPC_FIELDS_event(F)                                                  \
   F(U64, _, time_ms, 1) F(STR, _, kind, 2) F(STR, _, text, 3)                \
   F(U64, _, tablet_id, 4) F(U64, _, server_id, 5)

@@ -362,11 +362,37 @@ typedef struct mica_move {
   uint64_t from_server_id;
   uint64_t to_server_id;
   const char *reason;
+  /* The tablet's epochs when the move was planned (mica_balance_apply
+   * makes the move only while they and from_server_id still hold). */
+  uint64_t range_epoch;
+  uint64_t assign_epoch;
 } mica_move;
 
 /* Computes the balancer's plan and applies it unless `dry_run`. *moves
  * (caller frees with mica_free) lists the plan; empty when balanced. */
 int mica_balance(mica_client *c, int dry_run, mica_move **moves, size_t *n);
+
+/* Carries out an approved plan (moves from a dry run), all or nothing:
+ * when any move no longer holds (the tablet split, merged or moved, or the
+ * target is dead or draining), no move is made and MICA_STALE_EPOCH is
+ * returned, with mica_errmsg() naming each failing move and why. MICA_OK
+ * once every move has started (the master finishes them in the
+ * background). */
+int mica_balance_apply(mica_client *c, const mica_move *moves, size_t n);
+
+/* Sets the balancer's mode, "auto", "suggest" or "off" (NULL or "" leaves
+ * it), and writes the mode in force to `now` (at least 16 bytes; may be
+ * NULL). MICA_INVALID_ARGUMENT for another word. */
+int mica_set_balancer_mode(mica_client *c, const char *mode, char *now);
+
+/* Marks a tablet server draining (undrain = 0) or taking tablets again
+ * (undrain = 1), by id, or by RPC address when server_id is 0. The master
+ * moves a draining server's tablets away a few at a time; poll
+ * mica_list_servers for the tablet count. *server_id_out (may be NULL)
+ * gets the server's id. Errors: MICA_NOT_FOUND (no such live server),
+ * MICA_RESOURCE_EXHAUSTED (no other server could take its tablets). */
+int mica_drain_server(mica_client *c, uint64_t server_id, const char *address,
+                      int undrain, uint64_t *server_id_out);
 
 typedef struct mica_server_info {
   uint64_t server_id;
@@ -377,6 +403,7 @@ typedef struct mica_server_info {
   uint64_t approx_bytes;
   double read_rate;  /* per second */
   double write_rate; /* per second */
+  int draining;      /* takes no tablets; its own are being moved away */
 } mica_server_info;
 
 /* Tablet servers by id; dead ones only when `include_dead`. *servers:

@@ -45,6 +45,13 @@ void mh_json_str(buf *out, const char *s);
 void mh_base64(buf *out, slice s);
 
 void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out);
+
+/* mh_balance.c: GET /api/balance (the mode and, in suggest mode, the
+ * proposed moves), the balancer's warnings of /api/cluster (`first`: no
+ * warning written yet) and its master metrics. */
+void mh_render_balance(const ms_snap *s, buf *out);
+void mh_balance_warnings(const ms_snap *s, buf *out, bool *first);
+void mh_balance_metrics(const ms_snap *s, buf *out);
 void mh_render_servers(const ms_snap *s, buf *out);
 void mh_render_tables(const ms_snap *s, buf *out);
 void mh_render_tablets(const ms_snap *s, const ms_snap_tbl *t, buf *out);

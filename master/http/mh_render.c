@@ -186,10 +186,11 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   if (id->insecure) mh_json_str(out, id->insecure);
   else out_s(out, "null");
   out_f(out, ",\"version\":\"%s\",\"now_ms\":%" PRIu64 ",\"uptime_s\":%"
-        PRIu64 ",\"balancer\":%s,\"merges\":%s,\"in_grace\":%s,",
-        MICA_VERSION, s->wall_ms, s->uptime_s,
-        s->balancer_on ? "true" : "false", s->merges_on ? "true" : "false",
-        s->in_grace ? "true" : "false");
+        PRIu64 ",\"balancer\":%s,\"balancer_mode\":\"%s\",\"merges\":%s,"
+        "\"in_grace\":%s,", MICA_VERSION, s->wall_ms, s->uptime_s,
+        s->balancer_on ? "true" : "false",
+        ms_balancer_mode_name(s->balancer_mode),
+        s->merges_on ? "true" : "false", s->in_grace ? "true" : "false");
   out_f(out, "\"servers\":{\"live\":%" PRIu64 ",\"suspect\":%" PRIu64
         ",\"dead\":%" PRIu64 "},", s->servers_by_state[MS_SERVER_LIVE],
         s->servers_by_state[MS_SERVER_SUSPECT],
@@ -236,8 +237,9 @@ void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out) {
   if (s->in_grace)
     warning(out, &first, "restart_grace", "master restarted: waiting for "
             "servers to re-register before assigning");
-  if (!s->balancer_on)
+  if (s->balancer_mode == MS_BAL_OFF)
     warning(out, &first, "balancer_off", "balancer switched off");
+  mh_balance_warnings(s, out, &first);
   if (!s->merges_on)
     warning(out, &first, "merges_off", "merges switched off");
 
@@ -278,6 +280,10 @@ void mh_render_servers(const ms_snap *s, buf *out) {
     json_num(out, v->read_rate);
     out_s(out, ",\"write_rate\":");
     json_num(out, v->write_rate);
+    out_s(out, ",\"load\":");
+    json_num(out, v->read_rate + v->write_rate);
+    out_f(out, ",\"draining\":%s,\"hot\":%s", v->draining ? "true" : "false",
+          v->hot ? "true" : "false");
     out_f(out, ",\"splits\":%" PRIu64 "}", v->splits);
   }
   out_s(out, "]}\n");
@@ -351,7 +357,7 @@ static void tbl_labels(buf *out, const ms_snap_tbl *t) {
 
 /* Per-server metric `name` with the value chosen by `which`. */
 enum { SV_UP, SV_LEASE, SV_TABLETS, SV_BYTES, SV_KEYS, SV_READS, SV_WRITES,
-       SV_SPLITS };
+       SV_SPLITS, SV_LOAD, SV_DRAINING, SV_HOT };
 
 static double srv_value(const ms_snap_srv *v, int which) {
   switch (which) {
@@ -362,6 +368,9 @@ static double srv_value(const ms_snap_srv *v, int which) {
     case SV_KEYS: return (double)v->keys;
     case SV_READS: return v->read_rate;
     case SV_WRITES: return v->write_rate;
+    case SV_LOAD: return v->read_rate + v->write_rate;
+    case SV_DRAINING: return v->draining;
+    case SV_HOT: return v->hot;
     default: return (double)v->splits;
   }
 }
@@ -401,6 +410,7 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
              "1 when automatic balancing is on.");
   prom_gauge(out, "mica_master_merges_enabled", s->merges_on,
              "1 when automatic merges are on.");
+  mh_balance_metrics(s, out);
   prom_head(out, "mica_master_servers", "gauge",
             "Tablet servers known to the master, by state.");
   for (int st = MS_SERVER_LIVE; st <= MS_SERVER_DEAD; st++)
@@ -449,6 +459,13 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
        "Writes per second over its tablets (heartbeat)."},
       {"mica_server_splits_total", "counter",
        "Splits of tablets the server held, over live tables."},
+      {"mica_server_load_ops_per_second", "gauge",
+       "Reads plus writes per second over its tablets: the load the "
+       "balancer weighs."},
+      {"mica_server_draining", "gauge",
+       "1 while the server is draining (takes no tablets)."},
+      {"mica_server_hot", "gauge",
+       "1 when its load is above the mean by the balance band."},
   };
   for (int w = 0; w < (int)(sizeof(sv) / sizeof(sv[0])); w++) {
     prom_head(out, sv[w].name, sv[w].type, sv[w].help);

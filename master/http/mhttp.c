@@ -155,6 +155,7 @@ enum route {
   R_EVENTS,
   R_HOT,
   R_HEATMAP,
+  R_BALANCE,
   R_METRICS,
   R_HEALTH
 };
@@ -178,6 +179,7 @@ static enum route route_of(const char *url, const mh_asset **asset,
   if (strcmp(url, "/api/events") == 0) return R_EVENTS;
   if (strcmp(url, "/api/hot") == 0) return R_HOT;
   if (strcmp(url, "/api/heatmap") == 0) return R_HEATMAP;
+  if (strcmp(url, "/api/balance") == 0) return R_BALANCE;
   if (strcmp(url, "/metrics") == 0) return R_METRICS;
   if (strcmp(url, "/healthz") == 0) return R_HEALTH;
   static const char pre[] = "/api/tables/", suf[] = "/tablets";
@@ -339,6 +341,10 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     }
     case R_EVENTS:
       mh_render_events(&s, limit, &b);
+      send_buf(c, kJson, &b);
+      break;
+    case R_BALANCE:
+      mh_render_balance(&s, &b);
       send_buf(c, kJson, &b);
       break;
     default: {

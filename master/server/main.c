@@ -71,8 +71,15 @@ static void usage(FILE *f) {
 "  --split-threshold SIZE  tablet size at which servers propose a split,\n"
 "                          told to them at registration (default 0: each\n"
 "                          server keeps its own --split-threshold)\n"
-"  --balancer on|off       automatic balancing (default: as last set, on in\n"
-"                          a new cluster)\n"
+"  --balancer auto|suggest|off  the balancer's mode (on = auto; default: as\n"
+"                          last set, auto in a new cluster); suggest only\n"
+"                          proposes moves (mica balance --plan/--apply)\n"
+"  --balance-min-rate F    load gaps below this many reads+writes/s are\n"
+"                          ignored (default 50)\n"
+"  --balance-window-ms N   no tablet is moved twice within this\n"
+"                          (default 120000)\n"
+"  --balance-settle-ms N   wait after a load move before the next one, while\n"
+"                          the moved tablet's rates rebuild (default 3000)\n"
 "  --balance-band F        allowed deviation from the mean tablet count and\n"
 "                          bytes, as a fraction (default 0.2)\n"
 "  --balance-min-bytes SIZE byte gaps below this are ignored (default 64M)\n"
@@ -208,6 +215,7 @@ enum {
   F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
   F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_LOAD_SPLIT, F_LOAD_OPS,
   F_LOAD_BYTES, F_LOAD_WINDOW, F_HEAT_BUCKET, F_HEAT_BUCKETS, F_HEAT_MAX,
+  F_BAL_RATE, F_BAL_WINDOW, F_BAL_SETTLE,
   F_HELP
 };
 
@@ -250,6 +258,9 @@ static const struct option longopts[] = {
     {"heat-bucket-ms", required_argument, NULL, F_HEAT_BUCKET},
     {"heat-buckets", required_argument, NULL, F_HEAT_BUCKETS},
     {"heat-max-tablets", required_argument, NULL, F_HEAT_MAX},
+    {"balance-min-rate", required_argument, NULL, F_BAL_RATE},
+    {"balance-window-ms", required_argument, NULL, F_BAL_WINDOW},
+    {"balance-settle-ms", required_argument, NULL, F_BAL_SETTLE},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -408,7 +419,8 @@ int main(int argc, char **argv) {
   int zk_session_ms = 10000;
   zk_role z = {0};
   char zk_addr[MZK_ADDR_MAX];
-  bool balancer, merges;
+  bool merges;
+  int bal_mode;
   uint64_t v;
   double d;
   int c, idx = 0;
@@ -437,8 +449,21 @@ int main(int argc, char **argv) {
         o.split_threshold_bytes = v;
         break;
       case F_BALANCER:
-        if (!parse_switch(optarg, &balancer)) return bad_flag(name, optarg);
-        o.balancer = &balancer;
+        if (!ms_balancer_mode_parse(optarg, &bal_mode))
+          return bad_flag(name, optarg);
+        o.balancer_mode = &bal_mode;
+        break;
+      case F_BAL_RATE:
+        if (!parse_double(optarg, &d)) return bad_flag(name, optarg);
+        o.core.balance_min_rate = d;
+        break;
+      case F_BAL_WINDOW:
+        if (!parse_ms(optarg, &v)) return bad_flag(name, optarg);
+        o.core.balance_window_us = v;
+        break;
+      case F_BAL_SETTLE:
+        if (!parse_ms(optarg, &v)) return bad_flag(name, optarg);
+        o.core.balance_settle_us = v;
         break;
       case F_BAND:
         if (!parse_double(optarg, &d) || d > 10) return bad_flag(name, optarg);

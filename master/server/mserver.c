@@ -361,6 +361,7 @@ static void h_list_servers(rpc_call *call, const void *req,
     x->write_rate = v[i].write_rate;
     x->registered_ms = v[i].registered_ms;
     x->http_address = a_str(a, v[i].http_address);
+    x->draining = v[i].draining;
   }
   resp.n_servers = n;
   rpc_call_reply(call, &resp);
@@ -569,35 +570,6 @@ static void h_merge(rpc_call *call, const void *req, void *ctx) {
   err_free(err);
 }
 
-static void h_balance(rpc_call *call, const void *req,
-                      void *ctx) {
-  msrv *s = ctx;
-  const rpc_balance_request *r = (const void *)req;
-  ms_move *mv = NULL;
-  size_t n = 0;
-  mica_err *err = ms_balance(s->core, r->dry_run, msrv_now(s), &mv, &n);
-  arena *a = arena_new();
-  rpc_balance_response resp = {0};
-  rpc_status st;
-  resp.status = status_of(&st, err);
-  resp.moves = a_new(a, (n + 1) * sizeof(*resp.moves));
-  for (size_t i = 0; i < n; i++) {
-    rpc_planned_move *p = &resp.moves[i];
-    memset(p, 0, sizeof *p);
-    p->tablet_id = mv[i].tablet_id;
-    p->from_server_id = mv[i].from_server_id;
-    p->to_server_id = mv[i].to_server_id;
-    p->reason = a_str(a, mv[i].reason);
-  }
-  resp.n_moves = n;
-  bool dry_run = r->dry_run; /* the reply frees the request */
-  rpc_call_reply(call, &resp);
-  arena_free(a);
-  free(mv);
-  err_free(err);
-  if (!dry_run) msrv_kick(s);
-}
-
 static void h_configure(rpc_call *call, const void *req,
                         void *ctx) {
   msrv *s = ctx;
@@ -606,7 +578,17 @@ static void h_configure(rpc_call *call, const void *req,
   bool set_bal = r->has_balancer_enabled;
   bool set_mer = r->has_merge_enabled;
   bool bal_now = false, mer_now = false;
+  int mode = MS_BAL_OFF, mode_now = MS_BAL_OFF;
+  bool set_mode = r->balancer_mode[0] != '\0';
   mica_err *err = set_mer && mer ? msrv_merge_blocker(s) : NULL;
+  if (err == NULL && set_mode && !ms_balancer_mode_parse(r->balancer_mode,
+                                                         &mode))
+    err = err_new(MICA_INVALID_ARGUMENT, "balancer mode \"%.40s\": expected "
+                  "auto, suggest or off", r->balancer_mode);
+  if (err == NULL && set_mode) {
+    set_bal = false;
+    err = ms_set_balancer_mode(s->core, &mode, NULL);
+  }
   if (err == NULL) {
     err = ms_configure(s->core, set_bal ? &bal : NULL, set_mer ? &mer : NULL,
                        &bal_now, &mer_now);
@@ -622,8 +604,10 @@ static void h_configure(rpc_call *call, const void *req,
   rpc_configure_response resp = {0};
   rpc_status st;
   resp.status = status_of(&st, err);
+  err_free(ms_set_balancer_mode(s->core, NULL, &mode_now));
   resp.balancer_enabled = bal_now;
   resp.merge_enabled = mer_now;
+  resp.balancer_mode = ms_balancer_mode_name(mode_now);
   rpc_call_reply(call, &resp);
   err_free(err);
   msrv_kick(s);
@@ -840,9 +824,10 @@ static const struct {
     {&rpc_m_master_split_tablet, h_split},
     {&rpc_m_master_move_tablet, h_move},
     {&rpc_m_master_merge_tablets, h_merge},
-    {&rpc_m_master_balance, h_balance},
+    {&rpc_m_master_balance, msrv_h_balance},
     {&rpc_m_master_configure, h_configure},
     {&rpc_m_master_alter_table, msrv_h_alter_table},
+    {&rpc_m_master_drain_server, msrv_h_drain},
 };
 
 static void h_admin(rpc_call *call, const void *req, void *ctx) {
@@ -865,6 +850,12 @@ static void h_admin(rpc_call *call, const void *req, void *ctx) {
   else if (m == &rpc_m_master_move_tablet)
     snprintf(what, sizeof what, "%s of tablet %" PRIu64, name,
              ((const rpc_move_tablet_request *)req)->tablet_id);
+  else if (m == &rpc_m_master_drain_server)
+    snprintf(what, sizeof what, "%s%s of server %" PRIu64 " %.60s", name,
+             ((const rpc_drain_server_request *)req)->undrain ? " (undrain)"
+                                                              : "",
+             ((const rpc_drain_server_request *)req)->server_id,
+             ((const rpc_drain_server_request *)req)->address);
   else
     snprintf(what, sizeof what, "%s", name);
   const char *who = rpc_call_identity(call);
@@ -926,6 +917,7 @@ static mica_err *register_handlers(msrv *s) {
       {&rpc_m_master_report_split, h_report_split, s, RPC_OFFLOAD},
       {&rpc_m_master_get_info, h_get_info, s, 0},
       {&rpc_m_master_alter_table, h_admin, s, RPC_OFFLOAD},
+      {&rpc_m_master_drain_server, h_admin, s, RPC_OFFLOAD},
   };
   return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
 }
@@ -950,6 +942,8 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
   mica_err *err = ms_open(&s->opt.core, msrv_now(s), &s->core);
   if (err == NULL && (o->balancer || o->merges))
     err = ms_configure(s->core, o->balancer, o->merges, NULL, NULL);
+  if (err == NULL && o->balancer_mode)
+    err = ms_set_balancer_mode(s->core, o->balancer_mode, NULL);
   if (err == NULL) err = auth_setup(s);
   rpc_server_opts ro = {0};
   ro.listen = o->listen;

@@ -55,7 +55,8 @@ typedef struct msrv_options {
   uint64_t load_split_window_ms;
   /* Runtime switches applied (and logged) at start; NULL keeps what the
    * log says (both on in a fresh directory). */
-  const bool *balancer;
+  const bool *balancer;     /* on = auto, off; balancer_mode wins */
+  const int *balancer_mode; /* enum ms_balancer_mode; NULL = as logged */
   const bool *merges;
   /* The cluster's name, reported by GetInfo; NULL or "" = none. */
   const char *cluster_name;

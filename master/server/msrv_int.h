@@ -106,4 +106,8 @@ mica_err *msrv_opts_from_wire(const rpc_table_options *w, ms_table_opts *o);
 /* The AlterTable handler (ctx: the msrv). */
 void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
 
+/* msrv_balance.c: the Balance and DrainServer handlers (ctx: the msrv). */
+void msrv_h_balance(rpc_call *call, const void *req, void *ctx);
+void msrv_h_drain(rpc_call *call, const void *req, void *ctx);
+
 #endif

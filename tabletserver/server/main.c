@@ -50,6 +50,10 @@ static const char usage_text[] =
     "  --lease-ms MS            longest master lease assumed (default 10000)\n"
     "  --heartbeat-ms MS        heartbeat interval until the master sets one\n"
     "                           (default 1000)\n"
+    "  --drain-timeout-ms MS    on SIGTERM, first ask the master to move every\n"
+    "                           tablet away and wait up to MS for it, so no\n"
+    "                           client waits for this server's lease; 0 = stop\n"
+    "                           at once (default 30000; SIGINT never drains)\n"
     "  --threads N              RPC polling threads, 0 = one per core\n"
     "                           (default 0)\n"
     "  --background-threads N   flush and compaction threads (default 2)\n"
@@ -143,6 +147,7 @@ int main(int argc, char **argv) {
   ts_config_init(&c);
   bool insecure = false;
   const char *address_file = NULL, *http_address_file = NULL;
+  uint64_t drain_ms = 30000; /* --drain-timeout-ms */
   log_set_name("tserver");
 
   for (int i = 1; i < argc; i++) {
@@ -177,7 +182,7 @@ int main(int argc, char **argv) {
         "--background-threads", "--reserve-space", "--compression",
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
         "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
-        "--tls-client-certs"};
+        "--tls-client-certs", "--drain-timeout-ms"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -215,6 +220,11 @@ int main(int argc, char **argv) {
       if (!parse_int(val, 86400000, &v) || v == 0)
         usage_error("--lease-ms: '%s' is not a positive number", val);
       c.lease_ms = v;
+    } else if (strcmp(name, "--drain-timeout-ms") == 0) {
+      if (!parse_int(val, 86400000, &v))
+        usage_error("--drain-timeout-ms: '%s' is not a number of "
+                    "milliseconds in 0..86400000", val);
+      drain_ms = v;
     } else if (strcmp(name, "--heartbeat-ms") == 0) {
       if (!parse_int(val, 86400000, &v) || v == 0)
         usage_error("--heartbeat-ms: '%s' is not a positive number", val);
@@ -348,6 +358,14 @@ int main(int argc, char **argv) {
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0) {
+  }
+  if (sig == SIGTERM && drain_ms > 0) {
+    LOG_I("SIGTERM: draining before stopping");
+    e = ts_server_drain(s, drain_ms);
+    if (e != NULL) {
+      LOG_W("drain: %s; stopping anyway", err_msg(e));
+      err_free(e);
+    }
   }
   LOG_I("signal %d: closing every tablet", sig);
   e = ts_server_stop(s);

@@ -98,6 +98,15 @@ const char *ts_server_address(const ts_server *s);
  * valid until ts_server_stop. */
 const char *ts_server_http_address(const ts_server *s);
 
+/* A planned stop (SIGTERM): asks the master to drain this server (move
+ * every tablet it serves elsewhere; DrainServer) and waits until it serves
+ * none, at most `timeout_ms`, so that clients find each tablet moved
+ * instead of waiting for this server's lease to run out. NULL once it
+ * serves nothing; otherwise the reason (the master refused, for example
+ * when no other server can take the tablets, or the time ran out), and the
+ * caller stops anyway. Nothing to do for a standalone server. */
+mica_err *ts_server_drain(ts_server *s, uint64_t timeout_ms);
+
 /* Clean shutdown: stops the background threads, drains every call in
  * progress, closes every tablet (flushing memtables, so no WAL holds data),
  * and frees. Returns the first close error (the data is then still in the

@@ -364,6 +364,20 @@ static void *master_main(void *arg) {
   return NULL;
 }
 
+mica_err *ts_master_unary(ts_server *s, const rpc_method *m, const void *req,
+                          int64_t timeout_ms, void **resp) {
+  char addr[MZK_ADDR_MAX];
+  *resp = NULL;
+  mica_err *e = master_call(s, m, req, timeout_ms, resp, addr);
+  if (e == NULL) e = rpc_status_err(rpc_response_status(*resp));
+  if (e != NULL) {
+    rpc_msg_free(*resp);
+    *resp = NULL;
+    e = err_wrap(e, "master %s", addr);
+  }
+  return e;
+}
+
 mica_err *ts_master_report_split(ts_server *s, const rpc_route *parent,
                                  slice key, bool for_load, rpc_route *left,
                                  rpc_route *right) {

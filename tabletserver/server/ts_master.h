@@ -26,6 +26,12 @@ void ts_master_stop(ts_server *s);
  * standalone server. Thread-safe. */
 mica_err *ts_master_fence(ts_server *s, uint64_t epoch, const char *what);
 
+/* One unary call of `m` to the active master (moving on to another one as
+ * the heartbeats do); the answer's Status is returned as the error. On
+ * success *resp is the response (caller frees with rpc_msg_free). */
+mica_err *ts_master_unary(ts_server *s, const rpc_method *m, const void *req,
+                          int64_t timeout_ms, void **resp);
+
 /* ReportSplit of `parent` at `key` to the master (`for_load`: a
  * load-based split, ts_load.h); on success `left` and `right` (caller
  * clears them with rpc_route_clear) are the daughters the master

@@ -172,6 +172,7 @@ static mica_err *start_tserver(cluster *c, int i) {
   num_flags f = {0};
   if (c->opt.split_threshold)
     num_flag(&f, "--split-threshold", c->opt.split_threshold);
+  num_flag(&f, "--drain-timeout-ms", c->opt.drain_timeout_ms);
   tls_flags(c, &f);
   c->ts_id[i] = 0;
   return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,

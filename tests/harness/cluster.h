@@ -51,6 +51,10 @@ typedef struct cl_options {
   const char *const *master_args;
   const char *const *tserver_args;
   int start_timeout_ms;      /* wait for registration (default 30000) */
+  /* tserver --drain-timeout-ms: how long a server stopped with SIGTERM
+   * drains first. Default 0: stops at once, as every test written before
+   * draining existed expects (tests of draining set it). */
+  uint64_t drain_timeout_ms;
   /* A directory made by tools/mica-certs: every process serves TLS with
    * server.pem/server.key and trusts ca.pem, and so do the harness's
    * channels. NULL = plaintext (cl_options_init: cl_env_tls_dir()). */

@@ -33,6 +33,7 @@
 #include "mica/mica.h"
 #include "tools/mica/cmd_hot.h"
 #include "tools/mica/cmd_topts.h"
+#include "tools/mica/cmd_balance.h"
 #include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
@@ -75,7 +76,9 @@ static void main_usage(FILE *f) {
           "  servers [--all] [--format text|tsv|json]\n"
           "  split TABLET [KEY]\n"
           "  move TABLET SERVER\n"
-          "  balance [--dry-run]\n"
+          "  balance [--dry-run | --plan | --apply FILE | --mode auto|suggest|off]\n"
+          "  drain SERVER [--no-wait] [--timeout S]   move its tablets away\n"
+          "  undrain SERVER\n"
           "  status [--json] [--http HOST:PORT]   cluster summary from the JSON API\n"
           "  hot [TABLE] [--limit N] [--format text|tsv|json] [--http HOST:PORT]\n"
           "  help [COMMAND]\n"
@@ -232,7 +235,6 @@ enum {
   OPT_KEYS_ONLY,
   OPT_FORMAT,
   OPT_SPLITS,
-  OPT_DRY_RUN,
   OPT_ALL,
   OPT_BATCH,
   OPT_JSON,
@@ -832,25 +834,26 @@ static int cmd_servers(mica_client *c, int argc, char **argv) {
   if (code != MICA_OK) return fail(code, "servers");
   if (a.format == FMT_JSON) fputs("[", stdout);
   if (a.format == FMT_TEXT)
-    printf("%-6s %-22s %-8s %10s %8s %14s %10s %10s\n", "ID", "ADDRESS", "STATE", "LEASE-AGE",
-           "TABLETS", "BYTES", "READS/S", "WRITES/S");
+    printf("%-6s %-22s %-8s %10s %8s %14s %10s %10s %s\n", "ID", "ADDRESS", "STATE", "LEASE-AGE",
+           "TABLETS", "BYTES", "READS/S", "WRITES/S", "DRAINING");
   for (size_t i = 0; i < n; i++) {
     const mica_server_info *x = &s[i];
     if (a.format == FMT_JSON) {
       printf("%s\n  {\"server_id\": %" PRIu64 ", \"address\": ", i ? "," : "", x->server_id);
       put_json_string(stdout, x->address, strlen(x->address));
       printf(", \"state\": \"%s\", \"lease_age_ms\": %" PRIu64 ", \"tablets\": %u"
-             ", \"bytes\": %" PRIu64 ", \"read_rate\": %.3f, \"write_rate\": %.3f}",
+             ", \"bytes\": %" PRIu64 ", \"read_rate\": %.3f, \"write_rate\": %.3f"
+             ", \"draining\": %s}",
              x->state, x->lease_age_ms, x->tablet_count, x->approx_bytes, x->read_rate,
-             x->write_rate);
+             x->write_rate, x->draining ? "true" : "false");
     } else if (a.format == FMT_TSV) {
-      printf("%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.3f\t%.3f\n", x->server_id,
-             x->address, x->state, x->lease_age_ms, x->tablet_count, x->approx_bytes,
-             x->read_rate, x->write_rate);
-    } else {
-      printf("%-6" PRIu64 " %-22s %-8s %8" PRIu64 "ms %8u %14" PRIu64 " %10.1f %10.1f\n",
+      printf("%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%u\t%" PRIu64 "\t%.3f\t%.3f\t%s\n",
              x->server_id, x->address, x->state, x->lease_age_ms, x->tablet_count,
-             x->approx_bytes, x->read_rate, x->write_rate);
+             x->approx_bytes, x->read_rate, x->write_rate, x->draining ? "draining" : "-");
+    } else {
+      printf("%-6" PRIu64 " %-22s %-8s %8" PRIu64 "ms %8u %14" PRIu64 " %10.1f %10.1f %s\n",
+             x->server_id, x->address, x->state, x->lease_age_ms, x->tablet_count,
+             x->approx_bytes, x->read_rate, x->write_rate, x->draining ? "yes" : "no");
     }
   }
   if (a.format == FMT_JSON) fputs(n ? "\n]\n" : "]\n", stdout);
@@ -907,35 +910,6 @@ static int cmd_move(mica_client *c, int argc, char **argv) {
   int code = mica_move_tablet(c, id, server);
   if (code != MICA_OK) return fail(code, "move");
   printf("moved tablet %" PRIu64 " to server %" PRIu64 "\n", id, server);
-  return 0;
-}
-
-static bool dry_run_flag(int opt, const char *arg, void *ctx) {
-  (void)arg;
-  if (opt != OPT_DRY_RUN) return false;
-  *(bool *)ctx = true;
-  return true;
-}
-
-static int cmd_balance(mica_client *c, int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
-                                       {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                       {NULL, 0, NULL, 0}};
-  const command *cmd = find_command("balance");
-  bool dry = false;
-  int rc = parse_flags(cmd, argc, argv, opts, dry_run_flag, &dry);
-  if (rc < 0) rc = positionals(cmd, argc, 0, 0);
-  if (rc >= 0) return rc;
-  mica_move *m = NULL;
-  size_t n = 0;
-  int code = mica_balance(c, dry, &m, &n);
-  if (code != MICA_OK) return fail(code, "balance");
-  if (n == 0) printf("balanced: no moves%s\n", dry ? " planned" : " needed");
-  for (size_t i = 0; i < n; i++)
-    printf("%s tablet %" PRIu64 " from server %" PRIu64 " to server %" PRIu64 ": %s\n",
-           dry ? "would move" : "moving", m[i].tablet_id, m[i].from_server_id,
-           m[i].to_server_id, m[i].reason);
-  mica_free(m);
   return 0;
 }
 
@@ -1132,9 +1106,9 @@ static const command commands[] = {
     {"move", cmd_move, "TABLET SERVER",
      "Moves tablet TABLET to SERVER (a server id or HOST:PORT, see `mica servers`).\n"
      "\nExample:\n  mica move 7 3\n"},
-    {"balance", cmd_balance, "[--dry-run]",
-     "Runs the balancer once, or with --dry-run shows the moves it would make.\n"
-     "\nExample:\n  mica balance --dry-run\n"},
+    {"balance", cmd_balance_run, CMD_BALANCE_USAGE, CMD_BALANCE_HELP},
+    {"drain", cmd_drain_run, CMD_DRAIN_USAGE, CMD_DRAIN_HELP},
+    {"undrain", cmd_undrain_run, CMD_UNDRAIN_USAGE, CMD_UNDRAIN_HELP},
     {"status", cmd_status, "[--json] [--http HOST:PORT]",
      "Prints a summary of the cluster: the master, its version and uptime, server,\n"
      "table and tablet counts, warnings, then one line per tablet server (id,\n"

@@ -88,7 +88,7 @@ function renderHeader(c) {
     ['tables', c.tables],
     ['tablets', c.tablets.current],
     ['data', fmtBytes(c.bytes) + ', ' + fmtCount(c.keys) + ' keys'],
-    ['balancer', c.balancer ? 'on' : 'off'],
+    ['balancer', c.balancer_mode || (c.balancer ? 'on' : 'off')],
     ['merges', c.merges ? 'on' : 'off'],
   ];
   const dl = document.getElementById('facts');
@@ -154,7 +154,7 @@ function renderServers(list) {
               td(fmtAge(s.lease_age_ms), 'num'),
               td(s.tablets, 'num'), td(fmtBytes(s.bytes), 'num'),
               td(fmtCount(s.keys), 'num'), td(fmtRate(s.read_rate), 'num'),
-              td(fmtRate(s.write_rate), 'num'),
+              td(fmtRate(s.write_rate), 'num'), loadCell(s),
               td(s.last_heartbeat_ms === null ? 'none since master start'
                                               : fmtTime(s.last_heartbeat_ms)));
     tb.append(tr);
@@ -598,6 +598,28 @@ function setupHeat() {
   });
 }
 
+// The load the balancer weighs (reads+writes/s), marked hot or draining.
+function loadCell(s) {
+  const cell = td(fmtRate(s.load || 0), 'num');
+  if (s.draining) cell.append(' ', el('span', 'state closing', 'draining'));
+  else if (s.hot) cell.append(' ', el('span', 'state suspect', 'hot'));
+  return cell;
+}
+
+// Suggest mode: the moves the balancer proposes (mica balance --plan).
+function renderBalance(b) {
+  const sec = document.getElementById('balance');
+  const ul = document.getElementById('suggested');
+  ul.replaceChildren();
+  sec.hidden = b.mode !== 'suggest';
+  for (const m of b.moves) {
+    ul.append(el('li', null, 'tablet ' + m.tablet_id + ': server ' +
+                 m.from_server_id + ' \u2192 ' + m.to_server_id + ' (' +
+                 m.reason + ')'));
+  }
+  if (b.moves.length === 0) ul.append(el('li', 'good', 'No moves proposed.'));
+}
+
 async function refresh() {
   const status = document.getElementById('refresh');
   try {
@@ -610,15 +632,16 @@ async function refresh() {
       setTimeout(refresh, REFRESH_MS);
       return;
     }
-    const [c, sv, tb, ev] = await Promise.all([
+    const [c, sv, tb, ev, bal] = await Promise.all([
       c0, getJson('/api/servers'), getJson('/api/tables'),
-      getJson('/api/events?limit=' + MAX_EVENTS)]);
+      getJson('/api/events?limit=' + MAX_EVENTS), getJson('/api/balance')]);
     const tablets = await Promise.all(tb.tables.map(
         t => getJson('/api/tables/' + encodeURIComponent(t.name) + '/tablets')));
     const servers = new Map(sv.servers.map(s => [s.id, s]));
     renderHeader(c);
     renderMasters(c);
     renderServers(sv.servers);
+    renderBalance(bal);
     renderTables(tb.tables);
     renderKeyspace(tb.tables, tablets, servers);
     renderTransitions(c);

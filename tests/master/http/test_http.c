@@ -720,6 +720,59 @@ static void test_metrics(void) {
   resp_free(&r);
 }
 
+/* The balancer's mode, suggestions and per-server load, drain marks. */
+static void test_balance_api(void) {
+  ms_server_info *v;
+  size_t n;
+  TU_OK(ms_list_servers(F.m, false, hfix_now(&F), &v, &n));
+  CU_ASSERT_FATAL(n >= 2);
+  uint64_t id = v[0].server_id;
+  ms_server_infos_free(v, n);
+  int mode = MS_BAL_SUGGEST;
+  TU_OK(ms_set_balancer_mode(F.m, &mode, NULL));
+  TU_OK(ms_drain(F.m, id, true, hfix_now(&F), NULL));
+  resp r;
+  get_ok("/api/balance", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "assert d['mode'] == 'suggest'\n"
+      "assert isinstance(d['moves'], list)\n"
+      "s = {x['id']: x for x in d['servers']}\n"
+      "assert s[%" PRIu64 "]['draining'] is True\n"
+      "assert all(set(x) == {'id', 'load', 'tablets', 'draining', 'hot'}\n"
+      "           for x in d['servers'])\n", id));
+  resp_free(&r);
+  get_ok("/api/servers", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "s = [x for x in d['servers'] if x['id'] == %" PRIu64 "][0]\n"
+      "assert s['draining'] is True and s['hot'] is False\n"
+      "assert abs(s['load'] - s['read_rate'] - s['write_rate']) < 0.01\n"
+      "assert all(x['draining'] is False for x in d['servers']\n"
+      "           if x['id'] != %" PRIu64 ")\n", id, id));
+  resp_free(&r);
+  get_ok("/api/cluster", "application/json", &r);
+  CU_ASSERT(py(&r.body, PY_JSON,
+      "assert d['balancer_mode'] == 'suggest' and d['balancer'] is False\n"
+      "kinds = [w['kind'] for w in d['warnings']]\n"
+      "assert 'server_draining' in kinds and 'balancer_off' not in kinds\n"));
+  resp_free(&r);
+  get_ok("/metrics", "text/plain; version=0.0.4; charset=utf-8", &r);
+  CU_ASSERT(py(&r.body, PY_TEXT,
+      "%s"
+      "s = samples\n"
+      "assert s['mica_master_balancer_mode{mode=\"suggest\"}'] == 1\n"
+      "assert s['mica_master_balancer_mode{mode=\"auto\"}'] == 0\n"
+      "dr = [v for k, v in s.items()\n"
+      "      if k.startswith('mica_server_draining{server_id=\"%" PRIu64
+      "\"')]\n"
+      "assert dr == [1], dr\n"
+      "assert any(k.startswith('mica_server_load_ops_per_second{')\n"
+      "           for k in s)\n", kPromCheck, id));
+  resp_free(&r);
+  TU_OK(ms_drain(F.m, id, false, hfix_now(&F), NULL));
+  mode = MS_BAL_OFF;
+  TU_OK(ms_set_balancer_mode(F.m, &mode, NULL));
+}
+
 static void test_page(void) {
   resp r, i2;
   get_ok("/", "text/html; charset=utf-8", &r);
@@ -1128,6 +1181,7 @@ static void add_suites(void) {
   CU_add_test(s, "hot list, hot keys and heat map", test_hot_and_heatmap);
   CU_add_test(s, "events", test_events);
   CU_add_test(s, "metrics", test_metrics);
+  CU_add_test(s, "balance", test_balance_api);
   CU_add_test(s, "page", test_page);
   CU_add_test(s, "page in a browser", test_page_in_browser);
   CU_add_test(s, "errors", test_errors);

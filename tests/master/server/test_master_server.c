@@ -86,7 +86,8 @@ static void test_help(void) {
       "--http-address-file", "--cluster-name", "--max-split-keys",
       "--max-opens", "--load-split", "--load-split-ops",
       "--load-split-bytes", "--load-split-window-ms", "--heat-bucket-ms",
-      "--heat-buckets", "--heat-max-tablets", "--help",
+      "--heat-buckets", "--heat-max-tablets", "--balance-min-rate", "--balance-window-ms",
+      "--balance-settle-ms", "auto|suggest|off", "--help",
       "mica-master --data-dir /srv/mica"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     if (strstr(th_out(&r), flags[i]) == NULL)
@@ -131,6 +132,8 @@ static void test_bad_values(void) {
       {"heat-bucket-ms", "0"},      {"heat-bucket-ms", "3600001"},
       {"heat-buckets", "0"},        {"heat-buckets", "10001"},
       {"heat-max-tablets", "none"}, {"heat-max-tablets", "1000001"},
+      {"balancer", "suggested"},    {"balance-min-rate", "fast"},
+      {"balance-window-ms", "x"},   {"balance-settle-ms", "-1"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char flag[64], want[160];

@@ -80,7 +80,7 @@ static void test_flags(void) {
                          "--heartbeat-ms", "--threads", "--background-threads",
                          "--reserve-space", "--compression", "--max-streams",
                          "--max-streams-per-conn", "--stream-idle-timeout",
-                         "--tls-client-certs", "--help", "example:"};
+                         "--tls-client-certs", "--drain-timeout-ms", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
@@ -100,6 +100,12 @@ static void test_flags(void) {
                            NULL};
   CU_ASSERT_EQUAL(run_capture(badsize, &out, &er), 2);
   CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--memory-budget"));
+  buf_clear(&out);
+  buf_clear(&er);
+  const char *baddrain[] = {"--data-dir", "/tmp", "--drain-timeout-ms", "soon",
+                            NULL};
+  CU_ASSERT_EQUAL(run_capture(baddrain, &out, &er), 2);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--drain-timeout-ms: 'soon'"));
   buf_clear(&out);
   buf_clear(&er);
   const char *const reserves[] = {"60%", "0%", "5%x", "%", "lots", "-1"};
