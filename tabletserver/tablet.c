@@ -584,6 +584,26 @@ mica_err *tab_compact(tablet *t) {
   return err;
 }
 
+void tab_maintain(tablet *t) {
+  mica_err *space = res_space_check(t->res, "maintenance");
+  bool room = space == NULL;
+  err_free(space);
+  /* Under mu, so that a close (which sets closing under mu, then cancels
+   * the jobs) cannot miss a job scheduled here. */
+  pthread_mutex_lock(&t->mu);
+  if (room && t->failed == NULL && !t->closing && t->o.auto_compact) {
+    if (t->pending) {
+      /* Opened on a full disk and not written to since: the flush job
+       * takes the tablet over once there is room, and the take-over
+       * schedules the compaction. */
+      res_job_schedule(t->res, &t->flush_job);
+    } else if (tb_compaction_due_locked(t)) {
+      res_job_schedule(t->res, &t->compact_job);
+    }
+  }
+  pthread_mutex_unlock(&t->mu);
+}
+
 /* ------------------------------------------------------------------ */
 /* Information                                                         */
 

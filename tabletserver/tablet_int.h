@@ -277,6 +277,11 @@ void tb_charge_memory(tablet *t, int64_t delta);
 mica_err *tb_rotate_locked(tablet *t, bool new_segment);
 /* Flushes every immutable memtable, oldest first. */
 mica_err *tb_flush_all_imm(tablet *t);
+/* Whether a background compaction is due: auto_compact is on, the
+ * tablet is neither closing nor pending, and it has compaction_trigger
+ * files or still reads a file by reference (a split parent's or a merge
+ * input's). Caller holds mu. */
+bool tb_compaction_due_locked(tablet *t);
 /* Runs one compaction (`force`: everything). Sets *did when it merged
  * something. */
 mica_err *tb_compact_once(tablet *t, bool force, bool *did);

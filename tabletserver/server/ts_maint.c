@@ -4,7 +4,8 @@
  * master no longer assigns here, ts_request_drop) are closed at once; once
  * a second it refreshes the per-tablet read/write rates and splits tablets
  * that passed the split threshold (one at a time; a failed attempt is
- * retried after a back-off). A split goes through ts_split_tablet, which
+ * retried after a back-off); every 10 s each serving tablet schedules the
+ * compaction nothing else would (tab_maintain). A split goes through ts_split_tablet, which
  * proposes it to the master with ReportSplit when there is one. */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -65,6 +66,27 @@ static bool pick_split(ts_server *s, uint64_t *id, uint64_t *re,
   return found;
 }
 
+/* Lets every serving tablet schedule the background work that nothing
+ * else triggers (tab_maintain: a split daughter or merged tablet that
+ * still reads another tablet's files compacts them away even when it is
+ * never written to). */
+static void maintain_tablets(ts_server *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = 0;
+  ts_tab **held = xcalloc(s->ntabs ? s->ntabs : 1, sizeof(*held));
+  for (size_t i = 0; i < s->ntabs; i++)
+    if (s->tabs[i]->state == TS_SERVING) {
+      s->tabs[i]->refs++;
+      held[n++] = s->tabs[i];
+    }
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    tab_maintain(held[i]->t);
+    ts_release(s, held[i]);
+  }
+  free(held);
+}
+
 static void *maint_main(void *arg) {
   ts_server *s = arg;
   /* Drops are due at once; rates and split checks once a second. */
@@ -72,6 +94,7 @@ static void *maint_main(void *arg) {
     ts_drop_requested(s);
     if (tick % 10 != 0) continue;
     update_rates(s);
+    if (tick % 100 == 0) maintain_tablets(s);
     uint64_t id = 0, re = 0, ae = 0;
     if (pick_split(s, &id, &re, &ae)) {
       mica_err *le = ts_lease_check(s);
