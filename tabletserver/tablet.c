@@ -504,28 +504,20 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
     return err_new(MICA_INVALID_ARGUMENT,
                    "tablet %" PRIu64 ": scan start is after its end", t->id);
   /* lo = max(tablet start, scan start, prefix); hi = min(tablet end, scan
-   * end, successor of prefix). */
-  buf lo = BUF_INIT, hi = BUF_INIT, succ = BUF_INIT;
+   * end, successor of prefix). Slices of the caller's and the tablet's
+   * keys: the iterator copies them. */
+  buf succ = BUF_INIT;
+  slice lo = t_start(t), hi = t->has_end ? t_end(t) : slice_make(NULL, 0);
   bool has_hi = t->has_end;
-  buf_append_slice(&lo, t_start(t));
-  if (has_hi) buf_append_slice(&hi, t_end(t));
-  if (o->start.len > 0 && slice_cmp(o->start, buf_slice(&lo)) > 0) {
-    buf_clear(&lo);
-    buf_append_slice(&lo, o->start);
-  }
-  if (o->prefix.len > 0 && slice_cmp(o->prefix, buf_slice(&lo)) > 0) {
-    buf_clear(&lo);
-    buf_append_slice(&lo, o->prefix);
-  }
-  if (o->end.len > 0 && (!has_hi || slice_cmp(o->end, buf_slice(&hi)) < 0)) {
-    buf_clear(&hi);
-    buf_append_slice(&hi, o->end);
+  if (o->start.len > 0 && slice_cmp(o->start, lo) > 0) lo = o->start;
+  if (o->prefix.len > 0 && slice_cmp(o->prefix, lo) > 0) lo = o->prefix;
+  if (o->end.len > 0 && (!has_hi || slice_cmp(o->end, hi) < 0)) {
+    hi = o->end;
     has_hi = true;
   }
   if (o->prefix.len > 0 && slice_prefix_successor(o->prefix, &succ) &&
-      (!has_hi || slice_cmp(buf_slice(&succ), buf_slice(&hi)) < 0)) {
-    buf_clear(&hi);
-    buf_append_slice(&hi, buf_slice(&succ));
+      (!has_hi || slice_cmp(buf_slice(&succ), hi) < 0)) {
+    hi = buf_slice(&succ);
     has_hi = true;
   }
   stat_add(&t->st_scans, 1);
@@ -538,18 +530,8 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
   } else {
     v = tb_current_version(t, &seq);
   }
-  /* An empty range still gets an iterator (with no entries). */
-  iter *in = tb_version_iter(v, buf_slice(&lo), buf_slice(&hi), has_hi,
-                             o->fill_cache);
-  iter *u = tb_user_iter_new(in, v, seq);
-  if (has_hi && lo.len > 0 && slice_cmp(buf_slice(&lo), buf_slice(&hi)) >= 0) {
-    iter_close(u);
-    u = iter_empty(NULL);
-  }
-  buf_free(&lo);
-  buf_free(&hi);
+  *out = tb_tablet_iter_new(v, seq, lo, hi, has_hi, o);
   buf_free(&succ);
-  *out = tb_scan_iter_new(u, o->reverse, o->limit);
   return NULL;
 }
 
@@ -591,6 +573,26 @@ mica_err *tab_compact(tablet *t) {
   bool did;
   if (err == NULL) err = tb_compact_once(t, true, &did);
   return err;
+}
+
+void tab_maintain(tablet *t) {
+  mica_err *space = res_space_check(t->res, "maintenance");
+  bool room = space == NULL;
+  err_free(space);
+  /* Under mu, so that a close (which sets closing under mu, then cancels
+   * the jobs) cannot miss a job scheduled here. */
+  pthread_mutex_lock(&t->mu);
+  if (room && t->failed == NULL && !t->closing && t->o.auto_compact) {
+    if (t->pending) {
+      /* Opened on a full disk and not written to since: the flush job
+       * takes the tablet over once there is room, and the take-over
+       * schedules the compaction. */
+      res_job_schedule(t->res, &t->flush_job);
+    } else if (tb_compaction_due_locked(t)) {
+      res_job_schedule(t->res, &t->compact_job);
+    }
+  }
+  pthread_mutex_unlock(&t->mu);
 }
 
 /* ------------------------------------------------------------------ */

@@ -197,6 +197,17 @@ mica_err *tab_set_sst_options(tablet *t, const sst_options *o);
  * RESOURCE_EXHAUSTED, doing nothing, below the free-space reserve. */
 mica_err *tab_compact(tablet *t);
 
+/* Schedules the background work that is due but may not have been
+ * triggered: a compaction when the tablet has compaction_trigger files or
+ * still reads another tablet's files by reference (a split daughter or a
+ * merged tablet that wrote nothing since, or whose last compaction failed
+ * or found the disk short of space), and for a tablet opened on a full
+ * disk and not written to since, the take-over once there is room (which
+ * schedules that compaction). Returns at once; the server's
+ * maintenance thread calls it periodically. Does nothing with
+ * auto_compact off. */
+void tab_maintain(tablet *t);
+
 /* Splits the tablet at `split_key` (start < split_key < end) into
  * daughters `left_id` [start, split_key) and `right_id` [split_key, end),
  * created as sibling directories that reference the parent's SSTables (no

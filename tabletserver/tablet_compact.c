@@ -182,8 +182,7 @@ static mica_err *flush_one(tablet *t, bool *did) {
   mt_unref(victim.mem);
   *did = true;
   pthread_mutex_lock(&t->mu);
-  bool compact = t->o.auto_compact && !t->closing &&
-                 t->cur->n_files >= (size_t)t->o.compaction_trigger;
+  bool compact = tb_compaction_due_locked(t);
   pthread_mutex_unlock(&t->mu);
   pthread_mutex_unlock(&t->flush_mu);
   if (compact) res_job_schedule(t->res, &t->compact_job);
@@ -281,16 +280,41 @@ mica_err *tb_flush_all_imm(tablet *t) {
 /* ------------------------------------------------------------------ */
 /* Compaction                                                          */
 
-/* Picks a run of consecutive (by age) SSTables to merge, size-tiered: the
- * first run, newest first, of at least `trigger` files each within a
- * factor of two of the run's average size. When the tablet is close to
- * the write stall and no such run exists, the newest `trigger` files.
- * `force` picks everything. Returns the run length (0: nothing). */
+/* The index of the newest file of `v` that is not the tablet's own (a
+ * split parent's or a merge input's, read by reference), or n_files. */
+static size_t first_foreign(const version *v) {
+  for (size_t i = 0; i < v->n_files; i++)
+    if (!v->files[i]->own) return i;
+  return v->n_files;
+}
+
+bool tb_compaction_due_locked(tablet *t) {
+  if (!t->o.auto_compact || t->closing || t->pending) return false;
+  version *v = t->cur;
+  return v->n_files >= (size_t)t->o.compaction_trigger ||
+         first_foreign(v) < v->n_files;
+}
+
+/* Picks a run of consecutive (by age) SSTables to merge. A tablet that
+ * still reads files by reference (a split daughter, a merged tablet)
+ * first merges the run from its newest such file to its oldest file,
+ * whatever the count: until it does, the other tablet's directory stays
+ * on disk (docs/engine.md, "Daughters compact down to their own files").
+ * Otherwise size-tiered: the first run, newest first, of at least
+ * `trigger` files each within a factor of two of the run's average size.
+ * When the tablet is close to the write stall and no such run exists, the
+ * newest `trigger` files. `force` picks everything. Returns the run
+ * length (0: nothing). */
 static size_t pick_compaction(tablet *t, version *v, bool force,
                               size_t *first) {
   size_t n = v->n_files;
   *first = 0;
   if (force) return n >= 2 || (n == 1 && v->files[0]->restrict_reads) ? n : 0;
+  size_t ff = first_foreign(v);
+  if (ff < n) {
+    *first = ff;
+    return n - ff;
+  }
   size_t trigger = (size_t)t->o.compaction_trigger;
   if (n < trigger) return 0;
   for (size_t s = 0; s + trigger <= n; s++) {

@@ -256,12 +256,13 @@ iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi);
  * Holds no reference to `v`: the caller keeps it alive. */
 iter *tb_version_iter(version *v, slice lo, slice hi, bool has_hi,
                       bool fill_cache);
-/* The user-key view of `in` at `seq`: the newest version of each key,
- * deletes hidden. Takes ownership of `in` and of one reference to `v`. */
-iter *tb_user_iter_new(iter *in, version *v, uint64_t seq);
-/* Scan order (reverse or not) and limit over user iterator `u` (taken),
- * positioned at the scan's first entry. */
-iter *tb_scan_iter_new(iter *u, bool reverse, uint64_t limit);
+/* A tablet scan of `v` at `seq` over [lo, hi) with the order and limit
+ * of `o`, positioned at its first entry: the user-key view (newest
+ * version of each key, deletes hidden) and the scan order share one
+ * allocation; below them the version's merge. Takes one reference to
+ * `v`; copies lo and hi. */
+iter *tb_tablet_iter_new(version *v, uint64_t seq, slice lo, slice hi,
+                         bool has_hi, const tab_scan_options *o);
 
 /* ---- tablet_compact.c ---- */
 
@@ -277,6 +278,11 @@ void tb_charge_memory(tablet *t, int64_t delta);
 mica_err *tb_rotate_locked(tablet *t, bool new_segment);
 /* Flushes every immutable memtable, oldest first. */
 mica_err *tb_flush_all_imm(tablet *t);
+/* Whether a background compaction is due: auto_compact is on, the
+ * tablet is neither closing nor pending, and it has compaction_trigger
+ * files or still reads a file by reference (a split parent's or a merge
+ * input's). Caller holds mu. */
+bool tb_compaction_due_locked(tablet *t);
 /* Runs one compaction (`force`: everything). Sets *did when it merged
  * something. */
 mica_err *tb_compact_once(tablet *t, bool force, bool *did);

@@ -11,11 +11,12 @@
 
 #include "common/coding.h"
 
-/* Restricts an internal-key iterator to user keys in [lo, hi). */
+/* Restricts an internal-key iterator to user keys in [lo, hi). One
+ * allocation: lo and hi point into the bytes that follow the struct. */
 typedef struct rng_iter {
   iter base;
   iter *in;
-  buf lo, hi;
+  slice lo, hi;
   bool has_hi;
   buf tmp;
 } rng_iter;
@@ -23,8 +24,8 @@ typedef struct rng_iter {
 static bool rng_valid(iter *it) {
   rng_iter *r = (rng_iter *)it;
   if (!iter_valid(r->in)) return false;
-  return in_range(ikey_user_key(iter_key(r->in)), buf_slice(&r->lo),
-                  buf_slice(&r->hi), r->has_hi);
+  return in_range(ikey_user_key(iter_key(r->in)), r->lo,
+                  r->hi, r->has_hi);
 }
 
 static void rng_seek_to_first(iter *it) {
@@ -33,7 +34,7 @@ static void rng_seek_to_first(iter *it) {
     iter_seek_to_first(r->in);
     return;
   }
-  seek_key(&r->tmp, buf_slice(&r->lo), IKEY_MAX_SEQ, IKEY_SEEK_KIND);
+  seek_key(&r->tmp, r->lo, IKEY_MAX_SEQ, IKEY_SEEK_KIND);
   iter_seek(r->in, buf_slice(&r->tmp));
 }
 
@@ -43,16 +44,16 @@ static void rng_seek_to_last(iter *it) {
     iter_seek_to_last(r->in);
     return;
   }
-  seek_key(&r->tmp, buf_slice(&r->hi), IKEY_MAX_SEQ, IKEY_SEEK_KIND);
+  seek_key(&r->tmp, r->hi, IKEY_MAX_SEQ, IKEY_SEEK_KIND);
   iter_seek_for_prev(r->in, buf_slice(&r->tmp));
   if (iter_valid(r->in) &&
-      slice_cmp(ikey_user_key(iter_key(r->in)), buf_slice(&r->hi)) >= 0)
+      slice_cmp(ikey_user_key(iter_key(r->in)), r->hi) >= 0)
     iter_prev(r->in);
 }
 
 static void rng_seek(iter *it, slice target) {
   rng_iter *r = (rng_iter *)it;
-  if (r->lo.len > 0 && slice_cmp(ikey_user_key(target), buf_slice(&r->lo)) < 0)
+  if (r->lo.len > 0 && slice_cmp(ikey_user_key(target), r->lo) < 0)
     rng_seek_to_first(it);
   else
     iter_seek(r->in, target);
@@ -60,7 +61,7 @@ static void rng_seek(iter *it, slice target) {
 
 static void rng_seek_for_prev(iter *it, slice target) {
   rng_iter *r = (rng_iter *)it;
-  if (r->has_hi && slice_cmp(ikey_user_key(target), buf_slice(&r->hi)) >= 0)
+  if (r->has_hi && slice_cmp(ikey_user_key(target), r->hi) >= 0)
     rng_seek_to_last(it);
   else
     iter_seek_for_prev(r->in, target);
@@ -76,8 +77,6 @@ static const mica_err *rng_status(iter *it) {
 static void rng_close(iter *it) {
   rng_iter *r = (rng_iter *)it;
   iter_close(r->in);
-  buf_free(&r->lo);
-  buf_free(&r->hi);
   buf_free(&r->tmp);
   free(r);
 }
@@ -89,12 +88,16 @@ static const struct iter_ops rng_ops = {
 
 /* Takes ownership of `in`. */
 iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi) {
-  rng_iter *r = xcalloc(1, sizeof(*r));
+  size_t hlen = has_hi ? hi.len : 0;
+  rng_iter *r = xcalloc(1, sizeof(*r) + lo.len + hlen);
+  uint8_t *tail = (uint8_t *)(r + 1);
   r->base.ops = &rng_ops;
   r->in = in;
-  buf_append_slice(&r->lo, lo);
+  if (lo.len > 0) memcpy(tail, lo.data, lo.len);
+  r->lo = slice_make(tail, lo.len);
   r->has_hi = has_hi;
-  if (has_hi) buf_append_slice(&r->hi, hi);
+  if (hlen > 0) memcpy(tail + lo.len, hi.data, hlen);
+  r->hi = slice_make(tail + lo.len, hlen);
   return &r->base;
 }
 
@@ -139,6 +142,20 @@ typedef struct user_iter {
   buf key, val, tmp;
   mica_err *err;   /* corruption found here (bad internal key) */
 } user_iter;
+
+/* A tablet scan's own iterators in one allocation (tb_tablet_iter_new):
+ * the scan order on top of the user-key view. */
+typedef struct scan_iter {
+  iter base;
+  iter *u;
+  bool rev;
+  uint64_t limit, count;
+} scan_iter;
+
+typedef struct scan_stack {
+  scan_iter s; /* first: freeing the stack is freeing &s */
+  user_iter u;
+} scan_stack;
 
 /* The next three run once per internal entry of every scan, so they are
  * inlined here rather than called (ikey_parse, slice_eq, buf_append). */
@@ -294,31 +311,14 @@ static void ui_close(iter *it) {
   buf_free(&u->val);
   buf_free(&u->tmp);
   err_free(u->err);
-  free(u);
+  /* Part of its scan_stack, which sc_close frees. */
 }
 
 static const struct iter_ops ui_ops = {
     ui_valid, ui_seek_to_first, ui_seek_to_last, ui_seek, ui_seek_for_prev,
     ui_next, ui_prev, ui_key, ui_value, ui_status, ui_close};
 
-/* Takes ownership of `in` and of one reference to `v`. */
-iter *tb_user_iter_new(iter *in, version *v, uint64_t seq) {
-  user_iter *u = xcalloc(1, sizeof(*u));
-  u->base.ops = &ui_ops;
-  u->in = in;
-  u->v = v;
-  u->seq = seq;
-  u->forward = true;
-  return &u->base;
-}
-
 /* Scan order and limit over a user iterator. */
-typedef struct scan_iter {
-  iter base;
-  iter *u;
-  bool rev;
-  uint64_t limit, count;
-} scan_iter;
 
 static bool sc_valid(iter *it) {
   scan_iter *s = (scan_iter *)it;
@@ -368,19 +368,31 @@ static const mica_err *sc_status(iter *it) {
 static void sc_close(iter *it) {
   scan_iter *s = (scan_iter *)it;
   iter_close(s->u);
-  free(s);
+  free(s); /* the whole scan_stack */
 }
 
 static const struct iter_ops sc_ops = {
     sc_valid, sc_seek_to_first, sc_seek_to_last, sc_seek, sc_seek_for_prev,
     sc_next, sc_prev, sc_key, sc_value, sc_status, sc_close};
 
-iter *tb_scan_iter_new(iter *u, bool reverse, uint64_t limit) {
-  scan_iter *s = xcalloc(1, sizeof(*s));
+iter *tb_tablet_iter_new(version *v, uint64_t seq, slice lo, slice hi,
+                         bool has_hi, const tab_scan_options *o) {
+  scan_stack *st = xcalloc(1, sizeof(*st));
+  user_iter *u = &st->u;
+  u->base.ops = &ui_ops;
+  /* An empty range still gets an iterator (with no entries). */
+  if (has_hi && lo.len > 0 && slice_cmp(lo, hi) >= 0)
+    u->in = iter_empty(NULL);
+  else
+    u->in = tb_version_iter(v, lo, hi, has_hi, o->fill_cache);
+  u->v = v;
+  u->seq = seq;
+  u->forward = true;
+  scan_iter *s = &st->s;
   s->base.ops = &sc_ops;
-  s->u = u;
-  s->rev = reverse;
-  s->limit = limit;
+  s->u = &u->base;
+  s->rev = o->reverse;
+  s->limit = o->limit;
   sc_seek_to_first(&s->base);
   return &s->base;
 }

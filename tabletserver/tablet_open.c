@@ -449,8 +449,7 @@ mica_err *tb_take_over(tablet *t) {
   size_t charged = t->active_charged;
   t->active_charged = 0;
   atomic_store(&t->active_bytes, 0);
-  bool compact = t->o.auto_compact && !t->closing &&
-                 nf >= (size_t)t->o.compaction_trigger;
+  bool compact = tb_compaction_due_locked(t);
   pthread_mutex_unlock(&t->mu);
   for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
   free(files);

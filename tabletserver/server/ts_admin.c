@@ -398,6 +398,11 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
     e = err_new(MICA_INVALID_ARGUMENT,
                 "sources: %zu given; 1 (split daughter) or 2 (merge) allowed",
                 req->n_sources);
+  /* A plain open creates a missing tablet: not one this server saw split
+   * or merged, whose directory garbage collection may have removed once
+   * its daughters or merge result compacted their references away. */
+  if (e == NULL && req->n_sources == 0 && !env_exists(s->e, man))
+    e = ts_reg_retired_error(s, d.tablet_id);
   free(man);
   tablet *t = NULL;
   if (e == NULL) e = engine_open(s, &d, abs, req->n_sources == 0, &t);

@@ -169,6 +169,10 @@ ts_tab *ts_reg_find_locked(ts_server *s, uint64_t id);
 char *ts_reg_table_of(ts_server *s, uint64_t id);
 /* Removes `tt` from the map (it is not freed), with mu held. */
 void ts_reg_remove_locked(ts_server *s, ts_tab *tt);
+/* NOT_SERVING when this server saw tablet `id` split or merged (a
+ * retired tablet's directory may already be collected, and an open must
+ * not create it again empty), else NULL. */
+mica_err *ts_reg_retired_error(ts_server *s, uint64_t id);
 /* Records a departure; takes ownership of g's contents. */
 void ts_reg_gone(ts_server *s, ts_gone *g);
 /* Frees a ts_tab whose tablet was closed. */

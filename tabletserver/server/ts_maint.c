@@ -4,10 +4,11 @@
  * master no longer assigns here, ts_request_drop) are closed at once; once
  * a second it refreshes the per-tablet read/write rates and splits tablets
  * that passed the split threshold (one at a time; a failed attempt is
- * retried after a back-off), and, when no tablet is due for a size split,
- * accounts the sampled load and splits a tablet that stayed hot
- * (ts_load.h). A split goes through ts_split_tablet, which proposes it to
- * the master with ReportSplit when there is one. */
+ * retried after a back-off); every 10 s each serving tablet schedules the
+ * compaction nothing else would (tab_maintain); and, when no tablet is due
+ * for a size split, it accounts the sampled load and splits a tablet that
+ * stayed hot (ts_load.h). A split goes through ts_split_tablet, which
+ * proposes it to the master with ReportSplit when there is one. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,27 @@ static void load_split(ts_server *s) {
   buf_free(&p.key);
 }
 
+/* Lets every serving tablet schedule the background work that nothing
+ * else triggers (tab_maintain: a split daughter or merged tablet that
+ * still reads another tablet's files compacts them away even when it is
+ * never written to). */
+static void maintain_tablets(ts_server *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = 0;
+  ts_tab **held = xcalloc(s->ntabs ? s->ntabs : 1, sizeof(*held));
+  for (size_t i = 0; i < s->ntabs; i++)
+    if (s->tabs[i]->state == TS_SERVING) {
+      s->tabs[i]->refs++;
+      held[n++] = s->tabs[i];
+    }
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    tab_maintain(held[i]->t);
+    ts_release(s, held[i]);
+  }
+  free(held);
+}
+
 static void *maint_main(void *arg) {
   ts_server *s = arg;
   /* Drops are due at once; rates and split checks once a second. */
@@ -96,6 +118,7 @@ static void *maint_main(void *arg) {
     ts_drop_requested(s);
     if (tick % 10 != 0) continue;
     update_rates(s);
+    if (tick % 100 == 0) maintain_tablets(s);
     uint64_t id = 0, re = 0, ae = 0;
     if (!pick_split(s, &id, &re, &ae)) {
       load_split(s);

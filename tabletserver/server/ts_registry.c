@@ -112,6 +112,24 @@ static ts_gone *find_gone_locked(ts_server *s, uint64_t id) {
   return NULL;
 }
 
+mica_err *ts_reg_retired_error(ts_server *s, uint64_t id) {
+  mica_err *e = NULL;
+  pthread_mutex_lock(&s->mu);
+  ts_gone *g = find_gone_locked(s, id);
+  if (g != NULL && g->kind == TS_GONE_SPLIT)
+    e = err_new(MICA_NOT_SERVING,
+                "tablet %" PRIu64 " was split into %" PRIu64 " and %" PRIu64
+                "; it is never served again",
+                id, g->left.tablet_id, g->right.tablet_id);
+  else if (g != NULL && g->kind == TS_GONE_MERGED)
+    e = err_new(MICA_NOT_SERVING,
+                "tablet %" PRIu64 " was merged into %" PRIu64
+                "; it is never served again",
+                id, g->left.tablet_id);
+  pthread_mutex_unlock(&s->mu);
+  return e;
+}
+
 char *ts_reg_table_of(ts_server *s, uint64_t id) {
   pthread_mutex_lock(&s->mu);
   const char *name = NULL;

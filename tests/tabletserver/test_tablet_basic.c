@@ -554,6 +554,90 @@ static void test_split_by_reference(void) {
   res_free(r);
 }
 
+/* True when the manifest in `dir` lists at least one SSTable and every
+ * one of them lies in `dir` itself (no "../" reference to another
+ * tablet's directory). */
+static bool only_own_files(const char *dir) {
+  man_state m;
+  man_init(&m);
+  mica_err *err = man_read(env_posix(), dir, &m);
+  bool ok = err == NULL && m.n_ssts > 0;
+  for (size_t i = 0; ok && i < m.n_ssts; i++)
+    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
+  err_free(err);
+  man_clear(&m);
+  return ok;
+}
+
+/* The audit's case: a parent with fewer files than the compaction trigger
+ * is split and its daughters are never written to. No flush ever runs in
+ * them, so only the rule "a tablet that reads another's files compacts
+ * them away" (tb_compaction_due_locked) gets them compacted; then the
+ * parent's directory is collected. Background work, so the test waits
+ * (bounded) for it. */
+static void test_split_daughters_compact_without_writes(void) {
+  const char *root = fresh_root();
+  res_pool *r = tt_res(env_posix(), 16 << 20);
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 4 << 20; /* no flush but the two below */
+  tablet *t = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &t));
+  tt_model m = {0};
+  fill(t, &m, 400, 50);
+  TU_OK(tab_flush(t));
+  fill(t, &m, 400, 50);
+  TU_OK(tab_flush(t));
+  tab_stats st;
+  tab_get_stats(t, &st);
+  CU_ASSERT_EQUAL(st.num_ssts, 2);
+  CU_ASSERT(st.num_ssts < (uint64_t)o.compaction_trigger);
+  CU_ASSERT_EQUAL(st.compactions, 0);
+
+  tablet *left = NULL, *right = NULL;
+  TU_OK(tab_split(t, S("key050000"), 11, 12, &o, &left, &right));
+  CU_ASSERT_FATAL(left != NULL && right != NULL);
+  /* Nothing is written to the daughters. Wait for their compactions and
+   * the collection of the parent (at most 60 s on a loaded machine). */
+  bool done = false;
+  for (int i = 0; i < 6000 && !done; i++) {
+    done = !env_exists(env_posix(), tt_tablet_dir(root, 10)) &&
+           only_own_files(tt_tablet_dir(root, 11)) &&
+           only_own_files(tt_tablet_dir(root, 12));
+    if (!done) env_sleep_micros(env_posix(), 10000);
+  }
+  CU_ASSERT_TRUE(done);
+  CU_ASSERT(dir_exists_with(tt_tablet_dir(root, 11), "sst-"));
+  CU_ASSERT(dir_exists_with(tt_tablet_dir(root, 12), "sst-"));
+  tab_stats ls, rs;
+  tab_get_stats(left, &ls);
+  tab_get_stats(right, &rs);
+  CU_ASSERT_EQUAL(ls.num_ssts, 1);
+  CU_ASSERT_EQUAL(rs.num_ssts, 1);
+  CU_ASSERT(ls.compactions >= 1 && rs.compactions >= 1);
+  CU_ASSERT_EQUAL(ls.puts + rs.puts, 0);
+  /* Nothing left for garbage collection, and every key is still there. */
+  uint64_t removed = 0;
+  TU_OK(tab_collect_garbage(env_posix(), tt_tablets_dir(root), &removed));
+  CU_ASSERT_EQUAL(removed, 0);
+  tab_scan_options so;
+  tab_scan_options_init(&so);
+  tt_check_scan(left, &so, &m, NONE, S("key050000"));
+  tt_check_scan(right, &so, &m, S("key050000"), NONE);
+  /* Once compacted, maintenance finds nothing more to do. */
+  tab_maintain(left);
+  tab_maintain(right);
+  TU_OK(tab_close(left));
+  TU_OK(tab_close(right));
+  left = open_t(r, root, 11, NONE, S("key050000"), 5);
+  tt_check_scan(left, &so, &m, NONE, S("key050000"));
+  tab_get_stats(left, &ls);
+  CU_ASSERT_EQUAL(ls.compactions, 0);
+  TU_OK(tab_close(left));
+  tt_model_free(&m);
+  res_free(r);
+}
+
 static void test_write_stall(void) {
   const char *root = fresh_root();
   res_pool *r = tt_res(env_posix(), 64 << 10);
@@ -670,6 +754,8 @@ static void add_suites(void) {
       {"missing_sst_and_bad_manifest", test_missing_sst_and_bad_manifest},
       {"epoch_fencing", test_epoch_fencing},
       {"split_by_reference", test_split_by_reference},
+      {"split_daughters_compact_without_writes",
+       test_split_daughters_compact_without_writes},
       {"write_stall", test_write_stall},
       {"memory_budget_flushes_largest", test_memory_budget_flushes_largest},
       {"many_small_tablets", test_many_small_tablets},

@@ -9,6 +9,9 @@
  *    data in its WAL, and a split daughter) serves reads without writing
  *    a single byte, refuses writes, takes itself over on the first write
  *    after space returns, and a later owner finds everything;
+ *  - split daughters opened on a full disk and never written to are
+ *    taken over and compacted down to their own files by tab_maintain
+ *    once space returns (not before), and the parent's files go;
  *  - closing a tablet that could not take over fails cleanly and keeps
  *    the data for the next owner;
  *  - a WAL write that hits a full disk with no reserve configured fails
@@ -23,6 +26,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "tabletserver/manifest.h"
 #include "tabletserver/tablet.h"
 #include "tests/harness/testutil.h"
 #include "tests/tabletserver/tt.h"
@@ -245,6 +249,70 @@ static void test_open_on_full_disk_writes_nothing(void) {
   tt_model_free(&m);
 }
 
+/* The manifest in `dir` lists SSTables, all in `dir` itself. */
+static bool only_own_files(const char *dir) {
+  man_state m;
+  man_init(&m);
+  mica_err *err = man_read(env_posix(), dir, &m);
+  bool ok = err == NULL && m.n_ssts > 0;
+  for (size_t i = 0; ok && i < m.n_ssts; i++)
+    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
+  err_free(err);
+  man_clear(&m);
+  return ok;
+}
+
+/* Daughters opened on a full disk stay pending, so nothing schedules
+ * their compaction; maintenance does once space returns. */
+static void test_pending_daughters_compact_after_space(void) {
+  const char *root = tu_tmpdir();
+  env_fault *f = env_fault_new(env_posix());
+  res_pool *r = pool(env_fault_env(f), root, 1 << 20, true);
+  tab_options o;
+  opts(&o);
+  o.memtable_bytes = 1 << 20;
+  tablet *t = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &t));
+  tt_model m = {0};
+  put_range(t, &m, 0, 300, 1);
+  TU_OK(tab_flush(t));
+  TU_OK(tab_split(t, S("k00150"), 2, 3, &o, NULL, NULL));
+
+  env_fault_set_disk_full(f, true);
+  tablet *l = NULL, *rt = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 2), 2, NONE, S("k00150"), 2, &o, &l));
+  TU_OK(tab_open(r, tt_tablet_dir(root, 3), 3, S("k00150"), NONE, 2, &o, &rt));
+  uint64_t writes = env_fault_count(f, ENV_OP_WRITE);
+  /* No room: maintenance starts nothing. */
+  tab_maintain(l);
+  tab_maintain(rt);
+  env_sleep_micros(env_posix(), 100000);
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_WRITE), writes);
+  CU_ASSERT(env_exists(env_posix(), tt_tablet_dir(root, 1)));
+  CU_ASSERT(!only_own_files(tt_tablet_dir(root, 2)));
+
+  env_fault_set_disk_full(f, false);
+  bool done = false;
+  for (int i = 0; i < 6000 && !done; i++) {
+    if (i % 100 == 0) { /* as the server's maintenance thread does */
+      tab_maintain(l);
+      tab_maintain(rt);
+    }
+    done = !env_exists(env_posix(), tt_tablet_dir(root, 1)) &&
+           only_own_files(tt_tablet_dir(root, 2)) &&
+           only_own_files(tt_tablet_dir(root, 3));
+    if (!done) env_sleep_micros(env_posix(), 10000);
+  }
+  CU_ASSERT_TRUE(done);
+  check_all(l, &m, NONE, S("k00150"));
+  check_all(rt, &m, S("k00150"), NONE);
+  TU_OK(tab_close(l));
+  TU_OK(tab_close(rt));
+  res_free(r);
+  env_fault_free(f);
+  tt_model_free(&m);
+}
+
 /* Without a reserve the disk fills under the WAL itself. */
 static void test_wal_full_disk_recovers(void) {
   const char *root = tu_tmpdir();
@@ -388,6 +456,8 @@ static void add_suites(void) {
       {"full_disk_reads_and_resume", test_full_disk_reads_and_resume},
       {"open_on_full_disk_writes_nothing",
        test_open_on_full_disk_writes_nothing},
+      {"pending_daughters_compact_after_space",
+       test_pending_daughters_compact_after_space},
       {"wal_full_disk_recovers", test_wal_full_disk_recovers},
       {"wal_full_disk_then_crash", test_wal_full_disk_then_crash},
       {"reserve_arithmetic", test_reserve_arithmetic},

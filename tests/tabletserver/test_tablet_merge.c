@@ -243,6 +243,10 @@ static void test_merge_split_merge(void) {
   res_pool *res = tt_res(env_posix(), 32 << 20);
   tab_options o;
   tt_options(&o);
+  /* The references must survive until the explicit compaction below:
+   * with auto_compact on, every tablet here that reads another's files
+   * would compact them away in the background right after its open. */
+  o.auto_compact = false;
   tt_model model;
   memset(&model, 0, sizeof(model));
   char *d[8];
