@@ -554,9 +554,19 @@ static void test_merge(void) {
   }
   TU_OK(configure(-1, 0));
 
-  /* Manual merge of two split daughters. */
-  TU_OK(cl_call_master(g_c, &rpc_m_master_merge_tablets, &mq, 30000,
-                       &m));
+  /* Manual merge of two split daughters. A daughter may be in a move the
+   * balancer started (it parts split daughters) or still be taken over:
+   * the master answers UNAVAILABLE "in transition, retry later", and a
+   * caller retries, as libmica does. */
+  mica_err *merr;
+  uint64_t merge_until = cl_now_ms() + 20000;
+  while ((merr = cl_call_master(g_c, &rpc_m_master_merge_tablets, &mq, 30000,
+                                &m)) != NULL &&
+         err_code(merr) == MICA_UNAVAILABLE && cl_now_ms() < merge_until) {
+    err_free(merr);
+    cl_sleep_ms(200);
+  }
+  TU_OK(merr);
   const rpc_merge_tablets_response *mr = (const void *)m;
   CU_ASSERT_PTR_NOT_NULL_FATAL(mr->merged);
   CU_ASSERT_EQUAL(mr->merged->desc->start_key.len, 0);
