@@ -95,6 +95,7 @@ int mica_open(const char *master, const mica_options *opts, mica_client **out) {
   c->cache = route_cache_new(o.cache_routes);
   c->salts = mcl_salts_new();
   pthread_rwlock_init(&c->conns_lock, NULL);
+  mcl_tls_init(c);
   if (ch != NULL) {
     c->master_conn = xcalloc(1, sizeof(mcl_conn));
     c->master_conn->address = xstrdup(master);
@@ -121,6 +122,7 @@ void mica_close(mica_client *c) {
   conn_free(c->master_conn);
   mzk_locator_close(c->loc);
   pthread_rwlock_destroy(&c->conns_lock);
+  mcl_tls_destroy(c);
   route_cache_free(c->cache);
   mcl_salts_free(c->salts);
   free(c->master);
@@ -150,7 +152,7 @@ void mica_get_stats(mica_client *c, mica_stats *out) {
 /* ---- connections ---- */
 
 /* A channel to `address` with the client's token and TLS options. */
-static rpc_channel *new_channel(mica_client *c, const char *address) {
+rpc_channel *mcl_new_channel(mica_client *c, const char *address) {
   rpc_channel *ch = NULL;
   rpc_tls tls = {c->opts.tls_cert, c->opts.tls_key, c->opts.tls_ca};
   rpc_channel_opts co = {.token = c->opts.token,
@@ -185,7 +187,7 @@ void mcl_conn_master_result(mica_client *c, mcl_conn *k, rpc_channel *used,
   pthread_mutex_lock(&k->mu);
   if (k->n_retired < MCL_MAX_RETIRED && atomic_load(&k->ch) == used) {
     k->retired[k->n_retired++] = used;
-    atomic_store(&k->ch, new_channel(c, k->address));
+    atomic_store(&k->ch, mcl_new_channel(c, k->address));
     atomic_store(&k->refused_since_us, 0);
     LOG_D("client: new channel to master %s (refused for %" PRIu64 " ms)",
           k->address, (now - since) / 1000);
@@ -199,6 +201,7 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
     if (strcmp(c->conns[i]->address, address) == 0) {
       mcl_conn *k = c->conns[i];
       pthread_rwlock_unlock(&c->conns_lock);
+      mcl_tls_refresh(c, k);
       return k;
     }
   }
@@ -210,7 +213,8 @@ mcl_conn *mcl_conn_get(mica_client *c, const char *address) {
   if (k == NULL) {
     k = xcalloc(1, sizeof *k);
     k->address = xstrdup(address);
-    atomic_init(&k->ch, new_channel(c, address));
+    atomic_init(&k->gen, atomic_load(&c->tls_gen));
+    atomic_init(&k->ch, mcl_new_channel(c, address));
     pthread_mutex_init(&k->mu, NULL);
     if (c->n_conns == c->cap_conns) {
       c->cap_conns = c->cap_conns ? 2 * c->cap_conns : 8;
@@ -353,6 +357,7 @@ mica_err *mcl_master_call(mica_client *c, mcl_retry *r, const rpc_method *m,
   for (;;) {
     void *msg = NULL;
     atomic_fetch_add_explicit(&c->master_calls, 1, memory_order_relaxed);
+    mcl_tls_refresh(c, c->master_conn);
     rpc_channel *ch = mcl_conn_channel(c->master_conn);
     mica_err *e = rpc_unary(ch, m, req, mcl_retry_remaining_ms(r), &msg);
     mcl_conn_master_result(c, c->master_conn, ch, e);

@@ -43,7 +43,16 @@ typedef struct mcl_conn {
   pthread_mutex_t mu; /* guards retired, n_retired */
   rpc_channel *retired[MCL_MAX_RETIRED];
   size_t n_retired;
+  _Atomic unsigned gen; /* the client's tls_gen its channel was made at */
 } mcl_conn;
+
+/* A TLS file's identity and version (tls_reload.c); all 0 when missing. */
+typedef struct mcl_stamp {
+  uint64_t dev, ino, size, mtime_ns;
+} mcl_stamp;
+
+/* How often a client with TLS looks at its files (tls_reload.c). */
+#define MCL_TLS_CHECK_US 1000000
 
 typedef struct mcl_salts mcl_salts; /* salt.c */
 
@@ -63,6 +72,13 @@ struct mica_client {
   struct mzk_locator *loc;
   _Atomic uint64_t master_lookups, master_calls, routing_answers, retries,
       server_rpcs;
+  /* TLS file reload (tls_reload.c): tls_mu guards the stamps of the files
+   * the current generation was made from and of the last set that failed
+   * to load; tls_gen counts the changes that loaded. */
+  pthread_mutex_t tls_mu;
+  mcl_stamp tls_seen[3], tls_failed[3];
+  _Atomic uint64_t tls_next_check_us;
+  _Atomic unsigned tls_gen;
 };
 
 /* ---- errors ---- */
@@ -72,7 +88,18 @@ int mcl_finish(mica_err *e);
 
 /* ---- connections ---- */
 
+/* The connection to `address`, its channel renewed first if the TLS files
+ * changed (mcl_tls_refresh). */
 mcl_conn *mcl_conn_get(mica_client *c, const char *address);
+/* A new channel to `address` with the client's token and TLS files, read
+ * now. */
+rpc_channel *mcl_new_channel(mica_client *c, const char *address);
+/* tls_reload.c: set up and tear down at open and close; refresh checks the
+ * files (at most once per MCL_TLS_CHECK_US) and, when a changed set loaded,
+ * replaces k's channel with one that reads them. No-op without TLS. */
+void mcl_tls_init(mica_client *c);
+void mcl_tls_destroy(mica_client *c);
+void mcl_tls_refresh(mica_client *c, mcl_conn *k);
 /* The channel calls on `k` use now. */
 rpc_channel *mcl_conn_channel(mcl_conn *k);
 /* Tells the connection how a master call on `used` ended: `transport_err`

@@ -242,6 +242,12 @@ typedef struct rpc_tls {
   bool request_client_cert;
 } rpc_tls;
 
+/* NULL when a channel's TLS files (t->ca_file, and cert_file with
+ * key_file when given) read and load: parse, the key belongs to the
+ * certificate, which has not expired. Otherwise the error naming the file,
+ * as rpc_channel_new would give. */
+mica_err *rpc_tls_check_channel_files(const rpc_tls *t);
+
 /* Sets t's client-certificate fields from "none", "request" or "require"
  * (the --tls-client-certs flag); false for anything else. */
 bool rpc_tls_client_certs_parse(const char *mode, rpc_tls *t);

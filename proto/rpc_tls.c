@@ -262,6 +262,26 @@ mica_err *rpc_tls_channel_creds(const rpc_tls *t,
   return e;
 }
 
+mica_err *rpc_tls_check_channel_files(const rpc_tls *t) {
+  if (t->ca_file == NULL)
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "TLS channel needs a CA file to verify the server");
+  if ((t->cert_file == NULL) != (t->key_file == NULL))
+    return err_new(MICA_INVALID_ARGUMENT,
+                   "TLS client certificate and key go together");
+  char *cert = NULL, *key = NULL, *ca = NULL;
+  mica_err *e = read_pem("CA", t->ca_file, &ca);
+  if (e == NULL && t->cert_file != NULL)
+    e = read_pem("certificate", t->cert_file, &cert);
+  if (e == NULL && t->key_file != NULL) e = read_pem("key", t->key_file, &key);
+  if (e == NULL)
+    e = check_pem(cert, t->cert_file, key, t->key_file, ca, t->ca_file);
+  free_pem(cert);
+  free_pem(key);
+  free_pem(ca);
+  return e;
+}
+
 static bool loopback_host(const char *listen) {
   if (listen == NULL) return true;
   const char *colon = strrchr(listen, ':');

@@ -94,7 +94,10 @@ typedef struct mica_options {
   /* TLS (docs/security.md), copied by mica_open: with tls_ca set every
    * connection is TLS and the servers' certificates must chain to this PEM
    * CA file; tls_cert and tls_key (together) present a client
-   * certificate. NULL (default) = plaintext. */
+   * certificate. NULL (default) = plaintext. The files are looked at
+   * again at most once a second: when replaced on disk by a set that
+   * loads, connections switch to them (docs/security.md, "Client-side
+   * reload"). */
   const char *tls_ca;
   const char *tls_cert;
   const char *tls_key;

@@ -4,7 +4,15 @@
  * JSON report that every operation issued is counted once, in the right
  * mix, with no error; that --target holds the rate down; that a run
  * against a missing table reports every operation as an error and exits 1;
- * that an unreachable master and bad usage exit 1 and 2. */
+ * that an unreachable master and bad usage exit 1 and 2.
+ *
+ * Suite "client_certs": a TLS cluster whose master and tablet server run
+ * with --tls-client-certs require and a tokens file granting write to the
+ * client certificate CN=bencher: mica-bench with --ca --cert --key runs
+ * workload A with no error, cannot create a table with it (write is not
+ * admin), and without a certificate is refused at the handshake (every
+ * operation an error, exit 1); --cert without --key, or without --ca, is a
+ * usage error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +184,116 @@ static void test_usage(void) {
   CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
+/* ---- suite: client_certs ---- */
+
+static cluster *cc;
+static char cc_dir[1024], cc_tokens[1100];
+
+static int certs_init(void) {
+  if (paths_init() != 0) return 1;
+  have_python = system("python3 -c 'import json' >/dev/null 2>&1") == 0;
+  snprintf(tmp, sizeof tmp, "%s", tu_tmpdir());
+  snprintf(cc_dir, sizeof cc_dir, "%s/certs", tu_tmpdir());
+  char cmd[2400];
+  snprintf(cmd, sizeof cmd, "'%s/tools/mica-certs' '%s' --client bencher >/dev/null",
+           MICA_SOURCE_DIR, cc_dir);
+  if (system(cmd) != 0) return 1;
+  /* CN=mica-client (the tool's default client certificate) creates the
+   * table; CN=bencher may only read and write. */
+  snprintf(cc_tokens, sizeof cc_tokens, "%s/tokens", cc_dir);
+  FILE *f = fopen(cc_tokens, "w");
+  if (!f) return 1;
+  fputs("cert:mica-client ops admin\ncert:bencher ingest write\n", f);
+  if (fclose(f) != 0) return 1;
+  static const char *margs[5], *targs[3];
+  margs[0] = "--tokens";
+  margs[1] = cc_tokens;
+  margs[2] = targs[0] = "--tls-client-certs";
+  margs[3] = targs[1] = "require";
+  margs[4] = targs[2] = NULL;
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  o.tls_dir = cc_dir;
+  o.master_args = margs;
+  o.tserver_args = targs;
+  return cl_suite_start(&o, &cc);
+}
+
+static int certs_clean(void) { return cl_suite_stop(&cc); }
+
+/* mica-bench against the client_certs cluster with --ca and, when `cert`
+ * is given, <cc_dir>/<cert>.pem and .key; like bench_run otherwise. */
+static int bench_tls(const char *name, const char *cert, const char *args) {
+  char creds[3400], full[4096];
+  int n = snprintf(creds, sizeof creds, "--ca %s/ca.pem", cc_dir);
+  if (cert)
+    snprintf(creds + n, sizeof creds - (size_t)n, " --cert %s/%s.pem --key %s/%s.key", cc_dir,
+             cert, cc_dir, cert);
+  snprintf(full, sizeof full, "%s %s", args, creds);
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "%s %s --master %s --quiet --json %s/%s.json >%s/%s.out 2>&1",
+           bench, full, cl_master_address(cc), tmp, name, tmp, name);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Whether <tmp>/<name>.out contains `part`. */
+static bool out_has(const char *name, const char *part) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s.out", tmp, name);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  char text[16384];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  bool has = strstr(text, part) != NULL;
+  if (!has) fprintf(stderr, "%s.out lacks \"%s\":\n%s\n", name, part, text);
+  return has;
+}
+
+#define TINY "--records 200 --fields 4 --field-length 10 --threads 2"
+
+static void test_client_cert_runs(void) {
+  /* The admin certificate creates and loads the table. */
+  CU_ASSERT_EQUAL_FATAL(bench_tls("cload", "client", "load " TINY " --tablets 2"), 0);
+  /* The write certificate cannot create a table: its identity is the
+   * certificate's, and write is not admin. */
+  CU_ASSERT_EQUAL(bench_tls("cwload", "client-bencher", "load " TINY " --table other"), 1);
+  CU_ASSERT(out_has("cwload", "needs role 'admin'"));
+  CU_ASSERT(out_has("cwload", "identity 'ingest'"));
+  /* ... but reads and writes. */
+  CU_ASSERT_EQUAL(bench_tls("crun", "client-bencher", "run --workload a --ops 400 " TINY), 0);
+  if (have_python) {
+    check_accounted("crun");
+    CU_ASSERT_EQUAL(report("crun", "d[\"ops_issued\"]"), 400);
+    CU_ASSERT(report("crun", "o[\"update\"][\"count\"]") > 0);
+  }
+}
+
+static void test_client_cert_refused(void) {
+  /* No certificate: the handshake is refused, so every call fails. */
+  CU_ASSERT_EQUAL(
+      bench_tls("cnone", NULL, "run --workload c --ops 4 --threads 1 --timeout 1500 " TINY), 1);
+  if (have_python) {
+    CU_ASSERT_EQUAL(report("cnone", "d[\"ops_counted\"]"), 4);
+    CU_ASSERT_EQUAL(report("cnone", "d[\"errors\"]"), 4);
+  }
+  /* Half a certificate, or one without a CA, is a usage error. */
+  char cmd[8192];
+  const char *bad[] = {"--ca %s/ca.pem --cert %s/client.pem", "--cert %s/client.pem --key %s/client.key"};
+  for (size_t i = 0; i < 2; i++) {
+    char flags[3000];
+    snprintf(flags, sizeof flags, bad[i], cc_dir, cc_dir);
+    snprintf(cmd, sizeof cmd, "%s run --master %s %s >%s/usage.out 2>&1", bench,
+             cl_master_address(cc), flags, tmp);
+    int st = system(cmd);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    CU_ASSERT(out_has("usage", i == 0 ? "--cert and --key go together" : "need --ca"));
+  }
+}
+
 static void add_suites(void) {
   CU_pSuite u = CU_add_suite("usage", paths_init, NULL);
   CU_add_test(u, "usage", test_usage);
@@ -183,6 +301,9 @@ static void add_suites(void) {
   CU_add_test(s, "load_and_run", test_load_and_run);
   CU_add_test(s, "target_rate", test_target_rate);
   CU_add_test(s, "failures_counted", test_failures_counted);
+  CU_pSuite c = CU_add_suite("client_certs", certs_init, certs_clean);
+  CU_add_test(c, "cert_runs", test_client_cert_runs);
+  CU_add_test(c, "cert_refused", test_client_cert_refused);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }

@@ -30,6 +30,8 @@ typedef struct bk_config {
   int64_t timeout_ms;    /* per call, retries included */
   const char *token;     /* mica: bearer token; NULL = none */
   const char *tls_ca;    /* mica: TLS trusting this CA; NULL = plaintext */
+  const char *tls_cert;  /* mica: client certificate and key (together, */
+  const char *tls_key;   /* with tls_ca); NULL = none */
 } bk_config;
 
 typedef struct backend {

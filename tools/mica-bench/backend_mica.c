@@ -85,6 +85,8 @@ mica_err *bk_mica_open(const bk_config *cfg, backend *out) {
   if (cfg->timeout_ms > 0) o.deadline_ms = cfg->timeout_ms;
   o.token = cfg->token;
   o.tls_ca = cfg->tls_ca;
+  o.tls_cert = cfg->tls_cert;
+  o.tls_key = cfg->tls_key;
   mica_client *c = NULL;
   int rc = mica_open(cfg->address, &o, &c);
   if (rc != MICA_OK) return mica_fail(rc, "open");

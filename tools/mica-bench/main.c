@@ -102,6 +102,8 @@ typedef struct config {
   const char *address;
   const char *token; /* --token or $MICA_TOKEN (mica backend) */
   const char *tls_ca; /* --ca or $MICA_CA (mica backend); NULL = plaintext */
+  const char *tls_cert; /* --cert/--key or $MICA_CERT/$MICA_KEY: a client */
+  const char *tls_key;  /* certificate (mica backend, with --ca) */
   const char *table;
   uint64_t records;
   uint64_t ops;
@@ -142,6 +144,8 @@ static void usage(FILE *f) {
           "  --master HOST:PORT  Mica master (default $MICA_MASTER, else %s)\n"
           "  --token TOKEN       Mica bearer token (default $MICA_TOKEN)\n"
           "  --ca PATH           Mica over TLS, trusting this CA (default $MICA_CA)\n"
+          "  --cert PATH, --key PATH  Mica TLS client certificate and its key, together\n"
+          "                      and with --ca (default $MICA_CERT, $MICA_KEY)\n"
           "  --etcd HOST:PORT    etcd server; implies --backend etcd\n"
           "  --postgres CONNINFO PostgreSQL, a libpq connection string or URI; implies\n"
           "                      --backend postgres; one connection per thread, the\n"
@@ -211,7 +215,8 @@ static double parse_double(const char *flag, const char *v) {
 static const char *const value_flags[] = {
     "--workload", "--backend", "--master", "--etcd", "--postgres", "--table", "--records", "--ops",
     "--duration", "--threads", "--target", "--fields", "--field-length", "--max-scan",
-    "--tablets", "--timeout", "--seed", "--json", "--token", "--ca"};
+    "--tablets", "--timeout", "--seed", "--json", "--token", "--ca",
+    "--cert", "--key"};
 
 static bool value_flag(const char *name) {
   for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
@@ -229,6 +234,9 @@ static void parse_args(int argc, char **argv, config *c) {
   if (env_token && *env_token) c->token = env_token;
   const char *env_ca = getenv("MICA_CA");
   if (env_ca && *env_ca) c->tls_ca = env_ca;
+  const char *env_cert = getenv("MICA_CERT"), *env_key = getenv("MICA_KEY");
+  if (env_cert && *env_cert) c->tls_cert = env_cert;
+  if (env_key && *env_key) c->tls_key = env_key;
   const char *etcd = NULL, *postgres = NULL;
   bool have_phase = false;
   for (int i = 1; i < argc; i++) {
@@ -276,6 +284,10 @@ static void parse_args(int argc, char **argv, config *c) {
       c->token = v;
     } else if (strcmp(name, "--ca") == 0) {
       c->tls_ca = v;
+    } else if (strcmp(name, "--cert") == 0) {
+      c->tls_cert = v;
+    } else if (strcmp(name, "--key") == 0) {
+      c->tls_key = v;
     } else if (strcmp(name, "--etcd") == 0) {
       etcd = v;
     } else if (strcmp(name, "--postgres") == 0) {
@@ -325,6 +337,11 @@ static void parse_args(int argc, char **argv, config *c) {
   } else if (strcmp(c->backend, "postgres") == 0) {
     usage_error("--backend postgres needs --postgres CONNINFO");
   }
+  bool mica = strcmp(c->backend, "mica") == 0;
+  if (mica && (c->tls_cert != NULL) != (c->tls_key != NULL))
+    usage_error("--cert and --key go together (a client certificate and its key)");
+  if (mica && c->tls_cert && !c->tls_ca)
+    usage_error("--cert and --key need --ca (the CA the servers' certificates chain to)");
   if (c->load) c->ops = c->records;
   if (c->ops == 0 && c->duration_s <= 0) usage_error("--ops 0 needs --duration");
   if ((uint64_t)c->fields * c->field_len > MICA_MAX_VALUE)
@@ -699,7 +716,8 @@ int main(int argc, char **argv) {
   run *r = xcalloc(1, sizeof *r);
   r->c = &c;
   bk_config bc = {.address = c.address, .table = c.table, .timeout_ms = c.timeout_ms,
-                  .token = c.token, .tls_ca = c.tls_ca};
+                  .token = c.token, .tls_ca = c.tls_ca,
+                  .tls_cert = c.tls_cert, .tls_key = c.tls_key};
   mica_err *e = bk_open(c.backend, &bc, &r->bk);
   if (e) {
     fprintf(stderr, "mica-bench: %s %s: %s\n", c.backend, c.address, err_msg(e));
