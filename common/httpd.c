@@ -198,7 +198,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   size_t n = strlen(line);
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
     line[--n] = '\0';
-  snprintf(t_last_log, sizeof(t_last_log), "%s", line);
+  /* Kept whole up to the buffer; a longer line is cut, not overrun. */
+  size_t keep = n < sizeof(t_last_log) - 1 ? n : sizeof(t_last_log) - 1;
+  memcpy(t_last_log, line, keep);
+  t_last_log[keep] = '\0';
   LOG_D("http: %s", line);
 }
 
