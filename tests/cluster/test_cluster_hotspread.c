@@ -194,10 +194,13 @@ static void test_split_and_spread(void) {
       spread_ms = cl_now_ms() - t0;
     if (max == 0 || ratio > 1.25) spread_ms = 0;
     if (spread_ms != 0 && cl_now_ms() - t0 > spread_ms + 3000) break;
-    int p3[3];
-    size_t nt = tablets_per_server(p3);
-    fprintf(stderr, "  %5" PRIu64 " ms: busiest/mean %.2f, %zu tablets "
-            "(%d/%d/%d)\n", cl_now_ms() - t0, ratio, nt, p3[0], p3[1], p3[2]);
+    if ((cl_now_ms() - t0) % 2000 < 500) { /* a timeline, every ~2 s */
+      int p3[3];
+      size_t nt = tablets_per_server(p3);
+      fprintf(stderr, "  %5" PRIu64 " ms: busiest/mean %.2f, %zu tablets "
+              "(%d/%d/%d)\n", cl_now_ms() - t0, ratio, nt, p3[0], p3[1],
+              p3[2]);
+    }
   }
   int per[3];
   size_t serving = tablets_per_server(per);
