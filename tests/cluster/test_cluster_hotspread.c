@@ -2,7 +2,7 @@
  * together, end to end (docs/hotspots.md, "Split and spread together").
  *
  * One master and three tablet servers on loopback; a table of one tablet
- * (1000 keys) on one server; load split on at 300 ops/s over a 2 s window,
+ * (1000 keys) on one server; load split on at 200 ops/s over a 2 s window,
  * the balancer in auto. Paced writers put 90% of their keys on
  * k000400..k000599 and 10% anywhere, about 1600 keys/s: enough that the
  * hot range must be split three levels deep before its pieces fall below
@@ -248,7 +248,7 @@ static void test_split_and_spread(void) {
 static int suite_init(void) {
   static const char *const margs[] = {
       "--merge", "off", "--balancer", "auto", "--load-split", "on",
-      "--load-split-ops", "300", "--load-split-window-ms", "2000",
+      "--load-split-ops", "200", "--load-split-window-ms", "2000",
       "--balance-min-rate", "10", "--balance-settle-ms", "1000",
       "--balance-window-ms", "30000", NULL};
   cl_options o;
