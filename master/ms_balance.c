@@ -99,6 +99,8 @@ static double tab_rate(const ms *m, const ms_tab *t) {
   return r;
 }
 
+double ms_tab_rate(const ms *m, const ms_tab *t) { return tab_rate(m, t); }
+
 static bool movable(ms *m, const ms_tab *t, uint64_t now) {
   if (t->state != MS_SERVING || t->action != 0 || t->moving ||
       t->retry_at > now)

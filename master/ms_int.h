@@ -75,7 +75,8 @@ typedef struct ms_tab {
                           * load split; 0 = never */
   bool load_split;       /* a daughter of a load split */
   uint64_t moved_at;     /* last balancer move started, 0 = never */
-  uint64_t rate_at;      /* last move of any kind started (ms_start_move) */
+  uint64_t rate_at;      /* last move of any kind started (ms_start_move),
+                            or born of a load split (ms_note_load_split) */
   double rate_at_move;   /* its reads+writes/s then (ms_balance.c) */
 } ms_tab;
 
@@ -264,6 +265,10 @@ uint64_t ms_least_loaded(ms *m, uint64_t exclude);
 /* Logs the start of a move of serving `t` to live `target` and queues the
  * close on its current server. */
 mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why);
+/* A tablet's reads+writes/s as the balancer counts it: the last reported
+ * rate, or the rate held after a move or a load split while its server's
+ * average climbs from 0 (ms_balance.c). */
+double ms_tab_rate(const ms *m, const ms_tab *t);
 /* Logs the start of merging adjacent serving `a` and `b` and queues both
  * closes. */
 mica_err *ms_start_merge(ms *m, ms_tab *a, ms_tab *b, const char *why);

@@ -89,6 +89,14 @@ void ms_note_load_split(ms *m, uint64_t left, uint64_t right, uint64_t now) {
   if (l != NULL && r != NULL) {
     l->load_split = r->load_split = true;
     l->hot_at = r->hot_at = now;
+    /* The daughters are new tablets to their server, whose rates climb
+     * from 0 over ~5 s: until then the balancer counts each at half the
+     * parent's (the split key halves the sampled load), as it holds a
+     * moved tablet's rate, so it parts them at once and does not see the
+     * parent's server as idle. */
+    ms_tab *p = ms_find_tab(m, l->src[0]);
+    l->rate_at = r->rate_at = now;
+    l->rate_at_move = r->rate_at_move = p ? ms_tab_rate(m, p) / 2 : 0;
     buf b = BUF_INIT;
     bool cut = r->start.len > 48;
     slice_escape(slice_make(r->start.data, cut ? 48 : r->start.len), &b);

@@ -360,8 +360,7 @@ mica_err *ms_start_move(ms *m, ms_tab *t, uint64_t target, const char *why) {
   if (err) return err;
   ms_queue_action(m, MS_ACT_CLOSE, t, m->now);
   t->rate_at = m->now;
-  t->rate_at_move = t->have_stats ? t->stats.read_rate + t->stats.write_rate
-                                  : 0;
+  t->rate_at_move = ms_tab_rate(m, t); /* a rate still held is kept */
   ms_event_add(m, "move", t->id, target, "tablet %" PRIu64 " moving from "
                "server %" PRIu64 " to %" PRIu64 ": %s", t->id, from, target,
                why);

@@ -14,7 +14,11 @@
  *   one-tablet  the hot range is one tablet (what moves alone cannot
  *               spread: a load split's job);
  *   six-tablets the hot range pre-split into six tablets (what a load
- *               split leaves: daughters on their parent's server).
+ *               split leaves: daughters on their parent's server);
+ *   load-split  the hot range is one tablet, and load-based split is on
+ *               along with the balancer (off: both off), at OPS ops/s over
+ *               WINDOW_MS (arguments 4 and 5; defaults 3000 and 10000,
+ *               the master's own): split and spread together.
  * Every 2 s it prints the busiest server's load over the mean (the rates
  * the master's heartbeats carry) and the client throughput; at the end
  * the time until the ratio stays within 1.25, the moves made, the median
@@ -176,13 +180,42 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Scenario "load-split": load-based split's thresholds (NULL: the
+ * other scenarios, load split off). */
+static const char *g_ls_ops, *g_ls_window;
+
+/* Load-split events since the start: how many, and the first's wall ms. */
+static size_t load_splits(uint64_t *first) {
+  rpc_list_events_request q = {0};
+  void *m = NULL;
+  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &m);
+  if (e) die("ListEvents", e);
+  const rpc_list_events_response *r = m;
+  size_t n = 0;
+  *first = 0;
+  for (size_t i = 0; i < r->n_events; i++) {
+    if (strcmp(r->events[i].kind, "load_split") != 0) continue;
+    n++;
+    if (*first == 0 || r->events[i].time_ms < *first)
+      *first = r->events[i].time_ms;
+  }
+  rpc_msg_free(m);
+  return n;
+}
+
 static void run(bool split_hot, bool balance, int seconds, int threads) {
   cl_options o;
   cl_options_init(&o);
   o.heartbeat_ms = 500;
   o.lease_ms = 5000;
-  static const char *const margs[] = {"--merge", "off", "--balancer", "off",
-                                      NULL};
+  /* Load split is on only with the balancer in "load-split"; the hot
+   * tablet (100 keys) takes too few of the preload's puts to be hot. */
+  bool ls = g_ls_ops != NULL && balance;
+  const char *margs[] = {"--merge", "off", "--balancer", "off",
+                         "--load-split", ls ? "on" : "off",
+                         "--load-split-ops", ls ? g_ls_ops : "3000",
+                         "--load-split-window-ms",
+                         ls ? g_ls_window : "10000", NULL};
   o.master_args = margs;
   mica_err *e = cl_start(&o, &g_c);
   if (e) die("starting the cluster", e);
@@ -255,8 +288,14 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
     w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
     pthread_create(&w[i].th, NULL, work, &w[i]);
   }
-  printf("\n%s, balancer %s:\n  t(s)  busiest/mean  ops/s\n",
-         split_hot ? "six-tablets" : "one-tablet", balance ? "auto" : "off");
+  if (g_ls_ops != NULL)
+    printf("\nload-split (%s ops/s over %s ms), load split and balancer "
+           "%s:\n  t(s)  busiest/mean  ops/s\n", g_ls_ops, g_ls_window,
+           balance ? "on" : "off");
+  else
+    printf("\n%s, balancer %s:\n  t(s)  busiest/mean  ops/s\n",
+           split_hot ? "six-tablets" : "one-tablet",
+           balance ? "auto" : "off");
   double rates[512];
   int nr = 0;
   uint64_t last_ops = 0, within_since = 0;
@@ -290,6 +329,13 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
     snprintf(first, sizeof(first), "%.1f s",
              ((double)fm - (double)wall0) / 1000);
   printf("  first balancer move after %s\n", first);
+  uint64_t fs = 0;
+  size_t nls = load_splits(&fs);
+  if (fs)
+    printf("  load splits %zu, the first after %.1f s\n", nls,
+           ((double)fs - (double)wall0) / 1000);
+  else
+    printf("  load splits 0\n");
   printf("  summary: final busiest/mean %.2f; within 1.25x from %s; "
          "balancer moves %zu; median %.0f ops/s; %" PRIu64 " errors; "
          "tablet servers %.1f us CPU/op (%.0f ms in %.1f s)\n", ratio,
@@ -415,8 +461,15 @@ int main(int argc, char **argv) {
             "\n");
     return 2;
   }
-  /* Optional third argument: only "one-tablet" or "six-tablets". */
+  /* Optional third argument: only "one-tablet" or "six-tablets", or
+   * "load-split" [OPS [WINDOW_MS]]. */
   const char *only = argc > 3 ? argv[3] : NULL;
+  if (only && strcmp(only, "load-split") == 0) {
+    g_ls_ops = argc > 4 ? argv[4] : "3000";
+    g_ls_window = argc > 5 ? argv[5] : "10000";
+    for (int on = 0; on < 2; on++) run(false, on, seconds, threads);
+    return 0;
+  }
   for (int split = 0; split < 2; split++) {
     if (only && strcmp(only, split ? "six-tablets" : "one-tablet") != 0)
       continue;

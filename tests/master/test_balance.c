@@ -226,6 +226,53 @@ static void test_split_daughters(void) {
   sim_free(&c);
 }
 
+/* Daughters of a load split report 0 ops/s at first (their server's
+ * average starts from 0): the balancer counts each at half the parent's
+ * rate and parts them at once, instead of seeing an idle server. Without
+ * ms_note_load_split (a size split) they stay together until their rates
+ * show. */
+static void daughters_of_new_split(bool for_load) {
+  sim c;
+  three_servers(&c, 3);
+  uint64_t hot = on_server(&c, 0, 0);
+  g_rate[hot] = 600;
+  run(&c, 10);
+  ms_tablet p;
+  TU_OK(ms_get_tablet(c.m, hot, &p));
+  ms_ref ref = {p.tablet_id, p.range_epoch, p.assign_epoch};
+  ms_tablet_list d = {0};
+  buf mid = BUF_INIT;
+  buf_append_slice(&mid, buf_slice(&p.start_key));
+  buf_push(&mid, 1);
+  TU_OK(ms_handle_split(c.m, c.s[0].id, ref, buf_slice(&mid), c.now, &d));
+  buf_free(&mid);
+  CU_ASSERT_EQUAL_FATAL(d.n, 2);
+  if (for_load)
+    ms_note_load_split(c.m, d.v[0].tablet_id, d.v[1].tablet_id, c.now);
+  c.s[0].n = 0;
+  for (int i = 0; i < 2; i++)
+    c.s[0].served[c.s[0].n++].ref =
+        (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch, d.v[i].assign_epoch};
+  run(&c, 2); /* g_rate of the daughters: 0 */
+  CU_ASSERT_EQUAL(count_events(&c, "move", "daughters of split tablet"),
+                  for_load ? 1 : 0);
+  ms_tablet a, b;
+  TU_OK(ms_get_tablet(c.m, d.v[0].tablet_id, &a));
+  TU_OK(ms_get_tablet(c.m, d.v[1].tablet_id, &b));
+  CU_ASSERT_EQUAL(a.server_id != b.server_id, for_load);
+  ms_tablet_clear(&a);
+  ms_tablet_clear(&b);
+  ms_tablet_clear(&p);
+  ms_tablet_list_free(&d);
+  sim_check(&c);
+  sim_free(&c);
+}
+
+static void test_load_split_daughters_at_once(void) {
+  daughters_of_new_split(true);
+  daughters_of_new_split(false);
+}
+
 /* No move ever targets a draining or a hot server. */
 static void test_targets(void) {
   sim c;
@@ -499,6 +546,7 @@ static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"load_spread", test_load_spread},
       {"split_daughters", test_split_daughters},
+      {"load_split_daughters_at_once", test_load_split_daughters_at_once},
       {"band", test_band},
       {"window", test_window},
       {"targets", test_targets},
