@@ -80,7 +80,7 @@ static void three_servers(sim *c, int tablets) {
   TU_OK(ms_configure(c->m, NULL, &off, NULL, NULL));
   for (int i = 0; i < 3; i++) sim_start_server(c, i);
   slice keys[64];
-  char kb[64][8];
+  char kb[64][16];
   for (int i = 0; i + 1 < tablets; i++) {
     snprintf(kb[i], sizeof(kb[i]), "k%02d", i);
     keys[i] = slice_from_str(kb[i]);
