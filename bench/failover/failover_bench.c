@@ -394,7 +394,7 @@ int main(int argc, char **argv) {
   o.backoff_initial_ms = 10;
   o.backoff_max_ms = 50;
   die_rc("open", mica_open(g_spec, &o, &adm));
-  char sk[MAX_WRITERS][8];
+  char sk[MAX_WRITERS][16];
   mica_key splits[MAX_WRITERS];
   for (int w = 1; w < g_writers; w++) {
     snprintf(sk[w], sizeof sk[w], "k%d", w);

@@ -499,7 +499,7 @@ static void test_cert_identities(void) {
 /* Puts <g_certs>/<from>.pem and .key at <dir>/me.pem and .key, each by a
  * rename of a complete file, key first (as docs/security.md says). */
 static void place_cert(const char *dir, const char *from) {
-  char cmd[4000];
+  char cmd[16384]; /* ten paths of at most about 1.1 KB each */
   snprintf(cmd, sizeof cmd,
            "cp '%s/%s.key' '%s/me.key.tmp' && mv '%s/me.key.tmp' '%s/me.key' && "
            "cp '%s/%s.pem' '%s/me.pem.tmp' && mv '%s/me.pem.tmp' '%s/me.pem'",
