@@ -201,7 +201,7 @@ static int reload_init(void) { return certs_init(); }
 /* Copies `from` to `to` through a temporary file renamed into place (how
  * certificates are meant to be replaced). */
 static void replace_file(const char *from, const char *to) {
-  char cmd[3500];
+  char cmd[8192]; /* four paths of at most about 1.2 KB each */
   snprintf(cmd, sizeof cmd, "cp '%s' '%s.new' && mv '%s.new' '%s'", from, to,
            to, to);
   CU_ASSERT_EQUAL(system(cmd), 0);
