@@ -186,6 +186,9 @@ static void test_kill_active_master_under_load(void) {
   void *v = NULL;
   size_t vl = 0;
   int rc = mica_get(cold, "t", "k0-0000000", 10, &v, &vl);
+  if (rc != MICA_OK)
+    fprintf(stderr, "cold get after the failover: %s: %s\n",
+            mica_code_name(rc), mica_errmsg());
   CU_ASSERT_EQUAL(rc, MICA_OK);
   CU_ASSERT(rc == MICA_OK && vl == 4 && memcmp(v, "v0-0", 4) == 0);
   mica_free(v);
