@@ -362,12 +362,15 @@ int mica_multi_get(mica_client *c, const char *table, const mica_key *keys, size
     for (size_t i = 0; i < n; i++) {
       mcl_salt_key(slice_make(keys[i].data, keys[i].len), buckets, &one);
       skeys[i].len = one.len;
-      skeys[i].data = (const void *)(uintptr_t)sbuf.len; /* offset for now */
       buf_append_slice(&sbuf, buf_slice(&one));
     }
     buf_free(&one);
-    for (size_t i = 0; i < n; i++)
-      skeys[i].data = sbuf.data + (uintptr_t)skeys[i].data;
+    /* Pointers only once sbuf has stopped growing. */
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+      skeys[i].data = sbuf.data + off;
+      off += skeys[i].len;
+    }
     keys = skeys;
   }
 
