@@ -408,7 +408,9 @@ static void h_split(rpc_call *call, const void *req, void *ctx) {
   if (err == NULL) {
     rpc_channel *ch;
     err = msrv_channel(s, t.address, &ch);
-    if (err == NULL) {
+    uint64_t until = msrv_now(s) + (uint64_t)wait_budget_ms(s, call) * 1000;
+    while (err == NULL) {
+      uint64_t seen = progress_now(s);
       rpc_tablet_ref ref = {0};
       ref.tablet_id = t.tablet_id;
       ref.range_epoch = t.range_epoch;
@@ -424,11 +426,30 @@ static void h_split(rpc_call *call, const void *req, void *ctx) {
         err = err_wrap(err, "tablet server %" PRIu64 " (%s) did not answer "
                        "the split of tablet %" PRIu64, t.server_id,
                        t.address, t.tablet_id);
-      } else {
-        tr = (rpc_ts_split_tablet_response *)out;
-        err = rpc_status_err(tr->status);
-        msrv_note_fenced(s, err);
+        break;
       }
+      tr = (rpc_ts_split_tablet_response *)out;
+      err = rpc_status_err(tr->status);
+      msrv_note_fenced(s, err);
+      if (err == NULL || err_code(err) != MICA_LEASE_EXPIRED) break;
+      /* The server is between leases and refused before touching the
+       * tablet: this master has just started or taken over and the
+       * server's first heartbeat to it is on its way (docs/ha.md, "An
+       * operator split right after a failover"). The split waits for the
+       * renewal, as a move waits for its open. */
+      mica_err *over = wait_over(s, call, until, "waiting for a lease");
+      if (over != NULL) {
+        err_free(over);
+        err = err_wrap(err, "tablet %" PRIu64 " not split: its tablet server "
+                       "%" PRIu64 " (%s) did not renew its lease in time",
+                       t.tablet_id, t.server_id, t.address);
+        break;
+      }
+      err_free(err);
+      err = NULL;
+      rpc_msg_free(tr);
+      tr = NULL;
+      wait_progress(s, seen, 50);
     }
   }
   rpc_split_tablet_response resp = {0};
