@@ -59,6 +59,27 @@ static mica_err *check_value(slice v, const char *name) {
 
 /* ---- Get ---- */
 
+/* At debug level, which tablet answered a Get that found nothing: the
+ * server, the tablet's id, range and epochs, and the last write it has
+ * applied (0: none since it opened, with nothing replayed). A report of a
+ * stale read starts here: did the answering server hold the key's tablet
+ * under the epochs the client named, and had it seen any write? */
+static void log_miss(ts_server *s, const ts_tab *tt, slice key) {
+  buf k = BUF_INIT, lo = BUF_INIT, hi = BUF_INIT;
+  slice_escape(key, &k);
+  slice_escape(buf_slice(&tt->d.start_key), &lo);
+  slice_escape(buf_slice(&tt->d.end_key), &hi);
+  LOG_D("get: '%s' not found: server %" PRIu64 ", tablet %" PRIu64
+        " ['%s', '%s') range_epoch %" PRIu64 " assign_epoch %" PRIu64
+        ", last applied seq %" PRIu64,
+        (const char *)k.data, (uint64_t)atomic_load(&s->server_id),
+        tt->d.tablet_id, (const char *)lo.data, (const char *)hi.data,
+        tt->d.range_epoch, tt->d.assign_epoch, tab_last_seq(tt->t));
+  buf_free(&k);
+  buf_free(&lo);
+  buf_free(&hi);
+}
+
 static void h_get(rpc_call *call, const void *request, void *ctx) {
   ts_server *s = ctx;
   const rpc_get_request *req = (const rpc_get_request *)request;
@@ -81,6 +102,7 @@ static void h_get(rpc_call *call, const void *request, void *ctx) {
     } else if (err_code(e) == MICA_NOT_FOUND) {
       err_free(e);
       e = NULL;
+      if (log_get_level() <= LOG_DEBUG) log_miss(s, tt, key);
     }
     atomic_fetch_add(&tt->reads, 1);
     atomic_fetch_add(&tt->read_bytes, key.len + val.len);

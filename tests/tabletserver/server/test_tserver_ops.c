@@ -12,7 +12,8 @@
  * data of killed inputs replayed, inputs in either order, idempotent,
  * inputs routed to the result and never served again, non-neighbours and
  * too many sources refused, inputs still served here closed first, the
- * same open re-sent after a restart). */
+ * same open re-sent after a restart); at debug level, a Get that found
+ * nothing logs the tablet that answered. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -974,6 +975,40 @@ static void test_auto_split(void) {
   CU_ASSERT_EQUAL(tsh_stop(&p, SIGTERM), 0);
 }
 
+/* ---- at debug level, which tablet answered a Get that found nothing ---- */
+
+static void test_miss_logged(void) {
+  const char *dir = tu_tmpdir();
+  setenv("MICA_LOG_LEVEL", "debug", 1);
+  tsh_proc p;
+  mica_err *e = tsh_start(dir, NULL, &p);
+  unsetenv("MICA_LOG_LEVEL");
+  TU_OK(e);
+  tsh_ref r = {500, 3, 4};
+  TU_OK(tsh_open(p.ch, r, "k", "n"));
+  TU_OK(tsh_put(p.ch, r, S("k1"), S("v")));
+  buf v = BUF_INIT;
+  TU_ERR(tsh_get(p.ch, r, S("m\x01"), &v), MICA_NOT_FOUND);
+  TU_OK(tsh_get(p.ch, r, S("k1"), &v));
+  CU_ASSERT_EQUAL(tsh_stop(&p, SIGTERM), 0);
+  buf_free(&v);
+  char path[700];
+  snprintf(path, sizeof path, "%s/tserver.log", dir);
+  buf log = BUF_INIT;
+  TU_OK(env_read_file(env_posix(), path, 1 << 20, &log));
+  buf_push(&log, 0);
+  const char *want = "get: 'm\\x01' not found: server 0, tablet 500 "
+                     "['k', 'n') range_epoch 3 assign_epoch 4, last "
+                     "applied seq 1";
+  if (strstr((const char *)log.data, want) == NULL)
+    fprintf(stderr, "no line \"%s\" in:\n%s\n", want,
+            (const char *)log.data);
+  CU_ASSERT_PTR_NOT_NULL(strstr((const char *)log.data, want));
+  /* One line per miss: the found key logged none. */
+  CU_ASSERT_PTR_NULL(strstr((const char *)log.data, "get: 'k1'"));
+  buf_free(&log);
+}
+
 static const CU_TestInfo tests[] = {
     {"flags", test_flags},
     {"ops", test_ops},
@@ -983,6 +1018,7 @@ static const CU_TestInfo tests[] = {
     {"finish_split", test_finish_split},
     {"open_merged", test_open_merged},
     {"auto_split", test_auto_split},
+    {"miss_logged", test_miss_logged},
     CU_TEST_INFO_NULL};
 
 static void add_suites(void) {
