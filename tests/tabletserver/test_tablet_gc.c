@@ -280,7 +280,7 @@ static void *collect_main(void *arg) {
 static void test_two_collectors_at_once(void) {
   fixture f;
   setup(&f);
-  enum { PARENTS = 8, ROUNDS = 3 };
+  enum { PARENTS = 6, ROUNDS = 2 };
   uint64_t ids[PARENTS * ROUNDS];
   size_t n = 0;
   for (int round = 0; round < ROUNDS; round++) {
