@@ -103,7 +103,8 @@ mica_err *env_rename(env *e, const char *from, const char *to);
 mica_err *env_remove(env *e, const char *path); /* NOT_FOUND if absent */
 /* Creates `path` and missing parents; succeeds if it exists. */
 mica_err *env_mkdirs(env *e, const char *path);
-/* Removes `path` and everything under it; succeeds if it is absent. */
+/* Removes `path` and everything under it; succeeds if it is absent, also
+ * when it (or part of it) vanishes meanwhile (a concurrent remover). */
 mica_err *env_remove_tree(env *e, const char *path);
 /* Makes the directory's entries (creates, renames, removes) durable. */
 mica_err *env_sync_dir(env *e, const char *path);

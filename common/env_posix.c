@@ -281,7 +281,12 @@ static mica_err *px_remove_tree(env *e, const char *path) {
     return NULL;
   }
   DIR *d = opendir(path);
-  if (d == NULL) return px_err("opendir", path, errno);
+  if (d == NULL) {
+    /* Removed since the lstat (a concurrent remover, such as a second
+     * garbage collector): absent is success. */
+    if (errno == ENOENT) return NULL;
+    return px_err("opendir", path, errno);
+  }
   mica_err *err = NULL;
   struct dirent *de;
   size_t plen = strlen(path);

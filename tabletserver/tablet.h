@@ -226,7 +226,8 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
  * SSTables in the directories of split parents once no daughter reads
  * them, and then those directories. Safe to run at any time, from any
  * server, concurrently with tablets opening, writing, compacting and
- * splitting (docs/engine.md gives the argument). `removed` (may be NULL)
+ * splitting, and with other collections (docs/engine.md gives the
+ * argument). `removed` (may be NULL)
  * receives the number of files deleted. */
 mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
                               uint64_t *removed);

@@ -92,6 +92,14 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         char **files;
         size_t nfiles;
         err = env_list(e, dir, &files, &nfiles);
+        if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+          /* Another collector (a daughter's compaction on this server,
+           * or another server) removed it since our listing. */
+          err_free(err);
+          err = NULL;
+          free(dir);
+          continue;
+        }
         if (err != NULL) {
           free(dir);
           break;
@@ -127,7 +135,9 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         }
         env_free_names(files, nfiles);
         if (!still_used) {
-          /* Nothing references the retired tablet any more. */
+          /* Nothing references the retired tablet any more. A concurrent
+           * collector may be removing it too: a path that is already gone
+           * is no error (env_remove_tree). */
           err = env_remove_tree(e, dir);
           if (err == NULL && removed != NULL) (*removed)++;
         }

@@ -3,7 +3,8 @@
  * POSIX: every operation on real files in a temporary directory, the
  * errno-to-code mapping (missing files, existing files, a full device via
  * /dev/full), error messages that name the path, the advisory lock against
- * a forked process, and the clocks.
+ * a forked process, the clocks, and remove_tree racing a second remover
+ * of the same tree.
  *
  * Fault: the Nth call of each kind fails once or stickily and then
  * recovers, a full disk, and a simulated crash checked through the plain
@@ -812,6 +813,66 @@ static void test_map(void) {
   free(q);
 }
 
+/* Two removers of one tree at once (two garbage collectors finding the
+ * same retired tablet): "succeeds if it is absent" holds for both, also
+ * when a directory vanishes between one remover's look at it and its
+ * opening it. The removers walk the same entries in the same order, so
+ * with many small subdirectories each often finds one just removed. */
+typedef struct remover {
+  const char *path;
+  pthread_barrier_t *start;
+  int failures;
+} remover;
+
+enum { RT_ROUNDS = 20, RT_SUBDIRS = 40 };
+
+static void *remove_main(void *arg) {
+  remover *r = arg;
+  for (int i = 0; i < RT_ROUNDS; i++) {
+    pthread_barrier_wait(r->start);
+    mica_err *err = env_remove_tree(env_posix(), r->path);
+    if (err != NULL) {
+      if (r->failures++ == 0) fprintf(stderr, "\n  %s\n", err_msg(err));
+      err_free(err);
+    }
+    pthread_barrier_wait(r->start);
+  }
+  return NULL;
+}
+
+static void test_remove_tree_concurrent(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  char *t = path_in(dir, "tree");
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, 3);
+  remover r[2] = {{t, &start, 0}, {t, &start, 0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT_FATAL(pthread_create(&th[i], NULL, remove_main, &r[i]) == 0);
+  for (int i = 0; i < RT_ROUNDS; i++) {
+    for (int j = 0; j < RT_SUBDIRS; j++) {
+      char name[32];
+      snprintf(name, sizeof(name), "d%02d", j);
+      char *sub = path_in(t, name);
+      TU_OK(env_mkdirs(e, sub));
+      if (j % 4 == 0) {
+        char *f = path_in(sub, "f");
+        write_file(e, f, ENV_TRUNCATE, "x");
+        free(f);
+      }
+      free(sub);
+    }
+    pthread_barrier_wait(&start); /* both remove */
+    pthread_barrier_wait(&start); /* both done */
+    CU_ASSERT_FALSE(env_exists(e, t));
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  pthread_barrier_destroy(&start);
+  CU_ASSERT_EQUAL(r[0].failures + r[1].failures, 0);
+  free(t);
+}
+
 static CU_TestInfo posix_tests[] = {
     {"write, read, sizes, modes", test_write_read},
     {"large reads and writes", test_large_io},
@@ -819,6 +880,7 @@ static CU_TestInfo posix_tests[] = {
     {"full device", test_disk_full_posix},
     {"free space", test_free_space},
     {"directories, list, rename, remove", test_dirs},
+    {"remove_tree racing another remover", test_remove_tree_concurrent},
     {"read_file and write_file_atomic", test_whole_files},
     {"lock against another process", test_lock},
     {"clocks", test_clocks},
