@@ -736,7 +736,11 @@ static void dispatch(rpc_call *c) {
   }
   if (m->server_streaming) {
     close_own_batch(c);
-    if (stream_admit(c))
+    if (!stream_admit(c))
+      return;
+    if (c->h->flags & RPC_INLINE)
+      c->h->fn(c, c->request, c->h->ctx);
+    else
       pool_submit(&c->srv->stream, c, c->h->fn, c->h->ctx);
   } else if (c->h->flags & RPC_OFFLOAD) {
     close_own_batch(c);
