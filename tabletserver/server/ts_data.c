@@ -39,6 +39,8 @@
 
 static mica_err *check_key(slice key, const char *what, size_t index,
                            bool indexed) {
+  if (key.len > 0 && key.len <= MICA_MAX_KEY) return NULL;
+  /* Named only when wrong: formatting costs more than the check. */
   char name[64];
   if (indexed)
     snprintf(name, sizeof name, what, index);
