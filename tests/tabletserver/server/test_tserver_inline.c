@@ -8,7 +8,9 @@
  *   - a slow reader (this program re-executed with --slow-reader, its own
  *     process, so that nothing in it reads its socket) has 48 Gets of
  *     1 MiB values answered and unread: 48 MiB, far more than the socket
- *     buffers hold, so the server holds most of those answers for it;
+ *     buffers hold, so the server holds most of those answers for it; and
+ *     8 short Scans (100 rows, answered inline) whose first 1 MiB chunk
+ *     waits for it;
  *   - and four writer threads keep durable 2 MiB Batches in the group
  *     commit (offloaded: each waits for its fdatasync on a worker);
  * this process's Gets of small values must each be answered within their
@@ -17,7 +19,7 @@
  * /metrics must show that it had already answered the slow reader's Gets
  * (so the check is not vacuous), and afterwards the slow reader must
  * receive every one of its answers intact: holding them cost it nothing
- * but memory. */
+ * but memory, and every scan must come whole. */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,6 +40,8 @@
 #define SMALL_KEYS 200
 #define WRITERS 4
 #define WRITE_LEN ((size_t)2 << 20)
+#define SCANS 8
+#define SCAN_ROWS 100 /* the 48 big rows, then small ones */
 
 static const tsh_ref REF = {1, 1, 1};
 
@@ -80,6 +84,15 @@ static int slow_reader_main(char **argv) {
     e = rpc_async_start(a, ch, &rpc_m_ts_get, &reqs[i], 120000,
                         (void *)(intptr_t)i);
   }
+  /* Short scans too (answered inline): their first chunk, one 1 MiB row,
+   * is sent by the polling thread and then waits for this reader. */
+  rpc_stream *scans[SCANS] = {0};
+  rpc_scan_request sreq = {0};
+  sreq.tablet = &ref;
+  sreq.start_key = slice_make("big", 3);
+  sreq.limit = SCAN_ROWS;
+  for (int i = 0; e == NULL && i < SCANS; i++)
+    e = rpc_stream_open(ch, &rpc_m_ts_scan, &sreq, 120000, &scans[i]);
   if (e != NULL) {
     fprintf(stderr, "slow reader: %s\n", err_msg(e));
     return 1;
@@ -104,10 +117,28 @@ static int slow_reader_main(char **argv) {
     rpc_msg_free(resp);
   }
   free(want);
+  int scans_whole = 0;
+  for (int i = 0; i < SCANS; i++) {
+    size_t rows = 0;
+    void *m = NULL;
+    while ((e = rpc_stream_next(scans[i], &m)) == NULL && m != NULL) {
+      rpc_scan_chunk *c = m;
+      if (c->status != NULL && c->status->code != MICA_OK)
+        fprintf(stderr, "slow reader: scan %d: %s\n", i, c->status->message);
+      rows += c->n_rows;
+      rpc_msg_free(m);
+    }
+    if (e != NULL) {
+      fprintf(stderr, "slow reader: scan %d: %s\n", i, err_msg(e));
+      err_free(e);
+    }
+    scans_whole += rows == SCAN_ROWS;
+    rpc_stream_free(scans[i]);
+  }
   rpc_async_free(a);
   rpc_channel_free(ch);
-  printf("answers %d\n", good);
-  return good == BIG_KEYS ? 0 : 1;
+  printf("answers %d, whole scans %d\n", good, scans_whole);
+  return good == BIG_KEYS && scans_whole == SCANS ? 0 : 1;
 }
 
 /* ---- this process ---- */
@@ -144,7 +175,7 @@ typedef struct writer {
   rpc_channel *ch;
   int id;
   atomic_bool *stop;
-  int done;
+  atomic_int done;
   mica_err *err;
 } writer;
 
@@ -153,10 +184,10 @@ static void *writer_main(void *arg) {
   uint8_t *val = value_of('W', WRITE_LEN);
   while (w->err == NULL && !atomic_load(w->stop)) {
     char key[32];
-    snprintf(key, sizeof key, "write%02d-%06d", w->id, w->done);
+    snprintf(key, sizeof key, "write%02d-%06d", w->id, atomic_load(&w->done));
     w->err = tsh_put(w->ch, REF, slice_make(key, strlen(key)),
                      slice_make(val, WRITE_LEN));
-    w->done++;
+    atomic_fetch_add(&w->done, 1);
   }
   free(val);
   return NULL;
@@ -221,6 +252,15 @@ static void test_slow_reader_and_writes(void) {
     w[i] = (writer){.ch = wch, .id = i, .stop = &stop};
     CU_ASSERT_FATAL(pthread_create(&th[i], NULL, writer_main, &w[i]) == 0);
   }
+  /* Every writer through one write, so the Gets below overlap the
+   * writes that follow. */
+  t0 = env_now_micros(env_posix());
+  for (;;) {
+    int n = 0;
+    for (int i = 0; i < WRITERS; i++) n += atomic_load(&w[i].done) > 0;
+    if (n == WRITERS || env_now_micros(env_posix()) - t0 > 60000000) break;
+    env_sleep_micros(env_posix(), 10000);
+  }
   /* Gets of small values on this channel, each within its deadline,
    * while the slow reader holds 48 MiB of answers and the writers write. */
   int got = 0;
@@ -247,7 +287,7 @@ static void test_slow_reader_and_writes(void) {
     pthread_join(th[i], NULL);
     TU_OK(w[i].err);
     w[i].err = NULL;
-    writes += w[i].done;
+    writes += atomic_load(&w[i].done);
   }
   CU_ASSERT(writes >= WRITERS);
   rpc_channel_free(wch);
