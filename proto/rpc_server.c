@@ -1,13 +1,23 @@
 /* rpc_server: the server half of the RPC module (contract in rpc.h).
  *
- * Each polling thread owns one completion queue registered with the gRPC
- * server. Every handler's method is registered with the gRPC server
+ * Polling threads share completion queues registered with the gRPC server,
+ * up to RPC_THREADS_PER_CQ threads per queue (so one queue for the two
+ * threads of a 2-core machine): whichever thread polled the socket takes
+ * the completion it produced, instead of waking the thread that owns the
+ * call's queue, and two threads serving one connection do not fight over
+ * its transport's lock (which made gRPC hand the rest of the work to its
+ * executor thread: one more wake-up per call). Sharing is bounded because
+ * one queue's lock is taken for every completion; more than 2 threads per
+ * queue were not measured (docs/benchmarks.md, "A cheaper request path").
+ *
+ * Every handler's method is registered with the gRPC server
  * (grpc_server_register_method) so that its request message arrives with
- * the call itself, and each queue keeps RPC_REQUESTS_PER_METHOD unmatched
- * grpc_server_request_registered_call slots per method, plus
- * RPC_REQUESTS_UNKNOWN grpc_server_request_call slots that only calls of
- * unregistered paths reach (to be told UNIMPLEMENTED). When a slot is
- * matched it is replaced at once, so new calls never wait for a handler.
+ * the call itself. Each polling thread posts RPC_REQUESTS_PER_METHOD
+ * unmatched grpc_server_request_registered_call slots per method on its
+ * queue, plus RPC_REQUESTS_UNKNOWN grpc_server_request_call slots that
+ * only calls of unregistered paths reach (to be told UNIMPLEMENTED). When
+ * a slot is matched it is replaced at once, so new calls never wait for a
+ * handler.
  *
  * A call's life, all of it driven by completion tags on its poller's queue:
  *   matched, with its request message -> decode -> handler (inline on this
@@ -92,6 +102,7 @@
 
 #define RPC_REQUESTS_PER_METHOD 16 /* per method and completion queue */
 #define RPC_REQUESTS_UNKNOWN 4     /* generic slots per queue */
+#define RPC_THREADS_PER_CQ 4       /* polling threads sharing one queue */
 #define RPC_DEFAULT_MAX_WORKERS 256
 #define RPC_DEFAULT_STREAM_WORKERS 64
 #define RPC_DEFAULT_MAX_STREAMS 1024
@@ -114,6 +125,7 @@ typedef struct pool {
 typedef struct poller {
   rpc_server *srv;
   grpc_completion_queue *cq;
+  bool owns_cq; /* created it (shut down and destroyed with this poller) */
   pthread_t thread;
 } poller;
 
@@ -902,7 +914,12 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->pollers = xcalloc((size_t)s->npollers, sizeof *s->pollers);
   for (int i = 0; i < s->npollers; i++) {
     s->pollers[i].srv = s;
+    if (i % RPC_THREADS_PER_CQ != 0) {
+      s->pollers[i].cq = s->pollers[i - i % RPC_THREADS_PER_CQ].cq;
+      continue;
+    }
     s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    s->pollers[i].owns_cq = true;
     grpc_server_register_completion_queue(s->gs, s->pollers[i].cq, NULL);
   }
   grpc_server_credentials *creds = NULL;
@@ -1024,11 +1041,12 @@ void rpc_server_free(rpc_server *s) {
     }
   }
   for (int i = 0; i < s->npollers; i++)
-    grpc_completion_queue_shutdown(s->pollers[i].cq);
+    if (s->pollers[i].owns_cq)
+      grpc_completion_queue_shutdown(s->pollers[i].cq);
   for (int i = 0; i < s->npollers; i++) {
     if (s->started) {
       pthread_join(s->pollers[i].thread, NULL);
-    } else {
+    } else if (s->pollers[i].owns_cq) {
       while (grpc_completion_queue_next(s->pollers[i].cq,
                                         gpr_inf_future(GPR_CLOCK_MONOTONIC),
                                         NULL)
@@ -1049,7 +1067,8 @@ void rpc_server_free(rpc_server *s) {
   grpc_server_destroy(s->gs);
   rpc_tls_state_free(s->tls);
   for (int i = 0; i < s->npollers; i++)
-    grpc_completion_queue_destroy(s->pollers[i].cq);
+    if (s->pollers[i].owns_cq)
+      grpc_completion_queue_destroy(s->pollers[i].cq);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->smu);
