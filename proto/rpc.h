@@ -12,8 +12,10 @@
  *
  * Server. rpc_server_new() binds the listen address (port 0 lets the kernel
  * pick; rpc_server_port() tells which), rpc_server_register() adds handlers,
- * rpc_server_start() starts N polling threads, each with its own completion
- * queue. A request is dispatched by method path; a request that does not
+ * rpc_server_start() starts N polling threads, which share completion
+ * queues (up to four threads per queue). A request is dispatched by method
+ * path, registered with gRPC so that it arrives with its call; a request
+ * that does not
  * decode is answered INVALID_ARGUMENT and an unknown path UNIMPLEMENTED
  * without reaching a handler. A handler receives an rpc_call and the decoded
  * request and must end the call exactly once, from any thread, at any later
