@@ -15,9 +15,8 @@
  * rpc_server_start() starts N polling threads, which share completion
  * queues (up to four threads per queue). A request is dispatched by method
  * path, registered with gRPC so that it arrives with its call; a request
- * that does not
- * decode is answered INVALID_ARGUMENT and an unknown path UNIMPLEMENTED
- * without reaching a handler. A handler receives an rpc_call and the decoded
+ * that does not decode is answered INVALID_ARGUMENT and an unknown path
+ * UNIMPLEMENTED without reaching a handler. A handler receives an rpc_call and the decoded
  * request and must end the call exactly once, from any thread, at any later
  * time: rpc_call_reply() (unary) or rpc_call_finish() (stream end, or any
  * error). A unary handler runs on a polling thread unless registered with
