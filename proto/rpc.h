@@ -12,10 +12,11 @@
  *
  * Server. rpc_server_new() binds the listen address (port 0 lets the kernel
  * pick; rpc_server_port() tells which), rpc_server_register() adds handlers,
- * rpc_server_start() starts N polling threads, each with its own completion
- * queue. A request is dispatched by method path; a request that does not
- * decode is answered INVALID_ARGUMENT and an unknown path UNIMPLEMENTED
- * without reaching a handler. A handler receives an rpc_call and the decoded
+ * rpc_server_start() starts N polling threads, which share completion
+ * queues (up to four threads per queue). A request is dispatched by method
+ * path, registered with gRPC so that it arrives with its call; a request
+ * that does not decode is answered INVALID_ARGUMENT and an unknown path
+ * UNIMPLEMENTED without reaching a handler. A handler receives an rpc_call and the decoded
  * request and must end the call exactly once, from any thread, at any later
  * time: rpc_call_reply() (unary) or rpc_call_finish() (stream end, or any
  * error). A unary handler runs on a polling thread unless registered with
@@ -23,7 +24,8 @@
  * from another thread (group commit), or hand the rest of its work to a
  * worker thread with rpc_call_offload(). Offloaded unary handlers and
  * streams run on two separate pools, so no number of streams can delay a
- * write or an admin call.
+ * write or an admin call. A streaming handler registered RPC_INLINE starts
+ * on the polling thread, to answer a short stream there.
  *
  * Streams. A streaming handler runs on the stream pool, keeps its progress
  * in a struct of its own, produces one chunk and hands it over with
@@ -308,13 +310,19 @@ enum {
   /* Run a unary handler on a worker thread instead of a polling thread:
    * for handlers that may block (disk reads, locks held long). */
   RPC_OFFLOAD = 1u << 0,
+  /* Run a streaming handler on the polling thread instead of the stream
+   * pool: for handlers that can tell at once whether the whole stream is
+   * one short chunk (answer it there: no hand-off) or not (pass the call
+   * to the stream pool with rpc_call_offload()). Continuations after
+   * rpc_call_send_then always run on the stream pool. */
+  RPC_INLINE = 1u << 1,
 };
 
 typedef struct rpc_handler {
   const rpc_method *method;
   rpc_handler_fn fn;
   void *ctx;      /* passed to fn */
-  unsigned flags; /* RPC_OFFLOAD */
+  unsigned flags; /* RPC_OFFLOAD, RPC_INLINE */
 } rpc_handler;
 
 /* Creates a server bound to opts->listen (opts may be NULL for defaults). It

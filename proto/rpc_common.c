@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "proto/rpc_absl.h"
 #include "proto/rpc_internal.h"
 #include "proto/wire_int.h"
 
@@ -139,9 +140,14 @@ static void grpc_log_line(gpr_log_func_args *a) {
 
 static void install_log(void) { gpr_set_log_function(grpc_log_line); }
 
+static void lib_once(void) {
+  rpc_absl_tune();
+  install_log();
+}
+
 void rpc_lib_ref(void) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, install_log);
+  pthread_once(&once, lib_once);
   grpc_init();
 }
 

@@ -1,19 +1,49 @@
 /* rpc_server: the server half of the RPC module (contract in rpc.h).
  *
- * Each polling thread owns one completion queue registered with the gRPC
- * server and keeps RPC_REQUESTS_PER_CQ unmatched grpc_server_request_call
- * slots on it; when a slot is matched to an incoming call it is replaced at
- * once, so new calls never wait for a handler.
+ * Polling threads share completion queues registered with the gRPC server,
+ * up to RPC_THREADS_PER_CQ threads per queue (so one queue for the two
+ * threads of a 2-core machine): whichever thread polled the socket takes
+ * the completion it produced, instead of waking the thread that owns the
+ * call's queue, and two threads serving one connection do not fight over
+ * its transport's lock (which made gRPC hand the rest of the work to its
+ * executor thread: one more wake-up per call). Sharing is bounded because
+ * one queue's lock is taken for every completion; more than 2 threads per
+ * queue were not measured (docs/benchmarks.md, "A cheaper request path").
+ *
+ * Every handler's method is registered with the gRPC server
+ * (grpc_server_register_method) so that its request message arrives with
+ * the call itself. Each polling thread posts RPC_REQUESTS_PER_METHOD
+ * unmatched grpc_server_request_registered_call slots per method on its
+ * queue, plus RPC_REQUESTS_UNKNOWN grpc_server_request_call slots that
+ * only calls of unregistered paths reach (to be told UNIMPLEMENTED). When
+ * a slot is matched it is replaced at once, so new calls never wait for a
+ * handler.
  *
  * A call's life, all of it driven by completion tags on its poller's queue:
- *   matched -> RECV_CLOSE_ON_SERVER started (tells us about cancellation)
- *           -> RECV_MESSAGE -> decode -> handler (inline or on a worker)
- *           -> the handler ends the call: one final batch carrying the
- *              status (and the unary response)
- *   the call is freed when both the close and the final batch completed.
- * Those two are the call's references (refs). The handler's duty to end the
- * call is what keeps the final batch's reference alive, so "every handler
- * ends its call" is exactly what lets shutdown finish.
+ *   matched, with its request message -> decode -> handler (inline on this
+ *           polling thread, or on a worker)
+ *   the handler ends the call: one final batch carrying the status (and
+ *           the unary response)
+ *   the call is freed when its final batch and its RECV_CLOSE_ON_SERVER
+ *           (which tells of cancellation) completed.
+ * Each is one of the call's references (refs). Where the close is received
+ * is decided once per call (close_state): a call that waits for something
+ * (offloaded, streaming, or an inline handler that returned without ending
+ * it) starts it in a batch of its own, so that rpc_call_cancelled() can
+ * tell it the client went away; a call ended before any of that happened
+ * (an inline Get: the common case) receives it in its final batch, which
+ * saves a batch and a completion per call. While the polling thread runs
+ * an inline handler it holds a third reference, because the handler may
+ * hand the call to another thread that ends it before the handler
+ * returns. The handler's duty to end the call is what keeps the final
+ * batch's reference alive, so "every handler ends its call" is exactly
+ * what lets shutdown finish.
+ *
+ * Why: an earlier form matched every call through one generic slot, then
+ * started a RECV_MESSAGE batch and a separate close batch: three
+ * completions per call, each of which could land on a polling thread other
+ * than the one that was polling, costing a wake-up (futex) per hop.
+ * docs/benchmarks.md ("A cheaper request path") has the measurements.
  *
  * Counting for shutdown: `pending` counts request slots and the server
  * shutdown notification that have not completed yet; `live` counts matched
@@ -70,7 +100,9 @@
 #include "common/log.h"
 #include "proto/rpc_internal.h"
 
-#define RPC_REQUESTS_PER_CQ 32
+#define RPC_REQUESTS_PER_METHOD 16 /* per method and completion queue */
+#define RPC_REQUESTS_UNKNOWN 4     /* generic slots per queue */
+#define RPC_THREADS_PER_CQ 4       /* polling threads sharing one queue */
 #define RPC_DEFAULT_MAX_WORKERS 256
 #define RPC_DEFAULT_STREAM_WORKERS 64
 #define RPC_DEFAULT_MAX_STREAMS 1024
@@ -93,26 +125,33 @@ typedef struct pool {
 typedef struct poller {
   rpc_server *srv;
   grpc_completion_queue *cq;
+  bool owns_cq; /* created it (shut down and destroyed with this poller) */
   pthread_t thread;
 } poller;
+
+/* Where a call receives RECV_CLOSE_ON_SERVER (top of this file). */
+enum { CLOSE_UNDECIDED, CLOSE_OWN_BATCH, CLOSE_IN_FINAL };
 
 struct rpc_call {
   rpc_server *srv;
   poller *p;
   grpc_call *call;
-  grpc_call_details details;
+  grpc_call_details details; /* generic slots only */
+  gpr_timespec deadline;
   grpc_metadata_array md;
   const rpc_handler *h; /* NULL for an unknown method */
+  int hidx;             /* registered slot: index of h; -1 = generic */
   grpc_byte_buffer *recv_bb;
   void *request; /* decoded; owned by the call */
-  int close_cancelled; /* written by the core when t_close completes */
+  int close_cancelled; /* written by the core when the close completes */
+  atomic_int close_state;
   atomic_bool cancelled;
   atomic_int refs;
   bool ended; /* the final batch was started; owner thread only */
   bool md_sent; /* initial metadata went out; owner thread only */
   grpc_byte_buffer *send_bb; /* message of the batch in flight */
   grpc_slice status_details;
-  rpc_tag t_request, t_recv, t_close, t_send, t_final;
+  rpc_tag t_request, t_close, t_send, t_final;
   uint64_t start_us; /* when matched; set only when the server observes */
   rpc_identity ident; /* who called, once checked */
 
@@ -147,6 +186,7 @@ struct rpc_server {
   size_t max_msg;
   rpc_handler *handlers; /* sorted by path at start */
   size_t nhandlers;
+  void **registered; /* per handler: grpc_server_register_method's handle */
   poller *pollers;
   int npollers;
   bool started;
@@ -342,13 +382,20 @@ static void end_call(rpc_call *c, grpc_byte_buffer *bb, grpc_status_code code,
     srv->observe(srv->observe_ctx, c->h != NULL ? c->h->method : NULL,
                  outcome, now > c->start_us ? now - c->start_us : 0);
   }
-  grpc_op ops[3];
+  grpc_op ops[4];
   size_t n = 0;
   memset(ops, 0, sizeof ops);
   if (!c->md_sent) {
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     n++;
     c->md_sent = true;
+  }
+  int undecided = CLOSE_UNDECIDED;
+  if (atomic_compare_exchange_strong(&c->close_state, &undecided,
+                                     CLOSE_IN_FINAL)) {
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->close_cancelled;
+    n++;
   }
   if (bb != NULL) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -525,7 +572,7 @@ bool rpc_call_cancelled(const rpc_call *c) {
 }
 
 int64_t rpc_call_remaining_ms(const rpc_call *c) {
-  gpr_timespec d = c->details.deadline;
+  gpr_timespec d = c->deadline;
   if (d.tv_sec == INT64_MAX)
     return INT64_MAX;
   d = gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC);
@@ -656,13 +703,29 @@ bool rpc_call_may_read_table(rpc_call *c, const char *table) {
          rpc_auth_table_role(c->srv->auth, &c->ident, table) >= RPC_ROLE_READ;
 }
 
-static void on_recv(rpc_tag *t, bool ok) {
-  rpc_call *c = RPC_CONTAINER(t, rpc_call, t_recv);
-  const rpc_method *m = c->h->method;
-  if (!ok) {
-    end_call_err(c, MICA_CANCELLED, "%s: request not received", m->path);
+/* Receives the close in a batch of its own, unless the call already
+ * decided (top of this file). The caller holds a reference. */
+static void close_own_batch(rpc_call *c) {
+  int undecided = CLOSE_UNDECIDED;
+  if (!atomic_compare_exchange_strong(&c->close_state, &undecided,
+                                      CLOSE_OWN_BATCH))
     return;
+  atomic_fetch_add(&c->refs, 1);
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+  if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) !=
+      GRPC_CALL_OK) {
+    LOG_E("rpc: close batch refused");
+    atomic_fetch_sub(&c->refs, 1);
   }
+}
+
+/* Checks, decodes and hands a matched call with its request message to
+ * its handler. The caller holds a reference. */
+static void dispatch(rpc_call *c) {
+  const rpc_method *m = c->h->method;
   if (c->recv_bb == NULL) {
     end_call_err(c, MICA_INVALID_ARGUMENT, "%s: no request message",
                  m->path);
@@ -684,12 +747,21 @@ static void on_recv(rpc_tag *t, bool ok) {
     return;
   }
   if (m->server_streaming) {
-    if (stream_admit(c))
+    close_own_batch(c);
+    if (!stream_admit(c))
+      return;
+    if (c->h->flags & RPC_INLINE)
+      c->h->fn(c, c->request, c->h->ctx);
+    else
       pool_submit(&c->srv->stream, c, c->h->fn, c->h->ctx);
-  } else if (c->h->flags & RPC_OFFLOAD)
+  } else if (c->h->flags & RPC_OFFLOAD) {
+    close_own_batch(c);
     pool_submit(&c->srv->unary, c, c->h->fn, c->h->ctx);
-  else
+  } else {
     c->h->fn(c, c->request, c->h->ctx);
+    /* Still open: the handler kept the call to end it later. */
+    close_own_batch(c);
+  }
 }
 
 static int handler_cmp(const void *a, const void *b) {
@@ -697,27 +769,7 @@ static int handler_cmp(const void *a, const void *b) {
                 ((const rpc_handler *)b)->method->path);
 }
 
-static const rpc_handler *find_handler(rpc_server *s, grpc_slice path) {
-  size_t n = GRPC_SLICE_LENGTH(path);
-  const char *p = (const char *)GRPC_SLICE_START_PTR(path);
-  size_t lo = 0, hi = s->nhandlers;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    const char *q = s->handlers[mid].method->path;
-    int r = strncmp(q, p, n);
-    if (r == 0 && q[n] != '\0')
-      r = 1;
-    if (r == 0)
-      return &s->handlers[mid];
-    if (r < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return NULL;
-}
-
-static void post_request(poller *p);
+static void post_request(poller *p, int hidx);
 
 static void on_request(rpc_tag *t, bool ok) {
   rpc_call *c = RPC_CONTAINER(t, rpc_call, t_request);
@@ -726,6 +778,8 @@ static void on_request(rpc_tag *t, bool ok) {
     /* The server is shutting down and gave the slot back; no call. */
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
+    if (c->recv_bb != NULL)
+      grpc_byte_buffer_destroy(c->recv_bb);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -736,57 +790,51 @@ static void on_request(rpc_tag *t, bool ok) {
    * zero while this call exists. */
   atomic_fetch_add(&s->live, 1);
   if (s->observe != NULL) c->start_us = env_now_micros(env_posix());
-  post_request(c->p);
+  post_request(c->p, c->hidx);
   count_done(s, &s->pending);
-  atomic_store(&c->refs, 2); /* the close batch and the final batch */
-  grpc_op op;
-  memset(&op, 0, sizeof op);
-  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  op.data.recv_close_on_server.cancelled = &c->close_cancelled;
-  if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) !=
-      GRPC_CALL_OK) {
-    LOG_E("rpc: close batch refused");
-    atomic_fetch_sub(&c->refs, 1);
-  }
-  c->h = find_handler(s, c->details.method);
-  if (c->h == NULL) {
+  atomic_store(&c->refs, 2); /* the final batch, and ours until we return */
+  if (c->hidx < 0) {
+    /* Every handler's method is registered, so a generic slot only
+     * matches paths nobody serves. */
+    c->deadline = c->details.deadline;
     end_call_err(c, MICA_NOT_SUPPORTED, "unknown method %.*s",
                  (int)GRPC_SLICE_LENGTH(c->details.method),
                  (const char *)GRPC_SLICE_START_PTR(c->details.method));
-    return;
+  } else {
+    dispatch(c);
   }
-  memset(&op, 0, sizeof op);
-  op.op = GRPC_OP_RECV_MESSAGE;
-  op.data.recv_message.recv_message = &c->recv_bb;
-  if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) !=
-      GRPC_CALL_OK)
-    end_call_err(c, MICA_INTERNAL, "%s: receive refused",
-                 c->h->method->path);
+  call_unref(c);
 }
 
 /* Offers one more call slot on p's queue, counted in `pending` until it is
- * matched or given back. */
-static void post_request(poller *p) {
+ * matched or given back: for the method of handler `hidx`, or for any
+ * unregistered path when hidx is -1. */
+static void post_request(poller *p, int hidx) {
   rpc_server *s = p->srv;
   if (atomic_load(&s->stopping))
     return;
   rpc_call *c = xcalloc(1, sizeof *c);
   c->srv = s;
   c->p = p;
+  c->hidx = hidx;
+  c->h = hidx >= 0 ? &s->handlers[hidx] : NULL;
   grpc_call_details_init(&c->details);
   grpc_metadata_array_init(&c->md);
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   c->t_request.done = on_request;
-  c->t_recv.done = on_recv;
   c->t_close.done = on_close;
   c->t_send.done = on_send;
   c->t_final.done = on_final;
   c->status_details = grpc_empty_slice();
   atomic_fetch_add(&s->pending, 1);
-  grpc_call_error e = grpc_server_request_call(s->gs, &c->call, &c->details,
-                                               &c->md, p->cq, p->cq,
-                                               &c->t_request);
+  grpc_call_error e =
+      hidx >= 0
+          ? grpc_server_request_registered_call(
+                s->gs, s->registered[hidx], &c->call, &c->deadline, &c->md,
+                &c->recv_bb, p->cq, p->cq, &c->t_request)
+          : grpc_server_request_call(s->gs, &c->call, &c->details, &c->md,
+                                     p->cq, p->cq, &c->t_request);
   if (e != GRPC_CALL_OK) {
     LOG_E("rpc: request slot refused (%d)", (int)e);
     on_request(&c->t_request, false);
@@ -866,7 +914,12 @@ mica_err *rpc_server_new(const rpc_server_opts *opts, rpc_server **out) {
   s->pollers = xcalloc((size_t)s->npollers, sizeof *s->pollers);
   for (int i = 0; i < s->npollers; i++) {
     s->pollers[i].srv = s;
+    if (i % RPC_THREADS_PER_CQ != 0) {
+      s->pollers[i].cq = s->pollers[i - i % RPC_THREADS_PER_CQ].cq;
+      continue;
+    }
     s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    s->pollers[i].owns_cq = true;
     grpc_server_register_completion_queue(s->gs, s->pollers[i].cq, NULL);
   }
   grpc_server_credentials *creds = NULL;
@@ -915,11 +968,25 @@ mica_err *rpc_server_start(rpc_server *s) {
     return err_new(MICA_INVALID_ARGUMENT, "rpc server started twice");
   if (s->nhandlers > 0)
     qsort(s->handlers, s->nhandlers, sizeof *s->handlers, handler_cmp);
+  s->registered = xcalloc(s->nhandlers ? s->nhandlers : 1,
+                          sizeof *s->registered);
+  for (size_t i = 0; i < s->nhandlers; i++) {
+    s->registered[i] = grpc_server_register_method(
+        s->gs, s->handlers[i].method->path, NULL,
+        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    if (s->registered[i] == NULL)
+      return err_new(MICA_INTERNAL, "gRPC refused to register method %s",
+                     s->handlers[i].method->path);
+  }
   grpc_server_start(s->gs);
   s->started = true;
-  for (int i = 0; i < s->npollers; i++)
-    for (int j = 0; j < RPC_REQUESTS_PER_CQ; j++)
-      post_request(&s->pollers[i]);
+  for (int i = 0; i < s->npollers; i++) {
+    for (size_t h = 0; h < s->nhandlers; h++)
+      for (int j = 0; j < RPC_REQUESTS_PER_METHOD; j++)
+        post_request(&s->pollers[i], (int)h);
+    for (int j = 0; j < RPC_REQUESTS_UNKNOWN; j++)
+      post_request(&s->pollers[i], -1);
+  }
   int rc = pthread_create(&s->reaper, NULL, reaper_main, s);
   if (rc != 0) {
     /* Without it idle streams would never be cancelled. */
@@ -974,11 +1041,12 @@ void rpc_server_free(rpc_server *s) {
     }
   }
   for (int i = 0; i < s->npollers; i++)
-    grpc_completion_queue_shutdown(s->pollers[i].cq);
+    if (s->pollers[i].owns_cq)
+      grpc_completion_queue_shutdown(s->pollers[i].cq);
   for (int i = 0; i < s->npollers; i++) {
     if (s->started) {
       pthread_join(s->pollers[i].thread, NULL);
-    } else {
+    } else if (s->pollers[i].owns_cq) {
       while (grpc_completion_queue_next(s->pollers[i].cq,
                                         gpr_inf_future(GPR_CLOCK_MONOTONIC),
                                         NULL)
@@ -999,13 +1067,15 @@ void rpc_server_free(rpc_server *s) {
   grpc_server_destroy(s->gs);
   rpc_tls_state_free(s->tls);
   for (int i = 0; i < s->npollers; i++)
-    grpc_completion_queue_destroy(s->pollers[i].cq);
+    if (s->pollers[i].owns_cq)
+      grpc_completion_queue_destroy(s->pollers[i].cq);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->smu);
   pthread_cond_destroy(&s->scv);
   free(s->pollers);
   free(s->handlers);
+  free(s->registered);
   free(s->address);
   free(s);
   rpc_lib_unref();

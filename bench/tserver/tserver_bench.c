@@ -14,7 +14,16 @@
  * one thread per stream. Before that it measures this file system's
  * fdatasync rate (1 KiB append + sync, in a loop, on the data root), the
  * peer of the durable Put figure: group commit should let 64 writers share
- * each sync. Prints ops/s, p50 and p99 per phase and the two goal ratios. */
+ * each sync. Prints ops/s, p50, p99 and the server's CPU per operation
+ * (user + system time of the mica-tserver process over the phase, from
+ * /proc/PID/stat, in clock ticks of 10 ms) and the server threads'
+ * voluntary context switches per operation (from /proc/PID/task/N/status:
+ * how often a thread slept to wait, i.e. the wake-ups a request costs) per
+ * phase, and the goal ratios.
+ * --client threads replaces the one async client thread by one thread per
+ * call in flight, each with a blocking call: the shape of libmica's users
+ * and of mica-bench's YCSB workers. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -42,10 +51,23 @@ static const char usage_text[] =
     "  --inflight A,B      concurrencies to measure (default 1,64)\n"
     "  --value-size N      value and echo payload bytes (default 1024)\n"
     "  --keys N            keys loaded before reading (default 50000)\n"
+    "  --ops LIST          phases to run, of echo,get,put,scan100 (default "
+    "all)\n"
+    "  --server-threads N  the server's --threads (RPC polling threads; "
+    "default 0,\n"
+    "                      one per core)\n"
+    "  --client MODE       unary calls from one thread with that many in "
+    "flight\n"
+    "                      (async, the default) or from that many threads "
+    "each\n"
+    "                      with one blocking call (threads: libmica's and "
+    "mica-bench's\n"
+    "                      shape)\n"
     "  --help              this text\n"
     "\n"
     "example:\n"
-    "  mica-tserver-bench --seconds 5 --inflight 1,16,64\n";
+    "  mica-tserver-bench --seconds 5 --inflight 1,16,64\n"
+    "  mica-tserver-bench --ops echo,get --inflight 16 --client threads\n";
 
 static env *E;
 
@@ -90,7 +112,8 @@ static void kill_server(void) {
 }
 
 static mica_err *start_server(const char *bin_dir, const char *data_dir,
-                              char *addr, size_t addr_len) {
+                              const char *threads, char *addr,
+                              size_t addr_len) {
   char exe[1100], afile[1100], logf[1100];
   snprintf(exe, sizeof exe, "%s/mica-tserver", bin_dir);
   snprintf(afile, sizeof afile, "%s/bench.addr", data_dir);
@@ -105,7 +128,7 @@ static mica_err *start_server(const char *bin_dir, const char *data_dir,
     int nul = open("/dev/null", O_WRONLY);
     if (nul >= 0) dup2(nul, 1);
     execl(exe, exe, "--data-dir", data_dir, "--address-file", afile,
-          "--memory-budget", "512M", (char *)NULL);
+          "--memory-budget", "512M", "--threads", threads, (char *)NULL);
     _exit(127);
   }
   server_pid = pid;
@@ -124,6 +147,56 @@ static mica_err *start_server(const char *bin_dir, const char *data_dir,
     env_sleep_micros(E, 50000);
   }
   return err_new(MICA_UNAVAILABLE, "%s did not start (see %s)", exe, logf);
+}
+
+/* User + system CPU seconds the server process has used so far (all its
+ * threads), or -1 when /proc cannot tell. */
+static double server_cpu_s(void) {
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)server_pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  /* The command name in parentheses may hold spaces: count fields after
+   * its closing parenthesis (field 2). utime and stime are fields 14, 15. */
+  char *p = strrchr(line, ')');
+  if (p == NULL) return -1;
+  unsigned long long ut = 0, st = 0;
+  if (sscanf(p + 2,
+             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+             &st) != 2)
+    return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Voluntary context switches of all the server's threads so far (each one
+ * a thread going to sleep to wait: the hand-offs between threads that a
+ * request costs), or -1 when /proc cannot tell. Threads that ended are
+ * not counted, so phases compare only while the server's threads live. */
+static double server_waits(void) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)server_pid);
+  DIR *d = opendir(dir);
+  if (d == NULL) return -1;
+  double total = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    char path[128], line[256];
+    snprintf(path, sizeof path, "%s/%.32s/status", dir, de->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue; /* the thread ended meanwhile */
+    while (fgets(line, sizeof line, f) != NULL) {
+      unsigned long long v;
+      if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+        total += (double)v;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return total;
 }
 
 /* ---- fsync rate ---- */
@@ -187,33 +260,36 @@ typedef struct slot {
   } req;
 } slot;
 
-static mica_err *start_call(bench_cfg *c, int op, slot *s, rpc_async *a,
-                            uint64_t *rng) {
+/* Fills s->req with the next request of `op` (a random key) and returns
+ * its method. */
+static const rpc_method *fill_call(bench_cfg *c, int op, slot *s,
+                                   uint64_t *rng) {
   *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
   int kl = key_of((*rng >> 33) % c->keys, s->key);
   slice key = slice_make(s->key, (size_t)kl);
   slice val = slice_make(c->value, c->value_size);
-  const rpc_method *m = NULL;
   switch (op) {
     case OP_ECHO:
       memset(&s->req.echo, 0, sizeof s->req.echo);
       s->req.echo.payload = val;
-      m = &rpc_m_echo_echo;
-      break;
+      return &rpc_m_echo_echo;
     case OP_GET:
       memset(&s->req.get, 0, sizeof s->req.get);
       s->req.get.tablet = (rpc_tablet_ref *)tablet_ref();
       s->req.get.key = key;
-      m = &rpc_m_ts_get;
-      break;
+      return &rpc_m_ts_get;
     default:
       memset(&s->req.put, 0, sizeof s->req.put);
       s->req.put.tablet = (rpc_tablet_ref *)tablet_ref();
       s->req.put.key = key;
       s->req.put.value = val;
-      m = &rpc_m_ts_put;
-      break;
+      return &rpc_m_ts_put;
   }
+}
+
+static mica_err *start_call(bench_cfg *c, int op, slot *s, rpc_async *a,
+                            uint64_t *rng) {
+  const rpc_method *m = fill_call(c, op, s, rng);
   s->started = now_us();
   return rpc_async_start(a, c->ch, m, &s->req, 30000, s);
 }
@@ -264,6 +340,72 @@ static mica_err *run_unary(bench_cfg *c, int op, int inflight, samples *lat,
   *ops_per_s = (double)done / ((double)(now_us() - start) / 1e6);
   rpc_async_free(a);
   free(slots);
+  return e;
+}
+
+/* One client thread of --client threads: blocking calls of `op` back to
+ * back until end_us. */
+typedef struct unary_thread {
+  bench_cfg *c;
+  int op;
+  uint64_t end_us, seed, done;
+  samples lat;
+  mica_err *err;
+} unary_thread;
+
+static void *unary_main(void *p) {
+  unary_thread *ut = p;
+  uint64_t rng = ut->seed;
+  slot s;
+  while (ut->err == NULL && now_us() < ut->end_us) {
+    const rpc_method *m = fill_call(ut->c, ut->op, &s, &rng);
+    uint64_t t0 = now_us();
+    void *resp = NULL;
+    mica_err *e = rpc_unary(ut->c->ch, m, &s.req, 30000, &resp);
+    if (e == NULL) e = rpc_status_err(status_of(ut->op, resp));
+    rpc_msg_free(resp);
+    if (e != NULL) {
+      ut->err = e;
+      break;
+    }
+    sample_add(&ut->lat, now_us() - t0);
+    ut->done++;
+  }
+  return NULL;
+}
+
+static mica_err *run_unary_threads(bench_cfg *c, int op, int nthreads,
+                                   samples *lat, double *ops_per_s) {
+  unary_thread *ts = xcalloc((size_t)nthreads, sizeof(*ts));
+  pthread_t *th = xcalloc((size_t)nthreads, sizeof(*th));
+  uint64_t start = now_us();
+  int started = 0;
+  for (int i = 0; i < nthreads; i++) {
+    ts[i].c = c;
+    ts[i].op = op;
+    ts[i].end_us = start + (uint64_t)(c->seconds * 1e6);
+    ts[i].seed = 0x1234567u + (uint64_t)op * 77 + (uint64_t)i * 1000003;
+    if (pthread_create(&th[i], NULL, unary_main, &ts[i]) != 0) break;
+    started++;
+  }
+  uint64_t done = 0;
+  mica_err *e = started < nthreads
+                    ? err_new(MICA_INTERNAL, "cannot start client thread %d",
+                              started)
+                    : NULL;
+  for (int i = 0; i < started; i++) {
+    pthread_join(th[i], NULL);
+    done += ts[i].done;
+    for (size_t j = 0; j < ts[i].lat.n; j++) sample_add(lat, ts[i].lat.v[j]);
+    free(ts[i].lat.v);
+    if (e == NULL)
+      e = ts[i].err;
+    else
+      err_free(ts[i].err);
+  }
+  *ops_per_s = (double)done / ((double)(now_us() - start) / 1e6);
+  free(ts);
+  free(th);
   return e;
 }
 
@@ -401,6 +543,9 @@ int main(int argc, char **argv) {
   const char *data_dir = NULL;
   int inflight[8] = {1, 64};
   int n_inflight = 2;
+  bool run_op[OP_COUNT_] = {true, true, true, true};
+  bool threads_client = false;
+  const char *server_threads = "0";
   bench_cfg c;
   memset(&c, 0, sizeof(c));
   c.keys = 50000;
@@ -428,6 +573,28 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--keys") == 0) {
       c.keys = strtoull(v, NULL, 10);
       if (c.keys < 100) usage_exit("--keys must be at least 100: ", v);
+    } else if (strcmp(a, "--ops") == 0) {
+      memset(run_op, 0, sizeof run_op);
+      char *copy = xstrdup(v), *save = NULL;
+      for (char *t = strtok_r(copy, ",", &save); t != NULL;
+           t = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < OP_COUNT_ && strcmp(t, op_names[k]) != 0) k++;
+        if (k == OP_COUNT_) usage_exit("--ops: unknown phase ", t);
+        run_op[k] = true;
+      }
+      free(copy);
+    } else if (strcmp(a, "--server-threads") == 0) {
+      char *end = NULL;
+      long t = strtol(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || t < 0 || t > 256)
+        usage_exit("bad --server-threads ", v);
+      server_threads = v;
+    } else if (strcmp(a, "--client") == 0) {
+      if (strcmp(v, "threads") == 0)
+        threads_client = true;
+      else if (strcmp(v, "async") != 0)
+        usage_exit("--client is async or threads, not ", v);
     } else if (strcmp(a, "--inflight") == 0) {
       n_inflight = 0;
       char *copy = xstrdup(v), *save = NULL;
@@ -460,7 +627,8 @@ int main(int argc, char **argv) {
   printf("fsync rate (1 KiB append + fdatasync, %s): %.0f/s\n", data_dir,
          fs_rate);
   char addr[128];
-  mica_err *e = start_server(bin_dir, data_dir, addr, sizeof addr);
+  mica_err *e =
+      start_server(bin_dir, data_dir, server_threads, addr, sizeof addr);
   /* OpenTablet is for cluster members (docs/security.md): sign calls with
    * the secret the server created in its data root. */
   rpc_secret secret;
@@ -478,21 +646,36 @@ int main(int argc, char **argv) {
   printf("server %s; %" PRIu64 " keys of %zu-byte values loaded; %.1f s per "
          "phase\n\n",
          addr, c.keys, c.value_size, c.seconds);
-  printf("%-8s %8s %12s %10s %10s\n", "op", "inflight", "ops/s", "p50 us",
-         "p99 us");
-  double rate[OP_COUNT_][8];
+  printf("client: %s\n\n",
+         threads_client ? "one thread per call in flight, blocking calls"
+                        : "one thread, async calls");
+  printf("%-8s %8s %12s %10s %10s %14s %12s\n", "op", "inflight", "ops/s",
+         "p50 us", "p99 us", "server cpu us", "waits/op");
+  fflush(stdout); /* tells a profiler attaching to the server when to */
+  double rate[OP_COUNT_][8] = {{0}};
   for (int op = 0; op < OP_COUNT_ && e == NULL; op++)
-    for (int k = 0; k < n_inflight && e == NULL; k++) {
+    for (int k = 0; k < n_inflight && e == NULL && run_op[op]; k++) {
       samples lat = {NULL, 0, 0};
       double r = 0;
+      double cpu0 = server_cpu_s(), w0 = server_waits();
       if (op == OP_SCAN)
         e = run_scan(&c, inflight[k], &lat, &r);
+      else if (threads_client)
+        e = run_unary_threads(&c, op, inflight[k], &lat, &r);
       else
         e = run_unary(&c, op, inflight[k], &lat, &r);
+      double cpu1 = server_cpu_s(), w1 = server_waits();
       qsort(lat.v, lat.n, sizeof(*lat.v), cmp_u32);
       rate[op][k] = r;
-      printf("%-8s %8d %12.0f %10u %10u\n", op_names[op], inflight[k], r,
-             pct(&lat, 0.50), pct(&lat, 0.99));
+      double cpu_us = cpu0 >= 0 && cpu1 >= 0 && lat.n > 0
+                          ? (cpu1 - cpu0) * 1e6 / (double)lat.n
+                          : -1;
+      double waits = w0 >= 0 && w1 >= 0 && lat.n > 0
+                         ? (w1 - w0) / (double)lat.n
+                         : -1;
+      printf("%-8s %8d %12.0f %10u %10u %14.1f %12.2f\n", op_names[op],
+             inflight[k], r, pct(&lat, 0.50), pct(&lat, 0.99), cpu_us,
+             waits);
       fflush(stdout);
       free(lat.v);
     }
@@ -501,10 +684,12 @@ int main(int argc, char **argv) {
     err_free(e);
   } else {
     int last = n_inflight - 1;
-    printf("\nget/echo at %d in flight: %.2f (goal >= 0.70)\n", inflight[last],
-           rate[OP_GET][last] / rate[OP_ECHO][last]);
-    printf("durable put at %d in flight / fsync rate: %.2f (goal >= 8)\n",
-           inflight[last], rate[OP_PUT][last] / fs_rate);
+    if (run_op[OP_GET] && run_op[OP_ECHO])
+      printf("\nget/echo at %d in flight: %.2f (goal >= 0.70)\n",
+             inflight[last], rate[OP_GET][last] / rate[OP_ECHO][last]);
+    if (run_op[OP_PUT])
+      printf("durable put at %d in flight / fsync rate: %.2f (goal >= 8)\n",
+             inflight[last], rate[OP_PUT][last] / fs_rate);
   }
   rpc_channel_free(c.ch);
   if (server_pid > 0) {

@@ -922,6 +922,139 @@ static void test_async_handler(void) {
   pthread_cond_destroy(&p.cv);
 }
 
+/* An inline handler that keeps its call: the RPC module must still learn
+ * that the client went away (its close is received once the handler
+ * returns), so that a handler waiting for something can stop. */
+static _Atomic(rpc_call *) kept_call;
+
+static void keep_handler(rpc_call *call, const void *request, void *ctx) {
+  (void)request, (void)ctx;
+  atomic_store(&kept_call, call);
+}
+
+static void test_inline_kept_call_sees_cancel(void) {
+  atomic_store(&kept_call, NULL);
+  const rpc_handler h[] = {{&rpc_m_ts_get, keep_handler, NULL, 0}};
+  rpc_server *s = start_server(NULL, h, 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+  rpc_channel *ch = connect_to(s, 0);
+  rpc_tablet_ref ref = {0};
+  rpc_get_request req = {0};
+  req.tablet = &ref;
+  req.key = slice_make("k", 1);
+  void *resp = NULL;
+  /* The deadline passes while the handler holds the call. */
+  TU_ERR(rpc_unary(ch, &rpc_m_ts_get, &req, 300, &resp),
+         MICA_DEADLINE_EXCEEDED);
+  rpc_call *call = atomic_load(&kept_call);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(call);
+  uint64_t t0 = env_now_micros(env_posix());
+  while (!rpc_call_cancelled(call) &&
+         env_now_micros(env_posix()) - t0 < 10000000)
+    env_sleep_micros(env_posix(), 5000);
+  CU_ASSERT(rpc_call_cancelled(call));
+  CU_ASSERT_EQUAL(rpc_call_remaining_ms(call), 0);
+  mica_err *e = err_new(MICA_CANCELLED, "client went away");
+  rpc_call_finish(call, e);
+  err_free(e);
+  t0 = env_now_micros(env_posix());
+  while (rpc_server_live_calls(s) != 0 &&
+         env_now_micros(env_posix()) - t0 < 10000000)
+    env_sleep_micros(env_posix(), 5000);
+  CU_ASSERT_EQUAL(rpc_server_live_calls(s), 0);
+  /* The server goes on answering. */
+  TU_OK(echo_n(ch, 100, 3, 0, 5000));
+  rpc_channel_free(ch);
+  rpc_server_free(s);
+}
+
+/* A streaming handler registered RPC_INLINE: answers a stream of one
+ * chunk on the polling thread and hands longer ones to the stream pool,
+ * where they park between chunks as usual. */
+static void inline_stream_next(rpc_call *call, void *state,
+                               const mica_err *err);
+
+typedef struct inline_stream {
+  uint32_t left;
+  uint8_t byte;
+} inline_stream;
+
+static void inline_stream_send(rpc_call *call, inline_stream *st) {
+  rpc_echo_response r = {0};
+  r.payload = slice_make(&st->byte, 1);
+  r.index = st->left;
+  if (--st->left == 0) {
+    rpc_call_reply(call, &r);
+    free(st);
+    return;
+  }
+  rpc_call_send_then(call, &r, inline_stream_next, st);
+}
+
+static void inline_stream_next(rpc_call *call, void *state,
+                               const mica_err *err) {
+  if (err != NULL) {
+    free(state);
+    rpc_call_finish(call, err);
+    return;
+  }
+  inline_stream_send(call, state);
+}
+
+static void inline_stream_pooled(rpc_call *call, const void *request,
+                                 void *ctx) {
+  (void)ctx;
+  const rpc_echo_request *req = (const rpc_echo_request *)request;
+  inline_stream *st = xcalloc(1, sizeof *st);
+  st->left = req->chunks;
+  st->byte = 'p';
+  inline_stream_send(call, st);
+}
+
+static void inline_stream_handler(rpc_call *call, const void *request,
+                                  void *ctx) {
+  const rpc_echo_request *req = (const rpc_echo_request *)request;
+  if (req->chunks > 1) {
+    rpc_call_offload(call, inline_stream_pooled, ctx);
+    return;
+  }
+  rpc_echo_response r = {0};
+  r.payload = slice_make("i", 1);
+  rpc_call_reply(call, &r);
+}
+
+static void test_inline_stream(void) {
+  rpc_server *s = NULL;
+  TU_OK(rpc_server_new(NULL, &s));
+  const rpc_handler h[] = {
+      {&rpc_m_echo_stream, inline_stream_handler, NULL, RPC_INLINE}};
+  TU_OK(rpc_server_register(s, h, 1));
+  TU_OK(rpc_server_start(s));
+  rpc_channel *ch = connect_to(s, 0);
+  for (uint32_t chunks = 1; chunks <= 5; chunks += 4) {
+    rpc_echo_request req = {0};
+    req.chunks = chunks;
+    rpc_stream *st = NULL;
+    TU_OK(rpc_stream_open(ch, &rpc_m_echo_stream, &req, 10000, &st));
+    uint32_t got = 0;
+    void *m = NULL;
+    mica_err *e;
+    while ((e = rpc_stream_next(st, &m)) == NULL && m != NULL) {
+      const rpc_echo_response *r = m;
+      CU_ASSERT_EQUAL(r->payload.len, 1);
+      if (r->payload.len == 1)
+        CU_ASSERT_EQUAL(r->payload.data[0], chunks == 1 ? 'i' : 'p');
+      got++;
+      rpc_msg_free(m);
+    }
+    TU_OK(e);
+    CU_ASSERT_EQUAL(got, chunks);
+    rpc_stream_free(st);
+  }
+  rpc_channel_free(ch);
+  rpc_server_free(s);
+}
+
 /* ---- shutdown and failures ---- */
 
 struct slow_arg {
@@ -1094,6 +1227,10 @@ static void add_suites(void) {
       {"64 threads on one channel", test_many_threads},
       {"64 in flight from one thread", test_async_client},
       {"handler answers from another thread", test_async_handler},
+      {"inline handler keeping its call sees the deadline pass",
+       test_inline_kept_call_sees_cancel},
+      {"RPC_INLINE stream: one chunk inline, more on the pool",
+       test_inline_stream},
       CU_TEST_INFO_NULL};
   static const CU_TestInfo life[] = {
       {"shutdown with calls in flight", test_shutdown_in_flight},
