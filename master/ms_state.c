@@ -32,10 +32,16 @@ ms_tab *ms_find_tab(ms *m, uint64_t id) {
   return lo < m->n_tabs && m->tabs[lo]->id == id ? m->tabs[lo] : NULL;
 }
 
+/* m->tables is in id order: a create takes an id above every earlier one
+ * and appends, a drop keeps the order, a snapshot lists them ascending. */
 ms_tbl *ms_find_tbl(ms *m, uint64_t id) {
-  for (size_t i = 0; i < m->n_tables; i++)
-    if (m->tables[i]->id == id) return m->tables[i];
-  return NULL;
+  size_t lo = 0, hi = m->n_tables;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (m->tables[mid]->id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < m->n_tables && m->tables[lo]->id == id ? m->tables[lo] : NULL;
 }
 
 ms_tbl *ms_find_tbl_name(ms *m, const char *name) {
