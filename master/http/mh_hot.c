@@ -155,7 +155,29 @@ void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
   out_s(out, "]}\n");
 }
 
-void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {
+void mh_render_heatmap(const ms_heat_snap *s, const char *table,
+                       size_t limit, buf *out) {
+  /* Which buckets fit: whole ones, newest first; when none with cells
+   * does, the newest with cells, cut to `limit` (its first `cut` cells). */
+  size_t total = 0, kept = 0, from = s->n_buckets, cut = SIZE_MAX;
+  for (size_t i = 0; i < s->n_buckets; i++) total += s->buckets[i].n_cells;
+  while (from > 0 && kept + s->buckets[from - 1].n_cells <= limit)
+    kept += s->buckets[--from].n_cells;
+  if (kept == 0 && from > 0) {
+    from--;
+    cut = kept = limit;
+  }
+  /* The tablets those cells name, renumbered in the listing's order. */
+  size_t *index = xcalloc(s->n_tablets + 1, sizeof(*index));
+  for (size_t i = from; i < s->n_buckets; i++) {
+    const ms_heat_bucket *b = &s->buckets[i];
+    size_t n = i == from && cut < b->n_cells ? cut : b->n_cells;
+    for (size_t j = 0; j < n; j++) index[b->cells[j].tablet] = 1;
+  }
+  size_t n_listed = 0;
+  for (size_t t = 0; t < s->n_tablets; t++)
+    index[t] = index[t] ? ++n_listed : 0; /* 1-based; 0 = not listed */
+
   out_s(out, "{\"table\":");
   mh_json_str(out, table);
   out_s(out, ",\"now_ms\":");
@@ -168,10 +190,19 @@ void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {
   out_u(out, s->max_tablets);
   out_s(out, ",\"dropped\":");
   out_u(out, s->dropped);
+  out_s(out, ",\"limit\":");
+  out_u(out, limit);
+  out_s(out, ",\"cells_total\":");
+  out_u(out, total);
+  out_s(out, ",\"buckets_omitted\":");
+  out_u(out, from);
+  out_s(out, ",\"cells_omitted\":");
+  out_u(out, total - kept);
   out_s(out, ",\"tablets\":[");
-  for (size_t i = 0; i < s->n_tablets; i++) {
+  for (size_t i = 0, k = 0; i < s->n_tablets; i++) {
+    if (index[i] == 0) continue;
     const ms_heat_tablet *t = &s->tablets[i];
-    out_s(out, i ? ",{\"id\":" : "{\"id\":");
+    out_s(out, k++ ? ",{\"id\":" : "{\"id\":");
     out_u(out, t->id);
     out_s(out, ",\"start\":");
     out_key(out, &t->start);
@@ -182,28 +213,30 @@ void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {
   out_s(out, "],\"cell_fields\":[\"tablet\",\"server_id\",\"ops_per_sec\","
         "\"reads_per_sec\",\"writes_per_sec\",\"scans_per_sec\","
         "\"read_bytes_per_sec\",\"write_bytes_per_sec\"],\"buckets\":[");
-  for (size_t i = 0; i < s->n_buckets; i++) {
+  for (size_t i = from; i < s->n_buckets; i++) {
     const ms_heat_bucket *b = &s->buckets[i];
-    out_s(out, i ? ",{\"start_ms\":" : "{\"start_ms\":");
+    size_t n = i == from && cut < b->n_cells ? cut : b->n_cells;
+    out_s(out, i > from ? ",{\"start_ms\":" : "{\"start_ms\":");
     out_u(out, b->start_ms);
     out_s(out, ",\"secs\":");
     out_rate(out, b->secs);
     out_s(out, ",\"cells\":[");
-    for (size_t j = 0; j < b->n_cells; j++) {
+    for (size_t j = 0; j < n; j++) {
       const ms_heat_cell *c = &b->cells[j];
       out_s(out, j ? ",[" : "[");
-      out_u(out, c->tablet);
+      out_u(out, index[c->tablet] - 1);
       out_s(out, ",");
       out_u(out, c->server);
       const double v[6] = {ms_heat_ops(&c->r), c->r.reads, c->r.writes,
                            c->r.scans, c->r.read_bytes, c->r.write_bytes};
-      for (int k = 0; k < 6; k++) {
+      for (int f = 0; f < 6; f++) {
         out_s(out, ",");
-        out_rate(out, v[k]);
+        out_rate(out, v[f]);
       }
       out_s(out, "]");
     }
     out_s(out, "]}");
   }
   out_s(out, "]}\n");
+  free(index);
 }

@@ -88,8 +88,13 @@ void mh_render_standby_refusal(const mh_ident *id, buf *out);
  * NULL = every table; at most `limit` keys, 0 = all). */
 void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
                    const char *table, size_t limit, buf *out);
-/* /api/heatmap: the history of `table` in `s`. */
-void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out);
+/* /api/heatmap: the history of `table` in `s`, at most `limit` cells
+ * (> 0): the newest buckets whose cells fit whole or, when no bucket with
+ * cells fits, the newest one with cells cut to its first `limit` cells in
+ * key order (and the empty buckets after it). Only the tablets those
+ * cells name are listed. */
+void mh_render_heatmap(const ms_heat_snap *s, const char *table,
+                       size_t limit, buf *out);
 
 /* ---- mh_assets.c (generated) ---- */
 
