@@ -1228,6 +1228,7 @@ void ms_close(ms *m) {
   mlog_close(m->log);
   free_state(m);
   free(m->suggested);
+  free(m->approved);
   free(m->dir);
   pthread_mutex_destroy(&m->mu);
   free(m);
