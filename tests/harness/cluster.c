@@ -9,6 +9,7 @@
 #include "tests/harness/cluster.h"
 #include "tests/harness/member.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -437,4 +438,42 @@ rpc_channel *cl_channel(cluster *c, const char *address) {
   }
   pthread_mutex_unlock(&c->ch_mu);
   return ch;
+}
+
+bool cl_has_event(cluster *c, const char *part) {
+  rpc_list_events_request q = {0};
+  rpc_list_events_response *r = NULL;
+  mica_err *err = cl_call_master(c, &rpc_m_master_list_events, &q, 5000,
+                                 (void **)&r);
+  if (err) {
+    fprintf(stderr, "\nListEvents: %s\n", err_msg(err));
+    err_free(err);
+    return false;
+  }
+  bool hit = false;
+  for (size_t i = 0; r && i < r->n_events && !hit; i++)
+    hit = strstr(r->events[i].text, part) != NULL;
+  rpc_msg_free(r);
+  return hit;
+}
+
+bool cl_logs_contain(const cluster *c, const char *text) {
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s/logs", cl_data_root(c));
+  DIR *d = opendir(dir);
+  if (d == NULL) return false;
+  bool hit = false;
+  size_t n = strlen(text);
+  for (struct dirent *e; !hit && (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char path[8192];
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    buf b = BUF_INIT;
+    mica_err *err = env_read_file(env_posix(), path, (size_t)1 << 30, &b);
+    hit = err == NULL && b.len >= n && memmem(b.data, b.len, text, n) != NULL;
+    err_free(err);
+    buf_free(&b);
+  }
+  closedir(d);
+  return hit;
 }
