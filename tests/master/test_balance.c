@@ -364,6 +364,17 @@ static void test_drain(void) {
   sim_free(&c);
 }
 
+/* A master whose balancer and merges are off (only what a test asks
+ * for moves), with server 0 started. */
+static void manual_master(sim *c) {
+  sim_init(c, NULL);
+  int off_mode = MS_BAL_OFF;
+  bool off = false;
+  TU_OK(ms_set_balancer_mode(c->m, &off_mode, NULL));
+  TU_OK(ms_configure(c->m, NULL, &off, NULL, NULL));
+  sim_start_server(c, 0);
+}
+
 /* Tablets of `plan` in transition (closing, opening, waiting to open). */
 static size_t moving_of(sim *c, const ms_move *plan, size_t n) {
   size_t k = 0;
@@ -383,12 +394,7 @@ static size_t moving_of(sim *c, const ms_move *plan, size_t n) {
  * an event, and the others still go. */
 static void test_apply_paced(void) {
   sim c;
-  sim_init(&c, NULL);
-  int off_mode = MS_BAL_OFF;
-  bool off = false;
-  TU_OK(ms_set_balancer_mode(c.m, &off_mode, NULL));
-  TU_OK(ms_configure(c.m, NULL, &off, NULL, NULL));
-  sim_start_server(&c, 0);
+  manual_master(&c);
   slice keys[9] = {S("a"), S("b"), S("c"), S("d"), S("e"),
                    S("f"), S("g"), S("h"), S("i")};
   TU_OK(ms_create_table(c.m, "t", keys, 9, c.now, NULL));
@@ -447,12 +453,7 @@ static void test_apply_paced(void) {
 /* An approved plan is carried out only while every move still holds. */
 static void test_plan_apply(void) {
   sim c;
-  sim_init(&c, NULL);
-  int off_mode = MS_BAL_OFF;
-  bool off = false;
-  TU_OK(ms_set_balancer_mode(c.m, &off_mode, NULL));
-  TU_OK(ms_configure(c.m, NULL, &off, NULL, NULL));
-  sim_start_server(&c, 0);
+  manual_master(&c);
   slice keys[5] = {S("a"), S("b"), S("c"), S("d"), S("e")};
   TU_OK(ms_create_table(c.m, "t", keys, 5, c.now, NULL));
   sim_settle(&c, 5);
