@@ -1049,6 +1049,10 @@ void ms_action_list_free(ms_action_list *l) {
 /* ---- invariants ---- */
 
 static mica_err *check_invariants(ms *m) {
+  for (size_t i = 1; i < m->n_tables; i++)
+    if (m->tables[i - 1]->id >= m->tables[i]->id) /* ms_find_tbl's search */
+      return err_new(MICA_INTERNAL, "table ids not unique and ordered at %"
+                     PRIu64, m->tables[i]->id);
   for (size_t i = 0; i < m->n_tabs; i++) {
     if (i > 0 && m->tabs[i - 1]->id >= m->tabs[i]->id)
       return err_new(MICA_INTERNAL, "tablet ids not unique and ordered at %"
