@@ -262,14 +262,10 @@ static int tokens_init(void) {
     err_free(err);
     return 1;
   }
-  static const char *args[3];
-  args[0] = "--tokens";
-  args[1] = g_tokens;
-  args[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 2;
-  o.master_args = args;
+  o.tokens_file = g_tokens;
   return cl_suite_start(&o, &g_c);
 }
 

@@ -184,14 +184,10 @@ static const char *const TOKENS_V1 =
 static int tables_init(void) {
   snprintf(g_tokens, sizeof g_tokens, "%s/tokens", tu_tmpdir());
   if (write_tokens(TOKENS_V1) != 0) return 1;
-  static const char *args[3];
-  args[0] = "--tokens";
-  args[1] = g_tokens;
-  args[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 2;
-  o.master_args = args;
+  o.tokens_file = g_tokens;
   return cl_suite_start(&o, &g_c);
 }
 
@@ -388,21 +384,12 @@ static int certs_init(void) {
                    "cert:reporter reporting read:orders\n"
                    "cert:mica-client ops admin\n") != 0)
     return 1;
-  static const char *margs[5], *targs[3];
-  margs[0] = "--tokens";
-  margs[1] = g_tokens;
-  margs[2] = "--tls-client-certs";
-  margs[3] = "request";
-  margs[4] = NULL;
-  targs[0] = "--tls-client-certs";
-  targs[1] = "request";
-  targs[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;
   o.tls_dir = g_certs;
-  o.master_args = margs;
-  o.tserver_args = targs;
+  o.tokens_file = g_tokens;
+  o.client_certs = "request";
   return cl_suite_start(&o, &g_c);
 }
 

@@ -108,7 +108,7 @@ static void init_slot(proc *p, const char *fmt, int i) {
 
 /* Flags with numbers: "--flag", "<n>" pairs in fixed storage. */
 typedef struct num_flags {
-  const char *v[16];
+  const char *v[24];
   char num[8][24];
   int n, k;
 } num_flags;
@@ -120,13 +120,19 @@ static void num_flag(num_flags *f, const char *flag, uint64_t v) {
   f->v[f->n] = NULL;
 }
 
+static void str_flag(num_flags *f, const char *flag, const char *v) {
+  f->v[f->n++] = flag;
+  f->v[f->n++] = v;
+  f->v[f->n] = NULL;
+}
+
 /* The TLS flags of every process when the cluster is TLS. */
 static void tls_flags(cluster *c, num_flags *f) {
   if (!c->tls_on) return;
-  const char *pairs[] = {"--tls-cert", c->tls_cert, "--tls-key", c->tls_key,
-                         "--tls-ca", c->tls_ca};
-  for (size_t i = 0; i < 6; i++) f->v[f->n++] = pairs[i];
-  f->v[f->n] = NULL;
+  str_flag(f, "--tls-cert", c->tls_cert);
+  str_flag(f, "--tls-key", c->tls_key);
+  str_flag(f, "--tls-ca", c->tls_ca);
+  if (c->opt.client_certs) str_flag(f, "--tls-client-certs", c->opt.client_certs);
 }
 
 static mica_err *start_slot(cluster *c, proc *p, const char *prog,
@@ -148,6 +154,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
   num_flag(&f, "--lease-ms", c->opt.lease_ms);
   num_flag(&f, "--lease-margin-ms", c->opt.lease_margin_ms);
   num_flag(&f, "--heartbeat-ms", c->opt.heartbeat_ms);
+  if (c->opt.tokens_file) str_flag(&f, "--tokens", c->opt.tokens_file);
   tls_flags(c, &f);
   mica_err *err = start_slot(c, &c->master, "mica-master", listen, NULL, true,
                              &f, c->opt.master_args);

@@ -59,6 +59,11 @@ typedef struct cl_options {
    * server.pem/server.key and trusts ca.pem, and so do the harness's
    * channels. NULL = plaintext (cl_options_init: cl_env_tls_dir()). */
   const char *tls_dir;
+  /* mica-master --tokens FILE (docs/security.md); NULL = none. */
+  const char *tokens_file;
+  /* --tls-client-certs MODE on every process ("request", "require"; needs
+   * tls_dir); NULL = the servers' default. */
+  const char *client_certs;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
