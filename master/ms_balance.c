@@ -30,7 +30,8 @@
  * after any move a tablet's load counts at no less than its rate before
  * the move, because its new server's exponentially weighted 5 s average
  * starts from zero. Each tick starts at most max_moves_in_flight moves in
- * all.
+ * all, an approved plan's first: its moves wait in m->approved and start
+ * as earlier moves finish.
  *
  * Everything here runs with ms.mu held (the public entry points take it). */
 #include <inttypes.h>
@@ -482,6 +483,8 @@ static void note_drained(ms *m) {
   }
 }
 
+static mica_err *start_approved(ms *m, uint64_t now);
+
 mica_err *ms_balance_tick(ms *m, uint64_t now) {
   note_drained(m);
   for (size_t i = 0; i < m->n_tabs; i++) {
@@ -513,13 +516,16 @@ mica_err *ms_balance_tick(ms *m, uint64_t now) {
     m->n_suggested = n;
     m->suggested_at = now;
   }
+  /* An operator's approved moves go first, whatever the mode. */
+  mica_err *err = start_approved(m, now);
+  if (err) return err;
   size_t in_flight = ms_moves_in_flight(m);
   if (in_flight >= m->opt.max_moves_in_flight) return NULL;
   int what = MS_PLAN_DRAIN | (mode == MS_BAL_AUTO ? MS_PLAN_BALANCE : 0);
   ms_move *moves = NULL;
   size_t n = 0;
-  mica_err *err = ms_plan_balance(m, m->opt.max_moves_in_flight - in_flight,
-                                  what, true, &moves, &n);
+  err = ms_plan_balance(m, m->opt.max_moves_in_flight - in_flight, what, true,
+                        &moves, &n);
   free(moves);
   return err;
 }
@@ -579,6 +585,12 @@ static void check_move(ms *m, const ms_move *moves, size_t i, uint64_t now,
     if (moves[k].tablet_id == mv->tablet_id) {
       add_stale(stale, n_stale, mv, "tablet %" PRIu64 " appears twice in the "
                 "plan", mv->tablet_id);
+      return;
+    }
+  for (size_t k = 0; k < m->n_approved; k++)
+    if (m->approved[k].tablet_id == mv->tablet_id) {
+      add_stale(stale, n_stale, mv, "tablet %" PRIu64 " waits to move in an "
+                "approved plan already", mv->tablet_id);
       return;
     }
   ms_tab *t = ms_find_tab(m, mv->tablet_id);
@@ -648,14 +660,55 @@ mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
                   "hold, none was made%s", *n_stale, n, (char *)b.data);
     buf_free(&b);
   }
-  for (size_t i = 0; i < n && !err; i++) {
-    char why[160];
-    snprintf(why, sizeof(why), "approved plan: %s", moves[i].reason);
-    ms_tab *t = ms_find_tab(m, moves[i].tablet_id);
-    err = ms_start_move(m, t, moves[i].to_server_id, why);
-    if (!err) t->moved_at = now;
+  if (!err) {
+    m->approved = xrealloc(m->approved,
+                           (m->n_approved + n) * sizeof(*m->approved));
+    memcpy(m->approved + m->n_approved, moves, n * sizeof(*moves));
+    m->n_approved += n;
+    err = start_approved(m, now);
   }
   UNLOCK(m);
+  return err;
+}
+
+/* Starts approved moves in order while fewer than max_moves_in_flight
+ * moves are in flight. Each is checked again at its turn: one that no
+ * longer holds (its tablet split, its target died) is dropped with a
+ * "move" event saying why, and the next one goes. */
+static mica_err *start_approved(ms *m, uint64_t now) {
+  size_t done = 0, in_flight = ms_moves_in_flight(m);
+  mica_err *err = NULL;
+  while (done < m->n_approved && in_flight < m->opt.max_moves_in_flight) {
+    const ms_move *mv = &m->approved[done];
+    ms_move *stale = NULL;
+    size_t n_stale = 0;
+    size_t queued = m->n_approved; /* not a duplicate of itself */
+    m->n_approved = 0;
+    check_move(m, mv, 0, now, &stale, &n_stale);
+    m->n_approved = queued;
+    if (n_stale) {
+      ms_event_add(m, "move", mv->tablet_id, mv->to_server_id,
+                   "approved move of tablet %" PRIu64 " to server %" PRIu64
+                   " dropped: %s", mv->tablet_id, mv->to_server_id,
+                   stale[0].reason);
+      free(stale);
+      done++;
+      continue;
+    }
+    char why[160];
+    snprintf(why, sizeof(why), "approved plan: %s", mv->reason);
+    ms_tab *t = ms_find_tab(m, mv->tablet_id);
+    err = ms_start_move(m, t, mv->to_server_id, why);
+    if (err) break; /* the log failed: it stays queued */
+    t->moved_at = now;
+    done++;
+    in_flight++;
+  }
+  if (done > 0) {
+    m->n_approved -= done;
+    memmove(m->approved, m->approved + done,
+            m->n_approved * sizeof(*m->approved));
+  }
   return err;
 }
 

@@ -170,6 +170,11 @@ struct ms {
   ms_move *suggested;     /* suggest mode: the latest plan */
   size_t n_suggested;
   uint64_t suggested_at;  /* its `now`; 0 = none */
+  /* Moves of approved plans not started yet, in order: ms_balance_tick
+   * starts them as room opens under max_moves_in_flight. Volatile: a new
+   * master starts without them (docs/master.md, "Balancer"). */
+  ms_move *approved;
+  size_t n_approved;
 };
 
 /* ---- ms_state.c ---- */

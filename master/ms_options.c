@@ -137,16 +137,28 @@ mica_err *ms_table_options(ms *m, const char *name, uint64_t *table_id,
   return err;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Each table the server holds a tablet of, once: the tables' ids are
+ * gathered, sorted and made unique, so the cost is n log n in the server's
+ * tablets and never touches the tables it does not serve. */
 void ms_reply_options(ms *m, const ms_report *r, size_t n,
                       ms_server_reply *reply) {
+  if (n == 0) return;
+  uint64_t *ids = xcalloc(n, sizeof(*ids));
+  size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     ms_tab *t = ms_find_tab(m, r[i].ref.tablet_id);
-    ms_tbl *tb = t != NULL ? ms_find_tbl(m, t->table_id) : NULL;
+    if (t != NULL) ids[k++] = t->table_id;
+  }
+  qsort(ids, k, sizeof(*ids), cmp_u64);
+  for (size_t i = 0; i < k; i++) {
+    if (i > 0 && ids[i] == ids[i - 1]) continue;
+    ms_tbl *tb = ms_find_tbl(m, ids[i]);
     if (tb == NULL) continue;
-    bool seen = false;
-    for (size_t k = 0; k < reply->n_table_opts && !seen; k++)
-      seen = reply->table_opts[k].table_id == tb->id;
-    if (seen) continue;
     reply->table_opts = xrealloc(reply->table_opts,
                                  (reply->n_table_opts + 1) *
                                      sizeof(*reply->table_opts));
@@ -154,6 +166,7 @@ void ms_reply_options(ms *m, const ms_report *r, size_t n,
     reply->table_opts[reply->n_table_opts].opts = tb->opts;
     reply->n_table_opts++;
   }
+  free(ids);
 }
 
 void ms_salted_keys(const slice *keys, size_t n, uint32_t n_buckets,

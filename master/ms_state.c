@@ -32,10 +32,16 @@ ms_tab *ms_find_tab(ms *m, uint64_t id) {
   return lo < m->n_tabs && m->tabs[lo]->id == id ? m->tabs[lo] : NULL;
 }
 
+/* m->tables is in id order: a create takes an id above every earlier one
+ * and appends, a drop keeps the order, a snapshot lists them ascending. */
 ms_tbl *ms_find_tbl(ms *m, uint64_t id) {
-  for (size_t i = 0; i < m->n_tables; i++)
-    if (m->tables[i]->id == id) return m->tables[i];
-  return NULL;
+  size_t lo = 0, hi = m->n_tables;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (m->tables[mid]->id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < m->n_tables && m->tables[lo]->id == id ? m->tables[lo] : NULL;
 }
 
 ms_tbl *ms_find_tbl_name(ms *m, const char *name) {
@@ -1043,6 +1049,10 @@ void ms_action_list_free(ms_action_list *l) {
 /* ---- invariants ---- */
 
 static mica_err *check_invariants(ms *m) {
+  for (size_t i = 1; i < m->n_tables; i++)
+    if (m->tables[i - 1]->id >= m->tables[i]->id) /* ms_find_tbl's search */
+      return err_new(MICA_INTERNAL, "table ids not unique and ordered at %"
+                     PRIu64, m->tables[i]->id);
   for (size_t i = 0; i < m->n_tabs; i++) {
     if (i > 0 && m->tabs[i - 1]->id >= m->tabs[i]->id)
       return err_new(MICA_INTERNAL, "tablet ids not unique and ordered at %"
@@ -1222,6 +1232,7 @@ void ms_close(ms *m) {
   mlog_close(m->log);
   free_state(m);
   free(m->suggested);
+  free(m->approved);
   free(m->dir);
   pthread_mutex_destroy(&m->mu);
   free(m);

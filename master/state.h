@@ -477,11 +477,16 @@ void ms_suggested(ms *m, ms_move **out, size_t *n, uint64_t *at);
 
 /* Carries out an operator-approved plan, all or nothing: every move must
  * still hold (the tablet serves on from_server_id under the planned
- * epochs, nothing is in flight for it, the target is live, not draining
- * and not the source, no tablet twice). Otherwise STALE_EPOCH, nothing is
- * moved, and *stale (caller frees with free()) lists each failing move
- * with its reason. INVALID_ARGUMENT for an empty or oversized plan (over
- * 1000 moves); UNAVAILABLE during the restart grace period. */
+ * epochs, nothing is in flight for it, it waits in no earlier approved
+ * plan, the target is live, not draining and not the source, no tablet
+ * twice). Otherwise STALE_EPOCH, nothing is moved, and *stale (caller
+ * frees with free()) lists each failing move with its reason.
+ * INVALID_ARGUMENT for an empty or oversized plan (over 1000 moves);
+ * UNAVAILABLE during the restart grace period. The moves start in order,
+ * at most max_moves_in_flight in flight at once (with the balancer's own):
+ * those that fit start now, the rest as earlier moves finish, each checked
+ * again at its turn and dropped with a "move" event if it no longer holds.
+ * The queue is volatile: a new master starts without it. */
 mica_err *ms_apply_plan(ms *m, const ms_move *moves, size_t n, uint64_t now,
                         ms_move **stale, size_t *n_stale);
 

@@ -85,6 +85,7 @@ USAGE
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 cmdline="bench/compare/run.sh $*"
 bin=${MICA_BIN_DIR:-$here/../../build/bin}
 records=20000 ops=20000 threads=16 runs=3 tablets=6
@@ -152,21 +153,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mica-compare.XXXXXX")
 [ -n "$out" ] || out=$work/results
 mkdir -p "$out/json"
 out=$(cd "$out" && pwd)
-pids=()
 
 cleanup() {
-  local pid
   # SIGTERM every process we started (a Mica server flushes its tablets),
   # then SIGKILL whatever is still there after 10 s.
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ((i = 0; i < 100; i++)); do
-    local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  bench_stop_all
   if [ $keep = 1 ]; then
     echo "run.sh: data and logs kept in $work" >&2
   else
@@ -176,20 +167,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_file() { # FILE PID SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 # CPU time (clock ticks) the given processes have used so far, with that
 # of their children: the live ones' own time and the reaped ones' (fields
@@ -212,43 +189,20 @@ cpu_ticks() {
 hz=$(getconf CLK_TCK)
 
 # start_mica NAME SERVERS: a master and SERVERS tablet servers under
-# $work/NAME; sets mica_addr and mica_pids.
+# $work/NAME (bench/lib.sh); sets mica_addr and mica_pids.
 start_mica() {
-  local dir=$work/$1 n=$2 i pid
-  mkdir -p "$dir/data" "$dir/logs"
-  "$bin/mica-master" --data-dir "$dir/data" --listen 127.0.0.1:0 \
-    --http-listen 127.0.0.1:0 --address-file "$dir/master.addr" --merge off \
-    >"$dir/logs/master.out" 2>"$dir/logs/master.log" &
-  pid=$!
-  pids+=("$pid")
-  mica_pids=("$pid")
-  wait_file "$dir/master.addr" "$pid" 30 || die "$1 master did not start; see $dir/logs/master.log"
-  mica_addr=$(cat "$dir/master.addr")
-  for ((i = 1; i <= n; i++)); do
-    "$bin/mica-tserver" --data-dir "$dir/data" --listen 127.0.0.1:0 --master "$mica_addr" \
-      --address-file "$dir/tserver-$i.addr" --block-cache "$block_cache" \
-      ${compression:+--compression "$compression"} \
-      >"$dir/logs/tserver-$i.out" 2>"$dir/logs/tserver-$i.log" &
-    pid=$!
-    pids+=("$pid")
-    mica_pids+=("$pid")
-    wait_file "$dir/tserver-$i.addr" "$pid" 30 ||
-      die "$1 tserver-$i did not start; see $dir/logs/tserver-$i.log"
-  done
-  for ((i = 0; i < 300; i++)); do
-    [ "$("$bin/mica" --master "$mica_addr" servers --format tsv 2>/dev/null |
-      awk -F'\t' '$3 == "live"' | wc -l)" -ge "$n" ] && return 0
-    sleep 0.1
-  done
-  die "$1: not all $n tablet servers registered; see $dir/logs"
+  bench_mica "$work/$1" "$2" --merge off -- --block-cache "$block_cache" \
+    ${compression:+--compression "$compression"}
+  mica_addr=$bench_addr
+  mica_pids=("${bench_mica_pids[@]}")
 }
 
 # start_etcd: one member under $work/etcd; sets etcd_addr.
 start_etcd() {
   local dir=$work/etcd client peer pid i
   mkdir -p "$dir"
-  client=$(free_port)
-  peer=$(free_port)
+  client=$(bench_free_port)
+  peer=$(bench_free_port)
   etcd --name compare --data-dir "$dir/data" \
     --listen-client-urls "http://127.0.0.1:$client" \
     --advertise-client-urls "http://127.0.0.1:$client" \
@@ -258,7 +212,7 @@ start_etcd() {
     --quota-backend-bytes 8589934592 \
     >"$dir/etcd.log" 2>&1 &
   pid=$!
-  pids+=("$pid")
+  bench_pids+=("$pid")
   etcd_pids=("$pid")
   etcd_addr=127.0.0.1:$client
   for ((i = 0; i < 300; i++)); do
@@ -277,10 +231,10 @@ start_pg() {
   # Run as root, postgres.sh runs PostgreSQL as nobody, which must reach
   # its directory: let others traverse (not list) the work directory.
   chmod 0711 "$work" "$dir"
-  port=$(free_port)
+  port=$(bench_free_port)
   PG_BIN_DIR=$pg_bin "$here/postgres.sh" "$dir" "$port" >"$dir/postgres.log" 2>&1 &
   pid=$!
-  pids+=("$pid")
+  bench_pids+=("$pid")
   pg_pids=("$pid")
   pg_uri=postgresql://mica@127.0.0.1:$port/postgres
   for ((i = 0; i < 600; i++)); do
@@ -319,9 +273,9 @@ start_echo() {
   mkdir -p "$dir"
   "$bin/mica-rpc-bench" --serve=127.0.0.1:0 >"$dir/addr" 2>"$dir/log" &
   pid=$!
-  pids+=("$pid")
+  bench_pids+=("$pid")
   echo_pids=("$pid")
-  wait_file "$dir/addr" "$pid" 30 || die "mica-rpc-bench --serve did not start; see $dir/log"
+  bench_wait_file "$dir/addr" "$pid" 30 || die "mica-rpc-bench --serve did not start; see $dir/log"
   echo_addr=$(head -1 "$dir/addr")
 }
 

@@ -19,6 +19,7 @@
 # µs per op, and the on/off ratios) on stdout. Every process it started is
 # stopped by its pid at exit; the data is deleted.
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 
 bin=${MICA_BIN_DIR:-build/bin}
 records=20000
@@ -69,18 +70,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 addr=127.0.0.1:$port
 mkdir -p "$work/data"
-
-wait_file() { # FILE PID SECONDS
-  for ((i = 0; i < $3 * 10; i++)); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 start_master() { # on|off
   rm -f "$work/master.addr"
@@ -89,7 +81,7 @@ start_master() { # on|off
     --load-split "$1" --load-split-ops 1000000000000 \
     --load-split-bytes 1000G >>"$work/master.log" 2>&1 &
   master_pid=$!
-  wait_file "$work/master.addr" "$master_pid" 30 ||
+  bench_wait_file "$work/master.addr" "$master_pid" 30 ||
     { echo "sampling.sh: master did not start; see its log:" >&2; tail "$work/master.log" >&2; exit 1; }
 }
 
@@ -118,7 +110,7 @@ start_master on
 "$bin/mica-tserver" --data-dir "$work/data" --listen 127.0.0.1:0 --master "$addr" \
   --address-file "$work/tserver.addr" >"$work/tserver.out" 2>"$work/tserver.log" &
 ts_pid=$!
-wait_file "$work/tserver.addr" "$ts_pid" 30 || { echo "sampling.sh: tserver did not start" >&2; exit 1; }
+bench_wait_file "$work/tserver.addr" "$ts_pid" 30 || { echo "sampling.sh: tserver did not start" >&2; exit 1; }
 wait_mode on
 
 "$bin/mica-bench" load --master "$addr" --records "$records" --threads "$threads" \

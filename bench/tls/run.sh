@@ -24,6 +24,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 src=$(cd "$here/../.." && pwd)
 bin=$src/build/bin
 out=
@@ -59,33 +60,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mica-tlsbench.XXXXXX")
 [ -n "$out" ] || out=$work/results
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-pids=()
 cleanup() {
-  local pid i alive
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ((i = 0; i < 100; i++)); do
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  bench_stop_all
   rm -rf "$work/plain" "$work/tls" "$work/certs" "$work/tokens"
   rmdir "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_file() { # FILE PID SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 # CPU ticks (user + system) the given live processes have used so far.
 cpu_ticks() {
@@ -113,33 +94,21 @@ printf '%s bench-admin admin\n%s bench-write write\n' "$admin_tok" "$write_tok" 
   >"$work/tokens"
 umask 022
 
-# start NAME: a master and one tablet server under $work/NAME; sets
-# addr_NAME and pids_NAME.
+# start NAME: a master and one tablet server under $work/NAME
+# (bench/lib.sh); sets addr_NAME and pids_NAME.
 start() {
-  local name=$1 dir=$work/$1 pid m t sec=()
-  mkdir -p "$dir/data" "$dir/logs"
+  local name=$1 sec=() m=()
+  bench_cli_args=()
   if [ "$name" = tls ]; then
     sec=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key"
          --tls-ca "$work/certs/ca.pem")
+    m=(--tokens "$work/tokens")
+    bench_cli_args=(--ca "$work/certs/ca.pem")
   fi
-  m=("${sec[@]}")
-  [ "$name" = tls ] && m+=(--tokens "$work/tokens")
-  "$bin/mica-master" --data-dir "$dir/data" --address-file "$dir/master.addr" \
-    --merge off --balancer off "${m[@]}" \
-    >"$dir/logs/master.out" 2>"$dir/logs/master.log" &
-  pid=$!
-  pids+=("$pid")
-  eval "pids_$name=($pid)"
-  wait_file "$dir/master.addr" "$pid" 30 || die "$name master did not start; see $dir/logs"
-  eval "addr_$name=$(cat "$dir/master.addr")"
-  eval "m=\$addr_$name"
-  "$bin/mica-tserver" --data-dir "$dir/data" --master "$m" \
-    --address-file "$dir/tserver.addr" "${sec[@]}" \
-    >"$dir/logs/tserver.out" 2>"$dir/logs/tserver.log" &
-  t=$!
-  pids+=("$t")
-  eval "pids_$name+=($t)"
-  wait_file "$dir/tserver.addr" "$t" 30 || die "$name tserver did not start; see $dir/logs"
+  MICA_TOKEN=$admin_tok bench_mica "$work/$name" 1 --merge off --balancer off \
+    "${sec[@]}" "${m[@]}" -- "${sec[@]}"
+  eval "addr_$name=\$bench_addr"
+  eval "pids_$name=(\"\${bench_mica_pids[@]}\")"
 }
 
 # bench NAME ARGS...: mica-bench against cluster NAME with its credentials.

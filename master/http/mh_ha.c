@@ -14,14 +14,6 @@
 #include "common/prom.h"
 #include "master/http/mh_int.h"
 
-static void out_s(buf *out, const char *s) { buf_append(out, s, strlen(s)); }
-
-static void out_u(buf *out, uint64_t v) {
-  char t[32];
-  int n = snprintf(t, sizeof t, "%" PRIu64, v);
-  buf_append(out, t, (size_t)n);
-}
-
 static const char *role_of(const mh_ident *id) {
   if (id->ha == NULL) return "single";
   return id->standby ? "standby" : "active";
@@ -35,73 +27,73 @@ static uint64_t epoch_of(const mh_ident *id) {
 }
 
 static void member(buf *out, const char *rpc, const char *http) {
-  out_s(out, "{\"rpc\":");
+  mh_out_s(out, "{\"rpc\":");
   mh_json_str(out, rpc);
-  out_s(out, ",\"http\":");
+  mh_out_s(out, ",\"http\":");
   mh_json_str(out, http);
-  out_s(out, "}");
+  mh_out_s(out, "}");
 }
 
 static void active_obj(const mh_ident *id, buf *out) {
   if (id->ha == NULL) {
-    out_s(out, "{\"rpc\":");
+    mh_out_s(out, "{\"rpc\":");
     mh_json_str(out, id->master_address);
-    out_s(out, ",\"http\":");
+    mh_out_s(out, ",\"http\":");
     mh_json_str(out, id->http_address);
-    out_s(out, ",\"epoch\":");
-    out_u(out, id->master_epoch);
-    out_s(out, "}");
+    mh_out_s(out, ",\"epoch\":");
+    mh_out_u(out, id->master_epoch);
+    mh_out_s(out, "}");
     return;
   }
   const mzk_view *v = id->ha;
   if (!v->have_active) {
-    out_s(out, "null");
+    mh_out_s(out, "null");
     return;
   }
-  out_s(out, "{\"rpc\":");
+  mh_out_s(out, "{\"rpc\":");
   mh_json_str(out, v->active.rpc_addr);
-  out_s(out, ",\"http\":");
+  mh_out_s(out, ",\"http\":");
   /* This master's own HTTP address is known first hand. */
   mh_json_str(out, !id->standby && v->active.http_addr[0] == '\0'
                        ? id->http_address : v->active.http_addr);
-  out_s(out, ",\"epoch\":");
-  out_u(out, v->active.epoch);
-  out_s(out, "}");
+  mh_out_s(out, ",\"epoch\":");
+  mh_out_u(out, v->active.epoch);
+  mh_out_s(out, "}");
 }
 
 void mh_render_ha(const mh_ident *id, buf *out) {
-  out_s(out, "{\"role\":\"");
-  out_s(out, role_of(id));
-  out_s(out, "\",\"epoch\":");
-  out_u(out, epoch_of(id));
-  out_s(out, ",\"self\":");
+  mh_out_s(out, "{\"role\":\"");
+  mh_out_s(out, role_of(id));
+  mh_out_s(out, "\",\"epoch\":");
+  mh_out_u(out, epoch_of(id));
+  mh_out_s(out, ",\"self\":");
   member(out, id->master_address, id->http_address);
-  out_s(out, ",\"active\":");
+  mh_out_s(out, ",\"active\":");
   active_obj(id, out);
-  out_s(out, ",\"standbys\":[");
+  mh_out_s(out, ",\"standbys\":[");
   const mzk_view *v = id->ha;
   for (size_t i = 0; v != NULL && i < v->n_shown; i++) {
     if (i) buf_push(out, ',');
     member(out, v->standbys[i].rpc_addr, v->standbys[i].http_addr);
   }
-  out_s(out, "],\"standbys_total\":");
-  out_u(out, v ? v->n_standbys : 0);
-  out_s(out, ",\"standbys_known\":");
-  out_s(out, v == NULL || v->standbys_known ? "true" : "false");
-  out_s(out, ",\"zookeeper\":");
+  mh_out_s(out, "],\"standbys_total\":");
+  mh_out_u(out, v ? v->n_standbys : 0);
+  mh_out_s(out, ",\"standbys_known\":");
+  mh_out_s(out, v == NULL || v->standbys_known ? "true" : "false");
+  mh_out_s(out, ",\"zookeeper\":");
   if (v == NULL) {
-    out_s(out, "null}");
+    mh_out_s(out, "null}");
     return;
   }
-  out_s(out, "{\"session\":\"");
-  out_s(out, mzk_session_state_name(v->session));
-  out_s(out, "\",\"session_timeout_ms\":");
-  out_u(out, (uint64_t)(v->session_timeout_ms > 0 ? v->session_timeout_ms : 0));
+  mh_out_s(out, "{\"session\":\"");
+  mh_out_s(out, mzk_session_state_name(v->session));
+  mh_out_s(out, "\",\"session_timeout_ms\":");
+  mh_out_u(out, (uint64_t)(v->session_timeout_ms > 0 ? v->session_timeout_ms : 0));
   char sid[32];
   snprintf(sid, sizeof sid, "0x%" PRIx64, (uint64_t)v->session_id);
-  out_s(out, ",\"session_id\":\"");
-  out_s(out, sid);
-  out_s(out, "\"}}");
+  mh_out_s(out, ",\"session_id\":\"");
+  mh_out_s(out, sid);
+  mh_out_s(out, "\"}}");
 }
 
 void mh_render_ha_metrics(const mh_ident *id, buf *out) {
@@ -149,19 +141,19 @@ void mh_render_ha_metrics(const mh_ident *id, buf *out) {
 
 void mh_render_standby_cluster(const mh_ident *id, uint64_t uptime_s,
                                uint64_t wall_ms, buf *out) {
-  out_s(out, "{\"cluster\":");
+  mh_out_s(out, "{\"cluster\":");
   mh_json_str(out, id->cluster);
-  out_s(out, ",\"role\":\"standby\",\"master_address\":");
+  mh_out_s(out, ",\"role\":\"standby\",\"master_address\":");
   mh_json_str(out, id->master_address);
-  out_s(out, ",\"http_address\":");
+  mh_out_s(out, ",\"http_address\":");
   mh_json_str(out, id->http_address);
   char t[160];
   snprintf(t, sizeof t, ",\"version\":\"%s\",\"now_ms\":%" PRIu64
            ",\"uptime_s\":%" PRIu64 ",\"ha\":", MICA_VERSION, wall_ms,
            uptime_s);
-  out_s(out, t);
+  mh_out_s(out, t);
   mh_render_ha(id, out);
-  out_s(out, "}\n");
+  mh_out_s(out, "}\n");
 }
 
 void mh_render_standby_metrics(const mh_ident *id, uint64_t uptime_s,
@@ -198,9 +190,9 @@ void mh_render_standby_refusal(const mh_ident *id, buf *out) {
   else
     snprintf(msg, sizeof msg, "master %s is a standby and has no cluster "
              "state; no master is active yet", id->master_address);
-  out_s(out, "{\"error\":");
+  mh_out_s(out, "{\"error\":");
   mh_json_str(out, msg);
-  out_s(out, ",\"active_master\":");
+  mh_out_s(out, ",\"active_master\":");
   active_obj(id, out);
-  out_s(out, "}\n");
+  mh_out_s(out, "}\n");
 }

@@ -18,14 +18,6 @@
 
 #include "master/http/mh_int.h"
 
-static void out_s(buf *out, const char *s) { buf_append(out, s, strlen(s)); }
-
-static void out_u(buf *out, uint64_t v) {
-  char t[24];
-  int n = snprintf(t, sizeof(t), "%" PRIu64, v);
-  buf_append(out, t, (size_t)n);
-}
-
 /* Rates keep three decimals: enough for a tablet doing one operation in a
  * minute's bucket. */
 static void out_rate(buf *out, double v) {
@@ -34,34 +26,18 @@ static void out_rate(buf *out, double v) {
   buf_append(out, t, (size_t)n);
 }
 
-/* {"text": the slice_escape form (printable ASCII, so only `"` and the
- * backslash need JSON's escapes), "b64": the exact bytes}. */
-static void out_key(buf *out, const buf *key) {
-  buf esc = BUF_INIT;
-  slice_escape(buf_slice(key), &esc);
-  out_s(out, "{\"text\":\"");
-  for (size_t i = 0; i < esc.len; i++) {
-    if (esc.data[i] == '"' || esc.data[i] == '\\') buf_push(out, '\\');
-    buf_push(out, esc.data[i]);
-  }
-  out_s(out, "\",\"b64\":\"");
-  mh_base64(out, buf_slice(key));
-  out_s(out, "\"}");
-  buf_free(&esc);
-}
-
 static void out_rates(buf *out, const ms_heat_rates *r) {
-  out_s(out, "\"ops_per_sec\":");
+  mh_out_s(out, "\"ops_per_sec\":");
   out_rate(out, ms_heat_ops(r));
-  out_s(out, ",\"reads_per_sec\":");
+  mh_out_s(out, ",\"reads_per_sec\":");
   out_rate(out, r->reads);
-  out_s(out, ",\"writes_per_sec\":");
+  mh_out_s(out, ",\"writes_per_sec\":");
   out_rate(out, r->writes);
-  out_s(out, ",\"scans_per_sec\":");
+  mh_out_s(out, ",\"scans_per_sec\":");
   out_rate(out, r->scans);
-  out_s(out, ",\"read_bytes_per_sec\":");
+  mh_out_s(out, ",\"read_bytes_per_sec\":");
   out_rate(out, r->read_bytes);
-  out_s(out, ",\"write_bytes_per_sec\":");
+  mh_out_s(out, ",\"write_bytes_per_sec\":");
   out_rate(out, r->write_bytes);
 }
 
@@ -105,105 +81,138 @@ static void hot_keys(const ms_snap *core, const char *table, size_t limit,
     const ms_hot_key *k = &t->load.keys[v[i].key];
     char kind[sizeof(k->kind) + 1];
     snprintf(kind, sizeof(kind), "%.*s", (int)sizeof(k->kind), k->kind);
-    out_s(out, i ? ",{\"table\":" : "{\"table\":");
+    mh_out_s(out, i ? ",{\"table\":" : "{\"table\":");
     mh_json_str(out, table_name_of(core, t->table_id));
-    out_s(out, ",\"tablet_id\":");
-    out_u(out, t->id);
-    out_s(out, ",\"key\":");
-    out_key(out, &k->key);
-    out_s(out, ",\"kind\":");
+    mh_out_s(out, ",\"tablet_id\":");
+    mh_out_u(out, t->id);
+    mh_out_s(out, ",\"key\":");
+    mh_json_key(out, &k->key);
+    mh_out_s(out, ",\"kind\":");
     mh_json_str(out, kind);
-    out_s(out, ",\"ops_per_sec\":");
+    mh_out_s(out, ",\"ops_per_sec\":");
     out_rate(out, k->ops_per_sec);
-    out_s(out, "}");
+    mh_out_s(out, "}");
   }
   free(v);
 }
 
 void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
                    const char *table, size_t limit, buf *out) {
-  out_s(out, "{\"now_ms\":");
-  out_u(out, s->now_ms);
-  out_s(out, ",\"window_s\":");
-  out_u(out, MS_HEAT_WINDOW_S);
-  out_s(out, ",\"table\":");
+  mh_out_s(out, "{\"now_ms\":");
+  mh_out_u(out, s->now_ms);
+  mh_out_s(out, ",\"window_s\":");
+  mh_out_u(out, MS_HEAT_WINDOW_S);
+  mh_out_s(out, ",\"table\":");
   if (table) mh_json_str(out, table);
-  else out_s(out, "null");
-  out_s(out, ",\"tablets_total\":");
-  out_u(out, s->n_hot_total);
-  out_s(out, ",\"tablets\":[");
+  else mh_out_s(out, "null");
+  mh_out_s(out, ",\"tablets_total\":");
+  mh_out_u(out, s->n_hot_total);
+  mh_out_s(out, ",\"tablets\":[");
   for (size_t i = 0; i < s->n_hot; i++) {
     const ms_heat_hot *h = &s->hot[i];
-    out_s(out, i ? ",{\"table\":" : "{\"table\":");
+    mh_out_s(out, i ? ",{\"table\":" : "{\"table\":");
     mh_json_str(out, h->table);
-    out_s(out, ",\"id\":");
-    out_u(out, h->tablet_id);
-    out_s(out, ",\"start\":");
-    out_key(out, &h->start);
-    out_s(out, ",\"end\":");
-    out_key(out, &h->end);
-    out_s(out, ",\"server_id\":");
-    out_u(out, h->server);
-    out_s(out, ",\"server_address\":");
+    mh_out_s(out, ",\"id\":");
+    mh_out_u(out, h->tablet_id);
+    mh_out_s(out, ",\"start\":");
+    mh_json_key(out, &h->start);
+    mh_out_s(out, ",\"end\":");
+    mh_json_key(out, &h->end);
+    mh_out_s(out, ",\"server_id\":");
+    mh_out_u(out, h->server);
+    mh_out_s(out, ",\"server_address\":");
     mh_json_str(out, h->address);
-    out_s(out, ",");
+    mh_out_s(out, ",");
     out_rates(out, &h->r);
-    out_s(out, "}");
+    mh_out_s(out, "}");
   }
-  out_s(out, "],\"keys\":[");
+  mh_out_s(out, "],\"keys\":[");
   hot_keys(core, table, limit, out);
-  out_s(out, "]}\n");
+  mh_out_s(out, "]}\n");
 }
 
-void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out) {
-  out_s(out, "{\"table\":");
-  mh_json_str(out, table);
-  out_s(out, ",\"now_ms\":");
-  out_u(out, s->now_ms);
-  out_s(out, ",\"bucket_ms\":");
-  out_u(out, s->bucket_ms);
-  out_s(out, ",\"max_buckets\":");
-  out_u(out, s->max_buckets);
-  out_s(out, ",\"max_tablets\":");
-  out_u(out, s->max_tablets);
-  out_s(out, ",\"dropped\":");
-  out_u(out, s->dropped);
-  out_s(out, ",\"tablets\":[");
-  for (size_t i = 0; i < s->n_tablets; i++) {
-    const ms_heat_tablet *t = &s->tablets[i];
-    out_s(out, i ? ",{\"id\":" : "{\"id\":");
-    out_u(out, t->id);
-    out_s(out, ",\"start\":");
-    out_key(out, &t->start);
-    out_s(out, ",\"end\":");
-    out_key(out, &t->end);
-    out_s(out, t->current ? ",\"current\":true}" : ",\"current\":false}");
+void mh_render_heatmap(const ms_heat_snap *s, const char *table,
+                       size_t limit, buf *out) {
+  /* Which buckets fit: whole ones, newest first; when none with cells
+   * does, the newest with cells, cut to `limit` (its first `cut` cells). */
+  size_t total = 0, kept = 0, from = s->n_buckets, cut = SIZE_MAX;
+  for (size_t i = 0; i < s->n_buckets; i++) total += s->buckets[i].n_cells;
+  while (from > 0 && kept + s->buckets[from - 1].n_cells <= limit)
+    kept += s->buckets[--from].n_cells;
+  if (kept == 0 && from > 0) {
+    from--;
+    cut = kept = limit;
   }
-  out_s(out, "],\"cell_fields\":[\"tablet\",\"server_id\",\"ops_per_sec\","
+  /* The tablets those cells name, renumbered in the listing's order. */
+  size_t *index = xcalloc(s->n_tablets + 1, sizeof(*index));
+  for (size_t i = from; i < s->n_buckets; i++) {
+    const ms_heat_bucket *b = &s->buckets[i];
+    size_t n = i == from && cut < b->n_cells ? cut : b->n_cells;
+    for (size_t j = 0; j < n; j++) index[b->cells[j].tablet] = 1;
+  }
+  size_t n_listed = 0;
+  for (size_t t = 0; t < s->n_tablets; t++)
+    index[t] = index[t] ? ++n_listed : 0; /* 1-based; 0 = not listed */
+
+  mh_out_s(out, "{\"table\":");
+  mh_json_str(out, table);
+  mh_out_s(out, ",\"now_ms\":");
+  mh_out_u(out, s->now_ms);
+  mh_out_s(out, ",\"bucket_ms\":");
+  mh_out_u(out, s->bucket_ms);
+  mh_out_s(out, ",\"max_buckets\":");
+  mh_out_u(out, s->max_buckets);
+  mh_out_s(out, ",\"max_tablets\":");
+  mh_out_u(out, s->max_tablets);
+  mh_out_s(out, ",\"dropped\":");
+  mh_out_u(out, s->dropped);
+  mh_out_s(out, ",\"limit\":");
+  mh_out_u(out, limit);
+  mh_out_s(out, ",\"cells_total\":");
+  mh_out_u(out, total);
+  mh_out_s(out, ",\"buckets_omitted\":");
+  mh_out_u(out, from);
+  mh_out_s(out, ",\"cells_omitted\":");
+  mh_out_u(out, total - kept);
+  mh_out_s(out, ",\"tablets\":[");
+  for (size_t i = 0, k = 0; i < s->n_tablets; i++) {
+    if (index[i] == 0) continue;
+    const ms_heat_tablet *t = &s->tablets[i];
+    mh_out_s(out, k++ ? ",{\"id\":" : "{\"id\":");
+    mh_out_u(out, t->id);
+    mh_out_s(out, ",\"start\":");
+    mh_json_key(out, &t->start);
+    mh_out_s(out, ",\"end\":");
+    mh_json_key(out, &t->end);
+    mh_out_s(out, t->current ? ",\"current\":true}" : ",\"current\":false}");
+  }
+  mh_out_s(out, "],\"cell_fields\":[\"tablet\",\"server_id\",\"ops_per_sec\","
         "\"reads_per_sec\",\"writes_per_sec\",\"scans_per_sec\","
         "\"read_bytes_per_sec\",\"write_bytes_per_sec\"],\"buckets\":[");
-  for (size_t i = 0; i < s->n_buckets; i++) {
+  for (size_t i = from; i < s->n_buckets; i++) {
     const ms_heat_bucket *b = &s->buckets[i];
-    out_s(out, i ? ",{\"start_ms\":" : "{\"start_ms\":");
-    out_u(out, b->start_ms);
-    out_s(out, ",\"secs\":");
+    size_t n = i == from && cut < b->n_cells ? cut : b->n_cells;
+    mh_out_s(out, i > from ? ",{\"start_ms\":" : "{\"start_ms\":");
+    mh_out_u(out, b->start_ms);
+    mh_out_s(out, ",\"secs\":");
     out_rate(out, b->secs);
-    out_s(out, ",\"cells\":[");
-    for (size_t j = 0; j < b->n_cells; j++) {
+    mh_out_s(out, ",\"cells\":[");
+    for (size_t j = 0; j < n; j++) {
       const ms_heat_cell *c = &b->cells[j];
-      out_s(out, j ? ",[" : "[");
-      out_u(out, c->tablet);
-      out_s(out, ",");
-      out_u(out, c->server);
+      mh_out_s(out, j ? ",[" : "[");
+      mh_out_u(out, index[c->tablet] - 1);
+      mh_out_s(out, ",");
+      mh_out_u(out, c->server);
       const double v[6] = {ms_heat_ops(&c->r), c->r.reads, c->r.writes,
                            c->r.scans, c->r.read_bytes, c->r.write_bytes};
-      for (int k = 0; k < 6; k++) {
-        out_s(out, ",");
-        out_rate(out, v[k]);
+      for (int f = 0; f < 6; f++) {
+        mh_out_s(out, ",");
+        out_rate(out, v[f]);
       }
-      out_s(out, "]");
+      mh_out_s(out, "]");
     }
-    out_s(out, "]}");
+    mh_out_s(out, "]}");
   }
-  out_s(out, "]}\n");
+  mh_out_s(out, "]}\n");
+  free(index);
 }

@@ -17,9 +17,12 @@
 #ifndef MICA_MASTER_HTTP_MH_INT_H
 #define MICA_MASTER_HTTP_MH_INT_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "common/slice.h"
 #include "master/snapshot.h"
@@ -43,6 +46,21 @@ typedef struct mh_ident {
 void mh_json_str(buf *out, const char *s);
 /* Base64 (RFC 4648, padded) of `s`. */
 void mh_base64(buf *out, slice s);
+/* A key as the API gives every key: {"text": its escaped form (JSON
+ * string), "b64": base64 of its exact bytes}. */
+void mh_json_key(buf *out, const buf *key);
+
+/* Appends `s` as it is (JSON punctuation and member names). */
+static inline void mh_out_s(buf *out, const char *s) {
+  buf_append(out, s, strlen(s));
+}
+
+/* Appends `v` in decimal. */
+static inline void mh_out_u(buf *out, uint64_t v) {
+  char t[24];
+  int n = snprintf(t, sizeof t, "%" PRIu64, v);
+  buf_append(out, t, (size_t)n);
+}
 
 void mh_render_cluster(const ms_snap *s, const mh_ident *id, buf *out);
 
@@ -88,8 +106,13 @@ void mh_render_standby_refusal(const mh_ident *id, buf *out);
  * NULL = every table; at most `limit` keys, 0 = all). */
 void mh_render_hot(const ms_heat_snap *s, const ms_snap *core,
                    const char *table, size_t limit, buf *out);
-/* /api/heatmap: the history of `table` in `s`. */
-void mh_render_heatmap(const ms_heat_snap *s, const char *table, buf *out);
+/* /api/heatmap: the history of `table` in `s`, at most `limit` cells
+ * (> 0): the newest buckets whose cells fit whole or, when no bucket with
+ * cells fits, the newest one with cells cut to its first `limit` cells in
+ * key order (and the empty buckets after it). Only the tablets those
+ * cells name are listed. */
+void mh_render_heatmap(const ms_heat_snap *s, const char *table,
+                       size_t limit, buf *out);
 
 /* ---- mh_assets.c (generated) ---- */
 

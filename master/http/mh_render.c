@@ -88,8 +88,7 @@ void mh_base64(buf *out, slice s) {
   }
 }
 
-/* {"text":"<escaped>","b64":"<base64>"} */
-static void json_key(buf *out, const buf *key) {
+void mh_json_key(buf *out, const buf *key) {
   out_s(out, "{\"text\":");
   json_escaped(out, buf_slice(key));
   out_s(out, ",\"b64\":\"");
@@ -144,9 +143,9 @@ static void warning(buf *out, bool *first, const char *kind, const char *fmt,
 
 static void tablet_fields(const ms_snap *s, const ms_snap_tab *t, buf *out) {
   out_f(out, "\"id\":%" PRIu64 ",\"start\":", t->id);
-  json_key(out, &t->start);
+  mh_json_key(out, &t->start);
   out_s(out, ",\"end\":");
-  json_key(out, &t->end);
+  mh_json_key(out, &t->end);
   out_f(out, ",\"range_epoch\":%" PRIu64 ",\"assign_epoch\":%" PRIu64
         ",\"state\":\"%s\",\"server_id\":%" PRIu64 ",\"server_address\":",
         t->range_epoch, t->assign_epoch, ms_tablet_state_name(t->state),

@@ -27,6 +27,11 @@
 /* Hot tablets listed by default and at most. */
 #define MH_HOT_DEFAULT 20
 #define MH_MAX_HOT 1000
+/* Heat map cells sent by default and at most (docs/http-api.md): about
+ * 50 bytes each, so 1 MB by default; the whole default window (60 buckets
+ * of 10,000 tablets) fits under the most. */
+#define MH_HEAT_CELLS_DEFAULT 20000
+#define MH_MAX_HEAT_CELLS 1000000
 
 struct mhttp {
   httpd *d;
@@ -129,17 +134,15 @@ static bool table_name(const char *in, size_t n, char *out, size_t cap) {
   return k > 0;
 }
 
-static bool parse_limit(const char *s, size_t *out) {
-  if (s == NULL) {
-    *out = 0;
-    return true;
-  }
+/* A ?limit= of at most `max`; absent leaves *out as it is. */
+static bool parse_limit(const char *s, size_t max, size_t *out) {
+  if (s == NULL) return true;
   size_t v = 0;
   if (*s == '\0') return false;
   for (; *s; s++) {
     if (*s < '0' || *s > '9') return false;
     v = v * 10 + (size_t)(*s - '0');
-    if (v > MH_MAX_EVENTS) return false;
+    if (v > max) return false;
   }
   *out = v;
   return true;
@@ -209,7 +212,7 @@ static bool arg_is_table_name(const char *v) {
 static void serve_heat(mhttp *h, httpd_req *c, enum route rt, ms *core) {
   const char *table = httpd_req_arg(c, "table");
   const char *lim = httpd_req_arg(c, "limit");
-  size_t limit = MH_HOT_DEFAULT;
+  size_t limit = rt == R_HOT ? MH_HOT_DEFAULT : MH_HEAT_CELLS_DEFAULT;
   if (table != NULL && !arg_is_table_name(table)) {
     fail(c, 400, true, "table must be a table name ([A-Za-z0-9_.-], 1 to "
          "128 bytes)", NULL);
@@ -219,9 +222,14 @@ static void serve_heat(mhttp *h, httpd_req *c, enum route rt, ms *core) {
     fail(c, 400, true, "table is required: /api/heatmap?table=NAME", NULL);
     return;
   }
-  if (rt == R_HOT && lim != NULL &&
-      (!parse_limit(lim, &limit) || limit == 0 || limit > MH_MAX_HOT)) {
+  if (rt == R_HOT && (!parse_limit(lim, MH_MAX_HOT, &limit) || limit == 0)) {
     fail(c, 400, true, "limit must be a number from 1 to 1000", NULL);
+    return;
+  }
+  if (rt == R_HEATMAP &&
+      (!parse_limit(lim, MH_MAX_HEAT_CELLS, &limit) || limit == 0)) {
+    fail(c, 400, true, "limit must be a number of cells from 1 to 1000000",
+         NULL);
     return;
   }
   ms_heat_snap s;
@@ -240,7 +248,7 @@ static void serve_heat(mhttp *h, httpd_req *c, enum route rt, ms *core) {
     mh_render_hot(&s, &cs, table, limit, &b);
     ms_snap_free(&cs);
   } else {
-    mh_render_heatmap(&s, table, &b);
+    mh_render_heatmap(&s, table, limit, &b);
   }
   ms_heat_snap_free(&s);
   send_buf(c, kJson, &b);
@@ -289,7 +297,8 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
     fail(c, 400, true, "invalid table name in the URL", NULL);
     return;
   }
-  if (rt == R_EVENTS && !parse_limit(httpd_req_arg(c, "limit"), &limit)) {
+  if (rt == R_EVENTS &&
+      !parse_limit(httpd_req_arg(c, "limit"), MH_MAX_EVENTS, &limit)) {
     fail(c, 400, true, "limit must be a number up to 100000", NULL);
     return;
   }

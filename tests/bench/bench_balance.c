@@ -111,43 +111,41 @@ static double load_ratio(void) {
   return ratio;
 }
 
-/* Wall-clock ms of the first balancer move (0 = none). */
-static uint64_t first_move_ms(void) {
-  rpc_list_events_request q = {0};
-  void *m = NULL;
-  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &m);
-  if (e) die("ListEvents", e);
-  const rpc_list_events_response *r = m;
-  uint64_t first = 0;
-  for (size_t i = 0; i < r->n_events; i++)
-    if (strcmp(r->events[i].kind, "move") == 0 &&
-        strstr(r->events[i].text, "moving from") != NULL &&
-        strstr(r->events[i].text, "operator request") == NULL &&
-        (first == 0 || r->events[i].time_ms < first))
-      first = r->events[i].time_ms;
-  rpc_msg_free(m);
-  return first;
-}
-
-static uint64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static size_t balancer_moves(void) {
+/* Events of `kind` whose text contains `with` and not `without` (NULL:
+ * no condition): how many, and the earliest one's wall-clock ms in *first
+ * (0 = none) unless `first` is NULL. */
+static size_t events(const char *kind, const char *with, const char *without,
+                     uint64_t *first) {
   rpc_list_events_request q = {0};
   void *m = NULL;
   mica_err *e = cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &m);
   if (e) die("ListEvents", e);
   const rpc_list_events_response *r = m;
   size_t n = 0;
-  for (size_t i = 0; i < r->n_events; i++)
-    n += strcmp(r->events[i].kind, "move") == 0 &&
-         strstr(r->events[i].text, "moving from") != NULL &&
-         strstr(r->events[i].text, "operator request") == NULL;
+  uint64_t t = 0;
+  for (size_t i = 0; i < r->n_events; i++) {
+    const char *text = r->events[i].text;
+    if (strcmp(r->events[i].kind, kind) != 0 ||
+        (with && strstr(text, with) == NULL) ||
+        (without && strstr(text, without) != NULL))
+      continue;
+    n++;
+    if (t == 0 || r->events[i].time_ms < t) t = r->events[i].time_ms;
+  }
   rpc_msg_free(m);
+  if (first) *first = t;
   return n;
+}
+
+/* The balancer's own moves (an operator's say "operator request"). */
+static size_t balancer_moves(uint64_t *first) {
+  return events("move", "moving from", "operator request", first);
+}
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* utime + stime of process `pid`, in seconds. */
@@ -184,30 +182,30 @@ static int cmp_d(const void *a, const void *b) {
  * other scenarios, load split off). */
 static const char *g_ls_ops, *g_ls_window;
 
-/* Load-split events since the start: how many, and the first's wall ms. */
-static size_t load_splits(uint64_t *first) {
-  rpc_list_events_request q = {0};
-  void *m = NULL;
-  mica_err *e = cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000, &m);
-  if (e) die("ListEvents", e);
-  const rpc_list_events_response *r = m;
-  size_t n = 0;
-  *first = 0;
-  for (size_t i = 0; i < r->n_events; i++) {
-    if (strcmp(r->events[i].kind, "load_split") != 0) continue;
-    n++;
-    if (*first == 0 || r->events[i].time_ms < *first)
-      *first = r->events[i].time_ms;
-  }
-  rpc_msg_free(m);
-  return n;
+/* Starts the cluster of `o` (heartbeat 500 ms, lease 5 s) into g_c and
+ * opens a client to it. */
+static mica_client *start(cl_options *o) {
+  o->heartbeat_ms = 500;
+  o->lease_ms = 5000;
+  mica_err *e = cl_start(o, &g_c);
+  if (e) die("starting the cluster", e);
+  mica_options mo;
+  mica_options_init(&mo);
+  mica_client *c = NULL;
+  if (mica_open(cl_master_address(g_c), &mo, &c) != MICA_OK) die("open", NULL);
+  return c;
+}
+
+/* Appends the split key before record `i` to splits[*n]. */
+static void add_split(char (*sk)[16], mica_key *splits, size_t *n, int i) {
+  key_of(i, sk[*n]);
+  splits[*n] = (mica_key){sk[*n], strlen(sk[*n])};
+  (*n)++;
 }
 
 static void run(bool split_hot, bool balance, int seconds, int threads) {
   cl_options o;
   cl_options_init(&o);
-  o.heartbeat_ms = 500;
-  o.lease_ms = 5000;
   /* Load split is on only with the balancer in "load-split"; the hot
    * tablet (100 keys) takes too few of the preload's puts to be hot. */
   bool ls = g_ls_ops != NULL && balance;
@@ -217,30 +215,19 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
                          "--load-split-window-ms",
                          ls ? g_ls_window : "10000", NULL};
   o.master_args = margs;
-  mica_err *e = cl_start(&o, &g_c);
-  if (e) die("starting the cluster", e);
-  mica_options mo;
-  mica_options_init(&mo);
-  mica_client *c = NULL;
-  if (mica_open(cl_master_address(g_c), &mo, &c) != MICA_OK) die("open", NULL);
+  mica_client *c = start(&o);
   /* Tablets: the hot range [0, HOT) as one or six, then six more. */
   char sk[24][16];
   mica_key splits[24];
   size_t ns = 0;
   int hot_parts = split_hot ? 6 : 1;
-  for (int p = 1; p <= hot_parts; p++) {
-    key_of(p * HOT / hot_parts, sk[ns]);
-    splits[ns] = (mica_key){sk[ns], strlen(sk[ns])};
-    ns++;
-  }
+  for (int p = 1; p <= hot_parts; p++)
+    add_split(sk, splits, &ns, p * HOT / hot_parts);
   /* Cold tablets: enough that the counts can be even with the hot ones
    * on one server, so only the load tells the servers apart. */
   int cold_parts = split_hot ? 9 : 6;
-  for (int p = 1; p < cold_parts; p++) {
-    key_of(HOT + p * (RECORDS - HOT) / cold_parts, sk[ns]);
-    splits[ns] = (mica_key){sk[ns], strlen(sk[ns])};
-    ns++;
-  }
+  for (int p = 1; p < cold_parts; p++)
+    add_split(sk, splits, &ns, HOT + p * (RECORDS - HOT) / cold_parts);
   if (mica_create_table(c, "usertable", splits, ns) != MICA_OK)
     die(mica_errmsg(), NULL);
   char k[16], v[100];
@@ -324,13 +311,14 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   qsort(rates, (size_t)nr, sizeof(rates[0]), cmp_d);
   char since[48] = "never", first[48] = "none";
   if (within) snprintf(since, sizeof(since), "%" PRIu64 " s", within_since);
-  uint64_t fm = first_move_ms();
+  uint64_t fm = 0;
+  size_t moves = balancer_moves(&fm);
   if (fm)
     snprintf(first, sizeof(first), "%.1f s",
              ((double)fm - (double)wall0) / 1000);
   printf("  first balancer move after %s\n", first);
   uint64_t fs = 0;
-  size_t nls = load_splits(&fs);
+  size_t nls = events("load_split", NULL, NULL, &fs);
   if (fs)
     printf("  load splits %zu, the first after %.1f s\n", nls,
            ((double)fs - (double)wall0) / 1000);
@@ -339,7 +327,7 @@ static void run(bool split_hot, bool balance, int seconds, int threads) {
   printf("  summary: final busiest/mean %.2f; within 1.25x from %s; "
          "balancer moves %zu; median %.0f ops/s; %" PRIu64 " errors; "
          "tablet servers %.1f us CPU/op (%.0f ms in %.1f s)\n", ratio,
-         since, balancer_moves(), nr ? rates[nr / 2] : 0,
+         since, moves, nr ? rates[nr / 2] : 0,
          (uint64_t)atomic_load(&g_errs), ops ? cpu * 1e6 / (double)ops : 0,
          cpu * 1000, (double)(cl_now_ms() - t0) / 1000);
   free(w);
@@ -387,25 +375,16 @@ static void *read_loop(void *arg) {
 static void stop_gap(uint64_t drain_ms) {
   cl_options o;
   cl_options_init(&o);
-  o.heartbeat_ms = 500;
-  o.lease_ms = 5000;
   o.drain_timeout_ms = drain_ms;
   static const char *const margs[] = {"--merge", "off", "--balancer", "off",
                                       NULL};
   o.master_args = margs;
-  mica_err *e = cl_start(&o, &g_c);
-  if (e) die("starting the cluster", e);
-  mica_options mo;
-  mica_options_init(&mo);
-  mica_client *c = NULL;
-  if (mica_open(cl_master_address(g_c), &mo, &c) != MICA_OK) die("open", NULL);
+  mica_client *c = start(&o);
   char sk[8][16];
   mica_key splits[8];
-  for (int i = 0; i < 8; i++) {
-    key_of((i + 1) * 100, sk[i]);
-    splits[i] = (mica_key){sk[i], strlen(sk[i])};
-  }
-  if (mica_create_table(c, "usertable", splits, 8) != MICA_OK)
+  size_t ns = 0;
+  for (int i = 0; i < 8; i++) add_split(sk, splits, &ns, (i + 1) * 100);
+  if (mica_create_table(c, "usertable", splits, ns) != MICA_OK)
     die(mica_errmsg(), NULL);
   char k[16];
   for (int i = 0; i < 900; i++) {
@@ -427,7 +406,7 @@ static void stop_gap(uint64_t drain_ms) {
   for (int i = 0; i < nr; i++) pthread_create(&rd[i].th, NULL, read_loop, &rd[i]);
   cl_sleep_ms(2000);
   uint64_t t0 = cl_now_ms();
-  e = cl_stop_tserver(g_c, 1);
+  mica_err *e = cl_stop_tserver(g_c, 1);
   uint64_t stop_ms = cl_now_ms() - t0;
   if (e) die("stopping", e);
   cl_sleep_ms(drain_ms ? 2000 : 9000);

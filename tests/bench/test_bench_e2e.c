@@ -205,18 +205,12 @@ static int certs_init(void) {
   if (!f) return 1;
   fputs("cert:mica-client ops admin\ncert:bencher ingest write\n", f);
   if (fclose(f) != 0) return 1;
-  static const char *margs[5], *targs[3];
-  margs[0] = "--tokens";
-  margs[1] = cc_tokens;
-  margs[2] = targs[0] = "--tls-client-certs";
-  margs[3] = targs[1] = "require";
-  margs[4] = targs[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;
   o.tls_dir = cc_dir;
-  o.master_args = margs;
-  o.tserver_args = targs;
+  o.tokens_file = cc_tokens;
+  o.client_certs = "require";
   return cl_suite_start(&o, &cc);
 }
 

@@ -98,6 +98,25 @@ static rpc_list_tablets_response *tablets(const char *table) {
   return m;
 }
 
+/* Waits until table `table` has `n` tablets, all serving (a create
+ * answers before its tablets open; a move of one still opening is refused
+ * as "in transition"). */
+static void wait_serving(const char *table, size_t n) {
+  size_t serving = 0;
+  for (uint64_t until = cl_now_ms() + 30000; cl_now_ms() < until;
+       cl_sleep_ms(50)) {
+    rpc_list_tablets_response *lt = tablets(table);
+    serving = 0;
+    for (size_t i = 0; lt && i < lt->n_tablets; i++)
+      serving += lt->tablets[i].state == RPC_TABLET_SERVING &&
+                 lt->tablets[i].location != NULL;
+    bool all = lt && lt->n_tablets == n && serving == n;
+    rpc_msg_free(lt);
+    if (all) return;
+  }
+  CU_FAIL_FATAL("the table's tablets did not all serve within 30 s");
+}
+
 /* ---- load ---- */
 
 typedef struct writer {
@@ -160,7 +179,7 @@ static void test_drain_under_load(void) {
   }
   TU_OK(kvc_create_table(g_c, "d", splits, 8));
   uint64_t victim = cl_tserver_id(g_c, 0);
-  cl_sleep_ms(1000);
+  wait_serving("d", 9);
   CU_ASSERT(tablets_on(victim, NULL) >= 2);
 
   writer w[3];
@@ -360,7 +379,7 @@ static void test_load_spread(void) {
     splits[i] = slice_from_str(sk[i]);
   }
   TU_OK(kvc_create_table(g_c, "d", splits, 14));
-  cl_sleep_ms(500);
+  wait_serving("d", 15);
   rpc_list_tablets_response *lt = tablets("d");
   CU_ASSERT_FATAL(lt != NULL && lt->n_tablets == 15);
   for (size_t i = 0; i < 15; i++) {

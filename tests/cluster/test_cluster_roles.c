@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "mica/mica.h"
 #include "proto/auth.h"
 #include "tests/cluster/kvc.h"
@@ -49,13 +50,11 @@ static char g_certs[1024], g_other[1024];
 static slice S(const char *s) { return slice_from_str(s); }
 
 static int write_tokens(const char *text) {
-  char tmp[1100];
-  snprintf(tmp, sizeof tmp, "%s.tmp", g_tokens);
-  FILE *f = fopen(tmp, "w");
-  if (f == NULL) return 1;
-  fputs(text, f);
-  fclose(f);
-  return rename(tmp, g_tokens) == 0 ? 0 : 1;
+  mica_err *err = env_write_file_atomic(env_posix(), g_tokens,
+                                        slice_from_str(text));
+  if (err) fprintf(stderr, "%s: %s\n", g_tokens, err_msg(err));
+  err_free(err);
+  return err ? 1 : 0;
 }
 
 /* `rc` is `code` and mica_errmsg() contains `part` and no token. */
@@ -173,18 +172,6 @@ static uint64_t first_tablet(const char *table) {
   return id;
 }
 
-static bool has_event(const char *part) {
-  rpc_list_events_request q = {0};
-  rpc_list_events_response *r = NULL;
-  TU_OK(cl_call_master(g_c, &rpc_m_master_list_events, &q, 5000,
-                       (void **)&r));
-  bool hit = false;
-  for (size_t i = 0; r && i < r->n_events; i++)
-    if (strstr(r->events[i].text, part) != NULL) hit = true;
-  rpc_msg_free(r);
-  return hit;
-}
-
 /* ---- suite: tables ---- */
 
 static const char *const TOKENS_V1 =
@@ -197,14 +184,10 @@ static const char *const TOKENS_V1 =
 static int tables_init(void) {
   snprintf(g_tokens, sizeof g_tokens, "%s/tokens", tu_tmpdir());
   if (write_tokens(TOKENS_V1) != 0) return 1;
-  static const char *args[3];
-  args[0] = "--tokens";
-  args[1] = g_tokens;
-  args[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 2;
-  o.master_args = args;
+  o.tokens_file = g_tokens;
   return cl_suite_start(&o, &g_c);
 }
 
@@ -295,7 +278,7 @@ static void test_table_roles(void) {
   uint64_t d[2] = {0, 0};
   CU_ASSERT_EQUAL(mica_split_tablet(oadmin, first_tablet("orders"), "m", 1, d),
                   MICA_OK);
-  CU_ASSERT(has_event("by ordersadmin"));
+  CU_ASSERT(cl_has_event(g_c, "by ordersadmin"));
 
   /* The per-table client follows routing answers like any other: its
    * cached route now names the split parent (the server names the table
@@ -362,7 +345,7 @@ static void test_reload(void) {
   /* The users tablet may be on the other server: it learns the new grant
    * with its own next heartbeat. */
   CU_ASSERT(until_code(put_users, reader, MICA_OK));
-  CU_ASSERT(has_event("tokens file re-read: 2 grants"));
+  CU_ASSERT(cl_has_event(g_c, "tokens file re-read: 2 grants"));
   char got[64];
   admin_value("orders", "o3", got, sizeof got);
   CU_ASSERT_STRING_EQUAL(got, "");
@@ -380,16 +363,9 @@ static void test_reload(void) {
 
 /* No token reaches a process log, reloads included. */
 static void test_tokens_not_logged(void) {
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "grep -r -l -e %s -e %s -e %s -e %s '%s/logs' >/dev/null 2>&1",
-           TOK_ADMIN, TOK_INGEST, TOK_ORDERS_ADMIN, TOK_READ,
-           cl_data_root(g_c));
-  CU_ASSERT_NOT_EQUAL(system(cmd), 0);
-  snprintf(cmd, sizeof cmd,
-           "grep -q 'SIGHUP: tokens file not re-read' -r '%s/logs'",
-           cl_data_root(g_c));
-  CU_ASSERT_EQUAL(system(cmd), 0);
+  const char *tokens[] = {TOK_ADMIN, TOK_INGEST, TOK_ORDERS_ADMIN, TOK_READ};
+  for (size_t i = 0; i < 4; i++) CU_ASSERT(!cl_logs_contain(g_c, tokens[i]));
+  CU_ASSERT(cl_logs_contain(g_c, "SIGHUP: tokens file not re-read"));
 }
 
 /* ---- suite: certs ---- */
@@ -408,21 +384,12 @@ static int certs_init(void) {
                    "cert:reporter reporting read:orders\n"
                    "cert:mica-client ops admin\n") != 0)
     return 1;
-  static const char *margs[5], *targs[3];
-  margs[0] = "--tokens";
-  margs[1] = g_tokens;
-  margs[2] = "--tls-client-certs";
-  margs[3] = "request";
-  margs[4] = NULL;
-  targs[0] = "--tls-client-certs";
-  targs[1] = "request";
-  targs[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;
   o.tls_dir = g_certs;
-  o.master_args = margs;
-  o.tserver_args = targs;
+  o.tokens_file = g_tokens;
+  o.client_certs = "request";
   return cl_suite_start(&o, &g_c);
 }
 
@@ -433,7 +400,7 @@ static void test_cert_identities(void) {
   CU_ASSERT_EQUAL(mica_create_table(ops, "users", NULL, 0), MICA_OK);
   CU_ASSERT_EQUAL(mica_put(ops, "orders", "o1", 2, "ten", 3), MICA_OK);
   CU_ASSERT_EQUAL(mica_put(ops, "users", "u1", 2, "ann", 3), MICA_OK);
-  CU_ASSERT(has_event("CreateTable orders by ops"));
+  CU_ASSERT(cl_has_event(g_c, "CreateTable orders by ops"));
 
   /* CN=reporter: read on orders only. */
   mica_client *rep = client_tls(NULL, g_certs, "client-reporter", 10000);
@@ -630,17 +597,16 @@ static void test_require(void) {
 
 /* --tls-client-certs without TLS, or with a bad mode: refused at start. */
 static void test_client_certs_flag(void) {
-  char cmd[2300];
-  snprintf(cmd, sizeof cmd,
-           "'%s/mica-master' --data-dir '%s/flag' --tls-client-certs require "
-           "2>&1 | grep -q -- '--tls-client-certs needs --tls-cert'",
-           getenv("MICA_BIN_DIR"), tu_tmpdir());
-  CU_ASSERT_EQUAL(system(cmd), 0);
-  snprintf(cmd, sizeof cmd,
-           "'%s/mica-tserver' --data-dir '%s/flag' --tls-client-certs maybe "
-           "2>&1 | grep -q -- \"'maybe' is not none, request or require\"",
-           getenv("MICA_BIN_DIR"), tu_tmpdir());
-  CU_ASSERT_EQUAL(system(cmd), 0);
+  char dir[1100];
+  snprintf(dir, sizeof dir, "%s/flag", tu_tmpdir());
+  const char *margs[] = {"--data-dir", dir, "--tls-client-certs", "require",
+                         NULL};
+  CU_ASSERT(th_start_refused("mica-master", margs,
+                             "--tls-client-certs needs --tls-cert"));
+  const char *targs[] = {"--data-dir", dir, "--tls-client-certs", "maybe",
+                         NULL};
+  CU_ASSERT(th_start_refused("mica-tserver", targs,
+                             "'maybe' is not none, request or require"));
 }
 
 static void add_suites(void) {

@@ -135,18 +135,12 @@ static int auth_init(void) {
   fputs(TOK_ADMIN " alice admin\n" TOK_READ " carol read\n"
         "cert:jsreport jsreport read:js_auth\n", f);
   fclose(f);
-  static const char *margs[5], *targs[3];
-  margs[0] = "--tokens";
-  margs[1] = tokens;
-  margs[2] = targs[0] = "--tls-client-certs";
-  margs[3] = targs[1] = "request";
-  margs[4] = targs[2] = NULL;
   cl_options o;
   cl_options_init(&o);
   o.tservers = 1;
   o.tls_dir = g_certs;
-  o.master_args = margs;
-  o.tserver_args = targs;
+  o.tokens_file = tokens;
+  o.client_certs = "request";
   return cl_suite_start(&o, &g_c);
 }
 

@@ -9,6 +9,7 @@
 #include "tests/harness/cluster.h"
 #include "tests/harness/member.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -107,7 +108,7 @@ static void init_slot(proc *p, const char *fmt, int i) {
 
 /* Flags with numbers: "--flag", "<n>" pairs in fixed storage. */
 typedef struct num_flags {
-  const char *v[16];
+  const char *v[24];
   char num[8][24];
   int n, k;
 } num_flags;
@@ -119,13 +120,19 @@ static void num_flag(num_flags *f, const char *flag, uint64_t v) {
   f->v[f->n] = NULL;
 }
 
+static void str_flag(num_flags *f, const char *flag, const char *v) {
+  f->v[f->n++] = flag;
+  f->v[f->n++] = v;
+  f->v[f->n] = NULL;
+}
+
 /* The TLS flags of every process when the cluster is TLS. */
 static void tls_flags(cluster *c, num_flags *f) {
   if (!c->tls_on) return;
-  const char *pairs[] = {"--tls-cert", c->tls_cert, "--tls-key", c->tls_key,
-                         "--tls-ca", c->tls_ca};
-  for (size_t i = 0; i < 6; i++) f->v[f->n++] = pairs[i];
-  f->v[f->n] = NULL;
+  str_flag(f, "--tls-cert", c->tls_cert);
+  str_flag(f, "--tls-key", c->tls_key);
+  str_flag(f, "--tls-ca", c->tls_ca);
+  if (c->opt.client_certs) str_flag(f, "--tls-client-certs", c->opt.client_certs);
 }
 
 static mica_err *start_slot(cluster *c, proc *p, const char *prog,
@@ -147,6 +154,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
   num_flag(&f, "--lease-ms", c->opt.lease_ms);
   num_flag(&f, "--lease-margin-ms", c->opt.lease_margin_ms);
   num_flag(&f, "--heartbeat-ms", c->opt.heartbeat_ms);
+  if (c->opt.tokens_file) str_flag(&f, "--tokens", c->opt.tokens_file);
   tls_flags(c, &f);
   mica_err *err = start_slot(c, &c->master, "mica-master", listen, NULL, true,
                              &f, c->opt.master_args);
@@ -437,4 +445,42 @@ rpc_channel *cl_channel(cluster *c, const char *address) {
   }
   pthread_mutex_unlock(&c->ch_mu);
   return ch;
+}
+
+bool cl_has_event(cluster *c, const char *part) {
+  rpc_list_events_request q = {0};
+  rpc_list_events_response *r = NULL;
+  mica_err *err = cl_call_master(c, &rpc_m_master_list_events, &q, 5000,
+                                 (void **)&r);
+  if (err) {
+    fprintf(stderr, "\nListEvents: %s\n", err_msg(err));
+    err_free(err);
+    return false;
+  }
+  bool hit = false;
+  for (size_t i = 0; r && i < r->n_events && !hit; i++)
+    hit = strstr(r->events[i].text, part) != NULL;
+  rpc_msg_free(r);
+  return hit;
+}
+
+bool cl_logs_contain(const cluster *c, const char *text) {
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s/logs", cl_data_root(c));
+  DIR *d = opendir(dir);
+  if (d == NULL) return false;
+  bool hit = false;
+  size_t n = strlen(text);
+  for (struct dirent *e; !hit && (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char path[8192];
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    buf b = BUF_INIT;
+    mica_err *err = env_read_file(env_posix(), path, (size_t)1 << 30, &b);
+    hit = err == NULL && b.len >= n && memmem(b.data, b.len, text, n) != NULL;
+    err_free(err);
+    buf_free(&b);
+  }
+  closedir(d);
+  return hit;
 }

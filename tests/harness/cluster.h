@@ -59,6 +59,11 @@ typedef struct cl_options {
    * server.pem/server.key and trusts ca.pem, and so do the harness's
    * channels. NULL = plaintext (cl_options_init: cl_env_tls_dir()). */
   const char *tls_dir;
+  /* mica-master --tokens FILE (docs/security.md); NULL = none. */
+  const char *tokens_file;
+  /* --tls-client-certs MODE on every process ("request", "require"; needs
+   * tls_dir); NULL = the servers' default. */
+  const char *client_certs;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
@@ -90,6 +95,12 @@ int cl_suite_start(const cl_options *o, cluster **c);
 int cl_suite_stop(cluster **c);
 
 const char *cl_data_root(const cluster *c);
+/* True when one of the master's events (ListEvents) has `part` in its
+ * text. */
+bool cl_has_event(cluster *c, const char *part);
+/* True when a file in the cluster's log directory (<root>/logs) holds
+ * `text`: what a test that no secret is logged asks. */
+bool cl_logs_contain(const cluster *c, const char *text);
 /* The TLS files clients of this cluster need (NULL when plaintext): ca
  * is the CA file. */
 const rpc_tls *cl_tls(const cluster *c);

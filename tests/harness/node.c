@@ -153,3 +153,28 @@ mica_err *th_mica_cli(const char *master, const char *in,
   free(a.v);
   return err;
 }
+
+bool th_start_refused(const char *program, const char *const *args,
+                      const char *message) {
+  char bin[4096];
+  mica_err *err = th_bin(program, bin, sizeof(bin));
+  th_result r;
+  memset(&r, 0, sizeof(r));
+  argv_list a = {0};
+  if (err == NULL) {
+    push(&a, bin);
+    push_all(&a, args);
+    err = th_run(a.v, NULL, NULL, 30000, &r);
+  }
+  bool ok = err == NULL && r.rc != 0 &&
+            strstr((const char *)r.err.data, message) != NULL;
+  if (!ok)
+    fprintf(stderr, "\n%s: expected a refusal naming \"%s\"; %s%s%s\n",
+            program, message, err ? err_msg(err) : "",
+            err == NULL && r.rc == 0 ? "it started (exit 0)" : "stderr: ",
+            err == NULL && r.rc != 0 ? (const char *)r.err.data : "");
+  err_free(err);
+  th_result_free(&r);
+  free(a.v);
+  return ok;
+}

@@ -71,4 +71,11 @@ void th_node_clear(th_node *n);
 mica_err *th_mica_cli(const char *master, const char *in,
                       const char *const *args, int timeout_ms, th_result *r);
 
+/* Runs `program` from $MICA_BIN_DIR with `args` (NULL-terminated) and
+ * tells whether it refused to start as expected: it exited non-zero
+ * within 30 s with `message` in its stderr. When not, what it did is
+ * printed to stderr. For flag checks done before anything is bound. */
+bool th_start_refused(const char *program, const char *const *args,
+                      const char *message);
+
 #endif

@@ -271,3 +271,42 @@ void sim_check(sim *c) {
   }
   ms_table_infos_free(t, n);
 }
+
+void sim_split_at(sim *c, const char *table, const char *key,
+                  uint64_t *left, uint64_t *right) {
+  ms_tablet_list l = {0};
+  TU_OK(ms_lookup(c->m, table, slice_from_str(key), 1, &l));
+  CU_ASSERT_FATAL(l.n == 1);
+  ms_tablet *p = &l.v[0];
+  ms_ref ref = {p->tablet_id, p->range_epoch, p->assign_epoch};
+  ms_tablet_list d = {0};
+  TU_OK(ms_handle_split(c->m, p->server_id, ref, slice_from_str(key), c->now,
+                        &d));
+  int si = sim_find(c, p->server_id);
+  CU_ASSERT_FATAL(si >= 0);
+  sim_srv *s = &c->s[si];
+  for (int k = 0; k < s->n; k++)
+    if (s->served[k].ref.tablet_id == ref.tablet_id)
+      s->served[k] = s->served[--s->n];
+  for (size_t i = 0; i < 2; i++) {
+    sim_served *x = &s->served[s->n++];
+    memset(x, 0, sizeof(*x));
+    x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch,
+                      d.v[i].assign_epoch};
+  }
+  if (left) *left = d.v[0].tablet_id;
+  if (right) *right = d.v[1].tablet_id;
+  ms_tablet_list_free(&d);
+  ms_tablet_list_free(&l);
+}
+
+size_t sim_count_events(sim *c, const char *kind, const char *text) {
+  ms_event *ev;
+  size_t n, found = 0;
+  ms_events(c->m, 0, &ev, &n);
+  for (size_t i = 0; i < n; i++)
+    found += strcmp(ev[i].kind, kind) == 0 &&
+             (text == NULL || strstr(ev[i].text, text) != NULL);
+  free(ev);
+  return found;
+}

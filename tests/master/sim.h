@@ -84,6 +84,13 @@ int sim_find(sim *c, uint64_t server_id); /* index or -1 */
 int sim_count_on(sim *c, uint64_t server_id);
 /* Sets figures of every tablet server i serves. */
 void sim_set_stats(sim *c, int i, uint64_t bytes, double rate);
+/* Splits the tablet of `table` holding `key` at `key`, as its server's
+ * ReportSplit would, and has that server serve both daughters; their ids
+ * go to *left and *right unless NULL. */
+void sim_split_at(sim *c, const char *table, const char *key,
+                  uint64_t *left, uint64_t *right);
+/* Events of `kind` whose text contains `text` (NULL: any). */
+size_t sim_count_events(sim *c, const char *kind, const char *text);
 
 /* Fencing check: no tablet is held, under any epoch, by two servers whose
  * own leases are both current. */

@@ -58,17 +58,6 @@ static double busiest_over_mean(sim *c) {
   return sum > 0 ? max / (sum / c->ns) : 1;
 }
 
-static size_t count_events(sim *c, const char *kind, const char *text) {
-  ms_event *ev;
-  size_t n, k = 0;
-  ms_events(c->m, 0, &ev, &n);
-  for (size_t i = 0; i < n; i++)
-    k += strcmp(ev[i].kind, kind) == 0 &&
-         (text == NULL || strstr(ev[i].text, text) != NULL);
-  free(ev);
-  return k;
-}
-
 /* Three servers, table "t" of `tablets` tablets spread evenly. */
 static void three_servers(sim *c, int tablets) {
   sim_init(c, NULL);
@@ -106,11 +95,11 @@ static void test_load_spread(void) {
   CU_ASSERT(busiest_over_mean(&c) > 1.9);
   run(&c, 20);
   CU_ASSERT(busiest_over_mean(&c) <= 1.25);
-  size_t moves = count_events(&c, "move", "ops/s");
+  size_t moves = sim_count_events(&c, "move", "ops/s");
   CU_ASSERT(moves >= 2 && moves <= 3);
   /* Settled: no more load moves, and the plan is empty. */
   run(&c, 20);
-  CU_ASSERT_EQUAL(count_events(&c, "move", "ops/s"), moves);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", "ops/s"), moves);
   ms_move *plan;
   size_t n;
   TU_OK(ms_balance(c.m, true, c.now, &plan, &n));
@@ -194,7 +183,7 @@ static void test_split_daughters(void) {
   uint64_t hot = on_server(&c, 0, 0);
   g_rate[hot] = 600;
   run(&c, 10);
-  CU_ASSERT_EQUAL(count_events(&c, "move", NULL), 0);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", NULL), 0);
   ms_tablet p;
   TU_OK(ms_get_tablet(c.m, hot, &p));
   ms_ref ref = {p.tablet_id, p.range_epoch, p.assign_epoch};
@@ -212,7 +201,7 @@ static void test_split_daughters(void) {
     g_rate[d.v[i].tablet_id] = 300;
   }
   run(&c, 5);
-  CU_ASSERT_EQUAL(count_events(&c, "move", "daughters of split tablet"), 1);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", "daughters of split tablet"), 1);
   ms_tablet a, b;
   TU_OK(ms_get_tablet(c.m, d.v[0].tablet_id, &a));
   TU_OK(ms_get_tablet(c.m, d.v[1].tablet_id, &b));
@@ -254,7 +243,7 @@ static void daughters_of_new_split(bool for_load) {
     c.s[0].served[c.s[0].n++].ref =
         (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch, d.v[i].assign_epoch};
   run(&c, 2); /* g_rate of the daughters: 0 */
-  CU_ASSERT_EQUAL(count_events(&c, "move", "daughters of split tablet"),
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", "daughters of split tablet"),
                   for_load ? 1 : 0);
   ms_tablet a, b;
   TU_OK(ms_get_tablet(c.m, d.v[0].tablet_id, &a));
@@ -360,7 +349,7 @@ static void test_drain(void) {
   CU_ASSERT_EQUAL(sim_count_on(&c, c.s[0].id), 0);
   CU_ASSERT_EQUAL(sim_count_on(&c, c.s[1].id) + sim_count_on(&c, c.s[2].id),
                   12);
-  CU_ASSERT_EQUAL(count_events(&c, "drain", "drained"), 1);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "drain", "drained"), 1);
   /* A new table places nothing on it. */
   TU_OK(ms_create_table(c.m, "u", NULL, 0, c.now, NULL));
   run(&c, 3);
@@ -375,15 +364,96 @@ static void test_drain(void) {
   sim_free(&c);
 }
 
+/* A master whose balancer and merges are off (only what a test asks
+ * for moves), with server 0 started. */
+static void manual_master(sim *c) {
+  sim_init(c, NULL);
+  int off_mode = MS_BAL_OFF;
+  bool off = false;
+  TU_OK(ms_set_balancer_mode(c->m, &off_mode, NULL));
+  TU_OK(ms_configure(c->m, NULL, &off, NULL, NULL));
+  sim_start_server(c, 0);
+}
+
+/* Tablets of `plan` in transition (closing, opening, waiting to open). */
+static size_t moving_of(sim *c, const ms_move *plan, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    ms_tablet t;
+    if (ms_get_tablet(c->m, plan[i].tablet_id, &t) != NULL) continue;
+    k += t.state == MS_CLOSING || t.state == MS_OPENING ||
+         t.state == MS_UNASSIGNED;
+    ms_tablet_clear(&t);
+  }
+  return k;
+}
+
+/* An approved plan of more moves than max_moves_in_flight starts that many
+ * at once and the rest as those finish, never more in flight; a waiting
+ * move that no longer holds at its turn (its tablet split) is dropped with
+ * an event, and the others still go. */
+static void test_apply_paced(void) {
+  sim c;
+  manual_master(&c);
+  slice keys[9] = {S("a"), S("b"), S("c"), S("d"), S("e"),
+                   S("f"), S("g"), S("h"), S("i")};
+  TU_OK(ms_create_table(c.m, "t", keys, 9, c.now, NULL));
+  sim_settle(&c, 5);
+  sim_start_server(&c, 1);
+  sim_start_server(&c, 2);
+  sim_advance(&c, SIM_SEC);
+  ms_move *plan, *stale;
+  size_t n, ns;
+  TU_OK(ms_balance(c.m, true, c.now, &plan, &n));
+  CU_ASSERT_FATAL(n >= 4); /* 10 tablets from one server onto three */
+  TU_OK(ms_apply_plan(c.m, plan, n, c.now, &stale, &ns));
+  free(stale);
+  CU_ASSERT_EQUAL(moving_of(&c, plan, n), 2); /* --max-moves' default */
+  /* The same moves again: each is in flight or waits already. */
+  TU_ERR(ms_apply_plan(c.m, plan, n, c.now, &stale, &ns), MICA_STALE_EPOCH);
+  CU_ASSERT_EQUAL(ns, n);
+  CU_ASSERT_PTR_NOT_NULL(strstr(stale[n - 1].reason, "approved plan already"));
+  free(stale);
+
+  /* The last move's tablet splits while it waits. */
+  ms_tablet p;
+  TU_OK(ms_get_tablet(c.m, plan[n - 1].tablet_id, &p));
+  CU_ASSERT_EQUAL_FATAL(p.state, MS_SERVING);
+  char key[16] = "0";
+  if (p.start_key.len)
+    snprintf(key, sizeof key, "%.*sx", (int)p.start_key.len,
+             (const char *)p.start_key.data);
+  sim_split_at(&c, "t", key, NULL, NULL);
+
+  size_t most = 0;
+  for (int round = 0; round < 40; round++) {
+    ms_action_list l = {0};
+    TU_OK(ms_tick(c.m, c.now, &l));
+    size_t now_moving = moving_of(&c, plan, n);
+    if (now_moving > most) most = now_moving;
+    sim_perform(&c, &l);
+    ms_action_list_free(&l);
+    sim_advance(&c, SIM_SEC / 5);
+  }
+  CU_ASSERT_EQUAL(most, 2);
+  CU_ASSERT_EQUAL(moving_of(&c, plan, n), 0);
+  for (size_t i = 0; i + 1 < n; i++) {
+    ms_tablet t;
+    TU_OK(ms_get_tablet(c.m, plan[i].tablet_id, &t));
+    CU_ASSERT_EQUAL(t.server_id, plan[i].to_server_id);
+    ms_tablet_clear(&t);
+  }
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", "dropped: tablet"), 1);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", "was split"), 1);
+  ms_tablet_clear(&p);
+  free(plan);
+  sim_free(&c);
+}
+
 /* An approved plan is carried out only while every move still holds. */
 static void test_plan_apply(void) {
   sim c;
-  sim_init(&c, NULL);
-  int off_mode = MS_BAL_OFF;
-  bool off = false;
-  TU_OK(ms_set_balancer_mode(c.m, &off_mode, NULL));
-  TU_OK(ms_configure(c.m, NULL, &off, NULL, NULL));
-  sim_start_server(&c, 0);
+  manual_master(&c);
   slice keys[5] = {S("a"), S("b"), S("c"), S("d"), S("e")};
   TU_OK(ms_create_table(c.m, "t", keys, 5, c.now, NULL));
   sim_settle(&c, 5);
@@ -477,9 +547,9 @@ static void test_suggest_mode(void) {
       sim_settle(&c, 10);
     }
   ms_tablet_list_free(&l);
-  size_t before = count_events(&c, "move", NULL);
+  size_t before = sim_count_events(&c, "move", NULL);
   run(&c, 5);
-  CU_ASSERT_EQUAL(count_events(&c, "move", NULL), before);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "move", NULL), before);
   ms_move *s;
   size_t n;
   uint64_t at;
@@ -552,6 +622,7 @@ static void add_suites(void) {
       {"targets", test_targets},
       {"drain", test_drain},
       {"plan_apply", test_plan_apply},
+      {"apply_paced", test_apply_paced},
       {"suggest_mode", test_suggest_mode},
       {"drain_record_checked", test_drain_record_checked},
       CU_TEST_INFO_NULL};

@@ -19,44 +19,6 @@ static ms_tablet_list tablets_of(sim *c, const char *table) {
   return l;
 }
 
-static size_t count_events(sim *c, const char *kind, const char *text) {
-  ms_event *ev;
-  size_t n, found = 0;
-  ms_events(c->m, 0, &ev, &n);
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(ev[i].kind, kind) == 0 &&
-        (text == NULL || strstr(ev[i].text, text) != NULL))
-      found++;
-  free(ev);
-  return found;
-}
-
-/* Splits the tablet of `table` holding `key` at `key`, as its server's
- * ReportSplit would, and serves both daughters in the simulation. */
-static void split_at(sim *c, const char *table, const char *key,
-                     uint64_t *left, uint64_t *right) {
-  ms_tablet_list l = {0};
-  TU_OK(ms_lookup(c->m, table, S(key), 1, &l));
-  ms_tablet *p = &l.v[0];
-  ms_ref ref = {p->tablet_id, p->range_epoch, p->assign_epoch};
-  ms_tablet_list d = {0};
-  TU_OK(ms_handle_split(c->m, p->server_id, ref, S(key), c->now, &d));
-  int si = sim_find(c, p->server_id);
-  for (int k = 0; k < c->s[si].n; k++)
-    if (c->s[si].served[k].ref.tablet_id == ref.tablet_id)
-      c->s[si].served[k] = c->s[si].served[--c->s[si].n];
-  for (int i = 0; i < 2; i++) {
-    sim_served *x = &c->s[si].served[c->s[si].n++];
-    memset(x, 0, sizeof(*x));
-    x->ref = (ms_ref){d.v[i].tablet_id, d.v[i].range_epoch,
-                      d.v[i].assign_epoch};
-  }
-  *left = d.v[0].tablet_id;
-  *right = d.v[1].tablet_id;
-  ms_tablet_list_free(&d);
-  ms_tablet_list_free(&l);
-}
-
 /* One load report of tablet `id` from the server holding it. */
 static void report(sim *c, uint64_t id, bool hot, const char *hot_key,
                    double ops) {
@@ -95,9 +57,9 @@ static void test_hot_keys_and_merge_hold(void) {
   TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
   sim_settle(&c, 5);
   uint64_t left, right;
-  split_at(&c, "t", "m", &left, &right);
+  sim_split_at(&c, "t", "m", &left, &right);
   ms_note_load_split(c.m, left, right, c.now);
-  CU_ASSERT_EQUAL(count_events(&c, "load_split", "\"m\""), 1);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "load_split", "\"m\""), 1);
   sim_set_stats(&c, 0, 1000, 0.0);
 
   /* Daughters of a load split stay apart through the cool-down, even
@@ -111,7 +73,7 @@ static void test_hot_keys_and_merge_hold(void) {
    * the key is the client's bytes and is escaped in the event. */
   report(&c, right, true, "m\x01star", 5000);
   report(&c, right, true, "m\x01star", 5100);
-  CU_ASSERT_EQUAL(count_events(&c, "hot_key", "m\\x01star"), 1);
+  CU_ASSERT_EQUAL(sim_count_events(&c, "hot_key", "m\\x01star"), 1);
   ms_snap snap;
   ms_snapshot(c.m, c.now, 0, MS_SNAP_TABLE_TABLETS, "t", &snap);
   CU_ASSERT_EQUAL_FATAL(snap.n_hot, 1);
@@ -196,7 +158,7 @@ static void test_plain_split_merges(void) {
   TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
   sim_settle(&c, 5);
   uint64_t left, right;
-  split_at(&c, "t", "m", &left, &right);
+  sim_split_at(&c, "t", "m", &left, &right);
   sim_set_stats(&c, 0, 1000, 0.0);
   sim_advance(&c, 5 * SIM_SEC);
   ms_tablet_list l = tablets_of(&c, "t");

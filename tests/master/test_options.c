@@ -221,6 +221,65 @@ static void test_sent_to_servers(void) {
   sim_free(&c);
 }
 
+/* A server holding several tablets of each of several tables gets each
+ * table's options once in a heartbeat reply, and none of a table whose
+ * tablets it does not report. */
+static void test_sent_once_per_table(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  const slice splits[] = {slice_from_str("g"), slice_from_str("p")};
+  const char *names[] = {"a", "b", "c", "d"};
+  ms_tablet_list d = {0};
+  for (int i = 0; i < 4; i++) {
+    ms_table_opts o;
+    mto_init(&o);
+    o.split_bytes = (uint64_t)(i + 1) << 20;
+    TU_OK(ms_create_table_opts(c.m, names[i], splits, 2, &o, c.now,
+                               i == 3 ? &d : NULL));
+  }
+  sim_settle(&c, 10);
+  sim_srv *s = &c.s[0];
+  CU_ASSERT_FATAL(s->n == 12);
+  /* Reported newest first, without table d, and with one tablet the
+   * master never made. */
+  ms_report *r = calloc((size_t)s->n + 1, sizeof(*r));
+  size_t n = 0;
+  for (int i = s->n - 1; i >= 0; i--) {
+    bool of_d = false;
+    for (size_t k = 0; k < d.n; k++)
+      of_d |= d.v[k].tablet_id == s->served[i].ref.tablet_id;
+    if (!of_d) r[n++].ref = s->served[i].ref;
+  }
+  CU_ASSERT_FATAL(n == 9);
+  r[n] = r[0];
+  r[n++].ref.tablet_id = 999999;
+  ms_server_reply rep;
+  TU_OK(ms_handle_heartbeat(c.m, s->id, s->inc, r, n, c.now, &rep));
+  bool seen[3] = {false, false, false};
+  for (size_t i = 0; i < rep.n_table_opts; i++) {
+    bool found = false;
+    for (int k = 0; k < 3 && !found; k++) {
+      uint64_t id;
+      ms_table_opts want;
+      TU_OK(ms_table_options(c.m, names[k], &id, &want));
+      if (id != rep.table_opts[i].table_id) continue;
+      found = true;
+      CU_ASSERT(!seen[k]);
+      seen[k] = true;
+      CU_ASSERT(mto_equal(&rep.table_opts[i].opts, &want));
+      CU_ASSERT_EQUAL(want.split_bytes, (uint64_t)(k + 1) << 20);
+    }
+    CU_ASSERT(found);
+  }
+  CU_ASSERT_EQUAL(rep.n_table_opts, 3);
+  CU_ASSERT(seen[0] && seen[1] && seen[2]);
+  ms_server_reply_free(&rep);
+  ms_tablet_list_free(&d);
+  free(r);
+  sim_free(&c);
+}
+
 /* ---- records that must not replay ---- */
 
 /* The snapshot payload a replay passed (to roll a copied log with). */
@@ -340,6 +399,7 @@ static void add_suites(void) {
       {"refused", test_refused},
       {"salted_layout", test_salted_layout},
       {"sent_to_servers", test_sent_to_servers},
+      {"sent_once_per_table", test_sent_once_per_table},
       {"bad_records", test_bad_records},
       {"encoding", test_encoding},
       CU_TEST_INFO_NULL};

@@ -2,7 +2,7 @@
  *
  * Everything is fetched before anything is printed, so a failure leaves one
  * line on stderr and nothing half-written on stdout. The summary reads each
- * field it shows through need_*(), which checks presence and type against
+ * field it shows through mcheck.h, which checks presence and type against
  * docs/http-api.md; the first mismatch is reported with its JSON path
  * ("servers[2].address: expected string, got number") and later look-ups
  * return harmless defaults so the code reads straight through. Strings from
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/slice.h"
+#include "tools/mica/mcheck.h"
 #include "tools/mica/mjson.h"
 
 /* ---- HTTP ---- */
@@ -92,166 +93,34 @@ bool mstatus_http_get(const char *url, int64_t timeout_ms, const char *token,
   return ok;
 }
 
-/* ---- checked field access ---- */
-
-typedef struct check {
-  const char *url; /* the answer being read, for the message */
-  FILE *err;
-  bool bad;        /* a message was written */
-} check;
-
-static void bad_field(check *k, const char *path, const char *what, ...) {
-  if (k->bad) return;
-  k->bad = true;
-  fprintf(k->err, "mica: status: bad answer from %s: %s: ", k->url, path);
-  va_list ap;
-  va_start(ap, what);
-  vfprintf(k->err, what, ap);
-  va_end(ap);
-  fputc('\n', k->err);
-}
-
-/* The JSON path of member `name` under `at` ("" = the top). */
-static const char *path_of(char *out, size_t len, const char *at, const char *name) {
-  snprintf(out, len, "%s%s%s", at, at[0] ? "." : "", name);
-  return out;
-}
-
-/* The member `name` of `obj` when it has type `t`; otherwise reports it
- * and returns NULL. */
-static const mj_val *need(check *k, const mj_val *obj, const char *at,
-                          const char *name, mj_type t) {
-  const mj_val *v = mj_get(obj, name);
-  char path[160];
-  path_of(path, sizeof path, at, name);
-  if (v == NULL) {
-    bad_field(k, path, "missing");
-    return NULL;
-  }
-  if (v->type != t) {
-    bad_field(k, path, "expected %s, got %s", mj_type_name(t),
-              mj_type_name(v->type));
-    return NULL;
-  }
-  return v;
-}
-
-static const char *need_str(check *k, const mj_val *obj, const char *at,
-                            const char *name, size_t *len) {
-  const mj_val *v = need(k, obj, at, name, MJ_STRING);
-  *len = v ? v->len : 0;
-  return v ? v->str : "";
-}
-
-static uint64_t need_u64(check *k, const mj_val *obj, const char *at,
-                         const char *name) {
-  const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
-  uint64_t u = 0;
-  char path[160];
-  if (v != NULL && !mj_u64(v, &u))
-    bad_field(k, path_of(path, sizeof path, at, name),
-              "expected a whole number >= 0, got %g", v->number);
-  return u;
-}
-
-static double need_rate(check *k, const mj_val *obj, const char *at,
-                        const char *name) {
-  const mj_val *v = need(k, obj, at, name, MJ_NUMBER);
-  char path[160];
-  if (v != NULL && !(v->number >= 0)) {
-    bad_field(k, path_of(path, sizeof path, at, name),
-              "expected a rate >= 0, got %g", v->number);
-    return 0;
-  }
-  return v ? v->number : 0;
-}
-
 /* The array `name` of `obj` (its items and count), or none after a
  * report. */
-static mj_val **need_array(check *k, const mj_val *obj, const char *name,
+static mj_val **need_array(mcheck *k, const mj_val *obj, const char *name,
                            size_t *n) {
-  const mj_val *v = need(k, obj, "", name, MJ_ARRAY);
+  const mj_val *v = mcheck_need(k, obj, "", name, MJ_ARRAY);
   *n = v ? v->len : 0;
   return v ? v->items : NULL;
 }
 
 /* ---- output ---- */
 
-/* Appends `s` to `b` with bytes outside printable ASCII as \xNN. */
-static void put_safe(buf *b, const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    uint8_t c = (uint8_t)s[i];
-    if (c >= 0x20 && c < 0x7f) {
-      buf_push(b, c);
-    } else {
-      char hex[5];
-      snprintf(hex, sizeof hex, "\\x%02x", c);
-      buf_append(b, hex, 4);
-    }
-  }
-}
-
-static void putf(buf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n > 0) buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 static void put_bytes_human(buf *b, uint64_t v) {
   static const char *unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
   if (v < 1024) {
-    putf(b, "%" PRIu64 " B", v);
+    mcheck_putf(b, "%" PRIu64 " B", v);
     return;
   }
   double d = (double)v / 1024;
   int u = 0;
   while (d >= 1024 && u < 4) d /= 1024, u++;
-  putf(b, "%.1f %s", d, unit[u]);
+  mcheck_putf(b, "%.1f %s", d, unit[u]);
 }
 
 static void put_uptime(buf *b, uint64_t s) {
-  if (s >= 86400) putf(b, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
-  else if (s >= 3600) putf(b, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
-  else if (s >= 60) putf(b, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
-  else putf(b, "%" PRIu64 "s", s);
-}
-
-/* A text table: rows of cells, columns padded to their widest cell. */
-typedef struct grid {
-  size_t cols;
-  buf *cells; /* row-major */
-  size_t rows;
-} grid;
-
-static buf *grid_row(grid *g) {
-  g->cells = xrealloc(g->cells, (g->rows + 1) * g->cols * sizeof(buf));
-  buf *r = &g->cells[g->rows++ * g->cols];
-  for (size_t i = 0; i < g->cols; i++) r[i] = (buf)BUF_INIT;
-  return r;
-}
-
-static void grid_print(grid *g, buf *out) {
-  size_t w[16] = {0};
-  for (size_t r = 0; r < g->rows; r++)
-    for (size_t c = 0; c < g->cols; c++)
-      if (g->cells[r * g->cols + c].len > w[c]) w[c] = g->cells[r * g->cols + c].len;
-  for (size_t r = 0; r < g->rows; r++) {
-    for (size_t c = 0; c < g->cols; c++) {
-      buf *cell = &g->cells[r * g->cols + c];
-      buf_append(out, cell->data, cell->len);
-      if (c + 1 < g->cols)
-        for (size_t pad = cell->len; pad < w[c] + 2; pad++) buf_push(out, ' ');
-    }
-    buf_push(out, '\n');
-  }
-}
-
-static void grid_free(grid *g) {
-  for (size_t i = 0; i < g->rows * g->cols; i++) buf_free(&g->cells[i]);
-  free(g->cells);
+  if (s >= 86400) mcheck_putf(b, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+  else if (s >= 3600) mcheck_putf(b, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+  else if (s >= 60) mcheck_putf(b, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+  else mcheck_putf(b, "%" PRIu64 "s", s);
 }
 
 /* ---- the summary ---- */
@@ -263,107 +132,107 @@ static void put_str(buf *out, const char *s) {
   buf_append(out, s, strlen(s));
 }
 
-static void summarize_masters(check *k, const mj_val *c, buf *out) {
+static void summarize_masters(mcheck *k, const mj_val *c, buf *out) {
   if (mj_get(c, "ha") == NULL) return;
-  const mj_val *ha = need(k, c, "", "ha", MJ_OBJECT);
+  const mj_val *ha = mcheck_need(k, c, "", "ha", MJ_OBJECT);
   if (ha == NULL) return;
   size_t n;
-  const char *role = need_str(k, ha, "ha", "role", &n);
-  uint64_t epoch = need_u64(k, ha, "ha", "epoch");
+  const char *role = mcheck_str(k, ha, "ha", "role", &n);
+  uint64_t epoch = mcheck_u64(k, ha, "ha", "epoch");
   const mj_val *act = mj_get(ha, "active");
   put_str(out, "masters: ");
   if (act == NULL || act->type == MJ_NULL) {
     put_str(out, "no active master");
-  } else if ((act = need(k, ha, "ha", "active", MJ_OBJECT)) != NULL) {
+  } else if ((act = mcheck_need(k, ha, "ha", "active", MJ_OBJECT)) != NULL) {
     put_str(out, strcmp(role, "single") == 0 ? "single " : "active ");
-    const char *s = need_str(k, act, "ha.active", "rpc", &n);
-    put_safe(out, s, n);
-    putf(out, " (epoch %" PRIu64, epoch);
-    s = need_str(k, act, "ha.active", "http", &n);
+    const char *s = mcheck_str(k, act, "ha.active", "rpc", &n);
+    mcheck_put_safe(out, s, n);
+    mcheck_putf(out, " (epoch %" PRIu64, epoch);
+    s = mcheck_str(k, act, "ha.active", "http", &n);
     if (n > 0) {
       put_str(out, ", http ");
-      put_safe(out, s, n);
+      mcheck_put_safe(out, s, n);
     }
     buf_push(out, ')');
   }
   size_t ns;
   mj_val **sb = NULL;
-  const mj_val *sv = need(k, ha, "ha", "standbys", MJ_ARRAY);
+  const mj_val *sv = mcheck_need(k, ha, "ha", "standbys", MJ_ARRAY);
   ns = sv ? sv->len : 0;
   sb = sv ? sv->items : NULL;
-  uint64_t total = need_u64(k, ha, "ha", "standbys_total");
+  uint64_t total = mcheck_u64(k, ha, "ha", "standbys_total");
   const mj_val *zk = mj_get(ha, "zookeeper");
   if (zk == NULL || zk->type == MJ_NULL) {
     put_str(out, "; no ZooKeeper, no standbys\n");
     return;
   }
-  putf(out, "; %" PRIu64 " standby%s", total, total == 1 ? "" : "s");
+  mcheck_putf(out, "; %" PRIu64 " standby%s", total, total == 1 ? "" : "s");
   for (size_t i = 0; i < ns; i++) {
     char at[40];
     snprintf(at, sizeof at, "ha.standbys[%zu]", i);
     const mj_val *m = sb[i];
     if (m->type != MJ_OBJECT) {
-      bad_field(k, at, "expected object, got %s", mj_type_name(m->type));
+      mcheck_bad(k, at, "", "expected object, got %s", mj_type_name(m->type));
       return;
     }
     put_str(out, i ? ", " : " ");
-    const char *s = need_str(k, m, at, "rpc", &n);
-    put_safe(out, s, n);
+    const char *s = mcheck_str(k, m, at, "rpc", &n);
+    mcheck_put_safe(out, s, n);
   }
-  zk = need(k, ha, "ha", "zookeeper", MJ_OBJECT);
-  const char *st = need_str(k, zk, "ha.zookeeper", "session", &n);
+  zk = mcheck_need(k, ha, "ha", "zookeeper", MJ_OBJECT);
+  const char *st = mcheck_str(k, zk, "ha.zookeeper", "session", &n);
   put_str(out, "; ZooKeeper session ");
-  put_safe(out, st, n);
-  putf(out, " (timeout %.1f s)\n",
-       need_u64(k, zk, "ha.zookeeper", "session_timeout_ms") / 1000.0);
+  mcheck_put_safe(out, st, n);
+  mcheck_putf(out, " (timeout %.1f s)\n",
+       mcheck_u64(k, zk, "ha.zookeeper", "session_timeout_ms") / 1000.0);
 }
 
-static void summarize_cluster(check *k, const mj_val *c, buf *out) {
+static void summarize_cluster(mcheck *k, const mj_val *c, buf *out) {
   size_t n;
   const char *s;
   buf_append(out, "cluster ", 8);
-  s = need_str(k, c, "", "cluster", &n);
-  put_safe(out, s, n);
+  s = mcheck_str(k, c, "", "cluster", &n);
+  mcheck_put_safe(out, s, n);
   buf_append(out, ": master ", 9);
-  s = need_str(k, c, "", "master_address", &n);
-  put_safe(out, s, n);
+  s = mcheck_str(k, c, "", "master_address", &n);
+  mcheck_put_safe(out, s, n);
   buf_append(out, ", version ", 10);
-  s = need_str(k, c, "", "version", &n);
-  put_safe(out, s, n);
+  s = mcheck_str(k, c, "", "version", &n);
+  mcheck_put_safe(out, s, n);
   buf_append(out, ", up ", 5);
-  put_uptime(out, need_u64(k, c, "", "uptime_s"));
+  put_uptime(out, mcheck_u64(k, c, "", "uptime_s"));
   buf_push(out, '\n');
   summarize_masters(k, c, out);
 
-  const mj_val *sv = need(k, c, "", "servers", MJ_OBJECT);
-  const mj_val *tb = need(k, c, "", "tablets", MJ_OBJECT);
-  putf(out, "servers: %" PRIu64 " live, %" PRIu64 " suspect, %" PRIu64 " dead",
-       need_u64(k, sv, "servers", "live"), need_u64(k, sv, "servers", "suspect"),
-       need_u64(k, sv, "servers", "dead"));
-  putf(out, "; tables: %" PRIu64, need_u64(k, c, "", "tables"));
-  putf(out, "; tablets: %" PRIu64 " (%" PRIu64 " in transition); ",
-       need_u64(k, tb, "tablets", "current"),
-       need_u64(k, tb, "tablets", "in_transition"));
-  put_bytes_human(out, need_u64(k, c, "", "bytes"));
-  putf(out, ", %" PRIu64 " keys\n", need_u64(k, c, "", "keys"));
+  const mj_val *sv = mcheck_need(k, c, "", "servers", MJ_OBJECT);
+  const mj_val *tb = mcheck_need(k, c, "", "tablets", MJ_OBJECT);
+  mcheck_putf(out, "servers: %" PRIu64 " live, %" PRIu64 " suspect, %" PRIu64 " dead",
+       mcheck_u64(k, sv, "servers", "live"), mcheck_u64(k, sv, "servers", "suspect"),
+       mcheck_u64(k, sv, "servers", "dead"));
+  mcheck_putf(out, "; tables: %" PRIu64, mcheck_u64(k, c, "", "tables"));
+  mcheck_putf(out, "; tablets: %" PRIu64 " (%" PRIu64 " in transition); ",
+       mcheck_u64(k, tb, "tablets", "current"),
+       mcheck_u64(k, tb, "tablets", "in_transition"));
+  put_bytes_human(out, mcheck_u64(k, c, "", "bytes"));
+  mcheck_putf(out, ", %" PRIu64 " keys\n", mcheck_u64(k, c, "", "keys"));
 
   mj_val **w = need_array(k, c, "warnings", &n);
   for (size_t i = 0; i < n; i++) {
     char at[32];
     snprintf(at, sizeof at, "warnings[%zu]", i);
     size_t len;
-    s = need_str(k, w[i], at, "text", &len);
+    s = mcheck_str(k, w[i], at, "text", &len);
     buf_append(out, "warning: ", 9);
-    put_safe(out, s, len);
+    mcheck_put_safe(out, s, len);
     buf_push(out, '\n');
   }
 }
 
-static void summarize_servers(check *k, const mj_val *root, buf *out) {
+static void summarize_servers(mcheck *k, const mj_val *root, buf *out) {
   size_t n;
   mj_val **v = need_array(k, root, "servers", &n);
-  grid g = {7, NULL, 0};
-  buf *r = grid_row(&g);
+  mgrid g = {7, 0, NULL};
+  buf *r = mgrid_row(&g);
   const char *head[] = {"SERVER", "ADDRESS", "STATE", "TABLETS", "BYTES",
                         "READS/S", "WRITES/S"};
   for (size_t c = 0; c < 7; c++) buf_append(&r[c], head[c], strlen(head[c]));
@@ -371,54 +240,54 @@ static void summarize_servers(check *k, const mj_val *root, buf *out) {
     char at[32];
     snprintf(at, sizeof at, "servers[%zu]", i);
     if (v[i]->type != MJ_OBJECT) {
-      bad_field(k, at, "expected object, got %s", mj_type_name(v[i]->type));
+      mcheck_bad(k, at, "", "expected object, got %s", mj_type_name(v[i]->type));
       break;
     }
     size_t len;
     const char *s;
-    r = grid_row(&g);
-    putf(&r[0], "%" PRIu64, need_u64(k, v[i], at, "id"));
-    s = need_str(k, v[i], at, "address", &len);
-    put_safe(&r[1], s, len);
-    s = need_str(k, v[i], at, "state", &len);
-    put_safe(&r[2], s, len);
-    putf(&r[3], "%" PRIu64, need_u64(k, v[i], at, "tablets"));
-    put_bytes_human(&r[4], need_u64(k, v[i], at, "bytes"));
-    putf(&r[5], "%.1f", need_rate(k, v[i], at, "read_rate"));
-    putf(&r[6], "%.1f", need_rate(k, v[i], at, "write_rate"));
+    r = mgrid_row(&g);
+    mcheck_putf(&r[0], "%" PRIu64, mcheck_u64(k, v[i], at, "id"));
+    s = mcheck_str(k, v[i], at, "address", &len);
+    mcheck_put_safe(&r[1], s, len);
+    s = mcheck_str(k, v[i], at, "state", &len);
+    mcheck_put_safe(&r[2], s, len);
+    mcheck_putf(&r[3], "%" PRIu64, mcheck_u64(k, v[i], at, "tablets"));
+    put_bytes_human(&r[4], mcheck_u64(k, v[i], at, "bytes"));
+    mcheck_putf(&r[5], "%.1f", mcheck_rate(k, v[i], at, "read_rate"));
+    mcheck_putf(&r[6], "%.1f", mcheck_rate(k, v[i], at, "write_rate"));
   }
   buf_push(out, '\n');
-  if (n > 0) grid_print(&g, out);
+  if (n > 0) mgrid_print(&g, false, 0, out);
   else buf_append(out, "no tablet servers\n", 18);
-  grid_free(&g);
+  mgrid_free(&g);
 }
 
-static void summarize_tables(check *k, const mj_val *root, buf *out) {
+static void summarize_tables(mcheck *k, const mj_val *root, buf *out) {
   size_t n;
   mj_val **v = need_array(k, root, "tables", &n);
-  grid g = {4, NULL, 0};
-  buf *r = grid_row(&g);
+  mgrid g = {4, 0, NULL};
+  buf *r = mgrid_row(&g);
   const char *head[] = {"TABLE", "TABLETS", "BYTES", "KEYS"};
   for (size_t c = 0; c < 4; c++) buf_append(&r[c], head[c], strlen(head[c]));
   for (size_t i = 0; i < n; i++) {
     char at[32];
     snprintf(at, sizeof at, "tables[%zu]", i);
     if (v[i]->type != MJ_OBJECT) {
-      bad_field(k, at, "expected object, got %s", mj_type_name(v[i]->type));
+      mcheck_bad(k, at, "", "expected object, got %s", mj_type_name(v[i]->type));
       break;
     }
     size_t len;
-    r = grid_row(&g);
-    const char *s = need_str(k, v[i], at, "name", &len);
-    put_safe(&r[0], s, len);
-    putf(&r[1], "%" PRIu64, need_u64(k, v[i], at, "tablets"));
-    put_bytes_human(&r[2], need_u64(k, v[i], at, "bytes"));
-    putf(&r[3], "%" PRIu64, need_u64(k, v[i], at, "keys"));
+    r = mgrid_row(&g);
+    const char *s = mcheck_str(k, v[i], at, "name", &len);
+    mcheck_put_safe(&r[0], s, len);
+    mcheck_putf(&r[1], "%" PRIu64, mcheck_u64(k, v[i], at, "tablets"));
+    put_bytes_human(&r[2], mcheck_u64(k, v[i], at, "bytes"));
+    mcheck_putf(&r[3], "%" PRIu64, mcheck_u64(k, v[i], at, "keys"));
   }
   buf_push(out, '\n');
-  if (n > 0) grid_print(&g, out);
+  if (n > 0) mgrid_print(&g, false, 0, out);
   else buf_append(out, "no tables\n", 10);
-  grid_free(&g);
+  mgrid_free(&g);
 }
 
 /* ---- the command ---- */
@@ -528,13 +397,13 @@ int mstatus_run(const mstatus_opts *o, FILE *out, FILE *err) {
     for (int i = 0; i < EP_N; i++) {
       size_t n = text[i].len;
       while (n > 0 && strchr(" \t\r\n", text[i].data[n - 1]) != NULL) n--;
-      putf(&res, "%s\"%s\": ", i == 0 ? "{" : ",\n ", ep_name[i]);
+      mcheck_putf(&res, "%s\"%s\": ", i == 0 ? "{" : ",\n ", ep_name[i]);
       buf_append(&res, text[i].data, n);
     }
     buf_append(&res, "}\n", 2);
   } else if (rc == 0) {
-    check k[EP_N];
-    for (int i = 0; i < EP_N; i++) k[i] = (check){url[i], err, false};
+    mcheck k[EP_N];
+    for (int i = 0; i < EP_N; i++) k[i] = (mcheck){"status", url[i], err, false};
     summarize_cluster(&k[EP_CLUSTER], doc[EP_CLUSTER], &res);
     if (!k[EP_CLUSTER].bad) summarize_servers(&k[EP_SERVERS], doc[EP_SERVERS], &res);
     if (!k[EP_CLUSTER].bad && !k[EP_SERVERS].bad)

@@ -496,15 +496,9 @@ function renderHeatmap(hm, servers) {
   const note = document.getElementById('heat-note');
   box.replaceChildren();
   let first = hm.buckets.findIndex(b => b.cells.length > 0);
-  const cells = hm.buckets.reduce((a, b) => a + b.cells.length, 0);
   if (first < 0) {
     note.textContent = 'No load reported for ' + hm.table + ' in the last ' +
                        fmtAge(hm.bucket_ms * hm.max_buckets) + '.';
-    return;
-  }
-  if (cells > MAX_HEAT_CELLS) {
-    note.textContent = cells + ' cells are too many to draw here; ' +
-                       '/api/heatmap?table=' + hm.table + ' has them all.';
     return;
   }
   const buckets = hm.buckets.slice(first);
@@ -546,7 +540,9 @@ function renderHeatmap(hm, servers) {
       fmtClock(last.start_ms + last.secs * 1000) + ' (left to right); ' +
       bounds.length + ' key ranges, first key at the top; hottest cell ' +
       fmtRate(max) + ' ops/s' +
-      (hm.dropped ? '; ' + hm.dropped + ' reports over the bounds not shown' : '');
+      (hm.dropped ? '; ' + hm.dropped + ' reports over the bounds not shown' : '') +
+      (hm.cells_omitted ? '; ' + hm.cells_omitted + ' older cells not shown (over ' +
+       MAX_HEAT_CELLS + ')' : '');
 }
 
 function renderHeatTables(tables, hot) {
@@ -583,7 +579,8 @@ async function refreshHeat(tables, servers) {
     }
     const wait = Math.min(heatShown.bucketMs || 0, HEAT_REFRESH_MS);
     if (table === heatShown.table && Date.now() - heatShown.at < wait) return;
-    const hm = await getJson('/api/heatmap?table=' + encodeURIComponent(table));
+    const hm = await getJson('/api/heatmap?table=' + encodeURIComponent(table) +
+                             '&limit=' + MAX_HEAT_CELLS);
     heatShown = {table, at: Date.now(), bucketMs: hm.bucket_ms};
     renderHeatmap(hm, servers);
   } catch (err) {

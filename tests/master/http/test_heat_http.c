@@ -6,7 +6,8 @@
  * Checked: /api/hot ranks the loaded tablet first with its rates (and its
  * keys as escaped text and exact base64), honours ?table= and ?limit=, and
  * refuses bad arguments with a JSON error naming them; /api/heatmap keeps
- * exactly the configured buckets, names each tablet's exact range, and
+ * exactly the configured buckets, bounds its answer by ?limit= cells
+ * (newest buckets first), names each tablet's exact range, and
  * accounts for every key written and read (the sum over buckets of rate x
  * seconds equals the count), scans and bytes read; after a split the map holds the parent (retired) and
  * both daughters; `mica hot` prints the list with keys escaped as the CLI
@@ -350,6 +351,85 @@ static void test_heatmap(void) {
   mj_free(d);
 }
 
+/* One bounded answer of /api/heatmap?table=hostile&limit=N: what it sent
+ * adds up with what it says it left out, stays within N, is the newest
+ * buckets in a row, and lists exactly the tablets its cells name. Returns
+ * the cells sent. */
+static size_t check_bounded(size_t limit) {
+  char path[128];
+  snprintf(path, sizeof(path), "/api/heatmap?table=hostile&limit=%zu", limit);
+  mj_val *d = get_json(path);
+  const mj_val *tabs = arr(d, "tablets"), *bks = arr(d, "buckets");
+  CU_ASSERT_EQUAL(num(d, "limit"), (double)limit);
+  size_t sent = 0, omitted_b = (size_t)num(d, "buckets_omitted");
+  size_t total = (size_t)num(d, "cells_total");
+  size_t omitted_c = (size_t)num(d, "cells_omitted");
+  bool *named = calloc(tabs->len + 1, sizeof(*named));
+  for (size_t i = 0; i < bks->len; i++) {
+    if (i > 0)
+      CU_ASSERT_EQUAL(num(bks->items[i], "start_ms") -
+                          num(bks->items[i - 1], "start_ms"), 1000);
+    const mj_val *cells = arr(bks->items[i], "cells");
+    sent += cells->len;
+    for (size_t j = 0; j < cells->len; j++) {
+      size_t t = (size_t)cells->items[j]->items[0]->number;
+      CU_ASSERT_FATAL(t < tabs->len);
+      named[t] = true;
+    }
+  }
+  for (size_t t = 0; t < tabs->len; t++) CU_ASSERT(named[t]);
+  free(named);
+  CU_ASSERT(sent <= limit);
+  CU_ASSERT_EQUAL(sent + omitted_c, total);
+  CU_ASSERT_EQUAL(bks->len + omitted_b, 120);
+  /* What was left out would not have fitted: the next older bucket has
+   * more cells than the room that was left. */
+  if (omitted_b > 0) CU_ASSERT(omitted_c > limit - sent);
+  if (total > 0) CU_ASSERT(sent > 0);
+  mj_free(d);
+  return sent;
+}
+
+/* The answer is bounded by ?limit= cells (default 20000): the oldest
+ * buckets go first, and a limit smaller than one bucket cuts the newest
+ * bucket with cells. */
+static void test_heatmap_limit(void) {
+  /* Every tablet is reported in every bucket from its first report on:
+   * wait for three buckets of the six tablets, so that the limits below
+   * cut whole buckets and parts of one. */
+  size_t cells = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    mj_val *d = get_json("/api/heatmap?table=hostile");
+    CU_ASSERT_EQUAL(num(d, "limit"), 20000);
+    CU_ASSERT_EQUAL(num(d, "buckets_omitted"), 0);
+    CU_ASSERT_EQUAL(num(d, "cells_omitted"), 0);
+    const mj_val *bks = arr(d, "buckets");
+    cells = 0;
+    for (size_t i = 0; i < bks->len; i++)
+      cells += arr(bks->items[i], "cells")->len;
+    CU_ASSERT_EQUAL(num(d, "cells_total"), (double)cells);
+    mj_free(d);
+    if (cells > 3 * (N_SPLITS + 1)) break;
+    cl_sleep_ms(100);
+  }
+  CU_ASSERT_FATAL(cells > 3 * (N_SPLITS + 1));
+
+  CU_ASSERT_EQUAL(check_bounded(1), 1); /* cut: one cell, one tablet */
+  check_bounded(N_SPLITS);
+  size_t whole = check_bounded(2 * (N_SPLITS + 1) + 1);
+  CU_ASSERT(whole >= N_SPLITS + 1);
+  check_bounded(1000000);
+
+  expect_error("GET", "/api/heatmap?table=hostile&limit=0", 400,
+               "limit must be a number of cells from 1 to 1000000");
+  expect_error("GET", "/api/heatmap?table=hostile&limit=1000001", 400,
+               "limit must be");
+  expect_error("GET", "/api/heatmap?table=hostile&limit=-5", 400,
+               "limit must be");
+  expect_error("GET", "/api/heatmap?table=hostile&limit=", 400,
+               "limit must be");
+}
+
 static void test_hot(void) {
   mj_val *d = get_json("/api/hot");
   CU_ASSERT_EQUAL(num(d, "window_s"), 10);
@@ -582,6 +662,7 @@ static void add_suites(void) {
   CU_pSuite s = CU_add_suite("heat", suite_init, suite_clean);
   CU_add_test(s, "every read, write and scan is counted", test_load_is_counted);
   CU_add_test(s, "/api/heatmap", test_heatmap);
+  CU_add_test(s, "/api/heatmap?limit=", test_heatmap_limit);
   CU_add_test(s, "/api/hot", test_hot);
   CU_add_test(s, "a split in the map", test_split);
   CU_add_test(s, "mica hot", test_cli);
