@@ -624,6 +624,14 @@ mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
   wal_replay_stats st = {0};
   wal_reader *r;
   mica_err *err = wal_reader_open(e, path, &r);
+  if (err == NULL && r->version == WAL_VERSION_COMMITLOG) {
+    err = err_new(MICA_CORRUPTION,
+                  "wal %s: a server commit log segment (header version 2), "
+                  "not a tablet's own segment",
+                  path);
+    wal_reader_close(r);
+    r = NULL;
+  }
   if (err == NULL) {
     st.epoch = r->epoch;
     st.number = r->number;

@@ -249,7 +249,8 @@ typedef struct wal_replay_stats {
  * offset: the callback knows what the payload failed to be). */
 typedef mica_err *(*wal_record_fn)(void *arg, slice payload, uint64_t offset);
 
-/* Opens `path`, feeds every data record to `fn`, closes. `stats` (may be
+/* Opens `path`, feeds every data record to `fn`, closes. A tablet's own
+ * segments only: a commit log segment (version 2) is CORRUPTION. `stats` (may be
  * NULL) is filled as far as the replay got, also on error. */
 mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
                      wal_replay_stats *stats);

@@ -141,6 +141,13 @@ static void test_group_commit(void) {
   env_fault_free(f);
 }
 
+static mica_err *wal_count_fn(void *arg, slice payload, uint64_t offset) {
+  (void)arg;
+  (void)payload;
+  (void)offset;
+  return NULL;
+}
+
 static void test_bad_input(void) {
   const char *root = tu_tmpdir();
   clog *l = NULL;
@@ -176,6 +183,21 @@ static void test_bad_input(void) {
   clog_segment_name(name, sizeof(name), 1);
   char path[1024];
   snprintf(path, sizeof(path), "%s/%s", dir, name);
+  /* A commit log segment is not a tablet's own segment, and back. */
+  TU_ERR(wal_replay(env_posix(), path, wal_count_fn, NULL, NULL),
+         MICA_CORRUPTION);
+  {
+    char tdir[1024], tpath[1100];
+    snprintf(tdir, sizeof(tdir), "%s/tabletlike", root);
+    TU_OK(env_mkdirs(env_posix(), tdir));
+    snprintf(tpath, sizeof(tpath), "%s/%s", tdir, name);
+    wal_writer *w = NULL;
+    TU_OK(wal_writer_open(env_posix(), tpath, 1, 1, &w));
+    TU_OK(wal_writer_close(w));
+    uint64_t m = 0;
+    TU_ERR(clog_replay(env_posix(), tdir, 1, 1, 1, 0, count_record, &m, NULL),
+           MICA_CORRUPTION);
+  }
   FILE *fp = fopen(path, "r+b");
   CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
   fseek(fp, WAL_FRAME_HEADER + 28 + WAL_FRAME_HEADER + 3, SEEK_SET);
