@@ -5,10 +5,11 @@
  *  - bad_input: a log name that is not a bare name, a reused name, a
  *    malformed or damaged record (CORRUPTION naming file and offset);
  *  - crash_every_sync: three tablets on one log (with segment rolls,
- *    segment deletion, flushes and a split) crash at every sync point; a
- *    new "server" with its own log reopens them under a new epoch and
- *    finds every acknowledged write (the write in flight all or nothing);
- *    also one failed append at every append;
+ *    segment deletion, flushes, a split, a move to a second server's log
+ *    and a merge) crash at every sync point; a new "server" with its own
+ *    log reopens them under a new epoch and finds every acknowledged
+ *    write (the write in flight all or nothing); also one failed append
+ *    at every append;
  *  - fenced_late_append: an old owner that keeps appending after a new
  *    owner took the tablet over is never replayed, even after the new
  *    owner crashes, while its late record is in its log;
@@ -32,6 +33,7 @@
 #include "tabletserver/clog.h"
 #include "tabletserver/manifest.h"
 #include "tabletserver/tablet.h"
+#include "tabletserver/tablet_merge.h"
 #include "tabletserver/wal.h"
 #include "tests/tabletserver/tt.h"
 #include "tests/harness/testutil.h"
@@ -298,13 +300,16 @@ static slice hi_of(int i) {
 }
 #define SPLIT_KEY "k080"
 
-/* Writes round-robin to the three tablets (rolling 2 KiB segments),
- * flushes tablet 1 (its segments become deletable), splits tablet 3,
- * writes to the daughters, closes tablet 2 and leaves the rest open. */
+/* Writes round-robin to the three tablets (rolling 4 KiB segments),
+ * flushes tablet 1 (its segments become deletable), splits tablet 3 into
+ * 4 and 5, writes to the daughters, moves tablet 2 to a second server
+ * (its own log, epoch 2), merges the daughters into tablet 6 (epoch 2),
+ * writes to it, and closes everything. */
 static void crash_workload(env *e, const char *root, run *r) {
   res_pool *res = tt_res(e, 64 << 20);
-  clog *l = NULL;
-  tablet *t[6] = {NULL};
+  clog *l = NULL, *l2 = NULL;
+  tablet *t[7] = {NULL};
+  tab_options o2;
   clog_options lo;
   clog_options_init(&lo);
   lo.segment_bytes = 4096;
@@ -337,9 +342,35 @@ static void crash_workload(env *e, const char *root, run *r) {
     if (!step(r, err)) goto out;
   }
   if (!put(r, t[4], 61, 4)) goto out;
-  /* A clean end: every tablet closes (flushes) and the log then deletes
-   * itself. A crash at any of these syncs is verified too. */
-  for (int i = 1; i <= 5; i++) {
+  /* A move: tablet 2 (closed above) opens on "another server" with its
+   * own log, under epoch 2. */
+  if (!step(r, clog_open(e, logs_root(root), "other", &lo, &l2))) goto out;
+  crash_opts(&o2, l2);
+  if (!step(r, tab_open(res, tt_tablet_dir(root, 2), 2, lo_of(2), hi_of(2), 2,
+                        &o2, &t[2])))
+    goto out;
+  if (!put(r, t[2], 33, 5)) goto out;
+  /* A merge of the daughters into tablet 6 under epoch 2, on this
+   * server, and writes to it. */
+  for (int i = 4; i <= 5; i++) {
+    mica_err *err = tab_close(t[i]);
+    t[i] = NULL;
+    if (!step(r, err)) goto out;
+  }
+  {
+    tab_merge_input in[2] = {{tt_tablet_dir(root, 4), 4},
+                             {tt_tablet_dir(root, 5), 5}};
+    if (!step(r, tab_merge_prepare(res, tt_tablet_dir(root, 6), 6, in, 2, &o)))
+      goto out;
+  }
+  if (!step(r, tab_open(res, tt_tablet_dir(root, 6), 6, S("k060"), NONE, 2,
+                        &o, &t[6])))
+    goto out;
+  if (!put(r, t[6], 66, 6)) goto out;
+  if (!batch(r, t[6], 93, 6)) goto out;
+  /* A clean end: every tablet closes (flushes) and the logs then delete
+   * themselves. A crash at any of these syncs is verified too. */
+  for (int i = 1; i <= 6; i++) {
     if (t[i] == NULL) continue;
     mica_err *err = tab_close(t[i]);
     t[i] = NULL;
@@ -349,12 +380,16 @@ static void crash_workload(env *e, const char *root, run *r) {
     mica_err *err = clog_close(l);
     l = NULL;
     if (!step(r, err)) goto out;
+    err = clog_close(l2);
+    l2 = NULL;
+    if (!step(r, err)) goto out;
   }
 out:
-  /* After a failure the server "dies": its tablets are dropped without
-   * flushing and their writes are only in the log. */
-  for (int i = 1; i <= 5; i++) err_free(tab_close(t[i]));
+  /* After a failure the servers "die": their tablets are dropped without
+   * flushing and their writes are only in the logs. */
+  for (int i = 1; i <= 6; i++) err_free(tab_close(t[i]));
   err_free(clog_close(l));
+  err_free(clog_close(l2));
   res_free(res);
 }
 
@@ -387,11 +422,11 @@ static tablet *reopen(res_pool *res, const char *root, uint64_t id, slice lo,
   crash_opts(&o, l);
   o.create_if_missing = false;
   tablet *t = NULL;
-  mica_err *err = tab_open(res, tt_tablet_dir(root, id), id, lo, hi, 2, &o, &t);
+  mica_err *err = tab_open(res, tt_tablet_dir(root, id), id, lo, hi, 3, &o, &t);
   if (err_code(err) == MICA_NOT_FOUND) {
     err_free(err);
     o.create_if_missing = true;
-    TU_OK(tab_open(res, tt_tablet_dir(root, id), id, lo, hi, 2, &o, &t));
+    TU_OK(tab_open(res, tt_tablet_dir(root, id), id, lo, hi, 3, &o, &t));
     return t;
   }
   if (err != NULL && err_code(err) != MICA_NOT_SERVING)
@@ -416,8 +451,21 @@ static void crash_verify(const char *root, run *r, uint64_t crash_at) {
     if (t != NULL) {
       ts[n++] = t;
     } else if (i == 3) {
-      ts[n++] = reopen(res, root, 4, S("k060"), S(SPLIT_KEY), l, crash_at);
-      ts[n++] = reopen(res, root, 5, S(SPLIT_KEY), NONE, l, crash_at);
+      char m6[1200];
+      snprintf(m6, sizeof(m6), "%s/MANIFEST", tt_tablet_dir(root, 6));
+      if (env_exists(env_posix(), m6)) {
+        /* The merge's result exists: finish it (as a re-sent OpenTablet
+         * does) and open it. */
+        tab_options o;
+        crash_opts(&o, l);
+        tab_merge_input in[2] = {{tt_tablet_dir(root, 4), 4},
+                                 {tt_tablet_dir(root, 5), 5}};
+        TU_OK(tab_merge_prepare(res, tt_tablet_dir(root, 6), 6, in, 3, &o));
+        ts[n++] = reopen(res, root, 6, S("k060"), NONE, l, crash_at);
+      } else {
+        ts[n++] = reopen(res, root, 4, S("k060"), S(SPLIT_KEY), l, crash_at);
+        ts[n++] = reopen(res, root, 5, S(SPLIT_KEY), NONE, l, crash_at);
+      }
     }
   }
   for (size_t i = 0; i < n; i++) CU_ASSERT_PTR_NOT_NULL_FATAL(ts[i]);
@@ -438,7 +486,7 @@ static void crash_verify(const char *root, run *r, uint64_t crash_at) {
   CU_ASSERT_FALSE(env_exists(env_posix(), dir));
   free(dir);
   /* No tablet directory holds a WAL segment of its own. */
-  for (uint64_t id = 1; id <= 5; id++) {
+  for (uint64_t id = 1; id <= 6; id++) {
     char **names;
     size_t nn;
     if (env_list(env_posix(), tt_tablet_dir(root, id), &names, &nn) != NULL)
