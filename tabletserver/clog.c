@@ -67,6 +67,7 @@ struct clog {
   size_t n_flushed;
   uint64_t deleted, flush_requests;
   uint64_t asked_for; /* oldest segment whose pinners were last asked */
+  uint64_t asked_at;  /* the log's bytes then */
 };
 
 void clog_options_init(clog_options *o) {
@@ -285,15 +286,19 @@ static void delete_segments(clog *l, clog_seg **v, size_t n) {
 }
 
 /* When the live segments pass max_bytes, asks every registered tablet that
- * pins the oldest segment to flush (once per oldest segment). Caller
- * holds mu. */
+ * pins the oldest segment to flush: once per oldest segment, and again
+ * each time the log grew by another half of max_bytes while that segment
+ * stayed the oldest (a flush that failed, say on a full disk, is asked
+ * for again). Caller holds mu. */
 static void maybe_force_flush_locked(clog *l) {
   uint64_t total = 0;
   for (size_t i = 0; i < l->n_segs; i++) total += l->segs[i]->bytes;
   if (total <= l->o.max_bytes || l->n_segs < 2) return;
   clog_seg *old = l->segs[0];
-  if (l->asked_for == old->number) return;
+  if (l->asked_for == old->number && total < l->asked_at + l->o.max_bytes / 2)
+    return;
   l->asked_for = old->number;
+  l->asked_at = total;
   for (size_t i = 0; i < old->n_ents; i++) {
     const seg_entry *x = &old->ents[i];
     if (flushed_seq_locked(l, x->tablet) >= x->max_seq) continue;
