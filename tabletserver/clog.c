@@ -15,7 +15,9 @@
 #include "common/coding.h"
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/layout.h"
 #include "common/path.h"
+#include "tabletserver/manifest.h"
 #include "tabletserver/wal.h"
 
 static const uint8_t IDX_MAGIC[8] = {'M', 'I', 'C', 'A', '-', 'C', 'L', 'I'};
@@ -55,6 +57,7 @@ typedef struct flushed_mark {
 struct clog {
   env *e;
   char *dir, *name;
+  int lock_fd; /* <dir>/LOCK, held while the log lives (clog_collect_dead) */
   clog_options o;
   pthread_mutex_t mu;
   /* Guarded by mu: */
@@ -331,27 +334,37 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
                    " must be >= 4096 and <= max_bytes %" PRIu64,
                    o->segment_bytes, o->max_bytes);
   char *dir = clog_dir_path(logs_root, name);
+  size_t tl = strlen(dir) + 8;
+  char *tmp = xmalloc(tl);
+  snprintf(tmp, tl, "%s" CLOG_NEW_SUFFIX, dir);
   mica_err *err = NULL;
-  if (env_exists(e, dir)) {
-    char **names = NULL;
-    size_t n = 0;
-    err = env_list(e, dir, &names, &n);
-    if (err == NULL && n > 0)
-      err = err_new(MICA_ALREADY_EXISTS,
-                    "commit log %s already exists (a log name is one server "
-                    "incarnation and is never reused)",
-                    dir);
-    env_free_names(names, n);
+  if (env_exists(e, dir) || env_exists(e, tmp))
+    err = err_new(MICA_ALREADY_EXISTS,
+                  "commit log %s already exists (a log name is one server "
+                  "incarnation and is never reused)",
+                  dir);
+  /* The directory appears under its name already locked (made as
+   * <name>.new, locked, renamed), so clog_collect_dead never finds a
+   * live log unlocked. */
+  int lock_fd = -1;
+  if (err == NULL) err = env_mkdirs(e, tmp);
+  if (err == NULL) {
+    char *lp = path_join(tmp, CLOG_LOCK_NAME);
+    err = env_lock(e, lp, &lock_fd);
+    free(lp);
   }
-  if (err == NULL) err = env_mkdirs(e, dir);
+  if (err == NULL) err = env_rename(e, tmp, dir);
   if (err == NULL) err = env_sync_dir(e, logs_root);
+  free(tmp);
   if (err != NULL) {
+    env_unlock(e, lock_fd);
     free(dir);
-    return err;
+    return err_wrap(err, "commit log %s", name);
   }
   clog *l = xcalloc(1, sizeof(*l));
   l->e = e;
   l->dir = dir;
+  l->lock_fd = lock_fd;
   l->name = xstrdup(name);
   l->o = *o;
   pthread_mutex_init(&l->mu, NULL);
@@ -359,6 +372,7 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
   clog_seg *s = NULL;
   err = seg_open(l, l->next_number, &s);
   if (err != NULL) {
+    env_unlock(e, l->lock_fd);
     pthread_mutex_destroy(&l->mu);
     free(l->dir);
     free(l->name);
@@ -513,15 +527,13 @@ mica_err *clog_close(clog *l) {
   mica_err *err = seg_close_locked(l, s);
   clog_seg **del = xcalloc(l->n_segs, sizeof(*del));
   size_t n = take_deletable_locked(l, del);
-  bool empty = l->n_segs == 0;
   delete_segments(l, del, n);
   free(del);
-  if (empty) {
-    mica_err *rm = env_remove_tree(l->e, l->dir);
-    if (err == NULL) err = rm;
-    else err_free(rm);
-  }
+  /* The directory itself goes with clog_collect_dead, which deletes a
+   * log only once no manifest names it: a tablet whose last manifest
+   * write failed still names this log, and must find it. */
   for (size_t i = 0; i < l->n_segs; i++) seg_free(l->segs[i]);
+  env_unlock(l->e, l->lock_fd);
   free(l->segs);
   free(l->regs);
   free(l->flushed);
@@ -663,5 +675,86 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
     free(path);
   }
   free(nums);
+  return err;
+}
+
+/* ---- collecting the logs of dead incarnations ---- */
+
+/* Whether any tablet under `tablets_dir` has writes that exist only in
+ * log `name` (its manifest names the log above its flushed sequence
+ * number). Errors other than a missing manifest count as "yes". */
+static bool log_needed(env *e, const char *tablets_dir, const char *name) {
+  char **dirs = NULL;
+  size_t nd = 0;
+  mica_err *err = layout_list_tablets(e, tablets_dir, &dirs, &nd);
+  if (err != NULL) {
+    err_free(err);
+    return true;
+  }
+  bool needed = false;
+  size_t len = strlen(name);
+  for (size_t i = 0; i < nd && !needed; i++) {
+    char *dir = path_join(tablets_dir, dirs[i]);
+    man_state m;
+    man_init(&m);
+    err = man_read(e, dir, &m);
+    if (err == NULL) {
+      needed = man_holds_writes(&m) && m.log_name.len == len &&
+               memcmp(m.log_name.data, name, len) == 0;
+    } else if (err_code(err) != MICA_NOT_FOUND) {
+      needed = true;
+    }
+    err_free(err);
+    man_clear(&m);
+    free(dir);
+  }
+  env_free_names(dirs, nd);
+  return needed;
+}
+
+mica_err *clog_collect_dead(env *e, const char *tablets_dir,
+                            uint64_t *removed) {
+  if (removed != NULL) *removed = 0;
+  char *root = clog_logs_root(tablets_dir);
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *err = env_list(e, root, &names, &n);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err);
+    free(root);
+    return NULL;
+  }
+  for (size_t i = 0; i < n && err == NULL; i++) {
+    size_t nl = strlen(names[i]), sl = strlen(CLOG_NEW_SUFFIX);
+    if (nl >= sl && strcmp(names[i] + nl - sl, CLOG_NEW_SUFFIX) == 0)
+      continue; /* being created (or its creator died before the rename) */
+    char *dir = path_join(root, names[i]);
+    char *lp = path_join(dir, CLOG_LOCK_NAME);
+    /* A log appears under its name already locked (clog_open): a free
+     * lock means its server is gone. */
+    int fd = -1;
+    bool has_lock = env_exists(e, lp);
+    mica_err *lerr = has_lock ? env_lock(e, lp, &fd) : NULL;
+    if (has_lock && lerr == NULL) {
+      /* Dead: no one appends to it again, so the set of manifests that
+       * need it only shrinks (a take-over names the new owner's log).
+       * Reading them after taking the lock therefore sees every one that
+       * still does. */
+      if (!log_needed(e, tablets_dir, names[i])) {
+        err = env_remove_tree(e, dir);
+        if (err == NULL) {
+          LOG_I("removed commit log %s: its server is gone and every tablet "
+                "logged in it was taken over or flushed", dir);
+          if (removed != NULL) (*removed)++;
+        }
+      }
+      env_unlock(e, fd);
+    }
+    err_free(lerr); /* UNAVAILABLE: a live server holds it */
+    free(lp);
+    free(dir);
+  }
+  env_free_names(names, n);
+  free(root);
   return err;
 }

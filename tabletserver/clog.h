@@ -42,7 +42,8 @@
  * the oldest segment is asked to flush (its clog_flush_fn). A tablet that
  * was never registered, or unregistered without flushing (a failed or
  * fenced one), pins its segments until the process ends: its writes may
- * exist nowhere else.
+ * exist nowhere else. A log's directory is deleted by clog_collect_dead
+ * (any server, any time) once its server is gone and no manifest names it.
  *
  * Durability contract: as wal.h's, across tablets. When clog_commit
  * returns NULL for a record added with sync=true, that record and every
@@ -89,8 +90,9 @@ char *clog_dir_path(const char *logs_root, const char *name);
 char *clog_logs_root(const char *tablets_dir);
 
 /* Opens a new log `name` in `logs_root` (created if missing) and starts
- * its first segment. ALREADY_EXISTS if a directory of that name holds any
- * file: a name is one incarnation and is never reused. `name` must be a
+ * its first segment, holding an env_lock on its LOCK file until
+ * clog_close. ALREADY_EXISTS if a directory of that name exists: a name
+ * is one incarnation and is never reused. `name` must be a
  * bare file name. `e` must outlive the log. Caller closes with
  * clog_close(). */
 mica_err *clog_open(env *e, const char *logs_root, const char *name,
@@ -155,9 +157,30 @@ typedef struct clog_stats {
 void clog_get_stats(clog *l, clog_stats *out);
 
 /* Syncs and closes the active segment, deletes every segment nothing pins
- * and, when none is left, the log's directory. Returns the first error.
- * Frees `l`; accepts NULL. */
+ * and releases the log's lock; the directory (empty after a clean
+ * shutdown) is left to clog_collect_dead. Returns the first error. Frees
+ * `l`; accepts NULL. */
 mica_err *clog_close(clog *l);
+
+/* ---- collecting dead logs ---- */
+
+/* The file in a log's directory that its server holds locked
+ * (env_lock) while the log lives. */
+#define CLOG_LOCK_NAME "LOCK"
+/* A log directory is made as "<name>.new" and renamed once locked. */
+#define CLOG_NEW_SUFFIX ".new"
+
+/* Deletes the log directories under <parent of tablets_dir>/logs whose
+ * server is gone (their LOCK is free: an env_lock dies with its process,
+ * kill -9 included) and that no tablet's manifest under `tablets_dir`
+ * needs any more (none names the log with writes above its flushed
+ * sequence number: every tablet logged there was taken over or had
+ * flushed). Live logs and logs still needed stay. Safe to run from any
+ * server at any time; sets *removed (may be NULL) to the logs deleted.
+ * The data root must be on a file system whose advisory locks reach every
+ * server (a local one, or NFS with working locks). */
+mica_err *clog_collect_dead(env *e, const char *tablets_dir,
+                            uint64_t *removed);
 
 /* ---- recovery ---- */
 

@@ -68,8 +68,10 @@ void man_set_log(man_state *m, slice name, uint64_t epoch,
 }
 
 bool man_holds_writes(const man_state *m) {
-  return m->n_live > 0 ||
-         (m->log_name.len > 0 && m->log_flushed_seq < m->last_seq);
+  /* A tablet's writes do not rewrite its manifest, so last_seq says
+   * nothing about what the log holds: naming a log means it may. A clean
+   * close clears the name. */
+  return m->n_live > 0 || m->log_name.len > 0;
 }
 
 void man_copy(man_state *dst, const man_state *src) {

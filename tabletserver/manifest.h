@@ -111,9 +111,9 @@ void man_add_retired(man_state *m, uint64_t epoch, uint64_t number);
 void man_set_log(man_state *m, slice name, uint64_t epoch,
                  uint64_t first_segment, uint64_t flushed_seq);
 
-/* Whether writes of the tablet may exist only in a log: a live WAL
- * segment, or a commit log with records above the flushed sequence
- * number (a cleanly closed tablet has neither). */
+/* Whether writes of the tablet may exist only in a log: it lists a live
+ * WAL segment or names a commit log (a cleanly closed tablet does
+ * neither: its close clears the log's name). */
 bool man_holds_writes(const man_state *m);
 
 /* The encoded form (MANIFEST_FORMAT.md), appended to `out`. */

@@ -124,8 +124,13 @@ static mica_err *flush_one(tablet *t, bool *did) {
   tb_man_set_files(&m, files, k);
   if (t->log != NULL) {
     /* Shared commit log: the SSTables now hold everything up to the
-     * victim's last write (older memtables were flushed before it). */
+     * victim's last write (older memtables were flushed before it). The
+     * last flush of a close or split holds everything: the manifest then
+     * names no log, which is what a clean close means (merges and the
+     * collection of dead logs rely on it). */
     m.log_flushed_seq = victim.last_seq;
+    if (t->closing && t->n_imm == 1 && mt_count(t->cur->mem) == 0)
+      man_set_log(&m, slice_make(NULL, 0), 0, 0, 0);
   } else {
     m.n_live = 0;
     for (size_t i = 0; i < t->man.n_live; i++)

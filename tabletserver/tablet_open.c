@@ -305,13 +305,9 @@ static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
   mica_err *err = clog_replay(t->e, dir, t->id, m->log_epoch,
                               m->log_first_segment, m->log_flushed_seq,
                               replay_log_record, &c, &st);
-  if (err != NULL && err_code(err) == MICA_NOT_FOUND &&
-      m->log_flushed_seq >= m->last_seq) {
-    /* Everything was flushed and the log, holding nothing of ours, has
-     * been deleted by its server. */
-    err_free(err);
-    err = NULL;
-  } else if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    /* A log is deleted only once no manifest names it
+     * (clog_collect_dead). */
     mica_err *w = err_new(MICA_CORRUPTION,
                           "commit log %s named in %s/MANIFEST is missing", dir,
                           t->dir);

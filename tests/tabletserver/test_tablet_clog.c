@@ -18,7 +18,9 @@
  *    segments by their index;
  *  - gc_and_forced_flush: segments are deleted once every tablet in them
  *    flushed, and a tablet that never flushes by itself is made to flush
- *    when the log passes its size bound, so the log stays bounded.
+ *    when the log passes its size bound, so the log stays bounded;
+ *  - collect_dead_logs: a dead server's log stays while a tablet needs
+ *    it and goes once that tablet was taken over; a live log stays.
  *
  * Crash runs use /dev/shm when available: the fault env decides what
  * survives a crash. */
@@ -480,11 +482,22 @@ static void crash_verify(const char *root, run *r, uint64_t crash_at) {
   CU_ASSERT(ok);
   tt_model_free(&got);
   for (size_t i = 0; i < n; i++) TU_OK(tab_close(ts[i]));
-  /* Every tablet flushed on close: the new log deletes itself. */
+  /* Every tablet closed cleanly and names no log: every log of every
+   * "server" of this run goes, the crashed ones included. */
   TU_OK(clog_close(l));
-  char *dir = clog_dir_path(logs_root(root), "new");
-  CU_ASSERT_FALSE(env_exists(env_posix(), dir));
-  free(dir);
+  TU_OK(clog_collect_dead(env_posix(), tt_tablets_dir(root), NULL));
+  char **logs = NULL;
+  size_t nlogs = 0;
+  if (env_list(env_posix(), logs_root(root), &logs, &nlogs) == NULL) {
+    for (size_t i = 0; i < nlogs; i++) {
+      bool creating = strstr(logs[i], CLOG_NEW_SUFFIX) != NULL;
+      if (!creating)
+        fprintf(stderr, "crash at %llu: log %s left behind\n",
+                (unsigned long long)crash_at, logs[i]);
+      CU_ASSERT(creating);
+    }
+    env_free_names(logs, nlogs);
+  }
   /* No tablet directory holds a WAL segment of its own. */
   for (uint64_t id = 1; id <= 6; id++) {
     char **names;
@@ -782,8 +795,69 @@ static void test_gc_and_forced_flush(void) {
   TU_OK(tab_close(tb));
   TU_OK(tab_close(ti));
   TU_OK(clog_close(l));
+  uint64_t removed = 0;
+  TU_OK(clog_collect_dead(env_posix(), tt_tablets_dir(root), &removed));
+  CU_ASSERT_EQUAL(removed, 1);
   CU_ASSERT_FALSE(env_exists(env_posix(), dir));
   free(dir);
+  res_free(res);
+}
+
+/* ---- collecting the logs of dead servers ---- */
+
+static void test_collect_dead_logs(void) {
+  const char *root = tu_tmpdir();
+  const char *tablets = tt_tablets_dir(root);
+  res_pool *res = tt_res(env_posix(), 64 << 20);
+  clog *live = log_open(env_posix(), root, "live", 0, 0);
+  tab_options o;
+  crash_opts(&o, live);
+  tablet *t1 = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, S("m"), 1, &o, &t1));
+  put_kv(t1, "a", "live");
+
+  /* A second server writes tablet 2 and dies (kill -9: its lock goes). */
+  env_fault *f = env_fault_new(env_posix());
+  res_pool *rd = tt_res(env_fault_env(f), 64 << 20);
+  clog *dead = log_open(env_fault_env(f), root, "dead", 0, 0);
+  tab_options od;
+  crash_opts(&od, dead);
+  tablet *t2 = NULL;
+  TU_OK(tab_open(rd, tt_tablet_dir(root, 2), 2, S("m"), NONE, 1, &od, &t2));
+  put_kv(t2, "x", "only-in-the-dead-log");
+  env_fault_crash(f);
+  err_free(tab_close(t2));
+  err_free(clog_close(dead));
+  res_free(rd);
+  env_fault_free(f);
+
+  char *dead_dir = clog_dir_path(logs_root(root), "dead");
+  char *live_dir = clog_dir_path(logs_root(root), "live");
+  /* Tablet 2's only copy of "x" is in the dead log: it stays; the live
+   * log is locked by its server: it stays. */
+  uint64_t removed = 99;
+  TU_OK(clog_collect_dead(env_posix(), tablets, &removed));
+  CU_ASSERT_EQUAL(removed, 0);
+  CU_ASSERT(env_exists(env_posix(), dead_dir));
+  CU_ASSERT(env_exists(env_posix(), live_dir));
+
+  /* The live server takes tablet 2 over: the dead log is needed no
+   * more, and goes. */
+  TU_OK(tab_open(res, tt_tablet_dir(root, 2), 2, S("m"), NONE, 2, &o, &t2));
+  expect(t2, "x", "only-in-the-dead-log");
+  TU_OK(clog_collect_dead(env_posix(), tablets, &removed));
+  CU_ASSERT_EQUAL(removed, 1);
+  CU_ASSERT_FALSE(env_exists(env_posix(), dead_dir));
+  CU_ASSERT(env_exists(env_posix(), live_dir));
+  expect(t1, "a", "live");
+  TU_OK(tab_close(t1));
+  TU_OK(tab_close(t2));
+  TU_OK(clog_close(live));
+  TU_OK(clog_collect_dead(env_posix(), tablets, &removed));
+  CU_ASSERT_EQUAL(removed, 1);
+  CU_ASSERT_FALSE(env_exists(env_posix(), live_dir));
+  free(dead_dir);
+  free(live_dir);
   res_free(res);
 }
 
@@ -794,6 +868,7 @@ static void add_suites(void) {
       {"fenced_late_append", test_fenced_late_append},
       {"two_new_owners", test_two_new_owners},
       {"gc_and_forced_flush", test_gc_and_forced_flush},
+      {"collect_dead_logs", test_collect_dead_logs},
       {"crash_every_sync", test_crash_every_sync},
       {"io_error_every_write", test_io_error_every_write},
       CU_TEST_INFO_NULL};
