@@ -596,13 +596,13 @@ static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
   wal_reader *r = NULL;
   mica_err *err = wal_reader_open(e, path, &r);
   if (err != NULL) return err;
-  if (wal_reader_version(r) != 0 &&
-      wal_reader_version(r) != WAL_VERSION_COMMITLOG) {
+  uint32_t version = wal_reader_version(r);
+  if (version != 0 && version != WAL_VERSION_COMMITLOG) {
     wal_reader_close(r);
     return err_new(MICA_CORRUPTION,
                    "commit log %s: header version %" PRIu32
                    " is not a commit log segment's",
-                   path, wal_reader_version(r));
+                   path, version);
   }
   for (;;) {
     slice p;
