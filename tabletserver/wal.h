@@ -6,7 +6,9 @@
  * wal_segment_name(), which puts the tablet's assign_epoch in the name
  * (docs/design.md, "Leases and fencing": a new owner never appends to a
  * segment written under an older epoch; it replays and retires them). This module writes and reads
- * ONE segment; the byte format is in tabletserver/WAL_FORMAT.md.
+ * ONE segment; the byte format is in tabletserver/WAL_FORMAT.md. The
+ * server's shared commit log (clog.h) writes its segments with this module
+ * too (header version 2).
  *
  * Each segment starts with a header record (magic, format version,
  * assign_epoch, segment number), followed by data records whose payloads
