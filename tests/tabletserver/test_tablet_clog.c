@@ -20,7 +20,9 @@
  *    flushed, and a tablet that never flushes by itself is made to flush
  *    when the log passes its size bound, so the log stays bounded;
  *  - collect_dead_logs: a dead server's log stays while a tablet needs
- *    it and goes once that tablet was taken over; a live log stays.
+ *    it and goes once that tablet was taken over; a live log stays;
+ *  - switch_modes: a tablet crashed with unflushed writes in its own WAL
+ *    reopens on a shared log and back, losing nothing.
  *
  * Crash runs use /dev/shm when available: the fault env decides what
  * survives a crash. */
@@ -865,6 +867,68 @@ static void test_collect_dead_logs(void) {
   res_free(res);
 }
 
+/* ---- switching between a shared log and per-tablet segments ---- */
+
+/* Writes `k`=`v` to tablet 1 under `epoch` (through `l`, or its own WAL
+ * when NULL) after checking what earlier lives left, then "crashes". */
+static void one_life(const char *root, clog *l, uint64_t epoch,
+                     const char *const *expect_keys, const char *k,
+                     const char *v) {
+  env_fault *f = env_fault_new(env_posix());
+  res_pool *res = tt_res(env_fault_env(f), 64 << 20);
+  tab_options o;
+  crash_opts(&o, l);
+  tablet *t = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, epoch, &o, &t));
+  for (size_t i = 0; expect_keys[i] != NULL; i += 2)
+    expect(t, expect_keys[i], expect_keys[i + 1]);
+  put_kv(t, k, v);
+  man_state m;
+  man_init(&m);
+  TU_OK(man_read(env_posix(), tt_tablet_dir(root, 1), &m));
+  if (l != NULL) {
+    /* The shared log is named; no segment of the tablet's own is live. */
+    CU_ASSERT(slice_eq(buf_slice(&m.log_name), S(clog_name(l))));
+    CU_ASSERT_EQUAL(m.n_live, 0);
+  } else {
+    CU_ASSERT_EQUAL(m.log_name.len, 0);
+    CU_ASSERT_EQUAL(m.n_live, 1);
+  }
+  man_clear(&m);
+  env_fault_crash(f);
+  err_free(tab_close(t));
+  res_free(res);
+  env_fault_free(f);
+}
+
+static void test_switch_modes(void) {
+  const char *root = tu_tmpdir();
+  const char *none[] = {NULL};
+  one_life(root, NULL, 1, none, "a", "own-wal");
+  clog *l1 = log_open(env_posix(), root, "first", 0, 0);
+  const char *after1[] = {"a", "own-wal", NULL};
+  one_life(root, l1, 2, after1, "b", "shared");
+  TU_OK(clog_close(l1));
+  const char *after2[] = {"a", "own-wal", "b", "shared", NULL};
+  one_life(root, NULL, 3, after2, "c", "own-wal-again");
+  const char *after3[] = {"a", "own-wal", "b", "shared", "c",
+                          "own-wal-again", NULL};
+  clog *l2 = log_open(env_posix(), root, "second", 0, 0);
+  res_pool *res = tt_res(env_posix(), 64 << 20);
+  tab_options o;
+  crash_opts(&o, l2);
+  tablet *t = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 4, &o, &t));
+  for (size_t i = 0; after3[i] != NULL; i += 2) expect(t, after3[i], after3[i + 1]);
+  TU_OK(tab_close(t));
+  TU_OK(clog_close(l2));
+  /* Closed cleanly: no log is needed, both go. */
+  uint64_t removed = 0;
+  TU_OK(clog_collect_dead(env_posix(), tt_tablets_dir(root), &removed));
+  CU_ASSERT_EQUAL(removed, 2);
+  res_free(res);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"group_commit", test_group_commit},
@@ -873,6 +937,7 @@ static void add_suites(void) {
       {"two_new_owners", test_two_new_owners},
       {"gc_and_forced_flush", test_gc_and_forced_flush},
       {"collect_dead_logs", test_collect_dead_logs},
+      {"switch_modes", test_switch_modes},
       {"crash_every_sync", test_crash_every_sync},
       {"io_error_every_write", test_io_error_every_write},
       CU_TEST_INFO_NULL};
