@@ -134,6 +134,16 @@ static void test_group_commit(void) {
                       count_record, &n, NULL));
     CU_ASSERT_EQUAL(n, 0);
   }
+  /* Unsynced records are made durable by clog_sync, one fdatasync. */
+  for (int i = 0; i < 3; i++) {
+    TU_OK(clog_add(l, 1, 7, wbatch_data(b[0]), false, &tk[i]));
+    TU_OK(clog_commit(l, &tk[i]));
+  }
+  syncs = env_fault_count(f, ENV_OP_SYNC);
+  TU_OK(clog_sync(l));
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC) - syncs, 1);
+  TU_OK(clog_sync(l)); /* nothing new: no sync */
+  CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC) - syncs, 1);
   for (int i = 0; i < 6; i++) wbatch_free(b[i]);
   /* Nothing flushed: closing keeps the segment (it pins), and its index
    * lets a reader of another tablet skip it. */
