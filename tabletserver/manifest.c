@@ -14,6 +14,7 @@
 
 #define MAN_MAGIC "MICAMANF"
 #define MAN_VERSION 1
+#define MAN_VERSION_LOG 2 /* version 1 plus the commit log fields */
 #define MAN_HEADER 20 /* magic 8, version 4, length 4, crc 4 */
 
 void man_init(man_state *m) { memset(m, 0, sizeof(*m)); }
@@ -31,6 +32,7 @@ void man_clear(man_state *m) {
   buf_free(&m->start_key);
   buf_free(&m->end_key);
   buf_free(&m->split_key);
+  buf_free(&m->log_name);
   man_init(m);
 }
 
@@ -56,6 +58,22 @@ void man_add_retired(man_state *m, uint64_t epoch, uint64_t number) {
   m->retired[m->n_retired++] = (man_segment){epoch, number};
 }
 
+void man_set_log(man_state *m, slice name, uint64_t epoch,
+                 uint64_t first_segment, uint64_t flushed_seq) {
+  buf_clear(&m->log_name);
+  buf_append_slice(&m->log_name, name);
+  m->log_epoch = name.len > 0 ? epoch : 0;
+  m->log_first_segment = name.len > 0 ? first_segment : 0;
+  m->log_flushed_seq = name.len > 0 ? flushed_seq : 0;
+}
+
+bool man_holds_writes(const man_state *m) {
+  /* A tablet's writes do not rewrite its manifest, so last_seq says
+   * nothing about what the log holds: naming a log means it may. A clean
+   * close clears the name. */
+  return m->n_live > 0 || m->log_name.len > 0;
+}
+
 void man_copy(man_state *dst, const man_state *src) {
   man_init(dst);
   dst->tablet_id = src->tablet_id;
@@ -79,6 +97,8 @@ void man_copy(man_state *dst, const man_state *src) {
   dst->left_id = src->left_id;
   dst->right_id = src->right_id;
   buf_append_slice(&dst->split_key, buf_slice(&src->split_key));
+  man_set_log(dst, buf_slice(&src->log_name), src->log_epoch,
+              src->log_first_segment, src->log_flushed_seq);
 }
 
 void man_encode(const man_state *m, buf *out) {
@@ -116,8 +136,15 @@ void man_encode(const man_state *m, buf *out) {
     put_varint64(&p, m->right_id);
     put_length_prefixed(&p, buf_slice(&m->split_key));
   }
+  bool has_log = m->log_name.len > 0;
+  if (has_log) {
+    put_length_prefixed(&p, buf_slice(&m->log_name));
+    put_varint64(&p, m->log_epoch);
+    put_varint64(&p, m->log_first_segment);
+    put_varint64(&p, m->log_flushed_seq);
+  }
   buf_append(out, MAN_MAGIC, 8);
-  put_fixed32(out, MAN_VERSION);
+  put_fixed32(out, has_log ? MAN_VERSION_LOG : MAN_VERSION);
   put_fixed32(out, (uint32_t)p.len);
   put_fixed32(out, crc32c_mask(crc32c_value(p.data, p.len)));
   buf_append_slice(out, buf_slice(&p));
@@ -194,7 +221,7 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     return err_new(MICA_CORRUPTION, "manifest %s: bad magic at offset 0",
                    what);
   uint32_t version = decode_fixed32(data.data + 8);
-  if (version != MAN_VERSION)
+  if (version != MAN_VERSION && version != MAN_VERSION_LOG)
     return err_new(MICA_CORRUPTION,
                    "manifest %s: unknown format version %u at offset 8", what,
                    version);
@@ -257,6 +284,21 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     m->left_id = dec_u64(&d, "left daughter id");
     m->right_id = dec_u64(&d, "right daughter id");
     buf_append_slice(&m->split_key, dec_bytes(&d, "split key"));
+  }
+  if (version == MAN_VERSION_LOG && d.err == NULL) {
+    const uint8_t *at = d.p;
+    slice name = dec_bytes(&d, "commit log name");
+    uint64_t ep = dec_u64(&d, "commit log epoch");
+    uint64_t first = dec_u64(&d, "commit log first segment");
+    uint64_t flushed = dec_u64(&d, "commit log flushed sequence");
+    if (d.err == NULL &&
+        (name.len == 0 || memchr(name.data, 0, name.len) != NULL ||
+         memchr(name.data, '/', name.len) != NULL ||
+         (name.len <= 2 && memcmp(name.data, "..", name.len) == 0))) {
+      d.p = at;
+      dec_fail(&d, "commit log name");
+    }
+    if (d.err == NULL) man_set_log(m, name, ep, first, flushed);
   }
   if (d.err == NULL && d.p != d.limit) dec_fail(&d, "trailing bytes");
   if (d.err != NULL) {

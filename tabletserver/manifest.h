@@ -82,6 +82,16 @@ typedef struct man_state {
    * split_key is empty. */
   uint64_t left_id, right_id;
   buf split_key;
+
+  /* The server commit log (clog.h) holding this tablet's unflushed
+   * writes; log_name empty when there is none (the tablet uses its own
+   * WAL segments, or everything is flushed and no owner logs to a shared
+   * log). Replay reads <data-root>/logs/<log_name> from segment
+   * log_first_segment on, taking the records of this tablet written under
+   * log_epoch with sequence numbers above log_flushed_seq (everything up to
+   * it is in the SSTables listed here). Written as format version 2. */
+  buf log_name;
+  uint64_t log_epoch, log_first_segment, log_flushed_seq;
 } man_state;
 
 /* Zeroes `m` (an empty state, no allocations). */
@@ -97,6 +107,14 @@ void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
                  slice hi, bool has_hi);
 void man_add_live(man_state *m, uint64_t epoch, uint64_t number);
 void man_add_retired(man_state *m, uint64_t epoch, uint64_t number);
+/* Names the commit log (see the fields); an empty name clears it. */
+void man_set_log(man_state *m, slice name, uint64_t epoch,
+                 uint64_t first_segment, uint64_t flushed_seq);
+
+/* Whether writes of the tablet may exist only in a log: it lists a live
+ * WAL segment or names a commit log (a cleanly closed tablet does
+ * neither: its close clears the log's name). */
+bool man_holds_writes(const man_state *m);
 
 /* The encoded form (MANIFEST_FORMAT.md), appended to `out`. */
 void man_encode(const man_state *m, buf *out);

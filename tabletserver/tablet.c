@@ -282,6 +282,33 @@ static void finish_group(tablet *t, wnode *last, const mica_err *err) {
   if (t->queue_head != NULL) pthread_cond_signal(&t->queue_head->cv);
 }
 
+/* Gives the group from `first` to `last` its sequence numbers and adds
+ * it to the server's commit log as one unit (one segment, one ticket).
+ * Caller holds mu. */
+static mica_err *log_group(tablet *t, wnode *first, wnode *last, bool sync,
+                           clog_ticket *tk) {
+  slice one[8], *v = one;
+  size_t n = 0, cap = 8;
+  uint64_t seq = t->last_seq;
+  for (wnode *x = first;; x = x->next) {
+    if (n == cap) {
+      cap *= 2;
+      v = v == one ? memcpy(xcalloc(cap, sizeof(*v)), one, sizeof(one))
+                   : xrealloc(v, cap * sizeof(*v));
+    }
+    wbatch_set_seq(x->b, seq + 1);
+    seq += wbatch_count(x->b);
+    v[n++] = wbatch_data(x->b);
+    if (x == last) break;
+  }
+  mica_err *err = clog_add_batches(t->log, t->id, t->epoch, v, n, sync, tk);
+  /* Even on failure: some of the records may be in the log, and a
+   * sequence number is never given to two writes. */
+  t->last_seq = seq;
+  if (v != one) free(v);
+  return err;
+}
+
 mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
   uint32_t count = wbatch_count(b);
   if (count == 0) return NULL;
@@ -333,13 +360,17 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
     last = n;
   }
   uint64_t ticket = 0;
-  for (wnode *n = &w;; n = n->next) {
-    wbatch_set_seq(n->b, t->last_seq + 1);
-    err = wal_add(t->wal, wbatch_data(n->b), group_sync, &ticket);
-    if (err != NULL) break;
-    t->last_seq += wbatch_count(n->b);
-    if (n == last) break;
-  }
+  clog_ticket lticket = {NULL, 0};
+  if (t->log != NULL)
+    err = log_group(t, &w, last, group_sync, &lticket);
+  else
+    for (wnode *n = &w;; n = n->next) {
+      wbatch_set_seq(n->b, t->last_seq + 1);
+      err = wal_add(t->wal, wbatch_data(n->b), group_sync, &ticket);
+      if (err != NULL) break;
+      t->last_seq += wbatch_count(n->b);
+      if (n == last) break;
+    }
   if (err != NULL) {
     /* Records already added may reach the file: nothing after them may be
      * acknowledged in this segment. On a full disk the next write starts
@@ -358,7 +389,7 @@ mica_err *tab_write(tablet *t, wbatch *b, bool sync) {
   t->writing = true;
   pthread_mutex_unlock(&t->mu);
 
-  err = wal_commit(wal, ticket);
+  err = t->log != NULL ? clog_commit(t->log, &lticket) : wal_commit(wal, ticket);
   int64_t delta = 0;
   if (err == NULL) {
     size_t before = mt_memory_usage(mem);

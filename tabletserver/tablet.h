@@ -73,6 +73,7 @@
 #include "common/err.h"
 #include "common/iter.h"
 #include "sstable/sstable.h"
+#include "tabletserver/clog.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/wbatch.h"
 
@@ -101,6 +102,9 @@ typedef struct tab_options {
   size_t max_value;
   size_t max_batch;
   sst_options sst; /* format options of the SSTables this tablet writes */
+  /* The server's shared commit log (clog.h), or NULL for the tablet's own
+   * WAL segments. Must outlive the tablet. Default NULL. */
+  clog *log;
 } tab_options;
 
 void tab_options_init(tab_options *o);

@@ -122,12 +122,23 @@ static mica_err *flush_one(tablet *t, bool *did) {
   man_state m;
   man_copy(&m, &t->man);
   tb_man_set_files(&m, files, k);
-  m.n_live = 0;
-  for (size_t i = 0; i < t->man.n_live; i++)
-    if (t->man.live[i].number != victim.segment ||
-        t->man.live[i].epoch != t->epoch)
-      man_add_live(&m, t->man.live[i].epoch, t->man.live[i].number);
-  man_add_retired(&m, t->epoch, victim.segment);
+  if (t->log != NULL) {
+    /* Shared commit log: the SSTables now hold everything up to the
+     * victim's last write (older memtables were flushed before it). The
+     * last flush of a close or split holds everything: the manifest then
+     * names no log, which is what a clean close means (merges and the
+     * collection of dead logs rely on it). */
+    m.log_flushed_seq = victim.last_seq;
+    if (t->closing && t->n_imm == 1 && mt_count(t->cur->mem) == 0)
+      man_set_log(&m, slice_make(NULL, 0), 0, 0, 0);
+  } else {
+    m.n_live = 0;
+    for (size_t i = 0; i < t->man.n_live; i++)
+      if (t->man.live[i].number != victim.segment ||
+          t->man.live[i].epoch != t->epoch)
+        man_add_live(&m, t->man.live[i].epoch, t->man.live[i].number);
+    man_add_retired(&m, t->epoch, victim.segment);
+  }
   m.last_seq = t->last_seq;
   m.next_file = t->next_file;
   pthread_mutex_unlock(&t->mu);
@@ -157,6 +168,10 @@ static mica_err *flush_one(tablet *t, bool *did) {
     tb_tfile_unref(f); /* the version holds it now */
   }
 
+  if (t->log != NULL) {
+    clog_flushed(t->log, t->id, victim.last_seq);
+    goto flushed;
+  }
   /* The segment is retired in the manifest; delete it, then forget it. */
   char name[96];
   wal_segment_name(name, sizeof(name), t->epoch, victim.segment);
@@ -176,6 +191,7 @@ static mica_err *flush_one(tablet *t, bool *did) {
   }
   err_free(rm);
   free(path);
+flushed:
   pthread_mutex_unlock(&t->man_mu);
 
   res_mem_release(t->res, victim.charged);
@@ -194,6 +210,25 @@ static mica_err *flush_one(tablet *t, bool *did) {
  * writers out meanwhile. With `new_segment` false (close, split), the WAL
  * is closed instead and no writes may follow. */
 mica_err *tb_rotate_locked(tablet *t, bool new_segment) {
+  if (t->log != NULL) {
+    /* The server's commit log has no per-tablet segment to switch: the
+     * memtable becomes immutable with the sequence number of its last
+     * write, which its flush reports to the log. */
+    while (t->writing || t->rotating) pthread_cond_wait(&t->cv, &t->mu);
+    t->imms = xrealloc(t->imms, (t->n_imm + 1) * sizeof(*t->imms));
+    memtable *old = t->cur->mem;
+    mt_ref(old);
+    t->imms[t->n_imm++] = (imm_entry){old, 0, t->last_seq, t->active_charged};
+    res_mem_freeze(t->res, t->active_charged);
+    t->active_charged = 0;
+    atomic_store(&t->active_bytes, 0);
+    memtable *fresh = mt_new();
+    tb_install_version(t, fresh, t->cur->files, t->cur->n_files);
+    mt_unref(fresh);
+    pthread_cond_broadcast(&t->cv);
+    if (new_segment) res_job_schedule(t->res, &t->flush_job);
+    return NULL;
+  }
   t->rotating = true;
   while (t->writing) pthread_cond_wait(&t->cv, &t->mu);
   uint64_t number = new_segment ? t->next_file++ : 0;
@@ -252,7 +287,7 @@ mica_err *tb_rotate_locked(tablet *t, bool new_segment) {
     t->imms = xrealloc(t->imms, (t->n_imm + 1) * sizeof(*t->imms));
     memtable *old = t->cur->mem;
     mt_ref(old);
-    t->imms[t->n_imm++] = (imm_entry){old, old_number, t->active_charged};
+    t->imms[t->n_imm++] = (imm_entry){old, old_number, 0, t->active_charged};
     res_mem_freeze(t->res, t->active_charged);
     t->active_charged = 0;
     atomic_store(&t->active_bytes, 0);

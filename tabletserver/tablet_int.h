@@ -118,7 +118,8 @@ typedef struct version {
  * its writes and the bytes it counts against the server's budget. */
 typedef struct imm_entry {
   memtable *mem;
-  uint64_t segment;
+  uint64_t segment;  /* own WAL; 0 with a shared commit log */
+  uint64_t last_seq; /* its newest write (shared commit log) */
   size_t charged;
 } imm_entry;
 
@@ -155,6 +156,10 @@ struct tablet {
   size_t n_imm;
   wal_writer *wal;
   uint64_t wal_number;
+  /* The server's commit log (t->o.log, set for the tablet's life): when
+   * not NULL, writes go there and t->wal stays NULL. */
+  clog *log;
+  bool log_registered; /* clog_register'ed; unregistered by tb_free */
   uint64_t last_seq;    /* assigned */
   uint64_t visible_seq; /* every write <= it is in and acknowledged */
   uint64_t next_file;

@@ -59,7 +59,7 @@ static mica_err *read_input(env *e, const tab_merge_input *in, uint64_t id,
 static mica_err *drain_input(res_pool *res, const tab_merge_input *in,
                              uint64_t id, uint64_t epoch,
                              const tab_options *opts, man_state *m) {
-  if (m->n_live == 0 && m->epoch == epoch) return NULL;
+  if (!man_holds_writes(m) && m->epoch == epoch) return NULL;
   tab_options o;
   if (opts != NULL) o = *opts;
   else tab_options_init(&o);
@@ -73,7 +73,7 @@ static mica_err *drain_input(res_pool *res, const tab_merge_input *in,
     man_clear(m);
     err = read_input(res_env(res), in, id, epoch, m);
   }
-  if (err == NULL && (m->n_live != 0 || m->epoch != epoch))
+  if (err == NULL && (man_holds_writes(m) || m->epoch != epoch))
     err = err_new(MICA_INTERNAL,
                   "input %" PRIu64 " still lists %zu WAL segments after a "
                   "clean close",
@@ -162,7 +162,7 @@ static mica_err *retire_input(env *e, const tab_merge_input *in, uint64_t id,
   if (err == NULL && m.epoch > epoch)
     err = err_new(MICA_STALE_EPOCH, "input %" PRIu64 " is owned by epoch %"
                   PRIu64 ", newer than %" PRIu64, in->id, m.epoch, epoch);
-  if (err == NULL && m.n_live > 0)
+  if (err == NULL && man_holds_writes(&m))
     /* Written after it was drained for this merge: those writes are not
      * in the merged tablet, so retiring it would drop them. */
     err = err_new(MICA_ABORTED, "input %" PRIu64 " holds WAL data written "

@@ -104,6 +104,7 @@ static void clean_own_dir(tablet *t) {
 
 void tb_free(tablet *t) {
   if (t == NULL) return;
+  if (t->log_registered) clog_unregister(t->log, t->id, t);
   tb_version_unref(t->cur);
   for (size_t i = 0; i < t->n_imm; i++) mt_unref(t->imms[i].mem);
   free(t->imms);
@@ -178,6 +179,7 @@ static tablet *tablet_new(res_pool *res, const char *dir, uint64_t tablet_id,
   t->id = tablet_id;
   t->epoch = assign_epoch;
   t->o = *opts;
+  t->log = opts->log;
   buf_append_slice(&t->start, start);
   if (end.len > 0) buf_append_slice(&t->end, end);
   t->has_end = end.len > 0;
@@ -279,6 +281,54 @@ static mica_err *open_ssts(tablet *t, tfile **files, uint64_t *max_seq) {
   return NULL;
 }
 
+static mica_err *replay_log_record(void *arg, slice batch, const char *path,
+                                   uint64_t offset) {
+  replay_ctx *c = arg;
+  c->path = path;
+  return replay_record(c, batch, offset);
+}
+
+/* Replays the tablet's records from the server commit log its manifest
+ * names (clog.h: only this tablet's, under the epoch named, above the
+ * flushed sequence number) into `mem`, raising *max_seq. The log lives
+ * in <data-root>/logs next to <data-root>/tablets. */
+static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
+                            uint64_t *max_seq) {
+  const man_state *m = &t->man;
+  char *root = clog_logs_root(t->tablets_dir);
+  char *name = xmemdup(m->log_name.data, m->log_name.len + 1);
+  name[m->log_name.len] = '\0';
+  char *dir = clog_dir_path(root, name);
+  replay_ctx c = {mem, b, dir, 0};
+  clog_replay_stats st;
+  uint64_t t0 = env_now_micros(t->e);
+  mica_err *err = clog_replay(t->e, dir, t->id, m->log_epoch,
+                              m->log_first_segment, m->log_flushed_seq,
+                              replay_log_record, &c, &st);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    /* A log is deleted only once no manifest names it
+     * (clog_collect_dead). */
+    mica_err *w = err_new(MICA_CORRUPTION,
+                          "commit log %s named in %s/MANIFEST is missing", dir,
+                          t->dir);
+    err_free(err);
+    err = w;
+  }
+  if (c.max_seq > *max_seq) *max_seq = c.max_seq;
+  t->replayed_records += st.records;
+  t->dropped_bytes += st.dropped;
+  if (err == NULL)
+    LOG_I("tablet %" PRIu64 ": replayed %" PRIu64 " records from commit log "
+          "%s (%" PRIu64 " segments read, %" PRIu64 " skipped by index, %" PRIu64
+          " records seen) in %" PRIu64 " us",
+          t->id, st.records, name, st.segments_read, st.segments_skipped,
+          st.records_seen, env_now_micros(t->e) - t0);
+  free(dir);
+  free(name);
+  free(root);
+  return err;
+}
+
 /* Replays every live WAL segment into `mem`, raising *max_seq. A torn
  * tail is dropped (and logged); damage before the tail is CORRUPTION, and
  * so is a listed segment that is missing. */
@@ -310,6 +360,7 @@ static mica_err *replay_wal(tablet *t, memtable *mem, uint64_t *max_seq) {
             t->id, path, st.dropped, st.valid_end);
     free(path);
   }
+  if (err == NULL && m->log_name.len > 0) err = replay_log(t, mem, b, max_seq);
   wbatch_free(b);
   return err;
 }
@@ -323,18 +374,28 @@ static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
                                    uint64_t next_file, man_state *nm,
                                    wal_writer **wal) {
   const man_state *m = &t->man;
-  char name[96];
-  wal_segment_name(name, sizeof(name), t->epoch, seg);
-  char *segpath = path_join(t->dir, name);
-  mica_err *err = wal_writer_open(t->e, segpath, t->epoch, seg, wal);
-  free(segpath);
-  if (err != NULL) return err;
+  if (t->log == NULL) {
+    char name[96];
+    wal_segment_name(name, sizeof(name), t->epoch, seg);
+    char *segpath = path_join(t->dir, name);
+    mica_err *err = wal_writer_open(t->e, segpath, t->epoch, seg, wal);
+    free(segpath);
+    if (err != NULL) return err;
+  }
   man_copy(nm, m);
   tb_man_set_files(nm, files, nf);
   for (size_t i = 0; i < m->n_live; i++)
     man_add_retired(nm, m->live[i].epoch, m->live[i].number);
   nm->n_live = 0;
-  man_add_live(nm, t->epoch, seg);
+  if (t->log == NULL) {
+    man_add_live(nm, t->epoch, seg);
+    man_set_log(nm, slice_make(NULL, 0), 0, 0, 0);
+  } else {
+    /* From now on this tablet's writes are in this server's log, under
+     * this epoch: no one reads the previous owners' logs for it again. */
+    man_set_log(nm, slice_from_str(clog_name(t->log)), t->epoch,
+                clog_current_segment(t->log), max_seq);
+  }
   nm->last_seq = max_seq;
   nm->next_file = next_file;
   nm->state = MAN_LIVE;
@@ -441,7 +502,7 @@ mica_err *tb_take_over(tablet *t) {
   man_clear(&t->man);
   t->man = nm;
   t->wal = wal;
-  t->wal_number = seg;
+  t->wal_number = t->log == NULL ? seg : 0;
   t->pending = false;
   memtable *fresh = mt_new();
   tb_install_version(t, fresh, files, nf);
@@ -454,6 +515,13 @@ mica_err *tb_take_over(tablet *t) {
   for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
   free(files);
   delete_retired_segments(t);
+  if (t->log != NULL) {
+    /* Earlier records of this tablet in this very log (a reopen in the
+     * same process) are all in the SSTables now. */
+    clog_flushed(t->log, t->id, max_seq);
+    clog_register(t->log, t->id, tb_member_request_flush, t);
+    t->log_registered = true;
+  }
   pthread_mutex_unlock(&t->man_mu);
   pthread_mutex_unlock(&t->flush_mu);
   tb_charge_memory(t, -(int64_t)charged);
@@ -488,6 +556,32 @@ static void start_serving(tablet *t, memtable *replayed, tfile **files,
   t->member_added = true;
 }
 
+/* Whether t->man is still the manifest on disk. A replay from a commit
+ * log relies on it: the log's server deletes a segment only after a
+ * manifest write says the tablet flushed past it, so if the manifest
+ * did not change while we replayed, no segment we needed was deleted
+ * under us (a fenced owner may still be flushing). */
+static mica_err *manifest_unchanged(tablet *t, bool *same) {
+  man_state disk;
+  man_init(&disk);
+  mica_err *err = man_read(t->e, t->dir, &disk);
+  if (err == NULL) {
+    buf a = BUF_INIT, b = BUF_INIT;
+    man_encode(&t->man, &a);
+    man_encode(&disk, &b);
+    *same = slice_eq(buf_slice(&a), buf_slice(&b));
+    buf_free(&a);
+    buf_free(&b);
+  }
+  man_clear(&disk);
+  return err;
+}
+
+static mica_err *open_attempt(res_pool *res, const char *dir,
+                              uint64_t tablet_id, slice start, slice end,
+                              uint64_t assign_epoch, const tab_options *opts,
+                              bool *changed, tablet **out);
+
 mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
                    slice start, slice end, uint64_t assign_epoch,
                    const tab_options *opts, tablet **out) {
@@ -499,6 +593,27 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
   }
   mica_err *err = check_open_args(opts, tablet_id, start, end, assign_epoch);
   if (err != NULL) return err;
+  for (int attempt = 0;; attempt++) {
+    bool changed = false;
+    err = open_attempt(res, dir, tablet_id, start, end, assign_epoch, opts,
+                       &changed, out);
+    if (err != NULL || !changed) return err;
+    if (attempt == 4)
+      return err_new(MICA_UNAVAILABLE,
+                     "open tablet %" PRIu64 ": its MANIFEST kept changing "
+                     "while its commit log was replayed (another owner is "
+                     "still writing it)",
+                     tablet_id);
+    LOG_W("tablet %" PRIu64 ": MANIFEST changed during the commit log "
+          "replay; replaying again", tablet_id);
+  }
+}
+
+static mica_err *open_attempt(res_pool *res, const char *dir,
+                              uint64_t tablet_id, slice start, slice end,
+                              uint64_t assign_epoch, const tab_options *opts,
+                              bool *changed, tablet **out) {
+  mica_err *err = NULL;
   tablet *t = tablet_new(res, dir, tablet_id, start, end, assign_epoch, opts);
   err = read_or_create_manifest(t, start, end);
   if (err == NULL) err = check_manifest(t, start, end);
@@ -514,6 +629,18 @@ mica_err *tab_open(res_pool *res, const char *dir, uint64_t tablet_id,
   memtable *replayed = mt_new();
   err = open_ssts(t, files, &max_seq);
   if (err == NULL) err = replay_wal(t, replayed, &max_seq);
+  if (err == NULL && t->man.log_name.len > 0) {
+    bool same = false;
+    err = manifest_unchanged(t, &same);
+    if (err == NULL && !same) {
+      *changed = true;
+      for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
+      free(files);
+      mt_unref(replayed);
+      tb_free(t);
+      return NULL;
+    }
+  }
   if (err != NULL) {
     for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
     free(files);

@@ -27,6 +27,8 @@
 enum { TYPE_ZERO = 0, TYPE_HEADER = 1, TYPE_DATA = 2 };
 
 static const uint8_t WAL_MAGIC[8] = {'M', 'I', 'C', 'A', '-', 'W', 'A', 'L'};
+/* Header versions: 1 is a tablet's own segment, 2 a server's commit log
+ * segment (tabletserver/COMMITLOG_FORMAT.md); the framing is the same. */
 #define WAL_VERSION 1
 #define HEADER_PAYLOAD 28 /* magic 8, version 4, epoch 8, number 8 */
 #define READ_WINDOW (256u << 10)
@@ -168,14 +170,24 @@ static mica_err *sync_parent_dir(env *e, const char *path) {
 
 mica_err *wal_writer_open(env *e, const char *path, uint64_t assign_epoch,
                           uint64_t number, wal_writer **out) {
+  return wal_writer_open_version(e, path, WAL_VERSION, assign_epoch, number,
+                                 out);
+}
+
+mica_err *wal_writer_open_version(env *e, const char *path, uint32_t version,
+                                  uint64_t assign_epoch, uint64_t number,
+                                  wal_writer **out) {
   *out = NULL;
+  if (version != WAL_VERSION && version != WAL_VERSION_COMMITLOG)
+    return err_new(MICA_INVALID_ARGUMENT, "wal open %s: unknown version %" PRIu32,
+                   path, version);
   env_writer *f;
   mica_err *err = env_open_writer(e, path, ENV_CREATE_NEW, &f);
   if (err != NULL) return err_wrap(err, "wal open");
 
   uint8_t h[HEADER_PAYLOAD];
   memcpy(h, WAL_MAGIC, 8);
-  encode_fixed32(h + 8, WAL_VERSION);
+  encode_fixed32(h + 8, version);
   encode_fixed64(h + 12, assign_epoch);
   encode_fixed64(h + 20, number);
   buf frame = BUF_INIT;
@@ -389,6 +401,7 @@ struct wal_reader {
   bool eof;
   uint64_t valid_end, dropped, zero_tail;
   mica_err *err;      /* sticky */
+  uint32_t version;   /* from the header; 0 when there was none */
   uint64_t epoch, number;
 };
 
@@ -540,12 +553,14 @@ mica_err *wal_reader_open(env *e, const char *path, wal_reader **out) {
                     "wal %s: offset 0: not a WAL segment (bad magic or "
                     "header size %zu)",
                     path, p.len);
-    } else if (decode_fixed32(p.data + 8) != WAL_VERSION) {
+    } else if (decode_fixed32(p.data + 8) != WAL_VERSION &&
+               decode_fixed32(p.data + 8) != WAL_VERSION_COMMITLOG) {
       err = err_new(MICA_CORRUPTION,
                     "wal %s: offset 8 of the header: unknown format version "
                     "%" PRIu32,
                     path, decode_fixed32(p.data + 8));
     } else {
+      r->version = decode_fixed32(p.data + 8);
       r->epoch = decode_fixed64(p.data + 12);
       r->number = decode_fixed64(p.data + 20);
       r->pos = WAL_FRAME_HEADER + HEADER_PAYLOAD;
@@ -591,6 +606,7 @@ uint64_t wal_reader_dropped(const wal_reader *r) { return r->dropped; }
 uint64_t wal_reader_zero_tail(const wal_reader *r) { return r->zero_tail; }
 uint64_t wal_reader_valid_end(const wal_reader *r) { return r->valid_end; }
 uint64_t wal_reader_epoch(const wal_reader *r) { return r->epoch; }
+uint32_t wal_reader_version(const wal_reader *r) { return r->version; }
 uint64_t wal_reader_number(const wal_reader *r) { return r->number; }
 const char *wal_reader_path(const wal_reader *r) { return r->path; }
 
@@ -608,6 +624,14 @@ mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
   wal_replay_stats st = {0};
   wal_reader *r;
   mica_err *err = wal_reader_open(e, path, &r);
+  if (err == NULL && r->version == WAL_VERSION_COMMITLOG) {
+    err = err_new(MICA_CORRUPTION,
+                  "wal %s: a server commit log segment (header version 2), "
+                  "not a tablet's own segment",
+                  path);
+    wal_reader_close(r);
+    r = NULL;
+  }
   if (err == NULL) {
     st.epoch = r->epoch;
     st.number = r->number;

@@ -6,7 +6,9 @@
  * wal_segment_name(), which puts the tablet's assign_epoch in the name
  * (docs/design.md, "Leases and fencing": a new owner never appends to a
  * segment written under an older epoch; it replays and retires them). This module writes and reads
- * ONE segment; the byte format is in tabletserver/WAL_FORMAT.md.
+ * ONE segment; the byte format is in tabletserver/WAL_FORMAT.md. The
+ * server's shared commit log (clog.h) writes its segments with this module
+ * too (header version 2).
  *
  * Each segment starts with a header record (magic, format version,
  * assign_epoch, segment number), followed by data records whose payloads
@@ -110,6 +112,12 @@
  * type (1). */
 #define WAL_FRAME_HEADER 9
 
+/* The header's format version: 1 for a tablet's own segment, 2 for a
+ * segment of a server's shared commit log (clog.h; its data payloads are
+ * tagged with the tablet, COMMITLOG_FORMAT.md). Frames are the same. */
+#define WAL_VERSION_TABLET 1u
+#define WAL_VERSION_COMMITLOG 2u
+
 /* ---- segment file names ---- */
 
 /* Writes "wal-<assign_epoch>-<number>.log" into `out` (size >= 64), both
@@ -133,6 +141,13 @@ typedef struct wal_writer wal_writer;
  * with wal_writer_close(). `e` must outlive the writer. */
 mica_err *wal_writer_open(env *e, const char *path, uint64_t assign_epoch,
                           uint64_t number, wal_writer **out);
+
+/* wal_writer_open with the header's version given (WAL_VERSION_TABLET or
+ * WAL_VERSION_COMMITLOG, else INVALID_ARGUMENT); for a commit log segment
+ * `assign_epoch` is 0. */
+mica_err *wal_writer_open_version(env *e, const char *path, uint32_t version,
+                                  uint64_t assign_epoch, uint64_t number,
+                                  wal_writer **out);
 
 /* Frames and copies `payload` into the current group and returns its
  * ticket. Fast (no I/O, one short mutex hold); fixes the record's position
@@ -212,6 +227,7 @@ uint64_t wal_reader_zero_tail(const wal_reader *r);
 uint64_t wal_reader_valid_end(const wal_reader *r);
 
 /* From the header record; 0 when the segment had no complete header. */
+uint32_t wal_reader_version(const wal_reader *r);
 uint64_t wal_reader_epoch(const wal_reader *r);
 uint64_t wal_reader_number(const wal_reader *r);
 
@@ -235,7 +251,8 @@ typedef struct wal_replay_stats {
  * offset: the callback knows what the payload failed to be). */
 typedef mica_err *(*wal_record_fn)(void *arg, slice payload, uint64_t offset);
 
-/* Opens `path`, feeds every data record to `fn`, closes. `stats` (may be
+/* Opens `path`, feeds every data record to `fn`, closes. A tablet's own
+ * segments only: a commit log segment (version 2) is CORRUPTION. `stats` (may be
  * NULL) is filled as far as the replay got, also on error. */
 mica_err *wal_replay(env *e, const char *path, wal_record_fn fn, void *arg,
                      wal_replay_stats *stats);

@@ -73,6 +73,12 @@ static const char usage_text[] =
     "                           how SSTable data blocks are compressed\n"
     "                           (default lz4; files written under another\n"
     "                           setting stay readable)\n"
+    "  --commit-log shared|tablet\n"
+    "                           shared (default): one commit log for every\n"
+    "                           tablet of this server, in DIR/logs, one\n"
+    "                           fdatasync per group across tablets; tablet:\n"
+    "                           each tablet's own WAL (either reopens the\n"
+    "                           other's tablets)\n"
     "  --cluster-secret-file PATH  the cluster secret shared with the master\n"
     "                           (default DIR/cluster.secret, created when\n"
     "                           missing; docs/security.md)\n"
@@ -182,7 +188,7 @@ int main(int argc, char **argv) {
         "--background-threads", "--reserve-space", "--compression",
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
         "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
-        "--tls-client-certs", "--drain-timeout-ms"};
+        "--tls-client-certs", "--drain-timeout-ms", "--commit-log"};
     bool is_known = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -274,6 +280,13 @@ int main(int argc, char **argv) {
         c.compression = SST_COMPRESS_NONE;
       else
         usage_error("--compression: '%s' is not lz4, zstd or none", val);
+    } else if (strcmp(name, "--commit-log") == 0) {
+      if (strcmp(val, "shared") == 0)
+        c.shared_log = true;
+      else if (strcmp(val, "tablet") == 0)
+        c.shared_log = false;
+      else
+        usage_error("--commit-log: '%s' is not shared or tablet", val);
     } else if (strcmp(name, "--max-streams") == 0) {
       if (!parse_int(val, 1000000, &v) || v == 0)
         usage_error("--max-streams: '%s' is not a number in 1..1000000", val);

@@ -67,6 +67,12 @@ typedef struct ts_config {
    * CPU for smaller files. Files written with any setting stay readable
    * under any other, since every block records its own compression. */
   int compression;
+  /* Where writes are logged (docs/engine.md, "One commit log per
+   * server"): true (default) for one commit log shared by every tablet
+   * of this server, in <data_dir>/logs/<incarnation>; false for each
+   * tablet's own WAL segments. Either setting reopens tablets written
+   * under the other. */
+  bool shared_log;
   /* The cluster secret file (docs/security.md); NULL = <data_dir>/
    * cluster.secret, created when missing. */
   const char *secret_file;

@@ -186,6 +186,21 @@ static void render_engine(ts_server *s, buf *out) {
             "Time spent in those fdatasync calls.");
   prom_sample_begin(out, "mica_tserver_wal_sync_seconds_total");
   prom_sample_end(out, (double)w.sync_micros / 1e6);
+  if (s->log != NULL) {
+    clog_stats ls;
+    clog_get_stats(s->log, &ls);
+    prom_gauge(out, "mica_tserver_commit_log_segments", ls.segments,
+               "Live segments of this server's shared commit log.");
+    prom_gauge(out, "mica_tserver_commit_log_bytes", ls.bytes,
+               "Bytes of records in them.");
+    prom_counter(out, "mica_tserver_commit_log_segments_deleted_total",
+                 ls.segments_deleted,
+                 "Segments deleted once every tablet in them had flushed.");
+    prom_counter(out, "mica_tserver_commit_log_flush_requests_total",
+                 ls.flush_requests,
+                 "Flushes asked of tablets pinning the oldest segment past "
+                 "the log's size bound.");
+  }
 
   cache *c = res_cache(s->res);
   uint64_t hits = c ? cache_hits(c) : 0, misses = c ? cache_misses(c) : 0;

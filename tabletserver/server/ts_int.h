@@ -107,6 +107,7 @@ struct ts_server {
   env *e;
   res_pool *res;
   tab_options topts;
+  clog *log; /* the shared commit log (topts.log), or NULL */
   rpc_server *rpc;
   struct ts_mlink *master_ch; /* the master(s) (ts_master.c); NULL when
                                 standalone */

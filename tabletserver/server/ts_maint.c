@@ -7,7 +7,8 @@
  * retried after a back-off); every 10 s each serving tablet schedules the
  * compaction nothing else would (tab_maintain); and, when no tablet is due
  * for a size split, it accounts the sampled load and splits a tablet that
- * stayed hot (ts_load.h). A split goes through ts_split_tablet, which
+ * stayed hot (ts_load.h); every minute it deletes the commit logs of dead
+ * servers that no tablet needs any more (clog_collect_dead). A split goes through ts_split_tablet, which
  * proposes it to the master with ReportSplit when there is one. */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -119,6 +120,12 @@ static void *maint_main(void *arg) {
     if (tick % 10 != 0) continue;
     update_rates(s);
     if (tick % 100 == 0) maintain_tablets(s);
+    if (tick % 600 == 0 && s->log != NULL) {
+      /* Dead servers' commit logs no tablet needs any more. */
+      mica_err *ce = clog_collect_dead(s->e, s->tablets_dir, NULL);
+      if (ce != NULL) LOG_W("commit log collection: %s", err_msg(ce));
+      err_free(ce);
+    }
     uint64_t id = 0, re = 0, ae = 0;
     if (!pick_split(s, &id, &re, &ae)) {
       load_split(s);

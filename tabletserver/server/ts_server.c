@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/layout.h"
 #include "common/log.h"
@@ -31,6 +32,7 @@ void ts_config_init(ts_config *c) {
   c->reserve_bytes = (uint64_t)1 << 30;
   c->reserve_percent = 5;
   c->compression = SST_COMPRESS_LZ4;
+  c->shared_log = true;
 }
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
@@ -54,6 +56,24 @@ static mica_err *ts_auth_setup(ts_server *s) {
       s->cfg.master != NULL ? NULL : xcalloc(1, sizeof *initial);
   s->auth = rpc_auth_new(&s->secret, initial);
   return NULL;
+}
+
+/* Opens this incarnation's commit log in <data_dir>/logs. The name (wall
+ * clock in microseconds and the process id) is new for every start, so a
+ * restarted server never appends to the log of its previous life, which
+ * the new owners of its tablets may still be reading. */
+static mica_err *ts_log_open(ts_server *s) {
+  char name[96];
+  snprintf(name, sizeof(name), "ts-%" PRIu64 "-%ld", env_wall_micros(s->e),
+           (long)getpid());
+  char *root = clog_logs_root(s->tablets_dir);
+  mica_err *e = clog_open(s->e, root, name, NULL, &s->log);
+  free(root);
+  if (e == NULL) {
+    s->topts.log = s->log;
+    LOG_I("commit log %s (shared by every tablet of this server)", name);
+  }
+  return e;
 }
 
 mica_err *ts_server_new(const ts_config *c, ts_server **out) {
@@ -120,6 +140,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     ro.reserve_percent = c->reserve_percent;
     e = res_new(s->e, &ro, &s->res);
   }
+  if (e == NULL && c->shared_log) e = ts_log_open(s);
   if (e == NULL) e = ts_auth_setup(s);
   if (e == NULL) {
     rpc_server_opts o;
@@ -198,6 +219,14 @@ mica_err *ts_server_stop(ts_server *s) {
   }
   s->ntabs = 0;
   pthread_mutex_unlock(&s->admin_mu);
+  /* Every tablet is closed (flushed): the log deletes itself. */
+  mica_err *le = clog_close(s->log);
+  s->log = NULL;
+  if (le != NULL) {
+    LOG_E("close the commit log: %s", err_msg(le));
+    if (first == NULL) first = le;
+    else err_free(le);
+  }
   res_free(s->res);
   ts_master_link_free(s);
   rpc_auth_free(s->auth);

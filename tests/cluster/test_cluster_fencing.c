@@ -25,7 +25,13 @@
  *    retired, so whatever A appended after resuming is never read;
  *  - finally B is killed: the tablet reopens on A (now re-registered)
  *    from the files, and the same holds: acknowledged writes there, the
- *    fenced ones absent. */
+ *    fenced ones absent.
+ *
+ * It runs twice: with the servers' shared commit log (the default,
+ * tabletserver/clog.h), where the file rule reads: every log file A holds
+ * open is in A's own log directory, and B's MANIFEST names B's log under
+ * B's epoch, so nothing A appends is read for the tablet again; and with
+ * per-tablet WAL segments (--commit-log tablet), with the rule above. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -47,6 +53,7 @@
 #define FIRE_THREADS 8
 
 static cluster *g_c;
+static bool g_shared_log; /* this run's --commit-log */
 
 /* ---- writes and their fate ---- */
 
@@ -257,6 +264,12 @@ static void check_segments(uint64_t tablet_id, uint64_t old_epoch,
   man_init(&m);
   TU_OK(man_read(env_posix(), dir, &m));
   CU_ASSERT(m.epoch >= new_epoch);
+  if (g_shared_log) {
+    /* The unflushed writes are read only from the new owner's log. */
+    CU_ASSERT(m.log_name.len > 0);
+    CU_ASSERT(m.log_epoch >= new_epoch);
+    CU_ASSERT_EQUAL(m.n_live, 0);
+  }
   for (size_t i = 0; i < m.n_live; i++) CU_ASSERT(m.live[i].epoch >= new_epoch);
   char **names;
   size_t n;
@@ -278,6 +291,53 @@ static void check_segments(uint64_t tablet_id, uint64_t old_epoch,
           m.epoch, old_epoch, m.n_live, m.n_retired, old_files);
   env_free_names(names, n);
   man_clear(&m);
+}
+
+/* With the shared commit log, while A is frozen: every commit log file A
+ * holds open (the only log files it could append to on resuming) is in a
+ * log other than the one B's MANIFEST names for the tablet, and that
+ * MANIFEST's log epoch is B's. Returns how many A holds. */
+static int check_frozen_log_fds(pid_t pid, uint64_t tablet_id,
+                                uint64_t new_epoch) {
+  char dir[1024], logs[1024];
+  snprintf(dir, sizeof(dir), "%s/tablets/%" PRIu64, cl_data_root(g_c),
+           tablet_id);
+  snprintf(logs, sizeof(logs), "%s/logs/", cl_data_root(g_c));
+  man_state m;
+  man_init(&m);
+  TU_OK(man_read(env_posix(), dir, &m));
+  CU_ASSERT(m.log_name.len > 0);
+  CU_ASSERT(m.log_epoch >= new_epoch);
+  char named[256];
+  snprintf(named, sizeof(named), "%.*s", (int)m.log_name.len,
+           (const char *)m.log_name.data);
+  char fddir[64];
+  snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(fddir);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  int held = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char link[512], to[2048];
+    snprintf(link, sizeof(link), "%s/%s", fddir, de->d_name);
+    ssize_t n = readlink(link, to, sizeof(to) - 1);
+    if (n <= 0) continue;
+    to[n] = '\0';
+    size_t ll = strlen(logs);
+    if (strncmp(to, logs, ll) != 0) continue;
+    char name[256];
+    snprintf(name, sizeof(name), "%.200s", to + ll);
+    char *slash = strchr(name, '/');
+    if (slash == NULL) continue;
+    *slash = '\0';
+    held++;
+    fprintf(stderr, "  frozen A holds log %s/%s; the MANIFEST names %s "
+            "(epoch %" PRIu64 ")\n", name, slash + 1, named, m.log_epoch);
+    CU_ASSERT(strcmp(name, named) != 0);
+  }
+  closedir(d);
+  man_clear(&m);
+  return held;
 }
 
 /* While A is frozen: every WAL segment of the tablet that A's process holds
@@ -346,9 +406,14 @@ static int slot_of(const char *address) {
   return -1;
 }
 
-static void test_frozen_owner(void) {
+static void frozen_owner(bool shared_log) {
+  g_shared_log = shared_log;
+  atomic_store(&g_nacked, 0); /* a fresh cluster: forget the last run's */
+  atomic_store(&g_nmaybe, 0);
   cl_options o;
   cl_options_init(&o);
+  static const char *const targs[] = {"--commit-log", "tablet", NULL};
+  if (!shared_log) o.tserver_args = targs;
   o.tservers = 2;
   o.lease_ms = 1500;
   o.lease_margin_ms = 500;
@@ -412,7 +477,11 @@ static void test_frozen_owner(void) {
   while (atomic_load(&g_nacked) < 400 && cl_now_ms() - frozen_at < 30000)
     cl_sleep_ms(20);
   /* The segment A would append to on waking is already retired. */
-  CU_ASSERT(check_frozen_fds(pid_a, a.tablet_id) >= 1);
+  if (shared_log) {
+    CU_ASSERT(check_frozen_log_fds(pid_a, a.tablet_id, b.assign_epoch) >= 1);
+  } else {
+    CU_ASSERT(check_frozen_fds(pid_a, a.tablet_id) >= 1);
+  }
 
   /* Calls with A's old epochs are queued on A's connection, A resumes,
    * and they keep coming. */
@@ -475,9 +544,13 @@ static void test_frozen_owner(void) {
   g_c = NULL;
 }
 
+static void test_frozen_owner(void) { frozen_owner(true); }
+static void test_frozen_owner_tablet_wal(void) { frozen_owner(false); }
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("fencing", NULL, NULL);
   CU_add_test(s, "frozen_owner", test_frozen_owner);
+  CU_add_test(s, "frozen_owner_tablet_wal", test_frozen_owner_tablet_wal);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }

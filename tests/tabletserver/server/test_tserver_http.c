@@ -254,6 +254,10 @@ static void test_counters_move(void) {
   double syncs = sample(t, "mica_tserver_wal_syncs_total");
   CU_ASSERT(syncs >= syncs0 + 1);
   CU_ASSERT(syncs <= syncs0 + 21);
+  /* The server's shared commit log holds those writes. */
+  CU_ASSERT(sample(t, "mica_tserver_commit_log_segments") >= 1);
+  CU_ASSERT(sample(t, "mica_tserver_commit_log_bytes") > 0);
+  CU_ASSERT(sample(t, "mica_tserver_commit_log_flush_requests_total") >= 0);
   buf_free(&m);
 
   /* Writes past the memtable size flush while the tablet serves. */

@@ -82,9 +82,15 @@ static void test_flags(void) {
                          "--heartbeat-ms", "--threads", "--background-threads",
                          "--reserve-space", "--compression", "--max-streams",
                          "--max-streams-per-conn", "--stream-idle-timeout",
-                         "--tls-client-certs", "--drain-timeout-ms", "--help", "example:"};
+                         "--tls-client-certs", "--drain-timeout-ms",
+                         "--commit-log", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
+  buf_clear(&out);
+  buf_clear(&er);
+  const char *badlog[] = {"--data-dir", "/tmp", "--commit-log", "both", NULL};
+  CU_ASSERT_EQUAL(run_capture(badlog, &out, &er), 2);
+  CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--commit-log"));
   buf_clear(&out);
   buf_clear(&er);
   const char *bad[] = {"--data-dir", "/tmp", "--bogus", "1", NULL};
