@@ -405,6 +405,47 @@ static void test_version1_manifest(void) {
   res_free(r);
 }
 
+/* The worked examples of MANIFEST_FORMAT.md, versions 2 and 1. */
+static void test_format_examples(void) {
+  const char *path = "sst-00000000000000000003-00000000000000000002.sst";
+  for (int version = 1; version <= 2; version++) {
+    buf b = BUF_INIT;
+    buf_append(&b, "MICAMANF", 8);
+    put_fixed32(&b, (uint32_t)version);
+    put_fixed32(&b, version == 2 ? 72 : 71);
+    static const uint8_t crc2[4] = {0x71, 0x5b, 0x35, 0x6c};
+    static const uint8_t crc1[4] = {0x1d, 0x75, 0x34, 0x46};
+    buf_append(&b, version == 2 ? crc2 : crc1, 4);
+    static const uint8_t head[] = {7, 3, 0x2a, 6, 0, 1, 'b', 0, 0, 0, 1, 49};
+    buf_append(&b, head, sizeof(head));
+    buf_append(&b, path, 49);
+    static const uint8_t rec[] = {0x80, 0x20, 1, 'b', 0, 0};
+    buf_append(&b, rec, sizeof(rec));
+    if (version == 2) buf_push(&b, 1);
+    static const uint8_t tail[] = {1, 3, 5, 0};
+    buf_append(&b, tail, sizeof(tail));
+    man_state m;
+    man_init(&m);
+    TU_OK(man_decode(buf_slice(&b), "example", &m));
+    CU_ASSERT_EQUAL(m.tablet_id, 7);
+    CU_ASSERT_EQUAL(m.last_seq, 42);
+    CU_ASSERT_EQUAL_FATAL(m.n_ssts, 1);
+    CU_ASSERT_STRING_EQUAL(m.ssts[0].path, path);
+    CU_ASSERT_EQUAL(m.ssts[0].size, 4096);
+    CU_ASSERT_EQUAL(m.ssts[0].level, version == 2 ? 1 : 0);
+    CU_ASSERT_EQUAL(m.n_live, 1);
+    if (version == 2) {
+      /* And the encoder writes exactly these bytes. */
+      buf e = BUF_INIT;
+      man_encode(&m, &e);
+      CU_ASSERT(slice_eq(buf_slice(&e), buf_slice(&b)));
+      buf_free(&e);
+    }
+    man_clear(&m);
+    buf_free(&b);
+  }
+}
+
 /* A level out of range, and a manifest whose level-1 files overlap, are
  * CORRUPTION naming what is wrong. */
 static void test_bad_levels(void) {
@@ -631,6 +672,7 @@ static void add_suites(void) {
       {"gets_touch_few_files", test_gets_touch_few_files},
       {"versions_and_deletes_dropped", test_versions_and_deletes_dropped},
       {"version1_manifest", test_version1_manifest},
+      {"format_examples", test_format_examples},
       {"bad_levels", test_bad_levels},
       {"daughters_collect_parent", test_daughters_collect_parent},
       {"merge_keeps_levels_disjoint", test_merge_keeps_levels_disjoint},
