@@ -259,14 +259,13 @@ bool tb_pick_compaction(tablet *t, const version *v, bool force,
     /* Everything, into the lowest level that holds data (at least 1); a
      * lone file of the tablet's own moves there unchanged. */
     if (n == 0) return false;
+    tfile *f = v->files[0];
+    bool lone = n == 1 && f->own && !f->restrict_reads;
+    if (lone && v_file_level(v, 0) != 0) return false;
     for (size_t i = 0; i < n; i++) pick_add(p, v->files[i]);
     p->out_level = v_file_level(v, n - 1);
     if (p->out_level == 0) p->out_level = 1;
-    tfile *f = v->files[0];
-    if (n == 1 && f->own && !f->restrict_reads) {
-      if (v_file_level(v, 0) != 0) return false;
-      p->move = true;
-    }
+    p->move = lone;
     p->drop_deletes = !p->move;
     p->why = "requested";
     return true;
