@@ -204,12 +204,14 @@ mica_err *tab_flush(tablet *t);
  * block records its own compression). Checked like sst_options: returns
  * INVALID_ARGUMENT and changes nothing when `o` is out of range. */
 mica_err *tab_set_sst_options(tablet *t, const sst_options *o);
-/* Flushes, then merges all SSTables into one, waiting until done.
- * RESOURCE_EXHAUSTED, doing nothing, below the free-space reserve. */
+/* Flushes, then merges all SSTables into the lowest level holding data
+ * (at least level 1), in files of level_file_bytes, dropping every old
+ * version and delete; waits until done. RESOURCE_EXHAUSTED, doing
+ * nothing, below the free-space reserve. */
 mica_err *tab_compact(tablet *t);
 
 /* Schedules the background work that is due but may not have been
- * triggered: a compaction when the tablet has compaction_trigger files or
+ * triggered: a compaction when a level is over its bound or the tablet
  * still reads another tablet's files by reference (a split daughter or a
  * merged tablet that wrote nothing since, or whose last compaction failed
  * or found the disk short of space), and for a tablet opened on a full
