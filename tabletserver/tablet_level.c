@@ -257,10 +257,12 @@ bool tb_pick_compaction(tablet *t, const version *v, bool force,
   size_t n = v->n_files;
   if (force) {
     /* Everything, into the lowest level that holds data (at least 1); a
-     * lone file of the tablet's own moves there unchanged. */
+     * lone file of the tablet's own without deletes (so already holding
+     * one version of each key) moves there unchanged. */
     if (n == 0) return false;
     tfile *f = v->files[0];
-    bool lone = n == 1 && f->own && !f->restrict_reads;
+    bool lone = n == 1 && f->own && !f->restrict_reads &&
+                sst_reader_properties(f->r)->num_deletions == 0;
     if (lone && v_file_level(v, 0) != 0) return false;
     for (size_t i = 0; i < n; i++) pick_add(p, v->files[i]);
     p->out_level = v_file_level(v, n - 1);

@@ -300,8 +300,26 @@ static void test_versions_and_deletes_dropped(void) {
   for (int i = 0; i < 200; i++) check_get(t, &m, i);
   check_get(t, &m, 999);
 
+  /* A lone file holding deletes is rewritten by a full compaction, not
+   * moved: delete a key and compact twice (the second time, one file). */
+  del_model(t, &m, 150);
+  TU_OK(tab_compact(t));
+  tab_get_stats(t, &st);
+  CU_ASSERT_EQUAL(st.num_ssts, 1);
+  CU_ASSERT_EQUAL(tab_approximate_keys(t), 50);
+  TU_OK(tab_delete(t, S("k00151"), false));
+  tt_model_del(&m, S("k00151"));
+  TU_OK(tab_flush(t));
+  TU_OK(tab_compact(t)); /* two files: merged, the delete dropped */
+  CU_ASSERT_EQUAL(tab_approximate_keys(t), 49);
+  tab_get_stats(t, &st);
+  uint64_t before = st.compactions;
+  TU_OK(tab_compact(t)); /* one file, no deletes: nothing to do */
+  tab_get_stats(t, &st);
+  CU_ASSERT_EQUAL(st.compactions, before);
+
   /* Delete everything: a full compaction leaves no file at all. */
-  for (int i = 150; i < 200; i++) del_model(t, &m, i);
+  for (int i = 152; i < 200; i++) del_model(t, &m, i);
   del_model(t, &m, 999);
   TU_OK(tab_compact(t));
   tab_get_stats(t, &st);
