@@ -598,11 +598,17 @@ static void daughters_collect_parent(int nfiles, bool parent_has_level1) {
   tablet *left = NULL, *right = NULL;
   TU_OK(tab_split(t, S("k00500"), 11, 12, &o, &left, &right));
   CU_ASSERT_FATAL(left != NULL && right != NULL);
+  /* A daughter counts its compaction just after installing it, so the
+   * counts are waited for too. */
   bool done = false;
+  tab_stats ls, rs;
   for (int i = 0; i < 6000 && !done; i++) {
+    tab_get_stats(left, &ls);
+    tab_get_stats(right, &rs);
     done = !env_exists(env_posix(), tt_tablet_dir(root, 10)) &&
            only_own_files(tt_tablet_dir(root, 11)) &&
-           only_own_files(tt_tablet_dir(root, 12));
+           only_own_files(tt_tablet_dir(root, 12)) && ls.compactions >= 1 &&
+           rs.compactions >= 1;
     if (!done) env_sleep_micros(env_posix(), 10000);
   }
   if (!done)
@@ -611,7 +617,6 @@ static void daughters_collect_parent(int nfiles, bool parent_has_level1) {
   CU_ASSERT_TRUE(done);
   TU_OK(tab_check_levels(left));
   TU_OK(tab_check_levels(right));
-  tab_stats ls, rs;
   tab_get_stats(left, &ls);
   tab_get_stats(right, &rs);
   CU_ASSERT_EQUAL(ls.puts + rs.puts, 0);
