@@ -1,7 +1,9 @@
 /* tablet_iter: the iterators a tablet scan is made of, innermost first.
  * rng_iter restricts an internal-key iterator to a user-key range (a
- * shared file read for one half only, or a scan's bounds); the version
- * iterator merges every memtable and SSTable of a version; user_iter shows
+ * shared file read for one half only, or a scan's bounds); level_iter
+ * reads one level >= 1 (disjoint files in key order) with only the file
+ * under its position open; the version iterator merges the memtables, the
+ * level-0 files and one iterator per level; user_iter shows
  * the newest version of each key at a snapshot with deletes hidden; and
  * scan_iter adds scan order and the limit. Each follows common/iter.h. */
 #include "tabletserver/tablet_int.h"
