@@ -13,8 +13,9 @@
 #include "common/path.h"
 
 #define MAN_MAGIC "MICAMANF"
-#define MAN_VERSION 1
-#define MAN_VERSION_LOG 2 /* version 1 plus the commit log fields */
+#define MAN_VERSION_V1 1  /* no levels, no commit log: still read */
+#define MAN_VERSION 2     /* levels */
+#define MAN_VERSION_LOG 3 /* levels plus the commit log fields */
 #define MAN_HEADER 20 /* magic 8, version 4, length 4, crc 4 */
 
 void man_init(man_state *m) { memset(m, 0, sizeof(*m)); }
@@ -36,8 +37,8 @@ void man_clear(man_state *m) {
   man_init(m);
 }
 
-void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
-                 slice hi, bool has_hi) {
+man_sst *man_add_sst(man_state *m, const char *path, uint64_t size,
+                     slice lo, slice hi, bool has_hi) {
   m->ssts = xrealloc(m->ssts, (m->n_ssts + 1) * sizeof(*m->ssts));
   man_sst *s = &m->ssts[m->n_ssts++];
   memset(s, 0, sizeof(*s));
@@ -46,6 +47,7 @@ void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
   buf_append_slice(&s->lo, lo);
   s->has_hi = has_hi;
   if (has_hi) buf_append_slice(&s->hi, hi);
+  return s;
 }
 
 void man_add_live(man_state *m, uint64_t epoch, uint64_t number) {
@@ -88,7 +90,7 @@ void man_copy(man_state *dst, const man_state *src) {
   for (size_t i = 0; i < src->n_ssts; i++) {
     const man_sst *s = &src->ssts[i];
     man_add_sst(dst, s->path, s->size, buf_slice(&s->lo), buf_slice(&s->hi),
-                s->has_hi);
+                s->has_hi)->level = s->level;
   }
   for (size_t i = 0; i < src->n_live; i++)
     man_add_live(dst, src->live[i].epoch, src->live[i].number);
@@ -120,6 +122,7 @@ void man_encode(const man_state *m, buf *out) {
     put_length_prefixed(&p, buf_slice(&s->lo));
     buf_push(&p, s->has_hi ? 1 : 0);
     put_length_prefixed(&p, buf_slice(&s->hi));
+    put_varint32(&p, s->level);
   }
   put_varint32(&p, (uint32_t)m->n_live);
   for (size_t i = 0; i < m->n_live; i++) {
@@ -221,7 +224,8 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     return err_new(MICA_CORRUPTION, "manifest %s: bad magic at offset 0",
                    what);
   uint32_t version = decode_fixed32(data.data + 8);
-  if (version != MAN_VERSION && version != MAN_VERSION_LOG)
+  if (version != MAN_VERSION && version != MAN_VERSION_V1 &&
+      version != MAN_VERSION_LOG)
     return err_new(MICA_CORRUPTION,
                    "manifest %s: unknown format version %u at offset 8", what,
                    version);
@@ -256,6 +260,12 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     slice lo = dec_bytes(&d, "SSTable low key");
     bool has_hi = dec_byte(&d, "SSTable high flag", 1) != 0;
     slice hi = dec_bytes(&d, "SSTable high key");
+    const uint8_t *lat = d.p;
+    uint64_t level = version == MAN_VERSION_V1 ? 0 : dec_u64(&d, "SSTable level");
+    if (d.err == NULL && level >= MAN_LEVELS) {
+      d.p = lat; /* name the level's own offset */
+      dec_fail(&d, "SSTable level");
+    }
     if (d.err != NULL) break;
     if (path.len == 0 || memchr(path.data, 0, path.len) != NULL) {
       d.p = at; /* name the path's own offset */
@@ -265,7 +275,7 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
     char *p = xmalloc(path.len + 1);
     memcpy(p, path.data, path.len);
     p[path.len] = '\0';
-    man_add_sst(m, p, size, lo, hi, has_hi);
+    man_add_sst(m, p, size, lo, hi, has_hi)->level = (uint32_t)level;
     free(p);
   }
   n = dec_count(&d, "live segment count", 2);

@@ -34,6 +34,8 @@
 #include "common/err.h"
 
 #define MAN_FILE_NAME "MANIFEST"
+/* SSTables sit in levels 0 .. MAN_LEVELS - 1 (docs/engine.md, "Levels"). */
+#define MAN_LEVELS 7
 /* A manifest larger than this is not one we wrote. */
 #define MAN_MAX_BYTES (64u << 20)
 
@@ -52,6 +54,9 @@ typedef struct man_sst {
    * `lo` means unbounded below; has_hi false means unbounded above. */
   buf lo, hi;
   bool has_hi;
+  /* Its level, < MAN_LEVELS. A manifest of format version 1 has no
+   * levels: every file is read back at level 0. */
+  uint32_t level;
 } man_sst;
 
 /* One WAL segment, named wal_segment_name(epoch, number). */
@@ -70,7 +75,7 @@ typedef struct man_state {
   bool has_end;        /* false: unbounded above */
   uint64_t parent_id;  /* tablet this one was split from; 0 if none */
 
-  man_sst *ssts;       /* newest data first */
+  man_sst *ssts;       /* level 0 newest first, then each level by key */
   size_t n_ssts;
   man_segment *live;   /* segments with unflushed writes, oldest first */
   size_t n_live;
@@ -101,10 +106,11 @@ void man_clear(man_state *m);
 /* Makes `dst` (which must be empty or initialized) a deep copy of `src`. */
 void man_copy(man_state *dst, const man_state *src);
 
-/* Appends an SST (copies path and bounds; lo/hi NULL-data slices mean
- * unbounded). */
-void man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
-                 slice hi, bool has_hi);
+/* Appends an SST at level 0 (copies path and bounds; lo/hi NULL-data
+ * slices mean unbounded) and returns it, valid until the next change to
+ * m's SSTables; the caller may set its level. */
+man_sst *man_add_sst(man_state *m, const char *path, uint64_t size, slice lo,
+                     slice hi, bool has_hi);
 void man_add_live(man_state *m, uint64_t epoch, uint64_t number);
 void man_add_retired(man_state *m, uint64_t epoch, uint64_t number);
 /* Names the commit log (see the fields); an empty name clears it. */
@@ -116,11 +122,12 @@ void man_set_log(man_state *m, slice name, uint64_t epoch,
  * neither: its close clears the log's name). */
 bool man_holds_writes(const man_state *m);
 
-/* The encoded form (MANIFEST_FORMAT.md), appended to `out`. */
+/* The encoded form (MANIFEST_FORMAT.md, version 2), appended to `out`. */
 void man_encode(const man_state *m, buf *out);
 /* Decodes `data` into `m` (initialized by the caller and cleared on
- * error). CORRUPTION naming `what` (the file) and the byte offset when the
- * bytes are not a manifest this code wrote. */
+ * error); reads format versions 1 (no levels) and 2. CORRUPTION naming
+ * `what` (the file) and the byte offset when the bytes are not a manifest
+ * this code wrote. */
 mica_err *man_decode(slice data, const char *what, man_state *m);
 
 /* Reads `<dir>/MANIFEST`. NOT_FOUND if it does not exist. */

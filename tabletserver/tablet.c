@@ -197,9 +197,10 @@ static mica_err *make_room(tablet *t) {
       why = detail;
       /* A flush that failed (a full disk) is retried from here. */
       res_job_schedule(t->res, &t->flush_job);
-    } else if (t->cur->n_files >= (size_t)t->o.stall_sst_count) {
-      snprintf(detail, sizeof(detail), "%zu SSTables waiting for compaction",
-               t->cur->n_files);
+    } else if (v_level_count(t->cur, 0) >= (size_t)t->o.stall_sst_count) {
+      snprintf(detail, sizeof(detail),
+               "%zu SSTables in level 0 waiting for compaction",
+               v_level_count(t->cur, 0));
       why = detail;
       res_job_schedule(t->res, &t->compact_job);
     } else if (res_mem_usage(t->res) > 2 * res_mem_budget(t->res)) {
@@ -482,6 +483,18 @@ void tab_snapshot_free(tab_snapshot *s) {
 
 uint64_t tab_snapshot_seq(const tab_snapshot *s) { return s->seq; }
 
+/* Looks `key` up at `seq` in one SSTable, setting *found (MT_*). */
+static mica_err *probe(tfile *f, slice key, uint64_t seq, buf *value,
+                       int *found) {
+  sst_get_result r;
+  mica_err *err = sst_reader_get(f->r, key, seq, &r, value, NULL);
+  if (err != NULL) return err;
+  *found = r == SST_GET_PUT       ? MT_FOUND
+           : r == SST_GET_DELETED ? MT_DELETED
+                                  : MT_ABSENT;
+  return NULL;
+}
+
 mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
                   buf *value) {
   if (key.len == 0 || key.len > t->o.max_key)
@@ -490,6 +503,7 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
                    t->o.max_key);
   if (!t_in_range(t, key)) return range_error(t, key);
   stat_add(&t->st_gets, 1);
+  uint64_t probes = 0;
   uint64_t seq;
   version *v;
   if (snap != NULL) {
@@ -504,17 +518,21 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
   found = mt_get(v->mem, key, seq, value);
   for (size_t i = 0; found == MT_ABSENT && i < v->n_imm; i++)
     found = mt_get(v->imm[i], key, seq, value);
-  for (size_t i = 0; found == MT_ABSENT && i < v->n_files; i++) {
-    tfile *f = v->files[i];
-    if (!in_range(key, buf_slice(&f->lo), buf_slice(&f->hi), f->has_hi))
-      continue;
-    sst_get_result r;
-    err = sst_reader_get(f->r, key, seq, &r, value, NULL);
+  /* Level 0 newest first, each file whose key span holds the key; then
+   * below, at most the one file of each level whose span does. */
+  for (size_t i = v->lvl[0]; found == MT_ABSENT && i < v->lvl[1]; i++) {
+    if (!tb_tfile_may_hold(v->files[i], key)) continue;
+    probes++;
+    err = probe(v->files[i], key, seq, value, &found);
     if (err != NULL) break;
-    found = r == SST_GET_PUT ? MT_FOUND
-            : r == SST_GET_DELETED ? MT_DELETED
-                                   : MT_ABSENT;
   }
+  for (int l = 1; err == NULL && found == MT_ABSENT && l < TB_LEVELS; l++) {
+    size_t i = tb_level_find(v, l, key);
+    if (i == v->lvl[l + 1] || !tb_tfile_may_hold(v->files[i], key)) continue;
+    probes++;
+    err = probe(v->files[i], key, seq, value, &found);
+  }
+  if (probes > 0) stat_add(&t->st_get_probes, probes);
   tb_version_unref(v);
   if (err != NULL) return err;
   if (found != MT_FOUND) {
@@ -659,6 +677,17 @@ uint64_t tab_approximate_keys(tablet *t) {
   return n;
 }
 
+_Static_assert(sizeof(((tab_stats *)0)->level_files) / sizeof(uint64_t) ==
+                   TB_LEVELS,
+               "tab_stats.level_files has one entry per level");
+
+mica_err *tab_check_levels(tablet *t) {
+  version *v = tb_current_version(t, NULL);
+  mica_err *err = tb_check_levels(t, v);
+  tb_version_unref(v);
+  return err;
+}
+
 void tab_get_stats(tablet *t, tab_stats *s) {
   memset(s, 0, sizeof(*s));
   s->puts = atomic_load(&t->st_puts);
@@ -667,6 +696,7 @@ void tab_get_stats(tablet *t, tab_stats *s) {
   s->bytes_written = atomic_load(&t->st_bytes);
   s->gets = atomic_load(&t->st_gets);
   s->scans = atomic_load(&t->st_scans);
+  s->get_file_probes = atomic_load(&t->st_get_probes);
   s->flushes = atomic_load(&t->st_flushes);
   s->flush_bytes = atomic_load(&t->st_flush_bytes);
   s->compactions = atomic_load(&t->st_compactions);
@@ -679,6 +709,10 @@ void tab_get_stats(tablet *t, tab_stats *s) {
   s->wal_dropped_bytes = t->dropped_bytes;
   pthread_mutex_lock(&t->mu);
   s->num_ssts = t->cur->n_files;
+  for (int l = 0; l < TB_LEVELS; l++)
+    s->level_files[l] = v_level_count(t->cur, l);
+  s->compaction_due = tb_compaction_score(t, t->cur) >= 1 ||
+                      tb_version_has_foreign(t->cur);
   s->num_immutable = t->n_imm;
   s->memtable_bytes = mt_memory_usage(t->cur->mem);
   s->last_seq = t->visible_seq;

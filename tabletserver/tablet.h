@@ -6,8 +6,11 @@
  * WAL segments (wal.h) and SSTables (sstable/sstable.h). Writes go to the
  * current WAL segment (group commit) and then to the active memtable; a
  * full memtable becomes immutable, a new segment starts, and a background
- * job of the server's shared pool (resources.h) flushes it to an SSTable.
- * Size-tiered compactions merge SSTables of similar size in the same pool.
+ * job of the server's shared pool (resources.h) flushes it to an SSTable
+ * in level 0. Leveled compactions in the same pool merge level 0 into
+ * level 1 and each level over its size target into the next; every level
+ * below 0 holds files with disjoint key ranges, so a read looks at the
+ * level-0 files and at most one file per level below.
  * docs/engine.md describes the whole design, the directory layout and the
  * crash and fencing arguments.
  *
@@ -85,11 +88,19 @@ typedef struct tab_options {
   /* Immutable memtables a tablet may hold waiting for flush before writers
    * stall. Default 2. */
   int max_immutable;
-  /* Compaction starts when a tablet has at least this many SSTables and a
-   * run of similar-sized ones. Default 4 (2..64). */
+  /* Level 0 (flushed memtables, whose key ranges overlap) is compacted
+   * into level 1 once it holds this many SSTables. Default 4 (2..64). */
   int compaction_trigger;
-  /* Writers stall when a tablet has this many SSTables. Default 24. */
+  /* Writers stall when level 0 holds this many SSTables: the compaction
+   * debt of every level is bounded through it (docs/engine.md, "Levels").
+   * Default 24. */
   int stall_sst_count;
+  /* The size target of level 1 in logical bytes; each level below has ten
+   * times the one above. 0 (the default): 8 x memtable_bytes. */
+  uint64_t level_base_bytes;
+  /* A compaction starts a new output file once one reaches this many
+   * bytes. 0 (the default): 2 x memtable_bytes. */
+  uint64_t level_file_bytes;
   /* The bounded wait of a stalled writer before UNAVAILABLE. Default 10 s. */
   uint64_t stall_timeout_micros;
   /* Run compactions automatically in the background. Default true. */
@@ -197,12 +208,14 @@ mica_err *tab_flush(tablet *t);
  * block records its own compression). Checked like sst_options: returns
  * INVALID_ARGUMENT and changes nothing when `o` is out of range. */
 mica_err *tab_set_sst_options(tablet *t, const sst_options *o);
-/* Flushes, then merges all SSTables into one, waiting until done.
- * RESOURCE_EXHAUSTED, doing nothing, below the free-space reserve. */
+/* Flushes, then merges all SSTables into the lowest level holding data
+ * (at least level 1), in files of level_file_bytes, dropping every old
+ * version and delete; waits until done. RESOURCE_EXHAUSTED, doing
+ * nothing, below the free-space reserve. */
 mica_err *tab_compact(tablet *t);
 
 /* Schedules the background work that is due but may not have been
- * triggered: a compaction when the tablet has compaction_trigger files or
+ * triggered: a compaction when a level is over its bound or the tablet
  * still reads another tablet's files by reference (a split daughter or a
  * merged tablet that wrote nothing since, or whose last compaction failed
  * or found the disk short of space), and for a tablet opened on a full
@@ -263,15 +276,25 @@ typedef struct tab_stats {
   uint64_t puts, deletes, batches;      /* acknowledged writes */
   uint64_t bytes_written;               /* encoded batch bytes */
   uint64_t gets, scans;
+  uint64_t get_file_probes;             /* SSTables looked into by gets */
   uint64_t flushes, flush_bytes;        /* SSTables written by flushes */
   uint64_t compactions, compact_read_bytes, compact_write_bytes;
   uint64_t stalls, stall_micros;        /* writes that waited, and how long */
   uint64_t stall_timeouts;              /* of which gave up (UNAVAILABLE) */
   uint64_t wal_replayed_records, wal_dropped_bytes; /* at open */
   uint64_t num_ssts, num_immutable, memtable_bytes; /* current state */
+  uint64_t level_files[7];              /* SSTables per level (0..6) */
+  bool compaction_due;                  /* a level is over its bound, or a
+                                           file is read by reference */
   uint64_t last_seq;
 } tab_stats;
 
 void tab_get_stats(tablet *t, tab_stats *out);
+
+/* Checks the level invariant of the current files: within every level
+ * below 0, files hold disjoint key ranges in key order. CORRUPTION naming
+ * the two files otherwise (which would be a bug: a tablet checks this
+ * when it opens and before it installs a compaction's result). */
+mica_err *tab_check_levels(tablet *t);
 
 #endif

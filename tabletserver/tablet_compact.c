@@ -1,9 +1,10 @@
 /* tablet_compact: everything that writes SSTables. A flush writes the
- * oldest immutable memtable and retires its WAL segment in one manifest
- * write; a rotation makes the active memtable immutable behind a new
- * segment; a compaction merges a size-tiered run of SSTables; and the
- * background jobs of the server's pool (resources.h) run both. Locks and
- * their order: tablet_int.h. */
+ * oldest immutable memtable into level 0 and retires its WAL segment in
+ * one manifest write; a rotation makes the active memtable immutable
+ * behind a new segment; a compaction merges the files tablet_level.c
+ * picks into new files of the level below; and the background jobs of the
+ * server's pool (resources.h) run both. Locks and their order:
+ * tablet_int.h. */
 #include "tabletserver/tablet_int.h"
 
 #include <inttypes.h>
@@ -13,30 +14,54 @@
 #include "common/log.h"
 #include "common/path.h"
 
+/* Finishes the SSTable being built at `path` (named `name`) and opens it
+ * into *out. */
+static mica_err *finish_sst(tablet *t, sst_builder *b, const char *path,
+                            const char *name, tfile **out) {
+  mica_err *err = sst_builder_finish(b, NULL);
+  if (err == NULL) {
+    err = tb_tfile_open(t->e, res_cache(t->res), t->dir, name, 0, t_start(t),
+                        t_end(t), t->has_end, out);
+    if (err != NULL) err_free(env_remove(t->e, path));
+  }
+  return err;
+}
+
 /* Writes the newest entry of each user key of `in` (a sorted internal-key
- * iterator, positioned by this function) to a new SSTable numbered
- * `number`, dropping deletes when `drop_deletes`. *out is NULL when
- * nothing was left to write. `read_bytes` (may be NULL) gets the bytes of
- * entries read. */
-mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
-                       uint64_t number, tfile **out,
-                       uint64_t *read_bytes) {
+ * iterator, positioned by this function) to new SSTables, dropping
+ * deletes when `drop_deletes`. The first file is numbered `number` (0: a
+ * number taken from t->next_file), later ones take theirs from
+ * t->next_file; a new file starts, between two user keys, once one holds
+ * `file_bytes` (0: never). Each user key is written once, so files cut
+ * anywhere hold disjoint key ranges. The files and their directory entries
+ * are durable on return; on error none is left behind. `read_bytes` (may
+ * be NULL) gets the bytes of entries read. */
+static mica_err *write_ssts(tablet *t, iter *in, bool drop_deletes,
+                            uint64_t number, uint64_t file_bytes,
+                            tfile ***out, size_t *n_out,
+                            uint64_t *read_bytes) {
   *out = NULL;
+  *n_out = 0;
   char name[96];
-  tb_sst_file_name(name, sizeof(name), t->epoch, number);
-  char *path = path_join(t->dir, name);
+  char *path = NULL;
   sst_builder *b = NULL;
   mica_err *err = NULL;
   buf last = BUF_INIT;
   bool have_last = false;
   uint64_t nread = 0;
+  /* tab_set_sst_options may change them while we run: take a copy. */
+  pthread_mutex_lock(&t->mu);
+  sst_options so = t->o.sst;
+  pthread_mutex_unlock(&t->mu);
   for (iter_seek_to_first(in); iter_valid(in); iter_next(in)) {
     slice k = iter_key(in), val = iter_value(in);
     nread += k.len + val.len;
     ikey_parts p;
     if (!ikey_parse(k, &p)) {
-      err = err_new(MICA_CORRUPTION, "tablet %" PRIu64
-                    ": malformed internal key while writing %s", t->id, path);
+      err = err_new(MICA_CORRUPTION,
+                    "tablet %" PRIu64 ": malformed internal key while "
+                    "writing an SSTable in %s",
+                    t->id, t->dir);
       break;
     }
     if (have_last && slice_eq(p.user_key, buf_slice(&last))) continue;
@@ -44,11 +69,26 @@ mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
     buf_append_slice(&last, p.user_key);
     have_last = true;
     if (p.kind == IKEY_DELETE && drop_deletes) continue;
+    if (b != NULL && file_bytes > 0 && sst_builder_file_size(b) >= file_bytes) {
+      tfile *f = NULL;
+      err = finish_sst(t, b, path, name, &f);
+      b = NULL;
+      free(path);
+      path = NULL;
+      if (err != NULL) break;
+      *out = xrealloc(*out, (*n_out + 1) * sizeof(**out));
+      (*out)[(*n_out)++] = f;
+    }
     if (b == NULL) {
-      /* tab_set_sst_options may change them while we run: take a copy. */
-      pthread_mutex_lock(&t->mu);
-      sst_options so = t->o.sst;
-      pthread_mutex_unlock(&t->mu);
+      uint64_t num = number;
+      number = 0;
+      if (num == 0) {
+        pthread_mutex_lock(&t->mu);
+        num = t->next_file++;
+        pthread_mutex_unlock(&t->mu);
+      }
+      tb_sst_file_name(name, sizeof(name), t->epoch, num);
+      path = path_join(t->dir, name);
       err = sst_builder_new(t->e, path, &so, &b);
       if (err != NULL) break;
     }
@@ -58,26 +98,51 @@ mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
   if (err == NULL && iter_status(in) != NULL) err = err_dup(iter_status(in));
   buf_free(&last);
   if (read_bytes != NULL) *read_bytes = nread;
+  if (err == NULL && b != NULL) {
+    tfile *f = NULL;
+    err = finish_sst(t, b, path, name, &f);
+    b = NULL;
+    if (err == NULL) {
+      *out = xrealloc(*out, (*n_out + 1) * sizeof(**out));
+      (*out)[(*n_out)++] = f;
+    }
+  }
+  /* The files' directory entries must be durable before a manifest that
+   * names them can be. */
+  if (err == NULL && *n_out > 0) err = env_sync_dir(t->e, t->dir);
   if (err != NULL) {
     sst_builder_abandon(b);
-    free(path);
-    return err;
-  }
-  if (b == NULL) {
-    free(path);
-    return NULL;
-  }
-  err = sst_builder_finish(b, NULL);
-  /* The file's directory entry must be durable before a manifest that
-   * names it can be. */
-  if (err == NULL) err = env_sync_dir(t->e, t->dir);
-  if (err == NULL) {
-    err = tb_tfile_open(t->e, res_cache(t->res), t->dir, name, 0, t_start(t),
-                        t_end(t), t->has_end, out);
-    if (err != NULL) err_free(env_remove(t->e, path));
+    for (size_t i = 0; i < *n_out; i++) {
+      atomic_store(&(*out)[i]->obsolete, true); /* deleted with its handle */
+      tb_tfile_unref((*out)[i]);
+    }
+    free(*out);
+    *out = NULL;
+    *n_out = 0;
   }
   free(path);
   return err;
+}
+
+/* One SSTable numbered `number`; *out is NULL when nothing was left to
+ * write. */
+mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
+                       uint64_t number, tfile **out,
+                       uint64_t *read_bytes) {
+  tfile **files;
+  size_t n;
+  mica_err *err =
+      write_ssts(t, in, drop_deletes, number, 0, &files, &n, read_bytes);
+  *out = n > 0 ? files[0] : NULL;
+  free(files);
+  return err;
+}
+
+mica_err *tb_write_ssts(tablet *t, iter *in, bool drop_deletes,
+                        uint64_t file_bytes, tfile ***out, size_t *n_out,
+                        uint64_t *read_bytes) {
+  return write_ssts(t, in, drop_deletes, 0, file_bytes, out, n_out,
+                    read_bytes);
 }
 
 /* ------------------------------------------------------------------ */
@@ -115,13 +180,20 @@ static mica_err *flush_one(tablet *t, bool *did) {
 
   pthread_mutex_lock(&t->man_mu);
   pthread_mutex_lock(&t->mu);
+  /* The new file is the newest of level 0. */
   size_t n = t->cur->n_files + 1, k = 0;
   tfile **files = xcalloc(n, sizeof(*files));
+  uint8_t *levels = xcalloc(n, 1);
+  uint8_t *cur_levels = tb_version_levels(t->cur);
   if (f != NULL) files[k++] = f;
-  for (size_t i = 0; i < t->cur->n_files; i++) files[k++] = t->cur->files[i];
+  for (size_t i = 0; i < t->cur->n_files; i++) {
+    levels[k] = cur_levels[i];
+    files[k++] = t->cur->files[i];
+  }
+  free(cur_levels);
   man_state m;
   man_copy(&m, &t->man);
-  tb_man_set_files(&m, files, k);
+  tb_man_set_files(&m, files, levels, k);
   if (t->log != NULL) {
     /* Shared commit log: the SSTables now hold everything up to the
      * victim's last write (older memtables were flushed before it). The
@@ -149,6 +221,7 @@ static mica_err *flush_one(tablet *t, bool *did) {
      * file stays on disk; a reopen deletes it if no manifest lists it. */
     man_clear(&m);
     free(files);
+    free(levels);
     tb_tfile_unref(f);
     pthread_mutex_unlock(&t->man_mu);
     pthread_mutex_unlock(&t->flush_mu);
@@ -159,9 +232,10 @@ static mica_err *flush_one(tablet *t, bool *did) {
   t->man = m;
   memmove(&t->imms[0], &t->imms[1], (t->n_imm - 1) * sizeof(*t->imms));
   t->n_imm--;
-  tb_install_version(t, t->cur->mem, files, k);
+  tb_install_version(t, t->cur->mem, files, levels, k);
   pthread_mutex_unlock(&t->mu);
   free(files);
+  free(levels);
   if (f != NULL) {
     stat_add(&t->st_flushes, 1);
     stat_add(&t->st_flush_bytes, f->size);
@@ -292,7 +366,7 @@ mica_err *tb_rotate_locked(tablet *t, bool new_segment) {
     t->active_charged = 0;
     atomic_store(&t->active_bytes, 0);
     memtable *fresh = mt_new();
-    tb_install_version(t, fresh, t->cur->files, t->cur->n_files);
+    tb_install_memtable(t, fresh);
     mt_unref(fresh);
   }
   pthread_mutex_unlock(&t->man_mu);
@@ -315,83 +389,20 @@ mica_err *tb_flush_all_imm(tablet *t) {
 /* ------------------------------------------------------------------ */
 /* Compaction                                                          */
 
-/* The index of the newest file of `v` that is not the tablet's own (a
- * split parent's or a merge input's, read by reference), or n_files. */
-static size_t first_foreign(const version *v) {
-  for (size_t i = 0; i < v->n_files; i++)
-    if (!v->files[i]->own) return i;
-  return v->n_files;
-}
-
 bool tb_compaction_due_locked(tablet *t) {
   if (!t->o.auto_compact || t->closing || t->pending) return false;
-  version *v = t->cur;
-  return v->n_files >= (size_t)t->o.compaction_trigger ||
-         first_foreign(v) < v->n_files;
+  return tb_compaction_score(t, t->cur) >= 1 ||
+         tb_version_has_foreign(t->cur);
 }
 
-/* Picks a run of consecutive (by age) SSTables to merge. A tablet that
- * still reads files by reference (a split daughter, a merged tablet)
- * first merges the run from its newest such file to its oldest file,
- * whatever the count: until it does, the other tablet's directory stays
- * on disk (docs/engine.md, "Daughters compact down to their own files").
- * Otherwise size-tiered: the first run, newest first, of at least
- * `trigger` files each within a factor of two of the run's average size.
- * When the tablet is close to the write stall and no such run exists, the
- * newest `trigger` files. `force` picks everything. Returns the run
- * length (0: nothing). */
-static size_t pick_compaction(tablet *t, version *v, bool force,
-                              size_t *first) {
-  size_t n = v->n_files;
-  *first = 0;
-  if (force) return n >= 2 || (n == 1 && v->files[0]->restrict_reads) ? n : 0;
-  size_t ff = first_foreign(v);
-  if (ff < n) {
-    *first = ff;
-    return n - ff;
-  }
-  size_t trigger = (size_t)t->o.compaction_trigger;
-  if (n < trigger) return 0;
-  for (size_t s = 0; s + trigger <= n; s++) {
-    uint64_t total = v->files[s]->est_bytes + 1;
-    size_t e = s + 1;
-    while (e < n && e - s < 32) {
-      uint64_t avg = total / (e - s);
-      uint64_t sz = v->files[e]->est_bytes + 1;
-      if (sz > 2 * avg || 2 * sz < avg) break;
-      total += sz;
-      e++;
-    }
-    if (e - s >= trigger) {
-      *first = s;
-      return e - s;
-    }
-  }
-  if (n + 4 >= (size_t)t->o.stall_sst_count) return trigger;
-  return 0;
-}
-
-/* Runs one compaction. Sets *did when it merged something. */
-mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
-  *did = false;
-  pthread_mutex_lock(&t->compact_mu);
-  version *v = tb_current_version(t, NULL);
-  size_t first, len = pick_compaction(t, v, force, &first);
-  if (len == 0) {
-    tb_version_unref(v);
-    pthread_mutex_unlock(&t->compact_mu);
-    return NULL;
-  }
-  bool oldest = first + len == v->n_files;
-  pthread_mutex_lock(&t->mu);
-  uint64_t number = t->next_file++;
-  pthread_mutex_unlock(&t->mu);
-
-  iter **kids = xcalloc(len, sizeof(*kids));
-  uint64_t in_bytes = 0;
-  bool foreign = false;
-  for (size_t i = 0; i < len; i++) {
-    tfile *f = v->files[first + i];
+/* Merges the inputs of `p` into new files (for the tablet's own range
+ * only, so a daughter's compaction never copies its sibling's half of a
+ * shared parent file). */
+static mica_err *merge_inputs(tablet *t, const tb_pick *p, tfile ***out,
+                              size_t *n_out) {
+  iter **kids = xcalloc(p->n_in + 1, sizeof(*kids));
+  for (size_t i = 0; i < p->n_in; i++) {
+    tfile *f = p->in[i];
     kids[i] = sst_reader_iter_new(f->r, false);
     /* A file shared with other tablets is read only inside its own range:
      * a merged tablet lists one input's file for that input's half only,
@@ -400,18 +411,37 @@ mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
     if (f->restrict_reads)
       kids[i] = tb_rng_iter_new(kids[i], buf_slice(&f->lo), buf_slice(&f->hi),
                                 f->has_hi);
-    in_bytes += f->size;
-    if (!f->own) foreign = true;
   }
-  /* Only the tablet's own range is written, so a daughter's compaction
-   * never copies its sibling's half of a shared parent file. */
-  iter *in = tb_rng_iter_new(merge_iter_new(kids, len, ikey_cmp), t_start(t),
-                             t_end(t), t->has_end);
-  tfile *out = NULL;
-  uint64_t read_bytes = 0;
-  mica_err *err = tb_write_sst(t, in, oldest, number, &out, &read_bytes);
+  iter *in = tb_rng_iter_new(merge_iter_new(kids, p->n_in, ikey_cmp),
+                             t_start(t), t_end(t), t->has_end);
+  pthread_mutex_lock(&t->mu);
+  uint64_t file_bytes = tb_file_target(&t->o);
+  pthread_mutex_unlock(&t->mu);
+  mica_err *err =
+      tb_write_ssts(t, in, p->drop_deletes, file_bytes, out, n_out, NULL);
   iter_close(in);
+  return err;
+}
+
+/* Runs one compaction (tablet_level.c picks it). Sets *did when it
+ * changed the file set. */
+mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
+  *did = false;
+  pthread_mutex_lock(&t->compact_mu);
+  version *v = tb_current_version(t, NULL);
+  tb_pick p;
+  if (!tb_pick_compaction(t, v, force, &p)) {
+    tb_version_unref(v);
+    pthread_mutex_unlock(&t->compact_mu);
+    return NULL;
+  }
+  uint64_t in_bytes = 0;
+  for (size_t i = 0; i < p.n_in && !p.move; i++) in_bytes += p.in[i]->size;
+  tfile **out = NULL;
+  size_t n_out = 0;
+  mica_err *err = p.move ? NULL : merge_inputs(t, &p, &out, &n_out);
   if (err != NULL) {
+    free(p.in);
     tb_version_unref(v);
     pthread_mutex_unlock(&t->compact_mu);
     return err_wrap(err, "tablet %" PRIu64 ": compaction", t->id);
@@ -419,29 +449,39 @@ mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
 
   pthread_mutex_lock(&t->man_mu);
   pthread_mutex_lock(&t->mu);
-  /* Flushes may have added newer files in front since the pick; the run
-   * is still contiguous and in the same order (only compactions remove
-   * files, and they are serialized by compact_mu). */
-  version *c = t->cur;
-  size_t shift = c->n_files - v->n_files;
-  tfile **files = xcalloc(c->n_files + 1, sizeof(*files));
-  size_t k = 0;
-  for (size_t i = 0; i < first + shift; i++) files[k++] = c->files[i];
-  if (out != NULL) files[k++] = out;
-  for (size_t i = first + shift + len; i < c->n_files; i++)
-    files[k++] = c->files[i];
+  /* Flushes may have added level-0 files since the pick; nothing else
+   * changed (compactions are serialized by compact_mu). The new file set
+   * is checked before anything depends on it. */
+  tfile **files;
+  uint8_t *levels;
+  size_t k = tb_apply_compaction(t->cur, &p, out, n_out, &files, &levels);
+  version *nv = tb_version_new(t->cur->mem, NULL, 0, files, levels, k);
+  err = tb_check_levels(t, nv);
+  tb_version_unref(nv);
   man_state m;
-  man_copy(&m, &t->man);
-  tb_man_set_files(&m, files, k);
-  m.last_seq = t->last_seq;
-  m.next_file = t->next_file;
+  man_init(&m);
+  if (err == NULL) {
+    man_copy(&m, &t->man);
+    tb_man_set_files(&m, files, levels, k);
+    m.last_seq = t->last_seq;
+    m.next_file = t->next_file;
+  }
   pthread_mutex_unlock(&t->mu);
-  err = tb_write_manifest(t, &m);
   if (err != NULL) {
-    /* As in flush_one: the output may be listed; leave it to reopen. */
+    /* Never listed anywhere: delete the outputs. */
+    for (size_t i = 0; i < n_out; i++) atomic_store(&out[i]->obsolete, true);
+  } else {
+    err = tb_write_manifest(t, &m);
+  }
+  if (err != NULL) {
+    /* After a failed manifest write the outputs may be listed; leave them
+     * to the next open, which deletes what no manifest lists. */
     man_clear(&m);
     free(files);
-    tb_tfile_unref(out);
+    free(levels);
+    for (size_t i = 0; i < n_out; i++) tb_tfile_unref(out[i]);
+    free(out);
+    free(p.in);
     pthread_mutex_unlock(&t->man_mu);
     tb_version_unref(v);
     pthread_mutex_unlock(&t->compact_mu);
@@ -450,18 +490,22 @@ mica_err *tb_compact_once(tablet *t, bool force, bool *did) {
   pthread_mutex_lock(&t->mu);
   man_clear(&t->man);
   t->man = m;
-  for (size_t i = 0; i < len; i++)
-    atomic_store(&v->files[first + i]->obsolete, true);
-  tb_install_version(t, t->cur->mem, files, k);
+  if (!p.move)
+    for (size_t i = 0; i < p.n_in; i++) atomic_store(&p.in[i]->obsolete, true);
+  tb_install_version(t, t->cur->mem, files, levels, k);
   pthread_mutex_unlock(&t->mu);
   pthread_mutex_unlock(&t->man_mu);
   free(files);
+  free(levels);
   stat_add(&t->st_compactions, 1);
   stat_add(&t->st_cread, in_bytes);
-  if (out != NULL) {
-    stat_add(&t->st_cwrite, out->size);
-    tb_tfile_unref(out);
+  for (size_t i = 0; i < n_out; i++) {
+    stat_add(&t->st_cwrite, out[i]->size);
+    tb_tfile_unref(out[i]); /* the version holds it now */
   }
+  free(out);
+  bool foreign = p.foreign && !p.move;
+  free(p.in);
   tb_version_unref(v); /* the inputs go when the last reader lets go */
   *did = true;
   pthread_mutex_unlock(&t->compact_mu);

@@ -39,6 +39,8 @@ void tb_tfile_unref(tfile *f) {
   free(f->path);
   buf_free(&f->lo);
   buf_free(&f->hi);
+  buf_free(&f->klo);
+  buf_free(&f->khi);
   free(f);
 }
 
@@ -113,12 +115,22 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
       f->est_keys = (uint64_t)((double)p->num_entries * share);
     }
   }
+  tb_tfile_set_span(f);
   *out = f;
   return NULL;
 }
 
+/* Orders files by key span for a level >= 1 (spans there are disjoint;
+ * files without keys first). */
+static int span_order(const void *a, const void *b) {
+  const tfile *x = *(tfile *const *)a, *y = *(tfile *const *)b;
+  if (x->no_keys || y->no_keys) return (int)y->no_keys - (int)x->no_keys;
+  return slice_cmp(buf_slice(&x->klo), buf_slice(&y->klo));
+}
+
 version *tb_version_new(memtable *mem, memtable **imm, size_t n_imm,
-                        tfile **files, size_t n_files) {
+                        tfile **files, const uint8_t *levels,
+                        size_t n_files) {
   version *v = xcalloc(1, sizeof(*v));
   atomic_init(&v->refs, 1);
   v->mem = mem;
@@ -129,13 +141,30 @@ version *tb_version_new(memtable *mem, memtable **imm, size_t n_imm,
     v->imm[i] = imm[i];
     mt_ref(imm[i]);
   }
+  /* A stable counting sort by level, then each level >= 1 by key. */
   v->files = xcalloc(n_files + 1, sizeof(*v->files));
   v->n_files = n_files;
+  size_t count[TB_LEVELS] = {0};
+  for (size_t i = 0; i < n_files; i++) count[levels[i]]++;
+  v->lvl[0] = 0;
+  for (int l = 0; l < TB_LEVELS; l++) v->lvl[l + 1] = v->lvl[l] + count[l];
+  size_t at[TB_LEVELS];
+  for (int l = 0; l < TB_LEVELS; l++) at[l] = v->lvl[l];
   for (size_t i = 0; i < n_files; i++) {
-    v->files[i] = files[i];
+    v->files[at[levels[i]]++] = files[i];
     tb_tfile_ref(files[i]);
   }
+  for (int l = 1; l < TB_LEVELS; l++)
+    if (count[l] > 1)
+      qsort(v->files + v->lvl[l], count[l], sizeof(*v->files), span_order);
   return v;
+}
+
+uint8_t *tb_version_levels(const version *v) {
+  uint8_t *levels = xcalloc(v->n_files + 1, 1);
+  for (int l = 0; l < TB_LEVELS; l++)
+    for (size_t i = v->lvl[l]; i < v->lvl[l + 1]; i++) levels[i] = (uint8_t)l;
+  return levels;
 }
 
 void tb_version_ref(version *v) { atomic_fetch_add(&v->refs, 1); }
@@ -152,14 +181,20 @@ void tb_version_unref(version *v) {
 
 /* Replaces the current version. Caller holds mu. */
 void tb_install_version(tablet *t, memtable *mem, tfile **files,
-                        size_t n_files) {
+                        const uint8_t *levels, size_t n_files) {
   memtable **imm = xcalloc(t->n_imm + 1, sizeof(*imm));
   for (size_t i = 0; i < t->n_imm; i++) imm[i] = t->imms[t->n_imm - 1 - i].mem;
-  version *v = tb_version_new(mem, imm, t->n_imm, files, n_files);
+  version *v = tb_version_new(mem, imm, t->n_imm, files, levels, n_files);
   free(imm);
   tb_version_unref(t->cur);
   t->cur = v;
   pthread_cond_broadcast(&t->cv);
+}
+
+void tb_install_memtable(tablet *t, memtable *mem) {
+  uint8_t *levels = tb_version_levels(t->cur);
+  tb_install_version(t, mem, t->cur->files, levels, t->cur->n_files);
+  free(levels);
 }
 
 version *tb_current_version(tablet *t, uint64_t *seq) {
@@ -171,8 +206,15 @@ version *tb_current_version(tablet *t, uint64_t *seq) {
   return v;
 }
 
-/* Rebuilds the SSTable list of `m` from `files`. */
-void tb_man_set_files(man_state *m, tfile **files, size_t n) {
+uint8_t *tb_man_levels(const man_state *m) {
+  uint8_t *levels = xcalloc(m->n_ssts + 1, 1);
+  for (size_t i = 0; i < m->n_ssts; i++) levels[i] = (uint8_t)m->ssts[i].level;
+  return levels;
+}
+
+/* Rebuilds the SSTable list of `m` from `files` at `levels`. */
+void tb_man_set_files(man_state *m, tfile **files, const uint8_t *levels,
+                      size_t n) {
   man_state tmp;
   man_copy(&tmp, m);
   for (size_t i = 0; i < tmp.n_ssts; i++) {
@@ -185,7 +227,7 @@ void tb_man_set_files(man_state *m, tfile **files, size_t n) {
   tmp.n_ssts = 0;
   for (size_t i = 0; i < n; i++)
     man_add_sst(&tmp, files[i]->rel, files[i]->size, buf_slice(&files[i]->lo),
-                buf_slice(&files[i]->hi), files[i]->has_hi);
+                buf_slice(&files[i]->hi), files[i]->has_hi)->level = levels[i];
   man_clear(m);
   *m = tmp;
 }

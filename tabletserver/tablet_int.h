@@ -9,7 +9,9 @@
  *   tablet_iter.c     the iterators: range restriction, the merge of a
  *                     version, the user-key view at a snapshot, scan order
  *   tablet_compact.c  writing SSTables: flush, memtable rotation,
- *                     size-tiered compaction, the background jobs
+ *                     the background jobs
+ *   tablet_level.c    the level structure: key spans of files, the
+ *                     level invariant, picking and shaping compactions
  *   tablet_open.c     open and recovery (replay, cleanup, fencing) and
  *                     freeing a tablet
  *   tablet_split.c    split by reference and the middle key
@@ -92,6 +94,13 @@ typedef struct tfile {
   bool restrict_reads; /* the file holds keys outside [lo, hi) */
   uint64_t est_bytes;  /* logical (uncompressed) data bytes inside [lo, hi) */
   uint64_t est_keys;
+  /* The user keys this tablet can find in the file: from klo (inclusive)
+   * to khi, inclusive, or exclusive when khi_excl (the read range's end
+   * cuts the file). no_keys: the read range holds none of the file's
+   * keys. Levels >= 1 keep these spans disjoint (tablet_level.c). */
+  buf klo, khi;
+  bool khi_excl;
+  bool no_keys;
 } tfile;
 
 static inline void seek_key(buf *b, slice user, uint64_t seq, uint8_t kind) {
@@ -102,14 +111,35 @@ static inline void seek_key(buf *b, slice user, uint64_t seq, uint8_t kind) {
 /* ------------------------------------------------------------------ */
 /* Versions                                                            */
 
+/* Levels of SSTables (docs/engine.md, "Levels"): level 0 holds flushed
+ * memtables, newest first, whose key spans may overlap; each level >= 1
+ * holds files with disjoint key spans, sorted by key, and for any user
+ * key holds older data than every level above it. */
+#define TB_LEVELS MAN_LEVELS
+
 typedef struct version {
   atomic_int refs;
   memtable *mem;     /* active */
   memtable **imm;    /* immutable, newest first */
   size_t n_imm;
-  tfile **files;     /* newest data first */
+  /* Level 0 newest first, then level 1 by key, level 2 by key, ...: for
+   * any user key, newest data first. Level L is files[lvl[L]] up to
+   * files[lvl[L + 1]]. */
+  tfile **files;
   size_t n_files;
+  size_t lvl[TB_LEVELS + 1];
 } version;
+
+static inline size_t v_level_count(const version *v, int level) {
+  return v->lvl[level + 1] - v->lvl[level];
+}
+
+/* The level of files[i]. */
+static inline int v_file_level(const version *v, size_t i) {
+  int l = 0;
+  while (i >= v->lvl[l + 1]) l++;
+  return l;
+}
 
 /* ------------------------------------------------------------------ */
 /* The tablet                                                          */
@@ -188,9 +218,14 @@ struct tablet {
   res_member member;
   bool member_added;
 
+  /* Guarded by compact_mu: for each level, the key after which the next
+   * compaction out of it starts (round robin over its key space, as
+   * LevelDB does); empty: from the first file. In memory only. */
+  buf compact_ptr[TB_LEVELS];
+
   /* Statistics (atomic, relaxed). */
   atomic_uint_fast64_t st_puts, st_deletes, st_batches, st_bytes, st_gets,
-      st_scans, st_flushes, st_flush_bytes, st_compactions, st_cread, st_cwrite,
+      st_get_probes, st_scans, st_flushes, st_flush_bytes, st_compactions, st_cread, st_cwrite,
       st_stalls, st_stall_micros, st_stall_timeouts;
   uint64_t replayed_records, dropped_bytes;
 };
@@ -232,22 +267,35 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir, const char *rel,
                         uint64_t expect_size, slice lo, slice hi, bool has_hi,
                         tfile **out);
 
-/* A version holding a reference to each memtable and file given. Caller
- * drops it with tb_version_unref(). */
+/* A version holding a reference to each memtable and file given, file i
+ * at level levels[i]. The files are ordered by level (stably, so level 0
+ * keeps the order given, which must be newest first) and each level >= 1
+ * by key. Caller drops it with tb_version_unref(). */
 version *tb_version_new(memtable *mem, memtable **imm, size_t n_imm,
-                        tfile **files, size_t n_files);
+                        tfile **files, const uint8_t *levels,
+                        size_t n_files);
 void tb_version_ref(version *v);
 void tb_version_unref(version *v); /* accepts NULL */
-/* Replaces the current version. Caller holds mu. */
+/* The levels of v's files, in v's order, in a new array (caller frees). */
+uint8_t *tb_version_levels(const version *v);
+/* Replaces the current version (files and levels as tb_version_new).
+ * Caller holds mu. */
 void tb_install_version(tablet *t, memtable *mem, tfile **files,
-                        size_t n_files);
+                        const uint8_t *levels, size_t n_files);
+/* The current version with the same files and a new memtable. Caller
+ * holds mu. */
+void tb_install_memtable(tablet *t, memtable *mem);
 /* A reference to the current version (caller drops it with
  * tb_version_unref) and, when `seq` is not NULL, the visible sequence
  * number. Takes mu. */
 version *tb_current_version(tablet *t, uint64_t *seq);
 
-/* Rebuilds the SSTable list of `m` from `files`. */
-void tb_man_set_files(man_state *m, tfile **files, size_t n);
+/* The levels of m's SSTables, in m's order, in a new array (caller
+ * frees). */
+uint8_t *tb_man_levels(const man_state *m);
+/* Rebuilds the SSTable list of `m` from `files` at `levels`. */
+void tb_man_set_files(man_state *m, tfile **files, const uint8_t *levels,
+                      size_t n);
 /* Writes `m` as the tablet's manifest unless a newer epoch took the
  * tablet over (STALE_EPOCH, and the tablet refuses writes from then on).
  * Caller holds man_mu. */
@@ -275,6 +323,11 @@ iter *tb_tablet_iter_new(version *v, uint64_t seq, slice lo, slice hi,
  * numbered `number` (see the definition). */
 mica_err *tb_write_sst(tablet *t, iter *in, bool drop_deletes,
                        uint64_t number, tfile **out, uint64_t *read_bytes);
+/* The same, into as many new SSTables as it takes for none to pass
+ * `file_bytes` by more than a block, numbered from t->next_file. */
+mica_err *tb_write_ssts(tablet *t, iter *in, bool drop_deletes,
+                        uint64_t file_bytes, tfile ***out, size_t *n_out,
+                        uint64_t *read_bytes);
 /* Moves `delta` bytes of active memtable into (or out of) the budget. */
 void tb_charge_memory(tablet *t, int64_t delta);
 /* Makes the active memtable immutable behind a new WAL segment, or with
@@ -284,8 +337,9 @@ mica_err *tb_rotate_locked(tablet *t, bool new_segment);
 /* Flushes every immutable memtable, oldest first. */
 mica_err *tb_flush_all_imm(tablet *t);
 /* Whether a background compaction is due: auto_compact is on, the
- * tablet is neither closing nor pending, and it has compaction_trigger
- * files or still reads a file by reference (a split parent's or a merge
+ * tablet is neither closing nor pending, and a level is over its bound
+ * (level 0: compaction_trigger files; below: its size target) or the
+ * tablet still reads a file by reference (a split parent's or a merge
  * input's). Caller holds mu. */
 bool tb_compaction_due_locked(tablet *t);
 /* Runs one compaction (`force`: everything). Sets *did when it merged
@@ -296,6 +350,70 @@ void tb_flush_job_fn(res_job *job);
 void tb_compact_job_fn(res_job *job);
 size_t tb_member_active_bytes(void *arg);
 void tb_member_request_flush(void *arg);
+
+/* ---- tablet_level.c ---- */
+
+/* A span of user keys: [lo, hi], or [lo, hi) when hi_excl. */
+typedef struct kspan {
+  slice lo, hi;
+  bool hi_excl;
+} kspan;
+
+/* Sets f's key span from its properties and read range. */
+void tb_tfile_set_span(tfile *f);
+static inline kspan tf_span(const tfile *f) {
+  return (kspan){buf_slice(&f->klo), buf_slice(&f->khi), f->khi_excl};
+}
+bool tb_span_overlap(kspan a, kspan b);
+/* Whether f's span meets the user-key range [lo, hi) (lo empty:
+ * unbounded below; has_hi false: above). */
+bool tb_tfile_meets(const tfile *f, slice lo, slice hi, bool has_hi);
+/* Whether f may hold `key` (its span contains it). */
+bool tb_tfile_may_hold(const tfile *f, slice key);
+/* In level `level` >= 1 of `v`, the index into v->files of the first
+ * file whose span does not end before `key` (lvl[level + 1] if none). */
+size_t tb_level_find(const version *v, int level, slice key);
+/* CORRUPTION naming the tablet and both files when two files of a level
+ * >= 1 of `v` overlap or are out of key order. */
+mica_err *tb_check_levels(const tablet *t, const version *v);
+
+/* tb_check_levels of the files a manifest lists, at open: `files` (in
+ * the manifest's order) at `levels`. */
+mica_err *tb_check_file_levels(const tablet *t, tfile **files,
+                               const uint8_t *levels, size_t n);
+
+/* The compaction bounds of a tablet's options: the size target of level
+ * `level` >= 1 and the size of the files a compaction writes. */
+uint64_t tb_level_target(const tab_options *o, int level);
+uint64_t tb_file_target(const tab_options *o);
+
+/* A compaction: input files (in the version's order), the level its
+ * output goes to, and whether deletes may be dropped (no older data for
+ * its keys lies below the output level). */
+typedef struct tb_pick {
+  tfile **in;
+  size_t n_in;
+  int out_level;
+  bool drop_deletes;
+  bool move;       /* the one input moves to out_level unchanged */
+  bool foreign;    /* an input is read by reference */
+  const char *why; /* for the log */
+} tb_pick;
+
+/* How far over its bound the most urgent level of `v` is (>= 1: a
+ * compaction is due). */
+double tb_compaction_score(const tablet *t, const version *v);
+/* Whether `v` reads a file by reference. */
+bool tb_version_has_foreign(const version *v);
+/* Picks the next compaction of `v` (`force`: all files into the lowest
+ * level holding data). False when nothing is to be done. Caller holds
+ * compact_mu; frees p->in. */
+bool tb_pick_compaction(tablet *t, const version *v, bool force, tb_pick *p);
+/* The files of `cur` without the inputs of `p`, plus `out` at
+ * p->out_level (a move: the input at its new level), into *files and
+ * *levels (caller frees both); returns the count. */
+size_t tb_apply_compaction(const version *cur, const tb_pick *p, tfile **out,
+                           size_t n_out, tfile ***files, uint8_t **levels);
 
 /* ---- tablet_open.c ---- */
 

@@ -1,7 +1,9 @@
 /* tablet_iter: the iterators a tablet scan is made of, innermost first.
  * rng_iter restricts an internal-key iterator to a user-key range (a
- * shared file read for one half only, or a scan's bounds); the version
- * iterator merges every memtable and SSTable of a version; user_iter shows
+ * shared file read for one half only, or a scan's bounds); level_iter
+ * reads one level >= 1 (disjoint files in key order) with only the file
+ * under its position open; the version iterator merges the memtables, the
+ * level-0 files and one iterator per level; user_iter shows
  * the newest version of each key at a snapshot with deletes hidden; and
  * scan_iter adds scan order and the limit. Each follows common/iter.h. */
 #include "tabletserver/tablet_int.h"
@@ -101,8 +103,165 @@ iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi) {
   return &r->base;
 }
 
+/* A level >= 1 read as one iterator: its files hold disjoint key ranges
+ * in key order, so only the file under the position is open (LevelDB's
+ * two-level iterator over a level's file list). A seek binary-searches
+ * the level's key spans and opens one file. */
+typedef struct level_iter {
+  iter base;
+  version *v;       /* not referenced: the caller keeps it alive */
+  int level;
+  size_t first, end; /* the level is v->files[first .. end) */
+  size_t at;        /* the open file, or end */
+  iter *cur;        /* its iterator, or NULL */
+  bool fill_cache;
+  mica_err *err;    /* an error of a file closed since */
+} level_iter;
+
+/* Opens file `i` (closing the previous one), or none when i == end. */
+static void lv_open(level_iter *l, size_t i) {
+  if (l->cur != NULL && i == l->at) return;
+  if (l->cur != NULL) {
+    if (l->err == NULL && iter_status(l->cur) != NULL)
+      l->err = err_dup(iter_status(l->cur));
+    iter_close(l->cur);
+    l->cur = NULL;
+  }
+  l->at = i;
+  if (i == l->end) return;
+  tfile *f = l->v->files[i];
+  l->cur = sst_reader_iter_new(f->r, l->fill_cache);
+  if (f->restrict_reads)
+    l->cur = tb_rng_iter_new(l->cur, buf_slice(&f->lo), buf_slice(&f->hi),
+                             f->has_hi);
+}
+
+/* From the open file on, the first file with an entry (forward). */
+static void lv_skip_forward(level_iter *l) {
+  while (l->cur != NULL && !iter_valid(l->cur)) {
+    if (iter_status(l->cur) != NULL) return;
+    lv_open(l, l->at + 1);
+    if (l->cur != NULL) iter_seek_to_first(l->cur);
+  }
+}
+
+static void lv_skip_backward(level_iter *l) {
+  while (l->cur != NULL && !iter_valid(l->cur)) {
+    if (iter_status(l->cur) != NULL) return;
+    if (l->at == l->first) {
+      lv_open(l, l->end);
+      return;
+    }
+    lv_open(l, l->at - 1);
+    iter_seek_to_last(l->cur);
+  }
+}
+
+static bool lv_valid(iter *it) {
+  level_iter *l = (level_iter *)it;
+  return l->cur != NULL && iter_valid(l->cur);
+}
+
+static void lv_seek_to_first(iter *it) {
+  level_iter *l = (level_iter *)it;
+  lv_open(l, l->first);
+  if (l->cur != NULL) iter_seek_to_first(l->cur);
+  lv_skip_forward(l);
+}
+
+static void lv_seek_to_last(iter *it) {
+  level_iter *l = (level_iter *)it;
+  if (l->end == l->first) return;
+  lv_open(l, l->end - 1);
+  iter_seek_to_last(l->cur);
+  lv_skip_backward(l);
+}
+
+static void lv_seek(iter *it, slice target) {
+  level_iter *l = (level_iter *)it;
+  /* The first file whose span does not end before the target's user key:
+   * every entry at or after the target is there or in a later file. */
+  lv_open(l, tb_level_find(l->v, l->level, ikey_user_key(target)));
+  if (l->cur != NULL) iter_seek(l->cur, target);
+  lv_skip_forward(l);
+}
+
+static void lv_seek_for_prev(iter *it, slice target) {
+  level_iter *l = (level_iter *)it;
+  /* The last file whose span starts at or before the target's user key. */
+  slice u = ikey_user_key(target);
+  size_t i = tb_level_find(l->v, l->level, u);
+  if (i == l->end ||
+      slice_cmp(buf_slice(&l->v->files[i]->klo), u) > 0) {
+    if (i == l->first) {
+      lv_open(l, l->end);
+      return;
+    }
+    i--;
+  }
+  lv_open(l, i);
+  iter_seek_for_prev(l->cur, target);
+  lv_skip_backward(l);
+}
+
+static void lv_next(iter *it) {
+  level_iter *l = (level_iter *)it;
+  iter_next(l->cur);
+  lv_skip_forward(l);
+}
+
+static void lv_prev(iter *it) {
+  level_iter *l = (level_iter *)it;
+  iter_prev(l->cur);
+  lv_skip_backward(l);
+}
+
+static slice lv_key(iter *it) { return iter_key(((level_iter *)it)->cur); }
+static slice lv_value(iter *it) {
+  return iter_value(((level_iter *)it)->cur);
+}
+
+static const mica_err *lv_status(iter *it) {
+  level_iter *l = (level_iter *)it;
+  if (l->err != NULL) return l->err;
+  return l->cur != NULL ? iter_status(l->cur) : NULL;
+}
+
+static void lv_close(iter *it) {
+  level_iter *l = (level_iter *)it;
+  iter_close(l->cur);
+  err_free(l->err);
+  free(l);
+}
+
+static const struct iter_ops lv_ops = {
+    lv_valid, lv_seek_to_first, lv_seek_to_last, lv_seek, lv_seek_for_prev,
+    lv_next, lv_prev, lv_key, lv_value, lv_status, lv_close};
+
+static iter *level_iter_new(version *v, int level, bool fill_cache) {
+  level_iter *l = xcalloc(1, sizeof(*l));
+  l->base.ops = &lv_ops;
+  l->v = v;
+  l->level = level;
+  l->first = v->lvl[level];
+  l->end = v->lvl[level + 1];
+  l->at = l->end;
+  l->fill_cache = fill_cache;
+  return &l->base;
+}
+
+/* An iterator over one SSTable, inside its read range. */
+static iter *file_iter(tfile *f, bool fill_cache) {
+  iter *fi = sst_reader_iter_new(f->r, fill_cache);
+  if (f->restrict_reads)
+    fi = tb_rng_iter_new(fi, buf_slice(&f->lo), buf_slice(&f->hi), f->has_hi);
+  return fi;
+}
+
 /* The merge of every source of a version, newest first, restricted to
- * [lo, hi). */
+ * [lo, hi): the memtables, each level-0 file whose key span meets the
+ * range, and one iterator per level below (a single file when only one
+ * meets the range). */
 iter *tb_version_iter(version *v, slice lo, slice hi, bool has_hi,
                       bool fill_cache) {
   size_t n = 1 + v->n_imm + v->n_files, k = 0;
@@ -110,12 +269,20 @@ iter *tb_version_iter(version *v, slice lo, slice hi, bool has_hi,
   /* An empty memtable adds nothing but a comparison per step. */
   if (mt_count(v->mem) > 0) kids[k++] = mt_iter_new(v->mem);
   for (size_t i = 0; i < v->n_imm; i++) kids[k++] = mt_iter_new(v->imm[i]);
-  for (size_t i = 0; i < v->n_files; i++) {
-    tfile *f = v->files[i];
-    iter *fi = sst_reader_iter_new(f->r, fill_cache);
-    if (f->restrict_reads)
-      fi = tb_rng_iter_new(fi, buf_slice(&f->lo), buf_slice(&f->hi), f->has_hi);
-    kids[k++] = fi;
+  for (int l = 0; l < TB_LEVELS; l++) {
+    size_t a = v->lvl[l], b = v->lvl[l + 1], first = b, hits = 0;
+    for (size_t i = a; i < b; i++) {
+      tfile *f = v->files[i];
+      if (!tb_tfile_meets(f, lo, hi, has_hi)) continue;
+      if (l == 0) {
+        kids[k++] = file_iter(f, fill_cache);
+      } else {
+        if (hits++ == 0) first = i;
+      }
+    }
+    if (l == 0 || hits == 0) continue;
+    kids[k++] = hits == 1 ? file_iter(v->files[first], fill_cache)
+                          : level_iter_new(v, l, fill_cache);
   }
   iter *m;
   if (k == 1) {

@@ -102,7 +102,12 @@ static void add_input_files(man_state *dst, const man_state *src,
      * directory; a path naming a sibling already stays as it is. */
     buf rel = BUF_INIT;
     layout_sibling_file(base, s->path, &rel);
-    man_add_sst(dst, (const char *)rel.data, s->size, lo, hi, has_hi);
+    /* At the input's level: the inputs' ranges are disjoint, so each
+     * level of the merged tablet, the union of the inputs' levels cut to
+     * their ranges, still holds disjoint key ranges (the tablet sorts
+     * each level by key when it opens). */
+    man_add_sst(dst, (const char *)rel.data, s->size, lo, hi, has_hi)->level =
+        s->level;
     buf_free(&rel);
   }
 }

@@ -113,6 +113,7 @@ void tb_free(tablet *t) {
   err_free(t->failed);
   err_free(t->bg_error);
   buf_free(&t->start);
+  for (int l = 0; l < TB_LEVELS; l++) buf_free(&t->compact_ptr[l]);
   buf_free(&t->end);
   free(t->dir);
   free(t->tablets_dir);
@@ -369,7 +370,8 @@ static mica_err *replay_wal(tablet *t, memtable *mem, uint64_t *max_seq) {
  * manifest write that lists it, lists `files` and retires every older
  * segment. The new manifest is left in `nm` (initialized by the caller).
  * Caller holds man_mu. */
-static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
+static mica_err *start_own_segment(tablet *t, tfile **files,
+                                   const uint8_t *levels, size_t nf,
                                    uint64_t max_seq, uint64_t seg,
                                    uint64_t next_file, man_state *nm,
                                    wal_writer **wal) {
@@ -383,7 +385,7 @@ static mica_err *start_own_segment(tablet *t, tfile **files, size_t nf,
     if (err != NULL) return err;
   }
   man_copy(nm, m);
-  tb_man_set_files(nm, files, nf);
+  tb_man_set_files(nm, files, levels, nf);
   for (size_t i = 0; i < m->n_live; i++)
     man_add_retired(nm, m->live[i].epoch, m->live[i].number);
   nm->n_live = 0;
@@ -454,10 +456,14 @@ mica_err *tb_take_over(tablet *t) {
   mt_ref(replayed);
   size_t nf = t->cur->n_files;
   tfile **files = xcalloc(nf + 2, sizeof(*files));
+  uint8_t *levels = xcalloc(nf + 2, 1);
+  uint8_t *cur_levels = tb_version_levels(t->cur);
   for (size_t i = 0; i < nf; i++) {
     files[i] = t->cur->files[i];
+    levels[i] = cur_levels[i];
     tb_tfile_ref(files[i]);
   }
+  free(cur_levels);
   uint64_t sst_number = t->next_file++;
   uint64_t seg = t->next_file++;
   uint64_t next_file = t->next_file;
@@ -475,7 +481,9 @@ mica_err *tb_take_over(tablet *t) {
   mt_unref(replayed);
   if (flushed != NULL) {
     memmove(&files[1], &files[0], nf * sizeof(*files));
-    files[0] = flushed;
+    memmove(&levels[1], &levels[0], nf);
+    files[0] = flushed; /* the newest of level 0 */
+    levels[0] = 0;
     nf++;
   }
 
@@ -486,7 +494,8 @@ mica_err *tb_take_over(tablet *t) {
   wal_writer *wal = NULL;
   pthread_mutex_lock(&t->man_mu);
   if (err == NULL)
-    err = start_own_segment(t, files, nf, max_seq, seg, next_file, &nm, &wal);
+    err = start_own_segment(t, files, levels, nf, max_seq, seg, next_file,
+                            &nm, &wal);
   if (err != NULL) {
     /* The new files stay: the manifest write may have happened, and the
      * next open deletes whatever no manifest lists. */
@@ -495,6 +504,7 @@ mica_err *tb_take_over(tablet *t) {
     err_free(wal_writer_close(wal));
     for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
     free(files);
+    free(levels);
     pthread_mutex_unlock(&t->flush_mu);
     return err_wrap(err, "tablet %" PRIu64 ": taking over", t->id);
   }
@@ -505,7 +515,7 @@ mica_err *tb_take_over(tablet *t) {
   t->wal_number = t->log == NULL ? seg : 0;
   t->pending = false;
   memtable *fresh = mt_new();
-  tb_install_version(t, fresh, files, nf);
+  tb_install_version(t, fresh, files, levels, nf);
   mt_unref(fresh);
   size_t charged = t->active_charged;
   t->active_charged = 0;
@@ -514,6 +524,7 @@ mica_err *tb_take_over(tablet *t) {
   pthread_mutex_unlock(&t->mu);
   for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
   free(files);
+  free(levels);
   delete_retired_segments(t);
   if (t->log != NULL) {
     /* Earlier records of this tablet in this very log (a reopen in the
@@ -538,8 +549,8 @@ mica_err *tb_take_over(tablet *t) {
  * server's pool. The replayed memtable counts as the active one against
  * the memory budget, so that the pool's flush requests reach it. */
 static void start_serving(tablet *t, memtable *replayed, tfile **files,
-                          size_t nf) {
-  t->cur = tb_version_new(replayed, NULL, 0, files, nf);
+                          const uint8_t *levels, size_t nf) {
+  t->cur = tb_version_new(replayed, NULL, 0, files, levels, nf);
   mt_unref(replayed);
   for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
   t->pending = true;
@@ -627,7 +638,9 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
   tfile **files = xcalloc(nf + 2, sizeof(*files));
   uint64_t max_seq = t->man.last_seq;
   memtable *replayed = mt_new();
+  uint8_t *levels = tb_man_levels(&t->man);
   err = open_ssts(t, files, &max_seq);
+  if (err == NULL) err = tb_check_file_levels(t, files, levels, nf);
   if (err == NULL) err = replay_wal(t, replayed, &max_seq);
   if (err == NULL && t->man.log_name.len > 0) {
     bool same = false;
@@ -644,6 +657,7 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
   if (err != NULL) {
     for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
     free(files);
+    free(levels);
     mt_unref(replayed);
     tb_free(t);
     return err_wrap(err, "open tablet %" PRIu64, tablet_id);
@@ -657,8 +671,9 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
 
   /* Serve reads first: everything the previous owners acknowledged is in
    * `files` and the replayed memtable, and nothing has been written. */
-  start_serving(t, replayed, files, nf);
+  start_serving(t, replayed, files, levels, nf);
   free(files);
+  free(levels);
 
   /* Then take the tablet over, unless the disk is short of space: then the
    * tablet serves reads and the first write after space returns (or a

@@ -53,7 +53,10 @@ mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m) {
       /* The parent's file, seen from the daughter's (sibling) directory. */
       buf rel = BUF_INIT;
       layout_sibling_file(base, s->path, &rel);
-      man_add_sst(&d, (const char *)rel.data, s->size, lo, hi, has_hi);
+      /* At the parent's level: cutting a level's disjoint key ranges to
+       * one half keeps them disjoint. */
+      man_add_sst(&d, (const char *)rel.data, s->size, lo, hi, has_hi)->level =
+          s->level;
       buf_free(&rel);
     }
     /* Built under a temporary name and renamed into place, so that a

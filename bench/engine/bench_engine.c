@@ -635,9 +635,24 @@ int main(int argc, char **argv) {
              st.num_ssts, st.num_immutable, st.flushes, st.compactions,
              st.stalls, st.stall_micros / 1e6);
     }
+    tab_stats before;
+    if (engines[e] == &mica_engine)
+      tab_get_stats(((mica_db *)db)->t, &before);
     t0 = now_us();
     found[e] = read_random(engines[e], db, g_reads);
     ops[W_READRANDOM][e] = g_reads / ((now_us() - t0) / 1e6);
+    if (engines[e] == &mica_engine) {
+      /* What leveled compaction changed, independent of the machine's
+       * load: SSTables looked into per get, and the shape of the levels. */
+      tab_stats st;
+      tab_get_stats(((mica_db *)db)->t, &st);
+      printf("mica readrandom: %.2f SSTables looked into per get; files "
+             "per level",
+             (double)(st.get_file_probes - before.get_file_probes) /
+                 (double)(st.gets - before.gets));
+      for (int l = 0; l < 7; l++) printf(" %" PRIu64, st.level_files[l]);
+      printf("\n");
+    }
     t0 = now_us();
     entries[e] = engines[e]->scan_all(db);
     ops[W_READSEQ][e] = entries[e] / ((now_us() - t0) / 1e6);

@@ -46,7 +46,7 @@ static void full_state(man_state *m, man_tablet_state st) {
   man_add_sst(m, "sst-00000000000000000001-00000000000000000002.sst", 4096,
               S(""), S(""), false);
   man_add_sst(m, "../12/sst-00000000000000000001-00000000000000000001.sst",
-              1ull << 33, S("a\0b"), S("m\xff"), true);
+              1ull << 33, S("a\0b"), S("m\xff"), true)->level = 3;
   man_add_live(m, 5, 9);
   man_add_live(m, 6, 1);
   man_add_retired(m, 4, 2);
@@ -78,6 +78,7 @@ static void expect_same(const man_state *a, const man_state *b) {
     CU_ASSERT_TRUE(buf_eq(&a->ssts[i].lo, &b->ssts[i].lo));
     CU_ASSERT_TRUE(buf_eq(&a->ssts[i].hi, &b->ssts[i].hi));
     CU_ASSERT_EQUAL(a->ssts[i].has_hi, b->ssts[i].has_hi);
+    CU_ASSERT_EQUAL(a->ssts[i].level, b->ssts[i].level);
   }
   CU_ASSERT_EQUAL_FATAL(a->n_live, b->n_live);
   for (size_t i = 0; i < a->n_live; i++) {
