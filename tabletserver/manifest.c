@@ -15,7 +15,9 @@
 #define MAN_MAGIC "MICAMANF"
 #define MAN_VERSION_V1 1  /* no levels, no commit log: still read */
 #define MAN_VERSION 2     /* levels */
-#define MAN_VERSION_LOG 3 /* levels plus the commit log fields */
+#define MAN_VERSION_LOG 4 /* levels plus the commit log fields; 3 is never
+                           * used, so no one flipped bit turns one version
+                           * this code writes or reads into another */
 #define MAN_HEADER 20 /* magic 8, version 4, length 4, crc 4 */
 
 void man_init(man_state *m) { memset(m, 0, sizeof(*m)); }

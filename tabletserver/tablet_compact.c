@@ -297,7 +297,7 @@ mica_err *tb_rotate_locked(tablet *t, bool new_segment) {
     t->active_charged = 0;
     atomic_store(&t->active_bytes, 0);
     memtable *fresh = mt_new();
-    tb_install_version(t, fresh, t->cur->files, t->cur->n_files);
+    tb_install_memtable(t, fresh);
     mt_unref(fresh);
     pthread_cond_broadcast(&t->cv);
     if (new_segment) res_job_schedule(t->res, &t->flush_job);
