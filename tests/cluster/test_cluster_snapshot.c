@@ -18,7 +18,8 @@
  *   roles                  a read token and a per-table admin outside its
  *                          table are refused; the per-table admin
  *                          snapshots, clones (into a table it administers)
- *                          and drops within its table.
+ *                          and drops within its table; /api/snapshots
+ *                          shows the snapshot.
  *   tserver_killed         a tablet server killed -9 just before a
  *                          snapshot: the master retries until the tablet
  *                          is served elsewhere, and the snapshot is whole.
@@ -36,6 +37,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "mica/mica.h"
 #include "tests/harness/cluster.h"
@@ -166,6 +169,33 @@ static bool dir_exists(uint64_t tablet_id) {
   snprintf(p, sizeof p, "%s/tablets/%" PRIu64, cl_data_root(g_c), tablet_id);
   struct stat st;
   return stat(p, &st) == 0;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ctx) {
+  buf_append((buf *)ctx, p, size * n);
+  return size * n;
+}
+
+/* GET http://<master http><path> with the admin token; the body in `out`
+ * (NUL-terminated), the HTTP status returned (0: no answer). */
+static long http_get(const char *path, buf *out) {
+  char url[512];
+  snprintf(url, sizeof url, "http://%s%s", cl_master_http_address(g_c), path);
+  CURL *h = curl_easy_init();
+  struct curl_slist *hdr =
+      curl_slist_append(NULL, "Authorization: Bearer " TOK_ADMIN);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+  long code = 0;
+  if (curl_easy_perform(h) == CURLE_OK)
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(hdr);
+  curl_easy_cleanup(h);
+  buf_append(out, "", 1);
+  return code;
 }
 
 /* ---- the suite ---- */
@@ -350,6 +380,12 @@ static void test_roles(void) {
             "reader drops");
   CU_ASSERT(snapshot_listed(a, "u1", "ready"));
   CU_ASSERT(snapshot_listed(r, "o2", "ready")); /* reading the list is fine */
+  buf b = BUF_INIT;
+  CU_ASSERT_EQUAL(http_get("/api/snapshots", &b), 200);
+  const char *json = (const char *)b.data;
+  CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"name\":\"o2\",\"table\":\"orders\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"ready\""));
+  buf_free(&b);
   expect_rc(mica_snapshot_drop(o, "o2"), MICA_OK, NULL, "orders admin drops");
   expect_rc(mica_snapshot_drop(a, "u1"), MICA_OK, NULL, "admin drops");
   mica_close(a);
