@@ -100,3 +100,34 @@ int mica_snapshot_clone(mica_client *c, const char *snapshot,
   rpc_msg_free(msg);
   return mcl_finish(e);
 }
+
+int mica_snapshot_export(mica_client *c, const char *name, const char *dest,
+                         uint64_t *files, uint64_t *bytes) {
+  rpc_export_snapshot_request req = {0};
+  req.snapshot = name ? name : "";
+  req.dest = dest ? dest : "";
+  void *msg = NULL;
+  mica_err *e = master(c, &rpc_m_master_export_snapshot, &req, &msg);
+  const rpc_export_snapshot_response *resp = msg;
+  if (files != NULL) *files = e == NULL ? resp->files : 0;
+  if (bytes != NULL) *bytes = e == NULL ? resp->bytes : 0;
+  rpc_msg_free(msg);
+  return mcl_finish(e);
+}
+
+int mica_snapshot_restore(mica_client *c, const char *source,
+                          const char *table, uint64_t *files,
+                          uint64_t *bytes) {
+  mica_err *e = mcl_check_table(table);
+  if (e != NULL) return mcl_finish(e);
+  rpc_restore_snapshot_request req = {0};
+  req.source = source ? source : "";
+  req.table = table;
+  void *msg = NULL;
+  e = master(c, &rpc_m_master_restore_snapshot, &req, &msg);
+  const rpc_restore_snapshot_response *resp = msg;
+  if (files != NULL) *files = e == NULL ? resp->files : 0;
+  if (bytes != NULL) *bytes = e == NULL ? resp->bytes : 0;
+  rpc_msg_free(msg);
+  return mcl_finish(e);
+}

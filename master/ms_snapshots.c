@@ -357,8 +357,9 @@ static mica_err *apply_clone_begin(ms *m, const uint8_t *p,
   p = get_varint64(p, lim, &snap);
   if (p == NULL || get_varint64(p, lim, &table_id) == NULL)
     return bad("clone-begin record malformed");
-  tsnap *t = find_id(m, snap);
-  if (t == NULL || t->i.state != MS_TSNAP_READY)
+  /* Snapshot 0: a restore from an export (its files are copied in). */
+  tsnap *t = snap != 0 ? find_id(m, snap) : NULL;
+  if (snap != 0 && (t == NULL || t->i.state != MS_TSNAP_READY))
     return bad("clone-begin: no ready snapshot with that id");
   mica_err *err = ms_apply(m, REC_TABLE_CREATE,
                            slice_make(p, (size_t)(lim - p)), dry);
@@ -492,8 +493,8 @@ mica_err *ms_tsnap_decode_section(ms *m, const uint8_t **pp,
     if (p) p = get_varint64(p, lim, &sid);
     tsnap *t = p ? find_id(m, sid) : NULL;
     ms_tbl *tb = p ? ms_find_tbl(m, tid) : NULL;
-    if (t == NULL || t->i.state != MS_TSNAP_READY || tb == NULL ||
-        tb->dropping)
+    if ((sid != 0 && (t == NULL || t->i.state != MS_TSNAP_READY)) ||
+        tb == NULL || tb->dropping)
       return bad("snapshot: bad clone in the snapshots section");
     s->cl = xrealloc(s->cl, (s->ncl + 1) * sizeof(*s->cl));
     s->cl[s->ncl++] = (clone_ent){tid, sid, false};
@@ -755,6 +756,50 @@ mica_err *ms_tsnap_clone_begin(ms *m, const char *snap, const char *table,
         out->tablet_ids[i] = first + i;
         out->source_ids[i] = t->i.parts[i].tablet_id;
       }
+    }
+  }
+  UNLOCK(m);
+  return err;
+}
+
+mica_err *ms_tsnap_restore_begin(ms *m, const char *table,
+                                 const slice *split_keys, size_t n_keys,
+                                 const ms_table_opts *opts, uint64_t now,
+                                 ms_tsnap_clone *out) {
+  memset(out, 0, sizeof(*out));
+  if (table == NULL || !ms_valid_table_name(table))
+    return bad_name("table", table);
+  mica_err *err = mto_check(opts);
+  if (err) return err;
+  for (size_t i = 0; i < n_keys; i++)
+    if (split_keys[i].len == 0 || split_keys[i].len > m->opt.max_key_len ||
+        (i > 0 && slice_cmp(split_keys[i - 1], split_keys[i]) >= 0))
+      return err_new(MICA_INVALID_ARGUMENT, "tablet boundary %zu of the "
+                     "export is empty, too long or out of order", i);
+  LOCK(m);
+  m->now = now;
+  if (ms_find_tbl_name(m, table) != NULL)
+    err = err_new(MICA_ALREADY_EXISTS, "table %s already exists", table);
+  if (!err) {
+    uint64_t tid = m->next_table_id, first = m->next_tablet_id;
+    buf b = BUF_INIT;
+    put_varint64(&b, 0);
+    put_varint64(&b, tid);
+    put_length_prefixed(&b, slice_from_str(table));
+    put_varint64(&b, ms_wall_ms(m, now));
+    put_varint64(&b, first);
+    put_varint64(&b, n_keys);
+    for (size_t i = 0; i < n_keys; i++) put_length_prefixed(&b, split_keys[i]);
+    if (!mto_is_default(opts)) mto_encode(opts, &b);
+    err = ms_commit(m, REC_CLONE_BEGIN, &b);
+    buf_free(&b);
+    if (!err) {
+      find_clone(m, tid)->busy = true;
+      out->table_id = tid;
+      out->n = n_keys + 1;
+      out->tablet_ids = xcalloc(out->n, sizeof(uint64_t));
+      out->source_ids = xcalloc(out->n, sizeof(uint64_t));
+      for (size_t i = 0; i < out->n; i++) out->tablet_ids[i] = first + i;
     }
   }
   UNLOCK(m);

@@ -111,6 +111,14 @@ void ms_tsnap_clone_free(ms_tsnap_clone *c);
  * ms_create_table. */
 mica_err *ms_tsnap_clone_begin(ms *m, const char *snap, const char *table,
                                uint64_t now, ms_tsnap_clone *out);
+/* Creates table `table` for a restore from an export (tsnap "snapshot 0"):
+ * cut at `split_keys`, with `opts`, not assignable until
+ * ms_tsnap_clone_done; out->source_ids are 0. ALREADY_EXISTS /
+ * INVALID_ARGUMENT as ms_create_table. */
+mica_err *ms_tsnap_restore_begin(ms *m, const char *table,
+                                 const slice *split_keys, size_t n_keys,
+                                 const ms_table_opts *opts, uint64_t now,
+                                 ms_tsnap_clone *out);
 /* The clone's manifests are written (`ok`: the table becomes assignable)
  * or could not be (the table is dropped). Logged. */
 mica_err *ms_tsnap_clone_done(ms *m, uint64_t table_id, bool ok,

@@ -73,6 +73,8 @@ static const struct {
     {"/mica.v1.Master/ListSnapshots", RPC_ROLE_READ, C},
     {"/mica.v1.Master/DropSnapshot", RPC_ROLE_ADMIN, T},
     {"/mica.v1.Master/CloneSnapshot", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/ExportSnapshot", RPC_ROLE_ADMIN, T},
+    {"/mica.v1.Master/RestoreSnapshot", RPC_ROLE_ADMIN, T},
     {"/mica.v1.Master/RegisterServer", RPC_ROLE_MEMBER, C},
     {"/mica.v1.Master/Heartbeat", RPC_ROLE_MEMBER, C},
     {"/mica.v1.Master/ReportSplit", RPC_ROLE_MEMBER, C},

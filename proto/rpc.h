@@ -156,6 +156,10 @@ typedef struct rpc_method {
     drop_snapshot_response, false)                                            \
   X(master_clone_snapshot, "Master", "CloneSnapshot", clone_snapshot_request, \
     clone_snapshot_response, false)                                           \
+  X(master_export_snapshot, "Master", "ExportSnapshot",                       \
+    export_snapshot_request, export_snapshot_response, false)                 \
+  X(master_restore_snapshot, "Master", "RestoreSnapshot",                     \
+    restore_snapshot_request, restore_snapshot_response, false)               \
   X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
   X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
 

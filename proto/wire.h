@@ -121,6 +121,8 @@ enum rpc_server_state {
   X(list_snapshots_request) X(list_snapshots_response)                       \
   X(drop_snapshot_request) X(drop_snapshot_response)                         \
   X(clone_snapshot_request) X(clone_snapshot_response)                       \
+  X(export_snapshot_request) X(export_snapshot_response)                     \
+  X(restore_snapshot_request) X(restore_snapshot_response)                   \
   X(echo_request) X(echo_response)
 
 /* Fields: F(kind, message type of a sub-message or _, name, field number).
@@ -368,6 +370,15 @@ enum rpc_server_state {
   F(STR, _, snapshot, 1) F(STR, _, table, 2)
 #define RPC_FIELDS_clone_snapshot_response(F) \
   F(MSG, status, status, 1) F(MSG, table_info, table, 2)
+#define RPC_FIELDS_export_snapshot_request(F) \
+  F(STR, _, snapshot, 1) F(STR, _, dest, 2)
+#define RPC_FIELDS_export_snapshot_response(F) \
+  F(MSG, status, status, 1) F(U64, _, files, 2) F(U64, _, bytes, 3)
+#define RPC_FIELDS_restore_snapshot_request(F) \
+  F(STR, _, source, 1) F(STR, _, table, 2)
+#define RPC_FIELDS_restore_snapshot_response(F)                              \
+  F(MSG, status, status, 1) F(MSG, table_info, table, 2)                     \
+  F(U64, _, files, 3) F(U64, _, bytes, 4)
 #define RPC_FIELDS_echo_request(F) \
   F(BYTES, _, payload, 1) F(U32, _, delay_ms, 2) F(U32, _, chunks, 3)
 #define RPC_FIELDS_echo_response(F) \

@@ -460,6 +460,20 @@ int mica_snapshot_drop(mica_client *c, const char *name);
  * MICA_INVALID_ARGUMENT (bad table name). */
 int mica_snapshot_clone(mica_client *c, const char *snapshot,
                         const char *table);
+/* Copies snapshot `name`'s files and a self-describing EXPORT file to
+ * directory `dest` as the master sees it (a path, or s3://BUCKET/PREFIX
+ * when the master's storage speaks S3). *files and *bytes (may be NULL)
+ * get what was copied. Errors: MICA_NOT_FOUND (no such snapshot),
+ * MICA_ALREADY_EXISTS (dest holds an export), MICA_IO_ERROR. */
+int mica_snapshot_export(mica_client *c, const char *name, const char *dest,
+                         uint64_t *files, uint64_t *bytes);
+/* Creates table `table` from the export at `source`, copying its files
+ * and checking their checksums. Errors: MICA_CORRUPTION naming the file
+ * and offset (nothing kept), MICA_NOT_FOUND (no export there),
+ * MICA_ALREADY_EXISTS / MICA_INVALID_ARGUMENT (the table name). */
+int mica_snapshot_restore(mica_client *c, const char *source,
+                          const char *table, uint64_t *files,
+                          uint64_t *bytes);
 
 #ifdef __cplusplus
 }

@@ -113,6 +113,9 @@ void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
 mica_err *msrv_snapshot_register(msrv *s);
 mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req);
 void msrv_snap_housekeeping(msrv *s);
+/* msrv_export.c: ExportSnapshot and RestoreSnapshot (registered by
+ * msrv_snapshot_register). */
+mica_err *msrv_export_register(msrv *s);
 
 /* msrv_balance.c: the Balance and DrainServer handlers (ctx: the msrv). */
 void msrv_h_balance(rpc_call *call, const void *req, void *ctx);

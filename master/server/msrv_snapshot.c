@@ -1,5 +1,6 @@
 /* msrv_snapshot: the Master service's snapshot calls (CreateSnapshot,
- * ListSnapshots, DropSnapshot, CloneSnapshot) and the deletion of dropped
+ * ListSnapshots, DropSnapshot, CloneSnapshot; ExportSnapshot and
+ * RestoreSnapshot are msrv_export.c's) and the deletion of dropped
  * snapshots' pins (docs/storage.md, "Snapshots"; the durable side is
  * master/tsnap.h).
  *
@@ -376,7 +377,8 @@ mica_err *msrv_snapshot_register(msrv *s) {
       {&rpc_m_master_drop_snapshot, h_drop, s, RPC_OFFLOAD},
       {&rpc_m_master_clone_snapshot, h_clone, s, RPC_OFFLOAD},
   };
-  return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
+  mica_err *err = rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
+  return err != NULL ? err : msrv_export_register(s);
 }
 
 mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req) {
@@ -387,8 +389,14 @@ mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req) {
   if (m == &rpc_m_master_clone_snapshot)
     return rpc_call_check_table(
         call, ((const rpc_clone_snapshot_request *)req)->table);
-  /* Dropping: admin of the table the snapshot was taken of. */
-  const char *name = ((const rpc_drop_snapshot_request *)req)->name;
+  if (m == &rpc_m_master_restore_snapshot)
+    return rpc_call_check_table(
+        call, ((const rpc_restore_snapshot_request *)req)->table);
+  /* Dropping, exporting: admin of the table the snapshot was taken of. */
+  const char *name =
+      m == &rpc_m_master_export_snapshot
+          ? ((const rpc_export_snapshot_request *)req)->snapshot
+          : ((const rpc_drop_snapshot_request *)req)->name;
   ms_tsnap_info *v = NULL;
   size_t n = 0;
   mica_err *e = ms_tsnap_list(s->core, name, false, &v, &n);

@@ -7,6 +7,11 @@
  *                          into enough files); a clone reads exactly the
  *                          values of the moment of the snapshot, and the
  *                          source table the new ones.
+ *   export_restore         a snapshot exported to a directory and restored
+ *                          as a new table reads the same values; a damaged
+ *                          copy fails naming the file and offset and
+ *                          leaves no table; a missing export, an existing
+ *                          destination or table name are refused.
  *   drop_source            the source table dropped: the snapshot's files
  *                          survive its deletion and the collector, a new
  *                          clone and the old one read; dropping the
@@ -272,6 +277,51 @@ static void test_clone_sees_old_values(void) {
   mica_close(c);
 }
 
+static void test_export_restore(void) {
+  mica_client *c = client(TOK_ADMIN, 20000);
+  char dest[1200], bad[1300], cmd[5000];
+  snprintf(dest, sizeof dest, "%s/export-s1", tu_tmpdir());
+  snprintf(bad, sizeof bad, "%s/export-bad", tu_tmpdir());
+  uint64_t files = 0, bytes = 0;
+  expect_rc(mica_snapshot_export(c, "s1", dest, &files, &bytes), MICA_OK,
+            NULL, "export s1");
+  CU_ASSERT(files >= 4);
+  CU_ASSERT(bytes > 0);
+  expect_rc(mica_snapshot_export(c, "s1", dest, NULL, NULL),
+            MICA_ALREADY_EXISTS, "already holds an export", "export twice");
+  expect_rc(mica_snapshot_export(c, "nosuch", bad, NULL, NULL),
+            MICA_NOT_FOUND, "nosuch", "export unknown");
+  expect_rc(mica_snapshot_restore(c, dest, "r1", &files, &bytes), MICA_OK,
+            NULL, "restore r1");
+  CU_ASSERT_EQUAL(check_all(c, "r1", old_value), 0);
+  expect_rc(mica_snapshot_restore(c, dest, "r1", NULL, NULL),
+            MICA_ALREADY_EXISTS, "r1", "restore onto r1");
+  char missing[1300];
+  snprintf(missing, sizeof missing, "%s/no-export", tu_tmpdir());
+  expect_rc(mica_snapshot_restore(c, missing, "r3", NULL, NULL),
+            MICA_NOT_FOUND, "EXPORT", "restore from nothing");
+  /* One byte flipped in the middle of one SSTable of a copy. */
+  snprintf(cmd, sizeof cmd,
+           "cp -r '%s' '%s' && f=$(ls '%s'/*.sst | head -1) && "
+           "printf 'Z' | dd of=\"$f\" bs=1 seek=60 conv=notrunc 2>/dev/null",
+           dest, bad, bad);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  int rc = mica_snapshot_restore(c, bad, "r2", NULL, NULL);
+  expect_rc(rc, MICA_CORRUPTION, "checksum mismatch", "damaged export");
+  if (rc == MICA_CORRUPTION) {
+    CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), "export-bad/"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), ".sst: offset 0"));
+  }
+  CU_ASSERT(!table_listed(c, "r2"));
+  /* A cut EXPORT file. */
+  snprintf(cmd, sizeof cmd, "truncate -s 30 '%s/EXPORT'", bad);
+  CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+  expect_rc(mica_snapshot_restore(c, bad, "r2", NULL, NULL), MICA_CORRUPTION,
+            "EXPORT: offset 12", "cut EXPORT");
+  CU_ASSERT(!table_listed(c, "r2"));
+  mica_close(c);
+}
+
 static void test_drop_source(void) {
   mica_client *c = client(TOK_ADMIN, 20000);
   mica_tablet_info *tv = NULL;
@@ -486,6 +536,7 @@ static void test_master_killed(void) {
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("snapshot", suite_init, suite_clean);
   CU_add_test(s, "clone_sees_old_values", test_clone_sees_old_values);
+  CU_add_test(s, "export_restore", test_export_restore);
   CU_add_test(s, "drop_source", test_drop_source);
   CU_add_test(s, "bad_input", test_bad_input);
   CU_add_test(s, "roles", test_roles);

@@ -96,6 +96,18 @@ int cmd_snapshot_run(mica_client *c, int argc, char **argv) {
     printf("snapshot %s dropped\n", argv[2]);
     return 0;
   }
+  if (argc >= 2 && (strcmp(argv[1], "--export") == 0 ||
+                    strcmp(argv[1], "export") == 0)) {
+    if (argc != 4)
+      return usage(cmd, CMD_SNAPSHOT_USAGE, "--export takes a snapshot name "
+                   "and a destination directory");
+    uint64_t files = 0, bytes = 0;
+    int code = mica_snapshot_export(c, argv[2], argv[3], &files, &bytes);
+    if (code != MICA_OK) return fail(code, "exporting snapshot", argv[2]);
+    printf("snapshot %s exported to %s: %" PRIu64 " files, %" PRIu64
+           " bytes\n", argv[2], argv[3], files, bytes);
+    return 0;
+  }
   if (argc >= 2 && strcmp(argv[1], "create") == 0) {
     argc--;
     argv++;
@@ -116,5 +128,17 @@ int cmd_clone_run(mica_client *c, int argc, char **argv) {
   int code = mica_snapshot_clone(c, argv[1], argv[2]);
   if (code != MICA_OK) return fail(code, "clone of snapshot", argv[1]);
   printf("table %s created from snapshot %s\n", argv[2], argv[1]);
+  return 0;
+}
+
+int cmd_restore_run(mica_client *c, int argc, char **argv) {
+  if (argc != 3)
+    return usage("restore", CMD_RESTORE_USAGE, "give the export directory "
+                 "and a new table name");
+  uint64_t files = 0, bytes = 0;
+  int code = mica_snapshot_restore(c, argv[1], argv[2], &files, &bytes);
+  if (code != MICA_OK) return fail(code, "restore from", argv[1]);
+  printf("table %s restored from %s: %" PRIu64 " files, %" PRIu64
+         " bytes\n", argv[2], argv[1], files, bytes);
   return 0;
 }

@@ -11,7 +11,8 @@
 #include "mica/mica.h"
 
 #define CMD_SNAPSHOT_USAGE                                                   \
-  "TABLE NAME | create TABLE NAME | list [--format text|tsv] | drop NAME"
+  "TABLE NAME | create TABLE NAME | list [--format text|tsv] | drop NAME |\n" \
+  "       --export NAME DEST"
 #define CMD_SNAPSHOT_HELP                                                    \
   "Takes snapshot NAME of TABLE: every write acknowledged before the\n"       \
   "command started is in it (each tablet is flushed and its files are\n"      \
@@ -22,6 +23,11 @@
   "  list         the snapshots: name, table, state, tablets, files, bytes,\n" \
   "               when taken (UTC)\n"                                         \
   "  drop NAME    drops it; files nothing else references are deleted\n"     \
+  "  --export NAME DEST\n"                                                    \
+  "               copies its files and a self-describing EXPORT file to\n"   \
+  "               directory DEST as the master sees it (a path, or\n"        \
+  "               s3://BUCKET/PREFIX when the master stores on S3), for\n"   \
+  "               disaster recovery; `mica restore DEST TABLE` reads it\n"   \
   "Names are 1 to 128 characters of A-Z a-z 0-9 _ . -\n"                     \
   "\nExample:\n  mica snapshot users users-monday\n"                         \
   "  mica clone users-monday users_restored\n"
@@ -37,7 +43,16 @@
   "of the clone leave the snapshot and the source table untouched.\n"        \
   "\nExample:\n  mica clone users-monday users_restored\n"
 
+#define CMD_RESTORE_USAGE "SRC NEWTABLE"
+#define CMD_RESTORE_HELP                                                     \
+  "Creates table NEWTABLE from the export in SRC (made by `mica snapshot\n" \
+  "--export`), copying its files into the cluster and checking the CRC32C\n" \
+  "of every 1 MiB chunk on the way: a damaged export fails with the file\n" \
+  "and offset named, and nothing is kept.\n"                                \
+  "\nExample:\n  mica restore /backups/users-monday users\n"
+
 int cmd_snapshot_run(mica_client *c, int argc, char **argv);
+int cmd_restore_run(mica_client *c, int argc, char **argv);
 int cmd_snapshots_run(mica_client *c, int argc, char **argv);
 int cmd_clone_run(mica_client *c, int argc, char **argv);
 

@@ -87,6 +87,8 @@ static void main_usage(FILE *f) {
           "  snapshot TABLE NAME | list | drop NAME   snapshots (no data copied)\n"
           "  snapshots                        the same as snapshot list\n"
           "  clone SNAPSHOT NEWTABLE          a table from a snapshot\n"
+          "  snapshot --export NAME DEST      copy a snapshot out (backup)\n"
+          "  restore SRC NEWTABLE             a table from such a copy\n"
           "  help [COMMAND]\n"
           "\n"
           "Options:\n"
@@ -1141,6 +1143,7 @@ static const command commands[] = {
     {"snapshot", cmd_snapshot_run, CMD_SNAPSHOT_USAGE, CMD_SNAPSHOT_HELP},
     {"snapshots", cmd_snapshots_run, CMD_SNAPSHOTS_USAGE, CMD_SNAPSHOTS_HELP},
     {"clone", cmd_clone_run, CMD_CLONE_USAGE, CMD_CLONE_HELP},
+    {"restore", cmd_restore_run, CMD_RESTORE_USAGE, CMD_RESTORE_HELP},
     {"help", cmd_help, "[COMMAND]", "Shows the usage of mica or of COMMAND.\n"
                                     "\nExample:\n  mica help scan\n"},
 };
