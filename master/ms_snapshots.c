@@ -457,12 +457,17 @@ mica_err *ms_tsnap_decode_section(ms *m, const uint8_t **pp,
     if (p) p = mto_decode(p, lim, &o);
     ms_tsnap_part *v = NULL;
     size_t np = 0;
-    if (p && state == MS_TSNAP_READY) {
-      p = decode_parts(p, lim, &v, &np);
-    } else if (p) {
-      uint64_t zero = 1;
-      p = get_varint64(p, lim, &zero);
-      if (zero != 0) p = NULL;
+    uint64_t has = 0;
+    /* Parts: 0 (none yet), or the list a ready snapshot recorded (kept
+     * while it is being dropped). */
+    const uint8_t *q = p != NULL ? get_varint64(p, lim, &has) : NULL;
+    if (q == NULL) p = NULL;
+    else if (has == 0) p = q;
+    else p = decode_parts(p, lim, &v, &np);
+    if (p != NULL && ((state == MS_TSNAP_READY) != (np > 0) &&
+                      state != MS_TSNAP_DROPPING)) {
+      free_parts(v, np);
+      p = NULL;
     }
     if (p == NULL || id <= last || id >= next || !good_name(name) ||
         !good_name(table) || state < MS_TSNAP_CREATING ||
