@@ -249,8 +249,15 @@ mica_err *tb_pin_refs(env *e, const char *tablets_dir, char ***refs,
   char *sdir = tab_snapshots_dir(tablets_dir);
   char **snaps = NULL;
   size_t ns = 0;
-  mica_err *err = NULL;
-  if (env_exists(e, sdir)) err = env_list(e, sdir, &snaps, &ns);
+  /* Listed, not tested for existence first: on object storage a
+   * "directory" is a prefix, and only a listing says what is under it. */
+  mica_err *err = env_list(e, sdir, &snaps, &ns);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err);
+    err = NULL;
+    snaps = NULL;
+    ns = 0;
+  }
   for (size_t i = 0; err == NULL && i < ns; i++) {
     char *d = path_join(sdir, snaps[i]);
     char **pins = NULL;

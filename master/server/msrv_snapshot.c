@@ -99,8 +99,11 @@ void msrv_snap_housekeeping(msrv *s) {
     mica_err *err = env_remove_tree(e, d);
     uint64_t removed = 0;
     /* The pins are gone: whatever only they referenced goes now. */
-    if (err == NULL && env_exists(e, tablets))
-      err = tab_collect_garbage(e, tablets, &removed);
+    if (err == NULL) err = tab_collect_garbage(e, tablets, &removed);
+    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+      err_free(err); /* no tablets directory: nothing to collect */
+      err = NULL;
+    }
     if (err == NULL) err = ms_tsnap_removed(s->core, ids[i]);
     if (err != NULL)
       LOG_W("deleting dropped snapshot %" PRIu64 ": %s (retried later)",
