@@ -40,7 +40,14 @@ enum {
   REC_CONFIG = 15,
   REC_SERVER_HTTP = 16,
   REC_TABLE_OPTIONS = 17,
-  REC_SERVER_DRAIN = 18
+  REC_SERVER_DRAIN = 18,
+  /* snapshots and clones (ms_snapshots.c, tsnap.h) */
+  REC_SNAP_BEGIN = 19,
+  REC_SNAP_READY = 20,
+  REC_SNAP_DROP = 21,
+  REC_SNAP_REMOVE = 22,
+  REC_CLONE_BEGIN = 23,
+  REC_CLONE_DONE = 24
 };
 
 /* Why a tablet is closing (durable). */
@@ -149,6 +156,8 @@ struct ms {
   uint64_t next_table_id, next_tablet_id, next_server_id;
   int balancer_mode; /* enum ms_balancer_mode */
   bool merges_on;
+  struct ms_tsnaps *tsnaps; /* snapshots and clones (ms_snapshots.c);
+                             * NULL until first needed */
   ms_tbl **tables; /* by id */
   size_t n_tables, cap_tables;
   ms_tab **tabs; /* by id, every tablet including retired ones */
@@ -221,9 +230,10 @@ void rec_u64s(buf *b, const uint64_t *v, size_t n);
 /* Checks and (unless `dry`) applies a TABLE_OPTIONS record. */
 mica_err *ms_apply_table_options(ms *m, slice payload, bool dry);
 /* The snapshot's table-options section (METALOG_FORMAT.md): appends it
- * (nothing when every table has default options),
+ * (nothing when every table has default options, unless `force`: a later
+ * section follows),
  * or reads it from *p (before lim; advances *p), CORRUPTION when bad. */
-void ms_encode_opts_section(ms *m, buf *b);
+void ms_encode_opts_section(ms *m, buf *b, bool force);
 mica_err *ms_decode_opts_section(ms *m, const uint8_t **p,
                                  const uint8_t *lim);
 /* Fills reply->table_opts with the options of the tables of `r`. */

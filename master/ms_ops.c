@@ -11,6 +11,7 @@
 
 #include "common/coding.h"
 #include "master/ms_int.h"
+#include "master/tsnap.h"
 #include "proto/limits.h"
 
 #define LOCK(m) pthread_mutex_lock(&(m)->mu)
@@ -169,6 +170,9 @@ mica_err *ms_drop_table(ms *m, const char *name, uint64_t now) {
   ms_tbl *tb = name ? ms_find_tbl_name(m, name) : NULL;
   if (tb == NULL) {
     err = no_table(name);
+  } else if (ms_tsnap_cloning(m, tb->id)) {
+    err = err_new(MICA_UNAVAILABLE, "table %s is being cloned from a "
+                  "snapshot; drop it when that is done", tb->name);
   } else {
     err = commit_u64s(m, REC_TABLE_DROP, &tb->id, 1);
     if (!err)

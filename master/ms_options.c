@@ -38,13 +38,13 @@ mica_err *ms_apply_table_options(ms *m, slice payload, bool dry) {
   return NULL;
 }
 
-void ms_encode_opts_section(ms *m, buf *b) {
+void ms_encode_opts_section(ms *m, buf *b, bool force) {
   uint64_t n = 0;
   for (size_t i = 0; i < m->n_tables; i++)
     n += !mto_is_default(&m->tables[i]->opts);
   /* Left out when empty: the snapshot is then byte for byte what a master
    * without options wrote (one can still read it). */
-  if (n == 0) return;
+  if (n == 0 && !force) return;
   put_varint64(b, n);
   for (size_t i = 0; i < m->n_tables; i++) {
     ms_tbl *tb = m->tables[i];

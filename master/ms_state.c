@@ -16,6 +16,7 @@
 #include "common/layout.h"
 #include "common/log.h"
 #include "master/ms_int.h"
+#include "master/tsnap.h"
 #include "proto/limits.h"
 
 static mica_err *check_invariants(ms *m);
@@ -713,7 +714,9 @@ void ms_encode_state(ms *m, buf *b) {
   put_varint64(b, n_drain);
   for (size_t i = 0; i < m->n_srvs; i++)
     if (m->srvs[i]->draining) put_varint64(b, m->srvs[i]->id);
-  ms_encode_opts_section(m, b);
+  bool snaps = ms_tsnap_section_due(m);
+  ms_encode_opts_section(m, b, snaps);
+  if (snaps) ms_tsnap_encode_section(m, b);
 }
 
 static int cmp_tab_start(const void *a, const void *b) {
@@ -844,6 +847,11 @@ static mica_err *apply_snapshot(ms *m, rd *r, bool dry) {
     mica_err *oe = ms_decode_opts_section(m, &r->p, r->lim);
     if (oe) return oe;
   }
+  /* Snapshots and clones, a section added after the options. */
+  if (!r->bad && r->p != r->lim) {
+    mica_err *se = ms_tsnap_decode_section(m, &r->p, r->lim);
+    if (se) return se;
+  }
   mica_err *err = rd_end(r, "snapshot");
   if (err) return err;
   for (size_t i = 0; i < m->n_tables; i++) {
@@ -880,6 +888,12 @@ mica_err *ms_apply(ms *m, uint8_t type, slice payload, bool dry) {
     case REC_SERVER_HTTP: return apply_server_http(m, &r, dry);
     case REC_TABLE_OPTIONS: return ms_apply_table_options(m, payload, dry);
     case REC_SERVER_DRAIN: return apply_server_drain(m, &r, dry);
+    case REC_SNAP_BEGIN:
+    case REC_SNAP_READY:
+    case REC_SNAP_DROP:
+    case REC_SNAP_REMOVE:
+    case REC_CLONE_BEGIN:
+    case REC_CLONE_DONE: return ms_tsnap_apply(m, type, payload, dry);
     default: return bad("unknown record type %u", type);
   }
 }
@@ -1231,6 +1245,7 @@ void ms_close(ms *m) {
   if (m == NULL) return;
   mlog_close(m->log);
   free_state(m);
+  ms_tsnap_free_all(m);
   free(m->suggested);
   free(m->approved);
   free(m->dir);

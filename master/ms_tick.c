@@ -18,6 +18,7 @@
 #include "common/coding.h"
 #include "common/log.h"
 #include "master/ms_int.h"
+#include "master/tsnap.h"
 
 static uint64_t backoff(ms *m, uint32_t failures) {
   uint64_t d = m->opt.open_backoff_min_us;
@@ -280,6 +281,7 @@ static mica_err *assign_unassigned(ms *m, uint64_t now) {
     if (t->state != MS_UNASSIGNED || t->retry_at > now) continue;
     ms_tbl *tb = ms_find_tbl(m, t->table_id);
     if (tb == NULL || tb->dropping) continue;
+    if (ms_tsnap_cloning(m, tb->id)) continue; /* manifests being written */
     if (v == NULL) n = loads(m, &v);
     if (n == 0) break;
     ld *best = NULL;
@@ -486,6 +488,7 @@ static mica_err *tick(ms *m, uint64_t now) {
   }
   if ((err = check_leases(m, now))) return err;
   resend(m, now);
+  if ((err = ms_tsnap_tick(m, now))) return err;
   if ((err = advance_drops(m, now))) return err;
   if ((err = commit_merges(m, now))) return err;
   if ((err = assign_unassigned(m, now))) return err;

@@ -148,6 +148,20 @@ typedef struct rpc_method {
     alter_table_response, false)                                              \
   X(master_drain_server, "Master", "DrainServer", drain_server_request,       \
     drain_server_response, false)                                             \
+  X(ts_snapshot_tablet, "TabletServer", "SnapshotTablet",                     \
+    snapshot_tablet_request, snapshot_tablet_response, false)                 \
+  X(master_create_snapshot, "Master", "CreateSnapshot",                       \
+    create_snapshot_request, create_snapshot_response, false)                 \
+  X(master_list_snapshots, "Master", "ListSnapshots", list_snapshots_request, \
+    list_snapshots_response, false)                                           \
+  X(master_drop_snapshot, "Master", "DropSnapshot", drop_snapshot_request,    \
+    drop_snapshot_response, false)                                            \
+  X(master_clone_snapshot, "Master", "CloneSnapshot", clone_snapshot_request, \
+    clone_snapshot_response, false)                                           \
+  X(master_export_snapshot, "Master", "ExportSnapshot",                       \
+    export_snapshot_request, export_snapshot_response, false)                 \
+  X(master_restore_snapshot, "Master", "RestoreSnapshot",                     \
+    restore_snapshot_request, restore_snapshot_response, false)               \
   X(echo_echo, "Echo", "Echo", echo_request, echo_response, false)            \
   X(echo_stream, "Echo", "EchoStream", echo_request, echo_response, true)
 

@@ -116,6 +116,13 @@ enum rpc_server_state {
   X(table_options) X(table_options_entry) X(alter_table_request)             \
   X(alter_table_response)                                                    \
   X(drain_server_request) X(drain_server_response)                           \
+  X(snapshot_tablet_request) X(snapshot_tablet_response) X(snapshot_info)   \
+  X(create_snapshot_request) X(create_snapshot_response)                     \
+  X(list_snapshots_request) X(list_snapshots_response)                       \
+  X(drop_snapshot_request) X(drop_snapshot_response)                         \
+  X(clone_snapshot_request) X(clone_snapshot_response)                       \
+  X(export_snapshot_request) X(export_snapshot_response)                     \
+  X(restore_snapshot_request) X(restore_snapshot_response)                   \
   X(echo_request) X(echo_response)
 
 /* Fields: F(kind, message type of a sub-message or _, name, field number).
@@ -341,6 +348,37 @@ enum rpc_server_state {
   F(BOOL, _, set_block_size, 5) F(BOOL, _, set_bloom_bits, 6)
 #define RPC_FIELDS_alter_table_response(F) \
   F(MSG, status, status, 1) F(MSG, table_info, table, 2)
+#define RPC_FIELDS_snapshot_tablet_request(F) \
+  F(MSG, tablet_ref, tablet, 1) F(U64, _, snapshot_id, 2)                    \
+  F(U64, _, master_epoch, 3)
+#define RPC_FIELDS_snapshot_tablet_response(F) \
+  F(MSG, status, status, 1) F(U64, _, files, 2) F(U64, _, bytes, 3)
+#define RPC_FIELDS_snapshot_info(F)                                          \
+  F(U64, _, snapshot_id, 1) F(STR, _, name, 2) F(STR, _, table, 3)           \
+  F(U64, _, table_id, 4) F(U64, _, created_ms, 5) F(STR, _, state, 6)        \
+  F(U64, _, tablets, 7) F(U64, _, files, 8) F(U64, _, bytes, 9)
+#define RPC_FIELDS_create_snapshot_request(F) \
+  F(STR, _, table, 1) F(STR, _, name, 2)
+#define RPC_FIELDS_create_snapshot_response(F) \
+  F(MSG, status, status, 1) F(MSG, snapshot_info, snapshot, 2)
+#define RPC_FIELDS_list_snapshots_request(F) F(NONE, _, unused_, 0)
+#define RPC_FIELDS_list_snapshots_response(F) \
+  F(MSG, status, status, 1) F(RMSG, snapshot_info, snapshots, 2)
+#define RPC_FIELDS_drop_snapshot_request(F) F(STR, _, name, 1)
+#define RPC_FIELDS_drop_snapshot_response(F) F(MSG, status, status, 1)
+#define RPC_FIELDS_clone_snapshot_request(F) \
+  F(STR, _, snapshot, 1) F(STR, _, table, 2)
+#define RPC_FIELDS_clone_snapshot_response(F) \
+  F(MSG, status, status, 1) F(MSG, table_info, table, 2)
+#define RPC_FIELDS_export_snapshot_request(F) \
+  F(STR, _, snapshot, 1) F(STR, _, dest, 2)
+#define RPC_FIELDS_export_snapshot_response(F) \
+  F(MSG, status, status, 1) F(U64, _, files, 2) F(U64, _, bytes, 3)
+#define RPC_FIELDS_restore_snapshot_request(F) \
+  F(STR, _, source, 1) F(STR, _, table, 2)
+#define RPC_FIELDS_restore_snapshot_response(F)                              \
+  F(MSG, status, status, 1) F(MSG, table_info, table, 2)                     \
+  F(U64, _, files, 3) F(U64, _, bytes, 4)
 #define RPC_FIELDS_echo_request(F) \
   F(BYTES, _, payload, 1) F(U32, _, delay_ms, 2) F(U32, _, chunks, 3)
 #define RPC_FIELDS_echo_response(F) \

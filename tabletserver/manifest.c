@@ -249,7 +249,7 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
   m->epoch = dec_u64(&d, "epoch");
   m->last_seq = dec_u64(&d, "last sequence");
   m->next_file = dec_u64(&d, "next file number");
-  m->state = (man_tablet_state)dec_byte(&d, "state", MAN_MERGED);
+  m->state = (man_tablet_state)dec_byte(&d, "state", MAN_DROPPED);
   buf_append_slice(&m->start_key, dec_bytes(&d, "start key"));
   m->has_end = dec_byte(&d, "end flag", 1) != 0;
   buf_append_slice(&m->end_key, dec_bytes(&d, "end key"));

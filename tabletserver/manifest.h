@@ -43,7 +43,10 @@ typedef enum man_tablet_state {
   MAN_LIVE = 0,        /* serving (or servable) */
   MAN_SPLITTING = 1,   /* split begun: daughters may be half-written */
   MAN_SPLIT = 2,       /* split done: daughters own the data; retired */
-  MAN_MERGED = 3       /* merged into left_id (tablet_merge.h); retired */
+  MAN_MERGED = 3,      /* merged into left_id (tablet_merge.h); retired */
+  MAN_DROPPED = 4      /* its table was dropped; retired, its files kept
+                        * while a snapshot or a clone references them
+                        * (tab_retire_dropped) */
 } man_tablet_state;
 
 /* One SSTable the tablet reads. */

@@ -239,15 +239,50 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                     uint64_t right_id, const tab_options *opts,
                     tablet **left, tablet **right);
 
-/* Deletes files under `tablets_dir` that no live manifest references:
- * SSTables in the directories of split parents once no daughter reads
- * them, and then those directories. Safe to run at any time, from any
+/* Deletes files under `tablets_dir` that no live manifest and no snapshot
+ * pin references: SSTables in the directories of split parents, merge
+ * inputs and dropped tables once nothing reads them, and then those
+ * directories; and the SSTables a live tablet's SHARED file names once
+ * neither its manifest nor any other manifest or pin lists them. Safe to run at any time, from any
  * server, concurrently with tablets opening, writing, compacting and
  * splitting, and with other collections (docs/engine.md gives the
  * argument). `removed` (may be NULL)
  * receives the number of files deleted. */
 mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
                               uint64_t *removed);
+
+/* ---- snapshots (tablet_snap.c, docs/storage.md "Snapshots") ---- */
+
+#define TAB_SHARED_FILE "SHARED"
+#define TAB_SNAPSHOTS_SUBDIR "snapshots"
+
+/* What a pin recorded. */
+typedef struct tab_pin_info {
+  uint64_t files, bytes; /* SSTables listed and their sizes */
+  uint64_t last_seq;     /* >= every sequence number in them */
+} tab_pin_info;
+
+/* Flushes the tablet (every write acknowledged before the call is then in
+ * an SSTable) and writes at `pin_path` (atomically) a pin: a manifest of
+ * the tablet's SSTables by sibling path, with its range, and no WAL
+ * segments. The tablet's own files listed there are never deleted by the
+ * tablet afterwards (they go into its SHARED file); only
+ * tab_collect_garbage deletes them, once no manifest and no pin lists
+ * them. */
+mica_err *tab_snapshot_pin(tablet *t, const char *pin_path,
+                           tab_pin_info *out);
+
+/* "<root>/snapshots" for the data root holding `tablets_dir`, where the
+ * pins live: one directory per snapshot id. Caller frees. */
+char *tab_snapshots_dir(const char *tablets_dir);
+
+/* Retires the directory of tablet `tablet_id` of a dropped table (closed
+ * everywhere): its MANIFEST goes to state dropped, so tab_collect_garbage
+ * deletes its files once nothing else references them, then the
+ * directory. A directory without a MANIFEST is removed at once; an absent
+ * one is not an error. */
+mica_err *tab_retire_dropped(env *e, const char *tablets_dir,
+                             uint64_t tablet_id);
 
 /* ---- information ---- */
 

@@ -29,7 +29,7 @@ void tb_tfile_ref(tfile *f) { atomic_fetch_add(&f->refs, 1); }
 void tb_tfile_unref(tfile *f) {
   if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1) return;
   sst_reader_close(f->r);
-  if (f->own && atomic_load(&f->obsolete)) {
+  if (f->own && atomic_load(&f->obsolete) && !atomic_load(&f->pinned)) {
     mica_err *err = env_remove(f->e, f->path);
     if (err != NULL && err_code(err) != MICA_NOT_FOUND)
       LOG_W("tablet: cannot delete obsolete %s: %s", f->path, err_msg(err));
@@ -72,6 +72,7 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
   tfile *f = xcalloc(1, sizeof(*f));
   atomic_init(&f->refs, 1);
   atomic_init(&f->obsolete, false);
+  atomic_init(&f->pinned, false);
   f->e = e;
   f->rel = xstrdup(rel);
   f->path = path;

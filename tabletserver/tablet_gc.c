@@ -1,8 +1,10 @@
-/* tablet_gc: deleting the files of retired tablets (split parents and
- * merge inputs) once no live manifest references them, then their
- * directories. Any server may run it at any time; docs/engine.md gives
- * the argument why a concurrent open, split or merge never loses a file
- * it needs. */
+/* tablet_gc: deleting the files of retired tablets (split parents, merge
+ * inputs, dropped tables' tablets) once no live manifest and no snapshot
+ * pin references them, then their directories; and the files a live
+ * tablet shared with a snapshot (its SHARED file) once nothing lists them.
+ * Any server may run it at any time; docs/engine.md gives the argument why
+ * a concurrent open, split or merge never loses a file it needs, and
+ * docs/storage.md ("Snapshots") the one for snapshots and clones. */
 #include "tabletserver/tablet_int.h"
 
 #include <stdio.h>
@@ -43,18 +45,27 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
     size_t nrefs = 0;
     char **retired = NULL;
     size_t nretired = 0;
+    char **shared = NULL; /* "<dir>/<file>" a live tablet shared */
+    size_t nshared = 0;
     bool complete = true;
     for (size_t i = 0; i < nb && complete; i++) {
       char *dir = path_join(tablets_dir, before[i]);
       man_state m;
       man_init(&m);
-      mica_err *merr = man_read(e, dir, &m);
+      /* SHARED before MANIFEST: a name in SHARED was in the manifest
+       * before, and leaves it only after its pin exists (tablet_snap.c),
+       * which is read below after every manifest. */
+      char **sh = NULL;
+      size_t nsh = 0;
+      mica_err *merr = tb_shared_read(e, dir, &sh, &nsh);
+      if (merr == NULL) merr = man_read(e, dir, &m);
       free(dir);
       if (merr != NULL && err_code(merr) == MICA_NOT_FOUND) {
         /* A tablet being created (it references nothing yet: daughters
          * appear by rename, manifest included) or a retired one being
          * removed (its references no longer count). */
         err_free(merr);
+        tb_names_free(sh, nsh);
         continue;
       }
       if (merr != NULL) {
@@ -62,13 +73,19 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
          * nothing this round. */
         LOG_W("garbage collection: %s", err_msg(merr));
         err_free(merr);
+        tb_names_free(sh, nsh);
         complete = false;
         break;
       }
-      if (m.state == MAN_SPLIT || m.state == MAN_MERGED) {
+      if (m.state == MAN_SPLIT || m.state == MAN_MERGED ||
+          m.state == MAN_DROPPED) {
         retired = xrealloc(retired, (nretired + 1) * sizeof(*retired));
         retired[nretired++] = xstrdup(before[i]);
       } else {
+        for (size_t j = 0; j < nsh; j++) {
+          shared = xrealloc(shared, (nshared + 1) * sizeof(*shared));
+          shared[nshared++] = path_join(before[i], sh[j]);
+        }
         for (size_t j = 0; j < m.n_ssts; j++) {
           const char *p = m.ssts[j].path;
           size_t len = strlen(before[i]) + strlen(p) + 2;
@@ -80,6 +97,17 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         }
       }
       man_clear(&m);
+      tb_names_free(sh, nsh);
+    }
+    /* Pins after every manifest: a file leaves a manifest only after the
+     * pin that lists it exists. */
+    if (complete) {
+      mica_err *perr = tb_pin_refs(e, tablets_dir, &refs, &nrefs);
+      if (perr != NULL) {
+        LOG_W("garbage collection: %s", err_msg(perr));
+        err_free(perr);
+        complete = false;
+      }
     }
     err = layout_list_tablets(e, tablets_dir, &after, &na);
     bool stable = err == NULL && complete && same_names(before, nb, after, na);
@@ -144,6 +172,19 @@ mica_err *tab_collect_garbage(env *e, const char *tablets_dir,
         free(dir);
       }
     }
+    for (size_t i = 0; stable && err == NULL && i < nshared; i++) {
+      /* A live tablet's file a snapshot once pinned: the tablet never
+       * deletes it, so it is ours once nothing lists it. */
+      if (nrefs > 0 &&
+          bsearch(&shared[i], refs, nrefs, sizeof(*refs), cmp_str) != NULL)
+        continue;
+      char *p = path_join(tablets_dir, shared[i]);
+      mica_err *rm = env_remove(e, p);
+      if (rm == NULL && removed != NULL) (*removed)++;
+      err_free(rm);
+      free(p);
+    }
+    tb_names_free(shared, nshared);
     for (size_t i = 0; i < nrefs; i++) free(refs[i]);
     free(refs);
     for (size_t i = 0; i < nretired; i++) free(retired[i]);

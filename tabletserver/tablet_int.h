@@ -86,6 +86,9 @@ typedef struct tfile {
   char *rel;   /* path as the manifest has it */
   char *path;  /* full path */
   bool own;    /* in this tablet's directory, deletable by it */
+  /* Listed in a snapshot (the tablet's SHARED file): never deleted by
+   * the tablet, only by the collector (tablet_snap.c). */
+  atomic_bool pinned;
   atomic_bool obsolete; /* no longer in the current version */
   sst_reader *r;
   uint64_t size;
@@ -300,6 +303,19 @@ void tb_man_set_files(man_state *m, tfile **files, const uint8_t *levels,
  * tablet over (STALE_EPOCH, and the tablet refuses writes from then on).
  * Caller holds man_mu. */
 mica_err *tb_write_manifest(tablet *t, man_state *m);
+
+/* ---- tablet_snap.c ---- */
+
+/* The names in `dir`'s SHARED file (none when it has none). Caller frees
+ * with tb_names_free(). CORRUPTION naming the file and offset. */
+mica_err *tb_shared_read(env *e, const char *dir, char ***names, size_t *n);
+void tb_names_free(char **v, size_t n);
+bool tb_names_has(char **v, size_t n, const char *name);
+/* Appends to *refs the files every snapshot pin under the data root of
+ * `tablets_dir` references, as "<dir>/<file>" relative to `tablets_dir`
+ * (caller frees each and the array). */
+mica_err *tb_pin_refs(env *e, const char *tablets_dir, char ***refs,
+                      size_t *nrefs);
 
 /* ---- tablet_iter.c ---- */
 

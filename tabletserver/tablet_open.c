@@ -75,6 +75,16 @@ static void clean_own_dir(tablet *t) {
     err_free(err);
     return;
   }
+  /* Files a snapshot pinned are the collector's to delete, not ours. */
+  char **shared = NULL;
+  size_t n_shared = 0;
+  err = tb_shared_read(t->e, t->dir, &shared, &n_shared);
+  if (err != NULL) {
+    LOG_W("tablet %" PRIu64 ": %s; no cleanup", t->id, err_msg(err));
+    err_free(err);
+    env_free_names(names, n);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     const char *name = names[i];
     bool keep = true;
@@ -83,6 +93,7 @@ static void clean_own_dir(tablet *t) {
       keep = false;
       for (size_t j = 0; j < t->man.n_ssts && !keep; j++)
         keep = strcmp(t->man.ssts[j].path, name) == 0;
+      if (!keep) keep = tb_names_has(shared, n_shared, name);
     } else if (wal_parse_segment_name(name, &ep, &num)) {
       keep = false;
       for (size_t j = 0; j < t->man.n_live && !keep; j++)
@@ -100,6 +111,7 @@ static void clean_own_dir(tablet *t) {
     }
   }
   env_free_names(names, n);
+  tb_names_free(shared, n_shared);
 }
 
 void tb_free(tablet *t) {
@@ -262,6 +274,9 @@ static mica_err *check_manifest(tablet *t, slice start, slice end) {
     return err_new(MICA_NOT_SERVING,
                    "tablet %" PRIu64 " was merged into %" PRIu64, m->tablet_id,
                    m->left_id);
+  if (m->state == MAN_DROPPED)
+    return err_new(MICA_NOT_SERVING, "tablet %" PRIu64 ": its table was "
+                   "dropped", m->tablet_id);
   return NULL;
 }
 
@@ -270,15 +285,25 @@ static mica_err *check_manifest(tablet *t, slice start, slice end) {
  * number they hold. */
 static mica_err *open_ssts(tablet *t, tfile **files, uint64_t *max_seq) {
   const man_state *m = &t->man;
+  char **shared = NULL;
+  size_t n_shared = 0;
+  mica_err *serr = tb_shared_read(t->e, t->dir, &shared, &n_shared);
+  if (serr != NULL) return serr;
   for (size_t i = 0; i < m->n_ssts; i++) {
     const man_sst *s = &m->ssts[i];
     mica_err *err = tb_tfile_open(t->e, res_cache(t->res), t->dir, s->path,
                                   s->size, buf_slice(&s->lo),
                                   buf_slice(&s->hi), s->has_hi, &files[i]);
-    if (err != NULL) return err;
+    if (err != NULL) {
+      tb_names_free(shared, n_shared);
+      return err;
+    }
+    if (files[i]->own && tb_names_has(shared, n_shared, s->path))
+      atomic_store(&files[i]->pinned, true);
     uint64_t ls = sst_reader_properties(files[i]->r)->largest_seq;
     if (ls > *max_seq) *max_seq = ls;
   }
+  tb_names_free(shared, n_shared);
   return NULL;
 }
 

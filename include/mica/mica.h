@@ -429,6 +429,52 @@ typedef struct mica_master_info {
  * MICA_UNAVAILABLE when the master cannot be reached within the deadline. */
 int mica_get_master_info(mica_client *c, mica_master_info **info);
 
+/* ---- snapshots and clones (docs/storage.md, "Snapshots") ---- */
+
+typedef struct mica_snapshot_info {
+  uint64_t snapshot_id;
+  const char *name;
+  const char *table;      /* the table it was taken of */
+  uint64_t created_ms;    /* ms since the Unix epoch */
+  const char *state;      /* "creating", "ready" or "dropping" */
+  uint64_t tablets;
+  uint64_t files, bytes;  /* SSTables referenced and their bytes */
+} mica_snapshot_info;
+
+/* Takes snapshot `name` of `table`: every write acknowledged before the
+ * call is in it; writes made while it runs may or may not be, tablet by
+ * tablet. No data is copied. *info (may be NULL; caller frees with
+ * mica_free) describes it. Errors: MICA_NOT_FOUND (no such table),
+ * MICA_ALREADY_EXISTS (name taken), MICA_INVALID_ARGUMENT (bad name),
+ * MICA_UNAVAILABLE (a tablet did not serve in time; nothing was kept). */
+int mica_snapshot_create(mica_client *c, const char *table, const char *name,
+                         mica_snapshot_info **info);
+/* Snapshots by name. *v: caller frees with mica_free. */
+int mica_snapshot_list(mica_client *c, mica_snapshot_info **v, size_t *n);
+/* Drops snapshot `name`; the files only it referenced are deleted. Errors:
+ * MICA_NOT_FOUND, MICA_UNAVAILABLE (a clone of it is being made). */
+int mica_snapshot_drop(mica_client *c, const char *name);
+/* Creates table `table` from snapshot `snapshot`, with its ranges and
+ * options, referencing its files (no data copied). Errors: MICA_NOT_FOUND
+ * (no such snapshot), MICA_ALREADY_EXISTS (table name taken),
+ * MICA_INVALID_ARGUMENT (bad table name). */
+int mica_snapshot_clone(mica_client *c, const char *snapshot,
+                        const char *table);
+/* Copies snapshot `name`'s files and a self-describing EXPORT file to
+ * directory `dest` as the master sees it (a path, or s3://BUCKET/PREFIX
+ * when the master's storage speaks S3). *files and *bytes (may be NULL)
+ * get what was copied. Errors: MICA_NOT_FOUND (no such snapshot),
+ * MICA_ALREADY_EXISTS (dest holds an export), MICA_IO_ERROR. */
+int mica_snapshot_export(mica_client *c, const char *name, const char *dest,
+                         uint64_t *files, uint64_t *bytes);
+/* Creates table `table` from the export at `source`, copying its files
+ * and checking their checksums. Errors: MICA_CORRUPTION naming the file
+ * and offset (nothing kept), MICA_NOT_FOUND (no export there),
+ * MICA_ALREADY_EXISTS / MICA_INVALID_ARGUMENT (the table name). */
+int mica_snapshot_restore(mica_client *c, const char *source,
+                          const char *table, uint64_t *files,
+                          uint64_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,6 +80,9 @@ void mh_render_events(const ms_snap *s, size_t limit, buf *out);
 void mh_render_opts(const ms_table_opts *o, buf *out);
 void mh_render_unsalted(const ms_snap_tab *t, uint32_t n, buf *out);
 
+/* mh_snapshots.c: GET /api/snapshots, from the core directly. */
+void mh_render_snapshots(ms *core, buf *out);
+
 /* `by_class`: HTTP answers so far by class (httpd_counts). */
 void mh_render_metrics(const ms_snap *s, const mh_ident *id,
                        const uint64_t by_class[6], buf *out);

@@ -160,7 +160,8 @@ enum route {
   R_HEATMAP,
   R_BALANCE,
   R_METRICS,
-  R_HEALTH
+  R_HEALTH,
+  R_SNAPSHOTS
 };
 
 static enum route route_of(const char *url, const mh_asset **asset,
@@ -183,6 +184,7 @@ static enum route route_of(const char *url, const mh_asset **asset,
   if (strcmp(url, "/api/hot") == 0) return R_HOT;
   if (strcmp(url, "/api/heatmap") == 0) return R_HEATMAP;
   if (strcmp(url, "/api/balance") == 0) return R_BALANCE;
+  if (strcmp(url, "/api/snapshots") == 0) return R_SNAPSHOTS;
   if (strcmp(url, "/metrics") == 0) return R_METRICS;
   if (strcmp(url, "/healthz") == 0) return R_HEALTH;
   static const char pre[] = "/api/tables/", suf[] = "/tablets";
@@ -309,6 +311,12 @@ static void serve(mhttp *h, httpd_req *c, enum route rt, const char *name,
   }
   if (rt == R_HOT || rt == R_HEATMAP) {
     serve_heat(h, c, rt, core);
+    return;
+  }
+  if (rt == R_SNAPSHOTS) {
+    buf sb = BUF_INIT;
+    mh_render_snapshots(core, &sb);
+    send_buf(c, kJson, &sb);
     return;
   }
   ms_snap s;

@@ -23,6 +23,7 @@
 #include "common/arena.h"
 #include "common/log.h"
 #include "master/server/maction.h"
+#include "tabletserver/tablet.h"
 
 /* One call in flight: the tag of its rpc_async call, listed in msrv.out
  * until its outcome is handled. */
@@ -130,10 +131,12 @@ static void start_close(msrv *s, rpc_async *as, const ms_action *a,
                          s->opt.close_timeout_ms, p);
 }
 
-/* Deletes the directory of every tablet of dropped table `table_id` under
- * <root>/tablets (common/layout.h). Tablets are found through the core (which still knows
- * every tablet of a table until its removal is logged), so a directory of
- * another table is never touched. */
+/* Retires the directory of every tablet of dropped table `table_id` under
+ * <root>/tablets (common/layout.h), then runs the garbage collector, which
+ * deletes every file nothing else references (a snapshot's pin or a
+ * clone's manifest may) and then the directories. Tablets are found
+ * through the core (which still knows every tablet of a table until its
+ * removal is logged), so a directory of another table is never touched. */
 static mica_err *delete_table_files(msrv *s, uint64_t table_id,
                                     size_t *removed) {
   env *e = s->opt.core.env;
@@ -153,10 +156,12 @@ static mica_err *delete_table_files(msrv *s, uint64_t table_id,
     err_free(gerr);
     ms_tablet_clear(&t);
     if (!ours) continue;
-    err = layout_remove_tablet(e, dir, id);
+    err = tab_retire_dropped(e, dir, id);
     if (err == NULL) (*removed)++;
   }
   env_free_names(names, n);
+  uint64_t files = 0;
+  if (err == NULL) err = tab_collect_garbage(e, dir, &files);
 out:
   free(dir);
   return err;
@@ -173,8 +178,8 @@ static void perform(msrv *s, rpc_async *as, const ms_action *a) {
       LOG_W("deleting the files of dropped table %" PRIu64 " failed: %s",
             a->table_id, err_msg(err));
     else
-      LOG_I("dropped table %" PRIu64 ": %zu tablet directories deleted",
-            a->table_id, removed);
+      LOG_I("dropped table %" PRIu64 ": %zu tablet directories retired; "
+            "files nothing references deleted", a->table_id, removed);
     mica_err *derr = ms_action_done(s->core, a->id,
                                     err ? err_code(err) : MICA_OK,
                                     msrv_now(s));
@@ -341,6 +346,7 @@ static void *loop_main(void *arg) {
     }
     for (size_t i = 0; i < acts.n; i++) perform(s, as, &acts.v[i]);
     ms_action_list_free(&acts);
+    msrv_snap_housekeeping(s);
     msrv_progress(s);
     wait_round(s, as, now + s->opt.tick_us);
   }

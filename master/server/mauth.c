@@ -57,6 +57,11 @@ mica_err *msrv_table_check(rpc_call *call, const void *req, void *ctx) {
     mica_err *e = check_tablet(s, call, r->left_tablet_id);
     return e != NULL ? e : check_tablet(s, call, r->right_tablet_id);
   }
+  if (m == &rpc_m_master_create_snapshot ||
+      m == &rpc_m_master_clone_snapshot || m == &rpc_m_master_drop_snapshot ||
+      m == &rpc_m_master_export_snapshot ||
+      m == &rpc_m_master_restore_snapshot)
+    return msrv_snap_table_check(s, call, req);
   /* A table-scoped method this list does not know: closed. */
   return rpc_call_check_table(call, NULL);
 }

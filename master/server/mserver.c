@@ -940,7 +940,8 @@ static mica_err *register_handlers(msrv *s) {
       {&rpc_m_master_alter_table, h_admin, s, RPC_OFFLOAD},
       {&rpc_m_master_drain_server, h_admin, s, RPC_OFFLOAD},
   };
-  return rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
+  mica_err *err = rpc_server_register(s->rpc, h, sizeof(h) / sizeof(h[0]));
+  return err != NULL ? err : msrv_snapshot_register(s);
 }
 
 mica_err *msrv_start(const msrv_options *o, msrv **out) {

@@ -106,6 +106,17 @@ mica_err *msrv_opts_from_wire(const rpc_table_options *w, ms_table_opts *o);
 /* The AlterTable handler (ctx: the msrv). */
 void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
 
+/* msrv_snapshot.c: the snapshot calls, their table check (CreateSnapshot
+ * and CloneSnapshot name a table, DropSnapshot the snapshot's source
+ * table), and the deletion of dropped snapshots' pins, which the action
+ * loop runs every round. */
+mica_err *msrv_snapshot_register(msrv *s);
+mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req);
+void msrv_snap_housekeeping(msrv *s);
+/* msrv_export.c: ExportSnapshot and RestoreSnapshot (registered by
+ * msrv_snapshot_register). */
+mica_err *msrv_export_register(msrv *s);
+
 /* msrv_balance.c: the Balance and DrainServer handlers (ctx: the msrv). */
 void msrv_h_balance(rpc_call *call, const void *req, void *ctx);
 void msrv_h_drain(rpc_call *call, const void *req, void *ctx);

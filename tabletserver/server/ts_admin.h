@@ -8,6 +8,8 @@
 
 /* Registers OpenTablet, CloseTablet, SplitTablet and TabletInfo. */
 mica_err *ts_admin_register(ts_server *s);
+/* Registers SnapshotTablet (ts_snapshot.c). */
+mica_err *ts_snapshot_register(ts_server *s);
 
 /* Splits served tablet `id` at `key` (empty: the middle) the way
  * SplitTablet does: proposes to the master (or picks ids standalone),

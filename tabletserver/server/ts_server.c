@@ -166,6 +166,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
     e = ts_master_link_open(s);
   if (e == NULL) e = ts_data_register(s);
   if (e == NULL) e = ts_admin_register(s);
+  if (e == NULL) e = ts_snapshot_register(s);
   /* Echo rides along: a liveness probe for operators and the transport
    * baseline the benchmark compares Get against, served by the very same
    * threads. */

@@ -279,8 +279,8 @@ static void test_bad_payloads(void) {
   buf_push(&p, 0);
   expect_payload_corrupt(&p, "trailing bytes at offset 32");
 
-  /* A state byte out of range (offset 20 + 4). */
-  small_payload(&p, 4, 0);
+  /* A state byte out of range (offset 20 + 4): 4 is MAN_DROPPED. */
+  small_payload(&p, MAN_DROPPED + 1, 0);
   expect_payload_corrupt(&p, "bad state at offset 24");
   /* An end flag that is not 0 or 1 (offset 20 + 6). */
   small_payload(&p, MAN_LIVE, 2);

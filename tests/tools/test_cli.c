@@ -70,7 +70,8 @@ static void test_usage(void) {
 
   static const char *const cmds[] = {"scan", "get", "put", "del", "load", "create", "drop",
                                      "tables", "tablets", "servers", "split", "move",
-                                     "balance", "help", "alter", "describe"};
+                                     "balance", "help", "alter", "describe",
+                                     "snapshot", "snapshots", "clone", "restore"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     /* --help needs no master: point at one that does not exist. */
     r = run_env("127.0.0.1:1", NULL, (const char *const[]){cmds[i], "--help", NULL});
@@ -99,6 +100,12 @@ static void test_usage(void) {
       (const char *const[]){"create", "t", "--splits", "a,\\q", NULL},
       (const char *const[]){"tables", "extra", NULL},
       (const char *const[]){"--deadline", "0", "tables", NULL},
+      (const char *const[]){"snapshot", "t", NULL},
+      (const char *const[]){"snapshot", "drop", NULL},
+      (const char *const[]){"snapshot", "--export", "s", NULL},
+      (const char *const[]){"snapshots", "--format", "xml", NULL},
+      (const char *const[]){"clone", "s", NULL},
+      (const char *const[]){"restore", "dir", NULL},
       (const char *const[]){NULL},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -576,6 +583,62 @@ static void test_table_options(void) {
   th_result_free(&r);
 }
 
+/* ---- snapshots, clones, export, restore ---- */
+
+static void test_snapshots(void) {
+  expect(RUN("create", "snapsrc", "--splits", "m"), 0,
+         "created table snapsrc with 2 tablets\n");
+  expect(RUN("put", "snapsrc", "a", "1"), 0, NULL);
+  expect(RUN("put", "snapsrc", "z", "2"), 0, NULL);
+  th_result r = RUN("snapshot", "snapsrc", "snap1");
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "snapshot snap1 of table snapsrc: 2 tablets"));
+  th_result_free(&r);
+  expect(RUN("put", "snapsrc", "a", "changed"), 0, NULL);
+  r = RUN("snapshots", "--format", "tsv");
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "snap1\tsnapsrc\tready\t2\t"));
+  th_result_free(&r);
+  r = RUN("snapshot", "list");
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "SNAPSHOT"));
+  th_result_free(&r);
+  expect(RUN("clone", "snap1", "snapclone"), 0,
+         "table snapclone created from snapshot snap1\n");
+  expect(RUN("get", "snapclone", "a"), 0, "1\n");
+  char dest[1200];
+  snprintf(dest, sizeof dest, "%s/cli-export", tu_tmpdir());
+  r = RUN("snapshot", "--export", "snap1", dest);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(th_out(&r), "exported to"));
+  th_result_free(&r);
+  r = RUN("restore", dest, "snaprestored");
+  CU_ASSERT_EQUAL(r.rc, 0);
+  th_result_free(&r);
+  expect(RUN("get", "snaprestored", "z"), 0, "2\n");
+  /* Failures: exit 1, one line naming what was wrong, nothing on stdout. */
+  const char *const *bad[] = {
+      (const char *const[]){"snapshot", "nosuch", "s2", NULL},
+      (const char *const[]){"snapshot", "snapsrc", "snap1", NULL},
+      (const char *const[]){"snapshot", "snapsrc", "bad name", NULL},
+      (const char *const[]){"clone", "nosuch", "t2", NULL},
+      (const char *const[]){"clone", "snap1", "snapsrc", NULL},
+      (const char *const[]){"snapshot", "drop", "nosuch", NULL},
+      (const char *const[]){"restore", "/nonexistent/export", "t3", NULL},
+  };
+  const char *want[] = {"nosuch", "already exists", "bad name", "nosuch",
+                        "already exists", "nosuch", "EXPORT"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    r = run_env(NULL, NULL, bad[i]);
+    if (r.rc != 1 || strstr(th_err(&r), want[i]) == NULL)
+      fprintf(stderr, "\ncase %zu: exit %d: %s\n", i, r.rc, th_err(&r));
+    CU_ASSERT_EQUAL(r.rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(th_err(&r), want[i]));
+    CU_ASSERT_EQUAL(r.out.len, 0);
+    th_result_free(&r);
+  }
+  expect(RUN("snapshot", "drop", "snap1"), 0, "snapshot snap1 dropped\n");
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"usage", test_usage},
@@ -585,6 +648,7 @@ static void add_suites(void) {
       {"load", test_load},
       {"admin", test_admin},
       {"table_options", test_table_options},
+      {"snapshots", test_snapshots},
       {"closed_stdout", test_closed_stdout},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("cli", suite_init, suite_clean);

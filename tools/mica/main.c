@@ -34,6 +34,7 @@
 #include "tools/mica/cmd_hot.h"
 #include "tools/mica/cmd_topts.h"
 #include "tools/mica/cmd_balance.h"
+#include "tools/mica/cmd_snapshot.h"
 #include "tools/mica/mstatus.h"
 
 #define DEFAULT_MASTER "127.0.0.1:7000"
@@ -83,6 +84,11 @@ static void main_usage(FILE *f) {
           "  undrain SERVER\n"
           "  status [--json] [--http HOST:PORT]   cluster summary from the JSON API\n"
           "  hot [TABLE] [--limit N] [--format text|tsv|json] [--http HOST:PORT]\n"
+          "  snapshot TABLE NAME | list | drop NAME   snapshots (no data copied)\n"
+          "  snapshots                        the same as snapshot list\n"
+          "  clone SNAPSHOT NEWTABLE          a table from a snapshot\n"
+          "  snapshot --export NAME DEST      copy a snapshot out (backup)\n"
+          "  restore SRC NEWTABLE             a table from such a copy\n"
           "  help [COMMAND]\n"
           "\n"
           "Options:\n"
@@ -1134,6 +1140,10 @@ static const command commands[] = {
      "(docs/http-api.md). It reads the master's JSON API, whose address it asks\n"
      "the master for, unless --http names it.\n"
      "\nExample:\n  mica hot users --limit 5\n"},
+    {"snapshot", cmd_snapshot_run, CMD_SNAPSHOT_USAGE, CMD_SNAPSHOT_HELP},
+    {"snapshots", cmd_snapshots_run, CMD_SNAPSHOTS_USAGE, CMD_SNAPSHOTS_HELP},
+    {"clone", cmd_clone_run, CMD_CLONE_USAGE, CMD_CLONE_HELP},
+    {"restore", cmd_restore_run, CMD_RESTORE_USAGE, CMD_RESTORE_HELP},
     {"help", cmd_help, "[COMMAND]", "Shows the usage of mica or of COMMAND.\n"
                                     "\nExample:\n  mica help scan\n"},
 };

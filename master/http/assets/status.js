@@ -617,6 +617,20 @@ function renderBalance(b) {
   if (b.moves.length === 0) ul.append(el('li', 'good', 'No moves proposed.'));
 }
 
+// Table snapshots (/api/snapshots), newest name order as the master sends.
+function renderSnapshots(s) {
+  const tb = document.querySelector('#snapshots tbody');
+  tb.replaceChildren();
+  for (const x of s.snapshots) {
+    const tr = el('tr');
+    tr.append(td(x.name), td(x.table), td(x.state), td(x.tablets, 'num'),
+              td(x.files, 'num'), td(fmtBytes(x.bytes), 'num'),
+              td(fmtTime(x.created_ms)));
+    tb.append(tr);
+  }
+  document.getElementById('no-snapshots').hidden = s.snapshots.length > 0;
+}
+
 async function refresh() {
   const status = document.getElementById('refresh');
   try {
@@ -629,9 +643,10 @@ async function refresh() {
       setTimeout(refresh, REFRESH_MS);
       return;
     }
-    const [c, sv, tb, ev, bal] = await Promise.all([
+    const [c, sv, tb, ev, bal, snaps] = await Promise.all([
       c0, getJson('/api/servers'), getJson('/api/tables'),
-      getJson('/api/events?limit=' + MAX_EVENTS), getJson('/api/balance')]);
+      getJson('/api/events?limit=' + MAX_EVENTS), getJson('/api/balance'),
+      getJson('/api/snapshots')]);
     const tablets = await Promise.all(tb.tables.map(
         t => getJson('/api/tables/' + encodeURIComponent(t.name) + '/tablets')));
     const servers = new Map(sv.servers.map(s => [s.id, s]));
@@ -640,6 +655,7 @@ async function refresh() {
     renderServers(sv.servers);
     renderBalance(bal);
     renderTables(tb.tables);
+    renderSnapshots(snaps);
     renderKeyspace(tb.tables, tablets, servers);
     renderTransitions(c);
     renderEvents(ev.events);
