@@ -370,6 +370,7 @@ mica_err *mlog_open_epoch(env *e, const char *dir, uint64_t epoch,
     LOG_W("%s: no lock on this storage: run one master on it, or several "
           "with --zk (docs/storage.md)", lock);
     err_free(err);
+    err = NULL;
   } else if (err == NULL) {
     m->locked = true;
   }
