@@ -383,21 +383,32 @@ bool man_exists(env *e, const char *dir) {
 }
 
 mica_err *man_write(env *e, const char *dir, const man_state *m) {
-  uint64_t ep = 0, g = 0;
-  bool legacy = false;
-  mica_err *err = newest(e, dir, &ep, &g, &legacy);
+  /* One listing gives the next generation and, since every name in it is
+   * older than the one written here, what to remove afterwards. */
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *err = env_list(e, dir, &names, &n);
   if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
-    err_free(err);
+    err_free(err); /* the write below names the missing directory */
     err = NULL;
-    ep = g = 0;
   }
-  if (err == NULL && ep > m->epoch)
-    err = err_new(MICA_STALE_EPOCH, "%s holds a manifest of epoch %" PRIu64
-                  ", newer than this writer's %" PRIu64, dir, ep, m->epoch);
   if (err != NULL)
     return err_wrap(err, "write manifest of tablet %llu",
                     (unsigned long long)m->tablet_id);
-  uint64_t gen = ep == m->epoch ? g + 1 : 1;
+  uint64_t top_epoch = 0, gen = 1;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t ep, g;
+    if (!man_parse_name(names[i], &ep, &g)) continue;
+    if (ep > top_epoch) top_epoch = ep;
+    if (ep == m->epoch && g >= gen) gen = g + 1;
+  }
+  if (top_epoch > m->epoch) {
+    env_free_names(names, n);
+    return err_new(MICA_STALE_EPOCH, "write manifest of tablet %llu: %s "
+                   "holds a manifest of epoch %" PRIu64 ", newer than this "
+                   "writer's %" PRIu64, (unsigned long long)m->tablet_id, dir,
+                   top_epoch, m->epoch);
+  }
   char name[64];
   gen_name(name, sizeof name, m->epoch, gen);
   char *path = path_join(dir, name);
@@ -406,25 +417,19 @@ mica_err *man_write(env *e, const char *dir, const man_state *m) {
   err = env_write_file_atomic(e, path, buf_slice(&data));
   buf_free(&data);
   free(path);
-  if (err != NULL)
-    return err_wrap(err, "write manifest of tablet %llu",
-                    (unsigned long long)m->tablet_id);
-  /* The new generation is durable: older names are garbage. A failed
-   * removal leaves one for the next write; readers ignore it anyway. */
-  char **names;
-  size_t n;
-  if (env_list(e, dir, &names, &n) == NULL) {
+  if (err == NULL) {
+    /* The new generation is durable: the older names are garbage. A failed
+     * removal leaves one for the next write; readers ignore it anyway. */
     for (size_t i = 0; i < n; i++) {
-      uint64_t e2, g2;
-      bool old = strcmp(names[i], MAN_FILE_NAME) == 0 ||
-                 (man_parse_name(names[i], &e2, &g2) &&
-                  (e2 < m->epoch || (e2 == m->epoch && g2 < gen)));
-      if (!old) continue;
+      if (!man_is_name(names[i])) continue;
       char *p = path_join(dir, names[i]);
       err_free(env_remove(e, p));
       free(p);
     }
-    env_free_names(names, n);
   }
+  env_free_names(names, n);
+  if (err != NULL)
+    return err_wrap(err, "write manifest of tablet %llu",
+                    (unsigned long long)m->tablet_id);
   return NULL;
 }
