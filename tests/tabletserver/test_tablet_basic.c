@@ -412,6 +412,31 @@ static void test_missing_sst_and_bad_manifest(void) {
   res_free(r);
 }
 
+/* Temporary files of an interrupted manifest write (either naming) are
+ * removed at the next open; the manifest itself is kept. */
+static void test_manifest_leftovers(void) {
+  const char *root = fresh_root();
+  res_pool *r = tt_res(env_posix(), 1 << 20);
+  tablet *t = open_t(r, root, 1, NONE, NONE, 3);
+  TU_OK(tab_put(t, S("a"), S("1"), true));
+  TU_OK(tab_close(t));
+  const char *dir = tt_tablet_dir(root, 1);
+  char old_tmp[1200], new_tmp[1200];
+  snprintf(old_tmp, sizeof old_tmp, "%s/MANIFEST.tmp.12.3", dir);
+  snprintf(new_tmp, sizeof new_tmp,
+           "%s/MANIFEST-00000000000000000003-00000000000000000009.tmp.12.4",
+           dir);
+  TU_OK(env_write_file_atomic(env_posix(), old_tmp, S("x")));
+  TU_OK(env_write_file_atomic(env_posix(), new_tmp, S("y")));
+  t = open_t(r, root, 1, NONE, NONE, 3);
+  CU_ASSERT_FALSE(env_exists(env_posix(), old_tmp));
+  CU_ASSERT_FALSE(env_exists(env_posix(), new_tmp));
+  CU_ASSERT_TRUE(man_exists(env_posix(), dir));
+  expect_value(t, "a", "1");
+  TU_OK(tab_close(t));
+  res_free(r);
+}
+
 static void test_epoch_fencing(void) {
   const char *root = fresh_root();
   res_pool *r = tt_res(env_posix(), 1 << 20);
@@ -754,6 +779,7 @@ static void add_suites(void) {
       {"replay_and_wal_damage", test_replay_and_wal_damage},
       {"missing_sst_and_bad_manifest", test_missing_sst_and_bad_manifest},
       {"epoch_fencing", test_epoch_fencing},
+      {"manifest_leftovers", test_manifest_leftovers},
       {"split_by_reference", test_split_by_reference},
       {"split_daughters_compact_without_writes",
        test_split_daughters_compact_without_writes},
