@@ -396,11 +396,27 @@ mica_err *man_write(env *e, const char *dir, const man_state *m) {
     return err_wrap(err, "write manifest of tablet %llu",
                     (unsigned long long)m->tablet_id);
   uint64_t top_epoch = 0, gen = 1;
+  bool named = false, plain = false;
   for (size_t i = 0; i < n; i++) {
     uint64_t ep, g;
+    if (strcmp(names[i], MAN_FILE_NAME) == 0) plain = true;
     if (!man_parse_name(names[i], &ep, &g)) continue;
+    named = true;
     if (ep > top_epoch) top_epoch = ep;
     if (ep == m->epoch && g >= gen) gen = g + 1;
+  }
+  if (plain && !named) {
+    /* A directory from before epoch names: its epoch is inside. */
+    man_state old;
+    man_init(&old);
+    err = man_read(e, dir, &old);
+    if (err == NULL) top_epoch = old.epoch;
+    man_clear(&old);
+    if (err != NULL) {
+      env_free_names(names, n);
+      return err_wrap(err, "write manifest of tablet %llu",
+                      (unsigned long long)m->tablet_id);
+    }
   }
   if (top_epoch > m->epoch) {
     env_free_names(names, n);

@@ -404,6 +404,11 @@ static void test_epoch_names(void) {
   TU_OK(man_read(e, dir2, &d));
   CU_ASSERT_EQUAL(d.last_seq, 300);
   man_clear(&d);
+  /* Its epoch (5, inside the file) fences an older writer too. */
+  m.epoch = 4;
+  err = man_write(e, dir2, &m);
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_EPOCH);
+  err_free(err);
   m.epoch = 5;
   TU_OK(man_write(e, dir2, &m));
   CU_ASSERT_FALSE(env_exists(e, plain));
