@@ -136,8 +136,11 @@ static mica_err *rt_rename(env *e, const char *from, const char *to) {
    * alt twin, if any, in the alt env. */
   char *af = alt_dir(r, from), *at = alt_dir(r, to);
   bool in_alt = af != NULL && at != NULL && env_exists(r->alt, af);
-  mica_err *err = NULL;
-  if (!in_alt || env_exists(r->base, from)) err = env_rename(r->base, from, to);
+  mica_err *err = env_rename(r->base, from, to);
+  if (err != NULL && in_alt && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err); /* only the alt tree has it */
+    err = NULL;
+  }
   if (err == NULL && in_alt) {
     char *parent = path_parent(at);
     err = env_mkdirs(r->alt, parent);

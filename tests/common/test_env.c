@@ -822,6 +822,7 @@ static void test_map(void) {
 static bool pick_wal(const char *name) { return strncmp(name, "wal-", 4) == 0; }
 
 static void test_route(void) {
+  char *path_in_a_t3 = NULL;
   char *a = xstrdup(tu_tmpdir()), *b = xstrdup(tu_tmpdir());
   env_fault *base = env_fault_new(env_posix());
   env_fault_set_no_append(base, true); /* the base plays an object store */
@@ -878,6 +879,15 @@ static void test_route(void) {
              "different stores");
   TU_OK(env_remove(e, wal3));
   expect_err(env_remove(e, wal3), MICA_NOT_FOUND, "wal-2.log");
+  /* A directory only the alt tree has (a split whose temporary directory
+   * holds nothing but a segment) is renamed there alone. */
+  char *only = path_in(b, "t/3"), *only_wal = path_in(a, "t/3/wal-5.log"),
+       *moved = path_in(a, "t/4"), *moved_wal = path_in(a, "t/4/wal-5.log");
+  TU_OK(env_mkdirs(px, only));
+  write_file(e, only_wal, ENV_TRUNCATE, "seg");
+  TU_OK(env_rename(e, path_in_a_t3 = path_in(a, "t/3"), moved));
+  CU_ASSERT_TRUE(env_exists(e, moved_wal));
+  free(only); free(only_wal); free(moved); free(moved_wal); free(path_in_a_t3);
   /* Free space is the base's (it has some); remove_tree empties both. */
   uint64_t avail = 0, total = 0;
   TU_OK(env_free_space(e, t2, &avail, &total));
