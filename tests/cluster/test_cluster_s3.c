@@ -13,9 +13,11 @@
  *   opened (here: moved), and so is a late manifest object of an old epoch
  *   (an upload of a fenced owner landing after the new owner took over),
  *   which no reader ever picks meanwhile;
- * - kill -9 of the owner with acknowledged writes in its WAL, then a move:
- *   every write is read back, and the new owner's manifest carries its
- *   epoch. */
+ * - a split's parent: its objects and directory deleted once the
+ *   daughters compacted its files away;
+ * - kill -9 of the owner with acknowledged writes in its WAL: the tablet
+ *   is reassigned, every write is read back, and the new owner's manifest
+ *   carries its epoch. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,10 +262,45 @@ static void test_kill_owner(void) {
   free(dir);
 }
 
+/* A split references the parent's SSTable objects; the daughters compact
+ * them away soon after they open, and garbage collection then deletes the
+ * parent's objects and its directory from the bucket. Every key stays. */
+static void test_split_then_gc(void) {
+  TU_OK(kvc_create_table(g_c, "sp", NULL, 0));
+  put_keys("sp", "s", 200);
+  uint64_t id, server, epoch;
+  locate("sp", "s00000", &id, &server, &epoch);
+  rpc_split_tablet_request q = {0};
+  q.tablet_id = id;
+  q.split_key.data = (uint8_t *)"s00100";
+  q.split_key.len = 6;
+  void *r = NULL;
+  TU_OK(cl_call_master(g_c, &rpc_m_master_split_tablet, &q, 30000, &r));
+  rpc_msg_free(r);
+  check_keys("sp", "s", 200);
+  uint64_t left, right, s2, e2;
+  locate("sp", "s00000", &left, &s2, &e2);
+  locate("sp", "s00150", &right, &s2, &e2);
+  CU_ASSERT_NOT_EQUAL(left, id);
+  CU_ASSERT_NOT_EQUAL(right, id);
+  char *parent = tablet_dir(id), *ld = tablet_dir(left);
+  CU_ASSERT_EQUAL(count_names(ld, is_manifest) >= 1, 1);
+  uint64_t until = cl_now_ms() + 60000;
+  while (env_exists(cl_data_env(g_c), parent) && cl_now_ms() < until)
+    cl_sleep_ms(200);
+  if (env_exists(cl_data_env(g_c), parent))
+    fprintf(stderr, "\n  %s still in the bucket after 60 s\n", parent);
+  CU_ASSERT_FALSE(env_exists(cl_data_env(g_c), parent));
+  check_keys("sp", "s", 200);
+  free(parent);
+  free(ld);
+}
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("s3", suite_init, suite_clean);
   CU_add_test(s, "layout", test_layout);
   CU_add_test(s, "garbage_and_late_manifest", test_garbage_and_late_manifest);
+  CU_add_test(s, "split_then_gc", test_split_then_gc);
   CU_add_test(s, "kill_owner", test_kill_owner);
 }
 
