@@ -110,6 +110,7 @@ static bool has_event(const char *part) {
 static int membership_init(void) {
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   return cl_suite_start(&o, &g_c);
 }
@@ -275,6 +276,7 @@ static int tokens_init(void) {
   args[2] = NULL;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.master_args = args;
   return cl_suite_start(&o, &g_c);
@@ -445,6 +447,7 @@ static int tls_init(void) {
   if (system(cmd) != 0) return 1;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.tls_dir = g_certs;
   return cl_suite_start(&o, &g_c);

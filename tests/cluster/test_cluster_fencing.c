@@ -349,6 +349,7 @@ static int slot_of(const char *address) {
 static void test_frozen_owner(void) {
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.lease_ms = 1500;
   o.lease_margin_ms = 500;

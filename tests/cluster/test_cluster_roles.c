@@ -203,6 +203,7 @@ static int tables_init(void) {
   args[2] = NULL;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.master_args = args;
   return cl_suite_start(&o, &g_c);
@@ -419,6 +420,7 @@ static int certs_init(void) {
   targs[2] = NULL;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 1;
   o.tls_dir = g_certs;
   o.master_args = margs;

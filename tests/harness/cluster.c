@@ -70,10 +70,6 @@ bool cl_env_s3(void) {
   if (on >= 0) return on == 1;
   const char *v = getenv("MICA_TEST_S3");
   on = v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
-  if (on)
-    fprintf(stderr, "cluster: MICA_TEST_S3: every cluster keeps its data "
-            "on the test's S3 server (s3rver), its WAL in a shared local "
-            "directory\n");
   return on == 1;
 }
 
@@ -277,8 +273,13 @@ mica_err *cl_wait_registered(cluster *c, int timeout_ms) {
  * the AWS_* variables every process inherits, a fresh prefix, the secret
  * and WAL directory kept locally, and an env to read the bucket. */
 static mica_err *start_s3(cluster *c) {
+  static bool said;
   mica_err *err = th_s3_export_env();
   if (err) return err;
+  if (!said)
+    fprintf(stderr, "cluster: data root on the test's S3 server (s3rver), "
+            "WAL in a local directory shared by the tablet servers\n");
+  said = true;
   free(c->data);
   c->data = th_s3_new_root("cluster");
   snprintf(c->wal, sizeof c->wal, "%s/wal", c->root);
