@@ -160,6 +160,11 @@ mica_err *env_read_file(env *e, const char *path, size_t max_bytes,
   return err;
 }
 
+bool env_appends_in_place(env *e, const char *path) {
+  return e->ops->rewrites_on_sync == NULL ||
+         !e->ops->rewrites_on_sync(e, path);
+}
+
 mica_err *env_write_file_atomic(env *e, const char *path, slice data) {
   if (e->ops->write_file_atomic != NULL)
     return e->ops->write_file_atomic(e, path, data);

@@ -128,6 +128,14 @@ mica_err *env_read_file(env *e, const char *path, size_t max_bytes, buf *out);
  * sync directory. */
 mica_err *env_write_file_atomic(env *e, const char *path, slice data);
 
+/* False when a writer of `path` cannot append in place: each env_sync
+ * uploads the whole file again (object storage, docs/storage.md), so a
+ * log that grows by small synced appends costs quadratic bytes, and an
+ * earlier upload delayed in the network could land after a later one.
+ * Logs on such an env write each synced batch as a new file instead
+ * (master/metalog.c). True for POSIX. */
+bool env_appends_in_place(env *e, const char *path);
+
 /* Takes an exclusive advisory lock on `path` (created if absent), held until
  * env_unlock or process exit; UNAVAILABLE if another process holds it. */
 mica_err *env_lock(env *e, const char *path, int *lock_fd);
@@ -170,6 +178,10 @@ void env_fault_fail_nth(env_fault *f, enum env_op op, uint64_t nth, bool sticky)
  * left") from now on, and env_free_space reports 0 bytes available, until
  * called again with false. */
 void env_fault_set_disk_full(env_fault *f, bool full);
+/* From now on env_appends_in_place answers false (as an object store's
+ * env does), so tests can run the object-store code paths of the logs on
+ * a POSIX directory. */
+void env_fault_set_no_append(env_fault *f, bool on);
 /* Calls of `op` seen so far (counts failed calls too). */
 uint64_t env_fault_count(env_fault *f, enum env_op op);
 

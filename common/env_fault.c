@@ -67,6 +67,7 @@ struct env_fault {
   uint64_t fail_at[ENV_OP_COUNT_]; /* absolute call number; 0 = disarmed */
   bool fail_sticky[ENV_OP_COUNT_];
   bool disk_full;
+  bool no_append; /* env_fault_set_no_append */
   bool crashed;
   frecord *records; /* freed only by env_fault_free: writers point at them */
 };
@@ -517,6 +518,14 @@ static mica_err *f_lock(env *e, const char *path, int *lock_fd) {
   return err;
 }
 
+static bool f_rewrites_on_sync(env *e, const char *path) {
+  env_fault *f = fault_of(e);
+  pthread_mutex_lock(&f->mu);
+  bool no = f->no_append;
+  pthread_mutex_unlock(&f->mu);
+  return no || !env_appends_in_place(f->base, path);
+}
+
 /* No reader_map: a mapped file would be read without passing the read
  * faults and crash checks above (and a crash's truncation would make its
  * map fault the process), so readers of this env always use env_read. */
@@ -538,6 +547,7 @@ static const struct env_ops fault_ops = {
     .file_size = f_file_size,
     .free_space = f_free_space,
     .list = f_list,
+    .rewrites_on_sync = f_rewrites_on_sync,
     .lock = f_lock,
     .unlock = f_unlock,
     .now_micros = f_now_micros,
@@ -546,6 +556,12 @@ static const struct env_ops fault_ops = {
 };
 
 /* ---- control ---- */
+
+void env_fault_set_no_append(env_fault *f, bool on) {
+  pthread_mutex_lock(&f->mu);
+  f->no_append = on;
+  pthread_mutex_unlock(&f->mu);
+}
 
 env_fault *env_fault_new(env *base) {
   env_fault *f = xcalloc(1, sizeof(*f));

@@ -48,6 +48,10 @@ struct env_ops {
    * rename is not atomic (S3: a copy and a delete) but whose whole-file
    * write is (one PUT) supplies this instead. */
   mica_err *(*write_file_atomic)(env *e, const char *path, slice data);
+  /* May be NULL: appends go in place (POSIX). Else true for a `path`
+   * whose env_sync rewrites the whole file instead of adding the new bytes
+   * (an object store: every sync is a PUT of the whole object). */
+  bool (*rewrites_on_sync)(env *e, const char *path);
   mica_err *(*lock)(env *e, const char *path, int *lock_fd);
   void (*unlock)(env *e, int lock_fd);
 

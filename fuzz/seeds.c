@@ -146,15 +146,18 @@ static void wal_seeds(void) {
 /* ---- manifests ---- */
 
 static void manifest_seed(const char *name, const man_state *m) {
-  buf dir = BUF_INIT, file = BUF_INIT, bytes = BUF_INIT;
+  buf dir = BUF_INIT, bytes = BUF_INIT;
   fz_path(&dir, "tablet");
-  fz_path(&file, "tablet/" MAN_FILE_NAME);
+  check(env_remove_tree(env_posix(), (const char *)dir.data), "clear");
   check(env_mkdirs(env_posix(), (const char *)dir.data), "mkdir");
   check(man_write(env_posix(), (const char *)dir.data, m), "man write");
-  slurp((const char *)file.data, &bytes);
+  char *file = NULL;
+  check(man_newest_path(env_posix(), (const char *)dir.data, &file),
+        "manifest name");
+  slurp(file, &bytes);
   emit("manifest", name, bytes.data, bytes.len);
+  free(file);
   buf_free(&dir);
-  buf_free(&file);
   buf_free(&bytes);
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/coding.h"
 #include "common/crc32c.h"
+#include "common/log.h"
 
 #define FILE_HEADER 24
 #define REC_HEADER 9
@@ -31,7 +32,17 @@ struct mlog {
   void *guard_ctx;
   env_writer *log;    /* log-gen; NULL before the first roll */
   bool needs_roll;
+  /* On an env without in-place appends (object storage) every batch is
+   * its own file, a "part" of the generation's log (METALOG_FORMAT.md):
+   * parts written so far in this generation and their bytes. */
+  bool parts;
+  uint64_t n_parts;
+  uint64_t part_bytes;
 };
+
+/* What each part adds to mlog_log_bytes: a log of many small parts is
+ * rolled early, since replay reads each with a request of its own. */
+#define PART_COST (64u << 10)
 
 /* The file of generation `gen` written under master epoch `epoch`:
  * "snap-<gen>" for epoch 0 (every file written before epochs existed, and
@@ -73,6 +84,32 @@ static bool parse_name(const char *name, const char *prefix, uint64_t *epoch,
   }
   if (strlen(d) != 33 || d[16] != '-') return false;
   return parse16(d, epoch) && *epoch > 0 && parse16(d + 17, gen);
+}
+
+/* Part `n` (from 1) of the log of (epoch, gen): the log's name, a dot and
+ * n as 16 digits. Caller frees. */
+static char *part_path(const char *dir, uint64_t epoch, uint64_t gen,
+                       uint64_t n) {
+  char *base = gen_path(dir, "log-", epoch, gen);
+  size_t len = strlen(base) + 18;
+  char *p = xmalloc(len);
+  snprintf(p, len, "%s.%016" PRIu64, base, n);
+  free(base);
+  return p;
+}
+
+/* "log-<gen>.<n>" or "log-<epoch>-<gen>.<n>"; false for anything else. */
+static bool parse_part(const char *name, uint64_t *epoch, uint64_t *gen,
+                       uint64_t *n) {
+  const char *dot = strrchr(name, '.');
+  if (dot == NULL || strlen(dot + 1) != 16 || !parse16(dot + 1, n) || *n == 0)
+    return false;
+  char head[64];
+  size_t hl = (size_t)(dot - name);
+  if (hl >= sizeof head) return false;
+  memcpy(head, name, hl);
+  head[hl] = '\0';
+  return parse_name(head, "log-", epoch, gen);
 }
 
 /* Files are ordered by (epoch, generation): whatever a newer master epoch
@@ -193,6 +230,48 @@ static mica_err *replay_records(const char *path, slice f, size_t off,
   return NULL;
 }
 
+/* Replays the parts of the log of (epoch, gen) in order. Each part is
+ * written whole (one PUT) and only after the previous one succeeded, so
+ * parts 1..k are all present: a gap or any damage is CORRUPTION, never a
+ * torn tail. */
+static mica_err *replay_parts(mlog *m, uint64_t epoch, uint64_t gen, buf *f,
+                              mlog_replay_fn fn, void *ctx) {
+  char **names;
+  size_t n;
+  mica_err *err = env_list(m->env, m->dir, &names, &n);
+  if (err) return err;
+  uint64_t max = 0, count = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t ep, g, k;
+    if (parse_part(names[i], &ep, &g, &k) && ep == epoch && g == gen) {
+      count++;
+      if (k > max) max = k;
+    }
+  }
+  env_free_names(names, n);
+  if (count != max)
+    return err_new(MICA_CORRUPTION, "%s: the log of master epoch %" PRIu64
+                   ", generation %" PRIu64 " has %" PRIu64 " parts but the "
+                   "highest is part %" PRIu64 ": a part is missing", m->dir,
+                   epoch, gen, count, max);
+  for (uint64_t k = 1; k <= max && err == NULL; k++) {
+    char *path = part_path(m->dir, epoch, gen, k);
+    bool torn;
+    int recs;
+    buf_clear(f);
+    err = read_whole(m->env, path, f);
+    if (!err) err = check_header(path, buf_slice(f), LOG_MAGIC, gen, &torn);
+    if (!err && torn)
+      err = err_new(MICA_CORRUPTION, "%s: offset 0: part shorter than its "
+                    "header", path);
+    if (!err)
+      err = replay_records(path, buf_slice(f), FILE_HEADER, false, fn, ctx,
+                           &recs);
+    free(path);
+  }
+  return err;
+}
+
 static mica_err *replay(mlog *m, mlog_replay_fn fn, void *ctx) {
   char **names;
   size_t n;
@@ -261,6 +340,7 @@ static mica_err *replay(mlog *m, mlog_replay_fn fn, void *ctx) {
                            &count);
   }
   free(path);
+  if (!err) err = replay_parts(m, snap_e, snap, &f, fn, ctx);
   buf_free(&f);
   return err;
 }
@@ -283,12 +363,23 @@ mica_err *mlog_open_epoch(env *e, const char *dir, uint64_t epoch,
   char *lock = xmalloc(n);
   snprintf(lock, n, "%s/LOCK", dir);
   err = env_lock(e, lock, &m->lock_fd);
+  if (err != NULL && err_code(err) == MICA_NOT_SUPPORTED) {
+    /* Object storage has no locks. Masters elected through ZooKeeper are
+     * fenced by their epochs in the file names; two masters without it
+     * on one data root are the operator's mistake to avoid. */
+    LOG_W("%s: no lock on this storage: run one master on it, or several "
+          "with --zk (docs/storage.md)", lock);
+    err_free(err);
+    err = NULL;
+  } else if (err == NULL) {
+    m->locked = true;
+  }
   free(lock);
   if (err) {
     mlog_close(m);
     return err;
   }
-  m->locked = true;
+  m->parts = !env_appends_in_place(e, dir);
   err = replay(m, fn, ctx);
   if (err) {
     mlog_close(m);
@@ -312,7 +403,10 @@ static void delete_old(mlog *m) {
   }
   for (size_t i = 0; i < n; i++) {
     uint64_t g, ep;
+    uint64_t k;
     bool old = (parse_name(names[i], "snap-", &ep, &g) &&
+                before(ep, g, m->gen_epoch, m->gen)) ||
+               (parse_part(names[i], &ep, &g, &k) &&
                 before(ep, g, m->gen_epoch, m->gen)) ||
                (parse_name(names[i], "log-", &ep, &g) &&
                 before(ep, g, m->gen_epoch, m->gen)) ||
@@ -342,6 +436,18 @@ mica_err *mlog_roll(mlog *m, uint8_t type, slice state) {
   if (err) {
     buf_free(&b);
     return err_wrap(err, "metadata snapshot");
+  }
+
+  if (m->parts) {
+    /* Parts are created by the appends themselves. */
+    buf_free(&b);
+    m->gen = gen;
+    m->gen_epoch = m->epoch;
+    m->n_parts = 0;
+    m->part_bytes = 0;
+    m->needs_roll = false;
+    delete_old(m);
+    return NULL;
   }
 
   /* From here the new snapshot is durable and is what a restart replays;
@@ -382,7 +488,7 @@ mica_err *mlog_append(mlog *m, uint8_t type, slice payload) {
 
 mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
                             const slice *payloads) {
-  if (m->needs_roll || m->log == NULL)
+  if (m->needs_roll || (m->log == NULL && !m->parts))
     return err_new(MICA_IO_ERROR, "metadata log %s: an earlier write failed "
                    "and no new snapshot could be written yet", m->dir);
   for (size_t i = 0; i < n; i++)
@@ -390,10 +496,26 @@ mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
       return err_new(MICA_RESOURCE_EXHAUSTED, "metadata record of %zu bytes "
                      "exceeds the record limit", payloads[i].len);
   buf b = BUF_INIT;
-  for (size_t i = 0; i < n; i++) put_record(&b, types[i], payloads[i]);
-  mica_err *err = env_append(m->log, b.data, b.len);
-  buf_free(&b);
-  if (!err) err = env_sync(m->log);
+  mica_err *err;
+  if (m->parts) {
+    /* One new file per batch, never a rewrite: an upload delayed in the
+     * network cannot replace a longer log with a shorter one. */
+    put_file_header(&b, LOG_MAGIC, m->gen);
+    for (size_t i = 0; i < n; i++) put_record(&b, types[i], payloads[i]);
+    char *path = part_path(m->dir, m->gen_epoch, m->gen, m->n_parts + 1);
+    err = env_write_file_atomic(m->env, path, buf_slice(&b));
+    free(path);
+    if (!err) {
+      m->n_parts++;
+      m->part_bytes += b.len;
+    }
+    buf_free(&b);
+  } else {
+    for (size_t i = 0; i < n; i++) put_record(&b, types[i], payloads[i]);
+    err = env_append(m->log, b.data, b.len);
+    buf_free(&b);
+    if (!err) err = env_sync(m->log);
+  }
   if (err) {
     m->needs_roll = true;
     return err_wrap(err, "metadata log");
@@ -437,6 +559,7 @@ uint64_t mlog_epoch(const mlog *m) { return m->gen_epoch; }
 bool mlog_needs_roll(const mlog *m) { return m->needs_roll; }
 
 uint64_t mlog_log_bytes(const mlog *m) {
+  if (m->parts) return m->part_bytes + m->n_parts * PART_COST;
   return m->log ? env_writer_size(m->log) : 0;
 }
 

@@ -16,6 +16,11 @@
  * have left in the old log (a record whose outcome the caller was told is a
  * failure never becomes durable later).
  *
+ * On storage without in-place appends (env_appends_in_place false: S3)
+ * log-G is replaced by one file per batch, log-G.1, log-G.2, ..., each
+ * written whole and never rewritten (METALOG_FORMAT.md, "Parts"), and
+ * there is no LOCK (object stores have none; a warning is logged).
+ *
  * Replay reads untrusted bytes: a record cut short or failing its checksum
  * at the very end of log-G is a torn tail and is ignored; anything wrong
  * before the end is CORRUPTION naming the file and offset.
@@ -45,7 +50,8 @@ typedef struct mlog mlog;
 typedef mica_err *(*mlog_replay_fn)(void *ctx, uint8_t type, slice payload);
 
 /* Opens (creating if needed) the log in `dir`, takes <dir>/LOCK
- * (UNAVAILABLE when another process holds it), and replays the newest
+ * (UNAVAILABLE when another process holds it; skipped where the env has no
+ * locks), and replays the newest
  * snapshot and its log through `fn`. Before the first mlog_append() the
  * caller must mlog_roll(). Caller closes with mlog_close(). */
 mica_err *mlog_open(env *e, const char *dir, mlog_replay_fn fn, void *ctx,

@@ -5,6 +5,8 @@
  * file and the offset. */
 #include "tabletserver/manifest.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,23 +322,184 @@ mica_err *man_decode(slice data, const char *what, man_state *m) {
   return NULL;
 }
 
+/* "MANIFEST-<epoch>-<gen>", both numbers as 20 digits, so names sort. */
+static void gen_name(char *out, size_t size, uint64_t epoch, uint64_t gen) {
+  snprintf(out, size, MAN_FILE_NAME "-%020" PRIu64 "-%020" PRIu64, epoch,
+           gen);
+}
+
+static bool parse20(const char *d, uint64_t *out) {
+  uint64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (d[i] < '0' || d[i] > '9') return false;
+    uint64_t digit = (uint64_t)(d[i] - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  *out = v;
+  return true;
+}
+
+bool man_parse_name(const char *name, uint64_t *epoch, uint64_t *gen) {
+  const size_t pl = sizeof(MAN_FILE_NAME); /* "MANIFEST-" */
+  if (strncmp(name, MAN_FILE_NAME "-", pl) != 0 || strlen(name) != pl + 41 ||
+      name[pl + 20] != '-')
+    return false;
+  return parse20(name + pl, epoch) && parse20(name + pl + 21, gen) &&
+         *gen > 0;
+}
+
+bool man_is_name(const char *name) {
+  uint64_t e, g;
+  return strcmp(name, MAN_FILE_NAME) == 0 || man_parse_name(name, &e, &g);
+}
+
+/* The newest manifest in `dir`: *epoch and *gen of the highest
+ * (epoch, generation) name, or *legacy when only a plain MANIFEST (written
+ * before names carried them) exists. NOT_FOUND when there is none. */
+static mica_err *newest(env *e, const char *dir, uint64_t *epoch,
+                        uint64_t *gen, bool *legacy) {
+  *epoch = *gen = 0;
+  *legacy = false;
+  char **names;
+  size_t n;
+  mica_err *err = env_list(e, dir, &names, &n);
+  if (err != NULL) return err;
+  bool any = false;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t ep, g;
+    if (man_parse_name(names[i], &ep, &g)) {
+      if (!any || ep > *epoch || (ep == *epoch && g > *gen)) {
+        *epoch = ep;
+        *gen = g;
+      }
+      any = true;
+    } else if (strcmp(names[i], MAN_FILE_NAME) == 0) {
+      *legacy = true;
+    }
+  }
+  env_free_names(names, n);
+  if (any) *legacy = false;
+  if (!any && !*legacy)
+    return err_new(MICA_NOT_FOUND, "no manifest in %s", dir);
+  return NULL;
+}
+
 mica_err *man_read(env *e, const char *dir, man_state *m) {
-  char *path = path_join(dir, MAN_FILE_NAME);
-  buf data = BUF_INIT;
-  mica_err *err = env_read_file(e, path, MAN_MAX_BYTES, &data);
-  if (err == NULL) err = man_decode(buf_slice(&data), path, m);
-  buf_free(&data);
-  free(path);
+  /* A writer deletes the generation it replaced right after the new one
+   * is durable, so a name just listed can vanish before it is read: list
+   * again (the newer name is there by then). */
+  mica_err *err = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    err_free(err);
+    uint64_t ep, g;
+    bool legacy;
+    err = newest(e, dir, &ep, &g, &legacy);
+    if (err != NULL) return err;
+    char name[64];
+    if (legacy) snprintf(name, sizeof name, "%s", MAN_FILE_NAME);
+    else gen_name(name, sizeof name, ep, g);
+    char *path = path_join(dir, name);
+    buf data = BUF_INIT;
+    err = env_read_file(e, path, MAN_MAX_BYTES, &data);
+    if (err == NULL) err = man_decode(buf_slice(&data), path, m);
+    if (err == NULL && !legacy && m->epoch != ep) {
+      err = err_new(MICA_CORRUPTION, "manifest %s: records epoch %" PRIu64
+                    ", not the %" PRIu64 " of its name", path, m->epoch, ep);
+      man_clear(m);
+    }
+    buf_free(&data);
+    free(path);
+    if (err == NULL || err_code(err) != MICA_NOT_FOUND) return err;
+  }
   return err;
 }
 
+mica_err *man_newest_path(env *e, const char *dir, char **path) {
+  *path = NULL;
+  uint64_t ep, g;
+  bool legacy;
+  mica_err *err = newest(e, dir, &ep, &g, &legacy);
+  if (err != NULL) return err;
+  char name[64];
+  if (legacy) snprintf(name, sizeof name, "%s", MAN_FILE_NAME);
+  else gen_name(name, sizeof name, ep, g);
+  *path = path_join(dir, name);
+  return NULL;
+}
+
+bool man_exists(env *e, const char *dir) {
+  uint64_t ep, g;
+  bool legacy;
+  mica_err *err = newest(e, dir, &ep, &g, &legacy);
+  err_free(err);
+  return err == NULL;
+}
+
 mica_err *man_write(env *e, const char *dir, const man_state *m) {
-  char *path = path_join(dir, MAN_FILE_NAME);
+  /* One listing gives the next generation and, since every name in it is
+   * older than the one written here, what to remove afterwards. */
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *err = env_list(e, dir, &names, &n);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err); /* the write below names the missing directory */
+    err = NULL;
+  }
+  if (err != NULL)
+    return err_wrap(err, "write manifest of tablet %llu",
+                    (unsigned long long)m->tablet_id);
+  uint64_t top_epoch = 0, gen = 1;
+  bool named = false, plain = false;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t ep, g;
+    if (strcmp(names[i], MAN_FILE_NAME) == 0) plain = true;
+    if (!man_parse_name(names[i], &ep, &g)) continue;
+    named = true;
+    if (ep > top_epoch) top_epoch = ep;
+    if (ep == m->epoch && g >= gen) gen = g + 1;
+  }
+  if (plain && !named) {
+    /* A directory from before epoch names: its epoch is inside. */
+    man_state old;
+    man_init(&old);
+    err = man_read(e, dir, &old);
+    if (err == NULL) top_epoch = old.epoch;
+    man_clear(&old);
+    if (err != NULL) {
+      env_free_names(names, n);
+      return err_wrap(err, "write manifest of tablet %llu",
+                      (unsigned long long)m->tablet_id);
+    }
+  }
+  if (top_epoch > m->epoch) {
+    env_free_names(names, n);
+    return err_new(MICA_STALE_EPOCH, "write manifest of tablet %llu: %s "
+                   "holds a manifest of epoch %" PRIu64 ", newer than this "
+                   "writer's %" PRIu64, (unsigned long long)m->tablet_id, dir,
+                   top_epoch, m->epoch);
+  }
+  char name[64];
+  gen_name(name, sizeof name, m->epoch, gen);
+  char *path = path_join(dir, name);
   buf data = BUF_INIT;
   man_encode(m, &data);
-  mica_err *err = env_write_file_atomic(e, path, buf_slice(&data));
+  err = env_write_file_atomic(e, path, buf_slice(&data));
   buf_free(&data);
   free(path);
-  return err_wrap(err, "write manifest of tablet %llu",
-                  (unsigned long long)m->tablet_id);
+  if (err == NULL) {
+    /* The new generation is durable: the older names are garbage. A failed
+     * removal leaves one for the next write; readers ignore it anyway. */
+    for (size_t i = 0; i < n; i++) {
+      if (!man_is_name(names[i])) continue;
+      char *p = path_join(dir, names[i]);
+      err_free(env_remove(e, p));
+      free(p);
+    }
+  }
+  env_free_names(names, n);
+  if (err != NULL)
+    return err_wrap(err, "write manifest of tablet %llu",
+                    (unsigned long long)m->tablet_id);
+  return NULL;
 }

@@ -8,12 +8,17 @@
  * sequence number handed out and the next file number. A tablet that was
  * split also records the split (its daughters and the split key).
  *
- * Every change rewrites the whole file with env_write_file_atomic (temp
- * file, sync, rename, directory sync), so a reader sees either the old or
- * the new manifest, never a mix, whatever instant a crash happens at. The
- * file is small (a few hundred bytes per SSTable), so rewriting it on each
- * flush or compaction costs one small write and two syncs. The byte layout
- * is in tabletserver/MANIFEST_FORMAT.md.
+ * Every change writes the whole state as a NEW file named by the
+ * writer's epoch and a generation, MANIFEST-<epoch>-<gen>, with
+ * env_write_file_atomic (POSIX: temp file, sync, rename, directory sync;
+ * S3: one PUT), then removes the older names. Readers take the highest
+ * (epoch, generation). No name is ever overwritten, so a fenced old owner
+ * that writes late (an upload delayed in the network) can only add a name
+ * of its older epoch, which no reader picks (docs/storage.md, the epoch
+ * rule), and a crash at any instant leaves a complete newest manifest.
+ * The file is small (a few hundred bytes per SSTable); a write costs one
+ * listing, one small atomic write and the removal of the previous name.
+ * The byte layout is in tabletserver/MANIFEST_FORMAT.md.
  *
  * Paths of SSTables are relative to the tablet's own directory: a bare
  * name ("sst-...sst") for the tablet's own files, "../<dir>/<name>" for a
@@ -133,9 +138,23 @@ void man_encode(const man_state *m, buf *out);
  * this code wrote. */
 mica_err *man_decode(slice data, const char *what, man_state *m);
 
-/* Reads `<dir>/MANIFEST`. NOT_FOUND if it does not exist. */
+/* Reads the newest manifest of `dir`: the highest (epoch, generation)
+ * name, or a plain MANIFEST when no name carries them. NOT_FOUND when
+ * there is none. CORRUPTION when the file's epoch differs from its name's. */
 mica_err *man_read(env *e, const char *dir, man_state *m);
-/* Replaces `<dir>/MANIFEST` atomically and durably. */
+/* The path of the newest manifest in `dir` (for tools and tests); caller
+ * frees. NOT_FOUND when there is none. */
+mica_err *man_newest_path(env *e, const char *dir, char **path);
+/* True when `dir` holds a manifest (of any name above). */
+bool man_exists(env *e, const char *dir);
+/* Writes `m` as the next generation of epoch m->epoch in `dir` (1 when
+ * the newest manifest there has an older epoch), durably and never over
+ * an existing name, then removes the older names. STALE_EPOCH when `dir`
+ * already holds a manifest of a newer epoch. */
 mica_err *man_write(env *e, const char *dir, const man_state *m);
+/* "MANIFEST-<epoch>-<gen>" (20 digits each, gen >= 1) -> true. */
+bool man_parse_name(const char *name, uint64_t *epoch, uint64_t *gen);
+/* True for any manifest name (plain MANIFEST included). */
+bool man_is_name(const char *name);
 
 #endif

@@ -233,28 +233,24 @@ void tb_man_set_files(man_state *m, tfile **files, const uint8_t *levels,
   *m = tmp;
 }
 
-/* Writes `m` as the tablet's manifest after checking that no newer epoch
- * has taken the tablet over (the fencing rule: a stale owner must not
- * overwrite the new owner's manifest). Caller holds man_mu. */
+/* Writes `m` as the tablet's manifest. man_write refuses (STALE_EPOCH)
+ * when the directory holds a manifest of a newer epoch: the fencing rule,
+ * a stale owner must not write over the new owner's state; its names carry
+ * its older epoch anyway, so no reader would pick them (docs/storage.md).
+ * A fenced tablet fails. Caller holds man_mu. */
 mica_err *tb_write_manifest(tablet *t, man_state *m) {
-  man_state disk;
-  man_init(&disk);
-  mica_err *err = man_read(t->e, t->dir, &disk);
-  if (err == NULL && disk.epoch > t->epoch) {
+  m->epoch = t->epoch;
+  mica_err *err = man_write(t->e, t->dir, m);
+  if (err != NULL && err_code(err) == MICA_STALE_EPOCH) {
     mica_err *stale = err_new(
-        MICA_STALE_EPOCH,
-        "tablet %" PRIu64 ": assign_epoch %" PRIu64
-        " took over; this owner (epoch %" PRIu64 ") is fenced",
-        t->id, disk.epoch, t->epoch);
-    man_clear(&disk);
+        MICA_STALE_EPOCH, "tablet %" PRIu64 ": a newer assign_epoch took "
+        "over; this owner (epoch %" PRIu64 ") is fenced: %s", t->id,
+        t->epoch, err_msg(err));
+    err_free(err);
     pthread_mutex_lock(&t->mu);
     tb_fail_locked(t, err_dup(stale));
     pthread_mutex_unlock(&t->mu);
     return stale;
   }
-  man_clear(&disk);
-  if (err != NULL && err_code(err) != MICA_NOT_FOUND) return err;
-  err_free(err);
-  m->epoch = t->epoch;
-  return man_write(t->e, t->dir, m);
+  return err;
 }

@@ -207,9 +207,7 @@ mica_err *tab_merge_prepare(res_pool *res, const char *dir, uint64_t id,
   man_state m[2];
   man_init(&m[0]);
   man_init(&m[1]);
-  char *man = path_join(dir, MAN_FILE_NAME);
-  bool exists = err == NULL && env_exists(e, man);
-  free(man);
+  bool exists = err == NULL && man_exists(e, dir);
   if (exists) {
     /* Step 1: made already; only the retirements may be missing. */
     man_state mm;

@@ -98,8 +98,8 @@ static void clean_own_dir(tablet *t) {
       keep = false;
       for (size_t j = 0; j < t->man.n_live && !keep; j++)
         keep = t->man.live[j].epoch == ep && t->man.live[j].number == num;
-    } else if (strncmp(name, MAN_FILE_NAME ".tmp.", strlen(MAN_FILE_NAME) + 5) ==
-               0) {
+    } else if (strncmp(name, MAN_FILE_NAME, strlen(MAN_FILE_NAME)) == 0 &&
+               strstr(name, ".tmp.") != NULL) {
       keep = false;
     }
     if (!keep) {

@@ -830,6 +830,12 @@ static void s3_sleep_micros(env *e, uint64_t micros) {
   env_sleep_micros(env_posix(), micros);
 }
 
+static bool s3_rewrites_on_sync(env *e, const char *path) {
+  (void)e;
+  (void)path;
+  return true;
+}
+
 static const struct env_ops s3_ops = {
     .open_reader = s3_open_reader,
     .read = s3_read,
@@ -848,6 +854,7 @@ static const struct env_ops s3_ops = {
     .exists = s3_exists,
     .file_size = s3_file_size,
     .list = s3_list,
+    .rewrites_on_sync = s3_rewrites_on_sync,
     .lock = s3_lock,
     .unlock = s3_unlock,
     .write_file_atomic = s3_write_file_atomic,

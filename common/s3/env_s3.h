@@ -36,6 +36,9 @@
  *   file is still NOT_FOUND. remove_tree deletes every key under DIR/.
  * - env_lock is NOT_SUPPORTED: object storage has no locks; fencing is by
  *   epochs.
+ * - env_appends_in_place is false for every path: a sync uploads the whole
+ *   file, so logs write each batch as a new object (master/metalog.c) or
+ *   live on POSIX (the tablet server's --wal-dir, common/env_route.h).
  * - Clocks are the POSIX env's.
  *
  * Errors name the operation and the s3:// path, plus HTTP status and S3's

@@ -21,6 +21,7 @@
 #include "common/env.h"
 #include "common/layout.h"
 #include "common/log.h"
+#include "common/s3/data_root.h"
 #include "master/http/mhttp.h"
 #include "master/metalog.h"
 #include "master/server/mserver.h"
@@ -35,7 +36,10 @@ static void usage(FILE *f) {
 "assignment, splits, moves, merges and balancing. Its metadata log lives in\n"
 "DIR/master; tablet servers of the cluster share DIR as their data root.\n"
 "\n"
-"  --data-dir DIR          shared data root (required)\n"
+"  --data-dir DIR          shared data root (required): a directory, or\n"
+"                          s3://BUCKET/PREFIX on S3-compatible storage\n"
+"                          (storage flags below; then also\n"
+"                          --cluster-secret-file)\n"
 "  --listen HOST:PORT      RPC address (default 127.0.0.1:0: the kernel\n"
 "                          picks the port; the real address is printed as\n"
 "                          'listening HOST:PORT' on stdout)\n"
@@ -120,6 +124,9 @@ static void usage(FILE *f) {
 "                          it exits with status 3\n"
 "  --zk-session-ms N       ZooKeeper session timeout (default 10000)\n"
 "  --help                  this text\n"
+"storage flags (s3:// data root; docs/storage.md):\n");
+  fputs(data_root_usage, f);
+  fprintf(f,
 "\n"
 "SIZE takes an optional K, M or G suffix (powers of 1024).\n"
 "Log level: MICA_LOG_LEVEL=debug|info|warn|error (default info).\n"
@@ -216,6 +223,8 @@ enum {
   F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_LOAD_SPLIT, F_LOAD_OPS,
   F_LOAD_BYTES, F_LOAD_WINDOW, F_HEAT_BUCKET, F_HEAT_BUCKETS, F_HEAT_MAX,
   F_BAL_RATE, F_BAL_WINDOW, F_BAL_SETTLE,
+  F_S3_ENDPOINT, F_S3_REGION, F_S3_ACCESS, F_S3_SECRET, F_S3_TOKEN,
+  F_S3_ADDRESSING, F_S3_DEADLINE, F_S3_ATTEMPT, F_CACHE_DIR, F_CACHE_SIZE,
   F_HELP
 };
 
@@ -261,6 +270,16 @@ static const struct option longopts[] = {
     {"balance-min-rate", required_argument, NULL, F_BAL_RATE},
     {"balance-window-ms", required_argument, NULL, F_BAL_WINDOW},
     {"balance-settle-ms", required_argument, NULL, F_BAL_SETTLE},
+    {"s3-endpoint", required_argument, NULL, F_S3_ENDPOINT},
+    {"s3-region", required_argument, NULL, F_S3_REGION},
+    {"s3-access-key", required_argument, NULL, F_S3_ACCESS},
+    {"s3-secret-key", required_argument, NULL, F_S3_SECRET},
+    {"s3-session-token", required_argument, NULL, F_S3_TOKEN},
+    {"s3-addressing", required_argument, NULL, F_S3_ADDRESSING},
+    {"s3-deadline-ms", required_argument, NULL, F_S3_DEADLINE},
+    {"s3-attempt-timeout-ms", required_argument, NULL, F_S3_ATTEMPT},
+    {"cache-dir", required_argument, NULL, F_CACHE_DIR},
+    {"cache-size", required_argument, NULL, F_CACHE_SIZE},
     {"help", no_argument, NULL, F_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -424,6 +443,7 @@ int main(int argc, char **argv) {
   uint64_t v;
   double d;
   int c, idx = 0;
+  data_root_flags storage = {0};
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
     const char *name = c >= F_LISTEN && c <= F_HELP
@@ -575,6 +595,19 @@ int main(int argc, char **argv) {
           return bad_flag(name, optarg);
         o.core.heat_max_tablets = (size_t)v;
         break;
+      case F_S3_ENDPOINT: case F_S3_REGION: case F_S3_ACCESS:
+      case F_S3_SECRET: case F_S3_TOKEN: case F_S3_ADDRESSING:
+      case F_S3_DEADLINE: case F_S3_ATTEMPT: case F_CACHE_DIR:
+      case F_CACHE_SIZE: {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", name);
+        mica_err *fe = data_root_flags_add(&storage, flag, optarg);
+        if (fe != NULL) {
+          err_free(fe);
+          return bad_flag(name, optarg);
+        }
+        break;
+      }
       case F_HELP: usage(stdout); return 0;
       default:
         fprintf(stderr, "mica-master: unknown or incomplete flag \"%s\"\n\n",
@@ -593,6 +626,24 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-master: --data-dir is required\n\n");
     usage(stderr);
     return 2;
+  }
+  /* The data root's env: the POSIX one, or S3 (data_root.h). */
+  env *root_env = NULL;
+  bool root_s3 = false;
+  {
+    mica_err *re = data_root_open(o.core.data_root, &storage, &root_env,
+                                  &root_s3);
+    if (re == NULL && root_s3 && o.secret_file == NULL)
+      re = err_new(MICA_INVALID_ARGUMENT, "an s3:// --data-dir needs "
+                   "--cluster-secret-file PATH: the cluster secret is never "
+                   "kept in the bucket");
+    if (re != NULL) {
+      fprintf(stderr, "mica-master: %s\n\n", err_msg(re));
+      err_free(re);
+      usage(stderr);
+      return 2;
+    }
+    o.core.env = root_env;
   }
   /* A server could never renew its lease in time. */
   if (o.core.heartbeat_us >= o.core.lease_us) {
@@ -659,7 +710,7 @@ int main(int argc, char **argv) {
    * floor of the election, and the epoch of a master without ZooKeeper. */
   uint64_t floor_epoch = 0;
   char *mdir = layout_master_dir(o.core.data_root);
-  mica_err *perr = mlog_peek_epoch(env_posix(), mdir, &floor_epoch);
+  mica_err *perr = mlog_peek_epoch(root_env, mdir, &floor_epoch);
   free(mdir);
   if (perr != NULL) {
     fprintf(stderr, "mica-master: cannot read the metadata log's epoch: "
@@ -751,5 +802,6 @@ int main(int argc, char **argv) {
   mhttp_stop(http);
   msrv_stop(s);
   zk_role_close(&z);
+  data_root_close(root_env, root_s3);
   return 0;
 }

@@ -15,10 +15,14 @@
 #include <string.h>
 
 #include "common/env.h"
+#include "common/env_route.h"
 #include "common/log.h"
+#include "common/s3/data_root.h"
+#include "common/s3/env_s3.h"
 #include "sstable/sstable.h"
 #include "proto/rpc.h"
 #include "tabletserver/server/ts.h"
+#include "tabletserver/wal.h"
 
 static const char usage_text[] =
     "usage: mica-tserver --data-dir DIR [flags]\n"
@@ -35,7 +39,13 @@ static const char usage_text[] =
     "                           the master)\n"
     "  --http-address-file PATH also write the real HTTP address to PATH\n"
     "  --data-dir DIR           shared data root; tablets live in DIR/tablets\n"
-    "                           (required)\n"
+    "                           (required); a directory, or s3://BUCKET/PREFIX\n"
+    "                           on S3-compatible storage (flags below)\n"
+    "  --wal-dir PATH           keep the write-ahead log in this POSIX\n"
+    "                           directory instead of beside the tablets\n"
+    "                           (required with an s3:// data root, shared by\n"
+    "                           every server of the cluster: a local disk\n"
+    "                           loses unflushed writes with its machine)\n"
     "  --master SPEC            master to register with: HOST:PORT, a comma-\n"
     "                           separated list of candidate masters, or\n"
     "                           zk://HOST:PORT[,...][/chroot] to follow the\n"
@@ -91,16 +101,32 @@ static const char usage_text[] =
     "                           signed by --tls-ca, names mapped to roles by\n"
     "                           the master's tokens file (default none)\n"
     "  --help                   this text\n"
+    "storage flags (s3:// data root; docs/storage.md):\n";
+
+static const char usage_example[] =
     "\n"
     "example:\n"
     "  mica-tserver --data-dir /srv/mica --master 127.0.0.1:7000 \\\n"
     "      --listen 127.0.0.1:7101 --memory-budget 1G --block-cache 512M\n";
 
+static void usage(FILE *f) {
+  fputs(usage_text, f);
+  fputs(data_root_usage, f);
+  fputs(usage_example, f);
+}
+
 static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "mica-tserver: ");
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n\n%s", usage_text);
+  fprintf(stderr, "\n\n");
+  usage(stderr);
   exit(2);
+}
+
+/* env_route's choice: WAL segments go to --wal-dir. */
+static bool is_wal_name(const char *name) {
+  uint64_t epoch, number;
+  return wal_parse_segment_name(name, &epoch, &number);
 }
 
 /* "64M" -> 67108864. False on anything else. */
@@ -154,12 +180,14 @@ int main(int argc, char **argv) {
   bool insecure = false;
   const char *address_file = NULL, *http_address_file = NULL;
   uint64_t drain_ms = 30000; /* --drain-timeout-ms */
+  data_root_flags storage = {0};
+  const char *wal_dir = NULL;
   log_set_name("tserver");
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      fputs(usage_text, stdout);
+      usage(stdout);
       return 0;
     }
     if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
@@ -188,14 +216,23 @@ int main(int argc, char **argv) {
         "--background-threads", "--reserve-space", "--compression",
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
         "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
-        "--tls-client-certs", "--drain-timeout-ms", "--commit-log"};
-    bool is_known = false;
+        "--tls-client-certs", "--drain-timeout-ms", "--commit-log",
+        "--wal-dir"};
+    bool is_known = data_root_is_flag(name);
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
     if (!is_known) usage_error("unknown flag '%s'", name);
     if (val == NULL) usage_error("flag '%s' needs a value", name);
     uint64_t v = 0;
-    if (strcmp(name, "--listen") == 0) {
+    if (data_root_is_flag(name)) {
+      mica_err *fe = data_root_flags_add(&storage, name, val);
+      if (fe != NULL) usage_error("%s", err_msg(fe));
+    } else if (strcmp(name, "--wal-dir") == 0) {
+      if (val[0] == '\0' || env_s3_is_path(val))
+        usage_error("--wal-dir: '%s' is not a POSIX directory (the S3 log "
+                    "waits on the server-wide commit log, issue 16)", val);
+      wal_dir = val;
+    } else if (strcmp(name, "--listen") == 0) {
       c.listen = val;
     } else if (strcmp(name, "--address-file") == 0) {
       address_file = val;
@@ -337,6 +374,34 @@ int main(int argc, char **argv) {
   if (c.heartbeat_ms >= c.lease_ms)
     usage_error("%s", "--heartbeat-ms must be below --lease-ms");
 
+  /* The data root's env, and the WAL's directory when it has one. */
+  env *root_env = NULL, *route = NULL;
+  bool root_s3 = false;
+  {
+    mica_err *re = data_root_open(c.data_dir, &storage, &root_env, &root_s3);
+    if (re != NULL) usage_error("%s", err_msg(re));
+    if (root_s3 && wal_dir == NULL)
+      usage_error("%s", "an s3:// --data-dir needs --wal-dir PATH: the "
+                  "write-ahead log stays on a POSIX directory until the S3 "
+                  "log exists (docs/storage.md)");
+    if (root_s3 && c.secret_file == NULL)
+      usage_error("%s", "an s3:// --data-dir needs --cluster-secret-file "
+                  "PATH: the cluster secret is never kept in the bucket");
+    c.env = root_env;
+    if (wal_dir != NULL) {
+      route = env_route_new(root_env, c.data_dir, env_posix(), wal_dir,
+                            is_wal_name);
+      c.env = route;
+      LOG_I("write-ahead log in %s, data in %s", wal_dir, c.data_dir);
+    }
+    if (root_s3)
+      LOG_W("the write-ahead log is in the POSIX directory %s, not on S3: "
+            "if that directory is on this machine's disk, losing the "
+            "machine (or the disk) loses every write not yet flushed to "
+            "%s; share it between the cluster's servers or accept that "
+            "(docs/storage.md)", wal_dir, c.data_dir);
+  }
+
   /* Block the shutdown signals before any thread exists, so every thread
    * inherits the mask and only sigwait below sees them. */
   sigset_t sigs;
@@ -353,6 +418,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-tserver: %s\n", err_msg(e));
     err_free(e);
     err_free(ts_server_stop(s));
+    env_route_free(route);
+    data_root_close(root_env, root_s3);
     return 1;
   }
   const char *addr = ts_server_address(s);
@@ -366,6 +433,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-tserver: %s\n", err_msg(e));
     err_free(e);
     err_free(ts_server_stop(s));
+    env_route_free(route);
+    data_root_close(root_env, root_s3);
     return 1;
   }
 
@@ -382,6 +451,8 @@ int main(int argc, char **argv) {
   }
   LOG_I("signal %d: closing every tablet", sig);
   e = ts_server_stop(s);
+  env_route_free(route);
+  data_root_close(root_env, root_s3);
   if (e != NULL) {
     LOG_E("shutdown: %s", err_msg(e));
     err_free(e);

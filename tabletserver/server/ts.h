@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/env.h"
 #include "common/err.h"
 #include "proto/rpc.h"
 
@@ -80,6 +81,9 @@ typedef struct ts_config {
    * and call the master verifying it against tls.ca_file, presenting the
    * same certificate. All NULL = plaintext. */
   rpc_tls tls;
+  /* The env data_dir is read through; NULL = env_posix(). mica-tserver
+   * passes the one --data-dir and --wal-dir name (docs/storage.md). */
+  env *env;
 } ts_config;
 
 /* Defaults: 256 MiB memory budget, 64 MiB block cache, 10 GiB split

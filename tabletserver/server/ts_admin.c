@@ -389,10 +389,10 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
   ts_topts_learn_open(s, d.table_id, req->options);
   char *abs, *rel;
   tablet_dirs(s, d.tablet_id, req->tablet_dir, &abs, &rel);
-  char *man = path_join(abs, MAN_FILE_NAME);
+  bool has_man = man_exists(s->e, abs);
   if (req->n_sources == 2)
     e = prepare_merge(s, &d, abs, req->sources);
-  else if (req->n_sources == 1 && !env_exists(s->e, man))
+  else if (req->n_sources == 1 && !has_man)
     e = finish_split(s, &d, &req->sources[0], req->split_sibling);
   else if (req->n_sources > 2)
     e = err_new(MICA_INVALID_ARGUMENT,
@@ -401,9 +401,8 @@ static mica_err *open_tablet(ts_server *s, const rpc_open_tablet_request *req,
   /* A plain open creates a missing tablet: not one this server saw split
    * or merged, whose directory garbage collection may have removed once
    * its daughters or merge result compacted their references away. */
-  if (e == NULL && req->n_sources == 0 && !env_exists(s->e, man))
+  if (e == NULL && req->n_sources == 0 && !has_man)
     e = ts_reg_retired_error(s, d.tablet_id);
-  free(man);
   tablet *t = NULL;
   if (e == NULL) e = engine_open(s, &d, abs, req->n_sources == 0, &t);
   if (e == NULL) {

@@ -104,7 +104,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   s->cfg.tls.ca_file = dup_or_null(c->tls.ca_file);
   s->cfg.http_listen = xstrdup(c->http_listen ? c->http_listen
                                               : "127.0.0.1:0");
-  s->e = env_posix();
+  s->e = c->env ? c->env : env_posix();
   pthread_mutex_init(&s->admin_mu, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);

@@ -42,6 +42,7 @@ static const char *const g_tserver_args[] = {"--memtable-size", "64K", NULL};
 static int suite_init(void) {
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.master_args = g_master_args;
   o.tserver_args = g_tserver_args;
   if (cl_suite_start(&o, &g_c) != 0) return 1;

@@ -100,6 +100,7 @@ static size_t served_count(const char *addr, uint64_t tablet_id) {
 static int membership_init(void) {
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   return cl_suite_start(&o, &g_c);
 }
@@ -264,6 +265,7 @@ static int tokens_init(void) {
   }
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.tokens_file = g_tokens;
   return cl_suite_start(&o, &g_c);
@@ -434,6 +436,7 @@ static int tls_init(void) {
   if (system(cmd) != 0) return 1;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.tls_dir = g_certs;
   return cl_suite_start(&o, &g_c);

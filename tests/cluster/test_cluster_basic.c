@@ -630,7 +630,7 @@ static void test_drop_table(void) {
   rpc_msg_free(lt);
   char dir[4096];
   snprintf(dir, sizeof(dir), "%s/tablets/%" PRIu64, cl_data_root(g_c), id);
-  CU_ASSERT_TRUE(env_exists(env_posix(), dir));
+  CU_ASSERT_TRUE(env_exists(cl_data_env(g_c), dir));
 
   rpc_drop_table_request dq = {0};
   dq.name = "t1";
@@ -640,9 +640,9 @@ static void test_drop_table(void) {
          "t1", "lookup of a dropped table");
   /* Its tablet is closed and its files deleted. */
   uint64_t until = cl_now_ms() + 15000;
-  while (env_exists(env_posix(), dir) && cl_now_ms() < until)
+  while (env_exists(cl_data_env(g_c), dir) && cl_now_ms() < until)
     cl_sleep_ms(50);
-  CU_ASSERT_FALSE(env_exists(env_posix(), dir));
+  CU_ASSERT_FALSE(env_exists(cl_data_env(g_c), dir));
   /* The name can be used again, for an empty table. */
   TU_OK(kvc_create_table(g_c, "t1", NULL, 0));
   bool found = true;

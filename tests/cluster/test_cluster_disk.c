@@ -229,6 +229,7 @@ static void test_full_disk(void) {
       "--compression", "none", NULL};
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 1;
   o.split_threshold = 4u << 20;
   o.tserver_args = targs;

@@ -414,6 +414,7 @@ static void frozen_owner(bool shared_log) {
   cl_options_init(&o);
   static const char *const targs[] = {"--commit-log", "tablet", NULL};
   if (!shared_log) o.tserver_args = targs;
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.lease_ms = 1500;
   o.lease_margin_ms = 500;

@@ -186,6 +186,7 @@ static int tables_init(void) {
   if (write_tokens(TOKENS_V1) != 0) return 1;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 2;
   o.tokens_file = g_tokens;
   return cl_suite_start(&o, &g_c);
@@ -386,6 +387,7 @@ static int certs_init(void) {
     return 1;
   cl_options o;
   cl_options_init(&o);
+  o.s3 = false; /* reads the data root's files as POSIX files */
   o.tservers = 1;
   o.tls_dir = g_certs;
   o.tokens_file = g_tokens;

@@ -1,6 +1,7 @@
 /* s3_harness: the S3 test programs' shared server, proxy and helpers
  * (s3_harness.h). */
 #include "tests/common/s3_harness.h"
+#include "tests/harness/s3server.h"
 
 #include <curl/curl.h>
 #include <poll.h>
@@ -14,25 +15,17 @@
 
 /* ---- the shared servers ---- */
 
-static char server_dir[4096];
-static char s3_endpoint[256];   /* s3rver, direct */
+static char s3_endpoint[256];   /* s3rver, direct (tests/harness/s3server) */
 char s3h_proxy_endpoint[256];
 int s3h_proxy_port;
 static pid_t proxy_pid = -1;
 static bool servers_up, servers_failed;
 
-static void stop_servers(void) {
+static void stop_proxy(void) {
   if (proxy_pid > 0) {
     kill(proxy_pid, SIGTERM);
     waitpid(proxy_pid, NULL, 0);
     proxy_pid = -1;
-  }
-  if (s3_endpoint[0] != '\0') {
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "%s/tools/s3-test-server stop '%s'",
-             MICA_SOURCE_DIR, server_dir);
-    if (system(cmd) != 0) fprintf(stderr, "s3-test-server stop failed\n");
-    s3_endpoint[0] = '\0';
   }
 }
 
@@ -79,22 +72,15 @@ int s3h_start(void) {
   if (servers_up) return 0;
   if (servers_failed) return 1;
   servers_failed = true;
-  snprintf(server_dir, sizeof(server_dir), "%s", tu_tmpdir());
-  char cmd[8192];
-  snprintf(cmd, sizeof(cmd),
-           "MICA_S3_OWNER_PID=%ld %s/tools/s3-test-server start '%s' %s",
-           (long)getpid(), MICA_SOURCE_DIR, server_dir, S3H_BUCKET);
-  FILE *f = popen(cmd, "r");
-  if (f == NULL) return 1;
-  char line[512] = "";
-  if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
-  int rc = pclose(f);
-  if (rc != 0 || sscanf(line, "%255s", s3_endpoint) != 1) {
-    fprintf(stderr, "s3-test-server start failed: %s\n", line);
-    s3_endpoint[0] = '\0';
+  const char *ep;
+  mica_err *err = th_s3_start(&ep);
+  if (err != NULL) {
+    fprintf(stderr, "%s\n", err_msg(err));
+    err_free(err);
     return 1;
   }
-  atexit(stop_servers);
+  snprintf(s3_endpoint, sizeof(s3_endpoint), "%s", ep);
+  atexit(stop_proxy);
   if (!start_proxy()) return 1;
   servers_up = true;
   servers_failed = false;

@@ -18,7 +18,7 @@
 #include "common/s3/env_s3.h"
 #include "tests/harness/testutil.h"
 
-#define S3H_BUCKET "mica-test"
+#define S3H_BUCKET "mica-test" /* TH_S3_BUCKET */
 
 /* Starts the servers once and makes s3h_env (defaults: 30 s deadline)
  * and s3h_fast_env (3 s deadline of 1 s attempts, for fault tests), both

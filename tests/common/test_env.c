@@ -9,7 +9,11 @@
  * Fault: the Nth call of each kind fails once or stickily and then
  * recovers, a full disk, and a simulated crash checked through the plain
  * POSIX env afterwards: unsynced tails cut, unsynced new files gone,
- * renamed files kept, every later call refused. */
+ * renamed files kept, every later call refused.
+ *
+ * Route (env_route.h, --wal-dir): files whose name is picked live under
+ * the other root at the same relative path; directory calls act on both
+ * trees; env_appends_in_place answers per file. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "common/env_route.h"
 #include "tests/harness/testutil.h"
 
 static char *path_in(const char *dir, const char *name) {
@@ -873,6 +878,97 @@ static void test_remove_tree_concurrent(void) {
   free(t);
 }
 
+/* ---- route ---- */
+
+static bool pick_wal(const char *name) { return strncmp(name, "wal-", 4) == 0; }
+
+static void test_route(void) {
+  char *path_in_a_t3 = NULL;
+  char *a = xstrdup(tu_tmpdir()), *b = xstrdup(tu_tmpdir());
+  env_fault *base = env_fault_new(env_posix());
+  env_fault_set_no_append(base, true); /* the base plays an object store */
+  size_t n = strlen(a) + 2;
+  char *root = xmalloc(n);
+  snprintf(root, n, "%s/", a); /* a trailing slash is dropped */
+  env *e = env_route_new(env_fault_env(base), root, env_posix(), b, pick_wal);
+  env *px = env_posix();
+  char *t1 = path_in(a, "t/1"), *sst = path_in(a, "t/1/sst-1.sst"),
+       *wal = path_in(a, "t/1/wal-1.log"), *wal_b = path_in(b, "t/1/wal-1.log"),
+       *sst_b = path_in(b, "t/1/sst-1.sst");
+  TU_OK(env_mkdirs(e, t1));
+  write_file(e, sst, ENV_TRUNCATE, "table");
+  write_file(e, wal, ENV_TRUNCATE, "log");
+  /* Each file in its own tree, found through the route at one path. */
+  CU_ASSERT_TRUE(env_exists(px, sst));
+  CU_ASSERT_FALSE(env_exists(px, sst_b));
+  CU_ASSERT_TRUE(env_exists(px, wal_b));
+  CU_ASSERT_FALSE(env_exists(px, wal));
+  CU_ASSERT_TRUE(env_exists(e, wal));
+  char *got = slurp(e, wal);
+  CU_ASSERT_STRING_EQUAL(got ? got : "", "log");
+  free(got);
+  uint64_t size = 0;
+  TU_OK(env_file_size(e, wal, &size));
+  CU_ASSERT_EQUAL(size, 3);
+  /* Appends in place for the WAL only. */
+  CU_ASSERT_TRUE(env_appends_in_place(e, wal));
+  CU_ASSERT_FALSE(env_appends_in_place(e, sst));
+  /* One listing of both trees. */
+  char **names;
+  size_t k;
+  TU_OK(env_list(e, t1, &names, &k));
+  CU_ASSERT_EQUAL(k, 2);
+  CU_ASSERT_TRUE(names_contain(names, k, "sst-1.sst"));
+  CU_ASSERT_TRUE(names_contain(names, k, "wal-1.log"));
+  env_free_names(names, k);
+  char *t = path_in(a, "t");
+  TU_OK(env_list(e, t, &names, &k));
+  CU_ASSERT_EQUAL(k, 1); /* "1" is in both trees, listed once */
+  env_free_names(names, k);
+  /* A directory's rename moves both sides (the split's temporary dir). */
+  char *t2 = path_in(a, "t/2"), *wal2 = path_in(a, "t/2/wal-1.log"),
+       *sst2 = path_in(a, "t/2/sst-1.sst");
+  TU_OK(env_rename(e, t1, t2));
+  CU_ASSERT_TRUE(env_exists(e, wal2));
+  CU_ASSERT_TRUE(env_exists(e, sst2));
+  CU_ASSERT_FALSE(env_exists(e, t1));
+  /* A file's rename stays in its tree; across trees is refused. */
+  char *wal3 = path_in(a, "t/2/wal-2.log");
+  TU_OK(env_rename(e, wal2, wal3));
+  CU_ASSERT_TRUE(env_exists(e, wal3));
+  expect_err(env_rename(e, wal3, sst2), MICA_INVALID_ARGUMENT,
+             "different stores");
+  TU_OK(env_remove(e, wal3));
+  expect_err(env_remove(e, wal3), MICA_NOT_FOUND, "wal-2.log");
+  /* A directory only the alt tree has (a split whose temporary directory
+   * holds nothing but a segment) is renamed there alone. */
+  char *only = path_in(b, "t/3"), *only_wal = path_in(a, "t/3/wal-5.log"),
+       *moved = path_in(a, "t/4"), *moved_wal = path_in(a, "t/4/wal-5.log");
+  TU_OK(env_mkdirs(px, only));
+  write_file(e, only_wal, ENV_TRUNCATE, "seg");
+  TU_OK(env_rename(e, path_in_a_t3 = path_in(a, "t/3"), moved));
+  CU_ASSERT_TRUE(env_exists(e, moved_wal));
+  free(only); free(only_wal); free(moved); free(moved_wal); free(path_in_a_t3);
+  /* Free space is the base's (it has some); remove_tree empties both. */
+  uint64_t avail = 0, total = 0;
+  TU_OK(env_free_space(e, t2, &avail, &total));
+  CU_ASSERT_TRUE(total > 0);
+  write_file(e, wal2, ENV_TRUNCATE, "again");
+  TU_OK(env_remove_tree(e, t2));
+  CU_ASSERT_FALSE(env_exists(e, t2));
+  char *t2b = path_in(b, "t/2");
+  CU_ASSERT_FALSE(env_exists(px, t2b));
+  /* A path outside the root is the base's, whatever its name. */
+  char *outside = path_in(b, "wal-9.log");
+  write_file(e, outside, ENV_TRUNCATE, "x");
+  CU_ASSERT_FALSE(env_appends_in_place(e, outside));
+  env_route_free(e);
+  env_fault_free(base);
+  free(a); free(b); free(root); free(t1); free(sst); free(wal); free(wal_b);
+  free(sst_b); free(t); free(t2); free(wal2); free(sst2); free(wal3);
+  free(t2b); free(outside);
+}
+
 static CU_TestInfo posix_tests[] = {
     {"write, read, sizes, modes", test_write_read},
     {"large reads and writes", test_large_io},
@@ -897,9 +993,15 @@ static CU_TestInfo fault_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo route_tests[] = {
+    {"two trees as one", test_route},
+    CU_TEST_INFO_NULL,
+};
+
 static void add_suites(void) {
   tu_add_suite("env posix", posix_tests);
   tu_add_suite("env fault", fault_tests);
+  tu_add_suite("env route", route_tests);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/env.h"
 #include "common/slice.h"
 #include "tests/harness/proc.h"
 #include "tests/harness/testutil.h"
@@ -99,6 +100,66 @@ static void test_launcher(void) {
   buf_free(&out);
 }
 
+/* `mica ARGS` against the cluster in `dir`; its status. */
+static int mica_in(const char *dir, const char *args, buf *out) {
+  char cmd[8192];
+  snprintf(cmd, sizeof(cmd),
+           "'%s/mica' --master \"$(%s/tools/mica-cluster --dir '%s' addr)\" %s",
+           getenv("MICA_BIN_DIR"), MICA_SOURCE_DIR, dir, args);
+  return run(cmd, out);
+}
+
+/* start --s3: the data root on a local S3 server. Writes survive kill -9
+ * of a tablet server (the WAL is in DIR/wal, shared) and a whole stop and
+ * start (the S3 server keeps its objects); the objects are in the
+ * server's bucket, not in DIR/data; stop stops the S3 server too. */
+static void test_launcher_s3(void) {
+  const char *dir = tu_tmpdir();
+  char cmd[8192];
+  buf out = BUF_INIT;
+  cluster_cmd(cmd, sizeof(cmd), dir, "start --s3 --servers 2 --lease-ms 2000");
+  int rc = run(cmd, &out);
+  if (rc != 0) fprintf(stderr, "%s\n", (char *)out.data);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT(has(&out, "data        s3://mica/cluster on http://127.0.0.1:"));
+  char s3pid_path[4200];
+  snprintf(s3pid_path, sizeof s3pid_path, "%s/s3/pid", dir);
+  FILE *f = fopen(s3pid_path, "r");
+  long s3pid = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%ld", &s3pid) != 1) s3pid = 0;
+    fclose(f);
+  }
+  CU_ASSERT(running((pid_t)s3pid));
+
+  CU_ASSERT_EQUAL(mica_in(dir, "create demo --splits m", &out), 0);
+  CU_ASSERT_EQUAL(mica_in(dir, "put demo apple red", &out), 0);
+  CU_ASSERT_EQUAL(mica_in(dir, "put demo zebra stripes", &out), 0);
+  cluster_cmd(cmd, sizeof(cmd), dir, "kill tserver-1");
+  CU_ASSERT_EQUAL(run(cmd, &out), 0);
+  CU_ASSERT_EQUAL(mica_in(dir, "get demo apple", &out), 0);
+  CU_ASSERT(has(&out, "red"));
+  CU_ASSERT_EQUAL(mica_in(dir, "get demo zebra", &out), 0);
+  CU_ASSERT(has(&out, "stripes"));
+
+  char path[4200];
+  snprintf(path, sizeof path, "%s/data", dir);
+  CU_ASSERT_FALSE(env_exists(env_posix(), path));
+  snprintf(path, sizeof path, "%s/s3/data/mica/cluster/master", dir);
+  CU_ASSERT_TRUE(env_exists(env_posix(), path));
+
+  cluster_cmd(cmd, sizeof(cmd), dir, "stop");
+  CU_ASSERT_EQUAL(run(cmd, &out), 0);
+  CU_ASSERT(!running((pid_t)s3pid));
+  cluster_cmd(cmd, sizeof(cmd), dir, "start");
+  CU_ASSERT_EQUAL(run(cmd, &out), 0);
+  CU_ASSERT_EQUAL(mica_in(dir, "get demo zebra", &out), 0);
+  CU_ASSERT(has(&out, "stripes"));
+  cluster_cmd(cmd, sizeof(cmd), dir, "stop");
+  CU_ASSERT_EQUAL(run(cmd, &out), 0);
+  buf_free(&out);
+}
+
 /* Tablets of table `demo` in the cluster in `dir`, or -1. */
 static int demo_tablets(const char *dir, buf *out) {
   char cmd[8192];
@@ -181,6 +242,7 @@ static void test_quickstart(void) {
 
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {{"launcher", test_launcher},
+                                      {"launcher_s3", test_launcher_s3},
                                       {"quickstart", test_quickstart},
                                       CU_TEST_INFO_NULL};
   tu_add_suite("e2e", tests);

@@ -19,7 +19,10 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "common/s3/env_s3.h"
+#include "proto/auth.h"
 #include "tests/harness/node.h"
+#include "tests/harness/s3server.h"
 #include "tests/harness/testutil.h"
 
 #define MAX_SLOTS 16
@@ -55,7 +58,21 @@ struct cluster {
   char tls_cert[1100], tls_key[1100], tls_ca[1100];
   rpc_tls tls;
   bool tls_on;
+  /* The --data-dir every process gets: `root`, or an s3:// root on the
+   * test's S3 server (opt.s3), read here through data_env. Then root
+   * keeps the logs, the cluster secret and the shared WAL directory. */
+  char *data;
+  env *data_env;
+  char secret[1100], wal[1100];
 };
+
+bool cl_env_s3(void) {
+  static int on = -1;
+  if (on >= 0) return on == 1;
+  const char *v = getenv("MICA_TEST_S3");
+  on = v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+  return on == 1;
+}
 
 const char *cl_env_tls_dir(void) {
   static char dir[1024];
@@ -94,6 +111,7 @@ void cl_options_init(cl_options *o) {
   o->heartbeat_ms = 200;
   o->start_timeout_ms = 30000;
   o->tls_dir = cl_env_tls_dir();
+  o->s3 = cl_env_s3();
 }
 
 static void sync_slot(proc *p) {
@@ -126,6 +144,18 @@ static void str_flag(num_flags *f, const char *flag, const char *v) {
   f->v[f->n] = NULL;
 }
 
+/* The storage flags of every process when the data root is on S3. */
+static void s3_flags(cluster *c, num_flags *f, bool tserver) {
+  if (c->data_env == env_posix()) return;
+  f->v[f->n++] = "--cluster-secret-file";
+  f->v[f->n++] = c->secret;
+  if (tserver) {
+    f->v[f->n++] = "--wal-dir";
+    f->v[f->n++] = c->wal;
+  }
+  f->v[f->n] = NULL;
+}
+
 /* The TLS flags of every process when the cluster is TLS. */
 static void tls_flags(cluster *c, num_flags *f) {
   if (!c->tls_on) return;
@@ -138,7 +168,7 @@ static void tls_flags(cluster *c, num_flags *f) {
 static mica_err *start_slot(cluster *c, proc *p, const char *prog,
                             const char *listen, const char *master, bool http,
                             const num_flags *f, const char *const *user) {
-  th_node_opts o = {.prog = prog, .name = p->name, .data_dir = c->root,
+  th_node_opts o = {.prog = prog, .name = p->name, .data_dir = c->data,
                     .log_dir = c->logs, .listen = listen, .master = master,
                     .http = http, .args = f->v, .more_args = user,
                     .timeout_ms = c->opt.start_timeout_ms};
@@ -156,6 +186,7 @@ static mica_err *start_master(cluster *c, const char *listen) {
   num_flag(&f, "--heartbeat-ms", c->opt.heartbeat_ms);
   if (c->opt.tokens_file) str_flag(&f, "--tokens", c->opt.tokens_file);
   tls_flags(c, &f);
+  s3_flags(c, &f, false);
   mica_err *err = start_slot(c, &c->master, "mica-master", listen, NULL, true,
                              &f, c->opt.master_args);
   if (err) return err;
@@ -182,6 +213,7 @@ static mica_err *start_tserver(cluster *c, int i) {
     num_flag(&f, "--split-threshold", c->opt.split_threshold);
   num_flag(&f, "--drain-timeout-ms", c->opt.drain_timeout_ms);
   tls_flags(c, &f);
+  s3_flags(c, &f, true);
   c->ts_id[i] = 0;
   return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,
                     false, &f, c->opt.tserver_args);
@@ -245,6 +277,33 @@ mica_err *cl_wait_registered(cluster *c, int timeout_ms) {
 }
 
 
+/* The data root on the test's S3 server: the server (once per process),
+ * the AWS_* variables every process inherits, a fresh prefix, the secret
+ * and WAL directory kept locally, and an env to read the bucket. */
+static mica_err *start_s3(cluster *c) {
+  static bool said;
+  mica_err *err = th_s3_export_env();
+  if (err) return err;
+  if (!said)
+    fprintf(stderr, "cluster: data root on the test's S3 server (s3rver), "
+            "WAL in a local directory shared by the tablet servers\n");
+  said = true;
+  free(c->data);
+  c->data = th_s3_new_root("cluster");
+  snprintf(c->wal, sizeof c->wal, "%s/wal", c->root);
+  snprintf(c->secret, sizeof c->secret, "%s/%s", c->root, RPC_SECRET_FILE);
+  rpc_secret sec;
+  bool created;
+  err = rpc_secret_load_or_create(c->root, &sec, &created);
+  if (err) return err;
+  s3_config sc;
+  err = s3_config_from_environ(&sc);
+  if (err == NULL) err = env_s3_new(&sc, &c->data_env);
+  s3_config_free(&sc);
+  if (err) c->data_env = env_posix();
+  return err;
+}
+
 mica_err *cl_start(const cl_options *o, cluster **out) {
   *out = NULL;
   char probe[4096];
@@ -268,6 +327,15 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
     c->tls = (rpc_tls){c->tls_cert, c->tls_key, c->tls_ca};
   }
   init_slot(&c->master, "master", 0);
+  c->data = xstrdup(c->root);
+  c->data_env = env_posix();
+  if (o->s3) {
+    err = start_s3(c);
+    if (err) {
+      cl_free(c);
+      return err;
+    }
+  }
   err = env_mkdirs(env_posix(), c->logs);
   if (err == NULL) err = start_master(c, "127.0.0.1:0");
   for (int i = 0; i < o->tservers && err == NULL; i++) {
@@ -298,6 +366,9 @@ void cl_free(cluster *c) {
   for (size_t i = 0; i < c->n_chans; i++) rpc_channel_free(c->chans[i]);
   free(c->chans);
   pthread_mutex_destroy(&c->ch_mu);
+  if (c->data_env != NULL && c->data_env != env_posix())
+    env_s3_free(c->data_env);
+  free(c->data);
   free(c->root);
   free(c->logs);
   free(c);
@@ -317,7 +388,11 @@ int cl_suite_stop(cluster **c) {
   return 0;
 }
 
-const char *cl_data_root(const cluster *c) { return c->root; }
+const char *cl_data_root(const cluster *c) { return c->data; }
+
+env *cl_data_env(const cluster *c) { return c->data_env; }
+
+const char *cl_local_dir(const cluster *c) { return c->root; }
 
 const rpc_tls *cl_tls(const cluster *c) { return c->tls_on ? &c->tls : NULL; }
 const char *cl_master_address(const cluster *c) { return c->master.address; }

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/env.h"
 #include "common/err.h"
 #include "proto/rpc.h"
 
@@ -64,6 +65,11 @@ typedef struct cl_options {
   /* --tls-client-certs MODE on every process ("request", "require"; needs
    * tls_dir); NULL = the servers' default. */
   const char *client_certs;
+  /* Keep the data root on the test program's S3 server (s3server.h):
+   * --data-dir s3://mica-test/<unique>, the WAL in one local directory
+   * shared by the cluster's servers (--wal-dir), the secret in a local file
+   * (cl_options_init: cl_env_s3()). */
+  bool s3;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
@@ -77,6 +83,10 @@ void cl_options_init(cl_options *o);
  * directory made once per process under tu_tmpdir(). NULL when unset, ""
  * or "0". */
 const char *cl_env_tls_dir(void);
+
+/* The cluster suite on S3 (docs/testing.md): true when MICA_TEST_S3 is set
+ * and not "" or "0"; ctest's *_s3 entries set it. */
+bool cl_env_s3(void);
 
 /* Starts a master and o->tservers tablet servers on a new data root and
  * waits until every server is live at the master. On failure everything
@@ -94,6 +104,8 @@ int cl_suite_start(const cl_options *o, cluster **c);
 /* A suite's clean-up: cl_free(*c), *c = NULL; returns 0. */
 int cl_suite_stop(cluster **c);
 
+/* The --data-dir of the cluster's processes (an s3:// root when
+ * opt.s3), and the env that reads it (owned by the cluster). */
 const char *cl_data_root(const cluster *c);
 /* True when one of the master's events (ListEvents) has `part` in its
  * text. */
@@ -101,6 +113,10 @@ bool cl_has_event(cluster *c, const char *part);
 /* True when a file in the cluster's log directory (<root>/logs) holds
  * `text`: what a test that no secret is logged asks. */
 bool cl_logs_contain(const cluster *c, const char *text);
+env *cl_data_env(const cluster *c);
+/* The local directory of the logs (logs/), the secret and, on S3, the
+ * shared WAL directory (wal/): the data root itself on POSIX. */
+const char *cl_local_dir(const cluster *c);
 /* The TLS files clients of this cluster need (NULL when plaintext): ca
  * is the CA file. */
 const rpc_tls *cl_tls(const cluster *c);

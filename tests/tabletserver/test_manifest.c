@@ -17,6 +17,7 @@
  * fails man_write with the error and leaves the previous manifest in
  * place; a read fault fails man_read; and a power loss after any failed
  * or successful step leaves either the old or the new manifest, whole. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,12 +194,16 @@ static void test_read_write(void) {
   TU_OK(man_write(e, dir, &m2));
   TU_OK(man_read(e, dir, &d));
   expect_same(&m2, &d);
-  /* No temporary file is left behind. */
+  /* No temporary file is left behind, and the first generation was
+   * removed once the second was durable. */
   char **names;
   size_t n;
   TU_OK(env_list(e, dir, &names, &n));
   CU_ASSERT_EQUAL(n, 1);
-  if (n == 1) CU_ASSERT_STRING_EQUAL(names[0], MAN_FILE_NAME);
+  uint64_t ep = 0, g = 0;
+  if (n == 1) CU_ASSERT_TRUE(man_parse_name(names[0], &ep, &g));
+  CU_ASSERT_EQUAL(ep, m2.epoch);
+  CU_ASSERT_EQUAL(g, 2);
   env_free_names(names, n);
   man_clear(&m);
   man_clear(&m2);
@@ -326,6 +331,101 @@ static void test_bad_payloads(void) {
   put_varint64(&p, 0);
   expect_payload_corrupt(&p, "left daughter id");
   buf_free(&p);
+}
+
+static char *name_in(const char *dir, uint64_t epoch, uint64_t gen) {
+  char *p = xmalloc(strlen(dir) + 64);
+  sprintf(p, "%s/MANIFEST-%020" PRIu64 "-%020" PRIu64, dir, epoch, gen);
+  return p;
+}
+
+/* The epoch rule (docs/storage.md): names carry (epoch, generation); the
+ * highest wins; a writer of an older epoch is refused, and a late object of
+ * an older epoch (a delayed upload) is never read; a plain MANIFEST from
+ * before is read and replaced. */
+static void test_epoch_names(void) {
+  env *e = env_posix();
+  const char *dir = tu_tmpdir();
+  man_state m, d;
+  man_init(&d);
+  full_state(&m, MAN_LIVE);
+  m.epoch = 5;
+  m.last_seq = 100;
+  TU_OK(man_write(e, dir, &m));
+  char *g1 = name_in(dir, 5, 1);
+  CU_ASSERT_TRUE(env_exists(e, g1));
+
+  /* A new owner (epoch 7) takes over: generation 1 of its epoch; the old
+   * epoch's names are removed. */
+  m.epoch = 7;
+  m.last_seq = 200;
+  TU_OK(man_write(e, dir, &m));
+  char *n71 = name_in(dir, 7, 1);
+  CU_ASSERT_TRUE(env_exists(e, n71));
+  CU_ASSERT_FALSE(env_exists(e, g1));
+
+  /* The old owner is refused... */
+  m.epoch = 5;
+  m.last_seq = 300;
+  mica_err *err = man_write(e, dir, &m);
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_EPOCH);
+  err_free(err);
+  /* ...and its late object, landing anyway, is never read. */
+  buf late = BUF_INIT;
+  man_encode(&m, &late);
+  char *late_path = name_in(dir, 5, 9);
+  TU_OK(env_write_file_atomic(e, late_path, buf_slice(&late)));
+  TU_OK(man_read(e, dir, &d));
+  CU_ASSERT_EQUAL(d.epoch, 7);
+  CU_ASSERT_EQUAL(d.last_seq, 200);
+  man_clear(&d);
+  /* The next write of the owner removes it. */
+  m.epoch = 7;
+  m.last_seq = 201;
+  TU_OK(man_write(e, dir, &m));
+  CU_ASSERT_FALSE(env_exists(e, late_path));
+  char *n72 = name_in(dir, 7, 2);
+  CU_ASSERT_TRUE(env_exists(e, n72));
+
+  /* A file whose contents name another epoch than its name: CORRUPTION. */
+  char *bad = name_in(dir, 8, 1);
+  TU_OK(env_write_file_atomic(e, bad, buf_slice(&late))); /* epoch 5 */
+  err = man_read(e, dir, &d);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err_msg(err), "records epoch 5") : NULL);
+  err_free(err);
+  TU_OK(env_remove(e, bad));
+
+  /* A plain MANIFEST (written before names carried epochs) alone is read,
+   * and the next write replaces it. */
+  const char *dir2 = tu_tmpdir();
+  char *plain = path_join(dir2, MAN_FILE_NAME);
+  TU_OK(env_write_file_atomic(e, plain, buf_slice(&late)));
+  CU_ASSERT_TRUE(man_exists(e, dir2));
+  TU_OK(man_read(e, dir2, &d));
+  CU_ASSERT_EQUAL(d.last_seq, 300);
+  man_clear(&d);
+  /* Its epoch (5, inside the file) fences an older writer too. */
+  m.epoch = 4;
+  err = man_write(e, dir2, &m);
+  CU_ASSERT_EQUAL(err_code(err), MICA_STALE_EPOCH);
+  err_free(err);
+  m.epoch = 5;
+  TU_OK(man_write(e, dir2, &m));
+  CU_ASSERT_FALSE(env_exists(e, plain));
+  char *p51 = name_in(dir2, 5, 1);
+  CU_ASSERT_TRUE(env_exists(e, p51));
+  CU_ASSERT_FALSE(man_exists(e, tu_tmpdir()));
+
+  buf_free(&late);
+  free(g1);
+  free(n71);
+  free(n72);
+  free(late_path);
+  free(bad);
+  free(plain);
+  free(p51);
+  man_clear(&m);
 }
 
 static void test_oversized_file(void) {
@@ -465,6 +565,7 @@ static void test_crash(void) {
 static CU_TestInfo value_tests[] = {
     {"encode, decode and copy", test_round_trip},
     {"read and write", test_read_write},
+    {"names by epoch and generation", test_epoch_names},
     CU_TEST_INFO_NULL,
 };
 static CU_TestInfo corrupt_tests[] = {

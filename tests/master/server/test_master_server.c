@@ -88,7 +88,10 @@ static void test_help(void) {
       "--max-opens", "--load-split", "--load-split-ops",
       "--load-split-bytes", "--load-split-window-ms", "--heat-bucket-ms",
       "--heat-buckets", "--heat-max-tablets", "--balance-min-rate", "--balance-window-ms",
-      "--balance-settle-ms", "auto|suggest|off", "--help",
+      "--balance-settle-ms", "auto|suggest|off", "--s3-endpoint",
+      "--s3-region", "--s3-access-key", "--s3-secret-key",
+      "--s3-session-token", "--s3-addressing", "--s3-deadline-ms",
+      "--s3-attempt-timeout-ms", "--cache-dir", "--cache-size", "--help",
       "mica-master --data-dir /srv/mica"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     if (strstr(th_out(&r), flags[i]) == NULL)
@@ -172,6 +175,19 @@ static void test_bad_usage(void) {
                  "--heartbeat-ms (500) must be below --lease-ms (500)");
   expect_refused(MASTER("--data-dir", dir, "--heartbeat-ms", "20000"), 2,
                  "--heartbeat-ms (20000) must be below --lease-ms (10000)");
+  /* Storage (docs/storage.md): S3 flags with a POSIX root, an s3:// root
+   * without the secret file, a bad bucket name and a bad value are refused
+   * before anything is touched, each naming what is wrong. */
+  expect_refused(MASTER("--data-dir", dir, "--s3-region", "eu-west-1"), 2,
+                 "--s3-region applies only to an s3://BUCKET/PREFIX");
+  expect_refused(MASTER("--data-dir", "s3://mica-b/c1"), 2,
+                 "needs --cluster-secret-file");
+  expect_refused(MASTER("--data-dir", "s3://B/c1", "--cluster-secret-file",
+                        "/nonexistent/secret"), 2,
+                 "--data-dir: s3://B/c1: bucket name");
+  expect_refused(MASTER("--data-dir", "s3://mica-b/c1", "--cluster-secret-file",
+                        "/nonexistent/secret", "--s3-addressing", "sideways"),
+                 2, "--s3-addressing");
 }
 
 /* ---- the process ---- */

@@ -83,7 +83,10 @@ static void test_flags(void) {
                          "--reserve-space", "--compression", "--max-streams",
                          "--max-streams-per-conn", "--stream-idle-timeout",
                          "--tls-client-certs", "--drain-timeout-ms",
-                         "--commit-log", "--help", "example:"};
+                         "--commit-log", "--wal-dir", "--s3-endpoint", "--s3-region",
+                         "--s3-access-key", "--s3-secret-key",
+                         "--s3-session-token", "--s3-addressing",
+                         "--cache-dir", "--cache-size", "--help", "example:"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)out.data, flags[i]));
   buf_clear(&out);
@@ -110,6 +113,36 @@ static void test_flags(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, "--memory-budget"));
   buf_clear(&out);
   buf_clear(&er);
+  /* Storage: flags for S3 on a POSIX root, an s3:// root without the
+   * WAL's POSIX directory or the secret file, bad bucket names and values
+   * are refused, each naming what is wrong. */
+  const struct {
+    const char *args[10];
+    const char *want;
+  } storage[] = {
+      {{"--data-dir", "/tmp", "--s3-region", "eu-west-1"},
+       "--s3-region applies only to an s3://BUCKET/PREFIX --data-dir"},
+      {{"--data-dir", "s3://mica-b/c1", "--cluster-secret-file", "/tmp/s"},
+       "needs --wal-dir PATH"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "/tmp/w"},
+       "needs --cluster-secret-file"},
+      {{"--data-dir", "s3://B/c1", "--wal-dir", "/tmp/w"},
+       "--data-dir: s3://B/c1: bucket name"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "/tmp/w",
+        "--cluster-secret-file", "/tmp/s", "--s3-addressing", "sideways"},
+       "--s3-addressing"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "s3://mica-b/w"},
+       "--wal-dir: 's3://mica-b/w' is not a POSIX directory"},
+  };
+  for (size_t i = 0; i < sizeof storage / sizeof storage[0]; i++) {
+    CU_ASSERT_EQUAL(run_capture(storage[i].args, &out, &er), 2);
+    if (strstr((char *)er.data, storage[i].want) == NULL)
+      fprintf(stderr, "\n  want '%s' in: %s\n", storage[i].want,
+              (char *)er.data);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)er.data, storage[i].want));
+    buf_clear(&out);
+    buf_clear(&er);
+  }
   const char *baddrain[] = {"--data-dir", "/tmp", "--drain-timeout-ms", "soon",
                             NULL};
   CU_ASSERT_EQUAL(run_capture(baddrain, &out, &er), 2);
