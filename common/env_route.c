@@ -4,6 +4,7 @@
  * the reader's or writer's owner) and never come back here. */
 #include "common/env_route.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,12 @@ typedef struct route {
   char *root, *alt_root;
   size_t root_len;
   bool (*pick)(const char *name);
+  /* The lock descriptors the alt env handed out, so an unlock goes back
+   * to the env that locked (a lock is a picked file's, like a commit
+   * log's LOCK, or the base's). */
+  pthread_mutex_t mu;
+  int *alt_locks;
+  size_t n_alt_locks;
 } route;
 
 static route *route_of(env *e) { return (route *)e; }
@@ -253,11 +260,34 @@ static mica_err *rt_list(env *e, const char *dir, char ***names, size_t *n) {
 }
 
 static mica_err *rt_lock(env *e, const char *path, int *lock_fd) {
-  return env_lock(route_of(e)->base, path, lock_fd);
+  route *r = route_of(e);
+  const char *mapped;
+  char *owned;
+  env *to = choose(r, path, &mapped, &owned);
+  mica_err *err = env_lock(to, mapped, lock_fd);
+  free(owned);
+  if (err == NULL && to == r->alt) {
+    pthread_mutex_lock(&r->mu);
+    r->alt_locks =
+        xrealloc(r->alt_locks, (r->n_alt_locks + 1) * sizeof(*r->alt_locks));
+    r->alt_locks[r->n_alt_locks++] = *lock_fd;
+    pthread_mutex_unlock(&r->mu);
+  }
+  return err;
 }
 
 static void rt_unlock(env *e, int lock_fd) {
-  env_unlock(route_of(e)->base, lock_fd);
+  route *r = route_of(e);
+  env *to = r->base;
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->n_alt_locks; i++)
+    if (r->alt_locks[i] == lock_fd) {
+      r->alt_locks[i] = r->alt_locks[--r->n_alt_locks];
+      to = r->alt;
+      break;
+    }
+  pthread_mutex_unlock(&r->mu);
+  env_unlock(to, lock_fd);
 }
 
 static uint64_t rt_now_micros(env *e) {
@@ -312,6 +342,7 @@ env *env_route_new(env *base, const char *root, env *alt,
   r->root_len = strlen(r->root);
   r->alt_root = strip_slashes(alt_root);
   r->pick = pick;
+  pthread_mutex_init(&r->mu, NULL);
   return &r->env;
 }
 
@@ -320,5 +351,7 @@ void env_route_free(env *e) {
   route *r = route_of(e);
   free(r->root);
   free(r->alt_root);
+  free(r->alt_locks);
+  pthread_mutex_destroy(&r->mu);
   free(r);
 }

@@ -19,10 +19,13 @@
  * either has the path. Free space is the base env's, or the alt env's
  * where the base has none to report (an object store: then the local WAL
  * disk is the one that can fill). Readers and writers are the chosen
- * env's own, so reads, appends and syncs cost nothing extra. Locks and
- * clocks are the base env's.
+ * env's own, so reads, appends and syncs cost nothing extra. A lock is
+ * taken where its file lives (a picked name's in alt: the tablet server's
+ * commit log keeps its LOCK beside its segments); clocks are the base
+ * env's.
  *
- * Thread-safety: as env.h; the route holds no mutable state. */
+ * Thread-safety: as env.h; the only mutable state is the set of lock
+ * descriptors alt handed out, under a mutex. */
 #ifndef MICA_COMMON_ENV_ROUTE_H
 #define MICA_COMMON_ENV_ROUTE_H
 

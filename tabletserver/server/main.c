@@ -22,6 +22,7 @@
 #include "sstable/sstable.h"
 #include "proto/rpc.h"
 #include "tabletserver/server/ts.h"
+#include "tabletserver/clog.h"
 #include "tabletserver/wal.h"
 
 static const char usage_text[] =
@@ -124,9 +125,22 @@ static void usage_error(const char *fmt, const char *arg) {
 }
 
 /* env_route's choice: WAL segments go to --wal-dir. */
+/* The files that live in --wal-dir when the data root is on S3: the
+ * per-tablet WAL's segments, and the server commit log's segments, their
+ * indexes and its LOCK (tabletserver/COMMITLOG_FORMAT.md). Nothing else
+ * under a tablet server's data root is named LOCK. */
 static bool is_wal_name(const char *name) {
   uint64_t epoch, number;
-  return wal_parse_segment_name(name, &epoch, &number);
+  if (wal_parse_segment_name(name, &epoch, &number)) return true;
+  if (strcmp(name, CLOG_LOCK_NAME) == 0) return true;
+  size_t n = strlen(name);
+  char seg[64];
+  if (n >= 4 && n < sizeof(seg) && strcmp(name + n - 4, ".idx") == 0) {
+    memcpy(seg, name, n - 4);
+    memcpy(seg + n - 4, ".log", 5);
+    return clog_parse_segment_name(seg, &number);
+  }
+  return clog_parse_segment_name(name, &number);
 }
 
 /* "64M" -> 67108864. False on anything else. */

@@ -27,6 +27,7 @@
 #include "tests/cluster/kvc.h"
 #include "tests/harness/cluster.h"
 #include "tests/harness/testutil.h"
+#include "tabletserver/clog.h"
 #include "tabletserver/manifest.h"
 
 static cluster *g_c;
@@ -112,6 +113,7 @@ static bool is_log_part(const char *n) {
   return strncmp(n, "log-", 4) == 0 && strchr(n, '.') != NULL;
 }
 static bool is_lock(const char *n) { return strcmp(n, "LOCK") == 0; }
+static bool is_clog(const char *n) { return strncmp(n, "clog-", 5) == 0; }
 
 /* The epoch in the name of the newest manifest in `dir`. */
 static uint64_t manifest_epoch(const char *dir) {
@@ -168,17 +170,46 @@ static void test_layout(void) {
   CU_ASSERT_EQUAL(count_names(dir, is_manifest), 1);
   CU_ASSERT_EQUAL(manifest_epoch(dir), epoch);
   CU_ASSERT_EQUAL(count_names(dir, is_wal), 0);
-  /* The WAL is in the servers' shared local directory instead. */
+  /* The writes' log is the servers' commit logs (COMMITLOG_FORMAT.md),
+   * in the servers' shared local directory, none of it in the bucket. */
   char local[4200];
-  snprintf(local, sizeof local, "%s/wal/tablets/%" PRIu64, cl_local_dir(g_c),
-           id);
+  snprintf(local, sizeof local, "%s/wal/logs", cl_local_dir(g_c));
   char **names = NULL;
   size_t n = 0;
   TU_OK(env_list(env_posix(), local, &names, &n));
-  int wals = 0;
-  for (size_t i = 0; i < n; i++) wals += is_wal(names[i]);
+  int segs = 0;
+  for (size_t i = 0; i < n; i++) {
+    char sub[4400];
+    snprintf(sub, sizeof sub, "%s/%s", local, names[i]);
+    char **files = NULL;
+    size_t nf = 0;
+    mica_err *lerr = env_list(env_posix(), sub, &files, &nf);
+    if (lerr != NULL) { /* LOCK and other files are not directories */
+      err_free(lerr);
+      continue;
+    }
+    uint64_t num;
+    for (size_t j = 0; j < nf; j++)
+      segs += clog_parse_segment_name(files[j], &num);
+    env_free_names(files, nf);
+  }
   env_free_names(names, n);
-  CU_ASSERT_TRUE(wals > 0);
+  CU_ASSERT_TRUE(segs > 0);
+  char blogs[4200];
+  snprintf(blogs, sizeof blogs, "%s/logs", cl_data_root(g_c));
+  bool in_bucket = false;
+  mica_err *berr = env_list(cl_data_env(g_c), blogs, &names, &n);
+  bool listed = berr == NULL;
+  err_free(berr); /* no logs directory in the bucket at all: none there */
+  if (listed) {
+    for (size_t i = 0; i < n; i++) {
+      char sub[4400];
+      snprintf(sub, sizeof sub, "%s/%s", blogs, names[i]);
+      in_bucket |= count_names(sub, is_clog) > 0;
+    }
+    env_free_names(names, n);
+  }
+  CU_ASSERT_FALSE(in_bucket);
   /* The master's log: a snapshot and part objects, no lock. */
   char mdir[4200];
   snprintf(mdir, sizeof mdir, "%s/master", cl_data_root(g_c));

@@ -958,6 +958,22 @@ static void test_route(void) {
   CU_ASSERT_FALSE(env_exists(e, t2));
   char *t2b = path_in(b, "t/2");
   CU_ASSERT_FALSE(env_exists(px, t2b));
+  /* A picked file's lock is taken in alt, and unlocked there. */
+  char *lk = path_in(a, "t/2/wal-lock"), *lk_b = path_in(b, "t/2/wal-lock");
+  int fd = -1;
+  TU_OK(env_mkdirs(e, t2));
+  TU_OK(env_lock(e, lk, &fd));
+  CU_ASSERT_TRUE(env_exists(px, lk_b));
+  CU_ASSERT_FALSE(env_exists(px, lk));
+  int fd2 = -1;
+  mica_err *lerr = env_lock(px, lk_b, &fd2);
+  CU_ASSERT_PTR_NOT_NULL(lerr); /* held */
+  err_free(lerr);
+  env_unlock(e, fd);
+  TU_OK(env_lock(px, lk_b, &fd2)); /* released */
+  env_unlock(px, fd2);
+  free(lk);
+  free(lk_b);
   /* A path outside the root is the base's, whatever its name. */
   char *outside = path_in(b, "wal-9.log");
   write_file(e, outside, ENV_TRUNCATE, "x");
