@@ -6,9 +6,11 @@
  * thread, a server may run it, and so may another server sharing the data
  * root. Two collectors that both find a parent directory collectible both
  * try to remove it, so one of them finds it gone half-way. That is no
- * error: test_tablet_model once failed (ASan build, loaded machine)
- * because its own collection lost that race to a daughter's compaction and
- * answered NOT_FOUND "list <parent dir>: No such file or directory".
+ * error. It used to be NOT_FOUND "list <parent dir>: No such file or
+ * directory": test_tablet_model's background collections hit it under
+ * load, and when its own tab_collect_garbage lost the race the failed
+ * TU_OK ended the ASan build's run as "Subprocess aborted"
+ * (docs/engine.md, "Deleting files").
  *
  *   - "parent removed by another collector": deterministic. An env that
  *     wraps the POSIX one removes a collectible parent's directory just
@@ -28,7 +30,6 @@
 
 #include "common/env.h"
 #include "common/env_impl.h"
-#include "common/layout.h"
 #include "common/log.h"
 #include "tabletserver/tablet.h"
 #include "tests/harness/testutil.h"
