@@ -653,6 +653,18 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
   size_t n = 0;
   mica_err *err = env_list(e, dir, &names, &n);
   if (err != NULL) return err_wrap(err, "commit log %s", dir);
+  /* A log's directory holds its LOCK from clog_open until the collector
+   * removes both: no LOCK means no log, even where a listing of a
+   * missing directory answers empty (an object store, or a route env
+   * with the log directory on one side). */
+  bool has_lock = false;
+  for (size_t i = 0; i < n && !has_lock; i++)
+    has_lock = strcmp(names[i], CLOG_LOCK_NAME) == 0;
+  if (!has_lock) {
+    env_free_names(names, n);
+    return err_new(MICA_NOT_FOUND, "commit log %s: no such log (no %s)", dir,
+                   CLOG_LOCK_NAME);
+  }
   uint64_t *nums = xcalloc(n + 1, sizeof(*nums));
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
@@ -699,7 +711,10 @@ static bool log_needed(env *e, const char *tablets_dir, const char *name) {
     man_init(&m);
     err = man_read(e, dir, &m);
     if (err == NULL) {
-      needed = man_holds_writes(&m) && m.log_name.len == len &&
+      /* Only a tablet that can open again replays: a split, merged or
+       * dropped one never does (tablet_open.c refuses it). */
+      needed = (m.state == MAN_LIVE || m.state == MAN_SPLITTING) &&
+               man_holds_writes(&m) && m.log_name.len == len &&
                memcmp(m.log_name.data, name, len) == 0;
     } else if (err_code(err) != MICA_NOT_FOUND) {
       needed = true;

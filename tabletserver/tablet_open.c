@@ -335,7 +335,7 @@ static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
     /* A log is deleted only once no manifest names it
      * (clog_collect_dead). */
     mica_err *w = err_new(MICA_CORRUPTION,
-                          "commit log %s named in %s/MANIFEST is missing", dir,
+                          "commit log %s named in the manifest of %s is missing", dir,
                           t->dir);
     err_free(err);
     err = w;
@@ -674,6 +674,7 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
       *changed = true;
       for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);
       free(files);
+      free(levels);
       mt_unref(replayed);
       tb_free(t);
       return NULL;

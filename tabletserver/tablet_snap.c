@@ -196,6 +196,10 @@ mica_err *tab_snapshot_pin(tablet *t, const char *pin_path,
     pin.next_file = 1;
     pin.parent_id = 0;
     pin.n_live = pin.n_retired = 0;
+    /* The flush above put every write in the pinned files: a pin (and a
+     * clone made from it) never names the server's commit log, which
+     * can be collected once this tablet moves on. */
+    man_set_log(&pin, slice_make(NULL, 0), 0, 0, 0);
     buf enc = BUF_INIT;
     man_encode(&pin, &enc);
     err = env_write_file_atomic(t->e, pin_path, buf_slice(&enc));

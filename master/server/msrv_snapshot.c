@@ -311,6 +311,10 @@ static mica_err *write_clone_manifest(msrv *s, uint64_t snap_id, uint64_t src,
     m.parent_id = 0;
     m.state = MAN_LIVE;
     m.n_live = m.n_retired = 0;
+    /* A clone's writes start in its own owner's log; a pin written before
+     * pins dropped the name must not tie the clone to a log that a
+     * restart lets the servers collect. */
+    man_set_log(&m, slice_make(NULL, 0), 0, 0, 0);
     err = man_write(e, (const char *)dir.data, &m);
   }
   buf_free(&dir);

@@ -373,14 +373,29 @@ static void encode_v1(const man_state *m, buf *out) {
   buf_free(&p);
 }
 
+/* Replaces the tablet's manifests (MANIFEST-<epoch>-<gen>) with one plain
+ * MANIFEST holding `bytes`, as a version-1 server left it. */
 static void write_raw_manifest(const char *dir, slice bytes) {
+  char **names = NULL;
+  size_t n = 0;
+  TU_OK(env_list(env_posix(), dir, &names, &n));
+  for (size_t i = 0; i < n; i++) {
+    if (!man_is_name(names[i])) continue;
+    char *p = path_join(dir, names[i]);
+    TU_OK(env_remove(env_posix(), p));
+    free(p);
+  }
+  env_free_names(names, n);
   char *path = path_join(dir, MAN_FILE_NAME);
   TU_OK(env_write_file_atomic(env_posix(), path, bytes));
   free(path);
 }
 
+/* The format version of the manifest the tablet reads. */
 static uint32_t manifest_version(const char *dir) {
-  char *path = path_join(dir, MAN_FILE_NAME);
+  char *path = NULL;
+  TU_OK(man_newest_path(env_posix(), dir, &path));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(path);
   buf b = BUF_INIT;
   TU_OK(env_read_file(env_posix(), path, MAN_MAX_BYTES, &b));
   uint32_t v = b.len >= 12 ? decode_fixed32(b.data + 8) : 0;

@@ -12,6 +12,7 @@
 #include "common/env.h"
 #include "common/path.h"
 #include "tabletserver/manifest.h"
+#include "tabletserver/clog.h"
 #include "tabletserver/tablet.h"
 #include "tests/harness/testutil.h"
 #include "tests/tabletserver/tt.h"
@@ -105,6 +106,56 @@ static void test_pin_keeps_files(void) {
   free(sdir);
 }
 
+/* A tablet on the server's shared commit log: its manifest names the log,
+ * its pin does not (the flush put everything in the pinned files), so a
+ * clone never depends on a log the servers may collect. */
+static void test_pin_names_no_log(void) {
+  char root[1024];
+  snprintf(root, sizeof root, "%s/pinlog", tu_tmpdir());
+  res_pool *res = tt_res(E, 1 << 20);
+  char *tablets = xstrdup(tt_tablets_dir(root));
+  char *logs = clog_logs_root(tablets);
+  clog_options lo;
+  clog_options_init(&lo);
+  clog *l = NULL;
+  TU_OK(clog_open(E, logs, "ts-a", &lo, &l));
+  tab_options o;
+  tt_options(&o);
+  o.auto_compact = false;
+  o.log = l;
+  tablet *t = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 9), 9, slice_make("", 0),
+                 slice_make("", 0), 1, &o, &t));
+  put_all(t, "v-%d");
+  man_state m;
+  man_init(&m);
+  TU_OK(man_read(E, tt_tablet_dir(root, 9), &m));
+  CU_ASSERT(m.log_name.len > 0); /* the tablet itself names the log */
+  man_clear(&m);
+  char *sdir = tab_snapshots_dir(tablets);
+  char *pdir = path_join(sdir, "2");
+  char *pin = path_join(pdir, "9");
+  TU_OK(env_mkdirs(E, pdir));
+  tab_pin_info info;
+  TU_OK(tab_snapshot_pin(t, pin, &info));
+  buf b = BUF_INIT;
+  TU_OK(env_read_file(E, pin, MAN_MAX_BYTES, &b));
+  TU_OK(man_decode(buf_slice(&b), pin, &m));
+  CU_ASSERT_EQUAL(m.log_name.len, 0);
+  CU_ASSERT_EQUAL(m.log_epoch, 0);
+  CU_ASSERT(m.n_ssts >= 1);
+  man_clear(&m);
+  buf_free(&b);
+  TU_OK(tab_close(t));
+  TU_OK(clog_close(l));
+  res_free(res);
+  free(pin);
+  free(pdir);
+  free(sdir);
+  free(logs);
+  free(tablets);
+}
+
 static void test_dropped_dir(void) {
   char root[1024];
   snprintf(root, sizeof root, "%s/drop", tu_tmpdir());
@@ -194,6 +245,8 @@ static void add_suites(void) {
   E = env_posix();
   CU_pSuite s = CU_add_suite("tablet snapshots", NULL, NULL);
   CU_add_test(s, "pin keeps files", test_pin_keeps_files);
+  CU_add_test(s, "pin of a shared-log tablet names no log",
+              test_pin_names_no_log);
   CU_add_test(s, "dropped directory", test_dropped_dir);
   CU_add_test(s, "damaged SHARED", test_damaged_shared);
 }
