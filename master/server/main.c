@@ -627,24 +627,6 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  /* The data root's env: the POSIX one, or S3 (data_root.h). */
-  env *root_env = NULL;
-  bool root_s3 = false;
-  {
-    mica_err *re = data_root_open(o.core.data_root, &storage, &root_env,
-                                  &root_s3);
-    if (re == NULL && root_s3 && o.secret_file == NULL)
-      re = err_new(MICA_INVALID_ARGUMENT, "an s3:// --data-dir needs "
-                   "--cluster-secret-file PATH: the cluster secret is never "
-                   "kept in the bucket");
-    if (re != NULL) {
-      fprintf(stderr, "mica-master: %s\n\n", err_msg(re));
-      err_free(re);
-      usage(stderr);
-      return 2;
-    }
-    o.core.env = root_env;
-  }
   /* A server could never renew its lease in time. */
   if (o.core.heartbeat_us >= o.core.lease_us) {
     fprintf(stderr, "mica-master: --heartbeat-ms (%" PRIu64 ") must be "
@@ -681,6 +663,25 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  /* The data root's env: the POSIX one, or S3 (data_root.h). */
+  env *root_env = NULL;
+  bool root_s3 = false;
+  {
+    mica_err *re = data_root_open(o.core.data_root, &storage, &root_env,
+                                  &root_s3);
+    if (re == NULL && root_s3 && o.secret_file == NULL)
+      re = err_new(MICA_INVALID_ARGUMENT, "an s3:// --data-dir needs "
+                   "--cluster-secret-file PATH: the cluster secret is never "
+                   "kept in the bucket");
+    if (re != NULL) {
+      if (root_env != NULL) data_root_close(root_env, root_s3);
+      fprintf(stderr, "mica-master: %s\n\n", err_msg(re));
+      err_free(re);
+      usage(stderr);
+      return 2;
+    }
+    o.core.env = root_env;
+  }
   log_set_name("master");
   /* What --insecure allowed: said at start-up and on the status page. */
   char insecure_note[600] = "";
@@ -716,6 +717,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mica-master: cannot read the metadata log's epoch: "
             "%s: %s\n", mica_code_name(err_code(perr)), err_msg(perr));
     err_free(perr);
+    data_root_close(root_env, root_s3);
     return 1;
   }
   o.master_epoch = o.core.master_epoch = floor_epoch;

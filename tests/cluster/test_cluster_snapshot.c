@@ -98,7 +98,7 @@ static void get(mica_client *c, const char *t, const char *k, char *out,
 static void key(int i, char *out) { snprintf(out, 16, "k%03d", i); }
 
 static void create(mica_client *c, const char *t, int tablets) {
-  mica_key splits[64];
+  mica_key splits[64] = {{0}};
   char keys[64][16];
   for (int i = 1; i < tablets; i++) {
     key(i * 100 / tablets, keys[i]);
