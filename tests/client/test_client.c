@@ -12,6 +12,7 @@
  *
  * One cluster serves the whole program; each test uses its own tables. The
  * balancer and merges are off so that only the tests move tablets. */
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1032,6 +1033,54 @@ static void test_old_client_after_master_restart(void) {
   mica_close(old);
 }
 
+/* kill(SIGSTOP) returns before the target stops: its threads stop as
+ * each next leaves the kernel. True once every thread of `pid` shows state
+ * T in /proc, so nothing of it can still answer a call. */
+static bool wait_stopped(pid_t pid, int timeout_ms) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+  for (int waited = 0; waited <= timeout_ms; waited += 5) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return false;
+    bool all = true;
+    struct dirent *e;
+    while (all && (e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.') continue;
+      char path[384], line[512];
+      snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+      FILE *f = fopen(path, "r");
+      if (f == NULL) continue; /* a thread that just ended */
+      const char *st = NULL;
+      if (fgets(line, sizeof line, f) != NULL) {
+        char *rp = strrchr(line, ')'); /* the state follows "(comm) " */
+        if (rp != NULL && rp[1] == ' ') st = rp + 2;
+      }
+      fclose(f);
+      if (st == NULL || (*st != 'T' && *st != 't')) all = false;
+    }
+    closedir(d);
+    if (all) return true;
+    cl_sleep_ms(5);
+  }
+  return false;
+}
+
+/* The cluster slot of the server the master places `table`'s only tablet
+ * on (its address copied to `addr`), or -1. */
+static int tablet_slot(const char *table, char *addr, size_t size) {
+  mica_tablet_info *ti = NULL;
+  size_t n = 0;
+  if (mica_list_tablets(g_m, table, &ti, &n) != MICA_OK) return -1;
+  int slot = -1;
+  if (n == 1) {
+    snprintf(addr, size, "%s", ti[0].address);
+    for (int i = 0; i < cl_tserver_count(g_c); i++)
+      if (strcmp(cl_tserver_address(g_c, i), ti[0].address) == 0) slot = i;
+  }
+  mica_free(ti);
+  return slot;
+}
+
 /* A server that stays silent (frozen here; partitioned on the multi-host
  * bed) makes a call fail with DEADLINE_EXCEEDED. The route to it must be
  * dropped then: the next call asks the master again instead of waiting its
@@ -1042,31 +1091,43 @@ static void test_silent_server_route_dropped(void) {
   OK(mica_create_table(g_m, "silent", NULL, 0));
   mica_client *c = open_client(20000);
   put_str(c, "silent", "k1", "v1"); /* the route is cached */
-  mica_tablet_info *ti = NULL;
-  size_t n = 0;
-  OK(mica_list_tablets(g_m, "silent", &ti, &n));
-  CU_ASSERT_EQUAL_FATAL(n, 1);
-  int slot = -1;
-  for (int i = 0; i < cl_tserver_count(g_c); i++)
-    if (strcmp(cl_tserver_address(g_c, i), ti[0].address) == 0) slot = i;
-  mica_free(ti);
-  CU_ASSERT_FATAL(slot >= 0);
-  pid_t pid = cl_tserver_pid(g_c, slot);
-  CU_ASSERT_FATAL(pid > 0);
   mica_close(c);
 
   mica_options o;
   mica_options_init(&o);
   o.deadline_ms = 400;
   OK(mica_open(cl_master_address(g_c), &o, &c));
-  put_str(c, "silent", "k2", "v2");
+  /* The balancer may move a new table's tablet at any time: freeze its
+   * server, then make sure the master still places the tablet there. */
+  pid_t pid = 0;
   mica_stats s0, s1;
-  mica_get_stats(c, &s0);
-  kill(pid, SIGSTOP);
+  for (int attempt = 0; attempt < 5 && pid == 0; attempt++) {
+    put_str(c, "silent", "k2", "v2"); /* the route is the current one */
+    mica_get_stats(c, &s0);
+    char before[512] = "";
+    int slot = tablet_slot("silent", before, sizeof before);
+    CU_ASSERT_FATAL(slot >= 0);
+    pid_t p = cl_tserver_pid(g_c, slot);
+    CU_ASSERT_FATAL(p > 0);
+    kill(p, SIGSTOP);
+    CU_ASSERT(wait_stopped(p, 5000));
+    char after[512] = "";
+    tablet_slot("silent", after, sizeof after);
+    if (strcmp(before, after) == 0) {
+      pid = p;
+    } else {
+      kill(p, SIGCONT);
+      cl_sleep_ms(500);
+    }
+  }
+  CU_ASSERT_FATAL(pid > 0);
   int rc1 = mica_put(c, "silent", "k3", 2, "v3", 2);
   int rc2 = mica_put(c, "silent", "k4", 2, "v4", 2);
   kill(pid, SIGCONT);
   mica_get_stats(c, &s1);
+  if (rc1 != MICA_DEADLINE_EXCEEDED || rc2 != MICA_DEADLINE_EXCEEDED)
+    fprintf(stderr, "\n  silent server: puts answered %s and %s\n",
+            mica_code_name(rc1), mica_code_name(rc2));
   CU_ASSERT_EQUAL(rc1, MICA_DEADLINE_EXCEEDED);
   CU_ASSERT_EQUAL(rc2, MICA_DEADLINE_EXCEEDED);
   /* The second put asked the master; with the route kept it would not. */
