@@ -19,6 +19,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 src=$(cd "$here/../.." && pwd)
 bin=$src/build/bin
 out=
@@ -52,34 +53,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mica-s3bench.XXXXXX")
 [ -n "$out" ] || out=$work/results
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-pids=()
 cleanup() {
-  local pid i alive
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ((i = 0; i < 100; i++)); do
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  bench_stop_all
   [ -f "$work/s3/pid" ] && "$src/tools/s3-test-server" stop "$work/s3" || true
   rm -rf "$work/posix" "$work/s3" "$work/s3c"
   rmdir "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_file() { # FILE PID SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 cpu_ticks() { # PID: user + system ticks so far
   awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' \
@@ -115,16 +96,16 @@ start() {
     --merge off --balancer off "${m[@]}" \
     >"$dir/logs/master.out" 2>"$dir/logs/master.log" &
   pid=$!
-  pids+=("$pid")
-  wait_file "$dir/master.addr" "$pid" 30 || die "$name master did not start; see $dir/logs"
+  bench_pids+=("$pid")
+  bench_wait_file "$dir/master.addr" "$pid" 30 || die "$name master did not start; see $dir/logs"
   eval "addr_$name=$(cat "$dir/master.addr")"
   "${pre[@]}" "$bin/mica-tserver" --data-dir "$data" --master "$(cat "$dir/master.addr")" \
     --address-file "$dir/tserver.addr" "${ts[@]}" \
     >"$dir/logs/tserver.out" 2>"$dir/logs/tserver.log" &
   t=$!
-  pids+=("$t")
+  bench_pids+=("$t")
   eval "ts_$name=$t"
-  wait_file "$dir/tserver.addr" "$t" 30 || die "$name tserver did not start; see $dir/logs"
+  bench_wait_file "$dir/tserver.addr" "$t" 30 || die "$name tserver did not start; see $dir/logs"
 }
 
 maddr() { eval "echo \$addr_$1"; }
