@@ -116,6 +116,17 @@ bool clog_parse_segment_name(const char *name, uint64_t *number) {
   return true;
 }
 
+bool clog_is_file_name(const char *name) {
+  if (strcmp(name, CLOG_LOCK_NAME) == 0) return true;
+  size_t n = strlen(name);
+  if (n != 5 + 20 + 4 || strcmp(name + 25, ".idx") != 0)
+    return clog_parse_segment_name(name, &(uint64_t){0});
+  char seg[5 + 20 + 4 + 1];
+  memcpy(seg, name, 25);
+  memcpy(seg + 25, ".log", 5);
+  return clog_parse_segment_name(seg, &(uint64_t){0});
+}
+
 const char *clog_name(const clog *l) { return l->name; }
 
 /* ---- segments ---- */

@@ -212,5 +212,8 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
 /* Segment and index file names ("clog-<20 digits>.log" / ".idx"). */
 char *clog_segment_name(char *out, size_t size, uint64_t number);
 bool clog_parse_segment_name(const char *name, uint64_t *number);
+/* Whether `name` is a file a log directory holds: a segment, a segment's
+ * index, or CLOG_LOCK_NAME (what --wal-dir takes off an S3 root). */
+bool clog_is_file_name(const char *name);
 
 #endif

@@ -131,16 +131,8 @@ static void usage_error(const char *fmt, const char *arg) {
  * under a tablet server's data root is named LOCK. */
 static bool is_wal_name(const char *name) {
   uint64_t epoch, number;
-  if (wal_parse_segment_name(name, &epoch, &number)) return true;
-  if (strcmp(name, CLOG_LOCK_NAME) == 0) return true;
-  size_t n = strlen(name);
-  char seg[64];
-  if (n >= 4 && n < sizeof(seg) && strcmp(name + n - 4, ".idx") == 0) {
-    memcpy(seg, name, n - 4);
-    memcpy(seg + n - 4, ".log", 5);
-    return clog_parse_segment_name(seg, &number);
-  }
-  return clog_parse_segment_name(name, &number);
+  return wal_parse_segment_name(name, &epoch, &number) ||
+         clog_is_file_name(name);
 }
 
 /* "64M" -> 67108864. False on anything else. */

@@ -1074,8 +1074,7 @@ static int tablet_slot(const char *table, char *addr, size_t size) {
   int slot = -1;
   if (n == 1) {
     snprintf(addr, size, "%s", ti[0].address);
-    for (int i = 0; i < cl_tserver_count(g_c); i++)
-      if (strcmp(cl_tserver_address(g_c, i), ti[0].address) == 0) slot = i;
+    slot = cl_tserver_slot(g_c, ti[0].address);
   }
   mica_free(ti);
   return slot;

@@ -400,11 +400,6 @@ static void route_of(target *t) {
   rpc_msg_free(lr);
 }
 
-static int slot_of(const char *address) {
-  for (int i = 0; i < cl_tserver_count(g_c); i++)
-    if (strcmp(cl_tserver_address(g_c, i), address) == 0) return i;
-  return -1;
-}
 
 static void frozen_owner(bool shared_log) {
   g_shared_log = shared_log;
@@ -426,7 +421,7 @@ static void frozen_owner(bool shared_log) {
   TU_OK(kvc_create_table(g_c, "f", NULL, 0));
   target a;
   route_of(&a);
-  int slot_a = slot_of(a.address);
+  int slot_a = cl_tserver_slot(g_c, a.address);
   CU_ASSERT_FATAL(slot_a >= 0);
   pid_t pid_a = cl_tserver_pid(g_c, slot_a);
   CU_ASSERT_FATAL(pid_a > 0);
@@ -526,7 +521,7 @@ static void frozen_owner(bool shared_log) {
   check_segments(a.tablet_id, a.assign_epoch, b.assign_epoch);
 
   /* B dies; the tablet comes back on A from the files. */
-  int slot_b = slot_of(b.address);
+  int slot_b = cl_tserver_slot(g_c, b.address);
   CU_ASSERT_FATAL(slot_b >= 0);
   TU_OK(cl_kill_tserver(g_c, slot_b));
   target c;

@@ -242,10 +242,7 @@ static void test_merge_emptied(void) {
   rpc_tablet_route *rt;
   rpc_lookup_tablets_response *lr;
   TU_OK(kvc_route(g_c, "m", slice_from_str("key00000"), 10000, &rt, &lr));
-  int victim = -1;
-  for (int i = 0; i < cl_tserver_count(g_c); i++)
-    if (strcmp(cl_tserver_address(g_c, i), rt->location->address) == 0)
-      victim = i;
+  int victim = cl_tserver_slot(g_c, rt->location->address);
   rpc_msg_free(lr);
   CU_ASSERT_FATAL(victim >= 0);
   TU_OK(cl_kill_tserver(g_c, victim));

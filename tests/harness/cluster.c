@@ -405,6 +405,14 @@ const char *cl_tserver_address(const cluster *c, int i) {
   return i >= 0 && i < c->n_ts && c->ts[i].pid ? c->ts[i].address : "";
 }
 
+int cl_tserver_slot(const cluster *c, const char *address) {
+  for (int i = 0; i < cl_tserver_count(c); i++)
+    if (cl_tserver_running(c, i) &&
+        strcmp(cl_tserver_address(c, i), address) == 0)
+      return i;
+  return -1;
+}
+
 bool cl_tserver_running(const cluster *c, int i) {
   return i >= 0 && i < c->n_ts && c->ts[i].pid != 0;
 }

@@ -127,6 +127,8 @@ int cl_tserver_count(const cluster *c); /* slots, running or not */
 /* The current address of server slot i ("" while it is not running). */
 const char *cl_tserver_address(const cluster *c, int i);
 bool cl_tserver_running(const cluster *c, int i);
+/* The slot of the running server at `address`, or -1. */
+int cl_tserver_slot(const cluster *c, const char *address);
 /* The server id the master gave slot i's current process (0 = unknown). */
 uint64_t cl_tserver_id(cluster *c, int i);
 /* The pid of slot i's process, or of the master; 0 when not running. For
