@@ -21,7 +21,22 @@
  * Checked: the master's event list holds no failed open, failed close or
  * lost tablet; every reader's key is served within PROBE_BOUND_MS, also
  * after following moved_to answers; after the churn every tablet serves
- * within seconds and every key holds its value. */
+ * within seconds and every key holds its value.
+ *
+ * Which answers a reader sees depends on how long a close takes. A read
+ * that reaches the old owner while it closes is answered "closing" (no
+ * route: the close has not ended yet); a moved_to answer exists only once
+ * the close ended. On POSIX a close takes a millisecond or two, so a reader
+ * now and then arrives after it; on S3 a close lasts tens to hundreds of
+ * milliseconds (its last manifest and any flush are PUTs) and a reader that
+ * goes back to the master on "closing" is then routed by the master to the
+ * new owner and never asks the old one again (measured on 2026-12-03: 0
+ * moved_to answers on S3 among 1,472 "closing" ones, 10 on POSIX among
+ * 116). So the first reader waits closes out at the server it was routed to
+ * (it asks again every few ms), as a client may: every move it meets ends
+ * in a moved_to answer on either backend, and the coverage check below
+ * means the same thing on both. The other readers go back to the master,
+ * as libmica does. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -189,7 +204,8 @@ static void *churn_main(void *arg) {
 
 typedef struct prober {
   shared *sh;
-  int reads, followed, slow, wrong;
+  bool waits_out_closes; /* on "closing", ask the same server again */
+  int reads, followed, slow, wrong, closing, unserved;
   uint64_t worst_ms;
 } prober;
 
@@ -258,7 +274,21 @@ static void probe_key(prober *p, int i) {
         atomic_fetch_add(&p->sh->followed, 1);
       } else if (following && err_code(err) == MICA_NOT_SERVING && re == NULL) {
         cl_sleep_ms(5); /* the target's open is on its way */
+      } else if (err_code(err) == MICA_NOT_SERVING && re == NULL &&
+                 strstr(err_msg(err), " is closing") != NULL) {
+        /* ts_acquire's answer while the tablet closes here: a move ends
+         * in a moved_to answer, any other close in a routing answer. */
+        p->closing++;
+        if (!p->waits_out_closes) {
+          free(addr);
+          addr = NULL;
+        }
+        cl_sleep_ms(5);
       } else {
+        /* "not served here": routed by the master to a server whose open
+         * of the tablet (a move's target, a split's daughter) has not
+         * ended yet. Counted for the figures line. */
+        if (err_code(err) == MICA_NOT_SERVING && re == NULL) p->unserved++;
         free(addr); /* split, closing, lease: ask the master again */
         addr = NULL;
         cl_sleep_ms(5);
@@ -333,6 +363,7 @@ static void test_moves_and_splits_under_reads(void) {
   pthread_create(&churn_th, NULL, churn_main, &sh);
   for (int i = 0; i < NPROBERS; i++) {
     pr[i].sh = &sh;
+    pr[i].waits_out_closes = i == 0;
     pthread_create(&probe_th[i], NULL, prober_main, &pr[i]);
   }
   seen_events seen = {0};
@@ -349,18 +380,23 @@ static void test_moves_and_splits_under_reads(void) {
   for (int i = 0; i < NPROBERS; i++) pthread_join(probe_th[i], NULL);
   check_events(&seen, &bad_events);
 
-  int reads = 0, followed = 0, slow = 0, wrong = 0;
+  int reads = 0, followed = 0, slow = 0, wrong = 0, closing = 0, unserved = 0;
   uint64_t worst = 0;
   for (int i = 0; i < NPROBERS; i++) {
     reads += pr[i].reads;
     followed += pr[i].followed;
     slow += pr[i].slow;
     wrong += pr[i].wrong;
+    closing += pr[i].closing;
+    unserved += pr[i].unserved;
     if (pr[i].worst_ms > worst) worst = pr[i].worst_ms;
   }
   fprintf(stderr, "\n  %d splits, %d moves; %d reads (%d moved_to answers "
-          "followed), slowest %" PRIu64 " ms\n", atomic_load(&sh.splits),
-          atomic_load(&sh.moves), reads, followed, worst);
+          "followed, %d of them by the reader that waits closes out; %d "
+          "\"closing\" answers, %d other NOT_SERVING), slowest %" PRIu64
+          " ms\n",
+          atomic_load(&sh.splits), atomic_load(&sh.moves), reads, followed,
+          pr[0].followed, closing, unserved, worst);
   CU_ASSERT(atomic_load(&sh.splits) >= 3);
   CU_ASSERT(atomic_load(&sh.moves) >= 10);
   CU_ASSERT(reads > 0);

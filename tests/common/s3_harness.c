@@ -1,87 +1,35 @@
 /* s3_harness: the S3 test programs' shared server, proxy and helpers
  * (s3_harness.h). */
 #include "tests/common/s3_harness.h"
+#include "tests/harness/s3proxy.h"
 #include "tests/harness/s3server.h"
 
 #include <curl/curl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the shared servers ---- */
 
-static char s3_endpoint[256];   /* s3rver, direct (tests/harness/s3server) */
 char s3h_proxy_endpoint[256];
 int s3h_proxy_port;
-static pid_t proxy_pid = -1;
 static bool servers_up, servers_failed;
 
-static void stop_proxy(void) {
-  if (proxy_pid > 0) {
-    kill(proxy_pid, SIGTERM);
-    waitpid(proxy_pid, NULL, 0);
-    proxy_pid = -1;
-  }
-}
-
-static bool start_proxy(void) {
-  int fds[2];
-  if (pipe(fds) != 0) return false;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    /* The proxy dies with this process, even one killed by a timeout. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    execlp("node", "node", MICA_SOURCE_DIR "/tests/common/s3_proxy.js",
-           s3_endpoint, "S3RVER", "S3RVER", "us-east-1", (char *)NULL);
-    perror("exec node");
-    _exit(127);
-  }
-  close(fds[1]);
-  proxy_pid = pid;
-  char line[64] = "";
-  size_t n = 0;
-  struct pollfd p = {fds[0], POLLIN, 0};
-  while (n < sizeof(line) - 1 && poll(&p, 1, 30000) > 0) {
-    ssize_t k = read(fds[0], line + n, 1);
-    if (k <= 0 || line[n] == '\n') break;
-    n++;
-  }
-  line[n] = '\0';
-  close(fds[0]);
-  s3h_proxy_port = atoi(line);
-  if (s3h_proxy_port <= 0) {
-    fprintf(stderr, "s3_proxy did not start (got '%s')\n", line);
-    return false;
-  }
-  snprintf(s3h_proxy_endpoint, sizeof(s3h_proxy_endpoint), "http://127.0.0.1:%d",
-           s3h_proxy_port);
-  return true;
-}
-
+/* s3rver and the proxy in front of it: the harness's, shared with the
+ * clusters of tests/harness (s3proxy.h). */
 int s3h_start(void) {
   if (servers_up) return 0;
   if (servers_failed) return 1;
   servers_failed = true;
   const char *ep;
-  mica_err *err = th_s3_start(&ep);
+  mica_err *err = th_s3_proxy_start(&ep, &s3h_proxy_port);
   if (err != NULL) {
     fprintf(stderr, "%s\n", err_msg(err));
     err_free(err);
     return 1;
   }
-  snprintf(s3_endpoint, sizeof(s3_endpoint), "%s", ep);
-  atexit(stop_proxy);
-  if (!start_proxy()) return 1;
+  snprintf(s3h_proxy_endpoint, sizeof(s3h_proxy_endpoint), "%s", ep);
   servers_up = true;
   servers_failed = false;
   return 0;

@@ -17,9 +17,12 @@
 // AWS would) and is recorded.
 //
 // Control (requests whose path starts with /__proxy/, never forwarded):
-//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O]
+//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O][&every=E]
 //        the next N requests with method M (any if absent) whose URL
-//        contains S get fault K:
+//        contains S get fault K (with every=E, only every E-th of those
+//        requests does, so the others between them pass: a flaky server
+//        rather than a dead one); the fault is chosen when the request's
+//        headers arrive:
 //          500, 503       that status with an InternalError/ServiceUnavailable body
 //          slowdown       503 SlowDown
 //          reset          the connection is destroyed before any answer
@@ -27,6 +30,13 @@
 //          truncate       forwarded, but the body is cut in half and the
 //                         connection closed (a short read)
 //          corrupt        forwarded with the body byte at offset O flipped
+//          reset_upload   the connection is destroyed once half of the
+//                         request's body arrived (an upload cut short;
+//                         at once for a request without a body)
+//          lost_answer    forwarded, so it takes effect upstream, but the
+//                         connection is destroyed instead of answering (a
+//                         PUT or DELETE that happened although the client
+//                         saw it fail)
 //   POST /__proxy/clear   drops pending faults
 //   GET  /__proxy/log     one line per request since the last reset:
 //                         "METHOD URL host=H conn=PORT sig=ok|bad signed=H1;H2
@@ -133,6 +143,7 @@ function takeFault(req) {
     if (f.count <= 0) continue;
     if (f.method && f.method !== req.method) continue;
     if (f.match && !req.url.includes(f.match)) continue;
+    if (++f.seen % f.every !== 0) continue;
     f.count--;
     return f;
   }
@@ -149,6 +160,8 @@ function control(req, res, url) {
       match: q.get('match') || '',
       ms: Number(q.get('ms') || 0),
       offset: Number(q.get('offset') || 0),
+      every: Math.max(1, Number(q.get('every') || 1)),
+      seen: 0,
     });
     res.end('ok\n');
   } else if (url.pathname === '/__proxy/clear' && req.method === 'POST') {
@@ -192,6 +205,7 @@ function forward(req, res, body, fault) {
         setTimeout(() => res.socket && res.socket.destroy(), 20);
         return;
       }
+      if (fault && fault.kind === 'lost_answer') return res.socket && res.socket.destroy();
       res.writeHead(ures.statusCode, headers);
       res.end(data);
     });
@@ -242,11 +256,21 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://proxy');
   if (url.pathname.startsWith('/__proxy/')) return control(req, res, url);
   const chunks = [];
+  const fault = takeFault(req);
+  if (fault && fault.kind === 'reset_upload') {
+    const half = Number(req.headers['content-length'] || 0) >> 1;
+    let got = 0;
+    log.push({ method: req.method, url: req.url, host: req.headers['host'],
+               conn: req.socket.remotePort, signed: '', ok: true, why: null,
+               range: req.headers['range'], fault: fault.kind });
+    if (half === 0) return req.socket.destroy();
+    req.on('data', c => { got += c.length; if (got >= half) req.socket.destroy(); });
+    return;
+  }
   req.on('data', c => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks);
     const why = checkSignature(req, body);
-    const fault = takeFault(req);
     log.push({
       method: req.method,
       url: req.url,

@@ -22,6 +22,7 @@
 #include "common/s3/env_s3.h"
 #include "proto/auth.h"
 #include "tests/harness/node.h"
+#include "tests/harness/s3proxy.h"
 #include "tests/harness/s3server.h"
 #include "tests/harness/testutil.h"
 
@@ -64,6 +65,7 @@ struct cluster {
   char *data;
   env *data_env;
   char secret[1100], wal[1100];
+  const char *s3_endpoint; /* the processes' --s3-endpoint (the proxy) */
 };
 
 bool cl_env_s3(void) {
@@ -149,6 +151,10 @@ static void s3_flags(cluster *c, num_flags *f, bool tserver) {
   if (c->data_env == env_posix()) return;
   f->v[f->n++] = "--cluster-secret-file";
   f->v[f->n++] = c->secret;
+  if (c->s3_endpoint != NULL) {
+    f->v[f->n++] = "--s3-endpoint";
+    f->v[f->n++] = c->s3_endpoint;
+  }
   if (tserver) {
     f->v[f->n++] = "--wal-dir";
     f->v[f->n++] = c->wal;
@@ -300,7 +306,11 @@ static mica_err *start_s3(cluster *c) {
   err = s3_config_from_environ(&sc);
   if (err == NULL) err = env_s3_new(&sc, &c->data_env);
   s3_config_free(&sc);
-  if (err) c->data_env = env_posix();
+  if (err) {
+    c->data_env = env_posix();
+    return err;
+  }
+  if (c->opt.s3_proxy) err = th_s3_proxy_start(&c->s3_endpoint, NULL);
   return err;
 }
 

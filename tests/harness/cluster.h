@@ -70,6 +70,10 @@ typedef struct cl_options {
    * shared by the cluster's servers (--wal-dir), the secret in a local file
    * (cl_options_init: cl_env_s3()). */
   bool s3;
+  /* With s3: every process reaches S3 through the program's fault proxy
+   * (s3proxy.h: th_s3_fault makes requests fail), while cl_data_env()
+   * reads the bucket directly, unaffected. */
+  bool s3_proxy;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
