@@ -558,8 +558,8 @@ bool cl_has_event(cluster *c, const char *part) {
 }
 
 bool cl_logs_contain(const cluster *c, const char *text) {
-  char dir[4096];
-  snprintf(dir, sizeof(dir), "%s/logs", cl_data_root(c));
+  /* The logs are local also when the data root is on S3. */
+  const char *dir = c->logs;
   DIR *d = opendir(dir);
   if (d == NULL) return false;
   bool hit = false;
