@@ -172,8 +172,7 @@ static bool table_listed(mica_client *c, const char *t) {
 static bool dir_exists(uint64_t tablet_id) {
   char p[1300];
   snprintf(p, sizeof p, "%s/tablets/%" PRIu64, cl_data_root(g_c), tablet_id);
-  struct stat st;
-  return stat(p, &st) == 0;
+  return env_exists(cl_data_env(g_c), p); /* POSIX or s3:// */
 }
 
 static size_t collect(char *p, size_t size, size_t n, void *ctx) {

@@ -66,6 +66,7 @@ struct cluster {
   env *data_env;
   char secret[1100], wal[1100];
   const char *s3_endpoint; /* the processes' --s3-endpoint (the proxy) */
+  char clog[1200];         /* cl_commit_log_dir */
 };
 
 bool cl_env_s3(void) {
@@ -346,6 +347,11 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
       return err;
     }
   }
+  /* The flags of s3_flags: the commit log follows --wal-dir when given. */
+  if (c->data_env == env_posix())
+    snprintf(c->clog, sizeof c->clog, "%s/logs", c->data);
+  else if (c->wal[0] != '\0')
+    snprintf(c->clog, sizeof c->clog, "%s/logs", c->wal);
   err = env_mkdirs(env_posix(), c->logs);
   if (err == NULL) err = start_master(c, "127.0.0.1:0");
   for (int i = 0; i < o->tservers && err == NULL; i++) {
@@ -403,6 +409,10 @@ const char *cl_data_root(const cluster *c) { return c->data; }
 env *cl_data_env(const cluster *c) { return c->data_env; }
 
 const char *cl_local_dir(const cluster *c) { return c->root; }
+
+const char *cl_commit_log_dir(const cluster *c) {
+  return c->clog[0] ? c->clog : NULL;
+}
 
 const rpc_tls *cl_tls(const cluster *c) { return c->tls_on ? &c->tls : NULL; }
 const char *cl_master_address(const cluster *c) { return c->master.address; }

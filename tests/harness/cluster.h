@@ -121,6 +121,11 @@ env *cl_data_env(const cluster *c);
 /* The local directory of the logs (logs/), the secret and, on S3, the
  * shared WAL directory (wal/): the data root itself on POSIX. */
 const char *cl_local_dir(const cluster *c);
+/* The local directory of the tablet servers' commit logs (one
+ * subdirectory per log): <root>/logs on POSIX, <wal-dir>/logs when the
+ * data root is on S3 and the log in a local --wal-dir; NULL when the
+ * commit log is not in a local directory. */
+const char *cl_commit_log_dir(const cluster *c);
 /* The TLS files clients of this cluster need (NULL when plaintext): ca
  * is the CA file. */
 const rpc_tls *cl_tls(const cluster *c);
