@@ -1222,6 +1222,7 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
                       sizeof(ms_event));
   m->heat = ms_heat_new(o->heat_bucket_us, o->heat_buckets,
                         o->heat_max_tablets);
+  uint64_t replay_start = env_now_micros(o->env);
   mica_err *err = mlog_open_epoch(o->env, m->dir, o->master_epoch, replay_fn,
                                   m, &m->log);
   if (!err && o->still_active)
@@ -1234,8 +1235,13 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
   bool any_live = false;
   for (size_t i = 0; i < m->n_srvs; i++) any_live |= !m->srvs[i]->dead;
   /* Servers known live may hold leases the previous master granted: wait
-   * for them to come back (or for those leases to be surely over). */
-  if (any_live) m->grace_until = now + o->lease_us + o->lease_margin_us;
+   * for them to come back (or for those leases to be surely over). The
+   * wait starts once the log is read: they cannot heartbeat before the
+   * master serves, and reading the log from S3 can take longer than a
+   * lease (every server was declared dead on each restart there). */
+  uint64_t replay_us = env_now_micros(o->env) - replay_start;
+  if (any_live)
+    m->grace_until = now + replay_us + o->lease_us + o->lease_margin_us;
   else m->grace_done = true;
   *out = m;
   return NULL;
