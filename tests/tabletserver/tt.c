@@ -1,9 +1,11 @@
-/* tt: the model map and scan checker shared by the tablet suites. */
+/* tt: the model map, the scan checker and the failure-at-every-call loop
+ * shared by the tablet suites. */
 #include "tests/tabletserver/tt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/layout.h"
 #include "tests/harness/testutil.h"
@@ -174,4 +176,126 @@ const char *tt_tablets_dir(const char *root) {
   snprintf(p, 512, "%s", tablets);
   free(tablets);
   return p;
+}
+
+/* ---- a failure at every call of one kind ---- */
+
+bool tt_run_step(tt_run *r, mica_err *err) {
+  if (r->failed || err != NULL) {
+    err_free(err);
+    r->failed = true;
+    return false;
+  }
+  return true;
+}
+
+static mica_err *model_apply(void *arg, uint64_t seq, uint8_t kind, slice key,
+                             slice value) {
+  (void)seq;
+  tt_model *m = arg;
+  if (kind == 1) tt_model_put(m, key, value);
+  else tt_model_del(m, key);
+  return NULL;
+}
+
+bool tt_run_write(tt_run *r, tablet *t, wbatch *b) {
+  if (r->failed) return false;
+  tt_model_free(&r->pending);
+  tt_model_copy(&r->pending, &r->acked);
+  TU_OK(wbatch_iterate(b, model_apply, &r->pending));
+  if (!tt_run_step(r, tab_write(t, b, true))) return false;
+  tt_model_free(&r->acked);
+  tt_model_copy(&r->acked, &r->pending);
+  return true;
+}
+
+bool tt_run_put(tt_run *r, tablet *t, slice key, slice value) {
+  wbatch *b = wbatch_new();
+  wbatch_put(b, key, value);
+  bool ok = tt_run_write(r, t, b);
+  wbatch_free(b);
+  return ok;
+}
+
+static bool same(const tt_model *a, const tt_model *b) {
+  if (a->n != b->n) return false;
+  for (size_t i = 0; i < a->n; i++)
+    if (!slice_eq(buf_slice(&a->keys[i]), buf_slice(&b->keys[i])) ||
+        !slice_eq(buf_slice(&a->vals[i]), buf_slice(&b->vals[i])))
+      return false;
+  return true;
+}
+
+void tt_run_check(const tt_run *r, tablet **ts, size_t n, uint64_t at) {
+  tt_model got;
+  memset(&got, 0, sizeof(got));
+  for (size_t i = 0; i < n; i++) {
+    iter *it;
+    TU_OK(tab_scan(ts[i], NULL, &it));
+    for (; iter_valid(it); iter_next(it))
+      tt_model_put(&got, iter_key(it), iter_value(it));
+    CU_ASSERT_PTR_NULL(iter_status(it));
+    iter_close(it);
+  }
+  bool ok = same(&got, &r->acked) || (r->failed && same(&got, &r->pending));
+  if (!ok)
+    fprintf(stderr,
+            "failing call %llu: %zu keys read, %zu acknowledged, %zu with "
+            "the write in flight\n",
+            (unsigned long long)at, got.n, r->acked.n, r->pending.n);
+  CU_ASSERT(ok);
+  tt_model_free(&got);
+}
+
+void tt_run_free(tt_run *r) {
+  tt_model_free(&r->acked);
+  tt_model_free(&r->pending);
+  r->failed = false;
+}
+
+/* A fresh root `name` under `base`, prepared when the plan says how. */
+static void fresh_root(const tt_fail_plan *p, const char *base,
+                       const char *name, char *root, size_t cap, tt_run *r) {
+  snprintf(root, cap, "%s/%s", base, name);
+  TU_OK(env_mkdirs(env_posix(), root));
+  memset(r, 0, sizeof(*r));
+  if (p->prepare != NULL) p->prepare(root, r, p->arg);
+  tt_model_copy(&r->pending, &r->acked);
+}
+
+void tt_fail_every(const tt_fail_plan *p) {
+  if (access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
+  const char *base = tu_tmpdir();
+  char root[600];
+  tt_run r;
+  /* Dry run: count the calls. */
+  fresh_root(p, base, "dry", root, sizeof(root), &r);
+  env_fault *f = env_fault_new(env_posix());
+  p->workload(env_fault_env(f), root, &r, p->arg);
+  CU_ASSERT_FALSE(r.failed);
+  uint64_t calls = env_fault_count(f, p->op);
+  env_fault_free(f);
+  tt_run_free(&r);
+  TU_OK(env_remove_tree(env_posix(), root));
+  fprintf(stderr, "workload makes %llu %s\n", (unsigned long long)calls,
+          p->what);
+  CU_ASSERT(calls > p->min_calls);
+
+  for (uint64_t i = 1; i <= calls + 1; i++) {
+    char name[32];
+    snprintf(name, sizeof(name), "fail%llu", (unsigned long long)i);
+    fresh_root(p, base, name, root, sizeof(root), &r);
+    f = env_fault_new(env_posix());
+    env_fault_fail_nth(f, p->op, i, p->crash);
+    p->workload(env_fault_env(f), root, &r, p->arg);
+    if (p->crash) env_fault_crash(f);
+    env_fault_free(f);
+    if (i <= calls && p->crash && !r.failed)
+      fprintf(stderr, "%s %llu failed silently\n", p->what,
+              (unsigned long long)i);
+    if (i <= calls && p->crash) CU_ASSERT(r.failed);
+    p->verify(root, &r, i, p->arg);
+    tt_run_free(&r);
+    TU_OK(env_remove_tree(env_posix(), root));
+  }
 }
