@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/layout.h"
+#include "tabletserver/manifest.h"
 #include "tests/harness/testutil.h"
 
 size_t tt_model_lower(const tt_model *m, slice k) {
@@ -176,6 +177,71 @@ const char *tt_tablets_dir(const char *root) {
   snprintf(p, 512, "%s", tablets);
   free(tablets);
   return p;
+}
+
+/* ---- split daughters collecting their parent ---- */
+
+bool tt_only_own_files(const char *dir) {
+  man_state m;
+  man_init(&m);
+  mica_err *err = man_read(env_posix(), dir, &m);
+  bool ok = err == NULL && m.n_ssts > 0;
+  for (size_t i = 0; ok && i < m.n_ssts; i++)
+    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
+  err_free(err);
+  man_clear(&m);
+  return ok;
+}
+
+bool tt_wait_daughters_own(const char *root, uint64_t parent_id,
+                           tablet *left, uint64_t left_id, tablet *right,
+                           uint64_t right_id, slice key, const tt_model *m) {
+  /* A daughter counts its compaction just after installing it, so the
+   * counts are waited for too. */
+  bool done = false;
+  tab_stats ls, rs;
+  for (int i = 0; i < 6000 && !done; i++) { /* 60 s */
+    tab_get_stats(left, &ls);
+    tab_get_stats(right, &rs);
+    done = !env_exists(env_posix(), tt_tablet_dir(root, parent_id)) &&
+           tt_only_own_files(tt_tablet_dir(root, left_id)) &&
+           tt_only_own_files(tt_tablet_dir(root, right_id)) &&
+           ls.compactions >= 1 && rs.compactions >= 1;
+    if (!done) env_sleep_micros(env_posix(), 10000);
+  }
+  if (!done)
+    fprintf(stderr, "parent %llu not collected: %s\n",
+            (unsigned long long)parent_id, root);
+  CU_ASSERT_TRUE(done);
+  tab_get_stats(left, &ls);
+  tab_get_stats(right, &rs);
+  CU_ASSERT_EQUAL(ls.puts + rs.puts, 0);
+  CU_ASSERT(ls.compactions >= 1 && rs.compactions >= 1);
+  uint64_t removed = 0;
+  TU_OK(tab_collect_garbage(env_posix(), tt_tablets_dir(root), &removed));
+  CU_ASSERT_EQUAL(removed, 0);
+  tab_scan_options so;
+  tab_scan_options_init(&so);
+  tt_check_scan(left, &so, m, slice_make(NULL, 0), key);
+  tt_check_scan(right, &so, m, key, slice_make(NULL, 0));
+  return done;
+}
+
+void tt_check_settled(res_pool *r, const char *root, uint64_t id, slice lo,
+                      slice hi, uint64_t epoch, const tab_options *o,
+                      const tt_model *m) {
+  tablet *t = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, id), id, lo, hi, epoch, o, &t));
+  if (t == NULL) return;
+  tab_maintain(t);
+  env_sleep_micros(env_posix(), 100000);
+  tab_stats st;
+  tab_get_stats(t, &st);
+  CU_ASSERT_EQUAL(st.compactions, 0);
+  tab_scan_options so;
+  tab_scan_options_init(&so);
+  tt_check_scan(t, &so, m, lo, hi);
+  TU_OK(tab_close(t));
 }
 
 /* ---- a failure at every call of one kind ---- */

@@ -47,6 +47,32 @@ res_pool *tt_res(env *e, size_t budget);
 const char *tt_tablets_dir(const char *root);
 const char *tt_tablet_dir(const char *root, uint64_t id);
 
+/* ---- split daughters collecting their parent ---- */
+
+/* True when the manifest in `dir` lists at least one SSTable and every
+ * one of them lies in `dir` itself (no "../" reference to another
+ * tablet's directory). */
+bool tt_only_own_files(const char *dir);
+
+/* Tablet `parent_id` under `root` was split at `key` into `left` and
+ * `right` (ids `left_id`, `right_id`), and nothing is written to them:
+ * waits (up to 60 s on a loaded machine) until each daughter has
+ * compacted the parent's files into its own and the parent's directory is
+ * collected, then checks that no write reached the daughters, that
+ * garbage collection finds nothing left, and that each scans as model `m`
+ * within its half. Records CUnit failures; the daughters stay open.
+ * Returns false when the wait gave up. */
+bool tt_wait_daughters_own(const char *root, uint64_t parent_id,
+                           tablet *left, uint64_t left_id, tablet *right,
+                           uint64_t right_id, slice key, const tt_model *m);
+
+/* Opens tablet `id` of `root` ([lo, hi), `epoch`, options `o`), runs its
+ * maintenance and checks that it finds nothing to compact and scans as
+ * model `m`; closes it. */
+void tt_check_settled(res_pool *r, const char *root, uint64_t id, slice lo,
+                      slice hi, uint64_t epoch, const tab_options *o,
+                      const tt_model *m);
+
 /* ---- a failure at every call of one kind ----
  *
  * The crash suites run one deterministic workload on a counting fault env
