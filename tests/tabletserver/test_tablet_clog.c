@@ -251,20 +251,6 @@ static bool put(tt_run *r, tablet *t, int i, int gen) {
   return tt_run_put(r, t, S(k), S(v));
 }
 
-static bool batch(tt_run *r, tablet *t, int first, int gen) {
-  wbatch *b = wbatch_new();
-  char k[16], v[32];
-  for (int i = first; i < first + 4; i++) {
-    snprintf(k, sizeof(k), "k%03d", i);
-    snprintf(v, sizeof(v), "b%d-%d", i, gen);
-    if (i % 3 == 0) wbatch_delete(b, S(k));
-    else wbatch_put(b, S(k), S(v));
-  }
-  bool ok = tt_run_write(r, t, b);
-  wbatch_free(b);
-  return ok;
-}
-
 static void crash_opts(tab_options *o, clog *l) {
   tt_options(o);
   o->memtable_bytes = 1 << 20;
@@ -310,7 +296,7 @@ static void crash_workload(env *e, const char *root, tt_run *r,
       goto out;
   for (int i = 0; i < 90; i += 2)
     if (!put(r, t[1 + i / 30], i, 0)) goto out;
-  if (!batch(r, t[2], 40, 0)) goto out;
+  if (!tt_run_batch(r, t[2], 40, 4, 0)) goto out;
   if (!tt_run_step(r, tab_flush(t[1]))) goto out;
   for (int i = 1; i < 90; i += 3)
     if (!put(r, t[1 + i / 30], i, 1)) goto out;
@@ -321,7 +307,7 @@ static void crash_workload(env *e, const char *root, tt_run *r,
   }
   for (int i = 60; i < 100; i += 5)
     if (!put(r, i < 80 ? t[4] : t[5], i, 2)) goto out;
-  if (!batch(r, t[5], 90, 2)) goto out;
+  if (!tt_run_batch(r, t[5], 90, 4, 2)) goto out;
   if (!put(r, t[1], 7, 3)) goto out;
   {
     mica_err *err = tab_close(t[2]);
@@ -356,7 +342,7 @@ static void crash_workload(env *e, const char *root, tt_run *r,
                                NONE, 2, &o, &t[6])))
     goto out;
   if (!put(r, t[6], 66, 6)) goto out;
-  if (!batch(r, t[6], 93, 6)) goto out;
+  if (!tt_run_batch(r, t[6], 93, 4, 6)) goto out;
   /* A clean end: every tablet closes (flushes) and the logs then delete
    * themselves. A crash at any of these syncs is verified too. */
   for (int i = 1; i <= 6; i++) {

@@ -50,20 +50,6 @@ static bool put(tt_run *r, tablet *t, int i, int gen) {
   return tt_run_put(r, t, S(k), S(v));
 }
 
-static bool batch(tt_run *r, tablet *t, int first, int gen) {
-  wbatch *b = wbatch_new();
-  char k[16], v[32];
-  for (int i = first; i < first + 5; i++) {
-    snprintf(k, sizeof(k), "k%03d", i);
-    snprintf(v, sizeof(v), "b%d-%d", i, gen);
-    if (i % 3 == 0) wbatch_delete(b, S(k));
-    else wbatch_put(b, S(k), S(v));
-  }
-  bool ok = tt_run_write(r, t, b);
-  wbatch_free(b);
-  return ok;
-}
-
 /* The workload. Stops at the first failure. */
 static void workload(env *e, const char *root, tt_run *r, void *arg) {
   (void)arg;
@@ -76,16 +62,16 @@ static void workload(env *e, const char *root, tt_run *r, void *arg) {
     goto out;
   for (int i = 0; i < 30; i += 3)
     if (!put(r, t, i, 0)) goto out;
-  if (!batch(r, t, 40, 0)) goto out;
+  if (!tt_run_batch(r, t, 40, 5, 0)) goto out;
   if (!tt_run_step(r, tab_flush(t))) goto out;
   for (int i = 1; i < 90; i += 7)
     if (!put(r, t, i, 1)) goto out;
-  if (!batch(r, t, 60, 1)) goto out;
+  if (!tt_run_batch(r, t, 60, 5, 1)) goto out;
   if (!tt_run_step(r, tab_flush(t))) goto out;
   for (int i = 0; i < 100; i += 11)
     if (!put(r, t, i, 2)) goto out;
   if (!tt_run_step(r, tab_compact(t))) goto out;
-  if (!batch(r, t, 45, 2)) goto out;
+  if (!tt_run_batch(r, t, 45, 5, 2)) goto out;
   {
     mica_err *err = tab_split(t, S(SPLIT_KEY), 2, 3, &o, &left, &right);
     t = NULL;
@@ -93,7 +79,7 @@ static void workload(env *e, const char *root, tt_run *r, void *arg) {
   }
   for (int i = 2; i < 100; i += 13)
     if (!put(r, i < 50 ? left : right, i, 3)) goto out;
-  if (!batch(r, right, 70, 3)) goto out;
+  if (!tt_run_batch(r, right, 70, 5, 3)) goto out;
   if (!tt_run_step(r, tab_compact(left))) goto out;
   if (!put(r, left, 5, 4)) goto out;
   {
@@ -111,54 +97,6 @@ out:
   err_free(tab_close(left));
   err_free(tab_close(right));
   res_free(res);
-}
-
-/* Every sst-* under tablets/ is referenced by a live manifest; no wal-*. */
-static void check_no_leaks(const char *root) {
-  char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
-  char **dirs;
-  size_t nd;
-  TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
-  char refs[64][256];
-  size_t nrefs = 0;
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    man_state m;
-    man_init(&m);
-    if (man_read(env_posix(), d, &m) != NULL) continue;
-    if (m.state != MAN_SPLIT)
-      for (size_t j = 0; j < m.n_ssts && nrefs < 64; j++) {
-        if (strncmp(m.ssts[j].path, "../", 3) == 0)
-          snprintf(refs[nrefs++], 256, "%s", m.ssts[j].path + 3);
-        else
-          snprintf(refs[nrefs++], 256, "%s/%s", dirs[i], m.ssts[j].path);
-      }
-    man_clear(&m);
-  }
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    char **files;
-    size_t nf;
-    if (env_list(env_posix(), d, &files, &nf) != NULL) continue;
-    for (size_t j = 0; j < nf; j++) {
-      if (strncmp(files[j], "wal-", 4) == 0)
-        fprintf(stderr, "left behind %s/%s (%s)\n", dirs[i], files[j], root);
-      CU_ASSERT(strncmp(files[j], "wal-", 4) != 0);
-      CU_ASSERT(strstr(files[j], ".tmp.") == NULL);
-      if (strncmp(files[j], "sst-", 4) != 0) continue;
-      char c[1200];
-      snprintf(c, sizeof(c), "%s/%s", dirs[i], files[j]);
-      bool found = false;
-      for (size_t k = 0; k < nrefs; k++) found |= strcmp(refs[k], c) == 0;
-      if (!found) fprintf(stderr, "leaked %s\n", c);
-      CU_ASSERT(found);
-    }
-    env_free_names(files, nf);
-  }
-  env_free_names(dirs, nd);
 }
 
 /* Reopens whatever the crash left and checks it against the run. */
@@ -204,7 +142,7 @@ static void verify(const char *root, tt_run *r, uint64_t crash_at,
   char tablets[1200];
   snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   TU_OK(tab_collect_garbage(env_posix(), tablets, NULL));
-  check_no_leaks(root);
+  tt_check_no_leaks(root);
   res_free(res);
 }
 

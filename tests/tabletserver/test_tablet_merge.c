@@ -91,56 +91,6 @@ static void check_all(tablet *t, const tt_model *m) {
   CU_ASSERT_EQUAL(tt_check_scan(t, &o, m, tab_start(t), tab_end(t)), n);
 }
 
-/* Every sst-* under the root is referenced by a live manifest; no WAL
- * segment or temporary file is left; returns the number of directories. */
-static size_t check_no_leaks(const char *root) {
-  char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
-  char **dirs;
-  size_t nd;
-  TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
-  char (*refs)[256] = xcalloc(512, 256);
-  size_t nrefs = 0;
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    man_state m;
-    man_init(&m);
-    if (man_read(env_posix(), d, &m) != NULL) continue;
-    if (m.state == MAN_LIVE)
-      for (size_t j = 0; j < m.n_ssts && nrefs < 512; j++) {
-        if (strncmp(m.ssts[j].path, "../", 3) == 0)
-          snprintf(refs[nrefs++], 256, "%s", m.ssts[j].path + 3);
-        else
-          snprintf(refs[nrefs++], 256, "%s/%s", dirs[i], m.ssts[j].path);
-      }
-    man_clear(&m);
-  }
-  for (size_t i = 0; i < nd; i++) {
-    CU_ASSERT(strstr(dirs[i], "-tmp") == NULL);
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    char **files;
-    size_t nf;
-    if (env_list(env_posix(), d, &files, &nf) != NULL) continue;
-    for (size_t j = 0; j < nf; j++) {
-      CU_ASSERT(strncmp(files[j], "wal-", 4) != 0);
-      CU_ASSERT(strstr(files[j], ".tmp.") == NULL);
-      if (strncmp(files[j], "sst-", 4) != 0) continue;
-      char c[1200];
-      snprintf(c, sizeof(c), "%s/%s", dirs[i], files[j]);
-      bool found = false;
-      for (size_t k = 0; k < nrefs; k++) found |= strcmp(refs[k], c) == 0;
-      if (!found) fprintf(stderr, "leaked %s\n", c);
-      CU_ASSERT(found);
-    }
-    env_free_names(files, nf);
-  }
-  env_free_names(dirs, nd);
-  free(refs);
-  return nd;
-}
-
 static void collect(const char *root) {
   char tablets[1200];
   snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
@@ -221,7 +171,7 @@ static void test_model(void) {
   CU_ASSERT_FALSE(env_exists(env_posix(), p));
   CU_ASSERT_FALSE(env_exists(env_posix(), l));
   CU_ASSERT_FALSE(env_exists(env_posix(), r));
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   /* A re-sent open after the inputs were collected still works. */
   TU_OK(tab_merge_prepare(res, m, 4, in, 2, &o));
   TU_OK(tab_open(res, m, 4, NONE, NONE, 3, &o, &t));
@@ -276,14 +226,14 @@ static void test_merge_split_merge(void) {
   TU_OK(tab_close(t));
   /* Still shared: the parent's and the inputs' files that 7 reads. */
   collect(root);
-  CU_ASSERT(check_no_leaks(root) > 1);
+  CU_ASSERT(tt_check_no_leaks(root) > 1);
   TU_OK(tab_open(res, d[7], 7, NONE, NONE, 3, &o, &t));
   check_all(t, &model);
   TU_OK(tab_compact(t));
   check_all(t, &model);
   TU_OK(tab_close(t));
   collect(root);
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   for (int i = 1; i < 8; i++) free(d[i]);
   tt_model_free(&model);
   res_free(res);
@@ -469,7 +419,7 @@ static void verify(const char *root, tt_run *r, uint64_t at, void *arg) {
   CU_ASSERT(state_of(a) == MAN_MERGED || !env_exists(env_posix(), a));
   CU_ASSERT(state_of(b) == MAN_MERGED || !env_exists(env_posix(), b));
   collect(root);
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   res_free(res);
   free(a);
   free(b);

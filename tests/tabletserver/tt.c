@@ -179,6 +179,59 @@ const char *tt_tablets_dir(const char *root) {
   return p;
 }
 
+size_t tt_check_no_leaks(const char *root) {
+  char tablets[1200];
+  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
+  char **dirs;
+  size_t nd;
+  TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
+  char (*refs)[256] = xcalloc(512, 256);
+  size_t nrefs = 0;
+  for (size_t i = 0; i < nd; i++) {
+    char d[1600];
+    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
+    man_state m;
+    man_init(&m);
+    if (man_read(env_posix(), d, &m) != NULL) continue;
+    if (m.state == MAN_LIVE || m.state == MAN_SPLITTING)
+      for (size_t j = 0; j < m.n_ssts && nrefs < 512; j++) {
+        if (strncmp(m.ssts[j].path, "../", 3) == 0)
+          snprintf(refs[nrefs++], 256, "%s", m.ssts[j].path + 3);
+        else
+          snprintf(refs[nrefs++], 256, "%s/%s", dirs[i], m.ssts[j].path);
+      }
+    man_clear(&m);
+  }
+  for (size_t i = 0; i < nd; i++) {
+    if (strstr(dirs[i], "-tmp") != NULL)
+      fprintf(stderr, "left behind %s (%s)\n", dirs[i], root);
+    CU_ASSERT(strstr(dirs[i], "-tmp") == NULL);
+    char d[1600];
+    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
+    char **files;
+    size_t nf;
+    if (env_list(env_posix(), d, &files, &nf) != NULL) continue;
+    for (size_t j = 0; j < nf; j++) {
+      if (strncmp(files[j], "wal-", 4) == 0 ||
+          strstr(files[j], ".tmp.") != NULL)
+        fprintf(stderr, "left behind %s/%s (%s)\n", dirs[i], files[j], root);
+      CU_ASSERT(strncmp(files[j], "wal-", 4) != 0);
+      CU_ASSERT(strstr(files[j], ".tmp.") == NULL);
+      if (strncmp(files[j], "sst-", 4) != 0) continue;
+      char c[1200];
+      snprintf(c, sizeof(c), "%s/%s", dirs[i], files[j]);
+      bool found = false;
+      for (size_t k = 0; k < nrefs; k++) found |= strcmp(refs[k], c) == 0;
+      if (!found) fprintf(stderr, "leaked %s (%s)\n", c, root);
+      CU_ASSERT(found);
+    }
+    env_free_names(files, nf);
+  }
+  env_free_names(dirs, nd);
+  free(refs);
+  return nd;
+}
+
 /* ---- split daughters collecting their parent ---- */
 
 bool tt_only_own_files(const char *dir) {
@@ -278,6 +331,20 @@ bool tt_run_write(tt_run *r, tablet *t, wbatch *b) {
 bool tt_run_put(tt_run *r, tablet *t, slice key, slice value) {
   wbatch *b = wbatch_new();
   wbatch_put(b, key, value);
+  bool ok = tt_run_write(r, t, b);
+  wbatch_free(b);
+  return ok;
+}
+
+bool tt_run_batch(tt_run *r, tablet *t, int first, int n, int gen) {
+  wbatch *b = wbatch_new();
+  char k[16], v[32];
+  for (int i = first; i < first + n; i++) {
+    snprintf(k, sizeof(k), "k%03d", i);
+    snprintf(v, sizeof(v), "b%d-%d", i, gen);
+    if (i % 3 == 0) wbatch_delete(b, slice_from_str(k));
+    else wbatch_put(b, slice_from_str(k), slice_from_str(v));
+  }
   bool ok = tt_run_write(r, t, b);
   wbatch_free(b);
   return ok;

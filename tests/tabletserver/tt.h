@@ -47,6 +47,13 @@ res_pool *tt_res(env *e, size_t budget);
 const char *tt_tablets_dir(const char *root);
 const char *tt_tablet_dir(const char *root, uint64_t id);
 
+/* Checks, after garbage collection, that every sst-* under the data
+ * root's tablets directory is referenced by the manifest of a tablet not
+ * retired (live or splitting), and that no WAL segment, temporary file or
+ * temporary directory is left. Returns the number of tablet directories;
+ * records CUnit failures. */
+size_t tt_check_no_leaks(const char *root);
+
 /* ---- split daughters collecting their parent ---- */
 
 /* True when the manifest in `dir` lists at least one SSTable and every
@@ -98,6 +105,10 @@ bool tt_run_step(tt_run *r, mica_err *err);
 bool tt_run_write(tt_run *r, tablet *t, wbatch *b);
 /* tt_run_write of one put. */
 bool tt_run_put(tt_run *r, tablet *t, slice key, slice value);
+/* tt_run_write of one batch over keys k<first>..k<first + n - 1> (three
+ * digits): every key divisible by 3 deleted, the others set to
+ * b<i>-<gen>. */
+bool tt_run_batch(tt_run *r, tablet *t, int first, int n, int gen);
 /* Reads tablets ts[0..n) whole (ranges disjoint) and records a CUnit
  * failure unless they hold exactly what the run acknowledged, or, when
  * it failed, that plus the write in flight (all or nothing). `at` is the
