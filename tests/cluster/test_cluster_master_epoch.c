@@ -42,10 +42,8 @@ static void test_old_master_refused(void) {
     return;
   }
   const char *ts = cl_tserver_address(c, 0);
-  rpc_tablet_ref ref = {0};
-  ref.tablet_id = rt->desc->tablet_id;
-  ref.range_epoch = rt->desc->range_epoch;
-  ref.assign_epoch = rt->location->assign_epoch;
+  rpc_tablet_ref ref;
+  kvc_ref_of(rt, &ref);
 
   /* A newer master's command: closing a tablet the server never had is
    * NOT_SERVING, and the server has now seen master epoch 7. */

@@ -65,10 +65,8 @@ static void test_split_waits_for_lease(void) {
     return;
   }
   const char *ts = cl_tserver_address(c, 0);
-  rpc_tablet_ref ref = {0};
-  ref.tablet_id = rt->desc->tablet_id;
-  ref.range_epoch = rt->desc->range_epoch;
-  ref.assign_epoch = rt->location->assign_epoch;
+  rpc_tablet_ref ref;
+  kvc_ref_of(rt, &ref);
 
   bool in_window = false;
   mica_err *split_err = NULL;
