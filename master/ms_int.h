@@ -302,6 +302,10 @@ bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now);
 mica_err *ms_declare_dead(ms *m, ms_srv *s, const char *why);
 /* Queues an action of `type` for `t` on its server, due at `due`. */
 uint64_t ms_queue_action(ms *m, int type, ms_tab *t, uint64_t due);
+/* The server tablet `t` counts on when servers are compared (placement,
+ * balancing): its own while opening or serving, the destination while it
+ * closes for a move (where it is about to be); 0 otherwise. */
+uint64_t ms_tab_counts_on(const ms_tab *t);
 /* The live server with the fewest tablets (then bytes, then lowest id)
  * other than `exclude`; 0 when there is none. */
 uint64_t ms_least_loaded(ms *m, uint64_t exclude);
