@@ -136,10 +136,7 @@ static void model_build(ms *m, uint64_t now, model *md) {
       md->v[md->n++].s = m->srvs[i];
   for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
-    uint64_t on = 0;
-    if (t->state == MS_OPENING || t->state == MS_SERVING) on = t->server;
-    else if (t->state == MS_CLOSING && t->close_why == CW_MOVE)
-      on = t->close_arg;
+    uint64_t on = ms_tab_counts_on(t);
     bsrv *b = on ? model_find(md, on) : NULL;
     if (b == NULL) continue;
     b->count++;

@@ -15,7 +15,6 @@
  * Snapshot. Under the core's mutex only copies are made (the hot list's
  * tablets, the table's cells and its tablets' key ranges); mapping the
  * cells to tablets and sorting by key happen after it is released. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,11 +22,9 @@
 #include "master/ms_int.h"
 #include "master/snapshot.h"
 
-enum { V_READS, V_WRITES, V_SCANS, V_RBYTES, V_WBYTES, NV };
-
 typedef struct row {
   uint64_t tablet_id, table_id, server;
-  double v[NV]; /* work done in the bucket */
+  double v[MS_W_N]; /* work done in the bucket */
 } row;
 
 typedef struct bucket {
@@ -36,13 +33,12 @@ typedef struct bucket {
   size_t n, cap;
 } bucket;
 
+/* A tablet with rows in the window. Its rates and counters are in its
+ * load record (ms_tab); a track only finds its rows. */
 typedef struct track {
-  uint64_t tablet_id, table_id, server, assign_epoch;
-  uint64_t c[NV]; /* counters at the last report */
-  uint64_t at;    /* time of the last report */
-  uint64_t seq;   /* its bucket */
-  double rate[NV]; /* recent rates, per second */
-  bool have_rate;
+  uint64_t tablet_id, table_id;
+  uint64_t server; /* who reported it last */
+  uint64_t seq;    /* the bucket of its last report */
   uint64_t cseq1[2]; /* row cache: sequence + 1 and index, newest first */
   size_t cidx[2];
 } track;
@@ -81,14 +77,6 @@ void ms_heat_counts(const ms_heat *h, size_t *tracked, uint64_t *dropped) {
 
 double ms_heat_ops(const ms_heat_rates *r) {
   return r->reads + r->writes + r->scans;
-}
-
-static void counters(const ms_stats *st, uint64_t c[NV]) {
-  c[V_READS] = st->reads;
-  c[V_WRITES] = st->writes;
-  c[V_SCANS] = st->scans;
-  c[V_RBYTES] = st->read_bytes;
-  c[V_WBYTES] = st->write_bytes;
 }
 
 static size_t track_pos(const ms_heat *h, uint64_t id) {
@@ -160,7 +148,7 @@ static row *row_of(ms_heat *h, track *tr, uint64_t seq) {
 /* Spreads the work `d` done over [from, to) across the buckets it
  * overlaps (only those still in the window). */
 static void spread(ms_heat *h, track *tr, uint64_t from, uint64_t to,
-                   const double d[NV]) {
+                   const double d[MS_W_N]) {
   uint64_t first = from / h->width, last = (to - 1) / h->width;
   uint64_t oldest = h->cur + 1 >= h->nb ? h->cur + 1 - h->nb : 0;
   if (first < oldest) first = oldest;
@@ -172,13 +160,13 @@ static void spread(ms_heat *h, track *tr, uint64_t from, uint64_t to,
     double part = (double)(hi - lo) / span;
     row *r = row_of(h, tr, s);
     if (r == NULL) continue;
-    for (int k = 0; k < NV; k++) r->v[k] += d[k] * part;
+    for (int k = 0; k < MS_W_N; k++) r->v[k] += d[k] * part;
   }
 }
 
 void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
-                  uint64_t server, uint64_t assign_epoch, const ms_stats *st,
-                  uint64_t now) {
+                  uint64_t server, uint64_t since, uint64_t now,
+                  const double *work) {
   uint64_t seq = now / h->width;
   if (seq > h->cur) {
     h->cur = seq;
@@ -187,8 +175,6 @@ void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
   size_t pos = track_pos(h, tablet_id);
   track *tr = pos < h->nt && h->t[pos].tablet_id == tablet_id ? &h->t[pos]
                                                                 : NULL;
-  uint64_t c[NV];
-  counters(st, c);
   if (tr == NULL) {
     if (h->nt == 2 * h->max) {
       h->dropped++;
@@ -204,31 +190,9 @@ void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
     memset(tr, 0, sizeof(*tr));
     tr->tablet_id = tablet_id;
     tr->table_id = table_id;
-  } else {
-    bool same = tr->server == server && tr->assign_epoch == assign_epoch &&
-                now > tr->at;
-    for (int k = 0; k < NV && same; k++) same = c[k] >= tr->c[k];
-    if (same) {
-      double d[NV];
-      for (int k = 0; k < NV; k++) d[k] = (double)(c[k] - tr->c[k]);
-      spread(h, tr, tr->at, now, d);
-      double dt = (double)(now - tr->at) / 1e6;
-      double a = tr->have_rate ? 1 - exp(-dt / MS_HEAT_WINDOW_S) : 1.0;
-      for (int k = 0; k < NV; k++)
-        tr->rate[k] += a * (d[k] / dt - tr->rate[k]);
-      tr->have_rate = true;
-    } else if (now == tr->at && tr->server == server &&
-               tr->assign_epoch == assign_epoch) {
-      return; /* the same report twice: nothing new */
-    } else {
-      tr->have_rate = false;
-      memset(tr->rate, 0, sizeof(tr->rate));
-    }
   }
+  if (work != NULL && now > since) spread(h, tr, since, now, work);
   tr->server = server;
-  tr->assign_epoch = assign_epoch;
-  memcpy(tr->c, c, sizeof(c));
-  tr->at = now;
   tr->seq = seq;
   /* Seen in this bucket even when idle, so a cold tablet still covers its
    * part of the key space in the map. */
@@ -248,9 +212,10 @@ static int hot_cmp(const void *a, const void *b) {
   return x->tablet_id < y->tablet_id ? -1 : x->tablet_id > y->tablet_id;
 }
 
-static ms_heat_rates rates_of(const double v[NV], double div) {
-  ms_heat_rates r = {v[V_READS] / div, v[V_WRITES] / div, v[V_SCANS] / div,
-                     v[V_RBYTES] / div, v[V_WBYTES] / div};
+static ms_heat_rates rates_of(const double v[MS_W_N], double div) {
+  ms_heat_rates r = {v[MS_W_READS] / div, v[MS_W_WRITES] / div,
+                     v[MS_W_SCANS] / div, v[MS_W_RBYTES] / div,
+                     v[MS_W_WBYTES] / div};
   return r;
 }
 
@@ -259,17 +224,18 @@ static void copy_hot(ms *m, ms_heat *h, uint64_t now, const ms_tbl *only,
   out->hot = xcalloc(h->nt + 1, sizeof(*out->hot));
   for (size_t i = 0; i < h->nt; i++) {
     const track *tr = &h->t[i];
-    if (!tr->have_rate || tr->at + m->opt.lease_us < now) continue;
     if (only != NULL && tr->table_id != only->id) continue;
     const ms_tab *t = ms_find_tab(m, tr->tablet_id);
     const ms_tbl *tb = ms_find_tbl(m, tr->table_id);
     if (t == NULL || retired(t) || tb == NULL || tb->dropping) continue;
-    if (t->server != tr->server) continue; /* moved: its new server tells */
+    if (!t->have_recent || t->stats_at + m->opt.lease_us < now) continue;
+    /* Moved: its new server tells. */
+    if (t->server != t->stats_server) continue;
     ms_heat_hot *x = &out->hot[out->n_hot++];
-    x->tablet_id = tr->tablet_id;
-    x->table_id = tr->table_id;
-    x->server = tr->server;
-    x->r = rates_of(tr->rate, 1.0);
+    x->tablet_id = t->id;
+    x->table_id = t->table_id;
+    x->server = t->stats_server;
+    x->r = rates_of(t->recent, 1.0);
   }
   qsort(out->hot, out->n_hot, sizeof(*out->hot), hot_cmp);
   out->n_hot_total = out->n_hot;

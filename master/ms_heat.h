@@ -3,13 +3,14 @@
  *
  * Tablet servers report, in every heartbeat, counters per tablet since it
  * was opened there (keys read, keys written, scans started, and the
- * key+value bytes read and written: ms_stats). The difference between two
- * reports of the same tablet by the same server under the same assign
- * epoch is the work done in between. That work is spread over the time
+ * key+value bytes read and written: ms_stats). The tablet's load record
+ * (ms_tab, kept by ms_load.c) takes the difference between two reports of
+ * the same tablet by the same server under the same assign epoch: the
+ * work done in between, from which it also keeps the tablet's recent
+ * rates. It hands that work here, where it is spread over the time
  * buckets the interval overlaps (in proportion to the overlap), into one
- * row per tablet id and bucket; and it updates a recent rate per tablet
- * (exponentially weighted, time constant MS_HEAT_WINDOW_S of
- * snapshot.h) for the hot list.
+ * row per tablet id and bucket. The hot list ranks the tracked tablets by
+ * the recent rates of their records.
  *
  * Splits and merges: a tablet id names one key range for good (a split or
  * a merge makes new ids), so rows keep only the tablet id and the snapshot
@@ -20,11 +21,11 @@
  *
  * Bounds: `buckets` buckets of `bucket_us` each (a ring: the oldest is
  * reused when time moves past it), at most `max_tablets` rows per bucket,
- * and at most 2 * max_tablets tracked tablets (the last counters of each).
- * What does not fit is counted in `dropped` and not recorded. Tracked
- * tablets not reported within the window are forgotten when a bucket
- * rolls. Memory is therefore at most about buckets * max_tablets * 64 +
- * 2 * max_tablets * 160 bytes, keys excluded (they stay in the core).
+ * and at most 2 * max_tablets tracked tablets (the hot list names only
+ * these). What does not fit is counted in `dropped` and not recorded.
+ * Tracked tablets not reported within the window are forgotten when a
+ * bucket rolls. Memory is therefore at most about buckets * max_tablets *
+ * 64 + 2 * max_tablets * 64 bytes, keys excluded (they stay in the core).
  *
  * What is not measured: the first report of a tablet (after it opens, a
  * move, or a master restart) only sets the baseline, so the work of its
@@ -49,11 +50,14 @@ typedef struct ms_heat ms_heat;
 ms_heat *ms_heat_new(uint64_t bucket_us, size_t buckets, size_t max_tablets);
 void ms_heat_free(ms_heat *h); /* accepts NULL */
 
-/* Records the report of tablet `tablet_id` of table `table_id` by server
- * `server`, serving it under `assign_epoch`, at monotonic time `now`. */
+/* Records a report of tablet `tablet_id` of table `table_id` by server
+ * `server` at monotonic time `now`: the tablet is seen in now's bucket
+ * (even when idle), and `work` (MS_W_N values by kind, ms_int.h), when
+ * not NULL, is the work it did over [since, now), spread over the buckets
+ * that interval overlaps. NULL `work` is a new baseline: nothing to add. */
 void ms_heat_note(ms_heat *h, uint64_t tablet_id, uint64_t table_id,
-                  uint64_t server, uint64_t assign_epoch, const ms_stats *st,
-                  uint64_t now);
+                  uint64_t server, uint64_t since, uint64_t now,
+                  const double *work);
 
 /* How many tablets `h` follows, and how many reports it left out at a
  * bound since it was made. */

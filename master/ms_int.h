@@ -6,8 +6,10 @@
  *   ms_tick.c   the background decisions (leases, assignment, retries,
  *               drops, merges, balancing, restart reconciliation) and the
  *               outcomes of the actions they emit;
- *   ms_load.c   the tablets' sampled load, hot keys and load splits;
- *   ms_heat.c   the bounded per-tablet load history (ms_heat.h).
+ *   ms_load.c   each tablet's load record (ms_tab): the heartbeat's
+ *               figures and recent rates, the sampled load, hot keys and
+ *               load splits;
+ *   ms_heat.c   the bounded load history (ms_heat.h), fed by ms_load.c.
  *
  * Every function here expects ms.mu held by its caller (the public entry
  * points take it). Durable fields change only inside ms_apply(); the fields
@@ -50,6 +52,10 @@ enum {
   REC_CLONE_DONE = 24
 };
 
+/* The kinds of work a tablet's counters count (ms_stats): keys read, keys
+ * written, scans started, key+value bytes read and written. */
+enum { MS_W_READS, MS_W_WRITES, MS_W_SCANS, MS_W_RBYTES, MS_W_WBYTES, MS_W_N };
+
 /* Why a tablet is closing (durable). */
 enum { CW_NONE = 0, CW_MOVE = 1, CW_MERGE = 2, CW_DROP = 3, CW_PLAIN = 4 };
 
@@ -75,9 +81,22 @@ typedef struct ms_tab {
   uint32_t unreported;   /* heartbeats in a row its server left it out of
                           * (serving) or still named it (split parent) */
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
+  /* Its load: the one record of it, kept by ms_load.c from its server's
+   * heartbeats (ms_note_stats, ms_note_load, ms_note_load_split) and
+   * read by the hot list and heat map (ms_heat.c), the balancer and the
+   * merge checker. Two kinds of rate: the server's own ~5 s read and
+   * write rates (in `stats`), which balancing and merges go by, and
+   * recent rates of every kind of work, which the master derives from
+   * the counters' differences and the hot list ranks by. */
   bool have_stats;
-  ms_stats stats;
-  ms_load load;          /* its server's last TabletLoad (ms_load.c) */
+  ms_stats stats;        /* the last report's figures (TabletStats) */
+  uint64_t stats_server; /* who sent them, under which assign_epoch, and */
+  uint64_t stats_epoch;  /* when: the baseline of the next report's */
+  uint64_t stats_at;     /* counter differences */
+  double recent[MS_W_N]; /* per second, exponentially weighted with the
+                          * time constant MS_HEAT_WINDOW_S (snapshot.h) */
+  bool have_recent;      /* a difference was taken from this baseline */
+  ms_load load;          /* its server's last TabletLoad */
   uint64_t hot_at;       /* last reported with hot keys, or born of a
                           * load split; 0 = never */
   bool load_split;       /* a daughter of a load split */
@@ -263,6 +282,15 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
 
 /* ---- ms_load.c ---- */
 
+/* Takes the figures of tablet `t` from a report by its server `server`
+ * (under t's assign_epoch) at m->now: keeps them, moves the recent rates
+ * towards the rates of the work done since the last report, and gives
+ * that work to the load history (ms_heat_note). A first report, one from
+ * another server or epoch, one older than the last, and counters that
+ * went backwards (the server reopened the tablet) start a new baseline
+ * instead; the same report twice adds nothing. */
+void ms_note_stats(ms *m, ms_tab *t, uint64_t server, const ms_stats *st);
+
 /* True while `t` must not be merged for its load: reported hot or with
  * hot keys, or reported with hot keys (or born of a load split) less than
  * load_cool_us ago. */
@@ -274,6 +302,10 @@ bool ms_tab_load_busy(ms *m, const ms_tab *t, uint64_t now);
 mica_err *ms_declare_dead(ms *m, ms_srv *s, const char *why);
 /* Queues an action of `type` for `t` on its server, due at `due`. */
 uint64_t ms_queue_action(ms *m, int type, ms_tab *t, uint64_t due);
+/* The server tablet `t` counts on when servers are compared (placement,
+ * balancing): its own while opening or serving, the destination while it
+ * closes for a move (where it is about to be); 0 otherwise. */
+uint64_t ms_tab_counts_on(const ms_tab *t);
 /* The live server with the fewest tablets (then bytes, then lowest id)
  * other than `exclude`; 0 when there is none. */
 uint64_t ms_least_loaded(ms *m, uint64_t exclude);

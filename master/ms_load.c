@@ -1,18 +1,77 @@
-/* ms_load: what the master knows of the tablets' sampled load.
+/* ms_load: each tablet's load record (the load fields of ms_tab).
  *
- * Tablet servers sample their requests and decide load splits themselves
- * (tabletserver/server/ts_load.h); the master only keeps the latest
- * figures and hot keys each server reported per tablet (volatile: a new
- * master learns them from the next heartbeats), tells people (events,
- * snapshots) and keeps hot tablets out of automatic merges, so a tablet
- * split for load is not merged back while the load lasts (no split–merge
- * flapping). */
+ * Every heartbeat carries, per tablet, its figures (TabletStats: sizes,
+ * counters since the tablet opened there, the server's own ~5 s rates)
+ * and its sampled load (TabletLoad). This file is their one keeper: it
+ * stores the figures, derives the recent rates of every kind of work from
+ * the counters' differences and gives that work to the load history
+ * (ms_heat.h), so the hot list, the heat map, the balancer and the merge
+ * checker all read one record.
+ *
+ * Sampled load: tablet servers sample their requests and decide load
+ * splits themselves (tabletserver/server/ts_load.h); the master only
+ * keeps the latest figures and hot keys each server reported per tablet
+ * (volatile: a new master learns them from the next heartbeats), tells
+ * people (events, snapshots) and keeps hot tablets out of automatic
+ * merges, so a tablet split for load is not merged back while the load
+ * lasts (no split–merge flapping). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "master/ms_int.h"
+#include "master/snapshot.h"
+
+static void counters(const ms_stats *st, uint64_t c[MS_W_N]) {
+  c[MS_W_READS] = st->reads;
+  c[MS_W_WRITES] = st->writes;
+  c[MS_W_SCANS] = st->scans;
+  c[MS_W_RBYTES] = st->read_bytes;
+  c[MS_W_WBYTES] = st->write_bytes;
+}
+
+void ms_note_stats(ms *m, ms_tab *t, uint64_t server, const ms_stats *st) {
+  uint64_t now = m->now;
+  uint64_t c[MS_W_N], prev[MS_W_N];
+  counters(st, c);
+  counters(&t->stats, prev);
+  bool same_owner = t->have_stats && t->stats_server == server &&
+                    t->stats_epoch == t->assign_epoch;
+  bool onward = same_owner && now > t->stats_at;
+  for (int k = 0; k < MS_W_N && onward; k++) onward = c[k] >= prev[k];
+  double d[MS_W_N];
+  if (onward) {
+    for (int k = 0; k < MS_W_N; k++) d[k] = (double)(c[k] - prev[k]);
+    double dt = (double)(now - t->stats_at) / 1e6;
+    double a = t->have_recent ? 1 - exp(-dt / MS_HEAT_WINDOW_S) : 1.0;
+    for (int k = 0; k < MS_W_N; k++)
+      t->recent[k] += a * (d[k] / dt - t->recent[k]);
+    t->have_recent = true;
+  } else if (same_owner && now == t->stats_at) {
+    /* The same report twice: its counters stay the baseline (nothing
+     * new), its other figures are taken. */
+    ms_stats keep = t->stats;
+    t->stats = *st;
+    t->stats.reads = keep.reads;
+    t->stats.writes = keep.writes;
+    t->stats.scans = keep.scans;
+    t->stats.read_bytes = keep.read_bytes;
+    t->stats.write_bytes = keep.write_bytes;
+    return;
+  } else {
+    t->have_recent = false;
+    memset(t->recent, 0, sizeof(t->recent));
+  }
+  ms_heat_note(m->heat, t->id, t->table_id, server, t->stats_at, now,
+               onward ? d : NULL);
+  t->stats = *st;
+  t->have_stats = true;
+  t->stats_server = server;
+  t->stats_epoch = t->assign_epoch;
+  t->stats_at = now;
+}
 
 void ms_load_clear(ms_load *l) {
   for (size_t i = 0; i < l->n_keys; i++) buf_free(&l->keys[i].key);

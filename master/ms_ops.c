@@ -415,10 +415,7 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
       continue;
     }
     t->seen_gen = gen;
-    t->stats = r[i].stats;
-    t->have_stats = true;
-    ms_heat_note(m->heat, t->id, t->table_id, s->id, t->assign_epoch,
-                 &r[i].stats, m->now);
+    ms_note_stats(m, t, s->id, &r[i].stats);
     t->confirmed = true;
     bool after_restart = !m->grace_done;
     if ((t->state == MS_OPENING && t->action == 0) ||

@@ -105,8 +105,23 @@ static ms_snap_srv *srv_by_id(ms_snap_srv *v, size_t n, uint64_t id) {
   return NULL;
 }
 
-static void copy_tab_load(ms *m, const ms_tab *t, uint64_t now,
-                          ms_snap_tab *y) {
+/* The copy of tablet `t` a snapshot holds (`mv`: a move is in flight). */
+static void copy_tab(ms *m, const ms_tab *t, uint64_t now, bool mv,
+                     ms_snap_tab *y) {
+  memset(y, 0, sizeof(*y));
+  y->id = t->id;
+  y->table_id = t->table_id;
+  buf_append_slice(&y->start, buf_slice(&t->start));
+  buf_append_slice(&y->end, buf_slice(&t->end));
+  y->range_epoch = t->range_epoch;
+  y->assign_epoch = t->assign_epoch;
+  y->state = t->state;
+  y->server = placed(t->state) ? t->server : 0;
+  y->in_transition = mv;
+  describe(t, now, y->transition, sizeof(y->transition));
+  y->failures = t->failures;
+  y->have_stats = t->have_stats;
+  y->stats = t->stats;
   ms_load_copy(&y->load, &t->load);
   y->load_split = t->load_split;
   y->merge_held = ms_tab_load_busy(m, t, now);
@@ -131,22 +146,7 @@ static void copy_hot(ms *m, uint64_t now, ms_snap *out) {
         cap = cap ? 2 * cap : 8;
         out->hot = xrealloc(out->hot, cap * sizeof(*out->hot));
       }
-      ms_snap_tab *y = &out->hot[out->n_hot++];
-      memset(y, 0, sizeof(*y));
-      y->id = t->id;
-      y->table_id = t->table_id;
-      buf_append_slice(&y->start, buf_slice(&t->start));
-      buf_append_slice(&y->end, buf_slice(&t->end));
-      y->range_epoch = t->range_epoch;
-      y->assign_epoch = t->assign_epoch;
-      y->state = t->state;
-      y->server = placed(t->state) ? t->server : 0;
-      y->in_transition = moving(t);
-      describe(t, now, y->transition, sizeof(y->transition));
-      y->failures = t->failures;
-      y->have_stats = t->have_stats;
-      y->stats = t->stats;
-      copy_tab_load(m, t, now, y);
+      copy_tab(m, t, now, moving(t), &out->hot[out->n_hot++]);
     }
   }
   if (out->n_hot > 1) qsort(out->hot, out->n_hot, sizeof(*out->hot), by_heat);
@@ -199,22 +199,7 @@ static void copy_tables(ms *m, uint64_t now, int which, const char *table,
         cap = cap ? 2 * cap : 16;
         out->tabs = xrealloc(out->tabs, cap * sizeof(*out->tabs));
       }
-      ms_snap_tab *y = &out->tabs[out->n_tabs++];
-      memset(y, 0, sizeof(*y));
-      y->id = t->id;
-      y->table_id = t->table_id;
-      buf_append_slice(&y->start, buf_slice(&t->start));
-      buf_append_slice(&y->end, buf_slice(&t->end));
-      y->range_epoch = t->range_epoch;
-      y->assign_epoch = t->assign_epoch;
-      y->state = t->state;
-      y->server = placed(t->state) ? t->server : 0;
-      y->in_transition = mv;
-      describe(t, now, y->transition, sizeof(y->transition));
-      y->failures = t->failures;
-      y->have_stats = t->have_stats;
-      y->stats = t->stats;
-      copy_tab_load(m, t, now, y);
+      copy_tab(m, t, now, mv, &out->tabs[out->n_tabs++]);
     }
     x->n_copied = out->n_tabs - x->first;
   }

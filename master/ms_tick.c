@@ -135,10 +135,7 @@ static size_t loads(ms *m, ld **out) {
       v[n++].s = m->srvs[i];
   for (size_t i = 0; i < m->n_tabs; i++) {
     ms_tab *t = m->tabs[i];
-    uint64_t on = 0;
-    if (t->state == MS_OPENING || t->state == MS_SERVING) on = t->server;
-    else if (t->state == MS_CLOSING && t->close_why == CW_MOVE)
-      on = t->close_arg;
+    uint64_t on = ms_tab_counts_on(t);
     if (on == 0) continue;
     for (size_t k = 0; k < n; k++)
       if (v[k].s->id == on) {
@@ -155,6 +152,12 @@ static bool less_loaded(const ld *a, const ld *b) {
   if (a->count != b->count) return a->count < b->count;
   if (a->bytes != b->bytes) return a->bytes < b->bytes;
   return a->s->id < b->s->id;
+}
+
+uint64_t ms_tab_counts_on(const ms_tab *t) {
+  if (t->state == MS_OPENING || t->state == MS_SERVING) return t->server;
+  if (t->state == MS_CLOSING && t->close_why == CW_MOVE) return t->close_arg;
+  return 0;
 }
 
 uint64_t ms_least_loaded(ms *m, uint64_t exclude) {

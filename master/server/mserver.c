@@ -131,17 +131,24 @@ static rpc_tablet_ref *ref_msg(arena *a, ms_ref r) {
   return m;
 }
 
+/* A report's tablet reference; an absent one is all zero. */
+static ms_ref ref_of(const rpc_tablet_ref *t) {
+  ms_ref r = {0};
+  if (t != NULL) {
+    r.tablet_id = t->tablet_id;
+    r.range_epoch = t->range_epoch;
+    r.assign_epoch = t->assign_epoch;
+  }
+  return r;
+}
+
 /* Reports from a register or heartbeat; absent sub-messages count as
  * zero. Caller frees the array. */
 static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
   ms_report *r = xcalloc(n + 1, sizeof(*r));
   for (size_t i = 0; i < n; i++) {
     const rpc_tablet_report *v = &reps[i];
-    if (v->tablet) {
-      r[i].ref.tablet_id = v->tablet->tablet_id;
-      r[i].ref.range_epoch = v->tablet->range_epoch;
-      r[i].ref.assign_epoch = v->tablet->assign_epoch;
-    }
+    r[i].ref = ref_of(v->tablet);
     if (v->stats) {
       r[i].stats.bytes = v->stats->approx_bytes;
       r[i].stats.keys = v->stats->approx_keys;
@@ -176,11 +183,7 @@ static ms_load_report *loads_of(const rpc_tablet_report *reps, size_t n) {
   ms_load_report *r = xcalloc(n + 1, sizeof(*r));
   for (size_t i = 0; i < n; i++) {
     const rpc_tablet_report *v = &reps[i];
-    if (v->tablet) {
-      r[i].ref.tablet_id = v->tablet->tablet_id;
-      r[i].ref.range_epoch = v->tablet->range_epoch;
-      r[i].ref.assign_epoch = v->tablet->assign_epoch;
-    }
+    r[i].ref = ref_of(v->tablet);
     const rpc_tablet_load *l = v->load;
     if (l == NULL) continue;
     r[i].load.ops_per_sec = l->ops_per_sec;

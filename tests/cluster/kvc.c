@@ -73,7 +73,7 @@ mica_err *kvc_route(cluster *c, const char *table, slice key,
   }
 }
 
-static void ref_of(const rpc_tablet_route *rt, rpc_tablet_ref *ref) {
+void kvc_ref_of(const rpc_tablet_route *rt, rpc_tablet_ref *ref) {
   memset(ref, 0, sizeof *ref);
   ref->tablet_id = rt->desc->tablet_id;
   ref->range_epoch = rt->desc->range_epoch;
@@ -123,7 +123,7 @@ static mica_err *put_once(cluster *c, void *arg,
                           const rpc_tablet_route *rt) {
   put_arg *a = arg;
   rpc_tablet_ref ref;
-  ref_of(rt, &ref);
+  kvc_ref_of(rt, &ref);
   rpc_put_request q = {0};
   q.tablet = &ref;
   q.key = pb(a->key);
@@ -166,7 +166,7 @@ static mica_err *batch_once(cluster *c, void *arg,
     mu[i].value = pb(a->vals[i]);
   }
   rpc_tablet_ref ref;
-  ref_of(rt, &ref);
+  kvc_ref_of(rt, &ref);
   rpc_batch_request q = {0};
   q.tablet = &ref;
   q.mutations = mu;
@@ -204,7 +204,7 @@ static mica_err *get_once(cluster *c, void *arg,
                           const rpc_tablet_route *rt) {
   get_arg *a = arg;
   rpc_tablet_ref ref;
-  ref_of(rt, &ref);
+  kvc_ref_of(rt, &ref);
   rpc_get_request q = {0};
   q.tablet = &ref;
   q.key = pb(a->key);
@@ -234,7 +234,7 @@ static mica_err *scan_tablet(cluster *c, const rpc_tablet_route *rt,
   rpc_channel *ch = cl_channel(c, rt->location->address);
   if (ch == NULL) return err_new(MICA_UNAVAILABLE, "no channel");
   rpc_tablet_ref ref;
-  ref_of(rt, &ref);
+  kvc_ref_of(rt, &ref);
   rpc_scan_request q = {0};
   q.tablet = &ref;
   q.start_key = pb(buf_slice(resume));

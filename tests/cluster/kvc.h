@@ -34,6 +34,10 @@ mica_err *kvc_route(cluster *c, const char *table, slice key,
                     int64_t timeout_ms, rpc_tablet_route **route,
                     rpc_lookup_tablets_response **out);
 
+/* The reference of a located route's tablet (its epochs), for calls
+ * straight to its server. */
+void kvc_ref_of(const rpc_tablet_route *rt, rpc_tablet_ref *ref);
+
 /* Durable put; NULL once acknowledged. */
 mica_err *kvc_put(cluster *c, const char *table, slice key, slice value,
                   int64_t timeout_ms);

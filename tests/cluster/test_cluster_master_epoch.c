@@ -23,13 +23,6 @@
 #include "tests/harness/cluster.h"
 #include "tests/harness/testutil.h"
 
-static mica_err *ts_call(cluster *c, const char *addr, const rpc_method *m,
-                         const void *q, void **resp) {
-  mica_err *err = rpc_unary(cl_channel(c, addr), m, q, 5000, resp);
-  if (err == NULL) err = cl_response_err(*resp);
-  return err;
-}
-
 static void test_old_master_refused(void) {
   cl_options o;
   cl_options_init(&o);
@@ -49,10 +42,8 @@ static void test_old_master_refused(void) {
     return;
   }
   const char *ts = cl_tserver_address(c, 0);
-  rpc_tablet_ref ref = {0};
-  ref.tablet_id = rt->desc->tablet_id;
-  ref.range_epoch = rt->desc->range_epoch;
-  ref.assign_epoch = rt->location->assign_epoch;
+  rpc_tablet_ref ref;
+  kvc_ref_of(rt, &ref);
 
   /* A newer master's command: closing a tablet the server never had is
    * NOT_SERVING, and the server has now seen master epoch 7. */
@@ -63,7 +54,7 @@ static void test_old_master_refused(void) {
   cq.tablet = &none;
   cq.master_epoch = 7;
   void *resp = NULL;
-  mica_err *err = ts_call(c, ts, &rpc_m_ts_close_tablet, &cq, &resp);
+  mica_err *err = cl_call(c, ts, &rpc_m_ts_close_tablet, &cq, 5000, &resp);
   CU_ASSERT_EQUAL(err_code(err), MICA_NOT_SERVING);
   err_free(err);
   rpc_msg_free(resp);
@@ -72,7 +63,7 @@ static void test_old_master_refused(void) {
   cq.tablet = &ref;
   cq.master_epoch = 6;
   resp = NULL;
-  err = ts_call(c, ts, &rpc_m_ts_close_tablet, &cq, &resp);
+  err = cl_call(c, ts, &rpc_m_ts_close_tablet, &cq, 5000, &resp);
   CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
   if (err != NULL) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "master epoch 6"));
@@ -88,7 +79,7 @@ static void test_old_master_refused(void) {
   oq.assign_epoch = ref.assign_epoch + 1;
   oq.tablet_dir = "";
   resp = NULL;
-  err = ts_call(c, ts, &rpc_m_ts_open_tablet, &oq, &resp);
+  err = cl_call(c, ts, &rpc_m_ts_open_tablet, &oq, 5000, &resp);
   CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
   err_free(err);
   rpc_msg_free(resp);
@@ -96,7 +87,7 @@ static void test_old_master_refused(void) {
   sq.tablet = &ref;
   sq.split_key = slice_from_str("m");
   resp = NULL;
-  err = ts_call(c, ts, &rpc_m_ts_split_tablet, &sq, &resp);
+  err = cl_call(c, ts, &rpc_m_ts_split_tablet, &sq, 5000, &resp);
   CU_ASSERT_EQUAL(err_code(err), MICA_STALE_MASTER);
   err_free(err);
   rpc_msg_free(resp);
@@ -106,7 +97,7 @@ static void test_old_master_refused(void) {
   gq.tablet = &ref;
   gq.key = slice_from_str("a");
   resp = NULL;
-  err = ts_call(c, ts, &rpc_m_ts_get, &gq, &resp);
+  err = cl_call(c, ts, &rpc_m_ts_get, &gq, 5000, &resp);
   /* OK, or LEASE_EXPIRED if the refused heartbeats already let it end. */
   CU_ASSERT(err == NULL || err_code(err) == MICA_LEASE_EXPIRED);
   if (err == NULL) {
@@ -125,7 +116,7 @@ static void test_old_master_refused(void) {
   int last = MICA_OK;
   for (uint64_t until = cl_now_ms() + 5000; cl_now_ms() < until;) {
     resp = NULL;
-    err = ts_call(c, ts, &rpc_m_ts_put, &pq, &resp);
+    err = cl_call(c, ts, &rpc_m_ts_put, &pq, 5000, &resp);
     last = err_code(err);
     err_free(err);
     rpc_msg_free(resp);

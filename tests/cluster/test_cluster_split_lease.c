@@ -38,12 +38,9 @@ static int ts_get_code(cluster *c, const char *addr, const rpc_tablet_ref *ref) 
   rpc_get_request q = {0};
   q.tablet = (rpc_tablet_ref *)ref;
   q.key = slice_from_str("a");
-  void *resp = NULL;
-  mica_err *err = rpc_unary(cl_channel(c, addr), &rpc_m_ts_get, &q, 2000, &resp);
-  if (err == NULL) err = cl_response_err(resp);
+  mica_err *err = cl_call(c, addr, &rpc_m_ts_get, &q, 2000, NULL);
   int code = err_code(err);
   err_free(err);
-  rpc_msg_free(resp);
   return code;
 }
 
@@ -68,10 +65,8 @@ static void test_split_waits_for_lease(void) {
     return;
   }
   const char *ts = cl_tserver_address(c, 0);
-  rpc_tablet_ref ref = {0};
-  ref.tablet_id = rt->desc->tablet_id;
-  ref.range_epoch = rt->desc->range_epoch;
-  ref.assign_epoch = rt->location->assign_epoch;
+  rpc_tablet_ref ref;
+  kvc_ref_of(rt, &ref);
 
   bool in_window = false;
   mica_err *split_err = NULL;

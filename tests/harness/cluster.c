@@ -230,17 +230,31 @@ mica_err *cl_response_err(const void *resp) {
   return rpc_status_err(rpc_response_status(resp));
 }
 
-mica_err *cl_call_master(cluster *c, const rpc_method *m,
-                         const void *req, int64_t timeout_ms,
-                         void **resp) {
+static mica_err *call_on(rpc_channel *ch, const rpc_method *m,
+                         const void *req, int64_t timeout_ms, void **resp) {
   if (resp) *resp = NULL;
   void *r = NULL;
-  mica_err *err = rpc_unary(cl_master_channel(c), m, req, timeout_ms, &r);
+  mica_err *err = rpc_unary(ch, m, req, timeout_ms, &r);
   if (err) return err;
   err = cl_response_err(r);
   if (resp) *resp = r;
   else rpc_msg_free(r);
   return err;
+}
+
+mica_err *cl_call_master(cluster *c, const rpc_method *m,
+                         const void *req, int64_t timeout_ms,
+                         void **resp) {
+  return call_on(cl_master_channel(c), m, req, timeout_ms, resp);
+}
+
+mica_err *cl_call(cluster *c, const char *address, const rpc_method *m,
+                  const void *req, int64_t timeout_ms, void **resp) {
+  if (resp) *resp = NULL;
+  rpc_channel *ch = cl_channel(c, address);
+  if (ch == NULL)
+    return err_new(MICA_UNAVAILABLE, "no channel to %s", address);
+  return call_on(ch, m, req, timeout_ms, resp);
 }
 
 mica_err *cl_wait_registered(cluster *c, int timeout_ms) {

@@ -20,13 +20,14 @@
  * clean-up bodies of a suite that shares one cluster.
  *
  * Also here: shared channels to the master and to any address, and
- * cl_call_master(), a unary call to the master that turns the transport
- * outcome and the response Status into one mica_err.
+ * cl_call_master() and cl_call(), a unary call to the master or to any
+ * address that turns the transport outcome and the response Status into
+ * one mica_err.
  *
  * Thread-safety: start, stop, kill, restart and cl_free calls come from one
  * thread, as do the getters of addresses and ids (a restart replaces the
- * strings); cl_master_channel(), cl_channel() and cl_call_master() may be
- * called from any thread at any time before cl_free, also while the
+ * strings); cl_master_channel(), cl_channel(), cl_call_master() and
+ * cl_call() may be called from any thread at any time before cl_free, also while the
  * master restarts (calls then fail with UNAVAILABLE until it is back). */
 #ifndef MICA_TESTS_CLUSTER_CLUSTER_H
 #define MICA_TESTS_CLUSTER_CLUSTER_H
@@ -178,6 +179,10 @@ rpc_channel *cl_channel(cluster *c, const char *address);
 mica_err *cl_call_master(cluster *c, const rpc_method *m,
                          const void *req, int64_t timeout_ms,
                          void **resp);
+/* The same call to `address` (a tablet server's, say) on its shared
+ * channel; UNAVAILABLE when no channel can be made. */
+mica_err *cl_call(cluster *c, const char *address, const rpc_method *m,
+                  const void *req, int64_t timeout_ms, void **resp);
 
 /* The error a response message's Status carries (NULL for OK). Caller
  * frees. */

@@ -375,6 +375,35 @@ static void manual_master(sim *c) {
   sim_start_server(c, 0);
 }
 
+/* A tablet closing for a move counts on its destination (where it is
+ * about to be), not on its old server nor nowhere: with two tablets on
+ * server 0 and one of them on its way to the empty server 1, the servers
+ * count one each, so a new table's tablet goes to the lower id, server 0
+ * (ms_tab_counts_on). */
+static void test_move_counts_on_destination(void) {
+  sim c;
+  manual_master(&c);
+  slice split = S("m");
+  TU_OK(ms_create_table(c.m, "t", &split, 1, c.now, NULL));
+  sim_settle(&c, 10);
+  sim_start_server(&c, 1);
+  CU_ASSERT_FATAL(c.s[0].n == 2 && c.s[0].id < c.s[1].id);
+  ms_move mv;
+  TU_OK(ms_request_move(c.m, on_server(&c, 0, 0), c.s[1].id, c.now, &mv));
+  TU_OK(ms_create_table(c.m, "u", NULL, 0, c.now, NULL));
+  ms_action_list a = {0};
+  TU_OK(ms_tick(c.m, c.now, &a)); /* assigns u's tablet; the close waits */
+  ms_action_list_free(&a);
+  ms_tablet_list l = {0};
+  TU_OK(ms_list_tablets(c.m, "u", false, &l));
+  CU_ASSERT_FATAL(l.n == 1);
+  CU_ASSERT_EQUAL(l.v[0].server_id, c.s[0].id);
+  ms_tablet_list_free(&l);
+  sim_settle(&c, 10);
+  sim_check(&c);
+  sim_free(&c);
+}
+
 /* Tablets of `plan` in transition (closing, opening, waiting to open). */
 static size_t moving_of(sim *c, const ms_move *plan, size_t n) {
   size_t k = 0;
@@ -625,6 +654,7 @@ static void add_suites(void) {
       {"apply_paced", test_apply_paced},
       {"suggest_mode", test_suggest_mode},
       {"drain_record_checked", test_drain_record_checked},
+      {"move_counts_on_destination", test_move_counts_on_destination},
       CU_TEST_INFO_NULL};
   tu_add_suite("balance", tests);
 }

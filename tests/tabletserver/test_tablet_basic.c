@@ -580,21 +580,6 @@ static void test_split_by_reference(void) {
   res_free(r);
 }
 
-/* True when the manifest in `dir` lists at least one SSTable and every
- * one of them lies in `dir` itself (no "../" reference to another
- * tablet's directory). */
-static bool only_own_files(const char *dir) {
-  man_state m;
-  man_init(&m);
-  mica_err *err = man_read(env_posix(), dir, &m);
-  bool ok = err == NULL && m.n_ssts > 0;
-  for (size_t i = 0; ok && i < m.n_ssts; i++)
-    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
-  err_free(err);
-  man_clear(&m);
-  return ok;
-}
-
 /* The audit's case: a parent with fewer files than the compaction trigger
  * is split and its daughters are never written to. No flush ever runs in
  * them, so only the rule "a tablet that reads another's files compacts
@@ -624,15 +609,8 @@ static void test_split_daughters_compact_without_writes(void) {
   TU_OK(tab_split(t, S("key050000"), 11, 12, &o, &left, &right));
   CU_ASSERT_FATAL(left != NULL && right != NULL);
   /* Nothing is written to the daughters. Wait for their compactions and
-   * the collection of the parent (at most 60 s on a loaded machine). */
-  bool done = false;
-  for (int i = 0; i < 6000 && !done; i++) {
-    done = !env_exists(env_posix(), tt_tablet_dir(root, 10)) &&
-           only_own_files(tt_tablet_dir(root, 11)) &&
-           only_own_files(tt_tablet_dir(root, 12));
-    if (!done) env_sleep_micros(env_posix(), 10000);
-  }
-  CU_ASSERT_TRUE(done);
+   * the collection of the parent. */
+  tt_wait_daughters_own(root, 10, left, 11, right, 12, S("key050000"), &m);
   CU_ASSERT(dir_exists_with(tt_tablet_dir(root, 11), "sst-"));
   CU_ASSERT(dir_exists_with(tt_tablet_dir(root, 12), "sst-"));
   tab_stats ls, rs;
@@ -640,26 +618,10 @@ static void test_split_daughters_compact_without_writes(void) {
   tab_get_stats(right, &rs);
   CU_ASSERT_EQUAL(ls.num_ssts, 1);
   CU_ASSERT_EQUAL(rs.num_ssts, 1);
-  CU_ASSERT(ls.compactions >= 1 && rs.compactions >= 1);
-  CU_ASSERT_EQUAL(ls.puts + rs.puts, 0);
-  /* Nothing left for garbage collection, and every key is still there. */
-  uint64_t removed = 0;
-  TU_OK(tab_collect_garbage(env_posix(), tt_tablets_dir(root), &removed));
-  CU_ASSERT_EQUAL(removed, 0);
-  tab_scan_options so;
-  tab_scan_options_init(&so);
-  tt_check_scan(left, &so, &m, NONE, S("key050000"));
-  tt_check_scan(right, &so, &m, S("key050000"), NONE);
-  /* Once compacted, maintenance finds nothing more to do. */
-  tab_maintain(left);
-  tab_maintain(right);
   TU_OK(tab_close(left));
   TU_OK(tab_close(right));
-  left = open_t(r, root, 11, NONE, S("key050000"), 5);
-  tt_check_scan(left, &so, &m, NONE, S("key050000"));
-  tab_get_stats(left, &ls);
-  CU_ASSERT_EQUAL(ls.compactions, 0);
-  TU_OK(tab_close(left));
+  /* Once compacted, maintenance finds nothing more to do. */
+  tt_check_settled(r, root, 11, NONE, S("key050000"), 5, &o, &m);
   tt_model_free(&m);
   res_free(r);
 }

@@ -244,63 +244,11 @@ static void test_bad_input(void) {
 
 /* ---- crash at every sync point, three tablets and a split ---- */
 
-typedef struct run {
-  tt_model acked, pending;
-  bool failed;
-} run;
-
-static mica_err *model_apply(void *arg, uint64_t seq, uint8_t kind, slice key,
-                             slice value) {
-  (void)seq;
-  tt_model *m = arg;
-  if (kind == 1) tt_model_put(m, key, value);
-  else tt_model_del(m, key);
-  return NULL;
-}
-
-static bool step(run *r, mica_err *err) {
-  if (r->failed || err != NULL) {
-    err_free(err);
-    r->failed = true;
-    return false;
-  }
-  return true;
-}
-
-static bool write_batch(run *r, tablet *t, wbatch *b) {
-  if (r->failed) return false;
-  tt_model_free(&r->pending);
-  tt_model_copy(&r->pending, &r->acked);
-  TU_OK(wbatch_iterate(b, model_apply, &r->pending));
-  if (!step(r, tab_write(t, b, true))) return false;
-  tt_model_free(&r->acked);
-  tt_model_copy(&r->acked, &r->pending);
-  return true;
-}
-
-static bool put(run *r, tablet *t, int i, int gen) {
+static bool put(tt_run *r, tablet *t, int i, int gen) {
   char k[16], v[48];
   snprintf(k, sizeof(k), "k%03d", i);
   snprintf(v, sizeof(v), "value-%d-%d-padding-padding", i, gen);
-  wbatch *b = wbatch_new();
-  wbatch_put(b, S(k), S(v));
-  bool ok = write_batch(r, t, b);
-  wbatch_free(b);
-  return ok;
-}
-
-static bool batch(run *r, tablet *t, int first, int gen) {
-  wbatch *b = wbatch_new();
-  char k[16], v[32];
-  for (int i = first; i < first + 4; i++) {
-    snprintf(k, sizeof(k), "k%03d", i);
-    snprintf(v, sizeof(v), "b%d-%d", i, gen);
-    if (i % 3 == 0) wbatch_delete(b, S(k));
-    else wbatch_put(b, S(k), S(v));
-  }
-  bool ok = write_batch(r, t, b);
-  wbatch_free(b);
-  return ok;
+  return tt_run_put(r, t, S(k), S(v));
 }
 
 static void crash_opts(tab_options *o, clog *l) {
@@ -326,7 +274,9 @@ static slice hi_of(int i) {
  * 4 and 5, writes to the daughters, moves tablet 2 to a second server
  * (its own log, epoch 2), merges the daughters into tablet 6 (epoch 2),
  * writes to it, and closes everything. */
-static void crash_workload(env *e, const char *root, run *r) {
+static void crash_workload(env *e, const char *root, tt_run *r,
+                           void *arg) {
+  (void)arg;
   res_pool *res = tt_res(e, 64 << 20);
   clog *l = NULL, *l2 = NULL;
   tablet *t[7] = {NULL};
@@ -335,40 +285,43 @@ static void crash_workload(env *e, const char *root, run *r) {
   clog_options_init(&lo);
   lo.segment_bytes = 4096;
   lo.max_bytes = 1 << 20;
-  if (!step(r, clog_open(e, logs_root(root), "dead", &lo, &l))) goto out;
+  if (!tt_run_step(r, clog_open(e, logs_root(root), "dead", &lo, &l)))
+    goto out;
   tab_options o;
   crash_opts(&o, l);
   for (int i = 1; i <= 3; i++)
-    if (!step(r, tab_open(res, tt_tablet_dir(root, (uint64_t)i), (uint64_t)i,
-                          lo_of(i), hi_of(i), 1, &o, &t[i])))
+    if (!tt_run_step(r, tab_open(res, tt_tablet_dir(root, (uint64_t)i),
+                                 (uint64_t)i, lo_of(i), hi_of(i), 1, &o,
+                                 &t[i])))
       goto out;
   for (int i = 0; i < 90; i += 2)
     if (!put(r, t[1 + i / 30], i, 0)) goto out;
-  if (!batch(r, t[2], 40, 0)) goto out;
-  if (!step(r, tab_flush(t[1]))) goto out;
+  if (!tt_run_batch(r, t[2], 40, 4, 0)) goto out;
+  if (!tt_run_step(r, tab_flush(t[1]))) goto out;
   for (int i = 1; i < 90; i += 3)
     if (!put(r, t[1 + i / 30], i, 1)) goto out;
   {
     mica_err *err = tab_split(t[3], S(SPLIT_KEY), 4, 5, &o, &t[4], &t[5]);
     t[3] = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   for (int i = 60; i < 100; i += 5)
     if (!put(r, i < 80 ? t[4] : t[5], i, 2)) goto out;
-  if (!batch(r, t[5], 90, 2)) goto out;
+  if (!tt_run_batch(r, t[5], 90, 4, 2)) goto out;
   if (!put(r, t[1], 7, 3)) goto out;
   {
     mica_err *err = tab_close(t[2]);
     t[2] = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   if (!put(r, t[4], 61, 4)) goto out;
   /* A move: tablet 2 (closed above) opens on "another server" with its
    * own log, under epoch 2. */
-  if (!step(r, clog_open(e, logs_root(root), "other", &lo, &l2))) goto out;
+  if (!tt_run_step(r, clog_open(e, logs_root(root), "other", &lo, &l2)))
+    goto out;
   crash_opts(&o2, l2);
-  if (!step(r, tab_open(res, tt_tablet_dir(root, 2), 2, lo_of(2), hi_of(2), 2,
-                        &o2, &t[2])))
+  if (!tt_run_step(r, tab_open(res, tt_tablet_dir(root, 2), 2, lo_of(2),
+                               hi_of(2), 2, &o2, &t[2])))
     goto out;
   if (!put(r, t[2], 33, 5)) goto out;
   /* A merge of the daughters into tablet 6 under epoch 2, on this
@@ -376,34 +329,35 @@ static void crash_workload(env *e, const char *root, run *r) {
   for (int i = 4; i <= 5; i++) {
     mica_err *err = tab_close(t[i]);
     t[i] = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   {
     tab_merge_input in[2] = {{tt_tablet_dir(root, 4), 4},
                              {tt_tablet_dir(root, 5), 5}};
-    if (!step(r, tab_merge_prepare(res, tt_tablet_dir(root, 6), 6, in, 2, &o)))
+    if (!tt_run_step(r, tab_merge_prepare(res, tt_tablet_dir(root, 6), 6, in,
+                                          2, &o)))
       goto out;
   }
-  if (!step(r, tab_open(res, tt_tablet_dir(root, 6), 6, S("k060"), NONE, 2,
-                        &o, &t[6])))
+  if (!tt_run_step(r, tab_open(res, tt_tablet_dir(root, 6), 6, S("k060"),
+                               NONE, 2, &o, &t[6])))
     goto out;
   if (!put(r, t[6], 66, 6)) goto out;
-  if (!batch(r, t[6], 93, 6)) goto out;
+  if (!tt_run_batch(r, t[6], 93, 4, 6)) goto out;
   /* A clean end: every tablet closes (flushes) and the logs then delete
    * themselves. A crash at any of these syncs is verified too. */
   for (int i = 1; i <= 6; i++) {
     if (t[i] == NULL) continue;
     mica_err *err = tab_close(t[i]);
     t[i] = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   {
     mica_err *err = clog_close(l);
     l = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
     err = clog_close(l2);
     l2 = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
 out:
   /* After a failure the servers "die": their tablets are dropped without
@@ -412,27 +366,6 @@ out:
   err_free(clog_close(l));
   err_free(clog_close(l2));
   res_free(res);
-}
-
-static void read_all(tablet **ts, size_t n, tt_model *out) {
-  memset(out, 0, sizeof(*out));
-  for (size_t i = 0; i < n; i++) {
-    iter *it;
-    TU_OK(tab_scan(ts[i], NULL, &it));
-    for (; iter_valid(it); iter_next(it))
-      tt_model_put(out, iter_key(it), iter_value(it));
-    CU_ASSERT_PTR_NULL(iter_status(it));
-    iter_close(it);
-  }
-}
-
-static bool same(const tt_model *a, const tt_model *b) {
-  if (a->n != b->n) return false;
-  for (size_t i = 0; i < a->n; i++)
-    if (!slice_eq(buf_slice(&a->keys[i]), buf_slice(&b->keys[i])) ||
-        !slice_eq(buf_slice(&a->vals[i]), buf_slice(&b->vals[i])))
-      return false;
-  return true;
 }
 
 /* Opens tablet `id` for verification, creating it when a crash came
@@ -462,7 +395,9 @@ static tablet *reopen(res_pool *res, const char *root, uint64_t id, slice lo,
   return t;
 }
 
-static void crash_verify(const char *root, run *r, uint64_t crash_at) {
+static void crash_verify(const char *root, tt_run *r, uint64_t crash_at,
+                         void *arg) {
+  (void)arg;
   res_pool *res = tt_res(env_posix(), 64 << 20);
   clog *l = log_open(env_posix(), root, "new", 0, 0);
   tablet *ts[4] = {NULL};
@@ -488,16 +423,7 @@ static void crash_verify(const char *root, run *r, uint64_t crash_at) {
     }
   }
   for (size_t i = 0; i < n; i++) CU_ASSERT_PTR_NOT_NULL_FATAL(ts[i]);
-  tt_model got;
-  read_all(ts, n, &got);
-  bool ok = same(&got, &r->acked) || (r->failed && same(&got, &r->pending));
-  if (!ok)
-    fprintf(stderr,
-            "crash at %llu: %zu keys read, %zu acknowledged, %zu with the "
-            "write in flight\n",
-            (unsigned long long)crash_at, got.n, r->acked.n, r->pending.n);
-  CU_ASSERT(ok);
-  tt_model_free(&got);
+  tt_run_check(r, ts, n, crash_at);
   for (size_t i = 0; i < n; i++) TU_OK(tab_close(ts[i]));
   /* Every tablet closed cleanly and names no log: every log of every
    * "server" of this run goes, the crashed ones included. */
@@ -532,45 +458,10 @@ static void crash_verify(const char *root, run *r, uint64_t crash_at) {
   res_free(res);
 }
 
-static const char *scratch_root(void) {
-  if (access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
-  return tu_tmpdir();
-}
-
 static void fail_every(enum env_op op, bool crash, const char *what) {
-  const char *base = scratch_root();
-  char root[512];
-  snprintf(root, sizeof(root), "%s/dry", base);
-  TU_OK(env_mkdirs(env_posix(), root));
-  env_fault *f = env_fault_new(env_posix());
-  run r;
-  memset(&r, 0, sizeof(r));
-  crash_workload(env_fault_env(f), root, &r);
-  CU_ASSERT_FALSE(r.failed);
-  uint64_t calls = env_fault_count(f, op);
-  env_fault_free(f);
-  tt_model_free(&r.acked);
-  tt_model_free(&r.pending);
-  fprintf(stderr, "shared-log workload makes %llu %s\n",
-          (unsigned long long)calls, what);
-  CU_ASSERT(calls > 50);
-  for (uint64_t i = 1; i <= calls + 1; i++) {
-    snprintf(root, sizeof(root), "%s/fail%llu", base, (unsigned long long)i);
-    TU_OK(env_mkdirs(env_posix(), root));
-    f = env_fault_new(env_posix());
-    env_fault_fail_nth(f, op, i, crash);
-    memset(&r, 0, sizeof(r));
-    crash_workload(env_fault_env(f), root, &r);
-    if (crash) env_fault_crash(f);
-    env_fault_free(f);
-    if (i <= calls && crash && !r.failed)
-      fprintf(stderr, "sync %llu failed silently\n", (unsigned long long)i);
-    if (i <= calls && crash) CU_ASSERT(r.failed);
-    crash_verify(root, &r, i);
-    tt_model_free(&r.acked);
-    tt_model_free(&r.pending);
-    TU_OK(env_remove_tree(env_posix(), root));
-  }
+  tt_fail_plan p = {op, crash, what, 50, NULL, crash_workload, crash_verify,
+                    NULL};
+  tt_fail_every(&p);
 }
 
 static void test_crash_every_sync(void) {

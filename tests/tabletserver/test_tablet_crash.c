@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/env.h"
 #include "tabletserver/manifest.h"
@@ -38,121 +37,60 @@
 #define NONE slice_make(NULL, 0)
 #define SPLIT_KEY "k050"
 
-typedef struct run {
-  tt_model acked;    /* every acknowledged write applied */
-  tt_model pending;  /* acked plus the write in flight when it failed */
-  bool failed;
-} run;
-
 static void opts(tab_options *o) {
   tt_options(o);
   o->memtable_bytes = 1 << 20;
   o->auto_compact = false;
 }
 
-static mica_err *model_apply(void *arg, uint64_t seq, uint8_t kind, slice key,
-                             slice value) {
-  (void)seq;
-  tt_model *m = arg;
-  if (kind == 1) tt_model_put(m, key, value);
-  else tt_model_del(m, key);
-  return NULL;
-}
-
-static bool write_batch(run *r, tablet *t, wbatch *b) {
-  if (r->failed) return false;
-  tt_model_free(&r->pending);
-  tt_model_copy(&r->pending, &r->acked);
-  TU_OK(wbatch_iterate(b, model_apply, &r->pending));
-  mica_err *err = tab_write(t, b, true);
-  if (err != NULL) {
-    err_free(err);
-    r->failed = true;
-    return false;
-  }
-  tt_model_free(&r->acked);
-  tt_model_copy(&r->acked, &r->pending);
-  return true;
-}
-
-static bool put(run *r, tablet *t, int i, int gen) {
+static bool put(tt_run *r, tablet *t, int i, int gen) {
   char k[16], v[32];
   snprintf(k, sizeof(k), "k%03d", i);
   snprintf(v, sizeof(v), "v%d-%d", i, gen);
-  wbatch *b = wbatch_new();
-  wbatch_put(b, S(k), S(v));
-  bool ok = write_batch(r, t, b);
-  wbatch_free(b);
-  return ok;
-}
-
-static bool batch(run *r, tablet *t, int first, int gen) {
-  wbatch *b = wbatch_new();
-  char k[16], v[32];
-  for (int i = first; i < first + 5; i++) {
-    snprintf(k, sizeof(k), "k%03d", i);
-    snprintf(v, sizeof(v), "b%d-%d", i, gen);
-    if (i % 3 == 0) wbatch_delete(b, S(k));
-    else wbatch_put(b, S(k), S(v));
-  }
-  bool ok = write_batch(r, t, b);
-  wbatch_free(b);
-  return ok;
-}
-
-static bool step(run *r, mica_err *err) {
-  if (r->failed) {
-    err_free(err);
-    return false;
-  }
-  if (err != NULL) {
-    err_free(err);
-    r->failed = true;
-    return false;
-  }
-  return true;
+  return tt_run_put(r, t, S(k), S(v));
 }
 
 /* The workload. Stops at the first failure. */
-static void workload(env *e, const char *root, run *r) {
+static void workload(env *e, const char *root, tt_run *r, void *arg) {
+  (void)arg;
   res_pool *res = tt_res(e, 64 << 20);
   tab_options o;
   opts(&o);
   tablet *t = NULL, *left = NULL, *right = NULL;
-  if (!step(r, tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o,
-                        &t)))
+  if (!tt_run_step(r, tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1,
+                               &o, &t)))
     goto out;
   for (int i = 0; i < 30; i += 3)
     if (!put(r, t, i, 0)) goto out;
-  if (!batch(r, t, 40, 0)) goto out;
-  if (!step(r, tab_flush(t))) goto out;
+  if (!tt_run_batch(r, t, 40, 5, 0)) goto out;
+  if (!tt_run_step(r, tab_flush(t))) goto out;
   for (int i = 1; i < 90; i += 7)
     if (!put(r, t, i, 1)) goto out;
-  if (!batch(r, t, 60, 1)) goto out;
-  if (!step(r, tab_flush(t))) goto out;
+  if (!tt_run_batch(r, t, 60, 5, 1)) goto out;
+  if (!tt_run_step(r, tab_flush(t))) goto out;
   for (int i = 0; i < 100; i += 11)
     if (!put(r, t, i, 2)) goto out;
-  if (!step(r, tab_compact(t))) goto out;
-  if (!batch(r, t, 45, 2)) goto out;
+  if (!tt_run_step(r, tab_compact(t))) goto out;
+  if (!tt_run_batch(r, t, 45, 5, 2)) goto out;
   {
     mica_err *err = tab_split(t, S(SPLIT_KEY), 2, 3, &o, &left, &right);
     t = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   for (int i = 2; i < 100; i += 13)
     if (!put(r, i < 50 ? left : right, i, 3)) goto out;
-  if (!batch(r, right, 70, 3)) goto out;
-  if (!step(r, tab_compact(left))) goto out;
+  if (!tt_run_batch(r, right, 70, 5, 3)) goto out;
+  if (!tt_run_step(r, tab_compact(left))) goto out;
   if (!put(r, left, 5, 4)) goto out;
   {
     mica_err *err = tab_close(left);
     left = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
   {
     mica_err *err = tab_close(right);
     right = NULL;
-    if (!step(r, err)) goto out;
+    if (!tt_run_step(r, err)) goto out;
   }
 out:
   err_free(tab_close(t));
@@ -161,78 +99,10 @@ out:
   res_free(res);
 }
 
-/* Everything the reopened tablets hold, merged in key order. */
-static void read_all(tablet **ts, size_t n, tt_model *out) {
-  memset(out, 0, sizeof(*out));
-  for (size_t i = 0; i < n; i++) {
-    iter *it;
-    TU_OK(tab_scan(ts[i], NULL, &it));
-    for (; iter_valid(it); iter_next(it))
-      tt_model_put(out, iter_key(it), iter_value(it));
-    CU_ASSERT_PTR_NULL(iter_status(it));
-    iter_close(it);
-  }
-}
-
-static bool same(const tt_model *a, const tt_model *b) {
-  if (a->n != b->n) return false;
-  for (size_t i = 0; i < a->n; i++)
-    if (!slice_eq(buf_slice(&a->keys[i]), buf_slice(&b->keys[i])) ||
-        !slice_eq(buf_slice(&a->vals[i]), buf_slice(&b->vals[i])))
-      return false;
-  return true;
-}
-
-/* Every sst-* under tablets/ is referenced by a live manifest; no wal-*. */
-static void check_no_leaks(const char *root) {
-  char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
-  char **dirs;
-  size_t nd;
-  TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
-  char refs[64][256];
-  size_t nrefs = 0;
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    man_state m;
-    man_init(&m);
-    if (man_read(env_posix(), d, &m) != NULL) continue;
-    if (m.state != MAN_SPLIT)
-      for (size_t j = 0; j < m.n_ssts && nrefs < 64; j++) {
-        if (strncmp(m.ssts[j].path, "../", 3) == 0)
-          snprintf(refs[nrefs++], 256, "%s", m.ssts[j].path + 3);
-        else
-          snprintf(refs[nrefs++], 256, "%s/%s", dirs[i], m.ssts[j].path);
-      }
-    man_clear(&m);
-  }
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    char **files;
-    size_t nf;
-    if (env_list(env_posix(), d, &files, &nf) != NULL) continue;
-    for (size_t j = 0; j < nf; j++) {
-      if (strncmp(files[j], "wal-", 4) == 0)
-        fprintf(stderr, "left behind %s/%s (%s)\n", dirs[i], files[j], root);
-      CU_ASSERT(strncmp(files[j], "wal-", 4) != 0);
-      CU_ASSERT(strstr(files[j], ".tmp.") == NULL);
-      if (strncmp(files[j], "sst-", 4) != 0) continue;
-      char c[1200];
-      snprintf(c, sizeof(c), "%s/%s", dirs[i], files[j]);
-      bool found = false;
-      for (size_t k = 0; k < nrefs; k++) found |= strcmp(refs[k], c) == 0;
-      if (!found) fprintf(stderr, "leaked %s\n", c);
-      CU_ASSERT(found);
-    }
-    env_free_names(files, nf);
-  }
-  env_free_names(dirs, nd);
-}
-
 /* Reopens whatever the crash left and checks it against the run. */
-static void verify(const char *root, run *r, uint64_t crash_at) {
+static void verify(const char *root, tt_run *r, uint64_t crash_at,
+                   void *arg) {
+  (void)arg;
   /* crash_at: the failing call's number, for messages. */
   res_pool *res = tt_res(env_posix(), 64 << 20);
   tab_options o;
@@ -267,65 +137,21 @@ static void verify(const char *root, run *r, uint64_t crash_at) {
     ts[0] = t;
     n = 1;
   }
-  tt_model got;
-  read_all(ts, n, &got);
-  bool ok = same(&got, &r->acked) || (r->failed && same(&got, &r->pending));
-  if (!ok)
-    fprintf(stderr,
-            "crash at sync %llu: %zu keys read, %zu acknowledged, %zu with "
-            "the write in flight\n",
-            (unsigned long long)crash_at, got.n, r->acked.n, r->pending.n);
-  CU_ASSERT(ok);
-  tt_model_free(&got);
+  tt_run_check(r, ts, n, crash_at);
   for (size_t i = 0; i < n; i++) TU_OK(tab_close(ts[i]));
   char tablets[1200];
   snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
   TU_OK(tab_collect_garbage(env_posix(), tablets, NULL));
-  check_no_leaks(root);
+  tt_check_no_leaks(root);
   res_free(res);
-}
-
-static const char *scratch_root(void) {
-  if (access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
-  return tu_tmpdir();
 }
 
 /* Runs the workload once per call of `op` it makes, failing the i-th
  * call (and every later one when `crash`, followed by a simulated power
  * loss; just that one call otherwise), then reopens and verifies. */
 static void fail_every(enum env_op op, bool crash, const char *what) {
-  const char *base = scratch_root();
-  /* Dry run: count the calls. */
-  char root[512];
-  snprintf(root, sizeof(root), "%s/dry", base);
-  TU_OK(env_mkdirs(env_posix(), root));
-  env_fault *f = env_fault_new(env_posix());
-  run r;
-  memset(&r, 0, sizeof(r));
-  workload(env_fault_env(f), root, &r);
-  CU_ASSERT_FALSE(r.failed);
-  uint64_t calls = env_fault_count(f, op);
-  env_fault_free(f);
-  tt_model_free(&r.acked);
-  tt_model_free(&r.pending);
-  fprintf(stderr, "workload makes %llu %s\n", (unsigned long long)calls, what);
-  CU_ASSERT(calls > 10);
-
-  for (uint64_t i = 1; i <= calls + 1; i++) {
-    snprintf(root, sizeof(root), "%s/fail%llu", base, (unsigned long long)i);
-    TU_OK(env_mkdirs(env_posix(), root));
-    f = env_fault_new(env_posix());
-    env_fault_fail_nth(f, op, i, crash);
-    memset(&r, 0, sizeof(r));
-    workload(env_fault_env(f), root, &r);
-    if (crash) env_fault_crash(f);
-    env_fault_free(f);
-    if (i <= calls && crash) CU_ASSERT(r.failed);
-    verify(root, &r, i);
-    tt_model_free(&r.acked);
-    tt_model_free(&r.pending);
-    TU_OK(env_remove_tree(env_posix(), root));
-  }
+  tt_fail_plan p = {op, crash, what, 10, NULL, workload, verify, NULL};
+  tt_fail_every(&p);
 }
 
 static void test_crash_every_sync(void) {

@@ -254,19 +254,6 @@ static void test_open_on_full_disk_writes_nothing(void) {
   tt_model_free(&m);
 }
 
-/* The manifest in `dir` lists SSTables, all in `dir` itself. */
-static bool only_own_files(const char *dir) {
-  man_state m;
-  man_init(&m);
-  mica_err *err = man_read(env_posix(), dir, &m);
-  bool ok = err == NULL && m.n_ssts > 0;
-  for (size_t i = 0; ok && i < m.n_ssts; i++)
-    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
-  err_free(err);
-  man_clear(&m);
-  return ok;
-}
-
 /* Daughters opened on a full disk stay pending, so nothing schedules
  * their compaction; maintenance does once space returns. */
 static void test_pending_daughters_compact_after_space(void) {
@@ -294,7 +281,7 @@ static void test_pending_daughters_compact_after_space(void) {
   env_sleep_micros(env_posix(), 100000);
   CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_WRITE), writes);
   CU_ASSERT(env_exists(env_posix(), tt_tablet_dir(root, 1)));
-  CU_ASSERT(!only_own_files(tt_tablet_dir(root, 2)));
+  CU_ASSERT(!tt_only_own_files(tt_tablet_dir(root, 2)));
 
   env_fault_set_disk_full(f, false);
   bool done = false;
@@ -304,8 +291,8 @@ static void test_pending_daughters_compact_after_space(void) {
       tab_maintain(rt);
     }
     done = !env_exists(env_posix(), tt_tablet_dir(root, 1)) &&
-           only_own_files(tt_tablet_dir(root, 2)) &&
-           only_own_files(tt_tablet_dir(root, 3));
+           tt_only_own_files(tt_tablet_dir(root, 2)) &&
+           tt_only_own_files(tt_tablet_dir(root, 3));
     if (!done) env_sleep_micros(env_posix(), 10000);
   }
   CU_ASSERT_TRUE(done);

@@ -569,20 +569,6 @@ static void test_bad_levels(void) {
 
 /* ---- split daughters ---- */
 
-/* True when the manifest in `dir` lists at least one SSTable and every
- * one of them lies in `dir` itself. */
-static bool only_own_files(const char *dir) {
-  man_state m;
-  man_init(&m);
-  mica_err *err = man_read(env_posix(), dir, &m);
-  bool ok = err == NULL && m.n_ssts > 0;
-  for (size_t i = 0; ok && i < m.n_ssts; i++)
-    if (strchr(m.ssts[i].path, '/') != NULL) ok = false;
-  err_free(err);
-  man_clear(&m);
-  return ok;
-}
-
 /* The audit's worry: a daughter holding fewer files than the compaction
  * trigger and never written to must still compact its parent's files
  * away, so that the parent's directory is collected. For parents of 1, 2
@@ -613,48 +599,16 @@ static void daughters_collect_parent(int nfiles, bool parent_has_level1) {
   tablet *left = NULL, *right = NULL;
   TU_OK(tab_split(t, S("k00500"), 11, 12, &o, &left, &right));
   CU_ASSERT_FATAL(left != NULL && right != NULL);
-  /* A daughter counts its compaction just after installing it, so the
-   * counts are waited for too. */
-  bool done = false;
-  tab_stats ls, rs;
-  for (int i = 0; i < 6000 && !done; i++) {
-    tab_get_stats(left, &ls);
-    tab_get_stats(right, &rs);
-    done = !env_exists(env_posix(), tt_tablet_dir(root, 10)) &&
-           only_own_files(tt_tablet_dir(root, 11)) &&
-           only_own_files(tt_tablet_dir(root, 12)) && ls.compactions >= 1 &&
-           rs.compactions >= 1;
-    if (!done) env_sleep_micros(env_posix(), 10000);
-  }
-  if (!done)
+  if (!tt_wait_daughters_own(root, 10, left, 11, right, 12, S("k00500"), &m))
     fprintf(stderr, "parent of %d files (level 1: %d) not collected\n",
             nfiles, parent_has_level1);
-  CU_ASSERT_TRUE(done);
   TU_OK(tab_check_levels(left));
   TU_OK(tab_check_levels(right));
-  tab_get_stats(left, &ls);
-  tab_get_stats(right, &rs);
-  CU_ASSERT_EQUAL(ls.puts + rs.puts, 0);
-  CU_ASSERT(ls.compactions >= 1 && rs.compactions >= 1);
-  tab_scan_options so;
-  tab_scan_options_init(&so);
-  tt_check_scan(left, &so, &m, NONE, S("k00500"));
-  tt_check_scan(right, &so, &m, S("k00500"), NONE);
   for (int i = 0; i < 1000; i += 7) check_get(i < 500 ? left : right, &m, i);
-  uint64_t removed = 0;
-  TU_OK(tab_collect_garbage(env_posix(), tt_tablets_dir(root), &removed));
-  CU_ASSERT_EQUAL(removed, 0);
   TU_OK(tab_close(left));
   TU_OK(tab_close(right));
   /* Reopened, nothing more is due. */
-  TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("k00500"), 5, &o,
-                 &left));
-  tab_maintain(left);
-  env_sleep_micros(env_posix(), 100000);
-  tab_get_stats(left, &ls);
-  CU_ASSERT_EQUAL(ls.compactions, 0);
-  tt_check_scan(left, &so, &m, NONE, S("k00500"));
-  TU_OK(tab_close(left));
+  tt_check_settled(r, root, 11, NONE, S("k00500"), 5, &o, &m);
   tt_model_free(&m);
   res_free(r);
 }
@@ -722,7 +676,7 @@ static void test_merge_keeps_levels_disjoint(void) {
   t = open_dir(r, dirs[2], 22, NONE, NONE, &o);
   bool done = false;
   for (int i = 0; i < 6000 && !done; i++) {
-    done = only_own_files(dirs[2]);
+    done = tt_only_own_files(dirs[2]);
     if (!done) env_sleep_micros(env_posix(), 10000);
   }
   CU_ASSERT_TRUE(done);

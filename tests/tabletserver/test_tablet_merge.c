@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/env.h"
 #include "tabletserver/manifest.h"
@@ -90,56 +89,6 @@ static void check_all(tablet *t, const tt_model *m) {
   size_t n = tt_check_scan(t, &o, m, tab_start(t), tab_end(t));
   o.reverse = true;
   CU_ASSERT_EQUAL(tt_check_scan(t, &o, m, tab_start(t), tab_end(t)), n);
-}
-
-/* Every sst-* under the root is referenced by a live manifest; no WAL
- * segment or temporary file is left; returns the number of directories. */
-static size_t check_no_leaks(const char *root) {
-  char tablets[1200];
-  snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));
-  char **dirs;
-  size_t nd;
-  TU_OK(env_list(env_posix(), tablets, &dirs, &nd));
-  char (*refs)[256] = xcalloc(512, 256);
-  size_t nrefs = 0;
-  for (size_t i = 0; i < nd; i++) {
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    man_state m;
-    man_init(&m);
-    if (man_read(env_posix(), d, &m) != NULL) continue;
-    if (m.state == MAN_LIVE)
-      for (size_t j = 0; j < m.n_ssts && nrefs < 512; j++) {
-        if (strncmp(m.ssts[j].path, "../", 3) == 0)
-          snprintf(refs[nrefs++], 256, "%s", m.ssts[j].path + 3);
-        else
-          snprintf(refs[nrefs++], 256, "%s/%s", dirs[i], m.ssts[j].path);
-      }
-    man_clear(&m);
-  }
-  for (size_t i = 0; i < nd; i++) {
-    CU_ASSERT(strstr(dirs[i], "-tmp") == NULL);
-    char d[1600];
-    snprintf(d, sizeof(d), "%s/%s", tablets, dirs[i]);
-    char **files;
-    size_t nf;
-    if (env_list(env_posix(), d, &files, &nf) != NULL) continue;
-    for (size_t j = 0; j < nf; j++) {
-      CU_ASSERT(strncmp(files[j], "wal-", 4) != 0);
-      CU_ASSERT(strstr(files[j], ".tmp.") == NULL);
-      if (strncmp(files[j], "sst-", 4) != 0) continue;
-      char c[1200];
-      snprintf(c, sizeof(c), "%s/%s", dirs[i], files[j]);
-      bool found = false;
-      for (size_t k = 0; k < nrefs; k++) found |= strcmp(refs[k], c) == 0;
-      if (!found) fprintf(stderr, "leaked %s\n", c);
-      CU_ASSERT(found);
-    }
-    env_free_names(files, nf);
-  }
-  env_free_names(dirs, nd);
-  free(refs);
-  return nd;
 }
 
 static void collect(const char *root) {
@@ -222,7 +171,7 @@ static void test_model(void) {
   CU_ASSERT_FALSE(env_exists(env_posix(), p));
   CU_ASSERT_FALSE(env_exists(env_posix(), l));
   CU_ASSERT_FALSE(env_exists(env_posix(), r));
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   /* A re-sent open after the inputs were collected still works. */
   TU_OK(tab_merge_prepare(res, m, 4, in, 2, &o));
   TU_OK(tab_open(res, m, 4, NONE, NONE, 3, &o, &t));
@@ -277,14 +226,14 @@ static void test_merge_split_merge(void) {
   TU_OK(tab_close(t));
   /* Still shared: the parent's and the inputs' files that 7 reads. */
   collect(root);
-  CU_ASSERT(check_no_leaks(root) > 1);
+  CU_ASSERT(tt_check_no_leaks(root) > 1);
   TU_OK(tab_open(res, d[7], 7, NONE, NONE, 3, &o, &t));
   check_all(t, &model);
   TU_OK(tab_compact(t));
   check_all(t, &model);
   TU_OK(tab_close(t));
   collect(root);
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   for (int i = 1; i < 8; i++) free(d[i]);
   tt_model_free(&model);
   res_free(res);
@@ -371,24 +320,12 @@ static void test_bad_inputs(void) {
 
 /* ---- crash at every sync point ---- */
 
-typedef struct run {
-  tt_model acked, pending;
-  bool failed;
-} run;
-
-static bool step(run *r, mica_err *err) {
-  if (r->failed || err != NULL) {
-    err_free(err);
-    r->failed = true;
-    return false;
-  }
-  return true;
-}
-
 /* Inputs 10 [, k0500) and 11 [k0500, ): closed cleanly, then 11 reopened
  * and written with synced puts by an owner that loses power, so its WAL
- * holds acknowledged data the merge must replay. Fills `acked`. */
-static void build_inputs(const char *root, tt_model *acked) {
+ * holds acknowledged data the merge must replay. Adds it to r->acked. */
+static void build_inputs(const char *root, tt_run *r, void *arg) {
+  (void)arg;
+  tt_model *acked = &r->acked;
   res_pool *res = tt_res(env_posix(), 32 << 20);
   tab_options o;
   tt_options(&o);
@@ -428,7 +365,9 @@ static void build_inputs(const char *root, tt_model *acked) {
 }
 
 /* The merge as the tablet server runs it, then writes and a close. */
-static void merge_workload(env *e, const char *root, run *r) {
+static void merge_workload(env *e, const char *root, tt_run *r,
+                           void *arg) {
+  (void)arg;
   res_pool *res = tt_res(e, 32 << 20);
   tab_options o;
   tt_options(&o);
@@ -437,22 +376,16 @@ static void merge_workload(env *e, const char *root, run *r) {
   char *a = tdir(root, 10), *b = tdir(root, 11), *m = tdir(root, 20);
   tab_merge_input in[2] = {{a, 10}, {b, 11}};
   tablet *t = NULL;
-  if (step(r, tab_merge_prepare(res, m, 20, in, 3, &o)) &&
-      step(r, tab_open(res, m, 20, NONE, NONE, 3, &o, &t))) {
+  if (tt_run_step(r, tab_merge_prepare(res, m, 20, in, 3, &o)) &&
+      tt_run_step(r, tab_open(res, m, 20, NONE, NONE, 3, &o, &t))) {
     for (int i = 0; i < 5 && !r->failed; i++) {
       char k[16];
       key_of(i * 211, k);
-      tt_model_free(&r->pending);
-      tt_model_copy(&r->pending, &r->acked);
-      tt_model_put(&r->pending, S(k), S("after-merge"));
-      if (step(r, tab_put(t, S(k), S("after-merge"), true))) {
-        tt_model_free(&r->acked);
-        tt_model_copy(&r->acked, &r->pending);
-      }
+      tt_run_put(r, t, S(k), S("after-merge"));
     }
     mica_err *ce = tab_close(t);
     t = NULL;
-    step(r, ce);
+    tt_run_step(r, ce);
   }
   err_free(tab_close(t));
   res_free(res);
@@ -461,16 +394,8 @@ static void merge_workload(env *e, const char *root, run *r) {
   free(m);
 }
 
-static bool same(const tt_model *x, const tt_model *y) {
-  if (x->n != y->n) return false;
-  for (size_t i = 0; i < x->n; i++)
-    if (!slice_eq(buf_slice(&x->keys[i]), buf_slice(&y->keys[i])) ||
-        !slice_eq(buf_slice(&x->vals[i]), buf_slice(&y->vals[i])))
-      return false;
-  return true;
-}
-
-static void verify(const char *root, run *r, uint64_t at) {
+static void verify(const char *root, tt_run *r, uint64_t at, void *arg) {
+  (void)arg;
   res_pool *res = tt_res(env_posix(), 32 << 20);
   tab_options o;
   tt_options(&o);
@@ -487,27 +412,14 @@ static void verify(const char *root, run *r, uint64_t at) {
   tablet *t = NULL;
   TU_OK(tab_open(res, m, 20, NONE, NONE, 4, &o, &t));
   if (t != NULL) {
-    tt_model got;
-    memset(&got, 0, sizeof(got));
-    iter *it;
-    TU_OK(tab_scan(t, NULL, &it));
-    for (; iter_valid(it); iter_next(it))
-      tt_model_put(&got, iter_key(it), iter_value(it));
-    CU_ASSERT_PTR_NULL(iter_status(it));
-    iter_close(it);
-    bool ok = same(&got, &r->acked) || (r->failed && same(&got, &r->pending));
-    if (!ok)
-      fprintf(stderr, "crash at sync %llu: %zu keys, %zu acknowledged\n",
-              (unsigned long long)at, got.n, r->acked.n);
-    CU_ASSERT(ok);
-    tt_model_free(&got);
+    tt_run_check(r, &t, 1, at);
     TU_OK(tab_compact(t));
     TU_OK(tab_close(t));
   }
   CU_ASSERT(state_of(a) == MAN_MERGED || !env_exists(env_posix(), a));
   CU_ASSERT(state_of(b) == MAN_MERGED || !env_exists(env_posix(), b));
   collect(root);
-  CU_ASSERT_EQUAL(check_no_leaks(root), 1);
+  CU_ASSERT_EQUAL(tt_check_no_leaks(root), 1);
   res_free(res);
   free(a);
   free(b);
@@ -515,49 +427,9 @@ static void verify(const char *root, run *r, uint64_t at) {
 }
 
 static void test_crash_every_sync(void) {
-  if (access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
-  const char *base = tu_tmpdir();
-  char root[600];
-  tt_model inputs;
-  memset(&inputs, 0, sizeof(inputs));
-  snprintf(root, sizeof(root), "%s/dry", base);
-  build_inputs(root, &inputs);
-  env_fault *f = env_fault_new(env_posix());
-  run r;
-  memset(&r, 0, sizeof(r));
-  tt_model_copy(&r.acked, &inputs);
-  merge_workload(env_fault_env(f), root, &r);
-  CU_ASSERT_FALSE(r.failed);
-  uint64_t syncs = env_fault_count(f, ENV_OP_SYNC);
-  env_fault_free(f);
-  tt_model_free(&r.acked);
-  tt_model_free(&r.pending);
-  fprintf(stderr, "merge workload makes %llu syncs\n",
-          (unsigned long long)syncs);
-  CU_ASSERT(syncs > 10);
-  TU_OK(env_remove_tree(env_posix(), root));
-
-  for (uint64_t i = 1; i <= syncs + 1; i++) {
-    snprintf(root, sizeof(root), "%s/crash%llu", base, (unsigned long long)i);
-    tt_model acked;
-    memset(&acked, 0, sizeof(acked));
-    build_inputs(root, &acked);
-    f = env_fault_new(env_posix());
-    env_fault_fail_nth(f, ENV_OP_SYNC, i, true);
-    memset(&r, 0, sizeof(r));
-    tt_model_copy(&r.acked, &acked);
-    tt_model_copy(&r.pending, &acked);
-    merge_workload(env_fault_env(f), root, &r);
-    env_fault_crash(f);
-    env_fault_free(f);
-    if (i <= syncs) CU_ASSERT(r.failed);
-    verify(root, &r, i);
-    tt_model_free(&acked);
-    tt_model_free(&r.acked);
-    tt_model_free(&r.pending);
-    TU_OK(env_remove_tree(env_posix(), root));
-  }
-  tt_model_free(&inputs);
+  tt_fail_plan p = {ENV_OP_SYNC, true, "syncs", 10, build_inputs,
+                    merge_workload, verify, NULL};
+  tt_fail_every(&p);
 }
 
 static void add_suites(void) {

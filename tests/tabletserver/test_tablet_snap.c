@@ -38,6 +38,35 @@ static void put_all(tablet *t, const char *fmt) {
   }
 }
 
+/* A pin of one tablet for one snapshot, as the master's snapshot makes
+ * it: the pin's manifest in the snapshot's directory under the data
+ * root's snapshots directory. */
+typedef struct snap_pin {
+  char *dir;  /* the snapshot's directory: removing it drops the pin */
+  char *path; /* the pin's manifest */
+  tab_pin_info info;
+} snap_pin;
+
+/* Pins tablet `t` (id `id`) of `root` for snapshot `snap`. Free with
+ * pin_free(). */
+static void pin_make(tablet *t, const char *root, uint64_t snap, uint64_t id,
+                     snap_pin *p) {
+  char *sdir = tab_snapshots_dir(tt_tablets_dir(root));
+  char name[32];
+  snprintf(name, sizeof name, "%" PRIu64, snap);
+  p->dir = path_join(sdir, name);
+  snprintf(name, sizeof name, "%" PRIu64, id);
+  p->path = path_join(p->dir, name);
+  free(sdir);
+  TU_OK(env_mkdirs(E, p->dir));
+  TU_OK(tab_snapshot_pin(t, p->path, &p->info));
+}
+
+static void pin_free(snap_pin *p) {
+  free(p->dir);
+  free(p->path);
+}
+
 /* The pin's files, as paths under the tablets directory. */
 static size_t pin_files(const char *root, const char *pin, char out[][512],
                         size_t max) {
@@ -68,16 +97,12 @@ static void test_pin_keeps_files(void) {
   res_pool *res = tt_res(E, 1 << 20);
   tablet *t = open_tab(res, root, 7);
   put_all(t, "old-%d");
-  char *sdir = tab_snapshots_dir(tt_tablets_dir(root));
-  char *pdir = path_join(sdir, "1");
-  char *pin = path_join(pdir, "7");
-  TU_OK(env_mkdirs(E, pdir));
-  tab_pin_info info;
-  TU_OK(tab_snapshot_pin(t, pin, &info));
-  CU_ASSERT(info.files >= 1);
+  snap_pin p;
+  pin_make(t, root, 1, 7, &p);
+  CU_ASSERT(p.info.files >= 1);
   char files[16][512];
-  size_t n = pin_files(root, pin, files, 16);
-  CU_ASSERT_EQUAL(n, info.files);
+  size_t n = pin_files(root, p.path, files, 16);
+  CU_ASSERT_EQUAL(n, p.info.files);
   /* New data and a full compaction replace every pinned file. */
   put_all(t, "new-%d");
   TU_OK(tab_compact(t));
@@ -90,9 +115,9 @@ static void test_pin_keeps_files(void) {
   t = open_tab(res, root, 7);
   CU_ASSERT_EQUAL(existing(files, n), n);
   /* The pin gone, the collector deletes them; the tablet reads on. */
-  TU_OK(env_remove_tree(E, pdir));
+  TU_OK(env_remove_tree(E, p.dir));
   TU_OK(tab_collect_garbage(E, tt_tablets_dir(root), &removed));
-  CU_ASSERT_EQUAL(existing(files, 0 + n), 0);
+  CU_ASSERT_EQUAL(existing(files, n), 0);
   CU_ASSERT(removed >= n);
   buf v = BUF_INIT;
   TU_OK(tab_get(t, NULL, slice_from_str("k007"), &v));
@@ -101,9 +126,7 @@ static void test_pin_keeps_files(void) {
   buf_free(&v);
   TU_OK(tab_close(t));
   res_free(res);
-  free(pin);
-  free(pdir);
-  free(sdir);
+  pin_free(&p);
 }
 
 /* A tablet on the server's shared commit log: its manifest names the log,
@@ -132,15 +155,11 @@ static void test_pin_names_no_log(void) {
   TU_OK(man_read(E, tt_tablet_dir(root, 9), &m));
   CU_ASSERT(m.log_name.len > 0); /* the tablet itself names the log */
   man_clear(&m);
-  char *sdir = tab_snapshots_dir(tablets);
-  char *pdir = path_join(sdir, "2");
-  char *pin = path_join(pdir, "9");
-  TU_OK(env_mkdirs(E, pdir));
-  tab_pin_info info;
-  TU_OK(tab_snapshot_pin(t, pin, &info));
+  snap_pin p;
+  pin_make(t, root, 2, 9, &p);
   buf b = BUF_INIT;
-  TU_OK(env_read_file(E, pin, MAN_MAX_BYTES, &b));
-  TU_OK(man_decode(buf_slice(&b), pin, &m));
+  TU_OK(env_read_file(E, p.path, MAN_MAX_BYTES, &b));
+  TU_OK(man_decode(buf_slice(&b), p.path, &m));
   CU_ASSERT_EQUAL(m.log_name.len, 0);
   CU_ASSERT_EQUAL(m.log_epoch, 0);
   CU_ASSERT(m.n_ssts >= 1);
@@ -149,9 +168,7 @@ static void test_pin_names_no_log(void) {
   TU_OK(tab_close(t));
   TU_OK(clog_close(l));
   res_free(res);
-  free(pin);
-  free(pdir);
-  free(sdir);
+  pin_free(&p);
   free(logs);
   free(tablets);
 }
@@ -162,15 +179,11 @@ static void test_dropped_dir(void) {
   res_pool *res = tt_res(E, 1 << 20);
   tablet *t = open_tab(res, root, 3);
   put_all(t, "v-%d");
-  char *sdir = tab_snapshots_dir(tt_tablets_dir(root));
-  char *pdir = path_join(sdir, "2");
-  char *pin = path_join(pdir, "3");
-  TU_OK(env_mkdirs(E, pdir));
-  tab_pin_info info;
-  TU_OK(tab_snapshot_pin(t, pin, &info));
+  snap_pin p;
+  pin_make(t, root, 2, 3, &p);
   TU_OK(tab_close(t));
   char files[16][512];
-  size_t n = pin_files(root, pin, files, 16);
+  size_t n = pin_files(root, p.path, files, 16);
   TU_OK(tab_retire_dropped(E, tt_tablets_dir(root), 3));
   /* A dropped tablet never opens again. */
   tab_options o;
@@ -184,7 +197,7 @@ static void test_dropped_dir(void) {
   TU_OK(tab_collect_garbage(E, tt_tablets_dir(root), &removed));
   CU_ASSERT_EQUAL(existing(files, n), n);
   CU_ASSERT(env_exists(E, tt_tablet_dir(root, 3)));
-  TU_OK(env_remove_tree(E, pdir));
+  TU_OK(env_remove_tree(E, p.dir));
   TU_OK(tab_collect_garbage(E, tt_tablets_dir(root), &removed));
   CU_ASSERT_FALSE(env_exists(E, tt_tablet_dir(root, 3)));
   /* A directory never opened (no MANIFEST) goes at once. */
@@ -192,9 +205,7 @@ static void test_dropped_dir(void) {
   TU_OK(tab_retire_dropped(E, tt_tablets_dir(root), 4));
   CU_ASSERT_FALSE(env_exists(E, tt_tablet_dir(root, 4)));
   res_free(res);
-  free(pin);
-  free(pdir);
-  free(sdir);
+  pin_free(&p);
 }
 
 static void test_damaged_shared(void) {
@@ -203,12 +214,8 @@ static void test_damaged_shared(void) {
   res_pool *res = tt_res(E, 1 << 20);
   tablet *t = open_tab(res, root, 5);
   put_all(t, "v-%d");
-  char *sdir = tab_snapshots_dir(tt_tablets_dir(root));
-  char *pdir = path_join(sdir, "3");
-  char *pin = path_join(pdir, "5");
-  TU_OK(env_mkdirs(E, pdir));
-  tab_pin_info info;
-  TU_OK(tab_snapshot_pin(t, pin, &info));
+  snap_pin p;
+  pin_make(t, root, 3, 5, &p);
   TU_OK(tab_close(t));
   char *shared = path_join(tt_tablet_dir(root, 5), TAB_SHARED_FILE);
   buf b = BUF_INIT;
@@ -228,17 +235,15 @@ static void test_damaged_shared(void) {
   err_free(e);
   /* The collector deletes nothing while it cannot read it. */
   char files[16][512];
-  size_t n = pin_files(root, pin, files, 16);
-  TU_OK(env_remove_tree(E, pdir));
+  size_t n = pin_files(root, p.path, files, 16);
+  TU_OK(env_remove_tree(E, p.dir));
   uint64_t removed = 0;
   TU_OK(tab_collect_garbage(E, tt_tablets_dir(root), &removed));
   CU_ASSERT_EQUAL(removed, 0);
   CU_ASSERT_EQUAL(existing(files, n), n);
   res_free(res);
   free(shared);
-  free(pin);
-  free(pdir);
-  free(sdir);
+  pin_free(&p);
 }
 
 static void add_suites(void) {
