@@ -22,6 +22,9 @@
 //        contains S get fault K:
 //          500, 503       that status with an InternalError/ServiceUnavailable body
 //          slowdown       503 SlowDown
+//          412            412 PreconditionFailed, as a server with
+//                         conditional writes answers If-None-Match: * on
+//                         an existing key (s3rver never does)
 //          reset          the connection is destroyed before any answer
 //          delay          forwarded after D ms (for timeouts)
 //          truncate       forwarded, but the body is cut in half and the
@@ -30,8 +33,9 @@
 //   POST /__proxy/clear   drops pending faults
 //   GET  /__proxy/log     one line per request since the last reset:
 //                         "METHOD URL host=H conn=PORT sig=ok|bad signed=H1;H2
-//                          range=R fault=K [why=...]" (conn: the client's port,
-//                          so reused connections show as repeats)
+//                          range=R inm=V fault=K [why=...]" (conn: the client's
+//                          port, so reused connections show as repeats; inm:
+//                          the If-None-Match header, "-" when absent)
 //   POST /__proxy/reset   clears the log
 'use strict';
 
@@ -158,7 +162,7 @@ function control(req, res, url) {
     res.setHeader('Content-Type', 'text/plain');
     res.end(log.map(r =>
       `${r.method} ${r.url} host=${r.host} conn=${r.conn} sig=${r.ok ? 'ok' : 'bad'} signed=${r.signed}` +
-      ` range=${r.range || '-'} fault=${r.fault || '-'}` +
+      ` range=${r.range || '-'} inm=${r.inm || '-'} fault=${r.fault || '-'}` +
       (r.why ? ` why=${r.why.replace(/\n/g, '\\n')}` : '') + '\n').join(''));
   } else if (url.pathname === '/__proxy/reset' && req.method === 'POST') {
     log = [];
@@ -256,6 +260,7 @@ const server = http.createServer((req, res) => {
       ok: why === null,
       why,
       range: req.headers['range'],
+      inm: req.headers['if-none-match'],
       fault: fault ? fault.kind : null,
     });
     if (why !== null) {
@@ -274,6 +279,9 @@ const server = http.createServer((req, res) => {
         case 'slowdown':
           res.statusCode = 503;
           return res.end(errorBody('SlowDown', 'Please reduce your request rate.'));
+        case '412':
+          res.statusCode = 412;
+          return res.end(errorBody('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'));
         case 'reset':
           return req.socket.destroy();
         case 'delay':
