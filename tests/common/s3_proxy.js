@@ -17,9 +17,10 @@
 // AWS would) and is recorded.
 //
 // Control (requests whose path starts with /__proxy/, never forwarded):
-//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O]
+//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O][&skip=P]
 //        the next N requests with method M (any if absent) whose URL
-//        contains S get fault K:
+//        contains S, after the first P such requests (0 if absent), get
+//        fault K:
 //          500, 503       that status with an InternalError/ServiceUnavailable body
 //          slowdown       503 SlowDown
 //          412            412 PreconditionFailed, as a server with
@@ -137,6 +138,10 @@ function takeFault(req) {
     if (f.count <= 0) continue;
     if (f.method && f.method !== req.method) continue;
     if (f.match && !req.url.includes(f.match)) continue;
+    if (f.skip > 0) {
+      f.skip--;
+      continue;
+    }
     f.count--;
     return f;
   }
@@ -153,6 +158,7 @@ function control(req, res, url) {
       match: q.get('match') || '',
       ms: Number(q.get('ms') || 0),
       offset: Number(q.get('offset') || 0),
+      skip: Number(q.get('skip') || 0),
     });
     res.end('ok\n');
   } else if (url.pathname === '/__proxy/clear' && req.method === 'POST') {

@@ -21,18 +21,10 @@
 #include "common/coding.h"
 #include "common/crc32c.h"
 #include "master/server/export_fmt.h"
+#include "tests/master/server/xp_v1.h"
 #include "tests/harness/testutil.h"
 
 #define PATH "/x/EXPORT"
-
-/* Frames `payload` as an EXPORT file of `version`. */
-static void frame(const buf *payload, uint32_t version, buf *out) {
-  buf_append(out, XP_MAGIC, 8);
-  put_fixed32(out, version);
-  put_fixed32(out, (uint32_t)payload->len);
-  put_fixed32(out, crc32c_mask(crc32c_value(payload->data, payload->len)));
-  buf_append(out, payload->data, payload->len);
-}
 
 /* Two tablets split at "m": the first reads file 0 at level 0 and file 1
  * at level 2 over [.., "m"), the second file 1 at level 2 over ["m", ..). */
@@ -122,49 +114,18 @@ static void test_v2_round_trip(void) {
   buf_free(&b);
 }
 
-/* Version 1's payload, field by field as docs/storage.md gave it before
- * levels: per SSTable file index, lo, has_hi, hi and nothing after. */
-static void v1_payload(const xport *x, buf *p) {
-  put_length_prefixed(p, slice_from_str(x->table));
-  put_length_prefixed(p, slice_from_str(x->snapshot));
-  put_varint64(p, x->created_ms);
-  mto_encode(&x->opts, p);
-  put_varint64(p, XP_CHUNK);
-  put_varint64(p, x->n_files);
-  for (size_t i = 0; i < x->n_files; i++) {
-    put_length_prefixed(p, slice_from_str(x->files[i].name));
-    put_varint64(p, x->files[i].size);
-    for (size_t k = 0; k < x->files[i].n_crc; k++)
-      put_fixed32(p, x->files[i].crc[k]);
-  }
-  put_varint64(p, x->n_parts);
-  for (size_t i = 0; i < x->n_parts; i++) {
-    const xp_part *t = &x->parts[i];
-    put_length_prefixed(p, buf_slice(&t->start));
-    put_length_prefixed(p, buf_slice(&t->end));
-    put_varint64(p, t->last_seq);
-    put_varint64(p, t->n_ssts);
-    for (size_t k = 0; k < t->n_ssts; k++) {
-      put_varint64(p, t->ssts[k].file);
-      put_length_prefixed(p, buf_slice(&t->ssts[k].lo));
-      buf_append(p, t->ssts[k].has_hi ? "\1" : "\0", 1);
-      put_length_prefixed(p, buf_slice(&t->ssts[k].hi));
-    }
-  }
-}
-
 static void test_v1_still_read(void) {
   xport x, y;
   sample(&x);
   buf p = BUF_INIT, b = BUF_INIT;
-  v1_payload(&x, &p);
-  frame(&p, 1, &b);
+  xp_v1_payload(&x, &p);
+  xp_frame(&p, 1, &b);
   TU_OK(xp_decode(buf_slice(&b), PATH, &y));
   check_sample(&y, 1, false);
   xp_free(&y);
   /* The same payload called version 2 lacks its levels. */
   buf_clear(&b);
-  frame(&p, 2, &b);
+  xp_frame(&p, 2, &b);
   expect_bad(buf_slice(&b), MICA_CORRUPTION, PATH ": offset ", "bad ");
   xp_free(&x);
   buf_free(&p);
@@ -181,7 +142,7 @@ static void test_v2_truncated(void) {
   for (size_t cut = 0; cut < plen; cut++) {
     buf p = BUF_INIT, b = BUF_INIT;
     buf_append(&p, full.data + 20, cut);
-    frame(&p, 2, &b);
+    xp_frame(&p, 2, &b);
     xport y;
     mica_err *e = xp_decode(buf_slice(&b), PATH, &y);
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
@@ -203,7 +164,7 @@ static void test_v2_truncated(void) {
   {
     buf p = BUF_INIT, b = BUF_INIT;
     buf_append(&p, full.data + 20, plen - 1);
-    frame(&p, 2, &b);
+    xp_frame(&p, 2, &b);
     expect_bad(buf_slice(&b), MICA_CORRUPTION, "bad SSTable level", NULL);
     buf_free(&p);
     buf_free(&b);
@@ -225,7 +186,7 @@ static void test_v2_bad_fields(void) {
   buf p = BUF_INIT, b = BUF_INIT;
   buf_append(&p, good.data + 20, good.len - 20);
   p.data[p.len - 1] = 7;
-  frame(&p, 2, &b);
+  xp_frame(&p, 2, &b);
   char want[64];
   snprintf(want, sizeof want, PATH ": offset %zu: bad SSTable level",
            good.len - 1);
@@ -234,7 +195,7 @@ static void test_v2_bad_fields(void) {
   p.data[p.len - 1] = 2;
   buf_append(&p, "\0", 1);
   buf_clear(&b);
-  frame(&p, 2, &b);
+  xp_frame(&p, 2, &b);
   expect_bad(buf_slice(&b), MICA_CORRUPTION, "bad trailing bytes", NULL);
   /* An unknown version. */
   buf_clear(&b);
