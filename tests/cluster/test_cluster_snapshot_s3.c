@@ -30,7 +30,14 @@
  *   clone_master_killed  the master killed -9 while a clone is between
  *                        its second and third manifest: the next master
  *                        drops the unfinished clone and deletes what it
- *                        wrote; the same clone then succeeds. */
+ *                        wrote; the same clone then succeeds.
+ *   clone_late_manifest  the same, with the clone's second manifest PUT
+ *                        held back by the proxy until after the next
+ *                        master's cleanup: the directory it recreates
+ *                        (a live manifest of no table) is retired and
+ *                        deleted by the master's sweep at the next
+ *                        dropped snapshot; the same clone then
+ *                        succeeds. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -512,12 +519,52 @@ static void test_clone_master_killed(void) {
   mica_close(c);
 }
 
+static void test_clone_late_manifest(void) {
+  mica_client *c = client(30000);
+  char *before = dir_set();
+  s3h_log_reset();
+  /* The clone's second manifest PUT reaches the server 8 s late, long
+   * after its master was killed and the next one cleaned up. */
+  s3h_fault("kind=delay&ms=8000&method=PUT&match=/MANIFEST-00000000000000000000-"
+            "&skip=1&count=1");
+  struct job j = {"sp", "pl", 1, 3000, -1, ""};
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, job_thread, &j), 0);
+  CU_ASSERT(fault_taken("delay"));
+  uint64_t landed = cl_now_ms() + 8000;
+  CU_ASSERT_EQUAL_FATAL(cl_kill_master(g_c), NULL);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL_FATAL(cl_restart_master(g_c), NULL);
+  CU_ASSERT(cleaned_up(c, "pl", before));
+  CU_ASSERT(cl_now_ms() < landed); /* else the test proves nothing */
+  /* The late PUT lands: a live manifest of a tablet nobody knows. */
+  uint64_t until = cl_now_ms() + 20000;
+  char *now = dir_set();
+  while (strcmp(now, before) == 0 && cl_now_ms() < until) {
+    cl_sleep_ms(200);
+    free(now);
+    now = dir_set();
+  }
+  CU_ASSERT(strcmp(now, before) != 0);
+  free(now);
+  /* The next dropped snapshot's deletion sweeps it away. */
+  expect_rc(mica_snapshot_create(c, "p", "sweep", NULL), MICA_OK, NULL,
+            "sweep");
+  expect_rc(mica_snapshot_drop(c, "sweep"), MICA_OK, NULL, "drop sweep");
+  CU_ASSERT(cleaned_up(c, "pl", before));
+  expect_rc(mica_snapshot_clone(c, "sp", "pl"), MICA_OK, NULL, "clone again");
+  CU_ASSERT_EQUAL(bad_values(c, "pl", "p"), 0);
+  free(before);
+  mica_close(c);
+}
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("snapshot_s3", suite_init, suite_clean);
   CU_add_test(s, "levels_kept", test_levels_kept);
   CU_add_test(s, "export_holds_snapshot", test_export_holds_snapshot);
   CU_add_test(s, "clone_fails_partway", test_clone_fails_partway);
   CU_add_test(s, "clone_master_killed", test_clone_master_killed);
+  CU_add_test(s, "clone_late_manifest", test_clone_late_manifest);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
