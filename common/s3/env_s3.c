@@ -832,15 +832,20 @@ static mica_err *s3_write_file_new(env *e, const char *path, slice data) {
     bool same = rerr == NULL && have.len == data.len &&
                 (data.len == 0 || memcmp(have.data, data.data, data.len) == 0);
     buf_free(&have);
-    err_free(rerr);
     if (same) {
       err_free(err);
       return NULL;
     }
-    err = err_wrap(err, "a second writer won: another writer created it "
-                   "first with other bytes (the server refused If-None-Match: "
-                   "*), and names carrying an epoch and a generation are "
-                   "never rewritten");
+    if (rerr == NULL)
+      err = err_wrap(err, "a second writer won: another writer created it "
+                     "first with other bytes (the server refused "
+                     "If-None-Match: *), and names carrying an epoch and a "
+                     "generation are never rewritten");
+    else
+      err = err_wrap(err, "a second writer won (the server refused "
+                     "If-None-Match: *); reading the object back to compare "
+                     "failed: %s", err_msg(rerr));
+    err_free(rerr);
   }
   return err == NULL ? NULL : err_wrap(err, "write %s", path);
 }
