@@ -552,6 +552,13 @@ static void test_clone_late_manifest(void) {
             "sweep");
   expect_rc(mica_snapshot_drop(c, "sweep"), MICA_OK, NULL, "drop sweep");
   CU_ASSERT(cleaned_up(c, "pl", before));
+  /* Only the orphan went: the other tables, restored and cloned ones
+   * included, still read every value. */
+  CU_ASSERT_EQUAL(bad_values(c, "p", "p"), 0);
+  CU_ASSERT_EQUAL(bad_values(c, "pc", "p"), 0);
+  CU_ASSERT_EQUAL(bad_values(c, "pk", "p"), 0);
+  CU_ASSERT_EQUAL(bad_values(c, "r2", "v5"), 0);
+  CU_ASSERT_EQUAL(bad_values(c, "t", "v5"), 0);
   expect_rc(mica_snapshot_clone(c, "sp", "pl"), MICA_OK, NULL, "clone again");
   CU_ASSERT_EQUAL(bad_values(c, "pl", "p"), 0);
   free(before);
