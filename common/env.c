@@ -165,6 +165,25 @@ bool env_appends_in_place(env *e, const char *path) {
          !e->ops->rewrites_on_sync(e, path);
 }
 
+mica_err *env_write_file_new(env *e, const char *path, slice data) {
+  if (e->ops->write_file_new != NULL)
+    return e->ops->write_file_new(e, path, data);
+  if (env_exists(e, path)) {
+    /* Exactly these bytes: an earlier attempt of this write. */
+    buf have = BUF_INIT;
+    mica_err *rerr = env_read_file(e, path, data.len + 1, &have);
+    bool same = rerr == NULL && have.len == data.len &&
+                (data.len == 0 || memcmp(have.data, data.data, data.len) == 0);
+    buf_free(&have);
+    err_free(rerr);
+    if (same) return NULL;
+    return err_new(MICA_ALREADY_EXISTS, "write %s: a second writer won: the "
+                   "file already exists with other bytes, and names carrying "
+                   "an epoch and a generation are never rewritten", path);
+  }
+  return env_write_file_atomic(e, path, data);
+}
+
 mica_err *env_write_file_atomic(env *e, const char *path, slice data) {
   if (e->ops->write_file_atomic != NULL)
     return e->ops->write_file_atomic(e, path, data);

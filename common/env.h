@@ -127,6 +127,17 @@ mica_err *env_read_file(env *e, const char *path, size_t max_bytes, buf *out);
 /* Writes `data` to `path` atomically and durably: temp file, sync, rename,
  * sync directory. */
 mica_err *env_write_file_atomic(env *e, const char *path, slice data);
+/* env_write_file_atomic for a name that must never be overwritten (a
+ * manifest generation, a metadata log part: names carrying the writer's
+ * epoch and a generation): ALREADY_EXISTS when `path` already holds
+ * different bytes. On object storage the check is the server's
+ * (If-None-Match: *), atomic with the write where the server supports
+ * conditional writes (an earlier attempt of this write that landed, a
+ * retry after a lost answer, is told apart by its bytes); elsewhere
+ * it is a check before the write, which the epoch rule backs
+ * (docs/storage.md, "Conditional writes"). Either way a file already
+ * holding exactly `data` counts as written. */
+mica_err *env_write_file_new(env *e, const char *path, slice data);
 
 /* False when a writer of `path` cannot append in place: each env_sync
  * uploads the whole file again (object storage, docs/storage.md), so a

@@ -48,6 +48,10 @@ struct env_ops {
    * rename is not atomic (S3: a copy and a delete) but whose whole-file
    * write is (one PUT) supplies this instead. */
   mica_err *(*write_file_atomic)(env *e, const char *path, slice data);
+  /* May be NULL: env_write_file_new checks that `path` does not exist,
+   * then calls env_write_file_atomic. An env that can make the check part
+   * of the write (S3's If-None-Match) supplies this. */
+  mica_err *(*write_file_new)(env *e, const char *path, slice data);
   /* May be NULL: appends go in place (POSIX). Else true for a `path`
    * whose env_sync rewrites the whole file instead of adding the new bytes
    * (an object store: every sync is a PUT of the whole object). */

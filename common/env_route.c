@@ -115,6 +115,15 @@ static mica_err *rt_write_file_atomic(env *e, const char *path, slice data) {
   return err;
 }
 
+static mica_err *rt_write_file_new(env *e, const char *path, slice data) {
+  const char *p;
+  char *own;
+  env *to = choose(route_of(e), path, &p, &own);
+  mica_err *err = env_write_file_new(to, p, data);
+  free(own);
+  return err;
+}
+
 static bool rt_rewrites_on_sync(env *e, const char *path) {
   const char *p;
   char *own;
@@ -317,6 +326,7 @@ static const struct env_ops route_ops = {
     .free_space = rt_free_space,
     .list = rt_list,
     .write_file_atomic = rt_write_file_atomic,
+    .write_file_new = rt_write_file_new,
     .rewrites_on_sync = rt_rewrites_on_sync,
     .lock = rt_lock,
     .unlock = rt_unlock,

@@ -503,7 +503,7 @@ mica_err *mlog_append_batch(mlog *m, size_t n, const uint8_t *types,
     put_file_header(&b, LOG_MAGIC, m->gen);
     for (size_t i = 0; i < n; i++) put_record(&b, types[i], payloads[i]);
     char *path = part_path(m->dir, m->gen_epoch, m->gen, m->n_parts + 1);
-    err = env_write_file_atomic(m->env, path, buf_slice(&b));
+    err = env_write_file_new(m->env, path, buf_slice(&b));
     free(path);
     if (!err) {
       m->n_parts++;

@@ -23,6 +23,10 @@
 typedef struct tsnap {
   ms_tsnap_info i;
   bool busy; /* volatile: this process is creating it */
+  /* Volatile: exports this process is running from it. An export runs in
+   * the master process, so a master that stops takes its exports (and
+   * their holds) with it. */
+  uint32_t exporting;
 } tsnap;
 
 typedef struct clone_ent {
@@ -641,6 +645,10 @@ static mica_err *drop_locked(ms *m, tsnap *t) {
   if (snap_cloning(m, t->i.id))
     return err_new(MICA_UNAVAILABLE, "snapshot %s: a table is being cloned "
                    "from it; try again when that is done", t->i.name);
+  if (t->exporting > 0)
+    return err_new(MICA_UNAVAILABLE, "snapshot %s is being exported (%u "
+                   "export%s running); drop it when the export is done",
+                   t->i.name, t->exporting, t->exporting == 1 ? "" : "s");
   mica_err *err = commit_u64s2(m, REC_SNAP_DROP, t->i.id, 0, false);
   if (!err)
     ms_event_add(m, "snapshot", 0, 0, "snapshot %s dropped", t->i.name);
@@ -654,6 +662,32 @@ mica_err *ms_tsnap_drop(ms *m, const char *name, uint64_t now) {
   mica_err *err = t == NULL ? no_snapshot(name) : drop_locked(m, t);
   UNLOCK(m);
   return err;
+}
+
+mica_err *ms_tsnap_export_begin(ms *m, const char *name,
+                                ms_tsnap_info **out) {
+  *out = NULL;
+  LOCK(m);
+  tsnap *t = name != NULL ? find_name(m, name) : NULL;
+  mica_err *err = NULL;
+  if (t == NULL)
+    err = no_snapshot(name);
+  else if (t->i.state != MS_TSNAP_READY)
+    err = err_new(MICA_UNAVAILABLE, "snapshot %s is still being taken", name);
+  if (err == NULL) {
+    t->exporting++;
+    *out = xcalloc(1, sizeof(**out));
+    info_copy(*out, &t->i);
+  }
+  UNLOCK(m);
+  return err;
+}
+
+void ms_tsnap_export_end(ms *m, uint64_t id) {
+  LOCK(m);
+  tsnap *t = find_id(m, id);
+  if (t != NULL && t->exporting > 0) t->exporting--;
+  UNLOCK(m);
 }
 
 mica_err *ms_tsnap_drop_id(ms *m, uint64_t id, uint64_t now) {

@@ -21,8 +21,8 @@
  * each new tablet's MANIFEST from the snapshot's pin; CLONE_DONE makes the
  * table assignable (or, when the manifests could not be written, drops
  * it). A table left cloning by a master that stopped is dropped the same
- * way. A snapshot cannot be dropped while a table is being cloned from it,
- * and a cloning table cannot be dropped.
+ * way. A snapshot cannot be dropped while a table is being cloned from it
+ * or while it is being exported, and a cloning table cannot be dropped.
  *
  * Thread-safety: like state.h (the core's mutex). */
 #ifndef MICA_MASTER_TSNAP_H
@@ -82,6 +82,17 @@ mica_err *ms_tsnap_ready(ms *m, uint64_t id, const ms_tsnap_part *parts,
 mica_err *ms_tsnap_drop(ms *m, const char *name, uint64_t now);
 /* ms_tsnap_drop by id (a failed creation); NOT_FOUND when not there. */
 mica_err *ms_tsnap_drop_id(ms *m, uint64_t id, uint64_t now);
+
+/* Holds ready snapshot `name` for an export and copies its record into
+ * *out (caller frees with ms_tsnap_infos_free(*out, 1)): until
+ * ms_tsnap_export_end, dropping it is refused (UNAVAILABLE), so the files
+ * the export copies stay. The hold is volatile: the export runs in this
+ * process and ends with it. NOT_FOUND unknown; UNAVAILABLE still being
+ * taken. */
+mica_err *ms_tsnap_export_begin(ms *m, const char *name,
+                                ms_tsnap_info **out);
+/* Releases one hold of ms_tsnap_export_begin on snapshot `id`. */
+void ms_tsnap_export_end(ms *m, uint64_t id);
 
 /* Snapshots by name (dropping ones too when `all`). Caller frees with
  * ms_tsnap_infos_free(). `name` non-NULL: only that one (NOT_FOUND). */

@@ -484,7 +484,9 @@ mica_err *man_write(env *e, const char *dir, const man_state *m) {
   char *path = path_join(dir, name);
   buf data = BUF_INIT;
   man_encode(m, &data);
-  err = env_write_file_atomic(e, path, buf_slice(&data));
+  /* Never over an existing name; where the storage can check that (a
+   * conditional PUT), this is a second guard behind the epoch rule. */
+  err = env_write_file_new(e, path, buf_slice(&data));
   buf_free(&data);
   free(path);
   if (err == NULL) {

@@ -815,6 +815,41 @@ static mica_err *s3_write_file_atomic(env *e, const char *path, slice data) {
   return err == NULL ? NULL : err_wrap(err, "write %s", path);
 }
 
+/* A create-only PUT (If-None-Match: *). A 412 answer means the name
+ * exists: either an earlier attempt of this very PUT landed (a retry after
+ * a lost answer) and the object holds `data`, which is success, or a
+ * second writer won and this write must fail. */
+static mica_err *s3_write_file_new(env *e, const char *path, slice data) {
+  char *bucket, *key;
+  mica_err *err = parse_object("write", path, &bucket, &key);
+  if (err != NULL) return err;
+  err = upload(e, bucket, key, data, true);
+  free(bucket);
+  free(key);
+  if (err != NULL && err_code(err) == MICA_ALREADY_EXISTS) {
+    buf have = BUF_INIT;
+    mica_err *rerr = env_read_file(e, path, data.len + 1, &have);
+    bool same = rerr == NULL && have.len == data.len &&
+                (data.len == 0 || memcmp(have.data, data.data, data.len) == 0);
+    buf_free(&have);
+    if (same) {
+      err_free(err);
+      return NULL;
+    }
+    if (rerr == NULL)
+      err = err_wrap(err, "a second writer won: another writer created it "
+                     "first with other bytes (the server refused "
+                     "If-None-Match: *), and names carrying an epoch and a "
+                     "generation are never rewritten");
+    else
+      err = err_wrap(err, "a second writer won (the server refused "
+                     "If-None-Match: *); reading the object back to compare "
+                     "failed: %s", err_msg(rerr));
+    err_free(rerr);
+  }
+  return err == NULL ? NULL : err_wrap(err, "write %s", path);
+}
+
 static uint64_t s3_now_micros(env *e) {
   (void)e;
   return env_now_micros(env_posix());
@@ -858,6 +893,7 @@ static const struct env_ops s3_ops = {
     .lock = s3_lock,
     .unlock = s3_unlock,
     .write_file_atomic = s3_write_file_atomic,
+    .write_file_new = s3_write_file_new,
     .now_micros = s3_now_micros,
     .wall_micros = s3_wall_micros,
     .sleep_micros = s3_sleep_micros,

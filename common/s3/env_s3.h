@@ -32,6 +32,10 @@
  *   atomic replacement must not use rename on S3 (see docs/storage.md, the
  *   epoch and generation naming rule). env_write_file_atomic is one PUT
  *   here, which is atomic: readers see the old object or the new one.
+ *   env_write_file_new (manifests, log parts) is one PUT with
+ *   If-None-Match: *; a 412 is success only when the object holds exactly
+ *   the bytes written (our own earlier attempt), else ALREADY_EXISTS
+ *   saying a second writer won.
  * - remove HEADs first (S3's DELETE succeeds on missing keys) so a missing
  *   file is still NOT_FOUND. remove_tree deletes every key under DIR/.
  * - env_lock is NOT_SUPPORTED: object storage has no locks; fencing is by

@@ -162,6 +162,8 @@ static mica_err *delete_table_files(msrv *s, uint64_t table_id,
   env_free_names(names, n);
   uint64_t files = 0;
   if (err == NULL) err = tab_collect_garbage(e, dir, &files);
+  size_t orphans = 0;
+  if (err == NULL) err = msrv_sweep_orphans(s, &orphans);
 out:
   free(dir);
   return err;

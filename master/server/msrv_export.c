@@ -5,14 +5,17 @@
  * An export directory holds one file per SSTable the snapshot references
  * ("<tablet dir>-<file name>", a file shared by several tablets copied
  * once) and EXPORT, which describes the table (name, options, tablets
- * with their ranges and the files each reads over which key range) and
- * every file's size and the CRC32C of each EXPORT_CHUNK-byte chunk. EXPORT
- * is written last and atomically: an export without it is incomplete.
+ * with their ranges and the files each reads over which key range at
+ * which level) and every file's size and the CRC32C of each 1 MiB chunk
+ * (export_fmt.h has the format). EXPORT is written last and atomically:
+ * an export without it is incomplete.
  *
- * A restore reads EXPORT (checked whole: magic, version, length, CRC),
- * creates the table in the cloning state (ms_tsnap_restore_begin), copies
+ * A restore reads EXPORT (checked whole: magic, version, length, CRC, and
+ * each tablet's files and levels as its manifest decoder would), creates
+ * the table in the cloning state (ms_tsnap_restore_begin), copies
  * each file into the tablet directory that reads it as the tablet's own
- * (named with epoch 0, which no owner ever writes under), checking the
+ * (named with epoch 0, which no owner ever writes under) at the level the
+ * export names (0 for a version 1 export), checking the
  * size and each chunk's CRC as it goes, writes each MANIFEST, and lets the
  * tablets be assigned. A bad chunk stops it with CORRUPTION naming the
  * file and the chunk's offset, and the table is dropped (its copied files
@@ -28,253 +31,15 @@
 #include "common/layout.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "master/server/export_fmt.h"
 #include "master/server/msrv_int.h"
 #include "master/tsnap.h"
 #include "tabletserver/manifest.h"
 #include "tabletserver/tablet.h"
 
 #define EXPORT_FILE "EXPORT"
-#define EXPORT_MAGIC "MICAEXPT"
-#define EXPORT_CHUNK ((size_t)1 << 20)
+#define EXPORT_CHUNK XP_CHUNK
 #define EXPORT_MAX_BYTES ((size_t)256 << 20)
-
-/* One file of an export. */
-typedef struct xfile {
-  char *name;     /* in the export directory */
-  char *src;      /* export: "<dir>/<file>" under the tablets directory */
-  uint64_t size;
-  uint32_t *crc;  /* one per chunk */
-  size_t n_crc;
-} xfile;
-
-/* One SSTable a tablet reads. */
-typedef struct xsst {
-  size_t file; /* index into files */
-  buf lo, hi;
-  bool has_hi;
-} xsst;
-
-typedef struct xpart {
-  buf start, end; /* end empty = +infinity */
-  uint64_t last_seq;
-  xsst *ssts;
-  size_t n_ssts;
-} xpart;
-
-typedef struct xport {
-  char *table, *snapshot;
-  uint64_t created_ms;
-  ms_table_opts opts;
-  xfile *files;
-  size_t n_files;
-  xpart *parts;
-  size_t n_parts;
-} xport;
-
-static void xport_free(xport *x) {
-  free(x->table);
-  free(x->snapshot);
-  for (size_t i = 0; i < x->n_files; i++) {
-    free(x->files[i].name);
-    free(x->files[i].src);
-    free(x->files[i].crc);
-  }
-  free(x->files);
-  for (size_t i = 0; i < x->n_parts; i++) {
-    for (size_t k = 0; k < x->parts[i].n_ssts; k++) {
-      buf_free(&x->parts[i].ssts[k].lo);
-      buf_free(&x->parts[i].ssts[k].hi);
-    }
-    free(x->parts[i].ssts);
-    buf_free(&x->parts[i].start);
-    buf_free(&x->parts[i].end);
-  }
-  free(x->parts);
-  memset(x, 0, sizeof(*x));
-}
-
-static size_t n_chunks(uint64_t size) {
-  return (size_t)((size + EXPORT_CHUNK - 1) / EXPORT_CHUNK);
-}
-
-static void encode(const xport *x, buf *out) {
-  buf p = BUF_INIT;
-  put_length_prefixed(&p, slice_from_str(x->table));
-  put_length_prefixed(&p, slice_from_str(x->snapshot));
-  put_varint64(&p, x->created_ms);
-  mto_encode(&x->opts, &p);
-  put_varint64(&p, EXPORT_CHUNK);
-  put_varint64(&p, x->n_files);
-  for (size_t i = 0; i < x->n_files; i++) {
-    put_length_prefixed(&p, slice_from_str(x->files[i].name));
-    put_varint64(&p, x->files[i].size);
-    for (size_t k = 0; k < x->files[i].n_crc; k++)
-      put_fixed32(&p, x->files[i].crc[k]);
-  }
-  put_varint64(&p, x->n_parts);
-  for (size_t i = 0; i < x->n_parts; i++) {
-    const xpart *t = &x->parts[i];
-    put_length_prefixed(&p, buf_slice(&t->start));
-    put_length_prefixed(&p, buf_slice(&t->end));
-    put_varint64(&p, t->last_seq);
-    put_varint64(&p, t->n_ssts);
-    for (size_t k = 0; k < t->n_ssts; k++) {
-      put_varint64(&p, t->ssts[k].file);
-      put_length_prefixed(&p, buf_slice(&t->ssts[k].lo));
-      buf_append(&p, t->ssts[k].has_hi ? "\1" : "\0", 1);
-      put_length_prefixed(&p, buf_slice(&t->ssts[k].hi));
-    }
-  }
-  buf_append(out, EXPORT_MAGIC, 8);
-  put_fixed32(out, 1);
-  put_fixed32(out, (uint32_t)p.len);
-  put_fixed32(out, crc32c_mask(crc32c_value(p.data, p.len)));
-  buf_append(out, p.data, p.len);
-  buf_free(&p);
-}
-
-/* A reader of EXPORT's payload that remembers the first bad offset. */
-typedef struct rd {
-  const uint8_t *base, *p, *lim;
-  size_t bad_at;
-  const char *bad_what;
-} rd;
-
-static void rd_fail(rd *r, const char *what) {
-  if (r->bad_what == NULL) {
-    r->bad_what = what;
-    r->bad_at = (size_t)((r->p ? r->p : r->lim) - r->base);
-  }
-  r->p = NULL;
-}
-
-static uint64_t rd_u64(rd *r, const char *what) {
-  uint64_t v = 0;
-  if (r->p == NULL) return 0;
-  const uint8_t *q = get_varint64(r->p, r->lim, &v);
-  if (q == NULL) rd_fail(r, what);
-  else r->p = q;
-  return v;
-}
-
-static slice rd_bytes(rd *r, const char *what) {
-  slice s = {0};
-  if (r->p == NULL) return s;
-  const uint8_t *q = get_length_prefixed(r->p, r->lim, &s);
-  if (q == NULL) rd_fail(r, what);
-  else r->p = q;
-  return s;
-}
-
-static char *dup_slice(slice s) {
-  char *p = xmalloc(s.len + 1);
-  memcpy(p, s.data, s.len);
-  p[s.len] = '\0';
-  return p;
-}
-
-static bool safe_file_name(slice s) {
-  if (s.len == 0 || s.len > 255 || memchr(s.data, '/', s.len) ||
-      memchr(s.data, 0, s.len) || (s.len <= 2 && s.data[0] == '.'))
-    return false;
-  return true;
-}
-
-static mica_err *decode(slice data, const char *path, xport *x) {
-  memset(x, 0, sizeof(*x));
-  const uint8_t *d = data.data;
-  if (data.len < 20 || memcmp(d, EXPORT_MAGIC, 8) != 0)
-    return err_new(MICA_CORRUPTION, "%s: offset 0: not an export (bad magic)",
-                   path);
-  if (decode_fixed32(d + 8) != 1)
-    return err_new(MICA_NOT_SUPPORTED, "%s: offset 8: export format version "
-                   "%u is not 1", path, decode_fixed32(d + 8));
-  if (decode_fixed32(d + 12) != data.len - 20)
-    return err_new(MICA_CORRUPTION, "%s: offset 12: payload length %u, file "
-                   "has %zu bytes after the header", path,
-                   decode_fixed32(d + 12), data.len - 20);
-  if (crc32c_unmask(decode_fixed32(d + 16)) !=
-      crc32c_value(d + 20, data.len - 20))
-    return err_new(MICA_CORRUPTION, "%s: offset 16: checksum mismatch over "
-                   "bytes 20..%zu", path, data.len);
-  rd r = {d, d + 20, d + data.len, 0, NULL};
-  slice tn = rd_bytes(&r, "table name");
-  slice sn = rd_bytes(&r, "snapshot name");
-  x->table = dup_slice(tn);
-  x->snapshot = dup_slice(sn);
-  x->created_ms = rd_u64(&r, "created_ms");
-  if (r.p != NULL) {
-    const uint8_t *q = mto_decode(r.p, r.lim, &x->opts);
-    if (q == NULL) rd_fail(&r, "table options");
-    else r.p = q;
-  }
-  if (rd_u64(&r, "chunk size") != EXPORT_CHUNK && r.p != NULL)
-    rd_fail(&r, "chunk size");
-  uint64_t nf = rd_u64(&r, "file count");
-  if (r.p != NULL && nf > (uint64_t)(r.lim - r.p)) rd_fail(&r, "file count");
-  if (r.p != NULL) x->files = xcalloc((size_t)nf + 1, sizeof(*x->files));
-  for (uint64_t i = 0; r.p != NULL && i < nf; i++) {
-    xfile *f = &x->files[x->n_files];
-    slice name = rd_bytes(&r, "file name");
-    if (r.p != NULL && !safe_file_name(name)) rd_fail(&r, "file name");
-    f->size = rd_u64(&r, "file size");
-    if (r.p == NULL) break;
-    f->name = dup_slice(name);
-    x->n_files++;
-    f->n_crc = n_chunks(f->size);
-    if ((uint64_t)(r.lim - r.p) / 4 < f->n_crc) {
-      rd_fail(&r, "chunk checksums");
-      break;
-    }
-    f->crc = xcalloc(f->n_crc + 1, sizeof(uint32_t));
-    for (size_t k = 0; k < f->n_crc; k++) f->crc[k] = decode_fixed32(r.p + 4 * k);
-    r.p += 4 * f->n_crc;
-  }
-  uint64_t np = rd_u64(&r, "tablet count");
-  if (r.p != NULL && (np == 0 || np > (uint64_t)(r.lim - r.p)))
-    rd_fail(&r, "tablet count");
-  if (r.p != NULL) x->parts = xcalloc((size_t)np + 1, sizeof(*x->parts));
-  for (uint64_t i = 0; r.p != NULL && i < np; i++) {
-    xpart *t = &x->parts[x->n_parts++];
-    buf_append_slice(&t->start, rd_bytes(&r, "tablet start"));
-    buf_append_slice(&t->end, rd_bytes(&r, "tablet end"));
-    t->last_seq = rd_u64(&r, "last sequence");
-    uint64_t ns = rd_u64(&r, "SSTable count");
-    if (r.p != NULL && ns > (uint64_t)(r.lim - r.p)) rd_fail(&r, "SSTable count");
-    if (r.p == NULL) break;
-    t->ssts = xcalloc((size_t)ns + 1, sizeof(*t->ssts));
-    for (uint64_t k = 0; r.p != NULL && k < ns; k++) {
-      xsst *s = &t->ssts[t->n_ssts++];
-      uint64_t fi = rd_u64(&r, "file index");
-      if (r.p != NULL && fi >= x->n_files) rd_fail(&r, "file index");
-      s->file = (size_t)fi;
-      buf_append_slice(&s->lo, rd_bytes(&r, "SSTable low key"));
-      if (r.p != NULL && r.p < r.lim && *r.p <= 1) {
-        s->has_hi = *r.p == 1;
-        r.p++;
-      } else if (r.p != NULL) {
-        rd_fail(&r, "SSTable high key flag");
-      }
-      buf_append_slice(&s->hi, rd_bytes(&r, "SSTable high key"));
-    }
-    /* The tablets cover the key space in order. */
-    bool first_ok = i > 0 || t->start.len == 0;
-    bool chain_ok = i == 0 || (x->parts[i - 1].end.len > 0 &&
-                               slice_cmp(buf_slice(&x->parts[i - 1].end),
-                                         buf_slice(&t->start)) == 0);
-    bool last_ok = i + 1 < np || t->end.len == 0;
-    if (r.p != NULL && (!first_ok || !chain_ok || !last_ok))
-      rd_fail(&r, "tablet ranges do not cover the key space");
-  }
-  if (r.p != NULL && r.p != r.lim) rd_fail(&r, "trailing bytes");
-  if (r.bad_what != NULL) {
-    mica_err *e = err_new(MICA_CORRUPTION, "%s: offset %zu: bad %s", path,
-                          r.bad_at, r.bad_what);
-    xport_free(x);
-    return e;
-  }
-  return NULL;
-}
 
 /* Copies `from` (expected `size` bytes) to `to`, a new file, checking or
  * computing the CRC32C of every chunk: with `check`, crc[] holds the
@@ -347,7 +112,7 @@ static mica_err *build_export(msrv *s, const ms_tsnap_info *info, xport *x) {
     man_init(&m);
     err = env_read_file(e, pin, MAN_MAX_BYTES, &b);
     if (err == NULL) err = man_decode(buf_slice(&b), pin, &m);
-    xpart *t = &x->parts[x->n_parts++];
+    xp_part *t = &x->parts[x->n_parts++];
     buf_append_slice(&t->start, buf_slice(&info->parts[i].start));
     buf_append_slice(&t->end, buf_slice(&info->parts[i].end));
     t->last_seq = m.last_seq;
@@ -364,20 +129,21 @@ static mica_err *build_export(msrv *s, const ms_tsnap_info *info, xport *x) {
       while (fi < x->n_files && strcmp(x->files[fi].src, canon) != 0) fi++;
       if (fi == x->n_files) {
         x->files = xrealloc(x->files, (x->n_files + 1) * sizeof(*x->files));
-        xfile *f = &x->files[x->n_files++];
+        xp_file *f = &x->files[x->n_files++];
         memset(f, 0, sizeof(*f));
         f->src = xstrdup(canon);
         f->name = xstrdup(canon);
         *strchr(f->name, '/') = '-';
         f->size = m.ssts[k].size;
-        f->n_crc = n_chunks(f->size);
+        f->n_crc = xp_chunks(f->size);
         f->crc = xcalloc(f->n_crc + 1, sizeof(uint32_t));
       }
-      xsst *q = &t->ssts[t->n_ssts++];
+      xp_sst *q = &t->ssts[t->n_ssts++];
       q->file = fi;
       buf_append_slice(&q->lo, buf_slice(&m.ssts[k].lo));
       buf_append_slice(&q->hi, buf_slice(&m.ssts[k].hi));
       q->has_hi = m.ssts[k].has_hi;
+      q->level = m.ssts[k].level;
     }
     man_clear(&m);
     buf_free(&b);
@@ -395,11 +161,11 @@ static mica_err *do_export(msrv *s, const char *name, const char *dest,
   if (dest == NULL || dest[0] == '\0')
     return err_new(MICA_INVALID_ARGUMENT, "dest: name the directory to "
                    "export to");
+  /* Held until the copy is done: a drop meanwhile is refused rather than
+   * let the collector delete files the export has yet to read. */
   ms_tsnap_info *v = NULL;
-  size_t n = 0;
-  mica_err *err = ms_tsnap_list(s->core, name, false, &v, &n);
-  if (err == NULL && v[0].state != MS_TSNAP_READY)
-    err = err_new(MICA_UNAVAILABLE, "snapshot %s is still being taken", name);
+  mica_err *err = ms_tsnap_export_begin(s->core, name, &v);
+  size_t n = v != NULL ? 1 : 0;
   char *xpath = path_join(dest, EXPORT_FILE);
   if (err == NULL && env_exists(e, xpath))
     err = err_new(MICA_ALREADY_EXISTS, "%s already holds an export", dest);
@@ -419,13 +185,14 @@ static mica_err *do_export(msrv *s, const char *name, const char *dest,
   free(tablets);
   if (err == NULL) {
     buf b = BUF_INIT;
-    encode(&x, &b);
+    xp_encode(&x, &b);
     err = env_write_file_atomic(e, xpath, buf_slice(&b));
     buf_free(&b);
   }
   *files = x.n_files;
-  xport_free(&x);
+  xp_free(&x);
   free(xpath);
+  if (v != NULL) ms_tsnap_export_end(s->core, v[0].id);
   ms_tsnap_infos_free(v, n);
   return err;
 }
@@ -457,10 +224,66 @@ static void h_export(rpc_call *call, const void *req, void *ctx) {
 
 /* ---- restore ---- */
 
+/* The name of the k-th SSTable of a restored tablet: its own file, epoch 0
+ * (no owner ever writes under it). */
+static void restored_name(size_t k, char *name, size_t n) {
+  snprintf(name, n, "sst-%020d-%020zu.sst", 0, k + 1);
+}
+
+/* Fills `m` (initialized) with the MANIFEST of new tablet `id` restored
+ * from part `t`: its range, last sequence number and SSTables, each at the
+ * level the export gives (level 0 for a version 1 export). */
+static void part_manifest(const xport *x, const xp_part *t, uint64_t id,
+                          man_state *m) {
+  m->tablet_id = id;
+  m->epoch = 0;
+  m->last_seq = t->last_seq;
+  m->state = MAN_LIVE;
+  buf_append_slice(&m->start_key, buf_slice(&t->start));
+  buf_append_slice(&m->end_key, buf_slice(&t->end));
+  m->has_end = t->end.len > 0;
+  for (size_t k = 0; k < t->n_ssts; k++) {
+    char name[96];
+    restored_name(k, name, sizeof name);
+    man_sst *f = man_add_sst(m, name, x->files[t->ssts[k].file].size,
+                             buf_slice(&t->ssts[k].lo),
+                             buf_slice(&t->ssts[k].hi), t->ssts[k].has_hi);
+    f->level = t->ssts[k].level;
+  }
+  m->next_file = t->n_ssts + 1;
+}
+
+/* Checks, before anything is created, that every tablet's MANIFEST would
+ * be one a tablet opens: the manifest decoder's own checks (the files of
+ * each level >= 1 must not overlap) over the encoded form. */
+static mica_err *check_parts(const xport *x, const char *xpath) {
+  for (size_t i = 0; i < x->n_parts; i++) {
+    man_state m, back;
+    man_init(&m);
+    man_init(&back);
+    part_manifest(x, &x->parts[i], 1, &m);
+    buf enc = BUF_INIT;
+    man_encode(&m, &enc);
+    mica_err *err = man_decode(buf_slice(&enc), "its manifest", &back);
+    buf_free(&enc);
+    man_clear(&m);
+    man_clear(&back);
+    if (err != NULL) {
+      mica_err *e = err_new(MICA_CORRUPTION, "%s: tablet %zu of %zu: the "
+                            "SSTables and levels it lists do not make a "
+                            "valid tablet: %s", xpath, i + 1, x->n_parts,
+                            err_msg(err));
+      err_free(err);
+      return e;
+    }
+  }
+  return NULL;
+}
+
 /* Copies the files of part `t` into the directory of new tablet `id` and
  * writes its MANIFEST. */
 static mica_err *restore_part(msrv *s, const char *src, const xport *x,
-                              const xpart *t, uint64_t id, uint64_t *bytes) {
+                              const xp_part *t, uint64_t id, uint64_t *bytes) {
   env *e = s->opt.core.env;
   char *tablets = layout_tablets_dir(s->root);
   buf dir = BUF_INIT;
@@ -469,28 +292,16 @@ static mica_err *restore_part(msrv *s, const char *src, const xport *x,
   mica_err *err = env_mkdirs(e, d);
   man_state m;
   man_init(&m);
-  m.tablet_id = id;
-  m.epoch = 0;
-  m.last_seq = t->last_seq;
-  m.state = MAN_LIVE;
-  buf_append_slice(&m.start_key, buf_slice(&t->start));
-  buf_append_slice(&m.end_key, buf_slice(&t->end));
-  m.has_end = t->end.len > 0;
+  part_manifest(x, t, id, &m);
   for (size_t k = 0; err == NULL && k < t->n_ssts; k++) {
-    const xfile *f = &x->files[t->ssts[k].file];
-    char name[96];
-    snprintf(name, sizeof name, "sst-%020d-%020zu.sst", 0, k + 1);
+    const xp_file *f = &x->files[t->ssts[k].file];
     char *from = path_join(src, f->name);
-    char *to = path_join(d, name);
+    char *to = path_join(d, m.ssts[k].path);
     err = copy_file(e, from, to, f->size, f->crc, true);
     *bytes += f->size;
-    if (err == NULL)
-      man_add_sst(&m, name, f->size, buf_slice(&t->ssts[k].lo),
-                  buf_slice(&t->ssts[k].hi), t->ssts[k].has_hi);
     free(from);
     free(to);
   }
-  m.next_file = t->n_ssts + 1;
   if (err == NULL) err = man_write(e, d, &m);
   man_clear(&m);
   buf_free(&dir);
@@ -514,10 +325,14 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
   }
   xport x;
   memset(&x, 0, sizeof(x));
-  if (err == NULL) err = decode(buf_slice(&b), xpath, &x);
+  if (err == NULL) err = xp_decode(buf_slice(&b), xpath, &x);
+  if (err == NULL) err = check_parts(&x, xpath);
   buf_free(&b);
   free(xpath);
-  if (err != NULL) return err;
+  if (err != NULL) {
+    xp_free(&x);
+    return err;
+  }
   slice *keys = xcalloc(x.n_parts, sizeof(slice));
   for (size_t i = 1; i < x.n_parts; i++) keys[i - 1] = buf_slice(&x.parts[i].start);
   ms_tsnap_clone c;
@@ -538,7 +353,7 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
     msrv_kick(s);
   }
   *files = x.n_files;
-  xport_free(&x);
+  xp_free(&x);
   return err;
 }
 

@@ -113,6 +113,11 @@ void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
 mica_err *msrv_snapshot_register(msrv *s);
 mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req);
 void msrv_snap_housekeeping(msrv *s);
+/* Retires (and lets the collector delete) every tablet directory holding
+ * a live manifest of epoch 0 whose tablet the core does not know: what a
+ * clone or restore's late write left after its cleanup. *retired counts
+ * them. */
+mica_err *msrv_sweep_orphans(msrv *s, size_t *retired);
 /* msrv_export.c: ExportSnapshot and RestoreSnapshot (registered by
  * msrv_snapshot_register). */
 mica_err *msrv_export_register(msrv *s);

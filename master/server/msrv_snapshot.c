@@ -23,7 +23,13 @@
  * deletes its pins directory, runs the garbage collector over the tablets
  * directory and logs SNAP_REMOVE. The action loop calls
  * msrv_snap_housekeeping every round, so a deletion interrupted by an
- * error or a restart is finished later. */
+ * error or a restart is finished later.
+ *
+ * msrv_sweep_orphans (after each dropped snapshot's deletion and each
+ * dropped table's) retires a tablet directory whose live epoch-0 manifest
+ * belongs to no tablet the master knows: a clone or restore manifest whose
+ * PUT landed after the failed clone was cleaned up (docs/storage.md,
+ * "Clones"). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +90,58 @@ static void audit(msrv *s, rpc_call *call, const char *fmt, const char *a,
   ms_audit(s->core, rpc_call_identity(call), what);
 }
 
+mica_err *msrv_sweep_orphans(msrv *s, size_t *retired) {
+  *retired = 0;
+  env *e = s->opt.core.env;
+  char *dir = layout_tablets_dir(s->root);
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *err = layout_list_tablets(e, dir, &names, &n);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err);
+    err = NULL;
+  }
+  for (size_t i = 0; i < n && err == NULL; i++) {
+    uint64_t id;
+    if (!layout_parse_tablet_name(names[i], &id)) continue;
+    /* Asked after the listing: a clone or restore logs its tablets before
+     * it writes their manifests, so a directory listed here that holds a
+     * clone's manifest belongs to a tablet the core knows, or knew. */
+    ms_tablet t = {0};
+    mica_err *gerr = ms_get_tablet(s->core, id, &t);
+    bool known = gerr == NULL || err_code(gerr) != MICA_NOT_FOUND;
+    err_free(gerr);
+    ms_tablet_clear(&t);
+    if (known) continue;
+    buf d = BUF_INIT;
+    layout_tablet_dir(dir, id, &d);
+    man_state m;
+    man_init(&m);
+    mica_err *merr = man_read(e, (const char *)d.data, &m);
+    /* Epoch 0 is written only by the master for a clone or restore, and
+     * a tablet that was ever opened has an owner's epoch: a live epoch-0
+     * manifest of a tablet nobody knows was sent by a clone that failed
+     * or whose master died, and landed after its cleanup. */
+    if (merr == NULL && m.state == MAN_LIVE && m.epoch == 0) {
+      err = tab_retire_dropped(e, dir, id);
+      if (err == NULL) {
+        (*retired)++;
+        LOG_W("tablet directory %" PRIu64 " held a live manifest of no "
+              "table (a clone's or restore's, written late); retired",
+              id);
+      }
+    }
+    err_free(merr);
+    man_clear(&m);
+    buf_free(&d);
+  }
+  env_free_names(names, n);
+  uint64_t removed = 0;
+  if (err == NULL && *retired > 0) err = tab_collect_garbage(e, dir, &removed);
+  free(dir);
+  return err;
+}
+
 void msrv_snap_housekeeping(msrv *s) {
   uint64_t *ids = NULL;
   size_t n = 0;
@@ -114,6 +172,11 @@ void msrv_snap_housekeeping(msrv *s) {
     err_free(err);
     free(d);
   }
+  size_t orphans = 0;
+  mica_err *serr = msrv_sweep_orphans(s, &orphans);
+  if (serr != NULL)
+    LOG_W("sweeping tablet directories of no table: %s", err_msg(serr));
+  err_free(serr);
   free(tablets);
   free(ids);
 }

@@ -17,14 +17,17 @@
 // AWS would) and is recorded.
 //
 // Control (requests whose path starts with /__proxy/, never forwarded):
-//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O][&every=E]
+//   POST /__proxy/fault?kind=K&count=N[&method=M][&match=S][&ms=D][&offset=O][&every=E][&skip=P]
 //        the next N requests with method M (any if absent) whose URL
-//        contains S get fault K (with every=E, only every E-th of those
-//        requests does, so the others between them pass: a flaky server
-//        rather than a dead one); the fault is chosen when the request's
-//        headers arrive:
+//        contains S, after the first P such requests (0 if absent), get
+//        fault K (with every=E, only every E-th of those requests does, so
+//        the others between them pass: a flaky server rather than a dead
+//        one); the fault is chosen when the request's headers arrive:
 //          500, 503       that status with an InternalError/ServiceUnavailable body
 //          slowdown       503 SlowDown
+//          412            412 PreconditionFailed, as a server with
+//                         conditional writes answers If-None-Match: * on
+//                         an existing key (s3rver never does)
 //          reset          the connection is destroyed before any answer
 //          delay          forwarded after D ms (for timeouts)
 //          truncate       forwarded, but the body is cut in half and the
@@ -40,8 +43,9 @@
 //   POST /__proxy/clear   drops pending faults
 //   GET  /__proxy/log     one line per request since the last reset:
 //                         "METHOD URL host=H conn=PORT sig=ok|bad signed=H1;H2
-//                          range=R fault=K [why=...]" (conn: the client's port,
-//                          so reused connections show as repeats)
+//                          range=R inm=V fault=K [why=...]" (conn: the client's
+//                          port, so reused connections show as repeats; inm:
+//                          the If-None-Match header, "-" when absent)
 //   POST /__proxy/reset   clears the log
 'use strict';
 
@@ -143,6 +147,10 @@ function takeFault(req) {
     if (f.count <= 0) continue;
     if (f.method && f.method !== req.method) continue;
     if (f.match && !req.url.includes(f.match)) continue;
+    if (f.skip > 0) {
+      f.skip--;
+      continue;
+    }
     if (++f.seen % f.every !== 0) continue;
     f.count--;
     return f;
@@ -162,6 +170,7 @@ function control(req, res, url) {
       offset: Number(q.get('offset') || 0),
       every: Math.max(1, Number(q.get('every') || 1)),
       seen: 0,
+      skip: Number(q.get('skip') || 0),
     });
     res.end('ok\n');
   } else if (url.pathname === '/__proxy/clear' && req.method === 'POST') {
@@ -171,7 +180,7 @@ function control(req, res, url) {
     res.setHeader('Content-Type', 'text/plain');
     res.end(log.map(r =>
       `${r.method} ${r.url} host=${r.host} conn=${r.conn} sig=${r.ok ? 'ok' : 'bad'} signed=${r.signed}` +
-      ` range=${r.range || '-'} fault=${r.fault || '-'}` +
+      ` range=${r.range || '-'} inm=${r.inm || '-'} fault=${r.fault || '-'}` +
       (r.why ? ` why=${r.why.replace(/\n/g, '\\n')}` : '') + '\n').join(''));
   } else if (url.pathname === '/__proxy/reset' && req.method === 'POST') {
     log = [];
@@ -280,6 +289,7 @@ const server = http.createServer((req, res) => {
       ok: why === null,
       why,
       range: req.headers['range'],
+      inm: req.headers['if-none-match'],
       fault: fault ? fault.kind : null,
     });
     if (why !== null) {
@@ -298,6 +308,9 @@ const server = http.createServer((req, res) => {
         case 'slowdown':
           res.statusCode = 503;
           return res.end(errorBody('SlowDown', 'Please reduce your request rate.'));
+        case '412':
+          res.statusCode = 412;
+          return res.end(errorBody('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'));
         case 'reset':
           return req.socket.destroy();
         case 'delay':

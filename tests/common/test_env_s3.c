@@ -339,6 +339,30 @@ static void conf_concurrent_reads(void) {
   free(dir);
 }
 
+/* Create-only whole files (manifests, log parts): written once; the same
+ * bytes again count as written (a retried write); other bytes are refused
+ * where the env can tell (here POSIX; S3 in test_conditional_writes). */
+static void conf_write_file_new(void) {
+  env *e = cur_env;
+  char *dir = fresh_root();
+  TU_OK(env_mkdirs(e, dir));
+  char *p = s3h_path_in(dir, "MANIFEST-00000000000000000003-00000000000000000001");
+  TU_OK(env_write_file_new(e, p, slice_from_str("gen-1")));
+  TU_OK(env_write_file_new(e, p, slice_from_str("gen-1")));
+  char *s = s3h_slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "gen-1");
+  free(s);
+  if (!env_s3_is_path(p)) {
+    s3h_expect_err(env_write_file_new(e, p, slice_from_str("other")),
+                   MICA_ALREADY_EXISTS, "a second writer won");
+    s = s3h_slurp(e, p);
+    CU_ASSERT_STRING_EQUAL(s, "gen-1");
+    free(s);
+  }
+  free(p);
+  free(dir);
+}
+
 static CU_TestInfo conformance_tests[] = {
     {"write, read, sizes, modes, sync and close", conf_write_read},
     {"large reads and writes", conf_large_io},
@@ -346,6 +370,7 @@ static CU_TestInfo conformance_tests[] = {
     {"directories, list, rename, remove", conf_dirs},
     {"read_file and write_file_atomic", conf_whole_files},
     {"concurrent reads of one reader", conf_concurrent_reads},
+    {"write_file_new: create-only whole files", conf_write_file_new},
     CU_TEST_INFO_NULL,
 };
 
@@ -969,6 +994,48 @@ static void test_corruption(void) {
   free(dir);
 }
 
+/* The second guard: create-only writes carry If-None-Match: *, and a 412
+ * answer (injected: s3rver ignores the header) is a clear error when the
+ * object holds other bytes, success when it holds ours (a retry of a PUT
+ * whose first answer was lost). */
+static void test_conditional_writes(void) {
+  env *e = s3h_fast_env;
+  char *dir = s3h_new_root();
+  char *p = s3h_path_in(dir, "log-00000000000000000002-7.1");
+  s3h_log_reset();
+  TU_OK(env_write_file_new(e, p, slice_from_str("part one")));
+  TU_OK(env_write_file_atomic(e, p, slice_from_str("part one")));
+  char *t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "PUT ", "log-00000000000000000002-7.1",
+                            "inm=*"), 1);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "PUT ", "inm=-"), 1); /* the plain write */
+  free(t);
+  /* A second writer got there first with other bytes. */
+  s3h_fault("kind=412&method=PUT&match=log-00000000000000000002-7.1");
+  mica_err *err = env_write_file_new(e, p, slice_from_str("part two"));
+  CU_ASSERT_EQUAL(err_code(err), MICA_ALREADY_EXISTS);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "a second writer won"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), "HTTP 412 PreconditionFailed"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(err), p));
+  err_free(err);
+  char *s = s3h_slurp(e, p);
+  CU_ASSERT_STRING_EQUAL(s, "part one");
+  free(s);
+  /* Our own earlier attempt: same bytes, so written. */
+  s3h_fault("kind=412&method=PUT&match=log-00000000000000000002-7.1");
+  TU_OK(env_write_file_new(e, p, slice_from_str("part one")));
+  /* A 412 on a name that is not there (deleted since): still an error. */
+  char *q = s3h_path_in(dir, "MANIFEST-00000000000000000001-00000000000000000002");
+  s3h_fault("kind=412&method=PUT&match=MANIFEST-00000000000000000001-");
+  s3h_expect_err(env_write_file_new(e, q, slice_from_str("m")),
+                 MICA_ALREADY_EXISTS, "a second writer won");
+  s3h_proxy_ctl("POST", "clear", NULL);
+  s3h_assert_all_signed();
+  free(q);
+  free(p);
+  free(dir);
+}
+
 static CU_TestInfo s3_tests[] = {
     {"S3-only semantics and bad paths", test_s3_semantics},
     {"requests per operation", test_request_shapes},
@@ -982,6 +1049,7 @@ static CU_TestInfo s3_tests[] = {
     {"retries: 500, 503, SlowDown, reset, truncation, stall", test_retries},
     {"deadline: clear errors, in time", test_deadline},
     {"corruption caught by the SSTable checksum", test_corruption},
+    {"conditional writes: If-None-Match sent, 412 reported", test_conditional_writes},
     CU_TEST_INFO_NULL,
 };
 

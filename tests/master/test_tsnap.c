@@ -229,12 +229,51 @@ static void test_bad_records(void) {
   sim_free(&c);
 }
 
+/* An export holds its snapshot: dropping it is refused while any export
+ * runs, allowed once the last one ended; the hold is volatile (a restarted
+ * master has no exports running). */
+static void test_export_hold(void) {
+  sim c;
+  sim_init(&c, NULL);
+  sim_start_server(&c, 0);
+  TU_OK(ms_create_table(c.m, "t", NULL, 0, c.now, NULL));
+  sim_settle(&c, 20);
+  uint64_t id = take(&c, "t", "s1");
+  ms_tsnap_info *a = NULL, *b = NULL;
+  TU_OK(ms_tsnap_export_begin(c.m, "s1", &a));
+  TU_OK(ms_tsnap_export_begin(c.m, "s1", &b));
+  CU_ASSERT_EQUAL_FATAL(a != NULL && b != NULL, true);
+  CU_ASSERT_EQUAL(a->id, id);
+  CU_ASSERT_EQUAL(a->state, MS_TSNAP_READY);
+  mica_err *e = ms_tsnap_drop(c.m, "s1", c.now);
+  CU_ASSERT_EQUAL(err_code(e), MICA_UNAVAILABLE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "s1 is being exported (2 "
+                                             "exports running)"));
+  err_free(e);
+  ms_tsnap_export_end(c.m, id);
+  TU_ERR(ms_tsnap_drop(c.m, "s1", c.now), MICA_UNAVAILABLE);
+  ms_tsnap_export_end(c.m, id);
+  CU_ASSERT_EQUAL(state_of(&c, "s1"), MS_TSNAP_READY);
+  ms_tsnap_infos_free(a, 1);
+  ms_tsnap_infos_free(b, 1);
+  /* A restart forgets holds; an unknown name is NOT_FOUND. */
+  TU_OK(ms_tsnap_export_begin(c.m, "s1", &a));
+  ms_tsnap_infos_free(a, 1);
+  sim_restart(&c);
+  TU_ERR(ms_tsnap_export_begin(c.m, "nosuch", &a), MICA_NOT_FOUND);
+  CU_ASSERT_PTR_NULL(a);
+  TU_OK(ms_tsnap_drop(c.m, "s1", c.now));
+  TU_ERR(ms_tsnap_export_begin(c.m, "s1", &a), MICA_NOT_FOUND);
+  sim_free(&c);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"life", test_life},
       {"abandoned", test_abandoned},
       {"refused", test_refused},
       {"bad_records", test_bad_records},
+      {"export_hold", test_export_hold},
       CU_TEST_INFO_NULL};
   tu_add_suite("tsnap", tests);
 }
