@@ -1,7 +1,7 @@
 /* xp_v1: EXPORT files of format version 1 (before levels), written the
  * way the code before version 2 wrote them, for the tests that check a
  * version 1 export still decodes and restores (test_export_fmt,
- * test_cluster_snapshot_s3). Nothing outside tests writes version 1. */
+ * test_cluster_s3_snapshot). Nothing outside tests writes version 1. */
 #ifndef MICA_TESTS_MASTER_SERVER_XP_V1_H
 #define MICA_TESTS_MASTER_SERVER_XP_V1_H
 
