@@ -419,9 +419,18 @@ static mica_err *start_own_segment(tablet *t, tfile **files,
     man_set_log(nm, slice_make(NULL, 0), 0, 0, 0);
   } else {
     /* From now on this tablet's writes are in this server's log, under
-     * this epoch: no one reads the previous owners' logs for it again. */
-    man_set_log(nm, slice_from_str(clog_name(t->log)), t->epoch,
-                clog_current_segment(t->log), max_seq);
+     * this epoch: no one reads the previous owners' logs for it again.
+     * clog_anchor renews an S3 log's marker first if it is old, so the
+     * collector never removes the marker of a log named here. */
+    uint64_t first = 0;
+    mica_err *err = clog_anchor(t->log, &first);
+    if (err != NULL) {
+      man_clear(nm);
+      man_init(nm);
+      return err;
+    }
+    man_set_log(nm, slice_from_str(clog_name(t->log)), t->epoch, first,
+                max_seq);
   }
   nm->last_seq = max_seq;
   nm->next_file = next_file;
@@ -667,9 +676,21 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
   err = open_ssts(t, files, &max_seq);
   if (err == NULL) err = tb_check_file_levels(t, files, levels, nf);
   if (err == NULL) err = replay_wal(t, replayed, &max_seq);
-  if (err == NULL && t->man.log_name.len > 0) {
+  if ((err == NULL || err_code(err) == MICA_ABORTED) &&
+      t->man.log_name.len > 0) {
+    /* ABORTED: a segment or object listed by the replay was gone when
+     * read. That is its writer's deletion after a manifest write (then
+     * the manifest changed: start again) or else damage. */
+    mica_err *rerr = err;
     bool same = false;
     err = manifest_unchanged(t, &same);
+    if (err == NULL && same && rerr != NULL) {
+      err = err_new(MICA_CORRUPTION, "%s (and the MANIFEST did not change)",
+                    err_msg(rerr));
+      err_free(rerr);
+      rerr = NULL;
+    }
+    err_free(rerr);
     if (err == NULL && !same) {
       *changed = true;
       for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);

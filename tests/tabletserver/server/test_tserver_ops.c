@@ -83,7 +83,8 @@ static void test_flags(void) {
                          "--reserve-space", "--compression", "--max-streams",
                          "--max-streams-per-conn", "--stream-idle-timeout",
                          "--tls-client-certs", "--drain-timeout-ms",
-                         "--commit-log", "--wal-dir", "--s3-endpoint", "--s3-region",
+                         "--commit-log", "--wal-dir", "--wal-batch-ms",
+                         "--s3-endpoint", "--s3-region",
                          "--s3-access-key", "--s3-secret-key",
                          "--s3-session-token", "--s3-addressing",
                          "--cache-dir", "--cache-size", "--help", "example:"};
@@ -122,17 +123,26 @@ static void test_flags(void) {
   } storage[] = {
       {{"--data-dir", "/tmp", "--s3-region", "eu-west-1"},
        "--s3-region applies only to an s3://BUCKET/PREFIX --data-dir"},
-      {{"--data-dir", "s3://mica-b/c1", "--cluster-secret-file", "/tmp/s"},
-       "needs --wal-dir PATH"},
+      {{"--data-dir", "s3://mica-b/c1", "--cluster-secret-file", "/tmp/s",
+        "--commit-log", "tablet"},
+       "--commit-log tablet on an s3:// --data-dir needs --wal-dir PATH"},
       {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "/tmp/w"},
        "needs --cluster-secret-file"},
+      {{"--data-dir", "s3://mica-b/c1"}, "needs --cluster-secret-file"},
       {{"--data-dir", "s3://B/c1", "--wal-dir", "/tmp/w"},
        "--data-dir: s3://B/c1: bucket name"},
       {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "/tmp/w",
         "--cluster-secret-file", "/tmp/s", "--s3-addressing", "sideways"},
        "--s3-addressing"},
-      {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "s3://mica-b/w"},
-       "--wal-dir: 's3://mica-b/w' is not a POSIX directory"},
+      {{"--data-dir", "/tmp", "--wal-dir", "s3://mica-b/w"},
+       "--wal-dir s3://mica-b/w: a commit log on S3 needs an s3:// "
+       "--data-dir"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-dir", "s3://B/w"},
+       "--wal-dir: s3://B/w: bucket name"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-batch-ms", "soon"},
+       "--wal-batch-ms: 'soon' is not a number of milliseconds in 0..1000"},
+      {{"--data-dir", "s3://mica-b/c1", "--wal-batch-ms", "1001"},
+       "--wal-batch-ms: '1001'"},
   };
   for (size_t i = 0; i < sizeof storage / sizeof storage[0]; i++) {
     CU_ASSERT_EQUAL(run_capture(storage[i].args, &out, &er), 2);
