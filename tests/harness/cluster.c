@@ -149,7 +149,7 @@ static void s3_flags(cluster *c, num_flags *f, bool tserver) {
   if (c->data_env == env_posix()) return;
   f->v[f->n++] = "--cluster-secret-file";
   f->v[f->n++] = c->secret;
-  if (tserver) {
+  if (tserver && !c->opt.s3_wal) {
     f->v[f->n++] = "--wal-dir";
     f->v[f->n++] = c->wal;
   }
@@ -207,6 +207,10 @@ static mica_err *start_master(cluster *c, const char *listen) {
   return NULL;
 }
 
+void cl_tserver_machine_dir(const cluster *c, int i, char *out, size_t n) {
+  snprintf(out, n, "%s/machine-%d", c->root, i);
+}
+
 static mica_err *start_tserver(cluster *c, int i) {
   num_flags f = {0};
   if (c->opt.split_threshold)
@@ -214,6 +218,12 @@ static mica_err *start_tserver(cluster *c, int i) {
   num_flag(&f, "--drain-timeout-ms", c->opt.drain_timeout_ms);
   tls_flags(c, &f);
   s3_flags(c, &f, true);
+  char cache[1200];
+  if (c->opt.s3 && c->opt.s3_wal) {
+    cl_tserver_machine_dir(c, i, cache, sizeof cache - 8);
+    strcat(cache, "/cache");
+    str_flag(&f, "--cache-dir", cache);
+  }
   c->ts_id[i] = 0;
   return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,
                     false, &f, c->opt.tserver_args);
@@ -286,7 +296,9 @@ static mica_err *start_s3(cluster *c) {
   if (err) return err;
   if (!said)
     fprintf(stderr, "cluster: data root on the test's S3 server (s3rver), "
-            "WAL in a local directory shared by the tablet servers\n");
+            "%s\n", c->opt.s3_wal ? "commit log on S3 too"
+                                  : "WAL in a local directory shared by the "
+                                    "tablet servers");
   said = true;
   free(c->data);
   c->data = th_s3_new_root("cluster");
@@ -549,7 +561,7 @@ bool cl_has_event(cluster *c, const char *part) {
 
 bool cl_logs_contain(const cluster *c, const char *text) {
   char dir[4096];
-  snprintf(dir, sizeof(dir), "%s/logs", cl_data_root(c));
+  snprintf(dir, sizeof(dir), "%s/logs", cl_local_dir(c));
   DIR *d = opendir(dir);
   if (d == NULL) return false;
   bool hit = false;

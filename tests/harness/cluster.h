@@ -70,6 +70,11 @@ typedef struct cl_options {
    * shared by the cluster's servers (--wal-dir), the secret in a local file
    * (cl_options_init: cl_env_s3()). */
   bool s3;
+  /* With s3: the commit log on S3 as well (no --wal-dir; docs/storage.md),
+   * and each tablet server gets a local "machine" directory holding its
+   * disk cache (cl_tserver_machine_dir), so a test can wipe a server's
+   * whole machine. Default false. */
+  bool s3_wal;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
@@ -135,6 +140,10 @@ uint64_t cl_tserver_id(cluster *c, int i);
  * signals a test sends itself (SIGSTOP to freeze a server). */
 pid_t cl_tserver_pid(const cluster *c, int i);
 pid_t cl_master_pid(const cluster *c);
+
+/* Slot i's local "machine" directory (opt.s3_wal): every local path that
+ * server uses (its --cache-dir) is under it. */
+void cl_tserver_machine_dir(const cluster *c, int i, char *out, size_t n);
 
 /* SIGKILL, then reap. */
 mica_err *cl_kill_tserver(cluster *c, int i);
