@@ -21,7 +21,9 @@
  *    too;
  *  - delete_after_flush_and_collect: a flush deletes the objects every
  *    tablet flushed past; a dead log's objects stay while a manifest needs
- *    them and go (with the marker, once old) after the take-over. */
+ *    them and go (with the marker, once old) after the take-over;
+ *  - wal_dir_elsewhere: through the tablet server's route env, the log
+ *    lives under another s3:// prefix (--wal-dir s3://...). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/env.h"
+#include "common/env_route.h"
 #include "common/path.h"
 #include "tabletserver/clog.h"
 #include "tabletserver/tablet.h"
@@ -486,6 +489,42 @@ static void test_delete_after_flush_and_collect(void) {
   free(root);
 }
 
+/* ---- --wal-dir s3://elsewhere ---- */
+
+static bool is_log_name(const char *name) { return clog_is_file_name(name); }
+
+/* The tablet server's route env with the log under another S3 prefix
+ * (main.c: --wal-dir s3://BUCKET/PREFIX): the log's objects, marker
+ * included, land there and nowhere under the data root, and replay
+ * through the same env finds them. */
+static void test_wal_dir_elsewhere(void) {
+  char *root = s3h_new_root();
+  char *walroot = s3h_new_root();
+  env *route = env_route_new(s3h_env, root, s3h_env, walroot, is_log_name);
+  clog *l = log_open(route, root, "w", 0, 0);
+  CU_ASSERT(clog_objects(l));
+  wbatch *b = batch_at(4, 8);
+  clog_ticket tk;
+  TU_OK(clog_add(l, 9, 2, wbatch_data(b), true, &tk));
+  TU_OK(clog_commit(l, &tk));
+  wbatch_free(b);
+  size_t groups, markers;
+  count_objects(s3h_env, walroot, "w", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 1);
+  CU_ASSERT_EQUAL(markers, 1);
+  count_objects(s3h_env, root, "w", &groups, &markers);
+  CU_ASSERT_EQUAL(groups + markers, 0);
+  char *dir = clog_dir_path(logs_root(root), "w");
+  seen s = {{0}, 0};
+  TU_OK(clog_replay(route, dir, 9, 2, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 1);
+  free(dir);
+  TU_OK(clog_close(l));
+  env_route_free(route);
+  free(walroot);
+  free(root);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"group_batching", test_group_batching},
@@ -493,6 +532,7 @@ static void add_suites(void) {
       {"put_failure", test_put_failure},
       {"killed_owner_and_late_put", test_killed_owner_and_late_put},
       {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
+      {"wal_dir_elsewhere", test_wal_dir_elsewhere},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("tablet_clog_s3", s3h_setup, NULL);
   for (const CU_TestInfo *t = tests; t->pName != NULL; t++)
