@@ -14,6 +14,7 @@ bin=$build/bin/mica-clog-s3-bench
 work=$(mktemp -d "${TMPDIR:-/tmp}/mica-clog-s3.XXXXXX")
 cleanup() { "$src/tools/s3-test-server" stop "$work/s3" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 read -r endpoint _pid < <(MICA_S3_OWNER_PID=$$ "$src/tools/s3-test-server" start "$work/s3" mica-bench)
 export AWS_ENDPOINT_URL=$endpoint AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 echo "s3rver at $endpoint; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
