@@ -1329,14 +1329,27 @@ mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
       if (err == NULL && no > 0) {
         cand x = {xstrdup(names[i]), dir, -1, xcalloc(no, sizeof(uint64_t)),
                   0, xcalloc(no, sizeof(uint64_t)), 0};
+        bool old_marker = false;
+        uint64_t now = env_wall_micros(e);
         for (size_t j = 0; j < no; j++) {
           uint64_t v;
-          if (clog_parse_segment_name(objs[j], &v)) x.objs[x.n_objs++] = v;
-          else if (clog_parse_marker_name(objs[j], &v))
+          if (clog_parse_segment_name(objs[j], &v)) {
+            x.objs[x.n_objs++] = v;
+          } else if (clog_parse_marker_name(objs[j], &v)) {
             x.marks[x.n_marks++] = v;
+            if (v + marker_horizon_us < now) old_marker = true;
+          }
         }
-        c[nc++] = x;
-        dir = NULL;
+        /* Nothing a pass could delete (no object, only young markers):
+         * no candidate, so an idle cluster reads no manifest. */
+        if (x.n_objs > 0 || old_marker) {
+          c[nc++] = x;
+          dir = NULL;
+        } else {
+          free(x.name);
+          free(x.objs);
+          free(x.marks);
+        }
       }
       env_free_names(objs, no);
     }
