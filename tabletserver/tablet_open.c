@@ -333,12 +333,33 @@ static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
                               replay_log_record, &c, &st);
   if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
     /* A log is deleted only once no manifest names it
-     * (clog_collect_dead). */
-    mica_err *w = err_new(MICA_CORRUPTION,
-                          "commit log %s named in the manifest of %s is missing", dir,
-                          t->dir);
-    err_free(err);
-    err = w;
+     * (clog_collect_dead): missing, it was lost (a POSIX --wal-dir on a
+     * machine that is gone), and the writes only it held with it. */
+    bool accepted = false;
+    for (const char *const *a = t->o.accept_lost_logs; a && *a && !accepted;
+         a++)
+      accepted = strcmp(*a, name) == 0;
+    if (accepted) {
+      LOG_E("tablet %" PRIu64 ": commit log %s named in the manifest of %s "
+            "is missing; ACCEPTING THE LOSS of every write of this tablet "
+            "that was only in it (epoch %" PRIu64 ", sequence numbers above "
+            "%" PRIu64 "), as --accept-lost-commit-log %s asked: %s",
+            t->id, dir, t->dir, m->log_epoch, m->log_flushed_seq, name,
+            err_msg(err));
+      t->lost_log_accepted = true;
+      err_free(err);
+      err = NULL;
+    } else {
+      mica_err *w = err_new(MICA_CORRUPTION,
+                            "commit log %s named in the manifest of %s is "
+                            "missing (if it is lost for good, "
+                            "--accept-lost-commit-log %s opens the tablet "
+                            "without the writes only it held; "
+                            "docs/storage.md)",
+                            dir, t->dir, name);
+      err_free(err);
+      err = w;
+    }
   }
   if (c.max_seq > *max_seq) *max_seq = c.max_seq;
   t->replayed_records += st.records;

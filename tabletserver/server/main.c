@@ -52,6 +52,12 @@ static const char usage_text[] =
     "  --wal-batch-ms MS        commit log on S3: a group commit waits up to\n"
     "                           MS for more writes before its one PUT\n"
     "                           (0..1000, default 10)\n"
+    "  --accept-lost-commit-log NAME[,NAME...]\n"
+    "                           open tablets whose manifest names one of these\n"
+    "                           commit logs (ts-...) although the log is gone\n"
+    "                           (a POSIX --wal-dir lost with its machine),\n"
+    "                           LOSING the writes only it held; each such open\n"
+    "                           is logged as an error (docs/storage.md)\n"
     "  --master SPEC            master to register with: HOST:PORT, a comma-\n"
     "                           separated list of candidate masters, or\n"
     "                           zk://HOST:PORT[,...][/chroot] to follow the\n"
@@ -228,7 +234,7 @@ int main(int argc, char **argv) {
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
         "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
         "--tls-client-certs", "--drain-timeout-ms", "--commit-log",
-        "--wal-dir", "--wal-batch-ms"};
+        "--wal-dir", "--wal-batch-ms", "--accept-lost-commit-log"};
     bool is_known = data_root_is_flag(name);
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -241,6 +247,26 @@ int main(int argc, char **argv) {
     } else if (strcmp(name, "--wal-dir") == 0) {
       if (val[0] == '\0') usage_error("--wal-dir: empty path '%s'", val);
       wal_dir = val;
+    } else if (strcmp(name, "--accept-lost-commit-log") == 0) {
+      /* Names as the manifest holds them: bare names, comma-separated. */
+      static const char *lost[65];
+      size_t k = 0;
+      char *list = xstrdup(val), *save = NULL; /* lives until exit */
+      for (char *t = strtok_r(list, ",", &save); t != NULL;
+           t = strtok_r(NULL, ",", &save)) {
+        if (k == 64 || t[0] == '\0' || strchr(t, '/') != NULL ||
+            strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+          usage_error("--accept-lost-commit-log: '%s' is not a list of at "
+                      "most 64 commit log names (ts-...)", val);
+        lost[k++] = t;
+      }
+      if (k == 0)
+        usage_error("--accept-lost-commit-log: '%s' names no commit log", val);
+      lost[k] = NULL;
+      c.accept_lost_logs = lost;
+      LOG_W("--accept-lost-commit-log %s: tablets whose commit log is one of "
+            "these and is missing will open WITHOUT the writes only it held",
+            val);
     } else if (strcmp(name, "--wal-batch-ms") == 0) {
       if (!parse_int(val, 1000, &v))
         usage_error("--wal-batch-ms: '%s' is not a number of milliseconds "

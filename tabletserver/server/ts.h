@@ -79,6 +79,10 @@ typedef struct ts_config {
    * PUT, in ms (--wal-batch-ms; default 10, 0 = PUT as soon as the
    * previous one ended). Ignored for a POSIX log. */
   uint64_t wal_batch_ms;
+  /* Commit logs whose loss the operator accepted (--accept-lost-commit-log;
+   * tab_options.accept_lost_logs): NULL-terminated, borrowed for the
+   * server's life. Default NULL. */
+  const char *const *accept_lost_logs;
   /* The cluster secret file (docs/security.md); NULL = <data_dir>/
    * cluster.secret, created when missing. */
   const char *secret_file;

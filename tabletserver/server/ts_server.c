@@ -133,6 +133,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   tab_options_init(&s->topts);
   if (c->memtable_bytes > 0) s->topts.memtable_bytes = c->memtable_bytes;
   s->topts.sst.compression = (sst_compression)c->compression;
+  s->topts.accept_lost_logs = c->accept_lost_logs;
   /* The server checks the wire limits itself (32 MiB of keys and values
    * per batch); the engine's limit is on the encoded batch, which adds a
    * few bytes per entry, so it gets the message limit as its bound. */

@@ -23,7 +23,10 @@
  *    tablet flushed past; a dead log's objects stay while a manifest needs
  *    them and go (with the marker, once old) after the take-over;
  *  - wal_dir_elsewhere: through the tablet server's route env, the log
- *    lives under another s3:// prefix (--wal-dir s3://...). */
+ *    lives under another s3:// prefix (--wal-dir s3://...);
+ *  - accept_lost_posix_log: a POSIX log lost with its machine keeps its
+ *    tablet from opening until the operator accepts that log's loss by
+ *    name (tab_options.accept_lost_logs, --accept-lost-commit-log). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +492,96 @@ static void test_delete_after_flush_and_collect(void) {
   free(root);
 }
 
+/* ---- accepting a lost POSIX log ---- */
+
+/* A forked server on the POSIX root `root`, log `name`: tablet 1 under
+ * epoch 1, k1 flushed to an SSTable, k2 only in the log; then it waits
+ * to be killed. */
+static pid_t spawn_posix_owner(const char *root, const char *name) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    res_pool *res = tt_res(env_posix(), 64 << 20);
+    clog *l = NULL;
+    if (clog_open(env_posix(), logs_root(root), name, NULL, &l) != NULL)
+      _exit(4);
+    tab_options o;
+    tt_options(&o);
+    o.memtable_bytes = 1 << 20;
+    o.auto_compact = false;
+    o.log = l;
+    tablet *t = NULL;
+    if (tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &t) !=
+        NULL)
+      _exit(5);
+    if (tab_put(t, S("k1"), S("flushed"), true) != NULL) _exit(6);
+    if (tab_flush(t) != NULL) _exit(6);
+    if (tab_put(t, S("k2"), S("only-in-the-log"), true) != NULL) _exit(6);
+    if (write(p[1], "ok", 2) != 2) _exit(7);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char got[2] = {0, 0};
+  ssize_t n = read(p[0], got, 2);
+  close(p[0]);
+  CU_ASSERT_EQUAL(n, 2);
+  return pid;
+}
+
+/* A server whose commit log was on its own disk is gone with the disk:
+ * its tablet does not open elsewhere (CORRUPTION naming the log and the
+ * way out) until the operator accepts the loss of that log by name;
+ * then it opens with what its SSTables hold, says so in its stats, and
+ * takes writes. Another name accepts nothing. */
+static void test_accept_lost_posix_log(void) {
+  const char *root = tu_tmpdir();
+  pid_t a = spawn_posix_owner(root, "ts-lost");
+  kill9(a);
+  char *adir = clog_dir_path(logs_root(root), "ts-lost");
+  TU_OK(env_remove_tree(env_posix(), adir)); /* the machine's disk */
+  free(adir);
+  res_pool *res = tt_res(env_posix(), 64 << 20);
+  clog *l = NULL;
+  TU_OK(clog_open(env_posix(), logs_root(root), "ts-new", NULL, &l));
+  tab_options o;
+  tt_options(&o);
+  o.log = l;
+  tablet *t = NULL;
+  mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o,
+                           &t);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), "ts-lost") != NULL &&
+            strstr(err_msg(err), "--accept-lost-commit-log ts-lost") != NULL);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+  static const char *const other[] = {"ts-other", NULL};
+  o.accept_lost_logs = other;
+  TU_ERR(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t),
+         MICA_CORRUPTION);
+  static const char *const lost[] = {"ts-other", "ts-lost", NULL};
+  o.accept_lost_logs = lost;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t));
+  expect(t, "k1", "flushed");
+  expect(t, "k2", NULL);
+  tab_stats st;
+  tab_get_stats(t, &st);
+  CU_ASSERT_TRUE(st.lost_log_accepted);
+  put_kv(t, "k3", "after");
+  TU_OK(tab_close(t));
+  /* Its manifest names no lost log any more: a plain open works. */
+  o.accept_lost_logs = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &t));
+  expect(t, "k3", "after");
+  tab_get_stats(t, &st);
+  CU_ASSERT_FALSE(st.lost_log_accepted);
+  TU_OK(tab_close(t));
+  TU_OK(clog_close(l));
+  res_free(res);
+}
+
 /* ---- --wal-dir s3://elsewhere ---- */
 
 static bool is_log_name(const char *name) { return clog_is_file_name(name); }
@@ -533,6 +626,7 @@ static void add_suites(void) {
       {"killed_owner_and_late_put", test_killed_owner_and_late_put},
       {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
       {"wal_dir_elsewhere", test_wal_dir_elsewhere},
+      {"accept_lost_posix_log", test_accept_lost_posix_log},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("tablet_clog_s3", s3h_setup, NULL);
   for (const CU_TestInfo *t = tests; t->pName != NULL; t++)

@@ -84,6 +84,7 @@ static void test_flags(void) {
                          "--max-streams-per-conn", "--stream-idle-timeout",
                          "--tls-client-certs", "--drain-timeout-ms",
                          "--commit-log", "--wal-dir", "--wal-batch-ms",
+                         "--accept-lost-commit-log",
                          "--s3-endpoint", "--s3-region",
                          "--s3-access-key", "--s3-secret-key",
                          "--s3-session-token", "--s3-addressing",
@@ -143,6 +144,10 @@ static void test_flags(void) {
        "--wal-batch-ms: 'soon' is not a number of milliseconds in 0..1000"},
       {{"--data-dir", "s3://mica-b/c1", "--wal-batch-ms", "1001"},
        "--wal-batch-ms: '1001'"},
+      {{"--data-dir", "/tmp", "--accept-lost-commit-log", "a/b"},
+       "--accept-lost-commit-log: 'a/b' is not a list"},
+      {{"--data-dir", "/tmp", "--accept-lost-commit-log", ","},
+       "--accept-lost-commit-log: ',' names no commit log"},
   };
   for (size_t i = 0; i < sizeof storage / sizeof storage[0]; i++) {
     CU_ASSERT_EQUAL(run_capture(storage[i].args, &out, &er), 2);
