@@ -112,6 +112,9 @@ void cl_options_init(cl_options *o) {
   o->start_timeout_ms = 30000;
   o->tls_dir = cl_env_tls_dir();
   o->s3 = cl_env_s3();
+  /* MICA_TEST_S3_WAL=1 with MICA_TEST_S3: the commit log on S3 too. */
+  const char *w = getenv("MICA_TEST_S3_WAL");
+  o->s3_wal = o->s3 && w != NULL && w[0] != '\0' && strcmp(w, "0") != 0;
 }
 
 static void sync_slot(proc *p) {

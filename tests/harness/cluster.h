@@ -73,7 +73,8 @@ typedef struct cl_options {
   /* With s3: the commit log on S3 as well (no --wal-dir; docs/storage.md),
    * and each tablet server gets a local "machine" directory holding its
    * disk cache (cl_tserver_machine_dir), so a test can wipe a server's
-   * whole machine. Default false. */
+   * whole machine. Default: MICA_TEST_S3_WAL set (not "" or "0") with
+   * s3. */
   bool s3_wal;
 } cl_options;
 
