@@ -106,6 +106,14 @@ struct clog {
   bool writer_started, stop, flush_now;
   pthread_cond_t work_cv, done_cv;
   uint64_t puts, put_errors, put_bytes, put_micros, markers;
+  /* Object mode: deletions go to a queue a deleter thread works off, so
+   * a flush (a tablet's close, a move, a merge) never waits for the
+   * HEAD + DELETE of every object it freed. */
+  pthread_t deleter;
+  bool deleter_started, stop_deleter;
+  pthread_cond_t del_cv;
+  clog_seg **dq;
+  size_t n_dq;
   pthread_mutex_t marker_mu; /* serializes marker renewals */
   uint64_t marker_wall;      /* wall µs in the newest marker's name */
 };
@@ -497,6 +505,40 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+static void delete_segments(clog *l, clog_seg **v, size_t n);
+
+/* The deleter thread (object mode): deletes queued objects one by one,
+ * oldest first, until clog_close has it finish the queue and stop. */
+static void *deleter_main(void *arg) {
+  clog *l = arg;
+  pthread_mutex_lock(&l->mu);
+  for (;;) {
+    if (l->n_dq == 0) {
+      if (l->stop_deleter) break;
+      pthread_cond_wait(&l->del_cv, &l->mu);
+      continue;
+    }
+    clog_seg *s = l->dq[0];
+    memmove(&l->dq[0], &l->dq[1], (l->n_dq - 1) * sizeof(*l->dq));
+    l->n_dq--;
+    pthread_mutex_unlock(&l->mu);
+    delete_segments(l, &s, 1);
+    pthread_mutex_lock(&l->mu);
+  }
+  pthread_mutex_unlock(&l->mu);
+  return NULL;
+}
+
+/* Queues `n` segments taken out of the list for the deleter. Caller
+ * holds mu. */
+static void queue_deletions_locked(clog *l, clog_seg **v, size_t n) {
+  if (n == 0) return;
+  l->dq = xrealloc(l->dq, (l->n_dq + n) * sizeof(*l->dq));
+  memcpy(&l->dq[l->n_dq], v, n * sizeof(*v));
+  l->n_dq += n;
+  pthread_cond_signal(&l->del_cv);
+}
+
 /* Writes a new marker object named by `wall` (its content is for people
  * reading the bucket; readers look at names only). */
 static mica_err *put_marker(env *e, const char *dir, const char *log_name,
@@ -626,6 +668,7 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
     pthread_mutex_init(&l->marker_mu, NULL);
     pthread_cond_init(&l->work_cv, NULL);
     pthread_cond_init(&l->done_cv, NULL);
+    pthread_cond_init(&l->del_cv, NULL);
     l->next_number = 1;
     mica_err *err = open_objects(l);
     if (err == NULL) {
@@ -633,6 +676,13 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
       err_free(seg_open(l, l->next_number++, &s));
       l->segs = xcalloc(1, sizeof(*l->segs));
       l->segs[l->n_segs++] = s;
+      if (pthread_create(&l->deleter, NULL, deleter_main, l) != 0)
+        err = err_new(MICA_IO_ERROR, "commit log %s: cannot start its "
+                      "deleter thread", name);
+      else
+        l->deleter_started = true;
+    }
+    if (err == NULL) {
       if (pthread_create(&l->writer, NULL, writer_main, l) != 0)
         err = err_new(MICA_IO_ERROR, "commit log %s: cannot start its writer "
                       "thread", name);
@@ -640,8 +690,16 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
         l->writer_started = true;
     }
     if (err != NULL) {
+      if (l->deleter_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop_deleter = true;
+        pthread_cond_signal(&l->del_cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->deleter, NULL);
+      }
       for (size_t i = 0; i < l->n_segs; i++) seg_free(l->segs[i]);
       free(l->segs);
+      pthread_cond_destroy(&l->del_cv);
       pthread_cond_destroy(&l->work_cv);
       pthread_cond_destroy(&l->done_cv);
       pthread_mutex_destroy(&l->marker_mu);
@@ -691,11 +749,13 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
   pthread_mutex_init(&l->marker_mu, NULL);
   pthread_cond_init(&l->work_cv, NULL);
   pthread_cond_init(&l->done_cv, NULL);
+  pthread_cond_init(&l->del_cv, NULL);
   l->next_number = 1;
   clog_seg *s = NULL;
   err = seg_open(l, l->next_number, &s);
   if (err != NULL) {
     env_unlock(e, l->lock_fd);
+    pthread_cond_destroy(&l->del_cv);
     pthread_cond_destroy(&l->work_cv);
     pthread_cond_destroy(&l->done_cv);
     pthread_mutex_destroy(&l->marker_mu);
@@ -891,6 +951,10 @@ void clog_flushed(clog *l, uint64_t tablet_id, uint64_t seq) {
   if (seq > l->flushed[i].seq) l->flushed[i].seq = seq;
   clog_seg **del = xcalloc(l->n_segs, sizeof(*del));
   size_t n = take_deletable_locked(l, del);
+  if (l->objects) {
+    queue_deletions_locked(l, del, n);
+    n = 0;
+  }
   pthread_mutex_unlock(&l->mu);
   delete_segments(l, del, n);
   free(del);
@@ -925,6 +989,14 @@ mica_err *clog_close(clog *l) {
     if (l->writer_started) pthread_join(l->writer, NULL);
     for (size_t i = 0; i < l->n_segs && err == NULL; i++)
       if (l->segs[i]->err != NULL) err = err_dup(l->segs[i]->err);
+    /* The deleter finishes its queue (a clean shutdown leaves no object
+     * that every tablet flushed past), then stops. */
+    pthread_mutex_lock(&l->mu);
+    l->stop_deleter = true;
+    pthread_cond_signal(&l->del_cv);
+    pthread_mutex_unlock(&l->mu);
+    if (l->deleter_started) pthread_join(l->deleter, NULL);
+    free(l->dq);
   } else {
     clog_seg *s = l->segs[l->n_segs - 1];
     s->active = false;
@@ -942,6 +1014,7 @@ mica_err *clog_close(clog *l) {
   free(l->segs);
   free(l->regs);
   free(l->flushed);
+  pthread_cond_destroy(&l->del_cv);
   pthread_cond_destroy(&l->work_cv);
   pthread_cond_destroy(&l->done_cv);
   pthread_mutex_destroy(&l->marker_mu);
