@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/coding.h"
 #include "common/crc32c.h"
@@ -25,6 +26,27 @@ static const uint8_t IDX_MAGIC[8] = {'M', 'I', 'C', 'A', '-', 'C', 'L', 'I'};
 #define IDX_HEADER 16 /* magic 8, version 4, count 4 */
 #define IDX_ENTRY 32  /* tablet 8, epoch 8, min_seq 8, max_seq 8 */
 #define IDX_MAX_BYTES (64u << 20)
+
+/* WAL framing (WAL_FORMAT.md), for object mode, which builds each group
+ * object in memory: masked CRC32C of (length, type, payload), length,
+ * type, payload. */
+enum { FRAME_HEADER = 1, FRAME_DATA = 2 };
+static const uint8_t WAL_MAGIC_BYTES[8] = {'M', 'I', 'C', 'A', '-', 'W', 'A', 'L'};
+#define HEADER_PAYLOAD 28 /* magic 8, version 4, epoch 8, number 8 */
+/* Largest group object a replay accepts: a group is closed at
+ * batch_bytes, but one record may take it past that. */
+#define OBJECT_MAX_BYTES ((uint64_t)1 << 30)
+
+static void frame_put(buf *b, uint8_t type, slice payload) {
+  uint8_t h[WAL_FRAME_HEADER];
+  encode_fixed32(h + 4, (uint32_t)payload.len);
+  h[8] = type;
+  uint32_t crc = crc32c_extend(0, h + 4, 5);
+  crc = crc32c_extend(crc, payload.data, payload.len);
+  encode_fixed32(h, crc32c_mask(crc));
+  buf_append(b, h, sizeof(h));
+  buf_append_slice(b, payload);
+}
 
 /* What one segment holds of one tablet under one epoch. */
 typedef struct seg_entry {
@@ -42,6 +64,12 @@ typedef struct clog_seg {
   seg_entry *ents;
   size_t n_ents, cap_ents;
   size_t last_ent;   /* the entry touched last (a cheap cache) */
+  /* Object mode: the group's bytes (header frame and records) until its
+   * PUT, whether it is being or has been PUT, and the PUT's outcome. */
+  buf data;
+  uint64_t first_add_us; /* when its first record was added */
+  bool sealed, written;
+  mica_err *err;
 } clog_seg;
 
 typedef struct reg {
@@ -71,11 +99,32 @@ struct clog {
   uint64_t deleted, flush_requests;
   uint64_t asked_for; /* oldest segment whose pinners were last asked */
   uint64_t asked_at;  /* the log's bytes then */
+  uint64_t asked_count; /* and its segments (object mode) */
+  /* Object mode (`objects`): one writer thread PUTs the groups in order. */
+  bool objects;
+  pthread_t writer;
+  bool writer_started, stop, flush_now;
+  pthread_cond_t work_cv, done_cv;
+  uint64_t puts, put_errors, put_bytes, put_micros, markers;
+  /* Object mode: deletions go to a queue a deleter thread works off, so
+   * a flush (a tablet's close, a move, a merge) never waits for the
+   * HEAD + DELETE of every object it freed. */
+  pthread_t deleter;
+  bool deleter_started, stop_deleter;
+  pthread_cond_t del_cv;
+  clog_seg **dq;
+  size_t n_dq;
+  pthread_mutex_t marker_mu; /* serializes marker renewals */
+  uint64_t marker_wall;      /* wall µs in the newest marker's name */
 };
 
 void clog_options_init(clog_options *o) {
   o->segment_bytes = 64u << 20;
   o->max_bytes = 512u << 20;
+  o->batch_us = 10000;
+  o->batch_bytes = 4u << 20;
+  o->max_objects = 2048;
+  o->marker_horizon_us = CLOG_MARKER_HORIZON_US;
 }
 
 char *clog_dir_path(const char *logs_root, const char *name) {
@@ -116,8 +165,33 @@ bool clog_parse_segment_name(const char *name, uint64_t *number) {
   return true;
 }
 
+static bool parse_digits20(const char *p, uint64_t *out) {
+  uint64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (p[i] < '0' || p[i] > '9') return false;
+    uint64_t d = (uint64_t)(p[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+bool clog_parse_marker_name(const char *name, uint64_t *wall_us) {
+  size_t pl = strlen(CLOG_MARKER_PREFIX);
+  return strlen(name) == pl + 20 &&
+         strncmp(name, CLOG_MARKER_PREFIX, pl) == 0 &&
+         parse_digits20(name + pl, wall_us);
+}
+
+static char *marker_name(char *out, size_t size, uint64_t wall_us) {
+  snprintf(out, size, CLOG_MARKER_PREFIX "%020" PRIu64, wall_us);
+  return out;
+}
+
 bool clog_is_file_name(const char *name) {
   if (strcmp(name, CLOG_LOCK_NAME) == 0) return true;
+  if (clog_parse_marker_name(name, &(uint64_t){0})) return true;
   size_t n = strlen(name);
   if (n != 5 + 20 + 4 || strcmp(name + 25, ".idx") != 0)
     return clog_parse_segment_name(name, &(uint64_t){0});
@@ -129,6 +203,8 @@ bool clog_is_file_name(const char *name) {
 
 const char *clog_name(const clog *l) { return l->name; }
 
+bool clog_objects(const clog *l) { return l->objects; }
+
 /* ---- segments ---- */
 
 static void seg_free(clog_seg *s) {
@@ -136,6 +212,8 @@ static void seg_free(clog_seg *s) {
   err_free(wal_writer_close(s->w));
   free(s->path);
   free(s->ents);
+  buf_free(&s->data);
+  err_free(s->err);
   free(s);
 }
 
@@ -146,6 +224,11 @@ static mica_err *seg_open(clog *l, uint64_t number, clog_seg **out) {
   s->number = number;
   s->path = path_join(l->dir, name);
   s->active = true;
+  if (l->objects) {
+    /* Nothing exists until the group's PUT. */
+    *out = s;
+    return NULL;
+  }
   mica_err *err = wal_writer_open_version(l->e, s->path, WAL_VERSION_COMMITLOG,
                                           0, number, &s->w);
   if (err != NULL) {
@@ -270,7 +353,9 @@ static size_t take_deletable_locked(clog *l, clog_seg **out) {
   size_t n = 0, k = 0;
   for (size_t i = 0; i < l->n_segs; i++) {
     clog_seg *s = l->segs[i];
-    if (!s->active && s->w == NULL && !pinned_locked(l, s)) out[n++] = s;
+    bool closed = l->objects ? s->written && s->pending == 0
+                             : !s->active && s->w == NULL;
+    if (closed && !pinned_locked(l, s)) out[n++] = s;
     else l->segs[k++] = s;
   }
   l->n_segs = k;
@@ -280,6 +365,16 @@ static size_t take_deletable_locked(clog *l, clog_seg **out) {
 
 static void delete_segments(clog *l, clog_seg **v, size_t n) {
   for (size_t i = 0; i < n; i++) {
+    if (l->objects) {
+      /* One object per group, no index. A failed PUT's object may exist
+       * (its answer was lost) or not. */
+      mica_err *err = env_remove(l->e, v[i]->path);
+      if (err != NULL && err_code(err) != MICA_NOT_FOUND)
+        LOG_W("commit log %s: %s", l->name, err_msg(err));
+      err_free(err);
+      seg_free(v[i]);
+      continue;
+    }
     char name[64];
     index_name(name, sizeof(name), v[i]->number);
     char *ip = path_join(l->dir, name);
@@ -305,14 +400,18 @@ static void delete_segments(clog *l, clog_seg **v, size_t n) {
  * stayed the oldest (a flush that failed, say on a full disk, is asked
  * for again). Caller holds mu. */
 static void maybe_force_flush_locked(clog *l) {
-  uint64_t total = 0;
+  uint64_t total = 0, count = l->n_segs;
   for (size_t i = 0; i < l->n_segs; i++) total += l->segs[i]->bytes;
-  if (total <= l->o.max_bytes || l->n_segs < 2) return;
+  bool over_count = l->objects && count > l->o.max_objects;
+  if ((total <= l->o.max_bytes && !over_count) || l->n_segs < 2) return;
   clog_seg *old = l->segs[0];
-  if (l->asked_for == old->number && total < l->asked_at + l->o.max_bytes / 2)
+  if (l->asked_for == old->number &&
+      total < l->asked_at + l->o.max_bytes / 2 &&
+      (!over_count || count < l->asked_count + l->o.max_objects / 2))
     return;
   l->asked_for = old->number;
   l->asked_at = total;
+  l->asked_count = count;
   for (size_t i = 0; i < old->n_ents; i++) {
     const seg_entry *x = &old->ents[i];
     if (flushed_seq_locked(l, x->tablet) >= x->max_seq) continue;
@@ -322,6 +421,210 @@ static void maybe_force_flush_locked(clog *l) {
         l->regs[j].fn(l->regs[j].arg);
       }
   }
+}
+
+/* Whether the log in `dir` is written as segment files (true) or one
+ * object per group (false). Asked for a segment's path, since a route
+ * env (--wal-dir) decides by the file name. */
+static bool dir_appends_in_place(env *e, const char *dir) {
+  char name[64];
+  clog_segment_name(name, sizeof(name), 1);
+  char *p = path_join(dir, name);
+  bool r = env_appends_in_place(e, p);
+  free(p);
+  return r;
+}
+
+/* ---- object mode: one PUT per group commit ---- */
+
+/* The writer thread: closes the active group when it is due (batch_us
+ * after its first record, batch_bytes full, a sync, or close), starts
+ * the next one and PUTs the closed one; one PUT at a time, so the
+ * objects appear in number order and a commit that returns NULL means
+ * every earlier group was written too (or failed and told its own
+ * writers). Runs until clog_close has it write what is left. */
+static void *writer_main(void *arg) {
+  clog *l = arg;
+  pthread_mutex_lock(&l->mu);
+  for (;;) {
+    clog_seg *s = l->segs[l->n_segs - 1];
+    if (s->data.len == 0) {
+      if (l->stop) break;
+      l->flush_now = false;
+      pthread_cond_wait(&l->work_cv, &l->mu);
+      continue;
+    }
+    uint64_t now = env_now_micros(l->e);
+    uint64_t due = s->first_add_us + l->o.batch_us;
+    if (!l->stop && !l->flush_now && s->data.len < l->o.batch_bytes &&
+        now < due) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000;
+      ts.tv_sec += (time_t)(ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
+      pthread_cond_timedwait(&l->work_cv, &l->mu, &ts);
+      continue;
+    }
+    l->flush_now = false;
+    clog_seg *ns = NULL;
+    err_free(seg_open(l, l->next_number++, &ns)); /* no I/O: cannot fail */
+    l->segs = xrealloc(l->segs, (l->n_segs + 1) * sizeof(*l->segs));
+    l->segs[l->n_segs++] = ns;
+    s->active = false;
+    s->sealed = true;
+    buf data = s->data;
+    s->data = (buf)BUF_INIT;
+    pthread_mutex_unlock(&l->mu);
+
+    uint64_t t0 = env_now_micros(l->e);
+    mica_err *err = env_write_file_atomic(l->e, s->path, buf_slice(&data));
+    uint64_t dt = env_now_micros(l->e) - t0;
+    if (err != NULL) {
+      err = err_wrap(err,
+                     "commit log %s: group object %" PRIu64 " (%zu bytes) "
+                     "not written; its writes are not acknowledged",
+                     l->name, s->number, data.len);
+      LOG_W("%s", err_msg(err));
+    }
+
+    pthread_mutex_lock(&l->mu);
+    s->written = true;
+    s->err = err;
+    if (err == NULL) {
+      l->puts++;
+      l->put_bytes += data.len;
+    } else {
+      l->put_errors++;
+    }
+    l->put_micros += dt;
+    buf_free(&data);
+    pthread_cond_broadcast(&l->done_cv);
+  }
+  pthread_mutex_unlock(&l->mu);
+  return NULL;
+}
+
+static void delete_segments(clog *l, clog_seg **v, size_t n);
+
+/* The deleter thread (object mode): deletes queued objects one by one,
+ * oldest first, until clog_close has it finish the queue and stop. */
+static void *deleter_main(void *arg) {
+  clog *l = arg;
+  pthread_mutex_lock(&l->mu);
+  for (;;) {
+    if (l->n_dq == 0) {
+      if (l->stop_deleter) break;
+      pthread_cond_wait(&l->del_cv, &l->mu);
+      continue;
+    }
+    clog_seg *s = l->dq[0];
+    memmove(&l->dq[0], &l->dq[1], (l->n_dq - 1) * sizeof(*l->dq));
+    l->n_dq--;
+    pthread_mutex_unlock(&l->mu);
+    delete_segments(l, &s, 1);
+    pthread_mutex_lock(&l->mu);
+  }
+  pthread_mutex_unlock(&l->mu);
+  return NULL;
+}
+
+/* Queues `n` segments taken out of the list for the deleter. Caller
+ * holds mu. */
+static void queue_deletions_locked(clog *l, clog_seg **v, size_t n) {
+  if (n == 0) return;
+  l->dq = xrealloc(l->dq, (l->n_dq + n) * sizeof(*l->dq));
+  memcpy(&l->dq[l->n_dq], v, n * sizeof(*v));
+  l->n_dq += n;
+  pthread_cond_signal(&l->del_cv);
+}
+
+/* Writes a new marker object named by `wall` (its content is for people
+ * reading the bucket; readers look at names only). */
+static mica_err *put_marker(env *e, const char *dir, const char *log_name,
+                            uint64_t wall) {
+  char name[64];
+  marker_name(name, sizeof(name), wall);
+  char *path = path_join(dir, name);
+  char text[256];
+  snprintf(text, sizeof(text),
+           "MICA commit log %s (one object per group commit; "
+           "tabletserver/COMMITLOG_FORMAT.md)\n", log_name);
+  mica_err *err = env_write_file_atomic(e, path, slice_from_str(text));
+  free(path);
+  return err;
+}
+
+/* clog_open in object mode: the directory must list nothing (a name is
+ * one incarnation); its first marker object makes it a log. */
+static mica_err *open_objects(clog *l) {
+  char **names = NULL;
+  size_t n = 0;
+  mica_err *err = env_list(l->e, l->dir, &names, &n);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err);
+    err = NULL;
+  }
+  env_free_names(names, n);
+  if (err == NULL && n > 0)
+    err = err_new(MICA_ALREADY_EXISTS,
+                  "commit log %s already exists (a log name is one server "
+                  "incarnation and is never reused)",
+                  l->dir);
+  uint64_t wall = env_wall_micros(l->e);
+  if (err == NULL) err = put_marker(l->e, l->dir, l->name, wall);
+  if (err != NULL) return err;
+  l->marker_wall = wall;
+  l->markers = 1;
+  return NULL;
+}
+
+mica_err *clog_anchor(clog *l, uint64_t *first_segment) {
+  if (l->objects) {
+    pthread_mutex_lock(&l->marker_mu);
+    uint64_t now = env_wall_micros(l->e);
+    mica_err *err = NULL;
+    if (now < l->marker_wall ||
+        now - l->marker_wall > l->o.marker_horizon_us / 2) {
+      /* Renewed under a new name, never rewritten: a collector that
+       * judged the old marker stale may delete it, not this one. */
+      uint64_t old = l->marker_wall;
+      err = put_marker(l->e, l->dir, l->name, now > old ? now : old + 1);
+      if (err == NULL) {
+        l->marker_wall = now > old ? now : old + 1;
+        l->markers++;
+        char name[64];
+        char *path = path_join(l->dir, marker_name(name, sizeof(name), old));
+        err_free(env_remove(l->e, path));
+        free(path);
+      }
+    }
+    pthread_mutex_unlock(&l->marker_mu);
+    if (err != NULL) return err_wrap(err, "commit log %s: renewing its marker",
+                                     l->name);
+  }
+  *first_segment = clog_current_segment(l);
+  return NULL;
+}
+
+uint64_t clog_replay_floor(clog *l, uint64_t tablet_id, uint64_t epoch,
+                           uint64_t flushed_seq, uint64_t current) {
+  if (!l->objects) return current;
+  pthread_mutex_lock(&l->mu);
+  uint64_t best = l->segs[l->n_segs - 1]->number;
+  for (size_t i = 0; i < l->n_segs; i++) {
+    const clog_seg *s = l->segs[i];
+    if (s->number >= best) continue;
+    for (size_t j = 0; j < s->n_ents; j++)
+      if (s->ents[j].tablet == tablet_id && s->ents[j].epoch == epoch &&
+          s->ents[j].max_seq > flushed_seq) {
+        best = s->number;
+        break;
+      }
+  }
+  pthread_mutex_unlock(&l->mu);
+  /* Never backwards: replay_floor only narrows what a replay reads. */
+  return best > current ? best : current;
 }
 
 /* ---- the public calls ---- */
@@ -345,6 +648,70 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
                    " must be >= 4096 and <= max_bytes %" PRIu64,
                    o->segment_bytes, o->max_bytes);
   char *dir = clog_dir_path(logs_root, name);
+  if (!dir_appends_in_place(e, dir)) {
+    /* Object mode (S3): no directory, no lock, one object per group. */
+    if (o->batch_bytes == 0 || o->max_objects < 2 ||
+        o->batch_us > 10000000) {
+      free(dir);
+      return err_new(MICA_INVALID_ARGUMENT,
+                     "commit log: batch_bytes must be positive, "
+                     "max_objects >= 2 and batch_us <= 10 s");
+    }
+    clog *l = xcalloc(1, sizeof(*l));
+    l->e = e;
+    l->dir = dir;
+    l->lock_fd = -1;
+    l->name = xstrdup(name);
+    l->o = *o;
+    l->objects = true;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->marker_mu, NULL);
+    pthread_cond_init(&l->work_cv, NULL);
+    pthread_cond_init(&l->done_cv, NULL);
+    pthread_cond_init(&l->del_cv, NULL);
+    l->next_number = 1;
+    mica_err *err = open_objects(l);
+    if (err == NULL) {
+      clog_seg *s = NULL;
+      err_free(seg_open(l, l->next_number++, &s));
+      l->segs = xcalloc(1, sizeof(*l->segs));
+      l->segs[l->n_segs++] = s;
+      if (pthread_create(&l->deleter, NULL, deleter_main, l) != 0)
+        err = err_new(MICA_IO_ERROR, "commit log %s: cannot start its "
+                      "deleter thread", name);
+      else
+        l->deleter_started = true;
+    }
+    if (err == NULL) {
+      if (pthread_create(&l->writer, NULL, writer_main, l) != 0)
+        err = err_new(MICA_IO_ERROR, "commit log %s: cannot start its writer "
+                      "thread", name);
+      else
+        l->writer_started = true;
+    }
+    if (err != NULL) {
+      if (l->deleter_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop_deleter = true;
+        pthread_cond_signal(&l->del_cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->deleter, NULL);
+      }
+      for (size_t i = 0; i < l->n_segs; i++) seg_free(l->segs[i]);
+      free(l->segs);
+      pthread_cond_destroy(&l->del_cv);
+      pthread_cond_destroy(&l->work_cv);
+      pthread_cond_destroy(&l->done_cv);
+      pthread_mutex_destroy(&l->marker_mu);
+      pthread_mutex_destroy(&l->mu);
+      free(l->dir);
+      free(l->name);
+      free(l);
+      return err_wrap(err, "commit log %s", name);
+    }
+    *out = l;
+    return NULL;
+  }
   size_t tl = strlen(dir) + 8;
   char *tmp = xmalloc(tl);
   snprintf(tmp, tl, "%s" CLOG_NEW_SUFFIX, dir);
@@ -379,11 +746,19 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
   l->name = xstrdup(name);
   l->o = *o;
   pthread_mutex_init(&l->mu, NULL);
+  pthread_mutex_init(&l->marker_mu, NULL);
+  pthread_cond_init(&l->work_cv, NULL);
+  pthread_cond_init(&l->done_cv, NULL);
+  pthread_cond_init(&l->del_cv, NULL);
   l->next_number = 1;
   clog_seg *s = NULL;
   err = seg_open(l, l->next_number, &s);
   if (err != NULL) {
     env_unlock(e, l->lock_fd);
+    pthread_cond_destroy(&l->del_cv);
+    pthread_cond_destroy(&l->work_cv);
+    pthread_cond_destroy(&l->done_cv);
+    pthread_mutex_destroy(&l->marker_mu);
     pthread_mutex_destroy(&l->mu);
     free(l->dir);
     free(l->name);
@@ -427,6 +802,39 @@ mica_err *clog_add_batches(clog *l, uint64_t tablet_id, uint64_t epoch,
   pthread_mutex_lock(&l->mu);
   clog_seg *s = l->segs[l->n_segs - 1];
   mica_err *err = NULL;
+  if (l->objects) {
+    /* Into the open group; the writer thread PUTs it when it is due. */
+    if (s->data.len == 0) {
+      uint8_t h[HEADER_PAYLOAD];
+      memcpy(h, WAL_MAGIC_BYTES, 8);
+      encode_fixed32(h + 8, WAL_VERSION_COMMITLOG);
+      encode_fixed64(h + 12, 0);
+      encode_fixed64(h + 20, s->number);
+      frame_put(&s->data, FRAME_HEADER, slice_make(h, sizeof(h)));
+      s->first_add_us = env_now_micros(l->e);
+    }
+    for (size_t i = 0; i < n; i++) {
+      slice b = batches[i];
+      uint64_t seq = decode_fixed64(b.data);
+      uint64_t count = decode_fixed32(b.data + 8);
+      buf_resize(&rec, CLOG_RECORD_TAG + b.len);
+      encode_fixed64((uint8_t *)rec.data, tablet_id);
+      encode_fixed64((uint8_t *)rec.data + 8, epoch);
+      memcpy(rec.data + CLOG_RECORD_TAG, b.data, b.len);
+      frame_put(&s->data, FRAME_DATA, buf_slice(&rec));
+      seg_note(s, tablet_id, epoch, seq, count > 0 ? seq + count - 1 : seq);
+    }
+    s->bytes = s->data.len;
+    s->pending++;
+    tk->seg = s;
+    tk->t = 0;
+    (void)sync; /* every group is one durable PUT */
+    pthread_cond_signal(&l->work_cv);
+    maybe_force_flush_locked(l);
+    pthread_mutex_unlock(&l->mu);
+    buf_free(&rec);
+    return NULL;
+  }
   if (s->broken || s->bytes >= l->o.segment_bytes) {
     err = roll_locked(l);
     s = l->segs[l->n_segs - 1];
@@ -463,6 +871,16 @@ mica_err *clog_add_batches(clog *l, uint64_t tablet_id, uint64_t epoch,
 
 mica_err *clog_commit(clog *l, clog_ticket *tk) {
   clog_seg *s = tk->seg;
+  if (l->objects) {
+    /* Acknowledged only once the group's PUT succeeded. */
+    pthread_mutex_lock(&l->mu);
+    while (!s->written) pthread_cond_wait(&l->done_cv, &l->mu);
+    mica_err *err = err_dup(s->err);
+    s->pending--;
+    pthread_mutex_unlock(&l->mu);
+    tk->seg = NULL;
+    return err;
+  }
   mica_err *err = wal_commit(s->w, tk->t);
   pthread_mutex_lock(&l->mu);
   if (err != NULL) s->broken = true;
@@ -477,6 +895,23 @@ mica_err *clog_commit(clog *l, clog_ticket *tk) {
 mica_err *clog_sync(clog *l) {
   pthread_mutex_lock(&l->mu);
   clog_seg *s = l->segs[l->n_segs - 1];
+  if (l->objects) {
+    /* The open group if it holds records, else the last closed one. */
+    clog_seg *target = s->data.len > 0 ? s : NULL;
+    for (size_t i = l->n_segs - 1; target == NULL && i-- > 0;)
+      if (l->segs[i]->sealed) target = l->segs[i];
+    mica_err *err = NULL;
+    if (target != NULL) {
+      target->pending++; /* keeps it in the list while we wait */
+      l->flush_now = true;
+      pthread_cond_signal(&l->work_cv);
+      while (!target->written) pthread_cond_wait(&l->done_cv, &l->mu);
+      err = err_dup(target->err);
+      target->pending--;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return err;
+  }
   mica_err *err = wal_sync(s->w);
   if (err != NULL) s->broken = true;
   pthread_mutex_unlock(&l->mu);
@@ -516,6 +951,10 @@ void clog_flushed(clog *l, uint64_t tablet_id, uint64_t seq) {
   if (seq > l->flushed[i].seq) l->flushed[i].seq = seq;
   clog_seg **del = xcalloc(l->n_segs, sizeof(*del));
   size_t n = take_deletable_locked(l, del);
+  if (l->objects) {
+    queue_deletions_locked(l, del, n);
+    n = 0;
+  }
   pthread_mutex_unlock(&l->mu);
   delete_segments(l, del, n);
   free(del);
@@ -528,14 +967,41 @@ void clog_get_stats(clog *l, clog_stats *out) {
   for (size_t i = 0; i < l->n_segs; i++) out->bytes += l->segs[i]->bytes;
   out->segments_deleted = l->deleted;
   out->flush_requests = l->flush_requests;
+  out->puts = l->puts;
+  out->put_errors = l->put_errors;
+  out->put_bytes = l->put_bytes;
+  out->put_micros = l->put_micros;
   pthread_mutex_unlock(&l->mu);
+  pthread_mutex_lock(&l->marker_mu);
+  out->markers = l->markers;
+  pthread_mutex_unlock(&l->marker_mu);
 }
 
 mica_err *clog_close(clog *l) {
   if (l == NULL) return NULL;
-  clog_seg *s = l->segs[l->n_segs - 1];
-  s->active = false;
-  mica_err *err = seg_close_locked(l, s);
+  mica_err *err = NULL;
+  if (l->objects) {
+    /* The writer PUTs what is left, then stops. */
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_signal(&l->work_cv);
+    pthread_mutex_unlock(&l->mu);
+    if (l->writer_started) pthread_join(l->writer, NULL);
+    for (size_t i = 0; i < l->n_segs && err == NULL; i++)
+      if (l->segs[i]->err != NULL) err = err_dup(l->segs[i]->err);
+    /* The deleter finishes its queue (a clean shutdown leaves no object
+     * that every tablet flushed past), then stops. */
+    pthread_mutex_lock(&l->mu);
+    l->stop_deleter = true;
+    pthread_cond_signal(&l->del_cv);
+    pthread_mutex_unlock(&l->mu);
+    if (l->deleter_started) pthread_join(l->deleter, NULL);
+    free(l->dq);
+  } else {
+    clog_seg *s = l->segs[l->n_segs - 1];
+    s->active = false;
+    err = seg_close_locked(l, s);
+  }
   clog_seg **del = xcalloc(l->n_segs, sizeof(*del));
   size_t n = take_deletable_locked(l, del);
   delete_segments(l, del, n);
@@ -548,6 +1014,10 @@ mica_err *clog_close(clog *l) {
   free(l->segs);
   free(l->regs);
   free(l->flushed);
+  pthread_cond_destroy(&l->del_cv);
+  pthread_cond_destroy(&l->work_cv);
+  pthread_cond_destroy(&l->done_cv);
+  pthread_mutex_destroy(&l->marker_mu);
   pthread_mutex_destroy(&l->mu);
   free(l->dir);
   free(l->name);
@@ -653,6 +1123,91 @@ static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
   return err;
 }
 
+/* Replays one group object: read whole (1 HEAD, 1 GET on S3) and
+ * checked strictly, since a PUT is atomic: an object is whole or absent,
+ * so any damage is CORRUPTION, never a torn tail. */
+static mica_err *replay_object(env *e, const char *path, uint64_t number,
+                               uint64_t tablet, uint64_t epoch,
+                               uint64_t after_seq, clog_record_fn fn,
+                               void *arg, clog_replay_stats *st) {
+  env_reader *r = NULL;
+  mica_err *err = env_open_reader(e, path, &r);
+  if (err != NULL) return err;
+  uint64_t size = env_reader_size(r);
+  if (size > OBJECT_MAX_BYTES) {
+    env_reader_close(r);
+    return err_new(MICA_CORRUPTION,
+                   "commit log %s: object of %" PRIu64 " bytes is larger "
+                   "than a group may be", path, size);
+  }
+  buf b = BUF_INIT;
+  buf_resize(&b, (size_t)size);
+  size_t got = 0;
+  if (size > 0) err = env_read(r, 0, (size_t)size, b.data, &got);
+  env_reader_close(r);
+  if (err == NULL && got != size)
+    err = err_new(MICA_CORRUPTION,
+                  "commit log %s: read %zu of its %" PRIu64 " bytes", path,
+                  got, size);
+  const uint8_t *p = (const uint8_t *)b.data;
+  uint64_t off = 0;
+  bool header = true;
+  while (err == NULL && off < size) {
+    const char *why = NULL;
+    uint32_t len = 0;
+    if (size - off < WAL_FRAME_HEADER) {
+      why = "partial frame header";
+    } else {
+      len = decode_fixed32(p + off + 4);
+      uint8_t type = p[off + 8];
+      if (type != (header ? FRAME_HEADER : FRAME_DATA))
+        why = "bad record type";
+      else if (len > size - off - WAL_FRAME_HEADER)
+        why = "length runs past the end of the object";
+      else if (crc32c_extend(0, p + off + 4, 5 + (size_t)len) !=
+               crc32c_unmask(decode_fixed32(p + off)))
+        why = "checksum mismatch";
+    }
+    const uint8_t *d = p + off + WAL_FRAME_HEADER;
+    if (why == NULL && header) {
+      if (len != HEADER_PAYLOAD || memcmp(d, WAL_MAGIC_BYTES, 8) != 0 ||
+          decode_fixed32(d + 8) != WAL_VERSION_COMMITLOG)
+        why = "not a commit log header";
+      else if (decode_fixed64(d + 20) != number)
+        why = "header names another object number";
+    } else if (why == NULL && len < CLOG_RECORD_TAG + 12) {
+      why = "record shorter than its tag and batch header";
+    }
+    if (why != NULL) {
+      err = err_new(MICA_CORRUPTION, "commit log %s: offset %" PRIu64
+                    ": %s (an object is written whole: this is damage)",
+                    path, off, why);
+      break;
+    }
+    if (header) {
+      header = false;
+      off += WAL_FRAME_HEADER + len;
+      continue;
+    }
+    st->records_seen++;
+    uint64_t rec_off = off;
+    off += WAL_FRAME_HEADER + len;
+    if (decode_fixed64(d) != tablet || decode_fixed64(d + 8) != epoch)
+      continue;
+    uint64_t seq = decode_fixed64(d + CLOG_RECORD_TAG);
+    uint64_t count = decode_fixed32(d + CLOG_RECORD_TAG + 8);
+    if (count == 0 || seq + count - 1 <= after_seq) continue;
+    st->records++;
+    err = fn(arg, slice_make(d + CLOG_RECORD_TAG, len - CLOG_RECORD_TAG),
+             path, rec_off);
+  }
+  if (err == NULL && header)
+    err = err_new(MICA_CORRUPTION, "commit log %s: empty object (no header)",
+                  path);
+  buf_free(&b);
+  return err;
+}
+
 mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
                       uint64_t epoch, uint64_t first_segment,
                       uint64_t after_seq, clog_record_fn fn, void *arg,
@@ -667,14 +1222,17 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
   /* A log's directory holds its LOCK from clog_open until the collector
    * removes both: no LOCK means no log, even where a listing of a
    * missing directory answers empty (an object store, or a route env
-   * with the log directory on one side). */
+   * with the log directory on one side). In object mode a marker object
+   * plays that part (the collector removes the markers last). */
+  bool objects = !dir_appends_in_place(e, dir);
   bool has_lock = false;
   for (size_t i = 0; i < n && !has_lock; i++)
-    has_lock = strcmp(names[i], CLOG_LOCK_NAME) == 0;
+    has_lock = objects ? clog_parse_marker_name(names[i], &(uint64_t){0})
+                       : strcmp(names[i], CLOG_LOCK_NAME) == 0;
   if (!has_lock) {
     env_free_names(names, n);
     return err_new(MICA_NOT_FOUND, "commit log %s: no such log (no %s)", dir,
-                   CLOG_LOCK_NAME);
+                   objects ? CLOG_MARKER_PREFIX "* marker" : CLOG_LOCK_NAME);
   }
   uint64_t *nums = xcalloc(n + 1, sizeof(*nums));
   size_t k = 0;
@@ -686,7 +1244,8 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
   env_free_names(names, n);
   qsort(nums, k, sizeof(*nums), cmp_u64);
   for (size_t i = 0; i < k && err == NULL; i++) {
-    if (index_excludes(e, dir, nums[i], tablet_id, epoch, after_seq)) {
+    if (!objects &&
+        index_excludes(e, dir, nums[i], tablet_id, epoch, after_seq)) {
       st->segments_skipped++;
       continue;
     }
@@ -694,7 +1253,19 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
     clog_segment_name(name, sizeof(name), nums[i]);
     char *path = path_join(dir, name);
     st->segments_read++;
-    err = replay_segment(e, path, tablet_id, epoch, after_seq, fn, arg, st);
+    err = objects ? replay_object(e, path, nums[i], tablet_id, epoch,
+                                  after_seq, fn, arg, st)
+                  : replay_segment(e, path, tablet_id, epoch, after_seq, fn,
+                                   arg, st);
+    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+      /* Listed, then deleted by its writer after a manifest write said
+       * no tablet needs it: the caller's manifest is out of date. */
+      mica_err *w = err_new(MICA_ABORTED,
+                            "commit log %s: %s was deleted during the "
+                            "replay: %s", dir, name, err_msg(err));
+      err_free(err);
+      err = w;
+    }
     free(path);
   }
   free(nums);
@@ -703,20 +1274,39 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
 
 /* ---- collecting the logs of dead incarnations ---- */
 
-/* Whether any tablet under `tablets_dir` has writes that exist only in
- * log `name` (its manifest names the log above its flushed sequence
- * number). Errors other than a missing manifest count as "yes". */
-static bool log_needed(env *e, const char *tablets_dir, const char *name) {
+/* What the manifests say about logs, read in one pass: every log some
+ * tablet that can open again may replay from, with the smallest first
+ * segment such a manifest names. */
+typedef struct need {
+  char *name;
+  uint64_t floor;
+} need;
+
+typedef struct needs {
+  need *v;
+  size_t n;
+} needs;
+
+static void needs_free(needs *nd) {
+  for (size_t i = 0; i < nd->n; i++) free(nd->v[i].name);
+  free(nd->v);
+}
+
+static const need *needs_find(const needs *nd, const char *name) {
+  for (size_t i = 0; i < nd->n; i++)
+    if (strcmp(nd->v[i].name, name) == 0) return &nd->v[i];
+  return NULL;
+}
+
+/* Reads every manifest under `tablets_dir` once. An error other than a
+ * missing manifest fails the pass (then nothing is deleted). */
+static mica_err *read_needs(env *e, const char *tablets_dir, needs *out) {
+  memset(out, 0, sizeof(*out));
   char **dirs = NULL;
   size_t nd = 0;
   mica_err *err = layout_list_tablets(e, tablets_dir, &dirs, &nd);
-  if (err != NULL) {
-    err_free(err);
-    return true;
-  }
-  bool needed = false;
-  size_t len = strlen(name);
-  for (size_t i = 0; i < nd && !needed; i++) {
+  if (err != NULL) return err;
+  for (size_t i = 0; i < nd && err == NULL; i++) {
     char *dir = path_join(tablets_dir, dirs[i]);
     man_state m;
     man_init(&m);
@@ -724,22 +1314,50 @@ static bool log_needed(env *e, const char *tablets_dir, const char *name) {
     if (err == NULL) {
       /* Only a tablet that can open again replays: a split, merged or
        * dropped one never does (tablet_open.c refuses it). */
-      needed = (m.state == MAN_LIVE || m.state == MAN_SPLITTING) &&
-               man_holds_writes(&m) && m.log_name.len == len &&
-               memcmp(m.log_name.data, name, len) == 0;
-    } else if (err_code(err) != MICA_NOT_FOUND) {
-      needed = true;
+      if ((m.state == MAN_LIVE || m.state == MAN_SPLITTING) &&
+          man_holds_writes(&m) && m.log_name.len > 0) {
+        char *name = xmemdup(m.log_name.data, m.log_name.len + 1);
+        name[m.log_name.len] = '\0';
+        need *x = (need *)needs_find(out, name);
+        if (x == NULL) {
+          out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+          x = &out->v[out->n++];
+          x->name = name;
+          x->floor = m.log_first_segment;
+        } else {
+          free(name);
+          if (m.log_first_segment < x->floor) x->floor = m.log_first_segment;
+        }
+      }
+    } else if (err_code(err) == MICA_NOT_FOUND) {
+      err_free(err); /* a directory being created or removed */
+      err = NULL;
+    } else {
+      err = err_wrap(err, "reading %s", dir);
     }
-    err_free(err);
     man_clear(&m);
     free(dir);
   }
   env_free_names(dirs, nd);
-  return needed;
+  if (err != NULL) needs_free(out);
+  return err;
 }
 
-mica_err *clog_collect_dead(env *e, const char *tablets_dir,
-                            uint64_t *removed) {
+/* A log the collector may act on: in segment mode one whose LOCK it
+ * took (its server is gone); in object mode every log, with what a LIST
+ * showed of it before the manifests were read. */
+typedef struct cand {
+  char *name, *dir;
+  int fd;
+  uint64_t *objs; /* object numbers */
+  size_t n_objs;
+  uint64_t *marks; /* marker times */
+  size_t n_marks;
+} cand;
+
+mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
+                                    uint64_t marker_horizon_us,
+                                    uint64_t *removed) {
   if (removed != NULL) *removed = 0;
   char *root = clog_logs_root(tablets_dir);
   char **names = NULL;
@@ -750,37 +1368,151 @@ mica_err *clog_collect_dead(env *e, const char *tablets_dir,
     free(root);
     return NULL;
   }
+  if (err != NULL) {
+    free(root);
+    return err;
+  }
+  cand *c = xcalloc(n + 1, sizeof(*c));
+  size_t nc = 0;
   for (size_t i = 0; i < n && err == NULL; i++) {
     size_t nl = strlen(names[i]), sl = strlen(CLOG_NEW_SUFFIX);
     if (nl >= sl && strcmp(names[i] + nl - sl, CLOG_NEW_SUFFIX) == 0)
       continue; /* being created (or its creator died before the rename) */
     char *dir = path_join(root, names[i]);
-    char *lp = path_join(dir, CLOG_LOCK_NAME);
-    /* A log appears under its name already locked (clog_open): a free
-     * lock means its server is gone. */
-    int fd = -1;
-    bool has_lock = env_exists(e, lp);
-    mica_err *lerr = has_lock ? env_lock(e, lp, &fd) : NULL;
-    if (has_lock && lerr == NULL) {
-      /* Dead: no one appends to it again, so the set of manifests that
-       * need it only shrinks (a take-over names the new owner's log).
-       * Reading them after taking the lock therefore sees every one that
-       * still does. */
-      if (!log_needed(e, tablets_dir, names[i])) {
-        err = env_remove_tree(e, dir);
-        if (err == NULL) {
-          LOG_I("removed commit log %s: its server is gone and every tablet "
-                "logged in it was taken over or flushed", dir);
-          if (removed != NULL) (*removed)++;
+    if (dir_appends_in_place(e, dir)) {
+      char *lp = path_join(dir, CLOG_LOCK_NAME);
+      /* A log appears under its name already locked (clog_open): a free
+       * lock means its server is gone, and no one appends to it again,
+       * so the set of manifests that need it only shrinks (a take-over
+       * names the new owner's log). Reading them after taking the lock
+       * therefore sees every one that still does. */
+      int fd = -1;
+      bool has_lock = env_exists(e, lp);
+      mica_err *lerr = has_lock ? env_lock(e, lp, &fd) : NULL;
+      free(lp);
+      if (has_lock && lerr == NULL) {
+        c[nc++] = (cand){xstrdup(names[i]), dir, fd, NULL, 0, NULL, 0};
+        dir = NULL;
+      }
+      err_free(lerr); /* UNAVAILABLE: a live server holds it */
+    } else {
+      char **objs = NULL;
+      size_t no = 0;
+      err = env_list(e, dir, &objs, &no);
+      if (err == NULL && no > 0) {
+        cand x = {xstrdup(names[i]), dir, -1, xcalloc(no, sizeof(uint64_t)),
+                  0, xcalloc(no, sizeof(uint64_t)), 0};
+        bool old_marker = false;
+        uint64_t now = env_wall_micros(e);
+        for (size_t j = 0; j < no; j++) {
+          uint64_t v;
+          if (clog_parse_segment_name(objs[j], &v)) {
+            x.objs[x.n_objs++] = v;
+          } else if (clog_parse_marker_name(objs[j], &v)) {
+            x.marks[x.n_marks++] = v;
+            if (v + marker_horizon_us < now) old_marker = true;
+          }
+        }
+        /* Nothing a pass could delete (no object, only young markers):
+         * no candidate, so an idle cluster reads no manifest. */
+        if (x.n_objs > 0 || old_marker) {
+          c[nc++] = x;
+          dir = NULL;
+        } else {
+          free(x.name);
+          free(x.objs);
+          free(x.marks);
         }
       }
-      env_unlock(e, fd);
+      env_free_names(objs, no);
     }
-    err_free(lerr); /* UNAVAILABLE: a live server holds it */
-    free(lp);
     free(dir);
   }
   env_free_names(names, n);
+
+  /* One pass over the manifests for every log. */
+  needs nd = {NULL, 0};
+  uint64_t read_at = env_wall_micros(e);
+  if (err == NULL && nc > 0) err = read_needs(e, tablets_dir, &nd);
+  for (size_t i = 0; i < nc; i++) {
+    if (err == NULL) {
+      const need *x = needs_find(&nd, c[i].name);
+      if (c[i].fd >= 0 || c[i].objs == NULL) {
+        if (x == NULL) {
+          err = env_remove_tree(e, c[i].dir);
+          if (err == NULL) {
+            LOG_I("removed commit log %s: its server is gone and every "
+                  "tablet logged in it was taken over or flushed", c[i].dir);
+            if (removed != NULL) (*removed)++;
+          }
+        }
+      } else {
+        /* Object mode. Every object listed before the manifests were
+         * read and below every needing manifest's first segment holds
+         * nothing any tablet will replay (docs/storage.md). */
+        uint64_t floor = x != NULL ? x->floor : UINT64_MAX;
+        size_t left = 0, gone = 0;
+        for (size_t j = 0; j < c[i].n_objs && err == NULL; j++) {
+          if (c[i].objs[j] >= floor) {
+            left++;
+            continue;
+          }
+          char name[64];
+          char *path = path_join(c[i].dir, clog_segment_name(
+                                               name, sizeof(name),
+                                               c[i].objs[j]));
+          err = env_remove(e, path);
+          if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+            err_free(err);
+            err = NULL;
+          }
+          free(path);
+          gone++;
+        }
+        /* Markers last, and only old ones: a server renews its marker
+         * (under a new name) before a take-over names its log, so a
+         * marker older than the horizon when no manifest needed the log
+         * belongs to a log no manifest is about to name. */
+        size_t marks_left = c[i].n_marks;
+        for (size_t j = 0; j < c[i].n_marks && err == NULL && x == NULL &&
+                           left == 0;
+             j++) {
+          if (c[i].marks[j] + marker_horizon_us >= read_at) continue;
+          char name[64];
+          char *path = path_join(c[i].dir, marker_name(name, sizeof(name),
+                                                       c[i].marks[j]));
+          err = env_remove(e, path);
+          if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+            err_free(err);
+            err = NULL;
+          }
+          free(path);
+          marks_left--;
+        }
+        if (err == NULL && gone > 0)
+          LOG_I("commit log %s: deleted %zu objects no tablet needs", c[i].dir,
+                gone);
+        if (err == NULL && x == NULL && left == 0 && marks_left == 0) {
+          LOG_I("removed commit log %s: no tablet needs it and its marker "
+                "is older than the horizon", c[i].dir);
+          if (removed != NULL) (*removed)++;
+        }
+      }
+    }
+    if (c[i].fd >= 0) env_unlock(e, c[i].fd);
+    free(c[i].name);
+    free(c[i].dir);
+    free(c[i].objs);
+    free(c[i].marks);
+  }
+  needs_free(&nd);
+  free(c);
   free(root);
   return err;
+}
+
+mica_err *clog_collect_dead(env *e, const char *tablets_dir,
+                            uint64_t *removed) {
+  return clog_collect_dead_horizon(e, tablets_dir, CLOG_MARKER_HORIZON_US,
+                                   removed);
 }

@@ -78,7 +78,24 @@ typedef struct clog_options {
   /* When the live segments hold more than this, the tablets pinning the
    * oldest one are asked to flush. Default 512 MiB. */
   uint64_t max_bytes;
+  /* ---- object mode (an env that cannot append in place: S3) ----
+   * Each group commit is one object PUT. A group is closed batch_us after
+   * its first record was added, or at once when it holds batch_bytes; the
+   * PUTs go one at a time, in order. Defaults 10 ms and 4 MiB. */
+  uint64_t batch_us;
+  uint64_t batch_bytes;
+  /* When more objects than this are live, the tablets pinning the oldest
+   * are asked to flush (bounds what a recovery reads). Default 2048. */
+  uint64_t max_objects;
+  /* The log's marker objects (LOG-<wall µs>) are renewed by a take-over
+   * when older than half of this; clog_collect_dead deletes a marker
+   * older than this once no manifest needs the log. Default 1 hour;
+   * clocks of the servers must agree to well within half of it. */
+  uint64_t marker_horizon_us;
 } clog_options;
+
+/* The default marker horizon (clog_options.marker_horizon_us). */
+#define CLOG_MARKER_HORIZON_US (3600ull * 1000000ull)
 
 void clog_options_init(clog_options *o);
 
@@ -100,6 +117,25 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
 
 /* The log's name (valid until clog_close). */
 const char *clog_name(const clog *l);
+
+/* Whether the log writes one object per group commit (its env cannot
+ * append in place: S3) rather than segment files. */
+bool clog_objects(const clog *l);
+
+/* What a take-over names in a manifest: the number every record added
+ * from now on is at or after (clog_current_segment). In object mode it
+ * first renews the log's marker object when it is older than half the
+ * marker horizon, so the collector of dead logs never removes the marker
+ * of a log a manifest is about to name (docs/storage.md). */
+mica_err *clog_anchor(clog *l, uint64_t *first_segment);
+
+/* The first segment (object) a replay of `tablet_id` under `epoch` after
+ * sequence number `flushed_seq` must read, for a flush's manifest: in
+ * object mode the oldest live object holding a record of the tablet
+ * above that number, else the current one. In segment mode `current`
+ * is returned unchanged (segments are few and indexed). */
+uint64_t clog_replay_floor(clog *l, uint64_t tablet_id, uint64_t epoch,
+                           uint64_t flushed_seq, uint64_t current);
 
 /* The number of the segment records are appended to now: every record
  * added after this call lands in it or a later one. */
@@ -153,6 +189,9 @@ typedef struct clog_stats {
   uint64_t bytes;           /* their bytes (records, not preallocation) */
   uint64_t segments_deleted;
   uint64_t flush_requests;  /* forced flushes asked for by the size bound */
+  /* Object mode: group-commit objects PUT, failed PUTs, their bytes and
+   * the time spent in them, objects deleted, marker PUTs. */
+  uint64_t puts, put_errors, put_bytes, put_micros, markers;
 } clog_stats;
 void clog_get_stats(clog *l, clog_stats *out);
 
@@ -178,9 +217,21 @@ mica_err *clog_close(clog *l);
  * flushed). Live logs and logs still needed stay. Safe to run from any
  * server at any time; sets *removed (may be NULL) to the logs deleted.
  * The data root must be on a file system whose advisory locks reach every
- * server (a local one, or NFS with working locks). */
+ * server (a local one, or NFS with working locks).
+ *
+ * Object mode (S3; no locks): in every log, the objects that a LIST made
+ * before reading the manifests showed and that lie below every needing
+ * manifest's first segment (all of them when no manifest needs the log)
+ * are deleted, and so are its marker objects older than the marker
+ * horizon when no manifest needs it; *removed counts logs left with
+ * nothing. Either way the manifests are read once per call, whatever the
+ * number of logs. */
 mica_err *clog_collect_dead(env *e, const char *tablets_dir,
                             uint64_t *removed);
+/* clog_collect_dead with the marker horizon given (tests). */
+mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
+                                    uint64_t marker_horizon_us,
+                                    uint64_t *removed);
 
 /* ---- recovery ---- */
 
@@ -203,7 +254,15 @@ typedef mica_err *(*clog_record_fn)(void *arg, slice batch, const char *path,
  * is above `after_seq`. Torn tails are dropped (every segment may end in
  * one: each was the active segment once); damage followed by a valid
  * record is CORRUPTION naming the file and offset, as is a malformed
- * record. A missing directory is NOT_FOUND. `st` may be NULL. */
+ * record. A missing directory is NOT_FOUND. `st` may be NULL.
+ *
+ * In object mode (the env cannot append in place) the log is its group
+ * objects: no torn tails (a PUT is atomic), so any damage is CORRUPTION,
+ * and a log without a marker object is NOT_FOUND. In both modes a segment
+ * or object that was listed but is gone when read is ABORTED: its
+ * writer deleted it after a manifest write, so the caller rereads the
+ * manifest (tab_open does) and reports CORRUPTION only if it had not
+ * changed. */
 mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
                       uint64_t epoch, uint64_t first_segment,
                       uint64_t after_seq, clog_record_fn fn, void *arg,
@@ -212,8 +271,12 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
 /* Segment and index file names ("clog-<20 digits>.log" / ".idx"). */
 char *clog_segment_name(char *out, size_t size, uint64_t number);
 bool clog_parse_segment_name(const char *name, uint64_t *number);
-/* Whether `name` is a file a log directory holds: a segment, a segment's
- * index, or CLOG_LOCK_NAME (what --wal-dir takes off an S3 root). */
+/* A log's marker object in object mode: "LOG-<20 digits of wall µs>". */
+#define CLOG_MARKER_PREFIX "LOG-"
+bool clog_parse_marker_name(const char *name, uint64_t *wall_us);
+/* Whether `name` is a file a log directory holds: a segment (or group
+ * object), a segment's index, CLOG_LOCK_NAME or a marker (what --wal-dir
+ * takes off an S3 root). */
 bool clog_is_file_name(const char *name);
 
 #endif

@@ -706,6 +706,7 @@ void tab_get_stats(tablet *t, tab_stats *s) {
   s->stall_micros = atomic_load(&t->st_stall_micros);
   s->stall_timeouts = atomic_load(&t->st_stall_timeouts);
   s->wal_replayed_records = t->replayed_records;
+  s->lost_log_accepted = t->lost_log_accepted;
   s->wal_dropped_bytes = t->dropped_bytes;
   pthread_mutex_lock(&t->mu);
   s->num_ssts = t->cur->n_files;

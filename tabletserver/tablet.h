@@ -116,6 +116,13 @@ typedef struct tab_options {
   /* The server's shared commit log (clog.h), or NULL for the tablet's own
    * WAL segments. Must outlive the tablet. Default NULL. */
   clog *log;
+  /* Operator's acceptance of a loss (mica-tserver --accept-lost-commit-log):
+   * a NULL-terminated list of commit log names. A tablet whose manifest
+   * names one of them while that log is missing (a server's POSIX log lost
+   * with its machine) opens without the writes that were only in it,
+   * logging an error that says so, instead of failing with CORRUPTION.
+   * Damage inside a log that exists is never accepted. Default NULL. */
+  const char *const *accept_lost_logs;
 } tab_options;
 
 void tab_options_init(tab_options *o);
@@ -317,6 +324,9 @@ typedef struct tab_stats {
   uint64_t stalls, stall_micros;        /* writes that waited, and how long */
   uint64_t stall_timeouts;              /* of which gave up (UNAVAILABLE) */
   uint64_t wal_replayed_records, wal_dropped_bytes; /* at open */
+  /* Opened without its missing commit log (tab_options.accept_lost_logs):
+   * the writes only that log held are gone. */
+  bool lost_log_accepted;
   uint64_t num_ssts, num_immutable, memtable_bytes; /* current state */
   uint64_t level_files[7];              /* SSTables per level (0..6) */
   bool compaction_due;                  /* a level is over its bound, or a

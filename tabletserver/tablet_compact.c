@@ -201,6 +201,13 @@ static mica_err *flush_one(tablet *t, bool *did) {
      * names no log, which is what a clean close means (merges and the
      * collection of dead logs rely on it). */
     m.log_flushed_seq = victim.last_seq;
+    /* On S3 (one object per group) a replay starts at the oldest
+     * object still holding this tablet's unflushed records. */
+    if (m.log_epoch == t->epoch && m.log_name.len > 0 &&
+        slice_eq(buf_slice(&m.log_name), slice_from_str(clog_name(t->log))))
+      m.log_first_segment = clog_replay_floor(t->log, t->id, t->epoch,
+                                              victim.last_seq,
+                                              m.log_first_segment);
     if (t->closing && t->n_imm == 1 && mt_count(t->cur->mem) == 0)
       man_set_log(&m, slice_make(NULL, 0), 0, 0, 0);
   } else {

@@ -231,6 +231,7 @@ struct tablet {
       st_get_probes, st_scans, st_flushes, st_flush_bytes, st_compactions, st_cread, st_cwrite,
       st_stalls, st_stall_micros, st_stall_timeouts;
   uint64_t replayed_records, dropped_bytes;
+  bool lost_log_accepted; /* opened without a missing log (accept_lost_logs) */
 };
 
 static inline void stat_add(atomic_uint_fast64_t *s, uint64_t v) {

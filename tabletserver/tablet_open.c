@@ -333,12 +333,33 @@ static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
                               replay_log_record, &c, &st);
   if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
     /* A log is deleted only once no manifest names it
-     * (clog_collect_dead). */
-    mica_err *w = err_new(MICA_CORRUPTION,
-                          "commit log %s named in the manifest of %s is missing", dir,
-                          t->dir);
-    err_free(err);
-    err = w;
+     * (clog_collect_dead): missing, it was lost (a POSIX --wal-dir on a
+     * machine that is gone), and the writes only it held with it. */
+    bool accepted = false;
+    for (const char *const *a = t->o.accept_lost_logs; a && *a && !accepted;
+         a++)
+      accepted = strcmp(*a, name) == 0;
+    if (accepted) {
+      LOG_E("tablet %" PRIu64 ": commit log %s named in the manifest of %s "
+            "is missing; ACCEPTING THE LOSS of every write of this tablet "
+            "that was only in it (epoch %" PRIu64 ", sequence numbers above "
+            "%" PRIu64 "), as --accept-lost-commit-log %s asked: %s",
+            t->id, dir, t->dir, m->log_epoch, m->log_flushed_seq, name,
+            err_msg(err));
+      t->lost_log_accepted = true;
+      err_free(err);
+      err = NULL;
+    } else {
+      mica_err *w = err_new(MICA_CORRUPTION,
+                            "commit log %s named in the manifest of %s is "
+                            "missing (if it is lost for good, "
+                            "--accept-lost-commit-log %s opens the tablet "
+                            "without the writes only it held; "
+                            "docs/storage.md)",
+                            dir, t->dir, name);
+      err_free(err);
+      err = w;
+    }
   }
   if (c.max_seq > *max_seq) *max_seq = c.max_seq;
   t->replayed_records += st.records;
@@ -419,9 +440,18 @@ static mica_err *start_own_segment(tablet *t, tfile **files,
     man_set_log(nm, slice_make(NULL, 0), 0, 0, 0);
   } else {
     /* From now on this tablet's writes are in this server's log, under
-     * this epoch: no one reads the previous owners' logs for it again. */
-    man_set_log(nm, slice_from_str(clog_name(t->log)), t->epoch,
-                clog_current_segment(t->log), max_seq);
+     * this epoch: no one reads the previous owners' logs for it again.
+     * clog_anchor renews an S3 log's marker first if it is old, so the
+     * collector never removes the marker of a log named here. */
+    uint64_t first = 0;
+    mica_err *err = clog_anchor(t->log, &first);
+    if (err != NULL) {
+      man_clear(nm);
+      man_init(nm);
+      return err;
+    }
+    man_set_log(nm, slice_from_str(clog_name(t->log)), t->epoch, first,
+                max_seq);
   }
   nm->last_seq = max_seq;
   nm->next_file = next_file;
@@ -667,9 +697,21 @@ static mica_err *open_attempt(res_pool *res, const char *dir,
   err = open_ssts(t, files, &max_seq);
   if (err == NULL) err = tb_check_file_levels(t, files, levels, nf);
   if (err == NULL) err = replay_wal(t, replayed, &max_seq);
-  if (err == NULL && t->man.log_name.len > 0) {
+  if ((err == NULL || err_code(err) == MICA_ABORTED) &&
+      t->man.log_name.len > 0) {
+    /* ABORTED: a segment or object listed by the replay was gone when
+     * read. That is its writer's deletion after a manifest write (then
+     * the manifest changed: start again) or else damage. */
+    mica_err *rerr = err;
     bool same = false;
     err = manifest_unchanged(t, &same);
+    if (err == NULL && same && rerr != NULL) {
+      err = err_new(MICA_CORRUPTION, "%s (and the MANIFEST did not change)",
+                    err_msg(rerr));
+      err_free(rerr);
+      rerr = NULL;
+    }
+    err_free(rerr);
     if (err == NULL && !same) {
       *changed = true;
       for (size_t i = 0; i < nf; i++) tb_tfile_unref(files[i]);

@@ -42,11 +42,22 @@ static const char usage_text[] =
     "  --data-dir DIR           shared data root; tablets live in DIR/tablets\n"
     "                           (required); a directory, or s3://BUCKET/PREFIX\n"
     "                           on S3-compatible storage (flags below)\n"
-    "  --wal-dir PATH           keep the write-ahead log in this POSIX\n"
-    "                           directory instead of beside the tablets\n"
-    "                           (required with an s3:// data root, shared by\n"
-    "                           every server of the cluster: a local disk\n"
-    "                           loses unflushed writes with its machine)\n"
+    "  --wal-dir PATH|s3://BUCKET/PREFIX\n"
+    "                           where the commit log lives instead of beside\n"
+    "                           the tablets (default: under DIR, on S3 when\n"
+    "                           DIR is s3://). A POSIX PATH with an s3:// DIR\n"
+    "                           must be shared by every server: on a local\n"
+    "                           disk, losing the machine loses every write\n"
+    "                           not yet flushed to S3\n"
+    "  --wal-batch-ms MS        commit log on S3: a group commit waits up to\n"
+    "                           MS for more writes before its one PUT\n"
+    "                           (0..1000, default 10)\n"
+    "  --accept-lost-commit-log NAME[,NAME...]\n"
+    "                           open tablets whose manifest names one of these\n"
+    "                           commit logs (ts-...) although the log is gone\n"
+    "                           (a POSIX --wal-dir lost with its machine),\n"
+    "                           LOSING the writes only it held; each such open\n"
+    "                           is logged as an error (docs/storage.md)\n"
     "  --master SPEC            master to register with: HOST:PORT, a comma-\n"
     "                           separated list of candidate masters, or\n"
     "                           zk://HOST:PORT[,...][/chroot] to follow the\n"
@@ -223,7 +234,7 @@ int main(int argc, char **argv) {
         "--max-streams", "--max-streams-per-conn", "--stream-idle-timeout",
         "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca",
         "--tls-client-certs", "--drain-timeout-ms", "--commit-log",
-        "--wal-dir"};
+        "--wal-dir", "--wal-batch-ms", "--accept-lost-commit-log"};
     bool is_known = data_root_is_flag(name);
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
       if (strcmp(name, known[k]) == 0) is_known = true;
@@ -234,10 +245,33 @@ int main(int argc, char **argv) {
       mica_err *fe = data_root_flags_add(&storage, name, val);
       if (fe != NULL) usage_error("%s", err_msg(fe));
     } else if (strcmp(name, "--wal-dir") == 0) {
-      if (val[0] == '\0' || env_s3_is_path(val))
-        usage_error("--wal-dir: '%s' is not a POSIX directory (the S3 log "
-                    "waits on the server-wide commit log, issue 16)", val);
+      if (val[0] == '\0') usage_error("--wal-dir: empty path '%s'", val);
       wal_dir = val;
+    } else if (strcmp(name, "--accept-lost-commit-log") == 0) {
+      /* Names as the manifest holds them: bare names, comma-separated. */
+      static const char *lost[65];
+      size_t k = 0;
+      char *list = xstrdup(val), *save = NULL; /* lives until exit */
+      for (char *t = strtok_r(list, ",", &save); t != NULL;
+           t = strtok_r(NULL, ",", &save)) {
+        if (k == 64 || t[0] == '\0' || strchr(t, '/') != NULL ||
+            strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+          usage_error("--accept-lost-commit-log: '%s' is not a list of at "
+                      "most 64 commit log names (ts-...)", val);
+        lost[k++] = t;
+      }
+      if (k == 0)
+        usage_error("--accept-lost-commit-log: '%s' names no commit log", val);
+      lost[k] = NULL;
+      c.accept_lost_logs = lost;
+      LOG_W("--accept-lost-commit-log %s: tablets whose commit log is one of "
+            "these and is missing will open WITHOUT the writes only it held",
+            val);
+    } else if (strcmp(name, "--wal-batch-ms") == 0) {
+      if (!parse_int(val, 1000, &v))
+        usage_error("--wal-batch-ms: '%s' is not a number of milliseconds "
+                    "in 0..1000", val);
+      c.wal_batch_ms = v;
     } else if (strcmp(name, "--listen") == 0) {
       c.listen = val;
     } else if (strcmp(name, "--address-file") == 0) {
@@ -386,26 +420,44 @@ int main(int argc, char **argv) {
   {
     mica_err *re = data_root_open(c.data_dir, &storage, &root_env, &root_s3);
     if (re != NULL) usage_error("%s", err_msg(re));
-    if (root_s3 && wal_dir == NULL)
-      usage_error("%s", "an s3:// --data-dir needs --wal-dir PATH: the "
-                  "write-ahead log stays on a POSIX directory until the S3 "
-                  "log exists (docs/storage.md)");
+    bool wal_s3 = wal_dir != NULL && env_s3_is_path(wal_dir);
+    if (wal_s3 && !root_s3)
+      usage_error("--wal-dir %s: a commit log on S3 needs an s3:// "
+                  "--data-dir (whose storage flags it shares)", wal_dir);
+    if (root_s3 && !c.shared_log && (wal_dir == NULL || wal_s3))
+      usage_error("%s", "--commit-log tablet on an s3:// --data-dir needs "
+                  "--wal-dir PATH (a POSIX directory): per-tablet segments "
+                  "grow by appends, which S3 cannot do");
+    if (wal_s3) {
+      char *b = NULL, *k = NULL;
+      mica_err *pe = env_s3_parse(wal_dir, &b, &k);
+      free(b);
+      free(k);
+      if (pe != NULL) usage_error("--wal-dir: %s", err_msg(pe));
+    }
     if (root_s3 && c.secret_file == NULL)
       usage_error("%s", "an s3:// --data-dir needs --cluster-secret-file "
                   "PATH: the cluster secret is never kept in the bucket");
     c.env = root_env;
     if (wal_dir != NULL) {
-      route = env_route_new(root_env, c.data_dir, env_posix(), wal_dir,
+      /* The S3 env serves every bucket: a log on S3 elsewhere is the
+       * same env under another root. */
+      route = env_route_new(root_env, c.data_dir,
+                            wal_s3 ? root_env : env_posix(), wal_dir,
                             is_wal_name);
       c.env = route;
       LOG_I("write-ahead log in %s, data in %s", wal_dir, c.data_dir);
     }
-    if (root_s3)
+    if (root_s3 && wal_dir != NULL && !wal_s3)
       LOG_W("the write-ahead log is in the POSIX directory %s, not on S3: "
             "if that directory is on this machine's disk, losing the "
             "machine (or the disk) loses every write not yet flushed to "
             "%s; share it between the cluster's servers or accept that "
             "(docs/storage.md)", wal_dir, c.data_dir);
+    else if (root_s3 || wal_s3)
+      LOG_I("the commit log is on S3 (%s/logs): a write is acknowledged "
+            "once its group's PUT succeeded, so losing this machine loses "
+            "no acknowledged write", wal_s3 ? wal_dir : c.data_dir);
   }
 
   /* Block the shutdown signals before any thread exists, so every thread

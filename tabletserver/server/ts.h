@@ -74,6 +74,15 @@ typedef struct ts_config {
    * tablet's own WAL segments. Either setting reopens tablets written
    * under the other. */
   bool shared_log;
+  /* With the commit log on S3 (an s3:// data root without a POSIX
+   * --wal-dir): how long a group waits for more writes before its one
+   * PUT, in ms (--wal-batch-ms; default 10, 0 = PUT as soon as the
+   * previous one ended). Ignored for a POSIX log. */
+  uint64_t wal_batch_ms;
+  /* Commit logs whose loss the operator accepted (--accept-lost-commit-log;
+   * tab_options.accept_lost_logs): NULL-terminated, borrowed for the
+   * server's life. Default NULL. */
+  const char *const *accept_lost_logs;
   /* The cluster secret file (docs/security.md); NULL = <data_dir>/
    * cluster.secret, created when missing. */
   const char *secret_file;

@@ -200,6 +200,19 @@ static void render_engine(ts_server *s, buf *out) {
                  ls.flush_requests,
                  "Flushes asked of tablets pinning the oldest segment past "
                  "the log's size bound.");
+    if (clog_objects(s->log)) {
+      prom_counter(out, "mica_tserver_commit_log_puts_total", ls.puts,
+                   "Group objects PUT by the commit log on S3.");
+      prom_counter(out, "mica_tserver_commit_log_put_errors_total",
+                   ls.put_errors,
+                   "Group PUTs that failed (their writes not acknowledged).");
+      prom_counter(out, "mica_tserver_commit_log_put_bytes_total",
+                   ls.put_bytes, "Bytes of the group objects PUT.");
+      prom_head(out, "mica_tserver_commit_log_put_seconds_total", "counter",
+                "Time spent in group PUTs, retries included.");
+      prom_sample_begin(out, "mica_tserver_commit_log_put_seconds_total");
+      prom_sample_end(out, (double)ls.put_micros / 1e6);
+    }
   }
 
   cache *c = res_cache(s->res);

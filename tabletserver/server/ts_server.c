@@ -33,6 +33,7 @@ void ts_config_init(ts_config *c) {
   c->reserve_percent = 5;
   c->compression = SST_COMPRESS_LZ4;
   c->shared_log = true;
+  c->wal_batch_ms = 10;
 }
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
@@ -67,11 +68,19 @@ static mica_err *ts_log_open(ts_server *s) {
   snprintf(name, sizeof(name), "ts-%" PRIu64 "-%ld", env_wall_micros(s->e),
            (long)getpid());
   char *root = clog_logs_root(s->tablets_dir);
-  mica_err *e = clog_open(s->e, root, name, NULL, &s->log);
+  clog_options lo;
+  clog_options_init(&lo);
+  lo.batch_us = s->cfg.wal_batch_ms * 1000;
+  mica_err *e = clog_open(s->e, root, name, &lo, &s->log);
   free(root);
   if (e == NULL) {
     s->topts.log = s->log;
-    LOG_I("commit log %s (shared by every tablet of this server)", name);
+    if (clog_objects(s->log))
+      LOG_I("commit log %s (shared by every tablet of this server) on "
+            "object storage: one PUT per group commit, groups of up to "
+            "%" PRIu64 " ms", name, s->cfg.wal_batch_ms);
+    else
+      LOG_I("commit log %s (shared by every tablet of this server)", name);
   }
   return e;
 }
@@ -124,6 +133,7 @@ mica_err *ts_server_new(const ts_config *c, ts_server **out) {
   tab_options_init(&s->topts);
   if (c->memtable_bytes > 0) s->topts.memtable_bytes = c->memtable_bytes;
   s->topts.sst.compression = (sst_compression)c->compression;
+  s->topts.accept_lost_logs = c->accept_lost_logs;
   /* The server checks the wire limits itself (32 MiB of keys and values
    * per batch); the engine's limit is on the encoded batch, which adds a
    * few bytes per entry, so it gets the message limit as its bound. */

@@ -115,6 +115,9 @@ void cl_options_init(cl_options *o) {
   o->start_timeout_ms = 30000;
   o->tls_dir = cl_env_tls_dir();
   o->s3 = cl_env_s3();
+  /* MICA_TEST_S3_WAL=1 with MICA_TEST_S3: the commit log on S3 too. */
+  const char *w = getenv("MICA_TEST_S3_WAL");
+  o->s3_wal = o->s3 && w != NULL && w[0] != '\0' && strcmp(w, "0") != 0;
 }
 
 static void sync_slot(proc *p) {
@@ -156,7 +159,7 @@ static void s3_flags(cluster *c, num_flags *f, bool tserver) {
     f->v[f->n++] = "--s3-endpoint";
     f->v[f->n++] = c->s3_endpoint;
   }
-  if (tserver) {
+  if (tserver && !c->opt.s3_wal) {
     f->v[f->n++] = "--wal-dir";
     f->v[f->n++] = c->wal;
   }
@@ -214,6 +217,10 @@ static mica_err *start_master(cluster *c, const char *listen) {
   return NULL;
 }
 
+void cl_tserver_machine_dir(const cluster *c, int i, char *out, size_t n) {
+  snprintf(out, n, "%s/machine-%d", c->root, i);
+}
+
 static mica_err *start_tserver(cluster *c, int i) {
   num_flags f = {0};
   if (c->opt.split_threshold)
@@ -221,6 +228,12 @@ static mica_err *start_tserver(cluster *c, int i) {
   num_flag(&f, "--drain-timeout-ms", c->opt.drain_timeout_ms);
   tls_flags(c, &f);
   s3_flags(c, &f, true);
+  char cache[1200];
+  if (c->opt.s3 && c->opt.s3_wal) {
+    cl_tserver_machine_dir(c, i, cache, sizeof cache - 8);
+    strcat(cache, "/cache");
+    str_flag(&f, "--cache-dir", cache);
+  }
   c->ts_id[i] = 0;
   return start_slot(c, &c->ts[i], "mica-tserver", NULL, c->master.address,
                     false, &f, c->opt.tserver_args);
@@ -307,7 +320,9 @@ static mica_err *start_s3(cluster *c) {
   if (err) return err;
   if (!said)
     fprintf(stderr, "cluster: data root on the test's S3 server (s3rver), "
-            "WAL in a local directory shared by the tablet servers\n");
+            "%s\n", c->opt.s3_wal ? "commit log on S3 too"
+                                  : "WAL in a local directory shared by the "
+                                    "tablet servers");
   said = true;
   free(c->data);
   c->data = th_s3_new_root("cluster");

@@ -75,6 +75,12 @@ typedef struct cl_options {
    * (s3proxy.h: th_s3_fault makes requests fail), while cl_data_env()
    * reads the bucket directly, unaffected. */
   bool s3_proxy;
+  /* With s3: the commit log on S3 as well (no --wal-dir; docs/storage.md),
+   * and each tablet server gets a local "machine" directory holding its
+   * disk cache (cl_tserver_machine_dir), so a test can wipe a server's
+   * whole machine. Default: MICA_TEST_S3_WAL set (not "" or "0") with
+   * s3. */
+  bool s3_wal;
 } cl_options;
 
 /* Fills `o` with the defaults above. tls_dir defaults to
@@ -145,6 +151,10 @@ uint64_t cl_tserver_id(cluster *c, int i);
  * signals a test sends itself (SIGSTOP to freeze a server). */
 pid_t cl_tserver_pid(const cluster *c, int i);
 pid_t cl_master_pid(const cluster *c);
+
+/* Slot i's local "machine" directory (opt.s3_wal): every local path that
+ * server uses (its --cache-dir) is under it. */
+void cl_tserver_machine_dir(const cluster *c, int i, char *out, size_t n);
 
 /* SIGKILL, then reap. */
 mica_err *cl_kill_tserver(cluster *c, int i);

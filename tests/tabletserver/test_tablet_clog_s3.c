@@ -1,0 +1,650 @@
+/* test_tablet_clog_s3: the server commit log on S3 (clog.h, object mode:
+ * one object PUT per group commit), against a real S3 server (s3rver)
+ * behind the signature-checking, fault-injecting proxy
+ * (tests/common/s3_harness.h).
+ *
+ *  - group_batching: records of six tablets added within one batch window
+ *    are one PUT; a group that reaches the byte limit is PUT without
+ *    waiting for the window; each tablet reads back only its records;
+ *  - ordering_and_replay: many groups from three tablets replay in order,
+ *    from a first object on, after a flushed sequence number;
+ *    clog_replay_floor names the first object a replay still needs; a
+ *    damaged object is CORRUPTION naming it and the offset, a log without
+ *    its marker NOT_FOUND;
+ *  - put_failure: a group whose PUT keeps failing is not acknowledged,
+ *    leaves no object and nothing is replayed of it; the next group is
+ *    written;
+ *  - killed_owner_and_late_put: a tablet server process (forked) is
+ *    killed with kill -9 after acknowledged writes; a new owner recovers
+ *    every one of them from S3; a fenced old owner's PUT that lands after
+ *    the take-over is never replayed, even after the new owner is killed
+ *    too;
+ *  - delete_after_flush_and_collect: a flush deletes the objects every
+ *    tablet flushed past; a dead log's objects stay while a manifest needs
+ *    them and go (with the marker, once old) after the take-over;
+ *  - wal_dir_elsewhere: through the tablet server's route env, the log
+ *    lives under another s3:// prefix (--wal-dir s3://...);
+ *  - accept_lost_posix_log: a POSIX log lost with its machine keeps its
+ *    tablet from opening until the operator accepts that log's loss by
+ *    name (tab_options.accept_lost_logs, --accept-lost-commit-log). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/env.h"
+#include "common/env_route.h"
+#include "common/path.h"
+#include "tabletserver/clog.h"
+#include "tabletserver/tablet.h"
+#include "tabletserver/wbatch.h"
+#include "tests/common/s3_harness.h"
+#include "tests/tabletserver/tt.h"
+#include "tests/harness/testutil.h"
+
+#define S(str) slice_from_str(str)
+#define NONE slice_make(NULL, 0)
+
+static const char *logs_root(const char *root) {
+  static char pool[16][600];
+  static int next;
+  char *p = pool[next++ % 16];
+  char *r = clog_logs_root(tt_tablets_dir(root));
+  snprintf(p, 600, "%s", r);
+  free(r);
+  return p;
+}
+
+static uint64_t g_horizon = CLOG_MARKER_HORIZON_US;
+
+static clog *log_open(env *e, const char *root, const char *name,
+                      uint64_t batch_us, uint64_t batch_bytes) {
+  clog_options lo;
+  clog_options_init(&lo);
+  lo.batch_us = batch_us;
+  lo.marker_horizon_us = g_horizon;
+  if (batch_bytes) lo.batch_bytes = batch_bytes;
+  clog *l = NULL;
+  TU_OK(clog_open(e, logs_root(root), name, &lo, &l));
+  return l;
+}
+
+/* The log's objects: *groups group objects, *markers marker objects. */
+static void count_objects(env *e, const char *root, const char *name,
+                          size_t *groups, size_t *markers) {
+  char *dir = clog_dir_path(logs_root(root), name);
+  char **names = NULL;
+  size_t n = 0;
+  TU_OK(env_list(e, dir, &names, &n));
+  *groups = *markers = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t v;
+    if (clog_parse_segment_name(names[i], &v)) (*groups)++;
+    else if (clog_parse_marker_name(names[i], &v)) (*markers)++;
+  }
+  env_free_names(names, n);
+  free(dir);
+}
+
+/* Waits (up to 20 s) until the log holds `want` group objects: the log
+ * deletes objects in the background. */
+static size_t wait_groups(env *e, const char *root, const char *name,
+                          size_t want) {
+  size_t groups = 0, markers = 0;
+  for (int i = 0; i < 400; i++) {
+    count_objects(e, root, name, &groups, &markers);
+    if (groups == want) break;
+    usleep(50000);
+  }
+  return groups;
+}
+
+typedef struct seen {
+  uint64_t seqs[256];
+  size_t n;
+} seen;
+
+static mica_err *collect(void *arg, slice batch, const char *path,
+                         uint64_t offset) {
+  (void)path;
+  (void)offset;
+  seen *s = arg;
+  wbatch *b = wbatch_new();
+  mica_err *err = wbatch_decode(b, batch);
+  if (err == NULL && s->n < 256) s->seqs[s->n++] = wbatch_seq(b);
+  wbatch_free(b);
+  return err;
+}
+
+static wbatch *batch_at(uint64_t seq, size_t value_bytes) {
+  wbatch *b = wbatch_new();
+  char *v = xcalloc(1, value_bytes + 1);
+  memset(v, 'v', value_bytes);
+  wbatch_put(b, S("k"), S(v));
+  free(v);
+  wbatch_set_seq(b, seq);
+  return b;
+}
+
+static void put_kv(tablet *t, const char *k, const char *v) {
+  TU_OK(tab_put(t, S(k), S(v), true));
+}
+
+static void expect(tablet *t, const char *k, const char *v) {
+  buf got = BUF_INIT;
+  mica_err *err = tab_get(t, NULL, S(k), &got);
+  if (v == NULL) {
+    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
+  } else {
+    if (err != NULL) fprintf(stderr, "%s: %s\n", k, err_msg(err));
+    CU_ASSERT(err == NULL && slice_eq(buf_slice(&got), S(v)));
+  }
+  err_free(err);
+  buf_free(&got);
+}
+
+/* ---- group batching ---- */
+
+static void test_group_batching(void) {
+  char *root = s3h_new_root();
+  /* A long window: six tablets' records added inside it are one group. */
+  clog *l = log_open(s3h_env, root, "g", 300000, 0);
+  s3h_log_reset();
+  wbatch *b[6];
+  clog_ticket tk[6];
+  for (int i = 0; i < 6; i++) {
+    b[i] = batch_at(10, 8);
+    TU_OK(clog_add(l, (uint64_t)i + 1, 7, wbatch_data(b[i]), true, &tk[i]));
+  }
+  for (int i = 0; i < 6; i++) TU_OK(clog_commit(l, &tk[i]));
+  clog_stats st;
+  clog_get_stats(l, &st);
+  CU_ASSERT_EQUAL(st.puts, 1);
+  CU_ASSERT_EQUAL(st.put_errors, 0);
+  char *text = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "PUT ", "/clog-"), 1);
+  free(text);
+  size_t groups, markers;
+  count_objects(s3h_env, root, "g", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 1);
+  CU_ASSERT_EQUAL(markers, 1);
+  /* Each tablet reads back its own record only; another epoch nothing. */
+  char *dir = clog_dir_path(logs_root(root), "g");
+  for (int i = 0; i < 6; i++) {
+    seen s = {{0}, 0};
+    TU_OK(clog_replay(s3h_env, dir, (uint64_t)i + 1, 7, 1, 0, collect, &s,
+                      NULL));
+    CU_ASSERT_EQUAL(s.n, 1);
+    seen none = {{0}, 0};
+    TU_OK(clog_replay(s3h_env, dir, (uint64_t)i + 1, 8, 1, 0, collect, &none,
+                      NULL));
+    CU_ASSERT_EQUAL(none.n, 0);
+    wbatch_free(b[i]);
+  }
+  free(dir);
+  TU_OK(clog_close(l));
+
+  /* The byte limit closes a group at once: a 5-second window, and a
+   * record larger than the 4 KiB limit is PUT without waiting for it. */
+  l = log_open(s3h_env, root, "big", 5000000, 4096);
+  wbatch *big = batch_at(1, 6000);
+  clog_ticket t1;
+  uint64_t t0 = env_now_micros(s3h_env);
+  TU_OK(clog_add(l, 1, 1, wbatch_data(big), true, &t1));
+  TU_OK(clog_commit(l, &t1));
+  CU_ASSERT(env_now_micros(s3h_env) - t0 < 4000000);
+  wbatch_free(big);
+  TU_OK(clog_close(l));
+  s3h_assert_all_signed();
+  free(root);
+}
+
+/* ---- ordering and replay ---- */
+
+static void test_ordering_and_replay(void) {
+  char *root = s3h_new_root();
+  clog *l = log_open(s3h_env, root, "o", 0, 0);
+  CU_ASSERT(clog_objects(l));
+  /* Three tablets, 30 writes each, committed one by one: many groups. */
+  for (uint64_t seq = 1; seq <= 30; seq++)
+    for (uint64_t t = 1; t <= 3; t++) {
+      wbatch *b = batch_at(seq, 4);
+      clog_ticket tk;
+      TU_OK(clog_add(l, t, 5, wbatch_data(b), true, &tk));
+      TU_OK(clog_commit(l, &tk));
+      wbatch_free(b);
+    }
+  size_t groups, markers;
+  count_objects(s3h_env, root, "o", &groups, &markers);
+  CU_ASSERT(groups >= 30);
+  char *dir = clog_dir_path(logs_root(root), "o");
+  seen s = {{0}, 0};
+  clog_replay_stats rs;
+  TU_OK(clog_replay(s3h_env, dir, 2, 5, 1, 10, collect, &s, &rs));
+  CU_ASSERT_EQUAL(s.n, 20);
+  for (size_t i = 0; i < s.n; i++) CU_ASSERT_EQUAL(s.seqs[i], 11 + i);
+  CU_ASSERT_EQUAL(rs.records, 20);
+  CU_ASSERT_EQUAL(rs.records_seen, 90);
+
+  /* Tablet 2 flushed through 20: the floor is the object holding 21,
+   * and a replay from there still finds 21..30. */
+  uint64_t floor = clog_replay_floor(l, 2, 5, 20, 1);
+  CU_ASSERT(floor > 1);
+  seen f = {{0}, 0};
+  TU_OK(clog_replay(s3h_env, dir, 2, 5, floor, 20, collect, &f, &rs));
+  CU_ASSERT_EQUAL(f.n, 10);
+  CU_ASSERT(f.n > 0 && f.seqs[0] == 21);
+  CU_ASSERT(rs.records_seen < 90);
+  /* Never backwards, and the current object when nothing is left. */
+  CU_ASSERT_EQUAL(clog_replay_floor(l, 2, 5, 20, floor + 1000), floor + 1000);
+  CU_ASSERT_EQUAL(clog_replay_floor(l, 2, 5, 30, 1), clog_current_segment(l));
+  TU_OK(clog_close(l));
+
+  /* A byte flipped inside an object: CORRUPTION naming it and where. */
+  char name[64];
+  char *p = path_join(dir, clog_segment_name(name, sizeof name, 3));
+  buf obj = BUF_INIT;
+  TU_OK(env_read_file(s3h_env, p, 1 << 20, &obj));
+  obj.data[obj.len - 2] ^= 0x20;
+  TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&obj)));
+  seen d = {{0}, 0};
+  mica_err *err = clog_replay(s3h_env, dir, 1, 5, 1, 0, collect, &d, NULL);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL &&
+            strstr(err_msg(err), "offset 37") != NULL);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+  buf_free(&obj);
+  free(p);
+
+  /* No marker, no log: NOT_FOUND (the tablet reports CORRUPTION). */
+  char *other = clog_dir_path(logs_root(root), "never-opened");
+  char *q = path_join(other, clog_segment_name(name, sizeof name, 1));
+  TU_OK(env_write_file_atomic(s3h_env, q, S("x")));
+  TU_ERR(clog_replay(s3h_env, other, 1, 5, 1, 0, collect, &d, NULL),
+         MICA_NOT_FOUND);
+  /* A name is one incarnation: a log that lists anything is refused. */
+  clog *again = NULL;
+  TU_ERR(clog_open(s3h_env, logs_root(root), "o", NULL, &again),
+         MICA_ALREADY_EXISTS);
+  free(q);
+  free(other);
+  free(dir);
+  free(root);
+}
+
+/* ---- a failed PUT ---- */
+
+static void test_put_failure(void) {
+  char *root = s3h_new_root();
+  clog *l = log_open(s3h_fast_env, root, "f", 0, 0);
+  /* Every PUT of a group object fails until the deadline (3 s). */
+  s3h_fault("kind=500&count=100000&method=PUT&match=clog-");
+  wbatch *b1 = batch_at(1, 4), *b2 = batch_at(2, 4);
+  clog_ticket t1, t2;
+  TU_OK(clog_add(l, 1, 1, wbatch_data(b1), true, &t1));
+  TU_OK(clog_add(l, 1, 1, wbatch_data(b2), true, &t2));
+  mica_err *e1 = clog_commit(l, &t1), *e2 = clog_commit(l, &t2);
+  CU_ASSERT_PTR_NOT_NULL(e1);
+  CU_ASSERT_PTR_NOT_NULL(e2);
+  CU_ASSERT(e1 != NULL && strstr(err_msg(e1), "not acknowledged") != NULL);
+  if (e1 != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(e1));
+  err_free(e1);
+  err_free(e2);
+  s3h_proxy_ctl("POST", "clear", NULL);
+  size_t groups, markers;
+  count_objects(s3h_env, root, "f", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 0);
+  char *dir = clog_dir_path(logs_root(root), "f");
+  seen s = {{0}, 0};
+  TU_OK(clog_replay(s3h_env, dir, 1, 1, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 0);
+  /* The next group is written and acknowledged; only it replays. */
+  wbatch *b3 = batch_at(3, 4);
+  clog_ticket t3;
+  TU_OK(clog_add(l, 1, 1, wbatch_data(b3), true, &t3));
+  TU_OK(clog_commit(l, &t3));
+  TU_OK(clog_replay(s3h_env, dir, 1, 1, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 1);
+  CU_ASSERT_EQUAL(s.seqs[0], 3);
+  clog_stats st;
+  clog_get_stats(l, &st);
+  CU_ASSERT_EQUAL(st.put_errors, 1);
+  CU_ASSERT_EQUAL(st.puts, 1);
+  /* The failed group's records pin its (absent) object like any other;
+   * close reports its error. */
+  mica_err *ce = clog_close(l);
+  CU_ASSERT_PTR_NOT_NULL(ce);
+  err_free(ce);
+  wbatch_free(b1);
+  wbatch_free(b2);
+  wbatch_free(b3);
+  free(dir);
+  free(root);
+}
+
+/* ---- a killed owner, and a fenced owner's late PUT ---- */
+
+/* A forked "tablet server": opens tablet 1 under `epoch` with its own
+ * log `name` on its own S3 env, writes `key`=`val` (acknowledged), tells
+ * the parent through `fd` and waits to be killed. */
+static pid_t spawn_owner(const char *root, const char *name, uint64_t epoch,
+                         const char *key, const char *val) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    s3_config c;
+    s3h_config_for(&c, s3h_proxy_endpoint, false);
+    env *e = NULL;
+    if (env_s3_new(&c, &e) != NULL) _exit(3);
+    res_pool *res = tt_res(e, 64 << 20);
+    clog_options lo;
+    clog_options_init(&lo);
+    clog *l = NULL;
+    if (clog_open(e, logs_root(root), name, &lo, &l) != NULL) _exit(4);
+    tab_options o;
+    tt_options(&o);
+    o.memtable_bytes = 1 << 20;
+    o.auto_compact = false;
+    o.log = l;
+    tablet *t = NULL;
+    mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE,
+                             epoch, &o, &t);
+    if (err != NULL) {
+      fprintf(stderr, "child open: %s\n", err_msg(err));
+      _exit(5);
+    }
+    if (tab_put(t, S(key), S(val), true) != NULL) _exit(6);
+    if (write(p[1], "ok", 2) != 2) _exit(7);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char got[2] = {0, 0};
+  ssize_t n = read(p[0], got, 2);
+  close(p[0]);
+  CU_ASSERT_EQUAL(n, 2);
+  return pid;
+}
+
+static void kill9(pid_t pid) {
+  kill(pid, SIGKILL);
+  int st = 0;
+  waitpid(pid, &st, 0);
+}
+
+static void test_killed_owner_and_late_put(void) {
+  char *root = s3h_new_root();
+  tab_options o;
+  /* Server A (this process), epoch 1. */
+  res_pool *ra = tt_res(s3h_env, 64 << 20);
+  clog *la = log_open(s3h_env, root, "a", 0, 0);
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  o.log = la;
+  tablet *ta = NULL;
+  TU_OK(tab_open(ra, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &ta));
+  put_kv(ta, "k1", "from-a");
+
+  /* Server B (a process) takes the tablet over under epoch 2, writes k3
+   * (acknowledged), and is killed with kill -9: k3 is only in B's log. */
+  pid_t b = spawn_owner(root, "b", 2, "k3", "from-b");
+  /* A is fenced but does not know it: its late write is PUT into its own
+   * log after B's take-over (the lease keeps it from being acknowledged
+   * to a client; the log's job is never to replay it). */
+  put_kv(ta, "k2", "late-from-a");
+  kill9(b);
+
+  /* C recovers from B's log, never from A's. */
+  res_pool *rc = tt_res(s3h_env, 64 << 20);
+  clog *lc = log_open(s3h_env, root, "c", 0, 0);
+  o.log = lc;
+  tablet *tc = NULL;
+  TU_OK(tab_open(rc, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &tc));
+  expect(tc, "k1", "from-a");
+  expect(tc, "k3", "from-b");
+  expect(tc, "k2", NULL);
+  tab_stats st;
+  tab_get_stats(tc, &st);
+  CU_ASSERT_EQUAL(st.wal_replayed_records, 1); /* k3 */
+
+  /* The late record is in A's log: it was written, and skipped. */
+  char *adir = clog_dir_path(logs_root(root), "a");
+  seen s = {{0}, 0};
+  TU_OK(clog_replay(s3h_env, adir, 1, 1, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 2);
+  free(adir);
+  TU_ERR(tab_close(ta), MICA_STALE_EPOCH);
+  TU_OK(clog_close(la));
+  res_free(ra);
+  TU_OK(tab_close(tc));
+  TU_OK(clog_close(lc));
+  res_free(rc);
+  free(root);
+}
+
+/* ---- deletion ---- */
+
+static void test_delete_after_flush_and_collect(void) {
+  char *root = s3h_new_root();
+  res_pool *res = tt_res(s3h_env, 64 << 20);
+  /* The collector below runs with a zero marker horizon, so this server
+   * must use the same: it then renews its marker at every take-over. */
+  g_horizon = 0;
+  clog *l = log_open(s3h_env, root, "live", 0, 0);
+  g_horizon = CLOG_MARKER_HORIZON_US;
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  o.log = l;
+  tablet *t = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 2), 2, NONE, NONE, 1, &o, &t));
+  for (int i = 0; i < 5; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    put_kv(t, k, "v");
+  }
+  size_t groups, markers;
+  count_objects(s3h_env, root, "live", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 5);
+  /* Flushed past every record: the log's objects go (in the
+   * background: a flush does not wait for their deletion). */
+  TU_OK(tab_flush(t));
+  CU_ASSERT_EQUAL(wait_groups(s3h_env, root, "live", 0), 0);
+  count_objects(s3h_env, root, "live", &groups, &markers);
+  CU_ASSERT_EQUAL(markers, 1);
+  clog_stats cs;
+  clog_get_stats(l, &cs);
+  CU_ASSERT_EQUAL(cs.segments_deleted, 5);
+  TU_OK(tab_close(t));
+
+  /* A killed server's log: its tablet's manifest needs it, so the
+   * collector (even with a zero marker horizon) leaves it alone. */
+  pid_t d = spawn_owner(root, "dead", 2, "kd", "from-dead");
+  kill9(d);
+  /* tablet 1 lives in another directory; tablet 2 stays closed */
+  uint64_t removed = 9;
+  TU_OK(clog_collect_dead_horizon(s3h_env, tt_tablets_dir(root), 0,
+                                  &removed));
+  count_objects(s3h_env, root, "dead", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 1);
+  CU_ASSERT_EQUAL(markers, 1);
+  /* The live log is needed by nothing now: with a zero horizon its
+   * marker goes too (a take-over renews it, below). */
+  CU_ASSERT_EQUAL(removed, 1);
+
+  /* The take-over (this server, epoch 3) recovers the acknowledged write
+   * and names the live log, renewing its marker. */
+  tablet *t1 = NULL;
+  o.log = l;
+  clog_get_stats(l, &cs);
+  uint64_t markers_before = cs.markers;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &t1));
+  expect(t1, "kd", "from-dead");
+  clog_get_stats(l, &cs);
+  CU_ASSERT(cs.markers > markers_before);
+  put_kv(t1, "after", "x");
+  /* Now the dead log goes, objects and marker; the live one, named by
+   * tablet 1's manifest, keeps its objects and marker. */
+  TU_OK(clog_collect_dead_horizon(s3h_env, tt_tablets_dir(root), 0,
+                                  &removed));
+  CU_ASSERT_EQUAL(removed, 1);
+  count_objects(s3h_env, root, "dead", &groups, &markers);
+  CU_ASSERT_EQUAL(groups + markers, 0);
+  count_objects(s3h_env, root, "live", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 1);
+  CU_ASSERT_EQUAL(markers, 1);
+  TU_OK(tab_close(t1));
+  TU_OK(clog_close(l));
+  res_free(res);
+  free(root);
+}
+
+/* ---- accepting a lost POSIX log ---- */
+
+/* A forked server on the POSIX root `root`, log `name`: tablet 1 under
+ * epoch 1, k1 flushed to an SSTable, k2 only in the log; then it waits
+ * to be killed. */
+static pid_t spawn_posix_owner(const char *root, const char *name) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    res_pool *res = tt_res(env_posix(), 64 << 20);
+    clog *l = NULL;
+    if (clog_open(env_posix(), logs_root(root), name, NULL, &l) != NULL)
+      _exit(4);
+    tab_options o;
+    tt_options(&o);
+    o.memtable_bytes = 1 << 20;
+    o.auto_compact = false;
+    o.log = l;
+    tablet *t = NULL;
+    if (tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &t) !=
+        NULL)
+      _exit(5);
+    if (tab_put(t, S("k1"), S("flushed"), true) != NULL) _exit(6);
+    if (tab_flush(t) != NULL) _exit(6);
+    if (tab_put(t, S("k2"), S("only-in-the-log"), true) != NULL) _exit(6);
+    if (write(p[1], "ok", 2) != 2) _exit(7);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char got[2] = {0, 0};
+  ssize_t n = read(p[0], got, 2);
+  close(p[0]);
+  CU_ASSERT_EQUAL(n, 2);
+  return pid;
+}
+
+/* A server whose commit log was on its own disk is gone with the disk:
+ * its tablet does not open elsewhere (CORRUPTION naming the log and the
+ * way out) until the operator accepts the loss of that log by name;
+ * then it opens with what its SSTables hold, says so in its stats, and
+ * takes writes. Another name accepts nothing. */
+static void test_accept_lost_posix_log(void) {
+  const char *root = tu_tmpdir();
+  pid_t a = spawn_posix_owner(root, "ts-lost");
+  kill9(a);
+  char *adir = clog_dir_path(logs_root(root), "ts-lost");
+  TU_OK(env_remove_tree(env_posix(), adir)); /* the machine's disk */
+  free(adir);
+  res_pool *res = tt_res(env_posix(), 64 << 20);
+  clog *l = NULL;
+  TU_OK(clog_open(env_posix(), logs_root(root), "ts-new", NULL, &l));
+  tab_options o;
+  tt_options(&o);
+  o.log = l;
+  tablet *t = NULL;
+  mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o,
+                           &t);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), "ts-lost") != NULL &&
+            strstr(err_msg(err), "--accept-lost-commit-log ts-lost") != NULL);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+  static const char *const other[] = {"ts-other", NULL};
+  o.accept_lost_logs = other;
+  TU_ERR(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t),
+         MICA_CORRUPTION);
+  static const char *const lost[] = {"ts-other", "ts-lost", NULL};
+  o.accept_lost_logs = lost;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t));
+  expect(t, "k1", "flushed");
+  expect(t, "k2", NULL);
+  tab_stats st;
+  tab_get_stats(t, &st);
+  CU_ASSERT_TRUE(st.lost_log_accepted);
+  put_kv(t, "k3", "after");
+  TU_OK(tab_close(t));
+  /* Its manifest names no lost log any more: a plain open works. */
+  o.accept_lost_logs = NULL;
+  TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &t));
+  expect(t, "k3", "after");
+  tab_get_stats(t, &st);
+  CU_ASSERT_FALSE(st.lost_log_accepted);
+  TU_OK(tab_close(t));
+  TU_OK(clog_close(l));
+  res_free(res);
+}
+
+/* ---- --wal-dir s3://elsewhere ---- */
+
+static bool is_log_name(const char *name) { return clog_is_file_name(name); }
+
+/* The tablet server's route env with the log under another S3 prefix
+ * (main.c: --wal-dir s3://BUCKET/PREFIX): the log's objects, marker
+ * included, land there and nowhere under the data root, and replay
+ * through the same env finds them. */
+static void test_wal_dir_elsewhere(void) {
+  char *root = s3h_new_root();
+  char *walroot = s3h_new_root();
+  env *route = env_route_new(s3h_env, root, s3h_env, walroot, is_log_name);
+  clog *l = log_open(route, root, "w", 0, 0);
+  CU_ASSERT(clog_objects(l));
+  wbatch *b = batch_at(4, 8);
+  clog_ticket tk;
+  TU_OK(clog_add(l, 9, 2, wbatch_data(b), true, &tk));
+  TU_OK(clog_commit(l, &tk));
+  wbatch_free(b);
+  size_t groups, markers;
+  count_objects(s3h_env, walroot, "w", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, 1);
+  CU_ASSERT_EQUAL(markers, 1);
+  count_objects(s3h_env, root, "w", &groups, &markers);
+  CU_ASSERT_EQUAL(groups + markers, 0);
+  char *dir = clog_dir_path(logs_root(root), "w");
+  seen s = {{0}, 0};
+  TU_OK(clog_replay(route, dir, 9, 2, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 1);
+  free(dir);
+  TU_OK(clog_close(l));
+  env_route_free(route);
+  free(walroot);
+  free(root);
+}
+
+static void add_suites(void) {
+  static const CU_TestInfo tests[] = {
+      {"group_batching", test_group_batching},
+      {"ordering_and_replay", test_ordering_and_replay},
+      {"put_failure", test_put_failure},
+      {"killed_owner_and_late_put", test_killed_owner_and_late_put},
+      {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
+      {"wal_dir_elsewhere", test_wal_dir_elsewhere},
+      {"accept_lost_posix_log", test_accept_lost_posix_log},
+      CU_TEST_INFO_NULL};
+  CU_pSuite s = CU_add_suite("tablet_clog_s3", s3h_setup, NULL);
+  for (const CU_TestInfo *t = tests; t->pName != NULL; t++)
+    CU_add_test(s, t->pName, t->pTestFunc);
+}
+
+int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }
