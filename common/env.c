@@ -165,6 +165,10 @@ bool env_appends_in_place(env *e, const char *path) {
          !e->ops->rewrites_on_sync(e, path);
 }
 
+bool env_dirs_implicit(env *e, const char *dir) {
+  return e->ops->dirs_implicit != NULL && e->ops->dirs_implicit(e, dir);
+}
+
 mica_err *env_write_file_atomic(env *e, const char *path, slice data) {
   if (e->ops->write_file_atomic != NULL)
     return e->ops->write_file_atomic(e, path, data);

@@ -136,6 +136,14 @@ mica_err *env_write_file_atomic(env *e, const char *path, slice data);
  * (master/metalog.c). True for POSIX. */
 bool env_appends_in_place(env *e, const char *path);
 
+/* True when `dir` exists exactly while some file is under it, as in an
+ * object store (S3's key prefixes): the first file written under it
+ * creates it in the same atomic step, env_mkdirs does nothing and there
+ * is no empty directory. So writing one file there makes the directory
+ * appear with that file, which on POSIX takes a temporary directory and
+ * a rename. False for POSIX. */
+bool env_dirs_implicit(env *e, const char *dir);
+
 /* Takes an exclusive advisory lock on `path` (created if absent), held until
  * env_unlock or process exit; UNAVAILABLE if another process holds it. */
 mica_err *env_lock(env *e, const char *path, int *lock_fd);

@@ -52,6 +52,9 @@ struct env_ops {
    * whose env_sync rewrites the whole file instead of adding the new bytes
    * (an object store: every sync is a PUT of the whole object). */
   bool (*rewrites_on_sync)(env *e, const char *path);
+  /* May be NULL: directories are real (POSIX). Else true when a directory
+   * exists exactly while a file is under it (an object store's prefixes). */
+  bool (*dirs_implicit)(env *e, const char *dir);
   mica_err *(*lock)(env *e, const char *path, int *lock_fd);
   void (*unlock)(env *e, int lock_fd);
 

@@ -124,6 +124,13 @@ static bool rt_rewrites_on_sync(env *e, const char *path) {
   return !in_place;
 }
 
+/* The data root's answer: directories hold the tablets' own files there
+ * (a directory's log segments under --wal-dir do not change whether the
+ * directory exists in the root). */
+static bool rt_dirs_implicit(env *e, const char *dir) {
+  return env_dirs_implicit(route_of(e)->base, dir);
+}
+
 static mica_err *rt_rename(env *e, const char *from, const char *to) {
   route *r = route_of(e);
   bool pf = picked(r, from), pt = picked(r, to);
@@ -318,6 +325,7 @@ static const struct env_ops route_ops = {
     .list = rt_list,
     .write_file_atomic = rt_write_file_atomic,
     .rewrites_on_sync = rt_rewrites_on_sync,
+    .dirs_implicit = rt_dirs_implicit,
     .lock = rt_lock,
     .unlock = rt_unlock,
     .now_micros = rt_now_micros,

@@ -59,9 +59,21 @@ mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m) {
           s->level;
       buf_free(&rel);
     }
-    /* Built under a temporary name and renamed into place, so that a
-     * daughter's directory never exists without its manifest: garbage
-     * collection relies on that (see tab_collect_garbage). */
+    /* A daughter's directory never exists without its manifest: garbage
+     * collection relies on that (see tab_collect_garbage). Where a
+     * directory comes into being with its first file (object storage),
+     * the manifest's one PUT does that; elsewhere the manifest is built
+     * under a temporary name and renamed into place. (On S3 the rename
+     * is a copy and a delete per object, and the temporary costs a dozen
+     * sequential requests per daughter; docs/benchmarks.md, "S3 data root
+     * against POSIX".) Leftovers of an interrupted run are removed first:
+     * no daughter of a SPLITTING parent has been opened yet. */
+    if (env_dirs_implicit(e, dpath)) {
+      err = env_remove_tree(e, dpath);
+      if (err == NULL) err = man_write(e, dpath, &d);
+      man_clear(&d);
+      continue;
+    }
     size_t tlen = ddir.len + 16;
     char *tmp = xmalloc(tlen);
     snprintf(tmp, tlen, "%s.split-tmp", dpath);

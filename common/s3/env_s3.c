@@ -855,6 +855,7 @@ static const struct env_ops s3_ops = {
     .file_size = s3_file_size,
     .list = s3_list,
     .rewrites_on_sync = s3_rewrites_on_sync,
+    .dirs_implicit = s3_rewrites_on_sync, /* always true, like it */
     .lock = s3_lock,
     .unlock = s3_unlock,
     .write_file_atomic = s3_write_file_atomic,

@@ -446,6 +446,25 @@ static void test_request_counters(void) {
   free(dir);
 }
 
+/* env_dirs_implicit: true on S3, where a directory is there exactly while
+ * a file is under it (what a split's daughters rely on), false on POSIX. */
+static void test_dirs_implicit(void) {
+  char *root = s3h_new_root();
+  char *dir = s3h_path_in(root, "7");
+  char *f = s3h_path_in(dir, "MANIFEST");
+  CU_ASSERT(env_dirs_implicit(s3h_env, dir));
+  CU_ASSERT(!env_dirs_implicit(env_posix(), tu_tmpdir()));
+  TU_OK(env_mkdirs(s3h_env, dir));
+  CU_ASSERT(!env_exists(s3h_env, dir)); /* mkdirs made nothing */
+  TU_OK(env_write_file_atomic(s3h_env, f, slice_from_str("m")));
+  CU_ASSERT(env_exists(s3h_env, dir));
+  TU_OK(env_remove(s3h_env, f));
+  CU_ASSERT(!env_exists(s3h_env, dir));
+  free(f);
+  free(dir);
+  free(root);
+}
+
 static CU_TestInfo unit_tests[] = {
     {"configuration and paths", test_config},
     {"XML answers: errors, listings, hostile bodies; encodings", test_xml},
@@ -456,6 +475,7 @@ static CU_TestInfo cache_tests[] = {
     {"warm reads, restart, replaced objects, damage", test_cache_warm},
     {"budget and eviction", test_cache_budget},
     {"request counters by kind, retries, /metrics text", test_request_counters},
+    {"directories are implicit on S3", test_dirs_implicit},
     CU_TEST_INFO_NULL,
 };
 
