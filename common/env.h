@@ -101,6 +101,9 @@ mica_err *env_writer_close(env_writer *w);
 
 mica_err *env_rename(env *e, const char *from, const char *to);
 mica_err *env_remove(env *e, const char *path); /* NOT_FOUND if absent */
+/* Removes `path` if it is there; succeeds if it is absent. On S3 one
+ * DELETE, where env_remove needs a HEAD first to report NOT_FOUND. */
+mica_err *env_remove_if_present(env *e, const char *path);
 /* Creates `path` and missing parents; succeeds if it exists. */
 mica_err *env_mkdirs(env *e, const char *path);
 /* Removes `path` and everything under it; succeeds if it is absent, also

@@ -34,6 +34,8 @@ struct env_ops {
 
   mica_err *(*rename)(env *e, const char *from, const char *to);
   mica_err *(*remove)(env *e, const char *path);
+  /* May be NULL: env_remove, NOT_FOUND ignored. */
+  mica_err *(*remove_if_present)(env *e, const char *path);
   mica_err *(*mkdirs)(env *e, const char *path);
   mica_err *(*remove_tree)(env *e, const char *path);
   mica_err *(*sync_dir)(env *e, const char *path);

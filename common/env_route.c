@@ -97,6 +97,15 @@ static mica_err *rt_remove(env *e, const char *path) {
   return err;
 }
 
+static mica_err *rt_remove_if_present(env *e, const char *path) {
+  const char *p;
+  char *own;
+  env *to = choose(route_of(e), path, &p, &own);
+  mica_err *err = env_remove_if_present(to, p);
+  free(own);
+  return err;
+}
+
 static mica_err *rt_file_size(env *e, const char *path, uint64_t *size) {
   const char *p;
   char *own;
@@ -316,6 +325,7 @@ static const struct env_ops route_ops = {
     .open_writer = rt_open_writer,
     .rename = rt_rename,
     .remove = rt_remove,
+    .remove_if_present = rt_remove_if_present,
     .mkdirs = rt_mkdirs,
     .remove_tree = rt_remove_tree,
     .sync_dir = rt_sync_dir,

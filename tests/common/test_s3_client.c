@@ -458,8 +458,22 @@ static void test_dirs_implicit(void) {
   CU_ASSERT(!env_exists(s3h_env, dir)); /* mkdirs made nothing */
   TU_OK(env_write_file_atomic(s3h_env, f, slice_from_str("m")));
   CU_ASSERT(env_exists(s3h_env, dir));
-  TU_OK(env_remove(s3h_env, f));
+  /* env_remove_if_present: one DELETE, no HEAD; absent is fine. */
+  s3h_log_reset();
+  TU_OK(env_remove_if_present(s3h_env, f));
+  char *t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "DELETE "), 1);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "HEAD "), 0);
+  free(t);
   CU_ASSERT(!env_exists(s3h_env, dir));
+  TU_OK(env_remove_if_present(s3h_env, f));
+  s3h_expect_err(env_remove(s3h_env, f), MICA_NOT_FOUND, "MANIFEST");
+  char *pf = s3h_path_in(tu_tmpdir(), "gone");
+  TU_OK(env_remove_if_present(env_posix(), pf));
+  s3h_write_file(env_posix(), pf, ENV_TRUNCATE, "x");
+  TU_OK(env_remove_if_present(env_posix(), pf));
+  CU_ASSERT(!env_exists(env_posix(), pf));
+  free(pf);
   free(f);
   free(dir);
   free(root);
@@ -475,7 +489,7 @@ static CU_TestInfo cache_tests[] = {
     {"warm reads, restart, replaced objects, damage", test_cache_warm},
     {"budget and eviction", test_cache_budget},
     {"request counters by kind, retries, /metrics text", test_request_counters},
-    {"directories are implicit on S3", test_dirs_implicit},
+    {"implicit directories; remove_if_present", test_dirs_implicit},
     CU_TEST_INFO_NULL,
 };
 
