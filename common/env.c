@@ -70,6 +70,17 @@ mica_err *env_remove(env *e, const char *path) {
   return e->ops->remove(e, path);
 }
 
+mica_err *env_remove_if_present(env *e, const char *path) {
+  if (e->ops->remove_if_present != NULL)
+    return e->ops->remove_if_present(e, path);
+  mica_err *err = env_remove(e, path);
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+    err_free(err);
+    err = NULL;
+  }
+  return err;
+}
+
 mica_err *env_mkdirs(env *e, const char *path) {
   return e->ops->mkdirs(e, path);
 }
@@ -182,6 +193,10 @@ mica_err *env_write_file_new(env *e, const char *path, slice data) {
                    "an epoch and a generation are never rewritten", path);
   }
   return env_write_file_atomic(e, path, data);
+}
+
+bool env_dirs_implicit(env *e, const char *dir) {
+  return e->ops->dirs_implicit != NULL && e->ops->dirs_implicit(e, dir);
 }
 
 mica_err *env_write_file_atomic(env *e, const char *path, slice data) {

@@ -101,6 +101,9 @@ mica_err *env_writer_close(env_writer *w);
 
 mica_err *env_rename(env *e, const char *from, const char *to);
 mica_err *env_remove(env *e, const char *path); /* NOT_FOUND if absent */
+/* Removes `path` if it is there; succeeds if it is absent. On S3 one
+ * DELETE, where env_remove needs a HEAD first to report NOT_FOUND. */
+mica_err *env_remove_if_present(env *e, const char *path);
 /* Creates `path` and missing parents; succeeds if it exists. */
 mica_err *env_mkdirs(env *e, const char *path);
 /* Removes `path` and everything under it; succeeds if it is absent, also
@@ -146,6 +149,14 @@ mica_err *env_write_file_new(env *e, const char *path, slice data);
  * Logs on such an env write each synced batch as a new file instead
  * (master/metalog.c). True for POSIX. */
 bool env_appends_in_place(env *e, const char *path);
+
+/* True when `dir` exists exactly while some file is under it, as in an
+ * object store (S3's key prefixes): the first file written under it
+ * creates it in the same atomic step, env_mkdirs does nothing and there
+ * is no empty directory. So writing one file there makes the directory
+ * appear with that file, which on POSIX takes a temporary directory and
+ * a rename. False for POSIX. */
+bool env_dirs_implicit(env *e, const char *dir);
 
 /* Takes an exclusive advisory lock on `path` (created if absent), held until
  * env_unlock or process exit; UNAVAILABLE if another process holds it. */

@@ -526,6 +526,10 @@ static bool f_rewrites_on_sync(env *e, const char *path) {
   return no || !env_appends_in_place(f->base, path);
 }
 
+static bool f_dirs_implicit(env *e, const char *dir) {
+  return env_dirs_implicit(fault_of(e)->base, dir);
+}
+
 /* No reader_map: a mapped file would be read without passing the read
  * faults and crash checks above (and a crash's truncation would make its
  * map fault the process), so readers of this env always use env_read. */
@@ -548,6 +552,7 @@ static const struct env_ops fault_ops = {
     .free_space = f_free_space,
     .list = f_list,
     .rewrites_on_sync = f_rewrites_on_sync,
+    .dirs_implicit = f_dirs_implicit,
     .lock = f_lock,
     .unlock = f_unlock,
     .now_micros = f_now_micros,

@@ -34,6 +34,8 @@ struct env_ops {
 
   mica_err *(*rename)(env *e, const char *from, const char *to);
   mica_err *(*remove)(env *e, const char *path);
+  /* May be NULL: env_remove, NOT_FOUND ignored. */
+  mica_err *(*remove_if_present)(env *e, const char *path);
   mica_err *(*mkdirs)(env *e, const char *path);
   mica_err *(*remove_tree)(env *e, const char *path);
   mica_err *(*sync_dir)(env *e, const char *path);
@@ -56,6 +58,9 @@ struct env_ops {
    * whose env_sync rewrites the whole file instead of adding the new bytes
    * (an object store: every sync is a PUT of the whole object). */
   bool (*rewrites_on_sync)(env *e, const char *path);
+  /* May be NULL: directories are real (POSIX). Else true when a directory
+   * exists exactly while a file is under it (an object store's prefixes). */
+  bool (*dirs_implicit)(env *e, const char *dir);
   mica_err *(*lock)(env *e, const char *path, int *lock_fd);
   void (*unlock)(env *e, int lock_fd);
 

@@ -97,6 +97,15 @@ static mica_err *rt_remove(env *e, const char *path) {
   return err;
 }
 
+static mica_err *rt_remove_if_present(env *e, const char *path) {
+  const char *p;
+  char *own;
+  env *to = choose(route_of(e), path, &p, &own);
+  mica_err *err = env_remove_if_present(to, p);
+  free(own);
+  return err;
+}
+
 static mica_err *rt_file_size(env *e, const char *path, uint64_t *size) {
   const char *p;
   char *own;
@@ -131,6 +140,13 @@ static bool rt_rewrites_on_sync(env *e, const char *path) {
   bool in_place = env_appends_in_place(to, p);
   free(own);
   return !in_place;
+}
+
+/* The data root's answer: directories hold the tablets' own files there
+ * (a directory's log segments under --wal-dir do not change whether the
+ * directory exists in the root). */
+static bool rt_dirs_implicit(env *e, const char *dir) {
+  return env_dirs_implicit(route_of(e)->base, dir);
 }
 
 static mica_err *rt_rename(env *e, const char *from, const char *to) {
@@ -318,6 +334,7 @@ static const struct env_ops route_ops = {
     .open_writer = rt_open_writer,
     .rename = rt_rename,
     .remove = rt_remove,
+    .remove_if_present = rt_remove_if_present,
     .mkdirs = rt_mkdirs,
     .remove_tree = rt_remove_tree,
     .sync_dir = rt_sync_dir,
@@ -328,6 +345,7 @@ static const struct env_ops route_ops = {
     .write_file_atomic = rt_write_file_atomic,
     .write_file_new = rt_write_file_new,
     .rewrites_on_sync = rt_rewrites_on_sync,
+    .dirs_implicit = rt_dirs_implicit,
     .lock = rt_lock,
     .unlock = rt_unlock,
     .now_micros = rt_now_micros,

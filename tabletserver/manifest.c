@@ -495,7 +495,7 @@ mica_err *man_write(env *e, const char *dir, const man_state *m) {
     for (size_t i = 0; i < n; i++) {
       if (!man_is_name(names[i])) continue;
       char *p = path_join(dir, names[i]);
-      err_free(env_remove(e, p));
+      err_free(env_remove_if_present(e, p));
       free(p);
     }
   }

@@ -7,6 +7,7 @@
 #include "tabletserver/tablet_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,54 +15,63 @@
 #include "common/layout.h"
 #include "common/path.h"
 
-/* Writes both daughters of a split recorded in `m` (state SPLITTING or
- * SPLIT) next to `dir`, each referencing the parent's SSTables restricted
- * to its half. Idempotent: an interrupted run is redone from scratch. */
-mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m) {
-  char *tablets_dir, *base;
-  path_split(dir, &tablets_dir, &base);
-  mica_err *err = NULL;
+/* Writes daughter `side` (0 left, 1 right) of the split recorded in `m`
+ * into `tablets_dir`, referencing the parent's SSTables (in sibling
+ * directory `base`) restricted to its half. */
+static mica_err *write_daughter(env *e, const char *tablets_dir,
+                                const char *base, const man_state *m,
+                                int side) {
+  uint64_t id = side == 0 ? m->left_id : m->right_id;
   buf ddir = BUF_INIT;
-  for (int side = 0; side < 2 && err == NULL; side++) {
-    uint64_t id = side == 0 ? m->left_id : m->right_id;
-    layout_tablet_dir(tablets_dir, id, &ddir);
-    const char *dpath = (const char *)ddir.data;
-    man_state d;
-    man_init(&d);
-    d.tablet_id = id;
-    d.epoch = m->epoch;
-    d.last_seq = m->last_seq;
-    d.next_file = 1;
-    d.state = MAN_LIVE;
-    d.parent_id = m->tablet_id;
-    slice dlo = side == 0 ? buf_slice(&m->start_key) : buf_slice(&m->split_key);
-    slice dhi = side == 0 ? buf_slice(&m->split_key) : buf_slice(&m->end_key);
-    bool dhas_hi = side == 0 ? true : m->has_end;
-    buf_append_slice(&d.start_key, dlo);
-    buf_append_slice(&d.end_key, dhas_hi ? dhi : slice_make(NULL, 0));
-    d.has_end = dhas_hi;
-    for (size_t i = 0; i < m->n_ssts; i++) {
-      const man_sst *s = &m->ssts[i];
-      slice lo = buf_slice(&s->lo), hi = buf_slice(&s->hi);
-      if (dlo.len > 0 && (lo.len == 0 || slice_cmp(dlo, lo) > 0)) lo = dlo;
-      bool has_hi = s->has_hi;
-      if (dhas_hi && (!has_hi || slice_cmp(dhi, hi) < 0)) {
-        hi = dhi;
-        has_hi = true;
-      }
-      if (has_hi && slice_cmp(lo, hi) >= 0) continue; /* no overlap */
-      /* The parent's file, seen from the daughter's (sibling) directory. */
-      buf rel = BUF_INIT;
-      layout_sibling_file(base, s->path, &rel);
-      /* At the parent's level: cutting a level's disjoint key ranges to
-       * one half keeps them disjoint. */
-      man_add_sst(&d, (const char *)rel.data, s->size, lo, hi, has_hi)->level =
-          s->level;
-      buf_free(&rel);
+  layout_tablet_dir(tablets_dir, id, &ddir);
+  const char *dpath = (const char *)ddir.data;
+  man_state d;
+  man_init(&d);
+  d.tablet_id = id;
+  d.epoch = m->epoch;
+  d.last_seq = m->last_seq;
+  d.next_file = 1;
+  d.state = MAN_LIVE;
+  d.parent_id = m->tablet_id;
+  slice dlo = side == 0 ? buf_slice(&m->start_key) : buf_slice(&m->split_key);
+  slice dhi = side == 0 ? buf_slice(&m->split_key) : buf_slice(&m->end_key);
+  bool dhas_hi = side == 0 ? true : m->has_end;
+  buf_append_slice(&d.start_key, dlo);
+  buf_append_slice(&d.end_key, dhas_hi ? dhi : slice_make(NULL, 0));
+  d.has_end = dhas_hi;
+  for (size_t i = 0; i < m->n_ssts; i++) {
+    const man_sst *s = &m->ssts[i];
+    slice lo = buf_slice(&s->lo), hi = buf_slice(&s->hi);
+    if (dlo.len > 0 && (lo.len == 0 || slice_cmp(dlo, lo) > 0)) lo = dlo;
+    bool has_hi = s->has_hi;
+    if (dhas_hi && (!has_hi || slice_cmp(dhi, hi) < 0)) {
+      hi = dhi;
+      has_hi = true;
     }
-    /* Built under a temporary name and renamed into place, so that a
-     * daughter's directory never exists without its manifest: garbage
-     * collection relies on that (see tab_collect_garbage). */
+    if (has_hi && slice_cmp(lo, hi) >= 0) continue; /* no overlap */
+    /* The parent's file, seen from the daughter's (sibling) directory. */
+    buf rel = BUF_INIT;
+    layout_sibling_file(base, s->path, &rel);
+    /* At the parent's level: cutting a level's disjoint key ranges to
+     * one half keeps them disjoint. */
+    man_add_sst(&d, (const char *)rel.data, s->size, lo, hi, has_hi)->level =
+        s->level;
+    buf_free(&rel);
+  }
+  /* A daughter's directory never exists without its manifest: garbage
+   * collection relies on that (see tab_collect_garbage). Where a
+   * directory comes into being with its first file (object storage),
+   * the manifest's one PUT does that; elsewhere the manifest is built
+   * under a temporary name and renamed into place. (On S3 the rename
+   * is a copy and a delete per object, and the temporary costs a dozen
+   * sequential requests per daughter; docs/benchmarks.md, "S3 data root
+   * against POSIX".) Leftovers of an interrupted run are removed first:
+   * no daughter of a SPLITTING parent has been opened yet. */
+  mica_err *err;
+  if (env_dirs_implicit(e, dpath)) {
+    err = env_remove_tree(e, dpath);
+    if (err == NULL) err = man_write(e, dpath, &d);
+  } else {
     size_t tlen = ddir.len + 16;
     char *tmp = xmalloc(tlen);
     snprintf(tmp, tlen, "%s.split-tmp", dpath);
@@ -71,10 +81,47 @@ mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m) {
     if (err == NULL) err = env_remove_tree(e, dpath);
     if (err == NULL) err = env_rename(e, tmp, dpath);
     free(tmp);
-    man_clear(&d);
+  }
+  man_clear(&d);
+  buf_free(&ddir);
+  return err;
+}
+
+typedef struct daughter_job {
+  env *e;
+  const char *tablets_dir, *base;
+  const man_state *m;
+  mica_err *err;
+} daughter_job;
+
+static void *right_daughter_main(void *arg) {
+  daughter_job *j = arg;
+  j->err = write_daughter(j->e, j->tablets_dir, j->base, j->m, 1);
+  return NULL;
+}
+
+/* Writes both daughters of a split recorded in `m` (state SPLITTING or
+ * SPLIT) next to `dir`, each referencing the parent's SSTables restricted
+ * to its half, the two side by side (each is a few storage round trips,
+ * network requests on S3). Idempotent: an interrupted run is redone from
+ * scratch. */
+mica_err *tb_write_daughters(env *e, const char *dir, const man_state *m) {
+  char *tablets_dir, *base;
+  path_split(dir, &tablets_dir, &base);
+  daughter_job right = {e, tablets_dir, base, m, NULL};
+  pthread_t th;
+  bool threaded = pthread_create(&th, NULL, right_daughter_main, &right) == 0;
+  mica_err *err = write_daughter(e, tablets_dir, base, m, 0);
+  if (threaded)
+    pthread_join(th, NULL);
+  else
+    right_daughter_main(&right);
+  if (err == NULL) {
+    err = right.err;
+  } else {
+    err_free(right.err);
   }
   if (err == NULL) err = env_sync_dir(e, tablets_dir);
-  buf_free(&ddir);
   free(tablets_dir);
   free(base);
   return err_wrap(err, "split of tablet %" PRIu64, m->tablet_id);

@@ -657,6 +657,20 @@ static mica_err *s3_remove(env *e, const char *path) {
   return err == NULL ? NULL : err_wrap(err, "remove %s", path);
 }
 
+static mica_err *s3_remove_if_present(env *e, const char *path) {
+  char *bucket, *key;
+  mica_err *err = parse_object("remove", path, &bucket, &key);
+  if (err != NULL) return err;
+  err = delete_key(e, bucket, key); /* S3 answers 204 for a missing key */
+  if (err != NULL && err_code(err) == MICA_NOT_FOUND) { /* some others 404 */
+    err_free(err);
+    err = NULL;
+  }
+  free(bucket);
+  free(key);
+  return err == NULL ? NULL : err_wrap(err, "remove %s", path);
+}
+
 static mica_err *s3_mkdirs(env *e, const char *path) {
   (void)e;
   char *bucket, *key;
@@ -883,6 +897,7 @@ static const struct env_ops s3_ops = {
     .writer_close = s3_writer_close,
     .rename = s3_rename,
     .remove = s3_remove,
+    .remove_if_present = s3_remove_if_present,
     .mkdirs = s3_mkdirs,
     .remove_tree = s3_remove_tree,
     .sync_dir = s3_sync_dir,
@@ -890,6 +905,7 @@ static const struct env_ops s3_ops = {
     .file_size = s3_file_size,
     .list = s3_list,
     .rewrites_on_sync = s3_rewrites_on_sync,
+    .dirs_implicit = s3_rewrites_on_sync, /* always true, like it */
     .lock = s3_lock,
     .unlock = s3_unlock,
     .write_file_atomic = s3_write_file_atomic,

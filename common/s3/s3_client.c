@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/prom.h"
 #include "common/s3/s3_xml.h"
 
 struct s3_client {
@@ -730,6 +731,82 @@ static void attempt_once(const s3_client *s, const s3_request *r,
            code[0] ? " " : "", code, text[0] ? ": " : "", text);
 }
 
+/* ---- request counters (s3_get_stats) ---- */
+
+static struct {
+  uint64_t requests[S3_REQ_KINDS], micros[S3_REQ_KINDS];
+  uint64_t retries, bytes_in, bytes_out;
+} g_stats;
+
+static void stat_add(uint64_t *c, uint64_t v) {
+  __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+static int req_kind(const s3_request *r) {
+  switch (r->method[0]) {
+    case 'H': return S3_REQ_HEAD;
+    case 'D': return S3_REQ_DELETE;
+    case 'P':
+      if (r->method[1] == 'O') return S3_REQ_POST;
+      for (const char *const *h = r->headers; h != NULL && *h != NULL; h++)
+        if (strncasecmp(*h, "x-amz-copy-source:", 18) == 0) return S3_REQ_COPY;
+      return S3_REQ_PUT;
+    default:
+      return (r->key == NULL || r->key[0] == '\0') && r->query != NULL &&
+                     strstr(r->query, "list-type=") != NULL
+                 ? S3_REQ_LIST
+                 : S3_REQ_GET;
+  }
+}
+
+const char *s3_req_kind_name(int kind) {
+  static const char *const names[S3_REQ_KINDS] = {
+      "GET", "HEAD", "PUT", "COPY", "LIST", "POST", "DELETE"};
+  return kind >= 0 && kind < S3_REQ_KINDS ? names[kind] : "?";
+}
+
+void s3_get_stats(s3_stats *out) {
+  for (int k = 0; k < S3_REQ_KINDS; k++) {
+    out->requests[k] = __atomic_load_n(&g_stats.requests[k], __ATOMIC_RELAXED);
+    out->micros[k] = __atomic_load_n(&g_stats.micros[k], __ATOMIC_RELAXED);
+  }
+  out->retries = __atomic_load_n(&g_stats.retries, __ATOMIC_RELAXED);
+  out->bytes_in = __atomic_load_n(&g_stats.bytes_in, __ATOMIC_RELAXED);
+  out->bytes_out = __atomic_load_n(&g_stats.bytes_out, __ATOMIC_RELAXED);
+}
+
+void s3_render_metrics(buf *out) {
+  s3_stats st;
+  s3_get_stats(&st);
+  prom_head(out, "mica_s3_requests_total", "counter",
+            "Requests this process sent to S3 (every attempt), by kind: "
+            "GET, HEAD, PUT (parts too), COPY, LIST, POST, DELETE.");
+  for (int k = 0; k < S3_REQ_KINDS; k++) {
+    prom_sample_begin(out, "mica_s3_requests_total");
+    prom_label(out, "kind", s3_req_kind_name(k));
+    prom_sample_end_u(out, st.requests[k]);
+  }
+  prom_head(out, "mica_s3_request_seconds_total", "counter",
+            "Wall time of those requests, by kind.");
+  for (int k = 0; k < S3_REQ_KINDS; k++) {
+    prom_sample_begin(out, "mica_s3_request_seconds_total");
+    prom_label(out, "kind", s3_req_kind_name(k));
+    prom_sample_end(out, (double)st.micros[k] / 1e6);
+  }
+  prom_counter(out, "mica_s3_retries_total", st.retries,
+               "Attempts after a request's first (transient failures).");
+  prom_counter(out, "mica_s3_received_bytes_total", st.bytes_in,
+               "Response bodies received from S3.");
+  prom_counter(out, "mica_s3_sent_bytes_total", st.bytes_out,
+               "Request bodies sent to S3.");
+}
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
   memset(out, 0, sizeof(*out));
   if (r->ranged && r->range_len == 0)
@@ -750,13 +827,20 @@ mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
   outcome o;
   char last_answer[sizeof(o.msg)] = ""; /* the last HTTP answer, if any */
   int attempts = 0;
+  int kind = req_kind(r);
   for (;;) {
     uint64_t now = mono_ms();
     uint64_t left = deadline > now ? deadline - now : 1;
     uint64_t timeout = s->c.attempt_timeout_ms < left ? s->c.attempt_timeout_ms
                                                       : left;
     attempts++;
+    uint64_t t0 = mono_us();
     attempt_once(s, r, (const char *)url.data, sha, timeout, out, &o);
+    stat_add(&g_stats.requests[kind], 1);
+    stat_add(&g_stats.micros[kind], mono_us() - t0);
+    stat_add(&g_stats.bytes_out, r->body.len);
+    stat_add(&g_stats.bytes_in, out->body.len);
+    if (attempts > 1) stat_add(&g_stats.retries, 1);
     out->attempts = attempts;
     if (o.ok || !o.retry) break;
     if (strncmp(o.msg, "HTTP ", 5) == 0)

@@ -130,6 +130,39 @@ typedef struct s3_response {
 mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out);
 void s3_response_free(s3_response *out);
 
+/* What this process has asked of S3 since it started, by the kind of
+ * request a bill counts: every attempt is one request (a retried request
+ * is billed once per attempt). LIST is a GET of a bucket with a list-type
+ * query, COPY a PUT with x-amz-copy-source, PUT includes multipart parts,
+ * POST starts or completes a multipart upload. `micros` is the wall time
+ * of those attempts (from the request's start to its last byte), so a
+ * slow path can be attributed to its requests. Process-wide, like the
+ * handle pool; read with relaxed atomics, so a snapshot taken while
+ * requests run may mix a request's count and its time. Exported on both
+ * servers' /metrics as mica_s3_requests_total and
+ * mica_s3_request_seconds_total (s3_render_metrics). */
+enum {
+  S3_REQ_GET,
+  S3_REQ_HEAD,
+  S3_REQ_PUT,
+  S3_REQ_COPY,
+  S3_REQ_LIST,
+  S3_REQ_POST,
+  S3_REQ_DELETE,
+  S3_REQ_KINDS
+};
+typedef struct s3_stats {
+  uint64_t requests[S3_REQ_KINDS];
+  uint64_t micros[S3_REQ_KINDS];
+  uint64_t retries;       /* attempts after a request's first */
+  uint64_t bytes_in;      /* response bodies received */
+  uint64_t bytes_out;     /* request bodies sent */
+} s3_stats;
+void s3_get_stats(s3_stats *out);
+const char *s3_req_kind_name(int kind); /* "GET", "LIST", ... */
+/* Appends the counters above in Prometheus text format (common/prom.h). */
+void s3_render_metrics(buf *out);
+
 /* Appends `s` to `out` encoded as SigV4 wants: unreserved characters
  * (A-Z a-z 0-9 - _ . ~) as they are, '/' kept when `keep_slash`,
  * everything else %XX with upper-case hex. NUL-terminates (not counted). */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/prom.h"
+#include "common/s3/s3_client.h"
 #include "master/http/mh_int.h"
 
 /* Longest list of tablets in transition given in /api/cluster. */
@@ -410,6 +411,7 @@ void mh_render_metrics(const ms_snap *s, const mh_ident *id,
   prom_gauge(out, "mica_master_merges_enabled", s->merges_on,
              "1 when automatic merges are on.");
   mh_balance_metrics(s, out);
+  s3_render_metrics(out); /* requests to S3 by kind (0 on POSIX) */
   prom_head(out, "mica_master_servers", "gauge",
             "Tablet servers known to the master, by state.");
   for (int st = MS_SERVER_LIVE; st <= MS_SERVER_DEAD; st++)

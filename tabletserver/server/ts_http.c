@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/prom.h"
+#include "common/s3/s3_client.h"
 #include "tabletserver/server/ts_int.h"
 #include "tabletserver/wal.h"
 
@@ -383,6 +384,7 @@ static void render_metrics(ts_server *s, buf *out) {
                ss.idle_cancelled,
                "Streams cancelled by --stream-idle-timeout.");
   render_engine(s, out);
+  s3_render_metrics(out); /* requests to S3 by kind (0 on POSIX) */
   render_tally(s, v, n, &retired, out);
   render_tablets(v, n, by_state, out);
   uint64_t by_class[6];

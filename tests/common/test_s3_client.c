@@ -2,7 +2,8 @@
  * XML answers (including hostile ones) and encodings, and the local disk
  * cache against a real S3 server through the proxy of s3_harness.h (warm
  * reads send no GET, across readers and restarts; replaced objects are
- * never served stale; damaged chunk files are refetched; the budget). */
+ * never served stale; damaged chunk files are refetched; the budget), and
+ * the process's request counters by kind (s3_get_stats). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "common/env.h"
 #include "common/s3/env_s3.h"
 #include "common/s3/s3_cache.h"
+#include "common/s3/s3_client.h"
 #include "common/s3/s3_xml.h"
 #include "tests/common/s3_harness.h"
 
@@ -355,6 +357,128 @@ static void test_cache_budget(void) {
   free(dir);
 }
 
+/* ---- request counters ---- */
+
+/* The counters of s3_get_stats move by exactly the requests the proxy saw,
+ * kind by kind, and a retried request counts once per attempt. */
+static void test_request_counters(void) {
+  env *e = s3h_env;
+  char *dir = s3h_new_root();
+  char *p = s3h_path_in(dir, "a.sst"), *q = s3h_path_in(dir, "b.sst");
+  s3_stats a, b;
+  s3h_log_reset();
+  s3_get_stats(&a);
+  TU_OK(env_write_file_atomic(e, p, slice_from_str("hello counters")));
+  env_reader *r;
+  TU_OK(env_open_reader(e, p, &r));
+  uint8_t back[8];
+  size_t got;
+  TU_OK(env_read(r, 0, 5, back, &got));
+  CU_ASSERT_EQUAL(got, 5);
+  env_reader_close(r);
+  char **names;
+  size_t n;
+  TU_OK(env_list(e, dir, &names, &n));
+  env_free_names(names, n);
+  TU_OK(env_rename(e, p, q));
+  TU_OK(env_remove(e, q));
+  s3_get_stats(&b);
+  char *t = s3h_log_text();
+  int want[S3_REQ_KINDS] = {0};
+  want[S3_REQ_PUT] = S3H_COUNT(t, "PUT ") - S3H_COUNT(t, "PUT ", "copy-source");
+  want[S3_REQ_COPY] = S3H_COUNT(t, "PUT ", "copy-source");
+  want[S3_REQ_HEAD] = S3H_COUNT(t, "HEAD ");
+  want[S3_REQ_LIST] = S3H_COUNT(t, "GET ", "list-type=");
+  want[S3_REQ_GET] = S3H_COUNT(t, "GET ") - want[S3_REQ_LIST];
+  want[S3_REQ_DELETE] = S3H_COUNT(t, "DELETE ");
+  free(t);
+  for (int k = 0; k < S3_REQ_KINDS; k++) {
+    if (b.requests[k] - a.requests[k] != (uint64_t)want[k])
+      fprintf(stderr, "%s: counted %llu, proxy saw %d\n", s3_req_kind_name(k),
+              (unsigned long long)(b.requests[k] - a.requests[k]), want[k]);
+    CU_ASSERT_EQUAL(b.requests[k] - a.requests[k], (uint64_t)want[k]);
+  }
+  /* Each kind this sequence must have used at least once. */
+  CU_ASSERT(want[S3_REQ_PUT] >= 1 && want[S3_REQ_COPY] == 1);
+  CU_ASSERT(want[S3_REQ_GET] >= 1 && want[S3_REQ_LIST] >= 1);
+  CU_ASSERT(want[S3_REQ_HEAD] >= 1 && want[S3_REQ_DELETE] >= 1);
+  CU_ASSERT(b.micros[S3_REQ_PUT] > a.micros[S3_REQ_PUT]);
+  CU_ASSERT(b.bytes_out - a.bytes_out >= 14);
+  CU_ASSERT(b.bytes_in - a.bytes_in >= 5);
+  CU_ASSERT_EQUAL(b.retries, a.retries);
+
+  /* A 503 answered once: two attempts of one HEAD, one retry. */
+  const char *key = strchr(p + 5, '/') + 1;
+  TU_OK(env_write_file_atomic(e, p, slice_from_str("again")));
+  char spec[512];
+  snprintf(spec, sizeof(spec), "kind=503&count=1&method=HEAD&match=%s", key);
+  s3h_fault(spec);
+  s3_get_stats(&a);
+  uint64_t size;
+  TU_OK(env_file_size(e, p, &size));
+  CU_ASSERT_EQUAL(size, 5);
+  s3_get_stats(&b);
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_HEAD] - a.requests[S3_REQ_HEAD], 2);
+  CU_ASSERT_EQUAL(b.retries - a.retries, 1);
+
+  /* Exported in Prometheus form, every kind present. */
+  buf m = BUF_INIT;
+  s3_render_metrics(&m);
+  buf_push(&m, 0);
+  const char *txt = (const char *)m.data;
+  for (int k = 0; k < S3_REQ_KINDS; k++) {
+    char needle[96];
+    snprintf(needle, sizeof(needle), "mica_s3_requests_total{kind=\"%s\"} ",
+             s3_req_kind_name(k));
+    CU_ASSERT_PTR_NOT_NULL(strstr(txt, needle));
+  }
+  char needle[96];
+  snprintf(needle, sizeof(needle), "mica_s3_requests_total{kind=\"HEAD\"} %llu\n",
+           (unsigned long long)b.requests[S3_REQ_HEAD]);
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, needle));
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "# TYPE mica_s3_request_seconds_total counter"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "mica_s3_retries_total "));
+  CU_ASSERT_STRING_EQUAL(s3_req_kind_name(S3_REQ_KINDS), "?");
+  buf_free(&m);
+  TU_OK(env_remove(e, p));
+  free(p);
+  free(q);
+  free(dir);
+}
+
+/* env_dirs_implicit: true on S3, where a directory is there exactly while
+ * a file is under it (what a split's daughters rely on), false on POSIX. */
+static void test_dirs_implicit(void) {
+  char *root = s3h_new_root();
+  char *dir = s3h_path_in(root, "7");
+  char *f = s3h_path_in(dir, "MANIFEST");
+  CU_ASSERT(env_dirs_implicit(s3h_env, dir));
+  CU_ASSERT(!env_dirs_implicit(env_posix(), tu_tmpdir()));
+  TU_OK(env_mkdirs(s3h_env, dir));
+  CU_ASSERT(!env_exists(s3h_env, dir)); /* mkdirs made nothing */
+  TU_OK(env_write_file_atomic(s3h_env, f, slice_from_str("m")));
+  CU_ASSERT(env_exists(s3h_env, dir));
+  /* env_remove_if_present: one DELETE, no HEAD; absent is fine. */
+  s3h_log_reset();
+  TU_OK(env_remove_if_present(s3h_env, f));
+  char *t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "DELETE "), 1);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "HEAD "), 0);
+  free(t);
+  CU_ASSERT(!env_exists(s3h_env, dir));
+  TU_OK(env_remove_if_present(s3h_env, f));
+  s3h_expect_err(env_remove(s3h_env, f), MICA_NOT_FOUND, "MANIFEST");
+  char *pf = s3h_path_in(tu_tmpdir(), "gone");
+  TU_OK(env_remove_if_present(env_posix(), pf));
+  s3h_write_file(env_posix(), pf, ENV_TRUNCATE, "x");
+  TU_OK(env_remove_if_present(env_posix(), pf));
+  CU_ASSERT(!env_exists(env_posix(), pf));
+  free(pf);
+  free(f);
+  free(dir);
+  free(root);
+}
+
 static CU_TestInfo unit_tests[] = {
     {"configuration and paths", test_config},
     {"XML answers: errors, listings, hostile bodies; encodings", test_xml},
@@ -364,6 +488,8 @@ static CU_TestInfo unit_tests[] = {
 static CU_TestInfo cache_tests[] = {
     {"warm reads, restart, replaced objects, damage", test_cache_warm},
     {"budget and eviction", test_cache_budget},
+    {"request counters by kind, retries, /metrics text", test_request_counters},
+    {"implicit directories; remove_if_present", test_dirs_implicit},
     CU_TEST_INFO_NULL,
 };
 
