@@ -346,7 +346,13 @@ bench() {
   if ! "$bin/mica-bench" "$@" "${target[@]}" --threads "$threads" --quiet \
       --json "$out/json/$sys-$name.json" >>"$out/bench.log" 2>&1; then
     tail -20 "$out/bench.log" >&2
-    die "mica-bench failed against $sys ($name); see $out/bench.log"
+    # mica-bench exits 1 when any operation failed, and still writes its
+    # report: a run with failures (etcd's capped E, whose scans can pass
+    # the client's deadline) is kept, its errors counted in the report.
+    # Without a report the run itself failed.
+    [ -s "$out/json/$sys-$name.json" ] ||
+      die "mica-bench failed against $sys ($name); see $out/bench.log"
+    echo "run.sh: $sys $name had failed operations; kept (see $out/bench.log)" >&2
   fi
   [ "$sys" = pg ] && pg_settle
   c1=$(cpu_ticks "${spids[@]}")
