@@ -220,7 +220,7 @@ def main():
     print("|" + "---|" * len(head))
     rows2 = []
     for w in wls:
-        tput, p50, p99, cpu = {}, {}, {}, {}
+        tput, p50, p99, cpu, errors = {}, {}, {}, {}, {}
         for s in systems:
             rs = runs_of(a.json, "%s-%s" % (s, w), a.runs)
             tput[s] = [r["throughput_ops_s"] for r in rs]
@@ -228,9 +228,16 @@ def main():
             p99[s] = [r["all"]["p99_us"] / 1000.0 for r in rs]
             cpu[s] = [r["cpu_us_per_op"] for r in rs if r["cpu_us_per_op"] is not None]
             errs = sum(r["errors"] for r in rs)
+            counted = sum(r["ops_counted"] for r in rs)
+            errors[s] = (errs, counted)
             if errs:
                 print("warning: %d errors in %s %s" % (errs, s, w), file=sys.stderr)
-        row = [w.upper()] + [fmt_ops(tput[s]) for s in systems]
+            # A system whose runs mostly failed (etcd's capped E at 1M
+            # records) has no rate to compare: no ratio against it.
+            if counted and errs * 2 > counted:
+                tput[s] = []
+        row = [w.upper()] + [fmt_ops(tput[s]) if tput[s] or not errors[s][0] else
+                             "failed: %d of %d ops" % errors[s] for s in systems]
         if echo:
             row.append(fmt_ops(echo_rate))
         for m in micas:
