@@ -97,6 +97,61 @@ def echo_rounds(jdir, runs):
     return out
 
 
+def print_loadavg(path):
+    """The machine's 1-minute load average during the load and the rounds."""
+    if not os.path.exists(path):
+        return
+    marks, samples = {}, []
+    with open(path) as f:
+        for line in f:
+            p = line.split(None, 4)
+            if len(p) < 5:
+                continue
+            t, l1, label = int(p[0]), float(p[1]), p[4].strip()
+            samples.append((t, l1))
+            marks.setdefault(label, t)
+    parts = []
+    for name, lo, hi in (("load", "load-start", "load-end"),
+                         ("rounds", "rounds-start", "rounds-end")):
+        if lo not in marks:
+            continue
+        xs = [l for t, l in samples if marks[lo] <= t <= marks.get(hi, 1 << 62)]
+        if xs:
+            parts.append("%s %.1f (%.1f-%.1f; %d min)" % (
+                name, med(xs), min(xs), max(xs),
+                (marks.get(hi, samples[-1][0]) - marks[lo] + 30) // 60))
+    if parts:
+        print("Machine load average (1 min; median, min-max, over samples every "
+              "10 s and at each phase's start and end): %s." % "; ".join(parts))
+        print()
+
+
+def print_load(jdir, systems):
+    """The one load of each system: rate, time, server CPU per insert."""
+    rows = []
+    for s in systems:
+        p = os.path.join(jdir, "%s-load.json" % s)
+        if not os.path.exists(p):
+            continue
+        d = load(p)
+        cpu = None
+        cp = os.path.join(jdir, "%s-load.cpu" % s)
+        if os.path.exists(cp) and d["ops_counted"]:
+            with open(cp) as f:
+                ticks, hz = f.read().split()
+            cpu = int(ticks) / int(hz) * 1e6 / d["ops_counted"]
+        rate = d["throughput_ops_s"]
+        rows.append("| %s | %d | %.0f | %.0f | %.2f | %s |" % (
+            NAMES[s], d["ops_counted"], rate, d["ops_counted"] / rate if rate else 0,
+            d["all"]["p99_us"] / 1000.0, "%.1f" % cpu if cpu is not None else "-"))
+    if rows:
+        print("| load (once per system) | records | inserts/s | seconds | p99 ms | "
+              "server CPU us/insert |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        print()
+
+
 def ratio(a, b):
     if not a or not b or med(b) <= 0:
         return None
@@ -129,6 +184,8 @@ def main():
     ap.add_argument("--echo", default="1")
     ap.add_argument("--command", default="")
     ap.add_argument("--setup", default="")
+    ap.add_argument("--loadavg", default="",
+                    help="run.sh's loadavg.log: 'EPOCH L1 L5 L15 LABEL' lines")
     a = ap.parse_args()
     systems = a.systems.split(",")
     wls = a.workloads.split(",")
@@ -142,6 +199,9 @@ def main():
     if a.setup:
         print("Setup: %s" % a.setup)
     print()
+    if a.loadavg:
+        print_loadavg(a.loadavg)
+    print_load(a.json, systems)
     echo = echo_rounds(a.json, a.runs) if a.echo == "1" else []
     echo_rate = [e[0] for e in echo]
     echo_cpu = [e[2] for e in echo if e[2] is not None]
@@ -160,16 +220,24 @@ def main():
     print("|" + "---|" * len(head))
     rows2 = []
     for w in wls:
-        tput, p99, cpu = {}, {}, {}
+        tput, p50, p99, cpu, errors = {}, {}, {}, {}, {}
         for s in systems:
             rs = runs_of(a.json, "%s-%s" % (s, w), a.runs)
             tput[s] = [r["throughput_ops_s"] for r in rs]
+            p50[s] = [r["all"]["p50_us"] / 1000.0 for r in rs]
             p99[s] = [r["all"]["p99_us"] / 1000.0 for r in rs]
             cpu[s] = [r["cpu_us_per_op"] for r in rs if r["cpu_us_per_op"] is not None]
             errs = sum(r["errors"] for r in rs)
+            counted = sum(r["ops_counted"] for r in rs)
+            errors[s] = (errs, counted)
             if errs:
                 print("warning: %d errors in %s %s" % (errs, s, w), file=sys.stderr)
-        row = [w.upper()] + [fmt_ops(tput[s]) for s in systems]
+            # A system whose runs mostly failed (etcd's capped E at 1M
+            # records) has no rate to compare: no ratio against it.
+            if counted and errs * 2 > counted:
+                tput[s] = []
+        row = [w.upper()] + [fmt_ops(tput[s]) if tput[s] or not errors[s][0] else
+                             "failed: %d of %d ops" % errors[s] for s in systems]
         if echo:
             row.append(fmt_ops(echo_rate))
         for m in micas:
@@ -187,10 +255,12 @@ def main():
                 goals.append("%s %.1fx %s" % (name, g, "met" if x >= g else "MISSED"))
         row.append(", ".join(goals) or "-")
         print("| " + " | ".join(row) + " |")
-        rows2.append([w.upper()] + ["%.2f" % med(p99[s]) if p99[s] else "-" for s in systems] +
+        rows2.append([w.upper()] + ["%.2f" % med(p50[s]) if p50[s] else "-" for s in systems] +
+                     ["%.2f" % med(p99[s]) if p99[s] else "-" for s in systems] +
                      ["%.1f" % med(cpu[s]) if cpu[s] else "-" for s in systems])
     print()
-    head = (["workload"] + ["p99 ms %s" % NAMES[s] for s in systems] +
+    head = (["workload"] + ["p50 ms %s" % NAMES[s] for s in systems] +
+            ["p99 ms %s" % NAMES[s] for s in systems] +
             ["server CPU us/op %s" % NAMES[s] for s in systems])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -205,10 +275,11 @@ def main():
               "echo server CPU %s us per echo." %
               (", ".join(modes), "%.1f" % med(echo_cpu) if echo_cpu else "-"))
         print()
-    print("ops/s: median (min-max) over rounds; p99 over all operations of a run, "
-          "median over rounds. Ratios are of medians. Server CPU: user+system time of "
-          "the system's server processes (Mica: master and tablet servers; PostgreSQL: "
-          "the postmaster and every backend it forked) during the run, per operation.")
+    print("ops/s: median (min-max) over rounds; p50 and p99 over all operations of a "
+          "run, median over rounds. Ratios are of medians. Server CPU: user+system time of "
+          "the system's server processes (Mica: the tablet servers; etcd: its one "
+          "process; PostgreSQL: the postmaster and every backend it forked, with its "
+          "WAL writer and checkpointer) during the run, per operation.")
     print()
 
     if a.bigtable != "1" or "mica1" not in systems:

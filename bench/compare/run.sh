@@ -32,7 +32,8 @@
 # the range's end (the response's `count` field), so each short scan costs
 # time in proportion to the whole table, and at 200,000 records a run of E
 # takes hours. Its ops/s over the capped time is still its rate; the cap
-# only keeps the run finite.
+# only keeps the run finite. At 1,000,000 records most of its scans pass
+# mica-bench's 10 s deadline: the run is kept with its errors counted.
 #
 # Results: a markdown report on stdout and in OUT/report.md, every
 # mica-bench JSON report in OUT/json/.
@@ -66,6 +67,15 @@ usage: bench/compare/run.sh [options]
   --no-mica3        skip the 3-server Mica
   --no-echo         skip the transport's echo ceiling
   --no-bigtable     skip the Bigtable part
+  --until TIME      start no new round that would end after TIME (anything
+                    `date -d` reads, e.g. 19:30 or '2026-12-03 19:30 UTC'),
+                    judged by the last round's length; the first round always
+                    runs, and the report covers the rounds run (default: all
+                    --runs rounds)
+  --perf-c          after the rounds, one more YCSB C run on the 1-server
+                    Mica with `perf record -e cpu-clock -g` attached to its
+                    tablet server (not counted in the tables), to
+                    OUT/perf-c.data with its reports in OUT/perf-c-*.txt
   --out DIR         results directory (default: a new temporary directory)
   --keep            keep the data directories and logs
   -h, --help
@@ -78,9 +88,10 @@ tables.
 Example (the defaults take several minutes on 2 cores):
   bench/compare/run.sh --bin build/bin --runs 3
   # The size that does not fit the caches (1 GB of records, 64 MiB block
-  # cache); hours on 2 cores, for a quiet machine:
-  bench/compare/run.sh --bin build/bin --records 1000000 --ops 200000 \
-      --block-cache 64M --runs 3 --no-mica3 --no-bigtable
+  # cache); each system's load takes 3-10 min on 2 shared cores, etcd's
+  # rounds ~8 min each, Mica's and PostgreSQL's ~4 min together:
+  bench/compare/run.sh --bin build/bin --records 1000000 --ops 100000 \
+      --block-cache 64M --runs 3 --no-mica3 --no-bigtable --perf-c --until 19:30
 USAGE
 }
 
@@ -92,6 +103,7 @@ records=20000 ops=20000 threads=16 runs=3 tablets=6
 bt_records=20000 bt_ops=20000 workloads=a,b,c,e
 block_cache=64M compression="" etcd_e_seconds=60 echo_seconds=5
 with_etcd=1 with_pg=1 with_mica3=1 with_echo=1 with_bigtable=1 out="" keep=0
+until="" until_s=0 perf_c=0
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -112,6 +124,8 @@ while [ $# -gt 0 ]; do
     --no-mica3) with_mica3=0; shift ;;
     --no-echo) with_echo=0; shift ;;
     --no-bigtable) with_bigtable=0; shift ;;
+    --until) until=$2; shift 2 ;;
+    --perf-c) perf_c=1; shift ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -124,6 +138,12 @@ for n in "$records" "$ops" "$threads" "$runs" "$tablets" "$bt_records" "$bt_ops"
     "$etcd_e_seconds" "$echo_seconds"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive whole number"
 done
+if [ -n "$until" ]; then
+  until_s=$(date -d "$until" +%s 2>/dev/null) || die "--until: '$until' is not a time date(1) reads"
+fi
+if [ $perf_c = 1 ] && ! command -v perf >/dev/null; then
+  die "--perf-c needs perf (apt-get install linux-perf)"
+fi
 [[ $block_cache =~ ^[0-9]+[KMGkmg]?$ ]] || die "--block-cache: '$block_cache' is not a size (64M)"
 case $compression in
   "" | lz4 | zstd | none) ;;
@@ -239,7 +259,7 @@ start_pg() {
   pg_uri=postgresql://mica@127.0.0.1:$port/postgres
   for ((i = 0; i < 600; i++)); do
     kill -0 "$pid" 2>/dev/null || die "PostgreSQL exited; see $dir/postgres.log"
-    grep -q "ready to accept connections" "$dir/postgres.log" && return 0
+    grep -qs "ready to accept connections" "$dir/postgres.log" && return 0
     sleep 0.1
   done
   die "PostgreSQL did not start; see $dir/postgres.log"
@@ -298,6 +318,14 @@ echo_run() {
   done
 }
 
+# load_mark LABEL: the machine's load averages (1, 5, 15 min) now, with
+# the time and LABEL, to $out/loadavg.log; a background sampler adds a
+# line every 10 s ("sample"). The report gives their range: on a shared
+# machine the other work running beside the benchmark is part of the result.
+load_mark() {
+  echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg) $1" >>"$out/loadavg.log"
+}
+
 # bench SYSTEM NAME ARGS...: one mica-bench phase against SYSTEM, JSON to
 # $out/json/SYSTEM-NAME.json, the CPU time the system's server processes
 # spent meanwhile ("ticks hz") to SYSTEM-NAME.cpu, text appended to
@@ -308,18 +336,29 @@ bench() {
   case $sys in
     etcd) target=(--etcd "$etcd_addr"); spids=("${etcd_pids[@]}") ;;
     pg) target=(--postgres "$pg_uri"); spids=("${pg_pids[@]}") ;;
-    mica1) target=(--master "$mica1_addr"); spids=("${mica1_pids[@]}") ;;
-    mica3) target=(--master "$mica3_addr"); spids=("${mica3_pids[@]}") ;;
+    # Mica's server CPU is the tablet servers' (the pids after the
+    # master's): they serve every operation; the master only takes
+    # heartbeats, and the client library caches where tablets are.
+    mica1) target=(--master "$mica1_addr"); spids=("${mica1_pids[@]:1}") ;;
+    mica3) target=(--master "$mica3_addr"); spids=("${mica3_pids[@]:1}") ;;
   esac
   echo "== $sys $name: mica-bench $* ${target[*]}" >>"$out/bench.log"
+  load_mark "start $sys-$name"
   c0=$(cpu_ticks "${spids[@]}")
   if ! "$bin/mica-bench" "$@" "${target[@]}" --threads "$threads" --quiet \
       --json "$out/json/$sys-$name.json" >>"$out/bench.log" 2>&1; then
     tail -20 "$out/bench.log" >&2
-    die "mica-bench failed against $sys ($name); see $out/bench.log"
+    # mica-bench exits 1 when any operation failed, and still writes its
+    # report: a run with failures (etcd's capped E, whose scans can pass
+    # the client's deadline) is kept, its errors counted in the report.
+    # Without a report the run itself failed.
+    [ -s "$out/json/$sys-$name.json" ] ||
+      die "mica-bench failed against $sys ($name); see $out/bench.log"
+    echo "run.sh: $sys $name had failed operations; kept (see $out/bench.log)" >&2
   fi
   [ "$sys" = pg ] && pg_settle
   c1=$(cpu_ticks "${spids[@]}")
+  load_mark "end $sys-$name"
   echo "$((c1 - c0)) $hz" >"$out/json/$sys-$name.cpu"
   printf '  %-6s %-14s %s ops/s\n' "$sys" "$name" \
     "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' \
@@ -343,11 +382,15 @@ if [ $with_etcd = 1 ]; then start_etcd; fi
 if [ $with_pg = 1 ]; then start_pg; fi
 if [ $with_echo = 1 ]; then start_echo; fi
 
+( while :; do load_mark sample; sleep 10; done ) &
+bench_pids+=("$!")
 started=$(date +%s)
 echo "loading $records records into ${systems[*]}" >&2
+load_mark load-start
 for sys in "${systems[@]}"; do
   bench "$sys" load load --workload a --records "$records" --tablets "$tablets"
 done
+load_mark load-end
 # Where the tablets ended up (column 7 is the serving address), for the
 # report: a 3-server run that left every tablet on one server would
 # measure one server.
@@ -360,7 +403,17 @@ for sys in "${micas[@]}"; do
   spread+="$sys: $(cut -f7 "$out/tablets-$sys.tsv" | sort | uniq -c | awk '{print $1}' | paste -sd/ -) tablets per server; "
 done
 IFS=, read -r -a wls <<<"$workloads"
+load_mark rounds-start
 for ((r = 1; r <= runs; r++)); do
+  if [ $r -gt 1 ] && [ "$until_s" -gt 0 ]; then
+    now=$(date +%s)
+    if [ $((now + (now - round_started))) -gt "$until_s" ]; then
+      echo "run.sh: another round would end after --until $until; stopping after $((r - 1)) of $runs rounds" >&2
+      runs=$((r - 1))
+      break
+    fi
+  fi
+  round_started=$(date +%s)
   echo "round $r of $runs" >&2
   for w in "${wls[@]}"; do
     for sys in "${systems[@]}"; do
@@ -372,6 +425,25 @@ for ((r = 1; r <= runs; r++)); do
   done
   if [ $with_echo = 1 ]; then echo_run "$r"; fi
 done
+load_mark rounds-end
+
+if [ $perf_c = 1 ]; then
+  # One more C run, not counted in the tables (perf's sampling costs the
+  # server a little): where the tablet server's CPU goes under reads.
+  echo "perf record of mica1's tablet server during YCSB C" >&2
+  perf record -e cpu-clock -g -p "${mica1_pids[1]}" -o "$out/perf-c.data" \
+    >"$out/perf-c.log" 2>&1 &
+  perf_pid=$!
+  bench_pids+=("$perf_pid")
+  sleep 1
+  bench mica1 c-perf run --workload c --records "$records" --ops "$ops"
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  perf report -i "$out/perf-c.data" --stdio --no-children --sort dso -g none \
+    >"$out/perf-c-dso.txt" 2>/dev/null || true
+  perf report -i "$out/perf-c.data" --stdio --no-children --sort dso,sym -g none \
+    >"$out/perf-c-sym.txt" 2>/dev/null || true
+fi
 
 if [ $with_bigtable = 1 ]; then
   echo "Bigtable per-server benchmark against mica1" >&2
@@ -391,5 +463,6 @@ elapsed=$(($(date +%s) - started))
 python3 "$here/report.py" --json "$out/json" --runs "$runs" --workloads "$workloads" \
   --systems "$(IFS=,; echo "${systems[*]}")" --bigtable "$with_bigtable" --echo "$with_echo" \
   --command "$cmdline" \
+  --loadavg "$out/loadavg.log" \
   --setup "records=$records (1 KB) ops=$ops threads=$threads tablets=$tablets runs=$runs block-cache=$block_cache compression=${compression:-lz4 (default)} etcd-E-cap=${etcd_e_seconds}s; $(nproc) cores; ${spread}${elapsed}s" \
   | tee "$out/report.md"
