@@ -82,7 +82,16 @@ typedef struct engine {
   uint64_t (*scan_all)(void *db);
   bool (*seek)(void *db, slice k);
   void (*close)(void *db);
+  /* Prints the engine's files per level (before seekrandom): how many
+   * sources a seek merges, which decides much of its cost. */
+  void (*shape)(void *db);
 } engine;
+
+static void print_shape(const char *name, const long *files, int n) {
+  printf("%s files per level before seekrandom:", name);
+  for (int l = 0; l < n; l++) printf(" %ld", files[l]);
+  printf("\n");
+}
 
 /* Mica: one tablet with its own resources (2 background threads). */
 typedef struct mica_db {
@@ -159,8 +168,17 @@ static void mica_close(void *db) {
   free(d);
 }
 
-static const engine mica_engine = {"mica", mica_open, mica_put, mica_get,
-                                   mica_scan_all, mica_seek, mica_close};
+static void mica_shape(void *db) {
+  tab_stats st;
+  tab_get_stats(((mica_db *)db)->t, &st);
+  long files[7];
+  for (int l = 0; l < 7; l++) files[l] = (long)st.level_files[l];
+  print_shape("mica", files, 7);
+}
+
+static const engine mica_engine = {"mica",        mica_open, mica_put,
+                                   mica_get,      mica_scan_all, mica_seek,
+                                   mica_close,    mica_shape};
 
 #ifdef MICA_HAVE_LEVELDB
 typedef struct ldb {
@@ -254,8 +272,21 @@ static void ldb_close(void *db) {
   free(d);
 }
 
-static const engine leveldb_engine = {"leveldb", ldb_open, ldb_put, ldb_get,
-                                      ldb_scan_all, ldb_seek, ldb_close};
+static void ldb_shape(void *db) {
+  long files[7];
+  for (int l = 0; l < 7; l++) {
+    char prop[64];
+    snprintf(prop, sizeof(prop), "leveldb.num-files-at-level%d", l);
+    char *v = leveldb_property_value(((ldb *)db)->db, prop);
+    files[l] = v != NULL ? atol(v) : -1;
+    leveldb_free(v);
+  }
+  print_shape("leveldb", files, 7);
+}
+
+static const engine leveldb_engine = {"leveldb",    ldb_open, ldb_put,
+                                      ldb_get,      ldb_scan_all, ldb_seek,
+                                      ldb_close,    ldb_shape};
 #endif
 
 #ifdef MICA_HAVE_ROCKSDB
@@ -352,8 +383,21 @@ static void rdb_close(void *db) {
   free(d);
 }
 
-static const engine rocksdb_engine = {"rocksdb", rdb_open, rdb_put, rdb_get,
-                                      rdb_scan_all, rdb_seek, rdb_close};
+static void rdb_shape(void *db) {
+  long files[7];
+  for (int l = 0; l < 7; l++) {
+    char prop[64];
+    snprintf(prop, sizeof(prop), "rocksdb.num-files-at-level%d", l);
+    char *v = rocksdb_property_value(((rdb *)db)->db, prop);
+    files[l] = v != NULL ? atol(v) : -1;
+    rocksdb_free(v);
+  }
+  print_shape("rocksdb", files, 7);
+}
+
+static const engine rocksdb_engine = {"rocksdb",    rdb_open, rdb_put,
+                                      rdb_get,      rdb_scan_all, rdb_seek,
+                                      rdb_close,    rdb_shape};
 #endif
 
 /* ---- workloads ---- */
@@ -673,6 +717,7 @@ int main(int argc, char **argv) {
     entries[e] = engines[e]->scan_all(db);
     ops[W_READSEQ][e] = entries[e] / ((now_us() - t0) / 1e6);
     cpu[W_READSEQ][e] = (double)(cpu_ns() - c0) / (double)entries[e];
+    engines[e]->shape(db);
     t0 = now_us();
     c0 = cpu_ns();
     seek_found[e] = seek_random(engines[e], db, g_seeks);
