@@ -520,22 +520,31 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
     found = mt_get(v->imm[i], key, seq, value);
   /* Level 0 newest first, each file whose key span holds the key; then
    * below, at most the one file of each level whose span does. */
-  tfile *first = NULL; /* the first file looked into */
+  /* The first file whose Bloom filter let the read in, and whether the
+   * read went on to another file after it: a wasted read of a block,
+   * charged to that file (tablet_level.c, read-triggered compaction). */
+  tfile *first = NULL;
+  bool past_first = false;
   for (size_t i = v->lvl[0]; found == MT_ABSENT && i < v->lvl[1]; i++) {
     if (!tb_tfile_may_hold(v->files[i], key)) continue;
-    if (probes++ == 0) first = v->files[i];
+    probes++;
+    past_first = first != NULL;
+    if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
+      first = v->files[i];
     err = probe(v->files[i], key, seq, value, &found);
     if (err != NULL) break;
   }
   for (int l = 1; err == NULL && found == MT_ABSENT && l < TB_LEVELS; l++) {
     size_t i = tb_level_find(v, l, key);
     if (i == v->lvl[l + 1] || !tb_tfile_may_hold(v->files[i], key)) continue;
-    if (probes++ == 0) first = v->files[i];
+    probes++;
+    past_first = first != NULL;
+    if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
+      first = v->files[i];
     err = probe(v->files[i], key, seq, value, &found);
   }
   if (probes > 0) stat_add(&t->st_get_probes, probes);
-  /* The first file did not answer: a read past it (tablet_level.c). */
-  if (probes > 1 && err == NULL) tb_charge_read(t, first);
+  if (past_first && err == NULL) tb_charge_read(t, first);
   tb_version_unref(v);
   if (err != NULL) return err;
   if (found != MT_FOUND) {

@@ -429,8 +429,8 @@ double tb_compaction_score(const tablet *t, const version *v);
 bool tb_version_has_foreign(const version *v);
 /* Whether a file of `v` has run out of reads (read_due). */
 bool tb_version_read_due(const version *v);
-/* Charges one read to `f`, the first of two or more files a read looked
- * into for one key; when its allowance runs out, marks it read_due and
+/* Charges one read to `f`, a file a read looked into (past its Bloom
+ * filter) before it had to look into another for the same key; when its allowance runs out, marks it read_due and
  * schedules the tablet's compaction (when auto_compact is on). Caller
  * holds no tablet lock. */
 void tb_charge_read(tablet *t, tfile *f);

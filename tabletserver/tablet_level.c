@@ -9,10 +9,14 @@
  * once, with what it overlaps in level 1).
  *
  * Reads also ask for compactions (LevelDB's seek compaction): a point
- * read or a seek that looks into two or more files for one key charges
- * the first of them, and a file charged once per 16 KiB of its size (at
- * least 100 times) is compacted into the level below even when no level
- * is over its bound, so that data read often ends up in fewer files.
+ * read that read a file (its Bloom filter let the key in) and still had
+ * to look into another, or a seek that has to merge two or more files at
+ * its start key, charges that first file; a file charged once per 16 KiB
+ * of its size (at least 100 times) is compacted into the level below even
+ * when no level is over its bound, so that data read often ends up in
+ * fewer files. (LevelDB charges a get whatever the filter said; here a
+ * file the filter answered cost the get no block read, so it is not
+ * charged.)
  *
  * This file decides *what* a compaction merges and where the output goes;
  * tablet_compact.c does the writing and installs the result. Every

@@ -83,14 +83,16 @@ typedef struct engine {
   bool (*seek)(void *db, slice k);
   void (*close)(void *db);
   /* Prints the engine's files per level (before seekrandom): how many
-   * sources a seek merges, which decides much of its cost. */
+   * sources a seek merges, which decides much of its cost, and the
+   * memory its memtables take (LevelDB: with the block cache). */
   void (*shape)(void *db);
 } engine;
 
-static void print_shape(const char *name, const long *files, int n) {
+static void print_shape(const char *name, const long *files, int n,
+                        long mem_bytes) {
   printf("%s files per level before seekrandom:", name);
   for (int l = 0; l < n; l++) printf(" %ld", files[l]);
-  printf("\n");
+  printf("; memory %.1f MiB\n", (double)mem_bytes / (1 << 20));
 }
 
 /* Mica: one tablet with its own resources (2 background threads). */
@@ -173,7 +175,7 @@ static void mica_shape(void *db) {
   tab_get_stats(((mica_db *)db)->t, &st);
   long files[7];
   for (int l = 0; l < 7; l++) files[l] = (long)st.level_files[l];
-  print_shape("mica", files, 7);
+  print_shape("mica", files, 7, (long)st.memtable_bytes);
 }
 
 static const engine mica_engine = {"mica",        mica_open, mica_put,
@@ -281,7 +283,10 @@ static void ldb_shape(void *db) {
     files[l] = v != NULL ? atol(v) : -1;
     leveldb_free(v);
   }
-  print_shape("leveldb", files, 7);
+  char *mem = leveldb_property_value(((ldb *)db)->db,
+                                     "leveldb.approximate-memory-usage");
+  print_shape("leveldb", files, 7, mem != NULL ? atol(mem) : -1);
+  leveldb_free(mem);
 }
 
 static const engine leveldb_engine = {"leveldb",    ldb_open, ldb_put,
@@ -392,7 +397,10 @@ static void rdb_shape(void *db) {
     files[l] = v != NULL ? atol(v) : -1;
     rocksdb_free(v);
   }
-  print_shape("rocksdb", files, 7);
+  char *mem = rocksdb_property_value(((rdb *)db)->db,
+                                     "rocksdb.cur-size-all-mem-tables");
+  print_shape("rocksdb", files, 7, mem != NULL ? atol(mem) : -1);
+  rocksdb_free(mem);
 }
 
 static const engine rocksdb_engine = {"rocksdb",    rdb_open, rdb_put,
