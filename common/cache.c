@@ -1,10 +1,20 @@
-/* cache: the sharded LRU cache behind cache.h.
+/* cache: the sharded cache behind cache.h, evicting by second chance
+ * (CLOCK), an approximation of LRU.
  *
  * Each of 16 shards (picked by the top bits of hash32 of the key) holds a
  * chained hash table of its entries and two circular lists:
- *   lru     entries only the cache references (refs == 1), oldest first;
- *           these are the eviction candidates;
- *   in_use  entries some handle also pins (refs > 1); never evicted.
+ *   lru     entries in insertion order, oldest first, each with a
+ *           `visited` bit: the eviction candidates;
+ *   in_use  entries found pinned (refs > 1) by eviction; never evicted,
+ *           and back at the newest end of lru when their last handle goes.
+ * A hit only pins the entry and sets its visited bit: it moves no list
+ * links. (It used to move the entry from lru to in_use and back on
+ * release, and the list neighbours it touched were two more cache misses
+ * on every block-cache hit of every seek: docs/benchmarks.md, "Tablet
+ * iterators and seeks".) Eviction walks lru from the oldest end: a pinned
+ * entry moves to in_use, a visited one loses its bit and moves to the
+ * newest end (its second chance), anything else is evicted. So an entry
+ * used since the hand last passed survives, as under LRU.
  * An entry is in exactly one list while it is in the cache (in_cache), and
  * in neither once erased, replaced or evicted; it is freed, deleter first,
  * when its last reference goes. The cache's own reference counts as one.
@@ -43,6 +53,8 @@ typedef struct centry {
   uint32_t hash;
   uint32_t refs;   /* guarded by the shard mutex */
   bool in_cache;   /* guarded by the shard mutex */
+  bool visited;    /* used since eviction last passed it; shard mutex */
+  bool in_use;     /* on the in_use list, not lru; shard mutex */
   size_t klen;
   uint8_t key[];
 } centry;
@@ -138,10 +150,25 @@ static void finish_erase(shard *s, centry *e, dead_list *dead) {
   unref(e, dead);
 }
 
-/* Evicts the oldest unpinned entries until usage fits. Requires s->mu. */
+/* Evicts the oldest entries that are neither pinned nor visited until
+ * usage fits (see the top of the file). Ends: each step moves a pinned
+ * entry off lru, clears a visited bit (nothing sets one while the mutex is
+ * held) or evicts. Requires s->mu. */
 static void evict(shard *s, dead_list *dead) {
   while (s->usage > s->capacity && s->lru.next != &s->lru) {
     centry *old = (centry *)s->lru.next;
+    if (old->refs > 1) {
+      list_remove(&old->link);
+      list_append(&s->in_use, &old->link);
+      old->in_use = true;
+      continue;
+    }
+    if (old->visited) {
+      old->visited = false;
+      list_remove(&old->link);
+      list_append(&s->lru, &old->link);
+      continue;
+    }
     centry **p = table_find(s, slice_make(old->key, old->klen), old->hash);
     *p = old->next_hash;
     s->elems--;
@@ -171,7 +198,8 @@ void cache_free(cache *c) {
     shard *s = &c->shards[i];
     dead_list dead = {NULL};
     /* The contract says every handle has been released, so every entry
-     * is on lru and goes with the cache's reference. */
+     * is on lru (a release moves it back from in_use) and goes with the
+     * cache's reference. */
     while (s->lru.next != &s->lru)
       finish_erase(s, (centry *)s->lru.next, &dead);
     free_dead(&dead);
@@ -198,11 +226,13 @@ cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
   e->charge = charge;
   e->refs = 2; /* the cache's and the returned handle's */
   e->in_cache = true;
+  e->visited = false;
+  e->in_use = false;
   e->next_hash = NULL;
 
   dead_list dead = {NULL};
   pthread_mutex_lock(&s->mu);
-  list_append(&s->in_use, &e->link);
+  list_append(&s->lru, &e->link);
   s->usage += charge;
   centry **p = table_find(s, key, hash);
   centry *old = *p;
@@ -226,11 +256,8 @@ cache_handle *cache_lookup(cache *c, slice key) {
   pthread_mutex_lock(&s->mu);
   centry *e = *table_find(s, key, hash);
   if (e != NULL) {
-    if (e->refs == 1) { /* was evictable: now pinned */
-      list_remove(&e->link);
-      list_append(&s->in_use, &e->link);
-    }
     e->refs++;
+    e->visited = true;
   }
   pthread_mutex_unlock(&s->mu);
   atomic_fetch_add(e != NULL ? &c->hits : &c->misses, 1);
@@ -244,8 +271,11 @@ void cache_release(cache *c, cache_handle *h) {
   pthread_mutex_lock(&s->mu);
   unref(e, &dead);
   if (e->in_cache && e->refs == 1) { /* only the cache holds it now */
-    list_remove(&e->link);
-    list_append(&s->lru, &e->link);
+    if (e->in_use) { /* eviction passed it while pinned */
+      list_remove(&e->link);
+      list_append(&s->lru, &e->link);
+      e->in_use = false;
+    }
     evict(s, &dead);
   }
   pthread_mutex_unlock(&s->mu);

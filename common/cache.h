@@ -1,4 +1,6 @@
-/* cache: a sharded LRU cache with a byte budget, shared by all readers.
+/* cache: a sharded cache with a byte budget, shared by all readers,
+ * evicting by second chance (CLOCK, an approximation of LRU: an entry
+ * used since eviction last passed it stays).
  *
  * The block cache of a tablet server is one of these: every SSTable's data
  * blocks compete for one budget. Entries are reference counted; a lookup

@@ -26,6 +26,7 @@
  * at first and up to 256 KiB, so a long scan makes one read call per ~30
  * blocks instead of one each; any seek or backward step ends that. */
 #include <lz4.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -595,7 +596,57 @@ typedef struct sst_iter {
   mica_err *err;       /* sticky */
   int forward_steps;   /* consecutive moves to the next block */
   readahead ra;        /* turned on by the second consecutive forward move */
+  struct sst_iter *next_spare; /* in a thread's spare list */
 } sst_iter;
+
+/* Spare iterators, per thread: a tablet seek builds and closes one table
+ * iterator per file it reads, so a closed one is kept (with its key
+ * buffer) for the thread's next, up to SPARE_ITERS; the rest are freed.
+ * A thread's spares are freed when it exits. */
+#define SPARE_ITERS 16
+/* Read-ahead windows above this are freed rather than kept with a spare. */
+#define SPARE_WINDOW_BYTES (64 * 1024)
+
+typedef struct spare_list {
+  sst_iter *head;
+  int n;
+} spare_list;
+
+static pthread_key_t g_spare_key;
+static pthread_once_t g_spare_once = PTHREAD_ONCE_INIT;
+
+static void sst_iter_free(sst_iter *it) {
+  sst_bc_free(&it->c);
+  buf_free(&it->ra.win);
+  free(it);
+}
+
+static void spare_list_free(void *p) {
+  spare_list *l = p;
+  while (l->head != NULL) {
+    sst_iter *it = l->head;
+    l->head = it->next_spare;
+    sst_iter_free(it);
+  }
+  free(l);
+}
+
+static void spare_key_init(void) {
+  if (pthread_key_create(&g_spare_key, spare_list_free) != 0) abort();
+}
+
+static spare_list *thread_spares(void) {
+  pthread_once(&g_spare_once, spare_key_init);
+  spare_list *l = pthread_getspecific(g_spare_key);
+  if (l == NULL) {
+    l = xcalloc(1, sizeof *l);
+    if (pthread_setspecific(g_spare_key, l) != 0) {
+      free(l);
+      return NULL;
+    }
+  }
+  return l;
+}
 
 static void it_set_block(sst_iter *it, size_t i) {
   it->has_block = false;
@@ -736,11 +787,19 @@ static const mica_err *it_status(iter *base) { return ((sst_iter *)base)->err; }
 static void it_close(iter *base) {
   sst_iter *it = (sst_iter *)base;
   block_ref_release(it->r, &it->ref);
-  sst_bc_free(&it->c);
-  buf_free(&it->ra.win);
   err_free(it->err);
+  it->err = NULL;
   sst_reader_close(it->r);
-  free(it);
+  it->r = NULL;
+  spare_list *l = thread_spares();
+  if (l == NULL || l->n >= SPARE_ITERS) {
+    sst_iter_free(it);
+    return;
+  }
+  if (it->ra.win.cap > SPARE_WINDOW_BYTES) buf_free(&it->ra.win);
+  it->next_spare = l->head;
+  l->head = it;
+  l->n++;
 }
 
 static const struct iter_ops sst_iter_ops = {
@@ -758,12 +817,29 @@ static const struct iter_ops sst_iter_ops = {
 };
 
 iter *sst_reader_iter_new(sst_reader *r, bool fill_cache) {
-  sst_iter *it = xcalloc(1, sizeof *it);
+  spare_list *l = thread_spares();
+  sst_iter *it;
+  if (l != NULL && l->head != NULL) {
+    /* A spare: everything but its key buffer and read-ahead window
+     * starts over, as in a new one. */
+    it = l->head;
+    l->head = it->next_spare;
+    l->n--;
+    buf key = it->c.key, win = it->ra.win;
+    memset(it, 0, sizeof *it);
+    sst_bc_init(&it->c, NULL);
+    it->c.key = key;
+    it->c.key.len = 0;
+    it->ra.win = win;
+    it->ra.win.len = 0;
+  } else {
+    it = xcalloc(1, sizeof *it);
+    sst_bc_init(&it->c, NULL);
+  }
   it->base.ops = &sst_iter_ops;
   sst_reader_ref(r);
   it->r = r;
   it->fill_cache = fill_cache;
-  sst_bc_init(&it->c, NULL);
   return &it->base;
 }
 

@@ -520,9 +520,17 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
     found = mt_get(v->imm[i], key, seq, value);
   /* Level 0 newest first, each file whose key span holds the key; then
    * below, at most the one file of each level whose span does. */
+  /* The first file whose Bloom filter let the read in, and whether the
+   * read went on to another file after it: a wasted read of a block,
+   * charged to that file (tablet_level.c, read-triggered compaction). */
+  tfile *first = NULL;
+  bool past_first = false;
   for (size_t i = v->lvl[0]; found == MT_ABSENT && i < v->lvl[1]; i++) {
     if (!tb_tfile_may_hold(v->files[i], key)) continue;
     probes++;
+    past_first = first != NULL;
+    if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
+      first = v->files[i];
     err = probe(v->files[i], key, seq, value, &found);
     if (err != NULL) break;
   }
@@ -530,9 +538,13 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
     size_t i = tb_level_find(v, l, key);
     if (i == v->lvl[l + 1] || !tb_tfile_may_hold(v->files[i], key)) continue;
     probes++;
+    past_first = first != NULL;
+    if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
+      first = v->files[i];
     err = probe(v->files[i], key, seq, value, &found);
   }
   if (probes > 0) stat_add(&t->st_get_probes, probes);
+  if (past_first && err == NULL) tb_charge_read(t, first);
   tb_version_unref(v);
   if (err != NULL) return err;
   if (found != MT_FOUND) {
@@ -579,6 +591,9 @@ mica_err *tab_scan(tablet *t, const tab_scan_options *o, iter **out) {
   } else {
     v = tb_current_version(t, &seq);
   }
+  /* A seek (a scan with a start or a prefix) that has to merge two or
+   * more files at its start key charges the first (tablet_level.c). */
+  if (o->start.len > 0 || o->prefix.len > 0) tb_charge_seek(t, v, lo);
   *out = tb_tablet_iter_new(v, seq, lo, hi, has_hi, o);
   buf_free(&succ);
   return NULL;
@@ -705,6 +720,7 @@ void tab_get_stats(tablet *t, tab_stats *s) {
   s->stalls = atomic_load(&t->st_stalls);
   s->stall_micros = atomic_load(&t->st_stall_micros);
   s->stall_timeouts = atomic_load(&t->st_stall_timeouts);
+  s->read_compactions = atomic_load(&t->st_read_compactions);
   s->wal_replayed_records = t->replayed_records;
   s->lost_log_accepted = t->lost_log_accepted;
   s->wal_dropped_bytes = t->dropped_bytes;

@@ -332,6 +332,8 @@ typedef struct tab_stats {
   bool compaction_due;                  /* a level is over its bound, or a
                                            file is read by reference */
   uint64_t last_seq;
+  uint64_t read_compactions;            /* compactions asked for by reads
+                                           (files read past too often) */
 } tab_stats;
 
 void tab_get_stats(tablet *t, tab_stats *out);

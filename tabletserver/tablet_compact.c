@@ -399,7 +399,7 @@ mica_err *tb_flush_all_imm(tablet *t) {
 bool tb_compaction_due_locked(tablet *t) {
   if (!t->o.auto_compact || t->closing || t->pending) return false;
   return tb_compaction_score(t, t->cur) >= 1 ||
-         tb_version_has_foreign(t->cur);
+         tb_version_has_foreign(t->cur) || tb_version_read_due(t->cur);
 }
 
 /* Merges the inputs of `p` into new files (for the tablet's own range

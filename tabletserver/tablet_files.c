@@ -117,6 +117,14 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
     }
   }
   tb_tfile_set_span(f);
+  /* One read past this file per 16 KiB of it, at least 100, before the
+   * file is compacted down: LevelDB's allowed_seeks, whose reasoning is
+   * that one wasted seek costs about as much as compacting 16-40 KiB. */
+  uint64_t allowance = f->size / 16384;
+  atomic_init(&f->seeks_left, allowance < 100 ? 100
+                              : allowance > INT32_MAX ? INT32_MAX
+                                                      : (int)allowance);
+  atomic_init(&f->read_due, false);
   *out = f;
   return NULL;
 }

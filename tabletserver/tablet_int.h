@@ -104,6 +104,12 @@ typedef struct tfile {
   buf klo, khi;
   bool khi_excl;
   bool no_keys;
+  /* Read-triggered compaction (LevelDB's allowed_seeks; tablet_level.c):
+   * reads that looked into this file and then had to look into another
+   * for the same key each take one; when none are left, read_due asks
+   * for the file to be compacted into the level below. */
+  atomic_int seeks_left;
+  atomic_bool read_due;
 } tfile;
 
 static inline void seek_key(buf *b, slice user, uint64_t seq, uint8_t kind) {
@@ -229,7 +235,7 @@ struct tablet {
   /* Statistics (atomic, relaxed). */
   atomic_uint_fast64_t st_puts, st_deletes, st_batches, st_bytes, st_gets,
       st_get_probes, st_scans, st_flushes, st_flush_bytes, st_compactions, st_cread, st_cwrite,
-      st_stalls, st_stall_micros, st_stall_timeouts;
+      st_stalls, st_stall_micros, st_stall_timeouts, st_read_compactions;
   uint64_t replayed_records, dropped_bytes;
   bool lost_log_accepted; /* opened without a missing log (accept_lost_logs) */
 };
@@ -422,6 +428,16 @@ typedef struct tb_pick {
 double tb_compaction_score(const tablet *t, const version *v);
 /* Whether `v` reads a file by reference. */
 bool tb_version_has_foreign(const version *v);
+/* Whether a file of `v` has run out of reads (read_due). */
+bool tb_version_read_due(const version *v);
+/* Charges one read to `f`, a file a read looked into (past its Bloom
+ * filter) before it had to look into another for the same key; when its allowance runs out, marks it read_due and
+ * schedules the tablet's compaction (when auto_compact is on). Caller
+ * holds no tablet lock. */
+void tb_charge_read(tablet *t, tfile *f);
+/* Charges a seek to `key` in `v`: when two or more SSTables may hold
+ * `key`, the first of them (newest level first) is charged. */
+void tb_charge_seek(tablet *t, const version *v, slice key);
 /* Picks the next compaction of `v` (`force`: all files into the lowest
  * level holding data). False when nothing is to be done. Caller holds
  * compact_mu; frees p->in. */

@@ -8,19 +8,22 @@
  * scan_iter adds scan order and the limit. Each follows common/iter.h. */
 #include "tabletserver/tablet_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/coding.h"
 
 /* Restricts an internal-key iterator to user keys in [lo, hi). One
- * allocation: lo and hi point into the bytes that follow the struct. */
+ * allocation: the seek keys of lo and hi (each user key + the trailer
+ * that sorts before every version of it) are in the bytes that follow the
+ * struct, and lo and hi are their user-key parts. */
 typedef struct rng_iter {
   iter base;
   iter *in;
   slice lo, hi;
+  slice lo_seek, hi_seek;
   bool has_hi;
-  buf tmp;
 } rng_iter;
 
 static bool rng_valid(iter *it) {
@@ -36,8 +39,7 @@ static void rng_seek_to_first(iter *it) {
     iter_seek_to_first(r->in);
     return;
   }
-  seek_key(&r->tmp, r->lo, IKEY_MAX_SEQ, IKEY_SEEK_KIND);
-  iter_seek(r->in, buf_slice(&r->tmp));
+  iter_seek(r->in, r->lo_seek);
 }
 
 static void rng_seek_to_last(iter *it) {
@@ -46,8 +48,7 @@ static void rng_seek_to_last(iter *it) {
     iter_seek_to_last(r->in);
     return;
   }
-  seek_key(&r->tmp, r->hi, IKEY_MAX_SEQ, IKEY_SEEK_KIND);
-  iter_seek_for_prev(r->in, buf_slice(&r->tmp));
+  iter_seek_for_prev(r->in, r->hi_seek);
   if (iter_valid(r->in) &&
       slice_cmp(ikey_user_key(iter_key(r->in)), r->hi) >= 0)
     iter_prev(r->in);
@@ -79,7 +80,6 @@ static const mica_err *rng_status(iter *it) {
 static void rng_close(iter *it) {
   rng_iter *r = (rng_iter *)it;
   iter_close(r->in);
-  buf_free(&r->tmp);
   free(r);
 }
 
@@ -89,17 +89,27 @@ static const struct iter_ops rng_ops = {
     rng_close};
 
 /* Takes ownership of `in`. */
+/* Writes user key `k` and the trailer that sorts before every version of
+ * it at `p`; returns the internal key. */
+static slice put_seek_key(uint8_t *p, slice k) {
+  if (k.len > 0) memcpy(p, k.data, k.len);
+  encode_fixed64(p + k.len, IKEY_MAX_SEQ << 8 | IKEY_SEEK_KIND);
+  return slice_make(p, k.len + IKEY_TRAILER);
+}
+
 iter *tb_rng_iter_new(iter *in, slice lo, slice hi, bool has_hi) {
   size_t hlen = has_hi ? hi.len : 0;
-  rng_iter *r = xcalloc(1, sizeof(*r) + lo.len + hlen);
+  rng_iter *r =
+      xcalloc(1, sizeof(*r) + lo.len + hlen + 2 * IKEY_TRAILER);
   uint8_t *tail = (uint8_t *)(r + 1);
   r->base.ops = &rng_ops;
   r->in = in;
-  if (lo.len > 0) memcpy(tail, lo.data, lo.len);
+  r->lo_seek = put_seek_key(tail, lo);
   r->lo = slice_make(tail, lo.len);
   r->has_hi = has_hi;
-  if (hlen > 0) memcpy(tail + lo.len, hi.data, hlen);
-  r->hi = slice_make(tail + lo.len, hlen);
+  uint8_t *h = tail + r->lo_seek.len;
+  r->hi_seek = put_seek_key(h, has_hi ? hi : slice_make(NULL, 0));
+  r->hi = slice_make(h, hlen);
   return &r->base;
 }
 
@@ -322,7 +332,91 @@ typedef struct scan_iter {
 typedef struct scan_stack {
   scan_iter s; /* first: freeing the stack is freeing &s */
   user_iter u;
+  struct scan_stack *next_spare; /* in a thread's spare list */
 } scan_stack;
+
+/* Spare scan stacks, per thread: a seek builds and closes one, so a
+ * closed stack is kept with its key and value buffers for the thread's
+ * next scan, up to SPARE_STACKS (the rest are freed, as are buffers grown
+ * past SPARE_BUF_BYTES by a large value). Freed when the thread exits. */
+#define SPARE_STACKS 4
+#define SPARE_BUF_BYTES 4096
+
+typedef struct stack_spares {
+  scan_stack *head;
+  int n;
+} stack_spares;
+
+static pthread_key_t g_stack_key;
+static pthread_once_t g_stack_once = PTHREAD_ONCE_INIT;
+
+static void stack_free(scan_stack *st) {
+  buf_free(&st->u.key);
+  buf_free(&st->u.val);
+  buf_free(&st->u.tmp);
+  free(st);
+}
+
+static void stack_spares_free(void *p) {
+  stack_spares *l = p;
+  while (l->head != NULL) {
+    scan_stack *st = l->head;
+    l->head = st->next_spare;
+    stack_free(st);
+  }
+  free(l);
+}
+
+static void stack_key_init(void) {
+  if (pthread_key_create(&g_stack_key, stack_spares_free) != 0) abort();
+}
+
+static stack_spares *thread_stacks(void) {
+  pthread_once(&g_stack_once, stack_key_init);
+  stack_spares *l = pthread_getspecific(g_stack_key);
+  if (l == NULL) {
+    l = xcalloc(1, sizeof(*l));
+    if (pthread_setspecific(g_stack_key, l) != 0) {
+      free(l);
+      return NULL;
+    }
+  }
+  return l;
+}
+
+/* Keeps a buffer for reuse unless a large entry grew it. */
+static void keep_buf(buf *b) {
+  if (b->cap > SPARE_BUF_BYTES) buf_free(b);
+  b->len = 0;
+}
+
+static scan_stack *stack_new(void) {
+  stack_spares *l = thread_stacks();
+  if (l == NULL || l->head == NULL) return xcalloc(1, sizeof(scan_stack));
+  scan_stack *st = l->head;
+  l->head = st->next_spare;
+  l->n--;
+  buf key = st->u.key, val = st->u.val, tmp = st->u.tmp;
+  memset(st, 0, sizeof(*st));
+  st->u.key = key;
+  st->u.val = val;
+  st->u.tmp = tmp;
+  return st;
+}
+
+static void stack_release(scan_stack *st) {
+  stack_spares *l = thread_stacks();
+  if (l == NULL || l->n >= SPARE_STACKS) {
+    stack_free(st);
+    return;
+  }
+  keep_buf(&st->u.key);
+  keep_buf(&st->u.val);
+  keep_buf(&st->u.tmp);
+  st->next_spare = l->head;
+  l->head = st;
+  l->n++;
+}
 
 /* The next three run once per internal entry of every scan, so they are
  * inlined here rather than called (ikey_parse, slice_eq, buf_append). */
@@ -474,11 +568,9 @@ static void ui_close(iter *it) {
   user_iter *u = (user_iter *)it;
   iter_close(u->in);
   tb_version_unref(u->v);
-  buf_free(&u->key);
-  buf_free(&u->val);
-  buf_free(&u->tmp);
   err_free(u->err);
-  /* Part of its scan_stack, which sc_close frees. */
+  /* Part of its scan_stack, which sc_close frees or keeps with its
+   * buffers. */
 }
 
 static const struct iter_ops ui_ops = {
@@ -535,7 +627,7 @@ static const mica_err *sc_status(iter *it) {
 static void sc_close(iter *it) {
   scan_iter *s = (scan_iter *)it;
   iter_close(s->u);
-  free(s); /* the whole scan_stack */
+  stack_release((scan_stack *)s); /* the whole scan_stack */
 }
 
 static const struct iter_ops sc_ops = {
@@ -544,7 +636,7 @@ static const struct iter_ops sc_ops = {
 
 iter *tb_tablet_iter_new(version *v, uint64_t seq, slice lo, slice hi,
                          bool has_hi, const tab_scan_options *o) {
-  scan_stack *st = xcalloc(1, sizeof(*st));
+  scan_stack *st = stack_new();
   user_iter *u = &st->u;
   u->base.ops = &ui_ops;
   /* An empty range still gets an iterator (with no entries). */

@@ -8,6 +8,16 @@
  * into the next, one file at a time below level 0 (all of level 0 at
  * once, with what it overlaps in level 1).
  *
+ * Reads also ask for compactions (LevelDB's seek compaction): a point
+ * read that read a file (its Bloom filter let the key in) and still had
+ * to look into another, or a seek that has to merge two or more files at
+ * its start key, charges that first file; a file charged once per 16 KiB
+ * of its size (at least 100 times) is compacted into the level below even
+ * when no level is over its bound, so that data read often ends up in
+ * fewer files. (LevelDB charges a get whatever the filter said; here a
+ * file the filter answered cost the get no block read, so it is not
+ * charged.)
+ *
  * This file decides *what* a compaction merges and where the output goes;
  * tablet_compact.c does the writing and installs the result. Every
  * function here is pure over a version, except tb_pick_compaction, which
@@ -173,6 +183,49 @@ bool tb_version_has_foreign(const version *v) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Read-triggered compaction                                           */
+
+bool tb_version_read_due(const version *v) {
+  for (size_t i = 0; i < v->n_files; i++)
+    if (atomic_load_explicit(&v->files[i]->read_due, memory_order_relaxed))
+      return true;
+  return false;
+}
+
+void tb_charge_read(tablet *t, tfile *f) {
+  if (atomic_fetch_sub_explicit(&f->seeks_left, 1, memory_order_relaxed) != 1)
+    return;
+  atomic_store(&f->read_due, true);
+  /* Under mu, as tab_maintain does: a close sets closing under mu before
+   * it cancels the jobs, so it cannot miss a job scheduled here. */
+  pthread_mutex_lock(&t->mu);
+  if (t->o.auto_compact && !t->closing && !t->pending && t->failed == NULL)
+    res_job_schedule(t->res, &t->compact_job);
+  pthread_mutex_unlock(&t->mu);
+}
+
+void tb_charge_seek(tablet *t, const version *v, slice key) {
+  tfile *first = NULL;
+  for (size_t i = v->lvl[0]; i < v->lvl[1]; i++) {
+    if (!tb_tfile_may_hold(v->files[i], key)) continue;
+    if (first != NULL) {
+      tb_charge_read(t, first);
+      return;
+    }
+    first = v->files[i];
+  }
+  for (int l = 1; l < TB_LEVELS; l++) {
+    size_t i = tb_level_find(v, l, key);
+    if (i == v->lvl[l + 1] || !tb_tfile_may_hold(v->files[i], key)) continue;
+    if (first != NULL) {
+      tb_charge_read(t, first);
+      return;
+    }
+    first = v->files[i];
+  }
+}
+
+/* ------------------------------------------------------------------ */
 /* Picking                                                             */
 
 static void pick_add(tb_pick *p, tfile *f) {
@@ -251,6 +304,33 @@ static void pick_level(tablet *t, const version *v, int level, tb_pick *p) {
   p->why = "level size";
 }
 
+/* The first file of `v` that ran out of reads, compacted into the level
+ * below: all of level 0 (with what it overlaps in level 1) for a level-0
+ * file, else the file and what it overlaps below; a file that overlaps
+ * nothing below moves down unchanged when it is the tablet's own. Its
+ * read_due is cleared whatever is picked, so a moved file does not keep
+ * asking. False when no file below the last level is due. */
+static bool pick_read_due(tablet *t, const version *v, tb_pick *p) {
+  for (size_t i = 0; i < v->n_files; i++) {
+    tfile *f = v->files[i];
+    if (!atomic_exchange(&f->read_due, false)) continue;
+    int l = v_file_level(v, i);
+    if (l == TB_LEVELS - 1 || f->no_keys) continue;
+    if (l == 0) {
+      pick_level0(v, p);
+    } else {
+      pick_add(p, f);
+      add_overlapping(p, v, l + 1, tf_span(f));
+      p->out_level = l + 1;
+      p->move = p->n_in == 1 && f->own && !f->restrict_reads;
+    }
+    p->why = "reads";
+    stat_add(&t->st_read_compactions, 1);
+    return true;
+  }
+  return false;
+}
+
 bool tb_pick_compaction(tablet *t, const version *v, bool force,
                         tb_pick *p) {
   memset(p, 0, sizeof(*p));
@@ -286,15 +366,19 @@ bool tb_pick_compaction(tablet *t, const version *v, bool force,
      * (the output stays inside its span, so the level stays disjoint). */
     size_t i = 0;
     while (i < n && v->files[i]->own) i++;
-    if (i == n) return false;
-    int l = v_file_level(v, i);
-    if (l == 0) {
-      pick_level0(v, p);
+    if (i == n) {
+      /* Last, files that reads asked to compact. */
+      if (!pick_read_due(t, v, p)) return false;
     } else {
-      pick_add(p, v->files[i]);
-      p->out_level = l;
+      int l = v_file_level(v, i);
+      if (l == 0) {
+        pick_level0(v, p);
+      } else {
+        pick_add(p, v->files[i]);
+        p->out_level = l;
+      }
+      p->why = "read by reference";
     }
-    p->why = "read by reference";
   }
   if (!p->move) set_drop_deletes(p, v);
   return true;

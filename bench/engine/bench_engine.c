@@ -13,8 +13,10 @@
  *
  * Rows: fillseq, fillrandom, overwrite, readrandom, readseq, seekrandom,
  * fillsync (1 thread), fillsync16 (16 threads). Each row prints ops/s per
- * engine and Mica's ratio to each peer (>1 means Mica is faster). Then
- * the time of tab_split on tablets of the requested sizes.
+ * engine and Mica's ratio to each peer (>1 means Mica is faster); the
+ * three read rows are printed again as CPU time of the reading thread per
+ * operation (CLOCK_THREAD_CPUTIME_ID), which the machine's load moves
+ * less than the rate. Then the time of tab_split on tablets of the requested sizes.
  *
  * Every engine gets a 64 MiB block cache and 10-bit Bloom filters, and its
  * own default memtable size (Mica 8 MiB, LevelDB 4 MiB, RocksDB 64 MiB). */
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/env.h"
 #include "common/slice.h"
@@ -55,6 +58,15 @@ static env *E;
 
 static uint64_t now_us(void) { return env_now_micros(E); }
 
+/* CPU time of the calling thread: the read rows run on the main thread,
+ * and its CPU per operation moves far less with the machine's load than
+ * the wall-clock rate does. */
+static uint64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void die(const char *what, const char *msg) {
   fprintf(stderr, "mica-engine-bench: %s: %s\n", what, msg);
   exit(1);
@@ -70,7 +82,18 @@ typedef struct engine {
   uint64_t (*scan_all)(void *db);
   bool (*seek)(void *db, slice k);
   void (*close)(void *db);
+  /* Prints the engine's files per level (before seekrandom): how many
+   * sources a seek merges, which decides much of its cost, and the
+   * memory its memtables take (LevelDB: with the block cache). */
+  void (*shape)(void *db);
 } engine;
+
+static void print_shape(const char *name, const long *files, int n,
+                        long mem_bytes) {
+  printf("%s files per level before seekrandom:", name);
+  for (int l = 0; l < n; l++) printf(" %ld", files[l]);
+  printf("; memory %.1f MiB\n", (double)mem_bytes / (1 << 20));
+}
 
 /* Mica: one tablet with its own resources (2 background threads). */
 typedef struct mica_db {
@@ -147,8 +170,17 @@ static void mica_close(void *db) {
   free(d);
 }
 
-static const engine mica_engine = {"mica", mica_open, mica_put, mica_get,
-                                   mica_scan_all, mica_seek, mica_close};
+static void mica_shape(void *db) {
+  tab_stats st;
+  tab_get_stats(((mica_db *)db)->t, &st);
+  long files[7];
+  for (int l = 0; l < 7; l++) files[l] = (long)st.level_files[l];
+  print_shape("mica", files, 7, (long)st.memtable_bytes);
+}
+
+static const engine mica_engine = {"mica",        mica_open, mica_put,
+                                   mica_get,      mica_scan_all, mica_seek,
+                                   mica_close,    mica_shape};
 
 #ifdef MICA_HAVE_LEVELDB
 typedef struct ldb {
@@ -242,8 +274,24 @@ static void ldb_close(void *db) {
   free(d);
 }
 
-static const engine leveldb_engine = {"leveldb", ldb_open, ldb_put, ldb_get,
-                                      ldb_scan_all, ldb_seek, ldb_close};
+static void ldb_shape(void *db) {
+  long files[7];
+  for (int l = 0; l < 7; l++) {
+    char prop[64];
+    snprintf(prop, sizeof(prop), "leveldb.num-files-at-level%d", l);
+    char *v = leveldb_property_value(((ldb *)db)->db, prop);
+    files[l] = v != NULL ? atol(v) : -1;
+    leveldb_free(v);
+  }
+  char *mem = leveldb_property_value(((ldb *)db)->db,
+                                     "leveldb.approximate-memory-usage");
+  print_shape("leveldb", files, 7, mem != NULL ? atol(mem) : -1);
+  leveldb_free(mem);
+}
+
+static const engine leveldb_engine = {"leveldb",    ldb_open, ldb_put,
+                                      ldb_get,      ldb_scan_all, ldb_seek,
+                                      ldb_close,    ldb_shape};
 #endif
 
 #ifdef MICA_HAVE_ROCKSDB
@@ -340,8 +388,24 @@ static void rdb_close(void *db) {
   free(d);
 }
 
-static const engine rocksdb_engine = {"rocksdb", rdb_open, rdb_put, rdb_get,
-                                      rdb_scan_all, rdb_seek, rdb_close};
+static void rdb_shape(void *db) {
+  long files[7];
+  for (int l = 0; l < 7; l++) {
+    char prop[64];
+    snprintf(prop, sizeof(prop), "rocksdb.num-files-at-level%d", l);
+    char *v = rocksdb_property_value(((rdb *)db)->db, prop);
+    files[l] = v != NULL ? atol(v) : -1;
+    rocksdb_free(v);
+  }
+  char *mem = rocksdb_property_value(((rdb *)db)->db,
+                                     "rocksdb.cur-size-all-mem-tables");
+  print_shape("rocksdb", files, 7, mem != NULL ? atol(mem) : -1);
+  rocksdb_free(mem);
+}
+
+static const engine rocksdb_engine = {"rocksdb",    rdb_open, rdb_put,
+                                      rdb_get,      rdb_scan_all, rdb_seek,
+                                      rdb_close,    rdb_shape};
 #endif
 
 /* ---- workloads ---- */
@@ -591,8 +655,9 @@ int main(int argc, char **argv) {
   mica_err *err = env_mkdirs(E, g_dir);
   if (err != NULL) die("mkdir", err_msg(err));
 
-  double ops[W_COUNT][3];
+  double ops[W_COUNT][3], cpu[W_COUNT][3]; /* cpu: ns per op, read rows */
   memset(ops, 0, sizeof(ops));
+  memset(cpu, 0, sizeof(cpu));
   printf("mica-engine-bench: %ld entries, %d-byte keys, %d-byte values, "
          "no compression, engines:", g_num, KEY_LEN, g_value);
   for (int e = 0; e < ne; e++) printf(" %s", engines[e]->name);
@@ -639,8 +704,10 @@ int main(int argc, char **argv) {
     if (engines[e] == &mica_engine)
       tab_get_stats(((mica_db *)db)->t, &before);
     t0 = now_us();
+    uint64_t c0 = cpu_ns();
     found[e] = read_random(engines[e], db, g_reads);
     ops[W_READRANDOM][e] = g_reads / ((now_us() - t0) / 1e6);
+    cpu[W_READRANDOM][e] = (double)(cpu_ns() - c0) / (double)g_reads;
     if (engines[e] == &mica_engine) {
       /* What leveled compaction changed, independent of the machine's
        * load: SSTables looked into per get, and the shape of the levels. */
@@ -654,11 +721,16 @@ int main(int argc, char **argv) {
       printf("\n");
     }
     t0 = now_us();
+    c0 = cpu_ns();
     entries[e] = engines[e]->scan_all(db);
     ops[W_READSEQ][e] = entries[e] / ((now_us() - t0) / 1e6);
+    cpu[W_READSEQ][e] = (double)(cpu_ns() - c0) / (double)entries[e];
+    engines[e]->shape(db);
     t0 = now_us();
+    c0 = cpu_ns();
     seek_found[e] = seek_random(engines[e], db, g_seeks);
     ops[W_SEEKRANDOM][e] = g_seeks / ((now_us() - t0) / 1e6);
+    cpu[W_SEEKRANDOM][e] = (double)(cpu_ns() - c0) / (double)g_seeks;
     engines[e]->close(db);
     rmtree(dirs[e]);
   }
@@ -687,6 +759,19 @@ int main(int argc, char **argv) {
     printf("%-11s", wnames[w]);
     for (int e = 0; e < ne; e++) printf(" %12.0f", ops[w][e]);
     for (int e = 1; e < ne; e++) printf("   %13.2f", ops[w][0] / ops[w][e]);
+    printf("\n");
+  }
+  /* The read rows again as CPU of the reading thread per operation
+   * (background compaction threads not included, in any engine); the
+   * ratio is peer ns / Mica ns, so above 1 still means Mica is faster. */
+  printf("%-11s", "cpu ns/op");
+  for (int e = 0; e < ne; e++) printf(" %12s", engines[e]->name);
+  for (int e = 1; e < ne; e++) printf("   mica/%-8s", engines[e]->name);
+  printf("   (thread CPU)\n");
+  for (int w = W_READRANDOM; w <= W_SEEKRANDOM; w++) {
+    printf("%-11s", wnames[w]);
+    for (int e = 0; e < ne; e++) printf(" %12.0f", cpu[w][e]);
+    for (int e = 1; e < ne; e++) printf("   %13.2f", cpu[w][e] / cpu[w][0]);
     printf("\n");
   }
   printf("readrandom found %ld of %ld; readseq saw %" PRIu64 " entries\n",
