@@ -83,6 +83,46 @@ mica_err *data_root_open(const char *data_dir, const data_root_flags *f,
   return NULL;
 }
 
+mica_err *data_root_open_other(const char *what, const char *path,
+                               const char *root, env *root_env, env **out,
+                               bool *owned) {
+  *out = NULL;
+  *owned = false;
+  if (path == NULL || path[0] == '\0')
+    return err_new(MICA_INVALID_ARGUMENT, "%s: empty: name an absolute "
+                   "directory or an s3://BUCKET/PREFIX", what);
+  if (!env_s3_is_path(path)) {
+    if (path[0] != '/')
+      return err_new(MICA_INVALID_ARGUMENT, "%s '%s': not an absolute path "
+                     "or an s3://BUCKET/PREFIX (a directory is named as the "
+                     "server sees it, from /)", what, path);
+    *out = env_posix();
+    return NULL;
+  }
+  char *bucket = NULL, *key = NULL;
+  mica_err *err = env_s3_parse(path, &bucket, &key);
+  free(bucket);
+  free(key);
+  if (err != NULL) return err_wrap(err, "%s", what);
+  if (root != NULL && env_s3_is_path(root)) {
+    *out = root_env;
+    return NULL;
+  }
+  s3_config c;
+  err = s3_config_from_environ(&c);
+  if (err == NULL && (c.access_key == NULL || c.access_key[0] == '\0' ||
+                      c.secret_key == NULL || c.secret_key[0] == '\0'))
+    err = err_new(MICA_INVALID_ARGUMENT, "this server's data root is not on "
+                  "S3 and its environment has no S3 credentials "
+                  "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), so it "
+                  "cannot reach s3:// paths");
+  if (err == NULL) err = env_s3_new(&c, out);
+  s3_config_free(&c);
+  if (err != NULL) return err_wrap(err, "%s '%s'", what, path);
+  *owned = true;
+  return NULL;
+}
+
 void data_root_close(env *e, bool is_s3) {
   if (is_s3) env_s3_free(e);
 }

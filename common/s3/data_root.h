@@ -47,6 +47,21 @@ mica_err *data_root_flags_add(data_root_flags *f, const char *flag,
  * root. Caller closes with data_root_close(). */
 mica_err *data_root_open(const char *data_dir, const data_root_flags *f,
                          env **out, bool *is_s3);
+/* The env for a path outside the data root that a request names (an
+ * export's destination, a restore's source: docs/storage.md, "Export and
+ * restore"), chosen by that path and not by the root: a plain path is
+ * env_posix(); an s3://BUCKET/PREFIX path is `root_env` when the root
+ * (`root`) is on S3 as well (same service, credentials and flags), else a
+ * new S3 env configured from the AWS_* environment variables alone (*owned
+ * true: free it with data_root_close(*out, true)). `what` names the
+ * argument in errors ("dest"). INVALID_ARGUMENT for an empty or relative
+ * path (relative to what: the server's working directory is nobody's
+ * business), a malformed s3:// path, or an s3:// path on a server whose
+ * root is not on S3 and whose environment has no S3 credentials. */
+mica_err *data_root_open_other(const char *what, const char *path,
+                               const char *root, env *root_env, env **out,
+                               bool *owned);
+
 /* Frees an env data_root_open made (nothing for the POSIX env). Accepts
  * NULL. */
 void data_root_close(env *e, bool is_s3);

@@ -31,6 +31,7 @@
 #include "common/layout.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "common/s3/data_root.h"
 #include "master/server/export_fmt.h"
 #include "master/server/msrv_int.h"
 #include "master/tsnap.h"
@@ -41,15 +42,17 @@
 #define EXPORT_CHUNK XP_CHUNK
 #define EXPORT_MAX_BYTES ((size_t)256 << 20)
 
-/* Copies `from` (expected `size` bytes) to `to`, a new file, checking or
+/* Copies `from` (in env `fe`, expected `size` bytes) to `to`, a new file in
+ * env `te`, checking or
  * computing the CRC32C of every chunk: with `check`, crc[] holds the
  * expected values and a mismatch is CORRUPTION naming `from` and the
  * chunk's offset; otherwise crc[] receives them. The copy is synced. */
-static mica_err *copy_file(env *e, const char *from, const char *to,
-                           uint64_t size, uint32_t *crc, bool check) {
+static mica_err *copy_file(env *fe, const char *from, env *te,
+                           const char *to, uint64_t size, uint32_t *crc,
+                           bool check) {
   env_reader *r = NULL;
   env_writer *w = NULL;
-  mica_err *err = env_open_reader(e, from, &r);
+  mica_err *err = env_open_reader(fe, from, &r);
   if (err == NULL && env_reader_size(r) != size)
     err = err_new(check ? MICA_CORRUPTION : MICA_IO_ERROR,
                   "%s: offset %" PRIu64 ": %s (%" PRIu64 " bytes, expected %"
@@ -58,7 +61,7 @@ static mica_err *copy_file(env *e, const char *from, const char *to,
                   env_reader_size(r) < size ? "file ends early"
                                             : "file is longer than recorded",
                   env_reader_size(r), size);
-  if (err == NULL) err = env_open_writer(e, to, ENV_TRUNCATE, &w);
+  if (err == NULL) err = env_open_writer(te, to, ENV_TRUNCATE, &w);
   uint8_t *chunk = err == NULL ? xmalloc(EXPORT_CHUNK) : NULL;
   for (uint64_t off = 0; err == NULL && off < size; off += EXPORT_CHUNK) {
     size_t want = size - off < EXPORT_CHUNK ? (size_t)(size - off)
@@ -155,29 +158,39 @@ static mica_err *build_export(msrv *s, const ms_tsnap_info *info, xport *x) {
   return err;
 }
 
+/* The env of an export's destination or a restore's source: chosen by
+ * that path (a directory is the POSIX env, s3:// an S3 env), never the
+ * data root's just because it is the root's (data_root_open_other). */
+static mica_err *other_env(msrv *s, const char *what, const char *path,
+                           env **out, bool *owned) {
+  return data_root_open_other(what, path, s->root, s->opt.core.env, out,
+                              owned);
+}
+
 static mica_err *do_export(msrv *s, const char *name, const char *dest,
                            uint64_t *files, uint64_t *bytes) {
   env *e = s->opt.core.env;
-  if (dest == NULL || dest[0] == '\0')
-    return err_new(MICA_INVALID_ARGUMENT, "dest: name the directory to "
-                   "export to");
+  env *de = NULL;
+  bool de_owned = false;
+  mica_err *err = other_env(s, "dest", dest, &de, &de_owned);
+  if (err != NULL) return err;
   /* Held until the copy is done: a drop meanwhile is refused rather than
    * let the collector delete files the export has yet to read. */
   ms_tsnap_info *v = NULL;
-  mica_err *err = ms_tsnap_export_begin(s->core, name, &v);
+  err = ms_tsnap_export_begin(s->core, name, &v);
   size_t n = v != NULL ? 1 : 0;
   char *xpath = path_join(dest, EXPORT_FILE);
-  if (err == NULL && env_exists(e, xpath))
+  if (err == NULL && env_exists(de, xpath))
     err = err_new(MICA_ALREADY_EXISTS, "%s already holds an export", dest);
   xport x;
   memset(&x, 0, sizeof(x));
   if (err == NULL) err = build_export(s, &v[0], &x);
-  if (err == NULL) err = env_mkdirs(e, dest);
+  if (err == NULL) err = env_mkdirs(de, dest);
   char *tablets = layout_tablets_dir(s->root);
   for (size_t i = 0; err == NULL && i < x.n_files; i++) {
     char *from = path_join(tablets, x.files[i].src);
     char *to = path_join(dest, x.files[i].name);
-    err = copy_file(e, from, to, x.files[i].size, x.files[i].crc, false);
+    err = copy_file(e, from, de, to, x.files[i].size, x.files[i].crc, false);
     *bytes += x.files[i].size;
     free(from);
     free(to);
@@ -186,7 +199,7 @@ static mica_err *do_export(msrv *s, const char *name, const char *dest,
   if (err == NULL) {
     buf b = BUF_INIT;
     xp_encode(&x, &b);
-    err = env_write_file_atomic(e, xpath, buf_slice(&b));
+    err = env_write_file_atomic(de, xpath, buf_slice(&b));
     buf_free(&b);
   }
   *files = x.n_files;
@@ -194,6 +207,7 @@ static mica_err *do_export(msrv *s, const char *name, const char *dest,
   free(xpath);
   if (v != NULL) ms_tsnap_export_end(s->core, v[0].id);
   ms_tsnap_infos_free(v, n);
+  data_root_close(de, de_owned);
   return err;
 }
 
@@ -282,8 +296,9 @@ static mica_err *check_parts(const xport *x, const char *xpath) {
 
 /* Copies the files of part `t` into the directory of new tablet `id` and
  * writes its MANIFEST. */
-static mica_err *restore_part(msrv *s, const char *src, const xport *x,
-                              const xp_part *t, uint64_t id, uint64_t *bytes) {
+static mica_err *restore_part(msrv *s, env *se, const char *src,
+                              const xport *x, const xp_part *t, uint64_t id,
+                              uint64_t *bytes) {
   env *e = s->opt.core.env;
   char *tablets = layout_tablets_dir(s->root);
   buf dir = BUF_INIT;
@@ -297,7 +312,7 @@ static mica_err *restore_part(msrv *s, const char *src, const xport *x,
     const xp_file *f = &x->files[t->ssts[k].file];
     char *from = path_join(src, f->name);
     char *to = path_join(d, m.ssts[k].path);
-    err = copy_file(e, from, to, f->size, f->crc, true);
+    err = copy_file(se, from, e, to, f->size, f->crc, true);
     *bytes += f->size;
     free(from);
     free(to);
@@ -311,13 +326,13 @@ static mica_err *restore_part(msrv *s, const char *src, const xport *x,
 
 static mica_err *do_restore(msrv *s, const char *src, const char *table,
                             uint64_t *files, uint64_t *bytes) {
-  env *e = s->opt.core.env;
-  if (src == NULL || src[0] == '\0')
-    return err_new(MICA_INVALID_ARGUMENT, "source: name the export "
-                   "directory");
+  env *se = NULL;
+  bool se_owned = false;
+  mica_err *err = other_env(s, "source", src, &se, &se_owned);
+  if (err != NULL) return err;
   char *xpath = path_join(src, EXPORT_FILE);
   buf b = BUF_INIT;
-  mica_err *err = env_read_file(e, xpath, EXPORT_MAX_BYTES, &b);
+  err = env_read_file(se, xpath, EXPORT_MAX_BYTES, &b);
   if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
     err_free(err);
     err = err_new(MICA_NOT_FOUND, "%s: no such file: not an export, or an "
@@ -331,6 +346,7 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
   free(xpath);
   if (err != NULL) {
     xp_free(&x);
+    data_root_close(se, se_owned);
     return err;
   }
   slice *keys = xcalloc(x.n_parts, sizeof(slice));
@@ -341,7 +357,8 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
   free(keys);
   if (err == NULL) {
     for (size_t i = 0; i < c.n && err == NULL; i++)
-      err = restore_part(s, src, &x, &x.parts[i], c.tablet_ids[i], bytes);
+      err = restore_part(s, se, src, &x, &x.parts[i], c.tablet_ids[i],
+                         bytes);
     if (err != NULL)
       err = err_wrap(err, "restore of %s as table %s failed; nothing kept",
                      src, table);
@@ -354,6 +371,7 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
   }
   *files = x.n_files;
   xp_free(&x);
+  data_root_close(se, se_owned);
   return err;
 }
 

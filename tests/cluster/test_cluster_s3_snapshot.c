@@ -37,7 +37,12 @@
  *                        (a live manifest of no table) is retired and
  *                        deleted by the master's sweep at the next
  *                        dropped snapshot; the same clone then
- *                        succeeds. */
+ *                        succeeds.
+ *   posix_root_s3_export a second cluster on a POSIX data root (its
+ *                        master has only the AWS_* variables, no S3
+ *                        flags) exports a snapshot to s3:// and restores
+ *                        it from there; the S3 cluster restores the same
+ *                        export: both read the snapshot's values. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -565,6 +570,47 @@ static void test_clone_late_manifest(void) {
   mica_close(c);
 }
 
+
+static void test_posix_root_s3_export(void) {
+  cl_options o;
+  cl_options_init(&o);
+  o.tservers = 1;
+  o.s3 = false;
+  o.s3_wal = false;
+  cluster *p = NULL;
+  mica_err *err = cl_start(&o, &p);
+  if (err != NULL) fprintf(stderr, "posix cluster: %s\n", err_msg(err));
+  CU_ASSERT_PTR_NULL_FATAL(err);
+  mica_options mo;
+  mica_options_init(&mo);
+  mo.deadline_ms = 30000;
+  mica_client *pc = NULL;
+  CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(p), &mo, &pc), MICA_OK);
+  create(pc, "pt", 2);
+  fill(pc, "pt", "posix");
+  expect_rc(mica_snapshot_create(pc, "pt", "ps", NULL), MICA_OK, NULL,
+            "snapshot on the POSIX cluster");
+  fill(pc, "pt", "later");
+  char *xp = export_dir("from-posix");
+  uint64_t files = 0, bytes = 0;
+  expect_rc(mica_snapshot_export(pc, "ps", xp, &files, &bytes), MICA_OK,
+            NULL, "export from a POSIX root to s3://");
+  CU_ASSERT(files >= 2);
+  CU_ASSERT(bytes > 0);
+  expect_rc(mica_snapshot_restore(pc, xp, "pr", NULL, NULL), MICA_OK, NULL,
+            "restore from s3:// into a POSIX root");
+  CU_ASSERT_EQUAL(bad_values(pc, "pr", "posix"), 0);
+  mica_close(pc);
+  cl_free(p);
+  /* The same export, restored by the cluster on S3. */
+  mica_client *c = client(30000);
+  expect_rc(mica_snapshot_restore(c, xp, "from_posix", NULL, NULL), MICA_OK,
+            NULL, "restore into the S3 cluster");
+  CU_ASSERT_EQUAL(bad_values(c, "from_posix", "posix"), 0);
+  mica_close(c);
+  free(xp);
+}
+
 static void add_suites(void) {
   CU_pSuite s = CU_add_suite("snapshot_s3", suite_init, suite_clean);
   CU_add_test(s, "levels_kept", test_levels_kept);
@@ -572,6 +618,7 @@ static void add_suites(void) {
   CU_add_test(s, "clone_fails_partway", test_clone_fails_partway);
   CU_add_test(s, "clone_master_killed", test_clone_master_killed);
   CU_add_test(s, "clone_late_manifest", test_clone_late_manifest);
+  CU_add_test(s, "posix_root_s3_export", test_posix_root_s3_export);
 }
 
 int main(int argc, char **argv) { return tu_main(argc, argv, add_suites); }

@@ -11,7 +11,11 @@
  *                          as a new table reads the same values; a damaged
  *                          copy fails naming the file and offset and
  *                          leaves no table; a missing export, an existing
- *                          destination or table name are refused.
+ *                          destination or table name, a relative, empty
+ *                          or malformed destination are refused. On an
+ *                          S3 data root (the S3 rerun) the directory is
+ *                          still a local one: the destination, not the
+ *                          root, picks the storage.
  *   drop_source            the source table dropped: the snapshot's files
  *                          survive its deletion and the collector, a new
  *                          clone and the old one read; dropping the
@@ -290,6 +294,18 @@ static void test_export_restore(void) {
             MICA_ALREADY_EXISTS, "already holds an export", "export twice");
   expect_rc(mica_snapshot_export(c, "nosuch", bad, NULL, NULL),
             MICA_NOT_FOUND, "nosuch", "export unknown");
+  /* The destination picks its own storage (on an S3 data root too, a
+   * directory is a directory); one that names none is refused. */
+  expect_rc(mica_snapshot_export(c, "s1", "export-rel", NULL, NULL),
+            MICA_INVALID_ARGUMENT, "dest 'export-rel': not an absolute path",
+            "relative dest");
+  expect_rc(mica_snapshot_export(c, "s1", "", NULL, NULL),
+            MICA_INVALID_ARGUMENT, "dest: empty", "empty dest");
+  expect_rc(mica_snapshot_export(c, "s1", "s3://Bad_Bucket/x", NULL, NULL),
+            MICA_INVALID_ARGUMENT, "Bad_Bucket", "bad s3 dest");
+  expect_rc(mica_snapshot_restore(c, "export-rel", "r4", NULL, NULL),
+            MICA_INVALID_ARGUMENT, "source 'export-rel'", "relative source");
+  CU_ASSERT(!table_listed(c, "r4"));
   expect_rc(mica_snapshot_restore(c, dest, "r1", &files, &bytes), MICA_OK,
             NULL, "restore r1");
   CU_ASSERT_EQUAL(check_all(c, "r1", old_value), 0);

@@ -29,6 +29,7 @@
 
 #include "common/env.h"
 #include "common/ikey.h"
+#include "common/s3/data_root.h"
 #include "common/s3/env_s3.h"
 #include "sstable/sstable.h"
 #include "tests/common/s3_harness.h"
@@ -1036,6 +1037,86 @@ static void test_conditional_writes(void) {
   free(dir);
 }
 
+
+/* The env of a path a request names outside the data root (an export's
+ * destination, a restore's source) follows that path, not the root: a
+ * directory is POSIX under an S3 root, s3:// is the root's own env under
+ * an S3 root and a new one from the AWS_* variables under a POSIX root,
+ * with clear errors for the rest. */
+static void set_or_unset(const char *name, const char *v) {
+  if (v != NULL) setenv(name, v, 1);
+  else unsetenv(name);
+}
+
+static void test_other_path_env(void) {
+  char *root = s3h_new_root();
+  env *e = NULL;
+  bool owned = true;
+  TU_OK(data_root_open_other("dest", "/var/backups/x", root, s3h_env, &e,
+                             &owned));
+  CU_ASSERT_PTR_EQUAL(e, env_posix());
+  CU_ASSERT(!owned);
+  char *dest = s3h_path_in(root, "export-1");
+  TU_OK(data_root_open_other("dest", dest, root, s3h_env, &e, &owned));
+  CU_ASSERT_PTR_EQUAL(e, s3h_env);
+  CU_ASSERT(!owned);
+  s3h_expect_err(data_root_open_other("dest", "", root, s3h_env, &e, &owned),
+                 MICA_INVALID_ARGUMENT, "dest: empty");
+  s3h_expect_err(data_root_open_other("source", "backups/x", "/data",
+                                      env_posix(), &e, &owned),
+                 MICA_INVALID_ARGUMENT,
+                 "source 'backups/x': not an absolute path");
+  s3h_expect_err(data_root_open_other("dest", "s3://", root, s3h_env, &e,
+                                      &owned),
+                 MICA_INVALID_ARGUMENT, "dest");
+  s3h_expect_err(data_root_open_other("dest", "s3://Bad_Bucket/x", "/data",
+                                      env_posix(), &e, &owned),
+                 MICA_INVALID_ARGUMENT, "Bad_Bucket");
+  CU_ASSERT_PTR_NULL(e);
+
+  /* A POSIX root: a new S3 env from the environment, or a clear refusal
+   * when it holds no credentials. */
+  const char *names[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                         "AWS_REGION", "AWS_ACCESS_KEY_ID",
+                         "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+  char *saved[6];
+  for (size_t i = 0; i < 6; i++) {
+    const char *v = getenv(names[i]);
+    saved[i] = v ? xstrdup(v) : NULL;
+  }
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  s3h_expect_err(data_root_open_other("dest", dest, "/data", env_posix(), &e,
+                                      &owned),
+                 MICA_INVALID_ARGUMENT, "no S3 credentials");
+  CU_ASSERT_PTR_NULL(e);
+  setenv("AWS_ENDPOINT_URL", s3h_proxy_endpoint, 1);
+  unsetenv("AWS_ENDPOINT_URL_S3");
+  unsetenv("AWS_SESSION_TOKEN");
+  setenv("AWS_REGION", "us-east-1", 1);
+  setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+  TU_OK(data_root_open_other("dest", dest, "/data", env_posix(), &e,
+                             &owned));
+  CU_ASSERT(owned);
+  if (e != NULL && owned) {
+    char *p = s3h_path_in(dest, "EXPORT");
+    TU_OK(env_write_file_atomic(e, p, slice_from_str("exported")));
+    char *got = s3h_slurp(s3h_env, p); /* the same bucket, seen directly */
+    CU_ASSERT_STRING_EQUAL(got ? got : "", "exported");
+    free(got);
+    free(p);
+    data_root_close(e, owned);
+  }
+  for (size_t i = 0; i < 6; i++) {
+    set_or_unset(names[i], saved[i]);
+    free(saved[i]);
+  }
+  s3h_assert_all_signed();
+  free(dest);
+  free(root);
+}
+
 static CU_TestInfo s3_tests[] = {
     {"S3-only semantics and bad paths", test_s3_semantics},
     {"requests per operation", test_request_shapes},
@@ -1050,6 +1131,7 @@ static CU_TestInfo s3_tests[] = {
     {"deadline: clear errors, in time", test_deadline},
     {"corruption caught by the SSTable checksum", test_corruption},
     {"conditional writes: If-None-Match sent, 412 reported", test_conditional_writes},
+    {"export and restore paths choose their own env", test_other_path_env},
     CU_TEST_INFO_NULL,
 };
 
