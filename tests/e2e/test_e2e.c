@@ -110,7 +110,7 @@ static int mica_in(const char *dir, const char *args, buf *out) {
 }
 
 /* start --s3: the data root on a local S3 server. Writes survive kill -9
- * of a tablet server (the WAL is in DIR/wal, shared) and a whole stop and
+ * of a tablet server (the commit logs are on S3 too) and a whole stop and
  * start (the S3 server keeps its objects); the objects are in the
  * server's bucket, not in DIR/data; stop stops the S3 server too. */
 static void test_launcher_s3(void) {
@@ -145,7 +145,11 @@ static void test_launcher_s3(void) {
   char path[4200];
   snprintf(path, sizeof path, "%s/data", dir);
   CU_ASSERT_FALSE(env_exists(env_posix(), path));
+  snprintf(path, sizeof path, "%s/wal", dir);
+  CU_ASSERT_FALSE(env_exists(env_posix(), path));
   snprintf(path, sizeof path, "%s/s3/data/mica/cluster/master", dir);
+  CU_ASSERT_TRUE(env_exists(env_posix(), path));
+  snprintf(path, sizeof path, "%s/s3/data/mica/cluster/logs", dir);
   CU_ASSERT_TRUE(env_exists(env_posix(), path));
 
   cluster_cmd(cmd, sizeof(cmd), dir, "stop");
