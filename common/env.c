@@ -140,6 +140,27 @@ void env_sleep_micros(env *e, uint64_t micros) {
   e->ops->sleep_micros(e, micros);
 }
 
+/* Local-only mode (env.h): 1 while on, 2 once a request was refused. */
+static _Thread_local int g_local_only;
+
+void env_local_only_begin(void) { g_local_only = 1; }
+
+bool env_local_only_end(void) {
+  bool refused = g_local_only == 2;
+  g_local_only = 0;
+  return refused;
+}
+
+bool env_local_only(void) { return g_local_only != 0; }
+
+bool env_local_only_refused(void) { return g_local_only == 2; }
+
+mica_err *env_local_only_refuse(const char *what) {
+  g_local_only = 2;
+  return err_new(MICA_UNAVAILABLE,
+                 "%s: not sent: this thread reads local data only", what);
+}
+
 /* Reads to end of file rather than trusting the size seen at open, so a
  * file that grows in between is still caught by the limit. A file over the
  * limit is CORRUPTION: callers use this for small metadata files whose

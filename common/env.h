@@ -171,6 +171,29 @@ uint64_t env_now_micros(env *e);
 uint64_t env_wall_micros(env *e);
 void env_sleep_micros(env *e, uint64_t micros);
 
+/* ---- local-only reads ---- */
+
+/* Local-only mode, per thread: while it is on, an env whose files live on
+ * a remote store (env_s3) refuses any request it would send over the
+ * network, before sending it, with UNAVAILABLE, and marks the thread's
+ * mode as refused; whatever is on this machine (its disk cache, local
+ * files) is read as usual. A caller on a thread that must not wait for
+ * the network (an RPC polling thread) tries a read in this mode and, if
+ * it was refused, discards everything the try produced and runs the read
+ * again where it may wait (tabletserver/server/ts_data.c). Refused reads
+ * leave nothing behind: nothing fetched is cached, and a disk-cache miss
+ * is not counted (the retry counts it). Modes do not nest. */
+void env_local_only_begin(void);
+/* Ends the mode; true if any request was refused since it began. */
+bool env_local_only_end(void);
+/* Whether a request was refused since the mode began (it stays on). */
+bool env_local_only_refused(void);
+/* For envs: whether the calling thread is in local-only mode. */
+bool env_local_only(void);
+/* For envs: marks the mode refused and returns the UNAVAILABLE error
+ * naming `what` (the request not sent). */
+mica_err *env_local_only_refuse(const char *what);
+
 /* ---- fault injection (tests) ---- */
 
 typedef struct env_fault env_fault;

@@ -502,7 +502,6 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
                    ": key of %zu bytes not in 1..%zu", t->id, key.len,
                    t->o.max_key);
   if (!t_in_range(t, key)) return range_error(t, key);
-  stat_add(&t->st_gets, 1);
   uint64_t probes = 0;
   uint64_t seq;
   version *v;
@@ -543,8 +542,13 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
       first = v->files[i];
     err = probe(v->files[i], key, seq, value, &found);
   }
-  if (probes > 0) stat_add(&t->st_get_probes, probes);
-  if (past_first && err == NULL) tb_charge_read(t, first);
+  /* A local-only try refused for a remote read is counted (and charged)
+   * when it is run again (env.h). */
+  if (!env_local_only_refused()) {
+    stat_add(&t->st_gets, 1);
+    if (probes > 0) stat_add(&t->st_get_probes, probes);
+    if (past_first && err == NULL) tb_charge_read(t, first);
+  }
   tb_version_unref(v);
   if (err != NULL) return err;
   if (found != MT_FOUND) {

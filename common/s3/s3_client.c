@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "common/prom.h"
+#include "common/env.h"
 #include "common/s3/s3_xml.h"
 
 struct s3_client {
@@ -809,6 +810,13 @@ static uint64_t mono_us(void) {
 
 mica_err *s3_do(s3_client *s, const s3_request *r, s3_response *out) {
   memset(out, 0, sizeof(*out));
+  /* Checked before anything is built or sent (env.h, local-only reads). */
+  if (env_local_only()) {
+    char what[512];
+    snprintf(what, sizeof what, "%s s3://%s/%s", r->method, r->bucket,
+             r->key ? r->key : "");
+    return env_local_only_refuse(what);
+  }
   if (r->ranged && r->range_len == 0)
     return err_new(MICA_INVALID_ARGUMENT, "%s s3://%s/%s: empty range",
                    r->method, r->bucket, r->key ? r->key : "");

@@ -22,8 +22,13 @@
  * the RPC layer's stream pool: each produces one chunk per run and parks
  * between chunks (ts_scan below), so a reader that stops reading holds a
  * snapshot but no thread, and writes never wait behind scans. With the
- * data root on object storage a read may wait for a network fetch, so
- * every read leaves the polling thread (reads_may_wait). Sends never block
+ * data root on object storage a read may wait for a network fetch: a Get
+ * or a short MultiGet is then tried on the polling thread in local-only
+ * mode (common/env.h), which answers it only if every block it needs is
+ * in the block cache or the disk cache; a try that would have sent a
+ * request is discarded (nothing of it is answered, counted or cached) and
+ * the read runs again on a worker (reads_may_wait, read_local_begin).
+ * Scans on such a root always leave the polling thread. Sends never block
  * a polling thread: the transport queues them and a slow reader's answers
  * wait in its buffers (tests/tabletserver/server/test_tserver_inline.c). */
 #include <inttypes.h>
@@ -87,7 +92,45 @@ static void log_miss(ts_server *s, const ts_tab *tt, slice key) {
   buf_free(&hi);
 }
 
+/* Whether a read may wait on something slower than a local file: SSTables
+ * on object storage are read by ranged GETs through a disk cache
+ * (docs/design.md §9), and a cold block would hold the polling thread for a
+ * network round trip. */
+static bool reads_may_wait(const ts_server *s) {
+  return strncmp(s->cfg.data_dir, "s3://", 5) == 0;
+}
+
+/* A read on the polling thread (`local`) of a server whose reads may wait
+ * runs in local-only mode (common/env.h): begin before reading, end after;
+ * read_local_end is true if the try was refused and must run again on a
+ * worker, and counts the outcome. */
+static void read_local_begin(bool local) {
+  if (local) env_local_only_begin();
+}
+
+static bool read_local_end(ts_server *s, bool local) {
+  if (!local) return false;
+  bool refused = env_local_only_end();
+  __atomic_fetch_add(refused ? &s->obs.reads_handed_off : &s->obs.reads_local,
+                     1, __ATOMIC_RELAXED);
+  return refused;
+}
+
+static void get_run(rpc_call *call, const void *request, void *ctx,
+                    bool local);
+
+/* A Get run again on a worker after its local-only try was refused. */
+static void get_remote(rpc_call *call, const void *request, void *ctx) {
+  get_run(call, request, ctx, false);
+}
+
 static void h_get(rpc_call *call, const void *request, void *ctx) {
+  get_run(call, request, ctx, reads_may_wait((ts_server *)ctx));
+}
+
+/* `local`: on the polling thread of a server whose reads may wait. */
+static void get_run(rpc_call *call, const void *request, void *ctx,
+                    bool local) {
   ts_server *s = ctx;
   const rpc_get_request *req = (const rpc_get_request *)request;
   rpc_get_response resp = {0};
@@ -103,7 +146,16 @@ static void h_get(rpc_call *call, const void *request, void *ctx) {
   if (e == NULL) e = ts_acquire(s, req->tablet, &rb, &tt);
   if (e == NULL) e = ts_check_in_range(s, tt, key, "key", &rb);
   if (e == NULL) {
+    read_local_begin(local);
     e = tab_get(tt->t, NULL, key, &val);
+    if (read_local_end(s, local)) {
+      err_free(e);
+      ts_release(s, tt);
+      ts_routebuf_clear(&rb);
+      buf_free(&val);
+      rpc_call_offload(call, get_remote, ctx);
+      return;
+    }
     if (e == NULL) {
       resp.found = true;
     } else if (err_code(e) == MICA_NOT_FOUND) {
@@ -178,11 +230,16 @@ static void mg_read_part(ts_server *s, const rpc_multi_get_part *p,
         e = NULL;
       }
       *bytes += key.len + out->vals[i].len;
-      atomic_fetch_add(&tt->read_bytes, key.len + out->vals[i].len);
-      ts_load_note(s, tt, TS_LOAD_READ, key);
     }
     tab_snapshot_free(snap);
-    atomic_fetch_add(&tt->reads, out->n);
+    /* A refused local-only try is counted when it runs again. */
+    if (!env_local_only_refused()) {
+      for (size_t i = 0; i < out->n; i++) {
+        atomic_fetch_add(&tt->read_bytes, p->keys[i].len + out->vals[i].len);
+        ts_load_note(s, tt, TS_LOAD_READ, p->keys[i]);
+      }
+      atomic_fetch_add(&tt->reads, out->n);
+    }
     for (size_t i = 0; e == NULL && i < out->n; i++)
       if (out->results[i].found) {
         out->results[i].value.data = out->vals[i].data;
@@ -193,8 +250,30 @@ static void mg_read_part(ts_server *s, const rpc_multi_get_part *p,
   out->err = e;
 }
 
-static void mg_run(rpc_call *call, const void *request,
-                   void *ctx) {
+static void mg_parts_free(mg_part *parts, size_t n_parts) {
+  for (size_t i = 0; parts != NULL && i < n_parts; i++) {
+    mg_part *p = &parts[i];
+    for (size_t j = 0; j < p->n; j++) buf_free(&p->vals[j]);
+    free(p->vals);
+    free(p->results);
+    err_free(p->err);
+    ts_routebuf_clear(&p->rb);
+  }
+  free(parts);
+}
+
+static void mg_try(rpc_call *call, const void *request, void *ctx,
+                   bool local);
+
+/* On a worker: a large MultiGet, or one whose local-only try was
+ * refused. */
+static void mg_run(rpc_call *call, const void *request, void *ctx) {
+  mg_try(call, request, ctx, false);
+}
+
+/* `local`: on the polling thread of a server whose reads may wait. */
+static void mg_try(rpc_call *call, const void *request, void *ctx,
+                   bool local) {
   ts_server *s = ctx;
   const rpc_multi_get_request *req =
       (const rpc_multi_get_request *)request;
@@ -214,9 +293,15 @@ static void mg_run(rpc_call *call, const void *request,
     parts = xcalloc(req->n_parts, sizeof(*parts));
     results = xcalloc(req->n_parts, sizeof(*results));
     uint64_t bytes = 0;
-    for (size_t i = 0; i < req->n_parts; i++) {
-      ts_routebuf_init(&parts[i].rb);
+    for (size_t i = 0; i < req->n_parts; i++) ts_routebuf_init(&parts[i].rb);
+    read_local_begin(local);
+    for (size_t i = 0; i < req->n_parts && !env_local_only_refused(); i++)
       mg_read_part(s, &req->parts[i], i, &parts[i], &bytes);
+    if (read_local_end(s, local)) {
+      mg_parts_free(parts, req->n_parts);
+      free(results);
+      rpc_call_offload(call, mg_run, ctx);
+      return;
     }
     if (bytes > MICA_MAX_MULTIGET_BYTES)
       e = err_new(MICA_RESOURCE_EXHAUSTED,
@@ -245,15 +330,7 @@ static void mg_run(rpc_call *call, const void *request,
   size_t n_parts = req->n_parts;
   rpc_call_reply(call, &resp);
   err_free(e);
-  for (size_t i = 0; parts != NULL && i < n_parts; i++) {
-    mg_part *p = &parts[i];
-    for (size_t j = 0; j < p->n; j++) buf_free(&p->vals[j]);
-    free(p->vals);
-    free(p->results);
-    err_free(p->err);
-    ts_routebuf_clear(&p->rb);
-  }
-  free(parts);
+  mg_parts_free(parts, n_parts);
   free(results);
 }
 
@@ -266,7 +343,7 @@ static void h_multi_get(rpc_call *call, const void *request,
   if (total > TS_INLINE_MULTIGET_KEYS)
     rpc_call_offload(call, mg_run, ctx);
   else
-    mg_run(call, request, ctx);
+    mg_try(call, request, ctx, reads_may_wait((ts_server *)ctx));
 }
 
 /* ---- writes ---- */
@@ -727,23 +804,15 @@ static void h_scan(rpc_call *call, const void *request, void *ctx) {
     rpc_call_offload(call, scan_run, ctx);
 }
 
-/* Whether a read may wait on something slower than a local file: SSTables
- * on object storage are read by ranged GETs through a disk cache
- * (docs/design.md §9), and a cold block would hold the polling thread for a
- * network round trip. */
-static bool reads_may_wait(const ts_server *s) {
-  return strncmp(s->cfg.data_dir, "s3://", 5) == 0;
-}
-
 mica_err *ts_data_register(ts_server *s) {
   /* Reads are answered on the polling thread that received them (Scans
-   * when short) unless they may wait on the network; writes always wait
+   * when short) unless they may wait on the network (Gets and short
+   * MultiGets then try there first: the top of this file); writes always wait
    * for their group commit on a worker (the top of this file). */
-  unsigned read_get = reads_may_wait(s) ? RPC_OFFLOAD : 0;
   unsigned read_scan = reads_may_wait(s) ? 0 : RPC_INLINE;
   const rpc_handler h[] = {
-      {&rpc_m_ts_get, h_get, s, read_get},
-      {&rpc_m_ts_multi_get, h_multi_get, s, read_get},
+      {&rpc_m_ts_get, h_get, s, 0},
+      {&rpc_m_ts_multi_get, h_multi_get, s, 0},
       {&rpc_m_ts_put, h_put, s, RPC_OFFLOAD},
       {&rpc_m_ts_delete, h_delete, s, RPC_OFFLOAD},
       {&rpc_m_ts_batch, h_batch, s, RPC_OFFLOAD},

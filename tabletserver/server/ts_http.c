@@ -216,6 +216,14 @@ static void render_engine(ts_server *s, buf *out) {
     }
   }
 
+  prom_counter(out, "mica_tserver_remote_root_reads_local_total",
+               load(&s->obs.reads_local),
+               "Gets and MultiGets on an object-store data root answered "
+               "on the polling thread from cached data.");
+  prom_counter(out, "mica_tserver_remote_root_reads_handed_off_total",
+               load(&s->obs.reads_handed_off),
+               "Gets and MultiGets on an object-store data root handed to "
+               "a worker thread because they needed a remote read.");
   cache *c = res_cache(s->res);
   uint64_t hits = c ? cache_hits(c) : 0, misses = c ? cache_misses(c) : 0;
   prom_counter(out, "mica_tserver_block_cache_hits_total", hits,

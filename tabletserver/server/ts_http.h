@@ -89,6 +89,10 @@ typedef struct ts_obs {
    * sum of their microseconds. Relaxed atomic adds. */
   uint64_t lat[TS_OBS_METHODS][TS_OBS_BUCKETS + 1];
   uint64_t lat_sum_us[TS_OBS_METHODS];
+  /* Gets and MultiGets on an object-store data root answered on the
+   * polling thread from local data, and those handed to a worker because
+   * they needed a remote read (ts_data.c). Relaxed atomic adds. */
+  uint64_t reads_local, reads_handed_off;
   ts_tally retired;   /* tablets out of service; guarded by ts_server.mu */
   pthread_mutex_t clamp_mu;
   ts_tally reported;  /* last totals reported; guarded by clamp_mu */
