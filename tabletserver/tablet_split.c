@@ -25,6 +25,24 @@ static mica_err *write_daughter(env *e, const char *tablets_dir,
   buf ddir = BUF_INIT;
   layout_tablet_dir(tablets_dir, id, &ddir);
   const char *dpath = (const char *)ddir.data;
+  /* A daughter whose manifest exists is complete (it appears in one
+   * step, below) and may have been opened since: after a failed split
+   * ts_split_tablet opens whichever daughter exists, and that one takes
+   * writes. Redoing it would delete them with its directory, so a rerun
+   * keeps it as it is (it references the same parent files; an
+   * unreadable one stops the rerun rather than being replaced). */
+  man_state have;
+  man_init(&have);
+  mica_err *rerr = man_read(e, dpath, &have);
+  if (rerr == NULL && have.tablet_id != id)
+    rerr = err_new(MICA_CORRUPTION, "%s holds the manifest of tablet %" PRIu64
+                   ", not of daughter %" PRIu64, dpath, have.tablet_id, id);
+  man_clear(&have);
+  if (rerr == NULL || err_code(rerr) != MICA_NOT_FOUND) {
+    buf_free(&ddir);
+    return rerr;
+  }
+  err_free(rerr);
   man_state d;
   man_init(&d);
   d.tablet_id = id;
@@ -65,8 +83,8 @@ static mica_err *write_daughter(env *e, const char *tablets_dir,
    * under a temporary name and renamed into place. (On S3 the rename
    * is a copy and a delete per object, and the temporary costs a dozen
    * sequential requests per daughter; docs/benchmarks.md, "S3 data root
-   * against POSIX".) Leftovers of an interrupted run are removed first:
-   * no daughter of a SPLITTING parent has been opened yet. */
+   * against POSIX".) Leftovers of an interrupted run (without a
+   * manifest, so never opened) are removed first. */
   mica_err *err;
   if (env_dirs_implicit(e, dpath)) {
     err = env_remove_tree(e, dpath);

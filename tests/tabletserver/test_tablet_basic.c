@@ -626,6 +626,58 @@ static void test_split_daughters_compact_without_writes(void) {
   res_free(r);
 }
 
+/* A parent reopened while SPLITTING finishes its split (engine.md, "Split
+ * by reference") without touching a daughter that already exists. After a
+ * failed split (one daughter's manifest write or the SPLIT write failed,
+ * e.g. S3 errors past the retries) ts_split_tablet opens whatever
+ * daughter it can, and that daughter takes writes; a daughter that was
+ * not written answers NOT_FOUND and makes a server reopen the parent
+ * (finish_split). Redoing the existing daughter from scratch would delete
+ * its directory with those acknowledged writes. */
+static void test_resplit_keeps_existing_daughter(void) {
+  const char *root = fresh_root();
+  env *e = env_posix();
+  res_pool *r = tt_res(e, 16 << 20);
+  tab_options o;
+  tt_options(&o);
+  tablet *t = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &t));
+  TU_OK(tab_put(t, S("a"), S("parent"), false));
+  TU_OK(tab_put(t, S("z"), S("parent"), false));
+  TU_OK(tab_split(t, S("m"), 11, 12, &o, NULL, NULL));
+  /* As if the split stopped after the left daughter: the parent says
+   * SPLITTING and the right daughter was never written. */
+  man_state pm;
+  man_init(&pm);
+  TU_OK(man_read(e, tt_tablet_dir(root, 10), &pm));
+  CU_ASSERT_EQUAL(pm.state, MAN_SPLIT);
+  pm.state = MAN_SPLITTING;
+  TU_OK(man_write(e, tt_tablet_dir(root, 10), &pm));
+  man_clear(&pm);
+  TU_OK(env_remove_tree(e, tt_tablet_dir(root, 12)));
+  /* The left daughter opened anyway and acknowledged a write. */
+  tablet *l = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &l));
+  TU_OK(tab_put(l, S("b"), S("daughter"), true));
+  TU_OK(tab_close(l));
+  /* The right daughter is missing: the parent is reopened to finish. */
+  tablet *p = NULL;
+  mica_err *err =
+      tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &p);
+  CU_ASSERT_EQUAL(err_code(err), MICA_NOT_SERVING);
+  err_free(err);
+  CU_ASSERT_PTR_NULL(p);
+  TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &l));
+  expect_value(l, "b", "daughter");
+  expect_value(l, "a", "parent");
+  TU_OK(tab_close(l));
+  tablet *rt = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 12), 12, S("m"), NONE, 5, &o, &rt));
+  expect_value(rt, "z", "parent");
+  TU_OK(tab_close(rt));
+  res_free(r);
+}
+
 static void test_write_stall(void) {
   const char *root = fresh_root();
   res_pool *r = tt_res(env_posix(), 64 << 10);
@@ -743,6 +795,8 @@ static void add_suites(void) {
       {"epoch_fencing", test_epoch_fencing},
       {"manifest_leftovers", test_manifest_leftovers},
       {"split_by_reference", test_split_by_reference},
+      {"resplit_keeps_existing_daughter",
+       test_resplit_keeps_existing_daughter},
       {"split_daughters_compact_without_writes",
        test_split_daughters_compact_without_writes},
       {"write_stall", test_write_stall},

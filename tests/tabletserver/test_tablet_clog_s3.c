@@ -26,7 +26,10 @@
  *    lives under another s3:// prefix (--wal-dir s3://...);
  *  - accept_lost_posix_log: a POSIX log lost with its machine keeps its
  *    tablet from opening until the operator accepts that log's loss by
- *    name (tab_options.accept_lost_logs, --accept-lost-commit-log). */
+ *    name (tab_options.accept_lost_logs, --accept-lost-commit-log);
+ *  - failed_split_keeps_opened_daughter: a split whose right daughter's
+ *    manifest PUT fails, the left daughter opened and written, then the
+ *    parent reopened to finish: the left daughter keeps its write. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -632,6 +635,60 @@ static void test_wal_dir_elsewhere(void) {
   free(root);
 }
 
+/* A split whose right daughter's manifest PUT keeps failing leaves the
+ * parent SPLITTING and the left daughter written; the left daughter opens
+ * (as ts_split_tablet does after a failed split) and acknowledges a
+ * write. Reopening the parent to finish the split (the missing daughter
+ * makes a server do that) writes the right daughter and keeps the left
+ * one with its write. */
+static void test_failed_split_keeps_opened_daughter(void) {
+  char *root = s3h_new_root();
+  res_pool *r = tt_res(s3h_fast_env, 64 << 20);
+  clog *l = log_open(s3h_fast_env, root, "s", 0, 0);
+  tab_options o;
+  tt_options(&o);
+  o.log = l;
+  tablet *t = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &t));
+  put_kv(t, "a", "parent");
+  put_kv(t, "z", "parent");
+  const char *rd = tt_tablet_dir(root, 12);
+  char spec[256];
+  snprintf(spec, sizeof(spec),
+           "kind=500&count=100000&method=PUT&match=%s/MANIFEST",
+           strrchr(rd, '/') + 1);
+  s3h_fault(spec);
+  mica_err *err = tab_split(t, S("m"), 11, 12, &o, NULL, NULL);
+  CU_ASSERT_PTR_NOT_NULL(err);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+  s3h_proxy_ctl("POST", "clear", NULL);
+  tablet *d = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &d));
+  put_kv(d, "b", "daughter");
+  TU_OK(tab_close(d));
+  tablet *p = NULL;
+  err = tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &p);
+  CU_ASSERT_EQUAL(err_code(err), MICA_NOT_SERVING);
+  err_free(err);
+  d = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &d));
+  if (d != NULL) {
+    expect(d, "b", "daughter");
+    expect(d, "a", "parent");
+    TU_OK(tab_close(d));
+  }
+  d = NULL;
+  TU_OK(tab_open(r, tt_tablet_dir(root, 12), 12, S("m"), NONE, 5, &o, &d));
+  if (d != NULL) {
+    expect(d, "z", "parent");
+    TU_OK(tab_close(d));
+  }
+  TU_OK(clog_close(l));
+  res_free(r);
+  free(root);
+}
+
 static void add_suites(void) {
   static const CU_TestInfo tests[] = {
       {"group_batching", test_group_batching},
@@ -641,6 +698,8 @@ static void add_suites(void) {
       {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
       {"wal_dir_elsewhere", test_wal_dir_elsewhere},
       {"accept_lost_posix_log", test_accept_lost_posix_log},
+      {"failed_split_keeps_opened_daughter",
+       test_failed_split_keeps_opened_daughter},
       CU_TEST_INFO_NULL};
   CU_pSuite s = CU_add_suite("tablet_clog_s3", s3h_setup, NULL);
   for (const CU_TestInfo *t = tests; t->pName != NULL; t++)
