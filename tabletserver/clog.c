@@ -1123,7 +1123,7 @@ static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
   return err;
 }
 
-/* Checks and replays one group object, read whole (`b`), strictly: a PUT
+/* Checks and replays one group object, read whole (`bp`), strictly: a PUT
  * is atomic, so an object is whole or absent and any damage is
  * CORRUPTION, never a torn tail. */
 static mica_err *replay_object(const char *path, uint64_t number,
