@@ -192,6 +192,13 @@ mica_err *env_read_file(env *e, const char *path, size_t max_bytes,
   return err;
 }
 
+mica_err *env_read_object(env *e, const char *path, size_t max_bytes,
+                          buf *out) {
+  if (e->ops->read_object != NULL)
+    return e->ops->read_object(e, path, max_bytes, out);
+  return env_read_file(e, path, max_bytes, out);
+}
+
 bool env_appends_in_place(env *e, const char *path) {
   return e->ops->rewrites_on_sync == NULL ||
          !e->ops->rewrites_on_sync(e, path);

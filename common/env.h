@@ -127,6 +127,11 @@ void env_free_names(char **names, size_t n);
  * `max_bytes` is CORRUPTION (callers bound files they wrote themselves);
  * `out` is unchanged on failure. Caller frees out->data (buf_free). */
 mica_err *env_read_file(env *e, const char *path, size_t max_bytes, buf *out);
+/* env_read_file in as few requests as the env can: on S3 one GET (no
+ * HEAD), for objects read whole once (the commit log's group objects).
+ * Same contract; safe to call from several threads at once. */
+mica_err *env_read_object(env *e, const char *path, size_t max_bytes,
+                          buf *out);
 /* Writes `data` to `path` atomically and durably: temp file, sync, rename,
  * sync directory. */
 mica_err *env_write_file_atomic(env *e, const char *path, slice data);

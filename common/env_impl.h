@@ -54,6 +54,11 @@ struct env_ops {
    * then calls env_write_file_atomic. An env that can make the check part
    * of the write (S3's If-None-Match) supplies this. */
   mica_err *(*write_file_new)(env *e, const char *path, slice data);
+  /* May be NULL: env_read_object calls env_read_file. An env that can
+   * read a whole object in one request (S3: one GET, no HEAD) supplies
+   * this; same contract as env_read_file. */
+  mica_err *(*read_object)(env *e, const char *path, size_t max_bytes,
+                           buf *out);
   /* May be NULL: appends go in place (POSIX). Else true for a `path`
    * whose env_sync rewrites the whole file instead of adding the new bytes
    * (an object store: every sync is a PUT of the whole object). */

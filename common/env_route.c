@@ -133,6 +133,16 @@ static mica_err *rt_write_file_new(env *e, const char *path, slice data) {
   return err;
 }
 
+static mica_err *rt_read_object(env *e, const char *path, size_t max_bytes,
+                                buf *out) {
+  const char *p;
+  char *own;
+  env *to = choose(route_of(e), path, &p, &own);
+  mica_err *err = env_read_object(to, p, max_bytes, out);
+  free(own);
+  return err;
+}
+
 static bool rt_rewrites_on_sync(env *e, const char *path) {
   const char *p;
   char *own;
@@ -344,6 +354,7 @@ static const struct env_ops route_ops = {
     .list = rt_list,
     .write_file_atomic = rt_write_file_atomic,
     .write_file_new = rt_write_file_new,
+    .read_object = rt_read_object,
     .rewrites_on_sync = rt_rewrites_on_sync,
     .dirs_implicit = rt_dirs_implicit,
     .lock = rt_lock,

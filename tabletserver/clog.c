@@ -1123,33 +1123,17 @@ static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
   return err;
 }
 
-/* Replays one group object: read whole (1 HEAD, 1 GET on S3) and
- * checked strictly, since a PUT is atomic: an object is whole or absent,
- * so any damage is CORRUPTION, never a torn tail. */
-static mica_err *replay_object(env *e, const char *path, uint64_t number,
-                               uint64_t tablet, uint64_t epoch,
-                               uint64_t after_seq, clog_record_fn fn,
-                               void *arg, clog_replay_stats *st) {
-  env_reader *r = NULL;
-  mica_err *err = env_open_reader(e, path, &r);
-  if (err != NULL) return err;
-  uint64_t size = env_reader_size(r);
-  if (size > OBJECT_MAX_BYTES) {
-    env_reader_close(r);
-    return err_new(MICA_CORRUPTION,
-                   "commit log %s: object of %" PRIu64 " bytes is larger "
-                   "than a group may be", path, size);
-  }
-  buf b = BUF_INIT;
-  buf_resize(&b, (size_t)size);
-  size_t got = 0;
-  if (size > 0) err = env_read(r, 0, (size_t)size, b.data, &got);
-  env_reader_close(r);
-  if (err == NULL && got != size)
-    err = err_new(MICA_CORRUPTION,
-                  "commit log %s: read %zu of its %" PRIu64 " bytes", path,
-                  got, size);
-  const uint8_t *p = (const uint8_t *)b.data;
+/* Checks and replays one group object, read whole (`bp`), strictly: a PUT
+ * is atomic, so an object is whole or absent and any damage is
+ * CORRUPTION, never a torn tail. */
+static mica_err *replay_object(const char *path, uint64_t number,
+                               const buf *bp, uint64_t tablet,
+                               uint64_t epoch, uint64_t after_seq,
+                               clog_record_fn fn, void *arg,
+                               clog_replay_stats *st) {
+  mica_err *err = NULL;
+  uint64_t size = bp->len;
+  const uint8_t *p = (const uint8_t *)bp->data;
   uint64_t off = 0;
   bool header = true;
   while (err == NULL && off < size) {
@@ -1204,7 +1188,139 @@ static mica_err *replay_object(env *e, const char *path, uint64_t number,
   if (err == NULL && header)
     err = err_new(MICA_CORRUPTION, "commit log %s: empty object (no header)",
                   path);
-  buf_free(&b);
+  return err;
+}
+
+/* Group objects fetched ahead of the replay: a recovery reads every
+ * object from the first one a tablet needs, and one request at a time
+ * that is a round trip per object. Up to CLOG_READ_AHEAD objects are in
+ * flight (or fetched and waiting), each read whole in one GET
+ * (env_read_object); the replay still takes them strictly in number
+ * order, on the calling thread, and stops at the first error. */
+enum { CLOG_READ_AHEAD = 8 };
+
+typedef struct fetched {
+  buf b;
+  mica_err *err;
+  bool done;
+} fetched;
+
+typedef struct prefetch {
+  env *e;
+  const char *dir;
+  const uint64_t *nums;
+  size_t k;
+  fetched *slots;  /* one per object */
+  size_t next;     /* the next object no thread has claimed */
+  size_t consumed; /* objects the replay has taken */
+  bool stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} prefetch;
+
+static char *object_path(const char *dir, uint64_t number, char *name,
+                         size_t cap) {
+  clog_segment_name(name, cap, number);
+  return path_join(dir, name);
+}
+
+/* Fetches object i into its slot (called without the lock). */
+static void fetch_one(prefetch *pf, size_t i) {
+  char name[64];
+  char *path = object_path(pf->dir, pf->nums[i], name, sizeof(name));
+  buf b = BUF_INIT;
+  mica_err *err = env_read_object(pf->e, path, (size_t)OBJECT_MAX_BYTES, &b);
+  free(path);
+  pthread_mutex_lock(&pf->mu);
+  pf->slots[i].b = b;
+  pf->slots[i].err = err;
+  pf->slots[i].done = true;
+  pthread_cond_broadcast(&pf->cv);
+  pthread_mutex_unlock(&pf->mu);
+}
+
+static void *prefetch_main(void *arg) {
+  prefetch *pf = arg;
+  pthread_mutex_lock(&pf->mu);
+  for (;;) {
+    while (!pf->stop && pf->next < pf->k &&
+           pf->next >= pf->consumed + CLOG_READ_AHEAD)
+      pthread_cond_wait(&pf->cv, &pf->mu);
+    if (pf->stop || pf->next >= pf->k) break;
+    size_t i = pf->next++;
+    pthread_mutex_unlock(&pf->mu);
+    fetch_one(pf, i);
+    pthread_mutex_lock(&pf->mu);
+  }
+  pthread_mutex_unlock(&pf->mu);
+  return NULL;
+}
+
+/* The object-mode replay of objects nums[0..k). */
+static mica_err *replay_objects(env *e, const char *dir,
+                                const uint64_t *nums, size_t k,
+                                uint64_t tablet, uint64_t epoch,
+                                uint64_t after_seq, clog_record_fn fn,
+                                void *arg, clog_replay_stats *st) {
+  prefetch pf = {.e = e, .dir = dir, .nums = nums, .k = k};
+  pf.slots = xcalloc(k + 1, sizeof(*pf.slots));
+  pthread_mutex_init(&pf.mu, NULL);
+  pthread_cond_init(&pf.cv, NULL);
+  /* The calling thread fetches too when no helper has claimed the object
+   * it waits for, so a thread that cannot start costs only speed. */
+  size_t want = k > 1 ? (k < CLOG_READ_AHEAD ? k : CLOG_READ_AHEAD) : 0;
+  pthread_t th[CLOG_READ_AHEAD];
+  size_t started = 0;
+  for (size_t t = 0; t < want; t++)
+    if (pthread_create(&th[started], NULL, prefetch_main, &pf) == 0)
+      started++;
+  mica_err *err = NULL;
+  for (size_t i = 0; i < k && err == NULL; i++) {
+    pthread_mutex_lock(&pf.mu);
+    if (!pf.slots[i].done && pf.next == i) {
+      pf.next++;
+      pthread_mutex_unlock(&pf.mu);
+      fetch_one(&pf, i);
+      pthread_mutex_lock(&pf.mu);
+    }
+    while (!pf.slots[i].done) pthread_cond_wait(&pf.cv, &pf.mu);
+    buf b = pf.slots[i].b;
+    err = pf.slots[i].err;
+    pf.slots[i].b = (buf)BUF_INIT;
+    pf.slots[i].err = NULL;
+    pf.consumed = i + 1;
+    pthread_cond_broadcast(&pf.cv);
+    pthread_mutex_unlock(&pf.mu);
+    char name[64];
+    char *path = object_path(dir, nums[i], name, sizeof(name));
+    st->segments_read++;
+    if (err == NULL)
+      err = replay_object(path, nums[i], &b, tablet, epoch, after_seq, fn,
+                          arg, st);
+    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
+      /* Listed, then deleted by its writer after a manifest write said
+       * no tablet needs it: the caller's manifest is out of date. */
+      mica_err *w = err_new(MICA_ABORTED,
+                            "commit log %s: %s was deleted during the "
+                            "replay: %s", dir, name, err_msg(err));
+      err_free(err);
+      err = w;
+    }
+    free(path);
+    buf_free(&b);
+  }
+  pthread_mutex_lock(&pf.mu);
+  pf.stop = true;
+  pthread_cond_broadcast(&pf.cv);
+  pthread_mutex_unlock(&pf.mu);
+  for (size_t t = 0; t < started; t++) pthread_join(th[t], NULL);
+  for (size_t i = 0; i < k; i++) {
+    buf_free(&pf.slots[i].b);
+    err_free(pf.slots[i].err);
+  }
+  free(pf.slots);
+  pthread_cond_destroy(&pf.cv);
+  pthread_mutex_destroy(&pf.mu);
   return err;
 }
 
@@ -1243,9 +1359,13 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
   }
   env_free_names(names, n);
   qsort(nums, k, sizeof(*nums), cmp_u64);
+  if (objects) {
+    err = replay_objects(e, dir, nums, k, tablet_id, epoch, after_seq, fn,
+                         arg, st);
+    k = 0;
+  }
   for (size_t i = 0; i < k && err == NULL; i++) {
-    if (!objects &&
-        index_excludes(e, dir, nums[i], tablet_id, epoch, after_seq)) {
+    if (index_excludes(e, dir, nums[i], tablet_id, epoch, after_seq)) {
       st->segments_skipped++;
       continue;
     }
@@ -1253,10 +1373,7 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
     clog_segment_name(name, sizeof(name), nums[i]);
     char *path = path_join(dir, name);
     st->segments_read++;
-    err = objects ? replay_object(e, path, nums[i], tablet_id, epoch,
-                                  after_seq, fn, arg, st)
-                  : replay_segment(e, path, tablet_id, epoch, after_seq, fn,
-                                   arg, st);
+    err = replay_segment(e, path, tablet_id, epoch, after_seq, fn, arg, st);
     if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
       /* Listed, then deleted by its writer after a manifest write said
        * no tablet needs it: the caller's manifest is out of date. */

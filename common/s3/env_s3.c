@@ -864,6 +864,40 @@ static mica_err *s3_write_file_new(env *e, const char *path, slice data) {
   return err == NULL ? NULL : err_wrap(err, "write %s", path);
 }
 
+/* The whole object in one GET, without the HEAD a reader starts with
+ * (the answer's length is the size). Not ranged: S3 refuses a range of
+ * an empty object, and the body limit bounds what is received. */
+static mica_err *s3_read_object(env *e, const char *path, size_t max_bytes,
+                                buf *out) {
+  char *bucket, *key;
+  mica_err *err = parse_object("read", path, &bucket, &key);
+  if (err != NULL) return err;
+  s3_request rq = {.method = "GET", .bucket = bucket, .key = key,
+                   .max_body = (uint64_t)max_bytes < UINT64_MAX - 1
+                                   ? (uint64_t)max_bytes + 1
+                                   : UINT64_MAX};
+  s3_response rs;
+  err = s3_do(cli_of(e), &rq, &rs);
+  free(bucket);
+  free(key);
+  if (err == NULL && rs.body.len > max_bytes) {
+    err = err_new(MICA_CORRUPTION, "read %s: file larger than %zu bytes",
+                  path, max_bytes);
+  } else if (err != NULL && err_code(err) == MICA_CORRUPTION) {
+    mica_err *w = err_new(MICA_CORRUPTION,
+                          "read %s: file larger than %zu bytes (%s)", path,
+                          max_bytes, err_msg(err));
+    err_free(err);
+    err = w;
+  } else if (err != NULL) {
+    err = err_wrap(err, "read %s", path);
+  } else {
+    buf_append(out, rs.body.data, rs.body.len);
+  }
+  s3_response_free(&rs);
+  return err;
+}
+
 static uint64_t s3_now_micros(env *e) {
   (void)e;
   return env_now_micros(env_posix());
@@ -910,6 +944,7 @@ static const struct env_ops s3_ops = {
     .unlock = s3_unlock,
     .write_file_atomic = s3_write_file_atomic,
     .write_file_new = s3_write_file_new,
+    .read_object = s3_read_object,
     .now_micros = s3_now_micros,
     .wall_micros = s3_wall_micros,
     .sleep_micros = s3_sleep_micros,

@@ -576,7 +576,11 @@ static void attempt_once(const s3_client *s, const s3_request *r,
     return;
   }
   curl_easy_reset(h);
-  attempt a = {h, resp, r->ranged ? (size_t)r->range_len : MAX_ANSWER, false};
+  attempt a = {h, resp,
+               r->ranged          ? (size_t)r->range_len
+               : r->max_body != 0 ? (size_t)r->max_body
+                                  : MAX_ANSWER,
+               false};
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *hl = NULL;
   char line[256];
@@ -649,7 +653,8 @@ static void attempt_once(const s3_client *s, const s3_request *r,
 
   if (rc != CURLE_OK) {
     if (a.too_long) {
-      o->code = MICA_IO_ERROR;
+      o->code = !r->ranged && r->max_body != 0 ? MICA_CORRUPTION
+                                               : MICA_IO_ERROR;
       snprintf(o->msg, sizeof(o->msg),
                "HTTP %ld: answer longer than the %zu bytes asked for", status,
                a.max_body);

@@ -107,6 +107,10 @@ typedef struct s3_request {
   int code_412;
   /* For messages: what this request is for ("rename to s3://b/k"). */
   const char *what;
+  /* Largest body of a 2xx answer to a request that is not ranged; 0 is
+   * the default (16 MiB). A longer answer is then CORRUPTION: the caller
+   * reads back what it bounded itself (env_read_object). */
+  uint64_t max_body;
 } s3_request;
 
 typedef struct s3_response {

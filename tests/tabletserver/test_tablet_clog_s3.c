@@ -24,6 +24,11 @@
  *    them and go (with the marker, once old) after the take-over;
  *  - wal_dir_elsewhere: through the tablet server's route env, the log
  *    lives under another s3:// prefix (--wal-dir s3://...);
+ *  - replay_many_objects: a log of many objects replays every record in
+ *    order with one GET per object and no HEAD (read ahead in parallel,
+ *    checked in order); a damaged object in the middle is CORRUPTION
+ *    naming it, and nothing after it is replayed; a listed object deleted
+ *    before its turn is ABORTED naming it;
  *  - accept_lost_posix_log: a POSIX log lost with its machine keeps its
  *    tablet from opening until the operator accepts that log's loss by
  *    name (tab_options.accept_lost_logs, --accept-lost-commit-log);
@@ -40,6 +45,7 @@
 #include "common/env.h"
 #include "common/env_route.h"
 #include "common/path.h"
+#include "common/s3/s3_client.h"
 #include "tabletserver/clog.h"
 #include "tabletserver/tablet.h"
 #include "tabletserver/wbatch.h"
@@ -686,6 +692,115 @@ static void test_failed_split_keeps_opened_daughter(void) {
   }
   TU_OK(clog_close(l));
   res_free(r);
+
+/* ---- a log of many objects ---- */
+
+typedef struct deleter {
+  seen s;
+  const char *path; /* removed when the record of sequence `at` arrives */
+  uint64_t at;
+} deleter;
+
+static mica_err *collect_then_delete(void *arg, slice batch,
+                                     const char *path, uint64_t offset) {
+  deleter *d = arg;
+  mica_err *err = collect(&d->s, batch, path, offset);
+  if (err == NULL && d->s.n > 0 && d->s.seqs[d->s.n - 1] == d->at)
+    err = env_remove(s3h_env, d->path);
+  return err;
+}
+
+static void test_replay_many_objects(void) {
+  char *root = s3h_new_root();
+  clog *l = log_open(s3h_env, root, "m", 0, 0);
+  enum { N = 40 };
+  for (uint64_t seq = 1; seq <= N; seq++) {
+    wbatch *b = batch_at(seq, 8);
+    clog_ticket tk;
+    TU_OK(clog_add(l, 7, 3, wbatch_data(b), true, &tk));
+    TU_OK(clog_commit(l, &tk));
+    wbatch_free(b);
+  }
+  TU_OK(clog_close(l));
+  size_t groups, markers;
+  count_objects(s3h_env, root, "m", &groups, &markers);
+  CU_ASSERT_EQUAL(groups, N);
+  char *dir = clog_dir_path(logs_root(root), "m");
+
+  /* Every record, in order; one GET per object, no HEAD, one LIST. */
+  s3_stats a, b;
+  s3_get_stats(&a);
+  seen s = {{0}, 0};
+  clog_replay_stats rs;
+  TU_OK(clog_replay(s3h_env, dir, 7, 3, 1, 0, collect, &s, &rs));
+  s3_get_stats(&b);
+  CU_ASSERT_EQUAL(s.n, N);
+  for (size_t i = 0; i < s.n; i++) CU_ASSERT_EQUAL(s.seqs[i], i + 1);
+  CU_ASSERT_EQUAL(rs.segments_read, N);
+  CU_ASSERT_EQUAL(rs.records, N);
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_HEAD] - a.requests[S3_REQ_HEAD], 0);
+  /* (Every attempt is counted: a retried GET is one request.) */
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_GET] - a.requests[S3_REQ_GET] -
+                      (b.retries - a.retries),
+                  N);
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_LIST] - a.requests[S3_REQ_LIST], 1);
+
+  /* From a later object and after a sequence number: only what follows. */
+  seen t = {{0}, 0};
+  TU_OK(clog_replay(s3h_env, dir, 7, 3, 11, 25, collect, &t, &rs));
+  CU_ASSERT_EQUAL(t.n, N - 25);
+  CU_ASSERT(t.n > 0 && t.seqs[0] == 26 && t.seqs[t.n - 1] == N);
+  CU_ASSERT_EQUAL(rs.segments_read, N - 10);
+
+  /* Object 23 damaged: CORRUPTION naming it and the offset; the records
+   * of objects 1-22 were replayed, none after (read-ahead fetched later
+   * objects, but the replay takes them in order and stops). */
+  char name[64];
+  char *p = path_join(dir, clog_segment_name(name, sizeof name, 23));
+  buf obj = BUF_INIT;
+  TU_OK(env_read_file(s3h_env, p, 1 << 20, &obj));
+  buf good = BUF_INIT;
+  buf_append(&good, obj.data, obj.len);
+  obj.data[obj.len - 2] ^= 0x20;
+  TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&obj)));
+  seen d = {{0}, 0};
+  mica_err *err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect, &d, NULL);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL &&
+            strstr(err_msg(err), "offset 37") != NULL);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+  CU_ASSERT_EQUAL(d.n, 22);
+  CU_ASSERT(d.n > 0 && d.seqs[d.n - 1] == 22);
+  /* Truncated to nothing: CORRUPTION too (an empty object). */
+  TU_OK(env_write_file_atomic(s3h_env, p, NONE));
+  seen z = {{0}, 0};
+  err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect, &z, NULL);
+  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL);
+  if (err != NULL) fprintf(stderr, "  (expected) %s\n", err_msg(err));
+  err_free(err);
+  CU_ASSERT_EQUAL(z.n, 22);
+  TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&good)));
+
+  /* Object 31 deleted during the replay, after the listing named it
+   * (when the record of object 5 is delivered: read-ahead keeps at most
+   * 8 objects ahead, so 31 is not fetched yet): ABORTED naming it, and
+   * the records up to object 30 were replayed. */
+  char name31[64];
+  char *q = path_join(dir, clog_segment_name(name31, sizeof name31, 31));
+  deleter g = {{{0}, 0}, q, 5};
+  err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect_then_delete, &g, NULL);
+  CU_ASSERT_EQUAL(err_code(err), MICA_ABORTED);
+  CU_ASSERT(err != NULL && strstr(err_msg(err), name31) != NULL);
+  if (err != NULL) fprintf(stderr, "  (expected) %s\n", err_msg(err));
+  err_free(err);
+  CU_ASSERT_EQUAL(g.s.n, 30);
+  free(q);
+  buf_free(&good);
+  buf_free(&obj);
+  free(p);
+  free(dir);
   free(root);
 }
 
@@ -697,6 +812,7 @@ static void add_suites(void) {
       {"killed_owner_and_late_put", test_killed_owner_and_late_put},
       {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
       {"wal_dir_elsewhere", test_wal_dir_elsewhere},
+      {"replay_many_objects", test_replay_many_objects},
       {"accept_lost_posix_log", test_accept_lost_posix_log},
       {"failed_split_keeps_opened_daughter",
        test_failed_split_keeps_opened_daughter},
