@@ -368,9 +368,8 @@ static void delete_segments(clog *l, clog_seg **v, size_t n) {
     if (l->objects) {
       /* One object per group, no index. A failed PUT's object may exist
        * (its answer was lost) or not. */
-      mica_err *err = env_remove(l->e, v[i]->path);
-      if (err != NULL && err_code(err) != MICA_NOT_FOUND)
-        LOG_W("commit log %s: %s", l->name, err_msg(err));
+      mica_err *err = env_remove_if_present(l->e, v[i]->path);
+      if (err != NULL) LOG_W("commit log %s: %s", l->name, err_msg(err));
       err_free(err);
       seg_free(v[i]);
       continue;
@@ -1578,11 +1577,7 @@ mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
           char *path = path_join(c[i].dir, clog_segment_name(
                                                name, sizeof(name),
                                                c[i].objs[j]));
-          err = env_remove(e, path);
-          if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
-            err_free(err);
-            err = NULL;
-          }
+          err = env_remove_if_present(e, path);
           free(path);
           gone++;
         }
@@ -1598,11 +1593,7 @@ mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
           char name[64];
           char *path = path_join(c[i].dir, marker_name(name, sizeof(name),
                                                        c[i].marks[j]));
-          err = env_remove(e, path);
-          if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
-            err_free(err);
-            err = NULL;
-          }
+          err = env_remove_if_present(e, path);
           free(path);
           marks_left--;
         }
