@@ -692,6 +692,8 @@ static void test_failed_split_keeps_opened_daughter(void) {
   }
   TU_OK(clog_close(l));
   res_free(r);
+  free(root);
+}
 
 /* ---- a log of many objects ---- */
 
