@@ -45,16 +45,6 @@
 #define S(str) slice_from_str(str)
 #define NONE slice_make(NULL, 0)
 
-static const char *logs_root(const char *root) {
-  static char pool[16][600];
-  static int next;
-  char *p = pool[next++ % 16];
-  char *r = clog_logs_root(tt_tablets_dir(root));
-  snprintf(p, 600, "%s", r);
-  free(r);
-  return p;
-}
-
 static clog *log_open(env *e, const char *root, const char *name,
                       uint64_t segment_bytes, uint64_t max_bytes) {
   clog_options lo;
@@ -62,27 +52,8 @@ static clog *log_open(env *e, const char *root, const char *name,
   if (segment_bytes) lo.segment_bytes = segment_bytes;
   if (max_bytes) lo.max_bytes = max_bytes;
   clog *l = NULL;
-  TU_OK(clog_open(e, logs_root(root), name, &lo, &l));
+  TU_OK(clog_open(e, tt_logs_root(root), name, &lo, &l));
   return l;
-}
-
-static void put_kv(tablet *t, const char *k, const char *v) {
-  TU_OK(tab_put(t, S(k), S(v), true));
-}
-
-static void expect(tablet *t, const char *k, const char *v) {
-  buf got = BUF_INIT;
-  mica_err *err = tab_get(t, NULL, S(k), &got);
-  if (v == NULL) {
-    if (err == NULL) fprintf(stderr, "%s: found '%.*s'\n", k, (int)got.len, got.data);
-    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
-  } else {
-    if (err != NULL) fprintf(stderr, "%s: %s\n", k, err_msg(err));
-    CU_ASSERT_PTR_NULL(err);
-    CU_ASSERT(err == NULL && slice_eq(buf_slice(&got), S(v)));
-  }
-  err_free(err);
-  buf_free(&got);
 }
 
 /* ---- the log alone ---- */
@@ -116,7 +87,7 @@ static void test_group_commit(void) {
   /* One group: one fdatasync for six tablets. */
   CU_ASSERT_EQUAL(env_fault_count(f, ENV_OP_SYNC) - syncs, 1);
   /* Each tablet reads back only its own record; another epoch nothing. */
-  char *dir = clog_dir_path(logs_root(root), "s1");
+  char *dir = clog_dir_path(tt_logs_root(root), "s1");
   for (int i = 0; i < 6; i++) {
     uint64_t n = 0;
     clog_replay_stats st;
@@ -167,14 +138,14 @@ static mica_err *wal_count_fn(void *arg, slice payload, uint64_t offset) {
 static void test_bad_input(void) {
   const char *root = tu_tmpdir();
   clog *l = NULL;
-  TU_ERR(clog_open(env_posix(), logs_root(root), "a/b", NULL, &l),
+  TU_ERR(clog_open(env_posix(), tt_logs_root(root), "a/b", NULL, &l),
          MICA_INVALID_ARGUMENT);
-  TU_ERR(clog_open(env_posix(), logs_root(root), "..", NULL, &l),
+  TU_ERR(clog_open(env_posix(), tt_logs_root(root), "..", NULL, &l),
          MICA_INVALID_ARGUMENT);
   clog_options lo;
   clog_options_init(&lo);
   lo.segment_bytes = 10;
-  TU_ERR(clog_open(env_posix(), logs_root(root), "x", &lo, &l),
+  TU_ERR(clog_open(env_posix(), tt_logs_root(root), "x", &lo, &l),
          MICA_INVALID_ARGUMENT);
   l = log_open(env_posix(), root, "once", 0, 0);
   clog_ticket tk;
@@ -187,14 +158,14 @@ static void test_bad_input(void) {
   TU_OK(clog_add(l, 1, 1, wbatch_data(b), true, &tk));
   TU_OK(clog_commit(l, &tk));
   clog *again = NULL;
-  TU_ERR(clog_open(env_posix(), logs_root(root), "once", NULL, &again),
+  TU_ERR(clog_open(env_posix(), tt_logs_root(root), "once", NULL, &again),
          MICA_ALREADY_EXISTS);
   /* Keep the records: nothing flushed them. */
   TU_OK(clog_close(l));
   wbatch_free(b);
 
   /* Damage the first record: a valid record follows, so CORRUPTION. */
-  char *dir = clog_dir_path(logs_root(root), "once");
+  char *dir = clog_dir_path(tt_logs_root(root), "once");
   char name[64];
   clog_segment_name(name, sizeof(name), 1);
   char path[1024];
@@ -285,7 +256,7 @@ static void crash_workload(env *e, const char *root, tt_run *r,
   clog_options_init(&lo);
   lo.segment_bytes = 4096;
   lo.max_bytes = 1 << 20;
-  if (!tt_run_step(r, clog_open(e, logs_root(root), "dead", &lo, &l)))
+  if (!tt_run_step(r, clog_open(e, tt_logs_root(root), "dead", &lo, &l)))
     goto out;
   tab_options o;
   crash_opts(&o, l);
@@ -317,7 +288,7 @@ static void crash_workload(env *e, const char *root, tt_run *r,
   if (!put(r, t[4], 61, 4)) goto out;
   /* A move: tablet 2 (closed above) opens on "another server" with its
    * own log, under epoch 2. */
-  if (!tt_run_step(r, clog_open(e, logs_root(root), "other", &lo, &l2)))
+  if (!tt_run_step(r, clog_open(e, tt_logs_root(root), "other", &lo, &l2)))
     goto out;
   crash_opts(&o2, l2);
   if (!tt_run_step(r, tab_open(res, tt_tablet_dir(root, 2), 2, lo_of(2),
@@ -431,7 +402,7 @@ static void crash_verify(const char *root, tt_run *r, uint64_t crash_at,
   TU_OK(clog_collect_dead(env_posix(), tt_tablets_dir(root), NULL));
   char **logs = NULL;
   size_t nlogs = 0;
-  TU_OK(env_list(env_posix(), logs_root(root), &logs, &nlogs));
+  TU_OK(env_list(env_posix(), tt_logs_root(root), &logs, &nlogs));
   {
     for (size_t i = 0; i < nlogs; i++) {
       bool creating = strstr(logs[i], CLOG_NEW_SUFFIX) != NULL;
@@ -483,7 +454,7 @@ static void test_fenced_late_append(void) {
   crash_opts(&o, la);
   tablet *ta = NULL;
   TU_OK(tab_open(ra, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &ta));
-  put_kv(ta, "k1", "from-a");
+  tt_put(ta, "k1", "from-a");
 
   /* Server B (which will crash) takes the tablet over under epoch 2. */
   env_fault *fb = env_fault_new(env_posix());
@@ -492,13 +463,13 @@ static void test_fenced_late_append(void) {
   crash_opts(&o, lb);
   tablet *tb = NULL;
   TU_OK(tab_open(rb, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &tb));
-  expect(tb, "k1", "from-a");
+  tt_expect(tb, "k1", "from-a");
 
   /* A is fenced but does not know it: its late write reaches its log
    * under epoch 1 (the server's lease keeps it from being acknowledged
    * to a client; the engine's job is never to replay it). */
-  put_kv(ta, "k2", "late-from-a");
-  put_kv(tb, "k3", "from-b");
+  tt_put(ta, "k2", "late-from-a");
+  tt_put(tb, "k3", "from-b");
   /* A's flush finds the newer epoch and stops. */
   TU_ERR(tab_flush(ta), MICA_STALE_EPOCH);
 
@@ -515,15 +486,15 @@ static void test_fenced_late_append(void) {
   crash_opts(&o, lc);
   tablet *tc = NULL;
   TU_OK(tab_open(rc, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &tc));
-  expect(tc, "k1", "from-a");
-  expect(tc, "k3", "from-b");
-  expect(tc, "k2", NULL);
+  tt_expect(tc, "k1", "from-a");
+  tt_expect(tc, "k3", "from-b");
+  tt_expect(tc, "k2", NULL);
   tab_stats st;
   tab_get_stats(tc, &st);
   CU_ASSERT_EQUAL(st.wal_replayed_records, 1); /* k3 */
 
   /* The late record is in A's log: it was written, and skipped. */
-  char *adir = clog_dir_path(logs_root(root), "a");
+  char *adir = clog_dir_path(tt_logs_root(root), "a");
   uint64_t n = 0;
   TU_OK(clog_replay(env_posix(), adir, 1, 1, 1, 0, count_record, &n, NULL));
   CU_ASSERT_EQUAL(n, 2);
@@ -566,7 +537,7 @@ static void *owner_main(void *arg) {
   clog_options lo;
   clog_options_init(&lo);
   clog *l = NULL;
-  w->err = clog_open(env_posix(), logs_root(w->root), w->name, &lo, &l);
+  w->err = clog_open(env_posix(), tt_logs_root(w->root), w->name, &lo, &l);
   tab_options o;
   crash_opts(&o, l);
   o.create_if_missing = false;
@@ -584,7 +555,7 @@ static void *owner_main(void *arg) {
     for (int j = 0; j < n; j++) {
       snprintf(k, sizeof(k), "%c%03d", (char)('a' + w->ids[i] - 1), j);
       snprintf(v, sizeof(v), "v%d", j);
-      expect(w->t[i], k, v);
+      tt_expect(w->t[i], k, v);
     }
     TU_OK(tab_close(w->t[i]));
   }
@@ -612,7 +583,7 @@ static void test_two_new_owners(void) {
       char k[16], v[32];
       snprintf(k, sizeof(k), "%c%03d", (char)('a' + id - 1), j);
       snprintf(v, sizeof(v), "v%d", j);
-      put_kv(t[id], k, v);
+      tt_put(t[id], k, v);
     }
   clog_stats ls;
   clog_get_stats(l, &ls);
@@ -626,7 +597,7 @@ static void test_two_new_owners(void) {
 
   /* Tablet 1's reader skips the segments written after its last record
    * thanks to their index. */
-  char *dir = clog_dir_path(logs_root(root), "dead");
+  char *dir = clog_dir_path(tt_logs_root(root), "dead");
   uint64_t n = 0;
   clog_replay_stats st;
   TU_OK(clog_replay(env_posix(), dir, 1, 1, 1, 0, count_record, &n, &st));
@@ -660,7 +631,7 @@ static void test_gc_and_forced_flush(void) {
   tablet *tb = NULL, *ti = NULL;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, S("m"), 1, &busy, &tb));
   TU_OK(tab_open(res, tt_tablet_dir(root, 2), 2, S("m"), NONE, 1, &idle, &ti));
-  put_kv(ti, "z", "idle");
+  tt_put(ti, "z", "idle");
   char v[128];
   memset(v, 'x', sizeof(v) - 1);
   v[sizeof(v) - 1] = '\0';
@@ -690,9 +661,9 @@ static void test_gc_and_forced_flush(void) {
   tab_stats st;
   tab_get_stats(ti, &st);
   CU_ASSERT(st.flushes >= 1);
-  expect(ti, "z", "idle");
+  tt_expect(ti, "z", "idle");
   /* The files on disk are the live segments (plus their indexes). */
-  char *dir = clog_dir_path(logs_root(root), "s");
+  char *dir = clog_dir_path(tt_logs_root(root), "s");
   char **names;
   size_t n;
   TU_OK(env_list(env_posix(), dir, &names, &n));
@@ -726,7 +697,7 @@ static void test_collect_dead_logs(void) {
   crash_opts(&o, live);
   tablet *t1 = NULL;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, S("m"), 1, &o, &t1));
-  put_kv(t1, "a", "live");
+  tt_put(t1, "a", "live");
 
   /* A second server writes tablet 2 and dies (kill -9: its lock goes). */
   env_fault *f = env_fault_new(env_posix());
@@ -736,15 +707,15 @@ static void test_collect_dead_logs(void) {
   crash_opts(&od, dead);
   tablet *t2 = NULL;
   TU_OK(tab_open(rd, tt_tablet_dir(root, 2), 2, S("m"), NONE, 1, &od, &t2));
-  put_kv(t2, "x", "only-in-the-dead-log");
+  tt_put(t2, "x", "only-in-the-dead-log");
   env_fault_crash(f);
   err_free(tab_close(t2));
   err_free(clog_close(dead));
   res_free(rd);
   env_fault_free(f);
 
-  char *dead_dir = clog_dir_path(logs_root(root), "dead");
-  char *live_dir = clog_dir_path(logs_root(root), "live");
+  char *dead_dir = clog_dir_path(tt_logs_root(root), "dead");
+  char *live_dir = clog_dir_path(tt_logs_root(root), "live");
   /* Tablet 2's only copy of "x" is in the dead log: it stays; the live
    * log is locked by its server: it stays. */
   uint64_t removed = 99;
@@ -756,12 +727,12 @@ static void test_collect_dead_logs(void) {
   /* The live server takes tablet 2 over: the dead log is needed no
    * more, and goes. */
   TU_OK(tab_open(res, tt_tablet_dir(root, 2), 2, S("m"), NONE, 2, &o, &t2));
-  expect(t2, "x", "only-in-the-dead-log");
+  tt_expect(t2, "x", "only-in-the-dead-log");
   TU_OK(clog_collect_dead(env_posix(), tablets, &removed));
   CU_ASSERT_EQUAL(removed, 1);
   CU_ASSERT_FALSE(env_exists(env_posix(), dead_dir));
   CU_ASSERT(env_exists(env_posix(), live_dir));
-  expect(t1, "a", "live");
+  tt_expect(t1, "a", "live");
   TU_OK(tab_close(t1));
   TU_OK(tab_close(t2));
   TU_OK(clog_close(live));
@@ -787,8 +758,8 @@ static void one_life(const char *root, clog *l, uint64_t epoch,
   tablet *t = NULL;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, epoch, &o, &t));
   for (size_t i = 0; expect_keys[i] != NULL; i += 2)
-    expect(t, expect_keys[i], expect_keys[i + 1]);
-  put_kv(t, k, v);
+    tt_expect(t, expect_keys[i], expect_keys[i + 1]);
+  tt_put(t, k, v);
   man_state m;
   man_init(&m);
   TU_OK(man_read(env_posix(), tt_tablet_dir(root, 1), &m));
@@ -825,7 +796,7 @@ static void test_switch_modes(void) {
   crash_opts(&o, l2);
   tablet *t = NULL;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 4, &o, &t));
-  for (size_t i = 0; after3[i] != NULL; i += 2) expect(t, after3[i], after3[i + 1]);
+  for (size_t i = 0; after3[i] != NULL; i += 2) tt_expect(t, after3[i], after3[i + 1]);
   TU_OK(tab_close(t));
   TU_OK(clog_close(l2));
   /* Closed cleanly: no log is needed, both go. */

@@ -56,16 +56,6 @@
 #define S(str) slice_from_str(str)
 #define NONE slice_make(NULL, 0)
 
-static const char *logs_root(const char *root) {
-  static char pool[16][600];
-  static int next;
-  char *p = pool[next++ % 16];
-  char *r = clog_logs_root(tt_tablets_dir(root));
-  snprintf(p, 600, "%s", r);
-  free(r);
-  return p;
-}
-
 static uint64_t g_horizon = CLOG_MARKER_HORIZON_US;
 
 static clog *log_open(env *e, const char *root, const char *name,
@@ -76,14 +66,14 @@ static clog *log_open(env *e, const char *root, const char *name,
   lo.marker_horizon_us = g_horizon;
   if (batch_bytes) lo.batch_bytes = batch_bytes;
   clog *l = NULL;
-  TU_OK(clog_open(e, logs_root(root), name, &lo, &l));
+  TU_OK(clog_open(e, tt_logs_root(root), name, &lo, &l));
   return l;
 }
 
 /* The log's objects: *groups group objects, *markers marker objects. */
 static void count_objects(env *e, const char *root, const char *name,
                           size_t *groups, size_t *markers) {
-  char *dir = clog_dir_path(logs_root(root), name);
+  char *dir = clog_dir_path(tt_logs_root(root), name);
   char **names = NULL;
   size_t n = 0;
   TU_OK(env_list(e, dir, &names, &n));
@@ -137,23 +127,6 @@ static wbatch *batch_at(uint64_t seq, size_t value_bytes) {
   return b;
 }
 
-static void put_kv(tablet *t, const char *k, const char *v) {
-  TU_OK(tab_put(t, S(k), S(v), true));
-}
-
-static void expect(tablet *t, const char *k, const char *v) {
-  buf got = BUF_INIT;
-  mica_err *err = tab_get(t, NULL, S(k), &got);
-  if (v == NULL) {
-    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
-  } else {
-    if (err != NULL) fprintf(stderr, "%s: %s\n", k, err_msg(err));
-    CU_ASSERT(err == NULL && slice_eq(buf_slice(&got), S(v)));
-  }
-  err_free(err);
-  buf_free(&got);
-}
-
 /* ---- group batching ---- */
 
 static void test_group_batching(void) {
@@ -180,7 +153,7 @@ static void test_group_batching(void) {
   CU_ASSERT_EQUAL(groups, 1);
   CU_ASSERT_EQUAL(markers, 1);
   /* Each tablet reads back its own record only; another epoch nothing. */
-  char *dir = clog_dir_path(logs_root(root), "g");
+  char *dir = clog_dir_path(tt_logs_root(root), "g");
   for (int i = 0; i < 6; i++) {
     seen s = {{0}, 0};
     TU_OK(clog_replay(s3h_env, dir, (uint64_t)i + 1, 7, 1, 0, collect, &s,
@@ -228,7 +201,7 @@ static void test_ordering_and_replay(void) {
   size_t groups, markers;
   count_objects(s3h_env, root, "o", &groups, &markers);
   CU_ASSERT(groups >= 30);
-  char *dir = clog_dir_path(logs_root(root), "o");
+  char *dir = clog_dir_path(tt_logs_root(root), "o");
   seen s = {{0}, 0};
   clog_replay_stats rs;
   TU_OK(clog_replay(s3h_env, dir, 2, 5, 1, 10, collect, &s, &rs));
@@ -269,14 +242,14 @@ static void test_ordering_and_replay(void) {
   free(p);
 
   /* No marker, no log: NOT_FOUND (the tablet reports CORRUPTION). */
-  char *other = clog_dir_path(logs_root(root), "never-opened");
+  char *other = clog_dir_path(tt_logs_root(root), "never-opened");
   char *q = path_join(other, clog_segment_name(name, sizeof name, 1));
   TU_OK(env_write_file_atomic(s3h_env, q, S("x")));
   TU_ERR(clog_replay(s3h_env, other, 1, 5, 1, 0, collect, &d, NULL),
          MICA_NOT_FOUND);
   /* A name is one incarnation: a log that lists anything is refused. */
   clog *again = NULL;
-  TU_ERR(clog_open(s3h_env, logs_root(root), "o", NULL, &again),
+  TU_ERR(clog_open(s3h_env, tt_logs_root(root), "o", NULL, &again),
          MICA_ALREADY_EXISTS);
   free(q);
   free(other);
@@ -306,7 +279,7 @@ static void test_put_failure(void) {
   size_t groups, markers;
   count_objects(s3h_env, root, "f", &groups, &markers);
   CU_ASSERT_EQUAL(groups, 0);
-  char *dir = clog_dir_path(logs_root(root), "f");
+  char *dir = clog_dir_path(tt_logs_root(root), "f");
   seen s = {{0}, 0};
   TU_OK(clog_replay(s3h_env, dir, 1, 1, 1, 0, collect, &s, NULL));
   CU_ASSERT_EQUAL(s.n, 0);
@@ -355,7 +328,7 @@ static pid_t spawn_owner(const char *root, const char *name, uint64_t epoch,
     clog_options lo;
     clog_options_init(&lo);
     clog *l = NULL;
-    if (clog_open(e, logs_root(root), name, &lo, &l) != NULL) _exit(4);
+    if (clog_open(e, tt_logs_root(root), name, &lo, &l) != NULL) _exit(4);
     tab_options o;
     tt_options(&o);
     o.memtable_bytes = 1 << 20;
@@ -398,7 +371,7 @@ static void test_killed_owner_and_late_put(void) {
   o.log = la;
   tablet *ta = NULL;
   TU_OK(tab_open(ra, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &ta));
-  put_kv(ta, "k1", "from-a");
+  tt_put(ta, "k1", "from-a");
 
   /* Server B (a process) takes the tablet over under epoch 2, writes k3
    * (acknowledged), and is killed with kill -9: k3 is only in B's log. */
@@ -406,7 +379,7 @@ static void test_killed_owner_and_late_put(void) {
   /* A is fenced but does not know it: its late write is PUT into its own
    * log after B's take-over (the lease keeps it from being acknowledged
    * to a client; the log's job is never to replay it). */
-  put_kv(ta, "k2", "late-from-a");
+  tt_put(ta, "k2", "late-from-a");
   kill9(b);
 
   /* C recovers from B's log, never from A's. */
@@ -415,15 +388,15 @@ static void test_killed_owner_and_late_put(void) {
   o.log = lc;
   tablet *tc = NULL;
   TU_OK(tab_open(rc, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &tc));
-  expect(tc, "k1", "from-a");
-  expect(tc, "k3", "from-b");
-  expect(tc, "k2", NULL);
+  tt_expect(tc, "k1", "from-a");
+  tt_expect(tc, "k3", "from-b");
+  tt_expect(tc, "k2", NULL);
   tab_stats st;
   tab_get_stats(tc, &st);
   CU_ASSERT_EQUAL(st.wal_replayed_records, 1); /* k3 */
 
   /* The late record is in A's log: it was written, and skipped. */
-  char *adir = clog_dir_path(logs_root(root), "a");
+  char *adir = clog_dir_path(tt_logs_root(root), "a");
   seen s = {{0}, 0};
   TU_OK(clog_replay(s3h_env, adir, 1, 1, 1, 0, collect, &s, NULL));
   CU_ASSERT_EQUAL(s.n, 2);
@@ -457,7 +430,7 @@ static void test_delete_after_flush_and_collect(void) {
   for (int i = 0; i < 5; i++) {
     char k[16];
     snprintf(k, sizeof k, "k%d", i);
-    put_kv(t, k, "v");
+    tt_put(t, k, "v");
   }
   size_t groups, markers;
   count_objects(s3h_env, root, "live", &groups, &markers);
@@ -495,10 +468,10 @@ static void test_delete_after_flush_and_collect(void) {
   clog_get_stats(l, &cs);
   uint64_t markers_before = cs.markers;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &t1));
-  expect(t1, "kd", "from-dead");
+  tt_expect(t1, "kd", "from-dead");
   clog_get_stats(l, &cs);
   CU_ASSERT(cs.markers > markers_before);
-  put_kv(t1, "after", "x");
+  tt_put(t1, "after", "x");
   /* Now the dead log goes, objects and marker; the live one, named by
    * tablet 1's manifest, keeps its objects and marker. */
   TU_OK(clog_collect_dead_horizon(s3h_env, tt_tablets_dir(root), 0,
@@ -529,7 +502,7 @@ static pid_t spawn_posix_owner(const char *root, const char *name) {
     close(p[0]);
     res_pool *res = tt_res(env_posix(), 64 << 20);
     clog *l = NULL;
-    if (clog_open(env_posix(), logs_root(root), name, NULL, &l) != NULL)
+    if (clog_open(env_posix(), tt_logs_root(root), name, NULL, &l) != NULL)
       _exit(4);
     tab_options o;
     tt_options(&o);
@@ -563,12 +536,12 @@ static void test_accept_lost_posix_log(void) {
   const char *root = tu_tmpdir();
   pid_t a = spawn_posix_owner(root, "ts-lost");
   kill9(a);
-  char *adir = clog_dir_path(logs_root(root), "ts-lost");
+  char *adir = clog_dir_path(tt_logs_root(root), "ts-lost");
   TU_OK(env_remove_tree(env_posix(), adir)); /* the machine's disk */
   free(adir);
   res_pool *res = tt_res(env_posix(), 64 << 20);
   clog *l = NULL;
-  TU_OK(clog_open(env_posix(), logs_root(root), "ts-new", NULL, &l));
+  TU_OK(clog_open(env_posix(), tt_logs_root(root), "ts-new", NULL, &l));
   tab_options o;
   tt_options(&o);
   o.log = l;
@@ -587,17 +560,17 @@ static void test_accept_lost_posix_log(void) {
   static const char *const lost[] = {"ts-other", "ts-lost", NULL};
   o.accept_lost_logs = lost;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t));
-  expect(t, "k1", "flushed");
-  expect(t, "k2", NULL);
+  tt_expect(t, "k1", "flushed");
+  tt_expect(t, "k2", NULL);
   tab_stats st;
   tab_get_stats(t, &st);
   CU_ASSERT_TRUE(st.lost_log_accepted);
-  put_kv(t, "k3", "after");
+  tt_put(t, "k3", "after");
   TU_OK(tab_close(t));
   /* Its manifest names no lost log any more: a plain open works. */
   o.accept_lost_logs = NULL;
   TU_OK(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 3, &o, &t));
-  expect(t, "k3", "after");
+  tt_expect(t, "k3", "after");
   tab_get_stats(t, &st);
   CU_ASSERT_FALSE(st.lost_log_accepted);
   TU_OK(tab_close(t));
@@ -630,7 +603,7 @@ static void test_wal_dir_elsewhere(void) {
   CU_ASSERT_EQUAL(markers, 1);
   count_objects(s3h_env, root, "w", &groups, &markers);
   CU_ASSERT_EQUAL(groups + markers, 0);
-  char *dir = clog_dir_path(logs_root(root), "w");
+  char *dir = clog_dir_path(tt_logs_root(root), "w");
   seen s = {{0}, 0};
   TU_OK(clog_replay(route, dir, 9, 2, 1, 0, collect, &s, NULL));
   CU_ASSERT_EQUAL(s.n, 1);
@@ -656,8 +629,8 @@ static void test_failed_split_keeps_opened_daughter(void) {
   o.log = l;
   tablet *t = NULL;
   TU_OK(tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &t));
-  put_kv(t, "a", "parent");
-  put_kv(t, "z", "parent");
+  tt_put(t, "a", "parent");
+  tt_put(t, "z", "parent");
   const char *rd = tt_tablet_dir(root, 12);
   char spec[256];
   snprintf(spec, sizeof(spec),
@@ -671,7 +644,7 @@ static void test_failed_split_keeps_opened_daughter(void) {
   s3h_proxy_ctl("POST", "clear", NULL);
   tablet *d = NULL;
   TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &d));
-  put_kv(d, "b", "daughter");
+  tt_put(d, "b", "daughter");
   TU_OK(tab_close(d));
   tablet *p = NULL;
   err = tab_open(r, tt_tablet_dir(root, 10), 10, NONE, NONE, 5, &o, &p);
@@ -680,14 +653,14 @@ static void test_failed_split_keeps_opened_daughter(void) {
   d = NULL;
   TU_OK(tab_open(r, tt_tablet_dir(root, 11), 11, NONE, S("m"), 5, &o, &d));
   if (d != NULL) {
-    expect(d, "b", "daughter");
-    expect(d, "a", "parent");
+    tt_expect(d, "b", "daughter");
+    tt_expect(d, "a", "parent");
     TU_OK(tab_close(d));
   }
   d = NULL;
   TU_OK(tab_open(r, tt_tablet_dir(root, 12), 12, S("m"), NONE, 5, &o, &d));
   if (d != NULL) {
-    expect(d, "z", "parent");
+    tt_expect(d, "z", "parent");
     TU_OK(tab_close(d));
   }
   TU_OK(clog_close(l));
@@ -727,7 +700,7 @@ static void test_replay_many_objects(void) {
   size_t groups, markers;
   count_objects(s3h_env, root, "m", &groups, &markers);
   CU_ASSERT_EQUAL(groups, N);
-  char *dir = clog_dir_path(logs_root(root), "m");
+  char *dir = clog_dir_path(tt_logs_root(root), "m");
 
   /* Every record, in order; one GET per object, no HEAD, one LIST. */
   s3_stats a, b;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/layout.h"
+#include "tabletserver/clog.h"
 #include "tabletserver/manifest.h"
 #include "tests/harness/testutil.h"
 
@@ -177,6 +178,35 @@ const char *tt_tablets_dir(const char *root) {
   snprintf(p, 512, "%s", tablets);
   free(tablets);
   return p;
+}
+
+const char *tt_logs_root(const char *root) {
+  static char pool[16][600];
+  static int next;
+  char *p = pool[next++ % 16];
+  char *r = clog_logs_root(tt_tablets_dir(root));
+  snprintf(p, 600, "%s", r);
+  free(r);
+  return p;
+}
+
+void tt_put(tablet *t, const char *k, const char *v) {
+  TU_OK(tab_put(t, slice_from_str(k), slice_from_str(v), true));
+}
+
+void tt_expect(tablet *t, const char *k, const char *v) {
+  buf got = BUF_INIT;
+  mica_err *err = tab_get(t, NULL, slice_from_str(k), &got);
+  if (v == NULL) {
+    if (err == NULL) fprintf(stderr, "%s: found '%.*s'\n", k, (int)got.len, got.data);
+    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
+  } else {
+    if (err != NULL) fprintf(stderr, "%s: %s\n", k, err_msg(err));
+    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT(err == NULL && slice_eq(buf_slice(&got), slice_from_str(v)));
+  }
+  err_free(err);
+  buf_free(&got);
 }
 
 size_t tt_check_no_leaks(const char *root) {

@@ -47,6 +47,18 @@ res_pool *tt_res(env *e, size_t budget);
 const char *tt_tablets_dir(const char *root);
 const char *tt_tablet_dir(const char *root, uint64_t id);
 
+/* The data root's commit-log root (clog_logs_root of its tablets
+ * directory), in a static-lifetime string pool. */
+const char *tt_logs_root(const char *root);
+
+/* Puts k = v in `t` with a synced write; the test fails unless it
+ * succeeds. */
+void tt_put(tablet *t, const char *k, const char *v);
+
+/* Checks that `t` reads k as v, or as not found when v is NULL; records
+ * CUnit failures naming the key. */
+void tt_expect(tablet *t, const char *k, const char *v);
+
 /* Checks, after garbage collection, that every sst-* under the data
  * root's tablets directory is referenced by the manifest of a tablet not
  * retired (live or splitting), and that no WAL segment, temporary file or
