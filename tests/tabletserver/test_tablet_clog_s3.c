@@ -233,11 +233,7 @@ static void test_ordering_and_replay(void) {
   TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&obj)));
   seen d = {{0}, 0};
   mica_err *err = clog_replay(s3h_env, dir, 1, 5, 1, 0, collect, &d, NULL);
-  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
-  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL &&
-            strstr(err_msg(err), "offset 37") != NULL);
-  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
-  err_free(err);
+  tt_expect_err(err, MICA_CORRUPTION, name, "offset 37");
   buf_free(&obj);
   free(p);
 
@@ -548,11 +544,8 @@ static void test_accept_lost_posix_log(void) {
   tablet *t = NULL;
   mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o,
                            &t);
-  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
-  CU_ASSERT(err != NULL && strstr(err_msg(err), "ts-lost") != NULL &&
-            strstr(err_msg(err), "--accept-lost-commit-log ts-lost") != NULL);
-  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
-  err_free(err);
+  tt_expect_err(err, MICA_CORRUPTION, "ts-lost",
+                "--accept-lost-commit-log ts-lost");
   static const char *const other[] = {"ts-other", NULL};
   o.accept_lost_logs = other;
   TU_ERR(tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &t),
@@ -740,21 +733,14 @@ static void test_replay_many_objects(void) {
   TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&obj)));
   seen d = {{0}, 0};
   mica_err *err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect, &d, NULL);
-  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
-  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL &&
-            strstr(err_msg(err), "offset 37") != NULL);
-  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
-  err_free(err);
+  tt_expect_err(err, MICA_CORRUPTION, name, "offset 37");
   CU_ASSERT_EQUAL(d.n, 22);
   CU_ASSERT(d.n > 0 && d.seqs[d.n - 1] == 22);
   /* Truncated to nothing: CORRUPTION too (an empty object). */
   TU_OK(env_write_file_atomic(s3h_env, p, NONE));
   seen z = {{0}, 0};
   err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect, &z, NULL);
-  CU_ASSERT_EQUAL(err_code(err), MICA_CORRUPTION);
-  CU_ASSERT(err != NULL && strstr(err_msg(err), name) != NULL);
-  if (err != NULL) fprintf(stderr, "  (expected) %s\n", err_msg(err));
-  err_free(err);
+  tt_expect_err(err, MICA_CORRUPTION, name, NULL);
   CU_ASSERT_EQUAL(z.n, 22);
   TU_OK(env_write_file_atomic(s3h_env, p, buf_slice(&good)));
 
@@ -766,10 +752,7 @@ static void test_replay_many_objects(void) {
   char *q = path_join(dir, clog_segment_name(name31, sizeof name31, 31));
   deleter g = {{{0}, 0}, q, 5};
   err = clog_replay(s3h_env, dir, 7, 3, 1, 0, collect_then_delete, &g, NULL);
-  CU_ASSERT_EQUAL(err_code(err), MICA_ABORTED);
-  CU_ASSERT(err != NULL && strstr(err_msg(err), name31) != NULL);
-  if (err != NULL) fprintf(stderr, "  (expected) %s\n", err_msg(err));
-  err_free(err);
+  tt_expect_err(err, MICA_ABORTED, name31, NULL);
   CU_ASSERT_EQUAL(g.s.n, 30);
   free(q);
   buf_free(&good);

@@ -209,6 +209,16 @@ void tt_expect(tablet *t, const char *k, const char *v) {
   buf_free(&got);
 }
 
+void tt_expect_err(mica_err *err, int code, const char *has,
+                   const char *has2) {
+  CU_ASSERT_EQUAL(err_code(err), code);
+  if (has != NULL) CU_ASSERT(err != NULL && strstr(err_msg(err), has) != NULL);
+  if (has2 != NULL)
+    CU_ASSERT(err != NULL && strstr(err_msg(err), has2) != NULL);
+  if (err != NULL) fprintf(stderr, "\n  (expected) %s\n", err_msg(err));
+  err_free(err);
+}
+
 size_t tt_check_no_leaks(const char *root) {
   char tablets[1200];
   snprintf(tablets, sizeof(tablets), "%s", tt_tablets_dir(root));

@@ -59,6 +59,11 @@ void tt_put(tablet *t, const char *k, const char *v);
  * CUnit failures naming the key. */
 void tt_expect(tablet *t, const char *k, const char *v);
 
+/* Checks that `err` has code `code` and that its message contains `has`
+ * and `has2` (each unless NULL); prints it as expected and frees it;
+ * records CUnit failures. */
+void tt_expect_err(mica_err *err, int code, const char *has, const char *has2);
+
 /* Checks, after garbage collection, that every sst-* under the data
  * root's tablets directory is referenced by the manifest of a tablet not
  * retired (live or splitting), and that no WAL segment, temporary file or
