@@ -282,17 +282,7 @@ static bool level0_drained(tablet *t) {
 static void get_key(tablet *t, const tt_model *m, int i) {
   char k[16];
   key_of(k, sizeof(k), i);
-  buf v = BUF_INIT;
-  mica_err *err = tab_get(t, NULL, S(k), &v);
-  long at = tt_model_find(m, S(k));
-  if (at < 0) {
-    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
-  } else {
-    CU_ASSERT_PTR_NULL(err);
-    CU_ASSERT(slice_eq(buf_slice(&v), buf_slice(&m->vals[at])));
-  }
-  err_free(err);
-  buf_free(&v);
+  tt_check_get(t, m, S(k));
 }
 
 /* Gets that read past a file (no Bloom filters here) compact level 0 away

@@ -65,21 +65,7 @@ static void del_model(tablet *t, tt_model *m, int i) {
 static void check_get(tablet *t, const tt_model *m, int i) {
   char k[16];
   key_of(k, sizeof(k), i);
-  buf v = BUF_INIT;
-  mica_err *err = tab_get(t, NULL, S(k), &v);
-  long at = tt_model_find(m, S(k));
-  if (at < 0) {
-    if (err_code(err) != MICA_NOT_FOUND)
-      fprintf(stderr, "get %s: expected NOT_FOUND, got %s\n", k,
-              err ? err_msg(err) : "a value");
-    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
-  } else {
-    if (err != NULL) fprintf(stderr, "get %s: %s\n", k, err_msg(err));
-    CU_ASSERT_PTR_NULL(err);
-    CU_ASSERT(slice_eq(buf_slice(&v), buf_slice(&m->vals[at])));
-  }
-  err_free(err);
-  buf_free(&v);
+  tt_check_get(t, m, S(k));
 }
 
 /* Seeks: a scan from key i (forward) and one up to key i (reverse) start

@@ -180,6 +180,26 @@ const char *tt_tablets_dir(const char *root) {
   return p;
 }
 
+void tt_check_get(tablet *t, const tt_model *m, slice k) {
+  buf v = BUF_INIT;
+  mica_err *err = tab_get(t, NULL, k, &v);
+  long at = tt_model_find(m, k);
+  if (at < 0) {
+    if (err_code(err) != MICA_NOT_FOUND)
+      fprintf(stderr, "get %.*s: expected NOT_FOUND, got %s\n", (int)k.len,
+              (const char *)k.data, err ? err_msg(err) : "a value");
+    CU_ASSERT_EQUAL(err_code(err), MICA_NOT_FOUND);
+  } else {
+    if (err != NULL)
+      fprintf(stderr, "get %.*s: %s\n", (int)k.len, (const char *)k.data,
+              err_msg(err));
+    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT(slice_eq(buf_slice(&v), buf_slice(&m->vals[at])));
+  }
+  err_free(err);
+  buf_free(&v);
+}
+
 const char *tt_logs_root(const char *root) {
   static char pool[16][600];
   static int next;

@@ -31,6 +31,11 @@ size_t tt_model_lower(const tt_model *m, slice k);
 void tt_model_copy(tt_model *dst, const tt_model *src);
 void tt_model_free(tt_model *m);
 
+/* Checks a get of `k` from `t` against the model: the model's value, or
+ * NOT_FOUND where the model has none; records CUnit failures and says
+ * which key went wrong. */
+void tt_check_get(tablet *t, const tt_model *m, slice k);
+
 /* Checks the scan `o` of `t` against the model restricted to [lo, hi)
  * (the tablet's range; hi.len 0 = unbounded). Returns the number of
  * entries compared; records CUnit failures. */
