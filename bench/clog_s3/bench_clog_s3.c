@@ -23,6 +23,7 @@
 #include "common/env.h"
 #include "common/layout.h"
 #include "common/s3/env_s3.h"
+#include "bench/engine/clog_bench.h"
 #include "tabletserver/clog.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/tablet.h"
@@ -38,78 +39,6 @@ static void die(const char *what, mica_err *err) {
   fprintf(stderr, "mica-clog-s3-bench: %s: %s\n", what,
           err ? err_msg(err) : "");
   exit(1);
-}
-
-typedef struct setup {
-  env *e;
-  res_pool *res;
-  clog *log;
-  tablet **t;
-} setup;
-
-static void open_all(setup *s, const char *root, uint64_t batch_us) {
-  res_options ro;
-  res_options_init(&ro);
-  ro.memtable_budget = 1u << 30;
-  mica_err *err = res_new(s->e, &ro, &s->res);
-  if (err != NULL) die("res", err);
-  char *tablets = layout_tablets_dir(root);
-  if ((err = env_mkdirs(s->e, tablets)) != NULL) die("mkdir", err);
-  char *lr = clog_logs_root(tablets);
-  clog_options lo;
-  clog_options_init(&lo);
-  lo.batch_us = batch_us;
-  if ((err = clog_open(s->e, lr, "bench", &lo, &s->log)) != NULL)
-    die("clog_open", err);
-  free(lr);
-  tab_options o;
-  tab_options_init(&o);
-  o.create_if_missing = true;
-  o.memtable_bytes = 256u << 20; /* no flush during the run */
-  o.log = s->log;
-  s->t = calloc((size_t)g_tablets, sizeof(*s->t));
-  for (int i = 0; i < g_tablets; i++) {
-    char lo_k[16], hi_k[16];
-    snprintf(lo_k, sizeof lo_k, "k%03d", i);
-    snprintf(hi_k, sizeof hi_k, "k%03d", i + 1);
-    buf dir = BUF_INIT;
-    tab_dir_path(tablets, (uint64_t)i + 1, &dir);
-    err = tab_open(s->res, (const char *)dir.data, (uint64_t)i + 1,
-                   slice_from_str(lo_k), slice_from_str(hi_k), 1, &o,
-                   &s->t[i]);
-    if (err != NULL) die("tab_open", err);
-    buf_free(&dir);
-  }
-  free(tablets);
-}
-
-typedef struct warg {
-  setup *s;
-  int id;
-  long n;
-  uint64_t *lat;
-} warg;
-
-static void *writer(void *p) {
-  warg *a = p;
-  char *val = malloc((size_t)g_value);
-  memset(val, 'v', (size_t)g_value);
-  uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(a->id + 1);
-  for (long i = 0; i < a->n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    int tab = (int)(x % (uint64_t)g_tablets);
-    char k[40];
-    snprintf(k, sizeof(k), "k%03d-%02d-%08ld", tab, a->id, i);
-    uint64_t t0 = env_now_micros(env_posix());
-    mica_err *err = tab_put(a->s->t[tab], slice_from_str(k),
-                            slice_make(val, (size_t)g_value), true);
-    if (err != NULL) die("put", err);
-    a->lat[i] = env_now_micros(env_posix()) - t0;
-  }
-  free(val);
-  return NULL;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -129,18 +58,21 @@ static void run_one(env *s3, int batch_ms, int round) {
   env *e = on_s3 ? s3 : env_posix();
   mica_err *err = env_remove_tree(e, root);
   if (err != NULL) die("rm", err);
-  setup s = {e, NULL, NULL, NULL};
-  open_all(&s, root, on_s3 ? (uint64_t)batch_ms * 1000 : 0);
+  cb_setup s = {"mica-clog-s3-bench", e, g_tablets, NULL, NULL, NULL};
+  clog_options lo;
+  clog_options_init(&lo);
+  lo.batch_us = on_s3 ? (uint64_t)batch_ms * 1000 : 0;
+  cb_open(&s, root, true, &lo, "bench", 1);
   long per = g_writes / g_threads, done = per * g_threads;
   uint64_t *lat = calloc((size_t)done, sizeof(*lat));
   pthread_t th[256];
-  warg args[256];
+  cb_writer args[256];
   clog_stats c0, c1, c2;
   clog_get_stats(s.log, &c0);
   uint64_t t0 = env_now_micros(env_posix());
   for (int i = 0; i < g_threads; i++) {
-    args[i] = (warg){&s, i, per, lat + (size_t)i * (size_t)per};
-    pthread_create(&th[i], NULL, writer, &args[i]);
+    args[i] = (cb_writer){&s, i, per, g_value, lat + (size_t)i * (size_t)per};
+    pthread_create(&th[i], NULL, cb_write, &args[i]);
   }
   for (int i = 0; i < g_threads; i++) pthread_join(th[i], NULL);
   uint64_t us = env_now_micros(env_posix()) - t0;
@@ -170,10 +102,7 @@ static void run_one(env *s3, int batch_ms, int round) {
   }
   printf("\n");
   fflush(stdout);
-  for (int i = 0; i < g_tablets; i++) err_free(tab_close(s.t[i]));
-  err_free(clog_close(s.log));
-  res_free(s.res);
-  free(s.t);
+  cb_close(&s);
   free(lat);
   if ((err = env_remove_tree(e, root)) != NULL) die("rm", err);
 }

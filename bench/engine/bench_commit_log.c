@@ -20,6 +20,7 @@
 
 #include "common/env.h"
 #include "common/layout.h"
+#include "bench/engine/clog_bench.h"
 #include "tabletserver/clog.h"
 #include "tabletserver/resources.h"
 #include "tabletserver/tablet.h"
@@ -34,87 +35,6 @@ static void die(const char *what, mica_err *err) {
   exit(1);
 }
 
-typedef struct setup {
-  env *e;
-  res_pool *res;
-  clog *log;
-  tablet **t;
-} setup;
-
-/* Tablet i (from 0) holds keys "k<i>..." : range ["k<i>", "k<i+1>"). */
-static void range_of(int i, char *lo, char *hi) {
-  snprintf(lo, 16, "k%03d", i);
-  snprintf(hi, 16, "k%03d", i + 1);
-}
-
-static void open_all(setup *s, const char *root, bool shared, uint64_t epoch,
-                     const char *log_name) {
-  res_options ro;
-  res_options_init(&ro);
-  ro.memtable_budget = 1u << 30;
-  mica_err *err = res_new(s->e, &ro, &s->res);
-  if (err != NULL) die("res", err);
-  char *tablets = layout_tablets_dir(root);
-  if ((err = env_mkdirs(s->e, tablets)) != NULL) die("mkdir", err);
-  s->log = NULL;
-  if (shared) {
-    char *lr = clog_logs_root(tablets);
-    if ((err = clog_open(s->e, lr, log_name, NULL, &s->log)) != NULL)
-      die("clog_open", err);
-    free(lr);
-  }
-  tab_options o;
-  tab_options_init(&o);
-  o.create_if_missing = true;
-  o.memtable_bytes = 256u << 20; /* no flush during the run */
-  o.log = s->log;
-  s->t = calloc((size_t)g_tablets, sizeof(*s->t));
-  for (int i = 0; i < g_tablets; i++) {
-    char lo[16], hi[16];
-    range_of(i, lo, hi);
-    buf dir = BUF_INIT;
-    tab_dir_path(tablets, (uint64_t)i + 1, &dir);
-    err = tab_open(s->res, (const char *)dir.data, (uint64_t)i + 1,
-                   slice_from_str(lo), slice_from_str(hi), epoch, &o, &s->t[i]);
-    if (err != NULL) die("tab_open", err);
-    buf_free(&dir);
-  }
-  free(tablets);
-}
-
-static void close_all(setup *s) {
-  for (int i = 0; i < g_tablets; i++) err_free(tab_close(s->t[i]));
-  err_free(clog_close(s->log));
-  res_free(s->res);
-  free(s->t);
-}
-
-typedef struct warg {
-  setup *s;
-  int id;
-  long n;
-} warg;
-
-static void *writer(void *p) {
-  warg *a = p;
-  char *val = malloc((size_t)g_value);
-  memset(val, 'v', (size_t)g_value);
-  uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(a->id + 1);
-  for (long i = 0; i < a->n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    int tab = (int)(x % (uint64_t)g_tablets);
-    char k[32];
-    snprintf(k, sizeof(k), "k%03d-%02d-%08ld", tab, a->id, i);
-    mica_err *err = tab_put(a->s->t[tab], slice_from_str(k),
-                            slice_make(val, (size_t)g_value), true);
-    if (err != NULL) die("put", err);
-  }
-  free(val);
-  return NULL;
-}
-
 static void run_mode(bool shared, int round) {
   char root[1024];
   snprintf(root, sizeof(root), "%s/%s-%d", g_dir, shared ? "shared" : "tablet",
@@ -122,16 +42,16 @@ static void run_mode(bool shared, int round) {
   mica_err *err = env_remove_tree(env_posix(), root);
   if (err != NULL) die("rm", err);
   env_fault *f = env_fault_new(env_posix());
-  setup s = {env_fault_env(f), NULL, NULL, NULL};
-  open_all(&s, root, shared, 1, "old");
+  cb_setup s = {"mica-clog-bench", env_fault_env(f), g_tablets, NULL, NULL, NULL};
+  cb_open(&s, root, shared, NULL, "old", 1);
   wal_sums w0, w1;
   wal_get_sums(&w0);
   pthread_t th[256];
-  warg args[256];
+  cb_writer args[256];
   uint64_t t0 = env_now_micros(env_posix());
   for (int i = 0; i < g_threads; i++) {
-    args[i] = (warg){&s, i, g_writes / g_threads};
-    pthread_create(&th[i], NULL, writer, &args[i]);
+    args[i] = (cb_writer){&s, i, g_writes / g_threads, g_value, NULL};
+    pthread_create(&th[i], NULL, cb_write, &args[i]);
   }
   for (int i = 0; i < g_threads; i++) pthread_join(th[i], NULL);
   uint64_t us = env_now_micros(env_posix()) - t0;
@@ -143,12 +63,12 @@ static void run_mode(bool shared, int round) {
          w1.syncs - w0.syncs, (double)done / (double)(w1.syncs - w0.syncs));
   /* Power loss: every write is only in the log. */
   env_fault_crash(f);
-  close_all(&s);
+  cb_close(&s);
   env_fault_free(f);
 
-  setup r = {env_posix(), NULL, NULL, NULL};
+  cb_setup r = {"mica-clog-bench", env_posix(), g_tablets, NULL, NULL, NULL};
   uint64_t r0 = env_now_micros(env_posix());
-  open_all(&r, root, shared, 2, "new");
+  cb_open(&r, root, shared, NULL, "new", 2);
   uint64_t rus = env_now_micros(env_posix()) - r0;
   uint64_t replayed = 0;
   for (int i = 0; i < g_tablets; i++) {
@@ -161,7 +81,7 @@ static void run_mode(bool shared, int round) {
          round, shared ? "shared" : "tablet", rus / 1000.0, g_tablets,
          replayed);
   fflush(stdout);
-  close_all(&r);
+  cb_close(&r);
   if ((err = env_remove_tree(env_posix(), root)) != NULL) die("rm", err);
 }
 
