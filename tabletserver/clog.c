@@ -1069,6 +1069,20 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* A NOT_FOUND from replaying segment or object `name` of log `dir` that
+ * the listing named: it was deleted by its writer after a manifest write
+ * said no tablet needs it, so the caller's manifest is out of date:
+ * ABORTED. Any other error (or NULL) is returned as it is. */
+static mica_err *deleted_during_replay(mica_err *err, const char *dir,
+                                       const char *name) {
+  if (err == NULL || err_code(err) != MICA_NOT_FOUND) return err;
+  mica_err *w = err_new(MICA_ABORTED,
+                        "commit log %s: %s was deleted during the replay: %s",
+                        dir, name, err_msg(err));
+  err_free(err);
+  return w;
+}
+
 static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
                                 uint64_t epoch, uint64_t after_seq,
                                 clog_record_fn fn, void *arg,
@@ -1296,15 +1310,7 @@ static mica_err *replay_objects(env *e, const char *dir,
     if (err == NULL)
       err = replay_object(path, nums[i], &b, tablet, epoch, after_seq, fn,
                           arg, st);
-    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
-      /* Listed, then deleted by its writer after a manifest write said
-       * no tablet needs it: the caller's manifest is out of date. */
-      mica_err *w = err_new(MICA_ABORTED,
-                            "commit log %s: %s was deleted during the "
-                            "replay: %s", dir, name, err_msg(err));
-      err_free(err);
-      err = w;
-    }
+    err = deleted_during_replay(err, dir, name);
     free(path);
     buf_free(&b);
   }
@@ -1373,15 +1379,7 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
     char *path = path_join(dir, name);
     st->segments_read++;
     err = replay_segment(e, path, tablet_id, epoch, after_seq, fn, arg, st);
-    if (err != NULL && err_code(err) == MICA_NOT_FOUND) {
-      /* Listed, then deleted by its writer after a manifest write said
-       * no tablet needs it: the caller's manifest is out of date. */
-      mica_err *w = err_new(MICA_ABORTED,
-                            "commit log %s: %s was deleted during the "
-                            "replay: %s", dir, name, err_msg(err));
-      err_free(err);
-      err = w;
-    }
+    err = deleted_during_replay(err, dir, name);
     free(path);
   }
   free(nums);
