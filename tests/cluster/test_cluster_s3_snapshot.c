@@ -53,6 +53,7 @@
 #include "common/path.h"
 #include "master/server/export_fmt.h"
 #include "mica/mica.h"
+#include "tests/cluster/mcheck.h"
 #include "tabletserver/manifest.h"
 #include "tests/common/s3_harness.h"
 #include "tests/harness/cluster.h"
@@ -72,34 +73,10 @@ static mica_client *client(int deadline_ms) {
   return c;
 }
 
-static void expect_rc(int rc, int code, const char *part, const char *what) {
-  const char *msg = rc != MICA_OK ? mica_errmsg() : "";
-  if (rc != code || (part != NULL && strstr(msg, part) == NULL)) {
-    fprintf(stderr, "%s: got %s \"%s\", expected %s containing \"%s\"\n",
-            what, mica_code_name(rc), msg, mica_code_name(code),
-            part ? part : "");
-    CU_FAIL(what);
-  }
-}
-
-static void key(int i, char *out) { snprintf(out, 16, "k%03d", i); }
-
-static void create(mica_client *c, const char *t, int tablets) {
-  mica_key splits[16] = {{0}};
-  char keys[16][16];
-  for (int i = 1; i < tablets; i++) {
-    key(i * 100 / tablets, keys[i]);
-    splits[i - 1] = (mica_key){keys[i], strlen(keys[i])};
-  }
-  int rc = mica_create_table(c, t, splits, (size_t)(tablets - 1));
-  if (rc != MICA_OK) fprintf(stderr, "create %s: %s\n", t, mica_errmsg());
-  CU_ASSERT_EQUAL_FATAL(rc, MICA_OK);
-}
-
 static void fill(mica_client *c, const char *t, const char *tag) {
   for (int i = 0; i < 100; i++) {
     char k[16], v[32];
-    key(i, k);
+    mcheck_key(i, k);
     snprintf(v, sizeof v, "%s-%d", tag, i);
     int rc = mica_put(c, t, k, strlen(k), v, strlen(v));
     if (rc != MICA_OK) fprintf(stderr, "put %s %s: %s\n", t, k, mica_errmsg());
@@ -112,7 +89,7 @@ static int bad_values(mica_client *c, const char *t, const char *tag) {
   int bad = 0;
   for (int i = 0; i < 100; i++) {
     char k[16], w[32];
-    key(i, k);
+    mcheck_key(i, k);
     snprintf(w, sizeof w, "%s-%d", tag, i);
     void *v = NULL;
     size_t vl = 0;
@@ -126,16 +103,6 @@ static int bad_values(mica_client *c, const char *t, const char *tag) {
     mica_free(v);
   }
   return bad;
-}
-
-static bool table_listed(mica_client *c, const char *t) {
-  mica_table_info *v = NULL;
-  size_t n = 0;
-  CU_ASSERT_EQUAL(mica_list_tables(c, &v, &n), MICA_OK);
-  bool hit = false;
-  for (size_t i = 0; i < n; i++) hit |= strcmp(v[i].name, t) == 0;
-  mica_free(v);
-  return hit;
 }
 
 static char *tablets_dir(void) { return layout_tablets_dir(cl_data_root(g_c)); }
@@ -295,22 +262,22 @@ static int suite_clean(void) {
 
 static void test_levels_kept(void) {
   mica_client *c = client(30000);
-  create(c, "t", 2);
+  mcheck_create(c, "t", 2);
   /* Each snapshot flushes every tablet: six level-0 files per tablet, more
    * than the four that start a compaction into level 1. */
   for (int round = 0; round < 6; round++) {
     char tag[16];
     snprintf(tag, sizeof tag, "v%d", round);
     fill(c, "t", tag);
-    expect_rc(mica_snapshot_create(c, "t", "flush", NULL), MICA_OK, NULL,
+    mcheck_rc(mica_snapshot_create(c, "t", "flush", NULL), MICA_OK, NULL,
               "flushing snapshot");
-    expect_rc(mica_snapshot_drop(c, "flush"), MICA_OK, NULL, "drop flush");
+    mcheck_rc(mica_snapshot_drop(c, "flush"), MICA_OK, NULL, "drop flush");
   }
   uint64_t until = cl_now_ms() + 30000;
   while (!all_leveled(c, "t") && cl_now_ms() < until) cl_sleep_ms(200);
   CU_ASSERT_FATAL(all_leveled(c, "t"));
   mica_snapshot_info *info = NULL;
-  expect_rc(mica_snapshot_create(c, "t", "s1", &info), MICA_OK, NULL, "s1");
+  mcheck_rc(mica_snapshot_create(c, "t", "s1", &info), MICA_OK, NULL, "s1");
   CU_ASSERT_PTR_NOT_NULL_FATAL(info);
   int want[MAN_LEVELS] = {0};
   pin_levels(info->snapshot_id, want);
@@ -320,9 +287,9 @@ static void test_levels_kept(void) {
   CU_ASSERT(deep > 0);
 
   char *x1 = export_dir("x1");
-  expect_rc(mica_snapshot_export(c, "s1", x1, NULL, NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_export(c, "s1", x1, NULL, NULL), MICA_OK, NULL,
             "export s1");
-  expect_rc(mica_snapshot_restore(c, x1, "r1", NULL, NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_restore(c, x1, "r1", NULL, NULL), MICA_OK, NULL,
             "restore r1");
   CU_ASSERT_EQUAL(bad_values(c, "r1", "v5"), 0);
   int got[MAN_LEVELS] = {0};
@@ -346,7 +313,7 @@ static void test_levels_kept(void) {
   xp_frame(&p1, 1, &f1);
   char *xv1 = export_dir("x1-v1");
   copy_export(x1, xv1, buf_slice(&f1));
-  expect_rc(mica_snapshot_restore(c, xv1, "r1v1", NULL, NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_restore(c, xv1, "r1v1", NULL, NULL), MICA_OK, NULL,
             "restore r1v1 (format version 1)");
   CU_ASSERT_EQUAL(bad_values(c, "r1v1", "v5"), 0);
   int got1[MAN_LEVELS] = {0}, total = 0;
@@ -362,10 +329,10 @@ static void test_levels_kept(void) {
   char *xbad = export_dir("x1-bad");
   copy_export(x1, xbad, buf_slice(&bad));
   int rc = mica_snapshot_restore(c, xbad, "rbad", NULL, NULL);
-  expect_rc(rc, MICA_CORRUPTION, "bad SSTable level", "level 7");
+  mcheck_rc(rc, MICA_CORRUPTION, "bad SSTable level", "level 7");
   if (rc == MICA_CORRUPTION)
     CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), "x1-bad/EXPORT: offset "));
-  CU_ASSERT(!table_listed(c, "rbad"));
+  CU_ASSERT(!mcheck_table_listed(c, "rbad"));
   buf_free(&bad);
   buf_free(&p1);
   buf_free(&f1);
@@ -429,16 +396,16 @@ static void test_export_holds_snapshot(void) {
   CU_ASSERT(fault_taken("delay"));
   /* Refused while the export runs; the client retries UNAVAILABLE until
    * its deadline, so a short one ends with the refusal's message... */
-  expect_rc(mica_snapshot_drop(quick, "s1"), MICA_DEADLINE_EXCEEDED,
+  mcheck_rc(mica_snapshot_drop(quick, "s1"), MICA_DEADLINE_EXCEEDED,
             "s1 is being exported (1 export running)", "drop during export");
   CU_ASSERT(!env_exists(cl_data_env(g_c), x2file));
   /* ...and a long one waits for the export and then drops. */
-  expect_rc(mica_snapshot_drop(c, "s1"), MICA_OK, NULL, "drop that waits");
+  mcheck_rc(mica_snapshot_drop(c, "s1"), MICA_OK, NULL, "drop that waits");
   CU_ASSERT(env_exists(cl_data_env(g_c), x2file));
   pthread_join(th, NULL);
   if (j.rc != MICA_OK) fprintf(stderr, "export: %s\n", j.msg);
   CU_ASSERT_EQUAL(j.rc, MICA_OK);
-  expect_rc(mica_snapshot_restore(c, x2, "r2", NULL, NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_restore(c, x2, "r2", NULL, NULL), MICA_OK, NULL,
             "restore r2");
   CU_ASSERT_EQUAL(bad_values(c, "r2", "v5"), 0);
   free(x2file);
@@ -455,11 +422,11 @@ static bool cleaned_up(mica_client *c, const char *table, const char *want) {
   for (;;) {
     free(now);
     now = dir_set();
-    bool done = strcmp(now, want) == 0 && !table_listed(c, table);
+    bool done = strcmp(now, want) == 0 && !mcheck_table_listed(c, table);
     if (done || cl_now_ms() > until) break;
     cl_sleep_ms(200);
   }
-  bool ok = strcmp(now, want) == 0 && !table_listed(c, table);
+  bool ok = strcmp(now, want) == 0 && !mcheck_table_listed(c, table);
   if (!ok)
     fprintf(stderr, "tablet directories: \"%s\", before the clone \"%s\"\n",
             now, want);
@@ -469,15 +436,15 @@ static bool cleaned_up(mica_client *c, const char *table, const char *want) {
 
 static void test_clone_fails_partway(void) {
   mica_client *c = client(30000);
-  create(c, "p", 4);
+  mcheck_create(c, "p", 4);
   fill(c, "p", "p");
-  expect_rc(mica_snapshot_create(c, "p", "sp", NULL), MICA_OK, NULL, "sp");
+  mcheck_rc(mica_snapshot_create(c, "p", "sp", NULL), MICA_OK, NULL, "sp");
   char *before = dir_set();
   s3h_log_reset();
   /* Clones write their manifests under epoch 0, the only epoch-0 writes. */
   s3h_fault("kind=412&method=PUT&match=/MANIFEST-00000000000000000000-&skip=2");
   int rc = mica_snapshot_clone(c, "sp", "pc");
-  expect_rc(rc, MICA_ALREADY_EXISTS, "a second writer won", "clone with 412");
+  mcheck_rc(rc, MICA_ALREADY_EXISTS, "a second writer won", "clone with 412");
   if (rc == MICA_ALREADY_EXISTS) {
     CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), "clone pc of snapshot sp "
                                                  "not made"));
@@ -492,7 +459,7 @@ static void test_clone_fails_partway(void) {
   CU_ASSERT_EQUAL(S3H_COUNT(t, "sig=bad"), 0);
   free(t);
   CU_ASSERT(cleaned_up(c, "pc", before));
-  expect_rc(mica_snapshot_clone(c, "sp", "pc"), MICA_OK, NULL, "clone again");
+  mcheck_rc(mica_snapshot_clone(c, "sp", "pc"), MICA_OK, NULL, "clone again");
   CU_ASSERT_EQUAL(bad_values(c, "pc", "p"), 0);
   free(before);
   mica_close(c);
@@ -518,7 +485,7 @@ static void test_clone_master_killed(void) {
   CU_ASSERT_EQUAL_FATAL(cl_restart_master(g_c), NULL);
   CU_ASSERT(cleaned_up(c, "pk", before));
   CU_ASSERT(cl_has_event(g_c, "clone pk left unfinished"));
-  expect_rc(mica_snapshot_clone(c, "sp", "pk"), MICA_OK, NULL, "clone again");
+  mcheck_rc(mica_snapshot_clone(c, "sp", "pk"), MICA_OK, NULL, "clone again");
   CU_ASSERT_EQUAL(bad_values(c, "pk", "p"), 0);
   free(before);
   mica_close(c);
@@ -553,9 +520,9 @@ static void test_clone_late_manifest(void) {
   CU_ASSERT(strcmp(now, before) != 0);
   free(now);
   /* The next dropped snapshot's deletion sweeps it away. */
-  expect_rc(mica_snapshot_create(c, "p", "sweep", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(c, "p", "sweep", NULL), MICA_OK, NULL,
             "sweep");
-  expect_rc(mica_snapshot_drop(c, "sweep"), MICA_OK, NULL, "drop sweep");
+  mcheck_rc(mica_snapshot_drop(c, "sweep"), MICA_OK, NULL, "drop sweep");
   CU_ASSERT(cleaned_up(c, "pl", before));
   /* Only the orphan went: the other tables, restored and cloned ones
    * included, still read every value. */
@@ -564,7 +531,7 @@ static void test_clone_late_manifest(void) {
   CU_ASSERT_EQUAL(bad_values(c, "pk", "p"), 0);
   CU_ASSERT_EQUAL(bad_values(c, "r2", "v5"), 0);
   CU_ASSERT_EQUAL(bad_values(c, "t", "v5"), 0);
-  expect_rc(mica_snapshot_clone(c, "sp", "pl"), MICA_OK, NULL, "clone again");
+  mcheck_rc(mica_snapshot_clone(c, "sp", "pl"), MICA_OK, NULL, "clone again");
   CU_ASSERT_EQUAL(bad_values(c, "pl", "p"), 0);
   free(before);
   mica_close(c);
@@ -586,25 +553,25 @@ static void test_posix_root_s3_export(void) {
   mo.deadline_ms = 30000;
   mica_client *pc = NULL;
   CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(p), &mo, &pc), MICA_OK);
-  create(pc, "pt", 2);
+  mcheck_create(pc, "pt", 2);
   fill(pc, "pt", "posix");
-  expect_rc(mica_snapshot_create(pc, "pt", "ps", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(pc, "pt", "ps", NULL), MICA_OK, NULL,
             "snapshot on the POSIX cluster");
   fill(pc, "pt", "later");
   char *xp = export_dir("from-posix");
   uint64_t files = 0, bytes = 0;
-  expect_rc(mica_snapshot_export(pc, "ps", xp, &files, &bytes), MICA_OK,
+  mcheck_rc(mica_snapshot_export(pc, "ps", xp, &files, &bytes), MICA_OK,
             NULL, "export from a POSIX root to s3://");
   CU_ASSERT(files >= 2);
   CU_ASSERT(bytes > 0);
-  expect_rc(mica_snapshot_restore(pc, xp, "pr", NULL, NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_restore(pc, xp, "pr", NULL, NULL), MICA_OK, NULL,
             "restore from s3:// into a POSIX root");
   CU_ASSERT_EQUAL(bad_values(pc, "pr", "posix"), 0);
   mica_close(pc);
   cl_free(p);
   /* The same export, restored by the cluster on S3. */
   mica_client *c = client(30000);
-  expect_rc(mica_snapshot_restore(c, xp, "from_posix", NULL, NULL), MICA_OK,
+  mcheck_rc(mica_snapshot_restore(c, xp, "from_posix", NULL, NULL), MICA_OK,
             NULL, "restore into the S3 cluster");
   CU_ASSERT_EQUAL(bad_values(c, "from_posix", "posix"), 0);
   mica_close(c);

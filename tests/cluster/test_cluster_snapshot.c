@@ -50,6 +50,7 @@
 #include <curl/curl.h>
 
 #include "mica/mica.h"
+#include "tests/cluster/mcheck.h"
 #include "tests/harness/cluster.h"
 #include "tests/harness/testutil.h"
 
@@ -68,16 +69,6 @@ static mica_client *client(const char *token, int deadline_ms) {
   mica_client *c = NULL;
   CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(g_c), &o, &c), MICA_OK);
   return c;
-}
-
-static void expect_rc(int rc, int code, const char *part, const char *what) {
-  const char *msg = rc != MICA_OK ? mica_errmsg() : "";
-  if (rc != code || (part != NULL && strstr(msg, part) == NULL)) {
-    fprintf(stderr, "%s: got %s \"%s\", expected %s containing \"%s\"\n",
-            what, mica_code_name(rc), msg, mica_code_name(code),
-            part ? part : "");
-    CU_FAIL(what);
-  }
 }
 
 static void put(mica_client *c, const char *t, const char *k, const char *v) {
@@ -99,27 +90,13 @@ static void get(mica_client *c, const char *t, const char *k, char *out,
   mica_free(v);
 }
 
-static void key(int i, char *out) { snprintf(out, 16, "k%03d", i); }
-
-static void create(mica_client *c, const char *t, int tablets) {
-  mica_key splits[64] = {{0}};
-  char keys[64][16];
-  for (int i = 1; i < tablets; i++) {
-    key(i * 100 / tablets, keys[i]);
-    splits[i - 1] = (mica_key){keys[i], strlen(keys[i])};
-  }
-  int rc = mica_create_table(c, t, splits, (size_t)(tablets - 1));
-  if (rc != MICA_OK) fprintf(stderr, "create %s: %s\n", t, mica_errmsg());
-  CU_ASSERT_EQUAL_FATAL(rc, MICA_OK);
-}
-
 /* Every key k000..k099 of `t` reads `want(i)`. */
 static int check_all(mica_client *c, const char *t,
                      const char *(*want)(int, char *)) {
   int bad = 0;
   for (int i = 0; i < 100; i++) {
     char k[16], v[64], w[64];
-    key(i, k);
+    mcheck_key(i, k);
     get(c, t, k, v, sizeof v);
     const char *x = want(i, w);
     if (strcmp(v, x) != 0) {
@@ -161,16 +138,6 @@ static size_t snapshot_count(mica_client *c) {
   CU_ASSERT_EQUAL(mica_snapshot_list(c, &v, &n), MICA_OK);
   mica_free(v);
   return n;
-}
-
-static bool table_listed(mica_client *c, const char *t) {
-  mica_table_info *v = NULL;
-  size_t n = 0;
-  CU_ASSERT_EQUAL(mica_list_tables(c, &v, &n), MICA_OK);
-  bool hit = false;
-  for (size_t i = 0; i < n; i++) hit |= strcmp(v[i].name, t) == 0;
-  mica_free(v);
-  return hit;
 }
 
 static bool dir_exists(uint64_t tablet_id) {
@@ -231,16 +198,16 @@ static int suite_clean(void) { return cl_suite_stop(&g_c); }
 
 static void test_clone_sees_old_values(void) {
   mica_client *c = client(TOK_ADMIN, 20000);
-  create(c, "t", 4);
+  mcheck_create(c, "t", 4);
   for (int i = 0; i < 100; i++) {
     char k[16], v[32];
-    key(i, k);
+    mcheck_key(i, k);
     old_value(i, v);
     put(c, "t", k, v);
   }
   mica_snapshot_info *info = NULL;
   int rc = mica_snapshot_create(c, "t", "s1", &info);
-  expect_rc(rc, MICA_OK, NULL, "snapshot s1");
+  mcheck_rc(rc, MICA_OK, NULL, "snapshot s1");
   if (info != NULL) {
     CU_ASSERT_EQUAL(info->tablets, 4);
     CU_ASSERT(info->files >= 4);
@@ -253,7 +220,7 @@ static void test_clone_sees_old_values(void) {
   for (int round = 0; round < 5; round++) {
     for (int i = 0; i < 100; i++) {
       char k[16], v[32];
-      key(i, k);
+      mcheck_key(i, k);
       if (i % 3 == 0) {
         CU_ASSERT_EQUAL(mica_delete(c, "t", k, strlen(k)), MICA_OK);
       } else if (i % 3 == 1) {
@@ -262,13 +229,13 @@ static void test_clone_sees_old_values(void) {
     }
     char tmp[16];
     snprintf(tmp, sizeof tmp, "tmp%d", round);
-    expect_rc(mica_snapshot_create(c, "t", tmp, NULL), MICA_OK, NULL,
+    mcheck_rc(mica_snapshot_create(c, "t", tmp, NULL), MICA_OK, NULL,
               "flushing snapshot");
-    expect_rc(mica_snapshot_drop(c, tmp), MICA_OK, NULL, "drop tmp");
+    mcheck_rc(mica_snapshot_drop(c, tmp), MICA_OK, NULL, "drop tmp");
   }
   cl_sleep_ms(1500); /* background compactions */
   CU_ASSERT_EQUAL(check_all(c, "t", new_value), 0);
-  expect_rc(mica_snapshot_clone(c, "s1", "c1"), MICA_OK, NULL, "clone c1");
+  mcheck_rc(mica_snapshot_clone(c, "s1", "c1"), MICA_OK, NULL, "clone c1");
   CU_ASSERT_EQUAL(check_all(c, "c1", old_value), 0);
   /* The clone is a table of its own: writes to it leave the source (and
    * the snapshot) alone. */
@@ -286,34 +253,34 @@ static void test_export_restore(void) {
   snprintf(dest, sizeof dest, "%s/export-s1", tu_tmpdir());
   snprintf(bad, sizeof bad, "%s/export-bad", tu_tmpdir());
   uint64_t files = 0, bytes = 0;
-  expect_rc(mica_snapshot_export(c, "s1", dest, &files, &bytes), MICA_OK,
+  mcheck_rc(mica_snapshot_export(c, "s1", dest, &files, &bytes), MICA_OK,
             NULL, "export s1");
   CU_ASSERT(files >= 4);
   CU_ASSERT(bytes > 0);
-  expect_rc(mica_snapshot_export(c, "s1", dest, NULL, NULL),
+  mcheck_rc(mica_snapshot_export(c, "s1", dest, NULL, NULL),
             MICA_ALREADY_EXISTS, "already holds an export", "export twice");
-  expect_rc(mica_snapshot_export(c, "nosuch", bad, NULL, NULL),
+  mcheck_rc(mica_snapshot_export(c, "nosuch", bad, NULL, NULL),
             MICA_NOT_FOUND, "nosuch", "export unknown");
   /* The destination picks its own storage (on an S3 data root too, a
    * directory is a directory); one that names none is refused. */
-  expect_rc(mica_snapshot_export(c, "s1", "export-rel", NULL, NULL),
+  mcheck_rc(mica_snapshot_export(c, "s1", "export-rel", NULL, NULL),
             MICA_INVALID_ARGUMENT, "dest 'export-rel': not an absolute path",
             "relative dest");
-  expect_rc(mica_snapshot_export(c, "s1", "", NULL, NULL),
+  mcheck_rc(mica_snapshot_export(c, "s1", "", NULL, NULL),
             MICA_INVALID_ARGUMENT, "dest: empty", "empty dest");
-  expect_rc(mica_snapshot_export(c, "s1", "s3://Bad_Bucket/x", NULL, NULL),
+  mcheck_rc(mica_snapshot_export(c, "s1", "s3://Bad_Bucket/x", NULL, NULL),
             MICA_INVALID_ARGUMENT, "Bad_Bucket", "bad s3 dest");
-  expect_rc(mica_snapshot_restore(c, "export-rel", "r4", NULL, NULL),
+  mcheck_rc(mica_snapshot_restore(c, "export-rel", "r4", NULL, NULL),
             MICA_INVALID_ARGUMENT, "source 'export-rel'", "relative source");
-  CU_ASSERT(!table_listed(c, "r4"));
-  expect_rc(mica_snapshot_restore(c, dest, "r1", &files, &bytes), MICA_OK,
+  CU_ASSERT(!mcheck_table_listed(c, "r4"));
+  mcheck_rc(mica_snapshot_restore(c, dest, "r1", &files, &bytes), MICA_OK,
             NULL, "restore r1");
   CU_ASSERT_EQUAL(check_all(c, "r1", old_value), 0);
-  expect_rc(mica_snapshot_restore(c, dest, "r1", NULL, NULL),
+  mcheck_rc(mica_snapshot_restore(c, dest, "r1", NULL, NULL),
             MICA_ALREADY_EXISTS, "r1", "restore onto r1");
   char missing[1300];
   snprintf(missing, sizeof missing, "%s/no-export", tu_tmpdir());
-  expect_rc(mica_snapshot_restore(c, missing, "r3", NULL, NULL),
+  mcheck_rc(mica_snapshot_restore(c, missing, "r3", NULL, NULL),
             MICA_NOT_FOUND, "EXPORT", "restore from nothing");
   /* One byte flipped in the middle of one SSTable of a copy. */
   snprintf(cmd, sizeof cmd,
@@ -322,18 +289,18 @@ static void test_export_restore(void) {
            dest, bad, bad);
   CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
   int rc = mica_snapshot_restore(c, bad, "r2", NULL, NULL);
-  expect_rc(rc, MICA_CORRUPTION, "checksum mismatch", "damaged export");
+  mcheck_rc(rc, MICA_CORRUPTION, "checksum mismatch", "damaged export");
   if (rc == MICA_CORRUPTION) {
     CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), "export-bad/"));
     CU_ASSERT_PTR_NOT_NULL(strstr(mica_errmsg(), ".sst: offset 0"));
   }
-  CU_ASSERT(!table_listed(c, "r2"));
+  CU_ASSERT(!mcheck_table_listed(c, "r2"));
   /* A cut EXPORT file. */
   snprintf(cmd, sizeof cmd, "truncate -s 30 '%s/EXPORT'", bad);
   CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
-  expect_rc(mica_snapshot_restore(c, bad, "r2", NULL, NULL), MICA_CORRUPTION,
+  mcheck_rc(mica_snapshot_restore(c, bad, "r2", NULL, NULL), MICA_CORRUPTION,
             "EXPORT: offset 12", "cut EXPORT");
-  CU_ASSERT(!table_listed(c, "r2"));
+  CU_ASSERT(!mcheck_table_listed(c, "r2"));
   mica_close(c);
 }
 
@@ -349,9 +316,9 @@ static void test_drop_source(void) {
   CU_ASSERT_EQUAL_FATAL(mica_drop_table(c, "t"), MICA_OK);
   /* The table is forgotten once its directories are retired and collected. */
   uint64_t until = cl_now_ms() + 15000;
-  while (table_listed(c, "t") && cl_now_ms() < until) cl_sleep_ms(100);
+  while (mcheck_table_listed(c, "t") && cl_now_ms() < until) cl_sleep_ms(100);
   cl_sleep_ms(500);
-  expect_rc(mica_snapshot_clone(c, "s1", "c2"), MICA_OK, NULL, "clone c2");
+  mcheck_rc(mica_snapshot_clone(c, "s1", "c2"), MICA_OK, NULL, "clone c2");
   CU_ASSERT_EQUAL(check_all(c, "c2", old_value), 0);
   char v[64];
   get(c, "c1", "k001", v, sizeof v);
@@ -363,7 +330,7 @@ static void test_drop_source(void) {
   CU_ASSERT(kept); /* the snapshot still references its files */
   /* Once the snapshot is gone and the clones compacted their own copies,
    * nothing references the dropped table's files. */
-  expect_rc(mica_snapshot_drop(c, "s1"), MICA_OK, NULL, "drop s1");
+  mcheck_rc(mica_snapshot_drop(c, "s1"), MICA_OK, NULL, "drop s1");
   CU_ASSERT(!snapshot_listed(c, "s1", NULL));
   until = cl_now_ms() + 20000;
   for (;;) {
@@ -382,66 +349,67 @@ static void test_drop_source(void) {
 
 static void test_bad_input(void) {
   mica_client *c = client(TOK_ADMIN, 5000);
-  create(c, "b", 1);
+  mcheck_create(c, "b", 1);
   size_t before = snapshot_count(c);
-  expect_rc(mica_snapshot_create(c, "nosuch", "x1", NULL), MICA_NOT_FOUND,
+  mcheck_rc(mica_snapshot_create(c, "nosuch", "x1", NULL), MICA_NOT_FOUND,
             "nosuch", "unknown table");
-  expect_rc(mica_snapshot_create(c, "b", "bad name", NULL),
+  mcheck_rc(mica_snapshot_create(c, "b", "bad name", NULL),
             MICA_INVALID_ARGUMENT, "bad name", "space in name");
-  expect_rc(mica_snapshot_create(c, "b", "", NULL), MICA_INVALID_ARGUMENT,
+  mcheck_rc(mica_snapshot_create(c, "b", "", NULL), MICA_INVALID_ARGUMENT,
             "snapshot name", "empty name");
   char long_name[200];
   memset(long_name, 'n', 150);
   long_name[150] = '\0';
-  expect_rc(mica_snapshot_create(c, "b", long_name, NULL),
+  mcheck_rc(mica_snapshot_create(c, "b", long_name, NULL),
             MICA_INVALID_ARGUMENT, "snapshot name", "long name");
-  expect_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_OK, NULL, "sb");
-  expect_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_ALREADY_EXISTS,
+  mcheck_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_OK, NULL, "sb");
+  mcheck_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_ALREADY_EXISTS,
             "sb", "duplicate");
-  expect_rc(mica_snapshot_clone(c, "nosuch", "x2"), MICA_NOT_FOUND, "nosuch",
+  mcheck_rc(mica_snapshot_clone(c, "nosuch", "x2"), MICA_NOT_FOUND, "nosuch",
             "clone of unknown");
-  expect_rc(mica_snapshot_clone(c, "sb", "b"), MICA_ALREADY_EXISTS, "b",
+  mcheck_rc(mica_snapshot_clone(c, "sb", "b"), MICA_ALREADY_EXISTS, "b",
             "clone onto existing");
-  expect_rc(mica_snapshot_clone(c, "sb", "bad/table"), MICA_INVALID_ARGUMENT,
+  mcheck_rc(mica_snapshot_clone(c, "sb", "bad/table"), MICA_INVALID_ARGUMENT,
             "bad/table", "clone to bad name");
-  expect_rc(mica_snapshot_drop(c, "nosuch"), MICA_NOT_FOUND, "nosuch",
+  mcheck_rc(mica_snapshot_drop(c, "nosuch"), MICA_NOT_FOUND, "nosuch",
             "drop unknown");
-  CU_ASSERT(!table_listed(c, "x2"));
+  CU_ASSERT(!mcheck_table_listed(c, "x2"));
   CU_ASSERT_EQUAL(snapshot_count(c), before + 1);
-  expect_rc(mica_snapshot_drop(c, "sb"), MICA_OK, NULL, "drop sb");
+  mcheck_rc(mica_snapshot_drop(c, "sb"), MICA_OK, NULL, "drop sb");
   CU_ASSERT_EQUAL(snapshot_count(c), before);
   /* The name is free again. */
-  expect_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_OK, NULL, "sb again");
-  expect_rc(mica_snapshot_drop(c, "sb"), MICA_OK, NULL, "drop sb again");
+  mcheck_rc(mica_snapshot_create(c, "b", "sb", NULL), MICA_OK, NULL,
+            "sb again");
+  mcheck_rc(mica_snapshot_drop(c, "sb"), MICA_OK, NULL, "drop sb again");
   mica_close(c);
 }
 
 static void test_roles(void) {
   mica_client *a = client(TOK_ADMIN, 10000), *o = client(TOK_OADMIN, 10000),
               *r = client(TOK_READ, 10000);
-  create(a, "orders", 2);
+  mcheck_create(a, "orders", 2);
   put(a, "orders", "k001", "order-1");
-  create(a, "users", 1);
-  expect_rc(mica_snapshot_create(r, "orders", "r1", NULL),
+  mcheck_create(a, "users", 1);
+  mcheck_rc(mica_snapshot_create(r, "orders", "r1", NULL),
             MICA_PERMISSION_DENIED, NULL, "reader snapshots");
-  expect_rc(mica_snapshot_create(o, "users", "o1", NULL),
+  mcheck_rc(mica_snapshot_create(o, "users", "o1", NULL),
             MICA_PERMISSION_DENIED, "users", "orders admin snapshots users");
-  expect_rc(mica_snapshot_create(o, "orders", "o2", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(o, "orders", "o2", NULL), MICA_OK, NULL,
             "orders admin snapshots orders");
-  expect_rc(mica_snapshot_clone(o, "o2", "users_copy"),
+  mcheck_rc(mica_snapshot_clone(o, "o2", "users_copy"),
             MICA_PERMISSION_DENIED, "users_copy", "clone outside its tables");
-  expect_rc(mica_snapshot_clone(r, "o2", "orders_copy"),
+  mcheck_rc(mica_snapshot_clone(r, "o2", "orders_copy"),
             MICA_PERMISSION_DENIED, NULL, "reader clones");
-  expect_rc(mica_snapshot_clone(o, "o2", "orders_copy"), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_clone(o, "o2", "orders_copy"), MICA_OK, NULL,
             "orders admin clones");
   char v[64];
   get(o, "orders_copy", "k001", v, sizeof v);
   CU_ASSERT_STRING_EQUAL(v, "order-1");
-  expect_rc(mica_snapshot_create(a, "users", "u1", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(a, "users", "u1", NULL), MICA_OK, NULL,
             "admin snapshots users");
-  expect_rc(mica_snapshot_drop(o, "u1"), MICA_PERMISSION_DENIED, "users",
+  mcheck_rc(mica_snapshot_drop(o, "u1"), MICA_PERMISSION_DENIED, "users",
             "orders admin drops a snapshot of users");
-  expect_rc(mica_snapshot_drop(r, "o2"), MICA_PERMISSION_DENIED, NULL,
+  mcheck_rc(mica_snapshot_drop(r, "o2"), MICA_PERMISSION_DENIED, NULL,
             "reader drops");
   CU_ASSERT(snapshot_listed(a, "u1", "ready"));
   CU_ASSERT(snapshot_listed(r, "o2", "ready")); /* reading the list is fine */
@@ -451,8 +419,8 @@ static void test_roles(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"name\":\"o2\",\"table\":\"orders\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"ready\""));
   buf_free(&b);
-  expect_rc(mica_snapshot_drop(o, "o2"), MICA_OK, NULL, "orders admin drops");
-  expect_rc(mica_snapshot_drop(a, "u1"), MICA_OK, NULL, "admin drops");
+  mcheck_rc(mica_snapshot_drop(o, "o2"), MICA_OK, NULL, "orders admin drops");
+  mcheck_rc(mica_snapshot_drop(a, "u1"), MICA_OK, NULL, "admin drops");
   mica_close(a);
   mica_close(o);
   mica_close(r);
@@ -460,18 +428,18 @@ static void test_roles(void) {
 
 static void test_tserver_killed(void) {
   mica_client *c = client(TOK_ADMIN, 30000);
-  create(c, "k", 4);
+  mcheck_create(c, "k", 4);
   for (int i = 0; i < 100; i++) {
     char k[16], v[32];
-    key(i, k);
+    mcheck_key(i, k);
     put(c, "k", k, old_value(i, v));
   }
   /* The other server takes its tablets once the lease ran out; until then
    * the snapshot's rounds find them not serving and start over. */
   CU_ASSERT_EQUAL_FATAL(cl_kill_tserver(g_c, 1), NULL);
-  expect_rc(mica_snapshot_create(c, "k", "sk", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(c, "k", "sk", NULL), MICA_OK, NULL,
             "snapshot with a server killed");
-  expect_rc(mica_snapshot_clone(c, "sk", "kc"), MICA_OK, NULL, "clone kc");
+  mcheck_rc(mica_snapshot_clone(c, "sk", "kc"), MICA_OK, NULL, "clone kc");
   CU_ASSERT_EQUAL(check_all(c, "kc", old_value), 0);
   CU_ASSERT_EQUAL(cl_restart_tserver(g_c, 1), NULL);
   mica_close(c);
@@ -497,18 +465,18 @@ static void *snap_thread(void *arg) {
 
 static void test_master_killed(void) {
   mica_client *c = client(TOK_ADMIN, 30000);
-  create(c, "m", 24);
+  mcheck_create(c, "m", 24);
   for (int i = 0; i < 100; i++) {
     char k[16], v[32];
-    key(i, k);
+    mcheck_key(i, k);
     put(c, "m", k, old_value(i, v));
   }
-  expect_rc(mica_snapshot_create(c, "m", "m-before", NULL), MICA_OK, NULL,
+  mcheck_rc(mica_snapshot_create(c, "m", "m-before", NULL), MICA_OK, NULL,
             "m-before");
   /* A snapshot of 24 tablets (24 flushes) in flight when the master dies. */
   for (int i = 0; i < 100; i += 7) {
     char k[16];
-    key(i, k);
+    mcheck_key(i, k);
     put(c, "m", k, "newer");
   }
   struct snap_job j = {"m", "m-during", -1};
@@ -524,15 +492,15 @@ static void test_master_killed(void) {
     cl_sleep_ms(100);
   CU_ASSERT(!snapshot_listed(c, "m-during", "creating"));
   if (snapshot_listed(c, "m-during", "ready")) {
-    expect_rc(mica_snapshot_clone(c, "m-during", "md"), MICA_OK, NULL, "md");
+    mcheck_rc(mica_snapshot_clone(c, "m-during", "md"), MICA_OK, NULL, "md");
     char v[64];
     get(c, "md", "k007", v, sizeof v);
     CU_ASSERT_STRING_EQUAL(v, "newer");
-    expect_rc(mica_snapshot_drop(c, "m-during"), MICA_OK, NULL, "drop");
+    mcheck_rc(mica_snapshot_drop(c, "m-during"), MICA_OK, NULL, "drop");
   } else {
-    expect_rc(mica_snapshot_create(c, "m", "m-during", NULL), MICA_OK, NULL,
+    mcheck_rc(mica_snapshot_create(c, "m", "m-during", NULL), MICA_OK, NULL,
               "name free again");
-    expect_rc(mica_snapshot_drop(c, "m-during"), MICA_OK, NULL, "drop");
+    mcheck_rc(mica_snapshot_drop(c, "m-during"), MICA_OK, NULL, "drop");
   }
   /* kill -9 right after dropping the table m-before references. */
   CU_ASSERT_EQUAL(mica_drop_table(c, "m"), MICA_OK);
@@ -540,11 +508,11 @@ static void test_master_killed(void) {
   CU_ASSERT_EQUAL_FATAL(cl_kill_master(g_c), NULL);
   CU_ASSERT_EQUAL_FATAL(cl_restart_master(g_c), NULL);
   until = cl_now_ms() + 20000;
-  while (table_listed(c, "m") && cl_now_ms() < until) cl_sleep_ms(100);
-  CU_ASSERT(!table_listed(c, "m"));
-  expect_rc(mica_snapshot_clone(c, "m-before", "mb"), MICA_OK, NULL, "mb");
+  while (mcheck_table_listed(c, "m") && cl_now_ms() < until) cl_sleep_ms(100);
+  CU_ASSERT(!mcheck_table_listed(c, "m"));
+  mcheck_rc(mica_snapshot_clone(c, "m-before", "mb"), MICA_OK, NULL, "mb");
   CU_ASSERT_EQUAL(check_all(c, "mb", old_value), 0);
-  expect_rc(mica_snapshot_drop(c, "m-before"), MICA_OK, NULL, "drop before");
+  mcheck_rc(mica_snapshot_drop(c, "m-before"), MICA_OK, NULL, "drop before");
   mica_close(c);
 }
 
