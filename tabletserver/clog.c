@@ -150,21 +150,8 @@ static char *index_name(char *out, size_t size, uint64_t number) {
   return out;
 }
 
-bool clog_parse_segment_name(const char *name, uint64_t *number) {
-  if (strlen(name) != 5 + 20 + 4 || strncmp(name, "clog-", 5) != 0 ||
-      strcmp(name + 25, ".log") != 0)
-    return false;
-  uint64_t v = 0;
-  for (int i = 5; i < 25; i++) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    uint64_t d = (uint64_t)(name[i] - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  *number = v;
-  return true;
-}
-
+/* The 20 decimal digits at `p` (no more than UINT64_MAX): *out; false
+ * (and *out untouched) otherwise. */
 static bool parse_digits20(const char *p, uint64_t *out) {
   uint64_t v = 0;
   for (int i = 0; i < 20; i++) {
@@ -175,6 +162,13 @@ static bool parse_digits20(const char *p, uint64_t *out) {
   }
   *out = v;
   return true;
+}
+
+bool clog_parse_segment_name(const char *name, uint64_t *number) {
+  if (strlen(name) != 5 + 20 + 4 || strncmp(name, "clog-", 5) != 0 ||
+      strcmp(name + 25, ".log") != 0)
+    return false;
+  return parse_digits20(name + 5, number);
 }
 
 bool clog_parse_marker_name(const char *name, uint64_t *wall_us) {
