@@ -305,39 +305,17 @@ static void test_put_failure(void) {
 
 /* ---- a killed owner, and a fenced owner's late PUT ---- */
 
-/* A forked "tablet server": opens tablet 1 under `epoch` with its own
- * log `name` on its own S3 env, writes `key`=`val` (acknowledged), tells
- * the parent through `fd` and waits to be killed. */
-static pid_t spawn_owner(const char *root, const char *name, uint64_t epoch,
-                         const char *key, const char *val) {
+/* Forks a child that runs `body(arg)` (which _exits on any failure),
+ * then tells the parent through a pipe and waits to be killed. Returns
+ * the child's pid once it has told, or -1. */
+static pid_t spawn_ready(void (*body)(const void *arg), const void *arg) {
   int p[2];
   if (pipe(p) != 0) return -1;
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {
     close(p[0]);
-    s3_config c;
-    s3h_config_for(&c, s3h_proxy_endpoint, false);
-    env *e = NULL;
-    if (env_s3_new(&c, &e) != NULL) _exit(3);
-    res_pool *res = tt_res(e, 64 << 20);
-    clog_options lo;
-    clog_options_init(&lo);
-    clog *l = NULL;
-    if (clog_open(e, tt_logs_root(root), name, &lo, &l) != NULL) _exit(4);
-    tab_options o;
-    tt_options(&o);
-    o.memtable_bytes = 1 << 20;
-    o.auto_compact = false;
-    o.log = l;
-    tablet *t = NULL;
-    mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE,
-                             epoch, &o, &t);
-    if (err != NULL) {
-      fprintf(stderr, "child open: %s\n", err_msg(err));
-      _exit(5);
-    }
-    if (tab_put(t, S(key), S(val), true) != NULL) _exit(6);
+    body(arg);
     if (write(p[1], "ok", 2) != 2) _exit(7);
     for (;;) pause();
   }
@@ -347,6 +325,49 @@ static pid_t spawn_owner(const char *root, const char *name, uint64_t epoch,
   close(p[0]);
   CU_ASSERT_EQUAL(n, 2);
   return pid;
+}
+
+typedef struct owner_arg {
+  const char *root, *name;
+  uint64_t epoch;
+  const char *key, *val;
+} owner_arg;
+
+/* A forked "tablet server": opens tablet 1 under `epoch` with its own
+ * log `name` on its own S3 env, writes `key`=`val` (acknowledged), tells
+ * the parent and waits to be killed. */
+static void owner_body(const void *arg) {
+  const owner_arg *w = arg;
+  const char *root = w->root, *name = w->name, *key = w->key, *val = w->val;
+  uint64_t epoch = w->epoch;
+  s3_config c;
+  s3h_config_for(&c, s3h_proxy_endpoint, false);
+  env *e = NULL;
+  if (env_s3_new(&c, &e) != NULL) _exit(3);
+  res_pool *res = tt_res(e, 64 << 20);
+  clog_options lo;
+  clog_options_init(&lo);
+  clog *l = NULL;
+  if (clog_open(e, tt_logs_root(root), name, &lo, &l) != NULL) _exit(4);
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  o.log = l;
+  tablet *t = NULL;
+  mica_err *err = tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE,
+                           epoch, &o, &t);
+  if (err != NULL) {
+    fprintf(stderr, "child open: %s\n", err_msg(err));
+    _exit(5);
+  }
+  if (tab_put(t, S(key), S(val), true) != NULL) _exit(6);
+}
+
+static pid_t spawn_owner(const char *root, const char *name, uint64_t epoch,
+                         const char *key, const char *val) {
+  owner_arg w = {root, name, epoch, key, val};
+  return spawn_ready(owner_body, &w);
 }
 
 static void kill9(pid_t pid) {
@@ -486,41 +507,33 @@ static void test_delete_after_flush_and_collect(void) {
 
 /* ---- accepting a lost POSIX log ---- */
 
-/* A forked server on the POSIX root `root`, log `name`: tablet 1 under
- * epoch 1, k1 flushed to an SSTable, k2 only in the log; then it waits
- * to be killed. */
+/* A forked server on the POSIX root `root` (arg[0]), log `name`
+ * (arg[1]): tablet 1 under epoch 1, k1 flushed to an SSTable, k2 only in
+ * the log; then it waits to be killed. */
+static void posix_owner_body(const void *arg) {
+  const char *const *a = arg;
+  const char *root = a[0], *name = a[1];
+  res_pool *res = tt_res(env_posix(), 64 << 20);
+  clog *l = NULL;
+  if (clog_open(env_posix(), tt_logs_root(root), name, NULL, &l) != NULL)
+    _exit(4);
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  o.log = l;
+  tablet *t = NULL;
+  if (tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &t) !=
+      NULL)
+    _exit(5);
+  if (tab_put(t, S("k1"), S("flushed"), true) != NULL) _exit(6);
+  if (tab_flush(t) != NULL) _exit(6);
+  if (tab_put(t, S("k2"), S("only-in-the-log"), true) != NULL) _exit(6);
+}
+
 static pid_t spawn_posix_owner(const char *root, const char *name) {
-  int p[2];
-  if (pipe(p) != 0) return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(p[0]);
-    res_pool *res = tt_res(env_posix(), 64 << 20);
-    clog *l = NULL;
-    if (clog_open(env_posix(), tt_logs_root(root), name, NULL, &l) != NULL)
-      _exit(4);
-    tab_options o;
-    tt_options(&o);
-    o.memtable_bytes = 1 << 20;
-    o.auto_compact = false;
-    o.log = l;
-    tablet *t = NULL;
-    if (tab_open(res, tt_tablet_dir(root, 1), 1, NONE, NONE, 1, &o, &t) !=
-        NULL)
-      _exit(5);
-    if (tab_put(t, S("k1"), S("flushed"), true) != NULL) _exit(6);
-    if (tab_flush(t) != NULL) _exit(6);
-    if (tab_put(t, S("k2"), S("only-in-the-log"), true) != NULL) _exit(6);
-    if (write(p[1], "ok", 2) != 2) _exit(7);
-    for (;;) pause();
-  }
-  close(p[1]);
-  char got[2] = {0, 0};
-  ssize_t n = read(p[0], got, 2);
-  close(p[0]);
-  CU_ASSERT_EQUAL(n, 2);
-  return pid;
+  const char *a[2] = {root, name};
+  return spawn_ready(posix_owner_body, a);
 }
 
 /* A server whose commit log was on its own disk is gone with the disk:
