@@ -27,26 +27,14 @@ static const uint8_t IDX_MAGIC[8] = {'M', 'I', 'C', 'A', '-', 'C', 'L', 'I'};
 #define IDX_ENTRY 32  /* tablet 8, epoch 8, min_seq 8, max_seq 8 */
 #define IDX_MAX_BYTES (64u << 20)
 
-/* WAL framing (WAL_FORMAT.md), for object mode, which builds each group
- * object in memory: masked CRC32C of (length, type, payload), length,
- * type, payload. */
+/* WAL framing (WAL_FORMAT.md, wal_frame_append), for object mode, which
+ * builds each group object in memory. */
 enum { FRAME_HEADER = 1, FRAME_DATA = 2 };
 static const uint8_t WAL_MAGIC_BYTES[8] = {'M', 'I', 'C', 'A', '-', 'W', 'A', 'L'};
 #define HEADER_PAYLOAD 28 /* magic 8, version 4, epoch 8, number 8 */
 /* Largest group object a replay accepts: a group is closed at
  * batch_bytes, but one record may take it past that. */
 #define OBJECT_MAX_BYTES ((uint64_t)1 << 30)
-
-static void frame_put(buf *b, uint8_t type, slice payload) {
-  uint8_t h[WAL_FRAME_HEADER];
-  encode_fixed32(h + 4, (uint32_t)payload.len);
-  h[8] = type;
-  uint32_t crc = crc32c_extend(0, h + 4, 5);
-  crc = crc32c_extend(crc, payload.data, payload.len);
-  encode_fixed32(h, crc32c_mask(crc));
-  buf_append(b, h, sizeof(h));
-  buf_append_slice(b, payload);
-}
 
 /* What one segment holds of one tablet under one epoch. */
 typedef struct seg_entry {
@@ -803,7 +791,7 @@ mica_err *clog_add_batches(clog *l, uint64_t tablet_id, uint64_t epoch,
       encode_fixed32(h + 8, WAL_VERSION_COMMITLOG);
       encode_fixed64(h + 12, 0);
       encode_fixed64(h + 20, s->number);
-      frame_put(&s->data, FRAME_HEADER, slice_make(h, sizeof(h)));
+      wal_frame_append(&s->data, FRAME_HEADER, slice_make(h, sizeof(h)));
       s->first_add_us = env_now_micros(l->e);
     }
     for (size_t i = 0; i < n; i++) {
@@ -814,7 +802,7 @@ mica_err *clog_add_batches(clog *l, uint64_t tablet_id, uint64_t epoch,
       encode_fixed64((uint8_t *)rec.data, tablet_id);
       encode_fixed64((uint8_t *)rec.data + 8, epoch);
       memcpy(rec.data + CLOG_RECORD_TAG, b.data, b.len);
-      frame_put(&s->data, FRAME_DATA, buf_slice(&rec));
+      wal_frame_append(&s->data, FRAME_DATA, buf_slice(&rec));
       seg_note(s, tablet_id, epoch, seq, count > 0 ? seq + count - 1 : seq);
     }
     s->bytes = s->data.len;

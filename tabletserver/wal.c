@@ -87,9 +87,7 @@ static void pool_put(buf *b) {
   buf_free(b);
 }
 
-/* Appends one frame: masked CRC32C of (length, type, payload), length,
- * type, payload. */
-static void frame_append(buf *b, uint8_t type, slice payload) {
+void wal_frame_append(buf *b, uint8_t type, slice payload) {
   uint8_t h[WAL_FRAME_HEADER];
   encode_fixed32(h + 4, (uint32_t)payload.len);
   h[8] = type;
@@ -191,7 +189,7 @@ mica_err *wal_writer_open_version(env *e, const char *path, uint32_t version,
   encode_fixed64(h + 12, assign_epoch);
   encode_fixed64(h + 20, number);
   buf frame = BUF_INIT;
-  frame_append(&frame, TYPE_HEADER, slice_make(h, sizeof(h)));
+  wal_frame_append(&frame, TYPE_HEADER, slice_make(h, sizeof(h)));
   err = env_append(f, frame.data, frame.len);
   buf_free(&frame);
   if (err == NULL) err = env_sync(f);
@@ -227,7 +225,7 @@ mica_err *wal_add(wal_writer *w, slice payload, bool sync, uint64_t *ticket) {
     return e;
   }
   if (w->group.cap == 0) pool_get(&w->group, WAL_FRAME_HEADER + payload.len);
-  frame_append(&w->group, TYPE_DATA, payload);
+  wal_frame_append(&w->group, TYPE_DATA, payload);
   w->group_sync |= sync;
   w->size += WAL_FRAME_HEADER + payload.len;
   *ticket = w->open_id;

@@ -112,6 +112,12 @@
  * type (1). */
 #define WAL_FRAME_HEADER 9
 
+/* Appends one frame to `b`: masked CRC32C of (length, type, payload),
+ * length, type, payload. Types: 1 the segment header, 2 a data record
+ * (WAL_FORMAT.md). The commit log's object mode builds its group objects
+ * with it. */
+void wal_frame_append(buf *b, uint8_t type, slice payload);
+
 /* The header's format version: 1 for a tablet's own segment, 2 for a
  * segment of a server's shared commit log (clog.h; its data payloads are
  * tagged with the tablet, COMMITLOG_FORMAT.md). Frames are the same. */
