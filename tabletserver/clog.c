@@ -610,6 +610,19 @@ uint64_t clog_replay_floor(clog *l, uint64_t tablet_id, uint64_t epoch,
 
 /* ---- the public calls ---- */
 
+/* The last of a log, on a failed open and on close: its locks and
+ * condition variables, its names and itself. */
+static void log_free(clog *l) {
+  pthread_cond_destroy(&l->del_cv);
+  pthread_cond_destroy(&l->work_cv);
+  pthread_cond_destroy(&l->done_cv);
+  pthread_mutex_destroy(&l->marker_mu);
+  pthread_mutex_destroy(&l->mu);
+  free(l->dir);
+  free(l->name);
+  free(l);
+}
+
 mica_err *clog_open(env *e, const char *logs_root, const char *name,
                     const clog_options *o, clog **out) {
   *out = NULL;
@@ -680,14 +693,7 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
       }
       for (size_t i = 0; i < l->n_segs; i++) seg_free(l->segs[i]);
       free(l->segs);
-      pthread_cond_destroy(&l->del_cv);
-      pthread_cond_destroy(&l->work_cv);
-      pthread_cond_destroy(&l->done_cv);
-      pthread_mutex_destroy(&l->marker_mu);
-      pthread_mutex_destroy(&l->mu);
-      free(l->dir);
-      free(l->name);
-      free(l);
+      log_free(l);
       return err_wrap(err, "commit log %s", name);
     }
     *out = l;
@@ -995,14 +1001,7 @@ mica_err *clog_close(clog *l) {
   free(l->segs);
   free(l->regs);
   free(l->flushed);
-  pthread_cond_destroy(&l->del_cv);
-  pthread_cond_destroy(&l->work_cv);
-  pthread_cond_destroy(&l->done_cv);
-  pthread_mutex_destroy(&l->marker_mu);
-  pthread_mutex_destroy(&l->mu);
-  free(l->dir);
-  free(l->name);
-  free(l);
+  log_free(l);
   return err;
 }
 
