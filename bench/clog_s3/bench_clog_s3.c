@@ -7,7 +7,7 @@
  * (tab_put with sync) of --value_size bytes spread over --tablets tablets
  * sharing one log; every put's latency is recorded. Prints throughput,
  * p50/p99/max latency, and for S3 the log's PUTs and the requests the log
- * costs per 1,000 writes (its PUTs while writing, then the HEAD + DELETE
+ * costs per 1,000 writes (its PUTs while writing, then the DELETE
  * of each object once the closing flush made it unneeded).
  *
  * S3 settings come from the environment (AWS_ENDPOINT_URL, AWS_REGION,
@@ -95,10 +95,10 @@ static void run_one(env *s3, int batch_ms, int round) {
     uint64_t puts = c1.puts - c0.puts;
     uint64_t dels = c2.segments_deleted - c0.segments_deleted;
     printf("  %" PRIu64 " PUTs (%.1f writes each), per 1000 writes: "
-           "%.1f PUT + %.1f HEAD/DELETE",
+           "%.1f PUT + %.1f DELETE",
            puts, (double)done / (double)(puts ? puts : 1),
            1000.0 * (double)puts / (double)done,
-           1000.0 * 2.0 * (double)dels / (double)done);
+           1000.0 * (double)dels / (double)done);
   }
   printf("\n");
   fflush(stdout);

@@ -289,7 +289,9 @@ static void test_put_failure(void) {
   CU_ASSERT_EQUAL(s.seqs[0], 3);
   clog_stats st;
   clog_get_stats(l, &st);
-  CU_ASSERT_EQUAL(st.put_errors, 1);
+  /* The two failed writes went out as one group or, when the writer
+   * thread took the first before the second was added, as two. */
+  CU_ASSERT(st.put_errors >= 1 && st.put_errors <= 2);
   CU_ASSERT_EQUAL(st.puts, 1);
   /* The failed group's records pin its (absent) object like any other;
    * close reports its error. */
