@@ -742,14 +742,7 @@ mica_err *clog_open(env *e, const char *logs_root, const char *name,
   err = seg_open(l, l->next_number, &s);
   if (err != NULL) {
     env_unlock(e, l->lock_fd);
-    pthread_cond_destroy(&l->del_cv);
-    pthread_cond_destroy(&l->work_cv);
-    pthread_cond_destroy(&l->done_cv);
-    pthread_mutex_destroy(&l->marker_mu);
-    pthread_mutex_destroy(&l->mu);
-    free(l->dir);
-    free(l->name);
-    free(l);
+    log_free(l);
     return err;
   }
   l->next_number++;
