@@ -234,9 +234,10 @@ static void test_kill_tserver_under_load(void) {
    * writes as an SSTable and a new manifest: some 60-80 requests to one
    * s3rver (a Node.js process), each tens of ms when CI's two cores run
    * four tests. The bound there is lease + 10 s, still bounded but not an
-   * issue's goal (issue 16 sets none for failover): a run at load 26 took
-   * 8.7 s (2.5 s lease and margin, then 6 s of opening, 2.1-2.4 s of it
-   * replaying 31 log objects), past the lease + 6 s this had
+   * issue's goal (issue 16 sets none for failover): 3.0-3.3 s is usual,
+   * but a run at load 26 took 8.7 s (2.5 s lease and margin, then 6 s of
+   * opening, 2.1-2.4 s of it replaying 31 log objects), past the lease +
+   * 6 s this had
    * (docs/testing.md, "The cluster suite on S3"). */
   CU_ASSERT_TRUE(t1 - t0 <= LEASE_MS + (cl_env_s3() ? 10000 : 2000));
 
