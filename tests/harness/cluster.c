@@ -345,6 +345,9 @@ static mica_err *start_s3(cluster *c) {
   return err;
 }
 
+static void track_live(cluster *c, cluster *was);
+static void print_live_log_tails(void);
+
 mica_err *cl_start(const cl_options *o, cluster **out) {
   *out = NULL;
   char probe[4096];
@@ -394,6 +397,8 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
     cl_free(c);
     return err;
   }
+  track_live(c, NULL);
+  tu_on_failure(print_live_log_tails);
   *out = c;
   return NULL;
 }
@@ -428,8 +433,27 @@ static void print_log_tails(const cluster *c, int lines) {
   fprintf(stderr, "---- end of the process logs ----\n");
 }
 
+/* Clusters started and not yet freed: a fatal assertion leaves its test
+ * without reaching cl_free, so their logs are printed at the end of the
+ * run instead (tu_on_failure). Started and freed on the test's thread. */
+static cluster *g_live[64];
+
+static void print_live_log_tails(void) {
+  for (size_t i = 0; i < sizeof(g_live) / sizeof(g_live[0]); i++)
+    if (g_live[i] != NULL) print_log_tails(g_live[i], 60);
+}
+
+static void track_live(cluster *c, cluster *was) {
+  for (size_t i = 0; i < sizeof(g_live) / sizeof(g_live[0]); i++)
+    if (g_live[i] == was) {
+      g_live[i] = c;
+      return;
+    }
+}
+
 void cl_free(cluster *c) {
   if (c == NULL) return;
+  track_live(NULL, c);
   int st;
   for (int i = 0; i < c->n_ts; i++) {
     err_free(th_node_signal_wait(&c->ts[i].node, SIGTERM, 10000, &st));
