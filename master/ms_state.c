@@ -1232,14 +1232,21 @@ mica_err *ms_open(const ms_options *o, uint64_t now, ms **out) {
     ms_close(m);
     return err_wrap(err, "master state %s", o->data_root);
   }
-  bool any_live = false;
-  for (size_t i = 0; i < m->n_srvs; i++) any_live |= !m->srvs[i]->dead;
   /* Servers known live may hold leases the previous master granted: wait
    * for them to come back (or for those leases to be surely over). The
    * wait starts once the log is read: they cannot heartbeat before the
    * master serves, and reading the log from S3 can take longer than a
-   * lease (every server was declared dead on each restart there). */
+   * lease (every server was declared dead on each restart there). Their
+   * leases count from then too: the replay stamped them with `now`, from
+   * before it, so on S3 (replay ~3 s, lease 2 s in the tests) the first
+   * heartbeat of every server was "after lease and margin" and each was
+   * declared dead inside the grace period (test_cluster_failover_s3). */
   uint64_t replay_us = env_now_micros(o->env) - replay_start;
+  bool any_live = false;
+  for (size_t i = 0; i < m->n_srvs; i++) {
+    any_live |= !m->srvs[i]->dead;
+    m->srvs[i]->renewed_at = now + replay_us;
+  }
   if (any_live)
     m->grace_until = now + replay_us + o->lease_us + o->lease_margin_us;
   else m->grace_done = true;

@@ -161,9 +161,9 @@ static mica_err *batch_once(cluster *c, void *arg,
   rpc_mutation *mu = xcalloc(n, sizeof(*mu));
   for (size_t i = 0; i < n; i++) {
     memset(&mu[i], 0, sizeof mu[i]);
-    mu[i].kind = RPC_MUTATION_PUT;
+    mu[i].kind = a->vals ? RPC_MUTATION_PUT : RPC_MUTATION_DELETE;
     mu[i].key = pb(a->keys[i]);
-    mu[i].value = pb(a->vals[i]);
+    if (a->vals) mu[i].value = pb(a->vals[i]);
   }
   rpc_tablet_ref ref;
   kvc_ref_of(rt, &ref);
@@ -184,7 +184,7 @@ mica_err *kvc_put_sorted(cluster *c, const char *table, const slice *keys,
   uint64_t until = cl_now_ms() + (uint64_t)timeout_ms;
   size_t at = 0;
   while (at < n) {
-    batch_arg a = {keys + at, vals + at, n - at, 0};
+    batch_arg a = {keys + at, vals ? vals + at : NULL, n - at, 0};
     int64_t left = (int64_t)(until - cl_now_ms());
     mica_err *err = with_retries(c, table, keys[at], left > 0 ? left : 1,
                                  batch_once, &a);
@@ -192,6 +192,11 @@ mica_err *kvc_put_sorted(cluster *c, const char *table, const slice *keys,
     at += a.done;
   }
   return NULL;
+}
+
+mica_err *kvc_delete_sorted(cluster *c, const char *table, const slice *keys,
+                            size_t n, int64_t timeout_ms) {
+  return kvc_put_sorted(c, table, keys, NULL, n, timeout_ms);
 }
 
 typedef struct get_arg {

@@ -44,9 +44,14 @@ mica_err *kvc_put(cluster *c, const char *table, slice key, slice value,
 
 /* Puts keys[i] = vals[i] for n keys sorted ascending, one Batch per tablet
  * the keys fall in. NULL once all are acknowledged; on error some batches
- * may have been applied. */
+ * may have been applied. vals NULL: deletes the keys instead (the
+ * mutations are KIND_DELETE). */
 mica_err *kvc_put_sorted(cluster *c, const char *table, const slice *keys,
                          const slice *vals, size_t n, int64_t timeout_ms);
+
+/* Durable deletes of n keys sorted ascending, as kvc_put_sorted. */
+mica_err *kvc_delete_sorted(cluster *c, const char *table, const slice *keys,
+                            size_t n, int64_t timeout_ms);
 
 /* Get: *found and, when found, the value replaces `value`'s contents. */
 mica_err *kvc_get(cluster *c, const char *table, slice key, bool *found,

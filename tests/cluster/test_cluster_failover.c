@@ -228,12 +228,18 @@ static void test_kill_tserver_under_load(void) {
   CU_ASSERT_NOT_EQUAL_FATAL(t1, 0);
   fprintf(stderr, "\n  %zu tablets of the killed server serving elsewhere "
           "after %" PRIu64 " ms (lease %d ms)\n", held, t1 - t0, LEASE_MS);
-  /* Issue 5's bound: lease + 2 s. On S3 a new owner also reads the dead
-   * server's log objects (a HEAD and a GET each, one at a time, from
-   * s3rver on a loaded test machine: ~1.3 s for 29 objects measured) and
-   * the manifests, so the bound there is lease + 6 s: still bounded, not
-   * the POSIX figure (docs/benchmarks.md, "Commit log on S3"). */
-  CU_ASSERT_TRUE(t1 - t0 <= LEASE_MS + (cl_env_s3() ? 6000 : 2000));
+  /* Issue 5's bound: lease + 2 s (its goal, measured on POSIX). On S3 a
+   * new owner also reads the tablet's manifest, every object of the dead
+   * server's commit log since the tablet's last flush, writes the replayed
+   * writes as an SSTable and a new manifest: some 60-80 requests to one
+   * s3rver (a Node.js process), each tens of ms when CI's two cores run
+   * four tests. The bound there is lease + 10 s, still bounded but not an
+   * issue's goal (issue 16 sets none for failover): 3.0-3.3 s is usual,
+   * but a run at load 26 took 8.7 s (2.5 s lease and margin, then 6 s of
+   * opening, 2.1-2.4 s of it replaying 31 log objects), past the lease +
+   * 6 s this had
+   * (docs/testing.md, "The cluster suite on S3"). */
+  CU_ASSERT_TRUE(t1 - t0 <= LEASE_MS + (cl_env_s3() ? 10000 : 2000));
 
   /* Writes go on after the failover. */
   uint64_t at_failover = total_acked();

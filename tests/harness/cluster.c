@@ -67,6 +67,7 @@ struct cluster {
   char secret[1100], wal[1100];
   const char *s3_endpoint; /* the processes' --s3-endpoint (the proxy) */
   char clog[1200];         /* cl_commit_log_dir */
+  unsigned failures_at_start; /* CUnit's count when the cluster started */
 };
 
 bool cl_env_s3(void) {
@@ -344,6 +345,9 @@ static mica_err *start_s3(cluster *c) {
   return err;
 }
 
+static void track_live(cluster *c, cluster *was);
+static void print_live_log_tails(void);
+
 mica_err *cl_start(const cl_options *o, cluster **out) {
   *out = NULL;
   char probe[4096];
@@ -355,6 +359,7 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
   cluster *c = xcalloc(1, sizeof(*c));
   pthread_mutex_init(&c->ch_mu, NULL);
   c->opt = *o;
+  c->failures_at_start = CU_get_number_of_failures();
   c->root = xstrdup(tu_tmpdir());
   size_t n = strlen(c->root) + 8;
   c->logs = xmalloc(n);
@@ -392,12 +397,63 @@ mica_err *cl_start(const cl_options *o, cluster **out) {
     cl_free(c);
     return err;
   }
+  track_live(c, NULL);
+  tu_on_failure(print_live_log_tails);
   *out = c;
   return NULL;
 }
 
+/* Prints the last `lines` lines of every process log (the .log files in
+ * <root>/logs) to stderr: the story of a failed assertion, in the test's
+ * own output (ctest --output-on-failure, all that CI keeps; the directory
+ * itself is removed at exit unless MICA_KEEP_TMP is set). */
+static void print_log_tails(const cluster *c, int lines) {
+  DIR *d = opendir(c->logs);
+  if (d == NULL) return;
+  fprintf(stderr, "\n---- a test failed on this cluster: the last %d lines "
+          "of each process log (%s) ----\n", lines, c->logs);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    size_t nl = strlen(e->d_name);
+    if (nl < 5 || strcmp(e->d_name + nl - 4, ".log") != 0) continue;
+    char path[8192];
+    snprintf(path, sizeof(path), "%s/%s", c->logs, e->d_name);
+    buf b = BUF_INIT;
+    mica_err *err = env_read_file(env_posix(), path, (size_t)1 << 30, &b);
+    if (err == NULL) {
+      size_t at = b.len;
+      for (int n = 0; at > 0 && n <= lines; at--)
+        if (b.data[at - 1] == '\n' && ++n > lines) break;
+      fprintf(stderr, "-- %s%s\n", e->d_name, at > 0 ? " (tail)" : "");
+      fwrite(b.data + at, 1, b.len - at, stderr);
+    }
+    err_free(err);
+    buf_free(&b);
+  }
+  closedir(d);
+  fprintf(stderr, "---- end of the process logs ----\n");
+}
+
+/* Clusters started and not yet freed: a fatal assertion leaves its test
+ * without reaching cl_free, so their logs are printed at the end of the
+ * run instead (tu_on_failure). Started and freed on the test's thread. */
+static cluster *g_live[64];
+
+static void print_live_log_tails(void) {
+  for (size_t i = 0; i < sizeof(g_live) / sizeof(g_live[0]); i++)
+    if (g_live[i] != NULL) print_log_tails(g_live[i], 60);
+}
+
+static void track_live(cluster *c, cluster *was) {
+  for (size_t i = 0; i < sizeof(g_live) / sizeof(g_live[0]); i++)
+    if (g_live[i] == was) {
+      g_live[i] = c;
+      return;
+    }
+}
+
 void cl_free(cluster *c) {
   if (c == NULL) return;
+  track_live(NULL, c);
   int st;
   for (int i = 0; i < c->n_ts; i++) {
     err_free(th_node_signal_wait(&c->ts[i].node, SIGTERM, 10000, &st));
@@ -405,6 +461,8 @@ void cl_free(cluster *c) {
   }
   err_free(th_node_signal_wait(&c->master.node, SIGTERM, 10000, &st));
   th_node_clear(&c->master.node);
+  if (CU_get_number_of_failures() > c->failures_at_start)
+    print_log_tails(c, 60);
   rpc_channel_free(c->master_ch);
   for (size_t i = 0; i < c->n_old; i++) rpc_channel_free(c->old_master_chs[i]);
   free(c->old_master_chs);

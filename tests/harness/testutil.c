@@ -97,6 +97,10 @@ static bool name_listed(const char *list, const char *name) {
   }
 }
 
+static void (*on_failure)(void);
+
+void tu_on_failure(void (*fn)(void)) { on_failure = fn; }
+
 int tu_main(int argc, char **argv, void (*add_suites)(void)) {
   const char *seed = getenv("MICA_TEST_SEED");
   base_seed = seed ? strtoull(seed, NULL, 0) : (uint64_t)time(NULL);
@@ -129,6 +133,7 @@ int tu_main(int argc, char **argv, void (*add_suites)(void)) {
   unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
                     CU_get_number_of_suites_failed();
   if (CU_get_number_of_tests_run() == 0) failed++;
+  if (failed && on_failure) on_failure();
   CU_cleanup_registry();
   return failed ? 1 : 0;
 }

@@ -23,6 +23,12 @@
 /* `add_suites` registers suites with CU_add_suite/CU_add_test. */
 int tu_main(int argc, char **argv, void (*add_suites)(void));
 
+/* `fn` runs once at the end of tu_main when a test failed, before the
+ * registry is cleaned up (the cluster harness prints the process logs of
+ * clusters a fatal assertion left running). One function; a later call
+ * replaces it. */
+void tu_on_failure(void (*fn)(void));
+
 /* Convenience: a suite named `name` with the NULL-terminated tests. */
 void tu_add_suite(const char *name, const CU_TestInfo *tests);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/env_impl.h"
 #include "common/layout.h"
 #include "common/log.h"
 #include "tests/master/sim.h"
@@ -1105,6 +1106,44 @@ static void setup_cluster(sim *c, int servers, int splits) {
   CU_ASSERT_EQUAL(count_state(c, MS_SERVING), splits + 1);
 }
 
+/* A clock that jumps `jump_us` ahead at every reading, so a master opened
+ * on it sees its log replay take at least that long. */
+static struct env_ops jump_ops;
+static env jump_env;
+static uint64_t jump_us;
+static int jump_reads;
+
+static uint64_t jump_now(env *e) {
+  (void)e;
+  return env_now_micros(env_posix()) + jump_us * (uint64_t)++jump_reads;
+}
+
+/* A replay that takes longer than a lease and its margin (the master's
+ * log on S3 under load): the known servers' leases count from its end,
+ * as the grace period does, so their first heartbeats keep them live
+ * (they were declared dead: test_cluster_failover_s3). */
+static void test_restart_slow_replay(void) {
+  sim c;
+  sim_init(&c, NULL);
+  setup_cluster(&c, 3, 4);
+  jump_ops = *env_posix()->ops;
+  jump_ops.now_micros = jump_now;
+  jump_env.ops = &jump_ops;
+  jump_us = c.o.lease_us + c.o.lease_margin_us + 2 * SIM_SEC;
+  jump_reads = 0;
+  c.o.env = &jump_env;
+  c.now += SIM_SEC;
+  sim_restart(&c);
+  /* A heartbeat 1 s after the shortest replay the clock allows. */
+  c.now += jump_us + SIM_SEC;
+  CU_ASSERT_TRUE(ms_in_grace(c.m, c.now));
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(sim_heartbeat(&c, i), MICA_OK);
+  sim_advance(&c, c.o.lease_us + c.o.lease_margin_us + 2 * SIM_SEC);
+  CU_ASSERT_FALSE(ms_in_grace(c.m, c.now));
+  CU_ASSERT_EQUAL(sim_count_events(&c, "server_dead", NULL), 0);
+  sim_free(&c);
+}
+
 static void test_restart_no_storm(void) {
   sim c;
   sim_init(&c, NULL);
@@ -2031,6 +2070,7 @@ static void add_suites(void) {
   static const CU_TestInfo durability[] = {
       {"server_http_address", test_server_http_address},
       {"restart_no_storm", test_restart_no_storm},
+      {"restart_slow_replay", test_restart_slow_replay},
       {"restart_reconciles", test_restart_reconciles},
       {"log_failures", test_log_failures},
       {"replay_rejects_bad_record", test_replay_rejects_bad_record},
