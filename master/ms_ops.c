@@ -320,6 +320,14 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out) {
   return err;
 }
 
+bool ms_tablet_forgotten(ms *m, uint64_t tablet_id) {
+  LOCK(m);
+  bool r = tablet_id != 0 && tablet_id < m->next_tablet_id &&
+           ms_find_tab(m, tablet_id) == NULL;
+  UNLOCK(m);
+  return r;
+}
+
 /* ---- tablet servers ---- */
 
 static void reply_close(ms_server_reply *r, ms_ref ref) {

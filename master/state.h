@@ -325,6 +325,12 @@ mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
                           ms_tablet_list *out);
 /* One tablet by id, retired ones included. NOT_FOUND if unknown. */
 mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
+/* True if tablet id `tablet_id` was given out by this master's log (it is
+ * below the next id to give) and the master no longer knows the tablet:
+ * its table was dropped and its removal logged. Such an id is never given
+ * out again, so no clone, restore, split, merge or open writes under it
+ * any more (the orphan sweep, msrv_snapshot.c). */
+bool ms_tablet_forgotten(ms *m, uint64_t tablet_id);
 
 /* ---- tablet servers ---- */
 

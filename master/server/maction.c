@@ -349,6 +349,7 @@ static void *loop_main(void *arg) {
     for (size_t i = 0; i < acts.n; i++) perform(s, as, &acts.v[i]);
     ms_action_list_free(&acts);
     msrv_snap_housekeeping(s);
+    msrv_sweep_tick(s, now);
     msrv_progress(s);
     wait_round(s, as, now + s->opt.tick_us);
   }

@@ -827,6 +827,7 @@ void msrv_options_init(msrv_options *o) {
   o->open_timeout_ms = 30 * 1000;
   o->close_timeout_ms = 30 * 1000;
   o->wait_timeout_ms = 60 * 1000;
+  o->orphan_sweep_us = 10ull * 60 * 1000 * 1000;
   o->load_split = true;
   o->load_split_ops = 3000;
   o->load_split_bytes = 30ull << 20;
@@ -949,6 +950,8 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
     return err_new(MICA_INVALID_ARGUMENT, "a data root is required");
   msrv *s = xcalloc(1, sizeof(*s));
   s->opt = *o;
+  if (s->opt.orphan_sweep_us == 0) /* a caller's zeroed options */
+    s->opt.orphan_sweep_us = 10ull * 60 * 1000 * 1000;
   s->root = xstrdup(o->core.data_root);
   s->opt.core.data_root = s->root;
   s->cluster_name = xstrdup(o->cluster_name ? o->cluster_name : "");
