@@ -320,6 +320,43 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out) {
   return err;
 }
 
+void ms_split_unseen_list(ms *m, ms_unseen **out, size_t *n) {
+  LOCK(m);
+  ms_unseen *v = NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    const ms_tab *t = m->tabs[i];
+    if (!ms_tab_split_unseen(t)) continue;
+    ms_srv *s = ms_find_srv(m, t->server);
+    if (s == NULL || s->dead) continue;
+    v = xrealloc(v, (k + 1) * sizeof(*v));
+    v[k].tablet_id = t->id;
+    v[k].server_id = s->id;
+    v[k].address = xstrdup(s->address);
+    v[k].range_epoch = t->range_epoch;
+    v[k].assign_epoch = t->assign_epoch;
+    k++;
+  }
+  UNLOCK(m);
+  *out = v;
+  *n = k;
+}
+
+void ms_unseen_free(ms_unseen *v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i].address);
+  free(v);
+}
+
+void ms_split_seen(ms *m, uint64_t tablet_id, uint64_t server_id,
+                   uint64_t range_epoch, uint64_t assign_epoch) {
+  LOCK(m);
+  ms_tab *t = ms_find_tab(m, tablet_id);
+  if (t != NULL && ms_tab_split_unseen(t) && t->server == server_id &&
+      t->range_epoch == range_epoch && t->assign_epoch == assign_epoch)
+    t->split_unseen = false;
+  UNLOCK(m);
+}
+
 bool ms_tablet_forgotten(ms *m, uint64_t tablet_id) {
   LOCK(m);
   bool r = tablet_id != 0 && tablet_id < m->next_tablet_id &&

@@ -59,6 +59,9 @@ struct msrv {
   bool loop_started;
   pending **out; /* calls in flight; the loop thread's alone */
   size_t n_out;
+  struct msrv_probe *probes; /* unseen split daughters' probes (maction.c);
+                                the loop thread's alone */
+  size_t n_probes;
 };
 
 /* Monotonic microseconds from the core's env. */

@@ -621,6 +621,29 @@ static void test_split_located_when_reported(void) {
   CU_ASSERT_EQUAL_FATAL(again.n, 2);
   CU_ASSERT(again.v[0].has_location && again.v[1].has_location);
   ms_tablet_list_free(&again);
+  /* The master's probe (TabletInfo) lifts the mark only for the split's
+   * server and epochs. */
+  ms_unseen *u = NULL;
+  size_t nu = 0;
+  ms_split_unseen_list(c.m, &u, &nu);
+  CU_ASSERT_EQUAL_FATAL(nu, 2);
+  CU_ASSERT_EQUAL(u[0].tablet_id, d.v[0].tablet_id);
+  CU_ASSERT_EQUAL(u[1].tablet_id, d.v[1].tablet_id);
+  CU_ASSERT_EQUAL(u[0].server_id, p.server_id);
+  CU_ASSERT_EQUAL(u[0].assign_epoch, d.v[0].assign_epoch);
+  ms_unseen_free(u, nu);
+  uint64_t lid = d.v[0].tablet_id, re = d.v[0].range_epoch,
+           ae = d.v[0].assign_epoch;
+  ms_split_seen(c.m, lid, p.server_id, re, ae + 1);
+  ms_split_seen(c.m, lid, p.server_id + 100, re, ae);
+  ms_split_seen(c.m, lid, p.server_id, re - 1, ae);
+  CU_ASSERT_FALSE(located(&c, "a"));
+  ms_split_seen(c.m, lid, p.server_id, re, ae);
+  CU_ASSERT(located(&c, "a"));
+  CU_ASSERT_FALSE(located(&c, "x"));
+  ms_split_unseen_list(c.m, &u, &nu);
+  CU_ASSERT_EQUAL(nu, 1);
+  ms_unseen_free(u, nu);
   /* The server opened only the left daughter so far and reports it. */
   sim_srv *s = &c.s[si];
   s->n = 0;
