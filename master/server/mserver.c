@@ -732,8 +732,10 @@ static void h_heartbeat(rpc_call *call, const void *req,
                         void *ctx) {
   msrv *s = ctx;
   const rpc_heartbeat_request *r = (const void *)req;
+  /* The request is freed with the reply: its count is kept for lr. */
+  size_t n_reports = r->n_tablets;
   ms_load_report *lr = NULL;
-  ms_report *rep = reports_of(r->tablets, r->n_tablets, &lr);
+  ms_report *rep = reports_of(r->tablets, n_reports, &lr);
   ms_server_reply rp;
   mica_err *err = ms_handle_heartbeat(s->core, r->server_id, r->incarnation,
                                       rep, r->n_tablets, msrv_now(s), &rp);
@@ -771,7 +773,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
   rpc_call_reply(call, &resp);
   msrv_access_unlock(s);
   arena_free(a);
-  loads_free(lr, r->n_tablets);
+  loads_free(lr, n_reports);
   if (err == NULL) ms_server_reply_free(&rp);
   else msrv_kick(s); /* a refused heartbeat may have declared a death */
   err_free(err);

@@ -666,6 +666,7 @@ static void test_split_located_when_reported(void) {
   CU_ASSERT(located(&c, "a"));
   CU_ASSERT(located(&c, "x"));
   ms_tablet_list_free(&d);
+  ms_tablet_clear(&p);
   sim_check(&c);
   sim_free(&c);
 }

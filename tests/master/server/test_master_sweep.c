@@ -60,12 +60,22 @@ static void check_all(mica_client *c, const char *table, const char *tag) {
   }
 }
 
+/* Asserts MICA_OK (fatally), printing the error otherwise. */
+#define OK(call)                                                            \
+  do {                                                                      \
+    int rc_ = (call);                                                       \
+    if (rc_ != MICA_OK)                                                     \
+      fprintf(stderr, "\n%s: %s: %s\n", #call, mica_code_name(rc_),        \
+              mica_errmsg());                                               \
+    CU_ASSERT_EQUAL_FATAL(rc_, MICA_OK);                                    \
+  } while (0)
+
 /* Tablet ids of `table`, at most `max`, into ids; their count. */
 static size_t tablet_ids(mica_client *c, const char *table, uint64_t *ids,
                          size_t max) {
   mica_tablet_info *v = NULL;
   size_t n = 0;
-  CU_ASSERT_EQUAL_FATAL(mica_list_tablets(c, table, &v, &n), MICA_OK);
+  OK(mica_list_tablets(c, table, &v, &n));
   size_t k = 0;
   for (size_t i = 0; i < n && k < max; i++) ids[k++] = v[i].tablet_id;
   mica_free(v);
@@ -180,16 +190,15 @@ static void test_late_restore_write(void) {
   mica_options_init(&mo);
   mo.deadline_ms = 30000;
   mica_client *c = NULL;
-  CU_ASSERT_EQUAL_FATAL(mica_open(cl_master_address(cl), &mo, &c), MICA_OK);
+  OK(mica_open(cl_master_address(cl), &mo, &c));
 
   mica_key splits[] = {{"k010", 4}, {"k020", 4}, {"k030", 4}};
-  CU_ASSERT_EQUAL_FATAL(mica_create_table(c, "live", splits, 3), MICA_OK);
+  OK(mica_create_table(c, "live", splits, 3));
   put_all(c, "live", "live");
   /* A table whose files only a snapshot keeps once it is dropped. */
-  CU_ASSERT_EQUAL_FATAL(mica_create_table(c, "pinned", splits, 1), MICA_OK);
+  OK(mica_create_table(c, "pinned", splits, 1));
   put_all(c, "pinned", "pinned");
-  CU_ASSERT_EQUAL_FATAL(mica_snapshot_create(c, "pinned", "keep", NULL),
-                        MICA_OK);
+  OK(mica_snapshot_create(c, "pinned", "keep", NULL));
   uint64_t pinned_ids[4];
   size_t npinned = tablet_ids(c, "pinned", pinned_ids, 4);
   CU_ASSERT_EQUAL_FATAL(npinned, 2);
@@ -198,8 +207,7 @@ static void test_late_restore_write(void) {
   char dest[1200], bad[1300], cmd[4000];
   snprintf(dest, sizeof dest, "%s/export-keep", tu_tmpdir());
   snprintf(bad, sizeof bad, "%s/export-bad", tu_tmpdir());
-  CU_ASSERT_EQUAL_FATAL(mica_snapshot_export(c, "keep", dest, NULL, NULL),
-                        MICA_OK);
+  OK(mica_snapshot_export(c, "keep", dest, NULL, NULL));
   snprintf(cmd, sizeof cmd,
            "cp -r '%s' '%s' && f=$(ls '%s'/*.sst | tail -1) && "
            "printf 'Z' | dd of=\"$f\" bs=1 seek=60 conv=notrunc 2>/dev/null",
@@ -215,7 +223,7 @@ static void test_late_restore_write(void) {
   wait_removed(cl, "failed");
   /* The restore took the two ids after the pinned table's (ids are given
    * out in order); the next table created takes the ones after. */
-  CU_ASSERT_EQUAL_FATAL(mica_create_table(c, "after", NULL, 0), MICA_OK);
+  OK(mica_create_table(c, "after", NULL, 0));
   uint64_t after_id;
   CU_ASSERT_EQUAL_FATAL(tablet_ids(c, "after", &after_id, 1), 1);
   CU_ASSERT_EQUAL_FATAL(after_id, max_before + 3);
@@ -224,11 +232,10 @@ static void test_late_restore_write(void) {
   CU_ASSERT_EQUAL(files_in(cl, lost[1]), 0);
 
   /* The pinned table is dropped: its directories stay for the snapshot. */
-  CU_ASSERT_EQUAL_FATAL(mica_drop_table(c, "pinned"), MICA_OK);
+  OK(mica_drop_table(c, "pinned"));
   wait_removed(cl, "pinned");
   /* A restore that succeeds, for a table of restored files. */
-  CU_ASSERT_EQUAL_FATAL(mica_snapshot_restore(c, dest, "restored", NULL, NULL),
-                        MICA_OK);
+  OK(mica_snapshot_restore(c, dest, "restored", NULL, NULL));
 
   /* The late copy lands; and a manifest-less directory under an id no
    * master gave out (not this master's to judge). */
