@@ -16,9 +16,10 @@
  * reported with its code (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), which
  * the core reads as "outcome unknown".
  *
- * The loop also asks, every PROBE_GAP_US, the server of each split
- * daughter that lookups give no location yet (ms_split_unseen_list) whether
- * it serves it (TabletInfo, read-only), so that a daughter is routed to as
+ * In its rounds, the loop also asks the server of each split daughter
+ * that lookups give no location yet (ms_split_unseen_list), at most every
+ * PROBE_GAP_US and one question at a time, whether it serves it
+ * (TabletInfo, read-only), so that a daughter is routed to as
  * soon as its server opened it rather than at its next heartbeat
  * (docs/master.md, "A split daughter is routed to once its server reports
  * it"). A probe's answer is no action outcome: it only lifts the mark
