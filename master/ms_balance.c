@@ -746,25 +746,7 @@ mica_err *ms_drain(ms *m, uint64_t server_id, bool drain, uint64_t now,
   }
   if (!err && outp) {
     ms_server_info *out = *outp = xcalloc(1, sizeof(*out));
-    out->server_id = s->id;
-    out->address = xstrdup(s->address);
-    out->http_address = xstrdup(s->http_address);
-    out->state = now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
-                                                        : MS_SERVER_LIVE;
-    out->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
-    out->registered_ms = s->registered_ms;
-    out->draining = s->draining;
-    for (size_t i = 0; i < m->n_tabs; i++) {
-      ms_tab *t = m->tabs[i];
-      if (t->server != s->id || (t->state != MS_OPENING &&
-                                 t->state != MS_SERVING &&
-                                 t->state != MS_CLOSING))
-        continue;
-      out->tablet_count++;
-      out->bytes += t->stats.bytes;
-      out->read_rate += t->stats.read_rate;
-      out->write_rate += t->stats.write_rate;
-    }
+    ms_srv_info_fill(m, s, now, out);
   }
   UNLOCK(m);
   return err;

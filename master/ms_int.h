@@ -81,6 +81,12 @@ typedef struct ms_tab {
   uint32_t unreported;   /* heartbeats in a row its server left it out of
                           * (serving) or still named it (split parent) */
   uint64_t seen_gen;     /* ms.report_gen of the last report naming it */
+  /* A daughter of a split this master committed, that its server has not
+   * reported yet under split_epoch: the server may still be splitting
+   * the parent's files and opening it, so lookups give no location for it
+   * until its server names it in a report (ms_tab_split_unseen). */
+  bool split_unseen;
+  uint64_t split_epoch;
   /* Its load: the one record of it, kept by ms_load.c from its server's
    * heartbeats (ms_note_stats, ms_note_load, ms_note_load_split) and
    * read by the hot list and heat map (ms_heat.c), the balancer and the
@@ -214,6 +220,20 @@ ms_srv *ms_find_srv(ms *m, uint64_t id);
 bool ms_srv_live(ms *m, uint64_t id);
 /* True when server `id` last reported its disk below its reserve. */
 bool ms_srv_disk_low(ms *m, uint64_t id);
+/* (ms_ops.c) True if `t` counts as held by its server in the server
+ * listings (ms_list_servers, ms_drain): opening, serving or closing there, of a
+ * table that is not being dropped (a dropped table's tablets leave every
+ * listing with the table, though their closes may take a while). */
+bool ms_tab_held(ms *m, const ms_tab *t);
+/* Fills `x` (zeroed) with server `s`'s listing: the server's fields and
+ * the tablets it holds (ms_tab_held) with their figures. */
+void ms_srv_info_fill(ms *m, const ms_srv *s, uint64_t now,
+                      ms_server_info *x);
+
+/* True while `t` is a split daughter its server has not reported since
+ * the split committed (ms_tab.split_unseen), under the assignment the
+ * split gave it. */
+bool ms_tab_split_unseen(const ms_tab *t);
 
 /* Checks a record against the state and, unless `dry`, applies it. Every
  * defect is CORRUPTION (replayed bytes are untrusted). */

@@ -320,6 +320,51 @@ mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out) {
   return err;
 }
 
+void ms_split_unseen_list(ms *m, ms_unseen **out, size_t *n) {
+  LOCK(m);
+  ms_unseen *v = NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    const ms_tab *t = m->tabs[i];
+    if (!ms_tab_split_unseen(t)) continue;
+    ms_srv *s = ms_find_srv(m, t->server);
+    if (s == NULL || s->dead) continue;
+    v = xrealloc(v, (k + 1) * sizeof(*v));
+    v[k].tablet_id = t->id;
+    v[k].server_id = s->id;
+    v[k].address = xstrdup(s->address);
+    v[k].range_epoch = t->range_epoch;
+    v[k].assign_epoch = t->assign_epoch;
+    k++;
+  }
+  UNLOCK(m);
+  *out = v;
+  *n = k;
+}
+
+void ms_unseen_free(ms_unseen *v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i].address);
+  free(v);
+}
+
+void ms_split_seen(ms *m, uint64_t tablet_id, uint64_t server_id,
+                   uint64_t range_epoch, uint64_t assign_epoch) {
+  LOCK(m);
+  ms_tab *t = ms_find_tab(m, tablet_id);
+  if (t != NULL && ms_tab_split_unseen(t) && t->server == server_id &&
+      t->range_epoch == range_epoch && t->assign_epoch == assign_epoch)
+    t->split_unseen = false;
+  UNLOCK(m);
+}
+
+bool ms_tablet_forgotten(ms *m, uint64_t tablet_id) {
+  LOCK(m);
+  bool r = tablet_id != 0 && tablet_id < m->next_tablet_id &&
+           ms_find_tab(m, tablet_id) == NULL;
+  UNLOCK(m);
+  return r;
+}
+
 /* ---- tablet servers ---- */
 
 static void reply_close(ms_server_reply *r, ms_ref ref) {
@@ -415,6 +460,7 @@ mica_err *ms_take_reports(ms *m, ms_srv *s, const ms_report *r, size_t n,
       continue;
     }
     t->seen_gen = gen;
+    t->split_unseen = false; /* its server serves it: route to it */
     ms_note_stats(m, t, s->id, &r[i].stats);
     t->confirmed = true;
     bool after_restart = !m->grace_done;
@@ -598,6 +644,16 @@ mica_err *ms_handle_heartbeat(ms *m, uint64_t server_id, uint64_t incarnation,
   return err;
 }
 
+/* Daughter `d` in the answer to the split's proposer: with its location
+ * (the proposer itself), which the proposer hands to clients that still
+ * ask it for the parent, once it serves the daughters; lookups give that
+ * location only after the proposer reported the daughter. */
+static void list_push_daughter(ms *m, ms_tablet_list *out, ms_tab *d) {
+  list_push(m, out, d);
+  ms_tablet *x = &out->v[out->n - 1];
+  x->has_location = d->state == MS_SERVING && x->server_id != 0;
+}
+
 /* The daughters of `p` split at `key`, if that split was committed. */
 static bool find_daughters(ms *m, const ms_tab *p, slice key, ms_tab **l,
                            ms_tab **r) {
@@ -636,8 +692,8 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
              t->assign_epoch == parent.assign_epoch &&
              find_daughters(m, t, key, &l, &r)) {
     /* The commit went through and its answer was lost: answer again. */
-    list_push(m, out, l);
-    list_push(m, out, r);
+    list_push_daughter(m, out, l);
+    list_push_daughter(m, out, r);
   } else if (t->server != server_id || t->range_epoch != parent.range_epoch ||
              t->assign_epoch != parent.assign_epoch ||
              t->state == MS_SPLIT || t->state == MS_MERGED) {
@@ -680,7 +736,11 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
       for (uint64_t id = left; id <= left + 1; id++) {
         ms_tab *d = ms_find_tab(m, id);
         d->confirmed = true;
-        list_push(m, out, d);
+        /* Not routed to before its server reports it (it opens the
+         * daughters after this answer): see ms_tab_split_unseen. */
+        d->split_unseen = true;
+        d->split_epoch = d->assign_epoch;
+        list_push_daughter(m, out, d);
       }
       ms_event_add(m, "split", t->id, server_id, "tablet %" PRIu64 " split "
                    "at \"%s\" into %" PRIu64 " and %" PRIu64, t->id, k, left,
@@ -692,6 +752,43 @@ mica_err *ms_handle_split(ms *m, uint64_t server_id, ms_ref parent,
   return err;
 }
 
+bool ms_tab_held(ms *m, const ms_tab *t) {
+  if (t->state != MS_OPENING && t->state != MS_SERVING &&
+      t->state != MS_CLOSING)
+    return false;
+  ms_tbl *tb = ms_find_tbl(m, t->table_id);
+  return tb != NULL && !tb->dropping;
+}
+
+static void srv_info_head(ms *m, const ms_srv *s, uint64_t now,
+                          ms_server_info *x) {
+  x->server_id = s->id;
+  x->address = xstrdup(s->address);
+  x->http_address = xstrdup(s->http_address);
+  x->state = s->dead ? MS_SERVER_DEAD
+             : now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
+                                                    : MS_SERVER_LIVE;
+  x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
+  x->registered_ms = s->registered_ms;
+  x->draining = s->draining;
+}
+
+static void srv_info_add(ms_server_info *x, const ms_tab *t) {
+  x->tablet_count++;
+  x->bytes += t->stats.bytes;
+  x->read_rate += t->stats.read_rate;
+  x->write_rate += t->stats.write_rate;
+}
+
+void ms_srv_info_fill(ms *m, const ms_srv *s, uint64_t now,
+                      ms_server_info *x) {
+  srv_info_head(m, s, now, x);
+  for (size_t i = 0; i < m->n_tabs; i++) {
+    const ms_tab *t = m->tabs[i];
+    if (t->server == s->id && ms_tab_held(m, t)) srv_info_add(x, t);
+  }
+}
+
 mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
                           ms_server_info **out, size_t *n) {
   LOCK(m);
@@ -700,27 +797,13 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
   for (size_t i = 0; i < m->n_srvs; i++) {
     ms_srv *s = m->srvs[i];
     if (s->dead && !include_dead) continue;
-    ms_server_info *x = &v[k++];
-    x->server_id = s->id;
-    x->address = xstrdup(s->address);
-    x->http_address = xstrdup(s->http_address);
-    x->state = s->dead ? MS_SERVER_DEAD
-               : now > s->renewed_at + m->opt.lease_us ? MS_SERVER_SUSPECT
-                                                      : MS_SERVER_LIVE;
-    x->lease_age_ms = now > s->renewed_at ? (now - s->renewed_at) / 1000 : 0;
-    x->registered_ms = s->registered_ms;
-    x->draining = s->draining;
+    srv_info_head(m, s, now, &v[k++]);
   }
-  /* One pass over the tablets; `v` is sorted by server id like srvs. A
-   * dropped table's tablets leave the counts with the table, as they leave
-   * every listing, though their closes may take a while. */
+  /* One pass over the tablets (the same count as ms_srv_info_fill's); `v`
+   * is sorted by server id like srvs. */
   for (size_t j = 0; j < m->n_tabs; j++) {
     ms_tab *t = m->tabs[j];
-    if (t->state != MS_OPENING && t->state != MS_SERVING &&
-        t->state != MS_CLOSING)
-      continue;
-    ms_tbl *tb = ms_find_tbl(m, t->table_id);
-    if (tb == NULL || tb->dropping) continue;
+    if (!ms_tab_held(m, t)) continue;
     size_t lo = 0, hi = k;
     while (lo < hi) {
       size_t mid = lo + (hi - lo) / 2;
@@ -728,11 +811,7 @@ mica_err *ms_list_servers(ms *m, bool include_dead, uint64_t now,
       else hi = mid;
     }
     if (lo == k || v[lo].server_id != t->server) continue;
-    ms_server_info *x = &v[lo];
-    x->tablet_count++;
-    x->bytes += t->stats.bytes;
-    x->read_rate += t->stats.read_rate;
-    x->write_rate += t->stats.write_rate;
+    srv_info_add(&v[lo], t);
   }
   UNLOCK(m);
   *out = v;

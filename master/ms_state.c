@@ -975,6 +975,11 @@ void ms_event_add(ms *m, const char *kind, uint64_t tablet, uint64_t server,
   LOG_I("master: %s: %s", e->kind, e->text);
 }
 
+bool ms_tab_split_unseen(const ms_tab *t) {
+  return t->split_unseen && t->state == MS_SERVING &&
+         t->assign_epoch == t->split_epoch;
+}
+
 void ms_fill_tablet(ms *m, const ms_tab *t, ms_tablet *out) {
   memset(out, 0, sizeof(*out));
   ms_tbl *tb = ms_find_tbl(m, t->table_id);
@@ -991,7 +996,10 @@ void ms_fill_tablet(ms *m, const ms_tab *t, ms_tablet *out) {
   out->server_id = s ? s->id : 0;
   out->address = xstrdup(s ? s->address : "");
   out->assign_epoch = t->assign_epoch;
-  out->has_location = t->state == MS_SERVING && s != NULL;
+  /* A daughter not reported yet is assigned (state serving) but not
+   * routed to: its server answers "not served here" until it opened it. */
+  out->has_location = t->state == MS_SERVING && s != NULL &&
+                      !ms_tab_split_unseen(t);
   out->stats = t->stats;
 }
 

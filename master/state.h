@@ -325,6 +325,30 @@ mica_err *ms_list_tablets(ms *m, const char *table, bool include_retired,
                           ms_tablet_list *out);
 /* One tablet by id, retired ones included. NOT_FOUND if unknown. */
 mica_err *ms_get_tablet(ms *m, uint64_t tablet_id, ms_tablet *out);
+/* A split daughter that lookups give no location yet: its server has not
+ * reported it since the split committed (docs/master.md, "A split
+ * daughter is routed to once its server reports it"). */
+typedef struct ms_unseen {
+  uint64_t tablet_id;
+  uint64_t server_id;
+  char *address; /* the server's RPC address */
+  uint64_t range_epoch, assign_epoch;
+} ms_unseen;
+/* Every such daughter, by tablet id. Free with ms_unseen_free. */
+void ms_split_unseen_list(ms *m, ms_unseen **out, size_t *n);
+void ms_unseen_free(ms_unseen *v, size_t n);
+/* Server `server_id` answered (TabletInfo) that it serves tablet
+ * `tablet_id` under these epochs: when they are the split's, lookups give
+ * the daughter its location from now on, as after a report of it. */
+void ms_split_seen(ms *m, uint64_t tablet_id, uint64_t server_id,
+                   uint64_t range_epoch, uint64_t assign_epoch);
+
+/* True if tablet id `tablet_id` was given out by this master's log (it is
+ * below the next id to give) and the master no longer knows the tablet:
+ * its table was dropped and its removal logged. Such an id is never given
+ * out again, so no clone, restore, split, merge or open writes under it
+ * any more (the orphan sweep, msrv_snapshot.c). */
+bool ms_tablet_forgotten(ms *m, uint64_t tablet_id);
 
 /* ---- tablet servers ---- */
 

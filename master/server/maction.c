@@ -14,7 +14,17 @@
  * The loop never retries by itself: the core decides from each outcome
  * whether and when the same action is due again. A transport failure is
  * reported with its code (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), which
- * the core reads as "outcome unknown". */
+ * the core reads as "outcome unknown".
+ *
+ * In its rounds, the loop also asks the server of each split daughter
+ * that lookups give no location yet (ms_split_unseen_list), at most every
+ * PROBE_GAP_US and one question at a time, whether it serves it
+ * (TabletInfo, read-only), so that a daughter is routed to as
+ * soon as its server opened it rather than at its next heartbeat
+ * (docs/master.md, "A split daughter is routed to once its server reports
+ * it"). A probe's answer is no action outcome: it only lifts the mark
+ * (ms_split_seen) when the server serves the daughter under the split's
+ * epochs. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +39,22 @@
  * until its outcome is handled. */
 struct pending {
   uint64_t action_id;
-  int type;
+  int type; /* MS_ACT_OPEN, MS_ACT_CLOSE or PROBE */
   uint64_t tablet_id;
   uint64_t server_id;
+  uint64_t range_epoch, assign_epoch; /* PROBE: the split's */
+};
+
+/* A TabletInfo probe of an unseen split daughter (not an action). */
+#define PROBE 100
+#define PROBE_GAP_US (50 * 1000)      /* between probes of one daughter */
+#define PROBE_TIMEOUT_MS 2000
+
+/* The probe state of one daughter; the loop thread's alone. */
+struct msrv_probe {
+  uint64_t tablet_id;
+  uint64_t next_at; /* msrv_now time of the next probe */
+  bool out;         /* a probe is in flight */
 };
 
 /* The outcome of a finished call: the transport error, or the error the
@@ -213,6 +236,93 @@ static void perform(msrv *s, rpc_async *as, const ms_action *a) {
   }
 }
 
+static struct msrv_probe *probe_find(msrv *s, uint64_t id) {
+  for (size_t i = 0; i < s->n_probes; i++)
+    if (s->probes[i].tablet_id == id) return &s->probes[i];
+  return NULL;
+}
+
+/* Starts the probes that are due; forgets daughters that are seen. */
+static void probe_daughters(msrv *s, rpc_async *as, uint64_t now) {
+  ms_unseen *v = NULL;
+  size_t n = 0;
+  ms_split_unseen_list(s->core, &v, &n);
+  /* Keep entries still unseen or with a probe out (its answer frees it). */
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_probes; i++) {
+    bool keep = s->probes[i].out;
+    for (size_t j = 0; j < n && !keep; j++)
+      keep = v[j].tablet_id == s->probes[i].tablet_id;
+    if (keep) s->probes[k++] = s->probes[i];
+  }
+  s->n_probes = k;
+  for (size_t j = 0; j < n; j++) {
+    struct msrv_probe *e = probe_find(s, v[j].tablet_id);
+    if (e == NULL) {
+      s->probes = xrealloc(s->probes, (s->n_probes + 1) * sizeof(*s->probes));
+      e = &s->probes[s->n_probes++];
+      /* The split has only just been committed: its server is splitting
+       * the files now; the first probe comes a gap later. */
+      *e = (struct msrv_probe){v[j].tablet_id, now + PROBE_GAP_US, false};
+    }
+    if (e->out || now < e->next_at) continue;
+    rpc_channel *ch;
+    mica_err *err = msrv_channel(s, v[j].address, &ch);
+    pending *p = xcalloc(1, sizeof(*p));
+    p->type = PROBE;
+    p->tablet_id = v[j].tablet_id;
+    p->server_id = v[j].server_id;
+    p->range_epoch = v[j].range_epoch;
+    p->assign_epoch = v[j].assign_epoch;
+    rpc_tablet_info_request q = {0};
+    uint64_t id = v[j].tablet_id;
+    q.tablet_ids = &id;
+    q.n_tablet_ids = 1;
+    if (err == NULL)
+      err = rpc_async_start(as, ch, &rpc_m_ts_tablet_info, &q,
+                            PROBE_TIMEOUT_MS, p);
+    e->next_at = now + PROBE_GAP_US;
+    if (err != NULL) {
+      LOG_D("probe of split daughter %" PRIu64 " on %s: %s", id,
+            v[j].address, err_msg(err));
+      err_free(err);
+      free(p);
+      continue;
+    }
+    e->out = true;
+    s->out = xrealloc(s->out, (s->n_out + 1) * sizeof(*s->out));
+    s->out[s->n_out++] = p;
+  }
+  ms_unseen_free(v, n);
+}
+
+/* The answer to a probe: lifts the mark when the server serves the
+ * daughter under the split's epochs. */
+static void probe_done(msrv *s, const pending *p, const void *resp,
+                       const mica_err *err) {
+  struct msrv_probe *e = probe_find(s, p->tablet_id);
+  if (e != NULL) e->out = false;
+  if (err != NULL) return;
+  const rpc_tablet_info_response *r = resp;
+  mica_err *st = rpc_status_err(r->status);
+  if (st != NULL) {
+    err_free(st);
+    return;
+  }
+  for (size_t i = 0; i < r->n_tablets; i++) {
+    const rpc_served_tablet *t = &r->tablets[i];
+    if (t->desc == NULL || t->desc->tablet_id != p->tablet_id || t->paused)
+      continue;
+    if (t->desc->range_epoch == p->range_epoch &&
+        t->assign_epoch == p->assign_epoch) {
+      ms_split_seen(s->core, p->tablet_id, p->server_id, p->range_epoch,
+                    p->assign_epoch);
+      LOG_D("split daughter %" PRIu64 " serves on server %" PRIu64,
+            p->tablet_id, p->server_id);
+    }
+  }
+}
+
 /* Outcomes collected from one drain of the completion queue, handed to
  * the core together so that their log records share one sync (a failover
  * finishes many opens at once). */
@@ -224,8 +334,24 @@ typedef struct outcomes {
 
 /* Takes one finished call: logs a failure, records its outcome in `o`, and
  * frees the call's memory. */
+static void unlist(msrv *s, pending *p) {
+  for (size_t i = 0; i < s->n_out; i++)
+    if (s->out[i] == p) {
+      s->out[i] = s->out[--s->n_out];
+      break;
+    }
+}
+
 static void collect(msrv *s, outcomes *o, pending *p, void *resp,
                     mica_err *err) {
+  if (p->type == PROBE) {
+    probe_done(s, p, resp, err);
+    rpc_msg_free(resp);
+    err_free(err);
+    unlist(s, p);
+    free(p);
+    return;
+  }
   mica_err *out = outcome(resp, err, p->type);
   int code = err_code(out);
   if (out != NULL)
@@ -240,16 +366,13 @@ static void collect(msrv *s, outcomes *o, pending *p, void *resp,
   o->codes[o->n++] = code;
   rpc_msg_free(resp);
   err_free(err);
-  for (size_t i = 0; i < s->n_out; i++)
-    if (s->out[i] == p) {
-      s->out[i] = s->out[--s->n_out];
-      break;
-    }
+  unlist(s, p);
   free(p);
 }
 
 /* Hands the collected outcomes to the core. */
 static void report(msrv *s, outcomes *o) {
+  if (o->n == 0) return; /* probes only */
   mica_err *err = ms_actions_done(s->core, o->ids, o->codes, o->n,
                                   msrv_now(s));
   if (err != NULL && err_code(err) != MICA_NOT_FOUND)
@@ -348,7 +471,9 @@ static void *loop_main(void *arg) {
     }
     for (size_t i = 0; i < acts.n; i++) perform(s, as, &acts.v[i]);
     ms_action_list_free(&acts);
+    probe_daughters(s, as, now);
     msrv_snap_housekeeping(s);
+    msrv_sweep_tick(s, now);
     msrv_progress(s);
     wait_round(s, as, now + s->opt.tick_us);
   }
@@ -360,6 +485,9 @@ static void *loop_main(void *arg) {
   free(s->out);
   s->out = NULL;
   s->n_out = 0;
+  free(s->probes);
+  s->probes = NULL;
+  s->n_probes = 0;
   return NULL;
 }
 

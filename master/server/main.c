@@ -115,6 +115,10 @@ static void usage(FILE *f) {
 "  --heat-buckets N        buckets kept (default 60: one hour)\n"
 "  --heat-max-tablets N    tablets recorded per bucket (default 10000)\n"
 "  --tick-ms N             action loop period (default 100)\n"
+"  --orphan-sweep-ms N     period of the sweep for tablet directories of no\n"
+"                          table (a failed clone's or restore's late\n"
+"                          writes; docs/storage.md), which also runs at\n"
+"                          start; 100 to 86400000 (default 600000)\n"
 "  --threads N             RPC polling threads (default 2)\n"
 "  --zk HOST:PORT[,...][/chroot]  run as one of several candidates elected\n"
 "                          in ZooKeeper (docs/ha.md): a standby prints\n"
@@ -222,7 +226,7 @@ enum {
   F_MAX_SPLIT_KEYS, F_MAX_OPENS, F_SECRET_FILE, F_TOKENS, F_TLS_CERT,
   F_TLS_KEY, F_TLS_CA, F_INSECURE, F_TLS_CLIENT_CERTS, F_LOAD_SPLIT, F_LOAD_OPS,
   F_LOAD_BYTES, F_LOAD_WINDOW, F_HEAT_BUCKET, F_HEAT_BUCKETS, F_HEAT_MAX,
-  F_BAL_RATE, F_BAL_WINDOW, F_BAL_SETTLE,
+  F_BAL_RATE, F_BAL_WINDOW, F_BAL_SETTLE, F_ORPHAN_SWEEP,
   F_S3_ENDPOINT, F_S3_REGION, F_S3_ACCESS, F_S3_SECRET, F_S3_TOKEN,
   F_S3_ADDRESSING, F_S3_DEADLINE, F_S3_ATTEMPT, F_CACHE_DIR, F_CACHE_SIZE,
   F_HELP
@@ -270,6 +274,7 @@ static const struct option longopts[] = {
     {"balance-min-rate", required_argument, NULL, F_BAL_RATE},
     {"balance-window-ms", required_argument, NULL, F_BAL_WINDOW},
     {"balance-settle-ms", required_argument, NULL, F_BAL_SETTLE},
+    {"orphan-sweep-ms", required_argument, NULL, F_ORPHAN_SWEEP},
     {"s3-endpoint", required_argument, NULL, F_S3_ENDPOINT},
     {"s3-region", required_argument, NULL, F_S3_REGION},
     {"s3-access-key", required_argument, NULL, F_S3_ACCESS},
@@ -523,6 +528,11 @@ int main(int argc, char **argv) {
         if (!parse_u64(optarg, &v) || v == 0 || v > 100000)
           return bad_flag(name, optarg);
         o.core.max_opens_per_server = (uint32_t)v;
+        break;
+      case F_ORPHAN_SWEEP:
+        if (!parse_u64(optarg, &v) || v < 100 || v > 86400000)
+          return bad_flag(name, optarg);
+        o.orphan_sweep_us = v * 1000;
         break;
       case F_TICK:
         if (!parse_u64(optarg, &v) || v == 0 || v > 60000)

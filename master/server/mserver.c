@@ -142,10 +142,14 @@ static ms_ref ref_of(const rpc_tablet_ref *t) {
   return r;
 }
 
-/* Reports from a register or heartbeat; absent sub-messages count as
- * zero. Caller frees the array. */
-static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
+/* Reports from a register or heartbeat, converted in one pass; absent
+ * sub-messages count as zero. With `loads` (a heartbeat), *loads gets each
+ * report's sampled load (an absent one is zero: no load reported, no hot
+ * keys; free with loads_free). Caller frees the reports array. */
+static ms_report *reports_of(const rpc_tablet_report *reps, size_t n,
+                             ms_load_report **loads) {
   ms_report *r = xcalloc(n + 1, sizeof(*r));
+  ms_load_report *lr = loads ? xcalloc(n + 1, sizeof(*lr)) : NULL;
   for (size_t i = 0; i < n; i++) {
     const rpc_tablet_report *v = &reps[i];
     r[i].ref = ref_of(v->tablet);
@@ -162,7 +166,27 @@ static ms_report *reports_of(const rpc_tablet_report *reps, size_t n) {
       r[i].stats.memtable_bytes = v->stats->memtable_bytes;
       r[i].stats.sstable_count = v->stats->sstable_count;
     }
+    if (lr == NULL) continue;
+    lr[i].ref = r[i].ref;
+    const rpc_tablet_load *l = v->load;
+    if (l == NULL) continue;
+    lr[i].load.ops_per_sec = l->ops_per_sec;
+    lr[i].load.bytes_per_sec = l->bytes_per_sec;
+    lr[i].load.hot = l->hot;
+    size_t k = l->n_hot_keys < 16 ? l->n_hot_keys : 16;
+    lr[i].load.keys = xcalloc(k + 1, sizeof(*lr[i].load.keys));
+    for (size_t j = 0; j < k; j++) {
+      ms_hot_key *h = &lr[i].load.keys[lr[i].load.n_keys];
+      if (l->hot_keys[j].key.len == 0 ||
+          l->hot_keys[j].key.len > MICA_MAX_KEY)
+        continue;
+      buf_append_slice(&h->key, l->hot_keys[j].key);
+      h->ops_per_sec = l->hot_keys[j].ops_per_sec;
+      snprintf(h->kind, sizeof h->kind, "%s", l->hot_keys[j].kind);
+      lr[i].load.n_keys++;
+    }
   }
+  if (loads) *loads = lr;
   return r;
 }
 
@@ -175,34 +199,6 @@ static rpc_load_split_config *load_split_msg(arena *a, const msrv *s) {
   c->bytes_per_sec = s->opt.load_split_bytes;
   c->window_ms = s->opt.load_split_window_ms;
   return c;
-}
-
-/* The loads of a heartbeat's reports (an absent one is zero: no load
- * reported, no hot keys). Caller frees with loads_free. */
-static ms_load_report *loads_of(const rpc_tablet_report *reps, size_t n) {
-  ms_load_report *r = xcalloc(n + 1, sizeof(*r));
-  for (size_t i = 0; i < n; i++) {
-    const rpc_tablet_report *v = &reps[i];
-    r[i].ref = ref_of(v->tablet);
-    const rpc_tablet_load *l = v->load;
-    if (l == NULL) continue;
-    r[i].load.ops_per_sec = l->ops_per_sec;
-    r[i].load.bytes_per_sec = l->bytes_per_sec;
-    r[i].load.hot = l->hot;
-    size_t k = l->n_hot_keys < 16 ? l->n_hot_keys : 16;
-    r[i].load.keys = xcalloc(k + 1, sizeof(*r[i].load.keys));
-    for (size_t j = 0; j < k; j++) {
-      ms_hot_key *h = &r[i].load.keys[r[i].load.n_keys];
-      if (l->hot_keys[j].key.len == 0 ||
-          l->hot_keys[j].key.len > MICA_MAX_KEY)
-        continue;
-      buf_append_slice(&h->key, l->hot_keys[j].key);
-      h->ops_per_sec = l->hot_keys[j].ops_per_sec;
-      snprintf(h->kind, sizeof h->kind, "%s", l->hot_keys[j].kind);
-      r[i].load.n_keys++;
-    }
-  }
-  return r;
 }
 
 static void loads_free(ms_load_report *r, size_t n) {
@@ -696,7 +692,7 @@ static void h_register(rpc_call *call, const void *req,
                        void *ctx) {
   msrv *s = ctx;
   const rpc_register_server_request *r = (const void *)req;
-  ms_report *rep = reports_of(r->tablets, r->n_tablets);
+  ms_report *rep = reports_of(r->tablets, r->n_tablets, NULL);
   ms_server_reply rp;
   mica_err *err = ms_handle_register(s->core, r->address, r->http_address,
                                      r->previous_server_id, r->incarnation,
@@ -736,7 +732,10 @@ static void h_heartbeat(rpc_call *call, const void *req,
                         void *ctx) {
   msrv *s = ctx;
   const rpc_heartbeat_request *r = (const void *)req;
-  ms_report *rep = reports_of(r->tablets, r->n_tablets);
+  /* The request is freed with the reply: its count is kept for lr. */
+  size_t n_reports = r->n_tablets;
+  ms_load_report *lr = NULL;
+  ms_report *rep = reports_of(r->tablets, n_reports, &lr);
   ms_server_reply rp;
   mica_err *err = ms_handle_heartbeat(s->core, r->server_id, r->incarnation,
                                       rep, r->n_tablets, msrv_now(s), &rp);
@@ -748,9 +747,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
   if (err == NULL) {
     msrv_set_caps(s, r->server_id, r->can_merge);
     ms_server_disk(s->core, r->server_id, r->disk_below_reserve);
-    ms_load_report *lr = loads_of(r->tablets, r->n_tablets);
     ms_note_load(s->core, r->server_id, lr, r->n_tablets, msrv_now(s));
-    loads_free(lr, r->n_tablets);
     resp.lease_ms = rp.lease_ms;
     resp.master_epoch = s->opt.master_epoch;
     resp.close_tablets = close_list(a, &rp);
@@ -776,6 +773,7 @@ static void h_heartbeat(rpc_call *call, const void *req,
   rpc_call_reply(call, &resp);
   msrv_access_unlock(s);
   arena_free(a);
+  loads_free(lr, n_reports);
   if (err == NULL) ms_server_reply_free(&rp);
   else msrv_kick(s); /* a refused heartbeat may have declared a death */
   err_free(err);
@@ -831,6 +829,7 @@ void msrv_options_init(msrv_options *o) {
   o->open_timeout_ms = 30 * 1000;
   o->close_timeout_ms = 30 * 1000;
   o->wait_timeout_ms = 60 * 1000;
+  o->orphan_sweep_us = 10ull * 60 * 1000 * 1000;
   o->load_split = true;
   o->load_split_ops = 3000;
   o->load_split_bytes = 30ull << 20;
@@ -953,6 +952,8 @@ mica_err *msrv_start(const msrv_options *o, msrv **out) {
     return err_new(MICA_INVALID_ARGUMENT, "a data root is required");
   msrv *s = xcalloc(1, sizeof(*s));
   s->opt = *o;
+  if (s->opt.orphan_sweep_us == 0) /* a caller's zeroed options */
+    s->opt.orphan_sweep_us = 10ull * 60 * 1000 * 1000;
   s->root = xstrdup(o->core.data_root);
   s->opt.core.data_root = s->root;
   s->cluster_name = xstrdup(o->cluster_name ? o->cluster_name : "");

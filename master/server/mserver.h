@@ -42,6 +42,9 @@ typedef struct msrv_options {
   int64_t close_timeout_ms;/* deadline of CloseTablet (30 s) */
   int64_t wait_timeout_ms; /* longest wait of Move/Merge/Split calls
                               without a client deadline (60 s) */
+  /* Period of the orphan sweep (msrv_sweep_orphans; docs/storage.md,
+   * "Export and restore"), which also runs once at start (10 min). */
+  uint64_t orphan_sweep_us;
   /* Split threshold told to servers at registration; 0 = each server keeps
    * its own --split-threshold. */
   uint64_t split_threshold_bytes;

@@ -367,6 +367,9 @@ static mica_err *do_restore(msrv *s, const char *src, const char *table,
     if (err == NULL) err = derr;
     else err_free(derr);
     ms_tsnap_clone_free(&c);
+    /* A write of this call that failed here (a timed-out PUT) may still
+     * land after the table's deletion: the sweep collects it. */
+    if (err != NULL) msrv_sweep_soon(s);
     msrv_kick(s);
   }
   *files = x.n_files;

@@ -47,6 +47,8 @@ struct msrv {
   bool merge_suspended;
   char *http_address; /* guarded by mu; msrv_set_http_address; NULL = none */
   bool deposed;       /* guarded by mu; msrv_note_fenced */
+  uint64_t sweep_at;  /* guarded by mu; next orphan sweep (msrv_now time;
+                         0 = at the loop's first round) */
 
   pthread_mutex_t ch_mu; /* guards chans: one channel per server address,
                             kept until msrv_stop */
@@ -57,6 +59,9 @@ struct msrv {
   bool loop_started;
   pending **out; /* calls in flight; the loop thread's alone */
   size_t n_out;
+  struct msrv_probe *probes; /* unseen split daughters' probes (maction.c);
+                                the loop thread's alone */
+  size_t n_probes;
 };
 
 /* Monotonic microseconds from the core's env. */
@@ -113,11 +118,22 @@ void msrv_h_alter_table(rpc_call *call, const void *req, void *ctx);
 mica_err *msrv_snapshot_register(msrv *s);
 mica_err *msrv_snap_table_check(msrv *s, rpc_call *call, const void *req);
 void msrv_snap_housekeeping(msrv *s);
-/* Retires (and lets the collector delete) every tablet directory holding
- * a live manifest of epoch 0 whose tablet the core does not know: what a
- * clone or restore's late write left after its cleanup. *retired counts
- * them. */
+/* The orphan sweep. Over the tablet directories of forgotten tablets
+ * (ms_tablet_forgotten: their table's removal is logged), retires (and
+ * lets the collector delete) each holding a live manifest of epoch 0 and
+ * removes each holding no manifest: what a clone's or restore's late write
+ * left after its cleanup. Directories of tablets the core knows, of ids
+ * it never gave out, and with any other manifest are never touched.
+ * *retired counts what it retired or removed. */
 mica_err *msrv_sweep_orphans(msrv *s, size_t *retired);
+/* Runs the sweep when due (the action loop, every round): at the first
+ * round after the log was read, then every opt.orphan_sweep_us. */
+void msrv_sweep_tick(msrv *s, uint64_t now);
+/* Brings the next sweep forward to within MSRV_LATE_WRITE_US (or the
+ * sweep interval if shorter): after a failed clone or restore, whose late
+ * writes may land after the cleanup. */
+void msrv_sweep_soon(msrv *s);
+#define MSRV_LATE_WRITE_US (60ull * 1000 * 1000)
 /* msrv_export.c: ExportSnapshot and RestoreSnapshot (registered by
  * msrv_snapshot_register). */
 mica_err *msrv_export_register(msrv *s);

@@ -26,10 +26,13 @@
  * error or a restart is finished later.
  *
  * msrv_sweep_orphans (after each dropped snapshot's deletion and each
- * dropped table's) retires a tablet directory whose live epoch-0 manifest
- * belongs to no tablet the master knows: a clone or restore manifest whose
- * PUT landed after the failed clone was cleaned up (docs/storage.md,
- * "Clones"). */
+ * dropped table's, at master start, every --orphan-sweep-ms and soon
+ * after a failed clone or restore: msrv_sweep_tick, msrv_sweep_soon)
+ * retires a tablet directory of a forgotten tablet (its table's removal
+ * logged) whose live epoch-0 manifest is a clone or restore manifest
+ * whose PUT landed after the failed clone was cleaned up, and removes one
+ * with no manifest at all, a failed restore's late SSTable copy
+ * (docs/storage.md, "Clones" and "Export and restore"). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,28 +104,40 @@ mica_err *msrv_sweep_orphans(msrv *s, size_t *retired) {
     err_free(err);
     err = NULL;
   }
+  size_t removed_dirs = 0;
   for (size_t i = 0; i < n && err == NULL; i++) {
     uint64_t id;
     if (!layout_parse_tablet_name(names[i], &id)) continue;
-    /* Asked after the listing: a clone or restore logs its tablets before
-     * it writes their manifests, so a directory listed here that holds a
-     * clone's manifest belongs to a tablet the core knows, or knew. */
-    ms_tablet t = {0};
-    mica_err *gerr = ms_get_tablet(s->core, id, &t);
-    bool known = gerr == NULL || err_code(gerr) != MICA_NOT_FOUND;
-    err_free(gerr);
-    ms_tablet_clear(&t);
-    if (known) continue;
+    /* Asked after the listing: a clone, restore, split, merge or new
+     * table logs its tablet ids before anything writes under them, so a
+     * directory listed here belongs to a tablet the core knows, or to one
+     * it knew and forgot when its table's removal was logged. An id the
+     * core never gave out is not this master's to judge: left alone. */
+    if (!ms_tablet_forgotten(s->core, id)) continue;
     buf d = BUF_INIT;
     layout_tablet_dir(dir, id, &d);
     man_state m;
     man_init(&m);
     mica_err *merr = man_read(e, (const char *)d.data, &m);
-    /* Epoch 0 is written only by the master for a clone or restore, and
-     * a tablet that was ever opened has an owner's epoch: a live epoch-0
-     * manifest of a tablet nobody knows was sent by a clone that failed
-     * or whose master died, and landed after its cleanup. */
-    if (merr == NULL && m.state == MAN_LIVE && m.epoch == 0) {
+    if (merr != NULL && err_code(merr) == MICA_NOT_FOUND) {
+      /* No manifest: nothing anywhere references its files (a manifest
+       * or pin references only files of directories that keep their
+       * manifest until the collector finds nothing referencing them), and
+       * nobody writes under a forgotten id any more. What is left is a
+       * late write of a failed restore (an SSTable copy delivered after
+       * the cleanup), or a removal cut short by a crash. */
+      err = env_remove_tree(e, (const char *)d.data);
+      if (err == NULL) {
+        removed_dirs++;
+        LOG_W("tablet directory %" PRIu64 " of no table held no manifest "
+              "(a late write of a failed restore, or a removal cut "
+              "short); removed", id);
+      }
+    } else if (merr == NULL && m.state == MAN_LIVE && m.epoch == 0) {
+      /* Epoch 0 is written only by the master for a clone or restore,
+       * and a tablet that was ever opened has an owner's epoch: a live
+       * epoch-0 manifest of a forgotten tablet was sent by a clone that
+       * failed or whose master died, and landed after its cleanup. */
       err = tab_retire_dropped(e, dir, id);
       if (err == NULL) {
         (*retired)++;
@@ -138,8 +153,35 @@ mica_err *msrv_sweep_orphans(msrv *s, size_t *retired) {
   env_free_names(names, n);
   uint64_t removed = 0;
   if (err == NULL && *retired > 0) err = tab_collect_garbage(e, dir, &removed);
+  *retired += removed_dirs;
   free(dir);
   return err;
+}
+
+void msrv_sweep_tick(msrv *s, uint64_t now) {
+  pthread_mutex_lock(&s->mu);
+  bool due = now >= s->sweep_at;
+  if (due) s->sweep_at = now + s->opt.orphan_sweep_us;
+  pthread_mutex_unlock(&s->mu);
+  if (!due) return;
+  size_t n = 0;
+  mica_err *err = msrv_sweep_orphans(s, &n);
+  if (err != NULL)
+    LOG_W("sweeping tablet directories of no table: %s (tried again "
+          "later)", err_msg(err));
+  else if (n > 0)
+    LOG_I("orphan sweep: %zu tablet directories of no table retired or "
+          "removed", n);
+  err_free(err);
+}
+
+void msrv_sweep_soon(msrv *s) {
+  uint64_t at = msrv_now(s) + (s->opt.orphan_sweep_us < MSRV_LATE_WRITE_US
+                                   ? s->opt.orphan_sweep_us
+                                   : MSRV_LATE_WRITE_US);
+  pthread_mutex_lock(&s->mu);
+  if (at < s->sweep_at) s->sweep_at = at;
+  pthread_mutex_unlock(&s->mu);
 }
 
 void msrv_snap_housekeeping(msrv *s) {
@@ -409,6 +451,9 @@ static void h_clone(rpc_call *call, const void *req, void *ctx) {
     if (err == NULL) err = derr;
     else err_free(derr);
     ms_tsnap_clone_free(&c);
+    /* A write of this call that failed here (a timed-out PUT) may still
+     * land after the table's deletion: the sweep collects it. */
+    if (err != NULL) msrv_sweep_soon(s);
     msrv_kick(s);
   }
   arena *a = arena_new();

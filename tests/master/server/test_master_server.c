@@ -88,7 +88,7 @@ static void test_help(void) {
       "--max-opens", "--load-split", "--load-split-ops",
       "--load-split-bytes", "--load-split-window-ms", "--heat-bucket-ms",
       "--heat-buckets", "--heat-max-tablets", "--balance-min-rate", "--balance-window-ms",
-      "--balance-settle-ms", "auto|suggest|off", "--s3-endpoint",
+      "--balance-settle-ms", "--orphan-sweep-ms", "auto|suggest|off", "--s3-endpoint",
       "--s3-region", "--s3-access-key", "--s3-secret-key",
       "--s3-session-token", "--s3-addressing", "--s3-deadline-ms",
       "--s3-attempt-timeout-ms", "--cache-dir", "--cache-size", "--help",
@@ -138,6 +138,8 @@ static void test_bad_values(void) {
       {"heat-max-tablets", "none"}, {"heat-max-tablets", "1000001"},
       {"balancer", "suggested"},    {"balance-min-rate", "fast"},
       {"balance-window-ms", "x"},   {"balance-settle-ms", "-1"},
+      {"orphan-sweep-ms", "99"},    {"orphan-sweep-ms", "86400001"},
+      {"orphan-sweep-ms", "often"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char flag[64], want[160];
