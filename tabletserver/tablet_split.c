@@ -26,10 +26,11 @@ static mica_err *write_daughter(env *e, const char *tablets_dir,
   layout_tablet_dir(tablets_dir, id, &ddir);
   const char *dpath = (const char *)ddir.data;
   /* A daughter whose manifest exists is complete (it appears in one
-   * step, below) and may have been opened since: after a failed split
-   * ts_split_tablet opens whichever daughter exists, and that one takes
-   * writes. Redoing it would delete them with its directory, so a rerun
-   * keeps it as it is (it references the same parent files; an
+   * step, below) and may have been opened since: the server that split
+   * opens daughters only once the parent says SPLIT, but an OpenTablet of
+   * a daughter whose manifest exists opens it as it is, and that one
+   * takes writes. Redoing it would delete them with its directory, so a
+   * rerun keeps it as it is (it references the same parent files; an
    * unreadable one stops the rerun rather than being replaced). */
   man_state have;
   man_init(&have);

@@ -189,6 +189,50 @@ static void open_daughters(daughter_open o[2]) {
     daughter_open_main(&o[1]);
 }
 
+/* After engine_split failed on parent `tt`: whether its split is recorded
+ * all the same, i.e. its MANIFEST says SPLIT, so the daughters may open.
+ * The failure may have come after the commit (a SPLIT write whose answer
+ * was lost), or between SPLITTING and SPLIT, where the split is decided
+ * but not done; that one is rolled forward once here by reopening the
+ * parent (tablet_open.c finishes a SPLITTING split and answers
+ * NOT_SERVING), which a transient storage fault lets through. On true
+ * `*e` is freed and set to NULL; on false it is kept (a failed roll
+ * forward is added to it). admin_mu held. */
+static bool split_recorded(ts_server *s, const ts_tab *tt, mica_err **e) {
+  man_state m;
+  man_init(&m);
+  mica_err *re = man_read(s->e, tt->dir, &m);
+  if (re == NULL && m.state == MAN_SPLITTING) {
+    tablet *pt = NULL;
+    re = engine_open(s, &tt->d, tt->dir, false, &pt);
+    if (re == NULL) {
+      err_free(tab_close(pt)); /* cannot happen: SPLITTING never serves */
+    } else if (err_code(re) == MICA_NOT_SERVING) {
+      err_free(re);
+      man_clear(&m);
+      man_init(&m);
+      re = man_read(s->e, tt->dir, &m);
+    }
+  }
+  bool done = re == NULL && m.state == MAN_SPLIT;
+  if (done) {
+    LOG_W("split of tablet %" PRIu64 ": recorded although the split "
+          "reported: %s", tt->d.tablet_id, err_msg(*e));
+    err_free(*e);
+    *e = NULL;
+  } else if (re != NULL) {
+    mica_err *both = err_new(err_code(*e), "%s; the parent's MANIFEST "
+                             "could not be checked or finished (%s), so "
+                             "the daughters stay closed", err_msg(*e),
+                             err_msg(re));
+    err_free(*e);
+    *e = both;
+    err_free(re);
+  }
+  man_clear(&m);
+  return done;
+}
+
 /* Daughters' directories: siblings of the parent's. */
 static void daughter_dirs(const char *parent_abs, const char *parent_rel,
                           uint64_t id, char **abs, char **rel) {
@@ -604,10 +648,13 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
     ts_quiesce(s, tt, TS_SPLITTING);
     e = engine_split(tt->t, key, &l, &r);
     tt->t = NULL;
-    /* Open both daughters while the parent still answers "being split",
-     * so no client is ever sent to a daughter that does not serve yet.
-     * After a failed split this also finds out whether the engine got
-     * past its commit point. */
+    /* The daughters open only once the parent's MANIFEST says SPLIT: a
+     * daughter serving beside a parent that says SPLITTING (its SPLIT
+     * write failed) or LIVE would acknowledge writes under a split that
+     * storage does not record (split_recorded). They open while the
+     * parent still answers "being split", so no client is ever sent to a
+     * daughter that does not serve yet. */
+    bool recorded = e == NULL || split_recorded(s, tt, &e);
     const rpc_route *ds[2] = {&l, &r};
     daughter_open dop[2];
     for (int i = 0; i < 2; i++) {
@@ -615,9 +662,9 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       daughter_dirs(tt->dir, tt->rel_dir, ds[i]->tablet_id, &dop[i].abs,
                     &dop[i].rel);
     }
-    open_daughters(dop);
+    if (recorded) open_daughters(dop);
     bool opened = false;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && recorded; i++) {
       mica_err *oe = dop[i].err;
       if (oe == NULL) {
         ts_reg_insert(s, tab_new(ds[i], dop[i].abs, dop[i].rel, dop[i].t));
@@ -627,6 +674,8 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       } else {
         err_free(oe);
       }
+    }
+    for (int i = 0; i < 2; i++) {
       free(dop[i].abs);
       free(dop[i].rel);
     }
