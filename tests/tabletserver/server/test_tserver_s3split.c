@@ -212,6 +212,21 @@ static void test_daughters_wait_for_split(void) {
   CU_ASSERT_EQUAL(logged("PUT ", "/12/MANIFEST-", "fault=412"), 1);
   check_daughters(p.ch, l, r);
 
+  /* 3. A clean split, its requests printed on request (the request
+   * chain of docs/benchmarks.md, "Splits on S3"). */
+  if (getenv("MICA_S3SPLIT_LOG") != NULL) {
+    tsh_ref par3 = {20, 1, 1};
+    TU_OK(tsh_open(p.ch, par3, NULL, NULL));
+    TU_OK(tsh_fill(p.ch, par3, "k", NKEYS, VLEN, 50));
+    TU_OK(th_s3_proxy_ctl("POST", "reset", NULL));
+    TU_OK(split(p.ch, par3, &l, &r));
+    buf log = BUF_INIT;
+    TU_OK(th_s3_proxy_ctl("GET", "log", &log));
+    fprintf(stderr, "\n--- requests of one split ---\n%s---\n",
+            (const char *)log.data);
+    buf_free(&log);
+  }
+
   int st = tsh_stop(&p, SIGTERM);
   CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   buf_free(&v);
