@@ -184,9 +184,29 @@ mica_err *tb_split_done_error(const man_state *m) {
   return err;
 }
 
+static mica_err *split(tablet *t, slice split_key, uint64_t left_id,
+                       uint64_t right_id, const tab_options *opts,
+                       tablet **left, tablet **right,
+                       void (*written)(void *arg), void *arg);
+
 mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                     uint64_t right_id, const tab_options *opts,
                     tablet **left, tablet **right) {
+  return split(t, split_key, left_id, right_id, opts, left, right, NULL,
+               NULL);
+}
+
+mica_err *tab_split_overlap(tablet *t, slice split_key, uint64_t left_id,
+                            uint64_t right_id,
+                            void (*written)(void *arg), void *arg) {
+  return split(t, split_key, left_id, right_id, NULL, NULL, NULL, written,
+               arg);
+}
+
+static mica_err *split(tablet *t, slice split_key, uint64_t left_id,
+                       uint64_t right_id, const tab_options *opts,
+                       tablet **left, tablet **right,
+                       void (*written)(void *arg), void *arg) {
   if (left != NULL) *left = NULL;
   if (right != NULL) *right = NULL;
   if (split_key.len == 0 || split_key.len > t->o.max_key ||
@@ -242,6 +262,7 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
     m.last_seq = t->last_seq;
     err = tb_write_manifest(t, &m);
     if (err == NULL) err = tb_write_daughters(t->e, t->dir, &m);
+    if (err == NULL && written != NULL) written(arg);
     if (err == NULL) {
       m.state = MAN_SPLIT;
       err = tb_write_manifest(t, &m);

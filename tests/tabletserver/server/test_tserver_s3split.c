@@ -186,17 +186,20 @@ static void test_daughters_wait_for_split(void) {
   e = tsh_get(p.ch, par, S("k00000001"), &v);
   CU_ASSERT_NOT_EQUAL(err_code(e), MICA_OK);
   err_free(e);
-  /* With S3 back, the daughters' OpenTablet (as the master sends it)
-   * finishes the split from the parent's files. */
+  /* With S3 back, the parent never serves again: opening it finishes
+   * the split (the daughter written, then SPLIT) and says so. */
+  e = tsh_open(p.ch, (tsh_ref){1, 1, 2}, NULL, NULL);
+  CU_ASSERT_EQUAL(err_code(e), MICA_NOT_SERVING);
+  err_free(e);
+  /* The daughters' OpenTablet, as the master sends it (the roll forward
+   * above wrote the right daughter under epoch 2). */
+  l0.ae = r0.ae = 2;
   TU_OK(open_daughter(p.ch, r0, false, 1, 2));
   TU_OK(open_daughter(p.ch, l0, true, 1, 3));
   check_daughters(p.ch, l0, r0);
   TU_OK(tsh_put(p.ch, l0, S("k00000002"), S("after")));
   TU_OK(tsh_get(p.ch, l0, S("k00000002"), &v));
   CU_ASSERT(v.len == 5 && memcmp(v.data, "after", 5) == 0);
-  e = tsh_open(p.ch, (tsh_ref){1, 1, 2}, NULL, NULL);
-  CU_ASSERT_EQUAL(err_code(e), MICA_NOT_SERVING);
-  err_free(e);
 
   /* 2. Refused once: the server finishes the split itself. Tablet 10's
    * daughters are 11 and 12. */
