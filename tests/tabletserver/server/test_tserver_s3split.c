@@ -15,7 +15,10 @@
  *     parent's files and every key is in its daughter;
  *   - refused once: the server rolls the split forward itself (reopening
  *     the SPLITTING parent writes the missing daughter and SPLIT), and the
- *     split call succeeds with both daughters serving the parent's data. */
+ *     split call succeeds with both daughters serving the parent's data;
+ *   - the parent's SPLIT write refused for good: the daughters, whose
+ *     opens start beside that write (tab_split_overlap), are closed again
+ *     and serve nothing; reopening the parent then finishes the split. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -215,7 +218,39 @@ static void test_daughters_wait_for_split(void) {
   CU_ASSERT_EQUAL(logged("PUT ", "/12/MANIFEST-", "fault=412"), 1);
   check_daughters(p.ch, l, r);
 
-  /* 3. A clean split, its requests printed on request (the request
+  /* 3. The parent's SPLIT write refused for good (its third manifest PUT
+   * of the split: after the flush's and SPLITTING). The daughters'
+   * opens, started beside it, are closed again: neither serves. */
+  tsh_ref par4 = {30, 1, 1};
+  TU_OK(tsh_open(p.ch, par4, NULL, NULL));
+  TU_OK(tsh_fill(p.ch, par4, "k", NKEYS, VLEN, 50));
+  TU_OK(th_s3_proxy_ctl("POST", "reset", NULL));
+  TU_OK(th_s3_fault("kind=412&count=1000&skip=2&method=PUT"
+                    "&match=/30/MANIFEST-"));
+  e = split(p.ch, par4, &l, &r);
+  CU_ASSERT_NOT_EQUAL(err_code(e), MICA_OK);
+  if (e != NULL) CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(e), "daughters stay"));
+  err_free(e);
+  TU_OK(th_s3_faults_clear());
+  CU_ASSERT(logged("PUT ", "/30/MANIFEST-", "fault=412") >= 1);
+  CU_ASSERT(logged("PUT ", "/31/MANIFEST-", NULL) >= 1);
+  CU_ASSERT(logged("PUT ", "/32/MANIFEST-", NULL) >= 1);
+  tsh_ref l4 = {31, 2, 1}, r4 = {32, 2, 1};
+  e = tsh_put(p.ch, l4, S("k00000002"), S("lost?"));
+  CU_ASSERT_NOT_EQUAL(err_code(e), MICA_OK);
+  err_free(e);
+  e = tsh_get(p.ch, r4, S("k00000150"), &v);
+  CU_ASSERT_NOT_EQUAL(err_code(e), MICA_OK);
+  err_free(e);
+  e = tsh_open(p.ch, (tsh_ref){30, 1, 2}, NULL, NULL);
+  CU_ASSERT_EQUAL(err_code(e), MICA_NOT_SERVING);
+  err_free(e);
+  l4.ae = r4.ae = 2;
+  TU_OK(open_daughter(p.ch, l4, true, 30, 32));
+  TU_OK(open_daughter(p.ch, r4, false, 30, 31));
+  check_daughters(p.ch, l4, r4);
+
+  /* 4. A clean split, its requests printed on request (the request
    * chain of docs/benchmarks.md, "Splits on S3"). */
   if (getenv("MICA_S3SPLIT_LOG") != NULL) {
     tsh_ref par3 = {20, 1, 1};
