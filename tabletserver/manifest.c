@@ -401,7 +401,9 @@ mica_err *man_read(env *e, const char *dir, man_state *m) {
     else gen_name(name, sizeof name, ep, g);
     char *path = path_join(dir, name);
     buf data = BUF_INIT;
-    err = env_read_file(e, path, MAN_MAX_BYTES, &data);
+    /* One GET on object storage (no HEAD for the size first): a manifest
+     * is small and read whole. */
+    err = env_read_object(e, path, MAN_MAX_BYTES, &data);
     if (err == NULL) err = man_decode(buf_slice(&data), path, m);
     if (err == NULL && !legacy && m->epoch != ep) {
       err = err_new(MICA_CORRUPTION, "manifest %s: records epoch %" PRIu64
@@ -434,6 +436,19 @@ bool man_exists(env *e, const char *dir) {
   mica_err *err = newest(e, dir, &ep, &g, &legacy);
   err_free(err);
   return err == NULL;
+}
+
+mica_err *man_write_first(env *e, const char *dir, const man_state *m) {
+  char name[64];
+  gen_name(name, sizeof name, m->epoch, 1);
+  char *path = path_join(dir, name);
+  buf data = BUF_INIT;
+  man_encode(m, &data);
+  mica_err *err = env_write_file_new(e, path, buf_slice(&data));
+  buf_free(&data);
+  free(path);
+  return err_wrap(err, "write manifest of tablet %llu",
+                  (unsigned long long)m->tablet_id);
 }
 
 mica_err *man_write(env *e, const char *dir, const man_state *m) {

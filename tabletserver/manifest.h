@@ -152,6 +152,12 @@ bool man_exists(env *e, const char *dir);
  * an existing name, then removes the older names. STALE_EPOCH when `dir`
  * already holds a manifest of a newer epoch. */
 mica_err *man_write(env *e, const char *dir, const man_state *m);
+/* man_write into a directory the caller has just seen empty (a split
+ * daughter's, on storage where a directory appears with its first file):
+ * generation 1 of epoch m->epoch, without listing `dir` first. Never over
+ * an existing name (ALREADY_EXISTS when another writer got there first
+ * with other bytes). */
+mica_err *man_write_first(env *e, const char *dir, const man_state *m);
 /* "MANIFEST-<epoch>-<gen>" (20 digits each, gen >= 1) -> true. */
 bool man_parse_name(const char *name, uint64_t *epoch, uint64_t *gen);
 /* True for any manifest name (plain MANIFEST included). */

@@ -246,6 +246,17 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                     uint64_t right_id, const tab_options *opts,
                     tablet **left, tablet **right);
 
+/* tab_split (left, right NULL) that calls `written(arg)` once both
+ * daughters' manifests are durable and before the parent's MANIFEST says
+ * SPLIT, so a caller can start opening the daughters while that last
+ * write is under way (on object storage both are network round trips).
+ * Such a daughter must not serve until this returns success: only then
+ * is the split recorded. `written` is called at most once, from the
+ * calling thread, and must not block on the split. */
+mica_err *tab_split_overlap(tablet *t, slice split_key, uint64_t left_id,
+                            uint64_t right_id,
+                            void (*written)(void *arg), void *arg);
+
 /* Deletes files under `tablets_dir` that no live manifest and no snapshot
  * pin references: SSTables in the directories of split parents, merge
  * inputs and dropped tables once nothing reads them, and then those

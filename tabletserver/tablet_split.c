@@ -26,18 +26,43 @@ static mica_err *write_daughter(env *e, const char *tablets_dir,
   layout_tablet_dir(tablets_dir, id, &ddir);
   const char *dpath = (const char *)ddir.data;
   /* A daughter whose manifest exists is complete (it appears in one
-   * step, below) and may have been opened since: after a failed split
-   * ts_split_tablet opens whichever daughter exists, and that one takes
-   * writes. Redoing it would delete them with its directory, so a rerun
-   * keeps it as it is (it references the same parent files; an
+   * step, below) and may have been opened since: the server that split
+   * opens daughters only once the parent says SPLIT, but an OpenTablet of
+   * a daughter whose manifest exists opens it as it is, and that one
+   * takes writes. Redoing it would delete them with its directory, so a
+   * rerun keeps it as it is (it references the same parent files; an
    * unreadable one stops the rerun rather than being replaced). */
-  man_state have;
-  man_init(&have);
-  mica_err *rerr = man_read(e, dpath, &have);
-  if (rerr == NULL && have.tablet_id != id)
-    rerr = err_new(MICA_CORRUPTION, "%s holds the manifest of tablet %" PRIu64
-                   ", not of daughter %" PRIu64, dpath, have.tablet_id, id);
-  man_clear(&have);
+  bool implicit = env_dirs_implicit(e, dpath);
+  size_t n_objects = 0;
+  mica_err *rerr = NULL;
+  if (implicit) {
+    /* One listing says whether the directory is empty (the usual case:
+     * then the manifest is simply its first object), holds a manifest,
+     * or holds leftovers. */
+    char **names = NULL;
+    bool has_man = false;
+    rerr = env_list(e, dpath, &names, &n_objects);
+    if (rerr != NULL && err_code(rerr) == MICA_NOT_FOUND) {
+      err_free(rerr);
+      rerr = NULL;
+      n_objects = 0;
+    }
+    for (size_t i = 0; rerr == NULL && i < n_objects; i++)
+      has_man = has_man || man_is_name(names[i]);
+    if (rerr == NULL) env_free_names(names, n_objects);
+    if (rerr == NULL && !has_man)
+      rerr = err_new(MICA_NOT_FOUND, "no manifest in %s", dpath);
+  }
+  if (rerr == NULL) {
+    man_state have;
+    man_init(&have);
+    rerr = man_read(e, dpath, &have);
+    if (rerr == NULL && have.tablet_id != id)
+      rerr = err_new(MICA_CORRUPTION, "%s holds the manifest of tablet %"
+                     PRIu64 ", not of daughter %" PRIu64, dpath,
+                     have.tablet_id, id);
+    man_clear(&have);
+  }
   if (rerr == NULL || err_code(rerr) != MICA_NOT_FOUND) {
     buf_free(&ddir);
     return rerr;
@@ -86,7 +111,9 @@ static mica_err *write_daughter(env *e, const char *tablets_dir,
    * against POSIX".) Leftovers of an interrupted run (without a
    * manifest, so never opened) are removed first. */
   mica_err *err;
-  if (env_dirs_implicit(e, dpath)) {
+  if (implicit && n_objects == 0) {
+    err = man_write_first(e, dpath, &d);
+  } else if (implicit) {
     err = env_remove_tree(e, dpath);
     if (err == NULL) err = man_write(e, dpath, &d);
   } else {
@@ -157,9 +184,29 @@ mica_err *tb_split_done_error(const man_state *m) {
   return err;
 }
 
+static mica_err *split(tablet *t, slice split_key, uint64_t left_id,
+                       uint64_t right_id, const tab_options *opts,
+                       tablet **left, tablet **right,
+                       void (*written)(void *arg), void *arg);
+
 mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
                     uint64_t right_id, const tab_options *opts,
                     tablet **left, tablet **right) {
+  return split(t, split_key, left_id, right_id, opts, left, right, NULL,
+               NULL);
+}
+
+mica_err *tab_split_overlap(tablet *t, slice split_key, uint64_t left_id,
+                            uint64_t right_id,
+                            void (*written)(void *arg), void *arg) {
+  return split(t, split_key, left_id, right_id, NULL, NULL, NULL, written,
+               arg);
+}
+
+static mica_err *split(tablet *t, slice split_key, uint64_t left_id,
+                       uint64_t right_id, const tab_options *opts,
+                       tablet **left, tablet **right,
+                       void (*written)(void *arg), void *arg) {
   if (left != NULL) *left = NULL;
   if (right != NULL) *right = NULL;
   if (split_key.len == 0 || split_key.len > t->o.max_key ||
@@ -215,6 +262,7 @@ mica_err *tab_split(tablet *t, slice split_key, uint64_t left_id,
     m.last_seq = t->last_seq;
     err = tb_write_manifest(t, &m);
     if (err == NULL) err = tb_write_daughters(t->e, t->dir, &m);
+    if (err == NULL && written != NULL) written(arg);
     if (err == NULL) {
       m.state = MAN_SPLIT;
       err = tb_write_manifest(t, &m);

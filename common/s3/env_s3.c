@@ -21,10 +21,33 @@
 #include "common/s3/s3_cache.h"
 #include "common/s3/s3_xml.h"
 
+/* An object this env uploaded through a writer (an SSTable), remembered
+ * so that opening it for reading right after, which a flush, a compaction
+ * and a split's daughters all do, needs no HEAD: its size and ETag are
+ * known from the PUT. With a disk cache its chunks are also stored there
+ * at upload (cache on write), so those reads send no GET either. Names
+ * written through a writer carry the writer's epoch and a file number and
+ * are never rewritten by another process (the epoch rule); a rewrite or
+ * removal by this env forgets the entry. An object removed by another
+ * process would still open here, as an unlinked file stays readable on
+ * POSIX; only garbage collection removes SSTables, and never one a live
+ * manifest lists. */
+#define RECENT_MAX 64
+
+typedef struct recent_obj {
+  char *bk;        /* "bucket/key"; NULL for a free slot */
+  uint64_t size;
+  char etag[128];
+  uint64_t stamp;  /* for replacing the least recently used */
+} recent_obj;
+
 typedef struct env_s3 {
   struct env base;
   s3_client *cli;
   s3_cache *cache; /* NULL: no disk cache */
+  pthread_mutex_t rmu; /* guards rec and rclock */
+  recent_obj rec[RECENT_MAX];
+  uint64_t rclock;
 } env_s3;
 
 typedef struct s3_reader {
@@ -62,6 +85,36 @@ static bool bucket_ok(const char *b, size_t n) {
   return true;
 }
 
+/* Resolves "." and ".." segments of a key whose slashes are collapsed, in
+ * place, as curl does to a URL's path before sending it (a split
+ * daughter names its parent's files as "../<parent>/<file>"): so one
+ * object has one key here too, for the disk cache's chunk names and the
+ * objects this env just wrote. A ".." with nothing before it stays.
+ * Returns the new length. */
+static size_t drop_dot_segments(char *key) {
+  size_t n = 0, i = 0, len = strlen(key);
+  while (i < len) {
+    size_t j = i;
+    while (j < len && key[j] != '/') j++;
+    size_t sl = j - i;
+    if (sl == 1 && key[i] == '.') {
+      /* dropped */
+    } else if (sl == 2 && key[i] == '.' && key[i + 1] == '.' && n > 0 &&
+               !(n == 2 && key[0] == '.' && key[1] == '.') &&
+               !(n > 2 && strncmp(key + n - 3, "/..", 3) == 0)) {
+      while (n > 0 && key[n - 1] != '/') n--;
+      if (n > 0) n--; /* the slash before the dropped segment */
+    } else {
+      if (n > 0) key[n++] = '/';
+      memmove(key + n, key + i, sl);
+      n += sl;
+    }
+    i = j + 1;
+  }
+  key[n] = '\0';
+  return n;
+}
+
 mica_err *env_s3_parse(const char *path, char **bucket, char **key) {
   *bucket = *key = NULL;
   if (!env_s3_is_path(path))
@@ -85,6 +138,7 @@ mica_err *env_s3_parse(const char *path, char **bucket, char **key) {
   }
   if (n > 0 && out[n - 1] == '/') n--;
   out[n] = '\0';
+  n = drop_dot_segments(out);
   if (n > 1024) {
     free(out);
     return err_new(MICA_INVALID_ARGUMENT, "%s: key longer than 1024 bytes",
@@ -129,14 +183,17 @@ static mica_err *head(env *e, const char *bucket, const char *key,
   return err;
 }
 
+/* `etag` (128 bytes, may be NULL) receives the answer's ETag, "" if
+ * none. */
 static mica_err *put(env *e, const char *bucket, const char *key, slice data,
-                     bool if_none_match) {
+                     bool if_none_match, char *etag) {
   const char *hdr[] = {"If-None-Match: *", NULL};
   s3_request rq = {.method = "PUT", .bucket = bucket, .key = key,
                    .body = data, .headers = if_none_match ? hdr : NULL,
                    .code_412 = MICA_ALREADY_EXISTS};
   s3_response rs;
   mica_err *err = s3_do(cli_of(e), &rq, &rs);
+  if (etag != NULL) snprintf(etag, 128, "%s", err == NULL ? rs.etag : "");
   s3_response_free(&rs);
   return err;
 }
@@ -281,11 +338,108 @@ static mica_err *put_multipart(env *e, const char *bucket, const char *key,
   return err;
 }
 
-static mica_err *upload(env *e, const char *bucket, const char *key,
-                        slice data, bool if_none_match) {
+/* `etag` as for put; always "" after a multipart upload (whose ETag is
+ * not the one a HEAD would give in every implementation). */
+static mica_err *upload_etag(env *e, const char *bucket, const char *key,
+                             slice data, bool if_none_match, char *etag) {
+  if (etag != NULL) etag[0] = '\0';
   if (data.len >= s3_client_config(cli_of(e))->multipart_threshold)
     return put_multipart(e, bucket, key, data, if_none_match);
-  return put(e, bucket, key, data, if_none_match);
+  return put(e, bucket, key, data, if_none_match, etag);
+}
+
+static mica_err *upload(env *e, const char *bucket, const char *key,
+                        slice data, bool if_none_match) {
+  return upload_etag(e, bucket, key, data, if_none_match, NULL);
+}
+
+/* ---- objects this env just wrote ---- */
+
+static char *bucket_key(const char *bucket, const char *key) {
+  size_t n = strlen(bucket) + strlen(key) + 2;
+  char *bk = xmalloc(n);
+  snprintf(bk, n, "%s/%s", bucket, key);
+  return bk;
+}
+
+/* Forgets `bucket`/`key`, or with `prefix` every key starting with it. */
+static void recent_forget(env *e, const char *bucket, const char *key,
+                          bool prefix) {
+  env_s3 *s = (env_s3 *)e;
+  char *bk = bucket_key(bucket, key);
+  size_t n = strlen(bk);
+  pthread_mutex_lock(&s->rmu);
+  for (size_t i = 0; i < RECENT_MAX; i++) {
+    recent_obj *r = &s->rec[i];
+    if (r->bk != NULL &&
+        (prefix ? strncmp(r->bk, bk, n) == 0 : strcmp(r->bk, bk) == 0)) {
+      free(r->bk);
+      r->bk = NULL;
+    }
+  }
+  pthread_mutex_unlock(&s->rmu);
+  free(bk);
+}
+
+/* Remembers an upload of `data` as `etag` and, with a disk cache, stores
+ * its chunks there under that ETag. */
+static void recent_note(env *e, const char *bucket, const char *key,
+                        slice data, const char *etag) {
+  env_s3 *s = (env_s3 *)e;
+  if (etag[0] == '\0') {
+    recent_forget(e, bucket, key, false);
+    return;
+  }
+  if (s->cache != NULL) {
+    uint64_t csize = s3_cache_chunk(s->cache);
+    for (uint64_t idx = 0; idx * csize < data.len; idx++) {
+      uint64_t off = idx * csize;
+      uint64_t clen = data.len - off < csize ? data.len - off : csize;
+      uint8_t id[32];
+      s3_cache_id(s->cache, bucket, key, etag, idx, id);
+      s3_cache_put(s->cache, id, data.data + off, (size_t)clen);
+    }
+  }
+  char *bk = bucket_key(bucket, key);
+  pthread_mutex_lock(&s->rmu);
+  recent_obj *slot = NULL;
+  for (size_t i = 0; i < RECENT_MAX && slot == NULL; i++)
+    if (s->rec[i].bk != NULL && strcmp(s->rec[i].bk, bk) == 0)
+      slot = &s->rec[i];
+  for (size_t i = 0; i < RECENT_MAX && slot == NULL; i++)
+    if (s->rec[i].bk == NULL) slot = &s->rec[i];
+  if (slot == NULL) {
+    slot = &s->rec[0];
+    for (size_t i = 1; i < RECENT_MAX; i++)
+      if (s->rec[i].stamp < slot->stamp) slot = &s->rec[i];
+  }
+  free(slot->bk);
+  slot->bk = bk;
+  slot->size = data.len;
+  snprintf(slot->etag, sizeof(slot->etag), "%s", etag);
+  slot->stamp = ++s->rclock;
+  pthread_mutex_unlock(&s->rmu);
+}
+
+/* Size and ETag of `bucket`/`key` if this env uploaded it recently. */
+static bool recent_find(env *e, const char *bucket, const char *key,
+                        uint64_t *size, char *etag, size_t etag_n) {
+  env_s3 *s = (env_s3 *)e;
+  char *bk = bucket_key(bucket, key);
+  bool found = false;
+  pthread_mutex_lock(&s->rmu);
+  for (size_t i = 0; i < RECENT_MAX && !found; i++) {
+    recent_obj *r = &s->rec[i];
+    if (r->bk != NULL && strcmp(r->bk, bk) == 0) {
+      *size = r->size;
+      snprintf(etag, etag_n, "%s", r->etag);
+      r->stamp = ++s->rclock;
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&s->rmu);
+  free(bk);
+  return found;
 }
 
 /* Calls `fn` for every key (and, with a delimiter, every common prefix)
@@ -351,7 +505,8 @@ static mica_err *s3_open_reader(env *e, const char *path, env_reader **out) {
   if (err != NULL) return err;
   uint64_t size = 0;
   char etag[128];
-  err = head(e, bucket, key, &size, etag, sizeof(etag));
+  if (!recent_find(e, bucket, key, &size, etag, sizeof(etag)))
+    err = head(e, bucket, key, &size, etag, sizeof(etag));
   if (err != NULL) {
     free(bucket);
     free(key);
@@ -518,9 +673,15 @@ static mica_err *s3_append(env_writer *wb, const void *data, size_t n) {
 static mica_err *s3_sync(env_writer *wb) {
   s3_writer *w = (s3_writer *)wb;
   if (w->uploaded && w->synced == w->data.len) return NULL;
-  mica_err *err = upload(w->base.owner, w->bucket, w->key, buf_slice(&w->data),
-                         w->create_new && !w->uploaded);
-  if (err != NULL) return err_wrap(err, "sync %s", w->path);
+  char etag[128];
+  mica_err *err = upload_etag(w->base.owner, w->bucket, w->key,
+                              buf_slice(&w->data),
+                              w->create_new && !w->uploaded, etag);
+  if (err != NULL) {
+    recent_forget(w->base.owner, w->bucket, w->key, false);
+    return err_wrap(err, "sync %s", w->path);
+  }
+  recent_note(w->base.owner, w->bucket, w->key, buf_slice(&w->data), etag);
   w->uploaded = true;
   w->synced = w->data.len;
   return NULL;
@@ -536,9 +697,16 @@ static mica_err *s3_writer_close(env_writer *wb) {
   s3_writer *w = (s3_writer *)wb;
   mica_err *err = NULL;
   if (!w->uploaded || w->synced != w->data.len) {
-    err = upload(w->base.owner, w->bucket, w->key, buf_slice(&w->data),
-                 w->create_new && !w->uploaded);
-    if (err != NULL) err = err_wrap(err, "close %s", w->path);
+    char etag[128];
+    err = upload_etag(w->base.owner, w->bucket, w->key, buf_slice(&w->data),
+                      w->create_new && !w->uploaded, etag);
+    if (err != NULL) {
+      recent_forget(w->base.owner, w->bucket, w->key, false);
+      err = err_wrap(err, "close %s", w->path);
+    } else {
+      recent_note(w->base.owner, w->bucket, w->key, buf_slice(&w->data),
+                  etag);
+    }
   }
   buf_free(&w->data);
   free(w->bucket);
@@ -632,6 +800,9 @@ static mica_err *s3_rename(env *e, const char *from, const char *to) {
     free(fk);
     return err;
   }
+  /* Both names, and whatever is under them as directories. */
+  recent_forget(e, fb, fk, true);
+  recent_forget(e, tb, tk, true);
   err = copy_object(e, fb, fk, tb, tk);
   if (err == NULL) {
     err = delete_key(e, fb, fk);
@@ -650,6 +821,7 @@ static mica_err *s3_remove(env *e, const char *path) {
   mica_err *err = parse_object("remove", path, &bucket, &key);
   if (err != NULL) return err;
   uint64_t size;
+  recent_forget(e, bucket, key, false);
   err = head(e, bucket, key, &size, NULL, 0);
   if (err == NULL) err = delete_key(e, bucket, key);
   free(bucket);
@@ -661,6 +833,7 @@ static mica_err *s3_remove_if_present(env *e, const char *path) {
   char *bucket, *key;
   mica_err *err = parse_object("remove", path, &bucket, &key);
   if (err != NULL) return err;
+  recent_forget(e, bucket, key, false);
   err = delete_key(e, bucket, key); /* S3 answers 204 for a missing key */
   if (err != NULL && err_code(err) == MICA_NOT_FOUND) { /* some others 404 */
     err_free(err);
@@ -706,6 +879,8 @@ static mica_err *s3_remove_tree(env *e, const char *path) {
   mica_err *err = env_s3_parse(path, &bucket, &key);
   if (err != NULL) return err_wrap(err, "remove");
   char *prefix = dir_prefix(key);
+  recent_forget(e, bucket, key, false);
+  recent_forget(e, bucket, prefix, true);
   tree_del t = {e, bucket};
   err = list_prefix(e, bucket, prefix, false, 1000, false, delete_one, &t);
   if (err == NULL && key[0] != '\0') {
@@ -823,6 +998,7 @@ static mica_err *s3_write_file_atomic(env *e, const char *path, slice data) {
   char *bucket, *key;
   mica_err *err = parse_object("write", path, &bucket, &key);
   if (err != NULL) return err;
+  recent_forget(e, bucket, key, false);
   err = upload(e, bucket, key, data, false);
   free(bucket);
   free(key);
@@ -837,6 +1013,7 @@ static mica_err *s3_write_file_new(env *e, const char *path, slice data) {
   char *bucket, *key;
   mica_err *err = parse_object("write", path, &bucket, &key);
   if (err != NULL) return err;
+  recent_forget(e, bucket, key, false);
   err = upload(e, bucket, key, data, true);
   free(bucket);
   free(key);
@@ -965,6 +1142,7 @@ mica_err *env_s3_new(const s3_config *c, env **out) {
     }
   }
   env_s3 *e = xcalloc(1, sizeof(*e));
+  pthread_mutex_init(&e->rmu, NULL);
   e->base.ops = &s3_ops;
   e->cli = cli;
   e->cache = dc;
@@ -975,6 +1153,8 @@ mica_err *env_s3_new(const s3_config *c, env **out) {
 void env_s3_free(env *e) {
   if (e == NULL) return;
   env_s3 *s = (env_s3 *)e;
+  for (size_t i = 0; i < RECENT_MAX; i++) free(s->rec[i].bk);
+  pthread_mutex_destroy(&s->rmu);
   s3_cache_close(s->cache);
   s3_client_free(s->cli);
   free(s);

@@ -134,7 +134,8 @@ static ts_tab *find(ts_server *s, uint64_t id) {
 /* Splits the engine tablet `t` (taken; freed in every case) at `key` into
  * daughters `l` and `r`, which are created but not opened. */
 static mica_err *engine_split(tablet *t, slice key, const rpc_route *l,
-                              const rpc_route *r) {
+                              const rpc_route *r, void (*written)(void *),
+                              void *arg) {
   uint64_t parent_epoch = tab_epoch(t);
   if (l->assign_epoch < parent_epoch || r->assign_epoch < parent_epoch) {
     /* The daughters' MANIFESTs carry the parent's epoch; an owner with a
@@ -148,7 +149,7 @@ static mica_err *engine_split(tablet *t, slice key, const rpc_route *l,
     err_free(tab_close(t));
     return e;
   }
-  return tab_split(t, key, l->tablet_id, r->tablet_id, NULL, NULL, NULL);
+  return tab_split_overlap(t, key, l->tablet_id, r->tablet_id, written, arg);
 }
 
 /* Opens daughter or ordinary tablet `d` from directory `abs`. */
@@ -187,6 +188,69 @@ static void open_daughters(daughter_open o[2]) {
     pthread_join(th, NULL);
   else
     daughter_open_main(&o[1]);
+}
+
+/* The daughters' opens started early: from the moment both daughters'
+ * manifests are durable (tab_split_overlap), beside the parent's SPLIT
+ * write, each in its own thread. They are joined after the split, and
+ * the daughters serve only if the split is recorded. */
+typedef struct early_opens {
+  daughter_open *dop;
+  pthread_t th[2];
+  bool started[2];
+  bool called;
+} early_opens;
+
+static void start_opens(void *arg) {
+  early_opens *eo = arg;
+  eo->called = true;
+  for (int i = 0; i < 2; i++)
+    eo->started[i] = pthread_create(&eo->th[i], NULL, daughter_open_main,
+                                    &eo->dop[i]) == 0;
+}
+
+/* After engine_split failed on parent `tt`: whether its split is recorded
+ * all the same, i.e. its MANIFEST says SPLIT, so the daughters may open.
+ * The failure may have come after the commit (a SPLIT write whose answer
+ * was lost), or between SPLITTING and SPLIT, where the split is decided
+ * but not done; that one is rolled forward once here by reopening the
+ * parent (tablet_open.c finishes a SPLITTING split and answers
+ * NOT_SERVING), which a transient storage fault lets through. On true
+ * `*e` is freed and set to NULL; on false it is kept (a failed roll
+ * forward is added to it). admin_mu held. */
+static bool split_recorded(ts_server *s, const ts_tab *tt, mica_err **e) {
+  man_state m;
+  man_init(&m);
+  mica_err *re = man_read(s->e, tt->dir, &m);
+  if (re == NULL && m.state == MAN_SPLITTING) {
+    tablet *pt = NULL;
+    re = engine_open(s, &tt->d, tt->dir, false, &pt);
+    if (re == NULL) {
+      err_free(tab_close(pt)); /* cannot happen: SPLITTING never serves */
+    } else if (err_code(re) == MICA_NOT_SERVING) {
+      err_free(re);
+      man_clear(&m);
+      man_init(&m);
+      re = man_read(s->e, tt->dir, &m);
+    }
+  }
+  bool done = re == NULL && m.state == MAN_SPLIT;
+  if (done) {
+    LOG_W("split of tablet %" PRIu64 ": recorded although the split "
+          "reported: %s", tt->d.tablet_id, err_msg(*e));
+    err_free(*e);
+    *e = NULL;
+  } else if (re != NULL) {
+    mica_err *both = err_new(err_code(*e), "%s; the parent's MANIFEST "
+                             "could not be checked or finished (%s), so "
+                             "the daughters stay closed", err_msg(*e),
+                             err_msg(re));
+    err_free(*e);
+    *e = both;
+    err_free(re);
+  }
+  man_clear(&m);
+  return done;
 }
 
 /* Daughters' directories: siblings of the parent's. */
@@ -255,7 +319,7 @@ static mica_err *finish_split(ts_server *s, const rpc_route *d,
                   d->tablet_id, l.assign_epoch, pid, ptt->d.assign_epoch);
     } else {
       ts_quiesce(s, ptt, TS_SPLITTING);
-      e = engine_split(ptt->t, key, &l, &r);
+      e = engine_split(ptt->t, key, &l, &r, NULL, NULL);
       pthread_mutex_lock(&s->mu);
       ts_reg_remove_locked(s, ptt);
       pthread_mutex_unlock(&s->mu);
@@ -307,7 +371,7 @@ static mica_err *finish_split(ts_server *s, const rpc_route *d,
       LOG_I("finishing the committed split of tablet %" PRIu64
             " into %" PRIu64 " and %" PRIu64 " from its files",
             pid, l.tablet_id, r.tablet_id);
-      e = engine_split(pt, key, &l, &r);
+      e = engine_split(pt, key, &l, &r, NULL, NULL);
     } else if (e == NULL) {
       err_free(tab_close(pt));
     } else if (err_code(e) == MICA_NOT_SERVING) {
@@ -602,12 +666,6 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
   }
   if (e == NULL) {
     ts_quiesce(s, tt, TS_SPLITTING);
-    e = engine_split(tt->t, key, &l, &r);
-    tt->t = NULL;
-    /* Open both daughters while the parent still answers "being split",
-     * so no client is ever sent to a daughter that does not serve yet.
-     * After a failed split this also finds out whether the engine got
-     * past its commit point. */
     const rpc_route *ds[2] = {&l, &r};
     daughter_open dop[2];
     for (int i = 0; i < 2; i++) {
@@ -615,9 +673,37 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       daughter_dirs(tt->dir, tt->rel_dir, ds[i]->tablet_id, &dop[i].abs,
                     &dop[i].rel);
     }
-    open_daughters(dop);
+    early_opens eo = {.dop = dop};
+    e = engine_split(tt->t, key, &l, &r, start_opens, &eo);
+    tt->t = NULL;
+    for (int i = 0; i < 2; i++)
+      if (eo.started[i]) pthread_join(eo.th[i], NULL);
+    /* The daughters serve only once the parent's MANIFEST says SPLIT: a
+     * daughter serving beside a parent that says SPLITTING (its SPLIT
+     * write failed) or LIVE would acknowledge writes under a split that
+     * storage does not record (split_recorded). Daughters opened early
+     * (above) are closed again if it does not. They are put in service
+     * while the parent still answers "being split", so no client is ever
+     * sent to a daughter that does not serve yet. */
+    bool recorded = e == NULL || split_recorded(s, tt, &e);
+    if (!eo.called && recorded) {
+      open_daughters(dop);
+    } else if (eo.called) {
+      for (int i = 0; i < 2; i++) {
+        if (!recorded && dop[i].t != NULL) {
+          err_free(tab_close(dop[i].t));
+          dop[i].t = NULL;
+        }
+        if (!recorded) {
+          err_free(dop[i].err);
+          dop[i].err = NULL;
+        } else if (!eo.started[i]) {
+          daughter_open_main(&dop[i]);
+        }
+      }
+    }
     bool opened = false;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && recorded; i++) {
       mica_err *oe = dop[i].err;
       if (oe == NULL) {
         ts_reg_insert(s, tab_new(ds[i], dop[i].abs, dop[i].rel, dop[i].t));
@@ -627,6 +713,8 @@ mica_err *ts_split_tablet(ts_server *s, uint64_t id, uint64_t range_epoch,
       } else {
         err_free(oe);
       }
+    }
+    for (int i = 0; i < 2; i++) {
       free(dop[i].abs);
       free(dop[i].rel);
     }

@@ -232,6 +232,67 @@ static uint64_t dir_bytes(const char *dir, size_t *files) {
   return total;
 }
 
+/* What a writer of this env uploaded is opened without a HEAD and, with a
+ * disk cache, read without a GET (its chunks were stored at upload); the
+ * same object named through "../" is the same object; a rewrite or a
+ * removal by this env is never answered from what it remembered. */
+static void test_cache_on_write(void) {
+  const char *cdir = tu_tmpdir();
+  env *e = cached_env(cdir, "64m", "64k");
+  char *dir = s3h_new_root();
+  char *p = s3h_path_in(dir, "t1/000001.sst");
+  size_t n = 200000; /* 4 chunks of 64 KiB, the last one short */
+  uint8_t *data = xmalloc(n);
+  tu_rand_bytes(data, n);
+  s3h_log_reset();
+  env_writer *w;
+  TU_OK(env_open_writer(e, p, ENV_CREATE_NEW, &w));
+  TU_OK(env_append(w, data, n));
+  TU_OK(env_sync(w));
+  TU_OK(env_writer_close(w));
+  char *t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "PUT "), 1);
+  free(t);
+
+  s3h_log_reset();
+  read_check(e, p, data, n);
+  char *via = s3h_path_in(dir, "t2/../t1/000001.sst");
+  read_check(e, via, data, n);
+  t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, " "), 0);
+  free(t);
+  size_t files;
+  CU_ASSERT_EQUAL(dir_bytes(cdir, &files), chunk_file_bytes(n, 65536));
+  CU_ASSERT_EQUAL(files, 4);
+
+  /* Replaced by a whole-file write: opened with a HEAD, new bytes. */
+  tu_rand_bytes(data, n);
+  TU_OK(env_write_file_atomic(e, p, slice_make(data, n)));
+  s3h_log_reset();
+  read_check(e, via, data, n);
+  t = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "HEAD "), 1);
+  free(t);
+
+  /* Written again through a writer, then removed: NOT_FOUND, as S3 says. */
+  TU_OK(env_open_writer(e, p, ENV_TRUNCATE, &w));
+  TU_OK(env_append(w, data, n));
+  TU_OK(env_writer_close(w));
+  TU_OK(env_remove_if_present(e, p));
+  env_reader *r = NULL;
+  TU_ERR(env_open_reader(e, p, &r), MICA_NOT_FOUND);
+  TU_OK(env_open_writer(e, p, ENV_TRUNCATE, &w));
+  TU_OK(env_append(w, data, n));
+  TU_OK(env_writer_close(w));
+  TU_OK(env_remove_tree(e, dir));
+  TU_ERR(env_open_reader(e, via, &r), MICA_NOT_FOUND);
+  env_s3_free(e);
+  free(via);
+  free(p);
+  free(dir);
+  free(data);
+}
+
 /* A warm cache answers every read without S3, across readers and across a
  * restart; a replaced object is never served stale. */
 static void test_cache_warm(void) {
@@ -486,6 +547,7 @@ static CU_TestInfo unit_tests[] = {
 };
 
 static CU_TestInfo cache_tests[] = {
+    {"cache on write: no HEAD, no GET; rewrites and removals", test_cache_on_write},
     {"warm reads, restart, replaced objects, damage", test_cache_warm},
     {"budget and eviction", test_cache_budget},
     {"request counters by kind, retries, /metrics text", test_request_counters},
