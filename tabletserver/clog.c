@@ -6,6 +6,7 @@
  * its tablet. Formats: COMMITLOG_FORMAT.md. */
 #include "tabletserver/clog.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1272,8 +1273,32 @@ static struct {
 } rc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
         CLOG_REPLAY_CACHE_BYTES, 0, 0, 0, 0, 0, 0};
 
-uint64_t clog_replay_cache_set_limit(uint64_t bytes) {
+/* MICA_CLOG_REPLAY_CACHE_MB, read once, sets the limit's default (0
+ * turns sharing off); a malformed value is logged and ignored. */
+static pthread_once_t rc_once = PTHREAD_ONCE_INIT;
+static bool rc_limit_set;
+
+static void rc_read_environ(void) {
+  const char *v = getenv("MICA_CLOG_REPLAY_CACHE_MB");
+  if (v == NULL || v[0] == '\0') return;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long mb = strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0' || v[0] == '-' || mb > (1ull << 40)) {
+    LOG_W("MICA_CLOG_REPLAY_CACHE_MB=%s is not a number of MiB; keeping "
+          "the default limit of %" PRIu64 " MiB for shared log replays",
+          v, CLOG_REPLAY_CACHE_BYTES >> 20);
+    return;
+  }
   pthread_mutex_lock(&rc.mu);
+  if (!rc_limit_set) rc.limit = (uint64_t)mb << 20;
+  pthread_mutex_unlock(&rc.mu);
+}
+
+uint64_t clog_replay_cache_set_limit(uint64_t bytes) {
+  pthread_once(&rc_once, rc_read_environ);
+  pthread_mutex_lock(&rc.mu);
+  rc_limit_set = true;
   uint64_t old = rc.limit;
   rc.limit = bytes;
   pthread_mutex_unlock(&rc.mu);
@@ -1294,6 +1319,7 @@ void clog_replay_cache_get_stats(clog_replay_cache_stats *out) {
 }
 
 static rc_log *rc_join(env *e, const char *dir) {
+  pthread_once(&rc_once, rc_read_environ);
   pthread_mutex_lock(&rc.mu);
   rc_log *g = rc.logs;
   while (g != NULL && !(g->e == e && strcmp(g->dir, dir) == 0)) g = g->next;

@@ -288,7 +288,9 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
  * share. */
 
 /* The default limit of kept bytes, over every log of the process:
- * objects and their frame tables. */
+ * objects and their frame tables. The environment variable
+ * MICA_CLOG_REPLAY_CACHE_MB, read once, replaces it (in MiB; 0 turns
+ * sharing off); clog_replay_cache_set_limit replaces both. */
 #define CLOG_REPLAY_CACHE_BYTES ((uint64_t)256 << 20)
 
 /* Sets the limit (0: no sharing, every replay reads every object it
