@@ -21,7 +21,9 @@
  * under that epoch, and passes only the records of that tablet and epoch
  * above the flushed sequence number. So several new owners of a dead
  * server's tablets each read only what they need, at the same time, and
- * none writes anything into the dead server's log.
+ * none writes anything into the dead server's log. On S3 (object mode),
+ * one owner's replays of one log that run at the same time fetch each
+ * object once between them (below, "one read of a log").
  *
  * ---- Fencing ----
  *
