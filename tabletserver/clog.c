@@ -347,16 +347,21 @@ static size_t take_deletable_locked(clog *l, clog_seg **out) {
 }
 
 static void delete_segments(clog *l, clog_seg **v, size_t n) {
+  if (l->objects && n > 0) {
+    /* One object per group, no index; all of them in as few requests as
+     * the env allows (S3: one multi-object delete per 1000). A failed
+     * PUT's object may exist (its answer was lost) or not. What a failed
+     * request leaves is the collector's. */
+    const char **paths = xcalloc(n, sizeof(*paths));
+    for (size_t i = 0; i < n; i++) paths[i] = v[i]->path;
+    mica_err *err = env_remove_many(l->e, paths, n);
+    if (err != NULL) LOG_W("commit log %s: %s", l->name, err_msg(err));
+    err_free(err);
+    free(paths);
+    for (size_t i = 0; i < n; i++) seg_free(v[i]);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
-    if (l->objects) {
-      /* One object per group, no index. A failed PUT's object may exist
-       * (its answer was lost) or not. */
-      mica_err *err = env_remove_if_present(l->e, v[i]->path);
-      if (err != NULL) LOG_W("commit log %s: %s", l->name, err_msg(err));
-      err_free(err);
-      seg_free(v[i]);
-      continue;
-    }
     char name[64];
     index_name(name, sizeof(name), v[i]->number);
     char *ip = path_join(l->dir, name);
@@ -489,8 +494,13 @@ static void *writer_main(void *arg) {
 
 static void delete_segments(clog *l, clog_seg **v, size_t n);
 
-/* The deleter thread (object mode): deletes queued objects one by one,
- * oldest first, until clog_close has it finish the queue and stop. */
+/* The most objects one deletion takes (S3's multi-object delete takes up
+ * to 1000 keys per request). */
+enum { CLOG_DELETE_BATCH = 1000 };
+
+/* The deleter thread (object mode): deletes the queued objects, oldest
+ * first, in batches of up to CLOG_DELETE_BATCH (one request each on S3),
+ * until clog_close has it finish the queue and stop. */
 static void *deleter_main(void *arg) {
   clog *l = arg;
   pthread_mutex_lock(&l->mu);
@@ -500,11 +510,15 @@ static void *deleter_main(void *arg) {
       pthread_cond_wait(&l->del_cv, &l->mu);
       continue;
     }
-    clog_seg *s = l->dq[0];
-    memmove(&l->dq[0], &l->dq[1], (l->n_dq - 1) * sizeof(*l->dq));
-    l->n_dq--;
+    /* Up to one multi-object delete's worth at a time. */
+    size_t k = l->n_dq < CLOG_DELETE_BATCH ? l->n_dq : CLOG_DELETE_BATCH;
+    clog_seg **v = xcalloc(k, sizeof(*v));
+    memcpy(v, l->dq, k * sizeof(*v));
+    memmove(&l->dq[0], &l->dq[k], (l->n_dq - k) * sizeof(*l->dq));
+    l->n_dq -= k;
     pthread_mutex_unlock(&l->mu);
-    delete_segments(l, &s, 1);
+    delete_segments(l, v, k);
+    free(v);
     pthread_mutex_lock(&l->mu);
   }
   pthread_mutex_unlock(&l->mu);
@@ -1832,19 +1846,21 @@ mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
          * nothing any tablet will replay (docs/storage.md). */
         uint64_t floor = x != NULL ? x->floor : UINT64_MAX;
         size_t left = 0, gone = 0;
-        for (size_t j = 0; j < c[i].n_objs && err == NULL; j++) {
+        char **paths = xcalloc(c[i].n_objs + 1, sizeof(*paths));
+        for (size_t j = 0; j < c[i].n_objs; j++) {
           if (c[i].objs[j] >= floor) {
             left++;
             continue;
           }
           char name[64];
-          char *path = path_join(c[i].dir, clog_segment_name(
-                                               name, sizeof(name),
-                                               c[i].objs[j]));
-          err = env_remove_if_present(e, path);
-          free(path);
-          gone++;
+          paths[gone++] = path_join(c[i].dir, clog_segment_name(
+                                                  name, sizeof(name),
+                                                  c[i].objs[j]));
         }
+        /* One multi-object delete per 1000 on S3. */
+        err = env_remove_many(e, (const char *const *)paths, gone);
+        for (size_t j = 0; j < gone; j++) free(paths[j]);
+        free(paths);
         /* Markers last, and only old ones: a server renews its marker
          * (under a new name) before a take-over names its log, so a
          * marker older than the horizon when no manifest needed the log

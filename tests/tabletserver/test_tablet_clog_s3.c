@@ -21,7 +21,9 @@
  *    too;
  *  - delete_after_flush_and_collect: a flush deletes the objects every
  *    tablet flushed past; a dead log's objects stay while a manifest needs
- *    them and go (with the marker, once old) after the take-over;
+ *    them and go (with the marker, once old) after the take-over; both
+ *    deletions are multi-object deletes (POST ?delete), not a DELETE per
+ *    object;
  *  - wal_dir_elsewhere: through the tablet server's route env, the log
  *    lives under another s3:// prefix (--wal-dir s3://...);
  *  - replay_many_objects: a log of many objects replays every record in
@@ -470,9 +472,16 @@ static void test_delete_after_flush_and_collect(void) {
   count_objects(s3h_env, root, "live", &groups, &markers);
   CU_ASSERT_EQUAL(groups, 5);
   /* Flushed past every record: the log's objects go (in the
-   * background: a flush does not wait for their deletion). */
+   * background: a flush does not wait for their deletion), by
+   * multi-object delete (POST ?delete), not one DELETE each. */
+  s3h_log_reset();
   TU_OK(tab_flush(t));
   CU_ASSERT_EQUAL(wait_groups(s3h_env, root, "live", 0), 0);
+  char *text = s3h_log_text();
+  CU_ASSERT(S3H_COUNT(text, "POST ", "?delete") >= 1);
+  CU_ASSERT(S3H_COUNT(text, "POST ", "?delete") <= 5);
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "DELETE ", "/clog-"), 0);
+  free(text);
   count_objects(s3h_env, root, "live", &groups, &markers);
   CU_ASSERT_EQUAL(markers, 1);
   clog_stats cs;
@@ -506,10 +515,16 @@ static void test_delete_after_flush_and_collect(void) {
   clog_get_stats(l, &cs);
   CU_ASSERT(cs.markers > markers_before);
   tt_put(t1, "after", "x");
-  /* Now the dead log goes, objects and marker; the live one, named by
-   * tablet 1's manifest, keeps its objects and marker. */
+  /* Now the dead log goes, objects (one multi-object delete) and
+   * marker; the live one, named by tablet 1's manifest, keeps its objects
+   * and marker. */
+  s3h_log_reset();
   TU_OK(clog_collect_dead_horizon(s3h_env, tt_tablets_dir(root), 0,
                                   &removed));
+  text = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "POST ", "?delete"), 1);
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "DELETE ", "/clog-"), 0);
+  free(text);
   CU_ASSERT_EQUAL(removed, 1);
   count_objects(s3h_env, root, "dead", &groups, &markers);
   CU_ASSERT_EQUAL(groups + markers, 0);
