@@ -1254,7 +1254,9 @@ static mica_err *replay_parsed(const char *path, const obj_parsed *o,
  * each replay still LISTs the log itself and takes only the objects its
  * own listing shows: it reads what it would have read alone.
  *
- * The kept objects of a log are dropped when its last replay ends. All
+ * The kept objects of a log stay for a linger (10 s) after its last
+ * replay ends, for the next open of the same log's tablets (a tablet
+ * server opens one at a time), then the reaper thread drops them. All
  * the logs' kept objects together stay under a process-wide limit
  * (clog_replay_cache_set_limit); an object that does not fit is not kept,
  * and every replay reads it on its own (one GET each, as without sharing).
@@ -1273,6 +1275,7 @@ typedef struct rc_log {
   env *e;
   char *dir;
   unsigned users;
+  uint64_t idle_since; /* monotonic µs when users fell to 0 */
   rc_obj **v; /* sorted by number */
   size_t n;
   struct rc_log *next;
@@ -1282,10 +1285,19 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   rc_log *logs;
-  uint64_t limit, held;
+  uint64_t limit, held, linger_us;
   uint64_t gets, shared, waits, refused, replays;
+  bool reaper;             /* the reaper thread runs */
+  pthread_cond_t reaper_cv;
 } rc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
-        CLOG_REPLAY_CACHE_BYTES, 0, 0, 0, 0, 0, 0};
+        CLOG_REPLAY_CACHE_BYTES, 0, CLOG_REPLAY_CACHE_LINGER_US, 0, 0, 0, 0, 0,
+        false, PTHREAD_COND_INITIALIZER};
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* MICA_CLOG_REPLAY_CACHE_MB, read once, sets the limit's default (0
  * turns sharing off); a malformed value is logged and ignored. */
@@ -1328,8 +1340,75 @@ void clog_replay_cache_get_stats(clog_replay_cache_stats *out) {
   out->refused = rc.refused;
   out->held_bytes = rc.held;
   out->replays = rc.replays;
-  for (rc_log *g = rc.logs; g != NULL; g = g->next) out->logs++;
+  for (rc_log *g = rc.logs; g != NULL; g = g->next) {
+    out->logs++;
+    if (g->users == 0) out->lingering++;
+  }
   pthread_mutex_unlock(&rc.mu);
+}
+
+uint64_t clog_replay_cache_set_linger(uint64_t us) {
+  pthread_mutex_lock(&rc.mu);
+  uint64_t old = rc.linger_us;
+  rc.linger_us = us;
+  pthread_cond_broadcast(&rc.reaper_cv);
+  pthread_mutex_unlock(&rc.mu);
+  return old;
+}
+
+/* Unlinks log `g` (no replay uses it) and frees it with its objects.
+ * Caller holds rc.mu. */
+static void rc_drop_locked(rc_log *g) {
+  rc_log **pp = &rc.logs;
+  while (*pp != g) pp = &(*pp)->next;
+  *pp = g->next;
+  for (size_t i = 0; i < g->n; i++) {
+    rc.held -= g->v[i]->bytes;
+    obj_parsed_free(&g->v[i]->po);
+    free(g->v[i]);
+  }
+  free(g->v);
+  free(g->dir);
+  free(g);
+}
+
+/* Drops every log no replay uses whose linger ended by `now` (all of
+ * them when `all`), and returns the earliest end of a linger still
+ * running (0 if none). Caller holds rc.mu. */
+static uint64_t rc_expire_locked(uint64_t now, bool all) {
+  uint64_t next = 0;
+  for (rc_log *g = rc.logs, *nx; g != NULL; g = nx) {
+    nx = g->next;
+    if (g->users > 0) continue;
+    uint64_t end = g->idle_since + rc.linger_us;
+    if (all || end <= now) {
+      rc_drop_locked(g);
+    } else if (next == 0 || end < next) {
+      next = end;
+    }
+  }
+  return next;
+}
+
+/* The reaper: drops lingering logs when their linger ends; exits when
+ * none is left. */
+static void *rc_reaper_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&rc.mu);
+  for (;;) {
+    uint64_t now = mono_us();
+    uint64_t next = rc_expire_locked(now, false);
+    if (next == 0) break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (next - now) * 1000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&rc.reaper_cv, &rc.mu, &ts);
+  }
+  rc.reaper = false;
+  pthread_mutex_unlock(&rc.mu);
+  return NULL;
 }
 
 static rc_log *rc_join(env *e, const char *dir) {
@@ -1350,6 +1429,10 @@ static rc_log *rc_join(env *e, const char *dir) {
   return g;
 }
 
+/* The last replay of a log to end keeps its objects for the linger (a
+ * tablet server opens tablets one at a time, so the next open of the
+ * same dead log's tablets usually starts within it), then the reaper
+ * drops them; with no linger they go at once. */
 static void rc_leave(rc_log *g) {
   pthread_mutex_lock(&rc.mu);
   rc.replays--;
@@ -1357,18 +1440,23 @@ static void rc_leave(rc_log *g) {
     pthread_mutex_unlock(&rc.mu);
     return;
   }
-  rc_log **pp = &rc.logs;
-  while (*pp != g) pp = &(*pp)->next;
-  *pp = g->next;
-  for (size_t i = 0; i < g->n; i++) rc.held -= g->v[i]->bytes;
-  pthread_mutex_unlock(&rc.mu);
-  for (size_t i = 0; i < g->n; i++) {
-    obj_parsed_free(&g->v[i]->po);
-    free(g->v[i]);
+  g->idle_since = mono_us();
+  if (rc.linger_us == 0 || g->n == 0) {
+    rc_drop_locked(g);
+  } else if (!rc.reaper) {
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, rc_reaper_main, NULL) == 0)
+      rc.reaper = true;
+    else
+      rc_drop_locked(g); /* no reaper: no linger */
+    pthread_attr_destroy(&at);
+  } else {
+    pthread_cond_broadcast(&rc.reaper_cv);
   }
-  free(g->v);
-  free(g->dir);
-  free(g);
+  pthread_mutex_unlock(&rc.mu);
 }
 
 /* The position of object `number` in g->v, or where it would go. Caller
@@ -1447,6 +1535,8 @@ static const obj_parsed *rc_get(rc_log *g, const char *path,
     rc_remove_locked(g, mine);
   } else {
     uint64_t bytes = po.b.len + po.nf * sizeof(obj_frame) + sizeof(*mine);
+    /* Lingering logs (no replay uses them) make room first. */
+    if (rc.held + bytes > rc.limit) rc_expire_locked(0, true);
     if (rc.held + bytes <= rc.limit) {
       mine->po = po;
       mine->bytes = bytes;

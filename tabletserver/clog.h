@@ -283,7 +283,10 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
  * the log itself and takes only the objects its listing shows (objects
  * are never rewritten: a kept copy is what a GET would return), so it
  * passes exactly the records it would pass alone. The kept objects of a
- * log are dropped when its last replay ends. Objects that would take the
+ * log stay for a linger after its last replay ends (a tablet server opens
+ * tablets one at a time, under its admin lock, so the opens of one dead
+ * server's tablets follow each other rather than overlap), then a
+ * background thread drops them. Objects that would take the
  * process's kept bytes past the limit are not kept: every replay that
  * needs one reads it on its own, as without sharing. Segment mode (local
  * files, read through the page cache and skipped by index) does not
@@ -300,6 +303,13 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
  * until their log's replays end. */
 uint64_t clog_replay_cache_set_limit(uint64_t bytes);
 
+/* How long a log's kept objects stay after its last replay ended. An
+ * object is never rewritten in a real log; a test that rewrites one in
+ * place (to damage it) and replays again sets this to 0. */
+#define CLOG_REPLAY_CACHE_LINGER_US (10ull * 1000000ull)
+/* Sets the linger and returns the previous one. */
+uint64_t clog_replay_cache_set_linger(uint64_t us);
+
 typedef struct clog_replay_cache_stats {
   uint64_t gets;       /* objects fetched by replays (one GET each) */
   uint64_t shared;     /* objects a replay took from the kept copies */
@@ -307,7 +317,8 @@ typedef struct clog_replay_cache_stats {
   uint64_t refused;    /* objects not kept: over the limit */
   uint64_t held_bytes; /* kept now */
   uint64_t replays;    /* object-mode replays running now */
-  uint64_t logs;       /* logs with a replay running now */
+  uint64_t logs;       /* logs with objects kept (running or lingering) */
+  uint64_t lingering;  /* of those, logs no replay uses now */
 } clog_replay_cache_stats;
 void clog_replay_cache_get_stats(clog_replay_cache_stats *out);
 

@@ -39,6 +39,9 @@
  *    by each replay on its own, with the same records; a damaged object
  *    is CORRUPTION naming it and the offset for every replay; nothing
  *    stays held once the replays end;
+ *  - sequential_recovery_linger: six replays of one log one after
+ *    another (a tablet server's opens are serialized) read each object
+ *    once, kept for the linger; the reaper drops them when it ends;
  *  - concurrent_opens_fenced_late_put: a killed server's four tablets
  *    opened at once by a new owner, one of them taken over earlier by a
  *    third server while the fenced old owner went on to PUT a late write
@@ -1009,6 +1012,45 @@ static void test_concurrent_recovery_one_read(void) {
   free(root);
 }
 
+/* Replays one after another, as a tablet server's serialized opens: the
+ * log's objects stay kept for the linger after each, so all six read each
+ * object once; when the linger ends the reaper drops them. */
+static void test_sequential_recovery_linger(void) {
+  char *root = s3h_new_root();
+  write_shared_log(root, "q");
+  char *dir = clog_dir_path(tt_logs_root(root), "q");
+  uint64_t old = clog_replay_cache_set_linger(60ull * 1000000u);
+  s3_stats a, b;
+  s3_get_stats(&a);
+  for (int i = 0; i < RT; i++) {
+    seen t = {{0}, 0};
+    clog_replay_stats st;
+    TU_OK(clog_replay(s3h_env, dir, 11 + (uint64_t)i, 4, 1, 0, collect, &t,
+                      &st));
+    CU_ASSERT_EQUAL(t.n, RN);
+    CU_ASSERT_EQUAL(st.objects_shared, i == 0 ? 0 : RN);
+  }
+  s3_get_stats(&b);
+  CU_ASSERT_EQUAL(gets_of(&a, &b), RN);
+  clog_replay_cache_stats cs;
+  clog_replay_cache_get_stats(&cs);
+  CU_ASSERT_EQUAL(cs.logs, 1);
+  CU_ASSERT_EQUAL(cs.lingering, 1);
+  CU_ASSERT(cs.held_bytes > 0);
+  /* The linger ends: dropped by the reaper without another replay. */
+  clog_replay_cache_set_linger(1000);
+  for (int i = 0; i < 500; i++) {
+    clog_replay_cache_get_stats(&cs);
+    if (cs.logs == 0) break;
+    usleep(10000);
+  }
+  CU_ASSERT_EQUAL(cs.logs, 0);
+  CU_ASSERT_EQUAL(cs.held_bytes, 0);
+  clog_replay_cache_set_linger(old);
+  free(dir);
+  free(root);
+}
+
 /* A forked "tablet server" A: opens tablets 1-4 under epoch 1 with log
  * "a", writes k<id> = a<id> to each (acknowledged) and tells the parent;
  * then, on the parent's word (tablet 1 was taken over meanwhile), writes
@@ -1148,6 +1190,9 @@ static void test_concurrent_opens_fenced_late_put(void) {
 }
 
 static void add_suites(void) {
+  /* Tests here rewrite objects in place (to damage them) and replay
+   * again: no kept objects between replays, but where a test sets it. */
+  clog_replay_cache_set_linger(0);
   static const CU_TestInfo tests[] = {
       {"group_batching", test_group_batching},
       {"ordering_and_replay", test_ordering_and_replay},
@@ -1157,6 +1202,7 @@ static void add_suites(void) {
       {"wal_dir_elsewhere", test_wal_dir_elsewhere},
       {"replay_many_objects", test_replay_many_objects},
       {"concurrent_recovery_one_read", test_concurrent_recovery_one_read},
+      {"sequential_recovery_linger", test_sequential_recovery_linger},
       {"concurrent_opens_fenced_late_put",
        test_concurrent_opens_fenced_late_put},
       {"accept_lost_posix_log", test_accept_lost_posix_log},
