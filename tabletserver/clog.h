@@ -22,8 +22,8 @@
  * above the flushed sequence number. So several new owners of a dead
  * server's tablets each read only what they need, at the same time, and
  * none writes anything into the dead server's log. On S3 (object mode),
- * one owner's replays of one log that run at the same time fetch each
- * object once between them (below, "one read of a log").
+ * one owner's replays of one log fetch each object once between them
+ * (below, "one read of a log").
  *
  * ---- Fencing ----
  *
@@ -275,10 +275,10 @@ mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
 
 /* ---- one read of a log for every tablet recovering from it ----
  *
- * In object mode, the replays of one log that run at the same time in a
- * process (a new owner opening a dead server's tablets) share its
- * objects: each object is fetched (one GET) and checked once, kept in
- * memory while any replay of the log runs, and every replay takes the
+ * In object mode, the replays of one log in a process (a new owner
+ * opening a dead server's tablets) share its objects: each object is
+ * fetched (one GET) and checked once, kept in memory while any replay of
+ * the log runs (and for the linger after), and every replay takes the
  * records of its own tablet from the kept copy. Each replay still lists
  * the log itself and takes only the objects its listing shows (objects
  * are never rewritten: a kept copy is what a GET would return), so it
