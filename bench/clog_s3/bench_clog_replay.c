@@ -127,6 +127,9 @@ int main(int argc, char **argv) {
   if (tablets > 1) {
     printf("%d objects of %d %d-byte records each (one per tablet); %d "
            "replays at once\n", objects, tablets, value, tablets);
+    /* No linger: a round's kept objects must not serve the next round
+     * (with sharing off it would take them from there). */
+    clog_replay_cache_set_linger(0);
     for (int r = 0; r < rounds; r++) {
       for (int k = 0; k < 2; k++) {
         bool share = (k + r) % 2 == 0;
