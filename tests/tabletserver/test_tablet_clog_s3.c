@@ -856,13 +856,18 @@ typedef struct replayer {
 static mica_err *gated_collect(void *arg, slice batch, const char *path,
                                uint64_t offset) {
   replayer *r = arg;
-  for (int i = 0; !r->gated && i < 3000; i++) {
+  if (!r->gated) {
     clog_replay_cache_stats cs;
     clog_replay_cache_get_stats(&cs);
-    if (cs.replays >= r->gate) break;
-    usleep(10000);
+    for (int i = 0; cs.replays < r->gate && i < 3000; i++) {
+      usleep(10000);
+      clog_replay_cache_get_stats(&cs);
+    }
+    if (cs.replays < r->gate)
+      fprintf(stderr, "\n  gate: only %" PRIu64 " of %u replays ran after "
+              "30 s\n", cs.replays, r->gate);
+    r->gated = true;
   }
-  r->gated = true;
   return collect(&r->s, batch, path, offset);
 }
 
