@@ -81,6 +81,16 @@ mica_err *env_remove_if_present(env *e, const char *path) {
   return err;
 }
 
+mica_err *env_remove_many(env *e, const char *const *paths, size_t n) {
+  if (n == 0) return NULL;
+  if (e->ops->remove_many != NULL) return e->ops->remove_many(e, paths, n);
+  for (size_t i = 0; i < n; i++) {
+    mica_err *err = env_remove_if_present(e, paths[i]);
+    if (err != NULL) return err;
+  }
+  return NULL;
+}
+
 mica_err *env_mkdirs(env *e, const char *path) {
   return e->ops->mkdirs(e, path);
 }

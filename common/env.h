@@ -104,6 +104,12 @@ mica_err *env_remove(env *e, const char *path); /* NOT_FOUND if absent */
 /* Removes `path` if it is there; succeeds if it is absent. On S3 one
  * DELETE, where env_remove needs a HEAD first to report NOT_FOUND. */
 mica_err *env_remove_if_present(env *e, const char *path);
+/* env_remove_if_present of each of the `n` paths, in as few requests as
+ * the env allows (S3: one multi-object delete, POST ?delete, per 1000
+ * keys of one bucket; elsewhere one removal each). Stops at the first
+ * error and returns it; paths before it (or in its request) may be
+ * removed. */
+mica_err *env_remove_many(env *e, const char *const *paths, size_t n);
 /* Creates `path` and missing parents; succeeds if it exists. */
 mica_err *env_mkdirs(env *e, const char *path);
 /* Removes `path` and everything under it; succeeds if it is absent, also

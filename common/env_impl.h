@@ -36,6 +36,8 @@ struct env_ops {
   mica_err *(*remove)(env *e, const char *path);
   /* May be NULL: env_remove, NOT_FOUND ignored. */
   mica_err *(*remove_if_present)(env *e, const char *path);
+  /* May be NULL: env_remove_many calls env_remove_if_present for each. */
+  mica_err *(*remove_many)(env *e, const char *const *paths, size_t n);
   mica_err *(*mkdirs)(env *e, const char *path);
   mica_err *(*remove_tree)(env *e, const char *path);
   mica_err *(*sync_dir)(env *e, const char *path);

@@ -106,6 +106,29 @@ static mica_err *rt_remove_if_present(env *e, const char *path) {
   return err;
 }
 
+/* Each run of consecutive paths that go to one env is one
+ * env_remove_many there (a log's objects all go to one). */
+static mica_err *rt_remove_many(env *e, const char *const *paths, size_t n) {
+  route *r = route_of(e);
+  const char **mapped = xcalloc(n + 1, sizeof(*mapped));
+  char **owned = xcalloc(n + 1, sizeof(*owned));
+  env **to = xcalloc(n + 1, sizeof(*to));
+  for (size_t i = 0; i < n; i++)
+    to[i] = choose(r, paths[i], &mapped[i], &owned[i]);
+  mica_err *err = NULL;
+  for (size_t i = 0; i < n && err == NULL;) {
+    size_t j = i + 1;
+    while (j < n && to[j] == to[i]) j++;
+    err = env_remove_many(to[i], mapped + i, j - i);
+    i = j;
+  }
+  for (size_t i = 0; i < n; i++) free(owned[i]);
+  free(owned);
+  free(mapped);
+  free(to);
+  return err;
+}
+
 static mica_err *rt_file_size(env *e, const char *path, uint64_t *size) {
   const char *p;
   char *own;
@@ -345,6 +368,7 @@ static const struct env_ops route_ops = {
     .rename = rt_rename,
     .remove = rt_remove,
     .remove_if_present = rt_remove_if_present,
+    .remove_many = rt_remove_many,
     .mkdirs = rt_mkdirs,
     .remove_tree = rt_remove_tree,
     .sync_dir = rt_sync_dir,

@@ -6,6 +6,7 @@
  * its tablet. Formats: COMMITLOG_FORMAT.md. */
 #include "tabletserver/clog.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -346,16 +347,21 @@ static size_t take_deletable_locked(clog *l, clog_seg **out) {
 }
 
 static void delete_segments(clog *l, clog_seg **v, size_t n) {
+  if (l->objects && n > 0) {
+    /* One object per group, no index; all of them in as few requests as
+     * the env allows (S3: one multi-object delete per 1000). A failed
+     * PUT's object may exist (its answer was lost) or not. What a failed
+     * request leaves is the collector's. */
+    const char **paths = xcalloc(n, sizeof(*paths));
+    for (size_t i = 0; i < n; i++) paths[i] = v[i]->path;
+    mica_err *err = env_remove_many(l->e, paths, n);
+    if (err != NULL) LOG_W("commit log %s: %s", l->name, err_msg(err));
+    err_free(err);
+    free(paths);
+    for (size_t i = 0; i < n; i++) seg_free(v[i]);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
-    if (l->objects) {
-      /* One object per group, no index. A failed PUT's object may exist
-       * (its answer was lost) or not. */
-      mica_err *err = env_remove_if_present(l->e, v[i]->path);
-      if (err != NULL) LOG_W("commit log %s: %s", l->name, err_msg(err));
-      err_free(err);
-      seg_free(v[i]);
-      continue;
-    }
     char name[64];
     index_name(name, sizeof(name), v[i]->number);
     char *ip = path_join(l->dir, name);
@@ -488,8 +494,13 @@ static void *writer_main(void *arg) {
 
 static void delete_segments(clog *l, clog_seg **v, size_t n);
 
-/* The deleter thread (object mode): deletes queued objects one by one,
- * oldest first, until clog_close has it finish the queue and stop. */
+/* The most objects one deletion takes (S3's multi-object delete takes up
+ * to 1000 keys per request). */
+enum { CLOG_DELETE_BATCH = 1000 };
+
+/* The deleter thread (object mode): deletes the queued objects, oldest
+ * first, in batches of up to CLOG_DELETE_BATCH (one request each on S3),
+ * until clog_close has it finish the queue and stop. */
 static void *deleter_main(void *arg) {
   clog *l = arg;
   pthread_mutex_lock(&l->mu);
@@ -499,11 +510,15 @@ static void *deleter_main(void *arg) {
       pthread_cond_wait(&l->del_cv, &l->mu);
       continue;
     }
-    clog_seg *s = l->dq[0];
-    memmove(&l->dq[0], &l->dq[1], (l->n_dq - 1) * sizeof(*l->dq));
-    l->n_dq--;
+    /* Up to one multi-object delete's worth at a time. */
+    size_t k = l->n_dq < CLOG_DELETE_BATCH ? l->n_dq : CLOG_DELETE_BATCH;
+    clog_seg **v = xcalloc(k, sizeof(*v));
+    memcpy(v, l->dq, k * sizeof(*v));
+    memmove(&l->dq[0], &l->dq[k], (l->n_dq - k) * sizeof(*l->dq));
+    l->n_dq -= k;
     pthread_mutex_unlock(&l->mu);
-    delete_segments(l, &s, 1);
+    delete_segments(l, v, k);
+    free(v);
     pthread_mutex_lock(&l->mu);
   }
   pthread_mutex_unlock(&l->mu);
@@ -1110,20 +1125,43 @@ static mica_err *replay_segment(env *e, const char *path, uint64_t tablet,
   return err;
 }
 
-/* Checks and replays one group object, read whole (`bp`), strictly: a PUT
- * is atomic, so an object is whole or absent and any damage is
- * CORRUPTION, never a torn tail. */
-static mica_err *replay_object(const char *path, uint64_t number,
-                               const buf *bp, uint64_t tablet,
-                               uint64_t epoch, uint64_t after_seq,
-                               clog_record_fn fn, void *arg,
-                               clog_replay_stats *st) {
-  mica_err *err = NULL;
-  uint64_t size = bp->len;
-  const uint8_t *p = (const uint8_t *)bp->data;
+/* A group object read whole and checked once: its bytes, its data frames
+ * in order and its first damage, if any (every frame before the damage is
+ * listed, none after it). A replay of any tablet walks the frames; the
+ * checks (checksums, types, lengths, the header) are not repeated. */
+typedef struct obj_frame {
+  uint64_t off; /* of the frame in the object */
+  uint64_t tablet, epoch, seq;
+  uint32_t count, len; /* len: the frame's payload bytes */
+} obj_frame;
+
+typedef struct obj_parsed {
+  buf b;
+  obj_frame *f;
+  size_t nf;
+  const char *why; /* the damage, NULL if none */
+  uint64_t why_off;
+} obj_parsed;
+
+static void obj_parsed_free(obj_parsed *o) {
+  buf_free(&o->b);
+  free(o->f);
+  memset(o, 0, sizeof(*o));
+}
+
+/* Checks group object `number` (its bytes `b`, taken) strictly: a PUT is
+ * atomic, so an object is whole or absent and any damage is CORRUPTION,
+ * never a torn tail. */
+static void parse_object(uint64_t number, buf *b, obj_parsed *out) {
+  memset(out, 0, sizeof(*out));
+  out->b = *b;
+  *b = (buf)BUF_INIT;
+  uint64_t size = out->b.len;
+  const uint8_t *p = (const uint8_t *)out->b.data;
   uint64_t off = 0;
+  size_t cap = 0;
   bool header = true;
-  while (err == NULL && off < size) {
+  while (off < size) {
     const char *why = NULL;
     uint32_t len = 0;
     if (size - off < WAL_FRAME_HEADER) {
@@ -1150,50 +1188,392 @@ static mica_err *replay_object(const char *path, uint64_t number,
       why = "record shorter than its tag and batch header";
     }
     if (why != NULL) {
-      err = err_new(MICA_CORRUPTION, "commit log %s: offset %" PRIu64
-                    ": %s (an object is written whole: this is damage)",
-                    path, off, why);
-      break;
+      out->why = why;
+      out->why_off = off;
+      return;
     }
     if (header) {
       header = false;
       off += WAL_FRAME_HEADER + len;
       continue;
     }
-    st->records_seen++;
-    uint64_t rec_off = off;
+    if (out->nf == cap) {
+      cap = cap ? 2 * cap : 16;
+      out->f = xrealloc(out->f, cap * sizeof(*out->f));
+    }
+    obj_frame *f = &out->f[out->nf++];
+    f->off = off;
+    f->tablet = decode_fixed64(d);
+    f->epoch = decode_fixed64(d + 8);
+    f->seq = decode_fixed64(d + CLOG_RECORD_TAG);
+    f->count = decode_fixed32(d + CLOG_RECORD_TAG + 8);
+    f->len = len;
     off += WAL_FRAME_HEADER + len;
-    if (decode_fixed64(d) != tablet || decode_fixed64(d + 8) != epoch)
-      continue;
-    uint64_t seq = decode_fixed64(d + CLOG_RECORD_TAG);
-    uint64_t count = decode_fixed32(d + CLOG_RECORD_TAG + 8);
-    if (count == 0 || seq + count - 1 <= after_seq) continue;
-    st->records++;
-    err = fn(arg, slice_make(d + CLOG_RECORD_TAG, len - CLOG_RECORD_TAG),
-             path, rec_off);
   }
-  if (err == NULL && header)
-    err = err_new(MICA_CORRUPTION, "commit log %s: empty object (no header)",
-                  path);
-  return err;
+  if (header) {
+    out->why = "empty object (no header)";
+    out->why_off = 0;
+  }
+}
+
+/* Passes the records of (tablet, epoch) above after_seq of a checked
+ * object to `fn`, then reports its damage, if any, as CORRUPTION naming
+ * the object and the offset. */
+static mica_err *replay_parsed(const char *path, const obj_parsed *o,
+                               uint64_t tablet, uint64_t epoch,
+                               uint64_t after_seq, clog_record_fn fn,
+                               void *arg, clog_replay_stats *st) {
+  for (size_t i = 0; i < o->nf; i++) {
+    const obj_frame *f = &o->f[i];
+    st->records_seen++;
+    if (f->tablet != tablet || f->epoch != epoch) continue;
+    if (f->count == 0 || f->seq + f->count - 1 <= after_seq) continue;
+    st->records++;
+    const uint8_t *d = o->b.data + f->off + WAL_FRAME_HEADER;
+    mica_err *err = fn(arg, slice_make(d + CLOG_RECORD_TAG,
+                                       f->len - CLOG_RECORD_TAG),
+                       path, f->off);
+    if (err != NULL) return err;
+  }
+  if (o->why != NULL)
+    return err_new(MICA_CORRUPTION, "commit log %s: offset %" PRIu64
+                   ": %s (an object is written whole: this is damage)",
+                   path, o->why_off, o->why);
+  return NULL;
+}
+
+/* ---- one read of a log's objects for every tablet recovering from it ----
+ *
+ * A new owner of a dead server's tablets opens them at about the same
+ * time, each replaying the same log. The replays of one log that overlap
+ * in time share its objects: the first to need an object GETs and checks
+ * it and keeps it here; the others take it from here, or wait for the
+ * GET in flight. An object's name is never reused and an object is never
+ * rewritten (a group's number is given once; a failed PUT's group is not
+ * PUT again under it), so a kept object is what a GET would return, and
+ * each replay still LISTs the log itself and takes only the objects its
+ * own listing shows: it reads what it would have read alone.
+ *
+ * The kept objects of a log stay for a linger (10 s) after its last
+ * replay ends, for the next open of the same log's tablets (a tablet
+ * server opens one at a time), then the reaper thread drops them. All
+ * the logs' kept objects together stay under a process-wide limit
+ * (clog_replay_cache_set_limit); an object that does not fit is not kept,
+ * and every replay reads it on its own (one GET each, as without sharing).
+ * Segment mode does not share: segments are local files read through the
+ * page cache, and closed ones are skipped by their index. */
+enum { RC_FETCHING, RC_READY, RC_REFUSED };
+
+typedef struct rc_obj {
+  uint64_t number;
+  int state;
+  obj_parsed po; /* RC_READY */
+  uint64_t bytes;
+} rc_obj;
+
+typedef struct rc_log {
+  env *e;
+  char *dir;
+  unsigned users;
+  uint64_t idle_since; /* monotonic µs when users fell to 0 */
+  rc_obj **v; /* sorted by number */
+  size_t n;
+  struct rc_log *next;
+} rc_log;
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  rc_log *logs;
+  uint64_t limit, held, linger_us;
+  uint64_t gets, shared, waits, refused, replays;
+  bool reaper;             /* the reaper thread runs */
+  pthread_cond_t reaper_cv;
+} rc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
+        CLOG_REPLAY_CACHE_BYTES, 0, CLOG_REPLAY_CACHE_LINGER_US, 0, 0, 0, 0, 0,
+        false, PTHREAD_COND_INITIALIZER};
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* MICA_CLOG_REPLAY_CACHE_MB, read once, sets the limit's default (0
+ * turns sharing off); a malformed value is logged and ignored. */
+static pthread_once_t rc_once = PTHREAD_ONCE_INIT;
+static bool rc_limit_set;
+
+static void rc_read_environ(void) {
+  const char *v = getenv("MICA_CLOG_REPLAY_CACHE_MB");
+  if (v == NULL || v[0] == '\0') return;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long mb = strtoull(v, &end, 10);
+  if (errno != 0 || *end != '\0' || v[0] == '-' || mb > (1ull << 40)) {
+    LOG_W("MICA_CLOG_REPLAY_CACHE_MB=%s is not a number of MiB; keeping "
+          "the default limit of %" PRIu64 " MiB for shared log replays",
+          v, CLOG_REPLAY_CACHE_BYTES >> 20);
+    return;
+  }
+  pthread_mutex_lock(&rc.mu);
+  if (!rc_limit_set) rc.limit = (uint64_t)mb << 20;
+  pthread_mutex_unlock(&rc.mu);
+}
+
+uint64_t clog_replay_cache_set_limit(uint64_t bytes) {
+  pthread_once(&rc_once, rc_read_environ);
+  pthread_mutex_lock(&rc.mu);
+  rc_limit_set = true;
+  uint64_t old = rc.limit;
+  rc.limit = bytes;
+  pthread_mutex_unlock(&rc.mu);
+  return old;
+}
+
+void clog_replay_cache_get_stats(clog_replay_cache_stats *out) {
+  pthread_mutex_lock(&rc.mu);
+  memset(out, 0, sizeof(*out));
+  out->gets = rc.gets;
+  out->shared = rc.shared;
+  out->waits = rc.waits;
+  out->refused = rc.refused;
+  out->held_bytes = rc.held;
+  out->replays = rc.replays;
+  for (rc_log *g = rc.logs; g != NULL; g = g->next) {
+    out->logs++;
+    if (g->users == 0) out->lingering++;
+  }
+  pthread_mutex_unlock(&rc.mu);
+}
+
+uint64_t clog_replay_cache_set_linger(uint64_t us) {
+  pthread_mutex_lock(&rc.mu);
+  uint64_t old = rc.linger_us;
+  rc.linger_us = us;
+  pthread_cond_broadcast(&rc.reaper_cv);
+  pthread_mutex_unlock(&rc.mu);
+  return old;
+}
+
+/* Unlinks log `g` (no replay uses it) and frees it with its objects.
+ * Caller holds rc.mu. */
+static void rc_drop_locked(rc_log *g) {
+  rc_log **pp = &rc.logs;
+  while (*pp != g) pp = &(*pp)->next;
+  *pp = g->next;
+  for (size_t i = 0; i < g->n; i++) {
+    rc.held -= g->v[i]->bytes;
+    obj_parsed_free(&g->v[i]->po);
+    free(g->v[i]);
+  }
+  free(g->v);
+  free(g->dir);
+  free(g);
+}
+
+/* Drops every log no replay uses whose linger ended by `now` (all of
+ * them when `all`), and returns the earliest end of a linger still
+ * running (0 if none). Caller holds rc.mu. */
+static uint64_t rc_expire_locked(uint64_t now, bool all) {
+  uint64_t next = 0;
+  for (rc_log *g = rc.logs, *nx; g != NULL; g = nx) {
+    nx = g->next;
+    if (g->users > 0) continue;
+    uint64_t end = g->idle_since + rc.linger_us;
+    if (all || end <= now) {
+      rc_drop_locked(g);
+    } else if (next == 0 || end < next) {
+      next = end;
+    }
+  }
+  return next;
+}
+
+/* The reaper: drops lingering logs when their linger ends; exits when
+ * none is left. */
+static void *rc_reaper_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&rc.mu);
+  for (;;) {
+    uint64_t now = mono_us();
+    uint64_t next = rc_expire_locked(now, false);
+    if (next == 0) break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (next - now) * 1000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&rc.reaper_cv, &rc.mu, &ts);
+  }
+  rc.reaper = false;
+  pthread_mutex_unlock(&rc.mu);
+  return NULL;
+}
+
+static rc_log *rc_join(env *e, const char *dir) {
+  pthread_once(&rc_once, rc_read_environ);
+  pthread_mutex_lock(&rc.mu);
+  rc_log *g = rc.logs;
+  while (g != NULL && !(g->e == e && strcmp(g->dir, dir) == 0)) g = g->next;
+  if (g == NULL) {
+    g = xcalloc(1, sizeof(*g));
+    g->e = e;
+    g->dir = xstrdup(dir);
+    g->next = rc.logs;
+    rc.logs = g;
+  }
+  g->users++;
+  rc.replays++;
+  pthread_mutex_unlock(&rc.mu);
+  return g;
+}
+
+/* The last replay of a log to end keeps its objects for the linger (a
+ * tablet server opens tablets one at a time, so the next open of the
+ * same dead log's tablets usually starts within it), then the reaper
+ * drops them; with no linger they go at once. */
+static void rc_leave(rc_log *g) {
+  pthread_mutex_lock(&rc.mu);
+  rc.replays--;
+  if (--g->users > 0) {
+    pthread_mutex_unlock(&rc.mu);
+    return;
+  }
+  g->idle_since = mono_us();
+  if (rc.linger_us == 0 || g->n == 0) {
+    rc_drop_locked(g);
+  } else if (!rc.reaper) {
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, rc_reaper_main, NULL) == 0)
+      rc.reaper = true;
+    else
+      rc_drop_locked(g); /* no reaper: no linger */
+    pthread_attr_destroy(&at);
+  } else {
+    pthread_cond_broadcast(&rc.reaper_cv);
+  }
+  pthread_mutex_unlock(&rc.mu);
+}
+
+/* The position of object `number` in g->v, or where it would go. Caller
+ * holds rc.mu. */
+static size_t rc_pos(const rc_log *g, uint64_t number) {
+  size_t lo = 0, hi = g->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (g->v[mid]->number < number)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static void rc_remove_locked(rc_log *g, rc_obj *o) {
+  size_t i = rc_pos(g, o->number);
+  memmove(&g->v[i], &g->v[i + 1], (g->n - i - 1) * sizeof(*g->v));
+  g->n--;
+  free(o);
+}
+
+/* Object `number` (at `path`) of log `g`, checked: the kept copy, or read
+ * now (one GET) into *own. Returns the object, or NULL with *err set (a
+ * failed GET, kept by no one). *shared tells whether the copy was read by
+ * another replay or an earlier object fetch of this one. */
+static const obj_parsed *rc_get(rc_log *g, const char *path,
+                                uint64_t number, obj_parsed *own,
+                                mica_err **err, bool *shared) {
+  *err = NULL;
+  *shared = false;
+  rc_obj *mine = NULL;
+  pthread_mutex_lock(&rc.mu);
+  for (;;) {
+    size_t i = rc_pos(g, number);
+    rc_obj *o = i < g->n && g->v[i]->number == number ? g->v[i] : NULL;
+    if (o == NULL) {
+      if (rc.limit > 0) {
+        mine = xcalloc(1, sizeof(*mine));
+        mine->number = number;
+        mine->state = RC_FETCHING;
+        g->v = xrealloc(g->v, (g->n + 1) * sizeof(*g->v));
+        memmove(&g->v[i + 1], &g->v[i], (g->n - i) * sizeof(*g->v));
+        g->v[i] = mine;
+        g->n++;
+      }
+      break;
+    }
+    if (o->state == RC_READY) {
+      rc.shared++;
+      pthread_mutex_unlock(&rc.mu);
+      *shared = true;
+      return &o->po;
+    }
+    if (o->state == RC_REFUSED) break;
+    rc.waits++;
+    pthread_cond_wait(&rc.cv, &rc.mu);
+  }
+  rc.gets++;
+  pthread_mutex_unlock(&rc.mu);
+  buf b = BUF_INIT;
+  *err = env_read_object(g->e, path, (size_t)OBJECT_MAX_BYTES, &b);
+  obj_parsed po;
+  if (*err == NULL) parse_object(number, &b, &po);
+  buf_free(&b);
+  if (mine == NULL) {
+    if (*err != NULL) return NULL;
+    *own = po;
+    return own;
+  }
+  pthread_mutex_lock(&rc.mu);
+  const obj_parsed *ret = NULL;
+  if (*err != NULL) {
+    /* Not kept: a waiter reads it itself and gets its own answer. */
+    rc_remove_locked(g, mine);
+  } else {
+    uint64_t bytes = po.b.len + po.nf * sizeof(obj_frame) + sizeof(*mine);
+    /* Lingering logs (no replay uses them) make room first. */
+    if (rc.held + bytes > rc.limit) rc_expire_locked(0, true);
+    if (rc.held + bytes <= rc.limit) {
+      mine->po = po;
+      mine->bytes = bytes;
+      mine->state = RC_READY;
+      rc.held += bytes;
+      ret = &mine->po;
+    } else {
+      mine->state = RC_REFUSED;
+      rc.refused++;
+      *own = po;
+      ret = own;
+    }
+  }
+  pthread_cond_broadcast(&rc.cv);
+  pthread_mutex_unlock(&rc.mu);
+  return ret;
 }
 
 /* Group objects fetched ahead of the replay: a recovery reads every
  * object from the first one a tablet needs, and one request at a time
  * that is a round trip per object. Up to CLOG_READ_AHEAD objects are in
  * flight (or fetched and waiting), each read whole in one GET
- * (env_read_object); the replay still takes them strictly in number
- * order, on the calling thread, and stops at the first error. */
+ * (env_read_object) or taken from another replay of the same log
+ * (rc_get); the replay still takes them strictly in number order, on the
+ * calling thread, and stops at the first error. */
 enum { CLOG_READ_AHEAD = 8 };
 
 typedef struct fetched {
-  buf b;
+  obj_parsed own;       /* read by this replay alone */
+  const obj_parsed *po; /* &own, a kept object, or NULL on error */
+  bool shared;
   mica_err *err;
   bool done;
 } fetched;
 
 typedef struct prefetch {
-  env *e;
+  rc_log *g;
   const char *dir;
   const uint64_t *nums;
   size_t k;
@@ -1215,13 +1595,23 @@ static char *object_path(const char *dir, uint64_t number, char *name,
 static void fetch_one(prefetch *pf, size_t i) {
   char name[64];
   char *path = object_path(pf->dir, pf->nums[i], name, sizeof(name));
-  buf b = BUF_INIT;
-  mica_err *err = env_read_object(pf->e, path, (size_t)OBJECT_MAX_BYTES, &b);
+  obj_parsed own;
+  memset(&own, 0, sizeof(own));
+  mica_err *err = NULL;
+  bool shared = false;
+  const obj_parsed *po = rc_get(pf->g, path, pf->nums[i], &own, &err,
+                                &shared);
   free(path);
   pthread_mutex_lock(&pf->mu);
-  pf->slots[i].b = b;
-  pf->slots[i].err = err;
-  pf->slots[i].done = true;
+  fetched *s = &pf->slots[i];
+  if (po == &own) {
+    s->own = own;
+    po = &s->own;
+  }
+  s->po = po;
+  s->shared = shared;
+  s->err = err;
+  s->done = true;
   pthread_cond_broadcast(&pf->cv);
   pthread_mutex_unlock(&pf->mu);
 }
@@ -1249,7 +1639,8 @@ static mica_err *replay_objects(env *e, const char *dir,
                                 uint64_t tablet, uint64_t epoch,
                                 uint64_t after_seq, clog_record_fn fn,
                                 void *arg, clog_replay_stats *st) {
-  prefetch pf = {.e = e, .dir = dir, .nums = nums, .k = k};
+  prefetch pf = {.dir = dir, .nums = nums, .k = k};
+  pf.g = rc_join(e, dir);
   pf.slots = xcalloc(k + 1, sizeof(*pf.slots));
   pthread_mutex_init(&pf.mu, NULL);
   pthread_cond_init(&pf.cv, NULL);
@@ -1271,22 +1662,26 @@ static mica_err *replay_objects(env *e, const char *dir,
       pthread_mutex_lock(&pf.mu);
     }
     while (!pf.slots[i].done) pthread_cond_wait(&pf.cv, &pf.mu);
-    buf b = pf.slots[i].b;
-    err = pf.slots[i].err;
-    pf.slots[i].b = (buf)BUF_INIT;
-    pf.slots[i].err = NULL;
+    fetched *s = &pf.slots[i];
+    obj_parsed own = s->own;
+    const obj_parsed *po = s->po == &s->own ? &own : s->po;
+    memset(&s->own, 0, sizeof(s->own));
+    s->po = NULL;
+    err = s->err;
+    s->err = NULL;
+    bool shared = s->shared;
     pf.consumed = i + 1;
     pthread_cond_broadcast(&pf.cv);
     pthread_mutex_unlock(&pf.mu);
     char name[64];
     char *path = object_path(dir, nums[i], name, sizeof(name));
     st->segments_read++;
+    if (shared) st->objects_shared++;
     if (err == NULL)
-      err = replay_object(path, nums[i], &b, tablet, epoch, after_seq, fn,
-                          arg, st);
+      err = replay_parsed(path, po, tablet, epoch, after_seq, fn, arg, st);
     err = deleted_during_replay(err, dir, name);
     free(path);
-    buf_free(&b);
+    obj_parsed_free(&own);
   }
   pthread_mutex_lock(&pf.mu);
   pf.stop = true;
@@ -1294,12 +1689,13 @@ static mica_err *replay_objects(env *e, const char *dir,
   pthread_mutex_unlock(&pf.mu);
   for (size_t t = 0; t < started; t++) pthread_join(th[t], NULL);
   for (size_t i = 0; i < k; i++) {
-    buf_free(&pf.slots[i].b);
+    obj_parsed_free(&pf.slots[i].own);
     err_free(pf.slots[i].err);
   }
   free(pf.slots);
   pthread_cond_destroy(&pf.cv);
   pthread_mutex_destroy(&pf.mu);
+  rc_leave(pf.g);
   return err;
 }
 
@@ -1540,19 +1936,21 @@ mica_err *clog_collect_dead_horizon(env *e, const char *tablets_dir,
          * nothing any tablet will replay (docs/storage.md). */
         uint64_t floor = x != NULL ? x->floor : UINT64_MAX;
         size_t left = 0, gone = 0;
-        for (size_t j = 0; j < c[i].n_objs && err == NULL; j++) {
+        char **paths = xcalloc(c[i].n_objs + 1, sizeof(*paths));
+        for (size_t j = 0; j < c[i].n_objs; j++) {
           if (c[i].objs[j] >= floor) {
             left++;
             continue;
           }
           char name[64];
-          char *path = path_join(c[i].dir, clog_segment_name(
-                                               name, sizeof(name),
-                                               c[i].objs[j]));
-          err = env_remove_if_present(e, path);
-          free(path);
-          gone++;
+          paths[gone++] = path_join(c[i].dir, clog_segment_name(
+                                                  name, sizeof(name),
+                                                  c[i].objs[j]));
         }
+        /* One multi-object delete per 1000 on S3. */
+        err = env_remove_many(e, (const char *const *)paths, gone);
+        for (size_t j = 0; j < gone; j++) free(paths[j]);
+        free(paths);
         /* Markers last, and only old ones: a server renews its marker
          * (under a new name) before a take-over names its log, so a
          * marker older than the horizon when no manifest needed the log

@@ -21,7 +21,9 @@
  * under that epoch, and passes only the records of that tablet and epoch
  * above the flushed sequence number. So several new owners of a dead
  * server's tablets each read only what they need, at the same time, and
- * none writes anything into the dead server's log.
+ * none writes anything into the dead server's log. On S3 (object mode),
+ * one owner's replays of one log fetch each object once between them
+ * (below, "one read of a log").
  *
  * ---- Fencing ----
  *
@@ -241,6 +243,8 @@ typedef struct clog_replay_stats {
   uint64_t records_seen;     /* data records read, every tablet */
   uint64_t records;          /* passed to the callback */
   uint64_t dropped;          /* torn-tail bytes ignored */
+  uint64_t objects_shared;   /* object mode: objects of segments_read taken
+                                from another replay's read, not fetched */
 } clog_replay_stats;
 
 /* Called for each record of the tablet, in log order; `batch` (the
@@ -262,11 +266,61 @@ typedef mica_err *(*clog_record_fn)(void *arg, slice batch, const char *path,
  * or object that was listed but is gone when read is ABORTED: its
  * writer deleted it after a manifest write, so the caller rereads the
  * manifest (tab_open does) and reports CORRUPTION only if it had not
- * changed. */
+ * changed. In object mode concurrent replays of one log share its reads
+ * (below). */
 mica_err *clog_replay(env *e, const char *dir, uint64_t tablet_id,
                       uint64_t epoch, uint64_t first_segment,
                       uint64_t after_seq, clog_record_fn fn, void *arg,
                       clog_replay_stats *st);
+
+/* ---- one read of a log for every tablet recovering from it ----
+ *
+ * In object mode, the replays of one log in a process (a new owner
+ * opening a dead server's tablets) share its objects: each object is
+ * fetched (one GET) and checked once, kept in memory while any replay of
+ * the log runs (and for the linger after), and every replay takes the
+ * records of its own tablet from the kept copy. Each replay still lists
+ * the log itself and takes only the objects its listing shows (objects
+ * are never rewritten: a kept copy is what a GET would return), so it
+ * passes exactly the records it would pass alone. The kept objects of a
+ * log stay for a linger after its last replay ends (a tablet server opens
+ * tablets one at a time, under its admin lock, so the opens of one dead
+ * server's tablets follow each other rather than overlap), then a
+ * background thread drops them. Objects that would take the
+ * process's kept bytes past the limit are not kept: every replay that
+ * needs one reads it on its own, as without sharing. Segment mode (local
+ * files, read through the page cache and skipped by index) does not
+ * share. */
+
+/* The default limit of kept bytes, over every log of the process:
+ * objects and their frame tables. The environment variable
+ * MICA_CLOG_REPLAY_CACHE_MB, read once, replaces it (in MiB; 0 turns
+ * sharing off); clog_replay_cache_set_limit replaces both. */
+#define CLOG_REPLAY_CACHE_BYTES ((uint64_t)256 << 20)
+
+/* Sets the limit (0: no sharing, every replay reads every object it
+ * needs itself) and returns the previous one. Objects kept already stay
+ * until their log's replays end. */
+uint64_t clog_replay_cache_set_limit(uint64_t bytes);
+
+/* How long a log's kept objects stay after its last replay ended. An
+ * object is never rewritten in a real log; a test that rewrites one in
+ * place (to damage it) and replays again sets this to 0. */
+#define CLOG_REPLAY_CACHE_LINGER_US (10ull * 1000000ull)
+/* Sets the linger and returns the previous one. */
+uint64_t clog_replay_cache_set_linger(uint64_t us);
+
+typedef struct clog_replay_cache_stats {
+  uint64_t gets;       /* objects fetched by replays (one GET each) */
+  uint64_t shared;     /* objects a replay took from the kept copies */
+  uint64_t waits;      /* times a replay waited for another's GET */
+  uint64_t refused;    /* objects not kept: over the limit */
+  uint64_t held_bytes; /* kept now */
+  uint64_t replays;    /* object-mode replays running now */
+  uint64_t logs;       /* logs with objects kept (running or lingering) */
+  uint64_t lingering;  /* of those, logs no replay uses now */
+} clog_replay_cache_stats;
+void clog_replay_cache_get_stats(clog_replay_cache_stats *out);
 
 /* Segment and index file names ("clog-<20 digits>.log" / ".idx"). */
 char *clog_segment_name(char *out, size_t size, uint64_t number);

@@ -366,10 +366,11 @@ static mica_err *replay_log(tablet *t, memtable *mem, wbatch *b,
   t->dropped_bytes += st.dropped;
   if (err == NULL)
     LOG_I("tablet %" PRIu64 ": replayed %" PRIu64 " records from commit log "
-          "%s (%" PRIu64 " segments read, %" PRIu64 " skipped by index, %" PRIu64
+          "%s (%" PRIu64 " segments read, %" PRIu64 " of them shared with "
+          "concurrent replays, %" PRIu64 " skipped by index, %" PRIu64
           " records seen) in %" PRIu64 " us",
-          t->id, st.records, name, st.segments_read, st.segments_skipped,
-          st.records_seen, env_now_micros(t->e) - t0);
+          t->id, st.records, name, st.segments_read, st.objects_shared,
+          st.segments_skipped, st.records_seen, env_now_micros(t->e) - t0);
   free(dir);
   free(name);
   free(root);

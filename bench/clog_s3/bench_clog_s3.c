@@ -7,8 +7,9 @@
  * (tab_put with sync) of --value_size bytes spread over --tablets tablets
  * sharing one log; every put's latency is recorded. Prints throughput,
  * p50/p99/max latency, and for S3 the log's PUTs and the requests the log
- * costs per 1,000 writes (its PUTs while writing, then the DELETE
- * of each object once the closing flush made it unneeded).
+ * costs per 1,000 writes (its PUTs while writing), and the objects the
+ * closing flush made unneeded and deleted by then (in multi-object
+ * deletes: one request per up to 1,000 objects, env_remove_many).
  *
  * S3 settings come from the environment (AWS_ENDPOINT_URL, AWS_REGION,
  * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the root from --s3-root
@@ -95,7 +96,7 @@ static void run_one(env *s3, int batch_ms, int round) {
     uint64_t puts = c1.puts - c0.puts;
     uint64_t dels = c2.segments_deleted - c0.segments_deleted;
     printf("  %" PRIu64 " PUTs (%.1f writes each), per 1000 writes: "
-           "%.1f PUT + %.1f DELETE",
+           "%.1f PUT, %.1f objects deleted",
            puts, (double)done / (double)(puts ? puts : 1),
            1000.0 * (double)puts / (double)done,
            1000.0 * (double)dels / (double)done);

@@ -540,6 +540,58 @@ static void test_dirs_implicit(void) {
   free(root);
 }
 
+/* env_remove_many: one multi-object delete (POST ?delete, signed, with
+ * Content-MD5) per 1000 keys; missing keys are fine; keys with XML's
+ * special characters are escaped; a path naming a bucket is refused. On
+ * POSIX one removal each. */
+static void test_remove_many(void) {
+  char *root = s3h_new_root();
+  enum { N = 1003 };
+  char **paths = xcalloc(N, sizeof(*paths));
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof name, i == 7 ? "a&b<%d>'\".x" : "o%04d", i);
+    paths[i] = s3h_path_in(root, name);
+  }
+  /* Three exist (one with special characters), the rest do not. */
+  for (int i = 5; i < 8; i++)
+    TU_OK(env_write_file_atomic(s3h_env, paths[i], slice_from_str("x")));
+  s3h_log_reset();
+  s3_stats a, b;
+  s3_get_stats(&a);
+  TU_OK(env_remove_many(s3h_env, (const char *const *)paths, N));
+  s3_get_stats(&b);
+  char *t = s3h_log_text();
+  /* Two requests (1000 keys, 3 keys); a retried attempt is logged too. */
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_POST] - a.requests[S3_REQ_POST] -
+                      (b.retries - a.retries),
+                  2);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "POST ", "?delete") -
+                      (int)(b.retries - a.retries),
+                  2);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "DELETE "), 0);
+  CU_ASSERT_EQUAL(S3H_COUNT(t, "HEAD "), 0);
+  free(t);
+  for (int i = 5; i < 8; i++) CU_ASSERT(!env_exists(s3h_env, paths[i]));
+  TU_OK(env_remove_many(s3h_env, NULL, 0));
+  const char *bad[] = {"s3://" S3H_BUCKET};
+  s3h_expect_err(env_remove_many(s3h_env, bad, 1), MICA_INVALID_ARGUMENT,
+                 "names a bucket");
+  s3h_assert_all_signed();
+  for (int i = 0; i < N; i++) free(paths[i]);
+  free(paths);
+  /* POSIX: each removed, a missing one is fine. */
+  char *pa = s3h_path_in(tu_tmpdir(), "rm-a");
+  char *pb = s3h_path_in(tu_tmpdir(), "rm-b");
+  s3h_write_file(env_posix(), pa, ENV_TRUNCATE, "x");
+  const char *both[] = {pa, pb};
+  TU_OK(env_remove_many(env_posix(), both, 2));
+  CU_ASSERT(!env_exists(env_posix(), pa));
+  free(pa);
+  free(pb);
+  free(root);
+}
+
 static CU_TestInfo unit_tests[] = {
     {"configuration and paths", test_config},
     {"XML answers: errors, listings, hostile bodies; encodings", test_xml},
@@ -552,6 +604,7 @@ static CU_TestInfo cache_tests[] = {
     {"budget and eviction", test_cache_budget},
     {"request counters by kind, retries, /metrics text", test_request_counters},
     {"implicit directories; remove_if_present", test_dirs_implicit},
+    {"remove_many: multi-object delete", test_remove_many},
     CU_TEST_INFO_NULL,
 };
 

@@ -16,6 +16,10 @@
  *  - two_new_owners: a dead server's four tablets recovered at once by two
  *    new owners, each reading only its tablets' records and skipping
  *    segments by their index;
+ *  - concurrent_replays: four tablets replaying one dead log at once
+ *    each get exactly their records (segment mode reads on its own:
+ *    nothing shared), and a damaged segment is CORRUPTION naming it and
+ *    the offset for each;
  *  - gc_and_forced_flush: segments are deleted once every tablet in them
  *    flushed, and a tablet that never flushes by itself is made to flush
  *    when the log passes its size bound, so the log stays bounded;
@@ -613,6 +617,87 @@ static void test_two_new_owners(void) {
   TU_OK(b.err);
 }
 
+/* ---- several tablets replaying one POSIX log at once ---- */
+
+typedef struct preplay {
+  const char *dir;
+  uint64_t tablet;
+  uint64_t n;
+  clog_replay_stats st;
+  mica_err *err;
+} preplay;
+
+static void *preplay_main(void *arg) {
+  preplay *p = arg;
+  p->err = clog_replay(env_posix(), p->dir, p->tablet, 5, 1, 0, count_record,
+                       &p->n, &p->st);
+  return NULL;
+}
+
+static void run_preplays(const char *dir, preplay *p, int n) {
+  pthread_t th[8];
+  for (int i = 0; i < n; i++) {
+    p[i] = (preplay){dir, (uint64_t)i + 1, 0, {0}, NULL};
+    CU_ASSERT_EQUAL(pthread_create(&th[i], NULL, preplay_main, &p[i]), 0);
+  }
+  for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+}
+
+/* Segment mode does not share reads between replays (clog.h): each
+ * replay of four at once reads the segments it needs itself and gets
+ * exactly its tablet's records; a damaged segment is CORRUPTION naming it
+ * and the offset for every replay that reads it. */
+static void test_concurrent_replays(void) {
+  const char *root = tu_tmpdir();
+  clog *l = log_open(env_posix(), root, "cr", 4096, 0);
+  enum { T = 4, W = 60 };
+  for (int j = 0; j < W; j++)
+    for (int i = 0; i < T; i++) {
+      wbatch *b = wbatch_new();
+      wbatch_put(b, S("key"), S("value-value-value-value"));
+      wbatch_set_seq(b, (uint64_t)j + 1);
+      clog_ticket tk;
+      TU_OK(clog_add(l, (uint64_t)i + 1, 5, wbatch_data(b), true, &tk));
+      TU_OK(clog_commit(l, &tk));
+      wbatch_free(b);
+    }
+  clog_stats ls;
+  clog_get_stats(l, &ls);
+  CU_ASSERT(ls.segments >= 3);
+  TU_OK(clog_close(l)); /* nothing flushed: every segment stays */
+  char *dir = clog_dir_path(tt_logs_root(root), "cr");
+  preplay p[T];
+  clog_replay_cache_stats c0, c1;
+  clog_replay_cache_get_stats(&c0);
+  run_preplays(dir, p, T);
+  clog_replay_cache_get_stats(&c1);
+  for (int i = 0; i < T; i++) {
+    TU_OK(p[i].err);
+    CU_ASSERT_EQUAL(p[i].n, W);
+    CU_ASSERT_EQUAL(p[i].st.records, W);
+    CU_ASSERT_EQUAL(p[i].st.segments_read, ls.segments);
+    CU_ASSERT_EQUAL(p[i].st.objects_shared, 0);
+  }
+  CU_ASSERT_EQUAL(c1.gets, c0.gets);
+  CU_ASSERT_EQUAL(c1.shared, c0.shared);
+
+  /* Segment 2's first record damaged, valid records after it. */
+  char path[1200];
+  snprintf(path, sizeof(path), "%s/clog-%020d.log", dir, 2);
+  FILE *fp = fopen(path, "r+b");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  fseek(fp, WAL_FRAME_HEADER + 28 + WAL_FRAME_HEADER + 3, SEEK_SET);
+  fputc('X', fp);
+  fclose(fp);
+  run_preplays(dir, p, T);
+  for (int i = 0; i < T; i++) {
+    tt_expect_err(p[i].err, MICA_CORRUPTION, "clog-00000000000000000002.log",
+                  "offset 37");
+    CU_ASSERT(p[i].n < W);
+  }
+  free(dir);
+}
+
 /* ---- deleting segments, and the tablet that never flushes ---- */
 
 static void test_gc_and_forced_flush(void) {
@@ -809,6 +894,7 @@ static void add_suites(void) {
       {"bad_input", test_bad_input},
       {"fenced_late_append", test_fenced_late_append},
       {"two_new_owners", test_two_new_owners},
+      {"concurrent_replays", test_concurrent_replays},
       {"gc_and_forced_flush", test_gc_and_forced_flush},
       {"collect_dead_logs", test_collect_dead_logs},
       {"switch_modes", test_switch_modes},

@@ -21,7 +21,9 @@
  *    too;
  *  - delete_after_flush_and_collect: a flush deletes the objects every
  *    tablet flushed past; a dead log's objects stay while a manifest needs
- *    them and go (with the marker, once old) after the take-over;
+ *    them and go (with the marker, once old) after the take-over; both
+ *    deletions are multi-object deletes (POST ?delete), not a DELETE per
+ *    object;
  *  - wal_dir_elsewhere: through the tablet server's route env, the log
  *    lives under another s3:// prefix (--wal-dir s3://...);
  *  - replay_many_objects: a log of many objects replays every record in
@@ -29,12 +31,30 @@
  *    checked in order); a damaged object in the middle is CORRUPTION
  *    naming it, and nothing after it is replayed; a listed object deleted
  *    before its turn is ABORTED naming it;
+ *  - concurrent_recovery_one_read: six tablets' replays of one log at
+ *    once fetch each object once (one GET for all), and each passes
+ *    exactly its records (its epoch only, from its first object, above
+ *    its flushed sequence number); with sharing off every replay reads
+ *    every object; over the memory limit the objects not kept are read
+ *    by each replay on its own, with the same records; a damaged object
+ *    is CORRUPTION naming it and the offset for every replay; nothing
+ *    stays held once the replays end;
+ *  - sequential_recovery_linger: six replays of one log one after
+ *    another (a tablet server's opens are serialized) read each object
+ *    once, kept for the linger; the reaper drops them when it ends;
+ *  - concurrent_opens_fenced_late_put: a killed server's four tablets
+ *    opened at once by a new owner, one of them taken over earlier by a
+ *    third server while the fenced old owner went on to PUT a late write
+ *    for it: the late write is in the objects the other three replays
+ *    share and is never replayed;
  *  - accept_lost_posix_log: a POSIX log lost with its machine keeps its
  *    tablet from opening until the operator accepts that log's loss by
  *    name (tab_options.accept_lost_logs, --accept-lost-commit-log);
  *  - failed_split_keeps_opened_daughter: a split whose right daughter's
  *    manifest PUT fails, the left daughter opened and written, then the
  *    parent reopened to finish: the left daughter keeps its write. */
+#include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,9 +475,16 @@ static void test_delete_after_flush_and_collect(void) {
   count_objects(s3h_env, root, "live", &groups, &markers);
   CU_ASSERT_EQUAL(groups, 5);
   /* Flushed past every record: the log's objects go (in the
-   * background: a flush does not wait for their deletion). */
+   * background: a flush does not wait for their deletion), by
+   * multi-object delete (POST ?delete), not one DELETE each. */
+  s3h_log_reset();
   TU_OK(tab_flush(t));
   CU_ASSERT_EQUAL(wait_groups(s3h_env, root, "live", 0), 0);
+  char *text = s3h_log_text();
+  CU_ASSERT(S3H_COUNT(text, "POST ", "?delete") >= 1);
+  CU_ASSERT(S3H_COUNT(text, "POST ", "?delete") <= 5);
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "DELETE ", "/clog-"), 0);
+  free(text);
   count_objects(s3h_env, root, "live", &groups, &markers);
   CU_ASSERT_EQUAL(markers, 1);
   clog_stats cs;
@@ -491,10 +518,16 @@ static void test_delete_after_flush_and_collect(void) {
   clog_get_stats(l, &cs);
   CU_ASSERT(cs.markers > markers_before);
   tt_put(t1, "after", "x");
-  /* Now the dead log goes, objects and marker; the live one, named by
-   * tablet 1's manifest, keeps its objects and marker. */
+  /* Now the dead log goes, objects (one multi-object delete) and
+   * marker; the live one, named by tablet 1's manifest, keeps its objects
+   * and marker. */
+  s3h_log_reset();
   TU_OK(clog_collect_dead_horizon(s3h_env, tt_tablets_dir(root), 0,
                                   &removed));
+  text = s3h_log_text();
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "POST ", "?delete"), 1);
+  CU_ASSERT_EQUAL(S3H_COUNT(text, "DELETE ", "/clog-"), 0);
+  free(text);
   CU_ASSERT_EQUAL(removed, 1);
   count_objects(s3h_env, root, "dead", &groups, &markers);
   CU_ASSERT_EQUAL(groups + markers, 0);
@@ -777,7 +810,394 @@ static void test_replay_many_objects(void) {
   free(root);
 }
 
+/* ---- several tablets recovering from one log at once ---- */
+
+enum { RT = 6, RN = 24 };
+
+/* Writes log `name`: RN group objects, each with one record of each of
+ * the RT tablets 11.. under epoch 4 (sequence = the object's number) and
+ * one record of tablet 11 under epoch 3 (sequence 1000 + number: another
+ * owner's, never to be passed for epoch 4). */
+static void write_shared_log(const char *root, const char *name) {
+  clog *l = log_open(s3h_env, root, name, 200000, 0);
+  for (uint64_t n = 1; n <= RN; n++) {
+    clog_ticket tk[RT + 1];
+    wbatch *b[RT + 1];
+    for (int i = 0; i <= RT; i++) {
+      b[i] = batch_at(i < RT ? n : 1000 + n, 40);
+      TU_OK(clog_add(l, i < RT ? 11 + (uint64_t)i : 11, i < RT ? 4 : 3,
+                     wbatch_data(b[i]), true, &tk[i]));
+    }
+    TU_OK(clog_sync(l));
+    for (int i = 0; i <= RT; i++) {
+      TU_OK(clog_commit(l, &tk[i]));
+      wbatch_free(b[i]);
+    }
+  }
+  TU_OK(clog_close(l));
+  size_t groups, markers;
+  count_objects(s3h_env, root, name, &groups, &markers);
+  CU_ASSERT_EQUAL(groups, RN);
+}
+
+typedef struct replayer {
+  const char *dir;
+  uint64_t tablet, epoch, first, after;
+  unsigned gate; /* wait at the first record until this many replays run */
+  bool gated;
+  seen s;
+  clog_replay_stats st;
+  mica_err *err;
+} replayer;
+
+/* collect(), but the first record waits until `gate` replays run in the
+ * process (up to 30 s): so none ends before all have started, and they
+ * overlap whatever the scheduling. */
+static mica_err *gated_collect(void *arg, slice batch, const char *path,
+                               uint64_t offset) {
+  replayer *r = arg;
+  if (!r->gated) {
+    clog_replay_cache_stats cs;
+    clog_replay_cache_get_stats(&cs);
+    for (int i = 0; cs.replays < r->gate && i < 3000; i++) {
+      usleep(10000);
+      clog_replay_cache_get_stats(&cs);
+    }
+    if (cs.replays < r->gate)
+      fprintf(stderr, "\n  gate: only %" PRIu64 " of %u replays ran after "
+              "30 s\n", cs.replays, r->gate);
+    r->gated = true;
+  }
+  return collect(&r->s, batch, path, offset);
+}
+
+static void *replayer_main(void *arg) {
+  replayer *r = arg;
+  r->err = clog_replay(s3h_env, r->dir, r->tablet, r->epoch, r->first,
+                       r->after, gated_collect, r, &r->st);
+  return NULL;
+}
+
+/* Runs the RT replays of tablets 11.. (tablet 11 after sequence 10,
+ * tablet 12 from object 5, the others everything; with `all`, each
+ * everything) at once. */
+static void run_replayers(const char *dir, replayer *r, bool all) {
+  pthread_t th[RT];
+  for (int i = 0; i < RT; i++) {
+    memset(&r[i], 0, sizeof(r[i]));
+    r[i].dir = dir;
+    r[i].tablet = 11 + (uint64_t)i;
+    r[i].epoch = 4;
+    r[i].first = i == 1 && !all ? 5 : 1;
+    r[i].after = i == 0 && !all ? 10 : 0;
+    r[i].gate = RT;
+  }
+  for (int i = 0; i < RT; i++)
+    CU_ASSERT_EQUAL(pthread_create(&th[i], NULL, replayer_main, &r[i]), 0);
+  for (int i = 0; i < RT; i++) pthread_join(th[i], NULL);
+}
+
+/* Each tablet got exactly its records of epoch 4, in order, from its
+ * first object and above its flushed sequence number. */
+static void check_replayers(const replayer *r) {
+  for (int i = 0; i < RT; i++) {
+    uint64_t from = i == 0 ? 11 : i == 1 ? 5 : 1;
+    CU_ASSERT_EQUAL(r[i].s.n, RN - from + 1);
+    for (size_t j = 0; j < r[i].s.n; j++)
+      CU_ASSERT_EQUAL(r[i].s.seqs[j], from + j);
+    CU_ASSERT_EQUAL(r[i].st.records, r[i].s.n);
+  }
+}
+
+static uint64_t gets_of(const s3_stats *a, const s3_stats *b) {
+  return b->requests[S3_REQ_GET] - a->requests[S3_REQ_GET] -
+         (b->retries - a->retries);
+}
+
+static void test_concurrent_recovery_one_read(void) {
+  char *root = s3h_new_root();
+  write_shared_log(root, "s");
+  char *dir = clog_dir_path(tt_logs_root(root), "s");
+  replayer r[RT];
+
+  /* Six replays at once: each object fetched once (one GET) for all of
+   * them, each replay LISTs the log itself, no HEAD. */
+  s3_stats a, b;
+  clog_replay_cache_stats c0, c1;
+  clog_replay_cache_get_stats(&c0);
+  s3_get_stats(&a);
+  run_replayers(dir, r, false);
+  s3_get_stats(&b);
+  clog_replay_cache_get_stats(&c1);
+  for (int i = 0; i < RT; i++) TU_OK(r[i].err);
+  check_replayers(r);
+  CU_ASSERT_EQUAL(gets_of(&a, &b), RN);
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_LIST] - a.requests[S3_REQ_LIST], RT);
+  CU_ASSERT_EQUAL(b.requests[S3_REQ_HEAD] - a.requests[S3_REQ_HEAD], 0);
+  uint64_t read = 0, shared = 0;
+  for (int i = 0; i < RT; i++) {
+    read += r[i].st.segments_read;
+    shared += r[i].st.objects_shared;
+  }
+  CU_ASSERT_EQUAL(read, (uint64_t)RT * RN - 4); /* tablet 12 from 5 */
+  CU_ASSERT_EQUAL(shared, read - RN);
+  CU_ASSERT_EQUAL(c1.gets - c0.gets, RN);
+  CU_ASSERT_EQUAL(c1.refused - c0.refused, 0);
+  /* Dropped once the replays ended. */
+  CU_ASSERT_EQUAL(c1.held_bytes, 0);
+  CU_ASSERT_EQUAL(c1.logs, 0);
+  CU_ASSERT_EQUAL(c1.replays, 0);
+
+  /* The limit at 0: no sharing, every replay reads every object it needs
+   * (the behaviour before sharing). */
+  uint64_t old = clog_replay_cache_set_limit(0);
+  CU_ASSERT_EQUAL(old, CLOG_REPLAY_CACHE_BYTES);
+  s3_get_stats(&a);
+  run_replayers(dir, r, false);
+  s3_get_stats(&b);
+  for (int i = 0; i < RT; i++) TU_OK(r[i].err);
+  check_replayers(r);
+  CU_ASSERT_EQUAL(gets_of(&a, &b), (uint64_t)RT * RN - 4);
+  for (int i = 0; i < RT; i++) CU_ASSERT_EQUAL(r[i].st.objects_shared, 0);
+
+  /* A limit of about 5 objects: the first objects kept are shared, the
+   * rest refused and read by every replay on its own; every tablet still
+   * gets exactly its records, and nothing stays held. */
+  char name[64];
+  char *p1 = path_join(dir, clog_segment_name(name, sizeof name, 1));
+  buf o1 = BUF_INIT;
+  TU_OK(env_read_file(s3h_env, p1, 1 << 20, &o1));
+  clog_replay_cache_set_limit(5 * (o1.len + 2 * (RT + 1) * 48));
+  clog_replay_cache_get_stats(&c0);
+  s3_get_stats(&a);
+  run_replayers(dir, r, false);
+  s3_get_stats(&b);
+  clog_replay_cache_get_stats(&c1);
+  for (int i = 0; i < RT; i++) TU_OK(r[i].err);
+  check_replayers(r);
+  CU_ASSERT(c1.refused - c0.refused > 0);
+  CU_ASSERT(gets_of(&a, &b) > RN);
+  CU_ASSERT(gets_of(&a, &b) < (uint64_t)RT * RN - 4);
+  CU_ASSERT_EQUAL(c1.held_bytes, 0);
+  CU_ASSERT_EQUAL(c1.logs, 0);
+  clog_replay_cache_set_limit(CLOG_REPLAY_CACHE_BYTES);
+
+  /* Object 9 damaged: every replay that reads it fails with CORRUPTION
+   * naming it and the offset, having passed the records before it only;
+   * it was still fetched once for all. */
+  char *p9 = path_join(dir, clog_segment_name(name, sizeof name, 9));
+  buf obj = BUF_INIT;
+  TU_OK(env_read_file(s3h_env, p9, 1 << 20, &obj));
+  buf good = BUF_INIT;
+  buf_append(&good, obj.data, obj.len);
+  obj.data[obj.len - 2] ^= 0x20; /* the last record: tablet 11, epoch 3 */
+  TU_OK(env_write_file_atomic(s3h_env, p9, buf_slice(&obj)));
+  s3_get_stats(&a);
+  run_replayers(dir, r, true);
+  s3_get_stats(&b);
+  /* The header frame is 37 bytes, then seven data frames of one size. */
+  char off[64];
+  snprintf(off, sizeof off, "offset %zu: checksum mismatch",
+           37 + 6 * ((good.len - 37) / (RT + 1)));
+  for (int i = 0; i < RT; i++) {
+    tt_expect_err(r[i].err, MICA_CORRUPTION, name, off);
+    r[i].err = NULL;
+    /* Objects 1-8, and 9's record of epoch 4 before the damage. */
+    CU_ASSERT_EQUAL(r[i].s.n, 9);
+  }
+  CU_ASSERT(gets_of(&a, &b) <= RN);
+  TU_OK(env_write_file_atomic(s3h_env, p9, buf_slice(&good)));
+  buf_free(&good);
+  buf_free(&obj);
+  buf_free(&o1);
+  free(p9);
+  free(p1);
+  free(dir);
+  s3h_assert_all_signed();
+  free(root);
+}
+
+/* Replays one after another, as a tablet server's serialized opens: the
+ * log's objects stay kept for the linger after each, so all six read each
+ * object once; when the linger ends the reaper drops them. */
+static void test_sequential_recovery_linger(void) {
+  char *root = s3h_new_root();
+  write_shared_log(root, "q");
+  char *dir = clog_dir_path(tt_logs_root(root), "q");
+  uint64_t old = clog_replay_cache_set_linger(60ull * 1000000u);
+  s3_stats a, b;
+  s3_get_stats(&a);
+  for (int i = 0; i < RT; i++) {
+    seen t = {{0}, 0};
+    clog_replay_stats st;
+    TU_OK(clog_replay(s3h_env, dir, 11 + (uint64_t)i, 4, 1, 0, collect, &t,
+                      &st));
+    CU_ASSERT_EQUAL(t.n, RN);
+    CU_ASSERT_EQUAL(st.objects_shared, i == 0 ? 0 : RN);
+  }
+  s3_get_stats(&b);
+  CU_ASSERT_EQUAL(gets_of(&a, &b), RN);
+  clog_replay_cache_stats cs;
+  clog_replay_cache_get_stats(&cs);
+  CU_ASSERT_EQUAL(cs.logs, 1);
+  CU_ASSERT_EQUAL(cs.lingering, 1);
+  CU_ASSERT(cs.held_bytes > 0);
+  /* The linger ends: dropped by the reaper without another replay. */
+  clog_replay_cache_set_linger(1000);
+  for (int i = 0; i < 500; i++) {
+    clog_replay_cache_get_stats(&cs);
+    if (cs.logs == 0) break;
+    usleep(10000);
+  }
+  CU_ASSERT_EQUAL(cs.logs, 0);
+  CU_ASSERT_EQUAL(cs.held_bytes, 0);
+  clog_replay_cache_set_linger(old);
+  free(dir);
+  free(root);
+}
+
+/* A forked "tablet server" A: opens tablets 1-4 under epoch 1 with log
+ * "a", writes k<id> = a<id> to each (acknowledged) and tells the parent;
+ * then, on the parent's word (tablet 1 was taken over meanwhile), writes
+ * a late k1 = late to tablet 1 (it does not know it is fenced), tells the
+ * parent and waits to be killed. */
+static void four_owner_body(const char *root, int in, int out) {
+  s3_config c;
+  s3h_config_for(&c, s3h_proxy_endpoint, false);
+  env *e = NULL;
+  if (env_s3_new(&c, &e) != NULL) _exit(3);
+  res_pool *res = tt_res(e, 64 << 20);
+  clog_options lo;
+  clog_options_init(&lo);
+  clog *l = NULL;
+  if (clog_open(e, tt_logs_root(root), "a", &lo, &l) != NULL) _exit(4);
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  o.log = l;
+  tablet *t[5] = {NULL};
+  for (uint64_t id = 1; id <= 4; id++) {
+    char k[8], v[8];
+    snprintf(k, sizeof k, "k%" PRIu64, id);
+    snprintf(v, sizeof v, "a%" PRIu64, id);
+    if (tab_open(res, tt_tablet_dir(root, id), id, NONE, NONE, 1, &o,
+                 &t[id]) != NULL ||
+        tab_put(t[id], S(k), S(v), true) != NULL)
+      _exit(5);
+  }
+  char x;
+  if (write(out, "1", 1) != 1 || read(in, &x, 1) != 1) _exit(6);
+  /* The late write: logged (PUT) under epoch 1 after the take-over. */
+  if (tab_put(t[1], S("k1"), S("late"), true) != NULL) _exit(7);
+  if (write(out, "2", 1) != 1) _exit(8);
+  for (;;) pause();
+}
+
+typedef struct opener {
+  res_pool *res;
+  const char *dir;
+  uint64_t id;
+  tab_options o;
+  tablet *t;
+  mica_err *err;
+} opener;
+
+static void *opener_main(void *arg) {
+  opener *p = arg;
+  p->err = tab_open(p->res, p->dir, p->id, NONE, NONE, 3, &p->o, &p->t);
+  return NULL;
+}
+
+static void test_concurrent_opens_fenced_late_put(void) {
+  char *root = s3h_new_root();
+  int to_child[2], from_child[2];
+  CU_ASSERT_FATAL(pipe(to_child) == 0 && pipe(from_child) == 0);
+  fflush(NULL);
+  pid_t a = fork();
+  if (a == 0) {
+    close(to_child[1]);
+    close(from_child[0]);
+    four_owner_body(root, to_child[0], from_child[1]);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  char x = 0;
+  CU_ASSERT_EQUAL(read(from_child[0], &x, 1), 1);
+
+  /* B (this process) takes tablet 1 over under epoch 2 (A is alive and
+   * fenced), writes k1 = b1, and stops (its log is left as a dead one). */
+  tab_options o;
+  tt_options(&o);
+  o.memtable_bytes = 1 << 20;
+  o.auto_compact = false;
+  res_pool *rb = tt_res(s3h_env, 64 << 20);
+  clog *lb = log_open(s3h_env, root, "b", 0, 0);
+  o.log = lb;
+  tablet *tb = NULL;
+  TU_OK(tab_open(rb, tt_tablet_dir(root, 1), 1, NONE, NONE, 2, &o, &tb));
+  tt_expect(tb, "k1", "a1");
+  tt_put(tb, "k1", "b1");
+  /* A's late write to tablet 1 lands in A's log after the take-over. */
+  CU_ASSERT_EQUAL(write(to_child[1], "go", 1), 1);
+  CU_ASSERT_EQUAL(read(from_child[0], &x, 1), 1);
+  kill9(a);
+  close(to_child[1]);
+  close(from_child[0]);
+  TU_OK(tab_close(tb));
+  TU_OK(clog_close(lb));
+  res_free(rb);
+
+  /* C opens all four at once: tablets 2-4 from A's dead log (their
+   * replays share its reads), tablet 1 from B's log: A's late k1 is in
+   * the objects C reads for 2-4 and is never replayed into tablet 1. */
+  res_pool *rc = tt_res(s3h_env, 64 << 20);
+  clog *lc = log_open(s3h_env, root, "c", 0, 0);
+  opener op[4];
+  pthread_t th[4];
+  clog_replay_cache_stats c0, c1;
+  clog_replay_cache_get_stats(&c0);
+  for (int i = 0; i < 4; i++) {
+    memset(&op[i], 0, sizeof(op[i]));
+    op[i].res = rc;
+    op[i].id = (uint64_t)i + 1;
+    op[i].dir = tt_tablet_dir(root, op[i].id);
+    op[i].o = o;
+    op[i].o.log = lc;
+  }
+  for (int i = 0; i < 4; i++)
+    CU_ASSERT_EQUAL(pthread_create(&th[i], NULL, opener_main, &op[i]), 0);
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  clog_replay_cache_get_stats(&c1);
+  for (int i = 0; i < 4; i++) TU_OK(op[i].err);
+  if (op[0].t != NULL) tt_expect(op[0].t, "k1", "b1");
+  for (int i = 1; i < 4; i++) {
+    if (op[i].t == NULL) continue;
+    char k[8], v[8];
+    snprintf(k, sizeof k, "k%d", i + 1);
+    snprintf(v, sizeof v, "a%d", i + 1);
+    tt_expect(op[i].t, k, v);
+    tt_expect(op[i].t, "k1", NULL);
+  }
+  CU_ASSERT_EQUAL(c1.held_bytes, 0);
+  CU_ASSERT_EQUAL(c1.logs, 0);
+  /* A's log holds the late record: written, and skipped. */
+  char *adir = clog_dir_path(tt_logs_root(root), "a");
+  seen s = {{0}, 0};
+  TU_OK(clog_replay(s3h_env, adir, 1, 1, 1, 0, collect, &s, NULL));
+  CU_ASSERT_EQUAL(s.n, 2);
+  free(adir);
+  for (int i = 0; i < 4; i++)
+    if (op[i].t != NULL) TU_OK(tab_close(op[i].t));
+  TU_OK(clog_close(lc));
+  res_free(rc);
+  free(root);
+}
+
 static void add_suites(void) {
+  /* Tests here rewrite objects in place (to damage them) and replay
+   * again: no kept objects between replays, but where a test sets it. */
+  clog_replay_cache_set_linger(0);
   static const CU_TestInfo tests[] = {
       {"group_batching", test_group_batching},
       {"ordering_and_replay", test_ordering_and_replay},
@@ -786,6 +1206,10 @@ static void add_suites(void) {
       {"delete_after_flush_and_collect", test_delete_after_flush_and_collect},
       {"wal_dir_elsewhere", test_wal_dir_elsewhere},
       {"replay_many_objects", test_replay_many_objects},
+      {"concurrent_recovery_one_read", test_concurrent_recovery_one_read},
+      {"sequential_recovery_linger", test_sequential_recovery_linger},
+      {"concurrent_opens_fenced_late_put",
+       test_concurrent_opens_fenced_late_put},
       {"accept_lost_posix_log", test_accept_lost_posix_log},
       {"failed_split_keeps_opened_daughter",
        test_failed_split_keeps_opened_daughter},
