@@ -73,20 +73,20 @@ static bool with_bytes(grpc_byte_buffer *bb,
 }
 
 struct unpack_arg {
-  const ProtobufCMessageDescriptor *d;
-  ProtobufCMessage *msg;
+  const rpc_msgdef *d;
+  void *msg; /* plain, decoded */
   size_t len;
 };
 
 static void unpack_fn(const uint8_t *p, size_t n, void *arg) {
   struct unpack_arg *a = arg;
   a->len = n;
-  a->msg = protobuf_c_message_unpack(a->d, NULL, n, p);
+  a->msg = rpc_wire_unpack(a->d, p, n);
 }
 
 void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
                  mica_err **err) {
-  struct unpack_arg a = {d->pb, NULL, 0};
+  struct unpack_arg a = {d, NULL, 0};
   *err = NULL;
   if (!with_bytes(bb, unpack_fn, &a)) {
     *err = err_new(MICA_INVALID_ARGUMENT, "%s: unreadable message", what);
@@ -97,7 +97,7 @@ void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
                    "%s: %zu bytes do not decode as %s", what, a.len,
                    d->pb->name);
   if (a.msg == NULL) return NULL;
-  void *msg = rpc_wire_decode(d, a.msg);
+  void *msg = a.msg;
   mica_err *bad = rpc_wire_check_text(d, msg);
   if (bad != NULL) {
     rpc_msg_free(msg);
