@@ -561,30 +561,91 @@ void rpc_auth_set_access(rpc_auth *a, rpc_access *acc) {
 /* The HMAC implementation, fetched once per process. */
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *hmac_alg;
-static void hmac_fetch(void) { hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+static pthread_key_t hmac_key; /* per thread: a keyed context (hmac_tls) */
+static bool hmac_key_ok;
 
-static void member_mac(const rpc_secret *s, const char *path, slice body,
-                       uint64_t ms, uint8_t mac[32]) {
-  char head[256];
-  int hl = snprintf(head, sizeof head, "mica-member-v1\n%s\n%llu\n", path,
-                    (unsigned long long)ms);
-  if (hl < 0 || (size_t)hl >= sizeof head) hl = (int)sizeof head - 1;
+/* Each thread keeps one HMAC context keyed with the last secret it used,
+ * so a proof costs a re-init (the digest state of the key is kept) and
+ * two updates, not a digest fetch by name, a context and a keying per
+ * call: that was most of the cost of checking a member's call (about 8%
+ * of a tablet server's CPU per Get; docs/benchmarks.md, "The request path
+ * again"). Both are cleansed and freed when the thread exits. */
+typedef struct hmac_tls {
+  EVP_MAC_CTX *c;
+  uint8_t key[RPC_SECRET_BYTES];
+} hmac_tls;
+
+static void hmac_tls_free(void *p) {
+  hmac_tls *t = p;
+  EVP_MAC_CTX_free(t->c);
+  OPENSSL_cleanse(t->key, sizeof t->key);
+  free(t);
+}
+
+static void hmac_fetch(void) {
+  hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  hmac_key_ok = pthread_key_create(&hmac_key, hmac_tls_free) == 0;
+}
+
+/* This thread's context, keyed with `s` and ready for updates; NULL when
+ * OpenSSL cannot give one. */
+static EVP_MAC_CTX *hmac_ready(const rpc_secret *s) {
   pthread_once(&hmac_once, hmac_fetch);
-  EVP_MAC_CTX *c = hmac_alg != NULL ? EVP_MAC_CTX_new(hmac_alg) : NULL;
+  if (hmac_alg == NULL || !hmac_key_ok) return NULL;
+  hmac_tls *t = pthread_getspecific(hmac_key);
+  if (t != NULL && CRYPTO_memcmp(t->key, s->b, sizeof s->b) == 0)
+    return EVP_MAC_init(t->c, NULL, 0, NULL) ? t->c : NULL;
+  if (t == NULL) {
+    t = calloc(1, sizeof *t);
+    if (t == NULL) return NULL;
+    t->c = EVP_MAC_CTX_new(hmac_alg);
+    if (t->c == NULL || pthread_setspecific(hmac_key, t) != 0) {
+      hmac_tls_free(t);
+      return NULL;
+    }
+  }
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_end()};
+  /* A failed keying leaves the cached key unmatched, so the next call
+   * keys again rather than reusing a context in an unknown state. */
+  memset(t->key, 0, sizeof t->key);
+  if (!EVP_MAC_init(t->c, s->b, sizeof s->b, params)) return NULL;
+  memcpy(t->key, s->b, sizeof s->b);
+  return t->c;
+}
+
+static void member_mac(const rpc_secret *s, const char *path, slice body,
+                       uint64_t ms, uint8_t mac[32]) {
+  /* "mica-member-v1\n<path>\n<ms>\n", the text both ends sign. */
+  static const char tag[] = "mica-member-v1\n";
+  char head[512];
+  size_t hl = sizeof tag - 1;
+  memcpy(head, tag, hl);
+  size_t pl = strnlen(path, 400);
+  memcpy(head + hl, path, pl);
+  hl += pl;
+  head[hl++] = '\n';
+  char digits[24];
+  size_t nd = 0;
+  do {
+    digits[nd++] = (char)('0' + ms % 10);
+    ms /= 10;
+  } while (ms != 0);
+  while (nd > 0) head[hl++] = digits[--nd];
+  head[hl++] = '\n';
+  if (hl > 255) hl = 255; /* what the snprintf into 256 bytes signed */
+  EVP_MAC_CTX *c = hmac_ready(s);
   size_t len = 0;
-  if (c == NULL || !EVP_MAC_init(c, s->b, sizeof s->b, params) ||
-      !EVP_MAC_update(c, (const unsigned char *)head, (size_t)hl) ||
+  if (c == NULL ||
+      !EVP_MAC_update(c, (const unsigned char *)head, hl) ||
       !EVP_MAC_update(c, body.data != NULL ? body.data : (const uint8_t *)"",
                       body.len) ||
       !EVP_MAC_final(c, mac, &len, 32) || len != 32) {
     /* Cannot compute: a proof of zeros never verifies, as it should not. */
     memset(mac, 0, 32);
   }
-  EVP_MAC_CTX_free(c);
 }
 
 static uint64_t now_ms(void) {
@@ -754,7 +815,7 @@ mica_err *rpc_auth_check(rpc_auth *a, const char *path, slice body,
     if (e != NULL) return e;
     id->role = RPC_ROLE_MEMBER;
     id->by = RPC_BY_MEMBER;
-    snprintf(id->name, sizeof id->name, "member");
+    memcpy(id->name, "member", sizeof "member");
     return NULL;
   }
   if (need == RPC_ROLE_MEMBER)

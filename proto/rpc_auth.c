@@ -109,7 +109,11 @@ mica_err *rpc_md_check(rpc_auth *a, const char *path, grpc_call *call,
       bearer = &md->metadata[i].value;
   }
   buf body = BUF_INIT;
-  if (member != NULL && bb != NULL) (void)rpc_bytes_of(bb, &body);
+  slice bytes = slice_make(NULL, 0);
+  if (member != NULL && bb != NULL && !rpc_bytes_view(bb, &bytes)) {
+    (void)rpc_bytes_of(bb, &body);
+    bytes = buf_slice(&body);
+  }
   peer_names pn;
   /* The certificate counts only for a call without other credentials, and
    * only while tokens are checked (no lookup on an open cluster's calls). */
@@ -117,7 +121,7 @@ mica_err *rpc_md_check(rpc_auth *a, const char *path, grpc_call *call,
   peer_names_get(want ? call : NULL, &pn);
   rpc_peer_names peer = {(const char *const *)pn.v, pn.n};
   mica_err *e = rpc_auth_check(
-      a, path, buf_slice(&body),
+      a, path, bytes,
       member ? (const char *)GRPC_SLICE_START_PTR(*member) : NULL,
       member ? GRPC_SLICE_LENGTH(*member) : 0,
       bearer ? (const char *)GRPC_SLICE_START_PTR(*bearer) : NULL,

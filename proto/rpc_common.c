@@ -33,12 +33,35 @@ grpc_byte_buffer *rpc_pack_bytes(slice data) {
   return bb;
 }
 
+bool rpc_bytes_view(grpc_byte_buffer *bb, slice *out) {
+  if (bb->type != GRPC_BB_RAW ||
+      bb->data.raw.compression != GRPC_COMPRESS_NONE ||
+      bb->data.raw.slice_buffer.count > 1)
+    return false;
+  if (bb->data.raw.slice_buffer.count == 0) {
+    *out = slice_make((const uint8_t *)"", 0);
+  } else {
+    /* Through a pointer: a small slice keeps its bytes inside the
+     * grpc_slice itself, so a copy of the struct would not do. */
+    const grpc_slice *s = &bb->data.raw.slice_buffer.slices[0];
+    *out = slice_make(GRPC_SLICE_START_PTR(*s), GRPC_SLICE_LENGTH(*s));
+  }
+  return true;
+}
+
 /* Runs `fn` over the bytes of `bb` as one contiguous range, copying only
  * when the buffer is made of several slices. False when the buffer cannot
  * be read (a compressed message that does not decompress). */
 static bool with_bytes(grpc_byte_buffer *bb,
                        void (*fn)(const uint8_t *p, size_t n, void *arg),
                        void *arg) {
+  /* The common case, an uncompressed message in one slice, is read in
+   * place: no copy and no allocation per request. */
+  slice v;
+  if (rpc_bytes_view(bb, &v)) {
+    fn(v.data, v.len, arg);
+    return true;
+  }
   grpc_byte_buffer_reader r;
   if (!grpc_byte_buffer_reader_init(&r, bb))
     return false;
@@ -50,20 +73,20 @@ static bool with_bytes(grpc_byte_buffer *bb,
 }
 
 struct unpack_arg {
-  const ProtobufCMessageDescriptor *d;
-  ProtobufCMessage *msg;
+  const rpc_msgdef *d;
+  void *msg; /* plain, decoded */
   size_t len;
 };
 
 static void unpack_fn(const uint8_t *p, size_t n, void *arg) {
   struct unpack_arg *a = arg;
   a->len = n;
-  a->msg = protobuf_c_message_unpack(a->d, NULL, n, p);
+  a->msg = rpc_wire_unpack(a->d, p, n);
 }
 
 void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
                  mica_err **err) {
-  struct unpack_arg a = {d->pb, NULL, 0};
+  struct unpack_arg a = {d, NULL, 0};
   *err = NULL;
   if (!with_bytes(bb, unpack_fn, &a)) {
     *err = err_new(MICA_INVALID_ARGUMENT, "%s: unreadable message", what);
@@ -74,7 +97,7 @@ void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
                    "%s: %zu bytes do not decode as %s", what, a.len,
                    d->pb->name);
   if (a.msg == NULL) return NULL;
-  void *msg = rpc_wire_decode(d, a.msg);
+  void *msg = a.msg;
   mica_err *bad = rpc_wire_check_text(d, msg);
   if (bad != NULL) {
     rpc_msg_free(msg);

@@ -45,6 +45,11 @@ void *rpc_unpack(const rpc_msgdef *d, grpc_byte_buffer *bb, const char *what,
 /* Appends the bytes of `bb` to `out`; false when they cannot be read. */
 bool rpc_bytes_of(grpc_byte_buffer *bb, buf *out);
 
+/* The bytes of `bb` in place, when it is one uncompressed slice (the usual
+ * received message): true and `out` set, valid while `bb` lives; false
+ * when they would need copying (rpc_bytes_of). */
+bool rpc_bytes_view(grpc_byte_buffer *bb, slice *out);
+
 /* The absolute monotonic deadline `timeout_ms` from now; the infinite future
  * for timeout_ms <= 0. */
 gpr_timespec rpc_deadline(int64_t timeout_ms);

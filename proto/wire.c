@@ -303,7 +303,7 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
 /* What precedes a decoded plain message in its block. */
 typedef struct rpc_hold {
   arena *a;
-  ProtobufCMessage *pb;
+  ProtobufCMessage *pb; /* NULL when it lives in `a` (rpc_wire_unpack) */
   uint64_t magic; /* RPC_HOLD_MAGIC while the message is live */
 } rpc_hold;
 
@@ -396,12 +396,38 @@ void *rpc_wire_decode(const rpc_msgdef *d, ProtobufCMessage *pb) {
   return plain;
 }
 
+/* protobuf-c's allocations of an unpacked message come from the arena
+ * that will hold the plain message too: one or two blocks per message
+ * instead of a malloc per field, and no walk to free them. */
+static void *pb_arena_alloc(void *a, size_t n) {
+  return arena_alloc_aligned(a, n);
+}
+
+static void pb_arena_free(void *a, void *p) { (void)a, (void)p; }
+
+void *rpc_wire_unpack(const rpc_msgdef *d, const uint8_t *p, size_t n) {
+  arena *a = arena_new();
+  ProtobufCAllocator al = {pb_arena_alloc, pb_arena_free, a};
+  ProtobufCMessage *pb = protobuf_c_message_unpack(d->pb, &al, n, p);
+  if (pb == NULL) {
+    arena_free(a);
+    return NULL;
+  }
+  rpc_hold *h = arena_alloc_aligned(a, sizeof *h + d->size);
+  h->a = a;
+  h->pb = NULL;
+  h->magic = RPC_HOLD_MAGIC;
+  void *plain = h + 1;
+  decode_into(d, pb, plain, a);
+  return plain;
+}
+
 void rpc_msg_free(void *msg) {
   if (msg == NULL) return;
   rpc_hold *h = (rpc_hold *)msg - 1;
   if (h->magic != RPC_HOLD_MAGIC) abort(); /* not a message from proto/ */
   h->magic = 0;
-  protobuf_c_message_free_unpacked(h->pb, NULL);
+  if (h->pb != NULL) protobuf_c_message_free_unpacked(h->pb, NULL);
   arena_free(h->a);
 }
 
@@ -473,11 +499,10 @@ void rpc_msg_encode(const rpc_msgdef *d, const void *msg, buf *out) {
 
 mica_err *rpc_msg_decode(const rpc_msgdef *d, slice bytes, void **out) {
   *out = NULL;
-  ProtobufCMessage *m = protobuf_c_message_unpack(d->pb, NULL, bytes.len, bytes.data);
-  if (m == NULL)
+  void *msg = rpc_wire_unpack(d, bytes.data, bytes.len);
+  if (msg == NULL)
     return err_new(MICA_INVALID_ARGUMENT, "%zu bytes do not decode as %s",
                    bytes.len, d->pb->name);
-  void *msg = rpc_wire_decode(d, m);
   mica_err *e = rpc_wire_check_text(d, msg);
   if (e != NULL) {
     rpc_msg_free(msg);

@@ -62,6 +62,11 @@ ProtobufCMessage *rpc_wire_encode(const rpc_msgdef *d, const void *plain,
  * rpc_msg_free(). Never fails (the bytes were checked by protobuf-c). */
 void *rpc_wire_decode(const rpc_msgdef *d, ProtobufCMessage *pb);
 
+/* Unpacks `n` bytes at `p` as a message of `d` and decodes it, protobuf-c's
+ * allocations and the plain message in one arena (freed by rpc_msg_free);
+ * NULL when the bytes do not decode. */
+void *rpc_wire_unpack(const rpc_msgdef *d, const uint8_t *p, size_t n);
+
 /* NULL when every string field of `plain` (a message of `d`), nested
  * messages included, is valid UTF-8, as proto3 requires; otherwise
  * INVALID_ARGUMENT naming the first bad field by its path ("CreateTable

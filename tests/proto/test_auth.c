@@ -212,6 +212,55 @@ static mica_err *check_proof(rpc_auth *a, const char *proof_path,
                         id);
 }
 
+/* The proof's text is fixed across versions (servers of two builds must
+ * accept each other's calls): known HMAC-SHA256 values, including a path
+ * long enough that only the first 255 bytes of the signed head count.
+ * Each thread keeps its own keyed context (auth.c): proofs made on other
+ * threads, alternating two secrets, must verify here and vice versa. */
+static void *proof_thread(void *arg) {
+  char *out = arg;
+  rpc_secret bad = secret_of(0x22), good = secret_of(0x11);
+  char scratch[RPC_MEMBER_PROOF_MAX];
+  for (int i = 0; i < 50; i++)
+    rpc_member_proof(i % 2 ? &bad : &good, "/p", slice_from_str("b"),
+                     1700000000000ull, i % 2 ? scratch : out);
+  rpc_member_proof(&good, "/mica.v1.TabletServer/OpenTablet",
+                   slice_from_str("request bytes"), 1700000000000ull, out);
+  return NULL;
+}
+
+static void test_membership_vectors(void) {
+  rpc_secret good = secret_of(0x11), bad = secret_of(0x22);
+  char proof[RPC_MEMBER_PROOF_MAX];
+  rpc_member_proof(&good, "/mica.v1.TabletServer/OpenTablet",
+                   slice_from_str("request bytes"), 1700000000000ull, proof);
+  CU_ASSERT_STRING_EQUAL(proof, "v1 1700000000000 8b95d9868547a5571948a1f9"
+                                "ad68fad6c632dfb663cf5cf5070938d9930fa7cc");
+  /* Another secret in between re-keys this thread's context; the first
+   * secret then gives the same proof again. */
+  char other[RPC_MEMBER_PROOF_MAX];
+  rpc_member_proof(&bad, "/mica.v1.TabletServer/OpenTablet",
+                   slice_from_str("request bytes"), 1700000000000ull, other);
+  CU_ASSERT(strcmp(other, proof) != 0);
+  char again[RPC_MEMBER_PROOF_MAX];
+  rpc_member_proof(&good, "/mica.v1.TabletServer/OpenTablet",
+                   slice_from_str("request bytes"), 1700000000000ull, again);
+  CU_ASSERT_STRING_EQUAL(again, proof);
+  char longpath[301];
+  longpath[0] = '/';
+  memset(longpath + 1, 'x', 299);
+  longpath[300] = '\0';
+  rpc_member_proof(&good, longpath, slice_from_str("request bytes"),
+                   1700000000000ull, again);
+  CU_ASSERT_STRING_EQUAL(again, "v1 1700000000000 963aa9302c07ce505d6a7913"
+                                "877413a024f84edcdfec4242fc35c18e957c555f");
+  char theirs[RPC_MEMBER_PROOF_MAX];
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, proof_thread, theirs), 0);
+  pthread_join(t, NULL);
+  CU_ASSERT_STRING_EQUAL(theirs, proof);
+}
+
 static void test_membership(void) {
   rpc_secret good = secret_of(0x11), bad = secret_of(0x22);
   rpc_auth *a = rpc_auth_new(&good, NULL);
@@ -545,6 +594,7 @@ static void add_suites(void) {
   CU_add_test(s, "secret_read_errors", test_secret_read_errors);
   CU_add_test(s, "tokens_file", test_tokens_file);
   CU_add_test(s, "membership", test_membership);
+  CU_add_test(s, "membership_vectors", test_membership_vectors);
   CU_add_test(s, "table_grants_file", test_table_grants_file);
   CU_add_test(s, "table_grants_decision", test_table_grants_decision);
   CU_add_test(s, "tokens", test_tokens);
