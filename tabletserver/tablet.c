@@ -524,10 +524,8 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
    * charged to that file (tablet_level.c, read-triggered compaction). */
   tfile *first = NULL;
   bool past_first = false;
-  tfile *first_span = NULL; /* the first file whose span held the key */
   for (size_t i = v->lvl[0]; found == MT_ABSENT && i < v->lvl[1]; i++) {
     if (!tb_tfile_may_hold(v->files[i], key)) continue;
-    if (first_span == NULL) first_span = v->files[i];
     probes++;
     past_first = first != NULL;
     if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
@@ -538,7 +536,6 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
   for (int l = 1; err == NULL && found == MT_ABSENT && l < TB_LEVELS; l++) {
     size_t i = tb_level_find(v, l, key);
     if (i == v->lvl[l + 1] || !tb_tfile_may_hold(v->files[i], key)) continue;
-    if (first_span == NULL) first_span = v->files[i];
     probes++;
     past_first = first != NULL;
     if (first == NULL && sst_reader_may_contain(v->files[i]->r, key))
@@ -550,11 +547,7 @@ mica_err *tab_get(tablet *t, const tab_snapshot *snap, slice key,
   if (!env_local_only_refused()) {
     stat_add(&t->st_gets, 1);
     if (probes > 0) stat_add(&t->st_get_probes, probes);
-    if (past_first && err == NULL)
-      tb_charge_read(t, first);
-    else if (probes >= 2 && first != first_span && err == NULL)
-      /* The first file's filter turned the key away: a probe's worth. */
-      tb_charge_filtered(t, first_span);
+    if (past_first && err == NULL) tb_charge_read(t, first);
   }
   tb_version_unref(v);
   if (err != NULL) return err;

@@ -125,7 +125,6 @@ mica_err *tb_tfile_open(env *e, cache *c, const char *dir,
                               : allowance > INT32_MAX ? INT32_MAX
                                                       : (int)allowance);
   atomic_init(&f->read_due, false);
-  atomic_init(&f->filter_skips, 0);
   *out = f;
   return NULL;
 }

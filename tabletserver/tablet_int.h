@@ -110,10 +110,6 @@ typedef struct tfile {
    * for the file to be compacted into the level below. */
   atomic_int seeks_left;
   atomic_bool read_due;
-  /* Gets that found this file's span holding the key, were turned away by
-   * its Bloom filter and went on to another file: every
-   * TB_FILTER_SKIPS_PER_CHARGE of them take one from seeks_left. */
-  atomic_uint filter_skips;
 } tfile;
 
 static inline void seek_key(buf *b, slice user, uint64_t seq, uint8_t kind) {
@@ -439,14 +435,6 @@ bool tb_version_read_due(const version *v);
  * schedules the tablet's compaction (when auto_compact is on). Caller
  * holds no tablet lock. */
 void tb_charge_read(tablet *t, tfile *f);
-/* A filter probe costs a get about a sixteenth of what looking into the
- * file past its filter does (one hash and a cache line or two, against
- * the index search, the block-cache lookup and the block search). */
-#define TB_FILTER_SKIPS_PER_CHARGE 16
-/* Charges `f` for a get whose key its span held but its Bloom filter
- * turned away, before the get looked into another file: one charge per
- * TB_FILTER_SKIPS_PER_CHARGE such gets. Caller holds no tablet lock. */
-void tb_charge_filtered(tablet *t, tfile *f);
 /* Charges a seek to `key` in `v`: when two or more SSTables may hold
  * `key`, the first of them (newest level first) is charged. */
 void tb_charge_seek(tablet *t, const version *v, slice key);

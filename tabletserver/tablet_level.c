@@ -14,13 +14,9 @@
  * its start key, charges that first file; a file charged once per 16 KiB
  * of its size (at least 100 times) is compacted into the level below even
  * when no level is over its bound, so that data read often ends up in
- * fewer files. LevelDB charges a get's first file whatever its filter
- * said; here a file the filter turned away cost the get no block read,
- * only a filter probe, so it is charged once per
- * TB_FILTER_SKIPS_PER_CHARGE such gets (tb_charge_filtered). Without that
- * charge a read-only tablet kept a level it could drop for good (at 1M
- * entries, level 1 above level 2), and every seek paid for merging it
- * (docs/benchmarks.md, "Tablet iterators and seeks").
+ * fewer files. (LevelDB charges a get whatever the filter said; here a
+ * file the filter answered cost the get no block read, so it is not
+ * charged.)
  *
  * This file decides *what* a compaction merges and where the output goes;
  * tablet_compact.c does the writing and installs the result. Every
@@ -206,12 +202,6 @@ void tb_charge_read(tablet *t, tfile *f) {
   if (t->o.auto_compact && !t->closing && !t->pending && t->failed == NULL)
     res_job_schedule(t->res, &t->compact_job);
   pthread_mutex_unlock(&t->mu);
-}
-
-void tb_charge_filtered(tablet *t, tfile *f) {
-  unsigned n = atomic_fetch_add_explicit(&f->filter_skips, 1,
-                                         memory_order_relaxed) + 1;
-  if (n % TB_FILTER_SKIPS_PER_CHARGE == 0) tb_charge_read(t, f);
 }
 
 void tb_charge_seek(tablet *t, const version *v, slice key) {

@@ -15,7 +15,6 @@
 
 #include "common/env.h"
 #include "tabletserver/tablet.h"
-#include "tabletserver/tablet_int.h" /* TB_FILTER_SKIPS_PER_CHARGE */
 #include "tests/harness/testutil.h"
 #include "tests/tabletserver/tt.h"
 
@@ -312,36 +311,6 @@ static void test_gets_ask_for_compaction(void) {
   res_free(r);
 }
 
-/* With filters on, gets of keys the newer files' filters turn away still
- * charge the first of them, once per TB_FILTER_SKIPS_PER_CHARGE gets:
- * enough of them compact level 0 away too, and the data stays the
- * model's. */
-static void test_filtered_gets_ask_for_compaction(void) {
-  const char *dir = tu_tmpdir();
-  res_pool *r = tt_res(env_posix(), 4 << 20);
-  tt_model m = {0};
-  enum { KEYS = 2000 };
-  tablet *t = three_level0_files(r, dir, true, true, &m, KEYS);
-  /* Fewer gets than one allowance (100) of filtered charges: no compaction. */
-  for (int i = 0; i < 50 * TB_FILTER_SKIPS_PER_CHARGE; i++)
-    get_key(t, &m, 2 * (int)tu_rand_below(KEYS / 2) + 1);
-  tab_stats st = stats(t);
-  CU_ASSERT_EQUAL(st.read_compactions, 0);
-  CU_ASSERT_EQUAL(st.level_files[0], 3);
-  /* Odd keys: only the oldest file holds them. */
-  for (int i = 0; i < 200 * TB_FILTER_SKIPS_PER_CHARGE; i++)
-    get_key(t, &m, 2 * (int)tu_rand_below(KEYS / 2) + 1);
-  CU_ASSERT_TRUE(level0_drained(t));
-  st = stats(t);
-  CU_ASSERT(st.read_compactions >= 1);
-  TU_OK(tab_check_levels(t));
-  check_scans(t, &m, KEYS);
-  for (int i = 0; i < KEYS + 10; i += 7) get_key(t, &m, i);
-  TU_OK(tab_close(t));
-  tt_model_free(&m);
-  res_free(r);
-}
-
 /* Seeks cannot use the filters: seeks that merge several files compact
  * level 0 away too, with filters on. */
 static void test_seeks_ask_for_compaction(void) {
@@ -405,7 +374,6 @@ static void add_suites(void) {
       {"interleaved_scans", test_interleaved_scans},
       {"empty_levels", test_empty_levels},
       {"gets_ask_for_compaction", test_gets_ask_for_compaction},
-      {"filtered_gets_ask_for_compaction", test_filtered_gets_ask_for_compaction},
       {"seeks_ask_for_compaction", test_seeks_ask_for_compaction},
       {"reads_respect_auto_compact_off", test_reads_respect_auto_compact_off},
       CU_TEST_INFO_NULL};
