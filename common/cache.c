@@ -27,6 +27,7 @@
 #include "common/cache.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -44,20 +45,42 @@ typedef struct clink {
   struct clink *next, *prev;
 } clink;
 
+/* The fields a hit reads (the chain walk's hash and next_hash, refs,
+ * visited, value) come first, and an entry starts on a cache line, so a
+ * hit touches the entry's first line and the one holding its key and, for
+ * cache_insert_copy, its value: no pointer to chase after that. */
 typedef struct centry {
-  clink link; /* lru or in_use list; first, so a link is its entry */
   struct centry *next_hash; /* chain in the shard's table */
-  void *value;
-  cache_deleter deleter;
-  size_t charge;
   uint32_t hash;
   uint32_t refs;   /* guarded by the shard mutex */
+  uint32_t klen;
   bool in_cache;   /* guarded by the shard mutex */
   bool visited;    /* used since eviction last passed it; shard mutex */
   bool in_use;     /* on the in_use list, not lru; shard mutex */
-  size_t klen;
-  uint8_t key[];
+  void *value;     /* the caller's, or the copy after the key */
+  clink link;      /* lru or in_use list */
+  cache_deleter deleter;
+  size_t charge;
+  uint8_t key[];   /* klen bytes, then the copied value if any */
 } centry;
+
+#define ENTRY_ALIGN 64
+
+static inline centry *entry_of(clink *l) {
+  return (centry *)(void *)((char *)l - offsetof(centry, link));
+}
+
+/* Where a copied value starts: after the key, 16-byte aligned. */
+static inline size_t value_offset(size_t klen) {
+  return (offsetof(centry, key) + klen + 15) & ~(size_t)15;
+}
+
+static centry *entry_alloc(size_t size) {
+  size = (size + ENTRY_ALIGN - 1) & ~(size_t)(ENTRY_ALIGN - 1);
+  void *p = NULL;
+  if (posix_memalign(&p, ENTRY_ALIGN, size) != 0) p = xmalloc(size);
+  return p;
+}
 
 typedef struct shard {
   pthread_mutex_t mu;
@@ -156,7 +179,7 @@ static void finish_erase(shard *s, centry *e, dead_list *dead) {
  * held) or evicts. Requires s->mu. */
 static void evict(shard *s, dead_list *dead) {
   while (s->usage > s->capacity && s->lru.next != &s->lru) {
-    centry *old = (centry *)s->lru.next;
+    centry *old = entry_of(s->lru.next);
     if (old->refs > 1) {
       list_remove(&old->link);
       list_append(&s->in_use, &old->link);
@@ -201,7 +224,7 @@ void cache_free(cache *c) {
      * is on lru (a release moves it back from in_use) and goes with the
      * cache's reference. */
     while (s->lru.next != &s->lru)
-      finish_erase(s, (centry *)s->lru.next, &dead);
+      finish_erase(s, entry_of(s->lru.next), &dead);
     free_dead(&dead);
     free(s->table);
     pthread_mutex_destroy(&s->mu);
@@ -213,15 +236,13 @@ static shard *shard_of(cache *c, uint32_t hash) {
   return &c->shards[hash >> (32 - SHARD_BITS)];
 }
 
-cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
-                           cache_deleter deleter) {
+/* Fills in and links an entry whose key (and copied value) are in place. */
+static cache_handle *insert_entry(cache *c, centry *e, slice key,
+                                  size_t charge, cache_deleter deleter) {
   uint32_t hash = hash32(key.data, key.len, 0);
   shard *s = shard_of(c, hash);
-  centry *e = xmalloc(sizeof(*e) + key.len);
-  if (key.len > 0) memcpy(e->key, key.data, key.len);
-  e->klen = key.len;
+  e->klen = (uint32_t)key.len;
   e->hash = hash;
-  e->value = value;
   e->deleter = deleter;
   e->charge = charge;
   e->refs = 2; /* the cache's and the returned handle's */
@@ -248,6 +269,27 @@ cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
   pthread_mutex_unlock(&s->mu);
   free_dead(&dead);
   return (cache_handle *)e;
+}
+
+cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
+                           cache_deleter deleter) {
+  if (key.len > UINT32_MAX) abort(); /* keys are a few dozen bytes */
+  centry *e = entry_alloc(offsetof(centry, key) + key.len);
+  if (key.len > 0) memcpy(e->key, key.data, key.len);
+  e->value = value;
+  return insert_entry(c, e, key, charge, deleter);
+}
+
+cache_handle *cache_insert_copy(cache *c, slice key, const void *value,
+                                size_t value_len, size_t charge,
+                                cache_deleter deleter) {
+  if (key.len > UINT32_MAX) abort();
+  size_t voff = value_offset(key.len);
+  centry *e = entry_alloc(voff + value_len);
+  if (key.len > 0) memcpy(e->key, key.data, key.len);
+  e->value = (char *)e + voff;
+  if (value_len > 0) memcpy(e->value, value, value_len);
+  return insert_entry(c, e, key, charge, deleter);
 }
 
 cache_handle *cache_lookup(cache *c, slice key) {

@@ -34,6 +34,15 @@ void cache_free(cache *c); /* accepts NULL */
  * that key. Returns a handle pinning the new entry; caller releases it. */
 cache_handle *cache_insert(cache *c, slice key, void *value, size_t charge,
                            cache_deleter deleter);
+/* cache_insert, with the value `value_len` bytes copied into the entry's
+ * own allocation, right after its key: a hit then reads the value from
+ * the cache line it already read the key from, with no pointer to chase
+ * (the block cache's hit on every seek: docs/benchmarks.md). cache_value
+ * returns the copy (16-byte aligned), and the deleter gets it: it frees
+ * what the value points to, never the copy itself. */
+cache_handle *cache_insert_copy(cache *c, slice key, const void *value,
+                                size_t value_len, size_t charge,
+                                cache_deleter deleter);
 /* A handle pinning the entry, or NULL. Caller releases it. */
 cache_handle *cache_lookup(cache *c, slice key);
 void cache_release(cache *c, cache_handle *h);

@@ -256,11 +256,11 @@ static mica_err *read_meta_block(const sst_reader *r, sst_handle h, const char *
   return err;
 }
 
+/* The cached_block itself is the cache entry's own copy
+ * (cache_insert_copy), so only the block's bytes are freed here. */
 static void cached_block_delete(slice key, void *value) {
   (void)key;
-  cached_block *cb = value;
-  free(cb->data);
-  free(cb);
+  free(((cached_block *)value)->data);
 }
 
 static void block_ref_release(const sst_reader *r, block_ref *ref) {
@@ -312,11 +312,10 @@ static mica_err *load_block(const sst_reader *r, size_t i, bool use_cache,
   }
   ref->blk = blk;
   if (cache_it) {
-    cached_block *cb = xmalloc(sizeof *cb);
-    cb->data = data;
-    cb->blk = blk;
-    ref->h = cache_insert(r->cache, slice_make(key, sizeof key), cb,
-                          size + sizeof *cb, cached_block_delete);
+    cached_block cb = {data, blk};
+    ref->h = cache_insert_copy(r->cache, slice_make(key, sizeof key), &cb,
+                               sizeof cb, size + sizeof cb,
+                               cached_block_delete);
   } else if (!borrowed) {
     ref->owned = data;
   }
