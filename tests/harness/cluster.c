@@ -654,23 +654,32 @@ bool cl_has_event(cluster *c, const char *part) {
   return hit;
 }
 
-bool cl_logs_contain(const cluster *c, const char *text) {
+size_t cl_logs_count(const cluster *c, const char *text) {
   /* The logs are local also when the data root is on S3. */
   const char *dir = c->logs;
   DIR *d = opendir(dir);
-  if (d == NULL) return false;
-  bool hit = false;
-  size_t n = strlen(text);
-  for (struct dirent *e; !hit && (e = readdir(d)) != NULL;) {
+  if (d == NULL) return 0;
+  size_t hits = 0, n = strlen(text);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
     if (e->d_name[0] == '.') continue;
     char path[8192];
     snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
     buf b = BUF_INIT;
     mica_err *err = env_read_file(env_posix(), path, (size_t)1 << 30, &b);
-    hit = err == NULL && b.len >= n && memmem(b.data, b.len, text, n) != NULL;
+    if (err == NULL && n > 0) {
+      const char *p = (const char *)b.data, *end = p + b.len;
+      while ((p = memmem(p, (size_t)(end - p), text, n)) != NULL) {
+        hits++;
+        p += n;
+      }
+    }
     err_free(err);
     buf_free(&b);
   }
   closedir(d);
-  return hit;
+  return hits;
+}
+
+bool cl_logs_contain(const cluster *c, const char *text) {
+  return cl_logs_count(c, text) > 0;
 }

@@ -124,6 +124,8 @@ bool cl_has_event(cluster *c, const char *part);
 /* True when a file in the cluster's log directory (<root>/logs) holds
  * `text`: what a test that no secret is logged asks. */
 bool cl_logs_contain(const cluster *c, const char *text);
+/* How many times `text` occurs in the cluster's process logs. */
+size_t cl_logs_count(const cluster *c, const char *text);
 env *cl_data_env(const cluster *c);
 /* The local directory of the logs (logs/), the secret and, on S3, the
  * shared WAL directory (wal/): the data root itself on POSIX. */
