@@ -267,7 +267,12 @@ static void test_full_disk(void) {
   CU_ASSERT_EQUAL_FATAL(code, MICA_RESOURCE_EXHAUSTED);
   CU_ASSERT_PTR_NOT_NULL(strstr(msg, root));
   CU_ASSERT_PTR_NOT_NULL(strstr(msg, "free"));
-  CU_ASSERT(acked > 40000); /* 20 MiB at least went in before the reserve */
+  /* 16 MiB at least went in before the reserve (of 42 MiB above it).
+   * Usually 20 MiB; less when the table split again near the end: until
+   * both daughters compacted down to their own files, the parent's files
+   * and the daughters' copies take the space twice (38,100 rows, 18 MiB,
+   * in one sanitizer run with 4 tablets). */
+  CU_ASSERT(acked > 34000);
   uint64_t unknown_to = acked + BATCH; /* the refused batch: either way */
 
   /* Refused at once, again and again (the engine's stall would take 10 s;
