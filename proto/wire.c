@@ -385,15 +385,22 @@ static void decode_into(const rpc_msgdef *d, const ProtobufCMessage *m,
   }
 }
 
-void *rpc_wire_decode(const rpc_msgdef *d, ProtobufCMessage *pb) {
-  arena *a = arena_new();
+/* The plain message decoded from `pb` into arena `a`, behind its hold;
+ * `owned` is the protobuf-c message the hold frees with it, or NULL when
+ * `pb` lives in the arena itself. */
+static void *hold_decode(const rpc_msgdef *d, arena *a, ProtobufCMessage *pb,
+                         ProtobufCMessage *owned) {
   rpc_hold *h = arena_alloc_aligned(a, sizeof *h + d->size);
   h->a = a;
-  h->pb = pb;
+  h->pb = owned;
   h->magic = RPC_HOLD_MAGIC;
   void *plain = h + 1;
   decode_into(d, pb, plain, a);
   return plain;
+}
+
+void *rpc_wire_decode(const rpc_msgdef *d, ProtobufCMessage *pb) {
+  return hold_decode(d, arena_new(), pb, pb);
 }
 
 /* protobuf-c's allocations of an unpacked message come from the arena
@@ -413,13 +420,7 @@ void *rpc_wire_unpack(const rpc_msgdef *d, const uint8_t *p, size_t n) {
     arena_free(a);
     return NULL;
   }
-  rpc_hold *h = arena_alloc_aligned(a, sizeof *h + d->size);
-  h->a = a;
-  h->pb = NULL;
-  h->magic = RPC_HOLD_MAGIC;
-  void *plain = h + 1;
-  decode_into(d, pb, plain, a);
-  return plain;
+  return hold_decode(d, a, pb, NULL);
 }
 
 void rpc_msg_free(void *msg) {
